@@ -1,0 +1,104 @@
+"""Aggregate: per seller, activity, property listing, currency and quarter, after refunds.
+
+Runs in DuckDB over the staged Parquet files, so tens of millions of transactions never become
+Python objects. Quarters come from comparing the UTC payment time with the UTC instants of the
+local quarter starts (see :mod:`reporting.period`). A refund applies to its transaction's
+quarter when it was refunded before the end of the as-of day (local time).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from reporting.run import RunSettings, write_json
+from reporting.staging import connect, sql_literal
+
+log = logging.getLogger(__name__)
+
+AGGREGATE_SQL = """
+with applied_refunds as (
+    select
+        transaction_id,
+        sum(amount_minor) as amount_minor,
+        sum(coalesce(fee_minor, 0)) as fee_minor,
+        sum(coalesce(tax_minor, 0)) as tax_minor,
+        count(*) as refunds
+    from refunds
+    where refunded_at < $as_of_end
+    group by transaction_id
+),
+
+net as (
+    select
+        t.seller_id,
+        t.activity,
+        coalesce(t.listing_id, '') as listing_id,
+        t.currency,
+        case
+            when t.paid_at >= $q4 then 4
+            when t.paid_at >= $q3 then 3
+            when t.paid_at >= $q2 then 2
+            else 1
+        end as quarter,
+        t.amount_minor as gross_amount_minor,
+        coalesce(r.amount_minor, 0) as refunded_amount_minor,
+        t.amount_minor - coalesce(r.amount_minor, 0) as amount_minor,
+        coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0) as fee_minor,
+        coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0) as tax_minor,
+        r.transaction_id is not null as refunded,
+        r.transaction_id is not null and r.amount_minor >= t.amount_minor as fully_refunded,
+        coalesce(t.rented_days, 0) as rented_days
+    from transactions as t
+    left join applied_refunds as r on r.transaction_id = t.transaction_id
+),
+
+final as (
+    select
+        seller_id,
+        activity,
+        listing_id,
+        currency,
+        quarter,
+        sum(amount_minor)::bigint as amount_minor,
+        sum(fee_minor)::bigint as fee_minor,
+        sum(tax_minor)::bigint as tax_minor,
+        (count(*) filter (where not fully_refunded))::bigint as activities,
+        (sum(rented_days) filter (where not fully_refunded))::bigint as rented_days,
+        count(*)::bigint as transactions,
+        (count(*) filter (where refunded))::bigint as refunded_transactions,
+        (count(*) filter (where fully_refunded))::bigint as fully_refunded_transactions,
+        sum(gross_amount_minor)::bigint as gross_amount_minor,
+        sum(refunded_amount_minor)::bigint as refunded_amount_minor
+    from net
+    group by seller_id, activity, listing_id, currency, quarter
+)
+
+select * from final
+order by seller_id, activity, listing_id, currency, quarter
+"""
+
+
+def aggregate(settings: RunSettings) -> dict[str, Any]:
+    """Write ``<run>/aggregate/activity_totals.parquet``."""
+    period = settings.period
+    q = period.quarter_starts_utc
+    out = settings.stage_dir("aggregate")
+    target = out / "activity_totals.parquet"
+    tmp = out / ".activity_totals.parquet.tmp"
+    con = connect(settings.run_path, "extract")
+    try:
+        con.execute(
+            f"copy ({AGGREGATE_SQL}) to {sql_literal(tmp)} (format parquet, compression zstd)",
+            {"as_of_end": period.as_of_end_utc, "q2": q[1], "q3": q[2], "q4": q[3]},
+        )
+        tmp.replace(target)
+        rows, sellers = con.execute(
+            "select count(*), count(distinct seller_id) from read_parquet(?)", [str(target)]
+        ).fetchone() or (0, 0)
+    finally:
+        con.close()
+    summary = {"rows": int(rows), "sellers": int(sellers)}
+    write_json(out / "aggregate.json", summary)
+    log.info("aggregate year=%s: %s", settings.year, summary)
+    return summary

@@ -1,0 +1,289 @@
+"""What every tax authority profile provides, and the shared EU/OECD DPI writer.
+
+A profile owns its namespaces, schema files, envelope, id formats, file naming and test markers.
+National variants subclass :class:`DpiWriter` and override only what differs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from lxml import etree
+
+from reporting.records import (
+    ActivityFigures,
+    MessageHeader,
+    OperatorRecord,
+    PostalAddress,
+    SellerRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocIds:
+    """Inputs of the id formats: never the clock, never random inside the renderer."""
+
+    run_id: str
+    transmitting_country: str
+    receiving_country: str
+    year: int
+
+    def unique(self, *parts: str) -> str:
+        """A stable 32-hex-digit id for this run and these parts."""
+        return uuid.uuid5(uuid.UUID(self.run_id), "/".join(parts)).hex.upper()
+
+
+class AuthorityProfile(Protocol):
+    code: str
+    edition: str
+    schema_resource: str  # path of the main XSD inside the reporting.xsd resources
+
+    def message_ref_id(self, ids: DocIds, part: int) -> str: ...
+    def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
+    def file_name(self, header: MessageHeader) -> str: ...
+    def doc_type_indic(self, kind: str, environment: str) -> str: ...
+    def message_timestamp(self, utc: datetime) -> datetime: ...
+    def write(
+        self, out: IO[bytes], header: MessageHeader, operator: OperatorRecord, operator_doc: tuple[str, str],
+        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    ) -> int: ...
+
+
+
+
+
+class XmlStream:
+    """Streaming, indented XML writer over lxml's incremental ``xmlfile``.
+
+    Only the open elements are in memory: a file of a million sellers costs what one seller costs.
+    """
+
+    def __init__(self, xf: Any, indent: str = "  ") -> None:
+        self.xf = xf
+        self.indent = indent
+        self.depth = 0
+
+    @contextmanager
+    def element(self, tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str | None, str] | None = None) -> Iterator[None]:
+        if self.depth:
+            self.xf.write("\n" + self.indent * self.depth)
+        with self.xf.element(tag, attrib or {}, nsmap=nsmap):
+            self.depth += 1
+            yield
+            self.depth -= 1
+            self.xf.write("\n" + self.indent * self.depth)
+
+    def leaf(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
+        self.xf.write("\n" + self.indent * self.depth)
+        with self.xf.element(tag, attrib or {}):
+            if text is not None and text != "":
+                self.xf.write(str(text))
+
+    def opt(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
+        if text is not None and text != "":
+            self.leaf(tag, text, attrib)
+
+
+class DpiWriter:
+    """The DPI v1.0 message structure (OECD/EU edition); national variants override parts."""
+
+    dpi_ns = "urn:oecd:ties:dpi:v1"
+    stf_ns = "urn:oecd:ties:dpistf:v1"
+    root_tag = "DPI_OECD"
+    version = "1.0"
+    tax_quarter_tag = "TaxQ"
+    individual_address_type: str | None = None
+    operator_address_type = "OECD304"  # registered office (EU rule 60010)
+
+    def q(self, tag: str) -> str:
+        return f"{{{self.dpi_ns}}}{tag}"
+
+    def s(self, tag: str) -> str:
+        return f"{{{self.stf_ns}}}{tag}"
+
+    @property
+    def nsmap(self) -> dict[str | None, str]:
+        return {"dpi": self.dpi_ns, "stf": self.stf_ns}
+
+    def write(
+        self, out: IO[bytes], header: MessageHeader, operator: OperatorRecord, operator_doc: tuple[str, str],
+        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    ) -> int:
+        """Write one message; returns the number of sellers written."""
+        n = 0
+        with etree.xmlfile(out, encoding="UTF-8") as xf:
+            xf.write_declaration()
+            w = XmlStream(xf)
+            with w.element(self.q(self.root_tag), {"version": self.version}, nsmap=self.nsmap):
+                self.message_spec(w, header)
+                with w.element(self.q("DPIBody")):
+                    self.platform_operator(w, operator, operator_doc)
+                    for seller, doc in sellers:
+                        self.reportable_seller(w, seller, doc)
+                        n += 1
+        return n
+
+    # ------------------------------------------------------------------ message spec
+    def message_spec(self, w: XmlStream, h: MessageHeader) -> None:
+        with w.element(self.q("MessageSpec")):
+            w.opt(self.q("SendingEntityIN"), h.sending_entity_in)
+            w.leaf(self.q("TransmittingCountry"), h.transmitting_country)
+            w.leaf(self.q("ReceivingCountry"), h.receiving_country)
+            w.leaf(self.q("MessageType"), "DPI")
+            w.leaf(self.q("MessageRefId"), h.message_ref_id)
+            w.leaf(self.q("MessageTypeIndic"), h.message_type_indic)
+            w.leaf(self.q("ReportingPeriod"), h.reporting_period.isoformat())
+            w.leaf(self.q("Timestamp"), h.timestamp.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    def doc_spec(self, w: XmlStream, doc: tuple[str, str]) -> None:
+        doc_type, doc_ref = doc
+        with w.element(self.q("DocSpec")):
+            w.leaf(self.s("DocTypeIndic"), doc_type)
+            w.leaf(self.s("DocRefId"), doc_ref)
+
+    # ------------------------------------------------------------------ parties
+    def platform_operator(self, w: XmlStream, op: OperatorRecord, doc: tuple[str, str]) -> None:
+        with w.element(self.q("PlatformOperator")):
+            w.leaf(self.q("ResCountryCode"), op.res_country)
+            w.leaf(self.q("TIN"), op.tin, {"issuedBy": op.tin_issued_by})
+            w.opt(self.q("VAT"), op.vat)
+            w.leaf(self.q("Name"), op.name)
+            w.opt(self.q("PlatformBusinessName"), op.platform_business_name)
+            self.address(w, op.address, self.operator_address_type)
+            w.leaf(self.q("Nexus"), op.nexus)
+            w.leaf(self.q("AssumedReporting"), "true" if op.assumed_reporting else "false")
+            self.doc_spec(w, doc)
+
+    def address(self, w: XmlStream, a: PostalAddress, legal_type: str | None = None) -> None:
+        attrib = {"legalAddressType": legal_type} if legal_type else {}
+        with w.element(self.q("Address"), attrib):
+            w.leaf(self.q("CountryCode"), a.country)
+            if a.city:
+                with w.element(self.q("AddressFix")):
+                    w.opt(self.q("Street"), a.street)
+                    w.opt(self.q("BuildingIdentifier"), a.building)
+                    w.opt(self.q("PostCode"), a.post_code)
+                    w.leaf(self.q("City"), a.city)
+                w.opt(self.q("AddressFree"), a.free_text)
+            else:
+                w.leaf(self.q("AddressFree"), a.free_text)
+
+    def tins(self, w: XmlStream, seller: SellerRecord) -> None:
+        if not seller.tins:
+            w.leaf(self.q("TIN"), None, {"unknown": "true"})
+        for t in seller.tins:
+            w.leaf(self.q("TIN"), t.value, {"issuedBy": t.issued_by})
+
+    def reportable_seller(self, w: XmlStream, s: SellerRecord, doc: tuple[str, str]) -> None:
+        with w.element(self.q("ReportableSeller")):
+            with w.element(self.q("Identity")):
+                if s.seller_type == "entity":
+                    self.entity_seller(w, s)
+                else:
+                    self.individual_seller(w, s)
+            with w.element(self.q("RelevantActivities")):
+                self.relevant_activities(w, s)
+            self.doc_spec(w, doc)
+
+    def individual_seller(self, w: XmlStream, s: SellerRecord) -> None:
+        with w.element(self.q("IndividualSeller")), w.element(self.q("Standard")):
+            with w.element(self.q("IndSellerID")):
+                for c in s.res_countries:
+                    w.leaf(self.q("ResCountryCode"), c)
+                self.tins(w, s)
+                w.opt(self.q("VAT"), s.vat)
+                with w.element(self.q("Name")):
+                    w.leaf(self.q("FirstName"), s.first_name)
+                    w.leaf(self.q("LastName"), s.last_name)
+                self.address(w, s.address, self.individual_address_type)
+                with w.element(self.q("BirthInfo")):
+                    w.leaf(self.q("BirthDate"), s.birth_date.isoformat() if s.birth_date else None)
+                    if not s.tins and s.birth_city:
+                        # EU rule 40140: birthplace when the TIN is unknown.
+                        with w.element(self.q("BirthPlace")):
+                            w.leaf(self.q("City"), s.birth_city)
+                            if s.birth_country:
+                                with w.element(self.q("CountryInfo")):
+                                    w.leaf(self.q("CountryCode"), s.birth_country)
+            self.financial_identifiers(w, s)
+
+    def entity_seller(self, w: XmlStream, s: SellerRecord) -> None:
+        with w.element(self.q("EntitySeller")), w.element(self.q("Standard")):
+            with w.element(self.q("EntSellerID")):
+                for c in s.res_countries:
+                    w.leaf(self.q("ResCountryCode"), c)
+                self.tins(w, s)
+                w.opt(self.q("IN"), s.brn, {"INType": "BRN"})
+                w.opt(self.q("VAT"), s.vat)
+                w.leaf(self.q("Name"), s.legal_name)
+                self.address(w, s.address)
+            self.financial_identifiers(w, s)
+            if s.permanent_establishments:
+                with w.element(self.q("PermanentEstablishments")):
+                    for c in s.permanent_establishments:
+                        w.leaf(self.q("PermanentEstablishment"), c)
+
+    def financial_identifiers(self, w: XmlStream, s: SellerRecord) -> None:
+        for acc in s.accounts:
+            with w.element(self.q("FinancialIdentifier")):
+                w.leaf(self.q("Identifier"), acc.identifier, {"AccountNumberType": "IBAN"} if acc.is_iban else {})
+                w.opt(self.q("AccountHolderName"), acc.holder_name)
+
+    # ------------------------------------------------------------------ activities
+    def relevant_activities(self, w: XmlStream, s: SellerRecord) -> None:
+        listings = [a for a in s.activities if a.activity == "immovable_property"]
+        if listings:
+            with w.element(self.q("ImmovableProperty")):
+                for a in listings:
+                    self.property_listing(w, a)
+        for activity, tag in (
+            ("personal_services", "PersonalServices"),
+            ("sale_of_goods", "SaleOfGoods"),
+            ("transportation_rental", "TransportationRental"),
+        ):
+            for a in s.activities:
+                if a.activity == activity:
+                    with w.element(self.q(tag)):
+                        self.figures(w, a)
+
+    def property_listing(self, w: XmlStream, a: ActivityFigures) -> None:
+        with w.element(self.q("PropertyListing")):
+            if a.address is not None:
+                self.address(w, a.address)
+            w.opt(self.q("LandRegistrationNumber"), a.land_registration_number)
+            self.figures(w, a)
+            w.opt(self.q("PropertyType"), a.property_type)
+            if a.property_type == "DPI910":
+                w.opt(self.q("OtherPropertyType"), a.other_property_type)
+            if a.rented_days > 0:
+                w.leaf(self.q("RentedDays"), a.rented_days)
+
+    def figures(self, w: XmlStream, a: ActivityFigures) -> None:
+        cur = {"currCode": a.currency}
+        with w.element(self.q("Consideration")):
+            for i, v in enumerate(a.consideration, 1):
+                w.leaf(self.q(f"ConsQ{i}"), v, cur)
+        with w.element(self.q("NumberOfActivities")):
+            for i, v in enumerate(a.activities, 1):
+                w.leaf(self.q(f"NumbQ{i}"), v)
+        with w.element(self.q("Fees")):
+            for i, v in enumerate(a.fees, 1):
+                w.leaf(self.q(f"FeesQ{i}"), v, cur)
+        with w.element(self.q("Taxes")):
+            for i, v in enumerate(a.taxes, 1):
+                w.leaf(self.q(f"{self.tax_quarter_tag}{i}"), v, cur)
+
+
+def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:
+    """The main XSD file of a profile: from the user's directory when given, else our own."""
+    if xsd_dir:
+        return Path(xsd_dir) / Path(resource).name
+    from importlib.resources import files
+
+    return Path(str(files("reporting.xsd").joinpath(resource)))

@@ -1,0 +1,40 @@
+"""EU generic profile: the DG TAXUD edition of DPI v1.0, used for every member state without
+a national variant (and, until one is configured, for all of them).
+
+Ids follow the EU exchange formats (reference §3.2, rules 50008 and 80001):
+MessageRefId ``<TransmittingCountry><year><ReceivingCountry><unique>`` and DocRefId
+``<TransmittingCountry><year>-<unique>``. The Timestamp is CET wall-clock time without an offset,
+as the EU schema annotation requires (Europe/Brussels, which is CET or CEST by season).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from reporting.authorities.base import DocIds, DpiWriter
+from reporting.records import MessageHeader
+
+CET = ZoneInfo("Europe/Brussels")
+
+
+class EuProfile(DpiWriter):
+    code = "EU"
+    edition = "EU DG TAXUD DPI v1.0"
+    schema_resource = "eu/v1.0/DPIXML_v1.0.xsd"
+
+    def message_ref_id(self, ids: DocIds, part: int) -> str:
+        return f"{ids.transmitting_country}{ids.year}{ids.receiving_country}{ids.unique('message', ids.receiving_country, str(part))}"
+
+    def doc_ref_id(self, ids: DocIds, record_key: str) -> str:
+        return f"{ids.transmitting_country}{ids.year}-{ids.unique('doc', ids.receiving_country, record_key)}"
+
+    def file_name(self, header: MessageHeader) -> str:
+        return f"{header.message_ref_id}.xml"
+
+    def doc_type_indic(self, kind: str, environment: str) -> str:
+        code = {"resent": 0, "new": 1, "corrected": 2, "deleted": 3}[kind]
+        return f"OECD1{code}" if environment == "test" else f"OECD{code}"
+
+    def message_timestamp(self, utc: datetime) -> datetime:
+        return utc.replace(tzinfo=UTC).astimezone(CET).replace(tzinfo=None, microsecond=0)

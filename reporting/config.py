@@ -1,0 +1,186 @@
+"""The operator's identity and the run settings, read from a TOML file (``dac7.toml``).
+
+The layout documented in the README is a public contract: keys may be added, never renamed.
+Every error names the file and the key, and says what is expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from reporting.countries import is_country
+from reporting.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+NEXUS_CODES = ("RPONEX1", "RPONEX2", "RPONEX3", "RPONEX4", "RPONEX5")
+REPORTING_CURRENCIES = ("original", "EUR")
+ROUTINGS = ("jurisdiction", "nexus")
+ENVIRONMENTS = ("test", "prod")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str | None
+    building: str | None
+    post_code: str | None
+    city: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    name: str
+    tin: str
+    tin_issued_by: str
+    address: Address
+    nexus: str
+    vat: str | None = None
+    platform_business_name: str | None = None
+    nexus_country: str = ""
+
+    @property
+    def country(self) -> str:
+        """The member state the operator files in (TransmittingCountry)."""
+        return self.nexus_country or self.address.country
+
+
+@dataclass(frozen=True, slots=True)
+class Reporting:
+    timezone: str = "UTC"
+    reporting_currency: str = "original"
+    routing: str = "jurisdiction"
+    environment: str = "test"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    operator: Operator
+    reporting: Reporting = field(default_factory=Reporting)
+    source: str | None = None
+    path: str | None = None
+
+
+_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus",
+                  "nexus_country", "address"}
+_ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
+_REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment"}
+_KNOWN_TABLES = {"operator", "reporting", "source"}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a dac7.toml file."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(raw, origin=str(p))
+
+
+def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
+    for table in raw:
+        if table not in _KNOWN_TABLES:
+            log.warning("%s: table [%s] is not used by this version and is ignored", origin, table)
+    op = _table(raw, "operator", origin, required=True)
+    _no_unknown(op, _OPERATOR_KEYS, "operator", origin)
+    addr = _table(op, "address", origin, required=True, prefix="operator.")
+    _no_unknown(addr, _ADDRESS_KEYS, "operator.address", origin)
+    address = Address(
+        street=_str(addr, "street", "operator.address", origin),
+        building=_str(addr, "building", "operator.address", origin),
+        post_code=_str(addr, "post_code", "operator.address", origin),
+        city=_req(addr, "city", "operator.address", origin),
+        country=_country(_req(addr, "country", "operator.address", origin), "operator.address.country", origin),
+    )
+    nexus = _req(op, "nexus", "operator", origin)
+    if nexus not in NEXUS_CODES:
+        raise ConfigError(f"{origin}: operator.nexus = {nexus!r}; expected one of {', '.join(NEXUS_CODES)}")
+    nexus_country = _str(op, "nexus_country", "operator", origin)
+    operator = Operator(
+        name=_req(op, "name", "operator", origin),
+        tin=_req(op, "tin", "operator", origin),
+        tin_issued_by=_country(_req(op, "tin_issued_by", "operator", origin), "operator.tin_issued_by", origin),
+        vat=_str(op, "vat", "operator", origin),
+        platform_business_name=_str(op, "platform_business_name", "operator", origin),
+        nexus=nexus,
+        nexus_country=_country(nexus_country, "operator.nexus_country", origin) if nexus_country else "",
+        address=address,
+    )
+    rep = _table(raw, "reporting", origin, required=False)
+    _no_unknown(rep, _REPORTING_KEYS, "reporting", origin)
+    reporting = Reporting(
+        timezone=_str(rep, "timezone", "reporting", origin) or "UTC",
+        reporting_currency=_choice(rep, "reporting_currency", REPORTING_CURRENCIES, "original", origin),
+        routing=_choice(rep, "routing", ROUTINGS, "jurisdiction", origin),
+        environment=_choice(rep, "environment", ENVIRONMENTS, "test", origin),
+    )
+    try:
+        ZoneInfo(reporting.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone "
+            "(e.g. 'Europe/Vilnius')"
+        ) from None
+    src = _table(raw, "source", origin, required=False)
+    return Config(operator=operator, reporting=reporting, source=_str(src, "url", "source", origin), path=origin)
+
+
+def _table(raw: dict[str, Any], key: str, origin: str, *, required: bool, prefix: str = "") -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{origin}: the table [{prefix}{key}] is required")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origin}: [{prefix}{key}] must be a table")
+    return value
+
+
+def _no_unknown(table: dict[str, Any], allowed: set[str], name: str, origin: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown key(s) in [{name}]: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: {name}.{key} must be a string")
+    value = value.strip()
+    return value or None
+
+
+def _req(table: dict[str, Any], key: str, name: str, origin: str) -> str:
+    value = _str(table, key, name, origin)
+    if value is None:
+        raise ConfigError(f"{origin}: {name}.{key} is required")
+    return value
+
+
+def _choice(table: dict[str, Any], key: str, choices: tuple[str, ...], default: str, origin: str) -> str:
+    value = _str(table, key, "reporting", origin) or default
+    if value not in choices:
+        raise ConfigError(f"{origin}: reporting.{key} = {value!r}; expected one of {', '.join(choices)}")
+    return value
+
+
+def _country(value: str, key: str, origin: str) -> str:
+    if not is_country(value):
+        raise ConfigError(f"{origin}: {key} = {value!r} is not an ISO 3166 alpha-2 country code")
+    return value

@@ -1,0 +1,43 @@
+"""What stops a run, as one exception hierarchy.
+
+Row-level problems are data (:class:`reporting.findings.Finding`); an exception is raised only
+for what must stop a run. Messages name the table, the row key and the rule, never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reporting.findings import Finding
+
+
+class ReportingError(Exception):
+    """Base of every error that stops a DAC7 run."""
+
+
+class ConfigError(ReportingError):
+    """The configuration file is missing, malformed or incomplete."""
+
+
+class SourceError(ReportingError):
+    """The source database cannot be read as the source contract describes."""
+
+
+class XmlValidationError(ReportingError):
+    """A rendered file does not validate against its schema; nothing was published."""
+
+
+class DataError(ReportingError):
+    """The input data breaks one or more rules; every finding is listed."""
+
+    def __init__(self, findings: Sequence[Finding], *, limit: int = 50) -> None:
+        self.findings = list(findings)
+        lines = [f.describe() for f in self.findings[:limit]]
+        more = len(self.findings) - limit
+        if more > 0:
+            lines.append(f"... and {more} more")
+        super().__init__(
+            f"{len(self.findings)} data error(s); nothing was published:\n  " + "\n  ".join(lines)
+        )

@@ -1,0 +1,240 @@
+"""Extract: read the period's data from the source database into Parquet files in staging.
+
+Reads go through SQLAlchemy in batches (server-side cursors where the driver has them), so memory
+stays bounded whatever the size of the marketplace. Every value is normalised to one type per
+column here, whatever the database stored: timestamps (text in SQLite, TIMESTAMP elsewhere) to
+naive UTC, booleans (0/1 or true/false) to bool, exchange rates to exact decimal text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reporting.errors import DataError, SourceError
+from reporting.findings import Finding
+from reporting.run import RunSettings, write_json
+from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 50_000
+
+STR = pa.string()
+TS = pa.timestamp("us")
+I64 = pa.int64()
+
+
+def _ts(value: Any) -> datetime | None:
+    """A naive UTC datetime from a TIMESTAMP value or SQLite text; aware values are converted."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    raise TypeError(f"not a timestamp: {type(value).__name__}")
+
+
+def _date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value.strip()[:10])
+    raise TypeError(f"not a date: {type(value).__name__}")
+
+
+def _bool(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "t", "true", "y", "yes"}
+    return bool(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def _code(value: Any) -> str | None:
+    s = _text(value)
+    return s.upper() if s else None
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError("integers are never read through a float")
+    if isinstance(value, Decimal):
+        if value != value.to_integral_value():
+            raise ValueError(f"{value} is not an integer")
+        return int(value)
+    return int(value)
+
+
+def _decimal_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        raise TypeError("exchange rates are never read through a float")
+    return str(Decimal(str(value).strip()).normalize())
+
+
+Converter = Callable[[Any], Any]
+
+# column -> (arrow type, converter), per extracted table
+TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
+    "sellers": [
+        ("seller_id", STR, _text), ("seller_type", STR, _text), ("first_name", STR, _text),
+        ("last_name", STR, _text), ("legal_name", STR, _text), ("birth_date", pa.date32(), _date),
+        ("birth_city", STR, _text), ("birth_country", STR, _code), ("residence_country", STR, _code),
+        ("address_street", STR, _text), ("address_building", STR, _text),
+        ("address_post_code", STR, _text), ("address_city", STR, _text),
+        ("address_country", STR, _code), ("vat_id", STR, _text),
+        ("business_registration_number", STR, _text), ("is_governmental", pa.bool_(), _bool),
+        ("is_listed", pa.bool_(), _bool),
+    ],
+    "seller_tins": [("seller_id", STR, _text), ("tin", STR, _text), ("issued_by", STR, _code)],
+    "seller_financial_accounts": [
+        ("seller_id", STR, _text), ("identifier", STR, _text), ("account_holder_name", STR, _text),
+    ],
+    "seller_permanent_establishments": [("seller_id", STR, _text), ("country", STR, _code)],
+    "property_listings": [
+        ("listing_id", STR, _text), ("seller_id", STR, _text), ("address_street", STR, _text),
+        ("address_building", STR, _text), ("address_post_code", STR, _text),
+        ("address_city", STR, _text), ("address_country", STR, _code),
+        ("land_registration_number", STR, _text), ("property_type", STR, _code),
+        ("other_property_type", STR, _text),
+    ],
+    "transactions": [
+        ("transaction_id", STR, _text), ("seller_id", STR, _text), ("activity", STR, _text),
+        ("listing_id", STR, _text), ("paid_at", TS, _ts), ("currency", STR, _code),
+        ("amount_minor", I64, _int), ("fee_minor", I64, _int), ("tax_minor", I64, _int),
+        ("rented_days", I64, _int),
+    ],
+    "refunds": [
+        ("refund_id", STR, _text), ("transaction_id", STR, _text), ("refunded_at", TS, _ts),
+        ("amount_minor", I64, _int), ("fee_minor", I64, _int), ("tax_minor", I64, _int),
+    ],
+    "fx_rates": [("currency", STR, _code), ("rate_date", pa.date32(), _date), ("units_per_eur", STR, _decimal_text)],
+}
+
+
+def _bound(conn: Connection, value: datetime) -> Any:
+    """SQLite keeps timestamps as text 'YYYY-MM-DD HH:MM:SS': compare text with text."""
+    if conn.dialect.name == "sqlite":
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
+def _stream_to_parquet(
+    conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path
+) -> int:
+    spec = TABLES[table]
+    schema = pa.schema([(name, typ) for name, typ, _ in spec])
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
+    names = list(result.keys())
+    index = {name.lower(): i for i, name in enumerate(names)}
+    rows_written = 0
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in result.partitions(BATCH_ROWS):
+            writer.write_batch(_to_batch(batch, spec, index, schema, table))
+            rows_written += len(batch)
+        if rows_written == 0:
+            writer.write_table(schema.empty_table())
+    tmp.replace(path)
+    return rows_written
+
+
+def _to_batch(
+    rows: Sequence[Any], spec: list[tuple[str, pa.DataType, Converter]], index: dict[str, int],
+    schema: pa.Schema, table: str,
+) -> pa.RecordBatch:
+    arrays = []
+    for name, typ, conv in spec:
+        i = index.get(name)
+        if i is None:
+            arrays.append(pa.nulls(len(rows), typ))
+            continue
+        try:
+            values = [conv(r[i]) for r in rows]
+        except (TypeError, ValueError) as exc:
+            raise SourceError(f"{table}.{name}: a value cannot be read as {typ}: {exc}") from None
+        arrays.append(pa.array(values, typ))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, Any]:
+    """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``."""
+    url = source_url or settings.source_url
+    if not url:
+        raise SourceError("no source database URL: pass --source or set [source] url")
+    out = settings.stage_dir("extract")
+    period = settings.period
+    engine = make_engine(url)
+    try:
+        columns = check_contract(engine)
+        counts: dict[str, int] = {}
+        findings: list[Finding] = []
+        with engine.connect() as conn:
+            params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.end_utc)}
+            for table in TABLES:
+                if table == "fx_rates":
+                    continue
+                sql = sql_text(f"extract_{table}.sql")
+                if table == "property_listings":
+                    optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
+                    sql = sql.replace("{optional_columns}", "".join(f",\n        p.{c}" for c in optional))
+                counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet")
+            counts["fx_rates"] = _stream_to_parquet(
+                conn, "fx_rates", sql_text("extract_fx_rates.sql"),
+                {"last_rate_date": date(settings.year, 12, 31)},
+                out / "fx_rates.parquet",
+            )
+            control = conn.execute(sa.text(sql_text("count_transactions.sql")), params).scalar_one()
+            findings += _orphans(conn, "extract_unknown_sellers.sql", params, "transactions",
+                                 "source.unknown_seller", "its seller_id is not in the sellers table")
+            findings += _orphans(conn, "extract_unknown_refunds.sql", {"period_start": params["period_start"]},
+                                 "refunds", "refund.unknown_transaction",
+                                 "it refunds a transaction that does not exist")
+    finally:
+        engine.dispose()
+    if int(control) != counts["transactions"]:
+        raise SourceError(
+            f"extract incomplete: {counts['transactions']} transactions written, the source counts {control}"
+        )
+    if findings:
+        raise DataError(findings)
+    summary = {"counts": counts, "source": safe_url(url)}
+    write_json(out / "extract.json", summary)
+    log.info("extract year=%s: %s", settings.year, counts)
+    return summary
+
+
+def _orphans(
+    conn: Connection, sql_file: str, params: dict[str, Any], table: str, rule: str, what: str
+) -> Iterable[Finding]:
+    rows = conn.execute(sa.text(sql_text(sql_file)), params).fetchall()
+    return [Finding(rule=rule, table=table, key=str(r[0]), message=f"{what} ({r[1]})") for r in rows]

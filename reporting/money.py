@@ -1,0 +1,53 @@
+"""Exact money: integer minor units and Fractions until the one rounding to whole units.
+
+Nothing here touches ``float``. Every figure that becomes a whole-unit ``MonAmnt`` passes through
+:func:`round_half_up` exactly once.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+from reporting.countries import minor_unit_exponent
+
+
+def to_fraction(value: object) -> Fraction:
+    """An exact rational from an int, Decimal or decimal text (never from a float)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError("money and rates are never read through a float")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, Decimal):
+        return Fraction(value)
+    if isinstance(value, str):
+        try:
+            return Fraction(Decimal(value.strip()))
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    raise TypeError(f"cannot read {type(value).__name__} as an exact number")
+
+
+def minor_to_units(minor: int, currency: str) -> Fraction:
+    """Minor units to an exact amount in whole currency units (1234 EUR cents -> 12.34)."""
+    return Fraction(minor, 10 ** minor_unit_exponent(currency))
+
+
+def to_eur(minor: int, currency: str, units_per_eur: Fraction) -> Fraction:
+    """Exact EUR value of an amount in minor units, at a rate in units of the currency per EUR."""
+    amount = minor_to_units(minor, currency)
+    if currency == "EUR":
+        return amount
+    if units_per_eur <= 0:
+        raise ValueError(f"rate for {currency} must be positive")
+    return amount / units_per_eur
+
+
+def round_half_up(value: Fraction) -> int:
+    """Round to a whole unit, halves away from zero (2.5 -> 3, -2.5 -> -3). The one rounding."""
+    sign = -1 if value < 0 else 1
+    a = abs(value)
+    whole, rest = divmod(a.numerator, a.denominator)
+    if 2 * rest >= a.denominator:
+        whole += 1
+    return sign * whole

@@ -1,0 +1,156 @@
+"""The pipeline's stages, as the CLI and the Airflow tasks call them.
+
+Each stage takes the run's staging directory (created by :func:`prepare`), reads its inputs from
+there and returns a small JSON-able summary, so that an Airflow task passes paths, never data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from reporting import aggregate as _aggregate
+from reporting import extract as _extract
+from reporting import publish as _publish
+from reporting import render as _render
+from reporting import rules as _rules
+from reporting.checks import run_checks
+from reporting.config import ENVIRONMENTS, load_config
+from reporting.errors import ConfigError, DataError
+from reporting.run import RunSettings, load_settings, new_run_id, read_json
+from reporting.source import safe_url
+
+log = logging.getLogger(__name__)
+
+STAGES = ("extract", "aggregate", "rules", "render", "validate", "publish")
+DEFAULT_STAGING = Path(".dac7") / "staging"
+
+
+def prepare(
+    *,
+    config_path: str | Path,
+    year: int,
+    out_dir: str | Path,
+    as_of: date | None = None,
+    environment: str | None = None,
+    staging_root: str | Path | None = None,
+    run_id: str | None = None,
+    timestamp: datetime | None = None,
+    source_url: str | None = None,
+    xsd_dir: str | Path | None = None,
+) -> str:
+    """Fix a run's settings and create its staging directory; returns that directory.
+
+    ``as_of`` and ``timestamp`` are inputs: the CLI passes today and now, a DAG run passes its
+    Params or logical date. Nothing below reads the clock.
+    """
+    config = load_config(config_path)
+    if environment:
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
+        config = replace(config, reporting=replace(config.reporting, environment=environment))
+    if not 2023 <= year <= 2100:
+        raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
+    run_id = run_id or new_run_id()
+    ts = timestamp or datetime.now(UTC)
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    as_of = as_of or date.today()
+    if as_of < date(year, 12, 31):
+        log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
+    source = source_url or config.source
+    run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = RunSettings(
+        config=config, year=year, as_of=as_of, run_id=run_id, timestamp=ts,
+        out_dir=str(Path(out_dir).resolve()), run_dir=str(run_dir),
+        source_url=source if source and safe_url(source) == source else None,
+        xsd_dir=str(xsd_dir) if xsd_dir else None,
+    )
+    settings.save()
+    return str(run_dir)
+
+
+def extract(run_dir: str | Path, source_url: str | None = None) -> dict[str, Any]:
+    """Extract the period from the source, then check the staged data (write, audit)."""
+    settings = load_settings(run_dir)
+    summary = _extract.extract(settings, source_url)
+    findings = run_checks(settings.run_path, settings.year)
+    if findings:
+        raise DataError(findings)
+    return summary
+
+
+def aggregate(run_dir: str | Path) -> dict[str, Any]:
+    return _aggregate.aggregate(load_settings(run_dir))
+
+
+def apply_rules(run_dir: str | Path) -> dict[str, Any]:
+    return _rules.apply_rules(load_settings(run_dir))
+
+
+def render(run_dir: str | Path) -> dict[str, Any]:
+    return _render.render(load_settings(run_dir))
+
+
+def validate(run_dir: str | Path) -> dict[str, Any]:
+    return _publish.validate(load_settings(run_dir))
+
+
+def publish(run_dir: str | Path) -> dict[str, Any]:
+    return _publish.publish(load_settings(run_dir))
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_dir: str
+    manifest: dict[str, Any]
+
+    @property
+    def nothing_to_file(self) -> bool:
+        return not self.manifest["files"]
+
+
+def run(*, source_url: str | None = None, **prepare_args: Any) -> RunResult:
+    """Every stage in order, in this process (what ``dac7 run`` does)."""
+    run_dir = prepare(source_url=source_url, **prepare_args)
+    extract(run_dir, source_url)
+    aggregate(run_dir)
+    apply_rules(run_dir)
+    render(run_dir)
+    validate(run_dir)
+    manifest = publish(run_dir)
+    return RunResult(run_dir=run_dir, manifest=manifest)
+
+
+def summary_table(manifest: dict[str, Any]) -> str:
+    """The run summary for people: sellers read, decisions, files and sellers per authority."""
+    s = manifest["summary"]
+    lines = [
+        f"DAC7 {manifest['reporting_year']} ({manifest['environment']}, routing {manifest['routing']}, "
+        f"as of {manifest['as_of']})",
+        f"  {'sellers read':<40}{s['sellers_read']:>10}",
+        f"  {'transactions read':<40}{s['transactions_read']:>10}",
+        f"  {'reportable':<40}{s['reportable']:>10}",
+    ]
+    for code, n in s["decisions"].items():
+        if code != "reported":
+            lines.append(f"  {code:<40}{n:>10}")
+    if manifest["files"]:
+        lines.append("")
+        lines.append(f"  {'authority':<10}{'sellers':>10}{'bytes':>12}  file")
+        for f in manifest["files"]:
+            lines.append(f"  {f['authority']:<10}{f['sellers']:>10}{f['bytes']:>12}  {f['file']}")
+        lines.append(f"  {'total':<10}{sum(f['sellers'] for f in manifest['files']):>10}"
+                     f"{sum(f['bytes'] for f in manifest['files']):>12}  {len(manifest['files'])} file(s)")
+    else:
+        lines.append("  nothing to file: no reportable seller in this period")
+    return "\n".join(lines)
+
+
+def load_manifest(out_dir: str | Path) -> dict[str, Any]:
+    result: dict[str, Any] = read_json(Path(out_dir) / "manifest.json")
+    return result

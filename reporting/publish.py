@@ -1,0 +1,91 @@
+"""Validate and publish: nothing leaves staging unless every file of the run is schema-valid.
+
+Publishing copies each file to a temporary name in the output directory and renames it, then
+writes ``manifest.json`` the same way; files are readable by their owner only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from reporting.errors import XmlValidationError
+from reporting.run import RunSettings, read_json, write_json
+from reporting.validate import schema_for, validate_file
+
+log = logging.getLogger(__name__)
+
+
+def validate(settings: RunSettings) -> dict[str, Any]:
+    """Validate every rendered file against its profile's schema; raise if any is invalid."""
+    render = read_json(settings.run_path / "render" / "render.json")
+    results = []
+    failures: list[str] = []
+    for msg in render["messages"]:
+        path = settings.run_path / "render" / msg["file"]
+        errors = validate_file(path, schema_for(msg["schema"], settings.xsd_dir))
+        results.append({"file": msg["file"], "valid": not errors, "errors": [str(e) for e in errors[:20]]})
+        failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
+    summary = {"files": results, "valid": not failures}
+    write_json(settings.stage_dir("validate") / "validate.json", summary)
+    if failures:
+        raise XmlValidationError("rendered XML is not schema-valid; nothing was published:\n  " + "\n  ".join(failures))
+    log.info("validate year=%s: %d file(s) valid", settings.year, len(results))
+    return summary
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def publish(settings: RunSettings) -> dict[str, Any]:
+    """Move the validated files to ``<out>/<authority>/`` and write ``<out>/manifest.json``."""
+    validation = read_json(settings.run_path / "validate" / "validate.json")
+    if not validation["valid"]:
+        raise XmlValidationError("the run's files did not validate; nothing was published")
+    render = read_json(settings.run_path / "render" / "render.json")
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for msg in render["messages"]:
+        src = settings.run_path / "render" / msg["file"]
+        dst = out / msg["file"]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, dst)
+        files.append({
+            "authority": msg["authority"], "profile": msg["profile"], "file": msg["file"],
+            "message_ref_id": msg["message_ref_id"], "message_type_indic": msg["message_type_indic"],
+            "sellers": msg["sellers"], "bytes": dst.stat().st_size, "sha256": sha256_of(dst),
+        })
+    rules = read_json(settings.run_path / "rules" / "rules.json")
+    extract = read_json(settings.run_path / "extract" / "extract.json")
+    manifest = {
+        "run_id": settings.run_id,
+        "reporting_year": settings.year,
+        "as_of": settings.as_of.isoformat(),
+        "environment": settings.environment,
+        "routing": settings.config.reporting.routing,
+        "timestamp_utc": settings.timestamp.isoformat(),
+        "files": files,
+        "summary": {
+            "sellers_read": extract["counts"]["sellers"],
+            "transactions_read": extract["counts"]["transactions"],
+            "reportable": rules["reportable"],
+            "decisions": rules["decisions"],
+            "sellers_per_authority": rules["sellers_per_authority"],
+        },
+    }
+    write_json(out / "manifest.json", manifest)
+    log.info("publish year=%s: %d file(s) to %s", settings.year, len(files), out)
+    return manifest

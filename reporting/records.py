@@ -1,0 +1,91 @@
+"""The business records that a renderer turns into XML, independent of any schema edition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PostalAddress:
+    country: str
+    city: str | None
+    street: str | None = None
+    building: str | None = None
+    post_code: str | None = None
+    free_text: str | None = None  # only where the source has nothing but a free text
+
+
+@dataclass(frozen=True, slots=True)
+class Tin:
+    value: str
+    issued_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinancialAccount:
+    identifier: str
+    holder_name: str | None = None
+    is_iban: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFigures:
+    """Whole-unit quarterly figures of one activity type, or of one Property Listing."""
+
+    activity: str
+    currency: str
+    consideration: tuple[int, int, int, int]
+    activities: tuple[int, int, int, int]
+    fees: tuple[int, int, int, int]
+    taxes: tuple[int, int, int, int]
+    listing_id: str = ""
+    address: PostalAddress | None = None
+    land_registration_number: str | None = None
+    property_type: str | None = None
+    other_property_type: str | None = None
+    rented_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SellerRecord:
+    seller_id: str
+    seller_type: str  # individual | entity
+    res_countries: tuple[str, ...]
+    tins: tuple[Tin, ...]
+    address: PostalAddress
+    activities: tuple[ActivityFigures, ...]
+    first_name: str | None = None
+    last_name: str | None = None
+    legal_name: str | None = None
+    birth_date: date | None = None
+    birth_city: str | None = None
+    birth_country: str | None = None
+    vat: str | None = None
+    brn: str | None = None
+    accounts: tuple[FinancialAccount, ...] = ()
+    permanent_establishments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRecord:
+    name: str
+    tin: str
+    tin_issued_by: str
+    address: PostalAddress
+    nexus: str
+    res_country: str
+    vat: str | None = None
+    platform_business_name: str | None = None
+    assumed_reporting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHeader:
+    transmitting_country: str
+    receiving_country: str
+    message_ref_id: str
+    message_type_indic: str  # DPI401 | DPI402 | DPI403
+    reporting_period: date
+    timestamp: datetime  # wall-clock time as the authority wants it (EU: CET), naive
+    sending_entity_in: str | None = None

@@ -1,0 +1,234 @@
+"""Render: one DPI message per receiving authority, streamed to staging.
+
+Sellers are read from the staged decisions in seller_id order, in batches, and written one by
+one: memory does not grow with the number of sellers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from stdnum import iban
+
+from reporting.authorities import DocIds, profile_for
+from reporting.errors import DataError
+from reporting.findings import Finding
+from reporting.records import (
+    ActivityFigures,
+    FinancialAccount,
+    MessageHeader,
+    OperatorRecord,
+    PostalAddress,
+    SellerRecord,
+    Tin,
+)
+from reporting.rules import ACTIVITY_ORDER
+from reporting.run import RunSettings, write_json
+from reporting.staging import connect
+
+log = logging.getLogger(__name__)
+
+SELLERS_SQL = """
+with routed as (
+    select seller_id from routing where authority = $authority
+),
+
+tins as (
+    select seller_id, list(distinct struct_pack(tin := tin, issued_by := issued_by)) as tins
+    from seller_tins
+    where seller_id in (select seller_id from routed) and tin is not null
+    group by seller_id
+),
+
+accounts as (
+    select seller_id, list(distinct struct_pack(
+        identifier := identifier, holder := account_holder_name)) as accounts
+    from seller_financial_accounts
+    where seller_id in (select seller_id from routed) and identifier is not null
+    group by seller_id
+),
+
+pes as (
+    select seller_id, list(distinct country) as countries
+    from seller_permanent_establishments
+    where seller_id in (select seller_id from routed) and country in (select code from eu_states)
+    group by seller_id
+),
+
+acts as (
+    select x.seller_id, list(struct_pack(
+        activity := x.activity, listing_id := x.listing_id, currency := x.currency,
+        cons := [x.cons_q1, x.cons_q2, x.cons_q3, x.cons_q4],
+        numb := [x.numb_q1, x.numb_q2, x.numb_q3, x.numb_q4],
+        fees := [x.fees_q1, x.fees_q2, x.fees_q3, x.fees_q4],
+        tax := [x.tax_q1, x.tax_q2, x.tax_q3, x.tax_q4],
+        rented_days := x.rented_days,
+        street := p.address_street, building := p.address_building,
+        post_code := p.address_post_code, city := p.address_city, country := p.address_country,
+        land_registration_number := p.land_registration_number,
+        property_type := p.property_type, other_property_type := p.other_property_type
+    )) as acts
+    from reported as x
+    left join property_listings as p on p.listing_id = x.listing_id and x.listing_id <> ''
+    where x.seller_id in (select seller_id from routed)
+    group by x.seller_id
+),
+
+final as (
+    select
+        s.*, d.residence_countries, t.tins, a.accounts, pe.countries as pe_countries, ac.acts
+    from sellers as s
+    inner join routed as r on r.seller_id = s.seller_id
+    inner join decisions as d on d.seller_id = s.seller_id
+    inner join acts as ac on ac.seller_id = s.seller_id
+    left join tins as t on t.seller_id = s.seller_id
+    left join accounts as a on a.seller_id = s.seller_id
+    left join pes as pe on pe.seller_id = s.seller_id
+)
+
+select * from final order by seller_id
+"""
+
+
+def operator_record(settings: RunSettings) -> OperatorRecord:
+    op = settings.config.operator
+    return OperatorRecord(
+        name=op.name, tin=op.tin, tin_issued_by=op.tin_issued_by, nexus=op.nexus,
+        res_country=op.address.country, vat=op.vat, platform_business_name=op.platform_business_name,
+        address=PostalAddress(
+            country=op.address.country, city=op.address.city, street=op.address.street,
+            building=op.address.building, post_code=op.address.post_code,
+        ),
+    )
+
+
+def _four(values: list[int]) -> tuple[int, int, int, int]:
+    return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
+
+
+def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
+    """Map one staged seller row to a record; findings for what the schema cannot carry."""
+    sid = row["seller_id"]
+    problems: list[Finding] = []
+
+    def need(value: Any, column: str, rule: str) -> None:
+        if value in (None, ""):
+            problems.append(Finding(
+                rule=rule, table="sellers", key=sid, seller_id=sid,
+                message=f"{column} is required to report this seller; complete it in the source",
+            ))
+
+    country = row["address_country"] or row["residence_country"]
+    need(row["address_city"], "address_city", "seller.address_incomplete")
+    if row["seller_type"] == "individual":
+        need(row["first_name"], "first_name", "seller.name_missing")
+        need(row["last_name"], "last_name", "seller.name_missing")
+        need(row["birth_date"], "birth_date", "seller.birth_date_missing")
+        if not row["tins"]:
+            need(row["birth_city"], "birth_city (no TIN: EU rule 40140)", "seller.birth_place_missing")
+    else:
+        need(row["legal_name"], "legal_name", "seller.name_missing")
+    activities = []
+    for a in sorted(row["acts"], key=lambda a: (ACTIVITY_ORDER.index(a["activity"]), a["listing_id"])):
+        address = None
+        if a["activity"] == "immovable_property":
+            address = PostalAddress(
+                country=a["country"], city=a["city"], street=a["street"], building=a["building"],
+                post_code=a["post_code"],
+            )
+            if not a["city"]:
+                problems.append(Finding(
+                    rule="listing.address_incomplete", table="property_listings", key=a["listing_id"],
+                    seller_id=sid, message="address_city is required for a reported Property Listing",
+                ))
+        activities.append(ActivityFigures(
+            activity=a["activity"], currency=a["currency"], listing_id=a["listing_id"],
+            consideration=_four(a["cons"]), activities=_four(a["numb"]), fees=_four(a["fees"]),
+            taxes=_four(a["tax"]), address=address,
+            land_registration_number=a["land_registration_number"],
+            property_type=a["property_type"], other_property_type=a["other_property_type"],
+            rented_days=int(a["rented_days"] or 0),
+        ))
+    tins = tuple(sorted(
+        (Tin(t["tin"], t["issued_by"]) for t in (row["tins"] or [])), key=lambda t: (t.issued_by, t.value)
+    ))
+    accounts = tuple(sorted(
+        (FinancialAccount(a["identifier"], a["holder"], iban.is_valid(a["identifier"]))
+         for a in (row["accounts"] or [])), key=lambda a: a.identifier,
+    ))
+    record = SellerRecord(
+        seller_id=sid, seller_type=row["seller_type"], res_countries=tuple(row["residence_countries"]),
+        tins=tins,
+        address=PostalAddress(
+            country=country, city=row["address_city"], street=row["address_street"],
+            building=row["address_building"], post_code=row["address_post_code"],
+        ),
+        activities=tuple(activities), first_name=row["first_name"], last_name=row["last_name"],
+        legal_name=row["legal_name"], birth_date=row["birth_date"], birth_city=row["birth_city"],
+        birth_country=row["birth_country"], vat=row["vat_id"], brn=row["business_registration_number"],
+        accounts=accounts, permanent_establishments=tuple(sorted(row["pe_countries"] or [])),
+    )
+    return record, problems
+
+
+def render(settings: RunSettings) -> dict[str, Any]:
+    """Write ``<run>/render/<authority>/<file>.xml`` for every receiving authority."""
+    out = settings.stage_dir("render")
+    con = connect(settings.run_path, "extract", "rules")
+    messages: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    try:
+        authorities = [r[0] for r in con.execute(
+            "select distinct authority from routing order by authority").fetchall()]
+        operator = operator_record(settings)
+        for authority in authorities:
+            messages.append(_render_one(settings, con, authority, operator, findings))
+    finally:
+        con.close()
+    if findings:
+        raise DataError(findings)
+    summary = {"messages": messages}
+    write_json(out / "render.json", summary)
+    log.info("render year=%s: %d message(s)", settings.year, len(messages))
+    return summary
+
+
+def _render_one(
+    settings: RunSettings, con: Any, authority: str, operator: OperatorRecord, findings: list[Finding]
+) -> dict[str, Any]:
+    profile = profile_for(authority)
+    env = settings.environment
+    ids = DocIds(settings.run_id, settings.config.operator.country, authority, settings.year)
+    header = MessageHeader(
+        transmitting_country=ids.transmitting_country, receiving_country=authority,
+        message_ref_id=profile.message_ref_id(ids, 1), message_type_indic="DPI401",
+        reporting_period=date(settings.year, 12, 31), timestamp=profile.message_timestamp(settings.timestamp),
+    )
+    target_dir = settings.stage_dir(f"render/{authority}")
+    name = profile.file_name(header)
+    tmp = target_dir / f".{name}.tmp"
+    operator_doc = (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, "platform-operator"))
+
+    def sellers() -> Iterator[tuple[SellerRecord, tuple[str, str]]]:
+        reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
+        for batch in reader:
+            for row in batch.to_pylist():
+                record, problems = seller_record(row)
+                if problems:
+                    findings.extend(problems)
+                    continue
+                yield record, (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}"))
+
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        count = profile.write(fh, header, operator, operator_doc, sellers())
+    tmp.replace(target_dir / name)
+    return {
+        "authority": authority, "profile": profile.code, "edition": profile.edition,
+        "schema": profile.schema_resource, "message_ref_id": header.message_ref_id,
+        "message_type_indic": header.message_type_indic, "file": f"{authority}/{name}", "sellers": count,
+    }

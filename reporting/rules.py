@@ -1,0 +1,479 @@
+"""The DAC7 rules: who is reported, to whom, and with which figures.
+
+Pure functions over frozen records (:class:`SellerFacts` in, :class:`Decision` out), so that
+every rule is testable by hand-computed cases. :func:`apply_rules` is the stage that feeds them
+from the staged aggregates and writes the decisions.
+
+Decision reason codes are stable: ``reported``, ``excluded:governmental``, ``excluded:listed``,
+``excluded:de_minimis``, ``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``,
+``not_reportable:no_activity``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reporting.countries import EU_MEMBER_STATES
+from reporting.errors import DataError
+from reporting.findings import Finding
+from reporting.money import minor_to_units, round_half_up, to_fraction
+from reporting.run import RunSettings, write_json
+from reporting.staging import connect
+
+log = logging.getLogger(__name__)
+
+GOODS = "sale_of_goods"
+PROPERTY = "immovable_property"
+ACTIVITY_ORDER = (PROPERTY, "personal_services", GOODS, "transportation_rental")
+
+DE_MINIMIS_MAX_SALES = 29  # "fewer than 30" sales of goods ...
+DE_MINIMIS_MAX_EUR = Fraction(2000)  # ... AND consideration that "did not exceed" EUR 2,000
+MAX_RENTALS_PER_LISTING = 2000  # an entity's listing with MORE than 2,000 rentals is excluded
+MAX_RENTED_DAYS = 9999  # the schema's limit for RentedDays
+
+REPORTED = "reported"
+EXCLUDED_GOVERNMENTAL = "excluded:governmental"
+EXCLUDED_LISTED = "excluded:listed"
+EXCLUDED_DE_MINIMIS = "excluded:de_minimis"
+EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
+NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
+NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One aggregate row: a seller's activity (and listing), currency and quarter, after refunds."""
+
+    activity: str
+    listing_id: str
+    currency: str
+    quarter: int
+    amount_minor: int
+    fee_minor: int
+    tax_minor: int
+    activities: int
+    rented_days: int = 0
+    listing_country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SellerFacts:
+    seller_id: str
+    seller_type: str
+    residence_country: str | None
+    is_governmental: bool = False
+    is_listed: bool = False
+    tin_issuers: tuple[str, ...] = ()
+    pe_countries: tuple[str, ...] = ()
+    blocks: tuple[Block, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    currency: str
+    rate_date: date
+    units_per_eur: Fraction
+
+    @property
+    def text(self) -> str:
+        return f"{self.currency} {decimal_text(self.units_per_eur)} per EUR on {self.rate_date}"
+
+
+def decimal_text(value: Fraction) -> str:
+    """Decimal text of an exact rate (rates are terminating decimals by contract)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return str((Decimal(value.numerator) / Decimal(value.denominator)).normalize())
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityReport:
+    """The figures of one reported activity (or Property Listing), whole units per quarter."""
+
+    activity: str
+    listing_id: str
+    currency: str
+    consideration: tuple[int, int, int, int]
+    activities: tuple[int, int, int, int]
+    fees: tuple[int, int, int, int]
+    taxes: tuple[int, int, int, int]
+    rented_days: int
+    exact_consideration: tuple[Fraction, Fraction, Fraction, Fraction]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    seller_id: str
+    decision: str
+    residence: tuple[tuple[str, str], ...] = ()
+    authorities: tuple[str, ...] = ()
+    currency: str | None = None
+    converted: bool = False
+    rates: tuple[Rate, ...] = ()
+    goods_activities: int = 0
+    goods_eur: Fraction | None = None
+    excluded_listings: tuple[str, ...] = ()
+    reports: tuple[ActivityReport, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def reportable(self) -> bool:
+        return self.decision == REPORTED
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    year: int
+    routing: str  # "jurisdiction" | "nexus"
+    reporting_currency: str  # "original" | "EUR"
+    operator_country: str
+    rates: dict[str, Rate]
+
+
+def residence(facts: SellerFacts) -> tuple[tuple[str, str], ...]:
+    """DAC7 residence: the primary address state, each EU state that issued a TIN, and for an
+    entity each EU state of a permanent establishment. Returns (country, reason) pairs."""
+    out: dict[str, str] = {}
+    if facts.residence_country:
+        out[facts.residence_country] = "primary address"
+    for issuer in facts.tin_issuers:
+        if issuer in EU_MEMBER_STATES and issuer not in out:
+            out[issuer] = f"TIN issued by {issuer}"
+    if facts.seller_type == "entity":
+        for pe in facts.pe_countries:
+            if pe in EU_MEMBER_STATES and pe not in out:
+                out[pe] = f"permanent establishment in {pe}"
+    return tuple(out.items())
+
+
+def _groups(blocks: Iterable[Block]) -> dict[tuple[str, str], list[Block]]:
+    groups: dict[tuple[str, str], list[Block]] = defaultdict(list)
+    for b in blocks:
+        groups[(b.activity, b.listing_id)].append(b)
+    # An activity whose consideration and count are both zero after refunds is not reported.
+    return {
+        k: v for k, v in groups.items()
+        if sum(b.amount_minor for b in v) != 0 or sum(b.activities for b in v) != 0
+    }
+
+
+def eur_value(blocks: Iterable[Block], rates: dict[str, Rate]) -> Fraction:
+    """Exact EUR value of the blocks' consideration (a missing rate raises KeyError)."""
+    per_currency: Counter[str] = Counter()
+    for b in blocks:
+        per_currency[b.currency] += b.amount_minor
+    total = Fraction(0)
+    for currency, minor in per_currency.items():
+        units = minor_to_units(minor, currency)
+        total += units if currency == "EUR" else units / rates[currency].units_per_eur
+    return total
+
+
+def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
+    """Apply the DAC7 rules to one seller."""
+    groups = _groups(facts.blocks)
+    res = residence(facts)
+    base = {"seller_id": facts.seller_id, "residence": res}
+    if not groups:
+        return Decision(decision=NOT_REPORTABLE_NO_ACTIVITY, **base)
+    if facts.is_governmental:
+        return Decision(decision=EXCLUDED_GOVERNMENTAL, **base)
+    if facts.is_listed:
+        return Decision(decision=EXCLUDED_LISTED, **base)
+
+    goods_only = all(activity == GOODS for activity, _ in groups)
+    goods = [b for (activity, _), blocks in groups.items() if activity == GOODS for b in blocks]
+    goods_count = sum(b.activities for b in goods)
+
+    excluded_listings: list[str] = []
+    if facts.seller_type == "entity":
+        for (activity, listing), blocks in groups.items():
+            if activity == PROPERTY and sum(b.activities for b in blocks) > MAX_RENTALS_PER_LISTING:
+                excluded_listings.append(listing)
+    kept = {k: v for k, v in groups.items() if k[1] not in excluded_listings or k[0] != PROPERTY}
+    base["excluded_listings"] = tuple(sorted(excluded_listings))
+    if not kept:
+        return Decision(decision=EXCLUDED_LISTING, **base)
+
+    eu_residence = [c for c, _ in res if c in EU_MEMBER_STATES]
+    if not eu_residence:
+        # Resident outside the EU: reportable only for property located in the EU.
+        kept = {k: v for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
+        if not kept:
+            return Decision(decision=NOT_REPORTABLE_NON_EU, **base)
+
+    goods_eur: Fraction | None = None
+    if goods_only:
+        goods_eur = eur_value(goods, ctx.rates)
+        base.update(goods_activities=goods_count, goods_eur=goods_eur)
+        if goods_count <= DE_MINIMIS_MAX_SALES and goods_eur <= DE_MINIMIS_MAX_EUR:
+            return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
+    else:
+        base.update(goods_activities=goods_count)
+
+    property_states = sorted(
+        {v[0].listing_country for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
+    )
+    if ctx.routing == "nexus":
+        authorities: tuple[str, ...] = (ctx.operator_country,)
+    else:
+        authorities = tuple(sorted(set(eu_residence) | set(property_states)))
+
+    currencies = {b.currency for blocks in kept.values() for b in blocks}
+    if ctx.reporting_currency == "original" and len(currencies) == 1:
+        currency, convert = next(iter(currencies)), False
+    else:
+        currency, convert = "EUR", currencies != {"EUR"}
+    used_rates = tuple(ctx.rates[c] for c in sorted(currencies) if c != "EUR") if convert else ()
+
+    reports = []
+    findings = []
+    for key in sorted(kept, key=lambda k: (ACTIVITY_ORDER.index(k[0]), k[1])):
+        report = _report(key, kept[key], convert, ctx.rates)
+        if report.rented_days > MAX_RENTED_DAYS:
+            findings.append(Finding(
+                rule="listing.rented_days_out_of_range", table="property_listings", key=key[1],
+                seller_id=facts.seller_id,
+                message=f"RentedDays sums to {report.rented_days}; the schema allows 1 to {MAX_RENTED_DAYS}. "
+                        "Check the rented_days of this listing's transactions",
+            ))
+        reports.append(report)
+    return Decision(
+        decision=REPORTED, authorities=authorities, currency=currency, converted=convert,
+        rates=used_rates, reports=tuple(reports), findings=tuple(findings), **base,
+    )
+
+
+def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dict[str, Rate]) -> ActivityReport:
+    activity, listing = key
+    currency = "EUR" if convert else blocks[0].currency
+    cons: list[Fraction] = []
+    fees: list[int] = []
+    taxes: list[int] = []
+    counts: list[int] = []
+    for q in (1, 2, 3, 4):
+        qb = [b for b in blocks if b.quarter == q]
+        cons.append(_exact(qb, "amount_minor", convert, rates))
+        fees.append(round_half_up(_exact(qb, "fee_minor", convert, rates)))
+        taxes.append(round_half_up(_exact(qb, "tax_minor", convert, rates)))
+        counts.append(sum(b.activities for b in qb))
+    return ActivityReport(
+        activity=activity, listing_id=listing, currency=currency,
+        consideration=_four([round_half_up(c) for c in cons]),
+        activities=_four(counts), fees=_four(fees), taxes=_four(taxes),
+        rented_days=sum(b.rented_days for b in blocks),
+        exact_consideration=(cons[0], cons[1], cons[2], cons[3]),
+    )
+
+
+def _four(values: list[int]) -> tuple[int, int, int, int]:
+    return (values[0], values[1], values[2], values[3])
+
+
+def _exact(blocks: list[Block], attr: str, convert: bool, rates: dict[str, Rate]) -> Fraction:
+    per_currency: Counter[str] = Counter()
+    for b in blocks:
+        per_currency[b.currency] += getattr(b, attr)
+    total = Fraction(0)
+    for currency, minor in per_currency.items():
+        units = minor_to_units(minor, currency)
+        total += units / rates[currency].units_per_eur if convert and currency != "EUR" else units
+    return total
+
+
+# --------------------------------------------------------------------------- the stage
+
+FACTS_SQL = """
+with blocks as (
+    select
+        a.seller_id,
+        list(struct_pack(
+            activity := a.activity, listing_id := a.listing_id, currency := a.currency,
+            quarter := a.quarter, amount_minor := a.amount_minor, fee_minor := a.fee_minor,
+            tax_minor := a.tax_minor, activities := a.activities,
+            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country
+        ) order by a.activity, a.listing_id, a.currency, a.quarter) as blocks
+    from activity_totals as a
+    left join property_listings as p on p.listing_id = a.listing_id
+    group by a.seller_id
+),
+
+tins as (
+    select seller_id, list(distinct issued_by order by issued_by) as issuers
+    from seller_tins group by seller_id
+),
+
+pes as (
+    select seller_id, list(distinct country order by country) as countries
+    from seller_permanent_establishments group by seller_id
+),
+
+final as (
+    select
+        s.seller_id, s.seller_type, s.residence_country, s.is_governmental, s.is_listed,
+        coalesce(t.issuers, []) as tin_issuers, coalesce(p.countries, []) as pe_countries, b.blocks
+    from sellers as s
+    inner join blocks as b on b.seller_id = s.seller_id
+    left join tins as t on t.seller_id = s.seller_id
+    left join pes as p on p.seller_id = s.seller_id
+)
+
+select * from final order by seller_id
+"""
+
+RATES_SQL = """
+select currency, rate_date, units_per_eur
+from (
+    select *, row_number() over (partition by currency order by rate_date desc) as rn
+    from fx_rates where rate_date <= ?
+) where rn = 1
+"""
+
+DECISION_SCHEMA = pa.schema([
+    ("seller_id", pa.string()), ("seller_type", pa.string()), ("decision", pa.string()),
+    ("residence_countries", pa.list_(pa.string())), ("residence_reasons", pa.list_(pa.string())),
+    ("authorities", pa.list_(pa.string())), ("currency", pa.string()), ("converted", pa.bool_()),
+    ("rates", pa.string()), ("goods_activities", pa.int64()), ("goods_eur", pa.string()),
+    ("excluded_listings", pa.list_(pa.string())),
+])
+
+Q = ("q1", "q2", "q3", "q4")
+REPORT_SCHEMA = pa.schema(
+    [("seller_id", pa.string()), ("activity", pa.string()), ("listing_id", pa.string()),
+     ("currency", pa.string()), ("rented_days", pa.int64())]
+    + [(f"cons_{q}", pa.int64()) for q in Q] + [(f"numb_{q}", pa.int64()) for q in Q]
+    + [(f"fees_{q}", pa.int64()) for q in Q] + [(f"tax_{q}", pa.int64()) for q in Q]
+    + [(f"exact_cons_{q}", pa.string()) for q in Q]
+)
+
+
+def load_rates(con: Any, year: int) -> dict[str, Rate]:
+    rows = con.execute(RATES_SQL, [date(year, 12, 31)]).fetchall()
+    return {c: Rate(c, d, to_fraction(u)) for c, d, u in rows}
+
+
+def iter_facts(con: Any, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
+    reader = con.sql(FACTS_SQL).to_arrow_reader(batch_rows)
+    for batch in reader:
+        for r in batch.to_pylist():
+            yield SellerFacts(
+                seller_id=r["seller_id"], seller_type=r["seller_type"],
+                residence_country=r["residence_country"],
+                is_governmental=bool(r["is_governmental"]), is_listed=bool(r["is_listed"]),
+                tin_issuers=tuple(r["tin_issuers"]), pe_countries=tuple(r["pe_countries"]),
+                blocks=tuple(Block(**b) for b in r["blocks"]),
+            )
+
+
+def apply_rules(settings: RunSettings) -> dict[str, Any]:
+    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
+    out = settings.stage_dir("rules")
+    rep = settings.config.reporting
+    con = connect(settings.run_path, "extract", "aggregate")
+    decisions_counter: Counter[str] = Counter()
+    per_authority: Counter[str] = Counter()
+    findings: list[Finding] = []
+    try:
+        ctx = RuleContext(
+            year=settings.year, routing=rep.routing, reporting_currency=rep.reporting_currency,
+            operator_country=settings.config.operator.country, rates=load_rates(con, settings.year),
+        )
+        with _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw, \
+                _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw, \
+                _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow:
+            for facts in iter_facts(con):
+                d = decide(facts, ctx)
+                decisions_counter[d.decision] += 1
+                findings.extend(d.findings)
+                dw.add(_decision_row(facts, d))
+                for r in d.reports:
+                    rw.add(_report_row(d.seller_id, r))
+                for a in d.authorities:
+                    per_authority[a] += 1
+                    ow.add({"authority": a, "seller_id": d.seller_id})
+    finally:
+        con.close()
+    if findings:
+        raise DataError(findings)
+    summary = {
+        "sellers": sum(decisions_counter.values()),
+        "decisions": dict(sorted(decisions_counter.items())),
+        "reportable": decisions_counter[REPORTED],
+        "sellers_per_authority": dict(sorted(per_authority.items())),
+    }
+    write_json(out / "rules.json", summary)
+    log.info("rules year=%s: %s", settings.year, summary)
+    return summary
+
+
+def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
+    return {
+        "seller_id": d.seller_id, "seller_type": facts.seller_type, "decision": d.decision,
+        "residence_countries": [c for c, _ in d.residence],
+        "residence_reasons": [r for _, r in d.residence],
+        "authorities": list(d.authorities), "currency": d.currency, "converted": d.converted,
+        "rates": json.dumps([{"currency": r.currency, "rate_date": r.rate_date.isoformat(),
+                              "units_per_eur": decimal_text(r.units_per_eur)} for r in d.rates]),
+        "goods_activities": d.goods_activities,
+        "goods_eur": None if d.goods_eur is None else str(d.goods_eur),
+        "excluded_listings": list(d.excluded_listings),
+    }
+
+
+def _report_row(seller_id: str, r: ActivityReport) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "seller_id": seller_id, "activity": r.activity, "listing_id": r.listing_id,
+        "currency": r.currency, "rented_days": r.rented_days,
+    }
+    for i, q in enumerate(Q):
+        row[f"cons_{q}"] = r.consideration[i]
+        row[f"numb_{q}"] = r.activities[i]
+        row[f"fees_{q}"] = r.fees[i]
+        row[f"tax_{q}"] = r.taxes[i]
+        row[f"exact_cons_{q}"] = str(r.exact_consideration[i])
+    return row
+
+
+class _Writer:
+    """Buffered Parquet writer: rows in, batches out, atomic rename on close."""
+
+    def __init__(self, path: Any, schema: pa.Schema, batch_rows: int = 20_000) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.rows: list[dict[str, Any]] = []
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.flush()
+        self.writer.close()
+        if exc_type is None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

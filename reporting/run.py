@@ -1,0 +1,112 @@
+"""The settings of one run, fixed when it starts and kept with its staging data.
+
+Every stage reads them from ``settings.json`` in the run's staging directory, so that the CLI
+and the Airflow tasks (possibly on different workers) run the very same computation. The run id
+and the message timestamp are inputs here; the renderer never reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from reporting.config import Config, parse_config
+from reporting.period import Period
+
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    config: Config
+    year: int
+    as_of: date
+    run_id: str
+    timestamp: datetime
+    out_dir: str
+    run_dir: str
+    source_url: str | None = None
+    xsd_dir: str | None = None
+
+    @property
+    def environment(self) -> str:
+        return self.config.reporting.environment
+
+    @property
+    def period(self) -> Period:
+        return Period(self.year, self.config.reporting.timezone, self.as_of)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+    def stage_dir(self, stage: str) -> Path:
+        d = self.run_path / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def to_json(self) -> dict[str, Any]:
+        cfg = asdict(self.config)
+        raw_config = {"operator": cfg["operator"], "reporting": cfg["reporting"]}
+        return {
+            "config": raw_config,
+            "config_path": self.config.path,
+            "year": self.year,
+            "as_of": self.as_of.isoformat(),
+            "run_id": self.run_id,
+            "timestamp": self.timestamp.isoformat(),
+            "out_dir": self.out_dir,
+            "run_dir": self.run_dir,
+            "source_url": self.source_url,
+            "xsd_dir": self.xsd_dir,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSettings:
+        config = parse_config(data["config"], origin=data.get("config_path") or "<settings>")
+        config = replace(config, path=data.get("config_path"))
+        return cls(
+            config=config,
+            year=int(data["year"]),
+            as_of=date.fromisoformat(data["as_of"]),
+            run_id=data["run_id"],
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+            out_dir=data["out_dir"],
+            run_dir=data["run_dir"],
+            source_url=data.get("source_url"),
+            xsd_dir=data.get("xsd_dir"),
+        )
+
+    def save(self) -> Path:
+        path = self.run_path / SETTINGS_FILE
+        write_json(path, self.to_json())
+        return path
+
+
+def load_settings(run_dir: str | Path) -> RunSettings:
+    path = Path(run_dir) / SETTINGS_FILE
+    return RunSettings.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp name, then rename), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

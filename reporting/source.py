@@ -1,0 +1,104 @@
+"""The source contract: connecting to the marketplace database and creating its tables.
+
+The contract (table and column names) is documented in the README and shipped as
+``sql/source_schema.sql``. Any SQLAlchemy URL works; SQLite is the embedded default.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from reporting.errors import SourceError
+
+#: Tables and the columns every reader may rely on (optional later additions are not listed).
+CONTRACT: dict[str, tuple[str, ...]] = {
+    "sellers": (
+        "seller_id", "seller_type", "first_name", "last_name", "legal_name", "birth_date",
+        "birth_city", "birth_country", "residence_country", "address_street", "address_building",
+        "address_post_code", "address_city", "address_country", "vat_id",
+        "business_registration_number", "is_governmental", "is_listed",
+    ),
+    "seller_tins": ("seller_id", "tin", "issued_by"),
+    "seller_financial_accounts": ("seller_id", "identifier", "account_holder_name"),
+    "seller_permanent_establishments": ("seller_id", "country"),
+    "property_listings": (
+        "listing_id", "seller_id", "address_street", "address_building", "address_post_code",
+        "address_city", "address_country", "land_registration_number", "property_type",
+    ),
+    "transactions": (
+        "transaction_id", "seller_id", "activity", "listing_id", "paid_at", "currency",
+        "amount_minor", "fee_minor", "tax_minor", "rented_days",
+    ),
+    "refunds": ("refund_id", "transaction_id", "refunded_at", "amount_minor", "fee_minor", "tax_minor"),
+    "fx_rates": ("currency", "rate_date", "units_per_eur"),
+}
+
+#: Optional columns added after the first contract; readers use them when present.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "property_listings": ("other_property_type",),
+}
+
+
+def sql_text(name: str) -> str:
+    """The text of a SQL file shipped in ``sql/``, without its comments (which may name
+    parameters that the driver must not see)."""
+    text = files("reporting.sql").joinpath(name).read_text(encoding="utf-8")
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def make_engine(url: str | URL) -> Engine:
+    u = make_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(u)
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked, for logs and run records."""
+    u = make_url(url) if isinstance(url, str) else url
+    return u.render_as_string(hide_password=True)
+
+
+def ddl_statements(sql: str) -> list[str]:
+    """Split a DDL file into statements, without comments."""
+    return [s.strip() for s in re.sub(r"--[^\n]*", "", sql).split(";") if s.strip()]
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the source tables (``sql/source_schema.sql``) in an empty database."""
+    sql = sql_text("source_schema.sql")
+    if engine.dialect.name == "sqlite":
+        # SQLite has no exact decimal type: keep rates as text, exactly as published.
+        sql = sql.replace("DECIMAL(20, 8)", "TEXT")
+    with engine.begin() as conn:
+        for stmt in ddl_statements(sql):
+            conn.exec_driver_sql(stmt)
+
+
+def check_contract(engine: Engine) -> dict[str, set[str]]:
+    """Fail with a clear message when a contract table or column is missing.
+
+    Returns the columns present per table, so readers can use optional columns.
+    """
+    insp = sa.inspect(engine)
+    present_tables = set(insp.get_table_names())
+    missing: list[str] = []
+    columns: dict[str, set[str]] = {}
+    for table, cols in CONTRACT.items():
+        if table not in present_tables:
+            missing.append(f"table {table}")
+            continue
+        have = {c["name"].lower() for c in insp.get_columns(table)}
+        columns[table] = have
+        missing.extend(f"column {table}.{c}" for c in cols if c not in have)
+    if missing:
+        raise SourceError(
+            f"the source database {safe_url(engine.url)} does not follow the source contract: "
+            f"missing {', '.join(missing)} (see sql/source_schema.sql)"
+        )
+    return columns

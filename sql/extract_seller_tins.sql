@@ -1,0 +1,17 @@
+-- seller_tins of the sellers active in the period.
+with active as (
+    select distinct seller_id
+    from transactions
+    where paid_at >= :period_start and paid_at < :period_end
+),
+
+final as (
+    select
+        x.seller_id,
+        x.tin,
+        x.issued_by
+    from seller_tins as x
+    inner join active as a on a.seller_id = x.seller_id
+)
+
+select * from final

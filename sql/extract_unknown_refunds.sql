@@ -1,0 +1,9 @@
+-- Refunds from the period start on whose transaction does not exist.
+with final as (
+    select r.refund_id, r.transaction_id
+    from refunds as r
+    left join transactions as t on t.transaction_id = r.transaction_id
+    where t.transaction_id is null and r.refunded_at >= :period_start
+)
+
+select * from final
