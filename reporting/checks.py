@@ -26,70 +26,122 @@ class Check:
 ACTIVITIES = ("sale_of_goods", "personal_services", "transportation_rental", "immovable_property")
 
 CHECKS: tuple[Check, ...] = (
-    Check("seller.type", "sellers", "seller_type must be 'individual' or 'entity'",
-          "select seller_id, null from sellers "
-          "where seller_type is null or seller_type not in ('individual', 'entity')"),
-    Check("seller.no_residence_country", "sellers",
-          "residence_country is missing: it decides whether and where the seller is reported",
-          "select seller_id, null from sellers where residence_country is null"),
-    Check("seller.bad_residence_country", "sellers",
-          "residence_country is not an ISO 3166 alpha-2 code",
-          "select seller_id, null from sellers where residence_country is not null "
-          "and residence_country not in (select code from iso_countries)"),
-    Check("tin.bad_issuer", "seller_tins", "issued_by is not an ISO 3166 alpha-2 code",
-          "select seller_id, null from seller_tins "
-          "where issued_by is null or issued_by not in (select code from iso_countries)"),
-    Check("listing.bad_country", "property_listings",
-          "address_country is missing or not an ISO 3166 alpha-2 code",
-          "select listing_id, null from property_listings "
-          "where address_country is null or address_country not in (select code from iso_countries)"),
-    Check("transaction.activity", "transactions",
-          "activity must be one of " + ", ".join(ACTIVITIES),
-          "select transaction_id, activity from transactions where activity is null or activity not in "
-          "('sale_of_goods', 'personal_services', 'transportation_rental', 'immovable_property')"),
-    Check("currency.unknown", "transactions", "currency is not an ISO 4217 code",
-          "select transaction_id, currency from transactions "
-          "where currency is null or currency not in (select code from iso_currencies)"),
-    Check("transaction.negative_amount", "transactions",
-          "amount_minor, fee_minor and tax_minor must be integers >= 0",
-          "select transaction_id, null from transactions where amount_minor is null or amount_minor < 0 "
-          "or coalesce(fee_minor, 0) < 0 or coalesce(tax_minor, 0) < 0"),
-    Check("transaction.listing_missing", "transactions",
-          "an immovable_property transaction needs a listing_id",
-          "select transaction_id, null from transactions "
-          "where activity = 'immovable_property' and listing_id is null"),
-    Check("transaction.listing_not_property", "transactions",
-          "listing_id and rented_days are for immovable_property only",
-          "select transaction_id, activity from transactions where activity <> 'immovable_property' "
-          "and (listing_id is not null or rented_days is not null)"),
-    Check("transaction.unknown_listing", "transactions",
-          "listing_id is not a property listing of this seller",
-          "select t.transaction_id, t.listing_id from transactions t "
-          "left join property_listings p on p.listing_id = t.listing_id and p.seller_id = t.seller_id "
-          "where t.listing_id is not null and p.listing_id is null"),
-    Check("transaction.rented_days", "transactions", "rented_days must be >= 0",
-          "select transaction_id, null from transactions where rented_days < 0"),
-    Check("refund.negative_amount", "refunds", "refund amounts must be integers >= 0",
-          "select refund_id, null from refunds where amount_minor is null or amount_minor < 0 "
-          "or coalesce(fee_minor, 0) < 0 or coalesce(tax_minor, 0) < 0"),
-    Check("refund.exceeds_transaction", "refunds",
-          "this refund alone is larger than its transaction",
-          "select r.refund_id, 'transaction ' || r.transaction_id from refunds r "
-          "join transactions t using (transaction_id) where r.amount_minor > t.amount_minor "
-          "or coalesce(r.fee_minor, 0) > coalesce(t.fee_minor, 0) "
-          "or coalesce(r.tax_minor, 0) > coalesce(t.tax_minor, 0)"),
-    Check("refund.total_exceeds_transaction", "transactions",
-          "its refunds together exceed the transaction",
-          "with s as (select transaction_id, sum(amount_minor) a, sum(coalesce(fee_minor, 0)) f, "
-          "sum(coalesce(tax_minor, 0)) x, string_agg(refund_id, ', ' order by refund_id) ids, count(*) n "
-          "from refunds group by transaction_id) "
-          "select t.transaction_id, 'refunds ' || s.ids from transactions t join s using (transaction_id) "
-          "where s.n > 1 and (s.a > t.amount_minor or s.f > coalesce(t.fee_minor, 0) "
-          "or s.x > coalesce(t.tax_minor, 0))"),
-    Check("fx.bad_rate", "fx_rates", "units_per_eur must be a positive decimal",
-          "select currency || ' ' || cast(rate_date as varchar), units_per_eur from fx_rates "
-          "where try_cast(units_per_eur as decimal(38, 12)) is null "
-          "or try_cast(units_per_eur as decimal(38, 12)) <= 0"),
+    Check(
+        "seller.type",
+        "sellers",
+        "seller_type must be 'individual' or 'entity'",
+        "select seller_id, null from sellers where seller_type is null or seller_type not in ('individual', 'entity')",
+    ),
+    Check(
+        "seller.no_residence_country",
+        "sellers",
+        "residence_country is missing: it decides whether and where the seller is reported",
+        "select seller_id, null from sellers where residence_country is null",
+    ),
+    Check(
+        "seller.bad_residence_country",
+        "sellers",
+        "residence_country is not an ISO 3166 alpha-2 code",
+        "select seller_id, null from sellers where residence_country is not null "
+        "and residence_country not in (select code from iso_countries)",
+    ),
+    Check(
+        "tin.bad_issuer",
+        "seller_tins",
+        "issued_by is not an ISO 3166 alpha-2 code",
+        "select seller_id, null from seller_tins "
+        "where issued_by is null or issued_by not in (select code from iso_countries)",
+    ),
+    Check(
+        "listing.bad_country",
+        "property_listings",
+        "address_country is missing or not an ISO 3166 alpha-2 code",
+        "select listing_id, null from property_listings "
+        "where address_country is null or address_country not in (select code from iso_countries)",
+    ),
+    Check(
+        "transaction.activity",
+        "transactions",
+        "activity must be one of " + ", ".join(ACTIVITIES),
+        "select transaction_id, activity from transactions where activity is null or activity not in "
+        "('sale_of_goods', 'personal_services', 'transportation_rental', 'immovable_property')",
+    ),
+    Check(
+        "currency.unknown",
+        "transactions",
+        "currency is not an ISO 4217 code",
+        "select transaction_id, currency from transactions "
+        "where currency is null or currency not in (select code from iso_currencies)",
+    ),
+    Check(
+        "transaction.negative_amount",
+        "transactions",
+        "amount_minor, fee_minor and tax_minor must be integers >= 0",
+        "select transaction_id, null from transactions where amount_minor is null or amount_minor < 0 "
+        "or coalesce(fee_minor, 0) < 0 or coalesce(tax_minor, 0) < 0",
+    ),
+    Check(
+        "transaction.listing_missing",
+        "transactions",
+        "an immovable_property transaction needs a listing_id",
+        "select transaction_id, null from transactions where activity = 'immovable_property' and listing_id is null",
+    ),
+    Check(
+        "transaction.listing_not_property",
+        "transactions",
+        "listing_id and rented_days are for immovable_property only",
+        "select transaction_id, activity from transactions where activity <> 'immovable_property' "
+        "and (listing_id is not null or rented_days is not null)",
+    ),
+    Check(
+        "transaction.unknown_listing",
+        "transactions",
+        "listing_id is not a property listing of this seller",
+        "select t.transaction_id, t.listing_id from transactions t "
+        "left join property_listings p on p.listing_id = t.listing_id and p.seller_id = t.seller_id "
+        "where t.listing_id is not null and p.listing_id is null",
+    ),
+    Check(
+        "transaction.rented_days",
+        "transactions",
+        "rented_days must be >= 0",
+        "select transaction_id, null from transactions where rented_days < 0",
+    ),
+    Check(
+        "refund.negative_amount",
+        "refunds",
+        "refund amounts must be integers >= 0",
+        "select refund_id, null from refunds where amount_minor is null or amount_minor < 0 "
+        "or coalesce(fee_minor, 0) < 0 or coalesce(tax_minor, 0) < 0",
+    ),
+    Check(
+        "refund.exceeds_transaction",
+        "refunds",
+        "this refund alone is larger than its transaction",
+        "select r.refund_id, 'transaction ' || r.transaction_id from refunds r "
+        "join transactions t using (transaction_id) where r.amount_minor > t.amount_minor "
+        "or coalesce(r.fee_minor, 0) > coalesce(t.fee_minor, 0) "
+        "or coalesce(r.tax_minor, 0) > coalesce(t.tax_minor, 0)",
+    ),
+    Check(
+        "refund.total_exceeds_transaction",
+        "transactions",
+        "its refunds together exceed the transaction",
+        "with s as (select transaction_id, sum(amount_minor) a, sum(coalesce(fee_minor, 0)) f, "
+        "sum(coalesce(tax_minor, 0)) x, string_agg(refund_id, ', ' order by refund_id) ids, count(*) n "
+        "from refunds group by transaction_id) "
+        "select t.transaction_id, 'refunds ' || s.ids from transactions t join s using (transaction_id) "
+        "where s.n > 1 and (s.a > t.amount_minor or s.f > coalesce(t.fee_minor, 0) "
+        "or s.x > coalesce(t.tax_minor, 0))",
+    ),
+    Check(
+        "fx.bad_rate",
+        "fx_rates",
+        "units_per_eur must be a positive decimal",
+        "select currency || ' ' || cast(rate_date as varchar), units_per_eur from fx_rates "
+        "where try_cast(units_per_eur as decimal(38, 12)) is null "
+        "or try_cast(units_per_eur as decimal(38, 12)) <= 0",
+    ),
 )
 
 MISSING_RATE_SQL = """
@@ -115,12 +167,16 @@ def run_checks(run_dir: Path, year: int, *, limit_per_rule: int = 1000) -> list[
         findings = _run(con, limit_per_rule)
         year_end = date(year, 12, 31)
         for currency, example in con.execute(MISSING_RATE_SQL, [year_end]).fetchall():
-            findings.append(Finding(
-                rule="fx.missing_rate", table="fx_rates", key=f"{currency} on or before {year_end}",
-                message=f"no rate for {currency} on or before {year_end}; transactions in {currency} "
-                        f"(e.g. {example}) cannot be converted. Load the ECB rate; the pipeline never "
-                        "assumes a rate",
-            ))
+            findings.append(
+                Finding(
+                    rule="fx.missing_rate",
+                    table="fx_rates",
+                    key=f"{currency} on or before {year_end}",
+                    message=f"no rate for {currency} on or before {year_end}; transactions in {currency} "
+                    f"(e.g. {example}) cannot be converted. Load the ECB rate; the pipeline never "
+                    "assumes a rate",
+                )
+            )
         return findings
     finally:
         con.close()

@@ -3,6 +3,7 @@
     dac7 demo-data --db URL --sellers N --seed S [--year Y]
     dac7 run --config FILE --source URL --year Y [--as-of DATE] --out DIR
     dac7 validate FILE... [--xsd-dir DIR]
+    dac7 summary --out DIR
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
 2 usage or configuration errors.
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", help="run id (a UUID; default: a new one)")
     r.add_argument("--xsd-dir", help="directory with the authority's official XSD files")
 
+    m = sub.add_parser("summary", help="print the summary table of a published run")
+    m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
+
     v = sub.add_parser("validate", help="validate DPI XML files against the schema")
     v.add_argument("files", nargs="+", help="XML files")
     v.add_argument("--xsd-dir", help="directory with DPIXML_v1.0.xsd and its imports (default: ours)")
@@ -69,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo_data(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "summary":
+            return _summary(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)
@@ -90,9 +96,15 @@ def _run(args: argparse.Namespace) -> int:
     from reporting.pipeline import run, summary_table
 
     result = run(
-        config_path=args.config, source_url=args.source, year=args.year, as_of=args.as_of,
-        out_dir=args.out, environment=args.environment, staging_root=args.staging,
-        run_id=args.run_id, xsd_dir=args.xsd_dir,
+        config_path=args.config,
+        source_url=args.source,
+        year=args.year,
+        as_of=args.as_of,
+        out_dir=args.out,
+        environment=args.environment,
+        staging_root=args.staging,
+        run_id=args.run_id,
+        xsd_dir=args.xsd_dir,
     )
     print(summary_table(result.manifest))
     out = Path(args.out)
@@ -101,6 +113,20 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"XML files under {out}/<authority>/, manifest: {out / 'manifest.json'}")
     print(f"staging (intermediate data, not published): {result.run_dir}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from reporting.pipeline import load_manifest, summary_table
+
+    path = Path(args.out) / "manifest.json"
+    if not path.is_file():
+        print(f"dac7: no manifest.json in {args.out}: the run did not publish", file=sys.stderr)
+        return 1
+    manifest = load_manifest(args.out)
+    print(summary_table(manifest))
+    if manifest["files"]:
+        print(f"XML files under {Path(args.out).resolve()}/<authority>/")
     return 0
 
 

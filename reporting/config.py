@@ -70,8 +70,7 @@ class Config:
     path: str | None = None
 
 
-_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus",
-                  "nexus_country", "address"}
+_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment"}
 _KNOWN_TABLES = {"operator", "reporting", "source"}
@@ -130,8 +129,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         ZoneInfo(reporting.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone "
-            "(e.g. 'Europe/Vilnius')"
+            f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone (e.g. 'Europe/Vilnius')"
         ) from None
     src = _table(raw, "source", origin, required=False)
     return Config(operator=operator, reporting=reporting, source=_str(src, "url", "source", origin), path=origin)

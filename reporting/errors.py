@@ -38,6 +38,4 @@ class DataError(ReportingError):
         more = len(self.findings) - limit
         if more > 0:
             lines.append(f"... and {more} more")
-        super().__init__(
-            f"{len(self.findings)} data error(s); nothing was published:\n  " + "\n  ".join(lines)
-        )
+        super().__init__(f"{len(self.findings)} data error(s); nothing was published:\n  " + "\n  ".join(lines))

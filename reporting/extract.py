@@ -84,7 +84,7 @@ def _code(value: Any) -> str | None:
 def _int(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError("integers are never read through a float")
     if isinstance(value, Decimal):
         if value != value.to_integral_value():
@@ -106,36 +106,63 @@ Converter = Callable[[Any], Any]
 # column -> (arrow type, converter), per extracted table
 TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
     "sellers": [
-        ("seller_id", STR, _text), ("seller_type", STR, _text), ("first_name", STR, _text),
-        ("last_name", STR, _text), ("legal_name", STR, _text), ("birth_date", pa.date32(), _date),
-        ("birth_city", STR, _text), ("birth_country", STR, _code), ("residence_country", STR, _code),
-        ("address_street", STR, _text), ("address_building", STR, _text),
-        ("address_post_code", STR, _text), ("address_city", STR, _text),
-        ("address_country", STR, _code), ("vat_id", STR, _text),
-        ("business_registration_number", STR, _text), ("is_governmental", pa.bool_(), _bool),
+        ("seller_id", STR, _text),
+        ("seller_type", STR, _text),
+        ("first_name", STR, _text),
+        ("last_name", STR, _text),
+        ("legal_name", STR, _text),
+        ("birth_date", pa.date32(), _date),
+        ("birth_city", STR, _text),
+        ("birth_country", STR, _code),
+        ("residence_country", STR, _code),
+        ("address_street", STR, _text),
+        ("address_building", STR, _text),
+        ("address_post_code", STR, _text),
+        ("address_city", STR, _text),
+        ("address_country", STR, _code),
+        ("vat_id", STR, _text),
+        ("business_registration_number", STR, _text),
+        ("is_governmental", pa.bool_(), _bool),
         ("is_listed", pa.bool_(), _bool),
     ],
     "seller_tins": [("seller_id", STR, _text), ("tin", STR, _text), ("issued_by", STR, _code)],
     "seller_financial_accounts": [
-        ("seller_id", STR, _text), ("identifier", STR, _text), ("account_holder_name", STR, _text),
+        ("seller_id", STR, _text),
+        ("identifier", STR, _text),
+        ("account_holder_name", STR, _text),
     ],
     "seller_permanent_establishments": [("seller_id", STR, _text), ("country", STR, _code)],
     "property_listings": [
-        ("listing_id", STR, _text), ("seller_id", STR, _text), ("address_street", STR, _text),
-        ("address_building", STR, _text), ("address_post_code", STR, _text),
-        ("address_city", STR, _text), ("address_country", STR, _code),
-        ("land_registration_number", STR, _text), ("property_type", STR, _code),
+        ("listing_id", STR, _text),
+        ("seller_id", STR, _text),
+        ("address_street", STR, _text),
+        ("address_building", STR, _text),
+        ("address_post_code", STR, _text),
+        ("address_city", STR, _text),
+        ("address_country", STR, _code),
+        ("land_registration_number", STR, _text),
+        ("property_type", STR, _code),
         ("other_property_type", STR, _text),
     ],
     "transactions": [
-        ("transaction_id", STR, _text), ("seller_id", STR, _text), ("activity", STR, _text),
-        ("listing_id", STR, _text), ("paid_at", TS, _ts), ("currency", STR, _code),
-        ("amount_minor", I64, _int), ("fee_minor", I64, _int), ("tax_minor", I64, _int),
+        ("transaction_id", STR, _text),
+        ("seller_id", STR, _text),
+        ("activity", STR, _text),
+        ("listing_id", STR, _text),
+        ("paid_at", TS, _ts),
+        ("currency", STR, _code),
+        ("amount_minor", I64, _int),
+        ("fee_minor", I64, _int),
+        ("tax_minor", I64, _int),
         ("rented_days", I64, _int),
     ],
     "refunds": [
-        ("refund_id", STR, _text), ("transaction_id", STR, _text), ("refunded_at", TS, _ts),
-        ("amount_minor", I64, _int), ("fee_minor", I64, _int), ("tax_minor", I64, _int),
+        ("refund_id", STR, _text),
+        ("transaction_id", STR, _text),
+        ("refunded_at", TS, _ts),
+        ("amount_minor", I64, _int),
+        ("fee_minor", I64, _int),
+        ("tax_minor", I64, _int),
     ],
     "fx_rates": [("currency", STR, _code), ("rate_date", pa.date32(), _date), ("units_per_eur", STR, _decimal_text)],
 }
@@ -148,9 +175,7 @@ def _bound(conn: Connection, value: datetime) -> Any:
     return value
 
 
-def _stream_to_parquet(
-    conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path
-) -> int:
+def _stream_to_parquet(conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
     spec = TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
@@ -169,8 +194,11 @@ def _stream_to_parquet(
 
 
 def _to_batch(
-    rows: Sequence[Any], spec: list[tuple[str, pa.DataType, Converter]], index: dict[str, int],
-    schema: pa.Schema, table: str,
+    rows: Sequence[Any],
+    spec: list[tuple[str, pa.DataType, Converter]],
+    index: dict[str, int],
+    schema: pa.Schema,
+    table: str,
 ) -> pa.RecordBatch:
     arrays = []
     for name, typ, conv in spec:
@@ -209,16 +237,29 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                     sql = sql.replace("{optional_columns}", "".join(f",\n        p.{c}" for c in optional))
                 counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet")
             counts["fx_rates"] = _stream_to_parquet(
-                conn, "fx_rates", sql_text("extract_fx_rates.sql"),
+                conn,
+                "fx_rates",
+                sql_text("extract_fx_rates.sql"),
                 {"last_rate_date": date(settings.year, 12, 31)},
                 out / "fx_rates.parquet",
             )
             control = conn.execute(sa.text(sql_text("count_transactions.sql")), params).scalar_one()
-            findings += _orphans(conn, "extract_unknown_sellers.sql", params, "transactions",
-                                 "source.unknown_seller", "its seller_id is not in the sellers table")
-            findings += _orphans(conn, "extract_unknown_refunds.sql", {"period_start": params["period_start"]},
-                                 "refunds", "refund.unknown_transaction",
-                                 "it refunds a transaction that does not exist")
+            findings += _orphans(
+                conn,
+                "extract_unknown_sellers.sql",
+                params,
+                "transactions",
+                "source.unknown_seller",
+                "its seller_id is not in the sellers table",
+            )
+            findings += _orphans(
+                conn,
+                "extract_unknown_refunds.sql",
+                {"period_start": params["period_start"]},
+                "refunds",
+                "refund.unknown_transaction",
+                "it refunds a transaction that does not exist",
+            )
     finally:
         engine.dispose()
     if int(control) != counts["transactions"]:

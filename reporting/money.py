@@ -14,7 +14,7 @@ from reporting.countries import minor_unit_exponent
 
 def to_fraction(value: object) -> Fraction:
     """An exact rational from an int, Decimal or decimal text (never from a float)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError("money and rates are never read through a float")
     if isinstance(value, int):
         return Fraction(value)

@@ -65,8 +65,13 @@ def prepare(
     run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = RunSettings(
-        config=config, year=year, as_of=as_of, run_id=run_id, timestamp=ts,
-        out_dir=str(Path(out_dir).resolve()), run_dir=str(run_dir),
+        config=config,
+        year=year,
+        as_of=as_of,
+        run_id=run_id,
+        timestamp=ts,
+        out_dir=str(Path(out_dir).resolve()),
+        run_dir=str(run_dir),
         source_url=source if source and safe_url(source) == source else None,
         xsd_dir=str(xsd_dir) if xsd_dir else None,
     )
@@ -144,8 +149,10 @@ def summary_table(manifest: dict[str, Any]) -> str:
         lines.append(f"  {'authority':<10}{'sellers':>10}{'bytes':>12}  file")
         for f in manifest["files"]:
             lines.append(f"  {f['authority']:<10}{f['sellers']:>10}{f['bytes']:>12}  {f['file']}")
-        lines.append(f"  {'total':<10}{sum(f['sellers'] for f in manifest['files']):>10}"
-                     f"{sum(f['bytes'] for f in manifest['files']):>12}  {len(manifest['files'])} file(s)")
+        lines.append(
+            f"  {'total':<10}{sum(f['sellers'] for f in manifest['files']):>10}"
+            f"{sum(f['bytes'] for f in manifest['files']):>12}  {len(manifest['files'])} file(s)"
+        )
     else:
         lines.append("  nothing to file: no reportable seller in this period")
     return "\n".join(lines)

@@ -63,11 +63,18 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         shutil.copyfile(src, tmp)
         os.chmod(tmp, 0o600)
         os.replace(tmp, dst)
-        files.append({
-            "authority": msg["authority"], "profile": msg["profile"], "file": msg["file"],
-            "message_ref_id": msg["message_ref_id"], "message_type_indic": msg["message_type_indic"],
-            "sellers": msg["sellers"], "bytes": dst.stat().st_size, "sha256": sha256_of(dst),
-        })
+        files.append(
+            {
+                "authority": msg["authority"],
+                "profile": msg["profile"],
+                "file": msg["file"],
+                "message_ref_id": msg["message_ref_id"],
+                "message_type_indic": msg["message_type_indic"],
+                "sellers": msg["sellers"],
+                "bytes": dst.stat().st_size,
+                "sha256": sha256_of(dst),
+            }
+        )
     rules = read_json(settings.run_path / "rules" / "rules.json")
     extract = read_json(settings.run_path / "extract" / "extract.json")
     manifest = {

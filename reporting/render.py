@@ -97,11 +97,19 @@ select * from final order by seller_id
 def operator_record(settings: RunSettings) -> OperatorRecord:
     op = settings.config.operator
     return OperatorRecord(
-        name=op.name, tin=op.tin, tin_issued_by=op.tin_issued_by, nexus=op.nexus,
-        res_country=op.address.country, vat=op.vat, platform_business_name=op.platform_business_name,
+        name=op.name,
+        tin=op.tin,
+        tin_issued_by=op.tin_issued_by,
+        nexus=op.nexus,
+        res_country=op.address.country,
+        vat=op.vat,
+        platform_business_name=op.platform_business_name,
         address=PostalAddress(
-            country=op.address.country, city=op.address.city, street=op.address.street,
-            building=op.address.building, post_code=op.address.post_code,
+            country=op.address.country,
+            city=op.address.city,
+            street=op.address.street,
+            building=op.address.building,
+            post_code=op.address.post_code,
         ),
     )
 
@@ -117,10 +125,15 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
 
     def need(value: Any, column: str, rule: str) -> None:
         if value in (None, ""):
-            problems.append(Finding(
-                rule=rule, table="sellers", key=sid, seller_id=sid,
-                message=f"{column} is required to report this seller; complete it in the source",
-            ))
+            problems.append(
+                Finding(
+                    rule=rule,
+                    table="sellers",
+                    key=sid,
+                    seller_id=sid,
+                    message=f"{column} is required to report this seller; complete it in the source",
+                )
+            )
 
     country = row["address_country"] or row["residence_country"]
     need(row["address_city"], "address_city", "seller.address_incomplete")
@@ -137,40 +150,73 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
         address = None
         if a["activity"] == "immovable_property":
             address = PostalAddress(
-                country=a["country"], city=a["city"], street=a["street"], building=a["building"],
+                country=a["country"],
+                city=a["city"],
+                street=a["street"],
+                building=a["building"],
                 post_code=a["post_code"],
             )
             if not a["city"]:
-                problems.append(Finding(
-                    rule="listing.address_incomplete", table="property_listings", key=a["listing_id"],
-                    seller_id=sid, message="address_city is required for a reported Property Listing",
-                ))
-        activities.append(ActivityFigures(
-            activity=a["activity"], currency=a["currency"], listing_id=a["listing_id"],
-            consideration=_four(a["cons"]), activities=_four(a["numb"]), fees=_four(a["fees"]),
-            taxes=_four(a["tax"]), address=address,
-            land_registration_number=a["land_registration_number"],
-            property_type=a["property_type"], other_property_type=a["other_property_type"],
-            rented_days=int(a["rented_days"] or 0),
-        ))
-    tins = tuple(sorted(
-        (Tin(t["tin"], t["issued_by"]) for t in (row["tins"] or [])), key=lambda t: (t.issued_by, t.value)
-    ))
-    accounts = tuple(sorted(
-        (FinancialAccount(a["identifier"], a["holder"], iban.is_valid(a["identifier"]))
-         for a in (row["accounts"] or [])), key=lambda a: a.identifier,
-    ))
+                problems.append(
+                    Finding(
+                        rule="listing.address_incomplete",
+                        table="property_listings",
+                        key=a["listing_id"],
+                        seller_id=sid,
+                        message="address_city is required for a reported Property Listing",
+                    )
+                )
+        activities.append(
+            ActivityFigures(
+                activity=a["activity"],
+                currency=a["currency"],
+                listing_id=a["listing_id"],
+                consideration=_four(a["cons"]),
+                activities=_four(a["numb"]),
+                fees=_four(a["fees"]),
+                taxes=_four(a["tax"]),
+                address=address,
+                land_registration_number=a["land_registration_number"],
+                property_type=a["property_type"],
+                other_property_type=a["other_property_type"],
+                rented_days=int(a["rented_days"] or 0),
+            )
+        )
+    tins = tuple(
+        sorted((Tin(t["tin"], t["issued_by"]) for t in (row["tins"] or [])), key=lambda t: (t.issued_by, t.value))
+    )
+    accounts = tuple(
+        sorted(
+            (
+                FinancialAccount(a["identifier"], a["holder"], iban.is_valid(a["identifier"]))
+                for a in (row["accounts"] or [])
+            ),
+            key=lambda a: a.identifier,
+        )
+    )
     record = SellerRecord(
-        seller_id=sid, seller_type=row["seller_type"], res_countries=tuple(row["residence_countries"]),
+        seller_id=sid,
+        seller_type=row["seller_type"],
+        res_countries=tuple(row["residence_countries"]),
         tins=tins,
         address=PostalAddress(
-            country=country, city=row["address_city"], street=row["address_street"],
-            building=row["address_building"], post_code=row["address_post_code"],
+            country=country,
+            city=row["address_city"],
+            street=row["address_street"],
+            building=row["address_building"],
+            post_code=row["address_post_code"],
         ),
-        activities=tuple(activities), first_name=row["first_name"], last_name=row["last_name"],
-        legal_name=row["legal_name"], birth_date=row["birth_date"], birth_city=row["birth_city"],
-        birth_country=row["birth_country"], vat=row["vat_id"], brn=row["business_registration_number"],
-        accounts=accounts, permanent_establishments=tuple(sorted(row["pe_countries"] or [])),
+        activities=tuple(activities),
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        legal_name=row["legal_name"],
+        birth_date=row["birth_date"],
+        birth_city=row["birth_city"],
+        birth_country=row["birth_country"],
+        vat=row["vat_id"],
+        brn=row["business_registration_number"],
+        accounts=accounts,
+        permanent_establishments=tuple(sorted(row["pe_countries"] or [])),
     )
     return record, problems
 
@@ -182,8 +228,9 @@ def render(settings: RunSettings) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     findings: list[Finding] = []
     try:
-        authorities = [r[0] for r in con.execute(
-            "select distinct authority from routing order by authority").fetchall()]
+        authorities = [
+            r[0] for r in con.execute("select distinct authority from routing order by authority").fetchall()
+        ]
         operator = operator_record(settings)
         for authority in authorities:
             messages.append(_render_one(settings, con, authority, operator, findings))
@@ -204,9 +251,12 @@ def _render_one(
     env = settings.environment
     ids = DocIds(settings.run_id, settings.config.operator.country, authority, settings.year)
     header = MessageHeader(
-        transmitting_country=ids.transmitting_country, receiving_country=authority,
-        message_ref_id=profile.message_ref_id(ids, 1), message_type_indic="DPI401",
-        reporting_period=date(settings.year, 12, 31), timestamp=profile.message_timestamp(settings.timestamp),
+        transmitting_country=ids.transmitting_country,
+        receiving_country=authority,
+        message_ref_id=profile.message_ref_id(ids, 1),
+        message_type_indic="DPI401",
+        reporting_period=date(settings.year, 12, 31),
+        timestamp=profile.message_timestamp(settings.timestamp),
     )
     target_dir = settings.stage_dir(f"render/{authority}")
     name = profile.file_name(header)
@@ -221,14 +271,22 @@ def _render_one(
                 if problems:
                     findings.extend(problems)
                     continue
-                yield record, (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}"))
+                yield (
+                    record,
+                    (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}")),
+                )
 
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         count = profile.write(fh, header, operator, operator_doc, sellers())
     tmp.replace(target_dir / name)
     return {
-        "authority": authority, "profile": profile.code, "edition": profile.edition,
-        "schema": profile.schema_resource, "message_ref_id": header.message_ref_id,
-        "message_type_indic": header.message_type_indic, "file": f"{authority}/{name}", "sellers": count,
+        "authority": authority,
+        "profile": profile.code,
+        "edition": profile.edition,
+        "schema": profile.schema_resource,
+        "message_ref_id": header.message_ref_id,
+        "message_type_indic": header.message_type_indic,
+        "file": f"{authority}/{name}",
+        "sellers": count,
     }

@@ -163,10 +163,7 @@ def _groups(blocks: Iterable[Block]) -> dict[tuple[str, str], list[Block]]:
     for b in blocks:
         groups[(b.activity, b.listing_id)].append(b)
     # An activity whose consideration and count are both zero after refunds is not reported.
-    return {
-        k: v for k, v in groups.items()
-        if sum(b.amount_minor for b in v) != 0 or sum(b.activities for b in v) != 0
-    }
+    return {k: v for k, v in groups.items() if sum(b.amount_minor for b in v) != 0 or sum(b.activities for b in v) != 0}
 
 
 def eur_value(blocks: Iterable[Block], rates: dict[str, Rate]) -> Fraction:
@@ -243,16 +240,26 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     for key in sorted(kept, key=lambda k: (ACTIVITY_ORDER.index(k[0]), k[1])):
         report = _report(key, kept[key], convert, ctx.rates)
         if report.rented_days > MAX_RENTED_DAYS:
-            findings.append(Finding(
-                rule="listing.rented_days_out_of_range", table="property_listings", key=key[1],
-                seller_id=facts.seller_id,
-                message=f"RentedDays sums to {report.rented_days}; the schema allows 1 to {MAX_RENTED_DAYS}. "
-                        "Check the rented_days of this listing's transactions",
-            ))
+            findings.append(
+                Finding(
+                    rule="listing.rented_days_out_of_range",
+                    table="property_listings",
+                    key=key[1],
+                    seller_id=facts.seller_id,
+                    message=f"RentedDays sums to {report.rented_days}; the schema allows 1 to {MAX_RENTED_DAYS}. "
+                    "Check the rented_days of this listing's transactions",
+                )
+            )
         reports.append(report)
     return Decision(
-        decision=REPORTED, authorities=authorities, currency=currency, converted=convert,
-        rates=used_rates, reports=tuple(reports), findings=tuple(findings), **base,
+        decision=REPORTED,
+        authorities=authorities,
+        currency=currency,
+        converted=convert,
+        rates=used_rates,
+        reports=tuple(reports),
+        findings=tuple(findings),
+        **base,
     )
 
 
@@ -270,9 +277,13 @@ def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dic
         taxes.append(round_half_up(_exact(qb, "tax_minor", convert, rates)))
         counts.append(sum(b.activities for b in qb))
     return ActivityReport(
-        activity=activity, listing_id=listing, currency=currency,
+        activity=activity,
+        listing_id=listing,
+        currency=currency,
         consideration=_four([round_half_up(c) for c in cons]),
-        activities=_four(counts), fees=_four(fees), taxes=_four(taxes),
+        activities=_four(counts),
+        fees=_four(fees),
+        taxes=_four(taxes),
         rented_days=sum(b.rented_days for b in blocks),
         exact_consideration=(cons[0], cons[1], cons[2], cons[3]),
     )
@@ -341,20 +352,36 @@ from (
 ) where rn = 1
 """
 
-DECISION_SCHEMA = pa.schema([
-    ("seller_id", pa.string()), ("seller_type", pa.string()), ("decision", pa.string()),
-    ("residence_countries", pa.list_(pa.string())), ("residence_reasons", pa.list_(pa.string())),
-    ("authorities", pa.list_(pa.string())), ("currency", pa.string()), ("converted", pa.bool_()),
-    ("rates", pa.string()), ("goods_activities", pa.int64()), ("goods_eur", pa.string()),
-    ("excluded_listings", pa.list_(pa.string())),
-])
+DECISION_SCHEMA = pa.schema(
+    [
+        ("seller_id", pa.string()),
+        ("seller_type", pa.string()),
+        ("decision", pa.string()),
+        ("residence_countries", pa.list_(pa.string())),
+        ("residence_reasons", pa.list_(pa.string())),
+        ("authorities", pa.list_(pa.string())),
+        ("currency", pa.string()),
+        ("converted", pa.bool_()),
+        ("rates", pa.string()),
+        ("goods_activities", pa.int64()),
+        ("goods_eur", pa.string()),
+        ("excluded_listings", pa.list_(pa.string())),
+    ]
+)
 
 Q = ("q1", "q2", "q3", "q4")
 REPORT_SCHEMA = pa.schema(
-    [("seller_id", pa.string()), ("activity", pa.string()), ("listing_id", pa.string()),
-     ("currency", pa.string()), ("rented_days", pa.int64())]
-    + [(f"cons_{q}", pa.int64()) for q in Q] + [(f"numb_{q}", pa.int64()) for q in Q]
-    + [(f"fees_{q}", pa.int64()) for q in Q] + [(f"tax_{q}", pa.int64()) for q in Q]
+    [
+        ("seller_id", pa.string()),
+        ("activity", pa.string()),
+        ("listing_id", pa.string()),
+        ("currency", pa.string()),
+        ("rented_days", pa.int64()),
+    ]
+    + [(f"cons_{q}", pa.int64()) for q in Q]
+    + [(f"numb_{q}", pa.int64()) for q in Q]
+    + [(f"fees_{q}", pa.int64()) for q in Q]
+    + [(f"tax_{q}", pa.int64()) for q in Q]
     + [(f"exact_cons_{q}", pa.string()) for q in Q]
 )
 
@@ -369,10 +396,13 @@ def iter_facts(con: Any, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
     for batch in reader:
         for r in batch.to_pylist():
             yield SellerFacts(
-                seller_id=r["seller_id"], seller_type=r["seller_type"],
+                seller_id=r["seller_id"],
+                seller_type=r["seller_type"],
                 residence_country=r["residence_country"],
-                is_governmental=bool(r["is_governmental"]), is_listed=bool(r["is_listed"]),
-                tin_issuers=tuple(r["tin_issuers"]), pe_countries=tuple(r["pe_countries"]),
+                is_governmental=bool(r["is_governmental"]),
+                is_listed=bool(r["is_listed"]),
+                tin_issuers=tuple(r["tin_issuers"]),
+                pe_countries=tuple(r["pe_countries"]),
                 blocks=tuple(Block(**b) for b in r["blocks"]),
             )
 
@@ -387,12 +417,17 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     findings: list[Finding] = []
     try:
         ctx = RuleContext(
-            year=settings.year, routing=rep.routing, reporting_currency=rep.reporting_currency,
-            operator_country=settings.config.operator.country, rates=load_rates(con, settings.year),
+            year=settings.year,
+            routing=rep.routing,
+            reporting_currency=rep.reporting_currency,
+            operator_country=settings.config.operator.country,
+            rates=load_rates(con, settings.year),
         )
-        with _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw, \
-                _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw, \
-                _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow:
+        with (
+            _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
+            _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
+            _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
+        ):
             for facts in iter_facts(con):
                 d = decide(facts, ctx)
                 decisions_counter[d.decision] += 1
@@ -420,12 +455,24 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
 
 def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
     return {
-        "seller_id": d.seller_id, "seller_type": facts.seller_type, "decision": d.decision,
+        "seller_id": d.seller_id,
+        "seller_type": facts.seller_type,
+        "decision": d.decision,
         "residence_countries": [c for c, _ in d.residence],
         "residence_reasons": [r for _, r in d.residence],
-        "authorities": list(d.authorities), "currency": d.currency, "converted": d.converted,
-        "rates": json.dumps([{"currency": r.currency, "rate_date": r.rate_date.isoformat(),
-                              "units_per_eur": decimal_text(r.units_per_eur)} for r in d.rates]),
+        "authorities": list(d.authorities),
+        "currency": d.currency,
+        "converted": d.converted,
+        "rates": json.dumps(
+            [
+                {
+                    "currency": r.currency,
+                    "rate_date": r.rate_date.isoformat(),
+                    "units_per_eur": decimal_text(r.units_per_eur),
+                }
+                for r in d.rates
+            ]
+        ),
         "goods_activities": d.goods_activities,
         "goods_eur": None if d.goods_eur is None else str(d.goods_eur),
         "excluded_listings": list(d.excluded_listings),
@@ -434,8 +481,11 @@ def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
 
 def _report_row(seller_id: str, r: ActivityReport) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "seller_id": seller_id, "activity": r.activity, "listing_id": r.listing_id,
-        "currency": r.currency, "rented_days": r.rented_days,
+        "seller_id": seller_id,
+        "activity": r.activity,
+        "listing_id": r.listing_id,
+        "currency": r.currency,
+        "rented_days": r.rented_days,
     }
     for i, q in enumerate(Q):
         row[f"cons_{q}"] = r.consideration[i]

@@ -9,8 +9,14 @@ import duckdb
 from reporting.countries import EU_MEMBER_STATES, ISO_COUNTRIES, ISO_CURRENCIES
 
 EXTRACT_TABLES = (
-    "sellers", "seller_tins", "seller_financial_accounts", "seller_permanent_establishments",
-    "property_listings", "transactions", "refunds", "fx_rates",
+    "sellers",
+    "seller_tins",
+    "seller_financial_accounts",
+    "seller_permanent_establishments",
+    "property_listings",
+    "transactions",
+    "refunds",
+    "fx_rates",
 )
 
 

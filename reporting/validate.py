@@ -54,9 +54,7 @@ def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200
     try:
         tree = etree.parse(name, _parser())
     except etree.XMLSyntaxError as exc:
-        return [SchemaError(name, e.line, e.message) for e in exc.error_log][:limit] or [
-            SchemaError(name, 0, str(exc))
-        ]
+        return [SchemaError(name, e.line, e.message) for e in exc.error_log][:limit] or [SchemaError(name, 0, str(exc))]
     if schema.validate(tree):
         return []
     return [SchemaError(name, e.line, e.message) for e in schema.error_log][:limit]

@@ -20,4 +20,4 @@ def profile_for(country: str) -> AuthorityProfile:
     return NATIONAL.get(country, EU_GENERIC)
 
 
-__all__ = ["AuthorityProfile", "DocIds", "EU_GENERIC", "NATIONAL", "profile_for", "register"]
+__all__ = ["EU_GENERIC", "NATIONAL", "AuthorityProfile", "DocIds", "profile_for", "register"]

@@ -50,12 +50,13 @@ class AuthorityProfile(Protocol):
     def doc_type_indic(self, kind: str, environment: str) -> str: ...
     def message_timestamp(self, utc: datetime) -> datetime: ...
     def write(
-        self, out: IO[bytes], header: MessageHeader, operator: OperatorRecord, operator_doc: tuple[str, str],
+        self,
+        out: IO[bytes],
+        header: MessageHeader,
+        operator: OperatorRecord,
+        operator_doc: tuple[str, str],
         sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
     ) -> int: ...
-
-
-
 
 
 class XmlStream:
@@ -70,7 +71,9 @@ class XmlStream:
         self.depth = 0
 
     @contextmanager
-    def element(self, tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str | None, str] | None = None) -> Iterator[None]:
+    def element(
+        self, tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str | None, str] | None = None
+    ) -> Iterator[None]:
         if self.depth:
             self.xf.write("\n" + self.indent * self.depth)
         with self.xf.element(tag, attrib or {}, nsmap=nsmap):
@@ -112,7 +115,11 @@ class DpiWriter:
         return {"dpi": self.dpi_ns, "stf": self.stf_ns}
 
     def write(
-        self, out: IO[bytes], header: MessageHeader, operator: OperatorRecord, operator_doc: tuple[str, str],
+        self,
+        out: IO[bytes],
+        header: MessageHeader,
+        operator: OperatorRecord,
+        operator_doc: tuple[str, str],
         sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
     ) -> int:
         """Write one message; returns the number of sellers written."""

@@ -24,7 +24,8 @@ class EuProfile(DpiWriter):
     schema_resource = "eu/v1.0/DPIXML_v1.0.xsd"
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:
-        return f"{ids.transmitting_country}{ids.year}{ids.receiving_country}{ids.unique('message', ids.receiving_country, str(part))}"
+        unique = ids.unique("message", ids.receiving_country, str(part))
+        return f"{ids.transmitting_country}{ids.year}{ids.receiving_country}{unique}"
 
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str:
         return f"{ids.transmitting_country}{ids.year}-{ids.unique('doc', ids.receiving_country, record_key)}"

@@ -1,0 +1,48 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up from a
+# clean clone: a pinned .venv (uv.lock, installed by a pinned uv), the demo data, Airflow's home.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+DEMO_DB := .demo/marketplace.db
+DEMO_SELLERS ?= 2000
+DEMO_SEED ?= 7
+DEMO_YEAR ?= 2025
+DEMO_LOGICAL_DATE ?= 2026-01-15
+DEMO_OUT ?= out/demo
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_COMPILE_BYTECODE := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: venv demo test lint clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Creates or updates .venv exactly as uv.lock pins it (never re-resolves).
+venv: $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet
+
+demo: venv
+	rm -f $(DEMO_DB)
+	$(BIN)/dac7 demo-data --db sqlite:///$(DEMO_DB) --sellers $(DEMO_SELLERS) --seed $(DEMO_SEED) --year $(DEMO_YEAR)
+	DAC7_SOURCE_URL=sqlite:///$(CURDIR)/$(DEMO_DB) DAC7_OUT_DIR=$(CURDIR)/$(DEMO_OUT) \
+	DAC7_CONFIG=$(CURDIR)/dac7.toml DAC7_STAGING_DIR=$(CURDIR)/.dac7/staging \
+	PATH=$(CURDIR)/$(BIN):$$PATH sh scripts/demo_airflow.sh $(DEMO_LOGICAL_DATE)
+	@echo
+	@$(BIN)/dac7 summary --out $(DEMO_OUT)
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check reporting dags plugins tests
+
+clean:
+	rm -rf .airflow .demo .dac7 out

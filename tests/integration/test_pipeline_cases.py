@@ -1,0 +1,136 @@
+"""Hand-computed cases through the whole pipeline (extract -> publish) on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import Marketplace, write_config
+from lxml import etree
+
+from reporting.cli import main
+from reporting.errors import DataError
+from reporting.pipeline import run
+
+NS = {"dpi": "urn:oecd:ties:dpi:v1", "stf": "urn:oecd:ties:dpistf:v1"}
+RUN_ID = "6f1c2a4e-8d1b-4c7e-9a51-0c2f3d4e5a6b"
+
+
+def pipeline(tmp_path: Path, m: Marketplace, *, as_of: str = "2026-01-31", **cfg: Any) -> dict[str, Any]:
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    from datetime import date
+
+    result = run(config_path=write_config(tmp_path / "dac7.toml", **cfg), source_url=url, year=2025,
+                 as_of=date.fromisoformat(as_of), out_dir=tmp_path / "out", staging_root=tmp_path / "staging",
+                 run_id=RUN_ID)
+    return result.manifest
+
+
+def seller_xml(tmp_path: Path, manifest: dict[str, Any], authority: str) -> etree._Element:
+    [f] = [f for f in manifest["files"] if f["authority"] == authority]
+    return etree.parse(str(tmp_path / "out" / f["file"])).getroot()
+
+
+def quarters(root: etree._Element, path: str) -> list[int]:
+    return [int(e.text) for e in root.findall(path, NS)]
+
+
+def test_quarter_in_configured_time_zone(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 30, 10_00)  # 30 sales in May: reportable, EUR 300 in Q2
+    m.tx("S1", "2025-03-31 23:30:00", 7_00)  # 02:30 on 1 April in Vilnius: Q2
+    m.tx("S1", "2025-03-31 20:59:00", 5_00)  # 23:59 on 31 March in Vilnius: Q1
+    m.tx("S1", "2025-12-31 22:30:00", 99_00)  # 00:30 on 1 January 2026 in Vilnius: not in 2025
+    m.tx("S1", "2024-12-31 22:30:00", 3_00)  # 00:30 on 1 January 2025 in Vilnius: Q1 of 2025
+    manifest = pipeline(tmp_path, m)
+    root = seller_xml(tmp_path, manifest, "LT")
+    goods = ".//dpi:ReportableSeller//dpi:SaleOfGoods"
+    # Q1: 5.00 + 3.00 = 8; Q2: 300.00 + 7.00 = 307
+    assert quarters(root, f"{goods}/dpi:Consideration/*") == [8, 307, 0, 0]
+    assert quarters(root, f"{goods}/dpi:NumberOfActivities/*") == [2, 31, 0, 0]
+    assert manifest["summary"]["transactions_read"] == 33
+
+
+def test_refund_one_day_after_the_as_of_date_is_not_applied(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    [t1] = m.sales("S1", 1, 2100_00)  # one sale of EUR 2,100.00: reportable
+    m.refund(t1, "2026-02-01 10:00:00", 200_00)  # refunded the day after the as-of date
+    manifest = pipeline(tmp_path, m, as_of="2026-01-31")
+    assert manifest["summary"]["reportable"] == 1
+    root = seller_xml(tmp_path, manifest, "LT")
+    assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [0, 2100, 0, 0]
+
+
+def test_refund_on_the_as_of_date_brings_the_seller_under_the_threshold(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    [t1] = m.sales("S1", 1, 2100_00)
+    m.refund(t1, "2026-01-31 21:30:00", 100_00)  # 23:30 local on the as-of day: applied -> EUR 2,000.00
+    manifest = pipeline(tmp_path, m, as_of="2026-01-31")
+    assert manifest["summary"]["decisions"] == {"excluded:de_minimis": 1}
+    assert manifest["files"] == []
+
+
+def test_full_refund_removes_the_activity_from_the_count(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    ids = m.sales("S1", 30, 10_00, fee_minor=1_00)
+    m.refund(ids[0], "2025-06-01 10:00:00", 10_00, fee_minor=1_00)  # full: 29 sales left
+    m.refund(ids[1], "2025-06-01 10:00:00", 4_00)  # partial: still counted
+    manifest = pipeline(tmp_path, m)
+    assert manifest["summary"]["decisions"] == {"excluded:de_minimis": 1}  # 29 sales, EUR 286.00
+
+
+def test_nothing_to_file_exits_zero_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 3, 10_00)
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    code = main(["run", "--config", str(write_config(tmp_path / "dac7.toml")), "--source", url, "--year", "2025",
+                 "--as-of", "2026-01-31", "--out", str(tmp_path / "out"), "--staging", str(tmp_path / "st")])
+    assert code == 0
+    assert "nothing to file" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["files"] == []
+
+
+@pytest.mark.parametrize(("mutate", "rule", "table", "key"), [
+    (lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TBAD"),
+     "currency.unknown", "transactions", "TBAD"),
+    (lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="SEK", transaction_id="TSEK"),
+     "fx.missing_rate", "fx_rates", "SEK on or before 2025-12-31"),
+    (lambda m: (m.seller("S9", country=None, tin=None), m.tx("S9", "2025-05-02 10:00:00", 10_00)),
+     "seller.no_residence_country", "sellers", "S9"),
+])
+def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Any, rule: str, table: str, key: str
+) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 40, 100_00)
+    mutate(m)
+    with pytest.raises(DataError) as err:
+        pipeline(tmp_path, m)
+    [finding] = err.value.findings
+    assert (finding.rule, finding.table, finding.key) == (rule, table, key)
+    assert f"[{rule}] {table} {key}" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    # The CLI says the same and exits 1.
+    code = main(["run", "--config", str(tmp_path / "dac7.toml"), "--source", f"sqlite:///{tmp_path}/source.db",
+                 "--year", "2025", "--out", str(tmp_path / "out2"), "--staging", str(tmp_path / "st2")])
+    assert code == 1
+    assert rule in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+
+
+def test_missing_rate_for_december_even_when_later_rates_exist(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1", country="PL")
+    m.sales("S1", 40, 100_00, currency="PLN")
+    m.rate("PLN", "2026-01-02", "4.2600")  # only after the year end: not usable
+    with pytest.raises(DataError) as err:
+        pipeline(tmp_path, m)
+    assert [f.rule for f in err.value.findings] == ["fx.missing_rate"]

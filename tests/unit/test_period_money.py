@@ -1,0 +1,60 @@
+"""Quarter and year bounds in the configured time zone; exact money."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reporting.money import minor_to_units, round_half_up, to_eur, to_fraction
+from reporting.period import Period
+
+VILNIUS = Period(2025, "Europe/Vilnius", date(2026, 1, 31))
+
+
+def test_payment_at_23_30_utc_on_31_march_is_q2_in_vilnius() -> None:
+    # 2025-03-31 23:30 UTC = 2025-04-01 02:30 EEST (UTC+3): the second quarter.
+    assert VILNIUS.quarter_of(datetime(2025, 3, 31, 23, 30)) == 2
+    # 20:59 UTC = 23:59 local: still the first quarter.
+    assert VILNIUS.quarter_of(datetime(2025, 3, 31, 20, 59)) == 1
+    # In UTC the same instant is Q1.
+    assert Period(2025, "UTC", date(2026, 1, 31)).quarter_of(datetime(2025, 3, 31, 23, 30)) == 1
+
+
+def test_year_bounds_in_local_time() -> None:
+    # 2025-12-31 22:30 UTC is 2026-01-01 00:30 in Vilnius (UTC+2): outside 2025.
+    assert VILNIUS.start_utc == datetime(2024, 12, 31, 22, 0)
+    assert VILNIUS.end_utc == datetime(2025, 12, 31, 22, 0)
+    with pytest.raises(ValueError):
+        VILNIUS.quarter_of(datetime(2025, 12, 31, 22, 30))
+
+
+def test_refund_cut_off_is_the_end_of_the_local_as_of_day() -> None:
+    p = Period(2025, "Europe/Vilnius", date(2026, 1, 31))
+    assert p.refund_applies(datetime(2026, 1, 31, 21, 59, 59))  # 23:59:59 local on the as-of day
+    assert not p.refund_applies(datetime(2026, 1, 31, 22, 0))  # 00:00 on the next day
+
+
+def test_exact_conversion_and_rounding() -> None:
+    assert minor_to_units(1234, "EUR") == Fraction(1234, 100)
+    assert minor_to_units(1234, "HUF") == Fraction(1234, 100)
+    assert minor_to_units(1234, "JPY") == 1234
+    assert to_eur(425_00, "PLN", to_fraction("4.25")) == 100
+    assert round_half_up(Fraction(5, 2)) == 3 and round_half_up(Fraction(-5, 2)) == -3
+    with pytest.raises(TypeError):
+        to_fraction(4.25)
+
+
+@given(st.integers(min_value=0, max_value=10**15))
+def test_rounding_happens_once_and_is_within_half(minor: int) -> None:
+    exact = minor_to_units(minor, "EUR")
+    assert abs(round_half_up(exact) - exact) <= Fraction(1, 2)
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.decimals(min_value="0.0001", max_value="100000", places=4))
+def test_conversion_is_exact(minor: int, rate: object) -> None:
+    r = to_fraction(rate)
+    assert to_eur(minor, "PLN", r) * r == Fraction(minor, 100)
