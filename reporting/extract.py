@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from reporting.checks import run_checks
 from reporting.errors import DataError, SourceError
 from reporting.findings import Finding
 from reporting.run import RunSettings, write_json
@@ -175,7 +176,9 @@ def _bound(conn: Connection, value: datetime) -> Any:
     return value
 
 
-def _stream_to_parquet(conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
+def _stream_to_parquet(
+    conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path, findings: list[Finding]
+) -> int:
     spec = TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
@@ -185,7 +188,7 @@ def _stream_to_parquet(conn: Connection, table: str, sql: str, params: dict[str,
     tmp = path.with_name(f".{path.name}.tmp")
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for batch in result.partitions(BATCH_ROWS):
-            writer.write_batch(_to_batch(batch, spec, index, schema, table))
+            writer.write_batch(_to_batch(batch, spec, index, schema, table, findings))
             rows_written += len(batch)
         if rows_written == 0:
             writer.write_table(schema.empty_table())
@@ -199,23 +202,38 @@ def _to_batch(
     index: dict[str, int],
     schema: pa.Schema,
     table: str,
+    findings: list[Finding],
 ) -> pa.RecordBatch:
+    """Columns of one batch. A value that cannot be read becomes a finding that names the row's
+    key and the column, never the value itself (it may be personal data), and null here."""
     arrays = []
+    key_index = index.get(spec[0][0], 0)
     for name, typ, conv in spec:
         i = index.get(name)
         if i is None:
             arrays.append(pa.nulls(len(rows), typ))
             continue
-        try:
-            values = [conv(r[i]) for r in rows]
-        except (TypeError, ValueError) as exc:
-            raise SourceError(f"{table}.{name}: a value cannot be read as {typ}: {exc}") from None
+        values = []
+        for r in rows:
+            try:
+                values.append(conv(r[i]))
+            except (TypeError, ValueError, ArithmeticError):
+                values.append(None)
+                findings.append(
+                    Finding(
+                        rule="source.unreadable_value",
+                        table=table,
+                        key=str(r[key_index]),
+                        message=f"{name} cannot be read as {typ}; correct the value in the source",
+                    )
+                )
         arrays.append(pa.array(values, typ))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, Any]:
-    """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``."""
+    """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``,
+    then check them; every problem found is raised at once as a :class:`DataError`."""
     url = source_url or settings.source_url
     if not url:
         raise SourceError("no source database URL: pass --source or set [source] url")
@@ -235,13 +253,14 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 if table == "property_listings":
                     optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
                     sql = sql.replace("{optional_columns}", "".join(f",\n        p.{c}" for c in optional))
-                counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet")
+                counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet", findings)
             counts["fx_rates"] = _stream_to_parquet(
                 conn,
                 "fx_rates",
                 sql_text("extract_fx_rates.sql"),
                 {"last_rate_date": date(settings.year, 12, 31)},
                 out / "fx_rates.parquet",
+                findings,
             )
             control = conn.execute(sa.text(sql_text("count_transactions.sql")), params).scalar_one()
             findings += _orphans(
@@ -266,6 +285,8 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
         raise SourceError(
             f"extract incomplete: {counts['transactions']} transactions written, the source counts {control}"
         )
+    # Audit what was written before anything downstream reads it.
+    findings += run_checks(settings.run_path, settings.year)
     if findings:
         raise DataError(findings)
     summary = {"counts": counts, "source": safe_url(url)}

@@ -17,9 +17,8 @@ from reporting import extract as _extract
 from reporting import publish as _publish
 from reporting import render as _render
 from reporting import rules as _rules
-from reporting.checks import run_checks
 from reporting.config import ENVIRONMENTS, load_config
-from reporting.errors import ConfigError, DataError
+from reporting.errors import ConfigError
 from reporting.run import RunSettings, load_settings, new_run_id, read_json
 from reporting.source import safe_url
 
@@ -81,12 +80,7 @@ def prepare(
 
 def extract(run_dir: str | Path, source_url: str | None = None) -> dict[str, Any]:
     """Extract the period from the source, then check the staged data (write, audit)."""
-    settings = load_settings(run_dir)
-    summary = _extract.extract(settings, source_url)
-    findings = run_checks(settings.run_path, settings.year)
-    if findings:
-        raise DataError(findings)
-    return summary
+    return _extract.extract(load_settings(run_dir), source_url)
 
 
 def aggregate(run_dir: str | Path) -> dict[str, Any]:

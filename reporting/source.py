@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -81,10 +82,20 @@ def sql_text(name: str) -> str:
 
 
 def make_engine(url: str | URL) -> Engine:
+    """An engine for a source URL. MariaDB/MySQL sessions are set to UTC: their TIMESTAMP
+    columns are converted to and from the session time zone, and the contract is UTC."""
     u = make_url(url) if isinstance(url, str) else url
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-    return sa.create_engine(u)
+    engine = sa.create_engine(u)
+    if engine.dialect.name in ("mysql", "mariadb"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET time_zone = '+00:00'")
+
+    return engine
 
 
 def safe_url(url: str | URL) -> str:
@@ -104,6 +115,9 @@ def create_schema(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         # SQLite has no exact decimal type: keep rates as text, exactly as published.
         sql = sql.replace("DECIMAL(20, 8)", "TEXT")
+    elif engine.dialect.name in ("mysql", "mariadb"):
+        # MySQL TIMESTAMP is zone-converted and ends in 2038; DATETIME keeps UTC as written.
+        sql = sql.replace("TIMESTAMP", "DATETIME")
     with engine.begin() as conn:
         for stmt in ddl_statements(sql):
             conn.exec_driver_sql(stmt)

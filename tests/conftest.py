@@ -1,0 +1,105 @@
+"""Shared fixtures: a SQLite file and fresh PostgreSQL / MariaDB databases on this machine.
+
+``pg_url`` and ``mariadb_url`` create a database with a unique name (``dac7_test_<8 hex>``)
+through an admin connection, yield its SQLAlchemy URL and drop it afterwards. When a server is
+not reachable the test is skipped, unless the environment variable ``CI`` is set: CI must run
+the database tests, so there it fails.
+
+The admin URLs can be overridden with ``DAC7_TEST_PG_ADMIN_URL`` and
+``DAC7_TEST_MARIADB_ADMIN_URL``. This file must not import airflow (see tests/dags/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+PG_ADMIN_URL = os.environ.get(
+    "DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MARIADB_ADMIN_URL = os.environ.get("DAC7_TEST_MARIADB_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+_MARKERS = {
+    "pg": "needs the PostgreSQL server on 127.0.0.1:5432",
+    "mariadb": "needs the MariaDB server on 127.0.0.1:3306",
+    "slow": "end-to-end runs (a real Airflow, larger data); still run in CI",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in _MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def _unreachable(server: str, exc: Exception) -> NoReturn:
+    """Skip (locally) or fail (in CI) when a database server cannot be reached."""
+    reason = getattr(exc, "orig", None) or exc
+    detail = " ".join(str(reason).split())[:200]
+    message = f"{server} is not reachable ({type(reason).__name__}: {detail})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must run the database tests", pytrace=False)
+    pytest.skip(f"{message}; start it to run this test")
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                            connect_args={"connect_timeout": 5})
+
+
+def _database_name() -> str:
+    return f"dac7_test_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file in the test's temporary directory (not created yet)."""
+    return f"sqlite:///{tmp_path / 'source.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped after the test."""
+    admin = _admin_engine(PG_ADMIN_URL)
+    name = _database_name()
+    server = f"PostgreSQL at {admin.url.host}:{admin.url.port or 5432}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unreachable(server, exc)
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            # FORCE: connections a test left open do not keep the database alive (PG 13+)
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database (utf8mb4); dropped after the test."""
+    admin = _admin_engine(MARIADB_ADMIN_URL)
+    name = _database_name()
+    server = f"MariaDB at {admin.url.host}:{admin.url.port or 3306}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unreachable(server, exc)
+    try:
+        url = admin.url.set(database=name).update_query_dict({"charset": "utf8mb4"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
