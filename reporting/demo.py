@@ -97,114 +97,447 @@ class _Country:
     iban: str  # BBAN pattern ('' when the country does not use IBAN)
 
 
-def _country(code: str, weight: int, currency: str, post_code: str, cities: str, streets: str,
-             names: str, forms: str, vat_rate: int, iban: str) -> _Country:
-    return _Country(code, weight, currency, post_code, tuple(cities.split("|")),
-                    tuple(streets.split("|")), tuple(names.split("|")), tuple(forms.split("|")),
-                    vat_rate, iban)
+def _country(
+    code: str,
+    weight: int,
+    currency: str,
+    post_code: str,
+    cities: str,
+    streets: str,
+    names: str,
+    forms: str,
+    vat_rate: int,
+    iban: str,
+) -> _Country:
+    return _Country(
+        code,
+        weight,
+        currency,
+        post_code,
+        tuple(cities.split("|")),
+        tuple(streets.split("|")),
+        tuple(names.split("|")),
+        tuple(forms.split("|")),
+        vat_rate,
+        iban,
+    )
 
 
 # IBAN BBAN structures follow the SWIFT IBAN registry (as python-stdnum ships it).
-_COUNTRIES: dict[str, _Country] = {c.code: c for c in (
-    _country("DE", 1500, "EUR", "#####", "Berlin|Hamburg|München|Köln|Frankfurt am Main|Leipzig|Stuttgart|Dresden",
-             "Hauptstraße|Bahnhofstraße|Gartenweg|Schillerstraße|Lindenallee|Bergstraße", "de",
-             "GmbH|UG (haftungsbeschränkt)|GmbH & Co. KG|AG|e.K.", 19, "##################"),
-    _country("FR", 1150, "EUR", "#####", "Paris|Lyon|Marseille|Toulouse|Bordeaux|Lille|Nantes",
-             "Rue de la Paix|Avenue Victor Hugo|Rue du Moulin|Boulevard Voltaire|Rue des Lilas", "fr",
-             "SARL|SAS|SASU|SA", 20, "##########???????????##"),
-    _country("IT", 950, "EUR", "#####", "Roma|Milano|Napoli|Torino|Bologna|Firenze|Palermo",
-             "Via Roma|Via Garibaldi|Corso Italia|Via Dante Alighieri|Piazza Mazzini", "it",
-             "S.r.l.|S.p.A.|S.n.c.|S.r.l.s.", 22, "@##########????????????"),
-    _country("ES", 850, "EUR", "#####", "Madrid|Barcelona|Valencia|Sevilla|Málaga|Bilbao|Zaragoza",
-             "Calle Mayor|Avenida de la Constitución|Calle del Sol|Paseo de Gracia|Calle Real", "es",
-             "S.L.|S.A.|S.L.U.", 21, "####################"),
-    _country("PL", 750, "PLN", "##-###", "Warszawa|Kraków|Wrocław|Poznań|Gdańsk|Łódź",
-             "ul. Marszałkowska|ul. Długa|ul. Polna|ul. Lipowa|ul. Słoneczna", "pl",
-             "sp. z o.o.|S.A.|sp.k.", 23, "########################"),
-    _country("NL", 560, "EUR", "#### @@", "Amsterdam|Rotterdam|Den Haag|Utrecht|Eindhoven|Groningen",
-             "Kerkstraat|Dorpsstraat|Molenweg|Prinsengracht|Stationsplein", "nl",
-             "B.V.|N.V.|V.O.F.", 21, "@@@@##########"),
-    _country("RO", 330, "RON", "######", "București|Cluj-Napoca|Timișoara|Iași|Constanța|Brașov",
-             "Strada Victoriei|Bulevardul Unirii|Strada Florilor|Strada Mihai Eminescu", "ro",
-             "S.R.L.|S.A.", 19, "@@@@????????????????"),
-    _country("BE", 330, "EUR", "####", "Bruxelles|Antwerpen|Gent|Liège|Brugge|Namur",
-             "Rue Neuve|Kerkstraat|Avenue Louise|Meir|Grand-Place", "nl|fr",
-             "BV|SRL|NV|SA", 21, "############"),
-    _country("LT", 300, "EUR", "LT-#####", "Vilnius|Kaunas|Klaipėda|Šiauliai|Panevėžys",
-             "Gedimino pr.|Laisvės al.|Vilniaus g.|Pilies g.|Taikos pr.", "lt",
-             "UAB|AB|MB", 21, "################"),
-    _country("CZ", 280, "CZK", "### ##", "Praha|Brno|Ostrava|Plzeň|Olomouc",
-             "Václavské náměstí|Národní|Husova|Masarykova|Palackého", "cs",
-             "s.r.o.|a.s.", 21, "####################"),
-    _country("SE", 280, "SEK", "### ##", "Stockholm|Göteborg|Malmö|Uppsala|Västerås",
-             "Drottninggatan|Storgatan|Kungsgatan|Skolgatan|Järnvägsgatan", "sv",
-             "AB|HB", 25, "####################"),
-    _country("PT", 240, "EUR", "####-###", "Lisboa|Porto|Braga|Coimbra|Faro",
-             "Rua Augusta|Avenida da Liberdade|Rua de Santa Catarina|Rua do Comércio", "pt",
-             "Lda.|S.A.|Unipessoal Lda.", 23, "#####################"),
-    _country("AT", 240, "EUR", "####", "Wien|Graz|Linz|Salzburg|Innsbruck",
-             "Hauptplatz|Mariahilfer Straße|Kirchengasse|Bahnhofstraße|Ringstraße", "de",
-             "GmbH|OG|KG|AG", 20, "################"),
-    _country("HU", 230, "HUF", "####", "Budapest|Debrecen|Szeged|Miskolc|Pécs",
-             "Fő utca|Kossuth Lajos utca|Petőfi Sándor utca|Rákóczi út|Andrássy út", "hu",
-             "Kft.|Zrt.|Bt.", 27, "########################"),
-    _country("GR", 230, "EUR", "### ##", "Athina|Thessaloniki|Patra|Irakleio|Larisa",
-             "Odos Ermou|Leoforos Syngrou|Odos Athinas|Odos Tsimiski", "el",
-             "IKE|AE|EPE", 24, "#######????????????????"),
-    _country("DK", 170, "DKK", "####", "København|Aarhus|Odense|Aalborg",
-             "Vestergade|Østergade|Strøget|Nørregade|Algade", "da",
-             "ApS|A/S|I/S", 25, "##############"),
-    _country("FI", 150, "EUR", "#####", "Helsinki|Espoo|Tampere|Turku|Oulu",
-             "Mannerheimintie|Hämeenkatu|Aleksanterinkatu|Kauppakatu", "fi",
-             "Oy|Oyj|Ky", 25, "##############"),
-    _country("IE", 150, "EUR", "@## @#@#", "Dublin|Cork|Galway|Limerick",
-             "Main Street|O'Connell Street|Church Road|Grafton Street", "en",
-             "Ltd|DAC|PLC", 23, "@@@@##############"),
-    _country("SK", 140, "EUR", "### ##", "Bratislava|Košice|Prešov|Žilina",
-             "Hlavná|Obchodná|Štúrova|Mierová", "sk", "s.r.o.|a.s.", 23, "####################"),
-    _country("BG", 140, "EUR", "####", "Sofia|Plovdiv|Varna|Burgas",
-             "bul. Vitosha|ul. Rakovski|bul. Tsar Osvoboditel|ul. Graf Ignatiev", "bg",
-             "EOOD|OOD|AD", 20, "@@@@######????????"),
-    _country("HR", 120, "EUR", "#####", "Zagreb|Split|Rijeka|Osijek|Zadar",
-             "Ilica|Vukovarska|Ulica kralja Zvonimira|Obala Hrvatskog narodnog preporoda", "hr",
-             "d.o.o.|j.d.o.o.|d.d.", 25, "#################"),
-    _country("SI", 80, "EUR", "####", "Ljubljana|Maribor|Celje|Koper",
-             "Slovenska cesta|Prešernova ulica|Trubarjeva cesta|Glavni trg", "sl",
-             "d.o.o.|d.d.", 22, "###############"),
-    _country("LV", 80, "EUR", "LV-####", "Rīga|Daugavpils|Liepāja|Jelgava",
-             "Brīvības iela|Elizabetes iela|Tērbatas iela|Krišjāņa Barona iela", "lv",
-             "SIA|AS", 21, "@@@@?????????????"),
-    _country("EE", 70, "EUR", "#####", "Tallinn|Tartu|Narva|Pärnu",
-             "Narva mnt|Pärnu mnt|Rüütli|Tartu mnt", "et", "OÜ|AS", 22, "################"),
-    _country("LU", 60, "EUR", "L-####", "Luxembourg|Esch-sur-Alzette|Differdange|Dudelange",
-             "Grand-Rue|Avenue de la Liberté|Rue de Hollerich|Boulevard Royal", "lb",
-             "S.à r.l.|S.A.|SCS", 17, "################"),
-    _country("CY", 60, "EUR", "####", "Nicosia|Limassol|Larnaca|Paphos",
-             "Makariou Avenue|Ledras Street|Archbishop Kyprianou|Griva Digeni", "el",
-             "Ltd", 19, "########????????????????"),
-    _country("MT", 60, "EUR", "@@@ ####", "Valletta|Birkirkara|Sliema|Mosta",
-             "Republic Street|Triq il-Kbira|Tower Road|Merchants Street", "mt",
-             "Ltd|p.l.c.", 18, "@@@@#####??????????????????"),
-    _country("US", 150, "USD", "#####", "New York|Los Angeles|Chicago|Houston|Miami",
-             "Main Street|Oak Avenue|Maple Drive|Park Avenue|Elm Street", "en",
-             "LLC|Inc.|Corp.", 0, ""),
-    _country("GB", 150, "GBP", "@@# #@@", "London|Manchester|Birmingham|Edinburgh|Bristol",
-             "High Street|Station Road|Church Lane|Victoria Road|King Street", "en",
-             "Ltd|PLC|LLP", 0, "@@@@##############"),
-    _country("CH", 80, "CHF", "####", "Zürich|Genève|Basel|Bern|Lausanne",
-             "Bahnhofstrasse|Rue du Rhône|Freie Strasse|Marktgasse", "de|fr",
-             "GmbH|AG|Sàrl", 0, "#####????????????"),
-    _country("NO", 60, "NOK", "####", "Oslo|Bergen|Trondheim|Stavanger",
-             "Karl Johans gate|Storgata|Kirkegata|Strandgaten", "nb", "AS|ASA", 0, "###########"),
-    _country("UA", 60, "EUR", "#####", "Kyiv|Lviv|Odesa|Kharkiv|Dnipro",
-             "vul. Khreshchatyk|vul. Shevchenka|prosp. Svobody|vul. Franka", "uk",
-             "TOV|PP", 0, "######???????????????????"),
-    # listing / birth countries only
-    _country("TR", 0, "", "#####", "Istanbul|Antalya|Izmir|Bodrum",
-             "Atatürk Caddesi|Cumhuriyet Caddesi|İstiklal Caddesi", "en", "Ltd", 0, ""),
-    _country("ME", 0, "", "#####", "Budva|Kotor|Podgorica|Herceg Novi",
-             "Njegoševa|Slovenska obala|Bulevar Svetog Petra Cetinjskog", "en", "d.o.o.", 0, ""),
-)}
+_COUNTRIES: dict[str, _Country] = {
+    c.code: c
+    for c in (
+        _country(
+            "DE",
+            1500,
+            "EUR",
+            "#####",
+            "Berlin|Hamburg|München|Köln|Frankfurt am Main|Leipzig|Stuttgart|Dresden",
+            "Hauptstraße|Bahnhofstraße|Gartenweg|Schillerstraße|Lindenallee|Bergstraße",
+            "de",
+            "GmbH|UG (haftungsbeschränkt)|GmbH & Co. KG|AG|e.K.",
+            19,
+            "##################",
+        ),
+        _country(
+            "FR",
+            1150,
+            "EUR",
+            "#####",
+            "Paris|Lyon|Marseille|Toulouse|Bordeaux|Lille|Nantes",
+            "Rue de la Paix|Avenue Victor Hugo|Rue du Moulin|Boulevard Voltaire|Rue des Lilas",
+            "fr",
+            "SARL|SAS|SASU|SA",
+            20,
+            "##########???????????##",
+        ),
+        _country(
+            "IT",
+            950,
+            "EUR",
+            "#####",
+            "Roma|Milano|Napoli|Torino|Bologna|Firenze|Palermo",
+            "Via Roma|Via Garibaldi|Corso Italia|Via Dante Alighieri|Piazza Mazzini",
+            "it",
+            "S.r.l.|S.p.A.|S.n.c.|S.r.l.s.",
+            22,
+            "@##########????????????",
+        ),
+        _country(
+            "ES",
+            850,
+            "EUR",
+            "#####",
+            "Madrid|Barcelona|Valencia|Sevilla|Málaga|Bilbao|Zaragoza",
+            "Calle Mayor|Avenida de la Constitución|Calle del Sol|Paseo de Gracia|Calle Real",
+            "es",
+            "S.L.|S.A.|S.L.U.",
+            21,
+            "####################",
+        ),
+        _country(
+            "PL",
+            750,
+            "PLN",
+            "##-###",
+            "Warszawa|Kraków|Wrocław|Poznań|Gdańsk|Łódź",
+            "ul. Marszałkowska|ul. Długa|ul. Polna|ul. Lipowa|ul. Słoneczna",
+            "pl",
+            "sp. z o.o.|S.A.|sp.k.",
+            23,
+            "########################",
+        ),
+        _country(
+            "NL",
+            560,
+            "EUR",
+            "#### @@",
+            "Amsterdam|Rotterdam|Den Haag|Utrecht|Eindhoven|Groningen",
+            "Kerkstraat|Dorpsstraat|Molenweg|Prinsengracht|Stationsplein",
+            "nl",
+            "B.V.|N.V.|V.O.F.",
+            21,
+            "@@@@##########",
+        ),
+        _country(
+            "RO",
+            330,
+            "RON",
+            "######",
+            "București|Cluj-Napoca|Timișoara|Iași|Constanța|Brașov",
+            "Strada Victoriei|Bulevardul Unirii|Strada Florilor|Strada Mihai Eminescu",
+            "ro",
+            "S.R.L.|S.A.",
+            19,
+            "@@@@????????????????",
+        ),
+        _country(
+            "BE",
+            330,
+            "EUR",
+            "####",
+            "Bruxelles|Antwerpen|Gent|Liège|Brugge|Namur",
+            "Rue Neuve|Kerkstraat|Avenue Louise|Meir|Grand-Place",
+            "nl|fr",
+            "BV|SRL|NV|SA",
+            21,
+            "############",
+        ),
+        _country(
+            "LT",
+            300,
+            "EUR",
+            "LT-#####",
+            "Vilnius|Kaunas|Klaipėda|Šiauliai|Panevėžys",
+            "Gedimino pr.|Laisvės al.|Vilniaus g.|Pilies g.|Taikos pr.",
+            "lt",
+            "UAB|AB|MB",
+            21,
+            "################",
+        ),
+        _country(
+            "CZ",
+            280,
+            "CZK",
+            "### ##",
+            "Praha|Brno|Ostrava|Plzeň|Olomouc",
+            "Václavské náměstí|Národní|Husova|Masarykova|Palackého",
+            "cs",
+            "s.r.o.|a.s.",
+            21,
+            "####################",
+        ),
+        _country(
+            "SE",
+            280,
+            "SEK",
+            "### ##",
+            "Stockholm|Göteborg|Malmö|Uppsala|Västerås",
+            "Drottninggatan|Storgatan|Kungsgatan|Skolgatan|Järnvägsgatan",
+            "sv",
+            "AB|HB",
+            25,
+            "####################",
+        ),
+        _country(
+            "PT",
+            240,
+            "EUR",
+            "####-###",
+            "Lisboa|Porto|Braga|Coimbra|Faro",
+            "Rua Augusta|Avenida da Liberdade|Rua de Santa Catarina|Rua do Comércio",
+            "pt",
+            "Lda.|S.A.|Unipessoal Lda.",
+            23,
+            "#####################",
+        ),
+        _country(
+            "AT",
+            240,
+            "EUR",
+            "####",
+            "Wien|Graz|Linz|Salzburg|Innsbruck",
+            "Hauptplatz|Mariahilfer Straße|Kirchengasse|Bahnhofstraße|Ringstraße",
+            "de",
+            "GmbH|OG|KG|AG",
+            20,
+            "################",
+        ),
+        _country(
+            "HU",
+            230,
+            "HUF",
+            "####",
+            "Budapest|Debrecen|Szeged|Miskolc|Pécs",
+            "Fő utca|Kossuth Lajos utca|Petőfi Sándor utca|Rákóczi út|Andrássy út",
+            "hu",
+            "Kft.|Zrt.|Bt.",
+            27,
+            "########################",
+        ),
+        _country(
+            "GR",
+            230,
+            "EUR",
+            "### ##",
+            "Athina|Thessaloniki|Patra|Irakleio|Larisa",
+            "Odos Ermou|Leoforos Syngrou|Odos Athinas|Odos Tsimiski",
+            "el",
+            "IKE|AE|EPE",
+            24,
+            "#######????????????????",
+        ),
+        _country(
+            "DK",
+            170,
+            "DKK",
+            "####",
+            "København|Aarhus|Odense|Aalborg",
+            "Vestergade|Østergade|Strøget|Nørregade|Algade",
+            "da",
+            "ApS|A/S|I/S",
+            25,
+            "##############",
+        ),
+        _country(
+            "FI",
+            150,
+            "EUR",
+            "#####",
+            "Helsinki|Espoo|Tampere|Turku|Oulu",
+            "Mannerheimintie|Hämeenkatu|Aleksanterinkatu|Kauppakatu",
+            "fi",
+            "Oy|Oyj|Ky",
+            25,
+            "##############",
+        ),
+        _country(
+            "IE",
+            150,
+            "EUR",
+            "@## @#@#",
+            "Dublin|Cork|Galway|Limerick",
+            "Main Street|O'Connell Street|Church Road|Grafton Street",
+            "en",
+            "Ltd|DAC|PLC",
+            23,
+            "@@@@##############",
+        ),
+        _country(
+            "SK",
+            140,
+            "EUR",
+            "### ##",
+            "Bratislava|Košice|Prešov|Žilina",
+            "Hlavná|Obchodná|Štúrova|Mierová",
+            "sk",
+            "s.r.o.|a.s.",
+            23,
+            "####################",
+        ),
+        _country(
+            "BG",
+            140,
+            "EUR",
+            "####",
+            "Sofia|Plovdiv|Varna|Burgas",
+            "bul. Vitosha|ul. Rakovski|bul. Tsar Osvoboditel|ul. Graf Ignatiev",
+            "bg",
+            "EOOD|OOD|AD",
+            20,
+            "@@@@######????????",
+        ),
+        _country(
+            "HR",
+            120,
+            "EUR",
+            "#####",
+            "Zagreb|Split|Rijeka|Osijek|Zadar",
+            "Ilica|Vukovarska|Ulica kralja Zvonimira|Obala Hrvatskog narodnog preporoda",
+            "hr",
+            "d.o.o.|j.d.o.o.|d.d.",
+            25,
+            "#################",
+        ),
+        _country(
+            "SI",
+            80,
+            "EUR",
+            "####",
+            "Ljubljana|Maribor|Celje|Koper",
+            "Slovenska cesta|Prešernova ulica|Trubarjeva cesta|Glavni trg",
+            "sl",
+            "d.o.o.|d.d.",
+            22,
+            "###############",
+        ),
+        _country(
+            "LV",
+            80,
+            "EUR",
+            "LV-####",
+            "Rīga|Daugavpils|Liepāja|Jelgava",
+            "Brīvības iela|Elizabetes iela|Tērbatas iela|Krišjāņa Barona iela",
+            "lv",
+            "SIA|AS",
+            21,
+            "@@@@?????????????",
+        ),
+        _country(
+            "EE",
+            70,
+            "EUR",
+            "#####",
+            "Tallinn|Tartu|Narva|Pärnu",
+            "Narva mnt|Pärnu mnt|Rüütli|Tartu mnt",
+            "et",
+            "OÜ|AS",
+            22,
+            "################",
+        ),
+        _country(
+            "LU",
+            60,
+            "EUR",
+            "L-####",
+            "Luxembourg|Esch-sur-Alzette|Differdange|Dudelange",
+            "Grand-Rue|Avenue de la Liberté|Rue de Hollerich|Boulevard Royal",
+            "lb",
+            "S.à r.l.|S.A.|SCS",
+            17,
+            "################",
+        ),
+        _country(
+            "CY",
+            60,
+            "EUR",
+            "####",
+            "Nicosia|Limassol|Larnaca|Paphos",
+            "Makariou Avenue|Ledras Street|Archbishop Kyprianou|Griva Digeni",
+            "el",
+            "Ltd",
+            19,
+            "########????????????????",
+        ),
+        _country(
+            "MT",
+            60,
+            "EUR",
+            "@@@ ####",
+            "Valletta|Birkirkara|Sliema|Mosta",
+            "Republic Street|Triq il-Kbira|Tower Road|Merchants Street",
+            "mt",
+            "Ltd|p.l.c.",
+            18,
+            "@@@@#####??????????????????",
+        ),
+        _country(
+            "US",
+            150,
+            "USD",
+            "#####",
+            "New York|Los Angeles|Chicago|Houston|Miami",
+            "Main Street|Oak Avenue|Maple Drive|Park Avenue|Elm Street",
+            "en",
+            "LLC|Inc.|Corp.",
+            0,
+            "",
+        ),
+        _country(
+            "GB",
+            150,
+            "GBP",
+            "@@# #@@",
+            "London|Manchester|Birmingham|Edinburgh|Bristol",
+            "High Street|Station Road|Church Lane|Victoria Road|King Street",
+            "en",
+            "Ltd|PLC|LLP",
+            0,
+            "@@@@##############",
+        ),
+        _country(
+            "CH",
+            80,
+            "CHF",
+            "####",
+            "Zürich|Genève|Basel|Bern|Lausanne",
+            "Bahnhofstrasse|Rue du Rhône|Freie Strasse|Marktgasse",
+            "de|fr",
+            "GmbH|AG|Sàrl",
+            0,
+            "#####????????????",
+        ),
+        _country(
+            "NO",
+            60,
+            "NOK",
+            "####",
+            "Oslo|Bergen|Trondheim|Stavanger",
+            "Karl Johans gate|Storgata|Kirkegata|Strandgaten",
+            "nb",
+            "AS|ASA",
+            0,
+            "###########",
+        ),
+        _country(
+            "UA",
+            60,
+            "EUR",
+            "#####",
+            "Kyiv|Lviv|Odesa|Kharkiv|Dnipro",
+            "vul. Khreshchatyk|vul. Shevchenka|prosp. Svobody|vul. Franka",
+            "uk",
+            "TOV|PP",
+            0,
+            "######???????????????????",
+        ),
+        # listing / birth countries only
+        _country(
+            "TR",
+            0,
+            "",
+            "#####",
+            "Istanbul|Antalya|Izmir|Bodrum",
+            "Atatürk Caddesi|Cumhuriyet Caddesi|İstiklal Caddesi",
+            "en",
+            "Ltd",
+            0,
+            "",
+        ),
+        _country(
+            "ME",
+            0,
+            "",
+            "#####",
+            "Budva|Kotor|Podgorica|Herceg Novi",
+            "Njegoševa|Slovenska obala|Bulevar Svetog Petra Cetinjskog",
+            "en",
+            "d.o.o.",
+            0,
+            "",
+        ),
+    )
+}
 
 _BIRTH_ONLY: dict[str, tuple[str, ...]] = {
     "MA": ("Casablanca", "Rabat", "Marrakech"),
@@ -216,60 +549,93 @@ _BIRTH_ONLY: dict[str, tuple[str, ...]] = {
 }
 
 _NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    key: (tuple(firsts.split()), tuple(lasts.split("|"))) for key, (firsts, lasts) in {
-    "de": ("Anna Lukas Marie Jonas Sophie Felix Laura Paul Julia Maximilian Katharina Leon",
-           "Müller|Schmidt|Schneider|Fischer|Weber|Meyer|Wagner|Becker|Hoffmann|Schulz|Koch|Richter"),
-    "fr": ("Camille Louis Léa Hugo Chloé Jules Manon Lucas Inès Gabriel",
-           "Martin|Bernard|Dubois|Thomas|Robert|Richard|Petit|Durand|Leroy|Moreau"),
-    "it": ("Giulia Marco Francesca Alessandro Chiara Luca Sara Matteo Elena Andrea",
-           "Rossi|Russo|Ferrari|Esposito|Bianchi|Romano|Colombo|Ricci|Marino|Greco"),
-    "es": ("Lucía Hugo María Martín Paula Daniel Carmen Pablo Elena Alejandro",
-           "García|Rodríguez|González|Fernández|López|Martínez|Sánchez|Pérez|Gómez|Ruiz"),
-    "pt": ("Maria João Ana Francisco Beatriz Tiago Inês Duarte",
-           "Silva|Santos|Ferreira|Pereira|Oliveira|Costa|Rodrigues|Martins"),
-    "pl": ("Anna Piotr Katarzyna Krzysztof Magdalena Tomasz Agnieszka Paweł Zofia Jakub",
-           "Nowak|Kowalski|Wiśniewski|Wójcik|Kowalczyk|Kamiński|Lewandowski|Zieliński|Szymański|Woźniak"),
-    "nl": ("Emma Daan Sanne Lars Fleur Bram Lotte Sem Anouk Thijs",
-           "de Jong|Jansen|de Vries|van den Berg|van Dijk|Bakker|Visser|Smit|Meijer|de Boer"),
-    "lt": ("Ieva Lukas Gabija Matas Austėja Jonas Emilija Dominykas",
-           "Kazlauskas|Jankauskas|Petrauskas|Stankevičius|Vasiliauskas|Žukauskas|Butkus|Paulauskas"),
-    "lv": ("Anna Roberts Elza Gustavs Sofija Markuss Alise Jānis",
-           "Bērziņš|Kalniņš|Ozoliņš|Jansons|Liepiņš|Krūmiņš|Balodis|Eglītis"),
-    "et": ("Maria Rasmus Sofia Robin Eliise Oliver Mia Artur",
-           "Tamm|Saar|Sepp|Mägi|Kask|Kukk|Rebane|Ilves"),
-    "fi": ("Aino Eino Helmi Leo Olivia Väinö Aada Onni",
-           "Korhonen|Virtanen|Mäkinen|Nieminen|Mäkelä|Hämäläinen|Laine|Heikkinen"),
-    "sv": ("Alice Lucas Maja William Elsa Liam Astrid Hugo",
-           "Andersson|Johansson|Karlsson|Nilsson|Eriksson|Larsson|Olsson|Persson"),
-    "da": ("Freja William Ida Oscar Emma Noah Clara Karl",
-           "Nielsen|Jensen|Hansen|Pedersen|Andersen|Christensen|Larsen|Sørensen"),
-    "ro": ("Maria Andrei Elena Alexandru Ioana Mihai Ana Ștefan",
-           "Popescu|Ionescu|Popa|Pop|Radu|Dumitru|Stan|Stoica"),
-    "hu": ("Hanna Bence Anna Máté Zsófia Levente Luca Dominik",
-           "Nagy|Kovács|Tóth|Szabó|Horváth|Varga|Kiss|Molnár"),
-    "cs": ("Eliška Jakub Tereza Jan Anna Tomáš Adéla Matyáš",
-           "Novák|Svoboda|Novotný|Dvořák|Černý|Procházka|Kučera|Veselý"),
-    "sk": ("Sofia Jakub Nina Samuel Ema Michal Natália Adam",
-           "Horváth|Kováč|Varga|Tóth|Nagy|Baláž|Szabó|Molnár"),
-    "el": ("Maria Georgios Eleni Ioannis Aikaterini Konstantinos Vasiliki Dimitrios",
-           "Papadopoulos|Papadakis|Georgiou|Nikolaou|Vasileiou|Oikonomou|Karagiannis|Christodoulou"),
-    "bg": ("Maria Georgi Ivana Dimitar Elena Ivan Viktoria Nikolay",
-           "Ivanov|Georgiev|Dimitrov|Petrov|Nikolov|Hristov|Stoyanov|Todorov"),
-    "hr": ("Mia Luka Ana Ivan Lucija David Petra Marko",
-           "Horvat|Kovačević|Babić|Marić|Jurić|Novak|Kovačić|Knežević"),
-    "sl": ("Eva Luka Zala Jakob Nika Nik Ana Filip",
-           "Novak|Horvat|Kovačič|Krajnc|Zupančič|Potočnik|Kovač|Mlakar"),
-    "en": ("Emily James Olivia Jack Sophie Thomas Grace Daniel Chloe Michael",
-           "Murphy|Kelly|Smith|Jones|Williams|Brown|Walsh|Taylor|Wilson|Byrne"),
-    "mt": ("Maria Luke Martina Matthew Julia Jake",
-           "Borg|Camilleri|Vella|Farrugia|Zammit|Galea"),
-    "lb": ("Emma Gabriel Léa Noah Mia Luca",
-           "Schmit|Muller|Weber|Wagner|Hoffmann|Thill"),
-    "nb": ("Nora Jakob Emma Emil Olivia Noah",
-           "Hansen|Johansen|Olsen|Larsen|Andersen|Pedersen"),
-    "uk": ("Olena Oleksandr Iryna Andrii Kateryna Dmytro",
-           "Shevchenko|Kovalenko|Bondarenko|Tkachenko|Kravchenko|Melnyk"),
-}.items()}
+    key: (tuple(firsts.split()), tuple(lasts.split("|")))
+    for key, (firsts, lasts) in {
+        "de": (
+            "Anna Lukas Marie Jonas Sophie Felix Laura Paul Julia Maximilian Katharina Leon",
+            "Müller|Schmidt|Schneider|Fischer|Weber|Meyer|Wagner|Becker|Hoffmann|Schulz|Koch|Richter",
+        ),
+        "fr": (
+            "Camille Louis Léa Hugo Chloé Jules Manon Lucas Inès Gabriel",
+            "Martin|Bernard|Dubois|Thomas|Robert|Richard|Petit|Durand|Leroy|Moreau",
+        ),
+        "it": (
+            "Giulia Marco Francesca Alessandro Chiara Luca Sara Matteo Elena Andrea",
+            "Rossi|Russo|Ferrari|Esposito|Bianchi|Romano|Colombo|Ricci|Marino|Greco",
+        ),
+        "es": (
+            "Lucía Hugo María Martín Paula Daniel Carmen Pablo Elena Alejandro",
+            "García|Rodríguez|González|Fernández|López|Martínez|Sánchez|Pérez|Gómez|Ruiz",
+        ),
+        "pt": (
+            "Maria João Ana Francisco Beatriz Tiago Inês Duarte",
+            "Silva|Santos|Ferreira|Pereira|Oliveira|Costa|Rodrigues|Martins",
+        ),
+        "pl": (
+            "Anna Piotr Katarzyna Krzysztof Magdalena Tomasz Agnieszka Paweł Zofia Jakub",
+            "Nowak|Kowalski|Wiśniewski|Wójcik|Kowalczyk|Kamiński|Lewandowski|Zieliński|Szymański|Woźniak",
+        ),
+        "nl": (
+            "Emma Daan Sanne Lars Fleur Bram Lotte Sem Anouk Thijs",
+            "de Jong|Jansen|de Vries|van den Berg|van Dijk|Bakker|Visser|Smit|Meijer|de Boer",
+        ),
+        "lt": (
+            "Ieva Lukas Gabija Matas Austėja Jonas Emilija Dominykas",
+            "Kazlauskas|Jankauskas|Petrauskas|Stankevičius|Vasiliauskas|Žukauskas|Butkus|Paulauskas",
+        ),
+        "lv": (
+            "Anna Roberts Elza Gustavs Sofija Markuss Alise Jānis",
+            "Bērziņš|Kalniņš|Ozoliņš|Jansons|Liepiņš|Krūmiņš|Balodis|Eglītis",
+        ),
+        "et": ("Maria Rasmus Sofia Robin Eliise Oliver Mia Artur", "Tamm|Saar|Sepp|Mägi|Kask|Kukk|Rebane|Ilves"),
+        "fi": (
+            "Aino Eino Helmi Leo Olivia Väinö Aada Onni",
+            "Korhonen|Virtanen|Mäkinen|Nieminen|Mäkelä|Hämäläinen|Laine|Heikkinen",
+        ),
+        "sv": (
+            "Alice Lucas Maja William Elsa Liam Astrid Hugo",
+            "Andersson|Johansson|Karlsson|Nilsson|Eriksson|Larsson|Olsson|Persson",
+        ),
+        "da": (
+            "Freja William Ida Oscar Emma Noah Clara Karl",
+            "Nielsen|Jensen|Hansen|Pedersen|Andersen|Christensen|Larsen|Sørensen",
+        ),
+        "ro": (
+            "Maria Andrei Elena Alexandru Ioana Mihai Ana Ștefan",
+            "Popescu|Ionescu|Popa|Pop|Radu|Dumitru|Stan|Stoica",
+        ),
+        "hu": ("Hanna Bence Anna Máté Zsófia Levente Luca Dominik", "Nagy|Kovács|Tóth|Szabó|Horváth|Varga|Kiss|Molnár"),
+        "cs": (
+            "Eliška Jakub Tereza Jan Anna Tomáš Adéla Matyáš",
+            "Novák|Svoboda|Novotný|Dvořák|Černý|Procházka|Kučera|Veselý",
+        ),
+        "sk": ("Sofia Jakub Nina Samuel Ema Michal Natália Adam", "Horváth|Kováč|Varga|Tóth|Nagy|Baláž|Szabó|Molnár"),
+        "el": (
+            "Maria Georgios Eleni Ioannis Aikaterini Konstantinos Vasiliki Dimitrios",
+            "Papadopoulos|Papadakis|Georgiou|Nikolaou|Vasileiou|Oikonomou|Karagiannis|Christodoulou",
+        ),
+        "bg": (
+            "Maria Georgi Ivana Dimitar Elena Ivan Viktoria Nikolay",
+            "Ivanov|Georgiev|Dimitrov|Petrov|Nikolov|Hristov|Stoyanov|Todorov",
+        ),
+        "hr": (
+            "Mia Luka Ana Ivan Lucija David Petra Marko",
+            "Horvat|Kovačević|Babić|Marić|Jurić|Novak|Kovačić|Knežević",
+        ),
+        "sl": ("Eva Luka Zala Jakob Nika Nik Ana Filip", "Novak|Horvat|Kovačič|Krajnc|Zupančič|Potočnik|Kovač|Mlakar"),
+        "en": (
+            "Emily James Olivia Jack Sophie Thomas Grace Daniel Chloe Michael",
+            "Murphy|Kelly|Smith|Jones|Williams|Brown|Walsh|Taylor|Wilson|Byrne",
+        ),
+        "mt": ("Maria Luke Martina Matthew Julia Jake", "Borg|Camilleri|Vella|Farrugia|Zammit|Galea"),
+        "lb": ("Emma Gabriel Léa Noah Mia Luca", "Schmit|Muller|Weber|Wagner|Hoffmann|Thill"),
+        "nb": ("Nora Jakob Emma Emil Olivia Noah", "Hansen|Johansen|Olsen|Larsen|Andersen|Pedersen"),
+        "uk": (
+            "Olena Oleksandr Iryna Andrii Kateryna Dmytro",
+            "Shevchenko|Kovalenko|Bondarenko|Tkachenko|Kravchenko|Melnyk",
+        ),
+    }.items()
+}
 
 _EU = tuple(sorted(EU_MEMBER_STATES))
 _RESIDENCES = tuple(c for c in _COUNTRIES.values() if c.weight)
@@ -279,35 +645,70 @@ _HOLIDAY_EU_CW = tuple(accumulate((30, 22, 16, 12, 8, 6, 3, 1, 1, 1)))
 _LISTING_NON_EU = ("GB", "CH", "NO", "US", "TR", "ME")
 _BIRTH_ABROAD = ("UA", "TR", "MA", "IN", "BR", "VN", "CN", "RS", "US", "GB")
 
-_ENTITY_WORDS = ("Nord", "Alpen", "Baltic", "Euro", "Blue", "Green", "Sun", "Delta", "Atlas",
-                 "Nova", "Vista", "Orbit", "Lumen", "Terra", "Aqua", "Prime", "Urban", "Cedar",
-                 "Falcon", "Helix", "Amber", "Silver", "Cobalt", "Linden")
+_ENTITY_WORDS = (
+    "Nord",
+    "Alpen",
+    "Baltic",
+    "Euro",
+    "Blue",
+    "Green",
+    "Sun",
+    "Delta",
+    "Atlas",
+    "Nova",
+    "Vista",
+    "Orbit",
+    "Lumen",
+    "Terra",
+    "Aqua",
+    "Prime",
+    "Urban",
+    "Cedar",
+    "Falcon",
+    "Helix",
+    "Amber",
+    "Silver",
+    "Cobalt",
+    "Linden",
+)
 _ENTITY_SUFFIX: dict[str, tuple[str, ...]] = {
     GOODS: ("Trading", "Goods", "Market", "Supplies", "Crafts", "Store"),
     SERVICES: ("Services", "Studio", "Solutions", "Care", "Works"),
     TRANSPORT: ("Mobility", "Cars", "Bikes", "Fleet"),
     PROPERTY: ("Properties", "Apartments", "Rentals", "Living", "Homes", "Stays"),
 }
-_GOV_SUFFIX = ("Municipal Housing Office", "City Transport Authority", "Public Property Agency",
-               "Municipal Services Department")
+_GOV_SUFFIX = (
+    "Municipal Housing Office",
+    "City Transport Authority",
+    "Public Property Agency",
+    "Municipal Services Department",
+)
 
-_PROPERTY_TYPES = ("DPI901", "DPI902", "DPI903", "DPI904", "DPI905",
-                   "DPI906", "DPI907", "DPI908", "DPI909", "DPI910")
+_PROPERTY_TYPES = ("DPI901", "DPI902", "DPI903", "DPI904", "DPI905", "DPI906", "DPI907", "DPI908", "DPI909", "DPI910")
 _PROPERTY_CW = tuple(accumulate((5, 2, 7, 20, 40, 3, 3, 3, 8, 6)))
-_OTHER_PROPERTY = ("Garage", "Storage unit", "Event hall", "Farm building", "Garden plot",
-                   "Wine cellar", "Treehouse")
+_OTHER_PROPERTY = ("Garage", "Storage unit", "Event hall", "Farm building", "Garden plot", "Wine cellar", "Treehouse")
 _LAND_REGISTRY: dict[str, str] = {
-    "DE": "Grundbuch Blatt #####", "AT": "EZ ####, KG #####", "FR": "Section @@ n° ####",
-    "IT": "Foglio ## Particella ####", "ES": "Finca #####", "PL": "@@#@/########/#",
-    "NL": "@@@## @ ####", "PT": "Artigo matricial ####", "GR": "KAEK ############",
-    "HR": "k.č. ####/#", "CZ": "LV ####", "SK": "LV ####",
+    "DE": "Grundbuch Blatt #####",
+    "AT": "EZ ####, KG #####",
+    "FR": "Section @@ n° ####",
+    "IT": "Foglio ## Particella ####",
+    "ES": "Finca #####",
+    "PL": "@@#@/########/#",
+    "NL": "@@@## @ ####",
+    "PT": "Artigo matricial ####",
+    "GR": "KAEK ############",
+    "HR": "k.č. ####/#",
+    "CZ": "LV ####",
+    "SK": "LV ####",
 }
 
 #: Count bands (low, high exclusive) and weights per kind of seller.
 _BANDS: dict[str, tuple[tuple[tuple[int, int], ...], tuple[float, ...]]] = {
     # heavy-tailed goods sellers: roughly Pareto(1.5) from 30 sales up to a few thousand
-    "goods_pro": (((30, 60), (60, 120), (120, 250), (250, 500), (500, 1000), (1000, 2000),
-                   (2000, 5001)), (646, 229, 83, 27, 10, 3, 2)),
+    "goods_pro": (
+        ((30, 60), (60, 120), (120, 250), (250, 500), (500, 1000), (1000, 2000), (2000, 5001)),
+        (646, 229, 83, 27, 10, 3, 2),
+    ),
     "goods_listed": (((200, 600), (600, 1500), (1500, 4001)), (60, 30, 10)),
     SERVICES: (((1, 10), (10, 40), (40, 150), (150, 600)), (50, 33, 14, 3)),
     TRANSPORT: (((1, 10), (10, 40), (40, 200), (200, 800)), (50, 33, 14, 3)),
@@ -327,8 +728,36 @@ _SEASON: dict[str, tuple[float, ...]] = {
 }
 #: Payments per UTC hour (European daytime, a fair share late in the evening UTC).
 _HOURS = tuple(range(24))
-_HOURS_CW = tuple(accumulate((1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 5.0,
-                              5.0, 5.0, 5.0, 5.5, 6.0, 6.5, 6.5, 6.0, 5.0, 3.5, 2.0)))
+_HOURS_CW = tuple(
+    accumulate(
+        (
+            1.0,
+            0.6,
+            0.4,
+            0.3,
+            0.3,
+            0.5,
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            4.5,
+            5.0,
+            5.0,
+            5.0,
+            5.0,
+            5.0,
+            5.5,
+            6.0,
+            6.5,
+            6.5,
+            6.0,
+            5.0,
+            3.5,
+            2.0,
+        )
+    )
+)
 _OUT_OF_YEAR_DAYS = 5  # days before / after the year with some payments (each side ~1%)
 _EDGE_P = 0.005  # share of payments put just around a quarter boundary (UTC)
 _REFUND_P = 0.03
@@ -411,6 +840,7 @@ def _target_closed(day: dt.date) -> bool:
 # The generator
 # ----------------------------------------------------------------------------------------------
 
+
 class _Sink:
     """Buffers rows per table and writes them with one ``executemany`` per flush."""
 
@@ -463,8 +893,7 @@ class _Generator:
         self.last = dt.date(year + 1, 3, 31)  # last FX date and latest refund
         ndays = (self.last - self.base).days + 1
         self.day_text = [(self.base + dt.timedelta(days=i)).isoformat() + " " for i in range(ndays)]
-        self.time_text = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60)
-                          for s in range(60)]
+        self.time_text = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
         self.max_sec = ndays * 86400 - 1
         first = self._index(dt.date(year, 1, 1))
         last = self._index(dt.date(year, 12, 31))
@@ -481,13 +910,17 @@ class _Generator:
                     w *= 0.7
                 weights.append(w)
             side = 0.01 * sum(weights) / _OUT_OF_YEAR_DAYS
-            self.day_cw[act] = tuple(accumulate([side] * _OUT_OF_YEAR_DAYS + weights
-                                                + [side] * _OUT_OF_YEAR_DAYS))
+            self.day_cw[act] = tuple(accumulate([side] * _OUT_OF_YEAR_DAYS + weights + [side] * _OUT_OF_YEAR_DAYS))
         self.year_cw = tuple(accumulate(1.0 for _ in self.year_days))
         # just before / after quarter ends in UTC (local time is already the next quarter)
         edges = []
-        for day in (dt.date(year - 1, 12, 31), dt.date(year, 3, 31), dt.date(year, 6, 30),
-                    dt.date(year, 9, 30), dt.date(year, 12, 31)):
+        for day in (
+            dt.date(year - 1, 12, 31),
+            dt.date(year, 3, 31),
+            dt.date(year, 6, 30),
+            dt.date(year, 9, 30),
+            dt.date(year, 12, 31),
+        ):
             i = self._index(day)
             edges += [(i * 86400 + 21 * 3600, i * 86400 + 86400)] * 4  # 21:00-23:59:59
             edges.append(((i + 1) * 86400, (i + 1) * 86400 + 2 * 3600))  # 00:00-01:59:59 next
@@ -513,7 +946,7 @@ class _Generator:
         out = []
         for kind, v in runs:
             if kind == "#":
-                out.append(f"{rng.randrange(10 ** v):0{v}d}")  # type: ignore[operator]
+                out.append(f"{rng.randrange(10**v):0{v}d}")  # type: ignore[operator]
             elif kind == "@":
                 out.append("".join(rng.choices(_UPPER, k=v)))  # type: ignore[arg-type]
             elif kind == "?":
@@ -525,7 +958,7 @@ class _Generator:
     def digits(self, n: int, first_min: int = 0) -> str:
         """n digits, the first at least ``first_min``."""
         lo = first_min * 10 ** (n - 1)
-        return f"{self.rng.randrange(lo, 10 ** n):0{n}d}"
+        return f"{self.rng.randrange(lo, 10**n):0{n}d}"
 
     def checked(self, make: Callable[[], str], calc: Callable[[str], str]) -> str:
         """body + check, drawing a new body while the check is not a single character."""
@@ -563,24 +996,26 @@ class _Generator:
         if cc == "ES":
             if entity:
                 from stdnum.es import cif
+
                 body = "B" + digits(7)
                 return body + cif.calc_check_digits(body)[0]
             from stdnum.es import dni
+
             body = digits(8)
             return body + dni.calc_check_digit(body)
         if cc == "PL":
             if entity:
-                return self.checked(lambda: digits(9, 1),
-                                    lambda s: str(_weighted(s, (6, 5, 7, 2, 3, 4, 5, 6, 7)) % 11))
+                return self.checked(lambda: digits(9, 1), lambda s: str(_weighted(s, (6, 5, 7, 2, 3, 4, 5, 6, 7)) % 11))
             from stdnum.pl import pesel
+
             month = b.month + (20 if b.year >= 2000 else 0)
             body = f"{b.year % 100:02d}{month:02d}{b.day:02d}" + digits(4)
             return body + pesel.calc_check_digit(body)
         if cc == "NL":  # BSN / RSIN, the 11-test
-            return self.checked(lambda: digits(8, 1),
-                                lambda s: str(_weighted(s, (9, 8, 7, 6, 5, 4, 3, 2)) % 11))
+            return self.checked(lambda: digits(8, 1), lambda s: str(_weighted(s, (9, 8, 7, 6, 5, 4, 3, 2)) % 11))
         if cc == "PT":
             from stdnum.pt import nif
+
             body = ("5" if entity else str(rng.randint(1, 2))) + digits(7)
             return body + nif.calc_check_digit(body)
         if cc == "FR":
@@ -588,6 +1023,7 @@ class _Generator:
                 body = digits(8, 1)
                 return body + _luhn(body)
             from stdnum.fr import nif as fr_nif
+
             body = str(rng.randint(0, 3)) + digits(9)
             return body + fr_nif.calc_check_digits(body)
         if cc == "IT":
@@ -595,9 +1031,15 @@ class _Generator:
                 body = digits(7, 1) + f"{rng.randint(1, 100):03d}"
                 return body + _luhn(body)
             from stdnum.it import codicefiscale
+
             day = b.day + (40 if rng.random() < 0.5 else 0)
-            body = (self.fill("@@@@@@") + f"{b.year % 100:02d}" + "ABCDEHLMPRST"[b.month - 1]
-                    + f"{day:02d}" + self.fill("@###"))
+            body = (
+                self.fill("@@@@@@")
+                + f"{b.year % 100:02d}"
+                + "ABCDEHLMPRST"[b.month - 1]
+                + f"{day:02d}"
+                + self.fill("@###")
+            )
             return body + codicefiscale.calc_check_digit(body)
         if cc == "BE":
             if entity:  # enterprise number 0xxx.xxx.xxx
@@ -608,6 +1050,7 @@ class _Generator:
             return f"{body}{97 - n % 97:02d}"
         if cc in ("EE", "LT"):
             from stdnum.ee import ik
+
             if entity:
                 if cc == "LT":
                     return digits(9, 1)
@@ -617,9 +1060,11 @@ class _Generator:
             return body + ik.calc_check_digit(body + "0")
         if cc == "FI":
             if entity:
+
                 def ytunnus_check(s: str) -> str:
                     r = _weighted(s, (7, 9, 10, 5, 8, 4, 2)) % 11
                     return "" if r == 1 else str((11 - r) % 11)
+
                 body = self.checked(lambda: digits(7), ytunnus_check)
                 return f"{body[:7]}-{body[7]}"
             serial = rng.randint(2, 899)
@@ -640,34 +1085,43 @@ class _Generator:
         if cc == "BG":
             if entity:
                 from stdnum.bg import vat as bg_vat
+
                 body = digits(8, 1)
                 return body + bg_vat.calc_check_digit_legal(body)
             from stdnum.bg import egn
+
             month = b.month + (40 if b.year >= 2000 else 0)
             body = f"{b.year % 100:02d}{month:02d}{b.day:02d}" + digits(3)
             return body + egn.calc_check_digit(body)
         if cc in ("CZ", "SK"):
             if entity:
                 from stdnum.cz import dic
+
                 body = str(rng.randint(1, 8)) + digits(6)
                 return body + dic.calc_check_digit_legal(body)
+
             def rc_check(s: str) -> str:
                 return str(-int(s) * 10 % 11)
+
             body = self.checked(lambda: yymmdd + digits(3), rc_check)
             return f"{body[:6]}/{body[6:]}"
         if cc == "RO":
             if entity:
                 from stdnum.ro import cui
+
                 body = digits(7, 1)
                 return body + cui.calc_check_digit(body)
             from stdnum.ro import cnp
-            body = (str(rng.randint(1, 2) + (4 if b.year >= 2000 else 0)) + yymmdd
-                    + f"{rng.randint(1, 46):02d}" + digits(3))
+
+            body = (
+                str(rng.randint(1, 2) + (4 if b.year >= 2000 else 0)) + yymmdd + f"{rng.randint(1, 46):02d}" + digits(3)
+            )
             return body + cnp.calc_check_digit(body)
         if cc == "LV":
             if entity:
                 return "4" + digits(10)
             from stdnum.lv import pvn
+
             century = "1" if b.year < 2000 else "2"
             body = self.checked(lambda: ddmmyy + century + digits(3), pvn.calc_check_digit_pers)
             return f"{body[:6]}-{body[6:]}"
@@ -678,19 +1132,23 @@ class _Generator:
 
             def anum_check(s: str) -> str:
                 return str(sum((i + 1) * int(n) for i, n in enumerate(s)) % 11)
+
             return self.checked(lambda: f"8{days:05d}{digits(3)}", anum_check)
         if cc == "GR":
             from stdnum.gr import vat as gr_vat
+
             body = digits(8, 1)
             return body + gr_vat.calc_check_digit(body)
         if cc == "SI":
             from stdnum.si import ddv
+
             return self.checked(lambda: digits(7, 1), ddv.calc_check_digit)
         if cc == "IE":
             body = digits(7)
             return body + "WABCDEFGHIJKLMNOPQRSTUV"[_weighted(body, (8, 7, 6, 5, 4, 3, 2)) % 23]
         if cc == "CY":
             from stdnum.cy import vat as cy_vat
+
             body = ("10" if entity else "0" + str(rng.randint(0, 9))) + digits(6)
             return body + cy_vat.calc_check_digit(body)
         if cc == "LU":
@@ -706,11 +1164,13 @@ class _Generator:
             return f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
         if cc == "GB":
             from stdnum.gb import utr
+
             body = digits(9)
             return utr.calc_check_digit(body) + body
         if cc == "CH":
             if entity:
                 from stdnum.ch import uid
+
                 body = self.checked(lambda: digits(8, 1), uid.calc_check_digit)
                 return f"CHE-{body[:3]}.{body[3:6]}.{body[6:]}"
             body = "756" + digits(9)
@@ -718,12 +1178,13 @@ class _Generator:
             return f"{body[:3]}.{body[3:7]}.{body[7:11]}.{body[11:]}{check}"
         if cc == "NO":
             if entity:
-                return self.checked(lambda: digits(8, 8),
-                                    lambda s: str(-_weighted(s, (3, 2, 7, 6, 5, 4, 3, 2)) % 11))
+                return self.checked(lambda: digits(8, 8), lambda s: str(-_weighted(s, (3, 2, 7, 6, 5, 4, 3, 2)) % 11))
             from stdnum.no import fodselsnummer as fnr
+
             def fnr_check(s: str) -> str:
                 c1 = fnr.calc_check_digit1(s)
                 return "" if len(c1) > 1 else c1 + fnr.calc_check_digit2(s + c1)
+
             while True:  # individual numbers 000-499: 1900-1999, 500-999: 2000-2039
                 body = ddmmyy + f"{rng.randrange(500) + (500 if b.year >= 2000 else 0):03d}"
                 check = fnr_check(body)
@@ -734,12 +1195,10 @@ class _Generator:
         return digits(10, 1)
 
     def dk_cvr(self) -> str:
-        return self.checked(lambda: self.digits(7, 1),
-                            lambda s: str(-_weighted(s, (2, 7, 6, 5, 4, 3, 2)) % 11))
+        return self.checked(lambda: self.digits(7, 1), lambda s: str(-_weighted(s, (2, 7, 6, 5, 4, 3, 2)) % 11))
 
     def hu_base(self) -> str:
-        return self.checked(lambda: self.digits(7, 1),
-                            lambda s: str(-_weighted(s, (9, 7, 3, 1, 9, 7, 3)) % 10))
+        return self.checked(lambda: self.digits(7, 1), lambda s: str(-_weighted(s, (9, 7, 3, 1, 9, 7, 3)) % 10))
 
     def vat(self, cc: str, tin: str | None) -> str | None:
         """A VAT identification number with its country prefix (GR uses EL)."""
@@ -749,6 +1208,7 @@ class _Generator:
             return "DE" + body + _mod11_10(body)
         if cc == "AT":
             from stdnum.at import uid as at_uid
+
             body = "U" + digits(7)
             return "AT" + body + at_uid.calc_check_digit(body)
         if cc == "FR":
@@ -758,8 +1218,7 @@ class _Generator:
         if cc == "NL":
             rsin = self.tin("NL", True, None)
             return f"NL{rsin}B{self.rng.randint(1, 3):02d}"
-        if cc in ("BE", "BG", "CY", "GR", "HR", "IT", "PL", "PT", "RO", "SI") and tin \
-                and tin.isalnum():
+        if cc in ("BE", "BG", "CY", "GR", "HR", "IT", "PL", "PT", "RO", "SI") and tin and tin.isalnum():
             return ("EL" if cc == "GR" else cc) + tin
         if cc in ("BE", "BG", "CY", "GR", "HR", "IT", "PL", "PT", "RO", "SI"):
             return ("EL" if cc == "GR" else cc) + self.tin(cc, True, None)
@@ -768,9 +1227,11 @@ class _Generator:
         if cc == "DK":
             return "DK" + self.dk_cvr()
         if cc == "FI":
+
             def check(s: str) -> str:
                 r = _weighted(s, (7, 9, 10, 5, 8, 4, 2)) % 11
                 return "" if r == 1 else str((11 - r) % 11)
+
             return "FI" + self.checked(lambda: digits(7), check)
         if cc == "SE":
             body = "5" + digits(1) + str(self.rng.randint(2, 9)) + digits(6)
@@ -783,21 +1244,23 @@ class _Generator:
         if cc == "CZ":
             return "CZ" + self.tin("CZ", True, None)
         if cc == "SK":
-            return "SK" + self.checked(lambda: digits(2, 1) + self.rng.choice("234789") + digits(6),
-                                       lambda s: str(-int(s) * 10 % 11))
+            return "SK" + self.checked(
+                lambda: digits(2, 1) + self.rng.choice("234789") + digits(6), lambda s: str(-int(s) * 10 % 11)
+            )
         if cc == "EE":
-            return "EE" + self.checked(lambda: "10" + digits(6),
-                                       lambda s: str(-_weighted(s, (3, 7, 1) * 3) % 10))
+            return "EE" + self.checked(lambda: "10" + digits(6), lambda s: str(-_weighted(s, (3, 7, 1) * 3) % 10))
         if cc == "IE":
             return "IE" + self.tin("IE", True, None)
         if cc == "LT":
             from stdnum.lt import pvm
+
             return "LT" + self.checked(lambda: digits(7, 1) + "1", pvm.calc_check_digit)
         if cc == "LV":  # legal entities: weighted sum of all 11 digits = 3 (mod 11)
             from stdnum.lv import pvn
 
             def lv_check(s: str) -> str:
                 return next((d for d in "0123456789" if pvn.checksum(s + d) == 3), "")
+
             return "LV" + self.checked(lambda: "4" + digits(9), lv_check)
         if cc == "MT":  # weights 3 4 6 7 8 9 10 1, sum divisible by 37
             body = digits(6, 1)
@@ -806,6 +1269,7 @@ class _Generator:
             return "GB" + digits(9, 1)
         if cc == "CH":
             from stdnum.ch import uid
+
             body = self.checked(lambda: digits(8, 1), uid.calc_check_digit)
             return f"CHE-{body[:3]}.{body[3:6]}.{body[6:]} MWST"
         if cc == "NO":
@@ -816,8 +1280,10 @@ class _Generator:
         """An IBAN (valid MOD 97 check and, for BE/ES/NO, national check digits)."""
         country = _COUNTRIES[cc]
         if not country.iban:  # US: ABA routing number + account number
+
             def aba(s: str) -> str:
                 return str(-_weighted(s, (3, 7, 1, 3, 7, 1, 3, 7)) % 10)
+
             return f"{self.checked(lambda: self.digits(8), aba)} {self.digits(10, 1)}"
         bban = self.fill(country.iban)
         if cc == "BE":
@@ -825,11 +1291,14 @@ class _Generator:
             bban = f"{body}{int(body) % 97 or 97:02d}"
         elif cc == "ES":
             from stdnum.es import ccc
+
             bban = bban[:8] + "00" + bban[10:]
             bban = bban[:8] + ccc.calc_check_digits(bban) + bban[10:]
         elif cc == "NO":
+
             def kontonr(s: str) -> str:
                 return str(_weighted(s, (6, 7, 8, 9, 4, 5, 6, 7, 8, 9)) % 11)
+
             bban = self.checked(lambda: self.digits(10, 1), kontonr)
         return cc + _iban_check(cc, bban) + bban
 
@@ -882,8 +1351,7 @@ class _Generator:
         else:
             firsts, lasts = _NAMES[name_key]
             first, last = rng.choice(firsts), rng.choice(lasts)
-            year_ = 1940 + min(rng.randrange(66), rng.randrange(66)) if random_() < 0.3 \
-                else rng.randint(1958, 1998)
+            year_ = 1940 + min(rng.randrange(66), rng.randrange(66)) if random_() < 0.3 else rng.randint(1958, 1998)
             birth = dt.date(year_, 1, 1) + dt.timedelta(days=rng.randrange(365))
             birth_text = birth.isoformat()
             r = random_()
@@ -893,8 +1361,7 @@ class _Generator:
                 birth_country = rng.choice(_EU)
             else:
                 birth_country = rng.choice(_BIRTH_ABROAD)
-            cities = _COUNTRIES[birth_country].cities if birth_country in _COUNTRIES \
-                else _BIRTH_ONLY[birth_country]
+            cities = _COUNTRIES[birth_country].cities if birth_country in _COUNTRIES else _BIRTH_ONLY[birth_country]
             birth_city = rng.choice(cities)
             holder_name = f"{first} {last}"
 
@@ -921,11 +1388,28 @@ class _Generator:
         street = rng.choice(country.streets)
         building = str(rng.randint(1, 180)) + (rng.choice("abAB") if random_() < 0.08 else "")
         post_code = self.fill(country.post_code)
-        sink.rows["sellers"].append((
-            sid, "entity" if entity else "individual", first, last, legal, birth_text, birth_city,
-            birth_country, cc, street, building, post_code, city, cc, vat_id, brn,
-            governmental, listed,
-        ))
+        sink.rows["sellers"].append(
+            (
+                sid,
+                "entity" if entity else "individual",
+                first,
+                last,
+                legal,
+                birth_text,
+                birth_city,
+                birth_country,
+                cc,
+                street,
+                building,
+                post_code,
+                city,
+                cc,
+                vat_id,
+                brn,
+                governmental,
+                listed,
+            )
+        )
         sink.rows["seller_tins"].extend(tins)
 
         # financial accounts
@@ -969,35 +1453,32 @@ class _Generator:
                 only_goods = len(activities) == 1
                 r = random_()
                 if listed:
-                    self.stream(txns, GOODS, self.band("goods_listed"), 4000, currency,
-                                second, second_pct, fee_pm, vat_pct)
+                    self.stream(
+                        txns, GOODS, self.band("goods_listed"), 4000, currency, second, second_pct, fee_pm, vat_pct
+                    )
                 elif only_goods and r < 0.02 and not entity:
                     refunds_ok = False
                     self.edge_stream(txns, currency, fee_pm)
                 elif not only_goods or r < (0.35 if entity else 0.76):
                     n = rng.choices(_OCCASIONAL, cum_weights=_OCCASIONAL_CW)[0]
                     price = rng.randrange(500, 6000)
-                    self.stream(txns, GOODS, n, price, currency, second, second_pct,
-                                fee_pm, vat_pct)
+                    self.stream(txns, GOODS, n, price, currency, second, second_pct, fee_pm, vat_pct)
                 elif r < (0.75 if entity else 0.89):
                     price = rng.randrange(500, 8000)
-                    self.stream(txns, GOODS, self.band("goods_pro"), price, currency,
-                                second, second_pct, fee_pm, vat_pct)
+                    self.stream(
+                        txns, GOODS, self.band("goods_pro"), price, currency, second, second_pct, fee_pm, vat_pct
+                    )
                 else:  # few but valuable sales
                     price = rng.randrange(8000, 150000)
-                    self.stream(txns, GOODS, rng.randrange(3, 30), price, currency,
-                                second, second_pct, fee_pm, vat_pct)
+                    self.stream(txns, GOODS, rng.randrange(3, 30), price, currency, second, second_pct, fee_pm, vat_pct)
             elif act == SERVICES:
                 price = rng.randrange(2000, 25000)
-                self.stream(txns, SERVICES, self.band(SERVICES), price, currency, second,
-                            second_pct, fee_pm, vat_pct)
+                self.stream(txns, SERVICES, self.band(SERVICES), price, currency, second, second_pct, fee_pm, vat_pct)
             elif act == TRANSPORT:
                 price = rng.randrange(3000, 40000)
-                self.stream(txns, TRANSPORT, self.band(TRANSPORT), price, currency,
-                            second, second_pct, fee_pm, vat_pct)
+                self.stream(txns, TRANSPORT, self.band(TRANSPORT), price, currency, second, second_pct, fee_pm, vat_pct)
             else:
-                self.listings(sink, txns, sid, cc, entity, governmental, currency, second,
-                              second_pct, fee_pm, vat_pct)
+                self.listings(sink, txns, sid, cc, entity, governmental, currency, second, second_pct, fee_pm, vat_pct)
 
         txns.sort(key=itemgetter(0))
         out = sink.rows["transactions"]
@@ -1015,16 +1496,39 @@ class _Generator:
 
     def brn(self, cc: str, tin: str | None) -> str:
         """A business registration number in the country's usual shape."""
-        patterns = {"DE": "HRB ######", "AT": "FN ######@", "PL": "0000######",
-                    "NL": "########", "IT": "@@-#######", "ES": "@-######", "GB": "########",
-                    "IE": "######", "CZ": "########", "SK": "########", "LU": "B######",
-                    "CY": "HE######", "MT": "C #####", "US": "########", "CH": "CH-###.#.###.###-#"}
+        patterns = {
+            "DE": "HRB ######",
+            "AT": "FN ######@",
+            "PL": "0000######",
+            "NL": "########",
+            "IT": "@@-#######",
+            "ES": "@-######",
+            "GB": "########",
+            "IE": "######",
+            "CZ": "########",
+            "SK": "########",
+            "LU": "B######",
+            "CY": "HE######",
+            "MT": "C #####",
+            "US": "########",
+            "CH": "CH-###.#.###.###-#",
+        }
         if cc in ("FR", "BE", "PT", "HR", "SI", "EE", "LT", "BG", "FI", "NO") and tin:
             return tin  # the same register number
         return self.fill(patterns.get(cc, "##########"))
 
-    def stream(self, out: list, act: str, n: int, price: int, currency: str,
-               second: str | None, second_pct: int, fee_pm: int, vat_pct: int) -> None:
+    def stream(
+        self,
+        out: list,
+        act: str,
+        n: int,
+        price: int,
+        currency: str,
+        second: str | None,
+        second_pct: int,
+        fee_pm: int,
+        vat_pct: int,
+    ) -> None:
         """n payments of one activity; price in EUR cents (per sale, per day of rental)."""
         rng = self.rng
         randrange, random_ = rng.randrange, rng.random
@@ -1047,8 +1551,7 @@ class _Generator:
         rng = self.rng
         n = rng.randint(28, 31)
         r = rng.random()
-        target = 200000 if r < 0.3 else 200001 if r < 0.45 else 199999 if r < 0.55 \
-            else rng.randrange(195000, 205001)
+        target = 200000 if r < 0.3 else 200001 if r < 0.45 else 199999 if r < 0.55 else rng.randrange(195000, 205001)
         target = target * _LEVEL[currency] // 10000
         cuts = sorted(rng.sample(range(1, target), n - 1))
         parts = [b - a for a, b in zip([0, *cuts], [*cuts, target], strict=True)]
@@ -1057,9 +1560,20 @@ class _Generator:
             sec = d * 86400 + rng.randrange(6 * 3600, 20 * 3600)
             out.append((sec, GOODS, None, currency, amount, amount * fee_pm // 1000, 0, None))
 
-    def listings(self, sink: _Sink, out: list, sid: str, cc: str, entity: bool,
-                 governmental: bool, currency: str, second: str | None, second_pct: int,
-                 fee_pm: int, vat_pct: int) -> None:
+    def listings(
+        self,
+        sink: _Sink,
+        out: list,
+        sid: str,
+        cc: str,
+        entity: bool,
+        governmental: bool,
+        currency: str,
+        second: str | None,
+        second_pct: int,
+        fee_pm: int,
+        vat_pct: int,
+    ) -> None:
         """Property listings of a seller and their bookings."""
         rng = self.rng
         random_ = rng.random
@@ -1068,8 +1582,7 @@ class _Generator:
             n_listings = 1
         else:
             r = random_()
-            n_listings = 1 if r < (0.5 if entity else 0.72) else rng.randint(2, 3) if r < 0.93 \
-                else rng.randint(4, 12)
+            n_listings = 1 if r < (0.5 if entity else 0.72) else rng.randint(2, 3) if r < 0.93 else rng.randint(4, 12)
         resident_eu = cc in EU_MEMBER_STATES
         for _ in range(n_listings):
             self.n_listing += 1
@@ -1085,8 +1598,17 @@ class _Generator:
             ptype = "DPI902" if hotel else rng.choices(_PROPERTY_TYPES, cum_weights=_PROPERTY_CW)[0]
             other = rng.choice(_OTHER_PROPERTY) if ptype == "DPI910" else None
             land = self.fill(_LAND_REGISTRY.get(where, "LR-########")) if random_() < 0.4 else None
-            row = (lid, sid, rng.choice(place.streets), str(rng.randint(1, 240)),
-                   self.fill(place.post_code), rng.choice(place.cities), where, land, ptype)
+            row = (
+                lid,
+                sid,
+                rng.choice(place.streets),
+                str(rng.randint(1, 240)),
+                self.fill(place.post_code),
+                rng.choice(place.cities),
+                where,
+                land,
+                ptype,
+            )
             sink.rows["property_listings"].append((*row, other) if self.other_type else row)
 
             n = rng.randint(1500, 3000) if hotel else self.band(PROPERTY)
@@ -1144,7 +1666,7 @@ class _Generator:
             for day in days:
                 v += rng.randint(-step, step) + (level - v) // 25
                 v = max(v, level // 2)
-                whole, frac = divmod(v, 10 ** decimals)
+                whole, frac = divmod(v, 10**decimals)
                 rows.append((cur, day.isoformat(), f"{whole}.{frac:0{decimals}d}"))
         return rows
 
@@ -1153,6 +1675,7 @@ class _Generator:
 # Database side
 # ----------------------------------------------------------------------------------------------
 
+
 def _prepare_schema(engine: Engine, replace: bool) -> bool:
     """Create (or re-create) the contract tables; True when other_property_type exists."""
     insp = sa.inspect(engine)
@@ -1160,8 +1683,11 @@ def _prepare_schema(engine: Engine, replace: bool) -> bool:
     where = safe_url(engine.url)
     if present:
         with engine.connect() as conn:
-            filled = [t for t in present if conn.execute(
-                sa.select(sa.literal_column("1")).select_from(sa.table(t)).limit(1)).first()]
+            filled = [
+                t
+                for t in present
+                if conn.execute(sa.select(sa.literal_column("1")).select_from(sa.table(t)).limit(1)).first()
+            ]
         if replace:
             quote = engine.dialect.identifier_preparer.quote
             with engine.begin() as conn:
@@ -1171,11 +1697,13 @@ def _prepare_schema(engine: Engine, replace: bool) -> bool:
             raise SourceError(
                 f"the source database {where} already holds rows in {', '.join(filled)}; "
                 "refusing to add demo data to it (use replace=True to drop and re-create the "
-                "source tables)")
+                "source tables)"
+            )
         elif len(present) < len(CONTRACT):
             raise SourceError(
                 f"the source database {where} has only some of the source tables "
-                f"({', '.join(present)}); use replace=True to drop and re-create them")
+                f"({', '.join(present)}); use replace=True to drop and re-create them"
+            )
         else:  # all contract tables exist and are empty: fill them as they are
             columns = check_contract(engine)
             return "other_property_type" in columns["property_listings"]
@@ -1200,8 +1728,7 @@ def _start_load(conn: Connection) -> None:
     conn.commit()
 
 
-def generate_demo(url: str, *, sellers: int, seed: int, year: int,
-                  replace: bool = False) -> dict[str, int]:
+def generate_demo(url: str, *, sellers: int, seed: int, year: int, replace: bool = False) -> dict[str, int]:
     """Fill the source-contract tables at ``url`` with a synthetic marketplace.
 
     Returns the number of rows written per table. The same ``(sellers, seed, year)`` gives the

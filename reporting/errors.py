@@ -17,19 +17,28 @@ class ReportingError(Exception):
     """Base of every error that stops a DAC7 run."""
 
 
-class ConfigError(ReportingError):
+class PermanentError(ReportingError):
+    """An error that a retry cannot fix: the input or the configuration must change first."""
+
+
+class ConfigError(PermanentError):
     """The configuration file is missing, malformed or incomplete."""
 
 
 class SourceError(ReportingError):
-    """The source database cannot be read as the source contract describes."""
+    """The source database could not be read (a retry may help: a lost connection, a
+    concurrent load that changed the counts)."""
 
 
-class XmlValidationError(ReportingError):
+class SourceContractError(SourceError, PermanentError):
+    """The source database does not follow the source contract (a missing table or column)."""
+
+
+class XmlValidationError(PermanentError):
     """A rendered file does not validate against its schema; nothing was published."""
 
 
-class DataError(ReportingError):
+class DataError(PermanentError):
     """The input data breaks one or more rules; every finding is listed."""
 
     def __init__(self, findings: Sequence[Finding], *, limit: int = 50) -> None:

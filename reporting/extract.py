@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reporting.checks import run_checks
-from reporting.errors import DataError, SourceError
+from reporting.errors import ConfigError, DataError, SourceError
 from reporting.findings import Finding
 from reporting.run import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
@@ -236,7 +236,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
     then check them; every problem found is raised at once as a :class:`DataError`."""
     url = source_url or settings.source_url
     if not url:
-        raise SourceError("no source database URL: pass --source or set [source] url")
+        raise ConfigError("no source database URL: pass --source, set DAC7_SOURCE_URL or [source] url")
     out = settings.stage_dir("extract")
     period = settings.period
     engine = make_engine(url)

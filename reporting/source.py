@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reporting.errors import SourceError
+from reporting.errors import SourceContractError
 
 #: Tables and the columns every reader may rely on (optional later additions are not listed).
 CONTRACT: dict[str, tuple[str, ...]] = {
@@ -140,7 +140,7 @@ def check_contract(engine: Engine) -> dict[str, set[str]]:
         columns[table] = have
         missing.extend(f"column {table}.{c}" for c in cols if c not in have)
     if missing:
-        raise SourceError(
+        raise SourceContractError(
             f"the source database {safe_url(engine.url)} does not follow the source contract: "
             f"missing {', '.join(missing)} (see sql/source_schema.sql)"
         )

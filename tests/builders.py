@@ -35,42 +35,74 @@ environment = "{environment}"
 """
 
 
-def write_config(path: Path, *, timezone: str = "Europe/Vilnius", currency: str = "original",
-                 routing: str = "jurisdiction", environment: str = "test") -> Path:
-    path.write_text(OPERATOR_TOML.format(timezone=timezone, currency=currency, routing=routing,
-                                         environment=environment), encoding="utf-8")
+def write_config(
+    path: Path,
+    *,
+    timezone: str = "Europe/Vilnius",
+    currency: str = "original",
+    routing: str = "jurisdiction",
+    environment: str = "test",
+) -> Path:
+    path.write_text(
+        OPERATOR_TOML.format(timezone=timezone, currency=currency, routing=routing, environment=environment),
+        encoding="utf-8",
+    )
     return path
 
 
 @dataclass
 class Marketplace:
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {
-        t: [] for t in ("sellers", "seller_tins", "seller_financial_accounts",
-                        "seller_permanent_establishments", "property_listings", "transactions",
-                        "refunds", "fx_rates")
-    })
+    rows: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            t: []
+            for t in (
+                "sellers",
+                "seller_tins",
+                "seller_financial_accounts",
+                "seller_permanent_establishments",
+                "property_listings",
+                "transactions",
+                "refunds",
+                "fx_rates",
+            )
+        }
+    )
     _n: int = 0
 
-    def seller(self, seller_id: str, *, seller_type: str = "individual", country: str | None = "LT",
-               tin: str | None = "39001010000", tin_issued_by: str | None = None, **kw: Any) -> str:
+    def seller(
+        self,
+        seller_id: str,
+        *,
+        seller_type: str = "individual",
+        country: str | None = "LT",
+        tin: str | None = "39001010000",
+        tin_issued_by: str | None = None,
+        **kw: Any,
+    ) -> str:
         row: dict[str, Any] = {
-            "seller_id": seller_id, "seller_type": seller_type,
+            "seller_id": seller_id,
+            "seller_type": seller_type,
             "first_name": "Ona" if seller_type == "individual" else None,
             "last_name": "Petraite" if seller_type == "individual" else None,
             "legal_name": "Prekyba UAB" if seller_type == "entity" else None,
             "birth_date": date(1980, 5, 17) if seller_type == "individual" else None,
             "birth_city": "Kaunas" if seller_type == "individual" else None,
             "birth_country": "LT" if seller_type == "individual" else None,
-            "residence_country": country, "address_street": "Laisves al.", "address_building": "10",
-            "address_post_code": "44240", "address_city": "Kaunas", "address_country": country,
-            "vat_id": None, "business_registration_number": "BRN-1" if seller_type == "entity" else None,
-            "is_governmental": False, "is_listed": False,
+            "residence_country": country,
+            "address_street": "Laisves al.",
+            "address_building": "10",
+            "address_post_code": "44240",
+            "address_city": "Kaunas",
+            "address_country": country,
+            "vat_id": None,
+            "business_registration_number": "BRN-1" if seller_type == "entity" else None,
+            "is_governmental": False,
+            "is_listed": False,
         }
         row.update(kw)
         self.rows["sellers"].append(row)
         if tin:
-            self.rows["seller_tins"].append(
-                {"seller_id": seller_id, "tin": tin, "issued_by": tin_issued_by or country})
+            self.rows["seller_tins"].append({"seller_id": seller_id, "tin": tin, "issued_by": tin_issued_by or country})
         return seller_id
 
     def tin(self, seller_id: str, tin: str, issued_by: str) -> None:
@@ -81,52 +113,94 @@ class Marketplace:
 
     def account(self, seller_id: str, identifier: str, holder: str | None = None) -> None:
         self.rows["seller_financial_accounts"].append(
-            {"seller_id": seller_id, "identifier": identifier, "account_holder_name": holder})
+            {"seller_id": seller_id, "identifier": identifier, "account_holder_name": holder}
+        )
 
     def listing(self, listing_id: str, seller_id: str, country: str = "LT", **kw: Any) -> str:
         row: dict[str, Any] = {
-            "listing_id": listing_id, "seller_id": seller_id, "address_street": "Pilies g.",
-            "address_building": "3", "address_post_code": "01123", "address_city": "Vilnius",
-            "address_country": country, "land_registration_number": None, "property_type": "DPI905",
+            "listing_id": listing_id,
+            "seller_id": seller_id,
+            "address_street": "Pilies g.",
+            "address_building": "3",
+            "address_post_code": "01123",
+            "address_city": "Vilnius",
+            "address_country": country,
+            "land_registration_number": None,
+            "property_type": "DPI905",
             "other_property_type": None,
         }
         row.update(kw)
         self.rows["property_listings"].append(row)
         return listing_id
 
-    def tx(self, seller_id: str, paid_at: str | datetime, amount_minor: int, *,
-           activity: str = "sale_of_goods", currency: str = "EUR", fee_minor: int = 0,
-           tax_minor: int = 0, listing_id: str | None = None, rented_days: int | None = None,
-           transaction_id: str | None = None) -> str:
+    def tx(
+        self,
+        seller_id: str,
+        paid_at: str | datetime,
+        amount_minor: int,
+        *,
+        activity: str = "sale_of_goods",
+        currency: str = "EUR",
+        fee_minor: int = 0,
+        tax_minor: int = 0,
+        listing_id: str | None = None,
+        rented_days: int | None = None,
+        transaction_id: str | None = None,
+    ) -> str:
         self._n += 1
         tid = transaction_id or f"T{self._n:07d}"
-        self.rows["transactions"].append({
-            "transaction_id": tid, "seller_id": seller_id, "activity": activity,
-            "listing_id": listing_id, "paid_at": _ts(paid_at), "currency": currency,
-            "amount_minor": amount_minor, "fee_minor": fee_minor, "tax_minor": tax_minor,
-            "rented_days": rented_days,
-        })
+        self.rows["transactions"].append(
+            {
+                "transaction_id": tid,
+                "seller_id": seller_id,
+                "activity": activity,
+                "listing_id": listing_id,
+                "paid_at": _ts(paid_at),
+                "currency": currency,
+                "amount_minor": amount_minor,
+                "fee_minor": fee_minor,
+                "tax_minor": tax_minor,
+                "rented_days": rented_days,
+            }
+        )
         return tid
 
-    def sales(self, seller_id: str, n: int, amount_minor: int, *, start: str = "2025-05-01 10:00:00",
-              **kw: Any) -> list[str]:
+    def sales(
+        self, seller_id: str, n: int, amount_minor: int, *, start: str = "2025-05-01 10:00:00", **kw: Any
+    ) -> list[str]:
         base = datetime.fromisoformat(start)
-        return [self.tx(seller_id, base.replace(minute=i % 60, second=i // 60 % 60), amount_minor, **kw)
-                for i in range(n)]
+        return [
+            self.tx(seller_id, base.replace(minute=i % 60, second=i // 60 % 60), amount_minor, **kw) for i in range(n)
+        ]
 
-    def refund(self, transaction_id: str, refunded_at: str, amount_minor: int, *,
-               fee_minor: int = 0, tax_minor: int = 0, refund_id: str | None = None) -> str:
+    def refund(
+        self,
+        transaction_id: str,
+        refunded_at: str,
+        amount_minor: int,
+        *,
+        fee_minor: int = 0,
+        tax_minor: int = 0,
+        refund_id: str | None = None,
+    ) -> str:
         self._n += 1
         rid = refund_id or f"R{self._n:07d}"
-        self.rows["refunds"].append({
-            "refund_id": rid, "transaction_id": transaction_id, "refunded_at": _ts(refunded_at),
-            "amount_minor": amount_minor, "fee_minor": fee_minor, "tax_minor": tax_minor,
-        })
+        self.rows["refunds"].append(
+            {
+                "refund_id": rid,
+                "transaction_id": transaction_id,
+                "refunded_at": _ts(refunded_at),
+                "amount_minor": amount_minor,
+                "fee_minor": fee_minor,
+                "tax_minor": tax_minor,
+            }
+        )
         return rid
 
     def rate(self, currency: str, rate_date: str, units_per_eur: str) -> None:
         self.rows["fx_rates"].append(
-            {"currency": currency, "rate_date": date.fromisoformat(rate_date), "units_per_eur": units_per_eur})
+            {"currency": currency, "rate_date": date.fromisoformat(rate_date), "units_per_eur": units_per_eur}
+        )
 
     def write(self, url: str) -> str:
         engine = make_engine(url)

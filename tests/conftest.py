@@ -21,9 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-PG_ADMIN_URL = os.environ.get(
-    "DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("DAC7_TEST_MARIADB_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 
 _MARKERS = {
@@ -49,8 +47,7 @@ def _unreachable(server: str, exc: Exception) -> NoReturn:
 
 
 def _admin_engine(url: str) -> sa.Engine:
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                            connect_args={"connect_timeout": 5})
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 5})
 
 
 def _database_name() -> str:
@@ -71,7 +68,7 @@ def pg_url() -> Iterator[str]:
     server = f"PostgreSQL at {admin.url.host}:{admin.url.port or 5432}"
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+            conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
     except sa.exc.OperationalError as exc:
         admin.dispose()
         _unreachable(server, exc)

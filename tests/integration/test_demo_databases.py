@@ -50,8 +50,9 @@ def sqlite_reference(url: str) -> dict[str, list[tuple[Any, ...]]]:
     counts = generate_demo(url, **ARGS)
     content = read_all(url)
     # rates are TEXT in SQLite; the other databases give DECIMAL(20, 8)
-    content["fx_rates"] = sorted(((c, d, format(Decimal(r).normalize(), "f")) for c, d, r in content["fx_rates"]),
-                                 key=repr)
+    content["fx_rates"] = sorted(
+        ((c, d, format(Decimal(r).normalize(), "f")) for c, d, r in content["fx_rates"]), key=repr
+    )
     assert {t: len(rows) for t, rows in content.items()} == counts
     return content
 
@@ -100,7 +101,8 @@ def test_postgresql_types_and_replace(pg_url: str) -> None:
 
 @pytest.mark.mariadb
 def test_mariadb_timestamps_are_written_in_utc_whatever_the_session_time_zone(
-        mariadb_url: str, sqlite_url: str) -> None:
+    mariadb_url: str, sqlite_url: str
+) -> None:
     # The contract DDL uses DATETIME on MariaDB (TIMESTAMP would be converted from and to the
     # session time zone), and every session is set to UTC anyway: a connection default elsewhere
     # shifts neither what is written nor what is read.

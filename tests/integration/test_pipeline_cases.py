@@ -22,9 +22,15 @@ def pipeline(tmp_path: Path, m: Marketplace, *, as_of: str = "2026-01-31", **cfg
     url = m.write(f"sqlite:///{tmp_path}/source.db")
     from datetime import date
 
-    result = run(config_path=write_config(tmp_path / "dac7.toml", **cfg), source_url=url, year=2025,
-                 as_of=date.fromisoformat(as_of), out_dir=tmp_path / "out", staging_root=tmp_path / "staging",
-                 run_id=RUN_ID)
+    result = run(
+        config_path=write_config(tmp_path / "dac7.toml", **cfg),
+        source_url=url,
+        year=2025,
+        as_of=date.fromisoformat(as_of),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "staging",
+        run_id=RUN_ID,
+    )
     return result.manifest
 
 
@@ -90,21 +96,51 @@ def test_nothing_to_file_exits_zero_and_says_so(tmp_path: Path, capsys: pytest.C
     m.seller("S1")
     m.sales("S1", 3, 10_00)
     url = m.write(f"sqlite:///{tmp_path}/source.db")
-    code = main(["run", "--config", str(write_config(tmp_path / "dac7.toml")), "--source", url, "--year", "2025",
-                 "--as-of", "2026-01-31", "--out", str(tmp_path / "out"), "--staging", str(tmp_path / "st")])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(write_config(tmp_path / "dac7.toml")),
+            "--source",
+            url,
+            "--year",
+            "2025",
+            "--as-of",
+            "2026-01-31",
+            "--out",
+            str(tmp_path / "out"),
+            "--staging",
+            str(tmp_path / "st"),
+        ]
+    )
     assert code == 0
     assert "nothing to file" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["files"] == []
 
 
-@pytest.mark.parametrize(("mutate", "rule", "table", "key"), [
-    (lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TBAD"),
-     "currency.unknown", "transactions", "TBAD"),
-    (lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="SEK", transaction_id="TSEK"),
-     "fx.missing_rate", "fx_rates", "SEK on or before 2025-12-31"),
-    (lambda m: (m.seller("S9", country=None, tin=None), m.tx("S9", "2025-05-02 10:00:00", 10_00)),
-     "seller.no_residence_country", "sellers", "S9"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "rule", "table", "key"),
+    [
+        (
+            lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TBAD"),
+            "currency.unknown",
+            "transactions",
+            "TBAD",
+        ),
+        (
+            lambda m: m.tx("S1", "2025-05-02 10:00:00", 10_00, currency="SEK", transaction_id="TSEK"),
+            "fx.missing_rate",
+            "fx_rates",
+            "SEK on or before 2025-12-31",
+        ),
+        (
+            lambda m: (m.seller("S9", country=None, tin=None), m.tx("S9", "2025-05-02 10:00:00", 10_00)),
+            "seller.no_residence_country",
+            "sellers",
+            "S9",
+        ),
+    ],
+)
 def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Any, rule: str, table: str, key: str
 ) -> None:
@@ -119,8 +155,21 @@ def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
     assert f"[{rule}] {table} {key}" in str(err.value)
     assert not (tmp_path / "out").exists()
     # The CLI says the same and exits 1.
-    code = main(["run", "--config", str(tmp_path / "dac7.toml"), "--source", f"sqlite:///{tmp_path}/source.db",
-                 "--year", "2025", "--out", str(tmp_path / "out2"), "--staging", str(tmp_path / "st2")])
+    code = main(
+        [
+            "run",
+            "--config",
+            str(tmp_path / "dac7.toml"),
+            "--source",
+            f"sqlite:///{tmp_path}/source.db",
+            "--year",
+            "2025",
+            "--out",
+            str(tmp_path / "out2"),
+            "--staging",
+            str(tmp_path / "st2"),
+        ]
+    )
     assert code == 1
     assert rule in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()

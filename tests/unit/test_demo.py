@@ -28,23 +28,56 @@ TABLES = (*CONTRACT,)
 
 # TINs whose format python-stdnum can check, per (issuing country, seller type)
 TIN_CHECKS = {
-    ("DE", "individual"): "de.idnr", ("HR", "individual"): "hr.oib", ("HR", "entity"): "hr.oib",
-    ("ES", "individual"): "es.dni", ("ES", "entity"): "es.cif", ("PL", "individual"): "pl.pesel",
-    ("PL", "entity"): "pl.nip", ("NL", "individual"): "nl.bsn", ("NL", "entity"): "nl.bsn",
-    ("PT", "individual"): "pt.nif", ("PT", "entity"): "pt.nif", ("FR", "individual"): "fr.nif",
-    ("FR", "entity"): "fr.siren", ("IT", "individual"): "it.codicefiscale", ("IT", "entity"): "it.iva",
-    ("BE", "individual"): "be.nn", ("BE", "entity"): "be.vat", ("EE", "individual"): "ee.ik",
-    ("EE", "entity"): "ee.registrikood", ("LT", "individual"): "lt.asmens", ("FI", "individual"): "fi.hetu",
-    ("FI", "entity"): "fi.ytunnus", ("SE", "individual"): "se.personnummer", ("SE", "entity"): "se.orgnr",
-    ("DK", "individual"): "dk.cpr", ("DK", "entity"): "dk.cvr", ("BG", "individual"): "bg.egn",
-    ("BG", "entity"): "bg.vat", ("CZ", "individual"): "cz.rc", ("CZ", "entity"): "cz.dic",
-    ("SK", "individual"): "sk.rc", ("RO", "individual"): "ro.cnp", ("RO", "entity"): "ro.cui",
-    ("LV", "individual"): "lv.pvn", ("GR", "individual"): "gr.vat", ("GR", "entity"): "gr.vat",
-    ("SI", "individual"): "si.ddv", ("SI", "entity"): "si.ddv", ("IE", "individual"): "ie.pps",
-    ("IE", "entity"): "ie.pps", ("CY", "individual"): "cy.vat", ("CY", "entity"): "cy.vat",
-    ("GB", "individual"): "gb.utr", ("GB", "entity"): "gb.utr", ("CH", "individual"): "ch.ssn",
-    ("CH", "entity"): "ch.uid", ("NO", "individual"): "no.fodselsnummer", ("NO", "entity"): "no.orgnr",
-    ("US", "individual"): "us.ssn", ("US", "entity"): "us.ein",
+    ("DE", "individual"): "de.idnr",
+    ("HR", "individual"): "hr.oib",
+    ("HR", "entity"): "hr.oib",
+    ("ES", "individual"): "es.dni",
+    ("ES", "entity"): "es.cif",
+    ("PL", "individual"): "pl.pesel",
+    ("PL", "entity"): "pl.nip",
+    ("NL", "individual"): "nl.bsn",
+    ("NL", "entity"): "nl.bsn",
+    ("PT", "individual"): "pt.nif",
+    ("PT", "entity"): "pt.nif",
+    ("FR", "individual"): "fr.nif",
+    ("FR", "entity"): "fr.siren",
+    ("IT", "individual"): "it.codicefiscale",
+    ("IT", "entity"): "it.iva",
+    ("BE", "individual"): "be.nn",
+    ("BE", "entity"): "be.vat",
+    ("EE", "individual"): "ee.ik",
+    ("EE", "entity"): "ee.registrikood",
+    ("LT", "individual"): "lt.asmens",
+    ("FI", "individual"): "fi.hetu",
+    ("FI", "entity"): "fi.ytunnus",
+    ("SE", "individual"): "se.personnummer",
+    ("SE", "entity"): "se.orgnr",
+    ("DK", "individual"): "dk.cpr",
+    ("DK", "entity"): "dk.cvr",
+    ("BG", "individual"): "bg.egn",
+    ("BG", "entity"): "bg.vat",
+    ("CZ", "individual"): "cz.rc",
+    ("CZ", "entity"): "cz.dic",
+    ("SK", "individual"): "sk.rc",
+    ("RO", "individual"): "ro.cnp",
+    ("RO", "entity"): "ro.cui",
+    ("LV", "individual"): "lv.pvn",
+    ("GR", "individual"): "gr.vat",
+    ("GR", "entity"): "gr.vat",
+    ("SI", "individual"): "si.ddv",
+    ("SI", "entity"): "si.ddv",
+    ("IE", "individual"): "ie.pps",
+    ("IE", "entity"): "ie.pps",
+    ("CY", "individual"): "cy.vat",
+    ("CY", "entity"): "cy.vat",
+    ("GB", "individual"): "gb.utr",
+    ("GB", "entity"): "gb.utr",
+    ("CH", "individual"): "ch.ssn",
+    ("CH", "entity"): "ch.uid",
+    ("NO", "individual"): "no.fodselsnummer",
+    ("NO", "entity"): "no.orgnr",
+    ("US", "individual"): "us.ssn",
+    ("US", "entity"): "us.ein",
 }
 
 
@@ -81,8 +114,10 @@ def db(market: tuple[Path, dict[str, int]]) -> dict[str, list[sqlite3.Row]]:
 
 # -- determinism ---------------------------------------------------------------------------------
 
+
 def test_same_arguments_give_identical_tables_whatever_the_batch_size(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     counts_a = generate_demo(f"sqlite:///{a}", sellers=400, seed=11, year=YEAR)
     monkeypatch.setattr(demo, "BATCH_SELLERS", 37)
@@ -113,6 +148,7 @@ def test_counts_are_the_rows_written(market: tuple[Path, dict[str, int]]) -> Non
 
 # -- existing tables -----------------------------------------------------------------------------
 
+
 def test_a_filled_database_is_not_touched_without_replace(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     first = generate_demo(url, sellers=50, seed=3, year=YEAR)
@@ -136,17 +172,21 @@ def test_empty_contract_tables_are_filled_in_place(tmp_path: Path) -> None:
     assert counts["sellers"] == 30
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"sellers": -1, "seed": 1, "year": YEAR},
-    {"sellers": 10, "seed": 1, "year": 2040},
-    {"sellers": 10, "seed": "x", "year": YEAR},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sellers": -1, "seed": 1, "year": YEAR},
+        {"sellers": 10, "seed": 1, "year": 2040},
+        {"sellers": 10, "seed": "x", "year": YEAR},
+    ],
+)
 def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         generate_demo(f"sqlite:///{tmp_path / 'x.db'}", **kwargs)
 
 
 # -- contract shape ------------------------------------------------------------------------------
+
 
 def test_transactions_follow_the_contract(db: dict[str, list[sqlite3.Row]]) -> None:
     listings = {r["listing_id"]: r["seller_id"] for r in db["property_listings"]}
@@ -197,8 +237,7 @@ def test_refunds_never_exceed_their_transaction(db: dict[str, list[sqlite3.Row]]
         total[0] += r["amount_minor"]
         total[1] += r["fee_minor"]
         total[2] += r["tax_minor"]
-        if (r["amount_minor"], r["fee_minor"], r["tax_minor"]) == (
-                t["amount_minor"], t["fee_minor"], t["tax_minor"]):
+        if (r["amount_minor"], r["fee_minor"], r["tax_minor"]) == (t["amount_minor"], t["fee_minor"], t["tax_minor"]):
             full += 1
         else:
             partial += 1
@@ -226,8 +265,18 @@ def test_fx_rates_cover_every_currency_used(db: dict[str, list[sqlite3.Row]]) ->
         assert min(dates) <= f"{YEAR - 1}-12-03" and max(dates) >= f"{YEAR + 1}-03-27", cur
         assert any(d <= f"{YEAR}-12-31" for d in dates), cur
         assert f"{YEAR}-12-25" not in dates and f"{YEAR}-01-01" not in dates  # TARGET holidays
-    levels = {"PLN": 4.30, "CZK": 25.0, "SEK": 11.4, "HUF": 395, "RON": 4.97, "DKK": 7.46,
-              "USD": 1.08, "GBP": 0.86, "CHF": 0.95, "NOK": 11.6}
+    levels = {
+        "PLN": 4.30,
+        "CZK": 25.0,
+        "SEK": 11.4,
+        "HUF": 395,
+        "RON": 4.97,
+        "DKK": 7.46,
+        "USD": 1.08,
+        "GBP": 0.86,
+        "CHF": 0.95,
+        "NOK": 11.6,
+    }
     for cur, level in levels.items():
         values = [Decimal(v) for _, v in rates[cur]]
         assert Decimal(str(level)) * Decimal("0.85") < min(values), cur
@@ -312,8 +361,9 @@ def test_tins_accounts_and_establishments(db: dict[str, list[sqlite3.Row]]) -> N
         if s["residence_country"] != "US" or a["identifier"][:2] == "LT":
             assert iban.is_valid(a["identifier"]), a["seller_id"]
         name = s["legal_name"] or f"{s['first_name']} {s['last_name']}"
-        holders["none" if a["account_holder_name"] is None
-                else "same" if a["account_holder_name"] == name else "other"] += 1
+        holders[
+            "none" if a["account_holder_name"] is None else "same" if a["account_holder_name"] == name else "other"
+        ] += 1
     assert holders["same"] > holders["other"] > 0 and holders["none"] > 0
 
     for pe in db["seller_permanent_establishments"]:

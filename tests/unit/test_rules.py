@@ -18,8 +18,11 @@ RATES = {
 
 def ctx(**kw: object) -> RuleContext:
     base: dict[str, object] = {
-        "year": 2025, "routing": "jurisdiction", "reporting_currency": "original",
-        "operator_country": "LT", "rates": RATES,
+        "year": 2025,
+        "routing": "jurisdiction",
+        "reporting_currency": "original",
+        "operator_country": "LT",
+        "rates": RATES,
     }
     base.update(kw)
     return RuleContext(**base)  # type: ignore[arg-type]
@@ -30,23 +33,31 @@ def goods(count: int, amount_minor: int, currency: str = "EUR", quarter: int = 2
 
 
 def seller(*blocks: Block, **kw: object) -> SellerFacts:
-    base: dict[str, object] = {"seller_id": "S1", "seller_type": "individual", "residence_country": "LT",
-                               "tin_issuers": ("LT",)}
+    base: dict[str, object] = {
+        "seller_id": "S1",
+        "seller_type": "individual",
+        "residence_country": "LT",
+        "tin_issuers": ("LT",),
+    }
     base.update(kw)
     return SellerFacts(blocks=tuple(blocks), **base)  # type: ignore[arg-type]
 
 
 # --- de minimis: fewer than 30 sales AND at most EUR 2,000.00 -----------------------------
 
-@pytest.mark.parametrize(("count", "amount_minor", "expected"), [
-    (29, 100_00, rules.EXCLUDED_DE_MINIMIS),     # 29 sales, EUR 100: both tests met
-    (30, 100_00, rules.REPORTED),                # 30 sales: the count test fails
-    (31, 100_00, rules.REPORTED),
-    (29, 2000_00, rules.EXCLUDED_DE_MINIMIS),    # exactly EUR 2,000.00 "did not exceed"
-    (29, 2000_01, rules.REPORTED),               # EUR 2,000.01 exceeds
-    (1, 2000_01, rules.REPORTED),
-    (30, 2000_00, rules.REPORTED),
-])
+
+@pytest.mark.parametrize(
+    ("count", "amount_minor", "expected"),
+    [
+        (29, 100_00, rules.EXCLUDED_DE_MINIMIS),  # 29 sales, EUR 100: both tests met
+        (30, 100_00, rules.REPORTED),  # 30 sales: the count test fails
+        (31, 100_00, rules.REPORTED),
+        (29, 2000_00, rules.EXCLUDED_DE_MINIMIS),  # exactly EUR 2,000.00 "did not exceed"
+        (29, 2000_01, rules.REPORTED),  # EUR 2,000.01 exceeds
+        (1, 2000_01, rules.REPORTED),
+        (30, 2000_00, rules.REPORTED),
+    ],
+)
 def test_de_minimis_boundaries(count: int, amount_minor: int, expected: str) -> None:
     assert decide(seller(goods(count, amount_minor)), ctx()).decision == expected
 
@@ -80,9 +91,12 @@ def test_fully_refunded_other_activity_does_not_block_de_minimis() -> None:
 
 # --- excluded sellers ---------------------------------------------------------------------
 
+
 def test_governmental_and_listed_entities_are_excluded() -> None:
     big = goods(500, 1_000_000_00)
-    assert decide(seller(big, seller_type="entity", is_governmental=True), ctx()).decision == rules.EXCLUDED_GOVERNMENTAL
+    assert (
+        decide(seller(big, seller_type="entity", is_governmental=True), ctx()).decision == rules.EXCLUDED_GOVERNMENTAL
+    )
     assert decide(seller(big, seller_type="entity", is_listed=True), ctx()).decision == rules.EXCLUDED_LISTED
 
 
@@ -105,9 +119,12 @@ def test_no_activity_after_refunds() -> None:
 
 # --- residence and routing ----------------------------------------------------------------
 
+
 def test_non_eu_seller_without_eu_property_is_not_reportable() -> None:
-    assert decide(seller(goods(100, 10_000_00), residence_country="US", tin_issuers=("US",)),
-                  ctx()).decision == rules.NOT_REPORTABLE_NON_EU
+    assert (
+        decide(seller(goods(100, 10_000_00), residence_country="US", tin_issuers=("US",)), ctx()).decision
+        == rules.NOT_REPORTABLE_NON_EU
+    )
 
 
 def test_non_eu_seller_is_reported_for_eu_property_only() -> None:
@@ -120,10 +137,22 @@ def test_non_eu_seller_is_reported_for_eu_property_only() -> None:
 
 def test_jurisdiction_routing_residence_tin_pe_and_property() -> None:
     flat = Block("immovable_property", "L1", "EUR", 3, 900_00, 0, 0, 3, 9, "FR")
-    d = decide(seller(goods(100, 10_000_00), flat, seller_type="entity", residence_country="DE",
-                      tin_issuers=("DE", "PL", "US"), pe_countries=("AT", "CH")), ctx())
-    assert dict(d.residence) == {"DE": "primary address", "PL": "TIN issued by PL",
-                                 "AT": "permanent establishment in AT"}
+    d = decide(
+        seller(
+            goods(100, 10_000_00),
+            flat,
+            seller_type="entity",
+            residence_country="DE",
+            tin_issuers=("DE", "PL", "US"),
+            pe_countries=("AT", "CH"),
+        ),
+        ctx(),
+    )
+    assert dict(d.residence) == {
+        "DE": "primary address",
+        "PL": "TIN issued by PL",
+        "AT": "permanent establishment in AT",
+    }
     assert d.authorities == ("AT", "DE", "FR", "PL")
 
 
@@ -134,6 +163,7 @@ def test_nexus_routing_sends_everything_to_the_operator_state() -> None:
 
 # --- currency and rounding ----------------------------------------------------------------
 
+
 def test_original_currency_when_paid_in_one_currency() -> None:
     d = decide(seller(goods(40, 12_345_50, "PLN")), ctx())
     assert d.currency == "PLN" and not d.converted
@@ -143,8 +173,10 @@ def test_original_currency_when_paid_in_one_currency() -> None:
 
 def test_several_currencies_convert_to_eur_once_per_figure() -> None:
     # Q2: EUR 100.00 + 42.50 PLN (= EUR 10.00) = EUR 110.00; Q3: 11.00 SEK = EUR 1.00, + EUR 0.49 -> 1.49 -> 1
-    d = decide(seller(goods(20, 100_00), goods(20, 42_50, "PLN"), goods(1, 11_00, "SEK", quarter=3),
-                      goods(1, 49, quarter=3)), ctx())
+    d = decide(
+        seller(goods(20, 100_00), goods(20, 42_50, "PLN"), goods(1, 11_00, "SEK", quarter=3), goods(1, 49, quarter=3)),
+        ctx(),
+    )
     assert d.currency == "EUR" and d.converted
     assert {r.currency for r in d.rates} == {"PLN", "SEK"}
     assert d.reports[0].consideration == (0, 110, 1, 0)

@@ -100,9 +100,7 @@ def test_samples_found() -> None:
     assert len(SAMPLES) >= 10, f"expected the reference samples under {SAMPLES_DIR}"
 
 
-@pytest.mark.parametrize(
-    "path", SAMPLES, ids=[p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES]
-)
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES])
 def test_sample_same_verdict(path: Path) -> None:
     rel = path.relative_to(SAMPLES_DIR).as_posix()
     ok_ours, ok_official, errors = verdicts(message_of(path))
@@ -117,14 +115,9 @@ def test_sample_same_verdict(path: Path) -> None:
 # --------------------------------------------------------------------------- valid base document
 
 
-def _quarters(
-    prefix: str, values: tuple[str, str, str, str], curr: str | None = "EUR"
-) -> str:
+def _quarters(prefix: str, values: tuple[str, str, str, str], curr: str | None = "EUR") -> str:
     attr = f' currCode="{curr}"' if curr else ""
-    return "".join(
-        f"<dpi:{prefix}Q{i}{attr}>{v}</dpi:{prefix}Q{i}>"
-        for i, v in enumerate(values, start=1)
-    )
+    return "".join(f"<dpi:{prefix}Q{i}{attr}>{v}</dpi:{prefix}Q{i}>" for i, v in enumerate(values, start=1))
 
 
 def _activity_blocks(
@@ -140,8 +133,7 @@ def _activity_blocks(
 
 def _doc_spec(ref: str) -> str:
     return (
-        "<dpi:DocSpec><stf:DocTypeIndic>OECD1</stf:DocTypeIndic>"
-        f"<stf:DocRefId>DE2024{ref}</stf:DocRefId></dpi:DocSpec>"
+        f"<dpi:DocSpec><stf:DocTypeIndic>OECD1</stf:DocTypeIndic><stf:DocRefId>DE2024{ref}</stf:DocRefId></dpi:DocSpec>"
     )
 
 
@@ -244,7 +236,8 @@ BASE_DOCUMENT = f"""<?xml version="1.0" encoding="UTF-8"?>
        <dpi:IN issuedBy="DE" INType="BRN">HRB 999</dpi:IN>
        <dpi:VAT>DE111111111</dpi:VAT>
        <dpi:Name>Seller Company GmbH</dpi:Name>
-       <dpi:Address legalAddressType="OECD304"><dpi:CountryCode>DE</dpi:CountryCode><dpi:AddressFree>Am Markt 2, 50667 Koeln</dpi:AddressFree></dpi:Address>
+       <dpi:Address legalAddressType="OECD304"><dpi:CountryCode>DE</dpi:CountryCode>
+        <dpi:AddressFree>Am Markt 2, 50667 Koeln</dpi:AddressFree></dpi:Address>
       </dpi:EntSellerID>
       <dpi:FinancialIdentifier><dpi:Identifier>DE02120300000000202051</dpi:Identifier></dpi:FinancialIdentifier>
       <dpi:PermanentEstablishments><dpi:PermanentEstablishment>FR</dpi:PermanentEstablishment></dpi:PermanentEstablishments>
@@ -279,9 +272,7 @@ def base_document() -> etree._ElementTree:
 
 def test_base_document_is_valid_against_both() -> None:
     ok_ours, ok_official, errors = verdicts(base_document())
-    assert ok_official, (
-        f"base document must be valid against the official schema\n{errors}"
-    )
+    assert ok_official, f"base document must be valid against the official schema\n{errors}"
     assert ok_ours, f"base document must be valid against our schema\n{errors}"
 
 
@@ -391,12 +382,8 @@ VARIANTS = [
     pytest.param(remove("(//dpi:ConsQ4)[1]"), INVALID, id="missing-ConsQ4"),
     pytest.param(remove(f"{LISTING}/dpi:Taxes"), INVALID, id="missing-listing-Taxes"),
     pytest.param(remove(f"{IND}/dpi:BirthInfo"), INVALID, id="missing-BirthInfo"),
-    pytest.param(
-        remove(f"{IND}/dpi:Name/dpi:FirstName"), INVALID, id="missing-FirstName"
-    ),
-    pytest.param(
-        remove(f"{IND}//dpi:AddressFix/dpi:City"), INVALID, id="missing-AddressFix-City"
-    ),
+    pytest.param(remove(f"{IND}/dpi:Name/dpi:FirstName"), INVALID, id="missing-FirstName"),
+    pytest.param(remove(f"{IND}//dpi:AddressFix/dpi:City"), INVALID, id="missing-AddressFix-City"),
     pytest.param(remove(f"{PO}/dpi:DocSpec"), INVALID, id="missing-operator-DocSpec"),
     pytest.param(remove("(//stf:DocRefId)[1]"), INVALID, id="missing-DocRefId"),
     pytest.param(
@@ -404,29 +391,19 @@ VARIANTS = [
         INVALID,
         id="missing-individual-ResCountryCode",
     ),
-    pytest.param(
-        set_attr("(//dpi:ConsQ1)[1]", "currCode", None), INVALID, id="missing-currCode"
-    ),
-    pytest.param(
-        set_attr(f"{PO}/dpi:IN", "INType", None), INVALID, id="missing-INType"
-    ),
+    pytest.param(set_attr("(//dpi:ConsQ1)[1]", "currCode", None), INVALID, id="missing-currCode"),
+    pytest.param(set_attr(f"{PO}/dpi:IN", "INType", None), INVALID, id="missing-INType"),
     # --- optional elements that may go
-    pytest.param(
-        remove(f"{ENT}/dpi:ResCountryCode"), VALID, id="entity-without-ResCountryCode"
-    ),
+    pytest.param(remove(f"{ENT}/dpi:ResCountryCode"), VALID, id="entity-without-ResCountryCode"),
     pytest.param(
         remove("//dpi:OtherPlatformOperators"),
         VALID,
         id="without-OtherPlatformOperators",
     ),
-    pytest.param(
-        remove(f"{LISTING}/dpi:RentedDays"), VALID, id="listing-without-RentedDays"
-    ),
+    pytest.param(remove(f"{LISTING}/dpi:RentedDays"), VALID, id="listing-without-RentedDays"),
     pytest.param(remove("//dpi:DPIBody"), VALID, id="without-DPIBody"),
     pytest.param(
-        chain(
-            remove("(//dpi:ReportableSeller)[2]"), remove("(//dpi:ReportableSeller)[1]")
-        ),
+        chain(remove("(//dpi:ReportableSeller)[2]"), remove("(//dpi:ReportableSeller)[1]")),
         VALID,
         id="body-without-sellers",
     ),
@@ -441,20 +418,14 @@ VARIANTS = [
         INVALID,
         id="order-MessageType-after-Warning",
     ),
-    pytest.param(
-        swap_with_next("(//dpi:ConsQ1)[1]"), INVALID, id="order-ConsQ1-ConsQ2"
-    ),
-    pytest.param(
-        swap_with_next(f"{IND}/dpi:TIN"), INVALID, id="order-TIN-before-ResCountryCode"
-    ),
+    pytest.param(swap_with_next("(//dpi:ConsQ1)[1]"), INVALID, id="order-ConsQ1-ConsQ2"),
+    pytest.param(swap_with_next(f"{IND}/dpi:TIN"), INVALID, id="order-TIN-before-ResCountryCode"),
     pytest.param(
         swap_with_next("//dpi:SaleOfGoods"),
         INVALID,
         id="order-SaleOfGoods-TransportationRental",
     ),
-    pytest.param(
-        swap_with_next(f"{PO}/dpi:Nexus"), INVALID, id="order-Nexus-AssumedReporting"
-    ),
+    pytest.param(swap_with_next(f"{PO}/dpi:Nexus"), INVALID, id="order-Nexus-AssumedReporting"),
     pytest.param(
         swap_with_next("(//stf:DocTypeIndic)[1]"),
         INVALID,
@@ -462,29 +433,17 @@ VARIANTS = [
     ),
     # --- code lists
     pytest.param(set_text("//dpi:TransmittingCountry", "ZZ"), INVALID, id="country-ZZ"),
-    pytest.param(
-        set_text("//dpi:ReceivingCountry", "de"), INVALID, id="country-lowercase"
-    ),
-    pytest.param(
-        set_text("//dpi:ReceivingCountry", "XK"), VALID, id="country-XK-Kosovo"
-    ),
-    pytest.param(
-        set_text(f"{IND}/dpi:ResCountryCode", "X5"), VALID, id="country-X5-stateless"
-    ),
+    pytest.param(set_text("//dpi:ReceivingCountry", "de"), INVALID, id="country-lowercase"),
+    pytest.param(set_text("//dpi:ReceivingCountry", "XK"), VALID, id="country-XK-Kosovo"),
+    pytest.param(set_text(f"{IND}/dpi:ResCountryCode", "X5"), VALID, id="country-X5-stateless"),
     pytest.param(
         set_text(f"{ENT}/dpi:Address/dpi:CountryCode", "ZZ"),
         INVALID,
         id="address-country-ZZ",
     ),
-    pytest.param(
-        set_attr("(//dpi:ConsQ1)[1]", "currCode", "EUX"), INVALID, id="currCode-EUX"
-    ),
-    pytest.param(
-        set_attr("(//dpi:FeesQ2)[1]", "currCode", "USD"), VALID, id="currCode-USD"
-    ),
-    pytest.param(
-        set_text("(//stf:DocTypeIndic)[1]", "OECD9"), INVALID, id="DocTypeIndic-OECD9"
-    ),
+    pytest.param(set_attr("(//dpi:ConsQ1)[1]", "currCode", "EUX"), INVALID, id="currCode-EUX"),
+    pytest.param(set_attr("(//dpi:FeesQ2)[1]", "currCode", "USD"), VALID, id="currCode-USD"),
+    pytest.param(set_text("(//stf:DocTypeIndic)[1]", "OECD9"), INVALID, id="DocTypeIndic-OECD9"),
     pytest.param(
         set_text("(//stf:DocTypeIndic)[1]", "OECD11"),
         VALID,
@@ -528,44 +487,28 @@ VARIANTS = [
         id="nameType-OECD209",
     ),
     pytest.param(
-        set_text(
-            f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "US"
-        ),
+        set_text(f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "US"),
         INVALID,
         id="PermanentEstablishment-US-not-EU",
     ),
     pytest.param(
-        set_text(
-            f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "GB"
-        ),
+        set_text(f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "GB"),
         INVALID,
         id="PermanentEstablishment-GB-not-EU",
     ),
     pytest.param(
-        set_text(
-            f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "HR"
-        ),
+        set_text(f"{ENT}/../dpi:PermanentEstablishments/dpi:PermanentEstablishment", "HR"),
         VALID,
         id="PermanentEstablishment-HR",
     ),
     # --- lengths
-    pytest.param(
-        set_text("//dpi:MessageRefId", "M" * 171), INVALID, id="MessageRefId-171"
-    ),
-    pytest.param(
-        set_text("//dpi:MessageRefId", "M" * 170), VALID, id="MessageRefId-170"
-    ),
+    pytest.param(set_text("//dpi:MessageRefId", "M" * 171), INVALID, id="MessageRefId-171"),
+    pytest.param(set_text("//dpi:MessageRefId", "M" * 170), VALID, id="MessageRefId-170"),
     pytest.param(set_text("//dpi:MessageRefId", ""), INVALID, id="MessageRefId-empty"),
-    pytest.param(
-        set_text("(//stf:DocRefId)[1]", "D" * 201), INVALID, id="DocRefId-201"
-    ),
+    pytest.param(set_text("(//stf:DocRefId)[1]", "D" * 201), INVALID, id="DocRefId-201"),
     pytest.param(set_text("(//stf:DocRefId)[1]", "D" * 200), VALID, id="DocRefId-200"),
-    pytest.param(
-        set_text(f"{PO}/dpi:Name", "N" * 201), INVALID, id="operator-Name-201"
-    ),
-    pytest.param(
-        set_text(f"{IND}/dpi:Name/dpi:LastName", "L" * 201), INVALID, id="LastName-201"
-    ),
+    pytest.param(set_text(f"{PO}/dpi:Name", "N" * 201), INVALID, id="operator-Name-201"),
+    pytest.param(set_text(f"{IND}/dpi:Name/dpi:LastName", "L" * 201), INVALID, id="LastName-201"),
     pytest.param(
         set_text(f"{ENT}/dpi:Address/dpi:AddressFree", "A" * 4001),
         INVALID,
@@ -598,15 +541,9 @@ VARIANTS = [
         id="FinancialIdentifier-OtherInfo-401",
     ),
     # --- numbers, dates, booleans
-    pytest.param(
-        set_text(f"{LISTING}/dpi:RentedDays", "0"), INVALID, id="RentedDays-0"
-    ),
-    pytest.param(
-        set_text(f"{LISTING}/dpi:RentedDays", "10000"), INVALID, id="RentedDays-10000"
-    ),
-    pytest.param(
-        set_text(f"{LISTING}/dpi:RentedDays", "9999"), VALID, id="RentedDays-9999"
-    ),
+    pytest.param(set_text(f"{LISTING}/dpi:RentedDays", "0"), INVALID, id="RentedDays-0"),
+    pytest.param(set_text(f"{LISTING}/dpi:RentedDays", "10000"), INVALID, id="RentedDays-10000"),
+    pytest.param(set_text(f"{LISTING}/dpi:RentedDays", "9999"), VALID, id="RentedDays-9999"),
     pytest.param(set_text(f"{LISTING}/dpi:RentedDays", "1"), VALID, id="RentedDays-1"),
     pytest.param(set_text("(//dpi:ConsQ1)[1]", "1.5"), INVALID, id="MonAmnt-decimal"),
     pytest.param(
@@ -614,20 +551,14 @@ VARIANTS = [
         INVALID,
         id="MonAmnt-thousands-separator",
     ),
-    pytest.param(
-        set_text("(//dpi:ConsQ1)[1]", "-5"), VALID, id="MonAmnt-negative-integer"
-    ),
-    pytest.param(
-        set_text("(//dpi:NumbQ1)[1]", "two"), INVALID, id="NumbQ1-not-integer"
-    ),
+    pytest.param(set_text("(//dpi:ConsQ1)[1]", "-5"), VALID, id="MonAmnt-negative-integer"),
+    pytest.param(set_text("(//dpi:NumbQ1)[1]", "two"), INVALID, id="NumbQ1-not-integer"),
     pytest.param(
         set_text(f"{IND}//dpi:BirthDate", "1980-13-01"),
         INVALID,
         id="BirthDate-month-13",
     ),
-    pytest.param(
-        set_text("//dpi:Timestamp", "2025-01-15"), INVALID, id="Timestamp-without-time"
-    ),
+    pytest.param(set_text("//dpi:Timestamp", "2025-01-15"), INVALID, id="Timestamp-without-time"),
     pytest.param(
         set_text("//dpi:ReportingPeriod", "2024"),
         INVALID,
@@ -660,9 +591,7 @@ VARIANTS = [
     pytest.param(duplicate(f"{IND}/dpi:BirthInfo"), INVALID, id="two-BirthInfo"),
     pytest.param(duplicate(f"{PO}/dpi:VAT"), INVALID, id="two-VAT"),
     pytest.param(duplicate(f"{IND}/dpi:Name"), VALID, id="two-person-Names"),
-    pytest.param(
-        duplicate(f"{ASSUMED}/dpi:Name"), INVALID, id="assumed-operator-two-Names"
-    ),
+    pytest.param(duplicate(f"{ASSUMED}/dpi:Name"), INVALID, id="assumed-operator-two-Names"),
     pytest.param(
         insert_after(f"{IND}/dpi:Address", "<dpi:Nationality>DE</dpi:Nationality>"),
         VALID,
@@ -676,9 +605,7 @@ VARIANTS = [
         INVALID,
         id="AddressFree-twice",
     ),
-    pytest.param(
-        remove(f"{IND}/dpi:Address/dpi:AddressFix"), VALID, id="AddressFree-only"
-    ),
+    pytest.param(remove(f"{IND}/dpi:Address/dpi:AddressFix"), VALID, id="AddressFree-only"),
     pytest.param(
         insert_after(f"{ENT}/dpi:Name", "<dpi:Nickname>x</dpi:Nickname>"),
         INVALID,
@@ -731,9 +658,7 @@ def test_variant_same_and_expected_verdict(mutate: Mutator, expected: bool) -> N
     doc = base_document()
     mutate(doc)
     ok_ours, ok_official, errors = verdicts(doc)
-    assert ok_ours == ok_official, (
-        f"schemas disagree (ours={ok_ours}, official={ok_official})\n{errors}"
-    )
+    assert ok_ours == ok_official, f"schemas disagree (ours={ok_ours}, official={ok_official})\n{errors}"
     assert ok_official == expected, f"expected valid={expected}\n{errors}"
 
 
@@ -857,10 +782,7 @@ def test_same_files_namespaces_and_imports() -> None:
         for attr in ("elementFormDefault", "attributeFormDefault"):
             assert ours.get(attr) == official.get(attr), (name, attr)
         imports = [
-            {
-                (i.get("namespace"), i.get("schemaLocation"))
-                for i in root.findall(_x("import"))
-            }
+            {(i.get("namespace"), i.get("schemaLocation")) for i in root.findall(_x("import"))}
             for root in (ours, official)
         ]
         assert imports[0] == imports[1], name
@@ -901,18 +823,14 @@ def test_enumeration_values_equal(name: str) -> None:
     ours, official = _enumerations(our_set()), _enumerations(official_set())
     assert name in ours, f"{name} missing from our schema"
     missing, extra = official[name] - ours[name], ours[name] - official[name]
-    assert not missing and not extra, (
-        f"{name}: missing {sorted(missing)}, extra {sorted(extra)}"
-    )
+    assert not missing and not extra, f"{name}: missing {sorted(missing)}, extra {sorted(extra)}"
 
 
 @pytest.mark.parametrize("name", OFFICIAL_SIMPLE)
 def test_simple_type_equal(name: str) -> None:
     ours = _named(our_set(), "simpleType")
     assert name in ours, f"{name} missing from our schema"
-    assert canonical(ours[name]) == canonical(
-        _named(official_set(), "simpleType")[name]
-    )
+    assert canonical(ours[name]) == canonical(_named(official_set(), "simpleType")[name])
 
 
 @pytest.mark.parametrize("name", OFFICIAL_COMPLEX)
@@ -927,10 +845,7 @@ def test_complex_type_structure_equal(name: str) -> None:
 
 
 def test_our_files_carry_project_header_only() -> None:
-    header = (
-        "DAC7 DPI schema v1.0, EU DG TAXUD edition, "
-        "written for this project from the published specification"
-    )
+    header = "DAC7 DPI schema v1.0, EU DG TAXUD edition, written for this project from the published specification"
     for name in SCHEMA_FILES:
         text = (OUR_XSD_DIR / name).read_text(encoding="utf-8")
         assert header in text, name

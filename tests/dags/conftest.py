@@ -1,0 +1,52 @@
+"""Airflow for the DAG tests: a throwaway AIRFLOW_HOME, set before anything imports airflow.
+
+A bare ``import airflow`` reads its configuration and creates ``$AIRFLOW_HOME/logs`` (``~/airflow``
+when unset), so the environment below must be in place before the first import. pytest imports
+this conftest before the test modules of this directory, which import airflow lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+
+if "airflow" in sys.modules and not os.environ.get("AIRFLOW_HOME"):
+    raise pytest.UsageError(
+        "airflow was imported before tests/dags/conftest.py could point AIRFLOW_HOME at a "
+        "temporary directory; do not import airflow in a top-level conftest or unit test"
+    )
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dac7-airflow-test-"))
+AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__PARALLELISM": "4",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+}
+if "airflow" not in sys.modules:
+    os.environ.update(AIRFLOW_ENV)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[None]:
+    """A fresh SQLite metadata database (the in-process equivalent of ``airflow db migrate``)."""
+    from airflow.utils.db import initdb
+
+    initdb()
+    yield
