@@ -191,7 +191,12 @@ def dac7_annual() -> None:
         log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
         if not manifest["files"]:
             log.info("nothing to file for %s: no reportable seller", manifest["reporting_year"])
-        return manifest
+        return {
+            "reporting_year": manifest["reporting_year"],
+            "files": len(manifest["files"]),
+            "sellers": sum(f["sellers"] for f in manifest["files"]),
+            "manifest": str(Path(settings_from_env()["out_dir"]) / "manifest.json"),
+        }
 
     run_dir = prepare()
     chain(

@@ -39,6 +39,13 @@ if [ ! -f "$AIRFLOW_HOME/airflow.db" ] || [ ! -f "$stamp" ]; then
     : >"$stamp"
 fi
 
-echo "airflow dags test dac7_annual $logical_date"
-# `dags test` exits 1 when the run fails; keep its output for the reader either way.
-airflow dags test dac7_annual "$logical_date"
+log="$AIRFLOW_HOME/dags-test-dac7_annual.log"
+echo "airflow dags test dac7_annual $logical_date (log: $log)"
+# `dags test` exits 1 when the run fails: then show the end of its log.
+if airflow dags test dac7_annual "$logical_date" >"$log" 2>&1; then
+    grep -E "\[DAG TEST\] end task|DagRun Finished" "$log" | sed -E 's/^.*(task_id=[a-z_]+).*$/  done: \1/; s/^.*DagRun Finished.*(state=[a-z]+).*$/  dag run: \1/'
+else
+    tail -n 60 "$log" >&2
+    echo "demo_airflow.sh: the dac7_annual run failed (full log: $log)" >&2
+    exit 1
+fi
