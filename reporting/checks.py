@@ -46,6 +46,22 @@ CHECKS: tuple[Check, ...] = (
         "and residence_country not in (select code from iso_countries)",
     ),
     Check(
+        "seller.bad_country",
+        "sellers",
+        "address_country or birth_country is not an ISO 3166 alpha-2 code",
+        "select seller_id, null from sellers where "
+        "(address_country is not null and address_country not in (select code from iso_countries)) "
+        "or (birth_country is not null and birth_country not in (select code from iso_countries))",
+    ),
+    Check(
+        "listing.property_type",
+        "property_listings",
+        "property_type must be one of DPI901 ... DPI910",
+        "select listing_id, property_type from property_listings where property_type is not null "
+        "and property_type not in ('DPI901', 'DPI902', 'DPI903', 'DPI904', 'DPI905', 'DPI906', "
+        "'DPI907', 'DPI908', 'DPI909', 'DPI910')",
+    ),
+    Check(
         "tin.bad_issuer",
         "seller_tins",
         "issued_by is not an ISO 3166 alpha-2 code",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -114,6 +115,34 @@ def operator_record(settings: RunSettings) -> OperatorRecord:
     )
 
 
+#: Identity columns that go into the XML as text (max. 200 characters in the DPI schema).
+TEXT_COLUMNS = (
+    "first_name",
+    "last_name",
+    "legal_name",
+    "birth_city",
+    "address_street",
+    "address_building",
+    "address_post_code",
+    "address_city",
+    "vat_id",
+    "business_registration_number",
+)
+MAX_TEXT = 200
+_XML_CHAR = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def text_problem(value: str | None) -> str | None:
+    """Why a text cannot go into the XML as it is (never quoting it: it may be personal data)."""
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT:
+        return f"is {len(value)} characters long; the schema allows {MAX_TEXT}"
+    if _XML_CHAR.search(value):
+        return "contains control characters that XML cannot carry"
+    return None
+
+
 def _four(values: list[int]) -> tuple[int, int, int, int]:
     return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
 
@@ -143,8 +172,21 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
         need(row["birth_date"], "birth_date", "seller.birth_date_missing")
         if not row["tins"]:
             need(row["birth_city"], "birth_city (no TIN: EU rule 40140)", "seller.birth_place_missing")
+            need(row["birth_country"], "birth_country (no TIN: EU rule 40140)", "seller.birth_place_missing")
     else:
         need(row["legal_name"], "legal_name", "seller.name_missing")
+    for column in TEXT_COLUMNS:
+        problem = text_problem(row.get(column))
+        if problem:
+            problems.append(
+                Finding(
+                    rule="seller.text_not_reportable",
+                    table="sellers",
+                    key=sid,
+                    seller_id=sid,
+                    message=f"{column} {problem}",
+                )
+            )
     activities = []
     for a in sorted(row["acts"], key=lambda a: (ACTIVITY_ORDER.index(a["activity"]), a["listing_id"])):
         address = None

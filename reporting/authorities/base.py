@@ -211,8 +211,9 @@ class DpiWriter:
                 self.address(w, s.address, self.individual_address_type)
                 with w.element(self.q("BirthInfo")):
                     w.leaf(self.q("BirthDate"), s.birth_date.isoformat() if s.birth_date else None)
-                    if not s.tins and s.birth_city:
-                        # EU rule 40140: birthplace when the TIN is unknown.
+                    if s.birth_city and s.birth_country:
+                        # Every identity element the source has; required when the TIN is
+                        # unknown (EU rule 40140, checked before rendering).
                         with w.element(self.q("BirthPlace")):
                             w.leaf(self.q("City"), s.birth_city)
                             if s.birth_country:

@@ -139,6 +139,34 @@ def test_nothing_to_file_exits_zero_and_says_so(tmp_path: Path, capsys: pytest.C
             "sellers",
             "S9",
         ),
+        (  # no TIN and no place of birth: EU rule 40140 cannot be met
+            lambda m: (m.seller("S9", tin=None, birth_city=None), m.sales("S9", 40, 100_00)),
+            "seller.birth_place_missing",
+            "sellers",
+            "S9",
+        ),
+        (
+            lambda m: (m.seller("S9", last_name="x" * 201), m.sales("S9", 40, 100_00)),
+            "seller.text_not_reportable",
+            "sellers",
+            "S9",
+        ),
+        (
+            lambda m: (m.seller("S9", address_city="Kau\x01nas"), m.sales("S9", 40, 100_00)),
+            "seller.text_not_reportable",
+            "sellers",
+            "S9",
+        ),
+        (
+            lambda m: (
+                m.seller("S9"),
+                m.listing("L9", "S9", property_type="DPI999"),
+                m.tx("S9", "2025-05-02 10:00:00", 10_00, activity="immovable_property", listing_id="L9"),
+            ),
+            "listing.property_type",
+            "property_listings",
+            "L9",
+        ),
     ],
 )
 def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
@@ -152,6 +180,7 @@ def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
         pipeline(tmp_path, m)
     [finding] = err.value.findings
     assert (finding.rule, finding.table, finding.key) == (rule, table, key)
+    assert "Petraite" not in str(err.value) and "xxxxx" not in str(err.value)  # no personal data
     assert f"[{rule}] {table} {key}" in str(err.value)
     assert not (tmp_path / "out").exists()
     # The CLI says the same and exits 1.
