@@ -16,6 +16,32 @@ from reporting.staging import connect, sql_literal
 
 log = logging.getLogger(__name__)
 
+# A DAC7 Property Listing is every unit at the same street address offered by the same seller:
+# listings of one seller whose normalised address is identical are one listing, keyed by the
+# smallest listing_id among them. Normalised: case-folded, punctuation and runs of white space
+# folded to one space, trimmed, per address part.
+LISTING_KEYS_SQL = """
+with normalised as (
+    select
+        listing_id,
+        seller_id,
+        concat_ws('|',
+            upper(trim(coalesce(address_country, ''))),
+            trim(regexp_replace(lower(coalesce(address_post_code, '')), '[[:space:][:punct:]]+', ' ', 'g')),
+            trim(regexp_replace(lower(coalesce(address_city, '')), '[[:space:][:punct:]]+', ' ', 'g')),
+            trim(regexp_replace(lower(coalesce(address_street, '')), '[[:space:][:punct:]]+', ' ', 'g')),
+            trim(regexp_replace(lower(coalesce(address_building, '')), '[[:space:][:punct:]]+', ' ', 'g'))
+        ) as address_key
+    from property_listings
+)
+
+select
+    listing_id,
+    min(listing_id) over (partition by seller_id, address_key) as listing_key,
+    count(*) over (partition by seller_id, address_key) as units
+from normalised
+"""
+
 AGGREGATE_SQL = """
 with applied_refunds as (
     select
@@ -33,7 +59,7 @@ net as (
     select
         t.seller_id,
         t.activity,
-        coalesce(t.listing_id, '') as listing_id,
+        coalesce(k.listing_key, t.listing_id, '') as listing_id,
         t.currency,
         case
             when t.paid_at >= $q4 then 4
@@ -51,6 +77,7 @@ net as (
         coalesce(t.rented_days, 0) as rented_days
     from transactions as t
     left join applied_refunds as r on r.transaction_id = t.transaction_id
+    left join listing_keys as k on k.listing_id = t.listing_id
 ),
 
 final as (
@@ -88,6 +115,10 @@ def aggregate(settings: RunSettings) -> dict[str, Any]:
     tmp = out / ".activity_totals.parquet.tmp"
     con = connect(settings.run_path, "extract")
     try:
+        keys, keys_tmp = out / "listing_keys.parquet", out / ".listing_keys.parquet.tmp"
+        con.execute(f"copy ({LISTING_KEYS_SQL}) to {sql_literal(keys_tmp)} (format parquet)")
+        keys_tmp.replace(keys)
+        con.execute(f"create view listing_keys as select * from read_parquet({sql_literal(keys)})")
         con.execute(
             f"copy ({AGGREGATE_SQL}) to {sql_literal(tmp)} (format parquet, compression zstd)",
             {"as_of_end": period.as_of_end_utc, "q2": q[1], "q3": q[2], "q4": q[3]},

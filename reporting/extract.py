@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -196,6 +197,32 @@ def _stream_to_parquet(
     return rows_written
 
 
+_NONE = type(None)
+
+
+def _fast_array(column: list[Any], conv: Converter) -> pa.Array | None:
+    """The column converted by Arrow in one call, when every value already has the contract's
+    type (the common case); None sends the column through the per-value converter, which names
+    the row of any value it cannot read."""
+    types = set(map(type, column))
+    if conv in (_text, _code) and types <= {str, _NONE}:
+        arr = pc.utf8_trim_whitespace(pa.array(column, STR))
+        if conv is _code:
+            arr = pc.utf8_upper(arr)
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, STR), arr)
+    if conv is _int and types <= {int, _NONE}:
+        return pa.array(column, I64)
+    if conv is _ts:
+        if types <= {str, _NONE}:
+            try:  # 'YYYY-MM-DD HH:MM:SS[.ffffff]'; text with a zone offset takes the slow path
+                return pc.cast(pc.utf8_trim_whitespace(pa.array(column, STR)), TS)
+            except pa.ArrowInvalid:
+                return None
+        if types <= {datetime, _NONE} and not any(v is not None and v.tzinfo is not None for v in column):
+            return pa.array(column, TS)
+    return None
+
+
 def _to_batch(
     rows: Sequence[Any],
     spec: list[tuple[str, pa.DataType, Converter]],
@@ -213,10 +240,15 @@ def _to_batch(
         if i is None:
             arrays.append(pa.nulls(len(rows), typ))
             continue
+        column = [r[i] for r in rows]
+        fast = _fast_array(column, conv)
+        if fast is not None:
+            arrays.append(fast)
+            continue
         values = []
-        for r in rows:
+        for r, value in zip(rows, column, strict=True):
             try:
-                values.append(conv(r[i]))
+                values.append(conv(value))
             except (TypeError, ValueError, ArithmeticError):
                 values.append(None)
                 findings.append(

@@ -198,6 +198,16 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
                 building=a["building"],
                 post_code=a["post_code"],
             )
+            if a["property_type"] == "DPI910" and not a["other_property_type"]:
+                problems.append(
+                    Finding(
+                        rule="listing.other_property_type_missing",
+                        table="property_listings",
+                        key=a["listing_id"],
+                        seller_id=sid,
+                        message="property_type DPI910 (Other) needs the text in other_property_type (EU rule 30050)",
+                    )
+                )
             if not a["city"]:
                 problems.append(
                     Finding(

@@ -83,7 +83,8 @@ CREATE TABLE fx_rates (
     PRIMARY KEY (currency, rate_date)
 );
 
-CREATE INDEX ix_transactions_paid_at ON transactions (paid_at);
+-- (paid_at, seller_id) covers the period filter and the active-seller lookups of the extract.
+CREATE INDEX ix_transactions_paid_at ON transactions (paid_at, seller_id);
 CREATE INDEX ix_refunds_transaction ON refunds (transaction_id);
 CREATE INDEX ix_seller_tins_seller ON seller_tins (seller_id);
 CREATE INDEX ix_accounts_seller ON seller_financial_accounts (seller_id);

@@ -167,6 +167,16 @@ def test_nothing_to_file_exits_zero_and_says_so(tmp_path: Path, capsys: pytest.C
             "property_listings",
             "L9",
         ),
+        (
+            lambda m: (
+                m.seller("S9"),
+                m.listing("L9", "S9", property_type="DPI910", other_property_type=None),
+                m.tx("S9", "2025-05-02 10:00:00", 10_00, activity="immovable_property", listing_id="L9"),
+            ),
+            "listing.other_property_type_missing",
+            "property_listings",
+            "L9",
+        ),
     ],
 )
 def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
@@ -212,3 +222,25 @@ def test_missing_rate_for_december_even_when_later_rates_exist(tmp_path: Path) -
     with pytest.raises(DataError) as err:
         pipeline(tmp_path, m)
     assert [f.rule for f in err.value.findings] == ["fx.missing_rate"]
+
+
+def test_listings_at_the_same_normalised_address_are_one_property_listing(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.listing("L1", "S1", address_street="Pilies g.", address_building="3", address_post_code="01123")
+    m.listing("L2", "S1", address_street="PILIES  G", address_building="3", address_post_code="01123 ")
+    m.listing("L3", "S1", address_street="Pilies g.", address_building="5", address_post_code="01123")
+    for listing, amount, days in (("L1", 100_00, 2), ("L2", 50_00, 3), ("L3", 70_00, 1)):
+        m.tx("S1", "2025-07-01 10:00:00", amount, activity="immovable_property", listing_id=listing, rented_days=days)
+    manifest = pipeline(tmp_path, m)
+    root = seller_xml(tmp_path, manifest, "LT")
+    listings = root.findall(".//dpi:PropertyListing", NS)
+    assert len(listings) == 2  # L1 + L2 (same street address), L3 (another building)
+    merged, other = listings
+    # L1 + L2: EUR 100.00 + 50.00 = 150 in Q3, 2 rentals, 2 + 3 = 5 rented days
+    assert quarters(merged, "dpi:Consideration/*") == [0, 0, 150, 0]
+    assert quarters(merged, "dpi:NumberOfActivities/*") == [0, 0, 2, 0]
+    assert merged.findtext("dpi:RentedDays", namespaces=NS) == "5"
+    assert merged.findtext("dpi:Address/dpi:AddressFix/dpi:Street", namespaces=NS) == "Pilies g."
+    assert quarters(other, "dpi:Consideration/*") == [0, 0, 70, 0]
+    assert other.findtext("dpi:RentedDays", namespaces=NS) == "1"
