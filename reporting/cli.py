@@ -4,6 +4,7 @@
     dac7 run --config FILE --source URL --year Y [--as-of DATE] --out DIR
     dac7 validate FILE... [--xsd-dir DIR]
     dac7 summary --out DIR
+    dac7 explain --seller ID --year Y --out DIR [--show-personal-data]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
 2 usage or configuration errors.
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
 
+    e = sub.add_parser("explain", help="one seller's decision in plain words, with every number")
+    e.add_argument("--seller", required=True, help="seller_id")
+    e.add_argument("--year", type=int, required=True, help="reporting year")
+    e.add_argument("--out", required=True, help="output directory of that year's run")
+    e.add_argument("--show-personal-data", action="store_true", help="show names, TINs and birth date")
+
     v = sub.add_parser("validate", help="validate DPI XML files against the schema")
     v.add_argument("files", nargs="+", help="XML files")
     v.add_argument("--xsd-dir", help="directory with DPIXML_v1.0.xsd and its imports (default: ours)")
@@ -75,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "explain":
+            return _explain(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)
@@ -127,6 +136,13 @@ def _summary(args: argparse.Namespace) -> int:
     print(summary_table(manifest))
     if manifest["files"]:
         print(f"XML files under {Path(args.out).resolve()}/<authority>/")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from reporting.explain import explain_seller
+
+    print(explain_seller(args.out, args.seller, args.year, show_personal_data=args.show_personal_data))
     return 0
 
 

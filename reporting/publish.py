@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reporting.errors import XmlValidationError
+from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.validate import schema_for, validate_file
 
@@ -75,6 +76,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
                 "sha256": sha256_of(dst),
             }
         )
+    reports = write_reports(settings, out)
     rules = read_json(settings.run_path / "rules" / "rules.json")
     extract = read_json(settings.run_path / "extract" / "extract.json")
     manifest = {
@@ -85,6 +87,8 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         "routing": settings.config.reporting.routing,
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
+        "reports": reports["reports"],
+        "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],
             "transactions_read": extract["counts"]["transactions"],

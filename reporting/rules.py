@@ -214,7 +214,8 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     goods_eur: Fraction | None = None
     if goods_only:
         goods_eur = eur_value(goods, ctx.rates)
-        base.update(goods_activities=goods_count, goods_eur=goods_eur)
+        threshold_rates = tuple(ctx.rates[c] for c in sorted({b.currency for b in goods}) if c != "EUR")
+        base.update(goods_activities=goods_count, goods_eur=goods_eur, rates=threshold_rates)
         if goods_count <= DE_MINIMIS_MAX_SALES and goods_eur <= DE_MINIMIS_MAX_EUR:
             return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
     else:
@@ -233,7 +234,10 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         currency, convert = next(iter(currencies)), False
     else:
         currency, convert = "EUR", currencies != {"EUR"}
-    used_rates = tuple(ctx.rates[c] for c in sorted(currencies) if c != "EUR") if convert else ()
+    used = {r.currency: r for r in base.get("rates", ())}  # type: ignore[attr-defined]
+    if convert:
+        used.update((c, ctx.rates[c]) for c in currencies if c != "EUR")
+    base["rates"] = tuple(used[c] for c in sorted(used))
 
     reports = []
     findings = []
@@ -256,7 +260,6 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         authorities=authorities,
         currency=currency,
         converted=convert,
-        rates=used_rates,
         reports=tuple(reports),
         findings=tuple(findings),
         **base,
@@ -302,6 +305,63 @@ def _exact(blocks: list[Block], attr: str, convert: bool, rates: dict[str, Rate]
         units = minor_to_units(minor, currency)
         total += units / rates[currency].units_per_eur if convert and currency != "EUR" else units
     return total
+
+
+def money_text(value: Fraction, currency: str = "EUR") -> str:
+    """An exact amount for people: 4 decimals, half up (the comparison itself is exact)."""
+    scaled = round_half_up(value * 10_000)
+    whole, frac = divmod(abs(scaled), 10_000)
+    return f"{currency} {'-' if scaled < 0 else ''}{whole:,}.{frac:04d}"
+
+
+def explanation(d: Decision) -> str:
+    """The decision in one plain sentence, with the numbers it rests on."""
+    res = ", ".join(f"{c} ({why})" for c, why in d.residence) or "no residence country"
+    goods = ""
+    if d.goods_eur is not None:
+        goods = f"{d.goods_activities} sale(s) of goods worth {money_text(d.goods_eur)}"
+    rates = "; ".join(f"rate {r.text}" for r in d.rates)
+    if d.decision == NOT_REPORTABLE_NO_ACTIVITY:
+        text = "no consideration and no activity left after refunds (EU rule 30040: nothing to report)"
+    elif d.decision == EXCLUDED_GOVERNMENTAL:
+        text = "excluded seller: a governmental entity (is_governmental)"
+    elif d.decision == EXCLUDED_LISTED:
+        text = "excluded seller: listed on an established securities market, or related to such an entity"
+    elif d.decision == EXCLUDED_LISTING:
+        text = (
+            f"every activity was the rental of listing(s) {', '.join(d.excluded_listings)} with more than "
+            f"{MAX_RENTALS_PER_LISTING:,} rentals by an entity: excluded"
+        )
+    elif d.decision == NOT_REPORTABLE_NON_EU:
+        text = f"resident outside the EU ({res}) and no property located in the EU"
+    elif d.decision == EXCLUDED_DE_MINIMIS:
+        text = (
+            f"de minimis: only sales of goods, {goods}: fewer than {DE_MINIMIS_MAX_SALES + 1} sales and "
+            f"at most {money_text(DE_MINIMIS_MAX_EUR)}"
+        )
+    else:
+        why = [f"resident in {res}"]
+        if goods:
+            count_test = "at least 30 sales" if d.goods_activities > DE_MINIMIS_MAX_SALES else "fewer than 30"
+            amount_test = (
+                "more than EUR 2,000"
+                if d.goods_eur is not None and d.goods_eur > DE_MINIMIS_MAX_EUR
+                else "at most EUR 2,000"
+            )
+            why.append(f"{goods} ({count_test}, {amount_test}: not de minimis)")
+        elif d.goods_activities:
+            why.append("sells goods and has other activities: the de minimis rule does not apply")
+        if d.excluded_listings:
+            why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")
+        why.append(
+            "activities: "
+            + ", ".join(f"{r.activity}" + (f" (listing {r.listing_id})" if r.listing_id else "") for r in d.reports)
+        )
+        cur = f"reported in {d.currency}" + (
+            " (converted: paid in several currencies or EUR chosen)" if d.converted else ""
+        )
+        text = f"reported to {', '.join(d.authorities)}: " + "; ".join(why) + f"; {cur}"
+    return f"{text}; {rates}" if rates else text
 
 
 # --------------------------------------------------------------------------- the stage
@@ -365,7 +425,9 @@ DECISION_SCHEMA = pa.schema(
         ("rates", pa.string()),
         ("goods_activities", pa.int64()),
         ("goods_eur", pa.string()),
+        ("goods_eur_exact", pa.string()),
         ("excluded_listings", pa.list_(pa.string())),
+        ("explanation", pa.string()),
     ]
 )
 
@@ -474,8 +536,10 @@ def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
             ]
         ),
         "goods_activities": d.goods_activities,
-        "goods_eur": None if d.goods_eur is None else str(d.goods_eur),
+        "goods_eur": None if d.goods_eur is None else money_text(d.goods_eur, "").strip().replace(",", ""),
+        "goods_eur_exact": None if d.goods_eur is None else str(d.goods_eur),
         "excluded_listings": list(d.excluded_listings),
+        "explanation": explanation(d),
     }
 
 

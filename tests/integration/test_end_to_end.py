@@ -50,6 +50,11 @@ def assert_published(out: Path, schema: etree.XMLSchema) -> dict[str, Any]:
         assert root.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS) == f["message_ref_id"]
         assert root.findtext("dpi:MessageSpec/dpi:ReceivingCountry", namespaces=NS) == f["authority"]
         assert len(root.findall("dpi:DPIBody/dpi:ReportableSeller", NS)) == f["sellers"]
+        for seller in root.iterfind("dpi:DPIBody/dpi:ReportableSeller", NS):
+            # EU rule 40070: resident in the receiving state, or a property located there.
+            residences = {e.text for e in seller.iterfind(".//dpi:ResCountryCode", NS)}
+            properties = {e.text for e in seller.iterfind(".//dpi:PropertyListing/dpi:Address/dpi:CountryCode", NS)}
+            assert f["authority"] in residences | properties
     ids = [
         e.text
         for f in manifest["files"]

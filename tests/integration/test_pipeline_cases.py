@@ -244,3 +244,46 @@ def test_listings_at_the_same_normalised_address_are_one_property_listing(tmp_pa
     assert merged.findtext("dpi:Address/dpi:AddressFix/dpi:Street", namespaces=NS) == "Pilies g."
     assert quarters(other, "dpi:Consideration/*") == [0, 0, 70, 0]
     assert other.findtext("dpi:RentedDays", namespaces=NS) == "1"
+
+
+def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = Marketplace()
+    m.rate("PLN", "2025-12-31", "4.2500")
+    m.seller("S1", country="PL", tin="1234567890", first_name="Zofia", last_name="Nowak")
+    m.sales("S1", 10, 850_00, currency="PLN")  # 8,500.00 PLN = EUR 2,000.00 exactly: de minimis
+    m.seller("S2", country="PL", tin="9876543210")
+    ids = m.sales("S2", 35, 850_00, currency="PLN")
+    m.sales("S2", 1, 1_00, currency="EUR")  # paid in two currencies: converted to EUR
+    m.refund(ids[0], "2025-06-01 10:00:00", 850_00)  # full refund: 35 sales counted, not 36
+    manifest = pipeline(tmp_path, m)
+    reports = tmp_path / "out" / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == [
+        "decisions.csv",
+        "decisions.parquet",
+        "figures.csv",
+        "figures.parquet",
+    ]
+    csv_text = (reports / "decisions.csv").read_text()
+    assert "Nowak" not in csv_text and "1234567890" not in csv_text  # no personal data
+    assert manifest["summary"]["decisions"] == {"excluded:de_minimis": 1, "reported": 1}
+
+    assert main(["explain", "--seller", "S1", "--year", "2025", "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "excluded:de_minimis" in text and "EUR 2,000.0000" in text and "PLN 4.25 per EUR on 2025-12-31" in text
+    assert "Nowak" not in text and "1234567890" not in text and "*******890 (PL)" in text
+
+    assert main(["explain", "--seller", "S2", "--year", "2025", "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    # 34 x 850.00 PLN / 4.25 = EUR 6,800.00 + EUR 1.00 = 6,801.00 in Q2; one refund in full
+    assert "reported to PL" in text and "converted to EUR" in text
+    assert "1 refunded by the as-of date, 1 of them in full" in text
+    root = seller_xml(tmp_path, manifest, "PL")
+    assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [0, 6801, 0, 0]
+    assert quarters(root, ".//dpi:SaleOfGoods/dpi:NumberOfActivities/*") == [0, 35, 0, 0]
+    assert [e.get("currCode") for e in root.findall(".//dpi:SaleOfGoods/dpi:Consideration/*", NS)] == ["EUR"] * 4
+
+    assert (
+        main(["explain", "--seller", "S1", "--year", "2025", "--out", str(tmp_path / "out"), "--show-personal-data"])
+        == 0
+    )
+    assert "Zofia Nowak" in capsys.readouterr().out

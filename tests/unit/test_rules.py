@@ -199,3 +199,16 @@ def test_rented_days_out_of_schema_range_is_an_error_for_the_seller() -> None:
     d = decide(seller(flat), ctx())
     assert [f.rule for f in d.findings] == ["listing.rented_days_out_of_range"]
     assert d.findings[0].key == "L1"
+
+
+def test_a_seller_whose_only_eu_link_is_a_tin_is_resident_there() -> None:
+    # Primary address in the US; a TIN issued by DE makes the seller resident in DE too (DAC7 only).
+    d = decide(seller(goods(40, 5_000_00), residence_country="US", tin_issuers=("DE", "US")), ctx())
+    assert d.decision == rules.REPORTED
+    assert d.residence == (("US", "primary address"), ("DE", "TIN issued by DE"))
+    assert d.authorities == ("DE",)
+
+
+def test_an_individual_permanent_establishment_adds_no_residence() -> None:
+    d = decide(seller(goods(40, 5_000_00), residence_country="LT", pe_countries=("PL",)), ctx())
+    assert d.authorities == ("LT",)

@@ -1,0 +1,73 @@
+"""Time every stage of `dac7 run` on a generated marketplace.
+
+    .venv/bin/python benchmarks/pipeline.py --sellers 170000     # about 5 million transactions
+
+Generates the demo marketplace into SQLite (kept between runs under --work), runs each stage of
+the pipeline in this process, and prints the seconds per stage, the rows and the peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+from reporting import pipeline
+from reporting.demo import generate_demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sellers", type=int, default=30_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--work", default="/tmp/dac7-bench")
+    args = ap.parse_args()
+    work = Path(args.work)
+    db = work / f"marketplace-{args.sellers}-{args.seed}.db"
+    url = f"sqlite:///{db}"
+    if not db.exists():
+        t = time.perf_counter()
+        counts = generate_demo(url, sellers=args.sellers, seed=args.seed, year=2025)
+        print(f"generated {counts['transactions']:,} transactions in {time.perf_counter() - t:.1f} s")
+    run_dir = pipeline.prepare(
+        config_path=REPO / "dac7.toml",
+        year=2025,
+        out_dir=work / "out",
+        as_of=date(2026, 1, 31),
+        staging_root=work / "staging",
+        source_url=url,
+        timestamp=datetime(2026, 1, 15, 6),
+    )
+    timings = []
+    total = time.perf_counter()
+    for name, stage in (
+        ("extract", lambda: pipeline.extract(run_dir, url)),
+        ("aggregate", lambda: pipeline.aggregate(run_dir)),
+        ("rules", lambda: pipeline.apply_rules(run_dir)),
+        ("render", lambda: pipeline.render(run_dir)),
+        ("validate", lambda: pipeline.validate(run_dir)),
+        ("publish", lambda: pipeline.publish(run_dir)),
+    ):
+        t = time.perf_counter()
+        result = stage()
+        timings.append((name, time.perf_counter() - t))
+        if name == "publish":
+            manifest = result
+    elapsed = time.perf_counter() - total
+    s = manifest["summary"]
+    print(
+        f"{s['transactions_read']:,} transactions, {s['sellers_read']:,} sellers, {s['reportable']:,} reportable, "
+        f"{len(manifest['files'])} files, {sum(f['bytes'] for f in manifest['files']) / 1e6:.0f} MB of XML"
+    )
+    for name, seconds in timings:
+        print(f"  {name:<10}{seconds:>8.1f} s")
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"  {'total':<10}{elapsed:>8.1f} s, peak memory {peak_gb:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
