@@ -119,6 +119,7 @@ class Decision:
     decision: str
     residence: tuple[tuple[str, str], ...] = ()
     authorities: tuple[str, ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()  # (authority, why it receives the seller)
     currency: str | None = None
     converted: bool = False
     rates: tuple[Rate, ...] = ()
@@ -224,10 +225,16 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     property_states = sorted(
         {v[0].listing_country for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
     )
+    routes: dict[str, list[str]] = {}
     if ctx.routing == "nexus":
-        authorities: tuple[str, ...] = (ctx.operator_country,)
+        routes[ctx.operator_country] = ["the operator's member state (nexus routing)"]
     else:
-        authorities = tuple(sorted(set(eu_residence) | set(property_states)))
+        for country, why in res:
+            if country in EU_MEMBER_STATES:
+                routes.setdefault(country, []).append(f"resident: {why}")
+        for country in property_states:
+            routes.setdefault(country, []).append(f"property in {country}")
+    authorities = tuple(sorted(routes))
 
     currencies = {b.currency for blocks in kept.values() for b in blocks}
     if ctx.reporting_currency == "original" and len(currencies) == 1:
@@ -258,6 +265,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     return Decision(
         decision=REPORTED,
         authorities=authorities,
+        routes=tuple((a, ", ".join(routes[a])) for a in authorities),
         currency=currency,
         converted=convert,
         reports=tuple(reports),
@@ -360,7 +368,8 @@ def explanation(d: Decision) -> str:
         cur = f"reported in {d.currency}" + (
             " (converted: paid in several currencies or EUR chosen)" if d.converted else ""
         )
-        text = f"reported to {', '.join(d.authorities)}: " + "; ".join(why) + f"; {cur}"
+        to = ", ".join(f"{a} ({why})" for a, why in d.routes)
+        text = f"reported to {to}: " + "; ".join(why) + f"; {cur}"
     return f"{text}; {rates}" if rates else text
 
 

@@ -287,3 +287,35 @@ def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.
         == 0
     )
     assert "Zofia Nowak" in capsys.readouterr().out
+
+
+def _refund_case(kind: str) -> Marketplace:
+    m = Marketplace()
+    m.seller("S1")
+    [t1, t2] = m.sales("S1", 2, 10_00)
+    m.sales("S1", 40, 100_00)
+    if kind == "larger":  # one refund of EUR 10.01 against a EUR 10.00 sale
+        m.refund(t1, "2025-06-01 10:00:00", 10_01, refund_id="RBIG")
+    elif kind == "together":  # EUR 6.00 + EUR 5.00 against a EUR 10.00 sale
+        m.refund(t2, "2025-06-01 10:00:00", 6_00, refund_id="RA")
+        m.refund(t2, "2025-06-02 10:00:00", 5_00, refund_id="RB")
+    else:  # a refund of a transaction that does not exist
+        m.refund("TNOPE", "2025-06-01 10:00:00", 1_00, refund_id="RORPHAN")
+    return m
+
+
+@pytest.mark.parametrize(
+    ("kind", "rule", "table", "key"),
+    [
+        ("larger", "refund.exceeds_transaction", "refunds", "RBIG"),
+        ("together", "refund.total_exceeds_transaction", "transactions", "T0000002"),
+        ("unknown", "refund.unknown_transaction", "refunds", "RORPHAN"),
+    ],
+)
+def test_refund_inconsistencies_are_errors_with_their_key(
+    tmp_path: Path, kind: str, rule: str, table: str, key: str
+) -> None:
+    with pytest.raises(DataError) as err:
+        pipeline(tmp_path, _refund_case(kind))
+    assert [(f.rule, f.table, f.key) for f in err.value.findings] == [(rule, table, key)]
+    assert not (tmp_path / "out").exists()  # never netted to a negative amount and published

@@ -154,6 +154,13 @@ def test_jurisdiction_routing_residence_tin_pe_and_property() -> None:
         "AT": "permanent establishment in AT",
     }
     assert d.authorities == ("AT", "DE", "FR", "PL")
+    assert d.routes == (
+        ("AT", "resident: permanent establishment in AT"),
+        ("DE", "resident: primary address"),
+        ("FR", "property in FR"),
+        ("PL", "resident: TIN issued by PL"),
+    )
+    assert "FR (property in FR)" in rules.explanation(d)
 
 
 def test_nexus_routing_sends_everything_to_the_operator_state() -> None:
