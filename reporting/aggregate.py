@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from reporting.run import RunSettings, write_json
-from reporting.staging import connect, sql_literal
+from reporting.staging import connect, register_local_days, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ with applied_refunds as (
     group by transaction_id
 ),
 
+rated as (
+    -- the local payment date, and the rate of that day (the last published on or before it)
+    select t.*, d.local_date, f.rate_date, f.units_per_eur
+    from transactions as t
+    asof left join local_days as d on t.paid_at >= d.utc_start
+    asof left join fx_rates as f on f.currency = t.currency and d.local_date >= f.rate_date
+),
+
 net as (
     select
         t.seller_id,
@@ -74,8 +82,10 @@ net as (
         coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0) as tax_minor,
         r.transaction_id is not null as refunded,
         r.transaction_id is not null and r.amount_minor >= t.amount_minor as fully_refunded,
-        coalesce(t.rented_days, 0) as rented_days
-    from transactions as t
+        coalesce(t.rented_days, 0) as rented_days,
+        case when $payment_date_rates and t.currency <> 'EUR' then t.rate_date end as rate_date,
+        case when $payment_date_rates and t.currency <> 'EUR' then t.units_per_eur end as units_per_eur
+    from rated as t
     left join applied_refunds as r on r.transaction_id = t.transaction_id
     left join listing_keys as k on k.listing_id = t.listing_id
 ),
@@ -87,6 +97,8 @@ final as (
         listing_id,
         currency,
         quarter,
+        rate_date,
+        units_per_eur,
         sum(amount_minor)::bigint as amount_minor,
         sum(fee_minor)::bigint as fee_minor,
         sum(tax_minor)::bigint as tax_minor,
@@ -98,11 +110,11 @@ final as (
         sum(gross_amount_minor)::bigint as gross_amount_minor,
         sum(refunded_amount_minor)::bigint as refunded_amount_minor
     from net
-    group by seller_id, activity, listing_id, currency, quarter
+    group by seller_id, activity, listing_id, currency, quarter, rate_date, units_per_eur
 )
 
 select * from final
-order by seller_id, activity, listing_id, currency, quarter
+order by seller_id, activity, listing_id, currency, quarter, rate_date
 """
 
 
@@ -114,6 +126,7 @@ def aggregate(settings: RunSettings) -> dict[str, Any]:
     target = out / "activity_totals.parquet"
     tmp = out / ".activity_totals.parquet.tmp"
     con = connect(settings.run_path, "extract")
+    register_local_days(con, period)
     try:
         keys, keys_tmp = out / "listing_keys.parquet", out / ".listing_keys.parquet.tmp"
         con.execute(f"copy ({LISTING_KEYS_SQL}) to {sql_literal(keys_tmp)} (format parquet)")
@@ -121,7 +134,13 @@ def aggregate(settings: RunSettings) -> dict[str, Any]:
         con.execute(f"create view listing_keys as select * from read_parquet({sql_literal(keys)})")
         con.execute(
             f"copy ({AGGREGATE_SQL}) to {sql_literal(tmp)} (format parquet, compression zstd)",
-            {"as_of_end": period.as_of_end_utc, "q2": q[1], "q3": q[2], "q4": q[3]},
+            {
+                "as_of_end": period.as_of_end_utc,
+                "q2": q[1],
+                "q3": q[2],
+                "q4": q[3],
+                "payment_date_rates": settings.config.reporting.fx_basis == "payment_date",
+            },
         )
         tmp.replace(target)
         rows, sellers = con.execute(

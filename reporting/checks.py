@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 
 from reporting.findings import Finding
-from reporting.staging import connect
+from reporting.period import Period
+from reporting.staging import connect, register_local_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +177,50 @@ order by u.currency
 """
 
 
-def run_checks(run_dir: Path, year: int, *, limit_per_rule: int = 1000) -> list[Finding]:
+PAYMENT_DATE_MISSING_RATE_SQL = """
+with tx as (
+    select t.transaction_id, t.currency, d.local_date
+    from transactions as t
+    asof left join local_days as d on t.paid_at >= d.utc_start
+    where t.currency <> 'EUR' and t.currency in (select code from iso_currencies)
+),
+
+missing as (
+    select * from tx
+    where not exists (
+        select 1 from fx_rates f where f.currency = tx.currency and f.rate_date <= tx.local_date
+    )
+)
+
+select currency, min(local_date), min(transaction_id), count(*)
+from missing
+group by currency
+order by currency
+"""
+
+
+def run_checks(
+    run_dir: Path, period: Period, fx_basis: str = "year_end", *, limit_per_rule: int = 1000
+) -> list[Finding]:
     """Run every extract check over the staged Parquet files."""
     con = connect(run_dir, "extract")
+    register_local_days(con, period)
     try:
         findings = _run(con, limit_per_rule)
-        year_end = date(year, 12, 31)
+        if fx_basis == "payment_date":
+            for currency, day, example, n in con.execute(PAYMENT_DATE_MISSING_RATE_SQL).fetchall():
+                findings.append(
+                    Finding(
+                        rule="fx.missing_rate",
+                        table="fx_rates",
+                        key=f"{currency} on or before {day}",
+                        message=f"no rate for {currency} on or before the payment date {day} "
+                        f"({n} transaction(s), e.g. {example}); load the ECB rates. The pipeline "
+                        "never assumes a rate",
+                    )
+                )
+            return findings
+        year_end = date(period.year, 12, 31)
         for currency, example in con.execute(MISSING_RATE_SQL, [year_end]).fetchall():
             findings.append(
                 Finding(

@@ -22,6 +22,7 @@ NEXUS_CODES = ("RPONEX1", "RPONEX2", "RPONEX3", "RPONEX4", "RPONEX5")
 REPORTING_CURRENCIES = ("original", "EUR")
 ROUTINGS = ("jurisdiction", "nexus")
 ENVIRONMENTS = ("test", "prod")
+FX_BASES = ("year_end", "payment_date")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class Reporting:
     reporting_currency: str = "original"
     routing: str = "jurisdiction"
     environment: str = "test"
+    fx_basis: str = "year_end"  # the ECB rate of 31 December (or the last before), or of each payment day
 
     @property
     def tz(self) -> ZoneInfo:
@@ -72,7 +74,7 @@ class Config:
 
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
-_REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment"}
+_REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
 _KNOWN_TABLES = {"operator", "reporting", "source"}
 
 
@@ -124,6 +126,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         reporting_currency=_choice(rep, "reporting_currency", REPORTING_CURRENCIES, "original", origin),
         routing=_choice(rep, "routing", ROUTINGS, "jurisdiction", origin),
         environment=_choice(rep, "environment", ENVIRONMENTS, "test", origin),
+        fx_basis=_choice(rep, "fx_basis", FX_BASES, "year_end", origin),
     )
     try:
         ZoneInfo(reporting.timezone)

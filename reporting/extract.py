@@ -318,7 +318,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
             f"extract incomplete: {counts['transactions']} transactions written, the source counts {control}"
         )
     # Audit what was written before anything downstream reads it.
-    findings += run_checks(settings.run_path, settings.year)
+    findings += run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
     if findings:
         raise DataError(findings)
     summary = {"counts": counts, "source": safe_url(url)}

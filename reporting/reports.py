@@ -61,6 +61,8 @@ select
     nullif(a.listing_id, '') as listing_id,
     a.quarter,
     a.currency,
+    a.rate_date,
+    a.units_per_eur,
     a.transactions,
     a.refunded_transactions,
     a.fully_refunded_transactions,
@@ -81,7 +83,7 @@ from activity_totals as a
 inner join decisions as d on d.seller_id = a.seller_id
 left join reported as r
     on r.seller_id = a.seller_id and r.activity = a.activity and r.listing_id = a.listing_id
-order by a.seller_id, a.activity, a.listing_id, a.quarter, a.currency
+order by a.seller_id, a.activity, a.listing_id, a.quarter, a.currency, a.rate_date
 """
 
 

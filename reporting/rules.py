@@ -64,6 +64,8 @@ class Block:
     activities: int
     rented_days: int = 0
     listing_country: str | None = None
+    rate_date: date | None = None  # payment-date basis: the rate of these payments' day ...
+    units_per_eur: str | None = None  # ... and its value; None: the year-end rate applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class Decision:
     currency: str | None = None
     converted: bool = False
     rates: tuple[Rate, ...] = ()
+    payment_rates: tuple[tuple[str, int, date, date], ...] = ()
     goods_activities: int = 0
     goods_eur: Fraction | None = None
     excluded_listings: tuple[str, ...] = ()
@@ -140,7 +143,7 @@ class RuleContext:
     routing: str  # "jurisdiction" | "nexus"
     reporting_currency: str  # "original" | "EUR"
     operator_country: str
-    rates: dict[str, Rate]
+    rates: dict[str, Rate]  # the year-end rate per currency
 
 
 def residence(facts: SellerFacts) -> tuple[tuple[str, str], ...]:
@@ -167,16 +170,33 @@ def _groups(blocks: Iterable[Block]) -> dict[tuple[str, str], list[Block]]:
     return {k: v for k, v in groups.items() if sum(b.amount_minor for b in v) != 0 or sum(b.activities for b in v) != 0}
 
 
+def exact_sum(blocks: Iterable[Block], attr: str, rates: dict[str, Rate], convert: bool = True) -> Fraction:
+    """Exact total of an amount column, in EUR when ``convert`` (each block at its own payment-
+    date rate when it has one, else at the year-end rate), else in the blocks' one currency."""
+    per_rate: Counter[tuple[str, str | None]] = Counter()
+    for b in blocks:
+        per_rate[(b.currency, b.units_per_eur)] += getattr(b, attr)
+    total = Fraction(0)
+    for (currency, units_per_eur), minor in per_rate.items():
+        units = minor_to_units(minor, currency)
+        if convert and currency != "EUR":
+            units /= to_fraction(units_per_eur) if units_per_eur is not None else rates[currency].units_per_eur
+        total += units
+    return total
+
+
 def eur_value(blocks: Iterable[Block], rates: dict[str, Rate]) -> Fraction:
     """Exact EUR value of the blocks' consideration (a missing rate raises KeyError)."""
-    per_currency: Counter[str] = Counter()
+    return exact_sum(blocks, "amount_minor", rates)
+
+
+def payment_rates(blocks: Iterable[Block]) -> tuple[tuple[str, int, date, date], ...]:
+    """Per currency: how many payment-date rates were used, from which day to which."""
+    days: dict[str, set[date]] = defaultdict(set)
     for b in blocks:
-        per_currency[b.currency] += b.amount_minor
-    total = Fraction(0)
-    for currency, minor in per_currency.items():
-        units = minor_to_units(minor, currency)
-        total += units if currency == "EUR" else units / rates[currency].units_per_eur
-    return total
+        if b.rate_date is not None:
+            days[b.currency].add(b.rate_date)
+    return tuple((c, len(d), min(d), max(d)) for c, d in sorted(days.items()))
 
 
 def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
@@ -215,7 +235,9 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     goods_eur: Fraction | None = None
     if goods_only:
         goods_eur = eur_value(goods, ctx.rates)
-        threshold_rates = tuple(ctx.rates[c] for c in sorted({b.currency for b in goods}) if c != "EUR")
+        threshold_rates = tuple(
+            ctx.rates[c] for c in sorted({b.currency for b in goods if b.units_per_eur is None}) if c != "EUR"
+        )
         base.update(goods_activities=goods_count, goods_eur=goods_eur, rates=threshold_rates)
         if goods_count <= DE_MINIMIS_MAX_SALES and goods_eur <= DE_MINIMIS_MAX_EUR:
             return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
@@ -242,8 +264,11 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     else:
         currency, convert = "EUR", currencies != {"EUR"}
     used = {r.currency: r for r in base.get("rates", ())}  # type: ignore[attr-defined]
+    all_blocks = [b for blocks in kept.values() for b in blocks]
     if convert:
-        used.update((c, ctx.rates[c]) for c in currencies if c != "EUR")
+        used.update(
+            (b.currency, ctx.rates[b.currency]) for b in all_blocks if b.currency != "EUR" and b.units_per_eur is None
+        )
     base["rates"] = tuple(used[c] for c in sorted(used))
 
     reports = []
@@ -266,6 +291,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         decision=REPORTED,
         authorities=authorities,
         routes=tuple((a, ", ".join(routes[a])) for a in authorities),
+        payment_rates=payment_rates(all_blocks) if convert else (),
         currency=currency,
         converted=convert,
         reports=tuple(reports),
@@ -305,14 +331,7 @@ def _four(values: list[int]) -> tuple[int, int, int, int]:
 
 
 def _exact(blocks: list[Block], attr: str, convert: bool, rates: dict[str, Rate]) -> Fraction:
-    per_currency: Counter[str] = Counter()
-    for b in blocks:
-        per_currency[b.currency] += getattr(b, attr)
-    total = Fraction(0)
-    for currency, minor in per_currency.items():
-        units = minor_to_units(minor, currency)
-        total += units / rates[currency].units_per_eur if convert and currency != "EUR" else units
-    return total
+    return exact_sum(blocks, attr, rates, convert)
 
 
 def money_text(value: Fraction, currency: str = "EUR") -> str:
@@ -328,7 +347,13 @@ def explanation(d: Decision) -> str:
     goods = ""
     if d.goods_eur is not None:
         goods = f"{d.goods_activities} sale(s) of goods worth {money_text(d.goods_eur)}"
-    rates = "; ".join(f"rate {r.text}" for r in d.rates)
+    rates = "; ".join(
+        [f"rate {r.text}" for r in d.rates]
+        + [
+            f"{c} at the rate of each payment day ({n} rate(s), {first} to {last})"
+            for c, n, first, last in d.payment_rates
+        ]
+    )
     if d.decision == NOT_REPORTABLE_NO_ACTIVITY:
         text = "no consideration and no activity left after refunds (EU rule 30040: nothing to report)"
     elif d.decision == EXCLUDED_GOVERNMENTAL:
@@ -383,8 +408,9 @@ with blocks as (
             activity := a.activity, listing_id := a.listing_id, currency := a.currency,
             quarter := a.quarter, amount_minor := a.amount_minor, fee_minor := a.fee_minor,
             tax_minor := a.tax_minor, activities := a.activities,
-            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country
-        ) order by a.activity, a.listing_id, a.currency, a.quarter) as blocks
+            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country,
+            rate_date := a.rate_date, units_per_eur := a.units_per_eur
+        ) order by a.activity, a.listing_id, a.currency, a.quarter, a.rate_date) as blocks
     from activity_totals as a
     left join property_listings as p on p.listing_id = a.listing_id
     group by a.seller_id
@@ -542,6 +568,10 @@ def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
                     "units_per_eur": decimal_text(r.units_per_eur),
                 }
                 for r in d.rates
+            ]
+            + [
+                {"currency": c, "basis": "payment_date", "rates": n, "first": a.isoformat(), "last": b.isoformat()}
+                for c, n, a, b in d.payment_rates
             ]
         ),
         "goods_activities": d.goods_activities,

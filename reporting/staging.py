@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
 from reporting.countries import EU_MEMBER_STATES, ISO_COUNTRIES, ISO_CURRENCIES
+from reporting.period import Period, local_midnight_utc
 
 EXTRACT_TABLES = (
     "sellers",
@@ -44,3 +46,13 @@ def connect(run_dir: Path, *stages: str) -> duckdb.DuckDBPyConnection:
         con.execute(f"create table {name} (code varchar primary key)")
         con.executemany(f"insert into {name} values (?)", [[c] for c in sorted(codes)])
     return con
+
+
+def register_local_days(con: duckdb.DuckDBPyConnection, period: Period) -> None:
+    """Table ``local_days(utc_start, local_date)``: the UTC instant at which each local day of
+    the period starts (from the day before the year to its last day). An ASOF join on it gives
+    a UTC timestamp's local date without any time-zone support in the database."""
+    first = date(period.year, 1, 1) - timedelta(days=1)
+    days = [first + timedelta(days=i) for i in range((date(period.year, 12, 31) - first).days + 1)]
+    con.execute("create or replace table local_days (utc_start timestamp, local_date date)")
+    con.executemany("insert into local_days values (?, ?)", [[local_midnight_utc(d, period.tz), d] for d in days])

@@ -32,6 +32,7 @@ timezone = "{timezone}"
 reporting_currency = "{currency}"
 routing = "{routing}"
 environment = "{environment}"
+fx_basis = "{fx_basis}"
 """
 
 
@@ -42,9 +43,12 @@ def write_config(
     currency: str = "original",
     routing: str = "jurisdiction",
     environment: str = "test",
+    fx_basis: str = "year_end",
 ) -> Path:
     path.write_text(
-        OPERATOR_TOML.format(timezone=timezone, currency=currency, routing=routing, environment=environment),
+        OPERATOR_TOML.format(
+            timezone=timezone, currency=currency, routing=routing, environment=environment, fx_basis=fx_basis
+        ),
         encoding="utf-8",
     )
     return path

@@ -319,3 +319,30 @@ def test_refund_inconsistencies_are_errors_with_their_key(
         pipeline(tmp_path, _refund_case(kind))
     assert [(f.rule, f.table, f.key) for f in err.value.findings] == [(rule, table, key)]
     assert not (tmp_path / "out").exists()  # never netted to a negative amount and published
+
+
+def test_payment_date_rates(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.rate("PLN", "2025-01-14", "4.2000")
+    m.rate("PLN", "2025-07-14", "4.0000")
+    m.rate("PLN", "2025-12-31", "5.0000")  # the year-end rate, not used on this basis
+    m.seller("S1", country="PL")
+    # 23:30 UTC on 14 January = 01:30 on 15 January in Vilnius: the rate of 14 January (last before the 15th)
+    m.sales("S1", 20, 420_00, currency="PLN", start="2025-01-14 23:30:00")  # 20 x 420 / 4.20 = EUR 2,000.00
+    m.sales("S1", 10, 400_00, currency="PLN", start="2025-07-20 10:00:00")  # 10 x 400 / 4.00 = EUR 1,000.00
+    manifest = pipeline(tmp_path, m, currency="EUR", fx_basis="payment_date")
+    root = seller_xml(tmp_path, manifest, "PL")
+    assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [2000, 0, 1000, 0]
+    # At the year-end rate it would be 12,400 PLN / 5 = EUR 2,480: the basis matters.
+    d = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
+    assert "PLN at the rate of each payment day (2 rate(s), 2025-01-14 to 2025-07-14)" in d
+
+
+def test_payment_date_rate_missing_names_currency_and_date(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.rate("PLN", "2025-01-03", "4.2000")
+    m.seller("S1", country="PL")
+    m.sales("S1", 40, 100_00, currency="PLN", start="2025-01-02 10:00:00")
+    with pytest.raises(DataError) as err:
+        pipeline(tmp_path, m, currency="EUR", fx_basis="payment_date")
+    assert [(f.rule, f.key) for f in err.value.findings] == [("fx.missing_rate", "PLN on or before 2025-01-02")]
