@@ -198,26 +198,23 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
                 building=a["building"],
                 post_code=a["post_code"],
             )
-            if a["property_type"] == "DPI910" and not a["other_property_type"]:
-                problems.append(
-                    Finding(
-                        rule="listing.other_property_type_missing",
-                        table="property_listings",
-                        key=a["listing_id"],
-                        seller_id=sid,
-                        message="property_type DPI910 (Other) needs the text in other_property_type (EU rule 30050)",
-                    )
-                )
-            if not a["city"]:
-                problems.append(
-                    Finding(
-                        rule="listing.address_incomplete",
-                        table="property_listings",
-                        key=a["listing_id"],
-                        seller_id=sid,
-                        message="address_city is required for a reported Property Listing",
-                    )
-                )
+            listing_problems = (
+                (
+                    a["property_type"] == "DPI910" and not a["other_property_type"],
+                    "listing.other_property_type_missing",
+                    "property_type DPI910 (Other) needs the text in other_property_type (EU rule 30050)",
+                ),
+                (
+                    not a["city"],
+                    "listing.address_incomplete",
+                    "address_city is required for a reported Property Listing",
+                ),
+            )
+            problems.extend(
+                Finding(rule=rule, table="property_listings", key=a["listing_id"], seller_id=sid, message=message)
+                for failed, rule, message in listing_problems
+                if failed
+            )
         activities.append(
             ActivityFigures(
                 activity=a["activity"],

@@ -10,17 +10,6 @@ import duckdb
 from reporting.countries import EU_MEMBER_STATES, ISO_COUNTRIES, ISO_CURRENCIES
 from reporting.period import Period, local_midnight_utc
 
-EXTRACT_TABLES = (
-    "sellers",
-    "seller_tins",
-    "seller_financial_accounts",
-    "seller_permanent_establishments",
-    "property_listings",
-    "transactions",
-    "refunds",
-    "fx_rates",
-)
-
 
 def sql_literal(path: Path) -> str:
     """A path as a quoted SQL string literal."""

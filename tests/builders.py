@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reporting.source import create_schema, make_engine
+from reporting.source import CONTRACT, create_schema, make_engine
 
 OPERATOR_TOML = """
 [operator]
@@ -56,21 +56,7 @@ def write_config(
 
 @dataclass
 class Marketplace:
-    rows: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {
-            t: []
-            for t in (
-                "sellers",
-                "seller_tins",
-                "seller_financial_accounts",
-                "seller_permanent_establishments",
-                "property_listings",
-                "transactions",
-                "refunds",
-                "fx_rates",
-            )
-        }
-    )
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in CONTRACT})
     _n: int = 0
 
     def seller(

@@ -181,7 +181,9 @@ class DpiWriter:
             else:
                 w.leaf(self.q("AddressFree"), a.free_text)
 
-    def tins(self, w: XmlStream, seller: SellerRecord) -> None:
+    def residence_and_tins(self, w: XmlStream, seller: SellerRecord) -> None:
+        for c in seller.res_countries:
+            w.leaf(self.q("ResCountryCode"), c)
         if not seller.tins:
             w.leaf(self.q("TIN"), None, {"unknown": "true"})
         for t in seller.tins:
@@ -201,9 +203,7 @@ class DpiWriter:
     def individual_seller(self, w: XmlStream, s: SellerRecord) -> None:
         with w.element(self.q("IndividualSeller")), w.element(self.q("Standard")):
             with w.element(self.q("IndSellerID")):
-                for c in s.res_countries:
-                    w.leaf(self.q("ResCountryCode"), c)
-                self.tins(w, s)
+                self.residence_and_tins(w, s)
                 w.opt(self.q("VAT"), s.vat)
                 with w.element(self.q("Name")):
                     w.leaf(self.q("FirstName"), s.first_name)
@@ -216,17 +216,14 @@ class DpiWriter:
                         # unknown (EU rule 40140, checked before rendering).
                         with w.element(self.q("BirthPlace")):
                             w.leaf(self.q("City"), s.birth_city)
-                            if s.birth_country:
-                                with w.element(self.q("CountryInfo")):
-                                    w.leaf(self.q("CountryCode"), s.birth_country)
+                            with w.element(self.q("CountryInfo")):
+                                w.leaf(self.q("CountryCode"), s.birth_country)
             self.financial_identifiers(w, s)
 
     def entity_seller(self, w: XmlStream, s: SellerRecord) -> None:
         with w.element(self.q("EntitySeller")), w.element(self.q("Standard")):
             with w.element(self.q("EntSellerID")):
-                for c in s.res_countries:
-                    w.leaf(self.q("ResCountryCode"), c)
-                self.tins(w, s)
+                self.residence_and_tins(w, s)
                 w.opt(self.q("IN"), s.brn, {"INType": "BRN"})
                 w.opt(self.q("VAT"), s.vat)
                 w.leaf(self.q("Name"), s.legal_name)
