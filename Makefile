@@ -36,7 +36,7 @@ demo: venv
 	DAC7_CONFIG=$(CURDIR)/dac7.toml DAC7_STAGING_DIR=$(CURDIR)/.dac7/staging \
 	PATH=$(CURDIR)/$(BIN):$$PATH sh scripts/demo_airflow.sh $(DEMO_LOGICAL_DATE)
 	@echo
-	@$(BIN)/dac7 summary --out $(DEMO_OUT)
+	@$(BIN)/dac7 summary --out $(DEMO_OUT)/$(DEMO_YEAR)
 
 test: venv
 	$(BIN)/python -m pytest

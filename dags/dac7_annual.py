@@ -53,9 +53,10 @@ def reporting_period(
     """The (reporting year, as-of date) of a DAG run.
 
     Year: the ``reporting_year`` Param, else the year before the logical date's year (a run
-    due in January 2026 files 2025). As-of: the ``as_of`` Param, else the logical date's date
-    in UTC, else (a manual run without a logical date) the date the run was created for
-    (``run_after``), which is stored with the run and so is stable across reruns.
+    due in January 2026 files 2025). As-of: the ``as_of`` Param, else the day before the logical
+    date (UTC), else (a manual run without a logical date) the day before the date the run was
+    created for (``run_after``, stored with the run): always a day that has ended, so that a
+    rerun counts the same refunds.
     """
     year = params.get("reporting_year")
     if year is None:
@@ -72,7 +73,8 @@ def reporting_period(
         anchor = logical_date or run_after
         if anchor is None:
             raise ValueError("this run has neither a logical date nor a run_after: set the as_of Param")
-        as_of_date = anchor.astimezone(UTC).date()
+        # The day before: a day that has ended, so a rerun counts the same refunds.
+        as_of_date = anchor.astimezone(UTC).date() - timedelta(days=1)
     return int(year), as_of_date
 
 
@@ -107,7 +109,7 @@ def run_uuid(dag_id: str, run_id: str) -> str:
             format="date",
             title="As-of date",
             description="Refunds dated after this day (in the configured time zone) are not "
-            "counted. Empty: the date of the run's logical date (UTC).",
+            "counted. Empty: the day before the run's logical date (UTC), a day that has ended.",
         ),
         "environment": Param(
             None,
@@ -133,7 +135,7 @@ def dac7_annual() -> None:
         return pipeline.prepare(
             config_path=env["config_path"],
             year=year,
-            out_dir=env["out_dir"],
+            out_dir=str(Path(env["out_dir"]) / str(year)),
             as_of=as_of,
             environment=ctx["params"].get("environment"),
             staging_root=env["staging_root"],
@@ -187,6 +189,8 @@ def dac7_annual() -> None:
     def publish(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
+        from reporting.run import load_settings
+
         manifest = pipeline.publish(run_dir)
         log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
         if not manifest["files"]:
@@ -195,7 +199,7 @@ def dac7_annual() -> None:
             "reporting_year": manifest["reporting_year"],
             "files": len(manifest["files"]),
             "sellers": sum(f["sellers"] for f in manifest["files"]),
-            "manifest": str(Path(settings_from_env()["out_dir"]) / "manifest.json"),
+            "manifest": str(Path(load_settings(run_dir).out_dir) / "manifest.json"),
         }
 
     run_dir = prepare()

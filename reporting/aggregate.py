@@ -18,28 +18,39 @@ log = logging.getLogger(__name__)
 
 # A DAC7 Property Listing is every unit at the same street address offered by the same seller:
 # listings of one seller whose normalised address is identical are one listing, keyed by the
-# smallest listing_id among them. Normalised: case-folded, punctuation and runs of white space
-# folded to one space, trimmed, per address part.
+# smallest listing_id among them. Normalised per part: case-folded, white space and punctuation
+# removed ("Pilies g. 3A" = "pilies g 3 a"). A listing without a street is never merged: without
+# a street there is no "same street address" to establish.
 LISTING_KEYS_SQL = """
 with normalised as (
     select
         listing_id,
         seller_id,
+        nullif(regexp_replace(lower(coalesce(address_street, '')), '[[:space:][:punct:]]+', '', 'g'), '')
+            as street_key,
         concat_ws('|',
             upper(trim(coalesce(address_country, ''))),
-            trim(regexp_replace(lower(coalesce(address_post_code, '')), '[[:space:][:punct:]]+', ' ', 'g')),
-            trim(regexp_replace(lower(coalesce(address_city, '')), '[[:space:][:punct:]]+', ' ', 'g')),
-            trim(regexp_replace(lower(coalesce(address_street, '')), '[[:space:][:punct:]]+', ' ', 'g')),
-            trim(regexp_replace(lower(coalesce(address_building, '')), '[[:space:][:punct:]]+', ' ', 'g'))
+            regexp_replace(lower(coalesce(address_post_code, '')), '[[:space:][:punct:]]+', '', 'g'),
+            regexp_replace(lower(coalesce(address_city, '')), '[[:space:][:punct:]]+', '', 'g'),
+            regexp_replace(lower(coalesce(address_street, '')), '[[:space:][:punct:]]+', '', 'g'),
+            regexp_replace(lower(coalesce(address_building, '')), '[[:space:][:punct:]]+', '', 'g')
         ) as address_key
     from property_listings
+),
+
+keyed as (
+    select
+        listing_id,
+        seller_id,
+        case when street_key is null then listing_id else address_key end as merge_key
+    from normalised
 )
 
 select
     listing_id,
-    min(listing_id) over (partition by seller_id, address_key) as listing_key,
-    count(*) over (partition by seller_id, address_key) as units
-from normalised
+    min(listing_id) over (partition by seller_id, merge_key) as listing_key,
+    count(*) over (partition by seller_id, merge_key) as units
+from keyed
 """
 
 AGGREGATE_SQL = """

@@ -86,9 +86,9 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "currency.unknown",
         "transactions",
-        "currency is not an ISO 4217 code",
+        "currency is not an ISO 4217 payment currency",
         "select transaction_id, currency from transactions "
-        "where currency is null or currency not in (select code from iso_currencies)",
+        "where currency is null or currency not in (select code from payment_currencies)",
     ),
     Check(
         "transaction.negative_amount",
@@ -165,7 +165,7 @@ MISSING_RATE_SQL = """
 with used as (
     select currency, min(transaction_id) as example
     from transactions
-    where currency <> 'EUR' and currency in (select code from iso_currencies)
+    where currency <> 'EUR' and currency in (select code from payment_currencies)
     group by currency
 )
 select u.currency, u.example
@@ -182,7 +182,7 @@ with tx as (
     select t.transaction_id, t.currency, d.local_date
     from transactions as t
     asof left join local_days as d on t.paid_at >= d.utc_start
-    where t.currency <> 'EUR' and t.currency in (select code from iso_currencies)
+    where t.currency <> 'EUR' and t.currency in (select code from payment_currencies)
 ),
 
 missing as (

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+
+from sqlalchemy import exc as sa_exc
 
 from reporting.errors import ConfigError, ReportingError
 
@@ -45,12 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the pipeline without Airflow")
     r.add_argument("--config", default="dac7.toml", help="configuration file (default dac7.toml)")
-    r.add_argument("--source", help="SQLAlchemy URL of the source database (default: [source] url)")
+    r.add_argument(
+        "--source",
+        default=os.environ.get("DAC7_SOURCE_URL"),
+        help="SQLAlchemy URL of the source database (default: $DAC7_SOURCE_URL, else [source] url)",
+    )
     r.add_argument("--year", type=int, required=True, help="reporting year")
     r.add_argument("--as-of", type=_date, help="refunds up to this date count (default: today)")
     r.add_argument("--out", required=True, help="output directory")
     r.add_argument("--environment", choices=("test", "prod"), help="override [reporting] environment")
-    r.add_argument("--staging", help="staging directory for intermediate data (default .dac7/staging)")
+    r.add_argument(
+        "--staging",
+        default=os.environ.get("DAC7_STAGING_DIR"),
+        help="staging directory for intermediate data (default: $DAC7_STAGING_DIR, else .dac7/staging)",
+    )
     r.add_argument("--run-id", help="run id (a UUID; default: a new one)")
     r.add_argument("--xsd-dir", help="directory with the authority's official XSD files")
 
@@ -90,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ReportingError as exc:
         print(f"dac7: {exc}", file=sys.stderr)
+        return 1
+    except sa_exc.ArgumentError as exc:
+        print(f"dac7: configuration error: not a usable database URL ({exc})", file=sys.stderr)
+        return 2
+    except sa_exc.SQLAlchemyError as exc:
+        # The driver's own words (connection refused, unknown database ...), without the statement.
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+        print(f"dac7: the database could not be read: {reason}", file=sys.stderr)
         return 1
 
 
@@ -150,6 +169,8 @@ def _validate(args: argparse.Namespace) -> int:
     from reporting.authorities import EU_GENERIC
     from reporting.validate import schema_for, validate_file
 
+    if args.xsd_dir and not (Path(args.xsd_dir) / Path(EU_GENERIC.schema_resource).name).is_file():
+        raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {Path(EU_GENERIC.schema_resource).name} there")
     schema = schema_for(EU_GENERIC.schema_resource, args.xsd_dir)
     bad = 0
     for f in args.files:

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from reporting.checks import run_checks
-from reporting.errors import ConfigError, DataError, SourceError
+from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
 from reporting.run import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
@@ -271,12 +271,17 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
         raise ConfigError("no source database URL: pass --source, set DAC7_SOURCE_URL or [source] url")
     out = settings.stage_dir("extract")
     period = settings.period
-    engine = make_engine(url)
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") and not Path(u.database).is_file():
+        raise SourceContractError(f"the source database {safe_url(url)} does not exist (no such SQLite file)")
+    engine = make_engine(u)
     try:
         columns = check_contract(engine)
         counts: dict[str, int] = {}
         findings: list[Finding] = []
         with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                _check_sqlite_timestamps(conn)
             params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.end_utc)}
             for table in TABLES:
                 if table == "fx_rates":
@@ -325,6 +330,16 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary
+
+
+def _check_sqlite_timestamps(conn: Connection) -> None:
+    rows = conn.execute(sa.text(sql_text("check_sqlite_timestamps.sql"))).fetchall()
+    if rows:
+        details = "; ".join(f"{n} row(s) of {table} (e.g. {example})" for table, n, example in rows)
+        raise SourceContractError(
+            "SQLite timestamps must be UTC text 'YYYY-MM-DD HH:MM:SS' (no 'T', no zone offset): "
+            f"{details}. Rewrite them in that form; other shapes would land in the wrong period"
+        )
 
 
 def _orphans(

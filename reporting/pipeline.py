@@ -7,6 +7,8 @@ there and returns a small JSON-able summary, so that an Airflow task passes path
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -61,8 +63,18 @@ def prepare(
     if as_of < date(year, 12, 31):
         log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
     source = source_url or config.source
+    if not source_url and config.source and safe_url(config.source) != config.source:
+        raise ConfigError(
+            f"{config.path}: [source] url holds a password; secrets never go in the configuration "
+            "file. Pass the URL with --source or DAC7_SOURCE_URL (an Airflow Connection in production)"
+        )
+    try:
+        uuid.UUID(run_id)
+    except ValueError:
+        raise ConfigError(f"run id {run_id!r} is not a UUID") from None
     run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
     settings = RunSettings(
         config=config,
         year=year,

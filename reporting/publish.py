@@ -47,6 +47,31 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _retire_previous(out: Path, run_id: str) -> list[str]:
+    """Move the files of an earlier run published in this directory to
+    ``superseded/<its run id>/``: the authority folders hold the current run only, and nothing
+    that was published is deleted."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        return []
+    previous = read_json(manifest_path)
+    if previous.get("run_id") == run_id:
+        return []  # a rerun of the same run replaces its own files
+    target = out / "superseded" / str(previous.get("run_id", "unknown"))
+    moved = []
+    for f in previous.get("files", []):
+        src = out / f["file"]
+        if src.is_file():
+            dst = target / f["file"]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.append(str(dst.relative_to(out)))
+    if moved:
+        os.replace(manifest_path, target / "manifest.json")
+        log.info("moved %d file(s) of the previous run %s to %s", len(moved), previous.get("run_id"), target)
+    return moved
+
+
 def publish(settings: RunSettings) -> dict[str, Any]:
     """Move the validated files to ``<out>/<authority>/`` and write ``<out>/manifest.json``."""
     validation = read_json(settings.run_path / "validate" / "validate.json")
@@ -55,6 +80,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
     render = read_json(settings.run_path / "render" / "render.json")
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    superseded = _retire_previous(out, settings.run_id)
     files = []
     for msg in render["messages"]:
         src = settings.run_path / "render" / msg["file"]
@@ -88,6 +114,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
         "reports": reports["reports"],
+        "superseded": superseded,
         "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],

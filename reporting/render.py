@@ -60,6 +60,16 @@ pes as (
     group by seller_id
 ),
 
+land_registration as (
+    -- a merged listing carries the land registration numbers of all its units
+    select
+        k.listing_key,
+        string_agg(distinct p.land_registration_number, ', ' order by p.land_registration_number) as numbers
+    from listing_keys as k
+    inner join property_listings as p on p.listing_id = k.listing_id
+    group by k.listing_key
+),
+
 acts as (
     select x.seller_id, list(struct_pack(
         activity := x.activity, listing_id := x.listing_id, currency := x.currency,
@@ -70,11 +80,12 @@ acts as (
         rented_days := x.rented_days,
         street := p.address_street, building := p.address_building,
         post_code := p.address_post_code, city := p.address_city, country := p.address_country,
-        land_registration_number := p.land_registration_number,
+        land_registration_number := lr.numbers,
         property_type := p.property_type, other_property_type := p.other_property_type
     )) as acts
     from reported as x
     left join property_listings as p on p.listing_id = x.listing_id and x.listing_id <> ''
+    left join land_registration as lr on lr.listing_key = x.listing_id and x.listing_id <> ''
     where x.seller_id in (select seller_id from routed)
     group by x.seller_id
 ),
@@ -132,6 +143,29 @@ MAX_TEXT = 200
 _XML_CHAR = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def _texts(row: dict[str, Any]) -> Iterator[tuple[str, str, str, str | None]]:
+    """Every text of a seller that goes into the XML: (table, row key, column, value)."""
+    sid = row["seller_id"]
+    for column in TEXT_COLUMNS:
+        yield "sellers", sid, column, row.get(column)
+    for t in row["tins"] or []:
+        yield "seller_tins", sid, "tin", t["tin"]
+    for a in row["accounts"] or []:
+        yield "seller_financial_accounts", sid, "identifier", a["identifier"]
+        yield "seller_financial_accounts", sid, "account_holder_name", a["holder"]
+    for a in row["acts"]:
+        if a["activity"] == "immovable_property":
+            for column in (
+                "street",
+                "building",
+                "post_code",
+                "city",
+                "land_registration_number",
+                "other_property_type",
+            ):
+                yield "property_listings", a["listing_id"], column, a[column]
+
+
 def text_problem(value: str | None) -> str | None:
     """Why a text cannot go into the XML as it is (never quoting it: it may be personal data)."""
     if value is None:
@@ -175,14 +209,14 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
             need(row["birth_country"], "birth_country (no TIN: EU rule 40140)", "seller.birth_place_missing")
     else:
         need(row["legal_name"], "legal_name", "seller.name_missing")
-    for column in TEXT_COLUMNS:
-        problem = text_problem(row.get(column))
+    for table, key, column, value in _texts(row):
+        problem = text_problem(value)
         if problem:
             problems.append(
                 Finding(
                     rule="seller.text_not_reportable",
-                    table="sellers",
-                    key=sid,
+                    table=table,
+                    key=key,
                     seller_id=sid,
                     message=f"{column} {problem}",
                 )
@@ -273,7 +307,7 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
 def render(settings: RunSettings) -> dict[str, Any]:
     """Write ``<run>/render/<authority>/<file>.xml`` for every receiving authority."""
     out = settings.stage_dir("render")
-    con = connect(settings.run_path, "extract", "rules")
+    con = connect(settings.run_path, "extract", "aggregate", "rules")
     messages: list[dict[str, Any]] = []
     findings: list[Finding] = []
     try:
@@ -326,8 +360,12 @@ def _render_one(
                 )
 
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        count = profile.write(fh, header, operator, operator_doc, sellers())
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            count = profile.write(fh, header, operator, operator_doc, sellers())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
+        raise
     tmp.replace(target_dir / name)
     return {
         "authority": authority,

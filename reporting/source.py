@@ -82,18 +82,29 @@ def sql_text(name: str) -> str:
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An engine for a source URL. MariaDB/MySQL sessions are set to UTC: their TIMESTAMP
-    columns are converted to and from the session time zone, and the contract is UTC."""
+    """An engine for a source URL; PostgreSQL and MariaDB/MySQL sessions are set to UTC."""
     u = make_url(url) if isinstance(url, str) else url
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(u)
-    if engine.dialect.name in ("mysql", "mariadb"):
+    utc = {
+        "mysql": "SET time_zone = '+00:00'",
+        "mariadb": "SET time_zone = '+00:00'",
+        "postgresql": "SET TIME ZONE 'UTC'",
+    }.get(engine.dialect.name)
+    if utc:
+        # A zoned column (timestamptz, MySQL TIMESTAMP) is read in the session's zone and
+        # compared with the naive UTC period bounds in it: the session must be UTC.
 
         @sa.event.listens_for(engine, "connect")
         def _utc_session(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET time_zone = '+00:00'")
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(utc)
+            finally:
+                cursor.close()
+            if engine.dialect.name == "postgresql":
+                dbapi_connection.commit()
 
     return engine
 

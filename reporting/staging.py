@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from reporting.countries import EU_MEMBER_STATES, ISO_COUNTRIES, ISO_CURRENCIES
+from reporting.countries import EU_MEMBER_STATES, ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.period import Period, local_midnight_utc
 
 
@@ -29,6 +29,7 @@ def connect(run_dir: Path, *stages: str) -> duckdb.DuckDBPyConnection:
             con.execute(f"create view {path.stem} as select * from read_parquet({sql_literal(path)})")
     for name, codes in (
         ("iso_currencies", ISO_CURRENCIES),
+        ("payment_currencies", frozenset(c for c in ISO_CURRENCIES if is_currency(c))),
         ("iso_countries", ISO_COUNTRIES),
         ("eu_states", EU_MEMBER_STATES),
     ):

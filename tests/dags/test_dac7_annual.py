@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
@@ -170,10 +170,11 @@ NO_PARAMS: dict[str, Any] = {"reporting_year": None, "as_of": None, "environment
 @pytest.mark.parametrize(
     ("logical_date", "expected"),
     [
-        (datetime(2026, 1, 15, 6, tzinfo=UTC), (2025, date(2026, 1, 15))),
-        (datetime(2024, 1, 15, 6, tzinfo=UTC), (2023, date(2024, 1, 15))),
+        # as of the day before the logical date: a day that has ended
+        (datetime(2026, 1, 15, 6, tzinfo=UTC), (2025, date(2026, 1, 14))),
+        (datetime(2024, 1, 15, 6, tzinfo=UTC), (2023, date(2024, 1, 14))),
         # a logical date late on 31 Dec in UTC is still that year
-        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), (2025, date(2026, 12, 31))),
+        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), (2025, date(2026, 12, 30))),
     ],
 )
 def test_year_is_the_year_before_the_logical_date(logical_date: datetime, expected: tuple[int, date]) -> None:
@@ -193,7 +194,7 @@ def test_manual_run_without_logical_date_needs_the_year_param() -> None:
     with pytest.raises(ValueError, match="reporting_year"):
         module.reporting_period(None, run_after, NO_PARAMS)
     params = {**NO_PARAMS, "reporting_year": 2025}
-    assert module.reporting_period(None, run_after, params) == (2025, date(2026, 11, 28))
+    assert module.reporting_period(None, run_after, params) == (2025, date(2026, 11, 27))
 
 
 def test_run_id_is_stable_per_airflow_run() -> None:
@@ -241,14 +242,14 @@ def run_dag(dag: Any, logical_date: datetime, conf: dict[str, Any] | None = None
 def test_dag_run_files_the_previous_year(airflow_db: None, fresh_dag: Any, dac7_env: dict[str, Path]) -> None:
     dr = run_dag(fresh_dag, datetime(2026, 1, 15, 6, tzinfo=UTC))
 
-    manifest = json.loads((dac7_env["out"] / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((dac7_env["out"] / "2025" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reporting_year"] == 2025
-    assert manifest["as_of"] == "2026-01-15"
+    assert manifest["as_of"] == "2026-01-14"
     assert manifest["run_id"] == load_dag_module().run_uuid("dac7_annual", dr.run_id)
     assert manifest["files"], "the demo marketplace has reportable sellers"
     for f in manifest["files"]:
         assert f["message_ref_id"].startswith("LT2025"), f["message_ref_id"]
-        assert (dac7_env["out"] / f["file"]).is_file()
+        assert (dac7_env["out"] / "2025" / f["file"]).is_file()
     # staging is keyed by (year, run): nothing of it lands in the output directory
     assert [p.name for p in dac7_env["staging"].iterdir()] == [f"2025-{manifest['run_id']}"]
 
@@ -257,9 +258,9 @@ def test_dag_run_files_the_previous_year(airflow_db: None, fresh_dag: Any, dac7_
 def test_dag_run_reporting_year_param_overrides(airflow_db: None, fresh_dag: Any, dac7_env: dict[str, Path]) -> None:
     run_dag(fresh_dag, datetime(2026, 1, 16, 6, tzinfo=UTC), {"reporting_year": 2024})
 
-    manifest = json.loads((dac7_env["out"] / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((dac7_env["out"] / "2024" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reporting_year"] == 2024
-    assert manifest["as_of"] == "2026-01-16"
+    assert manifest["as_of"] == "2026-01-15"
     for f in manifest["files"]:
         assert f["message_ref_id"].startswith("LT2024")
 
@@ -294,7 +295,7 @@ def test_bad_data_fails_the_run_at_once_and_publishes_nothing(
     assert states["prepare"] == TaskInstanceState.SUCCESS
     assert states["extract"] == TaskInstanceState.FAILED
     assert all(states[s] == TaskInstanceState.UPSTREAM_FAILED for s in STAGES[2:])
-    assert not (dac7_env["out"] / "manifest.json").exists()
+    assert not (dac7_env["out"] / "2025" / "manifest.json").exists()
     assert elapsed < 60, f"the failed extract was retried ({elapsed:.0f} s)"
 
 
@@ -312,4 +313,4 @@ def test_manual_run_without_logical_date_takes_the_year_from_params(
     (run_dir,) = dac7_env["staging"].iterdir()
     settings = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
     assert settings["year"] == 2025
-    assert settings["as_of"] == dr.run_after.astimezone(UTC).date().isoformat()
+    assert settings["as_of"] == (dr.run_after.astimezone(UTC).date() - timedelta(days=1)).isoformat()
