@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate DPI XML files against the schema")
     v.add_argument("files", nargs="+", help="XML files")
     v.add_argument("--xsd-dir", help="directory with DPIXML_v1.0.xsd and its imports (default: ours)")
+    v.add_argument("--rules", action="store_true", help="also check the business rules (authority error codes)")
+    v.add_argument(
+        "--authority",
+        help="apply this member state's profile and rules (default: the EU rules of an exchange between "
+        "member states; never guessed from TransmittingCountry)",
+    )
     return p
 
 
@@ -166,12 +172,16 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from reporting.authorities import EU_GENERIC
+    from reporting.authorities import EU_GENERIC, profile_for
+    from reporting.preflight import EU_EXCHANGE, NotEuDpiMessageError, check_message
     from reporting.validate import schema_for, validate_file
 
-    if args.xsd_dir and not (Path(args.xsd_dir) / Path(EU_GENERIC.schema_resource).name).is_file():
-        raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {Path(EU_GENERIC.schema_resource).name} there")
-    schema = schema_for(EU_GENERIC.schema_resource, args.xsd_dir)
+    profile = profile_for(args.authority.upper()) if args.authority else EU_GENERIC
+    main_xsd = Path(profile.schema_resource).name
+    if args.xsd_dir and not (Path(args.xsd_dir) / main_xsd).is_file():
+        raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {main_xsd} there")
+    schema = schema_for(profile.schema_resource, args.xsd_dir)
+    rules = profile.rule_set if args.authority else EU_EXCHANGE
     bad = 0
     for f in args.files:
         if not Path(f).is_file():
@@ -179,12 +189,24 @@ def _validate(args: argparse.Namespace) -> int:
             bad += 1
             continue
         errors = validate_file(f, schema)
-        if errors:
-            bad += 1
-            for e in errors:
-                print(f"{f}:{e.line}: {e.message}")
-        else:
-            print(f"{f}: valid")
+        for e in errors:
+            print(f"{f}:{e.line}: {e.message}")
+        findings = []
+        if args.rules:
+            try:
+                findings = check_message(
+                    f, rules=rules, receiving_country=args.authority.upper() if args.authority else None
+                )
+            except NotEuDpiMessageError as exc:
+                print(f"{f}: {exc}")
+                bad += 1
+                continue
+            for finding in findings:
+                print(f"{f}: {finding.describe()}")
+        failed = bool(errors) or any(x.severity == "error" for x in findings)
+        bad += failed
+        if not failed:
+            print(f"{f}: valid" + (f" ({rules.name} rules)" if args.rules else ""))
     return 1 if bad else 0
 
 

@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from reporting.authorities import profile_for
 from reporting.errors import XmlValidationError
+from reporting.preflight import check_message
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.validate import schema_for, validate_file
@@ -22,19 +24,42 @@ log = logging.getLogger(__name__)
 
 
 def validate(settings: RunSettings) -> dict[str, Any]:
-    """Validate every rendered file against its profile's schema; raise if any is invalid."""
+    """Check every rendered file against its profile's schema, then its business rules (the
+    authority's error codes); raise if any file has an error, so that nothing is published."""
     render = read_json(settings.run_path / "render" / "render.json")
+    routing = settings.config.reporting.routing
     results = []
     failures: list[str] = []
     for msg in render["messages"]:
         path = settings.run_path / "render" / msg["file"]
+        profile = profile_for(msg["authority"])
         errors = validate_file(path, schema_for(msg["schema"], settings.xsd_dir))
-        results.append({"file": msg["file"], "valid": not errors, "errors": [str(e) for e in errors[:20]]})
+        findings = []
+        if not errors:
+            rules = profile.rule_set
+            if routing == "jurisdiction" and "40070" not in rules.codes:
+                # Each state receives only sellers resident there or with property there.
+                rules = rules.derive(f"{rules.name} + 40070", add={"40070"})
+            findings = check_message(
+                path, rules=rules, today=settings.timestamp.date(), receiving_country=msg["authority"]
+            )
+        results.append(
+            {
+                "file": msg["file"],
+                "valid": not errors and not any(f.severity == "error" for f in findings),
+                "schema_errors": [str(e) for e in errors[:20]],
+                "rule_findings": [f.as_dict() for f in findings[:200]],
+            }
+        )
         failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
+        failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
     summary = {"files": results, "valid": not failures}
     write_json(settings.stage_dir("validate") / "validate.json", summary)
     if failures:
-        raise XmlValidationError("rendered XML is not schema-valid; nothing was published:\n  " + "\n  ".join(failures))
+        raise XmlValidationError(
+            "rendered XML breaks the schema or the authority's business rules; nothing was published:\n  "
+            + "\n  ".join(failures[:100])
+        )
     log.info("validate year=%s: %d file(s) valid", settings.year, len(results))
     return summary
 

@@ -181,7 +181,7 @@ def _four(values: list[int]) -> tuple[int, int, int, int]:
     return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
 
 
-def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
+def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRecord, list[Finding]]:
     """Map one staged seller row to a record; findings for what the schema cannot carry."""
     sid = row["seller_id"]
     problems: list[Finding] = []
@@ -204,6 +204,16 @@ def seller_record(row: dict[str, Any]) -> tuple[SellerRecord, list[Finding]]:
         need(row["first_name"], "first_name", "seller.name_missing")
         need(row["last_name"], "last_name", "seller.name_missing")
         need(row["birth_date"], "birth_date", "seller.birth_date_missing")
+        if row["birth_date"] and not 1900 <= row["birth_date"].year <= this_year:
+            problems.append(
+                Finding(
+                    rule="seller.birth_date_out_of_range",
+                    table="sellers",
+                    key=sid,
+                    seller_id=sid,
+                    message=f"birth_date must lie between 1900 and {this_year} (EU rule 40130); correct it",
+                )
+            )
         if not row["tins"]:
             need(row["birth_city"], "birth_city (no TIN: EU rule 40140)", "seller.birth_place_missing")
             need(row["birth_country"], "birth_country (no TIN: EU rule 40140)", "seller.birth_place_missing")
@@ -350,7 +360,7 @@ def _render_one(
         reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
         for batch in reader:
             for row in batch.to_pylist():
-                record, problems = seller_record(row)
+                record, problems = seller_record(row, settings.timestamp.year)
                 if problems:
                     findings.extend(problems)
                     continue

@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol
 
 from lxml import etree
 
+from reporting.preflight import RuleSet
 from reporting.records import (
     ActivityFigures,
     MessageHeader,
@@ -43,6 +44,7 @@ class AuthorityProfile(Protocol):
     code: str
     edition: str
     schema_resource: str  # path of the main XSD inside the reporting.xsd resources
+    rule_set: RuleSet  # the business rules the authority applies on receipt
 
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from reporting.authorities.base import DocIds, DpiWriter
+from reporting.preflight import EU_DOMESTIC
 from reporting.records import MessageHeader
 
 CET = ZoneInfo("Europe/Brussels")
@@ -22,6 +23,8 @@ class EuProfile(DpiWriter):
     code = "EU"
     edition = "EU DG TAXUD DPI v1.0"
     schema_resource = "eu/v1.0/DPIXML_v1.0.xsd"
+    #: The operator's filing to a member state is domestic: the exchange-only rules do not bind it.
+    rule_set = EU_DOMESTIC
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:
         unique = ids.unique("message", ids.receiving_country, str(part))

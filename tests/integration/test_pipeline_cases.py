@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ RUN_ID = "6f1c2a4e-8d1b-4c7e-9a51-0c2f3d4e5a6b"
 
 def pipeline(tmp_path: Path, m: Marketplace, *, as_of: str = "2026-01-31", **cfg: Any) -> dict[str, Any]:
     url = m.write(f"sqlite:///{tmp_path}/source.db")
-    from datetime import date
 
     result = run(
         config_path=write_config(tmp_path / "dac7.toml", **cfg),
@@ -142,6 +142,12 @@ def test_nothing_to_file_exits_zero_and_says_so(tmp_path: Path, capsys: pytest.C
         (  # no TIN and no place of birth: EU rule 40140 cannot be met
             lambda m: (m.seller("S9", tin=None, birth_city=None), m.sales("S9", 40, 100_00)),
             "seller.birth_place_missing",
+            "sellers",
+            "S9",
+        ),
+        (
+            lambda m: (m.seller("S9", birth_date=date(1850, 1, 1)), m.sales("S9", 40, 100_00)),
+            "seller.birth_date_out_of_range",
             "sellers",
             "S9",
         ),
@@ -346,3 +352,25 @@ def test_payment_date_rate_missing_names_currency_and_date(tmp_path: Path) -> No
     with pytest.raises(DataError) as err:
         pipeline(tmp_path, m, currency="EUR", fx_basis="payment_date")
     assert [(f.rule, f.key) for f in err.value.findings] == [("fx.missing_rate", "PLN on or before 2025-01-02")]
+
+
+def test_validate_command_checks_schema_and_business_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 40, 100_00)
+    manifest = pipeline(tmp_path, m)
+    [f] = manifest["files"]
+    path = tmp_path / "out" / f["file"]
+    assert main(["validate", "--rules", str(path)]) == 0
+    assert "valid (EU exchange rules)" in capsys.readouterr().out
+    # Break a business rule that the schema allows: a Nationality for an individual (40010).
+    text = path.read_text(encoding="utf-8").replace(
+        "</dpi:Address>\n              <dpi:BirthInfo>",
+        "</dpi:Address>\n              <dpi:Nationality>LT</dpi:Nationality>\n              <dpi:BirthInfo>",
+    )
+    broken = tmp_path / "broken.xml"
+    broken.write_text(text, encoding="utf-8")
+    assert main(["validate", str(broken)]) == 0  # schema-valid
+    assert main(["validate", "--rules", "--authority", "LT", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "[40010 BR_PAR_001] error in record LT2025-" in out and "dpi:Nationality" in out
