@@ -74,6 +74,14 @@ rated as (
     asof left join fx_rates as f on f.currency = t.currency and d.local_date >= f.rate_date
 ),
 
+late_refunds as (
+    -- refunds after the as-of date: not applied, but shown in the explanation
+    select transaction_id, count(*) as refunds, sum(amount_minor) as amount_minor
+    from refunds
+    where refunded_at >= $as_of_end
+    group by transaction_id
+),
+
 net as (
     select
         t.seller_id,
@@ -92,12 +100,15 @@ net as (
         coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0) as fee_minor,
         coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0) as tax_minor,
         r.transaction_id is not null as refunded,
+        coalesce(lr.refunds, 0) as late_refunds,
+        coalesce(lr.amount_minor, 0) as late_refund_amount_minor,
         r.transaction_id is not null and r.amount_minor >= t.amount_minor as fully_refunded,
         coalesce(t.rented_days, 0) as rented_days,
         case when $payment_date_rates and t.currency <> 'EUR' then t.rate_date end as rate_date,
         case when $payment_date_rates and t.currency <> 'EUR' then t.units_per_eur end as units_per_eur
     from rated as t
     left join applied_refunds as r on r.transaction_id = t.transaction_id
+    left join late_refunds as lr on lr.transaction_id = t.transaction_id
     left join listing_keys as k on k.listing_id = t.listing_id
 ),
 
@@ -119,7 +130,9 @@ final as (
         (count(*) filter (where refunded))::bigint as refunded_transactions,
         (count(*) filter (where fully_refunded))::bigint as fully_refunded_transactions,
         sum(gross_amount_minor)::bigint as gross_amount_minor,
-        sum(refunded_amount_minor)::bigint as refunded_amount_minor
+        sum(refunded_amount_minor)::bigint as refunded_amount_minor,
+        sum(late_refunds)::bigint as refunds_after_as_of,
+        sum(late_refund_amount_minor)::bigint as refunded_after_as_of_minor
     from net
     group by seller_id, activity, listing_id, currency, quarter, rate_date, units_per_eur
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reporting.countries import is_country
+from reporting.countries import is_country, is_eu
 from reporting.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,11 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         nexus_country=_country(nexus_country, "operator.nexus_country", origin) if nexus_country else "",
         address=address,
     )
+    if not is_eu(operator.country):
+        raise ConfigError(
+            f"{origin}: the operator files in {operator.country}, which is not an EU member state; "
+            "set operator.nexus_country to the member state of its registration (e.g. RPONEX5)"
+        )
     rep = _table(raw, "reporting", origin, required=False)
     _no_unknown(rep, _REPORTING_KEYS, "reporting", origin)
     reporting = Reporting(

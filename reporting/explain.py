@@ -58,7 +58,10 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
     try:
         decisions = _rows(con, out / "reports" / "decisions.parquet", seller_id)
         if not decisions:
-            return f"Seller {seller_id} had no transaction paid or credited in {year}: not part of the period."
+            return (
+                f"Seller {seller_id} is not in this run: no transaction paid or credited in {year}, "
+                "or not a seller_id of the source."
+            )
         d = decisions[0]
         figures = _rows(
             con, out / "reports" / "figures.parquet", seller_id, "order by activity, listing_id, quarter, currency"
@@ -74,7 +77,8 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
         f"Residence: {d['residence_countries'] or '-'} ({d['residence_reasons'] or '-'})",
         f"Receiving authorities: {d['authorities'] or 'none'}",
         f"Transactions: {d['transactions']} in the period, {d['refunded_transactions']} refunded by the "
-        f"as-of date, {d['fully_refunded_transactions']} of them in full (not counted)",
+        f"as-of date, {d['fully_refunded_transactions']} of them in full (not counted); "
+        f"{d['refunds_after_as_of']} refund(s) dated after the as-of date, not applied",
     ]
     if d["reported_currency"]:
         lines.append(f"Reported in {d['reported_currency']}" + (" (converted to EUR)" if d["converted"] else ""))
@@ -94,8 +98,8 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
     for f in figures:
         cur = f["currency"]
         reported = (
-            "excluded listing"
-            if f["listing_excluded"]
+            f["row_decision"]
+            if f["row_decision"] != "reported"
             else f"{f['reported_currency'] or '-':<4}{_n(f['reported_consideration']):>11}"
             f"{_n(f['reported_activities']):>6}{_n(f['reported_fees']):>9}{_n(f['reported_taxes']):>8}"
         )

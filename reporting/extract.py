@@ -100,7 +100,7 @@ def _decimal_text(value: Any) -> str | None:
         return None
     if isinstance(value, float):
         raise TypeError("exchange rates are never read through a float")
-    return str(Decimal(str(value).strip()).normalize())
+    return format(Decimal(str(value).strip()).normalize(), "f")
 
 
 Converter = Callable[[Any], Any]

@@ -60,6 +60,13 @@ def prepare(
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
     as_of = as_of or date.today()
+    if date(year, 12, 31) > ts.date():
+        if config.reporting.environment == "prod":
+            raise ConfigError(
+                f"the reporting period {year}-12-31 has not ended (EU rule 10060): a production filing "
+                "for it cannot be made yet; use environment 'test' for a preview"
+            )
+        log.warning("reporting period %s-12-31 has not ended: a test preview", year)
     if as_of < date(year, 12, 31):
         log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
     source = source_url or config.source

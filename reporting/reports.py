@@ -6,8 +6,10 @@ Written next to the XML, under ``<out>/reports/``, as Parquet and as CSV (for a 
   residence states and why, the receiving authorities, the reporting currency and the rates
   used, the counted and refunded transactions;
 - ``figures``: per seller, activity, property listing, quarter and currency, the original
-  totals (minor units, after refunds), the transactions counted and refunded, and the figures
-  as reported for that activity and quarter.
+  totals (minor units, after refunds), the transactions counted and refunded (and the refunds
+  after the as-of date, which are not applied), the reason code of the row (an excluded
+  listing, the non-EU part of a non-EU seller ...), and the figures as reported for that
+  activity and quarter (on the first row of the quarter only, so that sums do not double).
 
 Neither holds personal data: sellers are named by their seller_id only.
 """
@@ -26,7 +28,8 @@ with tx as (
         seller_id,
         sum(transactions)::bigint as transactions,
         sum(refunded_transactions)::bigint as refunded_transactions,
-        sum(fully_refunded_transactions)::bigint as fully_refunded_transactions
+        sum(fully_refunded_transactions)::bigint as fully_refunded_transactions,
+        sum(refunds_after_as_of)::bigint as refunds_after_as_of
     from activity_totals
     group by seller_id
 )
@@ -47,43 +50,70 @@ select
     array_to_string(d.excluded_listings, ';') as excluded_listings,
     tx.transactions,
     tx.refunded_transactions,
-    tx.fully_refunded_transactions
+    tx.fully_refunded_transactions,
+    tx.refunds_after_as_of
 from decisions as d
 left join tx on tx.seller_id = d.seller_id
 order by d.seller_id
 """
 
 FIGURES_SQL = """
+with rows as (
+    select
+        a.*,
+        d.decision as seller_decision,
+        d.excluded_listings,
+        sum(a.amount_minor) over (partition by a.seller_id, a.activity, a.listing_id) as group_amount,
+        sum(a.activities) over (partition by a.seller_id, a.activity, a.listing_id) as group_activities,
+        row_number() over (
+            partition by a.seller_id, a.activity, a.listing_id, a.quarter order by a.currency, a.rate_date
+        ) as nth_in_quarter
+    from activity_totals as a
+    inner join decisions as d on d.seller_id = a.seller_id
+)
+
 select
-    a.seller_id,
-    d.decision,
-    a.activity,
-    nullif(a.listing_id, '') as listing_id,
-    a.quarter,
-    a.currency,
-    a.rate_date,
-    a.units_per_eur,
-    a.transactions,
-    a.refunded_transactions,
-    a.fully_refunded_transactions,
-    a.activities as counted_activities,
-    a.gross_amount_minor,
-    a.refunded_amount_minor,
-    a.amount_minor as consideration_minor,
-    a.fee_minor,
-    a.tax_minor,
-    a.rented_days,
-    r.currency as reported_currency,
-    [r.cons_q1, r.cons_q2, r.cons_q3, r.cons_q4][a.quarter] as reported_consideration,
-    [r.numb_q1, r.numb_q2, r.numb_q3, r.numb_q4][a.quarter] as reported_activities,
-    [r.fees_q1, r.fees_q2, r.fees_q3, r.fees_q4][a.quarter] as reported_fees,
-    [r.tax_q1, r.tax_q2, r.tax_q3, r.tax_q4][a.quarter] as reported_taxes,
-    list_contains(d.excluded_listings, a.listing_id) as listing_excluded
-from activity_totals as a
-inner join decisions as d on d.seller_id = a.seller_id
+    x.seller_id,
+    x.seller_decision,
+    case
+        when list_contains(x.excluded_listings, x.listing_id) then 'excluded_listing:over_2000_rentals'
+        when x.seller_decision <> 'reported' then x.seller_decision
+        when r.seller_id is not null then 'reported'
+        when x.group_amount = 0 and x.group_activities = 0 then 'not_reportable:no_activity'
+        else 'not_reportable:non_eu'
+    end as row_decision,
+    x.activity,
+    nullif(x.listing_id, '') as listing_id,
+    x.quarter,
+    x.currency,
+    x.rate_date,
+    x.units_per_eur,
+    x.transactions,
+    x.refunded_transactions,
+    x.fully_refunded_transactions,
+    x.activities as counted_activities,
+    x.gross_amount_minor,
+    x.refunded_amount_minor,
+    x.amount_minor as consideration_minor,
+    x.fee_minor,
+    x.tax_minor,
+    x.rented_days,
+    x.refunds_after_as_of,
+    x.refunded_after_as_of_minor,
+    -- the reported figure of the activity and quarter, on its first row only (no double counting)
+    case when x.nth_in_quarter = 1 then r.currency end as reported_currency,
+    case when x.nth_in_quarter = 1 then [r.cons_q1, r.cons_q2, r.cons_q3, r.cons_q4][x.quarter] end
+        as reported_consideration,
+    case when x.nth_in_quarter = 1 then [r.numb_q1, r.numb_q2, r.numb_q3, r.numb_q4][x.quarter] end
+        as reported_activities,
+    case when x.nth_in_quarter = 1 then [r.fees_q1, r.fees_q2, r.fees_q3, r.fees_q4][x.quarter] end
+        as reported_fees,
+    case when x.nth_in_quarter = 1 then [r.tax_q1, r.tax_q2, r.tax_q3, r.tax_q4][x.quarter] end
+        as reported_taxes
+from rows as x
 left join reported as r
-    on r.seller_id = a.seller_id and r.activity = a.activity and r.listing_id = a.listing_id
-order by a.seller_id, a.activity, a.listing_id, a.quarter, a.currency, a.rate_date
+    on r.seller_id = x.seller_id and r.activity = x.activity and r.listing_id = x.listing_id
+order by x.seller_id, x.activity, x.listing_id, x.quarter, x.currency, x.rate_date
 """
 
 

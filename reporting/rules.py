@@ -97,7 +97,7 @@ def decimal_text(value: Fraction) -> str:
 
     with localcontext() as ctx:
         ctx.prec = 50
-        return str((Decimal(value.numerator) / Decimal(value.denominator)).normalize())
+        return format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,7 @@ class Decision:
     goods_activities: int = 0
     goods_eur: Fraction | None = None
     excluded_listings: tuple[str, ...] = ()
+    not_reported_non_eu: tuple[str, ...] = ()  # activities of a non-EU seller outside EU property
     reports: tuple[ActivityReport, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
 
@@ -228,7 +229,11 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     eu_residence = [c for c, _ in res if c in EU_MEMBER_STATES]
     if not eu_residence:
         # Resident outside the EU: reportable only for property located in the EU.
-        kept = {k: v for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
+        eu_property = {k: v for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
+        base["not_reported_non_eu"] = tuple(
+            f"{a} (listing {lid})" if lid else a for a, lid in sorted(set(kept) - set(eu_property))
+        )
+        kept = eu_property
         if not kept:
             return Decision(decision=NOT_REPORTABLE_NON_EU, **base)
 
@@ -386,6 +391,11 @@ def explanation(d: Decision) -> str:
             why.append("sells goods and has other activities: the de minimis rule does not apply")
         if d.excluded_listings:
             why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")
+        if d.not_reported_non_eu:
+            why.append(
+                "resident outside the EU: only property located in the EU is reported, not "
+                + ", ".join(d.not_reported_non_eu)
+            )
         why.append(
             "activities: "
             + ", ".join(f"{r.activity}" + (f" (listing {r.listing_id})" if r.listing_id else "") for r in d.reports)

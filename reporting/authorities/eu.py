@@ -3,20 +3,20 @@ a national variant (and, until one is configured, for all of them).
 
 Ids follow the EU exchange formats (reference §3.2, rules 50008 and 80001):
 MessageRefId ``<TransmittingCountry><year><ReceivingCountry><unique>`` and DocRefId
-``<TransmittingCountry><year>-<unique>``. The Timestamp is CET wall-clock time without an offset,
-as the EU schema annotation requires (Europe/Brussels, which is CET or CEST by season).
+``<TransmittingCountry><year>-<unique>``. The Timestamp is in CET without an offset, as the EU
+schema annotation requires ("The default time zone is CET ... A different time zone cannot be
+provided"): read literally, CET is UTC+01:00 all year; summer time (CEST) is another zone.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta, timezone
 
 from reporting.authorities.base import DocIds, DpiWriter
 from reporting.preflight import EU_DOMESTIC
 from reporting.records import MessageHeader
 
-CET = ZoneInfo("Europe/Brussels")
+CET = timezone(timedelta(hours=1), "CET")
 
 
 class EuProfile(DpiWriter):

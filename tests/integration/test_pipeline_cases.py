@@ -374,3 +374,19 @@ def test_validate_command_checks_schema_and_business_rules(tmp_path: Path, capsy
     assert main(["validate", "--rules", "--authority", "LT", str(broken)]) == 1
     out = capsys.readouterr().out
     assert "[40010 BR_PAR_001] error in record LT2025-" in out and "dpi:Nationality" in out
+
+
+def test_rented_days_zero_is_omitted_and_other_property_type_only_with_dpi910(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.listing("L1", "S1", address_street="Pilies g.", property_type="DPI905", other_property_type="ignored text")
+    m.listing("L2", "S1", address_street="Didzioji g.", property_type="DPI910", other_property_type="Yurt")
+    m.tx("S1", "2025-07-01 10:00:00", 100_00, activity="immovable_property", listing_id="L1", rented_days=0)
+    m.tx("S1", "2025-07-01 10:00:00", 100_00, activity="immovable_property", listing_id="L2", rented_days=2)
+    root = seller_xml(tmp_path, pipeline(tmp_path, m), "LT")
+    first, second = root.findall(".//dpi:PropertyListing", NS)
+    assert first.find("dpi:RentedDays", NS) is None  # 0 days: omitted
+    assert first.find("dpi:OtherPropertyType", NS) is None  # never with DPI905 (EU rule 30060)
+    assert first.findtext("dpi:PropertyType", namespaces=NS) == "DPI905"
+    assert second.findtext("dpi:OtherPropertyType", namespaces=NS) == "Yurt"
+    assert second.findtext("dpi:RentedDays", namespaces=NS) == "2"

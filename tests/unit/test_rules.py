@@ -219,3 +219,10 @@ def test_a_seller_whose_only_eu_link_is_a_tin_is_resident_there() -> None:
 def test_an_individual_permanent_establishment_adds_no_residence() -> None:
     d = decide(seller(goods(40, 5_000_00), residence_country="LT", pe_countries=("PL",)), ctx())
     assert d.authorities == ("LT",)
+
+
+def test_the_explanation_names_what_a_non_eu_seller_does_not_report() -> None:
+    flat = Block("immovable_property", "L1", "EUR", 3, 900_00, 90_00, 0, 3, 9, "ES")
+    d = decide(seller(goods(100, 10_000_00), flat, residence_country="US", tin_issuers=()), ctx())
+    assert d.not_reported_non_eu == ("sale_of_goods",)
+    assert "only property located in the EU is reported, not sale_of_goods" in rules.explanation(d)
