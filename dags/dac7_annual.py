@@ -188,7 +188,6 @@ def dac7_annual() -> None:
     @task
     def publish(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
-
         from reporting.run import load_settings
 
         manifest = pipeline.publish(run_dir)

@@ -70,12 +70,15 @@ class Config:
     reporting: Reporting = field(default_factory=Reporting)
     source: str | None = None
     path: str | None = None
+    #: ``[authorities.XX]``: a member state's own filing identifiers (BZSt id, SIREN ...), which
+    #: select its national profile.
+    authorities: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "reporting", "source"}
+_KNOWN_TABLES = {"operator", "reporting", "source", "authorities"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -140,7 +143,30 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
             f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone (e.g. 'Europe/Vilnius')"
         ) from None
     src = _table(raw, "source", origin, required=False)
-    return Config(operator=operator, reporting=reporting, source=_str(src, "url", "source", origin), path=origin)
+    return Config(
+        operator=operator,
+        reporting=reporting,
+        source=_str(src, "url", "source", origin),
+        path=origin,
+        authorities=_authorities(raw, origin),
+    )
+
+
+def _authorities(raw: dict[str, Any], origin: str) -> dict[str, dict[str, str]]:
+    tables = _table(raw, "authorities", origin, required=False)
+    out: dict[str, dict[str, str]] = {}
+    for country, table in tables.items():
+        if not is_eu(country):
+            raise ConfigError(f"{origin}: [authorities.{country}]: {country!r} is not an EU member state code")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [authorities.{country}] must be a table of identifiers")
+        values = {}
+        for key in table:
+            value = _str(table, key, f"authorities.{country}", origin)
+            if value:
+                values[key] = value
+        out[country] = values
+    return out
 
 
 def _table(raw: dict[str, Any], key: str, origin: str, *, required: bool, prefix: str = "") -> dict[str, Any]:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from reporting.authorities import profile_for
+from reporting.authorities import select_profile
 from reporting.errors import XmlValidationError
 from reporting.preflight import check_message
 from reporting.reports import write_reports
@@ -32,7 +32,7 @@ def validate(settings: RunSettings) -> dict[str, Any]:
     failures: list[str] = []
     for msg in render["messages"]:
         path = settings.run_path / "render" / msg["file"]
-        profile = profile_for(msg["authority"])
+        profile = select_profile(msg["authority"], settings.config)
         errors = validate_file(path, schema_for(msg["schema"], settings.xsd_dir))
         findings = []
         if not errors:

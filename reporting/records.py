@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
@@ -88,4 +89,6 @@ class MessageHeader:
     message_type_indic: str  # DPI401 | DPI402 | DPI403
     reporting_period: date
     timestamp: datetime  # wall-clock time as the authority wants it (EU: CET), naive
-    sending_entity_in: str | None = None
+    environment: str = "test"  # test | prod
+    identifiers: Mapping[str, str] = field(default_factory=dict)  # [authorities.XX] of the config
+    transfer_id: str = ""  # a unique id of this delivery, for envelopes that carry one

@@ -15,7 +15,7 @@ from typing import Any
 
 from stdnum import iban
 
-from reporting.authorities import DocIds, profile_for
+from reporting.authorities import select_profile
 from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.records import (
@@ -340,9 +340,9 @@ def render(settings: RunSettings) -> dict[str, Any]:
 def _render_one(
     settings: RunSettings, con: Any, authority: str, operator: OperatorRecord, findings: list[Finding]
 ) -> dict[str, Any]:
-    profile = profile_for(authority)
+    profile = select_profile(authority, settings.config)
     env = settings.environment
-    ids = DocIds(settings.run_id, settings.config.operator.country, authority, settings.year)
+    ids = profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year)
     header = MessageHeader(
         transmitting_country=ids.transmitting_country,
         receiving_country=authority,
@@ -350,6 +350,9 @@ def _render_one(
         message_type_indic="DPI401",
         reporting_period=date(settings.year, 12, 31),
         timestamp=profile.message_timestamp(settings.timestamp),
+        environment=env,
+        identifiers=settings.config.authorities.get(authority, {}),
+        transfer_id=ids.unique("transfer", authority, "1"),
     )
     target_dir = settings.stage_dir(f"render/{authority}")
     name = profile.file_name(header)

@@ -52,7 +52,7 @@ class RunSettings:
 
     def to_json(self) -> dict[str, Any]:
         cfg = asdict(self.config)
-        raw_config = {"operator": cfg["operator"], "reporting": cfg["reporting"]}
+        raw_config = {"operator": cfg["operator"], "reporting": cfg["reporting"], "authorities": cfg["authorities"]}
         return {
             "config": raw_config,
             "config_path": self.config.path,

@@ -45,6 +45,10 @@ class AuthorityProfile(Protocol):
     edition: str
     schema_resource: str  # path of the main XSD inside the reporting.xsd resources
     rule_set: RuleSet  # the business rules the authority applies on receipt
+    required_identifiers: tuple[str, ...]  # keys of [authorities.XX] the profile cannot do without
+
+    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
+    def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...
 
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
@@ -124,24 +128,50 @@ class DpiWriter:
         operator_doc: tuple[str, str],
         sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
     ) -> int:
-        """Write one message; returns the number of sellers written."""
-        n = 0
+        """Write one file; returns the number of sellers written."""
         with etree.xmlfile(out, encoding="UTF-8") as xf:
             xf.write_declaration()
-            w = XmlStream(xf)
-            with w.element(self.q(self.root_tag), {"version": self.version}, nsmap=self.nsmap):
-                self.message_spec(w, header)
-                with w.element(self.q("DPIBody")):
-                    self.platform_operator(w, operator, operator_doc)
-                    for seller, doc in sellers:
-                        self.reportable_seller(w, seller, doc)
-                        n += 1
+            return self.write_document(XmlStream(xf), header, operator, operator_doc, sellers)
+
+    def write_document(
+        self,
+        w: XmlStream,
+        header: MessageHeader,
+        operator: OperatorRecord,
+        operator_doc: tuple[str, str],
+        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    ) -> int:
+        """The document around the message: none here; a profile with an envelope overrides it."""
+        return self.write_message(w, header, operator, operator_doc, sellers, nsmap=self.nsmap)
+
+    def write_message(
+        self,
+        w: XmlStream,
+        header: MessageHeader,
+        operator: OperatorRecord,
+        operator_doc: tuple[str, str],
+        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        nsmap: dict[str | None, str] | None = None,
+    ) -> int:
+        """The DPI message itself."""
+        n = 0
+        with w.element(self.q(self.root_tag), {"version": self.version}, nsmap=nsmap):
+            self.message_spec(w, header)
+            with w.element(self.q("DPIBody")):
+                self.platform_operator(w, operator, operator_doc)
+                for seller, doc in sellers:
+                    self.reportable_seller(w, seller, doc)
+                    n += 1
         return n
+
+    def sending_entity_in(self, header: MessageHeader) -> str | None:
+        """Only domestic filings that the authority asks it for carry a SendingEntityIN (10010)."""
+        return None
 
     # ------------------------------------------------------------------ message spec
     def message_spec(self, w: XmlStream, h: MessageHeader) -> None:
         with w.element(self.q("MessageSpec")):
-            w.opt(self.q("SendingEntityIN"), h.sending_entity_in)
+            w.opt(self.q("SendingEntityIN"), self.sending_entity_in(h))
             w.leaf(self.q("TransmittingCountry"), h.transmitting_country)
             w.leaf(self.q("ReceivingCountry"), h.receiving_country)
             w.leaf(self.q("MessageType"), "DPI")

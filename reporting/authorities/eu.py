@@ -25,6 +25,14 @@ class EuProfile(DpiWriter):
     schema_resource = "eu/v1.0/DPIXML_v1.0.xsd"
     #: The operator's filing to a member state is domestic: the exchange-only rules do not bind it.
     rule_set = EU_DOMESTIC
+    required_identifiers: tuple[str, ...] = ()
+
+    def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
+        """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""
+        return None
+
+    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
+        return DocIds(run_id, operator_country, receiving_country, year)
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:
         unique = ids.unique("message", ids.receiving_country, str(part))

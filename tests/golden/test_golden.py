@@ -121,3 +121,27 @@ def test_eu_initial_message(tmp_path: Path, environment: str, request: pytest.Fi
 
 def canonical(path: Path) -> str:
     return etree.canonicalize(from_file=str(path), strip_text=True)
+
+
+@pytest.mark.parametrize("environment", ["test", "prod"])
+def test_de_initial_message(tmp_path: Path, environment: str, request: pytest.FixtureRequest) -> None:
+    url = marketplace().write(f"sqlite:///{tmp_path}/source.db")
+    cfg = write_config(tmp_path / "dac7.toml", environment=environment)
+    cfg.write_text(cfg.read_text() + '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n', encoding="utf-8")
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=TIMESTAMP,
+    ).manifest
+    [f] = [f for f in manifest["files"] if f["authority"] == "DE"]
+    produced = tmp_path / "out" / f["file"]
+    golden = GOLDEN / "de" / f"initial-{environment}.xml"
+    if request.config.getoption("--regenerate-golden"):
+        golden.write_bytes(produced.read_bytes())
+    assert golden.is_file(), f"{golden} is missing: run pytest tests/golden --regenerate-golden"
+    assert canonical(produced) == canonical(golden)

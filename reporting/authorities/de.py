@@ -1,0 +1,88 @@
+"""Germany (BZSt): the DIP mass-data envelope around the EU edition of the DPI message.
+
+The envelope ``dip:dip version="1.0"`` carries a header with the environment (``TEST`` or
+``PROD``), the consignment (who delivers: the BZSt id of ``[authorities.DE] bzst_id`` with its
+identity provider, when, and a unique transfer ticket id) and the application code ``DAC7``;
+its body holds the ``DPI_OECD`` message. TransmittingCountry and ReceivingCountry are ``DE``,
+MessageRefId ``DE<year>DE<unique>``, DocRefId ``DE<year>-<unique>``, SendingEntityIN the BZSt id
+(allowed in a domestic filing). The environment is marked in the envelope; the records use
+DocTypeIndic ``OECD0`` to ``OECD3`` in both.
+
+Sources and what is unsure (reference §6.1): the structure and the BZSt texts come from a
+third-party client (XDEV bzst-dip-java-client 2.0.2) that bundles the BZSt schemas and quotes
+the "Kommunikationshandbuch DIP-Standard 1.4"; its copy of dip.xsd has the include of
+dip-types.xsd commented out. The DocRefId format is that client's choice, not a documented BZSt
+rule, and no BZSt file-size limit has been found. The German legal variants (de minimis
+"weniger als 2 000 Euro", goods-only exclusion of a mixed seller, PStTG § 4(5)) are not yet
+applied by the rules engine: the EU reading is used for every authority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reporting.authorities import register
+from reporting.authorities.base import DocIds, XmlStream
+from reporting.authorities.eu import EuProfile
+from reporting.preflight import EU_DOMESTIC
+from reporting.records import MessageHeader, OperatorRecord, SellerRecord
+
+DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"
+IDENTITY_PROVIDERS = ("BZST-CERT", "ELSTER")
+
+
+class DeProfile(EuProfile):
+    code = "DE"
+    edition = "BZSt DIP 1.0 envelope, DAC7 (EU DPI v1.0 inside)"
+    # Our driver schema: the DIP envelope and the EU DPI schema, so that the message inside the
+    # envelope's free-form data element is validated too.
+    schema_resource = "de/dac7-dip.xsd"
+    rule_set = EU_DOMESTIC
+    required_identifiers = ("bzst_id",)
+
+    @property
+    def nsmap(self) -> dict[str | None, str]:
+        return {"dip": DIP_NS, "dpi": self.dpi_ns, "stf": self.stf_ns}
+
+    def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
+        provider = identifiers.get("identity_provider", "BZST-CERT")
+        if provider not in IDENTITY_PROVIDERS:
+            return f"identity_provider must be one of {', '.join(IDENTITY_PROVIDERS)}"
+        if len(identifiers.get("bzst_id", "")) > 16:
+            return "bzst_id has at most 16 characters (the DIP customer identifier)"
+        return None
+
+    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
+        # A domestic filing with the BZSt: transmitted by and to Germany.
+        return DocIds(run_id, "DE", "DE", year)
+
+    def doc_type_indic(self, kind: str, environment: str) -> str:
+        return {"resent": "OECD0", "new": "OECD1", "corrected": "OECD2", "deleted": "OECD3"}[kind]
+
+    def sending_entity_in(self, header: MessageHeader) -> str | None:
+        return header.identifiers["bzst_id"]
+
+    def write_document(
+        self,
+        w: XmlStream,
+        header: MessageHeader,
+        operator: OperatorRecord,
+        operator_doc: tuple[str, str],
+        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    ) -> int:
+        provider = header.identifiers.get("identity_provider", "BZST-CERT")
+        d = f"{{{DIP_NS}}}"
+        with w.element(f"{d}dip", {"version": "1.0"}, nsmap=self.nsmap):
+            with w.element(f"{d}header", {"environment": "PROD" if header.environment == "prod" else "TEST"}):
+                with w.element(f"{d}consignment"):
+                    with w.element(f"{d}customerIdentifier"):
+                        w.leaf(f"{d}identityProvider", provider)
+                        w.leaf(f"{d}identifier", header.identifiers["bzst_id"])
+                    w.leaf(f"{d}creationTime", header.timestamp.strftime("%Y-%m-%dT%H:%M:%S"))
+                    w.leaf(f"{d}transferticketId", header.transfer_id)
+                w.leaf(f"{d}application", None, {"code": "DAC7"})
+            with w.element(f"{d}body"), w.element(f"{d}consignmentItem"), w.element(f"{d}data"):
+                return self.write_message(w, header, operator, operator_doc, sellers)
+
+
+DE = register("DE", DeProfile())

@@ -1,0 +1,146 @@
+"""Profile selection and the national profiles that exist today (DE), end to end."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from builders import Marketplace, write_config
+from lxml import etree
+
+from reporting import authorities
+from reporting.authorities.eu import EuProfile
+from reporting.errors import ConfigError
+from reporting.pipeline import run
+from reporting.preflight import EU_DOMESTIC, check_message
+from reporting.records import MessageHeader
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO.parent / "shared" / "reference" / "xsd"
+DIP = "{http://itzbund.de/ozg/bzst/post/dip/v1/}"
+NS = {"dpi": "urn:oecd:ties:dpi:v1", "dip": "http://itzbund.de/ozg/bzst/post/dip/v1/"}
+RUN_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+
+
+def market() -> Marketplace:
+    m = Marketplace()
+    m.seller("DE1", country="DE", tin="86095742719")
+    m.sales("DE1", 40, 100_00)
+    m.seller("LT1", country="LT")
+    m.sales("LT1", 40, 100_00)
+    return m
+
+
+def config(tmp_path: Path, extra: str, **kw: str) -> Path:
+    path = write_config(tmp_path / "dac7.toml", **kw)
+    path.write_text(path.read_text() + extra, encoding="utf-8")
+    return path
+
+
+def go(tmp_path: Path, cfg: Path, environment: str | None = None) -> dict:
+    url = market().write(f"sqlite:///{tmp_path}/source.db")
+    return run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+        environment=environment,
+    ).manifest
+
+
+@pytest.mark.parametrize("environment", ["test", "prod"])
+def test_de_profile_wraps_the_message_in_the_dip_envelope(tmp_path: Path, environment: str) -> None:
+    cfg = config(tmp_path, '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n')
+    manifest = go(tmp_path, cfg, environment)
+    [de] = [f for f in manifest["files"] if f["authority"] == "DE"]
+    assert de["profile"] == "DE"
+    root = etree.parse(str(tmp_path / "out" / de["file"])).getroot()
+    assert root.tag == f"{DIP}dip" and root.get("version") == "1.0"
+    assert root.find(f"{DIP}header").get("environment") == ("PROD" if environment == "prod" else "TEST")
+    assert root.find(f"{DIP}header/{DIP}application").get("code") == "DAC7"
+    assert root.findtext(f"{DIP}header/{DIP}consignment/{DIP}customerIdentifier/{DIP}identifier") == "BZST0012345678"
+    msg = root.find(f"{DIP}body/{DIP}consignmentItem/{DIP}data/dpi:DPI_OECD", NS)
+    assert msg.findtext("dpi:MessageSpec/dpi:SendingEntityIN", namespaces=NS) == "BZST0012345678"
+    assert msg.findtext("dpi:MessageSpec/dpi:TransmittingCountry", namespaces=NS) == "DE"
+    assert msg.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS).startswith("DE2025DE")
+    assert {e.text for e in msg.iter("{urn:oecd:ties:dpistf:v1}DocTypeIndic")} == {"OECD1"}  # env is in the envelope
+    assert check_message(tmp_path / "out" / de["file"], rules=EU_DOMESTIC, today=date(2026, 1, 15)) == []
+    # The LT message stays in the EU generic edition.
+    [lt] = [f for f in manifest["files"] if f["authority"] == "LT"]
+    assert lt["profile"] == "EU"
+
+
+def test_de_envelope_validates_against_the_reference_schemas(tmp_path: Path) -> None:
+    dip = REFERENCE / "de-bzst-dip__xdev-client"
+    if not (dip / "dip.xsd").is_file():
+        pytest.skip(f"the reference DIP schema is absent ({dip})")
+    manifest = go(tmp_path, config(tmp_path, '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n'))
+    [de] = [f for f in manifest["files"] if f["authority"] == "DE"]
+    # The reference dip.xsd holds copies of the types of dip-types.xsd and loads alone.
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for f in [dip / "dip.xsd", *(REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0").glob("*.xsd")]:
+        (ref / f.name).write_bytes(f.read_bytes())
+    (ref / "driver.xsd").write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+        '<xs:import namespace="http://itzbund.de/ozg/bzst/post/dip/v1/" schemaLocation="dip.xsd"/>'
+        '<xs:import namespace="urn:oecd:ties:dpi:v1" schemaLocation="DPIXML_v1.0.xsd"/></xs:schema>',
+        encoding="utf-8",
+    )
+    schema = etree.XMLSchema(etree.parse(str(ref / "driver.xsd")))
+    doc = etree.parse(str(tmp_path / "out" / de["file"]))
+    assert schema.validate(doc), schema.error_log
+    # the message inside is checked too: break it and the envelope schema says so
+    doc.find(".//dpi:MessageSpec/dpi:MessageTypeIndic", NS).text = "DPI499"
+    assert not schema.validate(doc)
+
+
+def test_a_national_variant_without_identifiers_falls_back_to_the_eu_edition(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        manifest = go(tmp_path, config(tmp_path, ""))
+    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "EU", "LT": "EU"}
+    assert "DE has its own variant" in caplog.text
+
+
+def test_a_nexus_state_without_its_identifier_is_a_configuration_error(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "", routing="nexus")
+    cfg.write_text(cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "DE"'))
+    with pytest.raises(ConfigError, match=r"\[authorities.DE\] bzst_id"):
+        go(tmp_path, cfg)
+
+
+def test_adding_a_member_state_is_one_registration(tmp_path: Path) -> None:
+    class NlProfile(EuProfile):
+        code = "NL"
+        edition = "Belastingdienst (example)"
+        required_identifiers = ("rsin",)
+
+        def file_name(self, header: MessageHeader) -> str:
+            return f"DAC7_{header.identifiers['rsin']}_{header.message_ref_id}.xml"
+
+    m = market()
+    m.seller("NL1", country="NL")
+    m.sales("NL1", 40, 100_00)
+    authorities.register("NL", NlProfile())
+    try:
+        url = m.write(f"sqlite:///{tmp_path}/source.db")
+        manifest = run(
+            config_path=config(tmp_path, '\n[authorities.NL]\nrsin = "123456789"\n'),
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "st",
+        ).manifest
+    finally:
+        del authorities.NATIONAL["NL"]
+    [nl] = [f for f in manifest["files"] if f["authority"] == "NL"]
+    assert nl["profile"] == "NL" and nl["file"].startswith("NL/DAC7_123456789_LT2025NL")
