@@ -126,6 +126,8 @@ def publish(settings: RunSettings) -> dict[str, Any]:
                 "message_ref_id": msg["message_ref_id"],
                 "message_type_indic": msg["message_type_indic"],
                 "sellers": msg["sellers"],
+                "part": msg["part"],
+                "parts": msg["parts"],
                 "bytes": dst.stat().st_size,
                 "sha256": sha256_of(dst),
             }

@@ -6,10 +6,11 @@ one: memory does not grow with the number of sellers.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
@@ -326,7 +327,7 @@ def render(settings: RunSettings) -> dict[str, Any]:
         ]
         operator = operator_record(settings)
         for authority in authorities:
-            messages.append(_render_one(settings, con, authority, operator, findings))
+            messages.extend(_render_one(settings, con, authority, operator, findings))
     finally:
         con.close()
     if findings:
@@ -339,25 +340,30 @@ def render(settings: RunSettings) -> dict[str, Any]:
 
 def _render_one(
     settings: RunSettings, con: Any, authority: str, operator: OperatorRecord, findings: list[Finding]
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """The message(s) to one authority: one file, or several parts where the profile limits the
+    size or the sellers of a file. Each part is a message of its own (MessageRefId, the
+    PlatformOperator record) and every seller lands in exactly one part."""
     profile = select_profile(authority, settings.config)
     env = settings.environment
     ids = profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year)
-    header = MessageHeader(
-        transmitting_country=ids.transmitting_country,
-        receiving_country=authority,
-        message_ref_id=profile.message_ref_id(ids, 1),
-        message_type_indic="DPI401",
-        reporting_period=date(settings.year, 12, 31),
-        timestamp=profile.message_timestamp(settings.timestamp),
-        environment=env,
-        identifiers=settings.config.authorities.get(authority, {}),
-        transfer_id=ids.unique("transfer", authority, "1"),
-    )
-    target_dir = settings.stage_dir(f"render/{authority}")
-    name = profile.file_name(header)
-    tmp = target_dir / f".{name}.tmp"
-    operator_doc = (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, "platform-operator"))
+
+    def header(part: int) -> MessageHeader:
+        return MessageHeader(
+            transmitting_country=ids.transmitting_country,
+            receiving_country=authority,
+            message_ref_id=profile.message_ref_id(ids, part),
+            message_type_indic="DPI401",
+            reporting_period=date(settings.year, 12, 31),
+            timestamp=profile.message_timestamp(settings.timestamp),
+            environment=env,
+            identifiers=settings.config.authorities.get(authority, {}),
+            transfer_id=ids.unique("transfer", authority, str(part)),
+        )
+
+    def operator_doc(part: int) -> tuple[str, str]:
+        key = "platform-operator" if part == 1 else f"platform-operator/{part}"
+        return profile.doc_type_indic("new", env), profile.doc_ref_id(ids, key)
 
     def sellers() -> Iterator[tuple[SellerRecord, tuple[str, str]]]:
         reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
@@ -372,21 +378,92 @@ def _render_one(
                     (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}")),
                 )
 
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            count = profile.write(fh, header, operator, operator_doc, sellers())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
-        raise
-    tmp.replace(target_dir / name)
-    return {
-        "authority": authority,
-        "profile": profile.code,
-        "edition": profile.edition,
-        "schema": profile.schema_resource,
-        "message_ref_id": header.message_ref_id,
-        "message_type_indic": header.message_type_indic,
-        "file": f"{authority}/{name}",
-        "sellers": count,
-    }
+    target_dir = settings.stage_dir(f"render/{authority}")
+
+    def write_part(part: int, records: Iterable[tuple[SellerRecord, tuple[str, str]]]) -> dict[str, Any]:
+        h = header(part)
+        name = profile.file_name(h)
+        tmp = target_dir / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                count = profile.write(fh, h, operator, operator_doc(part), records)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
+            raise
+        tmp.replace(target_dir / name)
+        return {
+            "authority": authority,
+            "profile": profile.code,
+            "edition": profile.edition,
+            "schema": profile.schema_resource,
+            "message_ref_id": h.message_ref_id,
+            "message_type_indic": h.message_type_indic,
+            "file": f"{authority}/{name}",
+            "sellers": count,
+            "part": part,
+        }
+
+    max_sellers = profile.max_sellers_per_file
+    max_bytes = profile.max_file_bytes
+    if not max_sellers and not max_bytes:
+        messages = [write_part(1, sellers())]  # streamed: memory does not grow with the sellers
+    else:
+        messages = [
+            write_part(part, batch)
+            for part, batch in enumerate(
+                _split(profile, header(1), operator, operator_doc(1), sellers(), max_sellers, max_bytes, findings), 1
+            )
+        ]
+    for m in messages:
+        m["parts"] = len(messages)
+    return messages
+
+
+def _size(
+    profile: Any,
+    header: MessageHeader,
+    operator: OperatorRecord,
+    doc: tuple[str, str],
+    records: list[tuple[SellerRecord, tuple[str, str]]],
+) -> int:
+    buf = io.BytesIO()
+    profile.write(buf, header, operator, doc, records)
+    return len(buf.getvalue())
+
+
+def _split(
+    profile: Any,
+    header: MessageHeader,
+    operator: OperatorRecord,
+    operator_doc: tuple[str, str],
+    records: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    max_sellers: int | None,
+    max_bytes: int | None,
+    findings: list[Finding],
+) -> Iterator[list[tuple[SellerRecord, tuple[str, str]]]]:
+    """Batches of sellers that each fit a file: at most ``max_sellers``, and at most
+    ``max_bytes`` once written (each seller's exact size is measured by writing it once; a part's
+    sellers are held in memory until the part is written, so its size bounds the memory)."""
+    empty = _size(profile, header, operator, operator_doc, []) if max_bytes else 0
+    batch: list[tuple[SellerRecord, tuple[str, str]]] = []
+    size = empty
+    for rec in records:
+        n = _size(profile, header, operator, operator_doc, [rec]) - empty if max_bytes else 0
+        if max_bytes and empty + n > max_bytes:
+            findings.append(
+                Finding(
+                    rule="file.seller_exceeds_file_limit",
+                    table="sellers",
+                    key=rec[0].seller_id,
+                    seller_id=rec[0].seller_id,
+                    message=f"this seller alone needs {empty + n} bytes; the authority's files hold {max_bytes}",
+                )
+            )
+            continue
+        if batch and ((max_sellers and len(batch) >= max_sellers) or (max_bytes and size + n > max_bytes)):
+            yield batch
+            batch, size = [], empty
+        batch.append(rec)
+        size += n
+    yield batch

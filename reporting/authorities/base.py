@@ -46,6 +46,8 @@ class AuthorityProfile(Protocol):
     schema_resource: str  # path of the main XSD inside the reporting.xsd resources
     rule_set: RuleSet  # the business rules the authority applies on receipt
     required_identifiers: tuple[str, ...]  # keys of [authorities.XX] the profile cannot do without
+    max_sellers_per_file: int | None  # file limits where the authority sets them: larger messages
+    max_file_bytes: int | None  # are split into parts, each a message of its own
 
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...

@@ -26,6 +26,10 @@ class EuProfile(DpiWriter):
     #: The operator's filing to a member state is domestic: the exchange-only rules do not bind it.
     rule_set = EU_DOMESTIC
     required_identifiers: tuple[str, ...] = ()
+    #: Limits of one file, where the authority publishes them (none known for the EU edition);
+    #: a message over a limit is split into parts.
+    max_sellers_per_file: int | None = None
+    max_file_bytes: int | None = None
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""

@@ -144,3 +144,49 @@ def test_adding_a_member_state_is_one_registration(tmp_path: Path) -> None:
         del authorities.NATIONAL["NL"]
     [nl] = [f for f in manifest["files"] if f["authority"] == "NL"]
     assert nl["profile"] == "NL" and nl["file"].startswith("NL/DAC7_123456789_LT2025NL")
+
+
+@pytest.mark.parametrize(("max_sellers", "max_bytes"), [(3, None), (None, 9_000), (2, 20_000)])
+def test_a_message_over_the_profile_limits_is_split_into_parts(
+    tmp_path: Path, max_sellers: int | None, max_bytes: int | None
+) -> None:
+    class SmallFiles(EuProfile):
+        code = "LT-small"
+        max_sellers_per_file = max_sellers
+        max_file_bytes = max_bytes
+
+    m = Marketplace()
+    for i in range(8):
+        m.seller(f"S{i}", country="LT")
+        m.sales(f"S{i}", 30 + i, 100_00)
+    authorities.register("LT", SmallFiles())
+    try:
+        url = m.write(f"sqlite:///{tmp_path}/source.db")
+        manifest = run(
+            config_path=config(tmp_path, ""),
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "st",
+        ).manifest
+    finally:
+        del authorities.NATIONAL["LT"]
+    files = manifest["files"]
+    assert len(files) > 1 and [f["part"] for f in files] == list(range(1, len(files) + 1))
+    assert {f["parts"] for f in files} == {len(files)}
+    assert sum(f["sellers"] for f in files) == 8
+    assert len({f["message_ref_id"] for f in files}) == len(files)
+    sellers, doc_ref_ids = [], []
+    for f in files:
+        path = tmp_path / "out" / f["file"]
+        if max_sellers:
+            assert f["sellers"] <= max_sellers
+        if max_bytes:
+            assert path.stat().st_size <= max_bytes
+        doc = etree.parse(str(path))
+        assert doc.find(".//dpi:PlatformOperator", NS) is not None  # every part carries the operator
+        doc_ref_ids += [e.text for e in doc.iter("{urn:oecd:ties:dpistf:v1}DocRefId")]
+        sellers += [e.text for e in doc.iterfind(".//dpi:ReportableSeller", NS)]
+    assert len(doc_ref_ids) == len(set(doc_ref_ids))  # never reused, also across parts
+    assert len(sellers) == 8  # every seller in exactly one part
