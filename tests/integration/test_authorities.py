@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -190,3 +191,52 @@ def test_a_message_over_the_profile_limits_is_split_into_parts(
         sellers += [e.text for e in doc.iterfind(".//dpi:ReportableSeller", NS)]
     assert len(doc_ref_ids) == len(set(doc_ref_ids))  # never reused, also across parts
     assert len(sellers) == 8  # every seller in exactly one part
+
+
+def test_it_profile_wraps_the_message_in_the_telematic_supply(tmp_path: Path) -> None:
+    m = market()
+    m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
+    m.sales("IT1", 40, 100_00)
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    cfg = config(tmp_path, '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n')
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+    ).manifest
+    [it] = [f for f in manifest["files"] if f["authority"] == "IT"]
+    assert it["profile"] == "IT"
+    root = etree.parse(str(tmp_path / "out" / it["file"])).getroot()
+    tm = "{www.agenziaentrate.gov.it:specificheTecniche:telent:v1}"
+    assert root.tag == f"{tm}Messaggio"
+    assert root.findtext(f"{tm}Intestazione/{tm}CodiceFiscaleFornitore") == "12345670017"
+    assert root.find(f"{tm}Contenuto").get("CodiceFornitura") == "DPI23"
+    msg = root.find(".//dpi:DPI_OECD", NS)
+    assert msg.get("version") == "1.09"
+    ref = msg.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS)
+    uuid4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    assert re.fullmatch(rf"IT2025IT{uuid4}", ref)
+    for e in msg.iter("{urn:oecd:ties:dpistf:v1}DocRefId"):
+        assert re.fullmatch(rf"IT2025{uuid4}", e.text)
+    assert check_message(tmp_path / "out" / it["file"], rules=EU_DOMESTIC, today=date(2026, 1, 15)) == []
+
+
+def test_it_codice_fiscale_is_checked(tmp_path: Path) -> None:
+    m = market()
+    m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
+    m.sales("IT1", 40, 100_00)
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    with pytest.raises(ConfigError, match=r"\[authorities.IT\] codice_fiscale must be"):
+        run(
+            config_path=config(tmp_path, '\n[authorities.IT]\ncodice_fiscale = "abc"\n'),
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "st",
+        )
