@@ -133,7 +133,14 @@ TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
         ("identifier", STR, _text),
         ("account_holder_name", STR, _text),
     ],
-    "seller_permanent_establishments": [("seller_id", STR, _text), ("country", STR, _code)],
+    "seller_permanent_establishments": [
+        ("seller_id", STR, _text),
+        ("country", STR, _code),
+        ("address_street", STR, _text),
+        ("address_building", STR, _text),
+        ("address_post_code", STR, _text),
+        ("address_city", STR, _text),
+    ],
     "property_listings": [
         ("listing_id", STR, _text),
         ("seller_id", STR, _text),
@@ -287,9 +294,11 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 if table == "fx_rates":
                     continue
                 sql = sql_text(f"extract_{table}.sql")
-                if table == "property_listings":
+                if table in OPTIONAL_COLUMNS:
+                    # optional contract columns present in this source, from our fixed list only
+                    alias = "p" if table == "property_listings" else "x"
                     optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
-                    sql = sql.replace("{optional_columns}", "".join(f",\n        p.{c}" for c in optional))
+                    sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
                 counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet", findings)
             counts["fx_rates"] = _stream_to_parquet(
                 conn,

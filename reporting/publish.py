@@ -35,7 +35,7 @@ def validate(settings: RunSettings) -> dict[str, Any]:
         profile = select_profile(msg["authority"], settings.config)
         errors = validate_file(path, schema_for(msg["schema"], settings.xsd_dir))
         findings = []
-        if not errors:
+        if not errors and profile.rule_set.codes:
             rules = profile.rule_set
             if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
                 # A test preview of the running year: its period has not ended yet (10060).

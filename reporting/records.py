@@ -65,7 +65,8 @@ class SellerRecord:
     vat: str | None = None
     brn: str | None = None
     accounts: tuple[FinancialAccount, ...] = ()
-    permanent_establishments: tuple[str, ...] = ()
+    permanent_establishments: tuple[str, ...] = ()  # EU member states
+    pe_addresses: tuple[PostalAddress, ...] = ()  # their addresses, where the source has them
 
 
 @dataclass(frozen=True, slots=True)

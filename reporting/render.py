@@ -11,6 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -55,7 +56,13 @@ accounts as (
 ),
 
 pes as (
-    select seller_id, list(distinct country) as countries
+    select
+        seller_id,
+        list(distinct country) as countries,
+        list(distinct struct_pack(
+            country := country, street := address_street, building := address_building,
+            post_code := address_post_code, city := address_city
+        )) as addresses
     from seller_permanent_establishments
     where seller_id in (select seller_id from routed) and country in (select code from eu_states)
     group by seller_id
@@ -93,7 +100,8 @@ acts as (
 
 final as (
     select
-        s.*, d.residence_countries, t.tins, a.accounts, pe.countries as pe_countries, ac.acts
+        s.*, d.residence_countries, t.tins, a.accounts, pe.countries as pe_countries,
+        pe.addresses as pe_addresses, ac.acts
     from sellers as s
     inner join routed as r on r.seller_id = s.seller_id
     inner join decisions as d on d.seller_id = s.seller_id
@@ -311,6 +319,21 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
         brn=row["business_registration_number"],
         accounts=accounts,
         permanent_establishments=tuple(sorted(row["pe_countries"] or [])),
+        pe_addresses=tuple(
+            sorted(
+                (
+                    PostalAddress(
+                        country=p["country"],
+                        city=p["city"],
+                        street=p["street"],
+                        building=p["building"],
+                        post_code=p["post_code"],
+                    )
+                    for p in row["pe_addresses"] or []
+                ),
+                key=lambda a: (a.country, a.city or "", a.street or "", a.building or ""),
+            )
+        ),
     )
     return record, problems
 
@@ -346,7 +369,10 @@ def _render_one(
     PlatformOperator record) and every seller lands in exactly one part."""
     profile = select_profile(authority, settings.config)
     env = settings.environment
-    ids = profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year)
+    ids = replace(
+        profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year),
+        identifiers=settings.config.authorities.get(authority, {}),
+    )
 
     def header(part: int) -> MessageHeader:
         return MessageHeader(
@@ -370,6 +396,10 @@ def _render_one(
         for batch in reader:
             for row in batch.to_pylist():
                 record, problems = seller_record(row, settings.timestamp.year)
+                problems += [
+                    Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=message)
+                    for rule, table, key, message in profile.seller_problems(record)
+                ]
                 if problems:
                     findings.extend(problems)
                     continue

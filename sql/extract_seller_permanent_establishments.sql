@@ -8,7 +8,7 @@ with active as (
 final as (
     select
         x.seller_id,
-        x.country
+        x.country{optional_columns}
     from seller_permanent_establishments as x
     inner join active as a on a.seller_id = x.seller_id
 )

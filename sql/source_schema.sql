@@ -37,8 +37,13 @@ CREATE TABLE seller_financial_accounts (
 );
 
 CREATE TABLE seller_permanent_establishments (
-    seller_id VARCHAR(64) NOT NULL,
-    country   CHAR(2)     NOT NULL
+    seller_id         VARCHAR(64)  NOT NULL,
+    country           CHAR(2)      NOT NULL,
+    -- optional: the establishment's address, for authorities that want it (HU)
+    address_street    VARCHAR(200),
+    address_building  VARCHAR(200),
+    address_post_code VARCHAR(200),
+    address_city      VARCHAR(200)
 );
 
 CREATE TABLE property_listings (

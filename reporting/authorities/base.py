@@ -7,9 +7,9 @@ National variants subclass :class:`DpiWriter` and override only what differs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -34,6 +34,8 @@ class DocIds:
     transmitting_country: str
     receiving_country: str
     year: int
+    #: the ``[authorities.XX]`` identifiers (SIREN, tax number ...), for id formats that use them
+    identifiers: Mapping[str, str] = field(default_factory=dict)
 
     def unique(self, *parts: str) -> str:
         """A stable 32-hex-digit id for this run and these parts."""
@@ -51,6 +53,7 @@ class AuthorityProfile(Protocol):
 
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...
+    def seller_problems(self, seller: SellerRecord) -> list[tuple[str, str, str, str]]: ...
 
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
@@ -165,6 +168,11 @@ class DpiWriter:
                     self.reportable_seller(w, seller, doc)
                     n += 1
         return n
+
+    def seller_problems(self, seller: SellerRecord) -> list[tuple[str, str, str, str]]:
+        """What this authority cannot receive of a seller, as (rule, table, row key, message);
+        checked before rendering, so that the run names the seller instead of failing the schema."""
+        return []
 
     def sending_entity_in(self, header: MessageHeader) -> str | None:
         """Only domestic filings that the authority asks it for carry a SendingEntityIN (10010)."""

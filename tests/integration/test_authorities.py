@@ -240,3 +240,61 @@ def test_it_codice_fiscale_is_checked(tmp_path: Path) -> None:
             out_dir=tmp_path / "out",
             staging_root=tmp_path / "st",
         )
+
+
+def _hu_market(with_pe_address: bool) -> Marketplace:
+    m = market()
+    m.seller("HU1", country="HU", tin="8123456789", first_name="Anna", last_name="Kovacs")
+    m.sales("HU1", 40, 100_00)
+    m.seller("HU2", seller_type="entity", country="HU", tin="12345678-2-42", legal_name="Kft Example")
+    m.pe("HU2", "AT")
+    if with_pe_address:
+        m.rows["seller_permanent_establishments"][-1].update(
+            address_street="Ringstrasse", address_building="1", address_post_code="1010", address_city="Wien"
+        )
+    m.sales("HU2", 40, 100_00)
+    return m
+
+
+def test_hu_profile_writes_dpi_hu(tmp_path: Path) -> None:
+    url = _hu_market(True).write(f"sqlite:///{tmp_path}/source.db")
+    cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678-2-42"\n')
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+    ).manifest
+    [hu] = [f for f in manifest["files"] if f["authority"] == "HU"]
+    assert hu["profile"] == "HU" and hu["sellers"] == 2
+    assert re.fullmatch(r"123456782025[0-9A-F]{32}", hu["message_ref_id"])
+    root = etree.parse(str(tmp_path / "out" / hu["file"])).getroot()
+    assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_HU"
+    assert root.findtext("dpi:MessageSpec/dpi:SendingEntityIN", namespaces=NS) == "12345678-2-42"
+    assert root.find("dpi:MessageSpec/dpi:TransmittingCountry", NS) is None
+    for e in root.iter("{urn:oecd:ties:dpistf:v1}DocRefId"):
+        assert re.fullmatch(r"2025-[0-9A-F]{32}", e.text)
+    pe = root.find(".//dpi:PermanentEstablishments/dpi:Address", NS)
+    assert pe.findtext("dpi:CountryCode", namespaces=NS) == "AT"
+    assert pe.findtext("dpi:AddressFix/dpi:City", namespaces=NS) == "Wien"
+
+
+def test_hu_needs_the_address_of_a_permanent_establishment(tmp_path: Path) -> None:
+    url = _hu_market(False).write(f"sqlite:///{tmp_path}/source.db")
+    cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678"\n')
+    from reporting.errors import DataError
+
+    with pytest.raises(DataError) as err:
+        run(
+            config_path=cfg,
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "st",
+        )
+    assert [(f.rule, f.key) for f in err.value.findings] == [("hu.permanent_establishment_address", "HU2")]
