@@ -78,6 +78,13 @@ land_registration as (
     group by k.listing_key
 ),
 
+readings as (
+    -- a state with a national reading of its own gets the figures of that reading
+    select seller_id, max(reading) filter (where reading = $authority) as reading_for_authority
+    from reported
+    group by seller_id
+),
+
 acts as (
     select x.seller_id, list(struct_pack(
         activity := x.activity, listing_id := x.listing_id, currency := x.currency,
@@ -94,7 +101,9 @@ acts as (
     from reported as x
     left join property_listings as p on p.listing_id = x.listing_id and x.listing_id <> ''
     left join land_registration as lr on lr.listing_key = x.listing_id and x.listing_id <> ''
+    inner join readings as rd on rd.seller_id = x.seller_id
     where x.seller_id in (select seller_id from routed)
+        and x.reading = coalesce(rd.reading_for_authority, '')
     group by x.seller_id
 ),
 

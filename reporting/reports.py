@@ -111,7 +111,11 @@ select
     case when x.nth_in_quarter = 1 then [r.tax_q1, r.tax_q2, r.tax_q3, r.tax_q4][x.quarter] end
         as reported_taxes
 from rows as x
-left join reported as r
+left join (
+    -- the EU reading's figures, else those of the one national reading that reports the seller
+    select * from reported
+    qualify reading = min(reading) over (partition by seller_id)
+) as r
     on r.seller_id = x.seller_id and r.activity = x.activity and r.listing_id = x.listing_id
 order by x.seller_id, x.activity, x.listing_id, x.quarter, x.currency, x.rate_date
 """

@@ -15,8 +15,9 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -29,6 +30,7 @@ from reporting.findings import Finding
 from reporting.money import minor_to_units, round_half_up, to_fraction
 from reporting.run import RunSettings, write_json
 from reporting.staging import connect
+from reporting.variants import EU_READING, VARIANTS, LegalVariant
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +87,13 @@ class Rate:
     currency: str
     rate_date: date
     units_per_eur: Fraction
+    basis: str = ""  # e.g. "annual average of 250 rates"; "" for the rate of rate_date
 
     @property
     def text(self) -> str:
+        if self.basis:
+            shown = Decimal(round_half_up(self.units_per_eur * 10**6)).scaleb(-6)
+            return f"{self.currency} {shown} per EUR ({self.basis} up to {self.rate_date})"
         return f"{self.currency} {decimal_text(self.units_per_eur)} per EUR on {self.rate_date}"
 
 
@@ -130,6 +136,8 @@ class Decision:
     goods_eur: Fraction | None = None
     excluded_listings: tuple[str, ...] = ()
     not_reported_non_eu: tuple[str, ...] = ()  # activities of a non-EU seller outside EU property
+    variant: str = ""  # the member state whose reading decided, "" for the EU reading
+    goods_part_excluded: bool = False  # a national reading excluded the goods part only
     reports: tuple[ActivityReport, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
 
@@ -145,6 +153,8 @@ class RuleContext:
     reporting_currency: str  # "original" | "EUR"
     operator_country: str
     rates: dict[str, Rate]  # the year-end rate per currency
+    variant: LegalVariant = EU_READING  # a member state's own reading of the rules
+    threshold_rates: dict[str, Rate] | None = None  # rates for the EUR 2,000 test, if not ``rates``
 
 
 def residence(facts: SellerFacts) -> tuple[tuple[str, str], ...]:
@@ -186,9 +196,18 @@ def exact_sum(blocks: Iterable[Block], attr: str, rates: dict[str, Rate], conver
     return total
 
 
-def eur_value(blocks: Iterable[Block], rates: dict[str, Rate]) -> Fraction:
-    """Exact EUR value of the blocks' consideration (a missing rate raises KeyError)."""
+def eur_value(blocks: Iterable[Block], rates: dict[str, Rate], *, own_rates: bool = True) -> Fraction:
+    """Exact EUR value of the blocks' consideration (a missing rate raises KeyError); with
+    ``own_rates=False`` every block is converted at ``rates``, whatever its payment-date rate."""
+    if not own_rates:
+        blocks = [replace(b, units_per_eur=None, rate_date=None) for b in blocks]
     return exact_sum(blocks, "amount_minor", rates)
+
+
+def under_de_minimis(count: int, eur: Fraction, variant: LegalVariant) -> bool:
+    """Fewer than 30 sales AND at most EUR 2,000 (strictly less under a strict national reading)."""
+    amount_ok = eur < DE_MINIMIS_MAX_EUR if variant.de_minimis_strict else eur <= DE_MINIMIS_MAX_EUR
+    return count <= DE_MINIMIS_MAX_SALES and amount_ok
 
 
 def payment_rates(blocks: Iterable[Block]) -> tuple[tuple[str, int, date, date], ...]:
@@ -238,14 +257,24 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
             return Decision(decision=NOT_REPORTABLE_NON_EU, **base)
 
     goods_eur: Fraction | None = None
-    if goods_only:
-        goods_eur = eur_value(goods, ctx.rates)
+    threshold = ctx.threshold_rates or ctx.rates
+    base["variant"] = ctx.variant.state
+    if goods_only or (ctx.variant.goods_part_exclusion and goods):
+        goods_eur = eur_value(goods, threshold, own_rates=ctx.threshold_rates is None)
         threshold_rates = tuple(
-            ctx.rates[c] for c in sorted({b.currency for b in goods if b.units_per_eur is None}) if c != "EUR"
+            threshold[c]
+            for c in sorted({b.currency for b in goods if b.units_per_eur is None or ctx.threshold_rates})
+            if c != "EUR"
         )
         base.update(goods_activities=goods_count, goods_eur=goods_eur, rates=threshold_rates)
-        if goods_count <= DE_MINIMIS_MAX_SALES and goods_eur <= DE_MINIMIS_MAX_EUR:
-            return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
+        if under_de_minimis(goods_count, goods_eur, ctx.variant):
+            if goods_only:
+                return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
+            # A national reading that excludes the goods part of a mixed seller only.
+            kept = {k: v for k, v in kept.items() if k[0] != GOODS}
+            base["goods_part_excluded"] = True
+            if not kept:
+                return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
     else:
         base.update(goods_activities=goods_count)
 
@@ -480,6 +509,7 @@ Q = ("q1", "q2", "q3", "q4")
 REPORT_SCHEMA = pa.schema(
     [
         ("seller_id", pa.string()),
+        ("reading", pa.string()),  # "" for the EU reading, else the state whose reading it is
         ("activity", pa.string()),
         ("listing_id", pa.string()),
         ("currency", pa.string()),
@@ -491,6 +521,25 @@ REPORT_SCHEMA = pa.schema(
     + [(f"tax_{q}", pa.int64()) for q in Q]
     + [(f"exact_cons_{q}", pa.string()) for q in Q]
 )
+
+
+AVERAGE_RATES_SQL = """
+select currency, units_per_eur
+from fx_rates
+where rate_date between ? and ?
+order by currency, rate_date
+"""
+
+
+def load_average_rates(con: Any, year: int) -> dict[str, Rate]:
+    """The annual average of each currency's rates of the year, exact (a plain mean)."""
+    by_currency: dict[str, list[Fraction]] = defaultdict(list)
+    for currency, units in con.execute(AVERAGE_RATES_SQL, [date(year, 1, 1), date(year, 12, 31)]).fetchall():
+        by_currency[currency].append(to_fraction(units))
+    return {
+        c: Rate(c, date(year, 12, 31), sum(v, Fraction(0)) / len(v), basis=f"annual average of {len(v)} rates")
+        for c, v in by_currency.items()
+    }
 
 
 def load_rates(con: Any, year: int) -> dict[str, Rate]:
@@ -535,13 +584,21 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
         ):
+            readings = national_contexts(ctx, con, settings.year)
             for facts in iter_facts(con):
-                d = decide(facts, ctx)
+                d, eu, national = decide_everywhere(facts, ctx, readings)
                 decisions_counter[d.decision] += 1
                 findings.extend(d.findings)
-                dw.add(_decision_row(facts, d))
-                for r in d.reports:
-                    rw.add(_report_row(d.seller_id, r))
+                dw.add(_decision_row(facts, d, national))
+                if eu.decision == REPORTED:
+                    for r in eu.reports:
+                        rw.add(_report_row(d.seller_id, r, ""))
+                for state, n in national.items():
+                    # a state with its own reading receives the figures of that reading
+                    if state in d.authorities and n.decision == REPORTED and n.reports != eu.reports:
+                        findings.extend(f for f in n.findings if f not in d.findings)
+                        for r in n.reports:
+                            rw.add(_report_row(d.seller_id, r, state))
                 for a in d.authorities:
                     per_authority[a] += 1
                     ow.add({"authority": a, "seller_id": d.seller_id})
@@ -560,7 +617,44 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     return summary
 
 
-def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
+def national_contexts(ctx: RuleContext, con: Any, year: int) -> dict[str, RuleContext]:
+    """A rule context per member state with a national reading of its own."""
+    out = {}
+    for state, variant in VARIANTS.items():
+        threshold = load_average_rates(con, year) if variant.threshold_rate == "annual_average" else None
+        out[state] = replace(ctx, variant=variant, threshold_rates=threshold)
+    return out
+
+
+def decide_everywhere(
+    facts: SellerFacts, ctx: RuleContext, readings: dict[str, RuleContext]
+) -> tuple[Decision, Decision, dict[str, Decision]]:
+    """The seller under the EU reading, and under each national reading whose state could
+    receive it. A state with a reading of its own receives the seller as its reading decides;
+    every other state as the EU reading does. Returns the final decision (the receiving
+    authorities with their reasons; ``reported`` if any state receives the seller), the EU
+    decision, and the national decisions that differ from it."""
+    d = decide(facts, ctx)
+    national: dict[str, Decision] = {}
+    for state, nctx in readings.items():
+        n = decide(facts, nctx)
+        if n.decision != d.decision or n.reports != d.reports or n.authorities != d.authorities:
+            national[state] = n
+    if not national:
+        return d, d, {}
+    routes = {a: why for a, why in d.routes if a not in national}
+    for state, n in national.items():
+        routes.update({a: why for a, why in n.routes if a == state})
+    authorities = tuple(sorted(routes))
+    final_routes = tuple((a, routes[a]) for a in authorities)
+    if d.decision == REPORTED or not authorities:
+        return replace(d, authorities=authorities, routes=final_routes), d, national
+    # Only a national reading reports the seller: its decision, to that state alone.
+    n = next(n for s, n in sorted(national.items()) if s in authorities)
+    return replace(n, authorities=authorities, routes=final_routes), d, national
+
+
+def _decision_row(facts: SellerFacts, d: Decision, national: dict[str, Decision] | None = None) -> dict[str, Any]:
     return {
         "seller_id": d.seller_id,
         "seller_type": facts.seller_type,
@@ -588,13 +682,15 @@ def _decision_row(facts: SellerFacts, d: Decision) -> dict[str, Any]:
         "goods_eur": None if d.goods_eur is None else money_text(d.goods_eur, "").strip().replace(",", ""),
         "goods_eur_exact": None if d.goods_eur is None else str(d.goods_eur),
         "excluded_listings": list(d.excluded_listings),
-        "explanation": explanation(d),
+        "explanation": explanation(d)
+        + "".join(f" | {VARIANTS[s].label}: {explanation(n)}" for s, n in sorted((national or {}).items())),
     }
 
 
-def _report_row(seller_id: str, r: ActivityReport) -> dict[str, Any]:
+def _report_row(seller_id: str, r: ActivityReport, reading: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "seller_id": seller_id,
+        "reading": reading,
         "activity": r.activity,
         "listing_id": r.listing_id,
         "currency": r.currency,

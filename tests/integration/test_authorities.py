@@ -298,3 +298,41 @@ def test_hu_needs_the_address_of_a_permanent_establishment(tmp_path: Path) -> No
             staging_root=tmp_path / "st",
         )
     assert [(f.rule, f.key) for f in err.value.findings] == [("hu.permanent_establishment_address", "HU2")]
+
+
+def test_national_readings_route_and_figure_per_state(tmp_path: Path) -> None:
+    m = Marketplace()
+    # 29 sales, exactly EUR 2,000.00, resident in PL with a TIN issued by DE: excluded under the EU
+    # reading (PL receives nothing), reported to DE, whose law says "weniger als 2 000 Euro".
+    m.seller("EDGE", country="PL", tin="1234567890")
+    m.tin("EDGE", "86095742719", "DE")
+    ids = m.sales("EDGE", 28, 70_00)
+    m.tx("EDGE", "2025-06-01 10:00:00", 40_00)  # 28 x 70.00 + 40.00 = 2,000.00
+    # A mixed seller resident in DE with a TIN from FR: FR receives goods and service, DE the service only.
+    m.seller("MIX", country="DE", tin="86095742719")
+    m.tin("MIX", "1234567890123", "FR")
+    m.sales("MIX", 3, 20_00)
+    m.tx("MIX", "2025-07-01 10:00:00", 500_00, activity="personal_services")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    manifest = run(
+        config_path=config(tmp_path, ""),
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+    ).manifest
+    assert len(ids) == 28
+    assert {f["authority"]: f["sellers"] for f in manifest["files"]} == {"DE": 2, "FR": 1}
+    de = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "DE")))
+    fr = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "FR")))
+    activities = lambda doc: sorted(  # noqa: E731
+        e.tag.split("}")[1] for e in doc.iterfind(".//dpi:RelevantActivities/*", NS)
+    )
+    assert activities(fr) == ["PersonalServices", "SaleOfGoods"]
+    assert activities(de) == ["PersonalServices", "SaleOfGoods"]  # MIX: service only; EDGE: goods only
+    assert len(de.findall(".//dpi:SaleOfGoods", NS)) == 1
+    text = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
+    assert "DE reading (PStTG § 4(5))" in text
