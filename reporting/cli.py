@@ -174,13 +174,13 @@ def _explain(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from reporting.authorities import EU_GENERIC, profile_for
     from reporting.preflight import EU_EXCHANGE, NotEuDpiMessageError, check_message
-    from reporting.validate import schema_for, validate_file
+    from reporting.validate import load_schema, validate_file
 
     profile = profile_for(args.authority.upper()) if args.authority else EU_GENERIC
-    main_xsd = Path(profile.schema_resource).name
-    if args.xsd_dir and not (Path(args.xsd_dir) / main_xsd).is_file():
-        raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {main_xsd} there")
-    schema = schema_for(profile.schema_resource, args.xsd_dir)
+    main_xsd = profile.official_schema(args.xsd_dir)
+    if not main_xsd.is_file():
+        raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {main_xsd.name} there")
+    schema = load_schema(str(main_xsd))
     rules = profile.rule_set if args.authority else EU_EXCHANGE
     bad = 0
     for f in args.files:
@@ -201,6 +201,7 @@ def _validate(args: argparse.Namespace) -> int:
                 print(f"{f}: {exc}")
                 bad += 1
                 continue
+            findings += profile.extra_checks(Path(f)) if args.authority else []
             for finding in findings:
                 print(f"{f}: {finding.describe()}")
         failed = bool(errors) or any(x.severity == "error" for x in findings)

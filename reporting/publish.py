@@ -18,7 +18,7 @@ from reporting.errors import XmlValidationError
 from reporting.preflight import check_message
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
-from reporting.validate import schema_for, validate_file
+from reporting.validate import load_schema, validate_file
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ def validate(settings: RunSettings) -> dict[str, Any]:
     for msg in render["messages"]:
         path = settings.run_path / "render" / msg["file"]
         profile = select_profile(msg["authority"], settings.config)
-        errors = validate_file(path, schema_for(msg["schema"], settings.xsd_dir))
-        findings = []
+        # The authority's current official schema package, where the configuration points at one.
+        xsd_dir = settings.config.authorities.get(msg["authority"], {}).get("xsd_dir") or settings.xsd_dir
+        errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
+        findings = profile.extra_checks(path) if not errors else []
         if not errors and profile.rule_set.codes:
             rules = profile.rule_set
             if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
@@ -43,7 +45,7 @@ def validate(settings: RunSettings) -> dict[str, Any]:
             if routing == "jurisdiction" and "40070" not in rules.codes:
                 # Each state receives only sellers resident there or with property there.
                 rules = rules.derive(f"{rules.name} + 40070", add={"40070"})
-            findings = check_message(
+            findings += check_message(
                 path, rules=rules, today=settings.timestamp.date(), receiving_country=msg["authority"]
             )
         results.append(

@@ -381,6 +381,7 @@ def _render_one(
     ids = replace(
         profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year),
         identifiers=settings.config.authorities.get(authority, {}),
+        environment=env,
     )
 
     def header(part: int) -> MessageHeader:

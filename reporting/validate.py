@@ -30,8 +30,13 @@ def _parser(**kw: object) -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, **kw)
 
 
-@functools.lru_cache(maxsize=16)
 def load_schema(path: str) -> etree.XMLSchema:
+    """The schema of a main XSD file, parsed once per version of the file (path and mtime)."""
+    return _load_schema(path, Path(path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_schema(path: str, _mtime_ns: int) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(path, _parser()))
 
 

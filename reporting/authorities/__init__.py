@@ -65,7 +65,7 @@ def select_profile(country: str, config: Config) -> AuthorityProfile:
 
 
 def _load_national_profiles() -> None:
-    from reporting.authorities import de, hu, it  # noqa: F401  (each registers itself)
+    from reporting.authorities import de, fr, hu, it  # noqa: F401  (each registers itself)
 
 
 _load_national_profiles()

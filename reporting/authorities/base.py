@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 
 from lxml import etree
 
-from reporting.preflight import RuleSet
+from reporting.preflight import RuleFinding, RuleSet
 from reporting.records import (
     ActivityFigures,
     MessageHeader,
@@ -36,6 +36,7 @@ class DocIds:
     year: int
     #: the ``[authorities.XX]`` identifiers (SIREN, tax number ...), for id formats that use them
     identifiers: Mapping[str, str] = field(default_factory=dict)
+    environment: str = ""  # test | prod, for id formats that mark test files (FR)
 
     def unique(self, *parts: str) -> str:
         """A stable 32-hex-digit id for this run and these parts."""
@@ -54,6 +55,8 @@ class AuthorityProfile(Protocol):
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...
     def seller_problems(self, seller: SellerRecord) -> list[tuple[str, str, str, str]]: ...
+    def official_schema(self, xsd_dir: str | Path | None) -> Path: ...
+    def extra_checks(self, path: Path) -> list[RuleFinding]: ...
 
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
@@ -168,6 +171,15 @@ class DpiWriter:
                     self.reportable_seller(w, seller, doc)
                     n += 1
         return n
+
+    def official_schema(self, xsd_dir: str | Path | None) -> Path:
+        """The main XSD to validate with: from the authority's official package when a directory
+        is given (next year's schema without a release), else our own ``xsd/``."""
+        return schema_path(self.schema_resource, xsd_dir)
+
+    def extra_checks(self, path: Path) -> list[RuleFinding]:
+        """National checks of a rendered file beyond the schema and the EU rules (none here)."""
+        return []
 
     def seller_problems(self, seller: SellerRecord) -> list[tuple[str, str, str, str]]:
         """What this authority cannot receive of a seller, as (rule, table, row key, message);

@@ -19,7 +19,11 @@ applied by the rules engine: the EU reading is used for every authority.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 from reporting.authorities import register
 from reporting.authorities.base import DocIds, XmlStream
@@ -43,6 +47,29 @@ class DeProfile(EuProfile):
     @property
     def nsmap(self) -> dict[str | None, str]:
         return {"dip": DIP_NS, "dpi": self.dpi_ns, "stf": self.stf_ns}
+
+    def official_schema(self, xsd_dir: str | Path | None) -> Path:
+        """With the BZSt's own package (dip.xsd and DPIXML_v1.0.xsd), a driver schema that imports
+        both, written once to a temporary directory, so that the message inside is checked too."""
+        if not xsd_dir:
+            return super().official_schema(None)
+        base = Path(xsd_dir).resolve()
+        # One driver per version of the package: its files' names, sizes and times name it.
+        stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(base.glob("*.xsd")))
+        key = hashlib.sha256(f"{base}|{stamp}".encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / "dac7-xsd-drivers" / key / "dac7-dip.xsd"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(
+                '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" elementFormDefault="qualified">'
+                f'<xs:import namespace="{DIP_NS}" schemaLocation="{(base / "dip.xsd").as_uri()}"/>'
+                f'<xs:import namespace="{self.dpi_ns}" schemaLocation="{(base / "DPIXML_v1.0.xsd").as_uri()}"/>'
+                "</xs:schema>",
+                encoding="utf-8",
+            )
+            os.replace(tmp, path)
+        return path
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         provider = identifiers.get("identity_provider", "BZST-CERT")

@@ -16,19 +16,59 @@ names them. The checker's file-hygiene checks (C0000-C0008) are not yet run by t
 
 from __future__ import annotations
 
+import codecs
 import re
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 from reporting.authorities import register
 from reporting.authorities.base import DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
-from reporting.preflight import EU_DOMESTIC
+from reporting.preflight import EU_DOMESTIC, RuleFinding
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
 
 TM_NS = "www.agenziaentrate.gov.it:specificheTecniche:telent:v1"
 DPITEL_NS = "urn:www.agenziaentrate.gov.it:specificheTecniche:dpitel"
 CODICE_FISCALE = re.compile(r"[0-9]{11}|[A-Z0-9]{16}")
+
+
+# The checker's file-hygiene checks, as its configuration enables them by default (C0002, comments,
+# and C0003/C0007 are off there: C0002 is reported as a warning). C0004 (a bare '&') and C0005 (SQL
+# sequences, whose patterns are not published) are not checked: the first cannot occur in a
+# well-formed file, the second is not specified.
+_CONTROL = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]")
+_DECLARATION = re.compile(rb"""^<\?xml[^>]*encoding=["']UTF-8["']""", re.IGNORECASE)
+
+
+def file_hygiene(path: Path, chunk: int = 1 << 20) -> list[RuleFinding]:
+    """The AdE checker's file checks C0000, C0001, C0002, C0006 and C0008, streamed over the file."""
+    found: dict[str, RuleFinding] = {}
+
+    def hit(code: str, message: str, severity: str = "error") -> None:
+        found.setdefault(code, RuleFinding(code, "AdE file check", severity, None, "/", message))
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with Path(path).open("rb") as fh:
+        first = fh.read(chunk)
+        if first.startswith(codecs.BOM_UTF8):
+            hit("C0000", "the file starts with a byte order mark: write UTF-8 without BOM")
+        if not _DECLARATION.match(first.removeprefix(codecs.BOM_UTF8)):
+            hit("C0006", 'the XML declaration does not declare UTF-8: start with <?xml ... encoding="UTF-8"?>')
+        tail, data = "", first
+        while data:
+            try:
+                text = decoder.decode(data)
+            except UnicodeDecodeError:
+                hit("C0001", "the file is not valid UTF-8: re-encode it")
+                break
+            window = tail + text
+            if "<!--" in window:
+                hit("C0002", "the file contains comments, which the checker can refuse: remove them", "warning")
+            if _CONTROL.search(text):
+                hit("C0008", "the file contains Unicode control characters: remove them")
+            tail, data = window[-3:], fh.read(chunk)
+    return sorted(found.values(), key=lambda f: f.code)
 
 
 def uuid4_shaped(ids: DocIds, *parts: str) -> str:
@@ -47,6 +87,9 @@ class ItProfile(EuProfile):
     @property
     def nsmap(self) -> dict[str | None, str]:
         return {"tm": TM_NS, "dpitel": DPITEL_NS, "dpi": self.dpi_ns, "stf": self.stf_ns}
+
+    def extra_checks(self, path: Path) -> list[RuleFinding]:
+        return file_hygiene(path)
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         if not CODICE_FISCALE.fullmatch(identifiers.get("codice_fiscale", "")):

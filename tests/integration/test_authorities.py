@@ -336,3 +336,90 @@ def test_national_readings_route_and_figure_per_state(tmp_path: Path) -> None:
     assert len(de.findall(".//dpi:SaleOfGoods", NS)) == 1
     text = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
     assert "DE reading (PStTG § 4(5))" in text
+
+
+def _national_run(tmp_path: Path, extra: str) -> dict:
+    m = market()
+    m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
+    m.sales("IT1", 40, 100_00)
+    m.seller("HU1", country="HU", tin="8123456789")
+    m.sales("HU1", 40, 100_00)
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    return run(
+        config_path=config(tmp_path, extra),
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+    ).manifest
+
+
+NATIONAL_IDS = (
+    '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
+    '[authorities.HU]\ntax_number = "12345678-2-42"\n'
+)
+
+
+def test_every_national_output_validates_against_the_official_schemas_too(tmp_path: Path) -> None:
+    official = {
+        "IT": REFERENCE / "it-ade-sogei__client-dac7-jar" / "xsd" / "telematico" / "fornituraDPIT_v1.0.0.xsd",
+        "HU": REFERENCE / "hu-nav" / "DPIXML_v1.0.xsd",
+    }
+    if not all(p.is_file() for p in official.values()):
+        pytest.skip(f"the official IT/HU schemas are absent ({REFERENCE})")
+    manifest = _national_run(tmp_path, NATIONAL_IDS)
+    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "DE", "HU": "HU", "IT": "IT", "LT": "EU"}
+    for f in manifest["files"]:
+        if f["authority"] in official:
+            schema = etree.XMLSchema(etree.parse(str(official[f["authority"]])))
+            assert schema.validate(etree.parse(str(tmp_path / "out" / f["file"]))), (f["file"], schema.error_log)
+
+
+def test_a_profile_validates_against_the_authority_package_named_in_the_config(tmp_path: Path) -> None:
+    dip = REFERENCE / "de-bzst-dip__xdev-client"
+    if not (dip / "dip.xsd").is_file():
+        pytest.skip(f"the reference DIP schema is absent ({dip})")
+    package = tmp_path / "bzst-2026"
+    package.mkdir()
+    for f in [dip / "dip.xsd", *(REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0").glob("*.xsd")]:
+        (package / f.name).write_bytes(f.read_bytes())
+    extra = f'\n[authorities.DE]\nbzst_id = "BZST0012345678"\nxsd_dir = "{package}"\n'
+    manifest = go(tmp_path, config(tmp_path, extra))
+    assert any(f["authority"] == "DE" for f in manifest["files"])
+    validation = json_of(tmp_path / "st")
+    assert all(r["valid"] for r in validation["files"])
+    # A package that rejects the files stops the run: the configured package is what validates.
+    (package / "dip.xsd").write_text((package / "dip.xsd").read_text().replace('"TEST"', '"TESTX"'))
+    from reporting.errors import XmlValidationError
+
+    with pytest.raises(XmlValidationError):
+        run(
+            config_path=config(tmp_path, extra),
+            source_url=f"sqlite:///{tmp_path}/source.db",
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out2",
+            staging_root=tmp_path / "st2",
+        )
+
+
+def json_of(staging: Path) -> dict:
+    import json
+
+    [run_dir] = list(staging.iterdir())
+    return json.loads((run_dir / "validate" / "validate.json").read_text())
+
+
+def test_it_file_hygiene_checks(tmp_path: Path) -> None:
+    from reporting.authorities.it import file_hygiene
+
+    manifest = _national_run(tmp_path, NATIONAL_IDS)
+    [it] = [f for f in manifest["files"] if f["authority"] == "IT"]
+    path = tmp_path / "out" / it["file"]
+    assert file_hygiene(path) == []
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"<dpi:MessageSpec>", b"<!-- x --><dpi:MessageSpec>"))
+    assert [(f.code, f.severity) for f in file_hygiene(bad)] == [("C0000", "error"), ("C0002", "warning")]

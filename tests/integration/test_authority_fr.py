@@ -1,0 +1,611 @@
+"""The French DGFiP profile: the FR edition end to end, its ids and file name, the DGFiP rules,
+gzip + OpenPGP packaging, and the golden FR files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from builders import Marketplace, write_config
+from golden.test_golden import RUN_ID as GOLDEN_RUN_ID
+from golden.test_golden import TIMESTAMP as GOLDEN_TIMESTAMP
+from golden.test_golden import canonical, marketplace
+from lxml import etree
+
+from reporting import authorities
+from reporting.authorities.base import DocIds
+from reporting.authorities.fr import (
+    FR,
+    FR_DPI_NS,
+    FR_RULES,
+    FR_STF_NS,
+    NotFrDpiMessageError,
+    check_fr_rules,
+    package_for_transmission,
+)
+from reporting.errors import ConfigError, DataError, ReportingError
+from reporting.pipeline import run
+from reporting.records import (
+    ActivityFigures,
+    MessageHeader,
+    OperatorRecord,
+    PostalAddress,
+    SellerRecord,
+    Tin,
+)
+from reporting.validate import schema_for
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_XSD = REPO.parent / "shared" / "reference" / "xsd" / "fr-dgfip-v1.6__adapted-by-backmarket"
+SAMPLES = REPO.parent / "shared" / "reference" / "samples" / "fr-dgfip-examples__adapted-by-backmarket"
+GOLDEN = REPO / "tests" / "golden" / "fr"
+NS = {"dpi": FR_DPI_NS, "stf": FR_STF_NS}
+RUN_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+SIREN = "123456789"
+FR_TABLE = f'\n[authorities.FR]\nsiren = "{SIREN}"\n'
+FILE_NAME = re.compile(r"DPIDAC7_(\d{4})_(\d{9})_(\d{3})_(\d{14})\.xml")
+
+
+def market() -> Marketplace:
+    m = Marketplace()
+    m.seller("FR1", country="FR", tin="1234567890123", first_name="Jeanne", last_name="Martin", birth_country="FR")
+    m.sales("FR1", 40, 100_00)
+    m.seller("FR2", country="FR", tin=None, first_name="Louis", last_name="Bernard", birth_city="Lyon")
+    m.sales("FR2", 12, 250_00, activity="personal_services", fee_minor=25_00)
+    m.seller("FRE", seller_type="entity", country="FR", tin="52484162312345", legal_name="SCI Mouffetard")
+    m.listing(
+        "L1", "FRE", country="FR", address_street="10 rue Mouffetard", address_city="Paris", property_type="DPI905"
+    )
+    m.tx("FRE", "2025-07-01 12:00:00", 850_00, activity="immovable_property", listing_id="L1", rented_days=3)
+    m.seller("DE1", country="DE", tin="86095742719")
+    m.sales("DE1", 40, 100_00)
+    return m
+
+
+def config(tmp_path: Path, extra: str = FR_TABLE, **kw: str) -> Path:
+    path = write_config(tmp_path / "dac7.toml", **kw)
+    path.write_text(path.read_text() + extra, encoding="utf-8")
+    return path
+
+
+def go(tmp_path: Path, cfg: Path, m: Marketplace | None = None) -> dict:
+    url = (m or market()).write(f"sqlite:///{tmp_path}/source.db")
+    return run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 15, 6, 0),
+    ).manifest
+
+
+def fr_file(tmp_path: Path, manifest: dict) -> tuple[dict, Path]:
+    [fr] = [f for f in manifest["files"] if f["authority"] == "FR"]
+    return fr, tmp_path / "out" / fr["file"]
+
+
+# ---------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("environment", ["test", "prod"])
+def test_fr_profile_end_to_end(tmp_path: Path, environment: str) -> None:
+    manifest = go(tmp_path, config(tmp_path, environment=environment))
+    fr, path = fr_file(tmp_path, manifest)
+    assert fr["profile"] == "FR" and fr["sellers"] == 3
+    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "EU", "FR": "FR"}
+    doc = etree.parse(str(path))
+    root = doc.getroot()
+    assert root.tag == f"{{{FR_DPI_NS}}}DPI_OECD" and root.get("version") == "1.0"
+    assert set(root.nsmap.values()) == {FR_DPI_NS, FR_STF_NS}  # no ":v1"
+    assert len(root.findall("dpi:DPIBody", NS)) == 1
+    spec = root.find("dpi:MessageSpec", NS)
+    assert [etree.QName(e).localname for e in spec] == [
+        "TransmittingCountry",
+        "ReceivingCountry",
+        "MessageType",
+        "MessageRefId",
+        "MessageTypeIndic",
+        "ReportingPeriod",
+        "Timestamp",
+    ]
+    assert spec.findtext("dpi:TransmittingCountry", namespaces=NS) == "FR"
+    assert spec.findtext("dpi:ReceivingCountry", namespaces=NS) == "FR"
+    for absent in ("SendingEntityIN", "Warning", "Contact", "GVS", "Nationality", "TaxQ1"):
+        assert not list(root.iter(f"{{{FR_DPI_NS}}}{absent}")), absent
+    assert len(list(root.iter(f"{{{FR_DPI_NS}}}TaxesQ1"))) == 3  # one Taxes block per seller here
+
+    # MessageRefId, Timestamp and file name agree.
+    ref = spec.findtext("dpi:MessageRefId", namespaces=NS)
+    assert ref == fr["message_ref_id"] and len(ref) <= 88
+    assert re.fullmatch(r"OP_(202[3-9]|20[3-9]\d)_(\d{9})_.+", ref)
+    assert ref.startswith(f"OP_2025_{SIREN}_")
+    timestamp = spec.findtext("dpi:Timestamp", namespaces=NS)
+    assert timestamp == "2026-01-15T07:00:00.000"  # 06:00 UTC is 07:00 in Paris in January
+    name = FILE_NAME.fullmatch(path.name)
+    assert name is not None, path.name
+    year, siren, number, stamp = name.groups()
+    assert (year, siren, number) == ("2025", SIREN, "001")
+    assert stamp == re.sub(r"\D", "", timestamp)[:14]
+
+    # Test and production markers.
+    doc_types = {e.text for e in root.iter(f"{{{FR_STF_NS}}}DocTypeIndic")}
+    assert doc_types == ({"OECD11"} if environment == "test" else {"OECD1"})
+    for e in root.iter(f"{{{FR_STF_NS}}}DocRefId"):
+        assert re.fullmatch(rf"OP_2025_{SIREN}_[0-9A-F]{{32}}", e.text)
+
+    # The operator in its French form: the SIREN as TIN, one business name, Nexus, AssumedReporting.
+    po = root.find("dpi:DPIBody/dpi:PlatformOperator", NS)
+    assert [etree.QName(e).localname for e in po] == [
+        "ResCountryCode",
+        "TIN",
+        "VAT",
+        "Name",
+        "PlatformBusinessName",
+        "Address",
+        "Nexus",
+        "AssumedReporting",
+        "DocSpec",
+    ]
+    tin = po.find("dpi:TIN", NS)
+    assert (tin.text, tin.get("issuedBy")) == (SIREN, "FR")
+    assert po.findtext("dpi:PlatformBusinessName", namespaces=NS) == "Demo Market"
+
+    # Sellers: one EU residence, NOTIN for the seller without TIN, PropertyType, one address form.
+    for party in root.iterfind(".//dpi:IndSellerID", NS):
+        assert [e.text for e in party.findall("dpi:ResCountryCode", NS)] == ["FR"]
+    [unknown] = [t for t in root.iterfind(".//dpi:IndSellerID/dpi:TIN", NS) if t.get("unknown") == "true"]
+    assert unknown.text == "NOTIN" and unknown.get("issuedBy") is None
+    assert root.findtext(".//dpi:PropertyListing/dpi:PropertyType", namespaces=NS) == "DPI905"
+    for address in root.iter(f"{{{FR_DPI_NS}}}Address"):
+        assert len(address.findall("dpi:AddressFix", NS)) + len(address.findall("dpi:AddressFree", NS)) == 1
+
+    schema = schema_for(FR.schema_resource)
+    assert schema.validate(doc), schema.error_log
+    assert check_fr_rules(path) == []
+
+
+def test_fr_output_validates_against_the_reference_schema(tmp_path: Path) -> None:
+    if not (REFERENCE_XSD / "DPIXML_v1.1-fr1.xsd").is_file():
+        pytest.skip(f"the reference FR schema is absent ({REFERENCE_XSD})")
+    schema = etree.XMLSchema(etree.parse(str(REFERENCE_XSD / "DPIXML_v1.1-fr1.xsd")))
+    for environment in ("test", "prod"):
+        run_dir = tmp_path / environment
+        run_dir.mkdir()
+        _, path = fr_file(run_dir, go(run_dir, config(run_dir, environment=environment)))
+        doc = etree.parse(str(path))
+        assert schema.validate(doc), schema.error_log
+    # and the reference schema does see the message: break it and it says so
+    doc.find(".//dpi:MessageSpec/dpi:MessageRefId", NS).text = "FR2025FR1"
+    assert not schema.validate(doc)
+
+
+def test_fr_profile_has_no_eu_rules_and_its_own_table() -> None:
+    assert FR.rule_set.name == "DGFiP" and FR.rule_set.codes == frozenset()
+    assert set(FR_RULES) == {"FR-2", "FR-12", "FR-33", "FR-34-1", "FR-34-2"}
+
+
+# ---------------------------------------------------------------------------------------- identifiers
+
+
+def test_a_nexus_in_france_without_siren_is_a_configuration_error(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "", routing="nexus")
+    cfg.write_text(cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "FR"'))
+    with pytest.raises(ConfigError, match=r"\[authorities\.FR\] siren"):
+        go(tmp_path, cfg)
+
+
+def test_an_fr_table_without_siren_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[authorities\.FR\] siren"):
+        go(tmp_path, config(tmp_path, '\n[authorities.FR]\nnote = "x"\n'))
+
+
+@pytest.mark.parametrize("siren", ["12345678", "1234567890", "12345678A", "123 456 789"])
+def test_a_malformed_siren_is_a_configuration_error(tmp_path: Path, siren: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[authorities\.FR\] siren must be"):
+        go(tmp_path, config(tmp_path, f'\n[authorities.FR]\nsiren = "{siren}"\n'))
+    assert FR.required_identifiers == ("siren",)
+    assert FR.identifier_problem({"siren": SIREN}) is None
+
+
+def test_without_identifiers_france_uses_the_eu_edition(tmp_path: Path) -> None:
+    manifest = go(tmp_path, config(tmp_path, ""))
+    fr, path = fr_file(tmp_path, manifest)
+    assert fr["profile"] == "EU"
+    assert etree.parse(str(path)).getroot().tag == "{urn:oecd:ties:dpi:v1}DPI_OECD"
+
+
+# ---------------------------------------------------------------------------------------- ids, names, time
+
+
+@dataclass(frozen=True)
+class EnvIds(DocIds):
+    """DocIds as the renderer will pass them once it carries the environment (see fr.py)."""
+
+    environment: str = "test"
+
+
+def ids(environment: str | None = None) -> DocIds:
+    base = replace(FR.doc_ids(RUN_ID, "LT", "FR", 2025), identifiers={"siren": SIREN})
+    if environment is None:
+        return base
+    return EnvIds(
+        base.run_id, base.transmitting_country, base.receiving_country, base.year, base.identifiers, environment
+    )
+
+
+def header(ref: str, environment: str = "test", when: datetime = datetime(2026, 1, 15, 7, 0)) -> MessageHeader:
+    return MessageHeader(
+        transmitting_country="FR",
+        receiving_country="FR",
+        message_ref_id=ref,
+        message_type_indic="DPI401",
+        reporting_period=date(2025, 12, 31),
+        timestamp=when,
+        environment=environment,
+        identifiers={"siren": SIREN},
+    )
+
+
+def test_message_ref_ids_parts_and_test_marker() -> None:
+    prod = FR.message_ref_id(ids("prod"), 1)
+    assert re.fullmatch(rf"OP_2025_{SIREN}_d001_[0-9A-F]{{32}}", prod)
+    test = FR.message_ref_id(ids("test"), 2)
+    assert re.fullmatch(rf"OP_2025_{SIREN}_t2_d002_[0-9A-F]{{32}}", test)
+    assert FR.message_ref_id(ids(), 1) == prod  # ids without an environment: no marker
+    assert max(len(FR.message_ref_id(ids("test"), p)) for p in (1, 99, 999)) <= 88
+    assert FR.file_name(header(test)) == f"DPIDAC7_2025_{SIREN}_002_20260115070000.xml"
+    with pytest.raises(ReportingError, match="001 to 999"):
+        FR.message_ref_id(ids(), 1000)
+    with pytest.raises(ConfigError, match=r"\[authorities\.FR\] siren"):
+        FR.message_ref_id(FR.doc_ids(RUN_ID, "LT", "FR", 2025), 1)
+    with pytest.raises(ReportingError, match="does not hold the SIREN"):
+        FR.file_name(replace(header(prod), identifiers={"siren": "987654321"}))
+    assert FR.doc_type_indic("new", "test") == "OECD11" and FR.doc_type_indic("new", "prod") == "OECD1"
+    assert FR.doc_type_indic("resent", "test") == "OECD10" and FR.doc_type_indic("deleted", "prod") == "OECD3"
+
+
+def test_timestamp_is_paris_local_time_to_the_millisecond() -> None:
+    assert FR.message_timestamp(datetime(2026, 1, 15, 6, 0, 0, 123_456)) == datetime(2026, 1, 15, 7, 0, 0, 123_000)
+    assert FR.message_timestamp(datetime(2026, 7, 1, 6, 0)) == datetime(2026, 7, 1, 8, 0)  # CEST
+    out = io.BytesIO()
+    when = FR.message_timestamp(datetime(2026, 7, 1, 21, 59, 59, 999_999))
+    FR.write(out, header(FR.message_ref_id(ids(), 1), when=when), operator(), ("OECD11", "OP_2025_x"), [])
+    assert b"<dpi:Timestamp>2026-07-01T23:59:59.999</dpi:Timestamp>" in out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------- the writer
+
+
+def operator(**kw: object) -> OperatorRecord:
+    values: dict = {
+        "name": "Plateforme SAS",
+        "tin": "LT304567891",
+        "tin_issued_by": "LT",
+        "nexus": "RPONEX1",
+        "res_country": "FR",
+        "address": PostalAddress("FR", "Paris", "15 rue de l'Eglise", post_code="75000"),
+    }
+    values.update(kw)
+    return OperatorRecord(**values)
+
+
+def figures(activity: str = "sale_of_goods", cons: tuple[int, int, int, int] = (100, 0, 0, 0), **kw: object):
+    return ActivityFigures(activity, "EUR", cons, (1, 0, 0, 0), (10, 0, 0, 0), (0, 0, 0, 0), **kw)
+
+
+def seller(seller_id: str = "S1", **kw: object) -> SellerRecord:
+    values: dict = {
+        "seller_id": seller_id,
+        "seller_type": "individual",
+        "res_countries": ("FR",),
+        "tins": (Tin("1234567890123", "FR"),),
+        "address": PostalAddress("FR", "Lyon", "1 place Bellecour"),
+        "activities": (figures(),),
+        "first_name": "Jeanne",
+        "last_name": "Martin",
+        "birth_date": date(1980, 5, 17),
+        "birth_city": "Lyon",
+        "birth_country": "FR",
+    }
+    values.update(kw)
+    return SellerRecord(**values)
+
+
+def entity(seller_id: str = "E1", **kw: object) -> SellerRecord:
+    values: dict = {
+        "seller_type": "entity",
+        "tins": (Tin("52484162312345", "FR"),),
+        "legal_name": "SCI Mouffetard",
+        "brn": "524841623",
+        "first_name": None,
+        "last_name": None,
+        "birth_date": None,
+    }
+    values.update(kw)
+    return seller(seller_id, **values)
+
+
+def render(*sellers: SellerRecord, op: OperatorRecord | None = None, environment: str = "test") -> bytes:
+    doc_type = FR.doc_type_indic("new", environment)
+    docs = [(s, (doc_type, FR.doc_ref_id(ids(), f"seller/{s.seller_id}"))) for s in sellers]
+    out = io.BytesIO()
+    h = header(FR.message_ref_id(ids(), 1), environment)
+    FR.write(out, h, op or operator(), (doc_type, FR.doc_ref_id(ids(), "platform-operator")), docs)
+    return out.getvalue()
+
+
+def valid(xml: bytes) -> etree._ElementTree:
+    doc = etree.parse(io.BytesIO(xml))
+    schema = schema_for(FR.schema_resource)
+    assert schema.validate(doc), schema.error_log
+    return doc
+
+
+def test_writer_french_forms() -> None:
+    listing = figures(
+        "immovable_property",
+        listing_id="L1",
+        address=PostalAddress("FR", "Paris", "10 rue Mouffetard", free_text="second line"),
+        property_type="DPI910",
+        other_property_type="Péniche",
+        rented_days=12,
+    )
+    xml = render(
+        # an individual resident outside the EU first, then in Spain: the EU state is the one filed
+        seller("S1", res_countries=("US", "ES", "FR")),
+        entity("E1", res_countries=("FR",), activities=(listing,), tins=()),
+        seller("S2", tins=(), address=PostalAddress("FR", None, free_text="12 allée des Lilas\n69000 Lyon")),
+        op=operator(platform_business_name=None, vat="FR32123456789"),
+    )
+    root = valid(xml).getroot()
+    po = root.find(".//dpi:PlatformOperator", NS)
+    assert po.findtext("dpi:PlatformBusinessName", namespaces=NS) == "Plateforme SAS"  # the name, when none
+    assert po.findtext("dpi:TIN", namespaces=NS) == SIREN
+    parties = root.findall(".//dpi:ReportableSeller/dpi:Identity/*/dpi:Standard/*", NS)
+    assert [p.findtext("dpi:ResCountryCode", namespaces=NS) for p in parties] == ["ES", "FR", "FR"]
+    entity_tin = parties[1].find("dpi:TIN", NS)
+    assert (entity_tin.text, entity_tin.get("unknown")) == ("NOTIN", "true")
+    listing_address = root.find(".//dpi:PropertyListing/dpi:Address", NS)
+    assert listing_address.find("dpi:AddressFree", NS) is None  # AddressFix only, never both
+    assert root.findtext(".//dpi:PropertyListing/dpi:OtherPropertyType", namespaces=NS) == "Péniche"
+    assert parties[2].findtext("dpi:Address/dpi:AddressFree", namespaces=NS) == "12 allée des Lilas 69000 Lyon"
+    assert check_fr_rules(xml) == []
+
+
+def test_what_france_cannot_receive_is_a_finding_before_writing() -> None:
+    no_type = figures("immovable_property", listing_id="L9", address=PostalAddress("FR", "Paris"))
+    outside = seller("S9", res_countries=("US",))
+    negative = seller("S8", activities=(figures(cons=(100, -5, 0, 0)),))
+    zero = seller("S7", activities=(figures(cons=(0, 0, 0, 0)),))
+    assert [p[:3] for p in FR.seller_problems(entity("E9", activities=(no_type,)))] == [
+        ("fr.property_type_missing", "property_listings", "L9")
+    ]
+    assert [p[0] for p in FR.seller_problems(outside)] == ["fr.residence_not_eu"]
+    assert [p[0] for p in FR.seller_problems(negative)] == ["fr.amount_negative"]
+    assert [p[0] for p in FR.seller_problems(zero)] == ["fr.consideration_zero"]
+    assert FR.seller_problems(seller()) == []
+    # The writer refuses them too (a caller that skipped seller_problems), naming the row.
+    with pytest.raises(DataError, match=r"\[fr\.property_type_missing\] property_listings L9"):
+        render(entity("E9", activities=(no_type,)))
+
+
+def test_a_listing_without_property_type_stops_the_run_with_a_finding(tmp_path: Path) -> None:
+    m = market()
+    m.listing("L2", "FRE", country="FR", address_city="Lyon", property_type=None)
+    m.tx("FRE", "2025-08-01 12:00:00", 500_00, activity="immovable_property", listing_id="L2", rented_days=2)
+    with pytest.raises(DataError, match=r"fr\.property_type_missing.*L2") as exc:
+        go(tmp_path, config(tmp_path), m)
+    assert any(f.rule == "fr.property_type_missing" and f.key == "L2" for f in exc.value.findings)
+
+
+# ---------------------------------------------------------------------------------------- DGFiP rules
+
+
+def base_message() -> etree._ElementTree:
+    """A valid French message: an individual (S1) and an entity (E1), each with a proper TIN."""
+    return valid(render(seller("S1"), entity("E1")))
+
+
+def _xml(doc: etree._ElementTree) -> bytes:
+    return etree.tostring(doc)
+
+
+def _party(doc: etree._ElementTree, n: int) -> etree._Element:
+    return doc.findall(".//dpi:ReportableSeller/dpi:Identity/*/dpi:Standard/*", NS)[n]
+
+
+def _add_notin(party: etree._Element) -> None:
+    notin = etree.Element(f"{{{FR_DPI_NS}}}TIN", unknown="true")
+    notin.text = "NOTIN"
+    party.find("dpi:TIN", NS).addnext(notin)
+
+
+def _negative(doc: etree._ElementTree) -> None:
+    doc.find(".//dpi:ReportableSeller//dpi:ConsQ2", NS).text = "-5"
+
+
+def _zero(doc: etree._ElementTree) -> None:
+    for e in doc.find(".//dpi:ReportableSeller", NS).iter(f"{{{FR_DPI_NS}}}ConsQ1"):
+        e.text = "0"
+
+
+def _no_birthplace(doc: etree._ElementTree) -> None:
+    person = _party(doc, 0)
+    tin = person.find("dpi:TIN", NS)
+    tin.attrib.clear()
+    tin.text = "NOTIN"
+    tin.set("unknown", "true")
+    birth_place = person.find("dpi:BirthInfo/dpi:BirthPlace", NS)
+    birth_place.getparent().remove(birth_place)
+
+
+def _no_activity(doc: etree._ElementTree) -> None:
+    activities = doc.find(".//dpi:ReportableSeller/dpi:RelevantActivities", NS)
+    for child in list(activities):
+        activities.remove(child)
+
+
+BROKEN = {
+    "FR-2 negative": ("FR-2", _negative, "dpi:ConsQ2"),
+    "FR-2 zero": ("FR-2", _zero, "dpi:RelevantActivities"),
+    "FR-12": ("FR-12", _no_birthplace, "dpi:BirthInfo"),
+    "FR-33": ("FR-33", _no_activity, "dpi:RelevantActivities"),
+    "FR-34-1": ("FR-34-1", lambda doc: _add_notin(_party(doc, 1)), "dpi:TIN"),
+    "FR-34-2": ("FR-34-2", lambda doc: _add_notin(_party(doc, 0)), "dpi:TIN"),
+}
+
+
+def test_the_minimal_message_passes_every_dgfip_rule() -> None:
+    assert check_fr_rules(_xml(base_message())) == []
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_each_dgfip_rule_on_a_minimal_broken_message(case: str) -> None:
+    code, breaker, last_step = BROKEN[case]
+    doc = base_message()
+    breaker(doc)
+    findings = check_fr_rules(_xml(doc))
+    assert {f.code for f in findings} == {code}, [f.describe() for f in findings]
+    for f in findings:
+        assert f.severity == "error" and f.rule_id == f"DGFiP {code[3:]}" and f.message
+        [target] = doc.xpath(f.xpath, namespaces=NS)  # the XPath names the offending element
+        assert f.xpath.split("/")[-1].startswith(last_step)
+        seller_elem = next(a for a in target.iterancestors() if etree.QName(a).localname == "ReportableSeller")
+        assert f.doc_ref_id == seller_elem.findtext("dpi:DocSpec/stf:DocRefId", namespaces=NS)
+
+
+def test_dgfip_rules_refuse_another_edition() -> None:
+    eu = b'<dpi:DPI_OECD xmlns:dpi="urn:oecd:ties:dpi:v1" version="1.0"><dpi:MessageSpec/></dpi:DPI_OECD>'
+    with pytest.raises(NotFrDpiMessageError, match="without :v1"):
+        check_fr_rules(eu)
+
+
+def test_the_french_samples_pass_the_dgfip_rules() -> None:
+    samples = sorted(SAMPLES.glob("*/declaration.xml"))
+    if not samples:
+        pytest.skip(f"the French samples are absent ({SAMPLES})")
+    assert len(samples) == 6
+    for path in samples:
+        assert check_fr_rules(path) == [], path
+
+
+# ---------------------------------------------------------------------------------------- gzip + OpenPGP
+
+
+@pytest.fixture
+def gnupg_home() -> Iterator[Path]:
+    """A short-lived GNUPGHOME holding a fresh test key pair (short path: gpg-agent's socket)."""
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg (GnuPG) is not installed: the OpenPGP packaging cannot be tested here")
+    home = Path(tempfile.mkdtemp(prefix="g"))
+    try:
+        yield home
+    finally:
+        if shutil.which("gpgconf"):
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _gpg(home: Path, *args: str, **kw: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+        capture_output=True,
+        check=True,
+        **kw,
+    )
+
+
+def test_gzip_and_openpgp_round_trip(tmp_path: Path, gnupg_home: Path) -> None:
+    _gpg(
+        gnupg_home, "--quick-generate-key", "DGFiP test key <dgfip-test@example.invalid>", "default", "default", "never"
+    )
+    fingerprint = next(
+        line.split(":")[9]
+        for line in _gpg(gnupg_home, "--with-colons", "--fingerprint", "--list-keys").stdout.decode().splitlines()
+        if line.startswith("fpr:")
+    )
+    key = tmp_path / "dgfip_test.asc"
+    key.write_bytes(_gpg(gnupg_home, "--armor", "--export", fingerprint).stdout)
+    xml = tmp_path / "DPIDAC7_2025_123456789_001_20260115070000.xml"
+    xml.write_bytes(render(seller("S1"), entity("E1")))
+
+    out = package_for_transmission(xml, key, tmp_path / f"{xml.name}.gz.gpg", expected_fingerprint=fingerprint)
+    data = out.read_bytes()
+    assert not data.startswith(b"-----BEGIN") and data[0] & 0x80  # binary OpenPGP packets, not armored
+    assert xml.read_bytes() not in data
+    packets = _gpg(gnupg_home, "--list-packets", str(out)).stdout.decode()
+    assert ":pubkey enc packet:" in packets
+    decrypted = _gpg(gnupg_home, "--decrypt", str(out)).stdout
+    assert decrypted[:2] == b"\x1f\x8b"  # gzip inside
+    assert gzip.decompress(decrypted) == xml.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    with pytest.raises(ConfigError, match="expected 3AE282C6"):
+        package_for_transmission(
+            xml, key, tmp_path / "other.gpg", expected_fingerprint="3AE282C69675932A19D3245BD155B53F9EFF7A61"
+        )
+    assert not (tmp_path / "other.gpg").exists()
+    with pytest.raises(ConfigError, match="no such public key file"):
+        package_for_transmission(xml, tmp_path / "missing.asc", tmp_path / "x.gpg")
+
+
+def test_packaging_without_gpg_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    xml = tmp_path / "m.xml"
+    xml.write_bytes(b"<x/>")
+    with pytest.raises(ReportingError, match=r"gpg .*not installed"):
+        package_for_transmission(xml, tmp_path / "key.asc", tmp_path / "m.xml.gz.gpg")
+
+
+# ---------------------------------------------------------------------------------------- golden files
+
+
+@pytest.mark.parametrize("environment", ["test", "prod"])
+def test_fr_initial_message_golden(tmp_path: Path, environment: str, request: pytest.FixtureRequest) -> None:
+    """The golden marketplace filed to France as the operator's nexus state (all sellers in one file)."""
+    url = marketplace().write(f"sqlite:///{tmp_path}/source.db")
+    cfg = write_config(tmp_path / "dac7.toml", routing="nexus", environment=environment)
+    text = cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "FR"')
+    cfg.write_text(text + FR_TABLE, encoding="utf-8")
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=GOLDEN_RUN_ID,
+        timestamp=GOLDEN_TIMESTAMP,
+    ).manifest
+    [f] = manifest["files"]
+    assert f["profile"] == "FR"
+    produced = tmp_path / "out" / f["file"]
+    golden = GOLDEN / f"initial-{environment}.xml"
+    if request.config.getoption("--regenerate-golden"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_bytes(produced.read_bytes())
+    assert golden.is_file(), f"{golden} is missing: run pytest {Path(__file__).name} --regenerate-golden"
+    assert canonical(produced) == canonical(golden)
+    schema = schema_for(FR.schema_resource)
+    assert schema.validate(etree.parse(str(golden))), schema.error_log
+    assert check_fr_rules(golden) == []
+    assert authorities.NATIONAL["FR"] is FR
+
+
+def test_test_environment_message_ref_id_carries_the_test_marker() -> None:
+    golden_test = (GOLDEN / "initial-test.xml").read_text(encoding="utf-8")
+    golden_prod = (GOLDEN / "initial-prod.xml").read_text(encoding="utf-8")
+    assert re.search(r"<dpi:MessageRefId>OP_2025_123456789_t1_d001_[0-9A-F]{32}</dpi:MessageRefId>", golden_test)
+    assert re.search(r"<dpi:MessageRefId>OP_2025_123456789_d001_[0-9A-F]{32}</dpi:MessageRefId>", golden_prod)
