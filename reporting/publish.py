@@ -146,6 +146,12 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
         "reports": reports["reports"],
+        "warnings": [
+            {"file": r["file"], **f}
+            for r in validation["files"]
+            for f in r.get("rule_findings", [])
+            if f.get("severity") == "warning"
+        ],
         "superseded": superseded,
         "staging": settings.run_dir,
         "summary": {

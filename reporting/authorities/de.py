@@ -12,9 +12,10 @@ Sources and what is unsure (reference §6.1): the structure and the BZSt texts c
 third-party client (XDEV bzst-dip-java-client 2.0.2) that bundles the BZSt schemas and quotes
 the "Kommunikationshandbuch DIP-Standard 1.4"; its copy of dip.xsd has the include of
 dip-types.xsd commented out. The DocRefId format is that client's choice, not a documented BZSt
-rule, and no BZSt file-size limit has been found. The German legal variants (de minimis
-"weniger als 2 000 Euro", goods-only exclusion of a mixed seller, PStTG § 4(5)) are not yet
-applied by the rules engine: the EU reading is used for every authority.
+rule, and no BZSt file-size limit has been found. The German reading of the rules (de minimis
+"weniger als 2 000 Euro", a mixed seller excluded for its goods only, PStTG § 4(5)) is legal
+data of the member state, not of this file format: see :mod:`reporting.variants`, which applies it
+to every message to DE, in this profile or in the EU generic edition.
 """
 
 from __future__ import annotations

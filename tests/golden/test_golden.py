@@ -145,3 +145,53 @@ def test_de_initial_message(tmp_path: Path, environment: str, request: pytest.Fi
         golden.write_bytes(produced.read_bytes())
     assert golden.is_file(), f"{golden} is missing: run pytest tests/golden --regenerate-golden"
     assert canonical(produced) == canonical(golden)
+
+
+@pytest.mark.parametrize("authority", ["IT", "HU"])
+def test_national_initial_messages(tmp_path: Path, authority: str, request: pytest.FixtureRequest) -> None:
+    m = marketplace()
+    m.seller(
+        "IT1",
+        country="IT",
+        tin="RSSMRA80A01H501U",
+        first_name="Mario",
+        last_name="Rossi",
+        birth_city="Roma",
+        birth_country="IT",
+    )
+    m.sales("IT1", 35, 80_00, fee_minor=8_00, start="2025-10-01 09:00:00")
+    m.seller(
+        "HU1",
+        country="HU",
+        tin="8123456789",
+        first_name="Anna",
+        last_name="Kovacs",
+        birth_city="Budapest",
+        birth_country="HU",
+    )
+    m.sales("HU1", 2, 1200_00, activity="transportation_rental", start="2025-04-01 09:00:00")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    cfg = write_config(tmp_path / "dac7.toml", environment="prod")
+    cfg.write_text(
+        cfg.read_text() + '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
+        '[authorities.HU]\ntax_number = "12345678-2-42"\n',
+        encoding="utf-8",
+    )
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+        timestamp=TIMESTAMP,
+    ).manifest
+    [f] = [f for f in manifest["files"] if f["authority"] == authority]
+    produced = tmp_path / "out" / f["file"]
+    golden = GOLDEN / authority.lower() / "initial-prod.xml"
+    if request.config.getoption("--regenerate-golden"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_bytes(produced.read_bytes())
+    assert golden.is_file(), f"{golden} is missing: run pytest tests/golden --regenerate-golden"
+    assert canonical(produced) == canonical(golden)
