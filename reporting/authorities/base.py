@@ -283,10 +283,13 @@ class DpiWriter:
                 w.leaf(self.q("Name"), s.legal_name)
                 self.address(w, s.address)
             self.financial_identifiers(w, s)
-            if s.permanent_establishments:
-                with w.element(self.q("PermanentEstablishments")):
-                    for c in s.permanent_establishments:
-                        w.leaf(self.q("PermanentEstablishment"), c)
+            self.permanent_establishments(w, s)
+
+    def permanent_establishments(self, w: XmlStream, s: SellerRecord) -> None:
+        if s.permanent_establishments:
+            with w.element(self.q("PermanentEstablishments")):
+                for c in s.permanent_establishments:
+                    w.leaf(self.q("PermanentEstablishment"), c)
 
     def financial_identifiers(self, w: XmlStream, s: SellerRecord) -> None:
         for acc in s.accounts:

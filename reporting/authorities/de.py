@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reporting.authorities import register
-from reporting.authorities.base import DocIds, XmlStream
+from reporting.authorities.base import XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.preflight import EU_DOMESTIC
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
@@ -38,6 +38,7 @@ IDENTITY_PROVIDERS = ("BZST-CERT", "ELSTER")
 
 class DeProfile(EuProfile):
     code = "DE"
+    domestic = "DE"
     edition = "BZSt DIP 1.0 envelope, DAC7 (EU DPI v1.0 inside)"
     # Our driver schema: the DIP envelope and the EU DPI schema, so that the message inside the
     # envelope's free-form data element is validated too.
@@ -79,10 +80,6 @@ class DeProfile(EuProfile):
         if len(identifiers.get("bzst_id", "")) > 16:
             return "bzst_id has at most 16 characters (the DIP customer identifier)"
         return None
-
-    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
-        # A domestic filing with the BZSt: transmitted by and to Germany.
-        return DocIds(run_id, "DE", "DE", year)
 
     def doc_type_indic(self, kind: str, environment: str) -> str:
         return {"resent": "OECD0", "new": "OECD1", "corrected": "OECD2", "deleted": "OECD3"}[kind]

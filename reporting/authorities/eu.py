@@ -35,7 +35,13 @@ class EuProfile(DpiWriter):
         """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""
         return None
 
+    #: A domestic filing format sends from and to its own state (TransmittingCountry and
+    #: ReceivingCountry both this code); None: from the operator's state to the receiving one.
+    domestic: str | None = None
+
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
+        if self.domestic:
+            return DocIds(run_id, self.domestic, self.domestic, year)
         return DocIds(run_id, operator_country, receiving_country, year)
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:

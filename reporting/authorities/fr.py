@@ -103,6 +103,7 @@ DGFIP_RULES = RuleSet("DGFiP", frozenset())
 
 class FrProfile(EuProfile):
     code = "FR"
+    domestic = "FR"
     edition = "DGFiP DPI-DAC7, cahier des charges v1.6 (revenus 2025)"
     schema_resource = "fr/v1.6/DPIXML_v1.1-fr1.xsd"
     rule_set = DGFIP_RULES
@@ -122,10 +123,6 @@ class FrProfile(EuProfile):
         if not SIREN.fullmatch(identifiers.get("siren", "")):
             return "siren must be the operator's SIREN: 9 digits, without spaces"
         return None
-
-    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
-        # A domestic filing with the DGFiP: transmitted by and to France.
-        return DocIds(run_id, "FR", "FR", year)
 
     @staticmethod
     def siren(ids: DocIds) -> str:

@@ -31,6 +31,7 @@ TAX_NUMBER = re.compile(r"(\d{8})(-?\d-?\d{2})?")
 
 class HuProfile(EuProfile):
     code = "HU"
+    domestic = "HU"
     edition = "NAV DPI_HU v1.0"
     schema_resource = "hu/v1.0/DPIXML_v1.0.xsd"
     root_tag = "DPI_HU"
@@ -41,9 +42,6 @@ class HuProfile(EuProfile):
         if not TAX_NUMBER.fullmatch(identifiers.get("tax_number", "")):
             return "tax_number must be a Hungarian tax number: 8 digits, optionally -N-NN"
         return None
-
-    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
-        return DocIds(run_id, "HU", "HU", year)
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:
         stem = ids.identifiers["tax_number"][:8]
@@ -80,20 +78,13 @@ class HuProfile(EuProfile):
             if country not in with_address
         ]
 
-    def entity_seller(self, w: XmlStream, s: SellerRecord) -> None:
-        with w.element(self.q("EntitySeller")), w.element(self.q("Standard")):
-            with w.element(self.q("EntSellerID")):
-                self.residence_and_tins(w, s)
-                w.opt(self.q("IN"), s.brn, {"INType": "BRN"})
-                w.opt(self.q("VAT"), s.vat)
-                w.leaf(self.q("Name"), s.legal_name)
-                self.address(w, s.address)
-            self.financial_identifiers(w, s)
-            addresses = [a for a in s.pe_addresses if a.city and a.country in s.permanent_establishments]
-            if addresses:
-                with w.element(self.q("PermanentEstablishments")):
-                    for a in addresses:
-                        self.address(w, a)
+    def permanent_establishments(self, w: XmlStream, s: SellerRecord) -> None:
+        """NAV wants each establishment's address (seller_problems has made sure there is one)."""
+        addresses = [a for a in s.pe_addresses if a.city and a.country in s.permanent_establishments]
+        if addresses:
+            with w.element(self.q("PermanentEstablishments")):
+                for a in addresses:
+                    self.address(w, a)
 
 
 HU = register("HU", HuProfile())

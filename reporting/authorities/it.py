@@ -78,6 +78,7 @@ def uuid4_shaped(ids: DocIds, *parts: str) -> str:
 
 class ItProfile(EuProfile):
     code = "IT"
+    domestic = "IT"
     edition = "AdE telematic supply DPI23, DPI v1.09"
     schema_resource = "it/telematico/fornituraDPIT_v1.0.0.xsd"
     rule_set = EU_DOMESTIC
@@ -95,9 +96,6 @@ class ItProfile(EuProfile):
         if not CODICE_FISCALE.fullmatch(identifiers.get("codice_fiscale", "")):
             return "codice_fiscale must be 11 digits or 16 upper-case letters and digits"
         return None
-
-    def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds:
-        return DocIds(run_id, "IT", "IT", year)
 
     def message_ref_id(self, ids: DocIds, part: int) -> str:
         return f"IT{ids.year}IT{uuid4_shaped(ids, 'message', str(part))}"
