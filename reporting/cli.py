@@ -194,14 +194,15 @@ def _validate(args: argparse.Namespace) -> int:
         findings = []
         if args.rules:
             try:
-                findings = check_message(
-                    f, rules=rules, receiving_country=args.authority.upper() if args.authority else None
-                )
-            except NotEuDpiMessageError as exc:
+                if rules.codes:  # the EU rules; a national edition may bring only its own checks
+                    findings = check_message(
+                        f, rules=rules, receiving_country=args.authority.upper() if args.authority else None
+                    )
+                findings += profile.extra_checks(Path(f)) if args.authority and not errors else []
+            except (NotEuDpiMessageError, ValueError) as exc:
                 print(f"{f}: {exc}")
                 bad += 1
                 continue
-            findings += profile.extra_checks(Path(f)) if args.authority else []
             for finding in findings:
                 print(f"{f}: {finding.describe()}")
         failed = bool(errors) or any(x.severity == "error" for x in findings)
