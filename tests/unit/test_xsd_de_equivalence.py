@@ -35,7 +35,6 @@ The reference files live outside the repository (../shared/reference); without t
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
@@ -161,65 +161,15 @@ def test_base_envelope_is_valid_against_all(schemas: dict[str, etree.XMLSchema])
 
 Mutator = Callable[[etree._ElementTree], None]
 
-
-def _one(tree: etree._ElementTree, xpath: str) -> etree._Element:
-    found = tree.xpath(xpath, namespaces=NS)
-    assert found, f"mutation target not found: {xpath}"
-    return found[0]
-
-
-def remove(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.getparent().remove(el)
-
-    return run
-
-
-def set_text(xpath: str, value: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).text = value
-
-    return run
-
-
-def set_attr(xpath: str, name: str, value: str | None) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        if value is None:
-            del el.attrib[name]
-        else:
-            el.set(name, value)
-
-    return run
-
-
-def swap_with_next(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        nxt = el.getnext()
-        while nxt is not None and not isinstance(nxt.tag, str):
-            nxt = nxt.getnext()
-        assert nxt is not None, f"nothing follows {xpath}"
-        nxt.addnext(el)
-
-    return run
-
-
-def duplicate(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.addnext(copy.deepcopy(el))
-
-    return run
-
-
-def insert_after(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        new = etree.fromstring(f'<w xmlns:dip="{DIP_NS}" xmlns:dpi="{DPI_NS}">{fragment}</w>')[0]
-        _one(tree, xpath).addnext(new)
-
-    return run
+_m = Mutations(NS)
+remove = _m.remove
+set_text = _m.set_text
+set_attr = _m.set_attr
+swap_with_next = _m.swap_with_next
+duplicate = _m.duplicate
+insert_after = _m.insert_after
+chain = _m.chain
+_one = _m.one
 
 
 def replace_children(xpath: str, fragment: str) -> Mutator:
@@ -242,14 +192,6 @@ def set_namespace(xpath: str, namespace: str | None) -> Mutator:
         el = _one(tree, xpath)
         local = etree.QName(el).localname
         el.tag = f"{{{namespace}}}{local}" if namespace else local
-
-    return run
-
-
-def chain(*steps: Mutator) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        for step in steps:
-            step(tree)
 
     return run
 

@@ -83,6 +83,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
@@ -355,83 +356,17 @@ def test_base_document_invalid_in_eu_edition() -> None:
 
 Mutator = Callable[[etree._ElementTree], None]
 
-
-def _one(tree: etree._ElementTree, xpath: str) -> etree._Element:
-    found = tree.xpath(xpath, namespaces=NS)
-    assert found, f"mutation target not found: {xpath}"
-    return found[0]
-
-
-def remove(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.getparent().remove(el)
-
-    return run
-
-
-def set_text(xpath: str, value: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).text = value
-
-    return run
-
-
-def set_attr(xpath: str, name: str, value: str | None) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        if value is None:
-            del el.attrib[name]
-        else:
-            el.set(name, value)
-
-    return run
-
-
-def swap_with_next(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        nxt = el.getnext()
-        while nxt is not None and not isinstance(nxt.tag, str):
-            nxt = nxt.getnext()
-        assert nxt is not None, f"nothing follows {xpath}"
-        nxt.addnext(el)
-
-    return run
-
-
-def duplicate(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.addnext(copy.deepcopy(el))
-
-    return run
-
-
-def _fragment(fragment: str) -> etree._Element:
-    return etree.fromstring(f'<w xmlns:dpi="{DPI_NS}" xmlns:stf="{STF_NS}">{fragment}</w>')[0]
-
-
-def insert_after(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).addnext(_fragment(fragment))
-
-    return run
-
-
-def insert_before(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).addprevious(_fragment(fragment))
-
-    return run
-
-
-def rename(xpath: str, local_name: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.tag = f"{{{etree.QName(el).namespace}}}{local_name}"
-
-    return run
+_m = Mutations(NS)
+remove = _m.remove
+set_text = _m.set_text
+set_attr = _m.set_attr
+swap_with_next = _m.swap_with_next
+duplicate = _m.duplicate
+insert_after = _m.insert_after
+insert_before = _m.insert_before
+rename = _m.rename
+chain = _m.chain
+_one = _m.one
 
 
 def rename_all(old: str, new: str) -> Mutator:
@@ -448,14 +383,6 @@ def move_to_namespaces(mapping: dict[str, str]) -> Mutator:
     def run(tree: etree._ElementTree) -> None:
         moved = to_namespaces(tree, mapping).getroot()
         tree._setroot(moved)
-
-    return run
-
-
-def chain(*steps: Mutator) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        for step in steps:
-            step(tree)
 
     return run
 

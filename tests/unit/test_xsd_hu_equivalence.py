@@ -61,13 +61,13 @@ The reference files live outside the repository (../shared/reference); without t
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import pytest
 from lxml import etree
+from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
@@ -317,75 +317,17 @@ def test_base_document_covers_the_brief() -> None:
 
 Mutator = Callable[[etree._ElementTree], None]
 
-
-def _one(tree: etree._ElementTree, xpath: str) -> etree._Element:
-    found = tree.xpath(xpath, namespaces=NS)
-    assert found, f"mutation target not found: {xpath}"
-    return found[0]
-
-
-def remove(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.getparent().remove(el)
-
-    return run
-
-
-def set_text(xpath: str, value: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).text = value
-
-    return run
-
-
-def set_attr(xpath: str, name: str, value: str | None) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        if value is None:
-            del el.attrib[name]
-        else:
-            el.set(name, value)
-
-    return run
-
-
-def swap_with_next(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        nxt = el.getnext()
-        while nxt is not None and not isinstance(nxt.tag, str):
-            nxt = nxt.getnext()
-        assert nxt is not None, f"nothing follows {xpath}"
-        nxt.addnext(el)
-
-    return run
-
-
-def duplicate(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.addnext(copy.deepcopy(el))
-
-    return run
-
-
-def insert_after(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        wrapped = f'<w xmlns:dpi="{DPI_NS}" xmlns:stf="{STF_NS}">{fragment}</w>'
-        new = etree.fromstring(wrapped)[0]
-        _one(tree, xpath).addnext(new)
-
-    return run
-
-
-def insert_before(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        wrapped = f'<w xmlns:dpi="{DPI_NS}" xmlns:stf="{STF_NS}">{fragment}</w>'
-        new = etree.fromstring(wrapped)[0]
-        _one(tree, xpath).addprevious(new)
-
-    return run
+_m = Mutations(NS)
+remove = _m.remove
+set_text = _m.set_text
+set_attr = _m.set_attr
+swap_with_next = _m.swap_with_next
+duplicate = _m.duplicate
+insert_after = _m.insert_after
+insert_before = _m.insert_before
+rename = _m.rename
+chain = _m.chain
+_one = _m.one
 
 
 def replace_children(xpath: str, fragment: str) -> Mutator:
@@ -397,22 +339,6 @@ def replace_children(xpath: str, fragment: str) -> Mutator:
         el.text = wrapper.text
         for child in wrapper:
             el.append(child)
-
-    return run
-
-
-def rename(xpath: str, local_name: str, namespace: str | None = DPI_NS) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.tag = f"{{{namespace}}}{local_name}" if namespace else local_name
-
-    return run
-
-
-def chain(*steps: Mutator) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        for step in steps:
-            step(tree)
 
     return run
 

@@ -81,6 +81,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"
@@ -250,69 +251,20 @@ def test_base_envelope_matches_docstring_layout() -> None:
 
 Mutator = Callable[[etree._ElementTree], None]
 
-
-def _one(tree: etree._ElementTree, xpath: str) -> etree._Element:
-    found = tree.xpath(xpath, namespaces=NS)
-    assert found, f"mutation target not found: {xpath}"
-    return found[0]
-
-
-def remove(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.getparent().remove(el)
-
-    return run
-
-
-def set_text(xpath: str, value: str | None) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).text = value
-
-    return run
-
-
-def set_attr(xpath: str, name: str, value: str | None) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        if value is None:
-            del el.attrib[name]
-        else:
-            el.set(name, value)
-
-    return run
-
-
-def swap_with_next(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        nxt = el.getnext()
-        while nxt is not None and not isinstance(nxt.tag, str):
-            nxt = nxt.getnext()
-        assert nxt is not None, f"nothing follows {xpath}"
-        nxt.addnext(el)
-
-    return run
-
-
-def duplicate(xpath: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        el = _one(tree, xpath)
-        el.addnext(copy.deepcopy(el))
-
-    return run
+_m = Mutations(NS)
+remove = _m.remove
+set_text = _m.set_text
+set_attr = _m.set_attr
+swap_with_next = _m.swap_with_next
+duplicate = _m.duplicate
+insert_after = _m.insert_after
+chain = _m.chain
+_one = _m.one
 
 
 def _fragment(fragment: str) -> etree._Element:
     ns = " ".join(f'xmlns:{p}="{u}"' for p, u in NS.items())
     return etree.fromstring(f"<w {ns}>{fragment}</w>")
-
-
-def insert_after(xpath: str, fragment: str) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        _one(tree, xpath).addnext(_fragment(fragment)[0])
-
-    return run
 
 
 def replace_children(xpath: str, fragment: str) -> Mutator:
@@ -349,14 +301,6 @@ def reroot(xpath: str) -> Mutator:
 
     def run(tree: etree._ElementTree) -> None:
         tree._setroot(copy.deepcopy(_one(tree, xpath)))
-
-    return run
-
-
-def chain(*steps: Mutator) -> Mutator:
-    def run(tree: etree._ElementTree) -> None:
-        for step in steps:
-            step(tree)
 
     return run
 
