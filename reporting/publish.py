@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reporting.authorities import select_profile
+from reporting.due_diligence import write_due_diligence
 from reporting.errors import XmlValidationError
 from reporting.preflight import check_message
 from reporting.reports import write_reports
@@ -32,7 +33,7 @@ def validate(settings: RunSettings) -> dict[str, Any]:
     failures: list[str] = []
     for msg in render["messages"]:
         path = settings.run_path / "render" / msg["file"]
-        profile = select_profile(msg["authority"], settings.config)
+        profile = select_profile(msg["authority"], settings.config, warn=False)
         # The authority's current official schema package, where the configuration points at one.
         xsd_dir = settings.config.authorities.get(msg["authority"], {}).get("xsd_dir") or settings.xsd_dir
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
@@ -135,6 +136,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
             }
         )
     reports = write_reports(settings, out)
+    diligence = write_due_diligence(settings, out)
     rules = read_json(settings.run_path / "rules" / "rules.json")
     extract = read_json(settings.run_path / "extract" / "extract.json")
     manifest = {
@@ -145,7 +147,8 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         "routing": settings.config.reporting.routing,
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
-        "reports": reports["reports"],
+        "reports": [*reports["reports"], "reports/due_diligence.csv", "reports/due_diligence.html"],
+        "due_diligence": diligence,
         "warnings": [
             {"file": r["file"], **f}
             for r in validation["files"]

@@ -37,13 +37,16 @@ def profile_for(country: str) -> AuthorityProfile:
     return NATIONAL.get(country, EU_GENERIC)
 
 
-def select_profile(country: str, config: Config) -> AuthorityProfile:
-    """The profile that renders the operator's message to ``country``."""
+def select_profile(country: str, config: Config, *, warn: bool = True) -> AuthorityProfile:
+    """The profile that renders the operator's message to ``country`` (``warn``: say so when a
+    national variant exists but is not configured)."""
     national = NATIONAL.get(country)
     identifiers = config.authorities.get(country)
     if national is None:
         return EU_GENERIC
     if country != config.operator.country and identifiers is None:
+        if not warn:
+            return EU_GENERIC
         log.warning(
             "%s has its own variant (%s), but the configuration has no [authorities.%s] table with its "
             "filing identifiers: the message uses the EU generic edition",

@@ -91,6 +91,20 @@ def test_cli_end_to_end_on_sqlite(tmp_path: Path, official_schema: etree.XMLSche
     assert s["reportable"] == s["decisions"]["reported"]
     assert sum(s["decisions"].values()) == s["sellers_read"]
     assert main(["validate", *[str(out / f["file"]) for f in manifest["files"]], "--xsd-dir", str(OFFICIAL)]) == 0
+    # The reports for people (decisions, figures, due diligence) carry no TIN, IBAN or birth date in clear.
+    import sqlite3
+
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as con:
+        secrets = {r[0] for r in con.execute("select tin from seller_tins")}
+        secrets |= {r[0] for r in con.execute("select identifier from seller_financial_accounts")}
+        secrets |= {r[0] for r in con.execute("select birth_date from sellers where birth_date is not null")}
+    assert {"reports/due_diligence.csv", "reports/due_diligence.html"} <= set(manifest["reports"])
+    assert manifest["due_diligence"]["findings"] > 0
+    for report in manifest["reports"]:
+        if report.endswith((".csv", ".html")):
+            text = (out / report).read_text(encoding="utf-8")
+            leaked = [s for s in secrets if len(s) > 6 and s in text]
+            assert not leaked, f"{report} shows {len(leaked)} personal value(s) in clear"
 
 
 def _run_on(url: str, tmp_path: Path, name: str) -> dict[str, Any]:

@@ -1,0 +1,208 @@
+"""Due diligence of the identifiers of reported sellers, and the report for compliance staff.
+
+TINs are checked against their issuing country's formats and check digits with python-stdnum,
+where it knows that country's personal or company tax numbers; a TIN of a country it does not
+know is reported as not checked, never as valid. VAT ids are checked as EU VAT numbers, account
+identifiers that look like IBANs as IBANs. A malformed identifier is a warning for compliance
+staff: the value is sent as the source holds it, never rewritten.
+
+The report (``<out>/reports/due_diligence.csv`` and ``.html``) lists every reported seller that
+needs action before the deadline, with the action to take: TIN unknown (reported with
+``unknown="true"``: DAC7 expects the operator to obtain it), TIN malformed or not checkable, VAT
+malformed, IBAN malformed. Identifiers are masked to their last three characters.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stdnum import iban
+from stdnum.eu import vat as eu_vat
+from stdnum.util import get_cc_module
+
+from reporting.run import RunSettings
+from reporting.staging import connect
+
+#: python-stdnum modules that validate the tax numbers of individuals, per country (a TIN is
+#: well-formed when one of them accepts it). Germany: the Steuer-IdNr with its check digit.
+PERSONAL_TIN_MODULES: dict[str, tuple[str, ...]] = {
+    "AT": ("tin",), "BE": ("nn", "bis"), "BG": ("egn", "pnf"), "CZ": ("rc",), "DE": ("idnr",), "DK": ("cpr",),
+    "EE": ("ik",), "ES": ("nif",), "FI": ("hetu",), "FR": ("nif", "nir"), "GR": ("amka", "vat"), "HR": ("oib",),
+    "IE": ("pps",), "IT": ("codicefiscale",), "LT": ("asmens",), "LV": ("pvn",), "MT": ("vat",), "NL": ("bsn",),
+    "PL": ("pesel", "nip"), "PT": ("nif",), "RO": ("cnp",), "SE": ("personnummer",), "SI": ("emso", "ddv"),
+    "SK": ("rc",), "GB": ("utr", "nino"), "NO": ("fodselsnummer",), "CH": ("ssn",), "US": ("ssn", "itin"),
+}  # fmt: skip
+#: ... and of entities (Germany: the Steuernummer, which has no check digit, or the VAT number).
+COMPANY_TIN_MODULES: dict[str, tuple[str, ...]] = {
+    "AT": ("tin", "uid"), "BE": ("vat",), "BG": ("vat",), "CY": ("vat",), "CZ": ("dic",), "DE": ("stnr", "vat"),
+    "DK": ("cvr",), "EE": ("registrikood",), "ES": ("nif",), "FI": ("ytunnus",), "FR": ("siren", "nif"),
+    "GR": ("vat",), "HR": ("oib",), "HU": ("anum",), "IE": ("vat",), "IT": ("iva", "codicefiscale"),
+    "LT": ("pvm",), "LU": ("tva",), "LV": ("pvn",), "MT": ("vat",), "NL": ("btw",), "PL": ("nip", "regon"),
+    "PT": ("nif",), "RO": ("cui",), "SE": ("orgnr",), "SI": ("ddv",), "SK": ("dph",), "GB": ("utr",),
+    "NO": ("orgnr",), "CH": ("uid",), "US": ("ein",),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierCheck:
+    kind: str  # tin | vat | iban
+    country: str | None
+    status: str  # valid | malformed | unchecked
+    detail: str
+
+
+def mask(value: str | None, keep: int = 3) -> str:
+    if not value:
+        return ""
+    return "*" * max(len(value) - keep, 3) + value[-keep:] if len(value) > keep else "*" * len(value)
+
+
+def check_tin(tin: str, country: str, seller_type: str = "individual") -> IdentifierCheck:
+    table = COMPANY_TIN_MODULES if seller_type == "entity" else PERSONAL_TIN_MODULES
+    modules = [m for m in (get_cc_module(country.lower(), n) for n in table.get(country, ())) if m]
+    if not modules:
+        return IdentifierCheck("tin", country, "unchecked", f"python-stdnum has no tax-number module for {country}")
+    for module in modules:
+        if module.is_valid(tin):
+            return IdentifierCheck("tin", country, "valid", module.__name__.removeprefix("stdnum."))
+    names = ", ".join(m.__name__.removeprefix("stdnum.") for m in modules)
+    return IdentifierCheck("tin", country, "malformed", f"not a valid {country} tax number ({names})")
+
+
+def check_vat(value: str) -> IdentifierCheck:
+    if eu_vat.is_valid(value):
+        return IdentifierCheck("vat", None, "valid", "stdnum.eu.vat")
+    return IdentifierCheck("vat", None, "malformed", "not a valid EU VAT number (format or check digits)")
+
+
+def check_account(identifier: str) -> IdentifierCheck | None:
+    compact = identifier.replace(" ", "").upper()
+    if len(compact) < 5 or not (compact[:2].isalpha() and compact[2:4].isdigit()):
+        return None  # not an IBAN: another account number, not checked
+    if iban.is_valid(compact):
+        return IdentifierCheck("iban", compact[:2], "valid", "stdnum.iban")
+    return IdentifierCheck("iban", compact[:2], "malformed", "not a valid IBAN (format or check digits)")
+
+
+ACTIONS = {
+    ("tin", "unknown"): 'Obtain the seller\'s TIN: it was reported as unknown (TIN unknown="true")',
+    ("tin", "malformed"): "Verify the TIN with the seller: it fails its country's format or check digits",
+    ("tin", "unchecked"): "Verify the TIN by hand: no automatic check exists for its country",
+    ("vat", "malformed"): "Verify the VAT number with the seller",
+    ("iban", "malformed"): "Verify the bank account (IBAN) with the seller",
+}
+
+SELLERS_SQL = """
+select
+    d.seller_id, d.seller_type, array_to_string(d.authorities, ';') as authorities, s.vat_id,
+    (select list(struct_pack(tin := t.tin, issued_by := t.issued_by)) from seller_tins t
+     where t.seller_id = d.seller_id) as tins,
+    (select list(a.identifier) from seller_financial_accounts a where a.seller_id = d.seller_id) as accounts
+from decisions d
+inner join sellers s on s.seller_id = d.seller_id
+where d.decision = 'reported'
+order by d.seller_id
+"""
+
+COLUMNS = ("seller_id", "seller_type", "authorities", "identifier", "country", "value_masked", "finding", "action")
+
+
+def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
+    base = {"seller_id": row["seller_id"], "seller_type": row["seller_type"], "authorities": row["authorities"]}
+    tins = row["tins"] or []
+    if not tins:
+        yield {
+            **base,
+            "identifier": "tin",
+            "country": "",
+            "value_masked": "",
+            "finding": "TIN unknown",
+            "action": ACTIONS[("tin", "unknown")],
+        }
+    for t in tins:
+        c = check_tin(t["tin"], t["issued_by"], row["seller_type"])
+        if c.status != "valid":
+            yield {
+                **base,
+                "identifier": "tin",
+                "country": t["issued_by"],
+                "value_masked": mask(t["tin"]),
+                "finding": c.detail,
+                "action": ACTIONS[("tin", c.status)],
+            }
+    if row["vat_id"]:
+        c = check_vat(row["vat_id"])
+        if c.status != "valid":
+            yield {
+                **base,
+                "identifier": "vat",
+                "country": row["vat_id"][:2],
+                "value_masked": mask(row["vat_id"]),
+                "finding": c.detail,
+                "action": ACTIONS[("vat", c.status)],
+            }
+    for identifier in row["accounts"] or []:
+        c = check_account(identifier)
+        if c is not None and c.status != "valid":
+            yield {
+                **base,
+                "identifier": "iban",
+                "country": c.country or "",
+                "value_masked": mask(identifier),
+                "finding": c.detail,
+                "action": ACTIONS[("iban", c.status)],
+            }
+
+
+def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
+    """Write ``reports/due_diligence.csv`` and ``.html``; returns the counts per finding kind."""
+    con = connect(settings.run_path, "extract", "rules")
+    try:
+        rel = con.execute(SELLERS_SQL)
+        names = [d[0] for d in rel.description]
+        rows = [f for r in rel.fetchall() for f in findings_of(dict(zip(names, r, strict=True)))]
+    finally:
+        con.close()
+    counts = Counter(f"{r['identifier']}: {r['action'].split(':')[0]}" for r in rows)
+    reports = out_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic(reports / "due_diligence.csv", buf.getvalue())
+    _atomic(reports / "due_diligence.html", _html(settings, rows, counts))
+    return {"sellers": len({r["seller_id"] for r in rows}), "findings": len(rows), "by_kind": dict(counts)}
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str]) -> str:
+    e = html.escape
+    summary = "".join(f"<tr><td>{e(k)}</td><td class=n>{v}</td></tr>" for k, v in sorted(counts.items()))
+    body = "".join("<tr>" + "".join(f"<td>{e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
+    head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in COLUMNS)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>DAC7 {settings.year}: due diligence</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
+padding:4px 8px;text-align:left}}th{{background:#eee}}.n{{text-align:right}}</style></head>
+<body><h1>DAC7 {settings.year}: sellers that need action</h1>
+<p>Run {e(settings.run_id)}, as of {settings.as_of}, environment {e(settings.environment)}.
+{len({r["seller_id"] for r in rows})} reported seller(s), {len(rows)} finding(s). Identifiers are masked.</p>
+<table><tr><th>finding</th><th>count</th></tr>{summary}</table>
+<h2>Findings</h2><table><tr>{head}</tr>{body}</table></body></html>
+"""

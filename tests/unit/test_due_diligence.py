@@ -1,0 +1,50 @@
+"""Due diligence of identifiers with python-stdnum: hand-picked valid and broken numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from reporting.due_diligence import check_account, check_tin, check_vat, findings_of, mask
+
+
+@pytest.mark.parametrize(
+    ("tin", "country", "status"),
+    [
+        ("86095742719", "DE", "valid"),  # a Steuer-IdNr with the right check digit
+        ("86095742718", "DE", "malformed"),  # the same with a wrong check digit
+        ("39001010001", "LT", "malformed"),  # asmens kodas with a wrong check digit
+        ("RSSMRA80A01H501U", "IT", "valid"),  # codice fiscale
+        ("123456789", "XK", "unchecked"),  # no module for Kosovo: said so, never "valid"
+    ],
+)
+def test_tin(tin: str, country: str, status: str) -> None:
+    result = check_tin(tin, country)
+    assert result.status == status
+    if status == "unchecked":
+        assert "no tax-number module for XK" in result.detail
+
+
+def test_vat_and_iban() -> None:
+    assert check_vat("DE136695976").status == "valid"
+    assert check_vat("DE136695977").status == "malformed"
+    assert check_account("DE89370400440532013000").status == "valid"  # type: ignore[union-attr]
+    assert check_account("DE89370400440532013001").status == "malformed"  # type: ignore[union-attr]
+    assert check_account("12345678") is None  # not an IBAN: not judged
+
+
+def test_findings_mask_personal_data_and_say_what_to_do() -> None:
+    row = {
+        "seller_id": "S1",
+        "seller_type": "individual",
+        "authorities": "DE",
+        "tins": [{"tin": "86095742718", "issued_by": "DE"}],
+        "vat_id": None,
+        "accounts": ["DE89370400440532013001"],
+    }
+    found = list(findings_of(row))
+    assert [(f["identifier"], f["value_masked"]) for f in found] == [("tin", "********718"), ("iban", "*" * 19 + "001")]
+    assert all("86095742718" not in str(f) and "DE89370400440532013001" not in str(f) for f in found)
+    assert found[0]["action"].startswith("Verify the TIN")
+    unknown = list(findings_of({**row, "tins": [], "accounts": []}))
+    assert [f["finding"] for f in unknown] == ["TIN unknown"] and unknown[0]["action"].startswith("Obtain")
+    assert mask("ab") == "**"
