@@ -199,14 +199,14 @@ order by currency
 """
 
 
-def run_checks(
-    run_dir: Path, period: Period, fx_basis: str = "year_end", *, limit_per_rule: int = 1000
-) -> list[Finding]:
-    """Run every extract check over the staged Parquet files."""
+def run_checks(run_dir: Path, period: Period, fx_basis: str = "year_end") -> list[Finding]:
+    """Run every extract check over the staged Parquet files. A finding in a row that belongs
+    to a seller names that seller (``seller_id``), so that the seller can be quarantined; the
+    others (exchange rates) concern the whole run."""
     con = connect(run_dir, "extract")
     register_local_days(con, period)
     try:
-        findings = _run(con, limit_per_rule)
+        findings = _run(con)
         if fx_basis == "payment_date":
             for currency, day, example, n in con.execute(PAYMENT_DATE_MISSING_RATE_SQL).fetchall():
                 findings.append(
@@ -237,11 +237,27 @@ def run_checks(
         con.close()
 
 
-def _run(con: duckdb.DuckDBPyConnection, limit: int) -> list[Finding]:
+#: How the row key of each table leads to its seller.
+SELLER_OF = {
+    "sellers": "select k, d, k from c",
+    "seller_tins": "select k, d, k from c",
+    "transactions": "select c.k, c.d, t.seller_id from c left join transactions t on t.transaction_id = c.k",
+    "refunds": (
+        "select c.k, c.d, t.seller_id from c left join refunds r on r.refund_id = c.k "
+        "left join transactions t on t.transaction_id = r.transaction_id"
+    ),
+    "property_listings": "select c.k, c.d, p.seller_id from c left join property_listings p on p.listing_id = c.k",
+}
+
+
+def _run(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     findings: list[Finding] = []
     for check in CHECKS:
-        rows = con.execute(f"select * from ({check.sql}) limit {int(limit)}").fetchall()
-        for key, detail in rows:
+        seller = SELLER_OF.get(check.table, "select k, d, null from c")
+        rows = con.execute(f"with c as (select * from ({check.sql}) as x(k, d)) {seller} order by 1").fetchall()
+        for key, detail, seller_id in rows:
             message = check.message if detail is None else f"{check.message} ({detail})"
-            findings.append(Finding(rule=check.rule, table=check.table, key=str(key), message=message))
+            findings.append(
+                Finding(rule=check.rule, table=check.table, key=str(key), message=message, seller_id=seller_id)
+            )
     return findings

@@ -266,6 +266,8 @@ def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.
     assert sorted(p.name for p in reports.iterdir()) == [
         "decisions.csv",
         "decisions.parquet",
+        "due_diligence.csv",
+        "due_diligence.html",
         "figures.csv",
         "figures.parquet",
     ]
