@@ -73,12 +73,15 @@ class Config:
     #: ``[authorities.XX]``: a member state's own filing identifiers (BZSt id, SIREN ...), which
     #: select its national profile.
     authorities: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``[quality] max_quarantined``: how many quarantined sellers a production run accepts
+    #: (default 0: any quarantined seller fails the production run; test runs go on).
+    max_quarantined: int = 0
 
 
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "reporting", "source", "authorities"}
+_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -149,7 +152,17 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         source=_str(src, "url", "source", origin),
         path=origin,
         authorities=_authorities(raw, origin),
+        max_quarantined=_max_quarantined(raw, origin),
     )
+
+
+def _max_quarantined(raw: dict[str, Any], origin: str) -> int:
+    quality = _table(raw, "quality", origin, required=False)
+    _no_unknown(quality, {"max_quarantined"}, "quality", origin)
+    value = quality.get("max_quarantined", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{origin}: quality.max_quarantined must be a whole number >= 0")
+    return value
 
 
 def _authorities(raw: dict[str, Any], origin: str) -> dict[str, dict[str, str]]:

@@ -41,10 +41,11 @@ class XmlValidationError(PermanentError):
 class DataError(PermanentError):
     """The input data breaks one or more rules; every finding is listed."""
 
-    def __init__(self, findings: Sequence[Finding], *, limit: int = 50) -> None:
+    def __init__(self, findings: Sequence[Finding], *, limit: int = 50, headline: str | None = None) -> None:
         self.findings = list(findings)
         lines = [f.describe() for f in self.findings[:limit]]
         more = len(self.findings) - limit
         if more > 0:
             lines.append(f"... and {more} more")
-        super().__init__(f"{len(self.findings)} data error(s); nothing was published:\n  " + "\n  ".join(lines))
+        head = headline or f"{len(self.findings)} data error(s)"
+        super().__init__(f"{head}; nothing was published:\n  " + "\n  ".join(lines))

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from reporting.checks import run_checks
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
+from reporting.quarantine import enforce_quarantine_policy, write_quarantine
 from reporting.run import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
 
@@ -242,6 +243,7 @@ def _to_batch(
     key and the column, never the value itself (it may be personal data), and null here."""
     arrays = []
     key_index = index.get(spec[0][0], 0)
+    seller_index = index.get("seller_id")
     for name, typ, conv in spec:
         i = index.get(name)
         if i is None:
@@ -263,6 +265,7 @@ def _to_batch(
                         rule="source.unreadable_value",
                         table=table,
                         key=str(r[key_index]),
+                        seller_id=None if seller_index is None else r[seller_index],
                         message=f"{name} cannot be read as {typ}; correct the value in the source",
                     )
                 )
@@ -333,9 +336,12 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
         )
     # Audit what was written before anything downstream reads it.
     findings += run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
-    if findings:
-        raise DataError(findings)
-    summary = {"counts": counts, "source": safe_url(url)}
+    # A bad row of a seller quarantines that seller; what concerns the whole run stops it.
+    if any(f.seller_id is None for f in findings):
+        raise DataError(sorted(findings, key=lambda f: f.seller_id is not None))
+    quarantined = write_quarantine(out / "quarantine_extract.parquet", findings)
+    enforce_quarantine_policy(settings, findings)
+    summary = {"counts": counts, "quarantined_sellers": quarantined, "source": safe_url(url)}
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary

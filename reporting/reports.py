@@ -121,6 +121,13 @@ order by x.seller_id, x.activity, x.listing_id, x.quarter, x.currency, x.rate_da
 """
 
 
+QUARANTINE_SQL = """
+select seller_id, rule, "table", key, message
+from read_parquet([{files}])
+order by seller_id, rule, key
+"""
+
+
 def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
     """Write ``reports/decisions`` and ``reports/figures`` (Parquet and CSV) atomically."""
     reports = out_dir / "reports"
@@ -136,6 +143,22 @@ def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
                 tmp.chmod(0o600)
                 tmp.replace(target)
                 written.append(f"reports/{name}.{fmt}")
+        files = [
+            p
+            for p in (
+                settings.run_path / "extract" / "quarantine_extract.parquet",
+                settings.run_path / "rules" / "quarantine_rules.parquet",
+            )
+            if p.is_file()
+        ]
+        if files:
+            # every quarantined seller with its reasons: keys and rules only, what to correct
+            target, tmp = reports / "quarantine.csv", reports / ".quarantine.csv.tmp"
+            sql = QUARANTINE_SQL.format(files=", ".join(sql_literal(p) for p in files))
+            con.execute(f"copy ({sql}) to {sql_literal(tmp)} (format csv, header)")
+            tmp.chmod(0o600)
+            tmp.replace(target)
+            written.append("reports/quarantine.csv")
     finally:
         con.close()
     return {"reports": written}

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reporting.countries import EU_MEMBER_STATES
-from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.money import minor_to_units, round_half_up, to_fraction
+from reporting.quarantine import enforce_quarantine_policy, quarantine_findings, read_quarantine, write_quarantine
 from reporting.run import RunSettings, write_json
 from reporting.staging import connect
 from reporting.variants import EU_READING, VARIANTS, LegalVariant
@@ -585,10 +585,23 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
         ):
             readings = national_contexts(ctx, con, settings.year)
+            quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
             for facts in iter_facts(con):
+                if facts.seller_id in quarantined:
+                    # set aside by the checks of the extract: decided, never reported
+                    d = Decision(facts.seller_id, f"quarantined:{quarantined[facts.seller_id]}", residence(facts))
+                    decisions_counter[d.decision] += 1
+                    dw.add(_decision_row(facts, d))
+                    continue
                 d, eu, national = decide_everywhere(facts, ctx, readings)
+                if d.findings:
+                    # a seller the rules cannot report correctly (e.g. RentedDays out of range)
+                    findings.extend(d.findings)
+                    d = Decision(facts.seller_id, f"quarantined:{min(f.rule for f in d.findings)}", d.residence)
+                    decisions_counter[d.decision] += 1
+                    dw.add(_decision_row(facts, d))
+                    continue
                 decisions_counter[d.decision] += 1
-                findings.extend(d.findings)
                 dw.add(_decision_row(facts, d, national))
                 if eu.decision == REPORTED:
                     for r in eu.reports:
@@ -604,8 +617,8 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                     ow.add({"authority": a, "seller_id": d.seller_id})
     finally:
         con.close()
-    if findings:
-        raise DataError(findings)
+    write_quarantine(out / "quarantine_rules.parquet", findings)
+    enforce_quarantine_policy(settings, findings + quarantine_findings(settings))
     summary = {
         "sellers": sum(decisions_counter.values()),
         "decisions": dict(sorted(decisions_counter.items())),

@@ -52,7 +52,12 @@ class RunSettings:
 
     def to_json(self) -> dict[str, Any]:
         cfg = asdict(self.config)
-        raw_config = {"operator": cfg["operator"], "reporting": cfg["reporting"], "authorities": cfg["authorities"]}
+        raw_config = {
+            "operator": cfg["operator"],
+            "reporting": cfg["reporting"],
+            "authorities": cfg["authorities"],
+            "quality": {"max_quarantined": cfg["max_quarantined"]},
+        }
         return {
             "config": raw_config,
             "config_path": self.config.path,

@@ -287,7 +287,8 @@ def test_bad_data_fails_the_run_at_once_and_publishes_nothing(
     monkeypatch.setenv("DAC7_SOURCE_URL", f"sqlite:///{bad}")
 
     started = time.perf_counter()
-    dr = fresh_dag.test(logical_date=datetime(2026, 1, 17, 6, tzinfo=UTC))
+    # a production run accepts no quarantined seller: the bad row fails the extract
+    dr = fresh_dag.test(logical_date=datetime(2026, 1, 17, 6, tzinfo=UTC), run_conf={"environment": "prod"})
     elapsed = time.perf_counter() - started
 
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}

@@ -193,7 +193,7 @@ def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
     m.sales("S1", 40, 100_00)
     mutate(m)
     with pytest.raises(DataError) as err:
-        pipeline(tmp_path, m)
+        pipeline(tmp_path, m, environment="prod")  # a production run accepts no quarantined seller
     [finding] = err.value.findings
     assert (finding.rule, finding.table, finding.key) == (rule, table, key)
     assert "Petraite" not in str(err.value) and "xxxxx" not in str(err.value)  # no personal data
@@ -209,6 +209,8 @@ def test_bad_input_names_table_key_and_rule_and_publishes_nothing(
             f"sqlite:///{tmp_path}/source.db",
             "--year",
             "2025",
+            "--environment",
+            "prod",
             "--out",
             str(tmp_path / "out2"),
             "--staging",
@@ -270,6 +272,7 @@ def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.
         "due_diligence.html",
         "figures.csv",
         "figures.parquet",
+        "quarantine.csv",
     ]
     csv_text = (reports / "decisions.csv").read_text()
     assert "Nowak" not in csv_text and "1234567890" not in csv_text  # no personal data
@@ -324,7 +327,7 @@ def test_refund_inconsistencies_are_errors_with_their_key(
     tmp_path: Path, kind: str, rule: str, table: str, key: str
 ) -> None:
     with pytest.raises(DataError) as err:
-        pipeline(tmp_path, _refund_case(kind))
+        pipeline(tmp_path, _refund_case(kind), environment="prod")
     assert [(f.rule, f.table, f.key) for f in err.value.findings] == [(rule, table, key)]
     assert not (tmp_path / "out").exists()  # never netted to a negative amount and published
 
@@ -392,3 +395,47 @@ def test_rented_days_zero_is_omitted_and_other_property_type_only_with_dpi910(tm
     assert first.findtext("dpi:PropertyType", namespaces=NS) == "DPI905"
     assert second.findtext("dpi:OtherPropertyType", namespaces=NS) == "Yurt"
     assert second.findtext("dpi:RentedDays", namespaces=NS) == "2"
+
+
+def test_a_test_run_quarantines_a_bad_seller_and_files_everyone_else(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("GOOD")
+    m.sales("GOOD", 40, 100_00)
+    m.seller("BAD")
+    m.sales("BAD", 40, 100_00)
+    m.tx("BAD", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TXYZ")
+    m.seller("NORES", country=None, tin=None)
+    m.sales("NORES", 40, 100_00)
+    manifest = pipeline(tmp_path, m)  # environment "test"
+    assert manifest["summary"]["decisions"] == {
+        "quarantined:currency.unknown": 1,
+        "quarantined:seller.no_residence_country": 1,
+        "reported": 1,
+    }
+    [f] = manifest["files"]
+    assert f["sellers"] == 1
+    quarantine = (tmp_path / "out" / "reports" / "quarantine.csv").read_text()
+    assert "BAD,currency.unknown,transactions,TXYZ" in quarantine
+    assert "NORES,seller.no_residence_country,sellers,NORES" in quarantine
+    decisions = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
+    assert "BAD,individual,quarantined:currency.unknown" in decisions  # not dropped: decided and explained
+
+
+def test_quality_max_quarantined_lets_a_production_run_accept_some(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("GOOD")
+    m.sales("GOOD", 40, 100_00)
+    m.seller("BAD")
+    m.tx("BAD", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TXYZ")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    cfg = write_config(tmp_path / "dac7.toml", environment="prod")
+    cfg.write_text(cfg.read_text() + "\n[quality]\nmax_quarantined = 1\n", encoding="utf-8")
+    manifest = run(
+        config_path=cfg,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+    ).manifest
+    assert manifest["summary"]["decisions"] == {"quarantined:currency.unknown": 1, "reported": 1}
