@@ -28,9 +28,9 @@ final as (
         t.amount_minor as transaction_amount_minor,
         t.fee_minor as transaction_fee_minor,
         t.tax_minor as transaction_tax_minor,
-        sum(r.amount_minor) over (partition by r.transaction_id) as refunds_amount_minor,
-        sum(coalesce(r.fee_minor, 0)) over (partition by r.transaction_id) as refunds_fee_minor,
-        sum(coalesce(r.tax_minor, 0)) over (partition by r.transaction_id) as refunds_tax_minor
+        sum(r.amount_minor) over (partition by r.transaction_id)::bigint as refunds_amount_minor,
+        sum(coalesce(r.fee_minor, 0)) over (partition by r.transaction_id)::bigint as refunds_fee_minor,
+        sum(coalesce(r.tax_minor, 0)) over (partition by r.transaction_id)::bigint as refunds_tax_minor
     from refunds as r
     left join transaction_amounts as t on t.transaction_id = r.transaction_id
 )
