@@ -40,8 +40,9 @@ def config(tmp_path: Path, extra: str, **kw: str) -> Path:
     return path
 
 
-def go(tmp_path: Path, cfg: Path, environment: str | None = None) -> dict:
-    url = market().write(f"sqlite:///{tmp_path}/source.db")
+def go(tmp_path: Path, cfg: Path, environment: str | None = None, m: Marketplace | None = None) -> dict:
+    """Write the marketplace (default: market()) and run the pipeline with pinned ids."""
+    url = (m or market()).write(f"sqlite:///{tmp_path}/source.db")
     return run(
         config_path=cfg,
         source_url=url,
@@ -197,18 +198,8 @@ def test_it_profile_wraps_the_message_in_the_telematic_supply(tmp_path: Path) ->
     m = market()
     m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
     m.sales("IT1", 40, 100_00)
-    url = m.write(f"sqlite:///{tmp_path}/source.db")
     cfg = config(tmp_path, '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n')
-    manifest = run(
-        config_path=cfg,
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id=RUN_ID,
-        timestamp=datetime(2026, 1, 15, 6, 0),
-    ).manifest
+    manifest = go(tmp_path, cfg, m=m)
     [it] = [f for f in manifest["files"] if f["authority"] == "IT"]
     assert it["profile"] == "IT"
     root = etree.parse(str(tmp_path / "out" / it["file"])).getroot()
@@ -257,18 +248,8 @@ def _hu_market(with_pe_address: bool) -> Marketplace:
 
 
 def test_hu_profile_writes_dpi_hu(tmp_path: Path) -> None:
-    url = _hu_market(True).write(f"sqlite:///{tmp_path}/source.db")
     cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678-2-42"\n')
-    manifest = run(
-        config_path=cfg,
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id=RUN_ID,
-        timestamp=datetime(2026, 1, 15, 6, 0),
-    ).manifest
+    manifest = go(tmp_path, cfg, m=_hu_market(True))
     [hu] = [f for f in manifest["files"] if f["authority"] == "HU"]
     assert hu["profile"] == "HU" and hu["sellers"] == 2
     assert re.fullmatch(r"123456782025[0-9A-F]{32}", hu["message_ref_id"])
@@ -313,17 +294,7 @@ def test_national_readings_route_and_figure_per_state(tmp_path: Path) -> None:
     m.tin("MIX", "1234567890123", "FR")
     m.sales("MIX", 3, 20_00)
     m.tx("MIX", "2025-07-01 10:00:00", 500_00, activity="personal_services")
-    url = m.write(f"sqlite:///{tmp_path}/source.db")
-    manifest = run(
-        config_path=config(tmp_path, ""),
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id=RUN_ID,
-        timestamp=datetime(2026, 1, 15, 6, 0),
-    ).manifest
+    manifest = go(tmp_path, config(tmp_path, ""), m=m)
     assert len(ids) == 28
     assert {f["authority"]: f["sellers"] for f in manifest["files"]} == {"DE": 2, "FR": 1}
     de = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "DE")))
@@ -344,17 +315,7 @@ def _national_run(tmp_path: Path, extra: str) -> dict:
     m.sales("IT1", 40, 100_00)
     m.seller("HU1", country="HU", tin="8123456789")
     m.sales("HU1", 40, 100_00)
-    url = m.write(f"sqlite:///{tmp_path}/source.db")
-    return run(
-        config_path=config(tmp_path, extra),
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id=RUN_ID,
-        timestamp=datetime(2026, 1, 15, 6, 0),
-    ).manifest
+    return go(tmp_path, config(tmp_path, extra), m=m)
 
 
 NATIONAL_IDS = (
