@@ -60,6 +60,7 @@ class IdentifierCheck:
 
 
 def mask(value: str | None, keep: int = 3) -> str:
+    """``********123``: only the last characters of an identifier ("" for none)."""
     if not value:
         return ""
     return "*" * max(len(value) - keep, 3) + value[-keep:] if len(value) > keep else "*" * len(value)

@@ -12,16 +12,10 @@ from typing import Any
 import duckdb
 
 from reporting.countries import minor_unit_exponent
+from reporting.due_diligence import mask
 from reporting.errors import ConfigError
 from reporting.run import read_json
 from reporting.staging import sql_literal
-
-
-def mask(value: str | None, keep: int = 3) -> str:
-    """``********123``: only the last characters of an identifier."""
-    if not value:
-        return "-"
-    return "*" * max(len(value) - keep, 3) + value[-keep:] if len(value) > keep else "*" * len(value)
 
 
 def mask_name(value: str | None) -> str:
@@ -132,5 +126,5 @@ def _identity(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any], seller_i
     if show:
         tin_text = ", ".join(f"{t['tin']} ({t['issued_by']})" for t in tins) or "unknown"
         return [f"Identity: {name}; born {s.get('birth_date') or '-'}; TIN {tin_text}"]
-    tin_text = ", ".join(f"{mask(t['tin'])} ({t['issued_by']})" for t in tins) or "unknown"
+    tin_text = ", ".join(f"{mask(t['tin']) or '-'} ({t['issued_by']})" for t in tins) or "unknown"
     return [f"Identity (masked; --show-personal-data to show): {mask_name(name)}; TIN {tin_text}"]

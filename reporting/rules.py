@@ -343,9 +343,9 @@ def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dic
     counts: list[int] = []
     for q in (1, 2, 3, 4):
         qb = [b for b in blocks if b.quarter == q]
-        cons.append(_exact(qb, "amount_minor", convert, rates))
-        fees.append(round_half_up(_exact(qb, "fee_minor", convert, rates)))
-        taxes.append(round_half_up(_exact(qb, "tax_minor", convert, rates)))
+        cons.append(exact_sum(qb, "amount_minor", rates, convert))
+        fees.append(round_half_up(exact_sum(qb, "fee_minor", rates, convert)))
+        taxes.append(round_half_up(exact_sum(qb, "tax_minor", rates, convert)))
         counts.append(sum(b.activities for b in qb))
     return ActivityReport(
         activity=activity,
@@ -362,10 +362,6 @@ def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dic
 
 def _four(values: list[int]) -> tuple[int, int, int, int]:
     return (values[0], values[1], values[2], values[3])
-
-
-def _exact(blocks: list[Block], attr: str, convert: bool, rates: dict[str, Rate]) -> Fraction:
-    return exact_sum(blocks, attr, rates, convert)
 
 
 def money_text(value: Fraction, currency: str = "EUR") -> str:
@@ -587,17 +583,15 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
             readings = national_contexts(ctx, con, settings.year)
             quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
             for facts in iter_facts(con):
-                if facts.seller_id in quarantined:
-                    # set aside by the checks of the extract: decided, never reported
-                    d = Decision(facts.seller_id, f"quarantined:{quarantined[facts.seller_id]}", residence(facts))
-                    decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d))
-                    continue
-                d, eu, national = decide_everywhere(facts, ctx, readings)
-                if d.findings:
-                    # a seller the rules cannot report correctly (e.g. RentedDays out of range)
-                    findings.extend(d.findings)
-                    d = Decision(facts.seller_id, f"quarantined:{min(f.rule for f in d.findings)}", d.residence)
+                # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
+                rule = quarantined.get(facts.seller_id)
+                if rule is None:
+                    d, eu, national = decide_everywhere(facts, ctx, readings)
+                    if d.findings:
+                        findings.extend(d.findings)
+                        rule = min(f.rule for f in d.findings)
+                if rule is not None:
+                    d = Decision(facts.seller_id, f"quarantined:{rule}", residence(facts))
                     decisions_counter[d.decision] += 1
                     dw.add(_decision_row(facts, d))
                     continue
@@ -609,7 +603,6 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                 for state, n in national.items():
                     # a state with its own reading receives the figures of that reading
                     if state in d.authorities and n.decision == REPORTED and n.reports != eu.reports:
-                        findings.extend(f for f in n.findings if f not in d.findings)
                         for r in n.reports:
                             rw.add(_report_row(d.seller_id, r, state))
                 for a in d.authorities:
