@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv demo test lint clean
+.PHONY: venv browser demo test lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,11 +38,24 @@ demo: venv
 	@echo
 	@$(BIN)/dac7 summary --out $(DEMO_OUT)/$(DEMO_YEAR)
 
-test: venv
+# Headless Chromium for the tests that render HTML (tests/browser.py): Debian's package, installed
+# only when missing. `apt-get update` runs only when the install fails without it (a fresh image
+# has no package lists); sudo only when not root.
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium package (apt-get)"; \
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
+	$$sudo $$install || { $$sudo apt-get update -q && $$sudo $$install; }
+
+test: venv browser
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check reporting dags plugins tests
+	$(BIN)/ruff check reporting dags tests benchmarks $(wildcard plugins)
 
 clean:
 	rm -rf .airflow .demo .dac7 out

@@ -9,6 +9,7 @@ the pipeline in this process, and prints the seconds per stage, the rows and the
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 from datetime import date, datetime
@@ -65,6 +66,18 @@ def main() -> None:
     )
     for name, seconds in timings:
         print(f"  {name:<10}{seconds:>8.1f} s")
+    # the checks inside those stages: the Great Expectations suites, the relational checks of
+    # the extract and the record checks of the rules stage
+    checks = manifest["data_checks"]
+    run_path = Path(run_dir)
+    relational = json.loads((run_path / "extract" / "extract.json").read_text())["relational_checks_seconds"]
+    records = json.loads((run_path / "rules" / "rules.json").read_text())["record_checks_seconds"]
+    for stage, c in checks["stages"].items():
+        print(f"    checks {stage:<12}{c['seconds']:>8.1f} s (Great Expectations)")
+    print(f"    checks {'relational':<12}{relational:>8.1f} s (DuckDB)")
+    print(f"    checks {'records':<12}{records:>8.1f} s (rendering rules)")
+    spent = checks["seconds"] + relational + records
+    print(f"    checks in all {spent:.1f} s: {100 * spent / elapsed:.1f}% of the run")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"  {'total':<10}{elapsed:>8.1f} s, peak memory {peak_gb:.2f} GB")
 

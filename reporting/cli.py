@@ -1,10 +1,14 @@
 """The ``dac7`` command line.
 
-    dac7 demo-data --db URL --sellers N --seed S [--year Y]
+    dac7 demo-data --db URL --sellers N --seed S [--year Y] [--bad-share FRACTION]
     dac7 run --config FILE --source URL --year Y [--as-of DATE] --out DIR
     dac7 validate FILE... [--xsd-dir DIR]
     dac7 summary --out DIR
     dac7 explain --seller ID --year Y --out DIR [--show-personal-data]
+    dac7 ledger list [--ledger URL] [--year Y] [--authority XX] [--environment test|prod]
+    dac7 ledger unlock --environment test|prod --authority XX --year Y [--ledger URL]
+    dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
+    dac7 status-import FILE [--ledger URL]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
 2 usage or configuration errors.
@@ -19,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
@@ -45,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, required=True, help="random seed (same seed, same data)")
     d.add_argument("--year", type=int, default=2025, help="reporting year (default 2025)")
     d.add_argument("--replace", action="store_true", help="drop the contract tables first")
+    d.add_argument(
+        "--bad-share",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of sellers made bad on purpose, each with one defect the pipeline must quarantine "
+        "(e.g. 0.01; default 0)",
+    )
 
     r = sub.add_parser("run", help="run the pipeline without Airflow")
     r.add_argument("--config", default="dac7.toml", help="configuration file (default dac7.toml)")
@@ -83,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply this member state's profile and rules (default: the EU rules of an exchange between "
         "member states; never guessed from TransmittingCountry)",
     )
+    _add_ledger_parsers(sub)
     return p
 
 
@@ -101,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summary(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "ledger":
+            return _ledger(args)
+        if args.command == "status-import":
+            return _status_import(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)
@@ -118,11 +136,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1 (e.g. 0.01)")
+    return value
+
+
 def _demo_data(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from reporting.demo import generate_demo
 
-    counts = generate_demo(args.db, sellers=args.sellers, seed=args.seed, year=args.year, replace=args.replace)
-    print("demo marketplace written: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    result = generate_demo(
+        args.db, sellers=args.sellers, seed=args.seed, year=args.year, replace=args.replace, bad_share=args.bad_share
+    )
+    print("demo marketplace written: " + ", ".join(f"{k} {v}" for k, v in result.items()))
+    if args.bad_share:
+        # how many of each kind, never who: the ground truth stays with generate_demo's caller
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(Counter(result.bad_sellers.values()).items()))
+        print(f"bad sellers made on purpose: {len(result.bad_sellers)}" + (f" ({kinds})" if kinds else ""))
     return 0
 
 
@@ -210,6 +246,113 @@ def _validate(args: argparse.Namespace) -> int:
         if not failed:
             print(f"{f}: valid" + (f" ({rules.name} rules)" if args.rules else ""))
     return 1 if bad else 0
+
+
+# ------------------------------------------------------------------------------------------ ledger
+
+
+def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def where(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--ledger",
+            default=os.environ.get("DAC7_LEDGER_URL"),
+            help="SQLAlchemy URL of the filing ledger (default: $DAC7_LEDGER_URL, else [ledger] url of the "
+            "configuration, else dac7-ledger.sqlite3 in the working directory)",
+        )
+        parser.add_argument("--config", help="configuration file with [ledger] url (default: dac7.toml if present)")
+
+    g = sub.add_parser("ledger", help="the filing ledger: what was sent to which authority")
+    lsub = g.add_subparsers(dest="ledger_command", required=True)
+    gl = lsub.add_parser("list", help="every message filed, with its status")
+    where(gl)
+    gl.add_argument("--year", type=int, help="only this reporting year")
+    gl.add_argument("--authority", help="only this receiving country (e.g. DE)")
+    gl.add_argument("--environment", choices=("test", "prod"), help="only test or production filings")
+    gu = lsub.add_parser("unlock", help="remove the filing lock a run that died left behind (SQLite)")
+    where(gu)
+    gu.add_argument("--environment", choices=("test", "prod"), required=True)
+    gu.add_argument("--authority", required=True, help="receiving country (e.g. DE)")
+    gu.add_argument("--year", type=int, required=True, help="reporting year")
+    gd = lsub.add_parser("discard", help="give up a message rendered but never published")
+    where(gd)
+    gd.add_argument("message_ref_id", help="MessageRefId of the message")
+
+    si = sub.add_parser("status-import", help="apply an authority's status document to the ledger")
+    si.add_argument("file", help="the status document (EU DAC7 status message, BZSt DIP protocol)")
+    where(si)
+
+
+def _ledger_url(args: argparse.Namespace) -> str:
+    from reporting.config import load_config
+    from reporting.ledger import default_ledger_url
+
+    if args.ledger:
+        return str(args.ledger)
+    config = args.config or ("dac7.toml" if Path("dac7.toml").is_file() else None)
+    if config:
+        url = load_config(config).ledger
+        if url:
+            return url
+    return default_ledger_url(Path.cwd())
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from reporting.ledger import open_ledger
+    from reporting.ledger.model import period_label
+
+    with open_ledger(_ledger_url(args), create=False) as ledger:
+        if args.ledger_command == "unlock":
+            authority = args.authority.upper()
+            period = period_label(authority, args.year, args.environment)
+            held = ledger.break_lock(args.environment, authority, args.year)
+            print(f"removed the filing lock of {period}, {held.describe()}" if held else f"no filing lock for {period}")
+            return 0
+        if args.ledger_command == "discard":
+            ledger.discard(args.message_ref_id)
+            print(f"{args.message_ref_id}: discarded (its ids stay used)")
+            return 0
+        authority = args.authority.upper() if args.authority else None
+        print(_ledger_table(ledger.messages(year=args.year, authority=authority, environment=args.environment)))
+    return 0
+
+
+def _ledger_table(messages: Sequence[Any]) -> str:
+    if not messages:
+        return "no messages"
+    width = max(len("MessageRefId"), *(len(m.message_ref_id) for m in messages))
+    head = f"{'created (UTC)':<20} {'auth':<4} {'year':<4} {'env':<4} {'type':<6} {'MessageRefId':<{width}} "
+    lines = [head + f"{'sellers':>7}  status"]
+    for m in messages:
+        status = m.status + (f" ({m.rejected_records} record(s) rejected)" if m.rejected_records else "")
+        status += f", {m.errors} error(s)" if m.errors else ""
+        lines.append(
+            f"{m.created:%Y-%m-%d %H:%M:%S}  {m.authority:<4} {m.reporting_year:<4} {m.environment:<4} "
+            f"{m.message_type_indic:<6} {m.message_ref_id:<{width}} {m.sellers:>7}  {status}"
+        )
+    return "\n".join(lines)
+
+
+def _status_import(args: argparse.Namespace) -> int:
+    from reporting.ledger import open_ledger
+    from reporting.ledger.status import import_status
+
+    with open_ledger(_ledger_url(args), create=False) as ledger:
+        outcome = import_status(ledger, args.file)
+    if outcome.already_imported:
+        print(f"{args.file}: already imported for {outcome.message_ref_id}; nothing changed")
+        return 0
+    said = outcome.outcome.replace("_", " ")
+    text = f"{outcome.message_ref_id}: {said} ({outcome.format}), message {outcome.message_status}"
+    if outcome.rejected_doc_ref_ids:
+        shown = ", ".join(outcome.rejected_doc_ref_ids[:10])
+        more = " ..." if len(outcome.rejected_doc_ref_ids) > 10 else ""
+        text += f"; {len(outcome.rejected_doc_ref_ids)} record(s) rejected: {shown}{more}"
+    print(text + f"; {outcome.file_errors} file error(s), {outcome.record_errors} record error(s)")
+    if outcome.unmatched_doc_ref_ids:
+        print(f"  not in this message: {', '.join(outcome.unmatched_doc_ref_ids[:10])}")
+    for note in outcome.notes:
+        print(f"  note: {note}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -76,12 +76,18 @@ class Config:
     #: ``[quality] max_quarantined``: how many quarantined sellers a production run accepts
     #: (default 0: any quarantined seller fails the production run; test runs go on).
     max_quarantined: int = 0
+    #: ``[quality] data_docs``: whether Great Expectations writes its Data Docs HTML into the
+    #: run's output (``reports/data-docs/``); default true. The checks run either way.
+    data_docs: bool = True
+    #: ``[ledger] url``: the filing ledger's SQLAlchemy URL (SQLite or PostgreSQL); default: the
+    #: SQLite file ``dac7-ledger.sqlite3`` in the working directory. Never with a password.
+    ledger: str | None = None
 
 
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality"}
+_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality", "ledger"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -153,15 +159,46 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         path=origin,
         authorities=_authorities(raw, origin),
         max_quarantined=_max_quarantined(raw, origin),
+        data_docs=_data_docs(raw, origin),
+        ledger=_ledger_url(raw, origin),
     )
+
+
+def _ledger_url(raw: dict[str, Any], origin: str) -> str | None:
+    """``[ledger] url``: optional; a URL that carries a password is refused, as ``[source] url`` is."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    table = _table(raw, "ledger", origin, required=False)
+    _no_unknown(table, {"url"}, "ledger", origin)
+    url = _str(table, "url", "ledger", origin)
+    if url is None:
+        return None
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"{origin}: ledger.url is not a database URL (e.g. 'sqlite:///ledger.sqlite3')") from None
+    if parsed.password is not None:
+        raise ConfigError(
+            f"{origin}: [ledger] url holds a password; secrets never go in the configuration file. "
+            "Pass the URL with --ledger or DAC7_LEDGER_URL (an Airflow Connection in production)"
+        )
+    return url
 
 
 def _max_quarantined(raw: dict[str, Any], origin: str) -> int:
     quality = _table(raw, "quality", origin, required=False)
-    _no_unknown(quality, {"max_quarantined"}, "quality", origin)
+    _no_unknown(quality, {"max_quarantined", "data_docs"}, "quality", origin)
     value = quality.get("max_quarantined", 0)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{origin}: quality.max_quarantined must be a whole number >= 0")
+    return value
+
+
+def _data_docs(raw: dict[str, Any], origin: str) -> bool:
+    value = _table(raw, "quality", origin, required=False).get("data_docs", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{origin}: quality.data_docs must be true or false")
     return value
 
 

@@ -31,8 +31,9 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,8 @@ from reporting import rules
 from reporting.countries import ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.errors import DataError
 from reporting.findings import Finding, Severity
+from reporting.quarantine import write_quarantine
+from reporting.run import RunSettings, write_json
 from reporting.staging import sql_literal
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGES: dict[str, str] = {"extract": "extract.json", "identity": "identity.json", "aggregates": "aggregates.json"}
+DOCS_DIR = "data-docs"  # in the run's staging directory, then published to <out>/reports/data-docs/
 
 # The stable decision reason codes of reporting.rules (its module docstring lists them).
 DECISION_CODES: tuple[str, ...] = (
@@ -90,6 +94,9 @@ class ExpectationSummary:
     element_count: int | None = None
     severity: Severity = Severity.ERROR
     structural: bool = False
+    #: rules of :mod:`reporting.checks` that find the same defect (``meta.same_as``): a row they
+    #: already name is reported once, under their shorter rule
+    same_as: tuple[str, ...] = ()
 
     @property
     def rule(self) -> str:
@@ -128,6 +135,26 @@ class DataCheckReport:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    def without(self, others: list[Finding]) -> list[Finding]:
+        """The row errors, less those that ``others`` (the relational checks) already name under
+        an equivalent rule for the same seller, or for the whole run."""
+        same = {(r.table, r.rule): r.same_as for r in self.results if r.same_as}
+        run_level = {f.rule for f in others if f.seller_id is None}
+        by_seller = {(f.rule, f.seller_id) for f in others if f.seller_id is not None}
+        return [
+            f
+            for f in self.errors
+            if not any(
+                rule in run_level or (rule, f.seller_id) in by_seller for rule in same.get((f.table, f.rule), ())
+            )
+        ]
+
+    def named_errors(self) -> list[Finding]:
+        """The row errors under the rule of :mod:`reporting.checks` or the render that names the
+        same defect (``meta.same_as``), where there is one: one name per defect for people."""
+        same = {(r.table, r.rule): r.same_as for r in self.results if r.same_as}
+        return [replace(f, rule=same[(f.table, f.rule)][0]) if (f.table, f.rule) in same else f for f in self.errors]
 
     @property
     def quarantined_sellers(self) -> dict[str, list[str]]:
@@ -345,12 +372,11 @@ def _context(docs_dir: Path | None) -> Any:
 
 
 def _validate_table(
-    context: Any, suite: StageSuite, t: TableSuite, frame: pd.DataFrame, params: dict[str, Any], run_id: Any, docs: bool
+    context: Any, suite: StageSuite, t: TableSuite, frame: pd.DataFrame, params: dict[str, Any], run_id: Any
 ) -> Any:
     """Run one table's suite through a ValidationDefinition and a Checkpoint; the result of
     that one validation."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
     name = f"{suite.name}.{t.table}"
     batch = (
@@ -367,7 +393,7 @@ def _validate_table(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])] if docs else [],
+            actions=[],  # the Data Docs are built once per stage, after every table
             result_format={
                 # every failed row, by its row number only (the frame's index, which GX lists
                 # without reading the frame row by row), and no value at all
@@ -474,6 +500,7 @@ def _summarise(t: TableSuite, validation: Any, frame: pd.DataFrame) -> tuple[lis
             element_count=res.get("element_count"),
             severity=severity,
             structural=bool(meta.get("structural")) or raised,
+            same_as=tuple(meta.get("same_as", ())),
         )
         summaries.append(summary)
         if r.success:
@@ -523,7 +550,7 @@ def run_data_checks(
     params = expectation_parameters(
         as_of_end_utc=as_of_end_utc, period_start_utc=period_start_utc, period_end_utc=period_end_utc
     )
-    sql_params = {"year_end": date(year, 12, 31)}
+    sql_params = {"year_end": date(year, 12, 31), "as_of_end": _naive_utc(as_of_end_utc)}
     if docs_dir is not None:
         docs_dir = Path(docs_dir).resolve()
         docs_dir.mkdir(parents=True, exist_ok=True)
@@ -537,13 +564,15 @@ def run_data_checks(
     con = _connect(run_dir, suite)
     try:
         for t, frame in _frames(con, suite, sql_params):
-            validation = _validate_table(context, suite, t, frame, params, run_id, docs_dir is not None)
+            validation = _validate_table(context, suite, t, frame, params, run_id)
             s, f = _summarise(t, validation, frame)
             del frame, validation
             summaries += s
             findings += list(dict.fromkeys(f))  # rows with the same key and seller: one finding
     finally:
         con.close()
+    if docs_dir is not None:
+        context.build_data_docs(site_names=[DOCS_SITE])
     index = docs_dir / "index.html" if docs_dir is not None else None
     if index is not None and not index.is_file():
         raise FileNotFoundError(f"Great Expectations wrote no Data Docs index in {docs_dir}")
@@ -566,3 +595,64 @@ def _frames(
     """One table's frame at a time, so that only one is in memory."""
     for t in suite.tables:
         yield t, table_frame(con, t, sql_params)
+
+
+def audit(settings: RunSettings, stage: str) -> DataCheckReport:
+    """The audit of a pipeline stage: run the stage's suite over what it staged, keep a summary
+    (``<run>/checks/<stage>.json``) and the Data Docs (``<run>/data-docs/<stage>/``, when
+    ``[quality] data_docs``), and stop the run on a structural failure.
+
+    Raises :class:`DataCheckStructureError` for a missing file or column and :class:`DataError`
+    when a structural expectation failed; otherwise returns the report, whose row errors the
+    caller quarantines (by seller) and whose warnings go to the due-diligence report.
+    """
+    period = settings.period
+    docs = settings.run_path / DOCS_DIR / stage if settings.config.data_docs else None
+    started = time.perf_counter()
+    report = run_data_checks(
+        settings.run_path,
+        stage,
+        docs_dir=docs,
+        year=settings.year,
+        as_of_end_utc=period.as_of_end_utc,
+        period_start_utc=period.start_utc,
+        period_end_utc=period.end_utc,
+    )
+    seconds = time.perf_counter() - started
+    checks = settings.stage_dir("checks")
+    write_json(
+        checks / f"{stage}.json",
+        {
+            "stage": stage,
+            "suite": load_suite(stage).name,
+            "success": report.success,
+            "stops_run": report.stops_run,
+            "seconds": round(seconds, 3),
+            "expectations": len(report.results),
+            "failed": [
+                {
+                    "table": r.table,
+                    "rule": r.rule,
+                    "severity": str(r.severity),
+                    "structural": r.structural,
+                    "unexpected": r.unexpected_count,
+                }
+                for r in report.results
+                if not r.success
+            ],
+            "quarantined_sellers": len(report.quarantined_sellers),
+            "warnings": len(report.warnings),
+            "data_docs": f"{DOCS_DIR}/{stage}/index.html" if report.docs_index is not None else None,
+        },
+    )
+    write_quarantine(checks / f"{stage}_warnings.parquet", report.warnings)  # same layout: seller, rule, key
+    if report.stops_run:
+        raise DataError(
+            report.structural_findings,
+            headline=f"the {stage} data checks failed on the structure of the staged data "
+            f"({len(report.structural_findings)} finding(s)); the stage's output is not used",
+        )
+    unassigned = [f for f in report.errors if f.seller_id is None]
+    if unassigned:  # a row error that belongs to no seller (a rate, an orphan) concerns the whole run
+        raise DataError(unassigned, headline=f"the {stage} data checks found rows of no seller")
+    return report

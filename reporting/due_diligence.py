@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.util import get_cc_module
 
 from reporting.run import RunSettings
-from reporting.staging import connect
+from reporting.staging import connect, sql_literal
 
 #: python-stdnum modules that validate the tax numbers of individuals, per country (a TIN is
 #: well-formed when one of them accepts it). Germany: the Steuer-IdNr with its check digit.
@@ -113,7 +114,28 @@ where d.decision = 'reported'
 order by d.seller_id
 """
 
-COLUMNS = ("seller_id", "seller_type", "authorities", "identifier", "country", "value_masked", "finding", "action")
+COLUMNS = (
+    "seller_id", "seller_type", "authorities", "identifier", "country", "value_masked", "finding", "action", "kind"
+)  # fmt: skip
+
+#: The kinds of finding, in the order the report counts them.
+KINDS = (
+    "quarantined",
+    "threshold crossed without complete data",
+    "TIN unknown",
+    "TIN malformed",
+    "TIN not checkable",
+    "VAT malformed",
+    "IBAN malformed",
+    "data check warning",
+)
+_KIND_OF = {
+    ("tin", "unknown"): "TIN unknown",
+    ("tin", "malformed"): "TIN malformed",
+    ("tin", "unchecked"): "TIN not checkable",
+    ("vat", "malformed"): "VAT malformed",
+    ("iban", "malformed"): "IBAN malformed",
+}
 
 
 def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
@@ -127,6 +149,7 @@ def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
             "value_masked": "",
             "finding": "TIN unknown",
             "action": ACTIONS[("tin", "unknown")],
+            "kind": _KIND_OF[("tin", "unknown")],
         }
     for t in tins:
         c = check_tin(t["tin"], t["issued_by"], row["seller_type"])
@@ -138,6 +161,7 @@ def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
                 "value_masked": mask(t["tin"]),
                 "finding": c.detail,
                 "action": ACTIONS[("tin", c.status)],
+                "kind": _KIND_OF[("tin", c.status)],
             }
     if row["vat_id"]:
         c = check_vat(row["vat_id"])
@@ -149,6 +173,7 @@ def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
                 "value_masked": mask(row["vat_id"]),
                 "finding": c.detail,
                 "action": ACTIONS[("vat", c.status)],
+                "kind": _KIND_OF[("vat", c.status)],
             }
     for identifier in row["accounts"] or []:
         c = check_account(identifier)
@@ -160,7 +185,106 @@ def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
                 "value_masked": mask(identifier),
                 "finding": c.detail,
                 "action": ACTIONS[("iban", c.status)],
+                "kind": _KIND_OF[("iban", c.status)],
             }
+
+
+QUARANTINE_ACTION = (
+    "Correct the rows listed in reports/quarantine.csv, then rerun: the seller is not reported meanwhile"
+)
+INCOMPLETE_ACTION = (
+    "Complete the seller's data before the deadline (reports/quarantine.csv lists what is missing): "
+    "it crossed the reporting thresholds and must be reported"
+)
+
+# Quarantined sellers with their reasons (rules and tables, no values), and whether the rules
+# had found them reportable (thresholds crossed) before their data was found incomplete.
+QUARANTINED_SQL = """
+with reasons as (
+    select seller_id, string_agg(distinct rule, '; ' order by rule) as rules, count(*) as findings
+    from read_parquet([{files}])
+    group by seller_id
+)
+
+select
+    d.seller_id, d.seller_type, d.decision, r.rules, r.findings,
+    array_to_string(i.authorities, ';') as would_report_to
+from decisions as d
+inner join reasons as r on r.seller_id = d.seller_id
+left join read_parquet({incomplete}) as i on i.seller_id = d.seller_id
+where d.decision like 'quarantined:%'
+order by d.seller_id
+"""
+
+# Warnings of the data checks (e.g. an entity without its business registration number) for
+# the sellers that are reported.
+WARNINGS_SQL = """
+select d.seller_id, d.seller_type, array_to_string(d.authorities, ';') as authorities, w.rule, w.message
+from read_parquet([{files}]) as w
+inner join decisions as d on d.seller_id = w.seller_id
+where d.decision = 'reported'
+order by d.seller_id, w.rule
+"""
+
+
+def quarantine_rows(con: Any, settings: RunSettings) -> list[dict[str, str]]:
+    files = [
+        p
+        for p in (
+            settings.run_path / "extract" / "quarantine_extract.parquet",
+            settings.run_path / "rules" / "quarantine_rules.parquet",
+        )
+        if p.is_file()
+    ]
+    incomplete = settings.run_path / "rules" / "reportable_incomplete.parquet"
+    if not files or not incomplete.is_file():
+        return []
+    sql = QUARANTINED_SQL.format(files=", ".join(sql_literal(p) for p in files), incomplete=sql_literal(incomplete))
+    rel = con.execute(sql)
+    names = [d[0] for d in rel.description]
+    rows = []
+    for values in rel.fetchall():
+        r = dict(zip(names, values, strict=True))
+        crossed = bool(r["would_report_to"])
+        rows.append(
+            {
+                "seller_id": r["seller_id"],
+                "seller_type": r["seller_type"] or "",
+                "authorities": r["would_report_to"] or "",
+                "identifier": "data",
+                "country": "",
+                "value_masked": "",
+                "finding": (
+                    f"threshold crossed without complete data ({r['rules']})"
+                    if crossed
+                    else f"quarantined ({r['rules']})"
+                ),
+                "action": INCOMPLETE_ACTION if crossed else QUARANTINE_ACTION,
+                "kind": KINDS[1] if crossed else KINDS[0],
+            }
+        )
+    return rows
+
+
+def warning_rows(con: Any, settings: RunSettings) -> list[dict[str, str]]:
+    files = sorted((settings.run_path / "checks").glob("*_warnings.parquet"))
+    if not files:
+        return []
+    rel = con.execute(WARNINGS_SQL.format(files=", ".join(sql_literal(p) for p in files)))
+    return [
+        {
+            "seller_id": seller_id,
+            "seller_type": seller_type or "",
+            "authorities": authorities,
+            "identifier": "data",
+            "country": "",
+            "value_masked": "",
+            "finding": f"data check: {rule}",
+            "action": message[:1].upper() + message[1:],
+            "kind": "data check warning",
+        }
+        for seller_id, seller_type, authorities, rule, message in rel.fetchall()
+    ]
 
 
 def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
@@ -170,9 +294,12 @@ def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
         rel = con.execute(SELLERS_SQL)
         names = [d[0] for d in rel.description]
         rows = [f for r in rel.fetchall() for f in findings_of(dict(zip(names, r, strict=True)))]
+        rows += warning_rows(con, settings)
+        rows += quarantine_rows(con, settings)
     finally:
         con.close()
-    counts = Counter(f"{r['identifier']}: {r['action'].split(':')[0]}" for r in rows)
+    rows.sort(key=lambda r: (r["seller_id"], r["identifier"], r["finding"]))
+    counts = Counter(r["kind"] for r in rows)
     reports = out_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -181,7 +308,11 @@ def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
     writer.writerows(rows)
     _atomic(reports / "due_diligence.csv", buf.getvalue())
     _atomic(reports / "due_diligence.html", _html(settings, rows, counts))
-    return {"sellers": len({r["seller_id"] for r in rows}), "findings": len(rows), "by_kind": dict(counts)}
+    return {
+        "sellers": len({r["seller_id"] for r in rows}),
+        "findings": len(rows),
+        "by_kind": {k: counts[k] for k in KINDS if counts[k]},
+    }
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -193,17 +324,38 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str]) -> str:
+    """A page for compliance staff: the counts per kind first (each with a stable id for tools),
+    then one row per finding. Identifiers are masked; nothing else personal is shown."""
     e = html.escape
-    summary = "".join(f"<tr><td>{e(k)}</td><td class=n>{v}</td></tr>" for k, v in sorted(counts.items()))
+    sellers = len({r["seller_id"] for r in rows})
+    quarantined = len({r["seller_id"] for r in rows if r["identifier"] == "data" and r["kind"] in KINDS[:2]})
+    summary = "".join(
+        f'<tr data-kind="{e(k)}"><td>{e(k)}</td><td class=n id="count-{_slug(k)}">{counts[k]}</td></tr>' for k in KINDS
+    )
     body = "".join("<tr>" + "".join(f"<td>{e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
     head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in COLUMNS)
+    docs = "".join(
+        f'<li><a href="data-docs/{stage}/index.html">{stage}</a></li>'
+        for stage in ("extract", "identity", "aggregates")
+        if (settings.run_path / "data-docs" / stage / "index.html").is_file()
+    )
+    links = f"<p>Data checks (Great Expectations Data Docs):</p><ul>{docs}</ul>" if docs else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>DAC7 {settings.year}: due diligence</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:4px 8px;text-align:left}}th{{background:#eee}}.n{{text-align:right}}</style></head>
+padding:4px 8px;text-align:left}}th{{background:#eee}}.n{{text-align:right}}
+.totals span{{font-weight:bold}}</style></head>
 <body><h1>DAC7 {settings.year}: sellers that need action</h1>
-<p>Run {e(settings.run_id)}, as of {settings.as_of}, environment {e(settings.environment)}.
-{len({r["seller_id"] for r in rows})} reported seller(s), {len(rows)} finding(s). Identifiers are masked.</p>
-<table><tr><th>finding</th><th>count</th></tr>{summary}</table>
-<h2>Findings</h2><table><tr>{head}</tr>{body}</table></body></html>
+<p>Run {e(settings.run_id)}, as of {settings.as_of}, environment {e(settings.environment)}. Identifiers are masked.</p>
+<p class=totals><span id="sellers-count">{sellers}</span> seller(s) need action,
+<span id="findings-count">{len(rows)}</span> finding(s);
+<span id="quarantined-count">{quarantined}</span> seller(s) quarantined (not reported until corrected,
+see <a href="quarantine.csv">quarantine.csv</a>).</p>
+<table id="counts"><tr><th>finding</th><th>count</th></tr>{summary}</table>
+{links}
+<h2>Findings</h2><table id="findings"><tr>{head}</tr>{body}</table></body></html>
 """
+
+
+def _slug(kind: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")

@@ -9,6 +9,7 @@ naive UTC, booleans (0/1 or true/false) to bool, exchange rates to exact decimal
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
+from reporting import datachecks
 from reporting.checks import run_checks
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
@@ -311,7 +313,10 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 out / "fx_rates.parquet",
                 findings,
             )
-            control = conn.execute(sa.text(sql_text("count_transactions.sql")), params).scalar_one()
+            control = {
+                table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
+                for table in CONTROLLED
+            }
             findings += _orphans(
                 conn,
                 "extract_unknown_sellers.sql",
@@ -330,21 +335,58 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
             )
     finally:
         engine.dispose()
-    if int(control) != counts["transactions"]:
-        raise SourceError(
-            f"extract incomplete: {counts['transactions']} transactions written, the source counts {control}"
-        )
-    # Audit what was written before anything downstream reads it.
-    findings += run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
+    _write_controls(out / "control_counts.parquet", counts, control)
+    # Audit what was written before anything downstream reads it: the Great Expectations suite
+    # of the raw extract first (keys, the period, the control counts: a broken extract stops the
+    # run), then the relational checks, then the seller identity suite.
+    try:
+        raw = datachecks.audit(settings, "extract")
+    except DataError as exc:
+        short = [f for f in exc.findings if f.table == "control_counts"]
+        if short:
+            raise SourceError(
+                "extract incomplete: "
+                + "; ".join(
+                    f"{f.key}: {n} written, the source counts {control[f.key]}" for f in short for n in [counts[f.key]]
+                )
+                + " (the source changed during the extract?); rerun the extract"
+            ) from None
+        raise
+    started = time.perf_counter()
+    relational = run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
+    relational_seconds = time.perf_counter() - started
+    # one finding per defect: where both name a row, the relational check's rule is kept
+    findings += raw.without(relational) + relational
     # A bad row of a seller quarantines that seller; what concerns the whole run stops it.
     if any(f.seller_id is None for f in findings):
         raise DataError(sorted(findings, key=lambda f: f.seller_id is not None))
+    identity = datachecks.audit(settings, "identity")
     quarantined = write_quarantine(out / "quarantine_extract.parquet", findings)
+    # identity gaps quarantine a seller only where it is reported (decided by the rules stage)
+    write_quarantine(out / "quarantine_identity.parquet", identity.named_errors())
     enforce_quarantine_policy(settings, findings)
-    summary = {"counts": counts, "quarantined_sellers": quarantined, "source": safe_url(url)}
+    summary = {
+        "counts": counts,
+        "control_counts": control,
+        "quarantined_sellers": quarantined,
+        "identity_incomplete_sellers": len(identity.quarantined_sellers),
+        "relational_checks_seconds": round(relational_seconds, 3),
+        "source": safe_url(url),
+    }
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary
+
+
+CONTROLLED = ("transactions", "sellers", "refunds")  # tables with a control count query on the source
+CONTROL_SCHEMA = pa.schema([("table_name", STR), ("written", I64), ("source_count", I64)])
+
+
+def _write_controls(path: Path, written: dict[str, int], control: dict[str, int]) -> None:
+    rows = [{"table_name": t, "written": written[t], "source_count": control[t]} for t in CONTROLLED]
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=CONTROL_SCHEMA), tmp)
+    tmp.replace(path)
 
 
 def _check_sqlite_timestamps(conn: Connection) -> None:

@@ -168,6 +168,29 @@ def summary_table(manifest: dict[str, Any]) -> str:
         )
     else:
         lines.append("  nothing to file: no reportable seller in this period")
+    quarantined = {code: n for code, n in s["decisions"].items() if code.startswith("quarantined:")}
+    if quarantined:
+        lines.append("")
+        lines.append(f"  {sum(quarantined.values())} seller(s) quarantined (not reported until corrected):")
+        lines += [f"    {code.removeprefix('quarantined:'):<38}{n:>10}" for code, n in sorted(quarantined.items())]
+        lines.append("  the rows to correct: reports/quarantine.csv; actions: reports/due_diligence.html")
+    checks = manifest.get("data_checks")
+    if checks:
+        lines.append("")
+        lines.append(
+            f"  data checks: {checks['expectations']} expectation(s), {checks['failed']} failed, "
+            f"{checks['seconds']:.1f} s"
+        )
+        for stage, c in checks["stages"].items():
+            failed = ", ".join(f"{f['rule']} ({f['unexpected']} row(s), {f['severity']})" for f in c["failed"])
+            docs = f"  Data Docs: {c['data_docs']}" if c.get("data_docs") else ""
+            lines.append(f"    {stage:<12}{'failed: ' + failed if failed else 'passed'}{docs}")
+    diligence = manifest.get("due_diligence")
+    if diligence:
+        lines.append(
+            f"  due diligence: {diligence['sellers']} seller(s) need action "
+            f"({diligence['findings']} finding(s)): reports/due_diligence.html"
+        )
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reporting.authorities import select_profile
+from reporting.datachecks import DOCS_DIR
+from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
 from reporting.errors import XmlValidationError
 from reporting.preflight import check_message
@@ -103,6 +105,40 @@ def _retire_previous(out: Path, run_id: str) -> list[str]:
     return moved
 
 
+def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
+    """The summaries of the run's data checks, and their Data Docs copied to
+    ``<out>/reports/data-docs/<stage>/`` (replacing those of an earlier run)."""
+    stages = {}
+    for stage in DATA_CHECK_STAGES:
+        path = settings.run_path / "checks" / f"{stage}.json"
+        if path.is_file():
+            stages[stage] = read_json(path)
+    docs = settings.run_path / DOCS_DIR
+    target = out / "reports" / DOCS_DIR
+    if docs.is_dir():
+        tmp = out / "reports" / f".{DOCS_DIR}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(docs, tmp)
+        for p in [tmp, *tmp.rglob("*")]:
+            os.chmod(p, 0o700 if p.is_dir() else 0o600)
+        old = out / "reports" / f".{DOCS_DIR}.old"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    elif target.exists():
+        shutil.rmtree(target)  # an earlier run's docs would not describe this run
+    for summary in stages.values():
+        if summary.get("data_docs"):
+            summary["data_docs"] = f"reports/{summary['data_docs']}"
+    return {
+        "expectations": sum(s["expectations"] for s in stages.values()),
+        "failed": sum(len(s["failed"]) for s in stages.values()),
+        "seconds": round(sum(s["seconds"] for s in stages.values()), 3),
+        "stages": stages,
+    }
+
+
 def publish(settings: RunSettings) -> dict[str, Any]:
     """Move the validated files to ``<out>/<authority>/`` and write ``<out>/manifest.json``."""
     validation = read_json(settings.run_path / "validate" / "validate.json")
@@ -137,6 +173,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
         )
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
+    checks = _publish_data_checks(settings, out)
     rules = read_json(settings.run_path / "rules" / "rules.json")
     extract = read_json(settings.run_path / "extract" / "extract.json")
     manifest = {
@@ -155,6 +192,7 @@ def publish(settings: RunSettings) -> dict[str, Any]:
             for f in r.get("rule_findings", [])
             if f.get("severity") == "warning"
         ],
+        "data_checks": checks,
         "superseded": superseded,
         "staging": settings.run_dir,
         "summary": {

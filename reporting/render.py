@@ -18,6 +18,7 @@ from typing import Any
 from stdnum import iban
 
 from reporting.authorities import select_profile
+from reporting.authorities.base import AuthorityProfile
 from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.records import (
@@ -347,6 +348,39 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
     return record, problems
 
 
+def _records(
+    con: Any, authority: str, profile: AuthorityProfile, this_year: int
+) -> Iterator[tuple[SellerRecord, list[Finding]]]:
+    """Every seller routed to ``authority`` as the record it would receive, with what stops
+    that record from being rendered (the shared checks, then the profile's own)."""
+    reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
+    for batch in reader:
+        for row in batch.to_pylist():
+            record, problems = seller_record(row, this_year)
+            problems += [
+                Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=f"{message} ({authority})")
+                for rule, table, key, message in profile.seller_problems(record)
+            ]
+            yield record, problems
+
+
+def record_problems(settings: RunSettings) -> list[Finding]:
+    """What would stop the record of a routed seller from being rendered, for each of its
+    receiving authorities: run by the rules stage, which quarantines those sellers, so that the
+    render never meets them."""
+    con = connect(settings.run_path, "extract", "aggregate", "rules")
+    findings: list[Finding] = []
+    try:
+        authorities = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
+        for authority in authorities:
+            profile = select_profile(authority, settings.config)
+            for _, problems in _records(con, authority, profile, settings.timestamp.year):
+                findings.extend(problems)
+    finally:
+        con.close()
+    return list(dict.fromkeys(findings))  # a problem found for several authorities: once
+
+
 def render(settings: RunSettings) -> dict[str, Any]:
     """Write ``<run>/render/<authority>/<file>.xml`` for every receiving authority."""
     out = settings.stage_dir("render")
@@ -402,21 +436,14 @@ def _render_one(
         return profile.doc_type_indic("new", env), profile.doc_ref_id(ids, key)
 
     def sellers() -> Iterator[tuple[SellerRecord, tuple[str, str]]]:
-        reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
-        for batch in reader:
-            for row in batch.to_pylist():
-                record, problems = seller_record(row, settings.timestamp.year)
-                problems += [
-                    Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=message)
-                    for rule, table, key, message in profile.seller_problems(record)
-                ]
-                if problems:
-                    findings.extend(problems)
-                    continue
-                yield (
-                    record,
-                    (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}")),
-                )
+        for record, problems in _records(con, authority, profile, settings.timestamp.year):
+            if problems:  # the rules stage quarantines such sellers: this is a safety net
+                findings.extend(problems)
+                continue
+            yield (
+                record,
+                (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}")),
+            )
 
     target_dir = settings.stage_dir(f"render/{authority}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reporting.countries import EU_MEMBER_STATES
@@ -50,6 +52,7 @@ EXCLUDED_DE_MINIMIS = "excluded:de_minimis"
 EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
 NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
 NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
+QUARANTINED = "quarantined:"  # + the first rule (by name) that set the seller aside
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +387,12 @@ def explanation(d: Decision) -> str:
             for c, n, first, last in d.payment_rates
         ]
     )
-    if d.decision == NOT_REPORTABLE_NO_ACTIVITY:
+    if d.decision.startswith(QUARANTINED):
+        text = (
+            f"quarantined ({d.decision.removeprefix(QUARANTINED)}): the seller cannot be reported correctly "
+            "until its data is corrected; reports/quarantine.csv lists every reason"
+        )
+    elif d.decision == NOT_REPORTABLE_NO_ACTIVITY:
         text = "no consideration and no activity left after refunds (EU rule 30040: nothing to report)"
     elif d.decision == EXCLUDED_GOVERNMENTAL:
         text = "excluded seller: a governmental entity (is_governmental)"
@@ -567,6 +575,7 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     decisions_counter: Counter[str] = Counter()
     per_authority: Counter[str] = Counter()
     findings: list[Finding] = []
+    incomplete_reportable: dict[str, list[str]] = {}
     try:
         ctx = RuleContext(
             year=settings.year,
@@ -582,6 +591,8 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
         ):
             readings = national_contexts(ctx, con, settings.year)
             quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
+            # identity gaps (a name, a birth date ...) matter for the sellers that are reported
+            incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
             for facts in iter_facts(con):
                 # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
                 rule = quarantined.get(facts.seller_id)
@@ -590,8 +601,11 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                     if d.findings:
                         findings.extend(d.findings)
                         rule = min(f.rule for f in d.findings)
+                    elif d.authorities and facts.seller_id in incomplete:
+                        rule = incomplete[facts.seller_id]
+                        incomplete_reportable[facts.seller_id] = list(d.authorities)
                 if rule is not None:
-                    d = Decision(facts.seller_id, f"quarantined:{rule}", residence(facts))
+                    d = Decision(facts.seller_id, f"{QUARANTINED}{rule}", residence(facts))
                     decisions_counter[d.decision] += 1
                     dw.add(_decision_row(facts, d))
                     continue
@@ -610,6 +624,29 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                     ow.add({"authority": a, "seller_id": d.seller_id})
     finally:
         con.close()
+    if incomplete_reportable:
+        findings += [f for f in identity_findings(settings) if f.seller_id in incomplete_reportable]
+    # Audit what was decided before anything renders it: every routed seller's record must be
+    # renderable for each of its authorities, and the aggregates and decisions must pass their
+    # data checks (the reconciliation among them). A seller that fails is quarantined here.
+    from reporting import datachecks, render
+
+    started = time.perf_counter()
+    late = render.record_problems(settings)
+    record_seconds = time.perf_counter() - started
+    incomplete_reportable.update(_quarantine_decided(out, late, decisions_counter, per_authority))
+    report = datachecks.audit(settings, "aggregates")
+    late += report.errors
+    _quarantine_decided(out, report.errors, decisions_counter, per_authority)
+    findings += late
+    # sellers that crossed the thresholds (decided reportable) but whose data is incomplete
+    _rewrite(
+        out / "reportable_incomplete.parquet",
+        pa.Table.from_pylist(
+            [{"seller_id": k, "authorities": v} for k, v in sorted(incomplete_reportable.items())],
+            schema=pa.schema([("seller_id", pa.string()), ("authorities", pa.list_(pa.string()))]),
+        ),
+    )
     write_quarantine(out / "quarantine_rules.parquet", findings)
     enforce_quarantine_policy(settings, findings + quarantine_findings(settings))
     summary = {
@@ -617,10 +654,88 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
         "decisions": dict(sorted(decisions_counter.items())),
         "reportable": decisions_counter[REPORTED],
         "sellers_per_authority": dict(sorted(per_authority.items())),
+        "record_checks_seconds": round(record_seconds, 3),
     }
     write_json(out / "rules.json", summary)
     log.info("rules year=%s: %s", settings.year, summary)
     return summary
+
+
+def identity_findings(settings: RunSettings) -> list[Finding]:
+    path = settings.run_path / "extract" / "quarantine_identity.parquet"
+    if not path.is_file():
+        return []
+    return [
+        Finding(rule=r["rule"], table=r["table"], key=r["key"], message=r["message"], seller_id=r["seller_id"])
+        for r in pq.read_table(path).to_pylist()
+    ]
+
+
+def _quarantine_decided(
+    out: Any, findings: list[Finding], decisions: Counter[str], per_authority: Counter[str]
+) -> dict[str, list[str]]:
+    """Quarantine sellers after their decision (a record that cannot be rendered, a failed data
+    check of the aggregates): their decision becomes ``quarantined:<rule>`` with its explanation,
+    and their reported figures and routes are removed. The staged files are rewritten in place
+    (same order, atomically); the counters follow."""
+    rules_of: dict[str, set[str]] = defaultdict(set)
+    for f in findings:
+        if f.seller_id is not None:
+            rules_of[f.seller_id].add(f.rule)
+    if not rules_of:
+        return {}
+    sellers = pa.array(sorted(rules_of), pa.string())
+    path = out / "decisions.parquet"
+    table = pq.read_table(path)
+    hit = pc.is_in(table["seller_id"], value_set=sellers)
+    old = table.filter(hit).select(["seller_id", "decision", "authorities"]).to_pylist()
+    new_decision: dict[str, str] = {}
+    new_explanation: dict[str, str] = {}
+    reportable: dict[str, list[str]] = {}
+    for row in old:
+        sid = row["seller_id"]
+        if row["decision"].startswith(QUARANTINED):
+            continue
+        rule = min(rules_of[sid])
+        new_decision[sid] = f"{QUARANTINED}{rule}"
+        if row["authorities"]:
+            reportable[sid] = list(row["authorities"])
+        would = ", ".join(row["authorities"] or [])
+        new_explanation[sid] = (
+            f"quarantined ({rule}): {row['decision']}" + (f" to {would}" if would else "") + " once its data is "
+            "corrected; it cannot be reported correctly as it is. reports/quarantine.csv lists every reason"
+        )
+        decisions[row["decision"]] -= 1
+        decisions[new_decision[sid]] += 1
+        for a in row["authorities"] or []:
+            per_authority[a] -= 1
+    if not new_decision:
+        return {}
+    for counter in (decisions, per_authority):
+        for k in [k for k, v in counter.items() if v <= 0]:
+            del counter[k]
+    ids = table["seller_id"].to_pylist()
+    decision = [new_decision.get(sid, d) for sid, d in zip(ids, table["decision"].to_pylist(), strict=True)]
+    text = [new_explanation.get(sid, e) for sid, e in zip(ids, table["explanation"].to_pylist(), strict=True)]
+    routes = [[] if sid in new_decision else a for sid, a in zip(ids, table["authorities"].to_pylist(), strict=True)]
+    table = table.set_column(table.schema.get_field_index("decision"), "decision", pa.array(decision, pa.string()))
+    table = table.set_column(table.schema.get_field_index("explanation"), "explanation", pa.array(text, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("authorities"), "authorities", pa.array(routes, pa.list_(pa.string()))
+    )
+    _rewrite(path, table)
+    gone = pa.array(sorted(new_decision), pa.string())
+    for name in ("reported.parquet", "routing.parquet"):
+        t = pq.read_table(out / name)
+        _rewrite(out / name, t.filter(pc.invert(pc.is_in(t["seller_id"], value_set=gone))))
+    log.info("rules: %d seller(s) quarantined after their decision", len(new_decision))
+    return reportable
+
+
+def _rewrite(path: Any, table: pa.Table) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
 
 
 def national_contexts(ctx: RuleContext, con: Any, year: int) -> dict[str, RuleContext]:

@@ -56,7 +56,7 @@ class RunSettings:
             "operator": cfg["operator"],
             "reporting": cfg["reporting"],
             "authorities": cfg["authorities"],
-            "quality": {"max_quarantined": cfg["max_quarantined"]},
+            "quality": {"max_quarantined": cfg["max_quarantined"], "data_docs": cfg["data_docs"]},
         }
         return {
             "config": raw_config,

@@ -8,6 +8,7 @@ with its line number.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,18 @@ class SchemaError:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
+
+
+# libxml2 quotes the offending value in its messages ("The value '...' is not accepted by the
+# pattern", "'...' is not a valid value of the atomic type"): a name, a TIN, a birth date. The
+# value is withheld; the line number and the element say where to look.
+_QUOTED_VALUE = re.compile(r"(The value |: )'(?:[^']|'(?! is ))*'(?= is )", re.DOTALL)
+
+
+def withhold_values(message: str) -> str:
+    """A schema or parser message without the data value it quotes (element names, facets and
+    patterns stay)."""
+    return _QUOTED_VALUE.sub(r"\1(value withheld)", message)
 
 
 def _parser(**kw: object) -> etree.XMLParser:
@@ -59,7 +72,8 @@ def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200
     try:
         tree = etree.parse(name, _parser())
     except etree.XMLSyntaxError as exc:
-        return [SchemaError(name, e.line, e.message) for e in exc.error_log][:limit] or [SchemaError(name, 0, str(exc))]
+        errors = [SchemaError(name, e.line, withhold_values(e.message)) for e in exc.error_log][:limit]
+        return errors or [SchemaError(name, 0, withhold_values(str(exc)))]
     if schema.validate(tree):
         return []
-    return [SchemaError(name, e.line, e.message) for e in schema.error_log][:limit]
+    return [SchemaError(name, e.line, withhold_values(e.message)) for e in schema.error_log][:limit]

@@ -44,11 +44,19 @@ def write_config(
     routing: str = "jurisdiction",
     environment: str = "test",
     fx_basis: str = "year_end",
+    data_docs: bool = False,
+    max_quarantined: int | None = None,
 ) -> Path:
+    """The demo operator with these reporting settings. Data Docs are off unless asked for: the
+    checks run either way, and the HTML costs about a second per run."""
+    quality = f"\n[quality]\ndata_docs = {'true' if data_docs else 'false'}\n"
+    if max_quarantined is not None:
+        quality += f"max_quarantined = {max_quarantined}\n"
     path.write_text(
         OPERATOR_TOML.format(
             timezone=timezone, currency=currency, routing=routing, environment=environment, fx_basis=fx_basis
-        ),
+        )
+        + quality,
         encoding="utf-8",
     )
     return path

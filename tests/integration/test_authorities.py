@@ -265,19 +265,21 @@ def test_hu_profile_writes_dpi_hu(tmp_path: Path) -> None:
 
 
 def test_hu_needs_the_address_of_a_permanent_establishment(tmp_path: Path) -> None:
+    """A record the HU profile cannot carry quarantines the seller before the render (the run
+    goes on for everyone else); a production run refuses it."""
     url = _hu_market(False).write(f"sqlite:///{tmp_path}/source.db")
     cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678"\n')
     from reporting.errors import DataError
 
+    args = {"config_path": cfg, "source_url": url, "year": 2025, "as_of": date(2026, 1, 31)}
+    manifest = run(**args, out_dir=tmp_path / "out", staging_root=tmp_path / "st").manifest
+    assert manifest["summary"]["decisions"]["quarantined:hu.permanent_establishment_address"] == 1
+    quarantine = (tmp_path / "out" / "reports" / "quarantine.csv").read_text()
+    assert "HU2,hu.permanent_establishment_address" in quarantine
+    diligence = (tmp_path / "out" / "reports" / "due_diligence.csv").read_text()
+    assert "HU2" in diligence and "threshold crossed without complete data" in diligence
     with pytest.raises(DataError) as err:
-        run(
-            config_path=cfg,
-            source_url=url,
-            year=2025,
-            as_of=date(2026, 1, 31),
-            out_dir=tmp_path / "out",
-            staging_root=tmp_path / "st",
-        )
+        run(**args, out_dir=tmp_path / "prod", staging_root=tmp_path / "st", environment="prod")
     assert [(f.rule, f.key) for f in err.value.findings] == [("hu.permanent_establishment_address", "HU2")]
 
 

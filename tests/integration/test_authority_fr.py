@@ -401,12 +401,26 @@ def test_what_france_cannot_receive_is_a_finding_before_writing() -> None:
         render(entity("E9", activities=(no_type,)))
 
 
-def test_a_listing_without_property_type_stops_the_run_with_a_finding(tmp_path: Path) -> None:
+def test_a_listing_without_property_type_quarantines_the_seller(tmp_path: Path) -> None:
+    """What the DGFiP cannot receive quarantines the seller before the render, with the row
+    named; the rest of the filing goes on (a production run would refuse it)."""
     m = market()
     m.listing("L2", "FRE", country="FR", address_city="Lyon", property_type=None)
     m.tx("FRE", "2025-08-01 12:00:00", 500_00, activity="immovable_property", listing_id="L2", rented_days=2)
+    manifest = go(tmp_path, config(tmp_path), m)
+    assert manifest["summary"]["decisions"]["quarantined:fr.property_type_missing"] == 1
+    quarantine = (tmp_path / "out" / "reports" / "quarantine.csv").read_text()
+    assert "FRE,fr.property_type_missing,property_listings,L2," in quarantine
+    assert manifest["files"], "the other sellers are filed"
     with pytest.raises(DataError, match=r"fr\.property_type_missing.*L2") as exc:
-        go(tmp_path, config(tmp_path), m)
+        run(
+            config_path=config(tmp_path, environment="prod"),
+            source_url=f"sqlite:///{tmp_path}/source.db",
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "prod",
+            staging_root=tmp_path / "st",
+        )
     assert any(f.rule == "fr.property_type_missing" and f.key == "L2" for f in exc.value.findings)
 
 

@@ -428,8 +428,7 @@ def test_quality_max_quarantined_lets_a_production_run_accept_some(tmp_path: Pat
     m.seller("BAD")
     m.tx("BAD", "2025-05-02 10:00:00", 10_00, currency="XYZ", transaction_id="TXYZ")
     url = m.write(f"sqlite:///{tmp_path}/source.db")
-    cfg = write_config(tmp_path / "dac7.toml", environment="prod")
-    cfg.write_text(cfg.read_text() + "\n[quality]\nmax_quarantined = 1\n", encoding="utf-8")
+    cfg = write_config(tmp_path / "dac7.toml", environment="prod", max_quarantined=1)
     manifest = run(
         config_path=cfg,
         source_url=url,

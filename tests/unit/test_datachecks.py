@@ -73,6 +73,8 @@ ACTIVITY_TOTALS_SCHEMA = pa.schema(
         ("currency", pa.string()),
         ("quarter", pa.int32()),
         ("amount_minor", pa.int64()),
+        ("fee_minor", pa.int64()),
+        ("tax_minor", pa.int64()),
         ("activities", pa.int64()),
         ("rented_days", pa.int64()),
         ("transactions", pa.int64()),
@@ -144,6 +146,8 @@ def totals(seller_id: str | None, **kw: Any) -> dict[str, Any]:
         "currency": "EUR",
         "quarter": 1,
         "amount_minor": 1000,
+        "fee_minor": 100,
+        "tax_minor": 10,
         "activities": 1,
         "rented_days": 0,
         "transactions": 1,
@@ -209,6 +213,12 @@ def stage_good_extract(run_dir: Path) -> None:
     write(run_dir, "extract/seller_permanent_establishments.parquet", [], s["seller_permanent_establishments"])
     write(
         run_dir,
+        "extract/control_counts.parquet",
+        controls(transactions=(4, 4), sellers=(5, 5), refunds=(3, 3)),
+        CONTROL_SCHEMA,
+    )
+    write(
+        run_dir,
         "extract/fx_rates.parquet",
         [
             {"currency": "PLN", "rate_date": date(2025, 12, 31), "units_per_eur": "4.25"},
@@ -217,6 +227,13 @@ def stage_good_extract(run_dir: Path) -> None:
         ],
         s["fx_rates"],
     )
+
+
+CONTROL_SCHEMA = pa.schema([("table_name", pa.string()), ("written", pa.int64()), ("source_count", pa.int64())])
+
+
+def controls(**counts: tuple[int, int]) -> list[dict[str, Any]]:
+    return [{"table_name": t, "written": w, "source_count": c} for t, (w, c) in counts.items()]
 
 
 def stage_bad_extract(run_dir: Path) -> None:
@@ -335,6 +352,12 @@ def stage_bad_extract(run_dir: Path) -> None:
         ],
         s["fx_rates"],
     )
+    write(
+        run_dir,
+        "extract/control_counts.parquet",
+        controls(transactions=(20, 21), sellers=(4, 4), refunds=(9, 8)),  # rows lost or gained on the way
+        CONTROL_SCHEMA,
+    )
 
 
 def stage_good_identity(run_dir: Path) -> None:
@@ -365,13 +388,43 @@ def stage_good_aggregates(run_dir: Path) -> None:
         "aggregate/activity_totals.parquet",
         [
             totals("S1"),
-            totals("S1", quarter=4, activities=0, fully_refunded_transactions=1, refunded_transactions=1),
+            totals(
+                "S1",
+                quarter=4,
+                amount_minor=0,
+                fee_minor=0,
+                tax_minor=0,
+                activities=0,
+                fully_refunded_transactions=1,
+                refunded_transactions=1,
+            ),
             totals("S2", activity="immovable_property", listing_id="L1", quarter=2, rented_days=None),
         ],
         ACTIVITY_TOTALS_SCHEMA,
     )
     codes = [*datachecks.DECISION_CODES, "quarantined:gx.expect_column_values_to_be_between.amount_minor"]
     write(run_dir, "rules/decisions.parquet", [decision(f"S{i}", c) for i, c in enumerate(codes, 1)], DECISION_SCHEMA)
+    # the extract they reconcile with: EUR 3,000 less a refund of 1,000 applied by the as-of
+    # date (one after it is not applied), fees 300 less 100, taxes 30 less 10
+    s = EXTRACT_SCHEMAS
+    write(
+        run_dir,
+        "extract/transactions.parquet",
+        [
+            tx("T1", amount_minor=2000, fee_minor=200, tax_minor=20),
+            tx("T2", "S2", amount_minor=1000, fee_minor=100, tax_minor=10),
+        ],
+        s["transactions"],
+    )
+    write(
+        run_dir,
+        "extract/refunds.parquet",
+        [
+            refund("R1", amount_minor=1000, fee_minor=100, tax_minor=10, refunded_at=AS_OF_END - timedelta(seconds=1)),
+            refund("R2", amount_minor=500, fee_minor=50, tax_minor=5, refunded_at=AS_OF_END),
+        ],
+        s["refunds"],
+    )
 
 
 def stage_bad_aggregates(run_dir: Path) -> None:
@@ -406,6 +459,10 @@ def stage_bad_aggregates(run_dir: Path) -> None:
         ],
         DECISION_SCHEMA,
     )
+    # no aggregated seller has a decision: nothing of the extract is classified
+    s = EXTRACT_SCHEMAS
+    write(run_dir, "extract/transactions.parquet", [tx("T1", "A_NOQ")], s["transactions"])
+    write(run_dir, "extract/refunds.parquet", [], s["refunds"])
 
 
 # rule -> keys of the findings expected from the bad layouts (exactly these, nothing else)
@@ -415,6 +472,7 @@ IN_SET = "gx.expect_column_values_to_be_in_set"
 BETWEEN = "gx.expect_column_values_to_be_between"
 TYPES = "gx.expect_column_values_to_be_in_type_list"
 PAIR = "gx.expect_column_pair_values_a_to_be_greater_than_b"
+EQUAL = "gx.expect_column_pair_values_to_be_equal"
 ALL_ROWS = datachecks.TABLE_LEVEL_KEY
 
 BAD: dict[str, dict[tuple[str, str], set[str]]] = {
@@ -468,6 +526,7 @@ BAD: dict[str, dict[tuple[str, str], set[str]]] = {
         ("fx_rates", f"{NN}.rate_date"): {"row 2"},
         ("fx_rates", "gx.expect_compound_columns_to_be_unique.currency+rate_date"): {"PLN 2025-12-31"},
         ("fx_rates", f"{IN_SET}.currency"): {"ABC 2025-12-30"},
+        ("control_counts", f"{EQUAL}.source_count"): {"transactions", "refunds"},
     },
     "identity": {
         ("sellers", f"{NN}.seller_type"): {"I_NOTYPE"},
@@ -496,6 +555,9 @@ BAD: dict[str, dict[tuple[str, str], set[str]]] = {
         ("decisions", f"{UNIQUE}.seller_id"): {"D_DUP"},
         ("decisions", f"{NN}.decision"): {"D_NONE"},
         ("decisions", "gx.expect_column_values_to_match_regex.decision"): {"D_BAD", "D_BADQ", "D_CASE"},
+        ("reconciliation", f"{EQUAL}.classified_amount_minor"): {"EUR"},
+        ("reconciliation", f"{EQUAL}.classified_fee_minor"): {"EUR"},
+        ("reconciliation", f"{EQUAL}.classified_tax_minor"): {"EUR"},
     },
 }
 STAGERS = {

@@ -428,3 +428,163 @@ def test_activity_mix_and_de_minimis(db: dict[str, list[sqlite3.Row]]) -> None:
     counts = sorted(s["n"] for s in per_seller.values())
     assert counts[-1] > 1000  # a long tail of heavy sellers
     assert counts[len(counts) // 2] < 30
+
+
+# -- bad sellers on purpose (bad_share) ----------------------------------------------------------
+
+BAD_ARGS: dict[str, Any] = {"sellers": 1000, "seed": 11, "year": YEAR}
+BAD_SHARE = 0.05
+
+#: Per kind, the sellers whose rows show that defect (read back from the database).
+DEFECTS: dict[str, str] = {
+    "no_address": "select seller_id from sellers where address_street is null and address_building is null "
+    "and address_post_code is null and address_city is null and address_country is null",
+    "name_missing": "select seller_id from sellers where (seller_type = 'individual' and last_name is null) "
+    "or (seller_type = 'entity' and legal_name is null)",
+    "birth_date_out_of_range": "select seller_id from sellers where seller_type = 'individual' "
+    f"and (birth_date < '1900-01-01' or birth_date > '{YEAR + 20}-12-31')",
+    "bad_residence_country": "select seller_id from sellers where residence_country in ('UK', 'EL')",
+    "unknown_currency": "select seller_id from transactions where currency = 'XXQ'",
+    "negative_amount": "select seller_id from transactions where amount_minor < 0 or fee_minor < 0",
+    "refund_exceeds_transaction": "select t.seller_id from refunds r join transactions t using (transaction_id) "
+    "where r.amount_minor > t.amount_minor",
+    "rented_days_out_of_range": "select seller_id from transactions where rented_days > 9999",
+    "listing_missing": "select seller_id from transactions where activity = 'immovable_property' "
+    "and listing_id is null",
+}
+
+#: Every row of a table with the seller it belongs to (refunds: through their transaction).
+OWNED_ROWS = {
+    "sellers": "select x.*, x.seller_id from sellers x",
+    "seller_tins": "select x.*, x.seller_id from seller_tins x",
+    "seller_financial_accounts": "select x.*, x.seller_id from seller_financial_accounts x",
+    "seller_permanent_establishments": "select x.*, x.seller_id from seller_permanent_establishments x",
+    "property_listings": "select x.*, x.seller_id from property_listings x",
+    "transactions": "select x.*, x.seller_id from transactions x",
+    "refunds": "select x.*, t.seller_id from refunds x join transactions t using (transaction_id)",
+    "fx_rates": "select x.*, null from fx_rates x",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, demo.DemoResult]:
+    """1,000 sellers, 5% of them bad on purpose (about five of each kind)."""
+    path = tmp_path_factory.mktemp("bad") / "market.db"
+    return path, generate_demo(f"sqlite:///{path}", **BAD_ARGS, bad_share=BAD_SHARE)
+
+
+def owned_rows(path: Path, table: str, without: set[str]) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return sorted((r for r in conn.execute(OWNED_ROWS[table]) if r[-1] not in without), key=repr)
+
+
+def test_no_bad_share_writes_the_usual_data(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    plain = generate_demo(f"sqlite:///{a}", sellers=300, seed=5, year=YEAR)
+    zero = generate_demo(f"sqlite:///{b}", sellers=300, seed=5, year=YEAR, bad_share=0.0)
+    assert dump(a) == dump(b)
+    assert zero == plain and dict(zero) == dict(zero.counts)
+    assert zero.bad_sellers == {} == plain.bad_sellers
+
+
+def test_bad_sellers_are_deterministic_whatever_the_batch_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_market: tuple[Path, demo.DemoResult]
+) -> None:
+    path, first = bad_market
+    monkeypatch.setattr(demo, "BATCH_SELLERS", 37)
+    monkeypatch.setattr(demo, "FLUSH_ROWS", 500)
+    again = generate_demo(f"sqlite:///{tmp_path / 'again.db'}", **BAD_ARGS, bad_share=BAD_SHARE)
+    assert again.bad_sellers == first.bad_sellers
+    assert again == first
+    assert dump(tmp_path / "again.db") == dump(path)
+    other = generate_demo(f"sqlite:///{tmp_path / 'other.db'}", **{**BAD_ARGS, "seed": 12}, bad_share=BAD_SHARE)
+    assert set(other.bad_sellers) != set(first.bad_sellers)
+
+
+def test_every_other_seller_keeps_its_rows(tmp_path: Path, bad_market: tuple[Path, demo.DemoResult]) -> None:
+    path, result = bad_market
+    good = tmp_path / "good.db"
+    counts = generate_demo(f"sqlite:///{good}", **BAD_ARGS)
+    bad = set(result.bad_sellers)
+    for table in TABLES:
+        assert owned_rows(path, table, bad) == owned_rows(good, table, bad), table
+    # the bad sellers keep their number of rows, except the refunds larger than their transaction
+    extra = Counter(result.bad_sellers.values())["refund_exceeds_transaction"]
+    assert dict(result) == {**counts, "refunds": counts["refunds"] + extra}
+
+
+def test_the_share_is_spread_over_every_kind(bad_market: tuple[Path, demo.DemoResult]) -> None:
+    path, result = bad_market
+    n = round(BAD_SHARE * BAD_ARGS["sellers"])
+    assert len(result.bad_sellers) == n
+    kinds = Counter(result.bad_sellers.values())
+    assert set(kinds) == set(demo.BAD_KINDS)
+    assert set(kinds.values()) <= {n // len(demo.BAD_KINDS), -(-n // len(demo.BAD_KINDS))}
+    sellers = {r["seller_id"]: r for r in rows(path, "SELECT * FROM sellers")}
+    assert set(result.bad_sellers) <= set(sellers)
+    types = Counter(sellers[sid]["seller_type"] for sid, kind in result.bad_sellers.items() if kind == "name_missing")
+    assert set(types) == {"individual", "entity"}  # a last name missing, and a legal name
+    # sellers the rules would report otherwise: neither governmental nor listed
+    assert not any(sellers[sid]["is_governmental"] or sellers[sid]["is_listed"] for sid in result.bad_sellers)
+
+
+def test_a_tiny_share_still_makes_one_bad_seller(tmp_path: Path) -> None:
+    result = generate_demo(f"sqlite:///{tmp_path / 'm.db'}", sellers=60, seed=3, year=YEAR, bad_share=0.001)
+    assert len(result.bad_sellers) == 1
+
+
+def test_each_bad_seller_has_its_defect_and_no_other_seller_has_one(
+    bad_market: tuple[Path, demo.DemoResult],
+) -> None:
+    path, result = bad_market
+    for kind, sql in DEFECTS.items():
+        found = {r[0] for r in rows(path, sql)}
+        assert found == {sid for sid, k in result.bad_sellers.items() if k == kind}, kind
+
+
+def test_bad_kinds_name_the_rules_that_catch_them() -> None:
+    from reporting import datachecks
+
+    assert set(DEFECTS) == set(demo.BAD_KINDS)
+    expectations = {
+        (e["type"], e["kwargs"].get("column", e["kwargs"].get("column_B")))
+        for stage in datachecks.STAGES
+        for table in datachecks.load_suite(stage).tables
+        for e in table.expectations
+    }
+    for kind, bad in demo.BAD_KINDS.items():
+        assert bad.defect and bad.rules, kind
+        for rule in bad.rules:
+            if rule.startswith("gx."):  # gx.<expectation_type>.<column>: in one of the suites
+                _, expectation, column = rule.split(".", 2)
+                assert any(e == expectation and (column == "*" or c == column) for e, c in expectations), (
+                    f"{kind}: no expectation {rule}"
+                )
+    kind = demo.BAD_KINDS["refund_exceeds_transaction"]
+    assert kind.caught_by("refund.exceeds_transaction")
+    assert kind.caught_by("gx.expect_column_pair_values_a_to_be_greater_than_b.refunds_amount_minor")
+    assert not kind.caught_by("refund.exceeds")
+    assert not demo.BAD_KINDS["no_address"].caught_by("seller.name_missing")
+
+
+@pytest.mark.parametrize("share", [-0.01, 1.5, float("nan"), True, "0.1"])
+def test_a_bad_share_outside_0_to_1_is_refused(tmp_path: Path, share: Any) -> None:
+    with pytest.raises(ValueError, match="bad_share"):
+        generate_demo(f"sqlite:///{tmp_path / 'x.db'}", sellers=10, seed=1, year=YEAR, bad_share=share)
+
+
+def test_the_cli_says_how_many_bad_sellers_of_each_kind_and_not_who(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reporting.cli import main
+
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    assert main(["demo-data", "--db", db, "--sellers", "300", "--seed", "3", "--bad-share", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "bad sellers made on purpose: 15 (" in out
+    assert all(kind in out for kind in demo.BAD_KINDS)
+    assert not re.search(r"S\d{7}", out)  # no seller named
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo-data", "--db", db, "--sellers", "3", "--seed", "3", "--replace", "--bad-share", "2"])
+    assert exit_.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err

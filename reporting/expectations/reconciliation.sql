@@ -1,0 +1,78 @@
+-- The reconciliation of a run, per currency, in exact minor units before any conversion or
+-- rounding: what the extract holds (transactions minus the refunds applied by the end of the
+-- as-of day) against the aggregates of every seller classified by its decision, each seller
+-- counted once (a seller decided twice, or not at all, breaks the equality).
+with applied as (
+    select
+        transaction_id,
+        sum(amount_minor) as amount_minor,
+        sum(coalesce(fee_minor, 0)) as fee_minor,
+        sum(coalesce(tax_minor, 0)) as tax_minor
+    from refunds
+    where refunded_at < $as_of_end
+    group by transaction_id
+),
+
+extracted as (
+    select
+        t.currency,
+        sum(t.amount_minor - coalesce(r.amount_minor, 0)) as amount_minor,
+        sum(coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0)) as fee_minor,
+        sum(coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0)) as tax_minor
+    from transactions as t
+    left join applied as r on r.transaction_id = t.transaction_id
+    group by t.currency
+),
+
+categorised as (
+    select
+        a.currency,
+        a.amount_minor,
+        a.fee_minor,
+        a.tax_minor,
+        case
+            when d.decision = 'reported' then 'reported'
+            when d.decision like 'excluded%' then 'excluded'
+            when d.decision like 'not\_reportable:%' escape '\' then 'not_reportable'
+            when d.decision like 'quarantined:%' then 'quarantined'
+        end as category
+    from activity_totals as a
+    left join decisions as d on d.seller_id = a.seller_id
+),
+
+classified as (
+    select
+        currency,
+        coalesce(sum(amount_minor) filter (where category = 'reported'), 0) as reported_amount_minor,
+        coalesce(sum(amount_minor) filter (where category = 'excluded'), 0) as excluded_amount_minor,
+        coalesce(sum(amount_minor) filter (where category = 'not_reportable'), 0) as not_reportable_amount_minor,
+        coalesce(sum(amount_minor) filter (where category = 'quarantined'), 0) as quarantined_amount_minor,
+        coalesce(sum(amount_minor) filter (where category is not null), 0) as classified_amount_minor,
+        coalesce(sum(fee_minor) filter (where category is not null), 0) as classified_fee_minor,
+        coalesce(sum(tax_minor) filter (where category is not null), 0) as classified_tax_minor
+    from categorised
+    group by currency
+),
+
+final as (
+    select
+        coalesce(e.currency, c.currency) as currency,
+        coalesce(e.amount_minor, 0)::bigint as extracted_amount_minor,
+        coalesce(c.classified_amount_minor, 0)::bigint as classified_amount_minor,
+        coalesce(e.fee_minor, 0)::bigint as extracted_fee_minor,
+        coalesce(c.classified_fee_minor, 0)::bigint as classified_fee_minor,
+        coalesce(e.tax_minor, 0)::bigint as extracted_tax_minor,
+        coalesce(c.classified_tax_minor, 0)::bigint as classified_tax_minor,
+        coalesce(c.reported_amount_minor, 0)::bigint as reported_amount_minor,
+        coalesce(c.excluded_amount_minor, 0)::bigint as excluded_amount_minor,
+        coalesce(c.not_reportable_amount_minor, 0)::bigint as not_reportable_amount_minor,
+        coalesce(c.quarantined_amount_minor, 0)::bigint as quarantined_amount_minor
+    from extracted as e
+    full outer join classified as c on c.currency = e.currency
+)
+
+select
+    (row_number() over (order by currency) - 1)::bigint as file_row_number,
+    *
+from final
+order by currency

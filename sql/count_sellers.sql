@@ -1,0 +1,8 @@
+-- Control count of the extracted sellers: those with a transaction in the period.
+select count(*) as n
+from sellers
+where seller_id in (
+    select seller_id
+    from transactions
+    where paid_at >= :period_start and paid_at < :period_end
+)
