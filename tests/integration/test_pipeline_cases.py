@@ -438,3 +438,28 @@ def test_quality_max_quarantined_lets_a_production_run_accept_some(tmp_path: Pat
         staging_root=tmp_path / "st",
     ).manifest
     assert manifest["summary"]["decisions"] == {"quarantined:currency.unknown": 1, "reported": 1}
+
+
+def test_sellers_without_tin_are_reported_as_unknown_and_listed_for_action(tmp_path: Path) -> None:
+    """No TIN: TIN unknown="true" (with the birth place for an individual, EU rule 40140); an
+    entity without TIN is reported too (rule 40100 binds only the platform operator). Both are
+    in the due-diligence report, the entity's missing registration number as a warning."""
+    m = Marketplace()
+    m.seller("IND", tin=None)
+    m.sales("IND", 40, 100_00)
+    m.seller("ENT", seller_type="entity", tin=None, business_registration_number=None)
+    m.sales("ENT", 40, 100_00)
+    manifest = pipeline(tmp_path, m)
+    assert manifest["summary"]["decisions"] == {"reported": 2}
+    root = seller_xml(tmp_path, manifest, "LT")
+    sellers = root.findall(".//dpi:ReportableSeller", NS)
+    assert len(sellers) == 2
+    for s in sellers:
+        [tin] = s.findall(".//dpi:TIN", NS)
+        assert tin.get("unknown") == "true" and not tin.text
+    [individual] = root.xpath("//dpi:ReportableSeller[.//dpi:IndividualSeller]", namespaces=NS)
+    assert individual.xpath("string(.//dpi:BirthInfo/dpi:BirthPlace/dpi:City)", namespaces=NS) == "Kaunas"
+    rows = (tmp_path / "out" / "reports" / "due_diligence.csv").read_text().splitlines()
+    kinds = {(r.split(",")[0], r.rsplit(",", 1)[1]) for r in rows[1:]}
+    assert {("IND", "TIN unknown"), ("ENT", "TIN unknown"), ("ENT", "data check warning")} <= kinds
+    assert manifest["due_diligence"]["by_kind"]["TIN unknown"] == 2

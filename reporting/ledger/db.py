@@ -1,0 +1,971 @@
+"""The filing ledger in a database: every message and record sent, their states, the status
+errors, and the filing lock.
+
+SQLite (a file beside the output, the default) or PostgreSQL, through SQLAlchemy Core; the schema
+is migrated to the newest revision whenever a ledger is opened. Every query is scoped by
+environment: test filings never count for production.
+
+The ledger holds personal data (the content of every record sent, so that a later deletion can be
+rendered): protect it like the output files. A new SQLite file is created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from reporting.ledger import schema as t
+from reporting.ledger.errors import LedgerError, LedgerLockedError, UnknownMessageError
+from reporting.ledger.model import (
+    ACCEPTED,
+    CORRECTION,
+    DELETED,
+    DELETION,
+    DISCARDED,
+    ENVIRONMENTS,
+    MESSAGE_TYPES,
+    PLATFORM_OPERATOR,
+    PUBLISHED,
+    REJECTED,
+    RENDERED,
+    RESEND,
+    SELLER,
+    SENT,
+    SUPERSEDED,
+    KnownRecord,
+    LiveRecord,
+    PlannedMessage,
+    RecordKey,
+    StatusReport,
+    canonical_json,
+    period_label,
+)
+from reporting.ledger.plan import Problem, ledger_problems
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "dac7-ledger.sqlite3"
+SCRIPT_LOCATION = "reporting.ledger:migrations"
+_LIVE_MESSAGES = (PUBLISHED, ACCEPTED)
+_LIVE_RECORDS = (SENT, ACCEPTED, REJECTED)
+_BATCH = 500  # ids per IN (...) list: well under SQLite's parameter limit
+
+
+def default_ledger_url(working_dir: str | os.PathLike[str]) -> str:
+    """``sqlite:///<working_dir>/dac7-ledger.sqlite3`` (an absolute path)."""
+    return f"sqlite:///{Path(working_dir).resolve() / LEDGER_FILE}"
+
+
+def open_ledger(url: str, *, create: bool = True) -> Ledger:
+    """Open the ledger at ``url`` and migrate it to the newest schema revision.
+
+    ``create=False`` refuses a SQLite file that does not exist yet (for commands that only read).
+    Use it as a context manager, or call :meth:`Ledger.close`.
+    """
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        engine = _sqlite_engine(u, create=create)
+    elif backend == "postgresql":
+        engine = sa.create_engine(u, pool_pre_ping=True)
+    else:
+        raise LedgerError(f"the ledger runs on SQLite or PostgreSQL; {backend} is not supported")
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Ledger(engine)
+
+
+def _sqlite_engine(u: sa.URL, *, create: bool) -> Engine:
+    if u.database in (None, "", ":memory:"):
+        engine = sa.create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        path = Path(u.database)
+        if not path.exists():
+            if not create:
+                raise LedgerError(f"there is no ledger at {path}: nothing was recorded there yet (or the URL is wrong)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The owner only, before SQLite writes a byte: the ledger holds personal data.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        elif path.stat().st_mode & 0o077:
+            log.warning("the ledger %s can be read by other users; it holds personal data: chmod 600 it", path)
+        engine = sa.create_engine(u, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply the ledger's Alembic migrations up to head, in process (no alembic.ini)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", SCRIPT_LOCATION)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # two runs opening a new ledger at once
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key("migrations"))))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _advisory_key(*parts: object) -> int:
+    digest = hashlib.sha256(b"dac7-ledger:" + ":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _utc(at: datetime | None = None) -> datetime:
+    """Naive UTC, as the ledger stores every timestamp."""
+    at = at or datetime.now(UTC)
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+# ------------------------------------------------------------------------------------------ views
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    message_ref_id: str
+    environment: str
+    authority: str
+    operator: str
+    reporting_year: int
+    message_type_indic: str
+    file_name: str
+    sha256: str
+    run_id: str
+    transfer_id: str | None
+    created: datetime
+    published: datetime | None
+    status: str
+    sellers: int
+    records: int
+    rejected_records: int
+    errors: int
+    triggered_by: str | None
+    approved_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    kind: str
+    seller_key: str | None
+    doc_type: str
+    doc_type_indic: str
+    doc_ref_id: str
+    corr_doc_ref_id: str | None
+    content_hash: str
+    status: str
+    superseded_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    scope: str  # file | record
+    code: str
+    details: str | None
+    doc_ref_id: str | None
+    fields: tuple[str, ...]
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    environment: str
+    authority: str
+    year: int
+    holder: str
+    acquired: datetime
+    host: str | None
+    pid: int | None
+
+    def describe(self) -> str:
+        where = f", pid {self.pid} on {self.host}" if self.pid else ""
+        return f"held by {self.holder} since {self.acquired:%Y-%m-%d %H:%M:%S} UTC{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusOutcome:
+    """What a status import changed."""
+
+    message_ref_id: str
+    format: str
+    outcome: str
+    message_status: str
+    rejected_doc_ref_ids: tuple[str, ...]
+    file_errors: int
+    record_errors: int
+    unmatched_doc_ref_ids: tuple[str, ...] = ()  # named by the authority, not in the message
+    notes: tuple[str, ...] = ()
+    already_imported: bool = False
+
+
+# ----------------------------------------------------------------------------------------- ledger
+
+
+class Ledger:
+    """One ledger database. Methods open their own transactions unless they take ``conn``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------ lock
+
+    @contextmanager
+    def lock(self, environment: str, authority: str, year: int, *, holder: str) -> Iterator[LockInfo]:
+        """Hold the filing lock of one period and authority: a second run fails fast with
+        :class:`LedgerLockedError` instead of filing the same period at the same time.
+
+        PostgreSQL: a session advisory lock (it ends with its session, also when the process
+        dies). SQLite: a row in ``ledger_locks``; a run that died leaves it behind, to be removed
+        with :meth:`break_lock` (``dac7 ledger unlock``). A retry of the same run (same ``holder``)
+        takes over its own row.
+        """
+        _check_environment(environment)
+        info = LockInfo(environment, authority, year, holder, _utc(), socket.gethostname(), os.getpid())
+        manager = self._advisory_lock if self.dialect == "postgresql" else self._row_lock
+        with manager(info):
+            yield info
+
+    def lock_holder(self, environment: str, authority: str, year: int) -> LockInfo | None:
+        """Who holds (or last held, on PostgreSQL) the filing lock of a period, if anyone."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.locks).where(*_lock_key(environment, authority, year))).first()
+        return _lock_info(row) if row is not None else None
+
+    def break_lock(self, environment: str, authority: str, year: int) -> LockInfo | None:
+        """Remove a stale lock (SQLite: the row of a run that died); returns what it was.
+
+        On PostgreSQL the lock is held by a database session and ends with it: a lock held by a
+        live session is not broken (:class:`LedgerLockedError`); a leftover holder row is removed.
+        """
+        held = self.lock_holder(environment, authority, year)
+        if self.dialect == "postgresql":
+            key = _advisory_key(environment, authority, year)
+            with self.engine.connect() as conn:
+                free = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
+                if free:
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+            if not free:
+                raise LedgerLockedError(
+                    f"{period_label(authority, year, environment)}: the lock is held by a live PostgreSQL session "
+                    f"({held.describe() if held else 'holder unknown'}); it ends with that session and cannot be "
+                    "broken from here"
+                )
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(t.locks).where(*_lock_key(environment, authority, year)))
+        return held
+
+    @contextmanager
+    def _row_lock(self, info: LockInfo) -> Iterator[None]:
+        where = _lock_key(info.environment, info.authority, info.year)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(t.locks).where(*where)).first()
+                if row is not None:
+                    if row.holder != info.holder:
+                        raise LedgerLockedError(_locked(info, _lock_info(row), breakable=True))
+                    log.warning("taking over the filing lock left by an earlier attempt of %s", info.holder)
+                    conn.execute(sa.delete(t.locks).where(*where))
+                conn.execute(sa.insert(t.locks).values(_lock_row(info)))
+        except sa.exc.IntegrityError:  # another process inserted it between our read and write
+            raise LedgerLockedError(
+                _locked(info, self.lock_holder(info.environment, info.authority, info.year), breakable=True)
+            ) from None
+        try:
+            yield
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(t.locks).where(*where, t.locks.c.holder == info.holder))
+
+    @contextmanager
+    def _advisory_lock(self, info: LockInfo) -> Iterator[None]:
+        key = _advisory_key(info.environment, info.authority, info.year)
+        where = _lock_key(info.environment, info.authority, info.year)
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
+            conn.commit()
+            if not got:
+                held = self.lock_holder(info.environment, info.authority, info.year)
+                raise LedgerLockedError(_locked(info, held, breakable=False))
+            try:
+                # Who holds it, for the error of the next run (a dead session's row is replaced).
+                conn.execute(sa.delete(t.locks).where(*where))
+                conn.execute(sa.insert(t.locks).values(_lock_row(info)))
+                conn.commit()
+                yield
+            finally:
+                try:
+                    conn.rollback()
+                    conn.execute(sa.delete(t.locks).where(*where, t.locks.c.holder == info.holder))
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                    conn.commit()
+                except sa.exc.SQLAlchemyError:
+                    log.warning("could not release the filing lock cleanly; closing its session releases it")
+                    conn.invalidate()
+        finally:
+            conn.close()
+
+    # ------------------------------------------------------------------------------ live state
+
+    def live_records(self, environment: str, authority: str, year: int) -> dict[RecordKey, LiveRecord]:
+        """The version of each record that counts as filed in a period: from published or accepted
+        messages, not superseded or deleted, not a resend or a deletion. A record the authority
+        rejected inside an accepted message is live with ``rejected=True``."""
+        _check_environment(environment)
+        m, r = t.messages, t.records
+        query = (
+            sa.select(
+                r.c.kind,
+                r.c.seller_key,
+                r.c.doc_ref_id,
+                r.c.doc_type_indic,
+                r.c.content_hash,
+                r.c.content,
+                r.c.status,
+                m.c.message_ref_id,
+            )
+            .join(m, m.c.id == r.c.message_id)
+            .where(
+                m.c.environment == environment,
+                m.c.authority == authority,
+                m.c.reporting_year == year,
+                m.c.status.in_(_LIVE_MESSAGES),
+                r.c.doc_type.not_in((RESEND, DELETION)),
+                r.c.status.in_(_LIVE_RECORDS),
+            )
+            .order_by(r.c.id)
+        )
+        out: dict[RecordKey, LiveRecord] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                # Ordered by id: should two versions qualify, the latest wins.
+                out[(row.kind, row.seller_key)] = LiveRecord(
+                    kind=row.kind,
+                    seller_key=row.seller_key,
+                    doc_ref_id=row.doc_ref_id,
+                    doc_type_indic=row.doc_type_indic,
+                    content_hash=row.content_hash,
+                    content=json.loads(row.content),
+                    message_ref_id=row.message_ref_id,
+                    rejected=row.status == REJECTED,
+                )
+        return out
+
+    def known_records(self, doc_ref_ids: Iterable[str]) -> dict[str, KnownRecord]:
+        """What the ledger knows of these DocRefIds, in any period and state (resends aside)."""
+        with self.engine.connect() as conn:
+            return self._known_records(conn, doc_ref_ids)
+
+    def _known_records(self, conn: Connection, doc_ref_ids: Iterable[str]) -> dict[str, KnownRecord]:
+        ids = sorted(set(doc_ref_ids))
+        m, r = t.messages, t.records
+        out: dict[str, KnownRecord] = {}
+        for start in range(0, len(ids), _BATCH):
+            query = (
+                sa.select(
+                    r.c.doc_ref_id,
+                    r.c.kind,
+                    r.c.seller_key,
+                    r.c.doc_type,
+                    r.c.status,
+                    m.c.message_ref_id,
+                    m.c.status.label("message_status"),
+                    m.c.environment,
+                    m.c.authority,
+                    m.c.reporting_year,
+                )
+                .join(m, m.c.id == r.c.message_id)
+                .where(r.c.doc_ref_id.in_(ids[start : start + _BATCH]), r.c.doc_type != RESEND)
+            )
+            for row in conn.execute(query):
+                out[row.doc_ref_id] = KnownRecord(
+                    doc_ref_id=row.doc_ref_id,
+                    kind=row.kind,
+                    seller_key=row.seller_key,
+                    doc_type=row.doc_type,
+                    status=row.status,
+                    message_ref_id=row.message_ref_id,
+                    message_status=row.message_status,
+                    environment=row.environment,
+                    authority=row.authority,
+                    year=row.reporting_year,
+                )
+        return out
+
+    def problems(
+        self, planned: Sequence[PlannedMessage], *, environment: str, authority: str, year: int
+    ) -> list[Problem]:
+        """:func:`reporting.ledger.ledger_problems` against this ledger's state of the period."""
+        live = self.live_records(environment, authority, year)
+        ids = {r.doc_ref_id for msg in planned for r in msg.records}
+        ids |= {r.corr_doc_ref_id for msg in planned for r in msg.records if r.corr_doc_ref_id}
+        return ledger_problems(planned, live, known=self.known_records(ids))
+
+    # --------------------------------------------------------------------------------- writing
+
+    def record_message(
+        self,
+        planned: PlannedMessage,
+        *,
+        message_ref_id: str,
+        authority: str,
+        operator: str,
+        year: int,
+        environment: str,
+        file_name: str,
+        sha256: str,
+        run_id: str,
+        transfer_id: str | None = None,
+        triggered_by: str | None = None,
+        params: str | dict[str, Any] | None = None,
+        approved_by: str | None = None,
+        approved_at: datetime | None = None,
+        created: datetime | None = None,
+    ) -> None:
+        """Record a rendered message and its records (status rendered / sent), in one transaction.
+
+        Refused: a MessageRefId or DocRefId already in the ledger (EU rules 50009, 80000), a resend
+        of a PlatformOperator never recorded for the period, and a rendered but unpublished message
+        of another run for the same period (publish or discard it first).
+        """
+        _check_environment(environment)
+        period = period_label(authority, year, environment)
+        if planned.environment != environment or planned.authority not in ("", authority):
+            raise LedgerError(
+                f"message {message_ref_id}: planned for {planned.authority} {planned.environment}, "
+                f"recorded for {authority} {environment}"
+            )
+        if planned.year not in (None, year):
+            raise LedgerError(f"message {message_ref_id}: planned for {planned.year}, recorded for {year}")
+        if planned.message_type_indic not in MESSAGE_TYPES or not planned.records:
+            raise LedgerError(f"message {message_ref_id}: {planned.message_type_indic} with no records")
+        if params is not None and not isinstance(params, str):
+            params = json.dumps(params, sort_keys=True, default=str)
+        m, r = t.messages, t.records
+        ids = [x.doc_ref_id for x in planned.records if x.doc_type != RESEND]
+        resent = [x.doc_ref_id for x in planned.records if x.doc_type == RESEND]
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(sa.select(m.c.id).where(m.c.message_ref_id == message_ref_id)).first():
+                    raise LedgerError(
+                        f"MessageRefId {message_ref_id} is already in the ledger (EU rule 50009): "
+                        "MessageRefIds are never reused"
+                    )
+                for other in self._pending(conn, environment, authority, year):
+                    if other.run_id != run_id:
+                        raise LedgerError(
+                            f"{period}: message {other.message_ref_id} of run {other.run_id} was rendered but never "
+                            f"published; publish or discard it first (dac7 ledger discard {other.message_ref_id})"
+                        )
+                used = self._known_records(conn, ids)
+                if used:
+                    raise LedgerError(
+                        f"DocRefId(s) {', '.join(sorted(used)[:5])} are already in the ledger (EU rule 80000): "
+                        "DocRefIds are never reused"
+                    )
+                for doc_ref_id in resent:
+                    target = self._record_in_period(conn, doc_ref_id, environment, authority, year)
+                    if target is None or target.kind != PLATFORM_OPERATOR:
+                        raise LedgerError(
+                            f"message {message_ref_id} resends {doc_ref_id}, which is no PlatformOperator recorded "
+                            f"for {period} (EU rule 80013)"
+                        )
+                now = _utc(created)
+                message_id = conn.execute(
+                    sa.insert(m)
+                    .values(
+                        message_ref_id=message_ref_id,
+                        environment=environment,
+                        authority=authority,
+                        operator=operator,
+                        reporting_year=year,
+                        message_type_indic=planned.message_type_indic,
+                        file_name=file_name,
+                        sha256=sha256,
+                        run_id=run_id,
+                        transfer_id=transfer_id,
+                        created=now,
+                        status=RENDERED,
+                        status_changed=now,
+                        triggered_by=triggered_by,
+                        params=params,
+                        approved_by=approved_by,
+                        approved_at=_utc(approved_at) if approved_at else None,
+                    )
+                    .returning(m.c.id)
+                ).scalar_one()
+                conn.execute(
+                    sa.insert(r),
+                    [
+                        {
+                            "message_id": message_id,
+                            "position": i,
+                            "kind": x.kind,
+                            "seller_key": x.seller_key,
+                            "doc_type": x.doc_type,
+                            "doc_type_indic": x.doc_type_indic,
+                            "doc_ref_id": x.doc_ref_id,
+                            "corr_doc_ref_id": x.corr_doc_ref_id,
+                            "content_hash": x.content_hash,
+                            "content": canonical_json(x.content),
+                            "status": SENT,
+                        }
+                        for i, x in enumerate(planned.records)
+                    ],
+                )
+        except sa.exc.IntegrityError as exc:
+            # The constraints hold even when two writers race past the checks above.
+            raise LedgerError(
+                f"message {message_ref_id} breaks a ledger constraint (a MessageRefId or DocRefId used twice, "
+                f"or a malformed record); nothing was recorded: {_constraint(exc)}"
+            ) from None
+
+    def mark_published(
+        self, message_ref_id: str, *, conn: Connection | None = None, at: datetime | None = None
+    ) -> None:
+        """Mark a rendered message published; the records it corrects or deletes become superseded
+        or deleted. Pass ``conn`` to do it inside the caller's transaction (see :meth:`publishing`)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self._mark_published(own, message_ref_id, _utc(at))
+        else:
+            self._mark_published(conn, message_ref_id, _utc(at))
+
+    @contextmanager
+    def publishing(self, message_ref_id: str, *, at: datetime | None = None) -> Iterator[Connection]:
+        """A transaction in which the message is marked published: the caller moves its file into
+        place inside the ``with`` block. If that raises, the ledger change rolls back.
+
+        The ledger is written first, so that a refusal (wrong order, a message already published)
+        stops before the file moves. A failure of the commit itself, after the block, is the one
+        case where the file is in place and the ledger is not: the caller may move the file back.
+        """
+        with self.engine.begin() as conn:
+            self._mark_published(conn, message_ref_id, _utc(at))
+            yield conn
+
+    def _mark_published(self, conn: Connection, message_ref_id: str, at: datetime) -> None:
+        msg = self._message_row(conn, message_ref_id, for_update=True)
+        if msg.status != RENDERED:
+            raise LedgerError(f"message {message_ref_id} is {msg.status}: only a rendered message can be published")
+        period = period_label(msg.authority, msg.reporting_year, msg.environment)
+        r = t.records
+        for rec in conn.execute(sa.select(r).where(r.c.message_id == msg.id).order_by(r.c.position)).all():
+            if rec.doc_type not in (CORRECTION, DELETION, RESEND):
+                continue
+            target_id = rec.doc_ref_id if rec.doc_type == RESEND else rec.corr_doc_ref_id
+            target = self._live_record(conn, target_id, msg)
+            if target is None:
+                raise LedgerError(
+                    f"message {message_ref_id}: record {rec.doc_ref_id} ({rec.doc_type}) names {target_id}, which is "
+                    f"not a live record of {period}; publish the messages of a plan in order, and plan again after "
+                    "a status import or a discard"
+                )
+            if rec.doc_type == RESEND:
+                continue
+            conn.execute(
+                sa.update(r)
+                .where(r.c.id == target.id)
+                .values(
+                    status=SUPERSEDED if rec.doc_type == CORRECTION else DELETED,
+                    prior_status=target.status,
+                    superseded_by=rec.doc_ref_id,
+                )
+            )
+        done = {"status": PUBLISHED, "published": at, "status_changed": at}
+        conn.execute(sa.update(t.messages).where(t.messages.c.id == msg.id).values(**done))
+
+    def discard(self, message_ref_id: str, *, at: datetime | None = None) -> None:
+        """Give up a rendered message that was never published (a run that died between render and
+        publish). Its ids stay used: they are never reused."""
+        with self.engine.begin() as conn:
+            msg = self._message_row(conn, message_ref_id, for_update=True)
+            if msg.status != RENDERED:
+                raise LedgerError(
+                    f"message {message_ref_id} is {msg.status}: only a rendered, unpublished message can be discarded"
+                )
+            now = _utc(at)
+            conn.execute(
+                sa.update(t.messages).where(t.messages.c.id == msg.id).values(status=DISCARDED, status_changed=now)
+            )
+
+    # --------------------------------------------------------------------------------- reading
+
+    def pending(self, environment: str, authority: str, year: int) -> list[MessageInfo]:
+        """Messages rendered but never published (a crash between render and publish)."""
+        _check_environment(environment)
+        with self.engine.connect() as conn:
+            return self._pending(conn, environment, authority, year)
+
+    def _pending(self, conn: Connection, environment: str, authority: str, year: int) -> list[MessageInfo]:
+        return self._messages(conn, year=year, authority=authority, environment=environment, status=RENDERED)
+
+    def messages(
+        self, year: int | None = None, authority: str | None = None, environment: str | None = None
+    ) -> list[MessageInfo]:
+        """Every message, oldest first, optionally of one year, authority, environment."""
+        with self.engine.connect() as conn:
+            return self._messages(conn, year=year, authority=authority, environment=environment)
+
+    def message(self, message_ref_id: str) -> MessageInfo:
+        with self.engine.connect() as conn:
+            found = self._messages(conn, message_ref_id=message_ref_id)
+        if not found:
+            raise UnknownMessageError(f"MessageRefId {message_ref_id} is not in this ledger")
+        return found[0]
+
+    def records(self, message_ref_id: str) -> list[RecordInfo]:
+        """The records of a message in body order (without their content)."""
+        m, r = t.messages, t.records
+        query = (
+            sa.select(r)
+            .join(m, m.c.id == r.c.message_id)
+            .where(m.c.message_ref_id == message_ref_id)
+            .order_by(r.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [
+                RecordInfo(
+                    kind=row.kind,
+                    seller_key=row.seller_key,
+                    doc_type=row.doc_type,
+                    doc_type_indic=row.doc_type_indic,
+                    doc_ref_id=row.doc_ref_id,
+                    corr_doc_ref_id=row.corr_doc_ref_id,
+                    content_hash=row.content_hash,
+                    status=row.status,
+                    superseded_by=row.superseded_by,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def errors(self, message_ref_id: str) -> list[ErrorInfo]:
+        """The file and record errors the authority reported for a message."""
+        m, e, i = t.messages, t.errors, t.status_imports
+        query = (
+            sa.select(e, i.c.format)
+            .join(m, m.c.id == e.c.message_id)
+            .join(i, i.c.id == e.c.import_id)
+            .where(m.c.message_ref_id == message_ref_id)
+            .order_by(e.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                ErrorInfo(
+                    scope=row.scope,
+                    code=row.code,
+                    details=row.details,
+                    doc_ref_id=row.doc_ref_id,
+                    fields=tuple(json.loads(row.fields)) if row.fields else (),
+                    format=row.format,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def _messages(
+        self,
+        conn: Connection,
+        *,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        status: str | None = None,
+        message_ref_id: str | None = None,
+    ) -> list[MessageInfo]:
+        m, r, e = t.messages, t.records, t.errors
+        counts = (
+            sa.select(
+                r.c.message_id,
+                sa.func.count().label("records"),
+                sa.func.sum(sa.case((r.c.kind == SELLER, 1), else_=0)).label("sellers"),
+                sa.func.sum(sa.case((r.c.status == REJECTED, 1), else_=0)).label("rejected"),
+            )
+            .group_by(r.c.message_id)
+            .subquery()
+        )
+        errs = sa.select(e.c.message_id, sa.func.count().label("errors")).group_by(e.c.message_id).subquery()
+        query = (
+            sa.select(m, counts.c.records, counts.c.sellers, counts.c.rejected, errs.c.errors)
+            .outerjoin(counts, counts.c.message_id == m.c.id)
+            .outerjoin(errs, errs.c.message_id == m.c.id)
+            .order_by(m.c.created, m.c.id)
+        )
+        for column, value in (
+            (m.c.reporting_year, year),
+            (m.c.authority, authority),
+            (m.c.environment, environment),
+            (m.c.status, status),
+            (m.c.message_ref_id, message_ref_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return [
+            MessageInfo(
+                message_ref_id=row.message_ref_id,
+                environment=row.environment,
+                authority=row.authority,
+                operator=row.operator,
+                reporting_year=row.reporting_year,
+                message_type_indic=row.message_type_indic,
+                file_name=row.file_name,
+                sha256=row.sha256,
+                run_id=row.run_id,
+                transfer_id=row.transfer_id,
+                created=row.created,
+                published=row.published,
+                status=row.status,
+                sellers=int(row.sellers or 0),
+                records=int(row.records or 0),
+                rejected_records=int(row.rejected or 0),
+                errors=int(row.errors or 0),
+                triggered_by=row.triggered_by,
+                approved_by=row.approved_by,
+            )
+            for row in conn.execute(query)
+        ]
+
+    def _message_row(self, conn: Connection, message_ref_id: str, *, for_update: bool = False) -> Any:
+        query = sa.select(t.messages).where(t.messages.c.message_ref_id == message_ref_id)
+        if for_update and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise UnknownMessageError(f"MessageRefId {message_ref_id} is not in this ledger")
+        return row
+
+    def _record_in_period(self, conn: Connection, doc_ref_id: str, environment: str, authority: str, year: int) -> Any:
+        m, r = t.messages, t.records
+        return conn.execute(
+            sa.select(r)
+            .join(m, m.c.id == r.c.message_id)
+            .where(
+                r.c.doc_ref_id == doc_ref_id,
+                r.c.doc_type != RESEND,
+                m.c.environment == environment,
+                m.c.authority == authority,
+                m.c.reporting_year == year,
+            )
+        ).first()
+
+    def _live_record(self, conn: Connection, doc_ref_id: str | None, msg: Any) -> Any:
+        """The record ``doc_ref_id`` if it is live in the period of ``msg``, else None."""
+        if not doc_ref_id:
+            return None
+        m, r = t.messages, t.records
+        return conn.execute(
+            sa.select(r)
+            .join(m, m.c.id == r.c.message_id)
+            .where(
+                r.c.doc_ref_id == doc_ref_id,
+                r.c.doc_type.not_in((RESEND, DELETION)),
+                r.c.status.in_(_LIVE_RECORDS),
+                m.c.status.in_(_LIVE_MESSAGES),
+                m.c.environment == msg.environment,
+                m.c.authority == msg.authority,
+                m.c.reporting_year == msg.reporting_year,
+            )
+        ).first()
+
+    # ---------------------------------------------------------------------------------- status
+
+    def record_status(
+        self, report: StatusReport, *, file_name: str, sha256: str, at: datetime | None = None
+    ) -> StatusOutcome:
+        """Apply an authority's status to its message, in one transaction (see
+        :func:`reporting.ledger.status.import_status`, which parses the document).
+
+        Accepted: the message and its sent records become accepted. Partially rejected: the same,
+        except the records named in record errors, which become rejected (a rejected deletion
+        gives its record back its state). Rejected: the message and all its records; what its
+        corrections and deletions replaced is live again. The same document twice changes nothing.
+        """
+        now = _utc(at)
+        m, r = t.messages, t.records
+        with self.engine.begin() as conn:
+            msg = self._status_target(conn, report)
+            if conn.execute(sa.select(t.status_imports.c.id).where(t.status_imports.c.sha256 == sha256)).first():
+                return StatusOutcome(
+                    message_ref_id=msg.message_ref_id,
+                    format=report.format,
+                    outcome=report.outcome,
+                    message_status=msg.status,
+                    rejected_doc_ref_ids=(),
+                    file_errors=0,
+                    record_errors=0,
+                    already_imported=True,
+                )
+            if msg.status in (RENDERED, DISCARDED):
+                raise LedgerError(
+                    f"message {msg.message_ref_id} is {msg.status}: it was never published, so no status applies to it"
+                )
+            new_status = REJECTED if report.outcome == "rejected" else ACCEPTED
+            if msg.status in (ACCEPTED, REJECTED) and msg.status != new_status:
+                raise LedgerError(
+                    f"message {msg.message_ref_id} is already {msg.status} by an earlier status document; this one "
+                    f"says {report.outcome}: not applied, check with the authority which is right"
+                )
+            import_id = conn.execute(
+                sa.insert(t.status_imports)
+                .values(
+                    message_id=msg.id,
+                    format=report.format,
+                    status_message_ref_id=report.status_message_ref_id,
+                    outcome=report.outcome,
+                    file_name=file_name,
+                    sha256=sha256,
+                    imported=now,
+                )
+                .returning(t.status_imports.c.id)
+            ).scalar_one()
+            rows: list[dict[str, Any]] = [
+                {"scope": "file", "code": f.code, "details": f.details, "doc_ref_id": None, "fields": None}
+                for f in report.file_errors
+            ]
+            for e in report.record_errors:
+                fields = json.dumps(list(e.fields)) if e.fields else None
+                rows += [
+                    {"scope": "record", "code": e.code, "details": e.details, "doc_ref_id": d, "fields": fields}
+                    for d in (e.doc_ref_ids or (None,))
+                ]
+            if rows:
+                conn.execute(sa.insert(t.errors), [{"message_id": msg.id, "import_id": import_id, **x} for x in rows])
+            recs = conn.execute(sa.select(r).where(r.c.message_id == msg.id)).all()
+            named = report.rejected_doc_ref_ids if new_status == ACCEPTED else {x.doc_ref_id for x in recs}
+            # A partial rejection that names no record: which records stand is not known.
+            promote = new_status == ACCEPTED and not (report.outcome == "partially_rejected" and not named)
+            rejected: list[str] = []
+            for rec in recs:
+                if rec.doc_ref_id in named:
+                    rejected.append(rec.doc_ref_id)
+                    if rec.status != REJECTED:
+                        conn.execute(sa.update(r).where(r.c.id == rec.id).values(status=REJECTED))
+                    if rec.doc_type == DELETION or (new_status == REJECTED and rec.doc_type == CORRECTION):
+                        self._restore(conn, rec)
+                elif rec.status == SENT and promote:
+                    conn.execute(sa.update(r).where(r.c.id == rec.id).values(status=ACCEPTED))
+            conn.execute(sa.update(m).where(m.c.id == msg.id).values(status=new_status, status_changed=now))
+            mine = {x.doc_ref_id for x in recs}
+            return StatusOutcome(
+                message_ref_id=msg.message_ref_id,
+                format=report.format,
+                outcome=report.outcome,
+                message_status=new_status,
+                rejected_doc_ref_ids=tuple(rejected),
+                file_errors=len(report.file_errors),
+                record_errors=len(report.record_errors),
+                unmatched_doc_ref_ids=tuple(sorted(report.rejected_doc_ref_ids - mine)),
+                notes=report.notes,
+            )
+
+    def _status_target(self, conn: Connection, report: StatusReport) -> Any:
+        m = t.messages
+        if report.message_ref_id:
+            row = conn.execute(sa.select(m).where(m.c.message_ref_id == report.message_ref_id)).first()
+            if row is not None:
+                return row
+        if report.transfer_id:
+            row = conn.execute(sa.select(m).where(m.c.transfer_id == report.transfer_id)).first()
+            if row is not None:
+                return row
+        names = [f"MessageRefId {report.message_ref_id}"] if report.message_ref_id else []
+        names += [f"transfer ticket {report.transfer_id}"] if report.transfer_id else []
+        raise UnknownMessageError(
+            f"the status document answers {' / '.join(names) or 'no message it names'}, which is not in this "
+            "ledger (another ledger, or another environment's?); nothing was imported"
+        )
+
+    def _restore(self, conn: Connection, rec: Any) -> None:
+        """The record that a rejected correction or deletion replaced is live again."""
+        r = t.records
+        conn.execute(
+            sa.update(r)
+            .where(
+                r.c.doc_ref_id == rec.corr_doc_ref_id,
+                r.c.doc_type != RESEND,
+                r.c.superseded_by == rec.doc_ref_id,
+            )
+            .values(status=sa.func.coalesce(r.c.prior_status, SENT), prior_status=None, superseded_by=None)
+        )
+
+
+def _check_environment(environment: str) -> None:
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
+
+
+def _lock_key(environment: str, authority: str, year: int) -> list[sa.ColumnElement[bool]]:
+    c = t.locks.c
+    return [c.environment == environment, c.authority == authority, c.reporting_year == year]
+
+
+def _lock_row(info: LockInfo) -> dict[str, Any]:
+    return {
+        "environment": info.environment,
+        "authority": info.authority,
+        "reporting_year": info.year,
+        "holder": info.holder,
+        "acquired": info.acquired,
+        "host": info.host,
+        "pid": info.pid,
+    }
+
+
+def _lock_info(row: Any) -> LockInfo:
+    return LockInfo(row.environment, row.authority, row.reporting_year, row.holder, row.acquired, row.host, row.pid)
+
+
+def _locked(info: LockInfo, held: LockInfo | None, *, breakable: bool) -> str:
+    period = period_label(info.authority, info.year, info.environment)
+    text = (
+        f"{period} is being filed by another run ({held.describe() if held else 'holder unknown'}); "
+        "two runs cannot file the same period and authority at once: wait for it to finish"
+    )
+    if breakable:
+        text += (
+            "; if that run died, remove its lock with "
+            f"`dac7 ledger unlock --environment {info.environment} --authority {info.authority} --year {info.year}`"
+        )
+    return text
+
+
+def _constraint(exc: sa.exc.IntegrityError) -> str:
+    """The driver's one-line reason, without the statement or its parameters (personal data)."""
+    return str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]

@@ -1,0 +1,30 @@
+"""What stops a filing because of the ledger: one branch of :class:`reporting.errors.ReportingError`.
+
+Messages name the period (authority, year, environment), MessageRefIds and DocRefIds, never the
+content of a record (names, TINs, birth dates are personal data).
+"""
+
+from __future__ import annotations
+
+from reporting.errors import PermanentError, ReportingError
+
+
+class LedgerError(ReportingError):
+    """The ledger refuses an operation (an id already used, a message in the wrong state ...)."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another run holds the filing lock of this period and authority."""
+
+
+class LedgerModeError(LedgerError, PermanentError):
+    """An explicit filing mode (new, correction, deletion, nil) does not fit the ledger state."""
+
+
+class UnknownMessageError(LedgerError, PermanentError):
+    """A MessageRefId (or DIP transfer ticket) that this ledger never recorded."""
+
+
+class StatusFormatError(LedgerError, PermanentError):
+    """A status document that cannot be read: too large, not XML, a DOCTYPE, or a format
+    without an adapter."""

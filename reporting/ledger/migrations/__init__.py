@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger, applied by :func:`reporting.ledger.open_ledger` (no alembic.ini)."""

@@ -1,0 +1,222 @@
+"""The ledger's vocabulary: record kinds, document types, statuses, and the plain records that the
+planner works on. Nothing here touches a database.
+
+A *record* is one correctable element of a DPI message: the ``PlatformOperator``, the
+``OtherPlatformOperators`` block, or one ``ReportableSeller``. Its key is ``(kind, seller_key)``:
+``seller_key`` is the seller_id for sellers and ``None`` for the two operator elements.
+Its *content* is the canonical JSON of what was reported (personal data: the ledger that keeps it
+must be protected like the output files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PLATFORM_OPERATOR = "platform_operator"
+OTHER_PLATFORM_OPERATORS = "other_platform_operators"
+SELLER = "seller"
+KINDS = (PLATFORM_OPERATOR, OTHER_PLATFORM_OPERATORS, SELLER)
+
+#: What a record does in its message; :func:`doc_type_indic` maps it to the OECD code.
+NEW, RESEND, CORRECTION, DELETION = "new", "resend", "correction", "deletion"
+DOC_TYPES = (NEW, RESEND, CORRECTION, DELETION)
+#: The names that :meth:`reporting.authorities.base.AuthorityProfile.doc_type_indic` takes.
+PROFILE_KINDS = {NEW: "new", RESEND: "resent", CORRECTION: "corrected", DELETION: "deleted"}
+
+DPI401, DPI402, DPI403 = "DPI401", "DPI402", "DPI403"
+MESSAGE_TYPES = (DPI401, DPI402, DPI403)
+
+ENVIRONMENTS = ("test", "prod")
+
+#: rendered -> published -> accepted | rejected; a rendered message may be discarded instead.
+RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED = "rendered", "published", "accepted", "rejected", "discarded"
+MESSAGE_STATUSES = (RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED)
+#: sent (with its message) -> accepted | rejected; superseded by a correction, deleted by a deletion.
+SENT, SUPERSEDED, DELETED = "sent", "superseded", "deleted"
+RECORD_STATUSES = (SENT, ACCEPTED, REJECTED, SUPERSEDED, DELETED)
+
+MODES = ("auto", "new", "correction", "deletion", "nil")
+
+RecordKey = tuple[str, str | None]
+PO_KEY: RecordKey = (PLATFORM_OPERATOR, None)
+OPO_KEY: RecordKey = (OTHER_PLATFORM_OPERATORS, None)
+
+_INDIC = {RESEND: 0, NEW: 1, CORRECTION: 2, DELETION: 3}
+
+
+def doc_type_indic(doc_type: str, environment: str) -> str:
+    """The DocTypeIndic of a record: ``OECD0..3`` in production, ``OECD10..13`` for test data
+    (reference §3.1). A profile that marks test files elsewhere (DE: the envelope) passes its own
+    mapping to :func:`reporting.ledger.plan_filing`."""
+    n = _INDIC[doc_type]
+    return f"OECD1{n}" if environment == "test" else f"OECD{n}"
+
+
+DocTypeIndic = Callable[[str, str], str]
+
+
+def canonical_json(content: Any) -> str:
+    """The one text form of a record's content: sorted keys, no spaces, UTF-8 characters kept.
+
+    The content must be JSON data already (str, int, bool, None, lists, dicts with str keys):
+    dates and Decimals are the caller's to turn into strings, so that a hash never depends on
+    how a library prints them.
+    """
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def content_hash(content: Any) -> str:
+    """sha256 (hex) of :func:`canonical_json`."""
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+def period_label(authority: str, year: int | None, environment: str) -> str:
+    """``DE 2025 (test)``: how messages name a period."""
+    parts = [p for p in (authority, str(year) if year is not None else "") if p]
+    return f"{' '.join(parts) or 'this period'} ({environment})"
+
+
+_KIND_LABELS = {PLATFORM_OPERATOR: "PlatformOperator", OTHER_PLATFORM_OPERATORS: "OtherPlatformOperators"}
+
+
+def key_label(key: RecordKey) -> str:
+    """``seller S-1``, ``PlatformOperator``: how messages name a record (never by its content)."""
+    kind, seller_key = key
+    return f"seller {seller_key}" if kind == SELLER else _KIND_LABELS[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRecord:
+    """The version of a record that counts as filed: its DocRefId is what a correction, a
+    deletion or a resend must name. ``rejected``: the authority rejected this record inside an
+    otherwise accepted message, so the next run sends it again as a correction."""
+
+    kind: str
+    seller_key: str | None
+    doc_ref_id: str
+    doc_type_indic: str
+    content_hash: str
+    content: Any
+    message_ref_id: str
+    rejected: bool = False
+
+    @property
+    def key(self) -> RecordKey:
+        return (self.kind, self.seller_key)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRecord:
+    """One record of a planned message, in body order."""
+
+    kind: str
+    seller_key: str | None
+    doc_type: str  # new | resend | correction | deletion
+    doc_type_indic: str  # the OECD code for the message's environment
+    doc_ref_id: str
+    corr_doc_ref_id: str | None
+    content_hash: str
+    content: Any
+
+    @property
+    def key(self) -> RecordKey:
+        return (self.kind, self.seller_key)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    """One message to render: its MessageTypeIndic and its records (PlatformOperator first, then
+    OtherPlatformOperators, then the sellers by seller_key). The MessageRefId, file name and
+    timestamps are the caller's: :meth:`reporting.ledger.Ledger.record_message` takes them."""
+
+    message_type_indic: str
+    records: tuple[PlannedRecord, ...]
+    environment: str
+    authority: str = ""
+    year: int | None = None
+
+    @property
+    def platform_operator(self) -> PlannedRecord:
+        return next(r for r in self.records if r.kind == PLATFORM_OPERATOR)
+
+    @property
+    def other_platform_operators(self) -> PlannedRecord | None:
+        return next((r for r in self.records if r.kind == OTHER_PLATFORM_OPERATORS), None)
+
+    @property
+    def sellers(self) -> tuple[PlannedRecord, ...]:
+        return tuple(r for r in self.records if r.kind == SELLER)
+
+    def describe(self) -> str:
+        """``DPI402: PlatformOperator resend; other records: 1 correction, 1 deletion``."""
+        counts: dict[str, int] = {}
+        for r in self.records:
+            if r.kind != PLATFORM_OPERATOR:
+                counts[r.doc_type] = counts.get(r.doc_type, 0) + 1
+        text = f"{self.message_type_indic}: PlatformOperator {self.platform_operator.doc_type}"
+        if counts:
+            text += "; other records: " + ", ".join(f"{n} {t}" for t, n in counts.items())
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRecord:
+    """What the ledger knows of a DocRefId, whatever its state: for the checks that tell an
+    unknown record (80002, 80013) from an outdated one (80003, 80014), and a reused id (80000)."""
+
+    doc_ref_id: str
+    kind: str
+    seller_key: str | None
+    doc_type: str
+    status: str
+    message_ref_id: str
+    message_status: str
+    environment: str
+    authority: str
+    year: int
+
+
+# ------------------------------------------------------------------------------- status documents
+
+OUTCOMES = ("accepted", "partially_rejected", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    code: str
+    details: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    code: str
+    details: str | None = None
+    doc_ref_ids: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()  # FieldPaths in error
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What an authority's status document says, whatever its format (one adapter per format).
+
+    ``outcome``: ``accepted``; ``partially_rejected`` (the message is accepted, the records named
+    in record errors are rejected); ``rejected`` (the whole message). The message is named by its
+    MessageRefId or, for envelopes that answer with their own delivery id, by ``transfer_id``.
+    """
+
+    format: str
+    outcome: str
+    message_ref_id: str | None
+    transfer_id: str | None = None
+    status_message_ref_id: str | None = None
+    file_errors: tuple[FileError, ...] = ()
+    record_errors: tuple[RecordError, ...] = ()
+    notes: tuple[str, ...] = ()  # what the adapter could not map (said to the user, never silent)
+
+    @property
+    def rejected_doc_ref_ids(self) -> frozenset[str]:
+        return frozenset(d for e in self.record_errors for d in e.doc_ref_ids)

@@ -1,0 +1,521 @@
+"""Planning a filing: which messages to send now, from what would be reported and what is filed.
+
+Pure functions over plain records: no database, no clock, no randomness. The caller reads the
+live state from the ledger (:meth:`reporting.ledger.Ledger.live_records`), builds ``current``
+from the run (each record's canonical content and its hash), and passes ``new_id``, which makes a
+fresh DocRefId in the authority's format for a purpose such as ``"correction:seller:S-1"``.
+
+Mode ``auto`` (reference §3.3, EU rules 80000-80014, 90030, 90040):
+
+* nothing filed yet: one DPI401 (PlatformOperator and every seller OECD1); without sellers a
+  DPI403 nil report when the profile expects one, else nothing;
+* nothing changed: nothing;
+* changed or rejected records, sellers no longer reportable, a changed PlatformOperator: one
+  DPI402 with corrections (OECD2, CorrDocRefId = the live version) and deletions (OECD3, with the
+  content that was filed), the PlatformOperator resent (OECD0) or corrected (OECD2);
+* new sellers: one DPI401 with them as OECD1 and the PlatformOperator resent (OECD0) under its
+  live DocRefId: the one the DPI402 just gave it when it was corrected in the same plan. New and
+  corrected records never share a message (80010); the DPI402 comes first.
+
+The explicit modes ``new``, ``correction``, ``deletion`` and ``nil`` check their preconditions
+and refuse with :class:`LedgerModeError`, whose message says why and what to use instead.
+
+:func:`ledger_problems` checks planned messages against the ledger state with the EU codes, so
+that a preflight can refuse a plan before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reporting.ledger.errors import LedgerError, LedgerModeError
+from reporting.ledger.model import (
+    ACCEPTED,
+    CORRECTION,
+    DELETION,
+    DPI401,
+    DPI402,
+    DPI403,
+    ENVIRONMENTS,
+    KINDS,
+    MODES,
+    NEW,
+    OPO_KEY,
+    PLATFORM_OPERATOR,
+    PO_KEY,
+    PUBLISHED,
+    REJECTED,
+    RENDERED,
+    RESEND,
+    SELLER,
+    DocTypeIndic,
+    KnownRecord,
+    LiveRecord,
+    PlannedMessage,
+    PlannedRecord,
+    RecordKey,
+    doc_type_indic,
+    key_label,
+    period_label,
+)
+
+#: What would be reported now: record key -> (content hash, content).
+Current = Mapping[RecordKey, tuple[str, Any]]
+#: What the ledger holds as filed: record key -> its live version.
+Live = Mapping[RecordKey, LiveRecord]
+Problem = tuple[str, str]
+
+
+def plan_filing(
+    current: Current,
+    live: Live,
+    *,
+    profile_expects_nil: bool,
+    new_id: Callable[[str], str],
+    environment: str,
+    mode: str = "auto",
+    sellers: Collection[str] | None = None,
+    withdraw: bool = False,
+    authority: str = "",
+    year: int | None = None,
+    indic: DocTypeIndic = doc_type_indic,
+) -> list[PlannedMessage]:
+    """The messages to send for one period and authority, in sending order ([] = nothing to send).
+
+    ``mode`` ``deletion`` deletes the live records of ``sellers`` (seller_ids) with the
+    PlatformOperator resent, or with ``withdraw=True`` the whole filing, PlatformOperator included
+    (EU rule 80009). ``authority`` and ``year`` name the period in messages and travel with the
+    planned messages. ``indic`` maps (doc type, environment) to the DocTypeIndic.
+    """
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if mode != "deletion" and (sellers is not None or withdraw):
+        raise ValueError("sellers and withdraw go with mode 'deletion' only")
+    _check_keys(current, "current")
+    _check_keys(live, "live")
+    if mode != "deletion" and PO_KEY not in current:
+        raise ValueError("current must hold the PlatformOperator record (key ('platform_operator', None))")
+    period = period_label(authority, year, environment)
+    if PO_KEY not in live and live:
+        raise LedgerError(
+            f"the ledger of {period} holds live records but no live PlatformOperator "
+            f"({', '.join(key_label(k) for k in _order(live)[:5])}); it needs a look by hand before the next filing"
+        )
+    b = _Builder(new_id, live, environment, authority, year, indic)
+    if mode == "auto":
+        return _auto(b, current, live, profile_expects_nil, period)
+    if mode == "new":
+        return _mode_new(b, current, live, period)
+    if mode == "nil":
+        return _mode_nil(b, current, live, period)
+    if mode == "correction":
+        return _mode_correction(b, current, live, period)
+    return _mode_deletion(b, live, sellers, withdraw, period)
+
+
+def apply_message(live: Live, message: PlannedMessage, *, message_ref_id: str = "") -> dict[RecordKey, LiveRecord]:
+    """The live state once ``message`` is published: new and corrected records become the live
+    versions, deleted ones leave it, resends change nothing."""
+    out = dict(live)
+    for r in message.records:
+        if r.doc_type == RESEND:
+            continue
+        if r.doc_type == DELETION:
+            out.pop(r.key, None)
+        else:
+            out[r.key] = LiveRecord(
+                kind=r.kind,
+                seller_key=r.seller_key,
+                doc_ref_id=r.doc_ref_id,
+                doc_type_indic=r.doc_type_indic,
+                content_hash=r.content_hash,
+                content=r.content,
+                message_ref_id=message_ref_id,
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ modes
+
+
+def _auto(b: _Builder, current: Current, live: Live, nil_ok: bool, period: str) -> list[PlannedMessage]:
+    if not live:
+        return _initial(b, current, nil_ok=nil_ok)
+    diff = _diff(current, live)
+    messages: list[PlannedMessage] = []
+    correction = _correction(b, current, live, diff)
+    po_ref = live[PO_KEY].doc_ref_id
+    if correction is not None:
+        messages.append(correction)
+        po_ref = correction.platform_operator.doc_ref_id
+    if diff.new:
+        messages.append(_additional(b, current, diff.new, po_ref, period))
+    return messages
+
+
+def _mode_new(b: _Builder, current: Current, live: Live, period: str) -> list[PlannedMessage]:
+    if live:
+        raise LedgerModeError(
+            f"mode new: {period} already has a live filing (message {live[PO_KEY].message_ref_id}); "
+            "use auto for what changed since, or deletion to withdraw it first"
+        )
+    if not _sellers(current):
+        raise LedgerModeError(f"mode new: no reportable seller for {period}; use nil for a nil report")
+    return _initial(b, current, nil_ok=False)
+
+
+def _mode_nil(b: _Builder, current: Current, live: Live, period: str) -> list[PlannedMessage]:
+    if live:
+        raise LedgerModeError(
+            f"mode nil: {period} already has a live filing (message {live[PO_KEY].message_ref_id}); "
+            "a nil report can only be the first filing of a period: use deletion to withdraw it first"
+        )
+    n = len(_sellers(current))
+    if n:
+        raise LedgerModeError(f"mode nil: {n} reportable seller(s) for {period}; a nil report has none: use new")
+    return _initial(b, current, nil_ok=True)
+
+
+def _mode_correction(b: _Builder, current: Current, live: Live, period: str) -> list[PlannedMessage]:
+    if not live:
+        raise LedgerModeError(f"mode correction: nothing was filed for {period} yet; use new")
+    diff = _diff(current, live)
+    if diff.new:
+        raise LedgerModeError(
+            f"mode correction: {len(diff.new)} record(s) of {period} were never filed "
+            f"({_labels(diff.new)}); new records go in a DPI401 of their own: use auto"
+        )
+    message = _correction(b, current, live, diff)
+    if message is None:
+        raise LedgerModeError(
+            f"mode correction: nothing changed in {period} since the live filing; there is nothing to correct"
+        )
+    return [message]
+
+
+def _mode_deletion(
+    b: _Builder, live: Live, sellers: Collection[str] | None, withdraw: bool, period: str
+) -> list[PlannedMessage]:
+    if not live:
+        raise LedgerModeError(f"mode deletion: nothing was filed for {period} yet; there is nothing to delete")
+    if withdraw:
+        if sellers:
+            raise ValueError("withdraw deletes every record: it takes no sellers")
+        # EU rule 80009: the PlatformOperator goes only with every other record of the period.
+        records = [b.deletion(live[PO_KEY])] + [b.deletion(live[k]) for k in _order(k for k in live if k != PO_KEY)]
+        return [b.message(DPI402, records)]
+    wanted = sorted(set(sellers or ()))
+    if not wanted:
+        raise LedgerModeError(
+            "mode deletion: name the sellers to delete, or withdraw the whole filing (PlatformOperator included)"
+        )
+    missing = [s for s in wanted if (SELLER, s) not in live]
+    if missing:
+        raise LedgerModeError(
+            f"mode deletion: {len(missing)} seller(s) have no live record in {period} "
+            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); nothing of theirs can be deleted"
+        )
+    po = live[PO_KEY]
+    records = [b.resend(po.doc_ref_id, po.content_hash, po.content)]
+    records += [b.deletion(live[(SELLER, s)]) for s in wanted]
+    return [b.message(DPI402, records)]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True, slots=True)
+class _Diff:
+    new: list[RecordKey]
+    changed: list[RecordKey]  # content changed, or the authority rejected the live version
+    gone: list[RecordKey]
+    po_changed: bool
+
+
+def _diff(current: Current, live: Live) -> _Diff:
+    po = live[PO_KEY]
+    return _Diff(
+        new=_order(k for k in current if k not in live and k != PO_KEY),
+        changed=_order(
+            k
+            for k in current
+            if k in live and k != PO_KEY and (current[k][0] != live[k].content_hash or live[k].rejected)
+        ),
+        gone=_order(k for k in live if k not in current and k != PO_KEY),
+        po_changed=current[PO_KEY][0] != po.content_hash or po.rejected,
+    )
+
+
+def _initial(b: _Builder, current: Current, *, nil_ok: bool) -> list[PlannedMessage]:
+    sellers = _sellers(current)
+    if not sellers and not nil_ok:
+        return []
+    records = [b.new(PO_KEY, current)]
+    if OPO_KEY in current:
+        records.append(b.new(OPO_KEY, current))
+    records += [b.new(k, current) for k in sellers]
+    return [b.message(DPI401 if sellers else DPI403, records)]
+
+
+def _correction(b: _Builder, current: Current, live: Live, diff: _Diff) -> PlannedMessage | None:
+    if not (diff.changed or diff.gone or diff.po_changed):
+        return None
+    po = live[PO_KEY]
+    h, content = current[PO_KEY]
+    records = [b.correction(PO_KEY, current, po) if diff.po_changed else b.resend(po.doc_ref_id, h, content)]
+    for key in _order([*diff.changed, *diff.gone]):
+        records.append(b.correction(key, current, live[key]) if key in current else b.deletion(live[key]))
+    return b.message(DPI402, records)
+
+
+def _additional(b: _Builder, current: Current, new: list[RecordKey], po_ref: str, period: str) -> PlannedMessage:
+    h, content = current[PO_KEY]
+    records = [b.resend(po_ref, h, content)] + [b.new(k, current) for k in new]
+    if any(k[0] == SELLER for k in new):
+        return b.message(DPI401, records)
+    if not _sellers(current):
+        # A nil period that gains an OtherPlatformOperators block (the assumed operator).
+        return b.message(DPI403, records)
+    raise LedgerModeError(
+        f"mode auto: in {period} the OtherPlatformOperators block is new but no seller is; a DPI401 needs a "
+        "new seller (EU rule 20040) and a DPI402 cannot carry new records (80010): file it with the next new "
+        "seller, or withdraw and refile the period"
+    )
+
+
+def _sellers(records: Iterable[RecordKey]) -> list[RecordKey]:
+    return _order(k for k in records if k[0] == SELLER)
+
+
+def _order(keys: Iterable[RecordKey]) -> list[RecordKey]:
+    """Body order: PlatformOperator, OtherPlatformOperators, then the sellers by seller_key."""
+    return sorted(keys, key=lambda k: (KINDS.index(k[0]), k[1] or ""))
+
+
+def _labels(keys: Sequence[RecordKey], limit: int = 5) -> str:
+    text = ", ".join(key_label(k) for k in keys[:limit])
+    return text + (" ..." if len(keys) > limit else "")
+
+
+def _check_keys(records: Mapping[RecordKey, Any], name: str) -> None:
+    for kind, seller_key in records:
+        if kind not in KINDS:
+            raise ValueError(f"{name}: record kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if (kind == SELLER) != (seller_key is not None):
+            raise ValueError(f"{name}: a seller record has a seller_key, an operator record has None ({kind!r})")
+
+
+class _Builder:
+    """Makes the planned records of one plan, and makes sure no DocRefId is made twice."""
+
+    def __init__(
+        self,
+        new_id: Callable[[str], str],
+        live: Live,
+        environment: str,
+        authority: str,
+        year: int | None,
+        indic: DocTypeIndic,
+    ) -> None:
+        self.new_id = new_id
+        self.used = {r.doc_ref_id for r in live.values()}
+        self.environment = environment
+        self.authority = authority
+        self.year = year
+        self.indic = indic
+
+    def fresh(self, doc_type: str, key: RecordKey) -> str:
+        kind, seller_key = key
+        purpose = f"{doc_type}:{kind}" + (f":{seller_key}" if seller_key is not None else "")
+        doc_ref_id = self.new_id(purpose)
+        if not isinstance(doc_ref_id, str) or not doc_ref_id:
+            raise LedgerError(f"new_id({purpose!r}) returned {doc_ref_id!r}, not a DocRefId")
+        if doc_ref_id in self.used:
+            raise LedgerError(
+                f"new_id({purpose!r}) returned {doc_ref_id}, a DocRefId already used (EU rule 80000); "
+                "DocRefIds are never reused"
+            )
+        self.used.add(doc_ref_id)
+        return doc_ref_id
+
+    def _record(
+        self, key: RecordKey, doc_type: str, doc_ref_id: str, corr: str | None, h: str, content: Any
+    ) -> PlannedRecord:
+        return PlannedRecord(
+            kind=key[0],
+            seller_key=key[1],
+            doc_type=doc_type,
+            doc_type_indic=self.indic(doc_type, self.environment),
+            doc_ref_id=doc_ref_id,
+            corr_doc_ref_id=corr,
+            content_hash=h,
+            content=content,
+        )
+
+    def new(self, key: RecordKey, current: Current) -> PlannedRecord:
+        h, content = current[key]
+        return self._record(key, NEW, self.fresh(NEW, key), None, h, content)
+
+    def resend(self, doc_ref_id: str, h: str, content: Any) -> PlannedRecord:
+        return self._record(PO_KEY, RESEND, doc_ref_id, None, h, content)
+
+    def correction(self, key: RecordKey, current: Current, target: LiveRecord) -> PlannedRecord:
+        h, content = current[key]
+        return self._record(key, CORRECTION, self.fresh(CORRECTION, key), target.doc_ref_id, h, content)
+
+    def deletion(self, target: LiveRecord) -> PlannedRecord:
+        # The deletion carries what was filed: the authority's record is the one it removes.
+        return self._record(
+            target.key,
+            DELETION,
+            self.fresh(DELETION, target.key),
+            target.doc_ref_id,
+            target.content_hash,
+            target.content,
+        )
+
+    def message(self, message_type_indic: str, records: list[PlannedRecord]) -> PlannedMessage:
+        return PlannedMessage(
+            message_type_indic=message_type_indic,
+            records=tuple(records),
+            environment=self.environment,
+            authority=self.authority,
+            year=self.year,
+        )
+
+
+# --------------------------------------------------------------------------------------- checking
+
+
+def ledger_problems(
+    planned: Sequence[PlannedMessage],
+    live: Live,
+    *,
+    known: Mapping[str, KnownRecord] | None = None,
+) -> list[Problem]:
+    """The EU rules a plan would break against the ledger, as ``(code, message)`` pairs.
+
+    ``known`` holds what the ledger knows of the DocRefIds the plan names (any period, any state:
+    :meth:`reporting.ledger.Ledger.known_records`); without it, only the live state and the plan
+    itself tell a reused or outdated id. The messages are checked in order, each against the state
+    the earlier ones leave once published. Checked: 80000, 80002, 80003, 80004, 80008, 80009,
+    80010, 80011, 80013, 80014, 90030, 90040.
+    """
+    known = known or {}
+    problems: list[Problem] = []
+    state = dict(live)
+    filed = {r.doc_ref_id for r in live.values()}  # ids of this period that were sent (live or not)
+    for i, message in enumerate(planned, 1):
+        problems += _message_problems(message, f"message {i} ({message.message_type_indic})", state, filed, known)
+        filed |= {r.doc_ref_id for r in message.records if r.doc_type != RESEND}
+        state = apply_message(state, message)
+    return problems
+
+
+def _used(k: KnownRecord | None, r: PlannedRecord) -> bool:
+    """Whether the ledger holds this DocRefId for another record. The plan's own record, already
+    recorded as rendered (a preflight after :meth:`~reporting.ledger.Ledger.record_message`), is
+    not another record."""
+    if k is None:
+        return False
+    same = (k.kind, k.seller_key, k.doc_type) == (r.kind, r.seller_key, r.doc_type)
+    return not (k.message_status == RENDERED and same)
+
+
+def _sent_here(k: KnownRecord | None, message: PlannedMessage) -> bool:
+    """Whether the authority of ``message`` has seen this record (so it is outdated, not unknown)."""
+    return (
+        k is not None
+        and k.message_status in (PUBLISHED, ACCEPTED, REJECTED)
+        and k.environment == message.environment
+        and (not message.authority or k.authority == message.authority)
+        and (message.year is None or k.year == message.year)
+    )
+
+
+def _message_problems(
+    message: PlannedMessage,
+    where: str,
+    state: Mapping[RecordKey, LiveRecord],
+    filed: set[str],
+    known: Mapping[str, KnownRecord],
+) -> list[Problem]:
+    out: list[Problem] = []
+    live_ids = {r.doc_ref_id: k for k, r in state.items()}
+    types = Counter(r.doc_type for r in message.records)
+    ids_here: set[str] = set()
+    corrected: Counter[str] = Counter()
+    for r in message.records:
+        at = f"{where}, {key_label(r.key)} {r.doc_type} {r.doc_ref_id}"
+        if r.doc_type != RESEND:
+            if r.doc_ref_id in filed or r.doc_ref_id in ids_here or _used(known.get(r.doc_ref_id), r):
+                out.append(("80000", f"{at}: the DocRefId is already used for another record; ids are never reused"))
+            ids_here.add(r.doc_ref_id)
+        if r.doc_type in (NEW, RESEND) and r.corr_doc_ref_id:
+            out.append(("80004", f"{at}: a new or resent record names CorrDocRefId {r.corr_doc_ref_id}"))
+        if r.doc_type in (CORRECTION, DELETION):
+            corr = r.corr_doc_ref_id
+            if not corr:
+                out.append(("90040", f"{at}: a correction or deletion without CorrDocRefId"))
+                continue
+            corrected[corr] += 1
+            target = live_ids.get(corr)
+            if target is None:
+                if corr in filed or _sent_here(known.get(corr), message):
+                    out.append(
+                        (
+                            "80003",
+                            f"{at}: CorrDocRefId {corr} is no longer valid (corrected, deleted, or its message "
+                            "was rejected); name the live version",
+                        )
+                    )
+                else:
+                    out.append(("80002", f"{at}: CorrDocRefId {corr} refers to a record this authority never got"))
+            elif target != r.key:
+                out.append(("80003", f"{at}: CorrDocRefId {corr} is the live version of {key_label(target)}"))
+        if r.doc_type == RESEND:
+            po = state.get(PO_KEY)
+            if r.kind != PLATFORM_OPERATOR:
+                out.append(("80008", f"{at}: only the PlatformOperator can be resent (OECD0)"))
+            elif po is None or po.doc_ref_id != r.doc_ref_id:
+                if r.doc_ref_id in filed or _sent_here(known.get(r.doc_ref_id), message):
+                    out.append(("80014", f"{at}: the resent DocRefId is no longer the live PlatformOperator"))
+                else:
+                    out.append(("80013", f"{at}: the resent DocRefId was never filed with this authority"))
+    out += [
+        ("80011", f"{where}: DocRefId {corr} is corrected or deleted {n} times in the message")
+        for corr, n in corrected.items()
+        if n > 1
+    ]
+    has_new, has_corr = types[NEW] > 0, types[CORRECTION] + types[DELETION] > 0
+    if has_new and has_corr:
+        out.append(("80010", f"{where}: new records (OECD1) and corrections or deletions in one message"))
+    if (
+        (message.message_type_indic == DPI401 and types[DELETION])
+        or (message.message_type_indic == DPI402 and has_new)
+        or (message.message_type_indic == DPI403 and has_corr)
+    ):
+        out.append(("80010", f"{where}: the records' DocTypeIndic do not fit MessageTypeIndic"))
+    if message.records and types[RESEND] == len(message.records):
+        out.append(("90030", f"{where}: the message only resends records (OECD0)"))
+    pos = [r for r in message.records if r.kind == PLATFORM_OPERATOR]
+    if len(pos) != 1:
+        out.append(("structure", f"{where}: {len(pos)} PlatformOperator records; a message has exactly one"))
+    elif pos[0].doc_type == DELETION:
+        deleted = {r.key for r in message.records if r.doc_type == DELETION}
+        kept = [r for r in message.records if r.doc_type != DELETION]
+        remaining = [k for k in state if k not in deleted]
+        if kept or remaining:
+            out.append(
+                (
+                    "80009",
+                    f"{where}: the PlatformOperator is deleted while {len(kept) + len(remaining)} other record(s) "
+                    "of the period are not",
+                )
+            )
+    return out

@@ -1,0 +1,148 @@
+"""The ledger's tables (SQLAlchemy Core), as the migrations in ``migrations/versions`` build them.
+
+A test compares this metadata with a database upgraded to head, so that the two never drift.
+Timestamps are naive UTC. The ``content`` of a record is personal data.
+
+DocRefIds are never reused: ``doc_ref_id`` is unique among the records that are not resends
+(a partial unique index, on SQLite and PostgreSQL alike); a resend (OECD0) repeats the DocRefId of
+the PlatformOperator record it resends (EU rules 80013/80014), at most once per message.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from reporting.ledger.model import DOC_TYPES, ENVIRONMENTS, KINDS, MESSAGE_STATUSES, MESSAGE_TYPES, RECORD_STATUSES
+
+#: Alembic's version table for the ledger: its own name, so that a ledger may share a PostgreSQL
+#: database with Airflow's metadata (whose version table is ``alembic_version``).
+VERSION_TABLE = "dac7_ledger_version"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+messages = sa.Table(
+    "ledger_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_ref_id", sa.String(170), nullable=False),
+    sa.Column("environment", sa.String(4), nullable=False),
+    sa.Column("authority", sa.String(2), nullable=False),
+    sa.Column("operator", sa.String(400), nullable=False),
+    sa.Column("reporting_year", sa.Integer, nullable=False),
+    sa.Column("message_type_indic", sa.String(6), nullable=False),
+    sa.Column("file_name", sa.String(400), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(100), nullable=False),
+    sa.Column("transfer_id", sa.String(170)),  # an envelope's delivery id (DE DIP transferticketId)
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("published", sa.DateTime),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("status_changed", sa.DateTime),
+    sa.Column("triggered_by", sa.String(200)),
+    sa.Column("params", sa.Text),  # the run's Params, JSON
+    sa.Column("approved_by", sa.String(200)),
+    sa.Column("approved_at", sa.DateTime),
+    sa.UniqueConstraint("message_ref_id"),
+    sa.CheckConstraint(_one_of("environment", ENVIRONMENTS), name="environment"),
+    sa.CheckConstraint(_one_of("status", MESSAGE_STATUSES), name="status"),
+    sa.CheckConstraint(_one_of("message_type_indic", MESSAGE_TYPES), name="message_type_indic"),
+    sa.Index(None, "environment", "authority", "reporting_year"),
+    sa.Index(None, "transfer_id"),
+)
+
+records = sa.Table(
+    "ledger_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("ledger_messages.id", ondelete="RESTRICT"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("seller_key", sa.String(200)),
+    sa.Column("doc_type", sa.String(10), nullable=False),
+    sa.Column("doc_type_indic", sa.String(6), nullable=False),
+    sa.Column("doc_ref_id", sa.String(200), nullable=False),
+    sa.Column("corr_doc_ref_id", sa.String(200)),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # canonical JSON of what was reported: personal data
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("prior_status", sa.String(10)),  # before superseded/deleted, to restore if that is rejected
+    sa.Column("superseded_by", sa.String(200)),  # DocRefId of the correction or deletion
+    sa.UniqueConstraint("message_id", "position"),
+    sa.UniqueConstraint("message_id", "doc_ref_id"),
+    sa.CheckConstraint(_one_of("kind", KINDS), name="kind"),
+    sa.CheckConstraint(_one_of("doc_type", DOC_TYPES), name="doc_type"),
+    sa.CheckConstraint(_one_of("status", RECORD_STATUSES), name="status"),
+    sa.CheckConstraint(
+        "(kind = 'seller' AND seller_key IS NOT NULL) OR (kind <> 'seller' AND seller_key IS NULL)",
+        name="seller_key",
+    ),
+    sa.CheckConstraint(
+        "(doc_type IN ('correction', 'deletion')) = (corr_doc_ref_id IS NOT NULL)",
+        name="corr_doc_ref_id",
+    ),
+    sa.CheckConstraint("doc_type <> 'resend' OR kind = 'platform_operator'", name="resend_operator_only"),
+    sa.Index(
+        "uq_ledger_records_doc_ref_id",
+        "doc_ref_id",
+        unique=True,
+        sqlite_where=sa.text("doc_type <> 'resend'"),
+        postgresql_where=sa.text("doc_type <> 'resend'"),
+    ),
+    sa.Index(None, "corr_doc_ref_id"),
+    sa.Index(None, "kind", "seller_key"),
+)
+
+status_imports = sa.Table(
+    "ledger_status_imports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("ledger_messages.id", ondelete="RESTRICT"), nullable=False),
+    sa.Column("format", sa.String(40), nullable=False),
+    sa.Column("status_message_ref_id", sa.String(170)),
+    sa.Column("outcome", sa.String(20), nullable=False),  # accepted | partially_rejected | rejected
+    sa.Column("file_name", sa.String(400), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("imported", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("sha256"),
+)
+
+errors = sa.Table(
+    "ledger_errors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("ledger_messages.id", ondelete="RESTRICT"), nullable=False),
+    sa.Column("import_id", sa.Integer, sa.ForeignKey("ledger_status_imports.id", ondelete="RESTRICT"), nullable=False),
+    sa.Column("scope", sa.String(6), nullable=False),  # file | record
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("details", sa.Text),
+    sa.Column("doc_ref_id", sa.String(200)),  # the DocRefId in error (record errors)
+    sa.Column("fields", sa.Text),  # JSON list of the FieldPaths in error
+    sa.CheckConstraint("scope IN ('file', 'record')", name="scope"),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "doc_ref_id"),
+)
+
+locks = sa.Table(
+    "ledger_locks",
+    metadata,
+    sa.Column("environment", sa.String(4), primary_key=True),
+    sa.Column("authority", sa.String(2), primary_key=True),
+    sa.Column("reporting_year", sa.Integer, primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired", sa.DateTime, nullable=False),
+    sa.Column("host", sa.String(200)),
+    sa.Column("pid", sa.Integer),
+)

@@ -1,0 +1,243 @@
+"""Importing an authority's status document into the ledger.
+
+One adapter per format, in a registry keyed by the root element (namespace, local name):
+
+* the EU DAC7 status message (``urn:oecd:ties:dsm:v1``, root ``DAC7StatusMessage``; reference
+  §4.1, schema DAC7StatusMessageXML_v1.0.xsd): ``ValidationResult/Status`` Accepted or Rejected,
+  ``FileError`` and ``RecordError`` (Code, Details, DocRefIDInError, FieldsInError/FieldPath).
+  Accepted with record errors that name DocRefIds is a partial rejection: the message is
+  accepted, the named records are rejected.
+* the German BZSt DIP protocol (``dipResponse`` or ``dipProtocol`` in a DIP namespace
+  ``http://itzbund.de/ozg/bzst/post/dip/v1/`` or ``.../v2/``): ``processStatus`` OK,
+  PARTIALLY_REJECTED or ERROR (``processStatusType`` of dip-types.xsd). The reference DIP schemas
+  hold only that type; the elements around it (``dipResponse/dipProtocol`` with ``consignment``,
+  ``processStatus``, ``dipResult{code, message}``, ``payloadResult``) follow the response schema
+  of the third-party client the DE profile is based on (reference §6.1). The message is found by
+  the ``transferticketId`` of the consignment (the DIP delivery id the ledger records with the
+  message), or by the ``OriginalMessageRefID`` of a DAC7 status message inside ``payloadResult``,
+  whose record errors then name the rejected records. A ``payloadResult`` in another form is kept
+  as an error text, and the import says that it could not tell which records were rejected.
+
+The parser is hardened against hostile documents: the size is checked before anything is read
+(:data:`MAX_STATUS_BYTES`), a DOCTYPE is refused (no entity of any kind is expanded, no DTD
+loaded, nothing fetched from the network), and lxml's limits for huge documents stay on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+from reporting.ledger.db import Ledger, StatusOutcome
+from reporting.ledger.errors import StatusFormatError
+from reporting.ledger.model import FileError, RecordError, StatusReport
+
+DSM_NS = "urn:oecd:ties:dsm:v1"
+DIP_NAMESPACES = ("http://itzbund.de/ozg/bzst/post/dip/v1/", "http://itzbund.de/ozg/bzst/post/dip/v2/")
+MAX_STATUS_BYTES = 50 * 1024 * 1024
+_DETAILS_MAX = 4000
+
+Adapter = Callable[[etree._Element], StatusReport]
+_ADAPTERS: dict[tuple[str, str], Adapter] = {}
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+
+
+def register_adapter(namespace: str, local_name: str, adapter: Adapter) -> Adapter:
+    """Register the adapter of a status format, by its root element."""
+    _ADAPTERS[(namespace, local_name)] = adapter
+    return adapter
+
+
+def import_status(ledger: Ledger, path: str | os.PathLike[str], *, max_bytes: int = MAX_STATUS_BYTES) -> StatusOutcome:
+    """Read a status document and apply it to its message in the ledger (see
+    :meth:`reporting.ledger.Ledger.record_status`). Importing the same file twice changes nothing."""
+    data = read_status_bytes(path, max_bytes=max_bytes)
+    report = parse_status(data, name=str(path))
+    return ledger.record_status(report, file_name=Path(path).name, sha256=hashlib.sha256(data).hexdigest())
+
+
+def read_status_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_STATUS_BYTES) -> bytes:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise StatusFormatError(f"{p}: no such file") from None
+    if size > max_bytes:
+        raise StatusFormatError(
+            f"{p}: {size} bytes, more than the {max_bytes} bytes a status document may have; it was not read"
+        )
+    with p.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the check
+        raise StatusFormatError(f"{p}: more than {max_bytes} bytes; it was not read")
+    return data
+
+
+def parse_status(data: bytes, *, name: str = "<status>") -> StatusReport:
+    """The status document's content, through the adapter of its format."""
+    root = _parse(data, name)
+    qname = etree.QName(root)
+    adapter = _ADAPTERS.get((qname.namespace or "", qname.localname))
+    if adapter is None:
+        raise StatusFormatError(
+            f"{name}: no status adapter for this format (root element {qname.localname!r} in namespace "
+            f"{qname.namespace or 'none'!r}); known: EU DAC7 status message, BZSt DIP protocol"
+        )
+    try:
+        return adapter(root)
+    except StatusFormatError as exc:
+        raise StatusFormatError(f"{name}: {exc}") from None
+
+
+def _parse(data: bytes, name: str) -> etree._Element:
+    if _DOCTYPE.search(data):
+        raise StatusFormatError(f"{name}: the document carries a DOCTYPE; status documents never do, it is refused")
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_pis=True,
+        collect_ids=False,
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise StatusFormatError(f"{name}: not well-formed XML ({exc.msg})") from None
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None:  # another encoding hid it from the byte check
+        raise StatusFormatError(f"{name}: the document carries a DOCTYPE; status documents never do, it is refused")
+    return root
+
+
+def _text(elem: etree._Element | None) -> str | None:
+    if elem is None:
+        return None
+    text = " ".join("".join(elem.itertext()).split())
+    return text[:_DETAILS_MAX] or None
+
+
+# ------------------------------------------------------------------------------ EU status message
+
+
+def _dsm(tag: str) -> str:
+    return f"{{{DSM_NS}}}{tag}"
+
+
+def _eu_errors(body: etree._Element) -> tuple[tuple[FileError, ...], tuple[RecordError, ...]]:
+    errors = body.find(_dsm("ValidationErrors"))
+    if errors is None:
+        return (), ()
+    files = tuple(
+        FileError(code=_text(e.find(_dsm("Code"))) or "", details=_text(e.find(_dsm("Details"))))
+        for e in errors.iterfind(_dsm("FileError"))
+    )
+    records = tuple(
+        RecordError(
+            code=_text(e.find(_dsm("Code"))) or "",
+            details=_text(e.find(_dsm("Details"))),
+            doc_ref_ids=tuple(x for x in (_text(d) for d in e.iterfind(_dsm("DocRefIDInError"))) if x),
+            fields=tuple(
+                x for x in (_text(f) for f in e.iterfind(f"{_dsm('FieldsInError')}/{_dsm('FieldPath')}")) if x
+            ),
+        )
+        for e in errors.iterfind(_dsm("RecordError"))
+    )
+    return files, records
+
+
+def eu_status_message(root: etree._Element) -> StatusReport:
+    body = root.find(_dsm("DSMBody"))
+    if body is None:
+        raise StatusFormatError("a DAC7 status message without DSMBody")
+    original = _text(body.find(f"{_dsm('OriginalMessage')}/{_dsm('OriginalMessageRefID')}"))
+    if not original:
+        raise StatusFormatError("the status message names no OriginalMessageRefID: it cannot be matched to a message")
+    status = _text(body.find(f"{_dsm('ValidationResult')}/{_dsm('Status')}"))
+    if status not in ("Accepted", "Rejected"):
+        raise StatusFormatError(f"ValidationResult/Status is {status!r}; expected Accepted or Rejected")
+    files, records = _eu_errors(body)
+    if status == "Rejected":
+        outcome = "rejected"
+    else:
+        outcome = "partially_rejected" if any(e.doc_ref_ids for e in records) else "accepted"
+    return StatusReport(
+        format="eu-dac7-status",
+        outcome=outcome,
+        message_ref_id=original,
+        status_message_ref_id=_text(root.find(f"{_dsm('MessageSpec')}/{_dsm('MessageRefId')}")),
+        file_errors=files,
+        record_errors=records,
+    )
+
+
+register_adapter(DSM_NS, "DAC7StatusMessage", eu_status_message)
+
+
+# ---------------------------------------------------------------------------------- BZSt DIP
+
+
+_DIP_OUTCOMES = {"OK": "accepted", "PARTIALLY_REJECTED": "partially_rejected", "ERROR": "rejected"}
+
+
+def dip_protocol(root: etree._Element) -> StatusReport:
+    ns = etree.QName(root).namespace
+
+    def q(tag: str) -> str:
+        return f"{{{ns}}}{tag}"
+
+    protocol = root if etree.QName(root).localname == "dipProtocol" else root.find(q("dipProtocol"))
+    if protocol is None:
+        raise StatusFormatError("a DIP response without dipProtocol")
+    status = _text(protocol.find(q("processStatus")))
+    if status not in _DIP_OUTCOMES:
+        raise StatusFormatError(f"processStatus is {status!r}; expected OK, PARTIALLY_REJECTED or ERROR")
+    transfer = _text(protocol.find(f"{q('consignment')}/{q('transferticketId')}"))
+    files = [
+        FileError(code=_text(e.find(q("code"))) or "", details=_text(e.find(q("message"))))
+        for e in protocol.iterfind(q("dipResult"))
+    ]
+    records: list[RecordError] = []
+    message_ref_id = None
+    notes: list[str] = []
+    for payload in protocol.iterfind(q("payloadResult")):
+        dsm = next(payload.iter(_dsm("DAC7StatusMessage")), None)
+        if dsm is not None:
+            inner = eu_status_message(dsm)
+            message_ref_id = message_ref_id or inner.message_ref_id
+            files += inner.file_errors
+            records += inner.record_errors
+        elif _text(payload):
+            files.append(FileError(code="payload", details=_text(payload)))
+    outcome = _DIP_OUTCOMES[status]
+    if outcome == "partially_rejected" and not any(e.doc_ref_ids for e in records):
+        notes.append(
+            "the protocol says PARTIALLY_REJECTED but names no DocRefId: no record was marked rejected; "
+            "read its errors (dac7 ledger list) and decide by hand"
+        )
+    if not transfer and not message_ref_id:
+        raise StatusFormatError(
+            "the DIP protocol names neither a consignment transferticketId nor an OriginalMessageRefID: "
+            "it cannot be matched to a message"
+        )
+    return StatusReport(
+        format="de-dip-protocol",
+        outcome=outcome,
+        message_ref_id=message_ref_id,
+        transfer_id=transfer,
+        status_message_ref_id=_text(root.find(q("responseTransferticketId"))),
+        file_errors=tuple(files),
+        record_errors=tuple(records),
+        notes=tuple(notes),
+    )
+
+
+for _ns in DIP_NAMESPACES:
+    register_adapter(_ns, "dipResponse", dip_protocol)
+    register_adapter(_ns, "dipProtocol", dip_protocol)
