@@ -9,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 DEMO_DB := .demo/marketplace.db
+DEMO_LEDGER := .demo/dac7-ledger.sqlite3
 DEMO_SELLERS ?= 2000
 DEMO_SEED ?= 7
 DEMO_YEAR ?= 2025
@@ -30,10 +31,11 @@ venv: $(UV)
 	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet
 
 demo: venv
-	rm -f $(DEMO_DB)
+	rm -f $(DEMO_DB) $(DEMO_LEDGER)
 	$(BIN)/dac7 demo-data --db sqlite:///$(DEMO_DB) --sellers $(DEMO_SELLERS) --seed $(DEMO_SEED) --year $(DEMO_YEAR)
 	DAC7_SOURCE_URL=sqlite:///$(CURDIR)/$(DEMO_DB) DAC7_OUT_DIR=$(CURDIR)/$(DEMO_OUT) \
 	DAC7_CONFIG=$(CURDIR)/dac7.toml DAC7_STAGING_DIR=$(CURDIR)/.dac7/staging \
+	DAC7_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO_LEDGER) \
 	PATH=$(CURDIR)/$(BIN):$$PATH sh scripts/demo_airflow.sh $(DEMO_LOGICAL_DATE)
 	@echo
 	@$(BIN)/dac7 summary --out $(DEMO_OUT)/$(DEMO_YEAR)

@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--run-id", help="run id (a UUID; default: a new one)")
     r.add_argument("--xsd-dir", help="directory with the authority's official XSD files")
+    r.add_argument(
+        "--ledger",
+        help="SQLAlchemy URL of the filing ledger (default: $DAC7_LEDGER_URL, else [ledger] url, "
+        "else the SQLite file dac7-ledger.sqlite3 in the working directory)",
+    )
+    r.add_argument(
+        "--mode",
+        choices=("auto", "new", "correction", "deletion", "nil"),
+        default="auto",
+        help="what to file: auto (the difference to the ledger; default), or a kind the authority asked for",
+    )
+    r.add_argument("--sellers", type=_ids, help="seller ids to delete (--mode deletion), comma-separated")
+    r.add_argument("--authorities", type=_ids, help="file to these authorities only (e.g. DE,FR)")
 
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
@@ -162,6 +175,13 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ids(text: str) -> list[str]:
+    ids = [x.strip() for x in text.split(",") if x.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("expected one or more ids, comma-separated")
+    return ids
+
+
 def _run(args: argparse.Namespace) -> int:
     from reporting.pipeline import run, summary_table
 
@@ -175,11 +195,15 @@ def _run(args: argparse.Namespace) -> int:
         staging_root=args.staging,
         run_id=args.run_id,
         xsd_dir=args.xsd_dir,
+        ledger_url=args.ledger,
+        mode=args.mode,
+        sellers=args.sellers,
+        authorities=args.authorities,
     )
     print(summary_table(result.manifest))
     out = Path(args.out)
     if result.nothing_to_file:
-        print(f"nothing to file; manifest: {out / 'manifest.json'}")
+        print(f"nothing to file (the ledger holds this period as filed); manifest: {out / 'manifest.json'}")
     else:
         print(f"XML files under {out}/<authority>/, manifest: {out / 'manifest.json'}")
     print(f"staging (intermediate data, not published): {result.run_dir}")

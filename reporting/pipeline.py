@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from reporting import aggregate as _aggregate
 from reporting import extract as _extract
@@ -20,7 +23,10 @@ from reporting import publish as _publish
 from reporting import render as _render
 from reporting import rules as _rules
 from reporting.config import ENVIRONMENTS, load_config
+from reporting.countries import is_eu
 from reporting.errors import ConfigError
+from reporting.ledger import default_ledger_url
+from reporting.ledger.model import MODES
 from reporting.run import RunSettings, load_settings, new_run_id, read_json
 from reporting.source import safe_url
 
@@ -42,6 +48,10 @@ def prepare(
     timestamp: datetime | None = None,
     source_url: str | None = None,
     xsd_dir: str | Path | None = None,
+    ledger_url: str | None = None,
+    mode: str = "auto",
+    sellers: Sequence[str] | None = None,
+    authorities: Sequence[str] | None = None,
 ) -> str:
     """Fix a run's settings and create its staging directory; returns that directory.
 
@@ -79,6 +89,19 @@ def prepare(
         uuid.UUID(run_id)
     except ValueError:
         raise ConfigError(f"run id {run_id!r} is not a UUID") from None
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if (mode == "deletion") != (sellers is not None and len(sellers) > 0):
+        raise ConfigError(
+            "mode deletion needs the sellers to delete (--sellers ID,...)"
+            if mode == "deletion"
+            else f"--sellers names the sellers of a deletion; mode {mode} takes none"
+        )
+    bad = [a for a in authorities or () if not is_eu(a)]
+    if bad:
+        raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
+    # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
+    ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
     run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
@@ -92,6 +115,11 @@ def prepare(
         run_dir=str(run_dir),
         source_url=source if source and safe_url(source) == source else None,
         xsd_dir=str(xsd_dir) if xsd_dir else None,
+        # a URL with a password is never written down: the stages read it from DAC7_LEDGER_URL
+        ledger_url=ledger if make_url(ledger).password is None else None,
+        mode=mode,
+        sellers=tuple(sellers) if sellers else None,
+        authorities=tuple(sorted(set(authorities))) if authorities else None,
     )
     settings.save()
     return str(run_dir)
@@ -159,15 +187,26 @@ def summary_table(manifest: dict[str, Any]) -> str:
             lines.append(f"  {code:<40}{n:>10}")
     if manifest["files"]:
         lines.append("")
-        lines.append(f"  {'authority':<10}{'sellers':>10}{'bytes':>12}  file")
+        lines.append(f"  {'authority':<10}{'kind':<8}{'sellers':>10}{'bytes':>12}  file")
         for f in manifest["files"]:
-            lines.append(f"  {f['authority']:<10}{f['sellers']:>10}{f['bytes']:>12}  {f['file']}")
+            kind = f.get("message_type_indic", "")
+            records = ", ".join(f"{n} {t}" for t, n in sorted(f.get("records", {}).items()))
+            lines.append(
+                f"  {f['authority']:<10}{kind:<8}{f['sellers']:>10}{f['bytes']:>12}  {f['file']}"
+                + (f"  ({records})" if records and set(f.get("records", {})) != {"new"} else "")
+            )
         lines.append(
-            f"  {'total':<10}{sum(f['sellers'] for f in manifest['files']):>10}"
+            f"  {'total':<18}{sum(f['sellers'] for f in manifest['files']):>10}"
             f"{sum(f['bytes'] for f in manifest['files']):>12}  {len(manifest['files'])} file(s)"
         )
+    elif s["reportable"]:
+        lines.append("  nothing to file: the ledger holds this period as filed, and nothing changed")
     else:
         lines.append("  nothing to file: no reportable seller in this period")
+    for d in manifest.get("discarded", []):
+        lines.append(
+            f"  discarded {d['message_ref_id']} ({d['authority']}) of run {d['run_id']}: rendered, never published"
+        )
     quarantined = {code: n for code, n in s["decisions"].items() if code.startswith("quarantined:")}
     if quarantined:
         lines.append("")

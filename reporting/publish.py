@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import shutil
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from reporting.datachecks import DOCS_DIR
 from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
 from reporting.errors import XmlValidationError
+from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import check_message
+from reporting.render import ledger_url
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.validate import load_schema, validate_file
@@ -80,29 +83,35 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _retire_previous(out: Path, run_id: str) -> list[str]:
-    """Move the files of an earlier run published in this directory to
-    ``superseded/<its run id>/``: the authority folders hold the current run only, and nothing
-    that was published is deleted."""
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        return []
-    previous = read_json(manifest_path)
-    if previous.get("run_id") == run_id:
-        return []  # a rerun of the same run replaces its own files
-    target = out / "superseded" / str(previous.get("run_id", "unknown"))
-    moved = []
-    for f in previous.get("files", []):
-        src = out / f["file"]
-        if src.is_file():
-            dst = target / f["file"]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            moved.append(str(dst.relative_to(out)))
-    if moved:
-        os.replace(manifest_path, target / "manifest.json")
-        log.info("moved %d file(s) of the previous run %s to %s", len(moved), previous.get("run_id"), target)
-    return moved
+def _publish_one(settings: RunSettings, ledger: Ledger, out: Path, msg: dict[str, Any]) -> Path:
+    """Copy one validated file to a temporary name in the output, then rename it into place in
+    the ledger transaction that marks its message published: both happen, or neither. A retried
+    publish of the same run finds its message published with the same file and goes on."""
+    src = settings.run_path / "render" / msg["file"]
+    dst = out / msg["file"]
+    if sha256_of(src) != msg["sha256"]:
+        raise XmlValidationError(f"{msg['file']} changed after it was rendered and validated; nothing was published")
+    info = ledger.message(msg["message_ref_id"])
+    if info.status in ("published", "accepted", "rejected"):
+        if dst.is_file() and sha256_of(dst) == msg["sha256"]:
+            log.info("message %s was published already (a retried publish)", msg["message_ref_id"])
+            return dst
+        raise LedgerError(f"message {msg['message_ref_id']} is {info.status} in the ledger, but {dst} is not its file")
+    if info.status == "discarded":
+        raise LedgerError(
+            f"message {msg['message_ref_id']} was discarded (a later run planned the period again); "
+            "this run cannot publish it: run again"
+        )
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o600)
+    try:
+        with ledger.publishing(msg["message_ref_id"]):
+            os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
 
 
 def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
@@ -147,30 +156,32 @@ def publish(settings: RunSettings) -> dict[str, Any]:
     render = read_json(settings.run_path / "render" / "render.json")
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    superseded = _retire_previous(out, settings.run_id)
+    # Earlier filings stay where they were published: every file is a message the authority
+    # received (or will), named by its unique MessageRefId; the ledger says what each one did.
     files = []
-    for msg in render["messages"]:
-        src = settings.run_path / "render" / msg["file"]
-        dst = out / msg["file"]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dst)
-        files.append(
-            {
-                "authority": msg["authority"],
-                "profile": msg["profile"],
-                "file": msg["file"],
-                "message_ref_id": msg["message_ref_id"],
-                "message_type_indic": msg["message_type_indic"],
-                "sellers": msg["sellers"],
-                "part": msg["part"],
-                "parts": msg["parts"],
-                "bytes": dst.stat().st_size,
-                "sha256": sha256_of(dst),
-            }
-        )
+    with open_ledger(ledger_url(settings)) as ledger:
+        for authority, group in groupby(render["messages"], key=lambda m: m["authority"]):
+            # in the order planned (a correction of the PlatformOperator before the additions),
+            # each file moved into place inside the transaction that records it as published
+            with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
+                for msg in group:
+                    dst = _publish_one(settings, ledger, out, msg)
+                    files.append(
+                        {
+                            "authority": msg["authority"],
+                            "profile": msg["profile"],
+                            "file": msg["file"],
+                            "message_ref_id": msg["message_ref_id"],
+                            "message_type_indic": msg["message_type_indic"],
+                            "sellers": msg["sellers"],
+                            "records": msg["records"],
+                            "platform_operator": msg["platform_operator"],
+                            "part": msg["part"],
+                            "parts": msg["parts"],
+                            "bytes": dst.stat().st_size,
+                            "sha256": sha256_of(dst),
+                        }
+                    )
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
     checks = _publish_data_checks(settings, out)
@@ -193,7 +204,8 @@ def publish(settings: RunSettings) -> dict[str, Any]:
             if f.get("severity") == "warning"
         ],
         "data_checks": checks,
-        "superseded": superseded,
+        "superseded": [],  # kept for readers of older manifests: files are never moved now
+        "discarded": render.get("discarded", []),
         "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +94,57 @@ class MessageHeader:
     environment: str = "test"  # test | prod
     identifiers: Mapping[str, str] = field(default_factory=dict)  # [authorities.XX] of the config
     transfer_id: str = ""  # a unique id of this delivery, for envelopes that carry one
+
+
+# --------------------------------------------------------------------------- ledger content
+# What the filing ledger keeps of a record: JSON data (dates as ISO text), from which the record
+# is rebuilt to render a later deletion of exactly what was sent.
+
+
+def _address(d: Mapping[str, Any] | None) -> PostalAddress | None:
+    return None if d is None else PostalAddress(**d)
+
+
+def operator_content(op: OperatorRecord) -> dict[str, Any]:
+    return asdict(op)
+
+
+def seller_content(s: SellerRecord) -> dict[str, Any]:
+    content = asdict(s)
+    content["birth_date"] = s.birth_date.isoformat() if s.birth_date else None
+    return content
+
+
+def seller_from_content(d: Mapping[str, Any]) -> SellerRecord:
+    """The record of :func:`seller_content` (``seller_from_content(seller_content(s)) == s``)."""
+    return SellerRecord(
+        seller_id=d["seller_id"],
+        seller_type=d["seller_type"],
+        res_countries=tuple(d["res_countries"]),
+        tins=tuple(Tin(**t) for t in d["tins"]),
+        address=PostalAddress(**d["address"]),
+        activities=tuple(
+            ActivityFigures(
+                **{
+                    **a,
+                    "consideration": tuple(a["consideration"]),
+                    "activities": tuple(a["activities"]),
+                    "fees": tuple(a["fees"]),
+                    "taxes": tuple(a["taxes"]),
+                    "address": _address(a["address"]),
+                }
+            )
+            for a in d["activities"]
+        ),
+        first_name=d["first_name"],
+        last_name=d["last_name"],
+        legal_name=d["legal_name"],
+        birth_date=date.fromisoformat(d["birth_date"]) if d["birth_date"] else None,
+        birth_city=d["birth_city"],
+        birth_country=d["birth_country"],
+        vat=d["vat"],
+        brn=d["brn"],
+        accounts=tuple(FinancialAccount(**a) for a in d["accounts"]),
+        permanent_establishments=tuple(d["permanent_establishments"]),
+        pe_addresses=tuple(PostalAddress(**a) for a in d["pe_addresses"]),
+    )

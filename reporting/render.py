@@ -6,21 +6,41 @@ one: memory does not grow with the number of sellers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from stdnum import iban
 
 from reporting.authorities import select_profile
-from reporting.authorities.base import AuthorityProfile
-from reporting.errors import DataError
+from reporting.authorities.base import AuthorityProfile, Doc, DocIds
+from reporting.countries import is_eu
+from reporting.errors import ConfigError, DataError
 from reporting.findings import Finding
+from reporting.ledger import (
+    DELETION,
+    OTHER_PLATFORM_OPERATORS,
+    PLATFORM_OPERATOR,
+    PO_KEY,
+    PROFILE_KINDS,
+    RESEND,
+    SELLER,
+    Ledger,
+    LedgerError,
+    PlannedMessage,
+    PlannedRecord,
+    RecordKey,
+    content_hash,
+    open_ledger,
+    plan_filing,
+)
 from reporting.records import (
     ActivityFigures,
     FinancialAccount,
@@ -29,6 +49,9 @@ from reporting.records import (
     PostalAddress,
     SellerRecord,
     Tin,
+    operator_content,
+    seller_content,
+    seller_from_content,
 )
 from reporting.rules import ACTIVITY_ORDER
 from reporting.run import RunSettings, write_json
@@ -373,7 +396,7 @@ def record_problems(settings: RunSettings) -> list[Finding]:
     try:
         authorities = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
         for authority in authorities:
-            profile = select_profile(authority, settings.config)
+            profile = select_profile(authority, settings.config, warn=False)  # the render warns
             for _, problems in _records(con, authority, profile, settings.timestamp.year):
                 findings.extend(problems)
     finally:
@@ -382,117 +405,289 @@ def record_problems(settings: RunSettings) -> list[Finding]:
 
 
 def render(settings: RunSettings) -> dict[str, Any]:
-    """Write ``<run>/render/<authority>/<file>.xml`` for every receiving authority."""
+    """Write ``<run>/render/<authority>/<file>.xml``: for every authority, the messages that the
+    filing ledger says are due (a first filing, additions, corrections, deletions, a nil report),
+    each recorded in the ledger as rendered, not yet published."""
     out = settings.stage_dir("render")
     con = connect(settings.run_path, "extract", "aggregate", "rules")
     messages: list[dict[str, Any]] = []
+    discarded: list[dict[str, Any]] = []
     findings: list[Finding] = []
     try:
-        authorities = [
-            r[0] for r in con.execute("select distinct authority from routing order by authority").fetchall()
-        ]
+        routed = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
         operator = operator_record(settings)
-        for authority in authorities:
-            messages.extend(_render_one(settings, con, authority, operator, findings))
+        with open_ledger(ledger_url(settings)) as ledger:
+            for authority in filing_authorities(settings, ledger, routed):
+                with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
+                    discarded += _discard_pending(settings, ledger, authority)
+                    messages.extend(_render_one(settings, con, authority, operator, findings, ledger))
     finally:
         con.close()
     if findings:
         raise DataError(findings)
-    summary = {"messages": messages}
+    summary = {"messages": messages, "discarded": discarded}
     write_json(out / "render.json", summary)
     log.info("render year=%s: %d message(s)", settings.year, len(messages))
     return summary
 
 
+#: messages whose records count as filed
+LIVE_MESSAGE_STATUSES = ("published", "accepted")
+
+
+def ledger_url(settings: RunSettings) -> str:
+    """The ledger of the run: from its settings, else (a URL with a password is never stored)
+    from ``DAC7_LEDGER_URL``."""
+    url = settings.ledger_url or os.environ.get("DAC7_LEDGER_URL")
+    if not url:
+        raise ConfigError("no ledger URL: pass --ledger, set DAC7_LEDGER_URL or [ledger] url")
+    return url
+
+
+def filing_authorities(settings: RunSettings, ledger: Ledger, routed: list[str]) -> list[str]:
+    """The authorities this run may file to: those that receive sellers now, those with a filing
+    of the period in the ledger (a correction or deletion may be due), and those that expect a
+    nil report (the operator's own or a configured one, where its profile says so); narrowed to
+    ``settings.authorities``."""
+    env, year = settings.environment, settings.year
+    filed = {m.authority for m in ledger.messages(year=year, environment=env) if m.status in LIVE_MESSAGE_STATUSES}
+    # the operator's own authority, and those it configured identifiers for, where their
+    # profile expects a nil report for a period without sellers
+    expected = {settings.config.operator.country, *settings.config.authorities}
+    nil = {a for a in expected if select_profile(a, settings.config, warn=False).expects_nil}
+    found = sorted(set(routed) | filed | nil)
+    if settings.authorities is not None:
+        unknown = sorted(set(settings.authorities) - set(found) - set(routed))
+        found = [a for a in found if a in settings.authorities] + [a for a in unknown if is_eu(a)]
+    return sorted(found)
+
+
+def _discard_pending(settings: RunSettings, ledger: Ledger, authority: str) -> list[dict[str, Any]]:
+    """Messages of this period rendered but never published (a run that stopped between render
+    and publish) are discarded before planning again, and the run says so; a message of this
+    very run (a retried render) is replaced by the same message."""
+    out = []
+    for m in ledger.pending(settings.environment, authority, settings.year):
+        if m.run_id == settings.run_id:
+            ledger.forget_rendered(m.message_ref_id, run_id=settings.run_id)
+        else:
+            ledger.discard(m.message_ref_id)
+            log.warning(
+                "discarded message %s (%s, %s %s) of run %s: rendered %s, never published; the "
+                "difference is planned again",
+                m.message_ref_id,
+                m.message_type_indic,
+                authority,
+                settings.year,
+                m.run_id,
+                m.created.isoformat(timespec="seconds"),
+            )
+            out.append({"authority": authority, "message_ref_id": m.message_ref_id, "run_id": m.run_id})
+    return out
+
+
 def _render_one(
-    settings: RunSettings, con: Any, authority: str, operator: OperatorRecord, findings: list[Finding]
+    settings: RunSettings,
+    con: Any,
+    authority: str,
+    operator: OperatorRecord,
+    findings: list[Finding],
+    ledger: Ledger,
 ) -> list[dict[str, Any]]:
-    """The message(s) to one authority: one file, or several parts where the profile limits the
-    size or the sellers of a file. Each part is a message of its own (MessageRefId, the
-    PlatformOperator record) and every seller lands in exactly one part."""
+    """The messages due to one authority: the difference between what is reportable now and
+    what the ledger holds as filed, planned by :func:`reporting.ledger.plan_filing` (or a kind
+    forced by ``settings.mode``). Each planned message is one file, or several parts where the
+    profile limits the size or the sellers of a file (each part a message of its own, the
+    PlatformOperator resent in the parts after the first)."""
     profile = select_profile(authority, settings.config)
-    env = settings.environment
+    env, year = settings.environment, settings.year
     ids = replace(
-        profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year),
+        profile.doc_ids(settings.run_id, settings.config.operator.country, authority, year),
         identifiers=settings.config.authorities.get(authority, {}),
         environment=env,
     )
-
-    def header(part: int) -> MessageHeader:
-        return MessageHeader(
-            transmitting_country=ids.transmitting_country,
-            receiving_country=authority,
-            message_ref_id=profile.message_ref_id(ids, part),
-            message_type_indic="DPI401",
-            reporting_period=date(settings.year, 12, 31),
-            timestamp=profile.message_timestamp(settings.timestamp),
-            environment=env,
-            identifiers=settings.config.authorities.get(authority, {}),
-            transfer_id=ids.unique("transfer", authority, str(part)),
+    current: dict[RecordKey, tuple[str, Any]] = {}
+    po = operator_content(operator)
+    current[PO_KEY] = (content_hash(po), po)
+    for record, problems in _records(con, authority, profile, settings.timestamp.year):
+        if problems:  # the rules stage quarantines such sellers: this is a safety net
+            findings.extend(problems)
+            continue
+        content = seller_content(record)
+        current[(SELLER, record.seller_id)] = (content_hash(content), content)
+    live = ledger.live_records(env, authority, year)
+    mode, sellers = settings.mode, settings.sellers
+    if mode == "deletion" and sellers is not None:
+        sellers = [s for s in sellers if (SELLER, s) in live]
+        if not sellers:
+            return []  # none of the named sellers was filed to this authority
+    plan = plan_filing(
+        current,
+        live,
+        profile_expects_nil=profile.expects_nil,
+        new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
+        environment=env,
+        mode=mode,
+        sellers=sellers if mode == "deletion" else None,
+        authority=authority,
+        year=year,
+        indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
+    )
+    problems = ledger.problems(plan, environment=env, authority=authority, year=year)
+    if problems:
+        raise LedgerError(
+            f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
+            + "; ".join(f"[{code}] {text}" for code, text in problems)
         )
-
-    def operator_doc(part: int) -> tuple[str, str]:
-        key = "platform-operator" if part == 1 else f"platform-operator/{part}"
-        return profile.doc_type_indic("new", env), profile.doc_ref_id(ids, key)
-
-    def sellers() -> Iterator[tuple[SellerRecord, tuple[str, str]]]:
-        for record, problems in _records(con, authority, profile, settings.timestamp.year):
-            if problems:  # the rules stage quarantines such sellers: this is a safety net
-                findings.extend(problems)
-                continue
-            yield (
-                record,
-                (profile.doc_type_indic("new", env), profile.doc_ref_id(ids, f"seller/{record.seller_id}")),
-            )
-
     target_dir = settings.stage_dir(f"render/{authority}")
-
-    def write_part(part: int, records: Iterable[tuple[SellerRecord, tuple[str, str]]]) -> dict[str, Any]:
-        h = header(part)
-        name = profile.file_name(h)
-        tmp = target_dir / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                count = profile.write(fh, h, operator, operator_doc(part), records)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
-            raise
-        tmp.replace(target_dir / name)
-        return {
-            "authority": authority,
-            "profile": profile.code,
-            "edition": profile.edition,
-            "schema": profile.schema_resource,
-            "message_ref_id": h.message_ref_id,
-            "message_type_indic": h.message_type_indic,
-            "file": f"{authority}/{name}",
-            "sellers": count,
-            "part": part,
-        }
-
-    max_sellers = profile.max_sellers_per_file
-    max_bytes = profile.max_file_bytes
-    if not max_sellers and not max_bytes:
-        messages = [write_part(1, sellers())]  # streamed: memory does not grow with the sellers
-    else:
-        messages = [
-            write_part(part, batch)
-            for part, batch in enumerate(
-                _split(profile, header(1), operator, operator_doc(1), sellers(), max_sellers, max_bytes, findings), 1
+    rendered: list[dict[str, Any]] = []
+    for planned in plan:
+        for part in _parts(profile, planned, operator, env):
+            rendered.append(
+                _write_message(settings, profile, ids, authority, operator, part, len(rendered) + 1, target_dir, ledger)
             )
-        ]
-    for m in messages:
-        m["parts"] = len(messages)
-    return messages
+    for m in rendered:
+        m["parts"] = len(rendered)
+    return rendered
+
+
+def _parts(
+    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, env: str
+) -> list[PlannedMessage]:
+    """A planned message as the files the profile takes: itself, or parts of at most
+    ``max_sellers_per_file`` sellers and ``max_file_bytes`` bytes, the PlatformOperator resent
+    (OECD0) in every part after the first."""
+    if not (profile.max_sellers_per_file or profile.max_file_bytes) or not planned.sellers:
+        return [planned]
+    po = planned.platform_operator
+    if po.doc_type == DELETION:
+        raise LedgerError("a withdrawal of the whole filing cannot be split into parts")
+    header = MessageHeader("XX", "XX", "X" * 40, planned.message_type_indic, date(2000, 12, 31), datetime(2000, 1, 1))
+    records = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    by_id = {r.seller_key: r for r in planned.sellers}
+    findings: list[Finding] = []
+    batches = list(
+        _split(
+            profile,
+            header,
+            operator,
+            _doc(po),
+            records,
+            profile.max_sellers_per_file,
+            profile.max_file_bytes,
+            findings,
+        )
+    )
+    if findings:
+        raise DataError(findings)
+    resend = PlannedRecord(
+        kind=PLATFORM_OPERATOR,
+        seller_key=None,
+        doc_type=RESEND,
+        doc_type_indic=profile.doc_type_indic(PROFILE_KINDS[RESEND], env),
+        doc_ref_id=po.doc_ref_id,
+        corr_doc_ref_id=None,
+        content_hash=po.content_hash,
+        content=po.content,
+    )
+    others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
+    return [
+        replace(planned, records=(po if i == 0 else resend, *others, *(by_id[rec.seller_id] for rec, _ in batch)))
+        for i, batch in enumerate(batches)
+        if batch
+    ]
+
+
+def _doc(r: PlannedRecord) -> Doc:
+    return (
+        (r.doc_type_indic, r.doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else (r.doc_type_indic, r.doc_ref_id)
+    )
+
+
+def _write_message(
+    settings: RunSettings,
+    profile: AuthorityProfile,
+    ids: DocIds,
+    authority: str,
+    operator: OperatorRecord,
+    planned: PlannedMessage,
+    number: int,
+    target_dir: Path,
+    ledger: Ledger,
+) -> dict[str, Any]:
+    """One file of one planned message, written atomically and recorded in the ledger as
+    rendered (its ids are used from now on, whether it is published or discarded)."""
+    env = settings.environment
+    h = MessageHeader(
+        transmitting_country=ids.transmitting_country,
+        receiving_country=authority,
+        message_ref_id=profile.message_ref_id(ids, number),
+        message_type_indic=planned.message_type_indic,
+        reporting_period=date(settings.year, 12, 31),
+        timestamp=profile.message_timestamp(settings.timestamp),
+        environment=env,
+        identifiers=settings.config.authorities.get(authority, {}),
+        transfer_id=ids.unique("transfer", authority, str(number)),
+    )
+    name = profile.file_name(h)
+    tmp = target_dir / f".{name}.tmp"
+    sellers = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            count = profile.write(fh, h, operator, _doc(planned.platform_operator), sellers)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
+        raise
+    path = target_dir / name
+    tmp.replace(path)
+    sha256 = file_sha256(path)
+    ledger.record_message(
+        planned,
+        message_ref_id=h.message_ref_id,
+        authority=authority,
+        operator=f"{settings.config.operator.tin_issued_by}:{settings.config.operator.tin}",
+        year=settings.year,
+        environment=env,
+        file_name=f"{authority}/{name}",
+        sha256=sha256,
+        run_id=settings.run_id,
+        transfer_id=h.transfer_id,
+        created=settings.timestamp,
+    )
+    kinds: dict[str, int] = {}
+    for r in planned.sellers:
+        kinds[r.doc_type] = kinds.get(r.doc_type, 0) + 1
+    return {
+        "authority": authority,
+        "profile": profile.code,
+        "edition": profile.edition,
+        "schema": profile.schema_resource,
+        "message_ref_id": h.message_ref_id,
+        "message_type_indic": h.message_type_indic,
+        "file": f"{authority}/{name}",
+        "sellers": count,
+        "records": kinds,
+        "platform_operator": planned.platform_operator.doc_type,
+        "part": number,
+        "sha256": sha256,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _size(
     profile: Any,
     header: MessageHeader,
     operator: OperatorRecord,
-    doc: tuple[str, str],
-    records: list[tuple[SellerRecord, tuple[str, str]]],
+    doc: Doc,
+    records: list[tuple[SellerRecord, Doc]],
 ) -> int:
     buf = io.BytesIO()
     profile.write(buf, header, operator, doc, records)
@@ -503,17 +698,17 @@ def _split(
     profile: Any,
     header: MessageHeader,
     operator: OperatorRecord,
-    operator_doc: tuple[str, str],
-    records: Iterable[tuple[SellerRecord, tuple[str, str]]],
+    operator_doc: Doc,
+    records: Iterable[tuple[SellerRecord, Doc]],
     max_sellers: int | None,
     max_bytes: int | None,
     findings: list[Finding],
-) -> Iterator[list[tuple[SellerRecord, tuple[str, str]]]]:
+) -> Iterator[list[tuple[SellerRecord, Doc]]]:
     """Batches of sellers that each fit a file: at most ``max_sellers``, and at most
     ``max_bytes`` once written (each seller's exact size is measured by writing it once; a part's
     sellers are held in memory until the part is written, so its size bounds the memory)."""
     empty = _size(profile, header, operator, operator_doc, []) if max_bytes else 0
-    batch: list[tuple[SellerRecord, tuple[str, str]]] = []
+    batch: list[tuple[SellerRecord, Doc]] = []
     size = empty
     for rec in records:
         n = _size(profile, header, operator, operator_doc, [rec]) - empty if max_bytes else 0

@@ -32,6 +32,14 @@ class RunSettings:
     run_dir: str
     source_url: str | None = None
     xsd_dir: str | None = None
+    #: the filing ledger (a URL without password) and what this run files: ``auto`` (the
+    #: difference to the ledger), or a kind forced by compliance staff (``new``, ``correction``,
+    #: ``deletion`` of ``sellers``, ``nil``)
+    ledger_url: str | None = None
+    mode: str = "auto"
+    sellers: tuple[str, ...] | None = None
+    #: the authorities this run may file to (default: every authority with something due)
+    authorities: tuple[str, ...] | None = None
 
     @property
     def environment(self) -> str:
@@ -58,6 +66,8 @@ class RunSettings:
             "authorities": cfg["authorities"],
             "quality": {"max_quarantined": cfg["max_quarantined"], "data_docs": cfg["data_docs"]},
         }
+        if cfg["ledger"]:
+            raw_config["ledger"] = {"url": cfg["ledger"]}
         return {
             "config": raw_config,
             "config_path": self.config.path,
@@ -69,6 +79,10 @@ class RunSettings:
             "run_dir": self.run_dir,
             "source_url": self.source_url,
             "xsd_dir": self.xsd_dir,
+            "ledger_url": self.ledger_url,
+            "mode": self.mode,
+            "sellers": list(self.sellers) if self.sellers is not None else None,
+            "authorities": list(self.authorities) if self.authorities is not None else None,
         }
 
     @classmethod
@@ -85,6 +99,10 @@ class RunSettings:
             run_dir=data["run_dir"],
             source_url=data.get("source_url"),
             xsd_dir=data.get("xsd_dir"),
+            ledger_url=data.get("ledger_url"),
+            mode=data.get("mode", "auto"),
+            sellers=tuple(data["sellers"]) if data.get("sellers") is not None else None,
+            authorities=tuple(data["authorities"]) if data.get("authorities") is not None else None,
         )
 
     def save(self) -> Path:

@@ -62,6 +62,29 @@ def _database_name() -> str:
     return f"dac7_test_{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs outside a test function (module fixtures) file into a session ledger, never into a
+    file in the working directory."""
+    before = os.environ.get("DAC7_LEDGER_URL")
+    os.environ["DAC7_LEDGER_URL"] = f"sqlite:///{tmp_path_factory.mktemp('session-ledger') / 'dac7-ledger.sqlite3'}"
+    yield
+    if before is None:
+        os.environ.pop("DAC7_LEDGER_URL", None)
+    else:
+        os.environ["DAC7_LEDGER_URL"] = before
+
+
+@pytest.fixture(autouse=True)
+def _own_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test files into a ledger of its own (a run's default is a file in the working
+    directory, which would carry one test's filings into the next); a test that needs another
+    passes ``ledger_url`` or ``--ledger``."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'dac7-ledger.sqlite3'}"
+    monkeypatch.setenv("DAC7_LEDGER_URL", url)
+    return url
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite database file in the test's temporary directory (not created yet)."""

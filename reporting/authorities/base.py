@@ -25,6 +25,10 @@ from reporting.records import (
     SellerRecord,
 )
 
+#: A record's DocSpec: (DocTypeIndic, DocRefId) or, for a correction or deletion,
+#: (DocTypeIndic, DocRefId, CorrDocRefId).
+Doc = tuple[str, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class DocIds:
@@ -51,6 +55,9 @@ class AuthorityProfile(Protocol):
     required_identifiers: tuple[str, ...]  # keys of [authorities.XX] the profile cannot do without
     max_sellers_per_file: int | None  # file limits where the authority sets them: larger messages
     max_file_bytes: int | None  # are split into parts, each a message of its own
+    #: whether the authority expects a nil report (DPI403) for a period without reportable
+    #: sellers; where it does not, such a period is "nothing to file"
+    expects_nil: bool
 
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...
@@ -68,8 +75,8 @@ class AuthorityProfile(Protocol):
         out: IO[bytes],
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int: ...
 
 
@@ -133,8 +140,8 @@ class DpiWriter:
         out: IO[bytes],
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         """Write one file; returns the number of sellers written."""
         with etree.xmlfile(out, encoding="UTF-8") as xf:
@@ -146,8 +153,8 @@ class DpiWriter:
         w: XmlStream,
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         """The document around the message: none here; a profile with an envelope overrides it."""
         return self.write_message(w, header, operator, operator_doc, sellers, nsmap=self.nsmap)
@@ -157,8 +164,8 @@ class DpiWriter:
         w: XmlStream,
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
         nsmap: dict[str | None, str] | None = None,
     ) -> int:
         """The DPI message itself."""
@@ -202,14 +209,17 @@ class DpiWriter:
             w.leaf(self.q("ReportingPeriod"), h.reporting_period.isoformat())
             w.leaf(self.q("Timestamp"), h.timestamp.strftime("%Y-%m-%dT%H:%M:%S"))
 
-    def doc_spec(self, w: XmlStream, doc: tuple[str, str]) -> None:
-        doc_type, doc_ref = doc
+    def doc_spec(self, w: XmlStream, doc: Doc) -> None:
+        doc_type, doc_ref, *corr = doc
         with w.element(self.q("DocSpec")):
             w.leaf(self.s("DocTypeIndic"), doc_type)
             w.leaf(self.s("DocRefId"), doc_ref)
+            # CorrMessageRefId is never used (EU rule 80006); a correction or deletion names the
+            # DocRefId it replaces
+            w.opt(self.s("CorrDocRefId"), corr[0] if corr else None)
 
     # ------------------------------------------------------------------ parties
-    def platform_operator(self, w: XmlStream, op: OperatorRecord, doc: tuple[str, str]) -> None:
+    def platform_operator(self, w: XmlStream, op: OperatorRecord, doc: Doc) -> None:
         with w.element(self.q("PlatformOperator")):
             w.leaf(self.q("ResCountryCode"), op.res_country)
             w.leaf(self.q("TIN"), op.tin, {"issuedBy": op.tin_issued_by})
@@ -243,7 +253,7 @@ class DpiWriter:
         for t in seller.tins:
             w.leaf(self.q("TIN"), t.value, {"issuedBy": t.issued_by})
 
-    def reportable_seller(self, w: XmlStream, s: SellerRecord, doc: tuple[str, str]) -> None:
+    def reportable_seller(self, w: XmlStream, s: SellerRecord, doc: Doc) -> None:
         with w.element(self.q("ReportableSeller")):
             with w.element(self.q("Identity")):
                 if s.seller_type == "entity":

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reporting.authorities import register
-from reporting.authorities.base import XmlStream
+from reporting.authorities.base import Doc, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.preflight import EU_DOMESTIC
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
@@ -92,8 +92,8 @@ class DeProfile(EuProfile):
         w: XmlStream,
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         provider = header.identifiers.get("identity_provider", "BZST-CERT")
         d = f"{{{DIP_NS}}}"

@@ -30,6 +30,9 @@ class EuProfile(DpiWriter):
     #: a message over a limit is split into parts.
     max_sellers_per_file: int | None = None
     max_file_bytes: int | None = None
+    # In the EU exchange a DPI403 must name an AssumedPlatformOperator (rule 20030): a period
+    # without sellers is nothing to file. National profiles that take nil reports say so.
+    expects_nil: bool = False
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""

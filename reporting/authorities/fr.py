@@ -75,7 +75,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from reporting.authorities import register
-from reporting.authorities.base import DocIds, XmlStream
+from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError, PermanentError, ReportingError
@@ -236,8 +236,8 @@ class FrProfile(EuProfile):
         w: XmlStream,
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         siren = header.identifiers.get("siren", "")
         if not SIREN.fullmatch(siren):
@@ -260,7 +260,7 @@ class FrProfile(EuProfile):
             w.leaf(self.q("ReportingPeriod"), h.reporting_period.isoformat())
             w.leaf(self.q("Timestamp"), format_timestamp(h.timestamp))
 
-    def platform_operator(self, w: XmlStream, op: OperatorRecord, doc: tuple[str, str]) -> None:
+    def platform_operator(self, w: XmlStream, op: OperatorRecord, doc: Doc) -> None:
         # CorrectablePlatformOperator_Type: flat, every element once but TIN and Address.
         with w.element(self.q("PlatformOperator")):
             w.leaf(self.q("ResCountryCode"), op.res_country)
@@ -287,7 +287,7 @@ class FrProfile(EuProfile):
             else:
                 w.leaf(self.q("AddressFree"), " ".join((a.free_text or "").split()) or None)
 
-    def reportable_seller(self, w: XmlStream, s: SellerRecord, doc: tuple[str, str]) -> None:
+    def reportable_seller(self, w: XmlStream, s: SellerRecord, doc: Doc) -> None:
         self._refuse(s)
         super().reportable_seller(w, s, doc)
 

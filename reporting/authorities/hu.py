@@ -31,6 +31,9 @@ TAX_NUMBER = re.compile(r"(\d{8})(-?\d-?\d{2})?")
 
 class HuProfile(EuProfile):
     code = "HU"
+    # NAV's guide: DPI403 "no data to report", also for an operator exempt because another
+    # operator reported (reference §3.1, S-HU)
+    expects_nil = True
     domestic = "HU"
     edition = "NAV DPI_HU v1.0"
     schema_resource = "hu/v1.0/DPIXML_v1.0.xsd"

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reporting.authorities import register
-from reporting.authorities.base import DocIds, XmlStream
+from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.preflight import EU_DOMESTIC, RuleFinding
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
@@ -78,6 +78,8 @@ def uuid4_shaped(ids: DocIds, *parts: str) -> str:
 
 class ItProfile(EuProfile):
     code = "IT"
+    # the AdE checker takes nil reports: E2050/E9020 check a DPI403 without sellers (§4.2)
+    expects_nil = True
     domestic = "IT"
     edition = "AdE telematic supply DPI23, DPI v1.09"
     schema_resource = "it/telematico/fornituraDPIT_v1.0.0.xsd"
@@ -108,8 +110,8 @@ class ItProfile(EuProfile):
         w: XmlStream,
         header: MessageHeader,
         operator: OperatorRecord,
-        operator_doc: tuple[str, str],
-        sellers: Iterable[tuple[SellerRecord, tuple[str, str]]],
+        operator_doc: Doc,
+        sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         with w.element(f"{{{TM_NS}}}Messaggio", nsmap=self.nsmap):
             with w.element(f"{{{TM_NS}}}Intestazione"):

@@ -627,6 +627,22 @@ class Ledger:
                 sa.update(t.messages).where(t.messages.c.id == msg.id).values(status=DISCARDED, status_changed=now)
             )
 
+    def forget_rendered(self, message_ref_id: str, *, run_id: str) -> None:
+        """Remove a message that this very run rendered and never published, so that a retried
+        render of the run writes it again with the same ids (the ids never left this machine).
+        Any other message is refused: a published message stays, a message of another run is
+        :meth:`discard`-ed."""
+        with self.engine.begin() as conn:
+            msg = self._message_row(conn, message_ref_id, for_update=True)
+            if msg.status != RENDERED or msg.run_id != run_id:
+                raise LedgerError(
+                    f"message {message_ref_id} is {msg.status} (run {msg.run_id}): only a rendered message of "
+                    f"run {run_id} itself can be rendered again"
+                )
+            conn.execute(sa.delete(t.errors).where(t.errors.c.message_id == msg.id))
+            conn.execute(sa.delete(t.records).where(t.records.c.message_id == msg.id))
+            conn.execute(sa.delete(t.messages).where(t.messages.c.id == msg.id))
+
     # --------------------------------------------------------------------------------- reading
 
     def pending(self, environment: str, authority: str, year: int) -> list[MessageInfo]:

@@ -21,7 +21,11 @@ from reporting.records import MessageHeader
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "reference" / "xsd"
 DIP = "{http://itzbund.de/ozg/bzst/post/dip/v1/}"
-NS = {"dpi": "urn:oecd:ties:dpi:v1", "dip": "http://itzbund.de/ozg/bzst/post/dip/v1/"}
+NS = {
+    "dpi": "urn:oecd:ties:dpi:v1",
+    "stf": "urn:oecd:ties:dpistf:v1",
+    "dip": "http://itzbund.de/ozg/bzst/post/dip/v1/",
+}
 RUN_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 
 
@@ -179,7 +183,7 @@ def test_a_message_over_the_profile_limits_is_split_into_parts(
     assert {f["parts"] for f in files} == {len(files)}
     assert sum(f["sellers"] for f in files) == 8
     assert len({f["message_ref_id"] for f in files}) == len(files)
-    sellers, doc_ref_ids = [], []
+    sellers, doc_ref_ids, po_docs = [], [], []
     for f in files:
         path = tmp_path / "out" / f["file"]
         if max_sellers:
@@ -187,9 +191,14 @@ def test_a_message_over_the_profile_limits_is_split_into_parts(
         if max_bytes:
             assert path.stat().st_size <= max_bytes
         doc = etree.parse(str(path))
-        assert doc.find(".//dpi:PlatformOperator", NS) is not None  # every part carries the operator
-        doc_ref_ids += [e.text for e in doc.iter("{urn:oecd:ties:dpistf:v1}DocRefId")]
+        po = doc.find(".//dpi:PlatformOperator", NS)  # every part carries the operator:
+        po_doc = (po.findtext(".//stf:DocTypeIndic", namespaces=NS), po.findtext(".//stf:DocRefId", namespaces=NS))
+        po_docs.append(po_doc)
+        doc_ref_ids += [e.text for e in doc.iterfind(".//dpi:ReportableSeller//stf:DocRefId", NS)]
         sellers += [e.text for e in doc.iterfind(".//dpi:ReportableSeller", NS)]
+    # new in the first part, resent (OECD10: test data) with the same DocRefId in the others
+    assert po_docs[0][0] == "OECD11" and {d for d in po_docs[1:]} == {("OECD10", po_docs[0][1])}
+    doc_ref_ids.append(po_docs[0][1])
     assert len(doc_ref_ids) == len(set(doc_ref_ids))  # never reused, also across parts
     assert len(sellers) == 8  # every seller in exactly one part
 
@@ -366,6 +375,7 @@ def test_a_profile_validates_against_the_authority_package_named_in_the_config(t
             as_of=date(2026, 1, 31),
             out_dir=tmp_path / "out2",
             staging_root=tmp_path / "st2",
+            ledger_url=f"sqlite:///{tmp_path}/another-ledger.sqlite3",  # a first filing again
         )
 
 

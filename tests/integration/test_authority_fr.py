@@ -88,6 +88,8 @@ def go(tmp_path: Path, cfg: Path, m: Marketplace | None = None) -> dict:
         staging_root=tmp_path / "st",
         run_id=RUN_ID,
         timestamp=datetime(2026, 1, 15, 6, 0),
+        # a ledger per directory: the pinned run id would give a second run the same ids (80000)
+        ledger_url=f"sqlite:///{tmp_path}/dac7-ledger.sqlite3",
     ).manifest
 
 

@@ -65,6 +65,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         run_id=RUN_ID,
         timestamp=TIMESTAMP,
         environment="test",
+        ledger_url=f"sqlite:///{base / 'dac7-ledger.sqlite3'}",
     )
     return DemoRun(source, base / "out", Path(result.run_dir), made.bad_sellers, result.manifest)
 
@@ -143,7 +144,7 @@ def test_no_bad_seller_is_in_any_file(demo_run: DemoRun) -> None:
             identifiers=settings.config.authorities.get(authority, {}),
             environment=settings.environment,
         )
-        assert sorted(doc_ref_ids) == sorted(profile.doc_ref_id(ids, f"seller/{sid}") for sid in routed[authority])
+        assert sorted(doc_ref_ids) == sorted(profile.doc_ref_id(ids, f"new:seller:{sid}") for sid in routed[authority])
 
     bad = sorted(demo_run.bad)
     marks = ", ".join("?" for _ in bad)

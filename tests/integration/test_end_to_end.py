@@ -118,6 +118,7 @@ def _run_on(url: str, tmp_path: Path, name: str) -> dict[str, Any]:
         staging_root=tmp_path / f"staging-{name}",
         run_id=RUN_ID,
         timestamp=TIMESTAMP,
+        ledger_url=f"sqlite:///{tmp_path}/ledger-{name}.sqlite3",  # each a first filing
     )
     return result.manifest
 
@@ -141,17 +142,29 @@ def test_same_bytes_on_sqlite_postgresql_and_mariadb(
 
 def test_rerun_with_the_same_run_id_and_timestamp_gives_identical_bytes(tmp_path: Path, sqlite_url: str) -> None:
     a = _run_on(sqlite_url, tmp_path, "a")
+    args = {
+        "config_path": REPO / "dac7.toml",
+        "source_url": sqlite_url,
+        "year": 2025,
+        "as_of": date(2026, 1, 31),
+        "run_id": RUN_ID,
+        "timestamp": TIMESTAMP,
+    }
     b = run(
-        config_path=REPO / "dac7.toml",
-        source_url=sqlite_url,
-        year=2025,
-        as_of=date(2026, 1, 31),
+        **args,
         out_dir=tmp_path / "b",
         staging_root=tmp_path / "staging-b",
-        run_id=RUN_ID,
-        timestamp=TIMESTAMP,
+        ledger_url=f"sqlite:///{tmp_path}/ledger-b.sqlite3",
     ).manifest
     assert [(f["file"], f["sha256"]) for f in a["files"]] == [(f["file"], f["sha256"]) for f in b["files"]]
+    # Against the ledger that holds the first filing, the same data is nothing to file: once.
+    again = run(
+        **args,
+        out_dir=tmp_path / "c",
+        staging_root=tmp_path / "staging-c",
+        ledger_url=f"sqlite:///{tmp_path}/ledger-a.sqlite3",
+    )
+    assert again.nothing_to_file and again.manifest["summary"] == a["summary"]
 
 
 def test_nexus_routing_files_one_message_to_the_operator_state(tmp_path: Path, sqlite_url: str) -> None:

@@ -74,6 +74,7 @@ def run_market(m: Marketplace, work: Path, name: str) -> tuple[dict[str, Any], P
         staging_root=work / f"st-{name}",
         run_id=RUN_ID,
         timestamp=datetime(2026, 1, 15, 6, 0),
+        ledger_url=f"sqlite:///{work}/ledger-{name}.sqlite3",  # each run a first filing
     )
     return result.manifest, Path(result.run_dir)
 
