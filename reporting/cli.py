@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply this member state's profile and rules (default: the EU rules of an exchange between "
         "member states; never guessed from TransmittingCountry)",
     )
+    v.add_argument(
+        "--ledger",
+        help="with --rules: also check the DocRefIds against this filing ledger (80000, 80002, 80003, 80013, "
+        "80014): ids used before, corrections and resends of unknown or outdated records",
+    )
     _add_ledger_parsers(sub)
     return p
 
@@ -242,6 +247,18 @@ def _validate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {main_xsd.name} there")
     schema = load_schema(str(main_xsd))
     rules = profile.rule_set if args.authority else EU_EXCHANGE
+    ledger_view = None
+    if args.ledger:
+        if not args.rules:
+            raise ConfigError("--ledger checks the business rules against the ledger: add --rules")
+        from reporting.ledger import open_ledger
+        from reporting.publish import file_ledger_view
+
+        ledger = open_ledger(args.ledger, create=False)
+
+        def ledger_view(path: str) -> tuple[set[str], dict[str, str]]:
+            return file_ledger_view(ledger, Path(path))
+
     bad = 0
     for f in args.files:
         if not Path(f).is_file():
@@ -255,8 +272,13 @@ def _validate(args: argparse.Namespace) -> int:
         if args.rules:
             try:
                 if rules.codes:  # the EU rules; a national edition may bring only its own checks
+                    known, states = ledger_view(f) if ledger_view else ((), None)
                     findings = check_message(
-                        f, rules=rules, receiving_country=args.authority.upper() if args.authority else None
+                        f,
+                        rules=rules,
+                        receiving_country=args.authority.upper() if args.authority else None,
+                        known_doc_ref_ids=known,
+                        ledger=states,
                     )
                 findings += profile.extra_checks(Path(f)) if args.authority and not errors else []
             except (NotEuDpiMessageError, ValueError) as exc:

@@ -220,7 +220,8 @@ def summary_table(manifest: dict[str, Any]) -> str:
             f"  data checks: {checks['expectations']} expectation(s), {checks['failed']} failed, "
             f"{checks['seconds']:.1f} s"
         )
-        for stage, c in checks["stages"].items():
+        order = ("extract", "identity", "aggregates")  # the order they run in (JSON sorts keys)
+        for stage, c in sorted(checks["stages"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9):
             failed = ", ".join(f"{f['rule']} ({f['unexpected']} row(s), {f['severity']})" for f in c["failed"])
             docs = f"  Data Docs: {c['data_docs']}" if c.get("data_docs") else ""
             lines.append(f"    {stage:<12}{'failed: ' + failed if failed else 'passed'}{docs}")

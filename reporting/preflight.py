@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -294,6 +294,9 @@ class Context:
     known_doc_ref_ids: Collection[str]
     known_message_ref_ids: Collection[str]
     expected_receiver: str | None
+    #: DocRefId -> "live" or "outdated" for the records of the ledger (None: no ledger given,
+    #: the rules that need it are skipped)
+    ledger: Mapping[str, str] | None = None
     root: etree._Element | None = None
     spec: etree._Element | None = None
     body: Body | None = None
@@ -638,7 +641,8 @@ def check_doc_ref_id_unique(ctx: Context, rec: Record) -> Iterator[Hit]:
     elem = rec.doc_spec.find(_s("DocRefId"))
     if rec.doc_ref_id in seen:
         yield rec.hit(elem, f"DocRefId {rec.doc_ref_id!r} is used twice in this message: give each record its own.")
-    elif rec.doc_ref_id in ctx.known_doc_ref_ids:
+    elif rec.doc_ref_id in ctx.known_doc_ref_ids and rec.doc_type != RESENT:
+        # a resend (OECD0) repeats the DocRefId of the record it resends (80013, 80014)
         yield rec.hit(elem, f"DocRefId {rec.doc_ref_id!r} was used by an earlier message: give the record a new one.")
     seen.add(rec.doc_ref_id)
 
@@ -661,6 +665,54 @@ def check_no_corr_doc_ref_id_on_new(ctx: Context, rec: Record) -> Iterator[Hit]:
         yield rec.hit(
             rec.doc_spec.find(_s("CorrDocRefId")),
             "A new or resent record carries a CorrDocRefId: remove it, or mark the record as a correction.",
+        )
+
+
+def _ledger_state(ctx: Context, rec: Record, kinds: tuple[int, ...], ref: str | None) -> str | None:
+    """The ledger's state of the record ``ref`` names ("live", "outdated", "unknown"), or None when
+    the rule does not apply (no ledger given, another kind of record)."""
+    if ctx.ledger is None or rec.doc_type not in kinds or not ref:
+        return None
+    return ctx.ledger.get(ref, "unknown")
+
+
+def check_corrected_record_known(ctx: Context, rec: Record) -> Iterator[Hit]:
+    """80002 (with the ledger): a correction or deletion names a record that was sent."""
+    if _ledger_state(ctx, rec, (CORRECTED, DELETED), rec.corr_doc_ref_id) == "unknown":
+        yield rec.hit(
+            rec.doc_spec.find(_s("CorrDocRefId")) if rec.doc_spec is not None else None,
+            f"CorrDocRefId {rec.corr_doc_ref_id!r} names no record sent before (the ledger does not know it): "
+            "name the DocRefId of the record's latest version.",
+        )
+
+
+def check_corrected_record_current(ctx: Context, rec: Record) -> Iterator[Hit]:
+    """80003 (with the ledger): ... and that record is still its latest version."""
+    if _ledger_state(ctx, rec, (CORRECTED, DELETED), rec.corr_doc_ref_id) == "outdated":
+        yield rec.hit(
+            rec.doc_spec.find(_s("CorrDocRefId")) if rec.doc_spec is not None else None,
+            f"CorrDocRefId {rec.corr_doc_ref_id!r} names a version that was corrected or deleted since: name the "
+            "DocRefId of the record's latest version.",
+        )
+
+
+def check_resent_record_known(ctx: Context, rec: Record) -> Iterator[Hit]:
+    """80013 (with the ledger): a resend repeats the DocRefId of a record that was sent."""
+    if _ledger_state(ctx, rec, (RESENT,), rec.doc_ref_id) == "unknown":
+        yield rec.hit(
+            rec.doc_spec.find(_s("DocRefId")) if rec.doc_spec is not None else None,
+            f"DocRefId {rec.doc_ref_id!r} of this resent record was never sent: resend the DocRefId of the "
+            "operator record as filed, or send the record as new.",
+        )
+
+
+def check_resent_record_current(ctx: Context, rec: Record) -> Iterator[Hit]:
+    """80014 (with the ledger): ... which is still its latest version."""
+    if _ledger_state(ctx, rec, (RESENT,), rec.doc_ref_id) == "outdated":
+        yield rec.hit(
+            rec.doc_spec.find(_s("DocRefId")) if rec.doc_spec is not None else None,
+            f"DocRefId {rec.doc_ref_id!r} of this resent record was corrected or deleted since: resend the "
+            "DocRefId of its latest version.",
         )
 
 
@@ -947,6 +999,34 @@ EU_RULES: tuple[Rule, ...] = (
         "The structure of the DocRefId is not in the correct format.",
     ),
     Rule(
+        "80002",
+        "BR_TR_80002",
+        Scope.RECORD,
+        check_corrected_record_known,
+        "The CorrDocRefId refers to an unknown record (checked against the ledger).",
+    ),
+    Rule(
+        "80003",
+        "BR_TR_80003",
+        Scope.RECORD,
+        check_corrected_record_current,
+        "The corrected record is no longer valid (invalidated or outdated by a previous correction).",
+    ),
+    Rule(
+        "80013",
+        "BR_TR_80013",
+        Scope.RECORD,
+        check_resent_record_known,
+        "An unknown DocRefID is specified for the Resend option (OECD0) (checked against the ledger).",
+    ),
+    Rule(
+        "80014",
+        "BR_TR_80014",
+        Scope.RECORD,
+        check_resent_record_current,
+        "The DocRefID specified for the Resend option (OECD0) is no longer valid.",
+    ),
+    Rule(
         "80004",
         "BR_TR_80004",
         Scope.RECORD,
@@ -1199,12 +1279,14 @@ def check_message(
     known_doc_ref_ids: Collection[str] = (),
     known_message_ref_ids: Collection[str] = (),
     receiving_country: str | None = None,
+    ledger: Mapping[str, str] | None = None,
 ) -> list[RuleFinding]:
     """Every finding of ``rules`` on one DPI message, in document order.
 
     ``source`` is a file path (``str`` or ``Path``), the bytes of a file, a binary stream, or an
     lxml tree or element (walked without being changed). ``known_*`` are the ids sent before (the
-    ledger's); ``receiving_country`` is the member state the message goes to, when known (50012;
+    ledger's); ``ledger`` maps the DocRefIds of the ledger to "live" or "outdated" (80002, 80003,
+    80013, 80014 run only with it); ``receiving_country`` is the member state the message goes to, when known (50012;
     40050 and 40070 then compare with it instead of the MessageSpec's ReceivingCountry).
     Raises :class:`NotEuDpiMessageError` (a ``ValueError``) for a document of another edition, and
     lxml's ``XMLSyntaxError`` for one that is not well-formed.
@@ -1214,6 +1296,7 @@ def check_message(
         known_doc_ref_ids=known_doc_ref_ids,
         known_message_ref_ids=known_message_ref_ids,
         expected_receiver=receiving_country,
+        ledger=ledger,
     )
     run = _Run(_active(rules), ctx)
     with _events(source) as (events, streaming, name):

@@ -14,6 +14,8 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from reporting.authorities import select_profile
 from reporting.datachecks import DOCS_DIR
 from reporting.datachecks import STAGES as DATA_CHECK_STAGES
@@ -36,6 +38,8 @@ def validate(settings: RunSettings) -> dict[str, Any]:
     routing = settings.config.reporting.routing
     results = []
     failures: list[str] = []
+    earlier: set[str] = set()  # this run's messages before the current one (published first)
+    ledger = open_ledger(ledger_url(settings))
     for msg in render["messages"]:
         path = settings.run_path / "render" / msg["file"]
         profile = select_profile(msg["authority"], settings.config, warn=False)
@@ -51,9 +55,16 @@ def validate(settings: RunSettings) -> dict[str, Any]:
             if routing == "jurisdiction" and "40070" not in rules.codes:
                 # Each state receives only sellers resident there or with property there.
                 rules = rules.derive(f"{rules.name} + 40070", add={"40070"})
+            known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)
             findings += check_message(
-                path, rules=rules, today=settings.timestamp.date(), receiving_country=msg["authority"]
+                path,
+                rules=rules,
+                today=settings.timestamp.date(),
+                receiving_country=msg["authority"],
+                known_doc_ref_ids=known,
+                ledger=states,
             )
+        earlier.add(msg["message_ref_id"])
         results.append(
             {
                 "file": msg["file"],
@@ -64,6 +75,7 @@ def validate(settings: RunSettings) -> dict[str, Any]:
         )
         failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
         failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
+    ledger.close()
     summary = {"files": results, "valid": not failures}
     write_json(settings.stage_dir("validate") / "validate.json", summary)
     if failures:
@@ -81,6 +93,38 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, str]]:
+    """:func:`_ledger_view` of a file that is not (or not yet) in the ledger: every DocRefId the
+    ledger knows is used, except by the file's own message when the ledger has it."""
+    message_ref_id = ""
+    for _, elem in etree.iterparse(str(path), tag="{*}MessageRefId", resolve_entities=False, no_network=True):
+        message_ref_id = elem.text or ""
+        break
+    return _ledger_view(ledger, path, message_ref_id, set())
+
+
+def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[str]) -> tuple[set[str], dict[str, str]]:
+    """What the preflight needs of the ledger for one file: the DocRefIds already used by other
+    messages (80000), and the state of every record the file names ("live" or "outdated"; 80002,
+    80003, 80013, 80014). Records of this run's earlier messages count as live: they are
+    published first."""
+    ids: set[str] = set()
+    for _, spec in etree.iterparse(str(path), tag="{*}DocSpec", resolve_entities=False, no_network=True):
+        for tag in ("DocRefId", "CorrDocRefId"):
+            value = spec.findtext(f"{{*}}{tag}")
+            if value:
+                ids.add(value)
+        spec.clear()
+    known = ledger.known_records(ids)
+    used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
+    states = {}
+    for k, r in known.items():
+        sent = r.message_status in ("published", "accepted") or r.message_ref_id in earlier
+        current = r.status in ("sent", "accepted", "rejected")
+        states[k] = "live" if sent and current else "outdated"
+    return used, states
 
 
 def _publish_one(settings: RunSettings, ledger: Ledger, out: Path, msg: dict[str, Any]) -> Path:

@@ -279,6 +279,15 @@ def other_operator(kind: str, ref: str, res_countries: tuple[str, ...] = ("LT",)
 ADD_ASSUMED = insert_after(PO, other_operator("AssumedPlatformOperator", "LT2025-AP"))
 NIL_REPORT = steps(set_text(f"{SPEC}/dpi:MessageTypeIndic", "DPI403"), ADD_ASSUMED, remove(S2), remove(S1))
 # A correction of BASE: every record again, OECD2, with a new DocRefId pointing at the old one.
+#: the ledger as the preflight sees it: the latest versions live, earlier ones outdated
+LEDGER = {
+    "LT2025-OP": "live",
+    "LT2025-S1": "live",
+    "LT2025-S2": "live",
+    "LT2025-OP-old": "outdated",
+    "LT2025-S1-old": "outdated",
+}
+
 CORRECTION = steps(
     set_text(f"{SPEC}/dpi:MessageTypeIndic", "DPI402"),
     set_text(f"{SPEC}/dpi:MessageRefId", "LT2025LT0002"),
@@ -707,6 +716,43 @@ CASES = [
         steps(set_doc(S1, "OECD1", "LT2025-S1"), set_doc(S2, "OECD1", "LT2025-S2")),
         "/dpi:DPI_OECD",
         None,
+    ),
+    # the ledger rules: the ledger's DocRefIds as "live" or "outdated"
+    Case(
+        "80002 correction of an unknown record",
+        "80002",
+        steps(CORRECTION, set_doc(S1, "OECD2", "LT2025-S1-v2", "LT2025-S9")),
+        set_doc(S1, "OECD2", "LT2025-S1-v2", "LT2025-S1"),
+        f"{S1}/dpi:DocSpec/stf:CorrDocRefId",
+        "LT2025-S1-v2",
+        kwargs={"ledger": LEDGER},
+    ),
+    Case(
+        "80003 correction of an outdated version",
+        "80003",
+        steps(CORRECTION, set_doc(S1, "OECD2", "LT2025-S1-v3", "LT2025-S1-old")),
+        set_doc(S1, "OECD2", "LT2025-S1-v3", "LT2025-S1"),
+        f"{S1}/dpi:DocSpec/stf:CorrDocRefId",
+        "LT2025-S1-v3",
+        kwargs={"ledger": LEDGER},
+    ),
+    Case(
+        "80013 resend of an unknown operator record",
+        "80013",
+        set_doc(PO, "OECD0", "LT2025-OP9"),
+        set_doc(PO, "OECD0", "LT2025-OP"),
+        f"{PO}/dpi:DocSpec/stf:DocRefId",
+        "LT2025-OP9",
+        kwargs={"ledger": LEDGER},
+    ),
+    Case(
+        "80014 resend of an outdated operator record",
+        "80014",
+        set_doc(PO, "OECD0", "LT2025-OP-old"),
+        set_doc(PO, "OECD0", "LT2025-OP"),
+        f"{PO}/dpi:DocSpec/stf:DocRefId",
+        "LT2025-OP-old",
+        kwargs={"ledger": LEDGER},
     ),
     Case(
         "90040 correction without CorrDocRefId",
