@@ -34,6 +34,7 @@ from reporting.ledger import (
     SELLER,
     Ledger,
     LedgerError,
+    LedgerModeError,
     PlannedMessage,
     PlannedRecord,
     RecordKey,
@@ -417,7 +418,10 @@ def render(settings: RunSettings) -> dict[str, Any]:
         routed = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
         operator = operator_record(settings)
         with open_ledger(ledger_url(settings)) as ledger:
-            for authority in filing_authorities(settings, ledger, routed):
+            authorities = filing_authorities(settings, ledger, routed)
+            if settings.mode == "deletion":
+                _check_deletion(settings, ledger, authorities)
+            for authority in authorities:
                 with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
                     discarded += _discard_pending(settings, ledger, authority)
                     messages.extend(_render_one(settings, con, authority, operator, findings, ledger))
@@ -460,6 +464,27 @@ def filing_authorities(settings: RunSettings, ledger: Ledger, routed: list[str])
         unknown = sorted(set(settings.authorities) - set(found) - set(routed))
         found = [a for a in found if a in settings.authorities] + [a for a in unknown if is_eu(a)]
     return sorted(found)
+
+
+def _check_deletion(settings: RunSettings, ledger: Ledger, authorities: list[str]) -> None:
+    """A deletion names sellers that were filed: each must be live with at least one authority of
+    the run (an authority that never received a seller skips it; a seller no authority holds is
+    a mistake, refused before anything is rendered)."""
+    held = {
+        key
+        for a in authorities
+        for (kind, key) in ledger.live_records(settings.environment, a, settings.year)
+        if kind == SELLER
+    }
+    unknown = sorted(set(settings.sellers or ()) - held)
+    period = f"{', '.join(authorities) or 'any authority'} {settings.year} ({settings.environment})"
+    if not held:
+        raise LedgerModeError(f"mode deletion: nothing was filed for {period} yet; there is nothing to delete")
+    if unknown:
+        raise LedgerModeError(
+            f"mode deletion: {len(unknown)} seller(s) have no live record in {period}: "
+            f"{', '.join(unknown[:20])}; nothing was deleted"
+        )
 
 
 def _discard_pending(settings: RunSettings, ledger: Ledger, authority: str) -> list[dict[str, Any]]:
