@@ -7,13 +7,24 @@ Expectations' own expectation configuration form); values known only at run time
 the code lists) are ``$PARAMETER`` references filled in here.
 
 What the checks see is decided in SQL before Great Expectations does: each table is read with
-DuckDB into a pandas frame of only the columns its suite needs, derived columns (a refund's
+DuckDB into pandas frames of only the columns its suite needs, derived columns (a refund's
 transaction, the totals of its refunds, a rate for the currency) are joined in, and personal
 columns are reduced to what the check needs ("present" or null for a name, the year of a birth
 date). No TIN, IBAN, name or birth date therefore reaches Great Expectations, its results or
 its Data Docs. Great Expectations runs with ``exclude_unexpected_values`` and reports failed
 rows by their row number in the staged file (the frame's index, named through
 ``unexpected_index_column_names``); their keys and sellers are then read from the frame.
+
+Memory is bounded by :data:`CHUNK_ROWS`, not by the size of a table. A table of at most that
+many rows is one frame, validated once with its whole suite by its Checkpoint. A larger one is
+read in chunks of that many rows, each validated with the expectations that look at one row at
+a time. An expectation whose result depends on other rows cannot see a chunk alone: a unique key
+(:data:`KEY_EXPECTATIONS`) runs over partitions of the table by a hash of the key, each a frame
+of the key and the seller only, and equal keys always share a partition; an aggregate
+(:data:`WHOLE_TABLE_EXPECTATIONS`) runs once, on a frame of only the columns it reads. The
+results of these parts are merged into one validation result of the table (a success when every
+part succeeded, counts summed, failed rows together): findings, summaries and the table's one
+page in the Data Docs are the same whatever the chunks.
 
 Every failed row becomes a :class:`~reporting.findings.Finding` (rule ``gx.<expectation>.<column>``,
 the row's key, its seller, what failed and what to do). A missing table or column raises
@@ -32,7 +43,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -74,6 +85,55 @@ QUARANTINED = "quarantined:"  # reporting.rules: "quarantined:<rule>" for a sell
 ROW_COLUMN = "file_row_number"  # DuckDB's row number in the staged file, 0-based
 TABLE_LEVEL_KEY = "(all rows)"
 DOCS_SITE = "run"
+CHUNK_ROWS = 500_000  # rows validated at once; a larger table is validated in chunks
+_READ_ROWS = 131_072  # rows per Arrow batch read from DuckDB; chunks are made of these
+
+# Expectations whose result for a row depends on other rows of the table cannot run per chunk.
+# Those that compare rows only for equality (a unique key) run over partitions of the table by a
+# hash of the columns they compare (see :func:`table_partitions`): equal values always share a
+# partition, so the results of the partitions together are those of the table, and a partition
+# has about as many rows as a chunk (unless many rows share one value: all null, say).
+KEY_EXPECTATIONS: frozenset[str] = frozenset(
+    {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+)
+# The others (aggregates, order) run once per table, on a frame of only the columns they read;
+# so does an expectation with ``mostly``, whatever its type: its success is a share of all rows.
+# Every other expectation looks at one row at a time, or at the frame's columns and types, and
+# runs per chunk.
+WHOLE_TABLE_EXPECTATIONS: frozenset[str] = frozenset(
+    {
+        "expect_column_values_to_be_increasing",
+        "expect_column_values_to_be_decreasing",
+        "expect_column_value_z_scores_to_be_less_than",
+        "expect_column_distinct_values_to_be_in_set",
+        "expect_column_distinct_values_to_contain_set",
+        "expect_column_distinct_values_to_equal_set",
+        "expect_column_unique_value_count_to_be_between",
+        "expect_column_proportion_of_unique_values_to_be_between",
+        "expect_column_proportion_of_non_null_values_to_be_between",
+        "expect_column_most_common_value_to_be_in_set",
+        "expect_column_min_to_be_between",
+        "expect_column_max_to_be_between",
+        "expect_column_mean_to_be_between",
+        "expect_column_median_to_be_between",
+        "expect_column_sum_to_be_between",
+        "expect_column_stdev_to_be_between",
+        "expect_column_quantile_values_to_be_between",
+        "expect_column_kl_divergence_to_be_less_than",
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_table_row_count_to_equal_other_table",
+    }
+)
+# Every failed row, by its row number only (the frame's index, which GX lists without reading
+# the frame row by row), and no value at all.
+_RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [ROW_COLUMN],
+    "exclude_unexpected_values": True,
+    "partial_unexpected_count": 0,
+    "return_unexpected_index_query": False,
+}
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SQL_PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
@@ -101,6 +161,11 @@ class ExpectationSummary:
     @property
     def rule(self) -> str:
         return f"gx.{self.expectation_type}.{self.column}"
+
+
+def _rule(expectation_type: str, kwargs: dict[str, Any]) -> str:
+    """The rule of an expectation: its type and what it checks (:attr:`ExpectationSummary.rule`)."""
+    return f"gx.{expectation_type}.{_column(kwargs)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +268,9 @@ def load_suite(stage: str) -> StageSuite:
         bad = [n for n in names if not _IDENTIFIER.match(n)]
         if bad:  # names go into SQL as identifiers: only plain ones
             raise ValueError(f"suite {doc['suite']}: not a plain identifier: {bad}")
+        rules_ = [_rule(e["type"], e["kwargs"]) for e in t["expectations"]]
+        if len(set(rules_)) != len(rules_):  # a rule names one expectation: findings and merged chunks rely on it
+            raise ValueError(f"suite {doc['suite']}: two expectations of {t['table']} have the same rule")
         tables.append(
             TableSuite(
                 table=t["table"],
@@ -299,6 +367,112 @@ def _frame_sql(t: TableSuite) -> str:
     return f"select {', '.join([ROW_COLUMN, *t.columns])} from {t.table}"
 
 
+def _relation(con: duckdb.DuckDBPyConnection, t: TableSuite, sql_params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+    """The table as its checks see it, as a DuckDB relation (not run yet)."""
+    sql = _frame_sql(t)
+    return con.sql(sql, params={name: sql_params[name] for name in set(_SQL_PARAMETER.findall(sql))})
+
+
+def table_frames(
+    con: duckdb.DuckDBPyConnection, t: TableSuite, sql_params: dict[str, Any], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """The table as its checks see it, in frames of at most ``chunk_rows`` rows, each with whether
+    it is the last: only one frame is built at a time, from Arrow batches streamed by DuckDB.
+
+    DuckDB reads in parallel, so rows come in no particular order; each keeps its row number in
+    the staged file as the frame's index. Until the last frame the stream holds the connection:
+    it runs no other query.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    with _relation(con, t, sql_params).to_arrow_reader(min(chunk_rows, _READ_ROWS)) as reader:
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows > chunk_rows:  # a row beyond this chunk: it is not the last
+                head, pending = _split(pending, chunk_rows)
+                rows -= chunk_rows
+                yield _frame(_drain(head, reader.schema), t), False
+        frame = _frame(_drain(pending, reader.schema), t)
+    yield frame, True  # the stream is closed: the connection can run the next query
+
+
+def _split(batches: list[pa.RecordBatch], rows: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """The first ``rows`` rows of the batches, and the rest (slices: no copy)."""
+    head: list[pa.RecordBatch] = []
+    rest: list[pa.RecordBatch] = []
+    seen = 0
+    for b in batches:
+        if seen >= rows:
+            rest.append(b)
+        elif seen + b.num_rows <= rows:
+            head.append(b)
+        else:
+            head.append(b.slice(0, rows - seen))
+            rest.append(b.slice(rows - seen))
+        seen += b.num_rows
+    return head, rest
+
+
+def _drain(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """The batches as one table, emptying the list: the table is then their only holder, so
+    converting it to pandas frees them as it goes."""
+    table = pa.Table.from_batches(batches, schema=schema)
+    batches.clear()
+    return table
+
+
+def table_partitions(
+    con: duckdb.DuckDBPyConnection,
+    t: TableSuite,
+    sql_params: dict[str, Any],
+    expectations: Iterable[dict[str, Any]],
+    by: tuple[str, ...] = (),
+    partitions: int = 1,
+) -> Iterator[pd.DataFrame]:
+    """All rows of the table in ``partitions`` frames by a hash of the columns ``by`` (rows with
+    equal values in them are in the same frame), or in one frame; with only the columns the
+    expectations read, and the key and the seller, which name failed rows. For the transactions'
+    unique key: the key and the seller of about a chunk's rows at a time."""
+    rel = _relation(con, t, sql_params)
+    wanted: list[str] = [*t.key, *([t.seller] if t.seller else []), *by]
+    for e in expectations:
+        read = _columns_read(e)
+        wanted += rel.columns if read is None else sorted(read)
+    # a column the relation lacks is left to GX, which reports that the expectation could not run
+    columns = [ROW_COLUMN, *(c for c in dict.fromkeys(wanted) if c in rel.columns and c != ROW_COLUMN)]
+    rel = rel.select(*map(duckdb.ColumnExpression, columns))
+    if not by or not set(by) <= set(columns):
+        yield _frame(rel.to_arrow_table(), t)
+        return
+    part = duckdb.FunctionExpression("hash", *map(duckdb.ColumnExpression, by)) % duckdb.ConstantExpression(partitions)
+    for i in range(partitions):
+        yield _frame(rel.filter(part == duckdb.ConstantExpression(i)).to_arrow_table(), t)
+
+
+def _columns_read(expectation: dict[str, Any]) -> set[str] | None:
+    """The columns an expectation reads: its own and those of its row condition; None (all of
+    them) for a row condition given as a pandas query string, which is not parsed here."""
+    kwargs = expectation["kwargs"]
+    names = {str(kwargs[k]) for k in ("column", "column_A", "column_B") if k in kwargs}
+    names.update(str(c) for c in kwargs.get("column_list", ()))
+    pending = [kwargs.get("row_condition")]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            return None
+        if isinstance(node, list):
+            pending += node
+        elif isinstance(node, dict):
+            column = node.get("column")
+            if isinstance(column, dict) and isinstance(column.get("name"), str):
+                names.add(column["name"])
+            pending += node.values()
+    return names
+
+
 _INTS = frozenset([pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32()])
 # Timestamps go to pandas in nanoseconds, the unit Great Expectations compares vectorised (other
 # units are compared value by value in Python, ~5 s per million rows). Values outside the range
@@ -306,16 +480,13 @@ _INTS = frozenset([pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa
 _NS_MIN, _NS_MAX = datetime(1678, 1, 1), datetime(2261, 12, 31)
 
 
-def table_frame(con: duckdb.DuckDBPyConnection, t: TableSuite, sql_params: dict[str, Any]) -> pd.DataFrame:
-    """The table as its checks see it: only the suite's columns (and derived ones); integers as
-    integers, never floats (numpy int64, or pandas' nullable Int64 where a column has nulls),
-    timestamps in nanoseconds, text as pandas strings."""
+def _frame(table: pa.Table, t: TableSuite) -> pd.DataFrame:
+    """Rows of the table as its checks see them: integers as integers, never floats (numpy int64,
+    or pandas' nullable Int64 where a column of these rows has nulls), timestamps in nanoseconds,
+    text as pandas strings, the row number as the index."""
     import pandas as pd
     import pyarrow.compute as pc
 
-    sql = _frame_sql(t)
-    params = {name: sql_params[name] for name in set(_SQL_PARAMETER.findall(sql))}
-    table = con.sql(sql, params=params).to_arrow_table()
     for i, f in enumerate(table.schema):
         if pa.types.is_timestamp(f.type) and f.type.tz is None and f.type.unit != "ns":
             lo, hi = pa.scalar(_NS_MIN, f.type), pa.scalar(_NS_MAX, f.type)
@@ -371,43 +542,245 @@ def _context(docs_dir: Path | None) -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _validate_table(
-    context: Any, suite: StageSuite, t: TableSuite, frame: pd.DataFrame, params: dict[str, Any], run_id: Any
-) -> Any:
-    """Run one table's suite through a ValidationDefinition and a Checkpoint; the result of
-    that one validation."""
+def _partitioned_by(expectation: dict[str, Any]) -> tuple[str, ...] | None:
+    """Where an expectation runs on a table too large for one chunk: None for every chunk, the
+    columns it compares for partitions by their hash (:data:`KEY_EXPECTATIONS`), or () for the
+    whole table at once (:data:`WHOLE_TABLE_EXPECTATIONS`, ``mostly``)."""
+    kwargs = expectation["kwargs"]
+    if "mostly" in kwargs or expectation["type"] in WHOLE_TABLE_EXPECTATIONS:
+        return ()
+    if expectation["type"] in KEY_EXPECTATIONS:
+        return (str(kwargs["column"]),) if "column" in kwargs else tuple(map(str, kwargs["column_list"]))
+    return None
+
+
+def _gx_suite(name: str, expectations: Iterable[dict[str, Any]], version: int) -> Any:
+    import great_expectations as gx
+
+    configs = [copy.deepcopy(e) for e in expectations]
+    gx_suite = gx.ExpectationSuite(name=name, expectations=configs, meta={"version": version})
+    if len(gx_suite.expectations) != len(configs):  # GX skips an invalid configuration with a log line
+        raise ValueError(f"suite {name}: {len(configs) - len(gx_suite.expectations)} invalid expectation(s)")
+    return gx_suite
+
+
+@dataclass(frozen=True, slots=True)
+class _GxTable:
+    """One table's objects in the Data Context: a batch definition over whichever frame a run
+    gives it, and the Checkpoint of the table's whole suite (a ValidationDefinition of it)."""
+
+    name: str
+    batch: Any
+    checkpoint: Any
+
+
+def _register(context: Any, suite: StageSuite, t: TableSuite) -> _GxTable:
     import great_expectations as gx
 
     name = f"{suite.name}.{t.table}"
     batch = (
         context.data_sources.add_pandas(name).add_dataframe_asset(t.table).add_batch_definition_whole_dataframe(t.table)
     )
-    gx_suite = gx.ExpectationSuite(
-        name=name, expectations=[copy.deepcopy(e) for e in t.expectations], meta={"version": suite.version}
-    )
-    if len(gx_suite.expectations) != len(t.expectations):  # GX skips an invalid configuration with a log line
-        raise ValueError(f"suite {name}: {len(t.expectations) - len(gx_suite.expectations)} invalid expectation(s)")
-    gx_suite = context.suites.add(gx_suite)
+    gx_suite = context.suites.add(_gx_suite(name, t.expectations, suite.version))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=gx_suite))
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
             actions=[],  # the Data Docs are built once per stage, after every table
-            result_format={
-                # every failed row, by its row number only (the frame's index, which GX lists
-                # without reading the frame row by row), and no value at all
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": [ROW_COLUMN],
-                "exclude_unexpected_values": True,
-                "partial_unexpected_count": 0,
-                "return_unexpected_index_query": False,
-            },
+            result_format=_RESULT_FORMAT,
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, run_id=run_id)
-    (validation,) = result.run_results.values()
-    return validation
+    return _GxTable(name=name, batch=batch, checkpoint=checkpoint)
+
+
+# (row number, column whose value a finding shows or None) -> (key, seller, shown value)
+_FailedRows = dict[tuple[int, str | None], tuple[str, str | None, Any]]
+
+
+def _validate_table(
+    context: Any,
+    suite: StageSuite,
+    t: TableSuite,
+    con: duckdb.DuckDBPyConnection,
+    sql_params: dict[str, Any],
+    params: dict[str, Any],
+    run_id: Any,
+    chunk_rows: int,
+) -> tuple[Any, _FailedRows]:
+    """Validate one table with its suite: its one validation result, and the key and seller of
+    each failed row (read from the frames while they exist).
+
+    A table of at most ``chunk_rows`` rows is one frame, validated by its Checkpoint, whose run
+    stores the result for the Data Docs. A larger one is validated a chunk at a time with the
+    expectations of single rows, then with the others over partitions of the table or over the
+    whole table (:func:`table_partitions`); the results of these parts are merged into one result
+    of the whole suite, stored as the Checkpoint stores its own.
+    """
+    gx_table = _register(context, suite, t)
+    per_chunk = [e for e in t.expectations if _partitioned_by(e) is None]
+    chunk_suite = _gx_suite(f"{gx_table.name}.chunk", per_chunk, suite.version)
+    parts: list[Any] = []
+    failed: _FailedRows = {}
+
+    def keep(validation: Any, frame: pd.DataFrame) -> None:
+        failed.update(_failed(t, validation, frame))  # while the frame exists
+        parts.append(validation)
+        _release(gx_table.batch)
+
+    chunks = rows = 0
+    for frame, last in table_frames(con, t, sql_params, chunk_rows):
+        chunks += 1
+        rows += len(frame)
+        if chunks == 1 and last:  # the whole table in one frame
+            result = gx_table.checkpoint.run(
+                batch_parameters={"dataframe": frame}, expectation_parameters=params, run_id=run_id
+            )
+            (validation,) = result.run_results.values()
+            keep(validation, frame)
+            return validation, failed
+        if per_chunk:
+            keep(_validate_frame(gx_table.batch, chunk_suite, frame, params), frame)
+        del frame
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for e in t.expectations:
+        by = _partitioned_by(e)
+        if by is not None:
+            groups.setdefault(by, []).append(e)
+    for by, expectations in groups.items():
+        part_suite = _gx_suite(f"{gx_table.name}.{'+'.join(by) or 'table'}", expectations, suite.version)
+        partitions = math.ceil(rows / chunk_rows) if by else 1
+        for frame in table_partitions(con, t, sql_params, expectations, by, partitions):
+            keep(_validate_frame(gx_table.batch, part_suite, frame, params), frame)
+            del frame
+    merged = _merged(gx_table.name, t, parts, run_id, chunks)
+    _store(context, merged, run_id)
+    return merged, failed
+
+
+def _release(batch: Any) -> None:
+    """Drop the frame GX keeps after a validation: the execution engine of the data source holds
+    its last batch until another is loaded, which would keep a chunk's frame alive while the
+    next is read (and a table's last frame for the rest of the stage)."""
+    manager = batch.data_asset.datasource.get_execution_engine().batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
+def _validate_frame(batch: Any, gx_suite: Any, frame: pd.DataFrame, params: dict[str, Any]) -> Any:
+    """One part of a table's suite over one frame: the validation result, stored nowhere.
+
+    This is the validator a ValidationDefinition runs, without storing the result. (The public
+    ``Batch.validate`` loads the batch twice, and each load hashes the whole frame for a
+    fingerprint.)"""
+    from great_expectations.validator.v1_validator import Validator
+
+    validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame}, result_format=_RESULT_FORMAT)
+    return validator.validate_expectation_suite(gx_suite, params)
+
+
+def _merged(name: str, t: TableSuite, parts: list[Any], run_id: Any, chunks: int) -> Any:
+    """The validation results of a table's parts as one result of its whole suite, in the
+    suite's order, with the meta a Checkpoint run gives a result."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+    from great_expectations.validator.validation_statistics import calc_validation_statistics
+
+    by_rule: dict[str, list[Any]] = {}
+    for part in parts:
+        for r in part.results:
+            by_rule.setdefault(_rule(r.expectation_config.type, r.expectation_config.kwargs), []).append(r)
+    results = [_merged_result(by_rule[_rule(e["type"], e["kwargs"])]) for e in t.expectations]
+    stats = calc_validation_statistics(results)
+    merged = ExpectationSuiteValidationResult(
+        success=stats.success,
+        results=results,
+        suite_name=name,
+        suite_parameters=parts[0].suite_parameters,
+        statistics={
+            "evaluated_expectations": stats.evaluated_expectations,
+            "successful_expectations": stats.successful_expectations,
+            "unsuccessful_expectations": stats.unsuccessful_expectations,
+            "success_percent": stats.success_percent,
+        },
+        meta={
+            **parts[0].meta,
+            # the fingerprint GX takes of a frame would be that of one part only
+            "batch_markers": {
+                k: v for k, v in (parts[0].meta.get("batch_markers") or {}).items() if k != "pandas_data_fingerprint"
+            },
+            "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR},
+            "chunks": chunks,
+        },
+        batch_id=parts[0].batch_id,
+    )
+    merged.meta["run_id"] = run_id  # as ValidationDefinition.run sets them
+    merged.meta["validation_time"] = run_id.run_time
+    return merged
+
+
+def _merged_result(results: list[Any]) -> Any:
+    """One expectation's results over several parts as one: a success when every part
+    succeeded, counts summed and percentages of the sums (as GX computes them), failed rows
+    together; the rest (configuration, observed value, exception) from the first part that
+    raised, else failed, else ran."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    if len(results) == 1:
+        return results[0]
+    first = next((r for r in results if _raised(r.exception_info)), None) or next(
+        (r for r in results if not r.success), results[0]
+    )
+    result = dict(first.result or {})
+    each = [r.result or {} for r in results]
+    if "element_count" in result:
+        elements = sum(r.get("element_count") or 0 for r in each)
+        unexpected = sum(r.get("unexpected_count") or 0 for r in each)
+        considered = elements
+        result |= {"element_count": elements, "unexpected_count": unexpected}
+        if "missing_count" in result:
+            missing = sum(r.get("missing_count") or 0 for r in each)
+            considered = elements - missing
+            result |= {
+                "missing_count": missing,
+                "missing_percent": _percent(missing, elements),
+                "unexpected_percent_total": _percent(unexpected, elements),
+                "unexpected_percent_nonmissing": _percent(unexpected, considered),
+            }
+        result["unexpected_percent"] = _percent(unexpected, considered)
+    if any("unexpected_index_list" in r for r in each):
+        rows = sorted(row for r in each for row in _failed_rows(r.get("unexpected_index_list")))
+        result["unexpected_index_list"] = [{ROW_COLUMN: rows}]
+    return ExpectationValidationResult(
+        success=all(r.success for r in results),
+        expectation_config=first.expectation_config,
+        result=result,
+        meta=first.meta,
+        exception_info=first.exception_info,
+    )
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return part / whole * 100 if whole > 0 else None
+
+
+def _store(context: Any, validation: Any, run_id: Any) -> None:
+    """Store a merged result where a Checkpoint run stores its own: the table's one page in the
+    Data Docs."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    suite_id = ExpectationSuiteIdentifier(name=validation.suite_name)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=validation.batch_id
+    )
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=validation,
+        suite_validation_result_identifier=key,
+        expectation_suite_identifier=suite_id,
+    )
 
 
 def _column(kwargs: dict[str, Any]) -> str:
@@ -456,33 +829,41 @@ def _row_key(key: tuple[Any, ...], row: int) -> str:
     return " ".join(str(k) for k in key if str(k) != "")
 
 
-def _failed(
-    frame: pd.DataFrame, t: TableSuite, rows: list[int], shown: str | None
-) -> list[tuple[str, str | None, Any]]:
-    """(key, seller, shown value) of each failed row, read from the frame for those rows only."""
-    columns = list(dict.fromkeys([*t.key, *([t.seller] if t.seller else []), *([shown] if shown else [])]))
-    part = frame.loc[rows, columns]
-    out = []
-    for row, values in zip(part.index, part.itertuples(index=False, name=None), strict=True):
-        record = dict(zip(columns, values, strict=True))
-        seller = _value(record.get(t.seller)) if t.seller else None
-        out.append(
-            (
+def _shown(cfg: Any) -> str | None:
+    """The column whose failed value a finding shows: only one the suite marks as a code."""
+    return _column(cfg.kwargs) if (cfg.meta or {}).get("show_value") else None
+
+
+def _failed(t: TableSuite, validation: Any, frame: pd.DataFrame) -> _FailedRows:
+    """The key, seller and shown value of each row the validation failed, read from the frame
+    for those rows only."""
+    out: _FailedRows = {}
+    for r in validation.results:
+        rows = _failed_rows((r.result or {}).get("unexpected_index_list"))
+        if r.success or _raised(r.exception_info) or not rows:
+            continue
+        shown = _shown(r.expectation_config)
+        columns = list(dict.fromkeys([*t.key, *([t.seller] if t.seller else []), *([shown] if shown else [])]))
+        part = frame.loc[rows, columns]
+        for row, values in zip(part.index, part.itertuples(index=False, name=None), strict=True):
+            record = dict(zip(columns, values, strict=True))
+            seller = _value(record.get(t.seller)) if t.seller else None
+            out[(int(row), shown)] = (
                 _row_key(tuple(record[c] for c in t.key), int(row)),
                 None if seller is None else str(seller),
                 _value(record.get(shown)) if shown else None,
             )
-        )
     return out
 
 
-def _summarise(t: TableSuite, validation: Any, frame: pd.DataFrame) -> tuple[list[ExpectationSummary], list[Finding]]:
-    """Per-expectation summaries and one finding per failed row (per key and seller); no data
-    value except the keys and sellers, and the failed value itself only where the suite marks
-    the column as a code (``show_value``)."""
+def _summarise(t: TableSuite, validation: Any, failed: _FailedRows) -> tuple[list[ExpectationSummary], list[Finding]]:
+    """Per-expectation summaries, in the suite's order, and one finding per failed row (per key
+    and seller); no data value except the keys and sellers, and the failed value itself only
+    where the suite marks the column as a code (``show_value``)."""
     summaries: list[ExpectationSummary] = []
     findings: list[Finding] = []
-    for r in validation.results:
+    by_rule = {_rule(r.expectation_config.type, r.expectation_config.kwargs): r for r in validation.results}
+    for r in (by_rule[_rule(e["type"], e["kwargs"])] for e in t.expectations):
         cfg = r.expectation_config
         meta = cfg.meta or {}
         column = _column(cfg.kwargs)
@@ -516,8 +897,9 @@ def _summarise(t: TableSuite, validation: Any, frame: pd.DataFrame) -> tuple[lis
                 message += f" (observed {observed})"
             findings.append(Finding(rule=summary.rule, table=t.table, key=TABLE_LEVEL_KEY, message=message))
             continue
-        shown = column if meta.get("show_value") else None
-        for key, seller, value in _failed(frame, t, rows, shown):
+        shown = _shown(cfg)
+        for row in rows:
+            key, seller, value = failed[(row, shown)]
             text = message if value is None else f"{message} (value {str(value)[:40]!r})"
             findings.append(
                 Finding(rule=summary.rule, table=t.table, key=key, message=text, severity=severity, seller_id=seller)
@@ -534,13 +916,16 @@ def run_data_checks(
     as_of_end_utc: datetime,
     period_start_utc: datetime,
     period_end_utc: datetime,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> DataCheckReport:
     """Validate the staged Parquet files of ``stage`` ("extract", "identity" or "aggregates")
-    with the stage's Great Expectations suite, one table at a time.
+    with the stage's Great Expectations suite, one table at a time, and a table of more than
+    ``chunk_rows`` rows a chunk at a time (the findings are the same whatever the chunks).
 
     Raises :class:`DataCheckStructureError` when a file or column the suite needs is missing.
-    With ``docs_dir``, Data Docs HTML is built there (``index.html``; each call builds the index
-    of its own stage, so give each stage its own directory to keep them all).
+    With ``docs_dir``, Data Docs HTML is built there (``index.html``, one validation page per
+    table; each call builds the index of its own stage, so give each stage its own directory to
+    keep them all).
     """
     run_dir = Path(run_dir)
     suite = load_suite(stage)
@@ -563,10 +948,10 @@ def run_data_checks(
     findings: list[Finding] = []
     con = _connect(run_dir, suite)
     try:
-        for t, frame in _frames(con, suite, sql_params):
-            validation = _validate_table(context, suite, t, frame, params, run_id)
-            s, f = _summarise(t, validation, frame)
-            del frame, validation
+        for t in suite.tables:
+            validation, failed = _validate_table(context, suite, t, con, sql_params, params, run_id, chunk_rows)
+            s, f = _summarise(t, validation, failed)
+            del validation, failed
             summaries += s
             findings += list(dict.fromkeys(f))  # rows with the same key and seller: one finding
     finally:
@@ -587,14 +972,6 @@ def run_data_checks(
         len(findings),
     )
     return DataCheckReport(stage=stage, success=success, results=summaries, findings=findings, docs_index=index)
-
-
-def _frames(
-    con: duckdb.DuckDBPyConnection, suite: StageSuite, sql_params: dict[str, Any]
-) -> Iterator[tuple[TableSuite, pd.DataFrame]]:
-    """One table's frame at a time, so that only one is in memory."""
-    for t in suite.tables:
-        yield t, table_frame(con, t, sql_params)
 
 
 def audit(settings: RunSettings, stage: str) -> DataCheckReport:

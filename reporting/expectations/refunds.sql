@@ -2,16 +2,23 @@
 -- transaction does not exist), the seller of that transaction, and the totals of all refunds
 -- of the same transaction, so that "refunds not exceeding their transaction" is one comparison
 -- per refund (one refund alone, or several together).
-with transaction_amounts as (
-    -- one row per transaction_id even if the key is duplicated (a separate, structural check)
+with refunded_transactions as (
+    select distinct transaction_id
+    from refunds
+),
+
+transaction_amounts as (
+    -- one row per transaction_id even if the key is duplicated (a separate, structural check);
+    -- only the refunded transactions, so as not to group every transaction of the year
     select
-        transaction_id,
-        min(seller_id) as seller_id,
-        min(amount_minor) as amount_minor,
-        min(coalesce(fee_minor, 0)) as fee_minor,
-        min(coalesce(tax_minor, 0)) as tax_minor
-    from transactions
-    group by transaction_id
+        t.transaction_id,
+        min(t.seller_id) as seller_id,
+        min(t.amount_minor) as amount_minor,
+        min(coalesce(t.fee_minor, 0)) as fee_minor,
+        min(coalesce(t.tax_minor, 0)) as tax_minor
+    from transactions as t
+    semi join refunded_transactions as r on r.transaction_id = t.transaction_id
+    group by t.transaction_id
 ),
 
 final as (

@@ -3,7 +3,8 @@ bad row and passes on good data; findings carry keys, never personal values.
 
 Great Expectations costs about 2.5 s to import and a fraction of a second per table, so the
 module validates each staged layout once (module-scoped fixtures: a good and a bad run per
-stage, the bad extract and identity runs with Data Docs) and the many tests read those reports.
+stage, the bad extract and identity runs with Data Docs, and each bad layout again in chunks of
+a few rows, with Data Docs) and the many tests read those reports.
 """
 
 from __future__ import annotations
@@ -570,7 +571,7 @@ DOCS_STAGES = {"extract", "identity"}  # bad runs that also build Data Docs
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], DataCheckReport]:
-    """One good and one bad run per stage (the only Great Expectations runs of the module)."""
+    """One good and one bad run per stage."""
     out = {}
     for stage, (good, bad) in STAGERS.items():
         for quality, stager in (("good", good), ("bad", bad)):
@@ -728,7 +729,104 @@ def test_data_docs_are_written(reports: dict[tuple[str, str], DataCheckReport], 
     assert len(pages) == len(load_suite(stage).tables)
 
 
+# --- in chunks ---------------------------------------------------------------------------------
+
+CHUNK = 3  # rows per chunk: every bad layout has tables of more rows
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DataCheckReport]:
+    """Each stage's bad layout validated in chunks of CHUNK rows, with Data Docs."""
+    out = {}
+    for stage, (_, bad) in STAGERS.items():
+        run_dir = tmp_path_factory.mktemp(f"{stage}-chunked")
+        bad(run_dir)
+        docs = run_dir / "reports" / "data_docs" / stage
+        out[stage] = run_data_checks(run_dir, stage, docs_dir=docs, chunk_rows=CHUNK, **PERIOD)
+    return out
+
+
+@pytest.mark.parametrize("stage", list(datachecks.STAGES))
+def test_chunks_find_the_same(
+    reports: dict[tuple[str, str], DataCheckReport], chunked: dict[str, DataCheckReport], stage: str
+) -> None:
+    whole, parts = reports[(stage, "bad")], chunked[stage]
+    assert max(r.element_count or 0 for r in parts.results) > CHUNK  # some table was chunked
+    assert parts.findings == whole.findings  # keys, rules, sellers, messages, in the same order
+    assert parts.results == whole.results  # success, counts of failed and of all rows
+    assert (parts.success, parts.stops_run) == (whole.success, whole.stops_run)
+
+
+@pytest.mark.parametrize("stage", list(datachecks.STAGES))
+def test_chunks_keep_one_data_docs_page_per_table(chunked: dict[str, DataCheckReport], stage: str) -> None:
+    index = chunked[stage].docs_index
+    assert index is not None
+    pages = list((index.parent / "validations").rglob("*.html"))
+    assert len(pages) == len(load_suite(stage).tables)
+    blob = "\n".join(p.read_text("utf-8", errors="replace") for p in index.parent.rglob("*") if p.is_file())
+    for secret in SECRETS:
+        assert secret not in blob, secret
+
+
+def test_duplicate_key_in_two_chunks_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage_good_extract(tmp_path)
+    rows = [tx("T_DUP"), *(tx(f"T{i}") for i in range(1, 5)), tx("T_DUP", "S2"), tx("T5"), tx("T6")]
+    write(tmp_path, "extract/transactions.parquet", rows, EXTRACT_SCHEMAS["transactions"])
+    chunks: list[set[int]] = []
+    table_frames = datachecks.table_frames
+
+    def spy(con: Any, t: Any, sql_params: Any, chunk_rows: int) -> Any:
+        for frame, last in table_frames(con, t, sql_params, chunk_rows):
+            if t.table == "transactions":
+                chunks.append(set(frame.index))
+            yield frame, last
+
+    monkeypatch.setattr(datachecks, "table_frames", spy)
+    report = run_data_checks(tmp_path, "extract", chunk_rows=2, **PERIOD)
+    assert len(chunks) == 4 and not any({0, 5} <= c for c in chunks)  # the two rows in different chunks
+    assert {(f.key, f.seller_id) for f in by_rule(report.findings, "transactions", f"{UNIQUE}.transaction_id")} == {
+        ("T_DUP", "S1"),
+        ("T_DUP", "S2"),
+    }
+    summary = next(r for r in report.results if r.rule == f"{UNIQUE}.transaction_id")
+    assert (summary.success, summary.unexpected_count, summary.element_count) == (False, 2, 8)
+    assert report.stops_run
+
+
+def test_expectations_comparing_rows_run_on_the_whole_table() -> None:
+    by = datachecks._partitioned_by
+    assert by({"type": "expect_column_values_to_be_unique", "kwargs": {"column": "k"}}) == ("k",)
+    assert by({"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"]}}) == ("a", "b")
+    assert by({"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}) == ()
+    assert by({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x", "mostly": 0.9}}) == ()
+    assert by({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}}) is None
+
+
 # --- without Great Expectations ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ["transactions", "refunds", "fx_rates"])
+def test_table_frames_give_every_row_once(tmp_path: Path, table: str) -> None:
+    import pandas as pd
+
+    stage_bad_extract(tmp_path)
+    suite = load_suite("extract")
+    t = next(t for t in suite.tables if t.table == table)
+    sql_params = {"year_end": date(YEAR, 12, 31)}
+    con = datachecks._connect(tmp_path, suite)
+    try:
+        ((whole, last),) = datachecks.table_frames(con, t, sql_params, 1_000)
+        assert last
+        for rows in (1, CHUNK):
+            frames = list(datachecks.table_frames(con, t, sql_params, rows))
+            assert [last for _, last in frames] == [False] * (len(frames) - 1) + [True]
+            assert all(len(frame) <= rows for frame, _ in frames)
+            together = pd.concat([frame.astype(object) for frame, _ in frames]).sort_index()
+            pd.testing.assert_frame_equal(together, whole.astype(object).sort_index())  # rows keep their numbers
+        with pytest.raises(ValueError, match="chunk_rows"):
+            next(datachecks.table_frames(con, t, sql_params, 0))
+    finally:
+        con.close()
 
 
 def test_missing_table_and_column_raise_before_any_check(tmp_path: Path) -> None:
