@@ -55,7 +55,8 @@ def main() -> None:
     ):
         t = time.perf_counter()
         result = stage()
-        timings.append((name, time.perf_counter() - t))
+        # the process's peak memory so far: where it grows is the stage that needs it
+        timings.append((name, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6))
         if name == "publish":
             manifest = result
     elapsed = time.perf_counter() - total
@@ -64,8 +65,8 @@ def main() -> None:
         f"{s['transactions_read']:,} transactions, {s['sellers_read']:,} sellers, {s['reportable']:,} reportable, "
         f"{len(manifest['files'])} files, {sum(f['bytes'] for f in manifest['files']) / 1e6:.0f} MB of XML"
     )
-    for name, seconds in timings:
-        print(f"  {name:<10}{seconds:>8.1f} s")
+    for name, seconds, peak in timings:
+        print(f"  {name:<10}{seconds:>8.1f} s   peak so far {peak:.2f} GB")
     # the checks inside those stages: the Great Expectations suites, the relational checks of
     # the extract and the record checks of the rules stage
     checks = manifest["data_checks"]

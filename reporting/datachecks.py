@@ -60,7 +60,7 @@ from reporting.errors import DataError
 from reporting.findings import Finding, Severity
 from reporting.quarantine import write_quarantine
 from reporting.run import RunSettings, write_json
-from reporting.staging import sql_literal
+from reporting.staging import duckdb_config, sql_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -350,7 +350,7 @@ def check_structure(run_dir: Path, suite: StageSuite) -> list[Finding]:
 
 def _connect(run_dir: Path, suite: StageSuite) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per staged file the suite reads, with its row numbers."""
-    con = duckdb.connect(":memory:", config={"threads": 2})
+    con = duckdb.connect(":memory:", config=duckdb_config(run_dir))
     files = {f for t in suite.tables for f in (t.file, *t.requires)}
     for rel in sorted(files):
         # DDL takes no parameters; the name and the path come from our own suite files.

@@ -32,7 +32,7 @@ from reporting.source import safe_url
 
 log = logging.getLogger(__name__)
 
-STAGES = ("extract", "aggregate", "rules", "render", "validate", "publish")
+STAGES = ("extract", "aggregate", "rules", "plan", "render", "validate", "publish", "finalize")
 DEFAULT_STAGING = Path(".dac7") / "staging"
 
 
@@ -138,16 +138,29 @@ def apply_rules(run_dir: str | Path) -> dict[str, Any]:
     return _rules.apply_rules(load_settings(run_dir))
 
 
-def render(run_dir: str | Path) -> dict[str, Any]:
-    return _render.render(load_settings(run_dir))
+def plan(run_dir: str | Path) -> list[str]:
+    """The authorities the run files to; each then renders, validates and publishes on its own."""
+    return _render.plan(load_settings(run_dir))
 
 
-def validate(run_dir: str | Path) -> dict[str, Any]:
-    return _publish.validate(load_settings(run_dir))
+def render(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+    """Render the messages due to one authority (after :func:`plan`), or plan and render all."""
+    return _render.render(load_settings(run_dir), authority)
 
 
-def publish(run_dir: str | Path) -> dict[str, Any]:
-    return _publish.publish(load_settings(run_dir))
+def validate(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+    return _publish.validate(load_settings(run_dir), authority)
+
+
+def publish(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+    """Publish one authority's files (every planned authority must have validated), or all of
+    them and then :func:`finalize` (returns the manifest)."""
+    return _publish.publish(load_settings(run_dir), authority)
+
+
+def finalize(run_dir: str | Path) -> dict[str, Any]:
+    """The reports and the manifest, once every authority is published."""
+    return _publish.finalize(load_settings(run_dir))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import shutil
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from reporting.due_diligence import write_due_diligence
 from reporting.errors import XmlValidationError
 from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import check_message
-from reporting.render import ledger_url
+from reporting.render import ledger_url, planned_authorities, rendered
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.validate import load_schema, validate_file
@@ -31,10 +30,34 @@ from reporting.validate import load_schema, validate_file
 log = logging.getLogger(__name__)
 
 
-def validate(settings: RunSettings) -> dict[str, Any]:
-    """Check every rendered file against its profile's schema, then its business rules (the
-    authority's error codes); raise if any file has an error, so that nothing is published."""
-    render = read_json(settings.run_path / "render" / "render.json")
+def validate(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+    """Check every rendered file (of one authority, or of all) against its profile's schema, then
+    its business rules (the authority's error codes, with the ledger's); raise if any file has an
+    error, so that nothing is published. Writes ``validate/authorities/<XX>.json`` per authority
+    (``validate/validate.json`` for all)."""
+    if authority is None:
+        parts = [_validate(settings, a) for a in planned_authorities(settings)]
+        summary = {"files": [f for p in parts for f in p["files"]], "valid": all(p["valid"] for p in parts)}
+        write_json(settings.stage_dir("validate") / "validate.json", summary)
+        failures = [f for p in parts for f in p["failures"]]
+        if failures:
+            raise XmlValidationError(
+                "rendered XML breaks the schema or the authority's business rules; nothing was published:\n  "
+                + "\n  ".join(failures[:100])
+            )
+        log.info("validate year=%s: %d file(s) valid", settings.year, len(summary["files"]))
+        return summary
+    result = _validate(settings, authority)
+    if result["failures"]:
+        raise XmlValidationError(
+            f"rendered XML for {authority} breaks the schema or the authority's business rules; nothing was "
+            "published:\n  " + "\n  ".join(result["failures"][:100])
+        )
+    return result
+
+
+def _validate(settings: RunSettings, authority: str) -> dict[str, Any]:
+    render = rendered(settings, authority)
     routing = settings.config.reporting.routing
     results = []
     failures: list[str] = []
@@ -76,14 +99,15 @@ def validate(settings: RunSettings) -> dict[str, Any]:
         failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
         failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
     ledger.close()
-    summary = {"files": results, "valid": not failures}
-    write_json(settings.stage_dir("validate") / "validate.json", summary)
-    if failures:
-        raise XmlValidationError(
-            "rendered XML breaks the schema or the authority's business rules; nothing was published:\n  "
-            + "\n  ".join(failures[:100])
-        )
-    log.info("validate year=%s: %d file(s) valid", settings.year, len(results))
+    summary = {"authority": authority, "files": results, "valid": not failures, "failures": failures}
+    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
+    log.info(
+        "validate year=%s authority=%s: %d file(s), %d failure(s)",
+        settings.year,
+        authority,
+        len(results),
+        len(failures),
+    )
     return summary
 
 
@@ -192,40 +216,81 @@ def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
     }
 
 
-def publish(settings: RunSettings) -> dict[str, Any]:
-    """Move the validated files to ``<out>/<authority>/`` and write ``<out>/manifest.json``."""
-    validation = read_json(settings.run_path / "validate" / "validate.json")
-    if not validation["valid"]:
-        raise XmlValidationError("the run's files did not validate; nothing was published")
-    render = read_json(settings.run_path / "render" / "render.json")
+def publish(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+    """Move the validated files of one authority (or of all, then :func:`finalize`) to
+    ``<out>/<authority>/``. Nothing is published unless every planned authority's files
+    validated: one error in one file means nothing is published."""
+    authorities = planned_authorities(settings)
+    invalid = [
+        a
+        for a in authorities
+        if not (p := settings.run_path / "validate" / "authorities" / f"{a}.json").is_file()
+        or not read_json(p)["valid"]
+    ]
+    if invalid:
+        raise XmlValidationError(
+            f"the run's files did not validate (or were not validated) for {', '.join(invalid)}; nothing was published"
+        )
+    if authority is None:
+        for a in authorities:
+            publish(settings, a)
+        return finalize(settings)
+    render = rendered(settings, authority)
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Earlier filings stay where they were published: every file is a message the authority
     # received (or will), named by its unique MessageRefId; the ledger says what each one did.
     files = []
-    with open_ledger(ledger_url(settings)) as ledger:
-        for authority, group in groupby(render["messages"], key=lambda m: m["authority"]):
-            # in the order planned (a correction of the PlatformOperator before the additions),
-            # each file moved into place inside the transaction that records it as published
-            with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
-                for msg in group:
-                    dst = _publish_one(settings, ledger, out, msg)
-                    files.append(
-                        {
-                            "authority": msg["authority"],
-                            "profile": msg["profile"],
-                            "file": msg["file"],
-                            "message_ref_id": msg["message_ref_id"],
-                            "message_type_indic": msg["message_type_indic"],
-                            "sellers": msg["sellers"],
-                            "records": msg["records"],
-                            "platform_operator": msg["platform_operator"],
-                            "part": msg["part"],
-                            "parts": msg["parts"],
-                            "bytes": dst.stat().st_size,
-                            "sha256": sha256_of(dst),
-                        }
-                    )
+    with (
+        open_ledger(ledger_url(settings)) as ledger,
+        ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+    ):
+        # in the order planned (a correction of the PlatformOperator before the additions), each
+        # file moved into place inside the transaction that records it as published
+        for msg in render["messages"]:
+            dst = _publish_one(settings, ledger, out, msg)
+            files.append(
+                {
+                    "authority": msg["authority"],
+                    "profile": msg["profile"],
+                    "file": msg["file"],
+                    "message_ref_id": msg["message_ref_id"],
+                    "message_type_indic": msg["message_type_indic"],
+                    "sellers": msg["sellers"],
+                    "records": msg["records"],
+                    "platform_operator": msg["platform_operator"],
+                    "part": msg["part"],
+                    "parts": msg["parts"],
+                    "bytes": dst.stat().st_size,
+                    "sha256": sha256_of(dst),
+                }
+            )
+    summary = {"authority": authority, "files": files}
+    write_json(settings.stage_dir("publish/authorities") / f"{authority}.json", summary)
+    log.info("publish year=%s authority=%s: %d file(s)", settings.year, authority, len(files))
+    return summary
+
+
+def finalize(settings: RunSettings) -> dict[str, Any]:
+    """After every authority is published: the explanation reports, the due-diligence report,
+    the Data Docs and ``<out>/manifest.json`` with the files of every authority."""
+    authorities = planned_authorities(settings)
+    missing = [a for a in authorities if not (settings.run_path / "publish" / "authorities" / f"{a}.json").is_file()]
+    if missing:
+        raise XmlValidationError(f"not published yet for {', '.join(missing)}: the manifest waits for every authority")
+    files = [
+        f for a in authorities for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json")["files"]
+    ]
+    validation = {
+        "files": [
+            f
+            for a in authorities
+            for f in read_json(settings.run_path / "validate" / "authorities" / f"{a}.json")["files"]
+        ]
+    }
+    render = rendered(settings)
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
     checks = _publish_data_checks(settings, out)

@@ -55,7 +55,7 @@ from reporting.records import (
     seller_from_content,
 )
 from reporting.rules import ACTIVITY_ORDER
-from reporting.run import RunSettings, write_json
+from reporting.run import RunSettings, read_json, write_json
 from reporting.staging import connect
 
 log = logging.getLogger(__name__)
@@ -405,34 +405,72 @@ def record_problems(settings: RunSettings) -> list[Finding]:
     return list(dict.fromkeys(findings))  # a problem found for several authorities: once
 
 
-def render(settings: RunSettings) -> dict[str, Any]:
-    """Write ``<run>/render/<authority>/<file>.xml``: for every authority, the messages that the
-    filing ledger says are due (a first filing, additions, corrections, deletions, a nil report),
-    each recorded in the ledger as rendered, not yet published."""
-    out = settings.stage_dir("render")
-    con = connect(settings.run_path, "extract", "aggregate", "rules")
-    messages: list[dict[str, Any]] = []
-    discarded: list[dict[str, Any]] = []
-    findings: list[Finding] = []
+def plan(settings: RunSettings) -> list[str]:
+    """The authorities this run files to (``render/plan.json``): each then renders, validates and
+    publishes on its own (a mapped task per authority in Airflow). A deletion of sellers that no
+    authority holds is refused here, before anything is rendered."""
+    con = connect(settings.run_path, "rules")
     try:
         routed = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
+    finally:
+        con.close()
+    with open_ledger(ledger_url(settings)) as ledger:
+        authorities = filing_authorities(settings, ledger, routed)
+        if settings.mode == "deletion":
+            _check_deletion(settings, ledger, authorities)
+    write_json(settings.stage_dir("render") / "plan.json", {"authorities": authorities})
+    return authorities
+
+
+def planned_authorities(settings: RunSettings) -> list[str]:
+    authorities: list[str] = read_json(settings.run_path / "render" / "plan.json")["authorities"]
+    return authorities
+
+
+def render(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+    """Write ``<run>/render/<authority>/<file>.xml``: for one authority (or every planned one),
+    the messages that the filing ledger says are due (a first filing, additions, corrections,
+    deletions, a nil report), each recorded in the ledger as rendered, not yet published.
+
+    Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
+    writes ``render/render.json`` with every message in order."""
+    if authority is None:
+        results = [render(settings, a) for a in plan(settings)]
+        summary = {
+            "messages": [m for r in results for m in r["messages"]],
+            "discarded": [d for r in results for d in r["discarded"]],
+        }
+        write_json(settings.stage_dir("render") / "render.json", summary)
+        log.info("render year=%s: %d message(s)", settings.year, len(summary["messages"]))
+        return summary
+    con = connect(settings.run_path, "extract", "aggregate", "rules")
+    findings: list[Finding] = []
+    try:
         operator = operator_record(settings)
-        with open_ledger(ledger_url(settings)) as ledger:
-            authorities = filing_authorities(settings, ledger, routed)
-            if settings.mode == "deletion":
-                _check_deletion(settings, ledger, authorities)
-            for authority in authorities:
-                with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
-                    discarded += _discard_pending(settings, ledger, authority)
-                    messages.extend(_render_one(settings, con, authority, operator, findings, ledger))
+        with (
+            open_ledger(ledger_url(settings)) as ledger,
+            ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+        ):
+            discarded = _discard_pending(settings, ledger, authority)
+            messages = _render_one(settings, con, authority, operator, findings, ledger)
     finally:
         con.close()
     if findings:
         raise DataError(findings)
-    summary = {"messages": messages, "discarded": discarded}
-    write_json(out / "render.json", summary)
-    log.info("render year=%s: %d message(s)", settings.year, len(messages))
+    summary = {"authority": authority, "messages": messages, "discarded": discarded}
+    write_json(settings.stage_dir("render/authorities") / f"{authority}.json", summary)
+    log.info("render year=%s authority=%s: %d message(s)", settings.year, authority, len(messages))
     return summary
+
+
+def rendered(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+    """What the render wrote: for one authority, or for every planned one in order."""
+    authorities = [authority] if authority else planned_authorities(settings)
+    parts = [read_json(settings.run_path / "render" / "authorities" / f"{a}.json") for a in authorities]
+    return {
+        "messages": [m for p in parts for m in p["messages"]],
+        "discarded": [d for p in parts for d in p["discarded"]],
+    }
 
 
 #: messages whose records count as filed

@@ -327,6 +327,7 @@ def run_stages(
             run_id=RUN_ID,
             timestamp=TIMESTAMP,
             source_url=url,
+            ledger_url=f"sqlite:///{staging}/dac7-ledger.sqlite3",  # its own: the run id is pinned
         )
         returned["prepare"] = run_dir
         for name, stage in stages:
@@ -379,6 +380,8 @@ def cli_run_args(config: Path, source: Path, out: Path, staging: Path) -> list[s
         str(staging),
         "--run-id",
         RUN_ID,
+        "--ledger",  # its own ledger: it runs beside an in-process run with the same pinned run id
+        f"sqlite:///{staging}/dac7-ledger.sqlite3",
     ]
 
 

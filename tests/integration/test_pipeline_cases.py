@@ -463,3 +463,45 @@ def test_sellers_without_tin_are_reported_as_unknown_and_listed_for_action(tmp_p
     kinds = {(r.split(",")[0], r.rsplit(",", 1)[1]) for r in rows[1:]}
     assert {("IND", "TIN unknown"), ("ENT", "TIN unknown"), ("ENT", "data check warning")} <= kinds
     assert manifest["due_diligence"]["by_kind"]["TIN unknown"] == 2
+
+
+def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Path) -> None:
+    """The stages per authority (a mapped task each in Airflow): nothing is published until every
+    planned authority validated, and the manifest waits for every authority's files."""
+    from reporting import pipeline
+    from reporting.errors import XmlValidationError
+
+    m = Marketplace()
+    m.seller("LT1")
+    m.sales("LT1", 40, 100_00)
+    m.seller("PL1", country="PL")
+    m.sales("PL1", 40, 100_00)
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml"),
+        source_url=m.write(f"sqlite:///{tmp_path}/source.db"),
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+    )
+    for stage in (pipeline.extract, pipeline.aggregate, pipeline.apply_rules):
+        stage(run_dir)
+    assert pipeline.plan(run_dir) == ["LT", "PL"]
+    rendered = {a: pipeline.render(run_dir, a) for a in ("PL", "LT")}  # in any order
+    assert [m["authority"] for m in rendered["LT"]["messages"]] == ["LT"]
+    pipeline.validate(run_dir, "LT")
+    with pytest.raises(XmlValidationError, match="not validated\\) for PL"):
+        pipeline.publish(run_dir, "LT")  # one authority's files wait for the other's validation
+    pipeline.validate(run_dir, "PL")
+    pipeline.publish(run_dir, "PL")
+    with pytest.raises(XmlValidationError, match="not published yet for LT"):
+        pipeline.finalize(run_dir)
+    pipeline.publish(run_dir, "LT")
+    pipeline.publish(run_dir, "LT")  # a retried publish publishes nothing twice
+    manifest = pipeline.finalize(run_dir)
+    assert [(f["authority"], f["message_type_indic"], f["sellers"]) for f in manifest["files"]] == [
+        ("LT", "DPI401", 1),
+        ("PL", "DPI401", 1),
+    ]
+    assert all((tmp_path / "out" / f["file"]).is_file() for f in manifest["files"])
