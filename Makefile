@@ -53,6 +53,19 @@ $(CHROMIUM):
 	install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
 	$$sudo $$install || { $$sudo apt-get update -q && $$sudo $$install; }
 
+# A local Airflow (standalone) on 127.0.0.1 with the DAGs, the DAC7 view and the demo data
+# (made first when missing): prints the URL and the logins; Ctrl-C stops it. `exec`: make's child
+# is the script itself, which stops Airflow on Ctrl-C before make returns.
+AIRFLOW_PORT ?= 8080
+
+.PHONY: airflow
+airflow: venv
+	@[ -f $(DEMO_OUT)/$(DEMO_YEAR)/manifest.json ] || $(MAKE) demo
+	DAC7_SOURCE_URL=sqlite:///$(CURDIR)/$(DEMO_DB) DAC7_OUT_DIR=$(CURDIR)/$(DEMO_OUT) \
+	DAC7_CONFIG=$(CURDIR)/dac7.toml DAC7_STAGING_DIR=$(CURDIR)/.dac7/staging \
+	DAC7_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO_LEDGER) AIRFLOW_PORT=$(AIRFLOW_PORT) \
+	PATH=$(CURDIR)/$(BIN):$$PATH exec sh scripts/airflow_local.sh
+
 test: venv browser
 	$(BIN)/python -m pytest
 

@@ -1,0 +1,160 @@
+"""The DAC7 view in the Airflow UI: filings, the latest run and its files, for compliance staff.
+
+An Airflow 3 plugin: a FastAPI app that the api-server mounts under ``/dac7``, and an external
+view that puts it in the UI's navigation (shown in an iframe, so the page keeps Airflow's menu).
+What the pages show and where it comes from: ``dac7_view.py``.
+
+Authentication is Airflow's own. Every route of the app depends on ``require_view_access``, which
+takes the user from Airflow's JWT exactly as the REST API does (``get_user`` of
+``airflow.api_fastapi.core_api.security``: the ``Authorization: Bearer`` header, else the ``_token``
+cookie that the UI sets at login; the configured auth manager checks the token's signature, expiry
+and revocation), then asks that auth manager whether the user may read the custom view ``DAC7``
+(``is_authorized_custom_view``: the simple auth manager grants it to every role from VIEWER up;
+FAB or Keycloak to whom their admin gives it). Without a valid token the answer is 401, with a
+forged token or without the permission 403, before anything is read. The interactive API docs are
+off: they would be routes outside that dependency.
+
+Routes, under the mount point:
+
+- ``/``: the years with filings or a published run;
+- ``/{year}/``: the latest run, due diligence, files and the ledger's filings of a year
+  (``?authority=DE`` for one authority);
+- ``/{year}/files/{path}``: a file of the year's output, only those that the manifest lists and
+  those under its ``reports/`` (``dac7_view.published_file``); XML, CSV and Parquet download,
+  HTML reports open in the browser.
+
+Airflow imports this module in every process (scheduler, dag-processor, triggerer, task runners),
+so its top level imports only the plugin base class: the app is built on the first request, in the
+api-server, with FastAPI, Airflow's API security and ``dac7_view`` (imported by name: the plugin
+loader has loaded it from the plugins folder, which is on ``sys.path`` too). No ``from __future__
+import annotations`` here: FastAPI reads the annotations of the routes defined in ``create_app``.
+"""
+
+import mimetypes
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any, ClassVar
+
+from airflow.plugins_manager import AirflowPlugin
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+URL_PREFIX = "/dac7"
+#: The resource name that auth managers see for this view (``is_authorized_custom_view``).
+RESOURCE_NAME = "DAC7"
+#: Served to open in the browser (reports, Data Docs pages and their assets); the rest downloads.
+INLINE = {".html", ".htm", ".css", ".js", ".png", ".svg", ".ico", ".gif", ".jpg", ".woff", ".woff2", ".ttf"}
+AUTHORITY = re.compile(r"^[A-Z]{2}$")
+
+
+def create_app() -> Any:
+    """The view's FastAPI app: every route behind Airflow's login and the ``DAC7`` permission."""
+    import dac7_view as view
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+    from airflow.api_fastapi.core_api.security import GetUserDep
+    from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, status
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    def require_view_access(user: GetUserDep) -> BaseUser:
+        """The logged-in Airflow user, if the auth manager lets them read this view; else 403."""
+        if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not read the {RESOURCE_NAME} view")
+        return user
+
+    app = FastAPI(
+        title="DAC7 filings",
+        dependencies=[Depends(require_view_access)],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    def error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        """Errors as a small page; a 401 links to the login (the status code stays)."""
+        login = None
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+            title, text = "Not logged in", "The DAC7 view is for users logged in to Airflow."
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+        elif exc.status_code == status.HTTP_403_FORBIDDEN:
+            title, text = "Forbidden", "Your Airflow login does not give access to the DAC7 view, or is not valid."
+        else:
+            title, text = "Error", str(exc.detail)
+        page = view.error_page(exc.status_code, title, text, login)
+        return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        # The pages and files hold filing data, the XML personal data: never cached.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # framed by Airflow's UI only
+        return response
+
+    Year = Annotated[int, Path(ge=2023, le=2100, description="the reporting year")]
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        src = view.sources()
+        years, problems = view.overview(src)
+        return HTMLResponse(view.index_page(years, [*src.problems, *problems]))
+
+    @app.get("/{year}/", response_class=HTMLResponse)
+    def year_page(year: Year, authority: Annotated[str | None, Query(max_length=2)] = None) -> HTMLResponse:
+        chosen = authority if authority and AUTHORITY.match(authority) else None
+        return HTMLResponse(view.year_page(view.year_view(view.sources(), year), chosen))
+
+    @app.get("/{year}/files/{path:path}")
+    def download(year: Year, path: str) -> FileResponse:
+        year_dir = view.sources().year_dir(year)
+        manifest = view.latest_manifest(year_dir) if year_dir else None
+        target = view.published_file(year_dir, manifest, path) if year_dir and manifest else None
+        if target is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file in the published output of this year.")
+        suffix = target.suffix.lower()
+        media_type = "application/xml" if suffix == ".xml" else mimetypes.guess_type(target.name)[0]
+        return FileResponse(
+            target,
+            media_type=media_type or "application/octet-stream",
+            filename=target.name,
+            content_disposition_type="inline" if suffix in INLINE else "attachment",
+        )
+
+    return app
+
+
+class LazyDac7App:
+    """An ASGI app that builds the view's app on its first request, then passes every request to
+    it. (Two first requests at once may both build it: that does no harm.)"""
+
+    def __init__(self) -> None:
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+class Dac7Plugin(AirflowPlugin):
+    name = "dac7"
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": LazyDac7App(), "url_prefix": URL_PREFIX, "name": "DAC7 filings"},
+    ]
+    # A relative href (no leading slash): the UI resolves it against its base URL, so the view
+    # also works when Airflow is served under a path ([api] base_url).
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "DAC7",
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "destination": "nav",
+            "url_route": "dac7",
+            "nav_top_level": True,
+        }
+    ]

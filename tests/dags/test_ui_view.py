@@ -1,0 +1,451 @@
+"""The DAC7 view (``plugins/``) in a real Airflow, seen by a real headless Chromium.
+
+A demo marketplace goes through the pipeline once, into an output directory and a SQLite ledger
+of this test; a synthetic EU status message then rejects one seller record of one message. An
+``airflow api-server`` (a separate process, on a free port of 127.0.0.1, with a throwaway
+AIRFLOW_HOME and an explicit environment) loads the project's plugins, with the simple auth
+manager and a user ``compliance`` (role VIEWER) of a passwords file of the test's own.
+
+In Chromium, the user logs in through Airflow's real login page, finds "DAC7" in the UI's
+navigation, opens it (the view in its iframe), goes to the year, and sees the filings: an
+authority, a MessageRefId of the manifest, the status from the status message with its error
+code and the rejected seller id, and no personal data in the page. A file is downloaded by
+fetching its link in the browser: its SHA-256 is that of the published file. Then, from this
+process: the same URLs without a login are refused (401), with a forged token too (403), and,
+with the browser's session, paths that leave the published files are not found.
+
+Two fast tests beside it: the plugin module and its helper load through Airflow's plugin manager
+without FastAPI, ``reporting``, pandas, lxml or Great Expectations (Airflow imports plugins in
+every process); and which paths ``dac7_view.published_file`` serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import BrowserError, Chromium
+from builders import write_config
+from integration.test_ledger_lifecycle import status_message
+from integration.test_no_personal_data import YEAR, assert_no_personal_data, generate_source, read_secrets
+from lxml import etree
+
+from reporting.ledger import open_ledger
+from reporting.ledger.status import import_status
+from reporting.pipeline import run
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGINS = REPO / "plugins"
+AIRFLOW = Path(sys.executable).with_name("airflow")
+USER = "compliance"
+RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"
+STATUS_CODE = "40080"  # the code of the synthetic status message's RecordError
+LOGIN_INPUTS = "document.querySelector('input[name=username]') && document.querySelector('input[name=password]')"
+# The view inside the Airflow UI: the iframe of the page /plugin/dac7.
+FRAME = "document.querySelector('iframe')?.contentDocument"
+FETCH = """async (url) => {
+    const response = await fetch(url);
+    const body = await response.arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+    return {
+        status: response.status,
+        type: response.headers.get("content-type"),
+        disposition: response.headers.get("content-disposition"),
+        size: body.byteLength,
+        sha256: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+        text: new TextDecoder().decode(body.slice(0, 4096)),
+    };
+}"""
+
+
+@dataclass(frozen=True)
+class Filing:
+    """The message whose seller record the status message rejected."""
+
+    authority: str
+    message_ref_id: str
+    file: str
+    seller: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    base: str  # http://127.0.0.1:<port>
+    password: str
+    out: Path  # the year's output directory
+    manifest: dict[str, Any]
+    rejected: Filing
+    source: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The pipeline's output and ledger, and an api-server that shows them."""
+    tmp = tmp_path_factory.mktemp("ui-view")
+    home, out_root, ledger = tmp / "airflow-home", tmp / "out", f"sqlite:///{tmp / 'ledger.sqlite3'}"
+    home.mkdir()
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
+    # The api-server finds the ledger as the tasks do without DAC7_LEDGER_URL: [ledger] url.
+    config = write_config(tmp / "dac7.toml")
+    config.write_text(config.read_text(encoding="utf-8") + f'\n[ledger]\nurl = "{ledger}"\n', encoding="utf-8")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = airflow_env(home, port) | {"DAC7_CONFIG": str(config), "DAC7_OUT_DIR": str(out_root)}
+    log = tmp / "api-server.log"
+    with log.open("wb") as sink:
+        # migrate, then the api-server, in a session of its own (stopped as a group), while the
+        # pipeline runs here
+        server = subprocess.Popen(
+            ["sh", "-c", '"$0" db migrate && exec "$0" api-server --host 127.0.0.1 --port "$1"', AIRFLOW, str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        source = generate_source(tmp / "marketplace.db")
+        manifest = run(
+            config_path=config,
+            source_url=f"sqlite:///{source}",
+            year=YEAR,
+            as_of=date(YEAR + 1, 1, 14),
+            out_dir=out_root / str(YEAR),
+            staging_root=tmp / "staging",
+            run_id=RUN_ID,
+            timestamp=datetime(YEAR + 1, 1, 15, 6, 0),
+            ledger_url=ledger,
+        ).manifest
+        rejected = reject_one_seller(ledger, manifest, tmp / "status.xml")
+        wait_until_healthy(server, base, log)
+        yield Stack(base, password, out_root / str(YEAR), manifest, rejected, source)
+    finally:
+        stop(server)
+
+
+def airflow_env(home: Path, port: int) -> dict[str, str]:
+    """The api-server's whole environment: this machine's basics, Airflow's settings of
+    tests/dags/conftest.py with a home of its own, the simple auth manager with our user."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env["PATH"] = f"{AIRFLOW.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+    }
+
+
+def reject_one_seller(ledger_url: str, manifest: dict[str, Any], path: Path) -> Filing:
+    """Import a status message that rejects the first seller record of the first file with two
+    sellers or more (the message itself accepted)."""
+    file = next(f for f in manifest["files"] if f["sellers"] >= 2)
+    with open_ledger(ledger_url, create=False) as ledger:
+        record = next(r for r in ledger.records(file["message_ref_id"]) if r.kind == "seller")
+        status = status_message(file["message_ref_id"], [record.doc_ref_id], STATUS_CODE)
+        path.write_bytes(etree.tostring(status, xml_declaration=True, encoding="UTF-8"))
+        import_status(ledger, path)
+    assert record.seller_key is not None
+    return Filing(file["authority"], file["message_ref_id"], file["file"], record.seller_key)
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_healthy(server: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the api-server exited with {server.returncode}:\n{tail(log)}", pytrace=False)
+        with suppress(OSError):
+            if request(f"{base}/api/v2/monitor/health")[0] == 200:
+                return
+        time.sleep(0.25)
+    pytest.fail(f"the api-server did not answer within {timeout:g} s:\n{tail(log)}", pytrace=False)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """End the api-server's process group (its uvicorn workers with it): SIGTERM, then SIGKILL."""
+    with suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    with suppress(ProcessLookupError):  # workers that outlived their parent
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def request(url: str, cookie: str | None = None) -> tuple[int, bytes]:
+    """GET without a proxy (one from the environment must not see 127.0.0.1), no redirects
+    followed; the status and body, also of an error."""
+    headers = {"Cookie": cookie} if cookie else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def raw_get(base: str, path: str, cookie: str) -> int:
+    """GET of a path exactly as written (urllib and browsers remove ``..`` segments first)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path, headers={"Cookie": cookie})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def wait_for(browser: Chromium, expression: str, what: str, timeout: float = 30) -> None:
+    """Until ``expression`` is truthy in the page (a page that is navigating has no document to
+    evaluate in for a moment: that is retried too)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            if browser.evaluate(f"Boolean({expression})"):
+                return
+        except BrowserError as exc:
+            last = exc
+        time.sleep(0.1)
+    with suppress(BrowserError):
+        last = browser.evaluate("location.href + ': ' + document.body?.innerText.slice(0, 300)")
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (the page: {last})")
+
+
+def log_in(browser: Chromium, base: str, password: str, next_path: str) -> None:
+    """Through Airflow's login page, typing into its form as a user would."""
+    browser.navigate(f"{base}/auth/login?next={urllib.request.quote(next_path)}")
+    wait_for(browser, LOGIN_INPUTS, "the login form")
+    for name, text in (("username", USER), ("password", password)):
+        browser.evaluate(f"document.querySelector('input[name={name}]').focus()")
+        browser.send("Input.insertText", text=text)
+    browser.evaluate("document.querySelector('form').requestSubmit()")
+
+
+# ------------------------------------------------------------------------------------ the view
+
+
+@pytest.mark.slow
+def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stack, tmp_path: Path) -> None:
+    base, rejected = stack.base, stack.rejected
+    with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
+        log_in(browser, base, stack.password, "/plugin/dac7")
+
+        # Airflow's UI, with DAC7 in its navigation and the view in its iframe
+        wait_for(
+            browser, f"location.pathname.startsWith('/plugin/dac7') && {FRAME}?.querySelector('#years')", "the view"
+        )
+        nav = browser.evaluate(
+            "[...document.querySelectorAll('a')].filter(a => a.textContent.trim() === 'DAC7')"
+            ".map(a => a.getAttribute('href'))"
+        )
+        assert any(href.rstrip("/").endswith("plugin/dac7") for href in nav), nav
+        plugins = browser.call("async () => (await fetch('/api/v2/plugins')).json()")
+        [dac7] = [p for p in plugins["plugins"] if p["name"] == "dac7"]
+        assert [v["href"] for v in dac7["external_views"]] == ["dac7/"]
+        assert [a["url_prefix"] for a in dac7["fastapi_apps"]] == ["/dac7"]
+        errors = browser.call("async () => (await fetch('/api/v2/plugins/importErrors')).json()")
+        assert errors["total_entries"] == 0, errors
+        index_html = browser.evaluate(f"{FRAME}.documentElement.outerHTML")
+
+        # the year: the latest run, its files and the ledger's filings, with the status message
+        browser.evaluate(f"{FRAME}.querySelector('a[href=\"{YEAR}/\"]').click()")
+        wait_for(browser, f"{FRAME}?.location.pathname === '/dac7/{YEAR}/' && {FRAME}.querySelector('#ledger')", "year")
+        # the UI mirrors the view's address in its own, so that the page can be bookmarked
+        wait_for(browser, f"location.pathname === '/plugin/dac7/dac7/{YEAR}/'", "the UI's address of the year")
+        year_html = browser.evaluate(f"{FRAME}.documentElement.outerHTML")
+        text = browser.evaluate(f"{FRAME}.body.innerText")
+        assert f"DAC7 {YEAR}" in text
+        filed = {f["authority"]: f["message_ref_id"] for f in stack.manifest["files"]}
+        assert set(filed) <= set(text.split()) and set(filed.values()) <= set(text.split())
+        row = browser.evaluate(
+            f"[...{FRAME}.querySelectorAll('#ledger-{rejected.authority} tr')]"
+            f".find(tr => tr.textContent.includes('{rejected.message_ref_id}'))?.innerText"
+        )
+        assert row and "accepted" in row and STATUS_CODE in row and rejected.seller in row, row
+        assert_no_personal_data(
+            {"DAC7 index page": index_html, f"DAC7 {YEAR} page": year_html}, read_secrets(stack.source)
+        )
+
+        # a download, fetched through the page's own link
+        links = browser.evaluate(
+            f"Object.fromEntries([...{FRAME}.querySelectorAll('#files a.download')].map(a => [a.title, a.href]))"
+        )
+        name = rejected.file.rsplit("/", 1)[-1]
+        xml_url, published = links[name], stack.out / rejected.file
+        got = browser.call(FETCH, xml_url)
+        assert got["status"] == 200 and got["type"] == "application/xml", got
+        assert got["disposition"] == f'attachment; filename="{name}"'
+        assert got["size"] == published.stat().st_size
+        listed = {f["file"]: f["sha256"] for f in stack.manifest["files"]}
+        assert got["sha256"] == hashlib.sha256(published.read_bytes()).hexdigest() == listed[rejected.file]
+        report_url = browser.evaluate(f"{FRAME}.querySelector('#due-diligence-report').href")
+        report = browser.call(FETCH, report_url)
+        assert report["status"] == 200 and report["type"].startswith("text/html"), report
+        assert report["sha256"] == hashlib.sha256((stack.out / "reports/due_diligence.html").read_bytes()).hexdigest()
+
+        [token] = [
+            c["value"] for c in browser.send("Network.getCookies", urls=[base])["cookies"] if c["name"] == "_token"
+        ]
+
+    session = f"_token={token}"
+    year_url = f"{base}/dac7/{YEAR}/"
+    urls = [f"{base}/dac7/", year_url, f"{year_url}?authority={rejected.authority}", xml_url, report_url]
+    assert all(request(url, session)[0] == 200 for url in urls)
+    # without a login, or with a forged token: refused, and nothing of the view in the answer
+    for url in urls:
+        status, body = request(url)
+        assert status == 401 and b"Log in to Airflow" in body and rejected.seller.encode() not in body, url
+        assert request(url, "_token=forged.token.value")[0] == 403, url
+    # with the session: only the published files, nothing beside or above them
+    prefix = f"/dac7/{YEAR}/files/"
+    for path in (
+        "manifest.json",
+        f"{rejected.file}/../../manifest.json",
+        "reports/../manifest.json",
+        "reports/..%2f..%2fmanifest.json",
+        "reports/%2e%2e/manifest.json",
+        "..%2f..%2fledger.sqlite3",
+        "%2fetc%2fpasswd",
+        "reports/",
+    ):
+        assert raw_get(base, prefix + path, session) == 404, path
+    assert raw_get(base, prefix + rejected.file, session) == 200
+
+
+# ------------------------------------------------------------------------------- fast checks
+
+
+def test_the_plugin_loads_without_heavy_imports(tmp_path: Path) -> None:
+    """Airflow imports the plugins folder in every process: the DAC7 plugin loads there without
+    FastAPI, Airflow's API, ``reporting`` or the data libraries."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from airflow import plugins_manager
+        plugins_manager.ensure_plugins_loaded()
+        heavy = ("fastapi", "airflow.api_fastapi.core_api.security", "reporting", "pandas", "pyarrow", "lxml",
+                 "great_expectations")
+        print(json.dumps({
+            "plugins": [p["name"] for p in plugins_manager.get_plugin_info()],
+            "errors": plugins_manager.get_import_errors(),
+            "heavy": [m for m in heavy if m in sys.modules],
+        }))
+        """
+    )
+    env = airflow_env(tmp_path, free_port())
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"plugins": ["dac7"], "errors": {}, "heavy": []}
+
+
+@pytest.fixture
+def dac7_view(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    import dac7_view
+
+    return dac7_view
+
+
+@pytest.fixture
+def year_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "out" / str(YEAR)
+    for name in ("DE/a.xml", "DE/unlisted.xml", "manifest.json", "reports/due_diligence.html", "reports/docs/i.html"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(name, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("not published", encoding="utf-8")
+    (out / "reports" / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    (out / "reports" / "up").symlink_to(tmp_path)
+    return out
+
+
+MANIFEST = {"files": [{"file": "DE/a.xml"}], "reports": ["reports/due_diligence.html"]}
+
+
+@pytest.mark.parametrize("path", ["DE/a.xml", "reports/due_diligence.html", "reports/docs/i.html"])
+def test_published_files_are_served(dac7_view: Any, year_dir: Path, path: str) -> None:
+    assert dac7_view.published_file(year_dir, MANIFEST, path) == (year_dir / path).resolve()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "manifest.json",  # not listed, not a report
+        "DE/unlisted.xml",
+        "DE",
+        "reports",
+        "reports/",
+        "reports/docs",  # a directory
+        "reports/missing.html",
+        "/etc/passwd",
+        "../secret.txt",
+        "reports/../manifest.json",
+        "DE/../manifest.json",
+        "reports/./due_diligence.html",
+        "reports//due_diligence.html",
+        "reports\\..\\manifest.json",
+        "reports/escape.txt",  # a symbolic link out of the output
+        "reports/up/secret.txt",
+        "DE/a.xml\x00.html",
+    ],
+)
+def test_other_paths_are_refused(dac7_view: Any, year_dir: Path, path: str) -> None:
+    assert dac7_view.published_file(year_dir, MANIFEST, path) is None
+
+
+def test_the_view_reads_where_the_tasks_read(dac7_view: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "dac7.toml")
+    config.write_text(config.read_text(encoding="utf-8") + '\n[ledger]\nurl = "sqlite:///from-config.db"\n')
+    env = {"DAC7_CONFIG": str(config), "DAC7_OUT_DIR": str(tmp_path / "out")}
+    assert dac7_view.sources(env) == dac7_view.Sources("sqlite:///from-config.db", tmp_path / "out")
+    assert dac7_view.sources(env | {"DAC7_LEDGER_URL": "sqlite:///env.db"}).ledger_url == "sqlite:///env.db"
+    missing = dac7_view.sources({})
+    assert (missing.ledger_url, missing.out_root) == (None, None)
+    assert [p.split(":")[0] for p in missing.problems] == [
+        "No ledger is configured",
+        "No output directory is configured",
+    ]
