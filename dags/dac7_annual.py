@@ -1,5 +1,18 @@
 """DAC7 annual filing: one run per reporting year, each task one stage of ``reporting.pipeline``.
 
+```
+prepare > extract > aggregate > apply_rules > plan > render[XX] > validate[XX] > gate > approve > publish[XX] > finalize
+```
+
+The data is extracted, aggregated and decided once; ``plan`` names the authorities this run files
+to, and ``render``, ``validate`` and ``publish`` are mapped over them (one task instance per
+member state, labelled with its code). Only the staging directory and authority codes pass through
+XCom, never data. ``gate`` waits for every validation and builds the approval request;
+``approve`` is Airflow's human-in-the-loop approval: a production filing is published only after a
+second person approves it in the UI (a test run skips it). ``publish`` refuses unless every
+planned authority validated, and emits one asset event per published file on
+``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``.
+
 Schedule: 06:00 UTC on 15 January, for the previous calendar year. The timetable is an explicit
 ``CronTriggerTimetable``: its logical date is the moment the run is due (2026-01-15T06:00Z files
 2025). The legacy ``CronDataIntervalTimetable`` would stamp that same run with the *start* of its
@@ -9,78 +22,61 @@ depends on ``[scheduler] create_cron_data_intervals``; so the choice is made her
 The reporting year, the as-of date and the run's ids come from the run (logical date, run id,
 Params), never from the clock, so a rerun of a DAG run recomputes the same period into the same
 staging directory (the message Timestamp is the prepare task's start time). Paths come from
-``DAC7_*`` environment variables, read when a task runs.
+``DAC7_*`` environment variables, read when a task runs. Params override the configuration file;
+``prepare`` refuses a bad combination with a sentence that says why.
 
-Only extract retries (twice, exponential back-off from one minute), for a source that is briefly
-unreachable; a ``DataError`` (bad rows) fails at once, since waiting does not change the rows.
+Retries: the steps that reach a database (extract: the source; plan, render, validate, publish:
+the filing ledger) retry twice with exponential back-off; a ``PermanentError`` (bad rows, a
+broken contract, a configuration or ledger-mode error, invalid XML) fails at once. Every stage
+is idempotent for its run; a render is never repeated after its authority was published (it
+would plan the period again as if nothing were filed). A failed task sends a message (task,
+period, what to do) through ``dac7_support.notify``.
 
-Nothing heavy is imported here: each task imports ``reporting.pipeline`` in its body, so that
+Nothing heavy is imported here: tasks import ``reporting.pipeline`` in their bodies, so that
 parsing this file costs no pandas, lxml, duckdb or Great Expectations import.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import uuid
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_context, task
+from airflow.sdk import AssetAlias, CronTriggerTimetable, TriggerRule, chain, dag, get_current_context, task
+from dac7_support.approval import FilingApproval, write_approval_request
+from dac7_support.common import (
+    RETRY,
+    annual_params,
+    conf_problems,
+    keep_run_settings,
+    log_effective_settings,
+    recent_years,
+    reporting_period,
+    run_date,
+    run_uuid,
+    settings_from_env,
+)
+from dac7_support.notify import on_failure
+
+__all__ = ["FILINGS", "reporting_period", "run_uuid"]
 
 log = logging.getLogger("dac7_annual")
 
-REPO = Path(__file__).resolve().parents[1]
-RUN_NAMESPACE = uuid.UUID("5f2b8a4e-1c7d-5e0a-9b3f-6d0c2e8a7b41")  # fixed: run ids stay stable
+#: Every published file is an asset event of ``dac7://filings/<authority>`` (which authorities a
+#: run files to is known only when it runs: hence an alias, resolved per event).
+FILINGS = AssetAlias("dac7-filings")
+AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
 
 
-def settings_from_env() -> dict[str, str | None]:
-    """Where the config, source, output and staging are: environment first, repo defaults next."""
-    env = os.environ
-    return {
-        "config_path": env.get("DAC7_CONFIG") or str(REPO / "dac7.toml"),
-        "source_url": env.get("DAC7_SOURCE_URL") or None,  # None: the config's [source] url
-        "out_dir": env.get("DAC7_OUT_DIR") or str(REPO / "out"),
-        "staging_root": env.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging"),
-    }
+def published_already(run_dir: str, authority: str) -> bool:
+    return (Path(run_dir) / "publish" / "authorities" / f"{authority}.json").is_file()
 
 
-def reporting_period(
-    logical_date: datetime | None, run_after: datetime | None, params: Mapping[str, Any]
-) -> tuple[int, date]:
-    """The (reporting year, as-of date) of a DAG run.
-
-    Year: the ``reporting_year`` Param, else the year before the logical date's year (a run
-    due in January 2026 files 2025). As-of: the ``as_of`` Param, else the day before the logical
-    date (UTC), else (a manual run without a logical date) the day before the date the run was
-    created for (``run_after``, stored with the run): always a day that has ended, so that a
-    rerun counts the same refunds.
-    """
-    year = params.get("reporting_year")
-    if year is None:
-        if logical_date is None:
-            raise ValueError(
-                "this run has no logical date, so its reporting year cannot be derived: "
-                "trigger it again with the reporting_year Param set (e.g. 2025)"
-            )
-        year = logical_date.astimezone(UTC).year - 1
-    as_of = params.get("as_of")
-    if as_of:
-        as_of_date = date.fromisoformat(as_of)
-    else:
-        anchor = logical_date or run_after
-        if anchor is None:
-            raise ValueError("this run has neither a logical date nor a run_after: set the as_of Param")
-        # The day before: a day that has ended, so a rerun counts the same refunds.
-        as_of_date = anchor.astimezone(UTC).date() - timedelta(days=1)
-    return int(year), as_of_date
-
-
-def run_uuid(dag_id: str, run_id: str) -> str:
-    """The pipeline's run id: the same Airflow run always gets the same UUID."""
-    return str(uuid.uuid5(RUN_NAMESPACE, f"{dag_id}/{run_id}"))
+def validated_ok(run_dir: str, authority: str) -> bool:
+    path = Path(run_dir) / "validate" / "authorities" / f"{authority}.json"
+    return path.is_file() and bool(json.loads(path.read_text(encoding="utf-8"))["valid"])
 
 
 @dag(
@@ -90,76 +86,55 @@ def run_uuid(dag_id: str, run_id: str) -> str:
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 0},
+    default_args={"retries": 0, "on_failure_callback": [on_failure]},
     tags=["dac7", "reporting"],
     doc_md=__doc__,
-    params={
-        "reporting_year": Param(
-            None,
-            type=["null", "integer"],
-            minimum=2023,
-            maximum=2100,
-            title="Reporting year",
-            description="Calendar year to report. Empty: the year before the run's logical date "
-            "(a run on 2026-01-15 reports 2025). Required for a run without a logical date.",
-        ),
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="As-of date",
-            description="Refunds dated after this day (in the configured time zone) are not "
-            "counted. Empty: the day before the run's logical date (UTC), a day that has ended.",
-        ),
-        "environment": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "test", "prod"],
-            values_display={None: "from the configuration", "test": "test", "prod": "prod"},
-            title="Environment",
-            description="'test' marks every record as test data (OECD10-13). Empty: the "
-            "[reporting] environment of the configuration file.",
-        ),
-    },
+    params=annual_params(recent_years(datetime.now(UTC).date())),
 )
 def dac7_annual() -> None:
     @task
     def prepare() -> str:
         from reporting import pipeline
+        from reporting.config import load_config
+        from reporting.errors import ConfigError
 
         ctx = get_current_context()
-        dag_run = ctx["dag_run"]
-        year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        dag_run, params = ctx["dag_run"], ctx["params"]
+        year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
         env = settings_from_env()
-        log.info("reporting year %s, as of %s", year, as_of)
-        return pipeline.prepare(
+        environment = params.get("environment") or load_config(env["config_path"]).reporting.environment
+        problems = conf_problems(
+            year=year,
+            as_of=as_of,
+            environment=environment,
+            mode=params.get("mode") or "auto",
+            sellers=params.get("sellers"),
+            today=run_date(ctx.get("logical_date"), dag_run.run_after),
+        )
+        if problems:
+            raise ConfigError("the run's Params were refused: " + " ".join(problems))
+        run_dir = pipeline.prepare(
             config_path=env["config_path"],
             year=year,
             out_dir=str(Path(env["out_dir"]) / str(year)),
             as_of=as_of,
-            environment=ctx["params"].get("environment"),
+            environment=params.get("environment"),
             staging_root=env["staging_root"],
             run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
             timestamp=ctx["ti"].start_date,
             source_url=env["source_url"],
+            mode=params.get("mode") or "auto",
+            sellers=params.get("sellers") or None,
+            authorities=params.get("authorities") or None,
         )
+        log_effective_settings(run_dir, params)
+        return run_dir
 
-    @task(
-        retries=2,
-        retry_delay=timedelta(minutes=1),
-        retry_exponential_backoff=True,
-        max_retry_delay=timedelta(minutes=10),
-    )
+    @task(**RETRY)
     def extract(run_dir: str) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from reporting import pipeline
-        from reporting.errors import PermanentError
 
-        try:
-            return pipeline.extract(run_dir, settings_from_env()["source_url"])
-        except PermanentError as exc:  # bad rows or a broken contract: waiting will not fix them
-            raise AirflowFailException(str(exc)) from exc
+        return pipeline.extract(run_dir, settings_from_env()["source_url"])
 
     @task
     def aggregate(run_dir: str) -> dict[str, Any]:
@@ -173,38 +148,112 @@ def dac7_annual() -> None:
 
         return pipeline.apply_rules(run_dir)
 
-    @task
-    def render(run_dir: str) -> dict[str, Any]:
+    @task(**RETRY)
+    def plan(run_dir: str) -> list[str]:
         from reporting import pipeline
 
-        return pipeline.render(run_dir)
+        authorities = pipeline.plan(run_dir)
+        log.info("filing to %s", ", ".join(authorities) or "no authority: nothing to file")
+        return authorities
 
-    @task
-    def validate(run_dir: str) -> dict[str, Any]:
+    @task(**RETRY, map_index_template=AUTHORITY_LABEL)
+    def render(run_dir: str, authority: str) -> dict[str, Any]:
+        from reporting import pipeline
+        from reporting.errors import ConfigError
+
+        get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
+        if published_already(run_dir, authority):
+            raise ConfigError(
+                f"this run has published {authority} already; rendering it again would plan the period as if "
+                "nothing were filed: trigger a new run to file any difference"
+            )
+        result = pipeline.render(run_dir, authority)
+        return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
+
+    @task(**RETRY, map_index_template=AUTHORITY_LABEL)
+    def validate(run_dir: str, authority: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.validate(run_dir)
+        get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
+        result = pipeline.validate(run_dir, authority)
+        return {"authority": authority, "files": len(result["files"]), "valid": result["valid"]}
 
-    @task
-    def publish(run_dir: str) -> dict[str, Any]:
+    # An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that
+    # says "nothing to file"), but never after a failure.
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def gate(run_dir: str) -> dict[str, Any]:
+        """Every planned authority validated: the approval request (the figures to approve)."""
+        from reporting.errors import XmlValidationError
+        from reporting.run import read_json
+
+        planned = read_json(Path(run_dir) / "render" / "plan.json")["authorities"]
+        missing = [a for a in planned if not validated_ok(run_dir, a)]
+        if missing:
+            raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
+        request = write_approval_request(run_dir)
+        log.info("approval request\n%s", read_json(Path(request["file"]))["body"])
+        return request
+
+    approve = FilingApproval(
+        task_id="approve",
+        request_task_id="gate",
+        subject="Publish the DAC7 {{ ti.xcom_pull(task_ids='gate')['year'] }} production filing?",
+    )
+
+    # Runs when approved, and when the approval was skipped (a test run); never after a reject.
+    @task(
+        **RETRY,
+        map_index_template=AUTHORITY_LABEL,
+        outlets=[FILINGS],
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
+    def publish(run_dir: str, authority: str) -> dict[str, Any]:
+        from airflow.sdk import Asset
+
         from reporting import pipeline
         from reporting.run import load_settings
 
-        manifest = pipeline.publish(run_dir)
+        ctx = get_current_context()
+        ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
+        settings = load_settings(run_dir)
+        result = pipeline.publish(run_dir, authority)
+        for f in result["files"]:
+            ctx["outlet_events"][FILINGS].add(
+                Asset(f"dac7://filings/{authority}"),
+                extra={
+                    "message_ref_id": f["message_ref_id"],
+                    "file": f["file"],
+                    "out_dir": settings.out_dir,
+                    "sha256": f["sha256"],
+                    "year": settings.year,
+                    "environment": settings.environment,
+                },
+            )
+        return {"authority": authority, "files": len(result["files"])}
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def finalize(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        manifest = pipeline.finalize(run_dir)
+        kept = keep_run_settings(run_dir)
         log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
         if not manifest["files"]:
-            log.info("nothing to file for %s: no reportable seller", manifest["reporting_year"])
+            log.info("nothing to file for %s", manifest["reporting_year"])
         return {
             "reporting_year": manifest["reporting_year"],
             "files": len(manifest["files"]),
             "sellers": sum(f["sellers"] for f in manifest["files"]),
-            "manifest": str(Path(load_settings(run_dir).out_dir) / "manifest.json"),
+            "manifest": str(kept.parent / "manifest.json"),
         }
 
     run_dir = prepare()
-    chain(
-        extract(run_dir), aggregate(run_dir), apply_rules(run_dir), render(run_dir), validate(run_dir), publish(run_dir)
-    )
+    authorities = plan(run_dir)
+    chain(extract(run_dir), aggregate(run_dir), apply_rules(run_dir), authorities)
+    rendered = render.partial(run_dir=run_dir).expand(authority=authorities)
+    validated = validate.partial(run_dir=run_dir).expand(authority=authorities)
+    published = publish.partial(run_dir=run_dir).expand(authority=authorities)
+    chain(rendered, validated, gate(run_dir), approve, published, finalize(run_dir))
 
 
 dac7_annual()

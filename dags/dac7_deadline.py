@@ -1,0 +1,51 @@
+"""DAC7 deadline watch: warns while a filing due by 31 January is not published.
+
+Runs at 07:00 UTC every day in January. From the day set by ``DAC7_DEADLINE_WARN`` (``MM-DD``,
+default ``01-25``) it checks the filing ledger (``DAC7_LEDGER_URL``, else the configuration's
+``[ledger] url``) for the production messages of the year before the run's date: each authority
+the operator must file with (the member state it files in and every ``[authorities.XX]`` table of
+the configuration) needs one published or accepted. A missing one is logged as a WARNING and sent
+through the notification hook (``DAC7_NOTIFY``, see ``dac7_support.notify``) every day until the
+deadline. The ``reporting_year`` Param checks another year on a manual run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from dac7_support import deadline
+from dac7_support.common import recent_years, run_date, settings_from_env, year_param
+from dac7_support.notify import on_failure
+
+
+@dag(
+    dag_id="dac7_deadline",
+    description="DAC7: warn while the filing due by 31 January is not published",
+    schedule=CronTriggerTimetable("0 7 * 1 *", timezone="UTC"),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0, "on_failure_callback": [on_failure]},
+    tags=["dac7", "deadline"],
+    doc_md=__doc__,
+    params={
+        "reporting_year": year_param(
+            recent_years(datetime.now(UTC).date()),
+            "Year whose filing to check. Empty: the year before the run's date (the filing due this January).",
+        ),
+    },
+)
+def dac7_deadline() -> None:
+    @task
+    def check_deadline() -> dict[str, Any]:
+        ctx = get_current_context()
+        today = run_date(ctx.get("logical_date"), ctx["dag_run"].run_after)
+        year = ctx["params"].get("reporting_year") or today.year - 1
+        return deadline.check_deadline(int(year), today, settings_from_env()["config_path"])
+
+    check_deadline()
+
+
+dac7_deadline()

@@ -1,0 +1,182 @@
+"""DAC7 quarterly preview: after each quarter, the year so far as a test filing and a watch list.
+
+```
+prepare > extract > aggregate > apply_rules > render > validate > publish > watch_list
+```
+
+Runs at 06:00 UTC on the first day of January, April, July and October for the quarter that
+ended (an explicit ``CronTriggerTimetable``: the logical date is the moment the run is due, so the
+run of 2026-04-01 covers 2026 up to 31 March and that of 2026-01-01 the whole of 2025). Params
+``reporting_year`` and ``quarter`` pick another quarter for a manual run.
+
+Each run is a **test** run of the whole pipeline (test markers OECD10-13, the data checks, the
+schema and business-rule validation), as of the quarter's last day, so that problems show up
+months before the filing. It publishes into ``<out>/<year>/watch/Q<n>/``, never next to the
+annual filing, and files into a ledger of its own: ``DAC7_QUARTERLY_LEDGER_URL``, else
+``dac7-ledger.sqlite3`` in that directory. It refuses the production ledger, and its tasks point
+``DAC7_LEDGER_URL`` at the preview ledger while they run, so no stage can reach the production one.
+
+``watch_list`` writes ``watch_list.csv`` there: the sellers whose sales of goods crossed, or
+come within 20% of, the de minimis limits (30 sales, EUR 2,000) while due diligence still lists
+something to do for them (seller ids only).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_context, task
+from dac7_support.common import (
+    RETRY,
+    keep_run_settings,
+    log_effective_settings,
+    recent_years,
+    run_uuid,
+    settings_from_env,
+    year_param,
+)
+from dac7_support.notify import on_failure
+from dac7_support.quarterly import preview_ledger, quarter_period, quarterly_ledger_url, watch_dir
+
+log = logging.getLogger("dac7_quarterly")
+
+
+def ledger_of(run_dir: str) -> str:
+    """The preview ledger of a prepared run (checked again: never the production ledger)."""
+    from reporting.run import load_settings
+
+    settings = load_settings(run_dir)
+    return quarterly_ledger_url(settings.out_dir, settings.config.path or settings_from_env()["config_path"])
+
+
+@dag(
+    dag_id="dac7_quarterly",
+    description="DAC7 preview after each quarter: test filing and threshold watch list",
+    schedule=CronTriggerTimetable("0 6 1 1,4,7,10 *", timezone="UTC"),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0, "on_failure_callback": [on_failure]},
+    tags=["dac7", "preview"],
+    doc_md=__doc__,
+    params={
+        "reporting_year": year_param(
+            recent_years(datetime.now(UTC).date()),
+            "Year of the quarter to preview, together with the quarter. Empty: the last quarter that "
+            "ended before the run's date.",
+        ),
+        "quarter": Param(
+            None,
+            type=["null", "integer"],
+            enum=[None, 1, 2, 3, 4],
+            values_display={None: "the last quarter that ended", 1: "Q1", 2: "Q2", 3: "Q3", 4: "Q4"},
+            title="Quarter",
+            description="Quarter to preview (the year up to its last day), together with the reporting year.",
+        ),
+    },
+)
+def dac7_quarterly() -> None:
+    @task
+    def prepare() -> str:
+        from reporting import pipeline
+
+        ctx = get_current_context()
+        dag_run = ctx["dag_run"]
+        year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        env = settings_from_env()
+        out_dir = watch_dir(env["out_dir"], year, quarter)
+        ledger = quarterly_ledger_url(out_dir, env["config_path"])
+        log.info("preview of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
+        with preview_ledger(ledger):
+            run_dir = pipeline.prepare(
+                config_path=env["config_path"],
+                year=year,
+                out_dir=str(out_dir),
+                as_of=as_of,
+                environment="test",
+                staging_root=env["staging_root"],
+                run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
+                timestamp=ctx["ti"].start_date,
+                source_url=env["source_url"],
+                ledger_url=ledger,
+            )
+        log_effective_settings(run_dir, ctx["params"])
+        return run_dir
+
+    @task(**RETRY)
+    def extract(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        return pipeline.extract(run_dir, settings_from_env()["source_url"])
+
+    @task
+    def aggregate(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        return pipeline.aggregate(run_dir)
+
+    @task
+    def apply_rules(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        return pipeline.apply_rules(run_dir)
+
+    @task(**RETRY)
+    def render(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        with preview_ledger(ledger_of(run_dir)):
+            result = pipeline.render(run_dir)
+        return {"messages": len(result["messages"]), "discarded": len(result["discarded"])}
+
+    @task(**RETRY)
+    def validate(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        with preview_ledger(ledger_of(run_dir)):
+            result = pipeline.validate(run_dir)
+        return {"files": len(result["files"]), "valid": result["valid"]}
+
+    @task(**RETRY)
+    def publish(run_dir: str) -> dict[str, Any]:
+        from reporting import pipeline
+
+        with preview_ledger(ledger_of(run_dir)):
+            manifest = pipeline.publish(run_dir)
+        keep_run_settings(run_dir)
+        log.info("DAC7 quarterly preview\n%s", pipeline.summary_table(manifest))
+        return {"files": len(manifest["files"]), "sellers": sum(f["sellers"] for f in manifest["files"])}
+
+    @task
+    def watch_list(run_dir: str) -> dict[str, Any]:
+        from dac7_support.watch import write_watch_list
+
+        from reporting.run import load_settings
+
+        out_dir = load_settings(run_dir).out_dir
+        result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
+        log.info(
+            "watch list: %s seller(s) at or near the de minimis limits with due diligence open "
+            "(%s crossed, %s within 20%%): %s",
+            result["sellers"],
+            result["crossed"],
+            result["near"],
+            result["file"],
+        )
+        return result
+
+    run_dir = prepare()
+    chain(
+        extract(run_dir),
+        aggregate(run_dir),
+        apply_rules(run_dir),
+        render(run_dir),
+        validate(run_dir),
+        publish(run_dir),
+        watch_list(run_dir),
+    )
+
+
+dac7_quarterly()

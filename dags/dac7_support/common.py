@@ -1,0 +1,279 @@
+"""Settings, period, Params and retries of the DAC7 DAGs (wiring only: the rules are in ``reporting``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
+
+from reporting.countries import EU_MEMBER_STATES
+from reporting.errors import PermanentError
+
+log = logging.getLogger("dac7")
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_NAMESPACE = uuid.UUID("5f2b8a4e-1c7d-5e0a-9b3f-6d0c2e8a7b41")  # fixed: run ids stay stable
+FIRST_YEAR = 2023  # DAC7 applies from the reporting period 2023
+EU_STATES = tuple(sorted(EU_MEMBER_STATES))
+ENVIRONMENTS = ("test", "prod")
+#: the filing modes of ``reporting.ledger.model.MODES``, spelled out here because importing the
+#: ledger package at parse time would import SQLAlchemy and Alembic (a test keeps them equal)
+MODES = ("auto", "new", "correction", "deletion", "nil")
+
+#: Retries for the steps that reach a database (the source, the filing ledger): a connection lost,
+#: a ledger lock held by another run, a concurrent load that changed the counts. Twice, after about
+#: 1 and 2 minutes (``retry_exponential_backoff`` is a multiplier since Airflow 3.3: ``True``
+#: would mean 1.0 for an operator used unserialised, as in ``dag.test()``). A
+#: ``reporting.errors.PermanentError`` (bad rows, a broken contract, a configuration or ledger-mode
+#: error, invalid XML) fails at once: waiting does not change the input.
+RETRY: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "retry_policy": ExceptionRetryPolicy(
+        rules=[
+            RetryRule(
+                exception=PermanentError,
+                action=RetryAction.FAIL,
+                reason="a permanent error: the input or the configuration must change first",
+            )
+        ]
+    ),
+}
+
+
+def settings_from_env() -> dict[str, str | None]:
+    """Where the config, source, output and staging are: environment first, repo defaults next.
+
+    Read when a task runs, never at parse time."""
+    env = os.environ
+    return {
+        "config_path": env.get("DAC7_CONFIG") or str(REPO / "dac7.toml"),
+        "source_url": env.get("DAC7_SOURCE_URL") or None,  # None: the config's [source] url
+        "out_dir": env.get("DAC7_OUT_DIR") or str(REPO / "out"),
+        "staging_root": env.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging"),
+    }
+
+
+def run_uuid(dag_id: str, run_id: str) -> str:
+    """The pipeline's run id: the same Airflow run always gets the same UUID."""
+    return str(uuid.uuid5(RUN_NAMESPACE, f"{dag_id}/{run_id}"))
+
+
+def run_date(logical_date: datetime | None, run_after: datetime | None) -> date:
+    """The (UTC) day a DAG run stands for: its logical date, else the date it was created for."""
+    anchor = logical_date or run_after
+    if anchor is None:
+        raise ValueError("this run has neither a logical date nor a run_after")
+    return anchor.astimezone(UTC).date()
+
+
+def reporting_period(
+    logical_date: datetime | None, run_after: datetime | None, params: Mapping[str, Any]
+) -> tuple[int, date]:
+    """The (reporting year, as-of date) of an annual DAG run.
+
+    Year: the ``reporting_year`` Param, else the year before the logical date's year (a run
+    due in January 2026 files 2025). As-of: the ``as_of`` Param, else the day before the logical
+    date (UTC), else (a manual run without a logical date) the day before the date the run was
+    created for (``run_after``, stored with the run): always a day that has ended, so that a
+    rerun counts the same refunds.
+    """
+    year = params.get("reporting_year")
+    if year is None:
+        if logical_date is None:
+            raise ValueError(
+                "this run has no logical date, so its reporting year cannot be derived: "
+                "trigger it again with the reporting_year Param set (e.g. 2025)"
+            )
+        year = logical_date.astimezone(UTC).year - 1
+    as_of = params.get("as_of")
+    if as_of:
+        as_of_date = date.fromisoformat(as_of)
+    else:
+        if logical_date is None and run_after is None:
+            raise ValueError("this run has neither a logical date nor a run_after: set the as_of Param")
+        # The day before: a day that has ended, so a rerun counts the same refunds.
+        as_of_date = run_date(logical_date, run_after) - timedelta(days=1)
+    return int(year), as_of_date
+
+
+def conf_problems(
+    *,
+    year: int,
+    as_of: date,
+    environment: str,
+    mode: str,
+    sellers: Sequence[str] | None,
+    today: date,
+) -> list[str]:
+    """What is wrong with a combination of Params that each passed their own schema, one sentence
+    per problem (an Airflow Param validates one value; these rules span several).
+
+    ``environment`` is the effective one (the Param, else the configuration's); ``today`` is the
+    run's date, never the clock."""
+    problems = []
+    if sellers and mode != "deletion":
+        problems.append(
+            f"Sellers are named only for a deletion, but mode is {mode!r}: set mode to 'deletion' "
+            "or leave sellers empty."
+        )
+    if mode == "deletion" and not sellers:
+        problems.append("Mode 'deletion' needs the sellers to delete: list their seller ids under sellers.")
+    if environment == "prod":
+        if date(year, 12, 31) > today:
+            problems.append(
+                f"A production filing for {year} cannot be made before the year has ended (EU rule "
+                "10060): choose environment 'test' for a preview."
+            )
+        if as_of < date(year, 12, 31):
+            problems.append(
+                f"The as-of date {as_of.isoformat()} is before the end of {year}: a production filing counts "
+                f"the refunds of the whole year, so set as_of to {year}-12-31 or later, or leave it empty."
+            )
+    return problems
+
+
+# --- Params -------------------------------------------------------------------------------------
+
+
+def recent_years(today: date) -> list[int]:
+    """The reporting years a form offers: every year since DAC7 applies, up to ``today``'s year.
+
+    Only the choices of the form depend on the day the DAG file is parsed; the period of a run
+    comes from its Params or its logical date."""
+    return list(range(FIRST_YEAR, today.year + 1))
+
+
+def year_param(years: Sequence[int], description: str) -> Param:
+    return Param(
+        None,
+        type=["null", "integer"],
+        enum=[None, *years],
+        values_display={None: "from the run's date", **{y: str(y) for y in years}},
+        title="Reporting year",
+        description=description,
+    )
+
+
+def annual_params(years: Sequence[int]) -> dict[str, Param]:
+    """The trigger form of the annual DAG: each field a JSON schema with a label and a help text.
+
+    A value that breaks its schema is refused before the run starts (HTTP 400 from the REST API,
+    an error in the form); combinations are checked by the ``prepare`` task (:func:`conf_problems`).
+    """
+    return {
+        "reporting_year": year_param(
+            years,
+            "Calendar year to report. Empty: the year before the run's logical date (a run on "
+            "2026-01-15 reports 2025). Required for a manual run without a logical date.",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="As-of date",
+            description="Refunds dated after this day (in the configured time zone) are not counted. "
+            "Empty: the day before the run's logical date (UTC), a day that has ended. A production "
+            "filing needs 31 December of the reporting year or later.",
+        ),
+        "authorities": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": list(EU_STATES)},
+            uniqueItems=True,
+            examples=list(EU_STATES),  # the pick list of the form's multi-select
+            title="Authorities",
+            description="EU member states (ISO codes) to file to. Empty: every authority with "
+            "something due (new sellers, corrections, deletions, a nil report).",
+        ),
+        "environment": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *ENVIRONMENTS],
+            values_display={None: "from the configuration", "test": "test", "prod": "prod"},
+            title="Environment",
+            description="'test' marks every record as test data (OECD10-13) and files into the "
+            "ledger's test space; 'prod' is the real filing and waits for a second person's "
+            "approval. Empty: the [reporting] environment of the configuration file.",
+        ),
+        "mode": Param(
+            "auto",
+            type="string",
+            enum=list(MODES),
+            values_display={
+                "auto": "auto: the difference to the ledger",
+                "new": "new: every seller as new records",
+                "correction": "correction of what was filed",
+                "deletion": "deletion of the sellers named below",
+                "nil": "nil report",
+            },
+            title="Filing mode",
+            description="What this run files. 'auto' (the default) compares the reportable sellers with "
+            "the filing ledger and files the difference; the other modes force one kind when an "
+            "authority asks for it.",
+        ),
+        "sellers": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "minLength": 1, "maxLength": 200},
+            uniqueItems=True,
+            title="Sellers to delete",
+            description="Only with mode 'deletion': the seller ids (the source's seller_id), one per "
+            "line, whose filed records are withdrawn. Empty for every other mode.",
+        ),
+    }
+
+
+# --- effective settings -------------------------------------------------------------------------
+
+
+def effective_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The settings a run actually uses (Params over configuration over defaults), as logged: no
+    personal data and no password (a URL with a password is never stored in the settings)."""
+    s = json.loads((Path(run_dir) / "settings.json").read_text(encoding="utf-8"))
+    rep = s["config"]["reporting"]
+    return {
+        "reporting_year": s["year"],
+        "as_of": s["as_of"],
+        "environment": rep["environment"],
+        "mode": s["mode"],
+        "sellers": s["sellers"],
+        "authorities": s["authorities"] or "every authority with something due",
+        "routing": rep["routing"],
+        "timezone": rep["timezone"],
+        "reporting_currency": rep["reporting_currency"],
+        "operator_files_in": s["config"]["operator"].get("nexus_country")
+        or s["config"]["operator"]["address"]["country"],
+        "run_id": s["run_id"],
+        "timestamp_utc": s["timestamp"],
+        "config": s["config_path"],
+        "out_dir": s["out_dir"],
+        "source": s["source_url"] or "from DAC7_SOURCE_URL (not shown: it holds a password)",
+        "ledger": s["ledger_url"] or "from DAC7_LEDGER_URL (not shown: it holds a password)",
+    }
+
+
+def log_effective_settings(run_dir: str | Path, params: Mapping[str, Any]) -> None:
+    given = {k: v for k, v in params.items() if v not in (None, [], "auto")}
+    log.info("Params given: %s", json.dumps(given, sort_keys=True, default=str) if given else "none")
+    log.info("effective settings: %s", json.dumps(effective_settings(run_dir), sort_keys=True, default=str))
+
+
+def keep_run_settings(run_dir: str | Path) -> Path:
+    """Copy the run's effective settings (``settings.json`` of its staging directory) next to its
+    manifest as ``run_settings.json``: what produced the published files stays with them."""
+    from reporting.run import load_settings, read_json, write_json
+
+    settings = load_settings(run_dir)
+    target = Path(settings.out_dir) / "run_settings.json"
+    write_json(target, read_json(Path(run_dir) / "settings.json"))
+    return target

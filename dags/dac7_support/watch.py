@@ -1,0 +1,75 @@
+"""The quarterly threshold watch list: sellers whose sales of goods crossed, or come within 20% of,
+the de minimis limits (30 sales, EUR 2,000) while due diligence still lists something to do for
+them (incomplete data, a TIN to obtain or verify, a quarantine ...).
+
+Read from what a (test) run publishes: ``reports/decisions.csv`` (``goods_activities``,
+``goods_eur``) and ``reports/due_diligence.csv``. Seller ids only, no personal data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("seller_id", "threshold", "goods_sales", "goods_eur", "decision", "due_diligence")
+NEAR = Fraction(4, 5)  # within 20% of a limit: at least 80% of it
+
+
+def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, str]]:
+    """The watch list, one row per seller, ordered by seller id."""
+    from reporting.rules import DE_MINIMIS_MAX_EUR, DE_MINIMIS_MAX_SALES
+
+    sales_limit = DE_MINIMIS_MAX_SALES + 1  # "fewer than 30" sales: the 30th crosses
+    with due_diligence_csv.open(encoding="utf-8", newline="") as fh:
+        kinds: dict[str, dict[str, None]] = {}
+        for r in csv.DictReader(fh):
+            kinds.setdefault(r["seller_id"], {})[r["kind"]] = None
+    rows = []
+    with decisions_csv.open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            sales = int(r["goods_activities"] or 0)
+            eur = Fraction(Decimal(r["goods_eur"])) if r["goods_eur"] else Fraction(0)
+            crossed = sales >= sales_limit or eur > DE_MINIMIS_MAX_EUR
+            near = sales >= NEAR * sales_limit or eur >= NEAR * DE_MINIMIS_MAX_EUR
+            if not (crossed or near) or r["seller_id"] not in kinds:
+                continue
+            rows.append(
+                {
+                    "seller_id": r["seller_id"],
+                    "threshold": "crossed" if crossed else "within 20%",
+                    "goods_sales": str(sales),
+                    "goods_eur": r["goods_eur"],
+                    "decision": r["decision"],
+                    "due_diligence": "; ".join(kinds[r["seller_id"]]),
+                }
+            )
+    return sorted(rows, key=lambda row: row["seller_id"])
+
+
+def write_watch_list(out_dir: str | Path, target: str | Path) -> dict[str, Any]:
+    """Write ``target`` (CSV, atomically, readable by the owner only) from the reports in
+    ``out_dir``; returns the counts."""
+    reports = Path(out_dir) / "reports"
+    rows = watch_rows(reports / "decisions.csv", reports / "due_diligence.csv")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(buf.getvalue())
+    os.replace(tmp, target)
+    return {
+        "sellers": len(rows),
+        "crossed": sum(r["threshold"] == "crossed" for r in rows),
+        "near": sum(r["threshold"] != "crossed" for r in rows),
+        "file": str(target),
+    }

@@ -1,0 +1,241 @@
+"""The quarterly preview: its quarter comes from the run, it files only into a test ledger of its
+own, its watch list names the sellers near or over the de minimis limits with due diligence open,
+and, through ``dag.test()``, a demo marketplace is previewed as test XML."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from datetime import UTC, date, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
+
+STAGES = ["prepare", "extract", "aggregate", "apply_rules", "render", "validate", "publish", "watch_list"]
+
+
+@pytest.fixture(scope="module")
+def dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
+
+
+def test_tasks_are_the_stages_in_order(dag: Any) -> None:
+    assert [t.task_id for t in dag.topological_sort()] == STAGES
+    for before, after in pairwise(STAGES):
+        assert before in dag.get_task(after).upstream_task_ids
+    for stage in STAGES[1:]:
+        assert "prepare" in dag.get_task(stage).upstream_task_ids, stage
+
+
+def test_schedule_is_after_each_quarter(dag: Any) -> None:
+    from airflow.sdk import CronTriggerTimetable
+
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == "0 6 1 1,4,7,10 *"
+    assert str(dag.timetable.timezone) == "UTC"
+    assert dag.catchup is False and dag.max_active_runs == 1
+
+
+def test_database_steps_retry(dag: Any) -> None:
+    for stage in STAGES:
+        assert dag.get_task(stage).retries == (2 if stage in {"extract", "render", "validate", "publish"} else 0), stage
+
+
+def test_params_are_a_labelled_form(dag: Any) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    assert set(dag.params.keys()) == {"reporting_year", "quarter"}
+    for name in dag.params:
+        assert dag.params.get_param(name).schema.get("title") and dag.params.get_param(name).description
+    assert dag.params.get_param("quarter").schema["enum"] == [None, 1, 2, 3, 4]
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param("quarter").resolve(5)
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "expected"),
+    [
+        (datetime(2026, 4, 1, 6, tzinfo=UTC), (2026, 1, date(2026, 3, 31))),
+        (datetime(2026, 7, 1, 6, tzinfo=UTC), (2026, 2, date(2026, 6, 30))),
+        (datetime(2026, 10, 1, 6, tzinfo=UTC), (2026, 3, date(2026, 9, 30))),
+        # the January run previews the whole of the year that ended
+        (datetime(2026, 1, 1, 6, tzinfo=UTC), (2025, 4, date(2025, 12, 31))),
+    ],
+)
+def test_the_quarter_is_the_one_that_ended_before_the_run(logical_date: datetime, expected: tuple) -> None:
+    from dac7_support.quarterly import quarter_period
+
+    assert quarter_period(logical_date, None, {}) == expected
+
+
+def test_a_manual_run_previews_the_last_quarter_that_ended_or_the_params() -> None:
+    from dac7_support.quarterly import quarter_period
+
+    run_after = datetime(2026, 5, 15, 9, tzinfo=UTC)
+    assert quarter_period(None, run_after, {}) == (2026, 1, date(2026, 3, 31))
+    assert quarter_period(None, run_after, {"reporting_year": 2025, "quarter": 2}) == (2025, 2, date(2025, 6, 30))
+    with pytest.raises(ValueError, match="set both the reporting_year and the quarter"):
+        quarter_period(None, run_after, {"reporting_year": 2025, "quarter": None})
+
+
+def test_the_preview_ledger_is_never_the_production_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dac7_support.quarterly import LEDGER_FILE, preview_ledger, quarterly_ledger_url
+
+    from reporting.errors import ConfigError
+
+    config = REPO / "dac7.toml"
+    watch = tmp_path / "out" / "2026" / "watch" / "Q1"
+    production = f"sqlite:///{tmp_path / 'prod.sqlite3'}"
+    monkeypatch.setenv("DAC7_LEDGER_URL", production)
+    monkeypatch.delenv("DAC7_QUARTERLY_LEDGER_URL", raising=False)
+    assert quarterly_ledger_url(watch, config) == f"sqlite:///{watch / LEDGER_FILE}"
+    monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", f"sqlite:///{tmp_path / 'preview.sqlite3'}")
+    assert quarterly_ledger_url(watch, config) == f"sqlite:///{tmp_path / 'preview.sqlite3'}"
+    for same in (production, f"sqlite:///{tmp_path / 'elsewhere' / '..' / 'prod.sqlite3'}"):
+        monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", same)
+        with pytest.raises(ConfigError, match="would file into the production ledger"):
+            quarterly_ledger_url(watch, config)
+    monkeypatch.setenv("DAC7_LEDGER_URL", "postgresql+psycopg://dac7:secret@db:5432/dac7")
+    monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", "postgresql+psycopg://preview@db:5432/dac7")
+    with pytest.raises(ConfigError, match="production ledger"):
+        quarterly_ledger_url(watch, config)
+    # while a stage runs, DAC7_LEDGER_URL is the preview's; afterwards the production one again
+    with preview_ledger("sqlite:///preview"):
+        assert os.environ["DAC7_LEDGER_URL"] == "sqlite:///preview"
+    assert os.environ["DAC7_LEDGER_URL"] == "postgresql+psycopg://dac7:secret@db:5432/dac7"
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def decision(seller: str, sales: int, eur: str, decision: str = "excluded:de_minimis") -> dict[str, str]:
+    return {"seller_id": seller, "decision": decision, "goods_activities": str(sales), "goods_eur": eur}
+
+
+def test_watch_list_is_near_or_over_the_limits_with_due_diligence_open(tmp_path: Path) -> None:
+    from dac7_support.watch import watch_rows
+
+    decisions = write_csv(
+        tmp_path / "decisions.csv",
+        [
+            decision("S01", 30, "100.00", "reported"),  # the 30th sale crosses
+            decision("S02", 2, "2000.01", "reported"),  # more than EUR 2,000 crosses
+            decision("S03", 29, "2000.00"),  # at both limits, still excluded: near
+            decision("S04", 24, "10.00"),  # 80% of 30 sales: near
+            decision("S05", 1, "1600.00"),  # 80% of EUR 2,000: near
+            decision("S06", 23, "1599.99"),  # below 80% of both: not watched
+            decision("S07", 40, "5000.00", "reported"),  # over, but due diligence has nothing open
+            decision("S08", 0, "", "reported"),  # no sales of goods (services, rentals)
+        ],
+    )
+    diligence = write_csv(
+        tmp_path / "due_diligence.csv",
+        [
+            {"seller_id": s, "kind": k}
+            for s, k in [
+                ("S01", "TIN unknown"),
+                ("S01", "IBAN malformed"),
+                ("S02", "threshold crossed without complete data"),
+                ("S03", "quarantined"),
+                ("S04", "data check warning"),
+                ("S05", "TIN malformed"),
+                ("S06", "TIN unknown"),
+                ("S08", "TIN unknown"),
+            ]
+        ],
+    )
+    rows = watch_rows(decisions, diligence)
+    assert [(r["seller_id"], r["threshold"]) for r in rows] == [
+        ("S01", "crossed"),
+        ("S02", "crossed"),
+        ("S03", "within 20%"),
+        ("S04", "within 20%"),
+        ("S05", "within 20%"),
+    ]
+    assert rows[0]["due_diligence"] == "TIN unknown; IBAN malformed"
+    assert rows[1] == {
+        "seller_id": "S02",
+        "threshold": "crossed",
+        "goods_sales": "2",
+        "goods_eur": "2000.01",
+        "decision": "reported",
+        "due_diligence": "threshold crossed without complete data",
+    }
+
+
+# --- a real run through dag.test() ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from reporting.demo import generate_demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
+    generate_demo(url, sellers=200, seed=7, year=2025, replace=True)
+    return url
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("airflow_db")
+def test_quarterly_run_previews_the_year_so_far_as_test_data(
+    demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from dac7_support.watch import COLUMNS
+
+    out, production = tmp_path / "out", tmp_path / "production-ledger.sqlite3"
+    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
+    monkeypatch.setenv("DAC7_SOURCE_URL", demo_db)
+    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
+    monkeypatch.setenv("DAC7_STAGING_DIR", str(tmp_path / "staging"))
+    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{production}")
+    monkeypatch.delenv("DAC7_QUARTERLY_LEDGER_URL", raising=False)
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
+    dr = dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+
+    assert str(dr.state) == "success"
+    assert {ti.task_id: str(ti.state) for ti in dr.get_task_instances()} == dict.fromkeys(STAGES, "success")
+    watch = out / "2025" / "watch" / "Q3"
+    manifest = json.loads((watch / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["environment"] == "test"
+    assert manifest["as_of"] == "2025-09-30"
+    assert manifest["files"], "the demo marketplace has reportable sellers"
+    for f in manifest["files"]:  # test data markers only (the EU edition: OECD10 to OECD13)
+        indics = set(re.findall(r"DocTypeIndic>(OECD\d+)<", (watch / f["file"]).read_text(encoding="utf-8")))
+        assert indics and indics <= {"OECD10", "OECD11", "OECD12", "OECD13"}, (f["file"], indics)
+    assert (
+        json.loads((watch / "run_settings.json").read_text(encoding="utf-8"))["config"]["reporting"]["environment"]
+        == "test"
+    )
+    # filed into the preview's own ledger, never into the production one
+    assert (watch / "dac7-ledger.sqlite3").is_file()
+    assert not production.exists()
+    # nothing next to the annual filing of the year
+    assert sorted(p.name for p in (out / "2025").iterdir()) == ["watch"]
+
+    with (watch / "watch_list.csv").open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == COLUMNS
+    assert rows, "the demo has reportable goods sellers with open due diligence"
+    with (watch / "reports" / "decisions.csv").open(encoding="utf-8", newline="") as fh:
+        decisions = {r["seller_id"]: r for r in csv.DictReader(fh)}
+    for r in rows:
+        assert r["seller_id"] in decisions
+        assert r["threshold"] in {"crossed", "within 20%"} and r["due_diligence"]
