@@ -229,15 +229,19 @@ def summary_table(manifest: dict[str, Any]) -> str:
     checks = manifest.get("data_checks")
     if checks:
         lines.append("")
+        failed = [f for c in checks["stages"].values() for f in c["failed"]]
+        errors = sum(f["severity"] == "error" for f in failed)
         lines.append(
-            f"  data checks: {checks['expectations']} expectation(s), {checks['failed']} failed, "
-            f"{checks['seconds']:.1f} s"
+            f"  data checks: {checks['expectations']} expectation(s), {errors} failed, "
+            f"{len(failed) - errors} with warnings, {checks['seconds']:.1f} s"
         )
         order = ("extract", "identity", "aggregates")  # the order they run in (JSON sorts keys)
         for stage, c in sorted(checks["stages"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9):
             failed = ", ".join(f"{f['rule']} ({f['unexpected']} row(s), {f['severity']})" for f in c["failed"])
             docs = f"  Data Docs: {c['data_docs']}" if c.get("data_docs") else ""
-            lines.append(f"    {stage:<12}{'failed: ' + failed if failed else 'passed'}{docs}")
+            errors = any(f["severity"] == "error" for f in c["failed"])
+            outcome = ("failed: " if errors else "passed, with warnings: ") + failed if failed else "passed"
+            lines.append(f"    {stage:<12}{outcome}{docs}")
     diligence = manifest.get("due_diligence")
     if diligence:
         lines.append(
