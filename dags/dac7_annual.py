@@ -216,7 +216,17 @@ def dac7_annual() -> None:
         ctx = get_current_context()
         ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
         settings = load_settings(run_dir)
-        result = pipeline.publish(run_dir, authority)
+        # the audit trail: who triggered the run and who approved the filing, kept in the ledger
+        approval = ctx["ti"].xcom_pull(task_ids="approve") or {}
+        approver = approval.get("responded_by_user") if isinstance(approval, dict) else None
+        if isinstance(approver, dict):
+            approver = approver.get("name") or approver.get("id")
+        result = pipeline.publish(
+            run_dir,
+            authority,
+            triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
+            approved_by=str(approver) if approver else None,
+        )
         for f in result["files"]:
             ctx["outlet_events"][FILINGS].add(
                 Asset(f"dac7://filings/{authority}"),

@@ -152,10 +152,17 @@ def validate(run_dir: str | Path, authority: str | None = None) -> dict[str, Any
     return _publish.validate(load_settings(run_dir), authority)
 
 
-def publish(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+def publish(
+    run_dir: str | Path,
+    authority: str | None = None,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+) -> dict[str, Any]:
     """Publish one authority's files (every planned authority must have validated), or all of
-    them and then :func:`finalize` (returns the manifest)."""
-    return _publish.publish(load_settings(run_dir), authority)
+    them and then :func:`finalize` (returns the manifest). Who triggered the run and who approved
+    the filing are recorded in the ledger with each message."""
+    return _publish.publish(load_settings(run_dir), authority, triggered_by=triggered_by, approved_by=approved_by)
 
 
 def finalize(run_dir: str | Path) -> dict[str, Any]:

@@ -151,7 +151,15 @@ def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[s
     return used, states
 
 
-def _publish_one(settings: RunSettings, ledger: Ledger, out: Path, msg: dict[str, Any]) -> Path:
+def _publish_one(
+    settings: RunSettings,
+    ledger: Ledger,
+    out: Path,
+    msg: dict[str, Any],
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+) -> Path:
     """Copy one validated file to a temporary name in the output, then rename it into place in
     the ledger transaction that marks its message published: both happen, or neither. A retried
     publish of the same run finds its message published with the same file and goes on."""
@@ -175,7 +183,7 @@ def _publish_one(settings: RunSettings, ledger: Ledger, out: Path, msg: dict[str
     shutil.copyfile(src, tmp)
     os.chmod(tmp, 0o600)
     try:
-        with ledger.publishing(msg["message_ref_id"]):
+        with ledger.publishing(msg["message_ref_id"], triggered_by=triggered_by, approved_by=approved_by):
             os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -216,7 +224,13 @@ def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
     }
 
 
-def publish(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+def publish(
+    settings: RunSettings,
+    authority: str | None = None,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+) -> dict[str, Any]:
     """Move the validated files of one authority (or of all, then :func:`finalize`) to
     ``<out>/<authority>/``. Nothing is published unless every planned authority's files
     validated: one error in one file means nothing is published."""
@@ -233,7 +247,7 @@ def publish(settings: RunSettings, authority: str | None = None) -> dict[str, An
         )
     if authority is None:
         for a in authorities:
-            publish(settings, a)
+            publish(settings, a, triggered_by=triggered_by, approved_by=approved_by)
         return finalize(settings)
     render = rendered(settings, authority)
     out = Path(settings.out_dir)
@@ -248,7 +262,7 @@ def publish(settings: RunSettings, authority: str | None = None) -> dict[str, An
         # in the order planned (a correction of the PlatformOperator before the additions), each
         # file moved into place inside the transaction that records it as published
         for msg in render["messages"]:
-            dst = _publish_one(settings, ledger, out, msg)
+            dst = _publish_one(settings, ledger, out, msg, triggered_by=triggered_by, approved_by=approved_by)
             files.append(
                 {
                     "authority": msg["authority"],

@@ -570,7 +570,14 @@ class Ledger:
             self._mark_published(conn, message_ref_id, _utc(at))
 
     @contextmanager
-    def publishing(self, message_ref_id: str, *, at: datetime | None = None) -> Iterator[Connection]:
+    def publishing(
+        self,
+        message_ref_id: str,
+        *,
+        at: datetime | None = None,
+        triggered_by: str | None = None,
+        approved_by: str | None = None,
+    ) -> Iterator[Connection]:
         """A transaction in which the message is marked published: the caller moves its file into
         place inside the ``with`` block. If that raises, the ledger change rolls back.
 
@@ -579,10 +586,18 @@ class Ledger:
         case where the file is in place and the ledger is not: the caller may move the file back.
         """
         with self.engine.begin() as conn:
-            self._mark_published(conn, message_ref_id, _utc(at))
+            self._mark_published(conn, message_ref_id, _utc(at), triggered_by=triggered_by, approved_by=approved_by)
             yield conn
 
-    def _mark_published(self, conn: Connection, message_ref_id: str, at: datetime) -> None:
+    def _mark_published(
+        self,
+        conn: Connection,
+        message_ref_id: str,
+        at: datetime,
+        *,
+        triggered_by: str | None = None,
+        approved_by: str | None = None,
+    ) -> None:
         msg = self._message_row(conn, message_ref_id, for_update=True)
         if msg.status != RENDERED:
             raise LedgerError(f"message {message_ref_id} is {msg.status}: only a rendered message can be published")
@@ -610,7 +625,11 @@ class Ledger:
                     superseded_by=rec.doc_ref_id,
                 )
             )
-        done = {"status": PUBLISHED, "published": at, "status_changed": at}
+        done: dict[str, Any] = {"status": PUBLISHED, "published": at, "status_changed": at}
+        if triggered_by:  # who asked for the run, and who approved the filing (four eyes)
+            done["triggered_by"] = triggered_by[:200]
+        if approved_by:
+            done["approved_by"], done["approved_at"] = approved_by[:200], at
         conn.execute(sa.update(t.messages).where(t.messages.c.id == msg.id).values(**done))
 
     def discard(self, message_ref_id: str, *, at: datetime | None = None) -> None:

@@ -494,7 +494,7 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     with pytest.raises(XmlValidationError, match="not validated\\) for PL"):
         pipeline.publish(run_dir, "LT")  # one authority's files wait for the other's validation
     pipeline.validate(run_dir, "PL")
-    pipeline.publish(run_dir, "PL")
+    pipeline.publish(run_dir, "PL", triggered_by="ana", approved_by="jonas")
     with pytest.raises(XmlValidationError, match="not published yet for LT"):
         pipeline.finalize(run_dir)
     pipeline.publish(run_dir, "LT")
@@ -505,3 +505,11 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
         ("PL", "DPI401", 1),
     ]
     assert all((tmp_path / "out" / f["file"]).is_file() for f in manifest["files"])
+    # the audit trail: who triggered the run and who approved the filing, with each message
+    from reporting.ledger import open_ledger
+    from reporting.render import ledger_url
+    from reporting.run import load_settings
+
+    with open_ledger(ledger_url(load_settings(run_dir))) as ledger:
+        people = {m.authority: (m.triggered_by, m.approved_by) for m in ledger.messages(year=2025)}
+    assert people == {"PL": ("ana", "jonas"), "LT": (None, None)}
