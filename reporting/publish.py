@@ -6,7 +6,6 @@ writes ``manifest.json`` the same way; files are readable by their owner only.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -22,7 +21,7 @@ from reporting.due_diligence import write_due_diligence
 from reporting.errors import XmlValidationError
 from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import check_message
-from reporting.render import ledger_url, planned_authorities, rendered
+from reporting.render import file_sha256, ledger_url, planned_authorities, rendered
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.validate import load_schema, validate_file
@@ -111,14 +110,6 @@ def _validate(settings: RunSettings, authority: str) -> dict[str, Any]:
     return summary
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, str]]:
     """:func:`_ledger_view` of a file that is not (or not yet) in the ledger: every DocRefId the
     ledger knows is used, except by the file's own message when the ledger has it."""
@@ -165,11 +156,11 @@ def _publish_one(
     publish of the same run finds its message published with the same file and goes on."""
     src = settings.run_path / "render" / msg["file"]
     dst = out / msg["file"]
-    if sha256_of(src) != msg["sha256"]:
+    if file_sha256(src) != msg["sha256"]:
         raise XmlValidationError(f"{msg['file']} changed after it was rendered and validated; nothing was published")
     info = ledger.message(msg["message_ref_id"])
     if info.status in ("published", "accepted", "rejected"):
-        if dst.is_file() and sha256_of(dst) == msg["sha256"]:
+        if dst.is_file() and file_sha256(dst) == msg["sha256"]:
             log.info("message %s was published already (a retried publish)", msg["message_ref_id"])
             return dst
         raise LedgerError(f"message {msg['message_ref_id']} is {info.status} in the ledger, but {dst} is not its file")
@@ -276,7 +267,7 @@ def publish(
                     "part": msg["part"],
                     "parts": msg["parts"],
                     "bytes": dst.stat().st_size,
-                    "sha256": sha256_of(dst),
+                    "sha256": file_sha256(dst),
                 }
             )
     summary = {"authority": authority, "files": files}

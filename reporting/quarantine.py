@@ -68,12 +68,16 @@ def enforce_quarantine_policy(settings: RunSettings, findings: list[Finding]) ->
         )
 
 
-def quarantine_findings(settings: RunSettings) -> list[Finding]:
-    """The findings of the sellers quarantined by the extract checks of this run."""
-    path = settings.run_path / "extract" / "quarantine_extract.parquet"
+def read_findings(path: Path) -> list[Finding]:
+    """The findings written by :func:`write_quarantine` (none when the file is absent)."""
     if not path.is_file():
         return []
     return [
         Finding(rule=r["rule"], table=r["table"], key=r["key"], message=r["message"], seller_id=r["seller_id"])
         for r in pq.read_table(path).to_pylist()
     ]
+
+
+def quarantine_findings(settings: RunSettings) -> list[Finding]:
+    """The findings of the sellers quarantined by the extract checks of this run."""
+    return read_findings(settings.run_path / "extract" / "quarantine_extract.parquet")

@@ -29,7 +29,13 @@ import pyarrow.parquet as pq
 from reporting.countries import EU_MEMBER_STATES
 from reporting.findings import Finding
 from reporting.money import minor_to_units, round_half_up, to_fraction
-from reporting.quarantine import enforce_quarantine_policy, quarantine_findings, read_quarantine, write_quarantine
+from reporting.quarantine import (
+    enforce_quarantine_policy,
+    quarantine_findings,
+    read_findings,
+    read_quarantine,
+    write_quarantine,
+)
 from reporting.run import RunSettings, write_json
 from reporting.staging import connect
 from reporting.variants import EU_READING, VARIANTS, LegalVariant
@@ -625,7 +631,8 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     finally:
         con.close()
     if incomplete_reportable:
-        findings += [f for f in identity_findings(settings) if f.seller_id in incomplete_reportable]
+        identity = read_findings(settings.run_path / "extract" / "quarantine_identity.parquet")
+        findings += [f for f in identity if f.seller_id in incomplete_reportable]
     # Audit what was decided before anything renders it: every routed seller's record must be
     # renderable for each of its authorities, and the aggregates and decisions must pass their
     # data checks (the reconciliation among them). A seller that fails is quarantined here.
@@ -659,16 +666,6 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     write_json(out / "rules.json", summary)
     log.info("rules year=%s: %s", settings.year, summary)
     return summary
-
-
-def identity_findings(settings: RunSettings) -> list[Finding]:
-    path = settings.run_path / "extract" / "quarantine_identity.parquet"
-    if not path.is_file():
-        return []
-    return [
-        Finding(rule=r["rule"], table=r["table"], key=r["key"], message=r["message"], seller_id=r["seller_id"])
-        for r in pq.read_table(path).to_pylist()
-    ]
 
 
 def _quarantine_decided(
