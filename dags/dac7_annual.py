@@ -21,7 +21,9 @@ depends on ``[scheduler] create_cron_data_intervals``; so the choice is made her
 
 The reporting year, the as-of date and the run's ids come from the run (logical date, run id,
 Params), never from the clock, so a rerun of a DAG run recomputes the same period into the same
-staging directory (the message Timestamp is the prepare task's start time). Paths come from
+staging directory and renders the same files byte for byte: the message Timestamp is the
+moment the DAG run was created for (its ``run_after``: the due time of a scheduled run, the
+trigger time of a manual one), not the moment a task happened to start. Paths come from
 ``DAC7_*`` environment variables, read when a task runs. Params override the configuration file;
 ``prepare`` refuses a bad combination with a sentence that says why.
 
@@ -52,6 +54,7 @@ from dac7_support.common import (
     conf_problems,
     keep_run_settings,
     log_effective_settings,
+    message_timestamp,
     recent_years,
     reporting_period,
     run_date,
@@ -121,7 +124,7 @@ def dac7_annual() -> None:
             environment=params.get("environment"),
             staging_root=env["staging_root"],
             run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
-            timestamp=ctx["ti"].start_date,
+            timestamp=message_timestamp(dag_run, ctx["ti"]),
             source_url=env["source_url"],
             mode=params.get("mode") or "auto",
             sellers=params.get("sellers") or None,

@@ -32,6 +32,7 @@ from dac7_support.common import (
     RETRY,
     keep_run_settings,
     log_effective_settings,
+    message_timestamp,
     recent_years,
     run_uuid,
     settings_from_env,
@@ -98,7 +99,7 @@ def dac7_quarterly() -> None:
                 environment="test",
                 staging_root=env["staging_root"],
                 run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
-                timestamp=ctx["ti"].start_date,
+                timestamp=message_timestamp(ctx["dag_run"], ctx["ti"]),
                 source_url=env["source_url"],
                 ledger_url=ledger,
             )

@@ -76,6 +76,17 @@ def run_date(logical_date: datetime | None, run_after: datetime | None) -> date:
     return anchor.astimezone(UTC).date()
 
 
+def message_timestamp(dag_run: Any, ti: Any) -> datetime:
+    """The message Timestamp of a DAG run's files: the moment the run was created for.
+
+    ``run_after`` is stored with the run (the due time of a scheduled run, the trigger time of a
+    manual or REST-triggered one), so every retry, every clear-and-rerun and every worker of the
+    same DAG run stamps the same Timestamp and renders the same bytes. Only a run without one
+    (never seen in Airflow 3) falls back to the task's start."""
+    stamp = getattr(dag_run, "run_after", None) or ti.start_date
+    return stamp.astimezone(UTC) if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
 def reporting_period(
     logical_date: datetime | None, run_after: datetime | None, params: Mapping[str, Any]
 ) -> tuple[int, date]:

@@ -657,6 +657,8 @@ def test_dag_run_files_the_previous_year(annual_run: AnnualRun) -> None:
     assert manifest["as_of"] == "2026-01-14"
     assert manifest["environment"] == "test"
     assert manifest["run_id"] == load_dag_module().run_uuid("dac7_annual", dr.run_id)
+    # the Timestamp is the moment the run was created for: a rerun of this DAG run renders the same bytes
+    assert manifest["timestamp_utc"] == dr.run_after.astimezone(UTC).replace(tzinfo=None).isoformat()
     assert manifest["files"], "the demo marketplace has reportable sellers"
     for f in manifest["files"]:
         assert f["message_ref_id"].startswith("LT2025"), f["message_ref_id"]
