@@ -62,6 +62,7 @@ from dac7_support.common import (
     settings_from_env,
 )
 from dac7_support.notify import on_failure
+from dac7_support.staging import share_prepared, staged
 
 __all__ = ["FILINGS", "reporting_period", "run_uuid"]
 
@@ -131,31 +132,36 @@ def dac7_annual() -> None:
             authorities=params.get("authorities") or None,
         )
         log_effective_settings(run_dir, params)
+        share_prepared(run_dir)
         return run_dir
 
     @task(**RETRY)
     def extract(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.extract(run_dir, settings_from_env()["source_url"])
+        with staged(run_dir) as here:
+            return pipeline.extract(here, settings_from_env()["source_url"])
 
     @task
     def aggregate(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.aggregate(run_dir)
+        with staged(run_dir) as here:
+            return pipeline.aggregate(here)
 
     @task
     def apply_rules(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.apply_rules(run_dir)
+        with staged(run_dir) as here:
+            return pipeline.apply_rules(here)
 
     @task(**RETRY)
     def plan(run_dir: str) -> list[str]:
         from reporting import pipeline
 
-        authorities = pipeline.plan(run_dir)
+        with staged(run_dir) as here:
+            authorities = pipeline.plan(here)
         log.info("filing to %s", ", ".join(authorities) or "no authority: nothing to file")
         return authorities
 
@@ -165,12 +171,13 @@ def dac7_annual() -> None:
         from reporting.errors import ConfigError
 
         get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        if published_already(run_dir, authority):
-            raise ConfigError(
-                f"this run has published {authority} already; rendering it again would plan the period as if "
-                "nothing were filed: trigger a new run to file any difference"
-            )
-        result = pipeline.render(run_dir, authority)
+        with staged(run_dir) as here:
+            if published_already(here, authority):
+                raise ConfigError(
+                    f"this run has published {authority} already; rendering it again would plan the period as "
+                    "if nothing were filed: trigger a new run to file any difference"
+                )
+            result = pipeline.render(here, authority)
         return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
 
     @task(**RETRY, map_index_template=AUTHORITY_LABEL)
@@ -178,7 +185,8 @@ def dac7_annual() -> None:
         from reporting import pipeline
 
         get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        result = pipeline.validate(run_dir, authority)
+        with staged(run_dir) as here:
+            result = pipeline.validate(here, authority)
         return {"authority": authority, "files": len(result["files"]), "valid": result["valid"]}
 
     # An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that
@@ -189,11 +197,12 @@ def dac7_annual() -> None:
         from reporting.errors import XmlValidationError
         from reporting.run import read_json
 
-        planned = read_json(Path(run_dir) / "render" / "plan.json")["authorities"]
-        missing = [a for a in planned if not validated_ok(run_dir, a)]
-        if missing:
-            raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
-        request = write_approval_request(run_dir)
+        with staged(run_dir) as here:
+            planned = read_json(Path(here) / "render" / "plan.json")["authorities"]
+            missing = [a for a in planned if not validated_ok(here, a)]
+            if missing:
+                raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
+            request = write_approval_request(here)
         log.info("approval request\n%s", read_json(Path(request["file"]))["body"])
         return request
 
@@ -218,18 +227,19 @@ def dac7_annual() -> None:
 
         ctx = get_current_context()
         ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        settings = load_settings(run_dir)
         # the audit trail: who triggered the run and who approved the filing, kept in the ledger
         approval = ctx["ti"].xcom_pull(task_ids="approve") or {}
         approver = approval.get("responded_by_user") if isinstance(approval, dict) else None
         if isinstance(approver, dict):
             approver = approver.get("name") or approver.get("id")
-        result = pipeline.publish(
-            run_dir,
-            authority,
-            triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
-            approved_by=str(approver) if approver else None,
-        )
+        with staged(run_dir) as here:
+            settings = load_settings(here)
+            result = pipeline.publish(
+                here,
+                authority,
+                triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
+                approved_by=str(approver) if approver else None,
+            )
         for f in result["files"]:
             ctx["outlet_events"][FILINGS].add(
                 Asset(f"dac7://filings/{authority}"),
@@ -248,8 +258,9 @@ def dac7_annual() -> None:
     def finalize(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        manifest = pipeline.finalize(run_dir)
-        kept = keep_run_settings(run_dir)
+        with staged(run_dir) as here:
+            manifest = pipeline.finalize(here)
+            kept = keep_run_settings(here)
         log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
         if not manifest["files"]:
             log.info("nothing to file for %s", manifest["reporting_year"])

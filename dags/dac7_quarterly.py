@@ -40,6 +40,7 @@ from dac7_support.common import (
 )
 from dac7_support.notify import on_failure
 from dac7_support.quarterly import preview_ledger, quarter_period, quarterly_ledger_url, watch_dir
+from dac7_support.staging import share_prepared, staged
 
 log = logging.getLogger("dac7_quarterly")
 
@@ -104,49 +105,54 @@ def dac7_quarterly() -> None:
                 ledger_url=ledger,
             )
         log_effective_settings(run_dir, ctx["params"])
+        share_prepared(run_dir)
         return run_dir
 
     @task(**RETRY)
     def extract(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.extract(run_dir, settings_from_env()["source_url"])
+        with staged(run_dir) as here:
+            return pipeline.extract(here, settings_from_env()["source_url"])
 
     @task
     def aggregate(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.aggregate(run_dir)
+        with staged(run_dir) as here:
+            return pipeline.aggregate(here)
 
     @task
     def apply_rules(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        return pipeline.apply_rules(run_dir)
+        with staged(run_dir) as here:
+            return pipeline.apply_rules(here)
 
     @task(**RETRY)
     def render(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        with preview_ledger(ledger_of(run_dir)):
-            result = pipeline.render(run_dir)
+        with staged(run_dir) as here, preview_ledger(ledger_of(here)):
+            result = pipeline.render(here)
         return {"messages": len(result["messages"]), "discarded": len(result["discarded"])}
 
     @task(**RETRY)
     def validate(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        with preview_ledger(ledger_of(run_dir)):
-            result = pipeline.validate(run_dir)
+        with staged(run_dir) as here, preview_ledger(ledger_of(here)):
+            result = pipeline.validate(here)
         return {"files": len(result["files"]), "valid": result["valid"]}
 
     @task(**RETRY)
     def publish(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
-        with preview_ledger(ledger_of(run_dir)):
-            manifest = pipeline.publish(run_dir)
-        keep_run_settings(run_dir)
+        with staged(run_dir) as here:
+            with preview_ledger(ledger_of(here)):
+                manifest = pipeline.publish(here)
+            keep_run_settings(here)
         log.info("DAC7 quarterly preview\n%s", pipeline.summary_table(manifest))
         return {"files": len(manifest["files"]), "sellers": sum(f["sellers"] for f in manifest["files"])}
 
@@ -156,7 +162,8 @@ def dac7_quarterly() -> None:
 
         from reporting.run import load_settings
 
-        out_dir = load_settings(run_dir).out_dir
+        with staged(run_dir) as here:
+            out_dir = load_settings(here).out_dir
         result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
         log.info(
             "watch list: %s seller(s) at or near the de minimis limits with due diligence open "

@@ -112,8 +112,12 @@ class RunSettings:
 
 
 def load_settings(run_dir: str | Path) -> RunSettings:
+    """The settings of the run staged in ``run_dir``. ``run_dir`` is where the run is now: a
+    worker's copy of a run on shared staging has another path than the one ``prepare`` saw."""
     path = Path(run_dir) / SETTINGS_FILE
-    return RunSettings.from_json(json.loads(path.read_text(encoding="utf-8")))
+    settings = RunSettings.from_json(json.loads(path.read_text(encoding="utf-8")))
+    here = str(Path(run_dir).resolve())
+    return settings if settings.run_dir == here else replace(settings, run_dir=here)
 
 
 def new_run_id() -> str:

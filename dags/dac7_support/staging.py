@@ -1,0 +1,64 @@
+"""Where a task finds its run's staging directory: local, or pulled from shared storage.
+
+``DAC7_STAGING_DIR`` is the worker's local staging root. When ``DAC7_STAGING_URL`` is set (an
+Airflow ObjectStoragePath URL: ``s3://aws_default@my-bucket/dac7/staging``, ``gs://...``,
+``file:///mnt/shared/dac7-staging``; the part before ``@`` names the Airflow Connection holding
+the credentials), the run's staging lives there and each task works on a local copy:
+:func:`staged` pulls what changed before the stage and pushes what the stage wrote after it
+(``reporting.storage``). Unset, the local staging root is used as it is, and must then be the
+same directory for every worker (one machine, or a shared mount).
+
+XCom carries the staging directory the ``prepare`` task returned; only its last part (the run's
+name, ``<year>-<run uuid>``) means anything to another worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dac7_support.common import settings_from_env
+
+if TYPE_CHECKING:
+    from reporting.storage import SharedStaging
+
+
+def shared_staging() -> SharedStaging | None:
+    """The shared staging root of ``DAC7_STAGING_URL``, or None (local staging only)."""
+    url = os.environ.get("DAC7_STAGING_URL")
+    if not url:
+        return None
+    from airflow.sdk import ObjectStoragePath
+
+    from reporting.storage import SharedStaging
+
+    path = ObjectStoragePath(url)  # credentials from the Connection named in the URL, if any
+    return SharedStaging(fs=path.fs, root=path.path.rstrip("/"), url=url)
+
+
+@contextmanager
+def staged(run_dir: str) -> Iterator[str]:
+    """The staging directory to work in for one task: ``run_dir`` itself, or this worker's copy
+    of it, pulled before and pushed after."""
+    shared = shared_staging()
+    if shared is None:
+        yield run_dir
+        return
+    with shared.staged(Path(run_dir).name, local_root()) as local:
+        yield local
+
+
+def share_prepared(run_dir: str) -> None:
+    """Upload a run's staging directory just created by ``prepare`` (no-op without shared staging)."""
+    shared = shared_staging()
+    if shared is not None:
+        shared.push(Path(run_dir).name, Path(run_dir).parent)
+
+
+def local_root() -> str:
+    root = settings_from_env()["staging_root"]
+    assert root is not None  # settings_from_env always names one
+    return root

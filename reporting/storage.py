@@ -1,0 +1,290 @@
+"""A run's staging directory on shared storage, for workers that share no disk.
+
+Every stage reads and writes the run's staging directory as local files (DuckDB, Parquet, lxml
+want a real path). When the workers of a deployment share no filesystem (CeleryExecutor on
+several hosts, KubernetesExecutor), the staging directory lives on shared storage: any fsspec
+filesystem (S3, GCS, Azure Blob, a ``file://`` mount ...). A task then works on a *local copy*:
+
+    shared = SharedStaging.from_url("s3://my-bucket/dac7/staging")
+    with shared.staged(run_dir_name, local_root) as run_dir:   # pull what changed
+        pipeline.render(run_dir, "DE")                           # local files
+                                                                 # push what the stage wrote
+
+``pull`` brings the local copy up to date with the shared one: files that changed on the shared
+side since this worker last saw them are fetched, files deleted there are deleted locally; a local
+change that is not pushed yet (a stage of this worker running now) is kept. ``push`` uploads what
+the stage wrote or changed and deletes on the shared side what the stage deleted, and nothing
+else: tasks of one run that work at the same time (the mapped render/validate/publish of each
+authority) write disjoint files, so their pushes never undo each other.
+
+What a worker last saw is recorded beside its copy (``.<run>.sync.json``, outside the run's
+directory, so it is never uploaded), under a file lock: two tasks of the same run on one worker
+share the copy safely. A shared file is recognised by its listing (size plus ETag, generation or
+modification time: whatever the filesystem reports), a local one by size and ``mtime_ns``.
+
+Staging holds personal data: local copies are readable by the owner only (0600 files in a 0700
+directory); on shared storage, restrict access to the workers (bucket policy, encryption). Paths
+and counts are logged, never contents.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Local scratch that is never shared: DuckDB's spill files and half-written temp files.
+LOCAL_ONLY_DIRS = frozenset({".duckdb-spill"})
+#: The keys of a listing entry that change when a file's content changes, by filesystem: S3
+#: (ETag, LastModified), GCS (generation, md5Hash), Azure (etag, last_modified), local (mtime).
+CHANGE_KEYS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified", "mtime", "size")
+
+
+def local_only(rel: PurePosixPath) -> bool:
+    """A file that stays on the worker: scratch directories and temp files (``.name.tmp``)."""
+    return any(part in LOCAL_ONLY_DIRS for part in rel.parts) or (
+        rel.name.startswith(".") and rel.name.endswith(".tmp")
+    )
+
+
+def listing_token(info: dict[str, Any]) -> str:
+    """What identifies one version of a shared file in a listing."""
+    return json.dumps({k: str(info[k]) for k in CHANGE_KEYS if k in info}, sort_keys=True)
+
+
+@dataclass
+class SyncReport:
+    """What one pull or push moved: counts and bytes, for the task log."""
+
+    files: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    paths: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.files} file(s), {self.bytes:,} bytes, {self.deleted} deleted, {self.seconds:.1f} s"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStaging:
+    """The shared staging root: an fsspec filesystem and the path of the root in it."""
+
+    fs: Any  # fsspec.AbstractFileSystem (fsspec is imported only when it is used)
+    root: str
+    url: str
+
+    @classmethod
+    def from_url(cls, url: str, **storage_options: Any) -> SharedStaging:
+        """``s3://bucket/prefix``, ``gs://...``, ``file:///mnt/shared/staging`` ...: any fsspec URL
+        whose filesystem is installed (S3 needs the ``s3`` extra). Credentials come from the
+        filesystem's own chain (for S3: environment, instance role) or ``storage_options``; the
+        DAGs go through Airflow's ObjectStoragePath instead, which takes them from a Connection."""
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(url, **storage_options)
+        return cls(fs=fs, root=root.rstrip("/"), url=url)
+
+    def remote(self, run: str, rel: PurePosixPath | str = "") -> str:
+        path = f"{self.root}/{run}"
+        return f"{path}/{rel}" if str(rel) else path
+
+    # --- one run ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def staged(self, run: str, local_root: str | Path) -> Iterator[str]:
+        """The local copy of ``run`` for the duration of one stage: pulled before, pushed after.
+
+        The push happens also when the stage fails: what it wrote (a failed validation's report,
+        a quarantine list) is what the next attempt, on whichever worker, must see; a single
+        machine would see it too."""
+        local = Path(local_root).resolve() / run
+        self.pull(run, local_root)
+        try:
+            yield str(local)
+        finally:
+            self.push(run, local_root)
+
+    def pull(self, run: str, local_root: str | Path) -> SyncReport:
+        """Bring the local copy of ``run`` up to date with the shared one."""
+        started = time.perf_counter()
+        report = SyncReport()
+        local = _local_dir(local_root, run)
+        with _SyncState(local_root, run) as state:
+            remote = self._listing(run)
+            for rel, info in remote.items():
+                token = listing_token(info)
+                target = local / rel
+                # a version seen before is not fetched again: a local change to it (a stage of
+                # this worker running now, or one that died before its push) is kept, as a
+                # single machine would keep it
+                if state.remote(rel) == token:
+                    continue
+                _private_parents(target, local)
+                tmp = target.with_name(f".{target.name}.pull.tmp")
+                self.fs.get_file(self.remote(run, rel), str(tmp))
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, target)
+                state.record(rel, target, token)
+                report.files += 1
+                report.bytes += target.stat().st_size
+            for rel in sorted(set(state.known()) - set(remote)):
+                target = local / rel
+                # deleted on the shared side; a file this worker changed since is left alone
+                if state.unchanged(rel, target) or not target.exists():
+                    target.unlink(missing_ok=True)
+                    state.forget(rel)
+                    report.deleted += 1
+        report.seconds = time.perf_counter() - started
+        log.info("staging %s: pulled %s from %s", run, report, self.url_for_log())
+        return report
+
+    def push(self, run: str, local_root: str | Path) -> SyncReport:
+        """Upload what changed in the local copy since it was last synchronised; delete on the
+        shared side what was deleted locally."""
+        started = time.perf_counter()
+        report = SyncReport()
+        local = _local_dir(local_root, run)
+        with _SyncState(local_root, run) as state:
+            for target in sorted(p for p in local.rglob("*") if p.is_file()):
+                rel = PurePosixPath(target.relative_to(local).as_posix())
+                if local_only(rel) or state.unchanged(rel, target):
+                    continue
+                destination = self.remote(run, rel)
+                self.fs.makedirs(self.remote(run, rel.parent), exist_ok=True)
+                self.fs.put_file(str(target), destination)
+                if _is_local_fs(self.fs):
+                    os.chmod(destination, 0o600)
+                state.record(rel, target, listing_token(self.fs.info(destination)))
+                report.files += 1
+                report.bytes += target.stat().st_size
+                report.paths.append(str(rel))
+            for rel in sorted(state.known()):
+                if not (local / rel).exists():
+                    if self.fs.exists(self.remote(run, rel)):
+                        self.fs.rm_file(self.remote(run, rel))
+                    state.forget(rel)
+                    report.deleted += 1
+        report.seconds = time.perf_counter() - started
+        log.info("staging %s: pushed %s to %s", run, report, self.url_for_log())
+        return report
+
+    def _listing(self, run: str) -> dict[PurePosixPath, dict[str, Any]]:
+        base = self.remote(run)
+        if not self.fs.exists(base):
+            return {}
+        found = self.fs.find(base, detail=True, withdirs=False)
+        listing = {}
+        prefix = self.fs._strip_protocol(base).rstrip("/") + "/"
+        for path, info in found.items():
+            stripped = self.fs._strip_protocol(path)
+            if not stripped.startswith(prefix):
+                continue
+            rel = PurePosixPath(stripped[len(prefix) :])
+            if not local_only(rel):
+                listing[rel] = info
+        return listing
+
+    def url_for_log(self) -> str:
+        """The URL without credentials (a user:password@ part is cut off)."""
+        scheme, sep, rest = self.url.partition("://")
+        if not sep:
+            return self.url
+        host, slash, path = rest.partition("/")
+        return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
+
+# --- local side ---------------------------------------------------------------------------------
+
+
+def _local_dir(local_root: str | Path, run: str) -> Path:
+    if not run or "/" in run or run in (".", ".."):
+        raise ValueError(f"staging run name {run!r}: expected one directory name")
+    local = Path(local_root).resolve() / run
+    local.mkdir(parents=True, exist_ok=True)
+    os.chmod(local, 0o700)
+    return local
+
+
+def _private_parents(target: Path, top: Path) -> None:
+    missing = []
+    parent = target.parent
+    while parent != top and not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o700)
+
+
+def _is_local_fs(fs: Any) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+class _SyncState:
+    """What this worker last synchronised of one run, locked for the duration of a pull or push.
+
+    Stored as ``<local_root>/.<run>.sync.json``: per relative path, the shared listing token and
+    the local file's size and ``mtime_ns`` right after the transfer."""
+
+    def __init__(self, local_root: str | Path, run: str) -> None:
+        root = Path(local_root).resolve()
+        self.path = root / f".{run}.sync.json"
+        self.lock_path = root / f".{run}.sync.lock"
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._lock: Any = None
+
+    def __enter__(self) -> _SyncState:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.lock_path, "a+")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        if self.path.is_file():
+            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            tmp = self.path.with_name(f"{self.path.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.entries, fh, sort_keys=True)
+            os.replace(tmp, self.path)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+
+    def known(self) -> list[PurePosixPath]:
+        return [PurePosixPath(rel) for rel in self.entries]
+
+    def remote(self, rel: PurePosixPath) -> str | None:
+        entry = self.entries.get(str(rel))
+        return entry["remote"] if entry else None
+
+    def unchanged(self, rel: PurePosixPath, target: Path) -> bool:
+        """The local file is exactly the version last synchronised."""
+        entry = self.entries.get(str(rel))
+        if entry is None:
+            return False
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            return False
+        return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
+
+    def record(self, rel: PurePosixPath, target: Path, remote: str) -> None:
+        st = target.stat()
+        self.entries[str(rel)] = {"remote": remote, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def forget(self, rel: PurePosixPath) -> None:
+        self.entries.pop(str(rel), None)
