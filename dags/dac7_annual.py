@@ -60,6 +60,7 @@ from dac7_support.common import (
     run_date,
     run_uuid,
     settings_from_env,
+    source_pool,
 )
 from dac7_support.notify import on_failure
 from dac7_support.staging import share_prepared, staged
@@ -135,7 +136,7 @@ def dac7_annual() -> None:
         share_prepared(run_dir)
         return run_dir
 
-    @task(**RETRY)
+    @task(**RETRY, pool=source_pool())
     def extract(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 

@@ -36,6 +36,7 @@ from dac7_support.common import (
     recent_years,
     run_uuid,
     settings_from_env,
+    source_pool,
     year_param,
 )
 from dac7_support.notify import on_failure
@@ -108,7 +109,7 @@ def dac7_quarterly() -> None:
         share_prepared(run_dir)
         return run_dir
 
-    @task(**RETRY)
+    @task(**RETRY, pool=source_pool())
     def extract(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 

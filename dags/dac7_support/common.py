@@ -50,14 +50,28 @@ RETRY: dict[str, Any] = {
 }
 
 
+def source_pool() -> str:
+    """The Airflow pool of the tasks that read the source database (extract): ``DAC7_SOURCE_POOL``
+    as the DAG processor sees it, else ``default_pool``. A pool of one or two slots keeps the
+    marketplace's database from serving several extracts at once (a rerun beside the quarterly
+    preview): ``airflow pools set dac7_source 1 "DAC7 source database"``. A pool that does not
+    exist keeps the task from being scheduled: create it before naming it here."""
+    return os.environ.get("DAC7_SOURCE_POOL") or "default_pool"
+
+
 def settings_from_env() -> dict[str, str | None]:
     """Where the config, source, output and staging are: environment first, repo defaults next.
 
-    Read when a task runs, never at parse time."""
+    The source and the ledger may be Airflow Connections (``DAC7_SOURCE_CONN_ID``,
+    ``DAC7_LEDGER_CONN_ID``: ``dac7_support.connections``); the ledger's URL is exported to this
+    task's ``DAC7_LEDGER_URL``. Read when a task runs, never at parse time."""
+    from dac7_support.connections import export_ledger_url, source_url
+
     env = os.environ
+    export_ledger_url()
     return {
         "config_path": env.get("DAC7_CONFIG") or str(REPO / "dac7.toml"),
-        "source_url": env.get("DAC7_SOURCE_URL") or None,  # None: the config's [source] url
+        "source_url": source_url() or None,  # None: the config's [source] url
         "out_dir": env.get("DAC7_OUT_DIR") or str(REPO / "out"),
         "staging_root": env.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging"),
     }
@@ -268,8 +282,8 @@ def effective_settings(run_dir: str | Path) -> dict[str, Any]:
         "timestamp_utc": s["timestamp"],
         "config": s["config_path"],
         "out_dir": s["out_dir"],
-        "source": s["source_url"] or "from DAC7_SOURCE_URL (not shown: it holds a password)",
-        "ledger": s["ledger_url"] or "from DAC7_LEDGER_URL (not shown: it holds a password)",
+        "source": s["source_url"] or "from DAC7_SOURCE_URL or its Airflow Connection (not shown: it holds a password)",
+        "ledger": s["ledger_url"] or "from DAC7_LEDGER_URL or its Airflow Connection (not shown: it holds a password)",
     }
 
 

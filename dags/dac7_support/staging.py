@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dac7_support.common import settings_from_env
+from dac7_support.common import REPO
+from dac7_support.connections import export_ledger_url
 
 if TYPE_CHECKING:
     from reporting.storage import SharedStaging
@@ -42,7 +43,9 @@ def shared_staging() -> SharedStaging | None:
 @contextmanager
 def staged(run_dir: str) -> Iterator[str]:
     """The staging directory to work in for one task: ``run_dir`` itself, or this worker's copy
-    of it, pulled before and pushed after."""
+    of it, pulled before and pushed after. Every task enters it first, so it also exports the
+    ledger's URL from its Airflow Connection (``DAC7_LEDGER_CONN_ID``) for the stage."""
+    export_ledger_url()
     shared = shared_staging()
     if shared is None:
         yield run_dir
@@ -59,6 +62,5 @@ def share_prepared(run_dir: str) -> None:
 
 
 def local_root() -> str:
-    root = settings_from_env()["staging_root"]
-    assert root is not None  # settings_from_env always names one
-    return root
+    """This worker's staging root (``DAC7_STAGING_DIR``; as ``settings_from_env`` names it)."""
+    return os.environ.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging")

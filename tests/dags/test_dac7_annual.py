@@ -233,6 +233,15 @@ def test_database_steps_retry_with_exponential_backoff_but_not_on_permanent_erro
         assert dag.get_task(stage).retries == 0, stage
 
 
+def test_the_source_is_read_in_its_own_pool(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dag.get_task("extract").pool == "default_pool"  # none named: Airflow's default
+    assert {dag.get_task(s).pool for s in STAGES} == {"default_pool"}
+    monkeypatch.setenv("DAC7_SOURCE_POOL", "dac7_source")
+    pooled = fresh_dag()
+    assert pooled.get_task("extract").pool == "dac7_source"
+    assert {pooled.get_task(s).pool for s in set(STAGES) - {"extract"}} == {"default_pool"}
+
+
 def test_every_task_reports_its_failure(dagbag: Any) -> None:
     from dac7_support.notify import on_failure
 
