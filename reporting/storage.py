@@ -180,6 +180,7 @@ class SharedStaging:
 
     def _listing(self, run: str) -> dict[PurePosixPath, dict[str, Any]]:
         base = self.remote(run)
+        self.fs.invalidate_cache(base)  # listings cached by this process may predate other workers' pushes
         if not self.fs.exists(base):
             return {}
         found = self.fs.find(base, detail=True, withdirs=False)
