@@ -33,15 +33,21 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: A run's staging directory: ``<year>-<run uuid>`` (``pipeline.prepare``). Housekeeping touches
+#: nothing else under a staging root.
+RUN_NAME = re.compile(r"^\d{4}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Local scratch that is never shared: DuckDB's spill files and half-written temp files.
 LOCAL_ONLY_DIRS = frozenset({".duckdb-spill"})
 #: The keys of a listing entry that change when a file's content changes, by filesystem: S3
@@ -178,6 +184,25 @@ class SharedStaging:
         log.info("staging %s: pushed %s to %s", run, report, self.url_for_log())
         return report
 
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> list[str]:
+        """Delete the shared copies of runs whose newest file is older than ``older_than``;
+        returns their names. Only ``<year>-<uuid>`` directories are touched."""
+        cutoff = (now or datetime.now(UTC)) - older_than
+        if not self.fs.exists(self.root):
+            return []
+        self.fs.invalidate_cache(self.root)
+        pruned = []
+        for entry in self.fs.ls(self.root, detail=True):
+            name = PurePosixPath(self.fs._strip_protocol(entry["name"])).name
+            if entry.get("type") != "directory" or not RUN_NAME.match(name):
+                continue
+            newest = max((_modified(i) for i in self._listing(name).values()), default=None)
+            if newest is None or newest < cutoff:
+                self.fs.rm(self.remote(name), recursive=True)
+                pruned.append(name)
+        log.info("staging %s: %s run(s) older than %s deleted", self.url_for_log(), len(pruned), older_than)
+        return sorted(pruned)
+
     def _listing(self, run: str) -> dict[PurePosixPath, dict[str, Any]]:
         base = self.remote(run)
         self.fs.invalidate_cache(base)  # listings cached by this process may predate other workers' pushes
@@ -202,6 +227,41 @@ class SharedStaging:
             return self.url
         host, slash, path = rest.partition("/")
         return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
+
+def prune_local(local_root: str | Path, older_than: timedelta, now: datetime | None = None) -> list[str]:
+    """Delete the local staging of runs (a worker's copies, or the staging of a single machine)
+    whose newest file is older than ``older_than``, with their sync records; returns their names.
+    Staging holds personal data: it is kept as long as reruns may need it, and no longer."""
+    root = Path(local_root)
+    if not root.is_dir():
+        return []
+    cutoff = ((now or datetime.now(UTC)) - older_than).timestamp()
+    pruned = []
+    for run in sorted(p for p in root.iterdir() if p.is_dir() and RUN_NAME.match(p.name)):
+        newest = max((p.stat().st_mtime for p in run.rglob("*") if p.is_file()), default=run.stat().st_mtime)
+        if newest < cutoff:
+            with _SyncState(root, run.name):  # not while a pull or push of this worker runs
+                shutil.rmtree(run)
+            for extra in (root / f".{run.name}.sync.json", root / f".{run.name}.sync.lock"):
+                extra.unlink(missing_ok=True)
+            pruned.append(run.name)
+    log.info("staging %s: %s run(s) older than %s deleted", root, len(pruned), older_than)
+    return pruned
+
+
+def _modified(info: dict[str, Any]) -> datetime:
+    """A listing entry's modification time (S3 LastModified, GCS updated, local mtime)."""
+    for key in ("LastModified", "last_modified", "updated", "mtime"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)  # unknown: treated as new, never deleted by mistake
 
 
 # --- local side ---------------------------------------------------------------------------------

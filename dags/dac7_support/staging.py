@@ -14,17 +14,24 @@ name, ``<year>-<run uuid>``) means anything to another worker.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dac7_support.common import REPO
 from dac7_support.connections import export_ledger_url
 
 if TYPE_CHECKING:
     from reporting.storage import SharedStaging
+
+log = logging.getLogger("dac7")
+
+#: Days a run's staging is kept after its last change (``DAC7_STAGING_RETENTION_DAYS``).
+DEFAULT_RETENTION_DAYS = 90
 
 
 def shared_staging() -> SharedStaging | None:
@@ -64,3 +71,34 @@ def share_prepared(run_dir: str) -> None:
 def local_root() -> str:
     """This worker's staging root (``DAC7_STAGING_DIR``; as ``settings_from_env`` names it)."""
     return os.environ.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging")
+
+
+def retention() -> timedelta:
+    """``DAC7_STAGING_RETENTION_DAYS`` (default 90): long enough for any rerun of a filing."""
+    raw = os.environ.get("DAC7_STAGING_RETENTION_DAYS") or str(DEFAULT_RETENTION_DAYS)
+    try:
+        days = int(raw)
+    except ValueError:
+        days = 0
+    if days < 1:
+        from reporting.errors import ConfigError
+
+        raise ConfigError(f"DAC7_STAGING_RETENTION_DAYS={raw!r}: expected a whole number of days, at least 1")
+    return timedelta(days=days)
+
+
+def prune_staging() -> dict[str, Any]:
+    """Delete the staging of runs older than the retention, locally and on shared staging."""
+    from reporting.storage import prune_local
+
+    keep = retention()
+    local = prune_local(local_root(), keep)
+    shared = shared_staging()
+    remote = shared.prune(keep) if shared is not None else []
+    log.info(
+        "staging older than %s days deleted: %s run(s) locally, %s on shared staging",
+        keep.days,
+        len(local),
+        len(remote) if shared is not None else "no",
+    )
+    return {"retention_days": keep.days, "local": len(local), "shared": len(remote) if shared else None}

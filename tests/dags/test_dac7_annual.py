@@ -32,7 +32,7 @@ DAGS = REPO / "dags"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
 
 DAG_FILE = DAGS / "dac7_annual.py"
-DAG_IDS = {"dac7_annual", "dac7_quarterly", "dac7_deadline"}
+DAG_IDS = {"dac7_annual", "dac7_quarterly", "dac7_deadline", "dac7_housekeeping"}
 STAGES = [
     "prepare",
     "extract",

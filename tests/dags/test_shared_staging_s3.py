@@ -152,3 +152,14 @@ def test_the_dags_reach_s3_through_an_airflow_connection(
         assert (Path(here) / "settings.json").read_bytes() == b'{"year": 2025}'
         write(Path(here) / "extract" / "sellers.parquet", b"PAR1")
     assert s3.fs.cat(f"{BUCKET}/dac7/staging/{RUN}/extract/sellers.parquet") == b"PAR1"
+
+
+def test_old_runs_are_pruned_from_the_bucket(s3: SharedStaging, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with s3.staged(RUN, tmp_path / "w1") as run:
+        write(Path(run) / "settings.json", b"{}")
+    s3.fs.pipe(f"{BUCKET}/dac7/staging/not-a-run/file", b"kept")
+    assert s3.prune(timedelta(days=90)) == []  # LastModified is now
+    assert s3.prune(timedelta(days=90), now=datetime.now(UTC) + timedelta(days=91)) == [RUN]
+    assert s3.fs.find(f"{BUCKET}/dac7/staging") == [f"{BUCKET}/dac7/staging/not-a-run/file"]
