@@ -257,10 +257,13 @@ def dac7_annual() -> None:
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def finalize(run_dir: str) -> dict[str, Any]:
+        from dac7_support.metrics import emit_run_metrics
+
         from reporting import pipeline
 
         with staged(run_dir) as here:
             manifest = pipeline.finalize(here)
+            emit_run_metrics(manifest)  # the run's figures through Airflow's Stats ([metrics])
             kept = keep_run_settings(here)
         log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
         if not manifest["files"]:

@@ -106,7 +106,15 @@ def sources(env: Mapping[str, str] | None = None) -> Sources:
     env = os.environ if env is None else env
     problems: list[str] = []
     url = env.get("DAC7_LEDGER_URL") or None
-    if url is None and env.get("DAC7_CONFIG"):
+    if url is None and env.get("DAC7_LEDGER_CONN_ID"):
+        try:
+            url = ledger_from_connection(env["DAC7_LEDGER_CONN_ID"])
+        except Exception as exc:  # not found, a secrets backend down, an unknown type: no secret in it
+            problems.append(
+                f"The ledger's Airflow Connection {env['DAC7_LEDGER_CONN_ID']!r} (DAC7_LEDGER_CONN_ID) cannot be "
+                f"read: {type(exc).__name__}{': ' + str(exc) if type(exc).__name__ == 'ConfigError' else ''}"
+            )
+    if url is None and not problems and env.get("DAC7_CONFIG"):
         from reporting.config import load_config
         from reporting.errors import ReportingError
 
@@ -116,13 +124,23 @@ def sources(env: Mapping[str, str] | None = None) -> Sources:
             problems.append(f"The configuration named by DAC7_CONFIG cannot be read: {exc}")
     if url is None and not problems:
         problems.append(
-            "No ledger is configured: set DAC7_LEDGER_URL, or [ledger] url in the configuration "
-            "named by DAC7_CONFIG, in the api-server's environment."
+            "No ledger is configured: set DAC7_LEDGER_URL or DAC7_LEDGER_CONN_ID (an Airflow Connection), "
+            "or [ledger] url in the configuration named by DAC7_CONFIG, in the api-server's environment."
         )
     out = env.get("DAC7_OUT_DIR") or None
     if out is None:
         problems.append("No output directory is configured: set DAC7_OUT_DIR in the api-server's environment.")
     return Sources(ledger_url=url, out_root=Path(out) if out else None, problems=tuple(problems))
+
+
+def ledger_from_connection(conn_id: str) -> str:
+    """The ledger's SQLAlchemy URL from an Airflow Connection, read as the api-server reads
+    Connections (environment ``AIRFLOW_CONN_*``, secrets backends, the metadata database)."""
+    from airflow.models.connection import Connection
+
+    from reporting.connections import sqlalchemy_url
+
+    return sqlalchemy_url(Connection.get_connection_from_secrets(conn_id))
 
 
 def overview(src: Sources) -> tuple[list[YearOverview], list[str]]:
@@ -385,6 +403,7 @@ def _run_section(m: dict[str, Any], summary: str) -> list[str]:
     decisions = [(escape(k), _num(n)) for k, n in sorted(s.get("decisions", {}).items())]
     out = [
         '<h2 id="run">Latest run</h2>',
+        *_report_links(m),
         _table(("", ""), facts, table_id="run-facts", header=False),
         "<h3>Decisions per seller</h3>",
         _table(("Decision", "Sellers"), decisions, table_id="decisions", numeric=(1,)),
@@ -399,6 +418,21 @@ def _run_section(m: dict[str, Any], summary: str) -> list[str]:
         f'<pre id="summary">{escape(summary)}</pre></details>'
     )
     return out
+
+
+#: The reports of a run for people, linked at the top of its section: (path, id, text).
+REPORT_LINKS = (
+    ("reports/run_summary.html", "run-summary-report", "Run summary (charts)"),
+    ("reports/due_diligence.html", "run-due-diligence-report", "Due-diligence report"),
+)
+
+
+def _report_links(m: dict[str, Any]) -> list[str]:
+    """Links to the run's summary page (figures and charts) and due-diligence report, those the
+    manifest lists (an older run has no summary page)."""
+    listed = set(m.get("reports", []))
+    links = [f'<a id="{i}" href="{_file_href(p)}">{escape(t)}</a>' for p, i, t in REPORT_LINKS if p in listed]
+    return [f'<p class="contents" id="run-reports">Reports: {" ".join(links)}</p>'] if links else []
 
 
 def _due_diligence_section(m: dict[str, Any]) -> list[str]:

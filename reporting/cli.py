@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from reporting.errors import ConfigError, ReportingError
+from reporting.logcontext import configure_cli_logging
 
 log = logging.getLogger("dac7")
 
@@ -120,10 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # plain text on stderr; a line of a stage names its period, stage and authority ([2025 render DE])
+    configure_cli_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
         if args.command == "demo-data":
             return _demo_data(args)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from reporting.countries import is_eu
 from reporting.errors import ConfigError
 from reporting.ledger import default_ledger_url
 from reporting.ledger.model import MODES
+from reporting.logcontext import stage_context
 from reporting.run import RunSettings, load_settings, new_run_id, read_json
 from reporting.source import safe_url
 
@@ -58,98 +61,119 @@ def prepare(
     ``as_of`` and ``timestamp`` are inputs: the CLI passes today and now, a DAG run passes its
     Params or logical date. Nothing below reads the clock.
     """
-    config = load_config(config_path)
-    if environment:
-        if environment not in ENVIRONMENTS:
-            raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
-        config = replace(config, reporting=replace(config.reporting, environment=environment))
-    if not 2023 <= year <= 2100:
-        raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
-    run_id = run_id or new_run_id()
-    ts = timestamp or datetime.now(UTC)
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    as_of = as_of or date.today()
-    if date(year, 12, 31) > ts.date():
-        if config.reporting.environment == "prod":
+    with stage_context(stage="prepare", period=year):
+        started = time.perf_counter()
+        config = load_config(config_path)
+        if environment:
+            if environment not in ENVIRONMENTS:
+                raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
+            config = replace(config, reporting=replace(config.reporting, environment=environment))
+        if not 2023 <= year <= 2100:
+            raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
+        run_id = run_id or new_run_id()
+        ts = timestamp or datetime.now(UTC)
+        if ts.tzinfo is not None:
+            ts = ts.astimezone(UTC).replace(tzinfo=None)
+        as_of = as_of or date.today()
+        if date(year, 12, 31) > ts.date():
+            if config.reporting.environment == "prod":
+                raise ConfigError(
+                    f"the reporting period {year}-12-31 has not ended (EU rule 10060): a production filing "
+                    "for it cannot be made yet; use environment 'test' for a preview"
+                )
+            log.warning("reporting period %s-12-31 has not ended: a test preview", year)
+        if as_of < date(year, 12, 31):
+            log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
+        source = source_url or config.source
+        if not source_url and config.source and safe_url(config.source) != config.source:
             raise ConfigError(
-                f"the reporting period {year}-12-31 has not ended (EU rule 10060): a production filing "
-                "for it cannot be made yet; use environment 'test' for a preview"
+                f"{config.path}: [source] url holds a password; secrets never go in the configuration "
+                "file. Pass the URL with --source or DAC7_SOURCE_URL (an Airflow Connection in production)"
             )
-        log.warning("reporting period %s-12-31 has not ended: a test preview", year)
-    if as_of < date(year, 12, 31):
-        log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
-    source = source_url or config.source
-    if not source_url and config.source and safe_url(config.source) != config.source:
-        raise ConfigError(
-            f"{config.path}: [source] url holds a password; secrets never go in the configuration "
-            "file. Pass the URL with --source or DAC7_SOURCE_URL (an Airflow Connection in production)"
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            raise ConfigError(f"run id {run_id!r} is not a UUID") from None
+        if mode not in MODES:
+            raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        if (mode == "deletion") != (sellers is not None and len(sellers) > 0):
+            raise ConfigError(
+                "mode deletion needs the sellers to delete (--sellers ID,...)"
+                if mode == "deletion"
+                else f"--sellers names the sellers of a deletion; mode {mode} takes none"
+            )
+        bad = [a for a in authorities or () if not is_eu(a)]
+        if bad:
+            raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
+        # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
+        ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
+        run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
+        settings = RunSettings(
+            config=config,
+            year=year,
+            as_of=as_of,
+            run_id=run_id,
+            timestamp=ts,
+            out_dir=str(Path(out_dir).resolve()),
+            run_dir=str(run_dir),
+            source_url=source if source and safe_url(source) == source else None,
+            xsd_dir=str(xsd_dir) if xsd_dir else None,
+            # a URL with a password is never written down: the stages read it from DAC7_LEDGER_URL
+            ledger_url=ledger if make_url(ledger).password is None else None,
+            mode=mode,
+            sellers=tuple(sellers) if sellers else None,
+            authorities=tuple(sorted(set(authorities))) if authorities else None,
         )
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
-        raise ConfigError(f"run id {run_id!r} is not a UUID") from None
-    if mode not in MODES:
-        raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if (mode == "deletion") != (sellers is not None and len(sellers) > 0):
-        raise ConfigError(
-            "mode deletion needs the sellers to delete (--sellers ID,...)"
-            if mode == "deletion"
-            else f"--sellers names the sellers of a deletion; mode {mode} takes none"
-        )
-    bad = [a for a in authorities or () if not is_eu(a)]
-    if bad:
-        raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
-    # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
-    ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
-    run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
-    settings = RunSettings(
-        config=config,
-        year=year,
-        as_of=as_of,
-        run_id=run_id,
-        timestamp=ts,
-        out_dir=str(Path(out_dir).resolve()),
-        run_dir=str(run_dir),
-        source_url=source if source and safe_url(source) == source else None,
-        xsd_dir=str(xsd_dir) if xsd_dir else None,
-        # a URL with a password is never written down: the stages read it from DAC7_LEDGER_URL
-        ledger_url=ledger if make_url(ledger).password is None else None,
-        mode=mode,
-        sellers=tuple(sellers) if sellers else None,
-        authorities=tuple(sorted(set(authorities))) if authorities else None,
-    )
-    settings.save()
+        settings.save()
+        log.info("prepare done in %.2f s", time.perf_counter() - started)
     return str(run_dir)
+
+
+@contextmanager
+def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iterator[RunSettings]:
+    """A stage's settings, and its log context: every ``reporting`` log line inside names the
+    period, the stage and the authority (:mod:`reporting.logcontext`); the last one says how
+    long the stage took."""
+    settings = load_settings(run_dir)
+    with stage_context(stage=name, period=settings.year, authority=authority):
+        started = time.perf_counter()
+        yield settings
+        log.info("%s done in %.2f s", name, time.perf_counter() - started)
 
 
 def extract(run_dir: str | Path, source_url: str | None = None) -> dict[str, Any]:
     """Extract the period from the source, then check the staged data (write, audit)."""
-    return _extract.extract(load_settings(run_dir), source_url)
+    with _stage("extract", run_dir) as settings:
+        return _extract.extract(settings, source_url)
 
 
 def aggregate(run_dir: str | Path) -> dict[str, Any]:
-    return _aggregate.aggregate(load_settings(run_dir))
+    with _stage("aggregate", run_dir) as settings:
+        return _aggregate.aggregate(settings)
 
 
 def apply_rules(run_dir: str | Path) -> dict[str, Any]:
-    return _rules.apply_rules(load_settings(run_dir))
+    with _stage("rules", run_dir) as settings:
+        return _rules.apply_rules(settings)
 
 
 def plan(run_dir: str | Path) -> list[str]:
     """The authorities the run files to; each then renders, validates and publishes on its own."""
-    return _render.plan(load_settings(run_dir))
+    with _stage("plan", run_dir) as settings:
+        return _render.plan(settings)
 
 
 def render(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
     """Render the messages due to one authority (after :func:`plan`), or plan and render all."""
-    return _render.render(load_settings(run_dir), authority)
+    with _stage("render", run_dir, authority) as settings:
+        return _render.render(settings, authority)
 
 
 def validate(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
-    return _publish.validate(load_settings(run_dir), authority)
+    with _stage("validate", run_dir, authority) as settings:
+        return _publish.validate(settings, authority)
 
 
 def publish(
@@ -162,12 +186,14 @@ def publish(
     """Publish one authority's files (every planned authority must have validated), or all of
     them and then :func:`finalize` (returns the manifest). Who triggered the run and who approved
     the filing are recorded in the ledger with each message."""
-    return _publish.publish(load_settings(run_dir), authority, triggered_by=triggered_by, approved_by=approved_by)
+    with _stage("publish", run_dir, authority) as settings:
+        return _publish.publish(settings, authority, triggered_by=triggered_by, approved_by=approved_by)
 
 
 def finalize(run_dir: str | Path) -> dict[str, Any]:
     """The reports and the manifest, once every authority is published."""
-    return _publish.finalize(load_settings(run_dir))
+    with _stage("finalize", run_dir) as settings:
+        return _publish.finalize(settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from reporting.preflight import check_message
 from reporting.render import file_sha256, ledger_url, planned_authorities, rendered
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
+from reporting.summary_page import SUMMARY_PAGE, write_run_summary
 from reporting.validate import load_schema, validate_file
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
         "routing": settings.config.reporting.routing,
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
-        "reports": [*reports["reports"], "reports/due_diligence.csv", "reports/due_diligence.html"],
+        "reports": [*reports["reports"], "reports/due_diligence.csv", "reports/due_diligence.html", SUMMARY_PAGE],
         "due_diligence": diligence,
         "warnings": [
             {"file": r["file"], **f}
@@ -329,6 +330,7 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
             "sellers_per_authority": rules["sellers_per_authority"],
         },
     }
+    write_run_summary(settings, out, manifest)  # the figures and charts for people, from the manifest
     write_json(out / "manifest.json", manifest)
     log.info("publish year=%s: %d file(s) to %s", settings.year, len(files), out)
     return manifest

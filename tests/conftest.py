@@ -1,19 +1,22 @@
 """Shared fixtures: a SQLite file and fresh PostgreSQL / MariaDB databases on this machine.
 
 ``pg_url`` and ``mariadb_url`` create a database with a unique name (``dac7_test_<8 hex>``)
-through an admin connection, yield its SQLAlchemy URL and drop it afterwards. When a server is
-not reachable the test is skipped, unless the environment variable ``CI`` is set: CI must run
-the database tests, so there it fails.
+through an admin connection, yield its SQLAlchemy URL and drop it afterwards; ``pg_databases``
+makes as many as a module needs, named after a prefix of its own. ``redis_namespace`` is a key
+prefix of its own on the Redis server, its keys deleted afterwards. When a server is not
+reachable the test is skipped, unless the environment variable ``CI`` is set: CI must run the
+database tests, so there it fails.
 
 The admin URLs can be overridden with ``DAC7_TEST_PG_ADMIN_URL`` and
-``DAC7_TEST_MARIADB_ADMIN_URL``. This file must not import airflow (see tests/dags/conftest.py).
+``DAC7_TEST_MARIADB_ADMIN_URL``, the Redis URL with ``DAC7_TEST_REDIS_URL``. This file must not
+import airflow (see tests/dags/conftest.py).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 PG_ADMIN_URL = os.environ.get("DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("DAC7_TEST_MARIADB_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+REDIS_URL = os.environ.get("DAC7_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 _MARKERS = {
     "pg": "needs the PostgreSQL server on 127.0.0.1:5432",
@@ -110,6 +114,56 @@ def pg_url() -> Iterator[str]:
             # FORCE: connections a test left open do not keep the database alive (PG 13+)
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_databases() -> Iterator[Callable[[str], str]]:
+    """Make fresh, empty PostgreSQL databases, ``make(prefix)`` -> the URL of ``<prefix>_<8 hex>``;
+    every one dropped after the module (``WITH (FORCE)``: also while a process still holds a
+    connection)."""
+    admin = _admin_engine(PG_ADMIN_URL)
+    server = f"PostgreSQL at {admin.url.host}:{admin.url.port or 5432}"
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+        except sa.exc.OperationalError as exc:
+            _unreachable(server, exc)
+        made.append(name)
+        return admin.url.set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def redis_namespace() -> Iterator[tuple[str, str]]:
+    """The Redis server's URL and a key prefix of this module's own (``dac7_test_<8 hex>:``);
+    every key under the prefix is deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        _unreachable(f"Redis at {REDIS_URL.split('://', 1)[-1]}", exc)
+    prefix = f"{_database_name()}:"
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture

@@ -104,8 +104,9 @@ def test_an_url_in_the_environment_wins_over_the_connection(monkeypatch: pytest.
 def test_a_dag_run_reads_source_and_ledger_from_airflow_connections(
     airflow_db: None, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reporting.demo import generate_demo
     from test_dac7_annual import REPO, fresh_dag
+
+    from reporting.demo import generate_demo
 
     source = tmp_path / "marketplace.db"
     generate_demo(f"sqlite:///{source}", sellers=120, seed=5, year=2025, replace=True)

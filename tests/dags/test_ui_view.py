@@ -24,10 +24,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -35,13 +32,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_stack import AIRFLOW, base_env, free_port, request, stop, wait_until_healthy
 from browser import BrowserError, Chromium
 from builders import write_config
 from integration.test_ledger_lifecycle import status_message
@@ -54,7 +52,6 @@ from reporting.pipeline import run
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
-AIRFLOW = Path(sys.executable).with_name("airflow")
 USER = "compliance"
 RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"
 STATUS_CODE = "40080"  # the code of the synthetic status message's RecordError
@@ -145,10 +142,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def airflow_env(home: Path, port: int) -> dict[str, str]:
     """The api-server's whole environment: this machine's basics, Airflow's settings of
     tests/dags/conftest.py with a home of its own, the simple auth manager with our user."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env["PATH"] = f"{AIRFLOW.parent}{os.pathsep}{env.get('PATH', '')}"
-    return env | {
+    return base_env() | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
@@ -176,54 +170,6 @@ def reject_one_seller(ledger_url: str, manifest: dict[str, Any], path: Path) -> 
         import_status(ledger, path)
     assert record.seller_key is not None
     return Filing(file["authority"], file["message_ref_id"], file["file"], record.seller_key)
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_healthy(server: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the api-server exited with {server.returncode}:\n{tail(log)}", pytrace=False)
-        with suppress(OSError):
-            if request(f"{base}/api/v2/monitor/health")[0] == 200:
-                return
-        time.sleep(0.25)
-    pytest.fail(f"the api-server did not answer within {timeout:g} s:\n{tail(log)}", pytrace=False)
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """End the api-server's process group (its uvicorn workers with it): SIGTERM, then SIGKILL."""
-    with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    with suppress(ProcessLookupError):  # workers that outlived their parent
-        os.killpg(server.pid, signal.SIGKILL)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-
-def request(url: str, cookie: str | None = None) -> tuple[int, bytes]:
-    """GET without a proxy (one from the environment must not see 127.0.0.1), no redirects
-    followed; the status and body, also of an error."""
-    headers = {"Cookie": cookie} if cookie else {}
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(urllib.request.Request(url, headers=headers), timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def raw_get(base: str, path: str, cookie: str) -> int:
@@ -449,3 +395,56 @@ def test_the_view_reads_where_the_tasks_read(dac7_view: Any, tmp_path: Path) -> 
         "No ledger is configured",
         "No output directory is configured",
     ]
+
+
+def test_the_view_reads_the_ledger_from_an_airflow_connection(
+    dac7_view: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAC7_LEDGER_CONN_ID, as the tasks: the api-server reads the Connection (here from an
+    ``AIRFLOW_CONN_*`` variable, as a secrets backend would give it); a missing one is a problem
+    on the page that names the Connection, never a password."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DAC7_VIEW_LEDGER",
+        json.dumps(
+            {"conn_type": "postgres", "host": "db", "login": "dac7", "password": "pw/S3cret", "schema": "ledger"}
+        ),
+    )
+    env = {"DAC7_LEDGER_CONN_ID": "dac7_view_ledger", "DAC7_OUT_DIR": str(tmp_path / "out")}
+    assert dac7_view.sources(env).ledger_url == "postgresql+psycopg://dac7:pw%2FS3cret@db/ledger"
+    assert dac7_view.sources(env | {"DAC7_LEDGER_URL": "sqlite:///env.db"}).ledger_url == "sqlite:///env.db"
+    missing = dac7_view.sources(env | {"DAC7_LEDGER_CONN_ID": "dac7_nowhere"})
+    assert missing.ledger_url is None
+    assert [p.split(":")[0] for p in missing.problems] == [
+        "The ledger's Airflow Connection 'dac7_nowhere' (DAC7_LEDGER_CONN_ID) cannot be read"
+    ]
+
+
+def test_the_year_page_links_the_run_summary_and_serves_it(dac7_view: Any, tmp_path: Path) -> None:
+    """Each year's page links its run summary page (charts) beside the due-diligence report; the
+    link's target is a file the view serves. A run published before the page existed has no link."""
+    from lxml import html
+
+    year_dir = tmp_path / "out" / str(YEAR)
+    (year_dir / "reports").mkdir(parents=True)
+    for name in ("run_summary.html", "due_diligence.html"):
+        (year_dir / "reports" / name).write_text("<!doctype html><title>report</title>", encoding="utf-8")
+    reports = ["reports/due_diligence.html", "reports/run_summary.html"]
+    manifest = {"reporting_year": YEAR, "files": [], "reports": reports, "summary": {"decisions": {}}}
+
+    page = html.fromstring(dac7_view.year_page(dac7_view.YearView(YEAR, manifest, "", {}), None))
+    [links] = page.xpath("//p[@id='run-reports']")
+    assert [(a.get("id"), a.text_content()) for a in links.xpath("a")] == [
+        ("run-summary-report", "Run summary (charts)"),
+        ("run-due-diligence-report", "Due-diligence report"),
+    ]
+    href = links.xpath("a[@id='run-summary-report']")[0].get("href")
+    assert href == "files/reports/run_summary.html"  # relative to the year's page: <prefix>/<year>/files/...
+    served = dac7_view.published_file(year_dir, manifest, href.removeprefix("files/"))
+    assert served == (year_dir / "reports" / "run_summary.html").resolve()
+
+    older = manifest | {"reports": ["reports/due_diligence.html"]}
+    page = html.fromstring(dac7_view.year_page(dac7_view.YearView(YEAR, older, "", {}), None))
+    assert not page.xpath("//a[@id='run-summary-report']")
+    assert page.xpath("//a[@id='run-due-diligence-report']")

@@ -273,6 +273,7 @@ def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.
         "figures.csv",
         "figures.parquet",
         "quarantine.csv",
+        "run_summary.html",
     ]
     csv_text = (reports / "decisions.csv").read_text()
     assert "Nowak" not in csv_text and "1234567890" not in csv_text  # no personal data
