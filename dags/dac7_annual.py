@@ -1,13 +1,16 @@
 """DAC7 annual filing: one run per reporting year, each task one stage of ``reporting.pipeline``.
 
 ```
-prepare > extract > aggregate > apply_rules > plan > render[XX] > validate[XX] > gate > approve > publish[XX] > finalize
+prepare > extract > aggregate > apply_rules > plan > render[XX] > files > validate[XX #n]
+        > gate > approve > publish[XX] > finalize
 ```
 
 The data is extracted, aggregated and decided once; ``plan`` names the authorities this run files
-to, and ``render``, ``validate`` and ``publish`` are mapped over them (one task instance per
-member state, labelled with its code). Only the staging directory and authority codes pass through
-XCom, never data. ``gate`` waits for every validation and builds the approval request;
+to, and ``render`` and ``publish`` are mapped over them (one task instance per member state,
+labelled with its code). ``validate`` is mapped over the rendered files (``files`` lists them:
+initial, corrections, deletions, and each part of a message a profile splits), labelled ``DE #2``.
+Only the staging directory, authority codes and counts pass through XCom, never data. ``gate``
+waits for every validation, combines each authority's file reports and builds the approval request;
 ``approve`` is Airflow's human-in-the-loop approval: a production filing is published only after a
 second person approves it in the UI (a test run skips it). ``publish`` refuses unless every
 planned authority validated, and emits one asset event per published file on
@@ -73,6 +76,7 @@ log = logging.getLogger("dac7_annual")
 #: run files to is known only when it runs: hence an alias, resolved per event).
 FILINGS = AssetAlias("dac7-filings")
 AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
+FILE_LABEL = "{{ authority }} #{{ file_number }}"  # ... and with the file, where validated one by one
 
 
 def published_already(run_dir: str, authority: str) -> bool:
@@ -181,25 +185,36 @@ def dac7_annual() -> None:
             result = pipeline.render(here, authority)
         return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
 
-    @task(**RETRY, map_index_template=AUTHORITY_LABEL)
-    def validate(run_dir: str, authority: str) -> dict[str, Any]:
+    @task
+    def files(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One entry per rendered file of every authority (initial, corrections, deletions, the
+        parts of a message a profile splits): what ``validate`` is mapped over."""
+        return [{"authority": r["authority"], "part": i} for r in rendered for i in range(r["messages"])]
+
+    @task(**RETRY, map_index_template=FILE_LABEL)
+    def validate(run_dir: str, authority: str, part: int) -> dict[str, Any]:
         from reporting import pipeline
 
-        get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
+        ctx = get_current_context()
+        ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
+        ctx["file_number"] = part + 1  # type: ignore[typeddict-unknown-key]
         with staged(run_dir) as here:
-            result = pipeline.validate(here, authority)
-        return {"authority": authority, "files": len(result["files"]), "valid": result["valid"]}
+            result = pipeline.validate(here, authority, part)
+        return {"authority": authority, "part": part, "valid": result["valid"]}
 
     # An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that
     # says "nothing to file"), but never after a failure.
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def gate(run_dir: str) -> dict[str, Any]:
-        """Every planned authority validated: the approval request (the figures to approve)."""
+        """Every planned authority validated (each file): the approval request (the figures to approve)."""
+        from reporting import pipeline
         from reporting.errors import XmlValidationError
         from reporting.run import read_json
 
         with staged(run_dir) as here:
             planned = read_json(Path(here) / "render" / "plan.json")["authorities"]
+            for authority in planned:  # the files' reports, combined per authority
+                pipeline.combine_validation(here, authority)
             missing = [a for a in planned if not validated_ok(here, a)]
             if missing:
                 raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
@@ -279,9 +294,9 @@ def dac7_annual() -> None:
     authorities = plan(run_dir)
     chain(extract(run_dir), aggregate(run_dir), apply_rules(run_dir), authorities)
     rendered = render.partial(run_dir=run_dir).expand(authority=authorities)
-    validated = validate.partial(run_dir=run_dir).expand(authority=authorities)
+    validated = validate.partial(run_dir=run_dir).expand_kwargs(files(rendered))
     published = publish.partial(run_dir=run_dir).expand(authority=authorities)
-    chain(rendered, validated, gate(run_dir), approve, published, finalize(run_dir))
+    chain(validated, gate(run_dir), approve, published, finalize(run_dir))
 
 
 dac7_annual()

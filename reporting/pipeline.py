@@ -171,9 +171,17 @@ def render(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
         return _render.render(settings, authority)
 
 
-def validate(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+def validate(run_dir: str | Path, authority: str | None = None, part: int | None = None) -> dict[str, Any]:
+    """Validate the rendered files: all, one authority's, or one of its files (``part``, 0-based;
+    then :func:`combine_validation` writes the authority's report)."""
     with _stage("validate", run_dir, authority) as settings:
-        return _publish.validate(settings, authority)
+        return _publish.validate(settings, authority, part)
+
+
+def combine_validation(run_dir: str | Path, authority: str) -> dict[str, Any]:
+    """The authority's validation report from its files validated one by one."""
+    with _stage("validate", run_dir, authority) as settings:
+        return _publish.combine_parts(settings, authority)
 
 
 def publish(

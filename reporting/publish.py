@@ -18,7 +18,7 @@ from reporting.authorities import select_profile
 from reporting.datachecks import DOCS_DIR
 from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
-from reporting.errors import XmlValidationError
+from reporting.errors import ConfigError, XmlValidationError
 from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import check_message
 from reporting.render import file_sha256, ledger_url, planned_authorities, rendered
@@ -30,11 +30,26 @@ from reporting.validate import load_schema, validate_file
 log = logging.getLogger(__name__)
 
 
-def validate(settings: RunSettings, authority: str | None = None) -> dict[str, Any]:
+def validate(settings: RunSettings, authority: str | None = None, part: int | None = None) -> dict[str, Any]:
     """Check every rendered file (of one authority, or of all) against its profile's schema, then
     its business rules (the authority's error codes, with the ledger's); raise if any file has an
     error, so that nothing is published. Writes ``validate/authorities/<XX>.json`` per authority
-    (``validate/validate.json`` for all)."""
+    (``validate/validate.json`` for all).
+
+    With ``part``, only the authority's ``part``-th file (0-based, in the order the render wrote
+    them: initial, corrections, deletions, the parts of a split message) is checked, into
+    ``validate/parts/<XX>/<part>.json``; :func:`combine_parts` then writes the authority's report.
+    The files of one authority are checked in parallel that way (the Airflow DAG maps them)."""
+    if part is not None:
+        if authority is None:
+            raise ConfigError("a part is validated for one authority: name it")
+        result = _validate(settings, authority, only=part)
+        if result["failures"]:
+            raise XmlValidationError(
+                f"rendered XML for {authority} (file {part + 1}) breaks the schema or the authority's business "
+                "rules; nothing will be published:\n  " + "\n  ".join(result["failures"][:100])
+            )
+        return result
     if authority is None:
         parts = [_validate(settings, a) for a in planned_authorities(settings)]
         summary = {"files": [f for p in parts for f in p["files"]], "valid": all(p["valid"] for p in parts)}
@@ -56,14 +71,19 @@ def validate(settings: RunSettings, authority: str | None = None) -> dict[str, A
     return result
 
 
-def _validate(settings: RunSettings, authority: str) -> dict[str, Any]:
+def _validate(settings: RunSettings, authority: str, only: int | None = None) -> dict[str, Any]:
     render = rendered(settings, authority)
+    if only is not None and not 0 <= only < len(render["messages"]):
+        raise ConfigError(f"{authority} has {len(render['messages'])} rendered file(s): there is no file {only + 1}")
     routing = settings.config.reporting.routing
     results = []
     failures: list[str] = []
     earlier: set[str] = set()  # this run's messages before the current one (published first)
     ledger = open_ledger(ledger_url(settings))
-    for msg in render["messages"]:
+    for i, msg in enumerate(render["messages"]):
+        if only is not None and i != only:
+            earlier.add(msg["message_ref_id"])
+            continue
         path = settings.run_path / "render" / msg["file"]
         profile = select_profile(msg["authority"], settings.config, warn=False)
         # The authority's current official schema package, where the configuration points at one.
@@ -100,6 +120,12 @@ def _validate(settings: RunSettings, authority: str) -> dict[str, Any]:
         failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
     ledger.close()
     summary = {"authority": authority, "files": results, "valid": not failures, "failures": failures}
+    if only is not None:
+        write_json(settings.stage_dir(f"validate/parts/{authority}") / f"{only:04d}.json", summary | {"part": only})
+        log.info(
+            "validate year=%s authority=%s file %d: %d failure(s)", settings.year, authority, only + 1, len(failures)
+        )
+        return summary
     write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
     log.info(
         "validate year=%s authority=%s: %d file(s), %d failure(s)",
@@ -214,6 +240,28 @@ def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
         "seconds": round(sum(s["seconds"] for s in stages.values()), 3),
         "stages": stages,
     }
+
+
+def combine_parts(settings: RunSettings, authority: str) -> dict[str, Any]:
+    """The authority's validation report (``validate/authorities/<XX>.json``) from the reports of
+    its files validated one by one (``validate/parts/<XX>/``), in the render's order. A file
+    without a report makes the authority invalid: nothing of it is published unchecked."""
+    render = rendered(settings, authority)
+    results, failures = [], []
+    for i, msg in enumerate(render["messages"]):
+        path = settings.run_path / "validate" / "parts" / authority / f"{i:04d}.json"
+        if not path.is_file():
+            failures.append(f"{msg['file']}: not validated")
+            continue
+        part = read_json(path)
+        if [f["file"] for f in part["files"]] != [msg["file"]]:
+            failures.append(f"{msg['file']}: its validation report is of another file (rendered again since?)")
+            continue
+        results.extend(part["files"])
+        failures.extend(part["failures"])
+    summary = {"authority": authority, "files": results, "valid": not failures, "failures": failures}
+    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
+    return summary
 
 
 def publish(

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import date, datetime
@@ -458,6 +459,9 @@ def render(settings: RunSettings, authority: str | None = None) -> dict[str, Any
     if findings:
         raise DataError(findings)
     summary = {"authority": authority, "messages": messages, "discarded": discarded}
+    # an earlier validation of this authority's files says nothing of the files rendered now
+    shutil.rmtree(settings.run_path / "validate" / "parts" / authority, ignore_errors=True)
+    (settings.run_path / "validate" / "authorities" / f"{authority}.json").unlink(missing_ok=True)
     write_json(settings.stage_dir("render/authorities") / f"{authority}.json", summary)
     log.info("render year=%s authority=%s: %d message(s)", settings.year, authority, len(messages))
     return summary

@@ -40,17 +40,21 @@ STAGES = [
     "apply_rules",
     "plan",
     "render",
+    "files",
     "validate",
     "gate",
     "approve",
     "publish",
     "finalize",
 ]
-PER_AUTHORITY = ("render", "validate", "publish")
+PER_AUTHORITY = ("render", "publish")
+#: mapped: per authority, and validate per rendered file (one per authority in the demo)
+MAPPED = ("render", "validate", "publish")
 RETRIED = ("extract", "plan", "render", "validate", "publish")
 HEAVY = ("pandas", "lxml", "duckdb", "great_expectations", "pyarrow", "sqlalchemy_utils", "alembic")
-#: the reporting modules a DAG file may import at parse time: code lists and exceptions only
-LIGHT_REPORTING = {"reporting", "reporting.countries", "reporting.errors"}
+#: the reporting modules a DAG file may import at parse time: code lists, exceptions, and the
+#: Connection-to-URL mapping (standard library only; SQLAlchemy is imported when it is called)
+LIGHT_REPORTING = {"reporting", "reporting.countries", "reporting.errors", "reporting.connections"}
 
 
 def load_dag_module() -> ModuleType:
@@ -146,11 +150,11 @@ def test_tasks_are_the_stages_in_order(dag: Any) -> None:
         assert before in dag.get_task(after).upstream_task_ids, (before, after)
     # every stage gets the run directory from prepare through XCom
     for stage in STAGES[1:]:
-        if stage != "approve":  # the approval reads the gate's request
+        if stage not in ("approve", "files"):  # the approval reads the gate's request; files, the renders
             assert "prepare" in dag.get_task(stage).upstream_task_ids, stage
 
 
-def test_render_validate_publish_are_mapped_per_authority_over_the_plan(dag: Any) -> None:
+def test_render_publish_are_mapped_per_authority_and_validate_per_file(dag: Any) -> None:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     for stage in PER_AUTHORITY:
@@ -158,8 +162,29 @@ def test_render_validate_publish_are_mapped_per_authority_over_the_plan(dag: Any
         assert isinstance(task, MappedOperator), stage
         assert "plan" in task.upstream_task_ids, stage
         assert task.map_index_template == "{{ authority }}", stage
-    for stage in set(STAGES) - set(PER_AUTHORITY):
+    validate = dag.get_task("validate")
+    assert isinstance(validate, MappedOperator) and validate.upstream_task_ids >= {"files", "prepare"}
+    assert validate.map_index_template == "{{ authority }} #{{ file_number }}"
+    assert "render" in dag.get_task("files").upstream_task_ids
+    for stage in set(STAGES) - set(MAPPED):
         assert not isinstance(dag.get_task(stage), MappedOperator), stage
+
+
+def test_files_lists_every_rendered_file_of_every_authority() -> None:
+    """A profile that splits a message into parts (or a run with corrections and deletions)
+    renders several files for one authority: each is validated by a task of its own."""
+    files = load_dag_module().dac7_annual().get_task("files").python_callable
+    rendered = [
+        {"authority": "DE", "messages": 3, "discarded": 0},
+        {"authority": "FR", "messages": 1, "discarded": 1},
+        {"authority": "IT", "messages": 0, "discarded": 0},
+    ]
+    assert files(rendered) == [
+        {"authority": "DE", "part": 0},
+        {"authority": "DE", "part": 1},
+        {"authority": "DE", "part": 2},
+        {"authority": "FR", "part": 0},
+    ]
 
 
 def test_a_production_filing_waits_for_approval_between_gate_and_publish(dag: Any) -> None:
@@ -672,11 +697,13 @@ def test_dag_run_files_the_previous_year(annual_run: AnnualRun) -> None:
     for f in manifest["files"]:
         assert f["message_ref_id"].startswith("LT2025"), f["message_ref_id"]
         assert (out / f["file"]).is_file()
-    # one mapped instance per authority, labelled with its code
+    # one mapped instance per authority, labelled with its code; validate: one per file
     authorities = sorted({f["authority"] for f in manifest["files"]})
     for stage in PER_AUTHORITY:
         labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)
         assert labels == authorities, stage
+    labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "validate")
+    assert labels == sorted(f"{a} #1" for a in authorities)  # one file each in the demo
     # staging is keyed by (year, run): nothing of it lands in the output directory
     assert annual_run.run_dir.name == f"2025-{manifest['run_id']}"
 
@@ -782,7 +809,7 @@ def test_dag_run_with_nothing_to_file_writes_a_manifest(airflow_db: None, dac7_e
     dr = fresh_dag().test(logical_date=datetime(2026, 1, 17, 6, tzinfo=UTC), run_conf={"reporting_year": 2023})
     assert str(dr.state) == "success"
     states = task_states(dr)
-    skipped = (*PER_AUTHORITY, "approve")
+    skipped = (*MAPPED, "files", "approve")
     assert {s: states[s] for s in skipped} == {s: {"skipped"} for s in skipped}
     assert states["gate"] == states["finalize"] == {"success"}
     manifest = json.loads((dac7_env["out"] / "2023" / "manifest.json").read_text(encoding="utf-8"))

@@ -393,7 +393,9 @@ def test_the_mapped_tasks_ran_on_both_workers(distributed_run: DistributedRun, c
     ran_on: dict[str, set[str]] = {w: set() for w in WORKERS}
     for stage in PER_AUTHORITY:
         mapped = [ti for ti in tis if ti["task_id"] == stage]
-        assert sorted(ti["rendered_map_index"] for ti in mapped) == authorities, stage
+        # render, publish: one per authority; validate: one per rendered file (one each here)
+        expected = [f"{a} #1" for a in authorities] if stage == "validate" else authorities
+        assert sorted(ti["rendered_map_index"] for ti in mapped) == expected, stage
         assert {ti["state"] for ti in mapped} == {"success"}, stage
         for ti in mapped:
             ran_on[ti["hostname"]].add(label(ti))
@@ -416,13 +418,22 @@ def assert_each_cache_holds_what_its_worker_ran(cluster: Cluster, tis: list[dict
     for ti in tis:
         if ti["task_id"] not in PER_AUTHORITY or ti["state"] != "success":
             continue
-        rel = Path(ti["task_id"], "authorities", f"{ti['rendered_map_index']}.json")
+        rel = mapped_output(ti)
         assert (shared / rel).is_file(), f"{label(ti)} pushed no {rel}"
         own = cluster.staging[ti["hostname"]] / run / rel
         assert own.is_file() and own.read_bytes() == (shared / rel).read_bytes(), f"{label(ti)}: {own}"
         (other,) = set(WORKERS) - {ti["hostname"]}
         if last_end[other] < moment(ti["start_date"]):
             assert not (cluster.staging[other] / run / rel).exists(), f"{other} has {rel} of {label(ti)}"
+
+
+def mapped_output(ti: dict[str, Any]) -> Path:
+    """What a mapped task writes: ``render|publish/authorities/<XX>.json``, or for the validation
+    of one file ``validate/parts/<XX>/<n - 1>.json`` (labelled ``<XX> #<n>``)."""
+    if ti["task_id"] == "validate":
+        authority, number = ti["rendered_map_index"].split(" #")
+        return Path("validate", "parts", authority, f"{int(number) - 1:04d}.json")
+    return Path(ti["task_id"], "authorities", f"{ti['rendered_map_index']}.json")
 
 
 def moment(text: str) -> datetime:

@@ -50,6 +50,7 @@ STAGES = [
     "apply_rules",
     "plan",
     "render",
+    "files",
     "validate",
     "gate",
     "approve",

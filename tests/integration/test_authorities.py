@@ -203,6 +203,68 @@ def test_a_message_over_the_profile_limits_is_split_into_parts(
     assert len(sellers) == 8  # every seller in exactly one part
 
 
+def test_the_parts_of_a_split_message_are_validated_one_by_one(tmp_path: Path) -> None:
+    """What the DAG maps: each file of an authority validated on its own (``part``), then
+    combined into the authority's report; the same verdicts as validating them together. A part
+    without its report, or a report of a file rendered since, keeps the authority unpublished."""
+    from reporting import pipeline
+    from reporting.errors import XmlValidationError
+
+    class SmallFiles(EuProfile):
+        code = "LT-small"
+        max_sellers_per_file = 3
+
+    m = Marketplace()
+    for i in range(8):
+        m.seller(f"S{i}", country="LT")
+        m.sales(f"S{i}", 30 + i, 100_00)
+    authorities.register("LT", SmallFiles())
+    try:
+        url = m.write(f"sqlite:///{tmp_path}/source.db")
+        run_dir = pipeline.prepare(
+            config_path=config(tmp_path, ""),
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "st",
+            authorities=["LT"],
+        )
+        pipeline.extract(run_dir, url)
+        pipeline.aggregate(run_dir)
+        pipeline.apply_rules(run_dir)
+        assert pipeline.plan(run_dir) == ["LT"]
+        rendered = pipeline.render(run_dir, "LT")["messages"]
+        assert len(rendered) == 3  # 8 sellers, 3 per file
+        for part in range(3):
+            one = pipeline.validate(run_dir, "LT", part)
+            assert [f["file"] for f in one["files"]] == [rendered[part]["file"]] and one["valid"]
+        with pytest.raises(ConfigError, match="no file 4"):
+            pipeline.validate(run_dir, "LT", 3)
+        combined = pipeline.combine_validation(run_dir, "LT")
+        together = pipeline.validate(run_dir, "LT")
+        assert combined == together and combined["valid"] and len(combined["files"]) == 3
+
+        part_two = Path(run_dir) / "validate" / "parts" / "LT" / "0001.json"
+        part_two.unlink()
+        combined = pipeline.combine_validation(run_dir, "LT")
+        assert not combined["valid"] and combined["failures"] == [f"{rendered[1]['file']}: not validated"]
+        with pytest.raises(XmlValidationError, match="not validated"):
+            pipeline.publish(run_dir, "LT")
+        # a render again drops every earlier verdict on this authority's files
+        pipeline.validate(run_dir, "LT", 1)
+        pipeline.render(run_dir, "LT")
+        assert not (Path(run_dir) / "validate" / "parts" / "LT").exists()
+        assert not (Path(run_dir) / "validate" / "authorities" / "LT.json").exists()
+        for part in range(3):
+            pipeline.validate(run_dir, "LT", part)
+        assert pipeline.combine_validation(run_dir, "LT")["valid"]
+        published = pipeline.publish(run_dir, "LT")
+        assert len(published["files"]) == 3
+    finally:
+        del authorities.NATIONAL["LT"]
+
+
 def test_it_profile_wraps_the_message_in_the_telematic_supply(tmp_path: Path) -> None:
     m = market()
     m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
