@@ -46,8 +46,8 @@ if airflow dags test dac7_annual "$logical_date" >"$log" 2>&1; then
     # one line per task; a task mapped per authority (render, validate, publish) says how many ran
     grep -E "\[DAG TEST\] end task|DagRun Finished" "$log" \
         | sed -E 's/^.*(task_id=[a-z_]+).*$/  done: \1/; s/^.*DagRun Finished.*(state=[a-z]+).*$/  dag run: \1/' \
-        | awk '$0 != last { if (n) print last (n > 1 ? " (" n " authorities)" : ""); last = $0; n = 0 } { n++ }
-               END { if (n) print last (n > 1 ? " (" n " authorities)" : "") }'
+        | awk '$0 != last { if (n) print last (n > 1 ? " (" n " mapped)" : ""); last = $0; n = 0 } { n++ }
+               END { if (n) print last (n > 1 ? " (" n " mapped)" : "") }'
 else
     tail -n 60 "$log" >&2
     echo "demo_airflow.sh: the dac7_annual run failed (full log: $log)" >&2
