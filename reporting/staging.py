@@ -51,7 +51,9 @@ def connect(run_dir: Path, *stages: str) -> duckdb.DuckDBPyConnection:
         ("eu_states", EU_MEMBER_STATES),
     ):
         con.execute(f"create table {name} (code varchar primary key)")
-        con.executemany(f"insert into {name} values (?)", [[c] for c in sorted(codes)])
+        # one statement with a list parameter: executemany costs a round of its own per row
+        # (0.2 s per connection for the ~450 codes, a third of a small run)
+        con.execute(f"insert into {name} select unnest(?::varchar[])", [sorted(codes)])
     return con
 
 
@@ -62,4 +64,7 @@ def register_local_days(con: duckdb.DuckDBPyConnection, period: Period) -> None:
     first = date(period.year, 1, 1) - timedelta(days=1)
     days = [first + timedelta(days=i) for i in range((date(period.year, 12, 31) - first).days + 1)]
     con.execute("create or replace table local_days (utc_start timestamp, local_date date)")
-    con.executemany("insert into local_days values (?, ?)", [[local_midnight_utc(d, period.tz), d] for d in days])
+    con.execute(
+        "insert into local_days select unnest(?::timestamp[]), unnest(?::date[])",
+        [[local_midnight_utc(d, period.tz) for d in days], days],
+    )
