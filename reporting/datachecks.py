@@ -70,17 +70,9 @@ log = logging.getLogger(__name__)
 STAGES: dict[str, str] = {"extract": "extract.json", "identity": "identity.json", "aggregates": "aggregates.json"}
 DOCS_DIR = "data-docs"  # in the run's staging directory, then published to <out>/reports/data-docs/
 
-# The stable decision reason codes of reporting.rules (its module docstring lists them).
-DECISION_CODES: tuple[str, ...] = (
-    rules.REPORTED,
-    rules.EXCLUDED_GOVERNMENTAL,
-    rules.EXCLUDED_LISTED,
-    rules.EXCLUDED_DE_MINIMIS,
-    rules.EXCLUDED_LISTING,
-    rules.NOT_REPORTABLE_NON_EU,
-    rules.NOT_REPORTABLE_NO_ACTIVITY,
-)
-QUARANTINED = "quarantined:"  # reporting.rules: "quarantined:<rule>" for a seller set aside with its reason
+# The stable decision reason codes of reporting.rules, and the prefix of a quarantine's code.
+DECISION_CODES = rules.DECISION_CODES
+QUARANTINED = rules.QUARANTINED
 
 ROW_COLUMN = "file_row_number"  # DuckDB's row number in the staged file, 0-based
 TABLE_LEVEL_KEY = "(all rows)"

@@ -59,6 +59,16 @@ EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
 NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
 NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
 QUARANTINED = "quarantined:"  # + the first rule (by name) that set the seller aside
+#: Every fixed decision code (a quarantine's code is ``QUARANTINED`` + its rule).
+DECISION_CODES: tuple[str, ...] = (
+    REPORTED,
+    EXCLUDED_GOVERNMENTAL,
+    EXCLUDED_LISTED,
+    EXCLUDED_DE_MINIMIS,
+    EXCLUDED_LISTING,
+    NOT_REPORTABLE_NON_EU,
+    NOT_REPORTABLE_NO_ACTIVITY,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from reporting.rules import QUARANTINED, REPORTED
 from reporting.run import RunSettings
 from reporting.staging import connect
 
@@ -229,7 +230,7 @@ def _headline(manifest: Mapping[str, Any]) -> list[str]:
     s = manifest.get("summary", {})
     decisions: Mapping[str, int] = s.get("decisions", {})
     files = manifest.get("files", [])
-    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    quarantined = sum(n for code, n in decisions.items() if code.startswith(QUARANTINED))
     rows: list[tuple[str, str, object]] = [
         ("sellers_read", "Sellers read", s.get("sellers_read")),
         ("transactions_read", "Transactions read", s.get("transactions_read")),
@@ -238,7 +239,7 @@ def _headline(manifest: Mapping[str, Any]) -> list[str]:
     rows += [
         (code, f"Not reported: {code}", n)
         for code, n in sorted(decisions.items())
-        if code != "reported" and not code.startswith("quarantined:")
+        if code != REPORTED and not code.startswith(QUARANTINED)
     ]
     rows += [
         ("quarantined", "Quarantined (not reported until corrected)", quarantined),

@@ -40,8 +40,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,16 +47,16 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from airflow_stack import AIRFLOW, base_env, free_port, request, stop, tail  # noqa: E402
 from browser import BrowserError, Chromium  # noqa: E402  (tests/ is on sys.path only now)
 
-AIRFLOW = Path(sys.executable).with_name("airflow")
 USER = "admin"  # role ADMIN: may read the DAC7 view and trigger runs (the trigger form needs that)
 WIDTH, HEIGHT = 1400, 900
 # the demo of the Makefile: `make demo`
@@ -151,10 +149,7 @@ def api_server(
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({USER: password}), encoding="utf-8")
     passwords.chmod(0o600)
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env["PATH"] = f"{AIRFLOW.parent}{os.pathsep}{env.get('PATH', '')}"
-    env |= {
+    env = base_env() | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -192,42 +187,16 @@ def api_server(
         stop(server)
 
 
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_until_healthy(server: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 180) -> None:
-    # without a proxy: one from the environment must not see 127.0.0.1
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the api-server exited with {server.returncode}:\n{tail(log)}")
-        with suppress(OSError), opener.open(f"{base}/api/v2/monitor/health", timeout=2) as answer:
-            if answer.status == 200:
+        with suppress(OSError):
+            if request(f"{base}/api/v2/monitor/health")[0] == 200:  # without a proxy
                 return
         time.sleep(0.25)
     raise SystemExit(f"the api-server did not answer within {timeout:g} s:\n{tail(log)}")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """End the api-server's process group (its workers with it): SIGTERM, then SIGKILL."""
-    with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    with suppress(ProcessLookupError):  # workers that outlived their parent
-        os.killpg(server.pid, signal.SIGKILL)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 # ----------------------------------------------------------------------------------- the browser

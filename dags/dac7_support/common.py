@@ -50,6 +50,11 @@ RETRY: dict[str, Any] = {
 }
 
 
+def staging_root() -> str:
+    """This worker's local staging root: ``DAC7_STAGING_DIR``, else ``.dac7/staging`` in the repo."""
+    return os.environ.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging")
+
+
 def source_pool() -> str:
     """The Airflow pool of the tasks that read the source database (extract): ``DAC7_SOURCE_POOL``
     as the DAG processor sees it, else ``default_pool``. A pool of one or two slots keeps the
@@ -73,7 +78,7 @@ def settings_from_env() -> dict[str, str | None]:
         "config_path": env.get("DAC7_CONFIG") or str(REPO / "dac7.toml"),
         "source_url": source_url() or None,  # None: the config's [source] url
         "out_dir": env.get("DAC7_OUT_DIR") or str(REPO / "out"),
-        "staging_root": env.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging"),
+        "staging_root": staging_root(),
     }
 
 

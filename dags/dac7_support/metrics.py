@@ -48,7 +48,6 @@ from reporting.countries import EU_MEMBER_STATES
 log = logging.getLogger("dac7.metrics")
 
 PREFIX = "dac7"
-QUARANTINED = "quarantined:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 MAX_SEGMENT = 100  # Airflow refuses a name of 250 characters or more
 
@@ -73,21 +72,13 @@ def run_gauges(manifest: Mapping[str, Any]) -> dict[str, int]:
         metric_name("transactions", "read"): int(s["transactions_read"]),
         metric_name("sellers", "reportable"): int(s["reportable"]),
     }
-    other = (
-        rules.EXCLUDED_GOVERNMENTAL,
-        rules.EXCLUDED_LISTED,
-        rules.EXCLUDED_DE_MINIMIS,
-        rules.EXCLUDED_LISTING,
-        rules.NOT_REPORTABLE_NON_EU,
-        rules.NOT_REPORTABLE_NO_ACTIVITY,
-    )
-    for code in sorted({*other, *decisions}):
+    for code in sorted({*rules.DECISION_CODES, *decisions}):
         if code == rules.REPORTED:
             continue
         kind, _, reason = code.partition(":")
         g[metric_name("sellers", kind, reason)] = int(decisions.get(code, 0))
     g[metric_name("sellers", "quarantined", "total")] = sum(
-        int(n) for code, n in decisions.items() if code.startswith(QUARANTINED)
+        int(n) for code, n in decisions.items() if code.startswith(rules.QUARANTINED)
     )
     routed: Mapping[str, int] = s.get("sellers_per_authority", {})
     files: dict[str, int] = {}

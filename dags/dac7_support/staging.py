@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dac7_support.common import REPO
+from dac7_support.common import staging_root
 from dac7_support.connections import export_ledger_url
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def staged(run_dir: str) -> Iterator[str]:
     if shared is None:
         yield run_dir
         return
-    with shared.staged(Path(run_dir).name, local_root()) as local:
+    with shared.staged(Path(run_dir).name, staging_root()) as local:
         yield local
 
 
@@ -68,9 +68,6 @@ def share_prepared(run_dir: str) -> None:
         shared.push(Path(run_dir).name, Path(run_dir).parent)
 
 
-def local_root() -> str:
-    """This worker's staging root (``DAC7_STAGING_DIR``; as ``settings_from_env`` names it)."""
-    return os.environ.get("DAC7_STAGING_DIR") or str(REPO / ".dac7" / "staging")
 
 
 def retention() -> timedelta:
@@ -92,7 +89,7 @@ def prune_staging() -> dict[str, Any]:
     from reporting.storage import prune_local
 
     keep = retention()
-    local = prune_local(local_root(), keep)
+    local = prune_local(staging_root(), keep)
     shared = shared_staging()
     remote = shared.prune(keep) if shared is not None else []
     log.info(
