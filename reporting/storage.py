@@ -161,6 +161,7 @@ class SharedStaging:
         report = SyncReport()
         local = _local_dir(local_root, run)
         with _SyncState(local_root, run) as state:
+            uploaded: list[tuple[PurePosixPath, Path]] = []
             for target in sorted(p for p in local.rglob("*") if p.is_file()):
                 rel = PurePosixPath(target.relative_to(local).as_posix())
                 if local_only(rel) or state.unchanged(rel, target):
@@ -170,10 +171,16 @@ class SharedStaging:
                 self.fs.put_file(str(target), destination)
                 if _is_local_fs(self.fs):
                     os.chmod(destination, 0o600)
-                state.record(rel, target, listing_token(self.fs.info(destination)))
+                uploaded.append((rel, target))
                 report.files += 1
                 report.bytes += target.stat().st_size
                 report.paths.append(str(rel))
+            if uploaded:
+                # the versions just written, read as a pull reads them: one listing of the run,
+                # not one metadata request per file
+                listing = self._listing(run)
+                for rel, target in uploaded:
+                    state.record(rel, target, listing_token(listing[rel]))
             for rel in sorted(state.known()):
                 if not (local / rel).exists():
                     if self.fs.exists(self.remote(run, rel)):
