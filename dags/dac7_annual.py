@@ -13,8 +13,8 @@ Only the staging directory, authority codes and counts pass through XCom, never 
 waits for every validation, combines each authority's file reports and builds the approval request;
 ``approve`` is Airflow's human-in-the-loop approval: a production filing is published only after a
 second person approves it in the UI (a test run skips it). ``publish`` refuses unless every
-planned authority validated, and emits one asset event per published file on
-``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``.
+planned authority validated, and emits one asset event per published file of a filing (never of
+a preview) on ``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``.
 
 Schedule: 06:00 UTC on 15 January, for the previous calendar year. The timetable is an explicit
 ``CronTriggerTimetable``: its logical date is the moment the run is due (2026-01-15T06:00Z files
@@ -256,7 +256,8 @@ def dac7_annual() -> None:
                 triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
                 approved_by=str(approver) if approver else None,
             )
-        for f in result["files"]:
+        # a preview (routing jurisdiction) is never a filing: it announces nothing to transmit
+        for f in [] if settings.preview else result["files"]:
             ctx["outlet_events"][FILINGS].add(
                 Asset(f"dac7://filings/{authority}"),
                 extra={

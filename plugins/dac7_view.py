@@ -394,6 +394,11 @@ def _run_section(m: dict[str, Any], summary: str) -> list[str]:
         ("Run id", f'<span class="id">{escape(str(m.get("run_id", "")))}</span>'),
         ("Run timestamp (UTC)", escape(str(m.get("timestamp_utc", ""))[:19].replace("T", " "))),
         ("Routing", escape(str(m.get("routing", "")))),
+        (
+            "Filed in" if not m.get("preview") else "Preview of what each state receives from",
+            escape(str(m.get("filing_state", ""))),
+        ),
+        ("Reading of the rules", escape(str((m.get("reading") or {}).get("label", "")))),
         ("Sellers read", _num(s.get("sellers_read"))),
         ("Transactions read", _num(s.get("transactions_read"))),
         ("Reportable sellers", _num(s.get("reportable"))),

@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to file: auto (the difference to the ledger; default), or a kind the authority asked for",
     )
     r.add_argument("--sellers", type=_ids, help="seller ids to delete (--mode deletion), comma-separated")
-    r.add_argument("--authorities", type=_ids, help="file to these authorities only (e.g. DE,FR)")
+    r.add_argument(
+        "--authorities",
+        type=_ids,
+        help="a filing: the filing state only (another state is refused); a preview (routing "
+        "jurisdiction): the states to preview (e.g. DE,FR)",
+    )
 
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")

@@ -55,7 +55,9 @@ class Operator:
 class Reporting:
     timezone: str = "UTC"
     reporting_currency: str = "original"
-    routing: str = "jurisdiction"
+    #: ``nexus``: the filing, to the filing state alone; ``jurisdiction``: a preview of what each
+    #: member state receives from the filing state (test environment only)
+    routing: str = "nexus"
     environment: str = "test"
     fx_basis: str = "year_end"  # the ECB rate of 31 December (or the last before), or of each payment day
 
@@ -141,10 +143,11 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     reporting = Reporting(
         timezone=_str(rep, "timezone", "reporting", origin) or "UTC",
         reporting_currency=_choice(rep, "reporting_currency", REPORTING_CURRENCIES, "original", origin),
-        routing=_choice(rep, "routing", ROUTINGS, "jurisdiction", origin),
+        routing=_choice(rep, "routing", ROUTINGS, "nexus", origin),
         environment=_choice(rep, "environment", ENVIRONMENTS, "test", origin),
         fx_basis=_choice(rep, "fx_basis", FX_BASES, "year_end", origin),
     )
+    check_routing(reporting, operator.country, origin)
     try:
         ZoneInfo(reporting.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -162,6 +165,18 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
     )
+
+
+def check_routing(reporting: Reporting, filing_state: str, origin: str = "<config>") -> None:
+    """Routing ``jurisdiction`` is a preview, never a filing: refused in production."""
+    if reporting.routing == "jurisdiction" and reporting.environment == "prod":
+        raise ConfigError(
+            f"{origin}: routing 'jurisdiction' with environment 'prod' is refused. It is a preview of what each "
+            f"member state receives from {filing_state} through the exchange between authorities, not a filing: "
+            f"the operator files in {filing_state} alone, under {filing_state}'s law for every seller, and "
+            f"{filing_state} forwards each seller to its states of residence and property (Art. 8ac(2) of "
+            "Directive 2011/16/EU). File with routing 'nexus', or run the preview with environment 'test'"
+        )
 
 
 def _ledger_url(raw: dict[str, Any], origin: str) -> str | None:

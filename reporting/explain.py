@@ -68,8 +68,10 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
         f"{manifest['environment']} run {manifest['run_id']}",
         f"Decision: {d['decision']}",
         f"  {d['explanation']}",
+        f"Reading of the rules: {d.get('reading_label') or 'EU wording'} (the law of the state filed in)",
         f"Residence: {d['residence_countries'] or '-'} ({d['residence_reasons'] or '-'})",
         f"Receiving authorities: {d['authorities'] or 'none'}",
+        f"Forwarded by the filing state to: {_exchange(d)}",
         f"Transactions: {d['transactions']} in the period, {d['refunded_transactions']} refunded by the "
         f"as-of date, {d['fully_refunded_transactions']} of them in full (not counted); "
         f"{d['refunds_after_as_of']} refund(s) dated after the as-of date, not applied",
@@ -109,6 +111,15 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
         "whole units, rounded half up once per figure, per activity and quarter."
     )
     return "\n".join(lines)
+
+
+def _exchange(d: dict[str, Any]) -> str:
+    """The states the filing state forwards the seller to, and why (residence or property)."""
+    states = [c for c in (d.get("exchange_states") or "").split(";") if c]
+    reasons = [r for r in (d.get("exchange_reasons") or "").split("; ") if r]
+    if not states:
+        return "none"
+    return ", ".join(f"{c} ({r})" for c, r in zip(states, reasons, strict=False))
 
 
 def _n(value: Any) -> str:

@@ -57,16 +57,3 @@ class Period:
     @property
     def reporting_period(self) -> date:
         return date(self.year, 12, 31)
-
-    def quarter_of(self, paid_at_utc: datetime) -> int:
-        """Quarter 1..4 of a naive UTC timestamp inside the period."""
-        if not (self.start_utc <= paid_at_utc < self.end_utc):
-            raise ValueError("timestamp outside the period")
-        q = 1
-        for i, start in enumerate(self.quarter_starts_utc):
-            if paid_at_utc >= start:
-                q = i + 1
-        return q
-
-    def refund_applies(self, refunded_at_utc: datetime) -> bool:
-        return refunded_at_utc < self.as_of_end_utc

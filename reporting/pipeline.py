@@ -24,7 +24,8 @@ from reporting import extract as _extract
 from reporting import publish as _publish
 from reporting import render as _render
 from reporting import rules as _rules
-from reporting.config import ENVIRONMENTS, load_config
+from reporting.authorities import ignored_authorities
+from reporting.config import ENVIRONMENTS, check_routing, load_config
 from reporting.countries import is_eu
 from reporting.errors import ConfigError
 from reporting.ledger import default_ledger_url
@@ -68,6 +69,8 @@ def prepare(
             if environment not in ENVIRONMENTS:
                 raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
             config = replace(config, reporting=replace(config.reporting, environment=environment))
+        check_routing(config.reporting, config.operator.country, config.path or "<config>")
+        ignored_authorities(config)  # [authorities.XX] of a state other than the filing state: a warning
         if not 2023 <= year <= 2100:
             raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
         run_id = run_id or new_run_id()
@@ -105,6 +108,28 @@ def prepare(
         bad = [a for a in authorities or () if not is_eu(a)]
         if bad:
             raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
+        filing_state = config.operator.country
+        if config.reporting.routing == "jurisdiction":
+            if mode != "auto":
+                raise ConfigError(
+                    f"mode {mode}: a preview (routing 'jurisdiction') shows what each member state would receive "
+                    f"from {filing_state} now, in full; corrections, deletions and nil reports are filings, made "
+                    "with routing 'nexus'"
+                )
+            log.info(
+                "routing jurisdiction: a preview of what each member state receives from %s (EU generic edition, "
+                "%s's reading of the rules); nothing of it is filed, and the filing ledger is not used",
+                filing_state,
+                filing_state,
+            )
+        else:
+            others = sorted(set(authorities or ()) - {filing_state})
+            if others:
+                raise ConfigError(
+                    f"authorities {', '.join(others)}: this operator files in {filing_state} only, under "
+                    f"{filing_state}'s law for every seller; a filing in {', '.join(others)} is another operator's, "
+                    "with a configuration of its own (routing 'jurisdiction' previews what each state receives)"
+                )
         # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
         ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
         run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
@@ -232,6 +257,16 @@ def summary_table(manifest: dict[str, Any]) -> str:
     lines = [
         f"DAC7 {manifest['reporting_year']} ({manifest['environment']}, routing {manifest['routing']}, "
         f"as of {manifest['as_of']})",
+    ]
+    reading = manifest.get("reading")
+    if reading:
+        what = (
+            f"a preview of what each member state receives from {manifest['filing_state']}"
+            if manifest.get("preview")
+            else f"filed in {manifest['filing_state']}"
+        )
+        lines.append(f"  {what}; every seller decided under the {reading['label']}")
+    lines += [
         f"  {'sellers read':<40}{s['sellers_read']:>10}",
         f"  {'transactions read':<40}{s['transactions_read']:>10}",
         f"  {'reportable':<40}{s['reportable']:>10}",

@@ -20,8 +20,8 @@ from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.ledger import Ledger, LedgerError, open_ledger
-from reporting.preflight import check_message
-from reporting.render import file_sha256, ledger_url, planned_authorities, rendered
+from reporting.preflight import EU_EXCHANGE, check_message
+from reporting.render import file_sha256, planned_authorities, rendered, stage_ledger
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.summary_page import SUMMARY_PAGE, write_run_summary
@@ -75,11 +75,16 @@ def _validate(settings: RunSettings, authority: str, only: int | None = None) ->
     render = rendered(settings, authority)
     if only is not None and not 0 <= only < len(render["messages"]):
         raise ConfigError(f"{authority} has {len(render['messages'])} rendered file(s): there is no file {only + 1}")
-    routing = settings.config.reporting.routing
+    with stage_ledger(settings, authority, write=False) as url, open_ledger(url) as ledger:
+        return _validate_with(settings, authority, render, ledger, only)
+
+
+def _validate_with(
+    settings: RunSettings, authority: str, render: dict[str, Any], ledger: Ledger, only: int | None
+) -> dict[str, Any]:
     results = []
     failures: list[str] = []
     earlier: set[str] = set()  # this run's messages before the current one (published first)
-    ledger = open_ledger(ledger_url(settings))
     for i, msg in enumerate(render["messages"]):
         if only is not None and i != only:
             earlier.add(msg["message_ref_id"])
@@ -91,13 +96,13 @@ def _validate(settings: RunSettings, authority: str, only: int | None = None) ->
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
         findings = profile.extra_checks(path) if not errors else []
         if not errors and profile.rule_set.codes:
-            rules = profile.rule_set
+            # A preview shows what the filing state forwards to each state: the rules of the
+            # exchange between authorities apply (each state receives only sellers resident
+            # there or with property there, 40070, and the other exchange-only rules).
+            rules = EU_EXCHANGE if settings.preview else profile.rule_set
             if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
                 # A test preview of the running year: its period has not ended yet (10060).
                 rules = rules.derive(f"{rules.name}, running year", exclude={"10060"} & rules.codes)
-            if routing == "jurisdiction" and "40070" not in rules.codes:
-                # Each state receives only sellers resident there or with property there.
-                rules = rules.derive(f"{rules.name} + 40070", add={"40070"})
             known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)
             findings += check_message(
                 path,
@@ -118,7 +123,6 @@ def _validate(settings: RunSettings, authority: str, only: int | None = None) ->
         )
         failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
         failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
-    ledger.close()
     summary = {"authority": authority, "files": results, "valid": not failures, "failures": failures}
     if only is not None:
         write_json(settings.stage_dir(f"validate/parts/{authority}") / f"{only:04d}.json", summary | {"part": only})
@@ -296,7 +300,8 @@ def publish(
     # received (or will), named by its unique MessageRefId; the ledger says what each one did.
     files = []
     with (
-        open_ledger(ledger_url(settings)) as ledger,
+        stage_ledger(settings, authority) as url,
+        open_ledger(url) as ledger,
         ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
     ):
         # in the order planned (a correction of the PlatformOperator before the additions), each
@@ -356,6 +361,10 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
         "as_of": settings.as_of.isoformat(),
         "environment": settings.environment,
         "routing": settings.config.reporting.routing,
+        # the member state filed in, whose law decided every seller; a preview is never a filing
+        "filing_state": settings.filing_state,
+        "preview": settings.preview,
+        "reading": rules.get("reading"),
         "timestamp_utc": settings.timestamp.isoformat(),
         "files": files,
         "reports": [*reports["reports"], "reports/due_diligence.csv", "reports/due_diligence.html", SUMMARY_PAGE],

@@ -12,7 +12,9 @@ import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +24,6 @@ from stdnum import iban
 
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, Doc, DocIds
-from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError
 from reporting.findings import Finding
 from reporting.ledger import (
@@ -58,6 +59,7 @@ from reporting.records import (
 from reporting.rules import ACTIVITY_ORDER
 from reporting.run import RunSettings, read_json, write_json
 from reporting.staging import connect
+from reporting.variants import EU_READING, LegalVariant, reading_for, reports_financial_identifier
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +106,6 @@ land_registration as (
     group by k.listing_key
 ),
 
-readings as (
-    -- a state with a national reading of its own gets the figures of that reading
-    select seller_id, max(reading) filter (where reading = $authority) as reading_for_authority
-    from reported
-    group by seller_id
-),
-
 acts as (
     select x.seller_id, list(struct_pack(
         activity := x.activity, listing_id := x.listing_id, currency := x.currency,
@@ -127,9 +122,7 @@ acts as (
     from reported as x
     left join property_listings as p on p.listing_id = x.listing_id and x.listing_id <> ''
     left join land_registration as lr on lr.listing_key = x.listing_id and x.listing_id <> ''
-    inner join readings as rd on rd.seller_id = x.seller_id
     where x.seller_id in (select seller_id from routed)
-        and x.reading = coalesce(rd.reading_for_authority, '')
     group by x.seller_id
 ),
 
@@ -374,13 +367,28 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
 
 
 def _records(
-    con: Any, authority: str, profile: AuthorityProfile, this_year: int
+    con: Any,
+    authority: str,
+    profile: AuthorityProfile,
+    this_year: int,
+    *,
+    preview: bool = False,
+    reading: LegalVariant = EU_READING,
 ) -> Iterator[tuple[SellerRecord, list[Finding]]]:
     """Every seller routed to ``authority`` as the record it would receive, with what stops
-    that record from being rendered (the shared checks, then the profile's own)."""
+    that record from being rendered (the shared checks, then the profile's own). The financial
+    account identifier is left out where the seller's states of residence said they will not use
+    it (and, in a preview, where the receiving state said so): :mod:`reporting.variants`."""
     reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
     for batch in reader:
         for row in batch.to_pylist():
+            if row["accounts"] and not reports_financial_identifier(
+                row["residence_countries"] or (),
+                authority if preview else None,
+                property_states=[a["country"] for a in row["acts"] if a["activity"] == "immovable_property"],
+                reading=reading,
+            ):
+                row["accounts"] = None
             record, problems = seller_record(row, this_year)
             problems += [
                 Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=f"{message} ({authority})")
@@ -397,9 +405,12 @@ def record_problems(settings: RunSettings) -> list[Finding]:
     findings: list[Finding] = []
     try:
         authorities = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
+        reading = reading_for(settings.filing_state)
         for authority in authorities:
-            profile = select_profile(authority, settings.config, warn=False)  # the render warns
-            for _, problems in _records(con, authority, profile, settings.timestamp.year):
+            profile = select_profile(authority, settings.config)
+            for _, problems in _records(
+                con, authority, profile, settings.timestamp.year, preview=settings.preview, reading=reading
+            ):
                 findings.extend(problems)
     finally:
         con.close()
@@ -415,10 +426,13 @@ def plan(settings: RunSettings) -> list[str]:
         routed = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
     finally:
         con.close()
-    with open_ledger(ledger_url(settings)) as ledger:
-        authorities = filing_authorities(settings, ledger, routed)
-        if settings.mode == "deletion":
-            _check_deletion(settings, ledger, authorities)
+    if settings.preview:
+        authorities = filing_authorities(settings, None, routed)
+    else:
+        with open_ledger(ledger_url(settings)) as ledger:
+            authorities = filing_authorities(settings, ledger, routed)
+            if settings.mode == "deletion":
+                _check_deletion(settings, ledger, authorities)
     write_json(settings.stage_dir("render") / "plan.json", {"authorities": authorities})
     return authorities
 
@@ -449,7 +463,8 @@ def render(settings: RunSettings, authority: str | None = None) -> dict[str, Any
     try:
         operator = operator_record(settings)
         with (
-            open_ledger(ledger_url(settings)) as ledger,
+            stage_ledger(settings, authority) as url,
+            open_ledger(url) as ledger,
             ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
         ):
             discarded = _discard_pending(settings, ledger, authority)
@@ -481,31 +496,89 @@ def rendered(settings: RunSettings, authority: str | None = None) -> dict[str, A
 LIVE_MESSAGE_STATUSES = ("published", "accepted")
 
 
-def ledger_url(settings: RunSettings) -> str:
+def ledger_url(settings: RunSettings, authority: str | None = None) -> str:
     """The ledger of the run: from its settings, else (a URL with a password is never stored)
-    from ``DAC7_LEDGER_URL``."""
+    from ``DAC7_LEDGER_URL``. A preview (routing ``jurisdiction``) never touches the filing ledger:
+    each of its authorities files into a SQLite ledger of its own in the run's staging
+    (``preview/<XX>/ledger.sqlite3``, one file per authority so that the mapped tasks of a run on
+    workers without a shared disk never write the same file), which goes with the staging."""
+    if settings.preview:
+        if authority is None:
+            raise ConfigError("a preview has a ledger per authority: name the authority")
+        folder = settings.stage_dir(f"preview/{authority}")
+        return f"sqlite:///{folder / PREVIEW_LEDGER}"
     url = settings.ledger_url or os.environ.get("DAC7_LEDGER_URL")
     if not url:
         raise ConfigError("no ledger URL: pass --ledger, set DAC7_LEDGER_URL or [ledger] url")
     return url
 
 
-def filing_authorities(settings: RunSettings, ledger: Ledger, routed: list[str]) -> list[str]:
-    """The authorities this run may file to: those that receive sellers now, those with a filing
-    of the period in the ledger (a correction or deletion may be due), and those that expect a
-    nil report (the operator's own or a configured one, where its profile says so); narrowed to
-    ``settings.authorities``."""
+PREVIEW_LEDGER = "ledger.sqlite3"
+
+
+@contextmanager
+def stage_ledger(settings: RunSettings, authority: str | None = None, *, write: bool = True) -> Iterator[str]:
+    """The URL a stage opens the run's ledger with. A filing: the filing ledger itself. A preview:
+    a working copy of the authority's preview ledger, under a temporary name that never leaves
+    the worker, renamed over ``preview/<XX>/ledger.sqlite3`` when a stage that writes succeeds
+    (and dropped when it fails, or when the stage only reads): like every other file in staging,
+    the ledger is replaced whole, never changed in place, so a copy of the run on shared staging
+    never holds a half-written one."""
+    if not settings.preview:
+        yield ledger_url(settings)
+        return
+    final = Path(ledger_url(settings, authority).removeprefix("sqlite:///"))
+    work = final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    if final.exists():
+        shutil.copyfile(final, work)
+        os.chmod(work, 0o600)
+    try:
+        yield f"sqlite:///{work}"
+    except BaseException:
+        work.unlink(missing_ok=True)
+        raise
+    if write and work.exists():
+        os.replace(work, final)
+    else:
+        work.unlink(missing_ok=True)
+
+
+def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: list[str]) -> list[str]:
+    """The authorities this run files to.
+
+    A filing (routing ``nexus``) goes to the filing state alone: when it has sellers now, a filing
+    of the period in the ledger (a correction or deletion may be due), or a profile that expects a
+    nil report for a period without sellers. A preview goes to every state that receives a seller
+    (``routed``). Either is narrowed to ``settings.authorities``."""
     env, year = settings.environment, settings.year
-    filed = {m.authority for m in ledger.messages(year=year, environment=env) if m.status in LIVE_MESSAGE_STATUSES}
-    # the operator's own authority, and those it configured identifiers for, where their
-    # profile expects a nil report for a period without sellers
-    expected = {settings.config.operator.country, *settings.config.authorities}
-    nil = {a for a in expected if select_profile(a, settings.config, warn=False).expects_nil}
-    found = sorted(set(routed) | filed | nil)
+    filing_state = settings.filing_state
+    if settings.preview:
+        found = sorted(routed)
+        if settings.authorities is not None:
+            found = [a for a in found if a in settings.authorities]
+        return found
+    if ledger is None:
+        raise ConfigError("a filing is planned against the filing ledger: open it first")
+    filed = {
+        m.authority
+        for m in ledger.messages(year=year, environment=env, authority=filing_state)
+        if m.status in LIVE_MESSAGE_STATUSES
+    }
+    nil = {filing_state} if select_profile(filing_state, settings.config, warn=False).expects_nil else set()
+    found = sorted((set(routed) | filed | nil) & {filing_state})
     if settings.authorities is not None:
-        unknown = sorted(set(settings.authorities) - set(found) - set(routed))
-        found = [a for a in found if a in settings.authorities] + [a for a in unknown if is_eu(a)]
-    return sorted(found)
+        others = sorted(set(settings.authorities) - {filing_state})
+        if others:
+            raise ConfigError(
+                f"--authorities {', '.join(others)}: this operator files in {filing_state} only; the law and the "
+                f"format of {filing_state} decide its filing for every seller. A filing in {', '.join(others)} "
+                "is another operator's, with a configuration of its own (routing 'jurisdiction' previews what "
+                "each state receives)"
+            )
+        if filing_state in settings.authorities and filing_state not in found:
+            found = [filing_state]  # named explicitly: a nil report or a mode that needs it
+        found = [a for a in found if a in settings.authorities]
+    return found
 
 
 def _check_deletion(settings: RunSettings, ledger: Ledger, authorities: list[str]) -> None:
@@ -576,7 +649,15 @@ def _render_one(
     current: dict[RecordKey, tuple[str, Any]] = {}
     po = operator_content(operator)
     current[PO_KEY] = (content_hash(po), po)
-    for record, problems in _records(con, authority, profile, settings.timestamp.year):
+    records = _records(
+        con,
+        authority,
+        profile,
+        settings.timestamp.year,
+        preview=settings.preview,
+        reading=reading_for(settings.filing_state),
+    )
+    for record, problems in records:
         if problems:  # the rules stage quarantines such sellers: this is a safety net
             findings.extend(problems)
             continue

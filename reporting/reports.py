@@ -3,8 +3,9 @@
 Written next to the XML, under ``<out>/reports/``, as Parquet and as CSV (for a spreadsheet):
 
 - ``decisions``: per seller the reason code, a plain sentence with the numbers it rests on, the
-  residence states and why, the receiving authorities, the reporting currency and the rates
-  used, the counted and refunded transactions;
+  residence states and why, the receiving authorities, the reading of the rules that decided (the
+  filing state's), the states the filing state forwards the seller to and why, the reporting
+  currency and the rates used, the counted and refunded transactions;
 - ``figures``: per seller, activity, property listing, quarter and currency, the original
   totals (minor units, after refunds), the transactions counted and refunded (and the refunds
   after the as-of date, which are not applied), the reason code of the row (an excluded
@@ -48,6 +49,11 @@ select
     d.goods_activities,
     d.goods_eur,
     array_to_string(d.excluded_listings, ';') as excluded_listings,
+    d.goods_part_excluded,
+    d.reading,
+    d.reading_label,
+    array_to_string(d.exchange_states, ';') as exchange_states,
+    array_to_string(d.exchange_reasons, '; ') as exchange_reasons,
     tx.transactions,
     tx.refunded_transactions,
     tx.fully_refunded_transactions,
@@ -63,6 +69,7 @@ with rows as (
         a.*,
         d.decision as seller_decision,
         d.excluded_listings,
+        d.goods_part_excluded,
         sum(a.amount_minor) over (partition by a.seller_id, a.activity, a.listing_id) as group_amount,
         sum(a.activities) over (partition by a.seller_id, a.activity, a.listing_id) as group_activities,
         row_number() over (
@@ -78,6 +85,8 @@ select
     case
         when list_contains(x.excluded_listings, x.listing_id) then 'excluded_listing:over_2000_rentals'
         when x.seller_decision <> 'reported' then x.seller_decision
+        -- a reading that exempts the goods part of a mixed seller only (PStTG § 4(5))
+        when x.activity = 'sale_of_goods' and x.goods_part_excluded then 'excluded:de_minimis'
         when r.seller_id is not null then 'reported'
         when x.group_amount = 0 and x.group_activities = 0 then 'not_reportable:no_activity'
         else 'not_reportable:non_eu'
@@ -111,11 +120,7 @@ select
     case when x.nth_in_quarter = 1 then [r.tax_q1, r.tax_q2, r.tax_q3, r.tax_q4][x.quarter] end
         as reported_taxes
 from rows as x
-left join (
-    -- the EU reading's figures, else those of the one national reading that reports the seller
-    select * from reported
-    qualify reading = min(reading) over (partition by seller_id)
-) as r
+left join reported as r
     on r.seller_id = x.seller_id and r.activity = x.activity and r.listing_id = x.listing_id
 order by x.seller_id, x.activity, x.listing_id, x.quarter, x.currency, x.rate_date
 """

@@ -4,6 +4,12 @@ Pure functions over frozen records (:class:`SellerFacts` in, :class:`Decision` o
 every rule is testable by hand-computed cases. :func:`apply_rules` is the stage that feeds them
 from the staged aggregates and writes the decisions.
 
+One reading decides every seller of a run: the reading of the member state the operator files in
+(:func:`reporting.variants.reading_for`), wherever the seller lives. A filing (routing ``nexus``)
+goes to that state alone; each decision also records the states it forwards the seller to
+(``exchange``: residence, property). A preview (routing ``jurisdiction``) routes each seller to
+those states instead, under the same reading.
+
 Decision reason codes are stable: ``reported``, ``excluded:governmental``, ``excluded:listed``,
 ``excluded:de_minimis``, ``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``,
 ``not_reportable:no_activity``.
@@ -38,7 +44,7 @@ from reporting.quarantine import (
 )
 from reporting.run import RunSettings, write_json
 from reporting.staging import connect
-from reporting.variants import EU_READING, VARIANTS, LegalVariant
+from reporting.variants import EU_READING, LegalVariant, reading_for, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +153,9 @@ class Decision:
     residence: tuple[tuple[str, str], ...] = ()
     authorities: tuple[str, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # (authority, why it receives the seller)
+    #: the member states that receive the seller from the filing state through the exchange
+    #: between authorities (Art. 8ac(2)), and why: residence, or property located there
+    exchange: tuple[tuple[str, str], ...] = ()
     currency: str | None = None
     converted: bool = False
     rates: tuple[Rate, ...] = ()
@@ -155,8 +164,8 @@ class Decision:
     goods_eur: Fraction | None = None
     excluded_listings: tuple[str, ...] = ()
     not_reported_non_eu: tuple[str, ...] = ()  # activities of a non-EU seller outside EU property
-    variant: str = ""  # the member state whose reading decided, "" for the EU reading
-    goods_part_excluded: bool = False  # a national reading excluded the goods part only
+    variant: str = ""  # the member state whose reading decided, "" for the EU wording
+    goods_part_excluded: bool = False  # a national reading exempted the goods part only
     reports: tuple[ActivityReport, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
 
@@ -168,11 +177,13 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class RuleContext:
     year: int
-    routing: str  # "jurisdiction" | "nexus"
+    routing: str  # "nexus" (the filing) | "jurisdiction" (a preview of what each state receives)
     reporting_currency: str  # "original" | "EUR"
-    operator_country: str
+    operator_country: str  # the filing state: the member state the operator files in
     rates: dict[str, Rate]  # the year-end rate per currency
-    variant: LegalVariant = EU_READING  # a member state's own reading of the rules
+    #: the reading of the rules: the filing state's (:func:`reporting.variants.reading_for`),
+    #: applied to every seller of the run, wherever the seller lives
+    variant: LegalVariant = EU_READING
     threshold_rates: dict[str, Rate] | None = None  # rates for the EUR 2,000 test, if not ``rates``
 
 
@@ -223,10 +234,15 @@ def eur_value(blocks: Iterable[Block], rates: dict[str, Rate], *, own_rates: boo
     return exact_sum(blocks, "amount_minor", rates)
 
 
+def amount_under_limit(eur: Fraction, variant: LegalVariant) -> bool:
+    """The amount test of the de minimis rule: at most EUR 2,000 ("did not exceed"), or strictly
+    less under a reading that says so (Germany: "weniger als 2 000 Euro")."""
+    return eur < DE_MINIMIS_MAX_EUR if variant.de_minimis_strict else eur <= DE_MINIMIS_MAX_EUR
+
+
 def under_de_minimis(count: int, eur: Fraction, variant: LegalVariant) -> bool:
-    """Fewer than 30 sales AND at most EUR 2,000 (strictly less under a strict national reading)."""
-    amount_ok = eur < DE_MINIMIS_MAX_EUR if variant.de_minimis_strict else eur <= DE_MINIMIS_MAX_EUR
-    return count <= DE_MINIMIS_MAX_SALES and amount_ok
+    """Fewer than 30 sales AND the amount test of the reading (both must be met)."""
+    return count <= DE_MINIMIS_MAX_SALES and amount_under_limit(eur, variant)
 
 
 def payment_rates(blocks: Iterable[Block]) -> tuple[tuple[str, int, date, date], ...]:
@@ -239,10 +255,10 @@ def payment_rates(blocks: Iterable[Block]) -> tuple[tuple[str, int, date, date],
 
 
 def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
-    """Apply the DAC7 rules to one seller."""
+    """Apply the DAC7 rules to one seller, as ``ctx.variant`` (the filing state's reading) reads them."""
     groups = _groups(facts.blocks)
     res = residence(facts)
-    base = {"seller_id": facts.seller_id, "residence": res}
+    base: dict[str, Any] = {"seller_id": facts.seller_id, "residence": res, "variant": ctx.variant.state}
     if not groups:
         return Decision(decision=NOT_REPORTABLE_NO_ACTIVITY, **base)
     if facts.is_governmental:
@@ -277,7 +293,6 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
 
     goods_eur: Fraction | None = None
     threshold = ctx.threshold_rates or ctx.rates
-    base["variant"] = ctx.variant.state
     if goods_only or (ctx.variant.goods_part_exclusion and goods):
         goods_eur = eur_value(goods, threshold, own_rates=ctx.threshold_rates is None)
         threshold_rates = tuple(
@@ -300,15 +315,20 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     property_states = sorted(
         {v[0].listing_country for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
     )
+    # What the filing state forwards the seller to (Art. 8ac(2)): its EU states of residence, and
+    # the states where its reported property is located.
+    exchange: dict[str, list[str]] = {}
+    for country, why in res:
+        if country in EU_MEMBER_STATES:
+            exchange.setdefault(country, []).append(f"resident: {why}")
+    for country in property_states:
+        exchange.setdefault(country, []).append(f"property in {country}")
+    base["exchange"] = tuple((c, ", ".join(exchange[c])) for c in sorted(exchange))
     routes: dict[str, list[str]] = {}
     if ctx.routing == "nexus":
-        routes[ctx.operator_country] = ["the operator's member state (nexus routing)"]
-    else:
-        for country, why in res:
-            if country in EU_MEMBER_STATES:
-                routes.setdefault(country, []).append(f"resident: {why}")
-        for country in property_states:
-            routes.setdefault(country, []).append(f"property in {country}")
+        routes[ctx.operator_country] = ["the filing state (nexus)"]
+    else:  # a preview of what each state receives from the filing state
+        routes = exchange
     authorities = tuple(sorted(routes))
 
     currencies = {b.currency for blocks in kept.values() for b in blocks}
@@ -316,7 +336,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         currency, convert = next(iter(currencies)), False
     else:
         currency, convert = "EUR", currencies != {"EUR"}
-    used = {r.currency: r for r in base.get("rates", ())}  # type: ignore[attr-defined]
+    used = {r.currency: r for r in base.get("rates", ())}
     all_blocks = [b for blocks in kept.values() for b in blocks]
     if convert:
         used.update(
@@ -391,7 +411,9 @@ def money_text(value: Fraction, currency: str = "EUR") -> str:
 
 
 def explanation(d: Decision) -> str:
-    """The decision in one plain sentence, with the numbers it rests on."""
+    """The decision in one plain sentence, with the numbers it rests on, in the words of the
+    reading that decided it (the filing state's, :mod:`reporting.variants`)."""
+    v = variant_of(d.variant)
     res = ", ".join(f"{c} ({why})" for c, why in d.residence) or "no residence country"
     goods = ""
     if d.goods_eur is not None:
@@ -403,6 +425,7 @@ def explanation(d: Decision) -> str:
             for c, n, first, last in d.payment_rates
         ]
     )
+    limits = f"fewer than {DE_MINIMIS_MAX_SALES + 1} sales and {v.amount_limit_text}"
     if d.decision.startswith(QUARANTINED):
         text = (
             f"quarantined ({d.decision.removeprefix(QUARANTINED)}): the seller cannot be reported correctly "
@@ -421,23 +444,33 @@ def explanation(d: Decision) -> str:
         )
     elif d.decision == NOT_REPORTABLE_NON_EU:
         text = f"resident outside the EU ({res}) and no property located in the EU"
-    elif d.decision == EXCLUDED_DE_MINIMIS:
+    elif d.decision == EXCLUDED_DE_MINIMIS and d.goods_part_excluded:
         text = (
-            f"de minimis: only sales of goods, {goods}: fewer than {DE_MINIMIS_MAX_SALES + 1} sales and "
-            f"at most {money_text(DE_MINIMIS_MAX_EUR)}"
+            f"de minimis for the sale of goods ({v.source}: exempt for that activity only), {goods}: {limits}; "
+            "no other activity is left to report"
         )
+    elif d.decision == EXCLUDED_DE_MINIMIS:
+        text = f"de minimis: only sales of goods, {goods}: {limits}"
     else:
         why = [f"resident in {res}"]
-        if goods:
-            count_test = "at least 30 sales" if d.goods_activities > DE_MINIMIS_MAX_SALES else "fewer than 30"
+        if goods and d.goods_part_excluded:
+            why.append(
+                f"{goods}: {limits}: the sales of goods are exempt and not reported ({v.source}: exempt for "
+                "that activity only); the other activities are reported"
+            )
+        elif goods:
+            count_test = "at least 30 sales" if d.goods_activities > DE_MINIMIS_MAX_SALES else "fewer than 30 sales"
             amount_test = (
-                "more than EUR 2,000"
-                if d.goods_eur is not None and d.goods_eur > DE_MINIMIS_MAX_EUR
-                else "at most EUR 2,000"
+                v.amount_limit_text.split(" (")[0]
+                if d.goods_eur is not None and amount_under_limit(d.goods_eur, v)
+                else v.amount_crossed_text
             )
             why.append(f"{goods} ({count_test}, {amount_test}: not de minimis)")
         elif d.goods_activities:
-            why.append("sells goods and has other activities: the de minimis rule does not apply")
+            why.append(
+                "sells goods and has other activities: the de minimis exclusion is of a seller whose only "
+                "activity is the sale of goods"
+            )
         if d.excluded_listings:
             why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")
         if d.not_reported_non_eu:
@@ -453,6 +486,9 @@ def explanation(d: Decision) -> str:
             " (converted: paid in several currencies or EUR chosen)" if d.converted else ""
         )
         to = ", ".join(f"{a} ({why})" for a, why in d.routes)
+        forwarded = ", ".join(f"{c} ({why})" for c, why in d.exchange)
+        if d.routes and d.routes[0][1] == "the filing state (nexus)" and forwarded:
+            to += f", which forwards it to {forwarded}"
         text = f"reported to {to}: " + "; ".join(why) + f"; {cur}"
     return f"{text}; {rates}" if rates else text
 
@@ -522,6 +558,13 @@ DECISION_SCHEMA = pa.schema(
         ("goods_eur_exact", pa.string()),
         ("excluded_listings", pa.list_(pa.string())),
         ("explanation", pa.string()),
+        # the reading of the rules that decided (the filing state's): "DE", "IE" ... or "EU"
+        ("reading", pa.string()),
+        ("reading_label", pa.string()),
+        ("goods_part_excluded", pa.bool_()),
+        # what the filing state forwards the seller to (Art. 8ac(2)), and why
+        ("exchange_states", pa.list_(pa.string())),
+        ("exchange_reasons", pa.list_(pa.string())),
     ]
 )
 
@@ -529,7 +572,7 @@ Q = ("q1", "q2", "q3", "q4")
 REPORT_SCHEMA = pa.schema(
     [
         ("seller_id", pa.string()),
-        ("reading", pa.string()),  # "" for the EU reading, else the state whose reading it is
+        ("reading", pa.string()),  # "" for the EU wording, else the state whose reading decided
         ("activity", pa.string()),
         ("listing_id", pa.string()),
         ("currency", pa.string()),
@@ -586,26 +629,18 @@ def iter_facts(con: Any, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
 def apply_rules(settings: RunSettings) -> dict[str, Any]:
     """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
     out = settings.stage_dir("rules")
-    rep = settings.config.reporting
     con = connect(settings.run_path, "extract", "aggregate")
     decisions_counter: Counter[str] = Counter()
     per_authority: Counter[str] = Counter()
     findings: list[Finding] = []
     incomplete_reportable: dict[str, list[str]] = {}
     try:
-        ctx = RuleContext(
-            year=settings.year,
-            routing=rep.routing,
-            reporting_currency=rep.reporting_currency,
-            operator_country=settings.config.operator.country,
-            rates=load_rates(con, settings.year),
-        )
+        ctx = filing_context(settings, con)
         with (
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
         ):
-            readings = national_contexts(ctx, con, settings.year)
             quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
             # identity gaps (a name, a birth date ...) matter for the sellers that are reported
             incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
@@ -613,7 +648,7 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                 # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
                 rule = quarantined.get(facts.seller_id)
                 if rule is None:
-                    d, eu, national = decide_everywhere(facts, ctx, readings)
+                    d = decide(facts, ctx)
                     if d.findings:
                         findings.extend(d.findings)
                         rule = min(f.rule for f in d.findings)
@@ -621,20 +656,14 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
                         rule = incomplete[facts.seller_id]
                         incomplete_reportable[facts.seller_id] = list(d.authorities)
                 if rule is not None:
-                    d = Decision(facts.seller_id, f"{QUARANTINED}{rule}", residence(facts))
+                    d = Decision(facts.seller_id, f"{QUARANTINED}{rule}", residence(facts), variant=ctx.variant.state)
                     decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d))
+                    dw.add(_decision_row(facts, d, ctx.variant))
                     continue
                 decisions_counter[d.decision] += 1
-                dw.add(_decision_row(facts, d, national))
-                if eu.decision == REPORTED:
-                    for r in eu.reports:
-                        rw.add(_report_row(d.seller_id, r, ""))
-                for state, n in national.items():
-                    # a state with its own reading receives the figures of that reading
-                    if state in d.authorities and n.decision == REPORTED and n.reports != eu.reports:
-                        for r in n.reports:
-                            rw.add(_report_row(d.seller_id, r, state))
+                dw.add(_decision_row(facts, d, ctx.variant))
+                for r in d.reports:
+                    rw.add(_report_row(d.seller_id, r, ctx.variant.state))
                 for a in d.authorities:
                     per_authority[a] += 1
                     ow.add({"authority": a, "seller_id": d.seller_id})
@@ -654,7 +683,7 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     incomplete_reportable.update(_quarantine_decided(out, late, decisions_counter, per_authority))
     report = datachecks.audit(settings, "aggregates")
     late += report.errors
-    _quarantine_decided(out, report.errors, decisions_counter, per_authority)
+    incomplete_reportable.update(_quarantine_decided(out, report.errors, decisions_counter, per_authority))
     findings += late
     # sellers that crossed the thresholds (decided reportable) but whose data is incomplete
     _rewrite(
@@ -672,6 +701,7 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
         "reportable": decisions_counter[REPORTED],
         "sellers_per_authority": dict(sorted(per_authority.items())),
         "record_checks_seconds": round(record_seconds, 3),
+        "reading": ctx.variant.as_dict(),
     }
     write_json(out / "rules.json", summary)
     log.info("rules year=%s: %s", settings.year, summary)
@@ -745,44 +775,23 @@ def _rewrite(path: Any, table: pa.Table) -> None:
     tmp.replace(path)
 
 
-def national_contexts(ctx: RuleContext, con: Any, year: int) -> dict[str, RuleContext]:
-    """A rule context per member state with a national reading of its own."""
-    out = {}
-    for state, variant in VARIANTS.items():
-        threshold = load_average_rates(con, year) if variant.threshold_rate == "annual_average" else None
-        out[state] = replace(ctx, variant=variant, threshold_rates=threshold)
-    return out
+def filing_context(settings: RunSettings, con: Any) -> RuleContext:
+    """The rule context of a run: the filing state's reading of the rules for every seller, with
+    the rates that reading takes for the EUR 2,000 test."""
+    rep = settings.config.reporting
+    reading = reading_for(settings.config.operator.country)
+    return RuleContext(
+        year=settings.year,
+        routing=rep.routing,
+        reporting_currency=rep.reporting_currency,
+        operator_country=settings.config.operator.country,
+        rates=load_rates(con, settings.year),
+        variant=reading,
+        threshold_rates=load_average_rates(con, settings.year) if reading.threshold_rate == "annual_average" else None,
+    )
 
 
-def decide_everywhere(
-    facts: SellerFacts, ctx: RuleContext, readings: dict[str, RuleContext]
-) -> tuple[Decision, Decision, dict[str, Decision]]:
-    """The seller under the EU reading, and under each national reading whose state could
-    receive it. A state with a reading of its own receives the seller as its reading decides;
-    every other state as the EU reading does. Returns the final decision (the receiving
-    authorities with their reasons; ``reported`` if any state receives the seller), the EU
-    decision, and the national decisions that differ from it."""
-    d = decide(facts, ctx)
-    national: dict[str, Decision] = {}
-    for state, nctx in readings.items():
-        n = decide(facts, nctx)
-        if n.decision != d.decision or n.reports != d.reports or n.authorities != d.authorities:
-            national[state] = n
-    if not national:
-        return d, d, {}
-    routes = {a: why for a, why in d.routes if a not in national}
-    for state, n in national.items():
-        routes.update({a: why for a, why in n.routes if a == state})
-    authorities = tuple(sorted(routes))
-    final_routes = tuple((a, routes[a]) for a in authorities)
-    if d.decision == REPORTED or not authorities:
-        return replace(d, authorities=authorities, routes=final_routes), d, national
-    # Only a national reading reports the seller: its decision, to that state alone.
-    n = next(n for s, n in sorted(national.items()) if s in authorities)
-    return replace(n, authorities=authorities, routes=final_routes), d, national
-
-
-def _decision_row(facts: SellerFacts, d: Decision, national: dict[str, Decision] | None = None) -> dict[str, Any]:
+def _decision_row(facts: SellerFacts, d: Decision, reading: LegalVariant = EU_READING) -> dict[str, Any]:
     return {
         "seller_id": d.seller_id,
         "seller_type": facts.seller_type,
@@ -810,8 +819,12 @@ def _decision_row(facts: SellerFacts, d: Decision, national: dict[str, Decision]
         "goods_eur": None if d.goods_eur is None else money_text(d.goods_eur, "").strip().replace(",", ""),
         "goods_eur_exact": None if d.goods_eur is None else str(d.goods_eur),
         "excluded_listings": list(d.excluded_listings),
-        "explanation": explanation(d)
-        + "".join(f" | {VARIANTS[s].label}: {explanation(n)}" for s, n in sorted((national or {}).items())),
+        "explanation": explanation(d),
+        "reading": reading.code,
+        "reading_label": reading.label,
+        "goods_part_excluded": d.goods_part_excluded,
+        "exchange_states": [c for c, _ in d.exchange],
+        "exchange_reasons": [r for _, r in d.exchange],
     }
 
 

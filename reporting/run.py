@@ -46,6 +46,18 @@ class RunSettings:
         return self.config.reporting.environment
 
     @property
+    def filing_state(self) -> str:
+        """The member state the operator files in: its law decides every seller of the run."""
+        return self.config.operator.country
+
+    @property
+    def preview(self) -> bool:
+        """Routing ``jurisdiction``: a preview of what each member state receives from the filing
+        state, in the EU generic edition; test environment only, never approved or transmitted,
+        and filed into a ledger of its own in the run's staging, never the filing ledger."""
+        return self.config.reporting.routing == "jurisdiction"
+
+    @property
     def period(self) -> Period:
         return Period(self.year, self.config.reporting.timezone, self.as_of)
 

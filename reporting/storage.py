@@ -55,10 +55,18 @@ LOCAL_ONLY_DIRS = frozenset({".duckdb-spill"})
 CHANGE_KEYS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified", "mtime", "size")
 
 
+#: SQLite's transient companions of a database file (a preview's ledger lives in staging): they
+#: exist only while a process writes, and belong to that process's worker.
+SQLITE_TRANSIENT = ("-journal", "-wal", "-shm")
+
+
 def local_only(rel: PurePosixPath) -> bool:
-    """A file that stays on the worker: scratch directories and temp files (``.name.tmp``)."""
-    return any(part in LOCAL_ONLY_DIRS for part in rel.parts) or (
-        rel.name.startswith(".") and rel.name.endswith(".tmp")
+    """A file that stays on the worker: scratch directories, temp files (``.name.tmp``) and the
+    transient files of a SQLite database being written."""
+    return (
+        any(part in LOCAL_ONLY_DIRS for part in rel.parts)
+        or (rel.name.startswith(".") and rel.name.endswith(".tmp"))
+        or rel.name.endswith(SQLITE_TRANSIENT)
     )
 
 
@@ -168,19 +176,31 @@ class SharedStaging:
                     continue
                 destination = self.remote(run, rel)
                 self.fs.makedirs(self.remote(run, rel.parent), exist_ok=True)
-                self.fs.put_file(str(target), destination)
+                try:
+                    before = target.stat()
+                    self.fs.put_file(str(target), destination)
+                    after = target.stat()
+                except FileNotFoundError:
+                    # gone since the listing: a file another task of this worker removed (its
+                    # own push deals with it)
+                    continue
                 if _is_local_fs(self.fs):
                     os.chmod(destination, 0o600)
-                uploaded.append((rel, target))
                 report.files += 1
-                report.bytes += target.stat().st_size
+                report.bytes += before.st_size
                 report.paths.append(str(rel))
+                if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                    uploaded.append((rel, before))
+                # else: replaced while it was uploading (by another task of this worker): the
+                # version uploaded may be an older one, so it is not recorded as synchronised and
+                # the next push (its writer's) uploads it again
             if uploaded:
                 # the versions just written, read as a pull reads them: one listing of the run,
                 # not one metadata request per file
                 listing = self._listing(run)
-                for rel, target in uploaded:
-                    state.record(rel, target, listing_token(listing[rel]))
+                for rel, st in uploaded:
+                    if rel in listing:
+                        state.record_stat(rel, st, listing_token(listing[rel]))
             for rel in sorted(state.known()):
                 if not (local / rel).exists():
                     if self.fs.exists(self.remote(run, rel)):
@@ -351,7 +371,10 @@ class _SyncState:
         return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
 
     def record(self, rel: PurePosixPath, target: Path, remote: str) -> None:
-        st = target.stat()
+        self.record_stat(rel, target.stat(), remote)
+
+    def record_stat(self, rel: PurePosixPath, st: os.stat_result, remote: str) -> None:
+        """The local version of ``rel`` (its ``stat`` when it was synchronised) and the remote one."""
         self.entries[str(rel)] = {"remote": remote, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
     def forget(self, rel: PurePosixPath) -> None:

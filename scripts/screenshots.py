@@ -6,7 +6,8 @@ Writes two PNGs into ``docs/img/`` (CSS pixels at scale 1, a viewport 1400 pixel
 
 - ``dac7-view.png`` (1400 x 900): the DAC7 view (``plugins/``) inside Airflow's UI at
   ``/plugin/dac7/dac7/2025/``, the year page of the demo filing: the filings in the ledger per
-  authority (MessageRefId, environment, message type, sellers, records, status);
+  authority (MessageRefId, environment, message type, sellers, records, status), i.e. the one
+  message to LT, the member state the demo operator files in (``dac7.toml``, routing ``nexus``);
 - ``trigger-form.png``: the DAG page of ``dac7_annual`` after a click on its "Trigger" button,
   clipped to the dialog with the run's Params (reporting year, as-of date, authorities,
   environment, filing mode, sellers to delete); the dialog is taller than 900 pixels, so the
@@ -36,7 +37,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -116,8 +116,6 @@ def file_demo(tmp: Path, out_root: Path, ledger: Path) -> None:
     from reporting.demo import generate_demo
     from reporting.pipeline import run
 
-    # the demo configuration has no [authorities.XX] tables: no warning per national variant here
-    logging.getLogger("reporting.authorities").setLevel(logging.ERROR)
     source = f"sqlite:///{tmp / 'marketplace.db'}"
     print(f"demo data: {DEMO_SELLERS} sellers, seed {DEMO_SEED}, reporting year {YEAR} ...", flush=True)
     generate_demo(source, sellers=DEMO_SELLERS, seed=DEMO_SEED, year=YEAR)

@@ -41,24 +41,28 @@ def write_config(
     *,
     timezone: str = "Europe/Vilnius",
     currency: str = "original",
-    routing: str = "jurisdiction",
+    routing: str = "nexus",
     environment: str = "test",
     fx_basis: str = "year_end",
     data_docs: bool = False,
     max_quarantined: int | None = None,
+    filing_state: str | None = None,
+    nexus: str = "RPONEX1",
+    extra: str = "",
 ) -> Path:
-    """The demo operator with these reporting settings. Data Docs are off unless asked for: the
-    checks run either way, and the HTML costs about a second per run."""
+    """The demo operator (registered in LT) with these reporting settings, filing in
+    ``filing_state`` (``operator.nexus_country``; default: LT, its address) with ``nexus``, and
+    ``extra`` appended (e.g. the filing state's ``[authorities.XX]`` identifiers). Data Docs are
+    off unless asked for: the checks run either way, and the HTML costs about a second per run."""
     quality = f"\n[quality]\ndata_docs = {'true' if data_docs else 'false'}\n"
     if max_quarantined is not None:
         quality += f"max_quarantined = {max_quarantined}\n"
-    path.write_text(
-        OPERATOR_TOML.format(
-            timezone=timezone, currency=currency, routing=routing, environment=environment, fx_basis=fx_basis
-        )
-        + quality,
-        encoding="utf-8",
+    text = OPERATOR_TOML.format(
+        timezone=timezone, currency=currency, routing=routing, environment=environment, fx_basis=fx_basis
     )
+    operator = f'nexus = "{nexus}"' + (f'\nnexus_country = "{filing_state}"' if filing_state else "")
+    text = text.replace('nexus = "RPONEX1"', operator)
+    path.write_text(text + quality + extra, encoding="utf-8")
     return path
 
 

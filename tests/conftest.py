@@ -22,6 +22,7 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+from resources import MissingResourceItem, ReferenceModule, outside_reference_present
 from sqlalchemy.pool import NullPool
 
 PG_ADMIN_URL = os.environ.get("DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -32,6 +33,7 @@ _MARKERS = {
     "pg": "needs the PostgreSQL server on 127.0.0.1:5432",
     "mariadb": "needs the MariaDB server on 127.0.0.1:3306",
     "slow": "end-to-end runs (a real Airflow, larger data); still run in CI",
+    "outside_reference": "needs reference files whose terms do not allow redistribution; read from ../shared/reference",
 }
 
 
@@ -46,6 +48,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in _MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:
+    """A test module whose reference files are missing in CI is one failing test (resources.py)."""
+    return ReferenceModule.from_parent(parent, path=module_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside CI, without the reference files that stay outside the repository: the tests of a
+    module that need them are one skipped test per module, ``outside_reference``, whose message
+    names them all (in CI each runs, and fails, on its own)."""
+    if os.environ.get("CI") or outside_reference_present():
+        return
+    groups: dict[pytest.Collector, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("outside_reference") and not isinstance(item, MissingResourceItem):
+            module = item.getparent(pytest.Module)
+            if module is not None:
+                groups.setdefault(module, []).append(item)
+    if not groups:
+        return
+    gone = {id(i) for group in groups.values() for i in group}
+    kept: list[pytest.Item] = [i for i in items if id(i) not in gone]
+    for module, group in groups.items():
+        names = ", ".join(i.name for i in group)
+        item = MissingResourceItem.from_parent(
+            module,
+            name="outside_reference",
+            message=f"{len(group)} test(s) need reference files that stay outside the repository and are absent "
+            f"({names}): they lie beside the checkout in ../shared/reference (their terms do not allow "
+            "redistribution, see tests/reference/README.md)",
+        )
+        item.add_marker("outside_reference")
+        kept.append(item)
+    items[:] = kept
 
 
 def _unreachable(server: str, exc: Exception) -> NoReturn:

@@ -74,8 +74,11 @@ def last_filings(run_dir: Path, settings: dict[str, Any], authorities: list[str]
     from reporting.run import load_settings
 
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
+    run_settings = load_settings(run_dir)
+    if run_settings.preview:  # a preview is never filed: no filing ledger to compare with
+        return {a: "none: a preview is never filed" for a in authorities}
     out = {}
-    with open_ledger(ledger_url(load_settings(run_dir))) as ledger:
+    with open_ledger(ledger_url(run_settings)) as ledger:
         for a in authorities:
             live = [
                 m for m in ledger.messages(year=year, authority=a, environment=env) if m.status in LIVE_MESSAGE_STATUSES
@@ -106,8 +109,16 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
     last = last_filings(run, settings, authorities) if authorities else {}
     n_messages = sum(len(r["messages"]) for r in rendered.values())
 
+    operator = settings["config"]["operator"]
+    filing_state = operator.get("nexus_country") or operator["address"]["country"]
+    preview = settings["config"]["reporting"]["routing"] == "jurisdiction"
+    title = (
+        f"preview of what each member state receives from {filing_state} (not a filing)"
+        if preview
+        else f"{'production' if env == 'prod' else 'test'} filing in {filing_state}"
+    )
     lines = [
-        f"### DAC7 {year}: {'production' if env == 'prod' else 'test'} filing",
+        f"### DAC7 {year}: {title}",
         "",
         f"As of {settings['as_of']}, routing {settings['config']['reporting']['routing']}, "
         f"mode {settings['mode']}, run {settings['run_id']}.",
@@ -155,7 +166,10 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
         ]
     lines += [
         "",
-        "**Approve** publishes these files and records them in the filing ledger. **Reject** publishes "
+        "A preview is never approved, filed or transmitted: its files are published as test data, and its "
+        "messages are recorded in ledgers of its own in the run's staging, never in the filing ledger."
+        if preview
+        else "**Approve** publishes these files and records them in the filing ledger. **Reject** publishes "
         "nothing: the run fails and says so. The person who triggered the run cannot approve it.",
     ]
     return {

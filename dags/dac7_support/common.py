@@ -222,8 +222,10 @@ def annual_params(years: Sequence[int]) -> dict[str, Param]:
             uniqueItems=True,
             examples=list(EU_STATES),  # the pick list of the form's multi-select
             title="Authorities",
-            description="EU member states (ISO codes) to file to. Empty: every authority with "
-            "something due (new sellers, corrections, deletions, a nil report).",
+            description="A filing goes to the member state the operator files in, alone (its law "
+            "decides every seller): name it, or leave this empty to file when something is due (new "
+            "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
+            "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
         ),
         "environment": Param(
             None,

@@ -1,8 +1,8 @@
 """The filing deadline: DAC7 reports for a year are due by 31 January of the next year.
 
 From a configurable day before it (``DAC7_DEADLINE_WARN``, ``MM-DD``, default ``01-25``) the
-``dac7_deadline`` DAG checks the filing ledger every day and warns while a configured authority has
-no production filing of the year published (or accepted).
+``dac7_deadline`` DAG checks the filing ledger every day and warns while the filing state (the
+member state the operator files in) has no production filing of the year published (or accepted).
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def missing_filings(expected: Iterable[str], filed: Iterable[str]) -> list[str]:
 
 
 def configured_authorities(config: Any) -> list[str]:
-    """The authorities a filing is expected for: the member state the operator files in and every
-    authority with an ``[authorities.XX]`` table."""
-    return sorted({config.operator.country, *config.authorities})
+    """The authority a filing is expected for: the member state the operator files in, alone (its
+    law decides the filing for every seller; the other states receive the sellers from it through
+    the exchange between authorities). Previews are never filings and never checked here."""
+    return [config.operator.country]
 
 
 def deadline_message(year: int, missing: list[str], warn: date) -> tuple[str, str]:

@@ -1,6 +1,9 @@
 """The quarterly threshold watch list: sellers whose sales of goods crossed, or come within 20% of,
 the de minimis limits (30 sales, EUR 2,000) while due diligence still lists something to do for
-them (incomplete data, a TIN to obtain or verify, a quarantine ...).
+them (incomplete data, a TIN to obtain or verify, a quarantine ...). The limits are read as the
+filing state's law reads them (the ``reading`` of each decision): under the German reading a
+seller at exactly EUR 2,000.00 has crossed (``weniger als 2 000 Euro``), under the EU wording it
+has not ("did not exceed").
 
 Read from what a (test) run publishes: ``reports/decisions.csv`` (``goods_activities``,
 ``goods_eur``) and ``reports/due_diligence.csv``. Seller ids only, no personal data.
@@ -22,7 +25,8 @@ NEAR = Fraction(4, 5)  # within 20% of a limit: at least 80% of it
 
 def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, str]]:
     """The watch list, one row per seller, ordered by seller id."""
-    from reporting.rules import DE_MINIMIS_MAX_EUR, DE_MINIMIS_MAX_SALES
+    from reporting.rules import DE_MINIMIS_MAX_EUR, DE_MINIMIS_MAX_SALES, amount_under_limit
+    from reporting.variants import variant_of
 
     sales_limit = DE_MINIMIS_MAX_SALES + 1  # "fewer than 30" sales: the 30th crosses
     with due_diligence_csv.open(encoding="utf-8", newline="") as fh:
@@ -34,7 +38,10 @@ def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, s
         for r in csv.DictReader(fh):
             sales = int(r["goods_activities"] or 0)
             eur = Fraction(Decimal(r["goods_eur"])) if r["goods_eur"] else Fraction(0)
-            crossed = sales >= sales_limit or eur > DE_MINIMIS_MAX_EUR
+            # the reading that decided the seller (the filing state's): under the German one,
+            # exactly EUR 2,000.00 is no longer "weniger als 2 000 Euro" and has crossed
+            reading = variant_of(r.get("reading") or "")
+            crossed = sales >= sales_limit or not amount_under_limit(eur, reading)
             near = sales >= NEAR * sales_limit or eur >= NEAR * DE_MINIMIS_MAX_EUR
             if not (crossed or near) or r["seller_id"] not in kinds:
                 continue

@@ -1,9 +1,14 @@
 """Tax authority profiles, behind one interface and an explicit registry keyed by country code.
 
-A message to member state XX uses XX's national profile when XX is the operator's own member
-state or when the configuration has an ``[authorities.XX]`` table with XX's filing identifiers;
-otherwise the EU generic edition, with a warning where XX has a variant of its own. Adding the
-next member state is one module that calls :func:`register`.
+An operator files in one member state, its filing state (``operator.nexus_country``, else the
+country of its address). Its filing uses the filing state's national profile where it has one
+(DE DIP, FR, HU, IT), else the EU generic edition; ``[authorities.XX]`` of the filing state holds
+that profile's filing identifiers. A table for any other state changes neither the law nor the
+format: the run warns and ignores it (an operator filing in another state is another operator
+of the group, with a configuration of its own). The previews of what each member state receives
+from the filing state (routing ``jurisdiction``) are always in the EU generic edition, the edition
+of the exchange between authorities. Adding the next member state is one module that calls
+:func:`register`.
 """
 
 from __future__ import annotations
@@ -38,33 +43,48 @@ def profile_for(country: str) -> AuthorityProfile:
 
 
 def select_profile(country: str, config: Config, *, warn: bool = True) -> AuthorityProfile:
-    """The profile that renders the operator's message to ``country`` (``warn``: say so when a
-    national variant exists but is not configured)."""
+    """The profile that renders the operator's message to ``country``: the filing state's own
+    profile for the filing (routing ``nexus``), the EU generic edition for everything else (the
+    previews of what each state receives). A national profile whose identifiers are missing or
+    malformed is a configuration error that names the key. ``warn`` is kept for callers that ask
+    the same question twice; nothing here warns any more (see :func:`ignored_authorities`)."""
+    filing_state = config.operator.country
     national = NATIONAL.get(country)
-    identifiers = config.authorities.get(country)
-    if national is None:
+    if national is None or country != filing_state or config.reporting.routing != "nexus":
         return EU_GENERIC
-    if country != config.operator.country and identifiers is None:
-        if not warn:
-            return EU_GENERIC
-        log.warning(
-            "%s has its own variant (%s), but the configuration has no [authorities.%s] table with its "
-            "filing identifiers: the message uses the EU generic edition",
-            country,
-            national.edition,
-            country,
-        )
-        return EU_GENERIC
-    missing = [key for key in national.required_identifiers if not (identifiers or {}).get(key)]
+    identifiers = config.authorities.get(country) or {}
+    missing = [key for key in national.required_identifiers if not identifiers.get(key)]
     if missing:
         raise ConfigError(
             f"{config.path}: the {country} profile ({national.edition}) needs "
             + ", ".join(f"[authorities.{country}] {key}" for key in missing)
         )
-    problem = national.identifier_problem(identifiers or {})
+    problem = national.identifier_problem(identifiers)
     if problem:
         raise ConfigError(f"{config.path}: [authorities.{country}] {problem}")
     return national
+
+
+def ignored_authorities(config: Config) -> list[str]:
+    """The ``[authorities.XX]`` tables of states other than the filing state: each changes
+    neither the law nor the format of this operator's filing; the run says so, naming the filing
+    state, and goes on."""
+    filing_state = config.operator.country
+    ignored = sorted(c for c in config.authorities if c != filing_state)
+    for country in ignored:
+        log.warning(
+            "[authorities.%s] is ignored: this operator files in %s, and %s's law and format decide its "
+            "filing for every seller, wherever the seller lives; %s receives its residents and properties "
+            "from %s through the exchange between authorities. An operator that files in %s is another "
+            "operator of the group, with a configuration of its own",
+            country,
+            filing_state,
+            filing_state,
+            country,
+            filing_state,
+            country,
+        )
+    return ignored
 
 
 def _load_national_profiles() -> None:
@@ -73,4 +93,13 @@ def _load_national_profiles() -> None:
 
 _load_national_profiles()
 
-__all__ = ["EU_GENERIC", "NATIONAL", "AuthorityProfile", "DocIds", "profile_for", "register", "select_profile"]
+__all__ = [
+    "EU_GENERIC",
+    "NATIONAL",
+    "AuthorityProfile",
+    "DocIds",
+    "ignored_authorities",
+    "profile_for",
+    "register",
+    "select_profile",
+]

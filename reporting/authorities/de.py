@@ -13,9 +13,10 @@ third-party client (XDEV bzst-dip-java-client 2.0.2) that bundles the BZSt schem
 the "Kommunikationshandbuch DIP-Standard 1.4"; its copy of dip.xsd has the include of
 dip-types.xsd commented out. The DocRefId format is that client's choice, not a documented BZSt
 rule, and no BZSt file-size limit has been found. The German reading of the rules (de minimis
-"weniger als 2 000 Euro", a mixed seller excluded for its goods only, PStTG § 4(5)) is legal
-data of the member state, not of this file format: see :mod:`reporting.variants`, which applies it
-to every message to DE, in this profile or in the EU generic edition.
+"weniger als 2 000 Euro", a mixed seller exempt for its goods only, PStTG § 4(5); the financial
+account identifier, § 14(2) Nr. 6) is legal data of the member state, not of this file format:
+see :mod:`reporting.variants`, which applies it to every seller of a filing in Germany, wherever
+the seller lives (and never to a seller only because Germany receives it from another state).
 """
 
 from __future__ import annotations

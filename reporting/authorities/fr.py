@@ -20,8 +20,25 @@ whose docstring lists every structural difference from the EU edition):
   ``[authorities.FR] siren`` with issuedBy ``FR`` (the only value the schema allows), VAT, Name,
   PlatformBusinessName exactly once (the operator's name when the configuration has none),
   Address (registered office), Nexus and AssumedReporting.
-* A seller has exactly one ResCountryCode, an EU member state: the first EU state of its residences
-  (a seller without an EU residence cannot be filed to France). An unknown TIN is written
+* A seller has exactly one ResCountryCode (the DGFiP schema's change note of 30/03/2023:
+  "ResCountryCode obligatoire non répétable"). **A seller with several EU residences** appears with
+  the first of them in the order of Annex V, Section II(D): the state of its primary address when
+  that is in the EU, else the first EU state (alphabetically) that issued one of its TINs, else the
+  first EU state of a permanent establishment. Its other states of residence stay visible in the
+  record: every TIN is sent with its ``issuedBy``, every permanent establishment is listed. Whether
+  the DGFiP forwards such a seller to each of its states of residence, or only to the one in
+  ResCountryCode, is not said in any source read; no DGFiP text on the case was found.
+* **A seller without an EU residence** (resident outside the EU, reported for property located in the
+  EU) is quarantined (``fr.residence_not_eu``) instead of being filed with a residence it does not
+  have. DAC7 requires such a seller to be reported, and the DGFiP's second-level rule 8 (cahier des
+  charges v1.6, §5.3.2.1, p. 108, cited by the schema's comments on ResCountryCode) says what to put
+  in ResCountryCode. The text of that rule could not be read: no copy of the cahier des charges
+  (``cdc-dac7-v.1.6.pdf`` on impots.gouv.fr) is in the stored sources, and the only wording found is a
+  third party's paraphrase ("must be a country covered by DAC7, i.e. within the EU"). Writing the
+  property's state, or any other state, would be a guess, so this version does not: correct such a
+  seller's residence if it is wrong, or ask the DGFiP and report the seller by hand until this
+  profile implements rule 8. The quarantine report and the due-diligence report list every such
+  seller. An unknown TIN is written
   ``<TIN unknown="true">NOTIN</TIN>`` (the schema forbids an empty TIN). An address is AddressFix
   or AddressFree, never both. PropertyType is mandatory: a listing without one is named in a finding
   (:meth:`FrProfile.seller_problems`, and again when writing, should a caller skip that check).
@@ -175,8 +192,10 @@ class FrProfile(EuProfile):
                     "fr.residence_not_eu",
                     "sellers",
                     sid,
-                    "the DGFiP edition needs one EU member state of residence (ResCountryCode) for every "
-                    "seller and this seller has none; correct its residence or report it to another state",
+                    "the DGFiP edition takes exactly one ResCountryCode and this seller has no EU residence; "
+                    "DAC7 requires it to be reported (property in the EU), and what to write is set by the DGFiP's "
+                    "second-level rule 8 (cahier des charges v1.6, §5.3.2.1), which this version does not "
+                    "implement: correct the residence if it is wrong, else report this seller by hand",
                 )
             )
         for a in seller.activities:
@@ -312,7 +331,8 @@ class FrProfile(EuProfile):
 
 
 def first_eu_residence(seller: SellerRecord) -> str | None:
-    """The seller's one ResCountryCode in the DGFiP edition: its first EU state of residence."""
+    """The seller's one ResCountryCode in the DGFiP edition: its first EU state of residence, in the
+    order of Annex V, Section II(D) (primary address, TIN issuers, permanent establishments)."""
     return next((c for c in seller.res_countries if is_eu(c)), None)
 
 

@@ -1,7 +1,12 @@
 """The annual DAG (and the deadline watch that goes with it): every DAG file parses fast and clean,
 the stages are wired in order with the per-authority fan-out, the Params form refuses bad values
 and combinations, a production filing waits for a second person's approval, the period comes from
-the run (never the clock), and, through ``dag.test()``, a demo marketplace is filed."""
+the run (never the clock), and, through ``dag.test()``, a demo marketplace is filed and previewed.
+
+The demo operator files in LT: with the demo configuration (``dac7.toml``, routing ``nexus``) a run
+is the filing, one message to LT with every reportable seller. The fan-out over several member
+states is a preview's (:func:`preview_config`: routing ``jurisdiction``, test environment only),
+which renders what each state receives from LT into ledgers of its own in the run's staging."""
 
 from __future__ import annotations
 
@@ -587,10 +592,30 @@ def test_deadline_warns_for_a_missing_production_filing(
     assert "There is no ledger file at none.sqlite3 yet" in text
 
 
+def test_deadline_expects_the_filing_state_alone(
+    notifications: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An ``[authorities.XX]`` table of another state is ignored: the operator files in LT only,
+    so no filing is expected (or missed) in DE."""
+    from dac7_support.deadline import check_deadline, configured_authorities
+
+    from reporting.config import load_config
+
+    monkeypatch.delenv("DAC7_DEADLINE_WARN", raising=False)
+    config = tmp_path / "dac7.toml"
+    demo = (REPO / "dac7.toml").read_text(encoding="utf-8")
+    config.write_text(demo + '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n', encoding="utf-8")
+    assert configured_authorities(load_config(config)) == ["LT"]
+    result = check_deadline(2025, date(2026, 1, 26), config, ledger_url=f"sqlite:///{tmp_path / 'none.sqlite3'}")
+    assert result == {"year": 2025, "due": True, "missing": ["LT"]}
+    ((subject, _),) = notifications
+    assert subject == "DAC7 2025: no production filing published yet for LT"
+
+
 def test_deadline_counts_only_what_is_filed() -> None:
     from dac7_support.deadline import missing_filings
 
-    assert missing_filings(["DE", "LT"], ["LT"]) == ["DE"]
+    assert missing_filings(["LT"], ["DE", "FR"]) == ["LT"]  # filings elsewhere (e.g. before) do not count
     assert missing_filings(["LT"], ["LT", "FR"]) == []
 
 
@@ -606,9 +631,19 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def dac7_environment(mp: pytest.MonkeyPatch, root: Path, source: str) -> dict[str, Path]:
-    config = REPO / "dac7.toml"
-    assert config.is_file(), "the demo configuration dac7.toml is missing"
+def preview_config(path: Path) -> Path:
+    """A copy of the demo configuration as a preview (routing ``jurisdiction``, environment
+    ``test``): what each member state receives from LT, one file per state, never a filing."""
+    demo = (REPO / "dac7.toml").read_text(encoding="utf-8")
+    assert demo.count('routing = "nexus"') == 1 and demo.count('environment = "test"') == 1, "dac7.toml changed"
+    path.write_text(demo.replace('routing = "nexus"', 'routing = "jurisdiction"'), encoding="utf-8")
+    return path
+
+
+def dac7_environment(mp: pytest.MonkeyPatch, root: Path, source: str, config: Path | None = None) -> dict[str, Path]:
+    """``DAC7_*`` into ``root``; the demo configuration (the filing, in LT) unless ``config``."""
+    config = config or REPO / "dac7.toml"
+    assert config.is_file(), f"the configuration {config} is missing"
     paths = {"out": root / "out", "staging": root / "staging", "ledger": root / "dac7-ledger.sqlite3"}
     mp.setenv("DAC7_CONFIG", str(config))
     mp.setenv("DAC7_SOURCE_URL", source)
@@ -668,8 +703,9 @@ class AnnualRun:
 
 @pytest.fixture(scope="module")
 def annual_run(airflow_db: None, demo_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnnualRun]:
-    """One scheduled-style run of 2025 in the test environment (every authority of the demo),
-    shared by the tests that look at its results."""
+    """One scheduled-style run of 2025 in the test environment with the demo configuration: the
+    filing, to LT alone (the member state the operator files in), shared by the tests that look at
+    its results."""
     with pytest.MonkeyPatch.context() as mp:
         paths = dac7_environment(mp, tmp_path_factory.mktemp("annual"), demo_db)
         started = time.perf_counter()
@@ -694,16 +730,20 @@ def test_dag_run_files_the_previous_year(annual_run: AnnualRun) -> None:
     # the Timestamp is the moment the run was created for: a rerun of this DAG run renders the same bytes
     assert manifest["timestamp_utc"] == dr.run_after.astimezone(UTC).replace(tzinfo=None).isoformat()
     assert manifest["files"], "the demo marketplace has reportable sellers"
+    # the filing: one message to the filing state, with every reportable seller, under its law
+    assert (manifest["routing"], manifest["filing_state"], manifest["preview"]) == ("nexus", "LT", False)
+    assert manifest["reading"]["filing_state"] == "LT"
+    assert {f["authority"] for f in manifest["files"]} == {"LT"}
+    assert sum(f["sellers"] for f in manifest["files"]) == manifest["summary"]["reportable"]
     for f in manifest["files"]:
-        assert f["message_ref_id"].startswith("LT2025"), f["message_ref_id"]
+        assert f["message_ref_id"].startswith("LT2025LT"), f["message_ref_id"]
         assert (out / f["file"]).is_file()
-    # one mapped instance per authority, labelled with its code; validate: one per file
-    authorities = sorted({f["authority"] for f in manifest["files"]})
+    # the mapped tasks: one instance, labelled with the filing state; validate: one per file
     for stage in PER_AUTHORITY:
         labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)
-        assert labels == authorities, stage
+        assert labels == ["LT"], stage
     labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "validate")
-    assert labels == sorted(f"{a} #1" for a in authorities)  # one file each in the demo
+    assert labels == ["LT #1"]  # one file in the demo
     # staging is keyed by (year, run): nothing of it lands in the output directory
     assert annual_run.run_dir.name == f"2025-{manifest['run_id']}"
 
@@ -746,21 +786,25 @@ def test_dag_run_passes_only_small_values_through_xcom(annual_run: AnnualRun) ->
 def test_approval_request_shows_the_figures_per_authority(annual_run: AnnualRun) -> None:
     """The body the approver reads, built from the run's staging directory: sellers, the kinds
     and counts of records (the difference to the last filing), the Consideration per currency."""
-    from dac7_support.approval import approval_request
+    from dac7_support.approval import approval_request, message_considerations
 
     request = approval_request(annual_run.run_dir)
     manifest = json.loads((annual_run.paths["out"] / "2025" / "manifest.json").read_text(encoding="utf-8"))
     assert request["year"] == 2025 and request["environment"] == "test"
     assert request["messages"] == len(manifest["files"])
-    assert request["authorities"] == sorted({f["authority"] for f in manifest["files"]})
+    assert request["authorities"] == ["LT"]
     body = request["body"]
-    assert body.startswith("### DAC7 2025: test filing")
+    assert body.startswith("### DAC7 2025: test filing in LT\n")
     assert "| Authority | Reportable sellers | This filing (difference to the last) |" in body
-    per_authority = manifest["summary"]["sellers_per_authority"]
-    de = next(line for line in body.splitlines() if line.startswith("| DE |"))
-    # published since: the ledger now holds this run's DE message as the last filing
-    assert de.startswith(f"| DE | {per_authority['DE']} | DPI401: {per_authority['DE']} new | EUR ")
-    assert "DPI401 LT2025DE" in de and "published 20" in de
+    sellers = manifest["summary"]["sellers_per_authority"]["LT"]
+    (filed,) = manifest["files"]
+    sent = message_considerations(annual_run.paths["out"] / "2025" / filed["file"])
+    assert "EUR" in sent and len(sent) > 1  # sellers of every member state, paid in their currencies
+    money = "; ".join(f"{currency} {amount:,}" for currency, amount in sent.items())
+    lt = next(line for line in body.splitlines() if line.startswith("| LT |"))
+    # published since: the ledger now holds this run's LT message as the last filing
+    assert lt.startswith(f"| LT | {sellers} | DPI401: {sellers} new | {money} | ")
+    assert "DPI401 LT2025LT" in lt and "published 20" in lt
     assert f"{sum(f['sellers'] for f in manifest['files'])} seller record(s)" in body
     # the gate wrote the request of the run before publishing: every authority a first filing
     gate_request = json.loads((annual_run.run_dir / "approval" / "request.json").read_text(encoding="utf-8"))
@@ -787,20 +831,84 @@ def test_approval_consideration_sums_new_and_corrected_records_not_deleted(tmp_p
 
 
 @pytest.mark.slow
-def test_dag_run_params_override_year_and_authorities(airflow_db: None, dac7_env: dict[str, Path]) -> None:
+def test_dag_run_params_override_year_and_authorities(
+    airflow_db: None, demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preview (routing ``jurisdiction``): the Param narrows it to the states named, each
+    rendered, validated and published by a mapped task of its own, in the EU generic edition
+    (DE and IT have national profiles: a preview never uses them), into a ledger of its own in
+    the run's staging; the filing ledger is never opened, and the approval request says that
+    nothing is filed."""
+    from lxml import etree
+
+    config = preview_config(tmp_path / "preview.toml")
+    dac7_env = dac7_environment(monkeypatch, tmp_path, demo_db, config)
     dr = fresh_dag().test(
         logical_date=datetime(2026, 1, 16, 6, tzinfo=UTC),
         run_conf={"reporting_year": 2024, "authorities": ["DE", "IT"]},
     )
     assert str(dr.state) == "success"
+    states = task_states(dr)
+    assert states == {s: {"skipped"} if s == "approve" else {"success"} for s in STAGES}
     manifest = json.loads((dac7_env["out"] / "2024" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reporting_year"] == 2024
     assert manifest["as_of"] == "2026-01-15"
+    assert (manifest["routing"], manifest["filing_state"], manifest["preview"]) == ("jurisdiction", "LT", True)
     assert sorted({f["authority"] for f in manifest["files"]}) == ["DE", "IT"]
     for f in manifest["files"]:
-        assert f["message_ref_id"].startswith("LT2024")
-    labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "publish")
-    assert labels == ["DE", "IT"]
+        assert f["message_ref_id"].startswith(f"LT2024{f['authority']}"), f["message_ref_id"]
+        root = etree.parse(dac7_env["out"] / "2024" / f["file"]).getroot()
+        assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_OECD", (f["file"], root.tag)  # the EU generic edition
+    for stage in PER_AUTHORITY:
+        labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)
+        assert labels == ["DE", "IT"], stage
+    # the preview's own ledgers, one per state in the run's staging; never the filing ledger
+    (run_dir,) = dac7_env["staging"].iterdir()
+    assert sorted(p.parent.name for p in (run_dir / "preview").glob("*/ledger.sqlite3")) == ["DE", "IT"]
+    assert not dac7_env["ledger"].exists()
+    request = json.loads((run_dir / "approval" / "request.json").read_text(encoding="utf-8"))
+    assert request["body"].startswith(
+        "### DAC7 2024: preview of what each member state receives from LT (not a filing)\n"
+    )
+    assert request["body"].count("none: a preview is never filed") == 2
+    assert asset_events(dr) == []  # a preview announces no filing to transmit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("preview", "conf", "refusal"),
+    [
+        (True, {"environment": "prod"}, "routing 'jurisdiction' with environment 'prod' is refused"),
+        (False, {"environment": "prod", "authorities": ["DE"]}, "authorities DE: this operator files in LT only"),
+    ],
+    ids=["a preview configuration in production", "a filing in another member state"],
+)
+def test_a_production_run_files_in_the_filing_state_alone(
+    airflow_db: None,
+    demo_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    preview: bool,
+    conf: dict[str, Any],
+    refusal: str,
+) -> None:
+    """A preview (routing ``jurisdiction``) is never filed: a production run with it is refused by
+    prepare (``reporting.pipeline.prepare``), with the reason, as is a filing to a member state
+    other than the one the operator files in; nothing is staged, published or recorded."""
+    config = preview_config(tmp_path / "preview.toml") if preview else None
+    paths = dac7_environment(monkeypatch, tmp_path, demo_db, config)
+    capfd.readouterr()
+    dr = fresh_dag().test(logical_date=datetime(2026, 1, 19, 6, tzinfo=UTC), run_conf={"reporting_year": 2025, **conf})
+    output = "".join(capfd.readouterr())
+    states = task_states(dr)
+    assert str(dr.state) == "failed"
+    assert states["prepare"] == {"failed"}
+    assert all(states[s] == {"upstream_failed"} for s in STAGES[1:]), states
+    assert refusal in output
+    assert "ConfigError" in output
+    assert not paths["staging"].exists() and not paths["out"].exists() and not paths["ledger"].exists()
+    assert asset_events(dr) == []
 
 
 @pytest.mark.slow

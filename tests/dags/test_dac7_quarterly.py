@@ -1,6 +1,7 @@
 """The quarterly preview: its quarter comes from the run, it files only into a test ledger of its
-own, its watch list names the sellers near or over the de minimis limits with due diligence open,
-and, through ``dag.test()``, a demo marketplace is previewed as test XML."""
+own, its watch list names the sellers near or over the de minimis limits (as the filing state's law
+reads them) with due diligence open, and, through ``dag.test()``, a demo marketplace is run as a
+test filing in LT (the demo operator's filing state) into test XML."""
 
 from __future__ import annotations
 
@@ -123,8 +124,16 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-def decision(seller: str, sales: int, eur: str, decision: str = "excluded:de_minimis") -> dict[str, str]:
-    return {"seller_id": seller, "decision": decision, "goods_activities": str(sales), "goods_eur": eur}
+def decision(
+    seller: str, sales: int, eur: str, decision: str = "excluded:de_minimis", reading: str = "EU"
+) -> dict[str, str]:
+    return {
+        "seller_id": seller,
+        "decision": decision,
+        "goods_activities": str(sales),
+        "goods_eur": eur,
+        "reading": reading,
+    }
 
 
 def test_watch_list_is_near_or_over_the_limits_with_due_diligence_open(tmp_path: Path) -> None:
@@ -178,6 +187,29 @@ def test_watch_list_is_near_or_over_the_limits_with_due_diligence_open(tmp_path:
     }
 
 
+def test_watch_list_reads_the_limits_as_the_filing_state_does(tmp_path: Path) -> None:
+    """Exactly EUR 2,000.00 did not exceed the limit under the EU wording (a filing in LT), but is
+    no longer "weniger als 2 000 Euro" under the German reading (a filing in DE): crossed."""
+    from dac7_support.watch import watch_rows
+
+    diligence = write_csv(
+        tmp_path / "due_diligence.csv", [{"seller_id": s, "kind": "TIN unknown"} for s in ("S01", "S02", "S03")]
+    )
+    decisions = write_csv(
+        tmp_path / "decisions.csv",
+        [
+            decision("S01", 5, "2000.00", reading="EU"),
+            decision("S02", 5, "2000.00", "reported", reading="DE"),
+            decision("S03", 5, "1999.99", reading="DE"),
+        ],
+    )
+    assert [(r["seller_id"], r["threshold"]) for r in watch_rows(decisions, diligence)] == [
+        ("S01", "within 20%"),
+        ("S02", "crossed"),
+        ("S03", "within 20%"),
+    ]
+
+
 # --- a real run through dag.test() ----------------------------------------------------------------
 
 
@@ -216,6 +248,7 @@ def test_quarterly_run_previews_the_year_so_far_as_test_data(
     assert manifest["environment"] == "test"
     assert manifest["as_of"] == "2025-09-30"
     assert manifest["files"], "the demo marketplace has reportable sellers"
+    assert {f["authority"] for f in manifest["files"]} == {"LT"}  # the demo operator files in LT
     for f in manifest["files"]:  # test data markers only (the EU edition: OECD10 to OECD13)
         indics = set(re.findall(r"DocTypeIndic>(OECD\d+)<", (watch / f["file"]).read_text(encoding="utf-8")))
         assert indics and indics <= {"OECD10", "OECD11", "OECD12", "OECD13"}, (f["file"], indics)

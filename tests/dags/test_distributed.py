@@ -11,6 +11,15 @@ the output directory is one directory for both workers, as the shared mount of p
 Logins: the simple auth manager with a passwords file of the test's own, users ``operator`` (who
 triggers) and ``reviewer`` (who approves).
 
+Configuration: both workers read ``DAC7_CONFIG=<tmp>/dac7.toml``. The demo operator files in LT;
+the demo configuration (routing ``nexus``) makes a run the filing, one message to LT. To keep the
+fan-out over many member states covered, the compared run is a *preview* (a copy of the demo
+configuration with routing ``jurisdiction``, test environment: what each member state receives
+from LT, one file per state, in ledgers of its own in the run's staging); the production runs file
+with the demo configuration. The configuration is read by ``prepare`` alone (the run's
+``settings.json`` carries it to the other tasks), so :meth:`Cluster.use_config` switches the file
+only once every run triggered so far is past its ``prepare``.
+
 Staging: each worker has a local staging directory of its own and both the same
 ``DAC7_STAGING_URL=file://<tmp>/shared-staging`` (``dags/dac7_support/staging.py`` pulls the run
 before each task and pushes what it wrote). ``DAC7_TEST_STAGING=shared`` runs both workers on one
@@ -18,33 +27,35 @@ before each task and pushes what it wrote). ``DAC7_TEST_STAGING=shared`` runs bo
 
 Runs are triggered through the REST API as a user would (a JWT of ``POST /auth/token``):
 
-1. A test-environment run of 2025, every authority of the demo marketplace (21), compared with
-   the same run made in this process with ``dag.test(logical_date=T, run_after=T)``
-   (T = 2026-01-15T06:00Z) against a SQLite metadata database, a SQLite ledger and an output
-   directory of its own. ``dag.test`` names its run with Airflow's
-   ``DagRun.generate_run_id(run_type=MANUAL, logical_date=T, run_after=T)``, i.e.
-   ``manual__2026-01-15T06:00:00+00:00``; the Celery run is triggered first with that very
-   ``dag_run_id``, that ``logical_date`` and that ``run_after`` (``airflow dags test`` cannot be
-   the reference: it has no option for ``run_after``, which is then the wall clock), and the
-   single-process run works while the cluster does. The message Timestamp is the run's
-   ``run_after`` and the pipeline's run UUID is derived from (dag_id, dag_run_id), so both runs
-   must publish the same bytes: every XML message, every CSV, Parquet and HTML report and the run
-   summary are compared byte for byte, and so are the manifests' ``run_id``, ``timestamp_utc``,
-   ``files`` (names, MessageRefIds, SHA-256, sizes), ``summary`` and ``reports``, and the ledgers'
-   messages. Not compared: the manifest file itself (durations of the data checks, the run's
-   staging path), ``run_settings.json`` (the run's own paths and ledger URL) and Great
-   Expectations' Data Docs (named and stamped with the wall-clock time of each validation).
-   Render, validate and publish (mapped per authority) ran on both workers, and each worker's
-   staging cache holds the outputs of what it ran, as pushed.
+1. A preview of 2025 (test environment, routing ``jurisdiction``): every member state that
+   receives a seller of the demo marketplace from LT (21), compared with the same run made in
+   this process with ``dag.test(logical_date=T, run_after=T)`` (T = 2026-01-15T06:00Z) against a
+   SQLite metadata database, a SQLite ledger and an output directory of its own. ``dag.test``
+   names its run with Airflow's ``DagRun.generate_run_id(run_type=MANUAL, logical_date=T,
+   run_after=T)``, i.e. ``manual__2026-01-15T06:00:00+00:00``; the Celery run is triggered first
+   with that very ``dag_run_id``, that ``logical_date`` and that ``run_after`` (``airflow dags
+   test`` cannot be the reference: it has no option for ``run_after``, which is then the wall
+   clock), and the single-process run works while the cluster does. The message Timestamp is the
+   run's ``run_after`` and the pipeline's run UUID is derived from (dag_id, dag_run_id), so both
+   runs must publish the same bytes: every XML message, every CSV, Parquet and HTML report and the
+   run summary are compared byte for byte, and so are the manifests' ``run_id``,
+   ``timestamp_utc``, ``files`` (names, MessageRefIds, SHA-256, sizes), ``summary`` and
+   ``reports``, and the messages of the preview's ledgers (``preview/<XX>/ledger.sqlite3`` in the
+   run's staging, one per state); neither run touches its filing ledger. Not compared: the
+   manifest file itself (durations of the data checks, the run's staging path),
+   ``run_settings.json`` (the run's own paths and ledger URL) and Great Expectations' Data Docs
+   (named and stamped with the wall-clock time of each validation). Render, validate and publish
+   (mapped per member state) ran on both workers, and each worker's staging cache holds the
+   outputs of what it ran, as pushed.
 2. A conf that breaks a Param's schema is refused with HTTP 400 (and no run is created).
 3. Four eyes, through the human-in-the-loop endpoint the UI uses
-   (``PATCH .../taskInstances/approve/-1/hitlDetails``): a production run of DE triggered by
-   ``operator`` waits at ``approve``; approved by ``operator`` himself, the endpoint takes the
-   answer but the task refuses it, the run fails and nothing is published. A production run of
-   DE, FR and IT, approved by ``reviewer``, publishes (the DE message of the refused run
-   discarded); the ledger records each published message as triggered by ``operator`` and
-   approved by ``reviewer``. The production runs file a few authorities only: a run of all 21
-   takes about 100 s on two cores, and the whole module must stay well under 5 minutes.
+   (``PATCH .../taskInstances/approve/-1/hitlDetails``), with the demo configuration: a production
+   filing in LT (the Param ``authorities`` naming it) triggered by ``operator`` waits at
+   ``approve``; approved by ``operator`` himself, the endpoint takes the answer but the task
+   refuses it, the run fails and nothing is published. A production filing (no Param: the filing
+   state), approved by ``reviewer``, publishes LT alone (the LT message of the refused run
+   discarded); the ledger records the published message as triggered by ``operator`` and approved
+   by ``reviewer``.
 
 Every process is stopped at the end (no process of the stack may outlive it), the Redis keys
 deleted and both databases dropped. About 3.5 minutes on the 2-core machine.
@@ -65,6 +76,7 @@ from typing import Any
 
 import pytest
 from airflow_stack import Api, CeleryAirflow, celery_airflow, celery_settings, free_port, tail
+from test_dac7_annual import preview_config
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "dac7_annual"
@@ -76,7 +88,7 @@ PROD_CONF = {"reporting_year": YEAR, "environment": "prod"}
 USERS = {"operator": "user", "reviewer": "user"}  # simple auth manager roles: both may trigger and approve
 WORKERS = ("worker-a", "worker-b")
 PER_AUTHORITY = ("render", "validate", "publish")
-RUN_TIMEOUT = 300  # seconds for one run (about 100 s for all 21 authorities on the 2-core machine)
+RUN_TIMEOUT = 300  # seconds for one run (about 100 s for the preview of all 21 states on the 2-core machine)
 
 pytestmark = [
     pytest.mark.slow,
@@ -114,9 +126,37 @@ class Cluster:
     staging: dict[str, Path]  # DAC7_STAGING_DIR of each worker
     shared_staging: Path | None  # behind DAC7_STAGING_URL (per-worker staging only)
     ledger_url: str
+    config: Path  # DAC7_CONFIG of both workers
 
     def api(self, user: str) -> Api:
         return self.airflow.api(user)
+
+    def run_staging(self, run: str) -> Path:
+        """A run's staging as the tasks left it: the shared staging, else the one directory."""
+        return (self.shared_staging or self.staging[WORKERS[0]]) / run
+
+    def use_config(self, source: Path, timeout: float = RUN_TIMEOUT) -> None:
+        """Make ``source`` the configuration of the runs triggered next, once every run of the DAG
+        is past its ``prepare`` (the only task that reads the file)."""
+        api = self.api(next(iter(USERS)))
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = api.get(f"/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+            waiting = [r["dag_run_id"] for r in runs if r["state"] not in ("success", "failed")]
+            waiting = [run for run in waiting if not self._prepared(api, run)]
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                self.airflow.fail(f"runs still to prepare after {timeout:g} s: {waiting}")
+            self.airflow.check_alive()
+            time.sleep(0.5)
+        staged = self.config.with_suffix(".new")
+        shutil.copyfile(source, staged)
+        staged.replace(self.config)  # in one step: a prepare never reads half a file
+
+    def _prepared(self, api: Api, run_id: str) -> bool:
+        status, ti = api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/prepare")
+        return status == 200 and ti["state"] in ("success", "failed", "upstream_failed", "skipped")
 
     def task_instances(self, api: Api, run_id: str) -> list[dict[str, Any]]:
         return api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200")["task_instances"]
@@ -184,6 +224,12 @@ def label(ti: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
+def preview_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preview configuration: the demo's with routing ``jurisdiction`` (test environment)."""
+    return preview_config(tmp_path_factory.mktemp("config") / "preview.toml")
+
+
+@pytest.fixture(scope="module")
 def source_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo marketplace both runs read (SQLite, read only)."""
     from reporting.demo import generate_demo
@@ -232,8 +278,10 @@ def cluster(
         jwt_secret=secrets.token_urlsafe(32),
         concurrency=2,
     )
+    config = root / "dac7.toml"  # the demo configuration until a test switches it
+    shutil.copyfile(REPO / "dac7.toml", config)
     common = {
-        "DAC7_CONFIG": str(REPO / "dac7.toml"),
+        "DAC7_CONFIG": str(config),
         "DAC7_SOURCE_URL": source_url,
         "DAC7_OUT_DIR": str(root / "out"),
         "DAC7_LEDGER_URL": ledger_url,
@@ -249,7 +297,7 @@ def cluster(
     workers = {w: common | {"DAC7_STAGING_DIR": str(staging[w])} for w in WORKERS}
     passwords = {user: secrets.token_urlsafe(12) for user in USERS}
     with celery_airflow(root=root, env=env, passwords=passwords, workers=workers) as airflow:
-        yield Cluster(airflow, root / "out", staging, shared, ledger_url)
+        yield Cluster(airflow, root / "out", staging, shared, ledger_url, config)
 
 
 def parse_dag() -> Any:
@@ -270,11 +318,12 @@ def single_process_run_id() -> str:
 
 
 @pytest.fixture(scope="module")
-def triggered(cluster: Cluster) -> str:
-    """The run compared with the single-process run, triggered on the cluster as ``operator``
-    with the single-process run's dag_run_id, logical_date and run_after: its id."""
+def triggered(cluster: Cluster, preview_toml: Path) -> str:
+    """The run compared with the single-process run, a preview, triggered on the cluster as
+    ``operator`` with the single-process run's dag_run_id, logical_date and run_after: its id."""
     run_id = single_process_run_id()
     cluster.airflow.wait_until_ready(DAG_ID)
+    cluster.use_config(preview_toml)
     cluster.trigger(cluster.api("operator"), run_id, RUN_AFTER, TEST_CONF)
     return run_id
 
@@ -283,17 +332,20 @@ def triggered(cluster: Cluster) -> str:
 class Reference:
     run_id: str
     out: Path  # the year's output directory
-    ledger_url: str
+    ledger_url: str  # the filing ledger (DAC7_LEDGER_URL), which a preview never opens
+    staging: Path  # DAC7_STAGING_DIR
 
 
 @pytest.fixture(scope="module")
-def reference(airflow_db: None, triggered: str, source_url: str, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+def reference(
+    airflow_db: None, triggered: str, source_url: str, preview_toml: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Reference:
     """The same run in this process (``dag.test``, SQLite metadata database and ledger, an output
     directory of its own), while the cluster works on its run."""
     root = tmp_path_factory.mktemp("single-process")
     ledger_url = f"sqlite:///{root / 'ledger.sqlite3'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
+        mp.setenv("DAC7_CONFIG", str(preview_toml))
         mp.setenv("DAC7_SOURCE_URL", source_url)
         mp.setenv("DAC7_OUT_DIR", str(root / "out"))
         mp.setenv("DAC7_STAGING_DIR", str(root / "staging"))
@@ -302,7 +354,7 @@ def reference(airflow_db: None, triggered: str, source_url: str, tmp_path_factor
         dag_run = parse_dag().test(logical_date=RUN_AFTER, run_after=RUN_AFTER, run_conf=TEST_CONF)
     assert str(dag_run.state) == "success"
     assert (dag_run.run_id, dag_run.run_after, dag_run.logical_date) == (triggered, RUN_AFTER, RUN_AFTER)
-    return Reference(dag_run.run_id, root / "out" / str(YEAR), ledger_url)
+    return Reference(dag_run.run_id, root / "out" / str(YEAR), ledger_url, root / "staging")
 
 
 @dataclass(frozen=True)
@@ -359,11 +411,19 @@ def test_the_distributed_run_publishes_the_same_bytes_as_one_process(
     for key in ("run_id", "timestamp_utc", "files", "summary", "reports"):
         assert manifests[0][key] == manifests[1][key], key
     assert manifests[0]["timestamp_utc"] == "2026-01-15T06:00:00"
+    # a preview of what each member state receives from LT: one file per state, every state that
+    # receives a seller
+    assert (manifest["routing"], manifest["filing_state"], manifest["preview"]) == ("jurisdiction", "LT", True)
+    authorities = [f["authority"] for f in manifest["files"]]
+    assert sorted(authorities) == sorted(manifest["summary"]["sellers_per_authority"]) == sorted(set(authorities))
+    assert len(authorities) > 10, authorities
 
 
-def test_the_ledgers_hold_the_same_messages(
+def test_the_preview_ledgers_hold_the_same_messages_and_the_filing_ledgers_none(
     distributed_run: DistributedRun, reference: Reference, cluster: Cluster
 ) -> None:
+    """Each state of the preview has a ledger of its own in the run's staging (written by the
+    mapped tasks of that state, on either worker); the filing ledger is never opened."""
     from reporting.ledger import open_ledger
 
     def filed(url: str) -> list[tuple[Any, ...]]:
@@ -371,7 +431,15 @@ def test_the_ledgers_hold_the_same_messages(
             messages = ledger.messages(year=YEAR, environment="test")
         return sorted((m.authority, m.message_ref_id, m.file_name, m.sha256, m.sellers, m.status) for m in messages)
 
-    assert filed(cluster.ledger_url) == filed(reference.ledger_url) != []
+    manifest = json.loads((reference.out / "manifest.json").read_text(encoding="utf-8"))
+    run = f"{YEAR}-{manifest['run_id']}"
+    for authority in sorted({f["authority"] for f in manifest["files"]}):
+        ledger = Path("preview", authority, "ledger.sqlite3")
+        ours = filed(f"sqlite:///{cluster.run_staging(run) / ledger}")
+        assert ours == filed(f"sqlite:///{reference.staging / run / ledger}"), authority
+        assert [(a, status) for a, *_, status in ours] == [(authority, "published")], authority
+    assert not Path(reference.ledger_url.removeprefix("sqlite:///")).exists()
+    assert filed(cluster.ledger_url) == []
 
 
 @pytest.mark.parametrize("conf", [{"reporting_year": "x"}, {"mode": "bogus"}, {"authorities": ["XX"]}])
@@ -453,14 +521,15 @@ class SelfApproved:
 
 @pytest.fixture(scope="module")
 def self_approved(cluster: Cluster) -> SelfApproved:
-    """A production filing of one authority (DE, which keeps it short) triggered by ``operator``
-    and approved by ``operator``."""
+    """A production filing in LT (the demo configuration; the Param names the filing state)
+    triggered by ``operator`` and approved by ``operator``."""
     from reporting.ledger import open_ledger
 
     cluster.airflow.wait_until_ready(DAG_ID)
+    cluster.use_config(REPO / "dac7.toml")
     operator = cluster.api("operator")
     run_id = "prod-approved-by-its-trigger"
-    cluster.trigger(operator, run_id, datetime(2026, 1, 16, 6, tzinfo=UTC), PROD_CONF | {"authorities": ["DE"]})
+    cluster.trigger(operator, run_id, datetime(2026, 1, 16, 6, tzinfo=UTC), PROD_CONF | {"authorities": ["LT"]})
     detail = cluster.wait_for_approval(operator, run_id)
     answer = cluster.answer(operator, run_id, "Approve")
     state = cluster.wait_for_run(operator, run_id)
@@ -486,29 +555,31 @@ def test_the_person_who_triggered_a_production_filing_cannot_approve_it(self_app
     run = self_approved
     assert run.detail["subject"] == f"Publish the DAC7 {YEAR} production filing?"
     assert run.detail["options"] == ["Approve", "Reject"]
-    assert "### DAC7 2025: production filing" in run.detail["body"]
+    assert run.detail["body"].startswith("### DAC7 2025: production filing in LT\n")
     status, answer = run.answer
     assert status == 200 and answer["responded_by"]["name"] == "operator", answer
     assert run.state == "failed"
     assert run.task_states["approve"] == {"failed"}, run.task_states
     assert run.task_states["publish"] == run.task_states["finalize"] == {"upstream_failed"}, run.task_states
     assert "four eyes need a second person to approve it" in run.approve_log, run.approve_log[-2000:]
-    assert run.prod_messages == [("DE", "rendered")]  # rendered, never published
+    assert run.prod_messages == [("LT", "rendered")]  # rendered, never published
 
 
 def test_a_production_filing_is_published_when_a_second_person_approves_it(
     cluster: Cluster, self_approved: SelfApproved
 ) -> None:
-    """Three authorities, DE among them: its message of the refused run is discarded."""
+    """The filing goes to LT (no Param: the filing state); the LT message of the refused run is
+    discarded."""
     from reporting.ledger import open_ledger
 
     cluster.airflow.wait_until_ready(DAG_ID)
+    cluster.use_config(REPO / "dac7.toml")
     operator, reviewer = cluster.api("operator"), cluster.api("reviewer")
     run_id = "prod-four-eyes"
-    authorities = ["DE", "FR", "IT"]
-    cluster.trigger(operator, run_id, datetime(2026, 1, 17, 6, tzinfo=UTC), PROD_CONF | {"authorities": authorities})
+    authorities = ["LT"]
+    cluster.trigger(operator, run_id, datetime(2026, 1, 17, 6, tzinfo=UTC), PROD_CONF)
     detail = cluster.wait_for_approval(reviewer, run_id)
-    assert "### DAC7 2025: production filing" in detail["body"]
+    assert detail["body"].startswith("### DAC7 2025: production filing in LT\n")
     assert "Discarded before this run: 1 message(s) rendered by an earlier run, never published." in detail["body"]
     status, answer = cluster.answer(reviewer, run_id, "Approve")
     assert status == 200 and answer["responded_by"]["name"] == "reviewer", answer
@@ -524,4 +595,4 @@ def test_a_production_filing_is_published_when_a_second_person_approves_it(
     published = [m for m in prod if m.status == "published"]
     assert sorted(m.authority for m in published) == authorities
     assert {(m.triggered_by, m.approved_by) for m in published} == {("operator", "reviewer")}
-    assert [(m.authority, m.status) for m in prod if m.status != "published"] == [("DE", "discarded")]
+    assert [(m.authority, m.status) for m in prod if m.status != "published"] == [("LT", "discarded")]

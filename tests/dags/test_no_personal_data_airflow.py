@@ -12,8 +12,10 @@ searched, per run:
 - every XCom value of the run, read back from the Airflow metadata database;
 - the reports and ``manifest.json`` that the run published.
 
-A clean run, and runs over copies of the source made bad on purpose (a production run that
-stops at the extract; a French profile whose schema refuses a line break in a registration
+Clean runs, the filing (in LT, the demo operator's filing state) and the preview of what each
+member state receives from it (routing ``jurisdiction``: a file and a ledger of its own per state),
+and runs over copies of the source made bad on purpose (a production run that stops at the
+extract; an operator filing in France, whose DGFiP schema refuses a line break in a registration
 number, which stops at the validate task).
 """
 
@@ -139,7 +141,12 @@ def states(dag_run: Any) -> dict[str, str]:
 
 
 @pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize(
+    ("routing", "day"), [("nexus", 20), ("jurisdiction", 23)], ids=["the filing", "a preview per member state"]
+)
 def test_a_clean_dag_run_shows_no_personal_data(
+    routing: str,
+    day: int,
     source: Path,
     secrets: Secrets,
     dac7_env: dict[str, Path],
@@ -147,13 +154,19 @@ def test_a_clean_dag_run_shows_no_personal_data(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    use_source(monkeypatch, write_config(tmp_path / "dac7.toml"), source)
-    dag_run, texts = run_dag("clean run", capfd, datetime(2026, 1, 20, 6, tzinfo=UTC), "test")
+    use_source(monkeypatch, write_config(tmp_path / "dac7.toml", routing=routing), source)
+    label = f"clean run ({routing})"
+    dag_run, texts = run_dag(label, capfd, datetime(2026, 1, day, 6, tzinfo=UTC), "test")
 
     assert states(dag_run) == {s: "skipped" if s == "approve" else "success" for s in STAGES}  # a test run
     out = dac7_env["out"] / str(YEAR)
-    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
-    assert_no_personal_data(texts | published_texts(out, "clean run"), secrets)
+    files = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
+    authorities = {f["authority"] for f in files}
+    if routing == "nexus":
+        assert authorities == {"LT"}
+    else:
+        assert len(authorities) > 1, authorities
+    assert_no_personal_data(texts | published_texts(out, label), secrets)
 
 
 @pytest.mark.usefixtures("airflow_db", "dac7_env")

@@ -1,7 +1,9 @@
 """The DAC7 view (``plugins/``) in a real Airflow, seen by a real headless Chromium.
 
-A demo marketplace goes through the pipeline once, into an output directory and a SQLite ledger
-of this test; a synthetic EU status message then rejects one seller record of one message. An
+A demo marketplace is filed once through the pipeline (routing ``nexus``: one message to LT, the
+demo operator's filing state; a preview never writes the filing ledger the view shows), into an
+output directory and a SQLite ledger of this test; a synthetic EU status message then rejects one
+seller record of it. An
 ``airflow api-server`` (a separate process, on a free port of 127.0.0.1, with a throwaway
 AIRFLOW_HOME and an explicit environment) loads the project's plugins, with the simple auth
 manager and a user ``compliance`` (role VIEWER) of a passwords file of the test's own.
@@ -102,7 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
     # The api-server finds the ledger as the tasks do without DAC7_LEDGER_URL: [ledger] url.
-    config = write_config(tmp / "dac7.toml")
+    config = write_config(tmp / "dac7.toml", routing="nexus")  # the filing, in LT
     config.write_text(config.read_text(encoding="utf-8") + f'\n[ledger]\nurl = "{ledger}"\n', encoding="utf-8")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -123,11 +123,17 @@ def canonical(path: Path) -> str:
     return etree.canonicalize(from_file=str(path), strip_text=True)
 
 
+def filing_in(path: Path, state: str, identifiers: str, **kw: str) -> Path:
+    """The demo operator filing in ``state`` (``nexus_country``), with its filing identifiers."""
+    return write_config(path, filing_state=state, nexus="RPONEX4", extra=identifiers, **kw)
+
+
 @pytest.mark.parametrize("environment", ["test", "prod"])
 def test_de_initial_message(tmp_path: Path, environment: str, request: pytest.FixtureRequest) -> None:
     url = marketplace().write(f"sqlite:///{tmp_path}/source.db")
-    cfg = write_config(tmp_path / "dac7.toml", environment=environment)
-    cfg.write_text(cfg.read_text() + '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n', encoding="utf-8")
+    cfg = filing_in(
+        tmp_path / "dac7.toml", "DE", '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n', environment=environment
+    )
     manifest = run(
         config_path=cfg,
         source_url=url,
@@ -138,7 +144,8 @@ def test_de_initial_message(tmp_path: Path, environment: str, request: pytest.Fi
         run_id=RUN_ID,
         timestamp=TIMESTAMP,
     ).manifest
-    [f] = [f for f in manifest["files"] if f["authority"] == "DE"]
+    [f] = manifest["files"]  # the filing state alone, with every seller under the German reading
+    assert (f["authority"], f["sellers"]) == ("DE", 3)
     produced = tmp_path / "out" / f["file"]
     golden = GOLDEN / "de" / f"initial-{environment}.xml"
     if request.config.getoption("--regenerate-golden"):
@@ -170,13 +177,16 @@ def test_national_initial_messages(tmp_path: Path, authority: str, request: pyte
         birth_country="HU",
     )
     m.sales("HU1", 2, 1200_00, activity="transportation_rental", start="2025-04-01 09:00:00")
-    url = m.write(f"sqlite:///{tmp_path}/source.db")
-    cfg = write_config(tmp_path / "dac7.toml", environment="prod")
-    cfg.write_text(
-        cfg.read_text() + '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
-        '[authorities.HU]\ntax_number = "12345678-2-42"\n',
-        encoding="utf-8",
+    # NAV wants the address of a permanent establishment (the HU profile quarantines without it)
+    m.rows["seller_permanent_establishments"][-1].update(
+        address_street="Getreidegasse", address_building="1", address_post_code="5020", address_city="Salzburg"
     )
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    identifiers = {
+        "IT": '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n',
+        "HU": '\n[authorities.HU]\ntax_number = "12345678-2-42"\n',
+    }
+    cfg = filing_in(tmp_path / "dac7.toml", authority, identifiers[authority], environment="prod")
     manifest = run(
         config_path=cfg,
         source_url=url,
@@ -187,7 +197,8 @@ def test_national_initial_messages(tmp_path: Path, authority: str, request: pyte
         run_id=RUN_ID,
         timestamp=TIMESTAMP,
     ).manifest
-    [f] = [f for f in manifest["files"] if f["authority"] == authority]
+    [f] = manifest["files"]
+    assert (f["authority"], f["sellers"]) == (authority, 5)
     produced = tmp_path / "out" / f["file"]
     golden = GOLDEN / authority.lower() / "initial-prod.xml"
     if request.config.getoption("--regenerate-golden"):

@@ -1,4 +1,5 @@
-"""Profile selection and the national profiles that exist today (DE), end to end."""
+"""Profile selection and the national profiles that exist today (DE, FR in its own module, HU, IT),
+end to end: the filing uses the profile of the state the operator files in, and nothing else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from builders import Marketplace, write_config
 from lxml import etree
+from resources import outside, outside_reference, require_file, vendored
 
 from reporting import authorities
 from reporting.authorities.eu import EuProfile
@@ -18,8 +20,8 @@ from reporting.pipeline import run
 from reporting.preflight import EU_DOMESTIC, check_message
 from reporting.records import MessageHeader
 
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "reference" / "xsd"
+DIP_REFERENCE = vendored("xsd", "de-bzst-dip__xdev-client")
+EU_REFERENCE = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")
 DIP = "{http://itzbund.de/ozg/bzst/post/dip/v1/}"
 NS = {
     "dpi": "urn:oecd:ties:dpi:v1",
@@ -44,6 +46,15 @@ def config(tmp_path: Path, extra: str, **kw: str) -> Path:
     return path
 
 
+def filing_in(tmp_path: Path, state: str, extra: str = "", **kw: str) -> Path:
+    """The demo operator (registered in LT) filing in ``state`` (nexus RPONEX4: a permanent
+    establishment there), with ``extra`` appended (its identifiers)."""
+    return write_config(tmp_path / "dac7.toml", filing_state=state, nexus="RPONEX4", extra=extra, **kw)
+
+
+DE_IDS = '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n'
+
+
 def go(tmp_path: Path, cfg: Path, environment: str | None = None, m: Marketplace | None = None) -> dict:
     """Write the marketplace (default: market()) and run the pipeline with pinned ids."""
     url = (m or market()).write(f"sqlite:///{tmp_path}/source.db")
@@ -62,10 +73,10 @@ def go(tmp_path: Path, cfg: Path, environment: str | None = None, m: Marketplace
 
 @pytest.mark.parametrize("environment", ["test", "prod"])
 def test_de_profile_wraps_the_message_in_the_dip_envelope(tmp_path: Path, environment: str) -> None:
-    cfg = config(tmp_path, '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n')
+    cfg = filing_in(tmp_path, "DE", DE_IDS)
     manifest = go(tmp_path, cfg, environment)
-    [de] = [f for f in manifest["files"] if f["authority"] == "DE"]
-    assert de["profile"] == "DE"
+    [de] = manifest["files"]  # the filing state alone, with every seller: DE1 and LT1
+    assert de["authority"] == "DE" and de["profile"] == "DE" and de["sellers"] == 2
     root = etree.parse(str(tmp_path / "out" / de["file"])).getroot()
     assert root.tag == f"{DIP}dip" and root.get("version") == "1.0"
     assert root.find(f"{DIP}header").get("environment") == ("PROD" if environment == "prod" else "TEST")
@@ -77,21 +88,18 @@ def test_de_profile_wraps_the_message_in_the_dip_envelope(tmp_path: Path, enviro
     assert msg.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS).startswith("DE2025DE")
     assert {e.text for e in msg.iter("{urn:oecd:ties:dpistf:v1}DocTypeIndic")} == {"OECD1"}  # env is in the envelope
     assert check_message(tmp_path / "out" / de["file"], rules=EU_DOMESTIC, today=date(2026, 1, 15)) == []
-    # The LT message stays in the EU generic edition.
-    [lt] = [f for f in manifest["files"] if f["authority"] == "LT"]
-    assert lt["profile"] == "EU"
+    assert sorted(e.text for e in msg.iterfind(".//dpi:ReportableSeller//dpi:ResCountryCode", NS)) == ["DE", "LT"]
 
 
 def test_de_envelope_validates_against_the_reference_schemas(tmp_path: Path) -> None:
-    dip = REFERENCE / "de-bzst-dip__xdev-client"
-    if not (dip / "dip.xsd").is_file():
-        pytest.skip(f"the reference DIP schema is absent ({dip})")
-    manifest = go(tmp_path, config(tmp_path, '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n'))
-    [de] = [f for f in manifest["files"] if f["authority"] == "DE"]
+    dip = DIP_REFERENCE
+    require_file(dip / "dip.xsd", EU_REFERENCE / "DPIXML_v1.0.xsd")
+    manifest = go(tmp_path, filing_in(tmp_path, "DE", DE_IDS))
+    [de] = manifest["files"]
     # The reference dip.xsd holds copies of the types of dip-types.xsd and loads alone.
     ref = tmp_path / "ref"
     ref.mkdir()
-    for f in [dip / "dip.xsd", *(REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0").glob("*.xsd")]:
+    for f in [dip / "dip.xsd", *EU_REFERENCE.glob("*.xsd")]:
         (ref / f.name).write_bytes(f.read_bytes())
     (ref / "driver.xsd").write_text(
         '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
@@ -107,18 +115,30 @@ def test_de_envelope_validates_against_the_reference_schemas(tmp_path: Path) -> 
     assert not schema.validate(doc)
 
 
-def test_a_national_variant_without_identifiers_falls_back_to_the_eu_edition(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("routing", ["nexus", "jurisdiction"])
+def test_authorities_of_another_state_change_neither_the_law_nor_the_format(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, routing: str
 ) -> None:
+    """An LT operator with an [authorities.DE] table: its filing is LT's (EU edition), and the
+    preview of what DE receives from LT is in the EU edition too; the run says why."""
     with caplog.at_level(logging.WARNING):
-        manifest = go(tmp_path, config(tmp_path, ""))
+        manifest = go(tmp_path, config(tmp_path, DE_IDS, routing=routing))
+    profiles = {f["authority"]: f["profile"] for f in manifest["files"]}
+    assert profiles == ({"LT": "EU"} if routing == "nexus" else {"DE": "EU", "LT": "EU"})
+    assert "[authorities.DE] is ignored: this operator files in LT" in caplog.text
+
+
+def test_a_preview_uses_the_eu_edition_even_for_the_filing_state(tmp_path: Path) -> None:
+    manifest = go(tmp_path, filing_in(tmp_path, "DE", DE_IDS, routing="jurisdiction"))
     assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "EU", "LT": "EU"}
-    assert "DE has its own variant" in caplog.text
+    lt = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "LT")))
+    # what DE forwards to LT: transmitted by DE, received by LT, in the exchange's id formats
+    assert lt.findtext(".//dpi:TransmittingCountry", namespaces=NS) == "DE"
+    assert lt.findtext(".//dpi:MessageRefId", namespaces=NS).startswith("DE2025LT")
 
 
 def test_a_nexus_state_without_its_identifier_is_a_configuration_error(tmp_path: Path) -> None:
-    cfg = config(tmp_path, "", routing="nexus")
-    cfg.write_text(cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "DE"'))
+    cfg = write_config(tmp_path / "dac7.toml", filing_state="DE")
     with pytest.raises(ConfigError, match=r"\[authorities.DE\] bzst_id"):
         go(tmp_path, cfg)
 
@@ -139,7 +159,7 @@ def test_adding_a_member_state_is_one_registration(tmp_path: Path) -> None:
     try:
         url = m.write(f"sqlite:///{tmp_path}/source.db")
         manifest = run(
-            config_path=config(tmp_path, '\n[authorities.NL]\nrsin = "123456789"\n'),
+            config_path=filing_in(tmp_path, "NL", '\n[authorities.NL]\nrsin = "123456789"\n'),
             source_url=url,
             year=2025,
             as_of=date(2026, 1, 31),
@@ -148,8 +168,8 @@ def test_adding_a_member_state_is_one_registration(tmp_path: Path) -> None:
         ).manifest
     finally:
         del authorities.NATIONAL["NL"]
-    [nl] = [f for f in manifest["files"] if f["authority"] == "NL"]
-    assert nl["profile"] == "NL" and nl["file"].startswith("NL/DAC7_123456789_LT2025NL")
+    [nl] = manifest["files"]
+    assert nl["profile"] == "NL" and nl["file"].startswith("NL/DAC7_123456789_NL2025NL") and nl["sellers"] == 3
 
 
 @pytest.mark.parametrize(("max_sellers", "max_bytes"), [(3, None), (None, 9_000), (2, 20_000)])
@@ -269,10 +289,10 @@ def test_it_profile_wraps_the_message_in_the_telematic_supply(tmp_path: Path) ->
     m = market()
     m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
     m.sales("IT1", 40, 100_00)
-    cfg = config(tmp_path, '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n')
+    cfg = filing_in(tmp_path, "IT", '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n')
     manifest = go(tmp_path, cfg, m=m)
-    [it] = [f for f in manifest["files"] if f["authority"] == "IT"]
-    assert it["profile"] == "IT"
+    [it] = manifest["files"]
+    assert it["authority"] == "IT" and it["profile"] == "IT" and it["sellers"] == 3
     root = etree.parse(str(tmp_path / "out" / it["file"])).getroot()
     tm = "{www.agenziaentrate.gov.it:specificheTecniche:telent:v1}"
     assert root.tag == f"{tm}Messaggio"
@@ -295,7 +315,7 @@ def test_it_codice_fiscale_is_checked(tmp_path: Path) -> None:
     url = m.write(f"sqlite:///{tmp_path}/source.db")
     with pytest.raises(ConfigError, match=r"\[authorities.IT\] codice_fiscale must be"):
         run(
-            config_path=config(tmp_path, '\n[authorities.IT]\ncodice_fiscale = "abc"\n'),
+            config_path=filing_in(tmp_path, "IT", '\n[authorities.IT]\ncodice_fiscale = "abc"\n'),
             source_url=url,
             year=2025,
             as_of=date(2026, 1, 31),
@@ -319,10 +339,10 @@ def _hu_market(with_pe_address: bool) -> Marketplace:
 
 
 def test_hu_profile_writes_dpi_hu(tmp_path: Path) -> None:
-    cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678-2-42"\n')
+    cfg = filing_in(tmp_path, "HU", '\n[authorities.HU]\ntax_number = "12345678-2-42"\n')
     manifest = go(tmp_path, cfg, m=_hu_market(True))
-    [hu] = [f for f in manifest["files"] if f["authority"] == "HU"]
-    assert hu["profile"] == "HU" and hu["sellers"] == 2
+    [hu] = manifest["files"]
+    assert hu["profile"] == "HU" and hu["sellers"] == 4  # DE1, LT1, HU1, HU2
     assert re.fullmatch(r"123456782025[0-9A-F]{32}", hu["message_ref_id"])
     root = etree.parse(str(tmp_path / "out" / hu["file"])).getroot()
     assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_HU"
@@ -339,7 +359,7 @@ def test_hu_needs_the_address_of_a_permanent_establishment(tmp_path: Path) -> No
     """A record the HU profile cannot carry quarantines the seller before the render (the run
     goes on for everyone else); a production run refuses it."""
     url = _hu_market(False).write(f"sqlite:///{tmp_path}/source.db")
-    cfg = config(tmp_path, '\n[authorities.HU]\ntax_number = "12345678"\n')
+    cfg = filing_in(tmp_path, "HU", '\n[authorities.HU]\ntax_number = "12345678"\n')
     from reporting.errors import DataError
 
     args = {"config_path": cfg, "source_url": url, "year": 2025, "as_of": date(2026, 1, 31)}
@@ -354,75 +374,49 @@ def test_hu_needs_the_address_of_a_permanent_establishment(tmp_path: Path) -> No
     assert [(f.rule, f.key) for f in err.value.findings] == [("hu.permanent_establishment_address", "HU2")]
 
 
-def test_national_readings_route_and_figure_per_state(tmp_path: Path) -> None:
-    m = Marketplace()
-    # 29 sales, exactly EUR 2,000.00, resident in PL with a TIN issued by DE: excluded under the EU
-    # reading (PL receives nothing), reported to DE, whose law says "weniger als 2 000 Euro".
-    m.seller("EDGE", country="PL", tin="1234567890")
-    m.tin("EDGE", "86095742719", "DE")
-    ids = m.sales("EDGE", 28, 70_00)
-    m.tx("EDGE", "2025-06-01 10:00:00", 40_00)  # 28 x 70.00 + 40.00 = 2,000.00
-    # A mixed seller resident in DE with a TIN from FR: FR receives goods and service, DE the service only.
-    m.seller("MIX", country="DE", tin="86095742719")
-    m.tin("MIX", "1234567890123", "FR")
-    m.sales("MIX", 3, 20_00)
-    m.tx("MIX", "2025-07-01 10:00:00", 500_00, activity="personal_services")
-    manifest = go(tmp_path, config(tmp_path, ""), m=m)
-    assert len(ids) == 28
-    assert {f["authority"]: f["sellers"] for f in manifest["files"]} == {"DE": 2, "FR": 1}
-    de = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "DE")))
-    fr = etree.parse(str(tmp_path / "out" / next(f["file"] for f in manifest["files"] if f["authority"] == "FR")))
-    activities = lambda doc: sorted(  # noqa: E731
-        e.tag.split("}")[1] for e in doc.iterfind(".//dpi:RelevantActivities/*", NS)
-    )
-    assert activities(fr) == ["PersonalServices", "SaleOfGoods"]
-    assert activities(de) == ["PersonalServices", "SaleOfGoods"]  # MIX: service only; EDGE: goods only
-    assert len(de.findall(".//dpi:SaleOfGoods", NS)) == 1
-    text = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
-    assert "DE reading (PStTG § 4(5))" in text
-
-
-def _national_run(tmp_path: Path, extra: str) -> dict:
+def _national_run(tmp_path: Path, state: str) -> dict:
     m = market()
     m.seller("IT1", country="IT", tin="RSSMRA80A01H501U")
     m.sales("IT1", 40, 100_00)
     m.seller("HU1", country="HU", tin="8123456789")
     m.sales("HU1", 40, 100_00)
-    return go(tmp_path, config(tmp_path, extra), m=m)
+    work = tmp_path / state
+    work.mkdir()
+    return go(work, filing_in(work, state, NATIONAL_IDS[state]), m=m) | {"work": work}
 
 
-NATIONAL_IDS = (
-    '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
-    '[authorities.HU]\ntax_number = "12345678-2-42"\n'
-)
+NATIONAL_IDS = {
+    "DE": DE_IDS,
+    "IT": '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n',
+    "HU": '\n[authorities.HU]\ntax_number = "12345678-2-42"\n',
+}
 
 
+@outside_reference
 def test_every_national_output_validates_against_the_official_schemas_too(tmp_path: Path) -> None:
     official = {
-        "IT": REFERENCE / "it-ade-sogei__client-dac7-jar" / "xsd" / "telematico" / "fornituraDPIT_v1.0.0.xsd",
-        "HU": REFERENCE / "hu-nav" / "DPIXML_v1.0.xsd",
+        "IT": outside("xsd", "it-ade-sogei__client-dac7-jar", "xsd", "telematico", "fornituraDPIT_v1.0.0.xsd"),
+        "HU": outside("xsd", "hu-nav", "DPIXML_v1.0.xsd"),
     }
-    if not all(p.is_file() for p in official.values()):
-        pytest.skip(f"the official IT/HU schemas are absent ({REFERENCE})")
-    manifest = _national_run(tmp_path, NATIONAL_IDS)
-    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "DE", "HU": "HU", "IT": "IT", "LT": "EU"}
-    for f in manifest["files"]:
-        if f["authority"] in official:
-            schema = etree.XMLSchema(etree.parse(str(official[f["authority"]])))
-            assert schema.validate(etree.parse(str(tmp_path / "out" / f["file"]))), (f["file"], schema.error_log)
+    require_file(*official.values())
+    for state, xsd in official.items():
+        manifest = _national_run(tmp_path, state)
+        [f] = manifest["files"]
+        assert (f["authority"], f["profile"], f["sellers"]) == (state, state, 4)
+        schema = etree.XMLSchema(etree.parse(str(xsd)))
+        assert schema.validate(etree.parse(str(manifest["work"] / "out" / f["file"]))), (f["file"], schema.error_log)
 
 
 def test_a_profile_validates_against_the_authority_package_named_in_the_config(tmp_path: Path) -> None:
-    dip = REFERENCE / "de-bzst-dip__xdev-client"
-    if not (dip / "dip.xsd").is_file():
-        pytest.skip(f"the reference DIP schema is absent ({dip})")
+    dip = DIP_REFERENCE
+    require_file(dip / "dip.xsd", EU_REFERENCE / "DPIXML_v1.0.xsd")
     package = tmp_path / "bzst-2026"
     package.mkdir()
-    for f in [dip / "dip.xsd", *(REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0").glob("*.xsd")]:
+    for f in [dip / "dip.xsd", *EU_REFERENCE.glob("*.xsd")]:
         (package / f.name).write_bytes(f.read_bytes())
     extra = f'\n[authorities.DE]\nbzst_id = "BZST0012345678"\nxsd_dir = "{package}"\n'
-    manifest = go(tmp_path, config(tmp_path, extra))
-    assert any(f["authority"] == "DE" for f in manifest["files"])
+    manifest = go(tmp_path, filing_in(tmp_path, "DE", extra))
+    assert [f["authority"] for f in manifest["files"]] == ["DE"]
     validation = json_of(tmp_path / "st")
     assert all(r["valid"] for r in validation["files"])
     # A package that rejects the files stops the run: the configured package is what validates.
@@ -431,7 +425,7 @@ def test_a_profile_validates_against_the_authority_package_named_in_the_config(t
 
     with pytest.raises(XmlValidationError):
         run(
-            config_path=config(tmp_path, extra),
+            config_path=filing_in(tmp_path, "DE", extra),
             source_url=f"sqlite:///{tmp_path}/source.db",
             year=2025,
             as_of=date(2026, 1, 31),
@@ -451,9 +445,9 @@ def json_of(staging: Path) -> dict:
 def test_it_file_hygiene_checks(tmp_path: Path) -> None:
     from reporting.authorities.it import file_hygiene
 
-    manifest = _national_run(tmp_path, NATIONAL_IDS)
-    [it] = [f for f in manifest["files"] if f["authority"] == "IT"]
-    path = tmp_path / "out" / it["file"]
+    manifest = _national_run(tmp_path, "IT")
+    [it] = manifest["files"]
+    path = manifest["work"] / "out" / it["file"]
     assert file_hygiene(path) == []
     bad = tmp_path / "bad.xml"
     bad.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"<dpi:MessageSpec>", b"<!-- x --><dpi:MessageSpec>"))

@@ -20,6 +20,7 @@ from golden.test_golden import RUN_ID as GOLDEN_RUN_ID
 from golden.test_golden import TIMESTAMP as GOLDEN_TIMESTAMP
 from golden.test_golden import canonical, marketplace
 from lxml import etree
+from resources import require, require_file, require_tool, vendored
 
 from reporting import authorities
 from reporting.authorities.base import DocIds
@@ -45,8 +46,8 @@ from reporting.records import (
 from reporting.validate import schema_for
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE_XSD = REPO.parent / "shared" / "reference" / "xsd" / "fr-dgfip-v1.6__adapted-by-backmarket"
-SAMPLES = REPO.parent / "shared" / "reference" / "samples" / "fr-dgfip-examples__adapted-by-backmarket"
+REFERENCE_XSD = vendored("xsd", "fr-dgfip-v1.6__adapted-by-backmarket")
+SAMPLES = vendored("samples", "fr-dgfip-examples__adapted-by-backmarket")
 GOLDEN = REPO / "tests" / "golden" / "fr"
 NS = {"dpi": FR_DPI_NS, "stf": FR_STF_NS}
 RUN_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
@@ -71,10 +72,10 @@ def market() -> Marketplace:
     return m
 
 
-def config(tmp_path: Path, extra: str = FR_TABLE, **kw: str) -> Path:
-    path = write_config(tmp_path / "dac7.toml", **kw)
-    path.write_text(path.read_text() + extra, encoding="utf-8")
-    return path
+def config(tmp_path: Path, extra: str = FR_TABLE, *, filing_state: str | None = "FR", **kw: str) -> Path:
+    """The demo operator filing in France (``nexus_country``; ``filing_state=None``: in LT, its
+    address), with ``extra`` appended (its identifiers)."""
+    return write_config(tmp_path / "dac7.toml", filing_state=filing_state, extra=extra, **kw)
 
 
 def go(tmp_path: Path, cfg: Path, m: Marketplace | None = None) -> dict:
@@ -105,8 +106,8 @@ def fr_file(tmp_path: Path, manifest: dict) -> tuple[dict, Path]:
 def test_fr_profile_end_to_end(tmp_path: Path, environment: str) -> None:
     manifest = go(tmp_path, config(tmp_path, environment=environment))
     fr, path = fr_file(tmp_path, manifest)
-    assert fr["profile"] == "FR" and fr["sellers"] == 3
-    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"DE": "EU", "FR": "FR"}
+    assert fr["profile"] == "FR" and fr["sellers"] == 4  # every seller of the filing, DE1 too
+    assert {f["authority"]: f["profile"] for f in manifest["files"]} == {"FR": "FR"}
     doc = etree.parse(str(path))
     root = doc.getroot()
     assert root.tag == f"{{{FR_DPI_NS}}}DPI_OECD" and root.get("version") == "1.0"
@@ -126,7 +127,7 @@ def test_fr_profile_end_to_end(tmp_path: Path, environment: str) -> None:
     assert spec.findtext("dpi:ReceivingCountry", namespaces=NS) == "FR"
     for absent in ("SendingEntityIN", "Warning", "Contact", "GVS", "Nationality", "TaxQ1"):
         assert not list(root.iter(f"{{{FR_DPI_NS}}}{absent}")), absent
-    assert len(list(root.iter(f"{{{FR_DPI_NS}}}TaxesQ1"))) == 3  # one Taxes block per seller here
+    assert len(list(root.iter(f"{{{FR_DPI_NS}}}TaxesQ1"))) == 4  # one Taxes block per seller here
 
     # MessageRefId, Timestamp and file name agree.
     ref = spec.findtext("dpi:MessageRefId", namespaces=NS)
@@ -165,8 +166,10 @@ def test_fr_profile_end_to_end(tmp_path: Path, environment: str) -> None:
     assert po.findtext("dpi:PlatformBusinessName", namespaces=NS) == "Demo Market"
 
     # Sellers: one EU residence, NOTIN for the seller without TIN, PropertyType, one address form.
-    for party in root.iterfind(".//dpi:IndSellerID", NS):
-        assert [e.text for e in party.findall("dpi:ResCountryCode", NS)] == ["FR"]
+    residences = [
+        [e.text for e in party.findall("dpi:ResCountryCode", NS)] for party in root.iterfind(".//dpi:IndSellerID", NS)
+    ]
+    assert sorted(residences) == [["DE"], ["FR"], ["FR"]]
     [unknown] = [t for t in root.iterfind(".//dpi:IndSellerID/dpi:TIN", NS) if t.get("unknown") == "true"]
     assert unknown.text == "NOTIN" and unknown.get("issuedBy") is None
     assert root.findtext(".//dpi:PropertyListing/dpi:PropertyType", namespaces=NS) == "DPI905"
@@ -179,8 +182,7 @@ def test_fr_profile_end_to_end(tmp_path: Path, environment: str) -> None:
 
 
 def test_fr_output_validates_against_the_reference_schema(tmp_path: Path) -> None:
-    if not (REFERENCE_XSD / "DPIXML_v1.1-fr1.xsd").is_file():
-        pytest.skip(f"the reference FR schema is absent ({REFERENCE_XSD})")
+    require_file(REFERENCE_XSD / "DPIXML_v1.1-fr1.xsd")
     schema = etree.XMLSchema(etree.parse(str(REFERENCE_XSD / "DPIXML_v1.1-fr1.xsd")))
     for environment in ("test", "prod"):
         run_dir = tmp_path / environment
@@ -203,7 +205,6 @@ def test_fr_profile_has_no_eu_rules_and_its_own_table() -> None:
 
 def test_a_nexus_in_france_without_siren_is_a_configuration_error(tmp_path: Path) -> None:
     cfg = config(tmp_path, "", routing="nexus")
-    cfg.write_text(cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "FR"'))
     with pytest.raises(ConfigError, match=r"\[authorities\.FR\] siren"):
         go(tmp_path, cfg)
 
@@ -221,11 +222,14 @@ def test_a_malformed_siren_is_a_configuration_error(tmp_path: Path, siren: str) 
     assert FR.identifier_problem({"siren": SIREN}) is None
 
 
-def test_without_identifiers_france_uses_the_eu_edition(tmp_path: Path) -> None:
-    manifest = go(tmp_path, config(tmp_path, ""))
+def test_a_preview_of_what_france_receives_is_in_the_eu_edition(tmp_path: Path) -> None:
+    # an operator filing in LT: France receives its residents from LT through the exchange
+    manifest = go(tmp_path, config(tmp_path, FR_TABLE, filing_state=None, routing="jurisdiction"))
     fr, path = fr_file(tmp_path, manifest)
-    assert fr["profile"] == "EU"
-    assert etree.parse(str(path)).getroot().tag == "{urn:oecd:ties:dpi:v1}DPI_OECD"
+    assert fr["profile"] == "EU" and fr["sellers"] == 3
+    root = etree.parse(str(path)).getroot()
+    assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_OECD"
+    assert root.findtext(".//{urn:oecd:ties:dpi:v1}TransmittingCountry") == "LT"
 
 
 # ---------------------------------------------------------------------------------------- ids, names, time
@@ -510,8 +514,7 @@ def test_dgfip_rules_refuse_another_edition() -> None:
 
 def test_the_french_samples_pass_the_dgfip_rules() -> None:
     samples = sorted(SAMPLES.glob("*/declaration.xml"))
-    if not samples:
-        pytest.skip(f"the French samples are absent ({SAMPLES})")
+    require(bool(samples), f"the French samples under {SAMPLES}")
     assert len(samples) == 6
     for path in samples:
         assert check_fr_rules(path) == [], path
@@ -523,8 +526,7 @@ def test_the_french_samples_pass_the_dgfip_rules() -> None:
 @pytest.fixture
 def gnupg_home() -> Iterator[Path]:
     """A short-lived GNUPGHOME holding a fresh test key pair (short path: gpg-agent's socket)."""
-    if shutil.which("gpg") is None:
-        pytest.skip("gpg (GnuPG) is not installed: the OpenPGP packaging cannot be tested here")
+    require_tool("gpg", "GnuPG: the OpenPGP packaging cannot be tested without it")
     home = Path(tempfile.mkdtemp(prefix="g"))
     try:
         yield home
@@ -592,9 +594,7 @@ def test_packaging_without_gpg_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
 def test_fr_initial_message_golden(tmp_path: Path, environment: str, request: pytest.FixtureRequest) -> None:
     """The golden marketplace filed to France as the operator's nexus state (all sellers in one file)."""
     url = marketplace().write(f"sqlite:///{tmp_path}/source.db")
-    cfg = write_config(tmp_path / "dac7.toml", routing="nexus", environment=environment)
-    text = cfg.read_text().replace('nexus = "RPONEX1"', 'nexus = "RPONEX1"\nnexus_country = "FR"')
-    cfg.write_text(text + FR_TABLE, encoding="utf-8")
+    cfg = write_config(tmp_path / "dac7.toml", environment=environment, filing_state="FR", extra=FR_TABLE)
     manifest = run(
         config_path=cfg,
         source_url=url,
@@ -625,3 +625,43 @@ def test_test_environment_message_ref_id_carries_the_test_marker() -> None:
     golden_prod = (GOLDEN / "initial-prod.xml").read_text(encoding="utf-8")
     assert re.search(r"<dpi:MessageRefId>OP_2025_123456789_t1_d001_[0-9A-F]{32}</dpi:MessageRefId>", golden_test)
     assert re.search(r"<dpi:MessageRefId>OP_2025_123456789_d001_[0-9A-F]{32}</dpi:MessageRefId>", golden_prod)
+
+
+def test_a_french_filing_and_sellers_resident_elsewhere(tmp_path: Path) -> None:
+    """A seller with several EU residences appears with the state of its primary address; one
+    resident outside the EU, renting out property in France, is set aside with the reason (the
+    DGFiP's rule 8 on what to write is not implemented), listed for action with FR as where it
+    would be reported; an LT filing of the same seller (EU edition) reports it."""
+    m = market()
+    m.seller("MULTI", country="DE", tin="86095742719", first_name="Anna", last_name="Schmidt")
+    m.tin("MULTI", "1234567890123", "FR")  # resident in DE (address) and FR (TIN)
+    m.sales("MULTI", 40, 100_00)
+    m.seller("US1", country="US", tin="123-45-6789", first_name="John", last_name="Doe", birth_country="US")
+    m.listing("LUS", "US1", country="FR", address_street="2 quai de Conti", address_city="Paris")
+    m.tx("US1", "2025-08-01 12:00:00", 900_00, activity="immovable_property", listing_id="LUS", rented_days=4)
+    manifest = go(tmp_path, config(tmp_path), m=m)
+    assert manifest["summary"]["decisions"]["quarantined:fr.residence_not_eu"] == 1
+    fr, path = fr_file(tmp_path, manifest)
+    assert fr["sellers"] == 5  # FR1, FR2, FRE, DE1, MULTI
+    root = etree.parse(str(path)).getroot()
+    multi = next(
+        p
+        for p in root.iterfind(".//dpi:IndSellerID", NS)
+        if p.findtext("dpi:Name/dpi:LastName", namespaces=NS) == "Schmidt"
+    )
+    assert [e.text for e in multi.findall("dpi:ResCountryCode", NS)] == ["DE"]
+    assert sorted(t.get("issuedBy") for t in multi.findall("dpi:TIN", NS)) == ["DE", "FR"]  # both TINs stay
+    quarantine = (tmp_path / "out" / "reports" / "quarantine.csv").read_text()
+    assert "US1,fr.residence_not_eu" in quarantine and "rule 8" in quarantine
+    diligence = (tmp_path / "out" / "reports" / "due_diligence.csv").read_text()
+    [row] = [line for line in diligence.splitlines() if line.startswith("US1,")]
+    assert row.startswith("US1,individual,FR,data,") and "threshold crossed without complete data" in row
+    # the same seller in a filing in LT (EU edition, any ResCountryCode): reported for its French property
+    lt = tmp_path / "lt"
+    lt.mkdir()
+    manifest = go(lt, config(lt, "", filing_state=None), m=m)
+    assert "quarantined:fr.residence_not_eu" not in manifest["summary"]["decisions"]
+    [lt_file] = manifest["files"]
+    doc = etree.parse(str(lt / "out" / lt_file["file"]))
+    eu = {"dpi": "urn:oecd:ties:dpi:v1"}
+    assert "US" in [e.text for e in doc.iterfind(".//dpi:IndSellerID/dpi:ResCountryCode", eu)]

@@ -4,7 +4,7 @@ processes, status imports (EU DAC7 status message, BZSt DIP protocol), the harde
 and the ``dac7 ledger`` / ``dac7 status-import`` commands.
 
 The status documents are written here, small and synthetic, and validated against the reference
-schemas beside the checkout (``../shared/reference/xsd``). The DIP reference files hold the
+schemas in ``tests/reference/xsd``. The DIP reference files hold the
 ``processStatusType`` (OK / PARTIALLY_REJECTED / ERROR) but no element around it: the response
 schema below declares ``dipResponse/dipProtocol`` as the third-party client the DE profile follows
 does, over the reference dip-types.xsd.
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from lxml import etree
+from resources import require_file, vendored
 
 from reporting.cli import main
 from reporting.ledger import (
@@ -47,9 +48,8 @@ from reporting.ledger.model import SELLER, RecordKey
 from reporting.ledger.status import import_status
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "reference" / "xsd"
-EU_STATUS_XSD = REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0" / "DAC7StatusMessageXML_v1.0.xsd"
-DIP_TYPES_XSD = REFERENCE / "de-bzst-dip__xdev-client" / "dip-types.xsd"
+EU_STATUS_XSD = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0", "DAC7StatusMessageXML_v1.0.xsd")
+DIP_TYPES_XSD = vendored("xsd", "de-bzst-dip__xdev-client", "dip-types.xsd")
 DSM = "urn:oecd:ties:dsm:v1"
 DIP_V1 = "http://itzbund.de/ozg/bzst/post/dip/v1/"
 DIP_V2 = "http://itzbund.de/ozg/bzst/post/dip/v2/"
@@ -549,8 +549,7 @@ def eu_status(
 
 @pytest.fixture(scope="module")
 def eu_schema() -> etree.XMLSchema:
-    if not EU_STATUS_XSD.is_file():
-        pytest.skip(f"the reference schemas are not available ({EU_STATUS_XSD} is absent)")
+    require_file(EU_STATUS_XSD)
     return etree.XMLSchema(etree.parse(str(EU_STATUS_XSD)))
 
 
@@ -662,8 +661,7 @@ def test_a_status_for_an_unknown_message_is_refused(ledger: Ledger, tmp_path: Pa
 def dip_schema(tmp_path: Path, namespace: str) -> etree.XMLSchema:
     """The reference dip-types.xsd (its namespace moved to v2 where asked), with a response schema
     around its processStatusType."""
-    if not DIP_TYPES_XSD.is_file():
-        pytest.skip(f"the reference schemas are not available ({DIP_TYPES_XSD} is absent)")
+    require_file(DIP_TYPES_XSD)
     folder = tmp_path / f"dip-{namespace.rstrip('/').rsplit('/', 1)[-1]}"
     folder.mkdir(exist_ok=True)
     types = DIP_TYPES_XSD.read_text(encoding="utf-8").replace(DIP_V1, namespace)

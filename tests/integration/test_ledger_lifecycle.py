@@ -3,8 +3,8 @@ correction and a deletion after a refund, an additional seller, a rerun with not
 record the authority rejected and its correction, and a nil report; then the explicit modes, a
 run that died between render and publish, a retried render, and two runs at once on PostgreSQL.
 
-Every published file is checked three ways: against the official schema beside the checkout
-(``../shared/reference/xsd``; skipped when absent), with the business-rule preflight (the ids
+Every published file is checked three ways: against the official schema (tests/reference/xsd;
+the IT one from ../shared/reference beside the checkout), with the business-rule preflight (the ids
 of the earlier steps as known ids, so that a reused id is an 80000 / 50009 finding), and against
 the ledger, whose records must be the file's DocSpecs in body order.
 """
@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from builders import Marketplace, write_config
 from lxml import etree
+from resources import is_outside, outside, outside_reference, require_file, vendored
 
 from reporting.cli import main
 from reporting.ledger import LedgerError, LedgerModeError, RecordInfo, open_ledger
@@ -33,15 +34,14 @@ from reporting.preflight import EU_DOMESTIC, check_message
 from reporting.run import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "reference" / "xsd"
 OFFICIAL = {
-    "EU": REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0" / "DPIXML_v1.0.xsd",
-    "IT": REFERENCE / "it-ade-sogei__client-dac7-jar" / "xsd" / "telematico" / "fornituraDPIT_v1.0.0.xsd",
+    "EU": vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0", "DPIXML_v1.0.xsd"),
+    "IT": outside("xsd", "it-ade-sogei__client-dac7-jar", "xsd", "telematico", "fornituraDPIT_v1.0.0.xsd"),
 }
-EU_STATUS_XSD = REFERENCE / "eu-dgtaxud-dac7-validation-plugin-1.1.0" / "DAC7StatusMessageXML_v1.0.xsd"
+EU_STATUS_XSD = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0", "DAC7StatusMessageXML_v1.0.xsd")
 IT_TABLE = '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
-#: what the validate stage applies to a domestic EU-edition filing under routing "jurisdiction"
-RULES = EU_DOMESTIC.derive("EU domestic + 40070", add={"40070"})
+#: what the validate stage applies to a domestic EU-edition filing
+RULES = EU_DOMESTIC
 DPI = "{urn:oecd:ties:dpi:v1}"
 STF = "{urn:oecd:ties:dpistf:v1}"
 DSM = "urn:oecd:ties:dsm:v1"
@@ -51,12 +51,9 @@ PO = None  # the seller_key of the PlatformOperator record
 
 @pytest.fixture(scope="module")
 def official() -> dict[str, etree.XMLSchema]:
-    missing = [str(p) for p in (*OFFICIAL.values(), EU_STATUS_XSD) if not p.is_file()]
-    if missing:
-        pytest.skip(
-            f"the official schemas are absent ({', '.join(missing)}): they lie beside the checkout in ../shared"
-        )
-    return {code: etree.XMLSchema(etree.parse(str(path))) for code, path in OFFICIAL.items()}
+    """The official schemas; the IT one (outside) when present: a test that files to IT requires it."""
+    require_file(*(p for p in (*OFFICIAL.values(), EU_STATUS_XSD) if not is_outside(p)))
+    return {code: etree.XMLSchema(etree.parse(str(path))) for code, path in OFFICIAL.items() if path.is_file()}
 
 
 def market(
@@ -273,17 +270,18 @@ def ledger_table(url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, tupl
 def test_a_period_from_first_filing_to_nil_report(
     tmp_path: Path, official: dict[str, etree.XMLSchema], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    filings = Filings(tmp_path, f"sqlite:///{tmp_path}/ledger.sqlite3", official, config(tmp_path))
+    filings = Filings(tmp_path, f"sqlite:///{tmp_path}/ledger.sqlite3", official, config(tmp_path, extra=""))
 
-    # 1. The first filing: one DPI401 per authority, every record new (test data: OECD11).
+    # 1. The first filing, in LT (the filing state) with every seller, the Italian resident too:
+    # one DPI401, every record new (test data: OECD11).
     first = filings.run(market())
-    assert kinds(first) == {"IT": ["DPI401"], "LT": ["DPI401"]}
+    assert kinds(first) == {"LT": ["DPI401"]}
     assert {doc(r) for msgs in first.values() for r in msgs[0].records} == {("OECD11", None)}
     lt1 = first["LT"][0].by_seller()
-    assert set(lt1) == {PO, "LT-GOODS", "LT-MORE", "LT-STAY"}
+    assert set(lt1) == {PO, "LT-GOODS", "LT-MORE", "LT-STAY", "IT-1"}
 
     # 2. A refund drops LT-GOODS under the de minimis, LT-MORE has one sale more: one DPI402 to
-    # LT deletes the first and corrects the second, the PlatformOperator resent; IT has nothing.
+    # LT deletes the first and corrects the second, the PlatformOperator resent.
     second = filings.run(market(refund=True, extra_sale=True))
     assert kinds(second) == {"LT": ["DPI402"]}
     lt2 = second["LT"][0].by_seller()
@@ -326,24 +324,35 @@ def test_a_period_from_first_filing_to_nil_report(
     assert doc(lt5["LT-LATE"]) == ("OECD12", rejected)
     assert filings.run(market(refund=True, extra_sale=True, late_seller=True)) == {}  # corrected once
 
-    # 6. A period without sellers, for both authorities: IT expects a nil report (DPI403, the
-    # PlatformOperator alone), the EU generic profile files nothing. A nil report goes only where
-    # it is asked for (--authorities) or to the operator's own state, so both are named here.
-    nil = filings.run(market(), year=2024, authorities=["IT", "LT"])
-    assert kinds(nil) == {"IT": ["DPI403"]}
-    assert [(r.kind, *doc(r)) for r in nil["IT"][0].records] == [("platform_operator", "OECD11", None)]
+    # 6. A period without sellers: the EU generic profile files nothing (a DPI403 must name an
+    # assumed operator in the EU exchange, rule 20030); see the Italian nil report below.
+    assert filings.run(market(), year=2024) == {}
 
     # Every message of every step, with its status, in `dac7 ledger list`.
     table = ledger_table(filings.ledger_url, capsys)
     assert set(table) == set(filings.message_ref_ids)
-    assert table[first["IT"][0].message_ref_id] == ("IT", "2025", "DPI401", "published")
     assert table[first["LT"][0].message_ref_id] == ("LT", "2025", "DPI401", "published")
     assert table[second["LT"][0].message_ref_id] == ("LT", "2025", "DPI402", "published")
     # the rejected record is superseded by its correction now; the error stays on record
     assert table[third["LT"][0].message_ref_id] == ("LT", "2025", "DPI401", "accepted, 1 error(s)")
     assert table[fifth["LT"][0].message_ref_id] == ("LT", "2025", "DPI402", "published")
-    assert table[nil["IT"][0].message_ref_id] == ("IT", "2024", "DPI403", "published")
-    assert len(set(filings.doc_ref_ids)) == len(filings.doc_ref_ids) == 6 + 2 + 1 + 1 + 1  # steps 1, 2, 3, 5, 6
+    assert len(set(filings.doc_ref_ids)) == len(filings.doc_ref_ids) == 5 + 2 + 1 + 1  # steps 1, 2, 3, 5
+
+
+@outside_reference
+def test_an_italian_filing_of_a_period_without_sellers_is_a_nil_report(
+    tmp_path: Path, official: dict[str, etree.XMLSchema]
+) -> None:
+    """The IT profile expects a nil report (DPI403, the PlatformOperator alone) for a period
+    without reportable sellers, where the EU generic profile files nothing."""
+    require_file(OFFICIAL["IT"])
+    cfg = write_config(tmp_path / "dac7.toml", filing_state="IT", nexus="RPONEX4", extra=IT_TABLE)
+    filings = Filings(tmp_path, f"sqlite:///{tmp_path}/ledger.sqlite3", official, cfg)
+    first = filings.run(market())
+    assert kinds(first) == {"IT": ["DPI401"]} and len(first["IT"][0].records) == 5
+    nil = filings.run(market(), year=2024)
+    assert kinds(nil) == {"IT": ["DPI403"]}
+    assert [(r.kind, *doc(r)) for r in nil["IT"][0].records] == [("platform_operator", "OECD11", None)]
 
 
 # ---------------------------------------------------------------------------------- explicit modes
@@ -451,12 +460,15 @@ def test_a_run_that_died_after_render_is_discarded_by_the_next_run(
     assert not (tmp_path / "out-dead" / rendered["file"]).exists()
 
 
+@outside_reference
 def test_a_retried_render_writes_the_same_bytes_and_publishes_once(
     tmp_path: Path, official: dict[str, etree.XMLSchema]
 ) -> None:
+    require_file(OFFICIAL["IT"])
     ledger_url = f"sqlite:///{tmp_path}/ledger.sqlite3"
     source = market().write(f"sqlite:///{tmp_path}/source.db")
-    cfg = config(tmp_path)
+    # the operator files in Italy: the telematic envelope
+    cfg = write_config(tmp_path / "dac7.toml", filing_state="IT", nexus="RPONEX4", extra=IT_TABLE)
     run_dir = stages_before_render(tmp_path, "retried", cfg, ledger_url, source)
     first = render(run_dir)
     written = {m["file"]: (Path(run_dir) / "render" / m["file"]).read_bytes() for m in first["messages"]}

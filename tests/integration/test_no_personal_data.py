@@ -412,14 +412,13 @@ class Scenario:
     statements: tuple[str, ...]  # SQLite statements that break a copy of the source
     environment: str  # the run's environment
     raises: type[Exception] | None  # the error some stage must raise; None: the run publishes
-    fr_profile: bool = False  # [authorities.FR] configured: France gets the DGFiP edition
+    fr_profile: bool = False  # filing in France: the DGFiP edition
     cli: bool = False  # also `dac7 run` in a subprocess, for its stderr
 
     def config(self, path: Path) -> Path:
-        config = write_config(path, environment=self.environment)
-        if self.fr_profile:
-            config.write_text(config.read_text(encoding="utf-8") + FR_TABLE, encoding="utf-8")
-        return config
+        if self.fr_profile:  # the operator files in France
+            return write_config(path, environment=self.environment, filing_state="FR", extra=FR_TABLE)
+        return write_config(path, environment=self.environment)
 
     def source(self, clean: Path, path: Path) -> Path:
         shutil.copyfile(clean, path)

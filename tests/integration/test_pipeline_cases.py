@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,113 @@ def test_quarter_in_configured_time_zone(tmp_path: Path) -> None:
     assert quarters(root, f"{goods}/dpi:Consideration/*") == [8, 307, 0, 0]
     assert quarters(root, f"{goods}/dpi:NumberOfActivities/*") == [2, 31, 0, 0]
     assert manifest["summary"]["transactions_read"] == 33
+
+
+#: (paid_at in UTC, its local time in Europe/Vilnius, the quarter of 2025 it belongs to, or None)
+BOUNDARIES = [
+    ("2024-12-31 21:59:59", "23:59:59 on 31 December 2024 (EET)", None),
+    ("2024-12-31 22:00:00", "00:00:00 on 1 January 2025: the first instant of the year", 1),
+    ("2025-03-31 20:59:59.999999", "the last microsecond of 31 March (EEST)", 1),
+    ("2025-03-31 21:00:00", "00:00:00 on 1 April", 2),
+    ("2025-06-30 20:59:59", "23:59:59 on 30 June", 2),
+    ("2025-06-30 21:00:00", "00:00:00 on 1 July", 3),
+    ("2025-09-30 20:59:59", "23:59:59 on 30 September", 3),
+    ("2025-09-30 21:00:00", "00:00:00 on 1 October", 4),
+    ("2025-12-31 21:59:59", "23:59:59 on 31 December 2025 (EET): the last second of the year", 4),
+    ("2025-12-31 22:00:00", "00:00:00 on 1 January 2026: the next year", None),
+]
+
+
+def test_a_payment_at_local_midnight_belongs_to_the_quarter_it_starts(tmp_path: Path) -> None:
+    """Through extract and aggregate (not a helper): each boundary seller has 30 sales of EUR 10.00
+    in May and one payment of EUR 7.00 at a boundary, which must land in the quarter (and year) of
+    its local time."""
+    m = Marketplace()
+    for i, (paid_at, _, _) in enumerate(BOUNDARIES):
+        m.seller(f"B{i}")
+        m.sales(f"B{i}", 30, 10_00)
+        m.tx(f"B{i}", paid_at, 7_00)
+    manifest = pipeline(tmp_path, m)
+    assert manifest["summary"]["transactions_read"] == 30 * len(BOUNDARIES) + sum(
+        q is not None for _, _, q in BOUNDARIES
+    )
+    root = seller_xml(tmp_path, manifest, "LT")
+    assert len(root.findall(".//dpi:ReportableSeller", NS)) == len(BOUNDARIES)
+    figures = json_figures(tmp_path)
+    for i, (paid_at, local, quarter) in enumerate(BOUNDARIES):
+        cons = figures[f"B{i}"]
+        expected = [0, 300, 0, 0]
+        if quarter is not None:
+            expected[quarter - 1] += 7
+        assert cons == expected, f"{paid_at} UTC ({local})"
+
+
+def json_figures(tmp_path: Path) -> dict[str, list[int]]:
+    """The reported consideration per quarter of each seller's sales of goods, from the published
+    figures report (one row per quarter and currency, the reported figure on the first row)."""
+    import csv
+
+    out: dict[str, list[int]] = {}
+    with (tmp_path / "out" / "reports" / "figures.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["activity"] == "sale_of_goods" and row["reported_consideration"]:
+                out.setdefault(row["seller_id"], [0, 0, 0, 0])[int(row["quarter"]) - 1] = int(
+                    row["reported_consideration"]
+                )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("refunded_at", "applied"),
+    [
+        ("2026-01-31 21:59:59", True),  # 23:59:59 local (EET) on the as-of day: the last second of the cut-off
+        ("2026-01-31 21:59:59.999999", True),
+        ("2026-01-31 22:00:00", False),  # 00:00:00 on 1 February: the first second after it
+        ("2025-12-31 22:00:00", True),  # after the year, before the as-of date: corrects the year (HMRC)
+    ],
+)
+def test_a_refund_at_the_edges_of_the_as_of_day(tmp_path: Path, refunded_at: str, applied: bool) -> None:
+    # one sale of EUR 2,100.00 refunded by EUR 100.00: applied, the seller is at EUR 2,000.00 (de minimis)
+    m = Marketplace()
+    m.seller("S1")
+    [t1] = m.sales("S1", 1, 2100_00)
+    m.refund(t1, refunded_at, 100_00)
+    manifest = pipeline(tmp_path, m, as_of="2026-01-31")
+    if applied:
+        assert manifest["summary"]["decisions"] == {"excluded:de_minimis": 1}
+    else:
+        assert manifest["summary"]["reportable"] == 1
+        assert quarters(seller_xml(tmp_path, manifest, "LT"), ".//dpi:SaleOfGoods/dpi:Consideration/*") == [
+            0,
+            2100,
+            0,
+            0,
+        ]
+
+
+def test_a_fully_refunded_rental_counts_neither_its_days_nor_itself(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.listing("L1", "S1")
+    stays = [
+        m.tx("S1", "2025-07-01 10:00:00", 300_00, activity="immovable_property", listing_id="L1", rented_days=3),
+        m.tx("S1", "2025-07-10 10:00:00", 200_00, activity="immovable_property", listing_id="L1", rented_days=2),
+        m.tx("S1", "2025-07-20 10:00:00", 400_00, activity="immovable_property", listing_id="L1", rented_days=4),
+    ]
+    m.refund(stays[0], "2025-07-02 10:00:00", 300_00)  # cancelled in full: no stay, no rental
+    m.refund(stays[2], "2025-07-21 10:00:00", 100_00)  # partly refunded: still a rental of 4 days
+    # a seller whose only rental was cancelled in full has nothing to report (EU rule 30040)
+    m.seller("S2")
+    m.listing("L2", "S2")
+    [gone] = [m.tx("S2", "2025-08-01 10:00:00", 500_00, activity="immovable_property", listing_id="L2", rented_days=5)]
+    m.refund(gone, "2025-08-02 10:00:00", 500_00)
+    manifest = pipeline(tmp_path, m)
+    assert manifest["summary"]["decisions"] == {"reported": 1, "not_reportable:no_activity": 1}
+    root = seller_xml(tmp_path, manifest, "LT")
+    listing = root.find(".//dpi:PropertyListing", NS)
+    assert quarters(listing, "dpi:NumberOfActivities/*") == [0, 0, 2, 0]
+    assert quarters(listing, "dpi:Consideration/*") == [0, 0, 500, 0]  # 200.00 + 400.00 - 100.00
+    assert listing.findtext("dpi:RentedDays", namespaces=NS) == "6"  # 2 + 4 days; the cancelled 3 are not
 
 
 def test_refund_one_day_after_the_as_of_date_is_not_applied(tmp_path: Path) -> None:
@@ -287,9 +395,12 @@ def test_explanation_reports_and_explain_command(tmp_path: Path, capsys: pytest.
     assert main(["explain", "--seller", "S2", "--year", "2025", "--out", str(tmp_path / "out")]) == 0
     text = capsys.readouterr().out
     # 34 x 850.00 PLN / 4.25 = EUR 6,800.00 + EUR 1.00 = 6,801.00 in Q2; one refund in full
-    assert "reported to PL" in text and "converted to EUR" in text
+    assert "reported to LT (the filing state (nexus)), which forwards it to PL (resident: primary address)" in text
+    assert "converted to EUR" in text
+    assert "Reading of the rules: EU wording (Directive (EU) 2021/514, Annex V), assumed for LT" in text
+    assert "Forwarded by the filing state to: PL (resident: primary address)" in text
     assert "1 refunded by the as-of date, 1 of them in full" in text
-    root = seller_xml(tmp_path, manifest, "PL")
+    root = seller_xml(tmp_path, manifest, "LT")
     assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [0, 6801, 0, 0]
     assert quarters(root, ".//dpi:SaleOfGoods/dpi:NumberOfActivities/*") == [0, 35, 0, 0]
     assert [e.get("currCode") for e in root.findall(".//dpi:SaleOfGoods/dpi:Consideration/*", NS)] == ["EUR"] * 4
@@ -343,7 +454,7 @@ def test_payment_date_rates(tmp_path: Path) -> None:
     m.sales("S1", 20, 420_00, currency="PLN", start="2025-01-14 23:30:00")  # 20 x 420 / 4.20 = EUR 2,000.00
     m.sales("S1", 10, 400_00, currency="PLN", start="2025-07-20 10:00:00")  # 10 x 400 / 4.00 = EUR 1,000.00
     manifest = pipeline(tmp_path, m, currency="EUR", fx_basis="payment_date")
-    root = seller_xml(tmp_path, manifest, "PL")
+    root = seller_xml(tmp_path, manifest, "LT")
     assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [2000, 0, 1000, 0]
     # At the year-end rate it would be 12,400 PLN / 5 = EUR 2,480: the basis matters.
     d = (tmp_path / "out" / "reports" / "decisions.csv").read_text()
@@ -466,11 +577,10 @@ def test_sellers_without_tin_are_reported_as_unknown_and_listed_for_action(tmp_p
     assert manifest["due_diligence"]["by_kind"]["TIN unknown"] == 2
 
 
-def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Path) -> None:
-    """The stages per authority (a mapped task each in Airflow): nothing is published until every
-    planned authority validated, and the manifest waits for every authority's files."""
+def decided(tmp_path: Path, **cfg: Any) -> str:
+    """A run of two sellers (resident in LT and PL) driven stage by stage up to its decisions, as
+    the Airflow tasks drive it; returns its staging directory."""
     from reporting import pipeline
-    from reporting.errors import XmlValidationError
 
     m = Marketplace()
     m.seller("LT1")
@@ -478,7 +588,7 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     m.seller("PL1", country="PL")
     m.sales("PL1", 40, 100_00)
     run_dir = pipeline.prepare(
-        config_path=write_config(tmp_path / "dac7.toml"),
+        config_path=write_config(tmp_path / "dac7.toml", **cfg),
         source_url=m.write(f"sqlite:///{tmp_path}/source.db"),
         year=2025,
         as_of=date(2026, 1, 31),
@@ -488,6 +598,17 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     )
     for stage in (pipeline.extract, pipeline.aggregate, pipeline.apply_rules):
         stage(run_dir)
+    return run_dir
+
+
+def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Path) -> None:
+    """The stages per authority (a mapped task each in Airflow): nothing is published until every
+    planned authority validated, and the manifest waits for every authority's files."""
+    from reporting import pipeline
+    from reporting.errors import XmlValidationError
+
+    # the preview of what each state receives: one authority per state of residence
+    run_dir = decided(tmp_path, routing="jurisdiction")
     assert pipeline.plan(run_dir) == ["LT", "PL"]
     rendered = {a: pipeline.render(run_dir, a) for a in ("PL", "LT")}  # in any order
     assert [m["authority"] for m in rendered["LT"]["messages"]] == ["LT"]
@@ -501,16 +622,41 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     pipeline.publish(run_dir, "LT")
     pipeline.publish(run_dir, "LT")  # a retried publish publishes nothing twice
     manifest = pipeline.finalize(run_dir)
+    assert manifest["preview"] is True and manifest["filing_state"] == "LT"
     assert [(f["authority"], f["message_type_indic"], f["sellers"]) for f in manifest["files"]] == [
         ("LT", "DPI401", 1),
         ("PL", "DPI401", 1),
     ]
     assert all((tmp_path / "out" / f["file"]).is_file() for f in manifest["files"])
-    # the audit trail: who triggered the run and who approved the filing, with each message
+    # the audit trail: who triggered the run and who approved, with each message of the preview's
+    # own ledgers (one per authority, in the run's staging); the filing ledger holds nothing of it
     from reporting.ledger import open_ledger
     from reporting.render import ledger_url
     from reporting.run import load_settings
 
-    with open_ledger(ledger_url(load_settings(run_dir))) as ledger:
-        people = {m.authority: (m.triggered_by, m.approved_by) for m in ledger.messages(year=2025)}
+    settings = load_settings(run_dir)
+    people = {}
+    for authority in ("LT", "PL"):
+        with open_ledger(ledger_url(settings, authority)) as ledger:
+            people.update({m.authority: (m.triggered_by, m.approved_by) for m in ledger.messages(year=2025)})
+    with open_ledger(os.environ["DAC7_LEDGER_URL"]) as ledger:
+        assert ledger.messages() == []
     assert people == {"PL": ("ana", "jonas"), "LT": (None, None)}
+
+
+def test_the_filing_records_who_triggered_and_who_approved_in_the_ledger(tmp_path: Path) -> None:
+    from reporting import pipeline
+    from reporting.ledger import open_ledger
+
+    run_dir = decided(tmp_path)
+    assert pipeline.plan(run_dir) == ["LT"]  # the filing state alone, with both sellers
+    pipeline.render(run_dir, "LT")
+    pipeline.validate(run_dir, "LT")
+    pipeline.publish(run_dir, "LT", triggered_by="ana", approved_by="jonas")
+    manifest = pipeline.finalize(run_dir)
+    assert [(f["authority"], f["sellers"]) for f in manifest["files"]] == [("LT", 2)]
+    assert manifest["preview"] is False and manifest["reading"]["label"].startswith("EU wording")
+    with open_ledger(os.environ["DAC7_LEDGER_URL"]) as ledger:
+        assert [(m.authority, m.triggered_by, m.approved_by) for m in ledger.messages(year=2025)] == [
+            ("LT", "ana", "jonas")
+        ]

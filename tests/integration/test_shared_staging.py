@@ -102,8 +102,7 @@ def test_concurrent_tasks_of_one_run_do_not_undo_each_other(shared: SharedStagin
             errors.append(exc)
 
     threads = [
-        threading.Thread(target=task, args=(w, a))
-        for w, a in (("w1", "DE"), ("w1", "FR"), ("w2", "IT"), ("w2", "NL"))
+        threading.Thread(target=task, args=(w, a)) for w, a in (("w1", "DE"), ("w1", "FR"), ("w2", "IT"), ("w2", "NL"))
     ]
     for t in threads:
         t.start()
@@ -122,8 +121,63 @@ def test_scratch_and_temp_files_stay_on_the_worker(shared: SharedStaging, tmp_pa
         write(Path(run) / ".duckdb-spill" / "duckdb_temp_block-1.block", "spill")
         write(Path(run) / "extract" / ".sellers.parquet.tmp", "half")
         write(Path(run) / "extract" / "sellers.parquet", "PAR1")
-    assert tree(tmp_path / "shared" / RUN) == {"extract/sellers.parquet": b"PAR1"}
+        # a preview's ledger being written by a task of the same worker: its journal stays here
+        write(Path(run) / "preview" / "FR" / "ledger.sqlite3", "SQLite format 3")
+        write(Path(run) / "preview" / "FR" / "ledger.sqlite3-journal", "pages")
+    assert tree(tmp_path / "shared" / RUN) == {
+        "extract/sellers.parquet": b"PAR1",
+        "preview/FR/ledger.sqlite3": b"SQLite format 3",
+    }
     assert local_only(PurePosixPath(".duckdb-spill/x")) and not local_only(PurePosixPath("a/b.json"))
+    assert local_only(PurePosixPath("preview/DE/ledger.sqlite3-wal"))
+
+
+def test_a_file_removed_while_pushing_is_left_to_its_owner(
+    shared: SharedStaging, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that another task of the worker removes between the push's listing and its upload
+    (a SQLite journal of a concurrent render, say) is skipped, not an error."""
+    original = shared.fs.put_file
+
+    def vanishing(local: str, remote: str, **kw: object) -> None:
+        if local.endswith("gone.json"):
+            Path(local).unlink()
+            raise FileNotFoundError(local)
+        original(local, remote, **kw)
+
+    monkeypatch.setattr(shared.fs, "put_file", vanishing)
+    with shared.staged(RUN, tmp_path / "w1") as run:
+        write(Path(run) / "render" / "gone.json", "{}")
+        write(Path(run) / "render" / "kept.json", "{}")
+    assert tree(tmp_path / "shared" / RUN) == {"render/kept.json": b"{}"}
+
+
+def test_a_file_replaced_while_it_uploads_is_pushed_again(
+    shared: SharedStaging, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tasks of one run on one worker: while one pushes, the other replaces a file (its
+    ledger, say) after the upload read the old version. The push must not record the new version
+    as synchronised, or the writer's own push would skip it and the shared copy stay old."""
+    original = shared.fs.put_file
+    replaced: list[str] = []
+
+    def racing(local: str, remote: str, **kw: object) -> None:
+        original(local, remote, **kw)
+        if local.endswith("ledger.sqlite3") and not replaced:
+            tmp = Path(local).with_name(".ledger.sqlite3.tmp")
+            tmp.write_text("version 2", encoding="utf-8")
+            os.utime(tmp, ns=(1, 10**18))  # a new version, whatever the clock's granularity
+            tmp.replace(local)  # the other task's stage renamed its new version in meanwhile
+            replaced.append(local)
+
+    monkeypatch.setattr(shared.fs, "put_file", racing)
+    with shared.staged(RUN, tmp_path / "w1") as run:
+        write(Path(run) / "preview" / "GR" / "ledger.sqlite3", "version 1")
+    assert replaced
+    assert tree(tmp_path / "shared" / RUN)["preview/GR/ledger.sqlite3"] == b"version 1"
+    monkeypatch.setattr(shared.fs, "put_file", original)
+    shared.push(RUN, tmp_path / "w1")  # the writer's push
+    assert tree(tmp_path / "shared" / RUN)["preview/GR/ledger.sqlite3"] == b"version 2"
 
 
 def test_a_failed_stage_still_pushes_what_it_wrote(shared: SharedStaging, tmp_path: Path) -> None:
@@ -188,7 +242,7 @@ def sha256_tree(root: Path) -> dict[str, str]:
 def test_a_run_across_two_workers_files_the_same_bytes_as_one_machine(tmp_path: Path) -> None:
     source = f"sqlite:///{tmp_path / 'marketplace.db'}"
     generate_demo(source, sellers=150, seed=11, year=2025, replace=True)
-    config = write_config(tmp_path / "dac7.toml")
+    config = write_config(tmp_path / "dac7.toml", routing="jurisdiction")  # a preview: one task per state
     common = {
         "config_path": config,
         "year": 2025,

@@ -7,14 +7,11 @@ with that and exit 1 exactly when a file has an error.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from resources import marks, require_file
+from resources import sample as sample_path
 
 from reporting.cli import main
-
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "samples"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"the reference samples are absent ({SAMPLES})")
 
 # (sample, --authority, expected exit code, a text the output must contain)
 CASES = [
@@ -35,10 +32,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("sample", "authority", "code", "text"), CASES)
+@pytest.mark.parametrize(
+    ("sample", "authority", "code", "text"), [pytest.param(*case, marks=marks(sample_path(case[0]))) for case in CASES]
+)
 def test_samples_through_the_command_line(
     sample: str, authority: str | None, code: int, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["validate", "--rules", str(SAMPLES / sample)] + (["--authority", authority] if authority else [])
+    require_file(sample_path(sample))
+    args = ["validate", "--rules", str(sample_path(sample))] + (["--authority", authority] if authority else [])
     assert main(args) == code
     assert text in capsys.readouterr().out

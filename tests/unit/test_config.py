@@ -25,10 +25,75 @@ def test_the_documented_layout_is_accepted_exactly_as_written() -> None:
     assert (cfg.operator.name, cfg.operator.nexus, cfg.operator.country) == ("Demo Marketplace UAB", "RPONEX1", "LT")
     assert (cfg.reporting.timezone, cfg.reporting.reporting_currency) == ("Europe/Vilnius", "original")
     assert (cfg.reporting.routing, cfg.reporting.environment, cfg.reporting.fx_basis) == (
-        "jurisdiction",
+        "nexus",
         "test",
         "year_end",
     )
+
+
+def test_routing_defaults_to_the_filing() -> None:
+    raw = demo()
+    raw["reporting"].pop("routing")
+    assert parse_config(raw).reporting.routing == "nexus"
+
+
+@pytest.mark.parametrize("where", ["file", "run"])
+def test_a_preview_is_never_a_production_filing(tmp_path: Path, where: str) -> None:
+    raw = demo()
+    raw["reporting"]["routing"] = "jurisdiction"
+    if where == "file":
+        raw["reporting"]["environment"] = "prod"
+        with pytest.raises(ConfigError, match=r"routing 'jurisdiction' with environment 'prod' is refused") as e:
+            parse_config(raw)
+        assert "forwards each seller to its states of residence and property" in str(e.value)
+        return
+    cfg = tmp_path / "dac7.toml"
+    text = (REPO / "dac7.toml").read_text(encoding="utf-8").replace('routing = "nexus"', 'routing = "jurisdiction"')
+    cfg.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"It is a preview of what each member state receives from LT"):
+        prepare(
+            config_path=cfg,
+            year=2025,
+            out_dir=tmp_path / "out",
+            environment="prod",
+            staging_root=tmp_path,
+            timestamp=datetime(2026, 1, 15, 12, 0),
+            as_of=date(2026, 1, 15),
+        )
+    with pytest.raises(ConfigError, match=r"mode correction: a preview"):
+        prepare(
+            config_path=cfg,
+            year=2025,
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path,
+            timestamp=datetime(2026, 1, 15, 12, 0),
+            as_of=date(2026, 1, 15),
+            mode="correction",
+        )
+
+
+def test_authorities_of_another_state_change_nothing_and_say_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tmp_path / "dac7.toml"
+    cfg.write_text(
+        (REPO / "dac7.toml").read_text(encoding="utf-8") + '\n[authorities.DE]\nbzst_id = "BZST0012345678"\n',
+        encoding="utf-8",
+    )
+    args = {
+        "config_path": cfg,
+        "year": 2025,
+        "out_dir": tmp_path / "out",
+        "staging_root": tmp_path,
+        "timestamp": datetime(2026, 1, 15, 12, 0),
+        "as_of": date(2026, 1, 15),
+    }
+    with caplog.at_level("WARNING"):
+        prepare(**args)
+    assert "[authorities.DE] is ignored: this operator files in LT" in caplog.text
+    # a filing is made in the filing state alone
+    with pytest.raises(ConfigError, match=r"authorities DE: this operator files in LT only"):
+        prepare(**args, authorities=["DE"])
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,8 @@ def test_every_stage_tags_its_records(tmp_path: Path, caplog: pytest.LogCaptureF
     url = marketplace().write(f"sqlite:///{tmp_path}/source.db")
     with caplog.at_level(logging.INFO, logger="reporting"):
         run_dir = pipeline.prepare(
-            config_path=write_config(tmp_path / "dac7.toml"),
+            # a preview: one authority per state of residence, each stage per authority tagged
+            config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
             year=2025,
             out_dir=tmp_path / "out",
             as_of=date(2026, 1, 31),

@@ -15,27 +15,29 @@ from reporting.period import Period
 VILNIUS = Period(2025, "Europe/Vilnius", date(2026, 1, 31))
 
 
-def test_payment_at_23_30_utc_on_31_march_is_q2_in_vilnius() -> None:
-    # 2025-03-31 23:30 UTC = 2025-04-01 02:30 EEST (UTC+3): the second quarter.
-    assert VILNIUS.quarter_of(datetime(2025, 3, 31, 23, 30)) == 2
-    # 20:59 UTC = 23:59 local: still the first quarter.
-    assert VILNIUS.quarter_of(datetime(2025, 3, 31, 20, 59)) == 1
-    # In UTC the same instant is Q1.
-    assert Period(2025, "UTC", date(2026, 1, 31)).quarter_of(datetime(2025, 3, 31, 23, 30)) == 1
+def test_quarter_starts_are_local_midnights_as_utc_instants() -> None:
+    # Europe/Vilnius: EET (UTC+2) in winter, EEST (UTC+3) from the last Sunday of March (30 March 2025)
+    # to the last Sunday of October (26 October 2025). The aggregate compares paid_at with these.
+    assert VILNIUS.quarter_starts_utc == (
+        datetime(2024, 12, 31, 22, 0),
+        datetime(2025, 3, 31, 21, 0),
+        datetime(2025, 6, 30, 21, 0),
+        datetime(2025, 9, 30, 21, 0),
+    )
+    assert Period(2025, "UTC", date(2026, 1, 31)).quarter_starts_utc[1] == datetime(2025, 4, 1)
 
 
 def test_year_bounds_in_local_time() -> None:
-    # 2025-12-31 22:30 UTC is 2026-01-01 00:30 in Vilnius (UTC+2): outside 2025.
+    # 2025-12-31 22:30 UTC is 2026-01-01 00:30 in Vilnius (UTC+2): outside 2025 (the end is exclusive).
     assert VILNIUS.start_utc == datetime(2024, 12, 31, 22, 0)
     assert VILNIUS.end_utc == datetime(2025, 12, 31, 22, 0)
-    with pytest.raises(ValueError):
-        VILNIUS.quarter_of(datetime(2025, 12, 31, 22, 30))
 
 
 def test_refund_cut_off_is_the_end_of_the_local_as_of_day() -> None:
-    p = Period(2025, "Europe/Vilnius", date(2026, 1, 31))
-    assert p.refund_applies(datetime(2026, 1, 31, 21, 59, 59))  # 23:59:59 local on the as-of day
-    assert not p.refund_applies(datetime(2026, 1, 31, 22, 0))  # 00:00 on the next day
+    # refunds before this instant are applied: 23:59:59.999999 local on the as-of day is, 00:00 is not
+    assert VILNIUS.as_of_end_utc == datetime(2026, 1, 31, 22, 0)
+    summer = Period(2025, "Europe/Vilnius", date(2025, 7, 31))
+    assert summer.as_of_end_utc == datetime(2025, 7, 31, 21, 0)
 
 
 def test_exact_conversion_and_rounding() -> None:

@@ -3,7 +3,8 @@
 Every rule gets a message that breaks it (exactly that code, on the right record, at an XPath
 that locates the offending element) and the same message corrected (no findings at all). All
 messages are derived from one valid EU-edition message, BASE. The reference samples document
-what the rules find in real files; they are skipped when the shared reference is absent.
+what the rules find in real files (tests/reference/samples; the Italian ones from
+../shared/reference beside the checkout).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
+from resources import marks, require_file, sample, sample_files, sample_name
 
 from reporting.authorities import EU_GENERIC
 from reporting.preflight import (
@@ -36,8 +38,6 @@ from reporting.preflight import (
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord, Tin
 from reporting.validate import schema_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT.parent / "shared" / "reference" / "samples"
 TODAY = date(2026, 6, 1)
 NS = NAMESPACES
 DPI = "{urn:oecd:ties:dpi:v1}"
@@ -1087,32 +1087,29 @@ FR_SAMPLES = [
     "6_initial_assumed",
 ]
 
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"reference samples not found under {SAMPLES}")
 
-
-@needs_samples
 def test_every_sample_is_covered() -> None:
-    found = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*.xml")}
+    found = {sample_name(p) for p in sample_files()}
     assert found == set(SAMPLE_CODES) | {f"{FR}/{case}/declaration.xml" for case in FR_SAMPLES}
 
 
-@needs_samples
-@pytest.mark.parametrize("name", sorted(SAMPLE_CODES))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=marks(sample(name))) for name in sorted(SAMPLE_CODES)])
 def test_sample_findings(name: str) -> None:
-    findings = check_message(SAMPLES / name, today=TODAY)
+    require_file(sample(name))
+    findings = check_message(sample(name), today=TODAY)
     assert {f.code for f in findings} == SAMPLE_CODES[name], [f.describe() for f in findings]
-    tree = etree.parse(str(SAMPLES / name))
+    tree = etree.parse(str(sample(name)))
     namespaces = {**NS, **{k: v for k, v in tree.getroot().nsmap.items() if k}}
     for finding in findings:
         assert len(tree.xpath(finding.xpath, namespaces=namespaces)) == 1, finding.xpath
     if name in DOMESTIC_CODES:
-        domestic = check_message(SAMPLES / name, rules=EU_DOMESTIC, today=TODAY)
+        domestic = check_message(sample(name), rules=EU_DOMESTIC, today=TODAY)
         assert {f.code for f in domestic} == DOMESTIC_CODES[name]
 
 
-@needs_samples
 @pytest.mark.parametrize("case", FR_SAMPLES)
 def test_french_samples_are_not_eu_edition_messages(case: str) -> None:
+    require_file(sample(f"{FR}/{case}/declaration.xml"))
     # DGFiP uses urn:oecd:ties:dpi without :v1 (and TaxesQn ...): the EU rules cannot read it.
     with pytest.raises(ValueError, match="is not an EU-edition DPI message"):
-        check_message(SAMPLES / FR / case / "declaration.xml", today=TODAY)
+        check_message(sample(f"{FR}/{case}/declaration.xml"), today=TODAY)

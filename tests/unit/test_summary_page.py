@@ -103,7 +103,8 @@ def summary_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     base = tmp_path_factory.mktemp("summary-page")
     url = marketplace().write(f"sqlite:///{base / 'source.db'}")
     result = run(
-        config_path=write_config(base / "dac7.toml"),
+        # a preview: figures per receiving state (a filing has the filing state alone)
+        config_path=write_config(base / "dac7.toml", routing="jurisdiction"),
         source_url=url,
         year=2025,
         as_of=date(2026, 1, 31),

@@ -30,7 +30,7 @@ type twice.  The original layout is dip.xsd (dip, DipType, DipHeaderType, DipBod
 dip-types.xsd (the rest), and that is how our files are split.  The tests check both: the stored file
 and a reconstruction (include restored, inline copies dropped) built in tmp_path.
 
-The reference files live outside the repository (../shared/reference); without them the module is skipped.
+The reference files are vendored in tests/reference/xsd (see tests/reference/README.md).
 """
 
 from __future__ import annotations
@@ -43,20 +43,15 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from resources import require_module, vendored
 from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "de" / "dip-v1"
-REFERENCE_XSD_DIR = REFERENCE / "xsd" / "de-bzst-dip__xdev-client"
+REFERENCE_XSD_DIR = vendored("xsd", "de-bzst-dip__xdev-client")
 SCHEMA_FILES = ("dip.xsd", "dip-types.xsd")
 
-if not all((REFERENCE_XSD_DIR / name).is_file() for name in SCHEMA_FILES):
-    pytest.skip(
-        f"reference BZSt DIP schema not found under {REFERENCE} "
-        "(the shared reference checkout is absent); skipping DIP envelope equivalence tests",
-        allow_module_level=True,
-    )
+require_module(*(REFERENCE_XSD_DIR / name for name in SCHEMA_FILES))
 
 XS = "http://www.w3.org/2001/XMLSchema"
 DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"

@@ -7,8 +7,8 @@ Three kinds of evidence:
 * a structural walk of both schema sets: the same named types, the same code lists,
   facets, content models (element names, order, cardinalities, types) and attributes.
 
-The official files live outside the repository (../shared/reference); without them the
-module is skipped.
+The official files are vendored in tests/reference/xsd; the samples are those of
+tests/reference/samples and the Italian ones of ../shared/reference beside the checkout.
 """
 
 from __future__ import annotations
@@ -19,21 +19,17 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from resources import marks, require_file, require_module, sample_name, vendored
+from resources import sample_files as reference_samples
 from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "eu" / "v1.0"
-OFFICIAL_XSD_DIR = REFERENCE / "xsd" / "eu-dgtaxud-dac7-validation-plugin-1.1.0"
-SAMPLES_DIR = REFERENCE / "samples"
+OFFICIAL_XSD_DIR = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")
+SAMPLES_DIR = vendored("samples")
 SCHEMA_FILES = ("DPIXML_v1.0.xsd", "isodpitypes_v1.0.xsd", "oecddpitypes_v1.0.xsd")
 
-if not (OFFICIAL_XSD_DIR / "DPIXML_v1.0.xsd").is_file():
-    pytest.skip(
-        f"official EU DPI schema not found under {REFERENCE} "
-        "(the shared reference checkout is absent); skipping schema equivalence tests",
-        allow_module_level=True,
-    )
+require_module(*(OFFICIAL_XSD_DIR / name for name in SCHEMA_FILES))
 
 XS = "http://www.w3.org/2001/XMLSchema"
 DPI_NS = "urn:oecd:ties:dpi:v1"
@@ -79,7 +75,7 @@ KNOWN_VALID_SAMPLES = {
 
 
 def sample_files() -> list[Path]:
-    return sorted(SAMPLES_DIR.rglob("*.xml")) if SAMPLES_DIR.is_dir() else []
+    return reference_samples()
 
 
 def message_of(path: Path) -> etree._ElementTree:
@@ -100,9 +96,10 @@ def test_samples_found() -> None:
     assert len(SAMPLES) >= 10, f"expected the reference samples under {SAMPLES_DIR}"
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=[p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=marks(p), id=sample_name(p)) for p in SAMPLES])
 def test_sample_same_verdict(path: Path) -> None:
-    rel = path.relative_to(SAMPLES_DIR).as_posix()
+    require_file(path)
+    rel = sample_name(path)
     ok_ours, ok_official, errors = verdicts(message_of(path))
     assert ok_ours == ok_official, f"{rel}: schemas disagree\n{errors}"
     if rel.startswith("fr-"):

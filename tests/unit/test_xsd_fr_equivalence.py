@@ -70,7 +70,8 @@ Code lists
     CorrectableAdditionalInfo_Type, AccountHolder_Type, NameReportableSeller_Type, Identifier_Type (inline).
     StringMin1Max4000_Type is declared but unused.
 
-The reference files live outside the repository (../shared/reference); without them the module is skipped.
+The reference files are vendored in tests/reference (see tests/reference/README.md); of the samples, the
+Italian ones lie beside the checkout in ../shared/reference.
 """
 
 from __future__ import annotations
@@ -83,25 +84,20 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from resources import marks, require_file, require_module, sample_files, sample_name, vendored
 from xsd_support import Mutations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "fr" / "v1.6"
 EU_XSD_DIR = REPO_ROOT / "xsd" / "eu" / "v1.0"
-REFERENCE_XSD_DIR = REFERENCE / "xsd" / "fr-dgfip-v1.6__adapted-by-backmarket"
-SAMPLES_DIR = REFERENCE / "samples"
+REFERENCE_XSD_DIR = vendored("xsd", "fr-dgfip-v1.6__adapted-by-backmarket")
+SAMPLES_DIR = vendored("samples")
 FR_SAMPLES_DIR = SAMPLES_DIR / "fr-dgfip-examples__adapted-by-backmarket"
 MAIN_FILE = "DPIXML_v1.1-fr1.xsd"
 SCHEMA_FILES = (MAIN_FILE, "isodpitypes_v1.0-fr1.xsd", "oecddpitypes_v1.0-fr1.xsd")
 EU_SCHEMA_FILES = ("DPIXML_v1.0.xsd", "isodpitypes_v1.0.xsd", "oecddpitypes_v1.0.xsd")
 
-if not all((REFERENCE_XSD_DIR / name).is_file() for name in SCHEMA_FILES):
-    pytest.skip(
-        f"reference French DPI schema not found under {REFERENCE} "
-        "(the shared reference checkout is absent); skipping French schema equivalence tests",
-        allow_module_level=True,
-    )
+require_module(*(REFERENCE_XSD_DIR / name for name in SCHEMA_FILES))
 
 XS = "http://www.w3.org/2001/XMLSchema"
 DPI_NS = "urn:oecd:ties:dpi"
@@ -141,13 +137,11 @@ def verdicts(doc: etree._ElementTree) -> tuple[bool, bool, str]:
 
 
 def _rel(path: Path) -> str:
-    return path.relative_to(SAMPLES_DIR).as_posix()
+    return sample_name(path)
 
 
 FR_SAMPLES = sorted(FR_SAMPLES_DIR.glob("*/declaration.xml")) if FR_SAMPLES_DIR.is_dir() else []
-OTHER_SAMPLES = (
-    sorted(p for p in SAMPLES_DIR.rglob("*.xml") if FR_SAMPLES_DIR not in p.parents) if SAMPLES_DIR.is_dir() else []
-)
+OTHER_SAMPLES = [p for p in sample_files() if FR_SAMPLES_DIR not in p.parents]
 
 
 def message_of(path: Path) -> etree._ElementTree:
@@ -190,16 +184,18 @@ def test_french_sample_valid_against_both(path: Path) -> None:
     assert ok_ours, f"{_rel(path)}: expected valid against our schema\n{errors}"
 
 
-@pytest.mark.parametrize("path", OTHER_SAMPLES, ids=[_rel(p) for p in OTHER_SAMPLES])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=marks(p), id=_rel(p)) for p in OTHER_SAMPLES])
 def test_eu_sample_invalid_against_both(path: Path) -> None:
+    require_file(path)
     ok_ours, ok_ref, errors = verdicts(message_of(path))
     assert ok_ours == ok_ref, f"{_rel(path)}: schemas disagree\n{errors}"
     assert not ok_ours, f"{_rel(path)}: an EU-namespace message must not validate against the French schema"
 
 
-@pytest.mark.parametrize("path", OTHER_SAMPLES, ids=[_rel(p) for p in OTHER_SAMPLES])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=marks(p), id=_rel(p)) for p in OTHER_SAMPLES])
 def test_eu_sample_in_french_namespaces_same_verdict(path: Path) -> None:
     """Moved into the French namespaces, EU messages still fail (TaxQn, SendingEntityIN, ...) - in both schemas."""
+    require_file(path)
     ok_ours, ok_ref, errors = verdicts(to_namespaces(message_of(path), EU_TO_FR))
     assert ok_ours == ok_ref, f"{_rel(path)}: schemas disagree\n{errors}"
     assert not ok_ours, f"{_rel(path)}: unexpectedly valid in the French edition"

@@ -56,7 +56,9 @@ XSD does not check, see the ``*-not-NAV-format`` variants)::
     Timestamp         CET only, seconds with at most 3 fraction digits (schema: any xsd:dateTime)
     ReportingPeriod   31 December of the reporting year, not after the year of submission (schema: xsd:date)
 
-The reference files live outside the repository (../shared/reference); without them the module is skipped.
+The NAV reference files stay outside the repository (their terms do not allow redistribution, see
+tests/reference/README.md): they lie beside the checkout in ../shared/reference. Without them the module is
+skipped, or fails in CI (marker outside_reference).
 """
 
 from __future__ import annotations
@@ -67,25 +69,23 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from resources import outside, outside_reference, require_file, require_module, sample_name, vendored
+from resources import sample_files as reference_samples
 from xsd_support import Mutations
 
+pytestmark = outside_reference
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "hu" / "v1.0"
 EU_XSD_DIR = REPO_ROOT / "xsd" / "eu" / "v1.0"
-REFERENCE_XSD_DIR = REFERENCE / "xsd" / "hu-nav"
+REFERENCE_XSD_DIR = outside("xsd", "hu-nav")
 VALIDATOR_XSD_DIR = REFERENCE_XSD_DIR / "validator-zip"
-SAMPLES_DIR = REFERENCE / "samples"
+SAMPLES_DIR = vendored("samples")
 MAIN_FILE = "DPIXML_v1.0.xsd"
 VALIDATOR_MAIN_FILE = "DPIXML_20231019.xsd"
 SCHEMA_FILES = (MAIN_FILE, "isodpitypes_v1.0.xsd", "oecddpitypes_v1.0.xsd")
 
-if not all((REFERENCE_XSD_DIR / name).is_file() for name in SCHEMA_FILES):
-    pytest.skip(
-        f"reference Hungarian NAV DPI_HU schema not found under {REFERENCE} "
-        "(the shared reference checkout is absent); skipping DPI_HU schema equivalence tests",
-        allow_module_level=True,
-    )
+require_module(*(REFERENCE_XSD_DIR / name for name in SCHEMA_FILES))
 
 XS = "http://www.w3.org/2001/XMLSchema"
 DPI_NS = "urn:oecd:ties:dpi:v1"
@@ -577,7 +577,7 @@ def test_enough_invalid_variants() -> None:
 
 
 def sample_files() -> list[Path]:
-    return sorted(SAMPLES_DIR.rglob("*.xml")) if SAMPLES_DIR.is_dir() else []
+    return reference_samples()
 
 
 SAMPLES = sample_files()
@@ -612,9 +612,10 @@ def test_samples_found() -> None:
     assert len(SAMPLES) >= 10, f"expected the reference samples under {SAMPLES_DIR}"
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=[p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES])
+@pytest.mark.parametrize("path", SAMPLES, ids=[sample_name(p) for p in SAMPLES])
 def test_sample_same_verdict(path: Path) -> None:
-    rel = path.relative_to(SAMPLES_DIR).as_posix()
+    require_file(path)
+    rel = sample_name(path)
     expected = is_hungarian(path)
     for label, doc in (("as stored", etree.parse(str(path))), ("re-rooted as DPI_HU", as_dpi_hu(path))):
         results, errors = verdicts(doc)
@@ -801,8 +802,7 @@ def test_no_patterns_anywhere() -> None:
 
 def test_validator_copy_is_the_same_schema() -> None:
     """NAV's validator tool carries the same schema (older annotation wording only): nothing else to write."""
-    if not _has_validator_copy():
-        pytest.skip("validator copy absent")
+    require_file(*(VALIDATOR_XSD_DIR / name for name in (VALIDATOR_MAIN_FILE, *SCHEMA_FILES[1:])))
     ref, val = reference_set(), validator_set()
     for name in SCHEMA_FILES:
         for attr in ("targetNamespace", "elementFormDefault", "attributeFormDefault", "version"):
@@ -851,9 +851,8 @@ def test_differences_from_eu_edition() -> None:
 
 
 def test_differences_hold_for_the_official_files_too() -> None:
-    official_eu = REFERENCE / "xsd" / "eu-dgtaxud-dac7-validation-plugin-1.1.0"
-    if not (official_eu / MAIN_FILE).is_file():
-        pytest.skip("official EU schema absent")
+    official_eu = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")
+    require_file(*(official_eu / name for name in SCHEMA_FILES))
     assert _differences(_load_set(official_eu), reference_set()) == EU_DIFFERENCES
 
 

@@ -68,7 +68,9 @@ switches; the code-to-switch pairing is by meaning - the checker classes are not
 W0030), message.receivingcountry=IT, level=COMMON, versione=010900, data=31072026; ``codfornitura`` is
 commented out.  Schema errors are reported as E5007 (telematic envelope) and S0001 (DAC7 message).
 
-The reference files live outside the repository (../shared/reference); without them the module is skipped.
+The Agenzia delle Entrate reference files and the Italian samples stay outside the repository (their terms do
+not allow redistribution, see tests/reference/README.md): they lie beside the checkout in ../shared/reference.
+Without them the module is skipped, or fails in CI (marker outside_reference).
 """
 
 from __future__ import annotations
@@ -81,13 +83,25 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from resources import (
+    OUTSIDE_FOLDERS,
+    outside,
+    outside_reference,
+    require_file,
+    require_module,
+    sample,
+    sample_files,
+    sample_name,
+    vendored,
+)
 from xsd_support import Mutations
 
+pytestmark = outside_reference
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
-REFERENCE_DIR = REFERENCE / "xsd" / "it-ade-sogei__client-dac7-jar"
-EU_REFERENCE_DIR = REFERENCE / "xsd" / "eu-dgtaxud-dac7-validation-plugin-1.1.0"
-SAMPLES_DIR = REFERENCE / "samples"
+REFERENCE_DIR = outside("xsd", "it-ade-sogei__client-dac7-jar")
+EU_REFERENCE_DIR = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")
+SAMPLES_DIR = outside("samples")
 OUR_DIR = REPO_ROOT / "xsd" / "it"
 
 MAIN = "telematico/fornituraDPIT_v1.0.0.xsd"
@@ -96,12 +110,13 @@ OUR_DPI = OUR_DIR / "dpi-v1.09" / "DPIXML_v1.09.xsd"
 REFERENCE_DPI = REFERENCE_DIR / "xsd" / "DAC7" / "DPIXML_v1.09.xsd"
 OUR_FILES = (OUR_DIR / MAIN, OUR_DIR / ENVELOPE, OUR_DPI)
 
-if not all(p.is_file() for p in (REFERENCE_DIR / "xsd" / MAIN, REFERENCE_DIR / "xsd" / ENVELOPE, REFERENCE_DPI)):
-    pytest.skip(
-        f"reference Agenzia delle Entrate schemas not found under {REFERENCE} "
-        "(the shared reference checkout is absent); skipping Italian envelope equivalence tests",
-        allow_module_level=True,
+require_module(
+    *(
+        outside(folder, name)
+        for folder in ("xsd/it-ade-sogei__client-dac7-jar", "samples/it-ade-sogei__dac7-be-test")
+        for name in OUTSIDE_FOLDERS[folder]
     )
+)
 
 XS = "http://www.w3.org/2001/XMLSchema"
 TM_NS = "www.agenziaentrate.gov.it:specificheTecniche:telent:v1"
@@ -150,8 +165,8 @@ BARE_IT_SAMPLES = {
     f"{IT_SAMPLES}/Valid-Send-InitialMsg-AssumedPO-010.xml",
     f"{IT_SAMPLES}/initialMessage_Prova.xml",
 }
-SAMPLES = sorted(SAMPLES_DIR.rglob("*.xml")) if SAMPLES_DIR.is_dir() else []
-SAMPLE_IDS = [p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES]
+SAMPLES = sample_files()
+SAMPLE_IDS = [sample_name(p) for p in SAMPLES]
 
 
 def test_samples_found() -> None:
@@ -165,7 +180,7 @@ def test_samples_found() -> None:
 @pytest.mark.parametrize("path", SAMPLES, ids=SAMPLE_IDS)
 def test_sample_same_verdict(path: Path) -> None:
     """Each sample against the main (envelope) schema and the DPI schema: ours and the reference agree."""
-    rel = path.relative_to(SAMPLES_DIR).as_posix()
+    rel = sample_name(path)
     doc = etree.parse(str(path))
     env, env_errors = verdicts(envelope_schemas(), doc)
     dpi, dpi_errors = verdicts(dpi_schemas(), doc)
@@ -184,7 +199,7 @@ def test_sample_same_verdict(path: Path) -> None:
 @pytest.mark.parametrize("rel", sorted(ENVELOPE_SAMPLES))
 def test_envelope_sample_payload_valid_against_dpi_schema(rel: str) -> None:
     """The DPI_OECD inside each envelope sample, taken out, is valid against both DPI schemas."""
-    inner = next(etree.parse(str(SAMPLES_DIR / rel)).getroot().iter(DPI_ROOT))
+    inner = next(etree.parse(str(sample(rel))).getroot().iter(DPI_ROOT))
     doc = etree.ElementTree(etree.fromstring(etree.tostring(inner)))
     results, errors = verdicts(dpi_schemas(), doc)
     assert results == {"ours": True, "reference": True}, errors
@@ -635,8 +650,7 @@ def test_complex_type_structure_equal(name: str) -> None:
 def test_reference_v109_equals_eu_edition() -> None:
     """Why ours may reuse the EU edition: the reference v1.09 set equals the EU reference v1.0 set structurally."""
     eu_main = EU_REFERENCE_DIR / "DPIXML_v1.0.xsd"
-    if not eu_main.is_file():
-        pytest.skip(f"EU reference schema not found under {EU_REFERENCE_DIR}")
+    require_file(eu_main)
     it_roots = list(schema_documents(REFERENCE_DPI).values())
     eu_roots = list(schema_documents(eu_main).values())
     for kind in KINDS:

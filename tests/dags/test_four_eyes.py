@@ -1,0 +1,417 @@
+"""Four eyes through the approval's real completion path, in this process, without Celery.
+
+A production run of ``dac7_annual`` (Param ``environment`` = ``prod``; the demo configuration
+``dac7.toml`` files in LT, routing ``nexus``; a demo marketplace as the source) runs through
+``dag.test()``. Its ``approve`` task (``FilingApproval``) writes its Human-in-the-loop request and
+waits for a person.
+
+Airflow 3.3 no longer defers a Human-in-the-loop task to ``HITLTrigger``: ``HITLOperator.execute``
+raises ``TaskAwaitingInput`` and the task is parked in the ``awaiting_input`` state, with no
+trigger and no triggerer. ``dag.test()`` keeps the run alive while a task waits there ("Waiting for
+Human-in-the-loop input") until a response recorded from outside sets it back to ``scheduled``:
+the Core API's ``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails``
+(what the *Required actions* page sends) records ``responded_by``, ``chosen_options`` and
+``responded_at`` and, for a parked task, hands ``HITLDetail.as_resume_event_payload()`` (the keys
+of the provider's ``HITLTriggerEventSuccessPayload``) to ``handle_event_submit``; ``dag.test()``
+then resumes the task in ``execute_complete(context, event)``, where ``FilingApproval`` calls
+``check_second_person`` with the run's ``triggering_user_name``.
+
+Here the response goes through that very endpoint: Airflow's API app (``create_app("core")``)
+with the simple auth manager and a passwords file of this module, behind a FastAPI
+``TestClient``, each user logged in through ``POST /auth/token``. A background thread answers
+once ``dag.test()`` says it waits for ``approve`` (its log line: answering between the task being
+parked and ``dag.test()`` recording that state would have the answer overwritten), first reading
+what the approver sees (``GET .../hitlDetails``) and what has been published at that moment.
+
+``dag.test()`` always triggers its run as ``dag_test`` (``triggering_user_name="dag_test"`` in
+``airflow/sdk/definitions/dag.py``): the user who triggered is therefore named ``dag_test``, and
+``reviewer`` is the second person.
+
+1. Approved by ``dag_test``: the endpoint takes the answer, the task fails with the four-eyes
+   message, ``publish`` and ``finalize`` never run, nothing is in the output directory and the
+   ledger holds the LT message as rendered, not published.
+2. Approved by ``reviewer``: the run publishes, and the ledger records the message as triggered by
+   ``dag_test`` and approved by ``reviewer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+DAG_ID = "dac7_annual"
+YEAR = 2025
+FILING_STATE = "LT"  # dac7.toml: the operator's address is in LT, routing "nexus"
+TRIGGERED_BY = "dag_test"  # what dag.test() records as the run's triggering user
+REVIEWER = "reviewer"
+USERS = {TRIGGERED_BY: "user", REVIEWER: "user"}  # simple auth manager roles: both may approve
+PROD = {"environment": "prod"}
+HITL_DETAILS = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+#: seconds for a run to reach the approval (about 10 s on the 2-core machine), and to end after it
+RUN_TIMEOUT = 120.0
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated"),
+    pytest.mark.slow,
+]
+
+
+# --- the source, the DAG, the environment of a run ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from reporting.demo import generate_demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
+    generate_demo(url, sellers=200, seed=7, year=YEAR, replace=True)
+    return url
+
+
+def fresh_dag() -> Any:
+    """A newly parsed DAG for each dag.test() (it merges a run's conf into the operators' params)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
+
+
+@dataclass(frozen=True)
+class Paths:
+    out: Path
+    staging: Path
+    ledger_url: str
+
+
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_db: str) -> Paths:
+    config = REPO / "dac7.toml"
+    assert config.is_file(), "the demo configuration dac7.toml is missing"
+    p = Paths(tmp_path / "out", tmp_path / "staging", f"sqlite:///{tmp_path / 'dac7-ledger.sqlite3'}")
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+    monkeypatch.setenv("DAC7_SOURCE_URL", demo_db)
+    monkeypatch.setenv("DAC7_OUT_DIR", str(p.out))
+    monkeypatch.setenv("DAC7_STAGING_DIR", str(p.staging))
+    monkeypatch.setenv("DAC7_LEDGER_URL", p.ledger_url)
+    return p
+
+
+def output_files(p: Paths) -> list[str]:
+    return sorted(str(f.relative_to(p.out)) for f in p.out.rglob("*") if f.is_file()) if p.out.exists() else []
+
+
+def ledger_messages(p: Paths) -> list[Any]:
+    """The production messages of the year in the run's ledger (none before the ledger exists)."""
+    from reporting.ledger import open_ledger
+
+    if not Path(p.ledger_url.removeprefix("sqlite:///")).exists():
+        return []
+    with open_ledger(p.ledger_url, create=False) as ledger:
+        return ledger.messages(year=YEAR, environment="prod")
+
+
+def asset_events(dag_run: Any) -> list[str]:
+    """The URIs of the asset events the run emitted (one per published file)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return sorted(
+            session.scalars(
+                select(AssetModel.uri)
+                .join(AssetEvent, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+            )
+        )
+
+
+def task_states(dag_run: Any) -> dict[str, set[str]]:
+    states: dict[str, set[str]] = {}
+    for ti in dag_run.get_task_instances():
+        states.setdefault(ti.task_id, set()).add(str(ti.state))
+    return states
+
+
+def xcom(dag_run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+        )
+
+
+# --- Airflow's API, as the UI calls it ------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    client: Any  # fastapi.testclient.TestClient of Airflow's API app
+    tokens: dict[str, str]
+
+    def call(self, user: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        return response.status_code, response.json()
+
+
+@pytest.fixture(scope="module")
+def api(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """Airflow's API app in this process (the Core API, no server), with the simple auth manager
+    and the users of a passwords file of this module; each user logged in through ``/auth/token``."""
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
+    passwords_file = tmp_path_factory.mktemp("api") / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        )
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+        purge_cached_app()  # no auth manager of an earlier test: this one reads the users above
+        try:
+            client = TestClient(create_app("core"))
+            tokens = {}
+            for user, password in passwords.items():
+                response = client.post("/auth/token", json={"username": user, "password": password})
+                assert response.status_code == 201, response.text
+                tokens[user] = response.json()["access_token"]
+            yield Api(client, tokens)
+        finally:
+            purge_cached_app()
+
+
+# --- the approver: a person answering in the UI while dag.test() waits ---------------------------
+
+
+class _WaitingForApproval(logging.Handler):
+    """Sets ``event`` when dag.test() logs that it waits for the human input of ``approve``: the
+    task is parked and dag.test() has recorded it so. (dag.test() sets the task's state from the
+    task runner's result after the task was parked; an answer given in between would be
+    overwritten and the run would wait for ever.)"""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__(logging.INFO)
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Waiting for Human-in-the-loop input") and "'approve'" in message:
+            self.event.set()
+
+
+@dataclass
+class Approver:
+    """Answers the approval of the run at ``logical_date`` as ``user``, from a background thread.
+
+    Before answering it records what the approver sees (the HITL detail, through the API) and what
+    is published at that moment. Whatever goes wrong, it never leaves dag.test() waiting: a task
+    still parked when it gives up is marked failed."""
+
+    api: Api
+    user: str
+    option: str
+    logical_date: datetime
+    paths: Paths
+    asked: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    run_id: str | None = None
+    state_when_asked: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    files_when_asked: list[str] = field(default_factory=list)
+    ledger_when_asked: list[tuple[str, str]] = field(default_factory=list)
+    answer: tuple[int, Any] | None = None
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while not self.asked.wait(0.1):
+                if self.finished.is_set():
+                    raise AssertionError("the run ended without waiting for an approval")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the run did not wait for an approval within {RUN_TIMEOUT:.0f} s")
+            ti = self.parked_approval()
+            assert ti is not None, "dag.test() waits for approve, but no approve task instance is parked"
+            self.run_id, self.state_when_asked = ti.run_id, str(ti.state)
+            path = HITL_DETAILS.format(dag_id=DAG_ID, run_id=self.run_id)
+            status, self.detail = self.api.call(self.user, "GET", path)
+            assert status == 200, (status, self.detail)
+            self.files_when_asked = output_files(self.paths)
+            self.ledger_when_asked = [(m.authority, m.status) for m in ledger_messages(self.paths)]
+            self.answer = self.api.call(
+                self.user, "PATCH", path, json={"chosen_options": [self.option], "params_input": {}}
+            )
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            if self.answer is None or self.answer[0] != 200:
+                self.fail_parked_approval()
+
+    def parked_approval(self) -> Any:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        with create_session() as session:
+            return session.scalar(
+                select(TaskInstance)
+                .join(TaskInstance.dag_run)
+                .where(
+                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.task_id == "approve",
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                    DagRun.logical_date == self.logical_date,
+                )
+            )
+
+    def fail_parked_approval(self) -> None:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+
+        ti = self.parked_approval()
+        if ti is not None:
+            with create_session() as session:
+                session.get(TaskInstance, ti.id).state = TaskInstanceState.FAILED
+
+
+@contextmanager
+def approval(api: Api, user: str, option: str, logical_date: datetime, p: Paths) -> Iterator[Approver]:
+    """An approver that answers as ``user`` while the body of the ``with`` runs dag.test()."""
+    approver = Approver(api, user, option, logical_date, p)
+    handler = _WaitingForApproval(approver.asked)
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    level, disabled = logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    thread = threading.Thread(target=approver.run, name=f"approver-{user}", daemon=True)
+    thread.start()
+    try:
+        yield approver
+    finally:
+        approver.finished.set()
+        thread.join(timeout=30)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
+    assert not thread.is_alive(), "the approver did not stop"
+    if approver.error is not None:
+        raise approver.error
+
+
+def run_until_answered(api: Api, user: str, logical_date: datetime, p: Paths) -> tuple[Any, Approver]:
+    with approval(api, user, "Approve", logical_date, p) as approver:
+        dag_run = fresh_dag().test(logical_date=logical_date, run_conf=PROD)
+    return dag_run, approver
+
+
+def assert_waited_for_approval(approver: Approver, dag_run: Any, p: Paths) -> None:
+    """The run waited at ``approve`` for a person, with the filing's figures, nothing published."""
+    assert approver.run_id == dag_run.run_id
+    assert approver.state_when_asked == "awaiting_input"
+    detail = approver.detail
+    assert detail["subject"] == f"Publish the DAC7 {YEAR} production filing?"
+    assert detail["options"] == ["Approve", "Reject"]
+    assert detail["body"].startswith(f"### DAC7 {YEAR}: production filing in {FILING_STATE}\n"), detail["body"]
+    assert f"| {FILING_STATE} | " in detail["body"]
+    assert "The person who triggered the run cannot approve it." in detail["body"]
+    assert detail["response_received"] is False and detail["responded_by_user"] is None
+    assert detail["task_instance"]["state"] == "awaiting_input"
+    assert approver.files_when_asked == []
+    assert approver.ledger_when_asked == [(FILING_STATE, "rendered")]
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_the_person_who_triggered_a_production_filing_cannot_approve_it(
+    api: Api, paths: Paths, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The endpoint takes the answer (the task has no assigned users); ``execute_complete``
+    refuses it: the run fails and nothing is published."""
+    logical_date = datetime(2026, 1, 19, 6, tzinfo=UTC)
+    capfd.readouterr()
+    dag_run, approver = run_until_answered(api, TRIGGERED_BY, logical_date, paths)
+    output = "".join(capfd.readouterr())
+
+    assert dag_run.triggering_user_name == TRIGGERED_BY
+    assert_waited_for_approval(approver, dag_run, paths)
+    assert approver.answer is not None
+    status, answer = approver.answer
+    assert status == 200, answer
+    assert answer["chosen_options"] == ["Approve"]
+    assert answer["responded_by"] == {"id": TRIGGERED_BY, "name": TRIGGERED_BY}
+
+    assert str(dag_run.state) == "failed"
+    states = task_states(dag_run)
+    assert states["gate"] == {"success"}
+    assert states["approve"] == {"failed"}, states
+    assert states["publish"] == states["finalize"] == {"upstream_failed"}, states
+    # failed by the four-eyes check after the approval was resumed, not by a reject
+    assert "four eyes need a second person to approve it" in output, output[-3000:]
+    assert xcom(dag_run, "approve") is None
+    assert output_files(paths) == []
+    assert asset_events(dag_run) == []
+    assert [(m.authority, m.status) for m in ledger_messages(paths)] == [(FILING_STATE, "rendered")]
+
+
+@pytest.mark.timeout(300)
+def test_a_production_filing_is_published_when_a_second_person_approves_it(api: Api, paths: Paths) -> None:
+    logical_date = datetime(2026, 1, 20, 6, tzinfo=UTC)
+    dag_run, approver = run_until_answered(api, REVIEWER, logical_date, paths)
+
+    assert dag_run.triggering_user_name == TRIGGERED_BY
+    assert_waited_for_approval(approver, dag_run, paths)
+    assert approver.answer is not None
+    status, answer = approver.answer
+    assert status == 200, answer
+    assert answer["responded_by"] == {"id": REVIEWER, "name": REVIEWER}
+
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    states = task_states(dag_run)
+    assert states["approve"] == states["publish"] == states["finalize"] == {"success"}, states
+    # what execute_complete returned: the response, as the endpoint recorded it
+    result = xcom(dag_run, "approve")
+    assert result["chosen_options"] == ["Approve"] and result["params_input"] == {}
+    assert result["responded_by_user"] == {"id": REVIEWER, "name": REVIEWER}
+
+    manifest = json.loads((paths.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
+    assert [f["authority"] for f in manifest["files"]] == [FILING_STATE]
+    for f in manifest["files"]:
+        assert (paths.out / str(YEAR) / f["file"]).is_file()
+    assert asset_events(dag_run) == [f"dac7://filings/{FILING_STATE}"] * len(manifest["files"])
+    messages = ledger_messages(paths)
+    assert [(m.authority, m.status) for m in messages] == [(FILING_STATE, "published")]
+    assert [m.message_ref_id for m in messages] == [f["message_ref_id"] for f in manifest["files"]]
+    assert {(m.triggered_by, m.approved_by) for m in messages} == {(TRIGGERED_BY, REVIEWER)}
