@@ -111,7 +111,8 @@ def dac7_annual() -> None:
         dag_run, params = ctx["dag_run"], ctx["params"]
         year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
         env = settings_from_env()
-        environment = params.get("environment") or load_config(env["config_path"]).reporting.environment
+        config = load_config(env["config_path"])
+        environment = params.get("environment") or config.reporting.environment
         problems = conf_problems(
             year=year,
             as_of=as_of,
@@ -125,7 +126,10 @@ def dac7_annual() -> None:
         run_dir = pipeline.prepare(
             config_path=env["config_path"],
             year=year,
-            out_dir=str(Path(env["out_dir"]) / str(year)),
+            # a preview never takes the place of the year's filing: it publishes beside it
+            out_dir=str(
+                Path(env["out_dir"]) / str(year) / ("preview" if config.reporting.routing == "jurisdiction" else "")
+            ),
             as_of=as_of,
             environment=params.get("environment"),
             staging_root=env["staging_root"],

@@ -292,6 +292,12 @@ def summary_table(manifest: dict[str, Any]) -> str:
         lines.append("  nothing to file: the ledger holds this period as filed, and nothing changed")
     else:
         lines.append("  nothing to file: no reportable seller in this period")
+    others = manifest.get("other_live_filings") or []
+    if others:
+        lines.append(
+            f"  the ledger holds live filings of this period to {', '.join(others)} (not the filing state "
+            f"{manifest.get('filing_state')}): left as they are; withdraw them with that authority if wrong"
+        )
     for d in manifest.get("discarded", []):
         lines.append(
             f"  discarded {d['message_ref_id']} ({d['authority']}) of run {d['run_id']}: rendered, never published"

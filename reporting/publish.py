@@ -21,7 +21,7 @@ from reporting.due_diligence import write_due_diligence
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import EU_EXCHANGE, check_message
-from reporting.render import file_sha256, planned_authorities, rendered, stage_ledger
+from reporting.render import file_sha256, planned_authorities, planned_other_live_filings, rendered, stage_ledger
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.summary_page import SUMMARY_PAGE, write_run_summary
@@ -92,7 +92,7 @@ def _validate_with(
         path = settings.run_path / "render" / msg["file"]
         profile = select_profile(msg["authority"], settings.config, warn=False)
         # The authority's current official schema package, where the configuration points at one.
-        xsd_dir = settings.config.authorities.get(msg["authority"], {}).get("xsd_dir") or settings.xsd_dir
+        xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
         findings = profile.extra_checks(path) if not errors else []
         if not errors and profile.rule_set.codes:
@@ -378,6 +378,9 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
         "data_checks": checks,
         "superseded": [],  # kept for readers of older manifests: files are never moved now
         "discarded": render.get("discarded", []),
+        # live filings of the period to other authorities than the filing state (filed before):
+        # this run left them as they are
+        "other_live_filings": planned_other_live_filings(settings),
         "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],

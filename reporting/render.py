@@ -426,6 +426,7 @@ def plan(settings: RunSettings) -> list[str]:
         routed = [r[0] for r in con.execute("select distinct authority from routing order by 1").fetchall()]
     finally:
         con.close()
+    others: list[str] = []
     if settings.preview:
         authorities = filing_authorities(settings, None, routed)
     else:
@@ -433,8 +434,39 @@ def plan(settings: RunSettings) -> list[str]:
             authorities = filing_authorities(settings, ledger, routed)
             if settings.mode == "deletion":
                 _check_deletion(settings, ledger, authorities)
-    write_json(settings.stage_dir("render") / "plan.json", {"authorities": authorities})
+            others = other_live_filings(settings, ledger)
+        if others:
+            log.warning(
+                "the filing ledger holds live filings of %s %s (%s) to %s, not the filing state %s: this run "
+                "neither corrects nor deletes them. If they were filed under an earlier routing, or before the "
+                "filing state changed, withdraw them with that authority (its portal) and import its status "
+                "message, or keep them if they are right",
+                settings.year,
+                settings.environment,
+                "a production filing" if settings.environment == "prod" else "test data",
+                ", ".join(others),
+                settings.filing_state,
+            )
+    write_json(settings.stage_dir("render") / "plan.json", {"authorities": authorities, "other_live_filings": others})
     return authorities
+
+
+def other_live_filings(settings: RunSettings, ledger: Ledger) -> list[str]:
+    """Authorities other than the filing state that hold live messages of the run's period and
+    environment in the filing ledger (filed under an earlier routing, or before the filing state
+    changed): a filing never touches them, and the run says so."""
+    return sorted(
+        {
+            m.authority
+            for m in ledger.messages(year=settings.year, environment=settings.environment)
+            if m.status in LIVE_MESSAGE_STATUSES and m.authority != settings.filing_state
+        }
+    )
+
+
+def planned_other_live_filings(settings: RunSettings) -> list[str]:
+    others: list[str] = read_json(settings.run_path / "render" / "plan.json").get("other_live_filings", [])
+    return others
 
 
 def planned_authorities(settings: RunSettings) -> list[str]:
@@ -643,7 +675,7 @@ def _render_one(
     env, year = settings.environment, settings.year
     ids = replace(
         profile.doc_ids(settings.run_id, settings.config.operator.country, authority, year),
-        identifiers=settings.config.authorities.get(authority, {}),
+        identifiers=settings.identifiers(authority),
         environment=env,
     )
     current: dict[RecordKey, tuple[str, Any]] = {}
@@ -774,7 +806,7 @@ def _write_message(
         reporting_period=date(settings.year, 12, 31),
         timestamp=profile.message_timestamp(settings.timestamp),
         environment=env,
-        identifiers=settings.config.authorities.get(authority, {}),
+        identifiers=settings.identifiers(authority),
         transfer_id=ids.unique("transfer", authority, str(number)),
     )
     name = profile.file_name(h)

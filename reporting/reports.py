@@ -48,6 +48,7 @@ select
     d.rates,
     d.goods_activities,
     d.goods_eur,
+    d.goods_eur_exact,
     array_to_string(d.excluded_listings, ';') as excluded_listings,
     d.goods_part_excluded,
     d.reading,

@@ -267,8 +267,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         return Decision(decision=EXCLUDED_LISTED, **base)
 
     goods_only = all(activity == GOODS for activity, _ in groups)
-    goods = [b for (activity, _), blocks in groups.items() if activity == GOODS for b in blocks]
-    goods_count = sum(b.activities for b in goods)
+    all_goods_count = sum(b.activities for (activity, _), blocks in groups.items() if activity == GOODS for b in blocks)
 
     excluded_listings: list[str] = []
     if facts.seller_type == "entity":
@@ -291,6 +290,10 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         if not kept:
             return Decision(decision=NOT_REPORTABLE_NON_EU, **base)
 
+    # the de minimis test is of the sales of goods that would be reported (not those of a seller
+    # resident outside the EU, which are not reportable anyway)
+    goods = [b for (activity, _), blocks in kept.items() if activity == GOODS for b in blocks]
+    goods_count = sum(b.activities for b in goods)
     goods_eur: Fraction | None = None
     threshold = ctx.threshold_rates or ctx.rates
     if goods_only or (ctx.variant.goods_part_exclusion and goods):
@@ -310,7 +313,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
             if not kept:
                 return Decision(decision=EXCLUDED_DE_MINIMIS, **base)
     else:
-        base.update(goods_activities=goods_count)
+        base.update(goods_activities=all_goods_count)
 
     property_states = sorted(
         {v[0].listing_country for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
@@ -466,10 +469,10 @@ def explanation(d: Decision) -> str:
                 else v.amount_crossed_text
             )
             why.append(f"{goods} ({count_test}, {amount_test}: not de minimis)")
-        elif d.goods_activities:
+        elif d.goods_activities and not d.not_reported_non_eu:
             why.append(
-                "sells goods and has other activities: the de minimis exclusion is of a seller whose only "
-                "activity is the sale of goods"
+                "sells goods and has other activities: the de minimis exclusion is read as that of a seller "
+                "whose only activity is the sale of goods (the EU wording is unclear on a mixed seller)"
             )
         if d.excluded_listings:
             why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")

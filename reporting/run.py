@@ -50,6 +50,14 @@ class RunSettings:
         """The member state the operator files in: its law decides every seller of the run."""
         return self.config.operator.country
 
+    def identifiers(self, authority: str) -> dict[str, str]:
+        """The ``[authorities.XX]`` table that applies to the messages to ``authority``: the filing
+        state's, in a filing; none otherwise (a table of another state is ignored, and a preview
+        is in the EU generic edition, which takes no identifiers)."""
+        if authority != self.filing_state or self.preview:
+            return {}
+        return dict(self.config.authorities.get(authority, {}))
+
     @property
     def preview(self) -> bool:
         """Routing ``jurisdiction``: a preview of what each member state receives from the filing

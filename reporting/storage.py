@@ -169,7 +169,7 @@ class SharedStaging:
         report = SyncReport()
         local = _local_dir(local_root, run)
         with _SyncState(local_root, run) as state:
-            uploaded: list[tuple[PurePosixPath, Path]] = []
+            uploaded: list[tuple[PurePosixPath, os.stat_result | None]] = []
             for target in sorted(p for p in local.rglob("*") if p.is_file()):
                 rel = PurePosixPath(target.relative_to(local).as_posix())
                 if local_only(rel) or state.unchanged(rel, target):
@@ -179,21 +179,27 @@ class SharedStaging:
                 try:
                     before = target.stat()
                     self.fs.put_file(str(target), destination)
-                    after = target.stat()
                 except FileNotFoundError:
                     # gone since the listing: a file another task of this worker removed (its
                     # own push deals with it)
+                    continue
+                try:
+                    after = target.stat()
+                except FileNotFoundError:  # removed while it was uploading: so is the shared copy
+                    if self.fs.exists(destination):
+                        self.fs.rm_file(destination)
+                    state.forget(rel)
                     continue
                 if _is_local_fs(self.fs):
                     os.chmod(destination, 0o600)
                 report.files += 1
                 report.bytes += before.st_size
                 report.paths.append(str(rel))
-                if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
-                    uploaded.append((rel, before))
-                # else: replaced while it was uploading (by another task of this worker): the
-                # version uploaded may be an older one, so it is not recorded as synchronised and
-                # the next push (its writer's) uploads it again
+                # replaced while it was uploading (by another task of this worker)? Then the
+                # version uploaded may be an older one: the shared version is recorded as seen (a
+                # pull must not fetch it over the newer local file), the local one as not yet
+                # synchronised (the next push, its writer's, uploads it again)
+                uploaded.append((rel, before if _version(before) == _version(after) else None))
             if uploaded:
                 # the versions just written, read as a pull reads them: one listing of the run,
                 # not one metadata request per file
@@ -294,6 +300,11 @@ def _modified(info: dict[str, Any]) -> datetime:
 # --- local side ---------------------------------------------------------------------------------
 
 
+def _version(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one version of a local file from another: size, mtime, ctime and inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def _local_dir(local_root: str | Path, run: str) -> Path:
     if not run or "/" in run or run in (".", ".."):
         raise ValueError(f"staging run name {run!r}: expected one directory name")
@@ -368,14 +379,21 @@ class _SyncState:
             st = target.stat()
         except FileNotFoundError:
             return False
-        return st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
+        # size, mtime and inode: a file replaced by a rename has another inode even within one
+        # tick of a coarse clock (entries written before the inode was kept compare without it)
+        ino = entry.get("ino", st.st_ino)
+        return (st.st_size, st.st_mtime_ns, st.st_ino) == (entry["size"], entry["mtime_ns"], ino)
 
     def record(self, rel: PurePosixPath, target: Path, remote: str) -> None:
         self.record_stat(rel, target.stat(), remote)
 
-    def record_stat(self, rel: PurePosixPath, st: os.stat_result, remote: str) -> None:
-        """The local version of ``rel`` (its ``stat`` when it was synchronised) and the remote one."""
-        self.entries[str(rel)] = {"remote": remote, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    def record_stat(self, rel: PurePosixPath, st: os.stat_result | None, remote: str) -> None:
+        """The local version of ``rel`` (its ``stat`` when it was synchronised) and the remote
+        one; ``st`` None: the remote version is seen, the local one is not synchronised yet."""
+        if st is None:
+            self.entries[str(rel)] = {"remote": remote, "size": -1, "mtime_ns": -1, "ino": -1}
+            return
+        self.entries[str(rel)] = {"remote": remote, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
     def forget(self, rel: PurePosixPath) -> None:
         self.entries.pop(str(rel), None)

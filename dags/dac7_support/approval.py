@@ -158,6 +158,14 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
             f"Total: {len(authorities)} authorit{'y' if len(authorities) == 1 else 'ies'}, {n_messages} "
             f"message(s), {n_records} seller record(s), Consideration {_money(dict(totals))}.",
         ]
+    others = _read(run / "render" / "plan.json").get("other_live_filings", [])
+    if others:
+        lines += [
+            "",
+            f"**Also in the ledger:** live filings of {year} to {', '.join(others)}, not the filing state "
+            f"{filing_state} (filed under an earlier routing, or before the filing state changed). This filing "
+            "neither corrects nor deletes them: withdraw them with that authority if they are wrong.",
+        ]
     discarded = [d for a in authorities for d in rendered[a].get("discarded", [])]
     if discarded:
         lines += [

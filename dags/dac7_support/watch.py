@@ -37,7 +37,11 @@ def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, s
     with decisions_csv.open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
             sales = int(r["goods_activities"] or 0)
-            eur = Fraction(Decimal(r["goods_eur"])) if r["goods_eur"] else Fraction(0)
+            # the exact value the rules compared (goods_eur is rounded to 4 decimals for people)
+            if r.get("goods_eur_exact"):
+                eur = Fraction(r["goods_eur_exact"])
+            else:
+                eur = Fraction(Decimal(r["goods_eur"])) if r["goods_eur"] else Fraction(0)
             # the reading that decided the seller (the filing state's): under the German one,
             # exactly EUR 2,000.00 is no longer "weniger als 2 000 Euro" and has crossed
             reading = variant_of(r.get("reading") or "")

@@ -850,14 +850,16 @@ def test_dag_run_params_override_year_and_authorities(
     assert str(dr.state) == "success"
     states = task_states(dr)
     assert states == {s: {"skipped"} if s == "approve" else {"success"} for s in STAGES}
-    manifest = json.loads((dac7_env["out"] / "2024" / "manifest.json").read_text(encoding="utf-8"))
+    # a preview publishes beside the year's filing, never in its place
+    assert not (dac7_env["out"] / "2024" / "manifest.json").exists()
+    manifest = json.loads((dac7_env["out"] / "2024" / "preview" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reporting_year"] == 2024
     assert manifest["as_of"] == "2026-01-15"
     assert (manifest["routing"], manifest["filing_state"], manifest["preview"]) == ("jurisdiction", "LT", True)
     assert sorted({f["authority"] for f in manifest["files"]}) == ["DE", "IT"]
     for f in manifest["files"]:
         assert f["message_ref_id"].startswith(f"LT2024{f['authority']}"), f["message_ref_id"]
-        root = etree.parse(dac7_env["out"] / "2024" / f["file"]).getroot()
+        root = etree.parse(dac7_env["out"] / "2024" / "preview" / f["file"]).getroot()
         assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_OECD", (f["file"], root.tag)  # the EU generic edition
     for stage in PER_AUTHORITY:
         labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)

@@ -354,7 +354,7 @@ def reference(
         dag_run = parse_dag().test(logical_date=RUN_AFTER, run_after=RUN_AFTER, run_conf=TEST_CONF)
     assert str(dag_run.state) == "success"
     assert (dag_run.run_id, dag_run.run_after, dag_run.logical_date) == (triggered, RUN_AFTER, RUN_AFTER)
-    return Reference(dag_run.run_id, root / "out" / str(YEAR), ledger_url, root / "staging")
+    return Reference(dag_run.run_id, root / "out" / str(YEAR) / "preview", ledger_url, root / "staging")
 
 
 @dataclass(frozen=True)
@@ -373,7 +373,8 @@ def distributed_run(
     state = cluster.wait_for_run(api, triggered)
     assert state == "success", f"the distributed run {state}\n{cluster.diagnose(api, triggered)}"
     snapshot = tmp_path_factory.mktemp("distributed-out") / str(YEAR)
-    shutil.copytree(cluster.out / str(YEAR), snapshot)  # later runs publish into the same directory
+    # a preview publishes beside the year's filing, into preview/; later runs publish there too
+    shutil.copytree(cluster.out / str(YEAR) / "preview", snapshot)
     return DistributedRun(triggered, snapshot, cluster.task_instances(api, triggered))
 
 

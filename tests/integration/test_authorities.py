@@ -121,11 +121,15 @@ def test_authorities_of_another_state_change_neither_the_law_nor_the_format(
 ) -> None:
     """An LT operator with an [authorities.DE] table: its filing is LT's (EU edition), and the
     preview of what DE receives from LT is in the EU edition too; the run says why."""
+    # its schema package too: the preview of DE validates against the EU edition, not that directory
+    extra = f'{DE_IDS}xsd_dir = "{tmp_path / "no-such-package"}"\n'
     with caplog.at_level(logging.WARNING):
-        manifest = go(tmp_path, config(tmp_path, DE_IDS, routing=routing))
+        manifest = go(tmp_path, config(tmp_path, extra, routing=routing))
     profiles = {f["authority"]: f["profile"] for f in manifest["files"]}
     assert profiles == ({"LT": "EU"} if routing == "nexus" else {"DE": "EU", "LT": "EU"})
     assert "[authorities.DE] is ignored: this operator files in LT" in caplog.text
+    for f in manifest["files"]:  # nothing of the DE table in the ids either
+        assert "BZST" not in (tmp_path / "out" / f["file"]).read_text(encoding="utf-8")
 
 
 def test_a_preview_uses_the_eu_edition_even_for_the_filing_state(tmp_path: Path) -> None:

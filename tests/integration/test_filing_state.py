@@ -223,22 +223,27 @@ def test_the_watch_list_reads_the_limits_as_the_filing_state_does(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("reading", "goods_eur", "threshold"),
+    ("reading", "goods_eur", "exact", "threshold"),
     [
-        ("EU", "2000.0000", "within 20%"),  # "did not exceed": not crossed yet
-        ("DE", "2000.0000", "crossed"),  # "weniger als 2 000 Euro": crossed
-        ("DE", "1999.9999", "within 20%"),
-        ("EU", "2000.0001", "crossed"),
-        ("EU", "1599.9999", None),  # under 80% of the limit: not watched
-        ("EU", "1600.0000", "within 20%"),
+        ("EU", "2000.0000", "2000", "within 20%"),  # "did not exceed": not crossed yet
+        ("DE", "2000.0000", "2000", "crossed"),  # "weniger als 2 000 Euro": crossed
+        ("DE", "1999.9999", "19999999/10000", "within 20%"),
+        ("EU", "2000.0001", "20000001/10000", "crossed"),
+        ("EU", "1599.9999", "15999999/10000", None),  # under 80% of the limit: not watched
+        ("EU", "1600.0000", "1600", "within 20%"),
+        # shown rounded, compared exactly: 802,460.01 HUF at 401.23 per EUR is EUR 2,000.0000249...
+        ("EU", "2000.0000", "80246001/40123", "crossed"),
+        ("DE", "2000.0000", "3999999/2000", "within 20%"),  # EUR 1,999.9995
     ],
 )
 def test_the_watch_list_thresholds_by_reading(
-    tmp_path: Path, reading: str, goods_eur: str, threshold: str | None
+    tmp_path: Path, reading: str, goods_eur: str, exact: str, threshold: str | None
 ) -> None:
     decisions_csv = tmp_path / "decisions.csv"
     decisions_csv.write_text(
-        f"seller_id,decision,goods_activities,goods_eur,reading\nS1,any,3,{goods_eur},{reading}\n", encoding="utf-8"
+        "seller_id,decision,goods_activities,goods_eur,goods_eur_exact,reading\n"
+        f"S1,any,3,{goods_eur},{exact},{reading}\n",
+        encoding="utf-8",
     )
     due = tmp_path / "due_diligence.csv"
     due.write_text("seller_id,kind\nS1,TIN unknown\n", encoding="utf-8")
@@ -282,3 +287,32 @@ def test_a_seller_set_aside_by_the_aggregate_checks_keeps_where_it_would_be_repo
     assert row["authorities"] == "PL" and row["kind"] == "threshold crossed without complete data"
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert [(f["authority"], f["sellers"]) for f in manifest["files"]] == [("LT", 1)]
+
+
+def test_filings_made_before_to_another_state_are_left_alone_and_named(tmp_path: Path) -> None:
+    """The operator filed in DE, then files in LT (its filing state changed) with the same ledger:
+    the LT filing has every seller; the DE filing is neither corrected nor deleted (no law of the
+    new filing state governs it), and the plan, the manifest and the summary say it is there."""
+    from reporting.ledger import open_ledger
+
+    m = Marketplace()
+    m.seller("LT-1", country="LT")
+    m.sales("LT-1", 40, 100_00)
+    m.seller("DE-1", country="DE", tin="86095742719")
+    m.sales("DE-1", 40, 100_00)
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    first, second = tmp_path / "de", tmp_path / "lt"
+    first.mkdir()
+    second.mkdir()
+    pipeline.run(**run_args(first, m, config(first, "DE")), ledger_url=ledger)
+    manifest = pipeline.run(**run_args(second, m, config(second)) | {"run_id": None}, ledger_url=ledger).manifest
+    assert [(f["authority"], f["sellers"]) for f in manifest["files"]] == [("LT", 2)]
+    assert manifest["other_live_filings"] == ["DE"]
+    assert "live filings of this period to DE (not the filing state LT): left as they are" in (
+        pipeline.summary_table(manifest)
+    )
+    with open_ledger(ledger) as led:
+        assert sorted((m.authority, m.message_type_indic, m.status) for m in led.messages(year=2025)) == [
+            ("DE", "DPI401", "published"),
+            ("LT", "DPI401", "published"),
+        ]

@@ -176,8 +176,24 @@ def test_a_file_replaced_while_it_uploads_is_pushed_again(
     assert replaced
     assert tree(tmp_path / "shared" / RUN)["preview/GR/ledger.sqlite3"] == b"version 1"
     monkeypatch.setattr(shared.fs, "put_file", original)
+    local = tmp_path / "w1" / RUN / "preview" / "GR" / "ledger.sqlite3"
+    shared.pull(RUN, tmp_path / "w1")  # a third task of the worker starts before the writer pushes
+    assert local.read_text(encoding="utf-8") == "version 2"  # the old shared version is not fetched over it
     shared.push(RUN, tmp_path / "w1")  # the writer's push
     assert tree(tmp_path / "shared" / RUN)["preview/GR/ledger.sqlite3"] == b"version 2"
+
+
+def test_a_replacement_within_one_clock_tick_is_still_a_change(shared: SharedStaging, tmp_path: Path) -> None:
+    """A file replaced by a rename with the same size and mtime (a coarse clock): its inode tells."""
+    with shared.staged(RUN, tmp_path / "w1") as run:
+        path = write(Path(run) / "render" / "DE.json", "{1}")
+    st = path.stat()
+    tmp = path.with_name(".DE.json.tmp")
+    tmp.write_text("{2}", encoding="utf-8")
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    tmp.replace(path)
+    shared.push(RUN, tmp_path / "w1")
+    assert tree(tmp_path / "shared" / RUN)["render/DE.json"] == b"{2}"
 
 
 def test_a_failed_stage_still_pushes_what_it_wrote(shared: SharedStaging, tmp_path: Path) -> None:

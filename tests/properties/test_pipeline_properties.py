@@ -85,6 +85,7 @@ def build(sellers: list[tuple[str, list[Any]]], order_seed: int | None = None) -
     for i, (country, sales) in enumerate(sellers):
         sid = f"S{i:03d}"
         m.seller(sid, country=country, tin=tin(i))
+        m.account(sid, f"ACC{i:08d}")
         for j, (hours, amount, currency, activity, refund) in enumerate(sales):
             paid = START + timedelta(hours=hours)
             tid = m.tx(
@@ -143,6 +144,9 @@ def half_up(x: Fraction) -> int:
 class Expected:
     decision: str
     currency: str = ""
+    # the account identifier: Germany said it will not use it (PStTG § 9(6)); every seller here
+    # has one state of residence and no property, so it is left out exactly for German residents
+    account: bool = True
     # activity -> (consideration, count, fees, taxes), each per quarter
     figures: dict[str, tuple[list[int], list[int], list[int], list[int]]] = field(default_factory=dict)
 
@@ -194,7 +198,7 @@ def recompute(sellers: list[tuple[str, list[Any]]], filing_state: str) -> dict[s
         currencies = {c for (a, _, c) in blocks if a in kept}
         convert = len(currencies) > 1
         currency = "EUR" if convert else next(iter(currencies))
-        e = Expected("reported", currency)
+        e = Expected("reported", currency, account=country != "DE")
         for activity in sorted(kept):
             cons, numb, fees, taxes = [0] * 4, [0] * 4, [0] * 4, [0] * 4
             for q in (1, 2, 3, 4):
@@ -228,7 +232,7 @@ def published(manifest: dict[str, Any], out: Path) -> dict[str, dict[str, Expect
         sellers = files.setdefault(msg.findtext(f"{q}MessageSpec/{q}ReceivingCountry"), {})
         for s in msg.iter(f"{q}ReportableSeller"):
             sid = f"S{int(s.findtext(f'.//{q}TIN')) - 1:03d}"
-            e = Expected("reported")
+            e = Expected("reported", account=s.find(f".//{q}FinancialIdentifier") is not None)
             for activity, tag in TAGS.items():
                 a = s.find(f".//{q}{tag}")
                 if a is None:
@@ -285,7 +289,10 @@ def test_the_xml_holds_what_an_independent_recomputation_expects(
             got = files[authority]
             assert set(got) == set(sellers_in_file), authority
             for sid, e in sellers_in_file.items():
-                assert (got[sid].currency, got[sid].figures) == (e.currency, e.figures), (authority, sid)
+                assert (got[sid].currency, got[sid].figures, got[sid].account) == (e.currency, e.figures, e.account), (
+                    authority,
+                    sid,
+                )
 
         # exact totals before rounding, each seller counted once: what the decisions cover equals
         # what was extracted (net of the refunds up to the as-of date), per currency, to the minor unit

@@ -67,7 +67,7 @@ def test_germany_exempts_only_the_goods_part_of_a_mixed_seller() -> None:
     s = seller(goods(5, 100_00), service(), residence_country="DE", tin_issuers=("DE",))
     eu, de = decide(s, LT), decide(s, DE)
     assert [r.activity for r in eu.reports] == ["personal_services", "sale_of_goods"]
-    assert "the de minimis exclusion is of a seller whose only activity is the sale of goods" in explanation(eu)
+    assert "read as that of a seller whose only activity is the sale of goods" in explanation(eu)
     assert [r.activity for r in de.reports] == ["personal_services"] and de.goods_part_excluded
     text = explanation(de)
     assert "5 sale(s) of goods worth EUR 100.0000: fewer than 30 sales and less than EUR 2,000.00" in text
@@ -133,6 +133,22 @@ def test_a_goods_part_exemption_that_leaves_nothing_is_de_minimis() -> None:
     assert "de minimis for the sale of goods" in explanation(d) and "no other activity is left" in explanation(d)
     # the EU wording: not a goods-only seller, its goods are reported
     assert [r.activity for r in decide(s, LT).reports] == ["sale_of_goods"]
+
+
+def test_the_goods_of_a_seller_resident_outside_the_eu_are_not_tested_nor_said_exempt() -> None:
+    # resident in the US: 5 sales of goods (never reportable) and a flat in FR (reported)
+    s = seller(
+        goods(5, 100_00),
+        Block("immovable_property", "L1", "EUR", 3, 900_00, 0, 0, 2, listing_country="FR"),
+        residence_country="US",
+        tin_issuers=("US",),
+    )
+    for ctx_ in (DE, LT):
+        d = decide(s, ctx_)
+        assert d.decision == rules.REPORTED and not d.goods_part_excluded and d.goods_eur is None
+        assert [r.activity for r in d.reports] == ["immovable_property"]
+        text = explanation(d)
+        assert "not sale_of_goods" in text and "exempt" not in text and "de minimis" not in text
 
 
 def test_rates_fixture_is_untouched() -> None:
