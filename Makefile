@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv browser demo test lint clean
+.PHONY: venv browser demo test test-fast bench lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -68,6 +68,20 @@ airflow: venv
 
 test: venv browser
 	$(BIN)/python -m pytest
+
+# The quick loop while working: everything but the tests marked slow (real Airflow runs, the Celery
+# cluster, larger data) and the DAG tests; `make test` runs them all.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow" --ignore=tests/dags -x -q
+
+# The benchmark (reporting/bench.py): a generated marketplace of BENCH_SELLERS sellers (30,000: about
+# 900,000 transactions), every stage timed in a process of its own, the table printed and written as
+# JSON under .dac7/bench/. BENCH_ARGS adds options, e.g. BENCH_ARGS=--against-dac7 (the side-by-side).
+BENCH_SELLERS ?= 30000
+BENCH_ARGS ?=
+
+bench: venv
+	$(BIN)/dac7 bench --sellers $(BENCH_SELLERS) $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check reporting dags tests benchmarks $(wildcard plugins)

@@ -9,6 +9,7 @@
     dac7 ledger unlock --environment test|prod --authority XX --year Y [--ledger URL]
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
     dac7 status-import FILE [--ledger URL]
+    dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
 2 usage or configuration errors.
@@ -17,6 +18,7 @@ Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -97,6 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
         "jurisdiction): the states to preview (e.g. DE,FR)",
     )
 
+    b = sub.add_parser("bench", help="time every stage of a run on a generated marketplace")
+    b.add_argument(
+        "--sellers", type=int, default=30_000, help="sellers to generate (default 30,000: ~900k transactions)"
+    )
+    b.add_argument("--seed", type=int, default=7, help="random seed of the generator (default 7)")
+    b.add_argument("--year", type=int, default=2025, help="reporting year (default 2025)")
+    b.add_argument("--work", default=".dac7/bench", help="where the marketplace and the runs are kept (.dac7/bench)")
+    b.add_argument(
+        "--routing",
+        choices=("jurisdiction", "nexus"),
+        default="jurisdiction",
+        help="jurisdiction: a preview per member state, as a compliance officer's preview run (default); "
+        "nexus: the filing",
+    )
+    b.add_argument("--no-data-docs", action="store_true", help="without the Great Expectations Data Docs")
+    b.add_argument(
+        "--against-dac7",
+        action="store_true",
+        help="also time the published dac7 2025.0.0 package on the same sellers (installed into the work "
+        "directory with pip on first use)",
+    )
+    b.add_argument("--json", help="write the table as JSON here (default <work>/bench-<sellers>-<routing>.json)")
+
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
 
@@ -133,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo_data(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "summary":
             return _summary(args)
         if args.command == "explain":
@@ -181,6 +208,26 @@ def _demo_data(args: argparse.Namespace) -> int:
         # how many of each kind, never who: the ground truth stays with generate_demo's caller
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(Counter(result.bad_sellers.values()).items()))
         print(f"bad sellers made on purpose: {len(result.bad_sellers)}" + (f" ({kinds})" if kinds else ""))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from reporting.bench import bench, table
+
+    work = Path(args.work)
+    result = bench(
+        sellers=args.sellers,
+        seed=args.seed,
+        year=args.year,
+        work=work,
+        routing=args.routing,
+        data_docs=not args.no_data_docs,
+        against_dac7=args.against_dac7,
+    )
+    print(table(result))
+    target = Path(args.json) if args.json else work / f"bench-{args.sellers}-{args.routing}.json"
+    target.write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten: {target}")
     return 0
 
 

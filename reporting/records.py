@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -105,12 +105,25 @@ def _address(d: Mapping[str, Any] | None) -> PostalAddress | None:
     return None if d is None else PostalAddress(**d)
 
 
+def _plain(value: Any) -> Any:
+    """What :func:`dataclasses.asdict` makes of a record (dataclasses to dicts in field order,
+    tuples kept), without its deep copies: the values are immutable, and this runs once per
+    seller and authority."""
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: _plain(getattr(value, name)) for name in fields}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
 def operator_content(op: OperatorRecord) -> dict[str, Any]:
-    return asdict(op)
+    content: dict[str, Any] = _plain(op)
+    return content
 
 
 def seller_content(s: SellerRecord) -> dict[str, Any]:
-    content = asdict(s)
+    content: dict[str, Any] = _plain(s)
     content["birth_date"] = s.birth_date.isoformat() if s.birth_date else None
     return content
 

@@ -6,15 +6,13 @@ National variants subclass :class:`DpiWriter` and override only what differs.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
-
-from lxml import etree
 
 from reporting.preflight import RuleFinding, RuleSet
 from reporting.records import (
@@ -80,38 +78,140 @@ class AuthorityProfile(Protocol):
     ) -> int: ...
 
 
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 class XmlStream:
-    """Streaming, indented XML writer over lxml's incremental ``xmlfile``.
+    """Streaming, indented XML writer: what lxml's incremental ``xmlfile`` writes, to the byte,
+    without lxml in the loop. Each element is a few string operations, buffered and written to
+    ``out`` in large UTF-8 chunks. Text is escaped as lxml escapes it (``&``, ``<``, ``>``, a
+    carriage return; in attribute values also ``"`` and the other white space), namespace
+    declarations are written sorted by prefix, and a text XML cannot carry is refused as lxml
+    refuses it. ``tests/unit/test_render_streaming.py`` proves that the bytes are lxml's. Only
+    the open elements and one buffer are in memory: a file of a million sellers costs what one
+    seller costs."""
 
-    Only the open elements are in memory: a file of a million sellers costs what one seller costs.
-    """
+    FLUSH = 1 << 16  # characters buffered before a write
 
-    def __init__(self, xf: Any, indent: str = "  ") -> None:
-        self.xf = xf
+    def __init__(self, out: IO[bytes], indent: str = "  ") -> None:
+        self.out = out
         self.indent = indent
         self.depth = 0
+        self.parts: list[str] = []
+        self.buffered = 0
+        self.scopes: list[dict[str, str]] = [{}]  # namespace URI -> prefix, per open element
+        self.open: list[str] = []
 
-    @contextmanager
+    def declaration(self) -> None:
+        self._put("<?xml version='1.0' encoding='UTF-8'?>\n")
+
+    def _put(self, text: str) -> None:
+        self.parts.append(text)
+        self.buffered += len(text)
+        if self.buffered >= self.FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out.write("".join(self.parts).encode("utf-8"))
+            self.parts, self.buffered = [], 0
+
+    def _name(self, tag: str) -> str:
+        if tag[:1] != "{":
+            return tag
+        uri, local = tag[1:].split("}", 1)
+        prefix = self.scopes[-1][uri]
+        return f"{prefix}:{local}" if prefix else local
+
+    @staticmethod
+    def _checked(text: str) -> str:
+        if _NOT_XML.search(text):
+            raise ValueError(
+                "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
+            )
+        return text
+
+    def _start(self, tag: str, attrib: dict[str, str] | None, nsmap: dict[str | None, str] | None) -> str:
+        declarations = ""
+        if nsmap:
+            scope = dict(self.scopes[-1])
+            for prefix, uri in sorted(nsmap.items(), key=lambda kv: kv[0] or ""):
+                scope[uri] = prefix or ""
+                declarations += f' xmlns:{prefix}="{uri}"' if prefix else f' xmlns="{uri}"'
+            self.scopes.append(scope)
+        else:
+            self.scopes.append(self.scopes[-1])
+        name = self._name(tag)
+        attributes = "".join(
+            f' {self._name(k)}="{self._checked(str(v)).translate(_ATTR_ESCAPES)}"' for k, v in (attrib or {}).items()
+        )
+        self._put(f"<{name}{declarations}{attributes}>")
+        return name
+
     def element(
         self, tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str | None, str] | None = None
-    ) -> Iterator[None]:
-        if self.depth:
-            self.xf.write("\n" + self.indent * self.depth)
-        with self.xf.element(tag, attrib or {}, nsmap=nsmap):
-            self.depth += 1
-            yield
-            self.depth -= 1
-            self.xf.write("\n" + self.indent * self.depth)
+    ) -> _Open:
+        return _Open(self, tag, attrib, nsmap)
 
     def leaf(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
-        self.xf.write("\n" + self.indent * self.depth)
-        with self.xf.element(tag, attrib or {}):
-            if text is not None and text != "":
-                self.xf.write(str(text))
+        self._put("\n" + self.indent * self.depth)
+        name = self._start(tag, attrib, None)
+        if text is not None and text != "":
+            self._put(self._checked(str(text)).translate(_TEXT_ESCAPES))
+        self._put(f"</{name}>")
+        self.scopes.pop()
 
     def opt(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
         if text is not None and text != "":
             self.leaf(tag, text, attrib)
+
+    def block(self, tag: str, leaves: Iterable[tuple[str, str | int, dict[str, str] | None]]) -> None:
+        """An element holding only leaves, written as one string: what ``with element(tag)`` and a
+        ``leaf`` per child write (each leaf's text present)."""
+        outer = "\n" + self.indent * self.depth
+        inner = outer + self.indent
+        name = self._name(tag)
+        parts = [outer if self.depth else "", f"<{name}>"]
+        for child, text, attrib in leaves:
+            child_name = self._name(child)
+            attributes = "".join(
+                f' {self._name(k)}="{self._checked(str(v)).translate(_ATTR_ESCAPES)}"'
+                for k, v in (attrib or {}).items()
+            )
+            value = self._checked(str(text)).translate(_TEXT_ESCAPES)
+            parts.append(f"{inner}<{child_name}{attributes}>{value}</{child_name}>")
+        parts.append(f"{outer}</{name}>")
+        self._put("".join(parts))
+
+
+class _Open:
+    """``with stream.element(...)``: the start tag on entry, the end tag on exit (a class, not a
+    generator: entered once per element of every seller)."""
+
+    __slots__ = ("attrib", "name", "nsmap", "stream", "tag")
+
+    def __init__(
+        self, stream: XmlStream, tag: str, attrib: dict[str, str] | None, nsmap: dict[str | None, str] | None
+    ) -> None:
+        self.stream, self.tag, self.attrib, self.nsmap = stream, tag, attrib, nsmap
+        self.name = ""
+
+    def __enter__(self) -> None:
+        w = self.stream
+        if w.depth:
+            w._put("\n" + w.indent * w.depth)
+        self.name = w._start(self.tag, self.attrib, self.nsmap)
+        w.depth += 1
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        w = self.stream
+        w.depth -= 1
+        w._put("\n" + w.indent * w.depth + f"</{self.name}>")
+        w.scopes.pop()
 
 
 class DpiWriter:
@@ -144,9 +244,11 @@ class DpiWriter:
         sellers: Iterable[tuple[SellerRecord, Doc]],
     ) -> int:
         """Write one file; returns the number of sellers written."""
-        with etree.xmlfile(out, encoding="UTF-8") as xf:
-            xf.write_declaration()
-            return self.write_document(XmlStream(xf), header, operator, operator_doc, sellers)
+        w = XmlStream(out)
+        w.declaration()
+        n = self.write_document(w, header, operator, operator_doc, sellers)
+        w.flush()
+        return n
 
     def write_document(
         self,
@@ -338,18 +440,11 @@ class DpiWriter:
 
     def figures(self, w: XmlStream, a: ActivityFigures) -> None:
         cur = {"currCode": a.currency}
-        with w.element(self.q("Consideration")):
-            for i, v in enumerate(a.consideration, 1):
-                w.leaf(self.q(f"ConsQ{i}"), v, cur)
-        with w.element(self.q("NumberOfActivities")):
-            for i, v in enumerate(a.activities, 1):
-                w.leaf(self.q(f"NumbQ{i}"), v)
-        with w.element(self.q("Fees")):
-            for i, v in enumerate(a.fees, 1):
-                w.leaf(self.q(f"FeesQ{i}"), v, cur)
-        with w.element(self.q("Taxes")):
-            for i, v in enumerate(a.taxes, 1):
-                w.leaf(self.q(f"{self.tax_quarter_tag}{i}"), v, cur)
+        q = self.q
+        w.block(q("Consideration"), [(q(f"ConsQ{i}"), v, cur) for i, v in enumerate(a.consideration, 1)])
+        w.block(q("NumberOfActivities"), [(q(f"NumbQ{i}"), v, None) for i, v in enumerate(a.activities, 1)])
+        w.block(q("Fees"), [(q(f"FeesQ{i}"), v, cur) for i, v in enumerate(a.fees, 1)])
+        w.block(q("Taxes"), [(q(f"{self.tax_quarter_tag}{i}"), v, cur) for i, v in enumerate(a.taxes, 1)])
 
 
 def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+import pytest
 from builders import Marketplace, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -256,6 +257,7 @@ def sql(run_dir: Path, query: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
+@pytest.mark.slow  # about 1-2 minutes: 24 runs of the whole pipeline
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(market, filing, st.integers(min_value=0, max_value=2**32))
 def test_the_xml_holds_what_an_independent_recomputation_expects(

@@ -1,0 +1,487 @@
+"""``dac7 bench``: time every stage of a run on a generated marketplace, and, on request, the
+published ``dac7`` package (Back Market's France-only generator) on the same sellers.
+
+    dac7 bench --sellers 30000                       # about 900,000 transactions
+    dac7 bench --sellers 30000 --against-dac7        # the side-by-side figure (needs PyPI)
+
+The marketplace is the demo generator's (``reporting.demo``), written once into
+``<work>/marketplace-<sellers>-<seed>-<year>.db`` (SQLite) and reused. The run itself happens in a
+child process (``python -m reporting.bench --child ...``), exactly as ``dac7 run`` would: the
+interpreter's start, the imports and every fixed cost count. The child times each stage and the
+data checks inside them; the parent takes the child's wall time and peak RSS. The table is
+printed and written as JSON (``<work>/bench-<sellers>-<routing>.json``, or ``--json``).
+
+With ``--against-dac7``, the sellers the run published (their XML, parsed back into the flat JSON
+input of ``dac7 build``) are fed to ``dac7`` 2025.0.0 installed into a scratch virtual environment
+(``<work>/dac7-2025.0.0/``, created with pip on first use; never a dependency of this project), and
+its ``build`` and ``validate`` are timed: the ratio of the two per-seller times is the side-by-side
+figure. ``dac7`` takes French sellers with one EU residence and known TIN formats only: sellers
+without an EU residence are left out, TINs are sent as unknown (``NOTIN``) and a missing birth place
+or address part is given a placeholder; the counts say how many sellers each side wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+DAC7_PACKAGE = "dac7==2025.0.0"
+STAGES = ("prepare", "extract", "aggregate", "rules", "render", "validate", "publish")
+
+#: The demo operator (the README's dac7.toml), with the routing and environment of the bench.
+CONFIG = """
+[operator]
+name = "Demo Marketplace UAB"
+tin = "304567891"
+tin_issued_by = "LT"
+vat = "LT100012345678"
+platform_business_name = "Demo Market"
+nexus = "RPONEX1"
+
+[operator.address]
+street = "Gedimino pr."
+building = "1"
+post_code = "01103"
+city = "Vilnius"
+country = "LT"
+
+[reporting]
+timezone = "Europe/Vilnius"
+reporting_currency = "original"
+routing = "{routing}"
+environment = "test"
+
+[quality]
+data_docs = {data_docs}
+"""
+
+
+@dataclass
+class StageTime:
+    stage: str
+    seconds: float
+    peak_rss_gb: float  # the process's peak so far (it never goes down)
+    per_second: float | None = None  # rows or sellers per second (see ``unit``)
+    unit: str = ""
+
+
+@dataclass
+class BenchResult:
+    machine: dict[str, Any]
+    scale: dict[str, Any]
+    stages: list[StageTime] = field(default_factory=list)
+    wall_seconds: float = 0.0  # the child process, from its start to its end: imports included
+    peak_rss_gb: float = 0.0  # the child process's peak
+    checks_seconds: float = 0.0
+    checks_share: float = 0.0
+    checks: dict[str, float] = field(default_factory=dict)
+    dac7_package: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        memory = 0.0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "date": date.today().isoformat(),
+    }
+
+
+def marketplace(work: Path, sellers: int, seed: int, year: int) -> tuple[str, dict[str, int]]:
+    """The generated marketplace's SQLite URL (written on first use) and its row counts."""
+    from reporting.demo import generate_demo
+
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / f"marketplace-{sellers}-{seed}-{year}.db"
+    counts_file = db.with_suffix(".counts.json")
+    url = f"sqlite:///{db}"
+    if not (db.exists() and counts_file.exists()):
+        db.unlink(missing_ok=True)
+        started = time.perf_counter()
+        result = generate_demo(url, sellers=sellers, seed=seed, year=year)
+        counts = {k: int(v) for k, v in result.items() if isinstance(v, int)}
+        counts_file.write_text(json.dumps(counts), encoding="utf-8")
+        print(f"generated {counts.get('transactions', 0):,} transactions in {time.perf_counter() - started:.1f} s")
+    return url, json.loads(counts_file.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- the run (child)
+
+
+def run_child(work: Path, url: str, routing: str, year: int, data_docs: bool, out: Path) -> dict[str, Any]:
+    """Every stage in this process, timed; returns what the parent prints (run in the child)."""
+    from reporting import pipeline
+
+    config = work / f"bench-{routing}.toml"
+    config.write_text(CONFIG.format(routing=routing, data_docs="true" if data_docs else "false"), encoding="utf-8")
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    timings: list[StageTime] = []
+
+    def peak() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+
+    started = time.perf_counter()
+    run_dir = pipeline.prepare(
+        config_path=config,
+        year=year,
+        out_dir=out,
+        as_of=date(year + 1, 1, 31),
+        staging_root=work / "staging",
+        source_url=url,
+        timestamp=datetime(year + 1, 1, 15, 6),
+        ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
+    )
+    timings.append(StageTime("prepare", time.perf_counter() - started, peak()))
+    manifest: dict[str, Any] = {}
+    for name, stage in (
+        ("extract", lambda: pipeline.extract(run_dir, url)),
+        ("aggregate", lambda: pipeline.aggregate(run_dir)),
+        ("rules", lambda: pipeline.apply_rules(run_dir)),
+        ("render", lambda: pipeline.render(run_dir)),
+        ("validate", lambda: pipeline.validate(run_dir)),
+        ("publish", lambda: pipeline.publish(run_dir)),
+    ):
+        t = time.perf_counter()
+        result = stage()
+        timings.append(StageTime(name, time.perf_counter() - t, peak()))
+        if name == "publish":
+            manifest = result
+    s = manifest["summary"]
+    per = {
+        "extract": (s["transactions_read"], "transactions/s"),
+        "aggregate": (s["transactions_read"], "transactions/s"),
+        "rules": (s["sellers_read"], "sellers/s"),
+        "render": (s["reportable"], "reportable sellers/s"),
+        "validate": (s["reportable"], "reportable sellers/s"),
+        "publish": (s["reportable"], "reportable sellers/s"),
+    }
+    for t in timings:
+        if t.stage in per and t.seconds > 0:
+            n, unit = per[t.stage]
+            t.per_second, t.unit = round(n / t.seconds, 1), unit
+    run_path = Path(run_dir)
+    checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
+    checks["relational"] = json.loads((run_path / "extract" / "extract.json").read_text())["relational_checks_seconds"]
+    checks["records"] = json.loads((run_path / "rules" / "rules.json").read_text())["record_checks_seconds"]
+    return {
+        "stages": [asdict(t) for t in timings],
+        "checks": {k: round(v, 3) for k, v in checks.items()},
+        "summary": {
+            "transactions": s["transactions_read"],
+            "sellers": s["sellers_read"],
+            "reportable": s["reportable"],
+            "files": len(manifest["files"]),
+            "xml_bytes": sum(f["bytes"] for f in manifest["files"]),
+        },
+        "out": str(out),
+    }
+
+
+# --------------------------------------------------------------------------- the dac7 package
+
+
+def dac7_environment(work: Path) -> Path:
+    """The ``dac7`` executable of a scratch virtual environment holding the published package."""
+    venv = work / "dac7-2025.0.0"
+    exe = venv / "bin" / "dac7"
+    if not exe.exists():
+        print(f"installing {DAC7_PACKAGE} into {venv} (pip, from the package registry) ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                DAC7_PACKAGE,
+            ],
+            check=True,
+        )
+    return exe
+
+
+def flat_sellers(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The reportable sellers of the published XML (any EU-edition profile) in ``dac7``'s flat
+    JSON input: (individuals, entities). Sellers without an EU residence are left out."""
+    from lxml import etree
+
+    from reporting.countries import EU_MEMBER_STATES
+
+    ns = "{urn:oecd:ties:dpi:v1}"
+
+    def text(e: Any, path: str, default: str | None = None) -> str | None:
+        x = e.find(path) if e is not None else None
+        return x.text if x is not None and x.text else default
+
+    def address(a: Any) -> dict[str, Any]:
+        return {
+            "country_code": text(a, f"{ns}CountryCode"),
+            "street": text(a, f".//{ns}Street", "-"),
+            "post_code": text(a, f".//{ns}PostCode", "-"),
+            "city": text(a, f".//{ns}City", "-"),
+        }
+
+    def figures(a: Any) -> dict[str, Any]:
+        cons = a.find(f"{ns}Consideration")
+        d: dict[str, Any] = {"currency_code": cons[0].get("currCode")}
+        for tag, key in (
+            ("Consideration", "consideration_amount"),
+            ("NumberOfActivities", "activities_number"),
+            ("Fees", "fees_amount"),
+            ("Taxes", "taxes_amount"),
+        ):
+            for i, x in enumerate(a.find(f"{ns}{tag}"), 1):
+                d[f"{key}_q{i}"] = int(x.text)
+        return d
+
+    individuals, entities = [], []
+    for path in sorted(out.glob("*/*.xml")):
+        for number, (_, seller) in enumerate(etree.iterparse(str(path), tag=f"{ns}ReportableSeller")):
+            eu = [c.text for c in seller.iter(f"{ns}ResCountryCode") if c.text in EU_MEMBER_STATES]
+            if eu:
+                activities = seller.find(f"{ns}RelevantActivities")
+                flat: dict[str, Any] = {
+                    "seller_id": f"{path.stem}-{number}",
+                    "residence_country_code": eu[0],
+                    "tax_identification_numbers": [],
+                    "immovable_properties": [],
+                }
+                for tag, key in (
+                    ("PersonalServices", "personal_services"),
+                    ("SaleOfGoods", "sale_of_goods"),
+                    ("TransportationRental", "transportation_rental"),
+                ):
+                    a = activities.find(f"{ns}{tag}")
+                    if a is not None:
+                        flat[key] = figures(a)
+                for listing in activities.iter(f"{ns}PropertyListing"):
+                    flat["immovable_properties"].append(
+                        figures(listing)
+                        | {
+                            "address": address(listing.find(f"{ns}Address")),
+                            "land_registration_number": text(listing, f"{ns}LandRegistrationNumber", "-"),
+                            "property_type": text(listing, f"{ns}PropertyType", "DPI910"),
+                            "rented_days": int(text(listing, f"{ns}RentedDays", "0") or 0),
+                        }
+                    )
+                person = seller.find(f".//{ns}IndSellerID")
+                if person is not None:
+                    place = person.find(f".//{ns}BirthPlace")
+                    flat |= {
+                        "name_type": "OECD202",
+                        "first_name": text(person, f".//{ns}FirstName"),
+                        "last_name": text(person, f".//{ns}LastName"),
+                        "addresses": [address(person.find(f"{ns}Address"))],
+                        "birth_date": text(person, f".//{ns}BirthDate"),
+                        "birth_city": text(place, f"{ns}City", "-"),
+                        "birth_country_code": text(place, f".//{ns}CountryCode", eu[0]),
+                    }
+                    individuals.append(flat)
+                else:
+                    entity = seller.find(f".//{ns}EntSellerID")
+                    flat |= {
+                        "legal_names": [text(entity, f"{ns}Name")],
+                        "addresses": [address(entity.find(f"{ns}Address"))],
+                    }
+                    entities.append(flat)
+            seller.clear()
+    return individuals, entities
+
+
+def time_dac7_package(work: Path, out: Path) -> dict[str, Any]:
+    """``dac7 build`` and ``dac7 validate`` of the published package on the run's sellers."""
+    exe = dac7_environment(work)
+    individuals, entities = flat_sellers(out)
+    folder = work / "dac7-input"
+    folder.mkdir(exist_ok=True)
+    operator = {
+        "residence_country_code": "FR",
+        "tax_identification_numbers": [{"issued_by": "FR", "value": "123456789"}],
+        "vat_number": "FR32123456789",
+        "legal_names": ["Demo Marketplace"],
+        "business_names": ["Demo Market"],
+        "addresses": [
+            {"legal_type": "OECD304", "country_code": "FR", "street": "1 rue", "post_code": "75001", "city": "Paris"}
+        ],
+        "nexus": "RPONEX1",
+    }
+    for name, data in (("operator", operator), ("individuals", individuals), ("entities", entities)):
+        (folder / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+    for old in folder.glob("*.xml"):
+        old.unlink()
+    declaration = folder / "declaration.xml"
+    started = time.perf_counter()
+    subprocess.run(
+        [str(exe), "build", "-E", "TEST", "-y", "2025", "-t", "2026-01-15T07:00:00.000",
+         "-p", str(folder / "operator.json"), "-i", str(folder / "individuals.json"),
+         "-e", str(folder / "entities.json"), str(declaration)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    build = time.perf_counter() - started
+    named = (
+        folder
+        / subprocess.run(
+            [str(exe), "name", str(declaration)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    declaration.replace(named)
+    started = time.perf_counter()
+    subprocess.run([str(exe), "validate", str(named)], check=True, capture_output=True)
+    validate = time.perf_counter() - started
+    sellers = len(individuals) + len(entities)
+    return {
+        "package": DAC7_PACKAGE,
+        "sellers": sellers,
+        "build_seconds": round(build, 2),
+        "validate_seconds": round(validate, 2),
+        "seconds": round(build + validate, 2),
+        "ms_per_seller": round(1000 * (build + validate) / sellers, 3) if sellers else None,
+        "xml_bytes": named.stat().st_size,
+    }
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def bench(
+    *,
+    sellers: int,
+    seed: int = 7,
+    year: int = 2025,
+    work: Path,
+    routing: str = "jurisdiction",
+    data_docs: bool = True,
+    against_dac7: bool = False,
+) -> BenchResult:
+    """Generate (or reuse) the marketplace, run the pipeline in a child process, and time it."""
+    url, counts = marketplace(work, sellers, seed, year)
+    out = work / f"out-{routing}"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    command = [
+        sys.executable,
+        "-m",
+        "reporting.bench",
+        "--child",
+        str(work),
+        url,
+        routing,
+        str(year),
+        str(int(data_docs)),
+        str(out),
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise RuntimeError(f"the benchmark run failed:\n{done.stderr[-4000:]}")
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    checks_seconds = sum(child["checks"].values())
+    result = BenchResult(
+        machine=machine(),
+        scale={"sellers_generated": sellers, "seed": seed, "year": year, "routing": routing, "data_docs": data_docs}
+        | {"rows": counts}
+        | child["summary"],
+        stages=[StageTime(**s) for s in child["stages"]],
+        wall_seconds=round(wall, 2),
+        peak_rss_gb=round(peak_kib / 1e6, 3),
+        checks_seconds=round(checks_seconds, 2),
+        checks_share=round(checks_seconds / wall, 4) if wall else 0.0,
+        checks=child["checks"],
+    )
+    if against_dac7:
+        theirs = time_dac7_package(work, Path(child["out"]))
+        ours_ms = 1000 * wall / child["summary"]["reportable"] if child["summary"]["reportable"] else None
+        theirs |= {
+            "ours_ms_per_seller": round(ours_ms, 3) if ours_ms else None,
+            "ratio": round(ours_ms / theirs["ms_per_seller"], 3) if ours_ms and theirs["ms_per_seller"] else None,
+        }
+        result.dac7_package = theirs
+    return result
+
+
+def table(r: BenchResult) -> str:
+    s = r.scale
+    lines = [
+        f"DAC7 bench, {r.machine['date']}: {r.machine['cpu']}, {r.machine['cores']} cores, "
+        f"{r.machine['memory_gib']} GiB, Python {r.machine['python']}",
+        f"{s['transactions']:,} transactions, {s['sellers']:,} sellers, {s['reportable']:,} reportable, "
+        f"{s['files']} file(s), {s['xml_bytes'] / 1e6:.0f} MB of XML (routing {s['routing']})",
+        "",
+        f"  {'stage':<10}{'seconds':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
+    ]
+    for t in r.stages:
+        rate = f"{t.per_second:,.0f}" if t.per_second else ""
+        lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
+    lines += [
+        f"  {'total':<10}{r.wall_seconds:>9.2f}  (the whole process: start, imports, every stage)   "
+        f"peak RSS {r.peak_rss_gb:.2f} GB",
+        f"  data checks {r.checks_seconds:.2f} s, {100 * r.checks_share:.1f}% of the run: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in r.checks.items()),
+    ]
+    d = r.dac7_package
+    if d:
+        lines += [
+            "",
+            f"  {d['package']}: {d['sellers']:,} sellers, build {d['build_seconds']:.1f} s + validate "
+            f"{d['validate_seconds']:.1f} s = {d['ms_per_seller']:.2f} ms per seller; this pipeline "
+            f"{d['ours_ms_per_seller']:.2f} ms per reportable seller from the raw rows: {d['ratio']:.2f} of its time",
+        ]
+    return "\n".join(lines)
+
+
+def _child(argv: list[str]) -> None:
+    work, url, routing, year, data_docs, out = argv
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    result = run_child(Path(work), url, routing, int(year), data_docs == "1", Path(out))
+    print(json.dumps(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="dac7 bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args, _ = ap.parse_known_args(argv)
+    if args.child:
+        _child(args.child)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

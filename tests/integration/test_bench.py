@@ -1,0 +1,49 @@
+"""``dac7 bench`` runs at a tiny scale, writes its table as JSON, and turns the sellers it published
+into the flat input of the published ``dac7`` package (which is never installed here: no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reporting.bench import flat_sellers
+from reporting.cli import main
+
+
+def test_the_benchmark_runs_and_writes_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "bench"
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--no-data-docs"]) == 0
+    printed = capsys.readouterr().out
+    assert "DAC7 bench" in printed and "data checks" in printed
+    result = json.loads((work / "bench-120-jurisdiction.json").read_text(encoding="utf-8"))
+    assert [s["stage"] for s in result["stages"]] == [
+        "prepare",
+        "extract",
+        "aggregate",
+        "rules",
+        "render",
+        "validate",
+        "publish",
+    ]
+    assert all(s["seconds"] >= 0 and s["peak_rss_gb"] > 0 for s in result["stages"])
+    assert result["wall_seconds"] >= sum(s["seconds"] for s in result["stages"])
+    scale = result["scale"]
+    assert scale["routing"] == "jurisdiction" and scale["sellers_generated"] == 120
+    assert scale["transactions"] > 0 and scale["reportable"] > 0 and scale["files"] > 1
+    assert 0 < result["checks_share"] < 1 and set(result["checks"]) >= {"gx extract", "relational", "records"}
+    assert result["machine"]["cores"] >= 1 and result["dac7_package"] is None
+    # the marketplace is generated once and reused; every run files into a ledger of its own
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--routing", "nexus", "--no-data-docs"]) == 0
+    assert len(list(work.glob("marketplace-120-*.db"))) == 1
+    nexus = json.loads((work / "bench-120-nexus.json").read_text(encoding="utf-8"))
+    assert nexus["scale"]["files"] == 1 and nexus["scale"]["reportable"] == scale["reportable"]
+
+    individuals, entities = flat_sellers(work / "out-jurisdiction")
+    assert individuals and len(individuals) + len(entities) <= scale["reportable"] * 2  # residence and property
+    one = individuals[0]
+    assert {"seller_id", "residence_country_code", "first_name", "last_name", "birth_date", "addresses"} <= set(one)
+    assert one["tax_identification_numbers"] == []  # sent as unknown: dac7 checks TIN patterns of its own
+    activity = next(v for k, v in one.items() if k in ("sale_of_goods", "personal_services", "transportation_rental"))
+    assert {"currency_code", "consideration_amount_q1", "activities_number_q4", "taxes_amount_q2"} <= set(activity)
