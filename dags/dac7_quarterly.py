@@ -1,7 +1,7 @@
-"""DAC7 quarterly preview: after each quarter, the year so far as a test filing and a watch list.
+"""DAC7 quarterly watch: after each quarter, the year so far as of its last day, and a watch list.
 
 ```
-prepare > extract > aggregate > apply_rules > render > validate > publish > watch_list
+prepare > extract > aggregate > apply_rules > report > watch_list
 ```
 
 Runs at 06:00 UTC on the first day of January, April, July and October for the quarter that
@@ -9,16 +9,16 @@ ended (an explicit ``CronTriggerTimetable``: the logical date is the moment the 
 run of 2026-04-01 covers 2026 up to 31 March and that of 2026-01-01 the whole of 2025). Params
 ``reporting_year`` and ``quarter`` pick another quarter for a manual run.
 
-Each run is a **test** run of the whole pipeline (test markers OECD10-13, the data checks, the
-schema and business-rule validation), as of the quarter's last day, so that problems show up
-months before the filing. It publishes into ``<out>/<year>/watch/Q<n>/``, never next to the
-annual filing, and files into a ledger of its own: ``DAC7_QUARTERLY_LEDGER_URL``, else
-``dac7-ledger.sqlite3`` in that directory. It refuses the production ledger, and its tasks point
-``DAC7_LEDGER_URL`` at the preview ledger while they run, so no stage can reach the production one.
+Each run is a **test** run of the pipeline as of the quarter's last day, up to the decisions: the
+extract reads only the payments made by the end of that day (``Period.paid_until_utc``), the data
+checks and the rules run as in the annual filing, under the filing state's reading, and ``report``
+writes the decisions, figures, due-diligence and quarantine reports and a manifest, but no XML: the
+watch renders, files and publishes nothing, so it needs no ledger (``DAC7_QUARTERLY_LEDGER_URL`` is
+no longer read). It publishes into ``<out>/<year>/watch/Q<n>/``, never next to the annual filing.
 
 ``watch_list`` writes ``watch_list.csv`` there: the sellers whose sales of goods crossed, or
-come within 20% of, the de minimis limits (30 sales, EUR 2,000) while due diligence still lists
-something to do for them (seller ids only).
+come within 20% of, the de minimis limits (30 sales, EUR 2,000, as the filing state reads them)
+while due diligence still lists something to do for them (seller ids only).
 """
 
 from __future__ import annotations
@@ -40,29 +40,21 @@ from dac7_support.common import (
     year_param,
 )
 from dac7_support.notify import on_failure
-from dac7_support.quarterly import preview_ledger, quarter_period, quarterly_ledger_url, watch_dir
+from dac7_support.quarterly import quarter_period, watch_dir
 from dac7_support.staging import share_prepared, staged
 
 log = logging.getLogger("dac7_quarterly")
 
 
-def ledger_of(run_dir: str) -> str:
-    """The preview ledger of a prepared run (checked again: never the production ledger)."""
-    from reporting.run import load_settings
-
-    settings = load_settings(run_dir)
-    return quarterly_ledger_url(settings.out_dir, settings.config.path or settings_from_env()["config_path"])
-
-
 @dag(
     dag_id="dac7_quarterly",
-    description="DAC7 preview after each quarter: test filing and threshold watch list",
+    description="DAC7 watch after each quarter: the year so far as of its end, and the threshold watch list",
     schedule=CronTriggerTimetable("0 6 1 1,4,7,10 *", timezone="UTC"),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 0, "on_failure_callback": [on_failure]},
-    tags=["dac7", "preview"],
+    tags=["dac7", "watch"],
     doc_md=__doc__,
     params={
         "reporting_year": year_param(
@@ -90,21 +82,18 @@ def dac7_quarterly() -> None:
         year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
         env = settings_from_env()
         out_dir = watch_dir(env["out_dir"], year, quarter)
-        ledger = quarterly_ledger_url(out_dir, env["config_path"])
-        log.info("preview of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
-        with preview_ledger(ledger):
-            run_dir = pipeline.prepare(
-                config_path=env["config_path"],
-                year=year,
-                out_dir=str(out_dir),
-                as_of=as_of,
-                environment="test",
-                staging_root=env["staging_root"],
-                run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
-                timestamp=message_timestamp(ctx["dag_run"], ctx["ti"]),
-                source_url=env["source_url"],
-                ledger_url=ledger,
-            )
+        log.info("watch of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
+        run_dir = pipeline.prepare(
+            config_path=env["config_path"],
+            year=year,
+            out_dir=str(out_dir),
+            as_of=as_of,
+            environment="test",
+            staging_root=env["staging_root"],
+            run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
+            timestamp=message_timestamp(ctx["dag_run"], ctx["ti"]),
+            source_url=env["source_url"],
+        )
         log_effective_settings(run_dir, ctx["params"])
         share_prepared(run_dir)
         return run_dir
@@ -130,32 +119,15 @@ def dac7_quarterly() -> None:
         with staged(run_dir) as here:
             return pipeline.apply_rules(here)
 
-    @task(**RETRY)
-    def render(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here, preview_ledger(ledger_of(here)):
-            result = pipeline.render(here)
-        return {"messages": len(result["messages"]), "discarded": len(result["discarded"])}
-
-    @task(**RETRY)
-    def validate(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here, preview_ledger(ledger_of(here)):
-            result = pipeline.validate(here)
-        return {"files": len(result["files"]), "valid": result["valid"]}
-
-    @task(**RETRY)
-    def publish(run_dir: str) -> dict[str, Any]:
+    @task
+    def report(run_dir: str) -> dict[str, Any]:
         from reporting import pipeline
 
         with staged(run_dir) as here:
-            with preview_ledger(ledger_of(here)):
-                manifest = pipeline.publish(here)
+            manifest = pipeline.report(here)
             keep_run_settings(here)
-        log.info("DAC7 quarterly preview\n%s", pipeline.summary_table(manifest))
-        return {"files": len(manifest["files"]), "sellers": sum(f["sellers"] for f in manifest["files"])}
+        log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
+        return {"reportable": manifest["summary"]["reportable"], "sellers": manifest["summary"]["sellers_read"]}
 
     @task
     def watch_list(run_dir: str) -> dict[str, Any]:
@@ -181,9 +153,7 @@ def dac7_quarterly() -> None:
         extract(run_dir),
         aggregate(run_dir),
         apply_rules(run_dir),
-        render(run_dir),
-        validate(run_dir),
-        publish(run_dir),
+        report(run_dir),
         watch_list(run_dir),
     )
 

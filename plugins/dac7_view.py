@@ -212,7 +212,11 @@ def published_file(year_dir: Path, manifest: Mapping[str, Any], relative: str) -
     segments = relative.split("/")
     if any(s in ("", ".", "..") for s in segments) or "\\" in relative or "\x00" in relative:
         return None
-    listed = {f.get("file") for f in manifest.get("files", [])} | set(manifest.get("reports", []))
+    listed = (
+        {f.get("file") for f in manifest.get("files", [])}
+        | {f.get("file") for f in manifest.get("published_files", [])}  # earlier runs' files, from the ledger
+        | set(manifest.get("reports", []))
+    )
     if relative in listed:
         root = year_dir
     elif segments[0] == "reports" and len(segments) > 1:
@@ -238,9 +242,11 @@ def _read_ledger(url: str, read: Callable[[Ledger], T]) -> T:
 
     from reporting.errors import ReportingError
     from reporting.ledger import open_ledger
+    from reporting.source import safe_url
 
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        make_url(url)
+        shown = safe_url(url)  # the password and any secret query parameter masked
     except Exception:  # a URL SQLAlchemy cannot parse: say so without echoing it
         raise LedgerUnavailable("The ledger URL is not a database URL.") from None
     try:
@@ -504,7 +510,7 @@ def _ledger_section(view: YearView, authority: str | None, m: dict[str, Any] | N
         + "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in STATUSES.items())
         + "</ul></details>",
     ]
-    latest = {f.get("file") for f in m.get("files", [])} if m else set()
+    latest = {f.get("file") for f in [*m.get("files", []), *m.get("published_files", [])]} if m else set()
     authorities = [a for a in sorted(view.filings) if authority in (None, a)]
     if not authorities:
         return [*out, "<p>No message in the ledger for this year.</p>"]
@@ -555,7 +561,7 @@ def _filing_row(f: Filing, downloadable: bool) -> tuple[str, ...]:
         f'{escape(f.status)}</span><br><span class="muted">records: {_counts(f.record_statuses)}</span>',
         "; ".join(feedback),
         published,
-        _download(f.file, "XML") if downloadable else '<span class="muted">not in the latest run</span>',
+        _download(f.file, "XML") if downloadable else '<span class="muted">not a published file</span>',
     )
 
 

@@ -22,6 +22,21 @@ class Check:
     table: str
     message: str
     sql: str  # returns (key, detail); detail is appended to the message when not null
+    whole_run: bool = False  # a finding that stops the run instead of quarantining the seller
+
+
+#: The most a seller's amounts (or fees, or taxes, or refunds) may add up to, in minor units: the
+#: 64-bit range the aggregates are counted in, with a margin of 1000 for the conversion into EUR
+#: (a currency worth more than the euro gives larger EUR amounts). About EUR 92 trillion.
+MAX_SELLER_TOTAL = (2**63 - 1) // 1000
+
+
+def _country_hint(column: str) -> str:
+    """SQL: the usual mistake behind a code that is no ISO 3166 code, as the finding's detail."""
+    return (
+        f"case {column} when 'UK' then 'UK: the United Kingdom is GB in ISO 3166' "
+        f"when 'EL' then 'EL: Greece is GR in ISO 3166; EL is only its VAT and EU prefix' end"
+    )
 
 
 ACTIVITIES = ("sale_of_goods", "personal_services", "transportation_rental", "immovable_property")
@@ -43,14 +58,15 @@ CHECKS: tuple[Check, ...] = (
         "seller.bad_residence_country",
         "sellers",
         "residence_country is not an ISO 3166 alpha-2 code",
-        "select seller_id, null from sellers where residence_country is not null "
+        f"select seller_id, {_country_hint('residence_country')} from sellers where residence_country is not null "
         "and residence_country not in (select code from iso_countries)",
     ),
     Check(
         "seller.bad_country",
         "sellers",
         "address_country or birth_country is not an ISO 3166 alpha-2 code",
-        "select seller_id, null from sellers where "
+        f"select seller_id, coalesce({_country_hint('address_country')}, {_country_hint('birth_country')}) "
+        "from sellers where "
         "(address_country is not null and address_country not in (select code from iso_countries)) "
         "or (birth_country is not null and birth_country not in (select code from iso_countries))",
     ),
@@ -66,14 +82,14 @@ CHECKS: tuple[Check, ...] = (
         "tin.bad_issuer",
         "seller_tins",
         "issued_by is not an ISO 3166 alpha-2 code",
-        "select seller_id, null from seller_tins "
+        f"select seller_id, {_country_hint('issued_by')} from seller_tins "
         "where issued_by is null or issued_by not in (select code from iso_countries)",
     ),
     Check(
         "listing.bad_country",
         "property_listings",
         "address_country is missing or not an ISO 3166 alpha-2 code",
-        "select listing_id, null from property_listings "
+        f"select listing_id, {_country_hint('address_country')} from property_listings "
         "where address_country is null or address_country not in (select code from iso_countries)",
     ),
     Check(
@@ -150,6 +166,44 @@ CHECKS: tuple[Check, ...] = (
         "select t.transaction_id, 'refunds ' || s.ids from transactions t join s using (transaction_id) "
         "where s.n > 1 and (s.a > t.amount_minor or s.f > coalesce(t.fee_minor, 0) "
         "or s.x > coalesce(t.tax_minor, 0))",
+    ),
+    Check(
+        "refund.before_payment",
+        "refunds",
+        "the refund is dated before its transaction was paid: nothing can be refunded before it is paid, "
+        "so one of the two times is wrong; correct refunded_at or paid_at (the seller is not reported "
+        "until then: applying the refund, or not, would each report a figure that may be false)",
+        "select r.refund_id, case when r.refunded_at < (select min(utc_start) from local_days "
+        "where local_date = (select min(local_date) + 1 from local_days)) "
+        "then 'dated in an earlier reporting year than the payment' end "
+        "from refunds r join transactions t using (transaction_id) where r.refunded_at < t.paid_at",
+    ),
+    Check(
+        "transaction.amount_overflow",
+        "transactions",
+        "the amounts of this transaction's seller add up beyond what is counted exactly (2^63 - 1 minor "
+        "units, with a margin of 1000 for conversion): no real seller sells this much, a unit or data "
+        "error in the source is likely; correct amount_minor, fee_minor or tax_minor. The totals cannot "
+        "be aggregated, so the run stops",
+        "select arg_max(transaction_id, greatest(amount_minor, coalesce(fee_minor, 0), coalesce(tax_minor, 0))), "
+        "'seller ' || seller_id from transactions group by seller_id "
+        f"having sum(amount_minor::hugeint) > {MAX_SELLER_TOTAL} "
+        f"or sum(coalesce(fee_minor, 0)::hugeint) > {MAX_SELLER_TOTAL} "
+        f"or sum(coalesce(tax_minor, 0)::hugeint) > {MAX_SELLER_TOTAL}",
+        whole_run=True,
+    ),
+    Check(
+        "refund.amount_overflow",
+        "refunds",
+        "the refunds of this refund's seller add up beyond what is counted exactly (2^63 - 1 minor units, "
+        "with a margin of 1000 for conversion): a unit or data error in the source is likely; correct the "
+        "refunds. The totals cannot be aggregated, so the run stops",
+        "select arg_max(r.refund_id, greatest(r.amount_minor, coalesce(r.fee_minor, 0), coalesce(r.tax_minor, 0))), "
+        "'seller ' || t.seller_id from refunds r join transactions t using (transaction_id) group by t.seller_id "
+        f"having sum(r.amount_minor::hugeint) > {MAX_SELLER_TOTAL} "
+        f"or sum(coalesce(r.fee_minor, 0)::hugeint) > {MAX_SELLER_TOTAL} "
+        f"or sum(coalesce(r.tax_minor, 0)::hugeint) > {MAX_SELLER_TOTAL}",
+        whole_run=True,
     ),
     Check(
         "fx.bad_rate",
@@ -253,7 +307,8 @@ SELLER_OF = {
 def _run(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     findings: list[Finding] = []
     for check in CHECKS:
-        seller = SELLER_OF.get(check.table, "select k, d, null from c")
+        no_seller = "select k, d, null from c"
+        seller = no_seller if check.whole_run else SELLER_OF.get(check.table, no_seller)
         rows = con.execute(f"with c as (select * from ({check.sql}) as x(k, d)) {seller} order by 1").fetchall()
         for key, detail, seller_id in rows:
             message = check.message if detail is None else f"{check.message} ({detail})"

@@ -183,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
         print(f"dac7: the database could not be read: {reason}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader of the output stopped (``dac7 validate ... | head``): no traceback, and no
+        # second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _fraction(text: str) -> float:
@@ -316,12 +321,12 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"{f}: no such file")
             bad += 1
             continue
-        errors = validate_file(f, schema)
-        for e in errors:
-            print(f"{f}:{e.line}: {e.message}")
-        findings = []
-        if args.rules:
-            try:
+        try:
+            errors = validate_file(f, schema)
+            for e in errors:
+                print(f"{f}:{e.line}: {e.message}")
+            findings = []
+            if args.rules:
                 if rules.codes:  # the EU rules; a national edition may bring only its own checks
                     known, states = ledger_view(f) if ledger_view else ((), None)
                     findings = check_message(
@@ -332,12 +337,12 @@ def _validate(args: argparse.Namespace) -> int:
                         ledger=states,
                     )
                 findings += profile.extra_checks(Path(f)) if args.authority and not errors else []
-            except (NotEuDpiMessageError, ValueError) as exc:
-                print(f"{f}: {exc}")
-                bad += 1
-                continue
-            for finding in findings:
-                print(f"{f}: {finding.describe()}")
+        except (NotEuDpiMessageError, ValueError) as exc:  # XmlFileError: empty, cut off, DOCTYPE, not UTF-8
+            print(f"{f}: {exc}" if not str(exc).startswith(f"{f}: ") else str(exc))
+            bad += 1
+            continue
+        for finding in findings:
+            print(f"{f}: {finding.describe()}")
         failed = bool(errors) or any(x.severity == "error" for x in findings)
         bad += failed
         if not failed:

@@ -6,7 +6,7 @@ Every error names the file and the key, and says what is expected.
 
 from __future__ import annotations
 
-import logging
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.countries import is_country, is_eu
 from reporting.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from reporting.text import MAX_TEXT, text_problem
 
 NEXUS_CODES = ("RPONEX1", "RPONEX2", "RPONEX3", "RPONEX4", "RPONEX5")
 REPORTING_CURRENCIES = ("original", "EUR")
@@ -105,9 +104,7 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
-    for table in raw:
-        if table not in _KNOWN_TABLES:
-            log.warning("%s: table [%s] is not used by this version and is ignored", origin, table)
+    _no_unknown(raw, _KNOWN_TABLES, "", origin)
     op = _table(raw, "operator", origin, required=True)
     _no_unknown(op, _OPERATOR_KEYS, "operator", origin)
     addr = _table(op, "address", origin, required=True, prefix="operator.")
@@ -184,6 +181,8 @@ def _ledger_url(raw: dict[str, Any], origin: str) -> str | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from reporting.source import has_secret
+
     table = _table(raw, "ledger", origin, required=False)
     _no_unknown(table, {"url"}, "ledger", origin)
     url = _str(table, "url", "ledger", origin)
@@ -193,9 +192,10 @@ def _ledger_url(raw: dict[str, Any], origin: str) -> str | None:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"{origin}: ledger.url is not a database URL (e.g. 'sqlite:///ledger.sqlite3')") from None
-    if parsed.password is not None:
+    if has_secret(parsed):
         raise ConfigError(
-            f"{origin}: [ledger] url holds a password; secrets never go in the configuration file. "
+            f"{origin}: [ledger] url holds a password (or a secret query parameter); secrets never go in "
+            "the configuration file. "
             "Pass the URL with --ledger or DAC7_LEDGER_URL (an Airflow Connection in production)"
         )
     return url
@@ -246,11 +246,31 @@ def _table(raw: dict[str, Any], key: str, origin: str, *, required: bool, prefix
 
 
 def _no_unknown(table: dict[str, Any], allowed: set[str], name: str, origin: str) -> None:
+    """A key this version does not know is refused (a typo would otherwise be ignored and its
+    setting silently take the default), with the valid keys and the likely one."""
     unknown = sorted(set(table) - allowed)
     if unknown:
+        where = f"in [{name}]" if name else "at the top level (tables)"
+        hints = [
+            f"{u} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(u, allowed, n=1)) else u
+            for u in unknown
+        ]
         raise ConfigError(
-            f"{origin}: unknown key(s) in [{name}]: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            f"{origin}: unknown key(s) {where}: {', '.join(hints)}; the valid keys are: {', '.join(sorted(allowed))}"
         )
+
+
+#: Keys whose value goes into the DPI message: checked as the XML text they become.
+_XML_TEXT_KEYS = {
+    "operator.name",
+    "operator.tin",
+    "operator.vat",
+    "operator.platform_business_name",
+    "operator.address.street",
+    "operator.address.building",
+    "operator.address.post_code",
+    "operator.address.city",
+}
 
 
 def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
@@ -260,6 +280,10 @@ def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name}.{key} must be a string")
     value = value.strip()
+    xml_text = f"{name}.{key}" in _XML_TEXT_KEYS or name.startswith("authorities.")
+    problem = text_problem(value, MAX_TEXT if xml_text else 4000)
+    if problem:
+        raise ConfigError(f"{origin}: {name}.{key} {problem}; correct it before the run")
     return value or None
 
 

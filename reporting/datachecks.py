@@ -985,7 +985,7 @@ def audit(settings: RunSettings, stage: str) -> DataCheckReport:
         year=settings.year,
         as_of_end_utc=period.as_of_end_utc,
         period_start_utc=period.start_utc,
-        period_end_utc=period.end_utc,
+        period_end_utc=period.paid_until_utc,
     )
     seconds = time.perf_counter() - started
     checks = settings.stage_dir("checks")

@@ -29,6 +29,8 @@ from stdnum import iban
 from stdnum.eu import vat as eu_vat
 from stdnum.util import get_cc_module
 
+from reporting import csvcells
+from reporting.private import private_dirs
 from reporting.run import RunSettings
 from reporting.staging import connect, sql_literal
 
@@ -300,12 +302,11 @@ def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
         con.close()
     rows.sort(key=lambda r: (r["seller_id"], r["identifier"], r["finding"]))
     counts = Counter(r["kind"] for r in rows)
-    reports = out_dir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
+    reports = private_dirs(out_dir / "reports")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(map(csvcells.row, rows))  # no cell read as a formula
     _atomic(reports / "due_diligence.csv", buf.getvalue())
     _atomic(reports / "due_diligence.html", _html(settings, rows, counts))
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -91,11 +91,12 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, (bool, float)):
         raise TypeError("integers are never read through a float")
-    if isinstance(value, Decimal):
-        if value != value.to_integral_value():
-            raise ValueError(f"{value} is not an integer")
-        return int(value)
-    return int(value)
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        raise ValueError("not an integer")
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError("beyond the 64-bit range")
+    return number
 
 
 def _decimal_text(value: Any) -> str | None:
@@ -221,7 +222,10 @@ def _fast_array(column: list[Any], conv: Converter) -> pa.Array | None:
             arr = pc.utf8_upper(arr)
         return pc.if_else(pc.equal(arr, ""), pa.scalar(None, STR), arr)
     if conv is _int and types <= {int, _NONE}:
-        return pa.array(column, I64)
+        try:
+            return pa.array(column, I64)
+        except (OverflowError, pa.ArrowInvalid):  # beyond int64: the per-value path names the row
+            return None
     if conv is _ts:
         if types <= {str, _NONE}:
             try:  # 'YYYY-MM-DD HH:MM:SS[.ffffff]'; text with a zone offset takes the slow path
@@ -294,7 +298,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
         with engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 _check_sqlite_timestamps(conn)
-            params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.end_utc)}
+            params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.paid_until_utc)}
             for table in TABLES:
                 if table == "fx_rates":
                     continue
@@ -317,6 +321,9 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
                 for table in CONTROLLED
             }
+            undated: list[Finding] = []
+            if _seller_counts(conn, params, out / "control_seller_counts.parquet"):
+                undated = list(_undated_transactions(conn))
             findings += _orphans(
                 conn,
                 "extract_unknown_sellers.sql",
@@ -357,6 +364,9 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
     relational_seconds = time.perf_counter() - started
     # one finding per defect: where both name a row, the relational check's rule is kept
     findings += raw.without(relational) + relational
+    if undated:  # a time in the period's text range that is no time was also read: one finding for it
+        keys = {f.key for f in undated}
+        findings = [f for f in findings if f.table != "transactions" or f.key not in keys] + undated
     # A bad row of a seller quarantines that seller; what concerns the whole run stops it.
     if any(f.seller_id is None for f in findings):
         raise DataError(sorted(findings, key=lambda f: f.seller_id is not None))
@@ -387,6 +397,55 @@ def _write_controls(path: Path, written: dict[str, int], control: dict[str, int]
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(pa.Table.from_pylist(rows, schema=CONTROL_SCHEMA), tmp)
     tmp.replace(path)
+
+
+SELLER_COUNTS_SCHEMA = pa.schema([("seller_id", STR), ("source_transactions", I64), ("undated_transactions", I64)])
+
+
+def _undated_predicate(conn: Connection) -> str:
+    """Where a transaction has no usable payment time: NULL everywhere; in SQLite also a text of
+    the right shape that is no real time ('2025-13-45 99:99:99', '2025-02-30 10:00:00'), which
+    SQLite's datetime() does not give back unchanged. Text comparison would put such a row in
+    some period or none; it belongs to no period until it is corrected."""
+    if conn.dialect.name == "sqlite":
+        # '+0 days' makes datetime() normalise a day beyond the month's end (30 February)
+        return "(paid_at is null or datetime(substr(paid_at, 1, 19), '+0 days') is not substr(paid_at, 1, 19))"
+    return "(paid_at is null)"
+
+
+def _seller_counts(conn: Connection, params: dict[str, Any], path: Path) -> int:
+    """Write the source's own count of each seller's transactions in the period, and of those
+    without a usable payment time, to ``path``; return the number of the latter. The per-seller
+    reconciliation of the aggregates starts from these counts."""
+    sql = sql_text("count_transactions_by_seller.sql").replace("{undated}", _undated_predicate(conn))
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
+    undated = 0
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pq.ParquetWriter(tmp, SELLER_COUNTS_SCHEMA, compression="zstd") as writer:
+        writer.write_table(SELLER_COUNTS_SCHEMA.empty_table())
+        for batch in result.partitions(BATCH_ROWS):
+            sellers, in_period, without = zip(*batch, strict=True)
+            arrays = [pa.array([_text(v) for v in sellers], STR), pa.array(in_period, I64), pa.array(without, I64)]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=SELLER_COUNTS_SCHEMA))
+            undated += sum(without)
+    tmp.replace(path)
+    return undated
+
+
+def _undated_transactions(conn: Connection) -> Iterator[Finding]:
+    """A finding per transaction without a usable payment time, naming it and its seller: the
+    seller is quarantined (the transaction may belong to this period) until the row is corrected."""
+    sql = sql_text("extract_undated_transactions.sql").replace("{undated}", _undated_predicate(conn))
+    for transaction_id, seller_id, is_null in conn.execute(sa.text(sql)):
+        what = "paid_at is missing (NULL)" if is_null else "paid_at is not a real date and time"
+        yield Finding(
+            rule="transaction.no_paid_at" if is_null else "transaction.bad_paid_at",
+            table="transactions",
+            key=str(transaction_id),
+            seller_id=_text(seller_id),
+            message=f"{what}: the payment time decides the period and the quarter, so the transaction may "
+            "belong to this period and its seller cannot be reported until the source row is corrected",
+        )
 
 
 def _check_sqlite_timestamps(conn: Connection) -> None:

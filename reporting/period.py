@@ -39,6 +39,13 @@ class Period:
         return local_midnight_utc(date(self.year + 1, 1, 1), self.tz)
 
     @property
+    def paid_until_utc(self) -> datetime:
+        """Exclusive end of the payments a run reads: the end of the year, or the end of the
+        as-of day when that comes first (a preview of the running year, the quarterly watch as
+        of a quarter's last day): a payment after the as-of date has not been made as of then."""
+        return min(self.end_utc, self.as_of_end_utc)
+
+    @property
     def quarter_starts_utc(self) -> tuple[datetime, datetime, datetime, datetime]:
         tz = self.tz
         y = self.year

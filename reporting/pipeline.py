@@ -17,8 +17,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from reporting import aggregate as _aggregate
 from reporting import extract as _extract
 from reporting import publish as _publish
@@ -31,8 +29,9 @@ from reporting.errors import ConfigError
 from reporting.ledger import default_ledger_url
 from reporting.ledger.model import MODES
 from reporting.logcontext import stage_context
-from reporting.run import RunSettings, load_settings, new_run_id, read_json
-from reporting.source import safe_url
+from reporting.private import owner_only
+from reporting.run import RunSettings, load_settings, new_run_id, read_json, remember_secret_url
+from reporting.source import has_secret, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def prepare(
     ``as_of`` and ``timestamp`` are inputs: the CLI passes today and now, a DAG run passes its
     Params or logical date. Nothing below reads the clock.
     """
-    with stage_context(stage="prepare", period=year):
+    with owner_only(), stage_context(stage="prepare", period=year):
         started = time.perf_counter()
         config = load_config(config_path)
         if environment:
@@ -88,7 +87,7 @@ def prepare(
         if as_of < date(year, 12, 31):
             log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
         source = source_url or config.source
-        if not source_url and config.source and safe_url(config.source) != config.source:
+        if not source_url and config.source and has_secret(config.source):
             raise ConfigError(
                 f"{config.path}: [source] url holds a password; secrets never go in the configuration "
                 "file. Pass the URL with --source or DAC7_SOURCE_URL (an Airflow Connection in production)"
@@ -132,6 +131,9 @@ def prepare(
                 )
         # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
         ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
+        ledger_secret = has_secret(ledger)
+        if ledger_secret:
+            remember_secret_url(run_id, "ledger", ledger)
         run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
         run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
@@ -143,10 +145,12 @@ def prepare(
             timestamp=ts,
             out_dir=str(Path(out_dir).resolve()),
             run_dir=str(run_dir),
-            source_url=source if source and safe_url(source) == source else None,
+            source_url=source if source and not has_secret(source) else None,
             xsd_dir=str(xsd_dir) if xsd_dir else None,
-            # a URL with a password is never written down: the stages read it from DAC7_LEDGER_URL
-            ledger_url=ledger if make_url(ledger).password is None else None,
+            # a URL with a secret is never written down: the stages of this process keep it in
+            # memory (an explicit --ledger always wins), others read DAC7_LEDGER_URL
+            ledger_url=None if ledger_secret else ledger,
+            ledger_shown=safe_url(ledger) if ledger_secret else None,
             mode=mode,
             sellers=tuple(sellers) if sellers else None,
             authorities=tuple(sorted(set(authorities))) if authorities else None,
@@ -162,7 +166,7 @@ def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iter
     period, the stage and the authority (:mod:`reporting.logcontext`); the last one says how
     long the stage took."""
     settings = load_settings(run_dir)
-    with stage_context(stage=name, period=settings.year, authority=authority):
+    with owner_only(), stage_context(stage=name, period=settings.year, authority=authority):
         started = time.perf_counter()
         yield settings
         log.info("%s done in %.2f s", name, time.perf_counter() - started)
@@ -221,6 +225,12 @@ def publish(
     the filing are recorded in the ledger with each message."""
     with _stage("publish", run_dir, authority) as settings:
         return _publish.publish(settings, authority, triggered_by=triggered_by, approved_by=approved_by)
+
+
+def report(run_dir: str | Path) -> dict[str, Any]:
+    """The reports of a run that renders nothing (the quarterly watch), after the rules stage."""
+    with _stage("report", run_dir) as settings:
+        return _publish.report(settings)
 
 
 def finalize(run_dir: str | Path) -> dict[str, Any]:
@@ -288,6 +298,8 @@ def summary_table(manifest: dict[str, Any]) -> str:
             f"  {'total':<18}{sum(f['sellers'] for f in manifest['files']):>10}"
             f"{sum(f['bytes'] for f in manifest['files']):>12}  {len(manifest['files'])} file(s)"
         )
+    elif manifest.get("watch"):
+        lines.append("  a watch: no XML rendered, the reports and the watch list only")
     elif s["reportable"]:
         lines.append("  nothing to file: the ledger holds this period as filed, and nothing changed")
     else:

@@ -33,16 +33,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from lxml import etree
 
+from reporting import safexml
 from reporting.countries import is_eu
 from reporting.errors import PermanentError
 
@@ -1151,22 +1151,12 @@ def _events(source: Source) -> Iterator[tuple[Iterator[tuple[str, etree._Element
     if isinstance(source, etree._Element):
         yield etree.iterwalk(source, events=("start", "end"), tag=_EVENT_TAGS), False, "the document"
         return
-    with ExitStack() as stack:
-        stream: Any
-        if isinstance(source, str | Path):
-            stream, name = stack.enter_context(open(source, "rb")), str(source)
-        else:
-            stream, name = (BytesIO(source) if isinstance(source, bytes) else source), "the document"
-        events = etree.iterparse(
-            stream,
-            events=("start", "end"),
-            tag=_EVENT_TAGS,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=True,
-        )
+    name = str(source) if isinstance(source, str | Path) else "the document"
+    events = safexml.iterparse(source, name=name, events=("start", "end"), tag=_EVENT_TAGS)
+    try:
         yield events, True, name
+    finally:
+        events.close()  # the file opened for it is closed also when the walk stops early
 
 
 def _not_eu(name: str, found: str) -> NotEuDpiMessageError:
@@ -1233,12 +1223,18 @@ class _Run:
 
     def walk(self, events: Iterator[tuple[str, etree._Element]], streaming: bool, name: str) -> None:
         ctx = self.ctx
+        done = False
         for event, elem in events:
+            if done:
+                continue  # the rest is read all the same: a verdict is given only on a whole file
             if ctx.root is None:
                 if event == "start":
                     if elem.tag != ROOT:
-                        qname = etree.QName(elem)
-                        raise _not_eu(name, f"it holds {qname.localname} in the namespace {qname.namespace}")
+                        namespace, _, local = (
+                            elem.tag[1:].rpartition("}") if elem.tag[:1] == "{" else ("", "", elem.tag)
+                        )
+                        where = f"in the namespace {namespace}" if namespace else "in no namespace"
+                        raise _not_eu(name, f"it holds {local} {where}")
                     ctx.root = elem
                 continue
             parent = elem.getparent()
@@ -1249,7 +1245,7 @@ class _Run:
                 elif elem.tag == SELLER and ctx.body is not None and parent is ctx.body.elem:
                     self.body_header(ctx.body)
             elif elem is ctx.root:
-                break
+                done = True
             elif elem.tag == SPEC and parent is ctx.root and ctx.spec is None:
                 ctx.read_spec(elem)
                 self.message()
@@ -1289,7 +1285,8 @@ def check_message(
     80013, 80014 run only with it); ``receiving_country`` is the member state the message goes to, when known (50012;
     40050 and 40070 then compare with it instead of the MessageSpec's ReceivingCountry).
     Raises :class:`NotEuDpiMessageError` (a ``ValueError``) for a document of another edition, and
-    lxml's ``XMLSyntaxError`` for one that is not well-formed.
+    :class:`reporting.safexml.XmlFileError` (a ``ValueError``, one line) for one that is empty, cut
+    off, not well-formed, not UTF-8 or carries a DOCTYPE.
     """
     ctx = Context(
         today=today or date.today(),

@@ -12,16 +12,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
-
+from reporting import safexml
 from reporting.authorities import select_profile
 from reporting.datachecks import DOCS_DIR
 from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
 from reporting.errors import ConfigError, XmlValidationError
+from reporting.faults import fault_point
 from reporting.ledger import Ledger, LedgerError, open_ledger
 from reporting.preflight import EU_EXCHANGE, check_message
-from reporting.render import file_sha256, planned_authorities, planned_other_live_filings, rendered, stage_ledger
+from reporting.private import private_copy, private_dirs
+from reporting.render import (
+    file_sha256,
+    ledger_url,
+    planned_authorities,
+    planned_other_live_filings,
+    rendered,
+    stage_ledger,
+)
 from reporting.reports import write_reports
 from reporting.run import RunSettings, read_json, write_json
 from reporting.summary_page import SUMMARY_PAGE, write_run_summary
@@ -145,7 +153,7 @@ def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, st
     """:func:`_ledger_view` of a file that is not (or not yet) in the ledger: every DocRefId the
     ledger knows is used, except by the file's own message when the ledger has it."""
     message_ref_id = ""
-    for _, elem in etree.iterparse(str(path), tag="{*}MessageRefId", resolve_entities=False, no_network=True):
+    for _, elem in safexml.iterparse(path, tag="{*}MessageRefId"):
         message_ref_id = elem.text or ""
         break
     return _ledger_view(ledger, path, message_ref_id, set())
@@ -157,7 +165,7 @@ def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[s
     80003, 80013, 80014). Records of this run's earlier messages count as live: they are
     published first."""
     ids: set[str] = set()
-    for _, spec in etree.iterparse(str(path), tag="{*}DocSpec", resolve_entities=False, no_network=True):
+    for _, spec in safexml.iterparse(path, tag="{*}DocSpec"):
         for tag in ("DocRefId", "CorrDocRefId"):
             value = spec.findtext(f"{{*}}{tag}")
             if value:
@@ -200,16 +208,87 @@ def _publish_one(
             f"message {msg['message_ref_id']} was discarded (a later run planned the period again); "
             "this run cannot publish it: run again"
         )
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(dst.parent)
     tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.chmod(tmp, 0o600)
+    tmp.unlink(missing_ok=True)  # left by a crash: made again, 0600 from its first byte
+    private_copy(src, tmp)
     try:
         with ledger.publishing(msg["message_ref_id"], triggered_by=triggered_by, approved_by=approved_by):
             os.replace(tmp, dst)
+            fault_point("publish.after_rename")
     finally:
         tmp.unlink(missing_ok=True)
+    fault_point("publish.after_commit")
     return dst
+
+
+#: where files moved aside by :func:`sweep` go, inside the output directory: never uploaded
+SET_ASIDE = "set-aside"
+PUBLISHED_STATUSES = ("published", "accepted", "rejected")
+
+
+def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> list[dict[str, str]]:
+    """Make ``<out>/<authority>/`` hold exactly the files the ledger says are published.
+
+    A run killed after a file was renamed into place but before its ledger transaction committed
+    leaves a file whose message is not published (a later run discards it and files its
+    sellers again): uploading the folder would send both. Every such file (its message
+    discarded, or rendered by another run) is moved to ``<out>/set-aside/<authority>/``, and a
+    temporary copy left by a crash is deleted. Called under the ledger lock of the authority and
+    period, so that no other run is publishing; this run's own messages are left alone (a
+    retried publish puts them in place). Files the ledger does not know are left as they are."""
+    folder = out / authority
+    moved: list[dict[str, str]] = []
+    if not folder.is_dir():
+        return moved
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    by_file = {
+        m.file_name: m
+        for m in ledger.messages(authority=authority, environment=settings.environment)
+        if m.file_name.startswith(f"{authority}/")
+    }
+    for path in sorted(folder.glob("*.xml")):
+        m = by_file.get(f"{authority}/{path.name}")
+        if m is None or m.status in PUBLISHED_STATUSES or (m.status == "rendered" and m.run_id == settings.run_id):
+            continue
+        target = private_dirs(out / SET_ASIDE / authority) / path.name
+        os.replace(path, target)
+        moved.append({"file": f"{authority}/{path.name}", "message_ref_id": m.message_ref_id, "status": m.status})
+        log.warning(
+            "%s/%s: its message %s is %s in the ledger, not published; moved to %s/%s so that it is never uploaded",
+            authority,
+            path.name,
+            m.message_ref_id,
+            m.status,
+            SET_ASIDE,
+            authority,
+        )
+    return moved
+
+
+def published_files(settings: RunSettings, out: Path) -> list[dict[str, Any]]:
+    """Every file of the period the ledger says is published (or answered), of every authority
+    of the environment, whether this run published it or an earlier one, and whether it is in
+    the output directory: what the manifest and the view list, whatever crashed before."""
+    if settings.preview:
+        return []
+    with open_ledger(ledger_url(settings)) as ledger:
+        messages = ledger.messages(year=settings.year, environment=settings.environment)
+    return [
+        {
+            "authority": m.authority,
+            "file": m.file_name,
+            "message_ref_id": m.message_ref_id,
+            "message_type_indic": m.message_type_indic,
+            "status": m.status,
+            "published_utc": m.published.isoformat() if m.published else None,
+            "sha256": m.sha256,
+            "in_output": (out / m.file_name).is_file(),
+        }
+        for m in messages
+        if m.status in PUBLISHED_STATUSES
+    ]
 
 
 def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
@@ -292,10 +371,10 @@ def publish(
     if authority is None:
         for a in authorities:
             publish(settings, a, triggered_by=triggered_by, approved_by=approved_by)
+            fault_point("publish.between_authorities")
         return finalize(settings)
     render = rendered(settings, authority)
-    out = Path(settings.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dirs(settings.out_dir)
     # Earlier filings stay where they were published: every file is a message the authority
     # received (or will), named by its unique MessageRefId; the ledger says what each one did.
     files = []
@@ -304,6 +383,7 @@ def publish(
         open_ledger(url) as ledger,
         ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
     ):
+        set_aside = [] if settings.preview else sweep(settings, ledger, out, authority)
         # in the order planned (a correction of the PlatformOperator before the additions), each
         # file moved into place inside the transaction that records it as published
         for msg in render["messages"]:
@@ -324,7 +404,7 @@ def publish(
                     "sha256": file_sha256(dst),
                 }
             )
-    summary = {"authority": authority, "files": files}
+    summary = {"authority": authority, "files": files, "set_aside": set_aside}
     write_json(settings.stage_dir("publish/authorities") / f"{authority}.json", summary)
     log.info("publish year=%s authority=%s: %d file(s)", settings.year, authority, len(files))
     return summary
@@ -340,16 +420,75 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
     files = [
         f for a in authorities for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json")["files"]
     ]
-    validation = {
-        "files": [
-            f
-            for a in authorities
-            for f in read_json(settings.run_path / "validate" / "authorities" / f"{a}.json")["files"]
-        ]
-    }
-    render = rendered(settings)
+    validation = [
+        f for a in authorities for f in read_json(settings.run_path / "validate" / "authorities" / f"{a}.json")["files"]
+    ]
+    set_aside = [
+        f
+        for a in authorities
+        for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json").get("set_aside", [])
+    ]
+    set_aside += _sweep_all(settings, exclude=set(authorities))
+    manifest = _write_manifest(
+        settings,
+        files=files,
+        set_aside=set_aside,
+        warnings=[
+            {"file": r["file"], **f}
+            for r in validation
+            for f in r.get("rule_findings", [])
+            if f.get("severity") == "warning"
+        ],
+        discarded=rendered(settings).get("discarded", []),
+        # live filings of the period to other authorities than the filing state (filed before):
+        # this run left them as they are
+        other_live_filings=planned_other_live_filings(settings),
+    )
+    log.info("publish year=%s: %d file(s) to %s", settings.year, len(files), settings.out_dir)
+    return manifest
+
+
+def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[dict[str, str]]:
+    """:func:`sweep` of every authority folder in the output that this run did not publish to
+    (a rerun with nothing to file, or a folder of an earlier routing), each under its lock."""
     out = Path(settings.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if settings.preview or not out.is_dir():
+        return []
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir() and len(p.name) == 2 and p.name.isupper())
+    moved: list[dict[str, str]] = []
+    for authority in (a for a in folders if a not in exclude):
+        with (
+            open_ledger(ledger_url(settings)) as ledger,
+            ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+        ):
+            moved += sweep(settings, ledger, out, authority)
+    return moved
+
+
+def report(settings: RunSettings) -> dict[str, Any]:
+    """The reports of a run that renders nothing (the quarterly watch): the explanation reports,
+    the due-diligence report, the Data Docs, the run summary and ``<out>/manifest.json`` without
+    files, straight after the rules stage."""
+    manifest = _write_manifest(
+        settings, files=[], set_aside=[], warnings=[], discarded=[], other_live_filings=[], watch=True
+    )
+    log.info("report year=%s: the reports of the watch (no XML) in %s", settings.year, settings.out_dir)
+    return manifest
+
+
+def _write_manifest(
+    settings: RunSettings,
+    *,
+    files: list[dict[str, Any]],
+    set_aside: list[dict[str, str]],
+    warnings: list[dict[str, Any]],
+    discarded: list[dict[str, Any]],
+    other_live_filings: list[str],
+    watch: bool = False,
+) -> dict[str, Any]:
+    """The reports, the Data Docs, the run summary and ``manifest.json``, written to the output."""
+    out = private_dirs(settings.out_dir)
+    published = [] if watch else published_files(settings, out)
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
     checks = _publish_data_checks(settings, out)
@@ -366,21 +505,20 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
         "preview": settings.preview,
         "reading": rules.get("reading"),
         "timestamp_utc": settings.timestamp.isoformat(),
+        # the quarterly watch renders no XML: its manifest holds the reports only
+        "watch": watch,
         "files": files,
+        # every file of the period the ledger says is published, by this run or an earlier one
+        # (a crashed run's included), and the files moved aside because they are not
+        "published_files": published,
+        "set_aside": set_aside,
         "reports": [*reports["reports"], "reports/due_diligence.csv", "reports/due_diligence.html", SUMMARY_PAGE],
         "due_diligence": diligence,
-        "warnings": [
-            {"file": r["file"], **f}
-            for r in validation["files"]
-            for f in r.get("rule_findings", [])
-            if f.get("severity") == "warning"
-        ],
+        "warnings": warnings,
         "data_checks": checks,
         "superseded": [],  # kept for readers of older manifests: files are never moved now
-        "discarded": render.get("discarded", []),
-        # live filings of the period to other authorities than the filing state (filed before):
-        # this run left them as they are
-        "other_live_filings": planned_other_live_filings(settings),
+        "discarded": discarded,
+        "other_live_filings": other_live_filings,
         "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],
@@ -391,6 +529,6 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
         },
     }
     write_run_summary(settings, out, manifest)  # the figures and charts for people, from the manifest
+    fault_point("finalize.before_manifest")
     write_json(out / "manifest.json", manifest)
-    log.info("publish year=%s: %d file(s) to %s", settings.year, len(files), out)
     return manifest

@@ -11,7 +11,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -58,8 +57,10 @@ from reporting.records import (
     seller_from_content,
 )
 from reporting.rules import ACTIVITY_ORDER
-from reporting.run import RunSettings, read_json, write_json
+from reporting.run import RunSettings, read_json, secret_url, write_json
+from reporting.source import safe_url
 from reporting.staging import connect
+from reporting.text import text_problem
 from reporting.variants import EU_READING, LegalVariant, reading_for, reports_financial_identifier
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,6 @@ TEXT_COLUMNS = (
     "vat_id",
     "business_registration_number",
 )
-MAX_TEXT = 200
-_XML_CHAR = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _texts(row: dict[str, Any]) -> Iterator[tuple[str, str, str, str | None]]:
@@ -202,17 +201,6 @@ def _texts(row: dict[str, Any]) -> Iterator[tuple[str, str, str, str | None]]:
                 "other_property_type",
             ):
                 yield "property_listings", a["listing_id"], column, a[column]
-
-
-def text_problem(value: str | None) -> str | None:
-    """Why a text cannot go into the XML as it is (never quoting it: it may be personal data)."""
-    if value is None:
-        return None
-    if len(value) > MAX_TEXT:
-        return f"is {len(value)} characters long; the schema allows {MAX_TEXT}"
-    if _XML_CHAR.search(value):
-        return "contains control characters that XML cannot carry"
-    return None
 
 
 def _four(values: list[int]) -> tuple[int, int, int, int]:
@@ -547,7 +535,21 @@ def ledger_url(settings: RunSettings, authority: str | None = None) -> str:
             raise ConfigError("a preview has a ledger per authority: name the authority")
         folder = settings.stage_dir(f"preview/{authority}")
         return f"sqlite:///{folder / PREVIEW_LEDGER}"
-    url = settings.ledger_url or os.environ.get("DAC7_LEDGER_URL")
+    url = settings.ledger_url or secret_url(settings.run_id, "ledger")
+    if url:
+        return url
+    url = os.environ.get("DAC7_LEDGER_URL")
+    if settings.ledger_shown:  # the run's ledger carries a secret: only that ledger will do
+        if not url:
+            raise ConfigError(
+                f"the run was prepared with the ledger {settings.ledger_shown}, whose password is kept in the "
+                "memory of the process that prepared it; this process has none: set DAC7_LEDGER_URL to it"
+            )
+        if safe_url(url) != settings.ledger_shown:
+            raise ConfigError(
+                f"the run was prepared with the ledger {settings.ledger_shown}, but DAC7_LEDGER_URL is "
+                f"{safe_url(url)}: a filing is recorded in the ledger of its run only"
+            )
     if not url:
         raise ConfigError("no ledger URL: pass --ledger, set DAC7_LEDGER_URL or [ledger] url")
     return url

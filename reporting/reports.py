@@ -20,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reporting import csvcells
+from reporting.private import private_dirs
 from reporting.run import RunSettings
 from reporting.staging import connect, sql_literal
 
@@ -136,8 +138,7 @@ order by seller_id, rule, key
 
 def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
     """Write ``reports/decisions`` and ``reports/figures`` (Parquet and CSV) atomically."""
-    reports = out_dir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
+    reports = private_dirs(out_dir / "reports")
     con = connect(settings.run_path, "aggregate", "rules")
     written = []
     try:
@@ -145,7 +146,8 @@ def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
             for fmt, options in (("parquet", "format parquet, compression zstd"), ("csv", "format csv, header")):
                 target = reports / f"{name}.{fmt}"
                 tmp = reports / f".{name}.{fmt}.tmp"
-                con.execute(f"copy ({sql}) to {sql_literal(tmp)} ({options})")
+                query = csvcells.select(con, sql) if fmt == "csv" else sql  # no cell read as a formula
+                con.execute(f"copy ({query}) to {sql_literal(tmp)} ({options})")
                 tmp.chmod(0o600)
                 tmp.replace(target)
                 written.append(f"reports/{name}.{fmt}")
@@ -161,7 +163,7 @@ def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
             # every quarantined seller with its reasons: keys and rules only, what to correct
             target, tmp = reports / "quarantine.csv", reports / ".quarantine.csv.tmp"
             sql = QUARANTINE_SQL.format(files=", ".join(sql_literal(p) for p in files))
-            con.execute(f"copy ({sql}) to {sql_literal(tmp)} (format csv, header)")
+            con.execute(f"copy ({csvcells.select(con, sql)}) to {sql_literal(tmp)} (format csv, header)")
             tmp.chmod(0o600)
             tmp.replace(target)
             written.append("reports/quarantine.csv")

@@ -20,6 +20,18 @@ from reporting.period import Period
 
 SETTINGS_FILE = "settings.json"
 
+#: URLs that carry a secret, given to this process for a run (``dac7 run --ledger URL`` with a
+#: password): the stages of the run in this process use them; they are never written down.
+_SECRET_URLS: dict[tuple[str, str], str] = {}
+
+
+def remember_secret_url(run_id: str, what: str, url: str) -> None:
+    _SECRET_URLS[(run_id, what)] = url
+
+
+def secret_url(run_id: str, what: str) -> str | None:
+    return _SECRET_URLS.get((run_id, what))
+
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
@@ -36,6 +48,9 @@ class RunSettings:
     #: difference to the ledger), or a kind forced by compliance staff (``new``, ``correction``,
     #: ``deletion`` of ``sellers``, ``nil``)
     ledger_url: str | None = None
+    #: the ledger's URL with its secrets masked, when it carries one (then ``ledger_url`` is None:
+    #: the URL itself stays in this process's memory, or comes from ``DAC7_LEDGER_URL``)
+    ledger_shown: str | None = None
     mode: str = "auto"
     sellers: tuple[str, ...] | None = None
     #: the authorities this run may file to (default: every authority with something due)
@@ -100,6 +115,7 @@ class RunSettings:
             "source_url": self.source_url,
             "xsd_dir": self.xsd_dir,
             "ledger_url": self.ledger_url,
+            "ledger_shown": self.ledger_shown,
             "mode": self.mode,
             "sellers": list(self.sellers) if self.sellers is not None else None,
             "authorities": list(self.authorities) if self.authorities is not None else None,
@@ -120,6 +136,7 @@ class RunSettings:
             source_url=data.get("source_url"),
             xsd_dir=data.get("xsd_dir"),
             ledger_url=data.get("ledger_url"),
+            ledger_shown=data.get("ledger_shown"),
             mode=data.get("mode", "auto"),
             sellers=tuple(data["sellers"]) if data.get("sellers") is not None else None,
             authorities=tuple(data["authorities"]) if data.get("authorities") is not None else None,

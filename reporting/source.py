@@ -110,10 +110,43 @@ def make_engine(url: str | URL) -> Engine:
     return engine
 
 
+#: Query parameters that carry a secret (libpq's ``sslpassword``, a driver's ``password=``, a
+#: token): an Airflow Connection's extras become query parameters, so a secret may hide there.
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|credential|api_?key|access_?key|private_?key", re.IGNORECASE)
+MASK = "***"
+
+
+def _url(url: str | URL) -> URL:
+    return make_url(url) if isinstance(url, str) else url
+
+
+def is_secret_parameter(name: str) -> bool:
+    return bool(_SECRET_PARAMETER.search(name))
+
+
+def secret_parameters(url: str | URL) -> list[str]:
+    """The names of the URL's query parameters that carry a secret."""
+    return sorted(k for k in _url(url).query if is_secret_parameter(k))
+
+
+def has_secret(url: str | URL) -> bool:
+    """Whether the URL carries a password, in its user part or in a query parameter."""
+    u = _url(url)
+    return u.password is not None or bool(secret_parameters(u))
+
+
 def safe_url(url: str | URL) -> str:
-    """The URL with its password masked, for logs and run records."""
-    u = make_url(url) if isinstance(url, str) else url
-    return u.render_as_string(hide_password=True)
+    """The URL with every secret masked (the password, and query parameters such as
+    ``sslpassword``), for logs, errors, run records and pages. Never raises: a text that is not
+    a URL is not echoed."""
+    try:
+        u = _url(url)
+    except Exception:  # whatever SQLAlchemy says: the text may hold a secret
+        return "(not a database URL)"
+    hidden = secret_parameters(u)
+    if hidden:
+        u = u.update_query_dict({k: MASK for k in hidden})
+    return u.render_as_string(hide_password=True).replace("%2A%2A%2A", MASK)
 
 
 def ddl_statements(sql: str) -> list[str]:

@@ -254,11 +254,20 @@ class SharedStaging:
         return listing
 
     def url_for_log(self) -> str:
-        """The URL without credentials (a user:password@ part is cut off)."""
+        """The URL without credentials: a user:password@ part is cut off, and the value of a query
+        parameter that carries a secret (``?token=``, ``?secret_access_key=``) is masked."""
+        from urllib.parse import parse_qsl, urlencode
+
+        from reporting.source import MASK, is_secret_parameter
+
         scheme, sep, rest = self.url.partition("://")
         if not sep:
             return self.url
         host, slash, path = rest.partition("/")
+        path, question, query = path.partition("?")
+        if question:
+            pairs = [(k, MASK if is_secret_parameter(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+            path += "?" + urlencode(pairs, safe="*/")
         return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
 
 

@@ -8,13 +8,16 @@ with its line number.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
 
+from reporting import safexml
 from reporting.authorities.base import schema_path
+from reporting.safexml import withhold_values
+
+__all__ = ["SchemaError", "load_schema", "schema_for", "validate_file", "withhold_values"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,20 +30,8 @@ class SchemaError:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-# libxml2 quotes the offending value in its messages ("The value '...' is not accepted by the
-# pattern", "'...' is not a valid value of the atomic type"): a name, a TIN, a birth date. The
-# value is withheld; the line number and the element say where to look.
-_QUOTED_VALUE = re.compile(r"(The value |: )'(?:[^']|'(?! is ))*'(?= is )", re.DOTALL)
-
-
-def withhold_values(message: str) -> str:
-    """A schema or parser message without the data value it quotes (element names, facets and
-    patterns stay)."""
-    return _QUOTED_VALUE.sub(r"\1(value withheld)", message)
-
-
 def _parser(**kw: object) -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, **kw)
+    return safexml.parser(**kw)
 
 
 def load_schema(path: str) -> etree.XMLSchema:
@@ -58,22 +49,16 @@ def schema_for(resource: str, xsd_dir: str | Path | None = None) -> etree.XMLSch
 
 
 def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200) -> list[SchemaError]:
-    """Every schema error of the file (up to ``limit``), with line numbers; empty when valid."""
+    """Every schema error of the file (up to ``limit``), with line numbers; empty when valid.
+
+    The verdict is given on the whole file: a file that is empty, cut off, not well-formed, in
+    another encoding than UTF-8 or with a DOCTYPE raises :class:`reporting.safexml.XmlFileError`
+    (one line naming the file and, for a parser error, the line)."""
     name = str(path)
-    try:
-        for _event, elem in etree.iterparse(
-            name, events=("end",), schema=schema, resolve_entities=False, no_network=True, huge_tree=True
-        ):
-            if elem.getparent() is not None:
-                elem.clear(keep_tail=True)
+    if safexml.validate_stream(path, schema):
         return []
-    except etree.XMLSyntaxError:
-        pass
-    try:
-        tree = etree.parse(name, _parser())
-    except etree.XMLSyntaxError as exc:
-        errors = [SchemaError(name, e.line, withhold_values(e.message)) for e in exc.error_log][:limit]
-        return errors or [SchemaError(name, 0, withhold_values(str(exc)))]
-    if schema.validate(tree):
+    safexml.well_formed(path)  # raises at the first thing that is not well-formed XML
+    tree = etree.parse(name, _parser())
+    if schema.validate(tree):  # pragma: no cover - the streaming pass said otherwise
         return []
     return [SchemaError(name, e.line, withhold_values(e.message)) for e in schema.error_log][:limit]

@@ -36,10 +36,10 @@ def message_considerations(path: Path) -> dict[str, int]:
     the ``ConsQ1`` .. ``ConsQ4`` of every seller record it sends as new or corrected, deleted
     records left out. Streams the file; any profile (the elements keep their DPI names inside
     the national envelopes)."""
-    from lxml import etree
+    from reporting import safexml
 
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    for _, el in etree.iterparse(str(path), events=("end",), resolve_entities=False, no_network=True):
+    for _, el in safexml.iterparse(path, events=("end",)):
         if _localname(el.tag) != "ReportableSeller":
             continue
         indic = next((d.text for d in el.iter() if _localname(d.tag) == "DocTypeIndic"), None)

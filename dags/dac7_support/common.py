@@ -290,7 +290,9 @@ def effective_settings(run_dir: str | Path) -> dict[str, Any]:
         "config": s["config_path"],
         "out_dir": s["out_dir"],
         "source": s["source_url"] or "from DAC7_SOURCE_URL or its Airflow Connection (not shown: it holds a password)",
-        "ledger": s["ledger_url"] or "from DAC7_LEDGER_URL or its Airflow Connection (not shown: it holds a password)",
+        "ledger": s["ledger_url"]
+        or s.get("ledger_shown")
+        or "from DAC7_LEDGER_URL or its Airflow Connection (not shown: it holds a password)",
     }
 
 

@@ -68,8 +68,6 @@ def share_prepared(run_dir: str) -> None:
         shared.push(Path(run_dir).name, Path(run_dir).parent)
 
 
-
-
 def retention() -> timedelta:
     """``DAC7_STAGING_RETENTION_DAYS`` (default 90): long enough for any rerun of a filing."""
     raw = os.environ.get("DAC7_STAGING_RETENTION_DAYS") or str(DEFAULT_RETENTION_DAYS)

@@ -65,14 +65,17 @@ def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, s
 def write_watch_list(out_dir: str | Path, target: str | Path) -> dict[str, Any]:
     """Write ``target`` (CSV, atomically, readable by the owner only) from the reports in
     ``out_dir``; returns the counts."""
+    from reporting import csvcells
+    from reporting.private import private_dirs
+
     reports = Path(out_dir) / "reports"
     rows = watch_rows(reports / "decisions.csv", reports / "due_diligence.csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(map(csvcells.row, rows))  # no cell read as a formula
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

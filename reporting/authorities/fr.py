@@ -85,12 +85,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from reporting import safexml
 from reporting.authorities import register
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
@@ -449,20 +449,13 @@ def check_fr_rules(source: str | Path | bytes) -> list[RuleFinding]:
 
     ``source`` is a file path or the bytes of a file; it is read in bounded memory, seller by
     seller. Raises :class:`NotFrDpiMessageError` (a ``ValueError``) when the root is not the
-    DGFiP edition's ``DPI_OECD``, and lxml's ``XMLSyntaxError`` for a file that is not well-formed.
+    DGFiP edition's ``DPI_OECD``, and :class:`reporting.safexml.XmlFileError` (a ``ValueError``) for a
+    file that is empty, cut off, not well-formed, not UTF-8 or carries a DOCTYPE.
     """
     findings: list[RuleFinding] = []
-    stream = BytesIO(source) if isinstance(source, bytes) else str(source)
     root_seen = False
     sellers = 0
-    events = etree.iterparse(
-        stream,
-        events=("start", "end"),
-        tag=(_ROOT, _SELLER),
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=True,
-    )
+    events = safexml.iterparse(source, events=("start", "end"), tag=(_ROOT, _SELLER))
     for event, elem in events:
         if elem.tag == _ROOT:
             if event == "start" and elem.getparent() is not None:

@@ -35,9 +35,14 @@ final as (
         t.amount_minor as transaction_amount_minor,
         t.fee_minor as transaction_fee_minor,
         t.tax_minor as transaction_tax_minor,
-        sum(r.amount_minor) over (partition by r.transaction_id)::bigint as refunds_amount_minor,
-        sum(coalesce(r.fee_minor, 0)) over (partition by r.transaction_id)::bigint as refunds_fee_minor,
-        sum(coalesce(r.tax_minor, 0)) over (partition by r.transaction_id)::bigint as refunds_tax_minor
+        -- saturated at the 64-bit maximum: a sum beyond it still exceeds any transaction (and is
+        -- the finding refund.amount_overflow of the relational checks), instead of failing the cast
+        least(sum(r.amount_minor) over (partition by r.transaction_id), 9223372036854775807)::bigint
+            as refunds_amount_minor,
+        least(sum(coalesce(r.fee_minor, 0)) over (partition by r.transaction_id), 9223372036854775807)::bigint
+            as refunds_fee_minor,
+        least(sum(coalesce(r.tax_minor, 0)) over (partition by r.transaction_id), 9223372036854775807)::bigint
+            as refunds_tax_minor
     from refunds as r
     left join transaction_amounts as t on t.transaction_id = r.transaction_id
 )

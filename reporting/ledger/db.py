@@ -252,8 +252,9 @@ class Ledger:
         :class:`LedgerLockedError` instead of filing the same period at the same time.
 
         PostgreSQL: a session advisory lock (it ends with its session, also when the process
-        dies). SQLite: a row in ``ledger_locks``; a run that died leaves it behind, to be removed
-        with :meth:`break_lock` (``dac7 ledger unlock``). A retry of the same run (same ``holder``)
+        dies). SQLite: a row in ``ledger_locks``; a run that died leaves it behind. It is taken
+        over when its process ran on this machine and has ended; otherwise it is removed with
+        :meth:`break_lock` (``dac7 ledger unlock``). A retry of the same run (same ``holder``)
         takes over its own row.
         """
         _check_environment(environment)
@@ -299,9 +300,17 @@ class Ledger:
             with self.engine.begin() as conn:
                 row = conn.execute(sa.select(t.locks).where(*where)).first()
                 if row is not None:
-                    if row.holder != info.holder:
-                        raise LedgerLockedError(_locked(info, _lock_info(row), breakable=True))
-                    log.warning("taking over the filing lock left by an earlier attempt of %s", info.holder)
+                    held = _lock_info(row)
+                    if row.holder == info.holder:
+                        log.warning("taking over the filing lock left by an earlier attempt of %s", info.holder)
+                    elif _died_here(held):
+                        log.warning(
+                            "taking over the filing lock of %s: its process %s on this machine has ended",
+                            held.holder,
+                            held.pid,
+                        )
+                    else:
+                        raise LedgerLockedError(_locked(info, held, breakable=True))
                     conn.execute(sa.delete(t.locks).where(*where))
                 conn.execute(sa.insert(t.locks).values(_lock_row(info)))
         except sa.exc.IntegrityError:  # another process inserted it between our read and write
@@ -981,6 +990,21 @@ def _lock_row(info: LockInfo) -> dict[str, Any]:
         "host": info.host,
         "pid": info.pid,
     }
+
+
+def _died_here(held: LockInfo) -> bool:
+    """Whether the holder of a SQLite lock row ran on this machine and its process has ended (a
+    run killed while it held the lock): then the lock is stale and is taken over. A process that
+    still runs, or one on another machine, is never presumed dead."""
+    if not held.pid or held.host != socket.gethostname():
+        return False
+    try:
+        os.kill(held.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _lock_info(row: Any) -> LockInfo:

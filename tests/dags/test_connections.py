@@ -111,9 +111,7 @@ def test_a_dag_run_reads_source_and_ledger_from_airflow_connections(
     source = tmp_path / "marketplace.db"
     generate_demo(f"sqlite:///{source}", sellers=120, seed=5, year=2025, replace=True)
     ledger = make_url(pg_url)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_DAC7_TEST_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(source)})
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_DAC7_TEST_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(source)}))
     monkeypatch.setenv(
         "AIRFLOW_CONN_DAC7_TEST_LEDGER",
         json.dumps(
@@ -124,6 +122,8 @@ def test_a_dag_run_reads_source_and_ledger_from_airflow_connections(
                 "login": ledger.username,
                 "password": SECRET,  # the server trusts local connections: never checked, never written
                 "schema": ledger.database,
+                # an extra becomes a query parameter of the URL: a secret there is masked too
+                "extra": {"application_name": "dac7", "sslpassword": SECRET},
             }
         ),
     )
@@ -152,6 +152,7 @@ def test_a_dag_run_reads_source_and_ledger_from_airflow_connections(
     (run_dir,) = (tmp_path / "staging").iterdir()
     settings = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
     assert settings["source_url"] == f"sqlite:///{source}" and settings["ledger_url"] is None
+    assert settings["ledger_shown"].endswith("?application_name=dac7&sslpassword=***")
     for path in [*tmp_path.rglob("*"), *Path(_airflow_home()).rglob("*.log")]:
         if path.is_file() and path.suffix in {".json", ".xml", ".csv", ".html", ".log", ".txt"}:
             assert SECRET not in path.read_text(encoding="utf-8", errors="replace"), path

@@ -1,14 +1,12 @@
-"""The quarterly preview: its quarter comes from the run, it files only into a test ledger of its
-own, its watch list names the sellers near or over the de minimis limits (as the filing state's law
-reads them) with due diligence open, and, through ``dag.test()``, a demo marketplace is run as a
-test filing in LT (the demo operator's filing state) into test XML."""
+"""The quarterly watch: its quarter comes from the run, it reads only the payments made by the
+quarter's end, renders no XML and files nothing, its watch list names the sellers near or over the
+de minimis limits (as the filing state's law reads them) with due diligence open, and, through
+``dag.test()``, a demo marketplace is watched as of the end of the third quarter."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import re
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -20,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
 
-STAGES = ["prepare", "extract", "aggregate", "apply_rules", "render", "validate", "publish", "watch_list"]
+STAGES = ["prepare", "extract", "aggregate", "apply_rules", "report", "watch_list"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def test_schedule_is_after_each_quarter(dag: Any) -> None:
 
 def test_database_steps_retry(dag: Any) -> None:
     for stage in STAGES:
-        assert dag.get_task(stage).retries == (2 if stage in {"extract", "render", "validate", "publish"} else 0), stage
+        assert dag.get_task(stage).retries == (2 if stage == "extract" else 0), stage
 
 
 def test_params_are_a_labelled_form(dag: Any) -> None:
@@ -87,33 +85,6 @@ def test_a_manual_run_previews_the_last_quarter_that_ended_or_the_params() -> No
     assert quarter_period(None, run_after, {"reporting_year": 2025, "quarter": 2}) == (2025, 2, date(2025, 6, 30))
     with pytest.raises(ValueError, match="set both the reporting_year and the quarter"):
         quarter_period(None, run_after, {"reporting_year": 2025, "quarter": None})
-
-
-def test_the_preview_ledger_is_never_the_production_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dac7_support.quarterly import LEDGER_FILE, preview_ledger, quarterly_ledger_url
-
-    from reporting.errors import ConfigError
-
-    config = REPO / "dac7.toml"
-    watch = tmp_path / "out" / "2026" / "watch" / "Q1"
-    production = f"sqlite:///{tmp_path / 'prod.sqlite3'}"
-    monkeypatch.setenv("DAC7_LEDGER_URL", production)
-    monkeypatch.delenv("DAC7_QUARTERLY_LEDGER_URL", raising=False)
-    assert quarterly_ledger_url(watch, config) == f"sqlite:///{watch / LEDGER_FILE}"
-    monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", f"sqlite:///{tmp_path / 'preview.sqlite3'}")
-    assert quarterly_ledger_url(watch, config) == f"sqlite:///{tmp_path / 'preview.sqlite3'}"
-    for same in (production, f"sqlite:///{tmp_path / 'elsewhere' / '..' / 'prod.sqlite3'}"):
-        monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", same)
-        with pytest.raises(ConfigError, match="would file into the production ledger"):
-            quarterly_ledger_url(watch, config)
-    monkeypatch.setenv("DAC7_LEDGER_URL", "postgresql+psycopg://dac7:secret@db:5432/dac7")
-    monkeypatch.setenv("DAC7_QUARTERLY_LEDGER_URL", "postgresql+psycopg://preview@db:5432/dac7")
-    with pytest.raises(ConfigError, match="production ledger"):
-        quarterly_ledger_url(watch, config)
-    # while a stage runs, DAC7_LEDGER_URL is the preview's; afterwards the production one again
-    with preview_ledger("sqlite:///preview"):
-        assert os.environ["DAC7_LEDGER_URL"] == "sqlite:///preview"
-    assert os.environ["DAC7_LEDGER_URL"] == "postgresql+psycopg://dac7:secret@db:5432/dac7"
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -224,9 +195,11 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("airflow_db")
-def test_quarterly_run_previews_the_year_so_far_as_test_data(
+def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
     demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sqlite3
+
     from airflow.dag_processing.dagbag import DagBag
     from dac7_support.watch import COLUMNS
 
@@ -236,7 +209,6 @@ def test_quarterly_run_previews_the_year_so_far_as_test_data(
     monkeypatch.setenv("DAC7_OUT_DIR", str(out))
     monkeypatch.setenv("DAC7_STAGING_DIR", str(tmp_path / "staging"))
     monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{production}")
-    monkeypatch.delenv("DAC7_QUARTERLY_LEDGER_URL", raising=False)
 
     dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
     dr = dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
@@ -245,21 +217,22 @@ def test_quarterly_run_previews_the_year_so_far_as_test_data(
     assert {ti.task_id: str(ti.state) for ti in dr.get_task_instances()} == dict.fromkeys(STAGES, "success")
     watch = out / "2025" / "watch" / "Q3"
     manifest = json.loads((watch / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["environment"] == "test"
+    assert manifest["environment"] == "test" and manifest["watch"] is True
     assert manifest["as_of"] == "2025-09-30"
-    assert manifest["files"], "the demo marketplace has reportable sellers"
-    assert {f["authority"] for f in manifest["files"]} == {"LT"}  # the demo operator files in LT
-    for f in manifest["files"]:  # test data markers only (the EU edition: OECD10 to OECD13)
-        indics = set(re.findall(r"DocTypeIndic>(OECD\d+)<", (watch / f["file"]).read_text(encoding="utf-8")))
-        assert indics and indics <= {"OECD10", "OECD11", "OECD12", "OECD13"}, (f["file"], indics)
+    assert manifest["files"] == [] and not list(watch.glob("*/*.xml"))  # no XML rendered
+    # only the payments made by the end of 30 September (Europe/Vilnius: 21:00 UTC) were read
+    with sqlite3.connect(demo_db.removeprefix("sqlite:///")) as con:
+        count = "select count(*) from transactions where paid_at >= '2024-12-31 22:00:00' and paid_at < ?"
+        (by_quarter_end,) = con.execute(count, ["2025-09-30 21:00:00"]).fetchone()
+        (in_year,) = con.execute(count, ["2025-12-31 22:00:00"]).fetchone()
+    assert manifest["summary"]["transactions_read"] == by_quarter_end < in_year
+    assert manifest["summary"]["reportable"] > 0
     assert (
         json.loads((watch / "run_settings.json").read_text(encoding="utf-8"))["config"]["reporting"]["environment"]
         == "test"
     )
-    # filed into the preview's own ledger, never into the production one
-    assert (watch / "dac7-ledger.sqlite3").is_file()
-    assert not production.exists()
-    # nothing next to the annual filing of the year
+    # nothing filed anywhere, and nothing next to the annual filing of the year
+    assert not production.exists() and not (watch / "dac7-ledger.sqlite3").exists()
     assert sorted(p.name for p in (out / "2025").iterdir()) == ["watch"]
 
     with (watch / "watch_list.csv").open(encoding="utf-8", newline="") as fh:

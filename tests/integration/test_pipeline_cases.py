@@ -660,3 +660,18 @@ def test_the_filing_records_who_triggered_and_who_approved_in_the_ledger(tmp_pat
         assert [(m.authority, m.triggered_by, m.approved_by) for m in ledger.messages(year=2025)] == [
             ("LT", "ana", "jonas")
         ]
+
+
+def test_a_run_as_of_a_day_in_the_year_reads_the_payments_made_by_its_end(tmp_path: Path) -> None:
+    """As of 30 September (Europe/Vilnius, EEST): the last second of the day counts, the next
+    one does not; the refund cut-off is the same instant."""
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 30, 10_00)  # in May
+    m.tx("S1", "2025-09-30 20:59:59", 7_00)  # 23:59:59 on 30 September: read
+    m.tx("S1", "2025-09-30 21:00:00", 5_00)  # 00:00:00 on 1 October: not yet paid as of 30 September
+    m.tx("S1", "2025-12-01 10:00:00", 3_00)
+    manifest = pipeline(tmp_path, m, as_of="2025-09-30")
+    assert manifest["summary"]["transactions_read"] == 31
+    root = seller_xml(tmp_path, manifest, "LT")
+    assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [0, 300, 7, 0]

@@ -155,3 +155,64 @@ def test_a_production_filing_waits_for_the_end_of_the_period(tmp_path: Path) -> 
 )
 def test_timestamp_is_cet_without_offset_all_year(utc: datetime, cet: str) -> None:
     assert EU_GENERIC.message_timestamp(utc).isoformat() == cet
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["reporting"].update(enviroment="prod"), "enviroment (did you mean environment?)"),
+        (lambda c: c["operator"].update(nexsu="RPONEX1"), "nexsu (did you mean nexus?)"),
+        (lambda c: c["operator"]["address"].update(postcode="1"), "postcode (did you mean post_code?)"),
+        (
+            lambda c: c.update(reportin={"routing": "nexus"}),
+            "at the top level (tables): reportin (did you mean reporting?)",
+        ),
+        (lambda c: c.update(qualty={"max_quarantined": 3}), "qualty (did you mean quality?)"),
+        (lambda c: c.update(ledger={"uri": "sqlite:///x"}), "unknown key(s) in [ledger]: uri (did you mean url?)"),
+    ],
+)
+def test_a_typo_in_a_key_is_refused_with_the_valid_keys(change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """A misspelt key would otherwise leave its setting at the default (a production run filed as a
+    test, a quarantine bound of 0) without a word."""
+    raw = demo()
+    change(raw)
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw)
+    message = str(raised.value)
+    assert expected in message
+    assert "the valid keys are: " in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("name", "Demo\x07Marketplace", "contains a control character (U+0007 at position 5)"),
+        ("name", "Demo\x85Marketplace", "contains a control character (U+0085"),
+        ("name", "Demo \u202eecalptekraM", "bidirectional override or isolate (U+202E"),
+        ("name", "Demo \u2067Market\u2069", "bidirectional override or isolate (U+2067"),
+        ("name", "x" * 201, "is 201 characters long; the schema allows 200"),
+        ("platform_business_name", "Demo\x00", "control character (U+0000"),
+        ("vat", "LT\x1b100012345678", "control character (U+001B"),
+    ],
+)
+def test_operator_texts_are_checked_at_load_before_any_work(key: str, value: str, why: str) -> None:
+    """A text the message cannot carry used to fail at render, after the whole extraction."""
+    raw = demo()
+    raw["operator"][key] = value
+    with pytest.raises(ConfigError, match=rf"operator\.{key} ") as raised:
+        parse_config(raw)
+    assert why in str(raised.value)
+
+
+def test_operator_texts_that_are_ordinary_pass() -> None:
+    raw = demo()
+    for name in (
+        "x" * 200,
+        "Cafe\u0301 Marche\u0301 UAB",
+        "\u05e9\u05d5\u05e7 \u200f\u05d1\u05e2\u05f4\u05de",
+        "Ånd Ølk\tAB",
+    ):
+        raw["operator"]["name"] = name
+        assert parse_config(raw).operator.name == name.strip()
+    raw["operator"]["address"]["city"] = "Vilnius\u2028"  # a line separator is a character XML carries
+    parse_config(raw)

@@ -33,6 +33,12 @@ def test_year_bounds_in_local_time() -> None:
     assert VILNIUS.end_utc == datetime(2025, 12, 31, 22, 0)
 
 
+def test_payments_are_read_up_to_the_year_end_or_the_as_of_day_when_that_comes_first() -> None:
+    assert VILNIUS.paid_until_utc == VILNIUS.end_utc == datetime(2025, 12, 31, 22, 0)  # as of 2026-01-31
+    q3 = Period(2025, "Europe/Vilnius", date(2025, 9, 30))
+    assert q3.paid_until_utc == q3.as_of_end_utc == datetime(2025, 9, 30, 21, 0)  # 00:00 on 1 October (EEST)
+
+
 def test_refund_cut_off_is_the_end_of_the_local_as_of_day() -> None:
     # refunds before this instant are applied: 23:59:59.999999 local on the as-of day is, 00:00 is not
     assert VILNIUS.as_of_end_utc == datetime(2026, 1, 31, 22, 0)

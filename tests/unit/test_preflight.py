@@ -36,6 +36,7 @@ from reporting.preflight import (
     register_rule,
 )
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord, Tin
+from reporting.safexml import XmlFileError
 from reporting.validate import schema_for
 
 TODAY = date(2026, 6, 1)
@@ -944,17 +945,18 @@ def test_a_file_path_is_streamed(tmp_path: Path) -> None:
     assert check_message(path, today=TODAY) == check_message(str(path), today=TODAY) == check(tree)
 
 
-def test_external_entities_are_not_resolved(tmp_path: Path) -> None:
-    """An entity in MessageRefId would otherwise be quoted by 50008: the file behind it is never read."""
+def test_a_doctype_is_refused_and_its_entities_never_read(tmp_path: Path) -> None:
+    """An entity in MessageRefId would otherwise be quoted by 50008: the DOCTYPE is refused before
+    the file behind it could be read."""
     secret = tmp_path / "secret.txt"
     secret.write_text("SECRET-CONTENT", encoding="utf-8")
     doc = BASE.replace(
         b'<?xml version="1.0" encoding="UTF-8"?>',
         b'<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE x [<!ENTITY e SYSTEM "' + secret.as_uri().encode() + b'">]>',
     ).replace(b"LT2025LT0001", b"&e;")
-    findings = check_message(doc, today=TODAY)
-    assert [f.code for f in findings] == ["50008"]
-    assert "SECRET" not in findings[0].message
+    with pytest.raises(XmlFileError, match="carries a DOCTYPE") as raised:
+        check_message(doc, today=TODAY)
+    assert "SECRET" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,279 @@
+"""The one way this project reads an XML file it did not just write itself.
+
+A DPI message given to ``dac7 validate``, a file checked by the preflight or the DGFiP rules, a
+status document from an authority: each is read through this module, which
+
+* looks at the prolog before the parser does: an empty file, a file without a root element, a
+  DOCTYPE (internal subset, parameter entities, an external DTD: none is ever legitimate in a DPI
+  or status document) and, where the caller asks for it, an encoding other than UTF-8 are refused
+  with one line naming the file;
+* parses with entities unresolved, no DTD loaded, nothing fetched from the network;
+* turns every parser error into :class:`XmlFileError`, one line with the line number and without
+  the data the parser may quote;
+* never gives a verdict on a file it has not read to its end: lxml's ``iterparse`` with a schema
+  does not raise at a premature end of the document (a file cut off after a complete element
+  passes), so :func:`validate_stream` also requires the end of the root element.
+
+Why refuse a DOCTYPE rather than parse it harmlessly: no authority's schema allows one (the EU,
+DGFiP and AdE checkers refuse it), libxml2 reports some parameter-entity constructions as an
+"internal error", and entity amplification is only one bug away. The prolog is decoded with the
+encoding the file announces (its byte order mark, else its XML declaration), so a DOCTYPE hidden in
+UTF-16 is found as well.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import IO, Any
+
+from lxml import etree
+
+from reporting.errors import PermanentError
+
+#: How far into a file its root element must have started (comments and processing instructions
+#: before it included).
+MAX_PROLOG_BYTES = 1 << 20
+_FIRST_READ = 1 << 14
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose BOM is its prefix
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_DECLARATION = re.compile(r"""<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
+_DECLARATION_START = re.compile(r"<\?xml[\s?]")
+_NAME_START = re.compile(r"<[A-Za-z_:\u00c0-\uffff]")
+# libxml2 quotes the offending value in some messages ("The value '...' is not accepted by the
+# pattern", "'...' is not a valid value of the atomic type"): a name, a TIN, a birth date.
+# libxml2's "Input is not proper UTF-8 ... Bytes: 0xC3 0x28 0x41 0x42" quotes bytes of the data.
+_BYTES = re.compile(r"Bytes:(?:\s*0x[0-9A-Fa-f]{2})+")
+_QUOTED_VALUE = re.compile(r"(The value |: )'(?:[^']|'(?! is ))*'(?= is )", re.DOTALL)
+
+
+class XmlFileError(PermanentError, ValueError):
+    """A file that is not read as XML: empty, cut off, not well-formed, with a DOCTYPE, or in an
+    encoding that is not allowed. The message is one line that names the file."""
+
+
+def withhold_values(message: str) -> str:
+    """A schema or parser message without the data value it quotes (element names, facets and
+    patterns stay)."""
+    return _BYTES.sub("Bytes: (withheld)", _QUOTED_VALUE.sub(r"\1(value withheld)", message))
+
+
+def syntax_message(exc: etree.XMLSyntaxError) -> str:
+    """One line for a parser error: its own words (values withheld) and its line."""
+    text = getattr(exc, "msg", None) or str(exc)
+    line = exc.lineno or (exc.position[0] if getattr(exc, "position", None) else 0)
+    log = getattr(exc, "error_log", None)
+    if not line and log:  # iterparse's "no element found" after an error it logged (an undefined entity)
+        text, line = log[-1].message, log[-1].line
+    text = " ".join(withhold_values(text).split())
+    text = re.sub(r",? line \d+, column \d+$", "", text).strip()
+    return f"{text} (line {line})" if line else text
+
+
+def _encoding_of(head: bytes) -> str:
+    """The encoding the file announces: its byte order mark, the byte pattern of UTF-16/32
+    without one, else its declaration (UTF-8 when there is none)."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom) and bom != codecs.BOM_UTF8:
+            return encoding
+    head = head.removeprefix(codecs.BOM_UTF8)
+    if head.startswith((b"\x00\x00\x00<", b"<\x00\x00\x00")):
+        return "UTF-32-BE" if head[0] == 0 else "UTF-32-LE"
+    if head.startswith((b"\x00<", b"<\x00")):
+        return "UTF-16-BE" if head[0] == 0 else "UTF-16-LE"
+    found = _DECLARATION.match(head[:200].decode("ascii", "replace"))
+    return found.group(1) if found else "UTF-8"
+
+
+def check_prolog(head: bytes, name: str, *, utf8_only: bool = True, complete: bool = False) -> bool:
+    """Refuse what the start of a file shows to be unacceptable (see the module docstring).
+
+    ``head`` is the start of the file; ``complete`` says it is the whole file. True when the root
+    element starts within ``head``; False when more of the file is needed to decide (never when
+    ``head`` is complete or longer than :data:`MAX_PROLOG_BYTES`)."""
+    encoding = _encoding_of(head)
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise XmlFileError(f"{name}: the declared encoding {encoding!r} is not known") from None
+    if utf8_only and codec.name != "utf-8":
+        raise XmlFileError(f'{name}: the file is in {encoding}; a DPI message must be UTF-8 (encoding="UTF-8")')
+    text = codecs.getincrementaldecoder(codec.name)(errors="replace").decode(head, final=complete)
+    text = text.removeprefix("\ufeff")
+    at = 0
+    if _DECLARATION_START.match(text):
+        end = text.find("?>")
+        if end < 0:
+            return _no_root(name, head, complete, "the XML declaration is not closed")
+        at = end + 2
+    while True:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at >= len(text):
+            return _no_root(name, head, complete, "there is no root element")
+        if text.startswith("<!--", at):
+            end = text.find("-->", at + 4)
+            if end < 0:
+                return _no_root(name, head, complete, "a comment before the root element is not closed")
+            at = end + 3
+        elif text.startswith("<?", at):
+            end = text.find("?>", at + 2)
+            if end < 0:
+                return _no_root(name, head, complete, "a processing instruction before the root element is not closed")
+            at = end + 2
+        elif text[at : at + 9].upper() == "<!DOCTYPE":
+            raise XmlFileError(
+                f"{name}: the file carries a DOCTYPE (a DTD or entity declarations); no DPI or status "
+                "document may have one, it is refused"
+            )
+        else:
+            return True  # the root element (or content the parser will name)
+
+
+def _no_root(name: str, head: bytes, complete: bool, why: str) -> bool:
+    if not complete and len(head) <= MAX_PROLOG_BYTES:
+        return False
+    if complete:
+        if not head.strip(b" \t\r\n" + codecs.BOM_UTF8):
+            raise XmlFileError(f"{name}: the file is empty")
+        raise XmlFileError(f"{name}: not an XML document: {why}")
+    raise XmlFileError(
+        f"{name}: no root element in the first {MAX_PROLOG_BYTES} bytes; a DPI or status document starts "
+        "with its root element after at most an XML declaration and a few comments"
+    )
+
+
+def read_head(stream: IO[bytes], name: str, *, utf8_only: bool = True) -> bytes:
+    """The first bytes of ``stream``, read in small steps until :func:`check_prolog` has seen the
+    start of the root element (so a large file costs no more memory than a small one)."""
+    head = b""
+    step = _FIRST_READ
+    while True:
+        chunk = stream.read(step)
+        head += chunk
+        if check_prolog(head, name, utf8_only=utf8_only, complete=not chunk):
+            return head
+        step = min(step * 4, MAX_PROLOG_BYTES + 1 - len(head)) or 1
+
+
+def check_file(path: str | Path, *, utf8_only: bool = True) -> None:
+    """:func:`check_prolog` on the start of a file."""
+    with open(path, "rb") as fh:
+        read_head(fh, str(path), utf8_only=utf8_only)
+
+
+class _Prefixed:
+    """A binary stream whose first bytes were read to check the prolog, served again."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size is None or size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+
+def parser(*, huge_tree: bool = True, **kw: Any) -> etree.XMLParser:
+    """An XMLParser that expands no entity, loads no DTD and reaches no network."""
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=huge_tree, **kw
+    )
+
+
+def iterparse(
+    source: str | Path | bytes | IO[bytes],
+    *,
+    name: str | None = None,
+    events: Iterable[str] = ("end",),
+    tag: str | Iterable[str] | None = None,
+    utf8_only: bool = True,
+) -> Iterator[tuple[str, etree._Element]]:
+    """lxml's ``iterparse`` behind the prolog check; a parser error is an :class:`XmlFileError`.
+
+    Without a schema lxml raises at a premature end of the document itself (verified by the tests
+    with files cut off at element boundaries)."""
+    label = name or (str(source) if isinstance(source, str | Path) else "the document")
+    own: IO[bytes] | None = None
+    if isinstance(source, str | Path):
+        own = stream = open(source, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
+    elif isinstance(source, bytes):
+        stream = BytesIO(source)
+    else:
+        stream = source
+    try:
+        head = read_head(stream, label, utf8_only=utf8_only)
+        kw: dict[str, Any] = {"tag": tag} if tag is not None else {}
+        parsed = etree.iterparse(
+            _Prefixed(head, stream),
+            events=tuple(events),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
+            **kw,
+        )
+        try:
+            yield from parsed
+        except etree.XMLSyntaxError as exc:
+            raise XmlFileError(f"{label}: not well-formed XML: {syntax_message(exc)}") from None
+    finally:
+        if own is not None:
+            own.close()
+
+
+def parse_bytes(data: bytes, name: str, *, utf8_only: bool = True, huge_tree: bool = False) -> etree._Element:
+    """The root of a whole document held in memory (a status document), checked as above."""
+    check_prolog(data[: MAX_PROLOG_BYTES + 1], name, utf8_only=utf8_only, complete=len(data) <= MAX_PROLOG_BYTES)
+    try:
+        root = etree.fromstring(data, parser(huge_tree=huge_tree, remove_pis=True, collect_ids=False))
+    except etree.XMLSyntaxError as exc:
+        raise XmlFileError(f"{name}: not well-formed XML: {syntax_message(exc)}") from None
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None:  # the prolog check saw none; refuse all the same
+        raise XmlFileError(f"{name}: the file carries a DOCTYPE; no DPI or status document may have one, it is refused")
+    return root
+
+
+def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
+    """True when the whole file is well-formed, complete and valid against ``schema``; read in
+    bounded memory. False says only "not valid" (the caller lists the errors); a refused prolog
+    raises :class:`XmlFileError`."""
+    check_file(path)
+    root_closed = False
+    try:
+        for _event, elem in etree.iterparse(
+            str(path),
+            events=("end",),
+            schema=schema,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
+        ):
+            root_closed = elem.getparent() is None
+            if not root_closed:
+                elem.clear(keep_tail=True)
+    except etree.XMLSyntaxError:
+        return False
+    return root_closed
+
+
+def well_formed(path: str | Path) -> None:
+    """Read the whole file without a schema, in bounded memory; raise :class:`XmlFileError` at the
+    first thing that is not well-formed XML (a premature end included)."""
+    for _event, elem in iterparse(path, events=("end",)):
+        if elem.getparent() is not None:
+            elem.clear(keep_tail=True)
