@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv browser demo test test-fast bench lint clean
+.PHONY: venv browser demo test test-fast fuzz bench lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -73,6 +73,13 @@ test: venv browser
 # cluster, larger data) and the DAG tests; `make test` runs them all.
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow" --ignore=tests/dags -x -q
+
+# The fuzzing of the configuration loader, the status importer and the renderer, longer than in
+# `make test` (60 examples per test there): FUZZ_EXAMPLES per test.
+FUZZ_EXAMPLES ?= 5000
+
+fuzz: venv
+	DAC7_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/properties/test_fuzz.py -q -p no:randomly
 
 # The benchmark (reporting/bench.py): a generated marketplace of BENCH_SELLERS sellers (30,000: about
 # 900,000 transactions), every stage timed in a process of its own, the table printed and written as

@@ -259,6 +259,8 @@ def dac7_annual() -> None:
                 authority,
                 triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
                 approved_by=str(approver) if approver else None,
+                # a production filing: only with the approval the approve task recorded in the ledger
+                require_approval=True,
             )
         # a preview (routing jurisdiction) is never a filing: it announces nothing to transmit
         for f in [] if settings.preview else result["files"]:

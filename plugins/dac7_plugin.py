@@ -30,6 +30,7 @@ loader has loaded it from the plugins folder, which is on ``sys.path`` too). No 
 import annotations`` here: FastAPI reads the annotations of the routes defined in ``create_app``.
 """
 
+import logging
 import mimetypes
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -44,9 +45,23 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 URL_PREFIX = "/dac7"
 #: The resource name that auth managers see for this view (``is_authorized_custom_view``).
 RESOURCE_NAME = "DAC7"
+#: The resource that lets a user download filings and seller-level reports (FAB, Keycloak: grant
+#: ``GET`` on it; the simple auth manager: the roles in DOWNLOAD_ROLES).
+DOWNLOAD_RESOURCE = "DAC7 downloads"
+DOWNLOAD_ROLES = frozenset({"OP", "ADMIN"})
+#: Files of a year that hold no personal data and no seller-level figure: open to every user of
+#: the view (the run summary's totals and charts, the Data Docs without values).
+OPEN_TO_VIEWERS = ("reports/run_summary.html", "reports/data-docs/")
+#: Every page and file of the view: nothing but itself (no script at all, no remote style or
+#: font), framed only by Airflow's UI.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
 #: Served to open in the browser (reports, Data Docs pages and their assets); the rest downloads.
 INLINE = {".html", ".htm", ".css", ".js", ".png", ".svg", ".ico", ".gif", ".jpg", ".woff", ".woff2", ".ttf"}
 AUTHORITY = re.compile(r"^[A-Z]{2}$")
+log = logging.getLogger("dac7.view")
 
 
 def create_app() -> Any:
@@ -65,6 +80,8 @@ def create_app() -> Any:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not read the {RESOURCE_NAME} view")
         return user
 
+    ViewUser = Annotated[BaseUser, Depends(require_view_access)]
+
     app = FastAPI(
         title="DAC7 filings",
         dependencies=[Depends(require_view_access)],
@@ -80,6 +97,8 @@ def create_app() -> Any:
         if exc.status_code == status.HTTP_401_UNAUTHORIZED:
             title, text = "Not logged in", "The DAC7 view is for users logged in to Airflow."
             login = get_auth_manager().get_url_login(next_url=str(request.url))
+        elif exc.status_code == status.HTTP_403_FORBIDDEN and exc.detail == DOWNLOAD_REFUSED:
+            title, text = "Forbidden", DOWNLOAD_REFUSED
         elif exc.status_code == status.HTTP_403_FORBIDDEN:
             title, text = "Forbidden", "Your Airflow login does not give access to the DAC7 view, or is not valid."
         else:
@@ -94,7 +113,7 @@ def create_app() -> Any:
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # framed by Airflow's UI only
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
 
     Year = Annotated[int, Path(ge=2023, le=2100, description="the reporting year")]
@@ -106,17 +125,25 @@ def create_app() -> Any:
         return HTMLResponse(view.index_page(years, [*src.problems, *problems]))
 
     @app.get("/{year}/", response_class=HTMLResponse)
-    def year_page(year: Year, authority: Annotated[str | None, Query(max_length=2)] = None) -> HTMLResponse:
+    def year_page(
+        year: Year, user: ViewUser, authority: Annotated[str | None, Query(max_length=2)] = None
+    ) -> HTMLResponse:
         chosen = authority if authority and AUTHORITY.match(authority) else None
-        return HTMLResponse(view.year_page(view.year_view(view.sources(), year), chosen))
+        page = view.year_page(view.year_view(view.sources(), year), chosen, may_download=may_download(user))
+        return HTMLResponse(page)
 
     @app.get("/{year}/files/{path:path}")
-    def download(year: Year, path: str) -> FileResponse:
+    def download(year: Year, path: str, user: ViewUser) -> FileResponse:
+        if not path.startswith(OPEN_TO_VIEWERS) and not may_download(user):
+            log.warning("DAC7 download refused: user %s may not download %s/%s", user.get_name(), year, path[:200])
+            raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
         year_dir = view.sources().year_dir(year)
         manifest = view.latest_manifest(year_dir) if year_dir else None
         target = view.published_file(year_dir, manifest, path) if year_dir and manifest else None
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file in the published output of this year.")
+        # every download, by whom and of which bytes: the audit trail of who took personal data away
+        log.info("DAC7 download by %s: %s/%s sha256 %s", user.get_name(), year, path, view.sha256_of(target))
         suffix = target.suffix.lower()
         media_type = "application/xml" if suffix == ".xml" else mimetypes.guess_type(target.name)[0]
         return FileResponse(
@@ -126,7 +153,25 @@ def create_app() -> Any:
             content_disposition_type="inline" if suffix in INLINE else "attachment",
         )
 
+    def may_download(user: BaseUser) -> bool:
+        """Whether the user may download filings and seller-level reports: the simple auth
+        manager's roles in DOWNLOAD_ROLES; any other auth manager, ``GET`` on DOWNLOAD_RESOURCE."""
+        from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+        manager = get_auth_manager()
+        if isinstance(manager, SimpleAuthManager):
+            role = (getattr(user, "role", None) or "").upper()
+            return role in DOWNLOAD_ROLES
+        return bool(manager.is_authorized_custom_view(method="GET", resource_name=DOWNLOAD_RESOURCE, user=user))
+
     return app
+
+
+DOWNLOAD_REFUSED = (
+    "Your Airflow login may see the DAC7 statuses and counts, but not download filings or seller-level "
+    f"reports: that needs the {DOWNLOAD_RESOURCE!r} permission (with Airflow's simple auth manager, the role "
+    "op or admin)."
+)
 
 
 class LazyDac7App:

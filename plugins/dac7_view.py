@@ -21,9 +21,11 @@ file of the plugins folder): its top level imports the standard library only; ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -363,7 +365,31 @@ def index_page(years: Sequence[YearOverview], problems: Sequence[str]) -> str:
     return _page("DAC7 filings", body)
 
 
-def year_page(view: YearView, authority: str | None) -> str:
+def year_page(view: YearView, authority: str | None, *, may_download: bool = True) -> str:
+    """The year's page. Without ``may_download`` the statuses and counts are all there, and the
+    links to filings and seller-level reports are replaced by a word on the permission."""
+    token = _MAY_DOWNLOAD.set(may_download)
+    try:
+        return _year_page(view, authority)
+    finally:
+        _MAY_DOWNLOAD.reset(token)
+
+
+#: whether the page being built may link downloads (set by :func:`year_page` for its call only;
+#: a context variable: requests served at once in other threads each see their own)
+_MAY_DOWNLOAD: ContextVar[bool] = ContextVar("dac7_may_download", default=True)
+NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no download permission</span>'
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _year_page(view: YearView, authority: str | None) -> str:
     m = view.manifest
     body = [
         '<nav><a href="../">All years</a></nav>',
@@ -442,7 +468,13 @@ def _report_links(m: dict[str, Any]) -> list[str]:
     """Links to the run's summary page (figures and charts) and due-diligence report, those the
     manifest lists (an older run has no summary page)."""
     listed = set(m.get("reports", []))
-    links = [f'<a id="{i}" href="{_file_href(p)}">{escape(t)}</a>' for p, i, t in REPORT_LINKS if p in listed]
+    links = [
+        f'<a id="{i}" href="{_file_href(p)}">{escape(t)}</a>'
+        if _MAY_DOWNLOAD.get() or p == "reports/run_summary.html"
+        else f"{escape(t)} ({NO_DOWNLOAD})"
+        for p, i, t in REPORT_LINKS
+        if p in listed
+    ]
     return [f'<p class="contents" id="run-reports">Reports: {" ".join(links)}</p>'] if links else []
 
 
@@ -455,7 +487,7 @@ def _due_diligence_section(m: dict[str, Any]) -> list[str]:
     link = (
         f' <a id="due-diligence-report" href="{_file_href(report)}">Open the due-diligence report</a> '
         "(it lists the sellers and what to do; identifiers are masked).</p>"
-        if report in m.get("reports", [])
+        if report in m.get("reports", []) and _MAY_DOWNLOAD.get()
         else "</p>"
     )
     kinds = [(escape(k), _num(n)) for k, n in sorted(dd.get("by_kind", {}).items())]
@@ -483,6 +515,8 @@ def _files_section(m: dict[str, Any], authority: str | None) -> list[str]:
     ]
     reports = [
         f'<li><a class="download" href="{_file_href(r)}">{escape(r.removeprefix("reports/"))}</a></li>'
+        if _MAY_DOWNLOAD.get() or r == "reports/run_summary.html"
+        else f"<li>{escape(r.removeprefix('reports/'))} ({NO_DOWNLOAD})</li>"
         for r in m.get("reports", [])
     ]
     return [
@@ -624,6 +658,8 @@ def _file_href(path: str) -> str:
 
 def _download(path: str, text: str) -> str:
     """A download link named ``text``; the file's name shows on hover and is what the browser saves."""
+    if not _MAY_DOWNLOAD.get() and not path.startswith(("reports/run_summary.html", "reports/data-docs/")):
+        return NO_DOWNLOAD
     name = escape(path.rsplit("/", 1)[-1])
     return f'<a class="download" href="{_file_href(path)}" title="{name}" download>{escape(text)}</a>'
 

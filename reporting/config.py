@@ -98,6 +98,10 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file {p} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start + 1}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {p} cannot be read: {exc.strerror or type(exc).__name__}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return parse_config(raw, origin=str(p))

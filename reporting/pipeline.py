@@ -219,12 +219,27 @@ def publish(
     *,
     triggered_by: str | None = None,
     approved_by: str | None = None,
+    require_approval: bool = False,
 ) -> dict[str, Any]:
     """Publish one authority's files (every planned authority must have validated), or all of
     them and then :func:`finalize` (returns the manifest). Who triggered the run and who approved
-    the filing are recorded in the ledger with each message."""
+    the filing are recorded in the ledger with each message. ``require_approval``: a production
+    filing needs the approval :func:`record_approval` recorded in the ledger."""
     with _stage("publish", run_dir, authority) as settings:
-        return _publish.publish(settings, authority, triggered_by=triggered_by, approved_by=approved_by)
+        return _publish.publish(
+            settings,
+            authority,
+            triggered_by=triggered_by,
+            approved_by=approved_by,
+            require_approval=require_approval,
+        )
+
+
+def record_approval(run_dir: str | Path, *, approved_by: str, triggered_by: str | None) -> list[str]:
+    """Record a second person's approval of the run's production filing in the ledger (the
+    DAG's approval step does, when a person approves in the UI)."""
+    with _stage("approve", run_dir) as settings:
+        return _publish.record_approval(settings, approved_by=approved_by, triggered_by=triggered_by)
 
 
 def report(run_dir: str | Path) -> dict[str, Any]:

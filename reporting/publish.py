@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,7 @@ def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
         shutil.copytree(docs, tmp)
         for p in [tmp, *tmp.rglob("*")]:
             os.chmod(p, 0o700 if p.is_dir() else 0o600)
+        offline_docs(tmp)
         old = out / "reports" / f".{DOCS_DIR}.old"
         if target.exists():
             os.replace(target, old)
@@ -323,6 +325,24 @@ def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
         "seconds": round(sum(s["seconds"] for s in stages.values()), 3),
         "stages": stages,
     }
+
+
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.IGNORECASE | re.DOTALL)
+_REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE)
+_REMOTE_IMG = re.compile(r"<img\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.IGNORECASE)
+
+
+def offline_docs(folder: Path) -> None:
+    """Great Expectations' Data Docs without anything loaded from elsewhere: its pages load nine
+    scripts from five CDNs (seven without an integrity hash), remote style sheets and a remote
+    logo, which would run in Airflow's origin when the DAC7 view serves them, and break offline.
+    Every script (remote or inline: the view's Content-Security-Policy allows none), every remote
+    style sheet and image is dropped; the pages keep their tables and their local styles."""
+    for page in folder.rglob("*.htm*"):
+        text = page.read_text(encoding="utf-8")
+        cleaned = _REMOTE_IMG.sub("", _REMOTE_LINK.sub("", _SCRIPT.sub("", text)))
+        if cleaned != text:
+            page.write_text(cleaned, encoding="utf-8")
 
 
 def combine_parts(settings: RunSettings, authority: str) -> dict[str, Any]:
@@ -353,10 +373,13 @@ def publish(
     *,
     triggered_by: str | None = None,
     approved_by: str | None = None,
+    require_approval: bool = False,
 ) -> dict[str, Any]:
     """Move the validated files of one authority (or of all, then :func:`finalize`) to
     ``<out>/<authority>/``. Nothing is published unless every planned authority's files
-    validated: one error in one file means nothing is published."""
+    validated: one error in one file means nothing is published. With ``require_approval`` (the
+    DAG's publish), a production filing is published only if the ledger holds a second person's
+    approval of each of its messages (:func:`record_approval`), whatever happened in the UI."""
     authorities = planned_authorities(settings)
     invalid = [
         a
@@ -370,7 +393,7 @@ def publish(
         )
     if authority is None:
         for a in authorities:
-            publish(settings, a, triggered_by=triggered_by, approved_by=approved_by)
+            publish(settings, a, triggered_by=triggered_by, approved_by=approved_by, require_approval=require_approval)
             fault_point("publish.between_authorities")
         return finalize(settings)
     render = rendered(settings, authority)
@@ -383,6 +406,11 @@ def publish(
         open_ledger(url) as ledger,
         ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
     ):
+        if require_approval and settings.environment == "prod" and not settings.preview:
+            for msg in render["messages"]:
+                if ledger.message(msg["message_ref_id"]).status == "rendered":  # a retry finds some published
+                    approver = ledger.check_approved(msg["message_ref_id"]).approved_by
+                    approved_by = approved_by or approver
         set_aside = [] if settings.preview else sweep(settings, ledger, out, authority)
         # in the order planned (a correction of the PlatformOperator before the additions), each
         # file moved into place inside the transaction that records it as published
@@ -446,6 +474,19 @@ def finalize(settings: RunSettings) -> dict[str, Any]:
     )
     log.info("publish year=%s: %d file(s) to %s", settings.year, len(files), settings.out_dir)
     return manifest
+
+
+def record_approval(settings: RunSettings, *, approved_by: str, triggered_by: str | None) -> list[str]:
+    """Record in the ledger that ``approved_by`` approved every message this run rendered for a
+    production filing; returns their MessageRefIds. A preview or a test run records nothing."""
+    if settings.preview or settings.environment != "prod":
+        return []
+    ids = [m["message_ref_id"] for a in planned_authorities(settings) for m in rendered(settings, a)["messages"]]
+    if ids:
+        with open_ledger(ledger_url(settings)) as ledger:
+            ledger.record_approval(ids, approved_by=approved_by, triggered_by=triggered_by)
+    log.info("approval of %d message(s) by %s recorded in the ledger", len(ids), approved_by)
+    return ids
 
 
 def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[dict[str, str]]:

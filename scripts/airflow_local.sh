@@ -10,8 +10,8 @@
 # scheduler starts no scheduled run; runs triggered from the UI run.
 #
 # Logins: the simple auth manager with users of our own (never all-admins): `compliance` (role
-# VIEWER: reads DAGs, runs and the DAC7 view) and `admin` (ADMIN: triggers runs, changes
-# settings). Their passwords are generated once into .airflow/passwords.json (mode 0600) and
+# OP: the DAC7 view and its downloads), `auditor` (VIEWER: the view's statuses and counts, no
+# download) and `admin` (ADMIN: triggers runs, changes settings). Their passwords are generated once into .airflow/passwords.json (mode 0600) and
 # printed at each start.
 #
 # Ctrl-C (SIGINT) or SIGTERM to this script stops every component: it forwards them as SIGINT,
@@ -41,7 +41,8 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="$url/execution/"
 # output ("nothing to file", the demo run filed it all). Runs triggered from the UI still run.
 export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="compliance:viewer,admin:admin"
+# compliance (op): the DAC7 view and its downloads; auditor (viewer): statuses and counts only
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="compliance:op,auditor:viewer,admin:admin"
 passwords="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$passwords"
 
@@ -51,7 +52,7 @@ if "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(
 fi
 
 # A password for each user that has none yet (the file is kept: logins stay the same across starts).
-"$python" - "$passwords" compliance admin <<'EOF'
+"$python" - "$passwords" compliance auditor admin <<'EOF'
 import json, os, secrets, sys
 from pathlib import Path
 
@@ -106,7 +107,8 @@ passwords, url = json.load(open(sys.argv[1])), sys.argv[2]
 print(f"""
 Airflow is ready: {url}
   DAC7 view:  {url}/plugin/dac7   (or {url}/dac7/ without Airflow's menu)
-  login:      compliance / {passwords["compliance"]}   (viewer: DAGs, runs, the DAC7 view)
+  login:      compliance / {passwords["compliance"]}   (op: the DAC7 view and its downloads)
+              auditor / {passwords["auditor"]}   (viewer: the DAC7 statuses and counts, no download)
               admin / {passwords["admin"]}   (admin: trigger runs)
   Ctrl-C stops Airflow.
 """, flush=True)

@@ -234,5 +234,24 @@ class FilingApproval(ApprovalOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context=context, event=event)
-        check_second_person(getattr(context["dag_run"], "triggering_user_name", None), result.get("responded_by_user"))
+        triggered_by = getattr(context["dag_run"], "triggering_user_name", None) or None
+        responded = result.get("responded_by_user")
+        check_second_person(triggered_by, responded)
+        record_approval(context["ti"].xcom_pull(task_ids=self.request_task_id), responded, triggered_by)
         return result
+
+
+def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None, triggered_by: str | None) -> None:
+    """Record the approval in the filing ledger, with the messages it covers: ``publish`` reads it
+    back there and publishes nothing without it. So a production filing stays unpublished when
+    someone marks this task done, clears it, or runs ``publish`` alone: none of that records an
+    approval."""
+    from dac7_support.staging import staged
+    from reporting import pipeline
+
+    approver = (responded_by or {}).get("name") or (responded_by or {}).get("id")
+    if not approver:
+        raise AirflowFailException("the approval names no approver; nothing was published")
+    run_dir = str(Path(request["file"]).parents[1])  # <run>/approval/request.json
+    with staged(run_dir) as here:
+        pipeline.record_approval(here, approved_by=str(approver), triggered_by=triggered_by)

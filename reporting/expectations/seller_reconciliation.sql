@@ -43,7 +43,9 @@ select
     (row_number() over (order by seller_id) - 1)::bigint as file_row_number,
     *
 from final
-where source_transactions <> extracted_transactions
+-- (an aggregate or decision row without seller_id is a structural finding of its own table)
+where seller_id is not null
+    and (source_transactions <> extracted_transactions
     or source_transactions <> classified_transactions
-    or undated_not_quarantined
+    or undated_not_quarantined)
 order by seller_id

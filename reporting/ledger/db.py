@@ -641,6 +641,51 @@ class Ledger:
             done["approved_by"], done["approved_at"] = approved_by[:200], at
         conn.execute(sa.update(t.messages).where(t.messages.c.id == msg.id).values(**done))
 
+    def record_approval(
+        self,
+        message_ref_ids: Sequence[str],
+        *,
+        approved_by: str,
+        triggered_by: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record that ``approved_by`` approved these rendered messages (the four-eyes approval of a
+        production filing), before they are published: :meth:`check_approved` reads it back at
+        publish. The approver must be named and must not be the person who triggered the run."""
+        approver = (approved_by or "").strip()[:200]
+        if not approver:
+            raise LedgerError("an approval names its approver")
+        if triggered_by and approver == triggered_by[:200]:
+            raise LedgerError(
+                f"{approver} triggered the run and cannot approve its filing: four eyes need a second person"
+            )
+        now = _utc(at)
+        with self.engine.begin() as conn:
+            for message_ref_id in message_ref_ids:
+                msg = self._message_row(conn, message_ref_id, for_update=True)
+                if msg.status != RENDERED:
+                    raise LedgerError(f"message {message_ref_id} is {msg.status}: only a rendered message is approved")
+                values: dict[str, Any] = {"approved_by": approver, "approved_at": now}
+                if triggered_by:
+                    values["triggered_by"] = triggered_by[:200]
+                conn.execute(sa.update(t.messages).where(t.messages.c.id == msg.id).values(**values))
+
+    def check_approved(self, message_ref_id: str) -> MessageInfo:
+        """The message, if a second person's approval is recorded for it; else :class:`LedgerError`."""
+        info = self.message(message_ref_id)
+        if not info.approved_by:
+            raise LedgerError(
+                f"message {message_ref_id} of this production filing has no recorded approval: four eyes need a "
+                "second person to approve it in the approval step (marking that step done, clearing it or "
+                "running publish alone records none); nothing was published"
+            )
+        if info.triggered_by and info.approved_by == info.triggered_by:
+            raise LedgerError(
+                f"message {message_ref_id} was approved by {info.approved_by}, who triggered the run: four eyes "
+                "need a second person; nothing was published"
+            )
+        return info
+
     def discard(self, message_ref_id: str, *, at: datetime | None = None) -> None:
         """Give up a rendered message that was never published (a run that died between render and
         publish). Its ids stay used: they are never reused."""

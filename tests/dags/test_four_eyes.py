@@ -60,6 +60,7 @@ REVIEWER = "reviewer"
 USERS = {TRIGGERED_BY: "user", REVIEWER: "user"}  # simple auth manager roles: both may approve
 PROD = {"environment": "prod"}
 HITL_DETAILS = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+TASK_INSTANCE = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve"
 #: seconds for a run to reach the approval (about 10 s on the 2-core machine), and to end after it
 RUN_TIMEOUT = 120.0
 
@@ -248,6 +249,8 @@ class Approver:
     ledger_when_asked: list[tuple[str, str]] = field(default_factory=list)
     answer: tuple[int, Any] | None = None
     error: BaseException | None = None
+    #: instead of answering, mark the parked approval task done, as "Mark as success" in the UI
+    mark_success: bool = False
 
     def run(self) -> None:
         try:
@@ -265,9 +268,17 @@ class Approver:
             assert status == 200, (status, self.detail)
             self.files_when_asked = output_files(self.paths)
             self.ledger_when_asked = [(m.authority, m.status) for m in ledger_messages(self.paths)]
-            self.answer = self.api.call(
-                self.user, "PATCH", path, json={"chosen_options": [self.option], "params_input": {}}
-            )
+            if self.mark_success:
+                self.answer = self.api.call(
+                    self.user,
+                    "PATCH",
+                    TASK_INSTANCE.format(dag_id=DAG_ID, run_id=self.run_id),
+                    json={"new_state": "success"},
+                )
+            else:
+                self.answer = self.api.call(
+                    self.user, "PATCH", path, json={"chosen_options": [self.option], "params_input": {}}
+                )
         except BaseException as exc:
             self.error = exc
         finally:
@@ -305,9 +316,11 @@ class Approver:
 
 
 @contextmanager
-def approval(api: Api, user: str, option: str, logical_date: datetime, p: Paths) -> Iterator[Approver]:
+def approval(
+    api: Api, user: str, option: str, logical_date: datetime, p: Paths, *, mark_success: bool = False
+) -> Iterator[Approver]:
     """An approver that answers as ``user`` while the body of the ``with`` runs dag.test()."""
-    approver = Approver(api, user, option, logical_date, p)
+    approver = Approver(api, user, option, logical_date, p, mark_success=mark_success)
     handler = _WaitingForApproval(approver.asked)
     logger = logging.getLogger("airflow.sdk.definitions.dag")
     level, disabled = logger.level, logger.disabled
@@ -415,3 +428,25 @@ def test_a_production_filing_is_published_when_a_second_person_approves_it(api: 
     assert [(m.authority, m.status) for m in messages] == [(FILING_STATE, "published")]
     assert [m.message_ref_id for m in messages] == [f["message_ref_id"] for f in manifest["files"]]
     assert {(m.triggered_by, m.approved_by) for m in messages} == {(TRIGGERED_BY, REVIEWER)}
+
+
+@pytest.mark.timeout(300)
+def test_marking_the_approval_done_publishes_nothing(api: Api, paths: Paths, capfd: pytest.CaptureFixture[str]) -> None:
+    """ "Mark as success" on the waiting approval records no approval: ``publish`` finds none in the
+    ledger and refuses; nothing is in the output, the message stays rendered."""
+    logical_date = datetime(2026, 1, 21, 6, tzinfo=UTC)
+    capfd.readouterr()
+    with approval(api, REVIEWER, "Approve", logical_date, paths, mark_success=True) as approver:
+        dag_run = fresh_dag().test(logical_date=logical_date, run_conf=PROD)
+    output = "".join(capfd.readouterr())
+    assert approver.answer is not None and approver.answer[0] == 200, approver.answer
+    states = task_states(dag_run)
+    assert states["approve"] == {"success"}, states
+    assert states["publish"] == {"failed"}, states
+    assert str(dag_run.state) == "failed"
+    assert "has no recorded approval: four eyes need a second person" in output, output[-3000:]
+    assert output_files(paths) == []
+    assert asset_events(dag_run) == []
+    assert [(m.authority, m.status, m.approved_by) for m in ledger_messages(paths)] == [
+        (FILING_STATE, "rendered", None)
+    ]

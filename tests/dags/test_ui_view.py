@@ -6,7 +6,8 @@ output directory and a SQLite ledger of this test; a synthetic EU status message
 seller record of it. An
 ``airflow api-server`` (a separate process, on a free port of 127.0.0.1, with a throwaway
 AIRFLOW_HOME and an explicit environment) loads the project's plugins, with the simple auth
-manager and a user ``compliance`` (role VIEWER) of a passwords file of the test's own.
+manager and three users of a passwords file of the test's own: ``compliance`` (role op, which
+may download), ``auditor`` (role viewer: the view only) and ``outsider`` (no role: nothing).
 
 In Chromium, the user logs in through Airflow's real login page, finds "DAC7" in the UI's
 navigation, opens it (the view in its iframe), goes to the year, and sees the filings: an
@@ -14,7 +15,10 @@ authority, a MessageRefId of the manifest, the status from the status message wi
 code and the rejected seller id, and no personal data in the page. A file is downloaded by
 fetching its link in the browser: its SHA-256 is that of the published file. Then, from this
 process: the same URLs without a login are refused (401), with a forged token too (403), and,
-with the browser's session, paths that leave the published files are not found.
+with the browser's session, paths that leave the published files are not found; the download is
+in the api-server's log with the user and the file's sha256, and every answer carries the
+Content-Security-Policy. The auditor sees the statuses and counts without a download link and is
+refused every file with personal data or seller-level figures; the outsider is refused everything.
 
 Two fast tests beside it: the plugin module and its helper load through Airflow's plugin manager
 without FastAPI, ``reporting``, pandas, lxml or Great Expectations (Airflow imports plugins in
@@ -54,7 +58,10 @@ from reporting.pipeline import run
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
-USER = "compliance"
+USER = "compliance"  # role op: sees the view and downloads (DOWNLOAD_ROLES)
+AUDITOR = "auditor"  # role viewer: sees statuses and counts, downloads nothing
+OUTSIDER = "outsider"  # no role: not even the view
+ROLES = {USER: "op", AUDITOR: "viewer", OUTSIDER: ""}
 RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"
 STATUS_CODE = "40080"  # the code of the synthetic status message's RecordError
 LOGIN_INPUTS = "document.querySelector('input[name=username]') && document.querySelector('input[name=password]')"
@@ -88,7 +95,8 @@ class Filing:
 @dataclass(frozen=True)
 class Stack:
     base: str  # http://127.0.0.1:<port>
-    password: str
+    passwords: dict[str, str]
+    log: Path  # the api-server's log
     out: Path  # the year's output directory
     manifest: dict[str, Any]
     rejected: Filing
@@ -101,8 +109,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("ui-view")
     home, out_root, ledger = tmp / "airflow-home", tmp / "out", f"sqlite:///{tmp / 'ledger.sqlite3'}"
     home.mkdir()
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
+    passwords = {user: secrets.token_urlsafe(12) for user in ROLES}
+    (home / "passwords.json").write_text(json.dumps(passwords), encoding="utf-8")
     # The api-server finds the ledger as the tasks do without DAC7_LEDGER_URL: [ledger] url.
     config = write_config(tmp / "dac7.toml", routing="nexus")  # the filing, in LT
     config.write_text(config.read_text(encoding="utf-8") + f'\n[ledger]\nurl = "{ledger}"\n', encoding="utf-8")
@@ -136,7 +144,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ).manifest
         rejected = reject_one_seller(ledger, manifest, tmp / "status.xml")
         wait_until_healthy(server, base, log)
-        yield Stack(base, password, out_root / str(YEAR), manifest, rejected, source)
+        yield Stack(base, passwords, log, out_root / str(YEAR), manifest, rejected, source)
     finally:
         stop(server)
 
@@ -156,7 +164,7 @@ def airflow_env(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in ROLES.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
     }
 
@@ -201,11 +209,11 @@ def wait_for(browser: Chromium, expression: str, what: str, timeout: float = 30)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (the page: {last})")
 
 
-def log_in(browser: Chromium, base: str, password: str, next_path: str) -> None:
+def log_in(browser: Chromium, base: str, password: str, next_path: str, user: str = USER) -> None:
     """Through Airflow's login page, typing into its form as a user would."""
     browser.navigate(f"{base}/auth/login?next={urllib.request.quote(next_path)}")
     wait_for(browser, LOGIN_INPUTS, "the login form")
-    for name, text in (("username", USER), ("password", password)):
+    for name, text in (("username", user), ("password", password)):
         browser.evaluate(f"document.querySelector('input[name={name}]').focus()")
         browser.send("Input.insertText", text=text)
     browser.evaluate("document.querySelector('form').requestSubmit()")
@@ -218,7 +226,7 @@ def log_in(browser: Chromium, base: str, password: str, next_path: str) -> None:
 def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stack, tmp_path: Path) -> None:
     base, rejected = stack.base, stack.rejected
     with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
-        log_in(browser, base, stack.password, "/plugin/dac7")
+        log_in(browser, base, stack.passwords[USER], "/plugin/dac7")
 
         # Airflow's UI, with DAC7 in its navigation and the view in its iframe
         wait_for(
@@ -300,6 +308,76 @@ def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stac
     ):
         assert raw_get(base, prefix + path, session) == 404, path
     assert raw_get(base, prefix + rejected.file, session) == 200
+    # every download is logged with the user and the sha256 of what left
+    server_log = stack.log.read_text(encoding="utf-8", errors="replace")
+    sha = listed[rejected.file]
+    assert f"DAC7 download by {USER}: {YEAR}/{rejected.file} sha256 {sha}" in server_log
+    # every page and file carries the Content-Security-Policy: no script, nothing from elsewhere
+    for url in (f"{base}/dac7/", year_url, xml_url):
+        policy = response_headers(url, session).get("content-security-policy", "")
+        assert "script-src 'none'" in policy and "default-src 'none'" in policy, (url, policy)
+
+
+def response_headers(url: str, cookie: str) -> dict[str, str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers={"Cookie": cookie}), timeout=10) as response:
+            return {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return {k.lower(): v for k, v in exc.headers.items()}
+
+
+def session_of(browser: Chromium, base: str) -> str:
+    [token] = [c["value"] for c in browser.send("Network.getCookies", urls=[base])["cookies"] if c["name"] == "_token"]
+    return f"_token={token}"
+
+
+@pytest.mark.slow
+def test_a_viewer_sees_statuses_and_counts_but_downloads_nothing(stack: Stack, tmp_path: Path) -> None:
+    """The view permission alone: the pages with every status and count, no download link, and
+    every filing, seller-level report and explanation refused (403) when asked for directly; the
+    run summary (totals and charts, no seller) stays open."""
+    base, rejected = stack.base, stack.rejected
+    with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
+        log_in(browser, base, stack.passwords[AUDITOR], f"/dac7/{YEAR}/", user=AUDITOR)
+        wait_for(browser, "document.querySelector('#ledger')", "the year page")
+        text = browser.evaluate("document.body.innerText")
+        assert rejected.message_ref_id in text and STATUS_CODE in text and "accepted" in text
+        assert browser.evaluate("document.querySelectorAll('#files a.download').length") == 0
+        assert "no download permission" in text
+        assert browser.evaluate("document.querySelector('#due-diligence-report')") is None
+        # the page's Content-Security-Policy lets no script of it reach anything (connect-src 'none')
+        probe = "async (u) => { try { await fetch(u); return 'fetched'; } catch (e) { return 'blocked'; } }"
+        assert browser.call(probe, f"{base}/dac7/{YEAR}/") == "blocked"
+        session = session_of(browser, base)
+    status, body = request(f"{base}/dac7/{YEAR}/files/{rejected.file}", session)
+    assert status == 403 and b"DAC7 downloads" in body and b"role op or admin" in body
+    files = [rejected.file, *(r for r in stack.manifest["reports"] if r != "reports/run_summary.html")]
+    for path in files:
+        assert request(f"{base}/dac7/{YEAR}/files/{path}", session)[0] == 403, path
+    assert request(f"{base}/dac7/{YEAR}/files/reports/run_summary.html", session)[0] == 200
+    server_log = stack.log.read_text(encoding="utf-8", errors="replace")
+    assert f"DAC7 download refused: user {AUDITOR} may not download {YEAR}/{rejected.file}" in server_log
+    assert f"DAC7 download by {AUDITOR}: {YEAR}/{rejected.file}" not in server_log
+    assert f"DAC7 download by {AUDITOR}: {YEAR}/reports/run_summary.html sha256 " in server_log
+
+
+@pytest.mark.slow
+def test_a_user_without_the_view_permission_sees_nothing(stack: Stack, tmp_path: Path) -> None:
+    base, rejected = stack.base, stack.rejected
+    with Chromium.launch(tmp_path / "chromium", width=1200, height=900) as browser:
+        log_in(browser, base, stack.passwords[OUTSIDER], f"/dac7/{YEAR}/", user=OUTSIDER)
+        wait_for(browser, "document.title.startsWith('403')", "the refusal")
+        assert rejected.message_ref_id not in browser.evaluate("document.body.innerText")
+        session = session_of(browser, base)
+    for path in (
+        "/dac7/",
+        f"/dac7/{YEAR}/",
+        f"/dac7/{YEAR}/files/{rejected.file}",
+        f"/dac7/{YEAR}/files/reports/run_summary.html",
+    ):
+        status, body = request(base + path, session)
+        assert status == 403 and rejected.message_ref_id.encode() not in body, path
 
 
 # ------------------------------------------------------------------------------- fast checks
@@ -356,6 +434,14 @@ MANIFEST = {"files": [{"file": "DE/a.xml"}], "reports": ["reports/due_diligence.
 @pytest.mark.parametrize("path", ["DE/a.xml", "reports/due_diligence.html", "reports/docs/i.html"])
 def test_published_files_are_served(dac7_view: Any, year_dir: Path, path: str) -> None:
     assert dac7_view.published_file(year_dir, MANIFEST, path) == (year_dir / path).resolve()
+
+
+def test_files_published_by_earlier_runs_are_served_from_the_ledgers_list(dac7_view: Any, year_dir: Path) -> None:
+    """A run that filed nothing (or crashed before its manifest) lists in ``published_files`` what
+    the ledger says is published: the view serves those files too."""
+    later = {"files": [], "published_files": [{"file": "DE/unlisted.xml"}], "reports": []}
+    assert dac7_view.published_file(year_dir, later, "DE/unlisted.xml") == (year_dir / "DE/unlisted.xml").resolve()
+    assert dac7_view.published_file(year_dir, later, "DE/a.xml") is None
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,14 @@ def test_a_seller_set_aside_by_the_aggregate_checks_keeps_where_it_would_be_repo
     index = table.schema.get_field_index("transactions")
     pq.write_table(table.set_column(index, "transactions", pa.array(broken, pa.int64())), path)
     summary = pipeline.apply_rules(run_dir)
-    assert summary["decisions"] == {"quarantined:gx.expect_column_values_to_be_between.transactions": 1, "reported": 1}
+    # two checks see it: the row's count out of range, and the seller's transactions no longer
+    # adding up to the source's own count (the decision names the first rule of the two)
+    assert summary["decisions"] == {
+        "quarantined:gx.expect_column_pair_values_to_be_equal.classified_transactions": 1,
+        "reported": 1,
+    }
+    rules = {f["rule"] for f in pq.read_table(Path(run_dir) / "rules" / "quarantine_rules.parquet").to_pylist()}
+    assert "gx.expect_column_values_to_be_between.transactions" in rules
     incomplete = pq.read_table(Path(run_dir) / "rules" / "reportable_incomplete.parquet").to_pylist()
     assert incomplete == [{"seller_id": "BROKEN", "authorities": ["PL"]}]
     for stage in (pipeline.render, pipeline.validate, pipeline.publish):

@@ -153,3 +153,28 @@ def test_a_folder_made_for_the_output_is_0700_whatever_the_umask(tmp_path: Path)
     assert stat.S_IMODE((deep / "f").stat().st_mode) == 0o600
     with pytest.raises(FileExistsError):
         private_copy(tmp_path / "src", deep / "f")
+
+
+def test_the_published_data_docs_load_nothing_from_elsewhere(tmp_path: Path) -> None:
+    """Great Expectations' pages load scripts from five CDNs, remote style sheets and a remote
+    logo; published, they hold no script at all and nothing from another origin."""
+    import re
+
+    run(
+        config_path=write_config(tmp_path / "dac7.toml", data_docs=True),
+        source_url=_market().write(f"sqlite:///{tmp_path}/source.db"),
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+    )
+    pages = list((tmp_path / "out" / "reports" / "data-docs").rglob("*.html"))
+    assert len(pages) > 10
+    remote = re.compile(r"<(?:script|link|img)\b[^>]*(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.IGNORECASE)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script" not in text.lower(), page
+        assert not remote.search(text), (page, remote.search(text))
+        assert "<table" in text or "index" in page.name, page  # the content stays
+    staged = list((tmp_path / "st").rglob("data-docs/**/*.html"))
+    assert staged and any("<script" in p.read_text(encoding="utf-8") for p in staged)  # what GX wrote

@@ -159,6 +159,15 @@ def totals(seller_id: str | None, **kw: Any) -> dict[str, Any]:
     return row | kw
 
 
+SELLER_COUNTS_SCHEMA = pa.schema(
+    [("seller_id", pa.string()), ("source_transactions", pa.int64()), ("undated_transactions", pa.int64())]
+)
+
+
+def counts(seller_id: str, source: int, undated: int = 0) -> dict[str, Any]:
+    return {"seller_id": seller_id, "source_transactions": source, "undated_transactions": undated}
+
+
 def decision(seller_id: str | None, code: str | None = "reported") -> dict[str, Any]:
     return {"seller_id": seller_id, "seller_type": "individual", "decision": code}
 
@@ -414,9 +423,12 @@ def stage_good_aggregates(run_dir: Path) -> None:
         [
             tx("T1", amount_minor=2000, fee_minor=200, tax_minor=20),
             tx("T2", "S2", amount_minor=1000, fee_minor=100, tax_minor=10),
+            tx("T3", amount_minor=0, fee_minor=0, tax_minor=0),  # S1's second, fully refunded sale
         ],
         s["transactions"],
     )
+    # the source's own count per seller: what the extract and the aggregates hold
+    write(run_dir, "extract/control_seller_counts.parquet", [counts("S1", 2), counts("S2", 1)], SELLER_COUNTS_SCHEMA)
     write(
         run_dir,
         "extract/refunds.parquet",
@@ -462,8 +474,31 @@ def stage_bad_aggregates(run_dir: Path) -> None:
     )
     # no aggregated seller has a decision: nothing of the extract is classified
     s = EXTRACT_SCHEMAS
-    write(run_dir, "extract/transactions.parquet", [tx("T1", "A_NOQ")], s["transactions"])
+    write(
+        run_dir,
+        "extract/transactions.parquet",
+        [
+            tx("T1", "A_NOQ"),
+            tx("T2", "X_EXTRACT"),  # the source counts 3: two lost by the extract
+            tx("T3", "X_CLASS"),
+            tx("T4", "X_CLASS"),  # the aggregates count 1 of the 2
+            tx("T5", "X_UNDATED"),
+        ],
+        s["transactions"],
+    )
     write(run_dir, "extract/refunds.parquet", [], s["refunds"])
+    write(
+        run_dir,
+        "extract/control_seller_counts.parquet",
+        # X_UNDATED also has a transaction without a usable paid_at, yet it is reported
+        [counts("X_EXTRACT", 3), counts("X_CLASS", 2), counts("X_UNDATED", 1, undated=1)],
+        SELLER_COUNTS_SCHEMA,
+    )
+    extra = [totals("X_EXTRACT", transactions=3), totals("X_CLASS"), totals("X_UNDATED")]
+    table = pq.read_table(run_dir / "aggregate/activity_totals.parquet").to_pylist()
+    write(run_dir, "aggregate/activity_totals.parquet", [*table, *extra], ACTIVITY_TOTALS_SCHEMA)
+    decisions = pq.read_table(run_dir / "rules/decisions.parquet").to_pylist()
+    write(run_dir, "rules/decisions.parquet", [*decisions, decision("X_UNDATED")], DECISION_SCHEMA)
 
 
 # rule -> keys of the findings expected from the bad layouts (exactly these, nothing else)
@@ -559,6 +594,12 @@ BAD: dict[str, dict[tuple[str, str], set[str]]] = {
         ("reconciliation", f"{EQUAL}.classified_amount_minor"): {"EUR"},
         ("reconciliation", f"{EQUAL}.classified_fee_minor"): {"EUR"},
         ("reconciliation", f"{EQUAL}.classified_tax_minor"): {"EUR"},
+        ("seller_reconciliation", f"{EQUAL}.extracted_transactions"): {"A_NOQ", "X_EXTRACT"},
+        ("seller_reconciliation", f"{EQUAL}.classified_transactions"): {
+            *("A_NOQ", "A_Q0", "A_Q5", "A_NEGACT", "A_NEGTX", "A_NEGREF", "A_NEGFULL", "A_NEGDAYS", "A_NEGLATE"),
+            "X_CLASS",
+        },
+        ("seller_reconciliation", f"{IN_SET}.undated_not_quarantined"): {"X_UNDATED"},
     },
 }
 STAGERS = {
