@@ -1,8 +1,12 @@
--- Control count of the extracted refunds: every refund of a transaction of the period.
+-- Control count of the extracted refunds: every refund of a transaction of the period, counted
+-- the way the extract selects them (extract_refunds.sql).
 select count(*) as n
-from refunds
-where transaction_id in (
-    select transaction_id
-    from transactions
-    where paid_at >= :period_start and paid_at < :period_end
+from refunds as r
+where exists (
+    select 1
+    from transactions as t
+    where
+        t.transaction_id = r.transaction_id
+        and t.paid_at >= :period_start
+        and t.paid_at < :period_end
 )
