@@ -31,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 
 from reporting.errors import ConfigError, ReportingError
 from reporting.logcontext import configure_cli_logging
+from reporting.source import UrlError
 
 log = logging.getLogger("dac7")
 
@@ -175,8 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportingError as exc:
         print(f"dac7: {exc}", file=sys.stderr)
         return 1
-    except sa_exc.ArgumentError as exc:
-        print(f"dac7: configuration error: not a usable database URL ({exc})", file=sys.stderr)
+    except (sa_exc.ArgumentError, UrlError):
+        # never SQLAlchemy's words: they quote the URL, password and all
+        print("dac7: configuration error: not a usable database URL (it could not be parsed)", file=sys.stderr)
         return 2
     except sa_exc.SQLAlchemyError as exc:
         # The driver's own words (connection refused, unknown database ...), without the statement.

@@ -20,7 +20,7 @@ from reporting.datachecks import STAGES as DATA_CHECK_STAGES
 from reporting.due_diligence import write_due_diligence
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.faults import fault_point
-from reporting.ledger import Ledger, LedgerError, open_ledger
+from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
 from reporting.preflight import EU_EXCHANGE, check_message
 from reporting.private import private_copy, private_dirs
 from reporting.render import (
@@ -242,13 +242,16 @@ def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> l
     moved: list[dict[str, str]] = []
     if not folder.is_dir():
         return moved
-    for leftover in folder.glob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
+    # only the period the lock covers: an output folder shared by several years may hold another
+    # year's message being published right now, under its own lock
     by_file = {
         m.file_name: m
-        for m in ledger.messages(authority=authority, environment=settings.environment)
+        for m in ledger.messages(year=settings.year, authority=authority, environment=settings.environment)
         if m.file_name.startswith(f"{authority}/")
     }
+    for name, m in by_file.items():
+        if m.run_id != settings.run_id:  # a temporary copy of a crashed run of the period
+            (out / name).with_name(f".{Path(name).name}.tmp").unlink(missing_ok=True)
     for path in sorted(folder.glob("*.xml")):
         m = by_file.get(f"{authority}/{path.name}")
         if m is None or m.status in PUBLISHED_STATUSES or (m.status == "rendered" and m.run_id == settings.run_id):
@@ -498,11 +501,12 @@ def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[dict[str, str]]
     folders = sorted(p.name for p in out.iterdir() if p.is_dir() and len(p.name) == 2 and p.name.isupper())
     moved: list[dict[str, str]] = []
     for authority in (a for a in folders if a not in exclude):
-        with (
-            open_ledger(ledger_url(settings)) as ledger,
-            ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
-        ):
-            moved += sweep(settings, ledger, out, authority)
+        with open_ledger(ledger_url(settings)) as ledger:
+            try:
+                with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
+                    moved += sweep(settings, ledger, out, authority)
+            except LedgerLockedError as exc:  # another run files there: its own publish sweeps
+                log.warning("%s/ not checked for files to set aside: %s", authority, exc)
     return moved
 
 

@@ -89,7 +89,10 @@ def _encoding_of(head: bytes) -> str:
         return "UTF-32-BE" if head[0] == 0 else "UTF-32-LE"
     if head.startswith((b"\x00<", b"<\x00")):
         return "UTF-16-BE" if head[0] == 0 else "UTF-16-LE"
-    found = _DECLARATION.match(head[:200].decode("ascii", "replace"))
+    # the whole declaration, however much white space it holds (up to its "?>")
+    end = head.find(b"?>")
+    declaration = head[: end + 2] if end >= 0 else head
+    found = _DECLARATION.match(declaration.decode("ascii", "replace"))
     return found.group(1) if found else "UTF-8"
 
 
@@ -104,9 +107,14 @@ def check_prolog(head: bytes, name: str, *, utf8_only: bool = True, complete: bo
         codec = codecs.lookup(encoding)
     except LookupError:
         raise XmlFileError(f"{name}: the declared encoding {encoding!r} is not known") from None
+    if not getattr(codec, "_is_text_encoding", True):  # zlib, base64, rot13 ...: no text encoding
+        raise XmlFileError(f"{name}: the declared encoding {encoding!r} is not a text encoding")
     if utf8_only and codec.name != "utf-8":
         raise XmlFileError(f'{name}: the file is in {encoding}; a DPI message must be UTF-8 (encoding="UTF-8")')
-    text = codecs.getincrementaldecoder(codec.name)(errors="replace").decode(head, final=complete)
+    try:
+        text = codecs.getincrementaldecoder(codec.name)(errors="replace").decode(head, final=complete)
+    except Exception:  # a codec that fails on these bytes whatever its error mode
+        raise XmlFileError(f"{name}: the file cannot be read as {encoding}") from None
     text = text.removeprefix("\ufeff")
     at = 0
     if _DECLARATION_START.match(text):
@@ -130,12 +138,31 @@ def check_prolog(head: bytes, name: str, *, utf8_only: bool = True, complete: bo
                 return _no_root(name, head, complete, "a processing instruction before the root element is not closed")
             at = end + 2
         elif text[at : at + 9].upper() == "<!DOCTYPE":
-            raise XmlFileError(
-                f"{name}: the file carries a DOCTYPE (a DTD or entity declarations); no DPI or status "
-                "document may have one, it is refused"
-            )
+            raise XmlFileError(_doctype(name))
         else:
-            return True  # the root element (or content the parser will name)
+            # the root element (or content the parser will name); but "<", "<!", "<!DOC" ... at the
+            # end of what was read may be more markup before it: read on
+            return complete or len(head) > MAX_PROLOG_BYTES or not _cut_markup(text[at:])
+
+
+def _doctype(name: str) -> str:
+    return (
+        f"{name}: the file carries a DOCTYPE (a DTD or entity declarations); no DPI or status document may "
+        "have one, it is refused"
+    )
+
+
+def _cut_markup(rest: str) -> bool:
+    """Whether ``rest`` (the text from the next markup to the end of what was read) could be the
+    beginning of a DOCTYPE, a comment or a processing instruction cut off by the read."""
+    return any(len(rest) < len(token) and token.startswith(rest.upper()) for token in ("<!DOCTYPE", "<!--", "<?"))
+
+
+def _refuse_dtd(elem: etree._Element, name: str) -> None:
+    """The parser's own word on a DTD, whatever the prolog check saw."""
+    info = elem.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise XmlFileError(_doctype(name))
 
 
 def _no_root(name: str, head: bytes, complete: bool, why: str) -> bool:
@@ -226,7 +253,12 @@ def iterparse(
             **kw,
         )
         try:
-            yield from parsed
+            first = True
+            for event, elem in parsed:
+                if first:
+                    _refuse_dtd(elem, label)
+                    first = False
+                yield event, elem
         except etree.XMLSyntaxError as exc:
             raise XmlFileError(f"{label}: not well-formed XML: {syntax_message(exc)}") from None
     finally:
@@ -241,17 +273,17 @@ def parse_bytes(data: bytes, name: str, *, utf8_only: bool = True, huge_tree: bo
         root = etree.fromstring(data, parser(huge_tree=huge_tree, remove_pis=True, collect_ids=False))
     except etree.XMLSyntaxError as exc:
         raise XmlFileError(f"{name}: not well-formed XML: {syntax_message(exc)}") from None
-    info = root.getroottree().docinfo
-    if info.doctype or info.internalDTD is not None:  # the prolog check saw none; refuse all the same
-        raise XmlFileError(f"{name}: the file carries a DOCTYPE; no DPI or status document may have one, it is refused")
+    _refuse_dtd(root, name)  # the prolog check saw none; refuse all the same
     return root
 
 
 def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
     """True when the whole file is well-formed, complete and valid against ``schema``; read in
-    bounded memory. False says only "not valid" (the caller lists the errors); a refused prolog
-    raises :class:`XmlFileError`."""
-    check_file(path)
+    bounded memory. False says only "not valid" (the caller lists the errors); a file that is not
+    well-formed raises :class:`XmlFileError`. Two passes: lxml's ``iterparse`` with a schema stops
+    looking once the root is closed (``<a/><!-- cut`` would pass), so the whole file is first read
+    without one."""
+    well_formed(path)  # the prolog, a DOCTYPE the parser sees, and every byte up to the end (see below)
     root_closed = False
     try:
         for _event, elem in etree.iterparse(

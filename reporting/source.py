@@ -112,7 +112,11 @@ def make_engine(url: str | URL) -> Engine:
 
 #: Query parameters that carry a secret (libpq's ``sslpassword``, a driver's ``password=``, a
 #: token): an Airflow Connection's extras become query parameters, so a secret may hide there.
-_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|credential|api_?key|access_?key|private_?key", re.IGNORECASE)
+_SECRET_PARAMETER = re.compile(
+    r"pass|pwd|secret|token|credential|signature|api_?key|access_?key|private_?key", re.IGNORECASE
+)
+#: parameters whose name says secret but whose value is a file's path (libpq's password file)
+_NOT_SECRET = frozenset({"passfile"})
 MASK = "***"
 
 
@@ -121,7 +125,11 @@ def _url(url: str | URL) -> URL:
 
 
 def is_secret_parameter(name: str) -> bool:
-    return bool(_SECRET_PARAMETER.search(name))
+    return name.lower() not in _NOT_SECRET and bool(_SECRET_PARAMETER.search(name))
+
+
+class UrlError(ValueError):
+    """A database URL that cannot be parsed; the message never quotes it."""
 
 
 def secret_parameters(url: str | URL) -> list[str]:
@@ -130,9 +138,14 @@ def secret_parameters(url: str | URL) -> list[str]:
 
 
 def has_secret(url: str | URL) -> bool:
-    """Whether the URL carries a password, in its user part or in a query parameter."""
-    u = _url(url)
-    return u.password is not None or bool(secret_parameters(u))
+    """Whether the URL carries a password, in its user part or in a query parameter. A URL that
+    cannot be parsed is :class:`UrlError` (it may hold one: it is never quoted)."""
+    try:
+        u = _url(url)
+    except Exception:
+        raise UrlError("not a usable database URL (it could not be parsed)") from None
+    # an unencoded "@" in the password leaves part of it in the host
+    return u.password is not None or "@" in (u.host or "") or bool(secret_parameters(u))
 
 
 def safe_url(url: str | URL) -> str:
@@ -143,6 +156,8 @@ def safe_url(url: str | URL) -> str:
         u = _url(url)
     except Exception:  # whatever SQLAlchemy says: the text may hold a secret
         return "(not a database URL)"
+    if "@" in (u.host or ""):  # an unencoded "@" in the password: part of it would show as the host
+        return f"{u.drivername}://***@{(u.host or '').rpartition('@')[2]}" + (f"/{u.database}" if u.database else "")
     hidden = secret_parameters(u)
     if hidden:
         u = u.update_query_dict({k: MASK for k in hidden})

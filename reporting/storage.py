@@ -263,12 +263,18 @@ class SharedStaging:
         scheme, sep, rest = self.url.partition("://")
         if not sep:
             return self.url
-        host, slash, path = rest.partition("/")
-        path, question, query = path.partition("?")
+        rest = rest.partition("#")[0]
+        # the user part ends at the last "@" (a password may hold "/", "?" or "@" unencoded); an
+        # "@" in the path or the query is not one (no ":" before the first "/" of what precedes it)
+        user, at, after = rest.rpartition("@")
+        if at and ("/" not in user or ":" in user.partition("/")[0]):
+            rest = after
+        location, question, query = rest.partition("?")
+        shown = f"{scheme}://{location}"
         if question:
             pairs = [(k, MASK if is_secret_parameter(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
-            path += "?" + urlencode(pairs, safe="*/")
-        return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+            shown += "?" + urlencode(pairs, safe="*/")
+        return shown
 
 
 def prune_local(local_root: str | Path, older_than: timedelta, now: datetime | None = None) -> list[str]:

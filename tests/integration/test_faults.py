@@ -39,11 +39,11 @@ class Runs:
         self.ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
         self.out = tmp_path / "out"
 
-    def run(self, m: Marketplace, fault: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, m: Marketplace, fault: str | None = None, year: int = 2025) -> subprocess.CompletedProcess[str]:
         db = self.tmp / "source.db"
         db.unlink(missing_ok=True)
         url = m.write(f"sqlite:///{db}")
-        args = ["run", "--config", str(self.config), "--source", url, "--year", "2025", "--as-of", "2026-01-31"]
+        args = ["run", "--config", str(self.config), "--source", url, "--year", str(year), "--as-of", "2026-01-31"]
         args += ["--out", str(self.out), "--staging", str(self.tmp / "st"), "--ledger", self.ledger]
         env = {k: v for k, v in os.environ.items() if k not in ("DAC7_FAULT", "DAC7_LEDGER_URL")}
         if fault:
@@ -111,3 +111,43 @@ def test_a_rerun_with_nothing_to_file_lists_the_earlier_files(tmp_path: Path) ->
     manifest = runs.manifest()
     assert manifest["files"] == []
     assert {f["file"] for f in manifest["published_files"]} == runs.published() == runs.in_output()
+
+
+def test_a_run_sets_aside_only_the_files_of_its_own_period(tmp_path: Path) -> None:
+    """An output folder shared by two years: the 2025 run leaves the 2024 run's unrecorded file
+    alone (that period is not under its lock); the 2024 rerun sets it aside."""
+    runs = Runs(tmp_path)
+    m = Marketplace()
+    m.seller("OLD")
+    m.sales("OLD", 30, 10_00, start="2024-05-01 10:00:00")
+    m.seller("NEW")
+    m.sales("NEW", 30, 10_00)
+    assert runs.run(m, fault="publish.after_rename", year=2024).returncode == KILLED
+    [left] = runs.in_output()
+    assert runs.run(m, year=2025).returncode == 0
+    assert left in runs.in_output() and runs.manifest()["set_aside"] == []
+    assert runs.run(m, year=2024).returncode == 0
+    assert left not in runs.in_output() and (runs.out / "set-aside" / left).is_file()
+    assert runs.in_output() == runs.published()
+
+
+def test_a_folder_locked_by_another_run_is_left_for_that_run(tmp_path: Path) -> None:
+    """A folder of another authority in the output, whose period another run holds: this run's
+    finalize does not wait for it or fail on it; it says so."""
+    import sqlalchemy as sa
+
+    from reporting.ledger import schema as t
+
+    runs = Runs(tmp_path)
+    assert runs.run(_market()).returncode == 0
+    (runs.out / "DE").mkdir()
+    with open_ledger(runs.ledger) as ledger, ledger.engine.begin() as conn:
+        conn.execute(
+            sa.insert(t.locks).values(
+                environment="test", authority="DE", reporting_year=2025, holder="other-run",
+                acquired=sa.func.now(), host="another-machine", pid=1,
+            )
+        )  # fmt: skip
+    again = runs.run(_market())
+    assert again.returncode == 0, again.stderr
+    assert "DE/ not checked for files to set aside: DE 2025 (test) is being filed by another run" in again.stderr

@@ -41,6 +41,8 @@ SECRET = "s3cr3t-Pa55"
         ),
         (f"postgresql://u@h/d?auth_token={SECRET}", "postgresql://u@h/d?auth_token=***"),
         (f"postgresql://u:{SECRET}@h/d?passwd={SECRET}", "postgresql://u:***@h/d?passwd=***"),
+        (f"postgresql://u:{SECRET}@x@db.example/dac7", "postgresql://***@db.example/dac7"),  # "@" unencoded
+        (f"postgresql://u@h/d?X-Amz-Signature={SECRET}", "postgresql://u@h/d?X-Amz-Signature=***"),
     ],
 )
 def test_every_secret_of_a_url_is_masked(url: str, shown: str) -> None:
@@ -52,16 +54,45 @@ def test_every_secret_of_a_url_is_masked(url: str, shown: str) -> None:
 def test_ordinary_parameters_are_shown_and_are_no_secret() -> None:
     url = "postgresql+psycopg://dac7@db/dac7?sslmode=require&sslkey=/etc/dac7/client.key&application_name=dac7"
     assert not has_secret(url)
+    assert not has_secret("postgresql://dac7@db/ledger?passfile=/run/secrets/pgpass")  # a path, not a secret
     assert "sslkey=" in safe_url(url) and "sslmode=require" in safe_url(url)
     assert safe_url(f"not a url {SECRET}") == "(not a database URL)"
 
 
-def test_shared_staging_urls_are_shown_without_secrets() -> None:
-    url = f"s3://key:{SECRET}@bucket/dac7?region=eu-west-1&secret_access_key={SECRET}&token={SECRET}"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"s3://key:{SECRET}@bucket/dac7?region=eu-west-1&secret_access_key={SECRET}&token={SECRET}",
+            "s3://bucket/dac7?region=eu-west-1&secret_access_key=***&token=***",
+        ),
+        (f"gs://bucket?token={SECRET}", "gs://bucket?token=***"),  # no path: the query after the host
+        (f"s3://KEY:{SECRET}/x@bucket/prefix", "s3://bucket/prefix"),  # "/" unencoded in the password
+        (f"s3://KEY:{SECRET}?x@bucket/prefix", "s3://bucket/prefix"),  # "?" unencoded in the password
+        ("s3://bucket/path@2025/x", "s3://bucket/path@2025/x"),  # an "@" in the path is no user part
+        (f"sftp://user:{SECRET}@host:22/p#token={SECRET}", "sftp://host:22/p"),
+    ],
+)
+def test_shared_staging_urls_are_shown_without_secrets(url: str, shown: str) -> None:
     staging = SharedStaging(fs=None, root="bucket/dac7", url=url)
-    shown = staging.url_for_log()
-    assert SECRET not in shown
-    assert shown.startswith("s3://bucket/dac7?region=eu-west-1&") and "secret_access_key=***" in shown
+    assert staging.url_for_log() == shown
+
+
+def test_a_url_that_cannot_be_parsed_is_never_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "run",
+        "--config",
+        str(write_config(tmp_path / "dac7.toml")),
+        "--year",
+        "2025",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    for url in (f"postgres ql://u:{SECRET}@h/db", f"postgresql://u:{SECRET}@h:notaport/db"):
+        assert main([*args, "--source", url, "--ledger", f"sqlite:///{tmp_path}/l.db"]) == 2
+        assert main([*args, "--source", f"sqlite:///{tmp_path}/s.db", "--ledger", url]) == 2
+        err = capsys.readouterr().err
+        assert "not a usable database URL" in err and SECRET not in err
 
 
 def test_a_secret_query_parameter_in_the_configuration_is_refused() -> None:

@@ -182,3 +182,17 @@ def test_the_reconciliation_counts_each_sellers_transactions_from_the_source(tmp
     text = str(raised.value)
     assert "seller_reconciliation" in text and "S2" in text
     assert "the extract is incomplete" in text
+
+
+def test_a_seller_id_with_white_space_is_named_as_unknown_not_as_a_reconciliation_failure(tmp_path: Path) -> None:
+    """The source's own per-seller count is read the way the extract reads ids (trimmed); an id the
+    sellers table does not hold as written is the finding that says so."""
+    from reporting.errors import DataError
+
+    m = Marketplace()
+    m.seller("S1")
+    m.sales("S1", 30, 10_00)
+    m.tx(" S1 ", "2025-06-01 10:00:00", 10_00, transaction_id="TSPACE")
+    with pytest.raises(DataError) as raised:
+        _run(tmp_path, m.write(f"sqlite:///{tmp_path}/source.db"))
+    assert [(f.rule, f.key) for f in raised.value.findings] == [("source.unknown_seller", "TSPACE")]

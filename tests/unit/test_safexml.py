@@ -338,3 +338,56 @@ def test_the_status_reader_accepts_what_an_authority_may_send() -> None:
     assert safexml.parse_bytes(data, "status.xml", utf8_only=False).text == "ok"
     with pytest.raises(XmlFileError, match="must be UTF-8"):
         safexml.parse_bytes(data, "status.xml")
+
+
+# ------------------------------------------------------------------- found by a second reading
+
+
+def test_a_doctype_cut_by_the_first_read_is_found(tmp_path: Path) -> None:
+    """The prolog check reads 16 KiB first: a DOCTYPE starting just before that boundary must
+    make it read on, not take the cut ``<!DOC`` for the root element."""
+    for offset in range(16_370, 16_392):
+        decl = b'<?xml version="1.0" encoding="UTF-8"?>'
+        doc = decl + b" " * (offset - len(decl)) + b'<!DOCTYPE a [<!ENTITY e "boom">]><a>&e;</a>'
+        path = tmp_path / "split.xml"
+        path.write_bytes(doc)
+        with pytest.raises(XmlFileError, match="carries a DOCTYPE"):
+            validate_file(path, schema_for(EU_GENERIC.schema_resource))
+        with pytest.raises(XmlFileError, match="carries a DOCTYPE"):
+            list(safexml.iterparse(path))
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [
+        (b'<?xml version="1.0"' + b" " * 250 + b'encoding="ISO-8859-1"?><a>caf\xe9</a>', "is in ISO-8859-1"),
+        (
+            b'<?xml version="1.0"\n'
+            + b"\t" * 300
+            + b'encoding="UTF-7"?>+ADw-!DOCTYPE a [+ADw-!ENTITY e "x">]>+ADw-a/>',
+            "is in UTF-7",
+        ),
+    ],
+    ids=["latin-1 after 250 spaces", "utf-7 hiding a DOCTYPE"],
+)
+def test_the_whole_declaration_is_read_however_long(tmp_path: Path, document: bytes, why: str) -> None:
+    path = tmp_path / "decl.xml"
+    path.write_bytes(document)
+    with pytest.raises(XmlFileError, match=why):
+        validate_file(path, schema_for(EU_GENERIC.schema_resource))
+
+
+@pytest.mark.parametrize("tail", [b"\n<!-- cut", b"<?pi", b"<b", b"</a", b"\n<"])
+def test_content_after_the_root_is_refused_by_the_schema_validation_too(tmp_path: Path, tail: bytes) -> None:
+    """lxml's iterparse with a schema stops looking once the root is closed."""
+    path = tmp_path / "tail.xml"
+    path.write_bytes(DOC + tail)
+    with pytest.raises(XmlFileError, match="not well-formed XML"):
+        validate_file(path, schema_for(EU_GENERIC.schema_resource))
+
+
+@pytest.mark.parametrize("encoding", ["zlib", "hex", "base64", "bz2", "rot13", "idna", "uu"])
+def test_a_status_document_in_a_codec_that_is_no_text_encoding_is_refused(encoding: str) -> None:
+    data = f'<?xml version="1.0" encoding="{encoding}"?><a/>'.encode()
+    with pytest.raises(XmlFileError):
+        safexml.parse_bytes(data, "status.xml", utf8_only=False)
