@@ -21,7 +21,6 @@ file of the plugins folder): its top level imports the standard library only; ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -379,14 +378,6 @@ def year_page(view: YearView, authority: str | None, *, may_download: bool = Tru
 #: a context variable: requests served at once in other threads each see their own)
 _MAY_DOWNLOAD: ContextVar[bool] = ContextVar("dac7_may_download", default=True)
 NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no download permission</span>'
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _year_page(view: YearView, authority: str | None) -> str:

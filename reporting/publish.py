@@ -411,8 +411,9 @@ def publish(
     ):
         if require_approval and settings.environment == "prod" and not settings.preview:
             for msg in render["messages"]:
-                if ledger.message(msg["message_ref_id"]).status == "rendered":  # a retry finds some published
-                    approver = ledger.check_approved(msg["message_ref_id"]).approved_by
+                info = ledger.message(msg["message_ref_id"])
+                if info.status == "rendered":  # a retry finds some published already
+                    approver = ledger.check_approved(info).approved_by  # raises without a recorded approval
                     approved_by = approved_by or approver
         set_aside = [] if settings.preview else sweep(settings, ledger, out, authority)
         # in the order planned (a correction of the PlatformOperator before the additions), each

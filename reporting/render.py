@@ -378,27 +378,48 @@ def _records(
     reader = con.sql(SELLERS_SQL, params={"authority": authority}).to_arrow_reader(5_000)
     for batch in reader:
         for row in batch.to_pylist():
-            if row["accounts"] and not reports_financial_identifier(
-                row["residence_countries"] or (),
-                authority if preview else None,
-                property_states=[a["country"] for a in row["acts"] if a["activity"] == "immovable_property"],
-                reading=reading,
-            ):
+            if _drops_accounts(row, authority, preview, reading):
                 row["accounts"] = None
             record, problems = seller_record(row, this_year)
-            problems += [
-                Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=f"{message} ({authority})")
-                for rule, table, key, message in profile.seller_problems(record)
-            ]
-            yield record, problems
+            yield record, problems + _profile_problems(profile, record, authority)
+
+
+def _drops_accounts(row: dict[str, Any], authority: str, preview: bool, reading: LegalVariant) -> bool:
+    """Whether the seller's account identifiers are left out of its record to ``authority``: its
+    states of residence said they will not use them (in a preview, the receiving state too)."""
+    return bool(row["accounts"]) and not reports_financial_identifier(
+        row["residence_countries"] or (),
+        authority if preview else None,
+        property_states=[a["country"] for a in row["acts"] if a["activity"] == "immovable_property"],
+        reading=reading,
+    )
+
+
+def _profile_problems(profile: AuthorityProfile, record: SellerRecord, authority: str) -> list[Finding]:
+    """The receiving authority's own reasons why the record cannot be rendered."""
+    return [
+        Finding(rule=rule, table=table, key=key, seller_id=record.seller_id, message=f"{message} ({authority})")
+        for rule, table, key, message in profile.seller_problems(record)
+    ]
+
+
+def _replaced(sql: str, old: str, new: str) -> str:
+    if old not in sql:  # SELLERS_SQL changed: the variant below must change with it
+        raise AssertionError(f"SELLERS_SQL no longer holds {old!r}")
+    return sql.replace(old, new)
 
 
 #: :data:`SELLERS_SQL` for every routed seller at once, with the authorities it goes to: the record
 #: checks read each seller once, not once per authority (27 queries for a preview otherwise).
-ALL_SELLERS_SQL = SELLERS_SQL.replace(
-    "select seller_id from routing where authority = $authority",
-    "select seller_id, list(distinct authority order by authority) as authorities from routing group by seller_id",
-).replace("pe.addresses as pe_addresses, ac.acts", "pe.addresses as pe_addresses, ac.acts, r.authorities")
+ALL_SELLERS_SQL = _replaced(
+    _replaced(
+        SELLERS_SQL,
+        "select seller_id from routing where authority = $authority",
+        "select seller_id, list(distinct authority order by authority) as authorities from routing group by seller_id",
+    ),
+    "pe.addresses as pe_addresses, ac.acts",
+    "pe.addresses as pe_addresses, ac.acts, r.authorities",
+)
 
 
 def record_problems(settings: RunSettings) -> list[Finding]:
@@ -418,29 +439,13 @@ def record_problems(settings: RunSettings) -> list[Finding]:
                 authorities = row.pop("authorities")
                 built: dict[bool, tuple[SellerRecord, list[Finding]]] = {}  # by: accounts dropped
                 for authority in authorities:
-                    drop = bool(row["accounts"]) and not reports_financial_identifier(
-                        row["residence_countries"] or (),
-                        authority if settings.preview else None,
-                        property_states=[a["country"] for a in row["acts"] if a["activity"] == "immovable_property"],
-                        reading=reading,
-                    )
+                    drop = _drops_accounts(row, authority, settings.preview, reading)
                     if drop not in built:
                         built[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)
                     record, problems = built[drop]
-                    profile = profiles.get(authority) or profiles.setdefault(
-                        authority, select_profile(authority, settings.config)
-                    )
-                    findings.extend(problems)
-                    findings.extend(
-                        Finding(
-                            rule=rule,
-                            table=table,
-                            key=key,
-                            seller_id=record.seller_id,
-                            message=f"{message} ({authority})",
-                        )
-                        for rule, table, key, message in profile.seller_problems(record)
-                    )
+                    if authority not in profiles:
+                        profiles[authority] = select_profile(authority, settings.config)
+                    findings += problems + _profile_problems(profiles[authority], record, authority)
     finally:
         con.close()
     return list(dict.fromkeys(findings))  # a problem found for several authorities: once

@@ -191,12 +191,6 @@ def read_head(stream: IO[bytes], name: str, *, utf8_only: bool = True) -> bytes:
         step = min(step * 4, MAX_PROLOG_BYTES + 1 - len(head)) or 1
 
 
-def check_file(path: str | Path, *, utf8_only: bool = True) -> None:
-    """:func:`check_prolog` on the start of a file."""
-    with open(path, "rb") as fh:
-        read_head(fh, str(path), utf8_only=utf8_only)
-
-
 class _Prefixed:
     """A binary stream whose first bytes were read to check the prolog, served again."""
 

@@ -30,10 +30,6 @@ class SchemaError:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-def _parser(**kw: object) -> etree.XMLParser:
-    return safexml.parser(**kw)
-
-
 def load_schema(path: str) -> etree.XMLSchema:
     """The schema of a main XSD file, parsed once per version of the file (path and mtime)."""
     return _load_schema(path, Path(path).stat().st_mtime_ns)
@@ -41,7 +37,7 @@ def load_schema(path: str) -> etree.XMLSchema:
 
 @functools.lru_cache(maxsize=16)
 def _load_schema(path: str, _mtime_ns: int) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(path, _parser()))
+    return etree.XMLSchema(etree.parse(path, safexml.parser()))
 
 
 def schema_for(resource: str, xsd_dir: str | Path | None = None) -> etree.XMLSchema:
@@ -57,7 +53,7 @@ def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200
     name = str(path)
     if safexml.validate_stream(path, schema):
         return []
-    tree = etree.parse(name, _parser())
+    tree = etree.parse(name, safexml.parser())
     if schema.validate(tree):  # pragma: no cover - the streaming pass said otherwise
         return []
     return [SchemaError(name, e.line, withhold_values(e.message)) for e in schema.error_log][:limit]

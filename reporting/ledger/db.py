@@ -670,9 +670,10 @@ class Ledger:
                     values["triggered_by"] = triggered_by[:200]
                 conn.execute(sa.update(t.messages).where(t.messages.c.id == msg.id).values(**values))
 
-    def check_approved(self, message_ref_id: str) -> MessageInfo:
+    @staticmethod
+    def check_approved(info: MessageInfo) -> MessageInfo:
         """The message, if a second person's approval is recorded for it; else :class:`LedgerError`."""
-        info = self.message(message_ref_id)
+        message_ref_id = info.message_ref_id
         if not info.approved_by:
             raise LedgerError(
                 f"message {message_ref_id} of this production filing has no recorded approval: four eyes need a "

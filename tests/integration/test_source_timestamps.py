@@ -14,6 +14,17 @@ from reporting.errors import SourceContractError
 from reporting.pipeline import run
 
 
+def _run(tmp_path: Path, url: str) -> dict[str, object]:
+    return run(
+        config_path=write_config(tmp_path / "dac7.toml"),
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+    ).manifest
+
+
 def market() -> Marketplace:
     m = Marketplace()
     m.seller("S1")
@@ -34,14 +45,7 @@ def test_timestamptz_under_a_non_utc_session_keeps_the_period(tmp_path: Path, pg
             )
         conn.exec_driver_sql(f"alter database {engine.url.database} set timezone = 'America/New_York'")
     engine.dispose()
-    manifest = run(
-        config_path=write_config(tmp_path / "dac7.toml"),
-        source_url=pg_url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-    ).manifest
+    manifest = _run(tmp_path, pg_url)
     assert manifest["summary"]["transactions_read"] == 31  # 30 in May + the one of 1 January local
 
 
@@ -53,14 +57,7 @@ def test_sqlite_timestamps_of_another_shape_are_refused(tmp_path: Path, stamp: s
         conn.execute(sa.text("update transactions set paid_at = :s where transaction_id = 'T0000003'"), {"s": stamp})
     engine.dispose()
     with pytest.raises(SourceContractError, match=r"1 row\(s\) of transactions \(e.g. T0000003\)"):
-        run(
-            config_path=write_config(tmp_path / "dac7.toml"),
-            source_url=url,
-            year=2025,
-            as_of=date(2026, 1, 31),
-            out_dir=tmp_path / "out",
-            staging_root=tmp_path / "st",
-        )
+        _run(tmp_path, url)
 
 
 # ------------------------------------------------------------ a payment time that is no time
@@ -73,17 +70,6 @@ def undated_market() -> Marketplace:
         m.seller(seller)
         m.sales(seller, n, 10_00)
     return m
-
-
-def _run(tmp_path: Path, url: str) -> dict[str, object]:
-    return run(
-        config_path=write_config(tmp_path / "dac7.toml"),
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-    ).manifest
 
 
 def _ids(url: str) -> dict[str, list[str]]:

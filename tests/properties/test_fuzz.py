@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from integration.test_ledger_lifecycle import status_message
 from lxml import etree
 
 from reporting.authorities import EU_GENERIC
@@ -101,28 +102,11 @@ DSM = "urn:oecd:ties:dsm:v1"
 
 
 def _status(original: str, code: str, doc_ref_ids: list[str], status: str) -> bytes:
-    def el(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-        e = etree.SubElement(parent, f"{{{DSM}}}{tag}")
-        e.text = text
-        return e
-
-    root = etree.Element(f"{{{DSM}}}DAC7StatusMessage", nsmap={"dsm": DSM}, version="1.0")
-    spec = el(root, "MessageSpec")
-    for tag, text in (
-        ("TransmittingCountry", "LT"),
-        ("ReceivingCountry", "LT"),
-        ("MessageType", "DPI"),
-        ("MessageRefId", "LT2026LTfuzz"),
-        ("Timestamp", "2026-02-10T10:00:00"),
-    ):
-        el(spec, tag, text)
-    body = el(root, "DSMBody")
-    el(el(body, "OriginalMessage"), "OriginalMessageRefID", original)
-    error = el(el(body, "ValidationErrors"), "RecordError")
-    el(error, "Code", code)
-    for doc_ref_id in doc_ref_ids:
-        el(error, "DocRefIDInError", doc_ref_id)
-    el(el(body, "ValidationResult"), "Status", status)
+    """The lifecycle tests' synthetic EU status message, with a fixed id (Hypothesis replays its
+    examples) and any validation status."""
+    root = status_message(original, doc_ref_ids, code)
+    root.find(f"{{{DSM}}}MessageSpec/{{{DSM}}}MessageRefId").text = "LT2026LTfuzz"
+    root.find(f".//{{{DSM}}}ValidationResult/{{{DSM}}}Status").text = status
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
