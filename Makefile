@@ -28,7 +28,7 @@ $(UV):
 
 # Creates or updates .venv exactly as uv.lock pins it (never re-resolves).
 venv: $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet
+	$(UV) sync --frozen --extra dev --extra fast --python $(PYTHON) --quiet
 
 demo: venv
 	rm -f $(DEMO_DB) $(DEMO_LEDGER)

@@ -33,6 +33,12 @@ duplicate or missing key, a non-integer amount column, a transaction outside the
 makes :attr:`DataCheckReport.stops_run` true; other failed rows quarantine their sellers.
 
 Great Expectations is imported inside the functions that use it: the import costs about 2.5 s.
+A stage that audits its output starts a :class:`ChecksWorker` when it begins: a process that
+imports Great Expectations while the stage reads and computes, then runs the stage's suites
+(:func:`run_data_checks`, unchanged) when the files are written. The import is then off the
+critical path; what the worker returns, logs and writes is what the same call in the stage's
+own process would return, log and write. A worker that fails for any reason leaves the checks
+to the stage's process, which then runs them itself (and raises what they raise).
 """
 
 from __future__ import annotations
@@ -41,7 +47,11 @@ import copy
 import json
 import logging
 import math
+import os
+import pickle
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -966,28 +976,177 @@ def run_data_checks(
     return DataCheckReport(stage=stage, success=success, results=summaries, findings=findings, docs_index=index)
 
 
-def audit(settings: RunSettings, stage: str) -> DataCheckReport:
+#: ``DAC7_CHECKS_WORKER``: "1" always runs the checks in a worker process, "0" never; unset, a
+#: worker is used where Great Expectations is not imported yet (a fresh task process), so that a
+#: process that has paid the import (a test session, a second stage in one process) keeps it.
+WORKER_ENV = "DAC7_CHECKS_WORKER"
+
+
+class ChecksWorker:
+    """A process that imports Great Expectations at once, then runs :func:`run_data_checks`
+    for each request sent to it (pickled over its standard input and a private output).
+
+    ``submit`` sends a stage's request and returns at once; :func:`audit` collects the report.
+    Nothing is lost when the worker fails: :meth:`collect` returns None and the caller runs the
+    checks itself. The worker's log records are passed back and handled by this process's
+    loggers, as if the checks had run here."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pending: tuple[str, dict[str, Any]] | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", "from reporting.datachecks import serve; serve()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log.info("data checks run in this process: no worker (%s)", type(exc).__name__)
+
+    @classmethod
+    def start(cls) -> ChecksWorker | None:
+        """A worker, or None where the checks should run in this process (see :data:`WORKER_ENV`)."""
+        wanted = os.environ.get(WORKER_ENV, "").strip()
+        if wanted == "0" or (wanted != "1" and "great_expectations" in sys.modules):
+            return None
+        worker = cls()
+        return worker if worker._proc is not None else None
+
+    def submit(self, stage: str, arguments: dict[str, Any]) -> None:
+        """Send the checks of ``stage`` (keyword arguments of :func:`run_data_checks`)."""
+        if self._proc is None or self._pending is not None or self._proc.stdin is None:
+            return
+        try:
+            pickle.dump(arguments, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+        except OSError:  # the worker is gone: the checks run in this process
+            self.close()
+            return
+        self._pending = (stage, arguments)
+
+    def collect(self, stage: str, arguments: dict[str, Any]) -> tuple[DataCheckReport, float] | None:
+        """The report and the worker's seconds of the submitted checks of ``stage`` (submitted
+        now if they were not), or None when the worker could not give them."""
+        if self._pending is None:
+            self.submit(stage, arguments)
+        if self._pending != (stage, arguments) or self._proc is None or self._proc.stdout is None:
+            return None
+        self._pending = None
+        try:
+            outcome, report, seconds, records = pickle.load(self._proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self.close()
+            return None
+        for record in records:
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        if outcome != "ok":
+            log.info("data checks %s: the worker stopped (%s); they run in this process", stage, outcome)
+            return None
+        return report, seconds
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()  # end of requests: the worker leaves
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def __enter__(self) -> ChecksWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Records(logging.Handler):
+    """Keeps the worker's log records, made picklable, for the stage's process to handle."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+        self.records.append(record)
+
+
+def serve() -> None:
+    """The worker's loop (see :class:`ChecksWorker`): requests on standard input, replies on a
+    private copy of standard output, which is then pointed at standard error so that nothing a
+    library prints can corrupt a reply."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    root.setLevel(logging.INFO)
+    import great_expectations  # noqa: F401  # the import this worker exists for
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
+
+    while True:
+        try:
+            arguments = pickle.load(requests)
+        except EOFError:
+            return
+        records.records = []
+        started = time.perf_counter()
+        try:
+            report: DataCheckReport | None = run_data_checks(**arguments)
+            outcome = "ok"
+        except Exception as exc:  # the stage's process runs the checks again and raises it
+            report, outcome = None, type(exc).__name__
+        reply = (outcome, report, time.perf_counter() - started, records.records)
+        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+def check_arguments(settings: RunSettings, stage: str) -> dict[str, Any]:
+    """The keyword arguments of :func:`run_data_checks` for ``stage`` of a run."""
+    period = settings.period
+    return {
+        "run_dir": settings.run_path,
+        "stage": stage,
+        "docs_dir": settings.run_path / DOCS_DIR / stage if settings.config.data_docs else None,
+        "year": settings.year,
+        "as_of_end_utc": period.as_of_end_utc,
+        "period_start_utc": period.start_utc,
+        "period_end_utc": period.paid_until_utc,
+    }
+
+
+def audit(settings: RunSettings, stage: str, worker: ChecksWorker | None = None) -> DataCheckReport:
     """The audit of a pipeline stage: run the stage's suite over what it staged, keep a summary
     (``<run>/checks/<stage>.json``) and the Data Docs (``<run>/data-docs/<stage>/``, when
     ``[quality] data_docs``), and stop the run on a structural failure.
 
     Raises :class:`DataCheckStructureError` for a missing file or column and :class:`DataError`
     when a structural expectation failed; otherwise returns the report, whose row errors the
-    caller quarantines (by seller) and whose warnings go to the due-diligence report.
+    caller quarantines (by seller) and whose warnings go to the due-diligence report. With a
+    ``worker``, the checks run there (see :class:`ChecksWorker`).
     """
-    period = settings.period
-    docs = settings.run_path / DOCS_DIR / stage if settings.config.data_docs else None
-    started = time.perf_counter()
-    report = run_data_checks(
-        settings.run_path,
-        stage,
-        docs_dir=docs,
-        year=settings.year,
-        as_of_end_utc=period.as_of_end_utc,
-        period_start_utc=period.start_utc,
-        period_end_utc=period.paid_until_utc,
-    )
-    seconds = time.perf_counter() - started
+    arguments = check_arguments(settings, stage)
+    done = worker.collect(stage, arguments) if worker is not None else None
+    if done is not None:
+        report, seconds = done
+    else:
+        started = time.perf_counter()
+        report = run_data_checks(**arguments)
+        seconds = time.perf_counter() - started
     checks = settings.stage_dir("checks")
     write_json(
         checks / f"{stage}.json",

@@ -4,23 +4,32 @@ Reads go through SQLAlchemy in batches (server-side cursors where the driver has
 stays bounded whatever the size of the marketplace. Every value is normalised to one type per
 column here, whatever the database stored: timestamps (text in SQLite, TIMESTAMP elsewhere) to
 naive UTC, booleans (0/1 or true/false) to bool, exchange rates to exact decimal text.
+
+With the ``fast`` extra installed, a SQLite file is read through ADBC instead (see
+:func:`_columnar_to_parquet`): Arrow batches straight from the database, with no Python object
+per value, about five times faster than the DB-API's rows. That path takes only clean data: a
+column whose values are not all of the contract's storage class, a value that cannot be read,
+anything unexpected, and the table is read again through the DB-API, which gives the same file
+and names every bad row as before. Both paths therefore write the same Parquet content.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 
 from reporting import datachecks
 from reporting.checks import run_checks
@@ -189,8 +198,19 @@ def _bound(conn: Connection, value: datetime) -> Any:
 
 
 def _stream_to_parquet(
-    conn: Connection, table: str, sql: str, params: dict[str, Any], path: Path, findings: list[Finding]
+    conn: Connection,
+    table: str,
+    sql: str,
+    params: dict[str, Any],
+    path: Path,
+    findings: list[Finding],
+    columnar: Any | None = None,
 ) -> int:
+    if columnar is not None:
+        try:
+            return _columnar_to_parquet(columnar, table, sql, params, path)
+        except _NotColumnar as exc:
+            log.info("extract %s: read through the DB-API (%s)", table, exc)
     spec = TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
@@ -217,10 +237,7 @@ def _fast_array(column: list[Any], conv: Converter) -> pa.Array | None:
     the row of any value it cannot read."""
     types = set(map(type, column))
     if conv in (_text, _code) and types <= {str, _NONE}:
-        arr = pc.utf8_trim_whitespace(pa.array(column, STR))
-        if conv is _code:
-            arr = pc.utf8_upper(arr)
-        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, STR), arr)
+        return _text_array(pa.array(column, STR), upper=conv is _code)
     if conv is _int and types <= {int, _NONE}:
         try:
             return pa.array(column, I64)
@@ -235,6 +252,150 @@ def _fast_array(column: list[Any], conv: Converter) -> pa.Array | None:
         if types <= {datetime, _NONE} and not any(v is not None and v.tzinfo is not None for v in column):
             return pa.array(column, TS)
     return None
+
+
+def _text_array(arr: pa.Array, *, upper: bool) -> pa.Array:
+    """:func:`_text` (or :func:`_code` with ``upper``) of every value of a string array at once."""
+    arr = pc.utf8_trim_whitespace(arr)
+    if upper:
+        arr = pc.utf8_upper(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, STR), arr)
+
+
+class _NotColumnar(Exception):
+    """The columnar read met data it does not take (the DB-API path reads the table instead)."""
+
+
+def columnar_connection(url: URL) -> Any | None:
+    """A read-only ADBC connection to a SQLite source file, when the ``fast`` extra is installed;
+    None (read through SQLAlchemy) for any other source, or a URL with options of its own."""
+    if url.get_backend_name() != "sqlite" or url.query or url.database in (None, "", ":memory:"):
+        return None
+    try:
+        import adbc_driver_sqlite.dbapi
+    except ImportError:
+        return None
+    path = Path(url.database).resolve()  # type: ignore[arg-type]
+    return adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(path))}?mode=ro")
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_BATCH_ROWS_OPTION = "adbc.sqlite.query.batch_rows"
+
+
+def _columnar_sql(conn: Any, table: str, sql: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...], set[str]]:
+    """The extract query for ADBC: ``:name`` parameters numbered (``?1``), and wrapped so that
+    every text column arrives as text (SQLite's own text of an integer, as ``str()`` gives it;
+    NULL as '', which the text rule reads as NULL too) and a flag marks a row holding a REAL or
+    BLOB where the contract wants text or a time (whose text SQLite and Python write
+    differently)."""
+    names = list(params)
+
+    def number(m: re.Match[str]) -> str:
+        return f"?{names.index(m.group(1)) + 1}" if m.group(1) in params else m.group(0)
+
+    inner = _PARAMETER.sub(number, sql)
+    cur = conn.cursor()
+    try:
+        cur.execute(f"select * from (\n{inner}\n) as q limit 0", tuple(params.values()))
+        present = {d[0].lower() for d in cur.description}
+        cur.fetchall()
+    finally:
+        cur.close()
+    columns, odd = [], []
+    for name, _typ, conv in TABLES[table]:
+        if name not in present:
+            continue
+        if conv in (_text, _code):
+            columns.append(f"coalesce(cast(q.{name} as text), '') as {name}")
+        else:
+            columns.append(f"q.{name} as {name}")
+        if conv is not _int:  # an integer column's type is checked on the Arrow side
+            odd.append(f"typeof(q.{name}) in ('real', 'blob')")
+    flag = " or ".join(odd) or "0"
+    wrapped = f"select {', '.join(columns)}, ({flag}) as dac7_odd_storage from (\n{inner}\n) as q"
+    return wrapped, tuple(params.values()), present
+
+
+def _columnar_to_parquet(conn: Any, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
+    """Write the query's rows to ``path`` from ADBC's Arrow batches. Raises :class:`_NotColumnar`
+    (leaving ``path`` untouched) at the first thing the DB-API path would read differently or
+    report as a finding: the caller then reads the table that way."""
+    spec = TABLES[table]
+    schema = pa.schema([(name, typ) for name, typ, _ in spec])
+    try:
+        wrapped, values, present = _columnar_sql(conn, table, sql, params)
+    except Exception as exc:  # an SQL the wrapper cannot take: the DB-API path reports any real error
+        raise _NotColumnar(f"query not taken: {type(exc).__name__}") from None
+    rows_written = 0
+    tmp = path.with_name(f".{path.name}.tmp")
+    cur = conn.cursor()
+    try:
+        cur.adbc_statement.set_options(**{_BATCH_ROWS_OPTION: str(BATCH_ROWS)})
+        cur.execute(wrapped, values)
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in cur.fetch_record_batch():
+                writer.write_batch(_columnar_batch(batch, spec, present, schema))
+                rows_written += batch.num_rows
+            if rows_written == 0:
+                writer.write_table(schema.empty_table())
+    except _NotColumnar:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:  # e.g. a column whose values change type after the first batch
+        tmp.unlink(missing_ok=True)
+        raise _NotColumnar(f"{type(exc).__name__} while reading") from None
+    finally:
+        cur.close()
+    tmp.replace(path)
+    return rows_written
+
+
+def _columnar_batch(
+    batch: pa.RecordBatch, spec: list[tuple[str, pa.DataType, Converter]], present: set[str], schema: pa.Schema
+) -> pa.RecordBatch:
+    """One ADBC batch converted by the rules of :func:`_to_batch`, or :class:`_NotColumnar`."""
+    odd = batch.column("dac7_odd_storage")
+    if odd.null_count < len(odd) and pc.max(odd).as_py():
+        raise _NotColumnar("a REAL or BLOB value in a text or time column")
+    arrays = []
+    for name, typ, conv in spec:
+        if name not in present:
+            arrays.append(pa.nulls(batch.num_rows, typ))
+            continue
+        arrays.append(_columnar_array(batch.column(name), typ, conv, name))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str) -> pa.Array:
+    kind = arr.type
+    empty = arr.null_count == len(arr)
+    if conv in (_text, _code):
+        if not pa.types.is_string(kind):
+            raise _NotColumnar(f"{name} did not arrive as text")
+        return _text_array(arr, upper=conv is _code)
+    if empty and (pa.types.is_null(kind) or pa.types.is_integer(kind)):  # a batch of NULLs only
+        return pa.nulls(len(arr), typ) if conv is not _bool else pa.array([False] * len(arr), typ)
+    if conv is _int:
+        if kind != I64:
+            raise _NotColumnar(f"{name} holds other values than integers")
+        return arr
+    if conv is _bool:
+        if kind != I64:
+            raise _NotColumnar(f"{name} holds other values than integers")
+        return pc.fill_null(pc.not_equal(arr, 0), False)
+    if conv is _ts and pa.types.is_string(kind):
+        try:
+            return pc.cast(pc.utf8_trim_whitespace(arr), TS)
+        except pa.ArrowInvalid:
+            pass  # text with a zone offset, or no time at all: the per-value rule decides
+    values = []
+    for value in arr.to_pylist():
+        try:
+            values.append(conv(value))
+        except (TypeError, ValueError, ArithmeticError):
+            raise _NotColumnar(f"a value of {name} cannot be read") from None
+    return pa.array(values, typ)
 
 
 def _to_batch(
@@ -285,14 +446,27 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
     url = source_url or settings.source_url
     if not url:
         raise ConfigError("no source database URL: pass --source, set DAC7_SOURCE_URL or [source] url")
-    out = settings.stage_dir("extract")
-    period = settings.period
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") and not Path(u.database).is_file():
         raise SourceContractError(f"the source database {safe_url(url)} does not exist (no such SQLite file)")
+    # Great Expectations is imported by a worker while the source is read (see datachecks)
+    worker = datachecks.ChecksWorker.start()
+    try:
+        return _extract(settings, url, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | None) -> dict[str, Any]:
+    out = settings.stage_dir("extract")
+    period = settings.period
+    u = make_url(url)
     engine = make_engine(u)
+    columnar = None
     try:
         columns = check_contract(engine)
+        columnar = columnar_connection(u)
         counts: dict[str, int] = {}
         findings: list[Finding] = []
         with engine.connect() as conn:
@@ -308,7 +482,9 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                     alias = "p" if table == "property_listings" else "x"
                     optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
                     sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
-                counts[table] = _stream_to_parquet(conn, table, sql, params, out / f"{table}.parquet", findings)
+                counts[table] = _stream_to_parquet(
+                    conn, table, sql, params, out / f"{table}.parquet", findings, columnar
+                )
             counts["fx_rates"] = _stream_to_parquet(
                 conn,
                 "fx_rates",
@@ -341,13 +517,26 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 "it refunds a transaction that does not exist",
             )
     finally:
+        if columnar is not None:
+            columnar.close()
         engine.dispose()
     _write_controls(out / "control_counts.parquet", counts, control)
     # Audit what was written before anything downstream reads it: the Great Expectations suite
     # of the raw extract first (keys, the period, the control counts: a broken extract stops the
     # run), then the relational checks, then the seller identity suite.
+    relational: list[Finding] | None = None
+    relational_seconds = 0.0
+    relational_error: Exception | None = None
+    if worker is not None:  # the relational checks run while the worker runs the suite
+        worker.submit("extract", datachecks.check_arguments(settings, "extract"))
+        started = time.perf_counter()
+        try:
+            relational = run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
+        except Exception as error:  # raised after the suite's verdict, as in the order without a worker
+            relational_error = error
+        relational_seconds = time.perf_counter() - started
     try:
-        raw = datachecks.audit(settings, "extract")
+        raw = datachecks.audit(settings, "extract", worker)
     except DataError as exc:
         short = [f for f in exc.findings if f.table == "control_counts"]
         if short:
@@ -359,9 +548,12 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
                 + " (the source changed during the extract?); rerun the extract"
             ) from None
         raise
-    started = time.perf_counter()
-    relational = run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
-    relational_seconds = time.perf_counter() - started
+    if relational_error is not None:
+        raise relational_error
+    if relational is None:
+        started = time.perf_counter()
+        relational = run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
+        relational_seconds = time.perf_counter() - started
     # one finding per defect: where both name a row, the relational check's rule is kept
     findings += raw.without(relational) + relational
     if undated:  # a time in the period's text range that is no time was also read: one finding for it
@@ -370,7 +562,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
     # A bad row of a seller quarantines that seller; what concerns the whole run stops it.
     if any(f.seller_id is None for f in findings):
         raise DataError(sorted(findings, key=lambda f: f.seller_id is not None))
-    identity = datachecks.audit(settings, "identity")
+    identity = datachecks.audit(settings, "identity", worker)
     quarantined = write_quarantine(out / "quarantine_extract.parquet", findings)
     # identity gaps quarantine a seller only where it is reported (decided by the rules stage)
     write_quarantine(out / "quarantine_identity.parquet", identity.named_errors())

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,6 +45,9 @@ from reporting.quarantine import (
 from reporting.run import RunSettings, write_json
 from reporting.staging import connect
 from reporting.variants import EU_READING, LegalVariant, reading_for, variant_of
+
+if TYPE_CHECKING:
+    from reporting.datachecks import ChecksWorker
 
 log = logging.getLogger(__name__)
 
@@ -631,6 +634,18 @@ def iter_facts(con: Any, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
 
 def apply_rules(settings: RunSettings) -> dict[str, Any]:
     """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
+    from reporting import datachecks
+
+    # Great Expectations is imported by a worker while the sellers are decided (see datachecks)
+    worker = datachecks.ChecksWorker.start()
+    try:
+        return _apply_rules(settings, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _apply_rules(settings: RunSettings, worker: ChecksWorker | None) -> dict[str, Any]:
     out = settings.stage_dir("rules")
     con = connect(settings.run_path, "extract", "aggregate")
     decisions_counter: Counter[str] = Counter()
@@ -684,7 +699,7 @@ def apply_rules(settings: RunSettings) -> dict[str, Any]:
     late = render.record_problems(settings)
     record_seconds = time.perf_counter() - started
     incomplete_reportable.update(_quarantine_decided(out, late, decisions_counter, per_authority))
-    report = datachecks.audit(settings, "aggregates")
+    report = datachecks.audit(settings, "aggregates", worker)
     late += report.errors
     incomplete_reportable.update(_quarantine_decided(out, report.errors, decisions_counter, per_authority))
     findings += late

@@ -22,6 +22,7 @@ import pytest
 
 from reporting import datachecks
 from reporting.datachecks import (
+    ChecksWorker,
     DataCheckReport,
     DataCheckStructureError,
     ExpectationSummary,
@@ -917,3 +918,73 @@ def test_great_expectations_is_not_imported_by_the_module() -> None:
     code = "import sys, reporting.datachecks; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------- the worker
+
+
+def test_the_worker_gives_what_the_stage_s_own_process_gives(
+    tmp_path: Path, reports: dict[tuple[str, str], DataCheckReport], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each stage's bad and good layouts through one worker: the same report, finding for
+    finding, and the worker's log lines handled here."""
+    with ChecksWorker() as worker:
+        for (stage, quality), expected in reports.items():
+            run_dir = tmp_path / f"{stage}-{quality}"
+            STAGERS[stage][quality == "bad"](run_dir)
+            arguments = {"run_dir": run_dir, "stage": stage, "docs_dir": None} | PERIOD
+            worker.submit(stage, arguments)
+            with caplog.at_level("INFO", logger="reporting.datachecks"):
+                done = worker.collect(stage, arguments)
+            assert done is not None, (stage, quality)
+            report, seconds = done
+            assert seconds > 0
+            assert report.findings == expected.findings
+            assert report.results == expected.results
+            assert (report.success, report.stops_run) == (expected.success, expected.stops_run)
+            assert any(r.message.startswith(f"data checks {stage}:") for r in caplog.records)
+            caplog.clear()
+
+
+def test_a_failure_in_the_worker_leaves_the_checks_to_the_stage_s_process(tmp_path: Path) -> None:
+    """The worker cannot pass an exception on as it was: it says it failed, and the stage's
+    process runs the checks itself, raising what they raise."""
+    stage_good_extract(tmp_path)
+    (tmp_path / "extract" / "refunds.parquet").unlink()
+    arguments = {"run_dir": tmp_path, "stage": "extract", "docs_dir": None} | PERIOD
+    with ChecksWorker() as worker:
+        assert worker.collect("extract", arguments) is None
+        stage_good_extract(tmp_path)  # the worker lives on for the next request
+        done = worker.collect("extract", arguments)
+    assert done is not None and done[0].success
+
+
+def test_a_worker_that_is_gone_leaves_the_checks_to_the_stage_s_process(tmp_path: Path) -> None:
+    stage_good_extract(tmp_path)
+    arguments = {"run_dir": tmp_path, "stage": "extract", "docs_dir": None} | PERIOD
+    worker = ChecksWorker()
+    assert worker._proc is not None
+    worker._proc.kill()
+    worker._proc.wait()
+    worker.submit("extract", arguments)
+    assert worker.collect("extract", arguments) is None
+    worker.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "imported", "started"), [("0", False, False), ("1", True, True), ("", True, False), ("", False, True)]
+)
+def test_a_worker_is_started_where_it_saves_the_import(
+    monkeypatch: pytest.MonkeyPatch, env: str, imported: bool, started: bool
+) -> None:
+    import sys
+
+    monkeypatch.setenv(datachecks.WORKER_ENV, env)
+    modules = dict(sys.modules)
+    if imported:
+        modules.setdefault("great_expectations", sys.modules.get("great_expectations") or object())
+    else:
+        modules.pop("great_expectations", None)
+    monkeypatch.setattr(sys, "modules", modules)
+    monkeypatch.setattr(datachecks.ChecksWorker, "__init__", lambda self: setattr(self, "_proc", object()))
+    assert (datachecks.ChecksWorker.start() is not None) is started
