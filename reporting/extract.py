@@ -16,9 +16,11 @@ and names every bad row as before. Both paths therefore write the same Parquet c
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -204,7 +206,7 @@ def _stream_to_parquet(
     params: dict[str, Any],
     path: Path,
     findings: list[Finding],
-    columnar: Any | None = None,
+    columnar: Columnar | None = None,
 ) -> int:
     if columnar is not None:
         try:
@@ -266,38 +268,79 @@ class _NotColumnar(Exception):
     """The columnar read met data it does not take (the DB-API path reads the table instead)."""
 
 
-def columnar_connection(url: URL) -> Any | None:
-    """A read-only ADBC connection to a SQLite source file, when the ``fast`` extra is installed;
-    None (read through SQLAlchemy) for any other source, or a URL with options of its own."""
-    if url.get_backend_name() != "sqlite" or url.query or url.database in (None, "", ":memory:"):
+#: ``DAC7_COLUMNAR=0`` reads every source through the DB-API, with the ``fast`` extra installed too
+COLUMNAR_ENV = "DAC7_COLUMNAR"
+
+
+@dataclass
+class Columnar:
+    """An ADBC connection to the source (``fast`` extra): ``dialect`` is "sqlite" or "postgresql"."""
+
+    conn: Any
+    dialect: str
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def columnar_connection(url: URL) -> Columnar | None:
+    """An ADBC connection to a SQLite source file (read-only) or a PostgreSQL source (its session
+    in UTC, as :func:`reporting.source.make_engine` sets it), when the ``fast`` extra is installed;
+    None (read through SQLAlchemy) for any other source, a SQLite URL with options of its own, or
+    a connection ADBC cannot open (the DB-API path then reports what is wrong, if anything)."""
+    backend = url.get_backend_name()
+    if os.environ.get(COLUMNAR_ENV, "").strip() == "0":
         return None
     try:
-        import adbc_driver_sqlite.dbapi
+        if backend == "sqlite":
+            if url.query or url.database in (None, "", ":memory:"):
+                return None
+            import adbc_driver_sqlite.dbapi
+
+            path = Path(url.database).resolve()  # type: ignore[arg-type]
+            return Columnar(adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(path))}?mode=ro"), "sqlite")
+        if backend == "postgresql":
+            import adbc_driver_postgresql.dbapi
+
+            libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            conn = adbc_driver_postgresql.dbapi.connect(libpq)
+            cur = conn.cursor()
+            try:
+                cur.execute("SET TIME ZONE 'UTC'")
+            finally:
+                cur.close()
+            return Columnar(conn, "postgresql")
     except ImportError:
         return None
-    path = Path(url.database).resolve()  # type: ignore[arg-type]
-    return adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(path))}?mode=ro")
+    except Exception as exc:  # never the URL in a message: it may hold a password
+        log.info("extract: no columnar connection (%s); the DB-API reads the source", type(exc).__name__)
+    return None
 
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _BATCH_ROWS_OPTION = "adbc.sqlite.query.batch_rows"
+_ODD = "dac7_odd_storage"
 
 
-def _columnar_sql(conn: Any, table: str, sql: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...], set[str]]:
-    """The extract query for ADBC: ``:name`` parameters numbered (``?1``), and wrapped so that
-    every text column arrives as text (SQLite's own text of an integer, as ``str()`` gives it;
-    NULL as '', which the text rule reads as NULL too) and a flag marks a row holding a REAL or
-    BLOB where the contract wants text or a time (whose text SQLite and Python write
-    differently)."""
+def _numbered(sql: str, params: dict[str, Any], mark: str) -> str:
+    """``:name`` parameters as positions (``?1`` in SQLite, ``$1`` in PostgreSQL)."""
     names = list(params)
 
     def number(m: re.Match[str]) -> str:
-        return f"?{names.index(m.group(1)) + 1}" if m.group(1) in params else m.group(0)
+        return f"{mark}{names.index(m.group(1)) + 1}" if m.group(1) in params else m.group(0)
 
-    inner = _PARAMETER.sub(number, sql)
+    return _PARAMETER.sub(number, sql)
+
+
+def _sqlite_sql(conn: Any, table: str, inner: str, values: tuple[Any, ...]) -> tuple[str, set[str]]:
+    """The extract query wrapped for SQLite, whose values keep their own storage class whatever
+    the column's type: every text column arrives as text (SQLite's own text of an integer, as
+    ``str()`` gives it; NULL as '', which the text rule reads as NULL too), and a flag marks a
+    row holding a REAL or BLOB where the contract wants text or a time (whose text SQLite and
+    Python write differently)."""
     cur = conn.cursor()
     try:
-        cur.execute(f"select * from (\n{inner}\n) as q limit 0", tuple(params.values()))
+        cur.execute(f"select * from (\n{inner}\n) as q limit 0", values)
         present = {d[0].lower() for d in cur.description}
         cur.fetchall()
     finally:
@@ -313,28 +356,37 @@ def _columnar_sql(conn: Any, table: str, sql: str, params: dict[str, Any]) -> tu
         if conv is not _int:  # an integer column's type is checked on the Arrow side
             odd.append(f"typeof(q.{name}) in ('real', 'blob')")
     flag = " or ".join(odd) or "0"
-    wrapped = f"select {', '.join(columns)}, ({flag}) as dac7_odd_storage from (\n{inner}\n) as q"
-    return wrapped, tuple(params.values()), present
+    return f"select {', '.join(columns)}, ({flag}) as {_ODD} from (\n{inner}\n) as q", present
 
 
-def _columnar_to_parquet(conn: Any, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
+def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
     """Write the query's rows to ``path`` from ADBC's Arrow batches. Raises :class:`_NotColumnar`
     (leaving ``path`` untouched) at the first thing the DB-API path would read differently or
     report as a finding: the caller then reads the table that way."""
     spec = TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
+    values = tuple(params.values())
+    present: set[str] | None = None
     try:
-        wrapped, values, present = _columnar_sql(conn, table, sql, params)
+        if source.dialect == "sqlite":
+            query, present = _sqlite_sql(source.conn, table, _numbered(sql, params, "?"), values)
+        else:
+            query = _numbered(sql, params, "$")
     except Exception as exc:  # an SQL the wrapper cannot take: the DB-API path reports any real error
         raise _NotColumnar(f"query not taken: {type(exc).__name__}") from None
     rows_written = 0
     tmp = path.with_name(f".{path.name}.tmp")
-    cur = conn.cursor()
+    cur = source.conn.cursor()
     try:
-        cur.adbc_statement.set_options(**{_BATCH_ROWS_OPTION: str(BATCH_ROWS)})
-        cur.execute(wrapped, values)
+        if source.dialect == "sqlite":
+            cur.adbc_statement.set_options(**{_BATCH_ROWS_OPTION: str(BATCH_ROWS)})
+        cur.execute(query, values)
+        reader = cur.fetch_record_batch()
+        if present is None:
+            present = {name.lower() for name in reader.schema.names}
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in cur.fetch_record_batch():
+            for batch in reader:
+                batch = batch.rename_columns([n.lower() for n in batch.schema.names])
                 writer.write_batch(_columnar_batch(batch, spec, present, schema))
                 rows_written += batch.num_rows
             if rows_written == 0:
@@ -355,9 +407,10 @@ def _columnar_batch(
     batch: pa.RecordBatch, spec: list[tuple[str, pa.DataType, Converter]], present: set[str], schema: pa.Schema
 ) -> pa.RecordBatch:
     """One ADBC batch converted by the rules of :func:`_to_batch`, or :class:`_NotColumnar`."""
-    odd = batch.column("dac7_odd_storage")
-    if odd.null_count < len(odd) and pc.max(odd).as_py():
-        raise _NotColumnar("a REAL or BLOB value in a text or time column")
+    if _ODD in batch.schema.names:
+        odd = batch.column(_ODD)
+        if odd.null_count < len(odd) and pc.max(odd).as_py():
+            raise _NotColumnar("a REAL or BLOB value in a text or time column")
     arrays = []
     for name, typ, conv in spec:
         if name not in present:
@@ -368,27 +421,45 @@ def _columnar_batch(
 
 
 def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str) -> pa.Array:
+    """A column by the converter's rule. Arrow's types here are the database's: text, integers,
+    booleans, dates and times arrive typed from PostgreSQL; from SQLite, as the wrapper of
+    :func:`_sqlite_sql` makes them (a column of NULLs only, as integers)."""
     kind = arr.type
+    if pa.types.is_large_string(kind):
+        arr, kind = arr.cast(STR), STR
     empty = arr.null_count == len(arr)
+    if empty and (pa.types.is_null(kind) or pa.types.is_integer(kind)):  # a batch of NULLs only
+        return pa.nulls(len(arr), typ) if conv is not _bool else pa.array([False] * len(arr), typ)
     if conv in (_text, _code):
+        if pa.types.is_integer(kind):  # str() of an integer, as the DB-API path writes it
+            arr, kind = arr.cast(STR), STR
         if not pa.types.is_string(kind):
             raise _NotColumnar(f"{name} did not arrive as text")
         return _text_array(arr, upper=conv is _code)
-    if empty and (pa.types.is_null(kind) or pa.types.is_integer(kind)):  # a batch of NULLs only
-        return pa.nulls(len(arr), typ) if conv is not _bool else pa.array([False] * len(arr), typ)
     if conv is _int:
-        if kind != I64:
+        if not pa.types.is_integer(kind):
             raise _NotColumnar(f"{name} holds other values than integers")
-        return arr
+        return arr.cast(I64)
     if conv is _bool:
+        if pa.types.is_boolean(kind):
+            return pc.fill_null(arr, False)
         if kind != I64:
             raise _NotColumnar(f"{name} holds other values than integers")
         return pc.fill_null(pc.not_equal(arr, 0), False)
-    if conv is _ts and pa.types.is_string(kind):
-        try:
-            return pc.cast(pc.utf8_trim_whitespace(arr), TS)
-        except pa.ArrowInvalid:
-            pass  # text with a zone offset, or no time at all: the per-value rule decides
+    if conv is _ts:
+        if pa.types.is_timestamp(kind):  # a zoned time as its UTC wall time, as _ts gives it
+            return arr.cast(TS)
+        if pa.types.is_date32(kind):
+            return arr.cast(TS)
+        if pa.types.is_string(kind):
+            try:
+                return pc.cast(pc.utf8_trim_whitespace(arr), TS)
+            except pa.ArrowInvalid:
+                pass  # text with a zone offset, or no time at all: the per-value rule decides
+    if conv is _date and pa.types.is_date32(kind):
+        return arr
+    if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_timestamp(kind)):
+        raise _NotColumnar(f"{name} is of a type the columnar read does not convert")
     values = []
     for value in arr.to_pylist():
         try:
