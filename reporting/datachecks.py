@@ -1051,6 +1051,9 @@ class ChecksWorker:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        if self._pending is not None:  # a result no one will read (the stage stopped): no waiting
+            self._pending = None
+            proc.kill()
         try:
             if proc.stdin is not None:
                 proc.stdin.close()  # end of requests: the worker leaves

@@ -568,6 +568,9 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                 table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
                 for table in CONTROLLED
             }
+            _write_controls(out / "control_counts.parquet", counts, control)
+            if worker is not None:  # the suite reads what is written now, while the source is asked on
+                worker.submit("extract", datachecks.check_arguments(settings, "extract"))
             undated: list[Finding] = []
             if _seller_counts(conn, params, out / "control_seller_counts.parquet"):
                 undated = list(_undated_transactions(conn))
@@ -591,7 +594,6 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         if columnar is not None:
             columnar.close()
         engine.dispose()
-    _write_controls(out / "control_counts.parquet", counts, control)
     # Audit what was written before anything downstream reads it: the Great Expectations suite
     # of the raw extract first (keys, the period, the control counts: a broken extract stops the
     # run), then the relational checks, then the seller identity suite.
@@ -599,7 +601,6 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
     relational_seconds = 0.0
     relational_error: Exception | None = None
     if worker is not None:  # the relational checks run while the worker runs the suite
-        worker.submit("extract", datachecks.check_arguments(settings, "extract"))
         started = time.perf_counter()
         try:
             relational = run_checks(settings.run_path, settings.period, settings.config.reporting.fx_basis)
