@@ -105,15 +105,20 @@ def _address(d: Mapping[str, Any] | None) -> PostalAddress | None:
     return None if d is None else PostalAddress(**d)
 
 
+#: Values that :func:`_plain` keeps as they are, recognised without a call (most fields of a record).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """What :func:`dataclasses.asdict` makes of a record (dataclasses to dicts in field order,
     tuples kept), without its deep copies: the values are immutable, and this runs once per
-    seller and authority."""
+    seller and authority. A scalar field is taken as it is, without a call of its own (a seller
+    has some 70 fields in all, a few of them records or tuples)."""
     fields = getattr(value, "__dataclass_fields__", None)
     if fields is not None:
-        return {name: _plain(getattr(value, name)) for name in fields}
+        return {name: v if type(v := getattr(value, name)) in _SCALARS else _plain(v) for name in fields}
     if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
+        return tuple([v if type(v) in _SCALARS else _plain(v) for v in value])
     return value
 
 

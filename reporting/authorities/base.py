@@ -6,6 +6,7 @@ National variants subclass :class:`DpiWriter` and override only what differs.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -83,19 +84,105 @@ _ATTR_ESCAPES = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 )
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: A character that XML cannot carry or that is escaped: in a text (``&``, ``<``, ``>``, a
+#: carriage return) and in an attribute value (also ``"`` and the other white space). Almost no
+#: text has one: one search instead of a check and a translation per text.
+_TEXT_SPECIAL = re.compile(
+    "[^\u0009\u000a\u0020-\u0025\u0027-\u003b\u003d\u003f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+_ATTR_SPECIAL = re.compile(
+    "[^\u0020\u0021\u0023-\u0025\u0027-\u003b\u003d\u003f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+#: Attribute texts remembered per namespace scope (currencies, countries, flags: a handful).
+_CACHED_ATTRIBUTES = 1024
+
+
+def _checked(text: str) -> str:
+    if _NOT_XML.search(text):
+        raise ValueError("All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters")
+    return text
+
+
+def _text(value: object) -> str:
+    """An element's text as lxml writes it (refused where XML cannot carry it)."""
+    text = value if type(value) is str else str(value)
+    if _TEXT_SPECIAL.search(text) is None:
+        return text
+    return _checked(text).translate(_TEXT_ESCAPES)
+
+
+def _attribute(value: object) -> str:
+    """An attribute value as lxml writes it (refused where XML cannot carry it)."""
+    text = value if type(value) is str else str(value)
+    if _ATTR_SPECIAL.search(text) is None:
+        return text
+    return _checked(text).translate(_ATTR_ESCAPES)
+
+
+class _Scope:
+    """The namespaces in scope (URI -> prefix, "" for the default namespace), with the qualified
+    names and attribute texts written under them: each is worked out once per scope, then looked
+    up (a file has a scope or two, and the same few hundred names in every seller)."""
+
+    __slots__ = ("attributes", "names", "prefixes")
+
+    def __init__(self, prefixes: dict[str, str]) -> None:
+        self.prefixes = prefixes
+        self.names: dict[str, str] = {}
+        self.attributes: dict[tuple[str, str], str] = {}
+
+    def name(self, tag: str) -> str:
+        name = self.names.get(tag)
+        if name is None:
+            if tag[:1] != "{":
+                name = tag
+            else:
+                uri, local = tag[1:].split("}", 1)
+                prefix = self.prefixes[uri]
+                name = f"{prefix}:{local}" if prefix else local
+            self.names[tag] = name
+        return name
+
+    def attributes_text(self, attrib: dict[str, str]) -> str:
+        """`` name="value"`` for each attribute, in the dict's order."""
+        cache = self.attributes
+        out = ""
+        for item in attrib.items():
+            k, v = item
+            if type(v) is str:
+                text = cache.get(item)
+                if text is None:
+                    text = f' {self.name(k)}="{_attribute(v)}"'
+                    if len(cache) < _CACHED_ATTRIBUTES:
+                        cache[item] = text
+            else:
+                text = f' {self.name(k)}="{_attribute(v)}"'
+            out += text
+        return out
+
+    def declare(self, nsmap: dict[str | None, str]) -> tuple[_Scope, str]:
+        """The scope inside an element that declares ``nsmap``, and the declarations' text
+        (sorted by prefix, the default namespace first)."""
+        prefixes = dict(self.prefixes)
+        declarations = ""
+        for prefix, uri in sorted(nsmap.items(), key=lambda kv: kv[0] or ""):
+            prefixes[uri] = prefix or ""
+            declarations += f' xmlns:{prefix}="{uri}"' if prefix else f' xmlns="{uri}"'
+        return _Scope(prefixes), declarations
 
 
 class XmlStream:
     """Streaming, indented XML writer: what lxml's incremental ``xmlfile`` writes, to the byte,
-    without lxml in the loop. Each element is a few string operations, buffered and written to
-    ``out`` in large UTF-8 chunks. Text is escaped as lxml escapes it (``&``, ``<``, ``>``, a
-    carriage return; in attribute values also ``"`` and the other white space), namespace
-    declarations are written sorted by prefix, and a text XML cannot carry is refused as lxml
-    refuses it. ``tests/unit/test_render_streaming.py`` proves that the bytes are lxml's. Only
-    the open elements and one buffer are in memory: a file of a million sellers costs what one
-    seller costs."""
+    without lxml in the loop. Each element is one string, buffered and written to ``out`` in
+    large UTF-8 chunks; qualified names and attribute texts are worked out once per namespace
+    scope, and a text is searched once for what needs escaping. Text is escaped as lxml escapes
+    it (``&``, ``<``, ``>``, a carriage return; in attribute values also ``"`` and the other
+    white space), namespace declarations are written sorted by prefix, and a text XML cannot
+    carry is refused as lxml refuses it. ``tests/unit/test_render_streaming.py`` proves that the
+    bytes are lxml's. Only the open elements, one buffer and the names of a scope are in memory:
+    a file of a million sellers costs what one seller costs."""
 
-    FLUSH = 1 << 16  # characters buffered before a write
+    FLUSH = 1 << 18  # characters buffered before a write
 
     def __init__(self, out: IO[bytes], indent: str = "  ") -> None:
         self.out = out
@@ -103,8 +190,11 @@ class XmlStream:
         self.depth = 0
         self.parts: list[str] = []
         self.buffered = 0
-        self.scopes: list[dict[str, str]] = [{}]  # namespace URI -> prefix, per open element
-        self.open: list[str] = []
+        self.scope = _Scope({})
+        #: per open element: its name and the scope around it
+        self.open: list[tuple[str, _Scope]] = []
+        #: the line break and indentation before an element, by depth
+        self.pads = ["\n", "\n" + indent]
 
     def declaration(self) -> None:
         self._put("<?xml version='1.0' encoding='UTF-8'?>\n")
@@ -120,50 +210,51 @@ class XmlStream:
             self.out.write("".join(self.parts).encode("utf-8"))
             self.parts, self.buffered = [], 0
 
-    def _name(self, tag: str) -> str:
-        if tag[:1] != "{":
-            return tag
-        uri, local = tag[1:].split("}", 1)
-        prefix = self.scopes[-1][uri]
-        return f"{prefix}:{local}" if prefix else local
-
-    @staticmethod
-    def _checked(text: str) -> str:
-        if _NOT_XML.search(text):
-            raise ValueError(
-                "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
-            )
-        return text
-
-    def _start(self, tag: str, attrib: dict[str, str] | None, nsmap: dict[str | None, str] | None) -> str:
-        declarations = ""
-        if nsmap:
-            scope = dict(self.scopes[-1])
-            for prefix, uri in sorted(nsmap.items(), key=lambda kv: kv[0] or ""):
-                scope[uri] = prefix or ""
-                declarations += f' xmlns:{prefix}="{uri}"' if prefix else f' xmlns="{uri}"'
-            self.scopes.append(scope)
-        else:
-            self.scopes.append(self.scopes[-1])
-        name = self._name(tag)
-        attributes = "".join(
-            f' {self._name(k)}="{self._checked(str(v)).translate(_ATTR_ESCAPES)}"' for k, v in (attrib or {}).items()
-        )
-        self._put(f"<{name}{declarations}{attributes}>")
-        return name
-
     def element(
         self, tag: str, attrib: dict[str, str] | None = None, nsmap: dict[str | None, str] | None = None
     ) -> _Open:
         return _Open(self, tag, attrib, nsmap)
 
+    def start(self, tag: str, attrib: dict[str, str] | None, nsmap: dict[str | None, str] | None) -> None:
+        """The start tag of an element whose children follow (``with element(...)``)."""
+        outer = self.scope
+        declarations = ""
+        if nsmap:
+            self.scope, declarations = outer.declare(nsmap)
+        scope = self.scope
+        name = scope.names.get(tag) or scope.name(tag)
+        attributes = scope.attributes_text(attrib) if attrib else ""
+        depth = self.depth
+        text = f"{self.pads[depth] if depth else ''}<{name}{declarations}{attributes}>"
+        self.open.append((name, outer))
+        self.depth = depth = depth + 1
+        if len(self.pads) <= depth + 1:
+            self.pads.append("\n" + self.indent * (depth + 1))
+        self.parts.append(text)
+        self.buffered += len(text)
+        if self.buffered >= self.FLUSH:
+            self.flush()
+
+    def end(self) -> None:
+        """The end tag of the innermost open element."""
+        name, self.scope = self.open.pop()
+        self.depth -= 1
+        text = f"{self.pads[self.depth]}</{name}>"
+        self.parts.append(text)
+        self.buffered += len(text)
+        if self.buffered >= self.FLUSH:
+            self.flush()
+
     def leaf(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
-        self._put("\n" + self.indent * self.depth)
-        name = self._start(tag, attrib, None)
-        if text is not None and text != "":
-            self._put(self._checked(str(text)).translate(_TEXT_ESCAPES))
-        self._put(f"</{name}>")
-        self.scopes.pop()
+        scope = self.scope
+        name = scope.names.get(tag) or scope.name(tag)
+        attributes = scope.attributes_text(attrib) if attrib else ""
+        value = "" if text is None or text == "" else _text(text)
+        out = f"{self.pads[self.depth]}<{name}{attributes}>{value}</{name}>"
+        self.parts.append(out)
+        self.buffered += len(out)
+        if self.buffered >= self.FLUSH:
+            self.flush()
 
     def opt(self, tag: str, text: str | int | None, attrib: dict[str, str] | None = None) -> None:
         if text is not None and text != "":
@@ -172,46 +263,41 @@ class XmlStream:
     def block(self, tag: str, leaves: Iterable[tuple[str, str | int, dict[str, str] | None]]) -> None:
         """An element holding only leaves, written as one string: what ``with element(tag)`` and a
         ``leaf`` per child write (each leaf's text present)."""
-        outer = "\n" + self.indent * self.depth
-        inner = outer + self.indent
-        name = self._name(tag)
-        parts = [outer if self.depth else "", f"<{name}>"]
+        scope = self.scope
+        names = scope.names
+        depth = self.depth
+        outer = self.pads[depth]
+        inner = self.pads[depth + 1]
+        name = names.get(tag) or scope.name(tag)
+        parts = [outer if depth else "", "<", name, ">"]
         for child, text, attrib in leaves:
-            child_name = self._name(child)
-            attributes = "".join(
-                f' {self._name(k)}="{self._checked(str(v)).translate(_ATTR_ESCAPES)}"'
-                for k, v in (attrib or {}).items()
-            )
-            value = self._checked(str(text)).translate(_TEXT_ESCAPES)
-            parts.append(f"{inner}<{child_name}{attributes}>{value}</{child_name}>")
+            child_name = names.get(child) or scope.name(child)
+            attributes = scope.attributes_text(attrib) if attrib else ""
+            parts.append(f"{inner}<{child_name}{attributes}>{_text(text)}</{child_name}>")
         parts.append(f"{outer}</{name}>")
-        self._put("".join(parts))
+        out = "".join(parts)
+        self.parts.append(out)
+        self.buffered += len(out)
+        if self.buffered >= self.FLUSH:
+            self.flush()
 
 
 class _Open:
     """``with stream.element(...)``: the start tag on entry, the end tag on exit (a class, not a
     generator: entered once per element of every seller)."""
 
-    __slots__ = ("attrib", "name", "nsmap", "stream", "tag")
+    __slots__ = ("attrib", "nsmap", "stream", "tag")
 
     def __init__(
         self, stream: XmlStream, tag: str, attrib: dict[str, str] | None, nsmap: dict[str | None, str] | None
     ) -> None:
         self.stream, self.tag, self.attrib, self.nsmap = stream, tag, attrib, nsmap
-        self.name = ""
 
     def __enter__(self) -> None:
-        w = self.stream
-        if w.depth:
-            w._put("\n" + w.indent * w.depth)
-        self.name = w._start(self.tag, self.attrib, self.nsmap)
-        w.depth += 1
+        self.stream.start(self.tag, self.attrib, self.nsmap)
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        w = self.stream
-        w.depth -= 1
-        w._put("\n" + w.indent * w.depth + f"</{self.name}>")
-        w.scopes.pop()
+        self.stream.end()
 
 
 class DpiWriter:
@@ -438,13 +524,28 @@ class DpiWriter:
             if a.rented_days > 0:
                 w.leaf(self.q("RentedDays"), a.rented_days)
 
+    @functools.cached_property
+    def quarter_tags(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The figures' elements and their quarters' (Consideration, NumberOfActivities, Fees,
+        Taxes): named once per profile, not four times per activity of every seller."""
+        q = self.q
+        return tuple(
+            (q(tag), tuple(q(f"{quarter}{i}") for i in range(1, 5)))
+            for tag, quarter in (
+                ("Consideration", "ConsQ"),
+                ("NumberOfActivities", "NumbQ"),
+                ("Fees", "FeesQ"),
+                ("Taxes", self.tax_quarter_tag),
+            )
+        )
+
     def figures(self, w: XmlStream, a: ActivityFigures) -> None:
         cur = {"currCode": a.currency}
-        q = self.q
-        w.block(q("Consideration"), [(q(f"ConsQ{i}"), v, cur) for i, v in enumerate(a.consideration, 1)])
-        w.block(q("NumberOfActivities"), [(q(f"NumbQ{i}"), v, None) for i, v in enumerate(a.activities, 1)])
-        w.block(q("Fees"), [(q(f"FeesQ{i}"), v, cur) for i, v in enumerate(a.fees, 1)])
-        w.block(q("Taxes"), [(q(f"{self.tax_quarter_tag}{i}"), v, cur) for i, v in enumerate(a.taxes, 1)])
+        (cons, cons_q), (numb, numb_q), (fees, fees_q), (taxes, taxes_q) = self.quarter_tags
+        w.block(cons, [(t, v, cur) for t, v in zip(cons_q, a.consideration, strict=True)])
+        w.block(numb, [(t, v, None) for t, v in zip(numb_q, a.activities, strict=True)])
+        w.block(fees, [(t, v, cur) for t, v in zip(fees_q, a.fees, strict=True)])
+        w.block(taxes, [(t, v, cur) for t, v in zip(taxes_q, a.taxes, strict=True)])
 
 
 def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:

@@ -59,6 +59,12 @@ def doc_type_indic(doc_type: str, environment: str) -> str:
 DocTypeIndic = Callable[[str, str], str]
 
 
+#: The encoder :func:`json.dumps` would make for these options on every call (it makes one per
+#: call when any option differs from the defaults): made once, the same text (twice per record
+#: of a render: its hash, then its row in the ledger).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(content: Any) -> str:
     """The one text form of a record's content: sorted keys, no spaces, UTF-8 characters kept.
 
@@ -66,7 +72,7 @@ def canonical_json(content: Any) -> str:
     dates and Decimals are the caller's to turn into strings, so that a hash never depends on
     how a library prints them.
     """
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(content)
 
 
 def content_hash(content: Any) -> str:
