@@ -17,6 +17,7 @@ from reporting import pipeline, render
 from reporting.authorities import select_profile
 from reporting.demo import generate_demo
 from reporting.findings import Finding
+from reporting.run import load_settings
 from reporting.staging import connect
 from reporting.variants import reading_for
 
@@ -68,3 +69,45 @@ def test_the_record_checks_find_what_the_render_would(
         }
     assert outputs["once"] == outputs["per authority"]
     assert any(name.endswith(".xml") for name in outputs["once"])
+
+
+def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(tmp_path: Path) -> None:
+    """Rendering every authority of a preview reads the sellers once (``render._share_seller_rows``):
+    each authority's records and problems are those of its own query, in the same order (on a
+    demo marketplace with bad sellers)."""
+    url = f"sqlite:///{tmp_path}/market.db"
+    generate_demo(url, sellers=800, seed=11, year=2025, replace=True, bad_share=0.1)
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id="11111111-2222-3333-4444-555555555555",
+        timestamp=datetime(2026, 1, 31, 8, 0),
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+    pipeline.extract(run_dir, url)
+    pipeline.aggregate(run_dir)
+    pipeline.apply_rules(run_dir)
+    settings = load_settings(run_dir)
+    con = connect(settings.run_path, "extract", "aggregate", "rules")
+    try:
+        authorities = [a for (a,) in con.execute("select distinct authority from routing order by 1").fetchall()]
+        assert len(authorities) > 1
+        reading = reading_for(settings.filing_state)
+
+        def read(authority: str, shared: bool) -> list[Any]:
+            profile = select_profile(authority, settings.config)
+            return list(
+                render._records(con, authority, profile, 2026, preview=settings.preview, reading=reading, shared=shared)
+            )
+
+        alone = {a: read(a, shared=False) for a in authorities}
+        render._share_seller_rows(con)
+        together = {a: read(a, shared=True) for a in authorities}
+    finally:
+        con.close()
+    assert together == alone
+    assert sum(len(r) for r in alone.values()) > len(authorities)
