@@ -59,7 +59,7 @@ from reporting.records import (
 from reporting.rules import ACTIVITY_ORDER
 from reporting.run import RunSettings, read_json, secret_url, write_json
 from reporting.source import safe_url
-from reporting.staging import connect
+from reporting.staging import connect, sql_literal
 from reporting.text import text_problem
 from reporting.variants import EU_READING, LegalVariant, reading_for, reports_financial_identifier
 
@@ -427,8 +427,9 @@ ALL_SELLERS_SQL = _replaced(
 )
 
 
-#: The table of :data:`ALL_SELLERS_SQL`'s rows that the authorities of one render share.
+#: The view of :data:`ALL_SELLERS_SQL`'s rows that the authorities of one render share.
 SHARED_SELLERS_TABLE = "routed_seller_rows"
+SHARED_SELLERS_FILE = ".routed_seller_rows.parquet"  # in the render stage's folder, while it renders
 #: One authority's rows of that table: :data:`SELLERS_SQL`'s columns, in its order.
 SHARED_SELLERS_SQL = f"""
 select * exclude (authorities) from {SHARED_SELLERS_TABLE}
@@ -437,13 +438,15 @@ order by seller_id
 """
 
 
-def _share_seller_rows(con: Any) -> None:
+def _share_seller_rows(con: Any, path: Path) -> None:
     """Read every routed seller once for all the authorities of a render (a preview has 27):
     :data:`SELLERS_SQL` per authority reads and joins the staged files again each time (1.85 s
-    in all at 30,000 sellers; 0.7 s for this table and the 27 readings of it). The table is
-    DuckDB's, inside its memory budget (spilled beyond it), never the Python process's; it holds
-    the rows of :data:`SELLERS_SQL`, with the authorities each goes to."""
-    con.execute(f"create temp table {SHARED_SELLERS_TABLE} as {ALL_SELLERS_SQL}")
+    in all at 30,000 sellers; 0.7 s for this file and the 27 readings of it). The rows of
+    :data:`SELLERS_SQL`, with the authorities each goes to, are written to ``path`` (a Parquet
+    file the caller deletes after the render), not kept in memory: the render's memory stays flat
+    in the number of sellers."""
+    con.execute(f"copy ({ALL_SELLERS_SQL}) to {sql_literal(path)} (format parquet, compression zstd)")
+    con.execute(f"create temp view {SHARED_SELLERS_TABLE} as select * from read_parquet({sql_literal(path)})")
 
 
 def record_problems(settings: RunSettings) -> list[Finding]:
@@ -546,13 +549,15 @@ def render(settings: RunSettings, authority: str | None = None) -> dict[str, Any
             # one connection, and every seller read once, for all the authorities (a preview
             # has 27): 40 ms to connect and 70 ms to read per authority otherwise
             con = connect(settings.run_path, "extract", "aggregate", "rules")
+            rows = settings.stage_dir("render") / SHARED_SELLERS_FILE
             try:
                 shared = len(authorities) > 1
                 if shared:
-                    _share_seller_rows(con)
+                    _share_seller_rows(con, rows)
                 results = [_render_authority(settings, a, con, shared=shared) for a in authorities]
             finally:
                 con.close()
+                rows.unlink(missing_ok=True)  # personal data: kept no longer than the render
         summary = {
             "messages": [m for r in results for m in r["messages"]],
             "discarded": [d for r in results for d in r["discarded"]],

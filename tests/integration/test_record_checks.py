@@ -105,7 +105,7 @@ def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(t
             )
 
         alone = {a: read(a, shared=False) for a in authorities}
-        render._share_seller_rows(con)
+        render._share_seller_rows(con, tmp_path / "shared.parquet")
         together = {a: read(a, shared=True) for a in authorities}
     finally:
         con.close()
