@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -675,3 +676,68 @@ def test_a_run_as_of_a_day_in_the_year_reads_the_payments_made_by_its_end(tmp_pa
     assert manifest["summary"]["transactions_read"] == 31
     root = seller_xml(tmp_path, manifest, "LT")
     assert quarters(root, ".//dpi:SaleOfGoods/dpi:Consideration/*") == [0, 300, 7, 0]
+
+
+def _validate_outputs(run_dir: str) -> dict[str, bytes]:
+    folder = Path(run_dir) / "validate"
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.json"))}
+
+
+@pytest.mark.parametrize("broken", ["none", "invalid", "cut off"])
+def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    """``validate`` of every authority checks their files in worker processes: the same reports,
+    written in the same order, and the same error (a file that breaks the schema; one that is cut
+    off, raised from the worker with its own type and message) as checked one after the other."""
+    from reporting import pipeline
+    from reporting import publish as _publish
+
+    m = Marketplace()
+    for country in ("LT", "PL", "DE"):
+        m.seller(f"{country}1", country=country)
+        m.sales(f"{country}1", 40, 100_00)
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
+        source_url=m.write(f"sqlite:///{tmp_path}/source.db"),
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id=RUN_ID,
+    )
+    for stage in (pipeline.extract, pipeline.aggregate, pipeline.apply_rules, pipeline.render):
+        stage(run_dir)
+    assert pipeline.plan(run_dir) == ["DE", "LT", "PL"]
+    [lt] = (Path(run_dir) / "render" / "LT").glob("*.xml")  # the middle one
+    data = lt.read_bytes()
+    if broken == "invalid":
+        lt.write_bytes(data.replace(b"<dpi:MessageSpec>", b"<dpi:MessageSpec><dpi:Unknown/>", 1))
+    elif broken == "cut off":
+        lt.write_bytes(data[: len(data) // 2])
+
+    def outcome(workers: int) -> tuple[Any, dict[str, bytes]]:
+        shutil.rmtree(Path(run_dir) / "validate", ignore_errors=True)
+        monkeypatch.setattr(_publish, "workers_for", lambda jobs: min(jobs, workers))
+        monkeypatch.setattr(_publish, "BYTES_PER_WORKER", 1)  # small files: worth a worker all the same
+        try:
+            result: Any = pipeline.validate(run_dir)
+        except Exception as exc:
+            result = (type(exc), str(exc))
+        return result, _validate_outputs(run_dir)
+
+    one_by_one = outcome(1)
+    assert outcome(2) == one_by_one
+    assert outcome(3) == one_by_one
+    written = sorted(one_by_one[1])
+    if broken == "none":
+        assert one_by_one[0]["valid"] and len(one_by_one[0]["files"]) == 3
+        assert written == ["authorities/DE.json", "authorities/LT.json", "authorities/PL.json", "validate.json"]
+    elif broken == "invalid":
+        kind, message = one_by_one[0]
+        assert kind.__name__ == "XmlValidationError" and "Unknown" in message
+        assert written == ["authorities/DE.json", "authorities/LT.json", "authorities/PL.json", "validate.json"]
+    else:
+        kind, message = one_by_one[0]
+        assert kind.__name__ == "XmlFileError" and message.startswith(f"{lt}: not well-formed XML")
+        assert written == ["authorities/DE.json"]  # the authorities before the one that raised

@@ -1,0 +1,55 @@
+"""Jobs in worker processes (:mod:`reporting.workers`): results and exceptions in the order of
+the jobs, whichever process did them."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from reporting.errors import ConfigError
+from reporting.workers import WorkerError, run_ordered, workers_for
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _square_or_raise(n: int) -> int:
+    if n < 0:
+        raise ConfigError(f"no square of {n}: negative")
+    return n * n
+
+
+def _exit_in_a_worker(caller: int) -> None:
+    if os.getpid() != caller:
+        os._exit(3)
+    time.sleep(0.5)  # meanwhile the worker takes the other job
+
+
+def test_jobs_are_done_by_this_process_and_a_worker_process_the_results_in_order() -> None:
+    # the heaviest first: this process takes the 0.5 s job, the worker the others meanwhile
+    pids = list(run_ordered(_pid_after, [(0.0,), (0.5,), (0.0,)], workers=2, weights=[0, 1, 0]))
+    assert pids[1] == os.getpid()
+    assert pids[0] == pids[2] != os.getpid()
+
+
+def test_the_first_job_that_raised_raises_its_own_exception_in_its_turn() -> None:
+    results = run_ordered(_square_or_raise, [(1,), (2,), (-3,), (4,), (-5,)], workers=2)
+    assert next(results) == 1 and next(results) == 4
+    with pytest.raises(ConfigError, match=r"^no square of -3: negative$"):
+        next(results)
+    assert [n * n for n in range(9)] == list(run_ordered(_square_or_raise, [(n,) for n in range(9)], workers=3))
+
+
+def test_a_worker_that_dies_is_an_error_not_a_result() -> None:
+    with pytest.raises(WorkerError, match="exit code 3"):
+        list(run_ordered(_exit_in_a_worker, [(os.getpid(),), (os.getpid(),)], workers=2))
+
+
+def test_one_job_or_one_worker_runs_here() -> None:
+    assert list(run_ordered(_pid_after, [(0,)], workers=4)) == [os.getpid()]
+    assert list(run_ordered(_pid_after, [(0,), (0,)], workers=1)) == [os.getpid()] * 2
+    assert workers_for(1) == 1 and 1 <= workers_for(100) <= 8
