@@ -48,9 +48,7 @@ import json
 import logging
 import math
 import os
-import pickle
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -983,8 +981,8 @@ WORKER_ENV = "DAC7_CHECKS_WORKER"
 
 
 class ChecksWorker:
-    """A process that imports Great Expectations at once, then runs :func:`run_data_checks`
-    for each request sent to it (pickled over its standard input and a private output).
+    """A worker process (:class:`reporting.workers.Worker`) that imports Great Expectations at
+    once, then runs :func:`run_data_checks` for the stage's requests.
 
     ``submit`` sends a stage's request and returns at once; :func:`audit` collects the report.
     Nothing is lost when the worker fails: :meth:`collect` returns None and the caller runs the
@@ -992,17 +990,17 @@ class ChecksWorker:
     loggers, as if the checks had run here."""
 
     def __init__(self) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
+        from reporting.workers import Worker
+
+        self._worker: Worker | None = None
         self._pending: tuple[str, dict[str, Any]] | None = None
+        self._warming = True
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from reporting.datachecks import serve; serve()"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-            )
-        except OSError as exc:
+            self._worker = Worker()
+            self._worker.send(_import_great_expectations)
+        except Exception as exc:
             log.info("data checks run in this process: no worker (%s)", type(exc).__name__)
+            self.close()
 
     @classmethod
     def start(cls) -> ChecksWorker | None:
@@ -1011,16 +1009,15 @@ class ChecksWorker:
         if wanted == "0" or (wanted != "1" and "great_expectations" in sys.modules):
             return None
         worker = cls()
-        return worker if worker._proc is not None else None
+        return worker if worker._worker is not None else None
 
     def submit(self, stage: str, arguments: dict[str, Any]) -> None:
         """Send the checks of ``stage`` (keyword arguments of :func:`run_data_checks`)."""
-        if self._proc is None or self._pending is not None or self._proc.stdin is None:
+        if self._worker is None or self._pending is not None:
             return
         try:
-            pickle.dump(arguments, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._proc.stdin.flush()
-        except OSError:  # the worker is gone: the checks run in this process
+            self._worker.send(_checks_with_records, arguments)
+        except Exception:  # the worker is gone: the checks run in this process
             self.close()
             return
         self._pending = (stage, arguments)
@@ -1030,46 +1027,41 @@ class ChecksWorker:
         now if they were not), or None when the worker could not give them."""
         if self._pending is None:
             self.submit(stage, arguments)
-        if self._pending != (stage, arguments) or self._proc is None or self._proc.stdout is None:
+        if self._pending != (stage, arguments) or self._worker is None:
             return None
         self._pending = None
         try:
-            outcome, report, seconds, records = pickle.load(self._proc.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError):
+            if self._warming:  # the import's outcome comes first
+                self._warming = False
+                self._worker.receive()
+            report, seconds, records = self._worker.receive()
+        except Exception as exc:  # the checks raised there, the import failed, or the worker is gone
+            log.info("data checks %s: not from the worker (%s); they run in this process", stage, type(exc).__name__)
             self.close()
             return None
         for record in records:
             logger = logging.getLogger(record.name)
             if logger.isEnabledFor(record.levelno):
                 logger.handle(record)
-        if outcome != "ok":
-            log.info("data checks %s: the worker stopped (%s); they run in this process", stage, outcome)
-            return None
         return report, seconds
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if self._pending is not None:  # a result no one will read (the stage stopped): no waiting
-            self._pending = None
-            proc.kill()
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()  # end of requests: the worker leaves
-            proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
+        worker, self._worker = self._worker, None
+        self._pending = None
+        if worker is not None:
+            worker.close()
 
     def __enter__(self) -> ChecksWorker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _import_great_expectations() -> None:
+    """The worker's first job: the import it exists for."""
+    import great_expectations  # noqa: F401
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
 
 
 class _Records(logging.Handler):
@@ -1087,35 +1079,20 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-def serve() -> None:
-    """The worker's loop (see :class:`ChecksWorker`): requests on standard input, replies on a
-    private copy of standard output, which is then pointed at standard error so that nothing a
-    library prints can corrupt a reply."""
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    requests = sys.stdin.buffer
+def _checks_with_records(arguments: dict[str, Any]) -> tuple[DataCheckReport, float, list[logging.LogRecord]]:
+    """A worker's job: :func:`run_data_checks`, its seconds, and the log records it emitted."""
     records = _Records()
     root = logging.getLogger()
+    level = root.level
     root.addHandler(records)
     root.setLevel(logging.INFO)
-    import great_expectations  # noqa: F401  # the import this worker exists for
-    from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
-
-    while True:
-        try:
-            arguments = pickle.load(requests)
-        except EOFError:
-            return
-        records.records = []
-        started = time.perf_counter()
-        try:
-            report: DataCheckReport | None = run_data_checks(**arguments)
-            outcome = "ok"
-        except Exception as exc:  # the stage's process runs the checks again and raises it
-            report, outcome = None, type(exc).__name__
-        reply = (outcome, report, time.perf_counter() - started, records.records)
-        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+    started = time.perf_counter()
+    try:
+        report = run_data_checks(**arguments)
+    finally:
+        root.removeHandler(records)
+        root.setLevel(level)
+    return report, time.perf_counter() - started, records.records
 
 
 def check_arguments(settings: RunSettings, stage: str) -> dict[str, Any]:

@@ -152,6 +152,55 @@ def run_ordered(
             t.join()
 
 
+class Worker:
+    """One worker process whose jobs are sent and whose outcomes are read when the caller wants
+    them (in the order sent): a stage starts one early, sends it a job that loads what the real
+    job needs, and sends the real job when its input is ready."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = _start()
+        self._unread = 0
+
+    def send(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` (a picklable module-level function); raises :class:`WorkerError`
+        when the worker is gone."""
+        if self._proc is None or self._proc.stdin is None:
+            raise WorkerError("the worker process was stopped")
+        try:
+            pickle.dump((fn, args), self._proc.stdin)
+            self._proc.stdin.flush()
+        except OSError:
+            raise WorkerError("a worker process ended before it took its job") from None
+        self._unread += 1
+
+    def receive(self) -> Any:
+        """The outcome of the oldest job not read yet: its result, or its exception raised here."""
+        if self._proc is None or self._proc.stdout is None or not self._unread:
+            raise WorkerError("no job of this worker is waiting to be read")
+        self._unread -= 1
+        try:
+            ok, value = pickle.load(self._proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = self._proc.wait()
+            raise WorkerError(f"a worker process ended (exit code {code}) before it gave its job's result") from None
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def busy(self) -> bool:
+        return self._unread > 0
+
+    def close(self) -> None:
+        """End the worker: at once when it has outcomes no one will read, else when it is idle."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if self._unread:
+            proc.kill()
+        _stop(proc)
+
+
 def _start() -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         # the interpreter's own options (-X, -W, -O ...), as multiprocessing passes them

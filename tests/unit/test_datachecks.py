@@ -947,25 +947,24 @@ def test_the_worker_gives_what_the_stage_s_own_process_gives(
 
 
 def test_a_failure_in_the_worker_leaves_the_checks_to_the_stage_s_process(tmp_path: Path) -> None:
-    """The worker cannot pass an exception on as it was: it says it failed, and the stage's
-    process runs the checks itself, raising what they raise."""
+    """The worker cannot pass every exception on as it was: it says it failed, and the stage's
+    process runs the checks itself (``audit`` then raises what they raise)."""
     stage_good_extract(tmp_path)
     (tmp_path / "extract" / "refunds.parquet").unlink()
     arguments = {"run_dir": tmp_path, "stage": "extract", "docs_dir": None} | PERIOD
     with ChecksWorker() as worker:
         assert worker.collect("extract", arguments) is None
-        stage_good_extract(tmp_path)  # the worker lives on for the next request
-        done = worker.collect("extract", arguments)
-    assert done is not None and done[0].success
+        stage_good_extract(tmp_path)
+        assert worker.collect("extract", arguments) is None  # stopped: this process checks from now on
 
 
 def test_a_worker_that_is_gone_leaves_the_checks_to_the_stage_s_process(tmp_path: Path) -> None:
     stage_good_extract(tmp_path)
     arguments = {"run_dir": tmp_path, "stage": "extract", "docs_dir": None} | PERIOD
     worker = ChecksWorker()
-    assert worker._proc is not None
-    worker._proc.kill()
-    worker._proc.wait()
+    assert worker._worker is not None and worker._worker._proc is not None
+    worker._worker._proc.kill()
+    worker._worker._proc.wait()
     worker.submit("extract", arguments)
     assert worker.collect("extract", arguments) is None
     worker.close()
@@ -986,5 +985,5 @@ def test_a_worker_is_started_where_it_saves_the_import(
     else:
         modules.pop("great_expectations", None)
     monkeypatch.setattr(sys, "modules", modules)
-    monkeypatch.setattr(datachecks.ChecksWorker, "__init__", lambda self: setattr(self, "_proc", object()))
+    monkeypatch.setattr(datachecks.ChecksWorker, "__init__", lambda self: setattr(self, "_worker", object()))
     assert (datachecks.ChecksWorker.start() is not None) is started
