@@ -1,7 +1,8 @@
 """Exact money: integer minor units and Fractions until the one rounding to whole units.
 
 Nothing here touches ``float``. Every figure that becomes a whole-unit ``MonAmnt`` passes through
-:func:`round_half_up` exactly once.
+:func:`round_half_up` exactly once (or :func:`round_half_up_ratio`, the same rounding of an exact
+ratio of integers, where the rules sum minor units without building Fractions).
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def to_eur(minor: int, currency: str, units_per_eur: Fraction) -> Fraction:
 
 def round_half_up(value: Fraction) -> int:
     """Round to a whole unit, halves away from zero (2.5 -> 3, -2.5 -> -3). The one rounding."""
-    sign = -1 if value < 0 else 1
-    a = abs(value)
-    whole, rest = divmod(a.numerator, a.denominator)
-    if 2 * rest >= a.denominator:
+    return round_half_up_ratio(value.numerator, value.denominator)
+
+
+def round_half_up_ratio(numerator: int, denominator: int) -> int:
+    """:func:`round_half_up` of the exact ratio ``numerator / denominator`` (denominator > 0, the
+    ratio need not be in lowest terms), without building a Fraction: the rules round hundreds of
+    thousands of sums of minor units, and a Fraction normalises (a gcd) on every operation."""
+    if denominator <= 0:
+        raise ValueError("the denominator of an exact amount must be positive")
+    whole, rest = divmod(-numerator if numerator < 0 else numerator, denominator)
+    if 2 * rest >= denominator:
         whole += 1
-    return sign * whole
+    return -whole if numerator < 0 else whole
