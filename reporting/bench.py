@@ -81,7 +81,7 @@ class BenchResult:
     scale: dict[str, Any]
     stages: list[StageTime] = field(default_factory=list)
     wall_seconds: float = 0.0  # the child process, from its start to its end: imports included
-    peak_rss_gb: float = 0.0  # the child process's peak
+    peak_rss_gb: float = 0.0  # the peak of the child process and of the workers it started
     checks_seconds: float = 0.0
     checks_share: float = 0.0
     checks: dict[str, float] = field(default_factory=dict)
@@ -449,7 +449,7 @@ def table(r: BenchResult) -> str:
         lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
     lines += [
         f"  {'total':<10}{r.wall_seconds:>9.2f}  (the whole process: start, imports, every stage)   "
-        f"peak RSS {r.peak_rss_gb:.2f} GB",
+        f"peak RSS {r.peak_rss_gb:.2f} GB (of any process of the run, its workers too)",
         f"  data checks {r.checks_seconds:.2f} s, {100 * r.checks_share:.1f}% of the run: "
         + ", ".join(f"{k} {v:.2f} s" for k, v in r.checks.items()),
     ]

@@ -1049,7 +1049,7 @@ class ChecksWorker:
         worker, self._worker = self._worker, None
         self._pending = None
         if worker is not None:
-            worker.close()
+            worker.close(wait=False)  # every report it gave was read; its files are written
 
     def __enter__(self) -> ChecksWorker:
         return self

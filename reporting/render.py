@@ -20,8 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from stdnum import iban
-
+from reporting import ibancheck
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, Doc, DocIds
 from reporting.errors import ConfigError, DataError
@@ -213,9 +212,7 @@ def _is_iban(identifier: str) -> bool:
     for every authority a seller goes to, so remembered. :func:`reporting.ibancheck.is_valid` is
     stdnum's ``iban.is_valid``, exactly (a property test proves it), in a fraction of its time;
     with a stdnum version it was not proven for, stdnum answers."""
-    from reporting import ibancheck  # to join the imports above once render.py's other edits land
-
-    return ibancheck.is_valid(identifier) if ibancheck.FAST else bool(iban.is_valid(identifier))
+    return ibancheck.is_valid(identifier)
 
 
 def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRecord, list[Finding]]:
