@@ -1016,7 +1016,7 @@ class ChecksWorker:
         if self._worker is None or self._pending is not None:
             return
         try:
-            self._worker.send(_checks_with_records, arguments)
+            self._worker.send(_checks_with_records, arguments, logging.getLogger(__name__).getEffectiveLevel())
         except Exception:  # the worker is gone: the checks run in this process
             self.close()
             return
@@ -1067,31 +1067,37 @@ def _import_great_expectations() -> None:
 class _Records(logging.Handler):
     """Keeps the worker's log records, made picklable, for the stage's process to handle."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        record.msg, record.args = record.getMessage(), None
+        try:
+            record.msg, record.args = record.getMessage(), None
+        except Exception:  # a library's malformed log call: kept as its bare format
+            record.args = None
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None
         self.records.append(record)
 
 
-def _checks_with_records(arguments: dict[str, Any]) -> tuple[DataCheckReport, float, list[logging.LogRecord]]:
-    """A worker's job: :func:`run_data_checks`, its seconds, and the log records it emitted."""
-    records = _Records()
+def _checks_with_records(
+    arguments: dict[str, Any], level: int = logging.INFO
+) -> tuple[DataCheckReport, float, list[logging.LogRecord]]:
+    """A worker's job: :func:`run_data_checks`, its seconds, and the log records it emitted at
+    ``level`` (the stage's process's) or above."""
+    records = _Records(level)
     root = logging.getLogger()
-    level = root.level
+    previous = root.level
     root.addHandler(records)
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     started = time.perf_counter()
     try:
         report = run_data_checks(**arguments)
     finally:
         root.removeHandler(records)
-        root.setLevel(level)
+        root.setLevel(previous)
     return report, time.perf_counter() - started, records.records
 
 

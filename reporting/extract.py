@@ -303,12 +303,17 @@ def columnar_connection(url: URL) -> Columnar | None:
             import adbc_driver_postgresql.dbapi
 
             libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-            conn = adbc_driver_postgresql.dbapi.connect(libpq)
-            cur = conn.cursor()
+            # autocommit: the session's time zone stays UTC, and a failed query aborts nothing after it
+            conn = adbc_driver_postgresql.dbapi.connect(libpq, autocommit=True)
             try:
-                cur.execute("SET TIME ZONE 'UTC'")
-            finally:
-                cur.close()
+                cur = conn.cursor()
+                try:
+                    cur.execute("SET TIME ZONE 'UTC'")
+                finally:
+                    cur.close()
+            except Exception:
+                conn.close()
+                raise
             return Columnar(conn, "postgresql")
     except ImportError:
         return None
@@ -336,8 +341,8 @@ def _sqlite_sql(conn: Any, table: str, inner: str, values: tuple[Any, ...]) -> t
     """The extract query wrapped for SQLite, whose values keep their own storage class whatever
     the column's type: every text column arrives as text (SQLite's own text of an integer, as
     ``str()`` gives it; NULL as '', which the text rule reads as NULL too), and a flag marks a
-    row holding a REAL or BLOB where the contract wants text or a time (whose text SQLite and
-    Python write differently)."""
+    row holding a REAL or BLOB where the contract wants text (whose text SQLite and Python write
+    differently), or anything but text where it wants a time, a date or a code."""
     cur = conn.cursor()
     try:
         cur.execute(f"select * from (\n{inner}\n) as q limit 0", values)
@@ -353,10 +358,45 @@ def _sqlite_sql(conn: Any, table: str, inner: str, values: tuple[Any, ...]) -> t
             columns.append(f"coalesce(cast(q.{name} as text), '') as {name}")
         else:
             columns.append(f"q.{name} as {name}")
-        if conv is not _int:  # an integer column's type is checked on the Arrow side
+        if conv in (_ts, _date, _code):
+            # an integer here is a bad value (a time, a date) or one Python upper-cases otherwise
+            # than Arrow when it shares a batch with text (a code): the DB-API path decides
+            odd.append(f"typeof(q.{name}) in ('real', 'blob', 'integer')")
+        elif conv is not _int and conv is not _bool:  # integers: checked on the Arrow side
             odd.append(f"typeof(q.{name}) in ('real', 'blob')")
     flag = " or ".join(odd) or "0"
     return f"select {', '.join(columns)}, ({flag}) as {_ODD} from (\n{inner}\n) as q", present
+
+
+def _pg_literal(params: dict[str, Any], name: str, text: str) -> str:
+    """A bound of the period as a typed SQL literal (our own datetimes, never user text)."""
+    if name not in params:
+        return text
+    value = params[name]
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return f"DATE '{value.isoformat()}'"
+    raise _NotColumnar(f"a parameter of type {type(value).__name__}")
+
+
+#: PostgreSQL's types that the columnar read converts as psycopg's values would be, per rule;
+#: any other (money, numeric, json ...) hands the table to the DB-API path
+_PG_TYPES: dict[Converter, frozenset[str]] = {
+    _text: frozenset({"text", "varchar", "bpchar", "int2", "int4", "int8"}),
+    _code: frozenset({"text", "varchar", "bpchar"}),
+    _int: frozenset({"int2", "int4", "int8"}),
+    _bool: frozenset({"bool"}),
+    _date: frozenset({"date"}),
+    _ts: frozenset({"timestamp", "timestamptz", "date"}),
+}
+
+
+def _check_pg_types(schema: pa.Schema, spec: list[tuple[str, pa.DataType, Converter]]) -> None:
+    declared = {f.name.lower(): (f.metadata or {}).get(b"POSTGRESQL:type", b"").decode() for f in schema}
+    for name, _typ, conv in spec:
+        if name in declared and declared[name] not in _PG_TYPES.get(conv, frozenset()):
+            raise _NotColumnar(f"{name} is of the PostgreSQL type {declared[name] or 'unknown'}")
 
 
 def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
@@ -370,8 +410,8 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
     try:
         if source.dialect == "sqlite":
             query, present = _sqlite_sql(source.conn, table, _numbered(sql, params, "?"), values)
-        else:
-            query = _numbered(sql, params, "$")
+        else:  # bounds as literals: ADBC streams a query through COPY only without parameters
+            query, values = _PARAMETER.sub(lambda m: _pg_literal(params, m.group(1), m.group(0)), sql), ()
     except Exception as exc:  # an SQL the wrapper cannot take: the DB-API path reports any real error
         raise _NotColumnar(f"query not taken: {type(exc).__name__}") from None
     rows_written = 0
@@ -384,6 +424,7 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
         reader = cur.fetch_record_batch()
         if present is None:
             present = {name.lower() for name in reader.schema.names}
+            _check_pg_types(reader.schema, spec)
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for batch in reader:
                 batch = batch.rename_columns([n.lower() for n in batch.schema.names])
@@ -420,6 +461,19 @@ def _columnar_batch(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+_MIN_US = -62135596800_000_000  # 0001-01-01 00:00:00 UTC in microseconds since 1970
+_MAX_US = 253402300799_999_999  # 9999-12-31 23:59:59.999999
+
+
+def _in_datetime_range(arr: pa.Array, name: str) -> pa.Array:
+    """Times within Python's datetime range (psycopg refuses the rest, 'infinity' among them)."""
+    if arr.null_count < len(arr):
+        low, high = pc.min_max(arr.cast(I64)).values()
+        if low.as_py() < _MIN_US or high.as_py() > _MAX_US:
+            raise _NotColumnar(f"{name} holds a time beyond the years 1 to 9999")
+    return arr
+
+
 def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str) -> pa.Array:
     """A column by the converter's rule. Arrow's types here are the database's: text, integers,
     booleans, dates and times arrive typed from PostgreSQL; from SQLite, as the wrapper of
@@ -448,7 +502,7 @@ def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str)
         return pc.fill_null(pc.not_equal(arr, 0), False)
     if conv is _ts:
         if pa.types.is_timestamp(kind):  # a zoned time as its UTC wall time, as _ts gives it
-            return arr.cast(TS)
+            return _in_datetime_range(arr.cast(TS), name)
         if pa.types.is_date32(kind):
             return arr.cast(TS)
         if pa.types.is_string(kind):

@@ -97,12 +97,14 @@ def run_ordered(
     def record(i: int, outcome: tuple[bool, Any]) -> None:
         with done:
             outcomes[i] = outcome
-            if not outcome[0]:
+            if outcome is not HERE and not outcome[0]:
                 state["stop"] = min(state["stop"], i + 1)
             done.notify_all()
 
     def drive() -> None:
-        """Hand jobs to a worker process of its own (started on the first job)."""
+        """Hand jobs to a worker process of its own (started on the first job). A worker that
+        cannot start or dies, or an outcome that could not come back as it was, leaves the job
+        to the caller's own process (marked ``HERE``): the result is the one it would give."""
         proc: subprocess.Popen[bytes] | None = None
         try:
             while (i := next_job()) is not None:
@@ -110,12 +112,10 @@ def run_ordered(
                     if proc is None:
                         proc = _start()
                     outcome = _call(proc, fn, jobs[i])
-                except BaseException as exc:  # no worker started, it died, or the pipe broke
-                    outcome = (False, exc)
-                    if proc is not None:
-                        _stop(proc)
-                        proc = None
-                record(i, outcome)
+                except Exception:  # no worker started, it died, or the pipe broke
+                    record(i, HERE)
+                    return
+                record(i, HERE if not outcome[0] and isinstance(outcome[1], WorkerError) else outcome)
         finally:
             if proc is not None:
                 _stop(proc)
@@ -140,7 +140,11 @@ def run_ordered(
             with done:
                 while i not in outcomes:
                     done.wait()
-                ok, value = outcomes.pop(i)
+                outcome = outcomes.pop(i)
+            if outcome is HERE:
+                yield context.run(fn, *jobs[i])  # raises here what the job raises
+                continue
+            ok, value = outcome
             if not ok:
                 raise value
             yield value
@@ -181,6 +185,7 @@ class Worker:
         try:
             ok, value = pickle.load(self._proc.stdout)
         except (EOFError, OSError, pickle.UnpicklingError):
+            self._proc.kill()
             code = self._proc.wait()
             raise WorkerError(f"a worker process ended (exit code {code}) before it gave its job's result") from None
         if not ok:
@@ -201,6 +206,10 @@ class Worker:
         if self._unread or not wait:
             proc.kill()
         _stop(proc)
+
+
+#: the outcome of a job that the calling process does itself (see ``run_ordered``)
+HERE: tuple[bool, Any] = (False, None)
 
 
 def _start() -> subprocess.Popen[bytes]:
@@ -224,6 +233,7 @@ def _call(proc: subprocess.Popen[bytes], fn: Callable[..., Any], args: tuple[Any
         proc.stdin.flush()
         return pickle.load(proc.stdout)
     except (EOFError, OSError, pickle.UnpicklingError):
+        proc.kill()
         code = proc.wait()
         raise WorkerError(f"a worker process ended (exit code {code}) before it gave the result of its job") from None
 

@@ -16,6 +16,8 @@ from builders import write_config
 
 from reporting import extract, pipeline
 from reporting.demo import generate_demo
+from reporting.findings import Finding
+from reporting.source import make_engine, sql_text
 
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
 pytest.importorskip("adbc_driver_postgresql", reason="the fast extra (ADBC) is not installed")
@@ -115,6 +117,60 @@ def test_postgresql_zoned_times_and_small_integers_are_read_alike(
     engine.dispose()
     _assert_same_extract(tmp_path, pg_url, monkeypatch)
     assert "transactions" in counted["columnar"] and counted["handed back"] == []
+
+
+@pytest.mark.parametrize(
+    ("table", "ddl"),
+    [
+        ("refunds", "ALTER TABLE refunds ALTER COLUMN amount_minor TYPE money USING amount_minor::numeric::money"),
+        ("sellers", "ALTER TABLE sellers ALTER COLUMN residence_country TYPE name"),
+    ],
+)
+def test_a_postgresql_type_of_its_own_is_handed_back(
+    tmp_path: Path, pg_url: str, counted: dict[str, list[str]], table: str, ddl: str
+) -> None:
+    """money arrives from ADBC as an integer of cents but from psycopg as text ('$1.50'): only the
+    types whose values both read alike are the columnar path's."""
+    generate_demo(pg_url, sellers=60, seed=4, year=2025)
+    engine = make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(ddl)
+    sql = sql_text(f"extract_{table}.sql").replace("{optional_columns}", "")
+    params = {"period_start": datetime(2024, 12, 31, 22), "period_end": datetime(2025, 12, 31, 22)}
+    columnar = extract.columnar_connection(sa.engine.make_url(pg_url))
+    assert columnar is not None
+    try:
+        with engine.connect() as conn:
+            plain: list[Finding] = []
+            extract._stream_to_parquet(conn, table, sql, params, tmp_path / "plain.parquet", plain)
+            fast: list[Finding] = []
+            extract._stream_to_parquet(conn, table, sql, params, tmp_path / "fast.parquet", fast, columnar)
+    finally:
+        columnar.close()
+        engine.dispose()
+    assert counted["handed back"] == [table]
+    key = extract.TABLES[table][0][0]
+    a = pq.read_table(tmp_path / "plain.parquet").sort_by(key)
+    b = pq.read_table(tmp_path / "fast.parquet").sort_by(key)
+    assert a.equals(b)
+    assert sorted(fast, key=repr) == sorted(plain, key=repr)
+
+
+def test_an_infinite_refund_time_stops_the_extract_as_through_the_db_api(
+    tmp_path: Path, pg_url: str, counted: dict[str, list[str]]
+) -> None:
+    """'infinity' is no time Python can hold: the DB-API read refuses it, and the columnar read
+    hands the table back instead of writing a time far in the past."""
+    generate_demo(pg_url, sellers=60, seed=4, year=2025)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE refunds SET refunded_at = 'infinity' WHERE refund_id = (SELECT min(refund_id) FROM refunds)"
+        )
+    engine.dispose()
+    with pytest.raises(Exception, match=r"(?i)timestamp|infinity|year"):
+        _extract(tmp_path, pg_url, "fast")
+    assert counted["handed back"] == ["refunds"]
 
 
 def test_a_column_of_another_type_is_handed_back_and_read_alike(

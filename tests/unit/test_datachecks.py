@@ -933,8 +933,8 @@ def test_the_worker_gives_what_the_stage_s_own_process_gives(
             run_dir = tmp_path / f"{stage}-{quality}"
             STAGERS[stage][quality == "bad"](run_dir)
             arguments = {"run_dir": run_dir, "stage": stage, "docs_dir": None} | PERIOD
-            worker.submit(stage, arguments)
-            with caplog.at_level("INFO", logger="reporting.datachecks"):
+            with caplog.at_level("INFO", logger="reporting.datachecks"):  # the level the worker keeps
+                worker.submit(stage, arguments)
                 done = worker.collect(stage, arguments)
             assert done is not None, (stage, quality)
             report, seconds = done

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from reporting.errors import ConfigError
-from reporting.workers import WorkerError, run_ordered, workers_for
+from reporting import workers
+from reporting.errors import ConfigError, DataError
+from reporting.findings import Finding
+from reporting.workers import run_ordered, workers_for
 
 
 def _pid_after(seconds: float) -> int:
@@ -44,9 +46,31 @@ def test_the_first_job_that_raised_raises_its_own_exception_in_its_turn() -> Non
     assert [n * n for n in range(9)] == list(run_ordered(_square_or_raise, [(n,) for n in range(9)], workers=3))
 
 
-def test_a_worker_that_dies_is_an_error_not_a_result() -> None:
-    with pytest.raises(WorkerError, match="exit code 3"):
-        list(run_ordered(_exit_in_a_worker, [(os.getpid(),), (os.getpid(),)], workers=2))
+def test_the_job_of_a_worker_that_dies_is_done_by_this_process() -> None:
+    """A worker killed (out of memory, a signal) costs time, never the result."""
+    assert list(run_ordered(_exit_in_a_worker, [(os.getpid(),), (os.getpid(),)], workers=2)) == [None, None]
+
+
+def _data_error(n: int) -> int:
+    if n == 1:
+        raise DataError([Finding(rule="x.rule", table="sellers", key=f"S{n}", message="bad")])
+    return n
+
+
+def test_an_exception_that_cannot_travel_is_raised_by_this_process_as_it_is() -> None:
+    """A DataError does not survive pickling (its findings would become the letters of its
+    message): the job is done again here, and raises the DataError itself."""
+    with pytest.raises(DataError) as caught:
+        list(run_ordered(_data_error, [(0,), (1,), (2,)], workers=2, weights=[0, 1, 0]))
+    assert [f.key for f in caught.value.findings] == ["S1"]
+
+
+def test_a_worker_that_cannot_start_leaves_the_jobs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise OSError("no process")
+
+    monkeypatch.setattr(workers, "_start", refuse)
+    assert list(run_ordered(_square_or_raise, [(n,) for n in range(5)], workers=2)) == [0, 1, 4, 9, 16]
 
 
 def test_one_job_or_one_worker_runs_here() -> None:

@@ -30,11 +30,12 @@ from reporting.findings import Finding
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
 
 TEXT = st.one_of(
-    st.sampled_from(["S1", " S1 ", "s1", "", "  ", "EUR", " eur", "goods", "LT", "x\ty", "ąžuolas", "0012"]),
+    st.sampled_from(["S1", " S1 ", "s1", "", "  ", "EUR", " eur", "goods", "LT", "x\ty", "ąžuolas", "0012", "ß", "ﬁ"]),
     st.text(max_size=6),
 )
 TIMES = st.sampled_from(
     [
+        20250301,
         "2025-03-01 10:00:00",
         " 2025-03-01 10:00:00 ",
         "2025-03-01 10:00:00.123456",
@@ -46,7 +47,9 @@ TIMES = st.sampled_from(
         "",
     ]
 )
-DATES = st.sampled_from(["1980-05-17", " 1980-05-17", "1980-05-17 00:00:00", "19800517", "1980-02-30", "", "x"])
+DATES = st.sampled_from(
+    ["1980-05-17", " 1980-05-17", "1980-05-17 00:00:00", "19800517", 19800517, "1980-02-30", "", "x"]
+)
 INTEGERS = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-5, 5))
 ODD = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32), st.binary(max_size=4), st.just(2**70 * 1.0))
 BY_CONVERTER: dict[Any, st.SearchStrategy[Any]] = {
