@@ -575,17 +575,18 @@ with blocks as (
         ) order by a.activity, a.listing_id, a.currency, a.quarter, a.rate_date) as blocks
     from activity_totals as a
     left join property_listings as p on p.listing_id = a.listing_id
+    where {sellers}
     group by a.seller_id
 ),
 
 tins as (
     select seller_id, list(distinct issued_by order by issued_by) as issuers
-    from seller_tins group by seller_id
+    from seller_tins as a where {sellers} group by seller_id
 ),
 
 pes as (
     select seller_id, list(distinct country order by country) as countries
-    from seller_permanent_establishments group by seller_id
+    from seller_permanent_establishments as a where {sellers} group by seller_id
 ),
 
 final as (
@@ -600,6 +601,12 @@ final as (
 
 select * from final order by seller_id
 """
+
+#: Sellers decided per reading of :data:`FACTS_SQL`: its lists of blocks are built in memory
+#: (DuckDB cannot spill a list aggregate), so a large marketplace is read in ranges of seller ids,
+#: one after the other, each at most about this many sellers (670,000 sellers at once exceeded
+#: a 1 GB DuckDB budget).
+FACTS_SELLERS_PER_READ = 150_000
 
 RATES_SQL = """
 select currency, rate_date, units_per_eur
@@ -677,8 +684,33 @@ def load_rates(con: Any, year: int) -> dict[str, Rate]:
     return {c: Rate(c, d, to_fraction(u)) for c, d, u in rows}
 
 
-def iter_facts(con: Any, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
-    reader = con.sql(FACTS_SQL).to_arrow_reader(batch_rows)
+def _seller_ranges(con: Any, per_read: int) -> list[tuple[str | None, str | None]]:
+    """Consecutive ranges of seller ids ``[low, high)`` (None: unbounded) of about ``per_read``
+    sellers each, in the order of ``order by seller_id``."""
+    ((count,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
+    parts = -(-int(count) // per_read)
+    if parts <= 1:
+        return [(None, None)]
+    fractions = [i / parts for i in range(1, parts)]
+    ((bounds,),) = con.execute(
+        "select quantile_disc(seller_id, ?::double[]) from (select distinct seller_id from activity_totals)",
+        [fractions],
+    ).fetchall()
+    edges = sorted(set(bounds))
+    return list(zip([None, *edges], [*edges, None], strict=True))
+
+
+def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int = FACTS_SELLERS_PER_READ) -> Iterator[SellerFacts]:
+    """Every seller with activity, in the order of its id, read in ranges (see
+    :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
+    for low, high in _seller_ranges(con, per_read):
+        params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
+        where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
+        sql = FACTS_SQL.replace("{sellers}", " and ".join(where[k] for k in params) or "true")
+        yield from _facts(con.sql(sql, params=params or None).to_arrow_reader(batch_rows))
+
+
+def _facts(reader: Any) -> Iterator[SellerFacts]:
     for batch in reader:
         for r in batch.to_pylist():
             yield SellerFacts(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from builders import write_config
 
-from reporting import pipeline, render
+from reporting import pipeline, render, rules
 from reporting.authorities import select_profile
 from reporting.demo import generate_demo
 from reporting.findings import Finding
@@ -111,3 +111,39 @@ def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(t
         con.close()
     assert together == alone
     assert sum(len(r) for r in alone.values()) > len(authorities)
+
+
+def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large marketplace's sellers are decided from readings of ranges of ids (the list
+    aggregates of one reading cannot spill): the same facts in the same order, and the same
+    decisions, whatever the size of the ranges."""
+    url = f"sqlite:///{tmp_path}/market.db"
+    generate_demo(url, sellers=400, seed=5, year=2025, replace=True, bad_share=0.1)
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id="21111111-2222-3333-4444-555555555555",
+        timestamp=datetime(2026, 1, 31, 8, 0),
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+    pipeline.extract(run_dir, url)
+    pipeline.aggregate(run_dir)
+    settings = load_settings(run_dir)
+    con = connect(settings.run_path, "extract", "aggregate")
+    try:
+        once = list(rules.iter_facts(con, per_read=10**9))
+        assert len(once) > 300
+        for per_read in (1, 37, 150):
+            assert list(rules.iter_facts(con, per_read=per_read)) == once
+    finally:
+        con.close()
+    pipeline.apply_rules(run_dir)
+    decided = (settings.run_path / "rules" / "decisions.parquet").read_bytes()
+    monkeypatch.setattr(rules, "FACTS_SELLERS_PER_READ", 50)
+    monkeypatch.setattr(rules.iter_facts, "__defaults__", (20_000, 50))
+    pipeline.apply_rules(run_dir)
+    assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
