@@ -228,7 +228,7 @@ def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[s
             value = spec.findtext(f"{{*}}{tag}")
             if value:
                 ids.add(value)
-        spec.clear()
+        safexml.release(spec)  # the sellers read so far with it: the tree never holds the file
     known = ledger.known_records(ids)
     used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
     states = {}

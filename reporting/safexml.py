@@ -271,6 +271,19 @@ def parse_bytes(data: bytes, name: str, *, utf8_only: bool = True, huge_tree: bo
     return root
 
 
+def release(elem: etree._Element) -> None:
+    """Free an element ``iterparse`` has read to its end, and everything before it in the
+    document (the earlier children of it and of each ancestor, all read already): ``clear``
+    alone leaves an empty element behind for every element read, which at a million sellers is
+    gigabytes. Memory then stays bounded by the depth of the document."""
+    elem.clear(keep_tail=True)
+    node = elem
+    while (parent := node.getparent()) is not None:
+        while node.getprevious() is not None:
+            del parent[0]
+        node = parent
+
+
 def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
     """True when the whole file is well-formed, complete and valid against ``schema``; read in
     bounded memory. False says only "not valid" (the caller lists the errors); a file that is not
@@ -291,7 +304,7 @@ def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
         ):
             root_closed = elem.getparent() is None
             if not root_closed:
-                elem.clear(keep_tail=True)
+                release(elem)
     except etree.XMLSyntaxError:
         return False
     return root_closed
@@ -302,4 +315,4 @@ def well_formed(path: str | Path) -> None:
     first thing that is not well-formed XML (a premature end included)."""
     for _event, elem in iterparse(path, events=("end",)):
         if elem.getparent() is not None:
-            elem.clear(keep_tail=True)
+            release(elem)
