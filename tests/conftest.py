@@ -25,6 +25,12 @@ import sqlalchemy as sa
 from resources import MissingResourceItem, ReferenceModule, outside_reference_present
 from sqlalchemy.pool import NullPool
 
+# The data checks run in the test process: it imports Great Expectations once for the session,
+# where a worker per stage would import it again for every pipeline run of every test. The
+# worker itself has tests of its own (tests/unit/test_datachecks.py, and a whole run with it in
+# tests/integration/test_record_checks.py).
+os.environ.setdefault("DAC7_CHECKS_WORKER", "0")
+
 PG_ADMIN_URL = os.environ.get("DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("DAC7_TEST_MARIADB_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 REDIS_URL = os.environ.get("DAC7_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -6,6 +6,7 @@ per-authority recomputation, byte for byte, on a marketplace with bad sellers of
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,35 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     monkeypatch.setattr(rules.iter_facts, "__defaults__", (20_000, 50))
     pipeline.apply_rules(run_dir)
     assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
+
+
+def test_the_checks_in_worker_processes_find_and_write_what_they_find_in_the_stage_s_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole run through the rules stage with the data checks in workers (as in a fresh task
+    process) and in the stage's process: the same checks summaries, quarantines and decisions,
+    on a marketplace with bad sellers."""
+    url = f"sqlite:///{tmp_path}/market.db"
+    generate_demo(url, sellers=300, seed=13, year=2025, replace=True, bad_share=0.1)
+    staged: dict[str, dict[str, bytes]] = {}
+    for worker in ("1", "0"):
+        monkeypatch.setenv("DAC7_CHECKS_WORKER", worker)
+        run_dir = pipeline.prepare(
+            config_path=write_config(tmp_path / "dac7.toml", max_quarantined=1000),
+            source_url=url,
+            year=2025,
+            as_of=date(2026, 1, 31),
+            out_dir=tmp_path / f"out-{worker}",
+            staging_root=tmp_path / f"st-{worker}",
+            run_id="31111111-2222-3333-4444-555555555555",
+            timestamp=datetime(2026, 1, 31, 8, 0),
+            ledger_url=f"sqlite:///{tmp_path}/ledger-{worker}.sqlite3",
+        )
+        pipeline.extract(run_dir, url)
+        pipeline.aggregate(run_dir)
+        pipeline.apply_rules(run_dir)
+        root = Path(run_dir)
+        files = [*root.glob("checks/*"), *root.glob("extract/quarantine_*.parquet"), *root.glob("rules/*.parquet")]
+        staged[worker] = {str(f.relative_to(root)): re.sub(rb'"seconds": [0-9.]+', b"", f.read_bytes()) for f in files}
+    assert staged["1"] == staged["0"]
+    assert "checks/extract.json" in staged["1"] and "rules/decisions.parquet" in staged["1"]
