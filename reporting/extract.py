@@ -327,12 +327,12 @@ _BATCH_ROWS_OPTION = "adbc.sqlite.query.batch_rows"
 _ODD = "dac7_odd_storage"
 
 
-def _numbered(sql: str, params: dict[str, Any], mark: str) -> str:
-    """``:name`` parameters as positions (``?1`` in SQLite, ``$1`` in PostgreSQL)."""
+def _numbered(sql: str, params: dict[str, Any]) -> str:
+    """``:name`` parameters as SQLite's positions (``?1``)."""
     names = list(params)
 
     def number(m: re.Match[str]) -> str:
-        return f"{mark}{names.index(m.group(1)) + 1}" if m.group(1) in params else m.group(0)
+        return f"?{names.index(m.group(1)) + 1}" if m.group(1) in params else m.group(0)
 
     return _PARAMETER.sub(number, sql)
 
@@ -409,7 +409,7 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
     present: set[str] | None = None
     try:
         if source.dialect == "sqlite":
-            query, present = _sqlite_sql(source.conn, table, _numbered(sql, params, "?"), values)
+            query, present = _sqlite_sql(source.conn, table, _numbered(sql, params), values)
         else:  # bounds as literals: ADBC streams a query through COPY only without parameters
             query, values = _PARAMETER.sub(lambda m: _pg_literal(params, m.group(1), m.group(0)), sql), ()
     except Exception as exc:  # an SQL the wrapper cannot take: the DB-API path reports any real error

@@ -700,10 +700,10 @@ def _seller_ranges(con: Any, per_read: int) -> list[tuple[str | None, str | None
     return list(zip([None, *edges], [*edges, None], strict=True))
 
 
-def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int = FACTS_SELLERS_PER_READ) -> Iterator[SellerFacts]:
-    """Every seller with activity, in the order of its id, read in ranges (see
-    :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
-    for low, high in _seller_ranges(con, per_read):
+def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) -> Iterator[SellerFacts]:
+    """Every seller with activity, in the order of its id, read in ranges of ``per_read`` sellers
+    (default :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
+    for low, high in _seller_ranges(con, per_read or FACTS_SELLERS_PER_READ):
         params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
         sql = FACTS_SQL.replace("{sellers}", " and ".join(where[k] for k in params) or "true")

@@ -192,10 +192,6 @@ class Worker:
             raise value
         return value
 
-    @property
-    def busy(self) -> bool:
-        return self._unread > 0
-
     def close(self, *, wait: bool = True) -> None:
         """End the worker: at once when it has outcomes no one will read, or when ``wait`` is
         false (its outcomes were all read, so nothing of it is lost: its interpreter's own exit

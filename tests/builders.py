@@ -221,3 +221,27 @@ class Marketplace:
 
 def _ts(value: str | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def read_both_ways(
+    url: str, table: str, sql: str, params: dict[str, Any], folder: Path
+) -> tuple[Any, list[Any], Any, list[Any]]:
+    """One extract query of ``table`` written through the DB-API and through the columnar read
+    (the ``fast`` extra) into ``folder``: (DB-API table, its findings, columnar table, its findings)."""
+    import pyarrow.parquet as pq
+
+    from reporting import extract
+
+    engine = make_engine(url)
+    columnar = extract.columnar_connection(sa.engine.make_url(url))
+    assert columnar is not None, "the fast extra is not installed"
+    plain: list[Any] = []
+    fast: list[Any] = []
+    try:
+        with engine.connect() as conn:
+            extract._stream_to_parquet(conn, table, sql, params, folder / "plain.parquet", plain)
+            extract._stream_to_parquet(conn, table, sql, params, folder / "fast.parquet", fast, columnar)
+    finally:
+        columnar.close()
+        engine.dispose()
+    return pq.read_table(folder / "plain.parquet"), plain, pq.read_table(folder / "fast.parquet"), fast

@@ -12,11 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from builders import write_config
+from builders import read_both_ways, write_config
 
 from reporting import extract, pipeline
 from reporting.demo import generate_demo
-from reporting.findings import Finding
 from reporting.source import make_engine, sql_text
 
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
@@ -79,21 +78,17 @@ def _assert_same_extract(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPat
 COLUMNAR_TABLES = [t for t in extract.TABLES if t != "fx_rates"]
 
 
-def test_sqlite_columnar_extract_is_the_db_api_extract(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted: dict[str, list[str]]
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_columnar_extract_is_the_db_api_extract(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    counted: dict[str, list[str]],
+    request: pytest.FixtureRequest,
+    engine: str,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'source.db'}"
+    url = f"sqlite:///{tmp_path / 'source.db'}" if engine == "sqlite" else request.getfixturevalue("pg_url")
     generate_demo(url, sellers=300, seed=3, year=2025)
     _assert_same_extract(tmp_path, url, monkeypatch)
-    assert sorted(counted["columnar"]) == sorted(COLUMNAR_TABLES)
-    assert counted["handed back"] == []
-
-
-def test_postgresql_columnar_extract_is_the_db_api_extract(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, counted: dict[str, list[str]]
-) -> None:
-    generate_demo(pg_url, sellers=300, seed=3, year=2025)
-    _assert_same_extract(tmp_path, pg_url, monkeypatch)
     assert sorted(counted["columnar"]) == sorted(COLUMNAR_TABLES)
     assert counted["handed back"] == []
 
@@ -137,22 +132,11 @@ def test_a_postgresql_type_of_its_own_is_handed_back(
         conn.exec_driver_sql(ddl)
     sql = sql_text(f"extract_{table}.sql").replace("{optional_columns}", "")
     params = {"period_start": datetime(2024, 12, 31, 22), "period_end": datetime(2025, 12, 31, 22)}
-    columnar = extract.columnar_connection(sa.engine.make_url(pg_url))
-    assert columnar is not None
-    try:
-        with engine.connect() as conn:
-            plain: list[Finding] = []
-            extract._stream_to_parquet(conn, table, sql, params, tmp_path / "plain.parquet", plain)
-            fast: list[Finding] = []
-            extract._stream_to_parquet(conn, table, sql, params, tmp_path / "fast.parquet", fast, columnar)
-    finally:
-        columnar.close()
-        engine.dispose()
+    engine.dispose()
+    plain_table, plain, fast_table, fast = read_both_ways(pg_url, table, sql, params, tmp_path)
     assert counted["handed back"] == [table]
     key = extract.TABLES[table][0][0]
-    a = pq.read_table(tmp_path / "plain.parquet").sort_by(key)
-    b = pq.read_table(tmp_path / "fast.parquet").sort_by(key)
-    assert a.equals(b)
+    assert plain_table.sort_by(key).equals(fast_table.sort_by(key))
     assert sorted(fast, key=repr) == sorted(plain, key=repr)
 
 

@@ -72,25 +72,32 @@ def test_the_record_checks_find_what_the_render_would(
     assert any(name.endswith(".xml") for name in outputs["once"])
 
 
+def _staged(tmp_path: Path, url: str, run_id: str, config: Path, name: str = "") -> str:
+    """A run prepared on ``url`` and staged through the aggregate (its folders suffixed ``name``)."""
+    run_dir = pipeline.prepare(
+        config_path=config,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / f"out{name}",
+        staging_root=tmp_path / f"st{name}",
+        run_id=run_id,
+        timestamp=datetime(2026, 1, 31, 8, 0),
+        ledger_url=f"sqlite:///{tmp_path}/ledger{name}.sqlite3",
+    )
+    pipeline.extract(run_dir, url)
+    pipeline.aggregate(run_dir)
+    return run_dir
+
+
 def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(tmp_path: Path) -> None:
     """Rendering every authority of a preview reads the sellers once (``render._share_seller_rows``):
     each authority's records and problems are those of its own query, in the same order (on a
     demo marketplace with bad sellers)."""
     url = f"sqlite:///{tmp_path}/market.db"
     generate_demo(url, sellers=800, seed=11, year=2025, replace=True, bad_share=0.1)
-    run_dir = pipeline.prepare(
-        config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id="11111111-2222-3333-4444-555555555555",
-        timestamp=datetime(2026, 1, 31, 8, 0),
-        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
-    )
-    pipeline.extract(run_dir, url)
-    pipeline.aggregate(run_dir)
+    config = write_config(tmp_path / "dac7.toml", routing="jurisdiction")
+    run_dir = _staged(tmp_path, url, "11111111-2222-3333-4444-555555555555", config)
     pipeline.apply_rules(run_dir)
     settings = load_settings(run_dir)
     con = connect(settings.run_path, "extract", "aggregate", "rules")
@@ -120,19 +127,8 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     decisions, whatever the size of the ranges."""
     url = f"sqlite:///{tmp_path}/market.db"
     generate_demo(url, sellers=400, seed=5, year=2025, replace=True, bad_share=0.1)
-    run_dir = pipeline.prepare(
-        config_path=write_config(tmp_path / "dac7.toml", routing="jurisdiction"),
-        source_url=url,
-        year=2025,
-        as_of=date(2026, 1, 31),
-        out_dir=tmp_path / "out",
-        staging_root=tmp_path / "st",
-        run_id="21111111-2222-3333-4444-555555555555",
-        timestamp=datetime(2026, 1, 31, 8, 0),
-        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
-    )
-    pipeline.extract(run_dir, url)
-    pipeline.aggregate(run_dir)
+    config = write_config(tmp_path / "dac7.toml", routing="jurisdiction")
+    run_dir = _staged(tmp_path, url, "21111111-2222-3333-4444-555555555555", config)
     settings = load_settings(run_dir)
     con = connect(settings.run_path, "extract", "aggregate")
     try:
@@ -145,7 +141,6 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     pipeline.apply_rules(run_dir)
     decided = (settings.run_path / "rules" / "decisions.parquet").read_bytes()
     monkeypatch.setattr(rules, "FACTS_SELLERS_PER_READ", 50)
-    monkeypatch.setattr(rules.iter_facts, "__defaults__", (20_000, 50))
     pipeline.apply_rules(run_dir)
     assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
 
@@ -161,19 +156,8 @@ def test_the_checks_in_worker_processes_find_and_write_what_they_find_in_the_sta
     staged: dict[str, dict[str, bytes]] = {}
     for worker in ("1", "0"):
         monkeypatch.setenv("DAC7_CHECKS_WORKER", worker)
-        run_dir = pipeline.prepare(
-            config_path=write_config(tmp_path / "dac7.toml", max_quarantined=1000),
-            source_url=url,
-            year=2025,
-            as_of=date(2026, 1, 31),
-            out_dir=tmp_path / f"out-{worker}",
-            staging_root=tmp_path / f"st-{worker}",
-            run_id="31111111-2222-3333-4444-555555555555",
-            timestamp=datetime(2026, 1, 31, 8, 0),
-            ledger_url=f"sqlite:///{tmp_path}/ledger-{worker}.sqlite3",
-        )
-        pipeline.extract(run_dir, url)
-        pipeline.aggregate(run_dir)
+        config = write_config(tmp_path / "dac7.toml", max_quarantined=1000)
+        run_dir = _staged(tmp_path, url, "31111111-2222-3333-4444-555555555555", config, f"-{worker}")
         pipeline.apply_rules(run_dir)
         root = Path(run_dir)
         files = [*root.glob("checks/*"), *root.glob("extract/quarantine_*.parquet"), *root.glob("rules/*.parquet")]

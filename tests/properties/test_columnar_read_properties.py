@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from builders import read_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,20 +92,7 @@ def _write(path: Path, table: str, rows: list[tuple[Any, ...]], declared: bool) 
 def _both(path: Path, table: str, tmp: Path) -> tuple[Any, list[Finding], Any, list[Finding]]:
     columns = ", ".join(name for name, _, _ in extract.TABLES[table])
     sql = f"-- {table}: every row\nselect {columns}\nfrom {table}\nwhere :one = 1 and :two = 2 and 1 = :one"
-    params = {"one": 1, "two": 2}
-    engine = sa.create_engine(f"sqlite:///{path}")
-    columnar = extract.columnar_connection(sa.engine.make_url(f"sqlite:///{path}"))
-    assert columnar is not None
-    try:
-        with engine.connect() as conn:
-            plain: list[Finding] = []
-            extract._stream_to_parquet(conn, table, sql, params, tmp / "plain.parquet", plain)
-            fast: list[Finding] = []
-            extract._stream_to_parquet(conn, table, sql, params, tmp / "fast.parquet", fast, columnar)
-    finally:
-        columnar.close()
-        engine.dispose()
-    return pq.read_table(tmp / "plain.parquet"), plain, pq.read_table(tmp / "fast.parquet"), fast
+    return read_both_ways(f"sqlite:///{path}", table, sql, {"one": 1, "two": 2}, tmp)
 
 
 @pytest.mark.parametrize("table", ["transactions", "sellers", "refunds"])
