@@ -1,0 +1,417 @@
+"""The aggregation of the period's transactions, written once and run where the data is.
+
+:data:`SOURCE_TOTALS_SQL` sums a seller's transactions per activity, listing, currency and
+quarter, with the refunds applied as of the cut-off, in one query of plain SQL. It is written in
+DuckDB's dialect and turned by sqlglot into the dialect of the engine that runs it: DuckDB over
+the run's staged Parquet files (the embedded default, :mod:`reporting.aggregate`), or the
+source's own engine, PostgreSQL, MariaDB/MySQL, SQLite or Apache Spark, where only the
+aggregates leave the database.
+
+Why sqlglot rather than Ibis: the query is SQL already (the staged checks and the suites are SQL
+too), sqlglot is one pure-Python package with no engine drivers, and the text it writes for each
+engine can be read, logged and run by hand (``dac7 source-sql``). Ibis would bring an expression
+API of its own and a backend package per engine for the same query.
+
+What the query leaves to the caller, so that no engine needs a time-zone table, a regular
+expression or an ASOF join:
+
+- The period's bounds, the quarter starts and the end of the as-of day are UTC instants
+  computed in Python (:class:`reporting.period.Period`) and written into the query as literals.
+- The local date of a payment (needed only for the ECB rate of the payment day, ``fx_basis =
+  "payment_date"``, and only for a currency other than the euro) is the UTC time plus the zone's
+  offset, which changes at a few known instants of the year (:func:`utc_offsets`): a CASE over
+  those instants, with a constant interval in each branch.
+- The listing keys (listings at one address are one Property Listing) and the rate of each
+  local date are joined in afterwards, over the aggregates, by :data:`FINISH_SQL`: grouping by
+  the listing and the local date first and merging afterwards gives the same sums and counts.
+
+Keys are compared exactly everywhere: on MariaDB/MySQL, whose usual collations compare text
+without regard to case or trailing spaces, the ids are read as binary strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from reporting.period import Period
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+#: the engines the aggregation runs on, by sqlglot's name of their dialect
+DIALECTS = ("duckdb", "postgres", "mysql", "sqlite", "spark")
+
+#: SQLAlchemy's dialect names (and "spark") → sqlglot's
+ENGINE_DIALECTS: Mapping[str, str] = {
+    "duckdb": "duckdb",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "spark": "spark",
+}
+
+#: the columns of the aggregates as every engine returns them (``local_date`` is null unless the
+#: rate of the payment day is asked for and the currency is not the euro)
+SOURCE_TOTALS_SCHEMA = pa.schema(
+    [
+        ("seller_id", pa.string()),
+        ("activity", pa.string()),
+        ("listing_id", pa.string()),
+        ("currency", pa.string()),
+        ("quarter", pa.int64()),
+        ("local_date", pa.date32()),
+        ("amount_minor", pa.int64()),
+        ("fee_minor", pa.int64()),
+        ("tax_minor", pa.int64()),
+        ("activities", pa.int64()),
+        ("rented_days", pa.int64()),
+        ("transactions", pa.int64()),
+        ("refunded_transactions", pa.int64()),
+        ("fully_refunded_transactions", pa.int64()),
+        ("gross_amount_minor", pa.int64()),
+        ("refunded_amount_minor", pa.int64()),
+        ("refunds_after_as_of", pa.int64()),
+        ("refunded_after_as_of_minor", pa.int64()),
+    ]
+)
+
+# ``transactions_read`` and ``refunds_read`` are the period's transactions and every refund, as
+# :func:`source_totals_sql` reads them from the engine's tables. ``fully_refunded`` keeps SQL's
+# three values (null when an amount is missing): such a row counts neither as an activity nor as
+# fully refunded, as in a COUNT ... FILTER over the boolean.
+SOURCE_TOTALS_SQL = """
+with applied_refunds as (
+    select
+        transaction_id,
+        sum(amount_minor) as amount_minor,
+        sum(coalesce(fee_minor, 0)) as fee_minor,
+        sum(coalesce(tax_minor, 0)) as tax_minor
+    from refunds_read
+    where refunded_at < {as_of_end}
+    group by transaction_id
+),
+
+late_refunds as (
+    -- refunds after the as-of date: not applied, but shown in the explanation
+    select transaction_id, count(*) as refunds, sum(amount_minor) as amount_minor
+    from refunds_read
+    where refunded_at >= {as_of_end}
+    group by transaction_id
+),
+
+net as (
+    select
+        t.seller_id,
+        t.activity,
+        t.listing_id,
+        t.currency,
+        case
+            when t.paid_at >= {q4} then 4
+            when t.paid_at >= {q3} then 3
+            when t.paid_at >= {q2} then 2
+            else 1
+        end as quarter,
+        {local_date} as local_date,
+        t.amount_minor as gross_amount_minor,
+        coalesce(r.amount_minor, 0) as refunded_amount_minor,
+        t.amount_minor - coalesce(r.amount_minor, 0) as amount_minor,
+        coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0) as fee_minor,
+        coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0) as tax_minor,
+        case when r.transaction_id is null then 0 else 1 end as refunded,
+        case
+            when r.transaction_id is null then 0
+            when r.amount_minor >= t.amount_minor then 1
+            when r.amount_minor < t.amount_minor then 0
+        end as fully_refunded,
+        coalesce(lr.refunds, 0) as late_refunds,
+        coalesce(lr.amount_minor, 0) as late_refund_amount_minor,
+        coalesce(t.rented_days, 0) as rented_days
+    from transactions_read as t
+    left join applied_refunds as r on r.transaction_id = t.transaction_id
+    left join late_refunds as lr on lr.transaction_id = t.transaction_id
+)
+
+select
+    seller_id,
+    activity,
+    listing_id,
+    currency,
+    quarter,
+    local_date,
+    cast(sum(amount_minor) as bigint) as amount_minor,
+    cast(sum(fee_minor) as bigint) as fee_minor,
+    cast(sum(tax_minor) as bigint) as tax_minor,
+    cast(sum(case when fully_refunded = 0 then 1 else 0 end) as bigint) as activities,
+    cast(sum(case when fully_refunded = 0 then rented_days end) as bigint) as rented_days,
+    cast(count(*) as bigint) as transactions,
+    cast(sum(refunded) as bigint) as refunded_transactions,
+    cast(sum(case when fully_refunded = 1 then 1 else 0 end) as bigint) as fully_refunded_transactions,
+    cast(sum(gross_amount_minor) as bigint) as gross_amount_minor,
+    cast(sum(refunded_amount_minor) as bigint) as refunded_amount_minor,
+    cast(sum(late_refunds) as bigint) as refunds_after_as_of,
+    cast(sum(late_refund_amount_minor) as bigint) as refunded_after_as_of_minor
+from net
+group by seller_id, activity, listing_id, currency, quarter, local_date
+"""
+
+# The source's columns as the extract reads them: text trimmed (an empty text is no value), codes
+# in capitals. The staged files are read as they are: the extract has done this already.
+_TRANSACTION_COLUMNS = ("transaction_id", "seller_id", "activity", "listing_id", "paid_at", "currency")
+_AMOUNTS = ("amount_minor", "fee_minor", "tax_minor")
+
+#: The aggregates merged per Property Listing, with the rate of each local date (the last one
+#: published on or before it): the ``activity_totals`` of a run. DuckDB, over the staged
+#: ``source_totals``, ``listing_keys`` and ``fx_rates``.
+FINISH_SQL = """
+select
+    s.seller_id,
+    s.activity,
+    coalesce(k.listing_key, s.listing_id, '') as listing_id,
+    s.currency,
+    s.quarter,
+    f.rate_date,
+    f.units_per_eur,
+    sum(s.amount_minor)::bigint as amount_minor,
+    sum(s.fee_minor)::bigint as fee_minor,
+    sum(s.tax_minor)::bigint as tax_minor,
+    sum(s.activities)::bigint as activities,
+    sum(s.rented_days)::bigint as rented_days,
+    sum(s.transactions)::bigint as transactions,
+    sum(s.refunded_transactions)::bigint as refunded_transactions,
+    sum(s.fully_refunded_transactions)::bigint as fully_refunded_transactions,
+    sum(s.gross_amount_minor)::bigint as gross_amount_minor,
+    sum(s.refunded_amount_minor)::bigint as refunded_amount_minor,
+    sum(s.refunds_after_as_of)::bigint as refunds_after_as_of,
+    sum(s.refunded_after_as_of_minor)::bigint as refunded_after_as_of_minor
+from source_totals as s
+asof left join fx_rates as f on f.currency = s.currency and s.local_date >= f.rate_date
+left join listing_keys as k on k.listing_id = s.listing_id
+group by all
+order by seller_id, activity, listing_id, currency, quarter, rate_date
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The UTC instants the query compares with, from a :class:`Period`."""
+
+    start: datetime
+    until: datetime
+    quarters: tuple[datetime, datetime, datetime, datetime]
+    as_of_end: datetime
+    offsets: tuple[tuple[datetime, timedelta], ...]
+
+    @classmethod
+    def of(cls, period: Period) -> Bounds:
+        return cls(
+            start=period.start_utc,
+            until=period.paid_until_utc,
+            quarters=period.quarter_starts_utc,
+            as_of_end=period.as_of_end_utc,
+            offsets=utc_offsets(period),
+        )
+
+
+def utc_offsets(period: Period) -> tuple[tuple[datetime, timedelta], ...]:
+    """The zone's offset from UTC over the period's payments: ``(from, offset)`` pairs, the first
+    from the period's start, each in force from its UTC instant (naive) until the next one.
+    Found by stepping through the period an hour at a time and bisecting each change to the
+    second: a change of offset lies on a whole second in every zone of the tz database."""
+    tz = period.tz
+
+    def offset(at: datetime) -> timedelta:
+        return at.replace(tzinfo=UTC).astimezone(tz).utcoffset() or timedelta(0)
+
+    start, end = period.start_utc, period.paid_until_utc
+    changes = [(start, offset(start))]
+    hour = timedelta(hours=1)
+    at = start
+    while at < end:
+        nxt = min(at + hour, end)
+        if offset(nxt) != changes[-1][1]:
+            low, high = at, nxt  # offset(low) is the current one, offset(high) the next
+            while high - low > timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                mid = mid.replace(microsecond=0)
+                if offset(mid) == changes[-1][1]:
+                    low = mid
+                else:
+                    high = mid
+            changes.append((high, offset(high)))
+        at = nxt
+    return tuple(changes)
+
+
+def _literal(at: datetime) -> str:
+    return f"timestamp '{at:%Y-%m-%d %H:%M:%S}'"
+
+
+def _local_date(bounds: Bounds, column: str) -> str:
+    """SQL: the local date of the UTC time ``column``, one constant interval per offset."""
+
+    def shifted(delta: timedelta) -> str:
+        seconds = int(delta.total_seconds())
+        return f"cast({column} + interval '{seconds}' second as date)"
+
+    (*later,) = reversed(bounds.offsets[1:])
+    if not later:
+        return shifted(bounds.offsets[0][1])
+    branches = " ".join(f"when {column} >= {_literal(at)} then {shifted(delta)}" for at, delta in later)
+    return f"case {branches} else {shifted(bounds.offsets[0][1])} end"
+
+
+def _read_sql(dialect: str, staged: bool, transactions: str, refunds: str, bounds: Bounds) -> str:
+    """The two read CTEs: the period's transactions and every refund, with the extract's
+    cleaning of the source's text (none for the staged files, already clean)."""
+
+    def text(column: str, *, code: bool = False) -> str:
+        if staged:
+            return column
+        value = f"nullif(trim({column}), '')"
+        if code:
+            value = f"upper({value})"
+        if dialect == "mysql" and not code:
+            # binary: compared and grouped exactly, as everywhere else (read back as UTF-8)
+            value = f"dac7_binary({value})"
+        return f"{value} as {column}"
+
+    tx = ", ".join(
+        [text(c, code=c == "currency") if c != "paid_at" else c for c in _TRANSACTION_COLUMNS]
+        + list(_AMOUNTS)
+        + ["rented_days"]
+    )
+    rf = ", ".join([text("refund_id"), text("transaction_id"), "refunded_at", *_AMOUNTS])
+    # the staged transactions are the period's already, with those whose time the extract
+    # could not read (quarantined, and counted in the reconciliation like every other row)
+    period = "" if staged else f" where paid_at >= {_literal(bounds.start)} and paid_at < {_literal(bounds.until)}"
+    return (
+        f"transactions_read as (select {tx} from {transactions}{period}), refunds_read as (select {rf} from {refunds})"
+    )
+
+
+def source_totals_sql(
+    period: Period,
+    *,
+    payment_date_rates: bool,
+    dialect: str = "duckdb",
+    staged: bool = False,
+    transactions: str = "transactions",
+    refunds: str = "refunds",
+) -> str:
+    """The aggregation in ``dialect`` (one of :data:`DIALECTS`), reading the tables named
+    ``transactions`` and ``refunds`` (a qualified name for a catalog, e.g. ``sales.transactions``).
+
+    ``staged`` reads the run's staged files, already cleaned by the extract; otherwise the
+    source's text is trimmed and its codes put in capitals as the extract does."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    bounds = Bounds.of(period)
+    q = bounds.quarters
+    local_date = (
+        f"case when t.currency <> 'EUR' then {_local_date(bounds, 't.paid_at')} end"
+        if payment_date_rates
+        else "cast(null as date)"
+    )
+    body = SOURCE_TOTALS_SQL.format(
+        as_of_end=_literal(bounds.as_of_end),
+        q2=_literal(q[1]),
+        q3=_literal(q[2]),
+        q4=_literal(q[3]),
+        local_date=local_date,
+    )
+    reads = _read_sql(dialect, staged, transactions, refunds, bounds)
+    sql = body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1)
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if dialect in _REWRITES:
+        tree = tree.transform(_REWRITES[dialect])
+    return tree.sql(dialect=dialect, pretty=True)
+
+
+def _mysql(node: exp.Expression) -> exp.Expression:
+    """MariaDB/MySQL: ``dac7_binary(x)`` is ``CAST(x AS BINARY)`` (sqlglot would write VARBINARY,
+    which is no CAST target there)."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "dac7_binary":
+        return exp.Cast(this=node.expressions[0], to=exp.DataType(this=exp.DataType.Type.BINARY))
+    return node
+
+
+def _sqlite(node: exp.Expression) -> exp.Expression:
+    """SQLite keeps a time as text 'YYYY-MM-DD HH:MM:SS' and has no interval: a bound is compared
+    as that text, and a local date is ``date(paid_at, '+N seconds')``."""
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.is_type("timestamp", "timestampntz")
+        and isinstance(node.this, exp.Literal)
+        and node.this.is_string
+    ):
+        return node.this
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.is_type("date")
+        and isinstance(node.this, exp.Add)
+        and isinstance(node.this.expression, exp.Interval)
+    ):
+        seconds = int(node.this.expression.this.name)
+        return exp.Anonymous(this="date", expressions=[node.this.this, exp.Literal.string(f"{seconds:+d} seconds")])
+    return node
+
+
+_REWRITES = {"mysql": _mysql, "sqlite": _sqlite}
+
+
+def _value(value: object) -> object:
+    """One spelling per value whatever the driver returns: MariaDB's binary ids come back as
+    bytes, some drivers' sums as Decimal."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, Decimal):
+        return int(value)
+    return value
+
+
+def _date(value: object) -> object:
+    """A local date: SQLite gives it as text 'YYYY-MM-DD'."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def totals_table(rows: Iterable[Sequence[object]]) -> pa.Table:
+    """The rows of :func:`source_totals_sql` from a DB-API or Spark cursor, as an Arrow table of
+    :data:`SOURCE_TOTALS_SCHEMA`, in a fixed order (engines return groups in any order)."""
+    local = SOURCE_TOTALS_SCHEMA.get_field_index("local_date")
+    columns: list[list[object]] = [[] for _ in SOURCE_TOTALS_SCHEMA]
+    for row in rows:
+        for i, value in enumerate(row):
+            columns[i].append(_date(value) if i == local else _value(value))
+    table = pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(columns, SOURCE_TOTALS_SCHEMA, strict=True)],
+        schema=SOURCE_TOTALS_SCHEMA,
+    )
+    keys = ["seller_id", "activity", "listing_id", "currency", "quarter", "local_date"]
+    return table.sort_by([(k, "ascending", "at_start") for k in keys])
+
+
+def read_source_totals(
+    conn: Connection, period: Period, *, payment_date_rates: bool, batch_rows: int = 50_000
+) -> pa.Table:
+    """The aggregates of the period, computed by the source's engine (a SQLAlchemy connection to
+    PostgreSQL, MariaDB/MySQL or SQLite, its session in UTC as :func:`reporting.source.make_engine`
+    sets it): only the aggregates travel."""
+    dialect = ENGINE_DIALECTS.get(conn.dialect.name)
+    if dialect is None:
+        raise ValueError(f"no aggregation in the source for {conn.dialect.name}")
+    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect)
+    result = conn.exec_driver_sql(sql.replace("%", "%%") if conn.dialect.paramstyle in _PERCENT else sql)
+    return totals_table(row for batch in result.partitions(batch_rows) for row in batch)
+
+
+#: DB-API parameter styles in which a literal % must be doubled
+_PERCENT = frozenset({"format", "pyformat"})
