@@ -70,6 +70,9 @@ def aggregate(settings: RunSettings) -> dict[str, Any]:
         totals = source_totals_sql(
             period, payment_date_rates=settings.config.reporting.fx_basis == "payment_date", staged=True
         )
+        pushed = settings.run_path / "extract" / "pushed_totals.parquet"
+        if pushed.exists():  # what the source summed, beside the rows the extract read
+            totals = f"({totals}) union all by name select * from read_parquet({sql_literal(pushed)})"
         con.execute(
             f"copy (with source_totals as ({totals}) {FINISH_SQL}) to {sql_literal(tmp)} "
             "(format parquet, compression zstd)"

@@ -63,7 +63,14 @@ environment = "test"
 
 [quality]
 data_docs = {data_docs}
+
+[source]
+aggregate = "{aggregate}"
 """
+
+#: the environment variable that hands the child the source's URL (never on its command line,
+#: where any user of the machine would read a password)
+SOURCE_ENV = "DAC7_BENCH_SOURCE"
 
 
 @dataclass
@@ -136,12 +143,59 @@ def marketplace(work: Path, sellers: int, seed: int, year: int) -> tuple[str, di
 # --------------------------------------------------------------------------- the run (child)
 
 
-def run_child(work: Path, url: str, routing: str, year: int, data_docs: bool, out: Path) -> dict[str, Any]:
+def copy_marketplace(db: Path, url: str, counts: dict[str, int]) -> None:
+    """Copy the generated SQLite marketplace into an empty PostgreSQL database (``COPY``, then
+    ``ANALYZE``), or keep what a database holding the same marketplace already holds."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from reporting.errors import ConfigError
+    from reporting.source import CONTRACT, OPTIONAL_COLUMNS, create_schema, make_engine, safe_url
+
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise ConfigError(f"bench --source {safe_url(url)}: a PostgreSQL database (the marketplace is copied in)")
+        tables = set(sa.inspect(engine).get_table_names())
+        if "transactions" in tables:
+            with engine.connect() as conn:
+                held = conn.exec_driver_sql("select count(*) from transactions").scalar_one()
+            if held == counts.get("transactions"):
+                return
+            raise ConfigError(f"bench --source {safe_url(url)} holds another marketplace; give an empty database")
+        started = time.perf_counter()
+        create_schema(engine)
+        raw = engine.raw_connection()
+        try:
+            pg = raw.driver_connection
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as lite:
+                for table, cols in CONTRACT.items():
+                    names = ", ".join(cols + OPTIONAL_COLUMNS.get(table, ()))
+                    rows = lite.execute(f"select {names} from {table}")
+                    with pg.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            pg.commit()
+            pg.autocommit = True
+            with pg.cursor() as cur:
+                cur.execute("ANALYZE")
+        finally:
+            raw.close()
+        print(f"copied the marketplace into {safe_url(url)} in {time.perf_counter() - started:.1f} s")
+    finally:
+        engine.dispose()
+
+
+def run_child(
+    work: Path, url: str, routing: str, year: int, data_docs: bool, out: Path, aggregate: str = "local"
+) -> dict[str, Any]:
     """Every stage in this process, timed; returns what the parent prints (run in the child)."""
     from reporting import pipeline
 
-    config = work / f"bench-{routing}.toml"
-    config.write_text(CONFIG.format(routing=routing, data_docs="true" if data_docs else "false"), encoding="utf-8")
+    config = work / f"bench-{routing}-{aggregate}.toml"
+    docs = "true" if data_docs else "false"
+    config.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     timings: list[StageTime] = []
 
@@ -383,9 +437,16 @@ def bench(
     routing: str = "jurisdiction",
     data_docs: bool = True,
     against_dac7: bool = False,
+    source: str | None = None,
+    aggregate: str = "local",
 ) -> BenchResult:
-    """Generate (or reuse) the marketplace, run the pipeline in a child process, and time it."""
+    """Generate (or reuse) the marketplace, run the pipeline in a child process, and time it.
+    With ``source`` (a PostgreSQL URL), the marketplace is copied there and read from there;
+    ``aggregate`` is the run's ``[source] aggregate``."""
     url, counts = marketplace(work, sellers, seed, year)
+    if source:
+        copy_marketplace(Path(url.removeprefix("sqlite:///")), source, counts)
+        url = source
     out = work / f"out-{routing}"
     if out.exists():
         import shutil
@@ -397,14 +458,14 @@ def bench(
         "reporting.bench",
         "--child",
         str(work),
-        url,
         routing,
         str(year),
         str(int(data_docs)),
         str(out),
+        aggregate,
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, SOURCE_ENV: url})
     wall = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if done.returncode != 0:
@@ -414,6 +475,7 @@ def bench(
     result = BenchResult(
         machine=machine(),
         scale={"sellers_generated": sellers, "seed": seed, "year": year, "routing": routing, "data_docs": data_docs}
+        | {"source": _source_name(url), "aggregate": aggregate}
         | {"rows": counts}
         | child["summary"],
         stages=[StageTime(**s) for s in child["stages"]],
@@ -440,7 +502,8 @@ def table(r: BenchResult) -> str:
         f"DAC7 bench, {r.machine['date']}: {r.machine['cpu']}, {r.machine['cores']} cores, "
         f"{r.machine['memory_gib']} GiB, Python {r.machine['python']}",
         f"{s['transactions']:,} transactions, {s['sellers']:,} sellers, {s['reportable']:,} reportable, "
-        f"{s['files']} file(s), {s['xml_bytes'] / 1e6:.0f} MB of XML (routing {s['routing']})",
+        f"{s['files']} file(s), {s['xml_bytes'] / 1e6:.0f} MB of XML (routing {s['routing']}), "
+        f"source {s.get('source', 'sqlite')}, summed {'by the source' if s.get('aggregate') == 'source' else 'here'}",
         "",
         f"  {'stage':<10}{'seconds':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
     ]
@@ -464,12 +527,19 @@ def table(r: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def _source_name(url: str) -> str:
+    from reporting.source import safe_url
+
+    return "sqlite" if url.startswith("sqlite") else safe_url(url)
+
+
 def _child(argv: list[str]) -> None:
-    work, url, routing, year, data_docs, out = argv
+    work, routing, year, data_docs, out, aggregate = argv
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    result = run_child(Path(work), url, routing, int(year), data_docs == "1", Path(out))
+    url = os.environ[SOURCE_ENV]
+    result = run_child(Path(work), url, routing, int(year), data_docs == "1", Path(out), aggregate)
     print(json.dumps(result))
 
 

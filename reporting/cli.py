@@ -121,7 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time the published dac7 2025.0.0 package on the same sellers (installed into the work "
         "directory with pip on first use)",
     )
+    b.add_argument(
+        "--source",
+        help="a PostgreSQL database URL: the generated marketplace is copied there (once) and read from there",
+    )
+    b.add_argument(
+        "--aggregate",
+        choices=("local", "source"),
+        default="local",
+        help="the run's [source] aggregate: local (default) or source (summed by the source database)",
+    )
     b.add_argument("--json", help="write the table as JSON here (default <work>/bench-<sellers>-<routing>.json)")
+
+    q = sub.add_parser(
+        "source-sql", help="print the aggregation of a year's transactions in a database's SQL, to read or run by hand"
+    )
+    q.add_argument("--dialect", required=True, choices=("duckdb", "postgres", "mysql", "sqlite", "spark"))
+    q.add_argument("--year", type=int, required=True, help="reporting year")
+    q.add_argument("--config", default="dac7.toml", help="dac7.toml: its time zone and fx_basis (default dac7.toml)")
+    q.add_argument("--as-of", type=date.fromisoformat, help="refunds applied until this day (default 31 January after)")
 
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
@@ -163,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "source-sql":
+            return _source_sql(args)
         if args.command == "explain":
             return _explain(args)
         if args.command == "ledger":
@@ -218,6 +238,19 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_sql(args: argparse.Namespace) -> int:
+    from reporting.config import load_config
+    from reporting.period import Period
+    from reporting.pushdown import source_totals_sql
+
+    config = load_config(args.config)
+    as_of = args.as_of or date(args.year + 1, 1, 31)
+    period = Period(args.year, config.reporting.timezone, as_of)
+    payment_date = config.reporting.fx_basis == "payment_date"
+    print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect) + ";")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from reporting.bench import bench, table
 
@@ -230,6 +263,8 @@ def _bench(args: argparse.Namespace) -> int:
         routing=args.routing,
         data_docs=not args.no_data_docs,
         against_dac7=args.against_dac7,
+        source=args.source,
+        aggregate=args.aggregate,
     )
     print(table(result))
     target = Path(args.json) if args.json else work / f"bench-{args.sellers}-{args.routing}.json"

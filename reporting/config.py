@@ -22,6 +22,11 @@ REPORTING_CURRENCIES = ("original", "EUR")
 ROUTINGS = ("jurisdiction", "nexus")
 ENVIRONMENTS = ("test", "prod")
 FX_BASES = ("year_end", "payment_date")
+#: ``[source] aggregate``: where the period's transactions are summed. ``local``: every row is
+#: read into the run's staging area and summed by the embedded DuckDB; ``source``: the source's
+#: engine sums them (:mod:`reporting.pushdown`) and only the aggregates, and the rows the checks
+#: must see, are read.
+AGGREGATE_WHERE = ("local", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class Config:
     reporting: Reporting = field(default_factory=Reporting)
     source: str | None = None
     path: str | None = None
+    #: ``[source] aggregate``: one of :data:`AGGREGATE_WHERE`
+    aggregate: str = "local"
     #: ``[authorities.XX]``: a member state's own filing identifiers (BZSt id, SIREN ...), which
     #: select its national profile.
     authorities: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -156,11 +163,13 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
             f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone (e.g. 'Europe/Vilnius')"
         ) from None
     src = _table(raw, "source", origin, required=False)
+    _no_unknown(src, {"url", "aggregate"}, "source", origin)
     return Config(
         operator=operator,
         reporting=reporting,
         source=_str(src, "url", "source", origin),
         path=origin,
+        aggregate=_choice(src, "aggregate", AGGREGATE_WHERE, "local", origin, "source"),
         authorities=_authorities(raw, origin),
         max_quarantined=_max_quarantined(raw, origin),
         data_docs=_data_docs(raw, origin),
@@ -298,10 +307,12 @@ def _req(table: dict[str, Any], key: str, name: str, origin: str) -> str:
     return value
 
 
-def _choice(table: dict[str, Any], key: str, choices: tuple[str, ...], default: str, origin: str) -> str:
-    value = _str(table, key, "reporting", origin) or default
+def _choice(
+    table: dict[str, Any], key: str, choices: tuple[str, ...], default: str, origin: str, name: str = "reporting"
+) -> str:
+    value = _str(table, key, name, origin) or default
     if value not in choices:
-        raise ConfigError(f"{origin}: reporting.{key} = {value!r}; expected one of {', '.join(choices)}")
+        raise ConfigError(f"{origin}: {name}.{key} = {value!r}; expected one of {', '.join(choices)}")
     return value
 
 

@@ -34,9 +34,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 
 from reporting import datachecks
-from reporting.checks import run_checks
+from reporting.checks import MAX_SELLER_TOTAL, run_checks
+from reporting.countries import ISO_CURRENCIES, is_currency
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
+from reporting.period import local_midnight_utc
+from reporting.pushdown import (
+    ENGINE_DIALECTS,
+    SOURCE_TOTALS_SCHEMA,
+    Flags,
+    exotic_whitespace_sql,
+    flagged_refunds_sql,
+    flagged_transactions_sql,
+    read_source_totals,
+    source_totals_sql,
+    totals_from_arrow,
+)
 from reporting.quarantine import enforce_quarantine_policy, write_quarantine
 from reporting.run import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
@@ -598,6 +611,31 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             if conn.dialect.name == "sqlite":
                 _check_sqlite_timestamps(conn)
             params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.paid_until_utc)}
+            dialect = _pushdown_dialect(settings, conn)
+
+            def read_rates() -> None:
+                counts["fx_rates"] = _stream_to_parquet(
+                    conn,
+                    "fx_rates",
+                    sql_text("extract_fx_rates.sql"),
+                    {"last_rate_date": date(settings.year, 12, 31)},
+                    out / "fx_rates.parquet",
+                    findings,
+                )
+
+            flags = None
+            if dialect is not None:
+                read_rates()  # first: which payments have a rate decides which rows the checks see
+                flags = _flags(settings, out / "fx_rates.parquet")
+                odd = int(conn.exec_driver_sql(exotic_whitespace_sql(period, dialect=dialect)).scalar_one())
+                if odd:
+                    log.warning(
+                        "extract: %d transaction(s) or refund(s) of the period hold white space other than "
+                        "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
+                        "run reads every transaction and sums them here ([source] aggregate = 'local')",
+                        odd,
+                    )
+                    dialect = flags = None
             for table in TABLES:
                 if table == "fx_rates":
                     continue
@@ -607,17 +645,43 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                     alias = "p" if table == "property_listings" else "x"
                     optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
                     sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
+                if flags is not None and dialect is not None and table in ("transactions", "refunds"):
+                    # only the rows the checks must see; the source sums the others
+                    flagged = flagged_transactions_sql if table == "transactions" else flagged_refunds_sql
+                    sql = flagged(period, flags, dialect=dialect)
                 counts[table] = _stream_to_parquet(
                     conn, table, sql, params, out / f"{table}.parquet", findings, columnar
                 )
-            counts["fx_rates"] = _stream_to_parquet(
-                conn,
-                "fx_rates",
-                sql_text("extract_fx_rates.sql"),
-                {"last_rate_date": date(settings.year, 12, 31)},
-                out / "fx_rates.parquet",
-                findings,
-            )
+            if flags is None:
+                read_rates()
+            pushed = out / "pushed_totals.parquet"
+            if flags is not None and dialect is not None:
+                started = time.perf_counter()
+                totals = _source_totals(settings, conn, columnar, dialect, flags)
+                _write_atomic(totals, pushed)
+                at_source = {
+                    "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
+                    "refunds": int(pc.sum(totals["refunds"]).as_py() or 0),
+                    "rows": totals.num_rows,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                log.info(
+                    "extract: %d transaction(s) and %d refund(s) summed in the source (%d aggregate rows, %.1f s); "
+                    "%d transaction(s) and %d refund(s) read for the checks",
+                    at_source["transactions"],
+                    at_source["refunds"],
+                    at_source["rows"],
+                    at_source["seconds"],
+                    counts["transactions"],
+                    counts["refunds"],
+                )
+                aggregated_at_source = {**at_source, "read_transactions": counts["transactions"]}
+                aggregated_at_source["read_refunds"] = counts["refunds"]
+                counts["transactions"] += at_source["transactions"]
+                counts["refunds"] += at_source["refunds"]
+            else:  # nothing summed in the source: the stages that add it read an empty file
+                _write_atomic(SOURCE_TOTALS_SCHEMA.empty_table(), pushed)
+                aggregated_at_source = None
             control = {
                 table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
                 for table in CONTROLLED
@@ -701,6 +765,8 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         "relational_checks_seconds": round(relational_seconds, 3),
         "source": safe_url(url),
     }
+    if aggregated_at_source is not None:
+        summary["aggregated_at_source"] = aggregated_at_source
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary
@@ -787,3 +853,97 @@ def _orphans(
 ) -> Iterable[Finding]:
     rows = conn.execute(sa.text(sql_text(sql_file)), params).fetchall()
     return [Finding(rule=rule, table=table, key=str(r[0]), message=f"{what} ({r[1]})") for r in rows]
+
+
+#: where the source sums the transactions (``[source] aggregate = "source"``)
+PUSHDOWN_DIALECTS = ("postgres", "mysql")
+#: the types a column must have for the source to sum and compare it as the extract would
+_INTEGER_COLUMNS = {
+    "transactions": ("amount_minor", "fee_minor", "tax_minor", "rented_days"),
+    "refunds": ("amount_minor", "fee_minor", "tax_minor"),
+}
+_TIME_COLUMNS = {"transactions": ("paid_at",), "refunds": ("refunded_at",)}
+_TEXT_COLUMNS = {
+    "transactions": ("transaction_id", "seller_id", "activity", "listing_id", "currency"),
+    "refunds": ("refund_id", "transaction_id"),
+    "property_listings": ("listing_id", "seller_id"),
+}
+
+
+def _pushdown_dialect(settings: RunSettings, conn: Connection) -> str | None:
+    """sqlglot's dialect of the source when the run sums the transactions there, else None.
+    The source must be PostgreSQL or MariaDB/MySQL, and the columns summed or compared must have
+    the contract's types: an amount in a NUMERIC column, an id in an integer column, a time in a
+    text column would be summed or compared otherwise than the extract reads them."""
+    if settings.config.aggregate != "source":
+        return None
+    dialect = ENGINE_DIALECTS.get(conn.dialect.name)
+    if dialect not in PUSHDOWN_DIALECTS:
+        raise ConfigError(
+            f"[source] aggregate = 'source' needs a PostgreSQL or MariaDB/MySQL source, not {conn.dialect.name}: "
+            "a SQLite file is read and summed by the embedded DuckDB (aggregate = 'local')"
+        )
+    inspector = sa.inspect(conn)
+    wrong: list[str] = []
+    for table in ("transactions", "refunds", "property_listings"):
+        types = {c["name"].lower(): c["type"] for c in inspector.get_columns(table)}
+        for kinds, expected, name in (
+            (_INTEGER_COLUMNS, sa.Integer, "an integer"),
+            (_TIME_COLUMNS, sa.DateTime, "a timestamp"),
+            (_TEXT_COLUMNS, sa.String, "a text"),
+        ):
+            wrong += [
+                f"{table}.{c} is {types[c]}, not {name} type"
+                for c in kinds.get(table, ())
+                if not isinstance(types[c], expected)
+            ]
+    if wrong:
+        raise SourceContractError(
+            "[source] aggregate = 'source' sums and compares the source's columns as they are, so they must "
+            f"have the contract's types (sql/source_schema.sql): {'; '.join(wrong)}. Correct the types, or "
+            "use aggregate = 'local', which reads and checks every value"
+        )
+    return dialect
+
+
+def _flags(settings: RunSettings, rates: Path) -> Flags:
+    """What the source flags for the checks, from the staged rates: a payment in a currency
+    without a rate for it (on 31 December, or on the payment's local date) is flagged."""
+    period = settings.period
+    table = pq.read_table(rates, columns=["currency", "rate_date"])
+    first: dict[str, date] = {}
+    for currency, day in zip(table["currency"].to_pylist(), table["rate_date"].to_pylist(), strict=True):
+        if currency is not None and day is not None and (currency not in first or day < first[currency]):
+            first[currency] = day
+    if settings.config.reporting.fx_basis == "payment_date":
+        rated_from = {c: local_midnight_utc(d, period.tz) for c, d in first.items()}
+    else:  # a rate on or before 31 December (the staged rates are those)
+        rated_from = dict.fromkeys(first, period.start_utc)
+    return Flags(
+        payment_currencies=frozenset(c for c in ISO_CURRENCIES if is_currency(c)),
+        rated_from=rated_from,
+        max_total=MAX_SELLER_TOTAL,
+    )
+
+
+def _source_totals(
+    settings: RunSettings, conn: Connection, columnar: Columnar | None, dialect: str, flags: Flags
+) -> pa.Table:
+    """The aggregates of every transaction not flagged, summed by the source: as Arrow batches
+    through ADBC where the ``fast`` extra reads this source, else through the DB-API."""
+    payment_date = settings.config.reporting.fx_basis == "payment_date"
+    if columnar is not None and columnar.dialect == "postgresql":
+        sql = source_totals_sql(settings.period, payment_date_rates=payment_date, dialect=dialect, flags=flags)
+        cur = columnar.conn.cursor()
+        try:
+            cur.execute(sql)
+            return totals_from_arrow(cur.fetch_arrow_table())
+        finally:
+            cur.close()
+    return read_source_totals(conn, settings.period, payment_date_rates=payment_date, flags=flags)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)

@@ -81,6 +81,7 @@ SOURCE_TOTALS_SCHEMA = pa.schema(
         ("refunded_amount_minor", pa.int64()),
         ("refunds_after_as_of", pa.int64()),
         ("refunded_after_as_of_minor", pa.int64()),
+        ("refunds", pa.int64()),  # the refunds read, applied or late: for the extract's control count
     ]
 )
 
@@ -94,7 +95,8 @@ with applied_refunds as (
         transaction_id,
         sum(amount_minor) as amount_minor,
         sum(coalesce(fee_minor, 0)) as fee_minor,
-        sum(coalesce(tax_minor, 0)) as tax_minor
+        sum(coalesce(tax_minor, 0)) as tax_minor,
+        count(*) as refunds
     from refunds_read
     where refunded_at < {as_of_end}
     group by transaction_id
@@ -134,6 +136,7 @@ net as (
         end as fully_refunded,
         coalesce(lr.refunds, 0) as late_refunds,
         coalesce(lr.amount_minor, 0) as late_refund_amount_minor,
+        coalesce(r.refunds, 0) + coalesce(lr.refunds, 0) as refunds_counted,
         coalesce(t.rented_days, 0) as rented_days
     from transactions_read as t
     left join applied_refunds as r on r.transaction_id = t.transaction_id
@@ -158,7 +161,8 @@ select
     cast(sum(gross_amount_minor) as bigint) as gross_amount_minor,
     cast(sum(refunded_amount_minor) as bigint) as refunded_amount_minor,
     cast(sum(late_refunds) as bigint) as refunds_after_as_of,
-    cast(sum(late_refund_amount_minor) as bigint) as refunded_after_as_of_minor
+    cast(sum(late_refund_amount_minor) as bigint) as refunded_after_as_of_minor,
+    cast(sum(refunds_counted) as bigint) as refunds
 from net
 group by seller_id, activity, listing_id, currency, quarter, local_date
 """
@@ -269,32 +273,255 @@ def _local_date(bounds: Bounds, column: str) -> str:
     return f"case {branches} else {shifted(bounds.offsets[0][1])} end"
 
 
-def _read_sql(dialect: str, staged: bool, transactions: str, refunds: str, bounds: Bounds) -> str:
-    """The two read CTEs: the period's transactions and every refund, with the extract's
-    cleaning of the source's text (none for the staged files, already clean)."""
+#: What a row of the source may hold at either end of a text for Python (str.strip) and Arrow
+#: (utf8_trim_whitespace) but SQL's TRIM does not remove: a row with one is read by the extract.
+EXOTIC_WHITESPACE = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
+_TRANSACTION_TEXT = ("transaction_id", "seller_id", "activity", "listing_id", "currency")
+_REFUND_TEXT = ("refund_id", "transaction_id")
+_ACTIVITIES = ("sale_of_goods", "personal_services", "transportation_rental", "immovable_property")
 
-    def text(column: str, *, code: bool = False) -> str:
-        if staged:
-            return column
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """What makes the source hand a row to the extract instead of aggregating it: the rows the
+    checks must see (:func:`flagged_transactions_sql`, :func:`flagged_refunds_sql`).
+
+    ``payment_currencies`` are the ISO 4217 codes a payment may be in; ``rated_from`` gives, per
+    currency with a rate, the first UTC instant of a payment that has one (the start of the
+    period on the year-end basis, the local midnight of the first rate on the payment-date
+    basis); ``max_total`` is the most a seller's amounts may add up to
+    (:data:`reporting.checks.MAX_SELLER_TOTAL`)."""
+
+    payment_currencies: frozenset[str]
+    rated_from: Mapping[str, datetime]
+    max_total: int
+
+
+class _Sql:
+    """The pieces of SQL of one query: the extract's cleaning of a text, and an exact key."""
+
+    def __init__(self, dialect: str, bounds: Bounds) -> None:
+        self.dialect = dialect
+        self.bounds = bounds
+
+    def text(self, column: str, *, code: bool = False) -> str:
         value = f"nullif(trim({column}), '')"
-        if code:
-            value = f"upper({value})"
-        if dialect == "mysql" and not code:
-            # binary: compared and grouped exactly, as everywhere else (read back as UTF-8)
-            value = f"dac7_binary({value})"
+        return f"upper({value})" if code else value
+
+    def key(self, column: str) -> str:
+        """A cleaned id, compared exactly (binary on MariaDB/MySQL, whose collations may not)."""
+        value = self.text(column)
+        return f"dac7_binary({value})" if self.dialect == "mysql" else value
+
+    def period(self, alias: str) -> str:
+        b = self.bounds
+        return f"{alias}.paid_at >= {_literal(b.start)} and {alias}.paid_at < {_literal(b.until)}"
+
+    def matched(self, alias: str, transactions: str) -> str:
+        """The refund is one of a transaction of the period, as the extract reads refunds: by the
+        source's own comparison of the ids (sql/extract_refunds.sql)."""
+        return (
+            f"exists (select 1 from {transactions} as m where m.transaction_id = {alias}.transaction_id "
+            f"and {self.period('m')})"
+        )
+
+
+def _list(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+
+
+def _big(column: str) -> str:
+    return f"cast({column} as decimal(38, 0))"
+
+
+def _flagged(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> str:
+    """SQL: 1 when the transaction ``t`` (a row of the period) goes to the extract, else 0.
+
+    Every condition is on the row itself or an uncorrelated set (``IN (select ...)``), which
+    every engine computes once and probes by hash: a correlated subquery under an OR would run
+    once per row."""
+    x, k = sql.text, sql.key
+    period_keys = f"select {k('d.transaction_id')} from {transactions} as d where {sql.period('d')}"
+    rated = " ".join(f"when '{c}' then t.paid_at < {_literal(at)}" for c, at in sorted(flags.rated_from.items()))
+    unrated = f"({x('t.currency', code=True)} <> 'EUR' and " + (
+        f"case {x('t.currency', code=True)} {rated} else true end)" if rated else "true)"
+    )
+    over = " or ".join(f"sum({_big(f'coalesce(o.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+    refund_over = " or ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+    # the listings the extract reads: those of the sellers of the period's transactions (as written)
+    listed = (
+        f"select {k('p.listing_id')}, {k('p.seller_id')} from {listings} as p "
+        f"where {k('p.listing_id')} is not null and {k('p.seller_id')} is not null "
+        f"and p.seller_id in (select a.seller_id from {transactions} as a where {sql.period('a')})"
+    )
+    refunded = f"{refunds} as r join {transactions} as v on {k('v.transaction_id')} = {k('r.transaction_id')} "
+    refunded += f"and {sql.period('v')} where {sql.matched('r', transactions)}"
+    conditions = [
+        f"{x('t.transaction_id')} is null",
+        f"{x('t.seller_id')} is null",
+        f"{x('t.activity')} is null or {x('t.activity')} not in ({_list(_ACTIVITIES)})",
+        f"{x('t.currency', code=True)} is null "
+        f"or {x('t.currency', code=True)} not in ({_list(flags.payment_currencies)})",
+        unrated,
+        "t.amount_minor is null or t.amount_minor < 0 or t.fee_minor < 0 or t.tax_minor < 0 or t.rented_days < 0",
+        f"{x('t.activity')} = 'immovable_property' and {x('t.listing_id')} is null",
+        f"{x('t.activity')} <> 'immovable_property' and ({x('t.listing_id')} is not null or t.rented_days is not null)",
+        f"{x('t.listing_id')} is not null and ({k('t.listing_id')}, {k('t.seller_id')}) not in ({listed})",
+        # keys that are not unique: every row of such a key
+        f"{k('t.transaction_id')} in ({period_keys} group by {k('d.transaction_id')} having count(*) > 1)",
+        # sellers whose amounts, or refunds, add up beyond what is counted exactly: every row
+        f"{k('t.seller_id')} in (select {k('o.seller_id')} from {transactions} as o where {sql.period('o')} "
+        f"group by {k('o.seller_id')} having {over})",
+        f"{k('t.seller_id')} in (select {k('v.seller_id')} from {refunded} "
+        f"group by {k('v.seller_id')} having {refund_over})",
+        # a refund the checks must see, and the transaction it refunds
+        f"{k('t.transaction_id')} in (select {k('r.transaction_id')} from {refunds} as r "
+        f"where {sql.matched('r', transactions)} and ({_refund_flagged(sql, transactions, refunds)}))",
+        # a refund larger than its transaction, or before its payment
+        f"{k('t.transaction_id')} in (select {k('v.transaction_id')} from {refunded} "
+        "and (r.amount_minor > v.amount_minor or coalesce(r.fee_minor, 0) > coalesce(v.fee_minor, 0) "
+        "or coalesce(r.tax_minor, 0) > coalesce(v.tax_minor, 0) or r.refunded_at < v.paid_at))",
+        # refunds that together exceed the transaction
+        f"{k('t.transaction_id')} in (select s.k from (select {k('r.transaction_id')} as k, "
+        + ", ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) as {a}" for a in _AMOUNTS)
+        + f" from {refunds} as r where {sql.matched('r', transactions)} group by {k('r.transaction_id')}) as s "
+        f"join {transactions} as v on {k('v.transaction_id')} = s.k and {sql.period('v')} where "
+        + " or ".join(f"s.{a} > coalesce(v.{a}, 0)" for a in _AMOUNTS)
+        + ")",
+    ]
+    return "case when " + " or ".join(f"({c})" for c in conditions) + " then 1 else 0 end"
+
+
+def _refund_flagged(sql: _Sql, transactions: str, refunds: str) -> str:
+    """SQL: the refund ``r`` (of a transaction of the period, as the source compares ids) is one
+    the checks must see by itself: a missing value, a bad amount, a key that is not unique, or
+    no transaction of the period with its trimmed id. (A refund larger than its transaction, or
+    before its payment, is found from the transaction's side, in :func:`_flagged`.)"""
+    x, k = sql.text, sql.key
+    return " or ".join(
+        f"({c})"
+        for c in (
+            f"{x('r.refund_id')} is null or {x('r.transaction_id')} is null or r.refunded_at is null",
+            "r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0",
+            f"{k('r.refund_id')} in (select {k('e.refund_id')} from {refunds} as e "
+            f"where {sql.matched('e', transactions)} group by {k('e.refund_id')} having count(*) > 1)",
+            f"{k('r.transaction_id')} not in (select {k('v.transaction_id')} from {transactions} as v "
+            f"where {sql.period('v')} and {x('v.transaction_id')} is not null)",
+        )
+    )
+
+
+def _read_sql(
+    dialect: str,
+    staged: bool,
+    transactions: str,
+    refunds: str,
+    bounds: Bounds,
+    flags: Flags | None = None,
+    listings: str = "property_listings",
+) -> str:
+    """The two read CTEs: the period's transactions and their refunds, with the extract's
+    cleaning of the source's text (none for the staged files, already clean); with ``flags``,
+    without the rows the extract reads for the checks."""
+    if staged:
+        # the staged transactions are the period's already, with those whose time the extract
+        # could not read (quarantined, and counted in the reconciliation like every other row)
+        cols = ", ".join((*_TRANSACTION_COLUMNS, *_AMOUNTS, "rented_days"))
+        return (
+            f"transactions_read as (select {cols} from {transactions}), "
+            f"refunds_read as (select refund_id, transaction_id, refunded_at, {', '.join(_AMOUNTS)} from {refunds})"
+        )
+    sql = _Sql(dialect, bounds)
+
+    def text(column: str) -> str:
+        value = sql.text(f"t.{column}", code=True) if column == "currency" else sql.key(f"t.{column}")
         return f"{value} as {column}"
 
     tx = ", ".join(
-        [text(c, code=c == "currency") if c != "paid_at" else c for c in _TRANSACTION_COLUMNS]
-        + list(_AMOUNTS)
-        + ["rented_days"]
+        [text(c) if c != "paid_at" else "t.paid_at" for c in _TRANSACTION_COLUMNS]
+        + [f"t.{a}" for a in (*_AMOUNTS, "rented_days")]
     )
-    rf = ", ".join([text("refund_id"), text("transaction_id"), "refunded_at", *_AMOUNTS])
-    # the staged transactions are the period's already, with those whose time the extract
-    # could not read (quarantined, and counted in the reconciliation like every other row)
-    period = "" if staged else f" where paid_at >= {_literal(bounds.start)} and paid_at < {_literal(bounds.until)}"
+    where = sql.period("t")
+    if flags is not None:
+        where += f" and {_flagged(sql, flags, transactions, refunds, listings)} = 0"
+    ids = (f"{sql.key('t.refund_id')} as refund_id", f"{sql.key('t.transaction_id')} as transaction_id")
+    rf = ", ".join((*ids, "t.refunded_at", *(f"t.{a}" for a in _AMOUNTS)))
     return (
-        f"transactions_read as (select {tx} from {transactions}{period}), refunds_read as (select {rf} from {refunds})"
+        f"transactions_read as (select {tx} from {transactions} as t where {where}), "
+        f"refunds_read as (select {rf} from {refunds} as t where {sql.matched('t', transactions)})"
+    )
+
+
+def _finish(sql: str, dialect: str) -> str:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if dialect in _REWRITES:
+        tree = tree.transform(_REWRITES[dialect])
+    return tree.sql(dialect=dialect, pretty=True)
+
+
+def flagged_transactions_sql(
+    period: Period,
+    flags: Flags,
+    *,
+    dialect: str,
+    transactions: str = "transactions",
+    refunds: str = "refunds",
+    listings: str = "property_listings",
+) -> str:
+    """The period's transactions the checks must see, as the source holds them (the extract
+    reads them as it reads every transaction in a run that aggregates at home)."""
+    sql = _Sql(dialect, Bounds.of(period))
+    flagged = _flagged(sql, flags, transactions, refunds, listings)
+    cols = ", ".join(f"t.{c}" for c in (*_TRANSACTION_COLUMNS, *_AMOUNTS, "rented_days"))
+    return _finish(f"select {cols} from {transactions} as t where {sql.period('t')} and {flagged} = 1", dialect)
+
+
+def flagged_refunds_sql(
+    period: Period,
+    flags: Flags,
+    *,
+    dialect: str,
+    transactions: str = "transactions",
+    refunds: str = "refunds",
+    listings: str = "property_listings",
+) -> str:
+    """The refunds the checks must see: those flagged, and every refund of a flagged
+    transaction (the checks compare a transaction with all its refunds)."""
+    sql = _Sql(dialect, Bounds.of(period))
+    k = sql.key
+    flagged = _flagged(sql, flags, transactions, refunds, listings)
+    keys = f"select {k('t.transaction_id')} from {transactions} as t where {sql.period('t')} and {flagged} = 1"
+    cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
+    where = (
+        f"{sql.matched('r', transactions)} and case when ({_refund_flagged(sql, transactions, refunds)}) "
+        f"or {k('r.transaction_id')} in ({keys}) then 1 else 0 end = 1"
+    )
+    return _finish(f"select {cols} from {refunds} as r where {where}", dialect)
+
+
+def exotic_whitespace_sql(
+    period: Period, *, dialect: str, transactions: str = "transactions", refunds: str = "refunds"
+) -> str:
+    """The number of the period's transactions and refunds with a text whose ends, after SQL's
+    TRIM, hold white space other than the space: the extract trims it and SQL does not, so a
+    run whose source has any reads every transaction (see :mod:`reporting.extract`)."""
+    sql = _Sql(dialect, Bounds.of(period))
+    chars = ", ".join("'" + c + "'" for c in EXOTIC_WHITESPACE)
+
+    def odd(column: str) -> str:
+        trimmed = f"trim({column})"
+        return f"(substr({trimmed}, 1, 1) in ({chars}) or substr({trimmed}, length({trimmed}), 1) in ({chars}))"
+
+    tx = " or ".join(odd(f"t.{c}") for c in _TRANSACTION_TEXT)
+    rf = " or ".join(odd(f"r.{c}") for c in _REFUND_TEXT)
+    return _finish(
+        f"select (select count(*) from {transactions} as t where {sql.period('t')} and ({tx})) "
+        f"+ (select count(*) from {refunds} as r where {sql.matched('r', transactions)} and ({rf})) as n",
+        dialect,
     )
 
 
@@ -306,12 +533,17 @@ def source_totals_sql(
     staged: bool = False,
     transactions: str = "transactions",
     refunds: str = "refunds",
+    flags: Flags | None = None,
+    listings: str = "property_listings",
 ) -> str:
     """The aggregation in ``dialect`` (one of :data:`DIALECTS`), reading the tables named
     ``transactions`` and ``refunds`` (a qualified name for a catalog, e.g. ``sales.transactions``).
 
     ``staged`` reads the run's staged files, already cleaned by the extract; otherwise the
-    source's text is trimmed and its codes put in capitals as the extract does."""
+    source's text is trimmed and its codes put in capitals as the extract does, and the refunds
+    are those of the period's transactions by the source's comparison of ids, as the extract
+    reads them. With ``flags``, the rows the checks must see are left out: the extract reads
+    them (:func:`flagged_transactions_sql`) and they are aggregated with the staged SQL."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
     bounds = Bounds.of(period)
@@ -328,12 +560,8 @@ def source_totals_sql(
         q4=_literal(q[3]),
         local_date=local_date,
     )
-    reads = _read_sql(dialect, staged, transactions, refunds, bounds)
-    sql = body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1)
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    if dialect in _REWRITES:
-        tree = tree.transform(_REWRITES[dialect])
-    return tree.sql(dialect=dialect, pretty=True)
+    reads = _read_sql(dialect, staged, transactions, refunds, bounds, flags, listings)
+    return _finish(body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1), dialect)
 
 
 def _mysql(node: exp.Expression) -> exp.Expression:
@@ -383,24 +611,52 @@ def _date(value: object) -> object:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def totals_table(rows: Iterable[Sequence[object]]) -> pa.Table:
-    """The rows of :func:`source_totals_sql` from a DB-API or Spark cursor, as an Arrow table of
-    :data:`SOURCE_TOTALS_SCHEMA`, in a fixed order (engines return groups in any order)."""
+def _batch(rows: Sequence[Sequence[object]]) -> pa.RecordBatch:
     local = SOURCE_TOTALS_SCHEMA.get_field_index("local_date")
     columns: list[list[object]] = [[] for _ in SOURCE_TOTALS_SCHEMA]
     for row in rows:
         for i, value in enumerate(row):
             columns[i].append(_date(value) if i == local else _value(value))
-    table = pa.Table.from_arrays(
+    return pa.RecordBatch.from_arrays(
         [pa.array(c, f.type) for c, f in zip(columns, SOURCE_TOTALS_SCHEMA, strict=True)],
         schema=SOURCE_TOTALS_SCHEMA,
     )
+
+
+def _sorted(table: pa.Table) -> pa.Table:
     keys = ["seller_id", "activity", "listing_id", "currency", "quarter", "local_date"]
     return table.sort_by([(k, "ascending", "at_start") for k in keys])
 
 
+def totals_table(rows: Iterable[Sequence[object]], batch_rows: int = 50_000) -> pa.Table:
+    """The rows of :func:`source_totals_sql` from a DB-API or Spark cursor, as an Arrow table of
+    :data:`SOURCE_TOTALS_SCHEMA`, in a fixed order (engines return groups in any order). The
+    rows become Arrow batch by batch: Python holds one batch of values at a time."""
+    batches, batch = [], []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            batches.append(_batch(batch))
+            batch = []
+    if batch or not batches:
+        batches.append(_batch(batch))
+    return _sorted(pa.Table.from_batches(batches, schema=SOURCE_TOTALS_SCHEMA))
+
+
+def totals_from_arrow(table: pa.Table) -> pa.Table:
+    """An engine's Arrow result (ADBC, Spark) as :data:`SOURCE_TOTALS_SCHEMA`, in the order of
+    :func:`totals_table`."""
+    table = table.rename_columns([n.lower() for n in table.column_names]).select(SOURCE_TOTALS_SCHEMA.names)
+    return _sorted(table.cast(SOURCE_TOTALS_SCHEMA))
+
+
 def read_source_totals(
-    conn: Connection, period: Period, *, payment_date_rates: bool, batch_rows: int = 50_000
+    conn: Connection,
+    period: Period,
+    *,
+    payment_date_rates: bool,
+    flags: Flags | None = None,
+    batch_rows: int = 50_000,
 ) -> pa.Table:
     """The aggregates of the period, computed by the source's engine (a SQLAlchemy connection to
     PostgreSQL, MariaDB/MySQL or SQLite, its session in UTC as :func:`reporting.source.make_engine`
@@ -408,9 +664,10 @@ def read_source_totals(
     dialect = ENGINE_DIALECTS.get(conn.dialect.name)
     if dialect is None:
         raise ValueError(f"no aggregation in the source for {conn.dialect.name}")
-    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect)
-    result = conn.exec_driver_sql(sql.replace("%", "%%") if conn.dialect.paramstyle in _PERCENT else sql)
-    return totals_table(row for batch in result.partitions(batch_rows) for row in batch)
+    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect, flags=flags)
+    text = sql.replace("%", "%%") if conn.dialect.paramstyle in _PERCENT else sql
+    result = conn.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(text)
+    return totals_table((row for batch in result.partitions(batch_rows) for row in batch), batch_rows)
 
 
 #: DB-API parameter styles in which a literal % must be doubled

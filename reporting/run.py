@@ -103,6 +103,8 @@ class RunSettings:
         }
         if cfg["ledger"]:
             raw_config["ledger"] = {"url": cfg["ledger"]}
+        if cfg["aggregate"] != "local":  # the URL itself travels as source_url
+            raw_config["source"] = {"aggregate": cfg["aggregate"]}
         return {
             "config": raw_config,
             "config_path": self.config.path,

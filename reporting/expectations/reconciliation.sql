@@ -1,6 +1,6 @@
 -- The reconciliation of a run, per currency, in exact minor units before any conversion or
 -- rounding: what the extract holds (transactions minus the refunds applied by the end of the
--- as-of day) against the aggregates of every seller classified by its decision, each seller
+-- as-of day, with what the source summed itself) against the aggregates of every seller classified by its decision, each seller
 -- counted once (a seller decided twice, or not at all, breaks the equality).
 with applied as (
     select
@@ -13,15 +13,28 @@ with applied as (
     group by transaction_id
 ),
 
-extracted as (
+net as (
     select
         t.currency,
-        sum(t.amount_minor - coalesce(r.amount_minor, 0)) as amount_minor,
-        sum(coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0)) as fee_minor,
-        sum(coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0)) as tax_minor
+        t.amount_minor - coalesce(r.amount_minor, 0) as amount_minor,
+        coalesce(t.fee_minor, 0) - coalesce(r.fee_minor, 0) as fee_minor,
+        coalesce(t.tax_minor, 0) - coalesce(r.tax_minor, 0) as tax_minor
     from transactions as t
     left join applied as r on r.transaction_id = t.transaction_id
-    group by t.currency
+    -- what the source summed itself ([source] aggregate = "source"; empty otherwise), after refunds
+    union all
+    select currency, amount_minor, fee_minor, tax_minor
+    from pushed_totals
+),
+
+extracted as (
+    select
+        currency,
+        sum(amount_minor) as amount_minor,
+        sum(fee_minor) as fee_minor,
+        sum(tax_minor) as tax_minor
+    from net
+    group by currency
 ),
 
 categorised as (

@@ -4,8 +4,17 @@
 -- are the same number, and a seller with a transaction without a usable payment time is
 -- quarantined. Only the sellers where one of these fails are returned: each is a failure.
 with extracted as (
-    select seller_id, count(*) as n
-    from transactions
+    select seller_id, sum(n) as n
+    from (
+        select seller_id, count(*) as n
+        from transactions
+        group by seller_id
+        -- what the source summed itself ([source] aggregate = "source"; empty otherwise)
+        union all
+        select seller_id, sum(transactions) as n
+        from pushed_totals
+        group by seller_id
+    )
     group by seller_id
 ),
 

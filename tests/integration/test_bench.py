@@ -47,3 +47,22 @@ def test_the_benchmark_runs_and_writes_its_table(tmp_path: Path, capsys: pytest.
     assert one["tax_identification_numbers"] == []  # sent as unknown: dac7 checks TIN patterns of its own
     activity = next(v for k, v in one.items() if k in ("sale_of_goods", "personal_services", "transportation_rental"))
     assert {"currency_code", "consideration_amount_q1", "activities_number_q4", "taxes_amount_q2"} <= set(activity)
+
+
+@pytest.mark.pg
+def test_the_benchmark_reads_a_postgresql_copy_summed_there(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "bench"
+    args = ["bench", "--sellers", "120", "--work", str(work), "--no-data-docs", "--routing", "nexus"]
+    assert main(args) == 0
+    local = json.loads((work / "bench-120-nexus.json").read_text(encoding="utf-8"))
+    assert main([*args, "--source", pg_url, "--aggregate", "source"]) == 0
+    assert "copied the marketplace" in capsys.readouterr().out
+    pushed = json.loads((work / "bench-120-nexus.json").read_text(encoding="utf-8"))
+    assert pushed["scale"]["aggregate"] == "source" and pushed["scale"]["source"].startswith("postgresql")
+    for key in ("transactions", "sellers", "reportable", "files", "xml_bytes"):
+        assert pushed["scale"][key] == local["scale"][key], key
+    # a second run reads the copy it made
+    assert main([*args, "--source", pg_url, "--aggregate", "source"]) == 0
+    assert "copied the marketplace" not in capsys.readouterr().out

@@ -76,7 +76,7 @@ def _edge_refunds() -> list[dict[str, Any]]:
         ("edge-f3", "edge-r3", AS_OF_END - SECOND, 2000, 0, 0),  # in time, partial
         ("edge-f4", "edge-r3", AS_OF_END + timedelta(days=3), 1000, 0, 0),  # late
         ("edge-f5", "EDGE-REF", datetime(YEAR, 3, 1), 999, 0, 0),  # another transaction's capitals
-        ("edge-f6", " edge-r4", datetime(YEAR, 6, 1), 6000, 0, 0),  # spaces around the id: r4's
+        ("edge-f6", " edge-r4", datetime(YEAR, 6, 1), 6000, 0, 0),  # not r4's: the source compares as written
         ("edge-f7", "edge-ny", datetime(YEAR + 1, 1, 5), 4000, 0, 0),  # of the next year's
     ]
     keys = ("refund_id", "transaction_id", "refunded_at", "amount_minor", "fee_minor", "tax_minor")
@@ -134,16 +134,23 @@ def reference(
     transactions: Iterable[dict[str, Any]], refunds: Iterable[dict[str, Any]], *, payment_date: bool
 ) -> pa.Table:
     """The aggregates recomputed in plain Python, one transaction at a time, with zoneinfo for
-    local dates: independent of the SQL and of every engine."""
-    applied: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    local dates: independent of the SQL and of every engine. A refund counts when its
+    transaction_id is, as written, that of a transaction of the period (the source's comparison,
+    as the extract reads refunds), and applies to the transaction whose trimmed id is its own."""
+    transactions = [t for t in transactions if PERIOD.start_utc <= _time(t["paid_at"]) < PERIOD.paid_until_utc]
+    written = {t["transaction_id"] for t in transactions}
+    applied: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     late: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in refunds:
+        if r["transaction_id"] not in written:
+            continue
         key = _clean(r["transaction_id"])
         if _time(r["refunded_at"]) < AS_OF_END:
             a = applied[key]
             a[0] += r["amount_minor"]
             a[1] += r["fee_minor"] or 0
             a[2] += r["tax_minor"] or 0
+            a[3] += 1
         else:
             late[key][0] += 1
             late[key][1] += r["amount_minor"]
@@ -151,13 +158,11 @@ def reference(
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for t in transactions:
         paid = _time(t["paid_at"])
-        if not PERIOD.start_utc <= paid < PERIOD.paid_until_utc:
-            continue
         tid, currency = _clean(t["transaction_id"]), _clean(t["currency"], code=True)
         quarter = sum(paid >= q for q in quarters)
         local = paid.replace(tzinfo=UTC).astimezone(PERIOD.tz).date() if payment_date and currency != "EUR" else None
         key = (_clean(t["seller_id"]), _clean(t["activity"]), _clean(t["listing_id"]), currency, quarter, local)
-        g = groups.setdefault(key, [0, 0, 0, 0, None, 0, 0, 0, 0, 0, 0, 0])
+        g = groups.setdefault(key, [0, 0, 0, 0, None, 0, 0, 0, 0, 0, 0, 0, 0])
         refund = applied.get(tid)
         fee, tax = t["fee_minor"] or 0, t["tax_minor"] or 0
         full = refund is not None and refund[0] >= t["amount_minor"]
@@ -173,6 +178,7 @@ def reference(
         g[9] += refund[0] if refund else 0
         g[10] += late[tid][0] if tid in late else 0
         g[11] += late[tid][1] if tid in late else 0
+        g[12] += (refund[3] if refund else 0) + (late[tid][0] if tid in late else 0)
     return totals_table([(*k, *v) for k, v in groups.items()])
 
 
@@ -212,10 +218,10 @@ def test_the_reference_sees_the_edges(sqlite_url: str) -> None:
     assert edge2[date(YEAR, 12, 31)] == 1500  # 23:59:59 local on the last day
     edge3 = next(v for k, v in rows.items() if k[0] == "edge-3")
     # r1 refunded in full at the last second, r2's refund at the cut-off is late, r3 partly
-    # refunded (and once late), r4 ("eur ") refunded in full through " edge-r4"
-    assert edge3["amount_minor"] == 0 + 5000 + 3000 + 0
-    assert (edge3["activities"], edge3["fully_refunded_transactions"], edge3["refunded_transactions"]) == (2, 2, 3)
-    assert (edge3["refunds_after_as_of"], edge3["refunded_after_as_of_minor"]) == (2, 6000)
+    # refunded (and once late); r4 ("eur ") is not refunded: " edge-r4" is another id in the source
+    assert edge3["amount_minor"] == 0 + 5000 + 3000 + 6000
+    assert (edge3["activities"], edge3["fully_refunded_transactions"], edge3["refunded_transactions"]) == (3, 1, 2)
+    assert (edge3["refunds_after_as_of"], edge3["refunded_after_as_of_minor"], edge3["refunds"]) == (2, 6000, 4)
     assert {k[0] for k in rows if k[0] and k[0].lower() == "case-a"} == {"case-a", "CASE-A"}
     assert rows[("case-a", 1, "EUR", None)]["amount_minor"] == 111 + 444
     assert rows[("case-b", 1, "EUR", None)]["refunded_transactions"] == 0  # EDGE-REF is not edge-ref
@@ -259,3 +265,22 @@ def test_duckdb(sqlite_url: str, tmp_path: Any) -> None:
             assert_same(actual, expected)
     finally:
         con.close()
+
+
+def test_the_printed_sql_runs_by_hand(sqlite_url: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`dac7 source-sql` prints the query a data engineer can run as it is."""
+    import sqlite3
+    from pathlib import Path
+
+    from reporting.cli import main
+
+    load(sqlite_url)
+    config = tmp_path / "dac7.toml"
+    repo = Path(__file__).resolve().parents[2]
+    config.write_text((repo / "dac7.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["source-sql", "--dialect", "sqlite", "--year", str(YEAR), "--config", str(config)]) == 0
+    sql = capsys.readouterr().out
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as con:
+        actual = totals_table(con.execute(sql.rstrip().rstrip(";")).fetchall())
+    expected = reference(_rows(sqlite_url, "transactions"), _rows(sqlite_url, "refunds"), payment_date=False)
+    assert_same(actual, expected)

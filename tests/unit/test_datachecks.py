@@ -31,6 +31,7 @@ from reporting.datachecks import (
 )
 from reporting.extract import TABLES
 from reporting.findings import Finding, Severity
+from reporting.pushdown import SOURCE_TOTALS_SCHEMA
 from reporting.rules import DECISION_SCHEMA
 
 YEAR = 2025
@@ -393,6 +394,15 @@ def stage_bad_identity(run_dir: Path) -> None:
     write(run_dir, "extract/sellers.parquet", rows, EXTRACT_SCHEMAS["sellers"])
 
 
+def pushed(seller_id: str, amount: int, fee: int, tax: int) -> dict[str, Any]:
+    """One transaction of a seller as the source sums it, without refunds."""
+    sums = {"amount_minor": amount, "fee_minor": fee, "tax_minor": tax, "gross_amount_minor": amount}
+    counts = {"activities": 1, "transactions": 1, "refunded_transactions": 0, "fully_refunded_transactions": 0}
+    rest = {"refunded_amount_minor": 0, "refunds_after_as_of": 0, "refunded_after_as_of_minor": 0, "refunds": 0}
+    keys = {"seller_id": seller_id, "activity": "sale_of_goods", "listing_id": None, "currency": "EUR", "quarter": 2}
+    return keys | {"local_date": None, "rented_days": 0} | sums | counts | rest
+
+
 def stage_good_aggregates(run_dir: Path) -> None:
     write(
         run_dir,
@@ -423,11 +433,12 @@ def stage_good_aggregates(run_dir: Path) -> None:
         "extract/transactions.parquet",
         [
             tx("T1", amount_minor=2000, fee_minor=200, tax_minor=20),
-            tx("T2", "S2", amount_minor=1000, fee_minor=100, tax_minor=10),
             tx("T3", amount_minor=0, fee_minor=0, tax_minor=0),  # S1's second, fully refunded sale
         ],
         s["transactions"],
     )
+    # S2's sale was summed by the source ([source] aggregate = "source"): it counts the same
+    write(run_dir, "extract/pushed_totals.parquet", [pushed("S2", 1000, 100, 10)], SOURCE_TOTALS_SCHEMA)
     # the source's own count per seller: what the extract and the aggregates hold
     write(run_dir, "extract/control_seller_counts.parquet", [counts("S1", 2), counts("S2", 1)], SELLER_COUNTS_SCHEMA)
     write(
@@ -488,6 +499,7 @@ def stage_bad_aggregates(run_dir: Path) -> None:
         s["transactions"],
     )
     write(run_dir, "extract/refunds.parquet", [], s["refunds"])
+    write(run_dir, "extract/pushed_totals.parquet", [], SOURCE_TOTALS_SCHEMA)
     write(
         run_dir,
         "extract/control_seller_counts.parquet",
