@@ -341,9 +341,10 @@ def _big(column: str) -> str:
 def _flagged(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> str:
     """SQL: 1 when the transaction ``t`` (a row of the period) goes to the extract, else 0.
 
-    Every condition is on the row itself or an uncorrelated set (``IN (select ...)``), which
-    every engine computes once and probes by hash: a correlated subquery under an OR would run
-    once per row."""
+    Every condition is on the row itself or an uncorrelated set (``IN (select ...)``) of the few
+    keys concerned, which every engine computes once and probes by hash: a correlated subquery
+    under an OR would run once per row, and so would a large set that does not fit the engine's
+    memory for hashing (PostgreSQL's ``work_mem``)."""
     x, k = sql.text, sql.key
     period_keys = f"select {k('d.transaction_id')} from {transactions} as d where {sql.period('d')}"
     rated = " ".join(f"when '{c}' then t.paid_at < {_literal(at)}" for c, at in sorted(flags.rated_from.items()))
@@ -352,11 +353,14 @@ def _flagged(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings:
     )
     over = " or ".join(f"sum({_big(f'coalesce(o.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
     refund_over = " or ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
-    # the listings the extract reads: those of the sellers of the period's transactions (as written)
-    listed = (
-        f"select {k('p.listing_id')}, {k('p.seller_id')} from {listings} as p "
-        f"where {k('p.listing_id')} is not null and {k('p.seller_id')} is not null "
-        f"and p.seller_id in (select a.seller_id from {transactions} as a where {sql.period('a')})"
+    # a listing that is not one of the seller's, among the listings the extract reads (those of
+    # the sellers of the period's transactions, as written): an anti-join, whose few results the
+    # row's condition then looks up (a large set under an OR would be scanned once per row)
+    unlisted = (
+        f"select {k('b.transaction_id')} from {transactions} as b where {sql.period('b')} "
+        f"and {x('b.listing_id')} is not null and not exists (select 1 from {listings} as p "
+        f"where {k('p.listing_id')} = {k('b.listing_id')} and {k('p.seller_id')} = {k('b.seller_id')} "
+        f"and p.seller_id in (select a.seller_id from {transactions} as a where {sql.period('a')}))"
     )
     refunded = f"{refunds} as r join {transactions} as v on {k('v.transaction_id')} = {k('r.transaction_id')} "
     refunded += f"and {sql.period('v')} where {sql.matched('r', transactions)}"
@@ -370,7 +374,7 @@ def _flagged(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings:
         "t.amount_minor is null or t.amount_minor < 0 or t.fee_minor < 0 or t.tax_minor < 0 or t.rented_days < 0",
         f"{x('t.activity')} = 'immovable_property' and {x('t.listing_id')} is null",
         f"{x('t.activity')} <> 'immovable_property' and ({x('t.listing_id')} is not null or t.rented_days is not null)",
-        f"{x('t.listing_id')} is not null and ({k('t.listing_id')}, {k('t.seller_id')}) not in ({listed})",
+        f"{x('t.listing_id')} is not null and {k('t.transaction_id')} in ({unlisted})",
         # keys that are not unique: every row of such a key
         f"{k('t.transaction_id')} in ({period_keys} group by {k('d.transaction_id')} having count(*) > 1)",
         # sellers whose amounts, or refunds, add up beyond what is counted exactly: every row
@@ -409,8 +413,11 @@ def _refund_flagged(sql: _Sql, transactions: str, refunds: str) -> str:
             "r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0",
             f"{k('r.refund_id')} in (select {k('e.refund_id')} from {refunds} as e "
             f"where {sql.matched('e', transactions)} group by {k('e.refund_id')} having count(*) > 1)",
-            f"{k('r.transaction_id')} not in (select {k('v.transaction_id')} from {transactions} as v "
-            f"where {sql.period('v')} and {x('v.transaction_id')} is not null)",
+            # no transaction of the period with this trimmed id: an anti-join, whose few results
+            # the row's condition then looks up
+            f"{k('r.transaction_id')} in (select {k('o.transaction_id')} from {refunds} as o "
+            f"where {sql.matched('o', transactions)} and not exists (select 1 from {transactions} as v "
+            f"where {sql.period('v')} and {k('v.transaction_id')} = {k('o.transaction_id')}))",
         )
     )
 
