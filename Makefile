@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv browser demo test test-fast fuzz bench lint clean
+.PHONY: venv browser java demo test test-fast fuzz bench lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,7 +28,7 @@ $(UV):
 
 # Creates or updates .venv exactly as uv.lock pins it (never re-resolves).
 venv: $(UV)
-	$(UV) sync --frozen --extra dev --extra fast --python $(PYTHON) --quiet
+	$(UV) sync --frozen --extra dev --extra fast --extra spark --python $(PYTHON) --quiet
 
 demo: venv
 	rm -f $(DEMO_DB) $(DEMO_LEDGER)
@@ -40,18 +40,26 @@ demo: venv
 	@echo
 	@$(BIN)/dac7 summary --out $(DEMO_OUT)/$(DEMO_YEAR)
 
-# Headless Chromium for the tests that render HTML (tests/browser.py): Debian's package, installed
-# only when missing. `apt-get update` runs only when the install fails without it (a fresh image
-# has no package lists); sudo only when not root.
+# Debian packages for the tests, installed only when missing: $(call DEBIAN_INSTALL,package).
+# `apt-get update` runs only when the install fails without it (a fresh image has no package
+# lists); sudo only when not root.
+DEBIAN_INSTALL = echo "installing Debian's $(1) package (apt-get)"; \
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1)"; \
+	$$sudo $$install || { $$sudo apt-get update -q && $$sudo $$install; }
+
+# Headless Chromium for the tests that render HTML (tests/browser.py).
 CHROMIUM := /usr/bin/chromium
 
 browser: $(CHROMIUM)
 
 $(CHROMIUM):
-	@echo "installing Debian's chromium package (apt-get)"; \
-	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium"; \
-	$$sudo $$install || { $$sudo apt-get update -q && $$sudo $$install; }
+	@$(call DEBIAN_INSTALL,chromium)
+
+# Java 17 for Apache Spark in local mode (the spark extra, tests/integration/test_spark_source.py):
+# Debian's headless runtime, when no java is on the PATH.
+java:
+	@command -v java >/dev/null || { $(call DEBIAN_INSTALL,openjdk-17-jre-headless); }
 
 # A local Airflow (standalone) on 127.0.0.1 with the DAGs, the DAC7 view and the demo data
 # (made first when missing): prints the URL and the logins; Ctrl-C stops it. `exec`: make's child
@@ -66,7 +74,7 @@ airflow: venv
 	DAC7_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO_LEDGER) AIRFLOW_PORT=$(AIRFLOW_PORT) \
 	PATH=$(CURDIR)/$(BIN):$$PATH exec sh scripts/airflow_local.sh
 
-test: venv browser
+test: venv browser java
 	$(BIN)/python -m pytest
 
 # The quick loop while working: everything but the tests marked slow (real Airflow runs, the Celery
