@@ -516,10 +516,35 @@ def _frame(table: pa.Table, t: TableSuite) -> pd.DataFrame:
 # --- Great Expectations ------------------------------------------------------------------------
 
 
+def _import_gx() -> Any:
+    """The ``great_expectations`` module, imported the first time it is needed.
+
+    With pyspark installed (the ``spark`` extra), Great Expectations imports pyspark's Spark
+    Connect client, whose check of its own dependencies takes a process whose ``__main__`` has
+    neither ``__spec__`` nor ``__file__`` (``python -c``: the checks worker, a task run by hand)
+    for a doctest run and ends it, ``sys.exit(0)`` halfway through the import. For that import
+    such a ``__main__`` has the ``__file__`` Python gives ``-c`` code, ``<string>``. Every
+    path into Great Expectations (:func:`run_data_checks`, the worker's first job) imports it
+    here first."""
+    gx = sys.modules.get("great_expectations")
+    if gx is not None:
+        return gx
+    main = sys.modules.get("__main__")
+    lend = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
+    if lend:
+        main.__file__ = "<string>"
+    try:
+        import great_expectations
+    finally:
+        if lend:
+            del main.__file__
+    return great_expectations
+
+
 def _context(docs_dir: Path | None) -> Any:
     """An ephemeral Data Context: in-memory stores, no progress bars, and a Data Docs site in
     ``docs_dir`` only when asked (no temporary default site)."""
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -555,7 +580,7 @@ def _partitioned_by(expectation: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def _gx_suite(name: str, expectations: Iterable[dict[str, Any]], version: int) -> Any:
-    import great_expectations as gx
+    gx = _import_gx()
 
     configs = [copy.deepcopy(e) for e in expectations]
     gx_suite = gx.ExpectationSuite(name=name, expectations=configs, meta={"version": version})
@@ -575,7 +600,7 @@ class _GxTable:
 
 
 def _register(context: Any, suite: StageSuite, t: TableSuite) -> _GxTable:
-    import great_expectations as gx
+    gx = _import_gx()
 
     name = f"{suite.name}.{t.table}"
     batch = (
@@ -940,6 +965,7 @@ def run_data_checks(
         docs_dir = Path(docs_dir).resolve()
         docs_dir.mkdir(parents=True, exist_ok=True)
 
+    _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = _context(docs_dir)
@@ -1060,7 +1086,7 @@ class ChecksWorker:
 
 def _import_great_expectations() -> None:
     """The worker's first job: the import it exists for."""
-    import great_expectations  # noqa: F401
+    _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier  # noqa: F401
 
 

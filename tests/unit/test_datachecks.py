@@ -932,6 +932,22 @@ def test_great_expectations_is_not_imported_by_the_module() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_great_expectations_imports_in_a_process_of_python_c() -> None:
+    """With pyspark installed, Great Expectations imports Spark Connect, which ends a process
+    whose ``__main__`` has no ``__file__`` (``python -c``) halfway through the import unless
+    ``_import_gx`` lends it one: the process goes on, and its ``__main__`` is as it was."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from reporting.datachecks import _import_gx; _import_gx(); "
+        "from great_expectations.core.run_identifier import RunIdentifier; "
+        "print('imported', hasattr(sys.modules['__main__'], '__file__'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "imported False"
+
+
 # ---------------------------------------------------------------------------------- the worker
 
 
