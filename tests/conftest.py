@@ -38,6 +38,7 @@ REDIS_URL = os.environ.get("DAC7_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _MARKERS = {
     "pg": "needs the PostgreSQL server on 127.0.0.1:5432",
     "mariadb": "needs the MariaDB server on 127.0.0.1:3306",
+    "spark": "needs pyspark (the spark extra) and Java 17; Apache Spark in local mode",
     "slow": "end-to-end runs (a real Airflow, larger data); still run in CI",
     "outside_reference": "needs reference files whose terms do not allow redistribution; read from ../shared/reference",
 }

@@ -27,6 +27,7 @@ from reporting.pushdown import (
     SOURCE_TOTALS_SCHEMA,
     read_source_totals,
     source_totals_sql,
+    totals_from_arrow,
     totals_table,
     utc_offsets,
 )
@@ -284,3 +285,20 @@ def test_the_printed_sql_runs_by_hand(sqlite_url: str, tmp_path: Any, capsys: py
         actual = totals_table(con.execute(sql.rstrip().rstrip(";")).fetchall())
     expected = reference(_rows(sqlite_url, "transactions"), _rows(sqlite_url, "refunds"), payment_date=False)
     assert_same(actual, expected)
+
+
+def test_an_arrow_result_gives_what_its_rows_give(sqlite_url: str) -> None:
+    """Spark's ``toArrow`` and ADBC's types (an ``int`` quarter, large strings) become the schema's."""
+    load(sqlite_url)
+    expected = reference(_rows(sqlite_url, "transactions"), _rows(sqlite_url, "refunds"), payment_date=True)
+    narrower = pa.table(
+        {
+            f.name: expected[f.name].cast(
+                pa.int32() if f.name == "quarter" else pa.large_string() if f.type == pa.string() else f.type
+            )
+            for f in SOURCE_TOTALS_SCHEMA
+        }
+    )
+    shuffled = narrower.take(list(reversed(range(narrower.num_rows))))
+    assert_same(totals_from_arrow(shuffled), expected)
+    assert_same(totals_table([tuple(r.values()) for r in shuffled.to_pylist()]), expected)
