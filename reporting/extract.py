@@ -52,7 +52,7 @@ from reporting.pushdown import (
 )
 from reporting.quarantine import enforce_quarantine_policy, write_quarantine
 from reporting.run import RunSettings, write_json
-from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, safe_url, sql_text
+from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, pg_session_settings, safe_url, sql_text
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,8 @@ def columnar_connection(url: URL) -> Columnar | None:
             try:
                 cur = conn.cursor()
                 try:
-                    cur.execute("SET TIME ZONE 'UTC'")
+                    for statement in pg_session_settings():
+                        cur.execute(statement)
                 finally:
                     cur.close()
             except Exception:

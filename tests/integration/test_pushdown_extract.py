@@ -248,3 +248,23 @@ def test_columns_of_other_types_are_refused_with_their_names(tmp_path: Path, pg_
     engine.dispose()
     with pytest.raises(SourceContractError, match=r"transactions\.amount_minor is NUMERIC"):
         _run(tmp_path, url, "source")
+
+
+@pytest.mark.pg
+def test_a_postgresql_session_of_the_extract_gives_each_hash_its_work_mem(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's usual 4MB made a grouping of 20 million transactions spill for minutes."""
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("show work_mem").scalar_one() == "256MB"
+        assert conn.exec_driver_sql("show timezone").scalar_one() == "UTC"
+    engine.dispose()
+    monkeypatch.setenv("DAC7_PG_WORK_MEM", "")  # the server's own
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("show work_mem").scalar_one() == "4MB"
+    engine.dispose()
+    monkeypatch.setenv("DAC7_PG_WORK_MEM", "lots'; drop table x; --")
+    with pytest.raises(ConfigError, match="expected a size such as 256MB"):
+        make_engine(pg_url)
