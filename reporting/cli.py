@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write the table as JSON here (default <work>/bench-<sellers>-<routing>.json)")
 
     q = sub.add_parser(
-        "source-sql", help="print the aggregation of a year's transactions in a database's SQL, to read or run by hand"
+        "source-sql",
+        help="print the aggregation of every transaction of a year in a database's SQL, to read or run by hand "
+        "(a run with [source] aggregate = 'source' leaves out the rows the checks must see, and reads those)",
     )
     q.add_argument("--dialect", required=True, choices=("duckdb", "postgres", "mysql", "sqlite", "spark"))
     q.add_argument("--year", type=int, required=True, help="reporting year")

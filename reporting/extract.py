@@ -625,6 +625,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                 )
 
             flags = None
+            summed_here = 0
             if dialect is not None:
                 read_rates()  # first: which payments have a rate decides which rows the checks see
                 flags = _flags(settings, out / "fx_rates.parquet")
@@ -637,6 +638,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                         odd,
                     )
                     dialect = flags = None
+                    summed_here = odd
             for table in TABLES:
                 if table == "fx_rates":
                     continue
@@ -768,6 +770,8 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
     }
     if aggregated_at_source is not None:
         summary["aggregated_at_source"] = aggregated_at_source
+    if summed_here:  # [source] aggregate = "source", read in full for white space SQL cannot trim
+        summary["aggregated_here_for_white_space"] = summed_here
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary
@@ -922,7 +926,9 @@ def _flags(settings: RunSettings, rates: Path) -> Flags:
         rated_from = dict.fromkeys(first, period.start_utc)
     return Flags(
         payment_currencies=frozenset(c for c in ISO_CURRENCIES if is_currency(c)),
-        rated_from=rated_from,
+        # only payment currencies go into the source's SQL: a rate of any other code (a finding of
+        # its own) leaves the payments in that code flagged anyway
+        rated_from={c: at for c, at in rated_from.items() if is_currency(c)},
         max_total=MAX_SELLER_TOTAL,
     )
 

@@ -25,8 +25,9 @@ expression or an ASOF join:
   local date are joined in afterwards, over the aggregates, by :data:`FINISH_SQL`: grouping by
   the listing and the local date first and merging afterwards gives the same sums and counts.
 
-Keys are compared exactly everywhere: on MariaDB/MySQL, whose usual collations compare text
-without regard to case or trailing spaces, the ids are read as binary strings.
+Texts are compared exactly: on MariaDB/MySQL, whose usual collations compare text without regard
+to case, accents or trailing spaces, every cleaned text (ids, activity, currency) is compared and
+grouped as a binary string.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ select
     s.activity,
     coalesce(k.listing_key, s.listing_id, '') as listing_id,
     s.currency,
-    s.quarter,
+    s.quarter::integer as quarter,
     f.rate_date,
     f.units_per_eur,
     sum(s.amount_minor)::bigint as amount_minor,
@@ -309,13 +310,17 @@ class _Sql:
         self.bounds = bounds
 
     def text(self, column: str, *, code: bool = False) -> str:
+        """A text as the extract cleans it, compared exactly: as a binary string on MariaDB/MySQL,
+        whose usual collations take 'Sale_of_goods' for 'sale_of_goods' and an accented 'EUR'
+        for 'EUR' (the capitals first: MySQL's UPPER leaves a binary string as it is)."""
         value = f"nullif(trim({column}), '')"
-        return f"upper({value})" if code else value
+        if code:
+            value = f"upper({value})"
+        return f"dac7_binary({value})" if self.dialect == "mysql" else value
 
     def key(self, column: str) -> str:
-        """A cleaned id, compared exactly (binary on MariaDB/MySQL, whose collations may not)."""
-        value = self.text(column)
-        return f"dac7_binary({value})" if self.dialect == "mysql" else value
+        """A cleaned id, compared exactly."""
+        return self.text(column)
 
     def period(self, alias: str) -> str:
         b = self.bounds
@@ -338,88 +343,123 @@ def _big(column: str) -> str:
     return f"cast({column} as decimal(38, 0))"
 
 
-def _flagged(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> str:
-    """SQL: 1 when the transaction ``t`` (a row of the period) goes to the extract, else 0.
-
-    Every condition is on the row itself or an uncorrelated set (``IN (select ...)``) of the few
-    keys concerned, which every engine computes once and probes by hash: a correlated subquery
-    under an OR would run once per row, and so would a large set that does not fit the engine's
-    memory for hashing (PostgreSQL's ``work_mem``)."""
-    x, k = sql.text, sql.key
-    period_keys = f"select {k('d.transaction_id')} from {transactions} as d where {sql.period('d')}"
+def _row_flagged(sql: _Sql, flags: Flags) -> str:
+    """SQL: the transaction ``t`` breaks a rule of the checks by itself."""
+    x = sql.text
     rated = " ".join(f"when '{c}' then t.paid_at < {_literal(at)}" for c, at in sorted(flags.rated_from.items()))
     unrated = f"({x('t.currency', code=True)} <> 'EUR' and " + (
         f"case {x('t.currency', code=True)} {rated} else true end)" if rated else "true)"
     )
-    over = " or ".join(f"sum({_big(f'coalesce(o.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
-    refund_over = " or ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
-    # a listing that is not one of the seller's, among the listings the extract reads (those of
-    # the sellers of the period's transactions, as written): an anti-join, whose few results the
-    # row's condition then looks up (a large set under an OR would be scanned once per row)
-    unlisted = (
-        f"select {k('b.transaction_id')} from {transactions} as b where {sql.period('b')} "
-        f"and {x('b.listing_id')} is not null and not exists (select 1 from {listings} as p "
-        f"where {k('p.listing_id')} = {k('b.listing_id')} and {k('p.seller_id')} = {k('b.seller_id')} "
-        f"and p.seller_id in (select a.seller_id from {transactions} as a where {sql.period('a')}))"
-    )
-    refunded = f"{refunds} as r join {transactions} as v on {k('v.transaction_id')} = {k('r.transaction_id')} "
-    refunded += f"and {sql.period('v')} where {sql.matched('r', transactions)}"
-    conditions = [
-        f"{x('t.transaction_id')} is null",
-        f"{x('t.seller_id')} is null",
-        f"{x('t.activity')} is null or {x('t.activity')} not in ({_list(_ACTIVITIES)})",
-        f"{x('t.currency', code=True)} is null "
-        f"or {x('t.currency', code=True)} not in ({_list(flags.payment_currencies)})",
-        unrated,
-        "t.amount_minor is null or t.amount_minor < 0 or t.fee_minor < 0 or t.tax_minor < 0 or t.rented_days < 0",
-        f"{x('t.activity')} = 'immovable_property' and {x('t.listing_id')} is null",
-        f"{x('t.activity')} <> 'immovable_property' and ({x('t.listing_id')} is not null or t.rented_days is not null)",
-        f"{x('t.listing_id')} is not null and {k('t.transaction_id')} in ({unlisted})",
-        # keys that are not unique: every row of such a key
-        f"{k('t.transaction_id')} in ({period_keys} group by {k('d.transaction_id')} having count(*) > 1)",
-        # sellers whose amounts, or refunds, add up beyond what is counted exactly: every row
-        f"{k('t.seller_id')} in (select {k('o.seller_id')} from {transactions} as o where {sql.period('o')} "
-        f"group by {k('o.seller_id')} having {over})",
-        f"{k('t.seller_id')} in (select {k('v.seller_id')} from {refunded} "
-        f"group by {k('v.seller_id')} having {refund_over})",
-        # a refund the checks must see, and the transaction it refunds
-        f"{k('t.transaction_id')} in (select {k('r.transaction_id')} from {refunds} as r "
-        f"where {sql.matched('r', transactions)} and ({_refund_flagged(sql, transactions, refunds)}))",
-        # a refund larger than its transaction, or before its payment
-        f"{k('t.transaction_id')} in (select {k('v.transaction_id')} from {refunded} "
-        "and (r.amount_minor > v.amount_minor or coalesce(r.fee_minor, 0) > coalesce(v.fee_minor, 0) "
-        "or coalesce(r.tax_minor, 0) > coalesce(v.tax_minor, 0) or r.refunded_at < v.paid_at))",
-        # refunds that together exceed the transaction
-        f"{k('t.transaction_id')} in (select s.k from (select {k('r.transaction_id')} as k, "
-        + ", ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) as {a}" for a in _AMOUNTS)
-        + f" from {refunds} as r where {sql.matched('r', transactions)} group by {k('r.transaction_id')}) as s "
-        f"join {transactions} as v on {k('v.transaction_id')} = s.k and {sql.period('v')} where "
-        + " or ".join(f"s.{a} > coalesce(v.{a}, 0)" for a in _AMOUNTS)
-        + ")",
-    ]
-    return "case when " + " or ".join(f"({c})" for c in conditions) + " then 1 else 0 end"
-
-
-def _refund_flagged(sql: _Sql, transactions: str, refunds: str) -> str:
-    """SQL: the refund ``r`` (of a transaction of the period, as the source compares ids) is one
-    the checks must see by itself: a missing value, a bad amount, a key that is not unique, or
-    no transaction of the period with its trimmed id. (A refund larger than its transaction, or
-    before its payment, is found from the transaction's side, in :func:`_flagged`.)"""
-    x, k = sql.text, sql.key
     return " or ".join(
         f"({c})"
         for c in (
-            f"{x('r.refund_id')} is null or {x('r.transaction_id')} is null or r.refunded_at is null",
-            "r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0",
-            f"{k('r.refund_id')} in (select {k('e.refund_id')} from {refunds} as e "
-            f"where {sql.matched('e', transactions)} group by {k('e.refund_id')} having count(*) > 1)",
-            # no transaction of the period with this trimmed id: an anti-join, whose few results
-            # the row's condition then looks up
-            f"{k('r.transaction_id')} in (select {k('o.transaction_id')} from {refunds} as o "
-            f"where {sql.matched('o', transactions)} and not exists (select 1 from {transactions} as v "
-            f"where {sql.period('v')} and {k('v.transaction_id')} = {k('o.transaction_id')}))",
+            f"{x('t.transaction_id')} is null",
+            f"{x('t.seller_id')} is null",
+            f"{x('t.activity')} is null or {x('t.activity')} not in ({_list(_ACTIVITIES)})",
+            f"{x('t.currency', code=True)} is null "
+            f"or {x('t.currency', code=True)} not in ({_list(flags.payment_currencies)})",
+            unrated,
+            "t.amount_minor is null or t.amount_minor < 0 or t.fee_minor < 0 or t.tax_minor < 0 or t.rented_days < 0",
+            f"{x('t.activity')} = 'immovable_property' and {x('t.listing_id')} is null",
+            f"{x('t.activity')} <> 'immovable_property' "
+            f"and ({x('t.listing_id')} is not null or t.rented_days is not null)",
         )
     )
+
+
+def _refund_row_flagged() -> str:
+    """SQL: the refund ``r`` breaks a rule of the checks by itself (over its cleaned columns)."""
+    return (
+        "r.refund_key is null or r.transaction_key is null or r.refunded_at is null "
+        "or r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0"
+    )
+
+
+def _matched_refunds(sql: _Sql, transactions: str, refunds: str) -> str:
+    """The refunds of the period's transactions (by the source's comparison of ids, as the
+    extract reads them), with their cleaned keys."""
+    return (
+        f"select r.*, {sql.key('r.refund_id')} as refund_key, {sql.key('r.transaction_id')} as transaction_key "
+        f"from {refunds} as r where {sql.matched('r', transactions)}"
+    )
+
+
+def _flag_sets(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> tuple[str, str]:
+    """Two derived tables of the few keys whose rows go to the extract whatever the row itself
+    holds: ``(transaction keys, seller keys)``, each column ``k``, each key once. They are joined
+    to the rows (a hash join on every engine, whatever its estimates), never looked up from a
+    condition under an OR: a subquery there runs once per row where the engine misjudges its size
+    (PostgreSQL cannot estimate how many trimmed keys repeat, and scanned a list per row)."""
+    k = sql.key
+    period = sql.period
+    matched = _matched_refunds(sql, transactions, refunds)
+    refunded = (
+        f"({matched}) as r join {transactions} as v on {k('v.transaction_id')} = r.transaction_key and {period('v')}"
+    )
+    totals = ", ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) as {a}" for a in _AMOUNTS)
+    over = " or ".join(f"sum({_big(f'coalesce(o.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+    refund_over = " or ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+    transaction_keys = [
+        # keys that are not unique: every row of such a key
+        f"select {k('d.transaction_id')} as k from {transactions} as d where {period('d')} "
+        f"group by {k('d.transaction_id')} having count(*) > 1",
+        # a listing that is not the seller's, among the listings the extract reads (those of the
+        # sellers of the period's transactions, as written)
+        f"select {k('b.transaction_id')} as k from {transactions} as b where {period('b')} "
+        f"and {sql.text('b.listing_id')} is not null and not exists (select 1 from {listings} as p "
+        f"where {k('p.listing_id')} = {k('b.listing_id')} and {k('p.seller_id')} = {k('b.seller_id')} "
+        f"and p.seller_id in (select a.seller_id from {transactions} as a where {period('a')}))",
+        # the transaction of a refund the checks must see by itself
+        f"select r.transaction_key as k from ({_flagged_refunds(sql, transactions, refunds)}) as r",
+        # a refund larger than its transaction, or before its payment
+        f"select r.transaction_key as k from {refunded} where r.amount_minor > v.amount_minor "
+        "or coalesce(r.fee_minor, 0) > coalesce(v.fee_minor, 0) "
+        "or coalesce(r.tax_minor, 0) > coalesce(v.tax_minor, 0) or r.refunded_at < v.paid_at",
+        # refunds that together exceed the transaction
+        f"select s.k from (select r.transaction_key as k, {totals} from ({matched}) as r "
+        f"group by r.transaction_key) as s join {transactions} as v on {k('v.transaction_id')} = s.k "
+        f"and {period('v')} where " + " or ".join(f"s.{a} > coalesce(v.{a}, 0)" for a in _AMOUNTS),
+    ]
+    seller_keys = [
+        # sellers whose amounts, or refunds, add up beyond what is counted exactly: every row
+        f"select {k('o.seller_id')} as k from {transactions} as o where {period('o')} "
+        f"group by {k('o.seller_id')} having {over}",
+        f"select {k('v.seller_id')} as k from {refunded} group by {k('v.seller_id')} having {refund_over}",
+    ]
+    return " union ".join(transaction_keys), " union ".join(seller_keys)
+
+
+def _flagged_refunds(sql: _Sql, transactions: str, refunds: str) -> str:
+    """The refunds (of the period's transactions) that the checks must see by themselves: a
+    missing value, a bad amount, a key that is not unique, or no transaction of the period with
+    its trimmed id; with their cleaned keys (``refund_key``, ``transaction_key``)."""
+    k = sql.key
+    matched = _matched_refunds(sql, transactions, refunds)
+    duplicates = f"select r.refund_key as k from ({matched}) as r group by r.refund_key having count(*) > 1"
+    orphans = (
+        f"select r.transaction_key as k from ({matched}) as r left join (select distinct {k('v.transaction_id')} "
+        f"as k from {transactions} as v where {sql.period('v')}) as v on v.k = r.transaction_key where v.k is null"
+    )
+    return (
+        f"select r.* from ({matched}) as r left join ({duplicates}) as dr on dr.k = r.refund_key "
+        f"left join ({orphans}) as o on o.k = r.transaction_key "
+        f"where {_refund_row_flagged()} or dr.k is not null or o.k is not null"
+    )
+
+
+def _flag_joins(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> tuple[str, str]:
+    """``(joins, flagged)``: the joins to add after ``{transactions} as t``, and SQL that is 1 when
+    the transaction ``t`` goes to the extract, else 0 (never NULL: the two sides are exactly
+    complementary)."""
+    tx, sellers = _flag_sets(sql, flags, transactions, refunds, listings)
+    joins = (
+        f" left join ({tx}) as flagged_t on flagged_t.k = {sql.key('t.transaction_id')}"
+        f" left join ({sellers}) as flagged_s on flagged_s.k = {sql.key('t.seller_id')}"
+    )
+    flagged = (
+        f"case when {_row_flagged(sql, flags)} or flagged_t.k is not null or flagged_s.k is not null then 1 else 0 end"
+    )
+    return joins, flagged
 
 
 def _read_sql(
@@ -452,13 +492,14 @@ def _read_sql(
         [text(c) if c != "paid_at" else "t.paid_at" for c in _TRANSACTION_COLUMNS]
         + [f"t.{a}" for a in (*_AMOUNTS, "rented_days")]
     )
-    where = sql.period("t")
+    where, joins = sql.period("t"), ""
     if flags is not None:
-        where += f" and {_flagged(sql, flags, transactions, refunds, listings)} = 0"
+        joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
+        where += f" and {flagged} = 0"
     ids = (f"{sql.key('t.refund_id')} as refund_id", f"{sql.key('t.transaction_id')} as transaction_id")
     rf = ", ".join((*ids, "t.refunded_at", *(f"t.{a}" for a in _AMOUNTS)))
     return (
-        f"transactions_read as (select {tx} from {transactions} as t where {where}), "
+        f"transactions_read as (select {tx} from {transactions} as t{joins} where {where}), "
         f"refunds_read as (select {rf} from {refunds} as t where {sql.matched('t', transactions)})"
     )
 
@@ -482,9 +523,9 @@ def flagged_transactions_sql(
     """The period's transactions the checks must see, as the source holds them (the extract
     reads them as it reads every transaction in a run that aggregates at home)."""
     sql = _Sql(dialect, Bounds.of(period))
-    flagged = _flagged(sql, flags, transactions, refunds, listings)
+    joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
     cols = ", ".join(f"t.{c}" for c in (*_TRANSACTION_COLUMNS, *_AMOUNTS, "rented_days"))
-    return _finish(f"select {cols} from {transactions} as t where {sql.period('t')} and {flagged} = 1", dialect)
+    return _finish(f"select {cols} from {transactions} as t{joins} where {sql.period('t')} and {flagged} = 1", dialect)
 
 
 def flagged_refunds_sql(
@@ -496,18 +537,23 @@ def flagged_refunds_sql(
     refunds: str = "refunds",
     listings: str = "property_listings",
 ) -> str:
-    """The refunds the checks must see: those flagged, and every refund of a flagged
-    transaction (the checks compare a transaction with all its refunds)."""
+    """The refunds the checks must see: those flagged by themselves, and every refund of a
+    flagged transaction (the checks compare a transaction with all its refunds)."""
     sql = _Sql(dialect, Bounds.of(period))
-    k = sql.key
-    flagged = _flagged(sql, flags, transactions, refunds, listings)
-    keys = f"select {k('t.transaction_id')} from {transactions} as t where {sql.period('t')} and {flagged} = 1"
-    cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
-    where = (
-        f"{sql.matched('r', transactions)} and case when ({_refund_flagged(sql, transactions, refunds)}) "
-        f"or {k('r.transaction_id')} in ({keys}) then 1 else 0 end = 1"
+    joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
+    keys = (
+        f"select distinct {sql.key('t.transaction_id')} as k from {transactions} as t{joins} "
+        f"where {sql.period('t')} and {flagged} = 1"
     )
-    return _finish(f"select {cols} from {refunds} as r where {where}", dialect)
+    by_itself = f"select distinct r.refund_key as k from ({_flagged_refunds(sql, transactions, refunds)}) as r"
+    cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
+    return _finish(
+        f"select {cols} from ({_matched_refunds(sql, transactions, refunds)}) as r "
+        f"left join ({keys}) as s on s.k = r.transaction_key "
+        f"left join ({by_itself}) as b on b.k = r.refund_key "
+        f"where s.k is not null or b.k is not null or {_refund_row_flagged()}",
+        dialect,
+    )
 
 
 def exotic_whitespace_sql(
