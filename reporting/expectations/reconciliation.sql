@@ -81,7 +81,8 @@ final as (
         coalesce(c.not_reportable_amount_minor, 0)::bigint as not_reportable_amount_minor,
         coalesce(c.quarantined_amount_minor, 0)::bigint as quarantined_amount_minor
     from extracted as e
-    full outer join classified as c on c.currency = e.currency
+    -- a currency that is missing (its seller quarantined) is a group of its own on both sides
+    full outer join classified as c on c.currency is not distinct from e.currency
 )
 
 select

@@ -220,3 +220,16 @@ def test_a_source_without_the_contract_tables_is_a_clear_error(
     err = capsys.readouterr().err
     assert code == 1
     assert "does not follow the source contract: missing table sellers" in err and "Traceback" not in err
+
+
+def test_a_transaction_without_currency_quarantines_its_seller_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A blank currency (no value once trimmed) is the seller's finding: the reconciliation per
+    currency pairs the missing currency of the extract with that of the quarantined aggregates."""
+    m = _market()
+    m.seller("NOCUR")
+    m.sales("NOCUR", 30, 10_00)
+    m.tx("NOCUR", "2025-06-06 06:06:06", 10_00, currency="   ", transaction_id="TNOCUR")
+    manifest = _run(tmp_path, m)
+    assert manifest["summary"]["decisions"] == {"quarantined:currency.unknown": 1, "reported": 1}
+    quarantine = (tmp_path / "out" / "reports" / "quarantine.csv").read_text()
+    assert "NOCUR,currency.unknown,transactions,TNOCUR," in quarantine
