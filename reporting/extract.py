@@ -15,6 +15,7 @@ and names every bad row as before. Both paths therefore write the same Parquet c
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -41,9 +42,12 @@ from reporting.findings import Finding
 from reporting.period import local_midnight_utc
 from reporting.pushdown import (
     ENGINE_DIALECTS,
+    MAX_LISTED_KEYS,
     SOURCE_TOTALS_SCHEMA,
+    FlagKeys,
     Flags,
     exotic_whitespace_sql,
+    flag_keys_sql,
     flagged_refunds_sql,
     flagged_transactions_sql,
     read_source_totals,
@@ -639,6 +643,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                     )
                     dialect = flags = None
                     summed_here = odd
+            keys = _flag_keys(conn, settings, flags, dialect) if flags is not None and dialect is not None else None
             for table in TABLES:
                 if table == "fx_rates":
                     continue
@@ -648,10 +653,16 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                     alias = "p" if table == "property_listings" else "x"
                     optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
                     sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
-                if flags is not None and dialect is not None and table in ("transactions", "refunds"):
+                if flags is not None and dialect is not None and table == "transactions":
                     # only the rows the checks must see; the source sums the others
-                    flagged = flagged_transactions_sql if table == "transactions" else flagged_refunds_sql
-                    sql = flagged(period, flags, dialect=dialect)
+                    sql = flagged_transactions_sql(period, flags, dialect=dialect, keys=keys)
+                elif flags is not None and dialect is not None and table == "refunds":
+                    # those of the transactions just read, and those the checks must see by themselves
+                    ids = pc.unique(pq.read_table(out / "transactions.parquet", columns=["transaction_id"])[0])
+                    listed = keys if keys is not None and len(ids) + keys.size <= MAX_LISTED_KEYS else None
+                    sql = flagged_refunds_sql(
+                        period, flags, dialect=dialect, keys=listed, flagged_transactions=ids.to_pylist()
+                    )
                 counts[table] = _stream_to_parquet(
                     conn, table, sql, params, out / f"{table}.parquet", findings, columnar
                 )
@@ -660,7 +671,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             pushed = out / "pushed_totals.parquet"
             if flags is not None and dialect is not None:
                 started = time.perf_counter()
-                totals = _source_totals(settings, conn, columnar, dialect, flags)
+                totals = _source_totals(settings, conn, columnar, dialect, flags, keys)
                 _write_atomic(totals, pushed)
                 at_source = {
                     "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
@@ -933,21 +944,51 @@ def _flags(settings: RunSettings, rates: Path) -> Flags:
     )
 
 
+def _flag_keys(conn: Connection, settings: RunSettings, flags: Flags, dialect: str) -> FlagKeys | None:
+    """The keys the source flags, found once (:func:`reporting.pushdown.flag_keys_sql`); None where
+    there are more than :data:`reporting.pushdown.MAX_LISTED_KEYS`: each statement then finds them."""
+    started = time.perf_counter()
+    sql = flag_keys_sql(settings.period, flags, dialect=dialect)
+    text = sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).exec_driver_sql(text)
+    rows = list(itertools.islice(result, MAX_LISTED_KEYS + 1))
+    result.close()
+    if len(rows) > MAX_LISTED_KEYS:
+        log.info("extract: the source flags more than %d keys: each statement finds them itself", MAX_LISTED_KEYS)
+        return None
+    keys = FlagKeys.of(rows)
+    log.info(
+        "extract: the source flags %d transaction(s), %d seller(s) and %d refund(s) by key (%.1f s)",
+        len(keys.transactions),
+        len(keys.sellers),
+        len(keys.refunds),
+        time.perf_counter() - started,
+    )
+    return keys
+
+
 def _source_totals(
-    settings: RunSettings, conn: Connection, columnar: Columnar | None, dialect: str, flags: Flags
+    settings: RunSettings,
+    conn: Connection,
+    columnar: Columnar | None,
+    dialect: str,
+    flags: Flags,
+    keys: FlagKeys | None,
 ) -> pa.Table:
     """The aggregates of every transaction not flagged, summed by the source: as Arrow batches
     through ADBC where the ``fast`` extra reads this source, else through the DB-API."""
     payment_date = settings.config.reporting.fx_basis == "payment_date"
     if columnar is not None and columnar.dialect == "postgresql":
-        sql = source_totals_sql(settings.period, payment_date_rates=payment_date, dialect=dialect, flags=flags)
+        sql = source_totals_sql(
+            settings.period, payment_date_rates=payment_date, dialect=dialect, flags=flags, keys=keys
+        )
         cur = columnar.conn.cursor()
         try:
             cur.execute(sql)
             return totals_from_arrow(cur.fetch_arrow_table())
         finally:
             cur.close()
-    return read_source_totals(conn, settings.period, payment_date_rates=payment_date, flags=flags)
+    return read_source_totals(conn, settings.period, payment_date_rates=payment_date, flags=flags, keys=keys)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

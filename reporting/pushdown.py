@@ -302,6 +302,71 @@ class Flags:
     max_total: int
 
 
+#: the most keys :class:`FlagKeys` writes into a statement as literals; a source that flags more
+#: (a hostile one) has each statement find its flagged keys itself, as joins
+MAX_LISTED_KEYS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class FlagKeys:
+    """The keys whose rows the checks must see, found once per run by :func:`flag_keys_sql` and
+    written into the later statements as literals: the source then computes its flag sets once,
+    not once in each of the three statements (the flagged transactions, their refunds, the sums).
+
+    ``transactions``: transactions the checks must see whatever the row holds (a key that is not
+    unique, a listing not the seller's, a refund flagged by itself, larger than its transaction or
+    before it, refunds together larger); ``sellers``: sellers whose amounts or refunds add up
+    beyond what is counted exactly; ``refunds``: refunds flagged by themselves (a missing value, a
+    bad amount, a key that is not unique, no transaction of the period with their trimmed id).
+    A NULL key matches no row in a join, so none is kept."""
+
+    transactions: frozenset[str]
+    sellers: frozenset[str]
+    refunds: frozenset[str]
+
+    @classmethod
+    def of(cls, rows: Iterable[Sequence[object]]) -> FlagKeys:
+        """From the ``(kind, k)`` rows of :func:`flag_keys_sql`."""
+        kinds: dict[str, set[str]] = {"t": set(), "s": set(), "r": set()}
+        for kind, key in rows:
+            if key is not None:
+                kinds[str(kind)].add(key.decode() if isinstance(key, (bytes, bytearray)) else str(key))
+        return cls(frozenset(kinds["t"]), frozenset(kinds["s"]), frozenset(kinds["r"]))
+
+    @property
+    def size(self) -> int:
+        """How many keys the literals hold."""
+        return len(self.transactions) + len(self.sellers) + len(self.refunds)
+
+
+_PG_ESCAPES = str.maketrans({c: f"\\x{ord(c):02x}" for c in "\\':%"})
+
+
+def _key_literal(value: str, dialect: str) -> str:
+    """A key as a literal that means the same text whatever the session's settings, and holds no
+    colon or percent sign (which SQLAlchemy's ``text()`` and the DB-API's ``format`` style read as
+    parameters): a hex string on MariaDB/MySQL (compared with the binary keys; no backslash
+    escaping, which NO_BACKSLASH_ESCAPES turns off), an escape string on PostgreSQL."""
+    if dialect == "mysql":
+        return "X'" + value.encode().hex() + "'"
+    if dialect == "postgres":
+        return "E'" + value.translate(_PG_ESCAPES) + "'"
+    raise ValueError(f"keys as literals in {dialect!r}: only for postgres and mysql")
+
+
+def _with_keys(sql: str, dialect: str, lists: Mapping[str, Iterable[str]]) -> str:
+    """``sql`` (written by sqlglot) with each ``(dac7_keys_x)`` replaced by its keys, after
+    sqlglot: it would parse each of thousands of literals. A list without keys becomes the empty
+    text, which no cleaned key is (an empty key is NULL)."""
+    for name, keys in lists.items():
+        placeholder = f"({name})"
+        if placeholder not in sql:
+            raise ValueError(f"{placeholder} is not in the statement")
+        literals = ", ".join(_key_literal(k, dialect) for k in sorted(keys)) or _key_literal("", dialect)
+        sql = sql.replace(placeholder, f"({literals})")
+    return sql
+
+
 class _Sql:
     """The pieces of SQL of one query: the extract's cleaning of a text, and an exact key."""
 
@@ -367,38 +432,46 @@ def _row_flagged(sql: _Sql, flags: Flags) -> str:
     )
 
 
-def _refund_row_flagged() -> str:
-    """SQL: the refund ``r`` breaks a rule of the checks by itself (over its cleaned columns)."""
-    return (
-        "r.refund_key is null or r.transaction_key is null or r.refunded_at is null "
-        "or r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0"
-    )
+def _flag_ctes(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> str:
+    """The CTEs of the flag sets, each computed once in a statement:
 
+    - ``flag_matched``: the refunds of the period's transactions (by the source's comparison of
+      ids, as the extract reads them), with their cleaned keys ``refund_key``, ``transaction_key``;
+    - ``flag_refunded``: each of them with the period's transaction of its cleaned key (the
+      transaction's amounts as ``paid_*``, its time, its cleaned seller ``seller_key``);
+    - ``flag_refunds``: the refunds the checks must see by themselves: a missing value, a bad
+      amount, a key that is not unique, or no transaction of the period with their cleaned id;
+    - ``flag_transactions`` and ``flag_sellers`` (column ``k``, each key once): the keys whose
+      rows go to the extract whatever the row itself holds.
 
-def _matched_refunds(sql: _Sql, transactions: str, refunds: str) -> str:
-    """The refunds of the period's transactions (by the source's comparison of ids, as the
-    extract reads them), with their cleaned keys."""
-    return (
-        f"select r.*, {sql.key('r.refund_id')} as refund_key, {sql.key('r.transaction_id')} as transaction_key "
-        f"from {refunds} as r where {sql.matched('r', transactions)}"
-    )
-
-
-def _flag_sets(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> tuple[str, str]:
-    """Two derived tables of the few keys whose rows go to the extract whatever the row itself
-    holds: ``(transaction keys, seller keys)``, each column ``k``, each key once. They are joined
-    to the rows (a hash join on every engine, whatever its estimates), never looked up from a
-    condition under an OR: a subquery there runs once per row where the engine misjudges its size
-    (PostgreSQL cannot estimate how many trimmed keys repeat, and scanned a list per row)."""
+    The key sets are joined to the rows (a hash join on every engine, whatever its estimates),
+    never looked up from a condition under an OR: a subquery there runs once per row where the
+    engine misjudges its size (PostgreSQL cannot estimate how many trimmed keys repeat). A key
+    that is not unique is flagged, so the sums over ``flag_refunded`` (one row per refund and
+    transaction of its key) need only be exact for a unique key."""
     k = sql.key
     period = sql.period
-    matched = _matched_refunds(sql, transactions, refunds)
+    paid = ", ".join(f"v.{a} as paid_{a}" for a in _AMOUNTS)
     refunded = (
-        f"({matched}) as r join {transactions} as v on {k('v.transaction_id')} = r.transaction_key and {period('v')}"
+        f"select r.refund_key, r.transaction_key, r.refunded_at, {', '.join(f'r.{a}' for a in _AMOUNTS)}, "
+        f"{paid}, v.paid_at, {k('v.seller_id')} as seller_key from flag_matched as r "
+        f"join {transactions} as v on {k('v.transaction_id')} = r.transaction_key and {period('v')}"
     )
-    totals = ", ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) as {a}" for a in _AMOUNTS)
-    over = " or ".join(f"sum({_big(f'coalesce(o.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
-    refund_over = " or ".join(f"sum({_big(f'coalesce(r.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+    orphans = (
+        "select distinct r.transaction_key as k from flag_matched as r left join "
+        "(select distinct f.transaction_key as k from flag_refunded as f) as f on f.k = r.transaction_key "
+        "where f.k is null"
+    )
+    duplicates = "select r.refund_key as k from flag_matched as r group by r.refund_key having count(*) > 1"
+    flagged_refunds = (
+        f"select r.* from flag_matched as r left join ({duplicates}) as dr on dr.k = r.refund_key "
+        f"left join ({orphans}) as o on o.k = r.transaction_key "
+        f"where {_refund_row_flagged()} or dr.k is not null or o.k is not null"
+    )
+
+    def over(alias: str) -> str:
+        return " or ".join(f"sum({_big(f'coalesce({alias}.{a}, 0)')}) > {flags.max_total}" for a in _AMOUNTS)
+
     transaction_keys = [
         # keys that are not unique: every row of such a key
         f"select {k('d.transaction_id')} as k from {transactions} as d where {period('d')} "
@@ -410,56 +483,91 @@ def _flag_sets(sql: _Sql, flags: Flags, transactions: str, refunds: str, listing
         f"where {k('p.listing_id')} = {k('b.listing_id')} and {k('p.seller_id')} = {k('b.seller_id')} "
         f"and p.seller_id in (select a.seller_id from {transactions} as a where {period('a')}))",
         # the transaction of a refund the checks must see by itself
-        f"select r.transaction_key as k from ({_flagged_refunds(sql, transactions, refunds)}) as r",
+        "select r.transaction_key as k from flag_refunds as r",
         # a refund larger than its transaction, or before its payment
-        f"select r.transaction_key as k from {refunded} where r.amount_minor > v.amount_minor "
-        "or coalesce(r.fee_minor, 0) > coalesce(v.fee_minor, 0) "
-        "or coalesce(r.tax_minor, 0) > coalesce(v.tax_minor, 0) or r.refunded_at < v.paid_at",
+        "select f.transaction_key as k from flag_refunded as f where f.amount_minor > f.paid_amount_minor "
+        "or coalesce(f.fee_minor, 0) > coalesce(f.paid_fee_minor, 0) "
+        "or coalesce(f.tax_minor, 0) > coalesce(f.paid_tax_minor, 0) or f.refunded_at < f.paid_at",
         # refunds that together exceed the transaction
-        f"select s.k from (select r.transaction_key as k, {totals} from ({matched}) as r "
-        f"group by r.transaction_key) as s join {transactions} as v on {k('v.transaction_id')} = s.k "
-        f"and {period('v')} where " + " or ".join(f"s.{a} > coalesce(v.{a}, 0)" for a in _AMOUNTS),
+        "select f.transaction_key as k from flag_refunded as f group by f.transaction_key having "
+        + " or ".join(f"sum({_big(f'coalesce(f.{a}, 0)')}) > max(coalesce(f.paid_{a}, 0))" for a in _AMOUNTS),
     ]
     seller_keys = [
         # sellers whose amounts, or refunds, add up beyond what is counted exactly: every row
         f"select {k('o.seller_id')} as k from {transactions} as o where {period('o')} "
-        f"group by {k('o.seller_id')} having {over}",
-        f"select {k('v.seller_id')} as k from {refunded} group by {k('v.seller_id')} having {refund_over}",
+        f"group by {k('o.seller_id')} having {over('o')}",
+        f"select f.seller_key as k from flag_refunded as f group by f.seller_key having {over('f')}",
     ]
-    return " union ".join(transaction_keys), " union ".join(seller_keys)
-
-
-def _flagged_refunds(sql: _Sql, transactions: str, refunds: str) -> str:
-    """The refunds (of the period's transactions) that the checks must see by themselves: a
-    missing value, a bad amount, a key that is not unique, or no transaction of the period with
-    its trimmed id; with their cleaned keys (``refund_key``, ``transaction_key``)."""
-    k = sql.key
-    matched = _matched_refunds(sql, transactions, refunds)
-    duplicates = f"select r.refund_key as k from ({matched}) as r group by r.refund_key having count(*) > 1"
-    orphans = (
-        f"select r.transaction_key as k from ({matched}) as r left join (select distinct {k('v.transaction_id')} "
-        f"as k from {transactions} as v where {sql.period('v')}) as v on v.k = r.transaction_key where v.k is null"
-    )
     return (
-        f"select r.* from ({matched}) as r left join ({duplicates}) as dr on dr.k = r.refund_key "
-        f"left join ({orphans}) as o on o.k = r.transaction_key "
-        f"where {_refund_row_flagged()} or dr.k is not null or o.k is not null"
+        f"flag_matched as ({_matched_refunds(sql, transactions, refunds)}), "
+        f"flag_refunded as ({refunded}), flag_refunds as ({flagged_refunds}), "
+        f"flag_transactions as ({' union '.join(transaction_keys)}), "
+        f"flag_sellers as ({' union '.join(seller_keys)})"
     )
 
 
-def _flag_joins(sql: _Sql, flags: Flags, transactions: str, refunds: str, listings: str) -> tuple[str, str]:
-    """``(joins, flagged)``: the joins to add after ``{transactions} as t``, and SQL that is 1 when
-    the transaction ``t`` goes to the extract, else 0 (never NULL: the two sides are exactly
-    complementary)."""
-    tx, sellers = _flag_sets(sql, flags, transactions, refunds, listings)
+def _matched_refunds(sql: _Sql, transactions: str, refunds: str) -> str:
+    """The refunds of the period's transactions (by the source's comparison of ids, as the
+    extract reads them), with their cleaned keys ``refund_key`` and ``transaction_key``."""
+    k = sql.key
+    return (
+        f"select r.*, {k('r.refund_id')} as refund_key, {k('r.transaction_id')} as transaction_key "
+        f"from {refunds} as r where {sql.matched('r', transactions)}"
+    )
+
+
+def _refund_row_flagged() -> str:
+    """SQL: the refund ``r`` breaks a rule of the checks by itself (over its cleaned columns)."""
+    return (
+        "r.refund_key is null or r.transaction_key is null or r.refunded_at is null "
+        "or r.amount_minor is null or r.amount_minor < 0 or r.fee_minor < 0 or r.tax_minor < 0"
+    )
+
+
+def _flag_joins(sql: _Sql, flags: Flags) -> tuple[str, str]:
+    """``(joins, flagged)``: the joins to add after ``{transactions} as t`` in a statement with
+    :func:`_flag_ctes`, and SQL that is 1 when the transaction ``t`` goes to the extract, else 0
+    (never NULL: the two sides are exactly complementary)."""
     joins = (
-        f" left join ({tx}) as flagged_t on flagged_t.k = {sql.key('t.transaction_id')}"
-        f" left join ({sellers}) as flagged_s on flagged_s.k = {sql.key('t.seller_id')}"
+        f" left join flag_transactions as flagged_t on flagged_t.k = {sql.key('t.transaction_id')}"
+        f" left join flag_sellers as flagged_s on flagged_s.k = {sql.key('t.seller_id')}"
     )
     flagged = (
         f"case when {_row_flagged(sql, flags)} or flagged_t.k is not null or flagged_s.k is not null then 1 else 0 end"
     )
     return joins, flagged
+
+
+def _keyed_flag(sql: _Sql, flags: Flags) -> str:
+    """SQL that is 1 when the transaction ``t`` goes to the extract, else 0, with the flagged
+    keys as lists (:class:`FlagKeys`, written in by :func:`_with_keys`)."""
+    k = sql.key
+    return (
+        f"case when {_row_flagged(sql, flags)} or {k('t.transaction_id')} in (dac7_keys_t) "
+        f"or {k('t.seller_id')} in (dac7_keys_s) then 1 else 0 end"
+    )
+
+
+def flag_keys_sql(
+    period: Period,
+    flags: Flags,
+    *,
+    dialect: str,
+    transactions: str = "transactions",
+    refunds: str = "refunds",
+    listings: str = "property_listings",
+) -> str:
+    """The keys of :class:`FlagKeys`, as ``(kind, k)`` rows: ``t`` a transaction, ``s`` a seller,
+    ``r`` a refund. The source works out its flag sets here once; the statements that read the
+    flagged rows and sum the others get the keys as literals."""
+    sql = _Sql(dialect, Bounds.of(period))
+    return _finish(
+        f"with {_flag_ctes(sql, flags, transactions, refunds, listings)} "
+        "select 't' as kind, f.k from flag_transactions as f "
+        "union all select 's' as kind, f.k from flag_sellers as f "
+        "union all select distinct 'r' as kind, f.refund_key as k from flag_refunds as f",
+        dialect,
+    )
 
 
 def _read_sql(
@@ -470,10 +578,11 @@ def _read_sql(
     bounds: Bounds,
     flags: Flags | None = None,
     listings: str = "property_listings",
+    keyed: bool = False,
 ) -> str:
     """The two read CTEs: the period's transactions and their refunds, with the extract's
     cleaning of the source's text (none for the staged files, already clean); with ``flags``,
-    without the rows the extract reads for the checks."""
+    without the rows the extract reads for the checks (``keyed``: their keys as lists)."""
     if staged:
         # the staged transactions are the period's already, with those whose time the extract
         # could not read (quarantined, and counted in the reconciliation like every other row)
@@ -492,14 +601,17 @@ def _read_sql(
         [text(c) if c != "paid_at" else "t.paid_at" for c in _TRANSACTION_COLUMNS]
         + [f"t.{a}" for a in (*_AMOUNTS, "rented_days")]
     )
-    where, joins = sql.period("t"), ""
-    if flags is not None:
-        joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
+    where, joins, ctes = sql.period("t"), "", ""
+    if flags is not None and keyed:
+        where += f" and {_keyed_flag(sql, flags)} = 0"
+    elif flags is not None:
+        joins, flagged = _flag_joins(sql, flags)
         where += f" and {flagged} = 0"
+        ctes = _flag_ctes(sql, flags, transactions, refunds, listings) + ", "
     ids = (f"{sql.key('t.refund_id')} as refund_id", f"{sql.key('t.transaction_id')} as transaction_id")
     rf = ", ".join((*ids, "t.refunded_at", *(f"t.{a}" for a in _AMOUNTS)))
     return (
-        f"transactions_read as (select {tx} from {transactions} as t{joins} where {where}), "
+        f"{ctes}transactions_read as (select {tx} from {transactions} as t{joins} where {where}), "
         f"refunds_read as (select {rf} from {refunds} as t where {sql.matched('t', transactions)})"
     )
 
@@ -519,13 +631,23 @@ def flagged_transactions_sql(
     transactions: str = "transactions",
     refunds: str = "refunds",
     listings: str = "property_listings",
+    keys: FlagKeys | None = None,
 ) -> str:
     """The period's transactions the checks must see, as the source holds them (the extract
-    reads them as it reads every transaction in a run that aggregates at home)."""
+    reads them as it reads every transaction in a run that aggregates at home); with ``keys``
+    (:func:`flag_keys_sql`), one scan that compares with them."""
     sql = _Sql(dialect, Bounds.of(period))
-    joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
     cols = ", ".join(f"t.{c}" for c in (*_TRANSACTION_COLUMNS, *_AMOUNTS, "rented_days"))
-    return _finish(f"select {cols} from {transactions} as t{joins} where {sql.period('t')} and {flagged} = 1", dialect)
+    if keys is not None:
+        where = f"{sql.period('t')} and {_keyed_flag(sql, flags)} = 1"
+        text = _finish(f"select {cols} from {transactions} as t where {where}", dialect)
+        return _with_keys(text, dialect, {"dac7_keys_t": keys.transactions, "dac7_keys_s": keys.sellers})
+    joins, flagged = _flag_joins(sql, flags)
+    return _finish(
+        f"with {_flag_ctes(sql, flags, transactions, refunds, listings)} "
+        f"select {cols} from {transactions} as t{joins} where {sql.period('t')} and {flagged} = 1",
+        dialect,
+    )
 
 
 def flagged_refunds_sql(
@@ -536,20 +658,35 @@ def flagged_refunds_sql(
     transactions: str = "transactions",
     refunds: str = "refunds",
     listings: str = "property_listings",
+    keys: FlagKeys | None = None,
+    flagged_transactions: Iterable[str | None] = (),
 ) -> str:
     """The refunds the checks must see: those flagged by themselves, and every refund of a
-    flagged transaction (the checks compare a transaction with all its refunds)."""
+    flagged transaction (the checks compare a transaction with all its refunds). With ``keys``,
+    the keys of the flagged transactions are ``flagged_transactions``: the cleaned ids of the
+    rows :func:`flagged_transactions_sql` gave (the extract cleans an id as the SQL does: a run
+    whose texts hold other white space at their ends, which TRIM keeps, is read in full)."""
     sql = _Sql(dialect, Bounds.of(period))
-    joins, flagged = _flag_joins(sql, flags, transactions, refunds, listings)
-    keys = (
+    cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
+    if keys is not None:
+        text = _finish(
+            f"select {cols} from ({_matched_refunds(sql, transactions, refunds)}) as r "
+            "where r.transaction_key in (dac7_keys_f) or r.refund_key in (dac7_keys_r) "
+            f"or {_refund_row_flagged()}",
+            dialect,
+        )
+        ids = {i for i in flagged_transactions if i is not None}
+        return _with_keys(text, dialect, {"dac7_keys_f": ids, "dac7_keys_r": keys.refunds})
+    joins, flagged = _flag_joins(sql, flags)
+    flagged_keys = (
         f"select distinct {sql.key('t.transaction_id')} as k from {transactions} as t{joins} "
         f"where {sql.period('t')} and {flagged} = 1"
     )
-    by_itself = f"select distinct r.refund_key as k from ({_flagged_refunds(sql, transactions, refunds)}) as r"
-    cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
+    by_itself = "select distinct r.refund_key as k from flag_refunds as r"
     return _finish(
-        f"select {cols} from ({_matched_refunds(sql, transactions, refunds)}) as r "
-        f"left join ({keys}) as s on s.k = r.transaction_key "
+        f"with {_flag_ctes(sql, flags, transactions, refunds, listings)} "
+        f"select {cols} from flag_matched as r "
+        f"left join ({flagged_keys}) as s on s.k = r.transaction_key "
         f"left join ({by_itself}) as b on b.k = r.refund_key "
         f"where s.k is not null or b.k is not null or {_refund_row_flagged()}",
         dialect,
@@ -588,6 +725,7 @@ def source_totals_sql(
     refunds: str = "refunds",
     flags: Flags | None = None,
     listings: str = "property_listings",
+    keys: FlagKeys | None = None,
 ) -> str:
     """The aggregation in ``dialect`` (one of :data:`DIALECTS`), reading the tables named
     ``transactions`` and ``refunds`` (a qualified name for a catalog, e.g. ``sales.transactions``).
@@ -596,7 +734,8 @@ def source_totals_sql(
     source's text is trimmed and its codes put in capitals as the extract does, and the refunds
     are those of the period's transactions by the source's comparison of ids, as the extract
     reads them. With ``flags``, the rows the checks must see are left out: the extract reads
-    them (:func:`flagged_transactions_sql`) and they are aggregated with the staged SQL."""
+    them (:func:`flagged_transactions_sql`) and they are aggregated with the staged SQL; with
+    ``keys`` too, the flagged keys are compared with as lists."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
     bounds = Bounds.of(period)
@@ -613,8 +752,12 @@ def source_totals_sql(
         q4=_literal(q[3]),
         local_date=local_date,
     )
-    reads = _read_sql(dialect, staged, transactions, refunds, bounds, flags, listings)
-    return _finish(body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1), dialect)
+    keyed = flags is not None and keys is not None
+    reads = _read_sql(dialect, staged, transactions, refunds, bounds, flags, listings, keyed)
+    text = _finish(body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1), dialect)
+    if keys is not None and keyed:
+        return _with_keys(text, dialect, {"dac7_keys_t": keys.transactions, "dac7_keys_s": keys.sellers})
+    return text
 
 
 def _mysql(node: exp.Expression) -> exp.Expression:
@@ -709,6 +852,7 @@ def read_source_totals(
     *,
     payment_date_rates: bool,
     flags: Flags | None = None,
+    keys: FlagKeys | None = None,
     batch_rows: int = 50_000,
 ) -> pa.Table:
     """The aggregates of the period, computed by the source's engine (a SQLAlchemy connection to
@@ -717,7 +861,7 @@ def read_source_totals(
     dialect = ENGINE_DIALECTS.get(conn.dialect.name)
     if dialect is None:
         raise ValueError(f"no aggregation in the source for {conn.dialect.name}")
-    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect, flags=flags)
+    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect, flags=flags, keys=keys)
     text = sql.replace("%", "%%") if conn.dialect.paramstyle in _PERCENT else sql
     result = conn.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(text)
     return totals_table((row for batch in result.partitions(batch_rows) for row in batch), batch_rows)
