@@ -7,10 +7,12 @@ Every error names the file and the key, and says what is expected.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.countries import is_country, is_eu
@@ -27,6 +29,11 @@ FX_BASES = ("year_end", "payment_date")
 #: engine sums them (:mod:`reporting.pushdown`) and only the aggregates, and the rows the checks
 #: must see, are read.
 AGGREGATE_WHERE = ("local", "source")
+#: ``[source.spark]``: the keys of a source whose tables Apache Spark reads
+SPARK_KEYS = {"tables", "database", "master", "conf"}
+_SPARK_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+#: a Spark setting whose name says it holds a secret (a key, a password, a token): never in the file
+_SPARK_SECRET = re.compile(r"pass|pwd|secret|token|credential|signature|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,26 @@ class Reporting:
 
 
 @dataclass(frozen=True, slots=True)
+class Spark:
+    """``[source.spark]``: the contract's tables, with the contract's names and columns, read by
+    Apache Spark (:mod:`reporting.spark_extract`): either ``tables``, a folder (any file system
+    Spark reads) with one Parquet dataset per table (``<table>/`` or ``<table>.parquet``), or
+    ``database``, the tables of a database of Spark's catalog (any format that Spark reads:
+    Delta, Iceberg, Parquet ...). ``master``: the Spark master (default ``local[*]``); ``conf``:
+    Spark settings for the session (a Hive metastore, Delta's catalog, the driver's memory)."""
+
+    tables: str | None = None
+    database: str | None = None
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """Where the tables are, for logs and the run's records."""
+        return f"Parquet tables in {self.tables}" if self.tables else f"the Spark database {self.database}"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     operator: Operator
     reporting: Reporting = field(default_factory=Reporting)
@@ -78,6 +105,8 @@ class Config:
     path: str | None = None
     #: ``[source] aggregate``: one of :data:`AGGREGATE_WHERE`
     aggregate: str = "local"
+    #: ``[source.spark]``: the source's tables are read by Apache Spark (then no ``url``)
+    spark: Spark | None = None
     #: ``[authorities.XX]``: a member state's own filing identifiers (BZSt id, SIREN ...), which
     #: select its national profile.
     authorities: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -163,17 +192,75 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
             f"{origin}: reporting.timezone = {reporting.timezone!r} is not an IANA time zone (e.g. 'Europe/Vilnius')"
         ) from None
     src = _table(raw, "source", origin, required=False)
-    _no_unknown(src, {"url", "aggregate"}, "source", origin)
+    _no_unknown(src, {"url", "aggregate", "spark"}, "source", origin)
+    url = _str(src, "url", "source", origin)
+    spark = _spark(src, origin)
+    if spark is not None and url is not None:
+        raise ConfigError(
+            f"{origin}: [source] url and [source.spark] name two sources; a run reads one: keep the url "
+            "(a database) or [source.spark] (tables read by Apache Spark)"
+        )
     return Config(
         operator=operator,
         reporting=reporting,
-        source=_str(src, "url", "source", origin),
+        source=url,
         path=origin,
         aggregate=_choice(src, "aggregate", AGGREGATE_WHERE, "local", origin, "source"),
+        spark=spark,
         authorities=_authorities(raw, origin),
         max_quarantined=_max_quarantined(raw, origin),
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
+    )
+
+
+def _spark(src: dict[str, Any], origin: str) -> Spark | None:
+    """``[source.spark]``: exactly one of ``tables`` and ``database``; no secret in the file."""
+    if "spark" not in src:
+        return None
+    table = _table(src, "spark", origin, required=True, prefix="source.")
+    _no_unknown(table, SPARK_KEYS, "source.spark", origin)
+    tables = _str(table, "tables", "source.spark", origin)
+    database = _str(table, "database", "source.spark", origin)
+    if (tables is None) == (database is None):
+        raise ConfigError(
+            f"{origin}: [source.spark] needs exactly one of tables (a folder with one Parquet dataset per "
+            "contract table) or database (a database of Spark's catalog), "
+            + ("not both" if tables else "and has neither")
+        )
+    if tables is not None:
+        parts = urlsplit(tables)
+        if parts.scheme and "@" in parts.netloc:
+            raise ConfigError(
+                f"{origin}: source.spark.tables holds a user name or password before '@'; secrets never go in "
+                "the configuration file: give them to Spark through its own configuration"
+            )
+    if database is not None and not _SPARK_DATABASE.fullmatch(database):
+        raise ConfigError(
+            f"{origin}: source.spark.database = {database!r} is not a Spark database name "
+            "(letters, digits and _, optionally catalog.database)"
+        )
+    conf: dict[str, str] = {}
+    for key, value in _table(table, "conf", origin, required=False, prefix="source.spark.").items():
+        if not key.startswith("spark."):
+            raise ConfigError(f"{origin}: [source.spark.conf] {key!r}: not a Spark setting (they start with 'spark.')")
+        if _SPARK_SECRET.search(key):
+            raise ConfigError(
+                f"{origin}: [source.spark.conf] {key!r} holds a secret; secrets never go in the configuration "
+                "file: give them to Spark through its own configuration (spark-defaults.conf, the environment)"
+            )
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        elif not isinstance(value, str) or text_problem(value, 4000):
+            raise ConfigError(f"{origin}: [source.spark.conf] {key!r} must be a string, a number or true/false")
+        conf[key] = value
+    return Spark(
+        tables=tables,
+        database=database,
+        master=_str(table, "master", "source.spark", origin) or "local[*]",
+        conf=conf,
     )
 
 

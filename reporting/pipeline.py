@@ -87,6 +87,11 @@ def prepare(
         if as_of < date(year, 12, 31):
             log.warning("as-of date %s is before the end of the reporting year %s", as_of, year)
         source = source_url or config.source
+        if config.spark is not None and source_url:
+            raise ConfigError(
+                f"{config.path}: [source.spark] names the source's tables and a source URL was given too "
+                "(--source or DAC7_SOURCE_URL); a run reads one source: leave out one of them"
+            )
         if not source_url and config.source and has_secret(config.source):
             raise ConfigError(
                 f"{config.path}: [source] url holds a password; secrets never go in the configuration "

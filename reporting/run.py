@@ -105,6 +105,9 @@ class RunSettings:
             raw_config["ledger"] = {"url": cfg["ledger"]}
         if cfg["aggregate"] != "local":  # the URL itself travels as source_url
             raw_config["source"] = {"aggregate": cfg["aggregate"]}
+        if cfg["spark"] is not None:  # where Spark reads the tables (no secret: refused in the file)
+            spark = {k: v for k, v in cfg["spark"].items() if v}
+            raw_config.setdefault("source", {})["spark"] = spark
         return {
             "config": raw_config,
             "config_path": self.config.path,

@@ -289,11 +289,22 @@ def effective_settings(run_dir: str | Path) -> dict[str, Any]:
         "timestamp_utc": s["timestamp"],
         "config": s["config_path"],
         "out_dir": s["out_dir"],
-        "source": s["source_url"] or "from DAC7_SOURCE_URL or its Airflow Connection (not shown: it holds a password)",
+        "source": _source_shown(s),
         "ledger": s["ledger_url"]
         or s.get("ledger_shown")
         or "from DAC7_LEDGER_URL or its Airflow Connection (not shown: it holds a password)",
     }
+
+
+def _source_shown(settings: Mapping[str, Any]) -> str:
+    """The source as the settings record it: the URL, where Apache Spark reads the tables, or
+    where the URL comes from when it holds a password (never written down)."""
+    spark = settings["config"].get("source", {}).get("spark")
+    if spark:
+        if spark.get("tables"):
+            return f"Apache Spark: Parquet tables in {spark['tables']}"
+        return f"Apache Spark: the database {spark['database']}"
+    return settings["source_url"] or "from DAC7_SOURCE_URL or its Airflow Connection (not shown: it holds a password)"
 
 
 def log_effective_settings(run_dir: str | Path, params: Mapping[str, Any]) -> None:
