@@ -586,6 +586,8 @@ def _to_batch(
 def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, Any]:
     """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``,
     then check them; every problem found is raised at once as a :class:`DataError`."""
+    if settings.config.spark is not None:  # [source.spark]: the tables are read by Apache Spark
+        return _extract_spark(settings, source_url)
     url = source_url or settings.source_url
     if not url:
         raise ConfigError("no source database URL: pass --source, set DAC7_SOURCE_URL or [source] url")
@@ -726,6 +728,53 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         if columnar is not None:
             columnar.close()
         engine.dispose()
+    return _check_extract(
+        settings,
+        worker,
+        counts=counts,
+        control=control,
+        findings=findings,
+        undated=undated,
+        aggregated_at_source=aggregated_at_source,
+        summed_here=summed_here,
+        source=safe_url(url),
+    )
+
+
+def _extract_spark(settings: RunSettings, source_url: str | None) -> dict[str, Any]:
+    """The extract of a source whose tables Apache Spark reads (:mod:`reporting.spark_extract`),
+    checked as every other source's."""
+    if source_url:
+        raise ConfigError(
+            "[source.spark] names the source's tables and a source URL was given too (--source or "
+            "DAC7_SOURCE_URL); a run reads one source: leave out one of them"
+        )
+    from reporting.spark_extract import read_spark_source
+
+    worker = datachecks.ChecksWorker.start()
+    try:
+        return _check_extract(settings, worker, **read_spark_source(settings, worker))
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _check_extract(
+    settings: RunSettings,
+    worker: datachecks.ChecksWorker | None,
+    *,
+    counts: dict[str, int],
+    control: dict[str, int],
+    findings: list[Finding],
+    undated: list[Finding],
+    aggregated_at_source: dict[str, Any] | None,
+    summed_here: int,
+    source: str,
+) -> dict[str, Any]:
+    """Check what the extract wrote to ``<run>/extract/`` (``counts``: the rows written per
+    table, ``control``: the source's own counts, ``findings``: those of the read), whatever the
+    source; write the quarantine and ``extract.json``."""
+    out = settings.stage_dir("extract")
     # Audit what was written before anything downstream reads it: the Great Expectations suite
     # of the raw extract first (keys, the period, the control counts: a broken extract stops the
     # run), then the relational checks, then the seller identity suite.
@@ -777,7 +826,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         "quarantined_sellers": quarantined,
         "identity_incomplete_sellers": len(identity.quarantined_sellers),
         "relational_checks_seconds": round(relational_seconds, 3),
-        "source": safe_url(url),
+        "source": source,
     }
     if aggregated_at_source is not None:
         summary["aggregated_at_source"] = aggregated_at_source

@@ -5,6 +5,9 @@ aggregated by Spark with the query every engine runs (:func:`reporting.pushdown.
 in Spark's dialect): only the aggregates come back, as an Arrow table of
 :data:`reporting.pushdown.SOURCE_TOTALS_SCHEMA`.
 
+The session, the registration of the tables and the conversion to Arrow serve a run's extract from
+a Spark source too (``[source.spark]``, :mod:`reporting.spark_extract`).
+
 pyspark is the optional extra ``spark`` (``pip install 'dac7-reporting[spark]'``) and needs Java
 17; it is imported only inside the functions here, so this module imports without it.
 
@@ -20,7 +23,8 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +33,7 @@ import pyarrow as pa
 
 from reporting.errors import ConfigError, SourceContractError
 from reporting.period import Period
-from reporting.pushdown import source_totals_sql, totals_from_arrow, totals_table
+from reporting.pushdown import Flags, source_totals_sql, totals_from_arrow, totals_table
 from reporting.source import CONTRACT
 
 if TYPE_CHECKING:
@@ -65,6 +69,11 @@ def _pyspark() -> Any:
     return pyspark.sql
 
 
+def active_session() -> SparkSession | None:
+    """The Spark session this thread has already (a notebook's, a test's), or None."""
+    return _pyspark().SparkSession.getActiveSession()
+
+
 def _java() -> str | None:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
@@ -78,14 +87,17 @@ def spark_session(
     warehouse_dir: str | os.PathLike[str] | None = None,
     shuffle_partitions: int = SHUFFLE_PARTITIONS,
     driver_memory: str = DRIVER_MEMORY,
+    conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
     """A Spark session in local mode (``master``), reused if this process has one already.
 
     Session time zone UTC; no web UI; the driver bound to 127.0.0.1 (no look-up of the host's
     name); the catalog in memory (no Hive metastore, no Derby files), its tables' files under
     ``warehouse_dir``; errors alone logged. Nothing is downloaded (no ``spark.jars.packages``):
-    the jars are pyspark's own. Stop it with ``spark.stop()``; a session that is reused keeps
-    the settings it started with, apart from the time zone and the shuffle partitions."""
+    the jars are pyspark's own. ``conf``: settings of the operator's own (``[source.spark.conf]``:
+    a Hive metastore, Delta's catalog, more memory), applied last, so they win over these. Stop
+    it with ``spark.stop()``; a session that is reused keeps the settings it started with, apart
+    from the time zone and the shuffle partitions."""
     sql = _pyspark()
     if _java() is None:
         raise SparkUnavailableError(
@@ -107,6 +119,8 @@ def spark_session(
     )
     if warehouse_dir is not None:
         builder = builder.config("spark.sql.warehouse.dir", Path(warehouse_dir).resolve().as_uri())
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     with _local_ip():
         try:
@@ -194,13 +208,43 @@ def _parquet(spark: SparkSession, tables_dir: str, table: str) -> DataFrame | No
     base = tables_dir.rstrip("/")
     for path in (f"{base}/{table}", f"{base}/{table}.parquet"):
         try:
-            return spark.read.parquet(path)
+            frame = spark.read.parquet(path)
         except AnalysisException as exc:
             if exc.getCondition() != "PATH_NOT_FOUND":
                 raise SourceContractError(
                     f"table {table}: {path} cannot be read as Parquet ({exc.getCondition()})"
                 ) from None
+            continue
+        if _exists(spark, f"{path}/_delta_log"):
+            raise SourceContractError(
+                f"table {table}: {path} is a Delta table, whose folder also holds the files of its older "
+                "versions, which a read as Parquet would take too; register it in a database of a Spark that "
+                "has Delta configured and name that database in [source.spark] database"
+            )
+        return frame
     return None
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` exists, on any file system Spark reads (Spark lists it to say)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.read.format("binaryFile").load(path)
+    except AnalysisException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":
+            return False
+        raise
+    return True
+
+
+def to_arrow(frame: DataFrame) -> pa.Table:
+    """The frame's rows as Arrow, computed by Spark and sent to this process as Arrow batches
+    (``DataFrame.toArrow``): no Python object per value. pyspark's warning that it does not
+    fully support pandas 3 is left out: pandas has no part in this."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        return frame.toArrow()
 
 
 def read_spark_totals(
@@ -210,20 +254,29 @@ def read_spark_totals(
     payment_date_rates: bool,
     transactions: str = "transactions",
     refunds: str = "refunds",
+    flags: Flags | None = None,
+    property_listings: str = "property_listings",
 ) -> pa.Table:
     """The aggregates of the period computed by Spark over the tables ``transactions`` and
-    ``refunds`` (names from :func:`register_tables`), as an Arrow table of
+    ``refunds`` (names from :func:`register_tables`; with ``flags``, without the rows the checks
+    must see, found with ``property_listings`` too), as an Arrow table of
     :data:`reporting.pushdown.SOURCE_TOTALS_SCHEMA`. The query runs with the session's time zone
     set to UTC (and set back afterwards)."""
     sql = source_totals_sql(
-        period, payment_date_rates=payment_date_rates, dialect="spark", transactions=transactions, refunds=refunds
+        period,
+        payment_date_rates=payment_date_rates,
+        dialect="spark",
+        transactions=transactions,
+        refunds=refunds,
+        flags=flags,
+        listings=property_listings,
     )
     zone = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     try:
         frame = spark.sql(sql)
         if hasattr(frame, "toArrow"):  # pyspark 4
-            return totals_from_arrow(frame.toArrow())
+            return totals_from_arrow(to_arrow(frame))
         return totals_table(frame.collect())
     finally:
         if zone != "UTC":

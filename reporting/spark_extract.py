@@ -1,0 +1,398 @@
+"""The extract from Apache Spark (``[source.spark]``): the contract's tables as Parquet files or
+as tables of a database of Spark's catalog, read with the extract's own queries into the same
+files as every other source, then checked by the same checks (:mod:`reporting.extract`).
+
+The queries are the files of ``sql/``, written for SQLAlchemy with ``:named`` parameters, turned
+into Spark's SQL by sqlglot: each parameter a typed literal (the period's bounds are naive UTC
+instants, written as TIMESTAMP literals and compared in the session time zone, set to UTC while
+the extract reads), each contract table by the name Spark knows it by (a temporary view per
+Parquet table, or ``database.table``).
+
+Rows come to this process as Arrow (``DataFrame.toArrow``), never as a Python object per value,
+and are converted column by column by the rules of the columnar read
+(:func:`reporting.extract._columnar_batch`). A table that those rules do not take as it comes (a
+float where an integer belongs, text where a time belongs) is converted value by value instead,
+by the rules of the DB-API read (:func:`reporting.extract._to_batch`), which turn each value that
+cannot be read into a finding naming its row: both give the file any other source would give.
+
+With ``[source] aggregate = "source"`` Spark sums the transactions, as PostgreSQL and MariaDB do
+(:mod:`reporting.pushdown` in Spark's dialect), and only the sums, the rows the checks must see
+and the identity rows travel. The per-seller counts, the undated transactions and the rows that
+refer to nothing are made by the extract's own helpers, through :class:`SparkQueries`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
+
+from reporting import datachecks
+from reporting import extract as ex
+from reporting.config import Spark
+from reporting.errors import SourceContractError
+from reporting.findings import Finding
+from reporting.pushdown import (
+    SOURCE_TOTALS_SCHEMA,
+    Flags,
+    exotic_whitespace_sql,
+    flagged_refunds_sql,
+    flagged_transactions_sql,
+)
+from reporting.run import RunSettings
+from reporting.source import CONTRACT, OPTIONAL_COLUMNS, sql_text
+from reporting.spark_source import active_session, read_spark_totals, register_tables, spark_session, to_arrow
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from pyspark.sql import DataFrame, SparkSession
+    from sqlalchemy.engine import Connection
+
+log = logging.getLogger(__name__)
+
+
+def spark_sql(sql: str, params: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """One of the extract's queries (``sql/``, with SQLAlchemy's ``:named`` parameters) in
+    Spark's SQL: each parameter a typed literal (a datetime, naive UTC: a TIMESTAMP; a date: a
+    DATE), each table of the contract by its name in ``names``."""
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder) and node.name:
+            if node.name not in params:
+                raise ValueError(f"the query's parameter :{node.name} has no value")
+            return _literal(params[node.name])
+        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in names:
+            table = exp.to_table(names[node.name])
+            table.set("alias", node.args.get("alias"))
+            return table
+        return node
+
+    return sqlglot.parse_one(sql).transform(rewrite).sql(dialect="spark")
+
+
+def _literal(value: Any) -> exp.Expression:
+    """A period bound or a rate date as a typed literal (our own values, never input data)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("timestamp"))
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("date"))
+    raise TypeError(f"no Spark literal for a parameter of type {type(value).__name__}")
+
+
+class _Dialect:
+    name = "spark"
+
+
+class _Rows:
+    """A query's result, as much of SQLAlchemy's ``Result`` as the extract's helpers use."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def keys(self) -> list[str]:
+        return self._table.column_names
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(_tuples(self._table))
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return _tuples(self._table)
+
+    def partitions(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        for batch in self._table.to_batches(max_chunksize=size):
+            yield list(_tuples(batch))
+
+    def scalar_one(self) -> Any:
+        if self._table.num_rows != 1 or self._table.num_columns != 1:
+            raise ValueError(f"expected one value, the query gave {self._table.num_rows} row(s)")
+        return self._table.column(0)[0].as_py()
+
+
+def _tuples(data: pa.Table | pa.RecordBatch) -> Iterator[tuple[Any, ...]]:
+    return zip(*(column.to_pylist() for column in data.columns), strict=True)
+
+
+def _scalar(frame: DataFrame) -> int:
+    """The one number a query gives (a count)."""
+    return int(_Rows(to_arrow(frame)).scalar_one())
+
+
+class SparkQueries:
+    """The extract's queries run by Spark over the contract's tables (``names``: the name Spark
+    knows each by), answering the few calls of a SQLAlchemy connection that the extract's helpers
+    make (``execute`` of a text with its parameters, ``execution_options``, ``dialect.name``): the
+    per-seller counts, the undated transactions and the rows that refer to nothing are made by the
+    very code that makes them for a database (``_seller_counts``, ``_undated_transactions``,
+    ``_orphans`` of :mod:`reporting.extract`). Results are small: one row per seller at most."""
+
+    dialect = _Dialect()
+
+    def __init__(self, spark: SparkSession, names: Mapping[str, str]) -> None:
+        self.spark = spark
+        self.names = dict(names)
+
+    def frame(self, sql: str, params: Mapping[str, Any] | None = None) -> DataFrame:
+        return self.spark.sql(spark_sql(sql, params or {}, self.names))
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        return _scalar(self.frame(sql, params))
+
+    def execute(self, statement: sa.TextClause, params: Mapping[str, Any] | None = None) -> _Rows:
+        return _Rows(to_arrow(self.frame(statement.text, params)))
+
+    def execution_options(self, **_options: Any) -> SparkQueries:
+        return self
+
+    def as_connection(self) -> Connection:
+        """This object where the extract's helpers take a connection."""
+        return cast("Connection", self)
+
+
+@contextmanager
+def _session(config: Spark) -> Iterator[SparkSession]:
+    """Spark for the extract: the session this process has already (a notebook's, a test's),
+    else one started with ``[source.spark]``'s master and settings and stopped afterwards; its
+    time zone UTC while the extract reads, set back afterwards."""
+    active = active_session()
+    spark = active if active is not None else spark_session(config.master, conf=config.conf)
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    try:
+        yield spark
+    finally:
+        if active is None:
+            spark.stop()
+        elif zone != "UTC":
+            spark.conf.set("spark.sql.session.timeZone", zone)
+
+
+def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | None) -> dict[str, Any]:
+    """Write the period's rows of every contract table from ``[source.spark]`` to
+    ``<run>/extract/``, as :func:`reporting.extract.extract` does for a database; return what its
+    checks need (the keyword arguments of ``_check_extract``)."""
+    config = settings.config.spark
+    assert config is not None
+    out = settings.stage_dir("extract")
+    period = settings.period
+    with _session(config) as spark:
+        names = register_tables(spark, tables_dir=config.tables, database=config.database, tables=tuple(CONTRACT))
+        try:
+            columns = {t: {c.lower() for c in spark.table(name).columns} for t, name in names.items()}
+            queries = SparkQueries(spark, names)
+            tables = {
+                "transactions": names["transactions"],
+                "refunds": names["refunds"],
+                "listings": names["property_listings"],
+            }
+            params = {"period_start": period.start_utc, "period_end": period.paid_until_utc}
+            counts: dict[str, int] = {}
+            findings: list[Finding] = []
+            pushdown = _pushdown(settings, spark, names)
+
+            def read_rates() -> None:
+                rates = queries.frame(sql_text("extract_fx_rates.sql"), {"last_rate_date": date(settings.year, 12, 31)})
+                counts["fx_rates"] = _to_parquet(rates, "fx_rates", out / "fx_rates.parquet", findings)
+
+            flags = None
+            summed_here = 0
+            if pushdown:
+                read_rates()  # first: which payments have a rate decides which rows the checks see
+                flags = ex._flags(settings, out / "fx_rates.parquet")
+                odd = _scalar(
+                    spark.sql(
+                        exotic_whitespace_sql(
+                            period, dialect="spark", transactions=tables["transactions"], refunds=tables["refunds"]
+                        )
+                    )
+                )
+                if odd:
+                    log.warning(
+                        "extract: %d transaction(s) or refund(s) of the period hold white space other than "
+                        "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
+                        "run reads every transaction and sums them here ([source] aggregate = 'local')",
+                        odd,
+                    )
+                    flags = None
+                    summed_here = odd
+            for table in ex.TABLES:
+                if table == "fx_rates":
+                    continue
+                if flags is not None and table in ("transactions", "refunds"):
+                    # only the rows the checks must see; Spark sums the others
+                    flagged = flagged_transactions_sql if table == "transactions" else flagged_refunds_sql
+                    frame = spark.sql(flagged(period, flags, dialect="spark", **tables))
+                else:
+                    sql = sql_text(f"extract_{table}.sql")
+                    if table in OPTIONAL_COLUMNS:
+                        # optional contract columns present in this source, from our fixed list only
+                        alias = "p" if table == "property_listings" else "x"
+                        optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
+                        sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
+                    frame = queries.frame(sql, params)
+                counts[table] = _to_parquet(frame, table, out / f"{table}.parquet", findings)
+            if flags is None:
+                read_rates()
+            aggregated_at_source = _pushed_totals(settings, spark, flags, names, counts, out / "pushed_totals.parquet")
+            control = {table: queries.scalar(sql_text(f"count_{table}.sql"), params) for table in ex.CONTROLLED}
+            ex._write_controls(out / "control_counts.parquet", counts, control)
+            if worker is not None:  # the suite reads what is written now, while Spark is asked on
+                worker.submit("extract", datachecks.check_arguments(settings, "extract"))
+            conn = queries.as_connection()
+            undated: list[Finding] = []
+            if ex._seller_counts(conn, params, out / "control_seller_counts.parquet"):
+                undated = list(ex._undated_transactions(conn))
+            findings += ex._orphans(
+                conn,
+                "extract_unknown_sellers.sql",
+                params,
+                "transactions",
+                "source.unknown_seller",
+                "its seller_id is not in the sellers table",
+            )
+            findings += ex._orphans(
+                conn,
+                "extract_unknown_refunds.sql",
+                {"period_start": params["period_start"]},
+                "refunds",
+                "refund.unknown_transaction",
+                "it refunds a transaction that does not exist",
+            )
+        finally:
+            if config.tables is not None:  # the temporary views of the Parquet tables
+                for view in names.values():
+                    spark.catalog.dropTempView(view)
+    return {
+        "counts": counts,
+        "control": control,
+        "findings": findings,
+        "undated": undated,
+        "aggregated_at_source": aggregated_at_source,
+        "summed_here": summed_here,
+        "source": f"Apache Spark: {config.where}",
+    }
+
+
+def _to_parquet(frame: DataFrame, table: str, path: Path, findings: list[Finding]) -> int:
+    """Write the frame's rows to ``path`` by the extract's rules for ``table``: column by column
+    (the columnar read's rules), or, for a table those rules do not take as it comes, value by
+    value (the DB-API read's rules, with a finding per value that cannot be read)."""
+    spec = ex.TABLES[table]
+    schema = pa.schema([(name, typ) for name, typ, _ in spec])
+    data = to_arrow(frame)
+    data = data.rename_columns([n.lower() for n in data.column_names])
+    present = set(data.column_names)
+    batches = data.to_batches(max_chunksize=ex.BATCH_ROWS)
+    try:
+        _write(path, schema, (ex._columnar_batch(b, spec, present, schema) for b in batches))
+    except ex._NotColumnar as exc:
+        log.info("extract %s: read value by value (%s)", table, exc)
+        index = {name: i for i, name in enumerate(data.column_names)}
+        _write(path, schema, (ex._to_batch(list(_tuples(b)), spec, index, schema, table, findings) for b in batches))
+    return data.num_rows
+
+
+def _write(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+    """The batches as ``path``, written under a temporary name first (removed on an error)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            written = 0
+            for batch in batches:
+                writer.write_batch(batch)
+                written += batch.num_rows
+            if written == 0:
+                writer.write_table(schema.empty_table())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def _pushed_totals(
+    settings: RunSettings,
+    spark: SparkSession,
+    flags: Flags | None,
+    names: Mapping[str, str],
+    counts: dict[str, int],
+    path: Path,
+) -> dict[str, Any] | None:
+    """With ``flags``: Spark's sums of every transaction not flagged, written to ``path``, added
+    to ``counts``, and what ``extract.json`` says of them; else an empty file (the stages that
+    add the source's sums read it) and None."""
+    if flags is None:
+        ex._write_atomic(SOURCE_TOTALS_SCHEMA.empty_table(), path)
+        return None
+    started = time.perf_counter()
+    totals = read_spark_totals(
+        spark,
+        settings.period,
+        payment_date_rates=settings.config.reporting.fx_basis == "payment_date",
+        flags=flags,
+        transactions=names["transactions"],
+        refunds=names["refunds"],
+        property_listings=names["property_listings"],
+    )
+    ex._write_atomic(totals, path)
+    at_source = {
+        "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
+        "refunds": int(pc.sum(totals["refunds"]).as_py() or 0),
+        "rows": totals.num_rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info(
+        "extract: %d transaction(s) and %d refund(s) summed by Spark (%d aggregate rows, %.1f s); "
+        "%d transaction(s) and %d refund(s) read for the checks",
+        at_source["transactions"],
+        at_source["refunds"],
+        at_source["rows"],
+        at_source["seconds"],
+        counts["transactions"],
+        counts["refunds"],
+    )
+    summary = {**at_source, "read_transactions": counts["transactions"], "read_refunds": counts["refunds"]}
+    counts["transactions"] += at_source["transactions"]
+    counts["refunds"] += at_source["refunds"]
+    return summary
+
+
+def _pushdown(settings: RunSettings, spark: SparkSession, names: Mapping[str, str]) -> bool:
+    """Whether Spark sums the transactions (``[source] aggregate = "source"``). The columns it
+    sums or compares must have the contract's types: an amount as a decimal or a float, a time
+    as text, or an id in a collation that ignores case would be summed or compared otherwise
+    than the extract reads them."""
+    if settings.config.aggregate != "source":
+        return False
+    from pyspark.sql import types as T
+
+    expected: Sequence[tuple[Mapping[str, tuple[str, ...]], tuple[type, ...], str]] = (
+        (ex._INTEGER_COLUMNS, (T.ByteType, T.ShortType, T.IntegerType, T.LongType), "an integer"),
+        (ex._TIME_COLUMNS, (T.TimestampType, T.TimestampNTZType), "a timestamp"),
+        (ex._TEXT_COLUMNS, (T.StringType, T.VarcharType, T.CharType), "a text"),
+    )
+    wrong: list[str] = []
+    for table in ("transactions", "refunds", "property_listings"):
+        types = {f.name.lower(): f.dataType for f in spark.table(names[table]).schema.fields}
+        for kinds, classes, what in expected:
+            for column in kinds.get(table, ()):
+                kind = types[column]
+                if not isinstance(kind, classes):
+                    wrong.append(f"{table}.{column} is {kind.simpleString()}, not {what} type")
+                elif getattr(kind, "collation", "UTF8_BINARY") != "UTF8_BINARY":
+                    wrong.append(f"{table}.{column} is compared by the collation {kind.collation}, not exactly")
+    if wrong:
+        raise SourceContractError(
+            "[source] aggregate = 'source' sums and compares the source's columns as they are, so they must "
+            f"have the contract's types (sql/source_schema.sql): {'; '.join(wrong)}. Correct the types, or "
+            "use aggregate = 'local', which reads and checks every value"
+        )
+    return True
