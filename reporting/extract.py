@@ -663,7 +663,11 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                     ids = pc.unique(pq.read_table(out / "transactions.parquet", columns=["transaction_id"])[0])
                     listed = keys if keys is not None and len(ids) + keys.size <= MAX_LISTED_KEYS else None
                     sql = flagged_refunds_sql(
-                        period, flags, dialect=dialect, keys=listed, flagged_transactions=ids.to_pylist()
+                        period,
+                        flags,
+                        dialect=dialect,
+                        keys=listed,
+                        flagged_transactions=ids.to_pylist() if listed is not None else (),
                     )
                 counts[table] = _stream_to_parquet(
                     conn, table, sql, params, out / f"{table}.parquet", findings, columnar

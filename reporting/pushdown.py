@@ -32,6 +32,7 @@ grouped as a binary string.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -339,14 +340,16 @@ class FlagKeys:
         return len(self.transactions) + len(self.sellers) + len(self.refunds)
 
 
-_PG_ESCAPES = str.maketrans({c: f"\\x{ord(c):02x}" for c in "\\':%"})
+_PG_ESCAPES = str.maketrans({c: f"\\x{ord(c):02x}" for c in "\\':%()"})
+_KEY_LIST = re.compile(r"\((dac7_keys_[a-z])\)")
 
 
 def _key_literal(value: str, dialect: str) -> str:
     """A key as a literal that means the same text whatever the session's settings, and holds no
     colon or percent sign (which SQLAlchemy's ``text()`` and the DB-API's ``format`` style read as
-    parameters): a hex string on MariaDB/MySQL (compared with the binary keys; no backslash
-    escaping, which NO_BACKSLASH_ESCAPES turns off), an escape string on PostgreSQL."""
+    parameters) and no parenthesis (nor, so, a list's placeholder): a hex string on MariaDB/MySQL
+    (compared with the binary keys, which are UTF-8; no backslash escaping, which
+    NO_BACKSLASH_ESCAPES turns off), an escape string on PostgreSQL."""
     if dialect == "mysql":
         return "X'" + value.encode().hex() + "'"
     if dialect == "postgres":
@@ -357,14 +360,16 @@ def _key_literal(value: str, dialect: str) -> str:
 def _with_keys(sql: str, dialect: str, lists: Mapping[str, Iterable[str]]) -> str:
     """``sql`` (written by sqlglot) with each ``(dac7_keys_x)`` replaced by its keys, after
     sqlglot: it would parse each of thousands of literals. A list without keys becomes the empty
-    text, which no cleaned key is (an empty key is NULL)."""
-    for name, keys in lists.items():
-        placeholder = f"({name})"
-        if placeholder not in sql:
-            raise ValueError(f"{placeholder} is not in the statement")
-        literals = ", ".join(_key_literal(k, dialect) for k in sorted(keys)) or _key_literal("", dialect)
-        sql = sql.replace(placeholder, f"({literals})")
-    return sql
+    text, which no cleaned key is (an empty key is NULL). One pass over the statement: a key
+    written in is never read again, whatever it holds."""
+    found = set(_KEY_LIST.findall(sql))
+    if found != set(lists):
+        raise ValueError(f"the statement's key lists {sorted(found)} are not those given: {sorted(lists)}")
+    written = {
+        name: ", ".join(_key_literal(k, dialect) for k in sorted(keys)) or _key_literal("", dialect)
+        for name, keys in lists.items()
+    }
+    return _KEY_LIST.sub(lambda m: f"({written[m.group(1)]})", sql)
 
 
 class _Sql:
@@ -703,7 +708,8 @@ def exotic_whitespace_sql(
     chars = ", ".join("'" + c + "'" for c in EXOTIC_WHITESPACE)
 
     def odd(column: str) -> str:
-        trimmed = f"trim({column})"
+        # in UTF-8 on MariaDB/MySQL: a latin1 column cannot be compared with these characters
+        trimmed = f"trim(dac7_utf8({column}))" if dialect == "mysql" else f"trim({column})"
         return f"(substr({trimmed}, 1, 1) in ({chars}) or substr({trimmed}, length({trimmed}), 1) in ({chars}))"
 
     tx = " or ".join(odd(f"t.{c}") for c in _TRANSACTION_TEXT)
@@ -761,10 +767,16 @@ def source_totals_sql(
 
 
 def _mysql(node: exp.Expression) -> exp.Expression:
-    """MariaDB/MySQL: ``dac7_binary(x)`` is ``CAST(x AS BINARY)`` (sqlglot would write VARBINARY,
-    which is no CAST target there)."""
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "dac7_binary":
-        return exp.Cast(this=node.expressions[0], to=exp.DataType(this=exp.DataType.Type.BINARY))
+    """MariaDB/MySQL: ``dac7_binary(x)`` is ``CAST(CAST(x AS CHAR CHARACTER SET utf8mb4) AS
+    BINARY)``: the bytes of the text in UTF-8 whatever the column's character set (a latin1
+    column's bytes would be neither the extract's text nor the keys' UTF-8 literals); sqlglot
+    would write VARBINARY, which is no CAST target there."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ("dac7_binary", "dac7_utf8"):
+        utf8 = exp.DataType(this=exp.DataType.Type.CHARACTER_SET, kind=exp.Var(this="utf8mb4"))
+        text = exp.Cast(this=node.expressions[0], to=utf8)
+        if node.name.lower() == "dac7_utf8":
+            return text
+        return exp.Cast(this=text, to=exp.DataType(this=exp.DataType.Type.BINARY))
     return node
 
 

@@ -14,7 +14,20 @@ from reporting.source import make_engine
 
 #: keys that a naive literal gets wrong: quotes, a colon after a space (SQLAlchemy's parameter),
 #: percent signs (the DB-API's), backslashes (MariaDB's escapes), letters beyond ASCII
-AWKWARD = ["a'b", "x :name", "50%", "%(p)s", "%s", "C:\\dir\\n", "\\", "ü€𝄞", "'; drop table t; --", "  "]
+AWKWARD = [
+    "a'b",
+    "x :name",
+    "50%",
+    "%(p)s",
+    "%s",
+    "C:\\dir\\n",
+    "\\",
+    "ü€𝄞",
+    "'; drop table t; --",
+    "  ",
+    "(dac7_keys_s)",
+    "$$ || $$",
+]
 
 #: text a key may hold: any character but NUL, which PostgreSQL's text cannot hold
 KEYS = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1)
@@ -71,9 +84,18 @@ def test_a_list_without_keys_matches_no_key() -> None:
     assert _with_keys("x in (dac7_keys_t)", "mysql", {"dac7_keys_t": ["b", "a"]}) == "x in (X'61', X'62')"
 
 
+def test_a_key_naming_another_list_is_written_in_once() -> None:
+    sql = "a in (dac7_keys_t) or b in (dac7_keys_s)"
+    lists = {"dac7_keys_t": ["x(dac7_keys_s)"], "dac7_keys_s": ["y"]}
+    assert _with_keys(sql, "postgres", lists) == "a in (E'x\\x28dac7_keys_s\\x29') or b in (E'y')"
+    assert _with_keys(sql, "mysql", lists) == "a in (X'" + b"x(dac7_keys_s)".hex() + "') or b in (X'79')"
+
+
 def test_a_list_missing_from_the_statement_is_an_error() -> None:
     with pytest.raises(ValueError, match="dac7_keys_s"):
         _with_keys("x in (dac7_keys_t)", "postgres", {"dac7_keys_s": ["a"]})
+    with pytest.raises(ValueError, match="dac7_keys_t"):
+        _with_keys("x in (dac7_keys_t)", "postgres", {})
     with pytest.raises(ValueError, match="sqlite"):
         _key_literal("a", "sqlite")
 
