@@ -8,8 +8,9 @@ instants, written as TIMESTAMP literals and compared in the session time zone, s
 the extract reads), each contract table by the name Spark knows it by (a temporary view per
 Parquet table, or ``database.table``).
 
-Rows come to this process as Arrow (``DataFrame.toArrow``), never as a Python object per value,
-and are converted column by column by the rules of the columnar read
+A table's rows are never collected into the driver: Spark writes them as Parquet into an
+owner-only folder of the run's staging area, read back batch by batch, never as a Python object
+per value, and converted column by column by the rules of the columnar read
 (:func:`reporting.extract._columnar_batch`). A table that those rules do not take as it comes (a
 float where an integer belongs, text where a time belongs) is converted value by value instead,
 by the rules of the DB-API read (:func:`reporting.extract._to_batch`), which turn each value that
@@ -24,6 +25,7 @@ refer to nothing are made by the extract's own helpers, through :class:`SparkQue
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -285,20 +287,67 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
 def _to_parquet(frame: DataFrame, table: str, path: Path, findings: list[Finding]) -> int:
     """Write the frame's rows to ``path`` by the extract's rules for ``table``: column by column
     (the columnar read's rules), or, for a table those rules do not take as it comes, value by
-    value (the DB-API read's rules, with a finding per value that cannot be read)."""
+    value (the DB-API read's rules, with a finding per value that cannot be read).
+
+    The rows never come to this process at once: Spark writes them as Parquet into a folder of the
+    run's staging area (``.spark-<table>/`` beside ``path``, owner-only, removed afterwards, also
+    on an error), read back here batch by batch (:data:`reporting.extract.BATCH_ROWS` rows)."""
     spec = ex.TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
-    data = to_arrow(frame)
-    data = data.rename_columns([n.lower() for n in data.column_names])
-    present = set(data.column_names)
-    batches = data.to_batches(max_chunksize=ex.BATCH_ROWS)
+    folder = path.with_name(f".spark-{table}")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
     try:
-        _write(path, schema, (ex._columnar_batch(b, spec, present, schema) for b in batches))
-    except ex._NotColumnar as exc:
-        log.info("extract %s: read value by value (%s)", table, exc)
-        index = {name: i for i, name in enumerate(data.column_names)}
-        _write(path, schema, (ex._to_batch(list(_tuples(b)), spec, index, schema, table, findings) for b in batches))
-    return data.num_rows
+        parts = _spark_parquet(frame, folder / "rows")
+        names = pq.ParquetFile(parts[0]).schema_arrow.names if parts else []
+        present = {n.lower() for n in names}
+        rows = 0
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            rows = 0
+            for part in parts:
+                with pq.ParquetFile(part) as f:
+                    for batch in f.iter_batches(batch_size=ex.BATCH_ROWS):
+                        rows += batch.num_rows
+                        yield pa.RecordBatch.from_arrays(batch.columns, names=[n.lower() for n in batch.schema.names])
+
+        try:
+            _write(path, schema, (ex._columnar_batch(b, spec, present, schema) for b in batches()))
+        except ex._NotColumnar as exc:
+            log.info("extract %s: read value by value (%s)", table, exc)
+            index = {name.lower(): i for i, name in enumerate(names)}
+            _write(
+                path, schema, (ex._to_batch(list(_tuples(b)), spec, index, schema, table, findings) for b in batches())
+            )
+        return rows
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _spark_parquet(frame: DataFrame, folder: Path) -> list[Path]:
+    """The frame's rows written by Spark as Parquet files into ``folder`` (which Spark creates);
+    its part files in the order of the frame's partitions (their names). Times as microseconds:
+    a TIMESTAMP column marked as UTC (read back as zoned UTC times), a TIMESTAMP_NTZ column as
+    naive times, as ``DataFrame.toArrow`` gives them, never as Spark's INT96 default."""
+    spark = frame.sparkSession
+    settings = {
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.parquet.writeLegacyFormat": "false",
+        "spark.sql.session.timeZone": "UTC",
+    }
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        frame.write.mode("errorifexists").parquet(folder.resolve().as_uri())
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
 
 
 def _write(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:

@@ -240,7 +240,9 @@ def _exists(spark: SparkSession, path: str) -> bool:
 
 def to_arrow(frame: DataFrame) -> pa.Table:
     """The frame's rows as Arrow, computed by Spark and sent to this process as Arrow batches
-    (``DataFrame.toArrow``): no Python object per value. pyspark's warning that it does not
+    (``DataFrame.toArrow``): no Python object per value, but every row in the driver and here at
+    once, so for small results only (sums, counts); a run's extract streams its tables through
+    Parquet files instead (:func:`reporting.spark_extract._to_parquet`). pyspark's warning that it does not
     fully support pandas 3 is left out: pandas has no part in this."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)

@@ -359,3 +359,49 @@ def test_a_process_without_spark_starts_and_stops_its_own(spark: Any, demo: tupl
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["published"] == expected["published"]
     assert result["counts"] == expected["counts"]
+
+
+def test_a_table_is_streamed_through_parquet_files_never_collected(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark writes the rows as Parquet into an owner-only folder of the staging area, read back
+    batch by batch (never ``toArrow``, which collects a table into the driver and this process),
+    zoned and naive times as UTC; the folder is removed afterwards, also when the query fails."""
+    from pyspark.sql import DataFrame
+
+    def collected(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a table's rows are collected at once")
+
+    monkeypatch.setattr(DataFrame, "toArrow", collected)
+    monkeypatch.setattr(extract, "BATCH_ROWS", 2)
+    seen: list[tuple[int, int]] = []
+    columnar = extract._columnar_batch
+
+    def recorded(batch: Any, *args: Any) -> Any:
+        seen.append((batch.num_rows, (tmp_path / ".spark-transactions").stat().st_mode & 0o777))
+        return columnar(batch, *args)
+
+    monkeypatch.setattr(extract, "_columnar_batch", recorded)
+    spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")  # times are written as UTC whatever the zone
+    try:
+        for kind in ("timestamp", "timestamp_ntz"):
+            frame = spark.sql(
+                "select concat('T', id) as TRANSACTION_ID, 'S1' as seller_id, 'sale_of_goods' as activity, "
+                f"cast(concat('2025-05-0', id, ' 10:00:00') as {kind}) as paid_at, 'EUR' as currency, "
+                "cast(id * 100 as bigint) as amount_minor from range(1, 6) order by id"
+            ).repartition(2)
+            seen.clear()
+            assert spark_extract._to_parquet(frame, "transactions", tmp_path / "t.parquet", []) == 5
+            written = pq.read_table(tmp_path / "t.parquet")
+            assert sorted(written.column("transaction_id").to_pylist()) == ["T1", "T2", "T3", "T4", "T5"]
+            hour = 8 if kind == "timestamp" else 10  # a zoned 10:00 in Berlin is 08:00 UTC; a naive time stays
+            assert sorted(written.column("paid_at").to_pylist()) == [datetime(2025, 5, d, hour) for d in range(1, 6)]
+            assert max(n for n, _ in seen) <= 2 and sum(n for n, _ in seen) == 5
+            assert {mode for _, mode in seen} == {0o700}
+            assert not (tmp_path / ".spark-transactions").exists()
+        failing = spark.sql("select raise_error('no') as transaction_id")
+        with pytest.raises(Exception, match="no"):
+            spark_extract._to_parquet(failing, "transactions", tmp_path / "f.parquet", [])
+        assert not (tmp_path / ".spark-transactions").exists() and not (tmp_path / "f.parquet").exists()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
