@@ -12,9 +12,11 @@ A table's rows are never collected into the driver: Spark writes them as Parquet
 owner-only folder of the run's staging area, read back batch by batch, never as a Python object
 per value, and converted column by column by the rules of the columnar read
 (:func:`reporting.extract._columnar_batch`). A table that those rules do not take as it comes (a
-float where an integer belongs, text where a time belongs) is converted value by value instead,
+float where an integer belongs) is converted value by value instead,
 by the rules of the DB-API read (:func:`reporting.extract._to_batch`), which turn each value that
 cannot be read into a finding naming its row: both give the file any other source would give.
+The contract's times and dates must have Spark's time and date types: text there is refused
+before any query runs (:func:`_check_time_types`).
 
 With ``[source] aggregate = "source"`` Spark sums the transactions, as PostgreSQL and MariaDB do
 (:mod:`reporting.pushdown` in Spark's dialect), and only the sums, the rows the checks must see
@@ -189,6 +191,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
     with _session(config) as spark:
         names = register_tables(spark, tables_dir=config.tables, database=config.database, tables=tuple(CONTRACT))
         try:
+            _check_time_types(spark, names)
             columns = {t: {c.lower() for c in spark.table(name).columns} for t, name in names.items()}
             queries = SparkQueries(spark, names)
             tables = {
@@ -414,18 +417,49 @@ def _pushed_totals(
     return summary
 
 
+#: the contract's times and dates (sql/source_schema.sql) and the Spark types they may have
+_SPARK_TIMES = {
+    ("transactions", "paid_at"): ("timestamp", "a TIMESTAMP or TIMESTAMP_NTZ"),
+    ("refunds", "refunded_at"): ("timestamp", "a TIMESTAMP or TIMESTAMP_NTZ"),
+    ("sellers", "birth_date"): ("date", "a DATE"),
+    ("fx_rates", "rate_date"): ("date", "a DATE"),
+}
+
+
+def _check_time_types(spark: SparkSession, names: Mapping[str, str]) -> None:
+    """The contract's times and dates must be Spark's times and dates, whatever ``aggregate`` says,
+    before any query runs: the queries compare them with the period's bounds, and a text there is
+    cast by Spark, which (in ANSI mode) stops on the first value it cannot read with that value in
+    its error and its log, or (ANSI off) drops the row without a word."""
+    from pyspark.sql import types as T
+
+    classes = {"timestamp": (T.TimestampType, T.TimestampNTZType), "date": (T.DateType,)}
+    wrong: list[str] = []
+    for (table, column), (kind, what) in _SPARK_TIMES.items():
+        if table not in names:
+            continue
+        types = {f.name.lower(): f.dataType for f in spark.table(names[table]).schema.fields}
+        if column in types and not isinstance(types[column], classes[kind]):
+            wrong.append(f"{table}.{column} is {types[column].simpleString()}, not {what}")
+    if wrong:
+        raise SourceContractError(
+            "the contract's times and dates must have Spark's time and date types (sql/source_schema.sql), "
+            f"since the queries compare them with the period's bounds: {'; '.join(wrong)}. Store them with "
+            "those types, or give a view that converts them"
+        )
+
+
 def _pushdown(settings: RunSettings, spark: SparkSession, names: Mapping[str, str]) -> bool:
     """Whether Spark sums the transactions (``[source] aggregate = "source"``). The columns it
-    sums or compares must have the contract's types: an amount as a decimal or a float, a time
-    as text, or an id in a collation that ignores case would be summed or compared otherwise
-    than the extract reads them."""
+    sums or compares must have the contract's types: an amount as a decimal or a float, or an id
+    in a collation that ignores case would be summed or compared otherwise than the extract reads
+    them (the times are checked for every run, :func:`_check_time_types`)."""
     if settings.config.aggregate != "source":
         return False
     from pyspark.sql import types as T
 
     expected: Sequence[tuple[Mapping[str, tuple[str, ...]], tuple[type, ...], str]] = (
         (ex._INTEGER_COLUMNS, (T.ByteType, T.ShortType, T.IntegerType, T.LongType), "an integer"),
-        (ex._TIME_COLUMNS, (T.TimestampType, T.TimestampNTZType), "a timestamp"),
         (ex._TEXT_COLUMNS, (T.StringType, T.VarcharType, T.CharType), "a text"),
     )
     wrong: list[str] = []

@@ -100,21 +100,31 @@ def read_sqlite(url: str) -> dict[str, list[dict[str, Any]]]:
         engine.dispose()
 
 
-def write_parquet(rows: dict[str, list[dict[str, Any]]], folder: Path, *, zoned: tuple[str, ...] = ()) -> Path:
+def write_parquet(
+    rows: dict[str, list[dict[str, Any]]], folder: Path, *, zoned: tuple[str, ...] = (), text: tuple[str, ...] = ()
+) -> Path:
     """One Parquet dataset per table: ``<table>.parquet``, or, for the tables in ``zoned``, a
-    folder ``<table>/`` of two files with zoned times (TIMESTAMP in Spark, not TIMESTAMP_NTZ)."""
+    folder ``<table>/`` of two files with zoned times (TIMESTAMP in Spark, not TIMESTAMP_NTZ);
+    the columns named in ``text`` as text, whatever the contract's type."""
     folder.mkdir(parents=True, exist_ok=True)
     for table in CONTRACT:
         names = [*CONTRACT[table], *OPTIONAL_COLUMNS.get(table, ())]
         fields = []
         for name in names:
-            kind = _TYPES.get(name, pa.string())
+            kind = pa.string() if name in text else _TYPES.get(name, pa.string())
             if table in zoned and pa.types.is_timestamp(kind):
                 kind = pa.timestamp("us", tz="UTC")
             fields.append(pa.field(name, kind))
         schema = pa.schema(fields)
         values = [
-            {n: Decimal(r[n]) if n == "units_per_eur" and r.get(n) is not None else r.get(n) for n in names}
+            {
+                n: Decimal(r[n])
+                if n == "units_per_eur" and r.get(n) is not None
+                else str(r[n])
+                if n in text and r.get(n) is not None
+                else r.get(n)
+                for n in names
+            }
             for r in rows[table]
         ]
         data = pa.Table.from_pylist(values, schema=schema)
@@ -405,3 +415,28 @@ def test_a_table_is_streamed_through_parquet_files_never_collected(
         assert not (tmp_path / ".spark-transactions").exists() and not (tmp_path / "f.parquet").exists()
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+@pytest.mark.parametrize("ansi", ["true", "false"])
+def test_times_kept_as_text_are_refused_before_any_query(spark: Any, tmp_path: Path, ansi: str) -> None:
+    """A time or date of the contract kept as text is refused, whatever ``aggregate`` and ANSI mode
+    say: Spark would cast it, stopping on a value it cannot read with that value in its error and
+    log (ANSI) or dropping the row without a word (ANSI off). The refusal names the columns and
+    their types, never a value."""
+    m = _market()
+    rows = {t: [dict(r) for r in m.rows[t]] for t in CONTRACT}
+    rows["transactions"][0]["paid_at"] = "Anna Secret 1970"
+    rows["refunds"] = [{**r, "refunded_at": str(r["refunded_at"])} for r in rows["refunds"]]
+    tables = write_parquet(rows, tmp_path / "tables", text=("paid_at", "refunded_at", "rate_date"))
+    before = spark.conf.get("spark.sql.ansi.enabled")
+    spark.conf.set("spark.sql.ansi.enabled", ansi)
+    try:
+        for aggregate in ("local", "source"):
+            with pytest.raises(SourceContractError) as refused:
+                run_once(tmp_path, f"text-{aggregate}", spark=f'tables = "{tables}"', aggregate=aggregate)
+            message = str(refused.value)
+            assert "transactions.paid_at is string, not a TIMESTAMP or TIMESTAMP_NTZ" in message
+            assert "refunds.refunded_at is string" in message and "fx_rates.rate_date is string, not a DATE" in message
+            assert "Anna" not in message and "sellers.birth_date" not in message
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", before)
