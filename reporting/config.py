@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.countries import is_country, is_eu
@@ -34,6 +34,8 @@ SPARK_KEYS = {"tables", "database", "master", "conf"}
 _SPARK_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 #: a Spark setting whose name says it holds a secret (a key, a password, a token): never in the file
 _SPARK_SECRET = re.compile(r"pass|pwd|secret|token|credential|signature|private", re.IGNORECASE)
+#: a query parameter of a path or master that may hold a secret (an access key, a SAS signature)
+_SECRET_PARAMETER = re.compile(r"key|pass|pwd|secret|token|sas|sig|credential|auth", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +86,18 @@ class Spark:
     Spark reads) with one Parquet dataset per table (``<table>/`` or ``<table>.parquet``), or
     ``database``, the tables of a database of Spark's catalog (any format that Spark reads:
     Delta, Iceberg, Parquet ...). ``master``: the Spark master (default ``local[*]``); ``conf``:
-    Spark settings for the session (a Hive metastore, Delta's catalog, the driver's memory)."""
+    Spark settings for the session (a Hive metastore, Delta's catalog, the driver's memory).
+
+    A run's settings (``settings.json``, ``run_settings.json``) record the names of ``conf``'s
+    settings only (``conf_keys``), never their values: a stage loaded from them has an empty
+    ``conf`` and reads the values from the configuration file again (:func:`spark_conf`)."""
 
     tables: str | None = None
     database: str | None = None
     master: str = "local[*]"
     conf: dict[str, str] = field(default_factory=dict)
+    #: the names of ``conf``'s settings, when only they are known (settings loaded from a run's record)
+    conf_keys: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
@@ -228,12 +236,12 @@ def _spark(src: dict[str, Any], origin: str) -> Spark | None:
             "contract table) or database (a database of Spark's catalog), "
             + ("not both" if tables else "and has neither")
         )
-    if tables is not None:
-        parts = urlsplit(tables)
-        if parts.scheme and "@" in parts.netloc:
+    master = _str(table, "master", "source.spark", origin) or "local[*]"
+    for key, value in (("tables", tables), ("master", master)):
+        if value is not None and _url_secret(value):
             raise ConfigError(
-                f"{origin}: source.spark.tables holds a user name or password before '@'; secrets never go in "
-                "the configuration file: give them to Spark through its own configuration"
+                f"{origin}: source.spark.{key} holds a password (user:password@) or a secret query parameter; "
+                "secrets never go in the configuration file: give them to Spark through its own configuration"
             )
     if database is not None and not _SPARK_DATABASE.fullmatch(database):
         raise ConfigError(
@@ -259,9 +267,55 @@ def _spark(src: dict[str, Any], origin: str) -> Spark | None:
     return Spark(
         tables=tables,
         database=database,
-        master=_str(table, "master", "source.spark", origin) or "local[*]",
+        master=master,
         conf=conf,
     )
+
+
+def _url_secret(value: str) -> bool:
+    """Whether a path or master of ``[source.spark]`` carries a secret: a password in a URL's user
+    part (``user:password@``, also in a URL nested in another, as ``k8s://https://...``) or a
+    query parameter that looks like one. A user name alone is no secret: ``abfss://`` and
+    ``wasbs://`` name their container so (``container@account.dfs.core.windows.net``)."""
+    from reporting.source import has_secret
+
+    if "://" not in value:
+        return False
+    for start in [m.start() for m in re.finditer(r"[A-Za-z][A-Za-z0-9+.-]*://", value)]:
+        parts = urlsplit(value[start:])
+        if parts.password is not None:
+            return True
+        if any(_SECRET_PARAMETER.search(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            return True
+        try:
+            if has_secret(value[start:]):
+                return True
+        except Exception:  # not a database URL: what urlsplit saw decides
+            pass
+    return False
+
+
+def spark_conf(config: Config) -> dict[str, str]:
+    """The values of ``[source.spark.conf]`` for a session the run starts. A run's record keeps
+    their names only: a configuration loaded from it takes the values from its configuration
+    file (``config.path``) again, which must still hold the same settings."""
+    spark = config.spark
+    if spark is None:
+        return {}
+    if spark.conf or not spark.conf_keys:
+        return dict(spark.conf)
+    if not config.path:
+        raise ConfigError(
+            "[source.spark.conf] settings are named in the run's settings, but no configuration file is known "
+            "to read their values from (the values are never recorded)"
+        )
+    again = load_config(config.path).spark
+    if again is None or sorted(again.conf) != sorted(spark.conf_keys):
+        raise ConfigError(
+            f"{config.path}: its [source.spark.conf] settings are not those the run started with "
+            f"({', '.join(sorted(spark.conf_keys))}): the file changed since; start a new run"
+        )
+    return dict(again.conf)
 
 
 def check_routing(reporting: Reporting, filing_state: str, origin: str = "<config>") -> None:

@@ -7,6 +7,7 @@ and the message timestamp are inputs here; the renderer never reads the clock.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import uuid
@@ -106,7 +107,10 @@ class RunSettings:
         if cfg["aggregate"] != "local":  # the URL itself travels as source_url
             raw_config["source"] = {"aggregate": cfg["aggregate"]}
         if cfg["spark"] is not None:  # where Spark reads the tables (no secret: refused in the file)
-            spark = {k: v for k, v in cfg["spark"].items() if v}
+            spark = {k: cfg["spark"][k] for k in ("tables", "database", "master") if cfg["spark"][k]}
+            keys = sorted(cfg["spark"]["conf"]) or list(cfg["spark"]["conf_keys"])
+            if keys:  # the names only: a value may still be sensitive, the stages read it from the file
+                spark["conf_keys"] = keys
             raw_config.setdefault("source", {})["spark"] = spark
         return {
             "config": raw_config,
@@ -128,8 +132,13 @@ class RunSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
-        config = parse_config(data["config"], origin=data.get("config_path") or "<settings>")
+        raw = copy.deepcopy(data["config"])
+        spark = raw.get("source", {}).get("spark")
+        conf_keys = tuple(spark.pop("conf_keys", ())) if isinstance(spark, dict) else ()
+        config = parse_config(raw, origin=data.get("config_path") or "<settings>")
         config = replace(config, path=data.get("config_path"))
+        if config.spark is not None and conf_keys:
+            config = replace(config, spark=replace(config.spark, conf_keys=conf_keys))
         return cls(
             config=config,
             year=int(data["year"]),

@@ -43,7 +43,7 @@ from sqlglot import exp
 
 from reporting import datachecks
 from reporting import extract as ex
-from reporting.config import Spark
+from reporting.config import Config, spark_conf
 from reporting.errors import SourceContractError
 from reporting.findings import Finding
 from reporting.pushdown import (
@@ -163,12 +163,16 @@ class SparkQueries:
 
 
 @contextmanager
-def _session(config: Spark) -> Iterator[SparkSession]:
+def _session(config: Config) -> Iterator[SparkSession]:
     """Spark for the extract: the session this process has already (a notebook's, a test's),
     else one started with ``[source.spark]``'s master and settings and stopped afterwards; its
     time zone UTC while the extract reads, set back afterwards."""
     active = active_session()
-    spark = active if active is not None else spark_session(config.master, conf=config.conf)
+    if active is None:
+        assert config.spark is not None
+        spark = spark_session(config.spark.master, conf=spark_conf(config))
+    else:
+        spark = active
     zone = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     try:
@@ -188,7 +192,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
     assert config is not None
     out = settings.stage_dir("extract")
     period = settings.period
-    with _session(config) as spark:
+    with _session(settings.config) as spark:
         names = register_tables(spark, tables_dir=config.tables, database=config.database, tables=tuple(CONTRACT))
         try:
             _check_time_types(spark, names)

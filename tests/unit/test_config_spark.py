@@ -4,6 +4,7 @@ settings of a run carry it to every stage."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reporting.config import Spark, parse_config
+from reporting.config import Spark, parse_config, spark_conf
 from reporting.errors import ConfigError
 from reporting.pipeline import prepare
 from reporting.run import load_settings
@@ -49,6 +50,21 @@ def test_a_catalog_database_with_the_operators_spark_settings() -> None:
     assert cfg.spark.where == "the Spark database lake.dac7"
 
 
+@pytest.mark.parametrize(
+    "tables",
+    [
+        "abfss://container@account.dfs.core.windows.net/dac7",
+        "wasbs://container@account.blob.core.windows.net/dac7",
+        "s3a://bucket/dac7",
+        "hdfs://namenode:8020/dac7",
+    ],
+)
+def test_a_container_before_at_is_no_secret(tables: str) -> None:
+    """Azure's paths name their container before '@': only ``user:password@`` is a credential."""
+    spark = {"tables": tables, "master": "spark://spark.example:7077"}
+    assert parse_config(config(spark)).spark == Spark(tables=tables, master="spark://spark.example:7077")
+
+
 def test_no_spark_table_no_spark_source() -> None:
     assert parse_config(config(None, url="sqlite:///x.db")).spark is None
 
@@ -65,7 +81,10 @@ def test_no_spark_table_no_spark_source() -> None:
         ),
         ({"database": "dac7; drop"}, r"source\.spark\.database = 'dac7; drop' is not a Spark database name"),
         ({"tables": 7}, r"source\.spark\.tables must be a string"),
-        ({"tables": "s3a://AKIA:secret@bucket/dac7"}, r"source\.spark\.tables holds a user name or password"),
+        ({"tables": "s3a://AKIA:secret@bucket/dac7"}, r"source\.spark\.tables holds a password \(user:password@\)"),
+        ({"tables": "abfss://c@acct.dfs.core.windows.net/d?sig=x"}, r"source\.spark\.tables holds a password"),
+        ({"tables": "/data", "master": "k8s://https://u:p@k8s.example:443"}, r"source\.spark\.master holds a"),
+        ({"tables": "/data", "master": "spark://u:p@spark.example:7077"}, r"source\.spark\.master holds a"),
         ({"tables": "/data", "conf": {"fs.s3a.endpoint": "x"}}, r"'fs\.s3a\.endpoint': not a Spark setting"),
         (
             {"tables": "/data", "conf": {"spark.hadoop.fs.s3a.secret.key": "x"}},
@@ -104,8 +123,44 @@ def test_the_run_settings_carry_it_to_every_stage(tmp_path: Path) -> None:
         timestamp=datetime(2026, 1, 15, 12, 0),
     )
     settings = load_settings(run_dir)
-    assert settings.config.spark == Spark(database="dac7", conf={"spark.driver.memory": "2g"})
+    assert settings.config.spark == Spark(database="dac7", conf_keys=("spark.driver.memory",))
     assert (settings.config.aggregate, settings.source_url) == ("source", None)
+    assert spark_conf(settings.config) == {"spark.driver.memory": "2g"}, "the values come from the file again"
+
+
+def test_the_run_settings_record_the_names_of_the_spark_settings_never_their_values(tmp_path: Path) -> None:
+    """A value of [source.spark.conf] may be sensitive (an endpoint, a principal): settings.json,
+    and run_settings.json copied from it, hold its name only; a stage reads the value from the
+    configuration file again, and refuses a file whose settings changed since the run started."""
+    conf = (
+        '"spark.driver.memory" = "2g"\n"spark.hadoop.fs.azure.account.oauth2.client.endpoint" = "https://login/t-9f3a"'
+    )
+    path = _config_file(tmp_path, f'tables = "/data"\n\n[source.spark.conf]\n{conf}')
+    run_dir = prepare(
+        config_path=path,
+        year=2025,
+        out_dir=tmp_path / "out",
+        as_of=date(2026, 1, 31),
+        staging_root=tmp_path / "staging",
+        timestamp=datetime(2026, 1, 15, 12, 0),
+    )
+    run_dir = Path(run_dir)
+    recorded = (run_dir / "settings.json").read_text(encoding="utf-8")
+    assert "t-9f3a" not in recorded and "2g" not in recorded
+    assert json.loads(recorded)["config"]["source"]["spark"] == {
+        "tables": "/data",
+        "master": "local[*]",
+        "conf_keys": ["spark.driver.memory", "spark.hadoop.fs.azure.account.oauth2.client.endpoint"],
+    }
+    settings = load_settings(run_dir)
+    assert settings.config.spark is not None and settings.config.spark.conf == {}
+    assert spark_conf(settings.config)["spark.hadoop.fs.azure.account.oauth2.client.endpoint"] == "https://login/t-9f3a"
+    settings.save()  # a stage that saves the settings again still records the names only
+    assert "t-9f3a" not in (run_dir / "settings.json").read_text(encoding="utf-8")
+    assert load_settings(run_dir).config.spark == settings.config.spark
+    path.write_text(path.read_text(encoding="utf-8").replace('"spark.driver.memory" = "2g"\n', ""), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[source\.spark\.conf\] settings are not those the run started with"):
+        spark_conf(load_settings(run_dir).config)
 
 
 def test_a_source_url_given_to_a_spark_run_is_refused(tmp_path: Path) -> None:
