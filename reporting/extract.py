@@ -637,24 +637,14 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                 flags = _flags(settings, out / "fx_rates.parquet")
                 odd = int(conn.exec_driver_sql(exotic_whitespace_sql(period, dialect=dialect)).scalar_one())
                 if odd:
-                    log.warning(
-                        "extract: %d transaction(s) or refund(s) of the period hold white space other than "
-                        "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
-                        "run reads every transaction and sums them here ([source] aggregate = 'local')",
-                        odd,
-                    )
+                    _warn_white_space(odd)
                     dialect = flags = None
                     summed_here = odd
             keys = _flag_keys(conn, settings, flags, dialect) if flags is not None and dialect is not None else None
             for table in TABLES:
                 if table == "fx_rates":
                     continue
-                sql = sql_text(f"extract_{table}.sql")
-                if table in OPTIONAL_COLUMNS:
-                    # optional contract columns present in this source, from our fixed list only
-                    alias = "p" if table == "property_listings" else "x"
-                    optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
-                    sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
+                sql = extract_sql(table, columns[table])
                 if table == "transactions" and conn.dialect.name == "sqlite" and _sqlite_scan(conn, params):
                     sql = _not_indexed(sql)
                 if flags is not None and dialect is not None and table == "transactions":
@@ -676,34 +666,12 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                 )
             if flags is None:
                 read_rates()
-            pushed = out / "pushed_totals.parquet"
+            started = time.perf_counter()
+            totals = None
             if flags is not None and dialect is not None:
-                started = time.perf_counter()
                 totals = _source_totals(settings, conn, columnar, dialect, flags, keys)
-                _write_atomic(totals, pushed)
-                at_source = {
-                    "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
-                    "refunds": int(pc.sum(totals["refunds"]).as_py() or 0),
-                    "rows": totals.num_rows,
-                    "seconds": round(time.perf_counter() - started, 3),
-                }
-                log.info(
-                    "extract: %d transaction(s) and %d refund(s) summed in the source (%d aggregate rows, %.1f s); "
-                    "%d transaction(s) and %d refund(s) read for the checks",
-                    at_source["transactions"],
-                    at_source["refunds"],
-                    at_source["rows"],
-                    at_source["seconds"],
-                    counts["transactions"],
-                    counts["refunds"],
-                )
-                aggregated_at_source = {**at_source, "read_transactions": counts["transactions"]}
-                aggregated_at_source["read_refunds"] = counts["refunds"]
-                counts["transactions"] += at_source["transactions"]
-                counts["refunds"] += at_source["refunds"]
-            else:  # nothing summed in the source: the stages that add it read an empty file
-                _write_atomic(SOURCE_TOTALS_SCHEMA.empty_table(), pushed)
-                aggregated_at_source = None
+            pushed = out / "pushed_totals.parquet"
+            aggregated_at_source = _pushed_totals(totals, pushed, counts, started, "in the source")
             control = {
                 table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
                 for table in CONTROLLED
@@ -711,25 +679,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             _write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while the source is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            undated: list[Finding] = []
-            if _seller_counts(conn, params, out / "control_seller_counts.parquet"):
-                undated = list(_undated_transactions(conn))
-            findings += _orphans(
-                conn,
-                "extract_unknown_sellers.sql",
-                params,
-                "transactions",
-                "source.unknown_seller",
-                "its seller_id is not in the sellers table",
-            )
-            findings += _orphans(
-                conn,
-                "extract_unknown_refunds.sql",
-                {"period_start": params["period_start"]},
-                "refunds",
-                "refund.unknown_transaction",
-                "it refunds a transaction that does not exist",
-            )
+            undated = _source_findings(conn, params, out, findings)
     finally:
         if columnar is not None:
             columnar.close()
@@ -843,6 +793,84 @@ def _check_extract(
     return summary
 
 
+def extract_sql(table: str, columns: set[str]) -> str:
+    """``sql/extract_<table>.sql`` with the optional contract columns this source has (``columns``:
+    the table's columns), from our fixed list only."""
+    sql = sql_text(f"extract_{table}.sql")
+    if table in OPTIONAL_COLUMNS:
+        alias = "p" if table == "property_listings" else "x"
+        optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns]
+        sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
+    return sql
+
+
+def _warn_white_space(odd: int) -> None:
+    log.warning(
+        "extract: %d transaction(s) or refund(s) of the period hold white space other than "
+        "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
+        "run reads every transaction and sums them here ([source] aggregate = 'local')",
+        odd,
+    )
+
+
+def _pushed_totals(
+    totals: pa.Table | None, path: Path, counts: dict[str, int], started: float, where: str
+) -> dict[str, Any] | None:
+    """The source's sums (None: nothing summed there) written to ``path`` (an empty file then: the
+    stages that add the source's sums read it) and added to ``counts``; what ``extract.json``
+    says of them. ``where`` says who summed them in the log ("in the source", "by Spark")."""
+    if totals is None:
+        _write_atomic(SOURCE_TOTALS_SCHEMA.empty_table(), path)
+        return None
+    _write_atomic(totals, path)
+    at_source = {
+        "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
+        "refunds": int(pc.sum(totals["refunds"]).as_py() or 0),
+        "rows": totals.num_rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info(
+        "extract: %d transaction(s) and %d refund(s) summed %s (%d aggregate rows, %.1f s); "
+        "%d transaction(s) and %d refund(s) read for the checks",
+        at_source["transactions"],
+        at_source["refunds"],
+        where,
+        at_source["rows"],
+        at_source["seconds"],
+        counts["transactions"],
+        counts["refunds"],
+    )
+    summary = {**at_source, "read_transactions": counts["transactions"], "read_refunds": counts["refunds"]}
+    counts["transactions"] += at_source["transactions"]
+    counts["refunds"] += at_source["refunds"]
+    return summary
+
+
+def _source_findings(conn: Connection, params: dict[str, Any], out: Path, findings: list[Finding]) -> list[Finding]:
+    """After the control counts: the per-seller counts (``control_seller_counts.parquet``) and the
+    rows that refer to nothing, added to ``findings``; the undated transactions, returned."""
+    undated: list[Finding] = []
+    if _seller_counts(conn, params, out / "control_seller_counts.parquet"):
+        undated = list(_undated_transactions(conn))
+    findings += _orphans(
+        conn,
+        "extract_unknown_sellers.sql",
+        params,
+        "transactions",
+        "source.unknown_seller",
+        "its seller_id is not in the sellers table",
+    )
+    findings += _orphans(
+        conn,
+        "extract_unknown_refunds.sql",
+        {"period_start": params["period_start"]},
+        "refunds",
+        "refund.unknown_transaction",
+        "it refunds a transaction that does not exist",
+    )
+    return undated
+
+
 CONTROLLED = ("transactions", "sellers", "refunds")  # tables with a control count query on the source
 CONTROL_SCHEMA = pa.schema([("table_name", STR), ("written", I64), ("source_count", I64)])
 
@@ -862,9 +890,20 @@ def _sqlite_scan(conn: Connection, params: dict[str, Any]) -> bool:
     forced = os.environ.get("DAC7_SQLITE_SCAN", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    period = int(conn.execute(sa.text(sql_text("count_transactions.sql")), params).scalar_one())
+    # the rows outside the period: three short ranges of the index, where counting the period's
+    # rows walks nearly all of it (0.03 s against 1.2 s at 20 million, 14 s from a cold cache)
+    outside = int(
+        conn.execute(
+            sa.text(
+                "select (select count(*) from transactions where paid_at < :period_start) "
+                "+ (select count(*) from transactions where paid_at >= :period_end) "
+                "+ (select count(*) from transactions where paid_at is null)"
+            ),
+            params,
+        ).scalar_one()
+    )
     total = int(conn.exec_driver_sql("select count(*) from transactions").scalar_one())
-    return total > 0 and period >= SQLITE_SCAN_SHARE * total
+    return total > 0 and total - outside >= SQLITE_SCAN_SHARE * total
 
 
 def _not_indexed(sql: str) -> str:

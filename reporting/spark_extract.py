@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
@@ -47,14 +46,13 @@ from reporting.config import Config, spark_conf
 from reporting.errors import SourceContractError
 from reporting.findings import Finding
 from reporting.pushdown import (
-    SOURCE_TOTALS_SCHEMA,
     Flags,
     exotic_whitespace_sql,
     flagged_refunds_sql,
     flagged_transactions_sql,
 )
 from reporting.run import RunSettings
-from reporting.source import CONTRACT, OPTIONAL_COLUMNS, sql_text
+from reporting.source import CONTRACT, sql_text
 from reporting.spark_source import active_session, read_spark_totals, register_tables, spark_session, to_arrow
 
 if TYPE_CHECKING:
@@ -225,12 +223,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                     )
                 )
                 if odd:
-                    log.warning(
-                        "extract: %d transaction(s) or refund(s) of the period hold white space other than "
-                        "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
-                        "run reads every transaction and sums them here ([source] aggregate = 'local')",
-                        odd,
-                    )
+                    ex._warn_white_space(odd)
                     flags = None
                     summed_here = odd
             for table in ex.TABLES:
@@ -241,13 +234,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                     flagged = flagged_transactions_sql if table == "transactions" else flagged_refunds_sql
                     frame = spark.sql(flagged(period, flags, dialect="spark", **tables))
                 else:
-                    sql = sql_text(f"extract_{table}.sql")
-                    if table in OPTIONAL_COLUMNS:
-                        # optional contract columns present in this source, from our fixed list only
-                        alias = "p" if table == "property_listings" else "x"
-                        optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns[table]]
-                        sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
-                    frame = queries.frame(sql, params)
+                    frame = queries.frame(ex.extract_sql(table, columns[table]), params)
                 counts[table] = _to_parquet(frame, table, out / f"{table}.parquet", findings)
             if flags is None:
                 read_rates()
@@ -256,26 +243,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
             ex._write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while Spark is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            conn = queries.as_connection()
-            undated: list[Finding] = []
-            if ex._seller_counts(conn, params, out / "control_seller_counts.parquet"):
-                undated = list(ex._undated_transactions(conn))
-            findings += ex._orphans(
-                conn,
-                "extract_unknown_sellers.sql",
-                params,
-                "transactions",
-                "source.unknown_seller",
-                "its seller_id is not in the sellers table",
-            )
-            findings += ex._orphans(
-                conn,
-                "extract_unknown_refunds.sql",
-                {"period_start": params["period_start"]},
-                "refunds",
-                "refund.unknown_transaction",
-                "it refunds a transaction that does not exist",
-            )
+            undated = ex._source_findings(queries.as_connection(), params, out, findings)
         finally:
             if config.tables is not None:  # the temporary views of the Parquet tables
                 for view in names.values():
@@ -382,43 +350,22 @@ def _pushed_totals(
     counts: dict[str, int],
     path: Path,
 ) -> dict[str, Any] | None:
-    """With ``flags``: Spark's sums of every transaction not flagged, written to ``path``, added
-    to ``counts``, and what ``extract.json`` says of them; else an empty file (the stages that
-    add the source's sums read it) and None."""
-    if flags is None:
-        ex._write_atomic(SOURCE_TOTALS_SCHEMA.empty_table(), path)
-        return None
+    """With ``flags``: Spark's sums of every transaction not flagged, written to ``path`` and
+    added to ``counts``, and what ``extract.json`` says of them; else an empty file and None
+    (:func:`reporting.extract._pushed_totals`)."""
     started = time.perf_counter()
-    totals = read_spark_totals(
-        spark,
-        settings.period,
-        payment_date_rates=settings.config.reporting.fx_basis == "payment_date",
-        flags=flags,
-        transactions=names["transactions"],
-        refunds=names["refunds"],
-        property_listings=names["property_listings"],
-    )
-    ex._write_atomic(totals, path)
-    at_source = {
-        "transactions": int(pc.sum(totals["transactions"]).as_py() or 0),
-        "refunds": int(pc.sum(totals["refunds"]).as_py() or 0),
-        "rows": totals.num_rows,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    log.info(
-        "extract: %d transaction(s) and %d refund(s) summed by Spark (%d aggregate rows, %.1f s); "
-        "%d transaction(s) and %d refund(s) read for the checks",
-        at_source["transactions"],
-        at_source["refunds"],
-        at_source["rows"],
-        at_source["seconds"],
-        counts["transactions"],
-        counts["refunds"],
-    )
-    summary = {**at_source, "read_transactions": counts["transactions"], "read_refunds": counts["refunds"]}
-    counts["transactions"] += at_source["transactions"]
-    counts["refunds"] += at_source["refunds"]
-    return summary
+    totals = None
+    if flags is not None:
+        totals = read_spark_totals(
+            spark,
+            settings.period,
+            payment_date_rates=settings.config.reporting.fx_basis == "payment_date",
+            flags=flags,
+            transactions=names["transactions"],
+            refunds=names["refunds"],
+            property_listings=names["property_listings"],
+        )
+    return ex._pushed_totals(totals, path, counts, started, "by Spark")
 
 
 #: the contract's times and dates (sql/source_schema.sql) and the Spark types they may have
