@@ -16,12 +16,17 @@ off: they would be routes outside that dependency.
 
 Routes, under the mount point:
 
-- ``/``: the years with filings or a published run;
-- ``/{year}/``: the latest run, due diligence, files and the ledger's filings of a year
+- ``/``: the years with filings or a published run, production and test apart
+  (``?environment=prod&authority=DE&status=partially rejected`` filter);
+- ``/{year}/``: the ledger's filings of a year, the latest production run and the latest test
+  run (each with its files, reports and due diligence) and the earlier runs
   (``?authority=DE`` for one authority);
-- ``/{year}/files/{path}``: a file of the year's output, only those that the manifest lists and
-  those under its ``reports/`` (``dac7_view.published_file``); XML, CSV and Parquet download,
-  HTML reports open in the browser.
+- ``/{year}/due-diligence``: the due-diligence list of a run, sorted and filtered by query
+  parameters; ``/{year}/due-diligence.csv`` the same rows as CSV (download permission);
+- ``/{year}/files/{path}``: a file of the year's output, only those that a kept run lists, those
+  under its ``reports/``, and every message the ledger records as published or answered for that
+  year (``dac7_view.reachable_file``); XML, CSV and Parquet download, HTML reports open in the
+  browser.
 
 Airflow imports this module in every process (scheduler, dag-processor, triggerer, task runners),
 so its top level imports only the plugin base class: the app is built on the first request, in the
@@ -61,6 +66,8 @@ CONTENT_SECURITY_POLICY = (
 #: Served to open in the browser (reports, Data Docs pages and their assets); the rest downloads.
 INLINE = {".html", ".htm", ".css", ".js", ".png", ".svg", ".ico", ".gif", ".jpg", ".woff", ".woff2", ".ttf"}
 AUTHORITY = re.compile(r"^[A-Z]{2}$")
+#: a kept run's summary page (``runs/<run>/reports/run_summary.html``): open like the latest's
+KEPT_SUMMARY = re.compile(r"^runs/[A-Za-z0-9_-][A-Za-z0-9._-]*/reports/run_summary\.html$")
 log = logging.getLogger("dac7.view")
 
 
@@ -118,11 +125,19 @@ def create_app() -> Any:
 
     Year = Annotated[int, Path(ge=2023, le=2100, description="the reporting year")]
 
+    Filter = Annotated[str | None, Query(max_length=40)]
+
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
+    def index(environment: Filter = None, authority: Filter = None, status: Filter = None) -> HTMLResponse:
         src = view.sources()
-        years, problems = view.overview(src)
-        return HTMLResponse(view.index_page(years, [*src.problems, *problems]))
+        chosen = {
+            "environment": environment if environment in view.ENVIRONMENTS else None,
+            "authority": authority if authority and AUTHORITY.match(authority) else None,
+            "status": status if status in view.STATUSES else None,
+        }
+        years, problems = view.overview(src, **chosen)
+        page = view.index_page(years, [*src.problems, *problems], choices=view.overview_choices(src), chosen=chosen)
+        return HTMLResponse(page)
 
     @app.get("/{year}/", response_class=HTMLResponse)
     def year_page(
@@ -132,14 +147,70 @@ def create_app() -> Any:
         page = view.year_page(view.year_view(view.sources(), year), chosen, may_download=may_download(user))
         return HTMLResponse(page)
 
+    def due_diligence_query(
+        run: Filter = None,
+        kind: Filter = None,
+        authority: Filter = None,
+        country: Filter = None,
+        identifier: Filter = None,
+        q: Filter = None,
+        sort: Filter = None,
+        order: Filter = None,
+    ) -> Any:
+        """The list's query parameters; a value the list does not know is ignored."""
+        return view.DueDiligenceQuery(
+            run=run if run in view.ENVIRONMENTS else None,
+            kind=kind or None,
+            authority=authority if authority and AUTHORITY.match(authority) else None,
+            country=country or None,
+            identifier=identifier or None,
+            q=q or None,
+            sort=sort if sort in view.DD_SORTABLE else "seller_id",
+            desc=order == "desc",
+        )
+
+    DueDiligenceQuery = Annotated[Any, Depends(due_diligence_query)]
+
+    @app.get("/{year}/due-diligence", response_class=HTMLResponse)
+    def due_diligence(year: Year, user: ViewUser, query: DueDiligenceQuery) -> HTMLResponse:
+        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
+        page = view.due_diligence_page(year, run, rows, query, problems, may_download=may_download(user))
+        return HTMLResponse(page)
+
+    @app.get("/{year}/due-diligence.csv")
+    def due_diligence_csv(year: Year, user: ViewUser, query: DueDiligenceQuery) -> Response:
+        if not may_download(user):
+            log.warning(
+                "DAC7 download refused: user %s may not export the due-diligence list of %s", user.get_name(), year
+            )
+            raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
+        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
+        if run is None or (problems and not rows):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, " ".join(problems) or "No due-diligence list for this year.")
+        chosen = view.select_findings(rows, query)
+        log.info(
+            "DAC7 export by %s: due-diligence list of %s, run %s, %d of %d row(s)",
+            user.get_name(),
+            year,
+            run.run_id,
+            len(chosen),
+            len(rows),
+        )
+        name = f"due_diligence_{year}_{run.environment}.csv"
+        return Response(
+            view.findings_csv(chosen, masked_values=True),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
     @app.get("/{year}/files/{path:path}")
     def download(year: Year, path: str, user: ViewUser) -> FileResponse:
-        if not path.startswith(OPEN_TO_VIEWERS) and not may_download(user):
+        if not open_to_viewers(path) and not may_download(user):
             log.warning("DAC7 download refused: user %s may not download %s/%s", user.get_name(), year, path[:200])
             raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
-        year_dir = view.sources().year_dir(year)
-        manifest = view.latest_manifest(year_dir) if year_dir else None
-        target = view.published_file(year_dir, manifest, path) if year_dir and manifest else None
+        # any file of a kept run, and any message the ledger records as published or answered,
+        # whatever run came after and of either environment
+        target = view.reachable_file(view.sources(), year, path)
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file in the published output of this year.")
         # every download, by whom and of which bytes: the audit trail of who took personal data away
@@ -167,6 +238,12 @@ def create_app() -> Any:
         return bool(manager.is_authorized_custom_view(method="GET", resource_name=DOWNLOAD_RESOURCE, user=user))
 
     return app
+
+
+def open_to_viewers(path: str) -> bool:
+    """Whether a file of a year is open to every user of the view (no personal data, no
+    seller-level figure): the run summaries and the Data Docs without values."""
+    return path.startswith(OPEN_TO_VIEWERS) or bool(KEPT_SUMMARY.match(path))
 
 
 DOWNLOAD_REFUSED = (
