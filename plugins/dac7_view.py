@@ -947,11 +947,10 @@ def _filing_row(f: Filing, downloadable: bool | None = None) -> tuple[str, ...]:
     )
 
 
-def _badge(status: str) -> str:
+def _badge(status: str, text: str | None = None) -> str:
     css = BADGES.get(status, status)
-    return (
-        f'<span class="status status-{escape(css)}" title="{escape(STATUSES.get(status, ""))}">{escape(status)}</span>'
-    )
+    title = escape(STATUSES.get(status, ""))
+    return f'<span class="status status-{escape(css)}" title="{title}">{escape(text or status)}</span>'
 
 
 def _status_words(f: Filing) -> str:
