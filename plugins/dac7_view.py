@@ -3,7 +3,9 @@ the HTML pages it shows (``dac7_plugin.py`` serves them, behind Airflow's login)
 
 Reading: the ledger gives every message filed (its MessageTypeIndic, its records, its status from
 the authorities' status messages); ``<DAC7_OUT_DIR>/<year>/`` holds the latest run of a year:
-``manifest.json``, one XML file per message and the ``reports/``. They are found as the DAG's
+``manifest.json``, one XML file per message and the ``reports/``, and under ``runs/<run>/`` each
+run's own manifest and reports for people, so that the latest production run and the latest test
+run are shown apart and no later run hides an earlier one. They are found as the DAG's
 tasks find them: the ledger at ``$DAC7_LEDGER_URL``, else at ``[ledger] url`` of the configuration
 named by ``$DAC7_CONFIG``; the output under ``$DAC7_OUT_DIR``. The view never guesses another
 place (the CLI's fallback, a file in the working directory, means nothing for the api-server).
@@ -347,6 +349,11 @@ def reachable_file(src: Sources, year: int, relative: str) -> Path | None:
     year_dir = src.year_dir(year)
     if year_dir is None or not year_dir.is_dir():
         return None
+    latest = _read_manifest(year_dir / "manifest.json")
+    if latest is not None:  # the latest run's files and the Data Docs: no other manifest to read
+        target = published_file(year_dir, latest, relative)
+        if target is not None:
+            return target
     runs, _ = runs_of(year_dir)
     listed = {
         "files": [{"file": f.get("file")} for r in runs for f in r.manifest.get("files", [])]
@@ -630,7 +637,8 @@ def _year_page(view: YearView, authority: str | None) -> str:
         *_ledger_section(view, authority),
     ]
     for env, run in (("prod", prod), ("test", test)):
-        body += _run_section(run, env, authority, view.summary_text if run and run.manifest is view.manifest else None)
+        latest = run is not None and view.manifest is not None and run.run_id == view.manifest.get("run_id")
+        body += _run_section(run, env, authority, view.summary_text if latest else None)
     body += _runs_section(view, {id(r) for r in (prod, test) if r})
     return _page(f"DAC7 {view.year}", body)
 
