@@ -529,8 +529,8 @@ code,.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;
 td ul{margin:.2rem 0;padding-left:1.1rem}a.download{white-space:nowrap}
 .muted{color:#4a5568}.problem{background:#fff5f5;border:1px solid #feb2b2;padding:.5rem .8rem;margin:.5rem 0}
 .note{background:#fffaf0;border:1px solid #fbd38d;padding:.5rem .8rem;margin:.5rem 0}
-.status{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;background:#e2e8f0;
-white-space:nowrap}
+.status{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;background:#e2e8f0}
+.feedback{min-width:15rem}
 .status-accepted{background:#c6f6d5}.status-rejected{background:#fed7d7;border:1px solid #c53030}
 .status-published{background:#bee3f8}.status-partial{background:#feebc8;border:1px solid #c05621}
 .status-discarded,.status-rendered{background:#fefcbf}
@@ -948,7 +948,7 @@ def _filing_row(f: Filing, downloadable: bool | None = None) -> tuple[str, ...]:
         _num(f.sellers),
         "<br>".join(f"{_num(n)} {escape(k)}" for k, n in f.record_kinds),
         f'{_badge(f.shown_status, _status_words(f))}<br><span class="muted">records: {escape(records)}</span>',
-        "<br>".join(feedback),
+        '<div class="feedback">' + "<br>".join(feedback) + "</div>",
         published,
         who if f.sent else '<span class="muted">not sent</span>',
         _download(f.file, "XML") if can else '<span class="muted">not a published file</span>',

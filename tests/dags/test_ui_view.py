@@ -358,7 +358,13 @@ def screenshot(browser: Chromium, name: str, scroll_to: str | None = None) -> No
 
 
 def fits_the_screen(browser: Chromium) -> bool:
-    return bool(browser.evaluate(f"document.documentElement.scrollWidth <= {WIDTH}"))
+    """No horizontal scrolling, and no table wider than the page's body (inside its margins)."""
+    return bool(
+        browser.evaluate(
+            f"document.documentElement.scrollWidth <= {WIDTH} && [...document.querySelectorAll('table')]"
+            ".every(t => t.getBoundingClientRect().right <= document.body.getBoundingClientRect().right + 1)"
+        )
+    )
 
 
 @pytest.mark.slow
