@@ -530,7 +530,7 @@ td ul{margin:.2rem 0;padding-left:1.1rem}a.download{white-space:nowrap}
 .muted{color:#4a5568}.problem{background:#fff5f5;border:1px solid #feb2b2;padding:.5rem .8rem;margin:.5rem 0}
 .note{background:#fffaf0;border:1px solid #fbd38d;padding:.5rem .8rem;margin:.5rem 0}
 .status{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;background:#e2e8f0}
-.feedback{min-width:15rem}
+.feedback{min-width:12rem}
 .status-accepted{background:#c6f6d5}.status-rejected{background:#fed7d7;border:1px solid #c53030}
 .status-published{background:#bee3f8}.status-partial{background:#feebc8;border:1px solid #c05621}
 .status-discarded,.status-rendered{background:#fefcbf}

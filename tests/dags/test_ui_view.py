@@ -436,7 +436,7 @@ def test_the_overview_splits_production_and_test_and_filters(stack: Stack, tmp_p
                 " form.querySelectorAll('select').forEach(s => { s.value = ''; });"
                 f" form.querySelector('select[name={field}]').value = '{value}'; form.requestSubmit(); }})()"
             )
-            wait_for(browser, f"location.search.includes('{field}=') && document.querySelector('#years')", field)
+            wait_for(browser, f"location.search.includes('{field}={value}') && document.querySelector('#years')", field)
             assert browser.evaluate(rows) == expected, (field, value)
         screenshot(browser, "overview-filtered")
 
