@@ -19,6 +19,9 @@ Routes, under the mount point:
 - ``/``: the years with filings or a published run;
 - ``/{year}/``: the latest run, due diligence, files and the ledger's filings of a year
   (``?authority=DE`` for one authority);
+- ``/{year}/sellers``: the seller search (``?q=`` an exact seller id opens the seller; the beginning
+  of an id lists at most 50 sellers), and ``/{year}/sellers/{seller_id}``: one seller's decision,
+  figures, identity (masked without the download permission) and filings (``dac7_seller.py``);
 - ``/{year}/files/{path}``: a file of the year's output, only those that the manifest lists and
   those under its ``reports/`` (``dac7_view.published_file``); XML, CSV and Parquet download,
   HTML reports open in the browser.
@@ -35,6 +38,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, ClassVar
+from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -71,7 +75,7 @@ def create_app() -> Any:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from airflow.api_fastapi.core_api.security import GetUserDep
     from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, status
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def require_view_access(user: GetUserDep) -> BaseUser:
@@ -131,6 +135,38 @@ def create_app() -> Any:
         chosen = authority if authority and AUTHORITY.match(authority) else None
         page = view.year_page(view.year_view(view.sources(), year), chosen, may_download=may_download(user))
         return HTMLResponse(page)
+
+    @app.get("/{year}/sellers", response_class=HTMLResponse)
+    def seller_search(year: Year, q: str | None = None) -> Response:
+        import dac7_seller as seller
+
+        if q is None:
+            return HTMLResponse(seller.search_page(year, None))
+        result = seller.search(view.sources(), year, q)
+        if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
+            return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
+        page = seller.search_page(year, result)
+        return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST if result.problem else status.HTTP_200_OK)
+
+    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
+    def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:
+        import dac7_seller as seller
+
+        from reporting.explain import seller_id_problem
+
+        problem = seller_id_problem(seller_id)
+        if problem:
+            return HTMLResponse(seller.invalid_page(year, problem), status_code=status.HTTP_400_BAD_REQUEST)
+        found = seller.seller_view(view.sources(), year, seller_id)
+        personal = may_download(user)
+        if personal and found.reading is not None and found.reading.identity is not None:
+            # who saw whose personal data: the audit trail, as for downloads (the seller id only)
+            log.info("DAC7 seller page with personal data for %s: %s/%s", user.get_name(), year, seller_id[:200])
+        missing = found.reading is None and not found.filings
+        return HTMLResponse(
+            seller.seller_page(found, may_see_personal_data=personal),
+            status_code=status.HTTP_404_NOT_FOUND if missing else status.HTTP_200_OK,
+        )
 
     @app.get("/{year}/files/{path:path}")
     def download(year: Year, path: str, user: ViewUser) -> FileResponse:
