@@ -291,7 +291,7 @@ def _identity_section(identity: Identity | None, show: bool) -> list[str]:
         else '<p class="muted" id="identity-shown">Personal data from the run\'s staging extract, shown because your '
         "login has the DAC7 downloads permission: do not copy it elsewhere.</p>"
     )
-    return [*out, note, _table(("", ""), facts, table_id="identity", header=False)]
+    return [*out, note, _table(("", ""), facts, table_id="identity-facts", header=False)]
 
 
 def _reported_section(r: SellerReading) -> list[str]:
@@ -391,17 +391,15 @@ def _filings_section(sv: SellerView) -> list[str]:
         return [*out, '<p id="filings-none">No filing of this year carried this seller.</p>']
     rows = [
         (
-            _id(f.message_ref_id),
-            escape(f.authority),
-            escape(f.environment),
-            view._message_type(f.message_type_indic),
-            f'{escape(f.doc_type_indic)} <span class="muted">({escape(DOC_TYPES.get(f.doc_type, f.doc_type))})</span>',
-            _id(f.doc_ref_id)
-            + (f'<br><span class="muted">corrects</span> {_id(f.corr_doc_ref_id)}' if f.corr_doc_ref_id else ""),
+            f"{_id(f.message_ref_id)}<br>{view._message_type(f.message_type_indic)}",
+            f'{escape(f.authority)}<br><span class="muted">{escape(f.environment)}</span>',
+            f'{escape(f.doc_type_indic)} <span class="muted">({escape(DOC_TYPES.get(f.doc_type, f.doc_type))})</span>'
+            f"<br>{_doc_ref(f)}",
             f'<span class="status status-{escape(f.record_status)}" '
-            f'title="{escape(RECORD_STATUSES.get(f.record_status, ""))}">{escape(f.record_status)}</span>',
-            escape(", ".join(f.error_codes)) or '<span class="muted">none</span>',
-            f'<span class="status status-{escape(f.message_status)}">{escape(f.message_status)}</span>',
+            f'title="{escape(RECORD_STATUSES.get(f.record_status, ""))}">{escape(f.record_status)}</span>'
+            + (f"<br>error code {escape(', '.join(f.error_codes))}" if f.error_codes else ""),
+            f'<span class="status status-{escape(f.message_status)}" '
+            f'title="{escape(view.STATUSES.get(f.message_status, ""))}">{escape(f.message_status)}</span>',
             f'<span class="when">{escape(view._utc(f.published))}</span>'
             if f.published
             else '<span class="muted">not published</span>',
@@ -413,14 +411,10 @@ def _filings_section(sv: SellerView) -> list[str]:
         *out,
         _table(
             (
-                "MessageRefId",
+                "Message",
                 "Authority",
-                "Environment",
-                "Message type",
-                "DocTypeIndic",
-                "DocRefId",
+                "Record (DocTypeIndic, DocRefId)",
                 "Record status",
-                "Record error codes",
                 "Message status",
                 "Published (UTC)",
                 "File",
@@ -447,6 +441,13 @@ def _seller_href(seller_id: str, base: str) -> str:
 
 def _year_href(authority: str) -> str:
     return f"../?authority={quote(authority)}#authority-{quote(authority)}"
+
+
+def _doc_ref(f: SellerFiling) -> str:
+    """The record's DocRefId, and the one it corrects or deletes."""
+    if not f.corr_doc_ref_id:
+        return _id(f.doc_ref_id)
+    return f'{_id(f.doc_ref_id)}<br><span class="muted">corrects</span> {_id(f.corr_doc_ref_id)}'
 
 
 def _list(value: object) -> str:
