@@ -146,7 +146,8 @@ def create_app() -> Any:
         if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
             return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
         page = seller.search_page(year, result)
-        return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST if result.problem else status.HTTP_200_OK)
+        code = status.HTTP_400_BAD_REQUEST if result.invalid else status.HTTP_200_OK
+        return HTMLResponse(page, status_code=code)
 
     @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
     def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:

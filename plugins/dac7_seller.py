@@ -63,6 +63,7 @@ NO_STAGING = (
 class SearchResult:
     query: str
     problem: str | None = None  # the query is not a seller id, or there is no run to search
+    invalid: bool = False  # the query cannot be a seller id
     matches: tuple[SellerMatch, ...] = ()
     more: bool = False  # more sellers start with the query than are listed
     exact: bool = False  # a seller has exactly this id
@@ -85,7 +86,7 @@ def search(src: Sources, year: int, query: str) -> SearchResult:
 
     problem = seller_id_problem(query)
     if problem:
-        return SearchResult(query, problem)
+        return SearchResult(query, problem, invalid=True)
     year_dir = src.year_dir(year)
     if year_dir is None:
         return SearchResult(query, "No output directory is configured: the sellers of a run cannot be searched.")
@@ -95,7 +96,8 @@ def search(src: Sources, year: int, query: str) -> SearchResult:
         return SearchResult(query, f"No run of {year} has published into the output directory yet.")
     except Exception as exc:  # a damaged or partly written report file: say which, not a traceback
         return SearchResult(query, f"The run's decisions report cannot be read ({type(exc).__name__}).")
-    return SearchResult(query, None, tuple(matches), more, any(m.seller_id == query for m in matches))
+    exact = any(m.seller_id == query for m in matches)
+    return SearchResult(query, matches=tuple(matches), more=more, exact=exact)
 
 
 def seller_view(src: Sources, year: int, seller_id: str) -> SellerView:

@@ -19,7 +19,9 @@ reports; the viewer sees the same page with the identity masked and no personal 
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sqlite3
 import urllib.parse
 from contextlib import closing
@@ -38,6 +40,7 @@ from integration.test_ledger_lifecycle import status_message
 from integration.test_no_personal_data import assert_no_personal_data, read_secrets
 from lxml import etree, html
 
+from reporting.cli import main
 from reporting.explain import (
     Identity,
     QuarterFigures,
@@ -284,6 +287,39 @@ def test_a_year_without_a_run_says_so(seller_ui: Any, small: Small) -> None:
     assert sv.problems == ["No run of 2024 has published into the output directory yet."]
     result = seller_ui.search(sources(seller_ui, small), 2024, "S")
     assert result.problem == "No run of 2024 has published into the output directory yet."
+    assert not result.invalid
+
+
+def test_without_the_staging_the_identity_is_said_to_be_gone(
+    seller_ui: Any, small: Small, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the housekeeping deleted the run's staging: the decision and figures stay (they are
+    published), the identity says why it is missing, for the page and for ``dac7 explain``."""
+    out = tmp_path / "out" / "2025"
+    shutil.copytree(small.out / "reports", out / "reports")
+    manifest = json.loads((small.out / "manifest.json").read_text(encoding="utf-8"))
+    (out / "manifest.json").write_text(json.dumps(manifest | {"staging": str(tmp_path / "gone")}), encoding="utf-8")
+    sv = seller_ui.seller_view(seller_ui.view.Sources(small.ledger, tmp_path / "out"), 2025, "S1")
+    assert sv.reading is not None and sv.reading.identity is None
+    page = html.fromstring(seller_ui.seller_page(sv, may_see_personal_data=True))
+    assert (
+        page.get_element_by_id("no-staging")
+        .text_content()
+        .startswith("The run's staging data is no longer available (deleted by the housekeeping DAG")
+    )
+    assert cells(page, "reported-figures")[0] == [
+        "sale_of_goods",
+        "",
+        "EUR",
+        "Consideration",
+        "0",
+        "300",
+        "25",
+        "0",
+        "325",
+    ]
+    assert main(["explain", "--seller", "S1", "--year", "2025", "--out", str(out), "--show-personal-data"]) == 0
+    assert "Identity: the run's staging data is no longer available" in capsys.readouterr().out
 
 
 def test_the_search_page_lists_matches_and_refuses_bad_ids(seller_ui: Any, small: Small) -> None:
@@ -294,7 +330,7 @@ def test_the_search_page_lists_matches_and_refuses_bad_ids(seller_ui: Any, small
     assert [a.get("href") for a in page.xpath("//table[@id='search-results']//a")] == ["sellers/S1", "sellers/S10"]
     assert cells(page, "search-results")[1] == ["S10", "individual", "excluded:de_minimis", "none"]
     bad = seller_ui.search(src, 2025, " S1")
-    assert bad.problem == "A seller id does not start or end with a space: remove the spaces around it."
+    assert bad.invalid and bad.problem == "A seller id does not start or end with a space: remove the spaces around it."
     page = html.fromstring(seller_ui.search_page(2025, bad))
     assert page.get_element_by_id("search-problem").text_content() == bad.problem
     none = html.fromstring(seller_ui.search_page(2025, seller_ui.search(src, 2025, "<b>")))
