@@ -281,6 +281,10 @@ def test_a_seller_not_in_the_run_says_so(seller_ui: Any, small: Small) -> None:
         "id of the marketplace's database. Search by the beginning of the id."
     )
     assert page.get_element_by_id("filings-none").text_content() == "No filing of this year carried this seller."
+    odd = seller_ui.seller_page(
+        seller_ui.seller_view(sources(seller_ui, small), 2025, "<i>x</i>"), may_see_personal_data=True
+    )
+    assert "<i>x</i>" not in odd and "&lt;i&gt;x&lt;/i&gt;" in odd  # every value escaped
 
 
 def test_a_year_without_a_run_says_so(seller_ui: Any, small: Small) -> None:
