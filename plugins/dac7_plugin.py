@@ -22,6 +22,8 @@ Routes, under the mount point:
 - ``/{year}/sellers``: the seller search (``?q=`` an exact seller id opens the seller; the beginning
   of an id lists at most 50 sellers), and ``/{year}/sellers/{seller_id}``: one seller's decision,
   figures, identity (masked without the download permission) and filings (``dac7_seller.py``);
+- ``/board``: the deadline and status board per authority and year, with the upload form of
+  status documents (``POST /status-import``): ``dac7_board.py``;
 - ``/{year}/files/{path}``: a file of the year's output, only those that the manifest lists and
   those under its ``reports/`` (``dac7_view.published_file``); XML, CSV and Parquet download,
   HTML reports open in the browser.
@@ -38,7 +40,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -191,6 +193,52 @@ def create_app() -> Any:
             filename=target.name,
             content_disposition_type="inline" if suffix in INLINE else "attachment",
         )
+
+    @app.get("/board", response_class=HTMLResponse)
+    def board(request: Request, user: ViewUser) -> HTMLResponse:
+        """The deadline and status board, with the upload form for those who may import."""
+        import dac7_board
+
+        allowed = may_import(user)
+        token = request_token(request) if allowed else None
+        page = dac7_board.board_page(dac7_board.board_view(view.sources()), token=token, may_import=allowed)
+        return HTMLResponse(page)
+
+    @app.post("/status-import", response_class=HTMLResponse)
+    async def status_import(request: Request, user: ViewUser) -> HTMLResponse:
+        """An authority's status document uploaded from the board (``dac7_board.status_import``)."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+        from airflow.configuration import conf
+
+        base = urlsplit(conf.get("api", "base_url", fallback="") or "").netloc
+        status_code, page = await dac7_board.status_import(
+            request,
+            user.get_name(),
+            allowed=may_import(user),
+            secret=get_signing_key("api", "secret_key"),
+            hosts=[base],
+        )
+        return HTMLResponse(page, status_code=status_code)
+
+    def request_token(request: Request) -> str:
+        """The upload form's token for the Airflow token this request came with."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+
+        session = dac7_board.session_token(request.headers, request.cookies) or ""
+        return dac7_board.form_token(get_signing_key("api", "secret_key"), session)
+
+    def may_import(user: BaseUser) -> bool:
+        """Whether the user may import status documents: the simple auth manager's roles in
+        IMPORT_ROLES; any other auth manager, ``GET`` on IMPORT_RESOURCE (``dac7_board``)."""
+        from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+        from dac7_board import IMPORT_RESOURCE, IMPORT_ROLES
+
+        manager = get_auth_manager()
+        if isinstance(manager, SimpleAuthManager):
+            return (getattr(user, "role", None) or "").upper() in IMPORT_ROLES
+        return bool(manager.is_authorized_custom_view(method="GET", resource_name=IMPORT_RESOURCE, user=user))
 
     def may_download(user: BaseUser) -> bool:
         """Whether the user may download filings and seller-level reports: the simple auth
