@@ -70,6 +70,7 @@ TOKEN_FIELD, FILE_FIELD = "csrf_token", "document"
 #: Room for the multipart envelope around the document (boundaries, headers, the token field).
 _ENVELOPE = 64 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 #: English names of the EU member states, shown beside the authority codes.
 MEMBER_STATES = {
@@ -250,7 +251,7 @@ BOARD_CSS = """
 .result{border:1px solid #9ae6b4;background:#f0fff4;padding:.5rem .8rem;margin:.5rem 0}
 .result.warning{border-color:#fbd38d;background:#fffaf0}
 form.upload{border:1px solid #cbd5e0;padding:.6rem .8rem;display:inline-block;background:#f7fafc}
-table#board-prod td,table#board-test td{white-space:nowrap}
+table#board-prod .status,table#board-test .status{white-space:nowrap}
 """
 
 
@@ -342,11 +343,8 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
         filing = deadline_for(r.authority, r.year)
         due = filing.due_date(r.year)
         statements_due = deadline_for(r.authority, r.year, "seller_statement").due_date(r.year)
-        statements = (
-            f'<span class="muted">not tracked yet</span> (due {statements_due.isoformat()})'
-            if r.statements_sent is None
-            else f"{_num(r.statements_sent)} (due {statements_due.isoformat()})"
-        )
+        sent = '<span class="muted">not tracked yet</span>' if r.statements_sent is None else _num(r.statements_sent)
+        statements = f'{sent} <br>(due <span class="when">{statements_due.isoformat()}</span>)'
         rows.append(
             (
                 _authority(r.authority),
@@ -355,7 +353,7 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
                 + (
                     f' <a class="muted" href="#sources" title="{escape(filing.note)}">(note)</a>' if filing.note else ""
                 ),
-                escape(deadline_words(r, due, board.today)),
+                _dates(escape(deadline_words(r, due, board.today))),
                 *_counts(r, due, board.today),
                 statements,
             )
@@ -397,6 +395,11 @@ def _counts(r: BoardRow, due: date | None, today: date) -> tuple[str, ...]:
         _num(r.corrections),
         escape(", ".join(r.error_codes)) or '<span class="muted">none</span>',
     )
+
+
+def _dates(text: str) -> str:
+    """Dates in a text kept on one line."""
+    return _DATE.sub(lambda m: f'<span class="when">{m[0]}</span>', text)
 
 
 def _authority(code: str) -> str:
