@@ -326,3 +326,23 @@ def test_the_form_token_and_names(board: Any) -> None:
     assert board.safe_name("../../etc/passwd") == "passwd" and board.safe_name("C:\\x\\a b.xml") == "a_b.xml"
     assert board.safe_name("") == "status.xml"
     assert board.same_origin({"origin": "http://h:1"}, ["h:1"]) and not board.same_origin({}, ["h:1"])
+
+
+def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: Any, ledger: Ledger) -> None:
+    """The next filing sends the rejected record again as a correction (DPI402): the record is
+    no longer open, the row is no longer a warning, and the partial rejection is still counted."""
+    f = Filer(ledger, environment="prod", authority="LT", year=2025)
+    ref = publish(f, {"S1": 1, "S2": 1}, datetime(2026, 1, 20))
+    s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
+    import_bytes(ledger, status_xml(ref, [s2]))
+    [before] = board.board_rows(board.read_tallies(ledger))
+    assert board.state(before, date(2026, 1, 31), TODAY) == ("warning", "warning: 1 record rejected")
+    [correction] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
+    assert ledger.message(correction).message_type_indic == "DPI402"
+    ledger.mark_published(correction, at=datetime(2026, 2, 10))
+    [after] = board.board_rows(board.read_tallies(ledger))
+    assert (after.filed, after.partly_rejected, after.rejected_records, after.open_rejected_records) == (2, 1, 1, 0)
+    assert (after.corrections, after.awaiting, after.first_filed) == (1, 1, datetime(2026, 1, 20))
+    assert board.state(after, date(2026, 1, 31), TODAY) == ("published", "filed: awaiting the authority's status")
+    cells = board._counts(after, date(2026, 1, 31), TODAY)
+    assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected, 1 corrected since)"
