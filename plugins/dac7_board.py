@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dac7_view import (
-    CSS,
     LedgerUnavailable,
     Sources,
     _num,
@@ -318,9 +317,8 @@ def board_page(
         '<h2 id="sources">Where the due dates come from</h2>',
         _sources_table(board),
     ]
-    return _page("DAC7 deadlines and statuses", body).replace(
-        f"<style>{CSS}</style>", f"<style>{CSS}{BOARD_CSS}</style>"
-    )
+    # the view's style sheet, and the board's few additions beside it (inline styles are allowed)
+    return _page("DAC7 deadlines and statuses", [f"<style>{BOARD_CSS}</style>", *body])
 
 
 COLUMNS = (
