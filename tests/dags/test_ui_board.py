@@ -11,13 +11,15 @@ in the upload form (an EU DAC7 status message that rejects one seller record) an
 the answer says what was imported, and the row turns into a warning with one rejected record.
 The same document again is "already imported". The viewer sees the board without a form, with a
 sentence instead, and is refused an upload; a POST without the form's token, or from another
-site, is refused with a sentence and imports nothing. Screenshots of each page go to docs/img/.
+site, is refused with a sentence and imports nothing. Each page is photographed: with
+``DAC7_SCREENSHOTS_DIR=docs/img`` the images of ``docs/desk-board.md`` are renewed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import subprocess
 import urllib.error
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from airflow_stack import AIRFLOW, free_port, stop, wait_until_healthy
-from browser import Chromium
+from browser import Chromium, decode_png
 from builders import write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import status_message
@@ -39,8 +41,6 @@ from test_ui_view import AUDITOR, OUTSIDER, ROLES, USER, airflow_env, log_in, se
 
 from reporting.ledger import open_ledger
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "img"
 YEAR = 2025
 
 
@@ -108,9 +108,15 @@ def choose_file(browser: Chromium, selector: str, path: Path) -> None:
     browser.send("DOM.setFileInputFiles", files=[str(path)], objectId=found["result"]["objectId"])
 
 
-def shot(browser: Chromium, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    (SHOTS / name).write_bytes(browser.screenshot())
+def shot(browser: Chromium, name: str, tmp_path: Path) -> None:
+    """A screenshot of the page: into ``$DAC7_SCREENSHOTS_DIR`` when set (``docs/img`` to renew
+    the documentation's images), else beside the test's files, so that a test run leaves the
+    checkout unchanged."""
+    folder = Path(os.environ.get("DAC7_SCREENSHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = browser.screenshot()
+    assert decode_png(png).width == browser.evaluate("window.innerWidth")
+    (folder / name).write_bytes(png)
 
 
 def upload(base: str, cookie: str | None, data: bytes, fields: dict[str, str], origin: str | None) -> tuple[int, str]:
@@ -152,7 +158,7 @@ def test_a_compliance_officer_uploads_a_status_document_on_the_board(stack: Boar
         assert "LT Lithuania" in row_text(browser, "board-test", "LT Lithuania", str(YEAR))
         sources = browser.evaluate("document.querySelector('#deadlines').innerText")
         assert "Article 8ac(2)" in sources and "2021/514" in sources
-        shot(browser, "board-overview.png")
+        shot(browser, "board-overview.png", tmp_path)
 
         # the compliance officer chooses the authority's answer and imports it
         choose_file(browser, "#status-import input[type=file]", stack.status)
@@ -168,7 +174,7 @@ def test_a_compliance_officer_uploads_a_status_document_on_the_board(stack: Boar
         row = row_text(browser, "board-prod", "LT Lithuania", str(YEAR))
         assert "warning: 1 record rejected" in row and "1 (1 record rejected)" in row and "40080" in row, row
         assert browser.evaluate("location.pathname") == "/dac7/status-import"
-        shot(browser, "board-import.png")
+        shot(browser, "board-import.png", tmp_path)
 
         # the same document again: nothing changes, and the page says so
         choose_file(browser, "#status-import input[type=file]", stack.status)
@@ -210,7 +216,7 @@ def test_a_viewer_sees_the_board_but_cannot_upload(stack: BoardStack, tmp_path: 
         refused = browser.evaluate("document.querySelector('#import-refused').innerText")
         assert "may see the DAC7 board, but not import status documents" in refused
         assert "'DAC7 status import' permission" in refused and "role op or admin" in refused
-        shot(browser, "board-viewer.png")
+        shot(browser, "board-viewer.png", tmp_path)
         session = session_of(browser, base)
     status, body = upload(base, session, stack.status.read_bytes(), {"csrf_token": "0" * 64}, origin=base)
     assert status == 403 and "may see the DAC7 board, but not import status documents" in body
