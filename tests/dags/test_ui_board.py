@@ -37,7 +37,7 @@ from builders import write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import status_message
 from lxml import etree
-from test_ui_view import AUDITOR, OUTSIDER, ROLES, USER, airflow_env, log_in, session_of, wait_for
+from test_ui_view import AUDITOR, FRAME, OUTSIDER, ROLES, USER, airflow_env, log_in, session_of, wait_for
 
 from reporting.ledger import open_ledger
 
@@ -148,7 +148,12 @@ def upload(base: str, cookie: str | None, data: bytes, fields: dict[str, str], o
 def test_a_compliance_officer_uploads_a_status_document_on_the_board(stack: BoardStack, tmp_path: Path) -> None:
     base, ref = stack.base, stack.message_ref_id
     with Chromium.launch(tmp_path / "chromium", width=1500, height=1000) as browser:
-        log_in(browser, base, stack.passwords[USER], "/dac7/board")
+        # the board inside Airflow's UI (the DAC7 view's iframe), at the address the UI gives it
+        log_in(browser, base, stack.passwords[USER], "/plugin/dac7/dac7/board")
+        wait_for(browser, f"{FRAME}?.querySelector('#board-prod')", "the board in Airflow's UI")
+        shot(browser, "board-in-airflow.png", tmp_path)
+        # then on its own, as the rest of this test reads it
+        browser.navigate(f"{base}/dac7/board")
         wait_for(browser, "document.querySelector('#board-prod')", "the board")
         assert browser.evaluate("document.title") == "DAC7 deadlines and statuses"
         row = row_text(browser, "board-prod", "LT Lithuania", str(YEAR))
