@@ -23,6 +23,11 @@ Routes, under the mount point:
   (``?authority=DE`` for one authority);
 - ``/{year}/due-diligence``: the due-diligence list of a run, sorted and filtered by query
   parameters; ``/{year}/due-diligence.csv`` the same rows as CSV (download permission);
+- ``/{year}/sellers``: the seller search (``?q=`` an exact seller id opens the seller; the beginning
+  of an id lists at most 50 sellers), and ``/{year}/sellers/{seller_id}``: one seller's decision,
+  figures, identity (masked without the download permission) and filings (``dac7_seller.py``);
+- ``/board``: the deadline and status board per authority and year, with the upload form of
+  status documents (``POST /status-import``): ``dac7_board.py``;
 - ``/{year}/files/{path}``: a file of the year's output, only those that a kept run lists, those
   under its ``reports/``, and every message the ledger records as published or answered for that
   year (``dac7_view.reachable_file``); XML, CSV and Parquet download, HTML reports open in the
@@ -40,6 +45,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, ClassVar
+from urllib.parse import quote, urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -78,7 +84,7 @@ def create_app() -> Any:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from airflow.api_fastapi.core_api.security import GetUserDep
     from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, status
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def require_view_access(user: GetUserDep) -> BaseUser:
@@ -203,6 +209,39 @@ def create_app() -> Any:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
+    @app.get("/{year}/sellers", response_class=HTMLResponse)
+    def seller_search(year: Year, q: str | None = None) -> Response:
+        import dac7_seller as seller
+
+        if q is None:
+            return HTMLResponse(seller.search_page(year, None))
+        result = seller.search(view.sources(), year, q)
+        if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
+            return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
+        page = seller.search_page(year, result)
+        code = status.HTTP_400_BAD_REQUEST if result.invalid else status.HTTP_200_OK
+        return HTMLResponse(page, status_code=code)
+
+    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
+    def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:
+        import dac7_seller as seller
+
+        from reporting.explain import seller_id_problem
+
+        problem = seller_id_problem(seller_id)
+        if problem:
+            return HTMLResponse(seller.invalid_page(year, problem), status_code=status.HTTP_400_BAD_REQUEST)
+        found = seller.seller_view(view.sources(), year, seller_id)
+        personal = may_download(user)
+        if personal and found.reading is not None and found.reading.identity is not None:
+            # who saw whose personal data: the audit trail, as for downloads (the seller id only)
+            log.info("DAC7 seller page with personal data for %s: %s/%s", user.get_name(), year, seller_id[:200])
+        missing = found.reading is None and not found.filings
+        return HTMLResponse(
+            seller.seller_page(found, may_see_personal_data=personal),
+            status_code=status.HTTP_404_NOT_FOUND if missing else status.HTTP_200_OK,
+        )
+
     @app.get("/{year}/files/{path:path}")
     def download(year: Year, path: str, user: ViewUser) -> FileResponse:
         if not open_to_viewers(path) and not may_download(user):
@@ -225,6 +264,52 @@ def create_app() -> Any:
             filename=target.name,
             content_disposition_type="inline" if suffix in INLINE else "attachment",
         )
+
+    @app.get("/board", response_class=HTMLResponse)
+    def board(request: Request, user: ViewUser) -> HTMLResponse:
+        """The deadline and status board, with the upload form for those who may import."""
+        import dac7_board
+
+        allowed = may_import(user)
+        token = request_token(request) if allowed else None
+        page = dac7_board.board_page(dac7_board.board_view(view.sources()), token=token, may_import=allowed)
+        return HTMLResponse(page)
+
+    @app.post("/status-import", response_class=HTMLResponse)
+    async def status_import(request: Request, user: ViewUser) -> HTMLResponse:
+        """An authority's status document uploaded from the board (``dac7_board.status_import``)."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+        from airflow.configuration import conf
+
+        base = urlsplit(conf.get("api", "base_url", fallback="") or "").netloc
+        status_code, page = await dac7_board.status_import(
+            request,
+            user.get_name(),
+            allowed=may_import(user),
+            secret=get_signing_key("api", "secret_key"),
+            hosts=[base],
+        )
+        return HTMLResponse(page, status_code=status_code)
+
+    def request_token(request: Request) -> str:
+        """The upload form's token for the Airflow token this request came with."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+
+        session = dac7_board.session_token(request.headers, request.cookies) or ""
+        return dac7_board.form_token(get_signing_key("api", "secret_key"), session)
+
+    def may_import(user: BaseUser) -> bool:
+        """Whether the user may import status documents: the simple auth manager's roles in
+        IMPORT_ROLES; any other auth manager, ``GET`` on IMPORT_RESOURCE (``dac7_board``)."""
+        from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+        from dac7_board import IMPORT_RESOURCE, IMPORT_ROLES
+
+        manager = get_auth_manager()
+        if isinstance(manager, SimpleAuthManager):
+            return (getattr(user, "role", None) or "").upper() in IMPORT_ROLES
+        return bool(manager.is_authorized_custom_view(method="GET", resource_name=IMPORT_RESOURCE, user=user))
 
     def may_download(user: BaseUser) -> bool:
         """Whether the user may download filings and seller-level reports: the simple auth
