@@ -4,7 +4,8 @@ A demo marketplace is filed once in production through the pipeline (routing ``n
 message to LT, the demo operator's filing state; a preview never writes the filing ledger the
 view shows), into an output directory and a SQLite ledger of this test; a synthetic EU status
 message then rejects one seller record of it (a partial rejection), and a test rerun of that one
-authority publishes into the same output after it. An
+authority publishes into the same output after it. (With ``DAC7_SCREENSHOTS_DIR=docs/img`` the
+images of ``docs/desk-view.md`` are renewed.) An
 ``airflow api-server`` (a separate process, on a free port of 127.0.0.1, with a throwaway
 AIRFLOW_HOME and an explicit environment) loads the project's plugins, with the simple auth
 manager and three users of a passwords file of the test's own: ``compliance`` (role op, which
@@ -33,9 +34,11 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -68,7 +71,8 @@ OUTSIDER = "outsider"  # no role: not even the view
 ROLES = {USER: "op", AUDITOR: "viewer", OUTSIDER: ""}
 RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"  # the production filing
 TEST_RUN_ID = "4e2d8a1c-7b3f-4c9d-a6e5-2f1b0c9d8e7a"  # the test rerun of one authority, after it
-DOCS_IMG = REPO / "docs" / "img"
+#: where the screenshots go without DAC7_SCREENSHOTS_DIR: the temporary directory, never the checkout
+SHOTS = Path(tempfile.gettempdir()) / "dac7-view-screenshots"
 STATUS_CODE = "40080"  # the code of the synthetic status message's RecordError
 LOGIN_INPUTS = "document.querySelector('input[name=username]') && document.querySelector('input[name=password]')"
 # The view inside the Airflow UI: the iframe of the page /plugin/dac7.
@@ -350,11 +354,14 @@ WIDTH = 1280
 
 
 def screenshot(browser: Chromium, name: str, scroll_to: str | None = None) -> None:
-    """A picture of the page for the documentation (``docs/img/view-*.png``), scrolled to an element."""
+    """A picture of the page (``view-<name>.png``), scrolled to an element: into
+    ``$DAC7_SCREENSHOTS_DIR`` when set (``docs/img`` renews the images of ``docs/desk-view.md``),
+    else beside the test's files, so that a test run leaves the checkout unchanged."""
     if scroll_to:
         browser.evaluate(f"document.querySelector('{scroll_to}').scrollIntoView()")
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    (DOCS_IMG / f"view-{name}.png").write_bytes(browser.screenshot())
+    folder = Path(os.environ.get("DAC7_SCREENSHOTS_DIR") or SHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"view-{name}.png").write_bytes(browser.screenshot())
 
 
 def fits_the_screen(browser: Chromium) -> bool:
