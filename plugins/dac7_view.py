@@ -567,6 +567,7 @@ def index_page(
     ]
     filtered = any(chosen.values())
     body = [
+        '<nav><a href="board">Deadlines and statuses</a></nav>',
         "<h1>DAC7 filings</h1>",
         '<p class="muted">The messages filed with each tax authority, production and test apart, their status '
         "from the authorities' status messages, and the files and reports of each year's runs.</p>",
@@ -627,7 +628,8 @@ NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no
 def _year_page(view: YearView, authority: str | None) -> str:
     prod, test = view.latest("prod"), view.latest("test")
     body = [
-        '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a></nav>',
+        '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
+        '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a></nav>',
         f"<h1>DAC7 {view.year}</h1>",
         *_problems(view.problems),
         _authority_filter(view.authorities, authority),

@@ -404,6 +404,9 @@ def test_an_older_production_file_downloads_after_a_test_rerun(stack: Stack, tmp
         listed = {f["file"]: f["sha256"] for f in stack.manifest["files"]}
         published = hashlib.sha256((stack.out / rejected.file).read_bytes()).hexdigest()
         assert status == 200 and hashlib.sha256(body).hexdigest() == published == listed[rejected.file]
+        # the page's navigation: the overview, the due-diligence list, the seller search, the board
+        for url in browser.evaluate("[...document.querySelectorAll('nav a')].map(a => a.href)"):
+            assert request(url, session)[0] == 200, url
         test_row = ROW_OF.format(authority=test_file["authority"], ref=test_file["message_ref_id"])
         status, body = request(browser.evaluate(f"{test_row}.querySelector('a.download').href"), session)
         assert status == 200 and hashlib.sha256(body).hexdigest() == test_file["sha256"]
