@@ -58,7 +58,7 @@ from dac7_support.common import (
     keep_run_settings,
     log_effective_settings,
     message_timestamp,
-    recent_years,
+    period_problems,
     reporting_period,
     run_date,
     run_uuid,
@@ -98,7 +98,7 @@ def validated_ok(run_dir: str, authority: str) -> bool:
     default_args={"retries": 0, "on_failure_callback": [on_failure]},
     tags=["dac7", "reporting"],
     doc_md=__doc__,
-    params=annual_params(recent_years(datetime.now(UTC).date())),
+    params=annual_params(),
 )
 def dac7_annual() -> None:
     @task
@@ -109,6 +109,9 @@ def dac7_annual() -> None:
 
         ctx = get_current_context()
         dag_run, params = ctx["dag_run"], ctx["params"]
+        missing = period_problems(params, ctx.get("logical_date"))
+        if missing:
+            raise ConfigError("the run's Params were refused: " + " ".join(missing))
         year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
         env = settings_from_env()
         config = load_config(env["config_path"])

@@ -33,7 +33,6 @@ from dac7_support.common import (
     keep_run_settings,
     log_effective_settings,
     message_timestamp,
-    recent_years,
     run_uuid,
     settings_from_env,
     source_pool,
@@ -58,9 +57,8 @@ log = logging.getLogger("dac7_quarterly")
     doc_md=__doc__,
     params={
         "reporting_year": year_param(
-            recent_years(datetime.now(UTC).date()),
-            "Year of the quarter to preview, together with the quarter. Empty: the last quarter that "
-            "ended before the run's date.",
+            "Year of the quarter to preview, together with the quarter.",
+            empty="the last quarter that ended before the run's date",
         ),
         "quarter": Param(
             None,

@@ -151,6 +151,18 @@ def conf_problems(
     ``environment`` is the effective one (the Param, else the configuration's); ``today`` is the
     run's date, never the clock."""
     problems = []
+    if year > today.year:
+        problems.append(f"The reporting year {year} has not begun yet: choose {today.year} or an earlier year.")
+    if as_of >= today:
+        problems.append(
+            f"The as-of date {as_of.isoformat()} has not ended yet: choose {(today - timedelta(days=1)).isoformat()} "
+            "or an earlier day, so that a rerun counts the same refunds."
+        )
+    if as_of.year < year:
+        problems.append(
+            f"The as-of date {as_of.isoformat()} is before the reporting year {year} begins: choose a day of "
+            f"{year} or later."
+        )
     if sellers and mode != "deletion":
         problems.append(
             f"Sellers are named only for a deletion, but mode is {mode!r}: set mode to 'deletion' "
@@ -172,86 +184,136 @@ def conf_problems(
     return problems
 
 
+def period_problems(params: Mapping[str, Any], logical_date: datetime | None) -> list[str]:
+    """The period a run without a logical date must name (a run triggered from the form or the
+    REST API without one): its reporting year and its as-of date, both chosen by a person. The
+    as-of date would otherwise be the day before the trigger, which counts the refunds made since
+    the last filing and can file corrections that nobody asked for."""
+    if logical_date is not None:
+        return []
+    labels = {"reporting_year": "reporting year", "as_of": "as-of date"}
+    missing = [label for key, label in labels.items() if not params.get(key)]
+    if not missing:
+        return []
+    return [
+        f"A run triggered by hand must name its {' and its '.join(missing)}: choose the reporting year, and "
+        "as the as-of date 31 December of that year for the year's filing (a later day counts later refunds "
+        "and may file corrections)."
+    ]
+
+
 # --- Params -------------------------------------------------------------------------------------
+
+#: The names the trigger form shows next to the codes of the member states (values_display).
+AUTHORITY_NAMES = {
+    "AT": "Austria",
+    "BE": "Belgium",
+    "BG": "Bulgaria",
+    "CY": "Cyprus",
+    "CZ": "Czechia",
+    "DE": "Germany",
+    "DK": "Denmark",
+    "EE": "Estonia",
+    "ES": "Spain",
+    "FI": "Finland",
+    "FR": "France",
+    "GR": "Greece",
+    "HR": "Croatia",
+    "HU": "Hungary",
+    "IE": "Ireland",
+    "IT": "Italy",
+    "LT": "Lithuania",
+    "LU": "Luxembourg",
+    "LV": "Latvia",
+    "MT": "Malta",
+    "NL": "Netherlands",
+    "PL": "Poland",
+    "PT": "Portugal",
+    "RO": "Romania",
+    "SE": "Sweden",
+    "SI": "Slovenia",
+    "SK": "Slovakia",
+}
+
+#: What each filing mode files, said plainly: the form's labels and the help text of the mode.
+MODE_LABELS = {
+    "auto": "auto: file the difference to the ledger (new sellers; corrections where filed figures changed)",
+    "new": "new: every reportable seller as new records",
+    "correction": "correction: files CORRECTIONS of every seller already filed",
+    "deletion": "deletion: files DELETIONS of the sellers named below",
+    "nil": "nil report: states that no seller is reportable",
+}
 
 
 def recent_years(today: date) -> list[int]:
-    """The reporting years a form offers: every year since DAC7 applies, up to ``today``'s year.
-
-    Only the choices of the form depend on the day the DAG file is parsed; the period of a run
-    comes from its Params or its logical date."""
+    """The reporting years from the first DAC7 year up to ``today``'s year (never called while a
+    DAG file is parsed: a form whose choices change with the day would change the DAG's version)."""
     return list(range(FIRST_YEAR, today.year + 1))
 
 
-def year_param(years: Sequence[int], description: str) -> Param:
+def year_param(description: str, *, title: str = "Reporting year", empty: str = "from the run's date") -> Param:
+    """A reporting year: a whole number from 2023 (DAC7's first year). The form offers no list of
+    years, since a list that grows with the clock would make every parse a new DAG version; a
+    year that has not begun is refused when the run starts (``conf_problems``)."""
     return Param(
         None,
         type=["null", "integer"],
-        enum=[None, *years],
-        values_display={None: "from the run's date", **{y: str(y) for y in years}},
-        title="Reporting year",
-        description=description,
+        minimum=FIRST_YEAR,
+        maximum=2100,
+        title=title,
+        description=f"{description} Empty: {empty}.",
     )
 
 
-def annual_params(years: Sequence[int]) -> dict[str, Param]:
+def annual_params() -> dict[str, Param]:
     """The trigger form of the annual DAG: each field a JSON schema with a label and a help text.
 
     A value that breaks its schema is refused before the run starts (HTTP 400 from the REST API,
-    an error in the form); combinations are checked by the ``prepare`` task (:func:`conf_problems`).
+    an error in the form); combinations are checked by the DAC7 view's trigger page before the run
+    exists, and again by the ``prepare`` task (:func:`conf_problems`, :func:`period_problems`).
     """
     return {
         "reporting_year": year_param(
-            years,
-            "Calendar year to report. Empty: the year before the run's logical date (a run on "
-            "2026-01-15 reports 2025). Required for a manual run without a logical date.",
+            "Calendar year to report (2023 or later). Required for a run triggered by hand.",
+            empty="the year before the logical date of a scheduled run (the run of 2026-01-15 reports 2025)",
         ),
         "as_of": Param(
             None,
             type=["null", "string"],
             format="date",
             title="As-of date",
-            description="Refunds dated after this day (in the configured time zone) are not counted. "
-            "Empty: the day before the run's logical date (UTC), a day that has ended. A production "
-            "filing needs 31 December of the reporting year or later.",
-        ),
-        "authorities": Param(
-            None,
-            type=["null", "array"],
-            items={"type": "string", "enum": list(EU_STATES)},
-            uniqueItems=True,
-            examples=list(EU_STATES),  # the pick list of the form's multi-select
-            title="Authorities",
-            description="A filing goes to the member state the operator files in, alone (its law "
-            "decides every seller): name it, or leave this empty to file when something is due (new "
-            "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
-            "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
+            description="Refunds dated after this day (in the configured time zone) are not counted. Required "
+            "for a run triggered by hand: 31 December of the reporting year for the year's filing. A later day "
+            "counts later refunds, and where filed figures change, 'auto' files corrections. A production "
+            "filing needs 31 December of the reporting year or later. Empty: the day before the logical date "
+            "of a scheduled run.",
         ),
         "environment": Param(
             None,
             type=["null", "string"],
             enum=[None, *ENVIRONMENTS],
-            values_display={None: "from the configuration", "test": "test", "prod": "prod"},
+            values_display={
+                None: "from the configuration file ([reporting] environment)",
+                "test": "test: test data, the ledger's test space",
+                "prod": "prod: the real filing, after a second person's approval",
+            },
             title="Environment",
             description="'test' marks every record as test data (OECD10-13) and files into the "
             "ledger's test space; 'prod' is the real filing and waits for a second person's "
-            "approval. Empty: the [reporting] environment of the configuration file.",
+            "approval. Empty: the [reporting] environment of the configuration file (the DAC7 view's "
+            "trigger page shows which).",
         ),
         "mode": Param(
             "auto",
             type="string",
             enum=list(MODES),
-            values_display={
-                "auto": "auto: the difference to the ledger",
-                "new": "new: every seller as new records",
-                "correction": "correction of what was filed",
-                "deletion": "deletion of the sellers named below",
-                "nil": "nil report",
-            },
+            values_display=MODE_LABELS,
             title="Filing mode",
             description="What this run files. 'auto' (the default) compares the reportable sellers with "
-            "the filing ledger and files the difference; the other modes force one kind when an "
-            "authority asks for it.",
+            "the filing ledger and files the difference: new sellers as new records, and a CORRECTION for "
+            "every filed seller whose figures changed (a later as-of date counts later refunds). "
+            "'correction' files corrections of every seller already filed; 'deletion' withdraws the filed "
+            "records of the sellers named below; 'new' and 'nil' force that kind when an authority asks for it.",
         ),
         "sellers": Param(
             None,
@@ -261,6 +323,19 @@ def annual_params(years: Sequence[int]) -> dict[str, Param]:
             title="Sellers to delete",
             description="Only with mode 'deletion': the seller ids (the source's seller_id), one per "
             "line, whose filed records are withdrawn. Empty for every other mode.",
+        ),
+        "authorities": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": list(EU_STATES)},
+            uniqueItems=True,
+            examples=list(EU_STATES),  # the pick list of the form's multi-select
+            values_display={code: f"{code} {AUTHORITY_NAMES[code]}" for code in EU_STATES},
+            title="Authorities",
+            description="A filing goes to the member state the operator files in, alone (its law "
+            "decides every seller): name it, or leave this empty to file when something is due (new "
+            "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
+            "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
         ),
     }
 
