@@ -61,6 +61,7 @@ from dac7_support.common import (
     period_problems,
     reporting_period,
     run_date,
+    run_outcome,
     run_uuid,
     settings_from_env,
     source_pool,
@@ -298,6 +299,7 @@ def dac7_annual() -> None:
             "files": len(manifest["files"]),
             "sellers": sum(f["sellers"] for f in manifest["files"]),
             "manifest": str(kept.parent / "manifest.json"),
+            **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
         }
 
     run_dir = prepare()

@@ -125,7 +125,11 @@ def dac7_quarterly() -> None:
             manifest = pipeline.report(here)
             keep_run_settings(here)
         log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
-        return {"reportable": manifest["summary"]["reportable"], "sellers": manifest["summary"]["sellers_read"]}
+        return {
+            "reportable": manifest["summary"]["reportable"],
+            "sellers": manifest["summary"]["sellers_read"],
+            "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
+        }
 
     @task
     def watch_list(run_dir: str) -> dict[str, Any]:

@@ -340,6 +340,32 @@ def annual_params() -> dict[str, Param]:
     }
 
 
+# --- the run's outcome ---------------------------------------------------------------------------
+
+
+def run_outcome(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run filed, in counts (never a name, TIN or amount): what ``finalize`` returns, and
+    what the run's note on Airflow's run page says (``plugins/dac7_links.py``)."""
+    records: dict[str, int] = {}
+    for f in manifest["files"]:
+        for kind, n in (f.get("records") or {}).items():
+            records[kind] = records.get(kind, 0) + int(n)
+    stages = (manifest.get("data_checks") or {}).get("stages") or {}
+    summary = manifest.get("summary") or {}
+    return {
+        "environment": manifest.get("environment"),
+        "as_of": manifest.get("as_of"),
+        "preview": bool(manifest.get("preview")),
+        "authorities": sorted({f["authority"] for f in manifest["files"]}),
+        "records": records,
+        "sellers_read": summary.get("sellers_read", 0),
+        "reportable": summary.get("reportable", 0),
+        "quarantined": sum(int(st.get("quarantined_sellers") or 0) for st in stages.values()),
+        "due_diligence": (manifest.get("due_diligence") or {}).get("sellers", 0),
+        "warnings": len(manifest.get("warnings") or []),
+    }
+
+
 # --- effective settings -------------------------------------------------------------------------
 
 
