@@ -110,7 +110,7 @@ def dac7_annual() -> None:
 
         ctx = get_current_context()
         dag_run, params = ctx["dag_run"], ctx["params"]
-        missing = period_problems(params, ctx.get("logical_date"))
+        missing = period_problems(params, ctx.get("logical_date"), dag_run.conf)
         if missing:
             raise ConfigError("the run's Params were refused: " + " ".join(missing))
         year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)

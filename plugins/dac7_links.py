@@ -4,10 +4,10 @@ A listener (``on_dag_run_success`` / ``on_dag_run_failed``) that the scheduler c
 marks a run of ``dac7_annual`` or ``dac7_quarterly`` as ended, inside its own database session
 (``DagRun.update_state``). It reads what the run's last task returned (``finalize`` of the annual
 filing: counts only, never a name, TIN or amount; ``report`` of the quarterly watch) from that
-same session, and sets the run's note: a few lines of Markdown that Airflow's run page shows above
-the tasks, with a link to the DAC7 view of the year (``<base path>/dac7/<year>/``, the path of
-``[api] base_url``, so that it works when Airflow is served under a path). A failed run's note
-names the tasks that failed and links to the view.
+same session, and sets the run's note: a few lines of Markdown. Airflow's run page shows the first
+line in its header (the whole note opens with a click): a link to the DAC7 view of the year
+(``<base path>/dac7/<year>/``, the path of ``[api] base_url``, so that it works when Airflow is
+served under a path) and the counts. A failed run's note names the tasks that failed.
 
 Why a note and a listener: a note is what the run page shows first, and any user may read it;
 the Task SDK gives a task no way to write its run's note (tasks reach the database only through
@@ -36,7 +36,7 @@ log = logging.getLogger("dac7.links")
 #: The DAGs whose runs get a note, and the task whose return value holds each one's outcome.
 OUTCOME_TASK = {"dac7_annual": "finalize", "dac7_quarterly": "report"}
 #: The first characters of every note this listener writes: how it finds its own lines again.
-HEAD = "**DAC7"
+HEAD = "[DAC7 "
 #: Where the DAC7 lines end, in a note that has more below them (kept when the note is rewritten).
 END = "\n\n---\n\n"
 NOTE_LIMIT = 1000  # the dag_run_note.content column
@@ -54,24 +54,29 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 
 def annual_note(outcome: Mapping[str, Any], base_url: str | None) -> str:
-    """The note of a successful ``dac7_annual`` run, from ``finalize``'s return value."""
+    """The note of a successful ``dac7_annual`` run, from ``finalize``'s return value. The run
+    page shows the first line in its header (the rest when the note is opened): the link and the
+    counts are there."""
     year = outcome.get("reporting_year")
     env = outcome.get("environment")
     as_of = outcome.get("as_of")
     what = "preview" if outcome.get("preview") else "filing"
-    head = f"{HEAD} {year} {what}"
+    title = f"DAC7 {year} {what}"
     if env or as_of:
-        head += f" ({', '.join(str(x) for x in (env, as_of and f'as of {as_of}') if x)})"
+        title += f" ({', '.join(str(x) for x in (env, as_of and f'as of {as_of}') if x)})"
     files, sellers = int(outcome.get("files") or 0), int(outcome.get("sellers") or 0)
-    lines = [f"{head}: {_plural(files, 'file')}, {_plural(sellers, 'seller')}**"]
     records = outcome.get("records") or {}
+    corrections, deletions = int(records.get("correction", 0)), int(records.get("deletion", 0))
+    first = f"[{title}]({view_path(base_url, year)}): **{_plural(files, 'file')}, {_plural(sellers, 'seller')}**"
+    if corrections or deletions:
+        first += f", **{_plural(corrections, 'correction')}, {_plural(deletions, 'deletion')}**"
+    lines = [first]
     if files:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(records.items()) if n)
         authorities = ", ".join(outcome.get("authorities") or [])
         lines.append(f"- sent to {authorities or 'no authority'}: {kinds or 'no seller record'}")
     else:
         lines.append("- nothing to file: no file was rendered, nothing was sent")
-    corrections, deletions = int(records.get("correction", 0)), int(records.get("deletion", 0))
     if corrections or deletions:
         changed = f"{_plural(corrections, 'correction')} and {_plural(deletions, 'deletion')}"
         lines.append(f"- **{changed} of records filed before**")
@@ -89,28 +94,24 @@ def annual_note(outcome: Mapping[str, Any], base_url: str | None) -> str:
         checks.append(_plural(int(outcome["warnings"]), "warning"))
     if checks:
         lines.append("- " + "; ".join(checks))
-    lines.append(f"\n[Open the DAC7 view of {year}]({view_path(base_url, year)})")
     return "\n".join(lines)
 
 
 def watch_note(outcome: Mapping[str, Any], base_url: str | None) -> str:
     """The note of a successful ``dac7_quarterly`` run, from ``report``'s return value."""
     year = outcome.get("reporting_year")
-    lines = [
-        f"{HEAD} watch{f' {year}' if year else ''}: {outcome.get('reportable', 0)} reportable of "
-        f"{outcome.get('sellers', 0)} sellers read**",
-        "- a watch renders and sends nothing",
-        f"\n[Open the DAC7 view]({view_path(base_url, year)})",
-    ]
-    return "\n".join(lines)
+    return (
+        f"[DAC7 watch{f' {year}' if year else ''}]({view_path(base_url, year)}): **{outcome.get('reportable', 0)} "
+        f"reportable of {outcome.get('sellers', 0)} sellers read**\n- a watch renders and sends nothing"
+    )
 
 
 def failed_note(dag_id: str, failed: Sequence[str], base_url: str | None) -> str:
     tasks = ", ".join(failed) or "none (the run was marked failed)"
     return (
-        f"{HEAD} run failed**\n- failed task(s): {tasks}; the task's log says why and what to do\n"
-        "- nothing of this run was published after the failed task\n"
-        f"\n[Open the DAC7 view]({view_path(base_url)})"
+        f"[DAC7 run failed]({view_path(base_url)}): **failed task(s): {tasks}**\n"
+        "- the task's log says why and what to do\n"
+        "- nothing of this run was published after the failed task"
     )
 
 

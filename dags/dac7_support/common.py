@@ -184,15 +184,21 @@ def conf_problems(
     return problems
 
 
-def period_problems(params: Mapping[str, Any], logical_date: datetime | None) -> list[str]:
-    """The period a run without a logical date must name (a run triggered from the form or the
-    REST API without one): its reporting year and its as-of date, both chosen by a person. The
-    as-of date would otherwise be the day before the trigger, which counts the refunds made since
-    the last filing and can file corrections that nobody asked for."""
-    if logical_date is not None:
-        return []
+def period_problems(
+    params: Mapping[str, Any], logical_date: datetime | None, conf: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The period a run triggered by hand must name: its reporting year and its as-of date, both
+    chosen by a person. Left empty, the as-of date would be the day before the run's logical
+    date, which for a run triggered today counts the refunds made since the year's filing and
+    can file corrections that nobody asked for.
+
+    Which runs: a run without a logical date, and a run whose conf names the field but leaves it
+    empty (Airflow's trigger form sends every field, with a logical date of the moment it was
+    opened). A scheduled run (conf ``{}``) and a REST client that leaves a key out keep the
+    documented default: the period of the logical date."""
+    conf = conf or {}
     labels = {"reporting_year": "reporting year", "as_of": "as-of date"}
-    missing = [label for key, label in labels.items() if not params.get(key)]
+    missing = [label for key, label in labels.items() if not params.get(key) and (logical_date is None or key in conf)]
     if not missing:
         return []
     return [

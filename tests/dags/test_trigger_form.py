@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,36 @@ def test_the_annual_form_explains_what_files_corrections(plugins: Any) -> None:
         "triggered by hand"
     )
     assert params.get_param("authorities").schema["values_display"]["LT"] == "LT Lithuania"
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "conf", "expected"),
+    [
+        # a scheduled run: conf {} and the period of its logical date
+        (datetime(2026, 1, 15, 6, tzinfo=UTC), {}, []),
+        # a REST client that leaves the keys out: the documented default
+        (datetime(2026, 1, 15, 6, tzinfo=UTC), {"environment": "test"}, []),
+        # Airflow's trigger form, untouched: every field sent, the period empty, a logical date of now
+        (
+            datetime(2026, 12, 6, 6, tzinfo=UTC),
+            {"reporting_year": None, "as_of": None, "environment": None, "mode": "auto"},
+            ["reporting year and its as-of date"],
+        ),
+        (datetime(2026, 12, 6, 6, tzinfo=UTC), {"reporting_year": 2025, "as_of": None}, ["as-of date:"]),
+        (None, {"reporting_year": 2025}, ["as-of date:"]),
+        (None, {"reporting_year": 2025, "as_of": "2025-12-31"}, []),
+    ],
+)
+def test_a_run_triggered_by_hand_names_its_period(
+    logical_date: datetime | None, conf: dict[str, Any], expected: list[str]
+) -> None:
+    from dac7_support.common import period_problems
+
+    params = {"reporting_year": None, "as_of": None} | conf
+    problems = period_problems(params, logical_date, conf)
+    assert len(problems) == len(expected)
+    for problem, words in zip(problems, expected, strict=True):
+        assert problem.startswith(f"A run triggered by hand must name its {words}"), problem
 
 
 # --------------------------------------------------------------------------- the trigger page
@@ -225,16 +255,16 @@ def test_the_note_says_what_the_run_filed(plugins: Any) -> None:
     outcome = {"reporting_year": 2025, "files": 2, "sellers": 122} | run_outcome(manifest)
     assert outcome["records"] == {"new": 100, "correction": 20, "deletion": 2}
     assert links.annual_note(outcome, "http://airflow.example/tools") == (
-        "**DAC7 2025 filing (test, as of 2025-12-31): 2 files, 122 sellers**\n"
+        "[DAC7 2025 filing (test, as of 2025-12-31)](/tools/dac7/2025/): **2 files, 122 sellers**, "
+        "**20 corrections, 2 deletions**\n"
         "- sent to LT: 20 correction, 2 deletion, 100 new\n"
         "- **20 corrections and 2 deletions of records filed before**\n"
         "- sellers read 300, reportable 120 (a seller may be in several files: one per authority and kind)\n"
-        "- 3 sellers quarantined; 26 sellers with due-diligence findings; 1 warning\n"
-        "\n[Open the DAC7 view of 2025](/tools/dac7/2025/)"
+        "- 3 sellers quarantined; 26 sellers with due-diligence findings; 1 warning"
     )
     nothing = outcome | {"files": 0, "sellers": 0, "records": {}, "quarantined": 0, "due_diligence": 0, "warnings": 0}
     assert links.annual_note(nothing, None).splitlines()[:2] == [
-        "**DAC7 2025 filing (test, as of 2025-12-31): 0 files, 0 sellers**",
+        "[DAC7 2025 filing (test, as of 2025-12-31)](/dac7/2025/): **0 files, 0 sellers**",
         "- nothing to file: no file was rendered, nothing was sent",
     ]
 
@@ -242,13 +272,13 @@ def test_the_note_says_what_the_run_filed(plugins: Any) -> None:
 def test_a_note_written_by_hand_is_kept_below(plugins: Any) -> None:
     _, links = plugins
     ours = links.failed_note("dac7_annual", ["prepare"], None)
-    assert ours.startswith("**DAC7 run failed**\n- failed task(s): prepare;")
+    assert ours.startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n")
     assert links.merged_note(ours, None) == ours
     kept = links.merged_note(ours, "checked by Anna")
     assert kept == ours + "\n\n---\n\nchecked by Anna"
     # a rerun replaces the DAC7 lines and keeps the hand-written ones
-    again = links.merged_note("**DAC7 2025 filing: 1 file, 3 sellers**", kept)
-    assert again == "**DAC7 2025 filing: 1 file, 3 sellers**\n\n---\n\nchecked by Anna"
+    again = links.merged_note("[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**", kept)
+    assert again == "[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**\n\n---\n\nchecked by Anna"
     assert len(links.merged_note("x" * 2000, None)) == 1000
 
 
@@ -404,6 +434,20 @@ def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_
         assert "Refunds dated after this day" in form_text
         assert "Filing mode" in form_text and "Sellers to delete" in form_text
         shot(browser, "trigger-form.png")
+        # submitted untouched: Airflow creates the run (its API checks one Param at a time), and
+        # prepare refuses it before anything is read: no as-of date of yesterday by accident
+        before = {r["dag_run_id"] for r in api.get("/dags/dac7_annual/dagRuns")["dag_runs"]}
+        browser.evaluate(
+            "[...document.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Trigger').at(-1).click()"
+        )
+        deadline = time.monotonic() + 30
+        while not (
+            created := [r for r in api.get("/dags/dac7_annual/dagRuns")["dag_runs"] if r["dag_run_id"] not in before]
+        ):
+            assert time.monotonic() < deadline, "the form created no run"
+            time.sleep(0.5)
+        untouched = created[0]
+        assert untouched["conf"]["as_of"] is None and untouched["logical_date"] is not None, untouched
 
         # the DAC7 trigger page: a deletion without sellers is refused before any run exists
         browser.navigate(f"{base}/dac7/trigger")
@@ -431,6 +475,15 @@ def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_
         wait_for(browser, "document.querySelector('#run-id')", "the created run")
         run_id = browser.evaluate("document.querySelector('#run-id').innerText")
 
+    refused = standalone.wait_for_run(untouched["dag_run_id"])
+    assert refused["state"] == "failed"
+    assert refused["note"].startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n"), refused["note"]
+    log = api.get(
+        f"/dags/dac7_annual/dagRuns/{urllib.parse.quote(untouched['dag_run_id'], safe='')}"
+        "/taskInstances/prepare/logs/1?full_content=true"
+    )
+    assert "A run triggered by hand must name its reporting year and its as-of date" in json.dumps(log)
+
     run = standalone.wait_for_run(run_id)
     assert run["state"] == "success", tail(standalone.log, 80)
     assert run["triggering_user_name"] == ADMIN
@@ -446,19 +499,21 @@ def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_
     files, sellers = len(manifest["files"]), sum(f["sellers"] for f in manifest["files"])
     assert files == 1 and sellers > 0
     note = run["note"]
-    assert note.startswith(f"**DAC7 {YEAR} filing (test, as of {YEAR}-12-31): 1 file, {sellers} sellers**\n"), note
+    assert note.startswith(
+        f"[DAC7 {YEAR} filing (test, as of {YEAR}-12-31)](/dac7/{YEAR}/): **1 file, {sellers} sellers**\n"
+    ), note
     assert f"- sent to LT: {sellers} new\n" in note
-    assert note.endswith(f"[Open the DAC7 view of {YEAR}](/dac7/{YEAR}/)")
 
     with Chromium.launch(tmp_path / "chromium-run", width=1400, height=1000) as browser:
         path = f"/dags/dac7_annual/runs/{urllib.parse.quote(run_id, safe='')}"
         log_in(browser, base, standalone.passwords[ADMIN], path, user=ADMIN)
-        wait_for(browser, f"document.body.innerText.includes('Open the DAC7 view of {YEAR}')", "the run note")
+        link = f"DAC7 {YEAR} filing (test, as of {YEAR}-12-31)"
+        wait_for(browser, f"document.body.innerText.includes('{link}')", "the run note in the run's header")
         href = browser.call(
-            "(t) => [...document.querySelectorAll('a')].find(a => a.innerText.includes(t))?.getAttribute('href')",
-            f"Open the DAC7 view of {YEAR}",
+            "(t) => [...document.querySelectorAll('a')].find(a => a.innerText.includes(t))?.getAttribute('href')", link
         )
         assert href == f"/dac7/{YEAR}/"
+        assert f"{files} file, {sellers} sellers" in text_of(browser)
         shot(browser, "trigger-run-note.png")
 
 
@@ -486,5 +541,4 @@ def test_a_bad_combination_through_the_apis(standalone: Standalone) -> None:
     assert status == 200, run
     ended = standalone.wait_for_run(run["dag_run_id"], timeout=300)
     assert ended["state"] == "failed"
-    assert ended["note"].startswith("**DAC7 run failed**\n- failed task(s): prepare;"), ended["note"]
-    assert ended["note"].endswith("[Open the DAC7 view](/dac7/)")
+    assert ended["note"].startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n"), ended["note"]
