@@ -293,7 +293,7 @@ def add_routes(app: Any, view_user: Any) -> None:
     from typing import Annotated
 
     import dac7_view as view
-    from fastapi import Depends, HTTPException, Request, status
+    from fastapi import Depends, Request, status
     from fastapi.responses import HTMLResponse
 
     def context() -> tuple[date, str, str | None]:
@@ -331,12 +331,14 @@ def add_routes(app: Any, view_user: Any) -> None:
         except view.LedgerUnavailable:
             return {}
 
-    def same_site(request: Request) -> None:
+    def same_site(request: Request) -> bool:
         if request.headers.get("authorization"):
-            return
+            return True
         origin = request.headers.get("origin") or request.headers.get("referer") or ""
-        if urlsplit(origin).netloc != request.headers.get("host"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "A run is triggered from the DAC7 view's own page only.")
+        return urlsplit(origin).netloc == request.headers.get("host")
+
+    def refused(text: str) -> HTMLResponse:
+        return HTMLResponse(view.error_page(403, "Forbidden", text), status_code=status.HTTP_403_FORBIDDEN)
 
     User = Annotated[Any, Depends(view_user)]
 
@@ -355,7 +357,8 @@ def add_routes(app: Any, view_user: Any) -> None:
 
     @app.post("/trigger", response_class=HTMLResponse)
     async def trigger_post(request: Request, user: User) -> HTMLResponse:
-        same_site(request)
+        if not same_site(request):
+            return refused("A run is triggered from the DAC7 trigger page itself, or by an API client with a token.")
         form = parse_form(await request.body())
         today, env, state = context()
         choice = read_choice(form, today=today, config_environment=env)
@@ -369,7 +372,7 @@ def add_routes(app: Any, view_user: Any) -> None:
             filed = filed_sellers(choice.conf["environment"], choice.conf["reporting_year"])
             return HTMLResponse(confirm_page(choice, what_it_files(choice.conf, filed), page=view._page))
         if not allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "Your Airflow login may not trigger runs of dac7_annual.")
+            return refused("Your Airflow login may not trigger runs of dac7_annual.")
         run_id = trigger(choice.conf, user.get_name())
         if run_id is None:
             choice.problems.append("Airflow refused the run: its Params did not validate.")

@@ -381,14 +381,18 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
         stop(server, timeout=60)
 
 
-def post_form(base: str, path: str, fields: dict[str, Any], token: str) -> tuple[int, str]:
+def post_form(
+    base: str, path: str, fields: dict[str, Any], token: str, *, cookie_from: str | None = None
+) -> tuple[int, str]:
+    """POST of a form as an API client (a bearer token), or as a browser on the page ``cookie_from``
+    (the login cookie and that page's Origin)."""
     data = urllib.parse.urlencode(fields, doseq=True).encode()
-    req = urllib.request.Request(
-        f"{base}{path}",
-        data=data,
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie_from:
+        headers |= {"Cookie": f"_token={token}", "Origin": cookie_from}
+    else:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"{base}{path}", data=data, method="POST", headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=60) as response:
@@ -532,9 +536,12 @@ def test_a_bad_combination_through_the_apis(standalone: Standalone) -> None:
     good = bad | {"mode": "auto", "step": "trigger"}
     status, page = post_form(base, "/dac7/trigger", good, viewer.token)
     assert status == 403 and "may not trigger runs of dac7_annual" in page
-    # a page elsewhere cannot post the form with the login cookie
+    # without a login: 401; a page elsewhere cannot post the form with the login cookie
     status, _ = call(base, "POST", "/dac7/trigger", None)
-    assert status in (401, 403)
+    assert status == 401
+    status, page = post_form(base, "/dac7/trigger", good, admin.token, cookie_from="https://elsewhere.example")
+    assert status == 403 and "A run is triggered from the DAC7 trigger page itself" in page
+    assert admin.get("/dags/dac7_annual/dagRuns")["total_entries"] == before
 
     # Airflow's REST API checks one Param at a time: the run is created, and prepare refuses it
     status, run = admin("POST", "/dags/dac7_annual/dagRuns", {"logical_date": None, "conf": bad})
