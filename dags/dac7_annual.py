@@ -37,6 +37,12 @@ is idempotent for its run; a render is never repeated after its authority was pu
 would plan the period again as if nothing were filed). A failed task sends a message (task,
 period, what to do) through ``dac7_support.notify``.
 
+Triggering by hand: the DAC7 view's trigger page (``/dac7/trigger`` on Airflow's address) checks
+the year, the as-of date, the environment and the combination before the run exists, and says
+what the run files (corrections, deletions) with the sellers the ledger holds as filed. Airflow's
+own form checks each field alone; ``prepare`` refuses what it cannot check. When a run ends, its
+note says what it filed and links to the DAC7 view (``plugins/dac7_links.py``).
+
 Nothing heavy is imported here: tasks import ``reporting.pipeline`` in their bodies, so that
 parsing this file costs no pandas, lxml, duckdb or Great Expectations import.
 """

@@ -253,10 +253,19 @@ def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any) -> str:
             hidden += [f'<input type="hidden" name="authorities" value="{escape(a)}">' for a in value or []]
         else:
             hidden.append(f'<input type="hidden" name="{key}" value="{escape(str(value))}">')
-    shown = {k: (", ".join(conf[k]) if isinstance(conf.get(k), list) else conf.get(k)) for k in FORM_FIELDS}
-    rows = "".join(
-        f"<tr><th>{escape(k)}</th><td>{escape(str(v) if v else 'empty')}</td></tr>" for k, v in shown.items()
-    )
+    labels = {
+        "reporting_year": ("Reporting year", ""),
+        "as_of": ("As-of date", ""),
+        "environment": ("Environment", ""),
+        "mode": ("Filing mode", ""),
+        "sellers": ("Sellers to delete", "none"),
+        "authorities": ("Authorities", "every authority with something due"),
+    }
+    rows = ""
+    for key, (label, empty) in labels.items():
+        value = conf.get(key)
+        text = ", ".join(value) if isinstance(value, list) else str(value or "")
+        rows += f"<tr><th>{escape(label)}</th><td>{escape(text or empty)}</td></tr>"
     body = [
         "<h1>Check the run before it starts</h1>",
         f'<table id="choices">{rows}</table>',
@@ -383,12 +392,26 @@ def add_routes(app: Any, view_user: Any) -> None:
         return HTMLResponse(created_page(run_id, choice.conf, page=view._page), status_code=status.HTTP_201_CREATED)
 
     def trigger(conf: dict[str, Any], user_name: str) -> str | None:
+        """The new run's id; None when Airflow refused the Params. A metadata database that is
+        busy (SQLite, locked by the scheduler for a moment) is tried again, three times in all."""
+        import time
+
         from airflow.api.common.trigger_dag import trigger_dag
         from airflow.exceptions import ParamValidationError
         from airflow.utils.types import DagRunTriggeredByType
+        from sqlalchemy.exc import OperationalError
 
-        try:
-            run = trigger_dag(DAG_ID, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user_name, conf=conf)
-        except (ParamValidationError, ValueError):
-            return None
-        return str(run.run_id) if run is not None else None
+        for attempt in range(3):
+            try:
+                run = trigger_dag(
+                    DAG_ID, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user_name, conf=conf
+                )
+            except (ParamValidationError, ValueError):
+                return None
+            except OperationalError:
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
+                continue
+            return str(run.run_id) if run is not None else None
+        return None

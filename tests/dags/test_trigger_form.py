@@ -531,6 +531,13 @@ def test_a_bad_combination_through_the_apis(standalone: Standalone) -> None:
     assert status == 400
     assert "Mode &#x27;deletion&#x27; needs the sellers to delete" in page
     assert admin.get("/dags/dac7_annual/dagRuns")["total_entries"] == before
+    # the check after the test run of the first test: the sellers it filed, and what auto may correct
+    manifest = json.loads((standalone.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
+    filed = sum(f["sellers"] for f in manifest["files"])
+    status, page = post_form(base, "/dac7/trigger", bad | {"mode": "auto", "step": "check"}, admin.token)
+    assert status == 200
+    assert f"The ledger holds {filed} seller(s) as filed for {YEAR} in the test space (LT: {filed})." in page
+    assert f"CORRECTIONS for those of the {filed} filed seller(s) whose figures changed" in page
     # a viewer may read the page but not trigger
     viewer = standalone.api(COMPLIANCE)
     good = bad | {"mode": "auto", "step": "trigger"}
