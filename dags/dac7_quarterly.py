@@ -33,6 +33,8 @@ from dac7_support.common import (
     keep_run_settings,
     log_effective_settings,
     message_timestamp,
+    quarter_problems,
+    run_date,
     run_uuid,
     settings_from_env,
     source_pool,
@@ -74,10 +76,17 @@ def dac7_quarterly() -> None:
     @task
     def prepare() -> str:
         from reporting import pipeline
+        from reporting.errors import ConfigError
 
         ctx = get_current_context()
         dag_run = ctx["dag_run"]
-        year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        try:
+            year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        except ValueError as exc:  # the year without the quarter, or the other way round
+            raise ConfigError(f"the run's Params were refused: {exc}") from None
+        problems = quarter_problems(year, quarter, as_of, run_date(ctx.get("logical_date"), dag_run.run_after))
+        if problems:
+            raise ConfigError("the run's Params were refused: " + " ".join(problems))
         env = settings_from_env()
         out_dir = watch_dir(env["out_dir"], year, quarter)
         log.info("watch of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)

@@ -208,6 +208,17 @@ def period_problems(
     ]
 
 
+def quarter_problems(year: int, quarter: int, as_of: date, today: date) -> list[str]:
+    """What keeps a quarterly watch from running: a quarter that has not ended (its last day is
+    ``as_of``; ``today`` is the run's date, never the clock)."""
+    if as_of >= today:
+        return [
+            f"Q{quarter} {year} has not ended yet (it ends on {as_of.isoformat()}): choose a quarter that has "
+            "ended, or leave the year and the quarter empty for the last one that ended."
+        ]
+    return []
+
+
 # --- Params -------------------------------------------------------------------------------------
 
 #: The names the trigger form shows next to the codes of the member states (values_display).

@@ -129,6 +129,16 @@ def test_a_run_triggered_by_hand_names_its_period(
         assert problem.startswith(f"A run triggered by hand must name its {words}"), problem
 
 
+def test_a_watch_of_a_quarter_that_has_not_ended_is_refused() -> None:
+    from dac7_support.common import quarter_problems
+
+    assert quarter_problems(2026, 1, date(2026, 3, 31), date(2026, 4, 1)) == []
+    assert quarter_problems(2026, 4, date(2026, 12, 31), date(2026, 12, 6)) == [
+        "Q4 2026 has not ended yet (it ends on 2026-12-31): choose a quarter that has ended, or leave the year "
+        "and the quarter empty for the last one that ended."
+    ]
+
+
 # --------------------------------------------------------------------------- the trigger page
 
 TODAY = date(2026, 1, 20)
