@@ -115,7 +115,9 @@ def reporting_period(
     due in January 2026 files 2025). As-of: the ``as_of`` Param, else the day before the logical
     date (UTC), else (a manual run without a logical date) the day before the date the run was
     created for (``run_after``, stored with the run): always a day that has ended, so that a
-    rerun counts the same refunds.
+    rerun counts the same refunds. The ``prepare`` task of the annual filing refuses a run
+    triggered by hand that leaves the year or the as-of date empty (:func:`period_problems`)
+    before it comes here: the defaults serve the scheduled run.
     """
     year = params.get("reporting_year")
     if year is None:
@@ -179,7 +181,7 @@ def conf_problems(
         if as_of < date(year, 12, 31):
             problems.append(
                 f"The as-of date {as_of.isoformat()} is before the end of {year}: a production filing counts "
-                f"the refunds of the whole year, so set as_of to {year}-12-31 or later, or leave it empty."
+                f"the refunds of the whole year, so set as_of to {year}-12-31 or later."
             )
     return problems
 

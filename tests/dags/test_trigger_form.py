@@ -178,7 +178,7 @@ def test_an_empty_form_is_refused_with_what_to_choose(plugins: Any) -> None:
             {"environment": "prod", "as_of": "2025-06-30"},
             [
                 "The as-of date 2025-06-30 is before the end of 2025: a production filing counts the refunds of "
-                "the whole year, so set as_of to 2025-12-31 or later, or leave it empty."
+                "the whole year, so set as_of to 2025-12-31 or later."
             ],
         ),
         (
