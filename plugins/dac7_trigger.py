@@ -82,7 +82,8 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config_enviro
     values = choice.values
     problems = choice.problems
     year_text, as_of_text, env, mode = one("reporting_year"), one("as_of"), one("environment"), one("mode") or "auto"
-    sellers = sorted({s.strip() for s in one("sellers").splitlines() if s.strip()})
+    # the textarea (one id per line), or the check page's hidden fields (one id each)
+    sellers = sorted({s.strip() for text in form.get("sellers") or [] for s in text.splitlines() if s.strip()})
     authorities = sorted({a for a in form.get("authorities") or [] if a})
     values.update(
         reporting_year=year_text, as_of=as_of_text, environment=env, mode=mode, sellers=sellers, authorities=authorities
@@ -248,7 +249,7 @@ def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any) -> str:
     for key in FORM_FIELDS:
         value = conf.get(key)
         if key == "sellers":
-            hidden.append(f'<input type="hidden" name="sellers" value="{escape(chr(10).join(value or []))}">')
+            hidden += [f'<input type="hidden" name="sellers" value="{escape(seller)}">' for seller in value or []]
         elif key == "authorities":
             hidden += [f'<input type="hidden" name="authorities" value="{escape(a)}">' for a in value or []]
         else:
@@ -341,10 +342,15 @@ def add_routes(app: Any, view_user: Any) -> None:
             return {}
 
     def same_site(request: Request) -> bool:
+        """A bearer token (an API client), or a form of this site: its Origin (else Referer) is
+        the address the request was sent to, or ``[api] base_url``'s (behind a proxy)."""
+        from airflow.configuration import conf
+
         if request.headers.get("authorization"):
             return True
-        origin = request.headers.get("origin") or request.headers.get("referer") or ""
-        return urlsplit(origin).netloc == request.headers.get("host")
+        origin = urlsplit(request.headers.get("origin") or request.headers.get("referer") or "").netloc
+        ours = {request.headers.get("host"), urlsplit(conf.get("api", "base_url", fallback="") or "").netloc}
+        return bool(origin) and origin in ours
 
     def refused(text: str) -> HTMLResponse:
         return HTMLResponse(view.error_page(403, "Forbidden", text), status_code=status.HTTP_403_FORBIDDEN)

@@ -222,6 +222,23 @@ def test_a_good_choice_is_the_runs_conf(plugins: Any) -> None:
     }
 
 
+def test_the_check_page_carries_the_choice_to_the_trigger(plugins: Any) -> None:
+    """The check page's hidden fields, read back, are the same conf (a seller id per field)."""
+    import re
+    from html import unescape
+
+    trigger, _ = plugins
+    fields = form(reporting_year="2025", as_of="2025-12-31", environment="test", mode="deletion", sellers="S<1>\nS 2")
+    choice = trigger.read_choice(fields, today=TODAY, config_environment="test")
+    page = trigger.confirm_page(choice, ["x"], page=lambda title, body: "".join(body))
+    hidden: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page):
+        hidden.setdefault(name, []).append(unescape(value))
+    assert hidden["sellers"] == ["S 2", "S<1>"] and "S<1>" not in page  # escaped in the page
+    again = trigger.read_choice(hidden, today=TODAY, config_environment="test")
+    assert again.conf == choice.conf and again.conf["sellers"] == ["S 2", "S<1>"]
+
+
 def test_the_check_says_when_a_run_files_corrections_or_deletions(plugins: Any) -> None:
     trigger, _ = plugins
     conf = {"reporting_year": 2025, "environment": "test", "sellers": None}
