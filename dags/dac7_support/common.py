@@ -189,24 +189,31 @@ def conf_problems(
 def period_problems(
     params: Mapping[str, Any], logical_date: datetime | None, conf: Mapping[str, Any] | None = None
 ) -> list[str]:
-    """The period a run triggered by hand must name: its reporting year and its as-of date, both
-    chosen by a person. Left empty, the as-of date would be the day before the run's logical
-    date, which for a run triggered today counts the refunds made since the year's filing and
-    can file corrections that nobody asked for.
+    """What a run triggered by hand must name: its reporting year, its as-of date and its
+    environment, each chosen by a person. Left empty, the as-of date would be the day before the
+    run's logical date, which for a run triggered today counts the refunds made since the year's
+    filing and can file corrections that nobody asked for; the environment would be the
+    configuration's, which the person who triggers may not know.
 
-    Which runs: a run without a logical date, and a run whose conf names the field but leaves it
-    empty (Airflow's trigger form sends every field, with a logical date of the moment it was
-    opened). A scheduled run (conf ``{}``) and a REST client that leaves a key out keep the
-    documented default: the period of the logical date."""
+    Which runs: a run whose conf names a field but leaves it empty (Airflow's trigger form sends
+    every field, with a logical date of the moment it was opened), and a run without a logical
+    date that leaves out the year or the as-of date. A scheduled run (conf ``{}``) and a REST
+    client that leaves a key out keep the documented defaults: the period of the logical date,
+    the configuration's environment."""
     conf = conf or {}
-    labels = {"reporting_year": "reporting year", "as_of": "as-of date"}
-    missing = [label for key, label in labels.items() if not params.get(key) and (logical_date is None or key in conf)]
+    labels = {"reporting_year": "reporting year", "as_of": "as-of date", "environment": "environment"}
+    missing = [
+        label
+        for key, label in labels.items()
+        if not params.get(key) and (key in conf or (logical_date is None and key != "environment"))
+    ]
     if not missing:
         return []
+    named = " and its ".join(missing) if len(missing) < 3 else "reporting year, its as-of date and its environment"
     return [
-        f"A run triggered by hand must name its {' and its '.join(missing)}: choose the reporting year, and "
-        "as the as-of date 31 December of that year for the year's filing (a later day counts later refunds "
-        "and may file corrections)."
+        f"A run triggered by hand must name its {named}: choose the reporting year, the environment ('test' "
+        "or 'prod'), and as the as-of date 31 December of that year for the year's filing (a later day counts "
+        "later refunds and may file corrections)."
     ]
 
 
@@ -312,15 +319,15 @@ def annual_params() -> dict[str, Param]:
             type=["null", "string"],
             enum=[None, *ENVIRONMENTS],
             values_display={
-                None: "from the configuration file ([reporting] environment)",
+                None: "empty: only a scheduled run (the configuration's)",
                 "test": "test: test data, the ledger's test space",
                 "prod": "prod: the real filing, after a second person's approval",
             },
             title="Environment",
             description="'test' marks every record as test data (OECD10-13) and files into the "
             "ledger's test space; 'prod' is the real filing and waits for a second person's "
-            "approval. Empty: the [reporting] environment of the configuration file (the DAC7 view's "
-            "trigger page shows which).",
+            "approval. Required for a run triggered by hand. Empty (a scheduled run): the [reporting] "
+            "environment of the configuration file, which the DAC7 view's trigger page shows.",
         ),
         "mode": Param(
             "auto",

@@ -1016,5 +1016,5 @@ def test_manual_run_without_logical_date_must_name_its_as_of(
     states = task_states(dr)
     assert states["prepare"] == {"failed"}
     assert all(states[s] == {"upstream_failed"} for s in STAGES[1:]), states
-    assert "A run triggered by hand must name its as-of date: choose the reporting year" in output
+    assert "A run triggered by hand must name its as-of date: choose the reporting year, the environment" in output
     assert not dac7_env["staging"].exists()

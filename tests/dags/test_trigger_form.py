@@ -110,7 +110,12 @@ def test_the_annual_form_explains_what_files_corrections(plugins: Any) -> None:
         (
             datetime(2026, 12, 6, 6, tzinfo=UTC),
             {"reporting_year": None, "as_of": None, "environment": None, "mode": "auto"},
-            ["reporting year and its as-of date"],
+            ["reporting year, its as-of date and its environment:"],
+        ),
+        (
+            datetime(2026, 12, 6, 6, tzinfo=UTC),
+            {"reporting_year": 2025, "as_of": "2025-12-31", "environment": None},
+            ["environment:"],
         ),
         (datetime(2026, 12, 6, 6, tzinfo=UTC), {"reporting_year": 2025, "as_of": None}, ["as-of date:"]),
         (None, {"reporting_year": 2025}, ["as-of date:"]),
@@ -513,7 +518,7 @@ def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_
         f"/dags/dac7_annual/dagRuns/{urllib.parse.quote(untouched['dag_run_id'], safe='')}"
         "/taskInstances/prepare/logs/1?full_content=true"
     )
-    assert "A run triggered by hand must name its reporting year and its as-of date" in json.dumps(log)
+    assert "A run triggered by hand must name its reporting year, its as-of date and its environment" in json.dumps(log)
 
     run = standalone.wait_for_run(run_id)
     assert run["state"] == "success", tail(standalone.log, 80)
