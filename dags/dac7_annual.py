@@ -37,6 +37,12 @@ is idempotent for its run; a render is never repeated after its authority was pu
 would plan the period again as if nothing were filed). A failed task sends a message (task,
 period, what to do) through ``dac7_support.notify``.
 
+Triggering by hand: the DAC7 view's trigger page (``/dac7/trigger`` on Airflow's address) checks
+the year, the as-of date, the environment and the combination before the run exists, and says
+what the run files (corrections, deletions) with the sellers the ledger holds as filed. Airflow's
+own form checks each field alone; ``prepare`` refuses what it cannot check. When a run ends, its
+note says what it filed and links to the DAC7 view (``plugins/dac7_links.py``).
+
 Nothing heavy is imported here: tasks import ``reporting.pipeline`` in their bodies, so that
 parsing this file costs no pandas, lxml, duckdb or Great Expectations import.
 """
@@ -58,9 +64,10 @@ from dac7_support.common import (
     keep_run_settings,
     log_effective_settings,
     message_timestamp,
-    recent_years,
+    period_problems,
     reporting_period,
     run_date,
+    run_outcome,
     run_uuid,
     settings_from_env,
     source_pool,
@@ -98,7 +105,7 @@ def validated_ok(run_dir: str, authority: str) -> bool:
     default_args={"retries": 0, "on_failure_callback": [on_failure]},
     tags=["dac7", "reporting"],
     doc_md=__doc__,
-    params=annual_params(recent_years(datetime.now(UTC).date())),
+    params=annual_params(),
 )
 def dac7_annual() -> None:
     @task
@@ -109,6 +116,9 @@ def dac7_annual() -> None:
 
         ctx = get_current_context()
         dag_run, params = ctx["dag_run"], ctx["params"]
+        missing = period_problems(params, ctx.get("logical_date"), dag_run.conf)
+        if missing:
+            raise ConfigError("the run's Params were refused: " + " ".join(missing))
         year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
         env = settings_from_env()
         config = load_config(env["config_path"])
@@ -295,6 +305,7 @@ def dac7_annual() -> None:
             "files": len(manifest["files"]),
             "sellers": sum(f["sellers"] for f in manifest["files"]),
             "manifest": str(kept.parent / "manifest.json"),
+            **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
         }
 
     run_dir = prepare()

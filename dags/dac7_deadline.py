@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from dac7_support import deadline
-from dac7_support.common import recent_years, run_date, settings_from_env, year_param
+from dac7_support.common import run_date, settings_from_env, year_param
 from dac7_support.notify import on_failure
 
 
@@ -32,8 +32,8 @@ from dac7_support.notify import on_failure
     doc_md=__doc__,
     params={
         "reporting_year": year_param(
-            recent_years(datetime.now(UTC).date()),
-            "Year whose filing to check. Empty: the year before the run's date (the filing due this January).",
+            "Year whose filing to check.",
+            empty="the year before the run's date (the filing due this January)",
         ),
     },
 )

@@ -33,7 +33,8 @@ from dac7_support.common import (
     keep_run_settings,
     log_effective_settings,
     message_timestamp,
-    recent_years,
+    quarter_problems,
+    run_date,
     run_uuid,
     settings_from_env,
     source_pool,
@@ -58,9 +59,8 @@ log = logging.getLogger("dac7_quarterly")
     doc_md=__doc__,
     params={
         "reporting_year": year_param(
-            recent_years(datetime.now(UTC).date()),
-            "Year of the quarter to preview, together with the quarter. Empty: the last quarter that "
-            "ended before the run's date.",
+            "Year of the quarter to preview, together with the quarter.",
+            empty="the last quarter that ended before the run's date",
         ),
         "quarter": Param(
             None,
@@ -76,10 +76,17 @@ def dac7_quarterly() -> None:
     @task
     def prepare() -> str:
         from reporting import pipeline
+        from reporting.errors import ConfigError
 
         ctx = get_current_context()
         dag_run = ctx["dag_run"]
-        year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        try:
+            year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+        except ValueError as exc:  # the year without the quarter, or the other way round
+            raise ConfigError(f"the run's Params were refused: {exc}") from None
+        problems = quarter_problems(year, quarter, as_of, run_date(ctx.get("logical_date"), dag_run.run_after))
+        if problems:
+            raise ConfigError("the run's Params were refused: " + " ".join(problems))
         env = settings_from_env()
         out_dir = watch_dir(env["out_dir"], year, quarter)
         log.info("watch of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
@@ -127,7 +134,11 @@ def dac7_quarterly() -> None:
             manifest = pipeline.report(here)
             keep_run_settings(here)
         log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
-        return {"reportable": manifest["summary"]["reportable"], "sellers": manifest["summary"]["sellers_read"]}
+        return {
+            "reportable": manifest["summary"]["reportable"],
+            "sellers": manifest["summary"]["sellers_read"],
+            "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
+        }
 
     @task
     def watch_list(run_dir: str) -> dict[str, Any]:

@@ -103,6 +103,10 @@ def create_app() -> Any:
         openapi_url=None,
     )
 
+    import dac7_trigger  # the trigger page that checks a run's Params before it exists
+
+    dac7_trigger.add_routes(app, require_view_access)
+
     @app.exception_handler(StarletteHTTPException)
     def error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
         """Errors as a small page; a 401 links to the login (the status code stays)."""

@@ -115,7 +115,9 @@ def reporting_period(
     due in January 2026 files 2025). As-of: the ``as_of`` Param, else the day before the logical
     date (UTC), else (a manual run without a logical date) the day before the date the run was
     created for (``run_after``, stored with the run): always a day that has ended, so that a
-    rerun counts the same refunds.
+    rerun counts the same refunds. The ``prepare`` task of the annual filing refuses a run
+    triggered by hand that leaves the year or the as-of date empty (:func:`period_problems`)
+    before it comes here: the defaults serve the scheduled run.
     """
     year = params.get("reporting_year")
     if year is None:
@@ -151,6 +153,18 @@ def conf_problems(
     ``environment`` is the effective one (the Param, else the configuration's); ``today`` is the
     run's date, never the clock."""
     problems = []
+    if year > today.year:
+        problems.append(f"The reporting year {year} has not begun yet: choose {today.year} or an earlier year.")
+    if as_of >= today:
+        problems.append(
+            f"The as-of date {as_of.isoformat()} has not ended yet: choose {(today - timedelta(days=1)).isoformat()} "
+            "or an earlier day, so that a rerun counts the same refunds."
+        )
+    if as_of.year < year:
+        problems.append(
+            f"The as-of date {as_of.isoformat()} is before the reporting year {year} begins: choose a day of "
+            f"{year} or later."
+        )
     if sellers and mode != "deletion":
         problems.append(
             f"Sellers are named only for a deletion, but mode is {mode!r}: set mode to 'deletion' "
@@ -167,91 +181,165 @@ def conf_problems(
         if as_of < date(year, 12, 31):
             problems.append(
                 f"The as-of date {as_of.isoformat()} is before the end of {year}: a production filing counts "
-                f"the refunds of the whole year, so set as_of to {year}-12-31 or later, or leave it empty."
+                f"the refunds of the whole year, so set as_of to {year}-12-31 or later."
             )
     return problems
 
 
+def period_problems(
+    params: Mapping[str, Any], logical_date: datetime | None, conf: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What a run triggered by hand must name: its reporting year, its as-of date and its
+    environment, each chosen by a person. Left empty, the as-of date would be the day before the
+    run's logical date, which for a run triggered today counts the refunds made since the year's
+    filing and can file corrections that nobody asked for; the environment would be the
+    configuration's, which the person who triggers may not know.
+
+    Which runs: a run whose conf names a field but leaves it empty (Airflow's trigger form sends
+    every field, with a logical date of the moment it was opened), and a run without a logical
+    date that leaves out the year or the as-of date. A scheduled run (conf ``{}``) and a REST
+    client that leaves a key out keep the documented defaults: the period of the logical date,
+    the configuration's environment."""
+    conf = conf or {}
+    labels = {"reporting_year": "reporting year", "as_of": "as-of date", "environment": "environment"}
+    missing = [
+        label
+        for key, label in labels.items()
+        if not params.get(key) and (key in conf or (logical_date is None and key != "environment"))
+    ]
+    if not missing:
+        return []
+    named = " and its ".join(missing) if len(missing) < 3 else "reporting year, its as-of date and its environment"
+    return [
+        f"A run triggered by hand must name its {named}: choose the reporting year, the environment ('test' "
+        "or 'prod'), and as the as-of date 31 December of that year for the year's filing (a later day counts "
+        "later refunds and may file corrections)."
+    ]
+
+
+def quarter_problems(year: int, quarter: int, as_of: date, today: date) -> list[str]:
+    """What keeps a quarterly watch from running: a quarter that has not ended (its last day is
+    ``as_of``; ``today`` is the run's date, never the clock)."""
+    if as_of >= today:
+        return [
+            f"Q{quarter} {year} has not ended yet (it ends on {as_of.isoformat()}): choose a quarter that has "
+            "ended, or leave the year and the quarter empty for the last one that ended."
+        ]
+    return []
+
+
 # --- Params -------------------------------------------------------------------------------------
+
+#: The names the trigger form shows next to the codes of the member states (values_display).
+AUTHORITY_NAMES = {
+    "AT": "Austria",
+    "BE": "Belgium",
+    "BG": "Bulgaria",
+    "CY": "Cyprus",
+    "CZ": "Czechia",
+    "DE": "Germany",
+    "DK": "Denmark",
+    "EE": "Estonia",
+    "ES": "Spain",
+    "FI": "Finland",
+    "FR": "France",
+    "GR": "Greece",
+    "HR": "Croatia",
+    "HU": "Hungary",
+    "IE": "Ireland",
+    "IT": "Italy",
+    "LT": "Lithuania",
+    "LU": "Luxembourg",
+    "LV": "Latvia",
+    "MT": "Malta",
+    "NL": "Netherlands",
+    "PL": "Poland",
+    "PT": "Portugal",
+    "RO": "Romania",
+    "SE": "Sweden",
+    "SI": "Slovenia",
+    "SK": "Slovakia",
+}
+
+#: What each filing mode files, said plainly: the form's labels and the help text of the mode.
+MODE_LABELS = {
+    "auto": "auto: file the difference to the ledger (new sellers; corrections where filed figures changed)",
+    "new": "new: every reportable seller as new records",
+    "correction": "correction: files CORRECTIONS of every seller already filed",
+    "deletion": "deletion: files DELETIONS of the sellers named below",
+    "nil": "nil report: states that no seller is reportable",
+}
 
 
 def recent_years(today: date) -> list[int]:
-    """The reporting years a form offers: every year since DAC7 applies, up to ``today``'s year.
-
-    Only the choices of the form depend on the day the DAG file is parsed; the period of a run
-    comes from its Params or its logical date."""
+    """The reporting years from the first DAC7 year up to ``today``'s year (never called while a
+    DAG file is parsed: a form whose choices change with the day would change the DAG's version)."""
     return list(range(FIRST_YEAR, today.year + 1))
 
 
-def year_param(years: Sequence[int], description: str) -> Param:
+def year_param(description: str, *, title: str = "Reporting year", empty: str = "from the run's date") -> Param:
+    """A reporting year: a whole number from 2023 (DAC7's first year). The form offers no list of
+    years, since a list that grows with the clock would make every parse a new DAG version; a
+    year that has not begun is refused when the run starts (``conf_problems``)."""
     return Param(
         None,
         type=["null", "integer"],
-        enum=[None, *years],
-        values_display={None: "from the run's date", **{y: str(y) for y in years}},
-        title="Reporting year",
-        description=description,
+        minimum=FIRST_YEAR,
+        maximum=2100,
+        title=title,
+        description=f"{description} Empty: {empty}.",
     )
 
 
-def annual_params(years: Sequence[int]) -> dict[str, Param]:
+def annual_params() -> dict[str, Param]:
     """The trigger form of the annual DAG: each field a JSON schema with a label and a help text.
 
     A value that breaks its schema is refused before the run starts (HTTP 400 from the REST API,
-    an error in the form); combinations are checked by the ``prepare`` task (:func:`conf_problems`).
+    an error in the form); combinations are checked by the DAC7 view's trigger page before the run
+    exists, and again by the ``prepare`` task (:func:`conf_problems`, :func:`period_problems`).
     """
     return {
         "reporting_year": year_param(
-            years,
-            "Calendar year to report. Empty: the year before the run's logical date (a run on "
-            "2026-01-15 reports 2025). Required for a manual run without a logical date.",
+            "Calendar year to report (2023 or later). Required for a run triggered by hand.",
+            empty="the year before the logical date of a scheduled run (the run of 2026-01-15 reports 2025)",
         ),
         "as_of": Param(
             None,
             type=["null", "string"],
             format="date",
             title="As-of date",
-            description="Refunds dated after this day (in the configured time zone) are not counted. "
-            "Empty: the day before the run's logical date (UTC), a day that has ended. A production "
-            "filing needs 31 December of the reporting year or later.",
-        ),
-        "authorities": Param(
-            None,
-            type=["null", "array"],
-            items={"type": "string", "enum": list(EU_STATES)},
-            uniqueItems=True,
-            examples=list(EU_STATES),  # the pick list of the form's multi-select
-            title="Authorities",
-            description="A filing goes to the member state the operator files in, alone (its law "
-            "decides every seller): name it, or leave this empty to file when something is due (new "
-            "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
-            "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
+            description="Refunds dated after this day (in the configured time zone) are not counted. Required "
+            "for a run triggered by hand: 31 December of the reporting year for the year's filing. A later day "
+            "counts later refunds, and where filed figures change, 'auto' files corrections. A production "
+            "filing needs 31 December of the reporting year or later. Empty: the day before the logical date "
+            "of a scheduled run.",
         ),
         "environment": Param(
             None,
             type=["null", "string"],
             enum=[None, *ENVIRONMENTS],
-            values_display={None: "from the configuration", "test": "test", "prod": "prod"},
+            values_display={
+                None: "empty: only a scheduled run (the configuration's)",
+                "test": "test: test data, the ledger's test space",
+                "prod": "prod: the real filing, after a second person's approval",
+            },
             title="Environment",
             description="'test' marks every record as test data (OECD10-13) and files into the "
             "ledger's test space; 'prod' is the real filing and waits for a second person's "
-            "approval. Empty: the [reporting] environment of the configuration file.",
+            "approval. Required for a run triggered by hand. Empty (a scheduled run): the [reporting] "
+            "environment of the configuration file, which the DAC7 view's trigger page shows.",
         ),
         "mode": Param(
             "auto",
             type="string",
             enum=list(MODES),
-            values_display={
-                "auto": "auto: the difference to the ledger",
-                "new": "new: every seller as new records",
-                "correction": "correction of what was filed",
-                "deletion": "deletion of the sellers named below",
-                "nil": "nil report",
-            },
+            values_display=MODE_LABELS,
             title="Filing mode",
             description="What this run files. 'auto' (the default) compares the reportable sellers with "
-            "the filing ledger and files the difference; the other modes force one kind when an "
-            "authority asks for it.",
+            "the filing ledger and files the difference: new sellers as new records, and a CORRECTION for "
+            "every filed seller whose figures changed (a later as-of date counts later refunds). "
+            "'correction' files corrections of every seller already filed; 'deletion' withdraws the filed "
+            "records of the sellers named below; 'new' and 'nil' force that kind when an authority asks for it.",
         ),
         "sellers": Param(
             None,
@@ -262,6 +350,45 @@ def annual_params(years: Sequence[int]) -> dict[str, Param]:
             description="Only with mode 'deletion': the seller ids (the source's seller_id), one per "
             "line, whose filed records are withdrawn. Empty for every other mode.",
         ),
+        "authorities": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": list(EU_STATES)},
+            uniqueItems=True,
+            examples=list(EU_STATES),  # the pick list of the form's multi-select
+            values_display={code: f"{code} {AUTHORITY_NAMES[code]}" for code in EU_STATES},
+            title="Authorities",
+            description="A filing goes to the member state the operator files in, alone (its law "
+            "decides every seller): name it, or leave this empty to file when something is due (new "
+            "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
+            "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
+        ),
+    }
+
+
+# --- the run's outcome ---------------------------------------------------------------------------
+
+
+def run_outcome(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run filed, in counts (never a name, TIN or amount): what ``finalize`` returns, and
+    what the run's note on Airflow's run page says (``plugins/dac7_links.py``)."""
+    records: dict[str, int] = {}
+    for f in manifest["files"]:
+        for kind, n in (f.get("records") or {}).items():
+            records[kind] = records.get(kind, 0) + int(n)
+    stages = (manifest.get("data_checks") or {}).get("stages") or {}
+    summary = manifest.get("summary") or {}
+    return {
+        "environment": manifest.get("environment"),
+        "as_of": manifest.get("as_of"),
+        "preview": bool(manifest.get("preview")),
+        "authorities": sorted({f["authority"] for f in manifest["files"]}),
+        "records": records,
+        "sellers_read": summary.get("sellers_read", 0),
+        "reportable": summary.get("reportable", 0),
+        "quarantined": sum(int(st.get("quarantined_sellers") or 0) for st in stages.values()),
+        "due_diligence": (manifest.get("due_diligence") or {}).get("sellers", 0),
+        "warnings": len(manifest.get("warnings") or []),
     }
 
 

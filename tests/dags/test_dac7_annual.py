@@ -295,13 +295,15 @@ def test_params_are_a_labelled_form(dag: Any) -> None:
         param = params.get_param(name)
         assert param.schema.get("title") and param.description, name
         assert params[name] == ("auto" if name == "mode" else None), name
-    years = params.get_param("reporting_year").schema["enum"]
-    assert years[0] is None and years[1] == 2023 and years[-1] == datetime.now(UTC).year
+    year = params.get_param("reporting_year").schema
+    assert (year["type"], year["minimum"], year["maximum"]) == (["null", "integer"], 2023, 2100)
     assert params.get_param("as_of").schema["format"] == "date"
     authorities = params.get_param("authorities").schema
     assert authorities["type"] == ["null", "array"]
     assert authorities["items"]["enum"] == sorted(EU_MEMBER_STATES)
     assert authorities["examples"] == sorted(EU_MEMBER_STATES)  # the UI's multi-select pick list
+    assert authorities["values_display"]["DE"] == "DE Germany"  # shown with their names
+    assert set(authorities["values_display"]) == EU_MEMBER_STATES
     assert params.get_param("environment").schema["enum"] == [None, "test", "prod"]
     assert tuple(params.get_param("mode").schema["enum"]) == tuple(MODES)
     assert params.get_param("sellers").schema["items"]["type"] == "string"
@@ -312,7 +314,7 @@ def test_params_are_a_labelled_form(dag: Any) -> None:
     [
         ("reporting_year", 2022),
         ("reporting_year", "2025"),
-        ("reporting_year", datetime.now(UTC).year + 1),
+        ("reporting_year", 2101),
         ("as_of", "15/01/2026"),
         ("environment", "staging"),
         ("authorities", ["XX"]),
@@ -351,10 +353,13 @@ def test_params_accept_good_values(dag: Any) -> None:
         ({"sellers": ["S1"]}, "Sellers are named only for a deletion, but mode is 'auto'"),
         ({"mode": "deletion"}, "Mode 'deletion' needs the sellers to delete"),
         (
-            {"environment": "prod", "year": 2026, "as_of": date(2026, 12, 31)},
+            {"environment": "prod", "year": 2026, "as_of": date(2026, 1, 14)},
             "A production filing for 2026 cannot be made before the year",
         ),
         ({"environment": "prod", "as_of": date(2025, 6, 30)}, "The as-of date 2025-06-30 is before the end of 2025"),
+        ({"year": 2027}, "The reporting year 2027 has not begun yet: choose 2026 or an earlier year."),
+        ({"as_of": date(2026, 1, 15)}, "The as-of date 2026-01-15 has not ended yet: choose 2026-01-14"),
+        ({"as_of": date(2024, 12, 31)}, "The as-of date 2024-12-31 is before the reporting year 2025 begins"),
     ],
 )
 def test_bad_combinations_are_refused_with_a_sentence(combination: dict[str, Any], expected: str) -> None:
@@ -369,8 +374,10 @@ def test_bad_combinations_are_refused_with_a_sentence(combination: dict[str, Any
         "today": date(2026, 1, 15),
     } | combination
     problems = conf_problems(**args)
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
-    assert problems[0].endswith(".")
+    # a year not yet ended is also one whose as-of date is before its end or its start: two sentences
+    assert len(problems) == (2 if args["year"] > 2025 else 1), problems
+    assert problems[0].startswith(expected), problems
+    assert all(p.endswith(".") for p in problems)
 
 
 def test_good_combinations_pass() -> None:
@@ -988,10 +995,26 @@ def test_manual_run_without_logical_date_takes_the_year_from_params(
     airflow_db: None, dac7_env: dict[str, Path]
 ) -> None:
     """Only prepare runs (the rest is marked success): its settings.json holds the period."""
-    dr = fresh_dag().test(logical_date=None, run_conf={"reporting_year": 2025}, mark_success_pattern="(?!prepare$).*")
+    conf = {"reporting_year": 2025, "as_of": "2025-12-31"}
+    dr = fresh_dag().test(logical_date=None, run_conf=conf, mark_success_pattern="(?!prepare$).*")
     assert dr.logical_date is None
     assert task_states(dr)["prepare"] == {"success"}
     (run_dir,) = dac7_env["staging"].iterdir()
     settings = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
-    assert settings["year"] == 2025
-    assert settings["as_of"] == (dr.run_after.astimezone(UTC).date() - timedelta(days=1)).isoformat()
+    assert (settings["year"], settings["as_of"]) == (2025, "2025-12-31")
+
+
+@pytest.mark.slow
+def test_manual_run_without_logical_date_must_name_its_as_of(
+    airflow_db: None, dac7_env: dict[str, Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The as-of date is never the day before the trigger by accident (that counted later refunds
+    and filed corrections): prepare refuses, with the sentence, and nothing else runs."""
+    capfd.readouterr()
+    dr = fresh_dag().test(logical_date=None, run_conf={"reporting_year": 2025})
+    output = "".join(capfd.readouterr())
+    states = task_states(dr)
+    assert states["prepare"] == {"failed"}
+    assert all(states[s] == {"upstream_failed"} for s in STAGES[1:]), states
+    assert "A run triggered by hand must name its as-of date: choose the reporting year, the environment" in output
+    assert not dac7_env["staging"].exists()

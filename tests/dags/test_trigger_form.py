@@ -1,0 +1,590 @@
+"""The trigger form and the run's outcome on the run page.
+
+Fast tests: no DAG file reads the clock while it is parsed (Airflow's own check, the one that
+puts a red banner on every DAG page); every Param of every DAG has a label and a help text; the
+DAC7 view's trigger page (``plugins/dac7_trigger.py``) refuses each combination that cannot run
+with the sentence a person needs, and says what a run files; the run note
+(``plugins/dac7_links.py``) says what a run filed, from a hand-made manifest.
+
+A slow test in a real Airflow (``airflow standalone``: api-server, scheduler, dag-processor and
+triggerer, with a throwaway home and an explicit environment, SQLite, the demo marketplace) and a
+headless Chromium: no DAG warning and no import error; the Airflow DAG page has no warning banner;
+Airflow's trigger form shows the help texts; the DAC7 trigger page refuses a deletion without
+sellers (HTTP 400, the sentence), then checks and triggers a good test run as the logged-in user;
+the scheduler runs it, and the run page shows the note with the files and sellers and a link to
+the DAC7 view. A run triggered through the REST API with a bad combination is created (Airflow's
+API checks one Param at a time), refused by ``prepare``, and its note says which task failed.
+Screenshots go to ``docs/img/trigger-*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_stack import AIRFLOW, Api, base_env, call, free_port, stop, tail, wait_until_healthy
+from browser import Chromium
+from test_ui_view import log_in, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+PLUGINS = REPO / "plugins"
+IMG = REPO / "docs" / "img"
+YEAR = 2025
+ADMIN, COMPLIANCE = "admin", "compliance"
+ROLES = {ADMIN: "admin", COMPLIANCE: "viewer"}
+
+
+@pytest.fixture
+def plugins(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The plugin modules as the api-server imports them (plugins and DAGs folders on the path)."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.syspath_prepend(str(DAGS))
+    import dac7_links
+    import dac7_trigger
+
+    return dac7_trigger, dac7_links
+
+
+# ------------------------------------------------------------------------------ the DAG files
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_no_dag_file_reads_the_clock_while_parsed(dag_file: str) -> None:
+    """Airflow 3.3's dag-processor runs this check on every file and shows what it finds as a
+    DAG warning (the red banner of every DAG page): a value that changes between parses (the
+    clock, a random number, a uuid4) makes every parse a new DAG version."""
+    from airflow.utils.dag_version_inflation_checker import check_dag_file_stability
+
+    assert check_dag_file_stability(str(DAGS / dag_file)).format_warnings() is None
+
+
+def test_every_param_has_a_label_and_a_help_text() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors
+    seen = 0
+    for dag in bag.dags.values():
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.schema.get("title"), (dag.dag_id, name)
+            assert param.description and len(param.description) > 30, (dag.dag_id, name)
+            seen += 1
+    assert seen >= 9  # annual 6, quarterly 2, deadline 1
+
+
+def test_the_annual_form_explains_what_files_corrections(plugins: Any) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    params = DagBag(dag_folder=str(DAGS)).dags["dac7_annual"].params
+    mode = params.get_param("mode").schema
+    assert mode["values_display"]["correction"] == "correction: files CORRECTIONS of every seller already filed"
+    assert mode["values_display"]["deletion"] == "deletion: files DELETIONS of the sellers named below"
+    assert "a CORRECTION for every filed seller whose figures changed" in params.get_param("mode").description
+    assert params.get_param("as_of").description.startswith(
+        "Refunds dated after this day (in the configured time zone) are not counted. Required for a run "
+        "triggered by hand"
+    )
+    assert params.get_param("authorities").schema["values_display"]["LT"] == "LT Lithuania"
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "conf", "expected"),
+    [
+        # a scheduled run: conf {} and the period of its logical date
+        (datetime(2026, 1, 15, 6, tzinfo=UTC), {}, []),
+        # a REST client that leaves the keys out: the documented default
+        (datetime(2026, 1, 15, 6, tzinfo=UTC), {"environment": "test"}, []),
+        # Airflow's trigger form, untouched: every field sent, the period empty, a logical date of now
+        (
+            datetime(2026, 12, 6, 6, tzinfo=UTC),
+            {"reporting_year": None, "as_of": None, "environment": None, "mode": "auto"},
+            ["reporting year, its as-of date and its environment:"],
+        ),
+        (
+            datetime(2026, 12, 6, 6, tzinfo=UTC),
+            {"reporting_year": 2025, "as_of": "2025-12-31", "environment": None},
+            ["environment:"],
+        ),
+        (datetime(2026, 12, 6, 6, tzinfo=UTC), {"reporting_year": 2025, "as_of": None}, ["as-of date:"]),
+        (None, {"reporting_year": 2025}, ["as-of date:"]),
+        (None, {"reporting_year": 2025, "as_of": "2025-12-31"}, []),
+    ],
+)
+def test_a_run_triggered_by_hand_names_its_period(
+    logical_date: datetime | None, conf: dict[str, Any], expected: list[str]
+) -> None:
+    from dac7_support.common import period_problems
+
+    params = {"reporting_year": None, "as_of": None} | conf
+    problems = period_problems(params, logical_date, conf)
+    assert len(problems) == len(expected)
+    for problem, words in zip(problems, expected, strict=True):
+        assert problem.startswith(f"A run triggered by hand must name its {words}"), problem
+
+
+def test_a_watch_of_a_quarter_that_has_not_ended_is_refused() -> None:
+    from dac7_support.common import quarter_problems
+
+    assert quarter_problems(2026, 1, date(2026, 3, 31), date(2026, 4, 1)) == []
+    assert quarter_problems(2026, 4, date(2026, 12, 31), date(2026, 12, 6)) == [
+        "Q4 2026 has not ended yet (it ends on 2026-12-31): choose a quarter that has ended, or leave the year "
+        "and the quarter empty for the last one that ended."
+    ]
+
+
+# --------------------------------------------------------------------------- the trigger page
+
+TODAY = date(2026, 1, 20)
+
+
+def form(**fields: Any) -> dict[str, list[str]]:
+    return {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
+
+
+def test_an_empty_form_is_refused_with_what_to_choose(plugins: Any) -> None:
+    trigger, _ = plugins
+    choice = trigger.read_choice(form(), today=TODAY, config_environment="test")
+    assert choice.conf is None
+    assert choice.problems == [
+        "Choose the reporting year.",
+        "Choose the as-of date: 31 December of the reporting year for the year's filing (a later day counts "
+        "later refunds and may file corrections).",
+        "Choose the environment: 'test' or 'prod' (the configuration file says 'test').",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"mode": "deletion"},
+            ["Mode 'deletion' needs the sellers to delete: list their seller ids under sellers."],
+        ),
+        (
+            {"sellers": "S0000001\n"},
+            [
+                "Sellers are named only for a deletion, but mode is 'auto': set mode to 'deletion' or leave "
+                "sellers empty."
+            ],
+        ),
+        (
+            {"environment": "prod", "as_of": "2025-06-30"},
+            [
+                "The as-of date 2025-06-30 is before the end of 2025: a production filing counts the refunds of "
+                "the whole year, so set as_of to 2025-12-31 or later."
+            ],
+        ),
+        (
+            {"as_of": "2026-01-20"},
+            [
+                "The as-of date 2026-01-20 has not ended yet: choose 2026-01-19 or an earlier day, so that a "
+                "rerun counts the same refunds."
+            ],
+        ),
+        ({"reporting_year": "2027"}, ["The reporting year must be a year from 2023 to 2026."]),
+        ({"as_of": "31/12/2025"}, ["The as-of date '31/12/2025' is not a date: write it as YYYY-MM-DD."]),
+        ({"authorities": ["LT", "US"]}, ["Not an EU member state: US."]),
+    ],
+)
+def test_a_combination_that_cannot_run_is_refused(plugins: Any, fields: dict[str, Any], expected: list[str]) -> None:
+    trigger, _ = plugins
+    good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto"}
+    choice = trigger.read_choice(form(**(good | fields)), today=TODAY, config_environment="test")
+    assert (choice.conf, choice.problems) == (None, expected)
+
+
+def test_a_good_choice_is_the_runs_conf(plugins: Any) -> None:
+    trigger, _ = plugins
+    fields = form(
+        reporting_year="2025",
+        as_of="2025-12-31",
+        environment="prod",
+        mode="deletion",
+        sellers="S2\r\nS1\n\nS1",
+        authorities=["LT"],
+    )
+    choice = trigger.read_choice(fields, today=TODAY, config_environment="test")
+    assert choice.problems == []
+    assert choice.conf == {
+        "reporting_year": 2025,
+        "as_of": "2025-12-31",
+        "environment": "prod",
+        "mode": "deletion",
+        "sellers": ["S1", "S2"],
+        "authorities": ["LT"],
+    }
+
+
+def test_the_check_page_carries_the_choice_to_the_trigger(plugins: Any) -> None:
+    """The check page's hidden fields, read back, are the same conf (a seller id per field)."""
+    import re
+    from html import unescape
+
+    trigger, _ = plugins
+    fields = form(reporting_year="2025", as_of="2025-12-31", environment="test", mode="deletion", sellers="S<1>\nS 2")
+    choice = trigger.read_choice(fields, today=TODAY, config_environment="test")
+    page = trigger.confirm_page(choice, ["x"], page=lambda title, body: "".join(body))
+    hidden: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page):
+        hidden.setdefault(name, []).append(unescape(value))
+    assert hidden["sellers"] == ["S 2", "S<1>"] and "S<1>" not in page  # escaped in the page
+    again = trigger.read_choice(hidden, today=TODAY, config_environment="test")
+    assert again.conf == choice.conf and again.conf["sellers"] == ["S 2", "S<1>"]
+
+
+def test_the_check_says_when_a_run_files_corrections_or_deletions(plugins: Any) -> None:
+    trigger, _ = plugins
+    conf = {"reporting_year": 2025, "environment": "test", "sellers": None}
+    filed = {"LT": 122, "DE": 0}
+    auto = trigger.what_it_files(conf | {"mode": "auto"}, filed)
+    assert auto[0] == "The ledger holds 122 seller(s) as filed for 2025 in the test space (LT: 122)."
+    assert "CORRECTIONS for those of the 122 filed seller(s) whose figures changed" in auto[1]
+    assert trigger.what_it_files(conf | {"mode": "correction"}, filed)[1] == (
+        "This run files CORRECTIONS of every seller already filed: 122 seller(s)."
+    )
+    deletion = trigger.what_it_files(conf | {"mode": "deletion", "sellers": ["S1", "S2"]}, filed)
+    assert deletion[1] == "This run files DELETIONS: the filed records of 2 seller(s) named are withdrawn."
+    first = trigger.what_it_files(conf | {"mode": "auto"}, {})
+    assert first[:2] == [
+        "The ledger holds 0 seller(s) as filed for 2025 in the test space (none).",
+        "Nothing is filed for this year yet: every reportable seller is filed as new.",
+    ]
+
+
+# ------------------------------------------------------------------------------- the run note
+
+
+def test_the_note_says_what_the_run_filed(plugins: Any) -> None:
+    from dac7_support.common import run_outcome
+
+    _, links = plugins
+    manifest = {
+        "reporting_year": 2025,
+        "environment": "test",
+        "as_of": "2025-12-31",
+        "preview": False,
+        "files": [
+            {"authority": "LT", "sellers": 120, "records": {"new": 100, "correction": 20}},
+            {"authority": "LT", "sellers": 2, "records": {"deletion": 2}},
+        ],
+        "summary": {"sellers_read": 300, "reportable": 120},
+        "data_checks": {"stages": {"extract": {"quarantined_sellers": 1}, "identity": {"quarantined_sellers": 2}}},
+        "due_diligence": {"sellers": 26},
+        "warnings": ["w"],
+    }
+    outcome = {"reporting_year": 2025, "files": 2, "sellers": 122} | run_outcome(manifest)
+    assert outcome["records"] == {"new": 100, "correction": 20, "deletion": 2}
+    assert links.annual_note(outcome, "http://airflow.example/tools") == (
+        "[DAC7 2025 filing (test, as of 2025-12-31)](/tools/dac7/2025/): **2 files, 122 sellers**, "
+        "**20 corrections, 2 deletions**\n"
+        "- sent to LT: 20 correction, 2 deletion, 100 new\n"
+        "- **20 corrections and 2 deletions of records filed before**\n"
+        "- sellers read 300, reportable 120 (a seller may be in several files: one per authority and kind)\n"
+        "- 3 sellers quarantined; 26 sellers with due-diligence findings; 1 warning"
+    )
+    nothing = outcome | {"files": 0, "sellers": 0, "records": {}, "quarantined": 0, "due_diligence": 0, "warnings": 0}
+    assert links.annual_note(nothing, None).splitlines()[:2] == [
+        "[DAC7 2025 filing (test, as of 2025-12-31)](/dac7/2025/): **0 files, 0 sellers**",
+        "- nothing to file: no file was rendered, nothing was sent",
+    ]
+
+
+def test_a_note_written_by_hand_is_kept_below(plugins: Any) -> None:
+    _, links = plugins
+    ours = links.failed_note("dac7_annual", ["prepare"], None)
+    assert ours.startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n")
+    assert links.merged_note(ours, None) == ours
+    kept = links.merged_note(ours, "checked by Anna")
+    assert kept == ours + "\n\n---\n\nchecked by Anna"
+    # a rerun replaces the DAC7 lines and keeps the hand-written ones
+    again = links.merged_note("[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**", kept)
+    assert again == "[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**\n\n---\n\nchecked by Anna"
+    assert len(links.merged_note("x" * 2000, None)) == 1000
+
+
+# ----------------------------------------------------------------------- a real Airflow, Chromium
+
+
+def airflow_env(home: Path, port: int, dac7: dict[str, str]) -> dict[str, str]:
+    return (
+        base_env()
+        | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in ROLES.items()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        }
+        | dac7
+    )
+
+
+class Standalone:
+    def __init__(self, base: str, passwords: dict[str, str], log: Path, out: Path) -> None:
+        self.base, self.passwords, self.log, self.out = base, passwords, log, out
+
+    def api(self, user: str = ADMIN) -> Api:
+        return Api.log_in(self.base, user, self.passwords[user])
+
+    def wait_for_run(self, run_id: str, timeout: float = 600) -> dict[str, Any]:
+        api, deadline = self.api(), time.monotonic() + timeout
+        path = f"/dags/dac7_annual/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        while time.monotonic() < deadline:
+            run = api.get(path)
+            if run["state"] in ("success", "failed"):
+                # the note is written with the run's state, in the same transaction
+                return run
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} did not end within {timeout:g} s\n{tail(self.log, 60)}")
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
+    from reporting.demo import generate_demo
+
+    tmp = tmp_path_factory.mktemp("trigger")
+    home = tmp / "airflow-home"
+    home.mkdir()
+    passwords = {user: secrets.token_urlsafe(12) for user in ROLES}
+    (home / "passwords.json").write_text(json.dumps(passwords), encoding="utf-8")
+    source = f"sqlite:///{tmp / 'marketplace.db'}"
+    generate_demo(source, sellers=200, seed=7, year=YEAR, replace=True)
+    dac7 = {
+        "DAC7_CONFIG": str(REPO / "dac7.toml"),  # the demo configuration: environment test, files in LT
+        "DAC7_SOURCE_URL": source,
+        "DAC7_OUT_DIR": str(tmp / "out"),
+        "DAC7_STAGING_DIR": str(tmp / "staging"),
+        "DAC7_LEDGER_URL": f"sqlite:///{tmp / 'ledger.sqlite3'}",
+    }
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = airflow_env(home, port, dac7)
+    log = tmp / "standalone.log"
+    migrate = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(AIRFLOW), "standalone"],
+            env=env,
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_healthy(server, base, log, timeout=240)
+        stack = Standalone(base, passwords, log, tmp / "out")
+        api, deadline = stack.api(), time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status, body = api("GET", "/dags/dac7_annual")
+            if status == 200 and body.get("is_paused") is False:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"dac7_annual was not parsed\n{tail(log, 60)}")
+        yield stack
+    finally:
+        stop(server, timeout=60)
+
+
+def post_form(
+    base: str, path: str, fields: dict[str, Any], token: str, *, cookie_from: str | None = None
+) -> tuple[int, str]:
+    """POST of a form as an API client (a bearer token), or as a browser on the page ``cookie_from``
+    (the login cookie and that page's Origin)."""
+    data = urllib.parse.urlencode(fields, doseq=True).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie_from:
+        headers |= {"Cookie": f"_token={token}", "Origin": cookie_from}
+    else:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"{base}{path}", data=data, method="POST", headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def shot(browser: Chromium, name: str) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    (IMG / name).write_bytes(browser.screenshot())
+
+
+def text_of(browser: Chromium) -> str:
+    return str(browser.evaluate("document.body.innerText"))
+
+
+@pytest.mark.slow
+def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_path: Path) -> None:
+    base, api = standalone.base, standalone.api()
+    # what the DAG page's banner would show: DAG warnings and import errors
+    assert api.get("/dagWarnings")["dag_warnings"] == []
+    assert api.get("/importErrors")["import_errors"] == []
+
+    with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
+        log_in(browser, base, standalone.passwords[ADMIN], "/dags/dac7_annual", user=ADMIN)
+        wait_for(browser, "document.body.innerText.includes('dac7_annual')", "the DAG page")
+        wait_for(browser, "[...document.querySelectorAll('button')].some(b => /Trigger/.test(b.innerText))", "Trigger")
+        time.sleep(2)  # the page's queries (warnings among them) have answered
+        page = text_of(browser)
+        assert "runtime-varying" not in page and "Dag version" not in page, page[:2000]
+        shot(browser, "trigger-dag-page.png")
+
+        # Airflow's own form: every field with its help text
+        browser.evaluate("[...document.querySelectorAll('button')].find(b => /Trigger/.test(b.innerText)).click()")
+        wait_for(browser, "document.body.innerText.includes('Run Parameters')", "the trigger form")
+        for button in ("Run Parameters",):
+            browser.call(
+                "(t) => [...document.querySelectorAll('button')].find(b => b.innerText.includes(t))?.click()", button
+            )
+        wait_for(browser, "document.body.innerText.includes('Required for a run triggered by hand')", "help text")
+        form_text = text_of(browser)
+        assert "Refunds dated after this day" in form_text
+        assert "Filing mode" in form_text and "Sellers to delete" in form_text
+        shot(browser, "trigger-form.png")
+        # submitted untouched: Airflow creates the run (its API checks one Param at a time), and
+        # prepare refuses it before anything is read: no as-of date of yesterday by accident
+        before = {r["dag_run_id"] for r in api.get("/dags/dac7_annual/dagRuns")["dag_runs"]}
+        browser.evaluate(
+            "[...document.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Trigger').at(-1).click()"
+        )
+        deadline = time.monotonic() + 30
+        while not (
+            created := [r for r in api.get("/dags/dac7_annual/dagRuns")["dag_runs"] if r["dag_run_id"] not in before]
+        ):
+            assert time.monotonic() < deadline, "the form created no run"
+            time.sleep(0.5)
+        untouched = created[0]
+        assert untouched["conf"]["as_of"] is None and untouched["logical_date"] is not None, untouched
+
+        # the DAC7 trigger page: a deletion without sellers is refused before any run exists
+        browser.navigate(f"{base}/dac7/trigger")
+        wait_for(browser, "document.querySelector('#trigger-form')", "the DAC7 trigger page")
+        assert browser.evaluate("document.querySelector('#config-environment').innerText") == "test"
+        fill = """(year, asOf, env, mode) => {
+            const f = document.querySelector('#trigger-form');
+            f.reporting_year.value = year; f.as_of.value = asOf; f.mode.value = mode;
+            f.querySelector(`input[name=environment][value=${env}]`).checked = true;
+            f.submit();
+        }"""
+        browser.call(fill, str(YEAR), f"{YEAR}-12-31", "test", "deletion")
+        wait_for(browser, "document.querySelector('#problems')", "the refusal")
+        problems = browser.evaluate("document.querySelector('#problems').innerText")
+        assert "Mode 'deletion' needs the sellers to delete: list their seller ids under sellers." in problems
+        shot(browser, "trigger-refused.png")
+
+        # a good test run: checked, then triggered as the logged-in user
+        browser.call(fill, str(YEAR), f"{YEAR}-12-31", "test", "auto")
+        wait_for(browser, "document.querySelector('#confirm-form')", "the check page")
+        said = browser.evaluate("document.querySelector('#what-it-files').innerText")
+        assert f"The ledger holds 0 seller(s) as filed for {YEAR} in the test space (none)." in said
+        shot(browser, "trigger-check.png")
+        browser.evaluate("document.querySelector('#confirm-form').submit()")
+        wait_for(browser, "document.querySelector('#run-id')", "the created run")
+        run_id = browser.evaluate("document.querySelector('#run-id').innerText")
+
+    refused = standalone.wait_for_run(untouched["dag_run_id"])
+    assert refused["state"] == "failed"
+    assert refused["note"].startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n"), refused["note"]
+    log = api.get(
+        f"/dags/dac7_annual/dagRuns/{urllib.parse.quote(untouched['dag_run_id'], safe='')}"
+        "/taskInstances/prepare/logs/1?full_content=true"
+    )
+    assert "A run triggered by hand must name its reporting year, its as-of date and its environment" in json.dumps(log)
+
+    run = standalone.wait_for_run(run_id)
+    assert run["state"] == "success", tail(standalone.log, 80)
+    assert run["triggering_user_name"] == ADMIN
+    assert run["conf"] == {
+        "reporting_year": YEAR,
+        "as_of": f"{YEAR}-12-31",
+        "environment": "test",
+        "mode": "auto",
+        "sellers": None,
+        "authorities": None,
+    }
+    manifest = json.loads((standalone.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
+    files, sellers = len(manifest["files"]), sum(f["sellers"] for f in manifest["files"])
+    assert files == 1 and sellers > 0
+    note = run["note"]
+    assert note.startswith(
+        f"[DAC7 {YEAR} filing (test, as of {YEAR}-12-31)](/dac7/{YEAR}/): **1 file, {sellers} sellers**\n"
+    ), note
+    assert f"- sent to LT: {sellers} new\n" in note
+
+    with Chromium.launch(tmp_path / "chromium-run", width=1400, height=1000) as browser:
+        path = f"/dags/dac7_annual/runs/{urllib.parse.quote(run_id, safe='')}"
+        log_in(browser, base, standalone.passwords[ADMIN], path, user=ADMIN)
+        link = f"DAC7 {YEAR} filing (test, as of {YEAR}-12-31)"
+        wait_for(browser, f"document.body.innerText.includes('{link}')", "the run note in the run's header")
+        href = browser.call(
+            "(t) => [...document.querySelectorAll('a')].find(a => a.innerText.includes(t))?.getAttribute('href')", link
+        )
+        assert href == f"/dac7/{YEAR}/"
+        assert f"{files} file, {sellers} sellers" in text_of(browser)
+        shot(browser, "trigger-run-note.png")
+
+
+@pytest.mark.slow
+def test_a_bad_combination_through_the_apis(standalone: Standalone) -> None:
+    base, admin = standalone.base, standalone.api()
+    bad = {"reporting_year": YEAR, "as_of": f"{YEAR}-12-31", "environment": "test", "mode": "deletion"}
+    # the DAC7 trigger page, as an API client: HTTP 400 with the sentence, and no run
+    before = admin.get("/dags/dac7_annual/dagRuns")["total_entries"]
+    status, page = post_form(base, "/dac7/trigger", bad | {"step": "trigger"}, admin.token)
+    assert status == 400
+    assert "Mode &#x27;deletion&#x27; needs the sellers to delete" in page
+    assert admin.get("/dags/dac7_annual/dagRuns")["total_entries"] == before
+    # the check after the test run of the first test: the sellers it filed, and what auto may correct
+    manifest = json.loads((standalone.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
+    filed = sum(f["sellers"] for f in manifest["files"])
+    status, page = post_form(base, "/dac7/trigger", bad | {"mode": "auto", "step": "check"}, admin.token)
+    assert status == 200
+    assert f"The ledger holds {filed} seller(s) as filed for {YEAR} in the test space (LT: {filed})." in page
+    assert f"CORRECTIONS for those of the {filed} filed seller(s) whose figures changed" in page
+    # a viewer may read the page but not trigger
+    viewer = standalone.api(COMPLIANCE)
+    good = bad | {"mode": "auto", "step": "trigger"}
+    status, page = post_form(base, "/dac7/trigger", good, viewer.token)
+    assert status == 403 and "may not trigger runs of dac7_annual" in page
+    # without a login: 401; a page elsewhere cannot post the form with the login cookie
+    status, _ = call(base, "POST", "/dac7/trigger", None)
+    assert status == 401
+    status, page = post_form(base, "/dac7/trigger", good, admin.token, cookie_from="https://elsewhere.example")
+    assert status == 403 and "A run is triggered from the DAC7 trigger page itself" in page
+    assert admin.get("/dags/dac7_annual/dagRuns")["total_entries"] == before
+
+    # Airflow's REST API checks one Param at a time: the run is created, and prepare refuses it
+    status, run = admin("POST", "/dags/dac7_annual/dagRuns", {"logical_date": None, "conf": bad})
+    assert status == 200, run
+    ended = standalone.wait_for_run(run["dag_run_id"], timeout=300)
+    assert ended["state"] == "failed"
+    assert ended["note"].startswith("[DAC7 run failed](/dac7/): **failed task(s): prepare**\n"), ended["note"]
