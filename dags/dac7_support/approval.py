@@ -259,17 +259,19 @@ def approval_request(
             "",
             "#### The files to approve",
             "",
-            "| Authority | MessageRefId | Type | What is sent | Pending file | sha256 |",
-            "|---|---|---|---|---|---|",
+            "| Authority | MessageRefId | Type | What is sent | Pending file |",
+            "|---|---|---|---|---|",
         ]
         base = f"{pending_prefix.rstrip('/')}/{run.name}"
-        for a in authorities:
-            for m in rendered[a]["messages"]:
-                name = m["file"].rsplit("/", 1)[-1]
-                lines.append(
-                    f"| {a} | {m['message_ref_id']} | {m['message_type_indic']} | {_sent(m)} "
-                    f"| [{name}]({base}/{m['file']}) | `{m.get('sha256', '')}` |"
-                )
+        files = [m for a in authorities for m in rendered[a]["messages"]]
+        for m in files:
+            name = m["file"].rsplit("/", 1)[-1]
+            lines.append(
+                f"| {m['authority']} | {m['message_ref_id']} | {m['message_type_indic']} | {_sent(m)} "
+                f"| [{name}]({base}/{m['file']}) |"
+            )
+        lines += ["", "The sha256 of each pending file (the same as the file you open must have):", ""]
+        lines += [f"- {m['file'].rsplit('/', 1)[-1]}: `{m.get('sha256', '')}`" for m in files]
         lines += [
             "",
             f"The pending files open for users with the download permission; all of them: [{base}/]({base}/).",

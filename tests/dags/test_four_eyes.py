@@ -449,9 +449,10 @@ def assert_waited_for_approval(approver: Approver, dag_run: Any, p: Paths) -> No
         name = m["file"].rsplit("/", 1)[-1]
         row = (
             f"| {FILING_STATE} | {m['message_ref_id']} | {m['message_type_indic']} | {m['records']['new']} new "
-            f"| [{name}](/dac7/pending/{run_name}/{m['file']}) | `{m['sha256']}` |"
+            f"| [{name}](/dac7/pending/{run_name}/{m['file']}) |"
         )
         assert row in body, body
+        assert f"\n- {name}: `{m['sha256']}`\n" in body, body
     assert "seller(s) quarantined" in body
     assert detail["response_received"] is False and detail["responded_by_user"] is None
     assert detail["task_instance"]["state"] == "awaiting_input"
