@@ -159,7 +159,8 @@ def pending_page(run: Path, *, may_download: bool) -> str:
                     view._message_type(m.get("message_type_indic")),
                     escape(_sent(m.get("records", {}))),
                     link,
-                    f'<span class="id sha256">{escape(str(m.get("sha256", "")))}</span>',
+                    # the whole digest, to compare; broken anywhere so that the table fits a screen
+                    f'<span class="id sha256" style="word-break: break-all">{escape(str(m.get("sha256", "")))}</span>',
                     "published" if m["published"] else "waiting",
                 )
             )
