@@ -454,7 +454,7 @@ class FilingApproval(ApprovalOperator):
             raise AirflowSkipException("nothing to file, so nothing to approve")
         if request["environment"] != "prod":
             if not request.get("changes"):
-                raise AirflowSkipException("a test filing of new data needs no approval")
+                raise AirflowSkipException("a test filing needs no approval: it sends new data only")
             self.subject = f"File corrections or deletions of DAC7 {request['year']} in the test space?"
             self.body = confirmation_body(request)
             self.assigned_users = None  # anyone may confirm a test filing
