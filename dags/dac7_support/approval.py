@@ -14,7 +14,7 @@ manager's all-admins mode), :class:`FilingApproval` refuses it, records why in t
 (``approval/refused.jsonl``) and parks the same request again for another person: the filing
 is not failed. A Reject by anyone fails the task: nothing is published.
 
-A test run with only new data, or a run with nothing to file, skips the approval. A test run
+A test run with only new data, a preview, or a run with nothing to file, skips the approval. A test run
 that would send corrections or deletions asks for a confirmation first (anyone may confirm,
 also the person who triggered the run), saying how many per authority.
 """
@@ -191,8 +191,8 @@ def approval_request(
     ``approvers``: the configured approvers (:func:`configured_approvers`); those asked are the
     ones other than ``triggered_by``.
 
-    Returns ``{"year", "environment", "authorities", "messages", "changes", "triggered_by",
-    "assigned_users", "body"}`` (``messages``: how many files this filing sends; ``changes``:
+    Returns ``{"year", "environment", "authorities", "messages", "preview", "changes",
+    "triggered_by", "assigned_users", "body"}`` (``messages``: how many files this filing sends; ``changes``:
     :func:`changes_per_authority`; ``assigned_users``: those asked, empty when anyone Airflow lets
     answer may; ``body`` in Markdown)."""
     run = Path(run_dir)
@@ -333,6 +333,7 @@ def approval_request(
         "environment": env,
         "authorities": authorities,
         "messages": n_messages,
+        "preview": preview,
         "changes": changes_per_authority(rendered),
         "triggered_by": triggered_by,
         "assigned_users": asked,
@@ -453,6 +454,8 @@ class FilingApproval(ApprovalOperator):
         if not request["messages"]:
             raise AirflowSkipException("nothing to file, so nothing to approve")
         if request["environment"] != "prod":
+            if request.get("preview"):
+                raise AirflowSkipException("a test filing needs no approval: a preview is never filed")
             if not request.get("changes"):
                 raise AirflowSkipException("a test filing needs no approval: it sends new data only")
             self.subject = f"File corrections or deletions of DAC7 {request['year']} in the test space?"
