@@ -147,7 +147,10 @@ def screenshot(browser: Chromium, name: str) -> None:
 
 
 def click(browser: Chromium, label: str) -> None:
-    browser.evaluate(f"{BUTTONS}.find(b => b.innerText.trim() === {json.dumps(label)}).click()")
+    """Scrolls the button into view (the screenshot shows it, and what the request says above it), clicks it."""
+    button = f"{BUTTONS}.find(b => b.innerText.trim() === {json.dumps(label)})"
+    browser.evaluate(f"{button}.scrollIntoView({{block: 'center'}})")
+    browser.evaluate(f"{button}.click()")
 
 
 def body_text(browser: Chromium) -> str:
@@ -189,6 +192,7 @@ def test_the_approver_not_the_person_who_triggered_publishes_a_production_filing
         screenshot(browser, "four-eyes-request.png")
         click(browser, "Approve")
         wait_for(browser, "document.body.innerText.includes('Access Denied')", "Airflow's refusal", 30)
+        time.sleep(1)  # the message has faded in
         screenshot(browser, "four-eyes-refused.png")
     time.sleep(3)  # a task resumed by the answer would have left awaiting_input by now
     assert task_state(admin, run_id, "approve") == "awaiting_input"
