@@ -366,3 +366,25 @@ def test_corrections_and_deletions_are_counted_per_authority() -> None:
     assert changes == {"FR": {"corrections": 3, "deletions": 2, "dpi402": 1}}
     body = confirmation_body({"year": 2025, "changes": changes})
     assert "| FR | 3 | 2 | 1 |" in body and "| DE |" not in body
+
+
+def test_the_request_counts_the_quarantined_and_the_incomplete_sellers(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dac7_support.approval import held_back
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    decisions = {
+        "reported": 9,
+        "quarantined:tin.missing": 2,
+        "quarantined:address.incomplete": 1,
+        "excluded:de_minimis": 4,
+    }
+    (rules / "rules.json").write_text(json.dumps({"decisions": decisions}), encoding="utf-8")
+    assert held_back(tmp_path) == (3, {})
+    pq.write_table(
+        pa.table({"seller_id": ["S1", "S2"], "authorities": [["DE", "FR"], ["DE"]]}),
+        rules / "reportable_incomplete.parquet",
+    )
+    assert held_back(tmp_path) == (3, {"DE": 2, "FR": 1})
