@@ -5,7 +5,7 @@
 #
 #     scripts/airflow_local.sh          (`make airflow` runs it with the demo data of `make demo`)
 #
-# AIRFLOW_PORT picks the port (default 8080). DAC7_CONFIG, DAC7_SOURCE_URL, DAC7_OUT_DIR,
+# AIRFLOW_PORT picks the port (default 8080), DAC7_AIRFLOW_HOME the Airflow home (default .airflow/). DAC7_CONFIG, DAC7_SOURCE_URL, DAC7_OUT_DIR,
 # DAC7_STAGING_DIR and DAC7_LEDGER_URL pass through to the tasks and to the DAC7 view. The
 # scheduler starts no scheduled run; runs triggered from the UI run.
 #
