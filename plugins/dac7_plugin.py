@@ -16,12 +16,22 @@ off: they would be routes outside that dependency.
 
 Routes, under the mount point:
 
-- ``/``: the years with filings or a published run;
-- ``/{year}/``: the latest run, due diligence, files and the ledger's filings of a year
+- ``/``: the years with filings or a published run, production and test apart
+  (``?environment=prod&authority=DE&status=partially rejected`` filter);
+- ``/{year}/``: the ledger's filings of a year, the latest production run and the latest test
+  run (each with its files, reports and due diligence) and the earlier runs
   (``?authority=DE`` for one authority);
-- ``/{year}/files/{path}``: a file of the year's output, only those that the manifest lists and
-  those under its ``reports/`` (``dac7_view.published_file``); XML, CSV and Parquet download,
-  HTML reports open in the browser;
+- ``/{year}/due-diligence``: the due-diligence list of a run, sorted and filtered by query
+  parameters; ``/{year}/due-diligence.csv`` the same rows as CSV (download permission);
+- ``/{year}/sellers``: the seller search (``?q=`` an exact seller id opens the seller; the beginning
+  of an id lists at most 50 sellers), and ``/{year}/sellers/{seller_id}``: one seller's decision,
+  figures, identity (masked without the download permission) and filings (``dac7_seller.py``);
+- ``/board``: the deadline and status board per authority and year, with the upload form of
+  status documents (``POST /status-import``): ``dac7_board.py``;
+- ``/{year}/files/{path}``: a file of the year's output, only those that a kept run lists, those
+  under its ``reports/``, and every message the ledger records as published or answered for that
+  year (``dac7_view.reachable_file``); XML, CSV and Parquet download, HTML reports open in the
+  browser;
 - ``/pending/{run}/`` and ``/pending/{run}/{path}``: the rendered files of a run waiting for
   approval (``dac7_pending.py``).
 
@@ -37,6 +47,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, ClassVar
+from urllib.parse import quote, urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -63,6 +74,8 @@ CONTENT_SECURITY_POLICY = (
 #: Served to open in the browser (reports, Data Docs pages and their assets); the rest downloads.
 INLINE = {".html", ".htm", ".css", ".js", ".png", ".svg", ".ico", ".gif", ".jpg", ".woff", ".woff2", ".ttf"}
 AUTHORITY = re.compile(r"^[A-Z]{2}$")
+#: a kept run's summary page (``runs/<run>/reports/run_summary.html``): open like the latest's
+KEPT_SUMMARY = re.compile(r"^runs/[A-Za-z0-9_-][A-Za-z0-9._-]*/reports/run_summary\.html$")
 log = logging.getLogger("dac7.view")
 
 
@@ -73,7 +86,7 @@ def create_app() -> Any:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from airflow.api_fastapi.core_api.security import GetUserDep
     from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, status
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def require_view_access(user: GetUserDep) -> BaseUser:
@@ -120,11 +133,19 @@ def create_app() -> Any:
 
     Year = Annotated[int, Path(ge=2023, le=2100, description="the reporting year")]
 
+    Filter = Annotated[str | None, Query(max_length=40)]
+
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
+    def index(environment: Filter = None, authority: Filter = None, status: Filter = None) -> HTMLResponse:
         src = view.sources()
-        years, problems = view.overview(src)
-        return HTMLResponse(view.index_page(years, [*src.problems, *problems]))
+        chosen = {
+            "environment": environment if environment in view.ENVIRONMENTS else None,
+            "authority": authority if authority and AUTHORITY.match(authority) else None,
+            "status": status if status in view.STATUSES else None,
+        }
+        years, problems = view.overview(src, **chosen)
+        page = view.index_page(years, [*src.problems, *problems], choices=view.overview_choices(src), chosen=chosen)
+        return HTMLResponse(page)
 
     @app.get("/{year}/", response_class=HTMLResponse)
     def year_page(
@@ -134,14 +155,103 @@ def create_app() -> Any:
         page = view.year_page(view.year_view(view.sources(), year), chosen, may_download=may_download(user))
         return HTMLResponse(page)
 
+    def due_diligence_query(
+        run: Filter = None,
+        kind: Filter = None,
+        authority: Filter = None,
+        country: Filter = None,
+        identifier: Filter = None,
+        q: Filter = None,
+        sort: Filter = None,
+        order: Filter = None,
+    ) -> Any:
+        """The list's query parameters; a value the list does not know is ignored."""
+        return view.DueDiligenceQuery(
+            run=run if run in view.ENVIRONMENTS else None,
+            kind=kind or None,
+            authority=authority if authority and AUTHORITY.match(authority) else None,
+            country=country or None,
+            identifier=identifier or None,
+            q=q or None,
+            sort=sort if sort in view.DD_SORTABLE else "seller_id",
+            desc=order == "desc",
+        )
+
+    DueDiligenceQuery = Annotated[Any, Depends(due_diligence_query)]
+
+    @app.get("/{year}/due-diligence", response_class=HTMLResponse)
+    def due_diligence(year: Year, user: ViewUser, query: DueDiligenceQuery) -> HTMLResponse:
+        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
+        page = view.due_diligence_page(year, run, rows, query, problems, may_download=may_download(user))
+        return HTMLResponse(page)
+
+    @app.get("/{year}/due-diligence.csv")
+    def due_diligence_csv(year: Year, user: ViewUser, query: DueDiligenceQuery) -> Response:
+        if not may_download(user):
+            log.warning(
+                "DAC7 download refused: user %s may not export the due-diligence list of %s", user.get_name(), year
+            )
+            raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
+        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
+        if run is None or (problems and not rows):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, " ".join(problems) or "No due-diligence list for this year.")
+        chosen = view.select_findings(rows, query)
+        log.info(
+            "DAC7 export by %s: due-diligence list of %s, run %s, %d of %d row(s)",
+            user.get_name(),
+            year,
+            run.run_id,
+            len(chosen),
+            len(rows),
+        )
+        name = f"due_diligence_{year}_{run.environment}.csv"
+        return Response(
+            view.findings_csv(chosen, masked_values=True),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/{year}/sellers", response_class=HTMLResponse)
+    def seller_search(year: Year, q: str | None = None) -> Response:
+        import dac7_seller as seller
+
+        if q is None:
+            return HTMLResponse(seller.search_page(year, None))
+        result = seller.search(view.sources(), year, q)
+        if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
+            return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
+        page = seller.search_page(year, result)
+        code = status.HTTP_400_BAD_REQUEST if result.invalid else status.HTTP_200_OK
+        return HTMLResponse(page, status_code=code)
+
+    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
+    def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:
+        import dac7_seller as seller
+
+        from reporting.explain import seller_id_problem
+
+        problem = seller_id_problem(seller_id)
+        if problem:
+            return HTMLResponse(seller.invalid_page(year, problem), status_code=status.HTTP_400_BAD_REQUEST)
+        found = seller.seller_view(view.sources(), year, seller_id)
+        personal = may_download(user)
+        if personal and found.reading is not None and found.reading.identity is not None:
+            # who saw whose personal data: the audit trail, as for downloads (the seller id only)
+            log.info("DAC7 seller page with personal data for %s: %s/%s", user.get_name(), year, seller_id[:200])
+        missing = found.reading is None and not found.filings
+        return HTMLResponse(
+            seller.seller_page(found, may_see_personal_data=personal),
+            status_code=status.HTTP_404_NOT_FOUND if missing else status.HTTP_200_OK,
+        )
+
     @app.get("/{year}/files/{path:path}")
     def download(year: Year, path: str, user: ViewUser) -> FileResponse:
-        if not path.startswith(OPEN_TO_VIEWERS) and not may_download(user):
+        if not open_to_viewers(path) and not may_download(user):
             log.warning("DAC7 download refused: user %s may not download %s/%s", user.get_name(), year, path[:200])
             raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
-        year_dir = view.sources().year_dir(year)
-        manifest = view.latest_manifest(year_dir) if year_dir else None
-        target = view.published_file(year_dir, manifest, path) if year_dir and manifest else None
+        # any file of a kept run, and any message the ledger records as published or answered,
+        # whatever run came after and of either environment
+        target = view.reachable_file(view.sources(), year, path)
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file in the published output of this year.")
         # every download, by whom and of which bytes: the audit trail of who took personal data away
@@ -156,6 +266,52 @@ def create_app() -> Any:
             filename=target.name,
             content_disposition_type="inline" if suffix in INLINE else "attachment",
         )
+
+    @app.get("/board", response_class=HTMLResponse)
+    def board(request: Request, user: ViewUser) -> HTMLResponse:
+        """The deadline and status board, with the upload form for those who may import."""
+        import dac7_board
+
+        allowed = may_import(user)
+        token = request_token(request) if allowed else None
+        page = dac7_board.board_page(dac7_board.board_view(view.sources()), token=token, may_import=allowed)
+        return HTMLResponse(page)
+
+    @app.post("/status-import", response_class=HTMLResponse)
+    async def status_import(request: Request, user: ViewUser) -> HTMLResponse:
+        """An authority's status document uploaded from the board (``dac7_board.status_import``)."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+        from airflow.configuration import conf
+
+        base = urlsplit(conf.get("api", "base_url", fallback="") or "").netloc
+        status_code, page = await dac7_board.status_import(
+            request,
+            user.get_name(),
+            allowed=may_import(user),
+            secret=get_signing_key("api", "secret_key"),
+            hosts=[base],
+        )
+        return HTMLResponse(page, status_code=status_code)
+
+    def request_token(request: Request) -> str:
+        """The upload form's token for the Airflow token this request came with."""
+        import dac7_board
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+
+        session = dac7_board.session_token(request.headers, request.cookies) or ""
+        return dac7_board.form_token(get_signing_key("api", "secret_key"), session)
+
+    def may_import(user: BaseUser) -> bool:
+        """Whether the user may import status documents: the simple auth manager's roles in
+        IMPORT_ROLES; any other auth manager, ``GET`` on IMPORT_RESOURCE (``dac7_board``)."""
+        from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+        from dac7_board import IMPORT_RESOURCE, IMPORT_ROLES
+
+        manager = get_auth_manager()
+        if isinstance(manager, SimpleAuthManager):
+            return (getattr(user, "role", None) or "").upper() in IMPORT_ROLES
+        return bool(manager.is_authorized_custom_view(method="GET", resource_name=IMPORT_RESOURCE, user=user))
 
     def may_download(user: BaseUser) -> bool:
         """Whether the user may download filings and seller-level reports: the simple auth
@@ -174,6 +330,12 @@ def create_app() -> Any:
     dac7_pending.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
 
     return app
+
+
+def open_to_viewers(path: str) -> bool:
+    """Whether a file of a year is open to every user of the view (no personal data, no
+    seller-level figure): the run summaries and the Data Docs without values."""
+    return path.startswith(OPEN_TO_VIEWERS) or bool(KEPT_SUMMARY.match(path))
 
 
 DOWNLOAD_REFUSED = (

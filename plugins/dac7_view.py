@@ -3,7 +3,9 @@ the HTML pages it shows (``dac7_plugin.py`` serves them, behind Airflow's login)
 
 Reading: the ledger gives every message filed (its MessageTypeIndic, its records, its status from
 the authorities' status messages); ``<DAC7_OUT_DIR>/<year>/`` holds the latest run of a year:
-``manifest.json``, one XML file per message and the ``reports/``. They are found as the DAG's
+``manifest.json``, one XML file per message and the ``reports/``, and under ``runs/<run>/`` each
+run's own manifest and reports for people, so that the latest production run and the latest test
+run are shown apart and no later run hides an earlier one. They are found as the DAG's
 tasks find them: the ledger at ``$DAC7_LEDGER_URL``, else at ``[ledger] url`` of the configuration
 named by ``$DAC7_CONFIG``; the output under ``$DAC7_OUT_DIR``. The view never guesses another
 place (the CLI's fallback, a file in the working directory, means nothing for the api-server).
@@ -77,6 +79,33 @@ class Filing:
     rejected_sellers: tuple[str, ...]  # seller ids of rejected records
     error_codes: tuple[str, ...]  # the authority's file and record error codes
     file: str  # the file name the ledger recorded, relative to the year's output
+    records: int = 0  # the message's records (PlatformOperator, OtherPlatformOperators, sellers)
+    rejected_records: int = 0  # of them, rejected by the authority
+    error_meanings: tuple[str, ...] = ()  # "40080: If a TIN is provided ...", one per code
+    triggered_by: str | None = None
+    approved_by: str | None = None
+    run_id: str = ""
+
+    @property
+    def shown_status(self) -> str:
+        """The status as the view shows it: an accepted message with rejected records is
+        ``partially rejected`` (a warning), not ``accepted``."""
+        if self.status == "accepted" and self.rejected_records:
+            return PARTIAL
+        return self.status
+
+    @property
+    def sent(self) -> bool:
+        """Whether the file left (or may have left) for the authority: published or answered."""
+        return self.status in PUBLISHED_STATUSES
+
+
+#: the view's word for an accepted message with rejected records
+PARTIAL = "partially rejected"
+#: the message statuses whose file was published: ready to send, sent, or answered
+PUBLISHED_STATUSES = ("published", "accepted", "rejected")
+#: the environments, as the ledger and the manifest name them, and as the page names them
+ENVIRONMENTS = {"prod": "production", "test": "test"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +115,35 @@ class YearOverview:
     authorities: tuple[str, ...]
     statuses: tuple[tuple[str, int], ...]
     has_run: bool
+    environment: str = ""  # "prod" or "test": one row per year and environment; "" for no message
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One published run of a year: its manifest, and the reports of it that the view serves."""
+
+    manifest: dict[str, Any]
+    #: ``runs/<run>`` where the run's copy is kept; "" for a run known only from the year's
+    #: ``manifest.json`` (published before runs were kept): then its reports are those under ``reports/``
+    folder: str
+    reports: tuple[str, ...]  # paths relative to the year's output
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", ""))
+
+    @property
+    def environment(self) -> str:
+        """``prod`` for a production filing; ``test`` for a test run and for every preview."""
+        return "prod" if self.manifest.get("environment") == "prod" and not self.manifest.get("preview") else "test"
+
+    @property
+    def timestamp(self) -> str:
+        return str(self.manifest.get("timestamp_utc", ""))
+
+    def report(self, name: str) -> str | None:
+        """The path of the run's report ``name`` (``run_summary.html`` ...), if the view has it."""
+        return next((r for r in self.reports if r.endswith(f"reports/{name}")), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +153,18 @@ class YearView:
     summary_text: str | None
     filings: dict[str, list[Filing]]  # per authority, each oldest first
     problems: list[str] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)  # newest first
+
+    def latest(self, environment: str) -> Run | None:
+        """The latest run of ``environment`` (``prod`` or ``test``): a test run never hides the
+        latest production run, nor the reverse."""
+        runs = self.runs or ([_legacy_run(self.manifest)] if self.manifest else [])
+        return next((r for r in runs if r.environment == environment), None)
 
     @property
     def authorities(self) -> list[str]:
-        files = self.manifest["files"] if self.manifest else []
-        return sorted(set(self.filings) | {f["authority"] for f in files})
+        runs = self.runs or ([_legacy_run(self.manifest)] if self.manifest else [])
+        return sorted(set(self.filings) | {str(f.get("authority")) for r in runs for f in r.manifest.get("files", [])})
 
 
 def sources(env: Mapping[str, str] | None = None) -> Sources:
@@ -144,8 +209,14 @@ def ledger_from_connection(conn_id: str) -> str:
     return sqlalchemy_url(Connection.get_connection_from_secrets(conn_id))
 
 
-def overview(src: Sources) -> tuple[list[YearOverview], list[str]]:
-    """Every year with filings in the ledger or a run in the output, newest first."""
+def overview(
+    src: Sources, *, environment: str | None = None, authority: str | None = None, status: str | None = None
+) -> tuple[list[YearOverview], list[str]]:
+    """Every year with filings in the ledger or a run in the output, newest first, one row per
+    year and environment (production first), of the messages that pass the filters: an
+    ``environment`` (``prod``, ``test``), an ``authority`` and a ``status`` as the view shows it
+    (``partially rejected`` included). A year with a run and no message passing shows once,
+    without environment, when no filter is set."""
     problems: list[str] = []
     messages: list[MessageInfo] = []
     if src.ledger_url:
@@ -156,26 +227,58 @@ def overview(src: Sources) -> tuple[list[YearOverview], list[str]]:
     runs = set()
     if src.out_root and src.out_root.is_dir():
         runs = {int(p.name) for p in src.out_root.iterdir() if p.name.isdigit() and (p / "manifest.json").is_file()}
-    years = sorted({m.reporting_year for m in messages} | runs, reverse=True)
+    chosen = [
+        m
+        for m in messages
+        if environment in (None, m.environment)
+        and authority in (None, m.authority)
+        and status in (None, _message_status(m))
+    ]
+    filtered = environment is not None or authority is not None or status is not None
+    years = sorted({m.reporting_year for m in chosen} | (set() if filtered else runs), reverse=True)
     result = []
     for year in years:
-        of_year = [m for m in messages if m.reporting_year == year]
-        result.append(
-            YearOverview(
-                year=year,
-                messages=len(of_year),
-                authorities=tuple(sorted({m.authority for m in of_year})),
-                statuses=tuple(sorted(Counter(m.status for m in of_year).items())),
-                has_run=year in runs,
+        of_year = [m for m in chosen if m.reporting_year == year]
+        envs = sorted({m.environment for m in of_year}, key=lambda e: (e != "prod", e)) or [""]
+        for env in envs:
+            of_env = [m for m in of_year if m.environment == env]
+            result.append(
+                YearOverview(
+                    year=year,
+                    messages=len(of_env),
+                    authorities=tuple(sorted({m.authority for m in of_env})),
+                    statuses=tuple(sorted(Counter(_message_status(m) for m in of_env).items())),
+                    has_run=year in runs,
+                    environment=env,
+                )
             )
-        )
     return result, problems
 
 
+def overview_choices(src: Sources) -> dict[str, list[str]]:
+    """The values the overview's filters offer: the environments, authorities and statuses of
+    the ledger's messages (empty lists when the ledger cannot be read)."""
+    try:
+        messages = _read_ledger(src.ledger_url, lambda ledger: ledger.messages()) if src.ledger_url else []
+    except LedgerUnavailable:
+        messages = []
+    return {
+        "environment": sorted({m.environment for m in messages}, key=lambda e: (e != "prod", e)),
+        "authority": sorted({m.authority for m in messages}),
+        "status": sorted({_message_status(m) for m in messages}),
+    }
+
+
+def _message_status(m: MessageInfo) -> str:
+    return PARTIAL if m.status == "accepted" and m.rejected_records else m.status
+
+
 def year_view(src: Sources, year: int) -> YearView:
-    """The latest run of ``year`` (its manifest and summary) and every filing of it in the ledger."""
+    """The runs of ``year`` (each run's manifest, the latest's summary) and every filing of it in
+    the ledger."""
     problems: list[str] = []
     manifest, summary = None, None
+    runs: list[Run] = []
     year_dir = src.year_dir(year)
     if year_dir is not None:
         try:
@@ -184,6 +287,8 @@ def year_view(src: Sources, year: int) -> YearView:
             problems.append(f"No run of {year} has published into the output directory yet.")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"The manifest of {year} cannot be read ({type(exc).__name__}).")
+        runs, unreadable = runs_of(year_dir)
+        problems += unreadable
     filings: dict[str, list[Filing]] = {}
     if src.ledger_url:
         try:
@@ -191,7 +296,83 @@ def year_view(src: Sources, year: int) -> YearView:
                 filings.setdefault(filing.authority, []).append(filing)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
-    return YearView(year=year, manifest=manifest, summary_text=summary, filings=filings, problems=problems)
+    return YearView(year=year, manifest=manifest, summary_text=summary, filings=filings, problems=problems, runs=runs)
+
+
+#: where the runs of a year keep their manifest and reports, in the year's output
+RUNS_DIR = "runs"
+
+
+def runs_of(year_dir: Path) -> tuple[list[Run], list[str]]:
+    """Every run kept under ``<year>/runs/`` and the run of ``<year>/manifest.json`` (once: the
+    latest run is in both), newest first; and a sentence for each manifest that cannot be read."""
+    problems: list[str] = []
+    runs: dict[str, Run] = {}
+    folder = year_dir / RUNS_DIR
+    kept = sorted(p for p in folder.iterdir() if (p / "manifest.json").is_file()) if folder.is_dir() else []
+    for path in kept:
+        manifest = _read_manifest(path / "manifest.json")
+        if manifest is None:
+            problems.append(f"The kept manifest of run {path.name} cannot be read.")
+            continue
+        reports = tuple(
+            f"{RUNS_DIR}/{path.name}/reports/{r.name}"
+            for r in sorted((path / "reports").iterdir() if (path / "reports").is_dir() else [])
+            if r.is_file() and not r.name.startswith(".")
+        )
+        runs[str(manifest.get("run_id", path.name))] = Run(manifest, f"{RUNS_DIR}/{path.name}", reports)
+    latest = _read_manifest(year_dir / "manifest.json")
+    if latest is not None and str(latest.get("run_id", "")) not in runs:
+        runs[str(latest.get("run_id", ""))] = _legacy_run(latest)
+    return sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id), reverse=True), problems
+
+
+def _legacy_run(manifest: dict[str, Any]) -> Run:
+    return Run(manifest, "", tuple(str(r) for r in manifest.get("reports", [])))
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def reachable_file(src: Sources, year: int, relative: str) -> Path | None:
+    """The file at ``relative`` in ``year``'s output, if the view may serve it: a file of any
+    kept run (its XML files and reports), any file under ``reports/`` (the Data Docs), or a
+    message the ledger records for that year as published or answered, whatever run came after
+    and of either environment. The path checks of :func:`published_file` apply to all."""
+    year_dir = src.year_dir(year)
+    if year_dir is None or not year_dir.is_dir():
+        return None
+    latest = _read_manifest(year_dir / "manifest.json")
+    if latest is not None:  # the latest run's files and the Data Docs: no other manifest to read
+        target = published_file(year_dir, latest, relative)
+        if target is not None:
+            return target
+    runs, _ = runs_of(year_dir)
+    listed = {
+        "files": [{"file": f.get("file")} for r in runs for f in r.manifest.get("files", [])]
+        + [{"file": f.get("file")} for r in runs for f in r.manifest.get("published_files", [])],
+        "reports": [p for r in runs for p in r.reports],
+    }
+    target = published_file(year_dir, listed, relative)
+    if target is None and src.ledger_url and relative.count("/") == 1 and relative.endswith(".xml"):
+        try:
+            files = _read_ledger(src.ledger_url, lambda ledger: _published_in_ledger(ledger, year))
+        except LedgerUnavailable:
+            return None
+        if relative in files:
+            target = published_file(year_dir, {"files": [{"file": relative}]}, relative)
+    return target
+
+
+def _published_in_ledger(ledger: Ledger, year: int) -> set[str]:
+    return {m.file_name for m in ledger.messages(year=year) if m.status in PUBLISHED_STATUSES}
 
 
 def latest_manifest(year_dir: Path) -> dict[str, Any] | None:
@@ -270,11 +451,14 @@ def _latest_run(year_dir: Path) -> tuple[dict[str, Any], str]:
 
 
 def _filings(ledger: Ledger, year: int) -> list[Filing]:
+    from reporting.error_codes import meaning
+
     result = []
     for m in ledger.messages(year=year):
         records = ledger.records(m.message_ref_id)
         errors = ledger.errors(m.message_ref_id) if m.errors else []
         kinds = Counter(f"{RECORD_KINDS.get(r.kind, r.kind)} {r.doc_type} ({r.doc_type_indic})" for r in records)
+        codes = tuple(sorted({e.code for e in errors}))
         result.append(
             Filing(
                 message_ref_id=m.message_ref_id,
@@ -290,8 +474,14 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 rejected_sellers=tuple(
                     sorted({r.seller_key for r in records if r.status == "rejected" and r.seller_key})
                 ),
-                error_codes=tuple(sorted({e.code for e in errors})),
+                error_codes=codes,
                 file=m.file_name,
+                records=len(records),
+                rejected_records=sum(1 for r in records if r.status == "rejected"),
+                error_meanings=tuple(meaning(c, m.authority).text() for c in codes),
+                triggered_by=m.triggered_by,
+                approved_by=m.approved_by,
+                run_id=m.run_id,
             )
         )
     return result
@@ -310,58 +500,113 @@ MESSAGE_TYPES = {
     "DPI403": "no data to report (nil)",
 }
 STATUSES = {
-    "rendered": "rendered, not published yet (a run stopped between render and publish)",
+    "rendered": "rendered, not published yet (a run stopped between render and publish); nothing was sent",
     "published": "published: the file is ready to send; no status message from the authority yet",
-    "accepted": "accepted by the authority",
-    "rejected": "rejected by the authority (in whole or in part: see its feedback)",
+    "accepted": "accepted by the authority, every record",
+    PARTIAL: "the authority accepted the message but rejected some of its records: correct and file those again",
+    "rejected": "rejected by the authority as a whole (see its feedback)",
     "discarded": "discarded: rendered by a run that never published it; never sent",
+}
+#: the CSS class of each status's badge: green accepted, amber warnings, red rejected
+BADGES = {PARTIAL: "partial"}
+#: how a record's status reads under its message's status: a record of a message that was
+#: never published was not sent; one of a published message is in a file ready to send
+RECORD_WORDS = {
+    "rendered": {"sent": "not sent"},
+    "discarded": {"sent": "not sent"},
+    "published": {"sent": "in the published file, not answered yet"},
 }
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem 2rem;color:#1a202c;
-line-height:1.4}
+line-height:1.4;max-width:100%;overflow-wrap:break-word}
 h1{font-size:1.6rem;margin:.2rem 0 .6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #cbd5e0;
 padding-bottom:.2rem}h3{font-size:1.05rem;margin:1.4rem 0 .4rem}
-table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92em}
-th,td{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92em;max-width:100%}
+th,td{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#edf2f7;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-code,.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+code,.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;overflow-wrap:anywhere}
+td ul{margin:.2rem 0;padding-left:1.1rem}a.download{white-space:nowrap}
 .muted{color:#4a5568}.problem{background:#fff5f5;border:1px solid #feb2b2;padding:.5rem .8rem;margin:.5rem 0}
+.note{background:#fffaf0;border:1px solid #fbd38d;padding:.5rem .8rem;margin:.5rem 0}
 .status{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;background:#e2e8f0}
-.status-accepted{background:#c6f6d5}.status-rejected{background:#fed7d7}.status-published{background:#bee3f8}
+.feedback{min-width:12rem}
+.status-accepted{background:#c6f6d5}.status-rejected{background:#fed7d7;border:1px solid #c53030}
+.status-published{background:#bee3f8}.status-partial{background:#feebc8;border:1px solid #c05621}
 .status-discarded,.status-rendered{background:#fefcbf}
+.env{display:inline-block;padding:0 .4rem;border-radius:.3rem;font-size:.8em;border:1px solid #a0aec0}
+.env-prod{background:#2c5282;color:#fff;border-color:#2c5282}
 .when{white-space:nowrap}
 nav a,.filter a,.contents a{margin-right:.6rem}.filter .current{font-weight:700}
+form.filter label{margin-right:.8rem}form.filter select,form.filter input{margin-left:.3rem}
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:.6rem;overflow-x:auto;font-size:.85em}
+th a{color:inherit}
 """
 
 
-def index_page(years: Sequence[YearOverview], problems: Sequence[str]) -> str:
+def index_page(
+    years: Sequence[YearOverview],
+    problems: Sequence[str],
+    *,
+    choices: Mapping[str, Sequence[str]] | None = None,
+    chosen: Mapping[str, str | None] | None = None,
+) -> str:
+    """The years, one row per year and environment (production first); with ``choices``, a
+    form that filters by environment, authority and status (sent as GET query parameters)."""
+    chosen = chosen or {}
     rows = [
         (
             _link(f"{y.year}/", str(y.year)),
+            _environment(y.environment) if y.environment else '<span class="muted">no message</span>',
             _num(y.messages),
             escape(", ".join(y.authorities)) or "none",
-            _counts((s, n) for s, n in y.statuses) or "none",
+            _status_counts(y.statuses) or "none",
             "yes" if y.has_run else "no",
         )
         for y in years
     ]
+    filtered = any(chosen.values())
     body = [
+        '<nav><a href="board">Deadlines and statuses</a></nav>',
         "<h1>DAC7 filings</h1>",
-        '<p class="muted">The messages filed with each tax authority, their status from the authorities\' '
-        "status messages, and the files and reports of each year's latest run.</p>",
+        '<p class="muted">The messages filed with each tax authority, production and test apart, their status '
+        "from the authorities' status messages, and the files and reports of each year's runs.</p>",
         *_problems(problems),
+        _filter_form(choices, chosen) if choices else "",
         _table(
-            ("Reporting year", "Messages in the ledger", "Authorities", "Message status", "Latest run published"),
+            (
+                "Reporting year",
+                "Environment",
+                "Messages in the ledger",
+                "Authorities",
+                "Message status",
+                "Run published",
+            ),
             rows,
             table_id="years",
-            numeric=(1,),
+            numeric=(2,),
         )
         if rows
-        else "<p>Nothing was filed or published yet.</p>",
+        else ("<p>No message matches these filters.</p>" if filtered else "<p>Nothing was filed or published yet.</p>"),
+        _status_legend(),
     ]
     return _page("DAC7 filings", body)
+
+
+def _filter_form(choices: Mapping[str, Sequence[str]], chosen: Mapping[str, str | None]) -> str:
+    names = {"environment": "Environment", "authority": "Authority", "status": "Status"}
+    fields = []
+    for key, label in names.items():
+        options = ['<option value="">all</option>'] + [
+            f'<option value="{escape(v)}"{" selected" if chosen.get(key) == v else ""}>'
+            f"{escape(ENVIRONMENTS.get(v, v) if key == 'environment' else v)}</option>"
+            for v in choices.get(key, [])
+        ]
+        fields.append(f'<label>{label}<select name="{key}">{"".join(options)}</select></label>')
+    return (
+        f'<form class="filter" id="filters" method="get" action="./">{"".join(fields)}'
+        '<button type="submit">Filter</button> <a href="./">clear</a></form>'
+    )
 
 
 def year_page(view: YearView, authority: str | None, *, may_download: bool = True) -> str:
@@ -381,20 +626,22 @@ NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no
 
 
 def _year_page(view: YearView, authority: str | None) -> str:
-    m = view.manifest
+    prod, test = view.latest("prod"), view.latest("test")
     body = [
-        '<nav><a href="../">All years</a></nav>',
+        '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
+        '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a></nav>',
         f"<h1>DAC7 {view.year}</h1>",
         *_problems(view.problems),
         _authority_filter(view.authorities, authority),
         '<p class="contents">On this page: <a href="#ledger">Filings in the ledger</a> '
-        '<a href="#run">Latest run</a> <a href="#files">Files</a> <a href="#due-diligence">Due diligence</a></p>',
-        *_ledger_section(view, authority, m),
+        '<a href="#run-prod">Latest production run</a> <a href="#run-test">Latest test run</a> '
+        '<a href="#runs">Earlier runs</a></p>',
+        *_ledger_section(view, authority),
     ]
-    if m is not None:
-        body += _run_section(m, view.summary_text or "")
-        body += _files_section(m, authority)
-        body += _due_diligence_section(m)
+    for env, run in (("prod", prod), ("test", test)):
+        latest = run is not None and view.manifest is not None and run.run_id == view.manifest.get("run_id")
+        body += _run_section(run, env, authority, view.summary_text if latest else None)
+    body += _runs_section(view, {id(r) for r in (prod, test) if r})
     return _page(f"DAC7 {view.year}", body)
 
 
@@ -408,13 +655,18 @@ def error_page(status: int, title: str, text: str, login_url: str | None = None)
 # -------------------------------------------------------------------------------------- sections
 
 
-def _run_section(m: dict[str, Any], summary: str) -> list[str]:
+def _run_section(run: Run | None, env: str, authority: str | None, summary: str | None) -> list[str]:
+    name = ENVIRONMENTS[env]
+    head = f'<h2 id="run-{env}">Latest {name} run</h2>'
+    if run is None:
+        return [head, f"<p>No {name} run of this year has published into the output directory.</p>"]
+    m = run.manifest
     s = m.get("summary", {})
     files = m.get("files", [])
     facts = [
-        ("Environment", escape(str(m.get("environment", "")))),
+        ("Environment", _environment(run.environment) + (" (a preview: never filed)" if m.get("preview") else "")),
         ("As of", escape(str(m.get("as_of", "")))),
-        ("Run id", f'<span class="id">{escape(str(m.get("run_id", "")))}</span>'),
+        ("Run id", _id(m.get("run_id", ""))),
         ("Run timestamp (UTC)", escape(str(m.get("timestamp_utc", ""))[:19].replace("T", " "))),
         ("Routing", escape(str(m.get("routing", "")))),
         (
@@ -428,68 +680,123 @@ def _run_section(m: dict[str, Any], summary: str) -> list[str]:
         ("Files", _num(len(files))),
         ("Sellers in the files", _num(sum(f.get("sellers", 0) for f in files))),
     ]
+    explained = figures_explained(m)
+    if explained:
+        facts.append(
+            (
+                "Why these figures differ",
+                f'<ul id="figures-explained-{env}">' + "".join(f"<li>{escape(t)}</li>" for t in explained) + "</ul>",
+            )
+        )
     decisions = [(escape(k), _num(n)) for k, n in sorted(s.get("decisions", {}).items())]
     out = [
-        '<h2 id="run">Latest run</h2>',
-        *_report_links(m),
-        _table(("", ""), facts, table_id="run-facts", header=False),
+        head,
+        *_report_links(run, env),
+        _table(("", ""), facts, table_id=f"run-facts-{env}", header=False),
         "<h3>Decisions per seller</h3>",
-        _table(("Decision", "Sellers"), decisions, table_id="decisions", numeric=(1,)),
+        _table(("Decision", "Sellers"), decisions, table_id=f"decisions-{env}", numeric=(1,)),
     ]
     for d in m.get("discarded", []):
         out.append(
-            f'<p class="problem">Discarded {_id(d.get("message_ref_id"))} ({escape(str(d.get("authority")))}) '
-            f"of run {_id(d.get('run_id'))}: rendered, never published.</p>"
+            f'<p class="note">Discarded {_id(d.get("message_ref_id"))} ({escape(str(d.get("authority")))}) '
+            f"of run {_id(d.get('run_id'))}: rendered, never published, never sent.</p>"
         )
-    out.append(
-        "<details><summary>The run summary as <code>dac7 summary</code> prints it</summary>"
-        f'<pre id="summary">{escape(summary)}</pre></details>'
-    )
+    out += _files_section(run, env, authority)
+    out += _due_diligence_section(run, env)
+    if summary:
+        out.append(
+            "<details><summary>The run summary as <code>dac7 summary</code> prints it</summary>"
+            f'<pre id="summary-{env}">{escape(summary)}</pre></details>'
+        )
     return out
 
 
-#: The reports of a run for people, linked at the top of its section: (path, id, text).
+def figures_explained(m: Mapping[str, Any]) -> list[str]:
+    """Why "Reportable sellers" and "Sellers in the files" of a run differ, in sentences with
+    the manifest's own figures: the files count a seller once per file, so a seller reported to
+    several authorities counts once per authority; the files also carry corrections and
+    deletions of earlier filings; and a seller already filed unchanged is in no file."""
+    s = m.get("summary", {})
+    files = m.get("files", [])
+    reportable = s.get("reportable")
+    if not isinstance(reportable, int) or m.get("watch"):
+        return []
+    in_files = sum(int(f.get("sellers", 0)) for f in files)
+    kinds: Counter[str] = Counter()
+    for f in files:
+        kinds.update({str(k): int(n) for k, n in (f.get("records") or {}).items()})
+    pairs = sum(int(n) for n in (s.get("sellers_per_authority") or {}).values())
+    out = [
+        f"Reportable sellers counts each seller once ({reportable:,}); Sellers in the files counts a seller once "
+        f"per file it is in ({in_files:,})."
+    ]
+    if pairs > reportable:
+        out.append(
+            f"{pairs - reportable:,} more because some sellers are reported to more than one authority: "
+            f"{pairs:,} seller-authority pairs for {reportable:,} sellers."
+        )
+    new = kinds.get("new", 0)
+    changed = {k: n for k, n in sorted(kinds.items()) if k != "new" and n}
+    if changed:
+        words = {"correction": "correction(s)", "deletion": "deletion(s)", "resend": "resent record(s)"}
+        out.append(
+            "The files also carry "
+            + ", ".join(f"{n:,} {words.get(k, k)}" for k, n in changed.items())
+            + " of sellers filed earlier."
+        )
+    if pairs and new < pairs:
+        out.append(
+            f"{pairs - new:,} seller-authority pair(s) are in no new-information record: the ledger holds them as "
+            "filed already (unchanged, or filed again as a correction)."
+        )
+    return out if in_files != reportable or len(out) > 1 else []
+
+
+#: The reports of a run for people, linked at the top of its section: (name, id, text).
 REPORT_LINKS = (
-    ("reports/run_summary.html", "run-summary-report", "Run summary (charts)"),
-    ("reports/due_diligence.html", "run-due-diligence-report", "Due-diligence report"),
+    ("run_summary.html", "run-summary-report", "Run summary (charts)"),
+    ("due_diligence.html", "run-due-diligence-report", "Due-diligence report"),
 )
 
 
-def _report_links(m: dict[str, Any]) -> list[str]:
+def _report_links(run: Run, env: str) -> list[str]:
     """Links to the run's summary page (figures and charts) and due-diligence report, those the
-    manifest lists (an older run has no summary page)."""
-    listed = set(m.get("reports", []))
-    links = [
-        f'<a id="{i}" href="{_file_href(p)}">{escape(t)}</a>'
-        if _MAY_DOWNLOAD.get() or p == "reports/run_summary.html"
-        else f"{escape(t)} ({NO_DOWNLOAD})"
-        for p, i, t in REPORT_LINKS
-        if p in listed
-    ]
-    return [f'<p class="contents" id="run-reports">Reports: {" ".join(links)}</p>'] if links else []
+    view has of this run (an older run has no summary page)."""
+    links = []
+    for name, i, t in REPORT_LINKS:
+        path = run.report(name)
+        if path is None:
+            continue
+        if _MAY_DOWNLOAD.get() or name == "run_summary.html":
+            links.append(f'<a id="{i}-{env}" href="{_file_href(path)}">{escape(t)}</a>')
+        else:
+            links.append(f"{escape(t)} ({NO_DOWNLOAD})")
+    return [f'<p class="contents" id="run-reports-{env}">Reports: {" ".join(links)}</p>'] if links else []
 
 
-def _due_diligence_section(m: dict[str, Any]) -> list[str]:
-    dd = m.get("due_diligence")
-    out = ['<h2 id="due-diligence">Due diligence</h2>']
+def _due_diligence_section(run: Run, env: str) -> list[str]:
+    dd = run.manifest.get("due_diligence")
+    out = [f'<h3 id="due-diligence-{env}">Due diligence</h3>']
     if not dd:
         return [*out, "<p>This run found nothing that needs action.</p>"]
-    report = "reports/due_diligence.html"
+    report = run.report("due_diligence.html")
     link = (
-        f' <a id="due-diligence-report" href="{_file_href(report)}">Open the due-diligence report</a> '
-        "(it lists the sellers and what to do; identifiers are masked).</p>"
-        if report in m.get("reports", []) and _MAY_DOWNLOAD.get()
-        else "</p>"
+        f' <a id="due-diligence-report-{env}" href="{_file_href(report)}">Open the due-diligence report</a> '
+        "(identifiers are masked)"
+        if report and _MAY_DOWNLOAD.get()
+        else ""
     )
     kinds = [(escape(k), _num(n)) for k, n in sorted(dd.get("by_kind", {}).items())]
     return [
         *out,
-        f"<p>{_num(dd.get('sellers'))} seller(s) need action ({_num(dd.get('findings'))} finding(s)).{link}",
-        _table(("Finding", "Count"), kinds, table_id="due-diligence-kinds", numeric=(1,)),
+        f"<p>{_num(dd.get('sellers'))} seller(s) need action ({_num(dd.get('findings'))} finding(s)). "
+        f'<a href="due-diligence?run={escape(env)}">Sort, filter and export the list</a>.{link}</p>',
+        _table(("Finding", "Count"), kinds, table_id=f"due-diligence-kinds-{env}", numeric=(1,)),
     ]
 
 
-def _files_section(m: dict[str, Any], authority: str | None) -> list[str]:
+def _files_section(run: Run, env: str, authority: str | None) -> list[str]:
+    m = run.manifest
     files = [f for f in m.get("files", []) if authority in (None, f.get("authority"))]
     rows = [
         (
@@ -505,42 +812,80 @@ def _files_section(m: dict[str, Any], authority: str | None) -> list[str]:
         for f in files
     ]
     reports = [
-        f'<li><a class="download" href="{_file_href(r)}">{escape(r.removeprefix("reports/"))}</a></li>'
-        if _MAY_DOWNLOAD.get() or r == "reports/run_summary.html"
-        else f"<li>{escape(r.removeprefix('reports/'))} ({NO_DOWNLOAD})</li>"
-        for r in m.get("reports", [])
+        f'<li><a class="download" href="{_file_href(r)}">{escape(r.rsplit("/", 1)[-1])}</a></li>'
+        if _MAY_DOWNLOAD.get() or r.endswith("reports/run_summary.html")
+        else f"<li>{escape(r.rsplit('/', 1)[-1])} ({NO_DOWNLOAD})</li>"
+        for r in run.reports
+        if not r.startswith("reports/data-docs/")
     ]
     return [
-        '<h2 id="files">Files of the latest run</h2>',
+        f'<h3 id="files-of-{env}">Files of this run</h3>',
         '<p class="muted">The XML messages hold personal data: download them only to send them to the '
-        "authority or to check them.</p>",
+        "authority or to check them. Every file of the ledger also downloads from its row above.</p>",
         _table(
             ("Authority", "MessageRefId", "Message type", "Records", "Sellers", "Bytes", "SHA-256", "Download"),
             rows,
-            table_id="files",
+            table_id=f"files-{env}",
             numeric=(4, 5),
+            css_class="files",
         )
         if rows
         else "<p>No file: nothing to file in this run.</p>",
         "<h3>Reports</h3>",
-        f'<ul id="reports">{"".join(reports)}</ul>' if reports else "<p>No report.</p>",
+        f'<ul id="reports-{env}">{"".join(reports)}</ul>' if reports else "<p>No report.</p>",
     ]
 
 
-def _ledger_section(view: YearView, authority: str | None, m: dict[str, Any] | None) -> list[str]:
+def _runs_section(view: YearView, shown: set[int]) -> list[str]:
+    rows = []
+    for r in view.runs:
+        if id(r) in shown:
+            continue
+        m = r.manifest
+        summary = r.report("run_summary.html")
+        dd = r.report("due_diligence.html")
+        links = [
+            f'<a href="{_file_href(summary)}">run summary</a>' if summary else "",
+            (f'<a href="{_file_href(dd)}">due diligence</a>' if _MAY_DOWNLOAD.get() else NO_DOWNLOAD) if dd else "",
+        ]
+        rows.append(
+            (
+                f'<span class="when">{escape(r.timestamp[:19].replace("T", " "))}</span>',
+                _environment(r.environment) + (" preview" if m.get("preview") else ""),
+                _id(r.run_id),
+                escape(str(m.get("as_of", ""))),
+                escape(", ".join(sorted({str(f.get("authority")) for f in m.get("files", [])}))) or "none",
+                _num(len(m.get("files", []))),
+                " ".join(x for x in links if x) or '<span class="muted">no report kept</span>',
+            )
+        )
+    return [
+        '<h2 id="runs">Earlier runs</h2>',
+        '<p class="muted">Runs before the latest of each environment, newest first. Their files stay in the '
+        "ledger's rows above.</p>",
+        _table(
+            ("Run timestamp (UTC)", "Environment", "Run id", "As of", "Authorities", "Files", "Reports"),
+            rows,
+            table_id="earlier-runs",
+            numeric=(5,),
+        )
+        if rows
+        else "<p>No earlier run is kept for this year.</p>",
+    ]
+
+
+def _ledger_section(view: YearView, authority: str | None) -> list[str]:
     out = [
         '<h2 id="ledger">Filings in the ledger</h2>',
-        '<p class="muted">Every message recorded for this year, per authority, oldest first.</p>',
-        "<details><summary>What the statuses mean</summary><ul>"
-        + "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in STATUSES.items())
-        + "</ul></details>",
+        '<p class="muted">Every message recorded for this year, per authority, oldest first, production and '
+        "test. Every published file downloads from its row, whatever run came after.</p>",
+        _status_legend(),
     ]
-    latest = {f.get("file") for f in [*m.get("files", []), *m.get("published_files", [])]} if m else set()
     authorities = [a for a in sorted(view.filings) if authority in (None, a)]
     if not authorities:
         return [*out, "<p>No message in the ledger for this year.</p>"]
     for a in authorities:
-        rows = [_filing_row(f, f.file in latest) for f in view.filings[a]]
+        rows = [_filing_row(f) for f in view.filings[a]]
         out.append(f'<h3 id="authority-{escape(a)}">{escape(a)}</h3>')
         out.append(
             _table(
@@ -553,6 +898,7 @@ def _ledger_section(view: YearView, authority: str | None, m: dict[str, Any] | N
                     "Status",
                     "Authority feedback",
                     "Published (UTC)",
+                    "Triggered / approved by",
                     "File",
                 ),
                 rows,
@@ -563,10 +909,25 @@ def _ledger_section(view: YearView, authority: str | None, m: dict[str, Any] | N
     return out
 
 
-def _filing_row(f: Filing, downloadable: bool) -> tuple[str, ...]:
+def _status_legend() -> str:
+    return (
+        "<details><summary>What the statuses mean</summary><ul>"
+        + "".join(f"<li>{_badge(k)}: {escape(v)}</li>" for k, v in STATUSES.items())
+        + "</ul></details>"
+    )
+
+
+def _filing_row(f: Filing, downloadable: bool | None = None) -> tuple[str, ...]:
+    """One message of the ledger. Its file downloads when the ledger says it was published or
+    answered (``downloadable`` overrides that)."""
     feedback = []
-    if f.error_codes:
-        feedback.append("error codes " + escape(", ".join(f.error_codes)))
+    if f.rejected_records:
+        feedback.append(
+            f'<span class="rejected-count">{_num(f.rejected_records)} of {_num(f.records)} record(s) rejected</span>'
+        )
+    if f.error_meanings or f.error_codes:
+        meanings = f.error_meanings or tuple(f"code {c}: meaning not looked up" for c in f.error_codes)
+        feedback.append('<ul class="codes">' + "".join(f"<li>{escape(t)}</li>" for t in meanings) + "</ul>")
     if f.rejected_sellers:
         feedback.append("rejected sellers " + escape(", ".join(f.rejected_sellers)))
     if not feedback:
@@ -576,18 +937,45 @@ def _filing_row(f: Filing, downloadable: bool) -> tuple[str, ...]:
         if f.published
         else f'<span class="muted">not published (rendered <span class="when">{escape(f.created)}</span>)</span>'
     )
+    words = RECORD_WORDS.get(f.status, {})
+    records = ", ".join(f"{n} {words.get(k, k)}" for k, n in f.record_statuses)
+    who = " / ".join(
+        escape(x) if x else '<span class="muted">not recorded</span>' for x in (f.triggered_by, f.approved_by)
+    )
+    can = f.sent if downloadable is None else downloadable
     return (
         _id(f.message_ref_id),
-        escape(f.environment),
+        _environment(f.environment),
         _message_type(f.message_type_indic),
         _num(f.sellers),
         "<br>".join(f"{_num(n)} {escape(k)}" for k, n in f.record_kinds),
-        f'<span class="status status-{escape(f.status)}" title="{escape(STATUSES.get(f.status, ""))}">'
-        f'{escape(f.status)}</span><br><span class="muted">records: {_counts(f.record_statuses)}</span>',
-        "; ".join(feedback),
+        f'{_badge(f.shown_status, _status_words(f))}<br><span class="muted">records: {escape(records)}</span>',
+        '<div class="feedback">' + "<br>".join(feedback) + "</div>",
         published,
-        _download(f.file, "XML") if downloadable else '<span class="muted">not a published file</span>',
+        who if f.sent else '<span class="muted">not sent</span>',
+        _download(f.file, "XML") if can else '<span class="muted">not a published file</span>',
     )
+
+
+def _badge(status: str, text: str | None = None) -> str:
+    css = BADGES.get(status, status)
+    title = escape(STATUSES.get(status, ""))
+    return f'<span class="status status-{escape(css)}" title="{title}">{escape(text or status)}</span>'
+
+
+def _status_words(f: Filing) -> str:
+    """The badge's words: a partial rejection says how many records were rejected."""
+    if f.shown_status == PARTIAL:
+        return f"{PARTIAL}: {f.rejected_records:,} of {f.records:,} records"
+    return f.shown_status
+
+
+def _environment(env: str) -> str:
+    return f'<span class="env env-{escape(env)}">{escape(ENVIRONMENTS.get(env, env))}</span>'
+
+
+def _status_counts(items: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{_num(n)} {_badge(k)}" for k, n in items)
 
 
 def _authority_filter(authorities: Sequence[str], current: str | None) -> str:
@@ -599,6 +987,208 @@ def _authority_filter(authorities: Sequence[str], current: str | None) -> str:
         for a in authorities
     ]
     return f'<p class="filter">Authority: {" ".join(links)}</p>'
+
+
+# ------------------------------------------------------------------------- the due-diligence list
+
+#: The due-diligence list's columns (those of ``reports/due_diligence.csv``), as the page heads them.
+DD_COLUMNS = (
+    ("seller_id", "Seller"),
+    ("kind", "Kind"),
+    ("finding", "What was found"),
+    ("action", "What to do"),
+    ("identifier", "Identifier"),
+    ("country", "Country"),
+    ("value_masked", "Value (masked)"),
+    ("authorities", "Reported to"),
+    ("seller_type", "Seller type"),
+)
+#: the columns the list sorts by
+DD_SORTABLE = ("seller_id", "kind", "finding", "identifier", "country", "authorities", "seller_type")
+#: the list's filters, as GET query parameters: exact values, and ``q`` a part of the seller id
+DD_FILTERS = ("kind", "authority", "country", "identifier", "q")
+
+
+@dataclass(frozen=True, slots=True)
+class DueDiligenceQuery:
+    """What the list shows: the run (``prod``/``test``), the filters and the sort."""
+
+    run: str | None = None
+    kind: str | None = None
+    authority: str | None = None
+    country: str | None = None
+    identifier: str | None = None
+    q: str | None = None
+    sort: str = "seller_id"
+    desc: bool = False
+
+    def params(self, **change: Any) -> str:
+        """The query string of this query with ``change``d values (for links and the export)."""
+        values = {
+            "run": self.run,
+            **{k: getattr(self, k) for k in DD_FILTERS},
+            "sort": self.sort,
+            "order": "desc" if self.desc else "asc",
+        }
+        values.update(change)
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def due_diligence_list(
+    src: Sources, year: int, query: DueDiligenceQuery
+) -> tuple[Run | None, list[dict[str, str]], list[str]]:
+    """The due-diligence findings of the chosen run (``query.run``; the latest production run,
+    else the latest test run), all of them, read from the run's kept CSV; and the problems."""
+    import csv
+
+    year_dir = src.year_dir(year)
+    if year_dir is None or not year_dir.is_dir():
+        return None, [], [f"No run of {year} has published into the output directory yet.", *src.problems]
+    runs, problems = runs_of(year_dir)
+    view = YearView(year, None, None, {}, runs=runs)
+    run = view.latest(query.run) if query.run in ENVIRONMENTS else (view.latest("prod") or view.latest("test"))
+    if run is None:
+        return (
+            None,
+            [],
+            [*problems, f"No {ENVIRONMENTS.get(query.run or '', '')} run of {year} is kept.".replace("  ", " ")],
+        )
+    path = run.report("due_diligence.csv")
+    if path is None:
+        return (
+            run,
+            [],
+            [*problems, "This run's due-diligence list is not kept (a run published before lists were kept)."],
+        )
+    try:
+        with (year_dir / path).open(newline="", encoding="utf-8") as fh:
+            rows = [{c: (r.get(c) or "") for c, _ in DD_COLUMNS} for r in csv.DictReader(fh)]
+    except (OSError, ValueError, csv.Error) as exc:
+        return run, [], [*problems, f"The run's due-diligence list cannot be read ({type(exc).__name__})."]
+    # the CSV keeps a cell that starts like a formula behind a quote: shown as the run wrote it
+    return run, [{k: _uncell(v) for k, v in r.items()} for r in rows], problems
+
+
+def _uncell(value: str) -> str:
+    return value[1:] if value[:2] in ("'=", "'+", "'-", "'@") or value[:2] in ("'\t", "'\r") else value
+
+
+def select_findings(rows: Sequence[Mapping[str, str]], query: DueDiligenceQuery) -> list[Mapping[str, str]]:
+    """The rows that pass the query's filters, in its sort order (then by seller and finding)."""
+    q = (query.q or "").strip().lower()
+    chosen = [
+        r
+        for r in rows
+        if query.kind in (None, "", r["kind"])
+        and query.country in (None, "", r["country"])
+        and query.identifier in (None, "", r["identifier"])
+        and (not query.authority or query.authority in r["authorities"].split(";"))
+        and (not q or q in r["seller_id"].lower())
+    ]
+    key = query.sort if query.sort in DD_SORTABLE else "seller_id"
+    chosen.sort(key=lambda r: (r["seller_id"], r["identifier"], r["finding"]))
+    chosen.sort(key=lambda r: r[key].lower(), reverse=query.desc)
+    return chosen
+
+
+def findings_csv(rows: Iterable[Mapping[str, str]], *, masked_values: bool) -> str:
+    """The rows as CSV, formula-safe (``reporting.csvcells``: no cell is read as a formula);
+    without ``masked_values`` the masked identifiers are left out."""
+    import csv
+    import io
+
+    from reporting import csvcells
+
+    columns = [c for c, _ in DD_COLUMNS if masked_values or c != "value_masked"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(csvcells.row(dict(r)) for r in rows)
+    return buf.getvalue()
+
+
+def due_diligence_page(
+    year: int,
+    run: Run | None,
+    rows: Sequence[Mapping[str, str]],
+    query: DueDiligenceQuery,
+    problems: Sequence[str],
+    *,
+    may_download: bool = True,
+) -> str:
+    """The due-diligence list of a run: filters (a GET form), sort links on the headers, the
+    rows that pass, and the export of exactly those as CSV. Without ``may_download`` the
+    masked identifiers are not shown and the export is not offered."""
+    shown = select_findings(rows, query)
+    options = {
+        "kind": sorted({r["kind"] for r in rows}),
+        "authority": sorted({a for r in rows for a in r["authorities"].split(";") if a}),
+        "country": sorted({r["country"] for r in rows if r["country"]}),
+        "identifier": sorted({r["identifier"] for r in rows}),
+    }
+    labels = {"kind": "Kind", "authority": "Reported to", "country": "Country", "identifier": "Identifier"}
+    fields = [f'<input type="hidden" name="run" value="{escape(query.run)}">' if query.run else ""]
+    for key, label in labels.items():
+        current = getattr(query, key)
+        opts = ['<option value="">all</option>'] + [
+            f'<option value="{escape(v)}"{" selected" if v == current else ""}>{escape(v)}</option>'
+            for v in options[key]
+        ]
+        fields.append(f'<label>{label}<select name="{key}">{"".join(opts)}</select></label>')
+    fields.append(f'<label>Seller id contains<input name="q" value="{escape(query.q or "")}" size="12"></label>')
+    fields.append(f'<input type="hidden" name="sort" value="{escape(query.sort)}">')
+    fields.append(f'<input type="hidden" name="order" value="{"desc" if query.desc else "asc"}">')
+    clear = "due-diligence" + (f"?run={quote(query.run)}" if query.run else "")
+    form = (
+        f'<form class="filter" id="dd-filters" method="get" action="due-diligence">{"".join(fields)}'
+        f'<button type="submit">Filter</button> <a href="{escape(clear)}">clear</a></form>'
+    )
+    columns = [(c, h) for c, h in DD_COLUMNS if may_download or c != "value_masked"]
+    heads = []
+    for c, h in columns:
+        if c not in DD_SORTABLE:
+            heads.append(escape(h))
+            continue
+        desc = not query.desc if c == query.sort else False
+        arrow = (" ▼" if query.desc else " ▲") if c == query.sort else ""
+        href = "due-diligence?" + query.params(sort=c, order="desc" if desc else "asc")
+        heads.append(f'<a class="sort" href="{escape(href)}">{escape(h)}{arrow}</a>')
+    body_rows = [tuple(escape(r[c]) for c, _ in columns) for r in shown]
+    envs = " ".join(
+        f'<a href="due-diligence?run={e}"{" class=current" if run and run.environment == e else ""}>latest {n} run</a>'
+        for e, n in ENVIRONMENTS.items()
+    )
+    export = (
+        f'<a id="dd-export" href="due-diligence.csv?{escape(query.params())}">'
+        f"Export these {len(shown):,} row(s) as CSV</a>"
+        if may_download
+        else f"CSV export: {NO_DOWNLOAD}"
+    )
+    body = [
+        f'<nav><a href="../">All years</a> <a id="back-to-year" href="./">DAC7 {year}</a></nav>',
+        f"<h1>DAC7 {year}: sellers that need action</h1>",
+        *_problems(problems),
+        f'<p class="filter">Run: {envs}</p>',
+    ]
+    if run is not None:
+        body.append(
+            f'<p class="muted">{_environment(run.environment)} run {_id(run.run_id)} of '
+            f"{escape(run.timestamp[:19].replace('T', ' '))} UTC, as of {escape(str(run.manifest.get('as_of', '')))}. "
+            "Identifiers are masked to their last characters"
+            + ("" if may_download else "; without the download permission they are not shown")
+            + ".</p>"
+        )
+    body += [
+        form,
+        f'<p id="dd-count"><b>{len(shown):,}</b> of {len(rows):,} finding(s), '
+        f"{len({r['seller_id'] for r in shown}):,} seller(s). {export}</p>",
+        _table([h for _, h in columns], body_rows, table_id="dd-findings", header_html=heads)
+        if body_rows
+        else "<p>No finding matches these filters.</p>",
+    ]
+    return _page(f"DAC7 {year}: due diligence", body)
 
 
 # -------------------------------------------------------------------------------------- helpers
@@ -618,11 +1208,15 @@ def _table(
     table_id: str,
     header: bool = True,
     numeric: Iterable[int] = (),
+    css_class: str | None = None,
+    header_html: Sequence[str] | None = None,
 ) -> str:
     """A table of cells that are already HTML (escaped by the caller); ``numeric`` columns align
-    right. Without a header row, the first column names the row."""
+    right. Without a header row, the first column names the row. ``header_html`` replaces the
+    escaped ``headers`` with cells already HTML (sort links)."""
     right = set(numeric)
-    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>" if header else ""
+    cells = header_html if header_html is not None else [escape(h) for h in headers]
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in cells) + "</tr>" if header else ""
     body = "".join(
         "<tr>"
         + "".join(
@@ -632,7 +1226,8 @@ def _table(
         + "</tr>"
         for r in rows
     )
-    return f'<table id="{escape(table_id)}">{head}{body}</table>'
+    css = f' class="{escape(css_class)}"' if css_class else ""
+    return f'<table id="{escape(table_id)}"{css}>{head}{body}</table>'
 
 
 def _problems(problems: Iterable[str]) -> list[str]:

@@ -77,21 +77,50 @@ def _tin_modules(country: str, entity: bool) -> tuple[Any, ...]:
     return tuple(m for m in (get_cc_module(country.lower(), n) for n in table.get(country, ())) if m)
 
 
+#: Country names for the report's sentences (ISO 3166 alpha-2; other codes are shown as they are).
+COUNTRY_NAMES: dict[str, str] = {
+    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "CY": "Cyprus", "CZ": "Czechia", "DE": "Germany",
+    "DK": "Denmark", "EE": "Estonia", "ES": "Spain", "FI": "Finland", "FR": "France", "GR": "Greece",
+    "EL": "Greece", "HR": "Croatia", "HU": "Hungary", "IE": "Ireland", "IT": "Italy", "LT": "Lithuania",
+    "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta", "NL": "the Netherlands", "PL": "Poland",
+    "PT": "Portugal", "RO": "Romania", "SE": "Sweden", "SI": "Slovenia", "SK": "Slovakia",
+    "GB": "the United Kingdom", "NO": "Norway", "CH": "Switzerland", "US": "the United States",
+    "IS": "Iceland", "LI": "Liechtenstein", "XK": "Kosovo",
+}  # fmt: skip
+
+
+def country_name(code: str | None) -> str:
+    """``Cyprus (CY)``; a code without a name as it is; ``an unnamed country`` for none."""
+    if not code:
+        return "an unnamed country"
+    name = COUNTRY_NAMES.get(code.upper())
+    return f"{name} ({code})" if name else code
+
+
 def check_tin(tin: str, country: str, seller_type: str = "individual") -> IdentifierCheck:
     modules = _tin_modules(country, seller_type == "entity")
     if not modules:
-        return IdentifierCheck("tin", country, "unchecked", f"python-stdnum has no tax-number module for {country}")
+        return IdentifierCheck(
+            "tin",
+            country,
+            "unchecked",
+            f"no automatic format check exists for tax numbers of {country_name(country)}; check it by hand",
+        )
     for module in modules:
         if module.is_valid(tin):
             return IdentifierCheck("tin", country, "valid", module.__name__.removeprefix("stdnum."))
-    names = ", ".join(m.__name__.removeprefix("stdnum.") for m in modules)
-    return IdentifierCheck("tin", country, "malformed", f"not a valid {country} tax number ({names})")
+    return IdentifierCheck(
+        "tin",
+        country,
+        "malformed",
+        f"not a valid tax number of {country_name(country)}: its format or check digits are wrong",
+    )
 
 
 def check_vat(value: str) -> IdentifierCheck:
     if eu_vat.is_valid(value):
         return IdentifierCheck("vat", None, "valid", "stdnum.eu.vat")
-    return IdentifierCheck("vat", None, "malformed", "not a valid EU VAT number (format or check digits)")
+    return IdentifierCheck("vat", None, "malformed", "not a valid EU VAT number: its format or check digits are wrong")
 
 
 def check_account(identifier: str) -> IdentifierCheck | None:
@@ -100,7 +129,7 @@ def check_account(identifier: str) -> IdentifierCheck | None:
         return None  # not an IBAN: another account number, not checked
     if ibancheck.is_valid(compact):  # exactly stdnum's iban.is_valid, faster
         return IdentifierCheck("iban", compact[:2], "valid", "stdnum.iban")
-    return IdentifierCheck("iban", compact[:2], "malformed", "not a valid IBAN (format or check digits)")
+    return IdentifierCheck("iban", compact[:2], "malformed", "not a valid IBAN: its format or check digits are wrong")
 
 
 ACTIONS = {
@@ -331,17 +360,49 @@ def _atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+#: The link from the report (``<year>/files/reports/due_diligence.html`` in the DAC7 view) back
+#: to the view's list of findings, which sorts, filters and exports them.
+VIEW_LINK = "../../due-diligence"
+#: The report's columns for people, in reading order: (column of the CSV, header).
+HTML_COLUMNS = (
+    ("seller_id", "Seller"),
+    ("kind", "Kind"),
+    ("finding", "What was found"),
+    ("action", "What to do"),
+    ("identifier", "Identifier"),
+    ("country", "Country"),
+    ("value_masked", "Value (masked)"),
+    ("authorities", "Reported to"),
+    ("seller_type", "Seller type"),
+)
+REPORT_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem;color:#1a202c;line-height:1.4;
+max-width:100%;overflow-wrap:break-word}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92em;width:100%;table-layout:auto}
+#counts{width:auto}
+td,th{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#edf2f7}.n{text-align:right}.totals span{font-weight:bold}
+td.action{min-width:16rem}
+"""
+
+
 def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str]) -> str:
-    """A page for compliance staff: the counts per kind first (each with a stable id for tools),
-    then one row per finding. Identifiers are masked; nothing else personal is shown."""
+    """A page for compliance staff that fits the screen: the counts per kind first (each with a
+    stable id for tools), then one row per finding, cells wrapping. Identifiers are masked;
+    nothing else personal is shown. The DAC7 view sorts, filters and exports the same list."""
     e = html.escape
     sellers = len({r["seller_id"] for r in rows})
     quarantined = len({r["seller_id"] for r in rows if r["identifier"] == "data" and r["kind"] in KINDS[:2]})
     summary = "".join(
         f'<tr data-kind="{e(k)}"><td>{e(k)}</td><td class=n id="count-{_slug(k)}">{counts[k]}</td></tr>' for k in KINDS
     )
-    body = "".join("<tr>" + "".join(f"<td>{e(r[c])}</td>" for c in COLUMNS) + "</tr>" for r in rows)
-    head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=action' if c == 'action' else ''}>{e(r[c])}</td>" for c, _ in HTML_COLUMNS)
+        + "</tr>"
+        for r in rows
+    )
+    head = "".join(f"<th>{e(h)}</th>" for _, h in HTML_COLUMNS)
     docs = "".join(
         f'<li><a href="data-docs/{stage}/index.html">{stage}</a></li>'
         for stage in ("extract", "identity", "aggregates")
@@ -349,17 +410,18 @@ def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str
     )
     links = f"<p>Data checks (Great Expectations Data Docs):</p><ul>{docs}</ul>" if docs else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>DAC7 {settings.year}: due diligence</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:4px 8px;text-align:left}}th{{background:#eee}}.n{{text-align:right}}
-.totals span{{font-weight:bold}}</style></head>
-<body><h1>DAC7 {settings.year}: sellers that need action</h1>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>DAC7 {settings.year}: due diligence</title>
+<style>{REPORT_CSS}</style></head>
+<body><p><a id="back-to-view" href="{VIEW_LINK}">Back to the DAC7 view</a>: it sorts and filters this list and
+exports what is shown as CSV.</p>
+<h1>DAC7 {settings.year}: sellers that need action</h1>
 <p>Run {e(settings.run_id)}, as of {settings.as_of}, environment {e(settings.environment)}. Identifiers are masked.</p>
 <p class=totals><span id="sellers-count">{sellers}</span> seller(s) need action,
 <span id="findings-count">{len(rows)}</span> finding(s);
 <span id="quarantined-count">{quarantined}</span> seller(s) quarantined (not reported until corrected,
 see <a href="quarantine.csv">quarantine.csv</a>).</p>
-<table id="counts"><tr><th>finding</th><th>count</th></tr>{summary}</table>
+<table id="counts"><tr><th>Kind of finding</th><th>Count</th></tr>{summary}</table>
 {links}
 <h2>Findings</h2><table id="findings"><tr>{head}</tr>{body}</table></body></html>
 """

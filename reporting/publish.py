@@ -17,7 +17,7 @@ from reporting import safexml
 from reporting.authorities import select_profile
 from reporting.datachecks import DOCS_DIR
 from reporting.datachecks import STAGES as DATA_CHECK_STAGES
-from reporting.due_diligence import write_due_diligence
+from reporting.due_diligence import VIEW_LINK, write_due_diligence
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.faults import fault_point
 from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
@@ -631,7 +631,46 @@ def _write_manifest(
             "sellers_per_authority": rules["sellers_per_authority"],
         },
     }
+    manifest["run_copy"] = f"{RUNS}/{run_key(settings.run_id)}"
     write_run_summary(settings, out, manifest)  # the figures and charts for people, from the manifest
     fault_point("finalize.before_manifest")
+    keep_run_copy(out, manifest)
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+#: where each run's own manifest and reports stay, inside the year's output: ``runs/<run>/``
+RUNS = "runs"
+#: the reports of a run kept with its manifest (the others are the latest run's only)
+RUN_REPORTS = ("run_summary.html", "due_diligence.html", "due_diligence.csv", "quarantine.csv")
+
+
+def run_key(run_id: str) -> str:
+    """The folder name of a run under ``runs/``: its id with every character other than a
+    letter, digit, ``.``, ``_`` or ``-`` replaced by ``_`` (an Airflow run id holds ``:`` and ``+``)."""
+    key = re.sub(r"[^A-Za-z0-9._-]", "_", run_id).lstrip(".")
+    return key or "_"
+
+
+def keep_run_copy(out: Path, manifest: dict[str, Any]) -> Path:
+    """Copy a run's manifest and its reports for people to ``<out>/runs/<run>/`` (owner-only), so
+    that a later run, of either environment, never hides them: ``manifest.json`` at the top of
+    the output stays the latest run's, whatever its environment."""
+    folder = private_dirs(out / manifest["run_copy"])
+    reports = private_dirs(folder / "reports")
+    for name in RUN_REPORTS:
+        src = out / "reports" / name
+        if not src.is_file():
+            continue
+        tmp = reports / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        if name == "due_diligence.html":  # two folders deeper: its link back to the view too
+            text = src.read_text(encoding="utf-8").replace(f'href="{VIEW_LINK}"', f'href="../../{VIEW_LINK}"')
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            private_copy(src, tmp)
+        os.replace(tmp, reports / name)
+    write_json(folder / "manifest.json", manifest)
+    return folder

@@ -1,4 +1,5 @@
-"""The filing deadline: DAC7 reports for a year are due by 31 January of the next year.
+"""The filing deadline: DAC7 reports for a year are due by 31 January of the next year (the day
+comes from the filing state's row of the deadline table, ``reporting.deadlines``).
 
 From a configurable day before it (``DAC7_DEADLINE_WARN``, ``MM-DD``, default ``01-25``) the
 ``dac7_deadline`` DAG checks the filing ledger every day and warns while the filing state (the
@@ -19,21 +20,24 @@ from dac7_support.notify import notify
 log = logging.getLogger("dac7.deadline")
 
 DEFAULT_WARN = "01-25"
-DEADLINE = (1, 31)  # 31 January of the year after the reporting year
 
 
-def warn_date(filing_year: int, setting: str | None = None) -> date:
+def warn_date(filing_year: int, setting: str | None = None, due: date | None = None) -> date:
     """The day from which a missing filing is warned about, in the year the filing is due.
 
-    ``setting`` is ``MM-DD`` (``DAC7_DEADLINE_WARN``), a day in January before the 31st."""
+    ``setting`` is ``MM-DD`` (``DAC7_DEADLINE_WARN``), a day before the due day ``due`` (default:
+    the EU generic edition's filing deadline of the deadline table, 31 January)."""
+    from reporting.deadlines import EU, filing_due
+
+    due = due or filing_due(EU, filing_year - 1)
     text = (setting if setting is not None else os.environ.get("DAC7_DEADLINE_WARN") or DEFAULT_WARN).strip()
     try:
         month, day = (int(p) for p in text.split("-"))
         warn = date(filing_year, month, day)
     except ValueError:
         raise ValueError(f"DAC7_DEADLINE_WARN {text!r}: expected MM-DD, e.g. {DEFAULT_WARN}") from None
-    if warn >= date(filing_year, *DEADLINE):
-        raise ValueError(f"DAC7_DEADLINE_WARN {text!r}: the warning must come before the deadline, 31 January")
+    if warn >= due:
+        raise ValueError(f"DAC7_DEADLINE_WARN {text!r}: the warning must come before the deadline, {due:%d %B}")
     return warn
 
 
@@ -49,8 +53,10 @@ def configured_authorities(config: Any) -> list[str]:
     return [config.operator.country]
 
 
-def deadline_message(year: int, missing: list[str], warn: date) -> tuple[str, str]:
-    deadline = date(year + 1, *DEADLINE)
+def deadline_message(year: int, missing: list[str], warn: date, deadline: date | None = None) -> tuple[str, str]:
+    from reporting.deadlines import filing_due
+
+    deadline = deadline or min(filing_due(a, year) for a in missing)
     subject = f"DAC7 {year}: no production filing published yet for {', '.join(missing)}"
     text = (
         f"The DAC7 report for {year} is due by {deadline.isoformat()} (warning from {warn.isoformat()}). "
@@ -70,12 +76,14 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     from sqlalchemy.engine import make_url
 
     from reporting.config import load_config
+    from reporting.deadlines import filing_due
     from reporting.ledger import default_ledger_url, open_ledger
     from reporting.render import LIVE_MESSAGE_STATUSES
 
-    warn = warn_date(year + 1)
     config = load_config(config_path)
     expected = configured_authorities(config)
+    due = min(filing_due(a, year) for a in expected)
+    warn = warn_date(year + 1, due=due)
     if today < warn:
         log.info("DAC7 %s: %s day(s) before the deadline warning (%s)", year, (warn - today).days, warn)
         return {"year": year, "due": False, "missing": []}
@@ -93,7 +101,7 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
         note = ""
     missing = missing_filings(expected, filed)
     if missing:
-        subject, text = deadline_message(year, missing, warn)
+        subject, text = deadline_message(year, missing, warn, due)
         notify(subject, text + note, level=logging.WARNING)
     else:
         log.info("DAC7 %s: the production filing is published for %s", year, ", ".join(expected))

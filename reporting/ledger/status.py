@@ -56,8 +56,18 @@ def import_status(ledger: Ledger, path: str | os.PathLike[str], *, max_bytes: in
     """Read a status document and apply it to its message in the ledger (see
     :meth:`reporting.ledger.Ledger.record_status`). Importing the same file twice changes nothing."""
     data = read_status_bytes(path, max_bytes=max_bytes)
-    report = parse_status(data, name=str(path))
-    return ledger.record_status(report, file_name=Path(path).name, sha256=hashlib.sha256(data).hexdigest())
+    return import_status_bytes(ledger, data, name=str(path), max_bytes=max_bytes)
+
+
+def import_status_bytes(ledger: Ledger, data: bytes, *, name: str, max_bytes: int = MAX_STATUS_BYTES) -> StatusOutcome:
+    """:func:`import_status` of a document already read (an upload in the DAC7 view): the same
+    size limit, parser and import. ``name`` names it in messages; its last part is recorded."""
+    if len(data) > max_bytes:
+        raise StatusFormatError(
+            f"{name}: {len(data)} bytes, more than the {max_bytes} bytes a status document may have; it was not read"
+        )
+    report = parse_status(data, name=name)
+    return ledger.record_status(report, file_name=Path(name).name, sha256=hashlib.sha256(data).hexdigest())
 
 
 def read_status_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_STATUS_BYTES) -> bytes:

@@ -389,8 +389,9 @@ def distributed_run(
 
 #: what differs between two runs of the same DAG run, and why: the manifest (durations of the
 #: data checks, the run's staging path), the run settings (the run's own paths and ledger), Great
-#: Expectations' Data Docs (named and stamped with the wall-clock time of each validation)
-NOT_COMPARED = ("manifest.json", "run_settings.json", "reports/data-docs/")
+#: Expectations' Data Docs (named and stamped with the wall-clock time of each validation), the
+#: run's kept copy under runs/ (its manifest; its reports are those of reports/, compared there)
+NOT_COMPARED = ("manifest.json", "run_settings.json", "reports/data-docs/", "runs/")
 
 
 def compared(out: Path) -> dict[str, bytes]:

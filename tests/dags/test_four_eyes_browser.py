@@ -19,8 +19,8 @@ files in LT.
    ledger records it as triggered by ``admin`` and approved by ``approver``.
 
 The ``auditor`` (no download permission) is refused the pending file, and nobody without a login
-gets it. Screenshots of each page are written to ``DAC7_SCREENSHOT_DIR`` when it is set (the
-documentation's images: ``DAC7_SCREENSHOT_DIR=docs/img``).
+gets it. Screenshots of each page are written to ``DAC7_SCREENSHOTS_DIR`` when it is set (the
+documentation's images: ``DAC7_SCREENSHOTS_DIR=docs/img``).
 
 Fast tests below: which paths ``dac7_pending`` serves, and the approvers' parsing.
 """
@@ -139,8 +139,8 @@ def hitl_detail(api: Api, run_id: str) -> dict[str, Any]:
 
 
 def screenshot(browser: Chromium, name: str) -> None:
-    """Into DAC7_SCREENSHOT_DIR (the documentation's images), when it is set."""
-    target = os.environ.get("DAC7_SCREENSHOT_DIR")
+    """Into DAC7_SCREENSHOTS_DIR (the documentation's images), when it is set."""
+    target = os.environ.get("DAC7_SCREENSHOTS_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         (Path(target) / name).write_bytes(browser.screenshot())

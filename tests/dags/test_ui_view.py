@@ -1,9 +1,11 @@
 """The DAC7 view (``plugins/``) in a real Airflow, seen by a real headless Chromium.
 
-A demo marketplace is filed once through the pipeline (routing ``nexus``: one message to LT, the
-demo operator's filing state; a preview never writes the filing ledger the view shows), into an
-output directory and a SQLite ledger of this test; a synthetic EU status message then rejects one
-seller record of it. An
+A demo marketplace is filed once in production through the pipeline (routing ``nexus``: one
+message to LT, the demo operator's filing state; a preview never writes the filing ledger the
+view shows), into an output directory and a SQLite ledger of this test; a synthetic EU status
+message then rejects one seller record of it (a partial rejection), and a test rerun of that one
+authority publishes into the same output after it. (With ``DAC7_SCREENSHOTS_DIR=docs/img`` the
+images of ``docs/desk-view.md`` are renewed.) An
 ``airflow api-server`` (a separate process, on a free port of 127.0.0.1, with a throwaway
 AIRFLOW_HOME and an explicit environment) loads the project's plugins, with the simple auth
 manager and three users of a passwords file of the test's own: ``compliance`` (role op, which
@@ -27,16 +29,21 @@ every process); and which paths ``dac7_view.published_file`` serves.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import http.client
+import io
 import json
+import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -62,7 +69,10 @@ USER = "compliance"  # role op: sees the view and downloads (DOWNLOAD_ROLES)
 AUDITOR = "auditor"  # role viewer: sees statuses and counts, downloads nothing
 OUTSIDER = "outsider"  # no role: not even the view
 ROLES = {USER: "op", AUDITOR: "viewer", OUTSIDER: ""}
-RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"
+RUN_ID = "9b1f6c2e-4d3a-4e5f-8a7b-0c1d2e3f4a5b"  # the production filing
+TEST_RUN_ID = "4e2d8a1c-7b3f-4c9d-a6e5-2f1b0c9d8e7a"  # the test rerun of one authority, after it
+#: where the screenshots go without DAC7_SCREENSHOTS_DIR: the temporary directory, never the checkout
+SHOTS = Path(tempfile.gettempdir()) / "dac7-view-screenshots"
 STATUS_CODE = "40080"  # the code of the synthetic status message's RecordError
 LOGIN_INPUTS = "document.querySelector('input[name=username]') && document.querySelector('input[name=password]')"
 # The view inside the Airflow UI: the iframe of the page /plugin/dac7.
@@ -98,9 +108,10 @@ class Stack:
     passwords: dict[str, str]
     log: Path  # the api-server's log
     out: Path  # the year's output directory
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the production run's
     rejected: Filing
     source: Path
+    test_manifest: dict[str, Any]  # the test rerun's, published after it
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +123,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     passwords = {user: secrets.token_urlsafe(12) for user in ROLES}
     (home / "passwords.json").write_text(json.dumps(passwords), encoding="utf-8")
     # The api-server finds the ledger as the tasks do without DAC7_LEDGER_URL: [ledger] url.
-    config = write_config(tmp / "dac7.toml", routing="nexus")  # the filing, in LT
+    config = write_config(tmp / "dac7.toml", routing="nexus", environment="prod")  # the filing, in LT
     config.write_text(config.read_text(encoding="utf-8") + f'\n[ledger]\nurl = "{ledger}"\n', encoding="utf-8")
+    test_config = write_config(tmp / "dac7-test.toml", routing="nexus", environment="test")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = airflow_env(home, port) | {"DAC7_CONFIG": str(config), "DAC7_OUT_DIR": str(out_root)}
@@ -143,8 +155,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ledger_url=ledger,
         ).manifest
         rejected = reject_one_seller(ledger, manifest, tmp / "status.xml")
+        # a test rerun of one authority, later, into the same output: it must hide nothing
+        test_manifest = run(
+            config_path=test_config,
+            source_url=f"sqlite:///{source}",
+            year=YEAR,
+            as_of=date(YEAR + 1, 1, 20),
+            out_dir=out_root / str(YEAR),
+            staging_root=tmp / "staging",
+            run_id=TEST_RUN_ID,
+            timestamp=datetime(YEAR + 1, 1, 20, 7, 30),
+            ledger_url=ledger,
+            authorities=(rejected.authority,),
+        ).manifest
         wait_until_healthy(server, base, log)
-        yield Stack(base, passwords, log, out_root / str(YEAR), manifest, rejected, source)
+        yield Stack(base, passwords, log, out_root / str(YEAR), manifest, rejected, source, test_manifest)
     finally:
         stop(server)
 
@@ -259,14 +284,14 @@ def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stac
             f"[...{FRAME}.querySelectorAll('#ledger-{rejected.authority} tr')]"
             f".find(tr => tr.textContent.includes('{rejected.message_ref_id}'))?.innerText"
         )
-        assert row and "accepted" in row and STATUS_CODE in row and rejected.seller in row, row
+        assert row and "partially rejected: 1 of " in row and STATUS_CODE in row and rejected.seller in row, row
         assert_no_personal_data(
             {"DAC7 index page": index_html, f"DAC7 {YEAR} page": year_html}, read_secrets(stack.source)
         )
 
         # a download, fetched through the page's own link
         links = browser.evaluate(
-            f"Object.fromEntries([...{FRAME}.querySelectorAll('#files a.download')].map(a => [a.title, a.href]))"
+            f"Object.fromEntries([...{FRAME}.querySelectorAll('#files-prod a.download')].map(a => [a.title, a.href]))"
         )
         name = rejected.file.rsplit("/", 1)[-1]
         xml_url, published = links[name], stack.out / rejected.file
@@ -276,10 +301,11 @@ def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stac
         assert got["size"] == published.stat().st_size
         listed = {f["file"]: f["sha256"] for f in stack.manifest["files"]}
         assert got["sha256"] == hashlib.sha256(published.read_bytes()).hexdigest() == listed[rejected.file]
-        report_url = browser.evaluate(f"{FRAME}.querySelector('#due-diligence-report').href")
+        report_url = browser.evaluate(f"{FRAME}.querySelector('#due-diligence-report-prod').href")
         report = browser.call(FETCH, report_url)
         assert report["status"] == 200 and report["type"].startswith("text/html"), report
-        assert report["sha256"] == hashlib.sha256((stack.out / "reports/due_diligence.html").read_bytes()).hexdigest()
+        kept = stack.out / "runs" / RUN_ID / "reports/due_diligence.html"  # the production run's own report
+        assert report["sha256"] == hashlib.sha256(kept.read_bytes()).hexdigest()
 
         [token] = [
             c["value"] for c in browser.send("Network.getCookies", urls=[base])["cookies"] if c["name"] == "_token"
@@ -305,6 +331,8 @@ def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stac
         "..%2f..%2fledger.sqlite3",
         "%2fetc%2fpasswd",
         "reports/",
+        f"runs/{RUN_ID}/manifest.json",
+        f"runs/{RUN_ID}/reports/../manifest.json",
     ):
         assert raw_get(base, prefix + path, session) == 404, path
     assert raw_get(base, prefix + rejected.file, session) == 200
@@ -316,6 +344,159 @@ def test_compliance_staff_log_in_see_the_filings_and_download_a_file(stack: Stac
     for url in (f"{base}/dac7/", year_url, xml_url):
         policy = response_headers(url, session).get("content-security-policy", "")
         assert "script-src 'none'" in policy and "default-src 'none'" in policy, (url, policy)
+
+
+MEANING_40080 = (
+    "40080: If a TIN is provided (not flagged unknown and has a value), the issuing jurisdiction must be provided."
+)
+ROW_OF = "[...document.querySelectorAll('#ledger-{authority} tr')].find(tr => tr.textContent.includes('{ref}'))"
+WIDTH = 1280
+
+
+def screenshot(browser: Chromium, name: str, scroll_to: str | None = None) -> None:
+    """A picture of the page (``view-<name>.png``), scrolled to an element: into
+    ``$DAC7_SCREENSHOTS_DIR`` when set (``docs/img`` renews the images of ``docs/desk-view.md``),
+    else beside the test's files, so that a test run leaves the checkout unchanged."""
+    if scroll_to:
+        browser.evaluate(f"document.querySelector('{scroll_to}').scrollIntoView()")
+    folder = Path(os.environ.get("DAC7_SCREENSHOTS_DIR") or SHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"view-{name}.png").write_bytes(browser.screenshot())
+
+
+def fits_the_screen(browser: Chromium) -> bool:
+    """No horizontal scrolling, and no table wider than the page's body (inside its margins)."""
+    return bool(
+        browser.evaluate(
+            f"document.documentElement.scrollWidth <= {WIDTH} && [...document.querySelectorAll('table')]"
+            ".every(t => t.getBoundingClientRect().right <= document.body.getBoundingClientRect().right + 1)"
+        )
+    )
+
+
+@pytest.mark.slow
+def test_an_older_production_file_downloads_after_a_test_rerun(stack: Stack, tmp_path: Path) -> None:
+    """Production, then a test rerun of one authority: the production message still downloads from
+    its ledger row (the year's manifest.json is the test rerun's), "Latest production run" is
+    still the production run, and its partial rejection is a warning with its count and the
+    meaning of the authority's code."""
+    base, rejected = stack.base, stack.rejected
+    assert json.loads((stack.out / "manifest.json").read_text(encoding="utf-8"))["run_id"] == TEST_RUN_ID
+    [test_file] = stack.test_manifest["files"]
+    with open_ledger(ledger_of(stack), create=False) as ledger:
+        records = len(ledger.records(rejected.message_ref_id))
+        assert ledger.message(rejected.message_ref_id).environment == "prod"
+    with Chromium.launch(tmp_path / "chromium", width=WIDTH, height=900) as browser:
+        log_in(browser, base, stack.passwords[USER], f"/dac7/{YEAR}/")
+        wait_for(browser, "document.querySelector('#run-prod')", "the year page")
+        prod = browser.evaluate("document.querySelector('#run-facts-prod').innerText")
+        assert RUN_ID in prod and "production" in prod and TEST_RUN_ID not in prod
+        test = browser.evaluate("document.querySelector('#run-facts-test').innerText")
+        assert TEST_RUN_ID in test and RUN_ID not in test
+        summary = browser.evaluate("document.querySelector('#run-summary-report-prod').getAttribute('href')")
+        assert summary == f"files/runs/{RUN_ID}/reports/run_summary.html"
+
+        # the production message, from its ledger row, and the test rerun's beside it
+        row = ROW_OF.format(authority=rejected.authority, ref=rejected.message_ref_id)
+        # (fetched with the browser's session: the view's pages may fetch nothing, connect-src 'none')
+        session = session_of(browser, base)
+        status, body = request(browser.evaluate(f"{row}.querySelector('a.download').href"), session)
+        listed = {f["file"]: f["sha256"] for f in stack.manifest["files"]}
+        published = hashlib.sha256((stack.out / rejected.file).read_bytes()).hexdigest()
+        assert status == 200 and hashlib.sha256(body).hexdigest() == published == listed[rejected.file]
+        # the page's navigation: the overview, the due-diligence list, the seller search, the board
+        for url in browser.evaluate("[...document.querySelectorAll('nav a')].map(a => a.href)"):
+            assert request(url, session)[0] == 200, url
+        test_row = ROW_OF.format(authority=test_file["authority"], ref=test_file["message_ref_id"])
+        status, body = request(browser.evaluate(f"{test_row}.querySelector('a.download').href"), session)
+        assert status == 200 and hashlib.sha256(body).hexdigest() == test_file["sha256"]
+
+        # the partial rejection: a warning badge with the count, the code with its meaning
+        badge = browser.evaluate(
+            f"[{row}.querySelector('.status').className, {row}.querySelector('.status').innerText]"
+        )
+        assert badge == ["status status-partial", f"partially rejected: 1 of {records} records"]
+        text = browser.evaluate(f"{row}.innerText")
+        assert f"1 of {records} record(s) rejected" in text and MEANING_40080 in text
+        assert "records: " + f"{records - 1} accepted, 1 rejected" in text
+        assert "in the published file, not answered yet" in browser.evaluate(f"{test_row}.innerText")
+        assert fits_the_screen(browser)
+        screenshot(browser, "ledger", "#ledger")
+        screenshot(browser, "latest-production-run", "#run-prod")
+        screenshot(browser, "latest-test-run", "#run-test")
+
+
+@pytest.mark.slow
+def test_the_overview_splits_production_and_test_and_filters(stack: Stack, tmp_path: Path) -> None:
+    rows = "[...document.querySelectorAll('#years tr')].slice(1).map(tr => [...tr.cells].map(c => c.innerText))"
+    with Chromium.launch(tmp_path / "chromium", width=WIDTH, height=700) as browser:
+        log_in(browser, stack.base, stack.passwords[USER], "/dac7/")
+        wait_for(browser, "document.querySelector('#years')", "the overview")
+        assert browser.evaluate(rows) == [
+            [str(YEAR), "production", "1", "LT", "1 partially rejected", "yes"],
+            [str(YEAR), "test", "1", "LT", "1 published", "yes"],
+        ]
+        screenshot(browser, "overview")
+        for field, value, expected in (
+            ("environment", "prod", [[str(YEAR), "production", "1", "LT", "1 partially rejected", "yes"]]),
+            ("status", "published", [[str(YEAR), "test", "1", "LT", "1 published", "yes"]]),
+        ):
+            browser.evaluate(
+                "(() => { const form = document.querySelector('#filters');"
+                " form.querySelectorAll('select').forEach(s => { s.value = ''; });"
+                f" form.querySelector('select[name={field}]').value = '{value}'; form.requestSubmit(); }})()"
+            )
+            wait_for(browser, f"location.search.includes('{field}={value}') && document.querySelector('#years')", field)
+            assert browser.evaluate(rows) == expected, (field, value)
+        screenshot(browser, "overview-filtered")
+
+
+@pytest.mark.slow
+def test_the_due_diligence_list_sorts_filters_and_exports(stack: Stack, tmp_path: Path) -> None:
+    kept = stack.out / "runs" / RUN_ID / "reports" / "due_diligence.csv"
+    with kept.open(newline="", encoding="utf-8") as fh:
+        findings = list(csv.DictReader(fh))
+    kind, count = Counter(r["kind"] for r in findings).most_common(1)[0]
+    shown = "[...document.querySelectorAll('#dd-findings tr')].slice(1).map(tr => tr.cells[0].innerText)"
+    with Chromium.launch(tmp_path / "chromium", width=WIDTH, height=900) as browser:
+        log_in(browser, stack.base, stack.passwords[USER], f"/dac7/{YEAR}/due-diligence")
+        wait_for(browser, "document.querySelector('#dd-findings')", "the due-diligence list")
+        sellers = len({r["seller_id"] for r in findings})
+        assert browser.evaluate("document.querySelector('#dd-count').innerText").startswith(
+            f"{len(findings)} of {len(findings)} finding(s), {sellers} seller(s)."
+        )
+        assert RUN_ID in browser.evaluate("document.body.innerText")  # the production run's list
+        assert fits_the_screen(browser)
+        browser.evaluate(
+            f"(() => {{ const f = document.querySelector('#dd-filters');"
+            f" f.querySelector('select[name=kind]').value = {json.dumps(kind)}; f.requestSubmit(); }})()"
+        )
+        wait_for(browser, "location.search.includes('kind=') && document.querySelector('#dd-count')", "the filter")
+        of_kind = sorted(r["seller_id"] for r in findings if r["kind"] == kind)
+        assert browser.evaluate(shown) == of_kind and len(of_kind) == count
+        # sorted by seller, descending: a click on the header
+        browser.evaluate("[...document.querySelectorAll('a.sort')].find(a => a.innerText.startsWith('Seller')).click()")
+        wait_for(browser, "location.search.includes('order=desc') && document.querySelector('#dd-count')", "the sort")
+        assert browser.evaluate(shown) == sorted(of_kind, reverse=True)
+        screenshot(browser, "due-diligence")
+        # the export: exactly the rows shown, in their order
+        export = browser.evaluate("document.querySelector('#dd-export').href")
+        status, body = request(export, session_of(browser, stack.base))
+        assert status == 200, body[:300]
+        exported = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+        assert [r["seller_id"] for r in exported] == sorted(of_kind, reverse=True)
+        assert {r["kind"] for r in exported} == {kind}
+        # the HTML report fits the screen and links back to the list
+        browser.navigate(f"{stack.base}/dac7/{YEAR}/files/runs/{RUN_ID}/reports/due_diligence.html")
+        wait_for(browser, "document.querySelector('#back-to-view')", "the report")
+        assert fits_the_screen(browser)
+        screenshot(browser, "due-diligence-report")
+        browser.evaluate("document.querySelector('#back-to-view').click()")
+        wait_for(browser, f"location.pathname === '/dac7/{YEAR}/due-diligence'", "the list, from the report")
+
+
+def ledger_of(stack: Stack) -> str:
+    return f"sqlite:///{stack.out.parent.parent / 'ledger.sqlite3'}"
 
 
 def response_headers(url: str, cookie: str) -> dict[str, str]:
@@ -342,10 +523,11 @@ def test_a_viewer_sees_statuses_and_counts_but_downloads_nothing(stack: Stack, t
         log_in(browser, base, stack.passwords[AUDITOR], f"/dac7/{YEAR}/", user=AUDITOR)
         wait_for(browser, "document.querySelector('#ledger')", "the year page")
         text = browser.evaluate("document.body.innerText")
-        assert rejected.message_ref_id in text and STATUS_CODE in text and "accepted" in text
-        assert browser.evaluate("document.querySelectorAll('#files a.download').length") == 0
+        assert rejected.message_ref_id in text and STATUS_CODE in text and "partially rejected" in text
+        # the run summaries (totals and charts, no seller) are the only files it may open
+        assert browser.evaluate("document.querySelectorAll('a.download:not([href$=\"run_summary.html\"])').length") == 0
         assert "no download permission" in text
-        assert browser.evaluate("document.querySelector('#due-diligence-report')") is None
+        assert browser.evaluate("document.querySelector('[id^=due-diligence-report]')") is None
         # the page's Content-Security-Policy lets no script of it reach anything (connect-src 'none')
         probe = "async (u) => { try { await fetch(u); return 'fetched'; } catch (e) { return 'blocked'; } }"
         assert browser.call(probe, f"{base}/dac7/{YEAR}/") == "blocked"
@@ -522,17 +704,17 @@ def test_the_year_page_links_the_run_summary_and_serves_it(dac7_view: Any, tmp_p
     manifest = {"reporting_year": YEAR, "files": [], "reports": reports, "summary": {"decisions": {}}}
 
     page = html.fromstring(dac7_view.year_page(dac7_view.YearView(YEAR, manifest, "", {}), None))
-    [links] = page.xpath("//p[@id='run-reports']")
+    [links] = page.xpath("//p[@id='run-reports-test']")  # a manifest without environment: a test run
     assert [(a.get("id"), a.text_content()) for a in links.xpath("a")] == [
-        ("run-summary-report", "Run summary (charts)"),
-        ("run-due-diligence-report", "Due-diligence report"),
+        ("run-summary-report-test", "Run summary (charts)"),
+        ("run-due-diligence-report-test", "Due-diligence report"),
     ]
-    href = links.xpath("a[@id='run-summary-report']")[0].get("href")
+    href = links.xpath("a[@id='run-summary-report-test']")[0].get("href")
     assert href == "files/reports/run_summary.html"  # relative to the year's page: <prefix>/<year>/files/...
     served = dac7_view.published_file(year_dir, manifest, href.removeprefix("files/"))
     assert served == (year_dir / "reports" / "run_summary.html").resolve()
 
     older = manifest | {"reports": ["reports/due_diligence.html"]}
     page = html.fromstring(dac7_view.year_page(dac7_view.YearView(YEAR, older, "", {}), None))
-    assert not page.xpath("//a[@id='run-summary-report']")
-    assert page.xpath("//a[@id='run-due-diligence-report']")
+    assert not page.xpath("//a[@id='run-summary-report-test']")
+    assert page.xpath("//a[@id='run-due-diligence-report-test']")

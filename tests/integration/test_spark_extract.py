@@ -171,7 +171,7 @@ def run_once(tmp_path: Path, name: str, *, url: str | None = None, spark: str = 
     published = {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p != out / "manifest.json"  # the manifest: its timings and paths differ
+        if p.is_file() and p.name != "manifest.json"  # the manifests (also runs/<run>/): timings and paths differ
     }
     return {
         "files": [(f["file"], f["sha256"]) for f in manifest["files"]],

@@ -1,0 +1,729 @@
+"""The DAC7 view's deadline and status board, and the upload of an authority's status document.
+
+The board (``/dac7/board``): one row per authority and reporting year, production first and the
+test environment apart. Each production row has its due day from the deadline table of the
+authority's profile (``reporting.deadlines``: one table per profile, a source per row), the days
+left or overdue, and from the filing ledger what was filed (published), accepted, partly rejected
+(an accepted message with rejected records, counted apart), rejected, still waiting for the
+authority's status, and corrected (DPI402 messages). Seller statements have a column that says
+"not tracked yet" until they exist. Rows come from the ledger, and for the filing state (the
+member state the configuration named by ``DAC7_CONFIG`` files in) also for the last ended year and
+the year in progress, so that a filing not made yet shows as a row too.
+
+The upload (``POST /dac7/status-import``, a multipart form on the board): the same size limit,
+hardened parser and import as ``dac7 status-import`` (``reporting.ledger.status``), into the ledger
+the view reads. Who may: see ``dac7_plugin.may_import``. Against cross-site requests (the login is
+a cookie): the form carries a token, an HMAC of the user's Airflow token under the api-server's
+secret key, checked on POST, and the request's Origin (or Referer) must be this server. The answer
+says in words what was imported, or why nothing was; every import and every refusal is a log line
+with the user and the document's sha256, never its content.
+
+Like ``dac7_view``, Airflow imports this module in every process: its top level imports the
+standard library and ``dac7_view`` (itself standard library only); ``reporting`` and Starlette are
+imported inside the functions that use them, in the api-server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from html import escape
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from dac7_view import (
+    LedgerUnavailable,
+    Sources,
+    _num,
+    _page,
+    _problems,
+    _read_ledger,
+    _table,
+    sources,
+)
+
+if TYPE_CHECKING:
+    from reporting.deadlines import Deadline
+    from reporting.ledger import Ledger, MessageInfo
+
+log = logging.getLogger("dac7.view")
+
+#: The resource that lets a user import status documents (FAB, Keycloak: grant ``GET`` on it;
+#: the simple auth manager: the roles in IMPORT_ROLES).
+IMPORT_RESOURCE = "DAC7 status import"
+IMPORT_ROLES = frozenset({"OP", "ADMIN"})
+IMPORT_REFUSED = (
+    "Your Airflow login may see the DAC7 board, but not import status documents: that needs the "
+    f"{IMPORT_RESOURCE!r} permission (with Airflow's simple auth manager, the role op or admin). "
+    "Nothing was imported."
+)
+#: The form field names of the upload.
+TOKEN_FIELD, FILE_FIELD = "csrf_token", "document"
+#: Room for the multipart envelope around the document (boundaries, headers, the token field).
+_ENVELOPE = 64 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+#: English names of the EU member states, shown beside the authority codes.
+MEMBER_STATES = {
+    "AT": "Austria",
+    "BE": "Belgium",
+    "BG": "Bulgaria",
+    "CY": "Cyprus",
+    "CZ": "Czechia",
+    "DE": "Germany",
+    "DK": "Denmark",
+    "EE": "Estonia",
+    "EL": "Greece",
+    "GR": "Greece",
+    "ES": "Spain",
+    "FI": "Finland",
+    "FR": "France",
+    "HR": "Croatia",
+    "HU": "Hungary",
+    "IE": "Ireland",
+    "IT": "Italy",
+    "LT": "Lithuania",
+    "LU": "Luxembourg",
+    "LV": "Latvia",
+    "MT": "Malta",
+    "NL": "Netherlands",
+    "PL": "Poland",
+    "PT": "Portugal",
+    "RO": "Romania",
+    "SE": "Sweden",
+    "SI": "Slovenia",
+    "SK": "Slovakia",
+}
+ENVIRONMENTS = {"prod": "Production", "test": "Test environment"}
+
+# ============================================================================ reading
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRow:
+    """What the ledger holds for one authority, reporting year and environment."""
+
+    environment: str
+    authority: str
+    year: int
+    filed: int = 0  # messages published (whatever the authority said since)
+    accepted: int = 0  # accepted with every record
+    partly_rejected: int = 0  # accepted, with records the authority rejected
+    rejected_records: int = 0  # records rejected inside accepted messages
+    open_rejected_records: int = 0  # of those, not corrected yet
+    rejected: int = 0  # messages rejected as a whole
+    awaiting: int = 0  # published, no status document yet
+    corrections: int = 0  # DPI402 messages published
+    not_published: int = 0  # rendered or discarded: never sent
+    first_filed: datetime | None = None  # the first publication of a message that still counts
+    error_codes: tuple[str, ...] = ()
+    #: seller statements sent: ``None`` until statements are tracked (a later change fills it)
+    statements_sent: int | None = None
+
+    @property
+    def live(self) -> bool:
+        """A filing counts: a message published or accepted (not rejected as a whole)."""
+        return self.first_filed is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    today: date
+    rows: tuple[BoardRow, ...]
+    filing_state: str | None
+    problems: tuple[str, ...] = ()
+
+    def of(self, environment: str) -> list[BoardRow]:
+        return [r for r in self.rows if r.environment == environment]
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """A message's status document findings, read with it: the DocRefIds rejected in it."""
+
+    message: MessageInfo
+    rejected_doc_ref_ids: frozenset[str] = frozenset()
+    codes: tuple[str, ...] = ()
+
+
+def board_rows(
+    tallies: Iterable[Tally], *, filing_state: str | None = None, years: Iterable[int] = ()
+) -> list[BoardRow]:
+    """The board's rows from the ledger's messages: one per environment, authority and year,
+    plus an empty production row of the filing state for each of ``years`` without one. Sorted:
+    production first, then the newest year, the filing state, the authority."""
+    groups: dict[tuple[str, str, int], list[Tally]] = {}
+    for t in tallies:
+        m = t.message
+        groups.setdefault((m.environment, m.authority, m.reporting_year), []).append(t)
+    if filing_state:
+        for year in years:
+            groups.setdefault(("prod", filing_state, year), [])
+    rows = [_row(env, authority, year, of) for (env, authority, year), of in groups.items()]
+    return sorted(rows, key=lambda r: (r.environment != "prod", -r.year, r.authority != filing_state, r.authority))
+
+
+def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> BoardRow:
+    messages = [t.message for t in tallies]
+    filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted", "rejected")]
+    partial = [
+        t for t in tallies if t.message.status == "accepted" and (t.rejected_doc_ref_ids or t.message.rejected_records)
+    ]
+    live = [m.published for m in filed if m.status in ("published", "accepted") and m.published is not None]
+    return BoardRow(
+        environment=environment,
+        authority=authority,
+        year=year,
+        filed=len(filed),
+        accepted=sum(1 for m in messages if m.status == "accepted") - len(partial),
+        partly_rejected=len(partial),
+        rejected_records=sum(max(len(t.rejected_doc_ref_ids), t.message.rejected_records) for t in partial),
+        open_rejected_records=sum(t.message.rejected_records for t in partial),
+        rejected=sum(1 for m in messages if m.status == "rejected"),
+        awaiting=sum(1 for m in messages if m.status == "published"),
+        corrections=sum(1 for m in filed if m.message_type_indic == "DPI402"),
+        not_published=sum(1 for m in messages if m.status in ("rendered", "discarded")),
+        first_filed=min(live) if live else None,
+        error_codes=tuple(sorted({c for t in tallies for c in t.codes})),
+    )
+
+
+def read_tallies(ledger: Ledger) -> list[Tally]:
+    """Every message of the ledger, with the DocRefIds and codes of its status documents' errors."""
+    out = []
+    for m in ledger.messages():
+        errors = ledger.errors(m.message_ref_id) if m.errors else []
+        out.append(
+            Tally(
+                message=m,
+                rejected_doc_ref_ids=frozenset(e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id),
+                codes=tuple(sorted({e.code for e in errors if e.code})),
+            )
+        )
+    return out
+
+
+def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] | None = None) -> Board:
+    """The board as of ``today`` (UTC), from the ledger and the configuration the view reads."""
+    env = os.environ if env is None else env
+    today = today or datetime.now(UTC).date()
+    # the board reads the ledger and the configuration, not the output directory
+    problems = [p for p in src.problems if "DAC7_OUT_DIR" not in p]
+    filing_state = None
+    if env.get("DAC7_CONFIG"):
+        from reporting.config import load_config
+        from reporting.errors import ReportingError
+
+        try:
+            filing_state = load_config(env["DAC7_CONFIG"]).operator.country
+        except (ReportingError, OSError) as exc:
+            problems.append(f"The configuration named by DAC7_CONFIG cannot be read: {exc}")
+    else:
+        problems.append(
+            "The filing state is not known (DAC7_CONFIG is not set in the api-server's environment): the board "
+            "lists only the authorities with messages in the ledger, and no filing that is missing."
+        )
+    tallies: list[Tally] = []
+    if src.ledger_url:
+        try:
+            tallies = _read_ledger(src.ledger_url, read_tallies)
+        except LedgerUnavailable as exc:
+            problems.append(str(exc))
+    rows = board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year))
+    return Board(today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)))
+
+
+# ============================================================================ showing
+
+#: The state of a row: (class, words); the class colours the badge.
+OK, INFO, WARN, BAD, TODO = "accepted", "published", "warning", "rejected", "todo"
+BOARD_CSS = """
+.status-warning{background:#feebc8}.status-todo{background:#e2e8f0}
+.result{border:1px solid #9ae6b4;background:#f0fff4;padding:.5rem .8rem;margin:.5rem 0}
+.result.warning{border-color:#fbd38d;background:#fffaf0}
+form.upload{border:1px solid #cbd5e0;padding:.6rem .8rem;display:inline-block;background:#f7fafc}
+table#board-prod .status,table#board-test .status{white-space:nowrap}
+"""
+
+
+def state(row: BoardRow, due: date | None, today: date) -> tuple[str, str]:
+    """The one-line state of a row, for the badge."""
+    if not row.live:
+        if row.rejected:
+            return BAD, "rejected: file again"
+        if due is not None and today > due:
+            return BAD, "overdue: nothing filed"
+        return TODO, "not filed yet"
+    if row.open_rejected_records:
+        n = row.open_rejected_records
+        return WARN, f"warning: {n} record{'s' if n != 1 else ''} rejected"
+    if row.awaiting:
+        return INFO, "filed: awaiting the authority's status"
+    return OK, "accepted"
+
+
+def deadline_words(row: BoardRow, due: date, today: date) -> str:
+    """Days left or overdue while nothing counts as filed; once filed, whether it was in time."""
+    from reporting.deadlines import describe_days
+
+    if row.first_filed is not None:
+        filed = row.first_filed.date()
+        late = (filed - due).days
+        return f"filed {filed.isoformat()}, " + (
+            "in time" if late <= 0 else f"{late} day{'s' if late != 1 else ''} late"
+        )
+    if today.year <= row.year:
+        return f"period in progress; {describe_days(due, today)}"
+    return describe_days(due, today)
+
+
+def board_page(
+    board: Board,
+    *,
+    token: str | None = None,
+    may_import: bool = False,
+    result: ImportResult | None = None,
+) -> str:
+    """The board; with ``token`` (the user may import) the upload form, else a sentence why not;
+    ``result``: what an upload just did, at the top."""
+    from reporting.deadlines import deadline_for
+
+    body = [
+        '<nav><a href="./">All years</a></nav>',
+        "<h1>DAC7 deadlines and statuses</h1>",
+        f'<p class="muted">Per authority and reporting year, as of {board.today.isoformat()} (UTC). Due days come '
+        "from the deadline table of each authority's profile (sources below); the counts from the filing ledger "
+        "and the authorities' status documents imported into it.</p>",
+        *(_result(result) if result else []),
+        *_problems(board.problems),
+        '<p class="contents">On this page: <a href="#production">Production</a> <a href="#test">Test environment</a> '
+        '<a href="#import">Import a status document</a> <a href="#sources">Where the due dates come from</a></p>',
+        '<h2 id="production">Production</h2>',
+        _production_table(board, deadline_for),
+        '<h2 id="test">Test environment</h2>',
+        '<p class="muted">Test filings go to the authorities\' test services: they meet no deadline and are '
+        "counted apart.</p>",
+        _test_table(board),
+        '<h2 id="import">Import a status document</h2>',
+        *_upload_section(token, may_import),
+        '<h2 id="sources">Where the due dates come from</h2>',
+        _sources_table(board),
+    ]
+    # the view's style sheet, and the board's few additions beside it (inline styles are allowed)
+    return _page("DAC7 deadlines and statuses", [f"<style>{BOARD_CSS}</style>", *body])
+
+
+COLUMNS = (
+    "Authority",
+    "Year",
+    "State",
+    "Filed",
+    "Accepted",
+    "Partly rejected",
+    "Rejected",
+    "Awaiting status",
+    "Corrections (DPI402)",
+    "Error codes",
+)
+
+
+def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> str:
+    rows = []
+    for r in board.of("prod"):
+        filing = deadline_for(r.authority, r.year)
+        due = filing.due_date(r.year)
+        statements_due = deadline_for(r.authority, r.year, "seller_statement").due_date(r.year)
+        sent = '<span class="muted">not tracked yet</span>' if r.statements_sent is None else _num(r.statements_sent)
+        statements = f'{sent} <br>(due <span class="when">{statements_due.isoformat()}</span>)'
+        rows.append(
+            (
+                _authority(r.authority),
+                escape(str(r.year)),
+                f'<span class="when">{due.isoformat()}</span>'
+                + (
+                    f' <a class="muted" href="#sources" title="{escape(filing.note)}">(note)</a>' if filing.note else ""
+                ),
+                _dates(escape(deadline_words(r, due, board.today))),
+                *_counts(r, due, board.today),
+                statements,
+            )
+        )
+    headers = (*COLUMNS[:2], "Due", "Deadline", *COLUMNS[2:], "Statements to sellers")
+    if not rows:
+        return "<p>No production filing in the ledger, and no filing state to expect one for.</p>"
+    return _table(headers, rows, table_id="board-prod", numeric=(1, 5, 6, 7, 8, 9, 10))
+
+
+def _test_table(board: Board) -> str:
+    rows = [(_authority(r.authority), escape(str(r.year)), *_counts(r, None, board.today)) for r in board.of("test")]
+    if not rows:
+        return "<p>No test filing in the ledger.</p>"
+    return _table(COLUMNS, rows, table_id="board-test", numeric=(1, 3, 4, 5, 6, 7, 8))
+
+
+def _counts(r: BoardRow, due: date | None, today: date) -> tuple[str, ...]:
+    kind, words = state(r, due, today)
+    partly = _num(r.partly_rejected)
+    if r.partly_rejected:
+        n = r.rejected_records
+        partly += f' <span class="muted">({_num(n)} record{"s" if n != 1 else ""} rejected'
+        fixed = r.rejected_records - r.open_rejected_records
+        partly += f", {_num(fixed)} corrected since)</span>" if fixed > 0 else ")</span>"
+    filed = _num(r.filed) + (
+        f' <span class="muted" title="rendered or discarded: never sent">'
+        f"(+{_num(r.not_published)} not published)</span>"
+        if r.not_published
+        else ""
+    )
+    return (
+        f'<span class="status status-{kind}">{escape(words)}</span>',
+        filed,
+        _num(r.accepted),
+        partly,
+        _num(r.rejected),
+        _num(r.awaiting),
+        _num(r.corrections),
+        escape(", ".join(r.error_codes)) or '<span class="muted">none</span>',
+    )
+
+
+def _dates(text: str) -> str:
+    """Dates in a text kept on one line."""
+    return _DATE.sub(lambda m: f'<span class="when">{m[0]}</span>', text)
+
+
+def _authority(code: str) -> str:
+    name = MEMBER_STATES.get(code)
+    return f"<b>{escape(code)}</b>" + (f" {escape(name)}" if name else "")
+
+
+def _sources_table(board: Board) -> str:
+    from reporting.deadlines import deadline_table, profile_of
+
+    used = {profile_of(r.authority) for r in board.rows} or set(deadline_table())
+    rows = []
+    for code, table in deadline_table().items():
+        if code not in used:
+            continue
+        for d in table.rows:
+            years = "every year" if d.from_year is None and d.to_year is None else f"{d.from_year}–{d.to_year}"
+            rows.append(
+                (
+                    escape(table.name),
+                    escape(d.obligation.replace("_", " ")),
+                    escape(f"{d.due} of the year after the period" if d.years_after == 1 else d.due),
+                    escape(years),
+                    escape(d.source),
+                    escape(d.certainty),
+                    escape(d.note or ""),
+                )
+            )
+    return _table(
+        ("Profile", "Obligation", "Due", "Reporting years", "Source", "Certainty", "Note"), rows, table_id="deadlines"
+    )
+
+
+def _upload_section(token: str | None, may_import: bool) -> list[str]:
+    from reporting.ledger.status import MAX_STATUS_BYTES
+
+    intro = (
+        '<p class="muted">An authority\'s answer to a message: the EU DAC7 status message or the BZSt DIP '
+        "protocol. It is read as <code>dac7 status-import</code> reads it, and applied to its message in the "
+        "ledger; importing the same document twice changes nothing.</p>"
+    )
+    if not may_import or token is None:
+        return [intro, f'<p id="import-refused">{escape(IMPORT_REFUSED.removesuffix(" Nothing was imported."))}</p>']
+    return [
+        intro,
+        '<form class="upload" id="status-import" method="post" action="status-import" enctype="multipart/form-data">'
+        f'<input type="hidden" name="{TOKEN_FIELD}" value="{escape(token)}">'
+        f"<label>Status document (XML, at most {_size(MAX_STATUS_BYTES)}): "
+        f'<input type="file" name="{FILE_FIELD}" accept=".xml,application/xml,text/xml" required></label> '
+        '<button type="submit">Import</button></form>',
+    ]
+
+
+# ============================================================================ the upload
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an upload did, in words for the page: ``kind`` ``ok``, ``warning`` or ``refused``."""
+
+    kind: str
+    title: str
+    lines: tuple[str, ...] = ()
+    status_code: int = 200
+
+
+def _result(result: ImportResult) -> list[str]:
+    cls = {"ok": "result", "warning": "result warning"}.get(result.kind, "problem")
+    items = "".join(f"<li>{escape(line)}</li>" for line in result.lines)
+    return [
+        f'<div class="{cls}" id="import-result" role="status"><b>{escape(result.title)}</b>'
+        + (f"<ul>{items}</ul>" if items else "")
+        + "</div>"
+    ]
+
+
+def form_token(secret: str, session_token: str) -> str:
+    """The upload form's token: an HMAC of the user's Airflow token (the ``_token`` cookie or the
+    bearer token) under the api-server's secret key. A page of another site cannot read it."""
+    return hmac.new(secret.encode(), b"dac7-status-import\x00" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def token_ok(secret: str, session_token: str | None, sent: str | None) -> bool:
+    if not session_token or not sent:
+        return False
+    return hmac.compare_digest(form_token(secret, session_token), sent)
+
+
+def same_origin(headers: Mapping[str, str], hosts: Iterable[str]) -> bool:
+    """Whether the request comes from a page of this server: its ``Origin`` (else ``Referer``)
+    names one of ``hosts`` (``host[:port]`` as the browser addressed the server). A request with
+    neither is refused: browsers send ``Origin`` with every form POST."""
+    allowed = {h.lower() for h in hosts if h}
+    origin = headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc.lower() in allowed
+    referer = headers.get("referer")
+    if referer:
+        return urlsplit(referer).netloc.lower() in allowed
+    return False
+
+
+def session_token(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
+    """The Airflow token the request authenticated with, as Airflow's ``get_user`` reads it."""
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return cookies.get("_token")
+
+
+def safe_name(name: str | None) -> str:
+    """The uploaded file's own name, without a path, in safe characters (recorded in the ledger)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    cleaned = _SAFE_NAME.sub("_", base).strip("._")[:100]
+    return cleaned or "status.xml"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def status_import(
+    request: Any,
+    user: str,
+    *,
+    allowed: bool,
+    secret: str,
+    src: Sources | None = None,
+    hosts: Iterable[str] = (),
+    today: date | None = None,
+) -> tuple[int, str]:
+    """The answer to the upload form: the HTTP status and the page (the board with what the
+    upload did at its top). ``request`` is Starlette's; ``user`` the Airflow user's name (for the
+    log); ``allowed``: whether the user may import; ``hosts``: the ``host[:port]`` this server
+    answers as, besides the request's own Host."""
+    from starlette.concurrency import run_in_threadpool
+
+    src = src or sources()
+    result, may = await _receive_and_import(request, user, allowed=allowed, secret=secret, src=src, hosts=hosts)
+    board = await run_in_threadpool(board_view, src, today)
+    token = form_token(secret, session_token(request.headers, request.cookies) or "") if may else None
+    return result.status_code, board_page(board, token=token, may_import=may, result=result)
+
+
+async def _receive_and_import(
+    request: Any, user: str, *, allowed: bool, secret: str, src: Sources, hosts: Iterable[str]
+) -> tuple[ImportResult, bool]:
+    from reporting.ledger.status import MAX_STATUS_BYTES
+
+    if not allowed:
+        log.warning("DAC7 status import refused: user %s has no import permission", user)
+        return ImportResult("refused", "Nothing was imported.", (IMPORT_REFUSED,), 403), False
+    own = [request.headers.get("host", ""), request.headers.get("x-forwarded-host", ""), *hosts]
+    if not same_origin(request.headers, own):
+        log.warning("DAC7 status import refused: the request of user %s came from another page", user)
+        return _refused(
+            "The upload did not come from the DAC7 board of this Airflow (its Origin or Referer names another "
+            "site, or none): open the board and upload from there.",
+            403,
+        ), True
+    limit = MAX_STATUS_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + _ENVELOPE:
+        log.warning("DAC7 status import refused: user %s sent %s bytes", user, declared)
+        return _too_large(limit), True
+    try:
+        token, name, data = await _read_form(request, limit + _ENVELOPE)
+    except _TooLarge:
+        log.warning("DAC7 status import refused: user %s sent more than %s bytes", user, limit + _ENVELOPE)
+        return _too_large(limit), True
+    except ValueError as exc:
+        return _refused(
+            f"The upload could not be read as a form ({exc}). Choose the file again and import it.", 400
+        ), True
+    if not token_ok(secret, session_token(request.headers, request.cookies), token):
+        log.warning("DAC7 status import refused: user %s sent no valid form token", user)
+        return _refused(
+            "The upload form has expired or was not made for your login (your login was renewed, or the form "
+            "came from elsewhere): nothing was imported. Open the board again and repeat the upload.",
+            403,
+        ), True
+    if data is None or not data:
+        return _refused(
+            "No status document was chosen (or the file is empty): choose an XML file and import it.", 400
+        ), True
+    if len(data) > limit:
+        return _too_large(limit), True
+    if not src.ledger_url:
+        return _refused("No ledger is configured for the DAC7 view, so there is nothing to import into.", 503), True
+    from starlette.concurrency import run_in_threadpool
+
+    digest = hashlib.sha256(data).hexdigest()
+    result = await run_in_threadpool(_import, src.ledger_url, data, name, user, digest)
+    return result, True
+
+
+async def _read_form(request: Any, cap: int) -> tuple[str | None, str, bytes | None]:
+    """The token, the file's name and bytes of the multipart form, reading at most ``cap`` bytes
+    of the body (``_TooLarge`` beyond)."""
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+
+    received = 0
+
+    async def receive() -> Any:
+        nonlocal received
+        message = await request.receive()
+        if message.get("type") == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise _TooLarge
+        return message
+
+    capped = Request(request.scope, receive)
+    if not capped.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValueError("it is not multipart/form-data")
+    try:
+        async with capped.form(max_files=1, max_fields=4) as form:
+            token = form.get(TOKEN_FIELD)
+            upload = form.get(FILE_FIELD)
+            if upload is None or isinstance(upload, str):
+                return (token if isinstance(token, str) else None), "", None
+            data = await upload.read()
+            return (token if isinstance(token, str) else None), safe_name(upload.filename), data
+    except MultiPartException as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _import(url: str, data: bytes, name: str, user: str, digest: str) -> ImportResult:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reporting.errors import ReportingError
+    from reporting.ledger import open_ledger
+    from reporting.ledger.status import import_status_bytes
+
+    try:
+        with open_ledger(url, create=False) as ledger:
+            outcome = import_status_bytes(ledger, data, name=name)
+            message = ledger.message(outcome.message_ref_id)
+            records = ledger.records(outcome.message_ref_id)
+            codes = sorted({e.code for e in ledger.errors(outcome.message_ref_id) if e.code})
+    except ReportingError as exc:
+        log.warning("DAC7 status import refused for %s: document sha256 %s: %s", user, digest, _first_line(exc))
+        return _refused(f"Nothing was imported: {_first_line(exc)}", 422)
+    except SQLAlchemyError as exc:
+        reason = _first_line(getattr(exc, "orig", None) or exc)
+        log.warning("DAC7 status import failed for %s: document sha256 %s: the ledger: %s", user, digest, reason)
+        return _refused(f"Nothing was imported: the ledger could not be written ({reason}).", 503)
+    log.info(
+        "DAC7 status import by %s: document sha256 %s, message %s, %s%s",
+        user,
+        digest,
+        outcome.message_ref_id,
+        outcome.outcome,
+        " (already imported, nothing changed)" if outcome.already_imported else "",
+    )
+    return describe_import(outcome, message, records, codes, digest)
+
+
+def describe_import(
+    outcome: Any, message: MessageInfo, records: Sequence[Any], codes: Sequence[str], digest: str
+) -> ImportResult:
+    """The import's outcome in words: the message, what the authority said, the records now."""
+    env = ENVIRONMENTS.get(message.environment, message.environment).lower()
+    about = (
+        f"Message {message.message_ref_id} ({message.authority}, {message.reporting_year}, {env}, "
+        f"{message.message_type_indic})"
+    )
+    statuses = Counter(r.status for r in records)
+    now = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    code_line = f"Error codes from the authority: {', '.join(codes)}." if codes else "The authority reported no error."
+    if outcome.already_imported:
+        return ImportResult(
+            "ok",
+            "This status document was already imported: nothing changed.",
+            (f"{about} is {message.status}; its records: {now}.", code_line, f"Document sha256 {digest}."),
+        )
+    lines = []
+    if outcome.outcome == "rejected":
+        kind, title = "warning", f"Imported: the authority rejected {message.message_ref_id} as a whole."
+        lines.append(
+            f"{about}: none of its records counts as filed; what it corrected or deleted stands again. File again."
+        )
+    elif outcome.rejected_doc_ref_ids:
+        n = len(outcome.rejected_doc_ref_ids)
+        kind = "warning"
+        title = (
+            f"Imported: the authority accepted {message.message_ref_id} but rejected {n} record{'s' if n != 1 else ''}."
+        )
+        shown = ", ".join(outcome.rejected_doc_ref_ids[:10]) + (" ..." if n > 10 else "")
+        lines.append(f"{about}: rejected DocRefIds {shown}. The next run sends them again as corrections.")
+    elif outcome.outcome == "partially_rejected":
+        kind, title = "warning", f"Imported: the authority rejected part of {message.message_ref_id}."
+        lines.append(f"{about}: the document names no record, so no record was marked rejected.")
+    else:
+        kind, title = "ok", f"Imported: the authority accepted {message.message_ref_id}."
+        lines.append(f"{about}: every record accepted.")
+    lines.append(f"The message is now {message.status}; its records: {now}.")
+    lines.append(code_line)
+    lines += (
+        [f"Named by the authority but not in this message: {', '.join(outcome.unmatched_doc_ref_ids[:10])}."]
+        if outcome.unmatched_doc_ref_ids
+        else []
+    )
+    lines += [f"Note: {n}" for n in outcome.notes]
+    lines.append(f"Document sha256 {digest}.")
+    return ImportResult(kind, title, tuple(lines))
+
+
+def _refused(text: str, status_code: int) -> ImportResult:
+    return ImportResult("refused", "Nothing was imported.", (text,), status_code)
+
+
+def _too_large(limit: int) -> ImportResult:
+    return _refused(
+        f"The document is larger than {_size(limit)}, the most a status document may have: it was not read.",
+        413,
+    )
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n // (1024 * 1024)} MB"
+    return f"{n // 1024} KB" if n >= 1024 else f"{n} bytes"
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__

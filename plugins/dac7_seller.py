@@ -1,0 +1,456 @@
+"""The DAC7 view's seller page: one seller of a year, why they were or were not reported, their
+figures per quarter, the authorities they were routed to and the filings that carried them
+(``dac7_plugin.py`` serves it, behind Airflow's login, at ``<prefix>/<year>/sellers``).
+
+Reading: the run published into ``<DAC7_OUT_DIR>/<year>/`` (its ``reports/decisions.parquet``
+and ``reports/figures.parquet``, which hold no personal data), the run's staging extract for the
+identity (``manifest.json``'s ``staging``: names, TINs, VAT, accounts, address, birth date), and
+the filing ledger's records whose key is the seller id. Every read is filtered to one seller
+(DuckDB over Parquet, SQL over the ledger: ``reporting.explain``), so a run of a million sellers
+costs what a run of ten does; the search by the beginning of an id lists at most
+:data:`SEARCH_LIMIT` sellers.
+
+Showing: the helpers and style of ``dac7_view`` (every value escaped, no script, relative links).
+The identity is masked (initials, the last three characters of an identifier, the countries)
+unless the user has the download permission.
+
+Airflow's plugin loader imports this module in every Airflow process: its top level imports the
+standard library and ``dac7_view`` (which imports the standard library only); ``reporting`` is
+imported inside the functions that read, in the api-server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import dac7_view as view
+from dac7_view import Sources, _id, _num, _page, _problems, _table
+
+if TYPE_CHECKING:
+    from reporting.explain import Identity, SellerFiling, SellerMatch, SellerReading
+
+#: At most this many sellers are listed for the beginning of an id.
+SEARCH_LIMIT = 50
+QUARTERS = ("Q1", "Q2", "Q3", "Q4")
+#: The record types of the ledger (``doc_type``), in the words of the DPI schema's DocTypeIndic.
+DOC_TYPES = {"new": "new data", "correction": "correction", "deletion": "deletion", "resend": "resent"}
+RECORD_STATUSES = {
+    "sent": "in a published file; no status message from the authority for it yet",
+    "accepted": "accepted by the authority",
+    "rejected": "rejected by the authority: see its error codes",
+    "superseded": "replaced by a later correction",
+    "deleted": "deleted by a later deletion",
+}
+MASKED_NOTE = (
+    "Masked: your Airflow login may see decisions and figures, but not personal data; that needs the "
+    "'DAC7 downloads' permission (with Airflow's simple auth manager, the role op or admin)."
+)
+NO_STAGING = (
+    "The run's staging data is no longer available (deleted by the housekeeping DAG after its retention "
+    "period, or on a worker this api-server cannot read): the identity cannot be shown. The decision and "
+    "the figures come from the published reports and stay."
+)
+
+
+# ============================================================================ reading
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    problem: str | None = None  # the query is not a seller id, or there is no run to search
+    invalid: bool = False  # the query cannot be a seller id
+    matches: tuple[SellerMatch, ...] = ()
+    more: bool = False  # more sellers start with the query than are listed
+    exact: bool = False  # a seller has exactly this id
+
+
+@dataclass(frozen=True, slots=True)
+class SellerView:
+    year: int
+    seller_id: str
+    reading: SellerReading | None  # None: not in the run (or no run)
+    filings: list[SellerFiling]
+    problems: list[str] = field(default_factory=list)
+    has_run: bool = True
+
+
+def search(src: Sources, year: int, query: str) -> SearchResult:
+    """The sellers of the year's latest run whose id is ``query`` or starts with it."""
+    from reporting.errors import ReportingError
+    from reporting.explain import find_sellers, seller_id_problem
+
+    problem = seller_id_problem(query)
+    if problem:
+        return SearchResult(query, problem, invalid=True)
+    year_dir = src.year_dir(year)
+    if year_dir is None:
+        return SearchResult(query, "No output directory is configured: the sellers of a run cannot be searched.")
+    try:
+        matches, more = find_sellers(year_dir, query, year, SEARCH_LIMIT)
+    except (ReportingError, OSError):
+        return SearchResult(query, f"No run of {year} has published into the output directory yet.")
+    except Exception as exc:  # a damaged or partly written report file: say which, not a traceback
+        return SearchResult(query, f"The run's decisions report cannot be read ({type(exc).__name__}).")
+    exact = any(m.seller_id == query for m in matches)
+    return SearchResult(query, matches=tuple(matches), more=more, exact=exact)
+
+
+def seller_view(src: Sources, year: int, seller_id: str) -> SellerView:
+    """The seller in the year's latest run and in the ledger; ``problems`` says what could not be read."""
+    from reporting.errors import ReportingError
+    from reporting.explain import read_seller, seller_filings
+
+    problems: list[str] = []
+    reading, has_run = None, True
+    year_dir = src.year_dir(year)
+    if year_dir is None:
+        has_run = False
+    else:
+        try:
+            reading = read_seller(year_dir, seller_id, year)
+        except (ReportingError, OSError):
+            has_run = False
+            problems.append(f"No run of {year} has published into the output directory yet.")
+        except Exception as exc:  # a damaged report file
+            problems.append(f"The run's reports cannot be read ({type(exc).__name__}).")
+    filings: list[SellerFiling] = []
+    if src.ledger_url:
+        try:
+            filings = view._read_ledger(src.ledger_url, lambda ledger: seller_filings(ledger, seller_id, year))
+        except view.LedgerUnavailable as exc:
+            problems.append(str(exc))
+    return SellerView(year, seller_id, reading, filings, [*src.problems, *problems], has_run)
+
+
+# ============================================================================ showing
+
+
+def search_page(year: int, result: SearchResult | None, problems: Sequence[str] = ()) -> str:
+    """The search form; with a query, the sellers whose id starts with it."""
+    value = escape(result.query) if result else ""
+    body = [
+        _nav(year, "./", ".."),
+        f"<h1>Sellers of {year}</h1>",
+        '<p class="muted">Find a seller of the latest run by their seller id (the <code>seller_id</code> of the '
+        "marketplace's database): the exact id opens the seller; the beginning of an id lists the sellers whose "
+        f"id starts with it (at most {SEARCH_LIMIT}).</p>",
+        *_problems(problems),
+        '<form id="seller-search" method="get" action="sellers" role="search">'
+        '<label for="q">Seller id</label> '
+        f'<input id="q" name="q" value="{value}" maxlength="200" required autofocus> '
+        '<button type="submit">Find</button></form>',
+    ]
+    if result is not None:
+        body += _search_result(result)
+    return _page(f"Sellers of {year}", body)
+
+
+def _search_result(result: SearchResult) -> list[str]:
+    if result.problem:
+        return [f'<p class="problem" id="search-problem">{escape(result.problem)}</p>']
+    if not result.matches:
+        return [
+            f'<p id="search-none">No seller of this run has an id that is or starts with {_id(result.query)}. '
+            "A seller with no transaction paid or credited in the year is not in the run.</p>"
+        ]
+    rows = [
+        (
+            f'<a href="{_seller_href(m.seller_id, "sellers/")}">{_id(m.seller_id)}</a>',
+            escape(m.seller_type),
+            escape(m.decision),
+            escape(m.authorities.replace(";", ", ")) or '<span class="muted">none</span>',
+        )
+        for m in result.matches
+    ]
+    more = (
+        f'<p class="muted" id="search-more">More than {SEARCH_LIMIT} sellers have an id that starts with '
+        f"{_id(result.query)}: the first {SEARCH_LIMIT} are listed; type more of the id.</p>"
+        if result.more
+        else ""
+    )
+    return [
+        f"<p>{_num(len(result.matches))}{'+' if result.more else ''} seller(s) found.</p>",
+        _table(("Seller id", "Type", "Decision", "Reported to"), rows, table_id="search-results"),
+        more,
+    ]
+
+
+def seller_page(sv: SellerView, *, may_see_personal_data: bool) -> str:
+    """The seller's page; the identity masked without ``may_see_personal_data``."""
+    body = [
+        _nav(sv.year, "../", "../.."),
+        f'<h1>Seller <span class="id">{escape(sv.seller_id)}</span>, DAC7 {sv.year}</h1>',
+        *_problems(sv.problems),
+    ]
+    r = sv.reading
+    if r is None:
+        if sv.has_run:
+            body.append(
+                f'<p id="not-found">Seller {_id(sv.seller_id)} is not in the latest run of {sv.year}: no transaction '
+                f"paid or credited in {sv.year}, or not a seller id of the marketplace's database. "
+                f'<a href="../sellers">Search by the beginning of the id</a>.</p>'
+            )
+    else:
+        body += [
+            '<p class="contents">On this page: <a href="#decision">Decision</a> <a href="#identity">Identity</a> '
+            '<a href="#reported">Figures as reported</a> <a href="#figures">Figures before rounding</a> '
+            '<a href="#filings">Filings</a></p>',
+            *_decision_section(r),
+            *_identity_section(r.identity, may_see_personal_data),
+            *_reported_section(r),
+            *_figures_section(r),
+        ]
+    body += _filings_section(sv)
+    return _page(f"Seller {sv.seller_id}, DAC7 {sv.year}", body)
+
+
+def invalid_page(year: int, problem: str) -> str:
+    return _page(
+        f"Not a seller id, DAC7 {year}",
+        [
+            _nav(year, "../", "../.."),
+            "<h1>Not a seller id</h1>",
+            f'<p class="problem" id="bad-id">{escape(problem)}</p>',
+        ],
+    )
+
+
+# -------------------------------------------------------------------------------------- sections
+
+
+def _decision_section(r: SellerReading) -> list[str]:
+    from reporting.explain import exchange_text
+
+    d = r.decision
+    facts = [
+        ("Decision", f'<b id="decision-code">{escape(str(d["decision"]))}</b>'),
+        ("Why", f'<span id="explanation">{escape(str(d["explanation"] or ""))}</span>'),
+        ("Seller type", escape(str(d["seller_type"] or ""))),
+        (
+            "Reading of the rules",
+            escape(str(d.get("reading_label") or "EU wording"))
+            + ' <span class="muted">(the law of the state filed in)</span>',
+        ),
+        ("Residence", escape(f"{_list(d['residence_countries'])} ({d['residence_reasons'] or '-'})")),
+        ("Reported to", f'<span id="authorities">{escape(_list(d["authorities"]) or "none")}</span>'),
+        ("Forwarded by the filing state to", escape(exchange_text(d))),
+        (
+            "Transactions",
+            escape(
+                f"{d['transactions']} in the period, {d['refunded_transactions']} refunded by the as-of date, "
+                f"{d['fully_refunded_transactions']} of them in full (not counted); {d['refunds_after_as_of']} "
+                "refund(s) dated after the as-of date, not applied"
+            ),
+        ),
+    ]
+    if d["reported_currency"]:
+        facts.append(
+            ("Reported in", escape(str(d["reported_currency"]) + (" (converted to EUR)" if d["converted"] else "")))
+        )
+    if d["goods_activities"] or d["goods_eur"]:
+        facts.append(
+            (
+                "Sales of goods",
+                escape(f"{d['goods_activities']} counted, EUR {d['goods_eur'] or '0'} for the de minimis test"),
+            )
+        )
+    if d["rates"] and d["rates"] != "[]":
+        facts.append(("Exchange rates", escape(str(d["rates"]))))
+    facts.append(
+        (
+            "Run",
+            escape(f"{r.environment} run {r.run_id}, as of {r.as_of}"),
+        )
+    )
+    return [
+        '<h2 id="decision">Decision</h2>',
+        '<p class="muted">What <code>dac7 explain</code> says for this seller, from the latest run of the year.</p>',
+        _table(("", ""), facts, table_id="seller-facts", header=False),
+    ]
+
+
+def _identity_section(identity: Identity | None, show: bool) -> list[str]:
+    out = ['<h2 id="identity">Identity</h2>']
+    if identity is None:
+        return [*out, f'<p class="muted" id="no-staging">{escape(NO_STAGING)}</p>']
+    shown = identity if show else identity.mask()
+    facts = [
+        ("Name", escape(shown.name or "-")),
+        ("Birth date", escape(shown.birth_date or "-")),
+        ("TIN", escape(", ".join(f"{tin} ({country})" for tin, country in shown.tins) or "none")),
+        ("VAT number", escape(shown.vat or "none")),
+        ("Financial accounts", escape(", ".join(shown.accounts) or "none")),
+        ("Address", escape(shown.address or "-")),
+    ]
+    note = (
+        f'<p class="muted" id="identity-masked">{escape(MASKED_NOTE)}</p>'
+        if not show
+        else '<p class="muted" id="identity-shown">Personal data from the run\'s staging extract, shown because your '
+        "login has the DAC7 downloads permission: do not copy it elsewhere.</p>"
+    )
+    return [*out, note, _table(("", ""), facts, table_id="identity-facts", header=False)]
+
+
+def _reported_section(r: SellerReading) -> list[str]:
+    reported = r.reported
+    out = [
+        '<h2 id="reported">Figures as reported</h2>',
+        '<p class="muted">Per activity (and property listing) and quarter, as the XML reports them: whole units, '
+        "rounded half up once per figure.</p>",
+    ]
+    if not reported:
+        return [*out, '<p id="reported-none">Nothing of this seller is reported in this run.</p>']
+    labels = (
+        ("Consideration", "consideration"),
+        ("Number of activities", "activities"),
+        ("Fees", "fees"),
+        ("Taxes", "taxes"),
+    )
+    rows = []
+    for g in reported:
+        for label, name in labels:
+            values: tuple[int, int, int, int] = getattr(g, name)
+            rows.append(
+                (
+                    escape(g.activity),
+                    escape(g.listing_id or ""),
+                    escape(g.currency if name != "activities" else ""),
+                    escape(label),
+                    *(_num(v) for v in values),
+                    _num(sum(values)),
+                )
+            )
+    return [
+        *out,
+        _table(
+            ("Activity", "Listing", "Currency", "Figure", *QUARTERS, "Year"),
+            rows,
+            table_id="reported-figures",
+            numeric=(4, 5, 6, 7, 8),
+        ),
+    ]
+
+
+def _figures_section(r: SellerReading) -> list[str]:
+    from reporting.explain import units
+
+    rows = [
+        (
+            escape(str(f["activity"])),
+            escape(str(f["listing_id"] or "")),
+            f"Q{int(f['quarter'])}",
+            escape(str(f["currency"])),
+            _num(f["transactions"]),
+            _num(f["refunded_transactions"]),
+            _num(f["counted_activities"]),
+            escape(units(int(f["consideration_minor"]), str(f["currency"]))),
+            escape(units(int(f["fee_minor"]), str(f["currency"]))),
+            escape(units(int(f["tax_minor"]), str(f["currency"]))),
+            escape(str(f["row_decision"])),
+        )
+        for f in r.figures
+    ]
+    return [
+        '<h2 id="figures">Figures before rounding</h2>',
+        '<p class="muted">Per activity, listing, quarter and currency of payment: amounts in the original currency, '
+        "after the refunds up to the as-of date; the last column says whether the row is reported and, if not, "
+        "why.</p>",
+        _table(
+            (
+                "Activity",
+                "Listing",
+                "Quarter",
+                "Currency",
+                "Transactions",
+                "Refunded",
+                "Counted",
+                "Consideration",
+                "Fees",
+                "Taxes",
+                "Row",
+            ),
+            rows,
+            table_id="figures",
+            numeric=(4, 5, 6, 7, 8, 9),
+        )
+        if rows
+        else "<p>No figure.</p>",
+    ]
+
+
+def _filings_section(sv: SellerView) -> list[str]:
+    out = [
+        '<h2 id="filings">Filings that carried this seller</h2>',
+        f'<p class="muted">Every record of the filing ledger for this seller in {sv.year}, oldest first, in every '
+        "environment; each message's row on the year's page has its file.</p>",
+    ]
+    if not sv.filings:
+        return [*out, '<p id="filings-none">No filing of this year carried this seller.</p>']
+    rows = [
+        (
+            f"{_id(f.message_ref_id)}<br>{view._message_type(f.message_type_indic)}",
+            f'{escape(f.authority)}<br><span class="muted">{escape(f.environment)}</span>',
+            f'{escape(f.doc_type_indic)} <span class="muted">({escape(DOC_TYPES.get(f.doc_type, f.doc_type))})</span>'
+            f"<br>{_doc_ref(f)}",
+            f'<span class="status status-{escape(f.record_status)}" '
+            f'title="{escape(RECORD_STATUSES.get(f.record_status, ""))}">{escape(f.record_status)}</span>'
+            + (f"<br>error code {escape(', '.join(f.error_codes))}" if f.error_codes else ""),
+            f'<span class="status status-{escape(f.message_status)}" '
+            f'title="{escape(view.STATUSES.get(f.message_status, ""))}">{escape(f.message_status)}</span>',
+            f'<span class="when">{escape(view._utc(f.published))}</span>'
+            if f.published
+            else '<span class="muted">not published</span>',
+            f'<a href="{escape(_year_href(f.authority))}">year page</a>',
+        )
+        for f in sv.filings
+    ]
+    return [
+        *out,
+        _table(
+            (
+                "Message",
+                "Authority",
+                "Record (DocTypeIndic, DocRefId)",
+                "Record status",
+                "Message status",
+                "Published (UTC)",
+                "File",
+            ),
+            rows,
+            table_id="seller-filings",
+        ),
+    ]
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _nav(year: int, year_href: str, index_href: str) -> str:
+    return (
+        f'<nav><a href="{escape(index_href)}/">All years</a> <a href="{escape(year_href)}">DAC7 {year}</a> '
+        f'<a href="{escape(year_href)}sellers">Find a seller</a></nav>'
+    )
+
+
+def _seller_href(seller_id: str, base: str) -> str:
+    return escape(base + quote(seller_id, safe=""))
+
+
+def _year_href(authority: str) -> str:
+    return f"../?authority={quote(authority)}#authority-{quote(authority)}"
+
+
+def _doc_ref(f: SellerFiling) -> str:
+    """The record's DocRefId, and the one it corrects or deletes."""
+    if not f.corr_doc_ref_id:
+        return _id(f.doc_ref_id)
+    return f'{_id(f.doc_ref_id)}<br><span class="muted">corrects</span> {_id(f.corr_doc_ref_id)}'
+
+
+def _list(value: object) -> str:
+    return ", ".join(c for c in str(value or "").split(";") if c)

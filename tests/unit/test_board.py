@@ -1,0 +1,348 @@
+"""The DAC7 view's deadline and status board (``plugins/dac7_board.py``): its counts from a
+ledger of hand-made messages, and the upload of a status document through a real multipart
+request (Starlette's test client on the board's handler; the Airflow login is tested in
+``tests/dags/test_ui_board.py``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import write_config
+from integration.test_ledger_db import Filer, current
+from integration.test_ledger_lifecycle import DSM, status_message
+from lxml import etree
+from lxml import html as lhtml
+
+from reporting.ledger import Ledger, open_ledger
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+TODAY = date(2026, 2, 1)  # the day after the 2025 filing's due day
+SECRET = "board-test-secret"
+SESSION = "the.users.jwt"
+
+
+@pytest.fixture
+def board(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    import dac7_board
+
+    return dac7_board
+
+
+@pytest.fixture
+def ledger_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with open_ledger(ledger_url) as led:
+        yield led
+
+
+def publish(f: Filer, sellers: dict[str, int], at: datetime) -> str:
+    [ref] = f.record(f.plan(current(sellers=sellers)))
+    f.ledger.mark_published(ref, at=at)
+    return ref
+
+
+def status_xml(original: str, rejected: list[str], *, whole: bool = False) -> bytes:
+    doc = status_message(original, rejected)
+    if whole:
+        doc.find(f"{{{DSM}}}DSMBody/{{{DSM}}}ValidationResult/{{{DSM}}}Status").text = "Rejected"
+    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8")
+
+
+def import_bytes(ledger: Ledger, data: bytes) -> Any:
+    from reporting.ledger.status import import_status_bytes
+
+    return import_status_bytes(ledger, data, name="status.xml")
+
+
+@pytest.fixture
+def history(ledger: Ledger) -> dict[str, str]:
+    """Production: LT 2025 filed in time, one seller record rejected by the authority; FR 2025
+    filed three days late, no status yet; DE 2024 rejected as a whole. Test: LT 2025 filed,
+    accepted, then corrected (DPI402), and a message rendered and never published."""
+    lt = Filer(ledger, environment="prod", authority="LT", year=2025)
+    lt_ref = publish(lt, {"S1": 1, "S2": 1, "S3": 1}, datetime(2026, 1, 20, 10))
+    s2 = next(r.doc_ref_id for r in ledger.records(lt_ref) if r.seller_key == "S2")
+    import_bytes(ledger, status_xml(lt_ref, [s2]))
+    fr_ref = publish(Filer(ledger, environment="prod", authority="FR", year=2025), {"S1": 1}, datetime(2026, 2, 3))
+    de_ref = publish(Filer(ledger, environment="prod", authority="DE", year=2024), {"S4": 1}, datetime(2025, 1, 10))
+    import_bytes(ledger, status_xml(de_ref, [], whole=True))
+    test = Filer(ledger, environment="test", authority="LT", year=2025)
+    first = publish(test, {"S1": 1}, datetime(2026, 1, 5))
+    import_bytes(ledger, status_xml(first, []))
+    correction = publish(test, {"S1": 2}, datetime(2026, 1, 6))
+    test.record(test.plan(current(sellers={"S1": 3})))  # rendered, never published
+    return {"lt": lt_ref, "fr": fr_ref, "de": de_ref, "test": first, "correction": correction, "s2": s2}
+
+
+def test_the_board_counts_the_ledgers_messages(
+    board: Any, ledger_url: str, history: dict[str, str], tmp_path: Path
+) -> None:
+    env = {"DAC7_CONFIG": str(write_config(tmp_path / "dac7.toml"))}  # the demo operator files in LT
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, env)
+    assert view.filing_state == "LT" and view.problems == ()
+    keyed = {(r.environment, r.authority, r.year): r for r in view.rows}
+    # production first, newest year first, the filing state before the others
+    assert list(keyed) == [
+        ("prod", "LT", 2026),  # the year in progress: nothing filed yet, a row all the same
+        ("prod", "LT", 2025),
+        ("prod", "FR", 2025),
+        ("prod", "DE", 2024),
+        ("test", "LT", 2025),
+    ]
+    lt, fr, de, test = (
+        keyed["prod", "LT", 2025],
+        keyed["prod", "FR", 2025],
+        keyed["prod", "DE", 2024],
+        keyed["test", "LT", 2025],
+    )
+    assert (lt.filed, lt.accepted, lt.partly_rejected, lt.rejected_records, lt.open_rejected_records) == (1, 0, 1, 1, 1)
+    assert (lt.rejected, lt.awaiting, lt.corrections, lt.error_codes) == (0, 0, 0, ("40080",))
+    assert lt.first_filed == datetime(2026, 1, 20, 10) and lt.statements_sent is None
+    assert (fr.filed, fr.awaiting, fr.accepted, fr.partly_rejected) == (1, 1, 0, 0)
+    assert (de.filed, de.rejected, de.live, de.error_codes) == (1, 1, False, ("40080",))
+    assert (test.filed, test.accepted, test.corrections, test.not_published, test.awaiting) == (2, 1, 1, 1, 1)
+
+    page = lhtml.fromstring(board.board_page(view, token="t", may_import=True))
+    rows = [[c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='board-prod']/tr[td]")]
+    assert [r[:2] for r in rows] == [
+        ["LT Lithuania", "2026"],
+        ["LT Lithuania", "2025"],
+        ["FR France", "2025"],
+        ["DE Germany", "2024"],
+    ]
+    # Authority, Year, Due, Deadline, State, Filed, Accepted, Partly rejected, Rejected, Awaiting,
+    # DPI402, error codes, statements
+    assert rows[0][2:5] == ["2027-01-31 (note)", "period in progress; 364 days left", "not filed yet"]
+    assert rows[1][2:] == [
+        "2026-01-31 (note)",
+        "filed 2026-01-20, in time",
+        "warning: 1 record rejected",
+        "1",
+        "0",
+        "1 (1 record rejected)",
+        "0",
+        "0",
+        "0",
+        "40080",
+        "not tracked yet (due 2026-01-31)",
+    ]
+    assert rows[2][3:5] == ["filed 2026-02-03, 3 days late", "filed: awaiting the authority's status"]
+    assert rows[3][2:5] == ["2025-01-31", "366 days overdue", "rejected: file again"]
+    [test_row] = [
+        [c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='board-test']/tr[td]")
+    ]
+    assert test_row == [
+        "LT Lithuania",
+        "2025",
+        "filed: awaiting the authority's status",
+        "2 (+1 not published)",
+        "1",
+        "0",
+        "0",
+        "1",
+        "1",
+        "40080",
+    ]
+    sources = page.xpath("//table[@id='deadlines']")[0].text_content()
+    assert "Article 8ac(2)" in sources and "PStTG § 13(1)" in sources and "BOI-INT-AEA-30-40" in sources
+    assert page.xpath("//form[@id='status-import']/@action") == ["status-import"]
+
+
+def test_the_filing_due_day_itself_is_not_overdue(board: Any) -> None:
+    row = board.BoardRow("prod", "LT", 2025)
+    due = date(2026, 1, 31)
+    assert board.state(row, due, date(2026, 1, 31)) == ("todo", "not filed yet")
+    assert board.deadline_words(row, due, date(2026, 1, 31)) == "due today"
+    assert board.state(row, due, date(2026, 2, 1)) == ("rejected", "overdue: nothing filed")
+    assert board.deadline_words(row, due, date(2026, 2, 1)) == "1 day overdue"
+    on_time = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 23, 59))
+    assert board.deadline_words(on_time, due, date(2026, 3, 1)) == "filed 2026-01-31, in time"
+
+
+def test_a_viewer_sees_no_form_but_a_sentence(board: Any) -> None:
+    page = board.board_page(board.Board(TODAY, (), "LT"), token=None, may_import=False)
+    assert lhtml.fromstring(page).xpath("//form") == []
+    assert "needs the &#x27;DAC7 status import&#x27; permission" in page and "role op or admin" in page
+
+
+# ------------------------------------------------------------------------------------- the upload
+
+
+@pytest.fixture
+def client(board: Any, ledger: Ledger, ledger_url: str, tmp_path: Path) -> Iterator[Any]:
+    """The board's upload handler in a bare Starlette app: the user and the permission come from
+    test headers (in the api-server: Airflow's login and ``dac7_plugin.may_import``)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    env = {"DAC7_CONFIG": str(write_config(tmp_path / "dac7.toml"))}
+
+    async def upload(request: Request) -> HTMLResponse:
+        src = board.Sources(ledger_url, None)
+        code, page = await board.status_import(
+            request,
+            request.headers.get("x-test-user", "alice"),
+            allowed=request.headers.get("x-test-allowed") == "yes",
+            secret=SECRET,
+            src=src,
+            today=TODAY,
+        )
+        return HTMLResponse(page, status_code=code)
+
+    original = board.board_view
+    board.board_view = lambda src, today=None, e=None: original(src, today, env)
+    app = Starlette(routes=[Route("/dac7/status-import", upload, methods=["POST"])])
+    try:
+        with TestClient(app, base_url="http://airflow.example:8080") as c:
+            c.cookies.set("_token", SESSION)
+            yield c
+    finally:
+        board.board_view = original
+
+
+def post(client: Any, board: Any, data: bytes | None, **over: Any) -> Any:
+    headers = {"origin": "http://airflow.example:8080", "x-test-allowed": "yes"} | over.pop("headers", {})
+    token = over.pop("token", board.form_token(SECRET, SESSION))
+    files = {"document": ("answer from VMI.xml", data, "application/xml")} if data is not None else None
+    fields = {"csrf_token": token} if token is not None else {}
+    return client.post("/dac7/status-import", data=fields, files=files, headers=headers)
+
+
+def result(response: Any) -> str:
+    page = lhtml.fromstring(response.text)
+    [box] = page.xpath("//*[@id='import-result']")
+    return " ".join(box.text_content().split())
+
+
+def test_an_upload_imports_the_status_document_once(
+    board: Any, client: Any, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = publish(
+        Filer(ledger, environment="prod", authority="LT", year=2025), {"S1": 1, "S2": 1}, datetime(2026, 1, 20)
+    )
+    s1 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S1")
+    data = status_xml(ref, [s1])
+    caplog.set_level("INFO", logger="dac7.view")
+    first = post(client, board, data)
+    assert first.status_code == 200, first.text
+    said = result(first)
+    assert said.startswith(f"Imported: the authority accepted {ref} but rejected 1 record.")
+    assert f"Message {ref} (LT, 2025, production, DPI401): rejected DocRefIds {s1}." in said
+    assert "The message is now accepted; its records: 2 accepted, 1 rejected." in said
+    assert "Error codes from the authority: 40080." in said
+    assert ledger.message(ref).status == "accepted" and ledger.message(ref).rejected_records == 1
+    # the board below the answer already shows it
+    assert (
+        "warning: 1 record rejected"
+        in lhtml.fromstring(first.text).xpath("//table[@id='board-prod']")[0].text_content()
+    )
+    digest = __import__("hashlib").sha256(data).hexdigest()
+    assert f"DAC7 status import by alice: document sha256 {digest}, message {ref}, partially_rejected" in caplog.text
+    assert "S1" not in caplog.text  # seller ids, names: never in the audit line
+
+    again = post(client, board, data)
+    assert again.status_code == 200
+    assert result(again).startswith("This status document was already imported: nothing changed.")
+    assert len(ledger.errors(ref)) == 1  # applied once
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "sentence"),
+    [
+        (b"<not xml", 422, "Nothing was imported: answer_from_VMI.xml"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>',
+            422,
+            "Nothing was imported: answer_from_VMI.xml",
+        ),
+        (b"<other xmlns='urn:x'/>", 422, "no status adapter for this format"),
+        (b"", 400, "No status document was chosen (or the file is empty)"),
+    ],
+)
+def test_a_bad_document_is_refused_with_a_sentence(
+    board: Any, client: Any, data: bytes, code: int, sentence: str
+) -> None:
+    response = post(client, board, data)
+    assert response.status_code == code
+    assert "Nothing was imported." in result(response) and sentence in result(response)
+    assert "Traceback" not in response.text
+
+
+def test_an_answer_to_an_unknown_message_says_so(board: Any, client: Any, ledger: Ledger) -> None:
+    response = post(client, board, status_xml("LT2025LTUNKNOWN", []))
+    assert response.status_code == 422
+    assert "which is not in this ledger" in result(response)
+
+
+def test_the_upload_is_refused_without_permission_token_or_own_origin(
+    board: Any, client: Any, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = publish(Filer(ledger, environment="prod", authority="LT", year=2025), {"S1": 1}, datetime(2026, 1, 20))
+    data = status_xml(ref, [])
+    caplog.set_level("INFO", logger="dac7.view")
+    viewer = post(client, board, data, headers={"x-test-allowed": "no", "x-test-user": "carol"})
+    assert viewer.status_code == 403 and "may see the DAC7 board, but not import status documents" in result(viewer)
+    assert 'id="status-import"' not in viewer.text  # and no form on the page it gets
+    assert "DAC7 status import refused: user carol has no import permission" in caplog.text
+    forged = post(client, board, data, token=None)
+    assert forged.status_code == 403 and "The upload form has expired or was not made for your login" in result(forged)
+    wrong = post(client, board, data, token=board.form_token(SECRET, "someone.elses.token"))
+    assert wrong.status_code == 403
+    elsewhere = post(client, board, data, headers={"origin": "https://evil.example"})
+    assert elsewhere.status_code == 403 and "did not come from the DAC7 board of this Airflow" in result(elsewhere)
+    no_origin = post(client, board, data, headers={"origin": ""})
+    assert no_origin.status_code == 403
+    referer = post(client, board, data, headers={"origin": "", "referer": "http://airflow.example:8080/dac7/board"})
+    assert referer.status_code == 200
+    assert ledger.message(ref).status == "accepted"  # only the last one imported
+
+
+def test_a_document_over_the_limit_is_not_read(board: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reporting.ledger import status
+
+    monkeypatch.setattr(status, "MAX_STATUS_BYTES", 1024)
+    big = post(client, board, b"<x>" + b" " * 200_000 + b"</x>")
+    assert big.status_code == 413
+    assert "larger than 0 MB" not in result(big) and "it was not read" in result(big)
+
+
+def test_the_form_token_and_names(board: Any) -> None:
+    token = board.form_token(SECRET, SESSION)
+    assert re.fullmatch("[0-9a-f]{64}", token) and token != board.form_token(SECRET, "other")
+    assert board.token_ok(SECRET, SESSION, token) and not board.token_ok(SECRET, None, token)
+    assert board.safe_name("../../etc/passwd") == "passwd" and board.safe_name("C:\\x\\a b.xml") == "a_b.xml"
+    assert board.safe_name("") == "status.xml"
+    assert board.same_origin({"origin": "http://h:1"}, ["h:1"]) and not board.same_origin({}, ["h:1"])
+
+
+def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: Any, ledger: Ledger) -> None:
+    """The next filing sends the rejected record again as a correction (DPI402): the record is
+    no longer open, the row is no longer a warning, and the partial rejection is still counted."""
+    f = Filer(ledger, environment="prod", authority="LT", year=2025)
+    ref = publish(f, {"S1": 1, "S2": 1}, datetime(2026, 1, 20))
+    s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
+    import_bytes(ledger, status_xml(ref, [s2]))
+    [before] = board.board_rows(board.read_tallies(ledger))
+    assert board.state(before, date(2026, 1, 31), TODAY) == ("warning", "warning: 1 record rejected")
+    [correction] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
+    assert ledger.message(correction).message_type_indic == "DPI402"
+    ledger.mark_published(correction, at=datetime(2026, 2, 10))
+    [after] = board.board_rows(board.read_tallies(ledger))
+    assert (after.filed, after.partly_rejected, after.rejected_records, after.open_rejected_records) == (2, 1, 1, 0)
+    assert (after.corrections, after.awaiting, after.first_filed) == (1, 1, datetime(2026, 1, 20))
+    assert board.state(after, date(2026, 1, 31), TODAY) == ("published", "filed: awaiting the authority's status")
+    cells = board._counts(after, date(2026, 1, 31), TODAY)
+    assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected, 1 corrected since)"
