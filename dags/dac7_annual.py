@@ -12,7 +12,9 @@ initial, corrections, deletions, and each part of a message a profile splits), l
 Only the staging directory, authority codes and counts pass through XCom, never data. ``gate``
 waits for every validation, combines each authority's file reports and builds the approval request;
 ``approve`` is Airflow's human-in-the-loop approval: a production filing is published only after a
-second person approves it in the UI (a test run skips it). ``publish`` refuses unless every
+second person approves it in the UI (the approvers of ``DAC7_APPROVERS`` other than the person who
+triggered the run are asked); a test run skips it, unless it would file corrections or deletions:
+then anyone confirms them first. ``publish`` refuses unless every
 planned authority validated, and emits one asset event per published file of a filing (never of
 a preview) on ``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``.
 
@@ -232,7 +234,9 @@ def dac7_annual() -> None:
             missing = [a for a in planned if not validated_ok(here, a)]
             if missing:
                 raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
-            request = write_approval_request(here)
+            # who triggered the run: named in the request, and not asked to approve it
+            triggered_by = getattr(get_current_context()["dag_run"], "triggering_user_name", None) or None
+            request = write_approval_request(here, triggered_by=triggered_by)
         log.info("approval request\n%s", read_json(Path(request["file"]))["body"])
         return request
 

@@ -31,7 +31,9 @@ Routes, under the mount point:
 - ``/{year}/files/{path}``: a file of the year's output, only those that a kept run lists, those
   under its ``reports/``, and every message the ledger records as published or answered for that
   year (``dac7_view.reachable_file``); XML, CSV and Parquet download, HTML reports open in the
-  browser.
+  browser;
+- ``/pending/{run}/`` and ``/pending/{run}/{path}``: the rendered files of a run waiting for
+  approval (``dac7_pending.py``).
 
 Airflow imports this module in every process (scheduler, dag-processor, triggerer, task runners),
 so its top level imports only the plugin base class: the app is built on the first request, in the
@@ -325,6 +327,11 @@ def create_app() -> Any:
             role = (getattr(user, "role", None) or "").upper()
             return role in DOWNLOAD_ROLES
         return bool(manager.is_authorized_custom_view(method="GET", resource_name=DOWNLOAD_RESOURCE, user=user))
+
+    # the pending (rendered, not yet published) files of a run waiting for approval: dac7_pending.py
+    import dac7_pending
+
+    dac7_pending.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
 
     return app
 

@@ -20,7 +20,8 @@ else
     return 1 2>/dev/null || exit 1
 fi
 
-export AIRFLOW_HOME="$_dac7_repo/.airflow"
+# DAC7_AIRFLOW_HOME puts it elsewhere (a test's throwaway Airflow).
+export AIRFLOW_HOME="${DAC7_AIRFLOW_HOME:-$_dac7_repo/.airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$_dac7_repo/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$_dac7_repo/plugins"
 # SQLite metadata database inside AIRFLOW_HOME (four slashes: an absolute path).

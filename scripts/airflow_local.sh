@@ -5,14 +5,17 @@
 #
 #     scripts/airflow_local.sh          (`make airflow` runs it with the demo data of `make demo`)
 #
-# AIRFLOW_PORT picks the port (default 8080). DAC7_CONFIG, DAC7_SOURCE_URL, DAC7_OUT_DIR,
+# AIRFLOW_PORT picks the port (default 8080), DAC7_AIRFLOW_HOME the Airflow home (default .airflow/). DAC7_CONFIG, DAC7_SOURCE_URL, DAC7_OUT_DIR,
 # DAC7_STAGING_DIR and DAC7_LEDGER_URL pass through to the tasks and to the DAC7 view. The
 # scheduler starts no scheduled run; runs triggered from the UI run.
 #
 # Logins: the simple auth manager with users of our own (never all-admins): `compliance` (role
-# OP: the DAC7 view and its downloads), `auditor` (VIEWER: the view's statuses and counts, no
-# download) and `admin` (ADMIN: triggers runs, changes settings). Their passwords are generated once into .airflow/passwords.json (mode 0600) and
-# printed at each start.
+# OP: the DAC7 view and its downloads, triggers runs), `approver` (OP: approves production
+# filings, opens their pending files), `auditor` (VIEWER: the view's statuses and counts, no
+# download) and `admin` (ADMIN: triggers runs, changes settings). Their passwords are generated
+# once into .airflow/passwords.json (mode 0600) and printed at each start. The approvers of a
+# production filing are DAC7_APPROVERS (default here: approver and compliance); the person who
+# triggered a run is never asked to approve it (docs/desk-four-eyes.md).
 #
 # Ctrl-C (SIGINT) or SIGTERM to this script stops every component: it forwards them as SIGINT,
 # the only signal on which `airflow standalone` stops its children (SIGTERM orphans them).
@@ -41,8 +44,13 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="$url/execution/"
 # output ("nothing to file", the demo run filed it all). Runs triggered from the UI still run.
 export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False
-# compliance (op): the DAC7 view and its downloads; auditor (viewer): statuses and counts only
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="compliance:op,auditor:viewer,admin:admin"
+# compliance (op): the DAC7 view and its downloads; approver (op): approves filings (answering a
+# Human-in-the-loop request needs the role user or above); auditor (viewer): statuses and counts only
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="compliance:op,approver:op,auditor:viewer,admin:admin"
+# Who is asked to approve a production filing (read by the gate task when it runs): these users
+# minus the one who triggered the run. Airflow refuses anyone else's answer.
+DAC7_APPROVERS=${DAC7_APPROVERS:-approver,compliance}
+export DAC7_APPROVERS
 passwords="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$passwords"
 
@@ -52,7 +60,7 @@ if "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(
 fi
 
 # A password for each user that has none yet (the file is kept: logins stay the same across starts).
-"$python" - "$passwords" compliance auditor admin <<'EOF'
+"$python" - "$passwords" compliance approver auditor admin <<'EOF'
 import json, os, secrets, sys
 from pathlib import Path
 
@@ -101,15 +109,17 @@ done
 
 if [ -z "$stopping" ]; then
     "$python" - "$passwords" "$url" <<'EOF'
-import json, sys
+import json, os, sys
 
 passwords, url = json.load(open(sys.argv[1])), sys.argv[2]
 print(f"""
 Airflow is ready: {url}
   DAC7 view:  {url}/plugin/dac7   (or {url}/dac7/ without Airflow's menu)
   login:      compliance / {passwords["compliance"]}   (op: the DAC7 view and its downloads)
+              approver / {passwords["approver"]}   (op: approves production filings)
               auditor / {passwords["auditor"]}   (viewer: the DAC7 statuses and counts, no download)
               admin / {passwords["admin"]}   (admin: trigger runs)
+  approvers:  {os.environ.get("DAC7_APPROVERS", "")}   (DAC7_APPROVERS; never the person who triggered a run)
   Ctrl-C stops Airflow.
 """, flush=True)
 EOF

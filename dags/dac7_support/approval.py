@@ -3,20 +3,44 @@ Airflow UI (Airflow's human-in-the-loop ``ApprovalOperator``, standard provider,
 
 The ``gate`` task builds the request from the run's staging directory (:func:`approval_request`)
 and writes it there (:func:`write_approval_request`); :class:`FilingApproval` shows its body
-(Markdown) under *Required actions* and waits. A test run, or a run with nothing to file, skips
-the approval. The figures are presentation of what the stages wrote; no rule is decided here.
+(Markdown) under *Required actions* and waits. The figures are presentation of what the stages
+wrote; no rule is decided here.
+
+Who is asked: the approvers of ``DAC7_APPROVERS`` (read when ``gate`` runs, never at parse time),
+minus the person who triggered the run, become the request's ``assigned_users``: Airflow then
+refuses anyone else's answer (HTTP 403) and the request stays open. Where Airflow still takes an
+approval by the person who triggered the run (no approver configured, or the simple auth
+manager's all-admins mode), :class:`FilingApproval` refuses it, records why in the run's staging
+(``approval/refused.jsonl``) and parks the same request again for another person: the filing
+is not failed. A Reject by anyone fails the task: nothing is published.
+
+A test run with only new data, a preview, or a run with nothing to file, skips the approval. A test run
+that would send corrections or deletions asks for a confirmation first (anyone may confirm,
+also the person who triggered the run), saying how many per authority.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
+
+log = logging.getLogger("dac7.approval")
+
+#: The environment variable that names the approvers of a production filing: user ids as the
+#: auth manager knows them, comma-separated; ``id=name`` where the id is not the login name
+#: (FAB's numeric ids). Read when the ``gate`` task runs.
+APPROVERS_VAR = "DAC7_APPROVERS"
+#: Where the view serves a run's pending (rendered, not yet published) files (plugins/dac7_pending.py).
+PENDING_PREFIX = "/dac7/pending"
 
 #: DocTypeIndic of a deleted record (production; test data). Its figures leave the filing.
 DELETED = frozenset({"OECD3", "OECD13"})
@@ -92,14 +116,85 @@ def last_filings(run_dir: Path, settings: dict[str, Any], authorities: list[str]
     return out
 
 
-def approval_request(run_dir: str | Path) -> dict[str, Any]:
+def configured_approvers(value: str | None) -> list[dict[str, str]]:
+    """The approvers named in ``DAC7_APPROVERS``: ``alice, bob`` or ``7=alice`` (id and name),
+    as Airflow's ``HITLUser`` (``{"id", "name"}``); empty when unset."""
+    users: dict[str, dict[str, str]] = {}
+    for entry in (value or "").split(","):
+        uid, _, name = (part.strip() for part in entry.strip().partition("="))
+        if uid:
+            users.setdefault(uid, {"id": uid, "name": name or uid})
+    return list(users.values())
+
+
+def is_person(user: dict[str, Any] | None, name: str | None) -> bool:
+    """Whether ``user`` (an ``HITLUser``) is the person called ``name`` (by id or name)."""
+    return bool(user and name) and name in {user.get("id"), user.get("name")}  # type: ignore[union-attr]
+
+
+def asked_approvers(approvers: list[dict[str, str]], triggered_by: str | None) -> list[dict[str, str]]:
+    """The approvers asked to approve a run: the configured ones minus the person who triggered it."""
+    return [u for u in approvers if not is_person(u, triggered_by)]
+
+
+def changes_per_authority(rendered: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per authority, the corrected and deleted seller records a filing sends, and its DPI402
+    messages (corrections and deletions of earlier messages); authorities without any left out."""
+    out = {}
+    for a, r in rendered.items():
+        messages = r["messages"]
+        n = {
+            "corrections": sum(m.get("records", {}).get("correction", 0) for m in messages),
+            "deletions": sum(m.get("records", {}).get("deletion", 0) for m in messages),
+            "dpi402": sum(1 for m in messages if m.get("message_type_indic") == "DPI402"),
+        }
+        if any(n.values()):
+            out[a] = n
+    return out
+
+
+def held_back(run: Path) -> tuple[int, dict[str, int]]:
+    """The sellers this filing does not carry: how many are quarantined (all reasons, the rules'
+    decisions), and per authority how many crossed the thresholds but have incomplete data."""
+    decisions = _read(run / "rules" / "rules.json").get("decisions", {})
+    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    incomplete: dict[str, int] = defaultdict(int)
+    path = run / "rules" / "reportable_incomplete.parquet"
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        for authorities in pq.read_table(path, columns=["authorities"]).column("authorities").to_pylist():
+            for a in authorities or []:
+                incomplete[a] += 1
+    return quarantined, dict(incomplete)
+
+
+def _names(users: list[dict[str, str]]) -> str:
+    return ", ".join(u["name"] for u in users)
+
+
+def approval_request(
+    run_dir: str | Path,
+    *,
+    triggered_by: str | None = None,
+    approvers: list[dict[str, str]] | None = None,
+    pending_prefix: str = PENDING_PREFIX,
+) -> dict[str, Any]:
     """What the approver sees, from the run's staging directory: per authority the reportable
     sellers, the messages and records of this filing (new / corrected / deleted: the difference
     to the last filing), the Consideration they carry per currency, and the last filing of the
-    period in the ledger. Counts, amounts and ids only: no seller's data.
+    period in the ledger; then per message its MessageRefId, a link to the pending file (served
+    by the view under ``pending_prefix``) and its sha256; the quarantined and incomplete sellers;
+    who triggered the run and who is asked to approve it. Counts, amounts and ids only: no
+    seller's data.
 
-    Returns ``{"year", "environment", "authorities", "messages", "body"}`` (``messages``: how many
-    files this filing sends; ``body`` in Markdown)."""
+    ``approvers``: the configured approvers (:func:`configured_approvers`); those asked are the
+    ones other than ``triggered_by``.
+
+    Returns ``{"year", "environment", "authorities", "messages", "preview", "changes",
+    "triggered_by", "assigned_users", "body"}`` (``messages``: how many files this filing sends; ``changes``:
+    :func:`changes_per_authority`; ``assigned_users``: those asked, empty when anyone Airflow lets
+    answer may; ``body`` in Markdown)."""
     run = Path(run_dir)
     settings = _read(run / "settings.json")
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
@@ -108,6 +203,8 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
     rendered = {a: _read(run / "render" / "authorities" / f"{a}.json") for a in authorities}
     last = last_filings(run, settings, authorities) if authorities else {}
     n_messages = sum(len(r["messages"]) for r in rendered.values())
+    asked = asked_approvers(approvers or [], triggered_by)
+    quarantined, incomplete = held_back(run)
 
     operator = settings["config"]["operator"]
     filing_state = operator.get("nexus_country") or operator["address"]["country"]
@@ -122,6 +219,8 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
         "",
         f"As of {settings['as_of']}, routing {settings['config']['reporting']['routing']}, "
         f"mode {settings['mode']}, run {settings['run_id']}.",
+        "",
+        f"Triggered by: **{triggered_by or 'the schedule (no person)'}**.",
         "",
     ]
     if not n_messages:
@@ -157,7 +256,38 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
             "",
             f"Total: {len(authorities)} authorit{'y' if len(authorities) == 1 else 'ies'}, {n_messages} "
             f"message(s), {n_records} seller record(s), Consideration {_money(dict(totals))}.",
+            "",
+            "#### The files to approve",
+            "",
+            "| Authority | MessageRefId | Type | What is sent | Pending file |",
+            "|---|---|---|---|---|",
         ]
+        base = f"{pending_prefix.rstrip('/')}/{run.name}"
+        files = [m for a in authorities for m in rendered[a]["messages"]]
+        for m in files:
+            name = m["file"].rsplit("/", 1)[-1]
+            lines.append(
+                f"| {m['authority']} | {m['message_ref_id']} | {m['message_type_indic']} | {_sent(m)} "
+                f"| [{name}]({base}/{m['file']}) |"
+            )
+        lines += ["", "The sha256 of each pending file (the same as the file you open must have):", ""]
+        lines += [f"- {m['file'].rsplit('/', 1)[-1]}: `{m.get('sha256', '')}`" for m in files]
+        lines += [
+            "",
+            f"The pending files open for users with the download permission; all of them: [{base}/]({base}/).",
+        ]
+    lines += [
+        "",
+        f"**Not in this filing:** {quarantined} seller(s) quarantined (not reported until their data is corrected; "
+        "reports/quarantine.csv and the due-diligence report after the run)"
+        + (
+            "; of them, reportable with incomplete data: "
+            + ", ".join(f"{a} {n}" for a, n in sorted(incomplete.items()))
+            if incomplete
+            else ""
+        )
+        + ".",
+    ]
     others = _read(run / "render" / "plan.json").get("other_live_filings", [])
     if others:
         lines += [
@@ -172,52 +302,148 @@ def approval_request(run_dir: str | Path) -> dict[str, Any]:
             "",
             f"Discarded before this run: {len(discarded)} message(s) rendered by an earlier run, never published.",
         ]
-    lines += [
-        "",
-        "A preview is never approved, filed or transmitted: its files are published as test data, and its "
-        "messages are recorded in ledgers of its own in the run's staging, never in the filing ledger."
-        if preview
-        else "**Approve** publishes these files and records them in the filing ledger. **Reject** publishes "
-        "nothing: the run fails and says so. The person who triggered the run cannot approve it.",
-    ]
+    if preview:
+        lines += [
+            "",
+            "A preview is never approved, filed or transmitted: its files are published as test data, and its "
+            "messages are recorded in ledgers of its own in the run's staging, never in the filing ledger.",
+        ]
+    else:
+        who = (
+            f"Asked to approve: **{_names(asked)}** (the approvers of {APPROVERS_VAR}, without the person who "
+            "triggered the run)."
+            if asked
+            else "Asked to approve: anyone Airflow lets answer (no other approver is configured in "
+            f"{APPROVERS_VAR}), except the person who triggered the run."
+        )
+        lines += [
+            "",
+            "**Approve** publishes these files and records them in the filing ledger. **Reject** publishes "
+            "nothing: the run fails and says so. The person who triggered the run cannot approve it"
+            + (
+                f": an approval by {triggered_by} is refused and this request stays open for another person."
+                if triggered_by
+                else "."
+            ),
+            "",
+            who,
+        ]
     return {
         "year": year,
         "environment": env,
         "authorities": authorities,
         "messages": n_messages,
+        "preview": preview,
+        "changes": changes_per_authority(rendered),
+        "triggered_by": triggered_by,
+        "assigned_users": asked,
         "body": "\n".join(lines),
     }
 
 
-def write_approval_request(run_dir: str | Path) -> dict[str, Any]:
+def _sent(message: dict[str, Any]) -> str:
+    records = message.get("records", {})
+    parts = [f"{records[k]} {label}" for k, label in RECORD_KINDS if records.get(k)]
+    return ", ".join(parts) or "no seller record"
+
+
+def confirmation_body(request: dict[str, Any]) -> str:
+    """The question a test run asks before it files corrections or deletions: how many, per
+    authority (a test filing needs no second person: anyone may confirm)."""
+    lines = [
+        f"### DAC7 {request['year']}: this test filing corrects or deletes earlier messages",
+        "",
+        "| Authority | Corrected records | Deleted records | Correction messages (DPI402) |",
+        "|---|---:|---:|---:|",
+    ]
+    for a, n in sorted(request["changes"].items()):
+        lines.append(f"| {a} | {n['corrections']} | {n['deletions']} | {n['dpi402']} |")
+    lines += [
+        "",
+        "These are published into the test space and recorded in the ledger as filed there. If this was not "
+        "meant (for example an as-of date left at its default), **Reject**: nothing is published. "
+        "**Approve** files them; anyone may confirm, also the person who triggered the run.",
+    ]
+    return "\n".join(lines)
+
+
+def pending_prefix() -> str:
+    """Where the view serves pending files, below Airflow's base URL path (``[api] base_url``)."""
+    from urllib.parse import urlparse
+
+    from airflow.sdk.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or ""
+    return urlparse(base).path.rstrip("/") + PENDING_PREFIX
+
+
+def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = None) -> dict[str, Any]:
     """Write the request to ``<run>/approval/request.json`` (staging, like every stage's output)
-    and return it without its body: only a path and a few codes go through XCom."""
+    and return it without its body: only a path and a few codes and names go through XCom. The
+    approvers are read from ``DAC7_APPROVERS`` here, when the task runs."""
     from reporting.run import write_json
 
-    request = approval_request(run_dir)
+    request = approval_request(
+        run_dir,
+        triggered_by=triggered_by,
+        approvers=configured_approvers(os.environ.get(APPROVERS_VAR)),
+        pending_prefix=pending_prefix(),
+    )
     path = Path(run_dir) / "approval" / "request.json"
     write_json(path, request)
     return {k: v for k, v in request.items() if k != "body"} | {"file": str(path)}
 
 
+def self_approval(triggered_by: str | None, responded_by: dict[str, Any] | None) -> bool:
+    """Four eyes: whether the approver is the person who triggered the run (a scheduled run has
+    no triggering user; any approver is then the second person)."""
+    return is_person(responded_by, triggered_by)
+
+
 def check_second_person(triggered_by: str | None, responded_by: dict[str, Any] | None) -> None:
-    """Four eyes: the approver is not the person who triggered the run (a scheduled run has no
-    triggering user; any approver is then the second person)."""
-    if not triggered_by or not responded_by:
-        return
-    if triggered_by in {responded_by.get("id"), responded_by.get("name")}:
+    """Fails when the approver is the person who triggered the run (kept for callers that must
+    stop there; :class:`FilingApproval` re-opens the request instead)."""
+    if self_approval(triggered_by, responded_by):
         raise AirflowFailException(
             "the filing was approved by the person who triggered the run; four eyes need a second person "
             "to approve it: nothing was published, trigger a new run and have someone else approve it"
         )
 
 
+def refusal_reason(triggered_by: str) -> str:
+    return (
+        f"{triggered_by} triggered this run and cannot approve it: four eyes need a second person. "
+        "The request stays open for another approver; nothing was published."
+    )
+
+
+def record_refusal(request: dict[str, Any], responded_by: dict[str, Any], reason: str) -> None:
+    """Append a refused answer to ``<run>/approval/refused.jsonl`` (who, when, why): the view's
+    pending page lists them."""
+    from dac7_support.staging import staged
+
+    run_dir = str(Path(request["file"]).parents[1])
+    entry = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "user": responded_by.get("name") or responded_by.get("id"),
+        "answer": "Approve",
+        "reason": reason,
+    }
+    with staged(run_dir) as here:
+        path = Path(here) / "approval" / "refused.jsonl"
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
 class FilingApproval(ApprovalOperator):
-    """Airflow's ``ApprovalOperator`` for a filing: skipped for a test run or when nothing is due;
-    Reject fails the task (and so the run: nothing published); an approval by the person who
-    triggered the run fails too. The request (see :func:`write_approval_request`) comes from the
-    XCom of ``request_task_id``; its body, read from the staging directory, is what the approver
-    sees under *Required actions*."""
+    """Airflow's ``ApprovalOperator`` for a filing. A production filing asks the approvers of the
+    request (``assigned_users``: the configured approvers minus the person who triggered the
+    run); an approval by the person who triggered the run is refused and the request stays open;
+    Reject fails the task (and so the run: nothing published). A test run that would file
+    corrections or deletions asks anyone to confirm; any other test run, or a run with nothing to
+    file, skips. The request (see :func:`write_approval_request`) comes from the XCom of
+    ``request_task_id``; its body, read from the staging directory, is what the approver sees
+    under *Required actions*."""
 
     def __init__(self, *, request_task_id: str, **kwargs: Any) -> None:
         super().__init__(fail_on_reject=True, **kwargs)
@@ -225,20 +451,52 @@ class FilingApproval(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         request = context["ti"].xcom_pull(task_ids=self.request_task_id)
-        if request["environment"] != "prod":
-            raise AirflowSkipException("a test filing needs no approval")
         if not request["messages"]:
             raise AirflowSkipException("nothing to file, so nothing to approve")
+        if request["environment"] != "prod":
+            if request.get("preview"):
+                raise AirflowSkipException("a test filing needs no approval: a preview is never filed")
+            if not request.get("changes"):
+                raise AirflowSkipException("a test filing needs no approval: it sends new data only")
+            self.subject = f"File corrections or deletions of DAC7 {request['year']} in the test space?"
+            self.body = confirmation_body(request)
+            self.assigned_users = None  # anyone may confirm a test filing
+            return super().execute(context)
         self.body = _read(Path(request["file"]))["body"]
+        self.assigned_users = request.get("assigned_users") or None
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        result = super().execute_complete(context=context, event=event)
+        request = context["ti"].xcom_pull(task_ids=self.request_task_id)
         triggered_by = getattr(context["dag_run"], "triggering_user_name", None) or None
-        responded = result.get("responded_by_user")
-        check_second_person(triggered_by, responded)
-        record_approval(context["ti"].xcom_pull(task_ids=self.request_task_id), responded, triggered_by)
+        responded = event.get("responded_by_user")
+        prod = request["environment"] == "prod"
+        approved = "error" not in event and event.get("chosen_options") == [self.APPROVE]
+        if prod and approved and triggered_by and self_approval(triggered_by, responded):
+            self.reopen(context, request, responded, refusal_reason(triggered_by))
+        result = super().execute_complete(context=context, event=event)
+        if prod:
+            record_approval(request, result.get("responded_by_user"), triggered_by)
         return result
+
+    def reopen(self, context: Any, request: dict[str, Any], responded: dict[str, Any], reason: str) -> None:
+        """Refuse an answer: record why, clear it from the request (Airflow keeps one request per
+        task try; writing it again removes its answer) and wait for another person's."""
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        log.warning("approval refused: %s", reason)
+        record_refusal(request, responded, reason)
+        upsert_hitl_detail(
+            ti_id=context["task_instance"].id,
+            options=self.options,
+            subject=self.subject,
+            body=self.body,
+            defaults=self.defaults,
+            multiple=self.multiple,
+            params=self.serialized_params,
+            assigned_users=self.assigned_users,
+        )
+        raise TaskAwaitingInput(method_name="execute_complete", timeout=self.response_timeout)
 
 
 def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None, triggered_by: str | None) -> None:
@@ -249,6 +507,7 @@ def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None
     from dac7_support.staging import staged
     from reporting import pipeline
 
+    check_second_person(triggered_by, responded_by)  # never recorded for the person who triggered
     approver = (responded_by or {}).get("name") or (responded_by or {}).get("id")
     if not approver:
         raise AirflowFailException("the approval names no approver; nothing was published")

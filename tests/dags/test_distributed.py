@@ -52,7 +52,8 @@ Runs are triggered through the REST API as a user would (a JWT of ``POST /auth/t
    (``PATCH .../taskInstances/approve/-1/hitlDetails``), with the demo configuration: a production
    filing in LT (the Param ``authorities`` naming it) triggered by ``operator`` waits at
    ``approve``; approved by ``operator`` himself, the endpoint takes the answer but the task
-   refuses it, the run fails and nothing is published. A production filing (no Param: the filing
+   refuses it and waits again with the answer removed; ``reviewer`` then rejects it: the run fails
+   and nothing is published. A production filing (no Param: the filing
    state), approved by ``reviewer``, publishes LT alone (the LT message of the refused run
    discarded); the ledger records the published message as triggered by ``operator`` and approved
    by ``reviewer``.
@@ -200,15 +201,20 @@ class Cluster:
             f"the run {run_id} did not finish within {timeout:g} s\n{self.diagnose(api, run_id)}", pytrace=False
         )
 
-    def wait_for_approval(self, api: Api, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
-        """Until the run's ``approve`` task waits for a human (its HITL detail, once it does)."""
+    def wait_for_approval(
+        self, api: Api, run_id: str, timeout: float = RUN_TIMEOUT, *, reopened: bool = False
+    ) -> dict[str, Any]:
+        """Until the run's ``approve`` task waits for a human (its HITL detail, once it does);
+        ``reopened``: until it waits again with no answer, after the task refused one."""
         path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.airflow.check_alive()
             state = api.get(path)["state"]
             if state in ("awaiting_input", "deferred"):
-                return dict(api.get(f"{path}/hitlDetails"))
+                detail = dict(api.get(f"{path}/hitlDetails"))
+                if not (reopened and detail["response_received"]):
+                    return detail
             if state in ("success", "failed", "skipped", "upstream_failed", "removed"):
                 break
             time.sleep(1)
@@ -516,6 +522,7 @@ class SelfApproved:
     state: str
     detail: dict[str, Any]  # the HITL detail the approver saw
     answer: tuple[int, Any]  # the HITL endpoint's answer to the approval
+    reopened: dict[str, Any]  # the HITL detail once the task refused the approval and waits again
     task_states: dict[str, set[str]]
     approve_log: str
     prod_messages: list[tuple[str, str]]  # (authority, status) of the ledger's prod messages, after
@@ -524,7 +531,8 @@ class SelfApproved:
 @pytest.fixture(scope="module")
 def self_approved(cluster: Cluster) -> SelfApproved:
     """A production filing in LT (the demo configuration; the Param names the filing state)
-    triggered by ``operator`` and approved by ``operator``."""
+    triggered by ``operator`` and approved by ``operator`` (refused: the request stays open), then
+    rejected by ``reviewer``."""
     from reporting.ledger import open_ledger
 
     cluster.airflow.wait_until_ready(DAG_ID)
@@ -534,13 +542,15 @@ def self_approved(cluster: Cluster) -> SelfApproved:
     cluster.trigger(operator, run_id, datetime(2026, 1, 16, 6, tzinfo=UTC), PROD_CONF | {"authorities": ["LT"]})
     detail = cluster.wait_for_approval(operator, run_id)
     answer = cluster.answer(operator, run_id, "Approve")
+    reopened = cluster.wait_for_approval(operator, run_id, reopened=True)
+    assert cluster.answer(cluster.api("reviewer"), run_id, "Reject")[0] == 200
     state = cluster.wait_for_run(operator, run_id)
     states: dict[str, set[str]] = {}
     for ti in cluster.task_instances(operator, run_id):
         states.setdefault(ti["task_id"], set()).add(ti["state"])
     with open_ledger(cluster.ledger_url, create=False) as ledger:
         prod = [(m.authority, m.status) for m in ledger.messages(year=YEAR, environment="prod")]
-    return SelfApproved(run_id, state, detail, answer, states, approve_log(operator, run_id), prod)
+    return SelfApproved(run_id, state, detail, answer, reopened, states, approve_log(operator, run_id), prod)
 
 
 def approve_log(api: Api, run_id: str) -> str:
@@ -552,18 +562,21 @@ def approve_log(api: Api, run_id: str) -> str:
 
 
 def test_the_person_who_triggered_a_production_filing_cannot_approve_it(self_approved: SelfApproved) -> None:
-    """The HITL endpoint takes the answer (the task has no assigned users), the task refuses it:
-    the run fails and nothing is published."""
+    """The HITL endpoint takes the answer (the task has no assigned users), the task refuses it
+    and waits again for another person; the reviewer's reject fails the run: nothing is published."""
     run = self_approved
     assert run.detail["subject"] == f"Publish the DAC7 {YEAR} production filing?"
     assert run.detail["options"] == ["Approve", "Reject"]
     assert run.detail["body"].startswith("### DAC7 2025: production filing in LT\n")
     status, answer = run.answer
     assert status == 200 and answer["responded_by"]["name"] == "operator", answer
+    assert run.reopened["response_received"] is False and run.reopened["body"] == run.detail["body"]
     assert run.state == "failed"
     assert run.task_states["approve"] == {"failed"}, run.task_states
     assert run.task_states["publish"] == run.task_states["finalize"] == {"upstream_failed"}, run.task_states
-    assert "four eyes need a second person to approve it" in run.approve_log, run.approve_log[-2000:]
+    assert "operator triggered this run and cannot approve it: four eyes need a second person" in run.approve_log, (
+        run.approve_log[-2000:]
+    )
     assert run.prod_messages == [("LT", "rendered")]  # rendered, never published
 
 

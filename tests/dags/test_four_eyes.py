@@ -25,13 +25,21 @@ what the approver sees (``GET .../hitlDetails``) and what has been published at 
 
 ``dag.test()`` always triggers its run as ``dag_test`` (``triggering_user_name="dag_test"`` in
 ``airflow/sdk/definitions/dag.py``): the user who triggered is therefore named ``dag_test``, and
-``reviewer`` is the second person.
+``reviewer`` is the second person. The background thread gives a list of answers in turn, each
+once the task waits with no answer recorded.
 
-1. Approved by ``dag_test``: the endpoint takes the answer, the task fails with the four-eyes
-   message, ``publish`` and ``finalize`` never run, nothing is in the output directory and the
-   ledger holds the LT message as rendered, not published.
-2. Approved by ``reviewer``: the run publishes, and the ledger records the message as triggered by
-   ``dag_test`` and approved by ``reviewer``.
+1. No approvers configured: ``dag_test`` approves, Airflow takes the answer, ``execute_complete``
+   refuses it (logged, ``approval/refused.jsonl``), clears it and parks the same request again;
+   ``reviewer`` then approves and the run publishes, recorded as triggered by ``dag_test`` and
+   approved by ``reviewer``. The request shows per message its MessageRefId, a link to the
+   pending file and its sha256, and who triggered.
+2. ``DAC7_APPROVERS`` names ``dag_test``, ``reviewer`` and ``carol``: the request is assigned to
+   ``reviewer`` and ``carol`` only, Airflow refuses ``dag_test``'s answer (403) and the task waits
+   on; ``reviewer`` approves.
+3. ``reviewer`` rejects: the run fails, nothing is published.
+4. "Mark as success" on the waiting task publishes nothing (no approval in the ledger).
+5. A test run of new data skips the approval; a test run that deletes a seller asks for a
+   confirmation with the count per authority, which the person who triggered may give.
 """
 
 from __future__ import annotations
@@ -64,10 +72,7 @@ TASK_INSTANCE = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve"
 #: seconds for a run to reach the approval (about 10 s on the 2-core machine), and to end after it
 RUN_TIMEOUT = 120.0
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated"),
-    pytest.mark.slow,
-]
+pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")]
 
 
 # --- the source, the DAG, the environment of a run ------------------------------------------------
@@ -228,61 +233,120 @@ class _WaitingForApproval(logging.Handler):
 
 
 @dataclass
+class Answer:
+    """One answer given while the approval waited, and what the approver saw before giving it."""
+
+    user: str
+    option: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    files: list[str] = field(default_factory=list)
+    ledger: list[tuple[str, str]] = field(default_factory=list)
+    status: int | None = None
+    response: Any = None
+
+
+@dataclass
 class Approver:
-    """Answers the approval of the run at ``logical_date`` as ``user``, from a background thread.
+    """Answers the approval of the run at ``logical_date``, from a background thread: each of
+    ``answers`` (user, option) in turn, each once the task waits for a person with no answer
+    recorded (after an answer the task refused, it waits again).
 
     Before answering it records what the approver sees (the HITL detail, through the API) and what
     is published at that moment. Whatever goes wrong, it never leaves dag.test() waiting: a task
     still parked when it gives up is marked failed."""
 
     api: Api
-    user: str
-    option: str
+    answers: list[Answer]
     logical_date: datetime
     paths: Paths
     asked: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     run_id: str | None = None
-    state_when_asked: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    files_when_asked: list[str] = field(default_factory=list)
-    ledger_when_asked: list[tuple[str, str]] = field(default_factory=list)
-    answer: tuple[int, Any] | None = None
     error: BaseException | None = None
     #: instead of answering, mark the parked approval task done, as "Mark as success" in the UI
     mark_success: bool = False
 
-    def run(self) -> None:
-        try:
-            deadline = time.monotonic() + RUN_TIMEOUT
+    # the first answer, as the tests of a single answer read it
+    @property
+    def first(self) -> Answer:
+        return self.answers[0]
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return self.first.detail
+
+    @property
+    def state_when_asked(self) -> str | None:
+        return self.first.state
+
+    @property
+    def files_when_asked(self) -> list[str]:
+        return self.first.files
+
+    @property
+    def ledger_when_asked(self) -> list[tuple[str, str]]:
+        return self.first.ledger
+
+    @property
+    def answer(self) -> tuple[int, Any] | None:
+        last = self.answers[-1]
+        return None if last.status is None else (last.status, last.response)
+
+    def wait_until_asked(self, deadline: float) -> Any:
+        """The parked approval, once dag.test() has recorded it waiting with no answer."""
+        while True:
             while not self.asked.wait(0.1):
                 if self.finished.is_set():
                     raise AssertionError("the run ended without waiting for an approval")
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the run did not wait for an approval within {RUN_TIMEOUT:.0f} s")
+            self.asked.clear()
             ti = self.parked_approval()
-            assert ti is not None, "dag.test() waits for approve, but no approve task instance is parked"
-            self.run_id, self.state_when_asked = ti.run_id, str(ti.state)
-            path = HITL_DETAILS.format(dag_id=DAG_ID, run_id=self.run_id)
-            status, self.detail = self.api.call(self.user, "GET", path)
-            assert status == 200, (status, self.detail)
-            self.files_when_asked = output_files(self.paths)
-            self.ledger_when_asked = [(m.authority, m.status) for m in ledger_messages(self.paths)]
-            if self.mark_success:
-                self.answer = self.api.call(
-                    self.user,
-                    "PATCH",
-                    TASK_INSTANCE.format(dag_id=DAG_ID, run_id=self.run_id),
-                    json={"new_state": "success"},
-                )
-            else:
-                self.answer = self.api.call(
-                    self.user, "PATCH", path, json={"chosen_options": [self.option], "params_input": {}}
-                )
+            if ti is None:
+                continue
+            status, detail = self.api.call(REVIEWER, "GET", HITL_DETAILS.format(dag_id=DAG_ID, run_id=ti.run_id))
+            if status == 200 and not detail["response_received"]:
+                # one more "Waiting" line: dag.test() has recorded the state the task parked in
+                while not self.asked.wait(0.1):
+                    if time.monotonic() > deadline:
+                        raise AssertionError("dag.test() did not record the waiting approval")
+                return ti
+
+    def run(self) -> None:
+        answered = False
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT
+            ti = None
+            for answer in self.answers:
+                if ti is None:
+                    ti = self.wait_until_asked(deadline)
+                self.run_id = ti.run_id
+                answer.state = str(ti.state)
+                path = HITL_DETAILS.format(dag_id=DAG_ID, run_id=self.run_id)
+                status, answer.detail = self.api.call(answer.user, "GET", path)
+                assert status == 200, (status, answer.detail)
+                answer.files = output_files(self.paths)
+                answer.ledger = [(m.authority, m.status) for m in ledger_messages(self.paths)]
+                if self.mark_success:
+                    answer.status, answer.response = self.api.call(
+                        answer.user,
+                        "PATCH",
+                        TASK_INSTANCE.format(dag_id=DAG_ID, run_id=self.run_id),
+                        json={"new_state": "success"},
+                    )
+                else:
+                    answer.status, answer.response = self.api.call(
+                        answer.user, "PATCH", path, json={"chosen_options": [answer.option], "params_input": {}}
+                    )
+                answered = answer.status == 200
+                # an answer Airflow refused leaves the task parked: the next one answers at once;
+                # an answer it took resumes the task, which may park again (a refused approval)
+                ti = None if answered else ti
         except BaseException as exc:
             self.error = exc
         finally:
-            if self.answer is None or self.answer[0] != 200:
+            if not answered:
                 self.fail_parked_approval()
 
     def parked_approval(self) -> Any:
@@ -317,17 +381,22 @@ class Approver:
 
 @contextmanager
 def approval(
-    api: Api, user: str, option: str, logical_date: datetime, p: Paths, *, mark_success: bool = False
+    api: Api,
+    answers: list[tuple[str, str]],
+    logical_date: datetime,
+    p: Paths,
+    *,
+    mark_success: bool = False,
 ) -> Iterator[Approver]:
-    """An approver that answers as ``user`` while the body of the ``with`` runs dag.test()."""
-    approver = Approver(api, user, option, logical_date, p, mark_success=mark_success)
+    """An approver that gives ``answers`` (user, option) while the body of the ``with`` runs dag.test()."""
+    approver = Approver(api, [Answer(u, o) for u, o in answers], logical_date, p, mark_success=mark_success)
     handler = _WaitingForApproval(approver.asked)
     logger = logging.getLogger("airflow.sdk.definitions.dag")
     level, disabled = logger.level, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.disabled = False
-    thread = threading.Thread(target=approver.run, name=f"approver-{user}", daemon=True)
+    thread = threading.Thread(target=approver.run, name="approver", daemon=True)
     thread.start()
     try:
         yield approver
@@ -342,10 +411,19 @@ def approval(
         raise approver.error
 
 
-def run_until_answered(api: Api, user: str, logical_date: datetime, p: Paths) -> tuple[Any, Approver]:
-    with approval(api, user, "Approve", logical_date, p) as approver:
-        dag_run = fresh_dag().test(logical_date=logical_date, run_conf=PROD)
+def run_until_answered(
+    api: Api, answers: list[tuple[str, str]], logical_date: datetime, p: Paths, conf: dict[str, Any] = PROD
+) -> tuple[Any, Approver]:
+    with approval(api, answers, logical_date, p) as approver:
+        dag_run = fresh_dag().test(logical_date=logical_date, run_conf=conf)
     return dag_run, approver
+
+
+def rendered_messages(p: Paths, dag_run: Any) -> list[dict[str, Any]]:
+    """The messages the run rendered for the filing state (its render's own list)."""
+    gate = xcom(dag_run, "gate")
+    run = Path(gate["file"]).parents[1]
+    return json.loads((run / "render" / "authorities" / f"{FILING_STATE}.json").read_text(encoding="utf-8"))["messages"]
 
 
 def assert_waited_for_approval(approver: Approver, dag_run: Any, p: Paths) -> None:
@@ -355,9 +433,27 @@ def assert_waited_for_approval(approver: Approver, dag_run: Any, p: Paths) -> No
     detail = approver.detail
     assert detail["subject"] == f"Publish the DAC7 {YEAR} production filing?"
     assert detail["options"] == ["Approve", "Reject"]
-    assert detail["body"].startswith(f"### DAC7 {YEAR}: production filing in {FILING_STATE}\n"), detail["body"]
-    assert f"| {FILING_STATE} | " in detail["body"]
-    assert "The person who triggered the run cannot approve it." in detail["body"]
+    body = detail["body"]
+    assert body.startswith(f"### DAC7 {YEAR}: production filing in {FILING_STATE}\n"), body
+    assert f"| {FILING_STATE} | " in body
+    assert f"Triggered by: **{TRIGGERED_BY}**." in body
+    assert (
+        f"The person who triggered the run cannot approve it: an approval by {TRIGGERED_BY} is refused and this "
+        "request stays open for another person." in body
+    )
+    # per message: its MessageRefId, a link to the pending file, its sha256
+    run_name = Path(xcom(dag_run, "gate")["file"]).parents[1].name
+    messages = rendered_messages(p, dag_run)
+    assert messages
+    for m in messages:
+        name = m["file"].rsplit("/", 1)[-1]
+        row = (
+            f"| {FILING_STATE} | {m['message_ref_id']} | {m['message_type_indic']} | {m['records']['new']} new "
+            f"| [{name}](/dac7/pending/{run_name}/{m['file']}) |"
+        )
+        assert row in body, body
+        assert f"\n- {name}: `{m['sha256']}`\n" in body, body
+    assert "seller(s) quarantined" in body
     assert detail["response_received"] is False and detail["responded_by_user"] is None
     assert detail["task_instance"]["state"] == "awaiting_input"
     assert approver.files_when_asked == []
@@ -367,76 +463,127 @@ def assert_waited_for_approval(approver: Approver, dag_run: Any, p: Paths) -> No
 # --- the tests ------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(300)
-def test_the_person_who_triggered_a_production_filing_cannot_approve_it(
-    api: Api, paths: Paths, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The endpoint takes the answer (the task has no assigned users); ``execute_complete``
-    refuses it: the run fails and nothing is published."""
-    logical_date = datetime(2026, 1, 19, 6, tzinfo=UTC)
-    capfd.readouterr()
-    dag_run, approver = run_until_answered(api, TRIGGERED_BY, logical_date, paths)
-    output = "".join(capfd.readouterr())
-
-    assert dag_run.triggering_user_name == TRIGGERED_BY
-    assert_waited_for_approval(approver, dag_run, paths)
-    assert approver.answer is not None
-    status, answer = approver.answer
-    assert status == 200, answer
-    assert answer["chosen_options"] == ["Approve"]
-    assert answer["responded_by"] == {"id": TRIGGERED_BY, "name": TRIGGERED_BY}
-
-    assert str(dag_run.state) == "failed"
-    states = task_states(dag_run)
-    assert states["gate"] == {"success"}
-    assert states["approve"] == {"failed"}, states
-    assert states["publish"] == states["finalize"] == {"upstream_failed"}, states
-    # failed by the four-eyes check after the approval was resumed, not by a reject
-    assert "four eyes need a second person to approve it" in output, output[-3000:]
-    assert xcom(dag_run, "approve") is None
-    assert output_files(paths) == []
-    assert asset_events(dag_run) == []
-    assert [(m.authority, m.status) for m in ledger_messages(paths)] == [(FILING_STATE, "rendered")]
-
-
-@pytest.mark.timeout(300)
-def test_a_production_filing_is_published_when_a_second_person_approves_it(api: Api, paths: Paths) -> None:
-    logical_date = datetime(2026, 1, 20, 6, tzinfo=UTC)
-    dag_run, approver = run_until_answered(api, REVIEWER, logical_date, paths)
-
-    assert dag_run.triggering_user_name == TRIGGERED_BY
-    assert_waited_for_approval(approver, dag_run, paths)
-    assert approver.answer is not None
-    status, answer = approver.answer
-    assert status == 200, answer
-    assert answer["responded_by"] == {"id": REVIEWER, "name": REVIEWER}
-
+def assert_published(dag_run: Any, p: Paths, approved_by: str) -> None:
+    """The run published the filing state's messages, approved by ``approved_by``."""
     assert str(dag_run.state) == "success", task_states(dag_run)
     states = task_states(dag_run)
     assert states["approve"] == states["publish"] == states["finalize"] == {"success"}, states
-    # what execute_complete returned: the response, as the endpoint recorded it
     result = xcom(dag_run, "approve")
     assert result["chosen_options"] == ["Approve"] and result["params_input"] == {}
-    assert result["responded_by_user"] == {"id": REVIEWER, "name": REVIEWER}
-
-    manifest = json.loads((paths.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
+    assert result["responded_by_user"] == {"id": approved_by, "name": approved_by}
+    manifest = json.loads((p.out / str(YEAR) / "manifest.json").read_text(encoding="utf-8"))
     assert [f["authority"] for f in manifest["files"]] == [FILING_STATE]
     for f in manifest["files"]:
-        assert (paths.out / str(YEAR) / f["file"]).is_file()
+        assert (p.out / str(YEAR) / f["file"]).is_file()
     assert asset_events(dag_run) == [f"dac7://filings/{FILING_STATE}"] * len(manifest["files"])
-    messages = ledger_messages(paths)
+    messages = ledger_messages(p)
     assert [(m.authority, m.status) for m in messages] == [(FILING_STATE, "published")]
     assert [m.message_ref_id for m in messages] == [f["message_ref_id"] for f in manifest["files"]]
-    assert {(m.triggered_by, m.approved_by) for m in messages} == {(TRIGGERED_BY, REVIEWER)}
+    assert {(m.triggered_by, m.approved_by) for m in messages} == {(TRIGGERED_BY, approved_by)}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_approval_by_the_person_who_triggered_is_refused_and_the_request_stays_open(
+    api: Api, paths: Paths, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No approvers configured: Airflow takes anyone's answer (the task has no assigned users);
+    ``execute_complete`` refuses the approval of the person who triggered the run, records why,
+    and waits again with the same request, answer cleared; a second person then approves it."""
+    logical_date = datetime(2026, 1, 19, 6, tzinfo=UTC)
+    caplog.set_level(logging.WARNING, logger="dac7.approval")
+    dag_run, approver = run_until_answered(api, [(TRIGGERED_BY, "Approve"), (REVIEWER, "Approve")], logical_date, paths)
+
+    assert dag_run.triggering_user_name == TRIGGERED_BY
+    assert_waited_for_approval(approver, dag_run, paths)
+    assert (
+        "Asked to approve: anyone Airflow lets answer (no other approver is configured in DAC7_APPROVERS)"
+        in (approver.detail["body"])
+    )
+    assert approver.detail["assigned_users"] == []
+    refused, second = approver.answers
+    assert refused.status == 200, refused.response
+    assert refused.response["chosen_options"] == ["Approve"]
+    assert refused.response["responded_by"] == {"id": TRIGGERED_BY, "name": TRIGGERED_BY}
+    # asked again: the same request, its answer removed, the task waiting; nothing published
+    assert second.state == "awaiting_input"
+    assert second.detail["body"] == refused.detail["body"]
+    assert second.detail["response_received"] is False and second.detail["responded_by_user"] is None
+    assert second.files == [] and second.ledger == [(FILING_STATE, "rendered")]
+    reason = (
+        f"{TRIGGERED_BY} triggered this run and cannot approve it: four eyes need a second person. "
+        "The request stays open for another approver; nothing was published."
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "dac7.approval"] == [f"approval refused: {reason}"]
+    run = Path(xcom(dag_run, "gate")["file"]).parents[1]
+    lines = (run / "approval" / "refused.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [{k: v for k, v in json.loads(line).items() if k != "at"} for line in lines] == [
+        {"user": TRIGGERED_BY, "answer": "Approve", "reason": reason}
+    ]
+    assert second.status == 200, second.response
+    assert_published(dag_run, paths, REVIEWER)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_only_the_approvers_other_than_the_person_who_triggered_are_asked(
+    api: Api, paths: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DAC7_APPROVERS`` names the approvers: the request is assigned to them minus the person
+    who triggered the run, and Airflow refuses that person's answer (403) before the task sees it."""
+    monkeypatch.setenv("DAC7_APPROVERS", f" {TRIGGERED_BY}, {REVIEWER}, 7=carol ")
+    logical_date = datetime(2026, 1, 20, 6, tzinfo=UTC)
+    dag_run, approver = run_until_answered(api, [(TRIGGERED_BY, "Approve"), (REVIEWER, "Approve")], logical_date, paths)
+
+    assert dag_run.triggering_user_name == TRIGGERED_BY
+    assert_waited_for_approval(approver, dag_run, paths)
+    detail = approver.detail
+    assert detail["assigned_users"] == [{"id": REVIEWER, "name": REVIEWER}, {"id": "7", "name": "carol"}]
+    assert (
+        f"Asked to approve: **{REVIEWER}, carol** (the approvers of DAC7_APPROVERS, without the person who "
+        "triggered the run)." in detail["body"]
+    )
+    # the held-back sellers, as the rules stage counted them
+    run = Path(xcom(dag_run, "gate")["file"]).parents[1]
+    decisions = json.loads((run / "rules" / "rules.json").read_text(encoding="utf-8"))["decisions"]
+    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    assert f"**Not in this filing:** {quarantined} seller(s) quarantined" in detail["body"]
+    refused, second = approver.answers
+    assert refused.status == 403, refused.response
+    assert refused.response["detail"] == f"User={TRIGGERED_BY} (id={TRIGGERED_BY}) is not a respondent for the task."
+    assert second.state == "awaiting_input" and second.detail["response_received"] is False
+    assert not (run / "approval" / "refused.jsonl").exists()  # never reached the task
+    assert second.status == 200, second.response
+    assert_published(dag_run, paths, REVIEWER)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_reject_by_an_approver_fails_the_filing_and_publishes_nothing(
+    api: Api, paths: Paths, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logical_date = datetime(2026, 1, 21, 6, tzinfo=UTC)
+    dag_run, approver = run_until_answered(api, [(REVIEWER, "Reject")], logical_date, paths)
+    assert approver.answer is not None and approver.answer[0] == 200, approver.answer
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["approve"] == {"failed"}, states
+    assert states["publish"] == states["finalize"] == {"upstream_failed"}, states
+    assert output_files(paths) == []
+    assert asset_events(dag_run) == []
+    assert [(m.authority, m.status, m.approved_by) for m in ledger_messages(paths)] == [
+        (FILING_STATE, "rendered", None)
+    ]
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_marking_the_approval_done_publishes_nothing(api: Api, paths: Paths, capfd: pytest.CaptureFixture[str]) -> None:
     """ "Mark as success" on the waiting approval records no approval: ``publish`` finds none in the
     ledger and refuses; nothing is in the output, the message stays rendered."""
-    logical_date = datetime(2026, 1, 21, 6, tzinfo=UTC)
+    logical_date = datetime(2026, 1, 22, 6, tzinfo=UTC)
     capfd.readouterr()
-    with approval(api, REVIEWER, "Approve", logical_date, paths, mark_success=True) as approver:
+    with approval(api, [(REVIEWER, "Approve")], logical_date, paths, mark_success=True) as approver:
         dag_run = fresh_dag().test(logical_date=logical_date, run_conf=PROD)
     output = "".join(capfd.readouterr())
     assert approver.answer is not None and approver.answer[0] == 200, approver.answer
@@ -450,3 +597,43 @@ def test_marking_the_approval_done_publishes_nothing(api: Api, paths: Paths, cap
     assert [(m.authority, m.status, m.approved_by) for m in ledger_messages(paths)] == [
         (FILING_STATE, "rendered", None)
     ]
+
+
+def messages_in_test_space(p: Paths) -> list[Any]:
+    """The test-environment messages of the year in the run's ledger."""
+    from reporting.ledger import open_ledger
+
+    with open_ledger(p.ledger_url, create=False) as ledger:
+        return ledger.messages(year=YEAR, environment="test")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_test_run_that_deletes_asks_for_a_confirmation_first(api: Api, paths: Paths) -> None:
+    """A test filing of new data publishes without a question; a test run that would delete a
+    seller's record asks first, saying how many per authority, and the person who triggered it
+    may confirm."""
+    from reporting.ledger import open_ledger
+
+    test = {"environment": "test"}
+    first = fresh_dag().test(logical_date=datetime(2026, 1, 23, 6, tzinfo=UTC), run_conf=test)
+    assert str(first.state) == "success", task_states(first)
+    assert task_states(first)["approve"] == {"skipped"}
+    [filed] = messages_in_test_space(paths)
+    with open_ledger(paths.ledger_url, create=False) as ledger:
+        seller = next(r.seller_key for r in ledger.records(filed.message_ref_id) if r.kind == "seller")
+
+    deletion = test | {"mode": "deletion", "sellers": [seller]}
+    dag_run, approver = run_until_answered(
+        api, [(TRIGGERED_BY, "Approve")], datetime(2026, 1, 24, 6, tzinfo=UTC), paths, deletion
+    )
+    detail = approver.detail
+    assert detail["subject"] == f"File corrections or deletions of DAC7 {YEAR} in the test space?"
+    assert detail["assigned_users"] == []
+    assert detail["body"].startswith(f"### DAC7 {YEAR}: this test filing corrects or deletes earlier messages\n")
+    assert f"| {FILING_STATE} | 0 | 1 | 1 |" in detail["body"], detail["body"]
+    assert "anyone may confirm, also the person who triggered the run" in detail["body"]
+    assert approver.answer is not None and approver.answer[0] == 200, approver.answer
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    messages = messages_in_test_space(paths)
+    assert [m.message_type_indic for m in messages] == ["DPI401", "DPI402"], messages
