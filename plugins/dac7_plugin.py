@@ -26,6 +26,8 @@ Routes, under the mount point:
 - ``/{year}/sellers``: the seller search (``?q=`` an exact seller id opens the seller; the beginning
   of an id lists at most 50 sellers), and ``/{year}/sellers/{seller_id}``: one seller's decision,
   figures, identity (masked without the download permission) and filings (``dac7_seller.py``);
+- ``/runs``: the latest runs of the DAC7 DAGs in Airflow (failed runs, approvals waiting, the
+  answers the approval step refused, each run's outcome): ``dac7_runs.py``;
 - ``/board``: the deadline and status board per authority and year, with the upload form of
   status documents (``POST /status-import``): ``dac7_board.py``;
 - ``/{year}/files/{path}``: a file of the year's output, only those that a kept run lists, those
@@ -332,6 +334,11 @@ def create_app() -> Any:
     import dac7_pending
 
     dac7_pending.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
+
+    # the DAC7 runs in Airflow: failed runs, approvals waiting, refused answers: dac7_runs.py
+    import dac7_runs
+
+    dac7_runs.add_routes(app, ViewUser)
 
     return app
 

@@ -232,11 +232,34 @@ def test_the_approver_not_the_person_who_triggered_publishes_a_production_filing
         for m in messages:
             assert m["message_ref_id"] in pending and m["sha256"] in pending
         screenshot(browser, "four-eyes-pending.png")
+        # the DAC7 runs page: this run waits for an approval, triggered by admin
+        browser.navigate(f"{local.base}/dac7/runs?dag={DAG_ID}")
+        wait_for(browser, "document.querySelector('#runs')", "the runs page")
+        [row] = browser.call(
+            "(runId) => [...document.querySelectorAll('#runs tr')].filter(r => r.innerText.includes(runId))"
+            ".map(r => [...r.cells].map(c => c.innerText.trim()))",
+            run_id,
+        )
+        assert row[0] == f"annual filing\n{run_id}" and row[1:3] == ["running", TRIGGERED_BY], row
+        assert row[5].startswith("waiting for an approval"), row
+        screenshot(browser, "desk-runs.png")
         browser.navigate(f"{local.base}{required_actions}")
         wait_for(browser, f"{BUTTONS}.some(b => b.innerText.trim() === 'Approve')", "the Approve button", 60)
         click(browser, "Approve")
         wait_for_state(local, admin, run_id, "finalize", "success")
         screenshot(browser, "four-eyes-approved.png")
+
+    # after the approval: the runs page shows the run's success and its outcome (the run note)
+    approver = Api.log_in(local.base, APPROVER, local.passwords[APPROVER])
+    deadline = time.monotonic() + 60
+    while True:
+        status, page = request(f"{local.base}/dac7/runs?dag={DAG_ID}&state=success", f"_token={approver.token}")
+        text = page.decode("utf-8", "replace")
+        if (status == 200 and run_id in text and "no outcome yet" not in text) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert status == 200 and run_id in text, text[:2000]
+    assert "approved" in text and f"{len(messages)} file" in text, text[:4000]
 
     log = local.log.read_text(encoding="utf-8", errors="replace")
     for m in messages:
