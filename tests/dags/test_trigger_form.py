@@ -314,6 +314,96 @@ def test_a_note_written_by_hand_is_kept_below(plugins: Any) -> None:
     assert len(links.merged_note("x" * 2000, None)) == 1000
 
 
+@pytest.mark.parametrize(
+    "by_hand",
+    [
+        "[DAC7 2025] sent to LT by hand on 3 February -- Anna",
+        "[DAC7 review](https://wiki.example/dac7): **checked**, see the ticket",
+        "- checked by Anna",
+    ],
+)
+def test_a_note_by_hand_that_starts_like_ours_is_kept(plugins: Any, by_hand: str) -> None:
+    _, links = plugins
+    ours = links.failed_note("dac7_annual", ["prepare"], None)
+    assert links.merged_note(ours, by_hand) == ours + "\n\n---\n\n" + by_hand
+    # written below our earlier lines without the separator: the person's lines stay, ours go
+    later = links.watch_note({"reporting_year": 2025, "reportable": 3, "sellers": 9}, None)
+    if not by_hand.startswith("- "):
+        assert links.merged_note(later, ours + "\n" + by_hand) == later + "\n\n---\n\n" + by_hand
+
+
+def test_a_rerun_replaces_every_line_of_ours(plugins: Any) -> None:
+    from dac7_support.common import run_outcome
+
+    _, links = plugins
+    manifest = {
+        "files": [{"authority": "LT", "records": {"new": 1, "correction": 1, "deletion": 1}}],
+        "summary": {"sellers_read": 3, "reportable": 2},
+        "data_checks": {"stages": {"extract": {"quarantined_sellers": 1}}},
+        "warnings": ["w"],
+    }
+    outcome = {"reporting_year": 2025, "files": 1, "sellers": 3} | run_outcome(manifest)
+    for earlier in (
+        links.annual_note(outcome, None),
+        links.watch_note({"reporting_year": 2025}, None),
+        links.failed_note("dac7_annual", [], None),
+    ):
+        assert links.merged_note("[DAC7 x](/): **y**", earlier) == "[DAC7 x](/): **y**"
+        assert links.merged_note("[DAC7 x](/): **y**", earlier + "\n\n---\n\nok") == "[DAC7 x](/): **y**\n\n---\n\nok"
+
+
+def test_the_note_is_no_longer_the_persons_once_rewritten(plugins: Any) -> None:
+    """Airflow's API records who edited a note (``DagRunNote.user_id``): once the scheduler
+    rewrites the text, the note is not that person's any more."""
+    from types import SimpleNamespace
+
+    _, links = plugins
+    note = SimpleNamespace(content="checked by Anna", user_id="anna")
+    run = SimpleNamespace(dag_run_note=note)
+    links.write_note(run, "[DAC7 run failed](/dac7/): **failed task(s): prepare**")
+    assert note.user_id is None
+    assert note.content.endswith("\n\n---\n\nchecked by Anna")
+
+
+def test_the_listener_does_not_flush_the_schedulers_session(plugins: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its queries run without autoflush, and no error of the listener reaches the scheduler."""
+    from types import SimpleNamespace
+
+    import sqlalchemy.orm
+
+    _, links = plugins
+    seen: list[bool] = []
+
+    class Session:
+        autoflush = True
+
+        @property
+        def no_autoflush(self) -> Any:
+            from contextlib import contextmanager
+
+            @contextmanager
+            def off() -> Iterator[None]:
+                self.autoflush = False
+                try:
+                    yield
+                finally:
+                    self.autoflush = True
+
+            return off()
+
+    session = Session()
+
+    def outcome(dag_run: Any, task_id: str, s: Any) -> Any:
+        seen.append(s.autoflush)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(sqlalchemy.orm, "object_session", lambda run: session)
+    monkeypatch.setattr(links, "_outcome", outcome)
+    monkeypatch.setattr(links, "_base_url", lambda: None)
+    links.on_dag_run_success(SimpleNamespace(dag_id="dac7_annual", run_id="r1"), "success")
+    assert seen == [False]
+
+
 # ----------------------------------------------------------------------- a real Airflow, Chromium
 
 
