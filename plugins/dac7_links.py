@@ -13,8 +13,11 @@ Why a note and a listener: a note is what the run page shows first, and any user
 the Task SDK gives a task no way to write its run's note (tasks reach the database only through
 the Execution API, which has no note endpoint), and an extra link on ``finalize`` is visible only
 on that task's page. The scheduler may write the note: it holds the run in its session, and the
-note is flushed with the run's new state. A note someone wrote by hand is kept below the DAC7
-lines; a rerun of the run replaces the DAC7 lines only.
+note is flushed with the run's new state; the listener's queries do not flush that session
+(``no_autoflush``), and no error of the listener reaches the scheduler. A note someone wrote by
+hand is kept below the DAC7 lines (any text that is not a line of ours, even one that starts with
+``[DAC7``); a rerun of the run replaces the DAC7 lines only, and the note no longer names the
+person who last edited it as its author.
 
 Airflow imports every module of the plugins folder in every process: this one imports the standard
 library and Airflow's plugin and listener markers only; SQLAlchemy and Airflow's models are
@@ -24,6 +27,7 @@ imported in the hooks, which run in the scheduler.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -40,6 +44,13 @@ HEAD = "[DAC7 "
 #: Where the DAC7 lines end, in a note that has more below them (kept when the note is rewritten).
 END = "\n\n---\n\n"
 NOTE_LIMIT = 1000  # the dag_run_note.content column
+#: The first line of every note this listener writes: a link and counts in bold.
+OUR_HEAD = re.compile(r"\[DAC7 [^\]\n]*\]\([^)\n]*\): \*\*")
+#: The other lines it writes (``annual_note``, ``watch_note``, ``failed_note``), and nothing else.
+OUR_LINE = re.compile(
+    r"- (sent to |nothing to file: |\*\*\d+ corrections? and |sellers read \d|\d+ (sellers?|warnings?)\b"
+    r"|a watch renders and sends nothing$|the task's log says why|nothing of this run was published)"
+)
 
 
 def view_path(base_url: str | None, year: object | None = None) -> str:
@@ -115,11 +126,28 @@ def failed_note(dag_id: str, failed: Sequence[str], base_url: str | None) -> str
     )
 
 
+def hand_written(existing: str | None) -> str:
+    """What a person wrote in a note: the note without the lines this listener wrote before (its
+    first line and the list below it, recognised by their shape) and the separator after them.
+    A note that does not start with our first line and list is kept whole, even if it starts with
+    ``[DAC7 ``."""
+    lines = (existing or "").split("\n")
+    if not OUR_HEAD.match(lines[0]):
+        return existing or ""
+    i = 1
+    while i < len(lines) and OUR_LINE.match(lines[i]):
+        i += 1
+    if i == 1:  # every note of ours has a list below its first line
+        return existing or ""
+    rest = "\n".join(lines[i:]).lstrip("\n")
+    if rest == "---" or rest.startswith("---\n"):
+        rest = rest[3:].lstrip("\n")
+    return rest
+
+
 def merged_note(ours: str, existing: str | None) -> str:
     """Our lines first; a note someone wrote by hand stays below them; our earlier lines go."""
-    kept = existing or ""
-    if kept.startswith(HEAD):
-        kept = kept.split(END, 1)[1] if END in kept else ""
+    kept = hand_written(existing)
     text = ours + (END + kept if kept.strip() else "")
     return text[:NOTE_LIMIT]
 
@@ -147,12 +175,15 @@ def _outcome(dag_run: Any, task_id: str, session: Any) -> Any:
 
 
 def write_note(dag_run: Any, text: str) -> None:
-    """Set the run's note in the session that holds the run (the scheduler's)."""
+    """Set the run's note in the session that holds the run (the scheduler's). The note's author
+    (``DagRunNote.user_id``, set by Airflow's API when a person edits the note) is cleared: the
+    scheduler wrote the text, a person's lines are kept below it."""
     existing = dag_run.dag_run_note
     if existing is None:
         dag_run.note = (merged_note(text, None), None)
     else:
         existing.content = merged_note(text, existing.content)
+        existing.user_id = None
 
 
 def _note_for(dag_run: Any, *, succeeded: bool) -> None:
@@ -167,15 +198,18 @@ def _note_for(dag_run: Any, *, succeeded: bool) -> None:
         if session is None:
             return
         base = _base_url()
-        if succeeded:
-            outcome = _outcome(dag_run, task_id, session)
-            if not isinstance(outcome, Mapping):
-                return
-            text = annual_note(outcome, base) if task_id == "finalize" else watch_note(outcome, base)
-        else:
-            failed = dag_run.get_task_instances(state=[TaskInstanceState.FAILED], session=session)
-            text = failed_note(dag_run.dag_id, sorted({ti.task_id for ti in failed}), base)
-        write_note(dag_run, text)
+        # The scheduler's session: a query here must not flush what the scheduler has pending (a
+        # failed flush would leave its session needing a rollback).
+        with session.no_autoflush:
+            if succeeded:
+                outcome = _outcome(dag_run, task_id, session)
+                if not isinstance(outcome, Mapping):
+                    return
+                text = annual_note(outcome, base) if task_id == "finalize" else watch_note(outcome, base)
+            else:
+                failed = dag_run.get_task_instances(state=[TaskInstanceState.FAILED], session=session)
+                text = failed_note(dag_run.dag_id, sorted({ti.task_id for ti in failed}), base)
+            write_note(dag_run, text)
     except Exception:  # a note must never stop the scheduler
         log.exception("could not write the DAC7 note of run %s", getattr(dag_run, "run_id", "?"))
 

@@ -4,26 +4,34 @@
 Airflow's own trigger form checks each Param against its JSON schema, one value at a time: the
 api-server validates a run's conf with ``SerializedParamsDict.validate()``, which knows no rule
 spanning two Params, and a Param class of our own is not what the api-server deserialises. So
-the rules that span several Params (``conf_problems`` and ``period_problems`` of
-``dags/dac7_support/common.py``, the same functions the ``prepare`` task runs) are checked here,
-before the run exists:
+the rules that span several Params (``conf_problems`` of ``dags/dac7_support/common.py`` and
+``routing_problems`` of ``reporting.pipeline``: the configuration's routing and filing state, the
+same functions the ``prepare`` task runs) are checked here, before the run exists:
 
 1. **Check** (POST, ``step=check``): the reporting year, the as-of date and the environment are
    explicit choices (no default; the configuration's environment is shown), the mode, the
    sellers of a deletion, the authorities with their names. A combination that cannot run is
    answered with HTTP 400 and one sentence per problem, the form filled in as it was sent.
    Otherwise a confirmation page says what the run files, in plain words, with the number of
-   sellers the filing ledger holds as filed for that year and environment per authority, and
-   says plainly when the mode files corrections or deletions.
+   sellers the filing ledger holds as filed for that year and environment per authority (counted
+   in the ledger by one query, no record's content read), and says plainly when the mode files
+   corrections or deletions.
 2. **Trigger** (POST, ``step=trigger``): everything is checked again, then the run is created as
    the logged-in user (``airflow.api.common.trigger_dag``, the function behind Airflow's CLI;
    triggered by ``ui``, with the user's name as the run's triggering user, exactly as Airflow's
    REST API records it), only if Airflow's auth manager lets the user trigger runs of the DAG
    (``is_authorized_dag`` with method ``POST`` on its runs). The answer links to the run page.
 
-A POST must come from this site (its ``Origin`` is the server's own) or carry a bearer token:
-the login is a cookie, so a page elsewhere must not be able to trigger a filing in the user's
-name.
+A POST must come from this site (its ``Origin`` is the server's own) or carry a bearer token
+(``Authorization: Bearer``, the only scheme Airflow reads), and it must carry the form's token:
+an HMAC of the user's Airflow token under the api-server's secret key (``dac7_board.form_token``),
+which the form pages hold and a page of another site cannot read. The login is a cookie, so a page
+elsewhere must not be able to trigger a filing in the user's name. An API client reads the token
+from the form (``GET <prefix>/trigger`` with its bearer token) and posts it as ``csrf_token``.
+
+The POST route is a plain function: FastAPI runs it in its thread pool, since it reads the
+configuration and the ledger and creates the run in the metadata database (waiting between
+attempts when that database is busy); only reading the request's body happens on the event loop.
 
 Airflow imports every module of the plugins folder in every process: this one imports the
 standard library only at its top; ``dac7_support`` (from the DAGs folder) and Airflow's API are
@@ -42,6 +50,9 @@ from urllib.parse import parse_qs, urlsplit
 
 DAG_ID = "dac7_annual"
 FORM_FIELDS = ("reporting_year", "as_of", "environment", "mode", "sellers", "authorities")
+#: What the form token is for: the board's token function (``dac7_board.form_token``) over this
+#: and the user's Airflow token, so that a token of the board's upload form is not one of this form.
+TOKEN_PURPOSE = "dac7-trigger\x00"
 
 
 def common() -> Any:
@@ -70,10 +81,14 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
     return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
 
 
-def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config_environment: str) -> Choice:
+def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config: Any) -> Choice:
     """The run's conf from the form, or the sentences that say what to change. ``today`` is the
-    day the run would be created (UTC), ``config_environment`` the configuration's."""
+    day the run would be created (UTC), ``config`` the configuration (``reporting.config.Config``)
+    whose routing and filing state ``prepare`` applies too."""
+    from reporting.pipeline import routing_problems
+
     c = common()
+    config_environment = config.reporting.environment
 
     def one(name: str) -> str:
         return (form.get(name) or [""])[0].strip()
@@ -122,6 +137,7 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config_enviro
     problems.extend(
         c.conf_problems(year=year, as_of=as_of, environment=env, mode=mode, sellers=sellers or None, today=today)
     )
+    problems.extend(routing_problems(config, environment=env, mode=mode, authorities=authorities))
     if not problems:
         choice.conf = {
             "reporting_year": year,
@@ -132,6 +148,27 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config_enviro
             "authorities": authorities or None,
         }
     return choice
+
+
+def form_token(secret: str, session_token: str) -> str:
+    """The trigger form's token: ``dac7_board.form_token`` (an HMAC under the api-server's secret
+    key) of the user's Airflow token, for this form."""
+    from dac7_board import form_token as board_token
+
+    return str(board_token(secret, TOKEN_PURPOSE + session_token))
+
+
+def token_ok(secret: str, session_token: str | None, sent: str | None) -> bool:
+    """Whether ``sent`` is the form token of the Airflow token the request authenticated with."""
+    from dac7_board import token_ok as board_token_ok
+
+    return bool(session_token) and bool(board_token_ok(secret, TOKEN_PURPOSE + (session_token or ""), sent))
+
+
+def token_field(token: str) -> str:
+    from dac7_board import TOKEN_FIELD
+
+    return f'<input type="hidden" name="{TOKEN_FIELD}" value="{escape(token)}">'
 
 
 def what_it_files(conf: Mapping[str, Any], filed: Mapping[str, int]) -> list[str]:
@@ -180,6 +217,7 @@ def form_page(
     filing_state: str | None,
     may_trigger: bool,
     page: Any,
+    token: str = "",
 ) -> str:
     c = common()
     v = choice.values
@@ -221,6 +259,7 @@ def form_page(
     body += [
         '<form method="post" action="trigger" id="trigger-form">',
         '<input type="hidden" name="step" value="check">',
+        token_field(token),
         "<p><label><b>Reporting year</b><br>"
         f'<select name="reporting_year" required><option value="">choose a year</option>{years}</select></label>'
         '<br><span class="muted">The calendar year whose sales are reported.</span></p>',
@@ -243,7 +282,7 @@ def form_page(
     return str(page("Trigger a DAC7 run", body))
 
 
-def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any) -> str:
+def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any, token: str = "") -> str:
     conf = choice.conf or {}
     hidden = []
     for key in FORM_FIELDS:
@@ -273,6 +312,7 @@ def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any) -> str:
         '<div id="what-it-files">' + "".join(f"<p>{escape(s)}</p>" for s in sentences) + "</div>",
         '<form method="post" action="trigger" id="confirm-form">',
         '<input type="hidden" name="step" value="trigger">',
+        token_field(token),
         *hidden,
         '<p><button type="submit">Trigger the run</button> <a href="trigger">Change the choices</a></p>',
         "</form>",
@@ -297,6 +337,12 @@ def created_page(run_id: str, conf: Mapping[str, Any], *, page: Any) -> str:
 # ------------------------------------------------------------------------------------------ routes
 
 
+def count_filed(ledger: Any, environment: str, year: int) -> dict[str, int]:
+    """The sellers the ledger holds as filed for a year and environment, per authority: one
+    counting query (``Ledger.filed_sellers``), never a record's content."""
+    return {a: n for a, n in ledger.filed_sellers(environment, year).items() if n}
+
+
 def add_routes(app: Any, view_user: Any) -> None:
     """The trigger page's routes on the view's app; ``view_user`` is the dependency that gives the
     logged-in user who may read the view."""
@@ -306,13 +352,13 @@ def add_routes(app: Any, view_user: Any) -> None:
     from fastapi import Depends, Request, status
     from fastapi.responses import HTMLResponse
 
-    def context() -> tuple[date, str, str | None]:
+    def context() -> tuple[date, Any]:
+        """Today (UTC) and the configuration (``DAC7_CONFIG``, else the repository's)."""
         from reporting.config import load_config
 
         c = common()
         config = load_config(os.environ.get("DAC7_CONFIG") or str(c.REPO / "dac7.toml"))
-        filing_state = config.operator.nexus_country or config.operator.address.country
-        return datetime.now(UTC).date(), config.reporting.environment, filing_state
+        return datetime.now(UTC).date(), config
 
     def may_trigger(user: Any) -> bool:
         from airflow.api_fastapi.app import get_auth_manager
@@ -328,29 +374,33 @@ def add_routes(app: Any, view_user: Any) -> None:
         src = view.sources()
         if not src.ledger_url:
             return {}
-        c = common()
-
-        def count(ledger: Any) -> dict[str, int]:
-            return {
-                a: sum(1 for key in ledger.live_records(environment, a, year) if key[0] == "seller")
-                for a in c.EU_STATES
-            }
-
         try:
-            return dict(view._read_ledger(src.ledger_url, count))
+            return dict(view._read_ledger(src.ledger_url, lambda ledger: count_filed(ledger, environment, year)))
         except view.LedgerUnavailable:
             return {}
 
     def same_site(request: Request) -> bool:
-        """A bearer token (an API client), or a form of this site: its Origin (else Referer) is
-        the address the request was sent to, or ``[api] base_url``'s (behind a proxy)."""
+        """A bearer token (an API client: Airflow reads ``Authorization`` only with the scheme
+        ``Bearer``), or a form of this site: its Origin (else Referer) is the address the request
+        was sent to, or ``[api] base_url``'s (behind a proxy)."""
         from airflow.configuration import conf
 
-        if request.headers.get("authorization"):
+        if request.headers.get("authorization", "")[:7].lower() == "bearer ":
             return True
         origin = urlsplit(request.headers.get("origin") or request.headers.get("referer") or "").netloc
         ours = {request.headers.get("host"), urlsplit(conf.get("api", "base_url", fallback="") or "").netloc}
         return bool(origin) and origin in ours
+
+    def secret() -> str:
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+
+        return str(get_signing_key("api", "secret_key"))
+
+    def session(request: Request) -> str | None:
+        """The Airflow token the request authenticated with (``dac7_board.session_token``)."""
+        from dac7_board import session_token
+
+        return session_token(request.headers, request.cookies)
 
     def refused(text: str) -> HTMLResponse:
         return HTMLResponse(view.error_page(403, "Forbidden", text), status_code=status.HTTP_403_FORBIDDEN)
@@ -358,41 +408,70 @@ def add_routes(app: Any, view_user: Any) -> None:
     User = Annotated[Any, Depends(view_user)]
 
     @app.get("/trigger", response_class=HTMLResponse)
-    def trigger_form(user: User) -> HTMLResponse:
-        today, env, state = context()
+    def trigger_form(request: Request, user: User) -> HTMLResponse:
+        today, config = context()
         page = form_page(
             Choice(),
             today=today,
-            config_environment=env,
-            filing_state=state,
+            config_environment=config.reporting.environment,
+            filing_state=config.operator.country,
             may_trigger=may_trigger(user),
             page=view._page,
+            token=form_token(secret(), session(request) or ""),
         )
         return HTMLResponse(page)
 
+    async def body_of(request: Request) -> bytes:
+        return await request.body()
+
     @app.post("/trigger", response_class=HTMLResponse)
-    async def trigger_post(request: Request, user: User) -> HTMLResponse:
+    def trigger_post(user: User, request: Request, body: Annotated[bytes, Depends(body_of)]) -> HTMLResponse:
+        """A plain function: FastAPI runs it in its thread pool, so that reading the
+        configuration and the ledger, and creating the run in the metadata database (with its
+        pauses between attempts), never holds the api-server's event loop."""
+        from dac7_board import TOKEN_FIELD
+
         if not same_site(request):
             return refused("A run is triggered from the DAC7 trigger page itself, or by an API client with a token.")
-        form = parse_form(await request.body())
-        today, env, state = context()
-        choice = read_choice(form, today=today, config_environment=env)
+        form = parse_form(body)
+        key, login = secret(), session(request)
+        if not token_ok(key, login, (form.get(TOKEN_FIELD) or [""])[0]):
+            return refused(
+                "The form has expired or was not made for your login (your login was renewed, or the form came "
+                "from elsewhere): no run was created. Open the DAC7 trigger page again and repeat your choices."
+            )
+        token = form_token(key, login or "")
+        today, config = context()
+        env, state = config.reporting.environment, config.operator.country
+        choice = read_choice(form, today=today, config=config)
         allowed = may_trigger(user)
         if choice.conf is None:
             page = form_page(
-                choice, today=today, config_environment=env, filing_state=state, may_trigger=allowed, page=view._page
+                choice,
+                today=today,
+                config_environment=env,
+                filing_state=state,
+                may_trigger=allowed,
+                page=view._page,
+                token=token,
             )
             return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
         if (form.get("step") or [""])[0] != "trigger":
             filed = filed_sellers(choice.conf["environment"], choice.conf["reporting_year"])
-            return HTMLResponse(confirm_page(choice, what_it_files(choice.conf, filed), page=view._page))
+            return HTMLResponse(confirm_page(choice, what_it_files(choice.conf, filed), page=view._page, token=token))
         if not allowed:
             return refused("Your Airflow login may not trigger runs of dac7_annual.")
         run_id = trigger(choice.conf, user.get_name())
         if run_id is None:
             choice.problems.append("Airflow refused the run: its Params did not validate.")
             page = form_page(
-                choice, today=today, config_environment=env, filing_state=state, may_trigger=allowed, page=view._page
+                choice,
+                today=today,
+                config_environment=env,
+                filing_state=state,
+                may_trigger=allowed,
+                page=view._page,
+                token=token,
             )
             return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
         return HTMLResponse(created_page(run_id, choice.conf, page=view._page), status_code=status.HTTP_201_CREATED)

@@ -23,7 +23,7 @@ from reporting import publish as _publish
 from reporting import render as _render
 from reporting import rules as _rules
 from reporting.authorities import ignored_authorities
-from reporting.config import ENVIRONMENTS, check_routing, load_config
+from reporting.config import ENVIRONMENTS, Config, load_config
 from reporting.countries import is_eu
 from reporting.errors import ConfigError
 from reporting.ledger import default_ledger_url
@@ -68,7 +68,6 @@ def prepare(
             if environment not in ENVIRONMENTS:
                 raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
             config = replace(config, reporting=replace(config.reporting, environment=environment))
-        check_routing(config.reporting, config.operator.country, config.path or "<config>")
         ignored_authorities(config)  # [authorities.XX] of a state other than the filing state: a warning
         if not 2023 <= year <= 2100:
             raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
@@ -112,28 +111,17 @@ def prepare(
         bad = [a for a in authorities or () if not is_eu(a)]
         if bad:
             raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
-        filing_state = config.operator.country
+        problems = routing_problems(config, mode=mode, authorities=authorities)
+        if problems:
+            raise ConfigError(" ".join(problems))
         if config.reporting.routing == "jurisdiction":
-            if mode != "auto":
-                raise ConfigError(
-                    f"mode {mode}: a preview (routing 'jurisdiction') shows what each member state would receive "
-                    f"from {filing_state} now, in full; corrections, deletions and nil reports are filings, made "
-                    "with routing 'nexus'"
-                )
+            filing_state = config.operator.country
             log.info(
                 "routing jurisdiction: a preview of what each member state receives from %s (EU generic edition, "
                 "%s's reading of the rules); nothing of it is filed, and the filing ledger is not used",
                 filing_state,
                 filing_state,
             )
-        else:
-            others = sorted(set(authorities or ()) - {filing_state})
-            if others:
-                raise ConfigError(
-                    f"authorities {', '.join(others)}: this operator files in {filing_state} only, under "
-                    f"{filing_state}'s law for every seller; a filing in {', '.join(others)} is another operator's, "
-                    "with a configuration of its own (routing 'jurisdiction' previews what each state receives)"
-                )
         # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
         ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
         ledger_secret = has_secret(ledger)
@@ -163,6 +151,50 @@ def prepare(
         settings.save()
         log.info("prepare done in %.2f s", time.perf_counter() - started)
     return str(run_dir)
+
+
+def routing_problems(
+    config: Config,
+    *,
+    environment: str | None = None,
+    mode: str = "auto",
+    authorities: Sequence[str] | None = None,
+) -> list[str]:
+    """What the configuration's routing refuses in a run, one sentence per problem: a preview
+    (routing ``jurisdiction``) in production or in a mode other than ``auto``, and a filing
+    (routing ``nexus``) to a member state other than the one the operator files in.
+
+    :func:`prepare` raises these sentences; the DAC7 view's trigger page shows them before a run
+    exists. ``environment`` is the run's (None: the configuration's)."""
+    filing_state = config.operator.country
+    environment = environment or config.reporting.environment
+    problems = []
+    if config.reporting.routing == "jurisdiction":
+        if environment == "prod":
+            problems.append(
+                "The configuration's routing 'jurisdiction' with environment 'prod' is refused. It is a preview of "
+                f"what each member state receives from {filing_state} through the exchange between authorities, "
+                f"not a filing: the operator files in {filing_state} alone, under {filing_state}'s law for every "
+                f"seller, and {filing_state} forwards each seller to its states of residence and property (Art. "
+                "8ac(2) of Directive 2011/16/EU). File with routing 'nexus', or run the preview with environment "
+                "'test'."
+            )
+        if mode != "auto":
+            problems.append(
+                f"Refused for mode {mode}: a preview (routing 'jurisdiction') shows what each member state would "
+                f"receive from {filing_state} now, in full; corrections, deletions and nil reports are filings, "
+                "made with routing 'nexus'. Choose mode 'auto'."
+            )
+    else:
+        others = sorted(set(authorities or ()) - {filing_state})
+        if others:
+            problems.append(
+                f"Refused for authorities {', '.join(others)}: this operator files in {filing_state} only, under "
+                f"{filing_state}'s law for every seller; a filing in {', '.join(others)} is another operator's, with "
+                "a configuration of its own (routing 'jurisdiction' previews what each state receives). Name "
+                f"{filing_state} or leave the authorities empty."
+            )
+    return problems
 
 
 @contextmanager

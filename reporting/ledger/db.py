@@ -398,6 +398,28 @@ class Ledger:
                 )
         return out
 
+    def filed_sellers(self, environment: str, year: int) -> dict[str, int]:
+        """How many sellers count as filed for a year, per authority: the sellers of
+        :meth:`live_records`, counted in the database (one query; no record content is read).
+        Authorities without a filed seller are left out."""
+        _check_environment(environment)
+        m, r = t.messages, t.records
+        query = (
+            sa.select(m.c.authority, sa.func.count(sa.distinct(r.c.seller_key)).label("sellers"))
+            .join(m, m.c.id == r.c.message_id)
+            .where(
+                m.c.environment == environment,
+                m.c.reporting_year == year,
+                m.c.status.in_(_LIVE_MESSAGES),
+                r.c.kind == SELLER,
+                r.c.doc_type.not_in((RESEND, DELETION)),
+                r.c.status.in_(_LIVE_RECORDS),
+            )
+            .group_by(m.c.authority)
+        )
+        with self.engine.connect() as conn:
+            return {row.authority: int(row.sellers) for row in conn.execute(query) if row.sellers}
+
     def known_records(self, doc_ref_ids: Iterable[str]) -> dict[str, KnownRecord]:
         """What the ledger knows of these DocRefIds, in any period and state (resends aside)."""
         with self.engine.connect() as conn:

@@ -149,13 +149,26 @@ def test_a_watch_of_a_quarter_that_has_not_ended_is_refused() -> None:
 TODAY = date(2026, 1, 20)
 
 
+def demo_config(**reporting: Any) -> Any:
+    """The demo configuration (environment test, files in LT, routing nexus), with changes."""
+    from dataclasses import replace
+
+    from reporting.config import load_config
+
+    config = load_config(REPO / "dac7.toml")
+    return replace(config, reporting=replace(config.reporting, **reporting)) if reporting else config
+
+
+CONFIG = demo_config()
+
+
 def form(**fields: Any) -> dict[str, list[str]]:
     return {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
 
 
 def test_an_empty_form_is_refused_with_what_to_choose(plugins: Any) -> None:
     trigger, _ = plugins
-    choice = trigger.read_choice(form(), today=TODAY, config_environment="test")
+    choice = trigger.read_choice(form(), today=TODAY, config=CONFIG)
     assert choice.conf is None
     assert choice.problems == [
         "Choose the reporting year.",
@@ -201,7 +214,7 @@ def test_an_empty_form_is_refused_with_what_to_choose(plugins: Any) -> None:
 def test_a_combination_that_cannot_run_is_refused(plugins: Any, fields: dict[str, Any], expected: list[str]) -> None:
     trigger, _ = plugins
     good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto"}
-    choice = trigger.read_choice(form(**(good | fields)), today=TODAY, config_environment="test")
+    choice = trigger.read_choice(form(**(good | fields)), today=TODAY, config=CONFIG)
     assert (choice.conf, choice.problems) == (None, expected)
 
 
@@ -215,7 +228,7 @@ def test_a_good_choice_is_the_runs_conf(plugins: Any) -> None:
         sellers="S2\r\nS1\n\nS1",
         authorities=["LT"],
     )
-    choice = trigger.read_choice(fields, today=TODAY, config_environment="test")
+    choice = trigger.read_choice(fields, today=TODAY, config=CONFIG)
     assert choice.problems == []
     assert choice.conf == {
         "reporting_year": 2025,
@@ -234,13 +247,13 @@ def test_the_check_page_carries_the_choice_to_the_trigger(plugins: Any) -> None:
 
     trigger, _ = plugins
     fields = form(reporting_year="2025", as_of="2025-12-31", environment="test", mode="deletion", sellers="S<1>\nS 2")
-    choice = trigger.read_choice(fields, today=TODAY, config_environment="test")
+    choice = trigger.read_choice(fields, today=TODAY, config=CONFIG)
     page = trigger.confirm_page(choice, ["x"], page=lambda title, body: "".join(body))
     hidden: dict[str, list[str]] = {}
     for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page):
         hidden.setdefault(name, []).append(unescape(value))
     assert hidden["sellers"] == ["S 2", "S<1>"] and "S<1>" not in page  # escaped in the page
-    again = trigger.read_choice(hidden, today=TODAY, config_environment="test")
+    again = trigger.read_choice(hidden, today=TODAY, config=CONFIG)
     assert again.conf == choice.conf and again.conf["sellers"] == ["S 2", "S<1>"]
 
 
@@ -261,6 +274,228 @@ def test_the_check_says_when_a_run_files_corrections_or_deletions(plugins: Any) 
         "The ledger holds 0 seller(s) as filed for 2025 in the test space (none).",
         "Nothing is filed for this year yet: every reportable seller is filed as new.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("routing", "fields", "words"),
+    [
+        ("nexus", {"authorities": ["DE", "LT"]}, "Refused for authorities DE: this operator files in LT only"),
+        ("jurisdiction", {"mode": "correction"}, "Refused for mode correction: a preview (routing 'jurisdiction')"),
+        (
+            "jurisdiction",
+            {"environment": "prod"},
+            "The configuration's routing 'jurisdiction' with environment 'prod' is refused.",
+        ),
+    ],
+    ids=["another member state under nexus", "a correction in a preview", "a preview in production"],
+)
+def test_the_page_refuses_what_prepare_refuses(
+    plugins: Any, tmp_path: Path, routing: str, fields: dict[str, Any], words: str
+) -> None:
+    """The configuration's routing and filing state: the page and ``prepare`` run the same
+    function (``reporting.pipeline.routing_problems``), so they refuse with the same sentence."""
+    from reporting.errors import ConfigError
+    from reporting.pipeline import prepare
+
+    trigger, _ = plugins
+    good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto"}
+    choice = trigger.read_choice(form(**(good | fields)), today=TODAY, config=demo_config(routing=routing))
+    assert choice.conf is None
+    (problem,) = choice.problems
+    assert problem.startswith(words), problem
+    cfg = tmp_path / "dac7.toml"
+    text = (REPO / "dac7.toml").read_text(encoding="utf-8")
+    cfg.write_text(text.replace('routing = "nexus"', f'routing = "{routing}"'), encoding="utf-8")
+    values = good | fields
+    with pytest.raises(ConfigError) as refused:
+        prepare(
+            config_path=cfg,
+            year=2025,
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path / "staging",
+            timestamp=datetime(2026, 1, 20, 12, 0),
+            as_of=date(2025, 12, 31),
+            environment=values["environment"],
+            mode=values["mode"],
+            authorities=values.get("authorities"),
+        )
+    assert str(refused.value) == problem
+    assert not (tmp_path / "staging").exists()
+
+
+def test_the_page_lets_through_what_prepare_lets_through(plugins: Any) -> None:
+    trigger, _ = plugins
+    good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto"}
+    assert trigger.read_choice(form(**good, authorities=["LT"]), today=TODAY, config=CONFIG).problems == []
+    preview = demo_config(routing="jurisdiction")
+    assert trigger.read_choice(form(**good, authorities=["DE", "IT"]), today=TODAY, config=preview).problems == []
+
+
+def filed_ledger(url: str) -> None:
+    """A ledger with LT 2025 filed in test (3 sellers, one of them deleted later) and a filing
+    of another year and of prod."""
+    import uuid
+
+    from reporting.ledger import PO_KEY, content_hash, open_ledger, plan_filing
+    from reporting.ledger.model import SELLER
+
+    def current(sellers: list[str]) -> dict[Any, Any]:
+        items = {PO_KEY: {"operator": "Demo Market"}} | {(SELLER, s): {"seller": s, "name": "Ona"} for s in sellers}
+        return {key: (content_hash(content), content) for key, content in items.items()}
+
+    with open_ledger(url) as ledger:
+
+        def file(environment: str, year: int, names: list[str], **kw: Any) -> None:
+            live = ledger.live_records(environment, "LT", year)
+            messages = plan_filing(
+                current(names),
+                live,
+                profile_expects_nil=False,
+                new_id=lambda purpose: f"LT{year}-{uuid.uuid4().hex}",
+                environment=environment,
+                authority="LT",
+                year=year,
+                **kw,
+            )
+            for m in messages:
+                ref = f"LT{year}LT{uuid.uuid4().hex}"
+                ledger.record_message(
+                    m,
+                    message_ref_id=ref,
+                    authority="LT",
+                    operator="LT304567891",
+                    year=year,
+                    environment=environment,
+                    file_name=f"LT/{ref}.xml",
+                    sha256="0" * 64,
+                    run_id=str(uuid.uuid4()),
+                )
+                ledger.mark_published(ref)
+
+        file("test", 2025, ["S1", "S2", "S3"])
+        file("test", 2025, ["S1", "S2", "S3"], mode="deletion", sellers=["S3"])
+        file("test", 2024, ["S1"])
+        file("prod", 2025, ["S1", "S2"])
+
+
+def test_the_check_counts_the_filed_sellers_without_reading_a_record(plugins: Any, tmp_path: Path) -> None:
+    """One counting query per check: the same sellers as ``live_records``, no record content."""
+    from reporting.ledger import open_ledger
+
+    trigger, _ = plugins
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    filed_ledger(url)
+    with open_ledger(url, create=False) as ledger:
+        live = ledger.live_records("test", "LT", 2025)
+        assert sorted(key[1] for key in live if key[0] == "seller") == ["S1", "S2"]
+        assert ledger.filed_sellers("test", 2025) == {"LT": 2}
+        assert ledger.filed_sellers("prod", 2025) == {"LT": 2}
+        assert ledger.filed_sellers("test", 2023) == {}
+
+        class NoContent:
+            def filed_sellers(self, environment: str, year: int) -> dict[str, int]:
+                return dict(ledger.filed_sellers(environment, year))
+
+            def live_records(self, *args: Any) -> Any:
+                raise AssertionError("the check must not load records with their content")
+
+        assert trigger.count_filed(NoContent(), "test", 2025) == {"LT": 2}
+
+
+# ------------------------------------------------------------------ the trigger page's requests
+
+
+@pytest.fixture
+def page_app(plugins: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The trigger page's routes on an app of their own: a logged-in user who may trigger, the
+    demo configuration, a ledger with LT 2025 filed; creating a run is not part of these tests."""
+    import airflow.api_fastapi.app
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    trigger, _ = plugins
+
+    class User:
+        def get_name(self) -> str:
+            return "anna"
+
+    class AuthManager:
+        def is_authorized_dag(self, **kw: Any) -> bool:
+            return True
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    filed_ledger(url)
+    monkeypatch.setattr(airflow.api_fastapi.app, "get_auth_manager", lambda: AuthManager())
+    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
+    monkeypatch.setenv("DAC7_LEDGER_URL", url)
+    monkeypatch.setenv("DAC7_OUT_DIR", str(tmp_path / "out"))
+    app = FastAPI()
+    trigger.add_routes(app, lambda: User())
+    return app, TestClient(app, base_url="http://airflow.example")
+
+
+GOOD = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto", "step": "check"}
+
+
+def form_token_of(client: Any, **headers: str) -> str:
+    import re
+
+    page = client.get("/trigger", headers=headers).text
+    (token,) = re.findall(r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">', page)
+    return str(token)
+
+
+def test_the_trigger_post_runs_in_the_thread_pool(page_app: Any) -> None:
+    """Reading the configuration and the ledger and creating the run block: the POST route is a
+    plain function, which FastAPI runs in its thread pool, never on the event loop."""
+    import inspect
+
+    app, _ = page_app
+    (post,) = [r for r in app.routes if getattr(r, "path", "") == "/trigger" and "POST" in r.methods]
+    assert not inspect.iscoroutinefunction(post.endpoint)
+
+
+def test_a_forged_post_is_refused(page_app: Any) -> None:
+    """The login cookie and this site's Origin are not enough: the form's token must come too;
+    an Authorization header that is not a bearer token does not stand in for the Origin."""
+    import dac7_board
+    from airflow.api_fastapi.auth.tokens import get_signing_key
+
+    _, client = page_app
+    client.cookies.set("_token", "the-login-of-anna")
+    ours = {"Origin": "http://airflow.example"}
+    status = client.post("/trigger", data=GOOD, headers=ours)
+    assert status.status_code == 403 and "The form has expired or was not made for your login" in status.text
+    status = client.post("/trigger", data=GOOD | {"csrf_token": "0" * 64}, headers=ours)
+    assert status.status_code == 403 and "no run was created" in status.text
+    token = form_token_of(client)
+    # a token of another login, or the board's upload token of this login, is not this form's
+    client.cookies.set("_token", "the-login-of-bob")
+    assert client.post("/trigger", data=GOOD | {"csrf_token": token}, headers=ours).status_code == 403
+    client.cookies.set("_token", "the-login-of-anna")
+    board = dac7_board.form_token(get_signing_key("api", "secret_key"), "the-login-of-anna")
+    assert board != token
+    assert client.post("/trigger", data=GOOD | {"csrf_token": board}, headers=ours).status_code == 403
+    # without this site's Origin: an Authorization header of another scheme is no API client
+    status = client.post("/trigger", data=GOOD | {"csrf_token": token}, headers={"Authorization": "Basic eDp5"})
+    assert status.status_code == 403 and "A run is triggered from the DAC7 trigger page itself" in status.text
+    # the form's own token, from this site: the check page, with the sellers filed for 2025
+    status = client.post("/trigger", data=GOOD | {"csrf_token": token}, headers=ours)
+    assert status.status_code == 200, status.text
+    assert "The ledger holds 2 seller(s) as filed for 2025 in the test space (LT: 2)." in status.text
+    assert f'name="csrf_token" value="{token}"' in status.text  # carried to the trigger step
+
+
+def test_an_api_client_posts_with_its_bearer_token_and_the_forms_token(page_app: Any) -> None:
+    _, client = page_app
+    bearer = {"Authorization": "Bearer the-token-of-a-client"}
+    assert client.post("/trigger", data=GOOD, headers=bearer).status_code == 403
+    token = form_token_of(client, **bearer)
+    status = client.post("/trigger", data=GOOD | {"csrf_token": token}, headers=bearer)
+    assert status.status_code == 200, status.text
+    refused = client.post("/trigger", data=GOOD | {"csrf_token": token, "authorities": "DE"}, headers=bearer)
+    assert refused.status_code == 400
+    assert "Refused for authorities DE: this operator files in LT only" in refused.text
 
 
 # ------------------------------------------------------------------------------- the run note
@@ -312,6 +547,96 @@ def test_a_note_written_by_hand_is_kept_below(plugins: Any) -> None:
     again = links.merged_note("[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**", kept)
     assert again == "[DAC7 2025 filing](/dac7/2025/): **1 file, 3 sellers**\n\n---\n\nchecked by Anna"
     assert len(links.merged_note("x" * 2000, None)) == 1000
+
+
+@pytest.mark.parametrize(
+    "by_hand",
+    [
+        "[DAC7 2025] sent to LT by hand on 3 February -- Anna",
+        "[DAC7 review](https://wiki.example/dac7): **checked**, see the ticket",
+        "- checked by Anna",
+    ],
+)
+def test_a_note_by_hand_that_starts_like_ours_is_kept(plugins: Any, by_hand: str) -> None:
+    _, links = plugins
+    ours = links.failed_note("dac7_annual", ["prepare"], None)
+    assert links.merged_note(ours, by_hand) == ours + "\n\n---\n\n" + by_hand
+    # written below our earlier lines without the separator: the person's lines stay, ours go
+    later = links.watch_note({"reporting_year": 2025, "reportable": 3, "sellers": 9}, None)
+    if not by_hand.startswith("- "):
+        assert links.merged_note(later, ours + "\n" + by_hand) == later + "\n\n---\n\n" + by_hand
+
+
+def test_a_rerun_replaces_every_line_of_ours(plugins: Any) -> None:
+    from dac7_support.common import run_outcome
+
+    _, links = plugins
+    manifest = {
+        "files": [{"authority": "LT", "records": {"new": 1, "correction": 1, "deletion": 1}}],
+        "summary": {"sellers_read": 3, "reportable": 2},
+        "data_checks": {"stages": {"extract": {"quarantined_sellers": 1}}},
+        "warnings": ["w"],
+    }
+    outcome = {"reporting_year": 2025, "files": 1, "sellers": 3} | run_outcome(manifest)
+    for earlier in (
+        links.annual_note(outcome, None),
+        links.watch_note({"reporting_year": 2025}, None),
+        links.failed_note("dac7_annual", [], None),
+    ):
+        assert links.merged_note("[DAC7 x](/): **y**", earlier) == "[DAC7 x](/): **y**"
+        assert links.merged_note("[DAC7 x](/): **y**", earlier + "\n\n---\n\nok") == "[DAC7 x](/): **y**\n\n---\n\nok"
+
+
+def test_the_note_is_no_longer_the_persons_once_rewritten(plugins: Any) -> None:
+    """Airflow's API records who edited a note (``DagRunNote.user_id``): once the scheduler
+    rewrites the text, the note is not that person's any more."""
+    from types import SimpleNamespace
+
+    _, links = plugins
+    note = SimpleNamespace(content="checked by Anna", user_id="anna")
+    run = SimpleNamespace(dag_run_note=note)
+    links.write_note(run, "[DAC7 run failed](/dac7/): **failed task(s): prepare**")
+    assert note.user_id is None
+    assert note.content.endswith("\n\n---\n\nchecked by Anna")
+
+
+def test_the_listener_does_not_flush_the_schedulers_session(plugins: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its queries run without autoflush, and no error of the listener reaches the scheduler."""
+    from types import SimpleNamespace
+
+    import sqlalchemy.orm
+
+    _, links = plugins
+    seen: list[bool] = []
+
+    class Session:
+        autoflush = True
+
+        @property
+        def no_autoflush(self) -> Any:
+            from contextlib import contextmanager
+
+            @contextmanager
+            def off() -> Iterator[None]:
+                self.autoflush = False
+                try:
+                    yield
+                finally:
+                    self.autoflush = True
+
+            return off()
+
+    session = Session()
+
+    def outcome(dag_run: Any, task_id: str, s: Any) -> Any:
+        seen.append(s.autoflush)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(sqlalchemy.orm, "object_session", lambda run: session)
+    monkeypatch.setattr(links, "_outcome", outcome)
+    monkeypatch.setattr(links, "_base_url", lambda: None)
+    links.on_dag_run_success(SimpleNamespace(dag_id="dac7_annual", run_id="r1"), "success")
+    assert seen == [False]
 
 
 # ----------------------------------------------------------------------- a real Airflow, Chromium
@@ -418,14 +743,20 @@ def post_form(
 ) -> tuple[int, str]:
     """POST of a form as an API client (a bearer token), or as a browser on the page ``cookie_from``
     (the login cookie and that page's Origin)."""
-    data = urllib.parse.urlencode(fields, doseq=True).encode()
+    import re
+
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if cookie_from:
         headers |= {"Cookie": f"_token={token}", "Origin": cookie_from}
     else:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"{base}{path}", data=data, method="POST", headers=headers)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    if "csrf_token" not in fields:  # the form's token, as the page gives it to this login
+        with opener.open(urllib.request.Request(f"{base}{path}", headers=headers), timeout=60) as response:
+            found = re.findall(r'name="csrf_token" value="([0-9a-f]+)"', response.read().decode())
+        fields = fields | {"csrf_token": found[0]}
+    data = urllib.parse.urlencode(fields, doseq=True).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, method="POST", headers=headers)
     try:
         with opener.open(req, timeout=60) as response:
             return response.status, response.read().decode()
