@@ -98,12 +98,23 @@ def test_a_partial_rejection_is_a_warning_with_its_count_and_the_codes_meaning(v
         ("33", "DE", "code 33: no published meaning"),
         ("E0021", "DE", "code E0021: no published meaning"),
         ("99999", None, "code 99999: no published meaning"),
+        ("50001", "DE", "50001: File error (CTS transport): the file could not be downloaded."),
+        ("50006", "LT", "50006: File error (CTS transport): the file failed the virus scan."),
+        ("50010", "DE", "code 50010: no published meaning"),  # the reference gives it no meaning
     ],
 )  # fmt: skip
 def test_every_error_code_has_its_published_meaning_or_says_it_has_none(
     code: str, authority: str | None, text: str
 ) -> None:
     assert meaning(code, authority).text() == text
+
+
+def test_no_eu_code_meaning_is_shadowed_by_the_preflights_table() -> None:
+    from reporting.error_codes import CTS_FILE_ERRORS, EU_ONLY_ON_RECEIPT
+    from reporting.preflight import RULES
+
+    assert not set(EU_ONLY_ON_RECEIPT) & set(RULES), "an entry the preflight's table takes precedence over"
+    assert not set(CTS_FILE_ERRORS) & (set(RULES) | set(EU_ONLY_ON_RECEIPT))
 
 
 @pytest.mark.parametrize("status", ["rendered", "discarded"])
