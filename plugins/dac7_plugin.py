@@ -214,20 +214,26 @@ def create_app() -> Any:
         )
 
     @app.get("/{year}/sellers", response_class=HTMLResponse)
-    def seller_search(year: Year, q: str | None = None) -> Response:
+    def seller_search(year: Year, q: str | None = None, environment: str | None = None) -> Response:
         import dac7_seller as seller
 
         if q is None:
-            return HTMLResponse(seller.search_page(year, None))
-        result = seller.search(view.sources(), year, q)
+            src = view.sources()
+            year_dir = src.year_dir(year)
+            run = seller.shown_run(year_dir, environment)[0] if year_dir is not None else None
+            return HTMLResponse(seller.search_page(year, None, run=run))
+        result = seller.search(view.sources(), year, q, environment)
         if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
-            return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
+            suffix = f"?environment={result.run.environment}" if result.run and result.run.asked else ""
+            return RedirectResponse("sellers/" + quote(q, safe="") + suffix, status_code=status.HTTP_303_SEE_OTHER)
         page = seller.search_page(year, result)
         code = status.HTTP_400_BAD_REQUEST if result.invalid else status.HTTP_200_OK
         return HTMLResponse(page, status_code=code)
 
-    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
-    def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:
+    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse, response_model=None)
+    def seller_page(
+        year: Year, seller_id: str, user: ViewUser, request: Request, environment: str | None = None
+    ) -> Response:
         import dac7_seller as seller
 
         from reporting.explain import seller_id_problem
@@ -235,7 +241,10 @@ def create_app() -> Any:
         problem = seller_id_problem(seller_id)
         if problem:
             return HTMLResponse(seller.invalid_page(year, problem), status_code=status.HTTP_400_BAD_REQUEST)
-        found = seller.seller_view(view.sources(), year, seller_id)
+        canonical = seller.canonical_href(request.scope.get("raw_path") or b"", seller_id, environment)
+        if canonical is not None:  # a "/" of the id unquoted in the address: the page's links need it quoted
+            return RedirectResponse(canonical, status_code=status.HTTP_308_PERMANENT_REDIRECT)
+        found = seller.seller_view(view.sources(), year, seller_id, environment)
         personal = may_download(user)
         if personal and found.reading is not None and found.reading.identity is not None:
             # who saw whose personal data: the audit trail, as for downloads (the seller id only)
