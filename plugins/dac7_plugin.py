@@ -166,6 +166,7 @@ def create_app() -> Any:
         q: Filter = None,
         sort: Filter = None,
         order: Filter = None,
+        page: Filter = None,
     ) -> Any:
         """The list's query parameters; a value the list does not know is ignored."""
         return view.DueDiligenceQuery(
@@ -177,14 +178,24 @@ def create_app() -> Any:
             q=q or None,
             sort=sort if sort in view.DD_SORTABLE else "seller_id",
             desc=order == "desc",
+            page=int(page) if page and page.isdigit() and len(page) < 7 else 1,
         )
 
     DueDiligenceQuery = Annotated[Any, Depends(due_diligence_query)]
 
     @app.get("/{year}/due-diligence", response_class=HTMLResponse)
     def due_diligence(year: Year, user: ViewUser, query: DueDiligenceQuery) -> HTMLResponse:
-        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
-        page = view.due_diligence_page(year, run, rows, query, problems, may_download=may_download(user))
+        run, found, problems = view.due_diligence_findings(view.sources(), year, query)
+        page = view.due_diligence_page(
+            year,
+            run,
+            found.rows,
+            query,
+            problems,
+            may_download=may_download(user),
+            total=found.total,
+            options=found.options,
+        )
         return HTMLResponse(page)
 
     @app.get("/{year}/due-diligence.csv")
@@ -194,17 +205,17 @@ def create_app() -> Any:
                 "DAC7 download refused: user %s may not export the due-diligence list of %s", user.get_name(), year
             )
             raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
-        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
-        if run is None or (problems and not rows):
+        run, found, problems = view.due_diligence_findings(view.sources(), year, query)
+        if run is None or (problems and not found.total):
             raise HTTPException(status.HTTP_404_NOT_FOUND, " ".join(problems) or "No due-diligence list for this year.")
-        chosen = view.select_findings(rows, query)
+        chosen = found.rows  # every finding that passes the filters, whatever the page
         log.info(
             "DAC7 export by %s: due-diligence list of %s, run %s, %d of %d row(s)",
             user.get_name(),
             year,
             run.run_id,
             len(chosen),
-            len(rows),
+            found.total,
         )
         name = f"due_diligence_{year}_{run.environment}.csv"
         return Response(
@@ -214,7 +225,7 @@ def create_app() -> Any:
         )
 
     @app.get("/{year}/sellers", response_class=HTMLResponse)
-    def seller_search(year: Year, q: str | None = None, environment: str | None = None) -> Response:
+    def seller_search(year: Year, q: str | None = None, environment: Filter = None) -> Response:
         import dac7_seller as seller
 
         if q is None:
@@ -232,7 +243,7 @@ def create_app() -> Any:
 
     @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse, response_model=None)
     def seller_page(
-        year: Year, seller_id: str, user: ViewUser, request: Request, environment: str | None = None
+        year: Year, seller_id: str, user: ViewUser, request: Request, environment: Filter = None
     ) -> Response:
         import dac7_seller as seller
 
