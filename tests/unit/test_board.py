@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +165,35 @@ def test_the_filing_due_day_itself_is_not_overdue(board: Any) -> None:
     assert board.deadline_words(row, due, date(2026, 1, 31)) == "due today"
     assert board.state(row, due, date(2026, 2, 1)) == ("rejected", "overdue: nothing filed")
     assert board.deadline_words(row, due, date(2026, 2, 1)) == "1 day overdue"
-    on_time = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 23, 59))
+    # the ledger's times are UTC: 21:59 UTC on 31 January is 23:59 in Vilnius (EET), in time
+    on_time = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 21, 59))
     assert board.deadline_words(on_time, due, date(2026, 3, 1)) == "filed 2026-01-31, in time"
+    # 23:59 UTC is already 1 February in Vilnius: a day late (it was in time in UTC)
+    late = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 23, 59))
+    assert board.deadline_words(late, due, date(2026, 3, 1)) == "filed 2026-02-01, 1 day late"
+
+
+@pytest.mark.parametrize(
+    ("at", "words", "kind", "filed"),
+    [
+        (datetime(2026, 1, 31, 22, 59, 59, tzinfo=UTC), "due today", "todo", "filed 2026-01-31, in time"),
+        (datetime(2026, 1, 31, 23, 0, 0, tzinfo=UTC), "1 day overdue", "rejected", "filed 2026-02-01, 1 day late"),
+    ],
+)
+def test_31_january_ends_at_midnight_in_a_cet_state_not_in_utc(
+    board: Any, at: datetime, words: str, kind: str, filed: str
+) -> None:
+    """Germany in winter (CET, UTC+1): the due day ends at 23:00 UTC."""
+    due = date(2026, 1, 31)
+    row = board.BoardRow("prod", "DE", 2025)
+    assert board.deadline_words(row, due, at) == words
+    assert board.state(row, due, at)[0] == kind
+    naive_utc = at.replace(tzinfo=None)  # as the ledger keeps its times
+    published = board.BoardRow("prod", "DE", 2025, filed=1, awaiting=1, first_filed=naive_utc)
+    assert board.deadline_words(published, due, date(2026, 3, 1)) == filed
+    # the board of a moment judges each row on its state's day
+    page = lhtml.fromstring(board.board_page(board.Board(at.date(), (row,), "DE", now=at)))
+    assert words in page.xpath("//table[@id='board-prod']")[0].text_content()
 
 
 def test_a_viewer_sees_no_form_but_a_sentence(board: Any) -> None:
