@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dac7_view import (
+    PARTIALLY_REJECTED,
     LedgerUnavailable,
     Sources,
     _num,
@@ -47,6 +48,7 @@ from dac7_view import (
     _read_ledger,
     _table,
     sources,
+    status_outcomes,
 )
 
 if TYPE_CHECKING:
@@ -125,6 +127,8 @@ class BoardRow:
     not_published: int = 0  # rendered or discarded: never sent
     first_filed: datetime | None = None  # the first publication of a message that still counts
     error_codes: tuple[str, ...] = ()
+    #: of the partly rejected messages, those whose status document named no rejected record
+    unnamed_rejections: int = 0
     #: seller statements sent: ``None`` until statements are tracked (a later change fills it)
     statements_sent: int | None = None
 
@@ -159,6 +163,16 @@ class Tally:
     message: MessageInfo
     rejected_doc_ref_ids: frozenset[str] = frozenset()
     codes: tuple[str, ...] = ()
+    outcome: str = ""  # the latest status document's outcome, as the ledger keeps it
+
+    @property
+    def unnamed_rejection(self) -> bool:
+        """Partially rejected, the ledger says, but no record named: which records stand is not known."""
+        return (
+            self.message.status == "accepted"
+            and self.outcome == PARTIALLY_REJECTED
+            and not (self.rejected_doc_ref_ids or self.message.rejected_records)
+        )
 
 
 def board_rows(
@@ -182,7 +196,10 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> B
     messages = [t.message for t in tallies]
     filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted", "rejected")]
     partial = [
-        t for t in tallies if t.message.status == "accepted" and (t.rejected_doc_ref_ids or t.message.rejected_records)
+        t
+        for t in tallies
+        if t.message.status == "accepted"
+        and (t.rejected_doc_ref_ids or t.message.rejected_records or t.unnamed_rejection)
     ]
     live = [m.published for m in filed if m.status in ("published", "accepted") and m.published is not None]
     return BoardRow(
@@ -200,12 +217,14 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> B
         not_published=sum(1 for m in messages if m.status in ("rendered", "discarded")),
         first_filed=min(live) if live else None,
         error_codes=tuple(sorted({c for t in tallies for c in t.codes})),
+        unnamed_rejections=sum(1 for t in partial if t.unnamed_rejection),
     )
 
 
 def read_tallies(ledger: Ledger) -> list[Tally]:
     """Every message of the ledger, with the DocRefIds and codes of its status documents' errors."""
     out = []
+    outcomes = status_outcomes(ledger)
     for m in ledger.messages():
         errors = ledger.errors(m.message_ref_id) if m.errors else []
         out.append(
@@ -213,6 +232,7 @@ def read_tallies(ledger: Ledger) -> list[Tally]:
                 message=m,
                 rejected_doc_ref_ids=frozenset(e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id),
                 codes=tuple(sorted({e.code for e in errors if e.code})),
+                outcome=outcomes.get(m.message_ref_id, ""),
             )
         )
     return out
@@ -286,6 +306,8 @@ def state(row: BoardRow, due: date | None, today: date | datetime) -> tuple[str,
     if row.open_rejected_records:
         n = row.open_rejected_records
         return WARN, f"warning: {n} record{'s' if n != 1 else ''} rejected"
+    if row.unnamed_rejections:
+        return WARN, "warning: partially rejected, records not named"
     if row.awaiting:
         return INFO, "filed: awaiting the authority's status"
     return OK, "accepted"
@@ -399,7 +421,9 @@ def _test_table(board: Board) -> str:
 def _counts(r: BoardRow, due: date | None, today: date | datetime) -> tuple[str, ...]:
     kind, words = state(r, due, today)
     partly = _num(r.partly_rejected)
-    if r.partly_rejected:
+    if r.unnamed_rejections:
+        partly += ' <span class="muted">(records not named by the authority)</span>'
+    if r.rejected_records:
         n = r.rejected_records
         partly += f' <span class="muted">({_num(n)} record{"s" if n != 1 else ""} rejected'
         fixed = r.rejected_records - r.open_rejected_records

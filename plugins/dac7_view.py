@@ -85,12 +85,21 @@ class Filing:
     triggered_by: str | None = None
     approved_by: str | None = None
     run_id: str = ""
+    #: the outcome of the latest status document imported for it (``accepted``,
+    #: ``partially_rejected``, ``rejected``), as the ledger keeps it; "" for none
+    outcome: str = ""
+
+    @property
+    def unnamed_rejection(self) -> bool:
+        """The authority said ``partially rejected`` but named no record: which stand is not known."""
+        return self.status == "accepted" and self.outcome == PARTIALLY_REJECTED and not self.rejected_records
 
     @property
     def shown_status(self) -> str:
-        """The status as the view shows it: an accepted message with rejected records is
-        ``partially rejected`` (a warning), not ``accepted``."""
-        if self.status == "accepted" and self.rejected_records:
+        """The status as the view shows it: an accepted message with rejected records, or whose
+        status document says partially rejected without naming a record, is ``partially
+        rejected`` (a warning), not ``accepted``."""
+        if self.status == "accepted" and (self.rejected_records or self.unnamed_rejection):
             return PARTIAL
         return self.status
 
@@ -102,6 +111,13 @@ class Filing:
 
 #: the view's word for an accepted message with rejected records
 PARTIAL = "partially rejected"
+#: a status document's outcome, as the ledger keeps it, that may name no rejected record
+PARTIALLY_REJECTED = "partially_rejected"
+#: what the view says of a partial rejection that names no record
+UNNAMED_REJECTION = (
+    "The authority's status document says partially rejected but names no rejected record: its records stay "
+    "sent; ask the authority which records it rejected."
+)
 #: the message statuses whose file was published: ready to send, sent, or answered
 PUBLISHED_STATUSES = ("published", "accepted", "rejected")
 #: the environments, as the ledger and the manifest name them, and as the page names them
@@ -219,9 +235,10 @@ def overview(
     without environment, when no filter is set."""
     problems: list[str] = []
     messages: list[MessageInfo] = []
+    unnamed: set[str] = set()
     if src.ledger_url:
         try:
-            messages = _read_ledger(src.ledger_url, lambda ledger: ledger.messages())
+            messages, unnamed = _read_ledger(src.ledger_url, _messages_and_unnamed)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
     runs = set()
@@ -232,7 +249,7 @@ def overview(
         for m in messages
         if environment in (None, m.environment)
         and authority in (None, m.authority)
-        and status in (None, _message_status(m))
+        and status in (None, _message_status(m, unnamed))
     ]
     filtered = environment is not None or authority is not None or status is not None
     years = sorted({m.reporting_year for m in chosen} | (set() if filtered else runs), reverse=True)
@@ -247,7 +264,7 @@ def overview(
                     year=year,
                     messages=len(of_env),
                     authorities=tuple(sorted({m.authority for m in of_env})),
-                    statuses=tuple(sorted(Counter(_message_status(m) for m in of_env).items())),
+                    statuses=tuple(sorted(Counter(_message_status(m, unnamed) for m in of_env).items())),
                     has_run=year in runs,
                     environment=env,
                 )
@@ -259,18 +276,47 @@ def overview_choices(src: Sources) -> dict[str, list[str]]:
     """The values the overview's filters offer: the environments, authorities and statuses of
     the ledger's messages (empty lists when the ledger cannot be read)."""
     try:
-        messages = _read_ledger(src.ledger_url, lambda ledger: ledger.messages()) if src.ledger_url else []
+        messages, unnamed = _read_ledger(src.ledger_url, _messages_and_unnamed) if src.ledger_url else ([], set())
     except LedgerUnavailable:
-        messages = []
+        messages, unnamed = [], set()
     return {
         "environment": sorted({m.environment for m in messages}, key=lambda e: (e != "prod", e)),
         "authority": sorted({m.authority for m in messages}),
-        "status": sorted({_message_status(m) for m in messages}),
+        "status": sorted({_message_status(m, unnamed) for m in messages}),
     }
 
 
-def _message_status(m: MessageInfo) -> str:
-    return PARTIAL if m.status == "accepted" and m.rejected_records else m.status
+def _message_status(m: MessageInfo, unnamed: Iterable[str] = ()) -> str:
+    """The status as the view shows it; ``unnamed``: the messages whose latest status document
+    says partially rejected without naming a record (:func:`status_outcomes`)."""
+    if m.status == "accepted" and (m.rejected_records or m.message_ref_id in unnamed):
+        return PARTIAL
+    return m.status
+
+
+def status_outcomes(ledger: Ledger) -> dict[str, str]:
+    """The outcome of the latest status document imported for each message that has one, by
+    MessageRefId, as the ledger keeps it with each import (``accepted``, ``partially_rejected``,
+    ``rejected``): a partial rejection that names no record leaves every record as sent."""
+    import sqlalchemy as sa
+
+    from reporting.ledger import schema as t
+
+    m, i = t.messages, t.status_imports
+    query = sa.select(m.c.message_ref_id, i.c.outcome).join(m, m.c.id == i.c.message_id).order_by(i.c.id)
+    with ledger.engine.connect() as conn:
+        return {ref: str(outcome or "") for ref, outcome in conn.execute(query)}  # the latest wins
+
+
+def _messages_and_unnamed(ledger: Ledger) -> tuple[list[MessageInfo], set[str]]:
+    messages = ledger.messages()
+    outcomes = status_outcomes(ledger)
+    unnamed = {
+        m.message_ref_id
+        for m in messages
+        if m.status == "accepted" and not m.rejected_records and outcomes.get(m.message_ref_id) == PARTIALLY_REJECTED
+    }
+    return messages, unnamed
 
 
 def year_view(src: Sources, year: int) -> YearView:
@@ -454,6 +500,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
     from reporting.error_codes import meaning
 
     result = []
+    outcomes = status_outcomes(ledger)
     for m in ledger.messages(year=year):
         records = ledger.records(m.message_ref_id)
         errors = ledger.errors(m.message_ref_id) if m.errors else []
@@ -482,6 +529,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 triggered_by=m.triggered_by,
                 approved_by=m.approved_by,
                 run_id=m.run_id,
+                outcome=outcomes.get(m.message_ref_id, ""),
             )
         )
     return result
@@ -930,6 +978,8 @@ def _filing_row(f: Filing, downloadable: bool | None = None) -> tuple[str, ...]:
         feedback.append('<ul class="codes">' + "".join(f"<li>{escape(t)}</li>" for t in meanings) + "</ul>")
     if f.rejected_sellers:
         feedback.append("rejected sellers " + escape(", ".join(f.rejected_sellers)))
+    if f.unnamed_rejection:
+        feedback.append(f'<span class="unnamed-rejection">{escape(UNNAMED_REJECTION)}</span>')
     if not feedback:
         feedback.append("no errors" if f.status in ("accepted", "rejected") else "no status message yet")
     published = (
@@ -965,6 +1015,8 @@ def _badge(status: str, text: str | None = None) -> str:
 
 def _status_words(f: Filing) -> str:
     """The badge's words: a partial rejection says how many records were rejected."""
+    if f.unnamed_rejection:
+        return f"{PARTIAL}: records not named by the authority"
     if f.shown_status == PARTIAL:
         return f"{PARTIAL}: {f.rejected_records:,} of {f.records:,} records"
     return f.shown_status

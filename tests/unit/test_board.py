@@ -373,3 +373,35 @@ def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: A
     assert board.state(after, date(2026, 1, 31), TODAY) == ("published", "filed: awaiting the authority's status")
     cells = board._counts(after, date(2026, 1, 31), TODAY)
     assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected, 1 corrected since)"
+
+
+def test_a_partial_rejection_that_names_no_record_is_a_warning_on_the_board_and_the_view(
+    board: Any, ledger: Ledger, ledger_url: str
+) -> None:
+    from reporting.ledger.model import FileError, StatusReport
+
+    ref = publish(Filer(ledger, environment="prod", authority="DE", year=2025), {"S1": 1}, datetime(2026, 1, 20))
+    report = StatusReport(
+        format="de-dip-protocol",
+        outcome="partially_rejected",
+        message_ref_id=ref,
+        file_errors=(FileError(code="payload", details="some records were rejected"),),
+    )
+    ledger.record_status(report, file_name="protocol.xml", sha256="0" * 64)
+    assert ledger.message(ref).status == "accepted" and ledger.message(ref).rejected_records == 0
+
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, {})
+    [row] = [r for r in view.rows if (r.environment, r.authority) == ("prod", "DE")]
+    assert (row.accepted, row.partly_rejected, row.unnamed_rejections) == (0, 1, 1)
+    assert board.state(row, date(2026, 1, 31), TODAY) == ("warning", "warning: partially rejected, records not named")
+    page = lhtml.fromstring(board.board_page(view))
+    assert "records not named by the authority" in page.xpath("//table[@id='board-prod']")[0].text_content()
+
+    import dac7_view
+
+    [filing] = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2025).filings["DE"]
+    assert (filing.outcome, filing.shown_status) == ("partially_rejected", dac7_view.PARTIAL)
+    assert "records not named" in dac7_view._status_words(filing)
+    assert "names no rejected record" in " ".join(dac7_view._filing_row(filing))
+    overview, _ = dac7_view.overview(dac7_view.Sources(ledger_url, None), status=dac7_view.PARTIAL)
+    assert [(y.year, y.messages) for y in overview] == [(2025, 1)]
