@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dac7_view import (
+    PARTIALLY_REJECTED,
     LedgerUnavailable,
     Sources,
     _num,
@@ -47,6 +48,7 @@ from dac7_view import (
     _read_ledger,
     _table,
     sources,
+    status_outcomes,
 )
 
 if TYPE_CHECKING:
@@ -125,6 +127,8 @@ class BoardRow:
     not_published: int = 0  # rendered or discarded: never sent
     first_filed: datetime | None = None  # the first publication of a message that still counts
     error_codes: tuple[str, ...] = ()
+    #: of the partly rejected messages, those whose status document named no rejected record
+    unnamed_rejections: int = 0
     #: seller statements sent: ``None`` until statements are tracked (a later change fills it)
     statements_sent: int | None = None
 
@@ -136,10 +140,17 @@ class BoardRow:
 
 @dataclass(frozen=True, slots=True)
 class Board:
-    today: date
+    today: date  # in UTC
     rows: tuple[BoardRow, ...]
     filing_state: str | None
     problems: tuple[str, ...] = ()
+    #: the moment of the board (aware, UTC): each row's day is taken in its member state's time
+    #: zone; ``None`` (a board for a given day) counts ``today`` as every state's day
+    now: datetime | None = None
+
+    @property
+    def when(self) -> date | datetime:
+        return self.now or self.today
 
     def of(self, environment: str) -> list[BoardRow]:
         return [r for r in self.rows if r.environment == environment]
@@ -152,6 +163,16 @@ class Tally:
     message: MessageInfo
     rejected_doc_ref_ids: frozenset[str] = frozenset()
     codes: tuple[str, ...] = ()
+    outcome: str = ""  # the latest status document's outcome, as the ledger keeps it
+
+    @property
+    def unnamed_rejection(self) -> bool:
+        """Partially rejected, the ledger says, but no record named: which records stand is not known."""
+        return (
+            self.message.status == "accepted"
+            and self.outcome == PARTIALLY_REJECTED
+            and not (self.rejected_doc_ref_ids or self.message.rejected_records)
+        )
 
 
 def board_rows(
@@ -175,7 +196,10 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> B
     messages = [t.message for t in tallies]
     filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted", "rejected")]
     partial = [
-        t for t in tallies if t.message.status == "accepted" and (t.rejected_doc_ref_ids or t.message.rejected_records)
+        t
+        for t in tallies
+        if t.message.status == "accepted"
+        and (t.rejected_doc_ref_ids or t.message.rejected_records or t.unnamed_rejection)
     ]
     live = [m.published for m in filed if m.status in ("published", "accepted") and m.published is not None]
     return BoardRow(
@@ -193,12 +217,14 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> B
         not_published=sum(1 for m in messages if m.status in ("rendered", "discarded")),
         first_filed=min(live) if live else None,
         error_codes=tuple(sorted({c for t in tallies for c in t.codes})),
+        unnamed_rejections=sum(1 for t in partial if t.unnamed_rejection),
     )
 
 
 def read_tallies(ledger: Ledger) -> list[Tally]:
     """Every message of the ledger, with the DocRefIds and codes of its status documents' errors."""
     out = []
+    outcomes = status_outcomes(ledger)
     for m in ledger.messages():
         errors = ledger.errors(m.message_ref_id) if m.errors else []
         out.append(
@@ -206,15 +232,18 @@ def read_tallies(ledger: Ledger) -> list[Tally]:
                 message=m,
                 rejected_doc_ref_ids=frozenset(e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id),
                 codes=tuple(sorted({e.code for e in errors if e.code})),
+                outcome=outcomes.get(m.message_ref_id, ""),
             )
         )
     return out
 
 
 def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] | None = None) -> Board:
-    """The board as of ``today`` (UTC), from the ledger and the configuration the view reads."""
+    """The board as of ``today`` (a day), else as of now (each row on its member state's day),
+    from the ledger and the configuration the view reads."""
     env = os.environ if env is None else env
-    today = today or datetime.now(UTC).date()
+    now = None if today else datetime.now(UTC)
+    today = today or now.date()  # type: ignore[union-attr]
     # the board reads the ledger and the configuration, not the output directory
     problems = [p for p in src.problems if "DAC7_OUT_DIR" not in p]
     filing_state = None
@@ -238,7 +267,9 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
         except LedgerUnavailable as exc:
             problems.append(str(exc))
     rows = board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year))
-    return Board(today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)))
+    return Board(
+        today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)), now=now
+    )
 
 
 # ============================================================================ showing
@@ -254,8 +285,18 @@ table#board-prod .status,table#board-test .status{white-space:nowrap}
 """
 
 
-def state(row: BoardRow, due: date | None, today: date) -> tuple[str, str]:
-    """The one-line state of a row, for the badge."""
+def local_today(row: BoardRow, today: date | datetime) -> date:
+    """The day in the row's member state: ``today`` itself when it is a day, else the day of
+    the moment in the state's time zone (31 January ends at 23:00 UTC in a state on CET)."""
+    from reporting.deadlines import local_day
+
+    return local_day(row.authority, today) if isinstance(today, datetime) else today
+
+
+def state(row: BoardRow, due: date | None, today: date | datetime) -> tuple[str, str]:
+    """The one-line state of a row, for the badge; ``today`` a day, or a moment (then the
+    member state's day of it)."""
+    today = local_today(row, today)
     if not row.live:
         if row.rejected:
             return BAD, "rejected: file again"
@@ -265,17 +306,22 @@ def state(row: BoardRow, due: date | None, today: date) -> tuple[str, str]:
     if row.open_rejected_records:
         n = row.open_rejected_records
         return WARN, f"warning: {n} record{'s' if n != 1 else ''} rejected"
+    if row.unnamed_rejections:
+        return WARN, "warning: partially rejected, records not named"
     if row.awaiting:
         return INFO, "filed: awaiting the authority's status"
     return OK, "accepted"
 
 
-def deadline_words(row: BoardRow, due: date, today: date) -> str:
-    """Days left or overdue while nothing counts as filed; once filed, whether it was in time."""
-    from reporting.deadlines import describe_days
+def deadline_words(row: BoardRow, due: date, today: date | datetime) -> str:
+    """Days left or overdue while nothing counts as filed; once filed, whether it was in time:
+    the day of the first publication in the member state's time zone (the ledger's published
+    time, when the file was ready to send; not when the authority received it)."""
+    from reporting.deadlines import describe_days, local_day
 
+    today = local_today(row, today)
     if row.first_filed is not None:
-        filed = row.first_filed.date()
+        filed = local_day(row.authority, row.first_filed)
         late = (filed - due).days
         return f"filed {filed.isoformat()}, " + (
             "in time" if late <= 0 else f"{late} day{'s' if late != 1 else ''} late"
@@ -302,6 +348,9 @@ def board_page(
         f'<p class="muted">Per authority and reporting year, as of {board.today.isoformat()} (UTC). Due days come '
         "from the deadline table of each authority's profile (sources below); the counts from the filing ledger "
         "and the authorities' status documents imported into it.</p>",
+        '<p class="muted" id="time-zones">A due day ends at midnight in the member state (31 January ends at '
+        "23:00 UTC in a state on Central European Time): due, overdue and filed in time are judged on the state's "
+        "own day. Filed is when the file was published, ready to send, not when the authority received it.</p>",
         *(_result(result) if result else []),
         *_problems(board.problems),
         '<p class="contents">On this page: <a href="#production">Production</a> <a href="#test">Test environment</a> '
@@ -351,8 +400,8 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
                 + (
                     f' <a class="muted" href="#sources" title="{escape(filing.note)}">(note)</a>' if filing.note else ""
                 ),
-                _dates(escape(deadline_words(r, due, board.today))),
-                *_counts(r, due, board.today),
+                _dates(escape(deadline_words(r, due, board.when))),
+                *_counts(r, due, board.when),
                 statements,
             )
         )
@@ -369,10 +418,12 @@ def _test_table(board: Board) -> str:
     return _table(COLUMNS, rows, table_id="board-test", numeric=(1, 3, 4, 5, 6, 7, 8))
 
 
-def _counts(r: BoardRow, due: date | None, today: date) -> tuple[str, ...]:
+def _counts(r: BoardRow, due: date | None, today: date | datetime) -> tuple[str, ...]:
     kind, words = state(r, due, today)
     partly = _num(r.partly_rejected)
-    if r.partly_rejected:
+    if r.unnamed_rejections:
+        partly += ' <span class="muted">(records not named by the authority)</span>'
+    if r.rejected_records:
         n = r.rejected_records
         partly += f' <span class="muted">({_num(n)} record{"s" if n != 1 else ""} rejected'
         fixed = r.rejected_records - r.open_rejected_records

@@ -170,6 +170,7 @@ def create_app() -> Any:
         q: Filter = None,
         sort: Filter = None,
         order: Filter = None,
+        page: Filter = None,
     ) -> Any:
         """The list's query parameters; a value the list does not know is ignored."""
         return view.DueDiligenceQuery(
@@ -181,14 +182,24 @@ def create_app() -> Any:
             q=q or None,
             sort=sort if sort in view.DD_SORTABLE else "seller_id",
             desc=order == "desc",
+            page=int(page) if page and page.isdigit() and len(page) < 7 else 1,
         )
 
     DueDiligenceQuery = Annotated[Any, Depends(due_diligence_query)]
 
     @app.get("/{year}/due-diligence", response_class=HTMLResponse)
     def due_diligence(year: Year, user: ViewUser, query: DueDiligenceQuery) -> HTMLResponse:
-        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
-        page = view.due_diligence_page(year, run, rows, query, problems, may_download=may_download(user))
+        run, found, problems = view.due_diligence_findings(view.sources(), year, query)
+        page = view.due_diligence_page(
+            year,
+            run,
+            found.rows,
+            query,
+            problems,
+            may_download=may_download(user),
+            total=found.total,
+            options=found.options,
+        )
         return HTMLResponse(page)
 
     @app.get("/{year}/due-diligence.csv")
@@ -198,17 +209,17 @@ def create_app() -> Any:
                 "DAC7 download refused: user %s may not export the due-diligence list of %s", user.get_name(), year
             )
             raise HTTPException(status.HTTP_403_FORBIDDEN, DOWNLOAD_REFUSED)
-        run, rows, problems = view.due_diligence_list(view.sources(), year, query)
-        if run is None or (problems and not rows):
+        run, found, problems = view.due_diligence_findings(view.sources(), year, query)
+        if run is None or (problems and not found.total):
             raise HTTPException(status.HTTP_404_NOT_FOUND, " ".join(problems) or "No due-diligence list for this year.")
-        chosen = view.select_findings(rows, query)
+        chosen = found.rows  # every finding that passes the filters, whatever the page
         log.info(
             "DAC7 export by %s: due-diligence list of %s, run %s, %d of %d row(s)",
             user.get_name(),
             year,
             run.run_id,
             len(chosen),
-            len(rows),
+            found.total,
         )
         name = f"due_diligence_{year}_{run.environment}.csv"
         return Response(
@@ -218,20 +229,26 @@ def create_app() -> Any:
         )
 
     @app.get("/{year}/sellers", response_class=HTMLResponse)
-    def seller_search(year: Year, q: str | None = None) -> Response:
+    def seller_search(year: Year, q: str | None = None, environment: Filter = None) -> Response:
         import dac7_seller as seller
 
         if q is None:
-            return HTMLResponse(seller.search_page(year, None))
-        result = seller.search(view.sources(), year, q)
+            src = view.sources()
+            year_dir = src.year_dir(year)
+            run = seller.shown_run(year_dir, environment)[0] if year_dir is not None else None
+            return HTMLResponse(seller.search_page(year, None, run=run))
+        result = seller.search(view.sources(), year, q, environment)
         if result.exact:  # the exact id: its page (relative to <prefix>/<year>/sellers)
-            return RedirectResponse("sellers/" + quote(q, safe=""), status_code=status.HTTP_303_SEE_OTHER)
+            suffix = f"?environment={result.run.environment}" if result.run and result.run.asked else ""
+            return RedirectResponse("sellers/" + quote(q, safe="") + suffix, status_code=status.HTTP_303_SEE_OTHER)
         page = seller.search_page(year, result)
         code = status.HTTP_400_BAD_REQUEST if result.invalid else status.HTTP_200_OK
         return HTMLResponse(page, status_code=code)
 
-    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse)
-    def seller_page(year: Year, seller_id: str, user: ViewUser) -> HTMLResponse:
+    @app.get("/{year}/sellers/{seller_id:path}", response_class=HTMLResponse, response_model=None)
+    def seller_page(
+        year: Year, seller_id: str, user: ViewUser, request: Request, environment: Filter = None
+    ) -> Response:
         import dac7_seller as seller
 
         from reporting.explain import seller_id_problem
@@ -239,7 +256,10 @@ def create_app() -> Any:
         problem = seller_id_problem(seller_id)
         if problem:
             return HTMLResponse(seller.invalid_page(year, problem), status_code=status.HTTP_400_BAD_REQUEST)
-        found = seller.seller_view(view.sources(), year, seller_id)
+        canonical = seller.canonical_href(request.scope.get("raw_path") or b"", seller_id, environment)
+        if canonical is not None:  # a "/" of the id unquoted in the address: the page's links need it quoted
+            return RedirectResponse(canonical, status_code=status.HTTP_308_PERMANENT_REDIRECT)
+        found = seller.seller_view(view.sources(), year, seller_id, environment)
         personal = may_download(user)
         if personal and found.reading is not None and found.reading.identity is not None:
             # who saw whose personal data: the audit trail, as for downloads (the seller id only)

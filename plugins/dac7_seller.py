@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -59,6 +60,24 @@ NO_STAGING = (
 # ============================================================================ reading
 
 
+#: the environments the page may be asked for (``?environment=``), as the manifest names them
+ENVIRONMENTS = ("prod", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class ShownRun:
+    """The run whose seller reports the page reads: the latest production run of the year when
+    there is one (as the year's page prefers it), else the latest test run; or the one asked for."""
+
+    run_id: str
+    environment: str  # "prod" or "test" (a preview is a test run)
+    #: where its manifest and seller reports are, relative to the year's output: ``runs/<run>``,
+    #: or ``None`` for the year's ``manifest.json`` and ``reports/``
+    folder: str | None
+    asked: bool = False  # the environment was asked for (``?environment=``)
+    others: tuple[str, ...] = ()  # the other environments that have a run of the year
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     query: str
@@ -67,6 +86,7 @@ class SearchResult:
     matches: tuple[SellerMatch, ...] = ()
     more: bool = False  # more sellers start with the query than are listed
     exact: bool = False  # a seller has exactly this id
+    run: ShownRun | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +97,35 @@ class SellerView:
     filings: list[SellerFiling]
     problems: list[str] = field(default_factory=list)
     has_run: bool = True
+    run: ShownRun | None = None
 
 
-def search(src: Sources, year: int, query: str) -> SearchResult:
-    """The sellers of the year's latest run whose id is ``query`` or starts with it."""
+def shown_run(year_dir: Path, environment: str | None = None) -> tuple[ShownRun | None, str | None]:
+    """The run the seller page and the search read (see :class:`ShownRun`), and a sentence when
+    its seller reports cannot be read: a run kept before its seller reports were kept with it."""
+    runs, _ = view.runs_of(year_dir)
+    y = view.YearView(0, None, None, {}, runs=runs)
+    asked = environment in ENVIRONMENTS
+    run = y.latest(environment) if asked else (y.latest("prod") or y.latest("test"))
+    if run is None:
+        return None, None
+    others = tuple(e for e in ENVIRONMENTS if e != run.environment and y.latest(e) is not None)
+    latest = view._read_manifest(year_dir / "manifest.json") or {}
+    kept = bool(run.folder) and (year_dir / run.folder / "reports" / "decisions.parquet").is_file()
+    if kept:
+        return ShownRun(run.run_id, run.environment, run.folder, asked, others), None
+    shown = ShownRun(run.run_id, run.environment, None, asked, others)
+    if str(latest.get("run_id", "")) == run.run_id:  # the year's latest run: its reports are the year's
+        return shown, None
+    return shown, (
+        f"The seller reports of the {view.ENVIRONMENTS.get(run.environment, run.environment)} run {run.run_id} "
+        "were not kept with it "
+        "(it was published before they were): its sellers cannot be shown."
+    )
+
+
+def search(src: Sources, year: int, query: str, environment: str | None = None) -> SearchResult:
+    """The sellers of the year's shown run (:func:`shown_run`) whose id is ``query`` or starts with it."""
     from reporting.errors import ReportingError
     from reporting.explain import find_sellers, seller_id_problem
 
@@ -90,29 +135,42 @@ def search(src: Sources, year: int, query: str) -> SearchResult:
     year_dir = src.year_dir(year)
     if year_dir is None:
         return SearchResult(query, "No output directory is configured: the sellers of a run cannot be searched.")
+    run, problem = shown_run(year_dir, environment)
+    if run is None:
+        return SearchResult(query, f"No run of {year} has published into the output directory yet.")
+    if problem:
+        return SearchResult(query, problem, run=run)
     try:
-        matches, more = find_sellers(year_dir, query, year, SEARCH_LIMIT)
+        matches, more = find_sellers(year_dir, query, year, SEARCH_LIMIT, run.folder)
     except (ReportingError, OSError):
         return SearchResult(query, f"No run of {year} has published into the output directory yet.")
     except Exception as exc:  # a damaged or partly written report file: say which, not a traceback
         return SearchResult(query, f"The run's decisions report cannot be read ({type(exc).__name__}).")
     exact = any(m.seller_id == query for m in matches)
-    return SearchResult(query, matches=tuple(matches), more=more, exact=exact)
+    return SearchResult(query, matches=tuple(matches), more=more, exact=exact, run=run)
 
 
-def seller_view(src: Sources, year: int, seller_id: str) -> SellerView:
-    """The seller in the year's latest run and in the ledger; ``problems`` says what could not be read."""
+def seller_view(src: Sources, year: int, seller_id: str, environment: str | None = None) -> SellerView:
+    """The seller in the year's shown run (:func:`shown_run`) and in the ledger; ``problems``
+    says what could not be read."""
     from reporting.errors import ReportingError
     from reporting.explain import read_seller, seller_filings
 
     problems: list[str] = []
-    reading, has_run = None, True
+    reading, has_run, run = None, True, None
     year_dir = src.year_dir(year)
     if year_dir is None:
         has_run = False
     else:
+        run, problem = shown_run(year_dir, environment)
         try:
-            reading = read_seller(year_dir, seller_id, year)
+            if run is None:
+                raise FileNotFoundError(year_dir / "manifest.json")
+            if problem:
+                has_run = False
+                problems.append(problem)
+            else:
+                reading = read_seller(year_dir, seller_id, year, run.folder)
         except (ReportingError, OSError):
             has_run = False
             problems.append(f"No run of {year} has published into the output directory yet.")
@@ -124,25 +182,32 @@ def seller_view(src: Sources, year: int, seller_id: str) -> SellerView:
             filings = view._read_ledger(src.ledger_url, lambda ledger: seller_filings(ledger, seller_id, year))
         except view.LedgerUnavailable as exc:
             problems.append(str(exc))
-    return SellerView(year, seller_id, reading, filings, [*src.problems, *problems], has_run)
+    return SellerView(year, seller_id, reading, filings, [*src.problems, *problems], has_run, run)
 
 
 # ============================================================================ showing
 
 
-def search_page(year: int, result: SearchResult | None, problems: Sequence[str] = ()) -> str:
+def search_page(
+    year: int, result: SearchResult | None, problems: Sequence[str] = (), run: ShownRun | None = None
+) -> str:
     """The search form; with a query, the sellers whose id starts with it."""
     value = escape(result.query) if result else ""
+    run = run or (result.run if result else None)
+    hidden = f'<input type="hidden" name="environment" value="{escape(run.environment)}"> ' if run and run.asked else ""
+    query = f"&q={quote(result.query, safe='')}" if result else ""
     body = [
         _nav(year, "./", ".."),
         f"<h1>Sellers of {year}</h1>",
-        '<p class="muted">Find a seller of the latest run by their seller id (the <code>seller_id</code> of the '
+        *_run_note(run, year, "sellers?", query.lstrip("&")),
+        '<p class="muted">Find a seller of the shown run by their seller id (the <code>seller_id</code> of the '
         "marketplace's database): the exact id opens the seller; the beginning of an id lists the sellers whose "
         f"id starts with it (at most {SEARCH_LIMIT}).</p>",
         *_problems(problems),
         '<form id="seller-search" method="get" action="sellers" role="search">'
         '<label for="q">Seller id</label> '
         f'<input id="q" name="q" value="{value}" maxlength="200" required autofocus> '
+        f"{hidden}"
         '<button type="submit">Find</button></form>',
     ]
     if result is not None:
@@ -158,9 +223,10 @@ def _search_result(result: SearchResult) -> list[str]:
             f'<p id="search-none">No seller of this run has an id that is or starts with {_id(result.query)}. '
             "A seller with no transaction paid or credited in the year is not in the run.</p>"
         ]
+    suffix = f"?environment={result.run.environment}" if result.run and result.run.asked else ""
     rows = [
         (
-            f'<a href="{_seller_href(m.seller_id, "sellers/")}">{_id(m.seller_id)}</a>',
+            f'<a href="{_seller_href(m.seller_id, "sellers/", suffix)}">{_id(m.seller_id)}</a>',
             escape(m.seller_type),
             escape(m.decision),
             escape(m.authorities.replace(";", ", ")) or '<span class="muted">none</span>',
@@ -185,13 +251,14 @@ def seller_page(sv: SellerView, *, may_see_personal_data: bool) -> str:
     body = [
         _nav(sv.year, "../", "../.."),
         f'<h1>Seller <span class="id">{escape(sv.seller_id)}</span>, DAC7 {sv.year}</h1>',
+        *_run_note(sv.run, sv.year, quote(sv.seller_id, safe="") + "?", ""),
         *_problems(sv.problems),
     ]
     r = sv.reading
     if r is None:
         if sv.has_run:
             body.append(
-                f'<p id="not-found">Seller {_id(sv.seller_id)} is not in the latest run of {sv.year}: no transaction '
+                f'<p id="not-found">Seller {_id(sv.seller_id)} is not in the shown run of {sv.year}: no transaction '
                 f"paid or credited in {sv.year}, or not a seller id of the marketplace's database. "
                 f'<a href="../sellers">Search by the beginning of the id</a>.</p>'
             )
@@ -269,7 +336,8 @@ def _decision_section(r: SellerReading) -> list[str]:
     )
     return [
         '<h2 id="decision">Decision</h2>',
-        '<p class="muted">What <code>dac7 explain</code> says for this seller, from the latest run of the year.</p>',
+        '<p class="muted">What <code>dac7 explain</code> says for this seller, from the shown run of the year (the '
+        "latest production run when there is one).</p>",
         _table(("", ""), facts, table_id="seller-facts", header=False),
     ]
 
@@ -282,7 +350,7 @@ def _identity_section(identity: Identity | None, show: bool) -> list[str]:
     facts = [
         ("Name", escape(shown.name or "-")),
         ("Birth date", escape(shown.birth_date or "-")),
-        ("TIN", escape(", ".join(f"{tin} ({country})" for tin, country in shown.tins) or "none")),
+        ("TIN", escape(", ".join(f"{tin or '-'} ({country})" for tin, country in shown.tins) or "none")),
         ("VAT number", escape(shown.vat or "none")),
         ("Financial accounts", escape(", ".join(shown.accounts) or "none")),
         ("Address", escape(shown.address or "-")),
@@ -437,8 +505,28 @@ def _nav(year: int, year_href: str, index_href: str) -> str:
     )
 
 
-def _seller_href(seller_id: str, base: str) -> str:
-    return escape(base + quote(seller_id, safe=""))
+def _seller_href(seller_id: str, base: str, suffix: str = "") -> str:
+    """The link to a seller's page: the id quoted whole (a ``/`` in it too), so that the page's
+    own relative links resolve from ``<year>/sellers/`` whatever the id holds."""
+    return escape(base + quote(seller_id, safe="") + suffix)
+
+
+def _run_note(run: ShownRun | None, year: int, base: str, query: str) -> list[str]:
+    """Which run the page shows, and links to the latest run of the other environment: ``base``
+    is the page's own link (ending in ``?``), ``query`` its other parameters."""
+    if run is None:
+        return []
+    which = f"the latest {view.ENVIRONMENTS.get(run.environment, run.environment)} run of {year}"
+    links = []
+    for env in run.others:
+        params = "&".join(p for p in (query, "" if env == "prod" else f"environment={env}") if p)
+        href = base + params if params else base.rstrip("?") or "./"
+        links.append(f'<a id="run-{env}" href="{escape(href)}">the latest {view.ENVIRONMENTS.get(env, env)} run</a>')
+    other = f" See {' or '.join(links)}." if links else ""
+    return [
+        f'<p id="shown-run" data-environment="{escape(run.environment)}">Shown: {escape(which)}, '
+        f"run {_id(run.run_id)}.{other}</p>"
+    ]
 
 
 def _year_href(authority: str) -> str:
@@ -454,3 +542,24 @@ def _doc_ref(f: SellerFiling) -> str:
 
 def _list(value: object) -> str:
     return ", ".join(c for c in str(value or "").split(";") if c)
+
+
+def canonical_href(raw_path: bytes, seller_id: str, environment: str | None = None) -> str | None:
+    """The relative link that the seller page at ``raw_path`` (the address as sent, before any
+    decoding) should be reached by, when the address holds a ``/`` of the seller id unquoted
+    (``sellers/A/1`` for the id ``A/1``): the page's relative links resolve from its address, so
+    the id must be one segment (``sellers/A%2F1``). ``None`` when the address is that already."""
+    from urllib.parse import unquote
+
+    path = raw_path.decode("latin-1")
+    segments = path.split("/")
+    for start in range(len(segments) - 1, -1, -1):  # the shortest tail that decodes to the id
+        tail = "/".join(segments[start:])
+        if unquote(tail) == seller_id:
+            break
+    else:
+        return None
+    if "/" not in tail:
+        return None
+    suffix = f"?environment={environment}" if environment in ENVIRONMENTS else ""
+    return "../" * tail.count("/") + quote(seller_id, safe="") + suffix

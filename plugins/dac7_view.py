@@ -85,12 +85,21 @@ class Filing:
     triggered_by: str | None = None
     approved_by: str | None = None
     run_id: str = ""
+    #: the outcome of the latest status document imported for it (``accepted``,
+    #: ``partially_rejected``, ``rejected``), as the ledger keeps it; "" for none
+    outcome: str = ""
+
+    @property
+    def unnamed_rejection(self) -> bool:
+        """The authority said ``partially rejected`` but named no record: which stand is not known."""
+        return self.status == "accepted" and self.outcome == PARTIALLY_REJECTED and not self.rejected_records
 
     @property
     def shown_status(self) -> str:
-        """The status as the view shows it: an accepted message with rejected records is
-        ``partially rejected`` (a warning), not ``accepted``."""
-        if self.status == "accepted" and self.rejected_records:
+        """The status as the view shows it: an accepted message with rejected records, or whose
+        status document says partially rejected without naming a record, is ``partially
+        rejected`` (a warning), not ``accepted``."""
+        if self.status == "accepted" and (self.rejected_records or self.unnamed_rejection):
             return PARTIAL
         return self.status
 
@@ -102,6 +111,13 @@ class Filing:
 
 #: the view's word for an accepted message with rejected records
 PARTIAL = "partially rejected"
+#: a status document's outcome, as the ledger keeps it, that may name no rejected record
+PARTIALLY_REJECTED = "partially_rejected"
+#: what the view says of a partial rejection that names no record
+UNNAMED_REJECTION = (
+    "The authority's status document says partially rejected but names no rejected record: its records stay "
+    "sent; ask the authority which records it rejected."
+)
 #: the message statuses whose file was published: ready to send, sent, or answered
 PUBLISHED_STATUSES = ("published", "accepted", "rejected")
 #: the environments, as the ledger and the manifest name them, and as the page names them
@@ -219,9 +235,10 @@ def overview(
     without environment, when no filter is set."""
     problems: list[str] = []
     messages: list[MessageInfo] = []
+    unnamed: set[str] = set()
     if src.ledger_url:
         try:
-            messages = _read_ledger(src.ledger_url, lambda ledger: ledger.messages())
+            messages, unnamed = _read_ledger(src.ledger_url, _messages_and_unnamed)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
     runs = set()
@@ -232,7 +249,7 @@ def overview(
         for m in messages
         if environment in (None, m.environment)
         and authority in (None, m.authority)
-        and status in (None, _message_status(m))
+        and status in (None, _message_status(m, unnamed))
     ]
     filtered = environment is not None or authority is not None or status is not None
     years = sorted({m.reporting_year for m in chosen} | (set() if filtered else runs), reverse=True)
@@ -247,7 +264,7 @@ def overview(
                     year=year,
                     messages=len(of_env),
                     authorities=tuple(sorted({m.authority for m in of_env})),
-                    statuses=tuple(sorted(Counter(_message_status(m) for m in of_env).items())),
+                    statuses=tuple(sorted(Counter(_message_status(m, unnamed) for m in of_env).items())),
                     has_run=year in runs,
                     environment=env,
                 )
@@ -259,18 +276,47 @@ def overview_choices(src: Sources) -> dict[str, list[str]]:
     """The values the overview's filters offer: the environments, authorities and statuses of
     the ledger's messages (empty lists when the ledger cannot be read)."""
     try:
-        messages = _read_ledger(src.ledger_url, lambda ledger: ledger.messages()) if src.ledger_url else []
+        messages, unnamed = _read_ledger(src.ledger_url, _messages_and_unnamed) if src.ledger_url else ([], set())
     except LedgerUnavailable:
-        messages = []
+        messages, unnamed = [], set()
     return {
         "environment": sorted({m.environment for m in messages}, key=lambda e: (e != "prod", e)),
         "authority": sorted({m.authority for m in messages}),
-        "status": sorted({_message_status(m) for m in messages}),
+        "status": sorted({_message_status(m, unnamed) for m in messages}),
     }
 
 
-def _message_status(m: MessageInfo) -> str:
-    return PARTIAL if m.status == "accepted" and m.rejected_records else m.status
+def _message_status(m: MessageInfo, unnamed: Iterable[str] = ()) -> str:
+    """The status as the view shows it; ``unnamed``: the messages whose latest status document
+    says partially rejected without naming a record (:func:`status_outcomes`)."""
+    if m.status == "accepted" and (m.rejected_records or m.message_ref_id in unnamed):
+        return PARTIAL
+    return m.status
+
+
+def status_outcomes(ledger: Ledger) -> dict[str, str]:
+    """The outcome of the latest status document imported for each message that has one, by
+    MessageRefId, as the ledger keeps it with each import (``accepted``, ``partially_rejected``,
+    ``rejected``): a partial rejection that names no record leaves every record as sent."""
+    import sqlalchemy as sa
+
+    from reporting.ledger import schema as t
+
+    m, i = t.messages, t.status_imports
+    query = sa.select(m.c.message_ref_id, i.c.outcome).join(m, m.c.id == i.c.message_id).order_by(i.c.id)
+    with ledger.engine.connect() as conn:
+        return {ref: str(outcome or "") for ref, outcome in conn.execute(query)}  # the latest wins
+
+
+def _messages_and_unnamed(ledger: Ledger) -> tuple[list[MessageInfo], set[str]]:
+    messages = ledger.messages()
+    outcomes = status_outcomes(ledger)
+    unnamed = {
+        m.message_ref_id
+        for m in messages
+        if m.status == "accepted" and not m.rejected_records and outcomes.get(m.message_ref_id) == PARTIALLY_REJECTED
+    }
+    return messages, unnamed
 
 
 def year_view(src: Sources, year: int) -> YearView:
@@ -454,6 +500,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
     from reporting.error_codes import meaning
 
     result = []
+    outcomes = status_outcomes(ledger)
     for m in ledger.messages(year=year):
         records = ledger.records(m.message_ref_id)
         errors = ledger.errors(m.message_ref_id) if m.errors else []
@@ -482,6 +529,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 triggered_by=m.triggered_by,
                 approved_by=m.approved_by,
                 run_id=m.run_id,
+                outcome=outcomes.get(m.message_ref_id, ""),
             )
         )
     return result
@@ -930,6 +978,8 @@ def _filing_row(f: Filing, downloadable: bool | None = None) -> tuple[str, ...]:
         feedback.append('<ul class="codes">' + "".join(f"<li>{escape(t)}</li>" for t in meanings) + "</ul>")
     if f.rejected_sellers:
         feedback.append("rejected sellers " + escape(", ".join(f.rejected_sellers)))
+    if f.unnamed_rejection:
+        feedback.append(f'<span class="unnamed-rejection">{escape(UNNAMED_REJECTION)}</span>')
     if not feedback:
         feedback.append("no errors" if f.status in ("accepted", "rejected") else "no status message yet")
     published = (
@@ -965,6 +1015,8 @@ def _badge(status: str, text: str | None = None) -> str:
 
 def _status_words(f: Filing) -> str:
     """The badge's words: a partial rejection says how many records were rejected."""
+    if f.unnamed_rejection:
+        return f"{PARTIAL}: records not named by the authority"
     if f.shown_status == PARTIAL:
         return f"{PARTIAL}: {f.rejected_records:,} of {f.records:,} records"
     return f.shown_status
@@ -1007,6 +1059,10 @@ DD_COLUMNS = (
 DD_SORTABLE = ("seller_id", "kind", "finding", "identifier", "country", "authorities", "seller_type")
 #: the list's filters, as GET query parameters: exact values, and ``q`` a part of the seller id
 DD_FILTERS = ("kind", "authority", "country", "identifier", "q")
+#: the findings shown per page of the list (``?page=``); the CSV export is the whole filtered list
+DD_PAGE_SIZE = 200
+#: the filters offered as choices, with the values of every finding of the run
+DD_OPTIONS = ("kind", "authority", "country", "identifier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1021,19 +1077,35 @@ class DueDiligenceQuery:
     q: str | None = None
     sort: str = "seller_id"
     desc: bool = False
+    page: int = 1  # 1-based, of DD_PAGE_SIZE findings
 
     def params(self, **change: Any) -> str:
-        """The query string of this query with ``change``d values (for links and the export)."""
+        """The query string of this query with ``change``d values (for links and the export);
+        the page only when it is not the first (``page=None``: none, as for the export)."""
         values = {
             "run": self.run,
             **{k: getattr(self, k) for k in DD_FILTERS},
             "sort": self.sort,
             "order": "desc" if self.desc else "asc",
+            "page": self.page if self.page > 1 else None,
         }
         values.update(change)
+        if values["page"] == 1:  # the first page is the list without a page
+            values["page"] = None
         from urllib.parse import urlencode
 
         return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """The findings of a run that pass a query, read from its kept CSV one row at a time: only
+    those are held (sorted, for the page and the export), with the count of all and the values
+    the filters offer."""
+
+    rows: list[dict[str, str]]  # the findings that pass the query's filters, in its sort order
+    total: int  # every finding of the run
+    options: dict[str, list[str]]  # the values of every finding, per filter of DD_OPTIONS
 
 
 def due_diligence_list(
@@ -1041,34 +1113,77 @@ def due_diligence_list(
 ) -> tuple[Run | None, list[dict[str, str]], list[str]]:
     """The due-diligence findings of the chosen run (``query.run``; the latest production run,
     else the latest test run), all of them, read from the run's kept CSV; and the problems."""
+    run, findings, problems = due_diligence_findings(src, year, DueDiligenceQuery(run=query.run))
+    return run, findings.rows, problems
+
+
+def due_diligence_findings(src: Sources, year: int, query: DueDiligenceQuery) -> tuple[Run | None, Findings, list[str]]:
+    """The findings of the chosen run (``query.run``; the latest production run, else the latest
+    test run) that pass the query's filters, sorted (:class:`Findings`); and the problems. The
+    CSV is read row by row: a finding that does not pass is counted and dropped."""
     import csv
 
+    none = Findings([], 0, {k: [] for k in DD_OPTIONS})
     year_dir = src.year_dir(year)
     if year_dir is None or not year_dir.is_dir():
-        return None, [], [f"No run of {year} has published into the output directory yet.", *src.problems]
+        return None, none, [f"No run of {year} has published into the output directory yet.", *src.problems]
     runs, problems = runs_of(year_dir)
     view = YearView(year, None, None, {}, runs=runs)
     run = view.latest(query.run) if query.run in ENVIRONMENTS else (view.latest("prod") or view.latest("test"))
     if run is None:
         return (
             None,
-            [],
+            none,
             [*problems, f"No {ENVIRONMENTS.get(query.run or '', '')} run of {year} is kept.".replace("  ", " ")],
         )
     path = run.report("due_diligence.csv")
     if path is None:
         return (
             run,
-            [],
+            none,
             [*problems, "This run's due-diligence list is not kept (a run published before lists were kept)."],
         )
+    chosen: list[dict[str, str]] = []
+    total = 0
+    options: dict[str, set[str]] = {k: set() for k in DD_OPTIONS}
     try:
         with (year_dir / path).open(newline="", encoding="utf-8") as fh:
-            rows = [{c: (r.get(c) or "") for c, _ in DD_COLUMNS} for r in csv.DictReader(fh)]
+            for raw in csv.DictReader(fh):
+                # the CSV keeps a cell that starts like a formula behind a quote: shown as the run wrote it
+                r = {c: _uncell(raw.get(c) or "") for c, _ in DD_COLUMNS}
+                total += 1
+                _add_options(options, r)
+                if _passes(r, query):
+                    chosen.append(r)
     except (OSError, ValueError, csv.Error) as exc:
-        return run, [], [*problems, f"The run's due-diligence list cannot be read ({type(exc).__name__})."]
-    # the CSV keeps a cell that starts like a formula behind a quote: shown as the run wrote it
-    return run, [{k: _uncell(v) for k, v in r.items()} for r in rows], problems
+        return run, none, [*problems, f"The run's due-diligence list cannot be read ({type(exc).__name__})."]
+    _sort(chosen, query)
+    return run, Findings(chosen, total, {k: sorted(v) for k, v in options.items()}), problems
+
+
+def _add_options(options: dict[str, set[str]], r: Mapping[str, str]) -> None:
+    options["kind"].add(r["kind"])
+    options["authority"].update(a for a in r["authorities"].split(";") if a)
+    if r["country"]:
+        options["country"].add(r["country"])
+    options["identifier"].add(r["identifier"])
+
+
+def _passes(r: Mapping[str, str], query: DueDiligenceQuery) -> bool:
+    q = (query.q or "").strip().lower()
+    return (
+        query.kind in (None, "", r["kind"])
+        and query.country in (None, "", r["country"])
+        and query.identifier in (None, "", r["identifier"])
+        and (not query.authority or query.authority in r["authorities"].split(";"))
+        and (not q or q in r["seller_id"].lower())
+    )
+
+
+def _sort(rows: list[Any], query: DueDiligenceQuery) -> None:
+    key = query.sort if query.sort in DD_SORTABLE else "seller_id"
+    rows.sort(key=lambda r: (r["seller_id"], r["identifier"], r["finding"]))
+    rows.sort(key=lambda r: r[key].lower(), reverse=query.desc)
 
 
 def _uncell(value: str) -> str:
@@ -1077,19 +1192,8 @@ def _uncell(value: str) -> str:
 
 def select_findings(rows: Sequence[Mapping[str, str]], query: DueDiligenceQuery) -> list[Mapping[str, str]]:
     """The rows that pass the query's filters, in its sort order (then by seller and finding)."""
-    q = (query.q or "").strip().lower()
-    chosen = [
-        r
-        for r in rows
-        if query.kind in (None, "", r["kind"])
-        and query.country in (None, "", r["country"])
-        and query.identifier in (None, "", r["identifier"])
-        and (not query.authority or query.authority in r["authorities"].split(";"))
-        and (not q or q in r["seller_id"].lower())
-    ]
-    key = query.sort if query.sort in DD_SORTABLE else "seller_id"
-    chosen.sort(key=lambda r: (r["seller_id"], r["identifier"], r["finding"]))
-    chosen.sort(key=lambda r: r[key].lower(), reverse=query.desc)
+    chosen = [r for r in rows if _passes(r, query)]
+    _sort(chosen, query)
     return chosen
 
 
@@ -1117,17 +1221,25 @@ def due_diligence_page(
     problems: Sequence[str],
     *,
     may_download: bool = True,
+    total: int | None = None,
+    options: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The due-diligence list of a run: filters (a GET form), sort links on the headers, the
-    rows that pass, and the export of exactly those as CSV. Without ``may_download`` the
-    masked identifiers are not shown and the export is not offered."""
+    rows that pass, :data:`DD_PAGE_SIZE` per page (previous and next links keep the filters and
+    the sort), and the export of all of those as CSV. Without ``may_download`` the masked
+    identifiers are not shown and the export is not offered. ``rows`` are every finding of the
+    run, or, with ``total`` and ``options`` (:class:`Findings`), those that pass the query."""
     shown = select_findings(rows, query)
-    options = {
-        "kind": sorted({r["kind"] for r in rows}),
-        "authority": sorted({a for r in rows for a in r["authorities"].split(";") if a}),
-        "country": sorted({r["country"] for r in rows if r["country"]}),
-        "identifier": sorted({r["identifier"] for r in rows}),
-    }
+    if options is None:
+        sets: dict[str, set[str]] = {k: set() for k in DD_OPTIONS}
+        for r in rows:
+            _add_options(sets, r)
+        options = {k: sorted(v) for k, v in sets.items()}
+    total = len(rows) if total is None else total
+    pages = max(1, -(-len(shown) // DD_PAGE_SIZE))
+    page = min(max(query.page, 1), pages)
+    first = (page - 1) * DD_PAGE_SIZE
+    on_page = shown[first : first + DD_PAGE_SIZE]
     labels = {"kind": "Kind", "authority": "Reported to", "country": "Country", "identifier": "Identifier"}
     fields = [f'<input type="hidden" name="run" value="{escape(query.run)}">' if query.run else ""]
     for key, label in labels.items():
@@ -1153,15 +1265,15 @@ def due_diligence_page(
             continue
         desc = not query.desc if c == query.sort else False
         arrow = (" ▼" if query.desc else " ▲") if c == query.sort else ""
-        href = "due-diligence?" + query.params(sort=c, order="desc" if desc else "asc")
+        href = "due-diligence?" + query.params(sort=c, order="desc" if desc else "asc", page=None)
         heads.append(f'<a class="sort" href="{escape(href)}">{escape(h)}{arrow}</a>')
-    body_rows = [tuple(escape(r[c]) for c, _ in columns) for r in shown]
+    body_rows = [tuple(escape(r[c]) for c, _ in columns) for r in on_page]
     envs = " ".join(
         f'<a href="due-diligence?run={e}"{" class=current" if run and run.environment == e else ""}>latest {n} run</a>'
         for e, n in ENVIRONMENTS.items()
     )
     export = (
-        f'<a id="dd-export" href="due-diligence.csv?{escape(query.params())}">'
+        f'<a id="dd-export" href="due-diligence.csv?{escape(query.params(page=None))}">'
         f"Export these {len(shown):,} row(s) as CSV</a>"
         if may_download
         else f"CSV export: {NO_DOWNLOAD}"
@@ -1182,13 +1294,32 @@ def due_diligence_page(
         )
     body += [
         form,
-        f'<p id="dd-count"><b>{len(shown):,}</b> of {len(rows):,} finding(s), '
+        f'<p id="dd-count"><b>{len(shown):,}</b> of {total:,} finding(s), '
         f"{len({r['seller_id'] for r in shown}):,} seller(s). {export}</p>",
+        *_pager(query, page, pages, first, len(on_page), len(shown), "dd-pages"),
         _table([h for _, h in columns], body_rows, table_id="dd-findings", header_html=heads)
         if body_rows
         else "<p>No finding matches these filters.</p>",
+        *(_pager(query, page, pages, first, len(on_page), len(shown), "dd-pages-bottom") if pages > 1 else []),
     ]
     return _page(f"DAC7 {year}: due diligence", body)
+
+
+def _pager(query: DueDiligenceQuery, page: int, pages: int, first: int, count: int, of: int, pid: str) -> list[str]:
+    """``Findings 201-400 of 950, page 2 of 5`` with links to the previous and the next page
+    (the filters and the sort kept); nothing when the list fits on one page."""
+    if pages <= 1:
+        return []
+    links = []
+    if page > 1:
+        links.append(f'<a rel="prev" href="due-diligence?{escape(query.params(page=page - 1))}">previous page</a>')
+    if page < pages:
+        links.append(f'<a rel="next" href="due-diligence?{escape(query.params(page=page + 1))}">next page</a>')
+    return [
+        f'<p class="pages" id="{pid}">Findings {first + 1:,}-{first + count:,} of {of:,}, page {page} of {pages}. '
+        + " ".join(links)
+        + "</p>"
+    ]
 
 
 # -------------------------------------------------------------------------------------- helpers

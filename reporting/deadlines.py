@@ -8,6 +8,11 @@ obligations; the keys are a contract and are only ever added to.
 
     due = filing_due("DE", 2025)            # date(2026, 1, 31)
     days_left(due, date(2026, 2, 1))        # -1: one day overdue; the due day itself is 0
+    local_day("DE", datetime(2026, 1, 31, 23, tzinfo=UTC))  # date(2026, 2, 1): midnight in Berlin
+
+A due day ends at midnight in the member state (its ``[time_zones]`` row, a zoneinfo name), not
+in UTC: :func:`local_day` gives the state's day of a moment, for "due today", "overdue" and
+"filed in time".
 
 A leaf module: the standard library only (the DAG files and the Airflow plugin import it).
 """
@@ -18,9 +23,10 @@ import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 #: The obligations the table knows; a row with another one is refused (a typo would hide a date).
 OBLIGATIONS = ("filing", "seller_statement")
@@ -28,6 +34,8 @@ CERTAINTIES = ("high", "medium", "low")
 #: The table of the EU generic edition: the member states without a national profile.
 EU = "EU"
 _FILE = ("authorities", "deadlines.toml")
+#: The table of the member states' time zones in the file (not a profile).
+TIME_ZONES = "time_zones"
 
 
 class DeadlineTableError(ValueError):
@@ -74,13 +82,44 @@ class ProfileDeadlines:
 @functools.cache
 def deadline_table() -> dict[str, ProfileDeadlines]:
     """Every profile's deadline table, checked: each row has an obligation, a day, a source."""
-    text = resources.files("reporting").joinpath(*_FILE).read_text(encoding="utf-8")
-    return parse_table(tomllib.loads(text))
+    return parse_table(_data())
+
+
+@functools.cache
+def _data() -> dict[str, Any]:
+    return tomllib.loads(resources.files("reporting").joinpath(*_FILE).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def time_zones() -> dict[str, str]:
+    """Each member state's time zone (a zoneinfo name), from the table's ``[time_zones]``;
+    every name is checked to be one zoneinfo knows."""
+    zones = {str(k): str(v) for k, v in _data().get(TIME_ZONES, {}).items()}
+    for country, name in zones.items():
+        try:
+            ZoneInfo(name)
+        except (ValueError, LookupError):  # ZoneInfoNotFoundError is a KeyError
+            raise DeadlineTableError(f"[{TIME_ZONES}] {country}: {name!r} is not a time zone zoneinfo knows") from None
+    return zones
+
+
+def time_zone(country: str) -> ZoneInfo:
+    """The time zone a deadline of ``country`` is counted in; UTC for a country without one."""
+    name = time_zones().get(country)
+    return ZoneInfo(name) if name else ZoneInfo("UTC")
+
+
+def local_day(country: str, at: datetime) -> date:
+    """The day in ``country`` at the moment ``at`` (a naive ``at`` is UTC, as the ledger keeps it)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(time_zone(country)).date()
 
 
 def parse_table(data: Mapping[str, Any]) -> dict[str, ProfileDeadlines]:
     tables: dict[str, ProfileDeadlines] = {}
     for profile, table in data.items():
+        if profile == TIME_ZONES:  # the member states' time zones: see time_zones()
+            continue
         if not isinstance(table, Mapping):
             raise DeadlineTableError(f"[{profile}]: expected a table with a name and deadline rows")
         rows = tuple(_row(profile, i, row) for i, row in enumerate(table.get("deadline", []), start=1))

@@ -5,7 +5,9 @@ This module gives each code its meaning from the published tables the preflight 
 
 - the EU DAC7 business rules and file errors (DG TAXUD, DAC7 module 1.1.0, ``ErrorCode`` table),
   as :data:`reporting.preflight.RULES` holds them, plus the codes the preflight cannot check
-  (file errors, transport, rules on the receiver's database), from the same table;
+  (file errors, rules on the receiver's database), from the same table;
+- the transport-level file errors 50001-50004 and 50006 of the OECD CRS/CTS status-message family
+  (their DPI use is unconfirmed: :data:`CTS_FILE_ERRORS`);
 - the Italian checker's codes (Agenzia delle Entrate, DAC7 checker ``description.properties``):
   its own format and file checks, and the ``E`` codes that mirror the EU codes
   (``E4080`` = ``40080``), with the two rules Italy words differently and its extra ``E9020``;
@@ -19,22 +21,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: EU codes of the DG TAXUD table that the preflight has no check for (it lists the checks).
+#: EU codes of the DG TAXUD table that the preflight has no check for (the codes it checks take
+#: their meaning from :data:`reporting.preflight.RULES`): file errors found on receipt, and rules
+#: on the receiving member state's database.
 EU_ONLY_ON_RECEIPT: dict[str, str] = {
-    "10010": "The Sending Entity IN is only used domestically; it must not be provided in a DAC7 exchange.",
-    "10060": "The Reporting Period cannot be in the future.",
-    "20010": 'The attribute "Assumed Reporting" must be set to "False" or not provided.',
-    "20020": "No information about the Assuming Platform Operator must be provided.",
-    "20030": "A nil report (DPI403) must name at least one Assumed Platform Operator.",
-    "40020": "At least one IN of type IIN must be provided for the foreign Reporting Platform Operator.",
-    "40040": "At least one Residence Country Code must be provided for the assumed Platform Operator.",
     "50005": "File error: potential security threats in the decrypted file (hyperlinks, scripts, executables).",
     "50007": "File error: the file failed validation against the XML Schema Definition.",
-    "50008": "The MessageRefId is not in the format: transmitting country, year, receiving country, unique id.",
-    "50009": "The MessageRefId must be unique.",
-    "50012": "The Receiving Country must be the country code of the tax authority receiving the message.",
     "70010": "Redundant reporting by an assumed Platform Operator: the member state rejected it.",
     "80008": "The resend option (OECD0) cannot be used for the correctable record specified.",
+}
+
+#: The transport-level file errors of the OECD CRS/CTS status-message family that a status
+#: message may also name (the reference, ``dac7-rules.md`` section 4.3: 50001 failed download,
+#: 50002 decryption, 50003 decompression, 50004 signature, 50006 virus scan). They are not from a
+#: DPI source and their DPI use is unconfirmed (the reference's section 8); 50010 and 50011 have
+#: no meaning in the reference and are left out (shown as having no published meaning).
+CTS_FILE_ERRORS: dict[str, str] = {
+    "50001": "File error (CTS transport): the file could not be downloaded.",
+    "50002": "File error (CTS transport): the file could not be decrypted.",
+    "50003": "File error (CTS transport): the file could not be decompressed.",
+    "50004": "File error (CTS transport): the file's signature check failed.",
+    "50006": "File error (CTS transport): the file failed the virus scan.",
 }
 
 #: The Italian checker's own codes (format and file checks, warnings).
@@ -85,6 +92,7 @@ SOURCES: dict[str, str] = {
     "EU": "DG TAXUD DAC7 business rules and file errors (DAC7 module 1.1.0, ErrorCode table)",
     "IT": "Agenzia delle Entrate DAC7 checker, description.properties (codes C, E, S, W)",
     "FR": "DGFiP cahier des charges DPI-DAC7 v1.6, second-level rules 2, 12, 33, 34",
+    "CTS": "OECD CRS/CTS status-message family, transport-level file errors (DPI use unconfirmed)",
 }
 
 
@@ -92,7 +100,7 @@ SOURCES: dict[str, str] = {
 class CodeMeaning:
     code: str
     meaning: str | None  # None: no published table has this code
-    source: str | None  # "EU", "IT", "FR"
+    source: str | None  # "EU", "IT", "FR", "CTS"
 
     def text(self) -> str:
         """``40080: If a TIN is provided ...``, or ``code 123: no published meaning``."""
@@ -128,4 +136,6 @@ def meaning(code: str, authority: str | None = None) -> CodeMeaning:
     eu = _eu(code)
     if eu:
         return CodeMeaning(code, eu, "EU")
+    if code in CTS_FILE_ERRORS:
+        return CodeMeaning(code, CTS_FILE_ERRORS[code], "CTS")
     return CodeMeaning(code, None, None)

@@ -156,6 +156,8 @@ class SellerFiling:
 
 
 def _manifest(out: Path, year: int) -> dict[str, Any]:
+    """The manifest of the run in ``out``: the year's output (its latest run) or a run's kept
+    copy (``<year>/runs/<run>``, whose ``reports/`` holds the seller reports of that run)."""
     manifest_path = out / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(f"no manifest.json in {out}: run `dac7 run` for {year} first")
@@ -174,10 +176,11 @@ def _rows(con: duckdb.DuckDBPyConnection, path: Path, seller_id: str, order: str
     return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
 
 
-def read_seller(out_dir: str | Path, seller_id: str, year: int) -> SellerReading | None:
-    """The seller's decision, figures and identity in the run published into ``out_dir``;
-    ``None`` when the run has no such seller. Raises ConfigError when there is no run of ``year``."""
-    out = Path(out_dir)
+def read_seller(out_dir: str | Path, seller_id: str, year: int, run: str | None = None) -> SellerReading | None:
+    """The seller's decision, figures and identity in the run published into ``out_dir``, or in
+    the run kept at ``out_dir/run`` (``runs/<run>``: its manifest and ``reports/``); ``None``
+    when the run has no such seller. Raises ConfigError when there is no run of ``year``."""
+    out = Path(out_dir) / run if run else Path(out_dir)
     manifest = _manifest(out, year)
     con = duckdb.connect()
     try:
@@ -202,10 +205,13 @@ def read_seller(out_dir: str | Path, seller_id: str, year: int) -> SellerReading
     )
 
 
-def find_sellers(out_dir: str | Path, prefix: str, year: int, limit: int = 50) -> tuple[list[SellerMatch], bool]:
-    """The sellers of the run whose id starts with ``prefix``, in id order, at most ``limit``;
-    and whether there are more. DuckDB keeps the ``limit + 1`` first only, whatever the run's size."""
-    out = Path(out_dir)
+def find_sellers(
+    out_dir: str | Path, prefix: str, year: int, limit: int = 50, run: str | None = None
+) -> tuple[list[SellerMatch], bool]:
+    """The sellers of the run (the latest, or the one kept at ``out_dir/run``) whose id starts
+    with ``prefix``, in id order, at most ``limit``; and whether there are more. DuckDB keeps the
+    ``limit + 1`` first only, whatever the run's size."""
+    out = Path(out_dir) / run if run else Path(out_dir)
     _manifest(out, year)
     path = out / "reports" / "decisions.parquet"
     con = duckdb.connect()
@@ -339,7 +345,7 @@ def _read_identity(con: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any], 
     return Identity(
         name=name or "",
         birth_date=str(s["birth_date"]) if s.get("birth_date") else "",
-        tins=tuple((str(t["tin"]), str(t["issued_by"])) for t in tins),
+        tins=tuple((str(t["tin"]) if t["tin"] is not None else "", str(t["issued_by"])) for t in tins),
         vat=str(s.get("vat_id") or ""),
         accounts=tuple(str(a["identifier"]) for a in accounts if a.get("identifier")),
         address=", ".join(x for x in lines if x),
@@ -425,7 +431,7 @@ def _identity_line(identity: Identity | None, show: bool) -> str:
     if identity is None:
         return "Identity: the run's staging data is no longer available"
     if show:
-        tin_text = ", ".join(f"{tin} ({country})" for tin, country in identity.tins) or "unknown"
+        tin_text = ", ".join(f"{tin or '-'} ({country})" for tin, country in identity.tins) or "unknown"
         return f"Identity: {identity.name}; born {identity.birth_date or '-'}; TIN {tin_text}"
     masked = identity.mask()
     tin_text = ", ".join(f"{tin} ({country})" for tin, country in masked.tins) or "unknown"

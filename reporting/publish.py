@@ -591,6 +591,7 @@ def _write_manifest(
 ) -> dict[str, Any]:
     """The reports, the Data Docs, the run summary and ``manifest.json``, written to the output."""
     out = private_dirs(settings.out_dir)
+    keep_earlier_run(out, settings.run_id)  # before this run's reports replace that run's
     published = [] if watch else published_files(settings, out)
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
@@ -643,6 +644,15 @@ def _write_manifest(
 RUNS = "runs"
 #: the reports of a run kept with its manifest (the others are the latest run's only)
 RUN_REPORTS = ("run_summary.html", "due_diligence.html", "due_diligence.csv", "quarantine.csv")
+#: the reports of a run that the view's seller page reads, kept with its manifest too: hard links
+#: when the file system allows (a later run replaces the files under ``reports/``, it never
+#: writes into them), else copies
+SELLER_REPORTS = ("decisions.parquet", "figures.parquet")
+#: what the kept copy of ``due_diligence.html`` says of its Data Docs links
+KEPT_DOCS_NOTE = (
+    "Data checks (Great Expectations Data Docs; this is a kept copy of a run's report: the links open the "
+    "Data Docs of the year's latest run, which may be a later run than this one):"
+)
 
 
 def run_key(run_id: str) -> str:
@@ -658,19 +668,55 @@ def keep_run_copy(out: Path, manifest: dict[str, Any]) -> Path:
     the output stays the latest run's, whatever its environment."""
     folder = private_dirs(out / manifest["run_copy"])
     reports = private_dirs(folder / "reports")
-    for name in RUN_REPORTS:
+    for name in (*RUN_REPORTS, *SELLER_REPORTS):
         src = out / "reports" / name
         if not src.is_file():
             continue
         tmp = reports / f".{name}.tmp"
         tmp.unlink(missing_ok=True)
-        if name == "due_diligence.html":  # two folders deeper: its link back to the view too
-            text = src.read_text(encoding="utf-8").replace(f'href="{VIEW_LINK}"', f'href="../../{VIEW_LINK}"')
+        if name == "due_diligence.html":  # two folders deeper: its links back to the view and to the Data Docs
+            text = (
+                src.read_text(encoding="utf-8")
+                .replace(f'href="{VIEW_LINK}"', f'href="../../{VIEW_LINK}"')
+                .replace(f'href="{DOCS_DIR}/', f'href="../../../reports/{DOCS_DIR}/')
+                .replace("<p>Data checks (Great Expectations Data Docs):</p>", f"<p>{KEPT_DOCS_NOTE}</p>")
+            )
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+        elif name in SELLER_REPORTS:
+            _link_or_copy(src, tmp)
         else:
             private_copy(src, tmp)
         os.replace(tmp, reports / name)
     write_json(folder / "manifest.json", manifest)
     return folder
+
+
+def keep_earlier_run(out: Path, run_id: str) -> Path | None:
+    """Keep the run of ``<out>/manifest.json`` under ``runs/<run>/`` when it was published before
+    runs were kept there (its manifest has no ``run_copy``), with those of its reports that are
+    still under ``reports/``: the run about to publish would otherwise replace the only trace of
+    it, and a test run would hide the year's production run. Nothing is done for a manifest
+    of ``run_id`` itself (a retry), nor when that run's copy exists already."""
+    try:
+        earlier = read_json(out / "manifest.json")
+    except (OSError, ValueError):  # none yet, or unreadable: nothing to keep
+        return None
+    if not isinstance(earlier, dict) or "run_copy" in earlier or str(earlier.get("run_id", "")) == run_id:
+        return None
+    key = run_key(str(earlier.get("run_id", "")))
+    if (out / RUNS / key / "manifest.json").is_file():
+        return None
+    log.info("keeping the run %s, published before runs were kept, under %s/%s", earlier.get("run_id"), RUNS, key)
+    return keep_run_copy(out, {**earlier, "run_copy": f"{RUNS}/{key}"})
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (owner-only, as ``src`` is), else as an owner-only copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        private_copy(src, dst)
+    else:
+        os.chmod(dst, 0o600)

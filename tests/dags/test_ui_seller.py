@@ -277,7 +277,7 @@ def test_a_seller_not_in_the_run_says_so(seller_ui: Any, small: Small) -> None:
     assert (sv.reading, sv.filings, sv.problems) == (None, [], [])
     page = html.fromstring(seller_ui.seller_page(sv, may_see_personal_data=True))
     assert page.get_element_by_id("not-found").text_content() == (
-        "Seller NOPE is not in the latest run of 2025: no transaction paid or credited in 2025, or not a seller "
+        "Seller NOPE is not in the shown run of 2025: no transaction paid or credited in 2025, or not a seller "
         "id of the marketplace's database. Search by the beginning of the id."
     )
     assert page.get_element_by_id("filings-none").text_content() == "No filing of this year carried this seller."
@@ -344,6 +344,94 @@ def test_the_search_page_lists_matches_and_refuses_bad_ids(seller_ui: Any, small
         .text_content()
         .startswith("No seller of this run has an id that is or starts with <b>.")
     )
+
+
+TEST_RERUN = "manual__2026-01-20T07:00:00+00:00"
+
+
+def prod_then_test(small: Small, tmp: Path) -> Path:
+    """The small run as the year's production run (kept under ``runs/``), then a test rerun with
+    another decision for S1: the year's ``manifest.json`` and ``reports/`` are the test run's."""
+    from reporting.publish import keep_run_copy, run_key
+
+    out = tmp / "out" / "2025"
+    shutil.copytree(small.out, out)
+    prod = json.loads((small.out / "manifest.json").read_text(encoding="utf-8")) | {"environment": "prod"}
+    (out / "runs" / run_key(RUN_ID) / "manifest.json").write_text(json.dumps(prod), encoding="utf-8")
+    assert (out / "runs" / run_key(RUN_ID) / "reports" / "decisions.parquet").is_file()  # kept by the publish
+    # the test run decides otherwise for S1: a new file renamed over the year's (as the publish does)
+    decisions, tmp_file = out / "reports" / "decisions.parquet", out / "reports" / ".decisions.parquet.tmp"
+    sql = f"select * replace ('excluded:de_minimis' as decision) from read_parquet('{decisions}')"
+    duckdb.execute(f"copy ({sql}) to '{tmp_file}' (format parquet)")
+    tmp_file.replace(decisions)
+    test = prod | {
+        "environment": "test",
+        "run_id": TEST_RERUN,
+        "timestamp_utc": "2026-01-20T07:00:00",
+        "run_copy": f"runs/{run_key(TEST_RERUN)}",
+    }
+    keep_run_copy(out, test)
+    (out / "manifest.json").write_text(json.dumps(test), encoding="utf-8")
+    return out
+
+
+def test_the_seller_page_reads_the_latest_production_run_after_a_test_rerun(
+    seller_ui: Any, small: Small, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = prod_then_test(small, tmp_path)
+    src = seller_ui.view.Sources(small.ledger, out.parent)
+    sv = seller_ui.seller_view(src, 2025, "S1")
+    assert sv.reading is not None and (sv.reading.run_id, sv.reading.environment) == (RUN_ID, "prod")
+    assert sv.reading.decision["decision"] == "reported"
+    page = html.fromstring(seller_ui.seller_page(sv, may_see_personal_data=False))
+    shown = page.get_element_by_id("shown-run")
+    assert shown.text_content() == (f"Shown: the latest production run of 2025, run {RUN_ID}. See the latest test run.")
+    assert page.xpath("//a[@id='run-test']/@href") == ["S1?environment=test"]
+    # the latest test run, when asked for
+    sv = seller_ui.seller_view(src, 2025, "S1", "test")
+    assert sv.reading is not None and (sv.reading.run_id, sv.reading.decision["decision"]) == (
+        TEST_RERUN,
+        "excluded:de_minimis",
+    )
+    page = html.fromstring(seller_ui.seller_page(sv, may_see_personal_data=False))
+    assert page.xpath("//a[@id='run-prod']/@href") == ["S1"]
+    # the search: the production run's sellers, and the test run's with the environment kept in the links
+    result = seller_ui.search(src, 2025, "S1")
+    assert result.run.run_id == RUN_ID and result.matches[0].decision == "reported"
+    result = seller_ui.search(src, 2025, "S1", "test")
+    assert result.matches[0].decision == "excluded:de_minimis"
+    page = html.fromstring(seller_ui.search_page(2025, result))
+    assert page.xpath("//table[@id='search-results']//a/@href")[0] == "sellers/S1?environment=test"
+    assert page.xpath("//input[@name='environment']/@value") == ["test"]
+    # dac7 explain reads the year's output as before: the latest run, whatever its environment
+    assert main(["explain", "--seller", "S1", "--year", "2025", "--out", str(out)]) == 0
+    assert f"test run {TEST_RERUN}" in capsys.readouterr().out
+
+
+def test_a_null_tin_is_shown_as_none_not_masked(tmp_path: Path) -> None:
+    from reporting.explain import _identity_line, _read_identity
+
+    extract = tmp_path / "extract"
+    extract.mkdir()
+    con = duckdb.connect()
+    con.execute(f"copy (select 'S9' as seller_id, 'Jan Nowak' as legal_name) to '{extract / 'sellers.parquet'}'")
+    con.execute(
+        "copy (select 'S9' as seller_id, null::varchar as tin, 'DE' as issued_by) "
+        f"to '{extract / 'seller_tins.parquet'}'"
+    )
+    identity = _read_identity(con, {"staging": str(tmp_path)}, "S9")
+    assert identity is not None and identity.tins == (("", "DE"),)
+    assert identity.mask().tins == (("-", "DE"),)
+    assert _identity_line(identity, False).endswith("TIN - (DE)")
+    assert _identity_line(identity, True).endswith("TIN - (DE)")
+
+
+def test_a_seller_id_with_a_slash_is_linked_and_reached_as_one_segment(seller_ui: Any) -> None:
+    assert seller_ui._seller_href("A/1", "sellers/") == "sellers/A%2F1"
+    assert seller_ui.canonical_href(b"/dac7/2025/sellers/A/1", "A/1") == "../A%2F1"
+    assert seller_ui.canonical_href(b"/dac7/2025/sellers/A/b/1", "A/b/1", "test") == "../../A%2Fb%2F1?environment=test"
+    assert seller_ui.canonical_href(b"/dac7/2025/sellers/A%2F1", "A/1") is None
+    assert seller_ui.canonical_href(b"/dac7/2025/sellers/S1", "S1") is None
 
 
 def cells(page: Any, table_id: str) -> list[list[str]]:
@@ -458,7 +546,7 @@ def test_compliance_staff_find_a_seller_and_see_the_decision_and_figures(stack: 
     assert f"DAC7 seller page with personal data for {USER}: {YEAR}/{seller_id}" in log
     # a seller that is not there, and an id that cannot be one: a sentence, no traceback
     status, body = request(f"{base}/dac7/{YEAR}/sellers/NO-SUCH-SELLER", session)
-    assert status == 404 and b"is not in the latest run of" in body
+    assert status == 404 and b"is not in the shown run of" in body
     status, body = request(f"{base}/dac7/{YEAR}/sellers?q=%20{seller_id}", session)
     assert status == 400 and b"A seller id does not start or end with a space" in body and b"Traceback" not in body
     status, body = request(f"{base}/dac7/{YEAR}/sellers/{'x' * 201}", session)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +165,35 @@ def test_the_filing_due_day_itself_is_not_overdue(board: Any) -> None:
     assert board.deadline_words(row, due, date(2026, 1, 31)) == "due today"
     assert board.state(row, due, date(2026, 2, 1)) == ("rejected", "overdue: nothing filed")
     assert board.deadline_words(row, due, date(2026, 2, 1)) == "1 day overdue"
-    on_time = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 23, 59))
+    # the ledger's times are UTC: 21:59 UTC on 31 January is 23:59 in Vilnius (EET), in time
+    on_time = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 21, 59))
     assert board.deadline_words(on_time, due, date(2026, 3, 1)) == "filed 2026-01-31, in time"
+    # 23:59 UTC is already 1 February in Vilnius: a day late (it was in time in UTC)
+    late = board.BoardRow("prod", "LT", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 1, 31, 23, 59))
+    assert board.deadline_words(late, due, date(2026, 3, 1)) == "filed 2026-02-01, 1 day late"
+
+
+@pytest.mark.parametrize(
+    ("at", "words", "kind", "filed"),
+    [
+        (datetime(2026, 1, 31, 22, 59, 59, tzinfo=UTC), "due today", "todo", "filed 2026-01-31, in time"),
+        (datetime(2026, 1, 31, 23, 0, 0, tzinfo=UTC), "1 day overdue", "rejected", "filed 2026-02-01, 1 day late"),
+    ],
+)
+def test_31_january_ends_at_midnight_in_a_cet_state_not_in_utc(
+    board: Any, at: datetime, words: str, kind: str, filed: str
+) -> None:
+    """Germany in winter (CET, UTC+1): the due day ends at 23:00 UTC."""
+    due = date(2026, 1, 31)
+    row = board.BoardRow("prod", "DE", 2025)
+    assert board.deadline_words(row, due, at) == words
+    assert board.state(row, due, at)[0] == kind
+    naive_utc = at.replace(tzinfo=None)  # as the ledger keeps its times
+    published = board.BoardRow("prod", "DE", 2025, filed=1, awaiting=1, first_filed=naive_utc)
+    assert board.deadline_words(published, due, date(2026, 3, 1)) == filed
+    # the board of a moment judges each row on its state's day
+    page = lhtml.fromstring(board.board_page(board.Board(at.date(), (row,), "DE", now=at)))
+    assert words in page.xpath("//table[@id='board-prod']")[0].text_content()
 
 
 def test_a_viewer_sees_no_form_but_a_sentence(board: Any) -> None:
@@ -346,3 +373,35 @@ def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: A
     assert board.state(after, date(2026, 1, 31), TODAY) == ("published", "filed: awaiting the authority's status")
     cells = board._counts(after, date(2026, 1, 31), TODAY)
     assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected, 1 corrected since)"
+
+
+def test_a_partial_rejection_that_names_no_record_is_a_warning_on_the_board_and_the_view(
+    board: Any, ledger: Ledger, ledger_url: str
+) -> None:
+    from reporting.ledger.model import FileError, StatusReport
+
+    ref = publish(Filer(ledger, environment="prod", authority="DE", year=2025), {"S1": 1}, datetime(2026, 1, 20))
+    report = StatusReport(
+        format="de-dip-protocol",
+        outcome="partially_rejected",
+        message_ref_id=ref,
+        file_errors=(FileError(code="payload", details="some records were rejected"),),
+    )
+    ledger.record_status(report, file_name="protocol.xml", sha256="0" * 64)
+    assert ledger.message(ref).status == "accepted" and ledger.message(ref).rejected_records == 0
+
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, {})
+    [row] = [r for r in view.rows if (r.environment, r.authority) == ("prod", "DE")]
+    assert (row.accepted, row.partly_rejected, row.unnamed_rejections) == (0, 1, 1)
+    assert board.state(row, date(2026, 1, 31), TODAY) == ("warning", "warning: partially rejected, records not named")
+    page = lhtml.fromstring(board.board_page(view))
+    assert "records not named by the authority" in page.xpath("//table[@id='board-prod']")[0].text_content()
+
+    import dac7_view
+
+    [filing] = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2025).filings["DE"]
+    assert (filing.outcome, filing.shown_status) == ("partially_rejected", dac7_view.PARTIAL)
+    assert "records not named" in dac7_view._status_words(filing)
+    assert "names no rejected record" in " ".join(dac7_view._filing_row(filing))
+    overview, _ = dac7_view.overview(dac7_view.Sources(ledger_url, None), status=dac7_view.PARTIAL)
+    assert [(y.year, y.messages) for y in overview] == [(2025, 1)]

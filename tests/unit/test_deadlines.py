@@ -95,3 +95,18 @@ def test_a_malformed_table_is_refused_with_the_row_named(rows: list[dict[str, ob
 def test_a_table_without_the_eu_rows_is_refused() -> None:
     with pytest.raises(DeadlineTableError, match=r"no \[EU\] table"):
         parse_table({"DE": {"deadline": [row()]}})
+
+
+def test_every_member_state_has_a_time_zone_and_the_due_day_ends_at_its_midnight() -> None:
+    from datetime import UTC, datetime
+
+    from reporting.countries import EU_MEMBER_STATES
+    from reporting.deadlines import local_day, time_zones
+
+    assert set(time_zones()) == set(EU_MEMBER_STATES)
+    assert "time_zones" not in deadline_table()  # not a profile
+    assert local_day("DE", datetime(2026, 1, 31, 22, 59, 59, tzinfo=UTC)) == date(2026, 1, 31)
+    assert local_day("DE", datetime(2026, 1, 31, 23, 0, 0)) == date(2026, 2, 1)  # naive: UTC
+    assert local_day("LT", datetime(2026, 1, 31, 22, 0, 0)) == date(2026, 2, 1)  # EET
+    assert local_day("IE", datetime(2026, 1, 31, 23, 59, 59)) == date(2026, 1, 31)
+    assert local_day("XX", datetime(2026, 1, 31, 23, 59, 59)) == date(2026, 1, 31)  # none known: UTC

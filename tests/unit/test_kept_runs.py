@@ -4,13 +4,14 @@ no later run, of either environment, hides them from the DAC7 view."""
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from reporting.due_diligence import VIEW_LINK
-from reporting.publish import keep_run_copy, run_key
+from reporting.publish import keep_earlier_run, keep_run_copy, run_key
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,84 @@ def test_the_run_copy_is_owner_only_and_its_report_links_back_to_the_view(tmp_pa
     (out / "reports" / "run_summary.html").write_text("summary, again", encoding="utf-8")
     keep_run_copy(out, manifest)
     assert (folder / "reports" / "run_summary.html").read_text(encoding="utf-8") == "summary, again"
+
+
+def test_the_kept_due_diligence_report_opens_the_years_data_docs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "reports" / "data-docs" / "extract").mkdir(parents=True)
+    (out / "reports" / "data-docs" / "extract" / "index.html").write_text("docs", encoding="utf-8")
+    page = (
+        "<p>Data checks (Great Expectations Data Docs):</p>"
+        '<ul><li><a href="data-docs/extract/index.html">extract</a></li></ul>'
+    )
+    (out / "reports" / "due_diligence.html").write_text(page, encoding="utf-8")
+
+    folder = keep_run_copy(out, {"run_id": "r1", "run_copy": "runs/r1", "files": []})
+
+    kept = (folder / "reports" / "due_diligence.html").read_text(encoding="utf-8")
+    [href] = re.findall(r'href="([^"]+)"', kept)
+    assert href == "../../../reports/data-docs/extract/index.html"
+    assert (folder / "reports" / href).resolve() == (out / "reports" / "data-docs" / "extract" / "index.html")
+    assert "the links open the Data Docs of the year's latest run" in kept
+
+
+def test_the_seller_reports_are_kept_as_they_were_when_a_later_run_replaces_them(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "reports").mkdir(parents=True)
+    for name in ("decisions.parquet", "figures.parquet"):
+        (out / "reports" / name).write_bytes(b"run 1")
+        (out / "reports" / name).chmod(0o600)
+    folder = keep_run_copy(out, {"run_id": "r1", "run_copy": "runs/r1", "files": []})
+    for name in ("decisions.parquet", "figures.parquet"):  # the next run writes a new file and renames it
+        tmp = out / "reports" / f".{name}.tmp"
+        tmp.write_bytes(b"run 2")
+        tmp.replace(out / "reports" / name)
+        assert (folder / "reports" / name).read_bytes() == b"run 1"
+        assert stat.S_IMODE((folder / "reports" / name).stat().st_mode) == 0o600
+
+
+def _manifest(run_id: str, environment: str, timestamp: str, *, kept: bool) -> dict[str, object]:
+    m: dict[str, object] = {
+        "run_id": run_id,
+        "reporting_year": 2025,
+        "environment": environment,
+        "preview": False,
+        "timestamp_utc": timestamp,
+        "files": [{"authority": "LT", "file": f"LT/LT{environment.upper()}.xml"}],
+        "reports": ["reports/run_summary.html", "reports/due_diligence.html"],
+    }
+    if kept:
+        m["run_copy"] = f"runs/{run_key(run_id)}"
+    return m
+
+
+def test_a_production_run_published_before_runs_were_kept_stays_after_a_test_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "plugins"))
+    import dac7_view
+
+    out = tmp_path / "2025"
+    (out / "reports").mkdir(parents=True)
+    prod = _manifest("manual__2026-01-15T06:00:00+00:00", "prod", "2026-01-15T06:00:00", kept=False)
+    (out / "manifest.json").write_text(json.dumps(prod), encoding="utf-8")
+    (out / "reports" / "run_summary.html").write_text("summary of prod", encoding="utf-8")
+
+    # the test run: it keeps the earlier run before its reports replace that run's, then its own
+    assert keep_earlier_run(out, "test-run") == out / "runs" / run_key(prod["run_id"])  # type: ignore[arg-type]
+    (out / "reports" / "run_summary.html").write_text("summary of test", encoding="utf-8")
+    test = _manifest("test-run", "test", "2026-01-20T07:00:00", kept=True)
+    keep_run_copy(out, test)
+    (out / "manifest.json").write_text(json.dumps(test), encoding="utf-8")
+
+    runs, problems = dac7_view.runs_of(out)
+    assert problems == []
+    assert [(r.run_id, r.environment) for r in runs] == [("test-run", "test"), (prod["run_id"], "prod")]
+    y = dac7_view.YearView(2025, test, "", {}, runs=runs)
+    shown = y.latest("prod")
+    assert shown is not None and shown.run_id == prod["run_id"]
+    assert (out / shown.report("run_summary.html")).read_text(encoding="utf-8") == "summary of prod"  # type: ignore[operator]
+
+    # a retry of the test run, or a later run, keeps nothing again
+    assert keep_earlier_run(out, "test-run") is None
+    assert keep_earlier_run(out, "later") is None

@@ -98,12 +98,23 @@ def test_a_partial_rejection_is_a_warning_with_its_count_and_the_codes_meaning(v
         ("33", "DE", "code 33: no published meaning"),
         ("E0021", "DE", "code E0021: no published meaning"),
         ("99999", None, "code 99999: no published meaning"),
+        ("50001", "DE", "50001: File error (CTS transport): the file could not be downloaded."),
+        ("50006", "LT", "50006: File error (CTS transport): the file failed the virus scan."),
+        ("50010", "DE", "code 50010: no published meaning"),  # the reference gives it no meaning
     ],
 )  # fmt: skip
 def test_every_error_code_has_its_published_meaning_or_says_it_has_none(
     code: str, authority: str | None, text: str
 ) -> None:
     assert meaning(code, authority).text() == text
+
+
+def test_no_eu_code_meaning_is_shadowed_by_the_preflights_table() -> None:
+    from reporting.error_codes import CTS_FILE_ERRORS, EU_ONLY_ON_RECEIPT
+    from reporting.preflight import RULES
+
+    assert not set(EU_ONLY_ON_RECEIPT) & set(RULES), "an entry the preflight's table takes precedence over"
+    assert not set(CTS_FILE_ERRORS) & (set(RULES) | set(EU_ONLY_ON_RECEIPT))
 
 
 @pytest.mark.parametrize("status", ["rendered", "discarded"])
@@ -325,3 +336,48 @@ def test_a_kept_run_summary_is_open_to_viewers_and_nothing_else_is(monkeypatch: 
         "LT/LTPROD.xml",
     ):
         assert not dac7_plugin.open_to_viewers(path), path
+
+
+def test_the_due_diligence_list_is_paged_keeping_filters_and_sort_and_read_filtered(view: Any, tmp_path: Path) -> None:
+    out = tmp_path / str(YEAR)
+    m = manifest(PROD_RUN, "prod", "2026-01-15T06:00:00", [])
+    write(out / "runs" / PROD_RUN / "manifest.json", json.dumps(m))
+    rows = [
+        {**ROWS[0], "seller_id": f"S{i:04d}", "kind": "TIN malformed" if i % 2 else "TIN unknown"} for i in range(450)
+    ]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(ROWS[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write(out / "runs" / PROD_RUN / "reports" / "due_diligence.csv", buf.getvalue())
+    src = view.Sources(None, tmp_path)
+
+    query = view.DueDiligenceQuery(kind="TIN unknown", sort="seller_id", desc=True, page=2)
+    run, found, problems = view.due_diligence_findings(src, YEAR, query)
+    assert (run.run_id, problems, found.total) == (PROD_RUN, [], 450)
+    assert len(found.rows) == 225 and found.rows[0]["seller_id"] == "S0448"  # only the rows that pass are held
+    assert found.options["kind"] == ["TIN malformed", "TIN unknown"]
+
+    page = html.fromstring(
+        view.due_diligence_page(YEAR, run, found.rows, query, problems, total=found.total, options=found.options)
+    )
+    assert len(page.xpath("//table[@id='dd-findings']//tr[td]")) == 25  # 225 = 200 + 25
+    assert page.get_element_by_id("dd-pages").text_content().startswith("Findings 201-225 of 225, page 2 of 2.")
+    assert page.xpath("//p[@id='dd-pages']/a/@href") == [
+        "due-diligence?kind=TIN+unknown&sort=seller_id&order=desc"  # page 1: no page parameter
+    ]
+    assert page.xpath("//a[@id='dd-export']/@href") == ["due-diligence.csv?kind=TIN+unknown&sort=seller_id&order=desc"]
+    assert page.get_element_by_id("dd-count").text_content().startswith("225 of 450 finding(s)")
+    first = html.fromstring(
+        view.due_diligence_page(
+            YEAR, run, found.rows, view.DueDiligenceQuery(kind="TIN unknown", sort="seller_id", desc=True), problems
+        )
+    )
+    assert len(first.xpath("//table[@id='dd-findings']//tr[td]")) == 200
+    assert first.xpath("//p[@id='dd-pages']/a/@href") == [
+        "due-diligence?kind=TIN+unknown&sort=seller_id&order=desc&page=2"
+    ]
+    # a sort link starts again at the first page
+    assert all("page=" not in h for h in page.xpath("//table[@id='dd-findings']//th/a/@href"))
+    # the old reading is unchanged: every finding of the run
+    assert len(view.due_diligence_list(src, YEAR, query)[1]) == 450
