@@ -451,6 +451,13 @@ def _figures_section(r: SellerReading) -> list[str]:
     ]
 
 
+def _code_meaning(code: str, authority: str) -> str:
+    """An error code with its published meaning ("code N: no published meaning" without one)."""
+    from reporting.error_codes import meaning
+
+    return meaning(code, authority).text()
+
+
 def _filings_section(sv: SellerView) -> list[str]:
     out = [
         '<h2 id="filings">Filings that carried this seller</h2>',
@@ -467,7 +474,7 @@ def _filings_section(sv: SellerView) -> list[str]:
             f"<br>{_doc_ref(f)}",
             f'<span class="status status-{escape(f.record_status)}" '
             f'title="{escape(RECORD_STATUSES.get(f.record_status, ""))}">{escape(f.record_status)}</span>'
-            + (f"<br>error code {escape(', '.join(f.error_codes))}" if f.error_codes else ""),
+            + "".join(f"<br>{escape(_code_meaning(c, f.authority))}" for c in f.error_codes),
             f'<span class="status status-{escape(f.message_status)}" '
             f'title="{escape(view.STATUSES.get(f.message_status, ""))}">{escape(f.message_status)}</span>',
             f'<span class="when">{escape(view._utc(f.published))}</span>'

@@ -615,7 +615,8 @@ def index_page(
     ]
     filtered = any(chosen.values())
     body = [
-        '<nav><a href="board">Deadlines and statuses</a></nav>',
+        '<nav><a href="board">Deadlines and statuses</a> <a href="runs">Runs in Airflow</a> '
+        '<a href="trigger">Start a filing run</a></nav>',
         "<h1>DAC7 filings</h1>",
         '<p class="muted">The messages filed with each tax authority, production and test apart, their status '
         "from the authorities' status messages, and the files and reports of each year's runs.</p>",
@@ -677,7 +678,8 @@ def _year_page(view: YearView, authority: str | None) -> str:
     prod, test = view.latest("prod"), view.latest("test")
     body = [
         '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
-        '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a></nav>',
+        '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a> '
+        '<a href="../runs">Runs in Airflow</a></nav>',
         f"<h1>DAC7 {view.year}</h1>",
         *_problems(view.problems),
         _authority_filter(view.authorities, authority),

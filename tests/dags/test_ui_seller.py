@@ -244,7 +244,9 @@ def test_the_seller_page_for_the_op_user_shows_everything(seller_ui: Any, small:
         f"{file['message_ref_id']}DPI401 (new information)",
         "LTtest",
         f"OECD11 (new data){small.s1_record}",
-        f"rejectederror code {STATUS_CODE}",
+        # the code with its meaning from the EU table (reporting.error_codes)
+        f"rejected{STATUS_CODE}: If a TIN is provided (not flagged unknown and has a value), the issuing "
+        "jurisdiction must be provided.",
         "accepted",
         row[5],
         "year page",
