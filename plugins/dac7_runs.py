@@ -4,7 +4,7 @@ which answers the approval step refused, and what each run filed.
 ``<prefix>/runs`` lists the latest runs of the DAC7 DAGs (``dac7_annual``, ``dac7_quarterly``),
 newest first, from Airflow's metadata database (the api-server reads it, as Airflow's own pages
 do): the run, its state (failed ones first in the counts, marked in red), who triggered it, when
-it was due and how long it took, its note (the outcome the scheduler wrote: files, sellers,
+it was to run (Airflow's run_after) and how long it took, its note (the outcome the scheduler wrote: files, sellers,
 corrections, or the failed tasks), whether its approval step is waiting for a person, and the
 answers that step refused (``approval/refused.jsonl`` in the run's staging directory: who, when,
 why), with links to Airflow's run page and to the run's pending files. ``?state=failed`` (or
@@ -22,7 +22,7 @@ of the route defined in :func:`add_routes`.
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -74,22 +74,38 @@ def pipeline_run_id(dag_id: str, run_id: str) -> str:
     return str(dac7_trigger.common().run_uuid(dag_id, run_id))
 
 
+def staging_dirs(root: Path | None) -> dict[str, Path]:
+    """The runs' staging directories under ``root`` (``<year>-<pipeline run id>``), by pipeline run
+    id: the folder is listed once per page, not once per run."""
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(root.iterdir()) if root is not None and root.is_dir() else []
+    except OSError:  # not readable by the api-server: no staging links
+        return {}
+    for p in entries:
+        year, _, uid = p.name.partition("-")
+        if len(year) == 4 and year.isdigit() and len(uid) == 36:
+            found[uid] = p  # the latest year wins (sorted)
+    return found
+
+
 def staging_of(root: Path | None, dag_id: str, run_id: str) -> Path | None:
     """The run's staging directory (``<root>/<year>-<pipeline run id>``), if the api-server sees it."""
-    if root is None or not root.is_dir():
-        return None
-    name = pipeline_run_id(dag_id, run_id)
-    found = sorted(p for p in root.glob(f"20[0-9][0-9]-{name}") if p.is_dir())
-    return found[-1] if found else None
+    return staging_dirs(root).get(pipeline_run_id(dag_id, run_id))
 
 
 def refusals(run_dir: Path | None) -> list[Refusal]:
     """The answers the approval step refused (``approval/refused.jsonl``), oldest first."""
     path = run_dir / "approval" / "refused.jsonl" if run_dir else None
-    if path is None or not path.is_file():
+    try:
+        if path is None or not path.is_file():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeError):  # unreadable for the api-server: the page still shows the rest
+        log.warning("the refused answers of %s cannot be read", run_dir.name if run_dir else "?")
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         try:
             item = json.loads(line)
         except ValueError:
@@ -112,11 +128,12 @@ def read_runs(dag_ids: Sequence[str], state: str | None, limit: int = LIMIT) -> 
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
 
     if not dag_ids:
         return []
     with create_session() as session:
-        query = select(DagRun).where(DagRun.dag_id.in_(list(dag_ids)))
+        query = select(DagRun).options(selectinload(DagRun.dag_run_note)).where(DagRun.dag_id.in_(list(dag_ids)))
         if state:
             query = query.where(DagRun.state == state)
         runs = list(session.scalars(query.order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit)))
@@ -149,6 +166,10 @@ def read_runs(dag_ids: Sequence[str], state: str | None, limit: int = LIMIT) -> 
 
 
 # ------------------------------------------------------------------------------------ showing
+
+
+#: the approval task's states while it waits for a person
+WAITING = frozenset({"awaiting_input", "deferred"})
 
 
 def approval_text(row: RunRow) -> str:
@@ -215,7 +236,7 @@ def runs_page(
         airflow_run = f"../dags/{quote(r.dag_id, safe='')}/runs/{quote(r.run_id, safe='')}"
         refusals_here = refused.get(key, ())
         approval = escape(approval_text(r))
-        if key in pending and r.dag_id == "dac7_annual":
+        if key in pending and r.approval in WAITING:
             approval += f' <a href="pending/{quote(pending[key], safe="")}/">pending files</a>'
         if refusals_here:
             approval += "<br>" + "<br>".join(
@@ -245,7 +266,7 @@ def runs_page(
         _filter(dags, dag, state),
         f"<p>Listed: {summary}.</p>",
         page._table(
-            ("Run", "State", "Triggered by", "Due (UTC)", "Took", "Approval", "Outcome"),
+            ("Run", "State", "Triggered by", "Run after (UTC)", "Took", "Approval", "Outcome"),
             table_rows,
             table_id="runs",
         )
@@ -275,16 +296,24 @@ def _filter(dags: Sequence[str], dag: str | None, state: str | None) -> str:
     return f'<p class="filter">DAG: {" ".join(dag_links)}</p><p class="filter">State: {" ".join(state_links)}</p>'
 
 
+def without_approval(row: RunRow) -> RunRow:
+    """The row without its approval step, for a user who may not read approval requests."""
+    return replace(row, approval="")
+
+
 def readable_dags(may_read: Callable[[str], bool]) -> list[str]:
     return [d for d in DAGS if may_read(d)]
 
 
-def refusals_of(rows: Iterable[RunRow], root: Path | None) -> tuple[dict[tuple[str, str], list[Refusal]], dict]:
+def refusals_of(
+    rows: Iterable[RunRow], root: Path | None
+) -> tuple[dict[tuple[str, str], list[Refusal]], dict[tuple[str, str], str]]:
     """Per run, the refused answers and the staging directory's name (for the pending page)."""
     refused: dict[tuple[str, str], list[Refusal]] = {}
     pending: dict[tuple[str, str], str] = {}
+    dirs = staging_dirs(root)
     for r in rows:
-        found = staging_of(root, r.dag_id, r.run_id)
+        found = dirs.get(pipeline_run_id(r.dag_id, r.run_id))
         if found is None:
             continue
         pending[(r.dag_id, r.run_id)] = found.name
@@ -309,18 +338,21 @@ def add_routes(app: Any, view_user: Any) -> None:
     ) -> HTMLResponse:
         from airflow.api_fastapi.app import get_auth_manager
         from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+        from airflow.models.dag import DagModel
 
         manager = get_auth_manager()
-        dags = readable_dags(
-            lambda d: bool(
-                manager.is_authorized_dag(
-                    method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=d), user=user
-                )
-            )
-        )
+
+        def may(entity: Any, dag_id: str) -> bool:
+            details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+            return bool(manager.is_authorized_dag(method="GET", access_entity=entity, details=details, user=user))
+
+        dags = readable_dags(lambda d: may(DagAccessEntity.RUN, d))
         chosen = dag if dag in dags else None
         wanted = state if state in STATES else None
         rows = read_runs([chosen] if chosen else dags, wanted)
-        refused, pending = refusals_of(rows, dac7_pending.staging_root())
+        # the approval step and its refused answers: for those who may read the approval requests
+        approvals = {d for d in dags if may(DagAccessEntity.HITL_DETAIL, d)}
+        rows = [r if r.dag_id in approvals else without_approval(r) for r in rows]
+        refused, pending = refusals_of([r for r in rows if r.dag_id in approvals], dac7_pending.staging_root())
         page = runs_page(rows, refused, pending, dags=dags, dag=chosen, state=wanted, page=view)
         return HTMLResponse(page)

@@ -88,11 +88,19 @@ class Filing:
     #: the outcome of the latest status document imported for it (``accepted``,
     #: ``partially_rejected``, ``rejected``), as the ledger keeps it; "" for none
     outcome: str = ""
+    #: the DocRefIds the authority's status documents named with a record error
+    named_rejections: int = 0
 
     @property
     def unnamed_rejection(self) -> bool:
-        """The authority said ``partially rejected`` but named no record: which stand is not known."""
-        return self.status == "accepted" and self.outcome == PARTIALLY_REJECTED and not self.rejected_records
+        """The authority said ``partially rejected`` but named no record: which stand is not known.
+        (A record named and corrected since is not rejected any more, but it was named.) The
+        board's ``Tally.unnamed_rejection`` is the same test."""
+        return (
+            self.status == "accepted"
+            and self.outcome == PARTIALLY_REJECTED
+            and not (self.rejected_records or self.named_rejections)
+        )
 
     @property
     def shown_status(self) -> str:
@@ -530,6 +538,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 approved_by=m.approved_by,
                 run_id=m.run_id,
                 outcome=outcomes.get(m.message_ref_id, ""),
+                named_rejections=len({e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id}),
             )
         )
     return result

@@ -703,13 +703,33 @@ def keep_earlier_run(out: Path, run_id: str) -> Path | None:
         earlier = read_json(out / "manifest.json")
     except (OSError, ValueError):  # none yet, or unreadable: nothing to keep
         return None
-    if not isinstance(earlier, dict) or "run_copy" in earlier or str(earlier.get("run_id", "")) == run_id:
+    if not isinstance(earlier, dict) or str(earlier.get("run_id", "")) == run_id:
+        return None
+    if "run_copy" in earlier:
+        _keep_seller_reports(out, str(earlier["run_copy"]))
         return None
     key = run_key(str(earlier.get("run_id", "")))
     if (out / RUNS / key / "manifest.json").is_file():
         return None
     log.info("keeping the run %s, published before runs were kept, under %s/%s", earlier.get("run_id"), RUNS, key)
     return keep_run_copy(out, {**earlier, "run_copy": f"{RUNS}/{key}"})
+
+
+def _keep_seller_reports(out: Path, run_copy: str) -> None:
+    """Add the seller reports to an earlier run's copy kept without them (by a version that kept
+    the manifest and the other reports only), while ``reports/`` still holds that run's: the
+    seller page reads them there once a later run replaces ``reports/``."""
+    folder = out / run_copy
+    if not run_copy.startswith(f"{RUNS}/") or ".." in run_copy.split("/") or not (folder / "manifest.json").is_file():
+        return
+    for name in SELLER_REPORTS:
+        src, dst = out / "reports" / name, folder / "reports" / name
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = dst.with_name(f".{name}.tmp")
+            tmp.unlink(missing_ok=True)
+            _link_or_copy(src, tmp)
+            os.replace(tmp, dst)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

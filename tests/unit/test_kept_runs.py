@@ -135,3 +135,29 @@ def test_a_production_run_published_before_runs_were_kept_stays_after_a_test_run
     # a retry of the test run, or a later run, keeps nothing again
     assert keep_earlier_run(out, "test-run") is None
     assert keep_earlier_run(out, "later") is None
+
+
+def test_a_run_kept_without_its_seller_reports_gets_them_before_a_later_run_replaces_them(tmp_path: Path) -> None:
+    """A run kept by a version that kept the manifest and the other reports only: the next run
+    adds that run's seller reports to its copy, from ``reports/``, before replacing them."""
+    out = tmp_path / "2025"
+    prod = _manifest("manual__2026-01-15T06:00:00+00:00", "prod", "2026-01-15T06:00:00", kept=True)
+    folder = out / str(prod["run_copy"])
+    (folder / "reports").mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(prod), encoding="utf-8")
+    (out / "manifest.json").write_text(json.dumps(prod), encoding="utf-8")
+    (out / "reports").mkdir()
+    for name in ("decisions.parquet", "figures.parquet"):
+        (out / "reports" / name).write_bytes(f"{name} of prod".encode())
+
+    assert keep_earlier_run(out, "test-run") is None  # kept already: no second copy
+    for name in ("decisions.parquet", "figures.parquet"):
+        kept = folder / "reports" / name
+        assert kept.read_bytes() == f"{name} of prod".encode()
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        # the test run replaces reports/ by rename: the kept file stays the production run's
+        (out / "reports" / f".{name}.new").write_bytes(b"of test")
+        (out / "reports" / f".{name}.new").replace(out / "reports" / name)
+        assert kept.read_bytes() == f"{name} of prod".encode()
+    assert keep_earlier_run(out, "test-run") is None  # again: nothing changes
+    assert sorted(p.name for p in (folder / "reports").iterdir()) == ["decisions.parquet", "figures.parquet"]

@@ -381,3 +381,12 @@ def test_the_due_diligence_list_is_paged_keeping_filters_and_sort_and_read_filte
     assert all("page=" not in h for h in page.xpath("//table[@id='dd-findings']//th/a/@href"))
     # the old reading is unchanged: every finding of the run
     assert len(view.due_diligence_list(src, YEAR, query)[1]) == 450
+
+
+def test_a_partial_rejection_is_unnamed_only_when_no_record_was_ever_named(view: Any) -> None:
+    """A record the authority named and the operator corrected since is not rejected any more,
+    but it was named: the message is not one whose rejected records are unknown."""
+    unnamed = filing(view, status="accepted", outcome="partially_rejected", rejected_records=0, named_rejections=0)
+    corrected = filing(view, status="accepted", outcome="partially_rejected", rejected_records=0, named_rejections=1)
+    open_one = filing(view, status="accepted", outcome="partially_rejected", rejected_records=1, named_rejections=1)
+    assert [f.unnamed_rejection for f in (unnamed, corrected, open_one)] == [True, False, False]
