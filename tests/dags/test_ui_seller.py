@@ -57,7 +57,6 @@ from reporting.pipeline import run
 __all__ = ["stack"]  # the api-server fixture of test_ui_view, used by the Chromium tests below
 
 REPO = Path(__file__).resolve().parents[2]
-IMG = REPO / "docs" / "img"
 RUN_ID = "3c5e7a91-2b4d-4f6a-8c0e-1a2b3c4d5e6f"
 NS = {"dpi": "urn:oecd:ties:dpi:v1", "stf": "urn:oecd:ties:dpistf:v1"}
 PERSONAL = ("Zofia", "Nowak", "39001010000", "LT121000011101001000", "1980-05-17", "Laisves", "LT100001234567")
@@ -578,10 +577,12 @@ def test_a_viewer_sees_the_seller_with_the_identity_masked(stack: Any, tmp_path:
 
 
 def save(browser: Chromium, name: str) -> None:
-    """A screenshot of the page (a PNG that decodes); into docs/img/ for the documentation when
-    ``DAC7_DOC_SCREENSHOTS`` is set (a test run does not change the checkout otherwise)."""
+    """A screenshot of the page (a PNG that decodes); into ``$DAC7_SCREENSHOTS_DIR`` when set
+    (``docs/img`` renews the images of ``docs/desk-seller.md``; a test run does not change the
+    checkout otherwise)."""
     png = browser.screenshot()
     decode_png(png)
-    if os.environ.get("DAC7_DOC_SCREENSHOTS"):
-        IMG.mkdir(parents=True, exist_ok=True)
-        (IMG / name).write_bytes(png)
+    folder = os.environ.get("DAC7_SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / name).write_bytes(png)
