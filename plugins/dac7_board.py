@@ -73,37 +73,6 @@ _ENVELOPE = 64 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-#: English names of the EU member states, shown beside the authority codes.
-MEMBER_STATES = {
-    "AT": "Austria",
-    "BE": "Belgium",
-    "BG": "Bulgaria",
-    "CY": "Cyprus",
-    "CZ": "Czechia",
-    "DE": "Germany",
-    "DK": "Denmark",
-    "EE": "Estonia",
-    "EL": "Greece",
-    "GR": "Greece",
-    "ES": "Spain",
-    "FI": "Finland",
-    "FR": "France",
-    "HR": "Croatia",
-    "HU": "Hungary",
-    "IE": "Ireland",
-    "IT": "Italy",
-    "LT": "Lithuania",
-    "LU": "Luxembourg",
-    "LV": "Latvia",
-    "MT": "Malta",
-    "NL": "Netherlands",
-    "PL": "Poland",
-    "PT": "Portugal",
-    "RO": "Romania",
-    "SE": "Sweden",
-    "SI": "Slovenia",
-    "SK": "Slovakia",
-}
 ENVIRONMENTS = {"prod": "Production", "test": "Test environment"}
 
 # ============================================================================ reading
@@ -452,7 +421,9 @@ def _dates(text: str) -> str:
 
 
 def _authority(code: str) -> str:
-    name = MEMBER_STATES.get(code)
+    from reporting.countries import COUNTRY_NAMES
+
+    name = COUNTRY_NAMES.get(code)
     return f"<b>{escape(code)}</b>" + (f" {escape(name)}" if name else "")
 
 

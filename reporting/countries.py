@@ -517,6 +517,21 @@ _EXPONENTS: dict[str, int] = {
 _NO_MINOR_UNIT = frozenset(["XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XUA", "XXX", "XFU"])
 
 
+#: English names of the EU member states (``EL`` and ``GR`` both Greece) and of the other
+#: countries this project names in sentences: the view, the trigger form, the due-diligence report.
+COUNTRY_NAMES: dict[str, str] = {
+    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "CY": "Cyprus", "CZ": "Czechia", "DE": "Germany",
+    "DK": "Denmark", "EE": "Estonia", "ES": "Spain", "FI": "Finland", "FR": "France", "GR": "Greece",
+    "EL": "Greece", "HR": "Croatia", "HU": "Hungary", "IE": "Ireland", "IT": "Italy", "LT": "Lithuania",
+    "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta", "NL": "Netherlands", "PL": "Poland",
+    "PT": "Portugal", "RO": "Romania", "SE": "Sweden", "SI": "Slovenia", "SK": "Slovakia",
+    "GB": "United Kingdom", "NO": "Norway", "CH": "Switzerland", "US": "United States",
+    "IS": "Iceland", "LI": "Liechtenstein", "XK": "Kosovo",
+}  # fmt: skip
+#: the names that take "the" in a sentence ("tax numbers of the Netherlands")
+WITH_ARTICLE: frozenset[str] = frozenset({"NL", "GB", "US"})
+
+
 def is_country(code: object) -> bool:
     return isinstance(code, str) and code in ISO_COUNTRIES
 

@@ -30,6 +30,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.util import get_cc_module
 
 from reporting import csvcells, ibancheck
+from reporting.countries import COUNTRY_NAMES, WITH_ARTICLE
 from reporting.private import private_dirs
 from reporting.run import RunSettings
 from reporting.staging import connect, sql_literal
@@ -77,23 +78,13 @@ def _tin_modules(country: str, entity: bool) -> tuple[Any, ...]:
     return tuple(m for m in (get_cc_module(country.lower(), n) for n in table.get(country, ())) if m)
 
 
-#: Country names for the report's sentences (ISO 3166 alpha-2; other codes are shown as they are).
-COUNTRY_NAMES: dict[str, str] = {
-    "AT": "Austria", "BE": "Belgium", "BG": "Bulgaria", "CY": "Cyprus", "CZ": "Czechia", "DE": "Germany",
-    "DK": "Denmark", "EE": "Estonia", "ES": "Spain", "FI": "Finland", "FR": "France", "GR": "Greece",
-    "EL": "Greece", "HR": "Croatia", "HU": "Hungary", "IE": "Ireland", "IT": "Italy", "LT": "Lithuania",
-    "LU": "Luxembourg", "LV": "Latvia", "MT": "Malta", "NL": "the Netherlands", "PL": "Poland",
-    "PT": "Portugal", "RO": "Romania", "SE": "Sweden", "SI": "Slovenia", "SK": "Slovakia",
-    "GB": "the United Kingdom", "NO": "Norway", "CH": "Switzerland", "US": "the United States",
-    "IS": "Iceland", "LI": "Liechtenstein", "XK": "Kosovo",
-}  # fmt: skip
-
-
 def country_name(code: str | None) -> str:
     """``Cyprus (CY)``; a code without a name as it is; ``an unnamed country`` for none."""
     if not code:
         return "an unnamed country"
     name = COUNTRY_NAMES.get(code.upper())
+    if name and code.upper() in WITH_ARTICLE:
+        name = f"the {name}"
     return f"{name} ({code})" if name else code
 
 

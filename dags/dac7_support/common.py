@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-from reporting.countries import EU_MEMBER_STATES
+from reporting.countries import COUNTRY_NAMES, EU_MEMBER_STATES
 from reporting.errors import PermanentError
 
 log = logging.getLogger("dac7")
@@ -231,35 +231,7 @@ def quarter_problems(year: int, quarter: int, as_of: date, today: date) -> list[
 # --- Params -------------------------------------------------------------------------------------
 
 #: The names the trigger form shows next to the codes of the member states (values_display).
-AUTHORITY_NAMES = {
-    "AT": "Austria",
-    "BE": "Belgium",
-    "BG": "Bulgaria",
-    "CY": "Cyprus",
-    "CZ": "Czechia",
-    "DE": "Germany",
-    "DK": "Denmark",
-    "EE": "Estonia",
-    "ES": "Spain",
-    "FI": "Finland",
-    "FR": "France",
-    "GR": "Greece",
-    "HR": "Croatia",
-    "HU": "Hungary",
-    "IE": "Ireland",
-    "IT": "Italy",
-    "LT": "Lithuania",
-    "LU": "Luxembourg",
-    "LV": "Latvia",
-    "MT": "Malta",
-    "NL": "Netherlands",
-    "PL": "Poland",
-    "PT": "Portugal",
-    "RO": "Romania",
-    "SE": "Sweden",
-    "SI": "Slovenia",
-    "SK": "Slovakia",
-}
+AUTHORITY_NAMES = {code: COUNTRY_NAMES[code] for code in EU_STATES}
 
 #: What each filing mode files, said plainly: the form's labels and the help text of the mode.
 MODE_LABELS = {

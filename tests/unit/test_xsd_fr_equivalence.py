@@ -1,7 +1,8 @@
 """Our DPI schema, French DGFiP edition (xsd/fr/v1.6), must behave exactly like the reference one.
 
 The reference is the DGFiP schema of the cahier des charges v1.6 (revenus 2025) as adapted by Back Market
-(../shared/reference/xsd/fr-dgfip-v1.6__adapted-by-backmarket): it turns checks the cahier des charges
+(vendored in tests/reference/xsd/fr-dgfip-v1.6__adapted-by-backmarket, source and licence in
+tests/reference/README.md): it turns checks the cahier des charges
 states outside the XSD into schema rules (version "1.0", MessageRefId format, amounts >= 0, seller residence
 in the EU, Nexus and PropertyType mandatory).  Our files keep its file names (DPIXML_v1.1-fr1.xsd imports
 oecddpitypes_v1.0-fr1.xsd and isodpitypes_v1.0-fr1.xsd by relative schemaLocation).
