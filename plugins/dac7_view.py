@@ -1054,18 +1054,15 @@ def _authority_filter(authorities: Sequence[str], current: str | None) -> str:
 
 # ------------------------------------------------------------------------- the due-diligence list
 
-#: The due-diligence list's columns (those of ``reports/due_diligence.csv``), as the page heads them.
-DD_COLUMNS = (
-    ("seller_id", "Seller"),
-    ("kind", "Kind"),
-    ("finding", "What was found"),
-    ("action", "What to do"),
-    ("identifier", "Identifier"),
-    ("country", "Country"),
-    ("value_masked", "Value (masked)"),
-    ("authorities", "Reported to"),
-    ("seller_type", "Seller type"),
-)
+
+def _dd_columns() -> tuple[tuple[str, str], ...]:
+    """The due-diligence list's columns (those of ``reports/due_diligence.csv``) with their heads:
+    those of the report (``reporting.due_diligence.HTML_COLUMNS``), read when a page is built."""
+    from reporting.due_diligence import HTML_COLUMNS
+
+    return HTML_COLUMNS
+
+
 #: the columns the list sorts by
 DD_SORTABLE = ("seller_id", "kind", "finding", "identifier", "country", "authorities", "seller_type")
 #: the list's filters, as GET query parameters: exact values, and ``q`` a part of the seller id
@@ -1119,15 +1116,6 @@ class Findings:
     options: dict[str, list[str]]  # the values of every finding, per filter of DD_OPTIONS
 
 
-def due_diligence_list(
-    src: Sources, year: int, query: DueDiligenceQuery
-) -> tuple[Run | None, list[dict[str, str]], list[str]]:
-    """The due-diligence findings of the chosen run (``query.run``; the latest production run,
-    else the latest test run), all of them, read from the run's kept CSV; and the problems."""
-    run, findings, problems = due_diligence_findings(src, year, DueDiligenceQuery(run=query.run))
-    return run, findings.rows, problems
-
-
 def due_diligence_findings(src: Sources, year: int, query: DueDiligenceQuery) -> tuple[Run | None, Findings, list[str]]:
     """The findings of the chosen run (``query.run``; the latest production run, else the latest
     test run) that pass the query's filters, sorted (:class:`Findings`); and the problems. The
@@ -1157,11 +1145,12 @@ def due_diligence_findings(src: Sources, year: int, query: DueDiligenceQuery) ->
     chosen: list[dict[str, str]] = []
     total = 0
     options: dict[str, set[str]] = {k: set() for k in DD_OPTIONS}
+    names = [c for c, _ in _dd_columns()]
     try:
         with (year_dir / path).open(newline="", encoding="utf-8") as fh:
             for raw in csv.DictReader(fh):
                 # the CSV keeps a cell that starts like a formula behind a quote: shown as the run wrote it
-                r = {c: _uncell(raw.get(c) or "") for c, _ in DD_COLUMNS}
+                r = {c: _uncell(raw.get(c) or "") for c in names}
                 total += 1
                 _add_options(options, r)
                 if _passes(r, query):
@@ -1216,7 +1205,7 @@ def findings_csv(rows: Iterable[Mapping[str, str]], *, masked_values: bool) -> s
 
     from reporting import csvcells
 
-    columns = [c for c, _ in DD_COLUMNS if masked_values or c != "value_masked"]
+    columns = [c for c, _ in _dd_columns() if masked_values or c != "value_masked"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -1268,7 +1257,7 @@ def due_diligence_page(
         f'<form class="filter" id="dd-filters" method="get" action="due-diligence">{"".join(fields)}'
         f'<button type="submit">Filter</button> <a href="{escape(clear)}">clear</a></form>'
     )
-    columns = [(c, h) for c, h in DD_COLUMNS if may_download or c != "value_masked"]
+    columns = [(c, h) for c, h in _dd_columns() if may_download or c != "value_masked"]
     heads = []
     for c, h in columns:
         if c not in DD_SORTABLE:
