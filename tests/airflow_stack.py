@@ -249,19 +249,31 @@ def _processes_of(home: Path) -> list[Any]:
     return found
 
 
-def _start(name: str, argv: list[str], env: Mapping[str, str], logs: Path) -> Process:
-    log = logs / f"{name}.log"
+def spawn(argv: list[str], env: Mapping[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """A process with ``env`` only, its output (both streams) into ``log``, no input, in a
+    process group of its own (so that :func:`stop` stops whatever it starts)."""
     with log.open("wb") as sink:
-        popen = subprocess.Popen(
+        return subprocess.Popen(
             argv,
             env=dict(env),
-            cwd=logs,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # a process group of its own: stopped as a group
+            start_new_session=True,
         )
-    return Process(name, popen, log)
+
+
+def api_server(env: Mapping[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``airflow db migrate``, then an ``airflow api-server`` on 127.0.0.1:``port`` (one process
+    group: the caller goes on, e.g. runs the pipeline, while it starts)."""
+    script = '"$0" db migrate && exec "$0" api-server --host 127.0.0.1 --port "$1"'
+    return spawn(["sh", "-c", script, str(AIRFLOW), str(port)], env, log)
+
+
+def _start(name: str, argv: list[str], env: Mapping[str, str], logs: Path) -> Process:
+    log = logs / f"{name}.log"
+    return Process(name, spawn(argv, env, log, cwd=logs), log)
 
 
 def celery_settings(

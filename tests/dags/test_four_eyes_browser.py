@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import Api, base_env, free_port, request, stop, tail, wait_until_healthy
+from airflow_stack import Api, base_env, free_port, request, spawn, stop, tail, wait_until_healthy
 from browser import Chromium
 from test_ui_view import FETCH, log_in, wait_for
 
@@ -87,16 +86,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         "DAC7_LEDGER_URL": ledger_url,
     }
     script_log = tmp / "airflow_local.log"
-    with script_log.open("wb") as sink:
-        script = subprocess.Popen(
-            ["sh", str(REPO / "scripts" / "airflow_local.sh")],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    script = spawn(["sh", str(REPO / "scripts" / "airflow_local.sh")], env, script_log, cwd=tmp)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(script, base, script_log, timeout=240)

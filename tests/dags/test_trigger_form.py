@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import AIRFLOW, Api, base_env, call, free_port, stop, tail, wait_until_healthy
+from airflow_stack import AIRFLOW, Api, base_env, call, free_port, spawn, stop, tail, wait_until_healthy
 from browser import Chromium
 from test_ui_view import log_in, wait_for
 
@@ -712,16 +712,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
         [str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(AIRFLOW), "standalone"],
-            env=env,
-            cwd=tmp,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = spawn([str(AIRFLOW), "standalone"], env, log, cwd=tmp)
     try:
         wait_until_healthy(server, base, log, timeout=240)
         stack = Standalone(base, passwords, log, tmp / "out")

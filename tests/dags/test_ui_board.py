@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -31,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from airflow_stack import AIRFLOW, free_port, stop, wait_until_healthy
+from airflow_stack import api_server, free_port, stop, wait_until_healthy
 from browser import Chromium, decode_png
 from builders import write_config
 from integration.test_ledger_db import Filer, current
@@ -76,15 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoardStack]:
     base = f"http://127.0.0.1:{port}"
     env = airflow_env(home, port) | {"DAC7_CONFIG": str(config), "DAC7_OUT_DIR": str(tmp / "out")}
     log = tmp / "api-server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            ["sh", "-c", '"$0" db migrate && exec "$0" api-server --host 127.0.0.1 --port "$1"', AIRFLOW, str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = api_server(env, port, log)
     try:
         wait_until_healthy(server, base, log)
         yield BoardStack(base, passwords, log, ledger, ref, rejected, status)

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_stack import AIRFLOW, base_env, free_port, request, stop, wait_until_healthy
+from airflow_stack import api_server, base_env, free_port, request, stop, wait_until_healthy
 from browser import BrowserError, Chromium
 from builders import write_config
 from integration.test_ledger_lifecycle import status_message
@@ -130,17 +130,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = f"http://127.0.0.1:{port}"
     env = airflow_env(home, port) | {"DAC7_CONFIG": str(config), "DAC7_OUT_DIR": str(out_root)}
     log = tmp / "api-server.log"
-    with log.open("wb") as sink:
-        # migrate, then the api-server, in a session of its own (stopped as a group), while the
-        # pipeline runs here
-        server = subprocess.Popen(
-            ["sh", "-c", '"$0" db migrate && exec "$0" api-server --host 127.0.0.1 --port "$1"', AIRFLOW, str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = api_server(env, port, log)  # it starts while the pipeline runs here
     try:
         source = generate_source(tmp / "marketplace.db")
         manifest = run(
