@@ -445,7 +445,9 @@ def add_routes(app: Any, view_user: Any) -> None:
         env, state = config.reporting.environment, config.operator.country
         choice = read_choice(form, today=today, config=config)
         allowed = may_trigger(user)
-        if choice.conf is None:
+
+        def refused_form() -> HTMLResponse:
+            """The form again, with the choices made and the sentences of what was refused."""
             page = form_page(
                 choice,
                 today=today,
@@ -456,6 +458,9 @@ def add_routes(app: Any, view_user: Any) -> None:
                 token=token,
             )
             return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
+
+        if choice.conf is None:
+            return refused_form()
         if (form.get("step") or [""])[0] != "trigger":
             filed = filed_sellers(choice.conf["environment"], choice.conf["reporting_year"])
             return HTMLResponse(confirm_page(choice, what_it_files(choice.conf, filed), page=view._page, token=token))
@@ -464,16 +469,7 @@ def add_routes(app: Any, view_user: Any) -> None:
         run_id = trigger(choice.conf, user.get_name())
         if run_id is None:
             choice.problems.append("Airflow refused the run: its Params did not validate.")
-            page = form_page(
-                choice,
-                today=today,
-                config_environment=env,
-                filing_state=state,
-                may_trigger=allowed,
-                page=view._page,
-                token=token,
-            )
-            return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
+            return refused_form()
         return HTMLResponse(created_page(run_id, choice.conf, page=view._page), status_code=status.HTTP_201_CREATED)
 
     def trigger(conf: dict[str, Any], user_name: str) -> str | None:
