@@ -50,3 +50,16 @@ def test_findings_mask_personal_data_and_say_what_to_do() -> None:
     unknown = list(findings_of({**row, "tins": [], "accounts": []}))
     assert [f["finding"] for f in unknown] == ["TIN unknown"] and unknown[0]["action"].startswith("Obtain")
     assert mask("ab") == "**"
+
+
+def test_country_names_in_sentences_take_their_article() -> None:
+    from reporting.due_diligence import country_name
+
+    assert [country_name(c) for c in ("CY", "NL", "GB", "EL", "ZZ", None)] == [
+        "Cyprus (CY)",
+        "the Netherlands (NL)",
+        "the United Kingdom (GB)",
+        "Greece (EL)",
+        "ZZ",
+        "an unnamed country",
+    ]
