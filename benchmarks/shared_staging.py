@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reporting.storage import SharedStaging
+from reporting.shared_staging import SharedStaging
 
 STAGE_DIRS = ("extract", "aggregate", "checks", "rules", "render", "validate", "publish")
 

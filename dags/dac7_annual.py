@@ -225,7 +225,7 @@ def dac7_annual() -> None:
         """Every planned authority validated (each file): the approval request (the figures to approve)."""
         from reporting import pipeline
         from reporting.errors import XmlValidationError
-        from reporting.run import read_json
+        from reporting.settings import read_json
 
         with staged(run_dir) as here:
             planned = read_json(Path(here) / "render" / "plan.json")["authorities"]
@@ -257,7 +257,7 @@ def dac7_annual() -> None:
         from airflow.sdk import Asset
 
         from reporting import pipeline
-        from reporting.run import load_settings
+        from reporting.settings import load_settings
 
         ctx = get_current_context()
         ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]

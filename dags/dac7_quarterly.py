@@ -144,7 +144,7 @@ def dac7_quarterly() -> None:
     def watch_list(run_dir: str) -> dict[str, Any]:
         from dac7_support.watch import write_watch_list
 
-        from reporting.run import load_settings
+        from reporting.settings import load_settings
 
         with staged(run_dir) as here:
             out_dir = load_settings(here).out_dir

@@ -1057,8 +1057,8 @@ def _authority_filter(authorities: Sequence[str], current: str | None) -> str:
 
 def _dd_columns() -> tuple[tuple[str, str], ...]:
     """The due-diligence list's columns (those of ``reports/due_diligence.csv``) with their heads:
-    those of the report (``reporting.due_diligence.HTML_COLUMNS``), read when a page is built."""
-    from reporting.due_diligence import HTML_COLUMNS
+    those of the report (``reporting.reports.due_diligence.HTML_COLUMNS``), read when a page is built."""
+    from reporting.reports.due_diligence import HTML_COLUMNS
 
     return HTML_COLUMNS
 
@@ -1198,12 +1198,12 @@ def select_findings(rows: Sequence[Mapping[str, str]], query: DueDiligenceQuery)
 
 
 def findings_csv(rows: Iterable[Mapping[str, str]], *, masked_values: bool) -> str:
-    """The rows as CSV, formula-safe (``reporting.csvcells``: no cell is read as a formula);
+    """The rows as CSV, formula-safe (``reporting.reports.csvcells``: no cell is read as a formula);
     without ``masked_values`` the masked identifiers are left out."""
     import csv
     import io
 
-    from reporting import csvcells
+    from reporting.reports import csvcells
 
     columns = [c for c, _ in _dd_columns() if masked_values or c != "value_masked"]
     buf = io.StringIO()

@@ -333,8 +333,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporting.authorities import EU_GENERIC, profile_for
-    from reporting.preflight import EU_EXCHANGE, NotEuDpiMessageError, check_message
-    from reporting.validate import load_schema, validate_file
+    from reporting.checks.business import EU_EXCHANGE, NotEuDpiMessageError, check_message
+    from reporting.checks.schema import load_schema, validate_file
 
     profile = profile_for(args.authority.upper()) if args.authority else EU_GENERIC
     main_xsd = profile.official_schema(args.xsd_dir)
@@ -347,7 +347,7 @@ def _validate(args: argparse.Namespace) -> int:
         if not args.rules:
             raise ConfigError("--ledger checks the business rules against the ledger: add --rules")
         from reporting.ledger import open_ledger
-        from reporting.publish import file_ledger_view
+        from reporting.stages.publish import file_ledger_view
 
         ledger = open_ledger(args.ledger, create=False)
 

@@ -82,7 +82,7 @@ class Reporting:
 @dataclass(frozen=True, slots=True)
 class Spark:
     """``[source.spark]``: the contract's tables, with the contract's names and columns, read by
-    Apache Spark (:mod:`reporting.spark_extract`): either ``tables``, a folder (any file system
+    Apache Spark (:mod:`reporting.stages.extract_spark`): either ``tables``, a folder (any file system
     Spark reads) with one Parquet dataset per table (``<table>/`` or ``<table>.parquet``), or
     ``database``, the tables of a database of Spark's catalog (any format that Spark reads:
     Delta, Iceberg, Parquet ...). ``master``: the Spark master (default ``local[*]``); ``conf``:

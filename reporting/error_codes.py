@@ -4,7 +4,7 @@ An authority's status message names its errors by code only (``40080``, ``E0020`
 This module gives each code its meaning from the published tables the preflight uses:
 
 - the EU DAC7 business rules and file errors (DG TAXUD, DAC7 module 1.1.0, ``ErrorCode`` table),
-  as :data:`reporting.preflight.RULES` holds them, plus the codes the preflight cannot check
+  as :data:`reporting.checks.business.RULES` holds them, plus the codes the preflight cannot check
   (file errors, rules on the receiver's database), from the same table;
 - the transport-level file errors 50001-50004 and 50006 of the OECD CRS/CTS status-message family
   (their DPI use is unconfirmed: :data:`CTS_FILE_ERRORS`);
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: EU codes of the DG TAXUD table that the preflight has no check for (the codes it checks take
-#: their meaning from :data:`reporting.preflight.RULES`): file errors found on receipt, and rules
+#: their meaning from :data:`reporting.checks.business.RULES`): file errors found on receipt, and rules
 #: on the receiving member state's database.
 EU_ONLY_ON_RECEIPT: dict[str, str] = {
     "50005": "File error: potential security threats in the decrypted file (hyperlinks, scripts, executables).",
@@ -110,7 +110,7 @@ class CodeMeaning:
 
 
 def _eu(code: str) -> str | None:
-    from reporting.preflight import RULES
+    from reporting.checks.business import RULES
 
     rule = RULES.get(code)
     if rule is not None and code.isdigit():

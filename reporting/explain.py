@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from reporting.countries import minor_unit_exponent
-from reporting.due_diligence import mask
 from reporting.errors import ConfigError
-from reporting.run import read_json
+from reporting.reports.due_diligence import mask
+from reporting.settings import read_json
 from reporting.staging import sql_literal
 
 if TYPE_CHECKING:

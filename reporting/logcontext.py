@@ -16,7 +16,7 @@ or another ``dac7_`` attribute renders them itself. Any other handler gets the p
 message text, because that is all that survives some pipelines: Airflow 3 sends stdlib records
 through structlog's ``ProcessorFormatter``, which keeps the message, the level and the logger name
 and drops every other attribute of a record, so a task log line reads
-``{"event": "[2025 render DE] render year=2025 authority=DE: ...", "logger": "reporting.render", ...}``.
+``{"event": "[2025 render DE] render year=2025 authority=DE: ...", "logger": "reporting.stages.render", ...}``.
 
 The context holds codes only (a year, a stage name, a country code): never anything of a seller.
 """
@@ -127,6 +127,6 @@ def install(handlers: Iterable[logging.Handler] | None = None) -> None:
 
 def configure_cli_logging(level: int) -> None:
     """The CLI's logging: plain text on stderr, each ``reporting`` line prefixed with its
-    context (``... INFO reporting.render: [2025 render DE] render year=2025 ...``)."""
+    context (``... INFO reporting.stages.render: [2025 render DE] render year=2025 ...``)."""
     logging.basicConfig(level=level, format=CLI_FORMAT)
     install()

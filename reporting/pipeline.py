@@ -17,10 +17,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from reporting import aggregate as _aggregate
-from reporting import extract as _extract
-from reporting import publish as _publish
-from reporting import render as _render
 from reporting import rules as _rules
 from reporting.authorities import ignored_authorities
 from reporting.config import ENVIRONMENTS, Config, load_config
@@ -30,8 +26,12 @@ from reporting.ledger import default_ledger_url
 from reporting.ledger.model import MODES
 from reporting.logcontext import stage_context
 from reporting.private import owner_only
-from reporting.run import RunSettings, load_settings, new_run_id, read_json, remember_secret_url
+from reporting.settings import RunSettings, load_settings, new_run_id, read_json, remember_secret_url
 from reporting.source import has_secret, safe_url
+from reporting.stages import aggregate as _aggregate
+from reporting.stages import extract as _extract
+from reporting.stages import publish as _publish
+from reporting.stages import render as _render
 
 log = logging.getLogger(__name__)
 

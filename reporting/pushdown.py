@@ -3,7 +3,7 @@
 :data:`SOURCE_TOTALS_SQL` sums a seller's transactions per activity, listing, currency and
 quarter, with the refunds applied as of the cut-off, in one query of plain SQL. It is written in
 DuckDB's dialect and turned by sqlglot into the dialect of the engine that runs it: DuckDB over
-the run's staged Parquet files (the embedded default, :mod:`reporting.aggregate`), or the
+the run's staged Parquet files (the embedded default, :mod:`reporting.stages.aggregate`), or the
 source's own engine, PostgreSQL, MariaDB/MySQL, SQLite or Apache Spark, where only the
 aggregates leave the database.
 
@@ -296,7 +296,7 @@ class Flags:
     currency with a rate, the first UTC instant of a payment that has one (the start of the
     period on the year-end basis, the local midnight of the first rate on the payment-date
     basis); ``max_total`` is the most a seller's amounts may add up to
-    (:data:`reporting.checks.MAX_SELLER_TOTAL`)."""
+    (:data:`reporting.checks.staged.MAX_SELLER_TOTAL`)."""
 
     payment_currencies: frozenset[str]
     rated_from: Mapping[str, datetime]
@@ -703,7 +703,7 @@ def exotic_whitespace_sql(
 ) -> str:
     """The number of the period's transactions and refunds with a text whose ends, after SQL's
     TRIM, hold white space other than the space: the extract trims it and SQL does not, so a
-    run whose source has any reads every transaction (see :mod:`reporting.extract`)."""
+    run whose source has any reads every transaction (see :mod:`reporting.stages.extract`)."""
     sql = _Sql(dialect, Bounds.of(period))
     chars = ", ".join("'" + c + "'" for c in EXOTIC_WHITESPACE)
 

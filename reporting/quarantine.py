@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from reporting.errors import DataError
 from reporting.findings import Finding
-from reporting.run import RunSettings
+from reporting.settings import RunSettings
 
 SCHEMA = pa.schema(
     [

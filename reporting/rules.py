@@ -43,12 +43,12 @@ from reporting.quarantine import (
     read_quarantine,
     write_quarantine,
 )
-from reporting.run import RunSettings, write_json
+from reporting.settings import RunSettings, write_json
 from reporting.staging import connect
 from reporting.variants import EU_READING, LegalVariant, reading_for, variant_of
 
 if TYPE_CHECKING:
-    from reporting.datachecks import ChecksWorker
+    from reporting.checks.data import ChecksWorker
 
 log = logging.getLogger(__name__)
 
@@ -727,7 +727,7 @@ def _facts(reader: Any) -> Iterator[SellerFacts]:
 
 def apply_rules(settings: RunSettings) -> dict[str, Any]:
     """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
-    from reporting import datachecks
+    from reporting.checks import data as datachecks
 
     # Great Expectations is imported by a worker while the sellers are decided (see datachecks)
     worker = datachecks.ChecksWorker.start()
@@ -786,7 +786,8 @@ def _apply_rules(settings: RunSettings, worker: ChecksWorker | None) -> dict[str
     # Audit what was decided before anything renders it: every routed seller's record must be
     # renderable for each of its authorities, and the aggregates and decisions must pass their
     # data checks (the reconciliation among them). A seller that fails is quarantined here.
-    from reporting import datachecks, render
+    from reporting.checks import data as datachecks
+    from reporting.stages import render
 
     started = time.perf_counter()
     late = render.record_problems(settings)

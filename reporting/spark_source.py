@@ -6,7 +6,7 @@ in Spark's dialect): only the aggregates come back, as an Arrow table of
 :data:`reporting.pushdown.SOURCE_TOTALS_SCHEMA`.
 
 The session, the registration of the tables and the conversion to Arrow serve a run's extract from
-a Spark source too (``[source.spark]``, :mod:`reporting.spark_extract`).
+a Spark source too (``[source.spark]``, :mod:`reporting.stages.extract_spark`).
 
 pyspark is the optional extra ``spark`` (``pip install 'dac7-reporting[spark]'``) and needs Java
 17; it is imported only inside the functions here, so this module imports without it.
@@ -242,7 +242,7 @@ def to_arrow(frame: DataFrame) -> pa.Table:
     """The frame's rows as Arrow, computed by Spark and sent to this process as Arrow batches
     (``DataFrame.toArrow``): no Python object per value, but every row in the driver and here at
     once, so for small results only (sums, counts); a run's extract streams its tables through
-    Parquet files instead (:func:`reporting.spark_extract._to_parquet`). pyspark's warning that it does not
+    Parquet files instead (:func:`reporting.stages.extract_spark._to_parquet`). pyspark's warning that it does not
     fully support pandas 3 is left out: pandas has no part in this."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)

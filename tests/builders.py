@@ -230,7 +230,7 @@ def read_both_ways(
     (the ``fast`` extra) into ``folder``: (DB-API table, its findings, columnar table, its findings)."""
     import pyarrow.parquet as pq
 
-    from reporting import extract
+    from reporting.stages import extract
 
     engine = make_engine(url)
     columnar = extract.columnar_connection(sa.engine.make_url(url))

@@ -94,8 +94,8 @@ def _records(messages: list[dict[str, Any]]) -> str:
 def last_filings(run_dir: Path, settings: dict[str, Any], authorities: list[str]) -> dict[str, str]:
     """Per authority, the last message of the period the ledger holds as filed (before this run)."""
     from reporting.ledger import open_ledger
-    from reporting.render import LIVE_MESSAGE_STATUSES, ledger_url
-    from reporting.run import load_settings
+    from reporting.settings import load_settings
+    from reporting.stages.render import LIVE_MESSAGE_STATUSES, ledger_url
 
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
     run_settings = load_settings(run_dir)
@@ -381,7 +381,7 @@ def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = No
     """Write the request to ``<run>/approval/request.json`` (staging, like every stage's output)
     and return it without its body: only a path and a few codes and names go through XCom. The
     approvers are read from ``DAC7_APPROVERS`` here, when the task runs."""
-    from reporting.run import write_json
+    from reporting.settings import write_json
 
     request = approval_request(
         run_dir,

@@ -415,7 +415,7 @@ def log_effective_settings(run_dir: str | Path, params: Mapping[str, Any]) -> No
 def keep_run_settings(run_dir: str | Path) -> Path:
     """Copy the run's effective settings (``settings.json`` of its staging directory) next to its
     manifest as ``run_settings.json``: what produced the published files stays with them."""
-    from reporting.run import load_settings, read_json, write_json
+    from reporting.settings import load_settings, read_json, write_json
 
     settings = load_settings(run_dir)
     target = Path(settings.out_dir) / "run_settings.json"

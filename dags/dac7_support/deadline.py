@@ -78,7 +78,7 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     from reporting.config import load_config
     from reporting.deadlines import filing_due
     from reporting.ledger import default_ledger_url, open_ledger
-    from reporting.render import LIVE_MESSAGE_STATUSES
+    from reporting.stages.render import LIVE_MESSAGE_STATUSES
 
     config = load_config(config_path)
     expected = configured_authorities(config)

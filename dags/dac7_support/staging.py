@@ -5,7 +5,7 @@ Airflow ObjectStoragePath URL: ``s3://aws_default@my-bucket/dac7/staging``, ``gs
 ``file:///mnt/shared/dac7-staging``; the part before ``@`` names the Airflow Connection holding
 the credentials), the run's staging lives there and each task works on a local copy:
 :func:`staged` pulls what changed before the stage and pushes what the stage wrote after it
-(``reporting.storage``). Unset, the local staging root is used as it is, and must then be the
+(``reporting.shared_staging``). Unset, the local staging root is used as it is, and must then be the
 same directory for every worker (one machine, or a shared mount).
 
 XCom carries the staging directory the ``prepare`` task returned; only its last part (the run's
@@ -26,7 +26,7 @@ from dac7_support.common import staging_root
 from dac7_support.connections import export_ledger_url
 
 if TYPE_CHECKING:
-    from reporting.storage import SharedStaging
+    from reporting.shared_staging import SharedStaging
 
 log = logging.getLogger("dac7")
 
@@ -41,7 +41,7 @@ def shared_staging() -> SharedStaging | None:
         return None
     from airflow.sdk import ObjectStoragePath
 
-    from reporting.storage import SharedStaging
+    from reporting.shared_staging import SharedStaging
 
     path = ObjectStoragePath(url)  # credentials from the Connection named in the URL, if any
     return SharedStaging(fs=path.fs, root=path.path.rstrip("/"), url=url)
@@ -84,7 +84,7 @@ def retention() -> timedelta:
 
 def prune_staging() -> dict[str, Any]:
     """Delete the staging of runs older than the retention, locally and on shared staging."""
-    from reporting.storage import prune_local
+    from reporting.shared_staging import prune_local
 
     keep = retention()
     local = prune_local(staging_root(), keep)

@@ -65,8 +65,8 @@ def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, s
 def write_watch_list(out_dir: str | Path, target: str | Path) -> dict[str, Any]:
     """Write ``target`` (CSV, atomically, readable by the owner only) from the reports in
     ``out_dir``; returns the counts."""
-    from reporting import csvcells
     from reporting.private import private_dirs
+    from reporting.reports import csvcells
 
     reports = Path(out_dir) / "reports"
     rows = watch_rows(reports / "decisions.csv", reports / "due_diligence.csv")

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from reporting.preflight import RuleFinding, RuleSet
+from reporting.checks.business import RuleFinding, RuleSet
 from reporting.records import (
     ActivityFigures,
     MessageHeader,

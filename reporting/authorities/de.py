@@ -30,7 +30,7 @@ from pathlib import Path
 from reporting.authorities import register
 from reporting.authorities.base import Doc, XmlStream
 from reporting.authorities.eu import EuProfile
-from reporting.preflight import EU_DOMESTIC
+from reporting.checks.business import EU_DOMESTIC
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
 
 DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"

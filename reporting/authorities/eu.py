@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from reporting.authorities.base import DocIds, DpiWriter
-from reporting.preflight import EU_DOMESTIC
+from reporting.checks.business import EU_DOMESTIC
 from reporting.records import MessageHeader
 
 CET = timezone(timedelta(hours=1), "CET")

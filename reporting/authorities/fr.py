@@ -44,7 +44,7 @@ whose docstring lists every structural difference from the EU edition):
   (:meth:`FrProfile.seller_problems`, and again when writing, should a caller skip that check).
 * The DGFiP second-level rules 2, 12, 33, 34-1 and 34-2 (reference §6.2) are checked by
   :func:`check_fr_rules` over a French message, with the codes ``FR-2`` ... ``FR-34-2``.
-  :mod:`reporting.preflight` reads only the EU namespaces, so the profile's ``rule_set`` is empty
+  :mod:`reporting.checks.business` reads only the EU namespaces, so the profile's ``rule_set`` is empty
   (the EU checker is not run on French files); :func:`check_fr_rules` runs as the profile's
   ``extra_checks`` in the validate stage and in ``dac7 validate --rules --authority FR``.
 * :func:`package_for_transmission`: gzip, then OpenPGP (binary, not armored) to a public key file
@@ -94,10 +94,10 @@ from reporting import safexml
 from reporting.authorities import register
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
+from reporting.checks.business import RuleFinding, RuleSet
 from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError, PermanentError, ReportingError
 from reporting.findings import Finding
-from reporting.preflight import RuleFinding, RuleSet
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord
 
 FR_DPI_NS = "urn:oecd:ties:dpi"

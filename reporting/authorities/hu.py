@@ -23,7 +23,7 @@ import re
 from reporting.authorities import register
 from reporting.authorities.base import DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
-from reporting.preflight import RuleSet
+from reporting.checks.business import RuleSet
 from reporting.records import MessageHeader, SellerRecord
 
 TAX_NUMBER = re.compile(r"(\d{8})(-?\d-?\d{2})?")

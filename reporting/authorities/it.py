@@ -25,7 +25,7 @@ from pathlib import Path
 from reporting.authorities import register
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
-from reporting.preflight import EU_DOMESTIC, RuleFinding
+from reporting.checks.business import EU_DOMESTIC, RuleFinding
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
 
 TM_NS = "www.agenziaentrate.gov.it:specificheTecniche:telent:v1"

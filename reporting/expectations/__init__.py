@@ -1,4 +1,4 @@
-"""Versioned Great Expectations suites of the data checks (see :mod:`reporting.datachecks`).
+"""Versioned Great Expectations suites of the data checks (see :mod:`reporting.checks.data`).
 
 One JSON file per stage: the tables it checks, the columns handed to Great Expectations (the
 privacy boundary: personal columns are masked or reduced in SQL before any check sees them),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reporting.errors import ConfigError
-from reporting.storage import SharedStaging, prune_local
+from reporting.shared_staging import SharedStaging, prune_local
 
 OLD = "2024-11111111-1111-4111-8111-111111111111"
 NEW = "2025-22222222-2222-4222-8222-222222222222"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting.storage import SharedStaging
+from reporting.shared_staging import SharedStaging
 
 RUN = "2025-0b9e1f7c-0000-4000-8000-000000000002"
 BUCKET = "dac7-staging-test"

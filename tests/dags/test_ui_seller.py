@@ -353,7 +353,7 @@ TEST_RERUN = "manual__2026-01-20T07:00:00+00:00"
 def prod_then_test(small: Small, tmp: Path) -> Path:
     """The small run as the year's production run (kept under ``runs/``), then a test rerun with
     another decision for S1: the year's ``manifest.json`` and ``reports/`` are the test run's."""
-    from reporting.publish import keep_run_copy, run_key
+    from reporting.stages.publish import keep_run_copy, run_key
 
     out = tmp / "out" / "2025"
     shutil.copytree(small.out, out)

@@ -12,8 +12,8 @@ from builders import Marketplace, write_config
 from lxml import etree
 
 from reporting.authorities import EU_GENERIC
+from reporting.checks.schema import schema_for
 from reporting.pipeline import run
-from reporting.validate import schema_for
 
 GOLDEN = Path(__file__).parent
 RUN_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"

@@ -25,9 +25,9 @@ from resources import is_outside, marks, outside, require_file, vendored
 
 from reporting.authorities import EU_GENERIC, profile_for
 from reporting.authorities.base import AuthorityProfile
+from reporting.checks.business import check_message
+from reporting.checks.schema import schema_for
 from reporting.pipeline import run
-from reporting.preflight import check_message
-from reporting.validate import schema_for
 
 GOLDEN = Path(__file__).parent
 EU_REFERENCE = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")

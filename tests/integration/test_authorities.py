@@ -15,9 +15,9 @@ from resources import outside, outside_reference, require_file, vendored
 
 from reporting import authorities
 from reporting.authorities.eu import EuProfile
+from reporting.checks.business import EU_DOMESTIC, check_message
 from reporting.errors import ConfigError
 from reporting.pipeline import run
-from reporting.preflight import EU_DOMESTIC, check_message
 from reporting.records import MessageHeader
 
 DIP_REFERENCE = vendored("xsd", "de-bzst-dip__xdev-client")

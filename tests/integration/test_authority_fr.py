@@ -33,6 +33,7 @@ from reporting.authorities.fr import (
     check_fr_rules,
     package_for_transmission,
 )
+from reporting.checks.schema import schema_for
 from reporting.errors import ConfigError, DataError, ReportingError
 from reporting.pipeline import run
 from reporting.records import (
@@ -43,7 +44,6 @@ from reporting.records import (
     SellerRecord,
     Tin,
 )
-from reporting.validate import schema_for
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_XSD = vendored("xsd", "fr-dgfip-v1.6__adapted-by-backmarket")

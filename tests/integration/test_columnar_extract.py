@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from builders import read_both_ways, write_config
 
-from reporting import extract, pipeline
+from reporting import pipeline
 from reporting.demo import generate_demo
 from reporting.source import make_engine, sql_text
+from reporting.stages import extract
 
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
 pytest.importorskip("adbc_driver_postgresql", reason="the fast extra (ADBC) is not installed")

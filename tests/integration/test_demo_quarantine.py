@@ -29,7 +29,7 @@ from reporting.authorities import select_profile
 from reporting.cli import main
 from reporting.demo import BAD_KINDS, generate_demo
 from reporting.pipeline import run
-from reporting.run import load_settings
+from reporting.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "dac7.toml"  # the demo configuration

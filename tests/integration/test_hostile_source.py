@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from builders import Marketplace, write_config
 
-from reporting.checks import MAX_SELLER_TOTAL
+from reporting.checks.staged import MAX_SELLER_TOTAL
 from reporting.cli import main
 from reporting.errors import DataError
-from reporting.extract import _int
 from reporting.pipeline import run
+from reporting.stages.extract import _int
 
 AS_OF = date(2026, 1, 31)
 IT_TABLE = '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'

@@ -27,11 +27,11 @@ from builders import Marketplace, write_config
 from lxml import etree
 from resources import is_outside, outside, outside_reference, require_file, vendored
 
+from reporting.checks.business import EU_DOMESTIC, check_message
 from reporting.cli import main
 from reporting.ledger import LedgerError, LedgerModeError, RecordInfo, open_ledger
 from reporting.pipeline import aggregate, apply_rules, extract, prepare, publish, render, run, summary_table, validate
-from reporting.preflight import EU_DOMESTIC, check_message
-from reporting.run import load_settings
+from reporting.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 OFFICIAL = {

@@ -632,8 +632,8 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     # the audit trail: who triggered the run and who approved, with each message of the preview's
     # own ledgers (one per authority, in the run's staging); the filing ledger holds nothing of it
     from reporting.ledger import open_ledger
-    from reporting.render import ledger_url
-    from reporting.run import load_settings
+    from reporting.settings import load_settings
+    from reporting.stages.render import ledger_url
 
     settings = load_settings(run_dir)
     people = {}
@@ -691,7 +691,7 @@ def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_oth
     written in the same order, and the same error (a file that breaks the schema; one that is cut
     off, raised from the worker with its own type and message) as checked one after the other."""
     from reporting import pipeline
-    from reporting import publish as _publish
+    from reporting.stages import publish as _publish
 
     m = Marketplace()
     for country in ("LT", "PL", "DE"):

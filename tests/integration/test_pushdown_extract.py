@@ -179,7 +179,7 @@ def flag_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """The flagged keys found once and written into the later statements as literals, or (as for
     a source that flags more than the literals may hold) found by each statement as joins."""
     if request.param == "joined":
-        monkeypatch.setattr("reporting.extract.MAX_LISTED_KEYS", -1)
+        monkeypatch.setattr("reporting.stages.extract.MAX_LISTED_KEYS", -1)
     if request.param == "listed-dbapi":  # through SQLAlchemy's text(), which reads ':name' as a parameter
         monkeypatch.setenv("DAC7_COLUMNAR", "0")
     return request.param

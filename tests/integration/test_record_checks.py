@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from builders import write_config
 
-from reporting import pipeline, render, rules
+from reporting import pipeline, rules
 from reporting.authorities import select_profile
 from reporting.demo import generate_demo
 from reporting.findings import Finding
-from reporting.run import load_settings
+from reporting.settings import load_settings
+from reporting.stages import render
 from reporting.staging import connect
 from reporting.variants import reading_for
 

@@ -17,8 +17,8 @@ from reporting.cli import main
 from reporting.config import parse_config
 from reporting.errors import ConfigError
 from reporting.ledger import open_ledger
+from reporting.shared_staging import SharedStaging
 from reporting.source import has_secret, safe_url
-from reporting.storage import SharedStaging
 
 SECRET = "s3cr3t-Pa55"
 
@@ -159,7 +159,8 @@ def test_an_explicit_ledger_with_a_password_wins_over_the_environment(
 def test_a_stage_in_another_process_refuses_another_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run prepared with a ledger whose password stays in memory: a later stage in a process
     without it never falls back to a different $DAC7_LEDGER_URL."""
-    from reporting import pipeline, run
+    from reporting import pipeline
+    from reporting import settings as run
 
     source = _market().write(f"sqlite:///{tmp_path}/source.db")
     secret_ledger = f"sqlite:///{tmp_path}/ledger.sqlite3?token={SECRET}"
@@ -174,7 +175,7 @@ def test_a_stage_in_another_process_refuses_another_ledger(tmp_path: Path, monke
     )
     settings = run.load_settings(run_dir)
     monkeypatch.setattr(run, "_SECRET_URLS", {})  # another process: nothing in memory
-    from reporting.render import ledger_url
+    from reporting.stages.render import ledger_url
 
     monkeypatch.delenv("DAC7_LEDGER_URL", raising=False)
     with pytest.raises(ConfigError, match="whose password is kept in the memory of the process that prepared it"):

@@ -1,4 +1,4 @@
-"""Shared staging (reporting.storage): a run's stages on workers that share no disk.
+"""Shared staging (reporting.shared_staging): a run's stages on workers that share no disk.
 
 Each "worker" here has its own local staging root; the shared side is a real fsspec filesystem
 (``file://`` on a directory of the test: the same code path as S3, whose client is s3fs). The
@@ -21,7 +21,7 @@ from builders import write_config
 
 from reporting import pipeline
 from reporting.demo import generate_demo
-from reporting.storage import SharedStaging, listing_token, local_only
+from reporting.shared_staging import SharedStaging, listing_token, local_only
 
 RUN = "2025-6f1d3c2a-0000-4000-8000-000000000001"
 
@@ -239,7 +239,7 @@ def test_a_listing_token_changes_with_the_content_version() -> None:
 TASK = """
 import sys
 from reporting import pipeline
-from reporting.storage import SharedStaging
+from reporting.shared_staging import SharedStaging
 url, name, worker, stage, authority = sys.argv[1:]
 with SharedStaging.from_url(url).staged(name, worker) as run:
     getattr(pipeline, stage)(run, authority)

@@ -30,13 +30,14 @@ from builders import Marketplace, write_config
 from test_pushdown_extract import AS_OF, RUN_ID, TIMESTAMP, _bad, _market
 from test_spark_source import _unavailable
 
-from reporting import extract, spark_extract
 from reporting.demo import generate_demo
 from reporting.errors import DataError, SourceContractError
 from reporting.pipeline import run
 from reporting.source import CONTRACT, OPTIONAL_COLUMNS, ddl_statements, make_engine, sql_text
-from reporting.spark_extract import spark_sql
 from reporting.spark_source import SparkUnavailableError, spark_session
+from reporting.stages import extract
+from reporting.stages import extract_spark as spark_extract
+from reporting.stages.extract_spark import spark_sql
 
 pytestmark = pytest.mark.spark
 

@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from builders import Marketplace, write_config
 
-from reporting import extract
 from reporting.pipeline import run
 from reporting.source import make_engine, sql_text
+from reporting.stages import extract
 
 RUN_ID = "0b7c2a6e-3f4d-4e1a-9c8b-5d6e7f8a9b0c"
 

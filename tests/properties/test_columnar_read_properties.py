@@ -25,8 +25,8 @@ from builders import read_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reporting import extract
 from reporting.findings import Finding
+from reporting.stages import extract
 
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
 

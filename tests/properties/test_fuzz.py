@@ -23,14 +23,14 @@ from integration.test_ledger_lifecycle import status_message
 from lxml import etree
 
 from reporting.authorities import EU_GENERIC
+from reporting.checks.business import check_message
+from reporting.checks.schema import schema_for
 from reporting.config import parse_config
 from reporting.errors import ConfigError, ReportingError
 from reporting.ledger import open_ledger
 from reporting.ledger.status import import_status
-from reporting.preflight import check_message
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord, Tin
 from reporting.text import text_problem
-from reporting.validate import schema_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("DAC7_FUZZ_EXAMPLES", "60"))

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from integration.test_pushdown_extract import write_loose
 
 from reporting import pipeline
-from reporting.checks import MAX_SELLER_TOTAL
+from reporting.checks.staged import MAX_SELLER_TOTAL
 from reporting.errors import DataError
 from reporting.source import make_engine
 

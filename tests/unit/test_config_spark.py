@@ -15,7 +15,7 @@ import pytest
 from reporting.config import Spark, parse_config, spark_conf
 from reporting.errors import ConfigError
 from reporting.pipeline import prepare
-from reporting.run import load_settings
+from reporting.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Great Expectations data checks (reporting.datachecks): every expectation fails on a minimal
+"""Great Expectations data checks (reporting.checks.data): every expectation fails on a minimal
 bad row and passes on good data; findings carry keys, never personal values.
 
 Great Expectations costs about 2.5 s to import and a fraction of a second per table, so the
@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reporting import datachecks
-from reporting.datachecks import (
+from reporting.checks import data as datachecks
+from reporting.checks.data import (
     ChecksWorker,
     DataCheckReport,
     DataCheckStructureError,
@@ -29,10 +29,10 @@ from reporting.datachecks import (
     load_suite,
     run_data_checks,
 )
-from reporting.extract import TABLES
 from reporting.findings import Finding, Severity
 from reporting.pushdown import SOURCE_TOTALS_SCHEMA
 from reporting.rules import DECISION_SCHEMA
+from reporting.stages.extract import TABLES
 
 YEAR = 2025
 PERIOD_START = datetime(2025, 1, 1)
@@ -927,7 +927,7 @@ def test_great_expectations_is_not_imported_by_the_module() -> None:
     import subprocess
     import sys
 
-    code = "import sys, reporting.datachecks; print('great_expectations' in sys.modules)"
+    code = "import sys, reporting.checks.data; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -940,7 +940,7 @@ def test_great_expectations_imports_in_a_process_of_python_c() -> None:
     import sys
 
     code = (
-        "import sys; from reporting.datachecks import _import_gx; _import_gx(); "
+        "import sys; from reporting.checks.data import _import_gx; _import_gx(); "
         "from great_expectations.core.run_identifier import RunIdentifier; "
         "print('imported', hasattr(sys.modules['__main__'], '__file__'))"
     )
@@ -961,7 +961,7 @@ def test_the_worker_gives_what_the_stage_s_own_process_gives(
             run_dir = tmp_path / f"{stage}-{quality}"
             STAGERS[stage][quality == "bad"](run_dir)
             arguments = {"run_dir": run_dir, "stage": stage, "docs_dir": None} | PERIOD
-            with caplog.at_level("INFO", logger="reporting.datachecks"):  # the level the worker keeps
+            with caplog.at_level("INFO", logger="reporting.checks.data"):  # the level the worker keeps
                 worker.submit(stage, arguments)
                 done = worker.collect(stage, arguments)
             assert done is not None, (stage, quality)

@@ -543,7 +543,7 @@ def test_each_bad_seller_has_its_defect_and_no_other_seller_has_one(
 
 
 def test_bad_kinds_name_the_rules_that_catch_them() -> None:
-    from reporting import datachecks
+    from reporting.checks import data as datachecks
 
     assert set(DEFECTS) == set(demo.BAD_KINDS)
     expectations = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reporting.due_diligence import check_account, check_tin, check_vat, findings_of, mask
+from reporting.reports.due_diligence import check_account, check_tin, check_vat, findings_of, mask
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_findings_mask_personal_data_and_say_what_to_do() -> None:
 
 
 def test_country_names_in_sentences_take_their_article() -> None:
-    from reporting.due_diligence import country_name
+    from reporting.reports.due_diligence import country_name
 
     assert [country_name(c) for c in ("CY", "NL", "GB", "EL", "ZZ", None)] == [
         "Cyprus (CY)",

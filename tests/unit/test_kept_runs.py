@@ -1,4 +1,4 @@
-"""Each run's manifest and reports kept under ``<out>/runs/<run>/`` (``reporting.publish``), so that
+"""Each run's manifest and reports kept under ``<out>/runs/<run>/`` (``reporting.stages.publish``), so that
 no later run, of either environment, hides them from the DAC7 view."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reporting.due_diligence import VIEW_LINK
-from reporting.publish import keep_earlier_run, keep_run_copy, run_key
+from reporting.reports.due_diligence import VIEW_LINK
+from reporting.stages.publish import keep_earlier_run, keep_run_copy, run_key
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def test_nested_contexts_restore_the_outer_one(handler: ListHandler) -> None:
 
 
 def test_threads_keep_their_own_context(handler: ListHandler) -> None:
-    log = logging.getLogger("reporting.render")
+    log = logging.getLogger("reporting.stages.render")
     barrier = threading.Barrier(3)
 
     def stage(authority: str) -> None:
@@ -144,7 +144,7 @@ def test_a_handler_that_drops_attributes_gets_the_context_in_the_message_once() 
     assert [type(f) for f in plain.filters] == [StageContextFilter] and plain.filters[0].in_message  # type: ignore[attr-defined]
     install([plain, shown])  # once only
     assert len(plain.filters) == len(shown.filters) == 1
-    logger = logging.getLogger("reporting.validate")
+    logger = logging.getLogger("reporting.checks.schema")
     logger.setLevel(logging.INFO)
     try:
         for order in ((plain, shown), (shown, plain)):
@@ -158,7 +158,7 @@ def test_a_handler_that_drops_attributes_gets_the_context_in_the_message_once() 
                     logger.removeHandler(h)
     finally:
         logger.setLevel(logging.NOTSET)
-    assert plain.lines == ["reporting.validate [2025 validate IT] 100% valid: IT.xml"] * 2
+    assert plain.lines == ["reporting.checks.schema [2025 validate IT] 100% valid: IT.xml"] * 2
     assert [line.split(": ", 1)[1] for line in shown.lines] == ["[2025 validate IT] 100% valid: IT.xml"] * 2
 
 
@@ -226,7 +226,7 @@ def test_every_stage_tags_its_records(tmp_path: Path, caplog: pytest.LogCaptureF
         ("finalize", None),
     }
     [validate_de] = [
-        r for r in ours if r.name == "reporting.publish" and "validate year=2025 authority=DE" in r.getMessage()
+        r for r in ours if r.name == "reporting.stages.publish" and "validate year=2025 authority=DE" in r.getMessage()
     ]
     assert context_of(validate_de) == ("2025", "validate", "DE")
     # pytest's handler does not show dac7_prefix: the context went into the message

@@ -1,4 +1,4 @@
-"""The EU DG TAXUD business-rule preflight (reporting.preflight), rule by rule.
+"""The EU DG TAXUD business-rule preflight (reporting.checks.business), rule by rule.
 
 Every rule gets a message that breaks it (exactly that code, on the right record, at an XPath
 that locates the offending element) and the same message corrected (no findings at all). All
@@ -22,7 +22,7 @@ from lxml import etree
 from resources import marks, require_file, sample, sample_files, sample_name
 
 from reporting.authorities import EU_GENERIC
-from reporting.preflight import (
+from reporting.checks.business import (
     EU_DOMESTIC,
     EU_EXCHANGE,
     EXCHANGE_ONLY,
@@ -35,9 +35,9 @@ from reporting.preflight import (
     derive_rule_set,
     register_rule,
 )
+from reporting.checks.schema import schema_for
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord, Tin
 from reporting.safexml import XmlFileError
-from reporting.validate import schema_for
 
 TODAY = date(2026, 6, 1)
 NS = NAMESPACES
@@ -889,7 +889,7 @@ def test_a_rule_set_naming_an_unregistered_code_is_refused() -> None:
 
 def test_a_national_profile_registers_its_own_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """A national rule is a function in the same table; an EU check can be re-issued under a national code."""
-    from reporting import preflight
+    from reporting.checks import business as preflight
 
     monkeypatch.setattr(preflight, "RULES", dict(preflight.RULES))
 

@@ -16,8 +16,8 @@ from lxml import etree
 
 from reporting.authorities import EU_GENERIC
 from reporting.authorities.base import XmlStream
+from reporting.checks.schema import schema_for
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord, Tin
-from reporting.validate import schema_for
 
 ADDRESS = PostalAddress(country="LT", city="Kaunas", street="Laisves al.", building="10", post_code="44240")
 HEADER = MessageHeader("LT", "LT", "LT2025LT0001", "DPI401", date(2025, 12, 31), datetime(2026, 1, 15, 7, 0))

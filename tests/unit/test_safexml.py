@@ -22,10 +22,10 @@ from lxml import etree
 
 from reporting import safexml
 from reporting.authorities import EU_GENERIC
+from reporting.checks.business import check_message
+from reporting.checks.schema import schema_for, validate_file
 from reporting.cli import main
-from reporting.preflight import check_message
 from reporting.safexml import XmlFileError
-from reporting.validate import schema_for, validate_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 # (golden file, --authority that finds it valid under --rules)

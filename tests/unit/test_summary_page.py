@@ -14,8 +14,7 @@ import pytest
 from builders import Marketplace, write_config
 
 from reporting.pipeline import run
-from reporting.run import load_settings
-from reporting.summary_page import (
+from reporting.reports.summary import (
     AMOUNT_BINS,
     SALES_BINS,
     SUMMARY_PAGE,
@@ -24,6 +23,7 @@ from reporting.summary_page import (
     render_page,
     summary_data,
 )
+from reporting.settings import load_settings
 
 RUN_ID = "3d0b5c1a-7e2f-4a6b-9c8d-1e2f3a4b5c6d"
 #: Names and TINs of the sellers below: none may show on the page.
@@ -193,7 +193,7 @@ def test_the_page_is_self_contained_and_names_no_seller(summary_run: Run) -> Non
 
 def test_the_page_is_deterministic(summary_run: Run) -> None:
     """The same run's page is the same bytes (no clock): a rerun replaces it with itself."""
-    from reporting.summary_page import write_run_summary
+    from reporting.reports.summary import write_run_summary
 
     settings = load_settings(summary_run.run_dir)
     again = write_run_summary(settings, summary_run.out, summary_run.manifest).read_text(encoding="utf-8")

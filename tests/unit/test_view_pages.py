@@ -110,8 +110,8 @@ def test_every_error_code_has_its_published_meaning_or_says_it_has_none(
 
 
 def test_no_eu_code_meaning_is_shadowed_by_the_preflights_table() -> None:
+    from reporting.checks.business import RULES
     from reporting.error_codes import CTS_FILE_ERRORS, EU_ONLY_ON_RECEIPT
-    from reporting.preflight import RULES
 
     assert not set(EU_ONLY_ON_RECEIPT) & set(RULES), "an entry the preflight's table takes precedence over"
     assert not set(CTS_FILE_ERRORS) & (set(RULES) | set(EU_ONLY_ON_RECEIPT))

@@ -56,7 +56,7 @@ from reporting.records import (
     seller_from_content,
 )
 from reporting.rules import ACTIVITY_ORDER
-from reporting.run import RunSettings, read_json, secret_url, write_json
+from reporting.settings import RunSettings, read_json, secret_url, write_json
 from reporting.source import safe_url
 from reporting.staging import connect, sql_literal
 from reporting.text import text_problem

@@ -67,7 +67,7 @@ from reporting.countries import ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.errors import DataError
 from reporting.findings import Finding, Severity
 from reporting.quarantine import write_quarantine
-from reporting.run import RunSettings, write_json
+from reporting.settings import RunSettings, write_json
 from reporting.staging import duckdb_config, sql_literal
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class ExpectationSummary:
     element_count: int | None = None
     severity: Severity = Severity.ERROR
     structural: bool = False
-    #: rules of :mod:`reporting.checks` that find the same defect (``meta.same_as``): a row they
+    #: rules of :mod:`reporting.checks.staged` that find the same defect (``meta.same_as``): a row they
     #: already name is reported once, under their shorter rule
     same_as: tuple[str, ...] = ()
 
@@ -216,7 +216,7 @@ class DataCheckReport:
         ]
 
     def named_errors(self) -> list[Finding]:
-        """The row errors under the rule of :mod:`reporting.checks` or the render that names the
+        """The row errors under the rule of :mod:`reporting.checks.staged` or the render that names the
         same defect (``meta.same_as``), where there is one: one name per defect for people."""
         same = {(r.table, r.rule): r.same_as for r in self.results if r.same_as}
         return [replace(f, rule=same[(f.table, f.rule)][0]) if (f.table, f.rule) in same else f for f in self.errors]

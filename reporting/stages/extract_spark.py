@@ -1,6 +1,6 @@
 """The extract from Apache Spark (``[source.spark]``): the contract's tables as Parquet files or
 as tables of a database of Spark's catalog, read with the extract's own queries into the same
-files as every other source, then checked by the same checks (:mod:`reporting.extract`).
+files as every other source, then checked by the same checks (:mod:`reporting.stages.extract`).
 
 The queries are the files of ``sql/``, written for SQLAlchemy with ``:named`` parameters, turned
 into Spark's SQL by sqlglot: each parameter a typed literal (the period's bounds are naive UTC
@@ -11,9 +11,9 @@ Parquet table, or ``database.table``).
 A table's rows are never collected into the driver: Spark writes them as Parquet into an
 owner-only folder of the run's staging area, read back batch by batch, never as a Python object
 per value, and converted column by column by the rules of the columnar read
-(:func:`reporting.extract._columnar_batch`). A table that those rules do not take as it comes (a
+(:func:`reporting.stages.extract._columnar_batch`). A table that those rules do not take as it comes (a
 float where an integer belongs) is converted value by value instead,
-by the rules of the DB-API read (:func:`reporting.extract._to_batch`), which turn each value that
+by the rules of the DB-API read (:func:`reporting.stages.extract._to_batch`), which turn each value that
 cannot be read into a finding naming its row: both give the file any other source would give.
 The contract's times and dates must have Spark's time and date types: text there is refused
 before any query runs (:func:`_check_time_types`).
@@ -40,8 +40,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from reporting import datachecks
-from reporting import extract as ex
+from reporting.checks import data as datachecks
 from reporting.config import Config, spark_conf
 from reporting.errors import SourceContractError
 from reporting.findings import Finding
@@ -51,9 +50,10 @@ from reporting.pushdown import (
     flagged_refunds_sql,
     flagged_transactions_sql,
 )
-from reporting.run import RunSettings
+from reporting.settings import RunSettings
 from reporting.source import CONTRACT, sql_text
 from reporting.spark_source import active_session, read_spark_totals, register_tables, spark_session, to_arrow
+from reporting.stages import extract as ex
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -135,7 +135,7 @@ class SparkQueries:
     make (``execute`` of a text with its parameters, ``execution_options``, ``dialect.name``): the
     per-seller counts, the undated transactions and the rows that refer to nothing are made by the
     very code that makes them for a database (``_seller_counts``, ``_undated_transactions``,
-    ``_orphans`` of :mod:`reporting.extract`). Results are small: one row per seller at most."""
+    ``_orphans`` of :mod:`reporting.stages.extract`). Results are small: one row per seller at most."""
 
     dialect = _Dialect()
 
@@ -184,7 +184,7 @@ def _session(config: Config) -> Iterator[SparkSession]:
 
 def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | None) -> dict[str, Any]:
     """Write the period's rows of every contract table from ``[source.spark]`` to
-    ``<run>/extract/``, as :func:`reporting.extract.extract` does for a database; return what its
+    ``<run>/extract/``, as :func:`reporting.stages.extract.extract` does for a database; return what its
     checks need (the keyword arguments of ``_check_extract``)."""
     config = settings.config.spark
     assert config is not None
@@ -266,7 +266,7 @@ def _to_parquet(frame: DataFrame, table: str, path: Path, findings: list[Finding
 
     The rows never come to this process at once: Spark writes them as Parquet into a folder of the
     run's staging area (``.spark-<table>/`` beside ``path``, owner-only, removed afterwards, also
-    on an error), read back here batch by batch (:data:`reporting.extract.BATCH_ROWS` rows)."""
+    on an error), read back here batch by batch (:data:`reporting.stages.extract.BATCH_ROWS` rows)."""
     spec = ex.TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
     folder = path.with_name(f".spark-{table}")
@@ -352,7 +352,7 @@ def _pushed_totals(
 ) -> dict[str, Any] | None:
     """With ``flags``: Spark's sums of every transaction not flagged, written to ``path`` and
     added to ``counts``, and what ``extract.json`` says of them; else an empty file and None
-    (:func:`reporting.extract._pushed_totals`)."""
+    (:func:`reporting.stages.extract._pushed_totals`)."""
     started = time.perf_counter()
     totals = None
     if flags is not None:

@@ -29,10 +29,11 @@ from typing import Any
 from stdnum.eu import vat as eu_vat
 from stdnum.util import get_cc_module
 
-from reporting import csvcells, ibancheck
+from reporting import ibancheck
 from reporting.countries import COUNTRY_NAMES, WITH_ARTICLE
 from reporting.private import private_dirs
-from reporting.run import RunSettings
+from reporting.reports import csvcells
+from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 
 #: python-stdnum modules that validate the tax numbers of individuals, per country (a TIN is

@@ -15,15 +15,19 @@ from typing import Any
 
 from reporting import safexml
 from reporting.authorities import select_profile
-from reporting.datachecks import DOCS_DIR
-from reporting.datachecks import STAGES as DATA_CHECK_STAGES
-from reporting.due_diligence import VIEW_LINK, write_due_diligence
+from reporting.checks.business import EU_EXCHANGE, check_message
+from reporting.checks.data import DOCS_DIR
+from reporting.checks.data import STAGES as DATA_CHECK_STAGES
+from reporting.checks.schema import load_schema, validate_file
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.faults import fault_point
 from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
-from reporting.preflight import EU_EXCHANGE, check_message
 from reporting.private import private_copy, private_dirs
-from reporting.render import (
+from reporting.reports.due_diligence import VIEW_LINK, write_due_diligence
+from reporting.reports.sellers import write_reports
+from reporting.reports.summary import SUMMARY_PAGE, write_run_summary
+from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
+from reporting.stages.render import (
     file_sha256,
     ledger_url,
     planned_authorities,
@@ -31,10 +35,6 @@ from reporting.render import (
     rendered,
     stage_ledger,
 )
-from reporting.reports import write_reports
-from reporting.run import RunSettings, read_json, remember_secret_url, secret_url, write_json
-from reporting.summary_page import SUMMARY_PAGE, write_run_summary
-from reporting.validate import load_schema, validate_file
 from reporting.workers import run_ordered, workers_for
 
 log = logging.getLogger(__name__)

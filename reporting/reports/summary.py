@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reporting.rules import QUARANTINED, REPORTED
-from reporting.run import RunSettings
+from reporting.settings import RunSettings
 from reporting.staging import connect
 
 SUMMARY_PAGE = "reports/run_summary.html"

@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reporting import csvcells
 from reporting.private import private_dirs
-from reporting.run import RunSettings
+from reporting.reports import csvcells
+from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 
 DECISIONS_SQL = """

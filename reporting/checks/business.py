@@ -1,6 +1,6 @@
 """The EU DG TAXUD business-rule preflight: the authority's own checks over a rendered DPI message.
 
-Schema validation (:mod:`reporting.validate`) proves the structure; these checks catch what the
+Schema validation (:mod:`reporting.checks.schema`) proves the structure; these checks catch what the
 XSD cannot express, with the codes the receiving authority would put in its status message
 (reference §3 and §4.1, module 1.1.0 of the EU validation plugin).
 

@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 
-from reporting import datachecks
-from reporting.checks import MAX_SELLER_TOTAL, run_checks
+from reporting.checks import data as datachecks
+from reporting.checks.staged import MAX_SELLER_TOTAL, run_checks
 from reporting.countries import ISO_CURRENCIES, is_currency
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
@@ -55,7 +55,7 @@ from reporting.pushdown import (
     totals_from_arrow,
 )
 from reporting.quarantine import enforce_quarantine_policy, write_quarantine
-from reporting.run import RunSettings, write_json
+from reporting.settings import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, pg_session_settings, safe_url, sql_text
 
 log = logging.getLogger(__name__)
@@ -698,14 +698,14 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
 
 
 def _extract_spark(settings: RunSettings, source_url: str | None) -> dict[str, Any]:
-    """The extract of a source whose tables Apache Spark reads (:mod:`reporting.spark_extract`),
+    """The extract of a source whose tables Apache Spark reads (:mod:`reporting.stages.extract_spark`),
     checked as every other source's."""
     if source_url:
         raise ConfigError(
             "[source.spark] names the source's tables and a source URL was given too (--source or "
             "DAC7_SOURCE_URL); a run reads one source: leave out one of them"
         )
-    from reporting.spark_extract import read_spark_source
+    from reporting.stages.extract_spark import read_spark_source
 
     worker = datachecks.ChecksWorker.start()
     try:

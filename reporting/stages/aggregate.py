@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from reporting.pushdown import FINISH_SQL, source_totals_sql
-from reporting.run import RunSettings, write_json
+from reporting.settings import RunSettings, write_json
 from reporting.staging import connect, sql_literal
 
 log = logging.getLogger(__name__)
