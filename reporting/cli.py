@@ -425,16 +425,12 @@ def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def _ledger_url(args: argparse.Namespace) -> str:
     from reporting.config import load_config
-    from reporting.ledger import default_ledger_url
+    from reporting.ledger.url import default_ledger_url, resolve_ledger_url
 
-    if args.ledger:
-        return str(args.ledger)
     config = args.config or ("dac7.toml" if Path("dac7.toml").is_file() else None)
-    if config:
-        url = load_config(config).ledger
-        if url:
-            return url
-    return default_ledger_url(Path.cwd())
+    config_url = load_config(config).ledger if config and not args.ledger else None
+    # --ledger defaults to $DAC7_LEDGER_URL already (the parser): no environment read here
+    return resolve_ledger_url(args.ledger, env={}, config_url=config_url) or default_ledger_url(Path.cwd())
 
 
 def _ledger(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ from reporting.authorities import ignored_authorities
 from reporting.config import ENVIRONMENTS, Config, load_config
 from reporting.countries import is_eu
 from reporting.errors import ConfigError
-from reporting.ledger import default_ledger_url
 from reporting.ledger.model import MODES
+from reporting.ledger.url import resolve_ledger_url
 from reporting.logcontext import stage_context
 from reporting.private import owner_only
 from reporting.settings import RunSettings, load_settings, new_run_id, read_json, remember_secret_url
@@ -123,7 +123,8 @@ def prepare(
                 filing_state,
             )
         # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
-        ledger = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
+        ledger = resolve_ledger_url(ledger_url, config_url=config.ledger, working_dir=Path.cwd())
+        assert ledger is not None  # a working directory is given: never None
         ledger_secret = has_secret(ledger)
         if ledger_secret:
             remember_secret_url(run_id, "ledger", ledger)

@@ -77,7 +77,8 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
 
     from reporting.config import load_config
     from reporting.deadlines import filing_due
-    from reporting.ledger import default_ledger_url, open_ledger
+    from reporting.ledger import open_ledger
+    from reporting.ledger.url import resolve_ledger_url
     from reporting.stages.render import LIVE_MESSAGE_STATUSES
 
     config = load_config(config_path)
@@ -88,7 +89,8 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
         log.info("DAC7 %s: %s day(s) before the deadline warning (%s)", year, (warn - today).days, warn)
         return {"year": year, "due": False, "missing": []}
     # the ledger of the annual runs: the same order of precedence as reporting.pipeline.prepare
-    url = ledger_url or os.environ.get("DAC7_LEDGER_URL") or config.ledger or default_ledger_url(Path.cwd())
+    url = resolve_ledger_url(ledger_url, config_url=config.ledger, working_dir=Path.cwd())
+    assert url is not None  # a working directory is given: never None
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).exists():
         # a SQLite ledger never created: nothing was filed there (or the URL is wrong)

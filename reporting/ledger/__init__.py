@@ -19,14 +19,12 @@ environment, authority and reporting year; ids are unique across all of them.
 """
 
 from reporting.ledger.db import (
-    LEDGER_FILE,
     ErrorInfo,
     Ledger,
     LockInfo,
     MessageInfo,
     RecordInfo,
     StatusOutcome,
-    default_ledger_url,
     open_ledger,
 )
 from reporting.ledger.errors import (
@@ -57,6 +55,7 @@ from reporting.ledger.model import (
     doc_type_indic,
 )
 from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
+from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
 
 __all__ = [
     "CORRECTION",
@@ -94,4 +93,5 @@ __all__ = [
     "ledger_problems",
     "open_ledger",
     "plan_filing",
+    "resolve_ledger_url",
 ]

@@ -58,16 +58,10 @@ from reporting.ledger.plan import Problem, ledger_problems
 
 log = logging.getLogger(__name__)
 
-LEDGER_FILE = "dac7-ledger.sqlite3"
 SCRIPT_LOCATION = "reporting.ledger:migrations"
 _LIVE_MESSAGES = (PUBLISHED, ACCEPTED)
 _LIVE_RECORDS = (SENT, ACCEPTED, REJECTED)
 _BATCH = 500  # ids per IN (...) list: well under SQLite's parameter limit
-
-
-def default_ledger_url(working_dir: str | os.PathLike[str]) -> str:
-    """``sqlite:///<working_dir>/dac7-ledger.sqlite3`` (an absolute path)."""
-    return f"sqlite:///{Path(working_dir).resolve() / LEDGER_FILE}"
 
 
 def open_ledger(url: str, *, create: bool = True) -> Ledger:

@@ -43,6 +43,7 @@ from reporting.ledger import (
     open_ledger,
     plan_filing,
 )
+from reporting.ledger.url import ledger_from_env
 from reporting.records import (
     ActivityFigures,
     FinancialAccount,
@@ -624,7 +625,7 @@ def ledger_url(settings: RunSettings, authority: str | None = None) -> str:
     url = settings.ledger_url or secret_url(settings.run_id, "ledger")
     if url:
         return url
-    url = os.environ.get("DAC7_LEDGER_URL")
+    url = ledger_from_env()
     if settings.ledger_shown:  # the run's ledger carries a secret: only that ledger will do
         if not url:
             raise ConfigError(
