@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import html
 import io
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from reporting import ibancheck
 from reporting.countries import COUNTRY_NAMES, WITH_ARTICLE
 from reporting.private import private_dirs
 from reporting.reports import csvcells
+from reporting.reports.html import escape, page, write_page
 from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 
@@ -335,21 +334,13 @@ def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(map(csvcells.row, rows))  # no cell read as a formula
-    _atomic(reports / "due_diligence.csv", buf.getvalue())
-    _atomic(reports / "due_diligence.html", _html(settings, rows, counts))
+    write_page(reports / "due_diligence.csv", buf.getvalue())
+    write_page(reports / "due_diligence.html", _html(settings, rows, counts))
     return {
         "sellers": len({r["seller_id"] for r in rows}),
         "findings": len(rows),
         "by_kind": {k: counts[k] for k in KINDS if counts[k]},
     }
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 #: The link from the report (``<year>/files/reports/due_diligence.html`` in the DAC7 view) back
@@ -382,7 +373,7 @@ def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str
     """A page for compliance staff that fits the screen: the counts per kind first (each with a
     stable id for tools), then one row per finding, cells wrapping. Identifiers are masked;
     nothing else personal is shown. The DAC7 view sorts, filters and exports the same list."""
-    e = html.escape
+    e = escape
     sellers = len({r["seller_id"] for r in rows})
     quarantined = len({r["seller_id"] for r in rows if r["identifier"] == "data" and r["kind"] in KINDS[:2]})
     summary = "".join(
@@ -401,11 +392,7 @@ def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str
         if (settings.run_path / "data-docs" / stage / "index.html").is_file()
     )
     links = f"<p>Data checks (Great Expectations Data Docs):</p><ul>{docs}</ul>" if docs else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>DAC7 {settings.year}: due diligence</title>
-<style>{REPORT_CSS}</style></head>
-<body><p><a id="back-to-view" href="{VIEW_LINK}">Back to the DAC7 view</a>: it sorts and filters this list and
+    text = f"""<p><a id="back-to-view" href="{VIEW_LINK}">Back to the DAC7 view</a>: it sorts and filters this list and
 exports what is shown as CSV.</p>
 <h1>DAC7 {settings.year}: sellers that need action</h1>
 <p>Run {e(settings.run_id)}, as of {settings.as_of}, environment {e(settings.environment)}. Identifiers are masked.</p>
@@ -415,8 +402,8 @@ exports what is shown as CSV.</p>
 see <a href="quarantine.csv">quarantine.csv</a>).</p>
 <table id="counts"><tr><th>Kind of finding</th><th>Count</th></tr>{summary}</table>
 {links}
-<h2>Findings</h2><table id="findings"><tr>{head}</tr>{body}</table></body></html>
-"""
+<h2>Findings</h2><table id="findings"><tr>{head}</tr>{body}</table>"""
+    return page(f"DAC7 {settings.year}: due diligence", REPORT_CSS, text)
 
 
 def _slug(kind: str) -> str:

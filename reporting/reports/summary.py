@@ -18,13 +18,12 @@ no seller id, name or identifier. Every value is escaped.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
+from reporting.reports.html import escape, page, write_page
 from reporting.rules import QUARANTINED, REPORTED
 from reporting.settings import RunSettings
 from reporting.staging import connect
@@ -154,13 +153,7 @@ def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Mapping[st
     manifest is about to be written; returns its path."""
     target = out_dir / SUMMARY_PAGE
     target.parent.mkdir(parents=True, exist_ok=True)
-    page = render_page(manifest, summary_data(settings), links=_links(out_dir, manifest))
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, target)
-    return target
+    return write_page(target, render_page(manifest, summary_data(settings), links=_links(out_dir, manifest)))
 
 
 def _links(out_dir: Path, manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -201,9 +194,9 @@ details{margin-bottom:1rem}
 
 def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[tuple[str, str]] = ()) -> str:
     """The page's HTML: headline figures, the charts, the links to the other reports."""
-    year = escape(str(manifest.get("reporting_year", "")))
+    year = str(manifest.get("reporting_year", ""))
     body = [
-        f"<h1>DAC7 {year}: run summary</h1>",
+        f"<h1>DAC7 {escape(year)}: run summary</h1>",
         f'<p class="muted">Run <code>{escape(str(manifest.get("run_id", "")))}</code>, as of '
         f"{escape(str(manifest.get('as_of', '')))}, environment {escape(str(manifest.get('environment', '')))}, "
         f"routing {escape(str(manifest.get('routing', '')))}. Counts and codes only: no seller is named here.</p>",
@@ -218,12 +211,7 @@ def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[
     body += _authorities_section(manifest, data)
     body += _thresholds_section(data)
     body += _quarantine_section(data)
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>DAC7 {year}: run summary</title><style>{CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
+    return page(f"DAC7 {year}: run summary", CSS, "\n".join(body))
 
 
 def _headline(manifest: Mapping[str, Any]) -> list[str]:
