@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv browser java demo test test-fast fuzz bench lint clean
+.PHONY: venv browser java demo test test-fast fuzz bench lint docs examples clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -100,6 +100,16 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check reporting dags tests benchmarks $(wildcard plugins)
+
+# The documentation site (mkdocs.yml, docs/) into site/: --strict fails on any warning (a broken
+# link or anchor, a page missing from the navigation). NO_MKDOCS_2_WARNING: the theme's banner.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# examples/: the small source database and the XML of every authority profile, made again
+# (fixed seed, run id and timestamp: the same bytes; tests/unit/test_examples.py compares).
+examples: venv
+	$(BIN)/python examples/make_examples.py
 
 clean:
 	rm -rf .airflow .demo .dac7 out
