@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,19 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant with its offset (``2026-01-15T09:00:00Z``, ``...+01:00``), in UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 instant (e.g. 2026-01-15T09:00:00Z)") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no offset: give Z or +HH:MM (the message's Timestamp is an instant)"
+        )
+    return value.astimezone(UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="staging directory for intermediate data (default: $DAC7_STAGING_DIR, else .dac7/staging)",
     )
     r.add_argument("--run-id", help="run id (a UUID; default: a new one)")
+    r.add_argument(
+        "--timestamp",
+        type=_instant,
+        help="the messages' Timestamp, an instant with its offset (default: now); with --run-id, a run "
+        "that gives the same files byte for byte (examples, golden files)",
+    )
     r.add_argument("--xsd-dir", help="directory with the authority's official XSD files")
     r.add_argument(
         "--ledger",
@@ -294,6 +313,7 @@ def _run(args: argparse.Namespace) -> int:
         environment=args.environment,
         staging_root=args.staging,
         run_id=args.run_id,
+        timestamp=args.timestamp,
         xsd_dir=args.xsd_dir,
         ledger_url=args.ledger,
         mode=args.mode,

@@ -183,3 +183,34 @@ def test_nexus_routing_files_one_message_to_the_operator_state(tmp_path: Path, s
     ).manifest
     assert [f["authority"] for f in manifest["files"]] == ["LT"]
     assert manifest["files"][0]["sellers"] == manifest["summary"]["reportable"]
+
+
+def test_cli_run_id_and_timestamp_make_a_run_reproducible_to_the_byte(tmp_path: Path, capsys) -> None:
+    """``--run-id`` and ``--timestamp`` fix the ids and the messages' Timestamp: two runs into two
+    output directories and two ledgers write the same files byte for byte."""
+    db = f"sqlite:///{tmp_path}/marketplace.db"
+    assert main(["demo-data", "--db", db, "--sellers", "60", "--seed", "5", "--year", "2025"]) == 0
+    files = []
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        args = ["run", "--config", str(REPO / "dac7.toml"), "--source", db, "--year", "2025"]
+        args += ["--as-of", "2026-01-31", "--out", str(out), "--staging", str(tmp_path / f"staging{n}")]
+        args += ["--ledger", f"sqlite:///{tmp_path}/ledger{n}.sqlite3"]
+        args += ["--run-id", "5b3f0d2e-8c1a-4e5f-9a7b-2c4d6e8f0a1b", "--timestamp", "2026-01-15T10:30:00+01:00"]
+        assert main(args) == 0
+        manifest = json.loads((out / "manifest.json").read_text())
+        files.append({f["file"]: (out / f["file"]).read_bytes() for f in manifest["files"]})
+    assert files[0] and files[0] == files[1]
+    xml = next(iter(files[0].values()))
+    # 09:30 UTC, written in CET as the EU profile writes every Timestamp (no offset in the message)
+    assert b"Timestamp>2026-01-15T10:30:00<" in xml
+
+
+@pytest.mark.parametrize("text", ["2026-01-15T09:00:00", "yesterday"])
+def test_cli_refuses_a_timestamp_without_offset_or_not_a_time(tmp_path: Path, text: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            ["run", "--config", str(REPO / "dac7.toml"), "--year", "2025", "--out", str(tmp_path), "--timestamp", text]
+        )
+    assert exit_.value.code == 2
+    assert "--timestamp" in capsys.readouterr().err
