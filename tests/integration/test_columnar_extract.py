@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from builders import read_both_ways, write_config
 
+from dac7_demo import generate_demo
 from reporting import extract, pipeline
-from reporting.demo import generate_demo
 from reporting.source import make_engine, sql_text
 
 pytest.importorskip("adbc_driver_sqlite", reason="the fast extra (ADBC) is not installed")
