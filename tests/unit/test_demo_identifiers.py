@@ -163,3 +163,19 @@ def test_reporting_imports_without_the_demo_package() -> None:
         "assert not [m for m in sys.modules if m.split('.')[0] == 'dac7_demo'], 'dac7_demo imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_demo_commands_say_when_the_demo_package_is_missing() -> None:
+    code = (
+        "import sys\n"
+        "class Missing:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'dac7_demo':\n"
+        "            raise ModuleNotFoundError(name, name=name)\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from reporting.cli import main\n"
+        "sys.exit(main(['demo-data', '--db', 'sqlite://', '--sellers', '1', '--seed', '1']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "dac7_demo package) is not installed" in done.stderr and "Traceback" not in done.stderr
