@@ -89,7 +89,7 @@ FUZZ_EXAMPLES ?= 5000
 fuzz: venv
 	DAC7_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/properties/test_fuzz.py -q -p no:randomly
 
-# The benchmark (reporting/bench.py): a generated marketplace of BENCH_SELLERS sellers (30,000: about
+# The benchmark (dac7_demo/bench.py): a generated marketplace of BENCH_SELLERS sellers (30,000: about
 # 900,000 transactions), every stage timed in a process of its own, the table printed and written as
 # JSON under .dac7/bench/. BENCH_ARGS adds options, e.g. BENCH_ARGS=--against-dac7 (the side-by-side).
 BENCH_SELLERS ?= 30000
@@ -99,7 +99,7 @@ bench: venv
 	$(BIN)/dac7 bench --sellers $(BENCH_SELLERS) $(BENCH_ARGS)
 
 lint: venv
-	$(BIN)/ruff check reporting dags tests benchmarks $(wildcard plugins)
+	$(BIN)/ruff check reporting dac7_demo dags tests benchmarks $(wildcard plugins)
 
 # The documentation site (mkdocs.yml, docs/) into site/: --strict fails on any warning (a broken
 # link or anchor, a page missing from the navigation). NO_MKDOCS_2_WARNING: the theme's banner.

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from reporting.demo import generate_demo
+from dac7_demo import generate_demo
 from reporting.source import ddl_statements, sql_text
 
 PERIOD = ("2024-12-31 22:00:00", "2025-12-31 22:00:00")

@@ -15,8 +15,8 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+from dac7_demo import generate_demo
 from reporting import pipeline
-from reporting.demo import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 

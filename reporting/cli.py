@@ -22,7 +22,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -243,10 +244,26 @@ def _fraction(text: str) -> float:
     return value
 
 
+@contextmanager
+def _demo_package() -> Iterator[None]:
+    """Around the import of ``dac7_demo`` (the demo generator and the benchmark), which only
+    ``demo-data`` and ``bench`` need: its absence is a clear error, not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "dac7_demo":
+            raise
+        raise ConfigError(
+            "the demo generator (the dac7_demo package) is not installed: it ships with the "
+            "dac7-reporting distribution; reinstall that from the repository (make venv)"
+        ) from None
+
+
 def _demo_data(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from reporting.demo import generate_demo
+    with _demo_package():
+        from dac7_demo.generator import generate_demo
 
     result = generate_demo(
         args.db, sellers=args.sellers, seed=args.seed, year=args.year, replace=args.replace, bad_share=args.bad_share
@@ -273,7 +290,8 @@ def _source_sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from reporting.bench import bench, table
+    with _demo_package():
+        from dac7_demo.bench import bench, table
 
     work = Path(args.work)
     result = bench(

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def file_demo(tmp: Path, out_root: Path, ledger: Path) -> None:
     """The demo marketplace of `make demo`, filed once: the output and ledger the view shows."""
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
     from reporting.pipeline import run
 
     source = f"sqlite:///{tmp / 'marketplace.db'}"

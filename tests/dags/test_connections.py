@@ -106,7 +106,7 @@ def test_a_dag_run_reads_source_and_ledger_from_airflow_connections(
 ) -> None:
     from test_dac7_annual import REPO, fresh_dag
 
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     source = tmp_path / "marketplace.db"
     generate_demo(f"sqlite:///{source}", sellers=120, seed=5, year=2025, replace=True)

@@ -631,7 +631,7 @@ def test_deadline_counts_only_what_is_filed() -> None:
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
     generate_demo(url, sellers=200, seed=7, year=2025, replace=True)

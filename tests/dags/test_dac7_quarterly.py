@@ -186,7 +186,7 @@ def test_watch_list_reads_the_limits_as_the_filing_state_does(tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
     generate_demo(url, sellers=200, seed=7, year=2025, replace=True)

@@ -238,7 +238,7 @@ def preview_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def source_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The demo marketplace both runs read (SQLite, read only)."""
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
     generate_demo(url, sellers=200, seed=7, year=YEAR, replace=True)

@@ -80,7 +80,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.t
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('source') / 'marketplace.db'}"
     generate_demo(url, sellers=200, seed=7, year=YEAR, replace=True)

@@ -68,7 +68,7 @@ class Local:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     """scripts/airflow_local.sh, as ``make airflow`` starts it, with the demo source."""
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     tmp = tmp_path_factory.mktemp("four-eyes-browser")
     source = f"sqlite:///{tmp / 'marketplace.db'}"

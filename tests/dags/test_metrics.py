@@ -40,7 +40,7 @@ class DemoRun:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
     from reporting.pipeline import run
 
     base = tmp_path_factory.mktemp("metrics")

@@ -688,7 +688,7 @@ class Standalone:
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
-    from reporting.demo import generate_demo
+    from dac7_demo import generate_demo
 
     tmp = tmp_path_factory.mktemp("trigger")
     home = tmp / "airflow-home"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting.bench import flat_sellers
+from dac7_demo.bench import flat_sellers
 from reporting.cli import main
 
 

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from builders import read_both_ways, write_config
 
+from dac7_demo import generate_demo
 from reporting import pipeline
-from reporting.demo import generate_demo
 from reporting.source import make_engine, sql_text
 from reporting.stages import extract
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reporting.demo import generate_demo
+from dac7_demo import generate_demo
 from reporting.errors import SourceError
 from reporting.source import CONTRACT, OPTIONAL_COLUMNS, make_engine
 

@@ -3,7 +3,7 @@ quarantines exactly the bad sellers, each for a reason that catches its defect, 
 other reportable seller in schema-valid XML, and its figures reconcile with the source.
 
 The ground truth is what ``generate_demo(..., bad_share=...)`` returns (seller_id -> kind of
-``reporting.demo.BAD_KINDS``); the pipeline never sees it. One run serves every test here.
+``dac7_demo.BAD_KINDS``); the pipeline never sees it. One run serves every test here.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import pytest
 from lxml import etree
 from resources import require_file, vendored
 
+from dac7_demo import BAD_KINDS, generate_demo
 from reporting.authorities import select_profile
 from reporting.cli import main
-from reporting.demo import BAD_KINDS, generate_demo
 from reporting.pipeline import run
 from reporting.settings import load_settings
 

@@ -13,8 +13,8 @@ import pytest
 from lxml import etree
 from resources import require_file, vendored
 
+from dac7_demo import generate_demo
 from reporting.cli import main
-from reporting.demo import generate_demo
 from reporting.pipeline import run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -43,8 +43,8 @@ import pyarrow.parquet as pq
 import pytest
 from builders import write_config
 
+from dac7_demo import generate_demo
 from reporting import pipeline
-from reporting.demo import generate_demo
 from reporting.errors import DataError, SourceContractError, XmlValidationError
 
 YEAR = 2025

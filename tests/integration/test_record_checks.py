@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from builders import write_config
 
+from dac7_demo import generate_demo
 from reporting import pipeline, rules
 from reporting.authorities import select_profile
-from reporting.demo import generate_demo
 from reporting.findings import Finding
 from reporting.settings import load_settings
 from reporting.stages import render

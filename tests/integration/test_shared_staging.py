@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 from builders import write_config
 
+from dac7_demo import generate_demo
 from reporting import pipeline
-from reporting.demo import generate_demo
 from reporting.shared_staging import SharedStaging, listing_token, local_only
 
 RUN = "2025-6f1d3c2a-0000-4000-8000-000000000001"

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from reporting.demo import generate_demo
+from dac7_demo import generate_demo
 from reporting.period import Period, local_midnight_utc
 from reporting.pushdown import (
     SOURCE_TOTALS_SCHEMA,

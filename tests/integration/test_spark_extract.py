@@ -30,7 +30,7 @@ from builders import Marketplace, write_config
 from test_pushdown_extract import AS_OF, RUN_ID, TIMESTAMP, _bad, _market
 from test_spark_source import _unavailable
 
-from reporting.demo import generate_demo
+from dac7_demo import generate_demo
 from reporting.errors import DataError, SourceContractError
 from reporting.pipeline import run
 from reporting.source import CONTRACT, OPTIONAL_COLUMNS, ddl_statements, make_engine, sql_text

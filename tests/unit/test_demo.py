@@ -1,4 +1,4 @@
-"""The synthetic marketplace (reporting.demo): deterministic, in the contract, realistically shaped."""
+"""The synthetic marketplace (dac7_demo): deterministic, in the contract, realistically shaped."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from stdnum import iban
 
-from reporting import demo
+from dac7_demo import BAD_KINDS, DEMO_DEFAULTS, DemoResult, generate_demo, generator
 from reporting.countries import EU_MEMBER_STATES, minor_unit_exponent
-from reporting.demo import DEMO_DEFAULTS, generate_demo
 from reporting.errors import SourceError
 from reporting.source import CONTRACT, create_schema, make_engine
 
@@ -120,8 +119,8 @@ def test_same_arguments_give_identical_tables_whatever_the_batch_size(
 ) -> None:
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     counts_a = generate_demo(f"sqlite:///{a}", sellers=400, seed=11, year=YEAR)
-    monkeypatch.setattr(demo, "BATCH_SELLERS", 37)
-    monkeypatch.setattr(demo, "FLUSH_ROWS", 500)
+    monkeypatch.setattr(generator, "BATCH_SELLERS", 37)
+    monkeypatch.setattr(generator, "FLUSH_ROWS", 500)
     counts_b = generate_demo(f"sqlite:///{b}", sellers=400, seed=11, year=YEAR)
     assert counts_a == counts_b
     assert dump(a) == dump(b)
@@ -467,7 +466,7 @@ OWNED_ROWS = {
 
 
 @pytest.fixture(scope="module")
-def bad_market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, demo.DemoResult]:
+def bad_market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoResult]:
     """1,000 sellers, 5% of them bad on purpose (about five of each kind)."""
     path = tmp_path_factory.mktemp("bad") / "market.db"
     return path, generate_demo(f"sqlite:///{path}", **BAD_ARGS, bad_share=BAD_SHARE)
@@ -488,11 +487,11 @@ def test_no_bad_share_writes_the_usual_data(tmp_path: Path) -> None:
 
 
 def test_bad_sellers_are_deterministic_whatever_the_batch_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_market: tuple[Path, demo.DemoResult]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_market: tuple[Path, DemoResult]
 ) -> None:
     path, first = bad_market
-    monkeypatch.setattr(demo, "BATCH_SELLERS", 37)
-    monkeypatch.setattr(demo, "FLUSH_ROWS", 500)
+    monkeypatch.setattr(generator, "BATCH_SELLERS", 37)
+    monkeypatch.setattr(generator, "FLUSH_ROWS", 500)
     again = generate_demo(f"sqlite:///{tmp_path / 'again.db'}", **BAD_ARGS, bad_share=BAD_SHARE)
     assert again.bad_sellers == first.bad_sellers
     assert again == first
@@ -501,7 +500,7 @@ def test_bad_sellers_are_deterministic_whatever_the_batch_size(
     assert set(other.bad_sellers) != set(first.bad_sellers)
 
 
-def test_every_other_seller_keeps_its_rows(tmp_path: Path, bad_market: tuple[Path, demo.DemoResult]) -> None:
+def test_every_other_seller_keeps_its_rows(tmp_path: Path, bad_market: tuple[Path, DemoResult]) -> None:
     path, result = bad_market
     good = tmp_path / "good.db"
     counts = generate_demo(f"sqlite:///{good}", **BAD_ARGS)
@@ -513,13 +512,13 @@ def test_every_other_seller_keeps_its_rows(tmp_path: Path, bad_market: tuple[Pat
     assert dict(result) == {**counts, "refunds": counts["refunds"] + extra}
 
 
-def test_the_share_is_spread_over_every_kind(bad_market: tuple[Path, demo.DemoResult]) -> None:
+def test_the_share_is_spread_over_every_kind(bad_market: tuple[Path, DemoResult]) -> None:
     path, result = bad_market
     n = round(BAD_SHARE * BAD_ARGS["sellers"])
     assert len(result.bad_sellers) == n
     kinds = Counter(result.bad_sellers.values())
-    assert set(kinds) == set(demo.BAD_KINDS)
-    assert set(kinds.values()) <= {n // len(demo.BAD_KINDS), -(-n // len(demo.BAD_KINDS))}
+    assert set(kinds) == set(BAD_KINDS)
+    assert set(kinds.values()) <= {n // len(BAD_KINDS), -(-n // len(BAD_KINDS))}
     sellers = {r["seller_id"]: r for r in rows(path, "SELECT * FROM sellers")}
     assert set(result.bad_sellers) <= set(sellers)
     types = Counter(sellers[sid]["seller_type"] for sid, kind in result.bad_sellers.items() if kind == "name_missing")
@@ -534,7 +533,7 @@ def test_a_tiny_share_still_makes_one_bad_seller(tmp_path: Path) -> None:
 
 
 def test_each_bad_seller_has_its_defect_and_no_other_seller_has_one(
-    bad_market: tuple[Path, demo.DemoResult],
+    bad_market: tuple[Path, DemoResult],
 ) -> None:
     path, result = bad_market
     for kind, sql in DEFECTS.items():
@@ -545,14 +544,14 @@ def test_each_bad_seller_has_its_defect_and_no_other_seller_has_one(
 def test_bad_kinds_name_the_rules_that_catch_them() -> None:
     from reporting.checks import data as datachecks
 
-    assert set(DEFECTS) == set(demo.BAD_KINDS)
+    assert set(DEFECTS) == set(BAD_KINDS)
     expectations = {
         (e["type"], e["kwargs"].get("column", e["kwargs"].get("column_B")))
         for stage in datachecks.STAGES
         for table in datachecks.load_suite(stage).tables
         for e in table.expectations
     }
-    for kind, bad in demo.BAD_KINDS.items():
+    for kind, bad in BAD_KINDS.items():
         assert bad.defect and bad.rules, kind
         for rule in bad.rules:
             if rule.startswith("gx."):  # gx.<expectation_type>.<column>: in one of the suites
@@ -560,11 +559,11 @@ def test_bad_kinds_name_the_rules_that_catch_them() -> None:
                 assert any(e == expectation and (column == "*" or c == column) for e, c in expectations), (
                     f"{kind}: no expectation {rule}"
                 )
-    kind = demo.BAD_KINDS["refund_exceeds_transaction"]
+    kind = BAD_KINDS["refund_exceeds_transaction"]
     assert kind.caught_by("refund.exceeds_transaction")
     assert kind.caught_by("gx.expect_column_pair_values_a_to_be_greater_than_b.refunds_amount_minor")
     assert not kind.caught_by("refund.exceeds")
-    assert not demo.BAD_KINDS["no_address"].caught_by("seller.name_missing")
+    assert not BAD_KINDS["no_address"].caught_by("seller.name_missing")
 
 
 @pytest.mark.parametrize("share", [-0.01, 1.5, float("nan"), True, "0.1"])
@@ -582,7 +581,7 @@ def test_the_cli_says_how_many_bad_sellers_of_each_kind_and_not_who(
     assert main(["demo-data", "--db", db, "--sellers", "300", "--seed", "3", "--bad-share", "0.05"]) == 0
     out = capsys.readouterr().out
     assert "bad sellers made on purpose: 15 (" in out
-    assert all(kind in out for kind in demo.BAD_KINDS)
+    assert all(kind in out for kind in BAD_KINDS)
     assert not re.search(r"S\d{7}", out)  # no seller named
     with pytest.raises(SystemExit) as exit_:
         main(["demo-data", "--db", db, "--sellers", "3", "--seed", "3", "--replace", "--bad-share", "2"])

@@ -4,9 +4,9 @@ published ``dac7`` package (Back Market's France-only generator) on the same sel
     dac7 bench --sellers 30000                       # about 900,000 transactions
     dac7 bench --sellers 30000 --against-dac7        # the side-by-side figure (needs PyPI)
 
-The marketplace is the demo generator's (``reporting.demo``), written once into
+The marketplace is the demo generator's (:mod:`dac7_demo.generator`), written once into
 ``<work>/marketplace-<sellers>-<seed>-<year>.db`` (SQLite) and reused. The run itself happens in a
-child process (``python -m reporting.bench --child ...``), exactly as ``dac7 run`` would: the
+child process (``python -m dac7_demo.bench --child ...``), exactly as ``dac7 run`` would: the
 interpreter's start, the imports and every fixed cost count. The child times each stage and the
 data checks inside them; the parent takes the child's wall time and peak RSS. The table is
 printed and written as JSON (``<work>/bench-<sellers>-<routing>.json``, or ``--json``).
@@ -124,7 +124,7 @@ def machine() -> dict[str, Any]:
 
 def marketplace(work: Path, sellers: int, seed: int, year: int) -> tuple[str, dict[str, int]]:
     """The generated marketplace's SQLite URL (written on first use) and its row counts."""
-    from reporting.demo import generate_demo
+    from dac7_demo.generator import generate_demo
 
     work.mkdir(parents=True, exist_ok=True)
     db = work / f"marketplace-{sellers}-{seed}-{year}.db"
@@ -463,7 +463,7 @@ def bench(
     command = [
         sys.executable,
         "-m",
-        "reporting.bench",
+        "dac7_demo.bench",
         "--child",
         str(work),
         routing,

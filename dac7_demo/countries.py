@@ -1,0 +1,608 @@
+"""The countries the demo marketplace draws from: where sellers live, what they are called, how
+their addresses, accounts and land registry numbers look, and the currencies they are paid in.
+
+Plain data: the generator (:mod:`dac7_demo.generator`) draws from these tables in a fixed order,
+so a change here changes every generated database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import accumulate
+
+from reporting.countries import EU_MEMBER_STATES
+
+#: Currency levels in units per EUR: (level as an integer at ``decimals`` places, decimals,
+#: largest daily step in the same units). The random walk reverts to the level.
+FX: dict[str, tuple[int, int, int]] = {
+    "PLN": (43000, 4, 90),
+    "CZK": (250000, 4, 500),
+    "SEK": (114000, 4, 350),
+    "HUF": (39500, 2, 90),
+    "RON": (49700, 4, 12),
+    "DKK": (74600, 4, 3),
+    "USD": (10800, 4, 60),
+    "GBP": (8600, 4, 25),
+    "CHF": (9500, 4, 30),
+    "NOK": (116000, 4, 450),
+}
+#: Units per EUR scaled by 10,000 (EUR cents -> minor units: cents * level // 10000).
+LEVEL: dict[str, int] = {"EUR": 10000} | {c: v * 10 ** (4 - d) for c, (v, d, _) in FX.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Country:
+    code: str
+    weight: int  # sellers resident here per 10,000 (0: listing or birth country only)
+    currency: str
+    post_code: str  # pattern: '#' digit, '@' letter, anything else literal
+    cities: tuple[str, ...]
+    streets: tuple[str, ...]
+    names: tuple[str, ...]  # keys of NAMES
+    forms: tuple[str, ...]  # legal forms of entities
+    vat_rate: int  # standard VAT rate in percent (0: none charged on fees)
+    iban: str  # BBAN pattern ('' when the country does not use IBAN)
+
+
+def _country(
+    code: str,
+    weight: int,
+    currency: str,
+    post_code: str,
+    cities: str,
+    streets: str,
+    names: str,
+    forms: str,
+    vat_rate: int,
+    iban: str,
+) -> Country:
+    return Country(
+        code,
+        weight,
+        currency,
+        post_code,
+        tuple(cities.split("|")),
+        tuple(streets.split("|")),
+        tuple(names.split("|")),
+        tuple(forms.split("|")),
+        vat_rate,
+        iban,
+    )
+
+
+# IBAN BBAN structures follow the SWIFT IBAN registry (as python-stdnum ships it).
+COUNTRIES: dict[str, Country] = {
+    c.code: c
+    for c in (
+        _country(
+            "DE",
+            1500,
+            "EUR",
+            "#####",
+            "Berlin|Hamburg|München|Köln|Frankfurt am Main|Leipzig|Stuttgart|Dresden",
+            "Hauptstraße|Bahnhofstraße|Gartenweg|Schillerstraße|Lindenallee|Bergstraße",
+            "de",
+            "GmbH|UG (haftungsbeschränkt)|GmbH & Co. KG|AG|e.K.",
+            19,
+            "##################",
+        ),
+        _country(
+            "FR",
+            1150,
+            "EUR",
+            "#####",
+            "Paris|Lyon|Marseille|Toulouse|Bordeaux|Lille|Nantes",
+            "Rue de la Paix|Avenue Victor Hugo|Rue du Moulin|Boulevard Voltaire|Rue des Lilas",
+            "fr",
+            "SARL|SAS|SASU|SA",
+            20,
+            "##########???????????##",
+        ),
+        _country(
+            "IT",
+            950,
+            "EUR",
+            "#####",
+            "Roma|Milano|Napoli|Torino|Bologna|Firenze|Palermo",
+            "Via Roma|Via Garibaldi|Corso Italia|Via Dante Alighieri|Piazza Mazzini",
+            "it",
+            "S.r.l.|S.p.A.|S.n.c.|S.r.l.s.",
+            22,
+            "@##########????????????",
+        ),
+        _country(
+            "ES",
+            850,
+            "EUR",
+            "#####",
+            "Madrid|Barcelona|Valencia|Sevilla|Málaga|Bilbao|Zaragoza",
+            "Calle Mayor|Avenida de la Constitución|Calle del Sol|Paseo de Gracia|Calle Real",
+            "es",
+            "S.L.|S.A.|S.L.U.",
+            21,
+            "####################",
+        ),
+        _country(
+            "PL",
+            750,
+            "PLN",
+            "##-###",
+            "Warszawa|Kraków|Wrocław|Poznań|Gdańsk|Łódź",
+            "ul. Marszałkowska|ul. Długa|ul. Polna|ul. Lipowa|ul. Słoneczna",
+            "pl",
+            "sp. z o.o.|S.A.|sp.k.",
+            23,
+            "########################",
+        ),
+        _country(
+            "NL",
+            560,
+            "EUR",
+            "#### @@",
+            "Amsterdam|Rotterdam|Den Haag|Utrecht|Eindhoven|Groningen",
+            "Kerkstraat|Dorpsstraat|Molenweg|Prinsengracht|Stationsplein",
+            "nl",
+            "B.V.|N.V.|V.O.F.",
+            21,
+            "@@@@##########",
+        ),
+        _country(
+            "RO",
+            330,
+            "RON",
+            "######",
+            "București|Cluj-Napoca|Timișoara|Iași|Constanța|Brașov",
+            "Strada Victoriei|Bulevardul Unirii|Strada Florilor|Strada Mihai Eminescu",
+            "ro",
+            "S.R.L.|S.A.",
+            19,
+            "@@@@????????????????",
+        ),
+        _country(
+            "BE",
+            330,
+            "EUR",
+            "####",
+            "Bruxelles|Antwerpen|Gent|Liège|Brugge|Namur",
+            "Rue Neuve|Kerkstraat|Avenue Louise|Meir|Grand-Place",
+            "nl|fr",
+            "BV|SRL|NV|SA",
+            21,
+            "############",
+        ),
+        _country(
+            "LT",
+            300,
+            "EUR",
+            "LT-#####",
+            "Vilnius|Kaunas|Klaipėda|Šiauliai|Panevėžys",
+            "Gedimino pr.|Laisvės al.|Vilniaus g.|Pilies g.|Taikos pr.",
+            "lt",
+            "UAB|AB|MB",
+            21,
+            "################",
+        ),
+        _country(
+            "CZ",
+            280,
+            "CZK",
+            "### ##",
+            "Praha|Brno|Ostrava|Plzeň|Olomouc",
+            "Václavské náměstí|Národní|Husova|Masarykova|Palackého",
+            "cs",
+            "s.r.o.|a.s.",
+            21,
+            "####################",
+        ),
+        _country(
+            "SE",
+            280,
+            "SEK",
+            "### ##",
+            "Stockholm|Göteborg|Malmö|Uppsala|Västerås",
+            "Drottninggatan|Storgatan|Kungsgatan|Skolgatan|Järnvägsgatan",
+            "sv",
+            "AB|HB",
+            25,
+            "####################",
+        ),
+        _country(
+            "PT",
+            240,
+            "EUR",
+            "####-###",
+            "Lisboa|Porto|Braga|Coimbra|Faro",
+            "Rua Augusta|Avenida da Liberdade|Rua de Santa Catarina|Rua do Comércio",
+            "pt",
+            "Lda.|S.A.|Unipessoal Lda.",
+            23,
+            "#####################",
+        ),
+        _country(
+            "AT",
+            240,
+            "EUR",
+            "####",
+            "Wien|Graz|Linz|Salzburg|Innsbruck",
+            "Hauptplatz|Mariahilfer Straße|Kirchengasse|Bahnhofstraße|Ringstraße",
+            "de",
+            "GmbH|OG|KG|AG",
+            20,
+            "################",
+        ),
+        _country(
+            "HU",
+            230,
+            "HUF",
+            "####",
+            "Budapest|Debrecen|Szeged|Miskolc|Pécs",
+            "Fő utca|Kossuth Lajos utca|Petőfi Sándor utca|Rákóczi út|Andrássy út",
+            "hu",
+            "Kft.|Zrt.|Bt.",
+            27,
+            "########################",
+        ),
+        _country(
+            "GR",
+            230,
+            "EUR",
+            "### ##",
+            "Athina|Thessaloniki|Patra|Irakleio|Larisa",
+            "Odos Ermou|Leoforos Syngrou|Odos Athinas|Odos Tsimiski",
+            "el",
+            "IKE|AE|EPE",
+            24,
+            "#######????????????????",
+        ),
+        _country(
+            "DK",
+            170,
+            "DKK",
+            "####",
+            "København|Aarhus|Odense|Aalborg",
+            "Vestergade|Østergade|Strøget|Nørregade|Algade",
+            "da",
+            "ApS|A/S|I/S",
+            25,
+            "##############",
+        ),
+        _country(
+            "FI",
+            150,
+            "EUR",
+            "#####",
+            "Helsinki|Espoo|Tampere|Turku|Oulu",
+            "Mannerheimintie|Hämeenkatu|Aleksanterinkatu|Kauppakatu",
+            "fi",
+            "Oy|Oyj|Ky",
+            25,
+            "##############",
+        ),
+        _country(
+            "IE",
+            150,
+            "EUR",
+            "@## @#@#",
+            "Dublin|Cork|Galway|Limerick",
+            "Main Street|O'Connell Street|Church Road|Grafton Street",
+            "en",
+            "Ltd|DAC|PLC",
+            23,
+            "@@@@##############",
+        ),
+        _country(
+            "SK",
+            140,
+            "EUR",
+            "### ##",
+            "Bratislava|Košice|Prešov|Žilina",
+            "Hlavná|Obchodná|Štúrova|Mierová",
+            "sk",
+            "s.r.o.|a.s.",
+            23,
+            "####################",
+        ),
+        _country(
+            "BG",
+            140,
+            "EUR",
+            "####",
+            "Sofia|Plovdiv|Varna|Burgas",
+            "bul. Vitosha|ul. Rakovski|bul. Tsar Osvoboditel|ul. Graf Ignatiev",
+            "bg",
+            "EOOD|OOD|AD",
+            20,
+            "@@@@######????????",
+        ),
+        _country(
+            "HR",
+            120,
+            "EUR",
+            "#####",
+            "Zagreb|Split|Rijeka|Osijek|Zadar",
+            "Ilica|Vukovarska|Ulica kralja Zvonimira|Obala Hrvatskog narodnog preporoda",
+            "hr",
+            "d.o.o.|j.d.o.o.|d.d.",
+            25,
+            "#################",
+        ),
+        _country(
+            "SI",
+            80,
+            "EUR",
+            "####",
+            "Ljubljana|Maribor|Celje|Koper",
+            "Slovenska cesta|Prešernova ulica|Trubarjeva cesta|Glavni trg",
+            "sl",
+            "d.o.o.|d.d.",
+            22,
+            "###############",
+        ),
+        _country(
+            "LV",
+            80,
+            "EUR",
+            "LV-####",
+            "Rīga|Daugavpils|Liepāja|Jelgava",
+            "Brīvības iela|Elizabetes iela|Tērbatas iela|Krišjāņa Barona iela",
+            "lv",
+            "SIA|AS",
+            21,
+            "@@@@?????????????",
+        ),
+        _country(
+            "EE",
+            70,
+            "EUR",
+            "#####",
+            "Tallinn|Tartu|Narva|Pärnu",
+            "Narva mnt|Pärnu mnt|Rüütli|Tartu mnt",
+            "et",
+            "OÜ|AS",
+            22,
+            "################",
+        ),
+        _country(
+            "LU",
+            60,
+            "EUR",
+            "L-####",
+            "Luxembourg|Esch-sur-Alzette|Differdange|Dudelange",
+            "Grand-Rue|Avenue de la Liberté|Rue de Hollerich|Boulevard Royal",
+            "lb",
+            "S.à r.l.|S.A.|SCS",
+            17,
+            "################",
+        ),
+        _country(
+            "CY",
+            60,
+            "EUR",
+            "####",
+            "Nicosia|Limassol|Larnaca|Paphos",
+            "Makariou Avenue|Ledras Street|Archbishop Kyprianou|Griva Digeni",
+            "el",
+            "Ltd",
+            19,
+            "########????????????????",
+        ),
+        _country(
+            "MT",
+            60,
+            "EUR",
+            "@@@ ####",
+            "Valletta|Birkirkara|Sliema|Mosta",
+            "Republic Street|Triq il-Kbira|Tower Road|Merchants Street",
+            "mt",
+            "Ltd|p.l.c.",
+            18,
+            "@@@@#####??????????????????",
+        ),
+        _country(
+            "US",
+            150,
+            "USD",
+            "#####",
+            "New York|Los Angeles|Chicago|Houston|Miami",
+            "Main Street|Oak Avenue|Maple Drive|Park Avenue|Elm Street",
+            "en",
+            "LLC|Inc.|Corp.",
+            0,
+            "",
+        ),
+        _country(
+            "GB",
+            150,
+            "GBP",
+            "@@# #@@",
+            "London|Manchester|Birmingham|Edinburgh|Bristol",
+            "High Street|Station Road|Church Lane|Victoria Road|King Street",
+            "en",
+            "Ltd|PLC|LLP",
+            0,
+            "@@@@##############",
+        ),
+        _country(
+            "CH",
+            80,
+            "CHF",
+            "####",
+            "Zürich|Genève|Basel|Bern|Lausanne",
+            "Bahnhofstrasse|Rue du Rhône|Freie Strasse|Marktgasse",
+            "de|fr",
+            "GmbH|AG|Sàrl",
+            0,
+            "#####????????????",
+        ),
+        _country(
+            "NO",
+            60,
+            "NOK",
+            "####",
+            "Oslo|Bergen|Trondheim|Stavanger",
+            "Karl Johans gate|Storgata|Kirkegata|Strandgaten",
+            "nb",
+            "AS|ASA",
+            0,
+            "###########",
+        ),
+        _country(
+            "UA",
+            60,
+            "EUR",
+            "#####",
+            "Kyiv|Lviv|Odesa|Kharkiv|Dnipro",
+            "vul. Khreshchatyk|vul. Shevchenka|prosp. Svobody|vul. Franka",
+            "uk",
+            "TOV|PP",
+            0,
+            "######???????????????????",
+        ),
+        # listing / birth countries only
+        _country(
+            "TR",
+            0,
+            "",
+            "#####",
+            "Istanbul|Antalya|Izmir|Bodrum",
+            "Atatürk Caddesi|Cumhuriyet Caddesi|İstiklal Caddesi",
+            "en",
+            "Ltd",
+            0,
+            "",
+        ),
+        _country(
+            "ME",
+            0,
+            "",
+            "#####",
+            "Budva|Kotor|Podgorica|Herceg Novi",
+            "Njegoševa|Slovenska obala|Bulevar Svetog Petra Cetinjskog",
+            "en",
+            "d.o.o.",
+            0,
+            "",
+        ),
+    )
+}
+
+BIRTH_ONLY: dict[str, tuple[str, ...]] = {
+    "MA": ("Casablanca", "Rabat", "Marrakech"),
+    "IN": ("Mumbai", "Delhi", "Bengaluru"),
+    "BR": ("São Paulo", "Rio de Janeiro"),
+    "VN": ("Hanoi", "Ho Chi Minh City"),
+    "CN": ("Shanghai", "Beijing"),
+    "RS": ("Belgrade", "Novi Sad"),
+}
+
+NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    key: (tuple(firsts.split()), tuple(lasts.split("|")))
+    for key, (firsts, lasts) in {
+        "de": (
+            "Anna Lukas Marie Jonas Sophie Felix Laura Paul Julia Maximilian Katharina Leon",
+            "Müller|Schmidt|Schneider|Fischer|Weber|Meyer|Wagner|Becker|Hoffmann|Schulz|Koch|Richter",
+        ),
+        "fr": (
+            "Camille Louis Léa Hugo Chloé Jules Manon Lucas Inès Gabriel",
+            "Martin|Bernard|Dubois|Thomas|Robert|Richard|Petit|Durand|Leroy|Moreau",
+        ),
+        "it": (
+            "Giulia Marco Francesca Alessandro Chiara Luca Sara Matteo Elena Andrea",
+            "Rossi|Russo|Ferrari|Esposito|Bianchi|Romano|Colombo|Ricci|Marino|Greco",
+        ),
+        "es": (
+            "Lucía Hugo María Martín Paula Daniel Carmen Pablo Elena Alejandro",
+            "García|Rodríguez|González|Fernández|López|Martínez|Sánchez|Pérez|Gómez|Ruiz",
+        ),
+        "pt": (
+            "Maria João Ana Francisco Beatriz Tiago Inês Duarte",
+            "Silva|Santos|Ferreira|Pereira|Oliveira|Costa|Rodrigues|Martins",
+        ),
+        "pl": (
+            "Anna Piotr Katarzyna Krzysztof Magdalena Tomasz Agnieszka Paweł Zofia Jakub",
+            "Nowak|Kowalski|Wiśniewski|Wójcik|Kowalczyk|Kamiński|Lewandowski|Zieliński|Szymański|Woźniak",
+        ),
+        "nl": (
+            "Emma Daan Sanne Lars Fleur Bram Lotte Sem Anouk Thijs",
+            "de Jong|Jansen|de Vries|van den Berg|van Dijk|Bakker|Visser|Smit|Meijer|de Boer",
+        ),
+        "lt": (
+            "Ieva Lukas Gabija Matas Austėja Jonas Emilija Dominykas",
+            "Kazlauskas|Jankauskas|Petrauskas|Stankevičius|Vasiliauskas|Žukauskas|Butkus|Paulauskas",
+        ),
+        "lv": (
+            "Anna Roberts Elza Gustavs Sofija Markuss Alise Jānis",
+            "Bērziņš|Kalniņš|Ozoliņš|Jansons|Liepiņš|Krūmiņš|Balodis|Eglītis",
+        ),
+        "et": ("Maria Rasmus Sofia Robin Eliise Oliver Mia Artur", "Tamm|Saar|Sepp|Mägi|Kask|Kukk|Rebane|Ilves"),
+        "fi": (
+            "Aino Eino Helmi Leo Olivia Väinö Aada Onni",
+            "Korhonen|Virtanen|Mäkinen|Nieminen|Mäkelä|Hämäläinen|Laine|Heikkinen",
+        ),
+        "sv": (
+            "Alice Lucas Maja William Elsa Liam Astrid Hugo",
+            "Andersson|Johansson|Karlsson|Nilsson|Eriksson|Larsson|Olsson|Persson",
+        ),
+        "da": (
+            "Freja William Ida Oscar Emma Noah Clara Karl",
+            "Nielsen|Jensen|Hansen|Pedersen|Andersen|Christensen|Larsen|Sørensen",
+        ),
+        "ro": (
+            "Maria Andrei Elena Alexandru Ioana Mihai Ana Ștefan",
+            "Popescu|Ionescu|Popa|Pop|Radu|Dumitru|Stan|Stoica",
+        ),
+        "hu": ("Hanna Bence Anna Máté Zsófia Levente Luca Dominik", "Nagy|Kovács|Tóth|Szabó|Horváth|Varga|Kiss|Molnár"),
+        "cs": (
+            "Eliška Jakub Tereza Jan Anna Tomáš Adéla Matyáš",
+            "Novák|Svoboda|Novotný|Dvořák|Černý|Procházka|Kučera|Veselý",
+        ),
+        "sk": ("Sofia Jakub Nina Samuel Ema Michal Natália Adam", "Horváth|Kováč|Varga|Tóth|Nagy|Baláž|Szabó|Molnár"),
+        "el": (
+            "Maria Georgios Eleni Ioannis Aikaterini Konstantinos Vasiliki Dimitrios",
+            "Papadopoulos|Papadakis|Georgiou|Nikolaou|Vasileiou|Oikonomou|Karagiannis|Christodoulou",
+        ),
+        "bg": (
+            "Maria Georgi Ivana Dimitar Elena Ivan Viktoria Nikolay",
+            "Ivanov|Georgiev|Dimitrov|Petrov|Nikolov|Hristov|Stoyanov|Todorov",
+        ),
+        "hr": (
+            "Mia Luka Ana Ivan Lucija David Petra Marko",
+            "Horvat|Kovačević|Babić|Marić|Jurić|Novak|Kovačić|Knežević",
+        ),
+        "sl": ("Eva Luka Zala Jakob Nika Nik Ana Filip", "Novak|Horvat|Kovačič|Krajnc|Zupančič|Potočnik|Kovač|Mlakar"),
+        "en": (
+            "Emily James Olivia Jack Sophie Thomas Grace Daniel Chloe Michael",
+            "Murphy|Kelly|Smith|Jones|Williams|Brown|Walsh|Taylor|Wilson|Byrne",
+        ),
+        "mt": ("Maria Luke Martina Matthew Julia Jake", "Borg|Camilleri|Vella|Farrugia|Zammit|Galea"),
+        "lb": ("Emma Gabriel Léa Noah Mia Luca", "Schmit|Muller|Weber|Wagner|Hoffmann|Thill"),
+        "nb": ("Nora Jakob Emma Emil Olivia Noah", "Hansen|Johansen|Olsen|Larsen|Andersen|Pedersen"),
+        "uk": (
+            "Olena Oleksandr Iryna Andrii Kateryna Dmytro",
+            "Shevchenko|Kovalenko|Bondarenko|Tkachenko|Kravchenko|Melnyk",
+        ),
+    }.items()
+}
+
+EU = tuple(sorted(EU_MEMBER_STATES))
+RESIDENCES = tuple(c for c in COUNTRIES.values() if c.weight)
+RESIDENCE_CW = tuple(accumulate(c.weight for c in RESIDENCES))
+HOLIDAY_EU = ("ES", "IT", "FR", "GR", "PT", "HR", "AT", "CY", "MT", "DE")
+HOLIDAY_EU_CW = tuple(accumulate((30, 22, 16, 12, 8, 6, 3, 1, 1, 1)))
+LISTING_NON_EU = ("GB", "CH", "NO", "US", "TR", "ME")
+BIRTH_ABROAD = ("UA", "TR", "MA", "IN", "BR", "VN", "CN", "RS", "US", "GB")
+
+LAND_REGISTRY: dict[str, str] = {
+    "DE": "Grundbuch Blatt #####",
+    "AT": "EZ ####, KG #####",
+    "FR": "Section @@ n° ####",
+    "IT": "Foglio ## Particella ####",
+    "ES": "Finca #####",
+    "PL": "@@#@/########/#",
+    "NL": "@@@## @ ####",
+    "PT": "Artigo matricial ####",
+    "GR": "KAEK ############",
+    "HR": "k.č. ####/#",
+    "CZ": "LV ####",
+    "SK": "LV ####",
+}
