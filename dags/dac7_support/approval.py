@@ -394,6 +394,12 @@ def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = No
     return {k: v for k, v in request.items() if k != "body"} | {"file": str(path)}
 
 
+def request_body(request: dict[str, Any]) -> str:
+    """The body (Markdown) of the request :func:`write_approval_request` wrote."""
+    body: str = _read(Path(request["file"]))["body"]
+    return body
+
+
 def self_approval(triggered_by: str | None, responded_by: dict[str, Any] | None) -> bool:
     """Four eyes: whether the approver is the person who triggered the run (a scheduled run has
     no triggering user; any approver is then the second person)."""
@@ -420,7 +426,7 @@ def refusal_reason(triggered_by: str) -> str:
 def record_refusal(request: dict[str, Any], responded_by: dict[str, Any], reason: str) -> None:
     """Append a refused answer to ``<run>/approval/refused.jsonl`` (who, when, why): the view's
     pending page lists them."""
-    from dac7_support.staging import staged
+    from dac7_support.tasks import in_run
 
     run_dir = str(Path(request["file"]).parents[1])
     entry = {
@@ -429,7 +435,7 @@ def record_refusal(request: dict[str, Any], responded_by: dict[str, Any], reason
         "answer": "Approve",
         "reason": reason,
     }
-    with staged(run_dir) as here:
+    with in_run(run_dir) as here:
         path = Path(here) / "approval" / "refused.jsonl"
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
@@ -462,7 +468,7 @@ class FilingApproval(ApprovalOperator):
             self.body = confirmation_body(request)
             self.assigned_users = None  # anyone may confirm a test filing
             return super().execute(context)
-        self.body = _read(Path(request["file"]))["body"]
+        self.body = request_body(request)
         self.assigned_users = request.get("assigned_users") or None
         return super().execute(context)
 
@@ -504,7 +510,7 @@ def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None
     back there and publishes nothing without it. So a production filing stays unpublished when
     someone marks this task done, clears it, or runs ``publish`` alone: none of that records an
     approval."""
-    from dac7_support.staging import staged
+    from dac7_support.tasks import in_run
     from reporting import pipeline
 
     check_second_person(triggered_by, responded_by)  # never recorded for the person who triggered
@@ -512,5 +518,5 @@ def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None
     if not approver:
         raise AirflowFailException("the approval names no approver; nothing was published")
     run_dir = str(Path(request["file"]).parents[1])  # <run>/approval/request.json
-    with staged(run_dir) as here:
+    with in_run(run_dir) as here:
         pipeline.record_approval(here, approved_by=str(approver), triggered_by=triggered_by)
