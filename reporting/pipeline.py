@@ -489,3 +489,40 @@ def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
 
     result: dict[str, Any] = read_json(Path(run_dir) / SETTINGS_FILE)
     return result
+
+
+def rules_summary(run_dir: str | Path) -> dict[str, Any]:
+    """What the rules stage decided (after :func:`apply_rules`): the decisions, the reportable
+    sellers per authority, the timings. Counts and codes only."""
+    result: dict[str, Any] = read_json(Path(run_dir) / "rules" / "rules.json")
+    return result
+
+
+def incomplete_per_authority(run_dir: str | Path) -> dict[str, int]:
+    """Per authority, how many sellers crossed the thresholds but have incomplete data (held
+    back from the filing until corrected)."""
+    path = Path(run_dir) / "rules" / "reportable_incomplete.parquet"
+    counts: dict[str, int] = {}
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        for authorities in pq.read_table(path, columns=["authorities"]).column("authorities").to_pylist():
+            for a in authorities or []:
+                counts[a] = counts.get(a, 0) + 1
+    return counts
+
+
+def rendered(run_dir: str | Path, authority: str) -> dict[str, Any]:
+    """What :func:`render` wrote for ``authority``: its messages and the discarded ones."""
+    return _render.rendered(load_settings(run_dir), authority)
+
+
+def rendered_file(run_dir: str | Path, file: str) -> Path:
+    """The path of a rendered message (``file`` as :func:`rendered` names it), before it is published."""
+    return Path(run_dir) / "render" / file
+
+
+def other_live_filings(run_dir: str | Path) -> list[str]:
+    """The authorities other than the filing state that the ledger holds live filings of this
+    period to, as :func:`plan` found them."""
+    return _render.planned_other_live_filings(load_settings(run_dir))

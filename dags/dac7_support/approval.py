@@ -156,17 +156,11 @@ def changes_per_authority(rendered: dict[str, dict[str, Any]]) -> dict[str, dict
 def held_back(run: Path) -> tuple[int, dict[str, int]]:
     """The sellers this filing does not carry: how many are quarantined (all reasons, the rules'
     decisions), and per authority how many crossed the thresholds but have incomplete data."""
-    decisions = _read(run / "rules" / "rules.json").get("decisions", {})
-    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
-    incomplete: dict[str, int] = defaultdict(int)
-    path = run / "rules" / "reportable_incomplete.parquet"
-    if path.is_file():
-        import pyarrow.parquet as pq
+    from reporting import pipeline
 
-        for authorities in pq.read_table(path, columns=["authorities"]).column("authorities").to_pylist():
-            for a in authorities or []:
-                incomplete[a] += 1
-    return quarantined, dict(incomplete)
+    decisions = pipeline.rules_summary(run).get("decisions", {})
+    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    return quarantined, pipeline.incomplete_per_authority(run)
 
 
 def _names(users: list[dict[str, str]]) -> str:
@@ -195,12 +189,14 @@ def approval_request(
     "triggered_by", "assigned_users", "body"}`` (``messages``: how many files this filing sends; ``changes``:
     :func:`changes_per_authority`; ``assigned_users``: those asked, empty when anyone Airflow lets
     answer may; ``body`` in Markdown)."""
+    from reporting import pipeline
+
     run = Path(run_dir)
-    settings = _read(run / "settings.json")
+    settings = pipeline.recorded_settings(run)
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
-    authorities: list[str] = _read(run / "render" / "plan.json")["authorities"]
-    reportable = _read(run / "rules" / "rules.json").get("sellers_per_authority", {})
-    rendered = {a: _read(run / "render" / "authorities" / f"{a}.json") for a in authorities}
+    authorities = pipeline.planned_authorities(run)
+    reportable = pipeline.rules_summary(run).get("sellers_per_authority", {})
+    rendered = {a: pipeline.rendered(run, a) for a in authorities}
     last = last_filings(run, settings, authorities) if authorities else {}
     n_messages = sum(len(r["messages"]) for r in rendered.values())
     asked = asked_approvers(approvers or [], triggered_by)
@@ -244,7 +240,7 @@ def approval_request(
             messages = rendered[a]["messages"]
             amounts: dict[str, int] = defaultdict(int)
             for m in messages:
-                for cur, v in message_considerations(run / "render" / m["file"]).items():
+                for cur, v in message_considerations(pipeline.rendered_file(run, m["file"])).items():
                     amounts[cur] += v
             for cur, v in amounts.items():
                 totals[cur] += v
@@ -288,7 +284,7 @@ def approval_request(
         )
         + ".",
     ]
-    others = _read(run / "render" / "plan.json").get("other_live_filings", [])
+    others = pipeline.other_live_filings(run)
     if others:
         lines += [
             "",

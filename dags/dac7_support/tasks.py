@@ -86,6 +86,7 @@ def prepare(choose: RunChoice) -> Any:
         ctx = get_current_context()
         dag_run = ctx["dag_run"]
         env = settings_from_env()
+        chosen = choose(ctx, env)  # a bad run is refused before the ledger is looked up
         run_dir = pipeline.prepare(
             config_path=env["config_path"],
             staging_root=env["staging_root"],
@@ -93,7 +94,7 @@ def prepare(choose: RunChoice) -> Any:
             timestamp=message_timestamp(dag_run, ctx["ti"]),
             source_url=env["source_url"],
             ledger_url=ledger_url(),
-            **choose(ctx, env),
+            **chosen,
         )
         log_effective_settings(run_dir, ctx["params"])
         share_prepared(run_dir)
