@@ -45,56 +45,73 @@ what the run files (corrections, deletions) with the sellers the ledger holds as
 own form checks each field alone; ``prepare`` refuses what it cannot check. When a run ends, its
 note says what it filed and links to the DAC7 view (``plugins/dac7_links.py``).
 
-Nothing heavy is imported here: tasks import ``reporting.pipeline`` in their bodies, so that
-parsing this file costs no pandas, lxml, duckdb or Great Expectations import.
+The tasks are made by ``dac7_support.tasks`` (the quarterly watch makes its own from the same
+factory); this file chooses the run's period and wires them. Nothing heavy is imported here: the
+tasks import ``reporting.pipeline`` in their bodies, so that parsing this file costs no pandas,
+lxml, duckdb or Great Expectations import.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import AssetAlias, CronTriggerTimetable, TriggerRule, chain, dag, get_current_context, task
-from dac7_support.approval import FilingApproval, write_approval_request
+from airflow.sdk import CronTriggerTimetable, chain, dag
+from dac7_support import tasks
 from dac7_support.common import (
-    RETRY,
     annual_params,
     conf_problems,
-    keep_run_settings,
-    log_effective_settings,
-    message_timestamp,
     period_problems,
     reporting_period,
     run_date,
-    run_outcome,
     run_uuid,
-    settings_from_env,
-    source_pool,
 )
 from dac7_support.notify import on_failure
-from dac7_support.staging import share_prepared, staged
+from dac7_support.tasks import FILINGS
 
 __all__ = ["FILINGS", "reporting_period", "run_uuid"]
 
 log = logging.getLogger("dac7_annual")
 
-#: Every published file is an asset event of ``dac7://filings/<authority>`` (which authorities a
-#: run files to is known only when it runs: hence an alias, resolved per event).
-FILINGS = AssetAlias("dac7-filings")
-AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
-FILE_LABEL = "{{ authority }} #{{ file_number }}"  # ... and with the file, where validated one by one
 
+def annual_run(ctx: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
+    """The period, output directory and Params of an annual run (what ``prepare`` fixes), or a
+    ``ConfigError`` with every reason a run triggered by hand is refused."""
+    from reporting.config import load_config
+    from reporting.errors import ConfigError
 
-def published_already(run_dir: str, authority: str) -> bool:
-    return (Path(run_dir) / "publish" / "authorities" / f"{authority}.json").is_file()
-
-
-def validated_ok(run_dir: str, authority: str) -> bool:
-    path = Path(run_dir) / "validate" / "authorities" / f"{authority}.json"
-    return path.is_file() and bool(json.loads(path.read_text(encoding="utf-8"))["valid"])
+    dag_run, params = ctx["dag_run"], ctx["params"]
+    missing = period_problems(params, ctx.get("logical_date"), dag_run.conf)
+    if missing:
+        raise ConfigError("the run's Params were refused: " + " ".join(missing))
+    year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
+    config = load_config(env["config_path"])
+    environment = params.get("environment") or config.reporting.environment
+    problems = conf_problems(
+        year=year,
+        as_of=as_of,
+        environment=environment,
+        mode=params.get("mode") or "auto",
+        sellers=params.get("sellers"),
+        today=run_date(ctx.get("logical_date"), dag_run.run_after),
+    )
+    if problems:
+        raise ConfigError("the run's Params were refused: " + " ".join(problems))
+    return {
+        "year": year,
+        # a preview never takes the place of the year's filing: it publishes beside it
+        "out_dir": str(
+            Path(env["out_dir"]) / str(year) / ("preview" if config.reporting.routing == "jurisdiction" else "")
+        ),
+        "as_of": as_of,
+        "environment": params.get("environment"),
+        "mode": params.get("mode") or "auto",
+        "sellers": params.get("sellers") or None,
+        "authorities": params.get("authorities") or None,
+    }
 
 
 @dag(
@@ -110,215 +127,13 @@ def validated_ok(run_dir: str, authority: str) -> bool:
     params=annual_params(),
 )
 def dac7_annual() -> None:
-    @task
-    def prepare() -> str:
-        from reporting import pipeline
-        from reporting.config import load_config
-        from reporting.errors import ConfigError
-
-        ctx = get_current_context()
-        dag_run, params = ctx["dag_run"], ctx["params"]
-        missing = period_problems(params, ctx.get("logical_date"), dag_run.conf)
-        if missing:
-            raise ConfigError("the run's Params were refused: " + " ".join(missing))
-        year, as_of = reporting_period(ctx.get("logical_date"), dag_run.run_after, params)
-        env = settings_from_env()
-        config = load_config(env["config_path"])
-        environment = params.get("environment") or config.reporting.environment
-        problems = conf_problems(
-            year=year,
-            as_of=as_of,
-            environment=environment,
-            mode=params.get("mode") or "auto",
-            sellers=params.get("sellers"),
-            today=run_date(ctx.get("logical_date"), dag_run.run_after),
-        )
-        if problems:
-            raise ConfigError("the run's Params were refused: " + " ".join(problems))
-        run_dir = pipeline.prepare(
-            config_path=env["config_path"],
-            year=year,
-            # a preview never takes the place of the year's filing: it publishes beside it
-            out_dir=str(
-                Path(env["out_dir"]) / str(year) / ("preview" if config.reporting.routing == "jurisdiction" else "")
-            ),
-            as_of=as_of,
-            environment=params.get("environment"),
-            staging_root=env["staging_root"],
-            run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
-            timestamp=message_timestamp(dag_run, ctx["ti"]),
-            source_url=env["source_url"],
-            mode=params.get("mode") or "auto",
-            sellers=params.get("sellers") or None,
-            authorities=params.get("authorities") or None,
-        )
-        log_effective_settings(run_dir, params)
-        share_prepared(run_dir)
-        return run_dir
-
-    @task(**RETRY, pool=source_pool())
-    def extract(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.extract(here, settings_from_env()["source_url"])
-
-    @task
-    def aggregate(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.aggregate(here)
-
-    @task
-    def apply_rules(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.apply_rules(here)
-
-    @task(**RETRY)
-    def plan(run_dir: str) -> list[str]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            authorities = pipeline.plan(here)
-        log.info("filing to %s", ", ".join(authorities) or "no authority: nothing to file")
-        return authorities
-
-    @task(**RETRY, map_index_template=AUTHORITY_LABEL)
-    def render(run_dir: str, authority: str) -> dict[str, Any]:
-        from reporting import pipeline
-        from reporting.errors import ConfigError
-
-        get_current_context()["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        with staged(run_dir) as here:
-            if published_already(here, authority):
-                raise ConfigError(
-                    f"this run has published {authority} already; rendering it again would plan the period as "
-                    "if nothing were filed: trigger a new run to file any difference"
-                )
-            result = pipeline.render(here, authority)
-        return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
-
-    @task
-    def files(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One entry per rendered file of every authority (initial, corrections, deletions, the
-        parts of a message a profile splits): what ``validate`` is mapped over."""
-        return [{"authority": r["authority"], "part": i} for r in rendered for i in range(r["messages"])]
-
-    @task(**RETRY, map_index_template=FILE_LABEL)
-    def validate(run_dir: str, authority: str, part: int) -> dict[str, Any]:
-        from reporting import pipeline
-
-        ctx = get_current_context()
-        ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        ctx["file_number"] = part + 1  # type: ignore[typeddict-unknown-key]
-        with staged(run_dir) as here:
-            result = pipeline.validate(here, authority, part)
-        return {"authority": authority, "part": part, "valid": result["valid"]}
-
-    # An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that
-    # says "nothing to file"), but never after a failure.
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def gate(run_dir: str) -> dict[str, Any]:
-        """Every planned authority validated (each file): the approval request (the figures to approve)."""
-        from reporting import pipeline
-        from reporting.errors import XmlValidationError
-        from reporting.settings import read_json
-
-        with staged(run_dir) as here:
-            planned = read_json(Path(here) / "render" / "plan.json")["authorities"]
-            for authority in planned:  # the files' reports, combined per authority
-                pipeline.combine_validation(here, authority)
-            missing = [a for a in planned if not validated_ok(here, a)]
-            if missing:
-                raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
-            # who triggered the run: named in the request, and not asked to approve it
-            triggered_by = getattr(get_current_context()["dag_run"], "triggering_user_name", None) or None
-            request = write_approval_request(here, triggered_by=triggered_by)
-        log.info("approval request\n%s", read_json(Path(request["file"]))["body"])
-        return request
-
-    approve = FilingApproval(
-        task_id="approve",
-        request_task_id="gate",
-        subject="Publish the DAC7 {{ ti.xcom_pull(task_ids='gate')['year'] }} production filing?",
-    )
-
-    # Runs when approved, and when the approval was skipped (a test run); never after a reject.
-    @task(
-        **RETRY,
-        map_index_template=AUTHORITY_LABEL,
-        outlets=[FILINGS],
-        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
-    )
-    def publish(run_dir: str, authority: str) -> dict[str, Any]:
-        from airflow.sdk import Asset
-
-        from reporting import pipeline
-        from reporting.settings import load_settings
-
-        ctx = get_current_context()
-        ctx["authority"] = authority  # type: ignore[typeddict-unknown-key]
-        # the audit trail: who triggered the run and who approved the filing, kept in the ledger
-        approval = ctx["ti"].xcom_pull(task_ids="approve") or {}
-        approver = approval.get("responded_by_user") if isinstance(approval, dict) else None
-        if isinstance(approver, dict):
-            approver = approver.get("name") or approver.get("id")
-        with staged(run_dir) as here:
-            settings = load_settings(here)
-            result = pipeline.publish(
-                here,
-                authority,
-                triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
-                approved_by=str(approver) if approver else None,
-                # a production filing: only with the approval the approve task recorded in the ledger
-                require_approval=True,
-            )
-        # a preview (routing jurisdiction) is never a filing: it announces nothing to transmit
-        for f in [] if settings.preview else result["files"]:
-            ctx["outlet_events"][FILINGS].add(
-                Asset(f"dac7://filings/{authority}"),
-                extra={
-                    "message_ref_id": f["message_ref_id"],
-                    "file": f["file"],
-                    "out_dir": settings.out_dir,
-                    "sha256": f["sha256"],
-                    "year": settings.year,
-                    "environment": settings.environment,
-                },
-            )
-        return {"authority": authority, "files": len(result["files"])}
-
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def finalize(run_dir: str) -> dict[str, Any]:
-        from dac7_support.metrics import emit_run_metrics
-
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            manifest = pipeline.finalize(here)
-            emit_run_metrics(manifest)  # the run's figures through Airflow's Stats ([metrics])
-            kept = keep_run_settings(here)
-        log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
-        if not manifest["files"]:
-            log.info("nothing to file for %s", manifest["reporting_year"])
-        return {
-            "reporting_year": manifest["reporting_year"],
-            "files": len(manifest["files"]),
-            "sellers": sum(f["sellers"] for f in manifest["files"]),
-            "manifest": str(kept.parent / "manifest.json"),
-            **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
-        }
-
-    run_dir = prepare()
-    authorities = plan(run_dir)
-    chain(extract(run_dir), aggregate(run_dir), apply_rules(run_dir), authorities)
-    rendered = render.partial(run_dir=run_dir).expand(authority=authorities)
-    validated = validate.partial(run_dir=run_dir).expand_kwargs(files(rendered))
-    published = publish.partial(run_dir=run_dir).expand(authority=authorities)
-    chain(validated, gate(run_dir), approve, published, finalize(run_dir))
+    run_dir = tasks.prepare(annual_run)
+    authorities = tasks.plan(run_dir)
+    chain(tasks.extract(run_dir), tasks.aggregate(run_dir), tasks.apply_rules(run_dir), authorities)
+    rendered = tasks.render.partial(run_dir=run_dir).expand(authority=authorities)
+    validated = tasks.validate.partial(run_dir=run_dir).expand_kwargs(tasks.files(rendered))
+    published = tasks.publish.partial(run_dir=run_dir).expand(authority=authorities)
+    chain(validated, tasks.gate(run_dir), tasks.approve(), published, tasks.finalize(run_dir))
 
 
 dac7_annual()

@@ -19,32 +19,45 @@ no longer read). It publishes into ``<out>/<year>/watch/Q<n>/``, never next to t
 ``watch_list`` writes ``watch_list.csv`` there: the sellers whose sales of goods crossed, or
 come within 20% of, the de minimis limits (30 sales, EUR 2,000, as the filing state reads them)
 while due diligence still lists something to do for them (seller ids only).
+
+The tasks are those of the annual filing's factory (``dac7_support.tasks``: same ids, retries,
+pool and XCom values); this file chooses the quarter and wires them. ``prepare`` records the
+ledger's URL in the run's settings as every run does (resolved by the task and passed to the
+pipeline, never through the environment); no stage of the watch opens it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import CronTriggerTimetable, Param, chain, dag, get_current_context, task
-from dac7_support.common import (
-    RETRY,
-    keep_run_settings,
-    log_effective_settings,
-    message_timestamp,
-    quarter_problems,
-    run_date,
-    run_uuid,
-    settings_from_env,
-    source_pool,
-    year_param,
-)
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag
+from dac7_support import tasks
+from dac7_support.common import quarter_problems, run_date, year_param
 from dac7_support.notify import on_failure
 from dac7_support.quarterly import quarter_period, watch_dir
-from dac7_support.staging import share_prepared, staged
 
 log = logging.getLogger("dac7_quarterly")
+
+
+def quarterly_run(ctx: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
+    """The quarter, output directory and environment of a watch (what ``prepare`` fixes): always
+    a test run, as of the quarter's last day; a ``ConfigError`` for a quarter that has not ended."""
+    from reporting.errors import ConfigError
+
+    dag_run = ctx["dag_run"]
+    try:
+        year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
+    except ValueError as exc:  # the year without the quarter, or the other way round
+        raise ConfigError(f"the run's Params were refused: {exc}") from None
+    problems = quarter_problems(year, quarter, as_of, run_date(ctx.get("logical_date"), dag_run.run_after))
+    if problems:
+        raise ConfigError("the run's Params were refused: " + " ".join(problems))
+    out_dir = watch_dir(env["out_dir"], year, quarter)
+    log.info("watch of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
+    return {"year": year, "out_dir": str(out_dir), "as_of": as_of, "environment": "test"}
 
 
 @dag(
@@ -73,99 +86,13 @@ log = logging.getLogger("dac7_quarterly")
     },
 )
 def dac7_quarterly() -> None:
-    @task
-    def prepare() -> str:
-        from reporting import pipeline
-        from reporting.errors import ConfigError
-
-        ctx = get_current_context()
-        dag_run = ctx["dag_run"]
-        try:
-            year, quarter, as_of = quarter_period(ctx.get("logical_date"), dag_run.run_after, ctx["params"])
-        except ValueError as exc:  # the year without the quarter, or the other way round
-            raise ConfigError(f"the run's Params were refused: {exc}") from None
-        problems = quarter_problems(year, quarter, as_of, run_date(ctx.get("logical_date"), dag_run.run_after))
-        if problems:
-            raise ConfigError("the run's Params were refused: " + " ".join(problems))
-        env = settings_from_env()
-        out_dir = watch_dir(env["out_dir"], year, quarter)
-        log.info("watch of %s Q%s (as of %s) into %s", year, quarter, as_of, out_dir)
-        run_dir = pipeline.prepare(
-            config_path=env["config_path"],
-            year=year,
-            out_dir=str(out_dir),
-            as_of=as_of,
-            environment="test",
-            staging_root=env["staging_root"],
-            run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
-            timestamp=message_timestamp(ctx["dag_run"], ctx["ti"]),
-            source_url=env["source_url"],
-        )
-        log_effective_settings(run_dir, ctx["params"])
-        share_prepared(run_dir)
-        return run_dir
-
-    @task(**RETRY, pool=source_pool())
-    def extract(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.extract(here, settings_from_env()["source_url"])
-
-    @task
-    def aggregate(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.aggregate(here)
-
-    @task
-    def apply_rules(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            return pipeline.apply_rules(here)
-
-    @task
-    def report(run_dir: str) -> dict[str, Any]:
-        from reporting import pipeline
-
-        with staged(run_dir) as here:
-            manifest = pipeline.report(here)
-            keep_run_settings(here)
-        log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
-        return {
-            "reportable": manifest["summary"]["reportable"],
-            "sellers": manifest["summary"]["sellers_read"],
-            "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
-        }
-
-    @task
-    def watch_list(run_dir: str) -> dict[str, Any]:
-        from dac7_support.watch import write_watch_list
-
-        from reporting.settings import load_settings
-
-        with staged(run_dir) as here:
-            out_dir = load_settings(here).out_dir
-        result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
-        log.info(
-            "watch list: %s seller(s) at or near the de minimis limits with due diligence open "
-            "(%s crossed, %s within 20%%): %s",
-            result["sellers"],
-            result["crossed"],
-            result["near"],
-            result["file"],
-        )
-        return result
-
-    run_dir = prepare()
+    run_dir = tasks.prepare(quarterly_run)
     chain(
-        extract(run_dir),
-        aggregate(run_dir),
-        apply_rules(run_dir),
-        report(run_dir),
-        watch_list(run_dir),
+        tasks.extract(run_dir),
+        tasks.aggregate(run_dir),
+        tasks.apply_rules(run_dir),
+        tasks.report(run_dir),
+        tasks.watch_list(run_dir),
     )
 
 

@@ -6,8 +6,9 @@ the authorities' status messages); ``<DAC7_OUT_DIR>/<year>/`` holds the latest r
 ``manifest.json``, one XML file per message and the ``reports/``, and under ``runs/<run>/`` each
 run's own manifest and reports for people, so that the latest production run and the latest test
 run are shown apart and no later run hides an earlier one. They are found as the DAG's
-tasks find them: the ledger at ``$DAC7_LEDGER_URL``, else at ``[ledger] url`` of the configuration
-named by ``$DAC7_CONFIG``; the output under ``$DAC7_OUT_DIR``. The view never guesses another
+tasks find them, through the same resolver (``reporting.ledger.url``): the ledger at
+``$DAC7_LEDGER_URL``, else the Airflow Connection of ``$DAC7_LEDGER_CONN_ID``, else ``[ledger] url``
+of the configuration named by ``$DAC7_CONFIG``; the output under ``$DAC7_OUT_DIR``. The view never guesses another
 place (the CLI's fallback, a file in the working directory, means nothing for the api-server).
 
 Showing: server-rendered pages, every value escaped with ``html.escape``. They show ids, codes,
@@ -192,26 +193,33 @@ class YearView:
 
 
 def sources(env: Mapping[str, str] | None = None) -> Sources:
-    """The ledger URL and output directory from the environment the DAG's tasks also read."""
+    """The ledger URL and output directory from the environment the DAG's tasks also read. The
+    URL is resolved as the tasks resolve it (``reporting.ledger.url.resolve_ledger_url``):
+    ``DAC7_LEDGER_URL``, else the Connection of ``DAC7_LEDGER_CONN_ID``, else ``[ledger] url`` of
+    the configuration named by ``DAC7_CONFIG``; never a file of the api-server's own."""
+    from reporting.ledger.url import ledger_from_env, resolve_ledger_url
+
     env = os.environ if env is None else env
     problems: list[str] = []
-    url = env.get("DAC7_LEDGER_URL") or None
-    if url is None and env.get("DAC7_LEDGER_CONN_ID"):
+    connection = None
+    if not ledger_from_env(env) and env.get("DAC7_LEDGER_CONN_ID"):
         try:
-            url = ledger_from_connection(env["DAC7_LEDGER_CONN_ID"])
+            connection = ledger_from_connection(env["DAC7_LEDGER_CONN_ID"])
         except Exception as exc:  # not found, a secrets backend down, an unknown type: no secret in it
             problems.append(
                 f"The ledger's Airflow Connection {env['DAC7_LEDGER_CONN_ID']!r} (DAC7_LEDGER_CONN_ID) cannot be "
                 f"read: {type(exc).__name__}{': ' + str(exc) if type(exc).__name__ == 'ConfigError' else ''}"
             )
-    if url is None and not problems and env.get("DAC7_CONFIG"):
+    config_url = None
+    if not (ledger_from_env(env) or connection or problems) and env.get("DAC7_CONFIG"):
         from reporting.config import load_config
         from reporting.errors import ReportingError
 
         try:
-            url = load_config(env["DAC7_CONFIG"]).ledger
+            config_url = load_config(env["DAC7_CONFIG"]).ledger
         except (ReportingError, OSError) as exc:
             problems.append(f"The configuration named by DAC7_CONFIG cannot be read: {exc}")
+    url = None if problems else resolve_ledger_url(connection, env=env, config_url=config_url, working_dir=None)
     if url is None and not problems:
         problems.append(
             "No ledger is configured: set DAC7_LEDGER_URL or DAC7_LEDGER_CONN_ID (an Airflow Connection), "

@@ -401,3 +401,128 @@ def summary_table(manifest: dict[str, Any]) -> str:
 def load_manifest(out_dir: str | Path) -> dict[str, Any]:
     result: dict[str, Any] = read_json(Path(out_dir) / "manifest.json")
     return result
+
+
+# --- Questions about a staged run (what the Airflow tasks ask instead of reading staging) ------
+
+
+def planned_authorities(run_dir: str | Path) -> list[str]:
+    """The authorities the run's plan names (after :func:`plan`), in order."""
+    return _render.planned_authorities(load_settings(run_dir))
+
+
+def is_published(run_dir: str | Path, authority: str) -> bool:
+    """Whether this run has published its files to ``authority`` already (a render after that
+    would plan the period as if nothing were filed)."""
+    return (Path(run_dir) / "publish" / "authorities" / f"{authority}.json").is_file()
+
+
+def is_validated(run_dir: str | Path, authority: str) -> bool:
+    """Whether every file of ``authority`` passed validation (after :func:`combine_validation`)."""
+    path = Path(run_dir) / "validate" / "authorities" / f"{authority}.json"
+    return path.is_file() and bool(read_json(path)["valid"])
+
+
+def output_dir(run_dir: str | Path) -> str:
+    """Where the run publishes its files and reports."""
+    return load_settings(run_dir).out_dir
+
+
+def filing_events(run_dir: str | Path, published: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each file of one authority's :func:`publish` announces to those who transmit it:
+    its MessageRefId, file, output directory, sha256, year and environment. None for a preview
+    (routing ``jurisdiction``): a preview is never a filing."""
+    settings = load_settings(run_dir)
+    if settings.preview:
+        return []
+    return [
+        {
+            "message_ref_id": f["message_ref_id"],
+            "file": f["file"],
+            "out_dir": settings.out_dir,
+            "sha256": f["sha256"],
+            "year": settings.year,
+            "environment": settings.environment,
+        }
+        for f in published["files"]
+    ]
+
+
+def needs_ledger_url(run_dir: str | Path) -> bool:
+    """Whether the stages of the run staged in ``run_dir`` need its ledger's URL from the caller:
+    a URL with a password is never written into the run's settings (only its masked form), so a
+    process other than the one that prepared the run hands it over with :func:`use_ledger_url`.
+    A preview never opens the filing ledger."""
+    settings = load_settings(run_dir)
+    return not settings.preview and settings.ledger_url is None and settings.ledger_shown is not None
+
+
+def use_ledger_url(run_dir: str | Path, ledger_url: str | None) -> None:
+    """Hand the stages of the run staged in ``run_dir`` in this process its ledger's URL, kept in
+    memory only (never in settings, logs or the environment). It must be the ledger the run was
+    prepared with; nothing to do when the run's settings name the ledger themselves, or when no
+    URL is given (the stage then says what is missing)."""
+    if not ledger_url or not needs_ledger_url(run_dir):
+        return
+    settings = load_settings(run_dir)
+    if safe_url(ledger_url) != settings.ledger_shown:
+        raise ConfigError(
+            f"the run was prepared with the ledger {settings.ledger_shown}, but this task's ledger is "
+            f"{safe_url(ledger_url)}: a filing is recorded in the ledger of its run only"
+        )
+    remember_secret_url(settings.run_id, "ledger", ledger_url)
+
+
+def keep_run_settings(run_dir: str | Path) -> Path:
+    """Copy the run's settings next to its manifest as ``run_settings.json``: what produced the
+    published files stays with them. Returns that file."""
+    from reporting.settings import SETTINGS_FILE, write_json
+
+    target = Path(output_dir(run_dir)) / "run_settings.json"
+    write_json(target, read_json(Path(run_dir) / SETTINGS_FILE))
+    return target
+
+
+def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The run's settings as ``prepare`` recorded them (JSON: no URL with a password in it)."""
+    from reporting.settings import SETTINGS_FILE
+
+    result: dict[str, Any] = read_json(Path(run_dir) / SETTINGS_FILE)
+    return result
+
+
+def rules_summary(run_dir: str | Path) -> dict[str, Any]:
+    """What the rules stage decided (after :func:`apply_rules`): the decisions, the reportable
+    sellers per authority, the timings. Counts and codes only."""
+    result: dict[str, Any] = read_json(Path(run_dir) / "rules" / "rules.json")
+    return result
+
+
+def incomplete_per_authority(run_dir: str | Path) -> dict[str, int]:
+    """Per authority, how many sellers crossed the thresholds but have incomplete data (held
+    back from the filing until corrected)."""
+    path = Path(run_dir) / "rules" / "reportable_incomplete.parquet"
+    counts: dict[str, int] = {}
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        for authorities in pq.read_table(path, columns=["authorities"]).column("authorities").to_pylist():
+            for a in authorities or []:
+                counts[a] = counts.get(a, 0) + 1
+    return counts
+
+
+def rendered(run_dir: str | Path, authority: str) -> dict[str, Any]:
+    """What :func:`render` wrote for ``authority``: its messages and the discarded ones."""
+    return _render.rendered(load_settings(run_dir), authority)
+
+
+def rendered_file(run_dir: str | Path, file: str) -> Path:
+    """The path of a rendered message (``file`` as :func:`rendered` names it), before it is published."""
+    return Path(run_dir) / "render" / file
+
+
+def other_live_filings(run_dir: str | Path) -> list[str]:
+    """The authorities other than the filing state that the ledger holds live filings of this
+    period to, as :func:`plan` found them."""
+    return _render.planned_other_live_filings(load_settings(run_dir))

@@ -156,17 +156,11 @@ def changes_per_authority(rendered: dict[str, dict[str, Any]]) -> dict[str, dict
 def held_back(run: Path) -> tuple[int, dict[str, int]]:
     """The sellers this filing does not carry: how many are quarantined (all reasons, the rules'
     decisions), and per authority how many crossed the thresholds but have incomplete data."""
-    decisions = _read(run / "rules" / "rules.json").get("decisions", {})
-    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
-    incomplete: dict[str, int] = defaultdict(int)
-    path = run / "rules" / "reportable_incomplete.parquet"
-    if path.is_file():
-        import pyarrow.parquet as pq
+    from reporting import pipeline
 
-        for authorities in pq.read_table(path, columns=["authorities"]).column("authorities").to_pylist():
-            for a in authorities or []:
-                incomplete[a] += 1
-    return quarantined, dict(incomplete)
+    decisions = pipeline.rules_summary(run).get("decisions", {})
+    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    return quarantined, pipeline.incomplete_per_authority(run)
 
 
 def _names(users: list[dict[str, str]]) -> str:
@@ -195,12 +189,14 @@ def approval_request(
     "triggered_by", "assigned_users", "body"}`` (``messages``: how many files this filing sends; ``changes``:
     :func:`changes_per_authority`; ``assigned_users``: those asked, empty when anyone Airflow lets
     answer may; ``body`` in Markdown)."""
+    from reporting import pipeline
+
     run = Path(run_dir)
-    settings = _read(run / "settings.json")
+    settings = pipeline.recorded_settings(run)
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
-    authorities: list[str] = _read(run / "render" / "plan.json")["authorities"]
-    reportable = _read(run / "rules" / "rules.json").get("sellers_per_authority", {})
-    rendered = {a: _read(run / "render" / "authorities" / f"{a}.json") for a in authorities}
+    authorities = pipeline.planned_authorities(run)
+    reportable = pipeline.rules_summary(run).get("sellers_per_authority", {})
+    rendered = {a: pipeline.rendered(run, a) for a in authorities}
     last = last_filings(run, settings, authorities) if authorities else {}
     n_messages = sum(len(r["messages"]) for r in rendered.values())
     asked = asked_approvers(approvers or [], triggered_by)
@@ -244,7 +240,7 @@ def approval_request(
             messages = rendered[a]["messages"]
             amounts: dict[str, int] = defaultdict(int)
             for m in messages:
-                for cur, v in message_considerations(run / "render" / m["file"]).items():
+                for cur, v in message_considerations(pipeline.rendered_file(run, m["file"])).items():
                     amounts[cur] += v
             for cur, v in amounts.items():
                 totals[cur] += v
@@ -288,7 +284,7 @@ def approval_request(
         )
         + ".",
     ]
-    others = _read(run / "render" / "plan.json").get("other_live_filings", [])
+    others = pipeline.other_live_filings(run)
     if others:
         lines += [
             "",
@@ -394,6 +390,12 @@ def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = No
     return {k: v for k, v in request.items() if k != "body"} | {"file": str(path)}
 
 
+def request_body(request: dict[str, Any]) -> str:
+    """The body (Markdown) of the request :func:`write_approval_request` wrote."""
+    body: str = _read(Path(request["file"]))["body"]
+    return body
+
+
 def self_approval(triggered_by: str | None, responded_by: dict[str, Any] | None) -> bool:
     """Four eyes: whether the approver is the person who triggered the run (a scheduled run has
     no triggering user; any approver is then the second person)."""
@@ -420,7 +422,7 @@ def refusal_reason(triggered_by: str) -> str:
 def record_refusal(request: dict[str, Any], responded_by: dict[str, Any], reason: str) -> None:
     """Append a refused answer to ``<run>/approval/refused.jsonl`` (who, when, why): the view's
     pending page lists them."""
-    from dac7_support.staging import staged
+    from dac7_support.tasks import in_run
 
     run_dir = str(Path(request["file"]).parents[1])
     entry = {
@@ -429,7 +431,7 @@ def record_refusal(request: dict[str, Any], responded_by: dict[str, Any], reason
         "answer": "Approve",
         "reason": reason,
     }
-    with staged(run_dir) as here:
+    with in_run(run_dir) as here:
         path = Path(here) / "approval" / "refused.jsonl"
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
@@ -462,7 +464,7 @@ class FilingApproval(ApprovalOperator):
             self.body = confirmation_body(request)
             self.assigned_users = None  # anyone may confirm a test filing
             return super().execute(context)
-        self.body = _read(Path(request["file"]))["body"]
+        self.body = request_body(request)
         self.assigned_users = request.get("assigned_users") or None
         return super().execute(context)
 
@@ -504,7 +506,7 @@ def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None
     back there and publishes nothing without it. So a production filing stays unpublished when
     someone marks this task done, clears it, or runs ``publish`` alone: none of that records an
     approval."""
-    from dac7_support.staging import staged
+    from dac7_support.tasks import in_run
     from reporting import pipeline
 
     check_second_person(triggered_by, responded_by)  # never recorded for the person who triggered
@@ -512,5 +514,5 @@ def record_approval(request: dict[str, Any], responded_by: dict[str, Any] | None
     if not approver:
         raise AirflowFailException("the approval names no approver; nothing was published")
     run_dir = str(Path(request["file"]).parents[1])  # <run>/approval/request.json
-    with staged(run_dir) as here:
+    with in_run(run_dir) as here:
         pipeline.record_approval(here, approved_by=str(approver), triggered_by=triggered_by)

@@ -67,13 +67,12 @@ def source_pool() -> str:
 def settings_from_env() -> dict[str, str | None]:
     """Where the config, source, output and staging are: environment first, repo defaults next.
 
-    The source and the ledger may be Airflow Connections (``DAC7_SOURCE_CONN_ID``,
-    ``DAC7_LEDGER_CONN_ID``: ``dac7_support.connections``); the ledger's URL is exported to this
-    task's ``DAC7_LEDGER_URL``. Read when a task runs, never at parse time."""
-    from dac7_support.connections import export_ledger_url, source_url
+    The source may be an Airflow Connection (``DAC7_SOURCE_CONN_ID``: ``dac7_support.connections``);
+    the ledger's URL is resolved apart (``dac7_support.connections.ledger_url``) and passed to the
+    pipeline, never kept here. Read when a task runs, never at parse time."""
+    from dac7_support.connections import source_url
 
     env = os.environ
-    export_ledger_url()
     return {
         "config_path": env.get("DAC7_CONFIG") or str(REPO / "dac7.toml"),
         "source_url": source_url() or None,  # None: the config's [source] url
@@ -370,7 +369,9 @@ def run_outcome(manifest: Mapping[str, Any]) -> dict[str, Any]:
 def effective_settings(run_dir: str | Path) -> dict[str, Any]:
     """The settings a run actually uses (Params over configuration over defaults), as logged: no
     personal data and no password (a URL with a password is never stored in the settings)."""
-    s = json.loads((Path(run_dir) / "settings.json").read_text(encoding="utf-8"))
+    from reporting import pipeline
+
+    s = pipeline.recorded_settings(run_dir)
     rep = s["config"]["reporting"]
     return {
         "reporting_year": s["year"],
@@ -410,14 +411,3 @@ def log_effective_settings(run_dir: str | Path, params: Mapping[str, Any]) -> No
     given = {k: v for k, v in params.items() if v not in (None, [], "auto")}
     log.info("Params given: %s", json.dumps(given, sort_keys=True, default=str) if given else "none")
     log.info("effective settings: %s", json.dumps(effective_settings(run_dir), sort_keys=True, default=str))
-
-
-def keep_run_settings(run_dir: str | Path) -> Path:
-    """Copy the run's effective settings (``settings.json`` of its staging directory) next to its
-    manifest as ``run_settings.json``: what produced the published files stays with them."""
-    from reporting.settings import load_settings, read_json, write_json
-
-    settings = load_settings(run_dir)
-    target = Path(settings.out_dir) / "run_settings.json"
-    write_json(target, read_json(Path(run_dir) / "settings.json"))
-    return target

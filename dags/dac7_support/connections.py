@@ -6,8 +6,8 @@ Connections with ``DAC7_SOURCE_CONN_ID`` and ``DAC7_LEDGER_CONN_ID``; a task tur
 SQLAlchemy URLs when it runs. ``DAC7_SOURCE_URL`` / ``DAC7_LEDGER_URL``, when set, win (local
 runs, tests).
 
-The URL (``reporting.connections.sqlalchemy_url``) is handed to the stage that connects, never
-logged and never written to the run's settings.
+The URL (``reporting.connections.sqlalchemy_url``) is handed to the stage that connects as an
+argument: never logged, never written to the run's settings, never put into the environment.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 from reporting.connections import DRIVERS, sqlalchemy_url
 from reporting.errors import ConfigError
 
-__all__ = ["DRIVERS", "connection_url", "export_ledger_url", "source_url", "sqlalchemy_url"]
+__all__ = ["DRIVERS", "connection_url", "ledger_url", "source_url", "sqlalchemy_url"]
 
 
 def connection_url(conn_id: str | None) -> str | None:
@@ -39,10 +39,13 @@ def source_url() -> str | None:
     return os.environ.get("DAC7_SOURCE_URL") or connection_url(os.environ.get("DAC7_SOURCE_CONN_ID"))
 
 
-def export_ledger_url() -> None:
-    """Make the ledger of ``DAC7_LEDGER_CONN_ID`` the task's ``DAC7_LEDGER_URL`` (the stages read
-    it from there; the variable lives only as long as this task's process)."""
-    if not os.environ.get("DAC7_LEDGER_URL"):
-        url = connection_url(os.environ.get("DAC7_LEDGER_CONN_ID"))
-        if url:
-            os.environ["DAC7_LEDGER_URL"] = url
+def ledger_url(config_url: str | None = None) -> str | None:
+    """The filing ledger's URL: ``DAC7_LEDGER_URL``, else the Connection named by
+    ``DAC7_LEDGER_CONN_ID``, else ``config_url`` (``[ledger] url`` of the configuration), else
+    None (``reporting.ledger.url.resolve_ledger_url``, the one resolver). The environment is read,
+    never written: the task passes the URL on."""
+    from reporting.ledger.url import ledger_from_env, resolve_ledger_url
+
+    env = os.environ
+    connection = None if ledger_from_env(env) else connection_url(env.get("DAC7_LEDGER_CONN_ID"))
+    return resolve_ledger_url(connection, env=env, config_url=config_url)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dac7_support.common import staging_root
-from dac7_support.connections import export_ledger_url
 
 if TYPE_CHECKING:
     from reporting.shared_staging import SharedStaging
@@ -50,9 +49,8 @@ def shared_staging() -> SharedStaging | None:
 @contextmanager
 def staged(run_dir: str) -> Iterator[str]:
     """The staging directory to work in for one task: ``run_dir`` itself, or this worker's copy
-    of it, pulled before and pushed after. Every task enters it first, so it also exports the
-    ledger's URL from its Airflow Connection (``DAC7_LEDGER_CONN_ID``) for the stage."""
-    export_ledger_url()
+    of it, pulled before and pushed after (a task enters it through
+    ``dac7_support.tasks.in_run``, which also hands the run's stages the ledger's URL)."""
     shared = shared_staging()
     if shared is None:
         yield run_dir

@@ -1,0 +1,304 @@
+"""The stage tasks of the DAC7 DAGs, made in one place: each a thin call of one function of
+``reporting.pipeline``, with the same task id, retries, pool and XCom value in every DAG.
+
+A DAG calls these inside its ``@dag`` function, as it would its own ``@task`` functions::
+
+    run_dir = tasks.prepare(annual_run)
+    chain(tasks.extract(run_dir), tasks.aggregate(run_dir), tasks.apply_rules(run_dir), ...)
+
+Only the staging directory, authority codes and counts pass through XCom, never data. Each task
+works in its run's staging directory through :func:`in_run` (a worker's copy of it on shared
+staging, ``dac7_support.staging``), where the run's stages also get the ledger's URL: resolved
+once by the task (``dac7_support.connections.ledger_url``) and handed to the pipeline as an
+argument, never through ``os.environ``.
+
+Nothing heavy is imported here: the task bodies import ``reporting.pipeline`` when they run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.sdk import AssetAlias, TriggerRule, get_current_context, task
+
+from dac7_support.approval import FilingApproval
+from dac7_support.common import (
+    RETRY,
+    log_effective_settings,
+    message_timestamp,
+    run_uuid,
+    settings_from_env,
+    source_pool,
+)
+from dac7_support.connections import ledger_url
+from dac7_support.staging import share_prepared, staged
+
+log = logging.getLogger("dac7")
+
+#: Every published file is an asset event of ``dac7://filings/<authority>`` (which authorities a
+#: run files to is known only when it runs: hence an alias, resolved per event).
+FILINGS = AssetAlias("dac7-filings")
+AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
+FILE_LABEL = "{{ authority }} #{{ file_number }}"  # ... and with the file, where validated one by one
+
+#: What a DAG's ``prepare`` decides from its run (the context) and the ``DAC7_*`` settings
+#: (:func:`dac7_support.common.settings_from_env`): the period, the output directory and the
+#: Params of :func:`reporting.pipeline.prepare`; it raises ``ConfigError`` for a run it refuses.
+RunChoice = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+
+@contextmanager
+def in_run(run_dir: str) -> Iterator[str]:
+    """The staging directory one task works in (``dac7_support.staging.staged``), with the run's
+    ledger handed to its stages: a ledger URL with a password is never written into the run's
+    settings, so a task other than ``prepare`` resolves it again (``DAC7_LEDGER_URL``, else the
+    Connection of ``DAC7_LEDGER_CONN_ID``) and passes it to the pipeline, which keeps it in memory."""
+    from reporting import pipeline
+
+    with staged(run_dir) as here:
+        if pipeline.needs_ledger_url(here):
+            pipeline.use_ledger_url(here, ledger_url())
+        yield here
+
+
+def _label(**labels: Any) -> None:
+    """Name the mapped task instance (``map_index_template`` renders from the context)."""
+    ctx = get_current_context()
+    for key, value in labels.items():
+        ctx[key] = value  # type: ignore[literal-required]
+
+
+# --- prepare and the stages every DAG runs -------------------------------------------------------
+
+
+def prepare(choose: RunChoice) -> Any:
+    """``prepare``: fix the run's settings (what ``choose`` decides from the run) and create its
+    staging directory; its XCom value is that directory. The ledger's URL is resolved here and
+    passed to ``reporting.pipeline.prepare`` (None: the configuration's ``[ledger] url``)."""
+
+    @task
+    def prepare() -> str:
+        from reporting import pipeline
+
+        ctx = get_current_context()
+        dag_run = ctx["dag_run"]
+        env = settings_from_env()
+        chosen = choose(ctx, env)  # a bad run is refused before the ledger is looked up
+        run_dir = pipeline.prepare(
+            config_path=env["config_path"],
+            staging_root=env["staging_root"],
+            run_id=run_uuid(dag_run.dag_id, dag_run.run_id),
+            timestamp=message_timestamp(dag_run, ctx["ti"]),
+            source_url=env["source_url"],
+            ledger_url=ledger_url(),
+            **chosen,
+        )
+        log_effective_settings(run_dir, ctx["params"])
+        share_prepared(run_dir)
+        return run_dir
+
+    return prepare()
+
+
+@task(task_id="extract", **RETRY)
+def _extract(run_dir: str) -> dict[str, Any]:
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        return pipeline.extract(here, settings_from_env()["source_url"])
+
+
+def extract(run_dir: Any) -> Any:
+    """``extract``: the period from the source, in the pool of ``DAC7_SOURCE_POOL`` (read when the
+    DAG is parsed), retried when the source is unreachable."""
+    return _extract.override(pool=source_pool())(run_dir)
+
+
+@task
+def aggregate(run_dir: str) -> dict[str, Any]:
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        return pipeline.aggregate(here)
+
+
+@task
+def apply_rules(run_dir: str) -> dict[str, Any]:
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        return pipeline.apply_rules(here)
+
+
+# --- the filing: plan, render, validate, approve, publish, finalize ------------------------------
+
+
+@task(**RETRY)
+def plan(run_dir: str) -> list[str]:
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        authorities = pipeline.plan(here)
+    log.info("filing to %s", ", ".join(authorities) or "no authority: nothing to file")
+    return authorities
+
+
+@task(**RETRY, map_index_template=AUTHORITY_LABEL)
+def render(run_dir: str, authority: str) -> dict[str, Any]:
+    from reporting import pipeline
+    from reporting.errors import ConfigError
+
+    _label(authority=authority)
+    with in_run(run_dir) as here:
+        if pipeline.is_published(here, authority):
+            raise ConfigError(
+                f"this run has published {authority} already; rendering it again would plan the period as "
+                "if nothing were filed: trigger a new run to file any difference"
+            )
+        result = pipeline.render(here, authority)
+    return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
+
+
+@task
+def files(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per rendered file of every authority (initial, corrections, deletions, the
+    parts of a message a profile splits): what ``validate`` is mapped over."""
+    return [{"authority": r["authority"], "part": i} for r in rendered for i in range(r["messages"])]
+
+
+@task(**RETRY, map_index_template=FILE_LABEL)
+def validate(run_dir: str, authority: str, part: int) -> dict[str, Any]:
+    from reporting import pipeline
+
+    _label(authority=authority, file_number=part + 1)
+    with in_run(run_dir) as here:
+        result = pipeline.validate(here, authority, part)
+    return {"authority": authority, "part": part, "valid": result["valid"]}
+
+
+# An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that says
+# "nothing to file"), but never after a failure.
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def gate(run_dir: str) -> dict[str, Any]:
+    """Every planned authority validated (each file): the approval request (the figures to approve)."""
+    from dac7_support.approval import request_body, write_approval_request
+    from reporting import pipeline
+    from reporting.errors import XmlValidationError
+
+    with in_run(run_dir) as here:
+        planned = pipeline.planned_authorities(here)
+        for authority in planned:  # the files' reports, combined per authority
+            pipeline.combine_validation(here, authority)
+        missing = [a for a in planned if not pipeline.is_validated(here, a)]
+        if missing:
+            raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
+        # who triggered the run: named in the request, and not asked to approve it
+        triggered_by = getattr(get_current_context()["dag_run"], "triggering_user_name", None) or None
+        request = write_approval_request(here, triggered_by=triggered_by)
+    log.info("approval request\n%s", request_body(request))
+    return request
+
+
+def approve() -> FilingApproval:
+    """``approve``: a second person's approval of a production filing (``dac7_support.approval``)."""
+    return FilingApproval(
+        task_id="approve",
+        request_task_id="gate",
+        subject="Publish the DAC7 {{ ti.xcom_pull(task_ids='gate')['year'] }} production filing?",
+    )
+
+
+# Runs when approved, and when the approval was skipped (a test run); never after a reject.
+@task(
+    **RETRY,
+    map_index_template=AUTHORITY_LABEL,
+    outlets=[FILINGS],
+    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+)
+def publish(run_dir: str, authority: str) -> dict[str, Any]:
+    from airflow.sdk import Asset
+
+    from reporting import pipeline
+
+    _label(authority=authority)
+    ctx = get_current_context()
+    # the audit trail: who triggered the run and who approved the filing, kept in the ledger
+    approval = ctx["ti"].xcom_pull(task_ids="approve") or {}
+    approver = approval.get("responded_by_user") if isinstance(approval, dict) else None
+    if isinstance(approver, dict):
+        approver = approver.get("name") or approver.get("id")
+    with in_run(run_dir) as here:
+        result = pipeline.publish(
+            here,
+            authority,
+            triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
+            approved_by=str(approver) if approver else None,
+            # a production filing: only with the approval the approve task recorded in the ledger
+            require_approval=True,
+        )
+        events = pipeline.filing_events(here, result)  # none for a preview: never a filing
+    for extra in events:
+        ctx["outlet_events"][FILINGS].add(Asset(f"dac7://filings/{authority}"), extra=extra)
+    return {"authority": authority, "files": len(result["files"])}
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def finalize(run_dir: str) -> dict[str, Any]:
+    from dac7_support.common import run_outcome
+    from dac7_support.metrics import emit_run_metrics
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        manifest = pipeline.finalize(here)
+        emit_run_metrics(manifest)  # the run's figures through Airflow's Stats ([metrics])
+        kept = pipeline.keep_run_settings(here)
+    log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
+    if not manifest["files"]:
+        log.info("nothing to file for %s", manifest["reporting_year"])
+    return {
+        "reporting_year": manifest["reporting_year"],
+        "files": len(manifest["files"]),
+        "sellers": sum(f["sellers"] for f in manifest["files"]),
+        "manifest": str(kept.parent / "manifest.json"),
+        **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
+    }
+
+
+# --- the watch: reports without XML, and the watch list -----------------------------------------
+
+
+@task
+def report(run_dir: str) -> dict[str, Any]:
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        manifest = pipeline.report(here)
+        pipeline.keep_run_settings(here)
+    log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
+    return {
+        "reportable": manifest["summary"]["reportable"],
+        "sellers": manifest["summary"]["sellers_read"],
+        "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
+    }
+
+
+@task
+def watch_list(run_dir: str) -> dict[str, Any]:
+    from dac7_support.watch import write_watch_list
+    from reporting import pipeline
+
+    with in_run(run_dir) as here:
+        out_dir = pipeline.output_dir(here)
+    result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
+    log.info(
+        "watch list: %s seller(s) at or near the de minimis limits with due diligence open "
+        "(%s crossed, %s within 20%%): %s",
+        result["sellers"],
+        result["crossed"],
+        result["near"],
+        result["file"],
+    )
+    return result
