@@ -28,7 +28,8 @@ $(UV):
 
 # Creates or updates .venv exactly as uv.lock pins it (never re-resolves).
 venv: $(UV)
-	$(UV) sync --frozen --extra dev --extra fast --extra spark --python $(PYTHON) --quiet
+	$(UV) sync --frozen --extra airflow --extra dev --extra fast --extra spark --python $(PYTHON) --quiet \
+		--reinstall-package dac7-reporting
 
 demo: venv
 	rm -f $(DEMO_DB) $(DEMO_LEDGER)
@@ -77,10 +78,13 @@ airflow: venv
 test: venv browser java
 	$(BIN)/python -m pytest
 
-# The quick loop while working: everything but the tests marked slow (real Airflow runs, the Celery
-# cluster, larger data) and the DAG tests; `make test` runs them all.
+# The quick loop while working: the unit and golden tests but those marked slow (real Airflow runs,
+# the Celery cluster, larger data), on every core (pytest-xdist); `make test` runs them all.
+# --dist loadfile keeps the tests of a file in one process, so that a module's fixtures (the golden
+# ledger's twenty runs) are built once: 4 minutes instead of 6.5 with the default distribution and
+# 8.5 serially, on 2 busy cores.
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow" --ignore=tests/dags -x -q
+	$(BIN)/python -m pytest tests/unit tests/golden -m "not slow" -n auto --dist loadfile -x -q
 
 # The fuzzing of the configuration loader, the status importer and the renderer, longer than in
 # `make test` (60 examples per test there): FUZZ_EXAMPLES per test.
@@ -98,8 +102,17 @@ BENCH_ARGS ?=
 bench: venv
 	$(BIN)/dac7 bench --sellers $(BENCH_SELLERS) $(BENCH_ARGS)
 
+# ruff (style and format), mypy (strict on the domain: pyproject.toml) and import-linter (the layers of
+# the package: pyproject.toml). .pre-commit-config.yaml runs the same before a commit.
+LINT_PATHS := reporting dac7_demo dags plugins tests benchmarks scripts examples
+MYPY_PATHS := reporting dac7_demo
+
 lint: venv
-	$(BIN)/ruff check reporting dac7_demo dags tests benchmarks $(wildcard plugins)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy $(MYPY_PATHS)
+	$(BIN)/lint-imports --no-cache
+
 
 # The documentation site (mkdocs.yml, docs/) into site/: --strict fails on any warning (a broken
 # link or anchor, a page missing from the navigation). NO_MKDOCS_2_WARNING: the theme's banner.

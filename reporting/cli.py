@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -380,7 +380,7 @@ def _validate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--xsd-dir {args.xsd_dir}: no {main_xsd.name} there")
     schema = load_schema(str(main_xsd))
     rules = profile.rule_set if args.authority else EU_EXCHANGE
-    ledger_view = None
+    ledger_view: Callable[[str], tuple[set[str], dict[str, str]]] | None = None
     if args.ledger:
         if not args.rules:
             raise ConfigError("--ledger checks the business rules against the ledger: add --rules")
@@ -389,8 +389,10 @@ def _validate(args: argparse.Namespace) -> int:
 
         ledger = open_ledger(args.ledger, create=False)
 
-        def ledger_view(path: str) -> tuple[set[str], dict[str, str]]:
+        def view(path: str) -> tuple[set[str], dict[str, str]]:
             return file_ledger_view(ledger, Path(path))
+
+        ledger_view = view
 
     bad = 0
     for f in args.files:

@@ -228,6 +228,7 @@ def iterparse(
     with files cut off at element boundaries)."""
     label = name or (str(source) if isinstance(source, str | Path) else "the document")
     own: IO[bytes] | None = None
+    stream: IO[bytes]
     if isinstance(source, str | Path):
         own = stream = open(source, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
     elif isinstance(source, bytes):
@@ -239,7 +240,7 @@ def iterparse(
         kw: dict[str, Any] = {"tag": tag} if tag is not None else {}
         parsed = etree.iterparse(
             _Prefixed(head, stream),
-            events=tuple(events),
+            events=tuple(events),  # type: ignore[arg-type]  # lxml's stubs list its event names as literals
             resolve_entities=False,
             no_network=True,
             load_dtd=False,

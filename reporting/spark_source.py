@@ -281,5 +281,5 @@ def read_spark_totals(
             return totals_from_arrow(to_arrow(frame))
         return totals_table(frame.collect())
     finally:
-        if zone != "UTC":
+        if zone is not None and zone != "UTC":
             spark.conf.set("spark.sql.session.timeZone", zone)

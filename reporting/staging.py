@@ -23,7 +23,7 @@ def sql_literal(path: Path) -> str:
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
-def duckdb_config(run_dir: Path) -> dict[str, str | int]:
+def duckdb_config(run_dir: Path) -> dict[str, str | bool | int | float | list[str]]:
     """The configuration of every DuckDB connection of a run: two threads, a memory budget, and
     spill files under the run's staging directory (private, like the data)."""
     return {

@@ -210,8 +210,9 @@ HERE: tuple[bool, Any] = (False, None)
 
 def _start() -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        # the interpreter's own options (-X, -W, -O ...), as multiprocessing passes them
-        [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", _BOOT],
+        # the interpreter's own options (-X, -W, -O ...), as multiprocessing passes them (a private
+        # helper of subprocess, which typeshed does not list)
+        [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", _BOOT],  # type: ignore[attr-defined]
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         close_fds=True,
@@ -271,8 +272,8 @@ def _serve() -> None:
             data = pickle.dumps(outcome)
             pickle.loads(data)  # an exception that does not come back as it was raised is said in words
         except Exception:
-            exc = outcome[1] if not outcome[0] else None
-            detail = f"{type(exc).__name__}: {exc}" if exc is not None else "a result that cannot be pickled"
+            raised = outcome[1] if not outcome[0] else None
+            detail = f"{type(raised).__name__}: {raised}" if raised is not None else "a result that cannot be pickled"
             data = pickle.dumps((False, WorkerError(f"a worker could not give back its outcome: {detail}")))
         results.write(data)
         results.flush()

@@ -310,6 +310,7 @@ class DpiWriter:
     tax_quarter_tag = "TaxQ"
     individual_address_type: str | None = None
     operator_address_type = "OECD304"  # registered office (EU rule 60010)
+    schema_resource: str  # each profile names its main XSD (AuthorityProfile.schema_resource)
 
     def q(self, tag: str) -> str:
         return f"{{{self.dpi_ns}}}{tag}"

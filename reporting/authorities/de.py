@@ -45,7 +45,7 @@ class DeProfile(EuProfile):
     # envelope's free-form data element is validated too.
     schema_resource = "de/dac7-dip.xsd"
     rule_set = EU_DOMESTIC
-    required_identifiers = ("bzst_id",)
+    required_identifiers: tuple[str, ...] = ("bzst_id",)
 
     @property
     def nsmap(self) -> dict[str | None, str]:

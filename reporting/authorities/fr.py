@@ -124,7 +124,7 @@ class FrProfile(EuProfile):
     edition = "DGFiP DPI-DAC7, cahier des charges v1.6 (revenus 2025)"
     schema_resource = "fr/v1.6/DPIXML_v1.1-fr1.xsd"
     rule_set = DGFIP_RULES
-    required_identifiers = ("siren",)
+    required_identifiers: tuple[str, ...] = ("siren",)
     dpi_ns = FR_DPI_NS
     stf_ns = FR_STF_NS
     version = "1.0"
@@ -143,7 +143,7 @@ class FrProfile(EuProfile):
 
     @staticmethod
     def siren(ids: DocIds) -> str:
-        siren = (getattr(ids, "identifiers", None) or {}).get("siren", "")
+        siren: str = (getattr(ids, "identifiers", None) or {}).get("siren", "")
         if not SIREN.fullmatch(siren):
             raise ConfigError(
                 "the FR profile needs [authorities.FR] siren (9 digits) for its MessageRefId and DocRefId"
@@ -375,8 +375,9 @@ def _path_below(elem: etree._Element, top: etree._Element, top_path: str) -> str
     node = elem
     while node is not top:
         parent = node.getparent()
+        assert parent is not None, "elem lies inside top"
         qname = etree.QName(node)
-        index = 1 + sum(1 for _ in node.itersiblings(node.tag, preceding=True))
+        index = 1 + sum(1 for _ in node.itersiblings(qname.text, preceding=True))
         steps.append(f"/{_PREFIXES.get(qname.namespace or '', '*')}:{qname.localname}[{index}]")
         node = parent
     return top_path + "".join(reversed(steps))

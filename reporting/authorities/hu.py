@@ -39,7 +39,7 @@ class HuProfile(EuProfile):
     schema_resource = "hu/v1.0/DPIXML_v1.0.xsd"
     root_tag = "DPI_HU"
     rule_set = RuleSet("NAV (schema only)", frozenset())
-    required_identifiers = ("tax_number",)
+    required_identifiers: tuple[str, ...] = ("tax_number",)
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         if not TAX_NUMBER.fullmatch(identifiers.get("tax_number", "")):

@@ -84,7 +84,7 @@ class ItProfile(EuProfile):
     edition = "AdE telematic supply DPI23, DPI v1.09"
     schema_resource = "it/telematico/fornituraDPIT_v1.0.0.xsd"
     rule_set = EU_DOMESTIC
-    required_identifiers = ("codice_fiscale",)
+    required_identifiers: tuple[str, ...] = ("codice_fiscale",)
     version = "1.09"
 
     @property

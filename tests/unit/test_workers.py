@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,9 +32,22 @@ def _exit_in_a_worker(caller: int) -> None:
     time.sleep(0.5)  # meanwhile the worker takes the other job
 
 
-def test_jobs_are_done_by_this_process_and_a_worker_process_the_results_in_order() -> None:
-    # the heaviest first: this process takes the 0.5 s job, the worker the others meanwhile
-    pids = list(run_ordered(_pid_after, [(0.0,), (0.5,), (0.0,)], workers=2, weights=[0, 1, 0]))
+def _pid_of_marked(marks: str, light: bool) -> int:
+    """A light job leaves a mark; the heavy one lasts until both light ones are done (a minute at
+    most): however slowly the worker starts on a busy machine, it is the one that does them."""
+    if light:
+        (Path(marks) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    else:
+        deadline = time.monotonic() + 60
+        while len(list(Path(marks).iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return os.getpid()
+
+
+def test_jobs_are_done_by_this_process_and_a_worker_process_the_results_in_order(tmp_path: Path) -> None:
+    # the heaviest first: this process takes the heavy job, the worker the others meanwhile
+    jobs = [(str(tmp_path), True), (str(tmp_path), False), (str(tmp_path), True)]
+    pids = list(run_ordered(_pid_of_marked, jobs, workers=2, weights=[0, 1, 0]))
     assert pids[1] == os.getpid()
     assert pids[0] == pids[2] != os.getpid()
 
