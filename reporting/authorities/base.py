@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from reporting.checks.business import RuleFinding, RuleSet
+from reporting.checks.schema import schema_path
 from reporting.records import (
     ActivityFigures,
     MessageHeader,
@@ -547,12 +548,3 @@ class DpiWriter:
         w.block(numb, [(t, v, None) for t, v in zip(numb_q, a.activities, strict=True)])
         w.block(fees, [(t, v, cur) for t, v in zip(fees_q, a.fees, strict=True)])
         w.block(taxes, [(t, v, cur) for t, v in zip(taxes_q, a.taxes, strict=True)])
-
-
-def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:
-    """The main XSD file of a profile: from the user's directory when given, else our own."""
-    if xsd_dir:
-        return Path(xsd_dir) / Path(resource).name
-    from importlib.resources import files
-
-    return Path(str(files("reporting.xsd").joinpath(resource)))

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from lxml import etree
 
 from reporting import safexml
-from reporting.authorities.base import schema_path
 from reporting.safexml import withhold_values
 
-__all__ = ["SchemaError", "load_schema", "schema_for", "validate_file", "withhold_values"]
+__all__ = ["SchemaError", "load_schema", "schema_for", "schema_path", "validate_file", "withhold_values"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,13 @@ class SchemaError:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
+
+
+def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:
+    """The main XSD file of a profile: from the user's directory when given, else our own."""
+    if xsd_dir:
+        return Path(xsd_dir) / Path(resource).name
+    return Path(str(files("reporting.xsd").joinpath(resource)))
 
 
 def load_schema(path: str) -> etree.XMLSchema:
