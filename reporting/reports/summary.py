@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from reporting.results import Manifest
 from reporting.rules import QUARANTINED, REPORTED
 from reporting.settings import RunSettings
 from reporting.staging import connect
@@ -149,7 +149,7 @@ def summary_data(settings: RunSettings) -> SummaryData:
     return SummaryData(per_authority, sales, amounts, quarantine)
 
 
-def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Mapping[str, Any]) -> Path:
+def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Manifest) -> Path:
     """Write ``<out>/reports/run_summary.html`` (atomically, owner-only) for the run whose
     manifest is about to be written; returns its path."""
     target = out_dir / SUMMARY_PAGE
@@ -163,7 +163,7 @@ def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Mapping[st
     return target
 
 
-def _links(out_dir: Path, manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _links(out_dir: Path, manifest: Manifest) -> list[tuple[str, str]]:
     """(href relative to reports/, text) of the other reports of the run that exist."""
     reports = set(manifest.get("reports", []))
     links = []
@@ -199,7 +199,7 @@ details{margin-bottom:1rem}
 """
 
 
-def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[tuple[str, str]] = ()) -> str:
+def render_page(manifest: Manifest, data: SummaryData, links: Sequence[tuple[str, str]] = ()) -> str:
     """The page's HTML: headline figures, the charts, the links to the other reports."""
     year = escape(str(manifest.get("reporting_year", "")))
     body = [
@@ -226,7 +226,7 @@ def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[
     )
 
 
-def _headline(manifest: Mapping[str, Any]) -> list[str]:
+def _headline(manifest: Manifest) -> list[str]:
     s = manifest.get("summary", {})
     decisions: Mapping[str, int] = s.get("decisions", {})
     files = manifest.get("files", [])
@@ -256,7 +256,7 @@ def _headline(manifest: Mapping[str, Any]) -> list[str]:
     return ["<h2>Headline figures</h2>", f'<table id="headline">{body}</table>']
 
 
-def _authorities_section(manifest: Mapping[str, Any], data: SummaryData) -> list[str]:
+def _authorities_section(manifest: Manifest, data: SummaryData) -> list[str]:
     files: dict[str, list[int]] = {}
     for f in manifest.get("files", []):
         files.setdefault(str(f.get("authority")), []).append(int(f.get("bytes", 0)))
