@@ -13,10 +13,9 @@ plain ``dict`` when the program runs, the same bytes written, and a type for eve
     publish   -> AuthorityPublished     (publish/authorities/<XX>.json); all: the Manifest
     finalize  -> Manifest               (<out>/manifest.json, and runs/<run>/manifest.json)
 
-A leaf: it imports nothing but the standard library.
+A leaf: it imports nothing but the standard library. The annotations are evaluated (no
+``from __future__ import annotations``), so that ``NotRequired`` shows in ``__optional_keys__``.
 """
-
-from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
