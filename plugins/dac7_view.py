@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from reporting.ledger import Ledger, MessageInfo
+    from reporting.results import Manifest
 
 T = TypeVar("T")
 
@@ -147,7 +148,7 @@ class YearOverview:
 class Run:
     """One published run of a year: its manifest, and the reports of it that the view serves."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     #: ``runs/<run>`` where the run's copy is kept; "" for a run known only from the year's
     #: ``manifest.json`` (published before runs were kept): then its reports are those under ``reports/``
     folder: str
@@ -174,7 +175,7 @@ class Run:
 @dataclass(frozen=True, slots=True)
 class YearView:
     year: int
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     summary_text: str | None
     filings: dict[str, list[Filing]]  # per authority, each oldest first
     problems: list[str] = field(default_factory=list)
@@ -389,15 +390,15 @@ def runs_of(year_dir: Path) -> tuple[list[Run], list[str]]:
     return sorted(runs.values(), key=lambda r: (r.timestamp, r.run_id), reverse=True), problems
 
 
-def _legacy_run(manifest: dict[str, Any]) -> Run:
+def _legacy_run(manifest: Manifest) -> Run:
     return Run(manifest, "", tuple(str(r) for r in manifest.get("reports", [])))
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
+def _read_manifest(path: Path) -> Manifest | None:
     import json
 
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result: Manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return result if isinstance(result, dict) else None
@@ -437,7 +438,7 @@ def _published_in_ledger(ledger: Ledger, year: int) -> set[str]:
     return {m.file_name for m in ledger.messages(year=year) if m.status in PUBLISHED_STATUSES}
 
 
-def latest_manifest(year_dir: Path) -> dict[str, Any] | None:
+def latest_manifest(year_dir: Path) -> Manifest | None:
     """The manifest of the latest run published into ``year_dir``; ``None`` when there is none."""
     from reporting.pipeline import load_manifest
 
@@ -505,7 +506,7 @@ def _first_line(exc: Exception) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _latest_run(year_dir: Path) -> tuple[dict[str, Any], str]:
+def _latest_run(year_dir: Path) -> tuple[Manifest, str]:
     from reporting.pipeline import load_manifest, summary_table
 
     manifest = load_manifest(year_dir)

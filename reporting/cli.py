@@ -385,7 +385,7 @@ def _validate(args: argparse.Namespace) -> int:
         if not args.rules:
             raise ConfigError("--ledger checks the business rules against the ledger: add --rules")
         from reporting.ledger import open_ledger
-        from reporting.stages.publish import file_ledger_view
+        from reporting.stages.validate import file_ledger_view
 
         ledger = open_ledger(args.ledger, create=False)
 

@@ -1,7 +1,8 @@
 """The pipeline's stages, as the CLI and the Airflow tasks call them.
 
 Each stage takes the run's staging directory (created by :func:`prepare`), reads its inputs from
-there and returns a small JSON-able summary, so that an Airflow task passes paths, never data.
+there and returns a small JSON-able summary (its type is in :mod:`reporting.results`), so that an
+Airflow task passes paths, never data.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 from reporting import rules as _rules
 from reporting.authorities import ignored_authorities
@@ -26,12 +27,33 @@ from reporting.ledger.model import MODES
 from reporting.ledger.url import resolve_ledger_url
 from reporting.logcontext import stage_context
 from reporting.private import owner_only
-from reporting.settings import RunSettings, load_settings, new_run_id, read_json, remember_secret_url
+from reporting.results import (
+    AggregateResult,
+    AuthorityPublished,
+    AuthorityRendered,
+    AuthorityValidation,
+    ExtractResult,
+    Manifest,
+    Rendered,
+    RulesResult,
+    Validation,
+)
+from reporting.settings import (
+    SETTINGS_FILE,
+    RunSettings,
+    load_settings,
+    new_run_id,
+    read_json,
+    remember_secret_url,
+    write_json,
+)
 from reporting.source import has_secret, safe_url
 from reporting.stages import aggregate as _aggregate
 from reporting.stages import extract as _extract
+from reporting.stages import plan as _plan
 from reporting.stages import publish as _publish
 from reporting.stages import render as _render
+from reporting.stages import validate as _validate
 
 log = logging.getLogger(__name__)
 
@@ -210,45 +232,79 @@ def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iter
         log.info("%s done in %.2f s", name, time.perf_counter() - started)
 
 
-def extract(run_dir: str | Path, source_url: str | None = None) -> dict[str, Any]:
+def extract(run_dir: str | Path, source_url: str | None = None) -> ExtractResult:
     """Extract the period from the source, then check the staged data (write, audit)."""
     with _stage("extract", run_dir) as settings:
         return _extract.extract(settings, source_url)
 
 
-def aggregate(run_dir: str | Path) -> dict[str, Any]:
+def aggregate(run_dir: str | Path) -> AggregateResult:
     with _stage("aggregate", run_dir) as settings:
         return _aggregate.aggregate(settings)
 
 
-def apply_rules(run_dir: str | Path) -> dict[str, Any]:
+def apply_rules(run_dir: str | Path) -> RulesResult:
     with _stage("rules", run_dir) as settings:
-        return _rules.apply_rules(settings)
+        return cast("RulesResult", _rules.apply_rules(settings))
 
 
 def plan(run_dir: str | Path) -> list[str]:
     """The authorities the run files to; each then renders, validates and publishes on its own."""
     with _stage("plan", run_dir) as settings:
-        return _render.plan(settings)
+        return _plan.plan(settings)
 
 
-def render(run_dir: str | Path, authority: str | None = None) -> dict[str, Any]:
+@overload
+def render(run_dir: str | Path, authority: None = None) -> Rendered: ...
+@overload
+def render(run_dir: str | Path, authority: str) -> AuthorityRendered: ...
+
+
+def render(run_dir: str | Path, authority: str | None = None) -> Rendered | AuthorityRendered:
     """Render the messages due to one authority (after :func:`plan`), or plan and render all."""
     with _stage("render", run_dir, authority) as settings:
         return _render.render(settings, authority)
 
 
-def validate(run_dir: str | Path, authority: str | None = None, part: int | None = None) -> dict[str, Any]:
+@overload
+def validate(run_dir: str | Path, authority: None = None, part: None = None) -> Validation: ...
+@overload
+def validate(run_dir: str | Path, authority: str, part: int | None = None) -> AuthorityValidation: ...
+
+
+def validate(
+    run_dir: str | Path, authority: str | None = None, part: int | None = None
+) -> Validation | AuthorityValidation:
     """Validate the rendered files: all, one authority's, or one of its files (``part``, 0-based;
     then :func:`combine_validation` writes the authority's report)."""
     with _stage("validate", run_dir, authority) as settings:
-        return _publish.validate(settings, authority, part)
+        return _validate.validate(settings, authority, part)
 
 
-def combine_validation(run_dir: str | Path, authority: str) -> dict[str, Any]:
+def combine_validation(run_dir: str | Path, authority: str) -> AuthorityValidation:
     """The authority's validation report from its files validated one by one."""
     with _stage("validate", run_dir, authority) as settings:
-        return _publish.combine_parts(settings, authority)
+        return _validate.combine_parts(settings, authority)
+
+
+@overload
+def publish(
+    run_dir: str | Path,
+    authority: None = None,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+    require_approval: bool = False,
+) -> Manifest: ...
+@overload
+def publish(
+    run_dir: str | Path,
+    authority: str,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+    require_approval: bool = False,
+) -> AuthorityPublished: ...
 
 
 def publish(
@@ -258,7 +314,7 @@ def publish(
     triggered_by: str | None = None,
     approved_by: str | None = None,
     require_approval: bool = False,
-) -> dict[str, Any]:
+) -> AuthorityPublished | Manifest:
     """Publish one authority's files (every planned authority must have validated), or all of
     them and then :func:`finalize` (returns the manifest). Who triggered the run and who approved
     the filing are recorded in the ledger with each message. ``require_approval``: a production
@@ -280,13 +336,13 @@ def record_approval(run_dir: str | Path, *, approved_by: str, triggered_by: str 
         return _publish.record_approval(settings, approved_by=approved_by, triggered_by=triggered_by)
 
 
-def report(run_dir: str | Path) -> dict[str, Any]:
+def report(run_dir: str | Path) -> Manifest:
     """The reports of a run that renders nothing (the quarterly watch), after the rules stage."""
     with _stage("report", run_dir) as settings:
         return _publish.report(settings)
 
 
-def finalize(run_dir: str | Path) -> dict[str, Any]:
+def finalize(run_dir: str | Path) -> Manifest:
     """The reports and the manifest, once every authority is published."""
     with _stage("finalize", run_dir) as settings:
         return _publish.finalize(settings)
@@ -295,7 +351,7 @@ def finalize(run_dir: str | Path) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class RunResult:
     run_dir: str
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def nothing_to_file(self) -> bool:
@@ -314,7 +370,7 @@ def run(*, source_url: str | None = None, **prepare_args: Any) -> RunResult:
     return RunResult(run_dir=run_dir, manifest=manifest)
 
 
-def summary_table(manifest: dict[str, Any]) -> str:
+def summary_table(manifest: Manifest) -> str:
     """The run summary for people: sellers read, decisions, files and sellers per authority."""
     s = manifest["summary"]
     lines = [
@@ -398,8 +454,8 @@ def summary_table(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_manifest(out_dir: str | Path) -> dict[str, Any]:
-    result: dict[str, Any] = read_json(Path(out_dir) / "manifest.json")
+def load_manifest(out_dir: str | Path) -> Manifest:
+    result: Manifest = read_json(Path(out_dir) / "manifest.json")
     return result
 
 
@@ -408,7 +464,7 @@ def load_manifest(out_dir: str | Path) -> dict[str, Any]:
 
 def planned_authorities(run_dir: str | Path) -> list[str]:
     """The authorities the run's plan names (after :func:`plan`), in order."""
-    return _render.planned_authorities(load_settings(run_dir))
+    return _plan.planned_authorities(load_settings(run_dir))
 
 
 def is_published(run_dir: str | Path, authority: str) -> bool:
@@ -476,8 +532,6 @@ def use_ledger_url(run_dir: str | Path, ledger_url: str | None) -> None:
 def keep_run_settings(run_dir: str | Path) -> Path:
     """Copy the run's settings next to its manifest as ``run_settings.json``: what produced the
     published files stays with them. Returns that file."""
-    from reporting.settings import SETTINGS_FILE, write_json
-
     target = Path(output_dir(run_dir)) / "run_settings.json"
     write_json(target, read_json(Path(run_dir) / SETTINGS_FILE))
     return target
@@ -485,8 +539,6 @@ def keep_run_settings(run_dir: str | Path) -> Path:
 
 def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
     """The run's settings as ``prepare`` recorded them (JSON: no URL with a password in it)."""
-    from reporting.settings import SETTINGS_FILE
-
     result: dict[str, Any] = read_json(Path(run_dir) / SETTINGS_FILE)
     return result
 
@@ -525,4 +577,4 @@ def rendered_file(run_dir: str | Path, file: str) -> Path:
 def other_live_filings(run_dir: str | Path) -> list[str]:
     """The authorities other than the filing state that the ledger holds live filings of this
     period to, as :func:`plan` found them."""
-    return _render.planned_other_live_filings(load_settings(run_dir))
+    return _plan.planned_other_live_filings(load_settings(run_dir))

@@ -63,6 +63,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from reporting.countries import EU_MEMBER_STATES
+from reporting.results import Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class LegalVariant:
         """What a seller's goods consideration is when it fails the amount test."""
         return "EUR 2,000.00 or more" if self.de_minimis_strict else "more than EUR 2,000.00"
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> Reading:
         return {
             "filing_state": self.filing_state,
             "reading": self.code,

@@ -95,7 +95,7 @@ def last_filings(run_dir: Path, settings: dict[str, Any], authorities: list[str]
     """Per authority, the last message of the period the ledger holds as filed (before this run)."""
     from reporting.ledger import open_ledger
     from reporting.settings import load_settings
-    from reporting.stages.render import LIVE_MESSAGE_STATUSES, ledger_url
+    from reporting.stages.plan import LIVE_MESSAGE_STATUSES, ledger_url
 
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
     run_settings = load_settings(run_dir)

@@ -79,7 +79,7 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     from reporting.deadlines import filing_due
     from reporting.ledger import open_ledger
     from reporting.ledger.url import resolve_ledger_url
-    from reporting.stages.render import LIVE_MESSAGE_STATUSES
+    from reporting.stages.plan import LIVE_MESSAGE_STATUSES
 
     config = load_config(config_path)
     expected = configured_authorities(config)

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reporting.countries import EU_MEMBER_STATES
+from reporting.results import Manifest
 
 log = logging.getLogger("dac7.metrics")
 
@@ -61,7 +62,7 @@ def metric_name(*parts: object) -> str:
     return ".".join([PREFIX, *(segment(p) for p in parts)])
 
 
-def run_gauges(manifest: Mapping[str, Any]) -> dict[str, int]:
+def run_gauges(manifest: Manifest) -> dict[str, int]:
     """The gauges of a run, by name, from its manifest (``<out>/<year>/manifest.json``)."""
     from reporting import rules
 
@@ -102,7 +103,7 @@ def run_gauges(manifest: Mapping[str, Any]) -> dict[str, int]:
     return g
 
 
-def emit_run_metrics(manifest: Mapping[str, Any]) -> dict[str, int]:
+def emit_run_metrics(manifest: Manifest) -> dict[str, int]:
     """Send the run's gauges (:func:`run_gauges`) and count one finalized run through Airflow's
     Stats; returns the gauges sent (name: value, without the ``[metrics]`` prefix). A failure is
     logged (its class only) and returns ``{}``: the run has published, a metric cannot undo it."""

@@ -7,8 +7,9 @@ that profile's filing identifiers. A table for any other state changes neither t
 format: the run warns and ignores it (an operator filing in another state is another operator
 of the group, with a configuration of its own). The previews of what each member state receives
 from the filing state (routing ``jurisdiction``) are always in the EU generic edition, the edition
-of the exchange between authorities. Adding the next member state is one module that calls
-:func:`register`.
+of the exchange between authorities. The national profiles are named in one table,
+:data:`reporting.authorities.registry.NATIONAL`: adding the next member state is one module and
+one line there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from reporting.authorities.base import AuthorityProfile, DocIds
 from reporting.authorities.eu import EuProfile
+from reporting.authorities.registry import NATIONAL
 from reporting.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,13 +27,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: National profiles by member state; a state without an entry uses the EU generic edition.
-NATIONAL: dict[str, AuthorityProfile] = {}
 EU_GENERIC: AuthorityProfile = EuProfile()
 
 
 def register(country: str, profile: AuthorityProfile) -> AuthorityProfile:
-    """Add a national profile (one module per authority calls this at import)."""
+    """Add a national profile to :data:`NATIONAL` (one of another programme, or of a test)."""
     NATIONAL[country] = profile
     return profile
 
@@ -86,12 +86,6 @@ def ignored_authorities(config: Config) -> list[str]:
         )
     return ignored
 
-
-def _load_national_profiles() -> None:
-    from reporting.authorities import de, fr, hu, it  # noqa: F401  (each registers itself)
-
-
-_load_national_profiles()
 
 __all__ = [
     "EU_GENERIC",

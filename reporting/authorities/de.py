@@ -27,7 +27,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from reporting.authorities import register
 from reporting.authorities.base import Doc, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import EU_DOMESTIC
@@ -111,4 +110,4 @@ class DeProfile(EuProfile):
                 return self.write_message(w, header, operator, operator_doc, sellers)
 
 
-DE = register("DE", DeProfile())
+DE = DeProfile()

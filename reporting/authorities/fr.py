@@ -91,7 +91,6 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from reporting import safexml
-from reporting.authorities import register
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import RuleFinding, RuleSet
@@ -341,7 +340,7 @@ def format_timestamp(local: datetime) -> str:
     return f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 1000:03d}"
 
 
-FR = register("FR", FrProfile())
+FR = FrProfile()
 
 
 # ---------------------------------------------------------------------------------------- DGFiP rules

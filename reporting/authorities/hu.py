@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 
-from reporting.authorities import register
 from reporting.authorities.base import DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import RuleSet
@@ -90,4 +89,4 @@ class HuProfile(EuProfile):
                     self.address(w, a)
 
 
-HU = register("HU", HuProfile())
+HU = HuProfile()

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from reporting.authorities import register
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import EU_DOMESTIC, RuleFinding
@@ -123,4 +122,4 @@ class ItProfile(EuProfile):
                 return self.write_message(w, header, operator, operator_doc, sellers)
 
 
-IT = register("IT", ItProfile())
+IT = ItProfile()

@@ -45,6 +45,7 @@ from lxml import etree
 from reporting import safexml
 from reporting.countries import is_eu
 from reporting.errors import PermanentError
+from reporting.results import RuleFindingDict
 
 DPI_NS = "urn:oecd:ties:dpi:v1"
 STF_NS = "urn:oecd:ties:dpistf:v1"
@@ -107,7 +108,7 @@ class RuleFinding:
         where = f"record {self.doc_ref_id}" if self.doc_ref_id else "message"
         return f"[{self.code} {self.rule_id}] {self.severity} in {where} at {self.xpath}: {self.message}"
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> RuleFindingDict:
         return {
             "code": self.code,
             "rule_id": self.rule_id,

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from reporting.ledger import schema as t
+import reporting.ledger.schema as t
 from reporting.ledger.errors import LedgerError, LedgerLockedError, UnknownMessageError
 from reporting.ledger.model import (
     ACCEPTED,

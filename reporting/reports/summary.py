@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reporting.reports.html import escape, page, write_page
+from reporting.results import Manifest
 from reporting.rules import QUARANTINED, REPORTED
 from reporting.settings import RunSettings
 from reporting.staging import connect
@@ -148,7 +148,7 @@ def summary_data(settings: RunSettings) -> SummaryData:
     return SummaryData(per_authority, sales, amounts, quarantine)
 
 
-def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Mapping[str, Any]) -> Path:
+def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Manifest) -> Path:
     """Write ``<out>/reports/run_summary.html`` (atomically, owner-only) for the run whose
     manifest is about to be written; returns its path."""
     target = out_dir / SUMMARY_PAGE
@@ -156,7 +156,7 @@ def write_run_summary(settings: RunSettings, out_dir: Path, manifest: Mapping[st
     return write_page(target, render_page(manifest, summary_data(settings), links=_links(out_dir, manifest)))
 
 
-def _links(out_dir: Path, manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _links(out_dir: Path, manifest: Manifest) -> list[tuple[str, str]]:
     """(href relative to reports/, text) of the other reports of the run that exist."""
     reports = set(manifest.get("reports", []))
     links = []
@@ -192,7 +192,7 @@ details{margin-bottom:1rem}
 """
 
 
-def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[tuple[str, str]] = ()) -> str:
+def render_page(manifest: Manifest, data: SummaryData, links: Sequence[tuple[str, str]] = ()) -> str:
     """The page's HTML: headline figures, the charts, the links to the other reports."""
     year = str(manifest.get("reporting_year", ""))
     body = [
@@ -214,7 +214,7 @@ def render_page(manifest: Mapping[str, Any], data: SummaryData, links: Sequence[
     return page(f"DAC7 {year}: run summary", CSS, "\n".join(body))
 
 
-def _headline(manifest: Mapping[str, Any]) -> list[str]:
+def _headline(manifest: Manifest) -> list[str]:
     s = manifest.get("summary", {})
     decisions: Mapping[str, int] = s.get("decisions", {})
     files = manifest.get("files", [])
@@ -244,7 +244,7 @@ def _headline(manifest: Mapping[str, Any]) -> list[str]:
     return ["<h2>Headline figures</h2>", f'<table id="headline">{body}</table>']
 
 
-def _authorities_section(manifest: Mapping[str, Any], data: SummaryData) -> list[str]:
+def _authorities_section(manifest: Manifest, data: SummaryData) -> list[str]:
     files: dict[str, list[int]] = {}
     for f in manifest.get("files", []):
         files.setdefault(str(f.get("authority")), []).append(int(f.get("bytes", 0)))

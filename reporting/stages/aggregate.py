@@ -9,9 +9,9 @@ quarter when it was refunded before the end of the as-of day (local time).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from reporting.pushdown import FINISH_SQL, source_totals_sql
+from reporting.results import AggregateResult
 from reporting.settings import RunSettings, write_json
 from reporting.staging import connect, sql_literal
 
@@ -55,7 +55,7 @@ from keyed
 """
 
 
-def aggregate(settings: RunSettings) -> dict[str, Any]:
+def aggregate(settings: RunSettings) -> AggregateResult:
     """Write ``<run>/aggregate/activity_totals.parquet``."""
     period = settings.period
     out = settings.stage_dir("aggregate")
@@ -83,7 +83,7 @@ def aggregate(settings: RunSettings) -> dict[str, Any]:
         ).fetchone() or (0, 0)
     finally:
         con.close()
-    summary = {"rows": int(rows), "sellers": int(sellers)}
+    summary: AggregateResult = {"rows": int(rows), "sellers": int(sellers)}
     write_json(out / "aggregate.json", summary)
     log.info("aggregate year=%s: %s", settings.year, summary)
     return summary

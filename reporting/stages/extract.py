@@ -55,6 +55,7 @@ from reporting.pushdown import (
     totals_from_arrow,
 )
 from reporting.quarantine import enforce_quarantine_policy, write_quarantine
+from reporting.results import AggregatedAtSource, ExtractResult
 from reporting.settings import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, pg_session_settings, safe_url, sql_text
 
@@ -583,7 +584,7 @@ def _to_batch(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, Any]:
+def extract(settings: RunSettings, source_url: str | None = None) -> ExtractResult:
     """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``,
     then check them; every problem found is raised at once as a :class:`DataError`."""
     if settings.config.spark is not None:  # [source.spark]: the tables are read by Apache Spark
@@ -603,7 +604,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> dict[str, A
             worker.close()
 
 
-def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | None) -> dict[str, Any]:
+def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | None) -> ExtractResult:
     out = settings.stage_dir("extract")
     period = settings.period
     u = make_url(url)
@@ -697,7 +698,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
     )
 
 
-def _extract_spark(settings: RunSettings, source_url: str | None) -> dict[str, Any]:
+def _extract_spark(settings: RunSettings, source_url: str | None) -> ExtractResult:
     """The extract of a source whose tables Apache Spark reads (:mod:`reporting.stages.extract_spark`),
     checked as every other source's."""
     if source_url:
@@ -723,10 +724,10 @@ def _check_extract(
     control: dict[str, int],
     findings: list[Finding],
     undated: list[Finding],
-    aggregated_at_source: dict[str, Any] | None,
+    aggregated_at_source: AggregatedAtSource | None,
     summed_here: int,
     source: str,
-) -> dict[str, Any]:
+) -> ExtractResult:
     """Check what the extract wrote to ``<run>/extract/`` (``counts``: the rows written per
     table, ``control``: the source's own counts, ``findings``: those of the read), whatever the
     source; write the quarantine and ``extract.json``."""
@@ -776,7 +777,7 @@ def _check_extract(
     # identity gaps quarantine a seller only where it is reported (decided by the rules stage)
     write_quarantine(out / "quarantine_identity.parquet", identity.named_errors())
     enforce_quarantine_policy(settings, findings)
-    summary = {
+    summary: ExtractResult = {
         "counts": counts,
         "control_counts": control,
         "quarantined_sellers": quarantined,
@@ -815,7 +816,7 @@ def _warn_white_space(odd: int) -> None:
 
 def _pushed_totals(
     totals: pa.Table | None, path: Path, counts: dict[str, int], started: float, where: str
-) -> dict[str, Any] | None:
+) -> AggregatedAtSource | None:
     """The source's sums (None: nothing summed there) written to ``path`` (an empty file then: the
     stages that add the source's sums read it) and added to ``counts``; what ``extract.json``
     says of them. ``where`` says who summed them in the log ("in the source", "by Spark")."""
@@ -840,7 +841,14 @@ def _pushed_totals(
         counts["transactions"],
         counts["refunds"],
     )
-    summary = {**at_source, "read_transactions": counts["transactions"], "read_refunds": counts["refunds"]}
+    summary: AggregatedAtSource = {
+        "transactions": at_source["transactions"],
+        "refunds": at_source["refunds"],
+        "rows": at_source["rows"],
+        "seconds": at_source["seconds"],
+        "read_transactions": counts["transactions"],
+        "read_refunds": counts["refunds"],
+    }
     counts["transactions"] += at_source["transactions"]
     counts["refunds"] += at_source["refunds"]
     return summary

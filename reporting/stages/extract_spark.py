@@ -50,6 +50,7 @@ from reporting.pushdown import (
     flagged_refunds_sql,
     flagged_transactions_sql,
 )
+from reporting.results import AggregatedAtSource
 from reporting.settings import RunSettings
 from reporting.source import CONTRACT, sql_text
 from reporting.spark_source import active_session, read_spark_totals, register_tables, spark_session, to_arrow
@@ -349,7 +350,7 @@ def _pushed_totals(
     names: Mapping[str, str],
     counts: dict[str, int],
     path: Path,
-) -> dict[str, Any] | None:
+) -> AggregatedAtSource | None:
     """With ``flags``: Spark's sums of every transaction not flagged, written to ``path`` and
     added to ``counts``, and what ``extract.json`` says of them; else an empty file and None
     (:func:`reporting.stages.extract._pushed_totals`)."""

@@ -1,7 +1,9 @@
-"""Validate and publish: nothing leaves staging unless every file of the run is schema-valid.
+"""Publish and finalize: the validated files leave staging, then the reports and the manifest.
 
-Publishing copies each file to a temporary name in the output directory and renames it, then
-writes ``manifest.json`` the same way; files are readable by their owner only.
+Nothing is published unless every planned authority's files validated
+(:mod:`reporting.stages.validate`). Publishing copies each file to a temporary name in the
+output directory and renames it, then writes ``manifest.json`` the same way; files are readable
+by their owner only.
 """
 
 from __future__ import annotations
@@ -11,239 +13,43 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
-from reporting import safexml
-from reporting.authorities import select_profile
-from reporting.checks.business import EU_EXCHANGE, check_message
 from reporting.checks.data import DOCS_DIR
 from reporting.checks.data import STAGES as DATA_CHECK_STAGES
-from reporting.checks.schema import load_schema, validate_file
-from reporting.errors import ConfigError, XmlValidationError
+from reporting.errors import XmlValidationError
 from reporting.faults import fault_point
 from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
 from reporting.private import private_copy, private_dirs
 from reporting.reports.due_diligence import VIEW_LINK, write_due_diligence
 from reporting.reports.sellers import write_reports
 from reporting.reports.summary import SUMMARY_PAGE, write_run_summary
-from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
-from reporting.stages.render import (
-    file_sha256,
-    ledger_url,
-    planned_authorities,
-    planned_other_live_filings,
-    rendered,
-    stage_ledger,
+from reporting.results import (
+    AuthorityPublished,
+    DataChecks,
+    DataCheckStage,
+    DiscardedMessage,
+    ExtractResult,
+    FileValidation,
+    LedgerFile,
+    Manifest,
+    PublishedFile,
+    RenderedMessage,
+    RulesResult,
+    SetAsideFile,
 )
-from reporting.workers import run_ordered, workers_for
+from reporting.settings import RunSettings, read_json, write_json
+from reporting.stages.plan import ledger_url, planned_authorities, planned_other_live_filings, stage_ledger
+from reporting.stages.render import file_sha256, rendered
 
 log = logging.getLogger(__name__)
-
-
-def validate(settings: RunSettings, authority: str | None = None, part: int | None = None) -> dict[str, Any]:
-    """Check every rendered file (of one authority, or of all) against its profile's schema, then
-    its business rules (the authority's error codes, with the ledger's); raise if any file has an
-    error, so that nothing is published. Writes ``validate/authorities/<XX>.json`` per authority
-    (``validate/validate.json`` for all).
-
-    With ``part``, only the authority's ``part``-th file (0-based, in the order the render wrote
-    them: initial, corrections, deletions, the parts of a split message) is checked, into
-    ``validate/parts/<XX>/<part>.json``; :func:`combine_parts` then writes the authority's report.
-    The files of one authority are checked in parallel that way (the Airflow DAG maps them).
-    Without ``authority``, the authorities' files are checked in parallel here
-    (:func:`_validate_all`)."""
-    if part is not None:
-        if authority is None:
-            raise ConfigError("a part is validated for one authority: name it")
-        result = _validate(settings, authority, only=part)
-        if result["failures"]:
-            raise XmlValidationError(
-                f"rendered XML for {authority} (file {part + 1}) breaks the schema or the authority's business "
-                "rules; nothing will be published:\n  " + "\n  ".join(result["failures"][:100])
-            )
-        return result
-    if authority is None:
-        parts = _validate_all(settings, planned_authorities(settings))
-        summary = {"files": [f for p in parts for f in p["files"]], "valid": all(p["valid"] for p in parts)}
-        write_json(settings.stage_dir("validate") / "validate.json", summary)
-        failures = [f for p in parts for f in p["failures"]]
-        if failures:
-            raise XmlValidationError(
-                "rendered XML breaks the schema or the authority's business rules; nothing was published:\n  "
-                + "\n  ".join(failures[:100])
-            )
-        log.info("validate year=%s: %d file(s) valid", settings.year, len(summary["files"]))
-        return summary
-    result = _validate(settings, authority)
-    if result["failures"]:
-        raise XmlValidationError(
-            f"rendered XML for {authority} breaks the schema or the authority's business rules; nothing was "
-            "published:\n  " + "\n  ".join(result["failures"][:100])
-        )
-    return result
-
-
-#: A worker process starts in about 0.6 s (its imports), the time to check some 5 MB of XML: one
-#: is started for every this many bytes of the run's files, up to one per CPU.
-BYTES_PER_WORKER = 8 << 20
-
-
-def _validate_all(settings: RunSettings, authorities: list[str], *, workers: int | None = None) -> list[dict[str, Any]]:
-    """:func:`_validate` of every authority, in order: their files are checked in parallel in
-    worker processes (one per CPU and :data:`BYTES_PER_WORKER`, this process counting as one;
-    ``workers`` when given), each report written and logged here in the order of
-    ``authorities``, as one after the other would (the first authority whose check raised raises
-    here, after the reports of those before it are written)."""
-    if len(authorities) <= 1 or workers == 1:
-        return [_validate(settings, a) for a in authorities]
-    weights = [_rendered_bytes(settings, a) for a in authorities]
-    if workers is None:
-        workers = min(workers_for(len(authorities)), max(1, sum(weights) // BYTES_PER_WORKER))
-    if workers <= 1:
-        return [_validate(settings, a) for a in authorities]
-    secret = secret_url(settings.run_id, "ledger")  # kept in memory: handed to the workers over their pipe
-    jobs = [(settings, a, secret) for a in authorities]
-    checked = run_ordered(_check_job, jobs, workers=workers, weights=weights)
-    return [_write_validation(settings, a, summary, None) for a, summary in zip(authorities, checked, strict=True)]
-
-
-def _rendered_bytes(settings: RunSettings, authority: str) -> int:
-    """The size of an authority's rendered files (what is missing counts 0: its check says so)."""
-    try:
-        messages = rendered(settings, authority)["messages"]
-    except Exception:  # raised again, in its turn, by the authority's check
-        return 0
-    paths = (settings.run_path / "render" / m["file"] for m in messages)
-    return sum(p.stat().st_size for p in paths if p.is_file())
-
-
-def _check_job(settings: RunSettings, authority: str, secret: str | None) -> dict[str, Any]:
-    """A worker's job: :func:`_check` of one authority (a worker process has the umask of the
-    stage that started it)."""
-    if secret is not None:
-        remember_secret_url(settings.run_id, "ledger", secret)
-    return _check(settings, authority)
-
-
-def _validate(settings: RunSettings, authority: str, only: int | None = None) -> dict[str, Any]:
-    return _write_validation(settings, authority, _check(settings, authority, only), only)
-
-
-def _check(settings: RunSettings, authority: str, only: int | None = None) -> dict[str, Any]:
-    render = rendered(settings, authority)
-    if only is not None and not 0 <= only < len(render["messages"]):
-        raise ConfigError(f"{authority} has {len(render['messages'])} rendered file(s): there is no file {only + 1}")
-    with stage_ledger(settings, authority, write=False) as url, open_ledger(url) as ledger:
-        return _check_with(settings, authority, render, ledger, only)
-
-
-def _check_with(
-    settings: RunSettings, authority: str, render: dict[str, Any], ledger: Ledger, only: int | None
-) -> dict[str, Any]:
-    """The validation report of an authority's files (or of its ``only``-th), written nowhere."""
-    results = []
-    failures: list[str] = []
-    earlier: set[str] = set()  # this run's messages before the current one (published first)
-    for i, msg in enumerate(render["messages"]):
-        if only is not None and i != only:
-            earlier.add(msg["message_ref_id"])
-            continue
-        path = settings.run_path / "render" / msg["file"]
-        profile = select_profile(msg["authority"], settings.config, warn=False)
-        # The authority's current official schema package, where the configuration points at one.
-        xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
-        errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
-        findings = profile.extra_checks(path) if not errors else []
-        if not errors and profile.rule_set.codes:
-            # A preview shows what the filing state forwards to each state: the rules of the
-            # exchange between authorities apply (each state receives only sellers resident
-            # there or with property there, 40070, and the other exchange-only rules).
-            rules = EU_EXCHANGE if settings.preview else profile.rule_set
-            if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
-                # A test preview of the running year: its period has not ended yet (10060).
-                rules = rules.derive(f"{rules.name}, running year", exclude={"10060"} & rules.codes)
-            known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)
-            findings += check_message(
-                path,
-                rules=rules,
-                today=settings.timestamp.date(),
-                receiving_country=msg["authority"],
-                known_doc_ref_ids=known,
-                ledger=states,
-            )
-        earlier.add(msg["message_ref_id"])
-        results.append(
-            {
-                "file": msg["file"],
-                "valid": not errors and not any(f.severity == "error" for f in findings),
-                "schema_errors": [str(e) for e in errors[:20]],
-                "rule_findings": [f.as_dict() for f in findings[:200]],
-            }
-        )
-        failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
-        failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
-    return {"authority": authority, "files": results, "valid": not failures, "failures": failures}
-
-
-def _write_validation(
-    settings: RunSettings, authority: str, summary: dict[str, Any], only: int | None
-) -> dict[str, Any]:
-    """Write and log the report :func:`_check_with` made."""
-    results, failures = summary["files"], summary["failures"]
-    if only is not None:
-        write_json(settings.stage_dir(f"validate/parts/{authority}") / f"{only:04d}.json", summary | {"part": only})
-        log.info(
-            "validate year=%s authority=%s file %d: %d failure(s)", settings.year, authority, only + 1, len(failures)
-        )
-        return summary
-    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
-    log.info(
-        "validate year=%s authority=%s: %d file(s), %d failure(s)",
-        settings.year,
-        authority,
-        len(results),
-        len(failures),
-    )
-    return summary
-
-
-def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, str]]:
-    """:func:`_ledger_view` of a file that is not (or not yet) in the ledger: every DocRefId the
-    ledger knows is used, except by the file's own message when the ledger has it."""
-    message_ref_id = ""
-    for _, elem in safexml.iterparse(path, tag="{*}MessageRefId"):
-        message_ref_id = elem.text or ""
-        break
-    return _ledger_view(ledger, path, message_ref_id, set())
-
-
-def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[str]) -> tuple[set[str], dict[str, str]]:
-    """What the preflight needs of the ledger for one file: the DocRefIds already used by other
-    messages (80000), and the state of every record the file names ("live" or "outdated"; 80002,
-    80003, 80013, 80014). Records of this run's earlier messages count as live: they are
-    published first."""
-    ids: set[str] = set()
-    for _, spec in safexml.iterparse(path, tag="{*}DocSpec"):
-        for tag in ("DocRefId", "CorrDocRefId"):
-            value = spec.findtext(f"{{*}}{tag}")
-            if value:
-                ids.add(value)
-        safexml.release(spec)  # the sellers read so far with it: the tree never holds the file
-    known = ledger.known_records(ids)
-    used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
-    states = {}
-    for k, r in known.items():
-        sent = r.message_status in ("published", "accepted") or r.message_ref_id in earlier
-        current = r.status in ("sent", "accepted", "rejected")
-        states[k] = "live" if sent and current else "outdated"
-    return used, states
 
 
 def _publish_one(
     settings: RunSettings,
     ledger: Ledger,
     out: Path,
-    msg: dict[str, Any],
+    msg: RenderedMessage,
     *,
     triggered_by: str | None = None,
     approved_by: str | None = None,
@@ -285,7 +91,7 @@ SET_ASIDE = "set-aside"
 PUBLISHED_STATUSES = ("published", "accepted", "rejected")
 
 
-def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> list[dict[str, str]]:
+def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> list[SetAsideFile]:
     """Make ``<out>/<authority>/`` hold exactly the files the ledger says are published.
 
     A run killed after a file was renamed into place but before its ledger transaction committed
@@ -296,7 +102,7 @@ def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> l
     period, so that no other run is publishing; this run's own messages are left alone (a
     retried publish puts them in place). Files the ledger does not know are left as they are."""
     folder = out / authority
-    moved: list[dict[str, str]] = []
+    moved: list[SetAsideFile] = []
     if not folder.is_dir():
         return moved
     # only the period the lock covers: an output folder shared by several years may hold another
@@ -328,7 +134,7 @@ def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> l
     return moved
 
 
-def published_files(settings: RunSettings, out: Path) -> list[dict[str, Any]]:
+def published_files(settings: RunSettings, out: Path) -> list[LedgerFile]:
     """Every file of the period the ledger says is published (or answered), of every authority
     of the environment, whether this run published it or an earlier one, and whether it is in
     the output directory: what the manifest and the view list, whatever crashed before."""
@@ -352,10 +158,10 @@ def published_files(settings: RunSettings, out: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _publish_data_checks(settings: RunSettings, out: Path) -> dict[str, Any]:
+def _publish_data_checks(settings: RunSettings, out: Path) -> DataChecks:
     """The summaries of the run's data checks, and their Data Docs copied to
     ``<out>/reports/data-docs/<stage>/`` (replacing those of an earlier run)."""
-    stages = {}
+    stages: dict[str, DataCheckStage] = {}
     for stage in DATA_CHECK_STAGES:
         path = settings.run_path / "checks" / f"{stage}.json"
         if path.is_file():
@@ -405,26 +211,24 @@ def offline_docs(folder: Path) -> None:
             page.write_text(cleaned, encoding="utf-8")
 
 
-def combine_parts(settings: RunSettings, authority: str) -> dict[str, Any]:
-    """The authority's validation report (``validate/authorities/<XX>.json``) from the reports of
-    its files validated one by one (``validate/parts/<XX>/``), in the render's order. A file
-    without a report makes the authority invalid: nothing of it is published unchecked."""
-    render = rendered(settings, authority)
-    results, failures = [], []
-    for i, msg in enumerate(render["messages"]):
-        path = settings.run_path / "validate" / "parts" / authority / f"{i:04d}.json"
-        if not path.is_file():
-            failures.append(f"{msg['file']}: not validated")
-            continue
-        part = read_json(path)
-        if [f["file"] for f in part["files"]] != [msg["file"]]:
-            failures.append(f"{msg['file']}: its validation report is of another file (rendered again since?)")
-            continue
-        results.extend(part["files"])
-        failures.extend(part["failures"])
-    summary = {"authority": authority, "files": results, "valid": not failures, "failures": failures}
-    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
-    return summary
+@overload
+def publish(
+    settings: RunSettings,
+    authority: None = None,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+    require_approval: bool = False,
+) -> Manifest: ...
+@overload
+def publish(
+    settings: RunSettings,
+    authority: str,
+    *,
+    triggered_by: str | None = None,
+    approved_by: str | None = None,
+    require_approval: bool = False,
+) -> AuthorityPublished: ...
 
 
 def publish(
@@ -434,7 +238,7 @@ def publish(
     triggered_by: str | None = None,
     approved_by: str | None = None,
     require_approval: bool = False,
-) -> dict[str, Any]:
+) -> AuthorityPublished | Manifest:
     """Move the validated files of one authority (or of all, then :func:`finalize`) to
     ``<out>/<authority>/``. Nothing is published unless every planned authority's files
     validated: one error in one file means nothing is published. With ``require_approval`` (the
@@ -460,7 +264,7 @@ def publish(
     out = private_dirs(settings.out_dir)
     # Earlier filings stay where they were published: every file is a message the authority
     # received (or will), named by its unique MessageRefId; the ledger says what each one did.
-    files = []
+    files: list[PublishedFile] = []
     with (
         stage_ledger(settings, authority) as url,
         open_ledger(url) as ledger,
@@ -493,26 +297,26 @@ def publish(
                     "sha256": file_sha256(dst),
                 }
             )
-    summary = {"authority": authority, "files": files, "set_aside": set_aside}
+    summary: AuthorityPublished = {"authority": authority, "files": files, "set_aside": set_aside}
     write_json(settings.stage_dir("publish/authorities") / f"{authority}.json", summary)
     log.info("publish year=%s authority=%s: %d file(s)", settings.year, authority, len(files))
     return summary
 
 
-def finalize(settings: RunSettings) -> dict[str, Any]:
+def finalize(settings: RunSettings) -> Manifest:
     """After every authority is published: the explanation reports, the due-diligence report,
     the Data Docs and ``<out>/manifest.json`` with the files of every authority."""
     authorities = planned_authorities(settings)
     missing = [a for a in authorities if not (settings.run_path / "publish" / "authorities" / f"{a}.json").is_file()]
     if missing:
         raise XmlValidationError(f"not published yet for {', '.join(missing)}: the manifest waits for every authority")
-    files = [
+    files: list[PublishedFile] = [
         f for a in authorities for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json")["files"]
     ]
-    validation = [
+    validation: list[FileValidation] = [
         f for a in authorities for f in read_json(settings.run_path / "validate" / "authorities" / f"{a}.json")["files"]
     ]
-    set_aside = [
+    set_aside: list[SetAsideFile] = [
         f
         for a in authorities
         for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json").get("set_aside", [])
@@ -550,14 +354,14 @@ def record_approval(settings: RunSettings, *, approved_by: str, triggered_by: st
     return ids
 
 
-def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[dict[str, str]]:
+def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[SetAsideFile]:
     """:func:`sweep` of every authority folder in the output that this run did not publish to
     (a rerun with nothing to file, or a folder of an earlier routing), each under its lock."""
     out = Path(settings.out_dir)
     if settings.preview or not out.is_dir():
         return []
     folders = sorted(p.name for p in out.iterdir() if p.is_dir() and len(p.name) == 2 and p.name.isupper())
-    moved: list[dict[str, str]] = []
+    moved: list[SetAsideFile] = []
     for authority in (a for a in folders if a not in exclude):
         with open_ledger(ledger_url(settings)) as ledger:
             try:
@@ -568,7 +372,7 @@ def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[dict[str, str]]
     return moved
 
 
-def report(settings: RunSettings) -> dict[str, Any]:
+def report(settings: RunSettings) -> Manifest:
     """The reports of a run that renders nothing (the quarterly watch): the explanation reports,
     the due-diligence report, the Data Docs, the run summary and ``<out>/manifest.json`` without
     files, straight after the rules stage."""
@@ -582,13 +386,13 @@ def report(settings: RunSettings) -> dict[str, Any]:
 def _write_manifest(
     settings: RunSettings,
     *,
-    files: list[dict[str, Any]],
-    set_aside: list[dict[str, str]],
+    files: list[PublishedFile],
+    set_aside: list[SetAsideFile],
     warnings: list[dict[str, Any]],
-    discarded: list[dict[str, Any]],
+    discarded: list[DiscardedMessage],
     other_live_filings: list[str],
     watch: bool = False,
-) -> dict[str, Any]:
+) -> Manifest:
     """The reports, the Data Docs, the run summary and ``manifest.json``, written to the output."""
     out = private_dirs(settings.out_dir)
     keep_earlier_run(out, settings.run_id)  # before this run's reports replace that run's
@@ -596,9 +400,9 @@ def _write_manifest(
     reports = write_reports(settings, out)
     diligence = write_due_diligence(settings, out)
     checks = _publish_data_checks(settings, out)
-    rules = read_json(settings.run_path / "rules" / "rules.json")
-    extract = read_json(settings.run_path / "extract" / "extract.json")
-    manifest = {
+    rules: RulesResult = read_json(settings.run_path / "rules" / "rules.json")
+    extract: ExtractResult = read_json(settings.run_path / "extract" / "extract.json")
+    manifest: Manifest = {
         "run_id": settings.run_id,
         "reporting_year": settings.year,
         "as_of": settings.as_of.isoformat(),
@@ -662,7 +466,7 @@ def run_key(run_id: str) -> str:
     return key or "_"
 
 
-def keep_run_copy(out: Path, manifest: dict[str, Any]) -> Path:
+def keep_run_copy(out: Path, manifest: Manifest) -> Path:
     """Copy a run's manifest and its reports for people to ``<out>/runs/<run>/`` (owner-only), so
     that a later run, of either environment, never hides them: ``manifest.json`` at the top of
     the output stays the latest run's, whatever its environment."""

@@ -16,6 +16,7 @@ from resources import require_file, vendored
 from dac7_demo import generate_demo
 from reporting.cli import main
 from reporting.pipeline import run
+from reporting.results import LedgerFile, Manifest, PublishedFile, RunCounts
 
 REPO = Path(__file__).resolve().parents[2]
 OFFICIAL = vendored("xsd", "eu-dgtaxud-dac7-validation-plugin-1.1.0")
@@ -31,9 +32,20 @@ def official_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(main_xsd)))
 
 
+def assert_keys(value: dict[str, Any], kind: Any) -> None:
+    """``value`` has the keys its TypedDict (:mod:`reporting.results`) names: every required one, no other."""
+    assert kind.__required_keys__ <= value.keys() <= kind.__required_keys__ | kind.__optional_keys__, kind.__name__
+
+
 def assert_published(out: Path, schema: etree.XMLSchema) -> dict[str, Any]:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"], "the demo must produce filings"
+    assert_keys(manifest, Manifest)
+    assert_keys(manifest["summary"], RunCounts)
+    for f in manifest["files"]:
+        assert_keys(f, PublishedFile)
+    for f in manifest["published_files"]:
+        assert_keys(f, LedgerFile)
     on_disk = sorted(str(p.relative_to(out)) for p in out.glob("*/*.xml"))
     assert on_disk == sorted(f["file"] for f in manifest["files"])
     for f in manifest["files"]:

@@ -633,7 +633,7 @@ def test_each_authority_renders_validates_and_publishes_on_its_own(tmp_path: Pat
     # own ledgers (one per authority, in the run's staging); the filing ledger holds nothing of it
     from reporting.ledger import open_ledger
     from reporting.settings import load_settings
-    from reporting.stages.render import ledger_url
+    from reporting.stages.plan import ledger_url
 
     settings = load_settings(run_dir)
     people = {}
@@ -691,7 +691,7 @@ def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_oth
     written in the same order, and the same error (a file that breaks the schema; one that is cut
     off, raised from the worker with its own type and message) as checked one after the other."""
     from reporting import pipeline
-    from reporting.stages import publish as _publish
+    from reporting.stages import validate as _validate
 
     m = Marketplace()
     for country in ("LT", "PL", "DE"):
@@ -718,8 +718,8 @@ def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_oth
 
     def outcome(workers: int) -> tuple[Any, dict[str, bytes]]:
         shutil.rmtree(Path(run_dir) / "validate", ignore_errors=True)
-        monkeypatch.setattr(_publish, "workers_for", lambda jobs: min(jobs, workers))
-        monkeypatch.setattr(_publish, "BYTES_PER_WORKER", 1)  # small files: worth a worker all the same
+        monkeypatch.setattr(_validate, "workers_for", lambda jobs: min(jobs, workers))
+        monkeypatch.setattr(_validate, "BYTES_PER_WORKER", 1)  # small files: worth a worker all the same
         try:
             result: Any = pipeline.validate(run_dir)
         except Exception as exc:

@@ -175,7 +175,7 @@ def test_a_stage_in_another_process_refuses_another_ledger(tmp_path: Path, monke
     )
     settings = run.load_settings(run_dir)
     monkeypatch.setattr(run, "_SECRET_URLS", {})  # another process: nothing in memory
-    from reporting.stages.render import ledger_url
+    from reporting.stages.plan import ledger_url
 
     monkeypatch.delenv("DAC7_LEDGER_URL", raising=False)
     with pytest.raises(ConfigError, match="whose password is kept in the memory of the process that prepared it"):

@@ -226,7 +226,7 @@ def test_every_stage_tags_its_records(tmp_path: Path, caplog: pytest.LogCaptureF
         ("finalize", None),
     }
     [validate_de] = [
-        r for r in ours if r.name == "reporting.stages.publish" and "validate year=2025 authority=DE" in r.getMessage()
+        r for r in ours if r.name == "reporting.stages.validate" and "validate year=2025 authority=DE" in r.getMessage()
     ]
     assert context_of(validate_de) == ("2025", "validate", "DE")
     # pytest's handler does not show dac7_prefix: the context went into the message

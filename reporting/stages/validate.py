@@ -1,0 +1,266 @@
+"""Validate: nothing is published unless every file of the run is schema-valid and passes the
+authority's business rules.
+
+Each rendered file is checked against its profile's schema (:mod:`reporting.checks.schema`),
+then against the business rules the schema cannot express, with the authority's own error codes
+and the ledger's state of the records it names (:mod:`reporting.checks.business`). The report of
+each authority is ``validate/authorities/<XX>.json``; publish reads it and refuses an authority
+whose files did not validate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import overload
+
+from reporting import safexml
+from reporting.authorities import select_profile
+from reporting.checks.business import EU_EXCHANGE, check_message
+from reporting.checks.schema import load_schema, validate_file
+from reporting.errors import ConfigError, XmlValidationError
+from reporting.ledger import Ledger, open_ledger
+from reporting.results import AuthorityValidation, FileValidation, Rendered, Validation
+from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
+from reporting.stages.plan import planned_authorities, stage_ledger
+from reporting.stages.render import rendered
+from reporting.workers import run_ordered, workers_for
+
+log = logging.getLogger(__name__)
+
+
+@overload
+def validate(settings: RunSettings, authority: None = None, part: None = None) -> Validation: ...
+@overload
+def validate(settings: RunSettings, authority: str, part: int | None = None) -> AuthorityValidation: ...
+
+
+def validate(
+    settings: RunSettings, authority: str | None = None, part: int | None = None
+) -> Validation | AuthorityValidation:
+    """Check every rendered file (of one authority, or of all) against its profile's schema, then
+    its business rules (the authority's error codes, with the ledger's); raise if any file has an
+    error, so that nothing is published. Writes ``validate/authorities/<XX>.json`` per authority
+    (``validate/validate.json`` for all).
+
+    With ``part``, only the authority's ``part``-th file (0-based, in the order the render wrote
+    them: initial, corrections, deletions, the parts of a split message) is checked, into
+    ``validate/parts/<XX>/<part>.json``; :func:`combine_parts` then writes the authority's report.
+    The files of one authority are checked in parallel that way (the Airflow DAG maps them).
+    Without ``authority``, the authorities' files are checked in parallel here
+    (:func:`_validate_all`)."""
+    if part is not None:
+        if authority is None:
+            raise ConfigError("a part is validated for one authority: name it")
+        result = _validate(settings, authority, only=part)
+        if result["failures"]:
+            raise XmlValidationError(
+                f"rendered XML for {authority} (file {part + 1}) breaks the schema or the authority's business "
+                "rules; nothing will be published:\n  " + "\n  ".join(result["failures"][:100])
+            )
+        return result
+    if authority is None:
+        parts = _validate_all(settings, planned_authorities(settings))
+        summary: Validation = {"files": [f for p in parts for f in p["files"]], "valid": all(p["valid"] for p in parts)}
+        write_json(settings.stage_dir("validate") / "validate.json", summary)
+        failures = [f for p in parts for f in p["failures"]]
+        if failures:
+            raise XmlValidationError(
+                "rendered XML breaks the schema or the authority's business rules; nothing was published:\n  "
+                + "\n  ".join(failures[:100])
+            )
+        log.info("validate year=%s: %d file(s) valid", settings.year, len(summary["files"]))
+        return summary
+    result = _validate(settings, authority)
+    if result["failures"]:
+        raise XmlValidationError(
+            f"rendered XML for {authority} breaks the schema or the authority's business rules; nothing was "
+            "published:\n  " + "\n  ".join(result["failures"][:100])
+        )
+    return result
+
+
+def combine_parts(settings: RunSettings, authority: str) -> AuthorityValidation:
+    """The authority's validation report (``validate/authorities/<XX>.json``) from the reports of
+    its files validated one by one (``validate/parts/<XX>/``), in the render's order. A file
+    without a report makes the authority invalid: nothing of it is published unchecked."""
+    render = rendered(settings, authority)
+    results: list[FileValidation] = []
+    failures: list[str] = []
+    for i, msg in enumerate(render["messages"]):
+        path = settings.run_path / "validate" / "parts" / authority / f"{i:04d}.json"
+        if not path.is_file():
+            failures.append(f"{msg['file']}: not validated")
+            continue
+        part: AuthorityValidation = read_json(path)
+        if [f["file"] for f in part["files"]] != [msg["file"]]:
+            failures.append(f"{msg['file']}: its validation report is of another file (rendered again since?)")
+            continue
+        results.extend(part["files"])
+        failures.extend(part["failures"])
+    summary: AuthorityValidation = {
+        "authority": authority,
+        "files": results,
+        "valid": not failures,
+        "failures": failures,
+    }
+    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
+    return summary
+
+
+#: A worker process starts in about 0.6 s (its imports), the time to check some 5 MB of XML: one
+#: is started for every this many bytes of the run's files, up to one per CPU.
+BYTES_PER_WORKER = 8 << 20
+
+
+def _validate_all(
+    settings: RunSettings, authorities: list[str], *, workers: int | None = None
+) -> list[AuthorityValidation]:
+    """:func:`_validate` of every authority, in order: their files are checked in parallel in
+    worker processes (one per CPU and :data:`BYTES_PER_WORKER`, this process counting as one;
+    ``workers`` when given), each report written and logged here in the order of
+    ``authorities``, as one after the other would (the first authority whose check raised raises
+    here, after the reports of those before it are written)."""
+    if len(authorities) <= 1 or workers == 1:
+        return [_validate(settings, a) for a in authorities]
+    weights = [_rendered_bytes(settings, a) for a in authorities]
+    if workers is None:
+        workers = min(workers_for(len(authorities)), max(1, sum(weights) // BYTES_PER_WORKER))
+    if workers <= 1:
+        return [_validate(settings, a) for a in authorities]
+    secret = secret_url(settings.run_id, "ledger")  # kept in memory: handed to the workers over their pipe
+    jobs = [(settings, a, secret) for a in authorities]
+    checked = run_ordered(_check_job, jobs, workers=workers, weights=weights)
+    return [_write_validation(settings, a, summary, None) for a, summary in zip(authorities, checked, strict=True)]
+
+
+def _rendered_bytes(settings: RunSettings, authority: str) -> int:
+    """The size of an authority's rendered files (what is missing counts 0: its check says so)."""
+    try:
+        messages = rendered(settings, authority)["messages"]
+    except Exception:  # raised again, in its turn, by the authority's check
+        return 0
+    paths = (settings.run_path / "render" / m["file"] for m in messages)
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _check_job(settings: RunSettings, authority: str, secret: str | None) -> AuthorityValidation:
+    """A worker's job: :func:`_check` of one authority (a worker process has the umask of the
+    stage that started it)."""
+    if secret is not None:
+        remember_secret_url(settings.run_id, "ledger", secret)
+    return _check(settings, authority)
+
+
+def _validate(settings: RunSettings, authority: str, only: int | None = None) -> AuthorityValidation:
+    return _write_validation(settings, authority, _check(settings, authority, only), only)
+
+
+def _check(settings: RunSettings, authority: str, only: int | None = None) -> AuthorityValidation:
+    render = rendered(settings, authority)
+    if only is not None and not 0 <= only < len(render["messages"]):
+        raise ConfigError(f"{authority} has {len(render['messages'])} rendered file(s): there is no file {only + 1}")
+    with stage_ledger(settings, authority, write=False) as url, open_ledger(url) as ledger:
+        return _check_with(settings, authority, render, ledger, only)
+
+
+def _check_with(
+    settings: RunSettings, authority: str, render: Rendered, ledger: Ledger, only: int | None
+) -> AuthorityValidation:
+    """The validation report of an authority's files (or of its ``only``-th), written nowhere."""
+    results: list[FileValidation] = []
+    failures: list[str] = []
+    earlier: set[str] = set()  # this run's messages before the current one (published first)
+    for i, msg in enumerate(render["messages"]):
+        if only is not None and i != only:
+            earlier.add(msg["message_ref_id"])
+            continue
+        path = settings.run_path / "render" / msg["file"]
+        profile = select_profile(msg["authority"], settings.config, warn=False)
+        # The authority's current official schema package, where the configuration points at one.
+        xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
+        errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
+        findings = profile.extra_checks(path) if not errors else []
+        if not errors and profile.rule_set.codes:
+            # A preview shows what the filing state forwards to each state: the rules of the
+            # exchange between authorities apply (each state receives only sellers resident
+            # there or with property there, 40070, and the other exchange-only rules).
+            rules = EU_EXCHANGE if settings.preview else profile.rule_set
+            if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
+                # A test preview of the running year: its period has not ended yet (10060).
+                rules = rules.derive(f"{rules.name}, running year", exclude={"10060"} & rules.codes)
+            known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)
+            findings += check_message(
+                path,
+                rules=rules,
+                today=settings.timestamp.date(),
+                receiving_country=msg["authority"],
+                known_doc_ref_ids=known,
+                ledger=states,
+            )
+        earlier.add(msg["message_ref_id"])
+        results.append(
+            {
+                "file": msg["file"],
+                "valid": not errors and not any(f.severity == "error" for f in findings),
+                "schema_errors": [str(e) for e in errors[:20]],
+                "rule_findings": [f.as_dict() for f in findings[:200]],
+            }
+        )
+        failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
+        failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
+    return {"authority": authority, "files": results, "valid": not failures, "failures": failures}
+
+
+def _write_validation(
+    settings: RunSettings, authority: str, summary: AuthorityValidation, only: int | None
+) -> AuthorityValidation:
+    """Write and log the report :func:`_check_with` made."""
+    results, failures = summary["files"], summary["failures"]
+    if only is not None:
+        write_json(settings.stage_dir(f"validate/parts/{authority}") / f"{only:04d}.json", summary | {"part": only})
+        log.info(
+            "validate year=%s authority=%s file %d: %d failure(s)", settings.year, authority, only + 1, len(failures)
+        )
+        return summary
+    write_json(settings.stage_dir("validate/authorities") / f"{authority}.json", summary)
+    log.info(
+        "validate year=%s authority=%s: %d file(s), %d failure(s)",
+        settings.year,
+        authority,
+        len(results),
+        len(failures),
+    )
+    return summary
+
+
+def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, str]]:
+    """:func:`_ledger_view` of a file that is not (or not yet) in the ledger: every DocRefId the
+    ledger knows is used, except by the file's own message when the ledger has it."""
+    message_ref_id = ""
+    for _, elem in safexml.iterparse(path, tag="{*}MessageRefId"):
+        message_ref_id = elem.text or ""
+        break
+    return _ledger_view(ledger, path, message_ref_id, set())
+
+
+def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[str]) -> tuple[set[str], dict[str, str]]:
+    """What the preflight needs of the ledger for one file: the DocRefIds already used by other
+    messages (80000), and the state of every record the file names ("live" or "outdated"; 80002,
+    80003, 80013, 80014). Records of this run's earlier messages count as live: they are
+    published first."""
+    ids: set[str] = set()
+    for _, spec in safexml.iterparse(path, tag="{*}DocSpec"):
+        for tag in ("DocRefId", "CorrDocRefId"):
+            value = spec.findtext(f"{{*}}{tag}")
+            if value:
+                ids.add(value)
+        safexml.release(spec)  # the sellers read so far with it: the tree never holds the file
+    known = ledger.known_records(ids)
+    used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
+    states = {}
+    for k, r in known.items():
+        sent = r.message_status in ("published", "accepted") or r.message_ref_id in earlier
+        current = r.status in ("sent", "accepted", "rejected")
+        states[k] = "live" if sent and current else "outdated"
+    return used, states
