@@ -50,6 +50,7 @@ from reporting.settings import (
 from reporting.source import has_secret, safe_url
 from reporting.stages import aggregate as _aggregate
 from reporting.stages import extract as _extract
+from reporting.stages import extract_spark as _extract_spark
 from reporting.stages import plan as _plan
 from reporting.stages import publish as _publish
 from reporting.stages import render as _render
@@ -235,6 +236,8 @@ def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iter
 def extract(run_dir: str | Path, source_url: str | None = None) -> ExtractResult:
     """Extract the period from the source, then check the staged data (write, audit)."""
     with _stage("extract", run_dir) as settings:
+        if settings.config.spark is not None:  # [source.spark]: the tables are read by Apache Spark
+            return _extract_spark.extract(settings, source_url)
         return _extract.extract(settings, source_url)
 
 

@@ -587,8 +587,8 @@ def _to_batch(
 def extract(settings: RunSettings, source_url: str | None = None) -> ExtractResult:
     """Write the period's rows of every contract table to ``<run>/extract/<table>.parquet``,
     then check them; every problem found is raised at once as a :class:`DataError`."""
-    if settings.config.spark is not None:  # [source.spark]: the tables are read by Apache Spark
-        return _extract_spark(settings, source_url)
+    if settings.config.spark is not None:
+        raise ConfigError("[source.spark]: the tables are read by Apache Spark (reporting.stages.extract_spark)")
     url = source_url or settings.source_url
     if not url:
         raise ConfigError("no source database URL: pass --source, set DAC7_SOURCE_URL or [source] url")
@@ -696,24 +696,6 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         summed_here=summed_here,
         source=safe_url(url),
     )
-
-
-def _extract_spark(settings: RunSettings, source_url: str | None) -> ExtractResult:
-    """The extract of a source whose tables Apache Spark reads (:mod:`reporting.stages.extract_spark`),
-    checked as every other source's."""
-    if source_url:
-        raise ConfigError(
-            "[source.spark] names the source's tables and a source URL was given too (--source or "
-            "DAC7_SOURCE_URL); a run reads one source: leave out one of them"
-        )
-    from reporting.stages.extract_spark import read_spark_source
-
-    worker = datachecks.ChecksWorker.start()
-    try:
-        return _check_extract(settings, worker, **read_spark_source(settings, worker))
-    finally:
-        if worker is not None:
-            worker.close()
 
 
 def _check_extract(

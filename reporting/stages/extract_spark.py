@@ -42,7 +42,7 @@ from sqlglot import exp
 
 from reporting.checks import data as datachecks
 from reporting.config import Config, spark_conf
-from reporting.errors import SourceContractError
+from reporting.errors import ConfigError, SourceContractError
 from reporting.findings import Finding
 from reporting.pushdown import (
     Flags,
@@ -50,7 +50,7 @@ from reporting.pushdown import (
     flagged_refunds_sql,
     flagged_transactions_sql,
 )
-from reporting.results import AggregatedAtSource
+from reporting.results import AggregatedAtSource, ExtractResult
 from reporting.settings import RunSettings
 from reporting.source import CONTRACT, sql_text
 from reporting.spark_source import active_session, read_spark_totals, register_tables, spark_session, to_arrow
@@ -181,6 +181,22 @@ def _session(config: Config) -> Iterator[SparkSession]:
             spark.stop()
         elif zone != "UTC":
             spark.conf.set("spark.sql.session.timeZone", zone)
+
+
+def extract(settings: RunSettings, source_url: str | None = None) -> ExtractResult:
+    """The extract of a source whose tables Apache Spark reads (:mod:`reporting.stages.extract_spark`),
+    checked as every other source's."""
+    if source_url:
+        raise ConfigError(
+            "[source.spark] names the source's tables and a source URL was given too (--source or "
+            "DAC7_SOURCE_URL); a run reads one source: leave out one of them"
+        )
+    worker = datachecks.ChecksWorker.start()
+    try:
+        return ex._check_extract(settings, worker, **read_spark_source(settings, worker))
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | None) -> dict[str, Any]:
