@@ -5,11 +5,9 @@
 
 `make examples` runs the first form. The database is `dac7 demo-data` with a small `--sellers`;
 each profile is one `dac7 run` of the same database with its configuration (`examples/dac7.toml`,
-`examples/profiles/*.toml`), a fixed run id and a fixed message timestamp, so the XML is the same
-bytes on every machine. The command line takes the run id (`--run-id`) but not the timestamp (it
-files at the time it runs), so the runs call the function the command line calls,
-`reporting.pipeline.run`, with both pinned. Staging and the filing ledger of each run live in a
-temporary directory: a fresh ledger makes every run an initial filing.
+`examples/profiles/*.toml`), a fixed run id (`--run-id`) and a fixed message timestamp
+(`--timestamp`), so the XML is the same bytes on every machine. Staging and the filing ledger of
+each run live in a temporary directory: a fresh ledger makes every run an initial filing.
 """
 
 from __future__ import annotations
@@ -54,22 +52,20 @@ def make_database(path: Path) -> str:
 
 def run_profile(profile: str, source_url: str, target: Path, work: Path) -> list[Path]:
     """One run of a profile's configuration; copies its XML files into ``target`` and returns them."""
-    from reporting.pipeline import run
+    from reporting.cli import main
+    from reporting.pipeline import load_manifest
 
-    result = run(
-        config_path=PROFILES[profile],
-        source_url=source_url,
-        year=YEAR,
-        as_of=AS_OF,
-        out_dir=work / "out",
-        staging_root=work / "staging",
-        ledger_url=f"sqlite:///{work / 'ledger.sqlite3'}",
-        run_id=RUN_ID,
-        timestamp=TIMESTAMP,
-    )
+    out = work / "out"
+    args = ["run", "--config", str(PROFILES[profile]), "--source", source_url, "--year", str(YEAR)]
+    args += ["--as-of", AS_OF.isoformat(), "--out", str(out), "--staging", str(work / "staging")]
+    args += ["--ledger", f"sqlite:///{work / 'ledger.sqlite3'}"]
+    args += ["--run-id", RUN_ID, "--timestamp", TIMESTAMP.isoformat()]
+    if main(args) != 0:
+        raise SystemExit(f"dac7 run failed for the {profile} profile")
+    manifest = load_manifest(out)
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for entry in result.manifest["files"]:
+    for entry in manifest["files"]:
         produced = work / "out" / entry["file"]
         copy = target / produced.name
         shutil.copyfile(produced, copy)
