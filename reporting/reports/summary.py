@@ -25,9 +25,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from reporting.rules import QUARANTINED, REPORTED
 from reporting.settings import RunSettings
 from reporting.staging import connect
+from reporting.vocabulary import QUARANTINED, REPORTED
 
 SUMMARY_PAGE = "reports/run_summary.html"
 
