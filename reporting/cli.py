@@ -33,6 +33,7 @@ from sqlalchemy import exc as sa_exc
 from reporting.errors import ConfigError, ReportingError
 from reporting.logcontext import configure_cli_logging
 from reporting.source import UrlError
+from reporting.vocabulary import ENVIRONMENTS, JURISDICTION, MODES, ROUTINGS
 
 log = logging.getLogger("dac7")
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--year", type=int, required=True, help="reporting year")
     r.add_argument("--as-of", type=_date, help="refunds up to this date count (default: today)")
     r.add_argument("--out", required=True, help="output directory")
-    r.add_argument("--environment", choices=("test", "prod"), help="override [reporting] environment")
+    r.add_argument("--environment", choices=ENVIRONMENTS, help="override [reporting] environment")
     r.add_argument(
         "--staging",
         default=os.environ.get("DAC7_STAGING_DIR"),
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--mode",
-        choices=("auto", "new", "correction", "deletion", "nil"),
+        choices=MODES,
         default="auto",
         help="what to file: auto (the difference to the ledger; default), or a kind the authority asked for",
     )
@@ -129,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work", default=".dac7/bench", help="where the marketplace and the runs are kept (.dac7/bench)")
     b.add_argument(
         "--routing",
-        choices=("jurisdiction", "nexus"),
-        default="jurisdiction",
+        choices=ROUTINGS,
+        default=JURISDICTION,
         help="jurisdiction: a preview per member state, as a compliance officer's preview run (default); "
         "nexus: the filing",
     )
@@ -448,10 +449,10 @@ def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     where(gl)
     gl.add_argument("--year", type=int, help="only this reporting year")
     gl.add_argument("--authority", help="only this receiving country (e.g. DE)")
-    gl.add_argument("--environment", choices=("test", "prod"), help="only test or production filings")
+    gl.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production filings")
     gu = lsub.add_parser("unlock", help="remove the filing lock a run that died left behind (SQLite)")
     where(gu)
-    gu.add_argument("--environment", choices=("test", "prod"), required=True)
+    gu.add_argument("--environment", choices=ENVIRONMENTS, required=True)
     gu.add_argument("--authority", required=True, help="receiving country (e.g. DE)")
     gu.add_argument("--year", type=int, required=True, help="reporting year")
     gd = lsub.add_parser("discard", help="give up a message rendered but never published")

@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from reporting.countries import is_country, is_eu
 from reporting.errors import ConfigError
 from reporting.text import MAX_TEXT, text_problem
+from reporting.vocabulary import ENVIRONMENTS, JURISDICTION, NEXUS, PROD, ROUTINGS, TEST
 
 NEXUS_CODES = ("RPONEX1", "RPONEX2", "RPONEX3", "RPONEX4", "RPONEX5")
 REPORTING_CURRENCIES = ("original", "EUR")
-ROUTINGS = ("jurisdiction", "nexus")
-ENVIRONMENTS = ("test", "prod")
 FX_BASES = ("year_end", "payment_date")
 #: ``[source] aggregate``: where the period's transactions are summed. ``local``: every row is
 #: read into the run's staging area and summed by the embedded DuckDB; ``source``: the source's
@@ -70,8 +69,8 @@ class Reporting:
     reporting_currency: str = "original"
     #: ``nexus``: the filing, to the filing state alone; ``jurisdiction``: a preview of what each
     #: member state receives from the filing state (test environment only)
-    routing: str = "nexus"
-    environment: str = "test"
+    routing: str = NEXUS
+    environment: str = TEST
     fx_basis: str = "year_end"  # the ECB rate of 31 December (or the last before), or of each payment day
 
     @property
@@ -188,8 +187,8 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     reporting = Reporting(
         timezone=_str(rep, "timezone", "reporting", origin) or "UTC",
         reporting_currency=_choice(rep, "reporting_currency", REPORTING_CURRENCIES, "original", origin),
-        routing=_choice(rep, "routing", ROUTINGS, "nexus", origin),
-        environment=_choice(rep, "environment", ENVIRONMENTS, "test", origin),
+        routing=_choice(rep, "routing", ROUTINGS, NEXUS, origin),
+        environment=_choice(rep, "environment", ENVIRONMENTS, TEST, origin),
         fx_basis=_choice(rep, "fx_basis", FX_BASES, "year_end", origin),
     )
     check_routing(reporting, operator.country, origin)
@@ -320,7 +319,7 @@ def spark_conf(config: Config) -> dict[str, str]:
 
 def check_routing(reporting: Reporting, filing_state: str, origin: str = "<config>") -> None:
     """Routing ``jurisdiction`` is a preview, never a filing: refused in production."""
-    if reporting.routing == "jurisdiction" and reporting.environment == "prod":
+    if reporting.routing == JURISDICTION and reporting.environment == PROD:
         raise ConfigError(
             f"{origin}: routing 'jurisdiction' with environment 'prod' is refused. It is a preview of what each "
             f"member state receives from {filing_state} through the exchange between authorities, not a filing: "

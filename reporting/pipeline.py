@@ -12,18 +12,16 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, overload
 
-from reporting import rules as _rules
 from reporting.authorities import ignored_authorities
-from reporting.config import ENVIRONMENTS, Config, load_config
+from reporting.config import Config, load_config
 from reporting.countries import is_eu
 from reporting.errors import ConfigError
-from reporting.ledger.model import MODES
 from reporting.ledger.url import resolve_ledger_url
 from reporting.logcontext import stage_context
 from reporting.private import owner_only
@@ -49,16 +47,18 @@ from reporting.settings import (
 )
 from reporting.source import has_secret, safe_url
 from reporting.stages import aggregate as _aggregate
+from reporting.stages import audit as _audit
 from reporting.stages import extract as _extract
 from reporting.stages import extract_spark as _extract_spark
 from reporting.stages import plan as _plan
 from reporting.stages import publish as _publish
 from reporting.stages import render as _render
+from reporting.stages import rules as _rules
 from reporting.stages import validate as _validate
+from reporting.vocabulary import AUDIT, ENVIRONMENTS, JURISDICTION, MODES, PROD
 
 log = logging.getLogger(__name__)
 
-STAGES = ("extract", "aggregate", "rules", "plan", "render", "validate", "publish", "finalize")
 DEFAULT_STAGING = Path(".dac7") / "staging"
 
 
@@ -100,7 +100,7 @@ def prepare(
             ts = ts.astimezone(UTC).replace(tzinfo=None)
         as_of = as_of or date.today()
         if date(year, 12, 31) > ts.date():
-            if config.reporting.environment == "prod":
+            if config.reporting.environment == PROD:
                 raise ConfigError(
                     f"the reporting period {year}-12-31 has not ended (EU rule 10060): a production filing "
                     "for it cannot be made yet; use environment 'test' for a preview"
@@ -137,7 +137,7 @@ def prepare(
         problems = routing_problems(config, mode=mode, authorities=authorities)
         if problems:
             raise ConfigError(" ".join(problems))
-        if config.reporting.routing == "jurisdiction":
+        if config.reporting.routing == JURISDICTION:
             filing_state = config.operator.country
             log.info(
                 "routing jurisdiction: a preview of what each member state receives from %s (EU generic edition, "
@@ -193,8 +193,8 @@ def routing_problems(
     filing_state = config.operator.country
     environment = environment or config.reporting.environment
     problems = []
-    if config.reporting.routing == "jurisdiction":
-        if environment == "prod":
+    if config.reporting.routing == JURISDICTION:
+        if environment == PROD:
             problems.append(
                 "The configuration's routing 'jurisdiction' with environment 'prod' is refused. It is a preview of "
                 f"what each member state receives from {filing_state} through the exchange between authorities, "
@@ -247,8 +247,16 @@ def aggregate(run_dir: str | Path) -> AggregateResult:
 
 
 def apply_rules(run_dir: str | Path) -> RulesResult:
-    with _stage("rules", run_dir) as settings:
-        return cast("RulesResult", _rules.apply_rules(settings))
+    """Decide every seller (the rules stage), then audit the decisions (the audit stage, logged and
+    timed by its own name): one step of the CLI, one task of the DAGs. Great Expectations, which
+    the audit's data checks need, is imported by a worker while the rules decide."""
+    with ExitStack() as worker_open:
+        with _stage("rules", run_dir) as settings:
+            # started in the stage: the worker keeps its umask (its Data Docs are the owner's only)
+            worker = worker_open.enter_context(_audit.checks_worker())
+            decided = _rules.apply_rules(settings)
+        with _stage(AUDIT, run_dir) as settings:
+            return _audit.audit(settings, decided, worker)
 
 
 def plan(run_dir: str | Path) -> list[str]:

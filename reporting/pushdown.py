@@ -44,6 +44,7 @@ import sqlglot
 from sqlglot import exp
 
 from reporting.period import Period
+from reporting.vocabulary import ACTIVITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -284,7 +285,6 @@ EXOTIC_WHITESPACE = (
 )
 _TRANSACTION_TEXT = ("transaction_id", "seller_id", "activity", "listing_id", "currency")
 _REFUND_TEXT = ("refund_id", "transaction_id")
-_ACTIVITIES = ("sale_of_goods", "personal_services", "transportation_rental", "immovable_property")
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +425,7 @@ def _row_flagged(sql: _Sql, flags: Flags) -> str:
         for c in (
             f"{x('t.transaction_id')} is null",
             f"{x('t.seller_id')} is null",
-            f"{x('t.activity')} is null or {x('t.activity')} not in ({_list(_ACTIVITIES)})",
+            f"{x('t.activity')} is null or {x('t.activity')} not in ({_list(ACTIVITIES)})",
             f"{x('t.currency', code=True)} is null "
             f"or {x('t.currency', code=True)} not in ({_list(flags.payment_currencies)})",
             unrated,

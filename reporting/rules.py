@@ -1,8 +1,9 @@
 """The DAC7 rules: who is reported, to whom, and with which figures.
 
 Pure functions over frozen records (:class:`SellerFacts` in, :class:`Decision` out), so that
-every rule is testable by hand-computed cases. :func:`apply_rules` is the stage that feeds them
-from the staged aggregates and writes the decisions.
+every rule is testable by hand-computed cases. Nothing here reads or writes a file: the rules
+stage (:mod:`reporting.stages.rules`) feeds them from the staged aggregates and writes the
+decisions; :mod:`reporting.explanation` says a decision in plain words.
 
 One reading decides every seller of a run: the reading of the member state the operator files in
 (:func:`reporting.variants.reading_for`), wherever the seller lives. A filing (routing ``nexus``)
@@ -10,75 +11,44 @@ goes to that state alone; each decision also records the states it forwards the 
 (``exchange``: residence, property). A preview (routing ``jurisdiction``) routes each seller to
 those states instead, under the same reading.
 
-Decision reason codes are stable: ``reported``, ``excluded:governmental``, ``excluded:listed``,
-``excluded:de_minimis``, ``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``,
-``not_reportable:no_activity``.
+Decision reason codes are stable (:mod:`reporting.vocabulary`): ``reported``,
+``excluded:governmental``, ``excluded:listed``, ``excluded:de_minimis``,
+``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``, ``not_reportable:no_activity``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
-import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import Any
 
 from reporting.countries import EU_MEMBER_STATES, minor_unit_exponent
 from reporting.findings import Finding
 from reporting.money import minor_to_units, round_half_up, round_half_up_ratio, to_fraction
-from reporting.quarantine import (
-    enforce_quarantine_policy,
-    quarantine_findings,
-    read_findings,
-    read_quarantine,
-    write_quarantine,
+from reporting.variants import EU_READING, LegalVariant
+from reporting.vocabulary import (
+    ACTIVITY_ORDER,
+    EXCLUDED_DE_MINIMIS,
+    EXCLUDED_GOVERNMENTAL,
+    EXCLUDED_LISTED,
+    EXCLUDED_LISTING,
+    GOODS,
+    NEXUS,
+    NOT_REPORTABLE_NO_ACTIVITY,
+    NOT_REPORTABLE_NON_EU,
+    PROPERTY,
+    REPORTED,
 )
-from reporting.settings import RunSettings, write_json
-from reporting.staging import connect
-from reporting.variants import EU_READING, LegalVariant, reading_for, variant_of
-
-if TYPE_CHECKING:
-    from reporting.checks.data import ChecksWorker
-
-log = logging.getLogger(__name__)
-
-GOODS = "sale_of_goods"
-PROPERTY = "immovable_property"
-ACTIVITY_ORDER = (PROPERTY, "personal_services", GOODS, "transportation_rental")
 
 DE_MINIMIS_MAX_SALES = 29  # "fewer than 30" sales of goods ...
 DE_MINIMIS_MAX_EUR = Fraction(2000)  # ... AND consideration that "did not exceed" EUR 2,000
 MAX_RENTALS_PER_LISTING = 2000  # an entity's listing with MORE than 2,000 rentals is excluded
 MAX_RENTED_DAYS = 9999  # the schema's limit for RentedDays
-
-REPORTED = "reported"
-EXCLUDED_GOVERNMENTAL = "excluded:governmental"
-EXCLUDED_LISTED = "excluded:listed"
-EXCLUDED_DE_MINIMIS = "excluded:de_minimis"
-EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
-NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
-NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
-QUARANTINED = "quarantined:"  # + the first rule (by name) that set the seller aside
-#: Every fixed decision code (a quarantine's code is ``QUARANTINED`` + its rule).
-DECISION_CODES: tuple[str, ...] = (
-    REPORTED,
-    EXCLUDED_GOVERNMENTAL,
-    EXCLUDED_LISTED,
-    EXCLUDED_DE_MINIMIS,
-    EXCLUDED_LISTING,
-    NOT_REPORTABLE_NON_EU,
-    NOT_REPORTABLE_NO_ACTIVITY,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +329,7 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         exchange.setdefault(country, []).append(f"property in {country}")
     base["exchange"] = tuple((c, ", ".join(exchange[c])) for c in sorted(exchange))
     routes: dict[str, list[str]] = {}
-    if ctx.routing == "nexus":
+    if ctx.routing == NEXUS:
         routes[ctx.operator_country] = ["the filing state (nexus)"]
     else:  # a preview of what each state receives from the filing state
         routes = exchange
@@ -468,531 +438,3 @@ def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dic
 
 def _four(values: list[int]) -> tuple[int, int, int, int]:
     return (values[0], values[1], values[2], values[3])
-
-
-def money_text(value: Fraction, currency: str = "EUR") -> str:
-    """An exact amount for people: 4 decimals, half up (the comparison itself is exact)."""
-    scaled = round_half_up_ratio(value.numerator * 10_000, value.denominator)
-    whole, frac = divmod(abs(scaled), 10_000)
-    return f"{currency} {'-' if scaled < 0 else ''}{whole:,}.{frac:04d}"
-
-
-def explanation(d: Decision) -> str:
-    """The decision in one plain sentence, with the numbers it rests on, in the words of the
-    reading that decided it (the filing state's, :mod:`reporting.variants`)."""
-    v = variant_of(d.variant)
-    res = ", ".join(f"{c} ({why})" for c, why in d.residence) or "no residence country"
-    goods = ""
-    if d.goods_eur is not None:
-        goods = f"{d.goods_activities} sale(s) of goods worth {money_text(d.goods_eur)}"
-    rates = "; ".join(
-        [f"rate {r.text}" for r in d.rates]
-        + [
-            f"{c} at the rate of each payment day ({n} rate(s), {first} to {last})"
-            for c, n, first, last in d.payment_rates
-        ]
-    )
-    limits = f"fewer than {DE_MINIMIS_MAX_SALES + 1} sales and {v.amount_limit_text}"
-    if d.decision.startswith(QUARANTINED):
-        text = (
-            f"quarantined ({d.decision.removeprefix(QUARANTINED)}): the seller cannot be reported correctly "
-            "until its data is corrected; reports/quarantine.csv lists every reason"
-        )
-    elif d.decision == NOT_REPORTABLE_NO_ACTIVITY:
-        text = "no consideration and no activity left after refunds (EU rule 30040: nothing to report)"
-    elif d.decision == EXCLUDED_GOVERNMENTAL:
-        text = "excluded seller: a governmental entity (is_governmental)"
-    elif d.decision == EXCLUDED_LISTED:
-        text = "excluded seller: listed on an established securities market, or related to such an entity"
-    elif d.decision == EXCLUDED_LISTING:
-        text = (
-            f"every activity was the rental of listing(s) {', '.join(d.excluded_listings)} with more than "
-            f"{MAX_RENTALS_PER_LISTING:,} rentals by an entity: excluded"
-        )
-    elif d.decision == NOT_REPORTABLE_NON_EU:
-        text = f"resident outside the EU ({res}) and no property located in the EU"
-    elif d.decision == EXCLUDED_DE_MINIMIS and d.goods_part_excluded:
-        text = (
-            f"de minimis for the sale of goods ({v.source}: exempt for that activity only), {goods}: {limits}; "
-            "no other activity is left to report"
-        )
-    elif d.decision == EXCLUDED_DE_MINIMIS:
-        text = f"de minimis: only sales of goods, {goods}: {limits}"
-    else:
-        why = [f"resident in {res}"]
-        if goods and d.goods_part_excluded:
-            why.append(
-                f"{goods}: {limits}: the sales of goods are exempt and not reported ({v.source}: exempt for "
-                "that activity only); the other activities are reported"
-            )
-        elif goods:
-            count_test = "at least 30 sales" if d.goods_activities > DE_MINIMIS_MAX_SALES else "fewer than 30 sales"
-            amount_test = (
-                v.amount_limit_text.split(" (")[0]
-                if d.goods_eur is not None and amount_under_limit(d.goods_eur, v)
-                else v.amount_crossed_text
-            )
-            why.append(f"{goods} ({count_test}, {amount_test}: not de minimis)")
-        elif d.goods_activities and not d.not_reported_non_eu:
-            why.append(
-                "sells goods and has other activities: the de minimis exclusion is read as that of a seller "
-                "whose only activity is the sale of goods (the EU wording is unclear on a mixed seller)"
-            )
-        if d.excluded_listings:
-            why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")
-        if d.not_reported_non_eu:
-            why.append(
-                "resident outside the EU: only property located in the EU is reported, not "
-                + ", ".join(d.not_reported_non_eu)
-            )
-        why.append(
-            "activities: "
-            + ", ".join(f"{r.activity}" + (f" (listing {r.listing_id})" if r.listing_id else "") for r in d.reports)
-        )
-        cur = f"reported in {d.currency}" + (
-            " (converted: paid in several currencies or EUR chosen)" if d.converted else ""
-        )
-        to = ", ".join(f"{a} ({why})" for a, why in d.routes)
-        forwarded = ", ".join(f"{c} ({why})" for c, why in d.exchange)
-        if d.routes and d.routes[0][1] == "the filing state (nexus)" and forwarded:
-            to += f", which forwards it to {forwarded}"
-        text = f"reported to {to}: " + "; ".join(why) + f"; {cur}"
-    return f"{text}; {rates}" if rates else text
-
-
-# --------------------------------------------------------------------------- the stage
-
-FACTS_SQL = """
-with blocks as (
-    select
-        a.seller_id,
-        list(struct_pack(
-            activity := a.activity, listing_id := a.listing_id, currency := a.currency,
-            quarter := a.quarter, amount_minor := a.amount_minor, fee_minor := a.fee_minor,
-            tax_minor := a.tax_minor, activities := a.activities,
-            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country,
-            rate_date := a.rate_date, units_per_eur := a.units_per_eur
-        ) order by a.activity, a.listing_id, a.currency, a.quarter, a.rate_date) as blocks
-    from activity_totals as a
-    left join property_listings as p on p.listing_id = a.listing_id
-    where {sellers}
-    group by a.seller_id
-),
-
-tins as (
-    select seller_id, list(distinct issued_by order by issued_by) as issuers
-    from seller_tins as a where {sellers} group by seller_id
-),
-
-pes as (
-    select seller_id, list(distinct country order by country) as countries
-    from seller_permanent_establishments as a where {sellers} group by seller_id
-),
-
-final as (
-    select
-        s.seller_id, s.seller_type, s.residence_country, s.is_governmental, s.is_listed,
-        coalesce(t.issuers, []) as tin_issuers, coalesce(p.countries, []) as pe_countries, b.blocks
-    from sellers as s
-    inner join blocks as b on b.seller_id = s.seller_id
-    left join tins as t on t.seller_id = s.seller_id
-    left join pes as p on p.seller_id = s.seller_id
-)
-
-select * from final order by seller_id
-"""
-
-#: Sellers decided per reading of :data:`FACTS_SQL`: its lists of blocks are built in memory
-#: (DuckDB cannot spill a list aggregate), so a large marketplace is read in ranges of seller ids,
-#: one after the other, each at most about this many sellers (670,000 sellers at once exceeded
-#: a 1 GB DuckDB budget).
-FACTS_SELLERS_PER_READ = 150_000
-
-RATES_SQL = """
-select currency, rate_date, units_per_eur
-from (
-    select *, row_number() over (partition by currency order by rate_date desc) as rn
-    from fx_rates where rate_date <= ?
-) where rn = 1
-"""
-
-DECISION_SCHEMA = pa.schema(
-    [
-        ("seller_id", pa.string()),
-        ("seller_type", pa.string()),
-        ("decision", pa.string()),
-        ("residence_countries", pa.list_(pa.string())),
-        ("residence_reasons", pa.list_(pa.string())),
-        ("authorities", pa.list_(pa.string())),
-        ("currency", pa.string()),
-        ("converted", pa.bool_()),
-        ("rates", pa.string()),
-        ("goods_activities", pa.int64()),
-        ("goods_eur", pa.string()),
-        ("goods_eur_exact", pa.string()),
-        ("excluded_listings", pa.list_(pa.string())),
-        ("explanation", pa.string()),
-        # the reading of the rules that decided (the filing state's): "DE", "IE" ... or "EU"
-        ("reading", pa.string()),
-        ("reading_label", pa.string()),
-        ("goods_part_excluded", pa.bool_()),
-        # what the filing state forwards the seller to (Art. 8ac(2)), and why
-        ("exchange_states", pa.list_(pa.string())),
-        ("exchange_reasons", pa.list_(pa.string())),
-    ]
-)
-
-Q = ("q1", "q2", "q3", "q4")
-REPORT_SCHEMA = pa.schema(
-    [
-        ("seller_id", pa.string()),
-        ("reading", pa.string()),  # "" for the EU wording, else the state whose reading decided
-        ("activity", pa.string()),
-        ("listing_id", pa.string()),
-        ("currency", pa.string()),
-        ("rented_days", pa.int64()),
-    ]
-    + [(f"cons_{q}", pa.int64()) for q in Q]
-    + [(f"numb_{q}", pa.int64()) for q in Q]
-    + [(f"fees_{q}", pa.int64()) for q in Q]
-    + [(f"tax_{q}", pa.int64()) for q in Q]
-    + [(f"exact_cons_{q}", pa.string()) for q in Q]
-)
-
-
-AVERAGE_RATES_SQL = """
-select currency, units_per_eur
-from fx_rates
-where rate_date between ? and ?
-order by currency, rate_date
-"""
-
-
-def load_average_rates(con: Any, year: int) -> dict[str, Rate]:
-    """The annual average of each currency's rates of the year, exact (a plain mean)."""
-    by_currency: dict[str, list[Fraction]] = defaultdict(list)
-    for currency, units in con.execute(AVERAGE_RATES_SQL, [date(year, 1, 1), date(year, 12, 31)]).fetchall():
-        by_currency[currency].append(to_fraction(units))
-    return {
-        c: Rate(c, date(year, 12, 31), sum(v, Fraction(0)) / len(v), basis=f"annual average of {len(v)} rates")
-        for c, v in by_currency.items()
-    }
-
-
-def load_rates(con: Any, year: int) -> dict[str, Rate]:
-    rows = con.execute(RATES_SQL, [date(year, 12, 31)]).fetchall()
-    return {c: Rate(c, d, to_fraction(u)) for c, d, u in rows}
-
-
-def _seller_ranges(con: Any, per_read: int) -> list[tuple[str | None, str | None]]:
-    """Consecutive ranges of seller ids ``[low, high)`` (None: unbounded) of about ``per_read``
-    sellers each, in the order of ``order by seller_id``."""
-    ((count,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
-    parts = -(-int(count) // per_read)
-    if parts <= 1:
-        return [(None, None)]
-    fractions = [i / parts for i in range(1, parts)]
-    ((bounds,),) = con.execute(
-        "select quantile_disc(seller_id, ?::double[]) from (select distinct seller_id from activity_totals)",
-        [fractions],
-    ).fetchall()
-    edges = sorted(set(bounds))
-    return list(zip([None, *edges], [*edges, None], strict=True))
-
-
-def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) -> Iterator[SellerFacts]:
-    """Every seller with activity, in the order of its id, read in ranges of ``per_read`` sellers
-    (default :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
-    for low, high in _seller_ranges(con, per_read or FACTS_SELLERS_PER_READ):
-        params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
-        where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
-        sql = FACTS_SQL.replace("{sellers}", " and ".join(where[k] for k in params) or "true")
-        yield from _facts(con.sql(sql, params=params or None).to_arrow_reader(batch_rows))
-
-
-def _facts(reader: Any) -> Iterator[SellerFacts]:
-    for batch in reader:
-        for r in batch.to_pylist():
-            yield SellerFacts(
-                seller_id=r["seller_id"],
-                seller_type=r["seller_type"],
-                residence_country=r["residence_country"],
-                is_governmental=bool(r["is_governmental"]),
-                is_listed=bool(r["is_listed"]),
-                tin_issuers=tuple(r["tin_issuers"]),
-                pe_countries=tuple(r["pe_countries"]),
-                blocks=tuple(Block(**b) for b in r["blocks"]),
-            )
-
-
-def apply_rules(settings: RunSettings) -> dict[str, Any]:
-    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
-    from reporting.checks import data as datachecks
-
-    # Great Expectations is imported by a worker while the sellers are decided (see datachecks)
-    worker = datachecks.ChecksWorker.start()
-    try:
-        return _apply_rules(settings, worker)
-    finally:
-        if worker is not None:
-            worker.close()
-
-
-def _apply_rules(settings: RunSettings, worker: ChecksWorker | None) -> dict[str, Any]:
-    out = settings.stage_dir("rules")
-    con = connect(settings.run_path, "extract", "aggregate")
-    decisions_counter: Counter[str] = Counter()
-    per_authority: Counter[str] = Counter()
-    findings: list[Finding] = []
-    incomplete_reportable: dict[str, list[str]] = {}
-    try:
-        ctx = filing_context(settings, con)
-        with (
-            _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
-            _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
-            _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
-        ):
-            quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
-            # identity gaps (a name, a birth date ...) matter for the sellers that are reported
-            incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
-            for facts in iter_facts(con):
-                # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
-                rule = quarantined.get(facts.seller_id)
-                if rule is None:
-                    d = decide(facts, ctx)
-                    if d.findings:
-                        findings.extend(d.findings)
-                        rule = min(f.rule for f in d.findings)
-                    elif d.authorities and facts.seller_id in incomplete:
-                        rule = incomplete[facts.seller_id]
-                        incomplete_reportable[facts.seller_id] = list(d.authorities)
-                if rule is not None:
-                    d = Decision(facts.seller_id, f"{QUARANTINED}{rule}", residence(facts), variant=ctx.variant.state)
-                    decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d, ctx.variant))
-                    continue
-                decisions_counter[d.decision] += 1
-                dw.add(_decision_row(facts, d, ctx.variant))
-                for r in d.reports:
-                    rw.add(_report_row(d.seller_id, r, ctx.variant.state))
-                for a in d.authorities:
-                    per_authority[a] += 1
-                    ow.add({"authority": a, "seller_id": d.seller_id})
-    finally:
-        con.close()
-    if incomplete_reportable:
-        identity = read_findings(settings.run_path / "extract" / "quarantine_identity.parquet")
-        findings += [f for f in identity if f.seller_id in incomplete_reportable]
-    # Audit what was decided before anything renders it: every routed seller's record must be
-    # renderable for each of its authorities, and the aggregates and decisions must pass their
-    # data checks (the reconciliation among them). A seller that fails is quarantined here.
-    from reporting.checks import data as datachecks
-    from reporting.stages import render
-
-    started = time.perf_counter()
-    late = render.record_problems(settings)
-    record_seconds = time.perf_counter() - started
-    incomplete_reportable.update(_quarantine_decided(out, late, decisions_counter, per_authority))
-    report = datachecks.audit(settings, "aggregates", worker)
-    late += report.errors
-    incomplete_reportable.update(_quarantine_decided(out, report.errors, decisions_counter, per_authority))
-    findings += late
-    # sellers that crossed the thresholds (decided reportable) but whose data is incomplete
-    _rewrite(
-        out / "reportable_incomplete.parquet",
-        pa.Table.from_pylist(
-            [{"seller_id": k, "authorities": v} for k, v in sorted(incomplete_reportable.items())],
-            schema=pa.schema([("seller_id", pa.string()), ("authorities", pa.list_(pa.string()))]),
-        ),
-    )
-    write_quarantine(out / "quarantine_rules.parquet", findings)
-    enforce_quarantine_policy(settings, findings + quarantine_findings(settings))
-    summary = {
-        "sellers": sum(decisions_counter.values()),
-        "decisions": dict(sorted(decisions_counter.items())),
-        "reportable": decisions_counter[REPORTED],
-        "sellers_per_authority": dict(sorted(per_authority.items())),
-        "record_checks_seconds": round(record_seconds, 3),
-        "reading": ctx.variant.as_dict(),
-    }
-    write_json(out / "rules.json", summary)
-    log.info("rules year=%s: %s", settings.year, summary)
-    return summary
-
-
-def _quarantine_decided(
-    out: Any, findings: list[Finding], decisions: Counter[str], per_authority: Counter[str]
-) -> dict[str, list[str]]:
-    """Quarantine sellers after their decision (a record that cannot be rendered, a failed data
-    check of the aggregates): their decision becomes ``quarantined:<rule>`` with its explanation,
-    and their reported figures and routes are removed. The staged files are rewritten in place
-    (same order, atomically); the counters follow."""
-    rules_of: dict[str, set[str]] = defaultdict(set)
-    for f in findings:
-        if f.seller_id is not None:
-            rules_of[f.seller_id].add(f.rule)
-    if not rules_of:
-        return {}
-    sellers = pa.array(sorted(rules_of), pa.string())
-    path = out / "decisions.parquet"
-    table = pq.read_table(path)
-    hit = pc.is_in(table["seller_id"], value_set=sellers)
-    old = table.filter(hit).select(["seller_id", "decision", "authorities"]).to_pylist()
-    new_decision: dict[str, str] = {}
-    new_explanation: dict[str, str] = {}
-    reportable: dict[str, list[str]] = {}
-    for row in old:
-        sid = row["seller_id"]
-        if row["decision"].startswith(QUARANTINED):
-            continue
-        rule = min(rules_of[sid])
-        new_decision[sid] = f"{QUARANTINED}{rule}"
-        if row["authorities"]:
-            reportable[sid] = list(row["authorities"])
-        would = ", ".join(row["authorities"] or [])
-        new_explanation[sid] = (
-            f"quarantined ({rule}): {row['decision']}" + (f" to {would}" if would else "") + " once its data is "
-            "corrected; it cannot be reported correctly as it is. reports/quarantine.csv lists every reason"
-        )
-        decisions[row["decision"]] -= 1
-        decisions[new_decision[sid]] += 1
-        for a in row["authorities"] or []:
-            per_authority[a] -= 1
-    if not new_decision:
-        return {}
-    for counter in (decisions, per_authority):
-        for k in [k for k, v in counter.items() if v <= 0]:
-            del counter[k]
-    ids = table["seller_id"].to_pylist()
-    decision = [new_decision.get(sid, d) for sid, d in zip(ids, table["decision"].to_pylist(), strict=True)]
-    text = [new_explanation.get(sid, e) for sid, e in zip(ids, table["explanation"].to_pylist(), strict=True)]
-    routes = [[] if sid in new_decision else a for sid, a in zip(ids, table["authorities"].to_pylist(), strict=True)]
-    table = table.set_column(table.schema.get_field_index("decision"), "decision", pa.array(decision, pa.string()))
-    table = table.set_column(table.schema.get_field_index("explanation"), "explanation", pa.array(text, pa.string()))
-    table = table.set_column(
-        table.schema.get_field_index("authorities"), "authorities", pa.array(routes, pa.list_(pa.string()))
-    )
-    _rewrite(path, table)
-    gone = pa.array(sorted(new_decision), pa.string())
-    for name in ("reported.parquet", "routing.parquet"):
-        t = pq.read_table(out / name)
-        _rewrite(out / name, t.filter(pc.invert(pc.is_in(t["seller_id"], value_set=gone))))
-    log.info("rules: %d seller(s) quarantined after their decision", len(new_decision))
-    return reportable
-
-
-def _rewrite(path: Any, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
-
-
-def filing_context(settings: RunSettings, con: Any) -> RuleContext:
-    """The rule context of a run: the filing state's reading of the rules for every seller, with
-    the rates that reading takes for the EUR 2,000 test."""
-    rep = settings.config.reporting
-    reading = reading_for(settings.config.operator.country)
-    return RuleContext(
-        year=settings.year,
-        routing=rep.routing,
-        reporting_currency=rep.reporting_currency,
-        operator_country=settings.config.operator.country,
-        rates=load_rates(con, settings.year),
-        variant=reading,
-        threshold_rates=load_average_rates(con, settings.year) if reading.threshold_rate == "annual_average" else None,
-    )
-
-
-def _decision_row(facts: SellerFacts, d: Decision, reading: LegalVariant = EU_READING) -> dict[str, Any]:
-    return {
-        "seller_id": d.seller_id,
-        "seller_type": facts.seller_type,
-        "decision": d.decision,
-        "residence_countries": [c for c, _ in d.residence],
-        "residence_reasons": [r for _, r in d.residence],
-        "authorities": list(d.authorities),
-        "currency": d.currency,
-        "converted": d.converted,
-        "rates": _rates_json(d.rates, d.payment_rates),
-        "goods_activities": d.goods_activities,
-        "goods_eur": None if d.goods_eur is None else money_text(d.goods_eur, "").strip().replace(",", ""),
-        "goods_eur_exact": None if d.goods_eur is None else str(d.goods_eur),
-        "excluded_listings": list(d.excluded_listings),
-        "explanation": explanation(d),
-        "reading": reading.code,
-        "reading_label": reading.label,
-        "goods_part_excluded": d.goods_part_excluded,
-        "exchange_states": [c for c, _ in d.exchange],
-        "exchange_reasons": [r for _, r in d.exchange],
-    }
-
-
-@functools.lru_cache(maxsize=4096)
-def _rates_json(rates: tuple[Rate, ...], payment_rates: tuple[tuple[str, int, date, date], ...]) -> str:
-    """The ``rates`` column of a decision: the same few rates recur for thousands of sellers, so
-    each combination is written once (a pure function of its arguments, all immutable)."""
-    return json.dumps(
-        [
-            {
-                "currency": r.currency,
-                "rate_date": r.rate_date.isoformat(),
-                "units_per_eur": decimal_text(r.units_per_eur),
-            }
-            for r in rates
-        ]
-        + [
-            {"currency": c, "basis": "payment_date", "rates": n, "first": a.isoformat(), "last": b.isoformat()}
-            for c, n, a, b in payment_rates
-        ]
-    )
-
-
-def _report_row(seller_id: str, r: ActivityReport, reading: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "seller_id": seller_id,
-        "reading": reading,
-        "activity": r.activity,
-        "listing_id": r.listing_id,
-        "currency": r.currency,
-        "rented_days": r.rented_days,
-    }
-    for i, q in enumerate(Q):
-        row[f"cons_{q}"] = r.consideration[i]
-        row[f"numb_{q}"] = r.activities[i]
-        row[f"fees_{q}"] = r.fees[i]
-        row[f"tax_{q}"] = r.taxes[i]
-        row[f"exact_cons_{q}"] = str(r.exact_consideration[i])
-    return row
-
-
-class _Writer:
-    """Buffered Parquet writer: rows in, batches out, atomic rename on close."""
-
-    def __init__(self, path: Any, schema: pa.Schema, batch_rows: int = 20_000) -> None:
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
-        self.schema = schema
-        self.batch_rows = batch_rows
-        self.rows: list[dict[str, Any]] = []
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= self.batch_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-            self.rows = []
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.flush()
-        self.writer.close()
-        if exc_type is None:
-            self.tmp.replace(self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from reporting.config import Config, parse_config
 from reporting.period import Period
+from reporting.vocabulary import JURISDICTION
 
 SETTINGS_FILE = "settings.json"
 
@@ -79,7 +80,7 @@ class RunSettings:
         """Routing ``jurisdiction``: a preview of what each member state receives from the filing
         state, in the EU generic edition; test environment only, never approved or transmitted,
         and filed into a ledger of its own in the run's staging, never the filing ledger."""
-        return self.config.reporting.routing == "jurisdiction"
+        return self.config.reporting.routing == JURISDICTION
 
     @property
     def period(self) -> Period:

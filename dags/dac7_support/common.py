@@ -15,6 +15,7 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
 from reporting.countries import COUNTRY_NAMES, EU_MEMBER_STATES
 from reporting.errors import PermanentError
+from reporting.vocabulary import ENVIRONMENTS, MODES  # a leaf: nothing heavy at parse time
 
 log = logging.getLogger("dac7")
 
@@ -22,10 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_NAMESPACE = uuid.UUID("5f2b8a4e-1c7d-5e0a-9b3f-6d0c2e8a7b41")  # fixed: run ids stay stable
 FIRST_YEAR = 2023  # DAC7 applies from the reporting period 2023
 EU_STATES = tuple(sorted(EU_MEMBER_STATES))
-ENVIRONMENTS = ("test", "prod")
-#: the filing modes of ``reporting.ledger.model.MODES``, spelled out here because importing the
-#: ledger package at parse time would import SQLAlchemy and Alembic (a test keeps them equal)
-MODES = ("auto", "new", "correction", "deletion", "nil")
 
 #: Retries for the steps that reach a database (the source, the filing ledger): a connection lost,
 #: a ledger lock held by another run, a concurrent load that changed the counts. Twice, after about

@@ -25,7 +25,7 @@ Gauges (the state of the latest run of a year; ``<prefix>.`` in front of each na
     dac7.due_diligence.sellers         reported sellers that need action
 
 and the counter ``dac7.runs.finalized`` (one per finalized run). Every exclusion code of
-``reporting.rules`` and every member state is sent, with 0 when it has none, so that a gauge never
+``reporting.vocabulary`` and every member state is sent, with 0 when it has none, so that a gauge never
 keeps the figure of an earlier run; a quarantine rule is sent only while some seller has it (the
 total is always sent). Tags (``year``, ``environment``) go along for backends that take them
 (DogStatsD, InfluxDB-style StatsD, OpenTelemetry); plain StatsD names carry no year: a dashboard
@@ -33,7 +33,7 @@ shows the latest run.
 
 Names hold codes only (decision codes, rule names, country codes, stage names), sanitised to the
 characters StatsD and Airflow's name check accept; never a seller id or anything of a seller.
-Importing this module costs nothing heavy: Airflow's stats and ``reporting.rules`` load inside.
+Importing this module costs nothing heavy: Airflow's stats load inside.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Any
 
 from reporting.countries import EU_MEMBER_STATES
 from reporting.results import Manifest
+from reporting.vocabulary import DECISION_CODES, QUARANTINED, REPORTED
 
 log = logging.getLogger("dac7.metrics")
 
@@ -64,8 +65,6 @@ def metric_name(*parts: object) -> str:
 
 def run_gauges(manifest: Manifest) -> dict[str, int]:
     """The gauges of a run, by name, from its manifest (``<out>/<year>/manifest.json``)."""
-    from reporting import rules
-
     s = manifest["summary"]
     decisions: Mapping[str, int] = s["decisions"]
     g: dict[str, int] = {
@@ -73,13 +72,13 @@ def run_gauges(manifest: Manifest) -> dict[str, int]:
         metric_name("transactions", "read"): int(s["transactions_read"]),
         metric_name("sellers", "reportable"): int(s["reportable"]),
     }
-    for code in sorted({*rules.DECISION_CODES, *decisions}):
-        if code == rules.REPORTED:
+    for code in sorted({*DECISION_CODES, *decisions}):
+        if code == REPORTED:
             continue
         kind, _, reason = code.partition(":")
         g[metric_name("sellers", kind, reason)] = int(decisions.get(code, 0))
     g[metric_name("sellers", "quarantined", "total")] = sum(
-        int(n) for code, n in decisions.items() if code.startswith(rules.QUARANTINED)
+        int(n) for code, n in decisions.items() if code.startswith(QUARANTINED)
     )
     routed: Mapping[str, int] = s.get("sellers_per_authority", {})
     files: dict[str, int] = {}

@@ -24,6 +24,7 @@ from reporting.records import (
     PostalAddress,
     SellerRecord,
 )
+from reporting.vocabulary import GOODS, PROPERTY, SERVICES, TRANSPORT
 
 #: A record's DocSpec: (DocTypeIndic, DocRefId) or, for a correction or deletion,
 #: (DocTypeIndic, DocRefId, CorrDocRefId).
@@ -499,15 +500,15 @@ class DpiWriter:
 
     # ------------------------------------------------------------------ activities
     def relevant_activities(self, w: XmlStream, s: SellerRecord) -> None:
-        listings = [a for a in s.activities if a.activity == "immovable_property"]
+        listings = [a for a in s.activities if a.activity == PROPERTY]
         if listings:
             with w.element(self.q("ImmovableProperty")):
                 for a in listings:
                     self.property_listing(w, a)
         for activity, tag in (
-            ("personal_services", "PersonalServices"),
-            ("sale_of_goods", "SaleOfGoods"),
-            ("transportation_rental", "TransportationRental"),
+            (SERVICES, "PersonalServices"),
+            (GOODS, "SaleOfGoods"),
+            (TRANSPORT, "TransportationRental"),
         ):
             for a in s.activities:
                 if a.activity == activity:

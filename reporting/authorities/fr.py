@@ -98,6 +98,7 @@ from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError, PermanentError, ReportingError
 from reporting.findings import Finding
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord
+from reporting.vocabulary import PROPERTY
 
 FR_DPI_NS = "urn:oecd:ties:dpi"
 FR_STF_NS = "urn:oecd:ties:dpistf"
@@ -199,7 +200,7 @@ class FrProfile(EuProfile):
             )
         for a in seller.activities:
             where = ("property_listings", a.listing_id) if a.listing_id else ("sellers", sid)
-            if a.activity == "immovable_property" and a.address is None:
+            if a.activity == PROPERTY and a.address is None:
                 problems.append(
                     (
                         "fr.listing_address_missing",
@@ -207,7 +208,7 @@ class FrProfile(EuProfile):
                         "a Property Listing needs its address in the DGFiP edition; complete it in the source",
                     )
                 )
-            if a.activity == "immovable_property" and not a.property_type:
+            if a.activity == PROPERTY and not a.property_type:
                 problems.append(
                     (
                         "fr.property_type_missing",

@@ -62,13 +62,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reporting import rules
 from reporting.countries import ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.errors import DataError
 from reporting.findings import Finding, Severity
 from reporting.quarantine import write_quarantine
 from reporting.settings import RunSettings, write_json
 from reporting.staging import duckdb_config, sql_literal
+from reporting.vocabulary import ACTIVITY_ORDER, DECISION_CODES, QUARANTINED
+from reporting.workers import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,10 +78,6 @@ log = logging.getLogger(__name__)
 
 STAGES: dict[str, str] = {"extract": "extract.json", "identity": "identity.json", "aggregates": "aggregates.json"}
 DOCS_DIR = "data-docs"  # in the run's staging directory, then published to <out>/reports/data-docs/
-
-# The stable decision reason codes of reporting.rules, and the prefix of a quarantine's code.
-DECISION_CODES = rules.DECISION_CODES
-QUARANTINED = rules.QUARANTINED
 
 ROW_COLUMN = "file_row_number"  # DuckDB's row number in the staged file, 0-based
 TABLE_LEVEL_KEY = "(all rows)"
@@ -291,7 +288,7 @@ def expectation_parameters(
 ) -> dict[str, Any]:
     """The run-time values of the suites' ``$PARAMETER`` references."""
     return {
-        "activities": list(rules.ACTIVITY_ORDER),
+        "activities": list(ACTIVITY_ORDER),
         "payment_currencies": sorted(c for c in ISO_CURRENCIES if is_currency(c)),
         "currencies": sorted(ISO_CURRENCIES),
         "countries": sorted(ISO_COUNTRIES),
@@ -1016,8 +1013,6 @@ class ChecksWorker:
     loggers, as if the checks had run here."""
 
     def __init__(self) -> None:
-        from reporting.workers import Worker
-
         self._worker: Worker | None = None
         self._pending: tuple[str, dict[str, Any]] | None = None
         self._warming = True

@@ -14,6 +14,7 @@ import duckdb
 from reporting.findings import Finding
 from reporting.period import Period
 from reporting.staging import connect, register_local_days
+from reporting.vocabulary import ACTIVITIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,6 @@ def _country_hint(column: str) -> str:
         f"when 'EL' then 'EL: Greece is GR in ISO 3166; EL is only its VAT and EU prefix' end"
     )
 
-
-ACTIVITIES = ("sale_of_goods", "personal_services", "transportation_rental", "immovable_property")
 
 CHECKS: tuple[Check, ...] = (
     Check(
@@ -97,7 +96,7 @@ CHECKS: tuple[Check, ...] = (
         "transactions",
         "activity must be one of " + ", ".join(ACTIVITIES),
         "select transaction_id, activity from transactions where activity is null or activity not in "
-        "('sale_of_goods', 'personal_services', 'transportation_rental', 'immovable_property')",
+        "(" + ", ".join(f"'{a}'" for a in ACTIVITIES) + ")",
     ),
     Check(
         "currency.unknown",

@@ -36,7 +36,6 @@ from reporting.ledger.model import (
     DELETED,
     DELETION,
     DISCARDED,
-    ENVIRONMENTS,
     MESSAGE_TYPES,
     PLATFORM_OPERATOR,
     PUBLISHED,
@@ -55,6 +54,7 @@ from reporting.ledger.model import (
     period_label,
 )
 from reporting.ledger.plan import Problem, ledger_problems
+from reporting.vocabulary import ENVIRONMENTS
 
 log = logging.getLogger(__name__)
 

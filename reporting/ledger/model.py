@@ -30,16 +30,12 @@ PROFILE_KINDS = {NEW: "new", RESEND: "resent", CORRECTION: "corrected", DELETION
 DPI401, DPI402, DPI403 = "DPI401", "DPI402", "DPI403"
 MESSAGE_TYPES = (DPI401, DPI402, DPI403)
 
-ENVIRONMENTS = ("test", "prod")
-
 #: rendered -> published -> accepted | rejected; a rendered message may be discarded instead.
 RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED = "rendered", "published", "accepted", "rejected", "discarded"
 MESSAGE_STATUSES = (RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED)
 #: sent (with its message) -> accepted | rejected; superseded by a correction, deleted by a deletion.
 SENT, SUPERSEDED, DELETED = "sent", "superseded", "deleted"
 RECORD_STATUSES = (SENT, ACCEPTED, REJECTED, SUPERSEDED, DELETED)
-
-MODES = ("auto", "new", "correction", "deletion", "nil")
 
 RecordKey = tuple[str, str | None]
 PO_KEY: RecordKey = (PLATFORM_OPERATOR, None)

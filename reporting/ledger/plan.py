@@ -39,9 +39,7 @@ from reporting.ledger.model import (
     DPI401,
     DPI402,
     DPI403,
-    ENVIRONMENTS,
     KINDS,
-    MODES,
     NEW,
     OPO_KEY,
     PLATFORM_OPERATOR,
@@ -61,6 +59,7 @@ from reporting.ledger.model import (
     key_label,
     period_label,
 )
+from reporting.vocabulary import ENVIRONMENTS, MODES
 
 #: What would be reported now: record key -> (content hash, content).
 Current = Mapping[RecordKey, tuple[str, Any]]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from reporting.ledger.model import DOC_TYPES, ENVIRONMENTS, KINDS, MESSAGE_STATUSES, MESSAGE_TYPES, RECORD_STATUSES
+from reporting.ledger.model import DOC_TYPES, KINDS, MESSAGE_STATUSES, MESSAGE_TYPES, RECORD_STATUSES
+from reporting.vocabulary import ENVIRONMENTS
 
 #: Alembic's version table for the ledger: its own name, so that a ledger may share a PostgreSQL
 #: database with Airflow's metadata (whose version table is ``alembic_version``).

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from reporting.reports.html import escape, page, write_page
 from reporting.results import Manifest
-from reporting.rules import QUARANTINED, REPORTED
 from reporting.settings import RunSettings
 from reporting.staging import connect
+from reporting.vocabulary import QUARANTINED, REPORTED
 
 SUMMARY_PAGE = "reports/run_summary.html"
 

@@ -287,7 +287,7 @@ PARAMS = {"reporting_year", "as_of", "authorities", "environment", "mode", "sell
 
 def test_params_are_a_labelled_form(dag: Any) -> None:
     from reporting.countries import EU_MEMBER_STATES
-    from reporting.ledger.model import MODES
+    from reporting.vocabulary import MODES
 
     params = dag.params
     assert set(params.keys()) == PARAMS

@@ -1,5 +1,5 @@
-"""The record checks of the rules stage read each routed seller once for all its authorities
-(``render.record_problems``); the render reads them per authority (``render._records``). The two
+"""The record checks of the audit read each routed seller once for all its authorities
+(``mapping.record_problems``); the render reads them per authority (``mapping.seller_records``). The two
 must find the same problems: the whole output of a run with the one equals that with a
 per-authority recomputation, byte for byte, on a marketplace with bad sellers of every kind."""
 
@@ -15,11 +15,12 @@ import pytest
 from builders import write_config
 
 from dac7_demo import generate_demo
-from reporting import pipeline, rules
+from reporting import mapping, pipeline
 from reporting.authorities import select_profile
 from reporting.findings import Finding
 from reporting.settings import load_settings
-from reporting.stages import render
+from reporting.stages import audit
+from reporting.stages import rules as rules_stage
 from reporting.staging import connect
 from reporting.variants import reading_for
 
@@ -32,7 +33,7 @@ def per_authority(settings: Any) -> list[Finding]:
         reading = reading_for(settings.filing_state)
         for (authority,) in con.execute("select distinct authority from routing order by 1").fetchall():
             profile = select_profile(authority, settings.config)
-            for _, problems in render._records(
+            for _, problems in mapping.seller_records(
                 con, authority, profile, settings.timestamp.year, preview=settings.preview, reading=reading
             ):
                 findings.extend(problems)
@@ -48,8 +49,8 @@ def test_the_record_checks_find_what_the_render_would(
     url = f"sqlite:///{tmp_path}/market.db"
     generate_demo(url, sellers=800, seed=11, year=2025, replace=True, bad_share=0.1)
     outputs = {}
-    for name, checks in (("once", render.record_problems), ("per authority", per_authority)):
-        monkeypatch.setattr(render, "record_problems", checks)
+    for name, checks in (("once", mapping.record_problems), ("per authority", per_authority)):
+        monkeypatch.setattr(audit, "record_problems", checks)
         d = tmp_path / name.replace(" ", "-")
         d.mkdir()
         manifest = pipeline.run(
@@ -92,7 +93,7 @@ def _staged(tmp_path: Path, url: str, run_id: str, config: Path, name: str = "")
 
 
 def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(tmp_path: Path) -> None:
-    """Rendering every authority of a preview reads the sellers once (``render._share_seller_rows``):
+    """Rendering every authority of a preview reads the sellers once (``mapping.share_seller_rows``):
     each authority's records and problems are those of its own query, in the same order (on a
     demo marketplace with bad sellers)."""
     url = f"sqlite:///{tmp_path}/market.db"
@@ -110,11 +111,13 @@ def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(t
         def read(authority: str, shared: bool) -> list[Any]:
             profile = select_profile(authority, settings.config)
             return list(
-                render._records(con, authority, profile, 2026, preview=settings.preview, reading=reading, shared=shared)
+                mapping.seller_records(
+                    con, authority, profile, 2026, preview=settings.preview, reading=reading, shared=shared
+                )
             )
 
         alone = {a: read(a, shared=False) for a in authorities}
-        render._share_seller_rows(con, tmp_path / "shared.parquet")
+        mapping.share_seller_rows(con, tmp_path / "shared.parquet")
         together = {a: read(a, shared=True) for a in authorities}
     finally:
         con.close()
@@ -133,15 +136,15 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     settings = load_settings(run_dir)
     con = connect(settings.run_path, "extract", "aggregate")
     try:
-        once = list(rules.iter_facts(con, per_read=10**9))
+        once = list(rules_stage.iter_facts(con, per_read=10**9))
         assert len(once) > 300
         for per_read in (1, 37, 150):
-            assert list(rules.iter_facts(con, per_read=per_read)) == once
+            assert list(rules_stage.iter_facts(con, per_read=per_read)) == once
     finally:
         con.close()
     pipeline.apply_rules(run_dir)
     decided = (settings.run_path / "rules" / "decisions.parquet").read_bytes()
-    monkeypatch.setattr(rules, "FACTS_SELLERS_PER_READ", 50)
+    monkeypatch.setattr(rules_stage, "FACTS_SELLERS_PER_READ", 50)
     pipeline.apply_rules(run_dir)
     assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
 

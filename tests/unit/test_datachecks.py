@@ -31,8 +31,9 @@ from reporting.checks.data import (
 )
 from reporting.findings import Finding, Severity
 from reporting.pushdown import SOURCE_TOTALS_SCHEMA
-from reporting.rules import DECISION_SCHEMA
 from reporting.stages.extract import TABLES
+from reporting.stages.rules import DECISION_SCHEMA
+from reporting.vocabulary import DECISION_CODES
 
 YEAR = 2025
 PERIOD_START = datetime(2025, 1, 1)
@@ -423,7 +424,7 @@ def stage_good_aggregates(run_dir: Path) -> None:
         ],
         ACTIVITY_TOTALS_SCHEMA,
     )
-    codes = [*datachecks.DECISION_CODES, "quarantined:gx.expect_column_values_to_be_between.amount_minor"]
+    codes = [*DECISION_CODES, "quarantined:gx.expect_column_values_to_be_between.amount_minor"]
     write(run_dir, "rules/decisions.parquet", [decision(f"S{i}", c) for i, c in enumerate(codes, 1)], DECISION_SCHEMA)
     # the extract they reconcile with: EUR 3,000 less a refund of 1,000 applied by the as-of
     # date (one after it is not applied), fees 300 less 100, taxes 30 less 10

@@ -221,6 +221,7 @@ def test_every_stage_tags_its_records(tmp_path: Path, caplog: pytest.LogCaptureF
         ("extract", None),
         ("aggregate", None),
         ("rules", None),
+        ("audit", None),
         ("plan", None),
         *((s, a) for s in ("render", "validate", "publish") for a in ("DE", "LT")),
         ("finalize", None),

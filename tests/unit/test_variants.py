@@ -10,8 +10,9 @@ from fractions import Fraction
 import pytest
 from test_rules import RATES, ctx, goods, seller
 
-from reporting import rules
-from reporting.rules import Block, Rate, decide, explanation
+from reporting import vocabulary
+from reporting.explanation import explanation
+from reporting.rules import Block, Rate, decide
 from reporting.variants import (
     EU_READING,
     FAI_NOT_USED,
@@ -53,12 +54,12 @@ def test_a_state_without_a_reading_of_its_own_gets_the_eu_wording_said_to_be_ass
 def test_germany_reads_the_amount_test_strictly() -> None:
     # 29 sales, exactly EUR 2,000.00: "did not exceed" (EU) is met; "weniger als 2 000" (DE) is not.
     s = seller(goods(29, 2000_00), residence_country="DE", tin_issuers=("DE",))
-    assert decide(s, LT).decision == rules.EXCLUDED_DE_MINIMIS
+    assert decide(s, LT).decision == vocabulary.EXCLUDED_DE_MINIMIS
     d = decide(s, DE)
-    assert d.decision == rules.REPORTED and d.variant == "DE"
+    assert d.decision == vocabulary.REPORTED and d.variant == "DE"
     assert "EUR 2,000.00 or more: not de minimis" in explanation(d)
     assert decide(seller(goods(29, 1999_99), residence_country="DE", tin_issuers=("DE",)), DE).decision == (
-        rules.EXCLUDED_DE_MINIMIS
+        vocabulary.EXCLUDED_DE_MINIMIS
     )
 
 
@@ -79,10 +80,10 @@ def test_ireland_converts_at_the_annual_average_for_the_threshold() -> None:
     average = {"PLN": Rate("PLN", date(2025, 12, 31), Fraction(5), basis="annual average of 2 rates")}
     ie = replace(ctx(operator_country="IE"), variant=reading_for("IE"), threshold_rates=average)
     s = seller(goods(10, 10_000_00, "PLN"), residence_country="IE", tin_issuers=("IE",))
-    assert decide(s, LT).decision == rules.REPORTED
+    assert decide(s, LT).decision == vocabulary.REPORTED
     d = decide(s, ie)
-    assert d.decision == rules.EXCLUDED_DE_MINIMIS and d.goods_eur == 2000
-    assert "annual average" in rules.explanation(d)
+    assert d.decision == vocabulary.EXCLUDED_DE_MINIMIS and d.goods_eur == 2000
+    assert "annual average" in explanation(d)
 
 
 # --- the examples of the law of the filing state -------------------------------------------------
@@ -94,14 +95,14 @@ def test_a_lithuanian_filing_excludes_a_german_resident_at_exactly_eur_2000(rout
     # Germany's stricter reading does not travel with the seller.
     s = seller(goods(5, 2000_00), residence_country="DE", tin_issuers=("DE",))
     d = decide(s, replace(LT, routing=routing))
-    assert d.decision == rules.EXCLUDED_DE_MINIMIS and d.authorities == () and d.variant == ""
+    assert d.decision == vocabulary.EXCLUDED_DE_MINIMIS and d.authorities == () and d.variant == ""
     assert 'at most EUR 2,000.00 ("did not exceed")' in explanation(d)
 
 
 def test_a_german_filing_reports_a_polish_resident_at_exactly_eur_2000() -> None:
     s = seller(goods(4, 2000_00), residence_country="PL", tin_issuers=("PL",))
     d = decide(s, replace(DE, routing="nexus"))
-    assert d.decision == rules.REPORTED and d.authorities == ("DE",)
+    assert d.decision == vocabulary.REPORTED and d.authorities == ("DE",)
     assert d.exchange == (("PL", "resident: primary address"),)
     assert "reported to DE (the filing state (nexus)), which forwards it to PL (resident: primary address)" in (
         explanation(d)
@@ -112,7 +113,7 @@ def test_a_german_filing_reports_a_polish_mixed_seller_for_its_services_only() -
     # 10 small sales of goods (EUR 150.00) and 2 services: the goods part is exempt under PStTG § 4(5).
     s = seller(goods(10, 150_00), service(80_00, count=2), residence_country="PL", tin_issuers=("PL",))
     d = decide(s, replace(DE, routing="nexus"))
-    assert d.decision == rules.REPORTED and d.goods_part_excluded
+    assert d.decision == vocabulary.REPORTED and d.goods_part_excluded
     assert [(r.activity, r.activities) for r in d.reports] == [("personal_services", (0, 2, 0, 0))]
     # the same seller in a Lithuanian filing: both activities (the EU exclusion is of goods-only sellers)
     eu = decide(s, replace(LT, routing="nexus"))
@@ -129,7 +130,7 @@ def test_a_goods_part_exemption_that_leaves_nothing_is_de_minimis() -> None:
         tin_issuers=("DE",),
     )
     d = decide(s, DE)
-    assert d.decision == rules.EXCLUDED_DE_MINIMIS and d.goods_part_excluded and d.excluded_listings == ("L1",)
+    assert d.decision == vocabulary.EXCLUDED_DE_MINIMIS and d.goods_part_excluded and d.excluded_listings == ("L1",)
     assert "de minimis for the sale of goods" in explanation(d) and "no other activity is left" in explanation(d)
     # the EU wording: not a goods-only seller, its goods are reported
     assert [r.activity for r in decide(s, LT).reports] == ["sale_of_goods"]
@@ -145,7 +146,7 @@ def test_the_goods_of_a_seller_resident_outside_the_eu_are_not_tested_nor_said_e
     )
     for ctx_ in (DE, LT):
         d = decide(s, ctx_)
-        assert d.decision == rules.REPORTED and not d.goods_part_excluded and d.goods_eur is None
+        assert d.decision == vocabulary.REPORTED and not d.goods_part_excluded and d.goods_eur is None
         assert [r.activity for r in d.reports] == ["immovable_property"]
         text = explanation(d)
         assert "not sale_of_goods" in text and "exempt" not in text and "de minimis" not in text

@@ -1,0 +1,70 @@
+"""The words every part of the project shares: activities, decision codes, routings,
+environments, filing modes and the names of the pipeline's stages.
+
+A leaf: it imports nothing but the standard library (nothing at all, in fact), so that the DAG
+files read it at parse time and every layer of :mod:`reporting` may import it. The values are
+public contracts (columns of the staged files, keys of the configuration, Params of the DAGs,
+CLI choices): they never change.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------- activities
+
+GOODS = "sale_of_goods"
+SERVICES = "personal_services"
+TRANSPORT = "transportation_rental"
+PROPERTY = "immovable_property"
+#: The relevant activities in the order of the source's data contract (``transactions.activity``).
+ACTIVITIES = (GOODS, SERVICES, TRANSPORT, PROPERTY)
+#: The order of a seller's activities in a DPI message (and in the rules' reports).
+ACTIVITY_ORDER = (PROPERTY, SERVICES, GOODS, TRANSPORT)
+
+# --------------------------------------------------------------------------- decisions
+
+REPORTED = "reported"
+EXCLUDED_GOVERNMENTAL = "excluded:governmental"
+EXCLUDED_LISTED = "excluded:listed"
+EXCLUDED_DE_MINIMIS = "excluded:de_minimis"
+EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
+NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
+NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
+QUARANTINED = "quarantined:"  # + the first rule (by name) that set the seller aside
+#: Every fixed decision code (a quarantine's code is ``QUARANTINED`` + its rule).
+DECISION_CODES: tuple[str, ...] = (
+    REPORTED,
+    EXCLUDED_GOVERNMENTAL,
+    EXCLUDED_LISTED,
+    EXCLUDED_DE_MINIMIS,
+    EXCLUDED_LISTING,
+    NOT_REPORTABLE_NON_EU,
+    NOT_REPORTABLE_NO_ACTIVITY,
+)
+
+# --------------------------------------------------------------------------- routings
+
+#: ``[reporting] routing``: the filing (to the state the operator files in) ...
+NEXUS = "nexus"
+#: ... or a preview of what each member state receives from it through the exchange.
+JURISDICTION = "jurisdiction"
+ROUTINGS = (JURISDICTION, NEXUS)
+
+# --------------------------------------------------------------------------- environments
+
+TEST = "test"
+PROD = "prod"
+#: ``[reporting] environment``; also the ledger's: test filings and production filings apart.
+ENVIRONMENTS = (TEST, PROD)
+
+# --------------------------------------------------------------------------- filing modes
+
+#: What a run files (``--mode``): ``auto`` lets the ledger decide between new data and corrections.
+MODES = ("auto", "new", "correction", "deletion", "nil")
+
+# --------------------------------------------------------------------------- stages
+
+#: The pipeline's steps as the CLI and the DAGs run them, in order (:mod:`reporting.pipeline`).
+STAGES = ("extract", "aggregate", "rules", "plan", "render", "validate", "publish", "finalize")
+#: The audit of the decisions (:mod:`reporting.stages.audit`): it runs within the rules step, right
+#: after the rules, and logs and times itself under this name.
+AUDIT = "audit"
