@@ -30,13 +30,15 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DAC7_PACKAGE = "dac7==2025.0.0"
 STAGES = ("prepare", "extract", "aggregate", "rules", "render", "validate", "publish")
+_T = TypeVar("_T")
 
 #: The demo operator (the README's dac7.toml), with the routing and environment of the bench.
 CONFIG = """
@@ -169,6 +171,7 @@ def copy_marketplace(db: Path, url: str, counts: dict[str, int]) -> None:
         raw = engine.raw_connection()
         try:
             pg = raw.driver_connection
+            assert pg is not None  # an open connection has its driver's
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as lite:
                 for table, cols in CONTRACT.items():
                     names = cols + OPTIONAL_COLUMNS.get(table, ())
@@ -222,20 +225,19 @@ def run_child(
         ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
     )
     timings.append(StageTime("prepare", time.perf_counter() - started, peak()))
-    manifest: dict[str, Any] = {}
-    for name, stage in (
-        ("extract", lambda: pipeline.extract(run_dir, url)),
-        ("aggregate", lambda: pipeline.aggregate(run_dir)),
-        ("rules", lambda: pipeline.apply_rules(run_dir)),
-        ("render", lambda: pipeline.render(run_dir)),
-        ("validate", lambda: pipeline.validate(run_dir)),
-        ("publish", lambda: pipeline.publish(run_dir)),
-    ):
+
+    def timed(name: str, stage: Callable[[], _T]) -> _T:
         t = time.perf_counter()
         result = stage()
         timings.append(StageTime(name, time.perf_counter() - t, peak()))
-        if name == "publish":
-            manifest = result
+        return result
+
+    timed("extract", lambda: pipeline.extract(run_dir, url))
+    timed("aggregate", lambda: pipeline.aggregate(run_dir))
+    timed("rules", lambda: pipeline.apply_rules(run_dir))
+    timed("render", lambda: pipeline.render(run_dir))
+    timed("validate", lambda: pipeline.validate(run_dir))
+    manifest = timed("publish", lambda: pipeline.publish(run_dir))
     s = manifest["summary"]
     per = {
         "extract": (s["transactions_read"], "transactions/s"),
@@ -332,6 +334,7 @@ def flat_sellers(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             eu = [c.text for c in seller.iter(f"{ns}ResCountryCode") if c.text in EU_MEMBER_STATES]
             if eu:
                 activities = seller.find(f"{ns}RelevantActivities")
+                assert activities is not None  # required in a ReportableSeller (the schema)
                 flat: dict[str, Any] = {
                     "seller_id": f"{path.stem}-{number}",
                     "residence_country_code": eu[0],
@@ -371,6 +374,7 @@ def flat_sellers(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                     individuals.append(flat)
                 else:
                     entity = seller.find(f".//{ns}EntSellerID")
+                    assert entity is not None  # a seller is an individual or an entity (the schema)
                     flat |= {
                         "legal_names": [text(entity, f"{ns}Name")],
                         "addresses": [address(entity.find(f"{ns}Address"))],

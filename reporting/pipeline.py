@@ -451,10 +451,10 @@ def summary_table(manifest: Manifest) -> str:
         )
         order = ("extract", "identity", "aggregates")  # the order they run in (JSON sorts keys)
         for stage, c in sorted(checks["stages"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9):
-            failed = ", ".join(f"{f['rule']} ({f['unexpected']} row(s), {f['severity']})" for f in c["failed"])
+            listed = ", ".join(f"{f['rule']} ({f['unexpected']} row(s), {f['severity']})" for f in c["failed"])
             docs = f"  Data Docs: {c['data_docs']}" if c.get("data_docs") else ""
             errors = any(f["severity"] == "error" for f in c["failed"])
-            outcome = ("failed: " if errors else "passed, with warnings: ") + failed if failed else "passed"
+            outcome = ("failed: " if errors else "passed, with warnings: ") + listed if listed else "passed"
             lines.append(f"    {stage:<12}{outcome}{docs}")
     diligence = manifest.get("due_diligence")
     if diligence:
@@ -575,7 +575,7 @@ def incomplete_per_authority(run_dir: str | Path) -> dict[str, int]:
     return counts
 
 
-def rendered(run_dir: str | Path, authority: str) -> dict[str, Any]:
+def rendered(run_dir: str | Path, authority: str) -> Rendered:
     """What :func:`render` wrote for ``authority``: its messages and the discarded ones."""
     return _render.rendered(load_settings(run_dir), authority)
 

@@ -200,7 +200,8 @@ def exact_sum(blocks: Iterable[Block], attr: str, rates: dict[str, Rate], conver
 def _minor_divisor(currency: str) -> int:
     """Minor units per whole unit of a currency (EUR: 100), looked up once per currency; raises
     ValueError for a code that is not a payment currency, as :func:`minor_to_units` does."""
-    return 10 ** minor_unit_exponent(currency)
+    divisor: int = 10 ** minor_unit_exponent(currency)  # int ** int is typed Any (a negative power is a float)
+    return divisor
 
 
 def _exact_ratio(per_rate: dict[tuple[str, str | None], int], rates: dict[str, Rate], convert: bool) -> tuple[int, int]:

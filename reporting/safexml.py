@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from io import BytesIO
 from pathlib import Path
 from typing import IO, Any
@@ -221,7 +221,7 @@ def iterparse(
     events: Iterable[str] = ("end",),
     tag: str | Iterable[str] | None = None,
     utf8_only: bool = True,
-) -> Iterator[tuple[str, etree._Element]]:
+) -> Generator[tuple[str, etree._Element], None, None]:
     """lxml's ``iterparse`` behind the prolog check; a parser error is an :class:`XmlFileError`.
 
     Without a schema lxml raises at a premature end of the document itself (verified by the tests

@@ -154,6 +154,15 @@ class Rule:
 # ---------------------------------------------------------------------------------------- paths
 
 
+def _tag(elem: etree._Element) -> str:
+    """The tag of an element, ``{namespace}local``: lxml reads it as a str for every element (only
+    comments and processing instructions, which the walk never reaches, have another); types-lxml
+    types it with everything that may be assigned to it (bytes, bytearray, QName)."""
+    tag = elem.tag
+    assert isinstance(tag, str), "an element, not a comment or a processing instruction"
+    return tag
+
+
 def _step(elem: etree._Element, indexed: bool) -> str:
     qname = etree.QName(elem)
     prefix = _PREFIX.get(qname.namespace or "") or elem.prefix
@@ -165,7 +174,7 @@ def _step(elem: etree._Element, indexed: bool) -> str:
         name = f"*[local-name()='{qname.localname}']"
     if not indexed:
         return f"/{name}"
-    index = 1 + sum(1 for _ in elem.itersiblings(elem.tag, preceding=True))
+    index = 1 + sum(1 for _ in elem.itersiblings(_tag(elem), preceding=True))
     return f"/{name}[{index}]"
 
 
@@ -1231,9 +1240,8 @@ class _Run:
             if ctx.root is None:
                 if event == "start":
                     if elem.tag != ROOT:
-                        namespace, _, local = (
-                            elem.tag[1:].rpartition("}") if elem.tag[:1] == "{" else ("", "", elem.tag)
-                        )
+                        tag = _tag(elem)
+                        namespace, _, local = tag[1:].rpartition("}") if tag[:1] == "{" else ("", "", tag)
                         where = f"in the namespace {namespace}" if namespace else "in no namespace"
                         raise _not_eu(name, f"it holds {local} {where}")
                     ctx.root = elem

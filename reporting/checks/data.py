@@ -499,7 +499,7 @@ def _frame(table: pa.Table, t: TableSuite) -> pd.DataFrame:
             table = table.set_column(i, f.name, table.column(i).dictionary_encode())
     # integers without nulls as plain int64: Great Expectations compares those vectorised
     dense = [f.name for f in table.schema if f.type in _INTS and table.column(f.name).null_count == 0]
-    frame = table.to_pandas(
+    frame: pd.DataFrame = table.to_pandas(
         types_mapper=lambda typ: pd.Int64Dtype() if typ in _INTS else None, split_blocks=True, self_destruct=True
     )
     del table
@@ -527,14 +527,16 @@ def _import_gx() -> Any:
     if gx is not None:
         return gx
     main = sys.modules.get("__main__")
-    lend = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
-    if lend:
-        main.__file__ = "<string>"
+    lend = (
+        main if main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__") else None
+    )
+    if lend is not None:
+        lend.__file__ = "<string>"
     try:
         import great_expectations
     finally:
-        if lend:
-            del main.__file__
+        if lend is not None:
+            del lend.__file__
     return great_expectations
 
 
@@ -837,7 +839,7 @@ def _failed_rows(index_list: Any) -> list[int]:
     when unexpected values are excluded, else one dict per row."""
     rows: list[int] = []
     for entry in index_list or ():
-        value = entry.get(ROW_COLUMN) if isinstance(entry, dict) else entry
+        value: Any = entry.get(ROW_COLUMN) if isinstance(entry, dict) else entry
         rows += [int(r) for r in (value if isinstance(value, list) else [value]) if _value(r) is not None]
     return sorted(set(rows))
 
@@ -985,13 +987,13 @@ def run_data_checks(
     if index is not None and not index.is_file():
         raise FileNotFoundError(f"Great Expectations wrote no Data Docs index in {docs_dir}")
     success = not any(not s.success and s.severity is Severity.ERROR for s in summaries)
-    failed = sum(not s.success for s in summaries)
+    failed_count = sum(not s.success for s in summaries)
     log.info(
         "data checks %s: %d expectation(s) on %d table(s), %d failed, %d finding(s)",
         stage,
         len(summaries),
         len(suite.tables),
-        failed,
+        failed_count,
         len(findings),
     )
     return DataCheckReport(stage=stage, success=success, results=summaries, findings=findings, docs_index=index)

@@ -32,6 +32,7 @@ from reporting.countries import COUNTRY_NAMES, WITH_ARTICLE
 from reporting.private import private_dirs
 from reporting.reports import csvcells
 from reporting.reports.html import escape, page, write_page
+from reporting.results import DueDiligence
 from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 
@@ -205,16 +206,16 @@ def findings_of(row: dict[str, Any]) -> Iterator[dict[str, str]]:
                 "kind": _KIND_OF[("vat", c.status)],
             }
     for identifier in row["accounts"] or []:
-        c = check_account(identifier)
-        if c is not None and c.status != "valid":
+        account = check_account(identifier)
+        if account is not None and account.status != "valid":
             yield {
                 **base,
                 "identifier": "iban",
-                "country": c.country or "",
+                "country": account.country or "",
                 "value_masked": mask(identifier),
-                "finding": c.detail,
-                "action": ACTIONS[("iban", c.status)],
-                "kind": _KIND_OF[("iban", c.status)],
+                "finding": account.detail,
+                "action": ACTIONS[("iban", account.status)],
+                "kind": _KIND_OF[("iban", account.status)],
             }
 
 
@@ -316,7 +317,7 @@ def warning_rows(con: Any, settings: RunSettings) -> list[dict[str, str]]:
     ]
 
 
-def write_due_diligence(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
+def write_due_diligence(settings: RunSettings, out_dir: Path) -> DueDiligence:
     """Write ``reports/due_diligence.csv`` and ``.html``; returns the counts per finding kind."""
     con = connect(settings.run_path, "extract", "rules")
     try:

@@ -18,7 +18,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +28,7 @@ from reporting.checks.data import ChecksWorker
 from reporting.findings import Finding
 from reporting.mapping import record_problems
 from reporting.quarantine import enforce_quarantine_policy, quarantine_findings, write_quarantine
+from reporting.results import RulesResult
 from reporting.settings import RunSettings, write_json
 from reporting.stages.rules import Decided
 from reporting.vocabulary import QUARANTINED, REPORTED
@@ -48,7 +48,7 @@ def checks_worker() -> Iterator[ChecksWorker | None]:
             worker.close()
 
 
-def audit(settings: RunSettings, decided: Decided, worker: ChecksWorker | None = None) -> dict[str, Any]:
+def audit(settings: RunSettings, decided: Decided, worker: ChecksWorker | None = None) -> RulesResult:
     """Audit the rules stage's decisions (see the module), quarantine the sellers that fail, and
     write the stage's summary (``<run>/rules/rules.json``), which it returns."""
     out = settings.stage_dir("rules")
@@ -72,7 +72,7 @@ def audit(settings: RunSettings, decided: Decided, worker: ChecksWorker | None =
     )
     write_quarantine(out / "quarantine_rules.parquet", findings)
     enforce_quarantine_policy(settings, findings + quarantine_findings(settings))
-    summary = {
+    summary: RulesResult = {
         "sellers": sum(decisions_counter.values()),
         "decisions": dict(sorted(decisions_counter.items())),
         "reportable": decisions_counter[REPORTED],

@@ -315,7 +315,7 @@ def columnar_connection(url: URL) -> Columnar | None:
                 return None
             import adbc_driver_sqlite.dbapi
 
-            path = Path(url.database).resolve()  # type: ignore[arg-type]
+            path = Path(url.database).resolve()
             return Columnar(adbc_driver_sqlite.dbapi.connect(f"file:{quote(str(path))}?mode=ro"), "sqlite")
         if backend == "postgresql":
             import adbc_driver_postgresql.dbapi

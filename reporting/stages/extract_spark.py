@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,6 +62,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
+
+
+class _SourceTables(TypedDict):
+    """The names Spark knows the tables by, as the pushdown's queries take them (keyword arguments)."""
+
+    transactions: str
+    refunds: str
+    listings: str
 
 
 def spark_sql(sql: str, params: Mapping[str, Any], names: Mapping[str, str]) -> str:
@@ -173,6 +181,7 @@ def _session(config: Config) -> Iterator[SparkSession]:
     else:
         spark = active
     zone = spark.conf.get("spark.sql.session.timeZone")
+    assert zone is not None  # Spark has a default for it (the JVM's time zone)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     try:
         yield spark
@@ -213,7 +222,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
             _check_time_types(spark, names)
             columns = {t: {c.lower() for c in spark.table(name).columns} for t, name in names.items()}
             queries = SparkQueries(spark, names)
-            tables = {
+            tables: _SourceTables = {
                 "transactions": names["transactions"],
                 "refunds": names["refunds"],
                 "listings": names["property_listings"],
@@ -334,11 +343,11 @@ def _spark_parquet(frame: DataFrame, folder: Path) -> list[Path]:
     try:
         frame.write.mode("errorifexists").parquet(folder.resolve().as_uri())
     finally:
-        for key, value in before.items():
-            if value is None:
+        for key, earlier in before.items():
+            if earlier is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, earlier)
     return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
 
 
@@ -438,8 +447,8 @@ def _pushdown(settings: RunSettings, spark: SparkSession, names: Mapping[str, st
                 kind = types[column]
                 if not isinstance(kind, classes):
                     wrong.append(f"{table}.{column} is {kind.simpleString()}, not {what} type")
-                elif getattr(kind, "collation", "UTF8_BINARY") != "UTF8_BINARY":
-                    wrong.append(f"{table}.{column} is compared by the collation {kind.collation}, not exactly")
+                elif (collation := getattr(kind, "collation", "UTF8_BINARY")) != "UTF8_BINARY":
+                    wrong.append(f"{table}.{column} is compared by the collation {collation}, not exactly")
     if wrong:
         raise SourceContractError(
             "[source] aggregate = 'source' sums and compares the source's columns as they are, so they must "

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from reporting.checks.data import DOCS_DIR
 from reporting.checks.data import STAGES as DATA_CHECK_STAGES
@@ -112,8 +112,8 @@ def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> l
         for m in ledger.messages(year=settings.year, authority=authority, environment=settings.environment)
         if m.file_name.startswith(f"{authority}/")
     }
-    for name, m in by_file.items():
-        if m.run_id != settings.run_id:  # a temporary copy of a crashed run of the period
+    for name, filed in by_file.items():
+        if filed.run_id != settings.run_id:  # a temporary copy of a crashed run of the period
             (out / name).with_name(f".{Path(name).name}.tmp").unlink(missing_ok=True)
     for path in sorted(folder.glob("*.xml")):
         m = by_file.get(f"{authority}/{path.name}")
@@ -516,7 +516,8 @@ def keep_earlier_run(out: Path, run_id: str) -> Path | None:
     if (out / RUNS / key / "manifest.json").is_file():
         return None
     log.info("keeping the run %s, published before runs were kept, under %s/%s", earlier.get("run_id"), RUNS, key)
-    return keep_run_copy(out, {**earlier, "run_copy": f"{RUNS}/{key}"})
+    # an earlier run's manifest, read back as its run wrote it
+    return keep_run_copy(out, cast(Manifest, {**earlier, "run_copy": f"{RUNS}/{key}"}))
 
 
 def _keep_seller_reports(out: Path, run_copy: str) -> None:

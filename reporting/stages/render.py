@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -178,7 +178,8 @@ def _render_one(
         content = seller_content(record)
         current[(SELLER, record.seller_id)] = (content_hash(content), content)
     live = ledger.live_records(env, authority, year)
-    mode, sellers = settings.mode, settings.sellers
+    mode = settings.mode
+    sellers: Collection[str] | None = settings.sellers
     if mode == "deletion" and sellers is not None:
         sellers = [s for s in sellers if (SELLER, s) in live]
         if not sellers:
@@ -195,11 +196,11 @@ def _render_one(
         year=year,
         indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
     )
-    problems = ledger.problems(plan, environment=env, authority=authority, year=year)
-    if problems:
+    breaches = ledger.problems(plan, environment=env, authority=authority, year=year)
+    if breaches:
         raise LedgerError(
             f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
-            + "; ".join(f"[{code}] {text}" for code, text in problems)
+            + "; ".join(f"[{code}] {text}" for code, text in breaches)
         )
     target_dir = settings.stage_dir(f"render/{authority}")
     rendered: list[RenderedMessage] = []

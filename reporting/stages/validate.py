@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 def validate(settings: RunSettings, authority: None = None, part: None = None) -> Validation: ...
 @overload
 def validate(settings: RunSettings, authority: str, part: int | None = None) -> AuthorityValidation: ...
+@overload
+def validate(
+    settings: RunSettings, authority: str | None = None, part: int | None = None
+) -> Validation | AuthorityValidation: ...
 
 
 def validate(
