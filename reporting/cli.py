@@ -404,7 +404,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             errors = validate_file(f, schema)
             for e in errors:
-                print(f"{f}:{e.line}: {e.message}")
+                print(e)  # file:line: message (at /path/of/the/element)
             findings = []
             if args.rules:
                 if rules.codes:  # the EU rules; a national edition may bring only its own checks

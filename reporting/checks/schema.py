@@ -22,12 +22,17 @@ __all__ = ["SchemaError", "load_schema", "schema_for", "schema_path", "validate_
 
 @dataclass(frozen=True, slots=True)
 class SchemaError:
+    """One schema error: the file, the line, lxml's message (values withheld) and the path of the
+    element it is about (``/dpi:DPI_OECD/dpi:DPIBody/dpi:ReportableSeller[3]/...``: element
+    names and positions only, never a value), so that a person finds the record to correct."""
+
     file: str
     line: int
     message: str
+    path: str = ""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}:{self.line}: {self.message}" + (f" (at {self.path})" if self.path else "")
 
 
 def schema_path(resource: str, xsd_dir: str | Path | None = None) -> Path:
@@ -52,7 +57,7 @@ def schema_for(resource: str, xsd_dir: str | Path | None = None) -> etree.XMLSch
 
 
 def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200) -> list[SchemaError]:
-    """Every schema error of the file (up to ``limit``), with line numbers; empty when valid.
+    """Every schema error of the file (up to ``limit``), with its line and element path; empty when valid.
 
     The verdict is given on the whole file: a file that is empty, cut off, not well-formed, in
     another encoding than UTF-8 or with a DOCTYPE raises :class:`reporting.safexml.XmlFileError`
@@ -63,4 +68,4 @@ def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200
     tree = etree.parse(name, safexml.parser())
     if schema.validate(tree):  # pragma: no cover - the streaming pass said otherwise
         return []
-    return [SchemaError(name, e.line, withhold_values(e.message)) for e in schema.error_log][:limit]
+    return [SchemaError(name, e.line, withhold_values(e.message), e.path or "") for e in schema.error_log][:limit]

@@ -211,7 +211,9 @@ def _check_with(
                 "rule_findings": [f.as_dict() for f in findings[:200]],
             }
         )
-        failures.extend(f"{msg['file']}:{e.line}: {e.message}" for e in errors[:20])
+        failures.extend(
+            f"{msg['file']}:{e.line}: {e.message}" + (f" (at {e.path})" if e.path else "") for e in errors[:20]
+        )
         failures.extend(f"{msg['file']}: {f.describe()}" for f in findings if f.severity == "error")
     return {"authority": authority, "files": results, "valid": not failures, "failures": failures}
 

@@ -57,9 +57,16 @@ PER_AUTHORITY = ("render", "publish")
 MAPPED = ("render", "validate", "publish")
 RETRIED = ("extract", "plan", "render", "validate", "publish")
 HEAVY = ("pandas", "lxml", "duckdb", "great_expectations", "pyarrow", "sqlalchemy_utils", "alembic")
-#: the reporting modules a DAG file may import at parse time: code lists, exceptions, and the
-#: Connection-to-URL mapping (standard library only; SQLAlchemy is imported when it is called)
-LIGHT_REPORTING = {"reporting", "reporting.countries", "reporting.errors", "reporting.connections"}
+#: the reporting modules a DAG file may import at parse time: code lists, the vocabulary (activities,
+#: routings, environments, modes), exceptions, and the Connection-to-URL mapping (standard library
+#: only; SQLAlchemy is imported when it is called)
+LIGHT_REPORTING = {
+    "reporting",
+    "reporting.countries",
+    "reporting.errors",
+    "reporting.connections",
+    "reporting.vocabulary",
+}
 
 
 def load_dag_module() -> ModuleType:

@@ -1,5 +1,6 @@
-"""The architecture as a test: the layers of the package (import-linter) and the types of its domain
-(mypy, strict), both configured in pyproject.toml, so that `make test` and CI keep them.
+"""The architecture as a test: the layers of the package (import-linter), the types of its domain
+(mypy, strict), both configured in pyproject.toml, and ruff's lint and format over what `make lint`
+checks, so that `make test` and CI keep them.
 
 `make lint` runs the same tools over everything. A tool that is not installed skips its test,
 except under ``CI`` (set by CI), where it fails.
@@ -72,3 +73,21 @@ def test_no_override_switches_strict_mode_on_for_everything() -> None:
     override spells out the per-module flags instead."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     assert not any("strict" in o for o in config["tool"]["mypy"]["overrides"])
+
+
+def lint_paths() -> list[str]:
+    """The paths `make lint` gives ruff (``LINT_PATHS`` in the Makefile), those that exist."""
+    for line in (REPO / "Makefile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("LINT_PATHS :="):
+            return [p for p in line.split(":=", 1)[1].split() if (REPO / p).exists()]
+    raise AssertionError("the Makefile has no LINT_PATHS")
+
+
+def test_ruff_finds_nothing_and_every_file_is_formatted() -> None:
+    paths = lint_paths()
+    assert "reporting" in paths and "tests" in paths
+    ruff = tool("ruff")
+    checked = run(ruff, "check", "--no-cache", *paths)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    formatted = run(ruff, "format", "--check", "--no-cache", *paths)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
