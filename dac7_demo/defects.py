@@ -34,8 +34,8 @@ class BadKind:
 
 
 #: The kinds of bad sellers, each with the rules that catch it: extract checks
-#: (:mod:`reporting.checks`), the rules stage (:mod:`reporting.rules`), the seller record
-#: (:func:`reporting.render.seller_record`) and the Great Expectations suites
+#: (:mod:`reporting.checks.staged`), the rules stage (:mod:`reporting.rules`), the seller record
+#: (:func:`reporting.mapping.seller_record`) and the Great Expectations suites
 #: (``gx.<expectation_type>.<column>``, :mod:`reporting.expectations`).
 BAD_KINDS: dict[str, BadKind] = {
     "no_address": BadKind(

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -261,8 +262,6 @@ def _demo_package() -> Iterator[None]:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    from collections import Counter
-
     with _demo_package():
         from dac7_demo.generator import generate_demo
 

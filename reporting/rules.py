@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -98,8 +98,6 @@ class Rate:
 
 def decimal_text(value: Fraction) -> str:
     """Decimal text of an exact rate (rates are terminating decimals by contract)."""
-    from decimal import Decimal, localcontext
-
     with localcontext() as ctx:
         ctx.prec = 50
         return format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +257,7 @@ class SharedStaging:
     def url_for_log(self) -> str:
         """The URL without credentials: a user:password@ part is cut off, and the value of a query
         parameter that carries a secret (``?token=``, ``?secret_access_key=``) is masked."""
-        from urllib.parse import parse_qsl, urlencode
-
-        from reporting.source import MASK, is_secret_parameter
+        from reporting.source import MASK, is_secret_parameter  # imports SQLAlchemy: only when logged
 
         scheme, sep, rest = self.url.partition("://")
         if not sep:

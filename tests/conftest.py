@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 # The data checks run in the test process: it imports Great Expectations once for the session,
 # where a worker per stage would import it again for every pipeline run of every test. The
-# worker itself has tests of its own (tests/unit/test_datachecks.py, and a whole run with it in
+# worker itself has tests of its own (tests/unit/test_data_checks.py, and a whole run with it in
 # tests/integration/test_record_checks.py).
 os.environ.setdefault("DAC7_CHECKS_WORKER", "0")
 

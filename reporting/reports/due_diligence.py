@@ -31,7 +31,7 @@ from reporting import ibancheck
 from reporting.countries import COUNTRY_NAMES, WITH_ARTICLE
 from reporting.private import private_dirs
 from reporting.reports import csvcells
-from reporting.reports.html import escape, page, write_page
+from reporting.reports.html import Cell, Row, escape, page, table, write_page
 from reporting.results import DueDiligence
 from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
@@ -377,16 +377,16 @@ def _html(settings: RunSettings, rows: list[dict[str, str]], counts: Counter[str
     e = escape
     sellers = len({r["seller_id"] for r in rows})
     quarantined = len({r["seller_id"] for r in rows if r["identifier"] == "data" and r["kind"] in KINDS[:2]})
-    summary = "".join(
-        f'<tr data-kind="{e(k)}"><td>{e(k)}</td><td class=n id="count-{_slug(k)}">{counts[k]}</td></tr>' for k in KINDS
+    summary = table(
+        ("Kind of finding", "Count"),
+        (Row((k, Cell(str(counts[k]), f' class=n id="count-{_slug(k)}"')), f' data-kind="{e(k)}"') for k in KINDS),
+        attrs=' id="counts"',
     )
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=action' if c == 'action' else ''}>{e(r[c])}</td>" for c, _ in HTML_COLUMNS)
-        + "</tr>"
-        for r in rows
+    findings = table(
+        (h for _, h in HTML_COLUMNS),
+        ([Cell(r[c], " class=action") if c == "action" else r[c] for c, _ in HTML_COLUMNS] for r in rows),
+        attrs=' id="findings"',
     )
-    head = "".join(f"<th>{e(h)}</th>" for _, h in HTML_COLUMNS)
     docs = "".join(
         f'<li><a href="data-docs/{stage}/index.html">{stage}</a></li>'
         for stage in ("extract", "identity", "aggregates")
@@ -401,9 +401,9 @@ exports what is shown as CSV.</p>
 <span id="findings-count">{len(rows)}</span> finding(s);
 <span id="quarantined-count">{quarantined}</span> seller(s) quarantined (not reported until corrected,
 see <a href="quarantine.csv">quarantine.csv</a>).</p>
-<table id="counts"><tr><th>Kind of finding</th><th>Count</th></tr>{summary}</table>
+{summary}
 {links}
-<h2>Findings</h2><table id="findings"><tr>{head}</tr>{body}</table>"""
+<h2>Findings</h2>{findings}"""
     return page(f"DAC7 {settings.year}: due diligence", REPORT_CSS, text)
 
 

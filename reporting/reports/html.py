@@ -8,11 +8,12 @@ fetched), every value escaped, written atomically and owner-only.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-__all__ = ["escape", "page", "table", "write_page"]
+__all__ = ["Cell", "Row", "escape", "page", "table", "write_page"]
 
 
 def page(title: str, css: str, body: str) -> str:
@@ -25,12 +26,36 @@ def page(title: str, css: str, body: str) -> str:
     )
 
 
-def table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, attrs: str = "") -> str:
-    """A table of text cells: the headers and every cell escaped here. ``attrs`` (HTML written by
-    the caller, e.g. ``' id="counts"'``) goes into the opening tag."""
+@dataclass(frozen=True)
+class Cell:
+    """A cell whose tag carries attributes: ``text`` is escaped here, ``attrs`` is HTML written by
+    the caller (e.g. ``' class="n"'``)."""
+
+    text: str
+    attrs: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row whose ``<tr>`` carries attributes (HTML written by the caller, e.g.
+    ``' data-kind="TIN unknown"'``)."""
+
+    cells: Sequence[str | Cell]
+    attrs: str = ""
+
+
+def table(headers: Iterable[str], rows: Iterable[Sequence[str | Cell] | Row], *, attrs: str = "") -> str:
+    """A table of text cells under one row of headers: the headers and every cell's text escaped
+    here. ``attrs`` (HTML written by the caller, e.g. ``' id="counts"'``) goes into the opening
+    tag; a :class:`Row` or a :class:`Cell` carries attributes of its own."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(_row(row if isinstance(row, Row) else Row(row)) for row in rows)
     return f"<table{attrs}><tr>{head}</tr>{body}</table>"
+
+
+def _row(row: Row) -> str:
+    cells = (cell if isinstance(cell, Cell) else Cell(cell) for cell in row.cells)
+    return f"<tr{row.attrs}>" + "".join(f"<td{c.attrs}>{escape(c.text)}</td>" for c in cells) + "</tr>"
 
 
 def write_page(path: Path, text: str) -> Path:

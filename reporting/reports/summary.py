@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reporting.reports.html import escape, page, write_page
+from reporting.reports.html import Cell, Row, escape, page, table, write_page
 from reporting.results import Manifest
 from reporting.settings import RunSettings
 from reporting.staging import connect
@@ -261,16 +261,15 @@ def _authorities_section(manifest: Manifest, data: SummaryData) -> list[str]:
             {a: {"sellers": data.per_authority.get(a, 0)} for a in authorities},
         )
     )
-    rows = "".join(
-        f'<tr data-authority="{escape(a)}"><td>{escape(a)}</td><td class="n">{_num(data.per_authority.get(a, 0))}</td>'
-        f'<td class="n">{_num(len(files.get(a, [])))}</td><td class="n">{_num(sum(files.get(a, [])))}</td></tr>'
+    rows = (
+        Row(
+            (a, _figure(data.per_authority.get(a, 0)), _figure(len(files.get(a, []))), _figure(sum(files.get(a, [])))),
+            f' data-authority="{escape(a)}"',
+        )
         for a in authorities
     )
-    out.append(
-        "<details><summary>The figures per authority</summary>"
-        '<table id="table-authorities"><tr><th>Authority</th><th>Reportable sellers</th><th>Files</th>'
-        f"<th>Bytes</th></tr>{rows}</table></details>"
-    )
+    figures = table(("Authority", "Reportable sellers", "Files", "Bytes"), rows, attrs=' id="table-authorities"')
+    out.append(f"<details><summary>The figures per authority</summary>{figures}</details>")
     return out
 
 
@@ -310,17 +309,13 @@ def _thresholds_section(data: SummaryData) -> list[str]:
         ("table-sales", "Number of sales", data.sales_bins),
         ("table-consideration", "Consideration (EUR)", data.amount_bins),
     ):
-        head = "".join(f"<th>{escape(text)}</th>" for _, text, _ in series)
-        rows = "".join(
-            f'<tr data-bin="{escape(label)}"><td>{escape(label)}</td>'
-            + "".join(f'<td class="n">{_num(counts[key])}</td>' for key, _, _ in series)
-            + "</tr>"
+        headers = (title, *(text for _, text, _ in series))
+        rows = (
+            Row((label, *(_figure(counts[key]) for key, _, _ in series)), f' data-bin="{escape(label)}"')
             for label, counts in bins.items()
         )
-        out.append(
-            f"<details><summary>{escape(title)}: the figures</summary>"
-            f'<table id="{table_id}"><tr><th>{escape(title)}</th>{head}</tr>{rows}</table></details>'
-        )
+        figures = table(headers, rows, attrs=f' id="{table_id}"')
+        out.append(f"<details><summary>{escape(title)}: the figures</summary>{figures}</details>")
     return out
 
 
@@ -410,4 +405,10 @@ def _legend(series: Sequence[tuple[str, str, str]]) -> str:
 
 
 def _num(value: object) -> str:
-    return escape(f"{value:,}" if isinstance(value, int) else str(value if value is not None else ""))
+    """A figure's text, escaped, for the markup written by hand (the headline table, the charts)."""
+    return escape(_figure(value).text)
+
+
+def _figure(value: object) -> Cell:
+    """A figure as a right-aligned cell: an int with thousands separators, None as nothing."""
+    return Cell(f"{value:,}" if isinstance(value, int) else str(value if value is not None else ""), ' class="n"')

@@ -229,7 +229,7 @@ def _stream_to_parquet(
     if columnar is not None:
         try:
             return _columnar_to_parquet(columnar, table, sql, params, path)
-        except _NotColumnar as exc:
+        except NotColumnar as exc:
             log.info("extract %s: read through the DB-API (%s)", table, exc)
     spec = TABLES[table]
     schema = pa.schema([(name, typ) for name, typ, _ in spec])
@@ -240,7 +240,7 @@ def _stream_to_parquet(
     tmp = path.with_name(f".{path.name}.tmp")
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for batch in result.partitions(BATCH_ROWS):
-            writer.write_batch(_to_batch(batch, spec, index, schema, table, findings))
+            writer.write_batch(to_batch(batch, spec, index, schema, table, findings))
             rows_written += len(batch)
         if rows_written == 0:
             writer.write_table(schema.empty_table())
@@ -282,7 +282,7 @@ def _text_array(arr: pa.Array, *, upper: bool) -> pa.Array:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, STR), arr)
 
 
-class _NotColumnar(Exception):
+class NotColumnar(Exception):
     """The columnar read met data it does not take (the DB-API path reads the table instead)."""
 
 
@@ -396,7 +396,7 @@ def _pg_literal(params: dict[str, Any], name: str, text: str) -> str:
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, date) and not isinstance(value, datetime):
         return f"DATE '{value.isoformat()}'"
-    raise _NotColumnar(f"a parameter of type {type(value).__name__}")
+    raise NotColumnar(f"a parameter of type {type(value).__name__}")
 
 
 #: PostgreSQL's types that the columnar read converts as psycopg's values would be, per rule;
@@ -415,11 +415,11 @@ def _check_pg_types(schema: pa.Schema, spec: list[tuple[str, pa.DataType, Conver
     declared = {f.name.lower(): (f.metadata or {}).get(b"POSTGRESQL:type", b"").decode() for f in schema}
     for name, _typ, conv in spec:
         if name in declared and declared[name] not in _PG_TYPES.get(conv, frozenset()):
-            raise _NotColumnar(f"{name} is of the PostgreSQL type {declared[name] or 'unknown'}")
+            raise NotColumnar(f"{name} is of the PostgreSQL type {declared[name] or 'unknown'}")
 
 
 def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[str, Any], path: Path) -> int:
-    """Write the query's rows to ``path`` from ADBC's Arrow batches. Raises :class:`_NotColumnar`
+    """Write the query's rows to ``path`` from ADBC's Arrow batches. Raises :class:`NotColumnar`
     (leaving ``path`` untouched) at the first thing the DB-API path would read differently or
     report as a finding: the caller then reads the table that way."""
     spec = TABLES[table]
@@ -432,7 +432,7 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
         else:  # bounds as literals: ADBC streams a query through COPY only without parameters
             query, values = _PARAMETER.sub(lambda m: _pg_literal(params, m.group(1), m.group(0)), sql), ()
     except Exception as exc:  # an SQL the wrapper cannot take: the DB-API path reports any real error
-        raise _NotColumnar(f"query not taken: {type(exc).__name__}") from None
+        raise NotColumnar(f"query not taken: {type(exc).__name__}") from None
     rows_written = 0
     tmp = path.with_name(f".{path.name}.tmp")
     cur = source.conn.cursor()
@@ -447,30 +447,30 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for batch in reader:
                 batch = batch.rename_columns([n.lower() for n in batch.schema.names])
-                writer.write_batch(_columnar_batch(batch, spec, present, schema))
+                writer.write_batch(columnar_batch(batch, spec, present, schema))
                 rows_written += batch.num_rows
             if rows_written == 0:
                 writer.write_table(schema.empty_table())
-    except _NotColumnar:
+    except NotColumnar:
         tmp.unlink(missing_ok=True)
         raise
     except Exception as exc:  # e.g. a column whose values change type after the first batch
         tmp.unlink(missing_ok=True)
-        raise _NotColumnar(f"{type(exc).__name__} while reading") from None
+        raise NotColumnar(f"{type(exc).__name__} while reading") from None
     finally:
         cur.close()
     tmp.replace(path)
     return rows_written
 
 
-def _columnar_batch(
+def columnar_batch(
     batch: pa.RecordBatch, spec: list[tuple[str, pa.DataType, Converter]], present: set[str], schema: pa.Schema
 ) -> pa.RecordBatch:
-    """One ADBC batch converted by the rules of :func:`_to_batch`, or :class:`_NotColumnar`."""
+    """One ADBC batch converted by the rules of :func:`to_batch`, or :class:`NotColumnar`."""
     if _ODD in batch.schema.names:
         odd = batch.column(_ODD)
         if odd.null_count < len(odd) and pc.max(odd).as_py():
-            raise _NotColumnar("a REAL or BLOB value in a text or time column")
+            raise NotColumnar("a REAL or BLOB value in a text or time column")
     arrays = []
     for name, typ, conv in spec:
         if name not in present:
@@ -489,7 +489,7 @@ def _in_datetime_range(arr: pa.Array, name: str) -> pa.Array:
     if arr.null_count < len(arr):
         low, high = pc.min_max(arr.cast(I64)).values()
         if low.as_py() < _MIN_US or high.as_py() > _MAX_US:
-            raise _NotColumnar(f"{name} holds a time beyond the years 1 to 9999")
+            raise NotColumnar(f"{name} holds a time beyond the years 1 to 9999")
     return arr
 
 
@@ -507,17 +507,17 @@ def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str)
         if pa.types.is_integer(kind):  # str() of an integer, as the DB-API path writes it
             arr, kind = arr.cast(STR), STR
         if not pa.types.is_string(kind):
-            raise _NotColumnar(f"{name} did not arrive as text")
+            raise NotColumnar(f"{name} did not arrive as text")
         return _text_array(arr, upper=conv is _code)
     if conv is _int:
         if not pa.types.is_integer(kind):
-            raise _NotColumnar(f"{name} holds other values than integers")
+            raise NotColumnar(f"{name} holds other values than integers")
         return arr.cast(I64)
     if conv is _bool:
         if pa.types.is_boolean(kind):
             return pc.fill_null(arr, False)
         if kind != I64:
-            raise _NotColumnar(f"{name} holds other values than integers")
+            raise NotColumnar(f"{name} holds other values than integers")
         return pc.fill_null(pc.not_equal(arr, 0), False)
     if conv is _ts:
         if pa.types.is_timestamp(kind):  # a zoned time as its UTC wall time, as _ts gives it
@@ -532,17 +532,17 @@ def _columnar_array(arr: pa.Array, typ: pa.DataType, conv: Converter, name: str)
     if conv is _date and pa.types.is_date32(kind):
         return arr
     if not (pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_timestamp(kind)):
-        raise _NotColumnar(f"{name} is of a type the columnar read does not convert")
+        raise NotColumnar(f"{name} is of a type the columnar read does not convert")
     values = []
     for value in arr.to_pylist():
         try:
             values.append(conv(value))
         except (TypeError, ValueError, ArithmeticError):
-            raise _NotColumnar(f"a value of {name} cannot be read") from None
+            raise NotColumnar(f"a value of {name} cannot be read") from None
     return pa.array(values, typ)
 
 
-def _to_batch(
+def to_batch(
     rows: Sequence[Any],
     spec: list[tuple[str, pa.DataType, Converter]],
     index: dict[str, int],
@@ -635,10 +635,10 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             summed_here = 0
             if dialect is not None:
                 read_rates()  # first: which payments have a rate decides which rows the checks see
-                flags = _flags(settings, out / "fx_rates.parquet")
+                flags = source_flags(settings, out / "fx_rates.parquet")
                 odd = int(conn.exec_driver_sql(exotic_whitespace_sql(period, dialect=dialect)).scalar_one())
                 if odd:
-                    _warn_white_space(odd)
+                    warn_white_space(odd)
                     dialect = flags = None
                     summed_here = odd
             keys = _flag_keys(conn, settings, flags, dialect) if flags is not None and dialect is not None else None
@@ -672,20 +672,20 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             if flags is not None and dialect is not None:
                 totals = _source_totals(settings, conn, columnar, dialect, flags, keys)
             pushed = out / "pushed_totals.parquet"
-            aggregated_at_source = _pushed_totals(totals, pushed, counts, started, "in the source")
+            aggregated_at_source = write_pushed_totals(totals, pushed, counts, started, "in the source")
             control = {
                 table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
                 for table in CONTROLLED
             }
-            _write_controls(out / "control_counts.parquet", counts, control)
+            write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while the source is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            undated = _source_findings(conn, params, out, findings)
+            undated = source_findings(conn, params, out, findings)
     finally:
         if columnar is not None:
             columnar.close()
         engine.dispose()
-    return _check_extract(
+    return check_extract(
         settings,
         worker,
         counts=counts,
@@ -698,7 +698,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
     )
 
 
-def _check_extract(
+def check_extract(
     settings: RunSettings,
     worker: datachecks.ChecksWorker | None,
     *,
@@ -787,7 +787,7 @@ def extract_sql(table: str, columns: set[str]) -> str:
     return sql
 
 
-def _warn_white_space(odd: int) -> None:
+def warn_white_space(odd: int) -> None:
     log.warning(
         "extract: %d transaction(s) or refund(s) of the period hold white space other than "
         "spaces at the ends of a text, which SQL's TRIM keeps and the extract removes: this "
@@ -796,7 +796,7 @@ def _warn_white_space(odd: int) -> None:
     )
 
 
-def _pushed_totals(
+def write_pushed_totals(
     totals: pa.Table | None, path: Path, counts: dict[str, int], started: float, where: str
 ) -> AggregatedAtSource | None:
     """The source's sums (None: nothing summed there) written to ``path`` (an empty file then: the
@@ -836,7 +836,7 @@ def _pushed_totals(
     return summary
 
 
-def _source_findings(conn: Connection, params: dict[str, Any], out: Path, findings: list[Finding]) -> list[Finding]:
+def source_findings(conn: Connection, params: dict[str, Any], out: Path, findings: list[Finding]) -> list[Finding]:
     """After the control counts: the per-seller counts (``control_seller_counts.parquet``) and the
     rows that refer to nothing, added to ``findings``; the undated transactions, returned."""
     undated: list[Finding] = []
@@ -904,7 +904,7 @@ def _not_indexed(sql: str) -> str:
     return scan
 
 
-def _write_controls(path: Path, written: dict[str, int], control: dict[str, int]) -> None:
+def write_controls(path: Path, written: dict[str, int], control: dict[str, int]) -> None:
     rows = [{"table_name": t, "written": written[t], "source_count": control[t]} for t in CONTROLLED]
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(pa.Table.from_pylist(rows, schema=CONTROL_SCHEMA), tmp)
@@ -986,12 +986,12 @@ def _orphans(
 #: where the source sums the transactions (``[source] aggregate = "source"``)
 PUSHDOWN_DIALECTS = ("postgres", "mysql")
 #: the types a column must have for the source to sum and compare it as the extract would
-_INTEGER_COLUMNS = {
+PUSHDOWN_INTEGER_COLUMNS = {
     "transactions": ("amount_minor", "fee_minor", "tax_minor", "rented_days"),
     "refunds": ("amount_minor", "fee_minor", "tax_minor"),
 }
-_TIME_COLUMNS = {"transactions": ("paid_at",), "refunds": ("refunded_at",)}
-_TEXT_COLUMNS = {
+PUSHDOWN_TIME_COLUMNS = {"transactions": ("paid_at",), "refunds": ("refunded_at",)}
+PUSHDOWN_TEXT_COLUMNS = {
     "transactions": ("transaction_id", "seller_id", "activity", "listing_id", "currency"),
     "refunds": ("refund_id", "transaction_id"),
     "property_listings": ("listing_id", "seller_id"),
@@ -1016,9 +1016,9 @@ def _pushdown_dialect(settings: RunSettings, conn: Connection) -> str | None:
     for table in ("transactions", "refunds", "property_listings"):
         types = {c["name"].lower(): c["type"] for c in inspector.get_columns(table)}
         for kinds, expected, name in (
-            (_INTEGER_COLUMNS, sa.Integer, "an integer"),
-            (_TIME_COLUMNS, sa.DateTime, "a timestamp"),
-            (_TEXT_COLUMNS, sa.String, "a text"),
+            (PUSHDOWN_INTEGER_COLUMNS, sa.Integer, "an integer"),
+            (PUSHDOWN_TIME_COLUMNS, sa.DateTime, "a timestamp"),
+            (PUSHDOWN_TEXT_COLUMNS, sa.String, "a text"),
         ):
             wrong += [
                 f"{table}.{c} is {types[c]}, not {name} type"
@@ -1034,7 +1034,7 @@ def _pushdown_dialect(settings: RunSettings, conn: Connection) -> str | None:
     return dialect
 
 
-def _flags(settings: RunSettings, rates: Path) -> Flags:
+def source_flags(settings: RunSettings, rates: Path) -> Flags:
     """What the source flags for the checks, from the staged rates: a payment in a currency
     without a rate for it (on 31 December, or on the payment's local date) is flagged."""
     period = settings.period

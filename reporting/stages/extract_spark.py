@@ -11,9 +11,9 @@ Parquet table, or ``database.table``).
 A table's rows are never collected into the driver: Spark writes them as Parquet into an
 owner-only folder of the run's staging area, read back batch by batch, never as a Python object
 per value, and converted column by column by the rules of the columnar read
-(:func:`reporting.stages.extract._columnar_batch`). A table that those rules do not take as it comes (a
+(:func:`reporting.stages.extract.columnar_batch`). A table that those rules do not take as it comes (a
 float where an integer belongs) is converted value by value instead,
-by the rules of the DB-API read (:func:`reporting.stages.extract._to_batch`), which turn each value that
+by the rules of the DB-API read (:func:`reporting.stages.extract.to_batch`), which turn each value that
 cannot be read into a finding naming its row: both give the file any other source would give.
 The contract's times and dates must have Spark's time and date types: text there is refused
 before any query runs (:func:`_check_time_types`).
@@ -202,7 +202,7 @@ def extract(settings: RunSettings, source_url: str | None = None) -> ExtractResu
         )
     worker = datachecks.ChecksWorker.start()
     try:
-        return ex._check_extract(settings, worker, **read_spark_source(settings, worker))
+        return ex.check_extract(settings, worker, **read_spark_source(settings, worker))
     finally:
         if worker is not None:
             worker.close()
@@ -240,7 +240,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
             summed_here = 0
             if pushdown:
                 read_rates()  # first: which payments have a rate decides which rows the checks see
-                flags = ex._flags(settings, out / "fx_rates.parquet")
+                flags = ex.source_flags(settings, out / "fx_rates.parquet")
                 odd = _scalar(
                     spark.sql(
                         exotic_whitespace_sql(
@@ -249,7 +249,7 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                     )
                 )
                 if odd:
-                    ex._warn_white_space(odd)
+                    ex.warn_white_space(odd)
                     flags = None
                     summed_here = odd
             for table in ex.TABLES:
@@ -266,10 +266,10 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                 read_rates()
             aggregated_at_source = _pushed_totals(settings, spark, flags, names, counts, out / "pushed_totals.parquet")
             control = {table: queries.scalar(sql_text(f"count_{table}.sql"), params) for table in ex.CONTROLLED}
-            ex._write_controls(out / "control_counts.parquet", counts, control)
+            ex.write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while Spark is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            undated = ex._source_findings(queries.as_connection(), params, out, findings)
+            undated = ex.source_findings(queries.as_connection(), params, out, findings)
         finally:
             if config.tables is not None:  # the temporary views of the Parquet tables
                 for view in names.values():
@@ -314,12 +314,12 @@ def _to_parquet(frame: DataFrame, table: str, path: Path, findings: list[Finding
                         yield pa.RecordBatch.from_arrays(batch.columns, names=[n.lower() for n in batch.schema.names])
 
         try:
-            _write(path, schema, (ex._columnar_batch(b, spec, present, schema) for b in batches()))
-        except ex._NotColumnar as exc:
+            _write(path, schema, (ex.columnar_batch(b, spec, present, schema) for b in batches()))
+        except ex.NotColumnar as exc:
             log.info("extract %s: read value by value (%s)", table, exc)
             index = {name.lower(): i for i, name in enumerate(names)}
             _write(
-                path, schema, (ex._to_batch(list(_tuples(b)), spec, index, schema, table, findings) for b in batches())
+                path, schema, (ex.to_batch(list(_tuples(b)), spec, index, schema, table, findings) for b in batches())
             )
         return rows
     finally:
@@ -378,7 +378,7 @@ def _pushed_totals(
 ) -> AggregatedAtSource | None:
     """With ``flags``: Spark's sums of every transaction not flagged, written to ``path`` and
     added to ``counts``, and what ``extract.json`` says of them; else an empty file and None
-    (:func:`reporting.stages.extract._pushed_totals`)."""
+    (:func:`reporting.stages.extract.write_pushed_totals`)."""
     started = time.perf_counter()
     totals = None
     if flags is not None:
@@ -391,7 +391,7 @@ def _pushed_totals(
             refunds=names["refunds"],
             property_listings=names["property_listings"],
         )
-    return ex._pushed_totals(totals, path, counts, started, "by Spark")
+    return ex.write_pushed_totals(totals, path, counts, started, "by Spark")
 
 
 #: the contract's times and dates (sql/source_schema.sql) and the Spark types they may have
@@ -436,8 +436,8 @@ def _pushdown(settings: RunSettings, spark: SparkSession, names: Mapping[str, st
     from pyspark.sql import types as T
 
     expected: Sequence[tuple[Mapping[str, tuple[str, ...]], tuple[type, ...], str]] = (
-        (ex._INTEGER_COLUMNS, (T.ByteType, T.ShortType, T.IntegerType, T.LongType), "an integer"),
-        (ex._TEXT_COLUMNS, (T.StringType, T.VarcharType, T.CharType), "a text"),
+        (ex.PUSHDOWN_INTEGER_COLUMNS, (T.ByteType, T.ShortType, T.IntegerType, T.LongType), "an integer"),
+        (ex.PUSHDOWN_TEXT_COLUMNS, (T.StringType, T.VarcharType, T.CharType), "a text"),
     )
     wrong: list[str] = []
     for table in ("transactions", "refunds", "property_listings"):

@@ -32,7 +32,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[str]]]:
     def wrapped(source: extract.Columnar, table: str, *args: object) -> int:
         try:
             n = original(source, table, *args)  # type: ignore[arg-type]
-        except extract._NotColumnar:
+        except extract.NotColumnar:
             seen["handed back"].append(table)
             raise
         seen["columnar"].append(table)

@@ -233,13 +233,13 @@ def test_parquet_tables_publish_what_sqlite_publishes(
 ) -> None:
     tables, expected = demo
     one_by_one: list[str] = []
-    by_value = extract._to_batch
+    by_value = extract.to_batch
 
     def recorded(rows: Any, spec: Any, index: Any, schema: Any, table: str, findings: Any) -> Any:
         one_by_one.append(table)
         return by_value(rows, spec, index, schema, table, findings)
 
-    monkeypatch.setattr(extract, "_to_batch", recorded)
+    monkeypatch.setattr(extract, "to_batch", recorded)
     result = run_once(tmp_path, "spark", spark=f'tables = "{tables}"', aggregate=aggregate)
     assert_same(result, expected)
     assert one_by_one == [], "clean tables are converted column by column, with no Python object per value"
@@ -389,13 +389,13 @@ def test_a_table_is_streamed_through_parquet_files_never_collected(
     monkeypatch.setattr(DataFrame, "toArrow", collected)
     monkeypatch.setattr(extract, "BATCH_ROWS", 2)
     seen: list[tuple[int, int]] = []
-    columnar = extract._columnar_batch
+    columnar = extract.columnar_batch
 
     def recorded(batch: Any, *args: Any) -> Any:
         seen.append((batch.num_rows, (tmp_path / ".spark-transactions").stat().st_mode & 0o777))
         return columnar(batch, *args)
 
-    monkeypatch.setattr(extract, "_columnar_batch", recorded)
+    monkeypatch.setattr(extract, "columnar_batch", recorded)
     spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")  # times are written as UTC whatever the zone
     try:
         for kind in ("timestamp", "timestamp_ntz"):

@@ -1,7 +1,7 @@
 """The real samples through `dac7 validate --rules`, with and without an authority.
 
 Why each sample has the findings it has is written next to its expectations in
-tests/unit/test_preflight.py (the same rules, called directly); here the command line must agree
+tests/unit/test_business_rules.py (the same rules, called directly); here the command line must agree
 with that and exit 1 exactly when a file has an error.
 """
 

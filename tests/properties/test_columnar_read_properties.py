@@ -123,7 +123,7 @@ def test_clean_rows_are_read_by_the_columnar_path(tmp_path: Path, monkeypatch: p
     ]
     _write(tmp_path / "source.db", "transactions", rows, declared=True)
     called: list[str] = []
-    monkeypatch.setattr(extract, "_to_batch", lambda *a, **k: called.append("rows") or pytest.fail("row path"))
+    monkeypatch.setattr(extract, "to_batch", lambda *a, **k: called.append("rows") or pytest.fail("row path"))
     plain_free = _both_fast_only(tmp_path / "source.db", tmp_path)
     assert plain_free.num_rows == 10
     assert plain_free.column("transaction_id").to_pylist()[0] == "T0"

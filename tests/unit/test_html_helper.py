@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 
-from reporting.reports.html import page, table, write_page
+from reporting.reports.html import Cell, Row, page, table, write_page
 
 
 def test_page_escapes_the_title_and_keeps_the_body_as_given() -> None:
@@ -21,6 +21,15 @@ def test_table_escapes_headers_and_cells() -> None:
     assert html == (
         '<table id="t"><tr><th>Kind</th><th>&lt;b&gt;</th></tr>'
         "<tr><td>a&amp;b</td><td>&lt;script&gt;x&lt;/script&gt;</td></tr></table>"
+    )
+
+
+def test_table_rows_and_cells_carry_their_attributes() -> None:
+    rows = [Row(("<a>", Cell("1,234", ' class="n"')), ' data-kind="a"'), ("b", "2")]
+    assert table(("Kind", "Count"), rows) == (
+        "<table><tr><th>Kind</th><th>Count</th></tr>"
+        '<tr data-kind="a"><td>&lt;a&gt;</td><td class="n">1,234</td></tr>'
+        "<tr><td>b</td><td>2</td></tr></table>"
     )
 
 
