@@ -36,6 +36,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reporting.vocabulary import GOODS, JURISDICTION, SERVICES, TRANSPORT
+
 DAC7_PACKAGE = "dac7==2025.0.0"
 STAGES = ("prepare", "extract", "aggregate", "rules", "render", "validate", "publish")
 _T = TypeVar("_T")
@@ -342,9 +344,9 @@ def flat_sellers(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                     "immovable_properties": [],
                 }
                 for tag, key in (
-                    ("PersonalServices", "personal_services"),
-                    ("SaleOfGoods", "sale_of_goods"),
-                    ("TransportationRental", "transportation_rental"),
+                    ("PersonalServices", SERVICES),
+                    ("SaleOfGoods", GOODS),
+                    ("TransportationRental", TRANSPORT),
                 ):
                     a = activities.find(f"{ns}{tag}")
                     if a is not None:
@@ -446,7 +448,7 @@ def bench(
     seed: int = 7,
     year: int = 2025,
     work: Path,
-    routing: str = "jurisdiction",
+    routing: str = JURISDICTION,
     data_docs: bool = True,
     against_dac7: bool = False,
     source: str | None = None,

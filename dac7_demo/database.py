@@ -14,12 +14,6 @@ from sqlalchemy.engine import Connection, Engine
 from reporting.errors import SourceError
 from reporting.source import CONTRACT, check_contract, create_schema, safe_url
 
-#: The activities as the source contract's ``transactions.activity`` spells them.
-GOODS = "sale_of_goods"
-SERVICES = "personal_services"
-TRANSPORT = "transportation_rental"
-PROPERTY = "immovable_property"
-
 #: Insert order of the tables and their columns (the contract columns plus optional ones).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "fx_rates": CONTRACT["fx_rates"],

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from itertools import cycle
 from typing import Any
 
-from dac7_demo.database import GOODS, POSITION, PROPERTY, Sink
+from dac7_demo.database import POSITION, Sink
 from reporting.countries import EU_MEMBER_STATES
+from reporting.vocabulary import GOODS, PROPERTY
 
 
 @dataclass(frozen=True, slots=True)

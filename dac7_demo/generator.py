@@ -51,19 +51,11 @@ from dac7_demo.countries import (
     RESIDENCE_CW,
     RESIDENCES,
 )
-from dac7_demo.database import (
-    COLUMNS,
-    GOODS,
-    PROPERTY,
-    SERVICES,
-    TRANSPORT,
-    Sink,
-    prepare_schema,
-    start_load,
-)
+from dac7_demo.database import COLUMNS, Sink, prepare_schema, start_load
 from dac7_demo.defects import BadSellers
 from reporting.countries import EU_MEMBER_STATES
 from reporting.source import CONTRACT, make_engine
+from reporting.vocabulary import GOODS, PROPERTY, SERVICES, TRANSPORT
 
 __all__ = ["DEMO_DEFAULTS", "DemoResult", "generate_demo"]
 

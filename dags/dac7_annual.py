@@ -72,6 +72,8 @@ from dac7_support.common import (
 from dac7_support.notify import on_failure
 from dac7_support.tasks import FILINGS
 
+from reporting.vocabulary import JURISDICTION  # a leaf: nothing heavy at parse time
+
 __all__ = ["FILINGS", "reporting_period", "run_uuid"]
 
 log = logging.getLogger("dac7_annual")
@@ -104,7 +106,7 @@ def annual_run(ctx: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]
         "year": year,
         # a preview never takes the place of the year's filing: it publishes beside it
         "out_dir": str(
-            Path(env["out_dir"]) / str(year) / ("preview" if config.reporting.routing == "jurisdiction" else "")
+            Path(env["out_dir"]) / str(year) / ("preview" if config.reporting.routing == JURISDICTION else "")
         ),
         "as_of": as_of,
         "environment": params.get("environment"),

@@ -1,11 +1,11 @@
 """DAC7 deadline watch: warns while a filing due by 31 January is not published.
 
 Runs at 07:00 UTC every day in January. From the day set by ``DAC7_DEADLINE_WARN`` (``MM-DD``,
-default ``01-25``) it checks the filing ledger (``DAC7_LEDGER_URL``, else the configuration's
-``[ledger] url``) for the production messages of the year before the run's date: each authority
-the operator must file with (the member state it files in and every ``[authorities.XX]`` table of
-the configuration) needs one published or accepted. A missing one is logged as a WARNING and sent
-through the notification hook (``DAC7_NOTIFY``, see ``dac7_support.notify``) every day until the
+default ``01-25``) it checks the filing ledger of the annual runs (``DAC7_LEDGER_URL``, else the
+Airflow Connection named by ``DAC7_LEDGER_CONN_ID``, else the configuration's ``[ledger] url``)
+for the production messages of the year before the run's date: the member state the operator
+files in needs one published or accepted. A missing one is logged as a WARNING and sent through
+the notification hook (``DAC7_NOTIFY``, see ``dac7_support.notify``) every day until the
 deadline. The ``reporting_year`` Param checks another year on a manual run.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from dac7_support import deadline
 from dac7_support.common import run_date, settings_from_env, year_param
+from dac7_support.connections import ledger_url
 from dac7_support.notify import on_failure
 
 
@@ -43,7 +44,7 @@ def dac7_deadline() -> None:
         ctx = get_current_context()
         today = run_date(ctx.get("logical_date"), ctx["dag_run"].run_after)
         year = ctx["params"].get("reporting_year") or today.year - 1
-        return deadline.check_deadline(int(year), today, settings_from_env()["config_path"])
+        return deadline.check_deadline(int(year), today, settings_from_env()["config_path"], ledger_url())
 
     check_deadline()
 

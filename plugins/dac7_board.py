@@ -19,8 +19,9 @@ says in words what was imported, or why nothing was; every import and every refu
 with the user and the document's sha256, never its content.
 
 Like ``dac7_view``, Airflow imports this module in every process: its top level imports the
-standard library and ``dac7_view`` (itself standard library only); ``reporting`` and Starlette are
-imported inside the functions that use them, in the api-server.
+standard library, ``dac7_view`` and ``reporting.vocabulary`` (standard library only, both); the
+rest of ``reporting`` and Starlette are imported inside the functions that use them, in the
+api-server.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from dac7_view import (
     status_outcomes,
 )
 
+from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
+
 if TYPE_CHECKING:
     from reporting.deadlines import Deadline
     from reporting.ledger import Ledger, MessageInfo
@@ -73,7 +76,7 @@ _ENVELOPE = 64 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-ENVIRONMENTS = {"prod": "Production", "test": "Test environment"}
+ENVIRONMENTS = {PROD: "Production", TEST: "Test environment"}
 
 # ============================================================================ reading
 
@@ -156,9 +159,9 @@ def board_rows(
         groups.setdefault((m.environment, m.authority, m.reporting_year), []).append(t)
     if filing_state:
         for year in years:
-            groups.setdefault(("prod", filing_state, year), [])
+            groups.setdefault((PROD, filing_state, year), [])
     rows = [_row(env, authority, year, of) for (env, authority, year), of in groups.items()]
-    return sorted(rows, key=lambda r: (r.environment != "prod", -r.year, r.authority != filing_state, r.authority))
+    return sorted(rows, key=lambda r: (r.environment != PROD, -r.year, r.authority != filing_state, r.authority))
 
 
 def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> BoardRow:
@@ -355,7 +358,7 @@ COLUMNS = (
 
 def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> str:
     rows = []
-    for r in board.of("prod"):
+    for r in board.of(PROD):
         filing = deadline_for(r.authority, r.year)
         due = filing.due_date(r.year)
         statements_due = deadline_for(r.authority, r.year, "seller_statement").due_date(r.year)
@@ -381,7 +384,7 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
 
 
 def _test_table(board: Board) -> str:
-    rows = [(_authority(r.authority), escape(str(r.year)), *_counts(r, None, board.today)) for r in board.of("test")]
+    rows = [(_authority(r.authority), escape(str(r.year)), *_counts(r, None, board.today)) for r in board.of(TEST)]
     if not rows:
         return "<p>No test filing in the ledger.</p>"
     return _table(COLUMNS, rows, table_id="board-test", numeric=(1, 3, 4, 5, 6, 7, 8))

@@ -21,7 +21,6 @@ standard library only; FastAPI and ``dac7_view`` are imported inside :func:`add_
 FastAPI reads the annotations of the routes defined in :func:`add_routes`.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -34,7 +33,6 @@ from urllib.parse import quote
 
 #: A run's staging directory name: ``<year>-<run uuid>`` (``reporting.pipeline.prepare``).
 RUN_NAME = re.compile(r"^20[0-9]{2}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-AUTHORITY = re.compile(r"^[A-Z]{2}$")
 log = logging.getLogger("dac7.view")
 
 
@@ -59,44 +57,31 @@ def _read(path: Path) -> Any:
 def pending_messages(run: Path) -> list[dict[str, Any]]:
     """The messages the run rendered, per planned authority in order, as its render listed them
     (``authority``, ``message_ref_id``, ``message_type_indic``, ``file``, ``records``, ``sha256``),
-    each with ``published``: whether the run has published that authority already."""
-    plan = run / "render" / "plan.json"
-    if not plan.is_file():
-        return []
-    out = []
-    for authority in _read(plan).get("authorities", []):
-        rendered = run / "render" / "authorities" / f"{authority}.json"
-        if not AUTHORITY.match(str(authority)) or not rendered.is_file():
-            continue
-        published = (run / "publish" / "authorities" / f"{authority}.json").is_file()
-        for m in _read(rendered).get("messages", []):
-            out.append({**m, "authority": authority, "published": published})
-    return out
+    each with ``published``: whether the run has published that authority already
+    (``reporting.pipeline.pending_messages``)."""
+    from reporting import pipeline
+
+    return [dict(m) for m in pipeline.pending_messages(run)]
 
 
 def pending_file(run: Path, relative: str) -> tuple[Path, str] | None:
     """The rendered file at ``relative`` (``<XX>/<name>``, below ``<run>/render/``) and the sha256
     its render recorded, if the run's render lists it; None for anything else, for a path with
     an empty, ``.`` or ``..`` segment, and for one that leaves the run's render directory."""
+    from reporting import pipeline
+
     segments = relative.split("/")
     if any(s in ("", ".", "..") for s in segments) or "\\" in relative or "\x00" in relative:
         return None
     listed = {m["file"]: str(m.get("sha256", "")) for m in pending_messages(run)}
     if relative not in listed:
         return None
-    root = (run / "render").resolve()
-    target = (run / "render" / relative).resolve()
+    path = pipeline.rendered_file(run, relative)
+    root = path.parents[len(segments) - 1].resolve()  # the run's render directory, above <XX>/<name>
+    target = path.resolve()
     if not target.is_relative_to(root) or not target.is_file():
         return None
     return target, listed[relative]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def refusals(run: Path) -> list[dict[str, str]]:
@@ -215,6 +200,8 @@ def add_routes(app: Any, view_user: Any, may_download: Callable[[Any], bool], re
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file among the run's rendered files.")
         target, listed = found
+        from reporting.files import file_sha256
+
         digest = file_sha256(target)
         if listed and digest != listed:
             log.warning("DAC7 pending file changed since it was rendered: %s/%s sha256 %s", run, path, digest)

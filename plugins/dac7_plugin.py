@@ -281,7 +281,7 @@ def create_app() -> Any:
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such file in the published output of this year.")
         # every download, by whom and of which bytes: the audit trail of who took personal data away
-        from reporting.stages.render import file_sha256
+        from reporting.files import file_sha256
 
         log.info("DAC7 download by %s: %s/%s sha256 %s", user.get_name(), year, path, file_sha256(target))
         suffix = target.suffix.lower()

@@ -15,8 +15,8 @@ The identity is masked (initials, the last three characters of an identifier, th
 unless the user has the download permission.
 
 Airflow's plugin loader imports this module in every Airflow process: its top level imports the
-standard library and ``dac7_view`` (which imports the standard library only); ``reporting`` is
-imported inside the functions that read, in the api-server.
+standard library, ``dac7_view`` and ``reporting.vocabulary`` (the standard library only, both);
+the rest of ``reporting`` is imported inside the functions that read, in the api-server.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from urllib.parse import quote
 
 import dac7_view as view
 from dac7_view import Sources, _id, _num, _page, _problems, _table
+
+from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 
 if TYPE_CHECKING:
     from reporting.explain import Identity, SellerFiling, SellerMatch, SellerReading
@@ -61,7 +63,7 @@ NO_STAGING = (
 
 
 #: the environments the page may be asked for (``?environment=``), as the manifest names them
-ENVIRONMENTS = ("prod", "test")
+ENVIRONMENTS = (PROD, TEST)  # the production run first
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def shown_run(year_dir: Path, environment: str | None = None) -> tuple[ShownRun 
     runs, _ = view.runs_of(year_dir)
     y = view.YearView(0, None, None, {}, runs=runs)
     asked = environment in ENVIRONMENTS
-    run = y.latest(environment) if asked else (y.latest("prod") or y.latest("test"))
+    run = y.latest(environment) if asked else (y.latest(PROD) or y.latest(TEST))
     if run is None:
         return None, None
     others = tuple(e for e in ENVIRONMENTS if e != run.environment and y.latest(e) is not None)
@@ -526,7 +528,7 @@ def _run_note(run: ShownRun | None, year: int, base: str, query: str) -> list[st
     which = f"the latest {view.ENVIRONMENTS.get(run.environment, run.environment)} run of {year}"
     links = []
     for env in run.others:
-        params = "&".join(p for p in (query, "" if env == "prod" else f"environment={env}") if p)
+        params = "&".join(p for p in (query, "" if env == PROD else f"environment={env}") if p)
         href = base + params if params else base.rstrip("?") or "./"
         links.append(f'<a id="run-{env}" href="{escape(href)}">the latest {view.ENVIRONMENTS.get(env, env)} run</a>')
     other = f" See {' or '.join(links)}." if links else ""

@@ -34,9 +34,9 @@ configuration and the ledger and creates the run in the metadata database (waiti
 attempts when that database is busy); only reading the request's body happens on the event loop.
 
 Airflow imports every module of the plugins folder in every process: this one imports the
-standard library only at its top; ``dac7_support`` (from the DAGs folder) and Airflow's API are
-imported when a request comes. (No ``from __future__ import annotations``: FastAPI reads the
-annotations of the routes defined in ``add_routes``.)
+standard library and ``reporting.vocabulary`` (a leaf) only at its top; ``dac7_support`` (from the
+DAGs folder) and Airflow's API are imported when a request comes. (No ``from __future__ import
+annotations``: FastAPI reads the annotations of the routes defined in ``add_routes``.)
 """
 
 import os
@@ -47,6 +47,8 @@ from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 
 DAG_ID = "dac7_annual"
 FORM_FIELDS = ("reporting_year", "as_of", "environment", "mode", "sellers", "authorities")
@@ -199,7 +201,7 @@ def what_it_files(conf: Mapping[str, Any], filed: Mapping[str, int]) -> list[str
         lines.append("This run files every reportable seller as NEW records, whatever the ledger holds.")
     else:
         lines.append("This run files a NIL report: no seller is reportable.")
-    if env == "prod":
+    if env == PROD:
         lines.append("A production filing is published only after a second person approves it in Airflow.")
     else:
         lines.append("A test run marks every record as test data and files into the ledger's test space.")
@@ -229,8 +231,8 @@ def form_page(
         f'<label><input type="radio" name="environment" value="{e}" required'
         f"{' checked' if v.get('environment') == e else ''}> {escape(label)}</label><br>"
         for e, label in (
-            ("test", "test: test data, into the ledger's test space"),
-            ("prod", "prod: the real filing, published after a second person's approval"),
+            (TEST, "test: test data, into the ledger's test space"),
+            (PROD, "prod: the real filing, published after a second person's approval"),
         )
     )
     modes = "".join(

@@ -18,8 +18,9 @@ point: the index is ``<prefix>/``, a year ``<prefix>/<year>/``, its files
 ``<prefix>/<year>/files/<path>`` (only those :func:`published_file` allows).
 
 Airflow's plugin loader imports this module in every Airflow process (it imports every ``.py``
-file of the plugins folder): its top level imports the standard library only; ``reporting``
-(which loads lxml and pyarrow) is imported inside the functions that read, in the api-server.
+file of the plugins folder): its top level imports the standard library and the words of
+``reporting.vocabulary`` (a leaf that imports nothing); the rest of ``reporting`` (which loads lxml
+and pyarrow) is imported inside the functions that read, in the api-server.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
+
+from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -131,7 +134,7 @@ UNNAMED_REJECTION = (
 #: the message statuses whose file was published: ready to send, sent, or answered
 PUBLISHED_STATUSES = ("published", "accepted", "rejected")
 #: the environments, as the ledger and the manifest name them, and as the page names them
-ENVIRONMENTS = {"prod": "production", "test": "test"}
+ENVIRONMENTS = {PROD: "production", TEST: "test"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,7 @@ class Run:
     @property
     def environment(self) -> str:
         """``prod`` for a production filing; ``test`` for a test run and for every preview."""
-        return "prod" if self.manifest.get("environment") == "prod" and not self.manifest.get("preview") else "test"
+        return PROD if self.manifest.get("environment") == PROD and not self.manifest.get("preview") else TEST
 
     @property
     def timestamp(self) -> str:
@@ -273,7 +276,7 @@ def overview(
     result = []
     for year in years:
         of_year = [m for m in chosen if m.reporting_year == year]
-        envs = sorted({m.environment for m in of_year}, key=lambda e: (e != "prod", e)) or [""]
+        envs = sorted({m.environment for m in of_year}, key=lambda e: (e != PROD, e)) or [""]
         for env in envs:
             of_env = [m for m in of_year if m.environment == env]
             result.append(
@@ -297,7 +300,7 @@ def overview_choices(src: Sources) -> dict[str, list[str]]:
     except LedgerUnavailable:
         messages, unnamed = [], set()
     return {
-        "environment": sorted({m.environment for m in messages}, key=lambda e: (e != "prod", e)),
+        "environment": sorted({m.environment for m in messages}, key=lambda e: (e != PROD, e)),
         "authority": sorted({m.authority for m in messages}),
         "status": sorted({_message_status(m, unnamed) for m in messages}),
     }
@@ -693,7 +696,7 @@ NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no
 
 
 def _year_page(view: YearView, authority: str | None) -> str:
-    prod, test = view.latest("prod"), view.latest("test")
+    prod, test = view.latest(PROD), view.latest(TEST)
     body = [
         '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
         '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a> '
@@ -706,7 +709,7 @@ def _year_page(view: YearView, authority: str | None) -> str:
         '<a href="#runs">Earlier runs</a></p>',
         *_ledger_section(view, authority),
     ]
-    for env, run in (("prod", prod), ("test", test)):
+    for env, run in ((PROD, prod), (TEST, test)):
         latest = run is not None and view.manifest is not None and run.run_id == view.manifest.get("run_id")
         body += _run_section(run, env, authority, view.summary_text if latest else None)
     body += _runs_section(view, {id(r) for r in (prod, test) if r})
@@ -1137,7 +1140,7 @@ def due_diligence_findings(src: Sources, year: int, query: DueDiligenceQuery) ->
         return None, none, [f"No run of {year} has published into the output directory yet.", *src.problems]
     runs, problems = runs_of(year_dir)
     view = YearView(year, None, None, {}, runs=runs)
-    run = view.latest(query.run) if query.run in ENVIRONMENTS else (view.latest("prod") or view.latest("test"))
+    run = view.latest(query.run) if query.run in ENVIRONMENTS else (view.latest(PROD) or view.latest(TEST))
     if run is None:
         return (
             None,

@@ -25,6 +25,7 @@ from reporting.errors import ConfigError
 from reporting.reports.due_diligence import mask
 from reporting.settings import read_json
 from reporting.staging import sql_literal
+from reporting.vocabulary import REPORTED
 
 if TYPE_CHECKING:
     from reporting.ledger import Ledger
@@ -396,7 +397,7 @@ def explain_seller(out_dir: str | Path, seller_id: str, year: int, *, show_perso
         cur = f["currency"]
         reported = (
             f["row_decision"]
-            if f["row_decision"] != "reported"
+            if f["row_decision"] != REPORTED
             else f"{f['reported_currency'] or '-':<4}{_n(f['reported_consideration']):>11}"
             f"{_n(f['reported_activities']):>6}{_n(f['reported_fees']):>9}{_n(f['reported_taxes']):>8}"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,8 @@ from reporting.authorities import ignored_authorities
 from reporting.config import Config, load_config
 from reporting.countries import is_eu
 from reporting.errors import ConfigError
+from reporting.ledger import MessageInfo, open_ledger
+from reporting.ledger.model import LIVE_MESSAGE_STATUSES
 from reporting.ledger.url import resolve_ledger_url
 from reporting.logcontext import stage_context
 from reporting.private import owner_only
@@ -32,6 +35,7 @@ from reporting.results import (
     AuthorityValidation,
     ExtractResult,
     Manifest,
+    PendingMessage,
     Rendered,
     RulesResult,
     Validation,
@@ -55,11 +59,13 @@ from reporting.stages import publish as _publish
 from reporting.stages import render as _render
 from reporting.stages import rules as _rules
 from reporting.stages import validate as _validate
-from reporting.vocabulary import AUDIT, ENVIRONMENTS, JURISDICTION, MODES, PROD
+from reporting.vocabulary import AUDIT, ENVIRONMENTS, JURISDICTION, MODES, PROD, QUARANTINED, REPORTED
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STAGING = Path(".dac7") / "staging"
+#: An authority's code, as it names the files of its render (``render/authorities/<XX>.json``).
+_AUTHORITY = re.compile("[A-Z]{2}")
 
 
 def prepare(
@@ -402,7 +408,7 @@ def summary_table(manifest: Manifest) -> str:
         f"  {'reportable':<40}{s['reportable']:>10}",
     ]
     for code, n in s["decisions"].items():
-        if code != "reported":
+        if code != REPORTED:
             lines.append(f"  {code:<40}{n:>10}")
     if manifest["files"]:
         lines.append("")
@@ -434,11 +440,11 @@ def summary_table(manifest: Manifest) -> str:
         lines.append(
             f"  discarded {d['message_ref_id']} ({d['authority']}) of run {d['run_id']}: rendered, never published"
         )
-    quarantined = {code: n for code, n in s["decisions"].items() if code.startswith("quarantined:")}
+    quarantined = {code: n for code, n in s["decisions"].items() if code.startswith(QUARANTINED)}
     if quarantined:
         lines.append("")
         lines.append(f"  {sum(quarantined.values())} seller(s) quarantined (not reported until corrected):")
-        lines += [f"    {code.removeprefix('quarantined:'):<38}{n:>10}" for code, n in sorted(quarantined.items())]
+        lines += [f"    {code.removeprefix(QUARANTINED):<38}{n:>10}" for code, n in sorted(quarantined.items())]
         lines.append("  the rows to correct: reports/quarantine.csv; actions: reports/due_diligence.html")
     checks = manifest.get("data_checks")
     if checks:
@@ -578,6 +584,41 @@ def incomplete_per_authority(run_dir: str | Path) -> dict[str, int]:
 def rendered(run_dir: str | Path, authority: str) -> Rendered:
     """What :func:`render` wrote for ``authority``: its messages and the discarded ones."""
     return _render.rendered(load_settings(run_dir), authority)
+
+
+def pending_messages(run_dir: str | Path) -> list[PendingMessage]:
+    """The messages the run has rendered so far, per planned authority in order, as :func:`rendered`
+    lists them, each with ``published``: whether the run has published that authority already.
+    Empty before :func:`plan`. Reads the staging alone (not the run's settings)."""
+    run = Path(run_dir)
+    planned = _plan.read_plan(run)
+    out: list[PendingMessage] = []
+    for authority in planned["authorities"] if planned else []:
+        if not _AUTHORITY.fullmatch(authority):  # a code names a file below render/: nothing else
+            continue
+        found = _render.read_rendered(run, authority)
+        published = is_published(run, authority)
+        out += [{**m, "authority": authority, "published": published} for m in found["messages"]] if found else []
+    return out
+
+
+def last_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, MessageInfo | None]:
+    """Per authority, the last message of the run's year and environment that the run's ledger
+    holds as filed (published or accepted), None where there is none. Empty for a preview: it is
+    never filed and has no filing ledger to compare with."""
+    settings = load_settings(run_dir)
+    if settings.preview:
+        return {}
+    out: dict[str, MessageInfo | None] = {}
+    with open_ledger(_plan.ledger_url(settings)) as ledger:
+        for authority in authorities:
+            live = [
+                m
+                for m in ledger.messages(year=settings.year, authority=authority, environment=settings.environment)
+                if m.status in LIVE_MESSAGE_STATUSES
+            ]
+            out[authority] = max(live, key=lambda m: m.published or m.created, default=None)
+    return out
 
 
 def rendered_file(run_dir: str | Path, file: str) -> Path:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.settings import RunSettings
+from reporting.vocabulary import PROD
 
 SCHEMA = pa.schema(
     [
@@ -60,7 +61,7 @@ def read_quarantine(*paths: Path) -> dict[str, str]:
 def enforce_quarantine_policy(settings: RunSettings, findings: list[Finding]) -> None:
     sellers = {f.seller_id for f in findings if f.seller_id is not None}
     limit = settings.config.max_quarantined
-    if settings.environment == "prod" and len(sellers) > limit:
+    if settings.environment == PROD and len(sellers) > limit:
         raise DataError(
             findings,
             headline=f"{len(sellers)} seller(s) quarantined, and a production run accepts {limit} "

@@ -117,6 +117,12 @@ class RenderedMessage(TypedDict):
     sha256: str
 
 
+class PendingMessage(RenderedMessage):
+    """A rendered message as the approver sees it: whether the run has published its authority."""
+
+    published: bool
+
+
 class AuthorityRendered(TypedDict):
     authority: str
     messages: list[RenderedMessage]

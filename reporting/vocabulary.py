@@ -1,5 +1,5 @@
 """The words every part of the project shares: activities, decision codes, routings,
-environments, filing modes and the names of the pipeline's stages.
+environments, filing modes and the name the audit of the decisions runs under.
 
 A leaf: it imports nothing but the standard library (nothing at all, in fact), so that the DAG
 files read it at parse time and every layer of :mod:`reporting` may import it. The values are
@@ -61,10 +61,8 @@ ENVIRONMENTS = (TEST, PROD)
 #: What a run files (``--mode``): ``auto`` lets the ledger decide between new data and corrections.
 MODES = ("auto", "new", "correction", "deletion", "nil")
 
-# --------------------------------------------------------------------------- stages
+# --------------------------------------------------------------------------- the audit
 
-#: The pipeline's steps as the CLI and the DAGs run them, in order (:mod:`reporting.pipeline`).
-STAGES = ("extract", "aggregate", "rules", "plan", "render", "validate", "publish", "finalize")
 #: The audit of the decisions (:mod:`reporting.stages.audit`): it runs within the rules step, right
 #: after the rules, and logs and times itself under this name.
 AUDIT = "audit"

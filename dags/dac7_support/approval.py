@@ -33,6 +33,8 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
 
+from reporting.vocabulary import JURISDICTION, PROD, QUARANTINED  # a leaf: nothing heavy at parse time
+
 log = logging.getLogger("dac7.approval")
 
 #: The environment variable that names the approvers of a production filing: user ids as the
@@ -91,28 +93,20 @@ def _records(messages: list[dict[str, Any]]) -> str:
     return f"{indics}: {', '.join(parts) or 'no seller record'}" if messages else "nothing to file"
 
 
-def last_filings(run_dir: Path, settings: dict[str, Any], authorities: list[str]) -> dict[str, str]:
+def last_filings(run_dir: Path, authorities: list[str]) -> dict[str, str]:
     """Per authority, the last message of the period the ledger holds as filed (before this run)."""
-    from reporting.ledger import open_ledger
-    from reporting.settings import load_settings
-    from reporting.stages.plan import LIVE_MESSAGE_STATUSES, ledger_url
+    from reporting import pipeline
 
-    env, year = settings["config"]["reporting"]["environment"], settings["year"]
-    run_settings = load_settings(run_dir)
-    if run_settings.preview:  # a preview is never filed: no filing ledger to compare with
+    last = pipeline.last_filings(run_dir, authorities)
+    if not last:  # a preview is never filed: no filing ledger to compare with
         return {a: "none: a preview is never filed" for a in authorities}
     out = {}
-    with open_ledger(ledger_url(run_settings)) as ledger:
-        for a in authorities:
-            live = [
-                m for m in ledger.messages(year=year, authority=a, environment=env) if m.status in LIVE_MESSAGE_STATUSES
-            ]
-            if live:
-                m = max(live, key=lambda m: m.published or m.created)
-                day = (m.published or m.created).date().isoformat()
-                out[a] = f"{m.message_type_indic} {m.message_ref_id}, {m.sellers} seller(s), {m.status} {day}"
-            else:
-                out[a] = "none: first filing"
+    for a, m in last.items():
+        if m is None:
+            out[a] = "none: first filing"
+        else:
+            day = (m.published or m.created).date().isoformat()
+            out[a] = f"{m.message_type_indic} {m.message_ref_id}, {m.sellers} seller(s), {m.status} {day}"
     return out
 
 
@@ -159,7 +153,7 @@ def held_back(run: Path) -> tuple[int, dict[str, int]]:
     from reporting import pipeline
 
     decisions = pipeline.rules_summary(run).get("decisions", {})
-    quarantined = sum(n for code, n in decisions.items() if code.startswith("quarantined:"))
+    quarantined = sum(n for code, n in decisions.items() if code.startswith(QUARANTINED))
     return quarantined, pipeline.incomplete_per_authority(run)
 
 
@@ -197,18 +191,18 @@ def approval_request(
     authorities = pipeline.planned_authorities(run)
     reportable = pipeline.rules_summary(run).get("sellers_per_authority", {})
     rendered = {a: pipeline.rendered(run, a) for a in authorities}
-    last = last_filings(run, settings, authorities) if authorities else {}
+    last = last_filings(run, authorities) if authorities else {}
     n_messages = sum(len(r["messages"]) for r in rendered.values())
     asked = asked_approvers(approvers or [], triggered_by)
     quarantined, incomplete = held_back(run)
 
     operator = settings["config"]["operator"]
     filing_state = operator.get("nexus_country") or operator["address"]["country"]
-    preview = settings["config"]["reporting"]["routing"] == "jurisdiction"
+    preview = settings["config"]["reporting"]["routing"] == JURISDICTION
     title = (
         f"preview of what each member state receives from {filing_state} (not a filing)"
         if preview
-        else f"{'production' if env == 'prod' else 'test'} filing in {filing_state}"
+        else f"{'production' if env == PROD else 'test'} filing in {filing_state}"
     )
     lines = [
         f"### DAC7 {year}: {title}",
@@ -455,7 +449,7 @@ class FilingApproval(ApprovalOperator):
         request = context["ti"].xcom_pull(task_ids=self.request_task_id)
         if not request["messages"]:
             raise AirflowSkipException("nothing to file, so nothing to approve")
-        if request["environment"] != "prod":
+        if request["environment"] != PROD:
             if request.get("preview"):
                 raise AirflowSkipException("a test filing needs no approval: a preview is never filed")
             if not request.get("changes"):
@@ -472,7 +466,7 @@ class FilingApproval(ApprovalOperator):
         request = context["ti"].xcom_pull(task_ids=self.request_task_id)
         triggered_by = getattr(context["dag_run"], "triggering_user_name", None) or None
         responded = event.get("responded_by_user")
-        prod = request["environment"] == "prod"
+        prod = request["environment"] == PROD
         approved = "error" not in event and event.get("chosen_options") == [self.APPROVE]
         if prod and approved and triggered_by and self_approval(triggered_by, responded):
             self.reopen(context, request, responded, refusal_reason(triggered_by))

@@ -15,7 +15,7 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
 from reporting.countries import COUNTRY_NAMES, EU_MEMBER_STATES
 from reporting.errors import PermanentError
-from reporting.vocabulary import ENVIRONMENTS, MODES  # a leaf: nothing heavy at parse time
+from reporting.vocabulary import ENVIRONMENTS, MODES, PROD, TEST  # a leaf: nothing heavy at parse time
 
 log = logging.getLogger("dac7")
 
@@ -168,7 +168,7 @@ def conf_problems(
         )
     if mode == "deletion" and not sellers:
         problems.append("Mode 'deletion' needs the sellers to delete: list their seller ids under sellers.")
-    if environment == "prod":
+    if environment == PROD:
         if date(year, 12, 31) > today:
             problems.append(
                 f"A production filing for {year} cannot be made before the year has ended (EU rule "
@@ -288,8 +288,8 @@ def annual_params() -> dict[str, Param]:
             enum=[None, *ENVIRONMENTS],
             values_display={
                 None: "empty: only a scheduled run (the configuration's)",
-                "test": "test: test data, the ledger's test space",
-                "prod": "prod: the real filing, after a second person's approval",
+                TEST: "test: test data, the ledger's test space",
+                PROD: "prod: the real filing, after a second person's approval",
             },
             title="Environment",
             description="'test' marks every record as test data (OECD10-13) and files into the "

@@ -72,14 +72,20 @@ def deadline_message(year: int, missing: list[str], warn: date, deadline: date |
 
 def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: str | None = None) -> dict[str, Any]:
     """Warn (log WARNING and :func:`notify`) when, on or after the warning day, an expected
-    authority has no production filing of ``year`` in the ledger; ``today`` is the run's date."""
+    authority has no production filing of ``year`` in the ledger; ``today`` is the run's date.
+
+    ``ledger_url``: the ledger of the annual runs, as their tasks resolve it
+    (``dac7_support.connections.ledger_url``: ``DAC7_LEDGER_URL``, else the Connection of
+    ``DAC7_LEDGER_CONN_ID``); None: the configuration's ``[ledger] url``, else the default file in
+    the working directory."""
     from sqlalchemy.engine import make_url
 
     from reporting.config import load_config
     from reporting.deadlines import filing_due
     from reporting.ledger import open_ledger
+    from reporting.ledger.model import LIVE_MESSAGE_STATUSES
     from reporting.ledger.url import resolve_ledger_url
-    from reporting.stages.plan import LIVE_MESSAGE_STATUSES
+    from reporting.vocabulary import PROD
 
     config = load_config(config_path)
     expected = configured_authorities(config)
@@ -94,11 +100,15 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).exists():
         # a SQLite ledger never created: nothing was filed there (or the URL is wrong)
-        filed, note = set(), f"\nThere is no ledger file at {Path(u.database).name} yet: is DAC7_LEDGER_URL right?"
+        filed: set[str] = set()
+        note = (
+            f"\nThere is no ledger file at {Path(u.database).name} yet: is DAC7_LEDGER_URL (or the Airflow "
+            "Connection of DAC7_LEDGER_CONN_ID) right?"
+        )
     else:
         with open_ledger(url, create=False) as ledger:
             filed = {
-                m.authority for m in ledger.messages(year=year, environment="prod") if m.status in LIVE_MESSAGE_STATUSES
+                m.authority for m in ledger.messages(year=year, environment=PROD) if m.status in LIVE_MESSAGE_STATUSES
             }
         note = ""
     missing = missing_filings(expected, filed)

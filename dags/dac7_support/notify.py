@@ -83,6 +83,8 @@ def run_period(context: Mapping[str, Any]) -> str:
         run_dir = context["ti"].xcom_pull(task_ids="prepare")
     except Exception:  # prepare itself failed, or no XCom reachable: use the Params
         run_dir = None
+    # the staging file itself, not reporting.pipeline.recorded_settings: the failure callback must
+    # work when reporting (or one of its libraries) is what failed to import
     if isinstance(run_dir, str) and (Path(run_dir) / "settings.json").is_file():
         s = json.loads((Path(run_dir) / "settings.json").read_text(encoding="utf-8"))
         return f"reporting year {s['year']} ({s['config']['reporting']['environment']}, as of {s['as_of']})"

@@ -21,6 +21,7 @@ from reporting.authorities.base import AuthorityProfile, DocIds
 from reporting.authorities.eu import EuProfile
 from reporting.authorities.registry import NATIONAL
 from reporting.errors import ConfigError
+from reporting.vocabulary import NEXUS
 
 if TYPE_CHECKING:
     from reporting.config import Config
@@ -42,15 +43,15 @@ def profile_for(country: str) -> AuthorityProfile:
     return NATIONAL.get(country, EU_GENERIC)
 
 
-def select_profile(country: str, config: Config, *, warn: bool = True) -> AuthorityProfile:
+def select_profile(country: str, config: Config) -> AuthorityProfile:
     """The profile that renders the operator's message to ``country``: the filing state's own
     profile for the filing (routing ``nexus``), the EU generic edition for everything else (the
     previews of what each state receives). A national profile whose identifiers are missing or
-    malformed is a configuration error that names the key. ``warn`` is kept for callers that ask
-    the same question twice; nothing here warns any more (see :func:`ignored_authorities`)."""
+    malformed is a configuration error that names the key. Nothing here warns (an ignored
+    ``[authorities.XX]`` table is :func:`ignored_authorities`'s)."""
     filing_state = config.operator.country
     national = NATIONAL.get(country)
-    if national is None or country != filing_state or config.reporting.routing != "nexus":
+    if national is None or country != filing_state or config.reporting.routing != NEXUS:
         return EU_GENERIC
     identifiers = config.authorities.get(country) or {}
     missing = [key for key in national.required_identifiers if not identifiers.get(key)]

@@ -31,6 +31,7 @@ from reporting.authorities.base import Doc, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import EU_DOMESTIC
 from reporting.records import MessageHeader, OperatorRecord, SellerRecord
+from reporting.vocabulary import PROD
 
 DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"
 IDENTITY_PROVIDERS = ("BZST-CERT", "ELSTER")
@@ -98,7 +99,7 @@ class DeProfile(EuProfile):
         provider = header.identifiers.get("identity_provider", "BZST-CERT")
         d = f"{{{DIP_NS}}}"
         with w.element(f"{d}dip", {"version": "1.0"}, nsmap=self.nsmap):
-            with w.element(f"{d}header", {"environment": "PROD" if header.environment == "prod" else "TEST"}):
+            with w.element(f"{d}header", {"environment": "PROD" if header.environment == PROD else "TEST"}):
                 with w.element(f"{d}consignment"):
                     with w.element(f"{d}customerIdentifier"):
                         w.leaf(f"{d}identityProvider", provider)

@@ -98,7 +98,7 @@ from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError, PermanentError, ReportingError
 from reporting.findings import Finding
 from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord
-from reporting.vocabulary import PROPERTY
+from reporting.vocabulary import PROD, PROPERTY, TEST
 
 FR_DPI_NS = "urn:oecd:ties:dpi"
 FR_STF_NS = "urn:oecd:ties:dpistf"
@@ -111,8 +111,8 @@ NOTIN = "NOTIN"
 MESSAGE_REF_ID = re.compile(r"OP_(?P<year>[0-9]{4})_(?P<siren>[0-9]{9})_(?:t[0-9]+_)?d(?P<part>[0-9]{3})_[0-9A-F]{32}")
 #: The DGFiP encryption keys by environment, as a third-party tool lists them (unverified).
 DGFIP_KEY_FINGERPRINTS = {
-    "prod": "3AE282C69675932A19D3245BD155B53F9EFF7A61",
-    "test": "E7125CD404D160E6C1C773299182BFA4B2FCE419",
+    PROD: "3AE282C69675932A19D3245BD155B53F9EFF7A61",
+    TEST: "E7125CD404D160E6C1C773299182BFA4B2FCE419",
 }
 #: The EU checker does not read French namespaces: DGFiP rules are in :func:`check_fr_rules`.
 DGFIP_RULES = RuleSet("DGFiP", frozenset())

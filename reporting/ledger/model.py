@@ -33,6 +33,8 @@ MESSAGE_TYPES = (DPI401, DPI402, DPI403)
 #: rendered -> published -> accepted | rejected; a rendered message may be discarded instead.
 RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED = "rendered", "published", "accepted", "rejected", "discarded"
 MESSAGE_STATUSES = (RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED)
+#: The messages whose records count as filed.
+LIVE_MESSAGE_STATUSES = (PUBLISHED, ACCEPTED)
 #: sent (with its message) -> accepted | rejected; superseded by a correction, deleted by a deletion.
 SENT, SUPERSEDED, DELETED = "sent", "superseded", "deleted"
 RECORD_STATUSES = (SENT, ACCEPTED, REJECTED, SUPERSEDED, DELETED)

@@ -32,16 +32,15 @@ from pathlib import Path
 from reporting.authorities import select_profile
 from reporting.errors import ConfigError
 from reporting.ledger import SELLER, Ledger, LedgerModeError, open_ledger
+from reporting.ledger.model import LIVE_MESSAGE_STATUSES
 from reporting.ledger.url import ledger_from_env
 from reporting.results import DiscardedMessage, PlanFile
 from reporting.settings import RunSettings, read_json, secret_url, write_json
 from reporting.source import safe_url
 from reporting.staging import connect
+from reporting.vocabulary import PROD
 
 log = logging.getLogger(__name__)
-
-#: messages whose records count as filed
-LIVE_MESSAGE_STATUSES = ("published", "accepted")
 
 
 def plan(settings: RunSettings) -> list[str]:
@@ -70,7 +69,7 @@ def plan(settings: RunSettings) -> list[str]:
                 "message, or keep them if they are right",
                 settings.year,
                 settings.environment,
-                "a production filing" if settings.environment == "prod" else "test data",
+                "a production filing" if settings.environment == PROD else "test data",
                 ", ".join(others),
                 settings.filing_state,
             )
@@ -100,7 +99,7 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
         for m in ledger.messages(year=year, environment=env, authority=filing_state)
         if m.status in LIVE_MESSAGE_STATUSES
     }
-    nil = {filing_state} if select_profile(filing_state, settings.config, warn=False).expects_nil else set()
+    nil = {filing_state} if select_profile(filing_state, settings.config).expects_nil else set()
     found = sorted((set(routed) | filed | nil) & {filing_state})
     if settings.authorities is not None:
         others = sorted(set(settings.authorities) - {filing_state})
@@ -151,14 +150,26 @@ def other_live_filings(settings: RunSettings, ledger: Ledger) -> list[str]:
     )
 
 
-def planned_authorities(settings: RunSettings) -> list[str]:
+def read_plan(run_path: Path) -> PlanFile | None:
+    """The plan of the run staged in ``run_path`` (``render/plan.json``); None before :func:`plan`."""
+    path = run_path / "render" / "plan.json"
+    if not path.is_file():
+        return None
+    planned: PlanFile = read_json(path)
+    return planned
+
+
+def _read_plan(settings: RunSettings) -> PlanFile:
     planned: PlanFile = read_json(settings.run_path / "render" / "plan.json")
-    return planned["authorities"]
+    return planned
+
+
+def planned_authorities(settings: RunSettings) -> list[str]:
+    return _read_plan(settings)["authorities"]
 
 
 def planned_other_live_filings(settings: RunSettings) -> list[str]:
-    planned: PlanFile = read_json(settings.run_path / "render" / "plan.json")
-    return planned.get("other_live_filings", [])
+    return _read_plan(settings).get("other_live_filings", [])
 
 
 def ledger_url(settings: RunSettings, authority: str | None = None) -> str:

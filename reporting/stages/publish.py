@@ -19,6 +19,7 @@ from reporting.checks.data import DOCS_DIR
 from reporting.checks.data import STAGES as DATA_CHECK_STAGES
 from reporting.errors import XmlValidationError
 from reporting.faults import fault_point
+from reporting.files import file_sha256
 from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
 from reporting.private import private_copy, private_dirs
 from reporting.reports.due_diligence import VIEW_LINK, write_due_diligence
@@ -40,7 +41,8 @@ from reporting.results import (
 )
 from reporting.settings import RunSettings, read_json, write_json
 from reporting.stages.plan import ledger_url, planned_authorities, planned_other_live_filings, stage_ledger
-from reporting.stages.render import file_sha256, rendered
+from reporting.stages.render import rendered
+from reporting.vocabulary import PROD
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ def publish(
         open_ledger(url) as ledger,
         ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
     ):
-        if require_approval and settings.environment == "prod" and not settings.preview:
+        if require_approval and settings.environment == PROD and not settings.preview:
             for msg in render["messages"]:
                 info = ledger.message(msg["message_ref_id"])
                 if info.status == "rendered":  # a retry finds some published already
@@ -344,7 +346,7 @@ def finalize(settings: RunSettings) -> Manifest:
 def record_approval(settings: RunSettings, *, approved_by: str, triggered_by: str | None) -> list[str]:
     """Record in the ledger that ``approved_by`` approved every message this run rendered for a
     production filing; returns their MessageRefIds. A preview or a test run records nothing."""
-    if settings.preview or settings.environment != "prod":
+    if settings.preview or settings.environment != PROD:
         return []
     ids = [m["message_ref_id"] for a in planned_authorities(settings) for m in rendered(settings, a)["messages"]]
     if ids:

@@ -6,7 +6,6 @@ one: memory does not grow with the number of sellers.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -20,6 +19,7 @@ from typing import Any, overload
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, Doc, DocIds
 from reporting.errors import DataError
+from reporting.files import file_sha256
 from reporting.findings import Finding
 from reporting.ledger import (
     DELETION,
@@ -123,6 +123,16 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     write_json(settings.stage_dir("render/authorities") / f"{authority}.json", summary)
     log.info("render year=%s authority=%s: %d message(s)", settings.year, authority, len(messages))
     return summary
+
+
+def read_rendered(run_path: Path, authority: str) -> AuthorityRendered | None:
+    """What the render of the run staged in ``run_path`` wrote for ``authority``
+    (``render/authorities/<XX>.json``); None before that render."""
+    path = run_path / "render" / "authorities" / f"{authority}.json"
+    if not path.is_file():
+        return None
+    result: AuthorityRendered = read_json(path)
+    return result
 
 
 def rendered(settings: RunSettings, authority: str | None = None) -> Rendered:
@@ -335,14 +345,6 @@ def _write_message(
         "part": number,
         "sha256": sha256,
     }
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _size(

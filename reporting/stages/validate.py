@@ -24,6 +24,7 @@ from reporting.results import AuthorityValidation, FileValidation, Rendered, Val
 from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
 from reporting.stages.plan import planned_authorities, stage_ledger
 from reporting.stages.render import rendered
+from reporting.vocabulary import TEST
 from reporting.workers import run_ordered, workers_for
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def _check_with(
             earlier.add(msg["message_ref_id"])
             continue
         path = settings.run_path / "render" / msg["file"]
-        profile = select_profile(msg["authority"], settings.config, warn=False)
+        profile = select_profile(msg["authority"], settings.config)
         # The authority's current official schema package, where the configuration points at one.
         xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
@@ -190,7 +191,7 @@ def _check_with(
             # exchange between authorities apply (each state receives only sellers resident
             # there or with property there, 40070, and the other exchange-only rules).
             rules = EU_EXCHANGE if settings.preview else profile.rule_set
-            if settings.environment == "test" and settings.period.reporting_period > settings.timestamp.date():
+            if settings.environment == TEST and settings.period.reporting_period > settings.timestamp.date():
                 # A test preview of the running year: its period has not ended yet (10060).
                 rules = rules.derive(f"{rules.name}, running year", exclude={"10060"} & rules.codes)
             known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)

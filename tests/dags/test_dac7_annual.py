@@ -626,6 +626,39 @@ def test_deadline_expects_the_filing_state_alone(
     assert subject == "DAC7 2025: no production filing published yet for LT"
 
 
+def test_the_deadline_task_checks_the_ledger_of_the_ledger_connection(
+    dagbag: Any, notifications: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the ledger named only by an Airflow Connection (``DAC7_LEDGER_CONN_ID``, no
+    ``DAC7_LEDGER_URL``), the deadline task checks that ledger: the one the annual runs file into."""
+    from airflow.sdk import Connection
+
+    ledger = tmp_path / "connection-ledger.sqlite3"
+    looked_up: list[str] = []
+
+    def get(cls: Any, conn_id: str) -> Any:
+        looked_up.append(conn_id)
+        fields = {"host": str(ledger), "login": None, "password": None, "port": None, "schema": None}
+        return types.SimpleNamespace(conn_id=conn_id, conn_type="sqlite", extra_dejson={}, **fields)
+
+    monkeypatch.setattr(Connection, "get", classmethod(get))
+    monkeypatch.delenv("DAC7_LEDGER_URL", raising=False)
+    monkeypatch.delenv("DAC7_DEADLINE_WARN", raising=False)
+    monkeypatch.setenv("DAC7_LEDGER_CONN_ID", "dac7_ledger")
+    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
+    check = dagbag.dags["dac7_deadline"].get_task("check_deadline").python_callable
+    context = {
+        "logical_date": datetime(2026, 1, 26, 7, tzinfo=UTC),
+        "dag_run": types.SimpleNamespace(run_after=None),
+        "params": {"reporting_year": None},
+    }
+    monkeypatch.setitem(check.__globals__, "get_current_context", lambda: context)
+    assert check() == {"year": 2025, "due": True, "missing": ["LT"]}
+    assert looked_up == ["dac7_ledger"]
+    ((_, text),) = notifications
+    assert "There is no ledger file at connection-ledger.sqlite3 yet" in text
+
+
 def test_deadline_counts_only_what_is_filed() -> None:
     from dac7_support.deadline import missing_filings
 

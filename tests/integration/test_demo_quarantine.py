@@ -139,7 +139,7 @@ def test_no_bad_seller_is_in_any_file(demo_run: DemoRun) -> None:
         texts |= {e.text for e in root.iter(f"{{{NS['dpi']}}}TIN", f"{{{NS['dpi']}}}Identifier") if e.text}
     assert dict(per_authority) == {a: len(s) for a, s in routed.items()}
     for authority, doc_ref_ids in filed.items():
-        profile = select_profile(authority, settings.config, warn=False)
+        profile = select_profile(authority, settings.config)
         ids = replace(
             profile.doc_ids(settings.run_id, settings.config.operator.country, authority, settings.year),
             identifiers=settings.config.authorities.get(authority, {}),
