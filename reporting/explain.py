@@ -23,6 +23,7 @@ import duckdb
 from reporting.countries import minor_unit_exponent
 from reporting.errors import ConfigError
 from reporting.reports.due_diligence import mask
+from reporting.results import Manifest
 from reporting.settings import read_json
 from reporting.staging import sql_literal
 from reporting.vocabulary import REPORTED
@@ -156,13 +157,13 @@ class SellerFiling:
     error_codes: tuple[str, ...]  # the authority's record error codes for this DocRefId
 
 
-def _manifest(out: Path, year: int) -> dict[str, Any]:
+def _manifest(out: Path, year: int) -> Manifest:
     """The manifest of the run in ``out``: the year's output (its latest run) or a run's kept
     copy (``<year>/runs/<run>``, whose ``reports/`` holds the seller reports of that run)."""
     manifest_path = out / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(f"no manifest.json in {out}: run `dac7 run` for {year} first")
-    manifest: dict[str, Any] = read_json(manifest_path)
+    manifest: Manifest = read_json(manifest_path)
     if manifest["reporting_year"] != year:
         raise ConfigError(f"{out} holds the run of {manifest['reporting_year']}, not {year}")
     return manifest

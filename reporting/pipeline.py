@@ -560,10 +560,10 @@ def recorded_settings(run_dir: str | Path) -> dict[str, Any]:
     return result
 
 
-def rules_summary(run_dir: str | Path) -> dict[str, Any]:
+def rules_summary(run_dir: str | Path) -> RulesResult:
     """What the rules stage decided (after :func:`apply_rules`): the decisions, the reportable
     sellers per authority, the timings. Counts and codes only."""
-    result: dict[str, Any] = read_json(Path(run_dir) / "rules" / "rules.json")
+    result: RulesResult = read_json(Path(run_dir) / "rules" / "rules.json")
     return result
 
 

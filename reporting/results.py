@@ -249,6 +249,13 @@ class DataChecks(TypedDict):
     stages: dict[str, DataCheckStage]  # extract, identity, aggregates
 
 
+class SellerReports(TypedDict):
+    """What :func:`reporting.reports.sellers.write_reports` wrote: the report files, relative to
+    the output directory (``reports/decisions.parquet``, ``reports/decisions.csv`` ...)."""
+
+    reports: list[str]
+
+
 class DueDiligence(TypedDict):
     """The counts of ``reports/due_diligence.csv``."""
 

@@ -18,10 +18,10 @@ Neither holds personal data: sellers are named by their seller_id only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from reporting.private import private_dirs
 from reporting.reports import csvcells
+from reporting.results import SellerReports
 from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 
@@ -136,7 +136,7 @@ order by seller_id, rule, key
 """
 
 
-def write_reports(settings: RunSettings, out_dir: Path) -> dict[str, Any]:
+def write_reports(settings: RunSettings, out_dir: Path) -> SellerReports:
     """Write ``reports/decisions`` and ``reports/figures`` (Parquet and CSV) atomically."""
     reports = private_dirs(out_dir / "reports")
     con = connect(settings.run_path, "aggregate", "rules")
