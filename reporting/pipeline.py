@@ -487,12 +487,12 @@ def planned_authorities(run_dir: str | Path) -> list[str]:
 def is_published(run_dir: str | Path, authority: str) -> bool:
     """Whether this run has published its files to ``authority`` already (a render after that
     would plan the period as if nothing were filed)."""
-    return (Path(run_dir) / "publish" / "authorities" / f"{authority}.json").is_file()
+    return _publish.published_path(Path(run_dir), authority).is_file()
 
 
 def is_validated(run_dir: str | Path, authority: str) -> bool:
     """Whether every file of ``authority`` passed validation (after :func:`combine_validation`)."""
-    path = Path(run_dir) / "validate" / "authorities" / f"{authority}.json"
+    path = _validate.validation_path(Path(run_dir), authority)
     return path.is_file() and bool(read_json(path)["valid"])
 
 
@@ -526,7 +526,10 @@ def needs_ledger_url(run_dir: str | Path) -> bool:
     a URL with a password is never written into the run's settings (only its masked form), so a
     process other than the one that prepared the run hands it over with :func:`use_ledger_url`.
     A preview never opens the filing ledger."""
-    settings = load_settings(run_dir)
+    return _needs_ledger_url(load_settings(run_dir))
+
+
+def _needs_ledger_url(settings: RunSettings) -> bool:
     return not settings.preview and settings.ledger_url is None and settings.ledger_shown is not None
 
 
@@ -535,9 +538,11 @@ def use_ledger_url(run_dir: str | Path, ledger_url: str | None) -> None:
     memory only (never in settings, logs or the environment). It must be the ledger the run was
     prepared with; nothing to do when the run's settings name the ledger themselves, or when no
     URL is given (the stage then says what is missing)."""
-    if not ledger_url or not needs_ledger_url(run_dir):
+    if not ledger_url:
         return
     settings = load_settings(run_dir)
+    if not _needs_ledger_url(settings):
+        return
     if safe_url(ledger_url) != settings.ledger_shown:
         raise ConfigError(
             f"the run was prepared with the ledger {settings.ledger_shown}, but this task's ledger is "

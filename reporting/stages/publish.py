@@ -42,6 +42,7 @@ from reporting.results import (
 from reporting.settings import RunSettings, read_json, write_json
 from reporting.stages.plan import ledger_url, planned_authorities, planned_other_live_filings, stage_ledger
 from reporting.stages.render import rendered
+from reporting.stages.validate import validation_path
 from reporting.vocabulary import PROD
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,11 @@ def offline_docs(folder: Path) -> None:
             page.write_text(cleaned, encoding="utf-8")
 
 
+def published_path(run_path: Path, authority: str) -> Path:
+    """What the run published to the authority, ``publish/authorities/<XX>.json`` in its staging."""
+    return run_path / "publish" / "authorities" / f"{authority}.json"
+
+
 @overload
 def publish(
     settings: RunSettings,
@@ -250,8 +256,7 @@ def publish(
     invalid = [
         a
         for a in authorities
-        if not (p := settings.run_path / "validate" / "authorities" / f"{a}.json").is_file()
-        or not read_json(p)["valid"]
+        if not (p := validation_path(settings.run_path, a)).is_file() or not read_json(p)["valid"]
     ]
     if invalid:
         raise XmlValidationError(
@@ -309,20 +314,15 @@ def finalize(settings: RunSettings) -> Manifest:
     """After every authority is published: the explanation reports, the due-diligence report,
     the Data Docs and ``<out>/manifest.json`` with the files of every authority."""
     authorities = planned_authorities(settings)
-    missing = [a for a in authorities if not (settings.run_path / "publish" / "authorities" / f"{a}.json").is_file()]
+    missing = [a for a in authorities if not published_path(settings.run_path, a).is_file()]
     if missing:
         raise XmlValidationError(f"not published yet for {', '.join(missing)}: the manifest waits for every authority")
-    files: list[PublishedFile] = [
-        f for a in authorities for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json")["files"]
-    ]
+    published: list[AuthorityPublished] = [read_json(published_path(settings.run_path, a)) for a in authorities]
+    files: list[PublishedFile] = [f for p in published for f in p["files"]]
     validation: list[FileValidation] = [
-        f for a in authorities for f in read_json(settings.run_path / "validate" / "authorities" / f"{a}.json")["files"]
+        f for a in authorities for f in read_json(validation_path(settings.run_path, a))["files"]
     ]
-    set_aside: list[SetAsideFile] = [
-        f
-        for a in authorities
-        for f in read_json(settings.run_path / "publish" / "authorities" / f"{a}.json").get("set_aside", [])
-    ]
+    set_aside: list[SetAsideFile] = [f for p in published for f in p.get("set_aside", [])]
     set_aside += _sweep_all(settings, exclude=set(authorities))
     manifest = _write_manifest(
         settings,

@@ -30,6 +30,11 @@ from reporting.workers import run_ordered, workers_for
 log = logging.getLogger(__name__)
 
 
+def validation_path(run_path: Path, authority: str) -> Path:
+    """The authority's validation report, ``validate/authorities/<XX>.json`` in the run's staging."""
+    return run_path / "validate" / "authorities" / f"{authority}.json"
+
+
 @overload
 def validate(settings: RunSettings, authority: None = None, part: None = None) -> Validation: ...
 @overload
