@@ -9,6 +9,8 @@
     dac7 ledger unlock --environment test|prod --authority XX --year Y [--ledger URL]
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
     dac7 status-import FILE [--ledger URL]
+    dac7 statements mark-sent --file F [--ledger URL]
+    dac7 statements list [--year Y] [--status S] [--ledger URL]
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "80014): ids used before, corrections and resends of unknown or outdated records",
     )
     _add_ledger_parsers(sub)
+    _add_statements_parsers(sub)
     return p
 
 
@@ -213,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ledger(args)
         if args.command == "status-import":
             return _status_import(args)
+        if args.command == "statements":
+            return _statements(args)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)
@@ -530,6 +535,26 @@ def _status_import(args: argparse.Namespace) -> int:
     for note in outcome.notes:
         print(f"  note: {note}")
     return 0
+
+
+# ------------------------------------------------------------------------------ seller statements
+
+
+def _add_statements_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reporting import statement_delivery
+
+    g = sub.add_parser("statements", help="seller statements: their delivery record")
+    ssub = g.add_subparsers(dest="statements_command", required=True)
+    statement_delivery.add_parsers(ssub)
+
+
+def _statements(args: argparse.Namespace) -> int:
+    from reporting import statement_delivery
+
+    done = statement_delivery.run(args, _ledger_url)
+    if done is None:
+        raise ConfigError(f"dac7 statements {args.statements_command}: not a subcommand")
+    return done
 
 
 if __name__ == "__main__":

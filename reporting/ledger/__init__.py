@@ -28,9 +28,11 @@ from reporting.ledger.db import (
     open_ledger,
 )
 from reporting.ledger.errors import (
+    DeliveryReportError,
     LedgerError,
     LedgerLockedError,
     LedgerModeError,
+    StatementFeedError,
     StatusFormatError,
     UnknownMessageError,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "PROFILE_KINDS",
     "RESEND",
     "SELLER",
+    "DeliveryReportError",
     "ErrorInfo",
     "KnownRecord",
     "Ledger",
@@ -81,6 +84,7 @@ __all__ = [
     "PlannedRecord",
     "RecordInfo",
     "RecordKey",
+    "StatementFeedError",
     "StatusFormatError",
     "StatusOutcome",
     "StatusReport",

@@ -54,6 +54,19 @@ from reporting.ledger.model import (
     period_label,
 )
 from reporting.ledger.plan import Problem, ledger_problems
+from reporting.ledger.statements import (
+    DeliveryEvent,
+    DeliveryOutcome,
+    StatementCounts,
+    StatementEvent,
+    StatementInfo,
+    get_statement,
+    list_statements,
+    mark_delivery,
+    record_feed,
+    statement_counts,
+    statement_history,
+)
 from reporting.vocabulary import ENVIRONMENTS
 
 log = logging.getLogger(__name__)
@@ -909,6 +922,43 @@ class Ledger:
                 m.c.reporting_year == msg.reporting_year,
             )
         ).first()
+
+    # ------------------------------------------------------------------------ seller statements
+
+    def record_statements(self, feed: Path, *, at: datetime | None = None) -> int:
+        """Record every statement of a ``statements.jsonl`` as pending (streamed, one
+        transaction); returns how many were new. Idempotent: the same feed again changes nothing;
+        a statement_id recorded before with another sha256 is a
+        :class:`~reporting.ledger.errors.StatementFeedError` naming it. See
+        :mod:`reporting.ledger.statements` (PStTG § 22, § 24)."""
+        return record_feed(self.engine, Path(feed), at=at)
+
+    def mark_statements(
+        self, events: Iterable[DeliveryEvent], *, source: str, at: datetime | None = None
+    ) -> DeliveryOutcome:
+        """Apply a delivery report's events, all or none (:func:`reporting.ledger.statements.mark_delivery`)."""
+        return mark_delivery(self.engine, events, source=source, at=at)
+
+    def statement_counts(self, *, year: int | None = None, environment: str | None = None) -> list[StatementCounts]:
+        """Statements per environment, authority and year: pending, sent, failed, superseded."""
+        return statement_counts(self.engine, year=year, environment=environment)
+
+    def statements(
+        self,
+        *,
+        year: int | None = None,
+        status: str | None = None,
+        environment: str | None = None,
+        authority: str | None = None,
+    ) -> Iterator[StatementInfo]:
+        """Statements without their content, streamed in the order they were recorded."""
+        return list_statements(self.engine, year=year, status=status, environment=environment, authority=authority)
+
+    def statement(self, statement_id: str) -> StatementInfo | None:
+        return get_statement(self.engine, statement_id)
+
+    def statement_history(self, statement_id: str) -> list[StatementEvent]:
+        return statement_history(self.engine, statement_id)
 
     # ---------------------------------------------------------------------------------- status
 

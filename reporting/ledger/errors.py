@@ -28,3 +28,13 @@ class UnknownMessageError(LedgerError, PermanentError):
 class StatusFormatError(LedgerError, PermanentError):
     """A status document that cannot be read: too large, not XML, a DOCTYPE, or a format
     without an adapter."""
+
+
+class StatementFeedError(LedgerError, PermanentError):
+    """A statements feed (``statements.jsonl``) that cannot be recorded: a malformed line, a
+    statement that names no filing of this ledger, or one recorded before with other content."""
+
+
+class DeliveryReportError(LedgerError, PermanentError):
+    """A delivery report of seller statements that cannot be applied: the file, the line and the
+    rule are named, and nothing of the report was applied."""

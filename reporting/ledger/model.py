@@ -39,6 +39,17 @@ LIVE_MESSAGE_STATUSES = (PUBLISHED, ACCEPTED)
 SENT, SUPERSEDED, DELETED = "sent", "superseded", "deleted"
 RECORD_STATUSES = (SENT, ACCEPTED, REJECTED, SUPERSEDED, DELETED)
 
+#: A seller statement (``ledger_statements``): the first one of a seller's filing, or one that
+#: replaces an earlier statement after a correction or deletion of the filed record.
+INITIAL = "initial"
+STATEMENT_KINDS = (INITIAL, CORRECTION, DELETION)
+#: Where a statement's delivery stands: pending until the platform's delivery report says sent
+#: or failed (``dac7 statements mark-sent``).
+PENDING, FAILED = "pending", "failed"
+DELIVERY_STATUSES = (PENDING, SENT, FAILED)
+#: What a delivery report may say of a statement.
+REPORTED_STATUSES = (SENT, FAILED)
+
 RecordKey = tuple[str, str | None]
 PO_KEY: RecordKey = (PLATFORM_OPERATOR, None)
 OPO_KEY: RecordKey = (OTHER_PLATFORM_OPERATORS, None)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from reporting.ledger.model import DOC_TYPES, KINDS, MESSAGE_STATUSES, MESSAGE_TYPES, RECORD_STATUSES
+from reporting.ledger.model import (
+    DELIVERY_STATUSES,
+    DOC_TYPES,
+    KINDS,
+    MESSAGE_STATUSES,
+    MESSAGE_TYPES,
+    RECORD_STATUSES,
+    STATEMENT_KINDS,
+)
 from reporting.vocabulary import ENVIRONMENTS
 
 #: Alembic's version table for the ledger: its own name, so that a ledger may share a PostgreSQL
@@ -146,4 +154,66 @@ locks = sa.Table(
     sa.Column("acquired", sa.DateTime, nullable=False),
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
+)
+
+# Seller statements (revision 0002): one row per statement of the statements feed
+# (``statements/statements.jsonl``), the record of each notice's content and date that PStTG
+# § 24(1) Nr. 4 requires (made by 31 January, § 24(2) Nr. 3; kept ten years from the end of the
+# year it was made, then deleted, § 24(3)). ``content`` is the canonical JSON of the feed's
+# object: personal data, erased (with ``seller_id`` and ``html_path``) when the retention ends;
+# the row, its hashes and its delivery events stay.
+statements = sa.Table(
+    "ledger_statements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("statement_id", sa.String(200), nullable=False),
+    sa.Column("replaces", sa.String(200)),  # the statement_id this one replaces
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("seller_id", sa.String(200)),  # NULL once erased
+    sa.Column(
+        "message_ref_id",
+        sa.String(170),
+        sa.ForeignKey("ledger_messages.message_ref_id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    sa.Column("doc_ref_id", sa.String(200), nullable=False),
+    sa.Column("environment", sa.String(4), nullable=False),
+    sa.Column("authority", sa.String(2), nullable=False),
+    sa.Column("reporting_year", sa.Integer, nullable=False),
+    sa.Column("language", sa.String(35), nullable=False),
+    sa.Column("html_path", sa.String(400)),  # relative to the run's output directory; NULL once erased
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the HTML file
+    sa.Column("content_hash", sa.String(64), nullable=False),  # sha256 of the canonical JSON object
+    sa.Column("content", sa.Text),  # canonical JSON of the feed's object: personal data; NULL once erased
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("status_changed", sa.DateTime, nullable=False),
+    sa.Column("erased", sa.DateTime),  # when the retention of PStTG § 24(3) ended and the content went
+    sa.UniqueConstraint("statement_id"),
+    sa.CheckConstraint(_one_of("kind", STATEMENT_KINDS), name="kind"),
+    sa.CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
+    sa.CheckConstraint(_one_of("environment", ENVIRONMENTS), name="environment"),
+    sa.CheckConstraint("(kind = 'initial') = (replaces IS NULL)", name="replaces"),
+    sa.Index("ix_ledger_statements_period_status", "environment", "authority", "reporting_year", "status"),
+    sa.Index(None, "replaces"),
+    sa.Index(None, "created"),
+)
+
+statement_events = sa.Table(
+    "ledger_statement_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "statement_id",
+        sa.String(200),
+        sa.ForeignKey("ledger_statements.statement_id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    sa.Column("at", sa.DateTime, nullable=False),  # when it happened (the report's time, UTC)
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("detail", sa.String(500)),  # the platform's words; never personal data
+    sa.Column("source", sa.String(400), nullable=False),  # the file it came from (its name)
+    sa.Column("recorded", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("statement_id", "at", "status"),
+    sa.CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
 )

@@ -1,0 +1,843 @@
+"""The delivery record of seller statements: which statement was made for which filed record,
+whether the platform delivered it (pending, sent, failed) and when, and its retention.
+
+The law behind it:
+
+- every reportable seller receives the information reported about them by 31 January of the
+  following year (PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A));
+- the operator records the content and the date of each such notice (PStTG § 24(1) Nr. 4), by
+  31 January of the year after the reporting period (§ 24(2) Nr. 3);
+- those records are kept for ten years, counted from the end of the calendar year in which they
+  were made, and deleted when that time has run (§ 24(3) sentences 1 to 3; not deleting them in
+  time is an administrative offence, § 25(1) Nr. 9).
+
+So each statement of the feed ``statements/statements.jsonl`` becomes one row of
+``ledger_statements`` (its ids, the hash of its HTML page, the hash and the canonical JSON of its
+feed object, made = ``created``), and each delivery report line one row of
+``ledger_statement_events``. The rows hold personal data (``content``, ``seller_id``) until
+:func:`erase_expired` removes it; the error messages here name statement ids, MessageRefIds and
+DocRefIds, never a name, TIN, address or birth date.
+
+Counting: a statement that a later recorded statement replaces (its ``replaces``) is *superseded*;
+it is counted as such and never as pending, sent or failed, whatever its own delivery status
+(which stays in its row and history). The pending, sent and failed counts are those of the
+statements that nothing replaces: what the sellers should hold now.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+import reporting.ledger.schema as t
+from reporting.ledger.errors import DeliveryReportError, StatementFeedError
+from reporting.ledger.model import (
+    DELIVERY_STATUSES,
+    FAILED,
+    INITIAL,
+    PENDING,
+    REPORTED_STATUSES,
+    SELLER,
+    SENT,
+    STATEMENT_KINDS,
+    canonical_json,
+    content_hash,
+)
+from reporting.vocabulary import ENVIRONMENTS
+
+#: The feed's file in a run's output directory, and the folder of the pages.
+STATEMENTS_DIR = "statements"
+FEED_NAME = "statements.jsonl"
+#: Years a statement's record is kept, from the end of the year it was made (PStTG § 24(3)).
+RETENTION_YEARS = 10
+#: The keys of a delivery report (CSV header, JSON object keys).
+REPORT_KEYS = ("statement_id", "time", "status", "detail")
+_BATCH = 500
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_MAX_DETAIL = 500
+
+
+def _utc(at: datetime | None = None) -> datetime:
+    at = at or datetime.now(UTC)
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+# ------------------------------------------------------------------------------------ the feed
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatement:
+    """What the ledger keeps of one line of ``statements.jsonl``."""
+
+    line: int
+    statement_id: str
+    replaces: str | None
+    kind: str
+    seller_id: str
+    year: int
+    environment: str
+    language: str
+    authority: str
+    message_ref_id: str
+    doc_ref_id: str
+    html_path: str
+    sha256: str
+    content_hash: str
+    content: str
+
+
+def read_feed(feed: Path) -> Iterator[FeedStatement]:
+    """The statements of a feed, one line at a time (memory flat in the number of statements);
+    a malformed line is a :class:`StatementFeedError` naming the file, the line and the key."""
+    name = Path(feed).name
+    try:
+        handle = open(feed, encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise StatementFeedError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    with handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                raise StatementFeedError(f"{name} line {number}: not a JSON object") from None
+            yield _feed_statement(name, number, obj)
+
+
+def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
+    where = f"{name} line {line}"
+    if not isinstance(obj, dict):
+        raise StatementFeedError(f"{where}: not a JSON object")
+
+    def text(key: str, limit: int, parent: dict[str, Any] | None = None, label: str | None = None) -> str:
+        value = (obj if parent is None else parent).get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise StatementFeedError(f"{where}: key {label or key!r} must be a non-empty string")
+        if len(value) > limit:
+            raise StatementFeedError(f"{where}: key {label or key!r} is longer than {limit} characters")
+        return value
+
+    statement_id = text("statement_id", 200)
+    where = f"{where} (statement {statement_id})"
+    for key in ("identity", "filed_with"):
+        if not isinstance(obj.get(key), dict):
+            raise StatementFeedError(f"{where}: key {key!r} must be an object")
+    for key in ("receiving_states", "activities"):
+        if not isinstance(obj.get(key), list):
+            raise StatementFeedError(f"{where}: key {key!r} must be a list")
+    kind = obj.get("kind")
+    if kind not in STATEMENT_KINDS:
+        raise StatementFeedError(f"{where}: key 'kind' must be one of {', '.join(STATEMENT_KINDS)}")
+    replaces = obj.get("replaces")
+    if replaces is not None and (not isinstance(replaces, str) or not replaces.strip() or len(replaces) > 200):
+        raise StatementFeedError(f"{where}: key 'replaces' must be a statement_id or null")
+    if (kind == INITIAL) != (replaces is None):
+        raise StatementFeedError(
+            f"{where}: key 'replaces': an initial statement replaces nothing (null), a correction or deletion "
+            "names the statement it replaces"
+        )
+    if replaces == statement_id:
+        raise StatementFeedError(f"{where}: key 'replaces' names the statement itself")
+    year = obj.get("year")
+    if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 9999:
+        raise StatementFeedError(f"{where}: key 'year' must be a reporting year (an integer)")
+    environment = obj.get("environment")
+    if environment not in ENVIRONMENTS:
+        raise StatementFeedError(f"{where}: key 'environment' must be one of {', '.join(ENVIRONMENTS)}")
+    filed = obj["filed_with"]
+    country = text("country", 2, filed, "filed_with.country")
+    if not _COUNTRY.match(country):
+        raise StatementFeedError(f"{where}: key 'filed_with.country' must be a country code (two capitals)")
+    currency = obj.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise StatementFeedError(f"{where}: key 'currency' must be an ISO 4217 code (three capitals)")
+    html_path = text("html_path", 400)
+    parts = html_path.split("/")
+    if (
+        parts[0] != STATEMENTS_DIR
+        or len(parts) < 2
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in html_path
+        or "\x00" in html_path
+        or not html_path.endswith(".html")
+    ):
+        raise StatementFeedError(
+            f"{where}: key 'html_path' must be a relative path under {STATEMENTS_DIR}/ ending in .html, "
+            "without empty, '.' or '..' parts"
+        )
+    sha256 = obj.get("sha256")
+    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        raise StatementFeedError(f"{where}: key 'sha256' must be 64 lower-case hex digits")
+    content = canonical_json(obj)
+    return FeedStatement(
+        line=line,
+        statement_id=statement_id,
+        replaces=replaces,
+        kind=kind,
+        seller_id=text("seller_id", 200),
+        year=year,
+        environment=environment,
+        language=text("language", 35),
+        authority=country,
+        message_ref_id=text("message_ref_id", 170, filed, "filed_with.message_ref_id"),
+        doc_ref_id=text("doc_ref_id", 200, filed, "filed_with.doc_ref_id"),
+        html_path=html_path,
+        sha256=sha256,
+        content_hash=content_hash(obj),
+        content=content,
+    )
+
+
+def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> int:
+    """Record every statement of ``feed`` as pending, in one transaction; returns how many were
+    new. A statement already recorded with the same hashes is left as it is (recording a feed twice
+    changes nothing); with another ``sha256`` or content it is an error naming the statement.
+
+    Each statement must belong to its filing: ``filed_with.message_ref_id`` is a message of this
+    ledger of the same environment, authority and year, and ``filed_with.doc_ref_id`` a
+    ReportableSeller record of it with the statement's ``seller_id``. A ``replaces`` names a
+    statement recorded before (or earlier in the feed) of the same environment."""
+    now = _utc(at)
+    name = Path(feed).name
+    new = 0
+    with engine.begin() as conn:
+        batch: list[FeedStatement] = []
+        for item in read_feed(feed):
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                new += _record_batch(conn, name, batch, now)
+                batch = []
+        if batch:
+            new += _record_batch(conn, name, batch, now)
+    return new
+
+
+def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: datetime) -> int:
+    s, m, r = t.statements, t.messages, t.records
+    ids = {x.statement_id for x in batch} | {x.replaces for x in batch if x.replaces}
+    known = {
+        row.statement_id: row
+        for row in conn.execute(
+            sa.select(s.c.statement_id, s.c.sha256, s.c.content_hash, s.c.environment, s.c.seller_id).where(
+                s.c.statement_id.in_(ids)
+            )
+        )
+    }
+    messages = {
+        row.message_ref_id: row
+        for row in conn.execute(
+            sa.select(m.c.message_ref_id, m.c.environment, m.c.authority, m.c.reporting_year).where(
+                m.c.message_ref_id.in_({x.message_ref_id for x in batch})
+            )
+        )
+    }
+    filed = {
+        (row.message_ref_id, row.doc_ref_id): row.seller_key
+        for row in conn.execute(
+            sa.select(m.c.message_ref_id, r.c.doc_ref_id, r.c.seller_key)
+            .join(m, m.c.id == r.c.message_id)
+            .where(r.c.doc_ref_id.in_({x.doc_ref_id for x in batch}), r.c.kind == SELLER)
+        )
+    }
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, FeedStatement] = {}
+    for x in batch:
+        where = f"{name} line {x.line} (statement {x.statement_id})"
+        earlier = known.get(x.statement_id) or seen.get(x.statement_id)
+        if earlier is not None:
+            if earlier.sha256 != x.sha256:
+                raise StatementFeedError(
+                    f"{where}: statement {x.statement_id} is already recorded with another sha256 of its page; "
+                    "a statement never changes: a changed one is a new statement that replaces it"
+                )
+            if earlier.content_hash != x.content_hash:
+                raise StatementFeedError(
+                    f"{where}: statement {x.statement_id} is already recorded with other content; a statement "
+                    "never changes: a changed one is a new statement that replaces it"
+                )
+            continue
+        msg = messages.get(x.message_ref_id)
+        if msg is None:
+            raise StatementFeedError(
+                f"{where}: key 'filed_with.message_ref_id': message {x.message_ref_id} is not in this ledger "
+                "(a statement is made from a filing recorded here)"
+            )
+        if (msg.environment, msg.authority, msg.reporting_year) != (x.environment, x.authority, x.year):
+            raise StatementFeedError(
+                f"{where}: message {x.message_ref_id} is a filing of {msg.authority} {msg.reporting_year} "
+                f"({msg.environment}); the statement says {x.authority} {x.year} ({x.environment})"
+            )
+        seller = filed.get((x.message_ref_id, x.doc_ref_id))
+        if seller is None:
+            raise StatementFeedError(
+                f"{where}: key 'filed_with.doc_ref_id': {x.doc_ref_id} is no ReportableSeller record of message "
+                f"{x.message_ref_id}"
+            )
+        if seller != x.seller_id:
+            raise StatementFeedError(
+                f"{where}: key 'seller_id': record {x.doc_ref_id} of message {x.message_ref_id} is another "
+                "seller's"
+            )
+        if x.replaces:
+            target = known.get(x.replaces) or seen.get(x.replaces)
+            if target is None:
+                raise StatementFeedError(
+                    f"{where}: key 'replaces': statement {x.replaces} is not recorded in this ledger; record the "
+                    "feed of the earlier filing first"
+                )
+            if target.environment != x.environment or target.seller_id not in (None, x.seller_id):
+                raise StatementFeedError(
+                    f"{where}: key 'replaces': statement {x.replaces} is another seller's or another environment's"
+                )
+        seen[x.statement_id] = x
+        rows.append(
+            {
+                "statement_id": x.statement_id,
+                "replaces": x.replaces,
+                "kind": x.kind,
+                "seller_id": x.seller_id,
+                "message_ref_id": x.message_ref_id,
+                "doc_ref_id": x.doc_ref_id,
+                "environment": x.environment,
+                "authority": x.authority,
+                "reporting_year": x.year,
+                "language": x.language,
+                "html_path": x.html_path,
+                "sha256": x.sha256,
+                "content_hash": x.content_hash,
+                "content": x.content,
+                "created": now,
+                "status": PENDING,
+                "status_changed": now,
+            }
+        )
+    if rows:
+        conn.execute(sa.insert(s), rows)
+        conn.execute(
+            sa.insert(t.statement_events),
+            [
+                {"statement_id": x["statement_id"], "at": now, "status": PENDING, "source": name[:400], "recorded": now}
+                for x in rows
+            ],
+        )
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------- delivery reports
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """One line of a delivery report; ``where`` names the file and line (or item) for errors."""
+
+    where: str
+    statement_id: str
+    at: datetime  # naive UTC
+    status: str
+    detail: str | None
+
+
+def read_delivery_report(path: str | Path) -> Iterator[DeliveryEvent]:
+    """The events of a delivery report: CSV with the header ``statement_id,time,status[,detail]``,
+    a JSON list of objects, or JSON Lines; chosen by the extension (``.csv``, ``.json``,
+    ``.jsonl``/``.ndjson``), else by the first character (``[`` a list, ``{`` JSON Lines, else
+    CSV). CSV and JSON Lines are read a line at a time; a JSON list is read whole.
+
+    ``time`` is ISO 8601 with its offset (``Z`` or ``+01:00``); ``status`` is ``sent`` or
+    ``failed``. A bad line raises :class:`DeliveryReportError` naming the file, the line and the
+    rule."""
+    path = Path(path)
+    name = path.name
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise DeliveryReportError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    with handle:
+        kind = _report_format(path, handle)
+        if kind == "csv":
+            yield from _csv_events(name, handle)
+        elif kind == "jsonl":
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    yield _event(f"{name} line {number}", _json(f"{name} line {number}", text))
+        else:
+            try:
+                items = json.load(handle)
+            except ValueError as exc:
+                raise DeliveryReportError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+            if not isinstance(items, list):
+                raise DeliveryReportError(f"{name}: a JSON delivery report is a list of objects")
+            for number, item in enumerate(items, start=1):
+                yield _event(f"{name} item {number}", item)
+
+
+def _report_format(path: Path, handle: TextIO) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".jsonl", ".ndjson"):
+        return "jsonl" if suffix != ".csv" else "csv"
+    start = handle.read(4096).lstrip()
+    handle.seek(0)
+    if suffix == ".json":
+        return "jsonl" if start.startswith("{") else "json"
+    return "json" if start.startswith("[") else "jsonl" if start.startswith("{") else "csv"
+
+
+def _json(where: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise DeliveryReportError(f"{where}: not a JSON object") from None
+
+
+def _csv_events(name: str, handle: TextIO) -> Iterator[DeliveryEvent]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header] not in (list(REPORT_KEYS[:3]), list(REPORT_KEYS)):
+        raise DeliveryReportError(
+            f"{name} line 1: the header must be statement_id,time,status or statement_id,time,status,detail"
+        )
+    width = len(header)
+    for row in reader:
+        where = f"{name} line {reader.line_num}"
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != width:
+            raise DeliveryReportError(f"{where}: {len(row)} field(s), the header has {width}")
+        yield _event(where, dict(zip(REPORT_KEYS, row, strict=False)))
+
+
+def _event(where: str, obj: Any) -> DeliveryEvent:
+    if not isinstance(obj, dict):
+        raise DeliveryReportError(f"{where}: not an object with statement_id, time and status")
+    unknown = set(obj) - set(REPORT_KEYS)
+    if unknown:
+        raise DeliveryReportError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    statement_id = obj.get("statement_id")
+    if not isinstance(statement_id, str) or not statement_id.strip():
+        raise DeliveryReportError(f"{where}: statement_id is missing")
+    statement_id = statement_id.strip()
+    time = obj.get("time")
+    if not isinstance(time, str):
+        raise DeliveryReportError(f"{where}: time is missing (ISO 8601 with offset, e.g. 2026-01-20T09:30:00Z)")
+    try:
+        at = datetime.fromisoformat(time.strip())
+    except ValueError:
+        raise DeliveryReportError(
+            f"{where}: time {time[:40]!r} is not ISO 8601 (e.g. 2026-01-20T09:30:00Z)"
+        ) from None
+    if at.tzinfo is None:
+        raise DeliveryReportError(f"{where}: time {time[:40]!r} has no offset: give Z or +HH:MM")
+    status = obj.get("status")
+    if status not in REPORTED_STATUSES:
+        shown = repr(status)[:20]
+        raise DeliveryReportError(f"{where}: status {shown} must be one of {', '.join(REPORTED_STATUSES)}")
+    detail = obj.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        raise DeliveryReportError(f"{where}: detail must be text")
+    detail = (detail or "").strip() or None
+    if detail and len(detail) > _MAX_DETAIL:
+        raise DeliveryReportError(f"{where}: detail is longer than {_MAX_DETAIL} characters")
+    return DeliveryEvent(where, statement_id, _utc(at), status, detail)
+
+
+@dataclass(slots=True)
+class DeliveryOutcome:
+    """What a delivery report changed: no personal data, counts only."""
+
+    source: str
+    events: int = 0  # lines read
+    recorded: int = 0  # new events in the history
+    changed: int = 0  # of those, how many set a statement's current status
+    older: int = 0  # new events older than the current status: history only
+    repeated: int = 0  # events already recorded (the same report again)
+    statuses: Counter[str] = field(default_factory=Counter)  # recorded events per status
+
+
+def mark_delivery(
+    engine: Engine, events: Iterable[DeliveryEvent], *, source: str, at: datetime | None = None
+) -> DeliveryOutcome:
+    """Apply delivery events in one transaction: all of them or, on the first bad line, none.
+
+    Each new event joins the statement's history. It becomes the current status when the
+    statement is pending, or when it is later than the current status's time (at the same time,
+    ``sent`` wins over ``failed``); an older event stays in the history only. An event already
+    recorded (same statement, time and status) changes nothing."""
+    now = _utc(at)
+    outcome = DeliveryOutcome(source=source)
+    with engine.begin() as conn:
+        batch: list[DeliveryEvent] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= _BATCH:
+                _mark_batch(conn, batch, outcome, now)
+                batch = []
+        if batch:
+            _mark_batch(conn, batch, outcome, now)
+    return outcome
+
+
+def _mark_batch(conn: Connection, batch: list[DeliveryEvent], outcome: DeliveryOutcome, now: datetime) -> None:
+    s, e = t.statements, t.statement_events
+    ids = {x.statement_id for x in batch}
+    current = {
+        row.statement_id: (row.status, row.status_changed)
+        for row in conn.execute(sa.select(s.c.statement_id, s.c.status, s.c.status_changed).where(s.c.statement_id.in_(ids)))
+    }
+    recorded = {
+        (row.statement_id, row.at, row.status)
+        for row in conn.execute(sa.select(e.c.statement_id, e.c.at, e.c.status).where(e.c.statement_id.in_(ids)))
+    }
+    changed: dict[str, tuple[str, datetime]] = {}
+    rows: list[dict[str, Any]] = []
+    for x in batch:
+        outcome.events += 1
+        if x.statement_id not in current:
+            raise DeliveryReportError(
+                f"{x.where}: statement {x.statement_id} is not in this ledger (record its feed first); "
+                "nothing was applied"
+            )
+        key = (x.statement_id, x.at, x.status)
+        if key in recorded:
+            outcome.repeated += 1
+            continue
+        recorded.add(key)
+        rows.append(
+            {
+                "statement_id": x.statement_id,
+                "at": x.at,
+                "status": x.status,
+                "detail": x.detail,
+                "source": outcome.source[:400],
+                "recorded": now,
+            }
+        )
+        outcome.recorded += 1
+        outcome.statuses[x.status] += 1
+        status, since = current[x.statement_id]
+        if _supersedes(x.status, x.at, status, since):
+            current[x.statement_id] = changed[x.statement_id] = (x.status, x.at)
+        else:
+            outcome.older += 1
+    if rows:
+        conn.execute(sa.insert(e), rows)
+    for statement_id, (status, since) in changed.items():
+        conn.execute(
+            sa.update(s).where(s.c.statement_id == statement_id).values(status=status, status_changed=since)
+        )
+    outcome.changed += len(changed)
+
+
+def _supersedes(status: str, at: datetime, current: str, since: datetime) -> bool:
+    """Whether an event (``status`` at ``at``) becomes the current status over ``current``."""
+    if current == PENDING:
+        return True
+    if at != since:
+        return at > since
+    return status == SENT and current == FAILED
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class StatementCounts:
+    """Statements of one environment, authority and year by delivery status (see the module's
+    words on counting: ``superseded`` are never in the other three)."""
+
+    environment: str
+    authority: str
+    year: int
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    superseded: int = 0
+
+    @property
+    def unsent(self) -> int:
+        """What still has to reach a seller: pending and failed, superseded ones aside."""
+        return self.pending + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class StatementInfo:
+    """A statement's row without its content (no personal data but the seller id)."""
+
+    statement_id: str
+    replaces: str | None
+    kind: str
+    seller_id: str | None
+    message_ref_id: str
+    doc_ref_id: str
+    environment: str
+    authority: str
+    year: int
+    language: str
+    html_path: str | None
+    sha256: str
+    created: datetime
+    status: str
+    status_changed: datetime
+    superseded_by: str | None
+    erased: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEvent:
+    at: datetime
+    status: str
+    detail: str | None
+    source: str
+    recorded: datetime
+
+
+def _replacing() -> sa.Subquery:
+    s = t.statements
+    return sa.select(s.c.replaces, sa.func.min(s.c.statement_id).label("by")).where(
+        s.c.replaces.is_not(None)
+    ).group_by(s.c.replaces).subquery()
+
+
+def statement_counts(
+    engine: Engine, *, year: int | None = None, environment: str | None = None
+) -> list[StatementCounts]:
+    """Counts per environment, authority and year (one grouped query; no content read)."""
+    s = t.statements
+    later = _replacing()
+    bucket = sa.case((later.c.by.is_not(None), "superseded"), else_=s.c.status).label("bucket")
+    query = (
+        sa.select(s.c.environment, s.c.authority, s.c.reporting_year, bucket, sa.func.count().label("n"))
+        .outerjoin(later, later.c.replaces == s.c.statement_id)
+        .group_by(s.c.environment, s.c.authority, s.c.reporting_year, bucket)
+    )
+    if year is not None:
+        query = query.where(s.c.reporting_year == year)
+    if environment is not None:
+        query = query.where(s.c.environment == environment)
+    found: dict[tuple[str, str, int], dict[str, int]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            found.setdefault((row.environment, row.authority, row.reporting_year), {})[row.bucket] = int(row.n)
+    return [
+        StatementCounts(env, authority, yr, **counts)
+        for (env, authority, yr), counts in sorted(found.items(), key=lambda kv: (-kv[0][2], kv[0][0], kv[0][1]))
+    ]
+
+
+def _info(row: Any) -> StatementInfo:
+    return StatementInfo(
+        statement_id=row.statement_id,
+        replaces=row.replaces,
+        kind=row.kind,
+        seller_id=row.seller_id,
+        message_ref_id=row.message_ref_id,
+        doc_ref_id=row.doc_ref_id,
+        environment=row.environment,
+        authority=row.authority,
+        year=row.reporting_year,
+        language=row.language,
+        html_path=row.html_path,
+        sha256=row.sha256,
+        created=row.created,
+        status=row.status,
+        status_changed=row.status_changed,
+        superseded_by=row.by,
+        erased=row.erased,
+    )
+
+
+def _columns(later: sa.Subquery) -> list[Any]:
+    s = t.statements
+    return [c for c in s.c if c.name != "content"] + [later.c.by]
+
+
+def list_statements(
+    engine: Engine,
+    *,
+    year: int | None = None,
+    status: str | None = None,
+    environment: str | None = None,
+    authority: str | None = None,
+) -> Iterator[StatementInfo]:
+    """Statements in the order they were recorded, streamed; ``status`` is a delivery status or
+    ``superseded`` (then a delivery status means: of the statements nothing replaces)."""
+    if status is not None and status not in (*DELIVERY_STATUSES, "superseded"):
+        raise ValueError(f"status {status!r}: expected one of {', '.join((*DELIVERY_STATUSES, 'superseded'))}")
+    s = t.statements
+    later = _replacing()
+    query = sa.select(*_columns(later)).outerjoin(later, later.c.replaces == s.c.statement_id).order_by(s.c.id)
+    for column, value in ((s.c.reporting_year, year), (s.c.environment, environment), (s.c.authority, authority)):
+        if value is not None:
+            query = query.where(column == value)
+    if status == "superseded":
+        query = query.where(later.c.by.is_not(None))
+    elif status is not None:
+        query = query.where(s.c.status == status, later.c.by.is_(None))
+    with engine.connect() as conn:
+        for row in conn.execution_options(yield_per=_BATCH).execute(query):
+            yield _info(row)
+
+
+def get_statement(engine: Engine, statement_id: str) -> StatementInfo | None:
+    s = t.statements
+    later = _replacing()
+    query = (
+        sa.select(*_columns(later))
+        .outerjoin(later, later.c.replaces == s.c.statement_id)
+        .where(s.c.statement_id == statement_id)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return _info(row) if row is not None else None
+
+
+def statement_history(engine: Engine, statement_id: str) -> list[StatementEvent]:
+    """A statement's delivery events in the order they happened."""
+    e = t.statement_events
+    query = sa.select(e).where(e.c.statement_id == statement_id).order_by(e.c.at, e.c.id)
+    with engine.connect() as conn:
+        return [StatementEvent(r.at, r.status, r.detail, r.source, r.recorded) for r in conn.execute(query)]
+
+
+# ------------------------------------------------------------------------------------ retention
+
+
+def retention_ends(created: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant at which a statement's record is no longer kept: ten years after the end
+    of the calendar year in which it was made (PStTG § 24(3) sentence 3: the period starts "mit
+    Ablauf des Kalenderjahres, in dem die Aufzeichnungen erstellt worden sind"), i.e. 1 January
+    00:00 of the year made + 11, in ``zone`` (the filing state's time zone; the year made is read
+    in that zone too). ``created`` is naive UTC, as the ledger keeps it. Returned as aware UTC."""
+    made = created.replace(tzinfo=UTC).astimezone(zone).year
+    return datetime(made + RETENTION_YEARS + 1, 1, 1, tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A statement whose retention has ended: its page (if still there) and the ledger content go."""
+
+    statement_id: str
+    environment: str
+    authority: str
+    year: int
+    created: datetime
+    html_path: str | None
+
+
+@dataclass(slots=True)
+class RetentionOutcome:
+    dry_run: bool
+    statements: int = 0  # statements whose retention ended (erased, or that would be)
+    files: int = 0  # pages deleted (or that would be)
+    feeds: int = 0  # statements.jsonl files deleted (or that would be)
+    missing_files: int = 0  # pages already gone
+    statement_ids: list[str] = field(default_factory=list)  # the first 100, for the log
+
+
+def erase_expired(
+    engine: Engine,
+    out_root: Path | None,
+    *,
+    now: datetime,
+    zone_of: Any,
+    dry_run: bool = False,
+) -> RetentionOutcome:
+    """Delete what PStTG § 24(3) sentence 2 requires deleted: for each statement whose ten years
+    have run (:func:`retention_ends` <= ``now``), its HTML page under
+    ``<out_root>/<year>/<html_path>`` and the ledger's ``content``, ``seller_id`` and
+    ``html_path``; its ids, hashes, status and delivery dates stay (no personal data), and
+    ``erased`` says when. A year's ``statements/statements.jsonl`` goes when every statement
+    recorded for that year is erased. ``dry_run`` changes nothing and counts what would go.
+
+    ``zone_of(authority)`` gives the time zone of a filing state (``reporting.deadlines.time_zone``).
+    Statements are examined in batches from the oldest; memory is flat."""
+    aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    outcome = RetentionOutcome(dry_run=dry_run)
+    s = t.statements
+    # Made in the local year Y, due from 1 January Y + 11 local; in the UTC year N a local year is
+    # at most N + 1, so only Y <= N - 10 can be due: made before 1 January N - 9 (a day's margin
+    # for the zone). The query reads no later statement.
+    horizon = datetime(aware_now.astimezone(UTC).year - RETENTION_YEARS + 1, 1, 2)
+    query = (
+        sa.select(s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path)
+        .where(s.c.erased.is_(None), s.c.created < horizon)
+        .order_by(s.c.id)
+    )
+    years: set[tuple[str, int]] = set()
+    with engine.connect() as conn:
+        due = [
+            Expired(r.statement_id, r.environment, r.authority, r.reporting_year, r.created, r.html_path)
+            for r in conn.execute(query)
+            if retention_ends(r.created, zone_of(r.authority)) <= aware_now
+        ]
+    for start in range(0, len(due), _BATCH):
+        chunk = due[start : start + _BATCH]
+        for x in chunk:
+            outcome.statements += 1
+            if len(outcome.statement_ids) < 100:
+                outcome.statement_ids.append(x.statement_id)
+            years.add((x.environment, x.year))
+            if out_root is not None and x.html_path:
+                page = _page(out_root, x.year, x.html_path)
+                if page is None or not page.is_file():
+                    outcome.missing_files += 1
+                    continue
+                outcome.files += 1
+                if not dry_run:
+                    page.unlink()
+        if not dry_run:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(s)
+                    .where(s.c.statement_id.in_([x.statement_id for x in chunk]))
+                    .values(content=None, seller_id=None, html_path=None, erased=_utc(aware_now))
+                )
+    if out_root is not None:
+        for year in sorted({y for _, y in years}):
+            with engine.connect() as conn:
+                left = conn.execute(
+                    sa.select(sa.func.count()).where(s.c.reporting_year == year, s.c.erased.is_(None))
+                ).scalar_one()
+            feed = Path(out_root) / str(year) / STATEMENTS_DIR / FEED_NAME
+            remaining = left - (0 if not dry_run else sum(1 for x in due if x.year == year))
+            if remaining <= 0 and feed.is_file():
+                outcome.feeds += 1
+                if not dry_run:
+                    feed.unlink()
+    return outcome
+
+
+def _page(out_root: Path, year: int, html_path: str) -> Path | None:
+    """``<out_root>/<year>/<html_path>`` if it stays inside ``<out_root>/<year>/statements``."""
+    root = (Path(out_root) / str(year) / STATEMENTS_DIR).resolve()
+    parts = html_path.split("/")
+    if parts[0] != STATEMENTS_DIR or any(p in ("", ".", "..") for p in parts):
+        return None
+    target = (Path(out_root) / str(year) / html_path).resolve()
+    return target if target.is_relative_to(root) else None
+
+
+def statement_page(out_root: Path, info: StatementInfo) -> Path | None:
+    """The HTML page of a statement, if it is a file inside its year's ``statements/`` folder
+    (no ``..``, no symbolic link out of it) and its bytes still have the recorded sha256."""
+    from reporting.files import file_sha256
+
+    if not info.html_path:
+        return None
+    page = _page(out_root, info.year, info.html_path)
+    if page is None or not page.is_file():
+        return None
+    return page if file_sha256(page) == info.sha256 else None
+

@@ -1,0 +1,400 @@
+"""The delivery record of seller statements on real databases (SQLite and PostgreSQL): recording
+a statements feed, the delivery report of ``dac7 statements mark-sent`` (CSV, JSON, JSON Lines)
+and its errors, the counts, and the retention of PStTG § 24(3) at its boundary.
+
+The feeds are written here by hand, following the contract of ``statements/statements.jsonl``
+exactly; their statements belong to filings recorded in the same ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from test_ledger_db import Filer, current
+
+from reporting.cli import main
+from reporting.ledger import (
+    CORRECTION,
+    SELLER,
+    DeliveryReportError,
+    Ledger,
+    StatementFeedError,
+    content_hash,
+    default_ledger_url,
+    open_ledger,
+)
+from reporting.ledger import schema as t
+from reporting.ledger.statements import erase_expired, read_delivery_report, retention_ends
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MADE = datetime(2026, 1, 20, 9, 0)  # naive UTC, as the ledger keeps it
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return default_ledger_url(tmp_path)
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with open_ledger(ledger_url) as led:
+        yield led
+
+
+class Run:
+    """A filing of sellers in the ledger, and the statements a run would write for it."""
+
+    def __init__(self, ledger: Ledger, out: Path, sellers: dict[str, int], year: int = 2025) -> None:
+        self.filer = Filer(ledger, year=year)
+        self.out = out
+        self.year = year
+        self.refs = self.filer.file(current(sellers=sellers))
+        self.docs = self.doc_ref_ids(self.refs[0])
+
+    def doc_ref_ids(self, ref: str) -> dict[str, str]:
+        return {r.seller_key: r.doc_ref_id for r in self.filer.ledger.records(ref) if r.kind == SELLER}  # type: ignore[misc]
+
+    def statement(
+        self,
+        seller: str,
+        statement_id: str,
+        *,
+        kind: str = "initial",
+        replaces: str | None = None,
+        ref: str | None = None,
+        page: str = "<html><body>statement</body></html>",
+    ) -> dict[str, Any]:
+        ref = ref or self.refs[0]
+        html = f"statements/{statement_id[:2]}/{statement_id}.html"
+        path = self.out / str(self.year) / html
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(page, encoding="utf-8")
+        os.chmod(path, 0o600)
+        return {
+            "statement_id": statement_id,
+            "replaces": replaces,
+            "kind": kind,
+            "seller_id": seller,
+            "year": self.year,
+            "environment": "test",
+            "language": "de-DE",
+            "identity": {"names": [{"first": "Ona", "last": "Example"}], "tins": [{"tin": "12345678901", "country": "DE"}]},
+            "filed_with": {"country": "DE", "message_ref_id": ref, "doc_ref_id": self.doc_ref_ids(ref)[seller]},
+            "receiving_states": [{"country": "DE", "reason": "residence"}],
+            "currency": "EUR",
+            "activities": [
+                {
+                    "activity": "sale_of_goods",
+                    "quarters": {
+                        q: {"consideration": 100, "number_of_activities": 1, "fees": 5, "taxes": 0}
+                        for q in ("Q1", "Q2", "Q3", "Q4")
+                    },
+                }
+            ],
+            "html_path": html,
+            "sha256": hashlib.sha256(page.encode()).hexdigest(),
+        }
+
+    def feed(self, *statements: dict[str, Any], name: str = "statements.jsonl") -> Path:
+        path = self.out / str(self.year) / "statements" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(s) + "\n" for s in statements), encoding="utf-8")
+        return path
+
+
+def rows(ledger: Ledger, table: sa.Table) -> list[Any]:
+    with ledger.engine.connect() as conn:
+        return list(conn.execute(sa.select(table).order_by(table.c.id)))
+
+
+# ------------------------------------------------------------------------------------ recording
+
+
+def test_a_feed_is_recorded_once_as_pending(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    a, b = run.statement("S1", "st-a"), run.statement("S2", "st-b")
+    feed = run.feed(a, b)
+    assert ledger.record_statements(feed, at=MADE) == 2
+    assert ledger.record_statements(feed) == 0  # the same feed again: nothing changes
+    recorded = rows(ledger, t.statements)
+    assert [(r.statement_id, r.status, r.seller_id, r.kind, r.replaces) for r in recorded] == [
+        ("st-a", "pending", "S1", "initial", None),
+        ("st-b", "pending", "S2", "initial", None),
+    ]
+    first = recorded[0]
+    assert (first.message_ref_id, first.doc_ref_id) == (run.refs[0], run.docs["S1"])
+    assert (first.environment, first.authority, first.reporting_year, first.language) == ("test", "DE", 2025, "de-DE")
+    assert first.created == MADE and first.status_changed == MADE
+    assert first.content_hash == content_hash(a) and json.loads(first.content) == a
+    assert first.html_path == "statements/st/st-a.html" and first.sha256 == a["sha256"]
+    assert [(e.statement_id, e.status, e.at) for e in rows(ledger, t.statement_events)] == [
+        ("st-a", "pending", MADE),
+        ("st-b", "pending", MADE),
+    ]
+    assert ledger.statement_counts() == [ledger.statement_counts()[0]]
+    (counts,) = ledger.statement_counts()
+    assert (counts.pending, counts.sent, counts.failed, counts.superseded, counts.unsent) == (2, 0, 0, 0, 2)
+
+
+def test_a_statement_id_recorded_with_another_page_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1})
+    ledger.record_statements(run.feed(run.statement("S1", "st-a")))
+    changed = run.statement("S1", "st-a", page="<html>other</html>")
+    with pytest.raises(StatementFeedError, match=r"line 1 \(statement st-a\).*another sha256"):
+        ledger.record_statements(run.feed(changed))
+    same_page_other_content = run.statement("S1", "st-a") | {"language": "fr"}
+    with pytest.raises(StatementFeedError, match="st-a is already recorded with other content"):
+        ledger.record_statements(run.feed(same_page_other_content))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "amended"}, "key 'kind' must be one of initial, correction, deletion"),
+        ({"replaces": "st-0"}, "an initial statement replaces nothing"),
+        ({"sha256": "ABC"}, "key 'sha256' must be 64 lower-case hex digits"),
+        ({"html_path": "statements/../../etc/passwd.html"}, "key 'html_path' must be a relative path"),
+        ({"html_path": "/tmp/x.html"}, "key 'html_path' must be a relative path"),
+        ({"environment": "dev"}, "key 'environment' must be one of test, prod"),
+        ({"year": "2025"}, "key 'year' must be a reporting year"),
+        ({"seller_id": ""}, "key 'seller_id' must be a non-empty string"),
+        ({"identity": None}, "key 'identity' must be an object"),
+        ({"currency": "eur"}, "key 'currency' must be an ISO 4217 code"),
+        ({"seller_id": "S2"}, "key 'seller_id': record .* is another seller's"),
+        ({"year": 2024}, "is a filing of DE 2025 .test.; the statement says DE 2024"),
+    ],
+)
+def test_a_malformed_line_names_file_line_and_key_and_records_nothing(
+    ledger: Ledger, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    good = run.statement("S2", "st-b")
+    bad = run.statement("S1", "st-a") | change
+    with pytest.raises(StatementFeedError, match=message) as caught:
+        ledger.record_statements(run.feed(good, bad))
+    assert "statements.jsonl line 2" in str(caught.value)
+    assert "12345678901" not in str(caught.value) and "Ona" not in str(caught.value)  # no personal data
+    assert rows(ledger, t.statements) == []  # the good first line was not recorded either
+
+
+def test_a_statement_names_a_filing_of_this_ledger(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1})
+    stray = run.statement("S1", "st-a")
+    stray["filed_with"] = {"country": "DE", "message_ref_id": "DE2025-unknown", "doc_ref_id": "x"}
+    with pytest.raises(StatementFeedError, match="message DE2025-unknown is not in this ledger"):
+        ledger.record_statements(run.feed(stray))
+    stray["filed_with"] = {"country": "DE", "message_ref_id": run.refs[0], "doc_ref_id": "DE2025-nothing"}
+    with pytest.raises(StatementFeedError, match="DE2025-nothing is no ReportableSeller record"):
+        ledger.record_statements(run.feed(stray))
+    (tmp_path / "2025" / "statements" / "statements.jsonl").write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(StatementFeedError, match="statements.jsonl line 1: not a JSON object"):
+        ledger.record_statements(tmp_path / "2025" / "statements" / "statements.jsonl")
+
+
+def test_a_correction_replaces_the_earlier_statement_in_the_counts(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    ledger.record_statements(run.feed(run.statement("S1", "st-a"), run.statement("S2", "st-b")), at=MADE)
+    correction_refs = run.filer.file(current(sellers={"S1": 5, "S2": 2}))  # S1 corrected
+    assert run.filer.ledger.records(correction_refs[0])[-1].doc_type == CORRECTION
+    newer = run.statement("S1", "st-c", kind="correction", replaces="st-a", ref=correction_refs[0])
+    orphan = run.statement("S1", "st-d", kind="correction", replaces="st-zz", ref=correction_refs[0])
+    with pytest.raises(StatementFeedError, match="statement st-zz is not recorded in this ledger"):
+        ledger.record_statements(run.feed(orphan))
+    assert ledger.record_statements(run.feed(newer), at=MADE) == 1
+    (counts,) = ledger.statement_counts(year=2025)
+    # st-a is superseded, not unsent; st-b and st-c are pending
+    assert (counts.pending, counts.sent, counts.failed, counts.superseded, counts.unsent) == (2, 0, 0, 1, 2)
+    info = ledger.statement("st-a")
+    assert info is not None and info.superseded_by == "st-c" and info.status == "pending"
+    assert [s.statement_id for s in ledger.statements(status="superseded")] == ["st-a"]
+    assert [s.statement_id for s in ledger.statements(status="pending")] == ["st-b", "st-c"]
+
+
+# ------------------------------------------------------------------------------ delivery reports
+
+
+def recorded(ledger: Ledger, tmp_path: Path) -> Run:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2, "S3": 3})
+    ledger.record_statements(
+        run.feed(run.statement("S1", "st-a"), run.statement("S2", "st-b"), run.statement("S3", "st-c")), at=MADE
+    )
+    return run
+
+
+def mark(ledger: Ledger, path: Path) -> Any:
+    return ledger.mark_statements(read_delivery_report(path), source=path.name)
+
+
+def test_a_csv_report_marks_sent_and_failed_and_is_idempotent(ledger: Ledger, tmp_path: Path) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / "delivery.csv"
+    report.write_text(
+        "statement_id,time,status,detail\n"
+        "st-a,2026-01-21T10:00:00Z,sent,\n"
+        "st-b,2026-01-21T11:00:00+01:00,failed,mailbox full\n",
+        encoding="utf-8",
+    )
+    out = mark(ledger, report)
+    assert (out.events, out.recorded, out.changed, out.older, out.repeated) == (2, 2, 2, 0, 0)
+    assert dict(out.statuses) == {"sent": 1, "failed": 1}
+    a, b = ledger.statement("st-a"), ledger.statement("st-b")
+    assert a is not None and (a.status, a.status_changed) == ("sent", datetime(2026, 1, 21, 10, 0))
+    assert b is not None and (b.status, b.status_changed) == ("failed", datetime(2026, 1, 21, 10, 0))  # +01:00
+    assert [(e.status, e.detail) for e in ledger.statement_history("st-b")] == [
+        ("pending", None),
+        ("failed", "mailbox full"),
+    ]
+    again = mark(ledger, report)
+    assert (again.recorded, again.changed, again.repeated) == (0, 0, 2)
+    (counts,) = ledger.statement_counts()
+    assert (counts.pending, counts.sent, counts.failed, counts.unsent) == (1, 1, 1, 2)
+
+
+def test_an_older_event_stays_in_the_history_only(ledger: Ledger, tmp_path: Path) -> None:
+    recorded(ledger, tmp_path)
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text('{"statement_id": "st-a", "time": "2026-01-22T08:00:00Z", "status": "sent"}\n', encoding="utf-8")
+    older = tmp_path / "older.json"
+    older.write_text(
+        json.dumps([{"statement_id": "st-a", "time": "2026-01-21T08:00:00Z", "status": "failed", "detail": "bounce"}]),
+        encoding="utf-8",
+    )
+    mark(ledger, newer)
+    out = mark(ledger, older)
+    assert (out.recorded, out.changed, out.older) == (1, 0, 1)
+    info = ledger.statement("st-a")
+    assert info is not None and (info.status, info.status_changed) == ("sent", datetime(2026, 1, 22, 8, 0))
+    assert [(e.at, e.status) for e in ledger.statement_history("st-a")] == [
+        (MADE, "pending"),
+        (datetime(2026, 1, 21, 8, 0), "failed"),
+        (datetime(2026, 1, 22, 8, 0), "sent"),
+    ]
+    # a later failure (a retry that bounced) does change it; at the same time, sent wins
+    later = tmp_path / "later.csv"
+    later.write_text(
+        "statement_id,time,status\nst-a,2026-01-23T08:00:00Z,failed\nst-b,2026-01-23T08:00:00Z,failed\n"
+        "st-b,2026-01-23T08:00:00Z,sent\n",
+        encoding="utf-8",
+    )
+    mark(ledger, later)
+    assert [ledger.statement(s).status for s in ("st-a", "st-b")] == ["failed", "sent"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-x,2026-01-21T10:00:00Z,sent\n",
+         r"r.csv line 3: statement st-x is not in this ledger"),
+        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21 10:00,sent\n",
+         r"r.csv line 3: time '2026-01-21 10:00' has no offset"),
+        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,yesterday,sent\n",
+         r"r.csv line 3: time 'yesterday' is not ISO 8601"),
+        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21T10:00:00Z,read\n",
+         r"r.csv line 3: status 'read' must be one of sent, failed"),
+        ("r.csv", "id,when,status\nst-a,2026-01-21T10:00:00Z,sent\n", r"r.csv line 1: the header must be"),
+        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z\n", r"r.csv line 2: 2 field\(s\), the header has 3"),
+        ("r.jsonl", '{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent"}\n{"statement_id": "st-b"',
+         r"r.jsonl line 2: not a JSON object"),
+        ("r.json", '[{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent", "tin": "1"}]',
+         r"r.json item 1: unknown key\(s\) tin"),
+        ("r.json", '{"statement_id": "st-a"', r"r.jsonl? line 1: not a JSON object"),
+    ],
+)
+def test_a_bad_report_line_is_named_and_nothing_is_applied(
+    ledger: Ledger, tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / name
+    report.write_text(text, encoding="utf-8")
+    with pytest.raises(DeliveryReportError, match=message):
+        mark(ledger, report)
+    assert [e.status for e in rows(ledger, t.statement_events)] == ["pending"] * 3  # st-a's line 2 undone
+    assert {s.status for s in ledger.statements()} == {"pending"}
+
+
+def test_the_report_format_is_found_by_content_without_extension(ledger: Ledger, tmp_path: Path) -> None:
+    recorded(ledger, tmp_path)
+    for name, text in (
+        ("a", '[{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent"}]'),
+        ("b", '{"statement_id": "st-b", "time": "2026-01-21T10:00:00Z", "status": "sent"}\n'),
+        ("c", "\ufeffstatement_id,time,status\nst-c,2026-01-21T10:00:00Z,sent\n"),
+    ):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        assert mark(ledger, tmp_path / name).changed == 1
+    assert {s.status for s in ledger.statements()} == {"sent"}
+
+
+def test_mark_sent_command(ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / "delivery.csv"
+    report.write_text("statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\n", encoding="utf-8")
+    assert main(["statements", "mark-sent", "--file", str(report), "--ledger", ledger_url]) == 0
+    said = capsys.readouterr().out
+    assert "1 line(s); 1 new event(s) (1 sent); 1 statement(s) changed status" in said
+    assert main(["statements", "list", "--status", "sent", "--ledger", ledger_url]) == 0
+    listed = capsys.readouterr().out
+    assert "st-a" in listed and "st-b" not in listed and "2025 DE test: 2 pending, 1 sent, 0 failed" in listed
+    report.write_text("statement_id,time,status\nst-b,2026-01-21T10:00:00Z,sent\nst-x,2026-01-21T10:00:00Z,sent\n")
+    assert main(["statements", "mark-sent", "--file", str(report), "--ledger", ledger_url]) == 2
+    err = capsys.readouterr().err
+    assert "delivery.csv line 3: statement st-x is not in this ledger" in err and "nothing was applied" in err
+    assert ledger.statement("st-b").status == "pending"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------ retention
+
+
+def test_retention_ends_ten_years_after_the_end_of_the_year_made() -> None:
+    # PStTG § 24(3): made in 2026 (Berlin), kept to the end of 2036, deleted from 1 January 2037
+    assert retention_ends(datetime(2026, 1, 20, 9), BERLIN) == datetime(2037, 1, 1, tzinfo=BERLIN).astimezone(UTC)
+    # 31 Dec 2026 23:30 UTC is already 2027 in Berlin: made in 2027
+    assert retention_ends(datetime(2026, 12, 31, 23, 30), BERLIN) == datetime(2038, 1, 1, tzinfo=BERLIN)
+    assert retention_ends(datetime(2026, 12, 31, 22, 59, 59), BERLIN) == datetime(2037, 1, 1, tzinfo=BERLIN)
+
+
+def test_housekeeping_erases_at_the_boundary_and_not_before(ledger: Ledger, tmp_path: Path) -> None:
+    run = recorded(ledger, tmp_path)  # made 2026-01-20 (MADE)
+    ledger.mark_statements(read_delivery_report(_csv(tmp_path, "st-a,2026-01-21T10:00:00Z,sent")), source="d.csv")
+    (tmp_path / "2025" / "statements" / "statements.jsonl").touch()
+    pages = sorted((tmp_path / "2025" / "statements").rglob("*.html"))
+    assert len(pages) == 3
+
+    def zone(_authority: str) -> ZoneInfo:
+        return BERLIN
+
+    kept = datetime(2036, 12, 31, 23, 59, 59, tzinfo=BERLIN)
+    out = erase_expired(ledger.engine, tmp_path, now=kept, zone_of=zone)
+    assert (out.statements, out.files, out.feeds) == (0, 0, 0)
+    due = datetime(2037, 1, 1, 0, 0, tzinfo=BERLIN)
+    dry = erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone, dry_run=True)
+    assert (dry.statements, dry.files, dry.feeds, dry.dry_run) == (3, 3, 1, True)
+    assert all(p.exists() for p in pages) and ledger.statement("st-a").seller_id == "S1"  # type: ignore[union-attr]
+    done = erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone)
+    assert (done.statements, done.files, done.feeds) == (3, 3, 1)
+    assert not any(p.exists() for p in pages)
+    assert not (tmp_path / "2025" / "statements" / "statements.jsonl").exists()
+    for r in rows(ledger, t.statements):
+        assert (r.content, r.seller_id, r.html_path) == (None, None, None)
+        assert r.erased == datetime(2036, 12, 31, 23, 0)  # 1 January 00:00 in Berlin, in UTC
+    # the ids, hashes and delivery dates stay: the record that the notice was given
+    info = ledger.statement("st-a")
+    assert info is not None and info.status == "sent" and len(ledger.statement_history("st-a")) == 2
+    assert erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone).statements == 0  # once
+    assert run.year == 2025
+
+
+def _csv(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "d.csv"
+    path.write_text("statement_id,time,status\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
