@@ -7,6 +7,10 @@ for the production messages of the year before the run's date: the member state 
 files in needs one published or accepted. A missing one is logged as a WARNING and sent through
 the notification hook (``DAC7_NOTIFY``, see ``dac7_support.notify``) every day until the
 deadline. The ``reporting_year`` Param checks another year on a manual run.
+
+A second task warns the same way about seller statements of that year still pending or failed in
+the ledger's delivery record (due by 31 January too: PStTG § 22(2)), and about a production
+filing whose sellers have no statement recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dac7_support.notify import on_failure
 
 @dag(
     dag_id="dac7_deadline",
-    description="DAC7: warn while the filing due by 31 January is not published",
+    description="DAC7: warn while the filing due by 31 January is not published or statements are unsent",
     schedule=CronTriggerTimetable("0 7 * 1 *", timezone="UTC"),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -46,7 +50,15 @@ def dac7_deadline() -> None:
         year = ctx["params"].get("reporting_year") or today.year - 1
         return deadline.check_deadline(int(year), today, settings_from_env()["config_path"], ledger_url())
 
+    @task
+    def check_statements() -> dict[str, Any]:
+        ctx = get_current_context()
+        today = run_date(ctx.get("logical_date"), ctx["dag_run"].run_after)
+        year = ctx["params"].get("reporting_year") or today.year - 1
+        return deadline.check_statements(int(year), today, settings_from_env()["config_path"], ledger_url())
+
     check_deadline()
+    check_statements()
 
 
 dac7_deadline()

@@ -7,6 +7,12 @@ local staging root of the worker that runs the task (``DAC7_STAGING_DIR``) and, 
 configured, on the shared staging (``DAC7_STAGING_URL``). Published files, reports and the ledger
 are never touched. On several workers with local copies, give each its own cleanup (a pod's
 ``emptyDir``, a cron job running ``dac7_support.staging.prune_staging``); this task reaches one.
+
+A second task ends the retention of seller statements: each is kept ten years from the end of the
+calendar year it was made, then its page (under ``<DAC7_OUT_DIR>/<year>/statements/``) and its
+content in the ledger are deleted, as PStTG § 24(3) requires; the ids, hashes and delivery dates
+stay. The ``statements_dry_run`` Param (or ``DAC7_STATEMENT_RETENTION_DRY_RUN=1``) only counts what
+would go. The instant is the run's logical date, never the clock.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from dac7_support.notify import on_failure
 
 
@@ -28,6 +34,14 @@ from dac7_support.notify import on_failure
     default_args={"retries": 0, "on_failure_callback": [on_failure]},
     tags=["dac7", "housekeeping"],
     doc_md=__doc__,
+    params={
+        "statements_dry_run": Param(
+            False,
+            type="boolean",
+            title="Statements: dry run",
+            description="Only count the seller statements whose ten years of retention have ended.",
+        ),
+    },
 )
 def dac7_housekeeping() -> None:
     @task
@@ -36,7 +50,21 @@ def dac7_housekeeping() -> None:
 
         return prune_staging()
 
+    @task
+    def expire_statements() -> dict[str, Any]:
+        import os
+
+        from dac7_support.retention import expire_statements
+
+        ctx = get_current_context()
+        now = ctx.get("logical_date") or ctx["dag_run"].run_after
+        dry = bool(ctx["params"].get("statements_dry_run")) or os.environ.get(
+            "DAC7_STATEMENT_RETENTION_DRY_RUN", ""
+        ).strip().lower() in ("1", "true", "yes")
+        return expire_statements(now, dry_run=dry)
+
     prune_staging()
+    expire_statements()
 
 
 dac7_housekeeping()

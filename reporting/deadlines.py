@@ -181,6 +181,12 @@ def filing_due(country: str, year: int) -> date:
     return deadline_for(country, year).due_date(year)
 
 
+def statement_due(country: str, year: int) -> date:
+    """The day by which each reportable seller of ``country``'s filing of ``year`` must have
+    received their statement (the ``seller_statement`` row)."""
+    return deadline_for(country, year, "seller_statement").due_date(year)
+
+
 def days_left(due: date, today: date) -> int:
     """Days until ``due``: 0 on the due day itself (not overdue), negative once it has passed."""
     return (due - today).days

@@ -4,6 +4,13 @@ comes from the filing state's row of the deadline table, ``reporting.deadlines``
 From a configurable day before it (``DAC7_DEADLINE_WARN``, ``MM-DD``, default ``01-25``) the
 ``dac7_deadline`` DAG checks the filing ledger every day and warns while the filing state (the
 member state the operator files in) has no production filing of the year published (or accepted).
+
+The same DAG warns, the same way, about seller statements (PStTG § 22(2); Directive 2011/16/EU,
+Annex V, Section III(A): each reportable seller receives the information reported about them by
+31 January, the ``seller_statement`` row of the deadline table): while production statements of
+the year are still pending or failed in the ledger's delivery record, or while a filing has
+sellers but no statement is recorded for them. A statement that a later one replaces is
+superseded and no longer counts as unsent (``reporting.ledger.statements``).
 """
 
 from __future__ import annotations
@@ -78,13 +85,10 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     (``dac7_support.connections.ledger_url``: ``DAC7_LEDGER_URL``, else the Connection of
     ``DAC7_LEDGER_CONN_ID``); None: the configuration's ``[ledger] url``, else the default file in
     the working directory."""
-    from sqlalchemy.engine import make_url
-
     from reporting.config import load_config
     from reporting.deadlines import filing_due
     from reporting.ledger import open_ledger
     from reporting.ledger.model import LIVE_MESSAGE_STATUSES
-    from reporting.ledger.url import resolve_ledger_url
     from reporting.vocabulary import PROD
 
     config = load_config(config_path)
@@ -95,22 +99,14 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
         log.info("DAC7 %s: %s day(s) before the deadline warning (%s)", year, (warn - today).days, warn)
         return {"year": year, "due": False, "missing": []}
     # the ledger of the annual runs: the same order of precedence as reporting.pipeline.prepare
-    url = resolve_ledger_url(ledger_url, config_url=config.ledger, working_dir=Path.cwd())
-    assert url is not None  # a working directory is given: never None
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).exists():
-        # a SQLite ledger never created: nothing was filed there (or the URL is wrong)
+    url, note = _ledger_of(ledger_url, config.ledger)
+    if note:  # a SQLite ledger never created: nothing was filed there (or the URL is wrong)
         filed: set[str] = set()
-        note = (
-            f"\nThere is no ledger file at {Path(u.database).name} yet: is DAC7_LEDGER_URL (or the Airflow "
-            "Connection of DAC7_LEDGER_CONN_ID) right?"
-        )
     else:
         with open_ledger(url, create=False) as ledger:
             filed = {
                 m.authority for m in ledger.messages(year=year, environment=PROD) if m.status in LIVE_MESSAGE_STATUSES
             }
-        note = ""
     missing = missing_filings(expected, filed)
     if missing:
         subject, text = deadline_message(year, missing, warn, due)
@@ -118,3 +114,91 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     else:
         log.info("DAC7 %s: the production filing is published for %s", year, ", ".join(expected))
     return {"year": year, "due": True, "missing": missing}
+
+
+def _ledger_of(ledger_url: str | None, config_url: str | None) -> tuple[str, str]:
+    """The ledger of the annual runs (the same order of precedence as
+    ``reporting.pipeline.prepare``), and a note for the message when it is a SQLite file that was
+    never created (then nothing was recorded there, or the URL is wrong)."""
+    from sqlalchemy.engine import make_url
+
+    from reporting.ledger.url import resolve_ledger_url
+
+    url = resolve_ledger_url(ledger_url, config_url=config_url, working_dir=Path.cwd())
+    assert url is not None  # a working directory is given: never None
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and not Path(u.database).exists():
+        return url, (
+            f"\nThere is no ledger file at {Path(u.database).name} yet: is DAC7_LEDGER_URL (or the Airflow "
+            "Connection of DAC7_LEDGER_CONN_ID) right?"
+        )
+    return url, ""
+
+
+def statements_message(
+    year: int, unsent: dict[str, tuple[int, int]], without: list[str], warn: date, due: date
+) -> tuple[str, str]:
+    """The warning about seller statements: ``unsent`` maps an authority to (pending, failed);
+    ``without`` lists the authorities with filed sellers and no statement recorded. Counts only,
+    never a seller."""
+    total = sum(p + f for p, f in unsent.values())
+    parts = [f"{total} seller statement(s) not delivered"] if total else []
+    parts += [f"no statements recorded for {', '.join(without)}"] if without else []
+    subject = f"DAC7 {year}: {'; '.join(parts)}"
+    lines = [
+        f"Each reportable seller must receive the information reported about them by {due.isoformat()} "
+        f"(PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A)); warning from {warn.isoformat()}."
+    ]
+    for authority, (pending, failed) in sorted(unsent.items()):
+        lines.append(f"Filed with {authority}: {pending} pending, {failed} failed (production statements of {year}).")
+    if without:
+        lines.append(
+            f"Filed with {', '.join(without)}: the ledger holds production filings of {year} with sellers, but no "
+            "statement for them: build the statements of that run and record them (statements.jsonl)."
+        )
+    lines.append(
+        "What to do: have the platform deliver the pending and failed statements, then record its delivery "
+        "report with `dac7 statements mark-sent --file REPORT`; `dac7 statements list --status failed` shows "
+        "which failed. The warning repeats daily until the deadline."
+    )
+    return subject, "\n".join(lines)
+
+
+def check_statements(year: int, today: date, config_path: str | Path, ledger_url: str | None = None) -> dict[str, Any]:
+    """Warn (log WARNING and :func:`notify`) when, on or after the warning day of the
+    ``seller_statement`` deadline, production statements of ``year`` are pending or failed, or
+    the filing state's production filing has sellers and no statement is recorded.
+
+    Returns counts only: ``{"year", "due", "unsent": {authority: n}, "without_statements": [...]}``."""
+    from reporting.config import load_config
+    from reporting.deadlines import statement_due
+    from reporting.ledger import open_ledger
+    from reporting.vocabulary import PROD
+
+    config = load_config(config_path)
+    expected = configured_authorities(config)
+    due = min(statement_due(a, year) for a in expected)
+    warn = warn_date(year + 1, due=due)
+    if today < warn:
+        return {"year": year, "due": False, "unsent": {}, "without_statements": []}
+    url, note = _ledger_of(ledger_url, config.ledger)
+    if note:
+        log.info("DAC7 %s: no ledger yet, so no statements to check%s", year, note)
+        return {"year": year, "due": True, "unsent": {}, "without_statements": []}
+    with open_ledger(url, create=False) as ledger:
+        counts = ledger.statement_counts(year=year, environment=PROD)
+        filed = ledger.filed_sellers(PROD, year)
+    unsent = {c.authority: (c.pending, c.failed) for c in counts if c.unsent}
+    with_statements = {c.authority for c in counts}
+    without = sorted(a for a, n in filed.items() if n and a not in with_statements)
+    if unsent or without:
+        subject, text = statements_message(year, unsent, without, warn, due)
+        notify(subject, text, level=logging.WARNING)
+    else:
+        log.info("DAC7 %s: every production statement is delivered", year)
+    return {
+        "year": year,
+        "due": True,
+        "unsent": {a: p + f for a, (p, f) in unsent.items()},
+        "without_statements": without,
+    }

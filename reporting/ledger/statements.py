@@ -107,14 +107,18 @@ def read_feed(feed: Path) -> Iterator[FeedStatement]:
     except OSError as exc:
         raise StatementFeedError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     with handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                raise StatementFeedError(f"{name} line {number}: not a JSON object") from None
-            yield _feed_statement(name, number, obj)
+        number = 0
+        try:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    raise StatementFeedError(f"{name} line {number}: not a JSON object") from None
+                yield _feed_statement(name, number, obj)
+        except UnicodeDecodeError:
+            raise StatementFeedError(f"{name} line {number + 1}: not UTF-8 text") from None
 
 
 def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
@@ -288,8 +292,7 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
             )
         if seller != x.seller_id:
             raise StatementFeedError(
-                f"{where}: key 'seller_id': record {x.doc_ref_id} of message {x.message_ref_id} is another "
-                "seller's"
+                f"{where}: key 'seller_id': record {x.doc_ref_id} of message {x.message_ref_id} is another seller's"
             )
         if x.replaces:
             target = known.get(x.replaces) or seen.get(x.replaces)
@@ -366,22 +369,31 @@ def read_delivery_report(path: str | Path) -> Iterator[DeliveryEvent]:
     except OSError as exc:
         raise DeliveryReportError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     with handle:
-        kind = _report_format(path, handle)
-        if kind == "csv":
-            yield from _csv_events(name, handle)
-        elif kind == "jsonl":
-            for number, text in enumerate(handle, start=1):
-                if text.strip():
-                    yield _event(f"{name} line {number}", _json(f"{name} line {number}", text))
-        else:
-            try:
-                items = json.load(handle)
-            except ValueError as exc:
-                raise DeliveryReportError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
-            if not isinstance(items, list):
-                raise DeliveryReportError(f"{name}: a JSON delivery report is a list of objects")
-            for number, item in enumerate(items, start=1):
-                yield _event(f"{name} item {number}", item)
+        try:
+            yield from _report_events(path, name, handle)
+        except UnicodeDecodeError:
+            raise DeliveryReportError(f"{name}: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise DeliveryReportError(f"{name}: not CSV ({exc})") from None
+
+
+def _report_events(path: Path, name: str, handle: TextIO) -> Iterator[DeliveryEvent]:
+    kind = _report_format(path, handle)
+    if kind == "csv":
+        yield from _csv_events(name, handle)
+    elif kind == "jsonl":
+        for number, text in enumerate(handle, start=1):
+            if text.strip():
+                yield _event(f"{name} line {number}", _json(f"{name} line {number}", text))
+    else:
+        try:
+            items = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise DeliveryReportError(f"{name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(items, list):
+            raise DeliveryReportError(f"{name}: a JSON delivery report is a list of objects")
+        for number, item in enumerate(items, start=1):
+            yield _event(f"{name} item {number}", item)
 
 
 def _report_format(path: Path, handle: TextIO) -> str:
@@ -435,9 +447,7 @@ def _event(where: str, obj: Any) -> DeliveryEvent:
     try:
         at = datetime.fromisoformat(time.strip())
     except ValueError:
-        raise DeliveryReportError(
-            f"{where}: time {time[:40]!r} is not ISO 8601 (e.g. 2026-01-20T09:30:00Z)"
-        ) from None
+        raise DeliveryReportError(f"{where}: time {time[:40]!r} is not ISO 8601 (e.g. 2026-01-20T09:30:00Z)") from None
     if at.tzinfo is None:
         raise DeliveryReportError(f"{where}: time {time[:40]!r} has no offset: give Z or +HH:MM")
     status = obj.get("status")
@@ -494,7 +504,9 @@ def _mark_batch(conn: Connection, batch: list[DeliveryEvent], outcome: DeliveryO
     ids = {x.statement_id for x in batch}
     current = {
         row.statement_id: (row.status, row.status_changed)
-        for row in conn.execute(sa.select(s.c.statement_id, s.c.status, s.c.status_changed).where(s.c.statement_id.in_(ids)))
+        for row in conn.execute(
+            sa.select(s.c.statement_id, s.c.status, s.c.status_changed).where(s.c.statement_id.in_(ids))
+        )
     }
     recorded = {
         (row.statement_id, row.at, row.status)
@@ -534,9 +546,7 @@ def _mark_batch(conn: Connection, batch: list[DeliveryEvent], outcome: DeliveryO
     if rows:
         conn.execute(sa.insert(e), rows)
     for statement_id, (status, since) in changed.items():
-        conn.execute(
-            sa.update(s).where(s.c.statement_id == statement_id).values(status=status, status_changed=since)
-        )
+        conn.execute(sa.update(s).where(s.c.statement_id == statement_id).values(status=status, status_changed=since))
     outcome.changed += len(changed)
 
 
@@ -605,9 +615,12 @@ class StatementEvent:
 
 def _replacing() -> sa.Subquery:
     s = t.statements
-    return sa.select(s.c.replaces, sa.func.min(s.c.statement_id).label("by")).where(
-        s.c.replaces.is_not(None)
-    ).group_by(s.c.replaces).subquery()
+    return (
+        sa.select(s.c.replaces, sa.func.min(s.c.statement_id).label("by"))
+        .where(s.c.replaces.is_not(None))
+        .group_by(s.c.replaces)
+        .subquery()
+    )
 
 
 def statement_counts(
@@ -771,7 +784,9 @@ def erase_expired(
     # for the zone). The query reads no later statement.
     horizon = datetime(aware_now.astimezone(UTC).year - RETENTION_YEARS + 1, 1, 2)
     query = (
-        sa.select(s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path)
+        sa.select(
+            s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path
+        )
         .where(s.c.erased.is_(None), s.c.created < horizon)
         .order_by(s.c.id)
     )
@@ -840,4 +855,3 @@ def statement_page(out_root: Path, info: StatementInfo) -> Path | None:
     if page is None or not page.is_file():
         return None
     return page if file_sha256(page) == info.sha256 else None
-

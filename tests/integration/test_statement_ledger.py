@@ -8,9 +8,7 @@ exactly; their statements belong to filings recorded in the same ledger.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from test_ledger_db import Filer, current
+from statement_feeds import Run, current
 
 from reporting.cli import main
 from reporting.ledger import (
     CORRECTION,
-    SELLER,
     DeliveryReportError,
     Ledger,
     StatementFeedError,
@@ -50,67 +47,6 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with open_ledger(ledger_url) as led:
         yield led
-
-
-class Run:
-    """A filing of sellers in the ledger, and the statements a run would write for it."""
-
-    def __init__(self, ledger: Ledger, out: Path, sellers: dict[str, int], year: int = 2025) -> None:
-        self.filer = Filer(ledger, year=year)
-        self.out = out
-        self.year = year
-        self.refs = self.filer.file(current(sellers=sellers))
-        self.docs = self.doc_ref_ids(self.refs[0])
-
-    def doc_ref_ids(self, ref: str) -> dict[str, str]:
-        return {r.seller_key: r.doc_ref_id for r in self.filer.ledger.records(ref) if r.kind == SELLER}  # type: ignore[misc]
-
-    def statement(
-        self,
-        seller: str,
-        statement_id: str,
-        *,
-        kind: str = "initial",
-        replaces: str | None = None,
-        ref: str | None = None,
-        page: str = "<html><body>statement</body></html>",
-    ) -> dict[str, Any]:
-        ref = ref or self.refs[0]
-        html = f"statements/{statement_id[:2]}/{statement_id}.html"
-        path = self.out / str(self.year) / html
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(page, encoding="utf-8")
-        os.chmod(path, 0o600)
-        return {
-            "statement_id": statement_id,
-            "replaces": replaces,
-            "kind": kind,
-            "seller_id": seller,
-            "year": self.year,
-            "environment": "test",
-            "language": "de-DE",
-            "identity": {"names": [{"first": "Ona", "last": "Example"}], "tins": [{"tin": "12345678901", "country": "DE"}]},
-            "filed_with": {"country": "DE", "message_ref_id": ref, "doc_ref_id": self.doc_ref_ids(ref)[seller]},
-            "receiving_states": [{"country": "DE", "reason": "residence"}],
-            "currency": "EUR",
-            "activities": [
-                {
-                    "activity": "sale_of_goods",
-                    "quarters": {
-                        q: {"consideration": 100, "number_of_activities": 1, "fees": 5, "taxes": 0}
-                        for q in ("Q1", "Q2", "Q3", "Q4")
-                    },
-                }
-            ],
-            "html_path": html,
-            "sha256": hashlib.sha256(page.encode()).hexdigest(),
-        }
-
-    def feed(self, *statements: dict[str, Any], name: str = "statements.jsonl") -> Path:
-        path = self.out / str(self.year) / "statements" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(s) + "\n" for s in statements), encoding="utf-8")
-        return path
 
 
 def rows(ledger: Ledger, table: sa.Table) -> list[Any]:
@@ -198,14 +134,14 @@ def test_a_statement_names_a_filing_of_this_ledger(ledger: Ledger, tmp_path: Pat
     with pytest.raises(StatementFeedError, match="DE2025-nothing is no ReportableSeller record"):
         ledger.record_statements(run.feed(stray))
     (tmp_path / "2025" / "statements" / "statements.jsonl").write_text("{not json\n", encoding="utf-8")
-    with pytest.raises(StatementFeedError, match="statements.jsonl line 1: not a JSON object"):
+    with pytest.raises(StatementFeedError, match=r"statements\.jsonl line 1: not a JSON object"):
         ledger.record_statements(tmp_path / "2025" / "statements" / "statements.jsonl")
 
 
 def test_a_correction_replaces_the_earlier_statement_in_the_counts(ledger: Ledger, tmp_path: Path) -> None:
     run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
     ledger.record_statements(run.feed(run.statement("S1", "st-a"), run.statement("S2", "st-b")), at=MADE)
-    correction_refs = run.filer.file(current(sellers={"S1": 5, "S2": 2}))  # S1 corrected
+    correction_refs = run.filer.file(current({"S1": 5, "S2": 2}))  # S1 corrected
     assert run.filer.ledger.records(correction_refs[0])[-1].doc_type == CORRECTION
     newer = run.statement("S1", "st-c", kind="correction", replaces="st-a", ref=correction_refs[0])
     orphan = run.statement("S1", "st-d", kind="correction", replaces="st-zz", ref=correction_refs[0])
@@ -294,20 +230,42 @@ def test_an_older_event_stays_in_the_history_only(ledger: Ledger, tmp_path: Path
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-x,2026-01-21T10:00:00Z,sent\n",
-         r"r.csv line 3: statement st-x is not in this ledger"),
-        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21 10:00,sent\n",
-         r"r.csv line 3: time '2026-01-21 10:00' has no offset"),
-        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,yesterday,sent\n",
-         r"r.csv line 3: time 'yesterday' is not ISO 8601"),
-        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21T10:00:00Z,read\n",
-         r"r.csv line 3: status 'read' must be one of sent, failed"),
+        (
+            "r.csv",
+            "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-x,2026-01-21T10:00:00Z,sent\n",
+            r"r.csv line 3: statement st-x is not in this ledger",
+        ),
+        (
+            "r.csv",
+            "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21 10:00,sent\n",
+            r"r.csv line 3: time '2026-01-21 10:00' has no offset",
+        ),
+        (
+            "r.csv",
+            "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,yesterday,sent\n",
+            r"r.csv line 3: time 'yesterday' is not ISO 8601",
+        ),
+        (
+            "r.csv",
+            "statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,2026-01-21T10:00:00Z,read\n",
+            r"r.csv line 3: status 'read' must be one of sent, failed",
+        ),
         ("r.csv", "id,when,status\nst-a,2026-01-21T10:00:00Z,sent\n", r"r.csv line 1: the header must be"),
-        ("r.csv", "statement_id,time,status\nst-a,2026-01-21T10:00:00Z\n", r"r.csv line 2: 2 field\(s\), the header has 3"),
-        ("r.jsonl", '{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent"}\n{"statement_id": "st-b"',
-         r"r.jsonl line 2: not a JSON object"),
-        ("r.json", '[{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent", "tin": "1"}]',
-         r"r.json item 1: unknown key\(s\) tin"),
+        (
+            "r.csv",
+            "statement_id,time,status\nst-a,2026-01-21T10:00:00Z\n",
+            r"r.csv line 2: 2 field\(s\), the header has 3",
+        ),
+        (
+            "r.jsonl",
+            '{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent"}\n{"statement_id": "st-b"',
+            r"r.jsonl line 2: not a JSON object",
+        ),
+        (
+            "r.json",
+            '[{"statement_id": "st-a", "time": "2026-01-21T10:00:00Z", "status": "sent", "tin": "1"}]',
+            r"r.json item 1: unknown key\(s\) tin",
+        ),
         ("r.json", '{"statement_id": "st-a"', r"r.jsonl? line 1: not a JSON object"),
     ],
 )
@@ -398,3 +356,14 @@ def _csv(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "d.csv"
     path.write_text("statement_id,time,status\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def test_a_report_that_is_not_utf8_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / "latin1.csv"
+    report.write_bytes(
+        "statement_id,time,status,detail\nst-a,2026-01-21T10:00:00Z,sent,Zustellung über\n".encode("latin-1")
+    )
+    with pytest.raises(DeliveryReportError, match=r"latin1\.csv: not UTF-8 text"):
+        mark(ledger, report)
+    assert {s.status for s in ledger.statements()} == {"pending"}

@@ -80,9 +80,7 @@ def upgrade() -> None:
             name="fk_ledger_statement_events_statement_id_ledger_statements",
             ondelete="RESTRICT",
         ),
-        sa.UniqueConstraint(
-            "statement_id", "at", "status", name="uq_ledger_statement_events_statement_id_at_status"
-        ),
+        sa.UniqueConstraint("statement_id", "at", "status", name="uq_ledger_statement_events_statement_id_at_status"),
         sa.CheckConstraint(_DELIVERY, name="ck_ledger_statement_events_status"),
     )
 
