@@ -586,7 +586,7 @@ def test_deadline_warning_day_is_configurable_and_before_31_january(monkeypatch:
 def test_deadline_dag_checks_daily_in_january(dagbag: Any) -> None:
     dag = dagbag.dags["dac7_deadline"]
     assert dag.timetable.expression == "0 7 * 1 *"
-    assert [t.task_id for t in dag.tasks] == ["check_deadline"]
+    assert [t.task_id for t in dag.tasks] == ["check_deadline", "check_statements"]
 
 
 def test_deadline_warns_for_a_missing_production_filing(
