@@ -35,7 +35,10 @@ Routes, under the mount point:
   year (``dac7_view.reachable_file``); XML, CSV and Parquet download, HTML reports open in the
   browser;
 - ``/pending/{run}/`` and ``/pending/{run}/{path}``: the rendered files of a run waiting for
-  approval (``dac7_pending.py``).
+  approval (``dac7_pending.py``);
+- ``/{year}/statements`` and ``/{year}/statements/{statement_id}``: the seller statements of a
+  year with their delivery status, and a statement's page (download permission):
+  ``dac7_statements.py``.
 
 Airflow imports this module in every process (scheduler, dag-processor, triggerer, task runners),
 so its top level imports only the plugin base class: the app is built on the first request, in the
@@ -354,6 +357,11 @@ def create_app() -> Any:
     import dac7_pending
 
     dac7_pending.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
+
+    # the seller statements of a year and each statement's page: dac7_statements.py
+    import dac7_statements
+
+    dac7_statements.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
 
     # the DAC7 runs in Airflow: failed runs, approvals waiting, refused answers: dac7_runs.py
     import dac7_runs

@@ -38,7 +38,7 @@ from urllib.parse import quote
 from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from reporting.ledger import Ledger, MessageInfo
     from reporting.results import Manifest
@@ -183,6 +183,8 @@ class YearView:
     filings: dict[str, list[Filing]]  # per authority, each oldest first
     problems: list[str] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)  # newest first
+    #: the seller statements of the year per environment and authority (``StatementCounts``)
+    statements: list[Any] = field(default_factory=list)
 
     def latest(self, environment: str) -> Run | None:
         """The latest run of ``environment`` (``prod`` or ``test``): a test run never hides the
@@ -356,13 +358,25 @@ def year_view(src: Sources, year: int) -> YearView:
         runs, unreadable = runs_of(year_dir)
         problems += unreadable
     filings: dict[str, list[Filing]] = {}
+    statements: list[Any] = []
     if src.ledger_url:
         try:
-            for filing in _read_ledger(src.ledger_url, lambda ledger: _filings(ledger, year)):
+            found, statements = _read_ledger(
+                src.ledger_url, lambda ledger: (_filings(ledger, year), ledger.statement_counts(year=year))
+            )
+            for filing in found:
                 filings.setdefault(filing.authority, []).append(filing)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
-    return YearView(year=year, manifest=manifest, summary_text=summary, filings=filings, problems=problems, runs=runs)
+    return YearView(
+        year=year,
+        manifest=manifest,
+        summary_text=summary,
+        filings=filings,
+        problems=problems,
+        runs=runs,
+        statements=statements,
+    )
 
 
 #: where the runs of a year keep their manifest and reports, in the year's output
@@ -679,12 +693,13 @@ def _filter_form(choices: Mapping[str, Sequence[str]], chosen: Mapping[str, str 
     )
 
 
-def year_page(view: YearView, authority: str | None, *, may_download: bool = True) -> str:
+def year_page(view: YearView, authority: str | None, *, may_download: bool = True, today: date | None = None) -> str:
     """The year's page. Without ``may_download`` the statuses and counts are all there, and the
-    links to filings and seller-level reports are replaced by a word on the permission."""
+    links to filings and seller-level reports are replaced by a word on the permission. ``today``
+    (default: the UTC date) decides how close the seller statements' due day is."""
     token = _MAY_DOWNLOAD.set(may_download)
     try:
-        return _year_page(view, authority)
+        return _year_page(view, authority, today)
     finally:
         _MAY_DOWNLOAD.reset(token)
 
@@ -695,7 +710,9 @@ _MAY_DOWNLOAD: ContextVar[bool] = ContextVar("dac7_may_download", default=True)
 NO_DOWNLOAD = '<span class="muted" title="needs the DAC7 download permission">no download permission</span>'
 
 
-def _year_page(view: YearView, authority: str | None) -> str:
+def _year_page(view: YearView, authority: str | None, today: date | None = None) -> str:
+    import dac7_statements
+
     prod, test = view.latest(PROD), view.latest(TEST)
     body = [
         '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
@@ -705,9 +722,11 @@ def _year_page(view: YearView, authority: str | None) -> str:
         *_problems(view.problems),
         _authority_filter(view.authorities, authority),
         '<p class="contents">On this page: <a href="#ledger">Filings in the ledger</a> '
+        '<a href="#statements">Seller statements</a> '
         '<a href="#run-prod">Latest production run</a> <a href="#run-test">Latest test run</a> '
         '<a href="#runs">Earlier runs</a></p>',
         *_ledger_section(view, authority),
+        *dac7_statements.statement_section(view.year, view.statements, authority, today or dac7_statements.today_utc()),
     ]
     for env, run in ((PROD, prod), (TEST, test)):
         latest = run is not None and view.manifest is not None and run.run_id == view.manifest.get("run_id")
