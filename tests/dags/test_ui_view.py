@@ -112,6 +112,7 @@ class Stack:
     rejected: Filing
     source: Path
     test_manifest: dict[str, Any]  # the test rerun's, published after it
+    ledger: str  # the ledger's URL
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             authorities=(rejected.authority,),
         ).manifest
         wait_until_healthy(server, base, log)
-        yield Stack(base, passwords, log, out_root / str(YEAR), manifest, rejected, source, test_manifest)
+        yield Stack(base, passwords, log, out_root / str(YEAR), manifest, rejected, source, test_manifest, ledger)
     finally:
         stop(server)
 
@@ -550,6 +551,88 @@ def test_a_user_without_the_view_permission_sees_nothing(stack: Stack, tmp_path:
     ):
         status, body = request(base + path, session)
         assert status == 403 and rejected.message_ref_id.encode() not in body, path
+
+
+@pytest.mark.slow
+def test_seller_statements_open_with_the_download_permission_and_count_for_everyone(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Statements of the production filing recorded in the ledger (pages written as the
+    statements feed's contract has them): the year page counts them for every user of the view;
+    a statement's page opens for compliance staff only; marking one sent shows in the counts."""
+    from reporting.cli import main
+
+    base, file = stack.base, stack.manifest["files"][0]
+    with open_ledger(stack.ledger, create=False) as ledger:
+        sellers = [r for r in ledger.records(file["message_ref_id"]) if r.kind == "seller"][:2]
+        lines = []
+        for n, record in enumerate(sellers):
+            statement_id = f"ui-statement-{n}"
+            page = f"<!doctype html><html lang=en><title>Statement</title><p>Statement {n}</p></html>"
+            html_path = f"statements/ui/{statement_id}.html"
+            (stack.out / html_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            (stack.out / html_path).write_text(page, encoding="utf-8")
+            lines.append(
+                {
+                    "statement_id": statement_id,
+                    "replaces": None,
+                    "kind": "initial",
+                    "seller_id": record.seller_key,
+                    "year": YEAR,
+                    "environment": "prod",
+                    "language": "en",
+                    "identity": {},
+                    "filed_with": {
+                        "country": file["authority"],
+                        "message_ref_id": file["message_ref_id"],
+                        "doc_ref_id": record.doc_ref_id,
+                    },
+                    "receiving_states": [],
+                    "currency": "EUR",
+                    "activities": [],
+                    "html_path": html_path,
+                    "sha256": hashlib.sha256(page.encode()).hexdigest(),
+                }
+            )
+        feed = tmp_path / "statements.jsonl"
+        feed.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+        assert ledger.record_statements(feed) == 2
+
+    def counts(cookie: str) -> list[list[str]]:
+        status, body = request(f"{base}/dac7/{YEAR}/", cookie)
+        assert status == 200
+        from lxml import html
+
+        table = html.fromstring(body).xpath("//table[@id='statements-counts']//tr")
+        return [[c.text_content() for c in tr.xpath("td")][:6] for tr in table[1:]]
+
+    with Chromium.launch(tmp_path / "chromium", width=1200, height=900) as browser:
+        log_in(browser, base, stack.passwords[USER], f"/dac7/{YEAR}/statements", user=USER)
+        wait_for(browser, "document.querySelector('#statements')", "the statements page")
+        links = browser.evaluate("[...document.querySelectorAll('#statements a.download')].map(a => a.href)")
+        assert len(links) == 2
+        compliance = session_of(browser, base)
+    # the page's own Content-Security-Policy lets no script fetch: the link is followed from here
+    status, body = request(links[0], compliance)
+    assert status == 200 and b"Statement 0" in body and hashlib.sha256(body).hexdigest() == lines[0]["sha256"]
+    with Chromium.launch(tmp_path / "chromium-auditor", width=1200, height=900) as browser:
+        log_in(browser, base, stack.passwords[AUDITOR], f"/dac7/{YEAR}/statements", user=AUDITOR)
+        wait_for(browser, "document.querySelector('#statements')", "the statements page")
+        assert browser.evaluate("document.querySelectorAll('#statements a.download').length") == 0
+        auditor = session_of(browser, base)
+    status, body = request(f"{base}/dac7/{YEAR}/statements/ui-statement-0", auditor)
+    assert status == 403 and b"DAC7 downloads" in body and b"Statement 0" not in body
+    assert counts(auditor) == [[file["authority"], "production", "2", "0", "0", "0"]]
+    for path in ("ui-statement-9", "..%2f..%2fledger.sqlite3", "ui-statement-0%2f..%2f..%2fmanifest.json"):
+        assert raw_get(base, f"/dac7/{YEAR}/statements/{path}", compliance) == 404, path
+
+    report = tmp_path / "delivery.csv"
+    report.write_text("statement_id,time,status\nui-statement-0,2026-01-21T10:00:00Z,sent\n", encoding="utf-8")
+    assert main(["statements", "mark-sent", "--file", str(report), "--ledger", stack.ledger]) == 0
+    assert counts(compliance) == [[file["authority"], "production", "1", "1", "0", "0"]]
+    server_log = stack.log.read_text(encoding="utf-8", errors="replace")
+    assert f"DAC7 statement opened by {USER}: {YEAR}/ui-statement-0 sha256 {lines[0]['sha256']}" in server_log
+    assert f"DAC7 statement refused: user {AUDITOR} may not open {YEAR}/ui-statement-0" in server_log
 
 
 # ------------------------------------------------------------------------------- fast checks
