@@ -121,7 +121,7 @@ class Run:
             "filed_with": {
                 "country": self.authority,
                 "message_ref_id": ref,
-                "doc_ref_id": self.doc_ref_ids(ref)[seller],
+                "doc_ref_id": (self.docs if ref == self.refs[0] else self.doc_ref_ids(ref))[seller],
             },
             "receiving_states": [{"country": "DE", "reason": "residence"}],
             "currency": "EUR",

@@ -783,27 +783,32 @@ def erase_expired(
     # at most N + 1, so only Y <= N - 10 can be due: made before 1 January N - 9 (a day's margin
     # for the zone). The query reads no later statement.
     horizon = datetime(aware_now.astimezone(UTC).year - RETENTION_YEARS + 1, 1, 2)
-    query = (
-        sa.select(
-            s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path
+    erased = Counter[int]()  # per reporting year: the output's year folder holds both environments
+    last = 0
+    while True:
+        query = (
+            sa.select(
+                s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path
+            )
+            .where(s.c.erased.is_(None), s.c.created < horizon, s.c.id > last)
+            .order_by(s.c.id)
+            .limit(_BATCH)
         )
-        .where(s.c.erased.is_(None), s.c.created < horizon)
-        .order_by(s.c.id)
-    )
-    years: set[tuple[str, int]] = set()
-    with engine.connect() as conn:
-        due = [
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        chunk = [
             Expired(r.statement_id, r.environment, r.authority, r.reporting_year, r.created, r.html_path)
-            for r in conn.execute(query)
+            for r in rows
             if retention_ends(r.created, zone_of(r.authority)) <= aware_now
         ]
-    for start in range(0, len(due), _BATCH):
-        chunk = due[start : start + _BATCH]
         for x in chunk:
             outcome.statements += 1
+            erased[x.year] += 1
             if len(outcome.statement_ids) < 100:
                 outcome.statement_ids.append(x.statement_id)
-            years.add((x.environment, x.year))
             if out_root is not None and x.html_path:
                 page = _page(out_root, x.year, x.html_path)
                 if page is None or not page.is_file():
@@ -812,7 +817,7 @@ def erase_expired(
                 outcome.files += 1
                 if not dry_run:
                     page.unlink()
-        if not dry_run:
+        if chunk and not dry_run:
             with engine.begin() as conn:
                 conn.execute(
                     sa.update(s)
@@ -820,13 +825,13 @@ def erase_expired(
                     .values(content=None, seller_id=None, html_path=None, erased=_utc(aware_now))
                 )
     if out_root is not None:
-        for year in sorted({y for _, y in years}):
+        for year in sorted(erased):
             with engine.connect() as conn:
                 left = conn.execute(
                     sa.select(sa.func.count()).where(s.c.reporting_year == year, s.c.erased.is_(None))
                 ).scalar_one()
             feed = Path(out_root) / str(year) / STATEMENTS_DIR / FEED_NAME
-            remaining = left - (0 if not dry_run else sum(1 for x in due if x.year == year))
+            remaining = left - (erased[year] if dry_run else 0)
             if remaining <= 0 and feed.is_file():
                 outcome.feeds += 1
                 if not dry_run:

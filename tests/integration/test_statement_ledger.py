@@ -367,3 +367,30 @@ def test_a_report_that_is_not_utf8_is_refused(ledger: Ledger, tmp_path: Path) ->
     with pytest.raises(DeliveryReportError, match=r"latin1\.csv: not UTF-8 text"):
         mark(ledger, report)
     assert {s.status for s in ledger.statements()} == {"pending"}
+
+
+def test_feeds_reports_and_retention_run_in_batches(ledger: Ledger, tmp_path: Path) -> None:
+    """1,201 statements: more than two batches of 500 in each step, with the same results."""
+    sellers = {f"S{n:04d}": n for n in range(1201)}
+    run = Run(ledger, tmp_path, sellers)
+    feed = tmp_path / "big.jsonl"
+    with feed.open("w", encoding="utf-8") as out:
+        for seller in sellers:
+            item = run.statement(seller, f"st-{seller}", page=f"<p>{seller}</p>")
+            out.write(json.dumps(item) + "\n")
+    assert ledger.record_statements(feed, at=MADE) == 1201
+    assert ledger.record_statements(feed) == 0
+    report = tmp_path / "big.csv"
+    report.write_text(
+        "statement_id,time,status\n"
+        + "".join(f"st-{s},2026-01-21T10:00:00Z,{'failed' if n % 3 == 0 else 'sent'}\n" for n, s in enumerate(sellers)),
+        encoding="utf-8",
+    )
+    out = mark(ledger, report)
+    assert (out.recorded, out.changed, dict(out.statuses)) == (1201, 1201, {"sent": 800, "failed": 401})
+    (counts,) = ledger.statement_counts()
+    assert (counts.pending, counts.sent, counts.failed) == (0, 800, 401)
+    done = erase_expired(ledger.engine, tmp_path, now=datetime(2037, 1, 1, tzinfo=BERLIN), zone_of=lambda _: BERLIN)
+    assert (done.statements, done.files, done.missing_files) == (1201, 1201, 0)
+    assert len(done.statement_ids) == 100
+    assert not list((tmp_path / "2025" / "statements").rglob("*.html"))

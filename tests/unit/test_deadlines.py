@@ -17,6 +17,7 @@ from reporting.deadlines import (
     describe_days,
     filing_due,
     parse_table,
+    statement_due,
 )
 
 
@@ -47,6 +48,15 @@ def test_a_member_state_without_a_national_profile_uses_the_eu_table() -> None:
     assert deadlines.profile_of("LT") == EU and deadlines.profile_of("DE") == "DE"
     assert filing_due("LT", 2025) == date(2026, 1, 31)
     assert deadline_for("LT", 2025) is deadline_for(EU, 2025)
+
+
+def test_the_seller_statement_is_due_on_31_january_in_every_profile() -> None:
+    """PStTG § 22(2) for DE; Annex V, Section III(A) of the Directive for the others and for the
+    member states without a national profile (LT: the EU table)."""
+    for country in ("DE", "FR", "HU", "IT", "LT", "EU"):
+        assert statement_due(country, 2025) == date(2026, 1, 31), country
+        assert statement_due(country, 2023) == date(2024, 1, 31), country
+    assert "Annex V, Section III(A)" in deadline_for("LT", 2025, "seller_statement").source
 
 
 def test_a_one_off_row_wins_for_its_year_only() -> None:
