@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import reporting.ledger.schema as t
-from reporting.ledger.errors import DeliveryReportError, StatementFeedError
+from reporting.ledger.errors import DeliveryReportError, LedgerError, StatementFeedError
 from reporting.ledger.model import (
     DELIVERY_STATUSES,
     FAILED,
@@ -217,15 +217,22 @@ def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> in
     now = _utc(at)
     name = Path(feed).name
     new = 0
-    with engine.begin() as conn:
-        batch: list[FeedStatement] = []
-        for item in read_feed(feed):
-            batch.append(item)
-            if len(batch) >= _BATCH:
+    try:
+        with engine.begin() as conn:
+            batch: list[FeedStatement] = []
+            for item in read_feed(feed):
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    new += _record_batch(conn, name, batch, now)
+                    batch = []
+            if batch:
                 new += _record_batch(conn, name, batch, now)
-                batch = []
-        if batch:
-            new += _record_batch(conn, name, batch, now)
+    except sa.exc.IntegrityError:
+        # the checks above ran before another writer recorded the same statements
+        raise LedgerError(
+            f"{name}: another process recorded statements of this feed at the same time; nothing was recorded "
+            "by this one: record the feed again (it is idempotent)"
+        ) from None
     return new
 
 
@@ -487,15 +494,21 @@ def mark_delivery(
     recorded (same statement, time and status) changes nothing."""
     now = _utc(at)
     outcome = DeliveryOutcome(source=source)
-    with engine.begin() as conn:
-        batch: list[DeliveryEvent] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= _BATCH:
+    try:
+        with engine.begin() as conn:
+            batch: list[DeliveryEvent] = []
+            for event in events:
+                batch.append(event)
+                if len(batch) >= _BATCH:
+                    _mark_batch(conn, batch, outcome, now)
+                    batch = []
+            if batch:
                 _mark_batch(conn, batch, outcome, now)
-                batch = []
-        if batch:
-            _mark_batch(conn, batch, outcome, now)
+    except sa.exc.IntegrityError:
+        raise LedgerError(
+            f"{source}: another delivery report was recorded at the same time; nothing of this one was applied: "
+            "apply it again (it is idempotent)"
+        ) from None
     return outcome
 
 
