@@ -5,8 +5,9 @@ test environment apart. Each production row has its due day from the deadline ta
 authority's profile (``reporting.deadlines``: one table per profile, a source per row), the days
 left or overdue, and from the filing ledger what was filed (published), accepted, partly rejected
 (an accepted message with rejected records, counted apart), rejected, still waiting for the
-authority's status, and corrected (DPI402 messages). Seller statements have a column that says
-"not tracked yet" until they exist. Rows come from the ledger, and for the filing state (the
+authority's status, and corrected (DPI402 messages). Seller statements have a column with how
+many were sent and how many are still unsent (pending or failed; superseded ones aside), from the
+ledger's delivery record, or "none recorded". Rows come from the ledger, and for the filing state (the
 member state the configuration named by ``DAC7_CONFIG`` files in) also for the last ended year and
 the year in progress, so that a filing not made yet shows as a row too.
 
@@ -101,8 +102,10 @@ class BoardRow:
     error_codes: tuple[str, ...] = ()
     #: of the partly rejected messages, those whose status document named no rejected record
     unnamed_rejections: int = 0
-    #: seller statements sent: ``None`` until statements are tracked (a later change fills it)
+    #: seller statements sent, from the ledger's delivery record: ``None`` when none is recorded
     statements_sent: int | None = None
+    #: seller statements pending or failed (superseded ones aside); ``None`` when none is recorded
+    statements_unsent: int | None = None
 
     @property
     def live(self) -> bool:
@@ -233,15 +236,31 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
             "lists only the authorities with messages in the ledger, and no filing that is missing."
         )
     tallies: list[Tally] = []
+    statements: dict[tuple[str, str, int], tuple[int, int]] = {}
     if src.ledger_url:
         try:
-            tallies = _read_ledger(src.ledger_url, read_tallies)
+            tallies, counts = _read_ledger(
+                src.ledger_url, lambda ledger: (read_tallies(ledger), ledger.statement_counts())
+            )
+            statements = {(c.environment, c.authority, c.year): (c.sent, c.unsent) for c in counts}
         except LedgerUnavailable as exc:
             problems.append(str(exc))
-    rows = board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year))
+    rows = [
+        _with_statements(r, statements.get((r.environment, r.authority, r.year)))
+        for r in board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year))
+    ]
     return Board(
         today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)), now=now
     )
+
+
+def _with_statements(row: BoardRow, counts: tuple[int, int] | None) -> BoardRow:
+    """The row with its seller statements' sent and unsent counts, when any is recorded."""
+    if counts is None:
+        return row
+    from dataclasses import replace
+
+    return replace(row, statements_sent=counts[0], statements_unsent=counts[1])
 
 
 # ============================================================================ showing
@@ -362,7 +381,11 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
         filing = deadline_for(r.authority, r.year)
         due = filing.due_date(r.year)
         statements_due = deadline_for(r.authority, r.year, "seller_statement").due_date(r.year)
-        sent = '<span class="muted">not tracked yet</span>' if r.statements_sent is None else _num(r.statements_sent)
+        sent = (
+            '<span class="muted">none recorded</span>'
+            if r.statements_sent is None
+            else f"{_num(r.statements_sent)} sent, {_num(r.statements_unsent or 0)} unsent"
+        )
         statements = f'{sent} <br>(due <span class="when">{statements_due.isoformat()}</span>)'
         rows.append(
             (

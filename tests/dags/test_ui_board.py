@@ -149,7 +149,7 @@ def test_a_compliance_officer_uploads_a_status_document_on_the_board(stack: Boar
         assert browser.evaluate("document.title") == "DAC7 deadlines and statuses"
         row = row_text(browser, "board-prod", "LT Lithuania", str(YEAR))
         assert "2026-01-31" in row and "filed 2026-01-20, in time" in row, row
-        assert "filed: awaiting the authority's status" in row and "not tracked yet" in row, row
+        assert "filed: awaiting the authority's status" in row and "none recorded" in row, row
         assert "not filed yet" in row_text(browser, "board-prod", "LT Lithuania", str(YEAR + 1))
         assert "LT Lithuania" in row_text(browser, "board-test", "LT Lithuania", str(YEAR))
         sources = browser.evaluate("document.querySelector('#deadlines').innerText")

@@ -137,3 +137,17 @@ def test_a_statement_recorded_with_a_path_that_leaves_its_folder_is_never_served
         )
     (run.out / "2025" / "x.html").write_text("<html><body>statement</body></html>", encoding="utf-8")
     assert statements.statement_file(view.Sources(url, run.out), 2025, "st-s3") is None
+
+
+def test_the_board_counts_statements_sent_and_unsent(plugins: Any, filed: Any) -> None:
+    import dac7_board
+
+    view, _ = plugins
+    url, run = filed
+    board = dac7_board.board_view(view.Sources(url, run.out), date(2026, 1, 25), {})
+    keyed = {(r.environment, r.authority, r.year): r for r in board.rows}
+    assert (keyed["prod", "DE", 2025].statements_sent, keyed["prod", "DE", 2025].statements_unsent) == (1, 2)
+    assert (keyed["test", "DE", 2025].statements_sent, keyed["test", "DE", 2025].statements_unsent) == (0, 1)
+    page = html.fromstring(dac7_board.board_page(board, token=None, may_import=False))
+    [row] = [tr for tr in page.xpath("//table[@id='board-prod']/tr[td]") if "2025" in tr.text_content()]
+    assert row.xpath("td")[-1].text_content().strip() == "1 sent, 2 unsent (due 2026-01-31)"

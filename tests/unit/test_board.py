@@ -134,7 +134,7 @@ def test_the_board_counts_the_ledgers_messages(
         "0",
         "0",
         "40080",
-        "not tracked yet (due 2026-01-31)",
+        "none recorded (due 2026-01-31)",
     ]
     assert rows[2][3:5] == ["filed 2026-02-03, 3 days late", "filed: awaiting the authority's status"]
     assert rows[3][2:5] == ["2025-01-31", "366 days overdue", "rejected: file again"]
