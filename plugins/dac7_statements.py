@@ -18,7 +18,7 @@ Routes (added to the view's app by ``dac7_plugin.create_app``):
   inside ``statements/``, and only while its bytes have the recorded sha256.
 
 Its top level imports the standard library only (Airflow imports every plugin file in every
-process); the view's helpers and ``reporting`` are imported where they are used. No ``from
+process); the view's functions and ``reporting`` are imported where they are used. No ``from
 __future__ import annotations``: FastAPI reads the annotations of the routes defined in
 :func:`add_routes`.
 """
