@@ -50,7 +50,7 @@ def _language_lookup(settings: RunSettings) -> tuple[LanguageLookup, Any]:
 
         return none, None
     con = duckdb.connect()
-    con.execute("create view sellers as select seller_id, language from read_parquet(?)", [str(path)])
+    con.read_parquet(str(path)).project("seller_id, language").create_view("sellers")
 
     def lookup(ids: Sequence[str]) -> dict[str, str | None]:
         wanted = pa.table({"seller_id": pa.array(list(ids), pa.string())})
