@@ -145,7 +145,7 @@ def _identity(identity: etree._Element) -> dict[str, Any]:
     out["residence_countries"] = [c.text for c in _children(ident, "ResCountryCode") if c.text]
     tins = []
     for t in _children(ident, "TIN"):
-        tin: dict[str, Any] = {"tin": t.text or "", "issued_by": t.get("issuedBy")}
+        tin: dict[str, Any] = {"tin": t.text, "issued_by": t.get("issuedBy")}
         if t.get("unknown") in ("true", "1"):
             tin["unknown"] = True
         tins.append(tin)

@@ -152,7 +152,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
             "</tr></thead><tbody>"
         )
         for t in ident["tins"]:
-            tin = _("not issued") if t.get("unknown") else f"<code>{escape(t['tin'])}</code>"
+            tin = _("not issued") if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
             out.append(f"<tr><td>{tin}</td><td>{escape(fmt.country(t['issued_by'] or ''))}</td></tr>")
         out.append("</tbody></table>")
     if ident["financial_accounts"]:
