@@ -27,7 +27,7 @@ CSS = (
     "th{background:#e8eef7}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     ".notice{border-left:4px solid #1a4d8f;padding:.5rem 1rem;background:#f3f6fb}"
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}"
-    "code{font-size:.95em}"
+    "code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1em}"
 )
 
 ACTIVITY_NAMES = {
