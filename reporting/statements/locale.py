@@ -43,8 +43,14 @@ _TAG = re.compile(
 
 
 def is_language_tag(tag: str) -> bool:
-    """Whether ``tag`` is a well-formed IETF BCP 47 language tag (RFC 5646, section 2.1)."""
-    return bool(_TAG.fullmatch(tag))
+    """Whether ``tag`` is a well-formed IETF BCP 47 language tag (RFC 5646, section 2.1) whose
+    language is one CLDR knows (``de``, ``pt``, ``mt``; not ``english`` or ``xx``)."""
+    return bool(_TAG.fullmatch(tag)) and tag.split("-")[0].lower() in _known_languages()
+
+
+@functools.cache
+def _known_languages() -> frozenset[str]:
+    return frozenset(code for code in Locale("en").languages if "_" not in code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +109,14 @@ class Formatter:
     def __init__(self, locale: str) -> None:
         self.locale = locale
         self._babel_locale = Locale.parse(locale)
-        probe = format_decimal(1234567, locale=locale)
-        self._group = probe[1:-6] if probe.startswith("1") and probe.endswith("567") else ","
-        self._groups_four = self._group in format_decimal(1234, locale=locale)
+        probe = format_decimal(1234567, locale=locale)  # "1" group "234" group "567"
+        self._group = probe[1 : 1 + (len(probe) - 7) // 2]
+        self._groups_four = format_decimal(1234, locale=locale) != "1234"
         self._templates: dict[str, tuple[str, str] | None] = {}
-        self._integer_is_babel = probe == _grouped(1234567, self._group, True)
+        self._integer_is_babel = all(
+            format_decimal(n, locale=locale) == _grouped(n, self._group, self._groups_four)
+            for n in (7, 1234, 12345, 1234567)
+        )
 
     def integer(self, value: int) -> str:
         """A count (activities, days) as the locale writes it: ``1 234`` (fr), ``1.234`` (de)."""
