@@ -120,8 +120,28 @@ def write_statements(
     tmp_feed = folder / f".{FEED}.tmp"
     tmp_feed.unlink(missing_ok=True)
     result = Written()
-    shards: set[str] = set()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, result)
+    except BaseException:
+        tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
+        raise
+    tmp_feed.replace(feed)
+    return result
+
+
+def _write_all(
+    out_dir: Path,
+    folder: Path,
+    fd: int,
+    messages: Iterable[Published],
+    environment: str,
+    year: int,
+    seller_of: SellerLookup,
+    language_of: LanguageLookup,
+    result: Written,
+) -> None:
+    shards: set[str] = set()
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         for batch in _batches(_records(messages), BATCH):
             sellers = seller_of([r.doc_ref_id for _m, _h, r in batch])
@@ -162,8 +182,6 @@ def write_statements(
                 result.statements += 1
                 result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
                 result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
-    tmp_feed.replace(feed)
-    return result
 
 
 def _statement(
