@@ -61,7 +61,8 @@ XML = f"""<?xml version="1.0" encoding="UTF-8"?>
 </dpi:Standard></dpi:EntitySeller></dpi:Identity>
 <dpi:RelevantActivities>
 <dpi:ImmovableProperty>
-<dpi:PropertyListing>{ADDRESS.format(c="FR", s="Quai Voltaire")}<dpi:LandRegistrationNumber>75-AB-12</dpi:LandRegistrationNumber>
+<dpi:PropertyListing>{ADDRESS.format(c="FR", s="Quai Voltaire")}
+<dpi:LandRegistrationNumber>75-AB-12</dpi:LandRegistrationNumber>
 {figures((100, 0, 2500, 0), (1, 0, 3, 0), (10, 0, 250, 0), (0, 0, 5, 0))}<dpi:PropertyType>DPI905</dpi:PropertyType>
 <dpi:RentedDays>12</dpi:RentedDays></dpi:PropertyListing>
 <dpi:PropertyListing>{ADDRESS.format(c="CH", s="Bahnhofstrasse")}
