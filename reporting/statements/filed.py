@@ -179,15 +179,17 @@ def _identity(identity: etree._Element) -> dict[str, Any]:
         out["permanent_establishments"] = [
             c.text for c in (_children(pes, "PermanentEstablishment") if pes is not None else []) if c.text
         ]
-    out["financial_accounts"] = [
-        {
-            "identifier": _text(f, "Identifier"),
-            "type": (_child(f, "Identifier").get("AccountNumberType") if _child(f, "Identifier") is not None else None),
-            "holder": _text(f, "AccountHolderName"),
-        }
-        for f in _children(standard, "FinancialIdentifier")
-    ]
+    out["financial_accounts"] = [_account(f) for f in _children(standard, "FinancialIdentifier")]
     return out
+
+
+def _account(elem: etree._Element) -> dict[str, str | None]:
+    identifier = _child(elem, "Identifier")
+    return {
+        "identifier": None if identifier is None else identifier.text,
+        "type": None if identifier is None else identifier.get("AccountNumberType"),
+        "holder": _text(elem, "AccountHolderName"),
+    }
 
 
 def _quarters(block: etree._Element, currencies: set[str]) -> dict[str, dict[str, int]]:

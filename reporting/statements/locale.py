@@ -50,7 +50,7 @@ def is_language_tag(tag: str) -> bool:
 
 @functools.cache
 def _known_languages() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").languages if "_" not in code)
+    return frozenset(str(code) for code in Locale("en").languages if "_" not in str(code))
 
 
 @dataclass(frozen=True, slots=True)
