@@ -117,7 +117,7 @@ def write_statements(
     the feed last. Returns the counts and the findings (an invalid ``sellers.language``)."""
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
-    tmp_feed = folder / f".{FEED}.tmp"
+    tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
     tmp_feed.unlink(missing_ok=True)
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -210,12 +210,18 @@ def _statement(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary name (0600 from its first byte), then renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """``data`` to ``path`` through a temporary name (0600 from its first byte, unique to this
+    process), then renamed. A page that holds these bytes already (the statements written again)
+    is left as it is: renaming over a file the disk holds makes ext4 write the new one at once
+    (its ``auto_da_alloc``), a millisecond a page."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    except FileExistsError:  # pragma: no cover - O_EXCL is not used: a crash's leftover is truncated
-        raise
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)

@@ -109,6 +109,7 @@ class Formatter:
     def __init__(self, locale: str) -> None:
         self.locale = locale
         self._babel_locale = Locale.parse(locale)
+        self._countries = {str(k): str(v) for k, v in self._babel_locale.territories.items()}
         probe = format_decimal(1234567, locale=locale)  # "1" group "234" group "567"
         self._group = probe[1 : 1 + (len(probe) - 7) // 2]
         self._groups_four = format_decimal(1234, locale=locale) != "1234"
@@ -157,7 +158,7 @@ class Formatter:
 
     def country(self, code: str) -> str:
         """A country's name in the locale (``Allemagne`` for DE in fr), the code where unknown."""
-        return str(self._babel_locale.territories.get(code, code))
+        return self._countries.get(code, code)
 
 
 def _grouped(value: int, group: str, groups_four: bool) -> str:

@@ -10,6 +10,7 @@ activity and property listing per quarter, where it was filed and who receives i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -77,15 +78,25 @@ REASONS = {"residence": "the seller is resident there", "property": "a property 
 
 
 class _Texts:
+    """A language's texts, each translated and escaped once per process."""
+
     def __init__(self, language: str) -> None:
         self._messages = catalog(language)
+        self._done: dict[str, str] = {}
 
     def __call__(self, text: str, **values: str) -> str:
         """The translation of ``text`` (escaped), with ``values`` (escaped) put in its fields."""
-        out = escape(self._messages.get(text, text))
+        out = self._done.get(text)
+        if out is None:
+            out = self._done[text] = escape(self._messages.get(text, text))
         for name, value in values.items():
             out = out.replace("{" + name + "}", escape(value))
         return out
+
+
+@functools.cache
+def _texts(language: str) -> _Texts:
+    return _Texts(language)
 
 
 def _address(a: Mapping[str, Any] | None, fmt: Formatter) -> str:
@@ -110,7 +121,7 @@ def _name(n: Mapping[str, str]) -> str:
 
 def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, operator: str) -> str:
     """The page of one statement (a feed object without ``html_path`` and ``sha256``)."""
-    _ = _Texts(language.catalog)
+    _ = _texts(language.catalog)
     ident = statement["identity"]
     year = str(statement["year"])
     out = [
