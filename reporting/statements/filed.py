@@ -34,6 +34,7 @@ FIGURES = (
     ("Taxes", "TaxQ", "taxes"),
 )
 QUARTERS = ("Q1", "Q2", "Q3", "Q4")
+_QUARTER_SUFFIXES = frozenset(QUARTERS)
 #: the address parts of the DPI address type, in the order of the schema
 ADDRESS_PARTS = {
     "Street": "street",
@@ -212,18 +213,19 @@ def _account(elem: etree._Element) -> dict[str, str | None]:
 
 
 def _quarters(ix: Index, currencies: set[str]) -> dict[str, dict[str, int]]:
-    """The four figures per quarter: each ``ConsQn``, ``NumbQn``, ``FeesQn``, ``TaxQn`` goes to
-    quarter n (by its name, not its position); a figure missing from the XML is an error."""
+    """The four figures per quarter: each ``ConsQn``, ``NumbQn``, ``FeesQn``, ``TaxQn`` (``TaxesQn``
+    in DGFiP's edition) goes to quarter n, by its name, not its position; a figure missing from
+    the XML is an error."""
     out: dict[str, dict[str, int]] = {q: {} for q in QUARTERS}
     for name, prefix, key in FIGURES:
         figures = _first(ix, name)
         if figures is None:
             raise ValueError(f"an activity without {name}")
         for value in figures:
-            local = _local(value)
-            if local[:-1] != prefix or value.text is None:
+            local = _local(value)  # ConsQ1 ... (DGFiP's edition names the taxes TaxesQ1 ...)
+            if local[-2:] not in _QUARTER_SUFFIXES or value.text is None:
                 continue
-            out["Q" + local[-1]][key] = int(value.text)
+            out[local[-2:]][key] = int(value.text)
             cur = value.get("currCode")
             if cur:
                 currencies.add(cur)

@@ -341,3 +341,40 @@ def test_cli_build_writes_the_same_bytes_again_and_a_pdf_for_one_seller(
     assert "no statement for seller LT-NONE" in capsys.readouterr().err
     assert (pdfs / f"{statements['LT-MORE']['statement_id']}.pdf").is_file()
     assert main(["statements", "pdf", str(out), "--out", str(pdfs)]) == 2  # never every seller
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["fr", "it"])
+def test_the_statements_of_another_edition_hold_its_figures(tmp_path: Path, profile: str) -> None:
+    """DGFiP's edition names the taxes TaxesQn, AdE's wraps the message in its envelope: the
+    statements hold the same figures as the file, quarter by quarter."""
+    out = tmp_path / "out"
+    result = run(
+        config_path=REPO / "examples" / "profiles" / f"{profile}.toml",
+        source_url=f"sqlite:///{REPO / 'examples' / 'marketplace.db'}",
+        year=2025,
+        as_of=date(2026, 1, 15),
+        out_dir=out,
+        staging_root=tmp_path / "st",
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+    statements = {s["filed_with"]["doc_ref_id"]: s for s in feed(out)}
+    [f] = result.manifest["files"]
+    sellers = etree.parse(str(out / f["file"])).xpath("//*[local-name()='ReportableSeller']")
+    assert len(sellers) == len(statements) > 0
+    for seller in sellers:
+        [doc] = seller.xpath("*[local-name()='DocSpec']/*[local-name()='DocRefId']/text()")
+        figures = [
+            int(v)
+            for v in seller.xpath(
+                ".//*[local-name()='Consideration' or local-name()='NumberOfActivities' or local-name()='Fees'"
+                " or local-name()='Taxes']/*/text()"
+            )
+        ]
+        shown = [
+            a["quarters"][q][k]
+            for a in statements[doc]["activities"]
+            for k in ("consideration", "number_of_activities", "fees", "taxes")
+            for q in ("Q1", "Q2", "Q3", "Q4")
+        ]
+        assert sorted(shown) == sorted(figures) and len(shown) == len(figures)
