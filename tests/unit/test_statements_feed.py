@@ -240,3 +240,44 @@ def test_files_are_owner_only_and_the_feed_is_written_last(tmp_path: Path, messa
         )
     assert not [p for p in (tmp_path / "again" / "statements").rglob("*") if p.is_file()]
     assert json.loads((folder / "statements.jsonl").read_text().splitlines()[0])["seller_id"] == "S-ENT"
+
+
+def _many(path: Path, sellers: int) -> Path:
+    """A message of ``sellers`` copies of the test's entity record, each with its own DocRefId."""
+    head, body = XML.split("<dpi:ReportableSeller>", 1)
+    record = "<dpi:ReportableSeller>" + body.split("</dpi:ReportableSeller>", 1)[0] + "</dpi:ReportableSeller>\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head)
+        for i in range(sellers):
+            f.write(record.replace("LT2025-NEW1", f"LT2025-N{i:07d}"))
+        f.write("</dpi:DPIBody></dpi:DPI_OECD>\n")
+    return path
+
+
+def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamed: the peak of Python's allocations for 1,600 sellers is that for 400 (lookups of
+    50 sellers at a time here, so that both are many batches)."""
+    import tracemalloc
+
+    from reporting.statements import feed
+
+    monkeypatch.setattr(feed, "BATCH", 50)
+
+    def peak(n: int) -> int:
+        message = _many(tmp_path / f"m{n}.xml", n)
+        tracemalloc.start()
+        written = write_statements(
+            tmp_path / f"out{n}",
+            [Published(message, "LT")],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: dict.fromkeys(ids, "S"),
+            language_of=lambda ids: {},
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert written.statements == n
+        return top
+
+    small, large = peak(400), peak(1_600)
+    assert large < small * 1.3, (small, large)
