@@ -18,6 +18,7 @@ from lxml import etree
 
 from dac7_demo import generate_demo
 from reporting.cli import main
+from reporting.countries import EU_MEMBER_STATES
 from reporting.ledger import open_ledger
 from reporting.pipeline import RunResult, run
 
@@ -203,6 +204,16 @@ def test_every_seller_of_a_demo_filing_has_one_statement_equal_to_the_filed_xml(
                     "doc_ref_id": want["doc_ref_id"],
                 }
                 assert (s["kind"], s["replaces"], s["year"], s["environment"]) == ("initial", None, 2025, "test")
+                # EU rule 40070: a state receives the record for a residence or a property there
+                residences = {c for c in want["identity"]["residence_countries"] if c in EU_MEMBER_STATES}
+                properties = {
+                    a["property_address"]["country"]
+                    for a in want["activities"]
+                    if a["activity"] == "immovable_property" and a["property_address"]["country"] in EU_MEMBER_STATES
+                }
+                assert sorted((r["country"], r["reason"]) for r in s["receiving_states"]) == sorted(
+                    [(c, "residence") for c in residences] + [(c, "property") for c in properties]
+                )
                 seen += 1
     assert seen == len(statements) == manifest["summary"]["reportable"]
     assert len({s["seller_id"] for s in statements}) == len(statements)  # one statement per seller
