@@ -18,7 +18,6 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,16 +142,8 @@ def _write_all(
     result: Written,
 ) -> None:
     shards: set[str] = set()
-    # The pages are written by two threads: creating a file is kernel time (a quarter of a
-    # millisecond on ext4 under load), during which Python releases the GIL, so the writing runs
-    # beside the reading and rendering. Each batch's pages are written before the next batch
-    # starts (memory stays bounded) and every page before the feed is renamed into place.
-    with os.fdopen(fd, "w", encoding="utf-8") as out, ThreadPoolExecutor(2, "statement-pages") as pages:
-        pending: list[Future[None]] = []
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
         for batch in _batches(_records(messages), BATCH):
-            for done in pending:
-                done.result()  # a page that could not be written stops the writing here
-            pending = []
             sellers = seller_of([r.doc_ref_id for _m, _h, r in batch])
             missing = [r.doc_ref_id for _m, _h, r in batch if r.doc_ref_id not in sellers]
             if missing:
@@ -184,15 +175,13 @@ def _write_all(
                     private_dirs(folder / shard)
                     shards.add(shard)
                 relative = f"{STATEMENTS_DIR}/{shard}/{sid}.html"
-                pending.append(pages.submit(_write_atomic, Path(out_dir) / relative, html))
+                _write_atomic(Path(out_dir) / relative, html)
                 statement["html_path"] = relative
                 statement["sha256"] = hashlib.sha256(html).hexdigest()
                 out.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
                 result.statements += 1
                 result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
                 result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
-        for done in pending:
-            done.result()
 
 
 def _statement(
