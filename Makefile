@@ -28,7 +28,7 @@ $(UV):
 
 # Creates or updates .venv exactly as uv.lock pins it (never re-resolves).
 venv: $(UV)
-	$(UV) sync --frozen --extra airflow --extra dev --extra fast --extra spark --python $(PYTHON) --quiet \
+	$(UV) sync --frozen --extra airflow --extra dev --extra fast --extra spark --extra pdf --python $(PYTHON) --quiet \
 		--reinstall-package dac7-reporting
 
 demo: venv

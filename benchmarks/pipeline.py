@@ -52,6 +52,7 @@ def main() -> None:
         ("render", lambda: pipeline.render(run_dir)),
         ("validate", lambda: pipeline.validate(run_dir)),
         ("publish", lambda: pipeline.publish(run_dir)),
+        ("statements", lambda: pipeline.write_statements(run_dir)),  # none for a preview
     ):
         t = time.perf_counter()
         result = stage()
@@ -59,6 +60,8 @@ def main() -> None:
         timings.append((name, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6))
         if name == "publish":
             manifest = result
+        if name == "statements" and result["statements"]:
+            print(f"statements: {result['statements'] / timings[-1][1]:,.0f} statements/s")
     elapsed = time.perf_counter() - total
     s = manifest["summary"]
     print(

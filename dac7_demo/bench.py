@@ -240,6 +240,7 @@ def run_child(
     timed("render", lambda: pipeline.render(run_dir))
     timed("validate", lambda: pipeline.validate(run_dir))
     manifest = timed("publish", lambda: pipeline.publish(run_dir))
+    statements = timed("statements", lambda: pipeline.write_statements(run_dir))  # none for a preview
     s = manifest["summary"]
     per = {
         "extract": (s["transactions_read"], "transactions/s"),
@@ -248,9 +249,10 @@ def run_child(
         "render": (s["reportable"], "reportable sellers/s"),
         "validate": (s["reportable"], "reportable sellers/s"),
         "publish": (s["reportable"], "reportable sellers/s"),
+        "statements": (statements["statements"], "statements/s"),
     }
     for t in timings:
-        if t.stage in per and t.seconds > 0:
+        if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
             n, unit = per[t.stage]
             t.per_second, t.unit = round(n / t.seconds, 1), unit
     run_path = Path(run_dir)

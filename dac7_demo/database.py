@@ -17,7 +17,7 @@ from reporting.source import CONTRACT, check_contract, create_schema, safe_url
 #: Insert order of the tables and their columns (the contract columns plus optional ones).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "fx_rates": CONTRACT["fx_rates"],
-    "sellers": CONTRACT["sellers"],
+    "sellers": CONTRACT["sellers"] + ("language",),
     "seller_tins": CONTRACT["seller_tins"],
     "seller_financial_accounts": CONTRACT["seller_financial_accounts"],
     "seller_permanent_establishments": CONTRACT["seller_permanent_establishments"],

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -60,6 +61,53 @@ from reporting.vocabulary import GOODS, PROPERTY, SERVICES, TRANSPORT
 __all__ = ["DEMO_DEFAULTS", "DemoResult", "generate_demo"]
 
 #: Defaults for a quick demo database (about 60,000 transactions).
+#: The language a demo seller of a country reads (sellers.language, an IETF tag); where a country
+#: has several, the seller's id picks one.
+LANGUAGES: dict[str, tuple[str, ...]] = {
+    "AT": ("de-AT",),
+    "BE": ("nl-BE", "fr-BE"),
+    "BG": ("bg",),
+    "CY": ("el-CY",),
+    "CZ": ("cs",),
+    "DE": ("de",),
+    "DK": ("da",),
+    "EE": ("et",),
+    "ES": ("es",),
+    "FI": ("fi",),
+    "FR": ("fr",),
+    "GR": ("el",),
+    "HR": ("hr",),
+    "HU": ("hu",),
+    "IE": ("en-IE",),
+    "IT": ("it",),
+    "LT": ("lt",),
+    "LU": ("fr-LU", "de-LU"),
+    "LV": ("lv",),
+    "MT": ("mt", "en-MT"),
+    "NL": ("nl",),
+    "PL": ("pl",),
+    "PT": ("pt-PT",),
+    "RO": ("ro",),
+    "SE": ("sv",),
+    "SI": ("sl",),
+    "SK": ("sk",),
+    "CH": ("de-CH", "fr-CH"),
+    "GB": ("en-GB",),
+    "US": ("en-US",),
+}
+
+
+def seller_language(seller_id: str, country: str) -> str | None:
+    """A demo seller's ``sellers.language``: the language of its country for most (9 in 10),
+    English or none for the others. Drawn from the seller's id, not the generator's random
+    stream, so that every other value of the demo stays as it was."""
+    h = zlib.crc32(seller_id.encode())
+    if h % 10 == 0:
+        return None if h % 20 == 0 else "en"
+    choices = LANGUAGES.get(country, ("en",))
+    return choices[(h // 10) % len(choices)]
+
+
 DEMO_DEFAULTS: dict[str, int] = {"sellers": 2000, "seed": 7, "year": 2025}
 
 #: Sellers generated (and committed) per batch, and pending rows that trigger a flush.
@@ -361,6 +409,7 @@ class _Generator:
                 brn,
                 governmental,
                 listed,
+                seller_language(sid, cc),
             )
         )
         sink.rows["seller_tins"].extend(tins)

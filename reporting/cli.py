@@ -9,6 +9,8 @@
     dac7 ledger unlock --environment test|prod --authority XX --year Y [--ledger URL]
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
     dac7 status-import FILE [--ledger URL]
+    dac7 statements build DIR [--ledger URL]
+    dac7 statements pdf DIR (--seller ID ... | --sellers-file FILE) --out PDF_DIR
     dac7 statements mark-sent --file F [--ledger URL]
     dac7 statements list [--year Y] [--status S] [--ledger URL]
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "80014): ids used before, corrections and resends of unknown or outdated records",
     )
     _add_ledger_parsers(sub)
-    _add_statements_parsers(sub)
+    _add_statements_parser(sub)
     return p
 
 
@@ -349,6 +351,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nothing to file (the ledger holds this period as filed); manifest: {out / 'manifest.json'}")
     else:
         print(f"XML files under {out}/<authority>/, manifest: {out / 'manifest.json'}")
+    if result.statements and result.statements["written"]:
+        print(f"seller statements: {result.statements['statements']} under {out / 'statements'}/")
+        for finding in result.statements["findings"]:
+            print(f"  [{finding['rule']}] {finding['table']} {finding['key']}: {finding['message']}")
     print(f"staging (intermediate data, not published): {result.run_dir}")
     return 0
 
@@ -537,24 +543,101 @@ def _status_import(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------ seller statements
+# -------------------------------------------------------------------------------------- statements
 
 
-def _add_statements_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_statements_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """``dac7 statements`` and its subcommands (returned, so that one more is one ``add_parser``)."""
     from reporting import statement_delivery
 
-    g = sub.add_parser("statements", help="seller statements: their delivery record")
+    g = sub.add_parser("statements", help="the seller statements of a filing (what was reported about each seller)")
     ssub = g.add_subparsers(dest="statements_command", required=True)
-    statement_delivery.add_parsers(ssub)
+    b = ssub.add_parser("build", help="write the statements of a published run again (the same files)")
+    b.add_argument("dir", help="the run's staging directory, or its output directory (manifest.json)")
+    b.add_argument(
+        "--ledger",
+        default=os.environ.get("DAC7_LEDGER_URL"),
+        help="the filing ledger's URL, where the run's settings hold only its masked form (default: $DAC7_LEDGER_URL)",
+    )
+    f = ssub.add_parser("pdf", help="a PDF of the statements of one seller or a list (never of every seller)")
+    f.add_argument("dir", help="the output directory of a published run (with statements/)")
+    f.add_argument("--seller", action="append", default=[], help="a seller_id (repeatable)")
+    f.add_argument("--sellers-file", help="a file of seller_ids, one a line")
+    f.add_argument("--out", required=True, help="the folder for the PDF files (created owner-only)")
+    statement_delivery.add_parsers(ssub)  # mark-sent, list: the delivery record in the ledger
+    return ssub
 
 
 def _statements(args: argparse.Namespace) -> int:
     from reporting import statement_delivery
 
+    if args.statements_command == "build":
+        return _statements_build(args)
+    if args.statements_command == "pdf":
+        return _statements_pdf(args)
     done = statement_delivery.run(args, _ledger_url)
     if done is None:
         raise ConfigError(f"dac7 statements {args.statements_command}: not a subcommand")
     return done
+
+
+def _run_dir_of(path: Path) -> Path:
+    """The staging directory of a run given as itself or as its output directory."""
+    if (path / "settings.json").is_file():
+        return path
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        staging = json.loads(manifest.read_text(encoding="utf-8")).get("staging")
+        if staging and (Path(staging) / "settings.json").is_file():
+            return Path(staging)
+        raise ConfigError(f"{path}: the run's staging directory ({staging}) is gone; statements need its settings")
+    raise ConfigError(f"{path}: neither a run's staging directory (settings.json) nor its output (manifest.json)")
+
+
+def _statements_build(args: argparse.Namespace) -> int:
+    from reporting.pipeline import use_ledger_url, write_statements
+
+    run_dir = _run_dir_of(Path(args.dir))
+    use_ledger_url(run_dir, args.ledger)
+    result = write_statements(run_dir)
+    if not result["written"]:
+        print(f"no statements: the run is a {result['reason']} (routing jurisdiction), not a filing")
+        return 0
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(result["kinds"].items())) or "none"
+    print(f"{result['statements']} statement(s) ({kinds}) in {result['seconds']:.2f} s: {result['feed']}")
+    for finding in result["findings"]:
+        print(f"  [{finding['rule']}] {finding['table']} {finding['key']}: {finding['message']}")
+    return 0
+
+
+def _statements_pdf(args: argparse.Namespace) -> int:
+    from reporting.pipeline import output_dir
+    from reporting.statements.feed import FEED, STATEMENTS_DIR, read_feed
+    from reporting.statements.pdf import write_pdf
+
+    wanted = {s.strip() for s in args.seller if s.strip()}
+    if args.sellers_file:
+        with open(args.sellers_file, encoding="utf-8") as f:
+            wanted |= {line.strip() for line in f if line.strip()}
+    if not wanted:
+        raise ConfigError("name the sellers: --seller ID (repeatable) or --sellers-file F; never every seller")
+    out = Path(args.dir)
+    if not (out / STATEMENTS_DIR / FEED).is_file() and (out / "settings.json").is_file():
+        out = Path(output_dir(out))
+    if not (out / STATEMENTS_DIR / FEED).is_file():
+        raise ConfigError(f"{out}: no {STATEMENTS_DIR}/{FEED}; write the statements first (dac7 statements build)")
+    found: set[str] = set()
+    for statement in read_feed(out):
+        if statement["seller_id"] in wanted:
+            target = write_pdf(out / statement["html_path"], Path(args.out) / f"{statement['statement_id']}.pdf")
+            found.add(statement["seller_id"])
+            print(f"{statement['seller_id']}: {target}")
+    missing = sorted(wanted - found)
+    for seller in missing[:20]:
+        print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from reporting.results import (
     PendingMessage,
     Rendered,
     RulesResult,
+    StatementsResult,
     Validation,
 )
 from reporting.settings import (
@@ -58,6 +59,7 @@ from reporting.stages import plan as _plan
 from reporting.stages import publish as _publish
 from reporting.stages import render as _render
 from reporting.stages import rules as _rules
+from reporting.stages import statements as _statements
 from reporting.stages import validate as _validate
 from reporting.vocabulary import AUDIT, ENVIRONMENTS, JURISDICTION, MODES, PROD, QUARANTINED, REPORTED
 
@@ -365,10 +367,18 @@ def finalize(run_dir: str | Path) -> Manifest:
         return _publish.finalize(settings)
 
 
+def write_statements(run_dir: str | Path) -> StatementsResult:
+    """The seller statements of the run's published filing, in ``<out>/statements/`` (after
+    :func:`publish`); written again, the same files (idempotent). A preview writes none."""
+    with _stage("statements", run_dir) as settings:
+        return _statements.write(settings)
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     run_dir: str
     manifest: Manifest
+    statements: StatementsResult | None = None
 
     @property
     def nothing_to_file(self) -> bool:
@@ -384,7 +394,8 @@ def run(*, source_url: str | None = None, **prepare_args: Any) -> RunResult:
     render(run_dir)
     validate(run_dir)
     manifest = publish(run_dir)
-    return RunResult(run_dir=run_dir, manifest=manifest)
+    statements = write_statements(run_dir)
+    return RunResult(run_dir=run_dir, manifest=manifest, statements=statements)
 
 
 def summary_table(manifest: Manifest) -> str:

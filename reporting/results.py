@@ -332,3 +332,18 @@ __all__ = [
     "SetAsideFile",
     "Validation",
 ]
+
+
+class StatementsResult(TypedDict):
+    """What :func:`reporting.pipeline.write_statements` wrote: counts only (the statements hold
+    personal data; they are in ``<out>/statements/``)."""
+
+    written: bool  # False for a preview (routing jurisdiction): no filing, no statements
+    reason: str | None  # why none were written ("preview")
+    statements: int
+    kinds: dict[str, int]  # initial | correction | deletion -> count
+    languages: dict[str, int]  # the statements' language tags -> count
+    #: invalid sellers.language tags (rule, table, key = seller_id): those statements are in English
+    findings: list[dict[str, str | None]]
+    feed: str | None  # relative to the output: statements/statements.jsonl
+    seconds: float

@@ -71,6 +71,8 @@ CONTRACT: dict[str, tuple[str, ...]] = {
 
 #: Optional columns added after the first contract; readers use them when present.
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    # the language of the seller's statement, an IETF BCP 47 tag (reporting.statements.locale)
+    "sellers": ("language",),
     "property_listings": ("other_property_type",),
     "seller_permanent_establishments": ("address_street", "address_building", "address_post_code", "address_city"),
 }

@@ -1,4 +1,5 @@
 -- Sellers with at least one transaction paid or credited in the period.
+-- {optional_columns} is replaced by the optional contract columns present in the source
 -- :period_start, :period_end: UTC bounds of the local reporting year (end exclusive).
 with active as (
     select distinct seller_id
@@ -25,7 +26,7 @@ final as (
         s.vat_id,
         s.business_registration_number,
         s.is_governmental,
-        s.is_listed
+        s.is_listed{optional_columns}
     from sellers as s
     inner join active as a on a.seller_id = s.seller_id
 )

@@ -21,7 +21,8 @@ CREATE TABLE sellers (
     vat_id                       VARCHAR(200),
     business_registration_number VARCHAR(200),
     is_governmental              BOOLEAN      NOT NULL DEFAULT FALSE,
-    is_listed                    BOOLEAN      NOT NULL DEFAULT FALSE
+    is_listed                    BOOLEAN      NOT NULL DEFAULT FALSE,
+    language                     VARCHAR(35)              -- optional: the statement's language, an IETF tag (de, fr-BE)
 );
 
 CREATE TABLE seller_tins (

@@ -159,6 +159,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
         ("business_registration_number", STR, _text),
         ("is_governmental", pa.bool_(), _bool),
         ("is_listed", pa.bool_(), _bool),
+        ("language", STR, _text),  # optional: the statement's language (an IETF tag)
     ],
     "seller_tins": [("seller_id", STR, _text), ("tin", STR, _text), ("issued_by", STR, _code)],
     "seller_financial_accounts": [
@@ -781,7 +782,7 @@ def extract_sql(table: str, columns: set[str]) -> str:
     the table's columns), from our fixed list only."""
     sql = sql_text(f"extract_{table}.sql")
     if table in OPTIONAL_COLUMNS:
-        alias = "p" if table == "property_listings" else "x"
+        alias = {"property_listings": "p", "sellers": "s"}.get(table, "x")
         optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns]
         sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
     return sql

@@ -26,7 +26,9 @@ def test_the_benchmark_runs_and_writes_its_table(tmp_path: Path, capsys: pytest.
         "render",
         "validate",
         "publish",
+        "statements",
     ]
+    assert result["stages"][-1]["per_second"] is None  # a preview writes no statements
     assert all(s["seconds"] >= 0 and s["peak_rss_gb"] > 0 for s in result["stages"])
     assert result["wall_seconds"] >= sum(s["seconds"] for s in result["stages"])
     scale = result["scale"]
@@ -39,6 +41,8 @@ def test_the_benchmark_runs_and_writes_its_table(tmp_path: Path, capsys: pytest.
     assert len(list(work.glob("marketplace-120-*.db"))) == 1
     nexus = json.loads((work / "bench-120-nexus.json").read_text(encoding="utf-8"))
     assert nexus["scale"]["files"] == 1 and nexus["scale"]["reportable"] == scale["reportable"]
+    [statements] = [s for s in nexus["stages"] if s["stage"] == "statements"]
+    assert statements["unit"] == "statements/s" and statements["per_second"] > 0
 
     individuals, entities = flat_sellers(work / "out-jurisdiction")
     assert individuals and len(individuals) + len(entities) <= scale["reportable"] * 2  # residence and property

@@ -12,7 +12,8 @@ Then everything a run says to people or to other programs is searched for them:
 - the message and the formatted traceback of every error the stages raise over copies of the
   source made bad on purpose, and the CLI's stderr over the same copies.
 
-The XML files and the staging directory hold personal data by design and are not searched. A
+The XML files, the seller statements (``statements/``: the information reported, in full, for the
+seller) and the staging directory hold personal data by design and are not searched. A
 masked value (``*********182``) is fine: only the full value counts. Values shorter than
 ``MIN_LENGTH`` are skipped (they would match by chance); names are checked apart, whole words
 only, from ``MIN_LENGTH`` characters. The Airflow side (task logs, XComs) is in
@@ -313,6 +314,7 @@ def run_stages(
         ("render", pipeline.render),
         ("validate", pipeline.validate),
         ("publish", pipeline.publish),
+        ("write_statements", pipeline.write_statements),
     ]
     result = StageRun(out=out)
     returned: dict[str, Any] = {}

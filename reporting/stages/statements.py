@@ -1,0 +1,138 @@
+"""Statements stage: after publish, one statement per reportable seller of the filing.
+
+DAC7 obliges the operator to give each reportable seller the information reported about them by
+31 January (Directive 2011/16/EU, Annex V, Section III(A); the subparagraph number is not
+verified against EUR-Lex, the OECD Model Rules have it as III(A)(3)); in Germany PStTG § 22(2)
+with § 14(2)-(4), and § 24(1) Nr. 4 keeps a record of each notice's content and date.
+
+Statements come from the filing only: the messages a ``nexus`` run published to the filing
+state, read back from the published XML files (:mod:`reporting.statements.filed`), each record
+joined to the ledger's row of its DocRefId to know the seller (``ledger_records.seller_key``),
+and to the run's staged ``sellers.language``. A preview (routing ``jurisdiction``) is never a
+filing and writes no statement.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reporting.errors import ConfigError, PermanentError
+from reporting.ledger import open_ledger
+from reporting.ledger.model import SELLER
+from reporting.results import Manifest, StatementsResult
+from reporting.settings import RunSettings, read_json
+from reporting.stages.plan import ledger_url
+from reporting.statements.feed import FEED, STATEMENTS_DIR, LanguageLookup, Published, write_statements
+
+log = logging.getLogger(__name__)
+
+
+class StatementsError(PermanentError):
+    """The statements of a filing cannot be written as filed (a record unknown to the ledger)."""
+
+
+def _language_lookup(settings: RunSettings) -> tuple[LanguageLookup, Any]:
+    """seller_ids -> ``sellers.language`` from the run's staged extract (None where the source
+    has no such column, or the seller none)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = settings.run_path / "extract" / "sellers.parquet"
+    if not path.is_file() or "language" not in pq.read_schema(path).names:
+
+        def none(ids: Sequence[str]) -> dict[str, str | None]:
+            return {}
+
+        return none, None
+    con = duckdb.connect()
+    con.read_parquet(str(path)).project("seller_id, language").create_view("sellers")
+
+    def lookup(ids: Sequence[str]) -> dict[str, str | None]:
+        wanted = pa.table({"seller_id": pa.array(list(ids), pa.string())})
+        con.register("wanted", wanted)
+        try:
+            rows = con.execute(
+                "select s.seller_id, s.language from sellers as s join wanted as w on w.seller_id = s.seller_id"
+            ).fetchall()
+        finally:
+            con.unregister("wanted")
+        return {sid: lang for sid, lang in rows}
+
+    return lookup, con
+
+
+def write(settings: RunSettings) -> StatementsResult:
+    """Write ``<out>/statements/`` for the run's published filing; returns counts only."""
+    out = Path(settings.out_dir)
+    if settings.preview:
+        log.info("a preview (routing jurisdiction) is no filing: no statements")
+        return {
+            "written": False,
+            "reason": "preview",
+            "statements": 0,
+            "kinds": {},
+            "languages": {},
+            "findings": [],
+            "feed": None,
+            "seconds": 0.0,
+        }
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"{out}: no manifest.json; statements are written for a published run only")
+    manifest: Manifest = read_json(manifest_path)
+    if manifest.get("run_id") != settings.run_id:
+        raise ConfigError(
+            f"{out} holds the publication of run {manifest.get('run_id')}, not of run {settings.run_id}: "
+            "statements are written from a run's own filing"
+        )
+    started = time.perf_counter()
+    messages = [Published(out / f["file"], f["authority"]) for f in manifest["files"]]
+    for m in messages:
+        if not m.path.is_file():
+            raise ConfigError(f"{m.path}: a published file of the run is missing; statements need the filed XML")
+    lookup, con = _language_lookup(settings)
+    try:
+        with open_ledger(ledger_url(settings), create=False) as ledger:
+
+            def seller_of(doc_ref_ids: Sequence[str]) -> dict[str, str]:
+                known = ledger.known_records(doc_ref_ids)
+                return {d: k.seller_key for d, k in known.items() if k.kind == SELLER and k.seller_key is not None}
+
+            try:
+                written = write_statements(
+                    out,
+                    messages,
+                    environment=settings.environment,
+                    year=settings.year,
+                    seller_of=seller_of,
+                    language_of=lookup,
+                )
+            except LookupError as exc:
+                raise StatementsError(str(exc)) from None
+    finally:
+        if con is not None:
+            con.close()
+    seconds = time.perf_counter() - started
+    for f in written.findings:
+        log.warning("%s", f.describe())  # table, seller id and rule: no personal data
+    log.info(
+        "statements: %d written in %.2f s (%s)",
+        written.statements,
+        seconds,
+        ", ".join(f"{n} {k}" for k, n in sorted(written.kinds.items())) or "none",
+    )
+    return {
+        "written": True,
+        "reason": None,
+        "statements": written.statements,
+        "kinds": written.kinds,
+        "languages": written.languages,
+        "findings": [f.as_dict() for f in written.findings],
+        "feed": f"{STATEMENTS_DIR}/{FEED}",
+        "seconds": round(seconds, 3),
+    }

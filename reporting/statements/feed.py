@@ -1,0 +1,235 @@
+"""The statements of a filing: the feed ``statements/statements.jsonl`` and a page per seller.
+
+Each seller record of the published messages becomes one statement (PStTG § 22(2): each
+reportable seller receives the information reported about them by 31 January; Annex V,
+Section III(A) of Directive 2011/16/EU). A correction (DocTypeIndic OECD2) and a deletion
+(OECD3) of a record give a new statement that replaces the statement of the record they correct
+(``replaces``: its ``statement_id``, derived from the same DocRefId, so no lookup is needed).
+
+Files are written owner-only (the caller runs under :func:`reporting.private.owner_only`) and
+atomically: each page to a temporary name then renamed, the feed likewise and last, so that a
+crashed run leaves no half file and a feed names only pages that exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reporting.countries import EU_MEMBER_STATES
+from reporting.findings import Finding, Severity
+from reporting.private import FILE_MODE, private_dirs
+from reporting.statements.filed import FiledSeller, MessageHead, read_message
+from reporting.statements.locale import formatter, is_language_tag, resolve
+from reporting.statements.page import render
+
+STATEMENTS_DIR = "statements"
+FEED = "statements.jsonl"
+#: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
+NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
+#: sellers looked up at once (the ledger's DocRefIds, the staged languages)
+BATCH = 2_000
+#: pages per folder at most: the first two hex digits of the id name the folder (256 folders)
+SHARD_CHARS = 2
+
+
+def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
+    """The statement of a filed record: the same record always gives the same id."""
+    return str(uuid.uuid5(NAMESPACE, f"{environment}/{authority}/{doc_ref_id}"))
+
+
+def receiving_states(identity: dict[str, Any], activities: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The member states the filing state forwards the record to (Directive 2011/16/EU Art.
+    8ac(2); EU rule 40070 / BR_PAR007): each EU state of residence (``residence``), and each EU
+    state where a reported property is located (``property``). As :func:`reporting.rules.decide`
+    routes the exchange, read here from the record itself; a state that is both is listed twice."""
+    out = [
+        {"country": c, "reason": "residence"}
+        for c in dict.fromkeys(identity["residence_countries"])
+        if c in EU_MEMBER_STATES
+    ]
+    seen = set()
+    for a in activities:
+        country = (a.get("property_address") or {}).get("country")
+        if a["activity"] == "immovable_property" and country in EU_MEMBER_STATES and country not in seen:
+            seen.add(country)
+            out.append({"country": country, "reason": "property"})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A published message of the filing: its file and the authority it was filed with."""
+
+    path: Path
+    authority: str
+
+
+@dataclass
+class Written:
+    statements: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+SellerLookup = Callable[[Sequence[str]], dict[str, str]]  # DocRefIds -> seller_id
+LanguageLookup = Callable[[Sequence[str]], dict[str, str | None]]  # seller_ids -> sellers.language
+
+
+def _records(messages: Iterable[Published]) -> Iterator[tuple[Published, MessageHead, FiledSeller]]:
+    for msg in messages:
+        head: MessageHead | None = None
+        for item in read_message(msg.path):
+            if isinstance(item, MessageHead):
+                head = item
+            elif head is not None:
+                yield msg, head, item
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_statements(
+    out_dir: Path,
+    messages: Iterable[Published],
+    *,
+    environment: str,
+    year: int,
+    seller_of: SellerLookup,
+    language_of: LanguageLookup,
+) -> Written:
+    """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
+    the feed last. Returns the counts and the findings (an invalid ``sellers.language``)."""
+    folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
+    feed = folder / FEED
+    tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
+    tmp_feed.unlink(missing_ok=True)
+    result = Written()
+    fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, result)
+    except BaseException:
+        tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
+        raise
+    tmp_feed.replace(feed)
+    return result
+
+
+def _write_all(
+    out_dir: Path,
+    folder: Path,
+    fd: int,
+    messages: Iterable[Published],
+    environment: str,
+    year: int,
+    seller_of: SellerLookup,
+    language_of: LanguageLookup,
+    result: Written,
+) -> None:
+    shards: set[str] = set()
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        for batch in _batches(_records(messages), BATCH):
+            sellers = seller_of([r.doc_ref_id for _m, _h, r in batch])
+            missing = [r.doc_ref_id for _m, _h, r in batch if r.doc_ref_id not in sellers]
+            if missing:
+                raise LookupError(
+                    f"{len(missing)} seller record(s) of the published files are not in the ledger "
+                    f"(DocRefId {', '.join(missing[:3])}): statements are written from the filing only"
+                )
+            languages = language_of(sorted({sellers[r.doc_ref_id] for _m, _h, r in batch}))
+            for msg, head, record in batch:
+                seller_id = sellers[record.doc_ref_id]
+                tag = languages.get(seller_id)
+                if tag is not None and not is_language_tag(tag):
+                    result.findings.append(
+                        Finding(
+                            rule="sellers.language_tag",
+                            table="sellers",
+                            key=seller_id,
+                            seller_id=seller_id,
+                            message="language is not an IETF BCP 47 tag (e.g. de, fr-BE): the statement is in English",
+                            severity=Severity.WARNING,
+                        )
+                    )
+                statement = _statement(record, head, msg.authority, seller_id, tag, environment, year)
+                language = resolve(tag)
+                html = render(statement, language, formatter(language.locale), head.operator_name).encode()
+                sid = statement["statement_id"]
+                shard = sid[:SHARD_CHARS]
+                if shard not in shards:
+                    private_dirs(folder / shard)
+                    shards.add(shard)
+                relative = f"{STATEMENTS_DIR}/{shard}/{sid}.html"
+                _write_atomic(Path(out_dir) / relative, html)
+                statement["html_path"] = relative
+                statement["sha256"] = hashlib.sha256(html).hexdigest()
+                out.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
+                result.statements += 1
+                result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
+                result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
+
+
+def _statement(
+    record: FiledSeller,
+    head: MessageHead,
+    authority: str,
+    seller_id: str,
+    tag: str | None,
+    environment: str,
+    year: int,
+) -> dict[str, Any]:
+    return {
+        "statement_id": statement_id(environment, authority, record.doc_ref_id),
+        "kind": record.kind,
+        "replaces": statement_id(environment, authority, record.corr_doc_ref_id) if record.corr_doc_ref_id else None,
+        "seller_id": seller_id,
+        "year": year,
+        "environment": environment,
+        "language": resolve(tag).tag,
+        "identity": record.identity,
+        "filed_with": {"country": authority, "message_ref_id": head.message_ref_id, "doc_ref_id": record.doc_ref_id},
+        "receiving_states": receiving_states(record.identity, record.activities),
+        "currency": record.currency,
+        "activities": record.activities,
+    }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary name (0600 from its first byte, unique to this
+    process), then renamed. A page that holds these bytes already (the statements written again)
+    is left as it is: renaming over a file the disk holds makes ext4 write the new one at once
+    (its ``auto_da_alloc``), a millisecond a page."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def read_feed(out_dir: Path) -> Iterator[dict[str, Any]]:
+    """The statements of ``out_dir/statements/statements.jsonl``, one at a time."""
+    with open(Path(out_dir) / STATEMENTS_DIR / FEED, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)

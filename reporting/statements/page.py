@@ -1,0 +1,235 @@
+"""The readable page of a statement: one self-contained, accessible HTML file per seller.
+
+Accessible: the ``lang`` of the page is the statement's language, the sections have headings,
+every table has a caption and header cells with ``scope``, text and background have a contrast
+above 7:1 (WCAG AAA), and nothing is fetched or run (no script, inline CSS). Every value is
+escaped. What the page shows is the content the law asks for (PStTG § 22(2) with § 14(2)-(4)):
+the identity as reported, with TINs and account identifiers in full, the figures of every
+activity and property listing per quarter, where it was filed and who receives it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from reporting.statements.filed import QUARTERS
+from reporting.statements.locale import Formatter, Language, catalog
+
+CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#111;background:#fff;"
+    "max-width:60rem;margin:1.5rem auto;padding:0 1rem;line-height:1.45}"
+    "h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:2px solid #1a4d8f}"
+    "table{border-collapse:collapse;margin:.5rem 0 1rem;width:100%}"
+    "caption{text-align:left;font-weight:600;padding:.25rem 0}"
+    "th,td{border:1px solid #555;padding:.3rem .5rem;text-align:left;vertical-align:top}"
+    "th{background:#e8eef7}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".notice{border-left:4px solid #1a4d8f;padding:.5rem 1rem;background:#f3f6fb}"
+    "dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}"
+    "code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1em}"
+)
+
+ACTIVITY_NAMES = {
+    "sale_of_goods": "Sale of goods",
+    "personal_services": "Personal services",
+    "transportation_rental": "Rental of means of transport",
+    "immovable_property": "Rental of immovable property",
+}
+PROPERTY_TYPES = {
+    "DPI901": "Office",
+    "DPI902": "Hotel room",
+    "DPI903": "Bed and breakfast",
+    "DPI904": "House",
+    "DPI905": "Apartment",
+    "DPI906": "Holiday home",
+    "DPI907": "Holiday park",
+    "DPI908": "Camping pitch",
+    "DPI909": "Boat",
+    "DPI910": "Other",
+}
+FIGURE_NAMES = (
+    ("consideration", "Consideration"),
+    ("number_of_activities", "Number of activities"),
+    ("fees", "Fees and commissions"),
+    ("taxes", "Taxes withheld"),
+)
+#: The longer texts of the page (msgids of the catalogs: changing one needs the translations changed)
+INTRO = (
+    "{operator} reported the following information about you to the tax authority for the year "
+    "{year}, as the EU directive on administrative cooperation (DAC7) requires. This statement gives"
+    " you that information exactly as it was reported."
+)
+CORRECTED = (
+    "This statement replaces an earlier one: the platform corrected the information it reported. "
+    "Earlier statement: {id}."
+)
+WITHDRAWN = (
+    "The information reported earlier has been withdrawn: the platform asked the tax authority to "
+    "delete it. This statement replaces the earlier one ({id})."
+)
+WRONG = (
+    "If any of this information is wrong or incomplete, contact the platform and tell it what to "
+    "correct. The platform corrects its records and files a correction with the tax authority; you "
+    "then receive a new statement that replaces this one."
+)
+REASONS = {"residence": "the seller is resident there", "property": "a property listed is located there"}
+
+
+class _Texts:
+    """A language's texts, each translated and escaped once per process."""
+
+    def __init__(self, language: str) -> None:
+        self._messages = catalog(language)
+        self._done: dict[str, str] = {}
+
+    def __call__(self, text: str, **values: str) -> str:
+        """The translation of ``text`` (escaped), with ``values`` (escaped) put in its fields."""
+        out = self._done.get(text)
+        if out is None:
+            out = self._done[text] = escape(self._messages.get(text, text))
+        for name, value in values.items():
+            out = out.replace("{" + name + "}", escape(value))
+        return out
+
+
+@functools.cache
+def _texts(language: str) -> _Texts:
+    return _Texts(language)
+
+
+def _address(a: Mapping[str, Any] | None, fmt: Formatter) -> str:
+    if not a:
+        return ""
+    fixed = [a.get(k) for k in ("street", "building", "suite", "floor", "district", "pob")]
+    line1 = " ".join(p for p in fixed if p)
+    line2 = " ".join(p for p in (a.get("post_code"), a.get("city"), a.get("country_subentity")) if p)
+    lines = [p for p in (line1, line2, a.get("free")) if p]
+    if a.get("country"):
+        lines.append(fmt.country(a["country"]))
+    return "<br>".join(escape(x) for x in lines)
+
+
+def _name(n: Mapping[str, str]) -> str:
+    if "name" in n:
+        return n["name"]
+    order = ("preceding_title", "title", "first_name", "middle_name", "name_prefix", "last_name")
+    tail = ("generation_identifier", "suffix", "general_suffix")
+    return " ".join(n[k] for k in (*order, *tail) if n.get(k))
+
+
+def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, operator: str) -> str:
+    """The page of one statement (a feed object without ``html_path`` and ``sha256``)."""
+    _ = _texts(language.catalog)
+    ident = statement["identity"]
+    year = str(statement["year"])
+    out = [
+        f'<!doctype html>\n<html lang="{escape(language.tag)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>",
+        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>",
+        f"<p>{_(INTRO, operator=operator, year=year)}</p>",
+    ]
+    kind = statement["kind"]
+    if kind == "correction":
+        out.append(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
+    elif kind == "deletion":
+        out.append(f'<p class="notice">{_(WITHDRAWN, id=statement["replaces"] or "")}</p>')
+    out.append(f"<h2>{_('Who was reported')}</h2><dl>")
+    for n in ident["names"]:
+        out.append(f"<dt>{_('Name')}</dt><dd>{escape(_name(n))}</dd>")
+    for a in ident["addresses"]:
+        out.append(f"<dt>{_('Address')}</dt><dd>{_address(a, fmt)}</dd>")
+    for c in ident["residence_countries"]:
+        out.append(f"<dt>{_('Country of residence')}</dt><dd>{escape(fmt.country(c))}</dd>")
+    if ident.get("birth_date"):
+        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(fmt.date(ident['birth_date']))}</dd>")
+    place = ident.get("birth_place")
+    if place:
+        where = ", ".join(p for p in (place.get("city"), place.get("country") and fmt.country(place["country"])) if p)
+        out.append(f"<dt>{_('Place of birth')}</dt><dd>{escape(where)}</dd>")
+    if ident.get("vat"):
+        out.append(f"<dt>{_('VAT identification number')}</dt><dd><code>{escape(ident['vat'])}</code></dd>")
+    for b in ident.get("business_registration_numbers") or []:
+        out.append(f"<dt>{_('Business registration number')}</dt><dd><code>{escape(b['number'])}</code></dd>")
+    for pe in ident.get("permanent_establishments") or []:
+        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{escape(fmt.country(pe))}</dd>")
+    out.append("</dl>")
+    if ident["tins"]:
+        out.append(
+            f"<table><caption>{_('Tax identification numbers')}</caption><thead><tr>"
+            f'<th scope="col">{_("Tax identification number")}</th><th scope="col">{_("Issued by")}</th>'
+            "</tr></thead><tbody>"
+        )
+        for t in ident["tins"]:
+            tin = _("not issued") if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
+            out.append(f"<tr><td>{tin}</td><td>{escape(fmt.country(t['issued_by'] or ''))}</td></tr>")
+        out.append("</tbody></table>")
+    if ident["financial_accounts"]:
+        out.append(
+            f"<table><caption>{_('Financial accounts')}</caption><thead><tr>"
+            f'<th scope="col">{_("Account identifier")}</th><th scope="col">{_("Account holder")}</th>'
+            "</tr></thead><tbody>"
+        )
+        for f in ident["financial_accounts"]:
+            out.append(
+                f"<tr><td><code>{escape(f['identifier'] or '')}</code></td><td>{escape(f['holder'] or '')}</td></tr>"
+            )
+        out.append("</tbody></table>")
+    out.append(f"<h2>{_('What was reported')}</h2>")
+    if not statement["activities"]:
+        out.append(f"<p>{_('No activity: the record was withdrawn.')}</p>")
+    currency = statement["currency"] or ""
+    for i, act in enumerate(statement["activities"], 1):
+        title = _(ACTIVITY_NAMES[act["activity"]])
+        out.append(f"<h3>{title}</h3>")
+        if act["activity"] == "immovable_property":
+            out.append("<dl>")
+            out.append(f"<dt>{_('Property address')}</dt><dd>{_address(act['property_address'], fmt)}</dd>")
+            ptype = act.get("property_type") or ""
+            shown = _(PROPERTY_TYPES[ptype]) if ptype in PROPERTY_TYPES else escape(ptype)
+            if act.get("other_property_type"):
+                shown += f" ({escape(act['other_property_type'])})"
+            out.append(f"<dt>{_('Property type')}</dt><dd>{shown} <code>{escape(ptype)}</code></dd>")
+            if act.get("land_registration_number"):
+                out.append(
+                    f"<dt>{_('Land registration number')}</dt>"
+                    f"<dd><code>{escape(act['land_registration_number'])}</code></dd>"
+                )
+            if act.get("rented_days") is not None:
+                out.append(f"<dt>{_('Days rented')}</dt><dd>{escape(fmt.integer(act['rented_days']))}</dd>")
+            out.append("</dl>")
+        out.append(
+            f'<table id="activity-{i}"><caption>{title}: {_("figures per quarter")}</caption><thead><tr>'
+            f'<th scope="col">{_("Quarter")}</th>'
+            + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
+            + "</tr></thead><tbody>"
+        )
+        for q in QUARTERS:
+            figs = act["quarters"][q]
+            out.append(
+                f'<tr><th scope="row">{_("Quarter {n}", n=q[1])}</th>'
+                f'<td class="n">{escape(fmt.money(figs["consideration"], currency))}</td>'
+                f'<td class="n">{escape(fmt.integer(figs["number_of_activities"]))}</td>'
+                f'<td class="n">{escape(fmt.money(figs["fees"], currency))}</td>'
+                f'<td class="n">{escape(fmt.money(figs["taxes"], currency))}</td></tr>'
+            )
+        out.append("</tbody></table>")
+    filed = statement["filed_with"]
+    out.append(
+        f"<h2>{_('Where it was filed')}</h2><dl>"
+        f"<dt>{_('Tax authority of')}</dt><dd>{escape(fmt.country(filed['country']))}</dd>"
+        f"<dt>{_('Message reference (MessageRefId)')}</dt><dd><code>{escape(filed['message_ref_id'])}</code></dd>"
+        f"<dt>{_('Record reference (DocRefId)')}</dt><dd><code>{escape(filed['doc_ref_id'])}</code></dd>"
+        f"<dt>{_('Statement')}</dt><dd><code>{escape(statement['statement_id'])}</code></dd></dl>"
+    )
+    out.append(
+        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
+        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
+    )
+    for r in statement["receiving_states"]:
+        out.append(f"<tr><td>{escape(fmt.country(r['country']))}</td><td>{_(REASONS[r['reason']])}</td></tr>")
+    out.append("</tbody></table>")
+    out.append(f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p></main>\n</body></html>\n")
+    return "".join(out)

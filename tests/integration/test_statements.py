@@ -1,0 +1,391 @@
+"""Seller statements end to end: written from the filed XML (parsed here independently), one
+per reportable seller, replaced by a correction or a deletion, none for a preview; owner-only
+files, the CLI's build (the same bytes again) and PDF on demand."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import Marketplace, write_config
+from lxml import etree
+
+from dac7_demo import generate_demo
+from reporting.cli import main
+from reporting.countries import EU_MEMBER_STATES
+from reporting.ledger import open_ledger
+from reporting.pipeline import RunResult, run
+
+REPO = Path(__file__).resolve().parents[2]
+NS = {"dpi": "urn:oecd:ties:dpi:v1", "stf": "urn:oecd:ties:dpistf:v1"}
+ACTIVITY = {
+    "SaleOfGoods": "sale_of_goods",
+    "PersonalServices": "personal_services",
+    "TransportationRental": "transportation_rental",
+}
+
+
+def feed(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "statements" / "statements.jsonl").read_text("utf-8").splitlines()]
+
+
+def _addr(a: etree._Element) -> dict[str, str]:
+    parts = {
+        "Street": "street",
+        "BuildingIdentifier": "building",
+        "SuiteIdentifier": "suite",
+        "FloorIdentifier": "floor",
+        "DistrictName": "district",
+        "POB": "pob",
+        "PostCode": "post_code",
+        "City": "city",
+        "CountrySubentity": "country_subentity",
+    }
+    out = {"country": a.findtext("dpi:CountryCode", namespaces=NS)}
+    for el in a.findall("dpi:AddressFix/*", NS):
+        out[parts[etree.QName(el).localname]] = el.text
+    if a.find("dpi:AddressFree", NS) is not None:
+        out["free"] = a.findtext("dpi:AddressFree", namespaces=NS)
+    return out
+
+
+def _quarters(block: etree._Element) -> dict[str, dict[str, int]]:
+    return {
+        f"Q{q}": {
+            "consideration": int(block.findtext(f"dpi:Consideration/dpi:ConsQ{q}", namespaces=NS)),
+            "number_of_activities": int(block.findtext(f"dpi:NumberOfActivities/dpi:NumbQ{q}", namespaces=NS)),
+            "fees": int(block.findtext(f"dpi:Fees/dpi:FeesQ{q}", namespaces=NS)),
+            "taxes": int(block.findtext(f"dpi:Taxes/dpi:TaxQ{q}", namespaces=NS)),
+        }
+        for q in (1, 2, 3, 4)
+    }
+
+
+def expected_from_xml(seller: etree._Element) -> dict[str, Any]:
+    """What a statement must hold of one ReportableSeller, read with XPath (not the package's reader)."""
+    ind = seller.find("dpi:Identity/dpi:IndividualSeller/dpi:Standard/dpi:IndSellerID", NS)
+    ent = seller.find("dpi:Identity/dpi:EntitySeller/dpi:Standard/dpi:EntSellerID", NS)
+    ident = ind if ind is not None else ent
+    standard = ident.getparent()
+    identity: dict[str, Any] = {
+        "residence_countries": [e.text for e in ident.findall("dpi:ResCountryCode", NS)],
+        "tins": [(e.text, e.get("issuedBy")) for e in ident.findall("dpi:TIN", NS)],
+        "vat": ident.findtext("dpi:VAT", namespaces=NS),
+        "addresses": [_addr(a) for a in ident.findall("dpi:Address", NS)],
+        "accounts": [
+            (f.findtext("dpi:Identifier", namespaces=NS), f.findtext("dpi:AccountHolderName", namespaces=NS))
+            for f in standard.findall("dpi:FinancialIdentifier", NS)
+        ],
+    }
+    if ind is not None:
+        identity["names"] = [
+            {
+                "first_name": n.findtext("dpi:FirstName", namespaces=NS),
+                "last_name": n.findtext("dpi:LastName", namespaces=NS),
+            }
+            for n in ident.findall("dpi:Name", NS)
+        ]
+        identity["birth_date"] = ident.findtext("dpi:BirthInfo/dpi:BirthDate", namespaces=NS)
+        identity["birth_city"] = ident.findtext("dpi:BirthInfo/dpi:BirthPlace/dpi:City", namespaces=NS)
+        identity["birth_country"] = ident.findtext(
+            "dpi:BirthInfo/dpi:BirthPlace/dpi:CountryInfo/dpi:CountryCode", namespaces=NS
+        )
+    else:
+        identity["names"] = [{"name": n.text} for n in ident.findall("dpi:Name", NS)]
+        identity["ins"] = [e.text for e in ident.findall("dpi:IN", NS)]
+    activities = []
+    for act in seller.find("dpi:RelevantActivities", NS):
+        name = etree.QName(act).localname
+        if name in ACTIVITY:
+            activities.append({"activity": ACTIVITY[name], "quarters": _quarters(act)})
+        else:
+            for p in act.findall("dpi:PropertyListing", NS):
+                activities.append(
+                    {
+                        "activity": "immovable_property",
+                        "property_address": _addr(p.find("dpi:Address", NS)),
+                        "property_type": p.findtext("dpi:PropertyType", namespaces=NS),
+                        "land_registration_number": p.findtext("dpi:LandRegistrationNumber", namespaces=NS),
+                        "rented_days": int(p.findtext("dpi:RentedDays", namespaces=NS))
+                        if p.find("dpi:RentedDays", NS) is not None
+                        else None,
+                        "quarters": _quarters(p),
+                    }
+                )
+    currencies = {e.get("currCode") for e in seller.iter() if e.get("currCode")}
+    return {
+        "doc_ref_id": seller.findtext("dpi:DocSpec/stf:DocRefId", namespaces=NS),
+        "identity": identity,
+        "activities": activities,
+        "currency": currencies,
+    }
+
+
+def as_expected(s: dict[str, Any]) -> dict[str, Any]:
+    """The same view of a statement of the feed."""
+    i = s["identity"]
+    identity: dict[str, Any] = {
+        "residence_countries": i["residence_countries"],
+        "tins": [(t["tin"], t["issued_by"]) for t in i["tins"]],
+        "vat": i["vat"],
+        "addresses": i["addresses"],
+        "accounts": [(f["identifier"], f["holder"]) for f in i["financial_accounts"]],
+        "names": i["names"],
+    }
+    if i["seller_type"] == "individual":
+        place = i["birth_place"] or {}
+        identity.update(birth_date=i["birth_date"], birth_city=place.get("city"), birth_country=place.get("country"))
+    else:
+        identity["ins"] = [b["number"] for b in i["business_registration_numbers"]]
+    activities = [{k: v for k, v in a.items() if k != "other_property_type"} for a in s["activities"]]
+    return {
+        "doc_ref_id": s["filed_with"]["doc_ref_id"],
+        "identity": identity,
+        "activities": activities,
+        "currency": {s["currency"]},
+    }
+
+
+def assert_owner_only(out: Path) -> None:
+    folder = out / "statements"
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def demo_run(tmp_path: Path, sellers: int = 300) -> RunResult:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    generate_demo(url, sellers=sellers, seed=5, year=2025)
+    config = tmp_path / "nexus.toml"
+    config.write_text((REPO / "dac7.toml").read_text().replace('routing = "jurisdiction"', 'routing = "nexus"'))
+    return run(
+        config_path=config,
+        source_url=url,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "st",
+        run_id="0b7e7a52-3f0e-4b8e-9d1c-5a6f7e8d9c01",
+        timestamp=datetime(2026, 1, 15, 6, 0),
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+
+
+@pytest.mark.slow
+def test_every_seller_of_a_demo_filing_has_one_statement_equal_to_the_filed_xml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = demo_run(tmp_path)
+    out = tmp_path / "out"
+    manifest = result.manifest
+    assert manifest["routing"] == "nexus" and manifest["files"]
+    statements = feed(out)
+    by_doc = {s["filed_with"]["doc_ref_id"]: s for s in statements}
+    assert len(by_doc) == len(statements)
+    seen = 0
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3", create=False) as ledger:
+        for f in manifest["files"]:
+            keys = {r.doc_ref_id: r.seller_key for r in ledger.records(f["message_ref_id"]) if r.kind == "seller"}
+            root = etree.parse(str(out / f["file"])).getroot()
+            for seller in root.iterfind("dpi:DPIBody/dpi:ReportableSeller", NS):
+                want = expected_from_xml(seller)
+                s = by_doc[want["doc_ref_id"]]
+                assert as_expected(s) == want
+                assert s["seller_id"] == keys[want["doc_ref_id"]]
+                assert s["filed_with"] == {
+                    "country": f["authority"],
+                    "message_ref_id": f["message_ref_id"],
+                    "doc_ref_id": want["doc_ref_id"],
+                }
+                assert (s["kind"], s["replaces"], s["year"], s["environment"]) == ("initial", None, 2025, "test")
+                # EU rule 40070: a state receives the record for a residence or a property there
+                residences = {c for c in want["identity"]["residence_countries"] if c in EU_MEMBER_STATES}
+                properties = {
+                    a["property_address"]["country"]
+                    for a in want["activities"]
+                    if a["activity"] == "immovable_property" and a["property_address"]["country"] in EU_MEMBER_STATES
+                }
+                assert sorted((r["country"], r["reason"]) for r in s["receiving_states"]) == sorted(
+                    [(c, "residence") for c in residences] + [(c, "property") for c in properties]
+                )
+                seen += 1
+    assert seen == len(statements) == manifest["summary"]["reportable"]
+    assert len({s["seller_id"] for s in statements}) == len(statements)  # one statement per seller
+    assert result.statements is not None and result.statements["statements"] == seen
+    # the languages of the demo: the seller's country's for most, the supported ones written as such
+    languages = {s["language"] for s in statements}
+    assert {"de", "fr", "lt", "pl"} & languages and "en" in languages
+    for s in statements:
+        page = (out / s["html_path"]).read_bytes()
+        assert hashlib.sha256(page).hexdigest() == s["sha256"]
+        assert s["html_path"].startswith(f"statements/{s['statement_id'][:2]}/")
+        assert f'<html lang="{s["language"]}">'.encode() in page
+        for t in [t for t in s["identity"]["tins"] if t["tin"]]:  # in full, as reported (PStTG § 22(2) with § 14)
+            assert t["tin"].encode() in page
+    assert_owner_only(out)
+    # the CLI's summary names the statements, never their personal data
+    printed = capsys.readouterr()
+    tins = {t["tin"] for s in statements for t in s["identity"]["tins"] if t["tin"]}
+    assert not [t for t in tins if t in printed.out + printed.err]
+
+
+def market(*, refund: bool = False, extra_sale: bool = False) -> Marketplace:
+    """Three LT residents, all reportable; a refund and an extra sale change two of them later."""
+    m = Marketplace()
+    m.seller("LT-GOODS", first_name="Ona", last_name="Kazlauskiene", language="de")
+    goods = m.sales("LT-GOODS", 30, 60_00)  # 30 sales of EUR 60 in May: Q2 EUR 1,800
+    m.seller("LT-MORE", tin="38512120000", first_name="Jonas", last_name="Petrauskas", language="fr-BE")
+    m.sales("LT-MORE", 40, 100_00, start="2025-03-03 09:00:00")
+    m.seller("LT-STAY", tin="47002020000", first_name="Rasa", last_name="Jankauskiene", language="de_DE!")
+    m.sales("LT-STAY", 2, 1500_00, activity="personal_services", fee_minor=150_00, start="2025-04-01 09:00:00")
+    if extra_sale:
+        m.tx("LT-MORE", "2025-11-20 10:00:00", 250_00)
+    if refund:
+        m.refund(goods[0], "2026-01-20 10:00:00", 60_00)  # 29 sales, EUR 1,740: under the de minimis
+    return m
+
+
+def step(tmp_path: Path, n: int, m: Marketplace, config: Path, **kw: Any) -> RunResult:
+    folder = tmp_path / f"step{n}"
+    folder.mkdir()
+    return run(
+        config_path=config,
+        source_url=m.write(f"sqlite:///{folder}/source.db"),
+        year=2025,
+        as_of=date(2026, 1, 31),
+        out_dir=folder / "out",
+        staging_root=folder / "st",
+        run_id=str(uuid.uuid4()),
+        timestamp=datetime(2026, 2, n, 6, 0),
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+        **kw,
+    )
+
+
+def test_a_correction_and_a_deletion_replace_the_earlier_statements(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "dac7.toml")
+    first = step(tmp_path, 1, market(), config)
+    initial = {s["seller_id"]: s for s in feed(tmp_path / "step1" / "out")}
+    assert set(initial) == {"LT-GOODS", "LT-MORE", "LT-STAY"}
+    assert {s["kind"] for s in initial.values()} == {"initial"}
+    # the figures as hand-computed: 30 sales of EUR 60.00 in May, EUR 1,800 in Q2
+    goods = initial["LT-GOODS"]
+    assert goods["activities"] == [
+        {
+            "activity": "sale_of_goods",
+            "quarters": {
+                "Q1": {"consideration": 0, "number_of_activities": 0, "fees": 0, "taxes": 0},
+                "Q2": {"consideration": 1800, "number_of_activities": 30, "fees": 0, "taxes": 0},
+                "Q3": {"consideration": 0, "number_of_activities": 0, "fees": 0, "taxes": 0},
+                "Q4": {"consideration": 0, "number_of_activities": 0, "fees": 0, "taxes": 0},
+            },
+        }
+    ]
+    assert goods["receiving_states"] == [{"country": "LT", "reason": "residence"}]
+    assert goods["currency"] == "EUR" and goods["language"] == "de"
+    page = (tmp_path / "step1" / "out" / goods["html_path"]).read_text("utf-8")
+    assert "1.800,00\xa0€" in page and "Verkauf von Waren" in page and '<html lang="de">' in page
+    # fr-BE: French texts, figures as in Belgium
+    more = initial["LT-MORE"]
+    assert more["language"] == "fr-BE"
+    assert '<html lang="fr-BE">' in (tmp_path / "step1" / "out" / more["html_path"]).read_text("utf-8")
+    # an invalid tag: a finding naming table, key and rule; the statement in English
+    assert initial["LT-STAY"]["language"] == "en"
+    assert first.statements is not None
+    assert [(f["rule"], f["table"], f["key"]) for f in first.statements["findings"]] == [
+        ("sellers.language_tag", "sellers", "LT-STAY")
+    ]
+
+    second = step(tmp_path, 2, market(refund=True, extra_sale=True), config)
+    assert second.statements is not None and second.statements["kinds"] == {"correction": 1, "deletion": 1}
+    later = {s["seller_id"]: s for s in feed(tmp_path / "step2" / "out")}
+    assert set(later) == {"LT-GOODS", "LT-MORE"}
+    deletion, correction = later["LT-GOODS"], later["LT-MORE"]
+    assert (deletion["kind"], deletion["replaces"]) == ("deletion", initial["LT-GOODS"]["statement_id"])
+    assert (correction["kind"], correction["replaces"]) == ("correction", initial["LT-MORE"]["statement_id"])
+    assert correction["statement_id"] != initial["LT-MORE"]["statement_id"]
+    # the correction carries the new figures: 40 x EUR 100 in Q1, EUR 250 more in Q4
+    quarters = correction["activities"][0]["quarters"]
+    assert (quarters["Q1"]["consideration"], quarters["Q4"]["consideration"]) == (4000, 250)
+    page = (tmp_path / "step2" / "out" / deletion["html_path"]).read_text("utf-8")
+    assert initial["LT-GOODS"]["statement_id"] in page and "zurückgezogen" in page
+
+
+def test_a_preview_writes_no_statements(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "dac7.toml", routing="jurisdiction")
+    result = step(tmp_path, 1, market(), config)
+    assert result.manifest["preview"] and result.manifest["files"]
+    assert result.statements is not None and not result.statements["written"]
+    assert result.statements["reason"] == "preview"
+    assert not (tmp_path / "step1" / "out" / "statements").exists()
+
+
+def test_cli_build_writes_the_same_bytes_again_and_a_pdf_for_one_seller(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / "dac7.toml")
+    step(tmp_path, 1, market(), config)
+    out = tmp_path / "step1" / "out"
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["statements", "build", str(out), "--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 statement(s) (3 initial)" in printed and "[sellers.language_tag] sellers LT-STAY" in printed
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*") if p.is_file()}
+    assert after == before
+    statements = {s["seller_id"]: s for s in feed(out)}
+    pdfs = tmp_path / "pdf"
+    assert main(["statements", "pdf", str(out), "--seller", "LT-GOODS", "--out", str(pdfs)]) == 0
+    [pdf] = list(pdfs.iterdir())
+    assert pdf.name == f"{statements['LT-GOODS']['statement_id']}.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF") and stat.S_IMODE(pdf.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pdfs.stat().st_mode) == 0o700
+    listed = tmp_path / "sellers.txt"
+    listed.write_text("LT-MORE\nLT-NONE\n")
+    assert main(["statements", "pdf", str(out), "--sellers-file", str(listed), "--out", str(pdfs)]) == 1
+    assert "no statement for seller LT-NONE" in capsys.readouterr().err
+    assert (pdfs / f"{statements['LT-MORE']['statement_id']}.pdf").is_file()
+    assert main(["statements", "pdf", str(out), "--out", str(pdfs)]) == 2  # never every seller
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["fr", "it"])
+def test_the_statements_of_another_edition_hold_its_figures(tmp_path: Path, profile: str) -> None:
+    """DGFiP's edition names the taxes TaxesQn, AdE's wraps the message in its envelope: the
+    statements hold the same figures as the file, quarter by quarter."""
+    out = tmp_path / "out"
+    result = run(
+        config_path=REPO / "examples" / "profiles" / f"{profile}.toml",
+        source_url=f"sqlite:///{REPO / 'examples' / 'marketplace.db'}",
+        year=2025,
+        as_of=date(2026, 1, 15),
+        out_dir=out,
+        staging_root=tmp_path / "st",
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+    statements = {s["filed_with"]["doc_ref_id"]: s for s in feed(out)}
+    [f] = result.manifest["files"]
+    sellers = etree.parse(str(out / f["file"])).xpath("//*[local-name()='ReportableSeller']")
+    assert len(sellers) == len(statements) > 0
+    for seller in sellers:
+        [doc] = seller.xpath("*[local-name()='DocSpec']/*[local-name()='DocRefId']/text()")
+        figures = [
+            int(v)
+            for v in seller.xpath(
+                ".//*[local-name()='Consideration' or local-name()='NumberOfActivities' or local-name()='Fees'"
+                " or local-name()='Taxes']/*/text()"
+            )
+        ]
+        shown = [
+            a["quarters"][q][k]
+            for a in statements[doc]["activities"]
+            for k in ("consideration", "number_of_activities", "fees", "taxes")
+            for q in ("Q1", "Q2", "Q3", "Q4")
+        ]
+        assert sorted(shown) == sorted(figures) and len(shown) == len(figures)

@@ -1,0 +1,283 @@
+"""The statement of a filed record, by hand: the activity and quarter mapping of the XML, the
+identity in full, the receiving states and why, stable ids that a correction or deletion
+replaces, owner-only and atomic files, and the feed written last."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporting.statements.feed import Published, read_feed, receiving_states, statement_id, write_statements
+from reporting.statements.filed import FiledSeller, MessageHead, read_message
+
+
+def q(tag: str, prefix: str, values: tuple[int, int, int, int], cur: str | None = "EUR") -> str:
+    attr = f' currCode="{cur}"' if cur else ""
+    return (
+        f"<dpi:{tag}>"
+        + "".join(f"<dpi:{prefix}{i}{attr}>{v}</dpi:{prefix}{i}>" for i, v in enumerate(values, 1))
+        + f"</dpi:{tag}>"
+    )
+
+
+def figures(cons: tuple[int, ...], numb: tuple[int, ...], fees: tuple[int, ...], tax: tuple[int, ...]) -> str:
+    return (
+        q("Consideration", "ConsQ", cons)
+        + q("NumberOfActivities", "NumbQ", numb, None)
+        + q("Fees", "FeesQ", fees)
+        + q("Taxes", "TaxQ", tax)
+    )  # type: ignore[arg-type]
+
+
+ADDRESS = (
+    "<dpi:Address><dpi:CountryCode>{c}</dpi:CountryCode><dpi:AddressFix><dpi:Street>{s}</dpi:Street>"
+    "<dpi:BuildingIdentifier>7</dpi:BuildingIdentifier><dpi:PostCode>75001</dpi:PostCode><dpi:City>Paris</dpi:City>"
+    "</dpi:AddressFix></dpi:Address>"
+)
+
+XML = f"""<?xml version="1.0" encoding="UTF-8"?>
+<dpi:DPI_OECD xmlns:dpi="urn:oecd:ties:dpi:v1" xmlns:stf="urn:oecd:ties:dpistf:v1" version="1.0">
+<dpi:MessageSpec><dpi:TransmittingCountry>LT</dpi:TransmittingCountry><dpi:ReceivingCountry>LT</dpi:ReceivingCountry>
+<dpi:MessageType>DPI</dpi:MessageType><dpi:MessageRefId>LT2025LTMSG2</dpi:MessageRefId>
+<dpi:MessageTypeIndic>DPI402</dpi:MessageTypeIndic><dpi:ReportingPeriod>2025-12-31</dpi:ReportingPeriod>
+<dpi:Timestamp>2026-02-01T06:00:00</dpi:Timestamp></dpi:MessageSpec>
+<dpi:DPIBody>
+<dpi:PlatformOperator><dpi:ResCountryCode>LT</dpi:ResCountryCode><dpi:Name>Demo Market UAB</dpi:Name>
+<dpi:DocSpec><stf:DocTypeIndic>OECD10</stf:DocTypeIndic><stf:DocRefId>LT2025-PO</stf:DocRefId></dpi:DocSpec></dpi:PlatformOperator>
+<dpi:ReportableSeller><dpi:Identity><dpi:EntitySeller><dpi:Standard><dpi:EntSellerID>
+<dpi:ResCountryCode>FR</dpi:ResCountryCode><dpi:ResCountryCode>BE</dpi:ResCountryCode>
+<dpi:TIN issuedBy="FR">12345678901</dpi:TIN><dpi:TIN issuedBy="BE">0987654321</dpi:TIN>
+<dpi:IN INType="BRN" issuedBy="FR">RCS-1</dpi:IN><dpi:VAT>FR12345678901</dpi:VAT>
+<dpi:Name>Maison Durand SARL</dpi:Name>{ADDRESS.format(c="FR", s="Rue de Rivoli")}
+<dpi:PermanentEstablishments><dpi:PermanentEstablishment>BE</dpi:PermanentEstablishment></dpi:PermanentEstablishments>
+</dpi:EntSellerID>
+<dpi:FinancialIdentifier><dpi:Identifier AccountNumberType="IBAN">FR7630006000011234567890189</dpi:Identifier>
+<dpi:AccountHolderName>Maison Durand SARL</dpi:AccountHolderName></dpi:FinancialIdentifier>
+</dpi:Standard></dpi:EntitySeller></dpi:Identity>
+<dpi:RelevantActivities>
+<dpi:ImmovableProperty>
+<dpi:PropertyListing>{ADDRESS.format(c="FR", s="Quai Voltaire")}
+<dpi:LandRegistrationNumber>75-AB-12</dpi:LandRegistrationNumber>
+{figures((100, 0, 2500, 0), (1, 0, 3, 0), (10, 0, 250, 0), (0, 0, 5, 0))}<dpi:PropertyType>DPI905</dpi:PropertyType>
+<dpi:RentedDays>12</dpi:RentedDays></dpi:PropertyListing>
+<dpi:PropertyListing>{ADDRESS.format(c="CH", s="Bahnhofstrasse")}
+{figures((0, 700, 0, 0), (0, 2, 0, 0), (0, 70, 0, 0), (0, 0, 0, 0))}<dpi:PropertyType>DPI910</dpi:PropertyType>
+<dpi:OtherPropertyType>Chalet</dpi:OtherPropertyType><dpi:RentedDays>4</dpi:RentedDays></dpi:PropertyListing>
+</dpi:ImmovableProperty>
+<dpi:SaleOfGoods>{figures((1234, 1, 0, 99999), (3, 1, 0, 12), (123, 0, 0, 9999), (0, 0, 0, 0))}</dpi:SaleOfGoods>
+</dpi:RelevantActivities>
+<dpi:DocSpec><stf:DocTypeIndic>OECD12</stf:DocTypeIndic><stf:DocRefId>LT2025-NEW1</stf:DocRefId>
+<stf:CorrDocRefId>LT2025-OLD1</stf:CorrDocRefId></dpi:DocSpec></dpi:ReportableSeller>
+<dpi:ReportableSeller><dpi:Identity><dpi:IndividualSeller><dpi:Standard><dpi:IndSellerID>
+<dpi:ResCountryCode>US</dpi:ResCountryCode><dpi:TIN unknown="true"/>
+<dpi:Name><dpi:FirstName>Ann</dpi:FirstName><dpi:MiddleName>B.</dpi:MiddleName><dpi:LastName>Lee</dpi:LastName></dpi:Name>
+{ADDRESS.format(c="US", s="Main St")}
+<dpi:BirthInfo><dpi:BirthDate>1980-05-17</dpi:BirthDate></dpi:BirthInfo>
+</dpi:IndSellerID></dpi:Standard></dpi:IndividualSeller></dpi:Identity>
+<dpi:RelevantActivities><dpi:ImmovableProperty><dpi:PropertyListing>{ADDRESS.format(c="DE", s="Hauptstr.")}
+{figures((5, 6, 7, 8), (1, 1, 1, 1), (0, 0, 0, 0), (0, 0, 0, 0))}<dpi:PropertyType>DPI904</dpi:PropertyType>
+</dpi:PropertyListing></dpi:ImmovableProperty></dpi:RelevantActivities>
+<dpi:DocSpec><stf:DocTypeIndic>OECD13</stf:DocTypeIndic><stf:DocRefId>LT2025-DEL2</stf:DocRefId>
+<stf:CorrDocRefId>LT2025-OLD2</stf:CorrDocRefId></dpi:DocSpec></dpi:ReportableSeller>
+</dpi:DPIBody></dpi:DPI_OECD>
+"""
+
+
+def quarters(*rows: tuple[int, int, int, int]) -> dict[str, dict[str, int]]:
+    """(consideration, number, fees, taxes) per quarter, Q1 to Q4."""
+    keys = ("consideration", "number_of_activities", "fees", "taxes")
+    return {f"Q{i}": dict(zip(keys, row, strict=True)) for i, row in enumerate(rows, 1)}
+
+
+@pytest.fixture
+def message(tmp_path: Path) -> Path:
+    path = tmp_path / "LT" / "msg.xml"
+    path.parent.mkdir()
+    path.write_text(XML, encoding="utf-8")
+    return path
+
+
+def test_the_records_of_a_message_as_filed(message: Path) -> None:
+    head, entity, person = list(read_message(message))
+    assert head == MessageHead("LT2025LTMSG2", "LT", "LT", "2025-12-31", "DPI402", "Demo Market UAB")
+    assert isinstance(entity, FiledSeller) and isinstance(person, FiledSeller)
+    assert (entity.doc_ref_id, entity.corr_doc_ref_id, entity.kind) == ("LT2025-NEW1", "LT2025-OLD1", "correction")
+    assert (person.kind, person.corr_doc_ref_id) == ("deletion", "LT2025-OLD2")
+    assert entity.currency == "EUR"
+    paris = {"country": "FR", "street": "Rue de Rivoli", "building": "7", "post_code": "75001", "city": "Paris"}
+    assert entity.identity == {
+        "seller_type": "entity",
+        "residence_countries": ["FR", "BE"],
+        "tins": [{"tin": "12345678901", "issued_by": "FR"}, {"tin": "0987654321", "issued_by": "BE"}],
+        "business_registration_numbers": [{"number": "RCS-1", "type": "BRN", "issued_by": "FR"}],
+        "vat": "FR12345678901",
+        "names": [{"name": "Maison Durand SARL"}],
+        "addresses": [paris],
+        "permanent_establishments": ["BE"],
+        "financial_accounts": [
+            {"identifier": "FR7630006000011234567890189", "type": "IBAN", "holder": "Maison Durand SARL"}
+        ],
+    }
+    # Each ConsQn / NumbQn / FeesQn / TaxQn goes to quarter n, the XML's element order notwithstanding
+    # (ImmovableProperty before SaleOfGoods here); each listing is an activity of its own.
+    assert entity.activities == [
+        {
+            "activity": "immovable_property",
+            "property_address": paris | {"street": "Quai Voltaire"},
+            "property_type": "DPI905",
+            "other_property_type": None,
+            "land_registration_number": "75-AB-12",
+            "rented_days": 12,
+            "quarters": quarters((100, 1, 10, 0), (0, 0, 0, 0), (2500, 3, 250, 5), (0, 0, 0, 0)),
+        },
+        {
+            "activity": "immovable_property",
+            "property_address": paris | {"country": "CH", "street": "Bahnhofstrasse"},
+            "property_type": "DPI910",
+            "other_property_type": "Chalet",
+            "land_registration_number": None,
+            "rented_days": 4,
+            "quarters": quarters((0, 0, 0, 0), (700, 2, 70, 0), (0, 0, 0, 0), (0, 0, 0, 0)),
+        },
+        {
+            "activity": "sale_of_goods",
+            "quarters": quarters((1234, 3, 123, 0), (1, 1, 0, 0), (0, 0, 0, 0), (99999, 12, 9999, 0)),
+        },
+    ]
+    assert person.identity["tins"] == [{"tin": None, "issued_by": None, "unknown": True}]
+    assert person.identity["names"] == [{"first_name": "Ann", "middle_name": "B.", "last_name": "Lee"}]
+    assert (person.identity["birth_date"], person.identity["birth_place"]) == ("1980-05-17", None)
+
+
+def test_receiving_states_residence_then_property_eu_only(message: Path) -> None:
+    _head, entity, person = list(read_message(message))
+    assert isinstance(entity, FiledSeller) and isinstance(person, FiledSeller)
+    # FR and BE of residence; the French flat is in FR (both); the Swiss chalet goes nowhere (not EU)
+    assert receiving_states(entity.identity, entity.activities) == [
+        {"country": "FR", "reason": "residence"},
+        {"country": "BE", "reason": "residence"},
+        {"country": "FR", "reason": "property"},
+    ]
+    # a US resident: only the state of the property
+    assert receiving_states(person.identity, person.activities) == [{"country": "DE", "reason": "property"}]
+
+
+def test_statement_ids_are_stable_and_tell_environments_and_authorities_apart() -> None:
+    # uuid5 of "<environment>/<authority>/<DocRefId>" in the statements' namespace: pinned
+    assert statement_id("prod", "LT", "LT2025-X") == "cd49c472-b440-5875-9f15-f0e9613ab40d"
+    assert (
+        len(
+            {
+                statement_id("prod", "LT", "LT2025-X"),
+                statement_id("test", "LT", "LT2025-X"),
+                statement_id("prod", "DE", "LT2025-X"),
+            }
+        )
+        == 3
+    )
+
+
+def write(tmp_path: Path, message: Path, languages: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    out = tmp_path / "out"
+    sellers = {"LT2025-NEW1": "S-ENT", "LT2025-DEL2": "S-ANN"}
+    written = write_statements(
+        out,
+        [Published(message, "LT")],
+        environment="test",
+        year=2025,
+        seller_of=lambda ids: {d: sellers[d] for d in ids if d in sellers},
+        language_of=lambda ids: {s: (languages or {}).get(s) for s in ids},
+    )
+    assert written.statements == 2 and written.kinds == {"correction": 1, "deletion": 1}
+    return list(read_feed(out))
+
+
+def test_a_correction_and_a_deletion_replace_the_statements_of_the_records_they_correct(
+    tmp_path: Path, message: Path
+) -> None:
+    entity, person = write(tmp_path, message, {"S-ENT": "fr-BE", "S-ANN": "pl"})
+    assert (entity["seller_id"], entity["kind"]) == ("S-ENT", "correction")
+    assert entity["statement_id"] == statement_id("test", "LT", "LT2025-NEW1")
+    assert entity["replaces"] == statement_id("test", "LT", "LT2025-OLD1")
+    assert person["replaces"] == statement_id("test", "LT", "LT2025-OLD2") and person["kind"] == "deletion"
+    assert entity["filed_with"] == {"country": "LT", "message_ref_id": "LT2025LTMSG2", "doc_ref_id": "LT2025-NEW1"}
+    assert (entity["language"], person["language"]) == ("fr-BE", "pl")
+    page = (tmp_path / "out" / entity["html_path"]).read_text("utf-8")
+    # the figures in fr-BE: EUR 99,999 in Q4 of the goods; the chalet's type and rented days
+    assert "99\u202f999,00\xa0€" in page and "Chalet" in page and "75-AB-12" in page
+    assert "FR7630006000011234567890189" in page and "12345678901" in page  # in full (PStTG § 22(2))
+    assert statement_id("test", "LT", "LT2025-OLD1") in page
+    assert "Belgique" in page and "Suisse" in page  # country names in French
+
+
+def test_files_are_owner_only_and_the_feed_is_written_last(tmp_path: Path, message: Path) -> None:
+    old = os.umask(0o022)  # whatever the caller's umask
+    try:
+        statements = write(tmp_path, message)
+    finally:
+        os.umask(old)
+    folder = tmp_path / "out" / "statements"
+    for path in [folder, *folder.rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+    assert not [p for p in folder.rglob(".*")], "no temporary file left"
+    assert {p.name for p in folder.iterdir() if p.is_file()} == {"statements.jsonl"}
+    for s in statements:
+        assert (tmp_path / "out" / s["html_path"]).parent.name == s["statement_id"][:2]
+    # a record the ledger does not know stops the writing: no feed, no half file
+    with pytest.raises(LookupError, match="LT2025-NEW1"):
+        write_statements(
+            tmp_path / "again",
+            [Published(message, "LT")],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: {},
+            language_of=lambda ids: {},
+        )
+    assert not [p for p in (tmp_path / "again" / "statements").rglob("*") if p.is_file()]
+    assert json.loads((folder / "statements.jsonl").read_text().splitlines()[0])["seller_id"] == "S-ENT"
+
+
+def _many(path: Path, sellers: int) -> Path:
+    """A message of ``sellers`` copies of the test's entity record, each with its own DocRefId."""
+    head, body = XML.split("<dpi:ReportableSeller>", 1)
+    record = "<dpi:ReportableSeller>" + body.split("</dpi:ReportableSeller>", 1)[0] + "</dpi:ReportableSeller>\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head)
+        for i in range(sellers):
+            f.write(record.replace("LT2025-NEW1", f"LT2025-N{i:07d}"))
+        f.write("</dpi:DPIBody></dpi:DPI_OECD>\n")
+    return path
+
+
+def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamed: the peak of Python's allocations for 1,600 sellers is that for 400 (lookups of
+    50 sellers at a time here, so that both are many batches)."""
+    import tracemalloc
+
+    from reporting.statements import feed
+
+    monkeypatch.setattr(feed, "BATCH", 50)
+
+    def peak(n: int) -> int:
+        message = _many(tmp_path / f"m{n}.xml", n)
+        tracemalloc.start()
+        written = write_statements(
+            tmp_path / f"out{n}",
+            [Published(message, "LT")],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: dict.fromkeys(ids, "S"),
+            language_of=lambda ids: {},
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert written.statements == n
+        return top
+
+    small, large = peak(400), peak(1_600)
+    assert large < small * 1.3, (small, large)
