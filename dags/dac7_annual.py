@@ -2,7 +2,7 @@
 
 ```
 prepare > extract > aggregate > apply_rules > plan > render[XX] > files > validate[XX #n]
-        > gate > approve > publish[XX] > finalize
+        > gate > approve > publish[XX] > finalize > statements
 ```
 
 The data is extracted, aggregated and decided once; ``plan`` names the authorities this run files
@@ -16,7 +16,10 @@ second person approves it in the UI (the approvers of ``DAC7_APPROVERS`` other t
 triggered the run are asked); a test run skips it, unless it would file corrections or deletions:
 then anyone confirms them first. ``publish`` refuses unless every
 planned authority validated, and emits one asset event per published file of a filing (never of
-a preview) on ``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``.
+a preview) on ``dac7://filings/<XX>``; ``finalize`` writes the reports, the manifest and ``run_settings.json``;
+``statements`` writes each reported seller's statement of a filing (none for a preview), records
+it as pending in the ledger and emits an asset event on ``dac7://statements/<XX>`` for the
+platform's delivery.
 
 Schedule: 06:00 UTC on 15 January, for the previous calendar year. The timetable is an explicit
 ``CronTriggerTimetable``: its logical date is the moment the run is due (2026-01-15T06:00Z files
@@ -135,7 +138,14 @@ def dac7_annual() -> None:
     rendered = tasks.render.partial(run_dir=run_dir).expand(authority=authorities)
     validated = tasks.validate.partial(run_dir=run_dir).expand_kwargs(tasks.files(rendered))
     published = tasks.publish.partial(run_dir=run_dir).expand(authority=authorities)
-    chain(validated, tasks.gate(run_dir), tasks.approve(), published, tasks.finalize(run_dir))
+    chain(
+        validated,
+        tasks.gate(run_dir),
+        tasks.approve(),
+        published,
+        tasks.finalize(run_dir),
+        tasks.statements(run_dir),
+    )
 
 
 dac7_annual()

@@ -532,6 +532,28 @@ def filing_events(run_dir: str | Path, published: dict[str, Any]) -> list[dict[s
     ]
 
 
+def statement_events(run_dir: str | Path, written: StatementsResult) -> list[dict[str, Any]]:
+    """What :func:`write_statements` announces to the platform's delivery of the statements:
+    where the feed is, how many statements of which kind, the year and environment (counts and
+    paths only: the statements themselves hold personal data). None for a preview, or when no
+    statement was written."""
+    settings = load_settings(run_dir)
+    if settings.preview or not written["written"] or not written["statements"]:
+        return []
+    return [
+        {
+            "feed": written["feed"],
+            "out_dir": settings.out_dir,
+            "statements": written["statements"],
+            "kinds": dict(sorted(written["kinds"].items())),
+            "filing_state": settings.filing_state,
+            "run_id": settings.run_id,
+            "year": settings.year,
+            "environment": settings.environment,
+        }
+    ]
+
+
 def needs_ledger_url(run_dir: str | Path) -> bool:
     """Whether the stages of the run staged in ``run_dir`` need its ledger's URL from the caller:
     a URL with a password is never written into the run's settings (only its masked form), so a

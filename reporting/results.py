@@ -341,6 +341,7 @@ class StatementsResult(TypedDict):
     written: bool  # False for a preview (routing jurisdiction): no filing, no statements
     reason: str | None  # why none were written ("preview")
     statements: int
+    recorded: int  # of those, new in the ledger's delivery record (0 when written again)
     kinds: dict[str, int]  # initial | correction | deletion -> count
     languages: dict[str, int]  # the statements' language tags -> count
     #: invalid sellers.language tags (rule, table, key = seller_id): those statements are in English

@@ -41,6 +41,10 @@ log = logging.getLogger("dac7")
 #: Every published file is an asset event of ``dac7://filings/<authority>`` (which authorities a
 #: run files to is known only when it runs: hence an alias, resolved per event).
 FILINGS = AssetAlias("dac7-filings")
+#: A filing's seller statements, once written and recorded as pending in the ledger, are an asset
+#: event of ``dac7://statements/<filing state>`` (never for a preview), for the platform's own
+#: delivery DAG to schedule on (``dac7 statements mark-sent`` records what it delivered).
+STATEMENTS = AssetAlias("dac7-statements")
 AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
 FILE_LABEL = "{{ authority }} #{{ file_number }}"  # ... and with the file, where validated one by one
 
@@ -264,6 +268,29 @@ def finalize(run_dir: str) -> dict[str, Any]:
         "sellers": sum(f["sellers"] for f in manifest["files"]),
         "manifest": str(kept.parent / "manifest.json"),
         **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
+    }
+
+
+@task(**RETRY, outlets=[STATEMENTS], trigger_rule=TriggerRule.NONE_FAILED)
+def statements(run_dir: str) -> dict[str, Any]:
+    """``statements``: each reported seller's statement of the filing (PStTG § 22; Annex V,
+    Section III(A)), from the published XML, recorded as pending in the ledger; written again
+    on a retry, the same files."""
+    from airflow.sdk import Asset
+
+    from reporting import pipeline
+
+    ctx = get_current_context()
+    with in_run(run_dir) as here:
+        written = pipeline.write_statements(here)
+        events = pipeline.statement_events(here, written)
+    for extra in events:
+        ctx["outlet_events"][STATEMENTS].add(Asset(f"dac7://statements/{extra['filing_state']}"), extra=extra)
+    return {
+        "written": written["written"],
+        "statements": written["statements"],
+        "recorded": written["recorded"],
+        "kinds": written["kinds"],
     }
 
 

@@ -75,6 +75,7 @@ def write(settings: RunSettings) -> StatementsResult:
             "written": False,
             "reason": "preview",
             "statements": 0,
+            "recorded": 0,
             "kinds": {},
             "languages": {},
             "findings": [],
@@ -114,6 +115,9 @@ def write(settings: RunSettings) -> StatementsResult:
                 )
             except LookupError as exc:
                 raise StatementsError(str(exc)) from None
+            # the delivery record (PStTG § 22, § 24): every statement pending until the platform
+            # reports it sent; the same feed again records nothing new
+            recorded = ledger.record_statements(out / STATEMENTS_DIR / FEED)
     finally:
         if con is not None:
             con.close()
@@ -121,15 +125,17 @@ def write(settings: RunSettings) -> StatementsResult:
     for f in written.findings:
         log.warning("%s", f.describe())  # table, seller id and rule: no personal data
     log.info(
-        "statements: %d written in %.2f s (%s)",
+        "statements: %d written in %.2f s (%s), %d new in the ledger",
         written.statements,
         seconds,
         ", ".join(f"{n} {k}" for k, n in sorted(written.kinds.items())) or "none",
+        recorded,
     )
     return {
         "written": True,
         "reason": None,
         "statements": written.statements,
+        "recorded": recorded,
         "kinds": written.kinds,
         "languages": written.languages,
         "findings": [f.as_dict() for f in written.findings],

@@ -51,11 +51,12 @@ STAGES = [
     "approve",
     "publish",
     "finalize",
+    "statements",
 ]
 PER_AUTHORITY = ("render", "publish")
 #: mapped: per authority, and validate per rendered file (one per authority in the demo)
 MAPPED = ("render", "validate", "publish")
-RETRIED = ("extract", "plan", "render", "validate", "publish")
+RETRIED = ("extract", "plan", "render", "validate", "publish", "statements")
 HEAVY = ("pandas", "lxml", "duckdb", "great_expectations", "pyarrow", "sqlalchemy_utils", "alembic")
 #: the reporting modules a DAG file may import at parse time: code lists, the vocabulary (activities,
 #: routings, environments, modes), exceptions, and the Connection-to-URL mapping (standard library
@@ -214,13 +215,15 @@ def test_a_production_filing_waits_for_approval_between_gate_and_publish(dag: An
     # an empty plan skips the mapped tasks; gate and finalize still run, never after a failure
     assert dag.get_task("gate").trigger_rule == TriggerRule.NONE_FAILED
     assert dag.get_task("finalize").trigger_rule == TriggerRule.NONE_FAILED
+    assert dag.get_task("statements").trigger_rule == TriggerRule.NONE_FAILED
 
 
 def test_each_published_file_is_an_asset_event(dag: Any) -> None:
     from airflow.sdk import AssetAlias
 
     assert dag.get_task("publish").outlets == [AssetAlias("dac7-filings")]
-    for stage in set(STAGES) - {"publish"}:
+    assert dag.get_task("statements").outlets == [AssetAlias("dac7-statements")]
+    for stage in set(STAGES) - {"publish", "statements"}:
         assert not dag.get_task(stage).outlets, stage
 
 
@@ -806,7 +809,10 @@ def test_dag_run_keeps_its_effective_settings_with_the_outputs(annual_run: Annua
 @pytest.mark.slow
 def test_dag_run_emits_an_asset_event_per_published_file(annual_run: AnnualRun) -> None:
     manifest = json.loads((annual_run.paths["out"] / "2025" / "manifest.json").read_text(encoding="utf-8"))
-    events = sorted(asset_events(annual_run.dag_run), key=lambda e: e[1]["message_ref_id"])
+    events = sorted(
+        (e for e in asset_events(annual_run.dag_run) if e[0].startswith("dac7://filings/")),
+        key=lambda e: e[1]["message_ref_id"],
+    )
     expected = sorted(manifest["files"], key=lambda f: f["message_ref_id"])
     assert [uri for uri, _ in events] == [f"dac7://filings/{f['authority']}" for f in expected]
     for (_, extra), f in zip(events, expected, strict=True):
@@ -818,6 +824,41 @@ def test_dag_run_emits_an_asset_event_per_published_file(annual_run: AnnualRun) 
             "year": 2025,
             "environment": "test",
         }
+
+
+@pytest.mark.slow
+def test_dag_run_writes_the_filings_statements_and_announces_them(annual_run: AnnualRun) -> None:
+    """The statements task writes one statement per reported seller of the filing, records each
+    as pending in the ledger and emits one asset event on ``dac7://statements/LT`` (counts and
+    paths only)."""
+    from reporting.ledger import open_ledger
+
+    out = annual_run.paths["out"] / "2025"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    feed = [json.loads(line) for line in (out / "statements" / "statements.jsonl").read_text("utf-8").splitlines()]
+    reported = sum(f["sellers"] for f in manifest["files"])
+    assert len(feed) == reported > 0
+    assert {s["filed_with"]["message_ref_id"] for s in feed} == {f["message_ref_id"] for f in manifest["files"]}
+    assert all(s["kind"] == "initial" and s["replaces"] is None for s in feed)
+    events = [e for e in asset_events(annual_run.dag_run) if e[0].startswith("dac7://statements/")]
+    assert events == [
+        (
+            "dac7://statements/LT",
+            {
+                "feed": "statements/statements.jsonl",
+                "out_dir": str(out),
+                "statements": reported,
+                "kinds": {"initial": reported},
+                "filing_state": "LT",
+                "run_id": manifest["run_id"],
+                "year": 2025,
+                "environment": "test",
+            },
+        )
+    ]
+    with open_ledger(f"sqlite:///{annual_run.paths['ledger']}", create=False) as ledger:
+        (counts,) = ledger.statement_counts(year=2025)
+    assert (counts.authority, counts.pending, counts.sent, counts.failed) == ("LT", reported, 0, 0)
 
 
 @pytest.mark.slow
