@@ -370,6 +370,11 @@ def _summary(args: argparse.Namespace) -> int:
     print(summary_table(manifest))
     if manifest["files"]:
         print(f"XML files under {Path(args.out).resolve()}/<authority>/")
+    feed = Path(args.out) / "statements" / "statements.jsonl"
+    if feed.is_file():  # a filing's seller statements (counted, never shown: they hold personal data)
+        with feed.open("rb") as f:
+            count = sum(1 for line in f if line.strip())
+        print(f"seller statements: {count} under {feed.parent.resolve()}/ (feed: statements.jsonl)")
     return 0
 
 

@@ -339,6 +339,8 @@ def test_cli_build_writes_the_same_bytes_again_and_a_pdf_for_one_seller(
     assert "3 statement(s) (3 initial)" in printed and "[sellers.language_tag] sellers LT-STAY" in printed
     after = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*") if p.is_file()}
     assert after == before
+    assert main(["summary", "--out", str(out)]) == 0  # the statements counted, none shown
+    assert f"seller statements: 3 under {(out / 'statements').resolve()}/" in capsys.readouterr().out
     statements = {s["seller_id"]: s for s in feed(out)}
     pdfs = tmp_path / "pdf"
     assert main(["statements", "pdf", str(out), "--seller", "LT-GOODS", "--out", str(pdfs)]) == 0
