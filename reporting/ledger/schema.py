@@ -168,6 +168,9 @@ statements = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("statement_id", sa.String(200), nullable=False),
     sa.Column("replaces", sa.String(200)),  # the statement_id this one replaces
+    # whether ``replaces`` named a statement recorded here when this one was recorded (NULL for an
+    # initial statement; false after an upgrade mid-year: the earlier notice predates the ledger)
+    sa.Column("replaces_recorded", sa.Boolean),
     sa.Column("kind", sa.String(10), nullable=False),
     sa.Column("seller_id", sa.String(200)),  # NULL once erased
     sa.Column(

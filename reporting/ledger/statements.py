@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -67,6 +68,8 @@ _BATCH = 500
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _MAX_DETAIL = 500
+
+log = logging.getLogger(__name__)
 
 
 def _utc(at: datetime | None = None) -> datetime:
@@ -212,31 +215,47 @@ def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> in
 
     Each statement must belong to its filing: ``filed_with.message_ref_id`` is a message of this
     ledger of the same environment, authority and year, and ``filed_with.doc_ref_id`` a
-    ReportableSeller record of it with the statement's ``seller_id``. A ``replaces`` names a
-    statement recorded before (or earlier in the feed) of the same environment."""
+    ReportableSeller record of it with the statement's ``seller_id``.
+
+    A ``replaces`` that names a statement recorded before (or earlier in the feed) must be of the
+    same seller and environment. One that names a statement this ledger never recorded (an
+    operator who starts recording statements mid-year: the earlier notice predates the ledger, or
+    its feed was lost) is recorded as given with ``replaces_recorded`` false, and a warning gives
+    how many (no ids of sellers, no personal data): the correction or deletion is a notice that
+    must be on record all the same (PStTG § 24(1) Nr. 4)."""
     now = _utc(at)
     name = Path(feed).name
-    new = 0
+    new = unrecorded = 0
     try:
         with engine.begin() as conn:
             batch: list[FeedStatement] = []
             for item in read_feed(feed):
                 batch.append(item)
                 if len(batch) >= _BATCH:
-                    new += _record_batch(conn, name, batch, now)
+                    added, orphans = _record_batch(conn, name, batch, now)
+                    new, unrecorded = new + added, unrecorded + orphans
                     batch = []
             if batch:
-                new += _record_batch(conn, name, batch, now)
+                added, orphans = _record_batch(conn, name, batch, now)
+                new, unrecorded = new + added, unrecorded + orphans
     except sa.exc.IntegrityError:
         # the checks above ran before another writer recorded the same statements
         raise LedgerError(
             f"{name}: another process recorded statements of this feed at the same time; nothing was recorded "
             "by this one: record the feed again (it is idempotent)"
         ) from None
+    if unrecorded:
+        log.warning(
+            "%s: %d correction or deletion statement(s) replace a statement this ledger never recorded "
+            "(recorded with replaces_recorded false: the earlier notice predates the ledger or its feed was lost)",
+            name,
+            unrecorded,
+        )
     return new
 
 
-def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: datetime) -> int:
+def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: datetime) -> tuple[int, int]:
+    """Record one batch; returns (statements recorded, of those replacing an unrecorded one)."""
     s, m, r = t.statements, t.messages, t.records
     ids = {x.statement_id for x in batch} | {x.replaces for x in batch if x.replaces}
     known = {
@@ -265,6 +284,7 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
     }
     rows: list[dict[str, Any]] = []
     seen: dict[str, FeedStatement] = {}
+    unrecorded = 0
     for x in batch:
         where = f"{name} line {x.line} (statement {x.statement_id})"
         earlier = known.get(x.statement_id) or seen.get(x.statement_id)
@@ -301,14 +321,13 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
             raise StatementFeedError(
                 f"{where}: key 'seller_id': record {x.doc_ref_id} of message {x.message_ref_id} is another seller's"
             )
+        replaces_recorded: bool | None = None
         if x.replaces:
             target = known.get(x.replaces) or seen.get(x.replaces)
+            replaces_recorded = target is not None
             if target is None:
-                raise StatementFeedError(
-                    f"{where}: key 'replaces': statement {x.replaces} is not recorded in this ledger; record the "
-                    "feed of the earlier filing first"
-                )
-            if target.environment != x.environment or target.seller_id not in (None, x.seller_id):
+                unrecorded += 1
+            elif target.environment != x.environment or target.seller_id not in (None, x.seller_id):
                 raise StatementFeedError(
                     f"{where}: key 'replaces': statement {x.replaces} is another seller's or another environment's"
                 )
@@ -317,6 +336,7 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
             {
                 "statement_id": x.statement_id,
                 "replaces": x.replaces,
+                "replaces_recorded": replaces_recorded,
                 "kind": x.kind,
                 "seller_id": x.seller_id,
                 "message_ref_id": x.message_ref_id,
@@ -343,7 +363,7 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
                 for x in rows
             ],
         )
-    return len(rows)
+    return len(rows), unrecorded
 
 
 # ---------------------------------------------------------------------------- delivery reports
@@ -600,6 +620,7 @@ class StatementInfo:
 
     statement_id: str
     replaces: str | None
+    replaces_recorded: bool | None  # False: ``replaces`` names a statement this ledger never recorded
     kind: str
     seller_id: str | None
     message_ref_id: str
@@ -666,6 +687,7 @@ def _info(row: Any) -> StatementInfo:
     return StatementInfo(
         statement_id=row.statement_id,
         replaces=row.replaces,
+        replaces_recorded=row.replaces_recorded,
         kind=row.kind,
         seller_id=row.seller_id,
         message_ref_id=row.message_ref_id,

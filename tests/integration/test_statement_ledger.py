@@ -144,9 +144,6 @@ def test_a_correction_replaces_the_earlier_statement_in_the_counts(ledger: Ledge
     correction_refs = run.filer.file(current({"S1": 5, "S2": 2}))  # S1 corrected
     assert run.filer.ledger.records(correction_refs[0])[-1].doc_type == CORRECTION
     newer = run.statement("S1", "st-c", kind="correction", replaces="st-a", ref=correction_refs[0])
-    orphan = run.statement("S1", "st-d", kind="correction", replaces="st-zz", ref=correction_refs[0])
-    with pytest.raises(StatementFeedError, match="statement st-zz is not recorded in this ledger"):
-        ledger.record_statements(run.feed(orphan))
     assert ledger.record_statements(run.feed(newer), at=MADE) == 1
     (counts,) = ledger.statement_counts(year=2025)
     # st-a is superseded, not unsent; st-b and st-c are pending
@@ -155,6 +152,50 @@ def test_a_correction_replaces_the_earlier_statement_in_the_counts(ledger: Ledge
     assert info is not None and info.superseded_by == "st-c" and info.status == "pending"
     assert [s.statement_id for s in ledger.statements(status="superseded")] == ["st-a"]
     assert [s.statement_id for s in ledger.statements(status="pending")] == ["st-b", "st-c"]
+
+
+def test_a_correction_of_a_statement_never_recorded_is_recorded_and_flagged(
+    ledger: Ledger, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator who starts recording statements mid-year: the earlier notice predates the
+    ledger. The correction and the deletion are notices too and are recorded as given."""
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    ledger.record_statements(run.feed(run.statement("S2", "st-b")), at=MADE)
+    correction_refs = run.filer.file(current({"S1": 5, "S2": 2}))
+    orphan = run.statement("S1", "st-c", kind="correction", replaces="st-zz", ref=correction_refs[0])
+    known = run.statement("S2", "st-d", kind="correction", replaces="st-b")
+    with caplog.at_level("WARNING", logger="reporting.ledger.statements"):
+        assert ledger.record_statements(run.feed(orphan, known), at=MADE) == 2
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    said = warning.getMessage()
+    assert "statements.jsonl: 1 correction or deletion statement(s) replace a statement this ledger never" in said
+    assert "S1" not in said and "Ona" not in said and "12345678901" not in said
+    c, d = ledger.statement("st-c"), ledger.statement("st-d")
+    assert c is not None and (c.replaces, c.replaces_recorded, c.status) == ("st-zz", False, "pending")
+    assert d is not None and (d.replaces, d.replaces_recorded) == ("st-b", True)
+    b = ledger.statement("st-b")
+    assert b is not None and b.replaces_recorded is None and b.superseded_by == "st-d"
+    (counts,) = ledger.statement_counts(year=2025)
+    assert (counts.pending, counts.superseded) == (2, 1)  # st-c and st-d; st-b superseded
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reporting.ledger.statements"):
+        assert ledger.record_statements(run.feed(orphan, known)) == 0  # again: nothing, no warning
+    assert not caplog.records
+
+
+def test_a_replaces_of_another_sellers_or_environments_statement_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    ledger.record_statements(run.feed(run.statement("S1", "st-a"), run.statement("S2", "st-b")), at=MADE)
+    theft = run.statement("S2", "st-c", kind="correction", replaces="st-a")
+    with pytest.raises(
+        StatementFeedError, match=r"line 1 \(statement st-c\): key 'replaces': statement st-a is another"
+    ):
+        ledger.record_statements(run.feed(theft))
+    prod = Run(ledger, tmp_path / "prod", {"S1": 1}, environment="prod")
+    across = prod.statement("S1", "st-p", kind="correction", replaces="st-a")
+    with pytest.raises(StatementFeedError, match="statement st-a is another seller's or another environment's"):
+        ledger.record_statements(prod.feed(across))
+    assert ledger.statement("st-c") is None and ledger.statement("st-p") is None
 
 
 # ------------------------------------------------------------------------------ delivery reports

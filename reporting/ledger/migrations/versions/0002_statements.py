@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("statement_id", sa.String(200), nullable=False),
         sa.Column("replaces", sa.String(200)),
+        sa.Column("replaces_recorded", sa.Boolean),
         sa.Column("kind", sa.String(10), nullable=False),
         sa.Column("seller_id", sa.String(200)),
         sa.Column("message_ref_id", sa.String(170), nullable=False),
