@@ -12,7 +12,9 @@ A second task ends the retention of seller statements: each is kept ten years fr
 calendar year it was made, then its page (under ``<DAC7_OUT_DIR>/<year>/statements/``) and its
 content in the ledger are deleted, as PStTG § 24(3) requires; the ids, hashes and delivery dates
 stay. The ``statements_dry_run`` Param (or ``DAC7_STATEMENT_RETENTION_DRY_RUN=1``) only counts what
-would go. The instant is the run's logical date, never the clock.
+would go. A page that is not found where the ledger says fails the task, naming the statements
+(their content is kept), unless the ``statements_missing_ok`` Param acknowledges that those pages
+are gone. The instant is the run's logical date, never the clock.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ from dac7_support.notify import on_failure
             title="Statements: dry run",
             description="Only count the seller statements whose ten years of retention have ended.",
         ),
+        "statements_missing_ok": Param(
+            False,
+            type="boolean",
+            title="Statements: pages known to be gone",
+            description="Erase the ledger content of expired statements whose page was not found (set only "
+            "once you have made sure those pages are deleted everywhere).",
+        ),
     },
 )
 def dac7_housekeeping() -> None:
@@ -61,7 +70,8 @@ def dac7_housekeeping() -> None:
         dry = bool(ctx["params"].get("statements_dry_run")) or os.environ.get(
             "DAC7_STATEMENT_RETENTION_DRY_RUN", ""
         ).strip().lower() in ("1", "true", "yes")
-        return expire_statements(now, dry_run=dry)
+        missing_ok = bool(ctx["params"].get("statements_missing_ok"))
+        return expire_statements(now, dry_run=dry, missing_ok=missing_ok)
 
     prune_staging()
     expire_statements()

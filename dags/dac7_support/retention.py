@@ -1,16 +1,20 @@
 """The retention of seller statements: ten years from the end of the year each was made, then
 deleted (PStTG § 24(3)); the rule and its boundary are in ``reporting.ledger.statements``.
 
-The housekeeping DAG calls :func:`expire_statements` daily: the pages under
-``<DAC7_OUT_DIR>/<year>/statements/`` and the ledger's content of every statement whose ten
-years have run are deleted; with ``dry_run`` only counted. The ledger is the annual runs' one
-(``DAC7_LEDGER_URL``, else the Connection of ``DAC7_LEDGER_CONN_ID``, else the configuration's
-``[ledger] url``). The result holds counts and statement ids, never personal data.
+The housekeeping DAG calls :func:`expire_statements` daily: the pages (in the output directory
+recorded with each statement, else under ``<DAC7_OUT_DIR>/<year>/statements/``) and the ledger's
+content of every statement whose ten years have run are deleted; with ``dry_run`` only counted.
+A page that is not found fails the task (its statement's content is kept) unless ``missing_ok``
+acknowledges it. ``DAC7_OUT_DIR`` unset is no licence to look in the working directory: the
+statements recorded without their output directory then count as not found. The ledger is the
+annual runs' one (``DAC7_LEDGER_URL``, else the Connection of ``DAC7_LEDGER_CONN_ID``, else the
+configuration's ``[ledger] url``). The result holds counts and statement ids, never personal data.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +22,15 @@ from typing import Any
 log = logging.getLogger("dac7.retention")
 
 
-def expire_statements(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
+def expire_statements(now: datetime, *, dry_run: bool = False, missing_ok: bool = False) -> dict[str, Any]:
     """Delete (or, ``dry_run``, count) what the retention of PStTG § 24(3) ends at ``now`` (an
-    aware instant: the run's logical date, never the clock)."""
+    aware instant: the run's logical date, never the clock). ``missing_ok``: the operator has
+    made sure that the pages not found are gone; their statements are erased all the same."""
     from dac7_support.common import settings_from_env
     from dac7_support.connections import ledger_url
     from reporting.config import load_config
     from reporting.deadlines import time_zone
-    from reporting.ledger import LedgerError, open_ledger
+    from reporting.ledger import LedgerError, RetentionError, open_ledger
     from reporting.ledger.statements import erase_expired
     from reporting.ledger.url import resolve_ledger_url
 
@@ -34,14 +39,25 @@ def expire_statements(now: datetime, *, dry_run: bool = False) -> dict[str, Any]
     config_url = load_config(config_path).ledger if config_path and Path(config_path).is_file() else None
     url = ledger_url(config_url) or resolve_ledger_url(None, env={}, config_url=None, working_dir=Path.cwd())
     assert url is not None  # a working directory is given: never None
-    out_root = Path(env["out_dir"] or ".")
+    given = os.environ.get("DAC7_OUT_DIR", "").strip()
+    out_root = Path(given) if given else None
     try:
         ledger = open_ledger(url, create=False)
     except LedgerError as exc:  # no ledger file yet: nothing was ever recorded, so nothing to delete
         log.info("no ledger to examine for expired statements (%s)", str(exc).splitlines()[0][:200])
         return {"dry_run": dry_run, "statements": 0, "files": 0, "feeds": 0, "missing_files": 0}
     with ledger:
-        outcome = erase_expired(ledger.engine, out_root, now=now, zone_of=time_zone, dry_run=dry_run)
+        try:
+            outcome = erase_expired(
+                ledger.engine, out_root, now=now, zone_of=time_zone, dry_run=dry_run, missing_ok=missing_ok
+            )
+        except RetentionError as exc:
+            if out_root is None:
+                raise RetentionError(
+                    f"{exc} DAC7_OUT_DIR is not set: the pages of statements recorded without their output "
+                    "directory are looked for under <DAC7_OUT_DIR>/<year>/statements/; set it"
+                ) from None
+            raise
     verb = "would delete" if dry_run else "deleted"
     if outcome.statements:
         log.warning(
@@ -52,6 +68,13 @@ def expire_statements(now: datetime, *, dry_run: bool = False) -> dict[str, Any]
             outcome.files,
             outcome.feeds,
             ", ".join(outcome.statement_ids[:10]),
+        )
+    if outcome.missing_files:
+        log.warning(
+            "%s page(s) of statements whose retention has ended were not found (%s; first: %s)",
+            outcome.missing_files,
+            "erased all the same: missing_ok" if missing_ok else "their content is kept",
+            ", ".join(outcome.missing_ids[:10]),
         )
     return {
         "dry_run": dry_run,

@@ -925,13 +925,15 @@ class Ledger:
 
     # ------------------------------------------------------------------------ seller statements
 
-    def record_statements(self, feed: Path, *, at: datetime | None = None) -> int:
+    def record_statements(self, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None) -> int:
         """Record every statement of a ``statements.jsonl`` as pending (streamed, one
         transaction); returns how many were new. Idempotent: the same feed again changes nothing;
         a statement_id recorded before with another sha256 is a
-        :class:`~reporting.ledger.errors.StatementFeedError` naming it. See
+        :class:`~reporting.ledger.errors.StatementFeedError` naming it. ``out_dir`` is the output
+        directory that holds ``statements/`` (by default the parent of the nearest ``statements``
+        folder above the feed), recorded absolute so that the retention finds the pages. See
         :mod:`reporting.ledger.statements` (PStTG § 22, § 24)."""
-        return record_feed(self.engine, Path(feed), at=at)
+        return record_feed(self.engine, Path(feed), out_dir=out_dir, at=at)
 
     def mark_statements(
         self, events: Iterable[DeliveryEvent], *, source: str, at: datetime | None = None

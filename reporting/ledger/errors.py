@@ -35,6 +35,12 @@ class StatementFeedError(LedgerError, PermanentError):
     statement that names no filing of this ledger, or one recorded before with other content."""
 
 
+class RetentionError(LedgerError, PermanentError):
+    """The retention of seller statements could not delete everything due: a statement's page is
+    not where the ledger says. Its ledger content is kept until the page is found or the operator
+    acknowledges that it is gone."""
+
+
 class DeliveryReportError(LedgerError, PermanentError):
     """A delivery report of seller statements that cannot be applied: the file, the line and the
     rule are named, and nothing of the report was applied."""

@@ -185,6 +185,7 @@ statements = sa.Table(
     sa.Column("reporting_year", sa.Integer, nullable=False),
     sa.Column("language", sa.String(35), nullable=False),
     sa.Column("html_path", sa.String(400)),  # relative to the run's output directory; NULL once erased
+    sa.Column("out_dir", sa.String(1000)),  # that output directory, absolute (where retention finds the page)
     sa.Column("sha256", sa.String(64), nullable=False),  # of the HTML file
     sa.Column("content_hash", sa.String(64), nullable=False),  # sha256 of the canonical JSON object
     sa.Column("content", sa.Text),  # canonical JSON of the feed's object: personal data; NULL once erased

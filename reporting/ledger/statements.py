@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import reporting.ledger.schema as t
-from reporting.ledger.errors import DeliveryReportError, LedgerError, StatementFeedError
+from reporting.ledger.errors import DeliveryReportError, LedgerError, RetentionError, StatementFeedError
 from reporting.ledger.model import (
     DELIVERY_STATUSES,
     FAILED,
@@ -208,7 +208,16 @@ def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
     )
 
 
-def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> int:
+def output_dir_of(feed: Path) -> Path | None:
+    """The output directory of a feed: the parent of the nearest ``statements`` folder above it,
+    absolute; None when no folder above the feed is called ``statements``."""
+    for folder in Path(feed).absolute().parents:
+        if folder.name == STATEMENTS_DIR:
+            return folder.parent
+    return None
+
+
+def record_feed(engine: Engine, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None) -> int:
     """Record every statement of ``feed`` as pending, in one transaction; returns how many were
     new. A statement already recorded with the same hashes is left as it is (recording a feed twice
     changes nothing); with another ``sha256`` or content it is an error naming the statement.
@@ -222,9 +231,17 @@ def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> in
     operator who starts recording statements mid-year: the earlier notice predates the ledger, or
     its feed was lost) is recorded as given with ``replaces_recorded`` false, and a warning gives
     how many (no ids of sellers, no personal data): the correction or deletion is a notice that
-    must be on record all the same (PStTG § 24(1) Nr. 4)."""
+    must be on record all the same (PStTG § 24(1) Nr. 4).
+
+    Each statement's ``out_dir`` is recorded absolute: ``out_dir``, else :func:`output_dir_of` the
+    feed (NULL when the feed is in no ``statements`` folder: the retention then looks under
+    ``<out_root>/<year>/``)."""
     now = _utc(at)
     name = Path(feed).name
+    where_out = Path(out_dir).absolute() if out_dir is not None else output_dir_of(feed)
+    folder = str(where_out) if where_out is not None else None
+    if folder is not None and len(folder) > 1000:
+        raise StatementFeedError(f"{name}: the output directory's path is longer than 1000 characters")
     new = unrecorded = 0
     try:
         with engine.begin() as conn:
@@ -232,11 +249,11 @@ def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> in
             for item in read_feed(feed):
                 batch.append(item)
                 if len(batch) >= _BATCH:
-                    added, orphans = _record_batch(conn, name, batch, now)
+                    added, orphans = _record_batch(conn, name, batch, now, folder)
                     new, unrecorded = new + added, unrecorded + orphans
                     batch = []
             if batch:
-                added, orphans = _record_batch(conn, name, batch, now)
+                added, orphans = _record_batch(conn, name, batch, now, folder)
                 new, unrecorded = new + added, unrecorded + orphans
     except sa.exc.IntegrityError:
         # the checks above ran before another writer recorded the same statements
@@ -254,7 +271,9 @@ def record_feed(engine: Engine, feed: Path, *, at: datetime | None = None) -> in
     return new
 
 
-def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: datetime) -> tuple[int, int]:
+def _record_batch(
+    conn: Connection, name: str, batch: list[FeedStatement], now: datetime, out_dir: str | None
+) -> tuple[int, int]:
     """Record one batch; returns (statements recorded, of those replacing an unrecorded one)."""
     s, m, r = t.statements, t.messages, t.records
     ids = {x.statement_id for x in batch} | {x.replaces for x in batch if x.replaces}
@@ -346,6 +365,7 @@ def _record_batch(conn: Connection, name: str, batch: list[FeedStatement], now: 
                 "reporting_year": x.year,
                 "language": x.language,
                 "html_path": x.html_path,
+                "out_dir": out_dir,
                 "sha256": x.sha256,
                 "content_hash": x.content_hash,
                 "content": x.content,
@@ -630,6 +650,7 @@ class StatementInfo:
     year: int
     language: str
     html_path: str | None
+    out_dir: str | None  # the run's output directory, absolute (None: recorded before it was kept)
     sha256: str
     created: datetime
     status: str
@@ -697,6 +718,7 @@ def _info(row: Any) -> StatementInfo:
         year=row.reporting_year,
         language=row.language,
         html_path=row.html_path,
+        out_dir=row.out_dir,
         sha256=row.sha256,
         created=row.created,
         status=row.status,
@@ -782,6 +804,7 @@ class Expired:
     year: int
     created: datetime
     html_path: str | None
+    out_dir: str | None
 
 
 @dataclass(slots=True)
@@ -790,8 +813,9 @@ class RetentionOutcome:
     statements: int = 0  # statements whose retention ended (erased, or that would be)
     files: int = 0  # pages deleted (or that would be)
     feeds: int = 0  # statements.jsonl files deleted (or that would be)
-    missing_files: int = 0  # pages already gone
+    missing_files: int = 0  # pages not found (erased all the same only with missing_ok)
     statement_ids: list[str] = field(default_factory=list)  # the first 100, for the log
+    missing_ids: list[str] = field(default_factory=list)  # the first 100 whose page was not found
 
 
 def erase_expired(
@@ -801,29 +825,46 @@ def erase_expired(
     now: datetime,
     zone_of: Any,
     dry_run: bool = False,
+    missing_ok: bool = False,
 ) -> RetentionOutcome:
-    """Delete what PStTG § 24(3) sentence 2 requires deleted: for each statement whose ten years
-    have run (:func:`retention_ends` <= ``now``), its HTML page under
-    ``<out_root>/<year>/<html_path>`` and the ledger's ``content``, ``seller_id`` and
-    ``html_path``; its ids, hashes, status and delivery dates stay (no personal data), and
-    ``erased`` says when. A year's ``statements/statements.jsonl`` goes when every statement
-    recorded for that year is erased. ``dry_run`` changes nothing and counts what would go.
+    """Delete what PStTG § 24(3) requires deleted: for each statement whose ten years have run
+    (:func:`retention_ends` <= ``now``), its HTML page and the ledger's ``content``,
+    ``seller_id`` and ``html_path``, and the ``detail`` of its delivery events (the platform's
+    free text, which may hold personal data); its ids, hashes, status and delivery dates stay (no
+    personal data), and ``erased`` says when. The page is ``<out_dir>/<html_path>`` with the
+    ``out_dir`` recorded with the statement, else ``<out_root>/<year>/<html_path>`` (statements
+    recorded without it). A feed ``statements/statements.jsonl`` goes when every statement
+    recorded from that output directory (or, without one, for that year) is erased. ``dry_run``
+    changes nothing and counts what would go.
+
+    A page that is not found where the ledger says is an error for its statement: the others are
+    erased, its ledger content is kept, and :class:`RetentionError` names how many and the first
+    statement ids, so that no page with personal data is left behind unnoticed. With
+    ``missing_ok`` (the operator has made sure the pages are gone) such statements are erased all
+    the same and counted in ``missing_files``. A dry run never raises: it counts them.
 
     ``zone_of(authority)`` gives the time zone of a filing state (``reporting.deadlines.time_zone``).
     Statements are examined in batches from the oldest; memory is flat."""
     aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
     outcome = RetentionOutcome(dry_run=dry_run)
-    s = t.statements
+    s, e = t.statements, t.statement_events
     # Made in the local year Y, due from 1 January Y + 11 local; in the UTC year N a local year is
     # at most N + 1, so only Y <= N - 10 can be due: made before 1 January N - 9 (a day's margin
     # for the zone). The query reads no later statement.
     horizon = datetime(aware_now.astimezone(UTC).year - RETENTION_YEARS + 1, 1, 2)
-    erased = Counter[int]()  # per reporting year: the output's year folder holds both environments
+    erased = Counter[tuple[str, int | str]]()  # per output directory, or per reporting year without one
     last = 0
     while True:
         query = (
             sa.select(
-                s.c.id, s.c.statement_id, s.c.environment, s.c.authority, s.c.reporting_year, s.c.created, s.c.html_path
+                s.c.id,
+                s.c.statement_id,
+                s.c.environment,
+                s.c.authority,
+                s.c.reporting_year,
+                s.c.created,
+                s.c.html_path,
+                s.c.out_dir,
             )
             .where(s.c.erased.is_(None), s.c.created < horizon, s.c.id > last)
             .order_by(s.c.id)
@@ -835,52 +876,97 @@ def erase_expired(
             break
         last = rows[-1].id
         chunk = [
-            Expired(r.statement_id, r.environment, r.authority, r.reporting_year, r.created, r.html_path)
+            Expired(r.statement_id, r.environment, r.authority, r.reporting_year, r.created, r.html_path, r.out_dir)
             for r in rows
             if retention_ends(r.created, zone_of(r.authority)) <= aware_now
         ]
+        going: list[str] = []
         for x in chunk:
-            outcome.statements += 1
-            erased[x.year] += 1
-            if len(outcome.statement_ids) < 100:
-                outcome.statement_ids.append(x.statement_id)
-            if out_root is not None and x.html_path:
-                page = _page(out_root, x.year, x.html_path)
+            if x.html_path:
+                page = _expired_page(out_root, x)
                 if page is None or not page.is_file():
                     outcome.missing_files += 1
-                    continue
-                outcome.files += 1
-                if not dry_run:
-                    page.unlink()
-        if chunk and not dry_run:
+                    if len(outcome.missing_ids) < 100:
+                        outcome.missing_ids.append(x.statement_id)
+                    if not missing_ok:
+                        continue
+                else:
+                    outcome.files += 1
+                    if not dry_run:
+                        page.unlink()
+            outcome.statements += 1
+            erased[_feed_key(x)] += 1
+            going.append(x.statement_id)
+            if len(outcome.statement_ids) < 100:
+                outcome.statement_ids.append(x.statement_id)
+        if going and not dry_run:
             with engine.begin() as conn:
                 conn.execute(
                     sa.update(s)
-                    .where(s.c.statement_id.in_([x.statement_id for x in chunk]))
+                    .where(s.c.statement_id.in_(going))
                     .values(content=None, seller_id=None, html_path=None, erased=_utc(aware_now))
                 )
-    if out_root is not None:
-        for year in sorted(erased):
-            with engine.connect() as conn:
-                left = conn.execute(
-                    sa.select(sa.func.count()).where(s.c.reporting_year == year, s.c.erased.is_(None))
-                ).scalar_one()
-            feed = Path(out_root) / str(year) / STATEMENTS_DIR / FEED_NAME
-            remaining = left - (erased[year] if dry_run else 0)
-            if remaining <= 0 and feed.is_file():
-                outcome.feeds += 1
-                if not dry_run:
-                    feed.unlink()
+                conn.execute(sa.update(e).where(e.c.statement_id.in_(going)).values(detail=None))
+    for key in sorted(erased, key=str):
+        outcome.feeds += _drop_feed(engine, out_root, key, erased[key], dry_run)
+    if outcome.missing_files and not missing_ok and not dry_run:
+        raise RetentionError(
+            f"PStTG § 24(3): the retention of {outcome.missing_files} statement(s) has ended but their page was not "
+            f"found where the ledger says (first: {', '.join(outcome.missing_ids[:20])}); their ledger content "
+            f"was kept. {outcome.statements} other statement(s) were erased. Find the pages (the output "
+            "directory moved?) or, once you have made sure they are gone, run again acknowledging it "
+            "(missing_ok)"
+        )
     return outcome
+
+
+def _feed_key(x: Expired) -> tuple[str, int | str]:
+    return ("dir", x.out_dir) if x.out_dir else ("year", x.year)
+
+
+def _expired_page(out_root: Path | None, x: Expired) -> Path | None:
+    if x.html_path is None:
+        return None
+    if x.out_dir:
+        return _page_in(Path(x.out_dir), x.html_path)
+    return _page(out_root, x.year, x.html_path) if out_root is not None else None
+
+
+def _drop_feed(engine: Engine, out_root: Path | None, key: tuple[str, int | str], erased: int, dry_run: bool) -> int:
+    """Delete the feed of an output directory (or, for statements recorded without one, of a
+    year under ``out_root``) once none of its statements is left unerased; 1 if it went."""
+    s = t.statements
+    kind, value = key
+    if kind == "dir":
+        feed = Path(str(value)) / STATEMENTS_DIR / FEED_NAME
+        which = s.c.out_dir == str(value)
+    elif out_root is not None:
+        feed = Path(out_root) / str(value) / STATEMENTS_DIR / FEED_NAME
+        which = sa.and_(s.c.reporting_year == int(value), s.c.out_dir.is_(None))
+    else:
+        return 0
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).where(which, s.c.erased.is_(None))).scalar_one()
+    remaining = left - (erased if dry_run else 0)
+    if remaining > 0 or not feed.is_file():
+        return 0
+    if not dry_run:
+        feed.unlink()
+    return 1
 
 
 def _page(out_root: Path, year: int, html_path: str) -> Path | None:
     """``<out_root>/<year>/<html_path>`` if it stays inside ``<out_root>/<year>/statements``."""
-    root = (Path(out_root) / str(year) / STATEMENTS_DIR).resolve()
+    return _page_in(Path(out_root) / str(year), html_path)
+
+
+def _page_in(out_dir: Path, html_path: str) -> Path | None:
+    """``<out_dir>/<html_path>`` if it stays inside ``<out_dir>/statements``."""
+    root = (out_dir / STATEMENTS_DIR).resolve()
     parts = html_path.split("/")
     if parts[0] != STATEMENTS_DIR or any(p in ("", ".", "..") for p in parts):
         return None
-    target = (Path(out_root) / str(year) / html_path).resolve()
+    target = (out_dir / html_path).resolve()
     return target if target.is_relative_to(root) else None
 
 

@@ -130,3 +130,39 @@ def test_housekeeping_ends_the_retention_at_the_boundary(monkeypatch: pytest.Mon
     assert not any(p.exists() for p in pages)
     with open_ledger(url) as ledger:
         assert {(s.seller_id, s.html_path, s.erased is not None) for s in ledger.statements()} == {(None, None, True)}
+
+
+def test_housekeeping_fails_on_a_missing_page_unless_acknowledged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A page not found where the ledger says fails the task, naming the statement, and keeps its
+    content; the ``statements_missing_ok`` Param erases it all the same."""
+    from reporting.ledger import RetentionError
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    run = filed_with_statements(tmp_path, url)
+    monkeypatch.setenv("DAC7_LEDGER_URL", url)
+    monkeypatch.delenv("DAC7_OUT_DIR", raising=False)  # every statement has its output directory recorded
+    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
+    monkeypatch.delenv("DAC7_STATEMENT_RETENTION_DRY_RUN", raising=False)
+    task = fresh_dag("dac7_housekeeping").get_task("expire_statements").python_callable
+
+    def at(moment: datetime, missing_ok: bool = False) -> dict[str, Any]:
+        context = {
+            "logical_date": moment,
+            "dag_run": types.SimpleNamespace(run_after=None),
+            "params": {"statements_dry_run": False, "statements_missing_ok": missing_ok},
+        }
+        monkeypatch.setitem(task.__globals__, "get_current_context", lambda: context)
+        result: dict[str, Any] = task()
+        return result
+
+    next((run.out / "2025" / "statements").rglob("st-s2.html")).unlink()
+    due = datetime(2037, 1, 1, 0, 0, tzinfo=VILNIUS)
+    with pytest.raises(RetentionError, match=r"1 statement\(s\) .* not found .*first: st-s2\)"):
+        at(due)
+    with open_ledger(url) as ledger:
+        assert [s.statement_id for s in ledger.statements() if s.erased is None] == ["st-s2"]
+    assert at(due, missing_ok=True) == {"dry_run": False, "statements": 1, "files": 0, "feeds": 1, "missing_files": 1}
+    with open_ledger(url) as ledger:
+        assert all(s.erased is not None and s.seller_id is None for s in ledger.statements())

@@ -24,6 +24,7 @@ from reporting.ledger import (
     CORRECTION,
     DeliveryReportError,
     Ledger,
+    RetentionError,
     StatementFeedError,
     content_hash,
     default_ledger_url,
@@ -391,6 +392,85 @@ def test_housekeeping_erases_at_the_boundary_and_not_before(ledger: Ledger, tmp_
     assert info is not None and info.status == "sent" and len(ledger.statement_history("st-a")) == 2
     assert erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone).statements == 0  # once
     assert run.year == 2025
+
+
+def _berlin(_authority: str) -> ZoneInfo:
+    return BERLIN
+
+
+DUE = datetime(2037, 1, 1, 0, 0, tzinfo=BERLIN)  # the retention of statements made in 2026 ends
+
+
+def test_the_output_directory_is_recorded_and_retention_finds_the_pages_there(ledger: Ledger, tmp_path: Path) -> None:
+    run = recorded(ledger, tmp_path)  # feed under <tmp>/2025/statements/: out_dir <tmp>/2025
+    info = ledger.statement("st-a")
+    assert info is not None and info.out_dir == str((tmp_path / "2025").absolute())
+    other = Run(ledger, tmp_path / "elsewhere", {"S4": 4}, year=2024)
+    away = tmp_path / "elsewhere" / "2024" / "statements" / "away.jsonl"
+    away.parent.mkdir(parents=True, exist_ok=True)
+    away.write_text(json.dumps(other.statement("S4", "st-e")) + "\n", encoding="utf-8")
+    explicit = tmp_path / "copy.jsonl"  # a feed outside any statements folder, its directory given
+    explicit.write_bytes(away.read_bytes())
+    assert ledger.record_statements(explicit, out_dir=tmp_path / "elsewhere" / "2024", at=MADE) == 1
+    assert ledger.statement("st-e").out_dir == str(tmp_path / "elsewhere" / "2024")  # type: ignore[union-attr]
+    (tmp_path / "2025" / "statements" / "statements.jsonl").touch()
+    pages = sorted(tmp_path.rglob("*.html"))
+    assert len(pages) == 4
+    # no out_root at all: every statement has its directory, and every page is found
+    done = erase_expired(ledger.engine, None, now=DUE, zone_of=_berlin)
+    assert (done.statements, done.files, done.missing_files, done.feeds) == (4, 4, 0, 1)
+    assert not any(p.exists() for p in pages) and not (tmp_path / "2025" / "statements" / "statements.jsonl").exists()
+    assert run.year == 2025
+
+
+def test_a_page_not_found_is_an_error_and_keeps_its_content_unless_acknowledged(ledger: Ledger, tmp_path: Path) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / "d.csv"
+    report.write_text(
+        "statement_id,time,status,detail\nst-a,2026-01-21T10:00:00Z,failed,Ona Example moved\n"
+        "st-b,2026-01-21T10:00:00Z,sent,\n",
+        encoding="utf-8",
+    )
+    ledger.mark_statements(read_delivery_report(report), source="d.csv")
+    lost = next((tmp_path / "2025" / "statements").rglob("st-b.html"))
+    lost.unlink()
+    (tmp_path / "2025" / "statements" / "statements.jsonl").touch()
+    dry = erase_expired(ledger.engine, tmp_path, now=DUE, zone_of=_berlin, dry_run=True)  # counts, never raises
+    assert (dry.statements, dry.files, dry.missing_files, dry.missing_ids, dry.feeds) == (2, 2, 1, ["st-b"], 0)
+    with pytest.raises(
+        RetentionError, match=r"retention of 1 statement\(s\) has ended but their page was not found"
+    ) as caught:
+        erase_expired(ledger.engine, tmp_path, now=DUE, zone_of=_berlin)
+    said = str(caught.value)
+    assert "first: st-b)" in said and "2 other statement(s) were erased" in said and "missing_ok" in said
+    assert "S2" not in said and "Ona" not in said
+    b = rows(ledger, t.statements)[1]
+    assert (b.statement_id, b.seller_id, b.erased) == ("st-b", "S2", None) and b.content is not None
+    a = rows(ledger, t.statements)[0]
+    assert (a.seller_id, a.content, a.html_path) == (None, None, None) and a.erased is not None
+    # the platform's free text goes with the rest: it may name the seller
+    assert [(e.status, e.detail) for e in ledger.statement_history("st-a")] == [("pending", None), ("failed", None)]
+    assert (tmp_path / "2025" / "statements" / "statements.jsonl").exists()  # st-b is not erased yet
+    again = erase_expired(ledger.engine, tmp_path, now=DUE, zone_of=_berlin, missing_ok=True)
+    assert (again.statements, again.files, again.missing_files, again.feeds) == (1, 0, 1, 1)
+    b = rows(ledger, t.statements)[1]
+    assert (b.seller_id, b.content) == (None, None) and b.erased is not None
+    assert not (tmp_path / "2025" / "statements" / "statements.jsonl").exists()
+
+
+def test_without_out_root_a_statement_recorded_without_its_directory_is_not_found(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1})
+    loose = tmp_path / "loose.jsonl"  # in no statements folder: no out_dir recorded
+    loose.write_text(json.dumps(run.statement("S1", "st-a")) + "\n", encoding="utf-8")
+    ledger.record_statements(loose, at=MADE)
+    assert ledger.statement("st-a").out_dir is None  # type: ignore[union-attr]
+    with pytest.raises(RetentionError, match="first: st-a"):
+        erase_expired(ledger.engine, None, now=DUE, zone_of=_berlin)
+    assert ledger.statement("st-a").erased is None  # type: ignore[union-attr]
+    done = erase_expired(ledger.engine, tmp_path, now=DUE, zone_of=_berlin)  # <out_root>/<year>/html_path
+    assert (done.statements, done.files) == (1, 1)
 
 
 def _csv(tmp_path: Path, *lines: str) -> Path:

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("reporting_year", sa.Integer, nullable=False),
         sa.Column("language", sa.String(35), nullable=False),
         sa.Column("html_path", sa.String(400)),
+        sa.Column("out_dir", sa.String(1000)),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("content", sa.Text),
