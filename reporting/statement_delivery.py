@@ -6,8 +6,9 @@ statements from the command line (the ledger side: :mod:`reporting.ledger.statem
 
 ``mark-sent`` applies the platform's delivery report (CSV ``statement_id,time,status[,detail]``,
 a JSON list of such objects, or JSON Lines): every line or none. A bad line (an unknown
-statement, a time without offset, a status other than sent or failed) names the file, the line
-and the rule, and exits 2. It prints counts, never personal data.
+statement, a time without offset, a time after now plus five minutes or before the statement was
+recorded, a status other than sent or failed) names the file, the line and the rule, and exits 2.
+It prints counts, never personal data.
 """
 
 from __future__ import annotations

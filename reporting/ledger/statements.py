@@ -33,7 +33,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -68,6 +68,8 @@ _BATCH = 500
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _MAX_DETAIL = 500
+#: How far a delivery event may lie ahead of the ledger's clock (clocks of two systems differ).
+CLOCK_SKEW = timedelta(minutes=5)
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +533,11 @@ def mark_delivery(
     Each new event joins the statement's history. It becomes the current status when the
     statement is pending, or when it is later than the current status's time (at the same time,
     ``sent`` wins over ``failed``); an older event stays in the history only. An event already
-    recorded (same statement, time and status) changes nothing."""
+    recorded (same statement, time and status) changes nothing.
+
+    An event cannot have happened after ``at`` (now) plus :data:`CLOCK_SKEW`, nor before its
+    statement was recorded (``created``): either is a :class:`DeliveryReportError` naming the
+    file, the line and the rule, and nothing is applied."""
     now = _utc(at)
     outcome = DeliveryOutcome(source=source)
     try:
@@ -555,12 +561,13 @@ def mark_delivery(
 def _mark_batch(conn: Connection, batch: list[DeliveryEvent], outcome: DeliveryOutcome, now: datetime) -> None:
     s, e = t.statements, t.statement_events
     ids = {x.statement_id for x in batch}
-    current = {
-        row.statement_id: (row.status, row.status_changed)
-        for row in conn.execute(
-            sa.select(s.c.statement_id, s.c.status, s.c.status_changed).where(s.c.statement_id.in_(ids))
-        )
-    }
+    current: dict[str, tuple[str, datetime]] = {}
+    created: dict[str, datetime] = {}
+    for row in conn.execute(
+        sa.select(s.c.statement_id, s.c.status, s.c.status_changed, s.c.created).where(s.c.statement_id.in_(ids))
+    ):
+        current[row.statement_id] = (row.status, row.status_changed)
+        created[row.statement_id] = row.created
     recorded = {
         (row.statement_id, row.at, row.status)
         for row in conn.execute(sa.select(e.c.statement_id, e.c.at, e.c.status).where(e.c.statement_id.in_(ids)))
@@ -573,6 +580,17 @@ def _mark_batch(conn: Connection, batch: list[DeliveryEvent], outcome: DeliveryO
             raise DeliveryReportError(
                 f"{x.where}: statement {x.statement_id} is not in this ledger (record its feed first); "
                 "nothing was applied"
+            )
+        if x.at > now + CLOCK_SKEW:
+            raise DeliveryReportError(
+                f"{x.where}: time {x.at:%Y-%m-%d %H:%M:%S} UTC is in the future (more than "
+                f"{CLOCK_SKEW.seconds // 60} minutes after {now:%Y-%m-%d %H:%M:%S} UTC): a delivery is reported "
+                "once it happened"
+            )
+        if x.at < created[x.statement_id]:
+            raise DeliveryReportError(
+                f"{x.where}: time {x.at:%Y-%m-%d %H:%M:%S} UTC is before statement {x.statement_id} was recorded "
+                f"({created[x.statement_id]:%Y-%m-%d %H:%M:%S} UTC): a statement is delivered after it is made"
             )
         key = (x.statement_id, x.at, x.status)
         if key in recorded:

@@ -6,7 +6,7 @@ permissions: ``test_ui_view.py``."""
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,10 @@ def filed(tmp_path: Path) -> tuple[str, Run]:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     with open_ledger(url) as ledger:
         run = Run(ledger, tmp_path / "out", {"S1": 1, "S2": 2, "S3": 3}, environment="prod")
-        ledger.record_statements(run.feed(*(run.statement(s, f"st-{s.lower()}") for s in ("S1", "S2", "S3"))))
+        made = datetime(2026, 1, 20, 9)  # before the deliveries below
+        ledger.record_statements(run.feed(*(run.statement(s, f"st-{s.lower()}") for s in ("S1", "S2", "S3"))), at=made)
         test = Run(ledger, tmp_path / "out", {"S9": 1}, environment="test")
-        ledger.record_statements(test.feed(test.statement("S9", "st-test"), name="test.jsonl"))
+        ledger.record_statements(test.feed(test.statement("S9", "st-test"), name="test.jsonl"), at=made)
         report = tmp_path / "d.csv"
         report.write_text(
             "statement_id,time,status\nst-s1,2026-01-21T10:00:00Z,sent\nst-s2,2026-01-21T10:00:00Z,failed\n",

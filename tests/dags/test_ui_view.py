@@ -596,7 +596,7 @@ def test_seller_statements_open_with_the_download_permission_and_count_for_every
             )
         feed = tmp_path / "statements.jsonl"
         feed.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-        assert ledger.record_statements(feed) == 2
+        assert ledger.record_statements(feed, at=datetime(2026, 1, 20, 9)) == 2  # before the delivery below
 
     def counts(cookie: str) -> list[list[str]]:
         status, body = request(f"{base}/dac7/{YEAR}/", cookie)

@@ -323,6 +323,53 @@ def test_a_bad_report_line_is_named_and_nothing_is_applied(
     assert {s.status for s in ledger.statements()} == {"pending"}
 
 
+@pytest.mark.parametrize(
+    ("time", "message"),
+    [
+        ("2026-02-01T12:05:01Z", r"line 3: time 2026-02-01 12:05:01 UTC is in the future \(more than 5 minutes after"),
+        ("2026-02-01T13:05:01+01:00", r"line 3: time 2026-02-01 12:05:01 UTC is in the future"),
+        ("2026-01-20T08:59:59Z", r"line 3: time 2026-01-20 08:59:59 UTC is before statement st-b was recorded"),
+        ("2026-01-20T09:59:59+01:00", r"line 3: time 2026-01-20 08:59:59 UTC is before statement st-b was recorded"),
+    ],
+)
+def test_a_delivery_after_now_or_before_the_statement_is_refused(
+    ledger: Ledger, tmp_path: Path, time: str, message: str
+) -> None:
+    """Now is 2026-02-01 12:00 UTC; the statements were recorded 2026-01-20 09:00 UTC (MADE)."""
+    recorded(ledger, tmp_path)
+    report = tmp_path / "r.csv"
+    report.write_text(f"statement_id,time,status\nst-a,2026-01-21T10:00:00Z,sent\nst-b,{time},sent\n", encoding="utf-8")
+    with pytest.raises(DeliveryReportError, match=message):
+        ledger.mark_statements(read_delivery_report(report), source=report.name, at=datetime(2026, 2, 1, 12, 0))
+    assert {s.status for s in ledger.statements()} == {"pending"}  # all or nothing: st-a's line undone
+
+
+def test_a_delivery_at_the_bounds_is_accepted(ledger: Ledger, tmp_path: Path) -> None:
+    """Exactly when the statement was recorded, and exactly five minutes after now: both accepted."""
+    recorded(ledger, tmp_path)
+    report = tmp_path / "r.csv"
+    report.write_text(
+        "statement_id,time,status\nst-a,2026-01-20T09:00:00Z,sent\nst-b,2026-02-01T12:05:00Z,failed\n",
+        encoding="utf-8",
+    )
+    out = ledger.mark_statements(read_delivery_report(report), source=report.name, at=datetime(2026, 2, 1, 12, 0))
+    assert out.changed == 2
+    assert [ledger.statement(s).status for s in ("st-a", "st-b")] == ["sent", "failed"]  # type: ignore[union-attr]
+
+
+def test_mark_sent_refuses_a_future_time_naming_file_and_line(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded(ledger, tmp_path)
+    report = tmp_path / "delivery.jsonl"
+    report.write_text('{"statement_id": "st-a", "time": "2999-01-01T00:00:00Z", "status": "sent"}\n', encoding="utf-8")
+    assert main(["statements", "mark-sent", "--file", str(report), "--ledger", ledger_url]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "delivery.jsonl line 1: time 2999-01-01 00:00:00 UTC is in the future" in err and "nothing was applied" in err
+    )
+
+
 def test_the_report_format_is_found_by_content_without_extension(ledger: Ledger, tmp_path: Path) -> None:
     recorded(ledger, tmp_path)
     for name, text in (
