@@ -7,9 +7,15 @@ The law behind it:
   following year (PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A));
 - the operator records the content and the date of each such notice (PStTG § 24(1) Nr. 4), by
   31 January of the year after the reporting period (§ 24(2) Nr. 3);
-- those records are kept for ten years, counted from the end of the calendar year in which they
-  were made, and deleted when that time has run (§ 24(3) sentences 1 to 3; not deleting them in
-  time is an administrative offence, § 25(1) Nr. 9).
+- those records are kept for ten years (§ 24(3) sentence 1), counted from the end of the
+  calendar year in which they were made (sentence 3), and the records of § 24(1) Nr. 2 to 5 are
+  deleted when that time has run (sentence 2); not deleting them, or not in time, is an
+  administrative offence (§ 25(1) Nr. 9), and so is not keeping them ten years (§ 25(1) Nr. 8).
+
+Source of these readings: the PStTG as published on gesetze-im-internet.de (consolidated text,
+last amended by Art. 5 G v. 22.12.2025; source DE-PStTG of the project's legal notes): § 22(2),
+§ 24(1) Nr. 4, § 24(2) Nr. 3, § 24(3) sentences 1 to 3 and § 25(1) Nr. 8 and 9 were checked
+word for word against that text, including the quotation in :func:`retention_ends`.
 
 So each statement of the feed ``statements/statements.jsonl`` becomes one row of
 ``ledger_statements`` (its ids, the hash of its HTML page, the hash and the canonical JSON of its
