@@ -85,10 +85,10 @@ airflow: venv
 # 2. tests/dags in one process: real Airflow stacks (`airflow standalone` whose scheduler and
 #    triggerer serve their logs on Airflow's fixed ports, the Celery cluster, api-servers) and
 #    dag.test() runs, each timed for a machine that runs nothing else of the suite.
-# Measured on the 2-core machine, busy with other work at the same time (load 6 to 11): the first
-# group 25 minutes under xdist (its tests add up to 49 minutes), tests/dags 21.5 minutes, 17 of
-# them with the 5.5 minutes that dags/test_four_eyes.py's mark-as-success run waited on the
-# publish task's retry delays (now a second: 46 s). Before, one serial run: 50 minutes.
+# Measured on the 2-core machine while other work kept it busy (load 4 to 11): the first run 21.5 to
+# 25 minutes (its tests' times add up to 49 minutes), tests/dags 14.5 minutes (21.5 before: the
+# mark-as-success test of test_four_eyes.py waited 5.5 minutes on publish's retry delays). Before,
+# one serial run of `make test` in CI: 50 minutes; now about 35 (docs/development/tests.md).
 test: venv browser java
 	$(BIN)/python -m pytest --ignore=tests/dags -n auto --dist loadfile
 	$(BIN)/python -m pytest tests/dags
