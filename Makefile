@@ -75,8 +75,23 @@ airflow: venv
 	DAC7_LEDGER_URL=sqlite:///$(CURDIR)/$(DEMO_LEDGER) AIRFLOW_PORT=$(AIRFLOW_PORT) \
 	PATH=$(CURDIR)/$(BIN):$$PATH exec sh scripts/airflow_local.sh
 
+# Every test, in two pytest runs that must both pass (the second runs only when the first passed;
+# its summary line is the last line of the output):
+# 1. everything but tests/dags on every core (pytest-xdist). These tests keep to themselves: files
+#    under their own tmp_path, PostgreSQL and MariaDB databases and a Redis key prefix of their own
+#    names (tests/conftest.py), servers on free ports, subprocesses on their own files.
+#    --dist loadfile keeps a test file in one process, so that a module's fixtures (the golden
+#    ledger's twenty runs, a Spark session, a demo marketplace) are built once.
+# 2. tests/dags in one process: real Airflow stacks (`airflow standalone` whose scheduler and
+#    triggerer serve their logs on Airflow's fixed ports, the Celery cluster, api-servers) and
+#    dag.test() runs, each timed for a machine that runs nothing else of the suite.
+# Measured on the 2-core machine while other work kept it busy (load 4 to 11): the first run 21.5 to
+# 25 minutes (its tests' times add up to 49 minutes), tests/dags 14.5 minutes (21.5 before: the
+# mark-as-success test of test_four_eyes.py waited 5.5 minutes on publish's retry delays). Before,
+# one serial run of `make test` in CI: 50 minutes; now about 35 (docs/development/tests.md).
 test: venv browser java
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/dags -n auto --dist loadfile
+	$(BIN)/python -m pytest tests/dags
 
 # The quick loop while working: the unit and golden tests but those marked slow (real Airflow runs,
 # the Celery cluster, larger data), on every core (pytest-xdist); `make test` runs them all.

@@ -15,6 +15,8 @@ import airflow (see tests/dags/conftest.py).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,14 @@ from sqlalchemy.pool import NullPool
 # worker itself has tests of its own (tests/unit/test_data_checks.py, and a whole run with it in
 # tests/integration/test_record_checks.py).
 os.environ.setdefault("DAC7_CHECKS_WORKER", "0")
+
+# A test outside tests/dags that imports airflow (a UI plugin's helpers) would otherwise make
+# ``~/airflow/logs`` (a bare ``import airflow`` creates ``$AIRFLOW_HOME/logs``): a throwaway
+# AIRFLOW_HOME of this process instead, set before anything imports airflow. Each pytest-xdist
+# worker makes its own. tests/dags/conftest.py points AIRFLOW_HOME at a home of its own (with the
+# metadata database and the DAG folder) for the DAG tests.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="dac7-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 
 PG_ADMIN_URL = os.environ.get("DAC7_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("DAC7_TEST_MARIADB_ADMIN_URL", "mysql+pymysql://root@127.0.0.1:3306/")
@@ -55,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in _MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:

@@ -19,10 +19,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 
-if "airflow" in sys.modules and not os.environ.get("AIRFLOW_HOME"):
+# tests/conftest.py sets a throwaway AIRFLOW_HOME of its own for the tests outside this folder;
+# airflow must not have read it (nor another home) before the environment below is in place.
+if "airflow" in sys.modules:
     raise pytest.UsageError(
         "airflow was imported before tests/dags/conftest.py could point AIRFLOW_HOME at a "
-        "temporary directory; do not import airflow in a top-level conftest or unit test"
+        "temporary directory; do not import airflow in a top-level conftest or at a unit test's module level"
     )
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dac7-airflow-test-"))
@@ -35,8 +37,7 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
 }
-if "airflow" not in sys.modules:
-    os.environ.update(AIRFLOW_ENV)
+os.environ.update(AIRFLOW_ENV)
 
 # The DAG files import their helper package (dags/dac7_support) by name: Airflow's DAG processor,
 # task runner and `airflow dags test` put the DAG bundle's folder on sys.path (BundleDagBag); a

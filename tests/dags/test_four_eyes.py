@@ -52,7 +52,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,20 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def fresh_dag() -> Any:
-    """A newly parsed DAG for each dag.test() (it merges a run's conf into the operators' params)."""
+def fresh_dag(*, retry_delay: timedelta | None = None) -> Any:
+    """A newly parsed DAG for each dag.test() (it merges a run's conf into the operators' params).
+
+    ``retry_delay``: the first delay of every task that retries, in place of the minute of
+    ``dac7_support.common.RETRY``, for a run whose failing task is retried in full (its retries,
+    their exponential back-off, the same final state) without waiting minutes for it."""
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
+    dag = DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
+    if retry_delay is not None:
+        for task in dag.tasks:
+            if task.retries:
+                task.retry_delay = retry_delay
+    return dag
 
 
 @dataclass(frozen=True)
@@ -584,7 +593,9 @@ def test_marking_the_approval_done_publishes_nothing(api: Api, paths: Paths, cap
     logical_date = datetime(2026, 1, 22, 6, tzinfo=UTC)
     capfd.readouterr()
     with approval(api, [(REVIEWER, "Approve")], logical_date, paths, mark_success=True) as approver:
-        dag_run = fresh_dag().test(logical_date=logical_date, run_conf=PROD)
+        # publish refuses with a LedgerError, which RETRY retries twice: after a second and two here,
+        # not after the minute and two of a real run (five minutes of waiting in the test otherwise)
+        dag_run = fresh_dag(retry_delay=timedelta(seconds=1)).test(logical_date=logical_date, run_conf=PROD)
     output = "".join(capfd.readouterr())
     assert approver.answer is not None and approver.answer[0] == 200, approver.answer
     states = task_states(dag_run)

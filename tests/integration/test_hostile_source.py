@@ -216,7 +216,8 @@ def test_a_source_without_the_contract_tables_is_a_clear_error(
     (tmp_path / "zero.db").touch()  # an empty file: a SQLite database without tables
     cfg = write_config(tmp_path / "dac7.toml")
     url = f"sqlite:///{tmp_path}/zero.db"
-    code = main(["run", "--config", str(cfg), "--source", url, "--year", "2025", "--out", str(tmp_path / "o")])
+    args = ["run", "--config", str(cfg), "--source", url, "--year", "2025", "--out", str(tmp_path / "o")]
+    code = main([*args, "--staging", str(tmp_path / "st")])  # not the default .dac7/staging of the checkout
     err = capsys.readouterr().err
     assert code == 1
     assert "does not follow the source contract: missing table sellers" in err and "Traceback" not in err

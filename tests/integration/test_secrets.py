@@ -87,6 +87,8 @@ def test_a_url_that_cannot_be_parsed_is_never_quoted(tmp_path: Path, capsys: pyt
         "2025",
         "--out",
         str(tmp_path / "o"),
+        "--staging",  # not the default .dac7/staging of the checkout
+        str(tmp_path / "st"),
     ]
     for url in (f"postgres ql://u:{SECRET}@h/db", f"postgresql://u:{SECRET}@h:notaport/db"):
         assert main([*args, "--source", url, "--ledger", f"sqlite:///{tmp_path}/l.db"]) == 2
