@@ -112,6 +112,7 @@ def write(settings: RunSettings) -> StatementsResult:
                     year=settings.year,
                     seller_of=seller_of,
                     language_of=lookup,
+                    recorded=ledger.recorded_statements,
                 )
             except LookupError as exc:
                 raise StatementsError(str(exc)) from None
@@ -124,6 +125,12 @@ def write(settings: RunSettings) -> StatementsResult:
     seconds = time.perf_counter() - started
     for f in written.findings:
         log.warning("%s", f.describe())  # table, seller id and rule: no personal data
+    if written.kept:
+        log.warning(
+            "statements: %d recorded before came out different in this build (a catalog or locale data "
+            "changed); their recorded pages and feed lines were kept, as given to the sellers (PStTG § 24(1) Nr. 4)",
+            written.kept,
+        )
     log.info(
         "statements: %d written in %.2f s (%s), %d new in the ledger",
         written.statements,

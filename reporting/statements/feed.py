@@ -77,10 +77,21 @@ class Written:
     kinds: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: statements the ledger recorded before whose page and feed object were kept as recorded,
+    #: although this build made other bytes (a catalog edit, another Babel): PStTG § 24(1) Nr. 4
+    #: keeps the content of the notice as it was given
+    kept: int = 0
 
 
 SellerLookup = Callable[[Sequence[str]], dict[str, str]]  # DocRefIds -> seller_id
 LanguageLookup = Callable[[Sequence[str]], dict[str, str | None]]  # seller_ids -> sellers.language
+#: statement_ids -> (sha256 of the recorded page, the recorded feed object as JSON or None once
+#: erased), for those the ledger's delivery record holds already
+RecordedLookup = Callable[[Sequence[str]], dict[str, tuple[str, str | None]]]
+
+
+def _none_recorded(ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    return {}
 
 
 def _records(messages: Iterable[Published]) -> Iterator[tuple[Published, MessageHead, FiledSeller]]:
@@ -112,9 +123,14 @@ def write_statements(
     year: int,
     seller_of: SellerLookup,
     language_of: LanguageLookup,
+    recorded: RecordedLookup = _none_recorded,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
-    the feed last. Returns the counts and the findings (an invalid ``sellers.language``)."""
+    the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
+
+    A statement the ledger recorded already (``recorded``) is a notice given: its page is never
+    written over and its feed line is the recorded object. Where this build made other bytes
+    (a catalog edit, another Babel), the recorded ones stay and :attr:`Written.kept` counts them."""
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
     tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
@@ -122,7 +138,7 @@ def write_statements(
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, result)
+        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, recorded, result)
     except BaseException:
         tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
         raise
@@ -139,6 +155,7 @@ def _write_all(
     year: int,
     seller_of: SellerLookup,
     language_of: LanguageLookup,
+    recorded: RecordedLookup,
     result: Written,
 ) -> None:
     shards: set[str] = set()
@@ -152,6 +169,7 @@ def _write_all(
                     f"(DocRefId {', '.join(missing[:3])}): statements are written from the filing only"
                 )
             languages = language_of(sorted({sellers[r.doc_ref_id] for _m, _h, r in batch}))
+            known = recorded([statement_id(environment, m.authority, r.doc_ref_id) for m, _h, r in batch])
             for msg, head, record in batch:
                 seller_id = sellers[record.doc_ref_id]
                 tag = languages.get(seller_id)
@@ -175,10 +193,18 @@ def _write_all(
                     private_dirs(folder / shard)
                     shards.add(shard)
                 relative = f"{STATEMENTS_DIR}/{shard}/{sid}.html"
-                _write_atomic(Path(out_dir) / relative, html)
                 statement["html_path"] = relative
                 statement["sha256"] = hashlib.sha256(html).hexdigest()
-                out.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
+                line = statement
+                if sid in known:
+                    line = _as_recorded(statement, *known[sid])
+                    if line is not statement:
+                        result.kept += 1
+                    elif not (Path(out_dir) / relative).is_file():
+                        _write_atomic(Path(out_dir) / relative, html)  # the recorded bytes, lost: again
+                else:
+                    _write_atomic(Path(out_dir) / relative, html)
+                out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                 result.statements += 1
                 result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
                 result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
@@ -207,6 +233,33 @@ def _statement(
         "currency": record.currency,
         "activities": record.activities,
     }
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _as_recorded(statement: dict[str, Any], sha256: str, content: str | None) -> dict[str, Any]:
+    """The feed object of a statement the ledger holds: ``statement`` itself when this build made
+    the very page and object recorded, else the recorded object (its page is left as it is; once
+    the content is erased, PStTG § 24(3), this object with the recorded ``sha256``)."""
+    if content is None:
+        return statement if statement["sha256"] == sha256 else {**statement, "sha256": sha256}
+    if statement["sha256"] == sha256 and _canonical(statement) == content:
+        return statement
+    kept: dict[str, Any] = _ordered(json.loads(content), statement)
+    return kept
+
+
+def _ordered(value: Any, like: Any) -> Any:
+    """``value`` with its keys in the order of ``like`` (the recorded JSON has them sorted): the
+    feed line of a kept statement is the very line written when it was recorded."""
+    if isinstance(value, dict) and isinstance(like, dict):
+        keys = [k for k in like if k in value] + [k for k in value if k not in like]
+        return {k: _ordered(value[k], like.get(k)) for k in keys}
+    if isinstance(value, list) and isinstance(like, list):
+        return [_ordered(v, like[i] if i < len(like) else None) for i, v in enumerate(value)]
+    return value
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -391,3 +391,32 @@ def test_the_statements_of_another_edition_hold_its_figures(tmp_path: Path, prof
             for q in ("Q1", "Q2", "Q3", "Q4")
         ]
         assert sorted(shown) == sorted(figures) and len(shown) == len(figures)
+
+
+def test_a_rebuild_never_writes_over_a_recorded_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement the ledger recorded is a notice given (PStTG § 24(1) Nr. 4): a catalog edit
+    after it changes neither its page nor its feed line; the rebuild says how many it kept."""
+    import reporting.statements.page as page
+
+    config = write_config(tmp_path / "dac7.toml")
+    step(tmp_path, 1, market(), config)
+    out = tmp_path / "step1" / "out"
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
+    feed_before = (out / "statements" / "statements.jsonl").read_bytes()
+    monkeypatch.setattr(page, "INTRO", "A catalog string edited after the statements were given. " + page.INTRO)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["statements", "build", str(out), "--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]) == 0
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
+    assert after == before and len(after) == 3
+    assert b"edited after" not in b"".join(after.values())
+    assert (out / "statements" / "statements.jsonl").read_bytes() == feed_before
+    assert "statements: 3 recorded before came out different" in caplog.text
+    statements = feed(out)
+    for s in statements:
+        assert hashlib.sha256((out / s["html_path"]).read_bytes()).hexdigest() == s["sha256"]
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3", create=False) as ledger:
+        recorded = ledger.recorded_statements([s["statement_id"] for s in statements])
+    assert {k: sha for k, (sha, _content) in recorded.items()} == {s["statement_id"]: s["sha256"] for s in statements}
