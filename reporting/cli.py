@@ -617,29 +617,64 @@ def _statements_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _statements_pdf(args: argparse.Namespace) -> int:
+def _statements_dir(path: str) -> Path:
+    """The output directory of ``path`` (the run's staging directory leads to it) that holds a feed."""
     from reporting.pipeline import output_dir
-    from reporting.statements.feed import FEED, STATEMENTS_DIR, read_feed
-    from reporting.statements.pdf import write_pdf
+    from reporting.statements.feed import FEED, STATEMENTS_DIR, run_feeds
 
+    out = Path(path)
+    if not run_feeds(out) and (out / "settings.json").is_file():
+        out = Path(output_dir(out))
+    if not run_feeds(out):
+        raise ConfigError(f"{out}: no {STATEMENTS_DIR}/{FEED}; write the statements first (dac7 statements build)")
+    return out
+
+
+def _wanted_sellers(args: argparse.Namespace) -> set[str]:
     wanted = {s.strip() for s in args.seller if s.strip()}
-    if args.sellers_file:
+    if getattr(args, "sellers_file", None):
         with open(args.sellers_file, encoding="utf-8") as f:
             wanted |= {line.strip() for line in f if line.strip()}
     if not wanted:
         raise ConfigError("name the sellers: --seller ID (repeatable) or --sellers-file F; never every seller")
-    out = Path(args.dir)
-    if not (out / STATEMENTS_DIR / FEED).is_file() and (out / "settings.json").is_file():
-        out = Path(output_dir(out))
-    if not (out / STATEMENTS_DIR / FEED).is_file():
-        raise ConfigError(f"{out}: no {STATEMENTS_DIR}/{FEED}; write the statements first (dac7 statements build)")
-    found: set[str] = set()
-    for statement in read_feed(out):
-        if statement["seller_id"] in wanted:
-            target = write_pdf(out / statement["html_path"], Path(args.out) / f"{statement['statement_id']}.pdf")
-            found.add(statement["seller_id"])
-            print(f"{statement['seller_id']}: {target}")
-    missing = sorted(wanted - found)
+    return wanted
+
+
+def _checked_page(out: Path, statement: dict[str, Any]) -> Path:
+    """The page of a feed's statement, if it lies inside ``out`` and holds the bytes the feed names."""
+    import hashlib
+
+    root = out.resolve()
+    page = (out / str(statement.get("html_path", ""))).resolve()
+    if not page.is_relative_to(root / "statements") or page.suffix != ".html":
+        raise ConfigError(f"statement {statement['statement_id']}: its html_path leads outside {out}/statements")
+    try:
+        data = page.read_bytes()
+    except OSError:
+        raise ConfigError(
+            f"statement {statement['statement_id']}: its page {statement['html_path']} is missing"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != statement.get("sha256"):
+        raise ConfigError(
+            f"statement {statement['statement_id']}: its page {statement['html_path']} is not the one the feed "
+            "names (another sha256): not shown"
+        )
+    return page
+
+
+def _statements_pdf(args: argparse.Namespace) -> int:
+    from reporting.statements.feed import current_statements
+    from reporting.statements.pdf import write_pdf
+
+    wanted = _wanted_sellers(args)
+    out = _statements_dir(args.dir)
+    current = current_statements(out, wanted)
+    for seller in sorted(current):
+        for statement in current[seller]:
+            page = _checked_page(out, statement)
+            target = write_pdf(page, Path(args.out) / f"{statement['statement_id']}.pdf")
+            print(f"{seller}: {target}")
+    missing = sorted(wanted - set(current))
     for seller in missing[:20]:
         print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
     return 1 if missing else 0

@@ -80,6 +80,8 @@ def write(settings: RunSettings) -> StatementsResult:
             "languages": {},
             "findings": [],
             "feed": None,
+            "run_feed": None,
+            "sha256": None,
             "seconds": 0.0,
         }
     manifest_path = out / "manifest.json"
@@ -113,8 +115,9 @@ def write(settings: RunSettings) -> StatementsResult:
                     seller_of=seller_of,
                     language_of=lookup,
                     recorded=ledger.recorded_statements,
+                    run_id=settings.run_id,
                 )
-            except LookupError as exc:
+            except (LookupError, ValueError) as exc:
                 raise StatementsError(str(exc)) from None
             # the delivery record (PStTG § 22, § 24): every statement pending until the platform
             # reports it sent; the same feed again records nothing new
@@ -147,5 +150,7 @@ def write(settings: RunSettings) -> StatementsResult:
         "languages": written.languages,
         "findings": [f.as_dict() for f in written.findings],
         "feed": f"{STATEMENTS_DIR}/{FEED}",
+        "run_feed": written.run_feed,
+        "sha256": written.sha256,
         "seconds": round(seconds, 3),
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from reporting.statements.page import render
 
 STATEMENTS_DIR = "statements"
 FEED = "statements.jsonl"
+#: each run's own feed, ``statements/runs/<run_id>.jsonl``: the same bytes as the ``statements.jsonl``
+#: it wrote, kept when a later run's feed takes that name
+RUNS_DIR = "runs"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+@-]{0,249}$")
 #: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
 #: sellers looked up at once (the ledger's DocRefIds, the staged languages)
@@ -81,6 +86,9 @@ class Written:
     #: although this build made other bytes (a catalog edit, another Babel): PStTG § 24(1) Nr. 4
     #: keeps the content of the notice as it was given
     kept: int = 0
+    #: the run's own feed (relative to the output) and the sha256 of its bytes (those of the feed)
+    run_feed: str | None = None
+    sha256: str | None = None
 
 
 SellerLookup = Callable[[Sequence[str]], dict[str, str]]  # DocRefIds -> seller_id
@@ -115,6 +123,17 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def run_feed(run_id: str) -> str:
+    """The run's own feed, relative to the output directory; a run id that cannot be a file name
+    is a :class:`ValueError` naming the rule."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(
+            "run_id: a run's feed is named after its run id, which must be letters, digits and _.:+@- "
+            "(at most 250, not starting with a dot or a dash)"
+        )
+    return f"{STATEMENTS_DIR}/{RUNS_DIR}/{run_id}.jsonl"
+
+
 def write_statements(
     out_dir: Path,
     messages: Iterable[Published],
@@ -124,26 +143,51 @@ def write_statements(
     seller_of: SellerLookup,
     language_of: LanguageLookup,
     recorded: RecordedLookup = _none_recorded,
+    run_id: str | None = None,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
     the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
 
     A statement the ledger recorded already (``recorded``) is a notice given: its page is never
     written over and its feed line is the recorded object. Where this build made other bytes
-    (a catalog edit, another Babel), the recorded ones stay and :attr:`Written.kept` counts them."""
+    (a catalog edit, another Babel), the recorded ones stay and :attr:`Written.kept` counts them.
+
+    With ``run_id``, the feed is also the run's own ``statements/runs/<run_id>.jsonl`` (the same
+    file, hard-linked): ``statements.jsonl`` is the latest run's, a later run never takes a
+    delivery's feed away."""
+    own = run_feed(run_id) if run_id is not None else None
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
-    tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
-    tmp_feed.unlink(missing_ok=True)
+    tmp_feed = folder / f".{FEED}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, recorded, result)
+        with open(tmp_feed, "rb") as f:
+            result.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        if own is not None:
+            runs = private_dirs(folder / RUNS_DIR)
+            tmp_own = runs / f".{Path(own).name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+            os.link(tmp_feed, tmp_own)  # the same bytes; the rename of the latest never touches them
+            os.replace(tmp_own, Path(out_dir) / own)
+            result.run_feed = own
     except BaseException:
         tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
         raise
     tmp_feed.replace(feed)
     return result
+
+
+def run_feeds(out_dir: Path) -> list[Path]:
+    """Every feed of ``out_dir/statements``: each run's own (oldest first, by modification
+    time), then ``statements.jsonl`` when no run feed holds it (written before run feeds were)."""
+    folder = Path(out_dir) / STATEMENTS_DIR
+    runs = folder / RUNS_DIR
+    own = sorted(runs.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name)) if runs.is_dir() else []
+    latest = folder / FEED
+    if latest.is_file() and not any(os.path.samefile(latest, p) for p in own):
+        own.append(latest)
+    return own
 
 
 def _write_all(
@@ -273,16 +317,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
                 return
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def read_feed(out_dir: Path) -> Iterator[dict[str, Any]]:
-    """The statements of ``out_dir/statements/statements.jsonl``, one at a time."""
-    with open(Path(out_dir) / STATEMENTS_DIR / FEED, encoding="utf-8") as f:
+def read_feed(out_dir: Path, feed: Path | None = None) -> Iterator[dict[str, Any]]:
+    """The statements of ``out_dir/statements/statements.jsonl`` (or of ``feed``), one at a time."""
+    with open(feed or Path(out_dir) / STATEMENTS_DIR / FEED, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+def current_statements(out_dir: Path, sellers: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The statements ``sellers`` hold now, across every run's feed: each statement that no
+    statement of any feed replaces (a correction or deletion replaces the statement of the record
+    it corrects), once. Two passes over the feeds; memory grows with the sellers asked for only,
+    and the ids replaced by any statement."""
+    feeds = run_feeds(out_dir)
+    replaced: set[str] = set()
+    for path in feeds:
+        for s in read_feed(out_dir, path):
+            if s.get("replaces"):
+                replaced.add(s["replaces"])
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in feeds:
+        for s in read_feed(out_dir, path):
+            if s["seller_id"] in sellers and s["statement_id"] not in replaced:
+                found.setdefault(s["seller_id"], {})[s["statement_id"]] = s
+    return {seller: list(by_id.values()) for seller, by_id in found.items()}

@@ -420,3 +420,60 @@ def test_a_rebuild_never_writes_over_a_recorded_statement(
     with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3", create=False) as ledger:
         recorded = ledger.recorded_statements([s["statement_id"] for s in statements])
     assert {k: sha for k, (sha, _content) in recorded.items()} == {s["statement_id"]: s["sha256"] for s in statements}
+
+
+def test_each_run_keeps_its_own_feed_and_pdf_finds_the_current_statements_across_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs into one output directory: ``statements.jsonl`` is the latest run's, each run's
+    feed stays as ``statements/runs/<run_id>.jsonl``; a PDF is made of the statements a seller
+    holds now, whichever run wrote them."""
+    config = write_config(tmp_path / "dac7.toml")
+    out = tmp_path / "out"
+    ids = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+    results = []
+    for n, m in ((1, market()), (2, market(refund=True, extra_sale=True))):
+        folder = tmp_path / f"step{n}"
+        folder.mkdir()
+        results.append(
+            run(
+                config_path=config,
+                source_url=m.write(f"sqlite:///{folder}/source.db"),
+                year=2025,
+                as_of=date(2026, 1, 31),
+                out_dir=out,
+                staging_root=folder / "st",
+                run_id=ids[n - 1],
+                timestamp=datetime(2026, 2, n, 6, 0),
+                ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+            )
+        )
+    first, second = (r.statements for r in results)
+    assert first is not None and second is not None
+    runs = out / "statements" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [f"{ids[0]}.jsonl", f"{ids[1]}.jsonl"]
+    assert (first["run_feed"], second["run_feed"]) == (
+        f"statements/runs/{ids[0]}.jsonl",
+        f"statements/runs/{ids[1]}.jsonl",
+    )
+    latest = (out / "statements" / "statements.jsonl").read_bytes()
+    assert (runs / f"{ids[1]}.jsonl").read_bytes() == latest
+    assert second["sha256"] == hashlib.sha256(latest).hexdigest()
+    assert first["sha256"] == hashlib.sha256((runs / f"{ids[0]}.jsonl").read_bytes()).hexdigest() != second["sha256"]
+    assert stat.S_IMODE(runs.stat().st_mode) == 0o700
+    assert_owner_only(out)
+    initial = {s["seller_id"]: s for s in map(json.loads, (runs / f"{ids[0]}.jsonl").read_text("utf-8").splitlines())}
+    later = {s["seller_id"]: s for s in map(json.loads, latest.decode().splitlines())}
+    assert set(initial) == {"LT-GOODS", "LT-MORE", "LT-STAY"} and set(later) == {"LT-GOODS", "LT-MORE"}
+    pdfs = tmp_path / "pdf"
+    capsys.readouterr()
+    # LT-STAY's statement is in the first run's feed only; LT-MORE's first one is replaced
+    assert main(["statements", "pdf", str(out), "--seller", "LT-STAY", "--seller", "LT-MORE", "--out", str(pdfs)]) == 0
+    assert sorted(p.name for p in pdfs.iterdir()) == sorted(
+        [f"{initial['LT-STAY']['statement_id']}.pdf", f"{later['LT-MORE']['statement_id']}.pdf"]
+    )
+    # a page that is not the one its feed names is never shown
+    page = out / later["LT-GOODS"]["html_path"]
+    page.write_bytes(page.read_bytes().replace(b"</body>", b"<p>changed</p></body>"))
+    assert main(["statements", "pdf", str(out), "--seller", "LT-GOODS", "--out", str(pdfs)]) == 2
+    assert "is not the one the feed names" in capsys.readouterr().err
