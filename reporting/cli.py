@@ -11,6 +11,7 @@
     dac7 status-import FILE [--ledger URL]
     dac7 statements build DIR [--ledger URL]
     dac7 statements pdf DIR (--seller ID ... | --sellers-file FILE) --out PDF_DIR
+    dac7 statements show DIR --seller ID [--show-personal-data]
     dac7 statements mark-sent --file F [--ledger URL]
     dac7 statements list [--year Y] [--status S] [--ledger URL]
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
@@ -571,6 +572,14 @@ def _add_statements_parser(
     f.add_argument("--seller", action="append", default=[], help="a seller_id (repeatable)")
     f.add_argument("--sellers-file", help="a file of seller_ids, one a line")
     f.add_argument("--out", required=True, help="the folder for the PDF files (created owner-only)")
+    w = ssub.add_parser("show", help="the statements a seller holds now, as text (masked: a support copy)")
+    w.add_argument("dir", help="the output directory of a published run (with statements/)")
+    w.add_argument("--seller", required=True, help="the seller_id")
+    w.add_argument(
+        "--show-personal-data",
+        action="store_true",
+        help="print names, addresses, TINs, accounts and the birth date in full (default: masked)",
+    )
     statement_delivery.add_parsers(ssub)  # mark-sent, list: the delivery record in the ledger
     return ssub
 
@@ -582,6 +591,8 @@ def _statements(args: argparse.Namespace) -> int:
         return _statements_build(args)
     if args.statements_command == "pdf":
         return _statements_pdf(args)
+    if args.statements_command == "show":
+        return _statements_show(args)
     done = statement_delivery.run(args, _ledger_url)
     if done is None:
         raise ConfigError(f"dac7 statements {args.statements_command}: not a subcommand")
@@ -678,6 +689,26 @@ def _statements_pdf(args: argparse.Namespace) -> int:
     for seller in missing[:20]:
         print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
     return 1 if missing else 0
+
+
+def _statements_show(args: argparse.Namespace) -> int:
+    """The statements a seller holds now (every run's feed, none that a later one replaces), as
+    text: masked (a support copy) unless ``--show-personal-data``."""
+    from reporting.statements.feed import current_statements
+    from reporting.statements.masked import as_text, mask_statement
+
+    seller = args.seller.strip()
+    if not seller:
+        raise ConfigError("--seller: name the seller_id")
+    out = _statements_dir(args.dir)
+    found = current_statements(out, {seller}).get(seller, [])
+    if not found:
+        print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
+        return 1
+    for statement in found:
+        shown = statement if args.show_personal_data else mask_statement(statement)
+        print("\n".join(as_text(shown)))
+    return 0
 
 
 if __name__ == "__main__":

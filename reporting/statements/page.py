@@ -74,6 +74,10 @@ WRONG = (
     "correct. The platform corrects its records and files a correction with the tax authority; you "
     "then receive a new statement that replaces this one."
 )
+MASKED = (
+    "A masked copy for the platform's support staff: names, addresses, the date of birth and the "
+    "identifiers are masked. The seller's own statement shows them in full."
+)
 REASONS = {"residence": "the seller is resident there", "property": "a property listed is located there"}
 
 
@@ -131,6 +135,8 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
         f"<h1>{_('DAC7 statement {year}', year=year)}</h1>",
         f"<p>{_(INTRO, operator=operator, year=year)}</p>",
     ]
+    if statement.get("masked"):
+        out.append(f'<p class="notice" id="masked">{_(MASKED)}</p>')
     kind = statement["kind"]
     if kind == "correction":
         out.append(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
@@ -144,7 +150,8 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     for c in ident["residence_countries"]:
         out.append(f"<dt>{_('Country of residence')}</dt><dd>{escape(fmt.country(c))}</dd>")
     if ident.get("birth_date"):
-        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(fmt.date(ident['birth_date']))}</dd>")
+        born = ident["birth_date"] if statement.get("masked") else fmt.date(ident["birth_date"])
+        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(born)}</dd>")
     place = ident.get("birth_place")
     if place:
         where = ", ".join(p for p in (place.get("city"), place.get("country") and fmt.country(place["country"])) if p)

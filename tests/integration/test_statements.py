@@ -477,3 +477,15 @@ def test_each_run_keeps_its_own_feed_and_pdf_finds_the_current_statements_across
     page.write_bytes(page.read_bytes().replace(b"</body>", b"<p>changed</p></body>"))
     assert main(["statements", "pdf", str(out), "--seller", "LT-GOODS", "--out", str(pdfs)]) == 2
     assert "is not the one the feed names" in capsys.readouterr().err
+    # a support copy: the seller's current statement as text, masked unless asked for in full
+    capsys.readouterr()
+    assert main(["statements", "show", str(out), "--seller", "LT-MORE"]) == 0
+    shown = capsys.readouterr().out
+    assert f"DAC7 statement {later['LT-MORE']['statement_id']} (masked support copy)" in shown
+    assert initial["LT-MORE"]["statement_id"] not in shown.split("replaces")[0]  # the replaced one is not shown
+    assert "TIN: ********000 (LT)" in shown and "38512120000" not in shown and "Petrauskas" not in shown
+    assert "Q4: consideration 250, activities 1" in shown
+    assert main(["statements", "show", str(out), "--seller", "LT-MORE", "--show-personal-data"]) == 0
+    full = capsys.readouterr().out
+    assert "TIN: 38512120000 (LT)" in full and "Petrauskas" in full
+    assert main(["statements", "show", str(out), "--seller", "LT-NONE"]) == 1

@@ -281,3 +281,43 @@ def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pyte
 
     small, large = peak(400), peak(1_600)
     assert large < small * 1.3, (small, large)
+
+
+def test_a_masked_statement_keeps_the_figures_and_masks_the_personal_data(tmp_path: Path, message: Path) -> None:
+    """The project's masking (reporting.explain / due diligence): initials, the last three
+    characters of identifiers, ``****-**-**`` for the birth date, addresses as their country."""
+    from reporting.statements.locale import formatter, resolve
+    from reporting.statements.masked import as_text, mask_statement
+    from reporting.statements.page import render
+
+    entity, person = write(tmp_path, message, {"S-ENT": "fr-BE", "S-ANN": "pl"})
+    m = mask_statement(entity)
+    ident = m["identity"]
+    assert m["masked"] is True and "masked" not in entity  # a copy
+    assert ident["names"] == [{"name": "M***** D***** S***"}]
+    assert ident["tins"] == [{"tin": "********901", "issued_by": "FR"}, {"tin": "*******321", "issued_by": "BE"}]
+    assert ident["vat"] == "**********901"
+    assert ident["business_registration_numbers"] == [{"number": "***S-1", "type": "BRN", "issued_by": "FR"}]
+    assert ident["financial_accounts"] == [
+        {"identifier": "************************189", "type": "IBAN", "holder": "M***** D***** S***"}
+    ]
+    assert ident["addresses"] == [{"free": "***", "country": "FR"}]
+    assert ident["permanent_establishments"] == ["BE"] and ident["residence_countries"] == ["FR", "BE"]
+    flat = m["activities"][0]
+    assert flat["property_address"] == {"free": "***", "country": "FR"}
+    assert flat["land_registration_number"] == "*****-12"
+    assert [a["quarters"] for a in m["activities"]] == [a["quarters"] for a in entity["activities"]]
+    p = mask_statement(person)["identity"]
+    assert p["names"] == [{"first_name": "A**", "middle_name": "B*", "last_name": "L**"}]
+    assert p["birth_date"] == "****-**-**" and p["tins"] == [{"tin": None, "issued_by": None, "unknown": True}]
+    secrets = ("Maison Durand", "Rivoli", "Voltaire", "12345678901", "0987654321", "FR7630006000011234567890189",
+               "75-AB-12", "RCS-1", "1980-05-17", "Ann", "Lee")  # fmt: skip
+    language = resolve("fr-BE")
+    page = render(m, language, formatter(language.locale), "Demo Market UAB")
+    text = "\n".join(as_text(m)) + "\n".join(as_text(mask_statement(person)))
+    for shown in (page, text):
+        assert not [s for s in secrets if s in shown]
+    assert 'id="masked"' in page and "99\u202f999,00\xa0€" in page  # the figures stay, in the seller's locale
+    assert "masked support copy" in text and "Q4: consideration 99999, activities 12, fees 9999, taxes 0" in text
+    full = "\n".join(as_text(entity))
+    assert "FR7630006000011234567890189" in full and "in full, with personal data" in full
