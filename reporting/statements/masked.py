@@ -35,13 +35,24 @@ def _address(a: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def mask_statement(statement: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the feed object ``statement`` with its personal data masked (``masked: true``)."""
-    ident = statement["identity"]
+    """A copy of the feed object ``statement`` with its personal data masked (``masked: true``);
+    lists the identity lacks are empty in the copy."""
+    ident = {
+        "names": [],
+        "addresses": [],
+        "residence_countries": [],
+        "tins": [],
+        "financial_accounts": [],
+        **statement["identity"],
+    }
     masked_ident: dict[str, Any] = {
         **ident,
         "names": [{k: mask_name(v) if isinstance(v, str) else v for k, v in n.items()} for n in ident["names"]],
         "addresses": [_address(a) for a in ident["addresses"]],
-        "tins": [{**t, "tin": mask(t["tin"]) if t.get("tin") else t.get("tin")} for t in ident["tins"]],
+        "tins": [
+            {**t, "tin": mask(t["tin"]) if t.get("tin") else t.get("tin"), "issued_by": t.get("issued_by")}
+            for t in ident["tins"]
+        ],
         "vat": mask(ident.get("vat")) or None,
         "birth_date": BIRTH_DATE if ident.get("birth_date") else None,
         "business_registration_numbers": [
@@ -54,7 +65,7 @@ def mask_statement(statement: Mapping[str, Any]) -> dict[str, Any]:
     }
     place = ident.get("birth_place")
     if place:
-        masked_ident["birth_place"] = {k: v for k, v in place.items() if k != "city"}
+        masked_ident["birth_place"] = {k: v for k, v in place.items() if k != "city"}  # the country only
     activities = []
     for act in statement["activities"]:
         act = dict(act)
@@ -64,6 +75,16 @@ def mask_statement(statement: Mapping[str, Any]) -> dict[str, Any]:
                 act["land_registration_number"] = mask(act["land_registration_number"])
         activities.append(act)
     return {**statement, "identity": masked_ident, "activities": activities, "masked": True}
+
+
+def masked_page(statement: Mapping[str, Any], operator: str) -> str:
+    """The readable page of ``statement`` (a feed object, as the ledger records it), masked: in
+    the statement's language, marked as a support copy."""
+    from reporting.statements.locale import formatter, resolve
+    from reporting.statements.page import render
+
+    language = resolve(statement.get("language"))
+    return render(mask_statement(statement), language, formatter(language.locale), operator)
 
 
 def _name(n: Mapping[str, Any]) -> str:
@@ -128,4 +149,4 @@ def as_text(statement: Mapping[str, Any]) -> Iterator[str]:
 def _address_text(a: Mapping[str, Any] | None) -> str:
     if not a:
         return "-"
-    return ", ".join(str(v) for v in a.values() if v)
+    return ", ".join(str(v) for k, v in a.items() if v and k != "address_type")
