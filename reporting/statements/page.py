@@ -154,7 +154,8 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
         out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(born)}</dd>")
     place = ident.get("birth_place")
     if place:
-        where = ", ".join(p for p in (place.get("city"), place.get("country") and fmt.country(place["country"])) if p)
+        country = fmt.country(place["country"]) if place.get("country") else place.get("former_country_name")
+        where = ", ".join(p for p in (place.get("city"), country) if p)
         out.append(f"<dt>{_('Place of birth')}</dt><dd>{escape(where)}</dd>")
     if ident.get("vat"):
         out.append(f"<dt>{_('VAT identification number')}</dt><dd><code>{escape(ident['vat'])}</code></dd>")

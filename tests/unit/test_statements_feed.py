@@ -321,3 +321,57 @@ def test_a_masked_statement_keeps_the_figures_and_masks_the_personal_data(tmp_pa
     assert "masked support copy" in text and "Q4: consideration 99999, activities 12, fees 9999, taxes 0" in text
     full = "\n".join(as_text(entity))
     assert "FR7630006000011234567890189" in full and "in full, with personal data" in full
+
+
+def test_name_and_address_types_and_a_former_country_of_birth_are_kept(tmp_path: Path) -> None:
+    xml = (
+        XML.replace("<dpi:Name><dpi:FirstName>Ann", '<dpi:Name nameType="OECD202"><dpi:FirstName>Ann')
+        .replace(
+            "<dpi:Name>Maison Durand SARL</dpi:Name>", '<dpi:Name nameType="OECD207">Maison Durand SARL</dpi:Name>'
+        )
+        .replace(
+            "<dpi:BirthInfo><dpi:BirthDate>1980-05-17</dpi:BirthDate></dpi:BirthInfo>",
+            "<dpi:BirthInfo><dpi:BirthDate>1980-05-17</dpi:BirthDate><dpi:BirthPlace><dpi:City>Vilnius</dpi:City>"
+            "<dpi:CountryInfo><dpi:FormerCountryName>USSR</dpi:FormerCountryName></dpi:CountryInfo>"
+            "</dpi:BirthPlace></dpi:BirthInfo>",
+        )
+        .replace("<dpi:Address>", '<dpi:Address legalAddressType="OECD302">', 1)
+    )
+    path = tmp_path / "msg.xml"
+    path.write_text(xml, encoding="utf-8")
+    _head, entity, person = list(read_message(path))
+    assert isinstance(entity, FiledSeller) and isinstance(person, FiledSeller)
+    assert entity.identity["names"] == [{"name": "Maison Durand SARL", "name_type": "OECD207"}]
+    assert entity.identity["addresses"][0]["address_type"] == "OECD302"
+    assert person.identity["names"] == [
+        {"name_type": "OECD202", "first_name": "Ann", "middle_name": "B.", "last_name": "Lee"}
+    ]
+    assert person.identity["birth_place"] == {"city": "Vilnius", "country": None, "former_country_name": "USSR"}
+    xml2 = xml.replace(
+        "<dpi:CountryInfo><dpi:FormerCountryName>USSR</dpi:FormerCountryName>",
+        "<dpi:CountryInfo><dpi:CountryCode>LT</dpi:CountryCode>",
+    )
+    path.write_text(xml2, encoding="utf-8")
+    assert list(read_message(path))[2].identity["birth_place"] == {
+        "city": "Vilnius",
+        "country": "LT",
+        "former_country_name": None,
+    }
+
+
+def test_a_seller_record_in_two_currencies_is_refused_naming_the_seller(tmp_path: Path, message: Path) -> None:
+    """Each amount carries its own currCode (MonAmnt_Type), but a statement states one currency:
+    the error names the seller id and DocRefId, never a TIN, and no feed is published."""
+    from reporting.statements.feed import MixedCurrencyError
+
+    xml = message.read_text("utf-8").replace('<dpi:ConsQ4 currCode="EUR">99999', '<dpi:ConsQ4 currCode="PLN">99999')
+    assert 'currCode="PLN"' in xml
+    message.write_text(xml, encoding="utf-8")
+    [_head, entity, _person] = list(read_message(message))
+    assert isinstance(entity, FiledSeller) and (entity.currency, entity.currencies) == (None, ("EUR", "PLN"))
+    with pytest.raises(MixedCurrencyError) as raised:
+        write(tmp_path, message)
+    text = str(raised.value)
+    assert "seller S-ENT (DocRefId LT2025-NEW1)" in text and "2 currencies (EUR, PLN)" in text
+    assert "12345678901" not in text
+    assert not (tmp_path / "out" / "statements" / "statements.jsonl").exists()
