@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from reporting.errors import ConfigError, PermanentError
 from reporting.ledger import open_ledger
@@ -116,6 +118,8 @@ def write(settings: RunSettings) -> StatementsResult:
                     language_of=lookup,
                     recorded=ledger.recorded_statements,
                     run_id=settings.run_id,
+                    issued=datetime.now(ZoneInfo(settings.config.reporting.timezone)).date(),
+                    contact=settings.config.statement_contact,
                 )
             except (LookupError, ValueError) as exc:
                 raise StatementsError(str(exc)) from None

@@ -20,6 +20,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ def write_statements(
     language_of: LanguageLookup,
     recorded: RecordedLookup = _none_recorded,
     run_id: str | None = None,
+    issued: date | None = None,
+    contact: str | None = None,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
     the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
@@ -165,7 +168,11 @@ def write_statements(
 
     With ``run_id``, the feed is also the run's own ``statements/runs/<run_id>.jsonl`` (the same
     file, hard-linked): ``statements.jsonl`` is the latest run's, a later run never takes a
-    delivery's feed away."""
+    delivery's feed away.
+
+    ``issued``: the date the statements are written (the feed's ``issued``, the page's date of
+    the notice, PStTG § 24(1) Nr. 4; a recorded statement keeps its own); ``contact``: the
+    ``[statements] contact`` the page names."""
     own = run_feed(run_id) if run_id is not None else None
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
@@ -173,7 +180,17 @@ def write_statements(
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, recorded, result)
+        _write_all(
+            out_dir,
+            folder,
+            fd,
+            messages,
+            (environment, year, issued.isoformat() if issued else None, contact),
+            seller_of,
+            language_of,
+            recorded,
+            result,
+        )
         with open(tmp_feed, "rb") as f:
             result.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         if own is not None:
@@ -206,13 +223,13 @@ def _write_all(
     folder: Path,
     fd: int,
     messages: Iterable[Published],
-    environment: str,
-    year: int,
+    run: tuple[str, int, str | None, str | None],
     seller_of: SellerLookup,
     language_of: LanguageLookup,
     recorded: RecordedLookup,
     result: Written,
 ) -> None:
+    environment, year, issued, contact = run
     shards: set[str] = set()
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         for batch in _batches(_records(messages), BATCH):
@@ -246,9 +263,10 @@ def _write_all(
                         )
                     )
                 statement = _statement(record, head, msg.authority, seller_id, tag, environment, year)
-                language = resolve(tag)
-                html = render(statement, language, formatter(language.locale), head.operator_name).encode()
                 sid = statement["statement_id"]
+                statement["issued"] = _recorded_issued(known.get(sid)) or issued
+                language = resolve(tag)
+                html = render(statement, language, formatter(language.locale), head.operator_name, contact).encode()
                 shard = sid[:SHARD_CHARS]
                 if shard not in shards:
                     private_dirs(folder / shard)
@@ -294,6 +312,15 @@ def _statement(
         "currency": record.currency,
         "activities": record.activities,
     }
+
+
+def _recorded_issued(known: tuple[str, str | None] | None) -> str | None:
+    """The ``issued`` date of a statement the ledger recorded (None for none, or for one recorded
+    without it): the notice's date is the one it was given on."""
+    if known is None or known[1] is None:
+        return None
+    issued = json.loads(known[1]).get("issued")
+    return issued if isinstance(issued, str) else None
 
 
 def _canonical(obj: Any) -> str:

@@ -291,6 +291,10 @@ def test_a_correction_and_a_deletion_replace_the_earlier_statements(tmp_path: Pa
     assert goods["currency"] == "EUR" and goods["language"] == "de"
     page = (tmp_path / "step1" / "out" / goods["html_path"]).read_text("utf-8")
     assert "1.800,00\xa0€" in page and "Verkauf von Waren" in page and '<html lang="de">' in page
+    # filed with LT, where the seller lives: LT receives the filing itself, not an exchange
+    assert "<td>Litauen</td><td>die Plattform hat diese Informationen bei ihrer Steuerbehörde eingereicht" in page
+    assert abs((date.fromisoformat(goods["issued"]) - date.today()).days) <= 1  # the day they were written
+    assert f'<time datetime="{goods["issued"]}">' in page
     # fr-BE: French texts, figures as in Belgium
     more = initial["LT-MORE"]
     assert more["language"] == "fr-BE"

@@ -375,3 +375,55 @@ def test_a_seller_record_in_two_currencies_is_refused_naming_the_seller(tmp_path
     assert "seller S-ENT (DocRefId LT2025-NEW1)" in text and "2 currencies (EUR, PLN)" in text
     assert "12345678901" not in text
     assert not (tmp_path / "out" / "statements" / "statements.jsonl").exists()
+
+
+def test_the_issue_date_the_contact_and_a_withdrawal_on_the_page(tmp_path: Path, message: Path) -> None:
+    """The notice's date (PStTG § 24(1) Nr. 4) in the feed and, in the seller's locale, on the
+    page; the configured contact as a link; a deletion's figures headed as withdrawn."""
+    from datetime import date
+
+    out = tmp_path / "out"
+    sellers = {"LT2025-NEW1": "S-ENT", "LT2025-DEL2": "S-ANN"}
+    write_statements(
+        out,
+        [Published(message, "LT")],
+        environment="test",
+        year=2025,
+        seller_of=lambda ids: {d: sellers[d] for d in ids if d in sellers},
+        language_of=lambda ids: {"S-ENT": "fr-BE", "S-ANN": "de"},
+        issued=date(2026, 1, 20),
+        contact="dac7-support@example.com",
+    )
+    entity, person = read_feed(out)
+    assert entity["issued"] == person["issued"] == "2026-01-20"
+    page = (out / entity["html_path"]).read_text("utf-8")
+    assert '<time datetime="2026-01-20">20 janvier 2026</time>' in page
+    assert '<a href="mailto:dac7-support@example.com">dac7-support@example.com</a>' in page
+    assert "Ce qui a été déclaré auparavant" not in page  # a correction: its figures are the reported ones
+    deleted = (out / person["html_path"]).read_text("utf-8")
+    assert '<time datetime="2026-01-20">20. Januar 2026</time>' in deleted
+    assert '<h2 id="figures">Was früher gemeldet wurde und nun zurückgezogen ist</h2>' in deleted
+
+
+def test_the_statements_contact_is_one_line(tmp_path: Path) -> None:
+    from reporting.config import parse_config
+    from reporting.errors import ConfigError
+
+    base = {
+        "operator": {
+            "name": "Demo Market UAB",
+            "tin": "123456789",
+            "tin_issued_by": "LT",
+            "nexus": "RPONEX1",
+            "address": {"city": "Vilnius", "country": "LT"},
+        }
+    }
+    assert parse_config(base).statement_contact is None
+    assert parse_config({**base, "statements": {"contact": " https://example.com/dac7 "}}).statement_contact == (
+        "https://example.com/dac7"
+    )
+    for bad in ("", "x" * 301, "line\nbreak"):
+        with pytest.raises(ConfigError, match="statements.contact"):
+            parse_config({**base, "statements": {"contact": bad}})
+    with pytest.raises(ConfigError):
+        parse_config({**base, "statements": {"contakt": "x"}})

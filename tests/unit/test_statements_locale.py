@@ -114,7 +114,8 @@ def _msgids() -> set[str]:
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    ids |= {page.INTRO, page.CORRECTED, page.WITHDRAWN, page.WRONG, page.MASKED}
+    ids |= {page.INTRO, page.CORRECTED, page.WITHDRAWN, page.WRONG, page.MASKED, page.ISSUED, page.CONTACT}
+    ids |= {page.WITHDRAWN_FIGURES, page.FILED_HERE, page.EXCHANGE}
     ids |= {*page.ACTIVITY_NAMES.values(), *page.PROPERTY_TYPES.values(), *page.REASONS.values()}
     ids |= {label for _key, label in page.FIGURE_NAMES}
     return ids
