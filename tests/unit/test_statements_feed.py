@@ -423,7 +423,7 @@ def test_the_statements_contact_is_one_line(tmp_path: Path) -> None:
         "https://example.com/dac7"
     )
     for bad in ("", "x" * 301, "line\nbreak"):
-        with pytest.raises(ConfigError, match="statements.contact"):
+        with pytest.raises(ConfigError, match=r"statements\.contact"):
             parse_config({**base, "statements": {"contact": bad}})
     with pytest.raises(ConfigError):
         parse_config({**base, "statements": {"contakt": "x"}})
