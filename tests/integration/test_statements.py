@@ -48,10 +48,33 @@ def _addr(a: etree._Element) -> dict[str, str]:
         "CountrySubentity": "country_subentity",
     }
     out = {"country": a.findtext("dpi:CountryCode", namespaces=NS)}
+    if a.get("legalAddressType"):
+        out["address_type"] = a.get("legalAddressType")
     for el in a.findall("dpi:AddressFix/*", NS):
         out[parts[etree.QName(el).localname]] = el.text
     if a.find("dpi:AddressFree", NS) is not None:
         out["free"] = a.findtext("dpi:AddressFree", namespaces=NS)
+    return out
+
+
+#: the name parts of an individual, as the XML spells them (DPI NamePerson_Type)
+NAME_PARTS = {
+    "PrecedingTitle": "preceding_title",
+    "Title": "title",
+    "FirstName": "first_name",
+    "MiddleName": "middle_name",
+    "NamePrefix": "name_prefix",
+    "LastName": "last_name",
+    "GenerationIdentifier": "generation_identifier",
+    "Suffix": "suffix",
+    "GeneralSuffix": "general_suffix",
+}
+
+
+def _person_name(n: etree._Element) -> dict[str, str]:
+    out = {"name_type": n.get("nameType")} if n.get("nameType") else {}
+    for el in n:
+        out[NAME_PARTS[etree.QName(el).localname]] = el.text
     return out
 
 
@@ -75,30 +98,40 @@ def expected_from_xml(seller: etree._Element) -> dict[str, Any]:
     standard = ident.getparent()
     identity: dict[str, Any] = {
         "residence_countries": [e.text for e in ident.findall("dpi:ResCountryCode", NS)],
-        "tins": [(e.text, e.get("issuedBy")) for e in ident.findall("dpi:TIN", NS)],
+        "tins": [(e.text, e.get("issuedBy"), e.get("unknown") in ("true", "1")) for e in ident.findall("dpi:TIN", NS)],
         "vat": ident.findtext("dpi:VAT", namespaces=NS),
         "addresses": [_addr(a) for a in ident.findall("dpi:Address", NS)],
         "accounts": [
-            (f.findtext("dpi:Identifier", namespaces=NS), f.findtext("dpi:AccountHolderName", namespaces=NS))
+            (
+                f.findtext("dpi:Identifier", namespaces=NS),
+                f.find("dpi:Identifier", NS).get("AccountNumberType"),
+                f.findtext("dpi:AccountHolderName", namespaces=NS),
+            )
             for f in standard.findall("dpi:FinancialIdentifier", NS)
         ],
     }
     if ind is not None:
-        identity["names"] = [
-            {
-                "first_name": n.findtext("dpi:FirstName", namespaces=NS),
-                "last_name": n.findtext("dpi:LastName", namespaces=NS),
-            }
-            for n in ident.findall("dpi:Name", NS)
-        ]
+        identity["names"] = [_person_name(n) for n in ident.findall("dpi:Name", NS)]
         identity["birth_date"] = ident.findtext("dpi:BirthInfo/dpi:BirthDate", namespaces=NS)
-        identity["birth_city"] = ident.findtext("dpi:BirthInfo/dpi:BirthPlace/dpi:City", namespaces=NS)
-        identity["birth_country"] = ident.findtext(
-            "dpi:BirthInfo/dpi:BirthPlace/dpi:CountryInfo/dpi:CountryCode", namespaces=NS
+        place = ident.find("dpi:BirthInfo/dpi:BirthPlace", NS)
+        identity["birth_place"] = (
+            None
+            if place is None
+            else {
+                "city": place.findtext("dpi:City", namespaces=NS),
+                "country": place.findtext("dpi:CountryInfo/dpi:CountryCode", namespaces=NS),
+                "former_country_name": place.findtext("dpi:CountryInfo/dpi:FormerCountryName", namespaces=NS),
+            }
         )
     else:
-        identity["names"] = [{"name": n.text} for n in ident.findall("dpi:Name", NS)]
-        identity["ins"] = [e.text for e in ident.findall("dpi:IN", NS)]
+        identity["names"] = [
+            {"name": n.text, "name_type": n.get("nameType")} if n.get("nameType") else {"name": n.text}
+            for n in ident.findall("dpi:Name", NS)
+        ]
+        identity["ins"] = [(e.text, e.get("INType"), e.get("issuedBy")) for e in ident.findall("dpi:IN", NS)]
+        identity["permanent_establishments"] = [
+            e.text for e in ident.findall("dpi:PermanentEstablishments/dpi:PermanentEstablishment", NS)
+        ]
     activities = []
     for act in seller.find("dpi:RelevantActivities", NS):
         name = etree.QName(act).localname
@@ -111,6 +144,7 @@ def expected_from_xml(seller: etree._Element) -> dict[str, Any]:
                         "activity": "immovable_property",
                         "property_address": _addr(p.find("dpi:Address", NS)),
                         "property_type": p.findtext("dpi:PropertyType", namespaces=NS),
+                        "other_property_type": p.findtext("dpi:OtherPropertyType", namespaces=NS),
                         "land_registration_number": p.findtext("dpi:LandRegistrationNumber", namespaces=NS),
                         "rented_days": int(p.findtext("dpi:RentedDays", namespaces=NS))
                         if p.find("dpi:RentedDays", NS) is not None
@@ -132,22 +166,21 @@ def as_expected(s: dict[str, Any]) -> dict[str, Any]:
     i = s["identity"]
     identity: dict[str, Any] = {
         "residence_countries": i["residence_countries"],
-        "tins": [(t["tin"], t["issued_by"]) for t in i["tins"]],
+        "tins": [(t["tin"], t["issued_by"], t.get("unknown", False)) for t in i["tins"]],
         "vat": i["vat"],
         "addresses": i["addresses"],
-        "accounts": [(f["identifier"], f["holder"]) for f in i["financial_accounts"]],
+        "accounts": [(f["identifier"], f["type"], f["holder"]) for f in i["financial_accounts"]],
         "names": i["names"],
     }
     if i["seller_type"] == "individual":
-        place = i["birth_place"] or {}
-        identity.update(birth_date=i["birth_date"], birth_city=place.get("city"), birth_country=place.get("country"))
+        identity.update(birth_date=i["birth_date"], birth_place=i["birth_place"])
     else:
-        identity["ins"] = [b["number"] for b in i["business_registration_numbers"]]
-    activities = [{k: v for k, v in a.items() if k != "other_property_type"} for a in s["activities"]]
+        identity["ins"] = [(b["number"], b["type"], b["issued_by"]) for b in i["business_registration_numbers"]]
+        identity["permanent_establishments"] = i["permanent_establishments"]
     return {
         "doc_ref_id": s["filed_with"]["doc_ref_id"],
         "identity": identity,
-        "activities": activities,
+        "activities": s["activities"],
         "currency": {s["currency"]},
     }
 
@@ -216,6 +249,12 @@ def test_every_seller_of_a_demo_filing_has_one_statement_equal_to_the_filed_xml(
                 )
                 seen += 1
     assert seen == len(statements) == manifest["summary"]["reportable"]
+    # the demo covers what the comparison must hold: property listings, entities, several TINs
+    assert any(a["activity"] == "immovable_property" for s in statements for a in s["activities"])
+    assert any(s["identity"]["seller_type"] == "entity" for s in statements)
+    assert any(s["identity"]["seller_type"] == "individual" for s in statements)
+    assert any(len(s["identity"]["tins"]) > 1 for s in statements)
+    assert any(s["identity"]["financial_accounts"] for s in statements)
     assert len({s["seller_id"] for s in statements}) == len(statements)  # one statement per seller
     assert result.statements is not None and result.statements["statements"] == seen
     # the languages of the demo: the seller's country's for most, the supported ones written as such
