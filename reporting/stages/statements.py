@@ -10,6 +10,12 @@ state, read back from the published XML files (:mod:`reporting.statements.filed`
 joined to the ledger's row of its DocRefId to know the seller (``ledger_records.seller_key``),
 and to the run's staged ``sellers.language``. A preview (routing ``jurisdiction``) is never a
 filing and writes no statement.
+
+A statement the ledger recorded already is a notice given (PStTG § 24(1) Nr. 4): writing the
+statements again never writes over its page or changes its feed line, even where a catalog or
+Babel changed since (a warning counts them). Each run's feed is also kept as
+``statements/runs/<run_id>.jsonl``. The notice's date (``issued``) is the day the stage runs, in
+the reporting time zone: the stage reads the clock, the renderer is given the date.
 """
 
 from __future__ import annotations
