@@ -15,7 +15,9 @@ Routes (added to the view's app by ``dac7_plugin.create_app``):
   permission;
 - ``/{year}/statements/{statement_id}``: the statement's HTML page (personal data: the download
   permission only), served from ``<DAC7_OUT_DIR>/<year>/`` at the path the ledger records, only
-  inside ``statements/``, and only while its bytes have the recorded sha256.
+  inside ``statements/``, and only while its bytes have the recorded sha256. Without the download
+  permission, the masked page instead (a support copy, :mod:`reporting.statements.masked`),
+  rendered from the content the ledger recorded.
 
 Its top level imports the standard library only (Airflow imports every plugin file in every
 process); the view's functions and ``reporting`` are imported where they are used. No ``from
@@ -180,6 +182,62 @@ def statement_file(src: Any, year: int, statement_id: str) -> Path | None:
     return found
 
 
+def operator_name(src: Any, year: int, message_ref_id: str) -> str:
+    """The platform operator's name as the filed message gives it (its head), found through the
+    year's ``manifest.json``; a neutral wording where the file is not at hand."""
+    import json
+
+    from reporting.statements.filed import MessageHead, read_message
+
+    year_dir = src.year_dir(year)
+    try:
+        manifest = json.loads((year_dir / "manifest.json").read_text(encoding="utf-8")) if year_dir else {}
+        for f in manifest.get("files", []):
+            if f.get("message_ref_id") == message_ref_id:
+                for item in read_message(year_dir / f["file"]):
+                    if isinstance(item, MessageHead):
+                        return item.operator_name or "The platform operator"
+                    break
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "The platform operator"
+
+
+def masked_statement(src: Any, year: int, statement_id: str) -> str | None:
+    """The masked page of ``statement_id`` if it is a statement of ``year`` the ledger holds with
+    its content (None once the content is erased, PStTG § 24(3))."""
+    import json
+
+    import dac7_view as view
+
+    from reporting.statements.masked import masked_page
+
+    if src.ledger_url is None:
+        return None
+
+    def read(ledger: Any) -> Any:
+        info = ledger.statement(statement_id)
+        if info is None or info.year != year:
+            return None
+        recorded = ledger.recorded_statements([statement_id]).get(statement_id)
+        return recorded[1] if recorded else None
+
+    try:
+        content = view._read_ledger(src.ledger_url, read)
+    except view.LedgerUnavailable:
+        return None
+    if content is None:
+        return None
+    try:
+        statement = json.loads(content)
+        operator = operator_name(src, year, statement["filed_with"]["message_ref_id"])
+        page: str = masked_page(statement, operator)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("DAC7 statement %s/%s: its recorded content cannot be shown masked", year, statement_id[:200])
+        return None
+    return page
+
+
 def read_statements(src: Any, year: int, status: str | None) -> tuple[list[Any], bool]:
     """Up to ``PAGE_LIMIT`` statements of ``year`` and whether there are more."""
     import dac7_view as view
@@ -223,11 +281,18 @@ def add_routes(app: Any, view_user: Any, may_download: Callable[[Any], bool], re
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         return HTMLResponse(statements_page(year, items, chosen, may_download=may_download(user), more=more))
 
-    @app.get("/{year}/statements/{statement_id}")
-    def statement(year: Year, statement_id: str, user: view_user) -> FileResponse:  # type: ignore[valid-type]
+    @app.get("/{year}/statements/{statement_id}", response_model=None)
+    def statement(
+        year: Year,
+        statement_id: str,
+        user: view_user,  # type: ignore[valid-type]
+    ) -> FileResponse | HTMLResponse:
         if not may_download(user):
-            log.warning("DAC7 statement refused: user %s may not open %s/%s", user.get_name(), year, statement_id[:200])
-            raise HTTPException(status.HTTP_403_FORBIDDEN, refused_detail)
+            masked = masked_statement(view.sources(), year, statement_id)
+            if masked is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "No such statement in the ledger for this year.")
+            log.info("DAC7 statement shown masked to %s: %s/%s", user.get_name(), year, statement_id[:200])
+            return HTMLResponse(masked)
         target = statement_file(view.sources(), year, statement_id)
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such statement page in the output of this year.")

@@ -11,6 +11,7 @@
     dac7 status-import FILE [--ledger URL]
     dac7 statements build DIR [--ledger URL]
     dac7 statements pdf DIR (--seller ID ... | --sellers-file FILE) --out PDF_DIR
+    dac7 statements show DIR --seller ID [--show-personal-data]
     dac7 statements mark-sent --file F [--ledger URL]
     dac7 statements list [--year Y] [--status S] [--ledger URL]
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
@@ -571,6 +572,14 @@ def _add_statements_parser(
     f.add_argument("--seller", action="append", default=[], help="a seller_id (repeatable)")
     f.add_argument("--sellers-file", help="a file of seller_ids, one a line")
     f.add_argument("--out", required=True, help="the folder for the PDF files (created owner-only)")
+    w = ssub.add_parser("show", help="the statements a seller holds now, as text (masked: a support copy)")
+    w.add_argument("dir", help="the output directory of a published run (with statements/)")
+    w.add_argument("--seller", required=True, help="the seller_id")
+    w.add_argument(
+        "--show-personal-data",
+        action="store_true",
+        help="print names, addresses, TINs, accounts and the birth date in full (default: masked)",
+    )
     statement_delivery.add_parsers(ssub)  # mark-sent, list: the delivery record in the ledger
     return ssub
 
@@ -582,6 +591,8 @@ def _statements(args: argparse.Namespace) -> int:
         return _statements_build(args)
     if args.statements_command == "pdf":
         return _statements_pdf(args)
+    if args.statements_command == "show":
+        return _statements_show(args)
     done = statement_delivery.run(args, _ledger_url)
     if done is None:
         raise ConfigError(f"dac7 statements {args.statements_command}: not a subcommand")
@@ -617,32 +628,87 @@ def _statements_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _statements_pdf(args: argparse.Namespace) -> int:
+def _statements_dir(path: str) -> Path:
+    """The output directory of ``path`` (the run's staging directory leads to it) that holds a feed."""
     from reporting.pipeline import output_dir
-    from reporting.statements.feed import FEED, STATEMENTS_DIR, read_feed
-    from reporting.statements.pdf import write_pdf
+    from reporting.statements.feed import FEED, STATEMENTS_DIR, run_feeds
 
+    out = Path(path)
+    if not run_feeds(out) and (out / "settings.json").is_file():
+        out = Path(output_dir(out))
+    if not run_feeds(out):
+        raise ConfigError(f"{out}: no {STATEMENTS_DIR}/{FEED}; write the statements first (dac7 statements build)")
+    return out
+
+
+def _wanted_sellers(args: argparse.Namespace) -> set[str]:
     wanted = {s.strip() for s in args.seller if s.strip()}
-    if args.sellers_file:
+    if getattr(args, "sellers_file", None):
         with open(args.sellers_file, encoding="utf-8") as f:
             wanted |= {line.strip() for line in f if line.strip()}
     if not wanted:
         raise ConfigError("name the sellers: --seller ID (repeatable) or --sellers-file F; never every seller")
-    out = Path(args.dir)
-    if not (out / STATEMENTS_DIR / FEED).is_file() and (out / "settings.json").is_file():
-        out = Path(output_dir(out))
-    if not (out / STATEMENTS_DIR / FEED).is_file():
-        raise ConfigError(f"{out}: no {STATEMENTS_DIR}/{FEED}; write the statements first (dac7 statements build)")
-    found: set[str] = set()
-    for statement in read_feed(out):
-        if statement["seller_id"] in wanted:
-            target = write_pdf(out / statement["html_path"], Path(args.out) / f"{statement['statement_id']}.pdf")
-            found.add(statement["seller_id"])
-            print(f"{statement['seller_id']}: {target}")
-    missing = sorted(wanted - found)
+    return wanted
+
+
+def _checked_page(out: Path, statement: dict[str, Any]) -> Path:
+    """The page of a feed's statement, if it lies inside ``out`` and holds the bytes the feed names."""
+    import hashlib
+
+    root = out.resolve()
+    page = (out / str(statement.get("html_path", ""))).resolve()
+    if not page.is_relative_to(root / "statements") or page.suffix != ".html":
+        raise ConfigError(f"statement {statement['statement_id']}: its html_path leads outside {out}/statements")
+    try:
+        data = page.read_bytes()
+    except OSError:
+        raise ConfigError(
+            f"statement {statement['statement_id']}: its page {statement['html_path']} is missing"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != statement.get("sha256"):
+        raise ConfigError(
+            f"statement {statement['statement_id']}: its page {statement['html_path']} is not the one the feed "
+            "names (another sha256): not shown"
+        )
+    return page
+
+
+def _statements_pdf(args: argparse.Namespace) -> int:
+    from reporting.statements.feed import current_statements
+    from reporting.statements.pdf import write_pdf
+
+    wanted = _wanted_sellers(args)
+    out = _statements_dir(args.dir)
+    current = current_statements(out, wanted)
+    for seller in sorted(current):
+        for statement in current[seller]:
+            page = _checked_page(out, statement)
+            target = write_pdf(page, Path(args.out) / f"{statement['statement_id']}.pdf")
+            print(f"{seller}: {target}")
+    missing = sorted(wanted - set(current))
     for seller in missing[:20]:
         print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
     return 1 if missing else 0
+
+
+def _statements_show(args: argparse.Namespace) -> int:
+    """The statements a seller holds now (every run's feed, none that a later one replaces), as
+    text: masked (a support copy) unless ``--show-personal-data``."""
+    from reporting.statements.feed import current_statements
+    from reporting.statements.masked import as_text, mask_statement
+
+    seller = args.seller.strip()
+    if not seller:
+        raise ConfigError("--seller: name the seller_id")
+    out = _statements_dir(args.dir)
+    found = current_statements(out, {seller}).get(seller, [])
+    if not found:
+        print(f"dac7: no statement for seller {seller} in {out}", file=sys.stderr)
+        return 1
+    for statement in found:
+        shown = statement if args.show_personal_data else mask_statement(statement)
+        print("\n".join(as_text(shown)))
+    return 0
 
 
 if __name__ == "__main__":

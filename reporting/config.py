@@ -126,12 +126,19 @@ class Config:
     #: ``[ledger] url``: the filing ledger's SQLAlchemy URL (SQLite or PostgreSQL); default: the
     #: SQLite file ``dac7-ledger.sqlite3`` in the working directory. Never with a password.
     ledger: str | None = None
+    #: ``[statements] contact``: where a seller turns when their statement is wrong (text, an
+    #: e-mail address or a URL), shown on every statement; default: the platform, unnamed
+    statement_contact: str | None = None
+
+
+#: the longest ``[statements] contact`` (a sentence, an address or a URL)
+MAX_CONTACT = 300
 
 
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality", "ledger"}
+_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality", "ledger", "statements"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -218,7 +225,23 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         max_quarantined=_max_quarantined(raw, origin),
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
+        statement_contact=_statement_contact(raw, origin),
     )
+
+
+def _statement_contact(raw: dict[str, Any], origin: str) -> str | None:
+    """``[statements] contact``: one line of text, at most :data:`MAX_CONTACT` characters."""
+    table = _table(raw, "statements", origin, required=False)
+    _no_unknown(table, {"contact"}, "statements", origin)
+    if table.get("contact") is None:
+        return None
+    contact = (_str(table, "contact", "statements", origin) or "").strip()
+    if not contact or len(contact) > MAX_CONTACT or any(ord(c) < 32 for c in contact):
+        raise ConfigError(
+            f"{origin}: statements.contact must be one line of 1 to {MAX_CONTACT} characters "
+            "(e.g. 'support@example.com' or 'https://example.com/dac7')"
+        )
+    return contact
 
 
 def _spark(src: dict[str, Any], origin: str) -> Spark | None:

@@ -534,7 +534,8 @@ def filing_events(run_dir: str | Path, published: dict[str, Any]) -> list[dict[s
 
 def statement_events(run_dir: str | Path, written: StatementsResult) -> list[dict[str, Any]]:
     """What :func:`write_statements` announces to the platform's delivery of the statements:
-    where the feed is, how many statements of which kind, the year and environment (counts and
+    where the feed is (``run_feed``: this run's own, which no later run replaces, and the
+    ``sha256`` of its bytes), how many statements of which kind, the year and environment (counts and
     paths only: the statements themselves hold personal data). None for a preview, or when no
     statement was written."""
     settings = load_settings(run_dir)
@@ -543,6 +544,8 @@ def statement_events(run_dir: str | Path, written: StatementsResult) -> list[dic
     return [
         {
             "feed": written["feed"],
+            "run_feed": written["run_feed"],
+            "sha256": written["sha256"],
             "out_dir": settings.out_dir,
             "statements": written["statements"],
             "kinds": dict(sorted(written["kinds"].items())),

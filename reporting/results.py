@@ -346,5 +346,7 @@ class StatementsResult(TypedDict):
     languages: dict[str, int]  # the statements' language tags -> count
     #: invalid sellers.language tags (rule, table, key = seller_id): those statements are in English
     findings: list[dict[str, str | None]]
-    feed: str | None  # relative to the output: statements/statements.jsonl
+    feed: str | None  # relative to the output: statements/statements.jsonl (the latest run's)
+    run_feed: str | None  # this run's own feed, statements/runs/<run_id>.jsonl (the same bytes)
+    sha256: str | None  # of the feed's bytes as this run wrote them (those of run_feed)
     seconds: float

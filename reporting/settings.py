@@ -105,6 +105,8 @@ class RunSettings:
         }
         if cfg["ledger"]:
             raw_config["ledger"] = {"url": cfg["ledger"]}
+        if cfg["statement_contact"]:
+            raw_config["statements"] = {"contact": cfg["statement_contact"]}
         if cfg["aggregate"] != "local":  # the URL itself travels as source_url
             raw_config["source"] = {"aggregate": cfg["aggregate"]}
         if cfg["spark"] is not None:  # where Spark reads the tables (no secret: refused in the file)

@@ -962,6 +962,22 @@ class Ledger:
     def statement_history(self, statement_id: str) -> list[StatementEvent]:
         return statement_history(self.engine, statement_id)
 
+    def recorded_statements(self, statement_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """statement_id -> (sha256 of its page, its recorded feed object as canonical JSON, None
+        once erased) for those of ``statement_ids`` the ledger holds: one query per call, so that
+        a rebuild of the statements checks them in batches (personal data: never log the content)."""
+        s = t.statements
+        found: dict[str, tuple[str, str | None]] = {}
+        ids = list(dict.fromkeys(statement_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(s.c.statement_id, s.c.sha256, s.c.content).where(
+                    s.c.statement_id.in_(ids[start : start + 500])
+                )
+                for row in conn.execute(query):
+                    found[row.statement_id] = (row.sha256, row.content)
+        return found
+
     # ---------------------------------------------------------------------------------- status
 
     def record_status(

@@ -10,6 +10,12 @@ state, read back from the published XML files (:mod:`reporting.statements.filed`
 joined to the ledger's row of its DocRefId to know the seller (``ledger_records.seller_key``),
 and to the run's staged ``sellers.language``. A preview (routing ``jurisdiction``) is never a
 filing and writes no statement.
+
+A statement the ledger recorded already is a notice given (PStTG § 24(1) Nr. 4): writing the
+statements again never writes over its page or changes its feed line, even where a catalog or
+Babel changed since (a warning counts them). Each run's feed is also kept as
+``statements/runs/<run_id>.jsonl``. The notice's date (``issued``) is the day the stage runs, in
+the reporting time zone: the stage reads the clock, the renderer is given the date.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from reporting.errors import ConfigError, PermanentError
 from reporting.ledger import open_ledger
@@ -80,6 +88,8 @@ def write(settings: RunSettings) -> StatementsResult:
             "languages": {},
             "findings": [],
             "feed": None,
+            "run_feed": None,
+            "sha256": None,
             "seconds": 0.0,
         }
     manifest_path = out / "manifest.json"
@@ -112,8 +122,12 @@ def write(settings: RunSettings) -> StatementsResult:
                     year=settings.year,
                     seller_of=seller_of,
                     language_of=lookup,
+                    recorded=ledger.recorded_statements,
+                    run_id=settings.run_id,
+                    issued=datetime.now(ZoneInfo(settings.config.reporting.timezone)).date(),
+                    contact=settings.config.statement_contact,
                 )
-            except LookupError as exc:
+            except (LookupError, ValueError) as exc:
                 raise StatementsError(str(exc)) from None
             # the delivery record (PStTG § 22, § 24): every statement pending until the platform
             # reports it sent; the same feed again records nothing new
@@ -124,6 +138,12 @@ def write(settings: RunSettings) -> StatementsResult:
     seconds = time.perf_counter() - started
     for f in written.findings:
         log.warning("%s", f.describe())  # table, seller id and rule: no personal data
+    if written.kept:
+        log.warning(
+            "statements: %d recorded before came out different in this build (a catalog or locale data "
+            "changed); their recorded pages and feed lines were kept, as given to the sellers (PStTG § 24(1) Nr. 4)",
+            written.kept,
+        )
     log.info(
         "statements: %d written in %.2f s (%s), %d new in the ledger",
         written.statements,
@@ -140,5 +160,7 @@ def write(settings: RunSettings) -> StatementsResult:
         "languages": written.languages,
         "findings": [f.as_dict() for f in written.findings],
         "feed": f"{STATEMENTS_DIR}/{FEED}",
+        "run_feed": written.run_feed,
+        "sha256": written.sha256,
         "seconds": round(seconds, 3),
     }

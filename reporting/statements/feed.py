@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,27 @@ from reporting.statements.page import render
 
 STATEMENTS_DIR = "statements"
 FEED = "statements.jsonl"
+#: each run's own feed, ``statements/runs/<run_id>.jsonl``: the same bytes as the ``statements.jsonl``
+#: it wrote, kept when a later run's feed takes that name
+RUNS_DIR = "runs"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+@-]{0,249}$")
 #: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
 #: sellers looked up at once (the ledger's DocRefIds, the staged languages)
 BATCH = 2_000
 #: pages per folder at most: the first two hex digits of the id name the folder (256 folders)
 SHARD_CHARS = 2
+
+
+class MixedCurrencyError(ValueError):
+    """A seller record whose amounts carry more than one ``currCode``.
+
+    The XML allows it: each amount element is a ``MonAmnt_Type`` with its own ``currCode`` (the
+    DPI schema), and the OECD Model Rules report consideration in the fiat currency it was paid
+    in, but no guidance says how a seller paid in several currencies is reported (an open
+    question of the project's reading of the rules). This project's filings hold one currency per
+    seller; a record with several is refused rather than shown under one currency, naming the
+    seller id and DocRefId (never a TIN)."""
 
 
 def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
@@ -77,10 +94,24 @@ class Written:
     kinds: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: statements the ledger recorded before whose page and feed object were kept as recorded,
+    #: although this build made other bytes (a catalog edit, another Babel): PStTG § 24(1) Nr. 4
+    #: keeps the content of the notice as it was given
+    kept: int = 0
+    #: the run's own feed (relative to the output) and the sha256 of its bytes (those of the feed)
+    run_feed: str | None = None
+    sha256: str | None = None
 
 
 SellerLookup = Callable[[Sequence[str]], dict[str, str]]  # DocRefIds -> seller_id
 LanguageLookup = Callable[[Sequence[str]], dict[str, str | None]]  # seller_ids -> sellers.language
+#: statement_ids -> (sha256 of the recorded page, the recorded feed object as JSON or None once
+#: erased), for those the ledger's delivery record holds already
+RecordedLookup = Callable[[Sequence[str]], dict[str, tuple[str, str | None]]]
+
+
+def _none_recorded(ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    return {}
 
 
 def _records(messages: Iterable[Published]) -> Iterator[tuple[Published, MessageHead, FiledSeller]]:
@@ -104,6 +135,17 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def run_feed(run_id: str) -> str:
+    """The run's own feed, relative to the output directory; a run id that cannot be a file name
+    is a :class:`ValueError` naming the rule."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(
+            "run_id: a run's feed is named after its run id, which must be letters, digits and _.:+@- "
+            "(at most 250, not starting with a dot or a dash)"
+        )
+    return f"{STATEMENTS_DIR}/{RUNS_DIR}/{run_id}.jsonl"
+
+
 def write_statements(
     out_dir: Path,
     messages: Iterable[Published],
@@ -112,17 +154,51 @@ def write_statements(
     year: int,
     seller_of: SellerLookup,
     language_of: LanguageLookup,
+    recorded: RecordedLookup = _none_recorded,
+    run_id: str | None = None,
+    issued: date | None = None,
+    contact: str | None = None,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
-    the feed last. Returns the counts and the findings (an invalid ``sellers.language``)."""
+    the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
+
+    A statement the ledger recorded already (``recorded``) is a notice given: its page is never
+    written over and its feed line is the recorded object. Where this build made other bytes
+    (a catalog edit, another Babel), the recorded ones stay and :attr:`Written.kept` counts them.
+
+    With ``run_id``, the feed is also the run's own ``statements/runs/<run_id>.jsonl`` (the same
+    file, hard-linked): ``statements.jsonl`` is the latest run's, a later run never takes a
+    delivery's feed away.
+
+    ``issued``: the date the statements are written (the feed's ``issued``, the page's date of
+    the notice, PStTG § 24(1) Nr. 4; a recorded statement keeps its own); ``contact``: the
+    ``[statements] contact`` the page names."""
+    own = run_feed(run_id) if run_id is not None else None
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
-    tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
-    tmp_feed.unlink(missing_ok=True)
+    tmp_feed = folder / f".{FEED}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, result)
+        _write_all(
+            out_dir,
+            folder,
+            fd,
+            messages,
+            (environment, year, issued.isoformat() if issued else None, contact),
+            seller_of,
+            language_of,
+            recorded,
+            result,
+        )
+        with open(tmp_feed, "rb") as f:
+            result.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        if own is not None:
+            runs = private_dirs(folder / RUNS_DIR)
+            tmp_own = runs / f".{Path(own).name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+            os.link(tmp_feed, tmp_own)  # the same bytes; the rename of the latest never touches them
+            os.replace(tmp_own, Path(out_dir) / own)
+            result.run_feed = own
     except BaseException:
         tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
         raise
@@ -130,17 +206,30 @@ def write_statements(
     return result
 
 
+def run_feeds(out_dir: Path) -> list[Path]:
+    """Every feed of ``out_dir/statements``: each run's own (oldest first, by modification
+    time), then ``statements.jsonl`` when no run feed holds it (written before run feeds were)."""
+    folder = Path(out_dir) / STATEMENTS_DIR
+    runs = folder / RUNS_DIR
+    own = sorted(runs.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name)) if runs.is_dir() else []
+    latest = folder / FEED
+    if latest.is_file() and not any(os.path.samefile(latest, p) for p in own):
+        own.append(latest)
+    return own
+
+
 def _write_all(
     out_dir: Path,
     folder: Path,
     fd: int,
     messages: Iterable[Published],
-    environment: str,
-    year: int,
+    run: tuple[str, int, str | None, str | None],
     seller_of: SellerLookup,
     language_of: LanguageLookup,
+    recorded: RecordedLookup,
     result: Written,
 ) -> None:
+    environment, year, issued, contact = run
     shards: set[str] = set()
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         for batch in _batches(_records(messages), BATCH):
@@ -152,8 +241,15 @@ def _write_all(
                     f"(DocRefId {', '.join(missing[:3])}): statements are written from the filing only"
                 )
             languages = language_of(sorted({sellers[r.doc_ref_id] for _m, _h, r in batch}))
+            known = recorded([statement_id(environment, m.authority, r.doc_ref_id) for m, _h, r in batch])
             for msg, head, record in batch:
                 seller_id = sellers[record.doc_ref_id]
+                if len(record.currencies) > 1:
+                    raise MixedCurrencyError(
+                        f"seller {seller_id} (DocRefId {record.doc_ref_id}): the filed record holds amounts in "
+                        f"{len(record.currencies)} currencies ({', '.join(record.currencies)}); a statement "
+                        "states its figures in one currency (the feed's currency): no statement was written"
+                    )
                 tag = languages.get(seller_id)
                 if tag is not None and not is_language_tag(tag):
                     result.findings.append(
@@ -167,18 +263,27 @@ def _write_all(
                         )
                     )
                 statement = _statement(record, head, msg.authority, seller_id, tag, environment, year)
-                language = resolve(tag)
-                html = render(statement, language, formatter(language.locale), head.operator_name).encode()
                 sid = statement["statement_id"]
+                statement["issued"] = _recorded_issued(known.get(sid)) or issued
+                language = resolve(tag)
+                html = render(statement, language, formatter(language.locale), head.operator_name, contact).encode()
                 shard = sid[:SHARD_CHARS]
                 if shard not in shards:
                     private_dirs(folder / shard)
                     shards.add(shard)
                 relative = f"{STATEMENTS_DIR}/{shard}/{sid}.html"
-                _write_atomic(Path(out_dir) / relative, html)
                 statement["html_path"] = relative
                 statement["sha256"] = hashlib.sha256(html).hexdigest()
-                out.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
+                line = statement
+                if sid in known:
+                    line = _as_recorded(statement, *known[sid])
+                    if line is not statement:
+                        result.kept += 1
+                    elif not (Path(out_dir) / relative).is_file():
+                        _write_atomic(Path(out_dir) / relative, html)  # the recorded bytes, lost: again
+                else:
+                    _write_atomic(Path(out_dir) / relative, html)
+                out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                 result.statements += 1
                 result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
                 result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
@@ -209,6 +314,42 @@ def _statement(
     }
 
 
+def _recorded_issued(known: tuple[str, str | None] | None) -> str | None:
+    """The ``issued`` date of a statement the ledger recorded (None for none, or for one recorded
+    without it): the notice's date is the one it was given on."""
+    if known is None or known[1] is None:
+        return None
+    issued = json.loads(known[1]).get("issued")
+    return issued if isinstance(issued, str) else None
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _as_recorded(statement: dict[str, Any], sha256: str, content: str | None) -> dict[str, Any]:
+    """The feed object of a statement the ledger holds: ``statement`` itself when this build made
+    the very page and object recorded, else the recorded object (its page is left as it is; once
+    the content is erased, PStTG § 24(3), this object with the recorded ``sha256``)."""
+    if content is None:
+        return statement if statement["sha256"] == sha256 else {**statement, "sha256": sha256}
+    if statement["sha256"] == sha256 and _canonical(statement) == content:
+        return statement
+    kept: dict[str, Any] = _ordered(json.loads(content), statement)
+    return kept
+
+
+def _ordered(value: Any, like: Any) -> Any:
+    """``value`` with its keys in the order of ``like`` (the recorded JSON has them sorted): the
+    feed line of a kept statement is the very line written when it was recorded."""
+    if isinstance(value, dict) and isinstance(like, dict):
+        keys = [k for k in like if k in value] + [k for k in value if k not in like]
+        return {k: _ordered(value[k], like.get(k)) for k in keys}
+    if isinstance(value, list) and isinstance(like, list):
+        return [_ordered(v, like[i] if i < len(like) else None) for i, v in enumerate(value)]
+    return value
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """``data`` to ``path`` through a temporary name (0600 from its first byte, unique to this
     process), then renamed. A page that holds these bytes already (the statements written again)
@@ -220,16 +361,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
                 return
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def read_feed(out_dir: Path) -> Iterator[dict[str, Any]]:
-    """The statements of ``out_dir/statements/statements.jsonl``, one at a time."""
-    with open(Path(out_dir) / STATEMENTS_DIR / FEED, encoding="utf-8") as f:
+def read_feed(out_dir: Path, feed: Path | None = None) -> Iterator[dict[str, Any]]:
+    """The statements of ``out_dir/statements/statements.jsonl`` (or of ``feed``), one at a time."""
+    with open(feed or Path(out_dir) / STATEMENTS_DIR / FEED, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+def current_statements(out_dir: Path, sellers: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The statements ``sellers`` hold now, across every run's feed: each statement that no
+    statement of any feed replaces (a correction or deletion replaces the statement of the record
+    it corrects), once. Two passes over the feeds; memory grows with the sellers asked for only,
+    and the ids replaced by any statement."""
+    feeds = run_feeds(out_dir)
+    replaced: set[str] = set()
+    for path in feeds:
+        for s in read_feed(out_dir, path):
+            if s.get("replaces"):
+                replaced.add(s["replaces"])
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in feeds:
+        for s in read_feed(out_dir, path):
+            if s["seller_id"] in sellers and s["statement_id"] not in replaced:
+                found.setdefault(s["seller_id"], {})[s["statement_id"]] = s
+    return {seller: list(by_id.values()) for seller, by_id in found.items()}

@@ -83,7 +83,9 @@ class FiledSeller:
     kind: str  # initial | correction | deletion
     identity: dict[str, Any]
     activities: list[dict[str, Any]]
-    currency: str | None
+    currency: str | None  # the one currCode of the record's amounts (None for none or several)
+    #: every currCode of the record's amounts: a statement states one (see feed.write_statements)
+    currencies: tuple[str, ...] = ()
 
 
 def _local(elem: etree._Element) -> str:
@@ -130,6 +132,9 @@ def address(elem: etree._Element) -> dict[str, str]:
     country = _text(ix, "CountryCode")
     if country:
         out["country"] = country
+    kind = elem.get("legalAddressType")
+    if kind:
+        out["address_type"] = kind
     fix = _first(ix, "AddressFix")
     if fix is not None:
         for c in fix:
@@ -144,6 +149,8 @@ def address(elem: etree._Element) -> dict[str, str]:
 
 def _person_name(elem: etree._Element) -> dict[str, str]:
     out = {}
+    if elem.get("nameType"):
+        out["name_type"] = elem.get("nameType") or ""
     for c in elem:
         part = NAME_PARTS.get(_local(c))
         if part is not None and c.text is not None:
@@ -180,7 +187,10 @@ def _identity(identity: etree._Element) -> dict[str, Any]:
     if ind is not None:
         out["names"] = [_person_name(n) for n in ix.get("Name", ())]
     else:
-        out["names"] = [{"name": n.text or ""} for n in ix.get("Name", ())]
+        out["names"] = [
+            {"name": n.text or "", "name_type": n.get("nameType")} if n.get("nameType") else {"name": n.text or ""}
+            for n in ix.get("Name", ())
+        ]
     out["addresses"] = [address(a) for a in ix.get("Address", ())]
     if ind is not None:
         birth = _index(_first(ix, "BirthInfo"))
@@ -193,7 +203,8 @@ def _identity(identity: etree._Element) -> dict[str, Any]:
             info = _index(_first(pix, "CountryInfo"))
             out["birth_place"] = {
                 "city": _text(pix, "City"),
-                "country": _text(info, "CountryCode") or _text(info, "FormerCountryName"),
+                "country": _text(info, "CountryCode"),  # ISO 3166, or None
+                "former_country_name": _text(info, "FormerCountryName"),  # a state that is no more
             }
     else:
         pes = _index(_first(ix, "PermanentEstablishments"))
@@ -282,7 +293,8 @@ def seller_record(elem: etree._Element) -> FiledSeller:
         kind=KINDS[indic[-1]],
         identity=_identity(identity),
         activities=_activities(_first(ix, "RelevantActivities"), currencies),
-        currency=min(currencies) if len(currencies) == 1 else (",".join(sorted(currencies)) or None),
+        currency=min(currencies) if len(currencies) == 1 else None,
+        currencies=tuple(sorted(currencies)),
     )
 
 

@@ -44,8 +44,25 @@ _TAG = re.compile(
 
 def is_language_tag(tag: str) -> bool:
     """Whether ``tag`` is a well-formed IETF BCP 47 language tag (RFC 5646, section 2.1) whose
-    language is one CLDR knows (``de``, ``pt``, ``mt``; not ``english`` or ``xx``)."""
+    language is one CLDR knows (``de``, ``pt``, ``mt``; not ``english`` or ``xx``). The POSIX
+    form with underscores (``de_DE``, as many systems store it) is taken as the tag it spells
+    (``de-DE``)."""
+    tag = tag.replace("_", "-")
     return bool(_TAG.fullmatch(tag)) and tag.split("-")[0].lower() in _known_languages()
+
+
+def _region(parts: list[str]) -> str | None:
+    """The region subtag of a tag's parts: right after the language and its extended language
+    subtags and script (RFC 5646, 2.2.4), never a subtag of an extension (``fr-u-ca-buddhist``
+    has none)."""
+    i = 1
+    while i < len(parts) and i <= 3 and len(parts[i]) == 3 and parts[i].isalpha():
+        i += 1  # extlang
+    if i < len(parts) and len(parts[i]) == 4 and parts[i].isalpha():
+        i += 1  # script
+    if i < len(parts) and ((len(parts[i]) == 2 and parts[i].isalpha()) or (len(parts[i]) == 3 and parts[i].isdigit())):
+        return parts[i].upper()
+    return None
 
 
 @functools.cache
@@ -70,11 +87,11 @@ def resolve(tag: str | None) -> Language:
     the tag's locale where Babel knows it (``fr-BE``), else the language's (``fr``)."""
     if not tag or not is_language_tag(tag):
         return Language(FALLBACK, FALLBACK, FALLBACK)
-    parts = tag.split("-")
+    parts = tag.replace("_", "-").split("-")
     language = parts[0].lower()
     if language not in LANGUAGES:
         return Language(FALLBACK, FALLBACK, FALLBACK)
-    region = next((p.upper() for p in parts[1:] if len(p) == 2 and p.isalpha()), None)
+    region = _region(parts)
     locale = language
     if region:
         try:

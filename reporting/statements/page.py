@@ -74,6 +74,18 @@ WRONG = (
     "correct. The platform corrects its records and files a correction with the tax authority; you "
     "then receive a new statement that replaces this one."
 )
+MASKED = (
+    "A masked copy for the platform's support staff: names, addresses, the date of birth and the "
+    "identifiers are masked. The seller's own statement shows them in full."
+)
+ISSUED = "Date of this statement"
+CONTACT = "Contact"
+WITHDRAWN_FIGURES = "What was reported earlier and is now withdrawn"
+FILED_HERE = "the platform filed this information with its tax authority"
+EXCHANGE = (
+    "The tax authority the platform filed with receives this information directly; it passes it on "
+    "to each other member state listed, as the EU directive provides."
+)
 REASONS = {"residence": "the seller is resident there", "property": "a property listed is located there"}
 
 
@@ -119,8 +131,20 @@ def _name(n: Mapping[str, str]) -> str:
     return " ".join(n[k] for k in (*order, *tail) if n.get(k))
 
 
-def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, operator: str) -> str:
-    """The page of one statement (a feed object without ``html_path`` and ``sha256``)."""
+def _contact(contact: str) -> str:
+    """The contact as a link where it is an e-mail address or a web address, else as text."""
+    if contact.startswith(("https://", "http://")) and " " not in contact:
+        return f'<a href="{escape(contact)}">{escape(contact)}</a>'
+    if "@" in contact and " " not in contact and ":" not in contact:
+        return f'<a href="mailto:{escape(contact)}">{escape(contact)}</a>'
+    return escape(contact)
+
+
+def render(
+    statement: Mapping[str, Any], language: Language, fmt: Formatter, operator: str, contact: str | None = None
+) -> str:
+    """The page of one statement (a feed object without ``html_path`` and ``sha256``);
+    ``contact``: the ``[statements] contact`` of the configuration, where a seller turns."""
     _ = _texts(language.catalog)
     ident = statement["identity"]
     year = str(statement["year"])
@@ -131,6 +155,13 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
         f"<h1>{_('DAC7 statement {year}', year=year)}</h1>",
         f"<p>{_(INTRO, operator=operator, year=year)}</p>",
     ]
+    if statement.get("issued"):  # the notice's date (PStTG § 24(1) Nr. 4)
+        out.append(
+            f'<p id="issued">{_(ISSUED)}: <time datetime="{escape(statement["issued"])}">'
+            f"{escape(fmt.date(statement['issued']))}</time></p>"
+        )
+    if statement.get("masked"):
+        out.append(f'<p class="notice" id="masked">{_(MASKED)}</p>')
     kind = statement["kind"]
     if kind == "correction":
         out.append(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
@@ -144,10 +175,12 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     for c in ident["residence_countries"]:
         out.append(f"<dt>{_('Country of residence')}</dt><dd>{escape(fmt.country(c))}</dd>")
     if ident.get("birth_date"):
-        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(fmt.date(ident['birth_date']))}</dd>")
+        born = ident["birth_date"] if statement.get("masked") else fmt.date(ident["birth_date"])
+        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(born)}</dd>")
     place = ident.get("birth_place")
     if place:
-        where = ", ".join(p for p in (place.get("city"), place.get("country") and fmt.country(place["country"])) if p)
+        country = fmt.country(place["country"]) if place.get("country") else place.get("former_country_name")
+        where = ", ".join(p for p in (place.get("city"), country) if p)
         out.append(f"<dt>{_('Place of birth')}</dt><dd>{escape(where)}</dd>")
     if ident.get("vat"):
         out.append(f"<dt>{_('VAT identification number')}</dt><dd><code>{escape(ident['vat'])}</code></dd>")
@@ -177,7 +210,8 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
                 f"<tr><td><code>{escape(f['identifier'] or '')}</code></td><td>{escape(f['holder'] or '')}</td></tr>"
             )
         out.append("</tbody></table>")
-    out.append(f"<h2>{_('What was reported')}</h2>")
+    reported = _(WITHDRAWN_FIGURES) if kind == "deletion" else _("What was reported")
+    out.append(f'<h2 id="figures">{reported}</h2>')
     if not statement["activities"]:
         out.append(f"<p>{_('No activity: the record was withdrawn.')}</p>")
     currency = statement["currency"] or ""
@@ -229,7 +263,13 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
         f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
     )
     for r in statement["receiving_states"]:
-        out.append(f"<tr><td>{escape(fmt.country(r['country']))}</td><td>{_(REASONS[r['reason']])}</td></tr>")
-    out.append("</tbody></table>")
-    out.append(f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p></main>\n</body></html>\n")
+        why = _(REASONS[r["reason"]])
+        if r["country"] == filed["country"]:  # the filing itself, not an exchange
+            why = f"{_(FILED_HERE)} ({why})"
+        out.append(f"<tr><td>{escape(fmt.country(r['country']))}</td><td>{why}</td></tr>")
+    out.append(f"</tbody></table><p>{_(EXCHANGE)}</p>")
+    out.append(f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p>")
+    if contact:
+        out.append(f'<p id="contact">{_(CONTACT)}: {_contact(contact)}</p>')
+    out.append("</main>\n</body></html>\n")
     return "".join(out)

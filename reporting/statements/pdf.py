@@ -5,6 +5,7 @@ in-process and without a browser; the page is self-contained, so nothing is fetc
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from reporting.errors import ConfigError
@@ -20,9 +21,13 @@ def write_pdf(html_file: Path, target: Path) -> Path:
             "a PDF needs the optional extra 'pdf' (WeasyPrint): pip install 'dac7-reporting[pdf]'"
         ) from None
     private_dirs(target.parent)
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as out:
-        HTML(filename=str(html_file), base_url=None).write_pdf(out)
-    os.replace(tmp, target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)  # this process's own name
+    try:
+        with os.fdopen(fd, "wb") as out:
+            HTML(filename=str(html_file), base_url=None).write_pdf(out)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target

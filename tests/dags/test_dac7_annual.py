@@ -10,6 +10,7 @@ which renders what each state receives from LT into ledgers of its own in the ru
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -846,6 +847,8 @@ def test_dag_run_writes_the_filings_statements_and_announces_them(annual_run: An
             "dac7://statements/LT",
             {
                 "feed": "statements/statements.jsonl",
+                "run_feed": f"statements/runs/{manifest['run_id']}.jsonl",
+                "sha256": hashlib.sha256((out / "statements" / "statements.jsonl").read_bytes()).hexdigest(),
                 "out_dir": str(out),
                 "statements": reported,
                 "kinds": {"initial": reported},
@@ -856,6 +859,8 @@ def test_dag_run_writes_the_filings_statements_and_announces_them(annual_run: An
             },
         )
     ]
+    own = out / "statements" / "runs" / f"{manifest['run_id']}.jsonl"
+    assert own.read_bytes() == (out / "statements" / "statements.jsonl").read_bytes()
     with open_ledger(f"sqlite:///{annual_run.paths['ledger']}", create=False) as ledger:
         (counts,) = ledger.statement_counts(year=2025)
     assert (counts.authority, counts.pending, counts.sent, counts.failed) == ("LT", reported, 0, 0)

@@ -122,6 +122,31 @@ def test_a_statement_page_is_served_only_from_its_place_with_its_bytes(plugins: 
     assert statements.statement_file(src, 2025, "st-s2") is None
 
 
+def test_without_the_download_permission_a_statement_is_shown_masked(plugins: Any, filed: Any) -> None:
+    """Rendered from the content the ledger recorded, masked as the project masks identities:
+    the TIN's last three characters, the name's initials; unknown, another year's or an erased
+    statement: none."""
+    import sqlalchemy as sa
+
+    from reporting.ledger import schema as t
+
+    view, statements = plugins
+    url, run = filed
+    src = view.Sources(url, run.out)
+    page = statements.masked_statement(src, 2025, "st-s1")
+    assert page is not None and 'id="masked"' in page and '<html lang="de-DE">' in page
+    assert "********901" in page and "12345678901" not in page and "Example" not in page
+    assert "st-s1" in page  # the ids of the filing stay: support finds the record
+    (run.out / "2025" / "statements" / "st" / "st-s1.html").unlink()  # the page file is not needed
+    assert statements.masked_statement(src, 2025, "st-s1") is not None
+    assert statements.masked_statement(src, 2024, "st-s1") is None
+    assert statements.masked_statement(src, 2025, "st-unknown") is None
+    assert statements.masked_statement(view.Sources(None, run.out), 2025, "st-s1") is None
+    with open_ledger(url) as ledger, ledger.engine.begin() as conn:
+        conn.execute(sa.update(t.statements).where(t.statements.c.statement_id == "st-s2").values(content=None))
+    assert statements.masked_statement(src, 2025, "st-s2") is None  # erased (PStTG § 24(3))
+
+
 def test_a_statement_recorded_with_a_path_that_leaves_its_folder_is_never_served(plugins: Any, filed: Any) -> None:
     """The feed refuses such a path; should a row still hold one, the view does not follow it."""
     import sqlalchemy as sa

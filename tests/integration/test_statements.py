@@ -48,10 +48,33 @@ def _addr(a: etree._Element) -> dict[str, str]:
         "CountrySubentity": "country_subentity",
     }
     out = {"country": a.findtext("dpi:CountryCode", namespaces=NS)}
+    if a.get("legalAddressType"):
+        out["address_type"] = a.get("legalAddressType")
     for el in a.findall("dpi:AddressFix/*", NS):
         out[parts[etree.QName(el).localname]] = el.text
     if a.find("dpi:AddressFree", NS) is not None:
         out["free"] = a.findtext("dpi:AddressFree", namespaces=NS)
+    return out
+
+
+#: the name parts of an individual, as the XML spells them (DPI NamePerson_Type)
+NAME_PARTS = {
+    "PrecedingTitle": "preceding_title",
+    "Title": "title",
+    "FirstName": "first_name",
+    "MiddleName": "middle_name",
+    "NamePrefix": "name_prefix",
+    "LastName": "last_name",
+    "GenerationIdentifier": "generation_identifier",
+    "Suffix": "suffix",
+    "GeneralSuffix": "general_suffix",
+}
+
+
+def _person_name(n: etree._Element) -> dict[str, str]:
+    out = {"name_type": n.get("nameType")} if n.get("nameType") else {}
+    for el in n:
+        out[NAME_PARTS[etree.QName(el).localname]] = el.text
     return out
 
 
@@ -75,30 +98,40 @@ def expected_from_xml(seller: etree._Element) -> dict[str, Any]:
     standard = ident.getparent()
     identity: dict[str, Any] = {
         "residence_countries": [e.text for e in ident.findall("dpi:ResCountryCode", NS)],
-        "tins": [(e.text, e.get("issuedBy")) for e in ident.findall("dpi:TIN", NS)],
+        "tins": [(e.text, e.get("issuedBy"), e.get("unknown") in ("true", "1")) for e in ident.findall("dpi:TIN", NS)],
         "vat": ident.findtext("dpi:VAT", namespaces=NS),
         "addresses": [_addr(a) for a in ident.findall("dpi:Address", NS)],
         "accounts": [
-            (f.findtext("dpi:Identifier", namespaces=NS), f.findtext("dpi:AccountHolderName", namespaces=NS))
+            (
+                f.findtext("dpi:Identifier", namespaces=NS),
+                f.find("dpi:Identifier", NS).get("AccountNumberType"),
+                f.findtext("dpi:AccountHolderName", namespaces=NS),
+            )
             for f in standard.findall("dpi:FinancialIdentifier", NS)
         ],
     }
     if ind is not None:
-        identity["names"] = [
-            {
-                "first_name": n.findtext("dpi:FirstName", namespaces=NS),
-                "last_name": n.findtext("dpi:LastName", namespaces=NS),
-            }
-            for n in ident.findall("dpi:Name", NS)
-        ]
+        identity["names"] = [_person_name(n) for n in ident.findall("dpi:Name", NS)]
         identity["birth_date"] = ident.findtext("dpi:BirthInfo/dpi:BirthDate", namespaces=NS)
-        identity["birth_city"] = ident.findtext("dpi:BirthInfo/dpi:BirthPlace/dpi:City", namespaces=NS)
-        identity["birth_country"] = ident.findtext(
-            "dpi:BirthInfo/dpi:BirthPlace/dpi:CountryInfo/dpi:CountryCode", namespaces=NS
+        place = ident.find("dpi:BirthInfo/dpi:BirthPlace", NS)
+        identity["birth_place"] = (
+            None
+            if place is None
+            else {
+                "city": place.findtext("dpi:City", namespaces=NS),
+                "country": place.findtext("dpi:CountryInfo/dpi:CountryCode", namespaces=NS),
+                "former_country_name": place.findtext("dpi:CountryInfo/dpi:FormerCountryName", namespaces=NS),
+            }
         )
     else:
-        identity["names"] = [{"name": n.text} for n in ident.findall("dpi:Name", NS)]
-        identity["ins"] = [e.text for e in ident.findall("dpi:IN", NS)]
+        identity["names"] = [
+            {"name": n.text, "name_type": n.get("nameType")} if n.get("nameType") else {"name": n.text}
+            for n in ident.findall("dpi:Name", NS)
+        ]
+        identity["ins"] = [(e.text, e.get("INType"), e.get("issuedBy")) for e in ident.findall("dpi:IN", NS)]
+        identity["permanent_establishments"] = [
+            e.text for e in ident.findall("dpi:PermanentEstablishments/dpi:PermanentEstablishment", NS)
+        ]
     activities = []
     for act in seller.find("dpi:RelevantActivities", NS):
         name = etree.QName(act).localname
@@ -111,6 +144,7 @@ def expected_from_xml(seller: etree._Element) -> dict[str, Any]:
                         "activity": "immovable_property",
                         "property_address": _addr(p.find("dpi:Address", NS)),
                         "property_type": p.findtext("dpi:PropertyType", namespaces=NS),
+                        "other_property_type": p.findtext("dpi:OtherPropertyType", namespaces=NS),
                         "land_registration_number": p.findtext("dpi:LandRegistrationNumber", namespaces=NS),
                         "rented_days": int(p.findtext("dpi:RentedDays", namespaces=NS))
                         if p.find("dpi:RentedDays", NS) is not None
@@ -132,22 +166,21 @@ def as_expected(s: dict[str, Any]) -> dict[str, Any]:
     i = s["identity"]
     identity: dict[str, Any] = {
         "residence_countries": i["residence_countries"],
-        "tins": [(t["tin"], t["issued_by"]) for t in i["tins"]],
+        "tins": [(t["tin"], t["issued_by"], t.get("unknown", False)) for t in i["tins"]],
         "vat": i["vat"],
         "addresses": i["addresses"],
-        "accounts": [(f["identifier"], f["holder"]) for f in i["financial_accounts"]],
+        "accounts": [(f["identifier"], f["type"], f["holder"]) for f in i["financial_accounts"]],
         "names": i["names"],
     }
     if i["seller_type"] == "individual":
-        place = i["birth_place"] or {}
-        identity.update(birth_date=i["birth_date"], birth_city=place.get("city"), birth_country=place.get("country"))
+        identity.update(birth_date=i["birth_date"], birth_place=i["birth_place"])
     else:
-        identity["ins"] = [b["number"] for b in i["business_registration_numbers"]]
-    activities = [{k: v for k, v in a.items() if k != "other_property_type"} for a in s["activities"]]
+        identity["ins"] = [(b["number"], b["type"], b["issued_by"]) for b in i["business_registration_numbers"]]
+        identity["permanent_establishments"] = i["permanent_establishments"]
     return {
         "doc_ref_id": s["filed_with"]["doc_ref_id"],
         "identity": identity,
-        "activities": activities,
+        "activities": s["activities"],
         "currency": {s["currency"]},
     }
 
@@ -216,6 +249,12 @@ def test_every_seller_of_a_demo_filing_has_one_statement_equal_to_the_filed_xml(
                 )
                 seen += 1
     assert seen == len(statements) == manifest["summary"]["reportable"]
+    # the demo covers what the comparison must hold: property listings, entities, several TINs
+    assert any(a["activity"] == "immovable_property" for s in statements for a in s["activities"])
+    assert any(s["identity"]["seller_type"] == "entity" for s in statements)
+    assert any(s["identity"]["seller_type"] == "individual" for s in statements)
+    assert any(len(s["identity"]["tins"]) > 1 for s in statements)
+    assert any(s["identity"]["financial_accounts"] for s in statements)
     assert len({s["seller_id"] for s in statements}) == len(statements)  # one statement per seller
     assert result.statements is not None and result.statements["statements"] == seen
     # the languages of the demo: the seller's country's for most, the supported ones written as such
@@ -291,6 +330,10 @@ def test_a_correction_and_a_deletion_replace_the_earlier_statements(tmp_path: Pa
     assert goods["currency"] == "EUR" and goods["language"] == "de"
     page = (tmp_path / "step1" / "out" / goods["html_path"]).read_text("utf-8")
     assert "1.800,00\xa0€" in page and "Verkauf von Waren" in page and '<html lang="de">' in page
+    # filed with LT, where the seller lives: LT receives the filing itself, not an exchange
+    assert "<td>Litauen</td><td>die Plattform hat diese Informationen bei ihrer Steuerbehörde eingereicht" in page
+    assert abs((date.fromisoformat(goods["issued"]) - date.today()).days) <= 1  # the day they were written
+    assert f'<time datetime="{goods["issued"]}">' in page
     # fr-BE: French texts, figures as in Belgium
     more = initial["LT-MORE"]
     assert more["language"] == "fr-BE"
@@ -391,3 +434,101 @@ def test_the_statements_of_another_edition_hold_its_figures(tmp_path: Path, prof
             for q in ("Q1", "Q2", "Q3", "Q4")
         ]
         assert sorted(shown) == sorted(figures) and len(shown) == len(figures)
+
+
+def test_a_rebuild_never_writes_over_a_recorded_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement the ledger recorded is a notice given (PStTG § 24(1) Nr. 4): a catalog edit
+    after it changes neither its page nor its feed line; the rebuild says how many it kept."""
+    import reporting.statements.page as page
+
+    config = write_config(tmp_path / "dac7.toml")
+    step(tmp_path, 1, market(), config)
+    out = tmp_path / "step1" / "out"
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
+    feed_before = (out / "statements" / "statements.jsonl").read_bytes()
+    monkeypatch.setattr(page, "INTRO", "A catalog string edited after the statements were given. " + page.INTRO)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["statements", "build", str(out), "--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]) == 0
+    after = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
+    assert after == before and len(after) == 3
+    assert b"edited after" not in b"".join(after.values())
+    assert (out / "statements" / "statements.jsonl").read_bytes() == feed_before
+    assert "statements: 3 recorded before came out different" in caplog.text
+    statements = feed(out)
+    for s in statements:
+        assert hashlib.sha256((out / s["html_path"]).read_bytes()).hexdigest() == s["sha256"]
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3", create=False) as ledger:
+        recorded = ledger.recorded_statements([s["statement_id"] for s in statements])
+    assert {k: sha for k, (sha, _content) in recorded.items()} == {s["statement_id"]: s["sha256"] for s in statements}
+
+
+def test_each_run_keeps_its_own_feed_and_pdf_finds_the_current_statements_across_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs into one output directory: ``statements.jsonl`` is the latest run's, each run's
+    feed stays as ``statements/runs/<run_id>.jsonl``; a PDF is made of the statements a seller
+    holds now, whichever run wrote them."""
+    config = write_config(tmp_path / "dac7.toml")
+    out = tmp_path / "out"
+    ids = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+    results = []
+    for n, m in ((1, market()), (2, market(refund=True, extra_sale=True))):
+        folder = tmp_path / f"step{n}"
+        folder.mkdir()
+        results.append(
+            run(
+                config_path=config,
+                source_url=m.write(f"sqlite:///{folder}/source.db"),
+                year=2025,
+                as_of=date(2026, 1, 31),
+                out_dir=out,
+                staging_root=folder / "st",
+                run_id=ids[n - 1],
+                timestamp=datetime(2026, 2, n, 6, 0),
+                ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+            )
+        )
+    first, second = (r.statements for r in results)
+    assert first is not None and second is not None
+    runs = out / "statements" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [f"{ids[0]}.jsonl", f"{ids[1]}.jsonl"]
+    assert (first["run_feed"], second["run_feed"]) == (
+        f"statements/runs/{ids[0]}.jsonl",
+        f"statements/runs/{ids[1]}.jsonl",
+    )
+    latest = (out / "statements" / "statements.jsonl").read_bytes()
+    assert (runs / f"{ids[1]}.jsonl").read_bytes() == latest
+    assert second["sha256"] == hashlib.sha256(latest).hexdigest()
+    assert first["sha256"] == hashlib.sha256((runs / f"{ids[0]}.jsonl").read_bytes()).hexdigest() != second["sha256"]
+    assert stat.S_IMODE(runs.stat().st_mode) == 0o700
+    assert_owner_only(out)
+    initial = {s["seller_id"]: s for s in map(json.loads, (runs / f"{ids[0]}.jsonl").read_text("utf-8").splitlines())}
+    later = {s["seller_id"]: s for s in map(json.loads, latest.decode().splitlines())}
+    assert set(initial) == {"LT-GOODS", "LT-MORE", "LT-STAY"} and set(later) == {"LT-GOODS", "LT-MORE"}
+    pdfs = tmp_path / "pdf"
+    capsys.readouterr()
+    # LT-STAY's statement is in the first run's feed only; LT-MORE's first one is replaced
+    assert main(["statements", "pdf", str(out), "--seller", "LT-STAY", "--seller", "LT-MORE", "--out", str(pdfs)]) == 0
+    assert sorted(p.name for p in pdfs.iterdir()) == sorted(
+        [f"{initial['LT-STAY']['statement_id']}.pdf", f"{later['LT-MORE']['statement_id']}.pdf"]
+    )
+    # a page that is not the one its feed names is never shown
+    page = out / later["LT-GOODS"]["html_path"]
+    page.write_bytes(page.read_bytes().replace(b"</body>", b"<p>changed</p></body>"))
+    assert main(["statements", "pdf", str(out), "--seller", "LT-GOODS", "--out", str(pdfs)]) == 2
+    assert "is not the one the feed names" in capsys.readouterr().err
+    # a support copy: the seller's current statement as text, masked unless asked for in full
+    capsys.readouterr()
+    assert main(["statements", "show", str(out), "--seller", "LT-MORE"]) == 0
+    shown = capsys.readouterr().out
+    assert f"DAC7 statement {later['LT-MORE']['statement_id']} (masked support copy)" in shown
+    assert initial["LT-MORE"]["statement_id"] not in shown.split("replaces")[0]  # the replaced one is not shown
+    assert "TIN: ********000 (LT)" in shown and "38512120000" not in shown and "Petrauskas" not in shown
+    assert "Q4: consideration 250, activities 1" in shown
+    assert main(["statements", "show", str(out), "--seller", "LT-MORE", "--show-personal-data"]) == 0
+    full = capsys.readouterr().out
+    assert "TIN: 38512120000 (LT)" in full and "Petrauskas" in full
+    assert main(["statements", "show", str(out), "--seller", "LT-NONE"]) == 1

@@ -16,7 +16,7 @@ from builders import Marketplace, write_config
 from reporting.pipeline import run
 from reporting.source import make_engine
 
-LANGUAGES = {"S-DE": "de", "S-FRBE": "fr-BE", "S-NONE": None, "S-BAD": "de_DE"}
+LANGUAGES = {"S-DE": "de", "S-FRBE": "fr-BE", "S-NONE": None, "S-BAD": "deutsch", "S-POSIX": "de_AT"}
 
 
 def market() -> Marketplace:
@@ -44,7 +44,7 @@ def run_on(tmp_path: Path, url: str, aggregate: str = "local") -> dict[str, str]
     return {s["seller_id"]: s["language"] for s in map(json.loads, lines)}
 
 
-EXPECTED = {"S-DE": "de", "S-FRBE": "fr-BE", "S-NONE": "en", "S-BAD": "en"}
+EXPECTED = {"S-DE": "de", "S-FRBE": "fr-BE", "S-NONE": "en", "S-BAD": "en", "S-POSIX": "de-AT"}
 
 
 def test_sqlite(tmp_path: Path, sqlite_url: str) -> None:

@@ -281,3 +281,149 @@ def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pyte
 
     small, large = peak(400), peak(1_600)
     assert large < small * 1.3, (small, large)
+
+
+def test_a_masked_statement_keeps_the_figures_and_masks_the_personal_data(tmp_path: Path, message: Path) -> None:
+    """The project's masking (reporting.explain / due diligence): initials, the last three
+    characters of identifiers, ``****-**-**`` for the birth date, addresses as their country."""
+    from reporting.statements.locale import formatter, resolve
+    from reporting.statements.masked import as_text, mask_statement
+    from reporting.statements.page import render
+
+    entity, person = write(tmp_path, message, {"S-ENT": "fr-BE", "S-ANN": "pl"})
+    m = mask_statement(entity)
+    ident = m["identity"]
+    assert m["masked"] is True and "masked" not in entity  # a copy
+    assert ident["names"] == [{"name": "M***** D***** S***"}]
+    assert ident["tins"] == [{"tin": "********901", "issued_by": "FR"}, {"tin": "*******321", "issued_by": "BE"}]
+    assert ident["vat"] == "**********901"
+    assert ident["business_registration_numbers"] == [{"number": "***S-1", "type": "BRN", "issued_by": "FR"}]
+    assert ident["financial_accounts"] == [
+        {"identifier": "************************189", "type": "IBAN", "holder": "M***** D***** S***"}
+    ]
+    assert ident["addresses"] == [{"free": "***", "country": "FR"}]
+    assert ident["permanent_establishments"] == ["BE"] and ident["residence_countries"] == ["FR", "BE"]
+    flat = m["activities"][0]
+    assert flat["property_address"] == {"free": "***", "country": "FR"}
+    assert flat["land_registration_number"] == "*****-12"
+    assert [a["quarters"] for a in m["activities"]] == [a["quarters"] for a in entity["activities"]]
+    p = mask_statement(person)["identity"]
+    assert p["names"] == [{"first_name": "A**", "middle_name": "B*", "last_name": "L**"}]
+    assert p["birth_date"] == "****-**-**" and p["tins"] == [{"tin": None, "issued_by": None, "unknown": True}]
+    secrets = ("Maison Durand", "Rivoli", "Voltaire", "12345678901", "0987654321", "FR7630006000011234567890189",
+               "75-AB-12", "RCS-1", "1980-05-17", "Ann", "Lee")  # fmt: skip
+    language = resolve("fr-BE")
+    page = render(m, language, formatter(language.locale), "Demo Market UAB")
+    text = "\n".join(as_text(m)) + "\n".join(as_text(mask_statement(person)))
+    for shown in (page, text):
+        assert not [s for s in secrets if s in shown]
+    assert 'id="masked"' in page and "99\u202f999,00\xa0€" in page  # the figures stay, in the seller's locale
+    assert "masked support copy" in text and "Q4: consideration 99999, activities 12, fees 9999, taxes 0" in text
+    full = "\n".join(as_text(entity))
+    assert "FR7630006000011234567890189" in full and "in full, with personal data" in full
+
+
+def test_name_and_address_types_and_a_former_country_of_birth_are_kept(tmp_path: Path) -> None:
+    xml = (
+        XML.replace("<dpi:Name><dpi:FirstName>Ann", '<dpi:Name nameType="OECD202"><dpi:FirstName>Ann')
+        .replace(
+            "<dpi:Name>Maison Durand SARL</dpi:Name>", '<dpi:Name nameType="OECD207">Maison Durand SARL</dpi:Name>'
+        )
+        .replace(
+            "<dpi:BirthInfo><dpi:BirthDate>1980-05-17</dpi:BirthDate></dpi:BirthInfo>",
+            "<dpi:BirthInfo><dpi:BirthDate>1980-05-17</dpi:BirthDate><dpi:BirthPlace><dpi:City>Vilnius</dpi:City>"
+            "<dpi:CountryInfo><dpi:FormerCountryName>USSR</dpi:FormerCountryName></dpi:CountryInfo>"
+            "</dpi:BirthPlace></dpi:BirthInfo>",
+        )
+        .replace("<dpi:Address>", '<dpi:Address legalAddressType="OECD302">', 1)
+    )
+    path = tmp_path / "msg.xml"
+    path.write_text(xml, encoding="utf-8")
+    _head, entity, person = list(read_message(path))
+    assert isinstance(entity, FiledSeller) and isinstance(person, FiledSeller)
+    assert entity.identity["names"] == [{"name": "Maison Durand SARL", "name_type": "OECD207"}]
+    assert entity.identity["addresses"][0]["address_type"] == "OECD302"
+    assert person.identity["names"] == [
+        {"name_type": "OECD202", "first_name": "Ann", "middle_name": "B.", "last_name": "Lee"}
+    ]
+    assert person.identity["birth_place"] == {"city": "Vilnius", "country": None, "former_country_name": "USSR"}
+    xml2 = xml.replace(
+        "<dpi:CountryInfo><dpi:FormerCountryName>USSR</dpi:FormerCountryName>",
+        "<dpi:CountryInfo><dpi:CountryCode>LT</dpi:CountryCode>",
+    )
+    path.write_text(xml2, encoding="utf-8")
+    assert list(read_message(path))[2].identity["birth_place"] == {
+        "city": "Vilnius",
+        "country": "LT",
+        "former_country_name": None,
+    }
+
+
+def test_a_seller_record_in_two_currencies_is_refused_naming_the_seller(tmp_path: Path, message: Path) -> None:
+    """Each amount carries its own currCode (MonAmnt_Type), but a statement states one currency:
+    the error names the seller id and DocRefId, never a TIN, and no feed is published."""
+    from reporting.statements.feed import MixedCurrencyError
+
+    xml = message.read_text("utf-8").replace('<dpi:ConsQ4 currCode="EUR">99999', '<dpi:ConsQ4 currCode="PLN">99999')
+    assert 'currCode="PLN"' in xml
+    message.write_text(xml, encoding="utf-8")
+    [_head, entity, _person] = list(read_message(message))
+    assert isinstance(entity, FiledSeller) and (entity.currency, entity.currencies) == (None, ("EUR", "PLN"))
+    with pytest.raises(MixedCurrencyError) as raised:
+        write(tmp_path, message)
+    text = str(raised.value)
+    assert "seller S-ENT (DocRefId LT2025-NEW1)" in text and "2 currencies (EUR, PLN)" in text
+    assert "12345678901" not in text
+    assert not (tmp_path / "out" / "statements" / "statements.jsonl").exists()
+
+
+def test_the_issue_date_the_contact_and_a_withdrawal_on_the_page(tmp_path: Path, message: Path) -> None:
+    """The notice's date (PStTG § 24(1) Nr. 4) in the feed and, in the seller's locale, on the
+    page; the configured contact as a link; a deletion's figures headed as withdrawn."""
+    from datetime import date
+
+    out = tmp_path / "out"
+    sellers = {"LT2025-NEW1": "S-ENT", "LT2025-DEL2": "S-ANN"}
+    write_statements(
+        out,
+        [Published(message, "LT")],
+        environment="test",
+        year=2025,
+        seller_of=lambda ids: {d: sellers[d] for d in ids if d in sellers},
+        language_of=lambda ids: {"S-ENT": "fr-BE", "S-ANN": "de"},
+        issued=date(2026, 1, 20),
+        contact="dac7-support@example.com",
+    )
+    entity, person = read_feed(out)
+    assert entity["issued"] == person["issued"] == "2026-01-20"
+    page = (out / entity["html_path"]).read_text("utf-8")
+    assert '<time datetime="2026-01-20">20 janvier 2026</time>' in page
+    assert '<a href="mailto:dac7-support@example.com">dac7-support@example.com</a>' in page
+    assert "Ce qui a été déclaré auparavant" not in page  # a correction: its figures are the reported ones
+    deleted = (out / person["html_path"]).read_text("utf-8")
+    assert '<time datetime="2026-01-20">20. Januar 2026</time>' in deleted
+    assert '<h2 id="figures">Was früher gemeldet wurde und nun zurückgezogen ist</h2>' in deleted
+
+
+def test_the_statements_contact_is_one_line(tmp_path: Path) -> None:
+    from reporting.config import parse_config
+    from reporting.errors import ConfigError
+
+    base = {
+        "operator": {
+            "name": "Demo Market UAB",
+            "tin": "123456789",
+            "tin_issued_by": "LT",
+            "nexus": "RPONEX1",
+            "address": {"city": "Vilnius", "country": "LT"},
+        }
+    }
+    assert parse_config(base).statement_contact is None
+    assert parse_config({**base, "statements": {"contact": " https://example.com/dac7 "}}).statement_contact == (
+        "https://example.com/dac7"
+    )
+    for bad in ("", "x" * 301, "line\nbreak"):
+        with pytest.raises(ConfigError, match=r"statements\.contact"):
+            parse_config({**base, "statements": {"contact": bad}})
+    with pytest.raises(ConfigError):
+        parse_config({**base, "statements": {"contakt": "x"}})

@@ -83,7 +83,11 @@ def test_the_fast_formatter_writes_what_babel_writes(locale: str) -> None:
         ("zh-Hant-TW", Language("en", "en", "en")),
         (None, Language("en", "en", "en")),
         ("", Language("en", "en", "en")),
-        ("de_DE", Language("en", "en", "en")),  # not a tag (underscore): English
+        ("de_DE", Language("de-DE", "de", "de_DE")),  # the POSIX form, taken as de-DE
+        ("fr-u-ca-buddhist", Language("fr", "fr", "fr")),  # "ca" is an extension's, not a region
+        ("fr-Latn-BE", Language("fr-BE", "fr", "fr_BE")),  # the region after the script
+        ("de-1996", Language("de", "de", "de")),  # a variant, no region
+        ("pl-x-test", Language("en", "en", "en")),  # private use: not a tag this project reads
     ],
 )
 def test_a_tag_gives_the_statement_its_language(tag: str | None, language: Language) -> None:
@@ -91,13 +95,14 @@ def test_a_tag_gives_the_statement_its_language(tag: str | None, language: Langu
 
 
 @pytest.mark.parametrize(
-    "tag", ["de", "fr-BE", "pt-PT", "zh-Hant-TW", "sr-Latn-RS", "es-419", "de-CH-1996", "en-GB-u-ca-gregory"]
+    "tag",
+    ["de", "fr-BE", "pt-PT", "zh-Hant-TW", "sr-Latn-RS", "es-419", "de-CH-1996", "en-GB-u-ca-gregory", "de_DE"],
 )
 def test_well_formed_tags(tag: str) -> None:
     assert is_language_tag(tag)
 
 
-@pytest.mark.parametrize("tag", ["", "d", "de_DE", "english", "xx", "fr-", "-fr", "fr BE", "fr-BE-", "123", "de-DE!"])
+@pytest.mark.parametrize("tag", ["", "d", "english", "xx", "fr-", "-fr", "fr BE", "fr-BE-", "123", "de-DE!"])
 def test_tags_that_are_not(tag: str) -> None:
     assert not is_language_tag(tag)
 
@@ -114,7 +119,8 @@ def _msgids() -> set[str]:
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    ids |= {page.INTRO, page.CORRECTED, page.WITHDRAWN, page.WRONG}
+    ids |= {page.INTRO, page.CORRECTED, page.WITHDRAWN, page.WRONG, page.MASKED, page.ISSUED, page.CONTACT}
+    ids |= {page.WITHDRAWN_FIGURES, page.FILED_HERE, page.EXCHANGE}
     ids |= {*page.ACTIVITY_NAMES.values(), *page.PROPERTY_TYPES.values(), *page.REASONS.values()}
     ids |= {label for _key, label in page.FIGURE_NAMES}
     return ids
