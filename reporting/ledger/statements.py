@@ -66,6 +66,7 @@ from reporting.vocabulary import ENVIRONMENTS
 #: The feed's file in a run's output directory, and the folder of the pages.
 STATEMENTS_DIR = "statements"
 FEED_NAME = "statements.jsonl"
+RUN_FEEDS_DIR = "runs"  # statements/runs/<run_id>.jsonl: each run's own feed, the same bytes
 #: Years a statement's record is kept, from the end of the year it was made (PStTG § 24(3)).
 RETENTION_YEARS = 10
 #: The keys of a delivery report (CSV header, JSON object keys).
@@ -836,7 +837,7 @@ class RetentionOutcome:
     dry_run: bool
     statements: int = 0  # statements whose retention ended (erased, or that would be)
     files: int = 0  # pages deleted (or that would be)
-    feeds: int = 0  # statements.jsonl files deleted (or that would be)
+    feeds: int = 0  # feed files deleted (statements.jsonl and the runs' copies), or that would be
     missing_files: int = 0  # pages not found (erased all the same only with missing_ok)
     statement_ids: list[str] = field(default_factory=list)  # the first 100, for the log
     missing_ids: list[str] = field(default_factory=list)  # the first 100 whose page was not found
@@ -857,7 +858,8 @@ def erase_expired(
     free text, which may hold personal data); its ids, hashes, status and delivery dates stay (no
     personal data), and ``erased`` says when. The page is ``<out_dir>/<html_path>`` with the
     ``out_dir`` recorded with the statement, else ``<out_root>/<year>/<html_path>`` (statements
-    recorded without it). A feed ``statements/statements.jsonl`` goes when every statement
+    recorded without it). A feed ``statements/statements.jsonl`` (with each run's copy under
+    ``statements/runs/``) goes when every statement
     recorded from that output directory (or, without one, for that year) is erased. ``dry_run``
     changes nothing and counts what would go.
 
@@ -972,11 +974,15 @@ def _drop_feed(engine: Engine, out_root: Path | None, key: tuple[str, int | str]
     with engine.connect() as conn:
         left = conn.execute(sa.select(sa.func.count()).where(which, s.c.erased.is_(None))).scalar_one()
     remaining = left - (erased if dry_run else 0)
-    if remaining > 0 or not feed.is_file():
+    # the feed and each run's own copy of its feed (``statements/runs/<run_id>.jsonl``): every
+    # statement they hold is erased by now, and they hold personal data
+    feeds = [f for f in (feed, *sorted((feed.parent / RUN_FEEDS_DIR).glob("*.jsonl"))) if f.is_file()]
+    if remaining > 0 or not feeds:
         return 0
     if not dry_run:
-        feed.unlink()
-    return 1
+        for f in feeds:
+            f.unlink()
+    return len(feeds)
 
 
 def _page(out_root: Path, year: int, html_path: str) -> Path | None:

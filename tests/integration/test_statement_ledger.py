@@ -414,6 +414,9 @@ def test_housekeeping_erases_at_the_boundary_and_not_before(ledger: Ledger, tmp_
     run = recorded(ledger, tmp_path)  # made 2026-01-20 (MADE)
     ledger.mark_statements(read_delivery_report(_csv(tmp_path, "st-a,2026-01-21T10:00:00Z,sent")), source="d.csv")
     (tmp_path / "2025" / "statements" / "statements.jsonl").touch()
+    (tmp_path / "2025" / "statements" / "runs").mkdir(mode=0o700)
+    run_feed = tmp_path / "2025" / "statements" / "runs" / "run-1.jsonl"  # a run's own copy of its feed
+    run_feed.touch()
     pages = sorted((tmp_path / "2025" / "statements").rglob("*.html"))
     assert len(pages) == 3
 
@@ -425,12 +428,14 @@ def test_housekeeping_erases_at_the_boundary_and_not_before(ledger: Ledger, tmp_
     assert (out.statements, out.files, out.feeds) == (0, 0, 0)
     due = datetime(2037, 1, 1, 0, 0, tzinfo=BERLIN)
     dry = erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone, dry_run=True)
-    assert (dry.statements, dry.files, dry.feeds, dry.dry_run) == (3, 3, 1, True)
+    assert (dry.statements, dry.files, dry.feeds, dry.dry_run) == (3, 3, 2, True)
     assert all(p.exists() for p in pages) and ledger.statement("st-a").seller_id == "S1"  # type: ignore[union-attr]
+    assert run_feed.exists()
     done = erase_expired(ledger.engine, tmp_path, now=due, zone_of=zone)
-    assert (done.statements, done.files, done.feeds) == (3, 3, 1)
+    assert (done.statements, done.files, done.feeds) == (3, 3, 2)
     assert not any(p.exists() for p in pages)
     assert not (tmp_path / "2025" / "statements" / "statements.jsonl").exists()
+    assert not run_feed.exists()
     for r in rows(ledger, t.statements):
         assert (r.content, r.seller_id, r.html_path) == (None, None, None)
         assert r.erased == datetime(2036, 12, 31, 23, 0)  # 1 January 00:00 in Berlin, in UTC
