@@ -14,6 +14,7 @@ crashed run leaves no half file and a feed names only pages that exist.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import uuid
@@ -26,7 +27,7 @@ from reporting.countries import EU_MEMBER_STATES
 from reporting.findings import Finding, Severity
 from reporting.private import FILE_MODE, private_dirs
 from reporting.statements.filed import FiledSeller, MessageHead, read_message
-from reporting.statements.locale import formatter, is_language_tag, resolve
+from reporting.statements.locale import Language, formatter, is_language_tag, resolve
 from reporting.statements.page import render
 
 STATEMENTS_DIR = "statements"
@@ -37,6 +38,10 @@ NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
 BATCH = 2_000
 #: pages per folder at most: the first two hex digits of the id name the folder (256 folders)
 SHARD_CHARS = 2
+#: processes writing the pages beside the one reading the filing, at most
+WORKERS = 2
+#: a filing of fewer records is written in one process (starting another costs more)
+SMALL = 2_000
 
 
 def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
@@ -112,9 +117,15 @@ def write_statements(
     year: int,
     seller_of: SellerLookup,
     language_of: LanguageLookup,
+    workers: int | None = None,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
-    the feed last. Returns the counts and the findings (an invalid ``sellers.language``)."""
+    the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
+
+    ``workers``: processes that render and write the pages beside this one, which reads the
+    filing (see :mod:`reporting.statements.writer`); 0 writes them in this process. By default
+    one per core beyond the first, at most :data:`WORKERS`, and none for a filing smaller than
+    :data:`SMALL` records. The feed and the pages are the same bytes either way."""
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
     tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
@@ -122,7 +133,20 @@ def write_statements(
     result = Written()
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        _write_all(out_dir, folder, fd, messages, environment, year, seller_of, language_of, result)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            items = _items(folder, messages, environment, year, seller_of, language_of, result)
+            if workers is None:
+                first = list(itertools.islice(items, SMALL))  # a small filing is written here, at once
+                items = itertools.chain(first, items)
+                workers = 0 if len(first) < SMALL else min(WORKERS, max(0, (os.cpu_count() or 1) - 1))
+            if workers > 0:
+                from reporting.statements.writer import write_pages
+
+                write_pages(str(out_dir), folder, items, out, workers)
+            else:
+                base = str(out_dir)
+                for statement, language, operator in items:
+                    out.write(page_line(base, statement, language, operator))
     except BaseException:
         tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
         raise
@@ -130,58 +154,66 @@ def write_statements(
     return result
 
 
-def _write_all(
-    out_dir: Path,
+Item = tuple[dict[str, Any], Language, str]  # a statement without its page, its language, the operator's name
+
+
+def _items(
     folder: Path,
-    fd: int,
     messages: Iterable[Published],
     environment: str,
     year: int,
     seller_of: SellerLookup,
     language_of: LanguageLookup,
     result: Written,
-) -> None:
+) -> Iterator[Item]:
+    """Each statement of the filing, in the order of the filed records, with its language; the
+    counts and the findings into ``result``, each statement's shard folder made (once)."""
     shards: set[str] = set()
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for batch in _batches(_records(messages), BATCH):
-            sellers = seller_of([r.doc_ref_id for _m, _h, r in batch])
-            missing = [r.doc_ref_id for _m, _h, r in batch if r.doc_ref_id not in sellers]
-            if missing:
-                raise LookupError(
-                    f"{len(missing)} seller record(s) of the published files are not in the ledger "
-                    f"(DocRefId {', '.join(missing[:3])}): statements are written from the filing only"
-                )
-            languages = language_of(sorted({sellers[r.doc_ref_id] for _m, _h, r in batch}))
-            for msg, head, record in batch:
-                seller_id = sellers[record.doc_ref_id]
-                tag = languages.get(seller_id)
-                if tag is not None and not is_language_tag(tag):
-                    result.findings.append(
-                        Finding(
-                            rule="sellers.language_tag",
-                            table="sellers",
-                            key=seller_id,
-                            seller_id=seller_id,
-                            message="language is not an IETF BCP 47 tag (e.g. de, fr-BE): the statement is in English",
-                            severity=Severity.WARNING,
-                        )
+    for batch in _batches(_records(messages), BATCH):
+        sellers = seller_of([r.doc_ref_id for _m, _h, r in batch])
+        missing = [r.doc_ref_id for _m, _h, r in batch if r.doc_ref_id not in sellers]
+        if missing:
+            raise LookupError(
+                f"{len(missing)} seller record(s) of the published files are not in the ledger "
+                f"(DocRefId {', '.join(missing[:3])}): statements are written from the filing only"
+            )
+        languages = language_of(sorted({sellers[r.doc_ref_id] for _m, _h, r in batch}))
+        for msg, head, record in batch:
+            seller_id = sellers[record.doc_ref_id]
+            tag = languages.get(seller_id)
+            if tag is not None and not is_language_tag(tag):
+                result.findings.append(
+                    Finding(
+                        rule="sellers.language_tag",
+                        table="sellers",
+                        key=seller_id,
+                        seller_id=seller_id,
+                        message="language is not an IETF BCP 47 tag (e.g. de, fr-BE): the statement is in English",
+                        severity=Severity.WARNING,
                     )
-                statement = _statement(record, head, msg.authority, seller_id, tag, environment, year)
-                language = resolve(tag)
-                html = render(statement, language, formatter(language.locale), head.operator_name).encode()
-                sid = statement["statement_id"]
-                shard = sid[:SHARD_CHARS]
-                if shard not in shards:
-                    private_dirs(folder / shard)
-                    shards.add(shard)
-                relative = f"{STATEMENTS_DIR}/{shard}/{sid}.html"
-                _write_atomic(Path(out_dir) / relative, html)
-                statement["html_path"] = relative
-                statement["sha256"] = hashlib.sha256(html).hexdigest()
-                out.write(json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n")
-                result.statements += 1
-                result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
-                result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
+                )
+            language = resolve(tag)
+            statement = _statement(record, head, msg.authority, seller_id, language, environment, year)
+            shard = statement["statement_id"][:SHARD_CHARS]
+            if shard not in shards:
+                private_dirs(folder / shard)
+                shards.add(shard)
+            result.statements += 1
+            result.kinds[record.kind] = result.kinds.get(record.kind, 0) + 1
+            result.languages[language.tag] = result.languages.get(language.tag, 0) + 1
+            yield statement, language, head.operator_name
+
+
+def page_line(out_dir: str, statement: dict[str, Any], language: Language, operator: str) -> str:
+    """Render and write the page of ``statement`` under ``out_dir`` (its shard folder exists);
+    returns the statement's line of the feed, with ``html_path`` and ``sha256``."""
+    html = render(statement, language, formatter(language.locale), operator).encode()
+    sid = statement["statement_id"]
+    relative = f"{STATEMENTS_DIR}/{sid[:SHARD_CHARS]}/{sid}.html"
+    write_page(f"{out_dir}/{relative}", html)
+    statement["html_path"] = relative
+    statement["sha256"] = hashlib.sha256(html).hexdigest()
+    return json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def _statement(
@@ -189,7 +221,7 @@ def _statement(
     head: MessageHead,
     authority: str,
     seller_id: str,
-    tag: str | None,
+    language: Language,
     environment: str,
     year: int,
 ) -> dict[str, Any]:
@@ -200,7 +232,7 @@ def _statement(
         "seller_id": seller_id,
         "year": year,
         "environment": environment,
-        "language": resolve(tag).tag,
+        "language": language.tag,
         "identity": record.identity,
         "filed_with": {"country": authority, "message_ref_id": head.message_ref_id, "doc_ref_id": record.doc_ref_id},
         "receiving_states": receiving_states(record.identity, record.activities),
@@ -209,21 +241,46 @@ def _statement(
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary name (0600 from its first byte, unique to this
-    process), then renamed. A page that holds these bytes already (the statements written again)
-    is left as it is: renaming over a file the disk holds makes ext4 write the new one at once
-    (its ``auto_da_alloc``), a millisecond a page."""
+def write_page(path: str, data: bytes) -> None:
+    """``data`` to ``path``, 0600 from its first byte. A new page is created under its own name
+    (``O_EXCL``: one open, one write, no rename); were the run to stop in the middle of it, the
+    half page is named by no feed (the feed is renamed into place last, and no earlier feed named
+    a page that did not exist), and the next run finds it different and replaces it. A page that
+    exists already is replaced through a temporary name, unless it holds these bytes (the
+    statements written again): renaming over a file the disk holds makes ext4 write the new one
+    at once (its ``auto_da_alloc``), a millisecond a page."""
     try:
-        with open(path, "rb") as f:
-            if f.read(len(data) + 1) == data:
-                return
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(path, _CREATE, FILE_MODE)
+    except FileExistsError:
+        _replace_page(path, data)
+        return
+    try:
+        _write_fd(fd, data)
+    finally:
+        os.close(fd)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _replace_page(path: str, data: bytes) -> None:
+    with open(path, "rb") as f:
+        if f.read(len(data) + 1) == data:
+            return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    head, _sep, name = tmp.rpartition("/")
+    tmp = f"{head}/.{name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    try:
+        _write_fd(fd, data)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 

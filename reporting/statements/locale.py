@@ -19,6 +19,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import date
+from html import escape
 from importlib.resources import files
 
 from babel import Locale, UnknownLocaleError
@@ -113,7 +114,9 @@ class Formatter:
         probe = format_decimal(1234567, locale=locale)  # "1" group "234" group "567"
         self._group = probe[1 : 1 + (len(probe) - 7) // 2]
         self._groups_four = format_decimal(1234, locale=locale) != "1234"
+        self._group_html = escape(self._group)
         self._templates: dict[str, tuple[str, str] | None] = {}
+        self._templates_html: dict[str, tuple[str, str] | None] = {}
         self._integer_is_babel = all(
             format_decimal(n, locale=locale) == _grouped(n, self._group, self._groups_four)
             for n in (7, 1234, 12345, 1234567)
@@ -135,6 +138,25 @@ class Formatter:
         if value < 0 or template is None:
             return format_currency(value, currency, locale=self.locale)
         return template[0] + _grouped(value, self._group, self._groups_four) + template[1]
+
+    def integer_html(self, value: int) -> str:
+        """``escape(self.integer(value))``, without escaping each figure: HTML escaping maps each
+        character on its own, so the escaped group separator does the same."""
+        if value < 0 or not self._integer_is_babel:
+            return escape(format_decimal(value, locale=self.locale))
+        return _grouped(value, self._group_html, self._groups_four)
+
+    def money_html(self, value: int, currency: str) -> str:
+        """``escape(self.money(value, currency))``, from the escaped parts of the template."""
+        template = self._templates_html.get(currency)
+        if template is None and currency not in self._templates_html:
+            if currency not in self._templates:
+                self._templates[currency] = self._template(currency)
+            plain = self._templates[currency]
+            template = self._templates_html[currency] = None if plain is None else (escape(plain[0]), escape(plain[1]))
+        if value < 0 or template is None:
+            return escape(format_currency(value, currency, locale=self.locale))
+        return template[0] + _grouped(value, self._group_html, self._groups_four) + template[1]
 
     def _template(self, currency: str) -> tuple[str, str] | None:
         """Babel's writing of 0 split at the integer part, checked against Babel's writing of

@@ -99,6 +99,19 @@ def _texts(language: str) -> _Texts:
     return _Texts(language)
 
 
+@functools.cache
+def _activity_table(texts: _Texts, title: str) -> tuple[str, tuple[str, ...]]:
+    """The caption and header of an activity's table, and the header cell of each quarter's row,
+    in a language: the same for every statement, so made once."""
+    head = (
+        f'<caption>{title}: {texts("figures per quarter")}</caption><thead><tr>'
+        f'<th scope="col">{texts("Quarter")}</th>'
+        + "".join(f'<th scope="col">{texts(label)}</th>' for _key, label in FIGURE_NAMES)
+        + "</tr></thead><tbody>"
+    )
+    return head, tuple(f'<tr><th scope="row">{texts("Quarter {n}", n=q[1])}</th>' for q in QUARTERS)
+
+
 def _address(a: Mapping[str, Any] | None, fmt: Formatter) -> str:
     if not a:
         return ""
@@ -181,6 +194,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     if not statement["activities"]:
         out.append(f"<p>{_('No activity: the record was withdrawn.')}</p>")
     currency = statement["currency"] or ""
+    money = fmt.money_html
     for i, act in enumerate(statement["activities"], 1):
         title = _(ACTIVITY_NAMES[act["activity"]])
         out.append(f"<h3>{title}</h3>")
@@ -198,22 +212,18 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
                     f"<dd><code>{escape(act['land_registration_number'])}</code></dd>"
                 )
             if act.get("rented_days") is not None:
-                out.append(f"<dt>{_('Days rented')}</dt><dd>{escape(fmt.integer(act['rented_days']))}</dd>")
+                out.append(f"<dt>{_('Days rented')}</dt><dd>{fmt.integer_html(act['rented_days'])}</dd>")
             out.append("</dl>")
-        out.append(
-            f'<table id="activity-{i}"><caption>{title}: {_("figures per quarter")}</caption><thead><tr>'
-            f'<th scope="col">{_("Quarter")}</th>'
-            + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
-            + "</tr></thead><tbody>"
-        )
-        for q in QUARTERS:
-            figs = act["quarters"][q]
+        head, rows = _activity_table(_, title)
+        out.append(f'<table id="activity-{i}">{head}')
+        quarters = act["quarters"]
+        for q, row in zip(QUARTERS, rows, strict=True):
+            figs = quarters[q]
             out.append(
-                f'<tr><th scope="row">{_("Quarter {n}", n=q[1])}</th>'
-                f'<td class="n">{escape(fmt.money(figs["consideration"], currency))}</td>'
-                f'<td class="n">{escape(fmt.integer(figs["number_of_activities"]))}</td>'
-                f'<td class="n">{escape(fmt.money(figs["fees"], currency))}</td>'
-                f'<td class="n">{escape(fmt.money(figs["taxes"], currency))}</td></tr>'
+                f'{row}<td class="n">{money(figs["consideration"], currency)}</td>'
+                f'<td class="n">{fmt.integer_html(figs["number_of_activities"])}</td>'
+                f'<td class="n">{money(figs["fees"], currency)}</td>'
+                f'<td class="n">{money(figs["taxes"], currency)}</td></tr>'
             )
         out.append("</tbody></table>")
     filed = statement["filed_with"]

@@ -389,3 +389,42 @@ def test_the_statements_of_another_edition_hold_its_figures(tmp_path: Path, prof
             for q in ("Q1", "Q2", "Q3", "Q4")
         ]
         assert sorted(shown) == sorted(figures) and len(shown) == len(figures)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_pages_written_by_other_processes_are_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed and every page of a demo filing, written by the stage (one process, a small
+    filing), again in one process, and by two page-writing processes in chunks of 16 (the last
+    one shorter): the same files, byte for byte, owner-only, no part file left."""
+    from reporting.statements import writer
+    from reporting.statements.feed import Published, write_statements
+
+    result = demo_run(tmp_path, sellers=120)
+    out = tmp_path / "out"
+    stage = _files(out / "statements")
+    statements = feed(out)
+    assert len(statements) % 16 != 0, "the last chunk is shorter"
+    sellers = {s["filed_with"]["doc_ref_id"]: s["seller_id"] for s in statements}
+    languages = {s["seller_id"]: s["language"] for s in statements}
+    monkeypatch.setattr(writer, "CHUNK", 16)
+    for workers in (0, 2):
+        again = tmp_path / f"again{workers}"
+        written = write_statements(
+            again,
+            [Published(out / f["file"], f["authority"]) for f in result.manifest["files"]],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: {d: sellers[d] for d in ids},
+            language_of=lambda ids: {s: languages[s] for s in ids},
+            workers=workers,
+        )
+        assert written.statements == len(statements)
+        assert _files(again / "statements") == stage, workers
+        assert_owner_only(again)
+        assert not list((again / "statements").glob(".*"))
