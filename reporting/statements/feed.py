@@ -45,8 +45,17 @@ SMALL = 2_000
 
 
 def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
-    """The statement of a filed record: the same record always gives the same id."""
-    return str(uuid.uuid5(NAMESPACE, f"{environment}/{authority}/{doc_ref_id}"))
+    """The statement of a filed record: the same record always gives the same id,
+    ``str(uuid.uuid5(NAMESPACE, "<environment>/<authority>/<DocRefId>"))`` (RFC 4122, 4.3),
+    computed here without building a ``UUID`` object (a third of the time; the tests compare)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{environment}/{authority}/{doc_ref_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def receiving_states(identity: dict[str, Any], activities: Sequence[dict[str, Any]]) -> list[dict[str, str]]:

@@ -111,6 +111,7 @@ class Formatter:
         self.locale = locale
         self._babel_locale = Locale.parse(locale)
         self._countries = {str(k): str(v) for k, v in self._babel_locale.territories.items()}
+        self._countries_html: dict[str, str] = {}
         probe = format_decimal(1234567, locale=locale)  # "1" group "234" group "567"
         self._group = probe[1 : 1 + (len(probe) - 7) // 2]
         self._groups_four = format_decimal(1234, locale=locale) != "1234"
@@ -177,6 +178,13 @@ class Formatter:
     def date(self, value: str) -> str:
         """An ISO date (YYYY-MM-DD) in the locale's long form: ``20. Januar 1967`` (de)."""
         return format_date(date.fromisoformat(value), format="long", locale=self._babel_locale)
+
+    def country_html(self, code: str) -> str:
+        """``escape(self.country(code))``, escaped once per country."""
+        out = self._countries_html.get(code)
+        if out is None:
+            out = self._countries_html[code] = escape(self.country(code))
+        return out
 
     def country(self, code: str) -> str:
         """A country's name in the locale (``Allemagne`` for DE in fr), the code where unknown."""

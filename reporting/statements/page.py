@@ -99,17 +99,43 @@ def _texts(language: str) -> _Texts:
     return _Texts(language)
 
 
+@functools.lru_cache(maxsize=256)
+def _opening(_: _Texts, tag: str, year: str, operator: str) -> str:
+    """The head of the page, its title and the introduction: the same for every statement of a
+    language, a year and an operator, so made once."""
+    return (
+        f'<!doctype html>\n<html lang="{escape(tag)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>"
+        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>"
+        f"<p>{_(INTRO, operator=operator, year=year)}</p>"
+    )
+
+
 @functools.cache
-def _activity_table(texts: _Texts, title: str) -> tuple[str, tuple[str, ...]]:
+def _receiving_head(_: _Texts) -> str:
+    return (
+        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
+        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
+    )
+
+
+@functools.cache
+def _closing(_: _Texts) -> str:
+    return f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p></main>\n</body></html>\n"
+
+
+@functools.cache
+def _activity_table(_: _Texts, title: str) -> tuple[str, tuple[str, ...]]:
     """The caption and header of an activity's table, and the header cell of each quarter's row,
     in a language: the same for every statement, so made once."""
     head = (
-        f'<caption>{title}: {texts("figures per quarter")}</caption><thead><tr>'
-        f'<th scope="col">{texts("Quarter")}</th>'
-        + "".join(f'<th scope="col">{texts(label)}</th>' for _key, label in FIGURE_NAMES)
+        f'<caption>{title}: {_("figures per quarter")}</caption><thead><tr>'
+        f'<th scope="col">{_("Quarter")}</th>'
+        + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
         + "</tr></thead><tbody>"
     )
-    return head, tuple(f'<tr><th scope="row">{texts("Quarter {n}", n=q[1])}</th>' for q in QUARTERS)
+    return head, tuple(f'<tr><th scope="row">{_("Quarter {n}", n=q[1])}</th>' for q in QUARTERS)
 
 
 def _address(a: Mapping[str, Any] | None, fmt: Formatter) -> str:
@@ -137,13 +163,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     _ = _texts(language.catalog)
     ident = statement["identity"]
     year = str(statement["year"])
-    out = [
-        f'<!doctype html>\n<html lang="{escape(language.tag)}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>",
-        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>",
-        f"<p>{_(INTRO, operator=operator, year=year)}</p>",
-    ]
+    out = [_opening(_, language.tag, year, operator)]
     kind = statement["kind"]
     if kind == "correction":
         out.append(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
@@ -155,7 +175,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     for a in ident["addresses"]:
         out.append(f"<dt>{_('Address')}</dt><dd>{_address(a, fmt)}</dd>")
     for c in ident["residence_countries"]:
-        out.append(f"<dt>{_('Country of residence')}</dt><dd>{escape(fmt.country(c))}</dd>")
+        out.append(f"<dt>{_('Country of residence')}</dt><dd>{fmt.country_html(c)}</dd>")
     if ident.get("birth_date"):
         out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(fmt.date(ident['birth_date']))}</dd>")
     place = ident.get("birth_place")
@@ -167,7 +187,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     for b in ident.get("business_registration_numbers") or []:
         out.append(f"<dt>{_('Business registration number')}</dt><dd><code>{escape(b['number'])}</code></dd>")
     for pe in ident.get("permanent_establishments") or []:
-        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{escape(fmt.country(pe))}</dd>")
+        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{fmt.country_html(pe)}</dd>")
     out.append("</dl>")
     if ident["tins"]:
         out.append(
@@ -177,7 +197,7 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
         )
         for t in ident["tins"]:
             tin = _("not issued") if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
-            out.append(f"<tr><td>{tin}</td><td>{escape(fmt.country(t['issued_by'] or ''))}</td></tr>")
+            out.append(f"<tr><td>{tin}</td><td>{fmt.country_html(t['issued_by'] or '')}</td></tr>")
         out.append("</tbody></table>")
     if ident["financial_accounts"]:
         out.append(
@@ -229,17 +249,14 @@ def render(statement: Mapping[str, Any], language: Language, fmt: Formatter, ope
     filed = statement["filed_with"]
     out.append(
         f"<h2>{_('Where it was filed')}</h2><dl>"
-        f"<dt>{_('Tax authority of')}</dt><dd>{escape(fmt.country(filed['country']))}</dd>"
+        f"<dt>{_('Tax authority of')}</dt><dd>{fmt.country_html(filed['country'])}</dd>"
         f"<dt>{_('Message reference (MessageRefId)')}</dt><dd><code>{escape(filed['message_ref_id'])}</code></dd>"
         f"<dt>{_('Record reference (DocRefId)')}</dt><dd><code>{escape(filed['doc_ref_id'])}</code></dd>"
         f"<dt>{_('Statement')}</dt><dd><code>{escape(statement['statement_id'])}</code></dd></dl>"
     )
-    out.append(
-        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
-        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
-    )
+    out.append(_receiving_head(_))
     for r in statement["receiving_states"]:
-        out.append(f"<tr><td>{escape(fmt.country(r['country']))}</td><td>{_(REASONS[r['reason']])}</td></tr>")
+        out.append(f"<tr><td>{fmt.country_html(r['country'])}</td><td>{_(REASONS[r['reason']])}</td></tr>")
     out.append("</tbody></table>")
-    out.append(f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p></main>\n</body></html>\n")
+    out.append(_closing(_))
     return "".join(out)
