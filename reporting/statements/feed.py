@@ -6,15 +6,16 @@ Section III(A) of Directive 2011/16/EU). A correction (DocTypeIndic OECD2) and a
 (OECD3) of a record give a new statement that replaces the statement of the record they correct
 (``replaces``: its ``statement_id``, derived from the same DocRefId, so no lookup is needed).
 
-Files are written owner-only (the caller runs under :func:`reporting.private.owner_only`) and
-atomically: each page to a temporary name then renamed, the feed likewise and last, so that a
-crashed run leaves no half file and a feed names only pages that exist.
+Files are written owner-only, 0600 from their first byte (the caller runs under
+:func:`reporting.private.owner_only`). The feed goes to a temporary name and is renamed into
+place last, so that a feed names only complete pages: a new page is created under its own name
+(:func:`reporting.statements.pages.write_page`), a page that exists already is replaced through
+a temporary name.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import uuid
@@ -27,28 +28,28 @@ from reporting.countries import EU_MEMBER_STATES
 from reporting.findings import Finding, Severity
 from reporting.private import FILE_MODE, private_dirs
 from reporting.statements.filed import FiledSeller, MessageHead, read_message
-from reporting.statements.locale import Language, formatter, is_language_tag, resolve
-from reporting.statements.page import render
+from reporting.statements.locale import Language, is_language_tag, resolve
+from reporting.statements.pages import SHARD_CHARS, page_line
+from reporting.statements.pages import STATEMENTS_DIR as STATEMENTS_DIR  # the folder, named here too
 
-STATEMENTS_DIR = "statements"
 FEED = "statements.jsonl"
 #: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
 #: sellers looked up at once (the ledger's DocRefIds, the staged languages)
 BATCH = 2_000
-#: pages per folder at most: the first two hex digits of the id name the folder (256 folders)
-SHARD_CHARS = 2
 #: processes writing the pages beside the one reading the filing, at most
 WORKERS = 2
-#: a filing of fewer records is written in one process (starting another costs more)
-SMALL = 2_000
+#: a filing of fewer bytes of XML is written in one process (starting another costs more than
+#: it saves below some 2,000 sellers; a seller record is about 3 kB)
+SMALL = 6_000_000
 
 
 def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
     """The statement of a filed record: the same record always gives the same id,
     ``str(uuid.uuid5(NAMESPACE, "<environment>/<authority>/<DocRefId>"))`` (RFC 4122, 4.3),
     computed here without building a ``UUID`` object (a third of the time; the tests compare)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{environment}/{authority}/{doc_ref_id}".encode()).digest()[:16])
+    name = f"{environment}/{authority}/{doc_ref_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
     h = digest.hex()
@@ -133,8 +134,8 @@ def write_statements(
 
     ``workers``: processes that render and write the pages beside this one, which reads the
     filing (see :mod:`reporting.statements.writer`); 0 writes them in this process. By default
-    one per core beyond the first, at most :data:`WORKERS`, and none for a filing smaller than
-    :data:`SMALL` records. The feed and the pages are the same bytes either way."""
+    one per core beyond the first, at most :data:`WORKERS`, and none for a filing of fewer than
+    :data:`SMALL` bytes. The feed and the pages are the same bytes either way."""
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
     tmp_feed = folder / f".{FEED}.{os.getpid()}.tmp"
@@ -143,11 +144,11 @@ def write_statements(
     fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
+            messages = list(messages)
             items = _items(folder, messages, environment, year, seller_of, language_of, result)
             if workers is None:
-                first = list(itertools.islice(items, SMALL))  # a small filing is written here, at once
-                items = itertools.chain(first, items)
-                workers = 0 if len(first) < SMALL else min(WORKERS, max(0, (os.cpu_count() or 1) - 1))
+                small = sum(m.path.stat().st_size for m in messages) < SMALL
+                workers = 0 if small else min(WORKERS, max(0, (os.cpu_count() or 1) - 1))
             if workers > 0:
                 from reporting.statements.writer import write_pages
 
@@ -213,18 +214,6 @@ def _items(
             yield statement, language, head.operator_name
 
 
-def page_line(out_dir: str, statement: dict[str, Any], language: Language, operator: str) -> str:
-    """Render and write the page of ``statement`` under ``out_dir`` (its shard folder exists);
-    returns the statement's line of the feed, with ``html_path`` and ``sha256``."""
-    html = render(statement, language, formatter(language.locale), operator).encode()
-    sid = statement["statement_id"]
-    relative = f"{STATEMENTS_DIR}/{sid[:SHARD_CHARS]}/{sid}.html"
-    write_page(f"{out_dir}/{relative}", html)
-    statement["html_path"] = relative
-    statement["sha256"] = hashlib.sha256(html).hexdigest()
-    return json.dumps(statement, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
 def _statement(
     record: FiledSeller,
     head: MessageHead,
@@ -248,49 +237,6 @@ def _statement(
         "currency": record.currency,
         "activities": record.activities,
     }
-
-
-def write_page(path: str, data: bytes) -> None:
-    """``data`` to ``path``, 0600 from its first byte. A new page is created under its own name
-    (``O_EXCL``: one open, one write, no rename); were the run to stop in the middle of it, the
-    half page is named by no feed (the feed is renamed into place last, and no earlier feed named
-    a page that did not exist), and the next run finds it different and replaces it. A page that
-    exists already is replaced through a temporary name, unless it holds these bytes (the
-    statements written again): renaming over a file the disk holds makes ext4 write the new one
-    at once (its ``auto_da_alloc``), a millisecond a page."""
-    try:
-        fd = os.open(path, _CREATE, FILE_MODE)
-    except FileExistsError:
-        _replace_page(path, data)
-        return
-    try:
-        _write_fd(fd, data)
-    finally:
-        os.close(fd)
-
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _replace_page(path: str, data: bytes) -> None:
-    with open(path, "rb") as f:
-        if f.read(len(data) + 1) == data:
-            return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    head, _sep, name = tmp.rpartition("/")
-    tmp = f"{head}/.{name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        _write_fd(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def read_feed(out_dir: Path) -> Iterator[dict[str, Any]]:

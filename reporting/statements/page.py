@@ -130,7 +130,7 @@ def _activity_table(_: _Texts, title: str) -> tuple[str, tuple[str, ...]]:
     """The caption and header of an activity's table, and the header cell of each quarter's row,
     in a language: the same for every statement, so made once."""
     head = (
-        f'<caption>{title}: {_("figures per quarter")}</caption><thead><tr>'
+        f"<caption>{title}: {_('figures per quarter')}</caption><thead><tr>"
         f'<th scope="col">{_("Quarter")}</th>'
         + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
         + "</tr></thead><tbody>"

@@ -8,7 +8,7 @@ processes (``python -m reporting.statements.writer``: a fresh interpreter, nothi
 process's open connections or threads is inherited). Each worker writes the pages of its chunks
 and their lines of the feed to a part file of its own (0600, from the first byte); the feed is
 then put together from the parts in the order of the filed records, the same bytes as when one
-process writes everything (:func:`reporting.statements.feed.page_line` is the one function
+process writes everything (:func:`reporting.statements.pages.page_line` is the one function
 either way, and the tests compare the two).
 
 Memory stays flat: a chunk waits in a pipe until its worker takes it, so no more than a few
@@ -17,6 +17,7 @@ chunks are in flight whatever the number of sellers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -27,6 +28,7 @@ from typing import IO, TextIO
 
 from reporting.errors import ReportingError
 from reporting.private import FILE_MODE
+from reporting.statements.pages import page_line
 
 #: statements sent to a worker at once
 CHUNK = 256
@@ -87,10 +89,8 @@ def _send(procs: Sequence[subprocess.Popen[bytes]], n: int, chunk: list[tuple[ob
 def _finish(procs: Sequence[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.stdin is not None and not p.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):  # a worker that stopped: its status says why
                 p.stdin.close()
-            except BrokenPipeError:
-                pass
     for n, p in enumerate(procs):
         code = p.wait()
         if code != 0:
@@ -126,8 +126,6 @@ def _merge(parts: Sequence[Path], chunks: int, last: int, feed: TextIO) -> None:
 def main(argv: Sequence[str]) -> int:
     """A worker: chunks of statements from stdin (pickled by :func:`write_pages`), each page
     written under ``OUT_DIR`` and its line of the feed to ``PART``."""
-    from reporting.statements.feed import page_line
-
     out_dir, part = argv
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
