@@ -2,14 +2,17 @@
 reads the filing.
 
 Reading the filed XML back and building each statement takes about as long as rendering its
-page, hashing it and writing the file, so on two cores the work splits in two: this process
-reads, looks the sellers up and sends the statements in chunks, in turn, to ``workers``
-processes (``python -m reporting.statements.writer``: a fresh interpreter, nothing of this
-process's open connections or threads is inherited). Each worker writes the pages of its chunks
-and their lines of the feed to a part file of its own (0600, from the first byte); the feed is
-then put together from the parts in the order of the filed records, the same bytes as when one
-process writes everything (:func:`reporting.statements.pages.page_line` is the one function
-either way, and the tests compare the two).
+page, hashing it and writing the file, so where a second core is free the work can split in two
+(only when asked: the ``workers`` argument of
+:func:`reporting.statements.feed.write_statements`; on a loaded machine of two cores the extra
+processes made the stage slower, so one process is the default): this process reads, looks the
+sellers up and sends the statements in chunks, in turn, to ``workers`` processes (``python -m
+reporting.statements.writer``: a fresh interpreter, nothing of this process's open connections
+or threads is inherited). Each worker writes the pages of its chunks and their lines of the feed
+to a part file of its own (0600, from the first byte); the feed is then put together from the
+parts in the order of the filed records, the same bytes as when one process writes everything
+(:func:`reporting.statements.pages.page_line` is the one function either way, and the tests
+compare the two).
 
 Memory stays flat: a chunk waits in a pipe until its worker takes it, so no more than a few
 chunks are in flight whatever the number of sellers.
