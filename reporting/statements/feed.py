@@ -43,11 +43,6 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+@-]{0,249}$")
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
 #: sellers looked up at once (the ledger's DocRefIds, the staged languages)
 BATCH = 2_000
-#: processes writing the pages beside the one reading the filing, at most
-WORKERS = 2
-#: a filing of fewer bytes of XML is written in one process (starting another costs more than
-#: it saves below some 2,000 sellers; a seller record is about 3 kB)
-SMALL = 6_000_000
 
 
 class MixedCurrencyError(ValueError):
