@@ -233,10 +233,13 @@ def _quarters(ix: Index, currencies: set[str]) -> dict[str, dict[str, int]]:
         if figures is None:
             raise ValueError(f"an activity without {name}")
         for value in figures:
-            local = _local(value)  # ConsQ1 ... (DGFiP's edition names the taxes TaxesQ1 ...)
-            if local[-2:] not in _QUARTER_SUFFIXES or value.text is None:
+            # ConsQ1 ... (DGFiP's edition names the taxes TaxesQ1 ...): the name's last two
+            # characters are the tag's, namespace or not (a comment's tag is no string)
+            tag = value.tag
+            quarter = tag[-2:] if isinstance(tag, str) else ""
+            if quarter not in _QUARTER_SUFFIXES or value.text is None:
                 continue
-            out[local[-2:]][key] = int(value.text)
+            out[quarter][key] = int(value.text)
             cur = value.get("currCode")
             if cur:
                 currencies.add(cur)

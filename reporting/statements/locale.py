@@ -19,6 +19,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import date
+from html import escape
 from importlib.resources import files
 
 from babel import Locale, UnknownLocaleError
@@ -127,10 +128,13 @@ class Formatter:
         self.locale = locale
         self._babel_locale = Locale.parse(locale)
         self._countries = {str(k): str(v) for k, v in self._babel_locale.territories.items()}
+        self._countries_html: dict[str, str] = {}
         probe = format_decimal(1234567, locale=locale)  # "1" group "234" group "567"
         self._group = probe[1 : 1 + (len(probe) - 7) // 2]
         self._groups_four = format_decimal(1234, locale=locale) != "1234"
+        self._group_html = escape(self._group)
         self._templates: dict[str, tuple[str, str] | None] = {}
+        self._templates_html: dict[str, tuple[str, str] | None] = {}
         self._integer_is_babel = all(
             format_decimal(n, locale=locale) == _grouped(n, self._group, self._groups_four)
             for n in (7, 1234, 12345, 1234567)
@@ -153,6 +157,25 @@ class Formatter:
             return format_currency(value, currency, locale=self.locale)
         return template[0] + _grouped(value, self._group, self._groups_four) + template[1]
 
+    def integer_html(self, value: int) -> str:
+        """``escape(self.integer(value))``, without escaping each figure: HTML escaping maps each
+        character on its own, so the escaped group separator does the same."""
+        if value < 0 or not self._integer_is_babel:
+            return escape(format_decimal(value, locale=self.locale))
+        return _grouped(value, self._group_html, self._groups_four)
+
+    def money_html(self, value: int, currency: str) -> str:
+        """``escape(self.money(value, currency))``, from the escaped parts of the template."""
+        template = self._templates_html.get(currency)
+        if template is None and currency not in self._templates_html:
+            if currency not in self._templates:
+                self._templates[currency] = self._template(currency)
+            plain = self._templates[currency]
+            template = self._templates_html[currency] = None if plain is None else (escape(plain[0]), escape(plain[1]))
+        if value < 0 or template is None:
+            return escape(format_currency(value, currency, locale=self.locale))
+        return template[0] + _grouped(value, self._group_html, self._groups_four) + template[1]
+
     def _template(self, currency: str) -> tuple[str, str] | None:
         """Babel's writing of 0 split at the integer part, checked against Babel's writing of
         other numbers; None when they do not agree (then Babel formats each amount)."""
@@ -172,6 +195,13 @@ class Formatter:
     def date(self, value: str) -> str:
         """An ISO date (YYYY-MM-DD) in the locale's long form: ``20. Januar 1967`` (de)."""
         return format_date(date.fromisoformat(value), format="long", locale=self._babel_locale)
+
+    def country_html(self, code: str) -> str:
+        """``escape(self.country(code))``, escaped once per country."""
+        out = self._countries_html.get(code)
+        if out is None:
+            out = self._countries_html[code] = escape(self.country(code))
+        return out
 
     def country(self, code: str) -> str:
         """A country's name in the locale (``Allemagne`` for DE in fr), the code where unknown."""

@@ -111,6 +111,46 @@ def _texts(language: str) -> _Texts:
     return _Texts(language)
 
 
+@functools.lru_cache(maxsize=256)
+def _opening(_: _Texts, tag: str, year: str, operator: str) -> str:
+    """The head of the page, its title and the introduction: the same for every statement of a
+    language, a year and an operator, so made once."""
+    return (
+        f'<!doctype html>\n<html lang="{escape(tag)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>"
+        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>"
+        f"<p>{_(INTRO, operator=operator, year=year)}</p>"
+    )
+
+
+@functools.cache
+def _receiving_head(_: _Texts) -> str:
+    return (
+        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
+        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
+    )
+
+
+@functools.cache
+def _closing(_: _Texts) -> str:
+    """The end of the receiving states' table, the exchange and what to do when something is wrong."""
+    return f"</tbody></table><p>{_(EXCHANGE)}</p><h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p>"
+
+
+@functools.cache
+def _activity_table(_: _Texts, title: str) -> tuple[str, tuple[str, ...]]:
+    """The caption and header of an activity's table, and the header cell of each quarter's row,
+    in a language: the same for every statement, so made once."""
+    head = (
+        f"<caption>{title}: {_('figures per quarter')}</caption><thead><tr>"
+        f'<th scope="col">{_("Quarter")}</th>'
+        + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
+        + "</tr></thead><tbody>"
+    )
+    return head, tuple(f'<tr><th scope="row">{_("Quarter {n}", n=q[1])}</th>' for q in QUARTERS)
+
+
 def _address(a: Mapping[str, Any] | None, fmt: Formatter) -> str:
     if not a:
         return ""
@@ -148,13 +188,7 @@ def render(
     _ = _texts(language.catalog)
     ident = statement["identity"]
     year = str(statement["year"])
-    out = [
-        f'<!doctype html>\n<html lang="{escape(language.tag)}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>",
-        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>",
-        f"<p>{_(INTRO, operator=operator, year=year)}</p>",
-    ]
+    out = [_opening(_, language.tag, year, operator)]
     if statement.get("issued"):  # the notice's date (PStTG § 24(1) Nr. 4)
         out.append(
             f'<p id="issued">{_(ISSUED)}: <time datetime="{escape(statement["issued"])}">'
@@ -173,7 +207,7 @@ def render(
     for a in ident["addresses"]:
         out.append(f"<dt>{_('Address')}</dt><dd>{_address(a, fmt)}</dd>")
     for c in ident["residence_countries"]:
-        out.append(f"<dt>{_('Country of residence')}</dt><dd>{escape(fmt.country(c))}</dd>")
+        out.append(f"<dt>{_('Country of residence')}</dt><dd>{fmt.country_html(c)}</dd>")
     if ident.get("birth_date"):
         born = ident["birth_date"] if statement.get("masked") else fmt.date(ident["birth_date"])
         out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(born)}</dd>")
@@ -187,7 +221,7 @@ def render(
     for b in ident.get("business_registration_numbers") or []:
         out.append(f"<dt>{_('Business registration number')}</dt><dd><code>{escape(b['number'])}</code></dd>")
     for pe in ident.get("permanent_establishments") or []:
-        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{escape(fmt.country(pe))}</dd>")
+        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{fmt.country_html(pe)}</dd>")
     out.append("</dl>")
     if ident["tins"]:
         out.append(
@@ -197,7 +231,7 @@ def render(
         )
         for t in ident["tins"]:
             tin = _("not issued") if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
-            out.append(f"<tr><td>{tin}</td><td>{escape(fmt.country(t['issued_by'] or ''))}</td></tr>")
+            out.append(f"<tr><td>{tin}</td><td>{fmt.country_html(t['issued_by'] or '')}</td></tr>")
         out.append("</tbody></table>")
     if ident["financial_accounts"]:
         out.append(
@@ -215,6 +249,7 @@ def render(
     if not statement["activities"]:
         out.append(f"<p>{_('No activity: the record was withdrawn.')}</p>")
     currency = statement["currency"] or ""
+    money = fmt.money_html
     for i, act in enumerate(statement["activities"], 1):
         title = _(ACTIVITY_NAMES[act["activity"]])
         out.append(f"<h3>{title}</h3>")
@@ -232,43 +267,35 @@ def render(
                     f"<dd><code>{escape(act['land_registration_number'])}</code></dd>"
                 )
             if act.get("rented_days") is not None:
-                out.append(f"<dt>{_('Days rented')}</dt><dd>{escape(fmt.integer(act['rented_days']))}</dd>")
+                out.append(f"<dt>{_('Days rented')}</dt><dd>{fmt.integer_html(act['rented_days'])}</dd>")
             out.append("</dl>")
-        out.append(
-            f'<table id="activity-{i}"><caption>{title}: {_("figures per quarter")}</caption><thead><tr>'
-            f'<th scope="col">{_("Quarter")}</th>'
-            + "".join(f'<th scope="col">{_(label)}</th>' for _key, label in FIGURE_NAMES)
-            + "</tr></thead><tbody>"
-        )
-        for q in QUARTERS:
-            figs = act["quarters"][q]
+        head, rows = _activity_table(_, title)
+        out.append(f'<table id="activity-{i}">{head}')
+        quarters = act["quarters"]
+        for q, row in zip(QUARTERS, rows, strict=True):
+            figs = quarters[q]
             out.append(
-                f'<tr><th scope="row">{_("Quarter {n}", n=q[1])}</th>'
-                f'<td class="n">{escape(fmt.money(figs["consideration"], currency))}</td>'
-                f'<td class="n">{escape(fmt.integer(figs["number_of_activities"]))}</td>'
-                f'<td class="n">{escape(fmt.money(figs["fees"], currency))}</td>'
-                f'<td class="n">{escape(fmt.money(figs["taxes"], currency))}</td></tr>'
+                f'{row}<td class="n">{money(figs["consideration"], currency)}</td>'
+                f'<td class="n">{fmt.integer_html(figs["number_of_activities"])}</td>'
+                f'<td class="n">{money(figs["fees"], currency)}</td>'
+                f'<td class="n">{money(figs["taxes"], currency)}</td></tr>'
             )
         out.append("</tbody></table>")
     filed = statement["filed_with"]
     out.append(
         f"<h2>{_('Where it was filed')}</h2><dl>"
-        f"<dt>{_('Tax authority of')}</dt><dd>{escape(fmt.country(filed['country']))}</dd>"
+        f"<dt>{_('Tax authority of')}</dt><dd>{fmt.country_html(filed['country'])}</dd>"
         f"<dt>{_('Message reference (MessageRefId)')}</dt><dd><code>{escape(filed['message_ref_id'])}</code></dd>"
         f"<dt>{_('Record reference (DocRefId)')}</dt><dd><code>{escape(filed['doc_ref_id'])}</code></dd>"
         f"<dt>{_('Statement')}</dt><dd><code>{escape(statement['statement_id'])}</code></dd></dl>"
     )
-    out.append(
-        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
-        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
-    )
+    out.append(_receiving_head(_))
     for r in statement["receiving_states"]:
         why = _(REASONS[r["reason"]])
         if r["country"] == filed["country"]:  # the filing itself, not an exchange
             why = f"{_(FILED_HERE)} ({why})"
-        out.append(f"<tr><td>{escape(fmt.country(r['country']))}</td><td>{why}</td></tr>")
-    out.append(f"</tbody></table><p>{_(EXCHANGE)}</p>")
-    out.append(f"<h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p>")
+        out.append(f"<tr><td>{fmt.country_html(r['country'])}</td><td>{why}</td></tr>")
+    out.append(_closing(_))
     if contact:
         out.append(f'<p id="contact">{_(CONTACT)}: {_contact(contact)}</p>')
     out.append("</main>\n</body></html>\n")

@@ -449,9 +449,13 @@ def test_a_rebuild_never_writes_over_a_recorded_statement(
     before = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
     feed_before = (out / "statements" / "statements.jsonl").read_bytes()
     monkeypatch.setattr(page, "INTRO", "A catalog string edited after the statements were given. " + page.INTRO)
+    page._opening.cache_clear()  # the page's opening is made once per process: a new release starts afresh
     caplog.clear()
-    with caplog.at_level("WARNING"):
-        assert main(["statements", "build", str(out), "--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]) == 0
+    try:
+        with caplog.at_level("WARNING"):
+            assert main(["statements", "build", str(out), "--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]) == 0
+    finally:
+        page._opening.cache_clear()  # no edited opening left for the tests after this one
     after = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
     assert after == before and len(after) == 3
     assert b"edited after" not in b"".join(after.values())
@@ -532,3 +536,45 @@ def test_each_run_keeps_its_own_feed_and_pdf_finds_the_current_statements_across
     full = capsys.readouterr().out
     assert "TIN: 38512120000 (LT)" in full and "Petrauskas" in full
     assert main(["statements", "show", str(out), "--seller", "LT-NONE"]) == 1
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_pages_written_by_other_processes_are_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed and every page of a demo filing, written by the stage (one process, the
+    default), again in one process, and by two page-writing processes in chunks of 16 (the last
+    one shorter): the same files (the run's own feed too), byte for byte, owner-only, no part
+    file left."""
+    from reporting.statements import writer
+    from reporting.statements.feed import Published, write_statements
+
+    result = demo_run(tmp_path, sellers=120)
+    out = tmp_path / "out"
+    stage = _files(out / "statements")
+    statements = feed(out)
+    assert len(statements) % 16 != 0, "the last chunk is shorter"
+    sellers = {s["filed_with"]["doc_ref_id"]: s["seller_id"] for s in statements}
+    languages = {s["seller_id"]: s["language"] for s in statements}
+    monkeypatch.setattr(writer, "CHUNK", 16)
+    for workers in (0, 2):
+        again = tmp_path / f"again{workers}"
+        written = write_statements(
+            again,
+            [Published(out / f["file"], f["authority"]) for f in result.manifest["files"]],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: {d: sellers[d] for d in ids},
+            language_of=lambda ids: {s: languages[s] for s in ids},
+            run_id="0b7e7a52-3f0e-4b8e-9d1c-5a6f7e8d9c01",
+            issued=date.fromisoformat(statements[0]["issued"]),
+            workers=workers,
+        )
+        assert written.statements == len(statements)
+        assert _files(again / "statements") == stage, workers
+        assert_owner_only(again)
+        assert not list((again / "statements").glob(".*"))

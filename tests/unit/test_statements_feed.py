@@ -4,6 +4,7 @@ replaces, owner-only and atomic files, and the feed written last."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -254,14 +255,17 @@ def _many(path: Path, sellers: int) -> Path:
     return path
 
 
-def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     """Streamed: the peak of Python's allocations for 1,600 sellers is that for 400 (lookups of
-    50 sellers at a time here, so that both are many batches)."""
+    50 sellers at a time here, so that both are many batches), whether this process writes the
+    pages or two others do (chunks of 16 statements in flight, each waiting in a pipe)."""
     import tracemalloc
 
-    from reporting.statements import feed
+    from reporting.statements import feed, writer
 
     monkeypatch.setattr(feed, "BATCH", 50)
+    monkeypatch.setattr(writer, "CHUNK", 16)
 
     def peak(n: int) -> int:
         message = _many(tmp_path / f"m{n}.xml", n)
@@ -273,6 +277,7 @@ def test_memory_does_not_grow_with_the_sellers(tmp_path: Path, monkeypatch: pyte
             year=2025,
             seller_of=lambda ids: dict.fromkeys(ids, "S"),
             language_of=lambda ids: {},
+            workers=workers,
         )
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -427,3 +432,106 @@ def test_the_statements_contact_is_one_line(tmp_path: Path) -> None:
             parse_config({**base, "statements": {"contact": bad}})
     with pytest.raises(ConfigError):
         parse_config({**base, "statements": {"contakt": "x"}})
+
+
+def test_statement_ids_are_rfc_4122_name_based_ids() -> None:
+    import uuid
+
+    from reporting.statements.feed import NAMESPACE
+
+    for environment, authority, doc in [("test", "LT", ""), ("prod", "DE", "DE2025-ä/€"), ("test", "FR", "x" * 300)]:
+        want = uuid.uuid5(NAMESPACE, f"{environment}/{authority}/{doc}")
+        assert statement_id(environment, authority, doc) == str(want)
+        assert uuid.UUID(statement_id(environment, authority, doc)).version == 5
+
+
+def test_a_page_is_created_once_and_replaced_only_when_it_differs(tmp_path: Path) -> None:
+    from reporting.statements.pages import write_page
+
+    old = os.umask(0o022)
+    try:
+        path = str(tmp_path / "p.html")
+        write_page(path, b"<p>one</p>")
+        first = os.stat(path)
+        assert stat.S_IMODE(first.st_mode) == 0o600 and Path(path).read_bytes() == b"<p>one</p>"
+        write_page(path, b"<p>one</p>")  # the same bytes: left as it is
+        assert os.stat(path).st_ino == first.st_ino
+        write_page(path, b"<p>two, longer</p>")  # other bytes: a new file renamed over it
+        again = os.stat(path)
+        assert again.st_ino != first.st_ino and stat.S_IMODE(again.st_mode) == 0o600
+        assert Path(path).read_bytes() == b"<p>two, longer</p>"
+        write_page(path, b"<p>two</p>")  # a prefix of the page is not the page
+        assert Path(path).read_bytes() == b"<p>two</p>"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["p.html"]
+    finally:
+        os.umask(old)
+
+
+def test_a_page_writer_that_stops_leaves_no_feed_and_no_part(tmp_path: Path, message: Path) -> None:
+    """A worker that cannot write a page (a folder stands where the page goes) stops the stage
+    with an error that names no personal data; no feed, no part file of the feed is left."""
+    from reporting.statements.writer import PageWriterError
+
+    out = tmp_path / "out"
+    sellers = {"LT2025-NEW1": "S-ENT", "LT2025-DEL2": "S-ANN"}
+    sid = statement_id("test", "LT", "LT2025-DEL2")
+    (out / "statements" / sid[:2] / f"{sid}.html").mkdir(parents=True)
+    with pytest.raises(PageWriterError, match="exit status 1") as stopped:
+        write_statements(
+            out,
+            [Published(message, "LT")],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: {d: sellers[d] for d in ids if d in sellers},
+            language_of=lambda ids: {},
+            workers=2,
+        )
+    assert "S-ENT" not in str(stopped.value) and "LT2025" not in str(stopped.value)
+    assert not [p for p in (out / "statements").iterdir() if p.is_file()]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_recorded_statements_are_kept_by_page_writers_too(tmp_path: Path, message: Path, workers: int) -> None:
+    """A statement the ledger recorded with other bytes keeps its recorded line and page, and is
+    counted as kept, whether this process or page-writing processes write the pages; one
+    recorded with this build's very bytes whose page was cut short is written again."""
+    from datetime import date
+
+    def build(out: Path, recorded: dict[str, tuple[str, str | None]], day: int, writers: int) -> Any:
+        sellers = {"LT2025-NEW1": "S-ENT", "LT2025-DEL2": "S-ANN"}
+        return write_statements(
+            out,
+            [Published(message, "LT")],
+            environment="test",
+            year=2025,
+            seller_of=lambda ids: {d: sellers[d] for d in ids if d in sellers},
+            language_of=lambda ids: {},
+            recorded=lambda ids: {i: recorded[i] for i in ids if i in recorded},
+            issued=date(2026, 1, day),
+            workers=writers,
+        )
+
+    out = tmp_path / "out"
+    build(out, {}, 20, 0)  # the statements as first given
+    first = list(read_feed(out))
+    feed_before = (out / "statements" / "statements.jsonl").read_bytes()
+    entity, person = first
+    canonical = json.dumps(entity, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    entity_page = out / entity["html_path"]
+    entity_page.write_bytes(entity_page.read_bytes() + b"<!-- as given -->")  # the recorded page, kept as it is
+    given = entity_page.read_bytes()
+    person_page = out / person["html_path"]
+    person_page.write_bytes(person_page.read_bytes()[:100])  # a half page of this build's bytes
+    recorded = {
+        entity["statement_id"]: (entity["sha256"], canonical.replace('"2026-01-20"', '"2025-12-31"')),
+        person["statement_id"]: (person["sha256"], None),  # content erased, the very bytes recorded
+    }
+    written = build(out, recorded, 20, workers)
+    assert written.statements == 2 and written.kept == 1
+    again_entity, again_person = read_feed(out)
+    assert again_entity == {**entity, "issued": "2025-12-31"}  # the recorded object, not this build's page
+    assert list(again_entity) == list(entity)  # in the feed's key order
+    assert entity_page.read_bytes() == given
+    assert again_person == person and (out / "statements" / "statements.jsonl").read_bytes() != feed_before
+    assert hashlib.sha256(person_page.read_bytes()).hexdigest() == person["sha256"]
+    assert not [p for p in (out / "statements").glob(".*")]

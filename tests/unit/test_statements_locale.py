@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,17 @@ def test_the_languages_format_without_calling_babel_per_number(locale: str, monk
     monkeypatch.setattr(loc, "format_currency", refused)
     monkeypatch.setattr(loc, "format_decimal", refused)
     assert (f.money(1234567, "EUR"), f.integer(1234567)) == expected
+
+
+@pytest.mark.parametrize("locale", ["en", "fr", "de", "lt", "pl", "fr_BE", "de_CH"])
+def test_the_escaped_figures_are_babels_escaped(locale: str) -> None:
+    """What the page writes: the escaped text of each figure, made from escaped templates; the
+    same as escaping Babel's output, also for negative amounts (Babel's own path), an unknown
+    currency and every country."""
+    fmt = formatter(locale)
+    for value in (0, 7, 999, 1000, 1234, 12345, 999999, 1234567, 98765432101, -1, -1234567):
+        assert fmt.integer_html(value) == escape(format_decimal(value, locale=locale)), value
+        for currency in ("EUR", "PLN", "CHF", "XXX", "JPY"):
+            assert fmt.money_html(value, currency) == escape(format_currency(value, currency, locale=locale))
+    for code in ("DE", "FR", "LT", "PL", "ZZ", "", "<b>"):
+        assert fmt.country_html(code) == escape(fmt.country(code))
