@@ -450,34 +450,27 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def where(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--ledger",
-            default=os.environ.get("DAC7_LEDGER_URL"),
-            help="SQLAlchemy URL of the filing ledger (default: $DAC7_LEDGER_URL, else [ledger] url of the "
-            "configuration, else dac7-ledger.sqlite3 in the working directory)",
-        )
-        parser.add_argument("--config", help="configuration file with [ledger] url (default: dac7.toml if present)")
+    from reporting.ledger.url import add_ledger_arguments
 
     g = sub.add_parser("ledger", help="the filing ledger: what was sent to which authority")
     lsub = g.add_subparsers(dest="ledger_command", required=True)
     gl = lsub.add_parser("list", help="every message filed, with its status")
-    where(gl)
+    add_ledger_arguments(gl)
     gl.add_argument("--year", type=int, help="only this reporting year")
     gl.add_argument("--authority", help="only this receiving country (e.g. DE)")
     gl.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production filings")
     gu = lsub.add_parser("unlock", help="remove the filing lock a run that died left behind (SQLite)")
-    where(gu)
+    add_ledger_arguments(gu)
     gu.add_argument("--environment", choices=ENVIRONMENTS, required=True)
     gu.add_argument("--authority", required=True, help="receiving country (e.g. DE)")
     gu.add_argument("--year", type=int, required=True, help="reporting year")
     gd = lsub.add_parser("discard", help="give up a message rendered but never published")
-    where(gd)
+    add_ledger_arguments(gd)
     gd.add_argument("message_ref_id", help="MessageRefId of the message")
 
     si = sub.add_parser("status-import", help="apply an authority's status document to the ledger")
     si.add_argument("file", help="the status document (EU DAC7 status message, BZSt DIP protocol)")
-    where(si)
+    add_ledger_arguments(si)
 
 
 def _ledger_url(args: argparse.Namespace) -> str:

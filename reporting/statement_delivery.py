@@ -14,7 +14,6 @@ It prints counts, never personal data.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,15 +25,7 @@ STATUS_CHOICES = ("pending", "sent", "failed", "superseded")
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``mark-sent`` and ``list`` in the ``statements`` group of the ``dac7`` command."""
-
-    def where(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--ledger",
-            default=os.environ.get("DAC7_LEDGER_URL"),
-            help="SQLAlchemy URL of the filing ledger (default: $DAC7_LEDGER_URL, else [ledger] url of the "
-            "configuration, else dac7-ledger.sqlite3 in the working directory)",
-        )
-        parser.add_argument("--config", help="configuration file with [ledger] url (default: dac7.toml if present)")
+    from reporting.ledger.url import add_ledger_arguments
 
     ms = sub.add_parser(
         "mark-sent",
@@ -46,13 +37,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the delivery report: CSV with the header statement_id,time,status[,detail], a JSON list of "
         "objects with those keys, or JSON Lines",
     )
-    where(ms)
+    add_ledger_arguments(ms)
     ls = sub.add_parser("list", help="seller statements and where their delivery stands")
     ls.add_argument("--year", type=int, help="only this reporting year")
     ls.add_argument("--status", choices=STATUS_CHOICES, help="only statements in this state")
     ls.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production statements")
     ls.add_argument("--authority", help="only statements of filings with this country (e.g. DE)")
-    where(ls)
+    add_ledger_arguments(ls)
 
 
 def run(args: argparse.Namespace, ledger_url: Callable[[argparse.Namespace], str]) -> int | None:

@@ -14,6 +14,7 @@ reads a ledger the tasks wrote) passes ``working_dir=None`` and gets ``None`` wh
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,3 +49,14 @@ def resolve_ledger_url(
     if url:
         return url
     return default_ledger_url(working_dir) if working_dir is not None else None
+
+
+def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
+    """A command's ``--ledger`` and ``--config``: where it finds the ledger (the order above)."""
+    parser.add_argument(
+        "--ledger",
+        default=os.environ.get("DAC7_LEDGER_URL"),
+        help="SQLAlchemy URL of the filing ledger (default: $DAC7_LEDGER_URL, else [ledger] url of the "
+        "configuration, else dac7-ledger.sqlite3 in the working directory)",
+    )
+    parser.add_argument("--config", help="configuration file with [ledger] url (default: dac7.toml if present)")
