@@ -1001,13 +1001,19 @@ def _page_in(out_dir: Path, html_path: str) -> Path | None:
 
 
 def statement_page(out_root: Path, info: StatementInfo) -> Path | None:
-    """The HTML page of a statement, if it is a file inside its year's ``statements/`` folder
-    (no ``..``, no symbolic link out of it) and its bytes still have the recorded sha256."""
+    """The HTML page of a statement, if it is a file inside the ``statements/`` folder of the
+    output directory recorded with it, where that directory lies under ``out_root`` (else of
+    ``<out_root>/<year>/``), with no ``..`` and no symbolic link out of it, and its bytes still
+    have the recorded sha256. Nothing outside ``out_root`` is ever served."""
     from reporting.files import file_sha256
 
     if not info.html_path:
         return None
-    page = _page(out_root, info.year, info.html_path)
+    page = None
+    if info.out_dir and Path(info.out_dir).resolve().is_relative_to(Path(out_root).resolve()):
+        page = _page_in(Path(info.out_dir), info.html_path)
+    if page is None:
+        page = _page(out_root, info.year, info.html_path)
     if page is None or not page.is_file():
         return None
     return page if file_sha256(page) == info.sha256 else None

@@ -122,6 +122,24 @@ def test_a_statement_page_is_served_only_from_its_place_with_its_bytes(plugins: 
     assert statements.statement_file(src, 2025, "st-s2") is None
 
 
+def test_a_statement_page_is_found_in_the_output_directory_recorded_with_it(plugins: Any, tmp_path: Path) -> None:
+    """A run published elsewhere under the view's output root: its pages are found where the
+    ledger recorded them; a run's pages outside the output root are never served."""
+    view, statements = plugins
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    root = tmp_path / "out"
+    with open_ledger(url) as ledger:
+        inside = Run(ledger, root / "2025" / "rerun", {"S1": 1}, environment="prod", authority="FR")
+        ledger.record_statements(inside.feed(inside.statement("S1", "st-in")), at=datetime(2026, 1, 20, 9))
+        outside = Run(ledger, tmp_path / "elsewhere", {"S2": 1}, environment="prod", authority="IT")
+        ledger.record_statements(outside.feed(outside.statement("S2", "st-out")), at=datetime(2026, 1, 20, 9))
+    src = view.Sources(url, root)
+    page = root / "2025" / "rerun" / "2025" / "statements" / "st" / "st-in.html"
+    assert statements.statement_file(src, 2025, "st-in") == page.resolve()
+    assert (tmp_path / "elsewhere" / "2025" / "statements" / "st" / "st-out.html").is_file()
+    assert statements.statement_file(src, 2025, "st-out") is None
+
+
 def test_without_the_download_permission_a_statement_is_shown_masked(plugins: Any, filed: Any) -> None:
     """Rendered from the content the ledger recorded, masked as the project masks identities:
     the TIN's last three characters, the name's initials; unknown, another year's or an erased
