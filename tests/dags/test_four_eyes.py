@@ -138,7 +138,7 @@ def ledger_messages(p: Paths) -> list[Any]:
 
 
 def asset_events(dag_run: Any) -> list[str]:
-    """The URIs of the asset events the run emitted (one per published file)."""
+    """The URIs of the asset events the run emitted (one per published file, one for the statements)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -484,7 +484,11 @@ def assert_published(dag_run: Any, p: Paths, approved_by: str) -> None:
     assert [f["authority"] for f in manifest["files"]] == [FILING_STATE]
     for f in manifest["files"]:
         assert (p.out / str(YEAR) / f["file"]).is_file()
-    assert asset_events(dag_run) == [f"dac7://filings/{FILING_STATE}"] * len(manifest["files"])
+    # one event per published file, and one for the filing's seller statements once written
+    assert asset_events(dag_run) == sorted(
+        [f"dac7://filings/{FILING_STATE}"] * len(manifest["files"]) + [f"dac7://statements/{FILING_STATE}"]
+    )
+    assert states["statements"] == {"success"}, states
     messages = ledger_messages(p)
     assert [(m.authority, m.status) for m in messages] == [(FILING_STATE, "published")]
     assert [m.message_ref_id for m in messages] == [f["message_ref_id"] for f in manifest["files"]]
