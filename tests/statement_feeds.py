@@ -5,68 +5,21 @@ line; pages owner-only under ``<DIR>/statements/``)."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-from reporting.ledger import PO_KEY, SELLER, Ledger, PlannedMessage, content_hash, plan_filing
+import ledger_filing
+from ledger_filing import Filer
+
+from reporting.ledger import SELLER, Ledger
 from reporting.ledger.model import RecordKey
 
 
 def current(sellers: dict[str, int]) -> dict[RecordKey, tuple[str, Any]]:
     """What a run would file: the PlatformOperator and one record per seller (``v`` its figure)."""
-    out = {PO_KEY: _item({"operator": "Demo Market", "v": 1})}
-    for seller, v in sellers.items():
-        out[(SELLER, seller)] = _item({"seller": seller, "name": "Ona Example", "v": v})
-    return out
-
-
-def _item(content: dict[str, Any]) -> tuple[str, Any]:
-    return content_hash(content), content
-
-
-class Filer:
-    """Plans, records and publishes one period and authority as the pipeline does."""
-
-    def __init__(self, ledger: Ledger, environment: str = "test", authority: str = "DE", year: int = 2025) -> None:
-        self.ledger, self.environment, self.authority, self.year = ledger, environment, authority, year
-        self.run_id = str(uuid.uuid4())
-        self.files = itertools.count(1)
-
-    def new_id(self, purpose: str) -> str:
-        return f"{self.authority}{self.year}-{uuid.uuid4().hex}"
-
-    def file(self, cur: dict[RecordKey, tuple[str, Any]]) -> list[str]:
-        live = self.ledger.live_records(self.environment, self.authority, self.year)
-        messages: list[PlannedMessage] = plan_filing(
-            cur,
-            live,
-            new_id=self.new_id,
-            environment=self.environment,
-            authority=self.authority,
-            year=self.year,
-            profile_expects_nil=False,
-        )
-        refs = []
-        for m in messages:
-            ref = f"{self.authority}{self.year}{self.authority}{uuid.uuid4().hex}"
-            self.ledger.record_message(
-                m,
-                message_ref_id=ref,
-                authority=self.authority,
-                operator="LT304567891",
-                year=self.year,
-                environment=self.environment,
-                file_name=f"{ref}.xml",
-                sha256="0" * 64,
-                run_id=self.run_id,
-            )
-            self.ledger.mark_published(ref)
-            refs.append(ref)
-        return refs
+    return ledger_filing.current(sellers=sellers)
 
 
 class Run:

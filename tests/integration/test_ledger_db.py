@@ -12,7 +12,6 @@ does, over the reference dip-types.xsd.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from ledger_filing import Filer, current
 from lxml import etree
 from resources import require_file, vendored
 
@@ -39,13 +39,11 @@ from reporting.ledger import (
     PlannedMessage,
     StatusFormatError,
     UnknownMessageError,
-    content_hash,
     default_ledger_url,
     open_ledger,
-    plan_filing,
 )
 from reporting.ledger import schema as t
-from reporting.ledger.model import SELLER, RecordKey
+from reporting.ledger.model import SELLER
 from reporting.ledger.status import import_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,77 +65,6 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with open_ledger(ledger_url) as led:
         yield led
-
-
-def current(po: int = 1, sellers: dict[str, int] | None = None) -> dict[RecordKey, tuple[str, Any]]:
-    out = {PO_KEY: _item({"operator": "Demo Market", "v": po})}
-    for seller, v in (sellers or {}).items():
-        out[(SELLER, seller)] = _item({"seller": seller, "name": "Ona Example", "v": v})
-    return out
-
-
-def _item(content: dict[str, Any]) -> tuple[str, Any]:
-    return content_hash(content), content
-
-
-class Filer:
-    """Plans, records and publishes like the pipeline will: one period and authority."""
-
-    def __init__(self, ledger: Ledger, environment: str = "test", authority: str = "DE", year: int = 2025) -> None:
-        self.ledger, self.environment, self.authority, self.year = ledger, environment, authority, year
-        self.run_id = str(uuid.uuid4())
-        self.files = itertools.count(1)
-
-    def new_id(self, purpose: str) -> str:
-        return f"{self.authority}{self.year}-{uuid.uuid4().hex}"
-
-    def plan(self, cur: dict[RecordKey, tuple[str, Any]], **kw: Any) -> list[PlannedMessage]:
-        kw.setdefault("profile_expects_nil", False)
-        live = self.ledger.live_records(self.environment, self.authority, self.year)
-        messages = plan_filing(
-            cur,
-            live,
-            new_id=self.new_id,
-            environment=self.environment,
-            authority=self.authority,
-            year=self.year,
-            **kw,
-        )
-        problems = self.ledger.problems(
-            messages, environment=self.environment, authority=self.authority, year=self.year
-        )
-        assert problems == []
-        return messages
-
-    def record(self, messages: list[PlannedMessage], run_id: str | None = None) -> list[str]:
-        refs = []
-        for m in messages:
-            ref = f"{self.authority}{self.year}{self.authority}{uuid.uuid4().hex}"
-            self.ledger.record_message(
-                m,
-                message_ref_id=ref,
-                authority=self.authority,
-                operator="LT304567891",
-                year=self.year,
-                environment=self.environment,
-                file_name=f"{self.authority}/{ref}.xml",
-                sha256="0" * 64,
-                run_id=run_id or self.run_id,
-                transfer_id=f"T-{ref}",
-                triggered_by="tester",
-                params={"year": self.year},
-            )
-            refs.append(ref)
-        return refs
-
-    def file(self, cur: dict[RecordKey, tuple[str, Any]], **kw: Any) -> list[str]:
-        refs = self.record(self.plan(cur, **kw))
-        for ref in refs:
-            self.ledger.mark_published(ref)
-        return refs
-
-    def live(self) -> dict[RecordKey, Any]:
-        return self.ledger.live_records(self.environment, self.authority, self.year)
 
 
 # ---------------------------------------------------------------------------------------- schema

@@ -1,0 +1,83 @@
+"""Filings recorded in a ledger the way the pipeline records them, for the ledger's and the
+statements' tests: what a run would file (``current``) and a ``Filer`` that plans, records and
+publishes one period and authority."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from reporting.ledger import PO_KEY, SELLER, Ledger, PlannedMessage, content_hash, plan_filing
+from reporting.ledger.model import RecordKey
+
+
+def current(po: int = 1, sellers: dict[str, int] | None = None) -> dict[RecordKey, tuple[str, Any]]:
+    out = {PO_KEY: item({"operator": "Demo Market", "v": po})}
+    for seller, v in (sellers or {}).items():
+        out[(SELLER, seller)] = item({"seller": seller, "name": "Ona Example", "v": v})
+    return out
+
+
+def item(content: dict[str, Any]) -> tuple[str, Any]:
+    return content_hash(content), content
+
+
+class Filer:
+    """Plans, records and publishes like the pipeline will: one period and authority."""
+
+    def __init__(self, ledger: Ledger, environment: str = "test", authority: str = "DE", year: int = 2025) -> None:
+        self.ledger, self.environment, self.authority, self.year = ledger, environment, authority, year
+        self.run_id = str(uuid.uuid4())
+        self.files = itertools.count(1)
+
+    def new_id(self, purpose: str) -> str:
+        return f"{self.authority}{self.year}-{uuid.uuid4().hex}"
+
+    def plan(self, cur: dict[RecordKey, tuple[str, Any]], **kw: Any) -> list[PlannedMessage]:
+        kw.setdefault("profile_expects_nil", False)
+        live = self.ledger.live_records(self.environment, self.authority, self.year)
+        messages = plan_filing(
+            cur,
+            live,
+            new_id=self.new_id,
+            environment=self.environment,
+            authority=self.authority,
+            year=self.year,
+            **kw,
+        )
+        problems = self.ledger.problems(
+            messages, environment=self.environment, authority=self.authority, year=self.year
+        )
+        assert problems == []
+        return messages
+
+    def record(self, messages: list[PlannedMessage], run_id: str | None = None) -> list[str]:
+        refs = []
+        for m in messages:
+            ref = f"{self.authority}{self.year}{self.authority}{uuid.uuid4().hex}"
+            self.ledger.record_message(
+                m,
+                message_ref_id=ref,
+                authority=self.authority,
+                operator="LT304567891",
+                year=self.year,
+                environment=self.environment,
+                file_name=f"{self.authority}/{ref}.xml",
+                sha256="0" * 64,
+                run_id=run_id or self.run_id,
+                transfer_id=f"T-{ref}",
+                triggered_by="tester",
+                params={"year": self.year},
+            )
+            refs.append(ref)
+        return refs
+
+    def file(self, cur: dict[RecordKey, tuple[str, Any]], **kw: Any) -> list[str]:
+        refs = self.record(self.plan(cur, **kw))
+        for ref in refs:
+            self.ledger.mark_published(ref)
+        return refs
+
+    def live(self) -> dict[RecordKey, Any]:
+        return self.ledger.live_records(self.environment, self.authority, self.year)
