@@ -66,3 +66,12 @@ MODES = ("auto", "new", "correction", "deletion", "nil")
 #: The audit of the decisions (:mod:`reporting.stages.audit`): it runs within the rules step, right
 #: after the rules, and logs and times itself under this name.
 AUDIT = "audit"
+
+# --------------------------------------------------------------------------- seller statements
+
+#: Where a filing's seller statements lie in its output directory (a public contract):
+#: ``statements/statements.jsonl``, each run's own copy ``statements/runs/<run_id>.jsonl``, and
+#: the pages ``statements/<shard>/<statement_id>.html``.
+STATEMENTS_DIR = "statements"
+STATEMENTS_FEED = "statements.jsonl"
+STATEMENTS_RUNS_DIR = "runs"

@@ -61,12 +61,11 @@ from reporting.ledger.model import (
     canonical_json,
     content_hash,
 )
-from reporting.vocabulary import ENVIRONMENTS
+from reporting.vocabulary import ENVIRONMENTS, STATEMENTS_DIR, STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
 #: The feed's file in a run's output directory, and the folder of the pages.
-STATEMENTS_DIR = "statements"
-FEED_NAME = "statements.jsonl"
-RUN_FEEDS_DIR = "runs"  # statements/runs/<run_id>.jsonl: each run's own feed, the same bytes
+FEED_NAME = STATEMENTS_FEED
+RUN_FEEDS_DIR = STATEMENTS_RUNS_DIR  # statements/runs/<run_id>.jsonl: each run's own feed, the same bytes
 #: Years a statement's record is kept, from the end of the year it was made (PStTG § 24(3)).
 RETENTION_YEARS = 10
 #: The keys of a delivery report (CSV header, JSON object keys).

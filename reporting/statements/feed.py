@@ -27,17 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from reporting.countries import EU_MEMBER_STATES
+from reporting.files import file_sha256
 from reporting.findings import Finding, Severity
 from reporting.private import FILE_MODE, private_dirs
 from reporting.statements.filed import FiledSeller, MessageHead, read_message
 from reporting.statements.locale import Language, is_language_tag, resolve
 from reporting.statements.pages import SHARD_CHARS, page_line
 from reporting.statements.pages import STATEMENTS_DIR as STATEMENTS_DIR  # the folder, named here too
+from reporting.vocabulary import STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
-FEED = "statements.jsonl"
+FEED = STATEMENTS_FEED
 #: each run's own feed, ``statements/runs/<run_id>.jsonl``: the same bytes as the ``statements.jsonl``
 #: it wrote, kept when a later run's feed takes that name
-RUNS_DIR = "runs"
+RUNS_DIR = STATEMENTS_RUNS_DIR
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+@-]{0,249}$")
 #: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
@@ -216,8 +218,7 @@ def write_statements(
                     kept, line = page_line(base, *item)
                     result.kept += kept
                     out.write(line)
-        with open(tmp_feed, "rb") as f:
-            result.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        result.sha256 = file_sha256(tmp_feed)
         if own is not None:
             runs = private_dirs(folder / RUNS_DIR)
             tmp_own = runs / f".{Path(own).name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"

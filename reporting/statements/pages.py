@@ -14,8 +14,8 @@ from typing import Any
 from reporting.private import FILE_MODE
 from reporting.statements.locale import Language, formatter
 from reporting.statements.page import render
+from reporting.vocabulary import STATEMENTS_DIR as STATEMENTS_DIR
 
-STATEMENTS_DIR = "statements"
 #: pages per folder at most: the first two hex digits of the id name the folder (256 folders)
 SHARD_CHARS = 2
 
