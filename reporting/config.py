@@ -7,9 +7,10 @@ Every error names the file and the key, and says what is expected.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -47,6 +48,35 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherOperator:
+    """Another platform operator, named in this operator's filing: one whose reporting this
+    operator assumes (``[[assumed_operators]]``, ``OtherPlatformOperators/AssumedPlatformOperator``)
+    or the one that assumes this operator's reporting (``[assuming_operator]``,
+    ``OtherPlatformOperators/AssumingPlatformOperator``). Its ResCountryCode is the country of its
+    address (its registered office), as for the operator itself.
+
+    ``vat`` is part of the configuration contract (issue 18) but goes into no message: no edition
+    of the DPI schema (OECD/EU ``OtherRPO_Type``, DGFiP and NAV ``CorrectableOtherRPO_Type``) has a
+    VAT element for another operator, only ResCountryCode, TIN, Name and Address."""
+
+    name: str
+    tin: str
+    tin_issued_by: str
+    address: Address
+    vat: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its key in the filing ledger (after its role, in the ``seller_key`` of its
+        ``other_platform_operators`` record): the TIN's issuing country and a digest of the TIN,
+        stable while the TIN is, and without the TIN itself, so that a log line or an error message
+        that names the record never shows it. A new TIN is another operator: its record is
+        deleted and a new one filed."""
+        digest = hashlib.sha256(f"{self.tin_issued_by}:{self.tin}".encode()).hexdigest()[:16]
+        return f"{self.tin_issued_by}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
 class Operator:
     name: str
     tin: str
@@ -56,6 +86,12 @@ class Operator:
     vat: str | None = None
     platform_business_name: str | None = None
     nexus_country: str = ""
+    #: ``[[assumed_operators]]``: the operators whose reporting this one assumes; their sellers
+    #: are in this operator's source and reported in its messages
+    assumed_operators: tuple[OtherOperator, ...] = ()
+    #: ``[assuming_operator]``: the operator that assumes this one's reporting; this operator then
+    #: files ``AssumedReporting`` true, the assuming operator, and no sellers
+    assuming_operator: OtherOperator | None = None
 
     @property
     def country(self) -> str:
@@ -138,7 +174,18 @@ MAX_CONTACT = 300
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "reporting", "source", "authorities", "quality", "ledger", "statements"}
+_OTHER_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "address"}
+_KNOWN_TABLES = {
+    "operator",
+    "reporting",
+    "source",
+    "authorities",
+    "quality",
+    "ledger",
+    "statements",
+    "assumed_operators",
+    "assuming_operator",
+}
 
 
 def load_config(path: str | Path) -> Config:
@@ -161,15 +208,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     _no_unknown(raw, _KNOWN_TABLES, "", origin)
     op = _table(raw, "operator", origin, required=True)
     _no_unknown(op, _OPERATOR_KEYS, "operator", origin)
-    addr = _table(op, "address", origin, required=True, prefix="operator.")
-    _no_unknown(addr, _ADDRESS_KEYS, "operator.address", origin)
-    address = Address(
-        street=_str(addr, "street", "operator.address", origin),
-        building=_str(addr, "building", "operator.address", origin),
-        post_code=_str(addr, "post_code", "operator.address", origin),
-        city=_req(addr, "city", "operator.address", origin),
-        country=_country(_req(addr, "country", "operator.address", origin), "operator.address.country", origin),
-    )
+    address = _address(op, "operator", origin)
     nexus = _req(op, "nexus", "operator", origin)
     if nexus not in NEXUS_CODES:
         raise ConfigError(f"{origin}: operator.nexus = {nexus!r}; expected one of {', '.join(NEXUS_CODES)}")
@@ -189,6 +228,8 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
             f"{origin}: the operator files in {operator.country}, which is not an EU member state; "
             "set operator.nexus_country to the member state of its registration (e.g. RPONEX5)"
         )
+    assumed, assuming = other_operators(raw, "", origin)
+    operator = with_other_operators(operator, assumed, assuming, "", origin)
     rep = _table(raw, "reporting", origin, required=False)
     _no_unknown(rep, _REPORTING_KEYS, "reporting", origin)
     reporting = Reporting(
@@ -227,6 +268,110 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         ledger=_ledger_url(raw, origin),
         statement_contact=_statement_contact(raw, origin),
     )
+
+
+def _address(table: dict[str, Any], name: str, origin: str) -> Address:
+    """``[<name>.address]``: the keys of ``[operator.address]``, city and country required."""
+    addr = _table(table, "address", origin, required=True, prefix=f"{name}.")
+    _no_unknown(addr, _ADDRESS_KEYS, f"{name}.address", origin)
+    return Address(
+        street=_str(addr, "street", f"{name}.address", origin),
+        building=_str(addr, "building", f"{name}.address", origin),
+        post_code=_str(addr, "post_code", f"{name}.address", origin),
+        city=_req(addr, "city", f"{name}.address", origin),
+        country=_country(_req(addr, "country", f"{name}.address", origin), f"{name}.address.country", origin),
+    )
+
+
+def _other_operator(table: Any, name: str, origin: str) -> OtherOperator:
+    """One ``[[assumed_operators]]`` entry or the ``[assuming_operator]`` table (``name`` says
+    which, for the messages): ``name``, ``tin``, ``tin_issued_by`` required, ``vat`` optional,
+    ``[<name>.address]`` with the keys of ``[operator.address]``; the same checks as the
+    operator's own (texts as the XML text they become, ISO country codes)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: [{name}] must be a table (name, tin, tin_issued_by, vat, [{name}.address])")
+    _no_unknown(table, _OTHER_OPERATOR_KEYS, name, origin)
+    return OtherOperator(
+        name=_req(table, "name", name, origin),
+        tin=_req(table, "tin", name, origin),
+        tin_issued_by=_country(_req(table, "tin_issued_by", name, origin), f"{name}.tin_issued_by", origin),
+        vat=_str(table, "vat", name, origin),
+        address=_address(table, name, origin),
+    )
+
+
+def other_operators(
+    table: dict[str, Any], prefix: str, origin: str
+) -> tuple[tuple[OtherOperator, ...], OtherOperator | None]:
+    """``[[<prefix>assumed_operators]]`` and ``[<prefix>assuming_operator]`` of ``table`` (the
+    top level for ``[operator]``, with ``prefix`` ""; an ``[operators.ID]`` table of a group with
+    ``prefix`` "operators.ID."): the operators whose reporting this one assumes, and the one that
+    assumes its reporting.
+
+    Both at once is refused: the DPI schema lets a message name either one
+    AssumingPlatformOperator or one or more AssumedPlatformOperators, never both
+    (``OtherPlatformOperators_Type`` is an ``xsd:choice`` in the OECD/EU and DGFiP editions), and an
+    operator whose reporting is assumed files no seller (``AssumedReporting``, reference §2.8) while
+    one that assumes others reports theirs. An operator assumed by another whose own reporting is
+    assumed in turn is named in the last operator's ``[[assumed_operators]]``. Two entries with
+    the same TIN are refused (one operator, one record)."""
+    assumed_key, assuming_key = f"{prefix}assumed_operators", f"{prefix}assuming_operator"
+    raw_assumed = table.get("assumed_operators")
+    if raw_assumed is None:
+        raw_assumed = []
+    if isinstance(raw_assumed, dict):
+        raise ConfigError(
+            f"{origin}: {assumed_key} must be an array of tables: write [[{assumed_key}]] (two brackets), "
+            "once per operator whose reporting this operator assumes"
+        )
+    if not isinstance(raw_assumed, list):
+        raise ConfigError(f"{origin}: {assumed_key} must be an array of tables ([[{assumed_key}]])")
+    assumed = tuple(_other_operator(t, f"{assumed_key}[{i}]", origin) for i, t in enumerate(raw_assumed, 1))
+    raw_assuming = table.get("assuming_operator")
+    if isinstance(raw_assuming, list):
+        raise ConfigError(
+            f"{origin}: {assuming_key} must be one table: write [{assuming_key}] (one bracket); the DPI message "
+            "names one AssumingPlatformOperator"
+        )
+    assuming = None if raw_assuming is None else _other_operator(raw_assuming, assuming_key, origin)
+    if assumed and assuming is not None:
+        raise ConfigError(
+            f"{origin}: [[{assumed_key}]] and [{assuming_key}] are both given; an operator either assumes the "
+            "reporting of others (it reports their sellers, naming them as AssumedPlatformOperator) or has its "
+            "own reporting assumed (it files no seller, naming the AssumingPlatformOperator), never both: the DPI "
+            "schema's OtherPlatformOperators holds one or the other. Name the operators this one assumed under "
+            f"the [[assumed_operators]] of the operator that assumes them all, and keep [{assuming_key}] here"
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for i, other in enumerate(assumed, 1):
+        first = seen.setdefault((other.tin_issued_by, other.tin), i)
+        if first != i:
+            raise ConfigError(
+                f"{origin}: {assumed_key}[{i}] has the TIN of {assumed_key}[{first}] (issued by "
+                f"{other.tin_issued_by}); each assumed operator is named once"
+            )
+    return assumed, assuming
+
+
+def with_other_operators(
+    operator: Operator,
+    assumed: tuple[OtherOperator, ...],
+    assuming: OtherOperator | None,
+    prefix: str,
+    origin: str,
+) -> Operator:
+    """``operator`` with the result of :func:`other_operators`; an entry with the operator's own
+    TIN is refused (an operator neither assumes nor is assumed by itself)."""
+    own = (operator.tin_issued_by, operator.tin)
+    named = [(f"{prefix}assumed_operators[{i}]", o) for i, o in enumerate(assumed, 1)]
+    named += [(f"{prefix}assuming_operator", assuming)] if assuming is not None else []
+    for key, other in named:
+        if (other.tin_issued_by, other.tin) == own:
+            raise ConfigError(
+                f"{origin}: {key} has the operator's own TIN (issued by {other.tin_issued_by}); it names "
+                "another platform operator"
+            )
+    return replace(operator, assumed_operators=assumed, assuming_operator=assuming)
 
 
 def _statement_contact(raw: dict[str, Any], origin: str) -> str | None:
@@ -449,6 +594,11 @@ _XML_TEXT_KEYS = {
 }
 
 
+#: The tables of another operator (``assumed_operators[2]``, ``operators.ID.assuming_operator.address``):
+#: every text of theirs goes into the message.
+_OTHER_OPERATOR_TABLE = re.compile(r"(operators\.[^.]+\.)?(assumed_operators\[\d+\]|assuming_operator)(\.address)?")
+
+
 def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
     value = table.get(key)
     if value is None:
@@ -456,7 +606,11 @@ def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name}.{key} must be a string")
     value = value.strip()
-    xml_text = f"{name}.{key}" in _XML_TEXT_KEYS or name.startswith("authorities.")
+    xml_text = (
+        f"{name}.{key}" in _XML_TEXT_KEYS
+        or name.startswith("authorities.")
+        or (_OTHER_OPERATOR_TABLE.fullmatch(name) is not None and key != "country")
+    )
     problem = text_problem(value, MAX_TEXT if xml_text else 4000)
     if problem:
         raise ConfigError(f"{origin}: {name}.{key} {problem}; correct it before the run")

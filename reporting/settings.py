@@ -97,12 +97,19 @@ class RunSettings:
 
     def to_json(self) -> dict[str, Any]:
         cfg = asdict(self.config)
+        operator = cfg["operator"]
+        # [[assumed_operators]] and [assuming_operator] are top-level tables of the file
+        assumed, assuming = operator.pop("assumed_operators"), operator.pop("assuming_operator")
         raw_config = {
-            "operator": cfg["operator"],
+            "operator": operator,
             "reporting": cfg["reporting"],
             "authorities": cfg["authorities"],
             "quality": {"max_quarantined": cfg["max_quarantined"], "data_docs": cfg["data_docs"]},
         }
+        if assumed:
+            raw_config["assumed_operators"] = list(assumed)
+        if assuming is not None:
+            raw_config["assuming_operator"] = assuming
         if cfg["ledger"]:
             raw_config["ledger"] = {"url": cfg["ledger"]}
         if cfg["statement_contact"]:

@@ -94,10 +94,9 @@ records = sa.Table(
     sa.CheckConstraint(_one_of("kind", KINDS), name="kind"),
     sa.CheckConstraint(_one_of("doc_type", DOC_TYPES), name="doc_type"),
     sa.CheckConstraint(_one_of("status", RECORD_STATUSES), name="status"),
-    sa.CheckConstraint(
-        "(kind = 'seller' AND seller_key IS NOT NULL) OR (kind <> 'seller' AND seller_key IS NULL)",
-        name="seller_key",
-    ),
+    # Every record but the PlatformOperator has a key: a seller its seller_id, another operator of
+    # OtherPlatformOperators its ledger key (revision 0003; before it, other operators had none).
+    sa.CheckConstraint("(kind = 'platform_operator') = (seller_key IS NULL)", name="seller_key"),
     sa.CheckConstraint(
         "(doc_type IN ('correction', 'deletion')) = (corr_doc_ref_id IS NOT NULL)",
         name="corr_doc_ref_id",

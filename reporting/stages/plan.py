@@ -82,8 +82,9 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
     """The authorities this run files to.
 
     A filing (routing ``nexus``) goes to the filing state alone: when it has sellers now, a filing
-    of the period in the ledger (a correction or deletion may be due), or a profile that expects a
-    nil report for a period without sellers. A preview goes to every state that receives a seller
+    of the period in the ledger (a correction or deletion may be due), a profile that expects a
+    nil report for a period without sellers, or an operator whose reporting another assumes (its
+    declaration). A preview goes to every state that receives a seller
     (``routed``). Either is narrowed to ``settings.authorities``."""
     env, year = settings.environment, settings.year
     filing_state = settings.filing_state
@@ -99,7 +100,10 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
         for m in ledger.messages(year=year, environment=env, authority=filing_state)
         if m.status in LIVE_MESSAGE_STATUSES
     }
-    nil = {filing_state} if select_profile(filing_state, settings.config).expects_nil else set()
+    # a nil report where the profile expects one; the declaration of an operator whose reporting
+    # another assumes (no seller) wherever it files
+    assumed = settings.config.operator.assuming_operator is not None
+    nil = {filing_state} if assumed or select_profile(filing_state, settings.config).expects_nil else set()
     found = sorted((set(routed) | filed | nil) & {filing_state})
     if settings.authorities is not None:
         others = sorted(set(settings.authorities) - {filing_state})
