@@ -444,11 +444,13 @@ def _split(
     ``max_bytes`` once written (each seller's exact size is measured by writing it once; a part's
     sellers are held in memory until the part is written, so its size bounds the memory). The
     other operators, written in the first part, count in every part's size (a few hundred bytes)."""
-    empty = _size(profile, header, operator, operator_doc, [], others or []) if max_bytes else 0
+    others = others or []
+    empty = _size(profile, header, operator, operator_doc, [], others) if max_bytes else 0
     batch: list[tuple[SellerRecord, Doc]] = []
     size = empty
     for rec in records:
-        n = _size(profile, header, operator, operator_doc, [rec]) - empty if max_bytes else 0
+        # the seller's own bytes: measured against the same empty message, other operators included
+        n = _size(profile, header, operator, operator_doc, [rec], others) - empty if max_bytes else 0
         if max_bytes and empty + n > max_bytes:
             findings.append(
                 Finding(

@@ -500,6 +500,45 @@ def test_a_split_message_names_the_assumed_operators_in_its_first_part_only(tmp_
     assert named == [1, 0, 0, 0]
 
 
+def test_a_split_message_with_assumed_operators_keeps_to_the_file_size_limit(tmp_path: Path) -> None:
+    """Where the profile limits a file's bytes, each part fits once written: the assumed
+    operators' records in the first part count in its size, and each seller counts with all its
+    bytes (four assumed operators take about as many bytes as a seller here)."""
+    limit = 10_000
+
+    class SmallFiles(EuProfile):
+        code = "LT-small-bytes"
+        max_file_bytes = limit
+
+    more = "".join(
+        _other(
+            "[assumed_operators]",
+            f"Market {i} UAB",
+            f"40222222{i}",
+            "LT",
+            {"street": "Vilniaus g.", "building": "7", "post_code": "01402", "city": "Vilnius", "country": "LT"},
+        )
+        for i in range(3)
+    )
+    authorities.register("LT", SmallFiles())
+    try:
+        files = go(
+            tmp_path,
+            write_config(tmp_path / "dac7.toml", extra=ASSUMED_LT + more),
+            lt_market(assumed_sellers=True),
+            "out",
+        )["files"]
+    finally:
+        del authorities.NATIONAL["LT"]
+    sizes = [(tmp_path / "out" / f["file"]).stat().st_size for f in files]
+    assert max(sizes) <= limit, sizes
+    assert sum(f["sellers"] for f in files) == 4 and len(files) > 1
+    named = [
+        len(list(etree.parse(str(tmp_path / "out" / f["file"])).iter("{*}AssumedPlatformOperator"))) for f in files
+    ]
+    assert named == [4] + [0] * (len(files) - 1)
+
+
 def test_a_preview_sends_an_assumed_operator_to_its_state_of_residence_only(tmp_path: Path) -> None:
     """In the exchange between authorities an assumed operator must be resident in the
     receiving state (EU rule 40050): the preview of what LV receives names the LV-resident
