@@ -86,7 +86,9 @@ class ItProfile(EuProfile):
     domestic = "IT"
     edition = "AdE telematic supply DPI23, DPI v1.09"
     schema_resource = "it/telematico/fornituraDPIT_v1.0.0.xsd"
-    rule_set = EU_DOMESTIC
+    # the AdE checker's E4050 in place of the exchange's 40050: an assumed operator is resident in a
+    # member state, any one (reference §4.2)
+    rule_set = EU_DOMESTIC.derive("AdE domestic", add=("E4050",))
     required_identifiers: tuple[str, ...] = ("codice_fiscale",)
     version = "1.09"
 

@@ -25,6 +25,7 @@ from reporting import authorities
 from reporting.authorities.eu import EuProfile
 from reporting.authorities.fr import FR_DPI_NS, check_fr_rules
 from reporting.checks.business import EU_DOMESTIC, check_message
+from reporting.errors import XmlValidationError
 from reporting.ledger import open_ledger
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, PO_KEY, SELLER
 from reporting.pipeline import run
@@ -476,6 +477,34 @@ def test_a_hungarian_filing_cannot_name_assumed_operators_and_says_so(
     assert doc.find(".//{*}OtherPlatformOperators") is None and f["sellers"] == 1
     with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3") as led:
         assert {k[0] for k in led.live_records("test", "HU", 2025)} == {"platform_operator", SELLER}
+
+
+# ----------------------------------------------------------------------------- Italy
+
+
+IT_TABLE = '\n[authorities.IT]\ncodice_fiscale = "12345670017"\n'
+
+
+def it_market() -> Marketplace:
+    m = Marketplace()
+    m.seller("IT1", country="IT", tin="RSSMRA85T10A562S")
+    m.sales("IT1", 40, 100_00)
+    return m
+
+
+def test_an_italian_filing_refuses_an_assumed_operator_resident_outside_the_union(tmp_path: Path) -> None:
+    """The AdE checker's E4050: "At least one Residence Country Code provided for an assumed
+    Platform Operator must be a MS code" (Sogei checker v01.09.00, description.properties). An
+    assumed operator whose registered office is in Switzerland would be refused on receipt: the
+    preflight refuses it first, naming the code; one resident in a member state passes."""
+    swiss = _other("[assumed_operators]", "Roller AG", "CHE-123.456.789", "CH", {"city": "Zurich", "country": "CH"})
+    cfg = write_config(tmp_path / "ch.toml", filing_state="IT", extra=IT_TABLE + swiss)
+    with pytest.raises(XmlValidationError, match="E4050"):
+        go(tmp_path, cfg, it_market(), "ch")
+    austrian = swiss.replace('"CH"', '"AT"').replace("CHE-123.456.789", "ATU12345678")
+    cfg = write_config(tmp_path / "at.toml", filing_state="IT", extra=IT_TABLE + austrian)
+    [f] = go(tmp_path, cfg, it_market(), "at")["files"]
+    assert (f["message_type_indic"], f["sellers"]) == ("DPI401", 1)
 
 
 # ----------------------------------------------------------------------------- parts and previews
