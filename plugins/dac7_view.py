@@ -553,7 +553,14 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 created=_utc(m.created),
                 published=_utc(m.published),
                 rejected_sellers=tuple(
-                    sorted({r.seller_key for r in records if r.status == "rejected" and r.seller_key})
+                    # sellers only: another operator's record has a key in the same column
+                    sorted(
+                        {
+                            r.seller_key
+                            for r in records
+                            if r.status == "rejected" and r.kind == "seller" and r.seller_key
+                        }
+                    )
                 ),
                 error_codes=codes,
                 file=m.file_name,
