@@ -24,7 +24,7 @@ from resources import require_file, vendored
 from reporting import authorities
 from reporting.authorities.eu import EuProfile
 from reporting.authorities.fr import FR_DPI_NS, check_fr_rules
-from reporting.checks.business import EU_DOMESTIC, check_message
+from reporting.checks.business import EU_DOMESTIC, EU_EXCHANGE, check_message
 from reporting.errors import XmlValidationError
 from reporting.ledger import open_ledger
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, PO_KEY, SELLER
@@ -571,7 +571,8 @@ def test_a_split_message_with_assumed_operators_keeps_to_the_file_size_limit(tmp
 def test_a_preview_sends_an_assumed_operator_to_its_state_of_residence_only(tmp_path: Path) -> None:
     """In the exchange between authorities an assumed operator must be resident in the
     receiving state (EU rule 40050): the preview of what LV receives names the LV-resident
-    assumed operator, that of LT names none; both pass the exchange rules."""
+    assumed operator only, that of LT the LT-resident one only; the validate stage of the run
+    checked both against the exchange rules (EU_EXCHANGE), and they pass."""
     assumed_lv = _other(
         "[assumed_operators]",
         "Skuteri SIA",
@@ -591,6 +592,9 @@ def test_a_preview_sends_an_assumed_operator_to_its_state_of_residence_only(tmp_
     assert [e.text for e in lv.iterfind(".//{*}AssumedPlatformOperator/{*}Name")] == ["Skuteri SIA"]
     lt = etree.parse(str(tmp_path / "out" / files["LT"]["file"]))
     assert [e.text for e in lt.iterfind(".//{*}AssumedPlatformOperator/{*}Name")] == ["Paspirtukai UAB"]
+    for state in ("LT", "LV"):
+        path = tmp_path / "out" / files[state]["file"]
+        assert check_message(path, rules=EU_EXCHANGE, today=AS_OF, receiving_country=state) == []
 
 
 def test_an_assumed_operator_sends_nothing_in_a_preview(tmp_path: Path) -> None:
