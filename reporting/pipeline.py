@@ -413,6 +413,11 @@ def summary_table(manifest: Manifest) -> str:
             else f"filed in {manifest['filing_state']}"
         )
         lines.append(f"  {what}; every seller decided under the {reading['label']}")
+    if manifest.get("assumed_reporting"):
+        lines.append(
+            "  another platform operator assumes this operator's reporting ([assuming_operator]): the reportable "
+            "sellers are reported in its filing; this operator files its declaration, without sellers"
+        )
     lines += [
         f"  {'sellers read':<40}{s['sellers_read']:>10}",
         f"  {'transactions read':<40}{s['transactions_read']:>10}",

@@ -304,6 +304,9 @@ class Manifest(TypedDict):
     summary: RunCounts
     #: ``runs/<run>``, where the run's copy is kept (absent from manifests written before runs were kept)
     run_copy: NotRequired[str]
+    #: another platform operator assumes this operator's reporting (``[assuming_operator]``): its
+    #: files declare it and carry no seller (absent from manifests written before issue 18)
+    assumed_reporting: NotRequired[bool]
 
 
 __all__ = [

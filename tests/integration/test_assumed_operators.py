@@ -28,7 +28,7 @@ from reporting.checks.business import EU_DOMESTIC, EU_EXCHANGE, check_message
 from reporting.errors import XmlValidationError
 from reporting.ledger import open_ledger
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, PO_KEY, SELLER
-from reporting.pipeline import run
+from reporting.pipeline import run, summary_table
 
 SAMPLES = vendored("samples", "fr-dgfip-examples__adapted-by-backmarket")
 FR_XSD = vendored("xsd", "fr-dgfip-v1.6__adapted-by-backmarket", "DPIXML_v1.1-fr1.xsd")
@@ -237,6 +237,8 @@ def test_example_5_the_assuming_operator_files_the_same_records(tmp_path: Path) 
         extra=assumed,
     )
     manifest = go(tmp_path, cfg, example_5_source(), "out")
+    assert manifest["assumed_reporting"] is False
+    assert "assumes this operator's reporting" not in summary_table(manifest)
     [f] = manifest["files"]
     ours = tmp_path / "out" / f["file"]
     expected = records(SAMPLES / "5_initial_assuming" / "declaration.xml")
@@ -283,6 +285,8 @@ def test_example_6_the_assumed_operator_files_the_same_declaration(
     with caplog.at_level(logging.WARNING, logger="reporting.stages.render"):
         manifest = go(tmp_path, cfg, m, "out")
     assert "1 reportable seller(s) of the source are not reported" in caplog.text
+    assert manifest["assumed_reporting"] is True
+    assert "another platform operator assumes this operator's reporting" in summary_table(manifest)
     [f] = manifest["files"]
     assert (f["message_type_indic"], f["sellers"]) == ("DPI403", 0)
     ours = tmp_path / "out" / f["file"]
