@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from reporting.authorities import select_profile
+from reporting.countries import is_eu
 from reporting.errors import ConfigError
 from reporting.ledger import SELLER, Ledger, LedgerModeError, open_ledger
 from reporting.ledger.model import LIVE_MESSAGE_STATUSES
@@ -84,12 +85,13 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
     A filing (routing ``nexus``) goes to the filing state alone: when it has sellers now, a filing
     of the period in the ledger (a correction or deletion may be due), a profile that expects a
     nil report for a period without sellers, or an operator whose reporting another assumes (its
-    declaration). A preview goes to every state that receives a seller
-    (``routed``). Either is narrowed to ``settings.authorities``."""
+    declaration). A preview goes to every state that receives a seller (``routed``), and to each
+    member state an assumed operator is resident in (:func:`assumed_residences`). Either is narrowed
+    to ``settings.authorities``."""
     env, year = settings.environment, settings.year
     filing_state = settings.filing_state
     if settings.preview:
-        found = sorted(routed)
+        found = sorted(set(routed) | assumed_residences(settings))
         if settings.authorities is not None:
             found = [a for a in found if a in settings.authorities]
         return found
@@ -118,6 +120,15 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
             found = [filing_state]  # named explicitly: a nil report or a mode that needs it
         found = [a for a in found if a in settings.authorities]
     return found
+
+
+def assumed_residences(settings: RunSettings) -> set[str]:
+    """The member states an assumed operator (``[[assumed_operators]]``) is resident in: in the
+    exchange each receives its resident assumed operators (EU rule 40050), in a DPI403 where it
+    receives no seller. That DPI403 is the only nil message the exchange admits: it names an
+    AssumedPlatformOperator (20030) and no seller (20050). Whether the filing state sends it is
+    read from these rules alone (no text of Article 8ac on it was found): unsure."""
+    return {o.address.country for o in settings.config.operator.assumed_operators if is_eu(o.address.country)}
 
 
 def _check_deletion(settings: RunSettings, ledger: Ledger, authorities: list[str]) -> None:

@@ -178,7 +178,8 @@ def _render_one(
     current: dict[RecordKey, tuple[str, Any]] = {}
     po = operator_content(operator)
     current[PO_KEY] = (content_hash(po), po)
-    for other in _other_operators(settings, profile, authority):
+    others = _other_operators(settings, profile, authority)
+    for other in others:
         content = other_operator_content(other)
         current[opo_key(other.key)] = (content_hash(content), content)
     # another operator assumes this one's reporting: its declaration carries no seller
@@ -220,8 +221,11 @@ def _render_one(
     plan = plan_filing(
         current,
         live,
-        # the assumed operator's declaration is due also where nil reports are not
-        profile_expects_nil=profile.expects_nil or (assumed and not settings.preview),
+        # the assumed operator's declaration is due also where nil reports are not; a preview
+        # sends a state its resident assumed operators in a DPI403 when it receives no seller
+        profile_expects_nil=profile.expects_nil
+        or (not settings.preview and assumed)
+        or (settings.preview and bool(others)),
         empty_message_type=profile.assumed_message_type if assumed else DPI403,
         new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
         environment=env,
@@ -260,7 +264,8 @@ def _other_operators(
     member state in the exchange between authorities: there an assumed operator goes to the state
     it is resident in (EU rule 40050: one of its ResCountryCodes is the receiving country) and the
     AssumingPlatformOperator to none (20020), as an operator whose reporting is assumed sends no
-    seller."""
+    seller. A state that receives no seller gets its resident assumed operators in a DPI403
+    (:func:`reporting.stages.plan.assumed_residences`)."""
     others = other_operator_records(settings.config.operator)
     if settings.preview:
         return tuple(o for o in others if o.role == ASSUMED and o.res_country == authority)

@@ -601,6 +601,29 @@ def test_a_preview_sends_an_assumed_operator_to_its_state_of_residence_only(tmp_
         assert check_message(path, rules=EU_EXCHANGE, today=AS_OF, receiving_country=state) == []
 
 
+def test_a_preview_informs_an_assumed_operators_state_of_residence_without_sellers(tmp_path: Path) -> None:
+    """The exchange's only nil message is a DPI403 that names an AssumedPlatformOperator (EU rules
+    20030 and 20050) resident in the receiving state (40050): the preview of a state that receives
+    no seller but is an assumed operator's residence is that DPI403; it passes the exchange rules."""
+    assumed_lv = _other(
+        "[assumed_operators]",
+        "Skuteri SIA",
+        "40003000000",
+        "LV",
+        {"city": "Riga", "country": "LV"},
+    )
+    cfg = write_config(tmp_path / "dac7.toml", routing="jurisdiction", extra=ASSUMED_LT + assumed_lv)
+    files = {f["authority"]: f for f in go(tmp_path, cfg, lt_market(assumed_sellers=False), "out")["files"]}
+    assert set(files) == {"LT", "LV"}
+    assert (files["LV"]["message_type_indic"], files["LV"]["sellers"]) == ("DPI403", 0)
+    path = tmp_path / "out" / files["LV"]["file"]
+    assert [s[:2] for s in _doc_specs(path)] == [("PlatformOperator", "OECD11"), ("AssumedPlatformOperator", "OECD11")]
+    lv = etree.parse(str(path))
+    assert [e.text for e in lv.iterfind(".//{*}AssumedPlatformOperator/{*}Name")] == ["Skuteri SIA"]
+    assert check_message(path, rules=EU_EXCHANGE, today=AS_OF, receiving_country="LV") == []
+    assert (files["LT"]["message_type_indic"], files["LT"]["sellers"]) == ("DPI401", 2)
+
+
 def test_an_assumed_operator_sends_nothing_in_a_preview(tmp_path: Path) -> None:
     """No AssumingPlatformOperator is exchanged between authorities (EU rule 20020), and an
     operator whose reporting is assumed reports no seller: its preview is empty."""
