@@ -458,6 +458,43 @@ def test_an_assuming_operator_whose_own_reporting_becomes_assumed(tmp_path: Path
     }
 
 
+@pytest.mark.parametrize("side", ["assuming", "assumed"])
+def test_a_renamed_other_operator_is_an_oecd2_correction_of_its_record(tmp_path: Path, side: str) -> None:
+    """The other operator's name and address change after a first filing (same TIN): a DPI402
+    that corrects its record (OECD2, CorrDocRefId the live version) and resends the
+    PlatformOperator; no seller is touched. On the assuming side the record is its
+    AssumedPlatformOperator, on the assumed side its AssumingPlatformOperator."""
+    require_file(EU_XSD)
+    schema = etree.XMLSchema(etree.parse(str(EU_XSD)))
+    table = ASSUMED_LT
+    if side == "assumed":
+        table = table.replace("[[assumed_operators]]", "[assuming_operator]").replace(
+            "[assumed_operators.address]", "[assuming_operator.address]"
+        )
+    element = "AssumedPlatformOperator" if side == "assuming" else "AssumingPlatformOperator"
+    market = lt_market(assumed_sellers=side == "assuming")
+    first = go(tmp_path, write_config(tmp_path / "a.toml", environment="prod", extra=table), market, "one")["files"]
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3") as led:
+        live = led.live_records("prod", "LT", 2025)
+    [key] = [k for k in live if k[0] == OTHER_PLATFORM_OPERATORS]
+    changed = table.replace("Paspirtukai UAB", "Paspirtukai ir Ko UAB").replace("Vilniaus g.", "Gedimino pr.")
+    market = lt_market(assumed_sellers=side == "assuming")
+    [f] = go(tmp_path, write_config(tmp_path / "b.toml", environment="prod", extra=changed), market, "two")["files"]
+    path = tmp_path / "two" / f["file"]
+    assert (f["message_type_indic"], f["sellers"]) == ("DPI402", 0)
+    assert _doc_specs(path) == [("PlatformOperator", "OECD0", None), (element, "OECD2", live[key].doc_ref_id)]
+    doc = etree.parse(str(path))
+    assert doc.findtext(f".//{{*}}{element}/{{*}}Name") == "Paspirtukai ir Ko UAB"
+    assert doc.findtext(f".//{{*}}{element}/{{*}}Address//{{*}}Street") == "Gedimino pr."
+    assert schema.validate(doc), schema.error_log
+    assert _preflight(path, AS_OF) == []
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.sqlite3") as led:
+        after = led.live_records("prod", "LT", 2025)
+    assert set(after) == set(live) and after[key].content["name"] == "Paspirtukai ir Ko UAB"
+    assert all(after[k] == live[k] for k in live if k != key)
+    assert len(first) == 1
+
+
 # ----------------------------------------------------------------------------- Hungary
 
 
