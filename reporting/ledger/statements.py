@@ -33,6 +33,7 @@ statements that nothing replaces: what the sellers should hold now.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import re
@@ -59,7 +60,6 @@ from reporting.ledger.model import (
     SENT,
     STATEMENT_KINDS,
     canonical_json,
-    content_hash,
 )
 from reporting.vocabulary import ENVIRONMENTS, STATEMENTS_DIR, STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
@@ -211,7 +211,8 @@ def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
         doc_ref_id=text("doc_ref_id", 200, filed, "filed_with.doc_ref_id"),
         html_path=html_path,
         sha256=sha256,
-        content_hash=content_hash(obj),
+        # reporting.ledger.model.content_hash(obj), without making the canonical JSON a second time
+        content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
         content=content,
     )
 
