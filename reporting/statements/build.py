@@ -24,7 +24,7 @@ from reporting.countries import EU_MEMBER_STATES
 from reporting.private import private_dirs
 from reporting.statements.filed import FiledSeller, MessageHead, read_sellers
 from reporting.statements.locale import Language, resolve
-from reporting.statements.pages import SHARD_CHARS, STATEMENTS_DIR, page_line
+from reporting.statements.pages import SHARD_CHARS, STATEMENTS_DIR, canonical, page_line
 
 #: Statement ids are UUIDs (version 5) in this namespace, of "<environment>/<authority>/<DocRefId>"
 NAMESPACE = uuid.UUID("5b0d6f0e-6c1a-5d7e-9a57-0dac7517a7e0")
@@ -110,6 +110,7 @@ class Run:
 #: ``sha256`` and content) or None
 Lookup = tuple[str, str | None, tuple[str, str | None] | None]
 
+
 #: a seller record of the published files, in their order: the authority it was filed with, its
 #: message's head and its element (released when the next is read)
 Element = tuple[str, MessageHead, etree._Element]
@@ -128,18 +129,20 @@ def elements(messages: Sequence[tuple[str, str]]) -> Iterator[Element]:
 
 class StatementWriter:
     """Writes statements in one process: each one's page under the output directory, its line
-    of the feed to ``out`` (UTF-8); each shard folder made once."""
+    of the feed to ``out`` (UTF-8) and, with ``rows``, its row for the ledger (:func:`ledger_row`);
+    each shard folder made once."""
 
-    def __init__(self, run: Run, out: IO[bytes]) -> None:
+    def __init__(self, run: Run, out: IO[bytes], rows: IO[bytes] | None = None) -> None:
         self.run = run
         self.out = out
+        self.rows = rows
         self._folder = f"{run.out_dir}/{STATEMENTS_DIR}"
         self._shards: set[str] = set()
 
-    def write(self, authority: str, head: MessageHead, record: FiledSeller, lookup: Lookup) -> tuple[bool, int]:
-        """The statement of ``record``: its page written, its line appended to the output.
-        Returns whether the ledger's record was kept over this build's, and the line's length
-        in bytes."""
+    def write(self, authority: str, head: MessageHead, record: FiledSeller, lookup: Lookup) -> tuple[bool, int, int]:
+        """The statement of ``record``: its page written, its line appended to the output (and
+        its row to the rows). Returns whether the ledger's record was kept over this build's,
+        and the bytes of the line and of the row."""
         seller_id, tag, known = lookup
         check_currency(record, seller_id)
         language = resolve(tag)
@@ -151,10 +154,33 @@ class StatementWriter:
         if shard not in self._shards:
             private_dirs(f"{self._folder}/{shard}")
             self._shards.add(shard)
-        kept, line = page_line(run.out_dir, statement, language, head.operator_name, run.contact, known)
-        data = line.encode()
+        line, text = page_line(run.out_dir, statement, language, head.operator_name, run.contact, known)
+        data = text.encode()
         self.out.write(data)
-        return kept, len(data)
+        row = b""
+        if self.rows is not None:
+            row = ledger_row(line)
+            self.rows.write(row)
+        return line is not statement, len(data), len(row)
+
+
+#: the keys of a feed object whose contents the ledger's row leaves out (it holds their canonical
+#: JSON in full): only whether each is an object or a list is kept
+_BULKY = frozenset(("identity", "receiving_states", "activities"))
+
+
+def ledger_row(obj: dict[str, Any]) -> bytes:
+    """What the ledger records of a feed object, one JSON line: ``[summary, content_hash,
+    content]``, ``content`` the object's canonical JSON (sorted keys, no spaces, UTF-8 characters
+    kept), ``content_hash`` the sha256 of it, and ``summary`` the object with ``identity``,
+    ``receiving_states`` and ``activities`` emptied (``{}``, ``[]``; any other value as it is):
+    what the ledger checks, without reading the statement back from the feed
+    (``reporting.ledger.statements.record_feed`` with ``rows``). Made in the process that wrote
+    the statement, so that several processes share the work."""
+    content = canonical(obj)
+    summary = {k: (type(v)() if k in _BULKY and isinstance(v, dict | list) else v) for k, v in obj.items()}
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    return json.dumps([summary, digest, content], ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 def _statement(

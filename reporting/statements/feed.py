@@ -15,6 +15,7 @@ a temporary name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -86,6 +87,10 @@ class Written:
     #: the run's own feed (relative to the output) and the sha256 of its bytes (those of the feed)
     run_feed: str | None = None
     sha256: str | None = None
+    #: with ``ledger_rows``: a temporary file (0600, in the statements folder) of each statement's
+    #: row for the ledger, in the feed's order (``reporting.statements.build.ledger_row``), for
+    #: ``Ledger.record_statements(feed, rows=...)``; the caller removes it
+    ledger_rows: Path | None = None
 
 
 def _none_recorded(ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
@@ -116,6 +121,7 @@ def write_statements(
     issued: date | None = None,
     contact: str | None = None,
     workers: int | None = None,
+    ledger_rows: bool = False,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
     the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
@@ -136,7 +142,11 @@ def write_statements(
     :mod:`reporting.statements.writer`); 0 writes everything in this process; None, the
     default, starts one fewer than the cores this process may use (at most three) for published
     files of 4 MiB or more (about 1,300 sellers), none for smaller ones. The feed and the pages
-    are the same bytes either way."""
+    are the same bytes either way.
+
+    ``ledger_rows``: also write each statement's row for the ledger (:attr:`Written.ledger_rows`),
+    made by the process that wrote the statement: the ledger records the feed from them without
+    reading it back."""
     own = run_feed(run_id) if run_id is not None else None
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
@@ -144,9 +154,11 @@ def write_statements(
     result = Written()
     listed = [(str(m.path), m.authority) for m in messages]
     run = Run(str(out_dir), environment, year, issued.isoformat() if issued else None, contact)
-    fd = os.open(tmp_feed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    tmp_rows = folder / f".rows.{os.getpid()}.{uuid.uuid4().hex}.tmp" if ledger_rows else None
     try:
-        with os.fdopen(fd, "wb") as out:
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(os.open(tmp_feed, _CREATE, FILE_MODE), "wb"))
+            rows = files.enter_context(open(os.open(tmp_rows, _CREATE, FILE_MODE), "wb")) if tmp_rows else None
             tally = write_all(
                 run,
                 listed,
@@ -155,6 +167,7 @@ def write_statements(
                 folder,
                 workers=auto_workers(listed) if workers is None else workers,
                 batch=BATCH,
+                rows=rows,
             )
         result.statements, result.kinds, result.languages = tally.statements, tally.kinds, tally.languages
         result.findings, result.kept = tally.findings, tally.kept
@@ -167,9 +180,15 @@ def write_statements(
             result.run_feed = own
     except BaseException:
         tmp_feed.unlink(missing_ok=True)  # no half feed: the pages written are named by no feed
+        if tmp_rows is not None:
+            tmp_rows.unlink(missing_ok=True)
         raise
     tmp_feed.replace(feed)
+    result.ledger_rows = tmp_rows
     return result
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def run_feeds(out_dir: Path) -> list[Path]:

@@ -44,6 +44,7 @@ _TAG = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def is_language_tag(tag: str) -> bool:
     """Whether ``tag`` is a well-formed IETF BCP 47 language tag (RFC 5646, section 2.1) whose
     language is one CLDR knows (``de``, ``pt``, ``mt``; not ``english`` or ``xx``). The POSIX

@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +114,7 @@ class _Job:
     run: Run
     messages: tuple[tuple[str, str], ...]
     part: str
+    rows: str | None  # its part of the ledger's rows, when they are written
 
 
 def auto_workers(messages: Sequence[tuple[str, str]]) -> int:
@@ -133,15 +136,38 @@ def write_all(
     *,
     workers: int,
     batch: int,
+    rows: IO[bytes] | None = None,
 ) -> Tally:
     """Write the statement of every seller record of ``messages`` (path, authority), its line of
-    the feed into ``feed`` in the order of the records, with ``workers`` page writers beside this
-    process (0: this process alone). ``folder`` holds the part files while they are written."""
-    writer = _Coordinator(run, messages, lookups, feed, folder, workers, batch)
+    the feed into ``feed`` in the order of the records (and its row for the ledger into
+    ``rows``), with ``workers`` page writers beside this process (0: this process alone).
+    ``folder`` holds the part files while they are written."""
+    writer = _Coordinator(run, messages, lookups, (feed, rows), folder, workers, batch)
+    with _collector_held():
+        try:
+            return writer.write()
+        finally:
+            writer.close()
+
+
+#: the cycle collector's thresholds while statements are written (Python's default: 700, 10, 10)
+_THRESHOLD = (100_000, 50, 100)
+
+
+@contextlib.contextmanager
+def _collector_held() -> Iterator[None]:
+    """Python's cycle collector, for the duration, leaves the objects made before alone and runs
+    less often: the records read ahead are thousands of containers without a reference cycle,
+    and collecting the young ones every 700 allocations, and every object of the process now and
+    then, took a tenth of the reading and writing. Its settings are restored after."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*_THRESHOLD)
     try:
-        return writer.write()
+        yield
     finally:
-        writer.close()
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 class _WorkerFailed(Exception):
@@ -155,7 +181,7 @@ class _Worker:
 
     def __init__(self, number: int, job: _Job) -> None:
         self.number = number
-        self.part = Path(job.part)
+        self.parts = [Path(p) for p in (job.part, job.rows) if p is not None]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reporting.statements.writer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
@@ -169,7 +195,9 @@ class _Worker:
         os.set_blocking(self.out_fd, False)
         self.assigned = 0  # records of its chunks
         self.done = 0  # of those, written
+        self.cpu = 0  # the CPU time (ns) it reported for them, reading past the others' records included
         self.closed = False
+        self.finished = False  # its parts are complete
         self._pending = b""
         self.send(job)
         self.flush()
@@ -186,9 +214,10 @@ class _Worker:
         except BrokenPipeError:
             raise self._failed() from None
 
-    def poll(self, on_chunk: Callable[[int, int, int], None], *, wait: bool = False) -> None:
-        """Read what the writer reported (each chunk written: ``on_chunk(index, bytes, kept)``);
-        with ``wait``, until it has closed its end (it has written everything it was given)."""
+    def poll(self, on_chunk: Callable[[int, int, int, int], None], *, wait: bool = False) -> None:
+        """Read what the writer reported (each chunk written: ``on_chunk(index, bytes of its
+        lines, bytes of its rows, kept)``); with ``wait``, until it reports its parts complete
+        (it has written everything it was given and closed them)."""
         while not self.closed:
             if wait:
                 os.set_blocking(self.out_fd, True)
@@ -198,20 +227,22 @@ class _Worker:
                 return
             if not data:
                 self.closed = True
-                if self._pending:
-                    raise self._failed()
                 break
             lines = (self._pending + data).split(b"\n")
             self._pending = lines.pop()
             for line in lines:
                 if line.startswith(b"D "):
-                    index, count, size, kept = (int(x) for x in line[2:].split())
+                    index, count, size, rows, kept, cpu = (int(x) for x in line[2:].split())
                     self.done += count
-                    on_chunk(index, size, kept)
+                    self.cpu += cpu
+                    on_chunk(index, size, rows, kept)
+                elif line == b"F":
+                    self.finished = True
                 else:
                     raise self._failed(line)
-        code = self.proc.wait()
-        if code != 0:
+            if self.finished:
+                return
+        if not self.finished:
             raise self._failed()
 
     def _failed(self, line: bytes = b"") -> _WorkerFailed:
@@ -232,7 +263,8 @@ class _Worker:
         self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self.part.unlink(missing_ok=True)
+        for part in self.parts:
+            part.unlink(missing_ok=True)
 
 
 #: a record read: the authority, its message's head, its DocRefId, its kind and, where this
@@ -254,7 +286,7 @@ class _Coordinator:
         run: Run,
         messages: Sequence[tuple[str, str]],
         lookups: Lookups,
-        feed: IO[bytes],
+        outputs: tuple[IO[bytes], IO[bytes] | None],
         folder: Path,
         workers: int,
         batch: int,
@@ -262,29 +294,33 @@ class _Coordinator:
         self.run = run
         self.messages = tuple(messages)
         self.lookups = lookups
-        self.feed = feed
+        self.feed, self.rows = outputs
         self.batch = batch
         self.chunk = CHUNK
         self.tally = Tally()
         self.elements: Iterator[Element] = elements(self.messages)
-        self.writer = StatementWriter(run, feed)
-        self.parts: list[Path] = [folder / f".part-{os.getpid()}-{n}.tmp" for n in range(workers + 1)]
+        self.writer = StatementWriter(run, self.feed, self.rows)
+        pid = os.getpid()
+        self.parts: list[Path] = [folder / f".part-{pid}-{n}.tmp" for n in range(workers + 1)]
+        self.row_parts: list[Path] = [folder / f".rows-{pid}-{n}.tmp" for n in range(workers + 1)]
         self.workers: list[_Worker] = []
-        self.own_part: IO[bytes] | None = None
+        self.own_parts: tuple[IO[bytes], IO[bytes] | None] | None = None
         self.owners = bytearray()  # per chunk: 0 this process, n the n-th page writer
         self.sizes = array("Q")  # per chunk: the bytes of its lines
+        self.row_sizes = array("Q")  # per chunk: the bytes of its rows
         self.first_shared: int | None = None  # the first chunk not this process's
         self.assigned = 0  # records of this process's chunks
         self.done = 0  # of those, written
+        self.cpu = 0  # the CPU time (ns) writing them took (they were read before)
         self.batches = 0  # batches read
 
     # ------------------------------------------------------------------------------ the run
 
     def write(self) -> Tally:
         try:
-            for n, part in enumerate(self.parts[1:], 1):
-                part.unlink(missing_ok=True)
-                self.workers.append(_Worker(n, _Job(self.run, self.messages, str(part))))
+            for n in range(1, len(self.parts)):
+                rows = str(self.row_parts[n]) if self.rows is not None else None
+                self.workers.append(_Worker(n, _Job(self.run, self.messages, str(self.parts[n]), rows)))
             pending: list[_Own] = []
             while True:
                 ahead = self._read_batch()  # the next batch is given out before this one is written
@@ -315,9 +351,10 @@ class _Coordinator:
 
     def close(self) -> None:
         self._stop()
-        if self.own_part is not None:
-            self.own_part.close()
-        for part in self.parts:
+        for own in self.own_parts or ():
+            if own is not None:
+                own.close()
+        for part in (*self.parts, *self.row_parts):
             part.unlink(missing_ok=True)
 
     def _stop(self) -> None:
@@ -328,12 +365,20 @@ class _Coordinator:
 
     def _decide(self) -> int:
         """Who writes the next chunk: the process with the least work waiting (a page writer
-        when even: this process reads and asks the lookups besides)."""
-        best, queue = 0, self.assigned - self.done
+        when even: this process reads and asks the lookups besides). Work waiting is records
+        given and not yet written, each weighed by the CPU time a record took that process so
+        far, once every process has written some: a record waiting here was read already, one
+        waiting for a page writer is still to be read (and the others' records between with it),
+        so that equal numbers would leave a page writer working on after this process is done."""
         for w in self.workers:
             w.poll(self._chunk_done)
-            if w.assigned - w.done <= queue:
-                best, queue = w.number, w.assigned - w.done
+        weighed = self.done > 0 and all(w.done for w in self.workers)
+        best = 0
+        work = (self.assigned - self.done) * (self.cpu / self.done if weighed else 1)
+        for w in self.workers:
+            waiting = (w.assigned - w.done) * (w.cpu / w.done if weighed else 1)
+            if waiting <= work:
+                best, work = w.number, waiting
         if best and self.first_shared is None:
             self.first_shared = len(self.owners)
         return best
@@ -351,6 +396,7 @@ class _Coordinator:
                 starts.append((len(self.owners), owner, len(items)))
                 self.owners.append(owner)
                 self.sizes.append(0)
+                self.row_sizes.append(0)
             if owner == 0:
                 record = seller_record(elem)
                 items.append((authority, head, record.doc_ref_id, record.kind, record))
@@ -368,7 +414,12 @@ class _Coordinator:
         ends = [start for _index, _owner, start in starts[1:]] + [len(items)]
         for (index, owner, start), end in zip(starts, ends, strict=True):
             if owner == 0:
-                own.append(_Own(index, [(i[0], i[1], i[4], lookups[n]) for n, i in enumerate(items[start:end], start)]))  # type: ignore[misc]
+                chunk = _Own(index, [])
+                for n in range(start, end):
+                    authority, head, _doc_ref_id, _kind, filed = items[n]
+                    assert filed is not None  # read as a record: this process writes its chunk
+                    chunk.records.append((authority, head, filed, lookups[n]))
+                own.append(chunk)
             for w in self.workers:
                 given = [(items[n][2], lookups[n]) for n in range(start, end)] if w.number == owner else None
                 w.send((index, end - start, given))
@@ -415,42 +466,41 @@ class _Coordinator:
     def _write_own(self, chunks: Sequence[_Own]) -> None:
         writer = self.writer
         for chunk in chunks:
-            if self.first_shared is not None and chunk.index > self.first_shared and writer.out is self.feed:
-                writer.out = self.own_part = open(os.open(self.parts[0], _CREATE, FILE_MODE), "wb")  # noqa: SIM115
-            size = kept = 0
+            if self.first_shared is not None and chunk.index > self.first_shared and self.own_parts is None:
+                # after the first chunk a page writer has, this process's chunks wait in parts too
+                feed = open(os.open(self.parts[0], _CREATE, FILE_MODE), "wb")  # noqa: SIM115 - closed in close()
+                rows = open(os.open(self.row_parts[0], _CREATE, FILE_MODE), "wb") if self.rows else None  # noqa: SIM115
+                self.own_parts = (feed, rows)
+                writer.out, writer.rows = feed, rows
+            size = row_size = kept = 0
+            started = time.process_time_ns()
             for authority, head, record, lookup in chunk.records:
-                k, n = writer.write(authority, head, record, lookup)
+                k, n, r = writer.write(authority, head, record, lookup)
                 size += n
+                row_size += r
                 kept += k
+            self.cpu += time.process_time_ns() - started
             self.sizes[chunk.index] = size
+            self.row_sizes[chunk.index] = row_size
             self.tally.kept += kept
             self.done += len(chunk.records)
 
-    def _chunk_done(self, index: int, size: int, kept: int) -> None:
+    def _chunk_done(self, index: int, size: int, rows: int, kept: int) -> None:
         self.sizes[index] = size
+        self.row_sizes[index] = rows
         self.tally.kept += kept
 
     def _merge(self) -> None:
-        """The chunks after the first a page writer wrote, appended to the feed in their order
-        from the part that holds each (this process's own lines before it are in the feed)."""
+        """The chunks after the first a page writer wrote, appended to the feed (and the rows) in
+        their order from the part that holds each (this process's own before it are in place)."""
         if self.first_shared is None:
             return
-        if self.own_part is not None:
-            self.own_part.flush()
-        self.feed.flush()
-        sources: dict[int, int] = {}
-        try:
-            for index in range(self.first_shared, len(self.owners)):
-                owner = self.owners[index]
-                if owner not in sources:
-                    sources[owner] = os.open(self.parts[owner], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                _copy(sources[owner], self.feed.fileno(), self.sizes[index])
-            for owner, fd in sources.items():
-                if os.read(fd, 1):
-                    raise PageWriterError(f"a part of the feed ({owner}) holds more than its chunks")
-        finally:
-            for fd in sources.values():
-                os.close(fd)
+        for own in self.own_parts or ():
+            if own is not None:
+                own.flush()
+        _append(self.feed, self.parts, self.owners, self.sizes, self.first_shared)
+        if self.rows is not None:
+            _append(self.rows, self.row_parts, self.owners, self.row_sizes, self.first_shared)
 
     # --------------------------------------------------------------------------- problems
 
@@ -482,6 +532,24 @@ def _check(batch: Sequence[tuple[str, FiledSeller]], seller_of: SellerLookup) ->
         check_currency(r, sellers[r.doc_ref_id])
 
 
+def _append(out: IO[bytes], parts: Sequence[Path], owners: bytearray, sizes: array[int], first: int) -> None:
+    """Chunk after chunk from ``first`` on, its bytes from the part of the process that wrote it."""
+    out.flush()
+    sources: dict[int, int] = {}
+    try:
+        for index in range(first, len(owners)):
+            owner = owners[index]
+            if owner not in sources:
+                sources[owner] = os.open(parts[owner], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _copy(sources[owner], out.fileno(), sizes[index])
+        for owner, fd in sources.items():
+            if os.read(fd, 1):
+                raise PageWriterError(f"a part of the output ({owner}) holds more than its chunks")
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+
+
 def _copy(src: int, dst: int, count: int) -> None:
     """``count`` bytes from ``src`` to ``dst``, each at its own position (in the kernel where it can)."""
     while count > 0:
@@ -494,7 +562,7 @@ def _copy(src: int, dst: int, count: int) -> None:
                 view = view[os.write(dst, view) :]
             n = len(data)
         if n == 0:
-            raise PageWriterError("a part of the feed ends before its chunks")
+            raise PageWriterError("a part of the output ends before its chunks")
         count -= n
 
 
@@ -504,15 +572,22 @@ def _copy(src: int, dst: int, count: int) -> None:
 def main() -> int:
     """A page writer: the job, then a chunk after another from stdin (pickled by this module's
     :class:`_Worker`): its own written, the others' records read past. Each chunk written is
-    reported on stdout (``D index records bytes kept``); a problem of the filing as one line
-    (``E "message"``) before stopping, anything else with its traceback on stderr."""
+    reported on stdout (``D index records bytes row-bytes kept cpu-ns``, the CPU time since the
+    last report: the chunk and the records read past before it), the end with ``F`` once its
+    parts are complete and closed; a problem of the filing as one line (``E "message"``) before
+    stopping, anything else with its traceback on stderr."""
     report = os.dup(1)  # what this process reports; anything else printed goes to stderr
     os.dup2(2, 1)
+    gc.freeze()  # see _collector_held
+    gc.set_threshold(*_THRESHOLD)
     source = sys.stdin.buffer
     job: _Job = pickle.load(source)
-    with open(os.open(job.part, _CREATE, FILE_MODE), "wb") as out:
-        writer = StatementWriter(job.run, out)
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(open(os.open(job.part, _CREATE, FILE_MODE), "wb"))
+        rows = files.enter_context(open(os.open(job.rows, _CREATE, FILE_MODE), "wb")) if job.rows else None
+        writer = StatementWriter(job.run, out, rows)
         records = elements(job.messages)
+        cpu = time.process_time_ns()
         try:
             while True:
                 try:
@@ -523,7 +598,7 @@ def main() -> int:
                     for _ in range(count):
                         next(records)
                     continue
-                size = kept = 0
+                size = row_size = kept = 0
                 for doc_ref_id, lookup in given:
                     authority, head, elem = next(records)
                     record = seller_record(elem)
@@ -532,16 +607,24 @@ def main() -> int:
                             "a published file changed while its statements were written (another record where "
                             f"DocRefId {doc_ref_id} was read)"
                         )
-                    k, n = writer.write(authority, head, record, lookup)
+                    k, n, r = writer.write(authority, head, record, lookup)
                     size += n
+                    row_size += r
                     kept += k
                 out.flush()
-                os.write(report, f"D {index} {count} {size} {int(kept)}\n".encode())
+                if rows is not None:
+                    rows.flush()
+                took, cpu = -cpu, time.process_time_ns()
+                os.write(report, f"D {index} {count} {size} {row_size} {int(kept)} {took + cpu}\n".encode())
         except (ValueError, LookupError, MixedCurrencyError, PageWriterError) as problem:
             os.write(report, b"E " + json.dumps(str(problem)).encode() + b"\n")
             return 1
+    os.write(report, b"F\n")  # the parts are complete and closed
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # everything it wrote is closed: no need to wait for the interpreter to free each object
+    sys.stderr.flush()
+    os._exit(code)
