@@ -11,9 +11,10 @@ its id, and the languages of the project in turn), so that the figure is the wri
 ``--workers`` lists the page writers to time beside the reading process (0: one process; 1:
 two, the figure for a machine of two cores); each is run ``--repeat`` times, in turn, and the
 best and the median are printed with the CPU time (user and system: creating the files is
-kernel time) of the process and of its page writers, and the peak memory. The machine (cores,
-CPU model, load average) and the file system of the output are printed first: the load of other
-work and the file system decide much of the figure. The outputs are removed at the end unless
+kernel time) of the process and of its page writers, the peak memory, and the share of the
+cores other processes used during the run (Linux). The machine (cores, CPU model) and the file
+system of the output are printed first: the load of other work and the file system decide much
+of the figure. The outputs are removed at the end unless
 ``--keep``; on ext4 without a journal, files created within a minute or so of deleting many
 others take far longer to create (the kernel skips over the inodes freed recently), so a run
 straight after another run's clean-up measures that too.
@@ -84,9 +85,23 @@ def machine() -> str:
     return f"{cpu_model()}, {cores} cores this process may use ({os.cpu_count()} in all){memory}, Python {python}"
 
 
+def busy_seconds() -> float | None:
+    """The CPU time all processes of the machine used so far (Linux: /proc/stat), or None."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if fields[:1] != ["cpu"]:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(xml: Path, authority: str, out: Path, workers: int, profile: cProfile.Profile | None) -> dict[str, float]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = busy_seconds()
     wall = time.perf_counter()
     with owner_only():
         if profile:
@@ -103,7 +118,11 @@ def one_run(xml: Path, authority: str, out: Path, workers: int, profile: cProfil
         if profile:
             profile.disable()
     wall = time.perf_counter() - wall
+    busy2 = busy_seconds()
     me2, children2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = sum(b - a for a, b in zip(_cpu(me) + _cpu(children), _cpu(me2) + _cpu(children2), strict=True))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    others = max(0.0, (busy2 - busy - own) / (cores * wall)) if busy is not None and busy2 is not None else float("nan")
     return {
         "statements": written.statements,
         "wall": wall,
@@ -113,7 +132,12 @@ def one_run(xml: Path, authority: str, out: Path, workers: int, profile: cProfil
         "writers_user": children2.ru_utime - children.ru_utime,
         "writers_sys": children2.ru_stime - children.ru_stime,
         "peak": max(me2.ru_maxrss, children2.ru_maxrss) / 1e6,
+        "others": others,
     }
+
+
+def _cpu(usage: resource.struct_rusage) -> tuple[float, float]:
+    return usage.ru_utime, usage.ru_stime
 
 
 def main() -> None:
@@ -145,7 +169,8 @@ def main() -> None:
                     f"  {w + 1} process(es): {r['statements']:,.0f} statements in {r['wall']:.2f} s, "
                     f"{r['statements'] / r['wall']:,.0f}/s; CPU user {r['user']:.2f} s + sys {r['sys']:.2f} s, "
                     f"page writers user {r['writers_user']:.2f} s + sys {r['writers_sys']:.2f} s; "
-                    f"peak RSS {r['peak']:.2f} GB; load average before {r['load']:.2f}",
+                    f"peak RSS {r['peak']:.2f} GB; load average before {r['load']:.2f}, "
+                    f"other processes used {r['others']:.0%} of the cores meanwhile",
                     flush=True,
                 )
         for w, rs in runs.items():

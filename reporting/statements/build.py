@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from lxml import etree
-
 from reporting.countries import EU_MEMBER_STATES
 from reporting.private import private_dirs
-from reporting.statements.filed import FiledSeller, MessageHead, read_sellers
+from reporting.statements.filed import FiledSeller, MessageHead
 from reporting.statements.locale import Language, resolve
 from reporting.statements.pages import SHARD_CHARS, STATEMENTS_DIR, canonical, page_line
 
@@ -109,22 +107,6 @@ class Run:
 #: ``sellers.language`` (None for none) and what the ledger recorded of its statement (its
 #: ``sha256`` and content) or None
 Lookup = tuple[str, str | None, tuple[str, str | None] | None]
-
-
-#: a seller record of the published files, in their order: the authority it was filed with, its
-#: message's head and its element (released when the next is read)
-Element = tuple[str, MessageHead, etree._Element]
-
-
-def elements(messages: Sequence[tuple[str, str]]) -> Iterator[Element]:
-    """Each ``ReportableSeller`` element of ``messages`` (path, authority), in order."""
-    for path, authority in messages:
-        head: MessageHead | None = None
-        for item in read_sellers(path):
-            if isinstance(item, MessageHead):
-                head = item
-            elif head is not None:
-                yield authority, head, item
 
 
 class StatementWriter:

@@ -447,16 +447,6 @@ def seller_record(elem: etree._Element) -> FiledSeller:
     )
 
 
-def seller_key(elem: etree._Element) -> tuple[str, str | None, str]:
-    """The ``DocRefId``, ``CorrDocRefId`` and kind of a ``ReportableSeller`` element, from its
-    ``DocSpec`` alone (what :func:`seller_record` reads first, with the same error): what the
-    ledger is asked about a record whose statement another process writes."""
-    for c in elem:
-        if (_LOCAL.get(c.tag) or _local(c)) == "DocSpec":
-            return _doc_spec(c)
-    return _doc_spec(None)
-
-
 def _doc_spec(spec: etree._Element | None) -> tuple[str, str | None, str]:
     """The ``DocRefId``, ``CorrDocRefId`` and kind of a ``DocSpec`` (the first element of each
     name, its text); a record without a DocRefId or a known DocTypeIndic is an error."""
@@ -482,15 +472,6 @@ def _doc_spec(spec: etree._Element | None) -> tuple[str, str | None, str]:
 def read_message(path: str | Path) -> Iterator[MessageHead | FiledSeller]:
     """The message's head first (once MessageSpec and PlatformOperator are read), then each
     seller record in body order; memory stays flat (each element is released once read)."""
-    for item in read_sellers(path):
-        yield item if isinstance(item, MessageHead) else seller_record(item)
-
-
-def read_sellers(path: str | Path) -> Iterator[MessageHead | etree._Element]:
-    """:func:`read_message` without turning the ``ReportableSeller`` elements into records: the
-    head, then each element, released (with everything before it) when the next is asked for.
-    Every process that writes statements reads the file this way, in the same order, and turns
-    only the elements of its own statements into records (:mod:`reporting.statements.writer`)."""
     spec: dict[str, str] = {}
     operator_name = ""
     head_sent = False
@@ -508,7 +489,7 @@ def read_sellers(path: str | Path) -> Iterator[MessageHead | etree._Element]:
             if not head_sent:
                 yield _head(spec, operator_name)
                 head_sent = True
-            yield elem
+            yield seller_record(elem)
         release(elem)
     if not head_sent:
         yield _head(spec, operator_name)

@@ -1,36 +1,38 @@
 """The processes that write the statements of a filing: this one, and page writers beside it.
 
-Reading a seller record back from the published XML, building its statement, rendering, hashing
-and creating its page and encoding its line of the feed: every statement is work of its own, so
-the statements are shared out between processes in chunks of :data:`CHUNK` consecutive records.
-This process reads the filing, asks the lookups (the ledger's seller of each DocRefId, the
-staged ``sellers.language``, what the ledger recorded) for a batch of records at a time and
-decides which process writes each chunk; it writes its own chunks itself.
+This process reads the published files (lxml's streamed parse) and turns each seller record into
+a :class:`~reporting.statements.filed.FiledSeller`, asks the lookups (the ledger's seller of each
+DocRefId, the staged ``sellers.language``, what the ledger recorded) for a batch of records at a
+time, checks the batch and counts it. Building each statement, rendering, hashing and creating
+its page and encoding its line of the feed is then work of its own for every statement, so it is
+shared out in chunks of :data:`CHUNK` consecutive records between this process and ``workers``
+page writers (``python -m reporting.statements.writer``: a fresh interpreter that inherits none
+of this process's connections or threads).
 
-Nothing of the records is sent to a page writer: each (``python -m reporting.statements.writer``,
-a fresh interpreter that inherits none of this process's connections or threads) reads the same
-published files itself, in the same order (lxml's parse is the cheap part of a statement), turns
-into records only the elements of the chunks it is given, and gets from this process, per chunk,
-only what the lookups said of its records (a few dozen bytes each). It writes their pages and
-their lines of the feed to a part file of its own (0600, from the first byte) and reports each
-chunk done with its length in bytes. The feed is then put together from this process's lines and
-the parts, chunk after chunk in the order of the filed records: the same bytes whichever process
-wrote a chunk (:class:`reporting.statements.build.StatementWriter` writes every statement; the
-tests compare a filing written in one process and in several).
+A page writer is sent its chunks' records as read (pickled: a few microseconds a record each
+way, far less than reading the XML again) with what the lookups said of each. It writes their
+pages and their lines of the feed (and, where asked, the ledger's rows) to part files of its own
+(0600, from the first byte) and reports each chunk done with its length in bytes. The feed is
+put together from this process's lines and the parts, chunk after chunk in the order of the
+filed records: the same bytes whichever process wrote a chunk
+(:class:`reporting.statements.build.StatementWriter` writes every statement; the tests compare a
+filing written in one process and in several).
 
-Each chunk goes to the process with the least work waiting (records given, not yet written; a
-page writer rather than this one when even): a page writer that starts late or shares its core
-with other work is given less, and this process, which also reads ahead and asks the lookups,
-writes less itself. Reading runs one batch ahead of this process's own writing, so that a page
-writer always has its next chunks while this process writes its own.
+Each chunk goes to the process with the least work waiting: the records given and not yet
+written, weighed by the CPU time a record has taken that process so far (a page writer when
+even, since this process reads besides). A page writer that starts late or shares its core with
+other work is given less, and this process, which reads, writes less itself. Reading runs one
+batch ahead of this process's own writing, so that a page writer has its next chunks while this
+process writes its own.
 
-Memory stays flat: two batches of records at most are held (this process's own records of the
-batch being written and of the next one), each page writer holds one element at a time.
+Memory stays flat: this process holds the records of two batches at most (the one read ahead and
+its own chunks of the one before), a page writer one chunk; a chunk waits in its pipe until its
+writer takes it.
 
-A filing with a problem (a record the ledger does not know, a record that is not as the schema
-says, amounts in two currencies) is refused with the problem of the earliest record, as when
-one process writes everything: on any such problem the page writers are stopped and the filing
-is read again in this process, without writing, up to that batch (:func:`_first_problem`).
+The filing's problems (a record that is not as the schema says, one the ledger does not know,
+amounts in two currencies) are all met here, in the order one process writing everything meets
+them: each batch read, then its lookups, then its records one by one. A page writer that stops
+(it could not write a page) stops the writing with :class:`PageWriterError`; no feed is written.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import json
 import os
 import pickle
 import subprocess
@@ -53,18 +54,8 @@ from typing import IO
 from reporting.errors import ReportingError
 from reporting.findings import Finding, Severity
 from reporting.private import FILE_MODE
-from reporting.statements.build import (
-    Element,
-    Lookup,
-    MixedCurrencyError,
-    Run,
-    StatementWriter,
-    check_currency,
-    elements,
-    missing_error,
-    statement_id,
-)
-from reporting.statements.filed import FiledSeller, MessageHead, seller_key, seller_record
+from reporting.statements.build import Lookup, Run, StatementWriter, check_currency, missing_error, statement_id
+from reporting.statements.filed import FiledSeller, MessageHead, read_message
 from reporting.statements.locale import is_language_tag, resolve
 
 #: statements a process is given at once
@@ -74,7 +65,7 @@ MAX_AUTO_WORKERS = 3
 #: page writers are started by default only for published files of at least this size (about
 #: 1,300 sellers): starting a process costs about a tenth of a second
 AUTO_WORKERS_FROM_BYTES = 4 << 20
-#: the pipe to a page writer holds this much (Linux): the chunks decided ahead wait there
+#: the pipe to a page writer holds this much (Linux): the chunks given out ahead wait there
 PIPE_BYTES = 1 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -83,6 +74,10 @@ LanguageLookup = Callable[[Sequence[str]], dict[str, str | None]]  # seller_ids 
 #: statement_ids -> (sha256 of the recorded page, the recorded feed object as JSON or None once
 #: erased), for those the ledger's delivery record holds already
 RecordedLookup = Callable[[Sequence[str]], dict[str, tuple[str, str | None]]]
+
+#: a statement to write: the authority the record was filed with, its message's head, the record,
+#: and what the lookups said of it
+Item = tuple[str, MessageHead, FiledSeller, Lookup]
 
 
 class PageWriterError(ReportingError):
@@ -109,10 +104,9 @@ class Lookups:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """What a page writer is told first: the run, the files in order, where its part goes."""
+    """What a page writer is told first: the run, and where its parts go."""
 
     run: Run
-    messages: tuple[tuple[str, str], ...]
     part: str
     rows: str | None  # its part of the ledger's rows, when they are written
 
@@ -150,24 +144,30 @@ def write_all(
             writer.close()
 
 
-#: the cycle collector's thresholds while statements are written (Python's default: 700, 10, 10)
-_THRESHOLD = (100_000, 50, 100)
-
-
 @contextlib.contextmanager
 def _collector_held() -> Iterator[None]:
     """Python's cycle collector, for the duration, leaves the objects made before alone and runs
-    less often: the records read ahead are thousands of containers without a reference cycle,
-    and collecting the young ones every 700 allocations, and every object of the process now and
-    then, took a tenth of the reading and writing. Its settings are restored after."""
+    less often: the records of a batch are thousands of containers, held until written, with no
+    reference cycle; collecting the young ones every 700 allocations, and every object of the
+    process now and then, took a tenth of the time. The collector's settings are restored after."""
     threshold = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(*_THRESHOLD)
+    gc.set_threshold(100_000, 50, 100)
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+def _records(messages: Sequence[tuple[str, str]]) -> Iterator[tuple[str, MessageHead, FiledSeller]]:
+    for path, authority in messages:
+        head: MessageHead | None = None
+        for item in read_message(path):
+            if isinstance(item, MessageHead):
+                head = item
+            elif head is not None:
+                yield authority, head, item
 
 
 class _WorkerFailed(Exception):
@@ -195,7 +195,7 @@ class _Worker:
         os.set_blocking(self.out_fd, False)
         self.assigned = 0  # records of its chunks
         self.done = 0  # of those, written
-        self.cpu = 0  # the CPU time (ns) it reported for them, reading past the others' records included
+        self.cpu = 0  # the CPU time (ns) it reported for them
         self.closed = False
         self.finished = False  # its parts are complete
         self._pending = b""
@@ -239,21 +239,16 @@ class _Worker:
                 elif line == b"F":
                     self.finished = True
                 else:
-                    raise self._failed(line)
+                    raise self._failed()
             if self.finished:
                 return
         if not self.finished:
             raise self._failed()
 
-    def _failed(self, line: bytes = b"") -> _WorkerFailed:
-        message = ""
-        if line.startswith(b"E "):
-            with contextlib.suppress(ValueError):
-                message = str(json.loads(line[2:]))
+    def _failed(self) -> _WorkerFailed:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        code = self.proc.returncode
-        return _WorkerFailed(self.number, message or f"exit status {code}")
+        return _WorkerFailed(self.number, f"exit status {self.proc.returncode}")
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -265,19 +260,6 @@ class _Worker:
             self.proc.stdout.close()
         for part in self.parts:
             part.unlink(missing_ok=True)
-
-
-#: a record read: the authority, its message's head, its DocRefId, its kind and, where this
-#: process writes its statement, the record itself
-_Item = tuple[str, MessageHead, str, str, FiledSeller | None]
-
-
-@dataclass(slots=True)
-class _Own:
-    """A chunk this process writes: its records and what the lookups said of each."""
-
-    index: int
-    records: list[tuple[str, MessageHead, FiledSeller, Lookup]]
 
 
 class _Coordinator:
@@ -292,13 +274,12 @@ class _Coordinator:
         batch: int,
     ) -> None:
         self.run = run
-        self.messages = tuple(messages)
         self.lookups = lookups
         self.feed, self.rows = outputs
         self.batch = batch
         self.chunk = CHUNK
         self.tally = Tally()
-        self.elements: Iterator[Element] = elements(self.messages)
+        self.records = _records(messages)
         self.writer = StatementWriter(run, self.feed, self.rows)
         pid = os.getpid()
         self.parts: list[Path] = [folder / f".part-{pid}-{n}.tmp" for n in range(workers + 1)]
@@ -311,21 +292,24 @@ class _Coordinator:
         self.first_shared: int | None = None  # the first chunk not this process's
         self.assigned = 0  # records of this process's chunks
         self.done = 0  # of those, written
-        self.cpu = 0  # the CPU time (ns) writing them took (they were read before)
-        self.batches = 0  # batches read
-
-    # ------------------------------------------------------------------------------ the run
+        self.cpu = 0  # the CPU time (ns) writing them took
+        self.read = 0  # records read
+        self.read_cpu = 0  # the CPU time (ns) reading, looking up and checking them took
 
     def write(self) -> Tally:
         try:
             for n in range(1, len(self.parts)):
                 rows = str(self.row_parts[n]) if self.rows is not None else None
-                self.workers.append(_Worker(n, _Job(self.run, self.messages, str(self.parts[n]), rows)))
-            pending: list[_Own] = []
+                self.workers.append(_Worker(n, _Job(self.run, str(self.parts[n]), rows)))
+            pending: list[tuple[int, list[Item]]] = []
             while True:
-                ahead = self._read_batch()  # the next batch is given out before this one is written
+                started = time.process_time_ns()
+                items = self._read_batch()
+                self.read_cpu += time.process_time_ns() - started
+                self.read += len(items)
+                ahead = self._give_out(items) if items else []  # before this process writes its own
                 self._write_own(pending)
-                if ahead is None:
+                if not items:
                     break
                 pending = ahead
             for w in self.workers:
@@ -335,113 +319,47 @@ class _Coordinator:
                 w.poll(self._chunk_done, wait=True)
             self._merge()
         except _WorkerFailed as failed:
-            self._stop()
-            self._first_problem()
             raise PageWriterError(
                 f"the process writing statement pages {failed.number} of {len(self.workers)} stopped "
                 f"({failed}); no feed was written, the stage can be run again"
             ) from None
-        except (ValueError, LookupError):
-            # reading runs a batch ahead, and a page writer may have an earlier record: the
-            # problem to report is the one met first when one process reads and writes in order
-            self._stop()
-            self._first_problem()
-            raise
         return self.tally
 
     def close(self) -> None:
-        self._stop()
+        for w in self.workers:
+            w.stop()
         for own in self.own_parts or ():
             if own is not None:
                 own.close()
         for part in (*self.parts, *self.row_parts):
             part.unlink(missing_ok=True)
 
-    def _stop(self) -> None:
-        for w in self.workers:
-            w.stop()
-
     # ---------------------------------------------------------------------------- reading
 
-    def _decide(self) -> int:
-        """Who writes the next chunk: the process with the least work waiting (a page writer
-        when even: this process reads and asks the lookups besides). Work waiting is records
-        given and not yet written, each weighed by the CPU time a record took that process so
-        far, once every process has written some: a record waiting here was read already, one
-        waiting for a page writer is still to be read (and the others' records between with it),
-        so that equal numbers would leave a page writer working on after this process is done."""
-        for w in self.workers:
-            w.poll(self._chunk_done)
-        weighed = self.done > 0 and all(w.done for w in self.workers)
-        best = 0
-        work = (self.assigned - self.done) * (self.cpu / self.done if weighed else 1)
-        for w in self.workers:
-            waiting = (w.assigned - w.done) * (w.cpu / w.done if weighed else 1)
-            if waiting <= work:
-                best, work = w.number, waiting
-        if best and self.first_shared is None:
-            self.first_shared = len(self.owners)
-        return best
-
-    def _read_batch(self) -> list[_Own] | None:
-        """Read the next batch of records, ask the lookups, count, and give out its chunks:
-        the page writers' are sent, this process's returned (None when the files are read)."""
-        self.batches += 1
-        items: list[_Item] = []
-        starts: list[tuple[int, int, int]] = []  # per chunk: its index, who writes it, its first item
-        owner = 0
-        for authority, head, elem in self.elements:
-            if len(items) % self.chunk == 0:
-                owner = self._decide()
-                starts.append((len(self.owners), owner, len(items)))
-                self.owners.append(owner)
-                self.sizes.append(0)
-                self.row_sizes.append(0)
-            if owner == 0:
-                record = seller_record(elem)
-                items.append((authority, head, record.doc_ref_id, record.kind, record))
-                self.assigned += 1
-            else:
-                doc_ref_id, _corr, kind = seller_key(elem)
-                items.append((authority, head, doc_ref_id, kind, None))
-                self.workers[owner - 1].assigned += 1
-            if len(items) == self.batch:
+    def _read_batch(self) -> list[Item]:
+        """The next batch of records (none when the files are read), looked up, checked and
+        counted, in the order one process writing everything meets their problems: the batch
+        read, then its lookups, then each record (its currencies)."""
+        read: list[tuple[str, MessageHead, FiledSeller]] = []
+        for item in self.records:
+            read.append(item)
+            if len(read) == self.batch:
                 break
-        if not items:
-            return None
-        lookups = self._lookups(items)
-        own: list[_Own] = []
-        ends = [start for _index, _owner, start in starts[1:]] + [len(items)]
-        for (index, owner, start), end in zip(starts, ends, strict=True):
-            if owner == 0:
-                chunk = _Own(index, [])
-                for n in range(start, end):
-                    authority, head, _doc_ref_id, _kind, filed = items[n]
-                    assert filed is not None  # read as a record: this process writes its chunk
-                    chunk.records.append((authority, head, filed, lookups[n]))
-                own.append(chunk)
-            for w in self.workers:
-                given = [(items[n][2], lookups[n]) for n in range(start, end)] if w.number == owner else None
-                w.send((index, end - start, given))
-        for w in self.workers:
-            w.flush()
-        return own
-
-    def _lookups(self, items: Sequence[_Item]) -> list[Lookup]:
-        """What the ledger and the staged sellers say of each record of a batch; the counts and
-        the findings of the batch (an invalid ``sellers.language``)."""
+        if not read:
+            return []
         env = self.run.environment
-        sellers = self.lookups.seller_of([i[2] for i in items])
-        missing = [i[2] for i in items if i[2] not in sellers]
+        sellers = self.lookups.seller_of([r.doc_ref_id for _a, _h, r in read])
+        missing = [r.doc_ref_id for _a, _h, r in read if r.doc_ref_id not in sellers]
         if missing:
             raise missing_error(missing)
-        languages = self.lookups.language_of(sorted({sellers[i[2]] for i in items}))
-        ids = [statement_id(env, i[0], i[2]) for i in items]
+        languages = self.lookups.language_of(sorted({sellers[r.doc_ref_id] for _a, _h, r in read}))
+        ids = [statement_id(env, a, r.doc_ref_id) for a, _h, r in read]
         known = self.lookups.recorded(ids)
         tally = self.tally
-        out: list[Lookup] = []
-        for (_authority, _head, doc_ref_id, kind, _record), sid in zip(items, ids, strict=True):
-            seller_id = sellers[doc_ref_id]
+        items: list[Item] = []
+        for (authority, head, record), sid in zip(read, ids, strict=True):
+            seller_id = sellers[record.doc_ref_id]
+            check_currency(record, seller_id)
             tag = languages.get(seller_id)
             if tag is not None and not is_language_tag(tag):
                 tally.findings.append(
@@ -456,17 +374,60 @@ class _Coordinator:
                 )
             language = resolve(tag).tag
             tally.statements += 1
-            tally.kinds[kind] = tally.kinds.get(kind, 0) + 1
+            tally.kinds[record.kind] = tally.kinds.get(record.kind, 0) + 1
             tally.languages[language] = tally.languages.get(language, 0) + 1
-            out.append((seller_id, tag, known.get(sid)))
-        return out
+            items.append((authority, head, record, (seller_id, tag, known.get(sid))))
+        return items
+
+    def _give_out(self, items: list[Item]) -> list[tuple[int, list[Item]]]:
+        """The batch in chunks, each to the process with the least work waiting: the page
+        writers' sent, this process's returned."""
+        own: list[tuple[int, list[Item]]] = []
+        more = len(items) == self.batch  # a full batch: more to read, most likely
+        for start in range(0, len(items), self.chunk):
+            chunk = items[start : start + self.chunk]
+            index = len(self.owners)
+            owner = self._decide(more)
+            self.owners.append(owner)
+            self.sizes.append(0)
+            self.row_sizes.append(0)
+            if owner == 0:
+                own.append((index, chunk))
+                self.assigned += len(chunk)
+            else:
+                w = self.workers[owner - 1]
+                w.send((index, chunk))
+                w.assigned += len(chunk)
+        for w in self.workers:
+            w.flush()
+        return own
+
+    def _decide(self, more: bool) -> int:
+        """Who writes the next chunk: the process with the least work waiting, in CPU time (a
+        page writer when even). Work waiting is the records given and not yet written, each at
+        the CPU time a record took that process so far (a page writer unpickles it besides),
+        and for this process, while there is more to read, the next batch's reading, which
+        comes before its own records of this batch."""
+        for w in self.workers:
+            w.poll(self._chunk_done)
+        reading = self.read_cpu / self.read if self.read else 0.0
+        writing = self.cpu / self.done if self.done else reading  # before any is written: a guess
+        best = 0
+        work = (self.assigned - self.done) * writing + (self.batch * reading if more else 0.0)
+        for w in self.workers:
+            waiting = (w.assigned - w.done) * (w.cpu / w.done if w.done else writing)
+            if waiting <= work:
+                best, work = w.number, waiting
+        if best and self.first_shared is None:
+            self.first_shared = len(self.owners)
+        return best
 
     # ---------------------------------------------------------------------------- writing
 
-    def _write_own(self, chunks: Sequence[_Own]) -> None:
+    def _write_own(self, chunks: Sequence[tuple[int, list[Item]]]) -> None:
         writer = self.writer
-        for chunk in chunks:
-            if self.first_shared is not None and chunk.index > self.first_shared and self.own_parts is None:
+        for index, chunk in chunks:
+            if self.first_shared is not None and index > self.first_shared and self.own_parts is None:
                 # after the first chunk a page writer has, this process's chunks wait in parts too
                 feed = open(os.open(self.parts[0], _CREATE, FILE_MODE), "wb")  # noqa: SIM115 - closed in close()
                 rows = open(os.open(self.row_parts[0], _CREATE, FILE_MODE), "wb") if self.rows else None  # noqa: SIM115
@@ -474,16 +435,18 @@ class _Coordinator:
                 writer.out, writer.rows = feed, rows
             size = row_size = kept = 0
             started = time.process_time_ns()
-            for authority, head, record, lookup in chunk.records:
+            for authority, head, record, lookup in chunk:
                 k, n, r = writer.write(authority, head, record, lookup)
                 size += n
                 row_size += r
                 kept += k
             self.cpu += time.process_time_ns() - started
-            self.sizes[chunk.index] = size
-            self.row_sizes[chunk.index] = row_size
+            self.sizes[index] = size
+            self.row_sizes[index] = row_size
             self.tally.kept += kept
-            self.done += len(chunk.records)
+            self.done += len(chunk)
+            for w in self.workers:
+                w.poll(self._chunk_done)
 
     def _chunk_done(self, index: int, size: int, rows: int, kept: int) -> None:
         self.sizes[index] = size
@@ -501,35 +464,6 @@ class _Coordinator:
         _append(self.feed, self.parts, self.owners, self.sizes, self.first_shared)
         if self.rows is not None:
             _append(self.rows, self.row_parts, self.owners, self.row_sizes, self.first_shared)
-
-    # --------------------------------------------------------------------------- problems
-
-    def _first_problem(self) -> None:
-        """Read the batches begun so far again, in this process and without writing, as one
-        process writing everything meets them (each batch read, then its lookups, then its
-        records one by one): raise the first problem found (none: the caller raises its own)."""
-        seller_of = self.lookups.seller_of
-        batch: list[tuple[str, FiledSeller]] = []
-        read = 0
-        for authority, _head, elem in elements(self.messages):
-            batch.append((authority, seller_record(elem)))
-            if len(batch) == self.batch:
-                _check(batch, seller_of)
-                batch = []
-                read += 1
-                if read >= self.batches:
-                    return
-        if batch:
-            _check(batch, seller_of)
-
-
-def _check(batch: Sequence[tuple[str, FiledSeller]], seller_of: SellerLookup) -> None:
-    sellers = seller_of([r.doc_ref_id for _a, r in batch])
-    missing = [r.doc_ref_id for _a, r in batch if r.doc_ref_id not in sellers]
-    if missing:
-        raise missing_error(missing)
-    for _a, r in batch:
-        check_currency(r, sellers[r.doc_ref_id])
 
 
 def _append(out: IO[bytes], parts: Sequence[Path], owners: bytearray, sizes: array[int], first: int) -> None:
@@ -570,55 +504,40 @@ def _copy(src: int, dst: int, count: int) -> None:
 
 
 def main() -> int:
-    """A page writer: the job, then a chunk after another from stdin (pickled by this module's
-    :class:`_Worker`): its own written, the others' records read past. Each chunk written is
-    reported on stdout (``D index records bytes row-bytes kept cpu-ns``, the CPU time since the
-    last report: the chunk and the records read past before it), the end with ``F`` once its
-    parts are complete and closed; a problem of the filing as one line (``E "message"``) before
-    stopping, anything else with its traceback on stderr."""
+    """A page writer: the job, then one chunk after another from stdin (pickled by this module's
+    :class:`_Worker`), each written and reported on stdout (``D index records bytes row-bytes
+    kept cpu-ns``), and ``F`` once its parts are complete and closed; an error stops it with its
+    traceback on stderr."""
     report = os.dup(1)  # what this process reports; anything else printed goes to stderr
     os.dup2(2, 1)
-    gc.freeze()  # see _collector_held
-    gc.set_threshold(*_THRESHOLD)
+    # The objects made at start (the modules, Babel's data) are left alone by the collector, and
+    # it runs less often: a chunk's records are unpickled at once, thousands of containers that
+    # live until the chunk is written and hold no reference cycle.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     source = sys.stdin.buffer
     job: _Job = pickle.load(source)
     with contextlib.ExitStack() as files:
         out = files.enter_context(open(os.open(job.part, _CREATE, FILE_MODE), "wb"))
         rows = files.enter_context(open(os.open(job.rows, _CREATE, FILE_MODE), "wb")) if job.rows else None
         writer = StatementWriter(job.run, out, rows)
-        records = elements(job.messages)
-        cpu = time.process_time_ns()
-        try:
-            while True:
-                try:
-                    index, count, given = pickle.load(source)  # one chunk's message after another
-                except EOFError:
-                    break
-                if given is None:
-                    for _ in range(count):
-                        next(records)
-                    continue
-                size = row_size = kept = 0
-                for doc_ref_id, lookup in given:
-                    authority, head, elem = next(records)
-                    record = seller_record(elem)
-                    if record.doc_ref_id != doc_ref_id:
-                        raise PageWriterError(
-                            "a published file changed while its statements were written (another record where "
-                            f"DocRefId {doc_ref_id} was read)"
-                        )
-                    k, n, r = writer.write(authority, head, record, lookup)
-                    size += n
-                    row_size += r
-                    kept += k
-                out.flush()
-                if rows is not None:
-                    rows.flush()
-                took, cpu = -cpu, time.process_time_ns()
-                os.write(report, f"D {index} {count} {size} {row_size} {int(kept)} {took + cpu}\n".encode())
-        except (ValueError, LookupError, MixedCurrencyError, PageWriterError) as problem:
-            os.write(report, b"E " + json.dumps(str(problem)).encode() + b"\n")
-            return 1
+        while True:
+            started = time.process_time_ns()
+            try:
+                index, chunk = pickle.load(source)  # one chunk after another
+            except EOFError:
+                break
+            size = row_size = kept = 0
+            for authority, head, record, lookup in chunk:
+                k, n, r = writer.write(authority, head, record, lookup)
+                size += n
+                row_size += r
+                kept += k
+            out.flush()
+            if rows is not None:
+                rows.flush()
+            cpu = time.process_time_ns() - started
+            os.write(report, f"D {index} {len(chunk)} {size} {row_size} {int(kept)} {cpu}\n".encode())
     os.write(report, b"F\n")  # the parts are complete and closed
     return 0
 

@@ -1,6 +1,6 @@
 """The statements written by several processes: the same bytes as by one (the feed, every page,
 each line's ``sha256``), the same counts and findings, the same problem reported for a faulty
-filing, whichever process meets it; no part file left; small filings written in one process."""
+filing with any number of processes; no part file left; small filings written in one process."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def problem(tmp_path: Path, messages: list[Published], workers: int, **kw: Any) 
     ("broken", "missing", "expected"),
     [
         # two currencies in record 90 (batch 1), a record without Identity in 20 (batch 0): the
-        # earlier batch's problem, in whichever process its record was
+        # earlier batch's problem, although reading runs a batch ahead of writing
         ({90: "currencies", 20: "identity"}, None, "ReportableSeller LT2025-R000020 without Identity"),
         # in one batch, a record that cannot be read comes before the lookups, and the lookups
         # before the figures (as one process meets them: the batch read, looked up, written)
