@@ -305,9 +305,9 @@ class _Coordinator:
             while True:
                 started = time.process_time_ns()
                 items = self._read_batch()
-                self.read_cpu += time.process_time_ns() - started
-                self.read += len(items)
                 ahead = self._give_out(items) if items else []  # before this process writes its own
+                self.read_cpu += time.process_time_ns() - started  # reading it and sending it out
+                self.read += len(items)
                 self._write_own(pending)
                 if not items:
                     break
