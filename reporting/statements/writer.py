@@ -6,8 +6,8 @@ DocRefId, the staged ``sellers.language``, what the ledger recorded) for a batch
 time, checks the batch and counts it. Building each statement, rendering, hashing and creating
 its page and encoding its line of the feed is then work of its own for every statement, so it is
 shared out in chunks of :data:`CHUNK` consecutive records between this process and ``workers``
-page writers (``python -m reporting.statements.writer``: a fresh interpreter that inherits none
-of this process's connections or threads).
+page writers (fresh interpreters, started as :mod:`reporting.workers` starts its workers: they
+inherit none of this process's connections or threads).
 
 A page writer is sent its chunks' records as read (pickled: a few microseconds a record each
 way, far less than reading the XML again) with what the lookups said of each. It writes their
@@ -57,6 +57,7 @@ from reporting.private import FILE_MODE
 from reporting.statements.build import Lookup, Run, StatementWriter, check_currency, missing_error, statement_id
 from reporting.statements.filed import FiledSeller, MessageHead, read_message
 from reporting.statements.locale import is_language_tag, resolve
+from reporting.workers import cpu_count
 
 #: statements a process is given at once
 CHUNK = 256
@@ -67,6 +68,14 @@ MAX_AUTO_WORKERS = 3
 AUTO_WORKERS_FROM_BYTES = 4 << 20
 #: the pipe to a page writer holds this much (Linux): the chunks given out ahead wait there
 PIPE_BYTES = 1 << 20
+#: a page writer: a fresh interpreter (as ``reporting.workers`` starts its workers: nothing of this
+#: process is forked), given this process's ``sys.path`` first
+_BOOT = (
+    "import pickle, sys\n"
+    "sys.path[:] = pickle.load(sys.stdin.buffer)\n"
+    "from reporting.statements.writer import page_writer\n"
+    "page_writer()\n"
+)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 SellerLookup = Callable[[Sequence[str]], dict[str, str]]  # DocRefIds -> seller_id
@@ -117,8 +126,7 @@ def auto_workers(messages: Sequence[tuple[str, str]]) -> int:
     size = sum(os.path.getsize(path) for path, _authority in messages)
     if size < AUTO_WORKERS_FROM_BYTES:
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(cores - 1, MAX_AUTO_WORKERS))
+    return max(0, min(cpu_count() - 1, MAX_AUTO_WORKERS))
 
 
 def write_all(
@@ -182,9 +190,7 @@ class _Worker:
     def __init__(self, number: int, job: _Job) -> None:
         self.number = number
         self.parts = [Path(p) for p in (job.part, job.rows) if p is not None]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reporting.statements.writer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin = self.proc.stdin
         self.out_fd = self.proc.stdout.fileno()
@@ -199,6 +205,7 @@ class _Worker:
         self.closed = False
         self.finished = False  # its parts are complete
         self._pending = b""
+        self.send(sys.path)  # it imports the modules this process imported
         self.send(job)
         self.flush()
 
@@ -542,8 +549,9 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def page_writer() -> None:
+    """The page writer's process: :func:`main`, then its end, without waiting for the interpreter
+    to free each object (everything it wrote is closed)."""
     code = main()
-    # everything it wrote is closed: no need to wait for the interpreter to free each object
     sys.stderr.flush()
     os._exit(code)
