@@ -18,12 +18,12 @@ filed records: the same bytes whichever process wrote a chunk
 (:class:`reporting.statements.build.StatementWriter` writes every statement; the tests compare a
 filing written in one process and in several).
 
-Each chunk goes to the process with the least work waiting: the records given and not yet
-written, weighed by the CPU time a record has taken that process so far (a page writer when
-even, since this process reads besides). A page writer that starts late or shares its core with
-other work is given less, and this process, which reads, writes less itself. Reading runs one
-batch ahead of this process's own writing, so that a page writer has its next chunks while this
-process writes its own.
+Each chunk goes to the process that will be done first: the records given to it and not yet
+written, each at the CPU time a record has taken that process so far, and for this process the
+reading of the next batch besides (a page writer when even). A page writer that starts late or
+shares its core with other work is given less, and this process, which reads, writes less
+itself. Reading runs one batch ahead of this process's own writing, so that a page writer has
+its next chunks while this process writes its own.
 
 Memory stays flat: this process holds the records of two batches at most (the one read ahead and
 its own chunks of the one before), a page writer one chunk; a chunk waits in its pipe until its
