@@ -66,6 +66,7 @@ from reporting.ledger.statements import (
     record_feed,
     statement_counts,
     statement_history,
+    statement_sellers,
 )
 from reporting.vocabulary import ENVIRONMENTS
 
@@ -925,15 +926,24 @@ class Ledger:
 
     # ------------------------------------------------------------------------ seller statements
 
-    def record_statements(self, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None) -> int:
+    def record_statements(
+        self, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None, rows: Path | None = None
+    ) -> int:
         """Record every statement of a ``statements.jsonl`` as pending (streamed, one
         transaction); returns how many were new. Idempotent: the same feed again changes nothing;
         a statement_id recorded before with another sha256 is a
         :class:`~reporting.ledger.errors.StatementFeedError` naming it. ``out_dir`` is the output
         directory that holds ``statements/`` (by default the parent of the nearest ``statements``
-        folder above the feed), recorded absolute so that the retention finds the pages. See
+        folder above the feed), recorded absolute so that the retention finds the pages. ``rows``:
+        the feed's rows as the statements' writer made them, read instead of the feed. See
         :mod:`reporting.ledger.statements` (PStTG § 22, § 24)."""
-        return record_feed(self.engine, Path(feed), out_dir=out_dir, at=at)
+        return record_feed(self.engine, Path(feed), out_dir=out_dir, at=at, rows=rows)
+
+    def statement_sellers(self, doc_ref_ids: Iterable[str]) -> dict[str, str]:
+        """DocRefId -> seller_key of the ReportableSeller records among ``doc_ref_ids`` (resends
+        aside): whom each statement of a filing is for (see
+        :func:`reporting.ledger.statements.statement_sellers`)."""
+        return statement_sellers(self.engine, doc_ref_ids)
 
     def mark_statements(
         self, events: Iterable[DeliveryEvent], *, source: str, at: datetime | None = None

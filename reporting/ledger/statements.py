@@ -33,6 +33,7 @@ statements that nothing replaces: what the sellers should hold now.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import re
@@ -55,11 +56,11 @@ from reporting.ledger.model import (
     INITIAL,
     PENDING,
     REPORTED_STATUSES,
+    RESEND,
     SELLER,
     SENT,
     STATEMENT_KINDS,
     canonical_json,
-    content_hash,
 )
 from reporting.vocabulary import ENVIRONMENTS, STATEMENTS_DIR, STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
@@ -109,12 +110,18 @@ class FeedStatement:
     content: str
 
 
-def read_feed(feed: Path) -> Iterator[FeedStatement]:
+def read_feed(feed: Path, *, rows: Path | None = None) -> Iterator[FeedStatement]:
     """The statements of a feed, one line at a time (memory flat in the number of statements);
-    a malformed line is a :class:`StatementFeedError` naming the file, the line and the key."""
+    a malformed line is a :class:`StatementFeedError` naming the file, the line and the key.
+
+    ``rows``: the feed's rows as the statements' writer made them, line for line
+    (``reporting.statements.build.ledger_row``: ``[summary, content_hash, content]``, the
+    summary checked here as the feed object is), read instead of the feed: the canonical JSON of
+    each statement was made by the process that wrote it. Errors name the feed."""
     name = Path(feed).name
+    source = Path(feed) if rows is None else Path(rows)
     try:
-        handle = open(feed, encoding="utf-8")  # noqa: SIM115 - closed by the with below
+        handle = open(source, encoding="utf-8")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise StatementFeedError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     with handle:
@@ -127,12 +134,23 @@ def read_feed(feed: Path) -> Iterator[FeedStatement]:
                     obj = json.loads(text)
                 except ValueError:
                     raise StatementFeedError(f"{name} line {number}: not a JSON object") from None
-                yield _feed_statement(name, number, obj)
+                if rows is None:
+                    yield _feed_statement(name, number, obj)
+                    continue
+                if not (
+                    isinstance(obj, list) and len(obj) == 3 and isinstance(obj[1], str) and isinstance(obj[2], str)
+                ):
+                    raise StatementFeedError(f"{name} line {number}: not a statement's row")
+                yield _feed_statement(name, number, obj[0], content=obj[2], content_hash=obj[1])
         except UnicodeDecodeError:
             raise StatementFeedError(f"{name} line {number + 1}: not UTF-8 text") from None
 
 
-def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
+def _feed_statement(
+    name: str, line: int, obj: Any, *, content: str | None = None, content_hash: str | None = None
+) -> FeedStatement:
+    """One statement of a feed, checked; ``content`` and ``content_hash``: its canonical JSON and
+    the sha256 of it where the writer made them (``obj`` then its summary, see :func:`read_feed`)."""
     where = f"{name} line {line}"
     if not isinstance(obj, dict):
         raise StatementFeedError(f"{where}: not a JSON object")
@@ -196,7 +214,9 @@ def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
     sha256 = obj.get("sha256")
     if not isinstance(sha256, str) or not _SHA256.match(sha256):
         raise StatementFeedError(f"{where}: key 'sha256' must be 64 lower-case hex digits")
-    content = canonical_json(obj)
+    if content is None:
+        content = canonical_json(obj)
+        content_hash = None
     return FeedStatement(
         line=line,
         statement_id=statement_id,
@@ -211,9 +231,30 @@ def _feed_statement(name: str, line: int, obj: Any) -> FeedStatement:
         doc_ref_id=text("doc_ref_id", 200, filed, "filed_with.doc_ref_id"),
         html_path=html_path,
         sha256=sha256,
-        content_hash=content_hash(obj),
+        # reporting.ledger.model.content_hash(obj), without making the canonical JSON a second time
+        content_hash=content_hash or hashlib.sha256(content.encode("utf-8")).hexdigest(),
         content=content,
     )
+
+
+def statement_sellers(engine: Engine, doc_ref_ids: Iterable[str]) -> dict[str, str]:
+    """The seller of each of these DocRefIds that is a ReportableSeller record of this ledger
+    (resends aside, in any period and state): what the statements' writer asks of every record
+    it reads, the seller_key of :meth:`reporting.ledger.db.Ledger.known_records` without making
+    a record of everything else known of it (one query per 500 ids)."""
+    ids = sorted(set(doc_ref_ids))
+    m, r = t.messages, t.records
+    found: dict[str, tuple[str, str | None]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            query = (
+                sa.select(r.c.doc_ref_id, r.c.kind, r.c.seller_key)
+                .join(m, m.c.id == r.c.message_id)
+                .where(r.c.doc_ref_id.in_(ids[start : start + 500]), r.c.doc_type != RESEND)
+            )
+            for doc_ref_id, kind, seller_key in conn.execute(query):
+                found[doc_ref_id] = (kind, seller_key)  # the last row of an id, as known_records keeps it
+    return {d: key for d, (kind, key) in found.items() if kind == SELLER and key is not None}
 
 
 def output_dir_of(feed: Path) -> Path | None:
@@ -225,7 +266,9 @@ def output_dir_of(feed: Path) -> Path | None:
     return None
 
 
-def record_feed(engine: Engine, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None) -> int:
+def record_feed(
+    engine: Engine, feed: Path, *, out_dir: Path | None = None, at: datetime | None = None, rows: Path | None = None
+) -> int:
     """Record every statement of ``feed`` as pending, in one transaction; returns how many were
     new. A statement already recorded with the same hashes is left as it is (recording a feed twice
     changes nothing); with another ``sha256`` or content it is an error naming the statement.
@@ -243,7 +286,11 @@ def record_feed(engine: Engine, feed: Path, *, out_dir: Path | None = None, at: 
 
     Each statement's ``out_dir`` is recorded absolute: ``out_dir``, else :func:`output_dir_of` the
     feed (NULL when the feed is in no ``statements`` folder: the retention then looks under
-    ``<out_root>/<year>/``)."""
+    ``<out_root>/<year>/``).
+
+    ``rows``: the feed's rows as the writer of the statements made them (see :func:`read_feed`),
+    read instead of the feed: the same record, without parsing each statement back and making
+    its canonical JSON here."""
     now = _utc(at)
     name = Path(feed).name
     where_out = Path(out_dir).absolute() if out_dir is not None else output_dir_of(feed)
@@ -254,7 +301,7 @@ def record_feed(engine: Engine, feed: Path, *, out_dir: Path | None = None, at: 
     try:
         with engine.begin() as conn:
             batch: list[FeedStatement] = []
-            for item in read_feed(feed):
+            for item in read_feed(feed, rows=rows):
                 batch.append(item)
                 if len(batch) >= _BATCH:
                     added, orphans = _record_batch(conn, name, batch, now, folder)

@@ -34,7 +34,6 @@ FIGURES = (
     ("Taxes", "TaxQ", "taxes"),
 )
 QUARTERS = ("Q1", "Q2", "Q3", "Q4")
-_QUARTER_SUFFIXES = frozenset(QUARTERS)
 #: the address parts of the DPI address type, in the order of the schema
 ADDRESS_PARTS = {
     "Street": "street",
@@ -88,60 +87,63 @@ class FiledSeller:
     currencies: tuple[str, ...] = ()
 
 
+#: an element's tag -> its name without the namespace, for the tags met (a few dozen in a file
+#: of any edition; bounded, so that a file of made-up tags cannot make it grow without end)
+_LOCAL: dict[object, str] = {}
+_LOCAL_MAX = 4096
+
+
 def _local(elem: etree._Element) -> str:
     """The element's name without its namespace ("" for a comment or processing instruction);
-    a string slice, several times faster than ``etree.QName``."""
+    the readers below ask :data:`_LOCAL` first (``_LOCAL.get(c.tag) or _local(c)``: one lookup
+    for a tag met before)."""
     tag = elem.tag
-    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag[tag.rfind("}") + 1 :]
+        if len(_LOCAL) < _LOCAL_MAX:
+            _LOCAL[tag] = name
+    return name
 
 
-Index = dict[str, list[etree._Element]]
-
-
-def _index(elem: etree._Element | None) -> Index:
-    """The children of ``elem`` by local name, in document order: each child's name is read once
-    (a seller has some 150 elements; looking each name up again per question is the slow way)."""
-    out: Index = {}
-    if elem is None:
-        return out
-    for c in elem:
-        tag = c.tag
-        if isinstance(tag, str):
-            name = tag[tag.rfind("}") + 1 :]
-            if name in out:
-                out[name].append(c)
-            else:
-                out[name] = [c]
-    return out
-
-
-def _first(ix: Index, name: str) -> etree._Element | None:
-    found = ix.get(name)
-    return found[0] if found else None
-
-
-def _text(ix: Index, name: str) -> str | None:
-    found = ix.get(name)
-    return found[0].text if found else None
+# The readers below look at each element once, in document order, and keep what they need: the
+# first element of a name where the record holds one (its text, None for an empty element, the
+# next ones of that name left aside), every element of a name where it holds a list. A seller
+# has some sixty elements; reading each once, without an index per element, is what makes a
+# statement cheap to build (the tests compare with the records by hand, each edition's samples).
 
 
 def address(elem: etree._Element) -> dict[str, str]:
     """A DPI address as the feed writes it: ``country``, the fixed parts present, ``free`` text."""
-    ix = _index(elem)
+    country: str | None = None
+    fix: etree._Element | None = None
+    free: str | None = None
+    seen_country = seen_free = False
+    for c in elem:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "CountryCode":
+            if not seen_country:
+                country, seen_country = c.text, True
+        elif name == "AddressFix":
+            if fix is None:
+                fix = c
+        elif name == "AddressFree" and not seen_free:
+            free, seen_free = c.text, True
     out: dict[str, str] = {}
-    country = _text(ix, "CountryCode")
     if country:
         out["country"] = country
     kind = elem.get("legalAddressType")
     if kind:
         out["address_type"] = kind
-    fix = _first(ix, "AddressFix")
     if fix is not None:
         for c in fix:
-            part = ADDRESS_PARTS.get(_local(c))
-            if part is not None and c.text is not None:
-                out[part] = c.text
-    free = _text(ix, "AddressFree")
+            part = ADDRESS_PARTS.get(_LOCAL.get(c.tag) or _local(c))
+            if part is not None:
+                text = c.text
+                if text is not None:
+                    out[part] = text
     if free is not None:
         out["free"] = free
     return out
@@ -152,94 +154,209 @@ def _person_name(elem: etree._Element) -> dict[str, str]:
     if elem.get("nameType"):
         out["name_type"] = elem.get("nameType") or ""
     for c in elem:
-        part = NAME_PARTS.get(_local(c))
-        if part is not None and c.text is not None:
-            out[part] = c.text
+        part = NAME_PARTS.get(_LOCAL.get(c.tag) or _local(c))
+        if part is not None:
+            text = c.text
+            if text is not None:
+                out[part] = text
     return out
+
+
+def _child(elem: etree._Element | None, wanted: str) -> etree._Element | None:
+    """The first child of ``elem`` called ``wanted`` (None for none, or for no ``elem``)."""
+    if elem is not None:
+        for c in elem:
+            if (_LOCAL.get(c.tag) or _local(c)) == wanted:
+                return c
+    return None
 
 
 def _identity(identity: etree._Element) -> dict[str, Any]:
-    top = _index(identity)
-    ind = _first(top, "IndividualSeller")
-    seller = ind if ind is not None else _first(top, "EntitySeller")
+    ind = ent = None
+    for c in identity:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "IndividualSeller":
+            if ind is None:
+                ind = c
+        elif name == "EntitySeller" and ent is None:
+            ent = c
+    seller = ind if ind is not None else ent
     if seller is None:
         raise ValueError("a ReportableSeller without IndividualSeller or EntitySeller")
-    standard = _first(_index(seller), "Standard")
-    std = _index(standard)
-    ident = _first(std, "IndSellerID" if ind is not None else "EntSellerID")
+    standard = _child(seller, "Standard")
+    wanted = "IndSellerID" if ind is not None else "EntSellerID"
+    ident = None
+    accounts = []
+    if standard is not None:
+        for c in standard:
+            name = _LOCAL.get(c.tag) or _local(c)
+            if name == wanted:
+                if ident is None:
+                    ident = c
+            elif name == "FinancialIdentifier":
+                accounts.append(c)
     if standard is None or ident is None:
         raise ValueError("a ReportableSeller without its Standard identification")
-    ix = _index(ident)
+    countries: list[str] = []
+    tins: list[dict[str, Any]] = []
+    numbers: list[etree._Element] = []
+    names: list[etree._Element] = []
+    addresses: list[dict[str, str]] = []
+    vat: str | None = None
+    seen_vat = False
+    birth_info = establishments = None
+    for c in ident:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "ResCountryCode":
+            text = c.text
+            if text:
+                countries.append(text)
+        elif name == "TIN":
+            tin: dict[str, Any] = {"tin": c.text, "issued_by": c.get("issuedBy")}
+            if c.get("unknown") in ("true", "1"):
+                tin["unknown"] = True
+            tins.append(tin)
+        elif name == "Name":
+            names.append(c)
+        elif name == "Address":
+            addresses.append(address(c))
+        elif name == "VAT":
+            if not seen_vat:
+                vat, seen_vat = c.text, True
+        elif name == "IN":
+            numbers.append(c)
+        elif name == "BirthInfo":
+            if birth_info is None:
+                birth_info = c
+        elif name == "PermanentEstablishments" and establishments is None:
+            establishments = c
     out: dict[str, Any] = {"seller_type": "individual" if ind is not None else "entity"}
-    out["residence_countries"] = [c.text for c in ix.get("ResCountryCode", ()) if c.text]
-    tins = []
-    for t in ix.get("TIN", ()):
-        tin: dict[str, Any] = {"tin": t.text, "issued_by": t.get("issuedBy")}
-        if t.get("unknown") in ("true", "1"):
-            tin["unknown"] = True
-        tins.append(tin)
+    out["residence_countries"] = countries
     out["tins"] = tins
     if ind is None:
         out["business_registration_numbers"] = [
-            {"number": n.text or "", "type": n.get("INType"), "issued_by": n.get("issuedBy")} for n in ix.get("IN", ())
+            {"number": n.text or "", "type": n.get("INType"), "issued_by": n.get("issuedBy")} for n in numbers
         ]
-    out["vat"] = _text(ix, "VAT")
+    out["vat"] = vat
     if ind is not None:
-        out["names"] = [_person_name(n) for n in ix.get("Name", ())]
+        out["names"] = [_person_name(n) for n in names]
     else:
         out["names"] = [
             {"name": n.text or "", "name_type": n.get("nameType")} if n.get("nameType") else {"name": n.text or ""}
-            for n in ix.get("Name", ())
+            for n in names
         ]
-    out["addresses"] = [address(a) for a in ix.get("Address", ())]
+    out["addresses"] = addresses
     if ind is not None:
-        birth = _index(_first(ix, "BirthInfo"))
-        out["birth_date"] = _text(birth, "BirthDate")
-        place = _first(birth, "BirthPlace")
-        if place is None:
-            out["birth_place"] = None
-        else:
-            pix = _index(place)
-            info = _index(_first(pix, "CountryInfo"))
-            out["birth_place"] = {
-                "city": _text(pix, "City"),
-                "country": _text(info, "CountryCode"),  # ISO 3166, or None
-                "former_country_name": _text(info, "FormerCountryName"),  # a state that is no more
-            }
+        _birth(birth_info, out)
     else:
-        pes = _index(_first(ix, "PermanentEstablishments"))
-        out["permanent_establishments"] = [c.text for c in pes.get("PermanentEstablishment", ()) if c.text]
-    out["financial_accounts"] = [_account(f) for f in std.get("FinancialIdentifier", ())]
+        out["permanent_establishments"] = (
+            []
+            if establishments is None
+            else [
+                c.text
+                for c in establishments
+                if c.text and (_LOCAL.get(c.tag) or _local(c)) == "PermanentEstablishment"
+            ]
+        )
+    out["financial_accounts"] = [_account(f) for f in accounts]
     return out
 
 
-def _account(elem: etree._Element) -> dict[str, str | None]:
-    ix = _index(elem)
-    identifier = _first(ix, "Identifier")
-    return {
-        "identifier": None if identifier is None else identifier.text,
-        "type": None if identifier is None else identifier.get("AccountNumberType"),
-        "holder": _text(ix, "AccountHolderName"),
+def _birth(info: etree._Element | None, out: dict[str, Any]) -> None:
+    """``birth_date`` and ``birth_place`` of an individual, from its ``BirthInfo`` (or none)."""
+    birth_date: str | None = None
+    place = None
+    seen_date = False
+    if info is not None:
+        for c in info:
+            name = _LOCAL.get(c.tag) or _local(c)
+            if name == "BirthDate":
+                if not seen_date:
+                    birth_date, seen_date = c.text, True
+            elif name == "BirthPlace" and place is None:
+                place = c
+    out["birth_date"] = birth_date
+    if place is None:
+        out["birth_place"] = None
+        return
+    city: str | None = None
+    seen_city = False
+    country_info = None
+    for c in place:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "City":
+            if not seen_city:
+                city, seen_city = c.text, True
+        elif name == "CountryInfo" and country_info is None:
+            country_info = c
+    country = former = None
+    if country_info is not None:
+        seen_code = seen_former = False
+        for c in country_info:
+            name = _LOCAL.get(c.tag) or _local(c)
+            if name == "CountryCode":
+                if not seen_code:
+                    country, seen_code = c.text, True
+            elif name == "FormerCountryName" and not seen_former:
+                former, seen_former = c.text, True
+    out["birth_place"] = {
+        "city": city,
+        "country": country,  # ISO 3166, or None
+        "former_country_name": former,  # a state that is no more
     }
 
 
-def _quarters(ix: Index, currencies: set[str]) -> dict[str, dict[str, int]]:
+def _account(elem: etree._Element) -> dict[str, str | None]:
+    identifier = None
+    holder: str | None = None
+    seen_holder = False
+    for c in elem:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "Identifier":
+            if identifier is None:
+                identifier = c
+        elif name == "AccountHolderName" and not seen_holder:
+            holder, seen_holder = c.text, True
+    return {
+        "identifier": None if identifier is None else identifier.text,
+        "type": None if identifier is None else identifier.get("AccountNumberType"),
+        "holder": holder,
+    }
+
+
+def _figures(elem: etree._Element) -> dict[str, etree._Element]:
+    """The first element of each of the four figures' blocks among the children of ``elem``."""
+    out: dict[str, etree._Element] = {}
+    for c in elem:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name in _FIGURE_BLOCKS and name not in out:
+            out[name] = c
+    return out
+
+
+_FIGURE_BLOCKS = frozenset(name for name, _prefix, _key in FIGURES)
+
+
+def _quarters(blocks: dict[str, etree._Element], currencies: set[str]) -> dict[str, dict[str, int]]:
     """The four figures per quarter: each ``ConsQn``, ``NumbQn``, ``FeesQn``, ``TaxQn`` (``TaxesQn``
     in DGFiP's edition) goes to quarter n, by its name, not its position; a figure missing from
     the XML is an error."""
     out: dict[str, dict[str, int]] = {q: {} for q in QUARTERS}
     for name, prefix, key in FIGURES:
-        figures = _first(ix, name)
+        figures = blocks.get(name)
         if figures is None:
             raise ValueError(f"an activity without {name}")
         for value in figures:
             # ConsQ1 ... (DGFiP's edition names the taxes TaxesQ1 ...): the name's last two
             # characters are the tag's, namespace or not (a comment's tag is no string)
             tag = value.tag
-            quarter = tag[-2:] if isinstance(tag, str) else ""
-            if quarter not in _QUARTER_SUFFIXES or value.text is None:
+            quarter = out.get(tag[-2:]) if isinstance(tag, str) else None
+            if quarter is None:
                 continue
-            out[quarter][key] = int(value.text)
+            text = value.text
+            if text is None:
+                continue
+            quarter[key] = int(text)
             cur = value.get("currCode")
             if cur:
                 currencies.add(cur)
@@ -254,51 +371,102 @@ def _activities(relevant: etree._Element | None, currencies: set[str]) -> list[d
     if relevant is None:
         return out
     for act in relevant:
-        activity = ACTIVITIES.get(_local(act))
+        activity = ACTIVITIES.get(_LOCAL.get(act.tag) or _local(act))
         if activity is None:
             continue
         if activity != "immovable_property":
-            out.append({"activity": activity, "quarters": _quarters(_index(act), currencies)})
+            out.append({"activity": activity, "quarters": _quarters(_figures(act), currencies)})
             continue
-        for listing in _index(act).get("PropertyListing", ()):
-            ix = _index(listing)
-            addr = _first(ix, "Address")
-            rented = _text(ix, "RentedDays")
-            out.append(
-                {
-                    "activity": activity,
-                    "property_address": address(addr) if addr is not None else None,
-                    "property_type": _text(ix, "PropertyType"),
-                    "other_property_type": _text(ix, "OtherPropertyType"),
-                    "land_registration_number": _text(ix, "LandRegistrationNumber"),
-                    "rented_days": int(rented) if rented is not None else None,
-                    "quarters": _quarters(ix, currencies),
-                }
-            )
+        for listing in act:
+            if (_LOCAL.get(listing.tag) or _local(listing)) == "PropertyListing":
+                out.append(_listing(listing, currencies))
     return out
+
+
+def _listing(listing: etree._Element, currencies: set[str]) -> dict[str, Any]:
+    addr = None
+    property_type = other_type = land_number = rented = None
+    seen: set[str] = set()
+    blocks: dict[str, etree._Element] = {}
+    for c in listing:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name in _FIGURE_BLOCKS:
+            if name not in blocks:
+                blocks[name] = c
+        elif name in _LISTING_TEXTS and name not in seen:
+            seen.add(name)
+            if name == "PropertyType":
+                property_type = c.text
+            elif name == "OtherPropertyType":
+                other_type = c.text
+            elif name == "LandRegistrationNumber":
+                land_number = c.text
+            else:
+                rented = c.text
+        elif name == "Address" and addr is None:
+            addr = c
+    return {
+        "activity": "immovable_property",
+        "property_address": address(addr) if addr is not None else None,
+        "property_type": property_type,
+        "other_property_type": other_type,
+        "land_registration_number": land_number,
+        "rented_days": int(rented) if rented is not None else None,
+        "quarters": _quarters(blocks, currencies),
+    }
+
+
+_LISTING_TEXTS = frozenset(("PropertyType", "OtherPropertyType", "LandRegistrationNumber", "RentedDays"))
 
 
 def seller_record(elem: etree._Element) -> FiledSeller:
     """One ``ReportableSeller`` element as a :class:`FiledSeller`."""
-    ix = _index(elem)
-    spec = _index(_first(ix, "DocSpec"))
-    doc_ref_id = _text(spec, "DocRefId")
-    indic = _text(spec, "DocTypeIndic") or ""
-    if not doc_ref_id or indic[-1:] not in KINDS:
-        raise ValueError("a ReportableSeller without its DocSpec")
+    spec = identity = relevant = None
+    for c in elem:
+        name = _LOCAL.get(c.tag) or _local(c)
+        if name == "DocSpec":
+            if spec is None:
+                spec = c
+        elif name == "Identity":
+            if identity is None:
+                identity = c
+        elif name == "RelevantActivities" and relevant is None:
+            relevant = c
+    doc_ref_id, corr, kind = _doc_spec(spec)
     currencies: set[str] = set()
-    identity = _first(ix, "Identity")
     if identity is None:
         raise ValueError(f"ReportableSeller {doc_ref_id} without Identity")
     return FiledSeller(
         doc_ref_id=doc_ref_id,
-        corr_doc_ref_id=_text(spec, "CorrDocRefId"),
-        kind=KINDS[indic[-1]],
+        corr_doc_ref_id=corr,
+        kind=kind,
         identity=_identity(identity),
-        activities=_activities(_first(ix, "RelevantActivities"), currencies),
+        activities=_activities(relevant, currencies),
         currency=min(currencies) if len(currencies) == 1 else None,
         currencies=tuple(sorted(currencies)),
     )
+
+
+def _doc_spec(spec: etree._Element | None) -> tuple[str, str | None, str]:
+    """The ``DocRefId``, ``CorrDocRefId`` and kind of a ``DocSpec`` (the first element of each
+    name, its text); a record without a DocRefId or a known DocTypeIndic is an error."""
+    doc_ref_id = corr = None
+    indic = ""
+    seen_id = seen_indic = seen_corr = False
+    if spec is not None:
+        for c in spec:
+            name = _LOCAL.get(c.tag) or _local(c)
+            if name == "DocRefId":
+                if not seen_id:
+                    doc_ref_id, seen_id = c.text, True
+            elif name == "DocTypeIndic":
+                if not seen_indic:
+                    indic, seen_indic = c.text or "", True
+            elif name == "CorrDocRefId" and not seen_corr:
+                corr, seen_corr = c.text, True
+    if not doc_ref_id or indic[-1:] not in KINDS:
+        raise ValueError("a ReportableSeller without its DocSpec")
+    return doc_ref_id, corr, KINDS[indic[-1]]
 
 
 def read_message(path: str | Path) -> Iterator[MessageHead | FiledSeller]:
@@ -315,7 +483,8 @@ def read_message(path: str | Path) -> Iterator[MessageHead | FiledSeller]:
                 if isinstance(c.tag, str) and c.text is not None:
                     spec[_local(c)] = c.text
         elif name == "PlatformOperator":
-            operator_name = _text(_index(elem), "Name") or ""
+            name_elem = _child(elem, "Name")
+            operator_name = (name_elem.text if name_elem is not None else None) or ""
         else:
             if not head_sent:
                 yield _head(spec, operator_name)

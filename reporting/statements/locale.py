@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -43,6 +44,7 @@ _TAG = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def is_language_tag(tag: str) -> bool:
     """Whether ``tag`` is a well-formed IETF BCP 47 language tag (RFC 5646, section 2.1) whose
     language is one CLDR knows (``de``, ``pt``, ``mt``; not ``english`` or ``xx``). The POSIX
@@ -135,6 +137,7 @@ class Formatter:
         self._group_html = escape(self._group)
         self._templates: dict[str, tuple[str, str] | None] = {}
         self._templates_html: dict[str, tuple[str, str] | None] = {}
+        self._amounts_html: dict[str, Callable[[int], str]] = {}
         self._integer_is_babel = all(
             format_decimal(n, locale=locale) == _grouped(n, self._group, self._groups_four)
             for n in (7, 1234, 12345, 1234567)
@@ -175,6 +178,34 @@ class Formatter:
         if value < 0 or template is None:
             return escape(format_currency(value, currency, locale=self.locale))
         return template[0] + _grouped(value, self._group_html, self._groups_four) + template[1]
+
+    def amounts_html(self, currency: str) -> Callable[[int], str]:
+        """``functools.partial(self.money_html, currency=currency)``, made once per currency:
+        the template looked up once, the digits grouped by ``format`` (``1,234,567``, its commas
+        replaced by the locale's separator). A page shows some fifty amounts."""
+        amount = self._amounts_html.get(currency)
+        if amount is None:
+            amount = self._amounts_html[currency] = self._amounts(currency)
+        return amount
+
+    def _amounts(self, currency: str) -> Callable[[int], str]:
+        money = self.money_html
+        money(0, currency)  # the template, made (or found not to hold) as money_html makes it
+        template = self._templates_html[currency]
+        if template is None:
+            return lambda value: money(value, currency)
+        pre, post = template
+        group, four = self._group_html, self._groups_four
+
+        def amount(value: int) -> str:
+            if value < 0:
+                return money(value, currency)
+            if value < 1000 or (value < 10000 and not four):
+                return f"{pre}{value}{post}"
+            digits = f"{value:,}"
+            return f"{pre}{digits if group == ',' else digits.replace(',', group)}{post}"
+
+        return amount
 
     def _template(self, currency: str) -> tuple[str, str] | None:
         """Babel's writing of 0 split at the integer part, checked against Babel's writing of

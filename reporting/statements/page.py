@@ -180,123 +180,160 @@ def _contact(contact: str) -> str:
     return escape(contact)
 
 
+class _Pieces:
+    """The fixed pieces of a language's page (headings, labels, table heads), translated and
+    escaped once per process: a page is these pieces and the statement's values."""
+
+    def __init__(self, _: _Texts) -> None:
+        self.texts = _
+        self.issued = f'<p id="issued">{_(ISSUED)}: <time datetime="'
+        self.masked = f'<p class="notice" id="masked">{_(MASKED)}</p>'
+        self.who = f"<h2>{_('Who was reported')}</h2><dl>"
+        self.name = f"<dt>{_('Name')}</dt><dd>"
+        self.address = f"<dt>{_('Address')}</dt><dd>"
+        self.residence = f"<dt>{_('Country of residence')}</dt><dd>"
+        self.birth_date = f"<dt>{_('Date of birth')}</dt><dd>"
+        self.birth_place = f"<dt>{_('Place of birth')}</dt><dd>"
+        self.vat = f"<dt>{_('VAT identification number')}</dt><dd><code>"
+        self.registration = f"<dt>{_('Business registration number')}</dt><dd><code>"
+        self.establishment = f"<dt>{_('Permanent establishment')}</dt><dd>"
+        self.tins = (
+            f"<table><caption>{_('Tax identification numbers')}</caption><thead><tr>"
+            f'<th scope="col">{_("Tax identification number")}</th><th scope="col">{_("Issued by")}</th>'
+            "</tr></thead><tbody>"
+        )
+        self.not_issued = _("not issued")
+        self.accounts = (
+            f"<table><caption>{_('Financial accounts')}</caption><thead><tr>"
+            f'<th scope="col">{_("Account identifier")}</th><th scope="col">{_("Account holder")}</th>'
+            "</tr></thead><tbody>"
+        )
+        self.reported = f'<h2 id="figures">{_("What was reported")}</h2>'
+        self.withdrawn_figures = f'<h2 id="figures">{_(WITHDRAWN_FIGURES)}</h2>'
+        self.no_activity = f"<p>{_('No activity: the record was withdrawn.')}</p>"
+        self.activities = {key: _(name) for key, name in ACTIVITY_NAMES.items()}
+        self.property_address = f"<dt>{_('Property address')}</dt><dd>"
+        self.property_types = {code: _(name) for code, name in PROPERTY_TYPES.items()}
+        self.property_type = f"<dt>{_('Property type')}</dt><dd>"
+        self.land_registration = f"<dt>{_('Land registration number')}</dt><dd><code>"
+        self.rented_days = f"<dt>{_('Days rented')}</dt><dd>"
+        self.filed = f"<h2>{_('Where it was filed')}</h2><dl><dt>{_('Tax authority of')}</dt><dd>"
+        self.message_ref = f"</dd><dt>{_('Message reference (MessageRefId)')}</dt><dd><code>"
+        self.doc_ref = f"</code></dd><dt>{_('Record reference (DocRefId)')}</dt><dd><code>"
+        self.statement = f"</code></dd><dt>{_('Statement')}</dt><dd><code>"
+        self.reasons = {key: _(reason) for key, reason in REASONS.items()}
+        self.filed_here = _(FILED_HERE)
+        self.receiving = _receiving_head(_)
+        self.closing = _closing(_)
+        self.contact = f'<p id="contact">{_(CONTACT)}: '
+
+
+@functools.cache
+def _pieces(language: str) -> _Pieces:
+    return _Pieces(_texts(language))
+
+
 def render(
     statement: Mapping[str, Any], language: Language, fmt: Formatter, operator: str, contact: str | None = None
 ) -> str:
     """The page of one statement (a feed object without ``html_path`` and ``sha256``);
     ``contact``: the ``[statements] contact`` of the configuration, where a seller turns."""
-    _ = _texts(language.catalog)
+    p = _pieces(language.catalog)
+    _ = p.texts
     ident = statement["identity"]
     year = str(statement["year"])
     out = [_opening(_, language.tag, year, operator)]
-    if statement.get("issued"):  # the notice's date (PStTG § 24(1) Nr. 4)
-        out.append(
-            f'<p id="issued">{_(ISSUED)}: <time datetime="{escape(statement["issued"])}">'
-            f"{escape(fmt.date(statement['issued']))}</time></p>"
-        )
-    if statement.get("masked"):
-        out.append(f'<p class="notice" id="masked">{_(MASKED)}</p>')
+    add = out.append
+    issued = statement.get("issued")
+    if issued:  # the notice's date (PStTG § 24(1) Nr. 4)
+        add(f'{p.issued}{escape(issued)}">{escape(fmt.date(issued))}</time></p>')
+    masked = statement.get("masked")
+    if masked:
+        add(p.masked)
     kind = statement["kind"]
     if kind == "correction":
-        out.append(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
+        add(f'<p class="notice">{_(CORRECTED, id=statement["replaces"] or "")}</p>')
     elif kind == "deletion":
-        out.append(f'<p class="notice">{_(WITHDRAWN, id=statement["replaces"] or "")}</p>')
-    out.append(f"<h2>{_('Who was reported')}</h2><dl>")
+        add(f'<p class="notice">{_(WITHDRAWN, id=statement["replaces"] or "")}</p>')
+    add(p.who)
     for n in ident["names"]:
-        out.append(f"<dt>{_('Name')}</dt><dd>{escape(_name(n))}</dd>")
+        add(f"{p.name}{escape(_name(n))}</dd>")
     for a in ident["addresses"]:
-        out.append(f"<dt>{_('Address')}</dt><dd>{_address(a, fmt)}</dd>")
+        add(f"{p.address}{_address(a, fmt)}</dd>")
     for c in ident["residence_countries"]:
-        out.append(f"<dt>{_('Country of residence')}</dt><dd>{fmt.country_html(c)}</dd>")
+        add(f"{p.residence}{fmt.country_html(c)}</dd>")
     if ident.get("birth_date"):
-        born = ident["birth_date"] if statement.get("masked") else fmt.date(ident["birth_date"])
-        out.append(f"<dt>{_('Date of birth')}</dt><dd>{escape(born)}</dd>")
+        born = ident["birth_date"] if masked else fmt.date(ident["birth_date"])
+        add(f"{p.birth_date}{escape(born)}</dd>")
     place = ident.get("birth_place")
     if place:
         country = fmt.country(place["country"]) if place.get("country") else place.get("former_country_name")
-        where = ", ".join(p for p in (place.get("city"), country) if p)
-        out.append(f"<dt>{_('Place of birth')}</dt><dd>{escape(where)}</dd>")
+        where = ", ".join(part for part in (place.get("city"), country) if part)
+        add(f"{p.birth_place}{escape(where)}</dd>")
     if ident.get("vat"):
-        out.append(f"<dt>{_('VAT identification number')}</dt><dd><code>{escape(ident['vat'])}</code></dd>")
+        add(f"{p.vat}{escape(ident['vat'])}</code></dd>")
     for b in ident.get("business_registration_numbers") or []:
-        out.append(f"<dt>{_('Business registration number')}</dt><dd><code>{escape(b['number'])}</code></dd>")
+        add(f"{p.registration}{escape(b['number'])}</code></dd>")
     for pe in ident.get("permanent_establishments") or []:
-        out.append(f"<dt>{_('Permanent establishment')}</dt><dd>{fmt.country_html(pe)}</dd>")
-    out.append("</dl>")
+        add(f"{p.establishment}{fmt.country_html(pe)}</dd>")
+    add("</dl>")
     if ident["tins"]:
-        out.append(
-            f"<table><caption>{_('Tax identification numbers')}</caption><thead><tr>"
-            f'<th scope="col">{_("Tax identification number")}</th><th scope="col">{_("Issued by")}</th>'
-            "</tr></thead><tbody>"
-        )
+        add(p.tins)
         for t in ident["tins"]:
-            tin = _("not issued") if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
-            out.append(f"<tr><td>{tin}</td><td>{fmt.country_html(t['issued_by'] or '')}</td></tr>")
-        out.append("</tbody></table>")
+            tin = p.not_issued if t.get("unknown") or not t["tin"] else f"<code>{escape(t['tin'])}</code>"
+            add(f"<tr><td>{tin}</td><td>{fmt.country_html(t['issued_by'] or '')}</td></tr>")
+        add("</tbody></table>")
     if ident["financial_accounts"]:
-        out.append(
-            f"<table><caption>{_('Financial accounts')}</caption><thead><tr>"
-            f'<th scope="col">{_("Account identifier")}</th><th scope="col">{_("Account holder")}</th>'
-            "</tr></thead><tbody>"
-        )
+        add(p.accounts)
         for f in ident["financial_accounts"]:
-            out.append(
-                f"<tr><td><code>{escape(f['identifier'] or '')}</code></td><td>{escape(f['holder'] or '')}</td></tr>"
-            )
-        out.append("</tbody></table>")
-    reported = _(WITHDRAWN_FIGURES) if kind == "deletion" else _("What was reported")
-    out.append(f'<h2 id="figures">{reported}</h2>')
+            add(f"<tr><td><code>{escape(f['identifier'] or '')}</code></td><td>{escape(f['holder'] or '')}</td></tr>")
+        add("</tbody></table>")
+    add(p.withdrawn_figures if kind == "deletion" else p.reported)
     if not statement["activities"]:
-        out.append(f"<p>{_('No activity: the record was withdrawn.')}</p>")
+        add(p.no_activity)
     currency = statement["currency"] or ""
-    money = fmt.money_html
+    count = fmt.integer_html
     for i, act in enumerate(statement["activities"], 1):
-        title = _(ACTIVITY_NAMES[act["activity"]])
-        out.append(f"<h3>{title}</h3>")
+        title = p.activities[act["activity"]]
+        add(f"<h3>{title}</h3>")
         if act["activity"] == "immovable_property":
-            out.append("<dl>")
-            out.append(f"<dt>{_('Property address')}</dt><dd>{_address(act['property_address'], fmt)}</dd>")
+            add(f"<dl>{p.property_address}{_address(act['property_address'], fmt)}</dd>")
             ptype = act.get("property_type") or ""
-            shown = _(PROPERTY_TYPES[ptype]) if ptype in PROPERTY_TYPES else escape(ptype)
+            shown = p.property_types[ptype] if ptype in PROPERTY_TYPES else escape(ptype)
             if act.get("other_property_type"):
                 shown += f" ({escape(act['other_property_type'])})"
-            out.append(f"<dt>{_('Property type')}</dt><dd>{shown} <code>{escape(ptype)}</code></dd>")
+            add(f"{p.property_type}{shown} <code>{escape(ptype)}</code></dd>")
             if act.get("land_registration_number"):
-                out.append(
-                    f"<dt>{_('Land registration number')}</dt>"
-                    f"<dd><code>{escape(act['land_registration_number'])}</code></dd>"
-                )
+                add(f"{p.land_registration}{escape(act['land_registration_number'])}</code></dd>")
             if act.get("rented_days") is not None:
-                out.append(f"<dt>{_('Days rented')}</dt><dd>{fmt.integer_html(act['rented_days'])}</dd>")
-            out.append("</dl>")
+                add(f"{p.rented_days}{count(act['rented_days'])}</dd>")
+            add("</dl>")
         head, rows = _activity_table(_, title)
-        out.append(f'<table id="activity-{i}">{head}')
+        add(f'<table id="activity-{i}">{head}')
         quarters = act["quarters"]
+        money = fmt.amounts_html(currency)
         for q, row in zip(QUARTERS, rows, strict=True):
             figs = quarters[q]
-            out.append(
-                f'{row}<td class="n">{money(figs["consideration"], currency)}</td>'
-                f'<td class="n">{fmt.integer_html(figs["number_of_activities"])}</td>'
-                f'<td class="n">{money(figs["fees"], currency)}</td>'
-                f'<td class="n">{money(figs["taxes"], currency)}</td></tr>'
+            add(
+                f'{row}<td class="n">{money(figs["consideration"])}</td>'
+                f'<td class="n">{count(figs["number_of_activities"])}</td>'
+                f'<td class="n">{money(figs["fees"])}</td>'
+                f'<td class="n">{money(figs["taxes"])}</td></tr>'
             )
-        out.append("</tbody></table>")
+        add("</tbody></table>")
     filed = statement["filed_with"]
-    out.append(
-        f"<h2>{_('Where it was filed')}</h2><dl>"
-        f"<dt>{_('Tax authority of')}</dt><dd>{fmt.country_html(filed['country'])}</dd>"
-        f"<dt>{_('Message reference (MessageRefId)')}</dt><dd><code>{escape(filed['message_ref_id'])}</code></dd>"
-        f"<dt>{_('Record reference (DocRefId)')}</dt><dd><code>{escape(filed['doc_ref_id'])}</code></dd>"
-        f"<dt>{_('Statement')}</dt><dd><code>{escape(statement['statement_id'])}</code></dd></dl>"
+    add(
+        f"{p.filed}{fmt.country_html(filed['country'])}{p.message_ref}{escape(filed['message_ref_id'])}"
+        f"{p.doc_ref}{escape(filed['doc_ref_id'])}{p.statement}{escape(statement['statement_id'])}</code></dd></dl>"
     )
-    out.append(_receiving_head(_))
+    add(p.receiving)
     for r in statement["receiving_states"]:
-        why = _(REASONS[r["reason"]])
+        why = p.reasons[r["reason"]]
         if r["country"] == filed["country"]:  # the filing itself, not an exchange
-            why = f"{_(FILED_HERE)} ({why})"
-        out.append(f"<tr><td>{fmt.country_html(r['country'])}</td><td>{why}</td></tr>")
-    out.append(_closing(_))
+            why = f"{p.filed_here} ({why})"
+        add(f"<tr><td>{fmt.country_html(r['country'])}</td><td>{why}</td></tr>")
+    add(p.closing)
     if contact:
-        out.append(f'<p id="contact">{_(CONTACT)}: {_contact(contact)}</p>')
-    out.append("</main>\n</body></html>\n")
+        add(f"{p.contact}{_contact(contact)}</p>")
+    add("</main>\n</body></html>\n")
     return "".join(out)

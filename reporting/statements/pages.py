@@ -27,10 +27,10 @@ def page_line(
     operator: str,
     contact: str | None = None,
     recorded: tuple[str, str | None] | None = None,
-) -> tuple[bool, str]:
+) -> tuple[dict[str, Any], str]:
     """Render the page of ``statement`` and write it under ``out_dir`` (its shard folder exists);
-    returns whether the ledger's record was kept over this build's, and the statement's line of
-    the feed, with ``html_path`` and ``sha256``.
+    returns the statement's object of the feed, with ``html_path`` and ``sha256`` (``statement``
+    itself, or the ledger's record kept over this build's), and its line.
 
     ``recorded``: what the ledger recorded of the statement (its ``sha256`` and content, None once
     erased), None for a statement never recorded. A recorded statement is a notice given: its
@@ -51,10 +51,12 @@ def page_line(
             # the very bytes recorded: a page that holds them is left alone; one that is gone, or
             # is the half page of a run stopped while creating it, is written again
             write_page(path, html)
-    return line is not statement, json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return line, json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _canonical(obj: Any) -> str:
+def canonical(obj: Any) -> str:
+    """The canonical JSON of a feed object (sorted keys, no spaces, UTF-8 characters kept): the
+    content the ledger records of a statement (``reporting.ledger.model.canonical_json``)."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -64,7 +66,7 @@ def as_recorded(statement: dict[str, Any], sha256: str, content: str | None) -> 
     the content is erased, PStTG § 24(3), this object with the recorded ``sha256``)."""
     if content is None:
         return statement if statement["sha256"] == sha256 else {**statement, "sha256": sha256}
-    if statement["sha256"] == sha256 and _canonical(statement) == content:
+    if statement["sha256"] == sha256 and canonical(statement) == content:
         return statement
     kept: dict[str, Any] = _ordered(json.loads(content), statement)
     return kept

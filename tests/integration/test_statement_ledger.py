@@ -125,6 +125,79 @@ def test_a_malformed_line_names_file_line_and_key_and_records_nothing(
     assert rows(ledger, t.statements) == []  # the good first line was not recorded either
 
 
+def rows_of(run: Run, *statements: dict[str, Any]) -> Path:
+    """The rows the statements' writer makes with a feed of ``statements``."""
+    from reporting.statements.build import ledger_row
+
+    path = run.out / "rows.tmp"
+    path.write_bytes(b"".join(ledger_row(s) for s in statements))
+    return path
+
+
+def test_the_writers_rows_record_what_the_feed_records(ledger: Ledger, tmp_path: Path) -> None:
+    """Recorded from the rows the writer made (each statement's canonical JSON made there): the
+    same rows, events and hashes as from the feed read back; the same statements again change
+    nothing, whichever of the two is recorded."""
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    a, b = run.statement("S1", "st-a"), run.statement("S2", "st-b")
+    feed = run.feed(a, b)
+    assert ledger.record_statements(feed, at=MADE, rows=rows_of(run, a, b)) == 2
+    recorded = rows(ledger, t.statements)
+    assert [(r.statement_id, r.seller_id, r.doc_ref_id, r.sha256) for r in recorded] == [
+        ("st-a", "S1", run.docs["S1"], a["sha256"]),
+        ("st-b", "S2", run.docs["S2"], b["sha256"]),
+    ]
+    assert [r.content_hash for r in recorded] == [content_hash(a), content_hash(b)]
+    assert [json.loads(r.content) for r in recorded] == [a, b]
+    assert [e.source for e in rows(ledger, t.statement_events)] == ["statements.jsonl"] * 2  # the feed's name
+    assert ledger.record_statements(feed) == 0
+    assert ledger.record_statements(feed, rows=rows_of(run, a, b)) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "amended"}, "key 'kind' must be one of initial, correction, deletion"),
+        ({"sha256": "ABC"}, "key 'sha256' must be 64 lower-case hex digits"),
+        ({"identity": None}, "key 'identity' must be an object"),
+        ({"activities": {}}, "key 'activities' must be a list"),
+        ({"seller_id": "S2"}, "key 'seller_id': record .* is another seller's"),
+    ],
+)
+def test_a_row_is_checked_as_its_feed_line_is(
+    ledger: Ledger, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    good, bad = run.statement("S2", "st-b"), run.statement("S1", "st-a") | change
+    with pytest.raises(StatementFeedError, match=message) as caught:
+        ledger.record_statements(run.feed(good, bad), rows=rows_of(run, good, bad))
+    assert "statements.jsonl line 2" in str(caught.value)
+    assert rows(ledger, t.statements) == []
+
+
+def test_a_row_that_is_not_a_statements_row_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    run = Run(ledger, tmp_path, {"S1": 1})
+    a = run.statement("S1", "st-a")
+    broken = run.out / "broken.tmp"
+    broken.write_text(json.dumps([a, "0" * 64]) + "\n", encoding="utf-8")
+    with pytest.raises(StatementFeedError, match=r"statements.jsonl line 1: not a statement's row"):
+        ledger.record_statements(run.feed(a), rows=broken)
+
+
+def test_the_seller_of_each_reportable_seller_record(ledger: Ledger, tmp_path: Path) -> None:
+    """What the statements' writer asks of each record read: the seller of a ReportableSeller
+    record; nothing for the PlatformOperator's record or a DocRefId the ledger does not know."""
+    run = Run(ledger, tmp_path, {"S1": 1, "S2": 2})
+    operator = [r.doc_ref_id for r in ledger.records(run.refs[0]) if r.seller_key is None]
+    asked = [run.docs["S2"], run.docs["S1"], *operator, "DE2025-UNKNOWN"]
+    assert operator
+    assert ledger.statement_sellers(asked) == {run.docs["S1"]: "S1", run.docs["S2"]: "S2"}
+    known = ledger.known_records(asked)
+    assert ledger.statement_sellers(asked) == {
+        d: k.seller_key for d, k in known.items() if k.kind == "seller" and k.seller_key is not None
+    }
+
+
 def test_a_statement_names_a_filing_of_this_ledger(ledger: Ledger, tmp_path: Path) -> None:
     run = Run(ledger, tmp_path, {"S1": 1})
     stray = run.statement("S1", "st-a")

@@ -546,10 +546,14 @@ def _files(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_pages_written_by_other_processes_are_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The feed and every page of a demo filing, written by the stage (one process, the
-    default), again in one process, and by two page-writing processes in chunks of 16 (the last
-    one shorter): the same files (the run's own feed too), byte for byte, owner-only, no part
-    file left."""
+    """The feed and every page of a demo filing, written by the stage, again in one process, and
+    with one and with two page writers in chunks of 5 and lookups of 16 (several batches, the
+    last chunk of each shorter): the same files (the run's own feed too), byte for byte, each
+    line's sha256 that of its page, owner-only, no part file left. The ledger's rows the writers
+    make record the very rows that reading the feed back records."""
+    import sqlite3
+
+    from reporting.statements import feed as feed_module
     from reporting.statements import writer
     from reporting.statements.feed import Published, write_statements
 
@@ -557,11 +561,39 @@ def test_pages_written_by_other_processes_are_the_same_bytes(tmp_path: Path, mon
     out = tmp_path / "out"
     stage = _files(out / "statements")
     statements = feed(out)
-    assert len(statements) % 16 != 0, "the last chunk is shorter"
+    assert len(statements) % 5 != 0 and len(statements) > 2 * 16, "several batches, the last chunk shorter"
+    assert len({s["language"] for s in statements}) > 1
+    for s in statements:
+        assert hashlib.sha256((out / s["html_path"]).read_bytes()).hexdigest() == s["sha256"]
     sellers = {s["filed_with"]["doc_ref_id"]: s["seller_id"] for s in statements}
     languages = {s["seller_id"]: s["language"] for s in statements}
-    monkeypatch.setattr(writer, "CHUNK", 16)
-    for workers in (0, 2):
+    monkeypatch.setattr(writer, "CHUNK", 5)
+    monkeypatch.setattr(feed_module, "BATCH", 16)
+    ledger = tmp_path / "ledger.sqlite3"
+
+    def recorded(path: Path) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(path) as con:
+            return con.execute(
+                "select statement_id, replaces, kind, seller_id, message_ref_id, doc_ref_id, environment, authority,"
+                " reporting_year, language, html_path, out_dir, sha256, content_hash, content, status"
+                " from ledger_statements order by statement_id"
+            ).fetchall()
+
+    def record(feed_path: Path, rows: Path | None, name: str) -> list[tuple[Any, ...]]:
+        """The feed recorded in a copy of the run's ledger without its statements."""
+        copy = tmp_path / f"{name}.sqlite3"
+        copy.write_bytes(ledger.read_bytes())
+        with sqlite3.connect(copy) as con:
+            con.execute("delete from ledger_statement_events")
+            con.execute("delete from ledger_statements")
+        with open_ledger(f"sqlite:///{copy}", create=False) as again:
+            assert again.record_statements(feed_path, out_dir=out, rows=rows) == len(statements)
+        return recorded(copy)
+
+    by_the_stage = recorded(ledger)
+    assert len(by_the_stage) == len(statements)
+    assert record(out / "statements" / "statements.jsonl", None, "read-back") == by_the_stage
+    for workers in (0, 1, 2):
         again = tmp_path / f"again{workers}"
         written = write_statements(
             again,
@@ -573,8 +605,14 @@ def test_pages_written_by_other_processes_are_the_same_bytes(tmp_path: Path, mon
             run_id="0b7e7a52-3f0e-4b8e-9d1c-5a6f7e8d9c01",
             issued=date.fromisoformat(statements[0]["issued"]),
             workers=workers,
+            ledger_rows=True,
         )
         assert written.statements == len(statements)
+        assert written.ledger_rows is not None and written.ledger_rows.parent == again / "statements"
+        rows = tmp_path / f"rows{workers}.jsonl"
+        written.ledger_rows.rename(rows)
         assert _files(again / "statements") == stage, workers
+        assert written.sha256 == hashlib.sha256((again / "statements" / "statements.jsonl").read_bytes()).hexdigest()
         assert_owner_only(again)
         assert not list((again / "statements").glob(".*"))
+        assert record(out / "statements" / "statements.jsonl", rows, f"rows{workers}") == by_the_stage, workers
