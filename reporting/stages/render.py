@@ -110,7 +110,9 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     with (
         stage_ledger(settings, authority) as url,
         open_ledger(url) as ledger,
-        ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+        ledger.lock(
+            settings.environment, authority, settings.year, holder=settings.run_id, operator_id=settings.operator_id
+        ),
     ):
         discarded = discard_pending(settings, ledger, authority)
         messages = _render_one(settings, con, authority, operator, findings, ledger, shared=shared)
@@ -187,7 +189,7 @@ def _render_one(
             continue
         content = seller_content(record)
         current[(SELLER, record.seller_id)] = (content_hash(content), content)
-    live = ledger.live_records(env, authority, year)
+    live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
     mode = settings.mode
     sellers: Collection[str] | None = settings.sellers
     if mode == "deletion" and sellers is not None:
@@ -206,7 +208,7 @@ def _render_one(
         year=year,
         indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
     )
-    breaches = ledger.problems(plan, environment=env, authority=authority, year=year)
+    breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
     if breaches:
         raise LedgerError(
             f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
@@ -327,6 +329,7 @@ def _write_message(
         run_id=settings.run_id,
         transfer_id=h.transfer_id,
         created=settings.timestamp,
+        operator_id=settings.operator_id,
     )
     kinds: dict[str, int] = {}
     for r in planned.sellers:
