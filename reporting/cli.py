@@ -177,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--year", type=int, required=True, help="reporting year")
     q.add_argument("--config", default="dac7.toml", help="dac7.toml: its time zone and fx_basis (default dac7.toml)")
     q.add_argument("--as-of", type=date.fromisoformat, help="refunds applied until this day (default 31 January after)")
+    q.add_argument(
+        "--operator",
+        help="a group ([operators.ID] in the configuration): the transactions of this operator only, by "
+        "transactions.operator_id, as its run sums them ('default' is [operator]; default: every transaction)",
+    )
 
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
@@ -295,13 +300,17 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _source_sql(args: argparse.Namespace) -> int:
     from reporting.config import load_config
     from reporting.period import Period
-    from reporting.pushdown import source_totals_sql
+    from reporting.pushdown import OperatorFilter, source_totals_sql
 
     config = load_config(args.config)
     as_of = args.as_of or date(args.year + 1, 1, 31)
     period = Period(args.year, config.reporting.timezone, as_of)
     payment_date = config.reporting.fx_basis == "payment_date"
-    print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect) + ";")
+    operator = None
+    if args.operator is not None:  # one operator's transactions, in a source with transactions.operator_id
+        config.for_operator(args.operator)  # a configured operator, or the error that lists them
+        operator = OperatorFilter(args.operator, config.operator_ids, column=True)
+    print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect, operator=operator) + ";")
     return 0
 
 
