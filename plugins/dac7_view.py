@@ -598,7 +598,14 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 created=_utc(m.created),
                 published=_utc(m.published),
                 rejected_sellers=tuple(
-                    sorted({r.seller_key for r in records if r.status == "rejected" and r.seller_key})
+                    # sellers only: another operator's record has a key in the same column
+                    sorted(
+                        {
+                            r.seller_key
+                            for r in records
+                            if r.status == "rejected" and r.kind == "seller" and r.seller_key
+                        }
+                    )
                 ),
                 error_codes=codes,
                 file=output_file(m),
@@ -851,7 +858,8 @@ def figures_explained(m: Mapping[str, Any]) -> list[str]:
     """Why "Reportable sellers" and "Sellers in the files" of a run differ, in sentences with
     the manifest's own figures: the files count a seller once per file, so a seller reported to
     several authorities counts once per authority; the files also carry corrections and
-    deletions of earlier filings; and a seller already filed unchanged is in no file."""
+    deletions of earlier filings; and a seller already filed unchanged is in no file. Where another
+    operator assumes this operator's reporting, no seller is in its files, and the view says so."""
     s = m.get("summary", {})
     files = m.get("files", [])
     reportable = s.get("reportable")
@@ -866,7 +874,14 @@ def figures_explained(m: Mapping[str, Any]) -> list[str]:
         f"Reportable sellers counts each seller once ({reportable:,}); Sellers in the files counts a seller once "
         f"per file it is in ({in_files:,})."
     ]
-    if pairs > reportable:
+    assumed = bool(m.get("assumed_reporting"))
+    if assumed and reportable:
+        out.append(
+            "Another platform operator assumes this operator's reporting ([assuming_operator]): the "
+            f"{reportable:,} reportable seller(s) are reported in that operator's filing; this operator's files "
+            "declare it (AssumedReporting) and report no seller."
+        )
+    if pairs > reportable and not assumed:
         out.append(
             f"{pairs - reportable:,} more because some sellers are reported to more than one authority: "
             f"{pairs:,} seller-authority pairs for {reportable:,} sellers."
@@ -880,7 +895,7 @@ def figures_explained(m: Mapping[str, Any]) -> list[str]:
             + ", ".join(f"{n:,} {words.get(k, k)}" for k, n in changed.items())
             + " of sellers filed earlier."
         )
-    if pairs and new < pairs:
+    if pairs and new < pairs and not assumed:
         out.append(
             f"{pairs - new:,} seller-authority pair(s) are in no new-information record: the ledger holds them as "
             "filed already (unchanged, or filed again as a correction)."

@@ -7,6 +7,7 @@ Every error names the file and the key, and says what is expected.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,35 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherOperator:
+    """Another platform operator, named in this operator's filing: one whose reporting this
+    operator assumes (``[[assumed_operators]]``, ``OtherPlatformOperators/AssumedPlatformOperator``)
+    or the one that assumes this operator's reporting (``[assuming_operator]``,
+    ``OtherPlatformOperators/AssumingPlatformOperator``). Its ResCountryCode is the country of its
+    address (its registered office), as for the operator itself.
+
+    ``vat`` is part of the configuration contract (issue 18) but goes into no message: no edition
+    of the DPI schema (OECD/EU ``OtherRPO_Type``, DGFiP and NAV ``CorrectableOtherRPO_Type``) has a
+    VAT element for another operator, only ResCountryCode, TIN, Name and Address."""
+
+    name: str
+    tin: str
+    tin_issued_by: str
+    address: Address
+    vat: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its key in the filing ledger (after its role, in the ``seller_key`` of its
+        ``other_platform_operators`` record): the TIN's issuing country and a digest of the TIN,
+        stable while the TIN is, and without the TIN itself, so that a log line or an error message
+        that names the record never shows it. A new TIN is another operator: its record is
+        deleted and a new one filed."""
+        digest = hashlib.sha256(f"{self.tin_issued_by}:{self.tin}".encode()).hexdigest()[:16]
+        return f"{self.tin_issued_by}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
 class Operator:
     name: str
     tin: str
@@ -68,6 +98,12 @@ class Operator:
     vat: str | None = None
     platform_business_name: str | None = None
     nexus_country: str = ""
+    #: ``[[assumed_operators]]``: the operators whose reporting this one assumes; their sellers
+    #: are in this operator's source and reported in its messages
+    assumed_operators: tuple[OtherOperator, ...] = ()
+    #: ``[assuming_operator]``: the operator that assumes this one's reporting; this operator then
+    #: files ``AssumedReporting`` true, the assuming operator, and no sellers
+    assuming_operator: OtherOperator | None = None
 
     @property
     def country(self) -> str:
@@ -181,6 +217,17 @@ class Config:
             )
         return replace(self, operator=found.operator, authorities=found.authorities, operator_id=operator_id)
 
+    def group_operator_of(self, other: OtherOperator) -> str | None:
+        """The id of the operator of this group that ``other`` (an assumed or assuming operator)
+        is, by its TIN and issuing state; None for an operator outside the group. Read on the
+        configuration as loaded (a view of :meth:`for_operator` has lost the default operator)."""
+        identity = (other.tin_issued_by, other.tin)
+        for operator_id in self.operator_ids:
+            mine = self.for_operator(operator_id).operator
+            if (mine.tin_issued_by, mine.tin) == identity:
+                return operator_id
+        return None
+
     def authorities_table(self, country: str) -> str:
         """The name of the table that holds this operator's identifiers for ``country``, as an
         error names it: ``[authorities.XX]`` of ``[operator]``, ``[operators.ID.authorities.XX]``."""
@@ -196,9 +243,23 @@ MAX_CONTACT = 300
 _OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "platform_business_name", "nexus", "nexus_country", "address"}
 _ADDRESS_KEYS = {"street", "building", "post_code", "city", "country"}
 _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "fx_basis"}
-_KNOWN_TABLES = {"operator", "operators", "reporting", "source", "authorities", "quality", "ledger", "statements"}
-#: the keys of an ``[operators.ID]`` table: those of ``[operator]``, and its filing state's identifiers
-_GROUP_OPERATOR_KEYS = _OPERATOR_KEYS | {"authorities"}
+_OTHER_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "address"}
+_KNOWN_TABLES = {
+    "operator",
+    "operators",
+    "reporting",
+    "source",
+    "authorities",
+    "quality",
+    "ledger",
+    "statements",
+    "assumed_operators",
+    "assuming_operator",
+}
+#: the keys of an ``[operators.ID]`` table: those of ``[operator]``, its filing state's identifiers,
+#: and the other operators of its filing (``[[operators.ID.assumed_operators]]``,
+#: ``[operators.ID.assuming_operator]``)
+_GROUP_OPERATOR_KEYS = _OPERATOR_KEYS | {"authorities", "assumed_operators", "assuming_operator"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -222,6 +283,8 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     op = _table(raw, "operator", origin, required=True)
     _no_unknown(op, _OPERATOR_KEYS, "operator", origin)
     operator = parse_operator(op, "operator", origin)
+    assumed, assuming = other_operators(raw, "", origin)
+    operator = with_other_operators(operator, assumed, assuming, "", origin)
     rep = _table(raw, "reporting", origin, required=False)
     _no_unknown(rep, _REPORTING_KEYS, "reporting", origin)
     reporting = Reporting(
@@ -263,19 +326,25 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     )
 
 
-def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
-    """An operator's identity from its table (``[operator]``, ``[operators.ID]``: ``name`` is the
-    table's name, as every error names the key), the address included. The caller refuses the
-    keys the table may not have."""
-    addr = _table(op, "address", origin, required=True, prefix=f"{name}.")
+def _address(table: dict[str, Any], name: str, origin: str) -> Address:
+    """``[<name>.address]``: the keys of ``[operator.address]``, city and country required."""
+    addr = _table(table, "address", origin, required=True, prefix=f"{name}.")
     _no_unknown(addr, _ADDRESS_KEYS, f"{name}.address", origin)
-    address = Address(
+    return Address(
         street=_str(addr, "street", f"{name}.address", origin),
         building=_str(addr, "building", f"{name}.address", origin),
         post_code=_str(addr, "post_code", f"{name}.address", origin),
         city=_req(addr, "city", f"{name}.address", origin),
         country=_country(_req(addr, "country", f"{name}.address", origin), f"{name}.address.country", origin),
     )
+
+
+def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
+    """An operator's identity from its table (``[operator]``, ``[operators.ID]``: ``name`` is the
+    table's name, as every error names the key), the address included. The caller refuses the
+    keys the table may not have, and adds the other operators of its filing
+    (:func:`other_operators`)."""
+    address = _address(op, name, origin)
     nexus = _req(op, "nexus", name, origin)
     if nexus not in NEXUS_CODES:
         raise ConfigError(f"{origin}: {name}.nexus = {nexus!r}; expected one of {', '.join(NEXUS_CODES)}")
@@ -326,6 +395,8 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
         name = f"operators.{operator_id}"
         _no_unknown(table, _GROUP_OPERATOR_KEYS, name, origin)
         operator = parse_operator(table, name, origin)
+        assumed, assuming = other_operators(table, f"{name}.", origin)
+        operator = with_other_operators(operator, assumed, assuming, f"{name}.", origin)
         identity = (operator.tin_issued_by, operator.tin)
         if identity in seen:
             raise ConfigError(
@@ -335,7 +406,139 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
             )
         seen[identity] = f"[{name}]"
         out[operator_id] = GroupOperator(operator=operator, authorities=_authorities(table, origin, prefix=f"{name}."))
+    _assumptions_within_the_group(default, out, origin)
     return out
+
+
+def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOperator], origin: str) -> None:
+    """Where one operator of the group assumes the reporting of another operator of the group, both
+    sides say so: the assuming one names the other in its ``assumed_operators``, and the other names
+    it as its ``assuming_operator``. One side alone would have one operator report sellers another
+    reports as well (the assumed one files its own), or no operator report them (the assuming one
+    never names the assumed one): refused, naming both tables. An other operator outside the group
+    is not checked (its configuration is not here)."""
+    members = {(default.tin_issued_by, default.tin): ("", default)}
+    members |= {(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator) for i, g in further.items()}
+
+    def table(prefix: str) -> str:
+        return f"[{prefix.removesuffix('.')}]" if prefix else "[operator]"
+
+    for prefix, operator in members.values():
+        identity = (operator.tin_issued_by, operator.tin)
+        for i, assumed in enumerate(operator.assumed_operators, 1):
+            found = members.get((assumed.tin_issued_by, assumed.tin))
+            if found is None:
+                continue
+            other_prefix, other = found
+            theirs = other.assuming_operator
+            if theirs is None or (theirs.tin_issued_by, theirs.tin) != identity:
+                raise ConfigError(
+                    f"{origin}: {prefix}assumed_operators[{i}] is {table(other_prefix)} of this group, which does "
+                    f"not name {table(prefix)} as its {other_prefix}assuming_operator: an operator of the group "
+                    "whose reporting another assumes declares it too (it then files no seller), else both would "
+                    "report its sellers"
+                )
+        assuming = operator.assuming_operator
+        found = members.get((assuming.tin_issued_by, assuming.tin)) if assuming is not None else None
+        if found is not None:
+            other_prefix, other = found
+            if identity not in {(a.tin_issued_by, a.tin) for a in other.assumed_operators}:
+                raise ConfigError(
+                    f"{origin}: {prefix}assuming_operator is {table(other_prefix)} of this group, whose "
+                    f"{other_prefix}assumed_operators do not name {table(prefix)}: the assuming operator names "
+                    "each operator whose reporting it assumes, else no operator would report its sellers"
+                )
+
+
+def _other_operator(table: Any, name: str, origin: str) -> OtherOperator:
+    """One ``[[assumed_operators]]`` entry or the ``[assuming_operator]`` table (``name`` says
+    which, for the messages): ``name``, ``tin``, ``tin_issued_by`` required, ``vat`` optional,
+    ``[<name>.address]`` with the keys of ``[operator.address]``; the same checks as the
+    operator's own (texts as the XML text they become, ISO country codes)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: [{name}] must be a table (name, tin, tin_issued_by, vat, [{name}.address])")
+    _no_unknown(table, _OTHER_OPERATOR_KEYS, name, origin)
+    return OtherOperator(
+        name=_req(table, "name", name, origin),
+        tin=_req(table, "tin", name, origin),
+        tin_issued_by=_country(_req(table, "tin_issued_by", name, origin), f"{name}.tin_issued_by", origin),
+        vat=_str(table, "vat", name, origin),
+        address=_address(table, name, origin),
+    )
+
+
+def other_operators(
+    table: dict[str, Any], prefix: str, origin: str
+) -> tuple[tuple[OtherOperator, ...], OtherOperator | None]:
+    """``[[<prefix>assumed_operators]]`` and ``[<prefix>assuming_operator]`` of ``table`` (the
+    top level for ``[operator]``, with ``prefix`` ""; an ``[operators.ID]`` table of a group with
+    ``prefix`` "operators.ID."): the operators whose reporting this one assumes, and the one that
+    assumes its reporting.
+
+    Both at once is refused: the DPI schema lets a message name either one
+    AssumingPlatformOperator or one or more AssumedPlatformOperators, never both
+    (``OtherPlatformOperators_Type`` is an ``xsd:choice`` in the OECD/EU and DGFiP editions), and an
+    operator whose reporting is assumed files no seller (``AssumedReporting``, reference §2.8) while
+    one that assumes others reports theirs. An operator assumed by another whose own reporting is
+    assumed in turn is named in the last operator's ``[[assumed_operators]]``. Two entries with
+    the same TIN are refused (one operator, one record)."""
+    assumed_key, assuming_key = f"{prefix}assumed_operators", f"{prefix}assuming_operator"
+    raw_assumed = table.get("assumed_operators")
+    if raw_assumed is None:
+        raw_assumed = []
+    if isinstance(raw_assumed, dict):
+        raise ConfigError(
+            f"{origin}: {assumed_key} must be an array of tables: write [[{assumed_key}]] (two brackets), "
+            "once per operator whose reporting this operator assumes"
+        )
+    if not isinstance(raw_assumed, list):
+        raise ConfigError(f"{origin}: {assumed_key} must be an array of tables ([[{assumed_key}]])")
+    assumed = tuple(_other_operator(t, f"{assumed_key}[{i}]", origin) for i, t in enumerate(raw_assumed, 1))
+    raw_assuming = table.get("assuming_operator")
+    if isinstance(raw_assuming, list):
+        raise ConfigError(
+            f"{origin}: {assuming_key} must be one table: write [{assuming_key}] (one bracket); the DPI message "
+            "names one AssumingPlatformOperator"
+        )
+    assuming = None if raw_assuming is None else _other_operator(raw_assuming, assuming_key, origin)
+    if assumed and assuming is not None:
+        raise ConfigError(
+            f"{origin}: [[{assumed_key}]] and [{assuming_key}] are both given; an operator either assumes the "
+            "reporting of others (it reports their sellers, naming them as AssumedPlatformOperator) or has its "
+            "own reporting assumed (it files no seller, naming the AssumingPlatformOperator), never both: the DPI "
+            "schema's OtherPlatformOperators holds one or the other. Name the operators this one assumed under "
+            f"the [[assumed_operators]] of the operator that assumes them all, and keep [{assuming_key}] here"
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for i, other in enumerate(assumed, 1):
+        first = seen.setdefault((other.tin_issued_by, other.tin), i)
+        if first != i:
+            raise ConfigError(
+                f"{origin}: {assumed_key}[{i}] has the TIN of {assumed_key}[{first}] (issued by "
+                f"{other.tin_issued_by}); each assumed operator is named once"
+            )
+    return assumed, assuming
+
+
+def with_other_operators(
+    operator: Operator,
+    assumed: tuple[OtherOperator, ...],
+    assuming: OtherOperator | None,
+    prefix: str,
+    origin: str,
+) -> Operator:
+    """``operator`` with the result of :func:`other_operators`; an entry with the operator's own
+    TIN is refused (an operator neither assumes nor is assumed by itself)."""
+    own = (operator.tin_issued_by, operator.tin)
+    named = [(f"{prefix}assumed_operators[{i}]", o) for i, o in enumerate(assumed, 1)]
+    named += [(f"{prefix}assuming_operator", assuming)] if assuming is not None else []
+    for key, other in named:
+        if (other.tin_issued_by, other.tin) == own:
+            raise ConfigError(
+                f"{origin}: {key} has the operator's own TIN (issued by {other.tin_issued_by}); it names "
+                "another platform operator"
+            )
+    return replace(operator, assumed_operators=assumed, assuming_operator=assuming)
 
 
 def _statement_contact(raw: dict[str, Any], origin: str) -> str | None:
@@ -561,6 +764,9 @@ _XML_TEXT_KEYS = {
 
 
 _FURTHER_OPERATOR = re.compile(r"^operators\.[^.]+")
+#: The tables of another operator (``assumed_operators[2]``, ``operators.ID.assuming_operator.address``):
+#: every text of theirs goes into the message.
+_OTHER_OPERATOR_TABLE = re.compile(r"(operators\.[^.]+\.)?(assumed_operators\[\d+\]|assuming_operator)(\.address)?")
 
 
 def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
@@ -571,7 +777,11 @@ def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
         raise ConfigError(f"{origin}: {name}.{key} must be a string")
     value = value.strip()
     generic = _FURTHER_OPERATOR.sub("operator", name)  # [operators.ID] reads as [operator]
-    xml_text = f"{generic}.{key}" in _XML_TEXT_KEYS or generic.startswith(("authorities.", "operator.authorities."))
+    xml_text = (
+        f"{generic}.{key}" in _XML_TEXT_KEYS
+        or generic.startswith(("authorities.", "operator.authorities."))
+        or (_OTHER_OPERATOR_TABLE.fullmatch(name) is not None and key != "country")
+    )
     problem = text_problem(value, MAX_TEXT if xml_text else 4000)
     if problem:
         raise ConfigError(f"{origin}: {name}.{key} {problem}; correct it before the run")

@@ -20,11 +20,13 @@ from typing import Any
 from reporting import ibancheck
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile
+from reporting.config import Address, Operator, OtherOperator
 from reporting.findings import Finding
 from reporting.records import (
     ActivityFigures,
     FinancialAccount,
     OperatorRecord,
+    OtherOperatorRecord,
     PostalAddress,
     SellerRecord,
     Tin,
@@ -33,7 +35,7 @@ from reporting.settings import RunSettings
 from reporting.staging import connect, sql_literal
 from reporting.text import text_problem
 from reporting.variants import EU_READING, LegalVariant, reading_for, reports_financial_identifier
-from reporting.vocabulary import ACTIVITY_ORDER, PROPERTY
+from reporting.vocabulary import ACTIVITY_ORDER, ASSUMED, ASSUMING, PROPERTY
 
 SELLERS_SQL = """
 with routed as (
@@ -116,6 +118,9 @@ select * from final order by seller_id
 
 
 def operator_record(settings: RunSettings) -> OperatorRecord:
+    """The PlatformOperator of the operator's messages. ``AssumedReporting`` is true when another
+    operator assumes its reporting (``[assuming_operator]``): it then reports no seller (OECD XSD
+    annotation of AssumedReporting; reference §2.8)."""
     op = settings.config.operator
     return OperatorRecord(
         name=op.name,
@@ -125,13 +130,44 @@ def operator_record(settings: RunSettings) -> OperatorRecord:
         res_country=op.address.country,
         vat=op.vat,
         platform_business_name=op.platform_business_name,
-        address=PostalAddress(
-            country=op.address.country,
-            city=op.address.city,
-            street=op.address.street,
-            building=op.address.building,
-            post_code=op.address.post_code,
-        ),
+        address=_postal(op.address),
+        assumed_reporting=op.assuming_operator is not None,
+    )
+
+
+def other_operator_records(operator: Operator) -> tuple[OtherOperatorRecord, ...]:
+    """The OtherPlatformOperators of the operator's messages: the operators whose reporting it
+    assumes (``[[assumed_operators]]``, in the order of the file), or the one that assumes its own
+    (``[assuming_operator]``). ResCountryCode is the country of the other operator's address, its
+    registered office (the NAV annotation of OtherRPO_Type: the state of tax residence, else of
+    incorporation, place of management or permanent establishment; the configuration does not
+    tell them apart). The ledger key holds the role (``assumed:FR-...``): an operator that turns
+    from assumed to assuming is another record, its old one deleted, never corrected into the
+    other element."""
+
+    def record(role: str, other: OtherOperator) -> OtherOperatorRecord:
+        return OtherOperatorRecord(
+            role=role,
+            key=f"{role}:{other.key}",
+            name=other.name,
+            tin=other.tin,
+            tin_issued_by=other.tin_issued_by,
+            res_country=other.address.country,
+            address=_postal(other.address),
+        )
+
+    if operator.assuming_operator is not None:
+        return (record(ASSUMING, operator.assuming_operator),)
+    return tuple(record(ASSUMED, other) for other in operator.assumed_operators)
+
+
+def _postal(address: Address) -> PostalAddress:
+    return PostalAddress(
+        country=address.country,
+        city=address.city,
+        street=address.street,
+        building=address.building,
+        post_code=address.post_code,
     )
 
 

@@ -197,6 +197,7 @@ def prepare(
             for folder in (lead, run_dir.parent, run_dir) if i else (lead,):
                 os.chmod(folder, 0o700)  # staging holds personal data: the owner only
             own = _own_authorities(view, authorities)
+            assuming = view.operator.assuming_operator  # an operator of the group, or outside it
             settings = RunSettings(
                 config=view,
                 year=year,
@@ -215,6 +216,7 @@ def prepare(
                 sellers=tuple(sellers) if sellers else None,
                 authorities=tuple(sorted(set(own))) if own else None,
                 operator_ids=config.operator_ids if config.operators else (),
+                assumed_by=config.group_operator_of(assuming) if assuming is not None else None,
             )
             settings.save()
         if config.operators:
@@ -616,6 +618,11 @@ def summary_table(manifest: Manifest) -> str:
             else f"filed in {manifest['filing_state']}"
         )
         lines.append(f"  {what}; every seller decided under the {reading['label']}")
+    if manifest.get("assumed_reporting"):
+        lines.append(
+            "  another platform operator assumes this operator's reporting ([assuming_operator]): the reportable "
+            "sellers are reported in its filing; this operator files its declaration, without sellers"
+        )
     lines += [
         f"  {'sellers read':<40}{s['sellers_read']:>10}",
         f"  {'transactions read':<40}{s['transactions_read']:>10}",

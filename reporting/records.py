@@ -84,6 +84,24 @@ class OperatorRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherOperatorRecord:
+    """An ``AssumedPlatformOperator`` or the ``AssumingPlatformOperator`` of a message
+    (``OtherPlatformOperators``): a correctable record of its own, with a DocSpec.
+
+    ``role`` is :data:`~reporting.vocabulary.ASSUMED` or :data:`~reporting.vocabulary.ASSUMING`;
+    ``key`` is its key in the filing ledger: the role and :attr:`reporting.config.OtherOperator.key`
+    (``assumed:FR-aeb7f408080c6eaa``)."""
+
+    role: str
+    key: str
+    name: str
+    tin: str
+    tin_issued_by: str
+    res_country: str
+    address: PostalAddress
+
+
+@dataclass(frozen=True, slots=True)
 class MessageHeader:
     transmitting_country: str
     receiving_country: str
@@ -125,6 +143,16 @@ def _plain(value: Any) -> Any:
 def operator_content(op: OperatorRecord) -> dict[str, Any]:
     content: dict[str, Any] = _plain(op)
     return content
+
+
+def other_operator_content(o: OtherOperatorRecord) -> dict[str, Any]:
+    content: dict[str, Any] = _plain(o)
+    return content
+
+
+def other_operator_from_content(d: Mapping[str, Any]) -> OtherOperatorRecord:
+    """The record of :func:`other_operator_content`."""
+    return OtherOperatorRecord(**{**d, "address": PostalAddress(**d["address"])})
 
 
 def seller_content(s: SellerRecord) -> dict[str, Any]:

@@ -310,6 +310,9 @@ class Manifest(TypedDict):
     #: and its name; absent for a single operator's run
     operator_id: NotRequired[str]
     operator_name: NotRequired[str]
+    #: another platform operator assumes this operator's reporting (``[assuming_operator]``): its
+    #: files declare it and carry no seller (absent from manifests written before issue 18)
+    assumed_reporting: NotRequired[bool]
 
 
 __all__ = [

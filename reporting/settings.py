@@ -62,6 +62,10 @@ class RunSettings:
     #: ``config.operator``): it reads that operator's transactions, and stops on any transaction
     #: that is none of these operators'.
     operator_ids: tuple[str, ...] = ()
+    #: a group's run of an operator whose reporting another operator of the group assumes (its
+    #: ``assuming_operator`` has that operator's TIN): that operator's id. Its run reports the
+    #: sellers from the transactions attributed to it, so none may be attributed to this one.
+    assumed_by: str | None = None
 
     @property
     def environment(self) -> str:
@@ -113,12 +117,19 @@ class RunSettings:
 
     def to_json(self) -> dict[str, Any]:
         cfg = asdict(self.config)
+        operator = cfg["operator"]
+        # [[assumed_operators]] and [assuming_operator] are top-level tables of the file
+        assumed, assuming = operator.pop("assumed_operators"), operator.pop("assuming_operator")
         raw_config = {
-            "operator": cfg["operator"],
+            "operator": operator,
             "reporting": cfg["reporting"],
             "authorities": cfg["authorities"],
             "quality": {"max_quarantined": cfg["max_quarantined"], "data_docs": cfg["data_docs"]},
         }
+        if assumed:
+            raw_config["assumed_operators"] = list(assumed)
+        if assuming is not None:
+            raw_config["assuming_operator"] = assuming
         if cfg["ledger"]:
             raw_config["ledger"] = {"url": cfg["ledger"]}
         if cfg["statement_contact"]:
@@ -149,6 +160,7 @@ class RunSettings:
             "authorities": list(self.authorities) if self.authorities is not None else None,
             # a group's run only: the settings of a single operator's run stay as they were
             **({"operator_id": self.operator_id, "operator_ids": list(self.operator_ids)} if self.operator_ids else {}),
+            **({"assumed_by": self.assumed_by} if self.assumed_by else {}),
         }
 
     @classmethod
@@ -176,6 +188,7 @@ class RunSettings:
             sellers=tuple(data["sellers"]) if data.get("sellers") is not None else None,
             authorities=tuple(data["authorities"]) if data.get("authorities") is not None else None,
             operator_ids=tuple(data.get("operator_ids") or ()),
+            assumed_by=data.get("assumed_by") or None,
         )
 
     def save(self) -> Path:

@@ -61,6 +61,15 @@ ENVIRONMENTS = (TEST, PROD)
 #: What a run files (``--mode``): ``auto`` lets the ledger decide between new data and corrections.
 MODES = ("auto", "new", "correction", "deletion", "nil")
 
+# --------------------------------------------------------------------------- other platform operators
+
+#: The role of another operator in a filing (its ledger record's content): one whose reporting
+#: this operator assumes (``AssumedPlatformOperator``), or the one that assumes this operator's
+#: reporting (``AssumingPlatformOperator``).
+ASSUMED = "assumed"
+ASSUMING = "assuming"
+OTHER_OPERATOR_ROLES = (ASSUMED, ASSUMING)
+
 # --------------------------------------------------------------------------- the audit
 
 #: The audit of the decisions (:mod:`reporting.stages.audit`): it runs within the rules step, right

@@ -9,22 +9,24 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from reporting.checks.business import RuleFinding, RuleSet
 from reporting.checks.schema import schema_path
+from reporting.errors import ReportingError
 from reporting.records import (
     ActivityFigures,
     MessageHeader,
     OperatorRecord,
+    OtherOperatorRecord,
     PostalAddress,
     SellerRecord,
 )
-from reporting.vocabulary import GOODS, PROPERTY, SERVICES, TRANSPORT
+from reporting.vocabulary import ASSUMED, ASSUMING, GOODS, PROPERTY, SERVICES, TRANSPORT
 
 #: A record's DocSpec: (DocTypeIndic, DocRefId) or, for a correction or deletion,
 #: (DocTypeIndic, DocRefId, CorrDocRefId).
@@ -59,6 +61,13 @@ class AuthorityProfile(Protocol):
     #: whether the authority expects a nil report (DPI403) for a period without reportable
     #: sellers; where it does not, such a period is "nothing to file"
     expects_nil: bool
+    #: the MessageTypeIndic of the declaration an operator files when another operator assumes
+    #: its reporting (``AssumedReporting`` true, the AssumingPlatformOperator, no seller): DPI403
+    #: or DPI401, each profile with its source
+    assumed_message_type: str
+    #: whether the edition can name the operators whose reporting the operator assumes
+    #: (``AssumedPlatformOperator``; NAV's DPI_HU cannot)
+    names_assumed_operators: bool
 
     def doc_ids(self, run_id: str, operator_country: str, receiving_country: str, year: int) -> DocIds: ...
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None: ...
@@ -78,6 +87,7 @@ class AuthorityProfile(Protocol):
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int: ...
 
 
@@ -331,11 +341,13 @@ class DpiWriter:
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
-        """Write one file; returns the number of sellers written."""
+        """Write one file; returns the number of sellers written. ``others``: the records of
+        OtherPlatformOperators (assumed operators, or the assuming one), each with its DocSpec."""
         w = XmlStream(out)
         w.declaration()
-        n = self.write_document(w, header, operator, operator_doc, sellers)
+        n = self.write_document(w, header, operator, operator_doc, sellers, others)
         w.flush()
         return n
 
@@ -346,9 +358,10 @@ class DpiWriter:
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
         """The document around the message: none here; a profile with an envelope overrides it."""
-        return self.write_message(w, header, operator, operator_doc, sellers, nsmap=self.nsmap)
+        return self.write_message(w, header, operator, operator_doc, sellers, nsmap=self.nsmap, others=others)
 
     def write_message(
         self,
@@ -358,6 +371,7 @@ class DpiWriter:
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
         nsmap: dict[str | None, str] | None = None,
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
         """The DPI message itself."""
         n = 0
@@ -365,6 +379,8 @@ class DpiWriter:
             self.message_spec(w, header)
             with w.element(self.q("DPIBody")):
                 self.platform_operator(w, operator, operator_doc)
+                if others:
+                    self.other_platform_operators(w, others)
                 for seller, doc in sellers:
                     self.reportable_seller(w, seller, doc)
                     n += 1
@@ -421,6 +437,35 @@ class DpiWriter:
             w.leaf(self.q("Nexus"), op.nexus)
             w.leaf(self.q("AssumedReporting"), "true" if op.assumed_reporting else "false")
             self.doc_spec(w, doc)
+
+    #: the element of each role in OtherPlatformOperators
+    other_operator_tags: ClassVar[dict[str, str]] = {
+        ASSUMED: "AssumedPlatformOperator",
+        ASSUMING: "AssumingPlatformOperator",
+    }
+
+    def other_platform_operators(self, w: XmlStream, others: Sequence[tuple[OtherOperatorRecord, Doc]]) -> None:
+        """``OtherPlatformOperators``: one AssumingPlatformOperator, or one AssumedPlatformOperator
+        per assumed operator (``CorrectableOtherRPO_Type``: ResCountryCode, TIN, Name, the
+        registered office as Address, DocSpec). The schema's choice admits one role per message."""
+        roles = {o.role for o, _ in others}
+        if len(roles) != 1 or not roles <= self.other_operator_tags.keys():
+            raise ReportingError(
+                f"OtherPlatformOperators holds either the assuming operator or assumed operators, not {sorted(roles)}"
+            )
+        if roles == {ASSUMING} and len(others) > 1:
+            raise ReportingError("a message names one AssumingPlatformOperator")
+        with w.element(self.q("OtherPlatformOperators")):
+            for other, doc in others:
+                with w.element(self.q(self.other_operator_tags[other.role])):
+                    self.other_operator(w, other)
+                    self.doc_spec(w, doc)
+
+    def other_operator(self, w: XmlStream, o: OtherOperatorRecord) -> None:
+        w.leaf(self.q("ResCountryCode"), o.res_country)
+        w.leaf(self.q("TIN"), o.tin, {"issuedBy": o.tin_issued_by})
+        w.leaf(self.q("Name"), o.name)
+        self.address(w, o.address, self.operator_address_type)
 
     def address(self, w: XmlStream, a: PostalAddress, legal_type: str | None = None) -> None:
         attrib = {"legalAddressType": legal_type} if legal_type else {}

@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from reporting.authorities.base import Doc, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import EU_DOMESTIC
-from reporting.records import MessageHeader, OperatorRecord, SellerRecord
+from reporting.records import MessageHeader, OperatorRecord, OtherOperatorRecord, SellerRecord
 from reporting.vocabulary import PROD
 
 DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"
@@ -46,6 +46,12 @@ class DeProfile(EuProfile):
     schema_resource = "de/dac7-dip.xsd"
     rule_set = EU_DOMESTIC
     required_identifiers: tuple[str, ...] = ("bzst_id",)
+    # An operator whose reporting another operator assumes is released from reporting if it can
+    # prove that the other reported (PStTG § 13(3) sentence 2). Its declaration follows the EU
+    # edition inside the DIP envelope (the EU profile: a DPI403). Whether the BZSt expects that
+    # declaration, or any message at all from a released operator, is not said in any BZSt text
+    # found; unsure.
+    assumed_message_type = "DPI403"
 
     @property
     def nsmap(self) -> dict[str | None, str]:
@@ -95,6 +101,7 @@ class DeProfile(EuProfile):
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
         provider = header.identifiers.get("identity_provider", "BZST-CERT")
         d = f"{{{DIP_NS}}}"
@@ -108,7 +115,7 @@ class DeProfile(EuProfile):
                     w.leaf(f"{d}transferticketId", header.transfer_id)
                 w.leaf(f"{d}application", None, {"code": "DAC7"})
             with w.element(f"{d}body"), w.element(f"{d}consignmentItem"), w.element(f"{d}data"):
-                return self.write_message(w, header, operator, operator_doc, sellers)
+                return self.write_message(w, header, operator, operator_doc, sellers, others=others)
 
 
 DE = DeProfile()

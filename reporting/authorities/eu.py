@@ -33,6 +33,22 @@ class EuProfile(DpiWriter):
     # In the EU exchange a DPI403 must name an AssumedPlatformOperator (rule 20030): a period
     # without sellers is nothing to file. National profiles that take nil reports say so.
     expects_nil: bool = False
+    #: The declaration of an operator whose reporting another operator assumes
+    #: (``[assuming_operator]``): its PlatformOperator with ``AssumedReporting`` true, the
+    #: AssumingPlatformOperator and no seller. The EU schema's annotation of AssumedReporting
+    #: describes it ("Platform Operator 1 will therefore provide its identification information
+    #: and set the AssumedReporting element to 'true' to notify its jurisdiction of residence ...
+    #: will not provide ReportableSeller element"), and it is a DPI403: the EU rules bind a
+    #: domestic filing in this edition with 20010 (AssumedReporting false in a DPI401) and 20040
+    #: (a DPI401 has a seller), so a DPI401 cannot carry it. A profile that files it otherwise
+    #: (HMRC's assumed-reporting service sends a DPI401 without sellers) says so here, with its
+    #: source. The EU annotation also calls OtherPlatformOperators and AssumedReporting
+    #: "optional for the purposes of [EU DIR2021/514]": an authority may not ask for the
+    #: declaration at all; none of the profiles here says so.
+    assumed_message_type: str = "DPI403"
+    #: Whether the edition has AssumedPlatformOperator, to name the operators whose reporting
+    #: this operator assumes (``[[assumed_operators]]``); NAV's DPI_HU has not.
+    names_assumed_operators: bool = True
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""

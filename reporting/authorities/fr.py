@@ -82,7 +82,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +97,14 @@ from reporting.checks.business import RuleFinding, RuleSet
 from reporting.countries import is_eu
 from reporting.errors import ConfigError, DataError, PermanentError, ReportingError
 from reporting.findings import Finding
-from reporting.records import ActivityFigures, MessageHeader, OperatorRecord, PostalAddress, SellerRecord
+from reporting.records import (
+    ActivityFigures,
+    MessageHeader,
+    OperatorRecord,
+    OtherOperatorRecord,
+    PostalAddress,
+    SellerRecord,
+)
 from reporting.vocabulary import PROD, PROPERTY, TEST
 
 FR_DPI_NS = "urn:oecd:ties:dpi"
@@ -130,6 +137,10 @@ class FrProfile(EuProfile):
     version = "1.0"
     tax_quarter_tag = "TaxesQ"
     operator_address_type = "OECD304"
+    # The DGFiP's examples (cahier des charges, as adapted in Back Market's dac7 tool): the assumed
+    # operator files a DPI403 with AssumingPlatformOperator (example 6), the assuming one a DPI401
+    # with its sellers and AssumedPlatformOperator (example 5).
+    assumed_message_type = "DPI403"
 
     def extra_checks(self, path: Path) -> list[RuleFinding]:
         """The DGFiP's own rules 2, 12, 33 and 34 (the EU checker does not read this edition)."""
@@ -257,6 +268,7 @@ class FrProfile(EuProfile):
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
         siren = header.identifiers.get("siren", "")
         if not SIREN.fullmatch(siren):
@@ -267,7 +279,7 @@ class FrProfile(EuProfile):
             tin_issued_by="FR",
             platform_business_name=operator.platform_business_name or operator.name,
         )
-        return self.write_message(w, header, french_operator, operator_doc, sellers, nsmap=self.nsmap)
+        return self.write_message(w, header, french_operator, operator_doc, sellers, nsmap=self.nsmap, others=others)
 
     def message_spec(self, w: XmlStream, h: MessageHeader) -> None:
         with w.element(self.q("MessageSpec")):

@@ -5,8 +5,11 @@ Differences from the EU edition (NAV schema, see tests/unit/test_xsd_hu_equivale
 ReceivingCountry, whose SendingEntityIN (mandatory) is the sender's Hungarian tax number
 (``[authorities.HU] tax_number``); one Name and one Address per party; permanent establishments
 as full addresses (the optional address columns of ``seller_permanent_establishments``); only
-AssumingPlatformOperator. Ids: MessageRefId = the first 8 digits of the tax number, the year and
-a unique id; DocRefId = the year and a unique id (no country code). Timestamp in CET.
+AssumingPlatformOperator (a Hungarian operator that assumes the reporting of others reports their
+sellers without naming them; one whose reporting is assumed files a DPI403 that names the assuming
+operator, as the schema's annotations of MessageTypeIndic and OtherPlatformOperators say). Ids:
+MessageRefId = the first 8 digits of the tax number, the year and a unique id; DocRefId = the
+year and a unique id (no country code). Timestamp in CET.
 
 Sources and what is unsure (reference §6.3): the official NAV repository (schema and bilingual
 annotations). The id formats and the CET rule are annotations, not schema patterns; NAV's
@@ -19,11 +22,13 @@ yet (the schema is).
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from reporting.authorities.base import DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import RuleSet
 from reporting.records import MessageHeader, SellerRecord
+from reporting.vocabulary import ASSUMING
 
 TAX_NUMBER = re.compile(r"(\d{8})(-?\d-?\d{2})?")
 
@@ -33,6 +38,17 @@ class HuProfile(EuProfile):
     # NAV's guide: DPI403 "no data to report", also for an operator exempt because another
     # operator reported (reference §3.1, S-HU)
     expects_nil = True
+    # NAV's schema annotation of MessageTypeIndic DPI403: the operator "identified such
+    # information however is exempt from reporting, because the same information has been
+    # reported by another Reporting Platform Operator (second sentence of Section III/A/1 and 2 of
+    # Annex 5 of the Aktv.)": an assumed operator's declaration is a DPI403.
+    assumed_message_type = "DPI403"
+    # DPI_HU's OtherPlatformOperators_Type holds AssumingPlatformOperator (1..n) only: a Hungarian
+    # filing cannot name the operators whose reporting it assumes. NAV's annotation of
+    # OtherPlatformOperators makes naming the assuming operator "an optional step" of the assumed
+    # operator's proof: each assumed operator names its assuming operator in its own filing.
+    names_assumed_operators = False
+    other_operator_tags: ClassVar[dict[str, str]] = {ASSUMING: "AssumingPlatformOperator"}
     domestic = "HU"
     edition = "NAV DPI_HU v1.0"
     schema_resource = "hu/v1.0/DPIXML_v1.0.xsd"

@@ -19,13 +19,13 @@ from __future__ import annotations
 import codecs
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from reporting.authorities.base import Doc, DocIds, XmlStream
 from reporting.authorities.eu import EuProfile
 from reporting.checks.business import EU_DOMESTIC, RuleFinding
-from reporting.records import MessageHeader, OperatorRecord, SellerRecord
+from reporting.records import MessageHeader, OperatorRecord, OtherOperatorRecord, SellerRecord
 
 TM_NS = "www.agenziaentrate.gov.it:specificheTecniche:telent:v1"
 DPITEL_NS = "urn:www.agenziaentrate.gov.it:specificheTecniche:dpitel"
@@ -79,10 +79,16 @@ class ItProfile(EuProfile):
     code = "IT"
     # the AdE checker takes nil reports: E2050/E9020 check a DPI403 without sellers (§4.2)
     expects_nil = True
+    # The AdE checker refuses a DPI401 without sellers (E2040) and takes a DPI403 without them
+    # (E2050, E9020): an assumed operator's declaration is a DPI403. No AdE text on the assumed
+    # operator's declaration itself was found (reference §4.2).
+    assumed_message_type = "DPI403"
     domestic = "IT"
     edition = "AdE telematic supply DPI23, DPI v1.09"
     schema_resource = "it/telematico/fornituraDPIT_v1.0.0.xsd"
-    rule_set = EU_DOMESTIC
+    # the AdE checker's E4050 in place of the exchange's 40050: an assumed operator is resident in a
+    # member state, any one (reference §4.2)
+    rule_set = EU_DOMESTIC.derive("AdE domestic", add=("E4050",))
     required_identifiers: tuple[str, ...] = ("codice_fiscale",)
     version = "1.09"
 
@@ -111,6 +117,7 @@ class ItProfile(EuProfile):
         operator: OperatorRecord,
         operator_doc: Doc,
         sellers: Iterable[tuple[SellerRecord, Doc]],
+        others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
     ) -> int:
         with w.element(f"{{{TM_NS}}}Messaggio", nsmap=self.nsmap):
             with w.element(f"{{{TM_NS}}}Intestazione"):
@@ -119,7 +126,7 @@ class ItProfile(EuProfile):
                 w.element(f"{{{TM_NS}}}Contenuto", {"CodiceFornitura": "DPI23"}),
                 w.element(f"{{{DPITEL_NS}}}Fornitura"),
             ):
-                return self.write_message(w, header, operator, operator_doc, sellers)
+                return self.write_message(w, header, operator, operator_doc, sellers, others=others)
 
 
 IT = ItProfile()

@@ -475,6 +475,22 @@ def check_assumed_operator_res_country(ctx: Context, body: Body) -> Iterator[Hit
             yield other.hit(None, "The AssumedPlatformOperator has no ResCountryCode: add at least one.")
 
 
+def check_assumed_operator_in_member_state(ctx: Context, body: Body) -> Iterator[Hit]:
+    """The AdE checker's E4050, Italy's domestic reading of 40050: a member state among the
+    assumed operator's residence countries, not necessarily the receiving one."""
+    for other in body.others:
+        if other.elem.tag != ASSUMED:
+            continue
+        codes = [_text(c) for c in other.elem.findall(_q("ResCountryCode"))]
+        if codes and not any(is_eu(c) for c in codes):
+            yield other.hit(
+                None,
+                f"No ResCountryCode of the AssumedPlatformOperator ({', '.join(codes)}) is a member state: "
+                "this authority takes only assumed operators resident in the Union (in the configuration, the "
+                "country of its [[assumed_operators]] address).",
+            )
+
+
 def check_assumed_operator_in_receiver(ctx: Context, body: Body) -> Iterator[Hit]:
     receiver = ctx.receiver
     for other in body.others:
@@ -1091,7 +1107,20 @@ EU_RULES: tuple[Rule, ...] = (
 )
 
 #: Every rule check_message can run, by code: the EU table plus what national profiles register.
-RULES: dict[str, Rule] = {rule.code: rule for rule in EU_RULES}
+#: Rules of a national checker with no EU code of their own, each added to its profile's rule set.
+NATIONAL_RULES: tuple[Rule, ...] = (
+    # Sogei's checker of the AdE, v01.09.00, config/description.properties (reference §4.2): "E4050 =
+    # OtherPlatformOperators/AssumedPlatformOperator/ResCountryCode -> At least one Residence Country
+    # Code provided for an assumed Platform Operator must be a MS code."
+    Rule(
+        "E4050",
+        "IT_E4050",
+        Scope.BODY,
+        check_assumed_operator_in_member_state,
+        "At least one Residence Country Code provided for an assumed Platform Operator must be a MS code.",
+    ),
+)
+RULES: dict[str, Rule] = {rule.code: rule for rule in (*EU_RULES, *NATIONAL_RULES)}
 
 
 def register_rule(rule: Rule, *, replace: bool = False) -> Rule:

@@ -56,6 +56,7 @@ from reporting.ledger.model import (
     canonical_json,
     content_hash,
     doc_type_indic,
+    opo_key,
 )
 from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
 from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
@@ -98,6 +99,7 @@ __all__ = [
     "doc_type_indic",
     "ledger_problems",
     "open_ledger",
+    "opo_key",
     "plan_filing",
     "resolve_ledger_url",
 ]

@@ -1,9 +1,13 @@
 """The ledger's vocabulary: record kinds, document types, statuses, and the plain records that the
 planner works on. Nothing here touches a database.
 
-A *record* is one correctable element of a DPI message: the ``PlatformOperator``, the
-``OtherPlatformOperators`` block, or one ``ReportableSeller``. Its key is ``(kind, seller_key)``:
-``seller_key`` is the seller_id for sellers and ``None`` for the two operator elements.
+A *record* is one correctable element of a DPI message: the ``PlatformOperator``, one
+``AssumedPlatformOperator`` or the ``AssumingPlatformOperator`` of ``OtherPlatformOperators``
+(each with a DocSpec of its own, kind ``other_platform_operators``), or one ``ReportableSeller``.
+Its key is ``(kind, seller_key)``: ``seller_key`` is the seller_id for sellers, the other
+operator's role and key for an other operator (``assumed:FR-aeb7f408080c6eaa``: the role, the
+TIN's issuing country and a digest of the TIN, :attr:`reporting.config.OtherOperator.key`), and
+``None`` for the PlatformOperator (the column keeps its name: a public contract).
 Its *content* is the canonical JSON of what was reported (personal data: the ledger that keeps it
 must be protected like the output files).
 """
@@ -52,7 +56,12 @@ REPORTED_STATUSES = (SENT, FAILED)
 
 RecordKey = tuple[str, str | None]
 PO_KEY: RecordKey = (PLATFORM_OPERATOR, None)
-OPO_KEY: RecordKey = (OTHER_PLATFORM_OPERATORS, None)
+
+
+def opo_key(key: str) -> RecordKey:
+    """The record key of the other operator (an assumed or the assuming one) with ledger key ``key``."""
+    return (OTHER_PLATFORM_OPERATORS, key)
+
 
 _INDIC = {RESEND: 0, NEW: 1, CORRECTION: 2, DELETION: 3}
 
@@ -99,9 +108,12 @@ _KIND_LABELS = {PLATFORM_OPERATOR: "PlatformOperator", OTHER_PLATFORM_OPERATORS:
 
 
 def key_label(key: RecordKey) -> str:
-    """``seller S-1``, ``PlatformOperator``: how messages name a record (never by its content)."""
+    """``seller S-1``, ``PlatformOperator``, ``OtherPlatformOperators FR-3f2a…``: how messages
+    name a record (never by its content)."""
     kind, seller_key = key
-    return f"seller {seller_key}" if kind == SELLER else _KIND_LABELS[kind]
+    if kind == SELLER:
+        return f"seller {seller_key}"
+    return _KIND_LABELS[kind] + (f" {seller_key}" if seller_key is not None else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +157,9 @@ class PlannedRecord:
 @dataclass(frozen=True, slots=True)
 class PlannedMessage:
     """One message to render: its MessageTypeIndic and its records (PlatformOperator first, then
-    OtherPlatformOperators, then the sellers by seller_key). The MessageRefId, file name and
-    timestamps are the caller's: :meth:`reporting.ledger.Ledger.record_message` takes them."""
+    the other operators of OtherPlatformOperators by key, then the sellers by seller_key). The
+    MessageRefId, file name and timestamps are the caller's:
+    :meth:`reporting.ledger.Ledger.record_message` takes them."""
 
     message_type_indic: str
     records: tuple[PlannedRecord, ...]
@@ -159,8 +172,9 @@ class PlannedMessage:
         return next(r for r in self.records if r.kind == PLATFORM_OPERATOR)
 
     @property
-    def other_platform_operators(self) -> PlannedRecord | None:
-        return next((r for r in self.records if r.kind == OTHER_PLATFORM_OPERATORS), None)
+    def other_platform_operators(self) -> tuple[PlannedRecord, ...]:
+        """The records of OtherPlatformOperators: assumed operators, or the assuming one."""
+        return tuple(r for r in self.records if r.kind == OTHER_PLATFORM_OPERATORS)
 
     @property
     def sellers(self) -> tuple[PlannedRecord, ...]:

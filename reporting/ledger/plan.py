@@ -7,8 +7,10 @@ fresh DocRefId in the authority's format for a purpose such as ``"correction:sel
 
 Mode ``auto`` (reference §3.3, EU rules 80000-80014, 90030, 90040):
 
-* nothing filed yet: one DPI401 (PlatformOperator and every seller OECD1); without sellers a
-  DPI403 nil report when the profile expects one, else nothing;
+* nothing filed yet: one DPI401 (PlatformOperator, the other operators of OtherPlatformOperators
+  and every seller OECD1); without sellers a DPI403 nil report when the profile expects one (or
+  the message type the profile files an assumed operator's declaration in: ``empty_message_type``),
+  else nothing;
 * nothing changed: nothing;
 * changed or rejected records, sellers no longer reportable, a changed PlatformOperator: one
   DPI402 with corrections (OECD2, CorrDocRefId = the live version) and deletions (OECD3, with the
@@ -16,6 +18,13 @@ Mode ``auto`` (reference §3.3, EU rules 80000-80014, 90030, 90040):
 * new sellers: one DPI401 with them as OECD1 and the PlatformOperator resent (OECD0) under its
   live DocRefId: the one the DPI402 just gave it when it was corrected in the same plan. New and
   corrected records never share a message (80010); the DPI402 comes first.
+
+An other operator (an ``AssumedPlatformOperator``, or the ``AssumingPlatformOperator``) is a record
+like a seller, keyed by its ledger key: a new one is OECD1 in the DPI401 of the new sellers (an
+assumed operator comes with its sellers), a changed one OECD2 and one no longer named OECD3 in the
+DPI402, with its sellers that are gone. A new one without a new seller goes in a message of its
+own only in a period without sellers (the assumed operator's own declaration); otherwise a DPI401
+would have no seller (EU rule 20040) and a DPI402 cannot carry it (80010): the plan is refused.
 
 The explicit modes ``new``, ``correction``, ``deletion`` and ``nil`` check their preconditions
 and refuse with :class:`LedgerModeError`, whose message says why and what to use instead.
@@ -41,7 +50,7 @@ from reporting.ledger.model import (
     DPI403,
     KINDS,
     NEW,
-    OPO_KEY,
+    OTHER_PLATFORM_OPERATORS,
     PLATFORM_OPERATOR,
     PO_KEY,
     PUBLISHED,
@@ -81,6 +90,7 @@ def plan_filing(
     authority: str = "",
     year: int | None = None,
     indic: DocTypeIndic = doc_type_indic,
+    empty_message_type: str = DPI403,
 ) -> list[PlannedMessage]:
     """The messages to send for one period and authority, in sending order ([] = nothing to send).
 
@@ -88,7 +98,12 @@ def plan_filing(
     PlatformOperator resent, or with ``withdraw=True`` the whole filing, PlatformOperator included
     (EU rule 80009). ``authority`` and ``year`` name the period in messages and travel with the
     planned messages. ``indic`` maps (doc type, environment) to the DocTypeIndic.
+    ``empty_message_type`` is the MessageTypeIndic of a message without sellers that carries new
+    records: DPI403 (a nil report; the assumed operator's declaration in most editions), or DPI401
+    where the authority files the assumed operator's declaration so (HMRC's service).
     """
+    if empty_message_type not in (DPI401, DPI403):
+        raise ValueError(f"empty_message_type {empty_message_type!r}: expected DPI401 or DPI403")
     if environment not in ENVIRONMENTS:
         raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
     if mode not in MODES:
@@ -105,7 +120,7 @@ def plan_filing(
             f"the ledger of {period} holds live records but no live PlatformOperator "
             f"({', '.join(key_label(k) for k in _order(live)[:5])}); it needs a look by hand before the next filing"
         )
-    b = _Builder(new_id, live, environment, authority, year, indic)
+    b = _Builder(new_id, live, environment, authority, year, indic, empty_message_type)
     if mode == "auto":
         return _auto(b, current, live, profile_expects_nil, period)
     if mode == "new":
@@ -255,10 +270,9 @@ def _initial(b: _Builder, current: Current, *, nil_ok: bool) -> list[PlannedMess
     if not sellers and not nil_ok:
         return []
     records = [b.new(PO_KEY, current)]
-    if OPO_KEY in current:
-        records.append(b.new(OPO_KEY, current))
+    records += [b.new(k, current) for k in _others(current)]
     records += [b.new(k, current) for k in sellers]
-    return [b.message(DPI401 if sellers else DPI403, records)]
+    return [b.message(DPI401 if sellers else b.empty_message_type, records)]
 
 
 def _correction(b: _Builder, current: Current, live: Live, diff: _Diff) -> PlannedMessage | None:
@@ -278,12 +292,13 @@ def _additional(b: _Builder, current: Current, new: list[RecordKey], po_ref: str
     if any(k[0] == SELLER for k in new):
         return b.message(DPI401, records)
     if not _sellers(current):
-        # A nil period that gains an OtherPlatformOperators block (the assumed operator).
-        return b.message(DPI403, records)
+        # A period without sellers that gains an other operator: the declaration of an operator
+        # whose reporting another assumes (or a nil report that comes to name one).
+        return b.message(b.empty_message_type, records)
     raise LedgerModeError(
-        f"mode auto: in {period} the OtherPlatformOperators block is new but no seller is; a DPI401 needs a "
-        "new seller (EU rule 20040) and a DPI402 cannot carry new records (80010): file it with the next new "
-        "seller, or withdraw and refile the period"
+        f"mode auto: in {period} other operator(s) are new ({_labels(new)}) but no seller is; a DPI401 "
+        "needs a new seller (EU rule 20040) and a DPI402 cannot carry new records (80010): file them with the "
+        "next new seller, or withdraw and refile the period"
     )
 
 
@@ -291,8 +306,12 @@ def _sellers(records: Iterable[RecordKey]) -> list[RecordKey]:
     return _order(k for k in records if k[0] == SELLER)
 
 
+def _others(records: Iterable[RecordKey]) -> list[RecordKey]:
+    return _order(k for k in records if k[0] == OTHER_PLATFORM_OPERATORS)
+
+
 def _order(keys: Iterable[RecordKey]) -> list[RecordKey]:
-    """Body order: PlatformOperator, OtherPlatformOperators, then the sellers by seller_key."""
+    """Body order: PlatformOperator, the other operators by key, then the sellers by seller_key."""
     return sorted(keys, key=lambda k: (KINDS.index(k[0]), k[1] or ""))
 
 
@@ -305,8 +324,10 @@ def _check_keys(records: Mapping[RecordKey, Any], name: str) -> None:
     for kind, seller_key in records:
         if kind not in KINDS:
             raise ValueError(f"{name}: record kind {kind!r}: expected one of {', '.join(KINDS)}")
-        if (kind == SELLER) != (seller_key is not None):
-            raise ValueError(f"{name}: a seller record has a seller_key, an operator record has None ({kind!r})")
+        if (kind == PLATFORM_OPERATOR) != (seller_key is None):
+            raise ValueError(
+                f"{name}: the PlatformOperator record has no key, a seller or other operator record has one ({kind!r})"
+            )
 
 
 class _Builder:
@@ -320,7 +341,9 @@ class _Builder:
         authority: str,
         year: int | None,
         indic: DocTypeIndic,
+        empty_message_type: str = DPI403,
     ) -> None:
+        self.empty_message_type = empty_message_type
         self.new_id = new_id
         self.used = {r.doc_ref_id for r in live.values()}
         self.environment = environment

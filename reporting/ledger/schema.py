@@ -65,7 +65,7 @@ messages = sa.Table(
     sa.Column("approved_by", sa.String(200)),
     sa.Column("approved_at", sa.DateTime),
     # the configuration's id of the operator that filed it ([operators.ID]; "default": [operator]):
-    # a period's live state, pending messages and lock are each operator's own (revision 0003)
+    # a period's live state, pending messages and lock are each operator's own (revision 0004)
     sa.Column("operator_id", sa.String(32), nullable=False, server_default=DEFAULT_OPERATOR),
     sa.UniqueConstraint("message_ref_id"),
     sa.CheckConstraint(_one_of("environment", ENVIRONMENTS), name="environment"),
@@ -98,10 +98,9 @@ records = sa.Table(
     sa.CheckConstraint(_one_of("kind", KINDS), name="kind"),
     sa.CheckConstraint(_one_of("doc_type", DOC_TYPES), name="doc_type"),
     sa.CheckConstraint(_one_of("status", RECORD_STATUSES), name="status"),
-    sa.CheckConstraint(
-        "(kind = 'seller' AND seller_key IS NOT NULL) OR (kind <> 'seller' AND seller_key IS NULL)",
-        name="seller_key",
-    ),
+    # Every record but the PlatformOperator has a key: a seller its seller_id, another operator of
+    # OtherPlatformOperators its ledger key (revision 0003; before it, other operators had none).
+    sa.CheckConstraint("(kind = 'platform_operator') = (seller_key IS NULL)", name="seller_key"),
     sa.CheckConstraint(
         "(doc_type IN ('correction', 'deletion')) = (corr_doc_ref_id IS NOT NULL)",
         name="corr_doc_ref_id",
@@ -158,7 +157,7 @@ locks = sa.Table(
     sa.Column("acquired", sa.DateTime, nullable=False),
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
-    # each operator of a group files a period under its own lock (revision 0003)
+    # each operator of a group files a period under its own lock (revision 0004)
     sa.Column("operator_id", sa.String(32), primary_key=True, server_default=DEFAULT_OPERATOR),
 )
 

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from reporting.authorities import select_profile
+from reporting.countries import is_eu
 from reporting.errors import ConfigError
 from reporting.ledger import SELLER, Ledger, LedgerModeError, open_ledger
 from reporting.ledger.model import LIVE_MESSAGE_STATUSES
@@ -82,13 +83,15 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
     """The authorities this run files to.
 
     A filing (routing ``nexus``) goes to the filing state alone: when it has sellers now, a filing
-    of the period in the ledger (a correction or deletion may be due), or a profile that expects a
-    nil report for a period without sellers. A preview goes to every state that receives a seller
-    (``routed``). Either is narrowed to ``settings.authorities``."""
+    of the period in the ledger (a correction or deletion may be due), a profile that expects a
+    nil report for a period without sellers, or an operator whose reporting another assumes (its
+    declaration). A preview goes to every state that receives a seller (``routed``), and to each
+    member state an assumed operator is resident in (:func:`assumed_residences`). Either is narrowed
+    to ``settings.authorities``."""
     env, year = settings.environment, settings.year
     filing_state = settings.filing_state
     if settings.preview:
-        found = sorted(routed)
+        found = sorted(set(routed) | assumed_residences(settings))
         if settings.authorities is not None:
             found = [a for a in found if a in settings.authorities]
         return found
@@ -99,7 +102,10 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
         for m in ledger.messages(year=year, environment=env, authority=filing_state, operator_id=settings.operator_id)
         if m.status in LIVE_MESSAGE_STATUSES
     }
-    nil = {filing_state} if select_profile(filing_state, settings.config).expects_nil else set()
+    # a nil report where the profile expects one; the declaration of an operator whose reporting
+    # another assumes (no seller) wherever it files
+    assumed = settings.config.operator.assuming_operator is not None
+    nil = {filing_state} if assumed or select_profile(filing_state, settings.config).expects_nil else set()
     found = sorted((set(routed) | filed | nil) & {filing_state})
     if settings.authorities is not None:
         others = sorted(set(settings.authorities) - {filing_state})
@@ -114,6 +120,15 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
             found = [filing_state]  # named explicitly: a nil report or a mode that needs it
         found = [a for a in found if a in settings.authorities]
     return found
+
+
+def assumed_residences(settings: RunSettings) -> set[str]:
+    """The member states an assumed operator (``[[assumed_operators]]``) is resident in: in the
+    exchange each receives its resident assumed operators (EU rule 40050), in a DPI403 where it
+    receives no seller. That DPI403 is the only nil message the exchange admits: it names an
+    AssumedPlatformOperator (20030) and no seller (20050). Whether the filing state sends it is
+    read from these rules alone (no text of Article 8ac on it was found): unsure."""
+    return {o.address.country for o in settings.config.operator.assumed_operators if is_eu(o.address.country)}
 
 
 def _check_deletion(settings: RunSettings, ledger: Ledger, authorities: list[str]) -> None:

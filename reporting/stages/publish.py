@@ -441,6 +441,8 @@ def _write_manifest(
         "superseded": [],  # kept for readers of older manifests: files are never moved now
         "discarded": discarded,
         "other_live_filings": other_live_filings,
+        # another operator reports this operator's sellers: its files carry none (the declaration)
+        "assumed_reporting": settings.config.operator.assuming_operator is not None,
         "staging": settings.run_dir,
         "summary": {
             "sellers_read": extract["counts"]["sellers"],

@@ -10,7 +10,7 @@ import io
 import logging
 import os
 import shutil
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,14 +36,19 @@ from reporting.ledger import (
     RecordKey,
     content_hash,
     open_ledger,
+    opo_key,
     plan_filing,
 )
-from reporting.mapping import operator_record, seller_records, share_seller_rows
+from reporting.ledger.model import DPI403
+from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
     MessageHeader,
     OperatorRecord,
+    OtherOperatorRecord,
     SellerRecord,
     operator_content,
+    other_operator_content,
+    other_operator_from_content,
     seller_content,
     seller_from_content,
 )
@@ -52,6 +57,7 @@ from reporting.settings import RunSettings, read_json, write_json
 from reporting.stages.plan import discard_pending, plan, planned_authorities, stage_ledger
 from reporting.staging import connect
 from reporting.variants import reading_for
+from reporting.vocabulary import ASSUMED, DEFAULT_OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +180,14 @@ def _render_one(
     current: dict[RecordKey, tuple[str, Any]] = {}
     po = operator_content(operator)
     current[PO_KEY] = (content_hash(po), po)
+    others = _other_operators(settings, profile, authority)
+    for other in others:
+        content = other_operator_content(other)
+        current[opo_key(other.key)] = (content_hash(content), content)
+    # another operator assumes this one's reporting: its declaration carries no seller
+    assumed = settings.config.operator.assuming_operator is not None
+    not_reported = 0
+    unreported: list[str] = []  # where an operator of the group assumes this one's reporting
     records = seller_records(
         con,
         authority,
@@ -187,8 +201,40 @@ def _render_one(
         if problems:  # the rules stage quarantines such sellers: this is a safety net
             findings.extend(problems)
             continue
+        if assumed:
+            not_reported += 1
+            if settings.assumed_by:
+                unreported.append(record.seller_id)
+            continue
         content = seller_content(record)
         current[(SELLER, record.seller_id)] = (content_hash(content), content)
+    if unreported and settings.assumed_by:
+        raise DataError(
+            [
+                Finding(
+                    rule="operator.assumed_within_group",
+                    table="transactions",
+                    key=seller_id,
+                    seller_id=seller_id,
+                    message=f"a reportable seller of transactions attributed to operator {settings.operator_id} "
+                    f"(transactions.operator_id), whose reporting operator {settings.assumed_by} of the group "
+                    f"assumes ({_assuming_table(settings.operator_id)}): {settings.assumed_by}'s run reads the "
+                    f"transactions attributed to it alone, so no filing would report this seller. Attribute the "
+                    f"seller's transactions to '{settings.assumed_by}', or remove the assumption from both "
+                    "operators' tables",
+                )
+                for seller_id in unreported
+            ],
+            headline=f"{authority} {year}: {len(unreported)} reportable seller(s) no operator of the group reports",
+        )
+    if not_reported:
+        log.warning(
+            "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
+            "([assuming_operator]) assumes this operator's reporting and reports them in its own filing",
+            authority,
+            year,
+            not_reported,
+        )
     live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
     mode = settings.mode
     sellers: Collection[str] | None = settings.sellers
@@ -199,7 +245,12 @@ def _render_one(
     plan = plan_filing(
         current,
         live,
-        profile_expects_nil=profile.expects_nil,
+        # the assumed operator's declaration is due also where nil reports are not; a preview
+        # sends a state its resident assumed operators in a DPI403 when it receives no seller
+        profile_expects_nil=profile.expects_nil
+        or (not settings.preview and assumed)
+        or (settings.preview and bool(others)),
+        empty_message_type=profile.assumed_message_type if assumed else DPI403,
         new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
         environment=env,
         mode=mode,
@@ -226,18 +277,57 @@ def _render_one(
     return rendered
 
 
+def _assuming_table(operator_id: str) -> str:
+    """The table that names the operator assuming ``operator_id``'s reporting."""
+    return "[assuming_operator]" if operator_id == DEFAULT_OPERATOR else f"[operators.{operator_id}.assuming_operator]"
+
+
+def _other_operators(
+    settings: RunSettings, profile: AuthorityProfile, authority: str
+) -> tuple[OtherOperatorRecord, ...]:
+    """The other operators of this operator's messages to ``authority``.
+
+    A filing names them all (``[[assumed_operators]]``, or the ``[assuming_operator]``), where
+    the profile's edition can: NAV's DPI_HU has no AssumedPlatformOperator, and the run says that
+    it leaves them out. A preview (routing ``jurisdiction``) shows what the filing state sends each
+    member state in the exchange between authorities: there an assumed operator goes to the state
+    it is resident in (EU rule 40050: one of its ResCountryCodes is the receiving country) and the
+    AssumingPlatformOperator to none (20020), as an operator whose reporting is assumed sends no
+    seller. A state that receives no seller gets its resident assumed operators in a DPI403
+    (:func:`reporting.stages.plan.assumed_residences`)."""
+    others = other_operator_records(settings.config.operator)
+    if settings.preview:
+        return tuple(o for o in others if o.role == ASSUMED and o.res_country == authority)
+    if not profile.names_assumed_operators:
+        dropped = [o for o in others if o.role == ASSUMED]
+        if dropped:
+            log.warning(
+                "%s %s: the %s edition has no AssumedPlatformOperator: the %d operator(s) of "
+                "[[assumed_operators]] are not named in the filing (their sellers are reported all the same); "
+                "each names this operator as its AssumingPlatformOperator in its own filing",
+                authority,
+                settings.year,
+                profile.edition,
+                len(dropped),
+            )
+        others = tuple(o for o in others if o.role != ASSUMED)
+    return others
+
+
 def _parts(
     profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, env: str
 ) -> list[PlannedMessage]:
     """A planned message as the files the profile takes: itself, or parts of at most
     ``max_sellers_per_file`` sellers and ``max_file_bytes`` bytes, the PlatformOperator resent
-    (OECD0) in every part after the first."""
+    (OECD0) in every part after the first. The other operators go in the first part: each record
+    is sent once (a DocRefId is never reused, EU rule 80000)."""
     if not (profile.max_sellers_per_file or profile.max_file_bytes) or not planned.sellers:
         return [planned]
     po = planned.platform_operator
     if po.doc_type == DELETION:
         raise LedgerError("a withdrawal of the whole filing cannot be split into parts")
     header = MessageHeader("XX", "XX", "X" * 40, planned.message_type_indic, date(2000, 12, 31), datetime(2000, 1, 1))
+    others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
     records = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
     by_id = {r.seller_key: r for r in planned.sellers}
     findings: list[Finding] = []
@@ -251,6 +341,7 @@ def _parts(
             profile.max_sellers_per_file,
             profile.max_file_bytes,
             findings,
+            _others(others),
         )
     )
     if findings:
@@ -265,12 +356,22 @@ def _parts(
         content_hash=po.content_hash,
         content=po.content,
     )
-    others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
     return [
-        replace(planned, records=(po if i == 0 else resend, *others, *(by_id[rec.seller_id] for rec, _ in batch)))
+        replace(
+            planned,
+            records=(
+                *((po, *others) if i == 0 else (resend,)),
+                *(by_id[rec.seller_id] for rec, _ in batch),
+            ),
+        )
         for i, batch in enumerate(batches)
         if batch
     ]
+
+
+def _others(records: Iterable[PlannedRecord]) -> list[tuple[OtherOperatorRecord, Doc]]:
+    """The OtherPlatformOperators of a message, as the writer takes them."""
+    return [(other_operator_from_content(r.content), _doc(r)) for r in records if r.kind == OTHER_PLATFORM_OPERATORS]
 
 
 def _doc(r: PlannedRecord) -> Doc:
@@ -310,7 +411,7 @@ def _write_message(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
-            count = profile.write(fh, h, operator, _doc(planned.platform_operator), sellers)
+            count = profile.write(fh, h, operator, _doc(planned.platform_operator), sellers, _others(planned.records))
     except BaseException:
         tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
         raise
@@ -356,9 +457,10 @@ def _size(
     operator: OperatorRecord,
     doc: Doc,
     records: list[tuple[SellerRecord, Doc]],
+    others: Sequence[tuple[OtherOperatorRecord, Doc]] = (),
 ) -> int:
     buf = io.BytesIO()
-    profile.write(buf, header, operator, doc, records)
+    profile.write(buf, header, operator, doc, records, others)
     return len(buf.getvalue())
 
 
@@ -371,15 +473,19 @@ def _split(
     max_sellers: int | None,
     max_bytes: int | None,
     findings: list[Finding],
+    others: list[tuple[OtherOperatorRecord, Doc]] | None = None,
 ) -> Iterator[list[tuple[SellerRecord, Doc]]]:
     """Batches of sellers that each fit a file: at most ``max_sellers``, and at most
     ``max_bytes`` once written (each seller's exact size is measured by writing it once; a part's
-    sellers are held in memory until the part is written, so its size bounds the memory)."""
-    empty = _size(profile, header, operator, operator_doc, []) if max_bytes else 0
+    sellers are held in memory until the part is written, so its size bounds the memory). The
+    other operators, written in the first part, count in every part's size (a few hundred bytes)."""
+    others = others or []
+    empty = _size(profile, header, operator, operator_doc, [], others) if max_bytes else 0
     batch: list[tuple[SellerRecord, Doc]] = []
     size = empty
     for rec in records:
-        n = _size(profile, header, operator, operator_doc, [rec]) - empty if max_bytes else 0
+        # the seller's own bytes: measured against the same empty message, other operators included
+        n = _size(profile, header, operator, operator_doc, [rec], others) - empty if max_bytes else 0
         if max_bytes and empty + n > max_bytes:
             findings.append(
                 Finding(

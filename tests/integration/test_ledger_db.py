@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from ledger_filing import Filer, current
+from ledger_filing import Filer, current, item
 from lxml import etree
 from resources import require_file, vendored
 
@@ -43,7 +43,7 @@ from reporting.ledger import (
     open_ledger,
 )
 from reporting.ledger import schema as t
-from reporting.ledger.model import SELLER
+from reporting.ledger.model import SELLER, opo_key
 from reporting.ledger.status import import_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_migrations_build_exactly_the_model_and_run_again_harmlessly(ledger_url:
         pass
     with open_ledger(ledger_url) as led, led.engine.connect() as conn:  # the second open is a no-op
         context = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE})
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
         assert compare_metadata(context, t.metadata) == []
         names = set(sa.inspect(conn).get_table_names())
     assert {"ledger_messages", "ledger_records", "ledger_errors", "ledger_status_imports", "ledger_locks"} <= names
@@ -134,6 +134,52 @@ def test_a_filing_history_keeps_one_live_version_per_record(ledger: Ledger) -> N
     ]
     assert listed[0].triggered_by == "tester" and listed[0].transfer_id == f"T-{first}"
     assert f.plan(current(po=2, sellers={"S1": 2, "S3": 1})) == []
+
+
+def test_assumed_operators_added_and_removed_replay_to_the_live_state(ledger: Ledger) -> None:
+    """Issue 18 on a real ledger: a first filing; an assumed operator added with its sellers (a
+    DPI401: its record OECD1, its sellers OECD1, the PlatformOperator resent); another added and
+    the first removed with its seller (a DPI402 deleting both, then a DPI401 adding the other). The
+    live state read back from the database after each step is the one the plan says."""
+    f = Filer(ledger)
+    f.file(current(sellers={"S1": 1}))
+    first_po = f.live()[PO_KEY].doc_ref_id
+
+    def with_others(sellers: dict[str, int], *keys: str) -> dict:
+        cur = current(sellers=sellers)
+        for key in keys:
+            cur[opo_key(key)] = item({"assumed": key, "name": f"Market {key}"})
+        return cur
+
+    [added] = f.plan(with_others({"S1": 1, "A1": 1}, "FR-9"))
+    assert [(r.kind, r.seller_key, r.doc_type) for r in added.records] == [
+        ("platform_operator", None, "resend"),
+        ("other_platform_operators", "FR-9", "new"),
+        ("seller", "A1", "new"),
+    ]
+    assert (added.message_type_indic, added.platform_operator.doc_ref_id) == ("DPI401", first_po)
+    [ref] = f.record([added])
+    ledger.mark_published(ref)
+    live = f.live()
+    assert set(live) == {PO_KEY, opo_key("FR-9"), (SELLER, "S1"), (SELLER, "A1")}
+    assert live[opo_key("FR-9")].content == {"assumed": "FR-9", "name": "Market FR-9"}
+    assert live[opo_key("FR-9")].message_ref_id == ref
+
+    removal, addition = f.plan(with_others({"S1": 1, "B1": 1}, "IT-2"))
+    assert [(r.kind, r.seller_key, r.doc_type, r.corr_doc_ref_id) for r in removal.records] == [
+        ("platform_operator", None, "resend", None),
+        ("other_platform_operators", "FR-9", "deletion", live[opo_key("FR-9")].doc_ref_id),
+        ("seller", "A1", "deletion", live[(SELLER, "A1")].doc_ref_id),
+    ]
+    assert removal.message_type_indic == "DPI402" and addition.message_type_indic == "DPI401"
+    refs = f.record([removal, addition])
+    for r in refs:
+        ledger.mark_published(r)
+    after = f.live()
+    assert set(after) == {PO_KEY, opo_key("IT-2"), (SELLER, "S1"), (SELLER, "B1")}
+    states = {(r.kind, r.seller_key, r.doc_type): r.status for r in ledger.records(ref)}
+    assert states[("other_platform_operators", "FR-9", "new")] == "deleted"
+    assert f.plan(with_others({"S1": 1, "B1": 1}, "IT-2")) == []
 
 
 def test_ids_are_never_reused_across_reruns_environments_and_authorities(ledger: Ledger) -> None:
@@ -219,6 +265,15 @@ def test_the_database_itself_refuses_a_reused_doc_ref_id_but_allows_resends(ledg
                 doc_ref_id=live[PO_KEY].doc_ref_id,
             )
         )
+    for kind, key in (("other_platform_operators", None), ("platform_operator", "FR-1"), ("seller", None)):
+        with pytest.raises(sa.exc.IntegrityError), ledger.engine.begin() as conn:  # only the operator has no key
+            conn.execute(
+                sa.insert(t.records).values(
+                    **row
+                    | {"message_id": new_message, "position": 5, "doc_type": "new", "kind": kind, "seller_key": key},
+                    doc_ref_id=f"DE2025-{kind}-keyless",
+                )
+            )
     with pytest.raises(sa.exc.IntegrityError), ledger.engine.begin() as conn:  # only the operator is resent
         conn.execute(
             sa.insert(t.records).values(

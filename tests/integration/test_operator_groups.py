@@ -376,3 +376,115 @@ def test_a_source_without_the_column_is_the_default_operators_alone(tmp_path: Pa
     result = _run(tmp_path, config, url, f"sqlite:///{tmp_path}/ledger.sqlite3")
     read = {r.operator_id: r.manifest["summary"]["transactions_read"] for r in result.operators}
     assert read == {"default": 89, "lt2": 0, "de_gmbh": 0}
+
+
+# ------------------------------------------- one operator of the group assumes another's reporting
+
+#: [operator] assumes the reporting of de_gmbh: both sides declared, each in its own table
+ASSUMED_WITHIN = """
+[operators.de_gmbh.assuming_operator]
+name = "Demo Marketplace UAB"
+tin = "304567891"
+tin_issued_by = "LT"
+
+[operators.de_gmbh.assuming_operator.address]
+street = "Gedimino pr."
+building = "1"
+post_code = "01103"
+city = "Vilnius"
+country = "LT"
+
+[[assumed_operators]]
+name = "Demo Marktplatz GmbH"
+tin = "12345678901"
+tin_issued_by = "DE"
+
+[assumed_operators.address]
+street = "Unter den Linden"
+building = "1"
+post_code = "10117"
+city = "Berlin"
+country = "DE"
+
+[[operators.lt2.assumed_operators]]
+name = "MotoLoc.fr"
+tin = "555852446"
+tin_issued_by = "FR"
+
+[operators.lt2.assumed_operators.address]
+city = "Neuilly sur Seine"
+country = "FR"
+"""
+
+
+def _other_operators(path: Path) -> list[tuple[str, str | None, str | None]]:
+    """Each OtherPlatformOperators entry of a message: its element, Name and TIN."""
+    return [
+        (etree.QName(o).localname, o.findtext("dpi:Name", namespaces=NS), o.findtext("dpi:TIN", namespaces=NS))
+        for o in etree.parse(path).iterfind(".//dpi:OtherPlatformOperators/*", NS)
+    ]
+
+
+def test_an_operator_of_the_group_files_for_another_one_of_it(tmp_path: Path) -> None:
+    """[operator] assumes de_gmbh's reporting, and lt2 an operator outside the group: de_gmbh's
+    transactions are attributed to [operator], which reports its seller and names it as
+    AssumedPlatformOperator; de_gmbh files its declaration in DE (AssumedReporting, the
+    AssumingPlatformOperator, no seller); lt2 names the operator it assumes. Each file passed its
+    schema and the preflight (the run's validate stage) before anything was published."""
+    m = market()
+    for row in m.rows["transactions"]:
+        if row["operator_id"] == "de_gmbh":  # the assuming operator reports them, from its own
+            row["operator_id"] = "default"
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP + ASSUMED_WITHIN)
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    result = _run(tmp_path, config, m.write(f"sqlite:///{tmp_path}/source.db"), ledger)
+    by = {r.operator_id: r for r in result.operators}
+    out = tmp_path / "out"
+    # EDGE: 58 sales of the default operator's platform now (29 + 29, EUR 4,000.00): reportable
+    assert decisions(by["default"])["EDGE"] == "reported" and decisions(by["de_gmbh"]) == {}
+    ((default_file,),) = [[f["file"] for f in by["default"].manifest["files"]]]
+    assert _other_operators(out / default_file) == [("AssumedPlatformOperator", "Demo Marktplatz GmbH", "12345678901")]
+    assert considerations(out / default_file) == [310, 4000]  # ONLY_DEF; EDGE: 28 x 69.00 + 68.00, twice
+    (de_file,) = by["de_gmbh"].manifest["files"]
+    assert (de_file["authority"], de_file["sellers"]) == ("DE", 0)
+    de_xml = etree.parse(out / "operators" / "de_gmbh" / de_file["file"])
+    assert de_xml.findtext(".//dpi:MessageTypeIndic", namespaces=NS) == "DPI403"
+    assert de_xml.findtext(".//dpi:PlatformOperator/dpi:AssumedReporting", namespaces=NS) == "true"
+    assert _other_operators(out / "operators" / "de_gmbh" / de_file["file"]) == [
+        ("AssumingPlatformOperator", "Demo Marketplace UAB", "304567891")
+    ]
+    assert by["de_gmbh"].manifest["assumed_reporting"] is True and by["default"].manifest["assumed_reporting"] is False
+    ((lt2_file,),) = [[f["file"] for f in by["lt2"].manifest["files"]]]
+    assert _other_operators(out / "operators" / "lt2" / lt2_file) == [
+        ("AssumedPlatformOperator", "MotoLoc.fr", "555852446")
+    ]
+    # each operator's ledger holds its own other operators' records
+    from reporting.ledger import open_ledger
+
+    with open_ledger(ledger, create=False) as led:
+        kinds = {
+            op: sorted(k[1] for k in led.live_records("test", a, 2025, operator_id=op) if k[0] != "seller" and k[1])
+            for op, a in (("default", "LT"), ("lt2", "LT"), ("de_gmbh", "DE"))
+        }
+    assert [k.split(":")[0] for k in kinds["default"]] == ["assumed"]
+    assert [k.split(":")[0] for k in kinds["lt2"]] == ["assumed"] and kinds["lt2"] != kinds["default"]
+    assert [k.split(":")[0] for k in kinds["de_gmbh"]] == ["assuming"]
+
+
+def test_sellers_left_with_an_operator_whose_reporting_the_group_assumes_stop_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """de_gmbh's transactions still attributed to de_gmbh, whose reporting [operator] assumes:
+    [operator]'s run does not read them and de_gmbh files no seller, so EDGE would be reported by no
+    one. The run stops before anything is published, naming the seller, the table and the rule."""
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP + ASSUMED_WITHIN)
+    source = market().write(f"sqlite:///{tmp_path}/source.db")
+    argv = ["run", "--config", str(config), "--source", source, "--year", "2025", "--as-of", "2026-01-15"]
+    argv += ["--out", str(tmp_path / "out"), "--staging", str(tmp_path / "staging")]
+    argv += ["--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "DE 2025: 1 reportable seller(s) no operator of the group reports" in err
+    assert "[operator.assumed_within_group] transactions EDGE: a reportable seller of transactions attributed" in err
+    assert "operator de_gmbh" in err and "[operators.de_gmbh.assuming_operator]" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator

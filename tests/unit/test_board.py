@@ -405,3 +405,28 @@ def test_a_partial_rejection_that_names_no_record_is_a_warning_on_the_board_and_
     assert "names no rejected record" in " ".join(dac7_view._filing_row(filing))
     overview, _ = dac7_view.overview(dac7_view.Sources(ledger_url, None), status=dac7_view.PARTIAL)
     assert [(y.year, y.messages) for y in overview] == [(2025, 1)]
+
+
+def test_a_rejected_assumed_operator_is_not_listed_as_a_rejected_seller(
+    board: Any, ledger: Ledger, ledger_url: str
+) -> None:
+    """An AssumedPlatformOperator record is keyed in the ledger's seller_key column like a seller;
+    when the authority rejects it (40050, say), the view counts the rejected record but names no
+    seller for it: its key is no seller id."""
+    from ledger_filing import item
+
+    from reporting.ledger.model import opo_key
+
+    f = Filer(ledger, environment="prod", authority="LT", year=2025)
+    cur = current(sellers={"S1": 1, "S2": 1})
+    cur[opo_key("assumed:LV-0123456789abcdef")] = item({"role": "assumed", "name": "Skuteri SIA"})
+    [ref] = f.record(f.plan(cur))
+    ledger.mark_published(ref, at=datetime(2026, 1, 20))
+    by_key = {r.seller_key: r.doc_ref_id for r in ledger.records(ref)}
+    import_bytes(ledger, status_xml(ref, [by_key["assumed:LV-0123456789abcdef"], by_key["S2"]]))
+
+    import dac7_view
+
+    [filing] = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2025).filings["LT"]
+    assert filing.rejected_records == 2
+    assert filing.rejected_sellers == ("S2",)

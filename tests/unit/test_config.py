@@ -216,3 +216,185 @@ def test_operator_texts_that_are_ordinary_pass() -> None:
         assert parse_config(raw).operator.name == name.strip()
     raw["operator"]["address"]["city"] = "Vilnius\u2028"  # a line separator is a character XML carries
     parse_config(raw)
+
+
+# ------------------------------------------------------------------ assumed and assuming operators
+
+ASSUMED_TOML = """
+[[assumed_operators]]
+name = "MotoLoc.fr"
+tin = "555852446"
+tin_issued_by = "FR"
+[assumed_operators.address]
+street = "rue Bernard Ouillon"
+building = "25"
+post_code = "92200"
+city = "Neuilly sur Seine"
+country = "FR"
+
+[[assumed_operators]]
+name = "Scooters SRL"
+tin = "12345670017"
+tin_issued_by = "IT"
+vat = "IT12345670017"
+[assumed_operators.address]
+city = "Roma"
+country = "IT"
+"""
+
+ASSUMING_TOML = """
+[assuming_operator]
+name = "QuickService.de"
+tin = "HRB 12345"
+tin_issued_by = "DE"
+vat = "DE123456789"
+[assuming_operator.address]
+street = "Haupstrasse"
+building = "5"
+post_code = "53111"
+city = "Bonn"
+country = "DE"
+"""
+
+
+def with_toml(extra: str) -> dict:
+    return tomllib.loads((REPO / "dac7.toml").read_text(encoding="utf-8") + extra)
+
+
+def test_assumed_operators_are_read_in_the_order_of_the_file() -> None:
+    op = parse_config(with_toml(ASSUMED_TOML)).operator
+    assert op.assuming_operator is None
+    first, second = op.assumed_operators
+    assert (first.name, first.tin, first.tin_issued_by, first.vat) == ("MotoLoc.fr", "555852446", "FR", None)
+    assert (first.address.street, first.address.building, first.address.post_code) == (
+        "rue Bernard Ouillon",
+        "25",
+        "92200",
+    )
+    assert (first.address.city, first.address.country) == ("Neuilly sur Seine", "FR")
+    assert (second.name, second.vat, second.address.street, second.address.country) == (
+        "Scooters SRL",
+        "IT12345670017",
+        None,
+        "IT",
+    )
+    # the ledger key: the issuing state and a digest, never the TIN itself
+    assert first.key.startswith("FR-") and len(first.key) == 19 and "555852446" not in first.key
+    assert first.key != second.key
+
+
+def test_the_assuming_operator_is_read() -> None:
+    op = parse_config(with_toml(ASSUMING_TOML)).operator
+    assert op.assumed_operators == ()
+    assert op.assuming_operator is not None
+    assert (op.assuming_operator.name, op.assuming_operator.tin, op.assuming_operator.vat) == (
+        "QuickService.de",
+        "HRB 12345",
+        "DE123456789",
+    )
+    assert op.assuming_operator.address.city == "Bonn"
+
+
+def test_without_the_tables_nothing_changes() -> None:
+    op = parse_config(demo()).operator
+    assert (op.assumed_operators, op.assuming_operator) == ((), None)
+
+
+def test_an_operator_is_never_both_assumed_and_assuming() -> None:
+    with pytest.raises(ConfigError, match=r"\[\[assumed_operators\]\] and \[assuming_operator\] are both given") as e:
+        parse_config(with_toml(ASSUMED_TOML + ASSUMING_TOML))
+    assert "OtherPlatformOperators holds one or the other" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (ASSUMED_TOML.replace('tin = "555852446"\n', ""), r"assumed_operators\[1\]\.tin is required"),
+        (ASSUMED_TOML.replace('name = "Scooters SRL"\n', ""), r"assumed_operators\[2\]\.name is required"),
+        (
+            ASSUMED_TOML.replace('tin_issued_by = "IT"', 'tin_issued_by = "FRA"'),
+            r"assumed_operators\[2\]\.tin_issued_by = 'FRA' is not an ISO 3166",
+        ),
+        (
+            ASSUMED_TOML.replace('country = "FR"', 'country = "France"'),
+            r"assumed_operators\[1\]\.address\.country = 'France'",
+        ),
+        (ASSUMED_TOML.replace('city = "Roma"\n', ""), r"assumed_operators\[2\]\.address\.city is required"),
+        (
+            ASSUMED_TOML.replace("[assumed_operators.address]\ncity", "[assumed_operators.adress]\ncity"),
+            r"unknown key\(s\) in \[assumed_operators\[2\]\]: adress \(did you mean address\?\)",
+        ),
+        (ASSUMED_TOML.replace('vat = "IT12345670017"', "vat = 17"), r"assumed_operators\[2\]\.vat must be a string"),
+        (
+            ASSUMED_TOML.replace('tin = "12345670017"', 'tin = "555852446"').replace('"IT"', '"FR"', 1),
+            r"assumed_operators\[2\] has the TIN of assumed_operators\[1\]",
+        ),
+        (
+            ASSUMING_TOML.replace('name = "QuickService.de"', 'name = "Quick\\u202eService"'),
+            r"assuming_operator\.name contains a bidirectional override",
+        ),
+        (
+            ASSUMING_TOML.replace('street = "Haupstrasse"', f'street = "{"x" * 201}"'),
+            r"assuming_operator\.address\.street is 201 characters long",
+        ),
+        (
+            ASSUMING_TOML.replace('tin = "HRB 12345"\ntin_issued_by = "DE"', 'tin = "304567891"\ntin_issued_by = "LT"'),
+            r"assuming_operator has the operator's own TIN",
+        ),
+        (
+            ASSUMING_TOML.replace("[assuming_operator]", "[[assuming_operator]]").replace(
+                "[assuming_operator.address]", "[assuming_operator.address]"
+            ),
+            r"assuming_operator must be one table: write \[assuming_operator\]",
+        ),
+        (
+            '\n[assumed_operators]\nname = "X"\n',
+            r"assumed_operators must be an array of tables: write \[\[assumed_operators\]\]",
+        ),
+    ],
+)
+def test_mistakes_in_other_operators_name_their_key(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(with_toml(extra))
+
+
+def test_assumed_operators_that_are_no_tables_are_refused() -> None:
+    raw = demo()
+    raw["assumed_operators"] = "X"
+    with pytest.raises(ConfigError, match=r"assumed_operators must be an array of tables"):
+        parse_config(raw)
+    raw["assumed_operators"] = ["X"]
+    with pytest.raises(ConfigError, match=r"\[assumed_operators\[1\]\] must be a table"):
+        parse_config(raw)
+
+
+def test_the_tables_of_a_group_operator_are_read_by_the_same_function() -> None:
+    """``[operators.ID]`` of a group of operators holds the same tables: the function reads any
+    table that holds them, its messages naming the table's place in the file."""
+    from reporting.config import other_operators
+
+    table = tomllib.loads(ASSUMING_TOML)
+    assumed, assuming = other_operators(table, "operators.fr.", "dac7.toml")
+    assert assumed == () and assuming is not None and assuming.name == "QuickService.de"
+    table["assuming_operator"].pop("tin")
+    with pytest.raises(ConfigError, match=r"dac7.toml: operators\.fr\.assuming_operator\.tin is required"):
+        other_operators(table, "operators.fr.", "dac7.toml")
+
+
+def test_other_operators_travel_with_the_run_settings(tmp_path: Path) -> None:
+    """A stage loads the run's settings: both tables come back as they were read."""
+    from reporting.settings import RunSettings, load_settings
+
+    for extra in (ASSUMED_TOML, ASSUMING_TOML):
+        cfg = tmp_path / "dac7.toml"
+        cfg.write_text((REPO / "dac7.toml").read_text(encoding="utf-8") + extra, encoding="utf-8")
+        run_dir = prepare(
+            config_path=cfg,
+            year=2025,
+            out_dir=tmp_path / "out",
+            staging_root=tmp_path,
+            timestamp=datetime(2026, 1, 15, 12, 0),
+        )
+        settings = load_settings(run_dir)
+        again = RunSettings.from_json(settings.to_json())
+        assert again.config.operator == settings.config.operator == load_config(cfg).operator

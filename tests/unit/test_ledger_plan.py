@@ -27,17 +27,21 @@ from reporting.ledger import (
     ledger_problems,
     plan_filing,
 )
-from reporting.ledger.model import OPO_KEY, PROFILE_KINDS, SELLER, RecordKey
+from reporting.ledger.model import PROFILE_KINDS, SELLER, RecordKey, opo_key
 
 Current = dict[RecordKey, tuple[str, Any]]
 
 
-def current(po: int = 1, sellers: Mapping[str, int] | None = None, opo: int | None = None) -> Current:
-    """What a run would report: the operator's version, each seller's version (content stands
-    for the canonical JSON of the record)."""
+def current(
+    po: int = 1, sellers: Mapping[str, int] | None = None, opo: int | Mapping[str, int] | None = None
+) -> Current:
+    """What a run would report: the operator's version, each seller's version, each other
+    operator's version (``opo``: one, keyed ``FR-1``, or a mapping key -> version); content stands
+    for the canonical JSON of the record."""
     out: Current = {PO_KEY: _item({"operator": "Demo Market", "v": po})}
-    if opo is not None:
-        out[OPO_KEY] = _item({"assumed": "Other Market", "v": opo})
+    others = {"FR-1": opo} if isinstance(opo, int) else dict(opo or {})
+    for key, v in others.items():
+        out[opo_key(key)] = _item({"assumed": key, "v": v})
     for seller, v in (sellers or {}).items():
         out[(SELLER, seller)] = _item({"seller": seller, "v": v})
     return out
@@ -92,14 +96,14 @@ def test_a_first_filing_is_one_dpi401_with_everything_new() -> None:
     assert shape([msg]) == [
         (
             "DPI401",
-            [(PO, None, "OECD11"), (OPO, None, "OECD11"), ("seller", "S1", "OECD11"), ("seller", "S2", "OECD11")],
+            [(PO, None, "OECD11"), (OPO, "FR-1", "OECD11"), ("seller", "S1", "OECD11"), ("seller", "S2", "OECD11")],
         )
     ]
     assert all(r.corr_doc_ref_id is None for r in msg.records)
     assert len({r.doc_ref_id for r in msg.records}) == 4
     assert ids.purposes == [
         "new:platform_operator",
-        "new:other_platform_operators",
+        "new:other_platform_operators:FR-1",
         "new:seller:S1",
         "new:seller:S2",
     ]
@@ -119,7 +123,7 @@ def test_production_uses_oecd0_to_3_and_a_profile_may_bring_its_own_codes() -> N
 def test_no_seller_and_nothing_filed_is_a_nil_report_only_where_the_profile_expects_one() -> None:
     assert plan(current(), {}, profile_expects_nil=False) == []
     [msg] = plan(current(opo=1), {}, profile_expects_nil=True)
-    assert shape([msg]) == [("DPI403", [(PO, None, "OECD11"), (OPO, None, "OECD11")])]
+    assert shape([msg]) == [("DPI403", [(PO, None, "OECD11"), (OPO, "FR-1", "OECD11")])]
 
 
 # ------------------------------------------------------------------------------------------ reruns
@@ -222,13 +226,88 @@ def test_a_rejected_operator_is_corrected() -> None:
 def test_a_nil_period_gaining_an_assumed_operator_files_it_in_a_dpi403() -> None:
     live = filed(plan(current(), {}, profile_expects_nil=True))
     [msg] = plan(current(opo=1), live, profile_expects_nil=True)
-    assert shape([msg]) == [("DPI403", [(PO, None, "OECD10"), (OPO, None, "OECD11")])]
+    assert shape([msg]) == [("DPI403", [(PO, None, "OECD10"), (OPO, "FR-1", "OECD11")])]
 
 
 def test_a_new_assumed_operator_without_a_new_seller_cannot_be_filed_automatically() -> None:
     live = filed(plan(current(sellers={"S1": 1}), {}))
-    with pytest.raises(LedgerModeError, match=r"OtherPlatformOperators block is new but no seller is.*20040"):
+    with pytest.raises(
+        LedgerModeError, match=r"other operator\(s\) are new \(OtherPlatformOperators FR-1\) but no seller is.*20040"
+    ):
         plan(current(sellers={"S1": 1}, opo=1), live)
+
+
+# ------------------------------------------------------------------ assumed and assuming operators
+
+
+def test_adding_an_assumed_operator_after_a_first_filing_files_it_with_its_sellers() -> None:
+    """Issue 18: a DPI401 with its record (OECD1), its sellers (OECD1) and the PlatformOperator
+    resent (OECD0) under its live DocRefId; the ledger then holds both operators' records."""
+    first = plan(current(sellers={"S1": 1}), {})
+    live = filed(first)
+    added = plan(current(sellers={"S1": 1, "A1": 1, "A2": 1}, opo={"FR-9": 1}), live)
+    assert shape(added) == [
+        (
+            "DPI401",
+            [(PO, None, "OECD10"), (OPO, "FR-9", "OECD11"), ("seller", "A1", "OECD11"), ("seller", "A2", "OECD11")],
+        )
+    ]
+    assert added[0].platform_operator.doc_ref_id == live[PO_KEY].doc_ref_id
+    assert ledger_problems(added, live) == []
+    after = filed(added, start=live)
+    assert set(after) == {PO_KEY, opo_key("FR-9"), (SELLER, "S1"), (SELLER, "A1"), (SELLER, "A2")}
+    assert after[opo_key("FR-9")].doc_ref_id == added[0].other_platform_operators[0].doc_ref_id
+    assert after[(SELLER, "S1")] == live[(SELLER, "S1")]  # untouched
+
+
+def test_removing_an_assumed_operator_deletes_its_record_and_its_sellers() -> None:
+    """Issue 18: a DPI402 with OECD3 for its record and for its sellers (they left the source with
+    it), each naming the live version in CorrDocRefId; the PlatformOperator resent."""
+    live = filed(plan(current(sellers={"S1": 1, "A1": 1}, opo={"FR-9": 1, "IT-2": 1}), {}))
+    removed = plan(current(sellers={"S1": 1}, opo={"IT-2": 1}), live)
+    assert shape(removed) == [("DPI402", [(PO, None, "OECD10"), (OPO, "FR-9", "OECD13"), ("seller", "A1", "OECD13")])]
+    [m] = removed
+    assert [r.corr_doc_ref_id for r in m.records[1:]] == [
+        live[opo_key("FR-9")].doc_ref_id,
+        live[(SELLER, "A1")].doc_ref_id,
+    ]
+    assert m.other_platform_operators[0].content == live[opo_key("FR-9")].content  # what was filed
+    assert ledger_problems(removed, live) == []
+    after = filed(removed, start=live)
+    assert set(after) == {PO_KEY, opo_key("IT-2"), (SELLER, "S1")}
+    assert plan(current(sellers={"S1": 1}, opo={"IT-2": 1}), after) == []
+
+
+def test_a_changed_assumed_operator_is_corrected() -> None:
+    live = filed(plan(current(sellers={"S1": 1}, opo={"FR-9": 1}), {}))
+    [m] = plan(current(sellers={"S1": 1}, opo={"FR-9": 2}), live)
+    assert shape([m]) == [("DPI402", [(PO, None, "OECD10"), (OPO, "FR-9", "OECD12")])]
+    assert m.other_platform_operators[0].corr_doc_ref_id == live[opo_key("FR-9")].doc_ref_id
+
+
+@pytest.mark.parametrize("empty", ["DPI403", "DPI401"])
+def test_the_assumed_operators_declaration_takes_the_profiles_message_type(empty: str) -> None:
+    """An operator whose reporting is assumed files its PlatformOperator and the assuming
+    operator, no seller: a DPI403 (FR example 6, NAV), or a DPI401 where the profile says so
+    (HMRC's service); the same when it comes after a filing of its own sellers."""
+    [m] = plan(current(opo={"DE-1": 1}), {}, profile_expects_nil=True, empty_message_type=empty)
+    assert shape([m]) == [(empty, [(PO, None, "OECD11"), (OPO, "DE-1", "OECD11")])]
+    live = filed(plan(current(sellers={"S1": 1}), {}))
+    messages = plan(current(po=2, opo={"DE-1": 1}), live, profile_expects_nil=True, empty_message_type=empty)
+    assert shape(messages) == [
+        ("DPI402", [(PO, None, "OECD12"), ("seller", "S1", "OECD13")]),
+        (empty, [(PO, None, "OECD10"), (OPO, "DE-1", "OECD11")]),
+    ]
+    assert messages[1].platform_operator.doc_ref_id == messages[0].platform_operator.doc_ref_id
+    with pytest.raises(ValueError, match="empty_message_type 'DPI402'"):
+        plan(current(), {}, empty_message_type="DPI402")
+
+
+def test_a_record_key_says_which_records_have_one() -> None:
+    with pytest.raises(ValueError, match="the PlatformOperator record has no key"):
+        plan({**current(), ("other_platform_operators", None): _item({"v": 1})}, {})
+    with pytest.raises(ValueError, match="the PlatformOperator record has no key"):
+        plan({**current(), ("seller", None): _item({"v": 1})}, {})
 
 
 def test_a_doc_ref_id_made_twice_is_refused() -> None:
@@ -312,7 +391,7 @@ def test_mode_deletion_deletes_the_named_sellers_or_withdraws_the_whole_filing()
     assert shape(withdrawn) == [
         (
             "DPI402",
-            [(PO, None, "OECD13"), (OPO, None, "OECD13"), ("seller", "S1", "OECD13"), ("seller", "S2", "OECD13")],
+            [(PO, None, "OECD13"), (OPO, "FR-1", "OECD13"), ("seller", "S1", "OECD13"), ("seller", "S2", "OECD13")],
         )
     ]
     assert ledger_problems(withdrawn, live) == []
@@ -415,7 +494,11 @@ def test_a_plan_is_checked_message_by_message_against_the_state_the_earlier_leav
 
 versions = st.integers(min_value=1, max_value=3)
 runs = st.fixed_dictionaries(
-    {"po": versions, "opo": versions, "sellers": st.dictionaries(st.sampled_from(["S1", "S2", "S3", "S4"]), versions)}
+    {
+        "po": versions,
+        "opo": st.dictionaries(st.sampled_from(["FR-1", "IT-2"]), versions),
+        "sellers": st.dictionaries(st.sampled_from(["S1", "S2", "S3", "S4"]), versions),
+    }
 )
 
 
@@ -435,7 +518,14 @@ def test_a_published_plan_leaves_nothing_to_file_and_no_id_is_ever_reused(
     used: set[str] = set()
     for run in history:
         cur = current(run["po"], run["sellers"], run["opo"] if with_opo else None)
-        messages = plan(cur, live, ids, profile_expects_nil=expects_nil, environment=environment)
+        try:
+            messages = plan(cur, live, ids, profile_expects_nil=expects_nil, environment=environment)
+        except LedgerModeError:
+            # the one refusal of auto: a new other operator without a new seller, in a period with sellers
+            assert any(k[0] == OPO and k not in live for k in cur)
+            assert not any(k[0] == SELLER and k not in live for k in cur)
+            assert live and any(k[0] == SELLER for k in cur)
+            continue
         assert ledger_problems(messages, live) == []
         for m in messages:
             _well_formed(m)
@@ -448,6 +538,7 @@ def test_a_published_plan_leaves_nothing_to_file_and_no_id_is_ever_reused(
             live = apply_message(live, m)
         assert plan(cur, live, ids, profile_expects_nil=expects_nil, environment=environment) == []
         assert {k for k in live if k[0] == SELLER} == {k for k in cur if k[0] == SELLER}
+        assert {k for k in live if k[0] == OPO} == ({k for k in cur if k[0] == OPO} if live else set())
         # The authority rejects some records of what is live: the next run corrects them.
         rejected = data.draw(st.sets(st.sampled_from(sorted(live, key=str)))) if live else set()
         live = {k: replace(v, rejected=k in rejected) for k, v in live.items()}
@@ -469,4 +560,4 @@ def _well_formed(m: PlannedMessage) -> None:
 def test_the_helpers_describe_a_message() -> None:
     [m] = plan(current(sellers={"S1": 1, "S2": 1}), {})
     assert m.describe() == "DPI401: PlatformOperator new; other records: 2 new"
-    assert m.other_platform_operators is None
+    assert m.other_platform_operators == ()

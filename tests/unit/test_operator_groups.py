@@ -276,3 +276,153 @@ def test_a_source_without_the_column_is_the_default_operators() -> None:
 def test_only_configured_safe_ids_are_written_into_sql(operator_id: str, known: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="not operator ids of a configuration"):
         OperatorFilter(operator_id, known, column=True)
+
+
+# ------------------------------------------------- an operator of the group and other operators
+
+MOTOLOC = {
+    "name": "MotoLoc.fr",
+    "tin": "555852446",
+    "tin_issued_by": "FR",
+    "address": {
+        "street": "rue Bernard Ouillon",
+        "building": "25",
+        "post_code": "92200",
+        "city": "Neuilly",
+        "country": "FR",
+    },
+}
+#: [operator] of dac7.toml, as another operator's table names it
+DEMO = {
+    "name": "Demo Marketplace UAB",
+    "tin": "304567891",
+    "tin_issued_by": "LT",
+    "address": {"city": "Vilnius", "country": "LT"},
+}
+
+
+def test_a_further_operator_carries_its_own_assumed_and_assuming_operators() -> None:
+    """[[operators.ID.assumed_operators]] and [operators.ID.assuming_operator] belong to that
+    operator's filing alone; [operator]'s are its own."""
+    lt2 = dict(LT2, assumed_operators=[MOTOLOC])
+    de = dict(DE_GMBH, assuming_operator=dict(MOTOLOC, name="MotoLoc SAS"))
+    cfg = parse_config(group(lt2=lt2, de_gmbh=de))
+    assert cfg.operator.assumed_operators == () and cfg.operator.assuming_operator is None
+    (assumed,) = cfg.for_operator("lt2").operator.assumed_operators
+    assert (assumed.name, assumed.tin, assumed.tin_issued_by, assumed.address.city) == (
+        "MotoLoc.fr",
+        "555852446",
+        "FR",
+        "Neuilly",
+    )
+    assert cfg.for_operator("lt2").operator.assuming_operator is None
+    de_view = cfg.for_operator("de_gmbh").operator
+    assert de_view.assumed_operators == () and de_view.assuming_operator is not None
+    assert de_view.assuming_operator.name == "MotoLoc SAS"
+    assert cfg.group_operator_of(assumed) is None  # outside the group
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"assumed_operators": [dict(MOTOLOC, tin=None)]}, r"operators\.lt2\.assumed_operators\[1\]\.tin is required"),
+        (
+            {"assumed_operators": [MOTOLOC, dict(MOTOLOC, name="Again")]},
+            r"operators\.lt2\.assumed_operators\[2\] has the TIN of operators\.lt2\.assumed_operators\[1\]",
+        ),
+        (
+            {"assumed_operators": MOTOLOC},
+            r"operators\.lt2\.assumed_operators must be an array of tables: write "
+            r"\[\[operators\.lt2\.assumed_operators\]\]",
+        ),
+        ({"assuming_operator": [MOTOLOC]}, r"operators\.lt2\.assuming_operator must be one table"),
+        (
+            {"assumed_operators": [MOTOLOC], "assuming_operator": dict(MOTOLOC, tin="1")},
+            r"\[\[operators\.lt2\.assumed_operators\]\] and \[operators\.lt2\.assuming_operator\] are both given",
+        ),
+        (
+            {"assuming_operator": dict(MOTOLOC, tin="305555555", tin_issued_by="LT")},
+            r"operators\.lt2\.assuming_operator has the operator's own TIN",
+        ),
+        (
+            {"assumed_operators": [dict(MOTOLOC, address={"city": "Paris", "country": "FR", "zip": "1"})]},
+            r"unknown key\(s\) in \[operators\.lt2\.assumed_operators\[1\]\.address\]: zip",
+        ),
+        (
+            {"assuming_operator": dict(MOTOLOC, name="Moto\u202eLoc")},
+            r"operators\.lt2\.assuming_operator\.name",
+        ),
+    ],
+)
+def test_a_mistake_in_a_further_operators_other_operators_names_its_key(change: dict[str, Any], expected: str) -> None:
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(group(lt2=clean({**LT2, **change})))
+
+
+def test_an_assumption_within_the_group_is_declared_by_both_operators() -> None:
+    """[operator] assumes the reporting of lt2, an operator of the group: lt2 names [operator] as
+    its assuming operator and [operator] names lt2 among its assumed operators, or the
+    configuration is refused, naming both tables."""
+    lt2_as_other = {k: LT2[k] for k in ("name", "tin", "tin_issued_by", "address")}
+    both = group(lt2=dict(LT2, assuming_operator=DEMO))
+    both["assumed_operators"] = [lt2_as_other]
+    cfg = parse_config(both)
+    assert cfg.for_operator("lt2").operator.assuming_operator is not None
+    assert cfg.group_operator_of(cfg.for_operator("lt2").operator.assuming_operator) == "default"  # type: ignore[arg-type]
+    assert cfg.group_operator_of(cfg.operator.assumed_operators[0]) == "lt2"
+
+    only_assuming = group(lt2=LT2)
+    only_assuming["assumed_operators"] = [lt2_as_other]
+    with pytest.raises(
+        ConfigError,
+        match=r"assumed_operators\[1\] is \[operators\.lt2\] of this group, which does not name \[operator\] as its "
+        r"operators\.lt2\.assuming_operator",
+    ):
+        parse_config(only_assuming)
+    with pytest.raises(
+        ConfigError,
+        match=r"operators\.lt2\.assuming_operator is \[operator\] of this group, whose assumed_operators do not name "
+        r"\[operators\.lt2\]",
+    ):
+        parse_config(group(lt2=dict(LT2, assuming_operator=DEMO)))
+    # two further operators: de_gmbh assumes lt2's reporting
+    de_as_other = {k: DE_GMBH[k] for k in ("name", "tin", "tin_issued_by", "address")}
+    cfg = parse_config(
+        group(lt2=dict(LT2, assuming_operator=de_as_other), de_gmbh=dict(DE_GMBH, assumed_operators=[lt2_as_other]))
+    )
+    assert cfg.group_operator_of(cfg.for_operator("lt2").operator.assuming_operator) == "de_gmbh"  # type: ignore[arg-type]
+
+
+def test_the_settings_of_a_further_operators_run_keep_its_other_operators(tmp_path: Path) -> None:
+    """An operator's run reads its other operators back from its settings, as its stages do."""
+    config = tmp_path / "dac7.toml"
+    config.write_text(
+        (REPO / "dac7.toml").read_text(encoding="utf-8")
+        + '\n[operators.lt2]\nname = "Second Market UAB"\ntin = "305555555"\ntin_issued_by = "LT"\nnexus = "RPONEX1"\n'
+        '\n[operators.lt2.address]\ncity = "Kaunas"\ncountry = "LT"\n'
+        '\n[[operators.lt2.assumed_operators]]\nname = "MotoLoc.fr"\ntin = "555852446"\ntin_issued_by = "FR"\n'
+        '\n[operators.lt2.assumed_operators.address]\ncity = "Neuilly"\ncountry = "FR"\n',
+        encoding="utf-8",
+    )
+    lead = prepare(
+        config_path=config,
+        year=2025,
+        out_dir=tmp_path / "out",
+        staging_root=tmp_path / "staging",
+        timestamp=datetime(2026, 1, 15, 12, 0),
+        as_of=date(2026, 1, 15),
+        run_id=RUN_ID,
+        ledger_url=f"sqlite:///{tmp_path}/ledger.sqlite3",
+    )
+    (_, default_dir), (_, lt2_dir) = operator_runs(lead)
+    default, lt2 = load_settings(default_dir), load_settings(lt2_dir)
+    assert default.config.operator.assumed_operators == () and default.assumed_by is None
+    assert [o.name for o in lt2.config.operator.assumed_operators] == ["MotoLoc.fr"]
+    assert lt2.config.operator.assuming_operator is None and lt2.assumed_by is None

@@ -169,6 +169,34 @@ def test_the_figures_that_differ_are_explained_with_the_manifests_numbers(view: 
     assert view.figures_explained(same) == []
 
 
+def test_an_assumed_operators_sellers_are_said_to_be_reported_by_the_assuming_operator(view: Any) -> None:
+    """Another operator assumes this operator's reporting ([assuming_operator]): its 3 reportable
+    sellers are in no file of its own, and the view says why, not that the ledger holds them."""
+    manifest = {
+        "assumed_reporting": True,
+        "summary": {"reportable": 3, "sellers_per_authority": {"LT": 3}},
+        "files": [{"authority": "LT", "sellers": 0, "records": {}}],
+    }
+    assert view.figures_explained(manifest) == [
+        "Reportable sellers counts each seller once (3); Sellers in the files counts a seller once per file it is "
+        "in (0).",
+        "Another platform operator assumes this operator's reporting ([assuming_operator]): the 3 reportable "
+        "seller(s) are reported in that operator's filing; this operator's files declare it (AssumedReporting) and "
+        "report no seller.",
+    ]
+    # the run in which it became assumed also deletes the 2 sellers it had filed itself
+    switched = manifest | {
+        "files": [
+            {"authority": "LT", "sellers": 2, "records": {"deletion": 2}},
+            {"authority": "LT", "sellers": 0, "records": {}},
+        ]
+    }
+    assert view.figures_explained(switched)[1:] == [
+        view.figures_explained(manifest)[1],
+        "The files also carry 2 deletion(s) of sellers filed earlier.",
+    ]
+
+
 # ------------------------------------------------------------------------------------ the runs
 
 

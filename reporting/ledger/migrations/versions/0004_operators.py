@@ -1,8 +1,8 @@
 """Groups of operators: each message and each filing lock belongs to one operator of the group.
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-12
+Revision ID: 0004
+Revises: 0003
+Create Date: 2027-01-12
 
 ``operator_id`` is the configuration's id of the operator that filed the message
 (``[operators.ID]``; ``default`` for ``[operator]``): every query of a period's live state, its
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
