@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +214,57 @@ def test_the_view_groups_the_years_filings_by_operator_and_serves_each_operators
     assert dac7_view.reachable_file(src, 2025, "operators/lt2/manifest.json") is None
     assert dac7_view.reachable_file(src, 2025, "operators/lt2/../manifest.json") is None
     assert dac7_view.reachable_file(src, 2025, "operators/Nobody/LT/x.xml") is None
+
+
+# --- the deadline check and the metrics: each operator's filing apart ---------------------------
+
+
+def test_the_deadline_expects_every_operators_filing_and_names_the_one_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A production filing of the default operator and lt2, and none of de_gmbh: the deadline
+    check names de_gmbh's filing (``de_gmbh DE``), not the others; each finalized run's gauges
+    are its operator's (a further operator's under ``dac7.operator.<ID>.``)."""
+    from builders import write_config
+    from dac7_support.deadline import check_deadline, configured_filings
+    from dac7_support.metrics import emit_run_metrics, operator_metric
+    from integration.test_operator_groups import GROUP, _run, market
+
+    from reporting.config import load_config
+
+    monkeypatch.delenv("DAC7_DEADLINE_WARN", raising=False)
+    config = write_config(tmp_path / "dac7.toml", environment="prod", extra=GROUP)
+    assert configured_filings(load_config(config)) == [("default", "LT"), ("lt2", "LT"), ("de_gmbh", "DE")]
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    result = _run(
+        tmp_path, config, market().write(f"sqlite:///{tmp_path}/source.db"), ledger, operators=["default", "lt2"]
+    )
+    assert [r.operator_id for r in result.operators] == ["default", "lt2"]
+    sent: list[tuple[str, float, dict[str, str]]] = []
+
+    class Stats:
+        def gauge(self, name: str, value: float, tags: dict[str, str]) -> None:
+            sent.append((name, value, dict(tags)))
+
+        def incr(self, name: str, tags: dict[str, str]) -> None:
+            pass
+
+    monkeypatch.setattr("dac7_support.metrics.airflow_stats", lambda: Stats())
+    sellers = {}
+    for one in result.operators:
+        sellers[one.operator_id] = emit_run_metrics(one.manifest)
+    assert "dac7.sellers.read" in sellers["default"]
+    assert operator_metric("dac7.sellers.read", "lt2") == "dac7.operator.lt2.sellers.read"
+    assert sellers["lt2"]["dac7.operator.lt2.sellers.read"] == 2  # BOTH and ONLY_LT2
+    assert sellers["default"]["dac7.sellers.read"] == 3  # BOTH, EDGE and ONLY_DEF
+    assert {t["operator"] for _, _, t in sent} == {"default", "lt2"}
+
+    received: list[tuple[str, str]] = []
+    monkeypatch.setattr("dac7_support.deadline.notify", lambda subject, text, level: received.append((subject, text)))
+    assert check_deadline(2025, date(2026, 1, 26), config, ledger_url=ledger) == {
+        "year": 2025,
+        "due": True,
+        "missing": ["de_gmbh DE"],
+    }
+    ((subject, _),) = received
+    assert "de_gmbh DE" in subject and "lt2" not in subject
