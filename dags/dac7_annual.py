@@ -9,6 +9,13 @@ The data is extracted, aggregated and decided once; ``plan`` names the authoriti
 to, and ``render`` and ``publish`` are mapped over them (one task instance per member state,
 labelled with its code). ``validate`` is mapped over the rendered files (``files`` lists them:
 initial, corrections, deletions, and each part of a message a profile splits), labelled ``DE #2``.
+
+A group (``[operators.ID]`` in the configuration) files for every operator in one run: each
+stage takes every operator's run, and the mapped tasks are labelled with the operator and the
+authority (``de_gmbh DE``, ``de_gmbh DE #2``), so that the grid shows which entity's filing
+failed. One approval covers the whole group's filing; nothing is published unless every
+operator's files validated. The Param ``operator`` files for one operator alone: a rerun that
+touches nothing of the others.
 Only the staging directory, authority codes and counts pass through XCom, never data. ``gate``
 waits for every validation, combines each authority's file reports and builds the approval request;
 ``approve`` is Airflow's human-in-the-loop approval: a production filing is published only after a
@@ -116,6 +123,8 @@ def annual_run(ctx: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]
         "mode": params.get("mode") or "auto",
         "sellers": params.get("sellers") or None,
         "authorities": params.get("authorities") or None,
+        # a group's run for one operator alone (None: every operator of the configuration)
+        "operators": [params["operator"]] if params.get("operator") else None,
     }
 
 
@@ -133,11 +142,11 @@ def annual_run(ctx: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]
 )
 def dac7_annual() -> None:
     run_dir = tasks.prepare(annual_run)
-    authorities = tasks.plan(run_dir)
-    chain(tasks.extract(run_dir), tasks.aggregate(run_dir), tasks.apply_rules(run_dir), authorities)
-    rendered = tasks.render.partial(run_dir=run_dir).expand(authority=authorities)
+    filings = tasks.plan(run_dir)  # each an operator and an authority
+    chain(tasks.extract(run_dir), tasks.aggregate(run_dir), tasks.apply_rules(run_dir), filings)
+    rendered = tasks.render.partial(run_dir=run_dir).expand_kwargs(filings)
     validated = tasks.validate.partial(run_dir=run_dir).expand_kwargs(tasks.files(rendered))
-    published = tasks.publish.partial(run_dir=run_dir).expand(authority=authorities)
+    published = tasks.publish.partial(run_dir=run_dir).expand_kwargs(filings)
     chain(
         validated,
         tasks.gate(run_dir),

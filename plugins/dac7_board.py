@@ -151,18 +151,25 @@ class Tally:
 
 
 def board_rows(
-    tallies: Iterable[Tally], *, filing_state: str | None = None, years: Iterable[int] = ()
+    tallies: Iterable[Tally],
+    *,
+    filing_state: str | None = None,
+    years: Iterable[int] = (),
+    group_states: Iterable[str] = (),
 ) -> list[BoardRow]:
     """The board's rows from the ledger's messages: one per environment, authority and year,
-    plus an empty production row of the filing state for each of ``years`` without one. Sorted:
-    production first, then the newest year, the filing state, the authority."""
+    plus an empty production row of the filing state (and of each further operator's of a group,
+    ``group_states``) for each of ``years`` without one. Sorted: production first, then the newest
+    year, the filing state, the authority. The operators of a group that file in one member state
+    share its row (the DAC7 view's year page shows each operator's filings apart)."""
     groups: dict[tuple[str, str, int], list[Tally]] = {}
     for t in tallies:
         m = t.message
         groups.setdefault((m.environment, m.authority, m.reporting_year), []).append(t)
-    if filing_state:
+    years = tuple(years)
+    for state in dict.fromkeys([*([filing_state] if filing_state else []), *group_states]):
         for year in years:
-            groups.setdefault((PROD, filing_state, year), [])
+            groups.setdefault((PROD, state, year), [])
     rows = [_row(env, authority, year, of) for (env, authority, year), of in groups.items()]
     return sorted(rows, key=lambda r: (r.environment != PROD, -r.year, r.authority != filing_state, r.authority))
 
@@ -222,12 +229,15 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
     # the board reads the ledger and the configuration, not the output directory
     problems = [p for p in src.problems if "DAC7_OUT_DIR" not in p]
     filing_state = None
+    group_states: list[str] = []
     if env.get("DAC7_CONFIG"):
         from reporting.config import load_config
         from reporting.errors import ReportingError
 
         try:
-            filing_state = load_config(env["DAC7_CONFIG"]).operator.country
+            config = load_config(env["DAC7_CONFIG"])
+            filing_state = config.operator.country
+            group_states = [config.for_operator(op).operator.country for op in config.operators]
         except (ReportingError, OSError) as exc:
             problems.append(f"The configuration named by DAC7_CONFIG cannot be read: {exc}")
     else:
@@ -242,12 +252,16 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
             tallies, counts = _read_ledger(
                 src.ledger_url, lambda ledger: (read_tallies(ledger), ledger.statement_counts())
             )
-            statements = {(c.environment, c.authority, c.year): (c.sent, c.unsent) for c in counts}
+            for c in counts:  # the operators of a group that file in one state: added up
+                sent, unsent = statements.get((c.environment, c.authority, c.year), (0, 0))
+                statements[(c.environment, c.authority, c.year)] = (sent + c.sent, unsent + c.unsent)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
     rows = [
         _with_statements(r, statements.get((r.environment, r.authority, r.year)))
-        for r in board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year))
+        for r in board_rows(
+            tallies, filing_state=filing_state, years=(today.year - 1, today.year), group_states=group_states
+        )
     ]
     return Board(
         today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)), now=now

@@ -117,6 +117,15 @@ def watch_note(outcome: Mapping[str, Any], base_url: str | None) -> str:
     )
 
 
+def failed_label(ti: Any) -> str:
+    """A failed task as the note names it: its id, and a mapped instance's label as the grid shows
+    it (``publish [de_gmbh DE]``: in a group's run, the entity whose filing failed)."""
+    label = getattr(ti, "rendered_map_index", None)
+    if getattr(ti, "map_index", -1) >= 0 and label:
+        return f"{ti.task_id} [{label}]"
+    return str(ti.task_id)
+
+
 def failed_note(dag_id: str, failed: Sequence[str], base_url: str | None) -> str:
     tasks = ", ".join(failed) or "none (the run was marked failed)"
     return (
@@ -208,7 +217,7 @@ def _note_for(dag_run: Any, *, succeeded: bool) -> None:
                 text = annual_note(outcome, base) if task_id == "finalize" else watch_note(outcome, base)
             else:
                 failed = dag_run.get_task_instances(state=[TaskInstanceState.FAILED], session=session)
-                text = failed_note(dag_run.dag_id, sorted({ti.task_id for ti in failed}), base)
+                text = failed_note(dag_run.dag_id, sorted({failed_label(ti) for ti in failed}), base)
             write_note(dag_run, text)
     except Exception:  # a note must never stop the scheduler
         log.exception("could not write the DAC7 note of run %s", getattr(dag_run, "run_id", "?"))

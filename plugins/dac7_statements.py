@@ -65,21 +65,25 @@ def statement_section(year: int, counts: Sequence[Any], authority: str | None, t
     if not shown:
         return [*out, "<p>No seller statement is recorded for this year.</p>"]
     rows = []
+    # a group: each operator's statements apart (a seller of two operators receives one from each)
+    group = any(getattr(c, "operator_id", "default") != "default" for c in shown)
     for c in shown:
+        filing = f"{c.operator_id} {c.authority}" if group else c.authority
         due = statement_due(c.authority, c.year)
         left = days_left(due, today)
         urgent = c.environment == "prod" and c.unsent > 0 and left <= ATTENTION_DAYS
         if urgent:
             out.insert(
                 2,
-                f'<p class="problem" id="statements-warning-{escape(c.authority)}"><strong>{view._num(c.unsent)} '
-                f"production statement(s) of {c.year} filed with {escape(c.authority)} not delivered</strong> "
+                f'<p class="problem" id="statements-warning-{escape(filing.replace(" ", "-"))}"><strong>'
+                f"{view._num(c.unsent)} production statement(s) of {c.year} filed with {escape(filing)} not "
+                "delivered</strong> "
                 f"({view._num(c.pending)} pending, {view._num(c.failed)} failed): due {due.isoformat()}, "
                 f"{escape(describe_days(due, today))}.</p>",
             )
         rows.append(
             (
-                escape(c.authority),
+                escape(filing),
                 view._environment(c.environment),
                 view._num(c.pending),
                 view._num(c.sent),
@@ -90,7 +94,15 @@ def statement_section(year: int, counts: Sequence[Any], authority: str | None, t
         )
     out.append(
         view._table(
-            ("Authority", "Environment", "Pending", "Sent", "Failed", "Superseded", "Due"),
+            (
+                "Operator and authority" if group else "Authority",
+                "Environment",
+                "Pending",
+                "Sent",
+                "Failed",
+                "Superseded",
+                "Due",
+            ),
             rows,
             table_id="statements-counts",
             numeric=(2, 3, 4, 5),

@@ -51,7 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 
 DAG_ID = "dac7_annual"
-FORM_FIELDS = ("reporting_year", "as_of", "environment", "mode", "sellers", "authorities")
+FORM_FIELDS = ("reporting_year", "as_of", "environment", "mode", "sellers", "authorities", "operator")
 #: What the form token is for: the board's token function (``dac7_board.form_token``) over this
 #: and the user's Airflow token, so that a token of the board's upload form is not one of this form.
 TOKEN_PURPOSE = "dac7-trigger\x00"
@@ -87,7 +87,7 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config: Any) 
     """The run's conf from the form, or the sentences that say what to change. ``today`` is the
     day the run would be created (UTC), ``config`` the configuration (``reporting.config.Config``)
     whose routing and filing state ``prepare`` applies too."""
-    from reporting.pipeline import routing_problems
+    from reporting.pipeline import run_problems
 
     c = common()
     config_environment = config.reporting.environment
@@ -102,8 +102,15 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config: Any) 
     # the textarea (one id per line), or the check page's hidden fields (one id each)
     sellers = sorted({s.strip() for text in form.get("sellers") or [] for s in text.splitlines() if s.strip()})
     authorities = sorted({a for a in form.get("authorities") or [] if a})
+    operator = one("operator")  # a group's run for one operator (empty: every operator)
     values.update(
-        reporting_year=year_text, as_of=as_of_text, environment=env, mode=mode, sellers=sellers, authorities=authorities
+        reporting_year=year_text,
+        as_of=as_of_text,
+        environment=env,
+        mode=mode,
+        sellers=sellers,
+        authorities=authorities,
+        operator=operator,
     )
     year: int | None = None
     if not year_text:
@@ -134,12 +141,18 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config: Any) 
     unknown = [a for a in authorities if a not in c.EU_STATES]
     if unknown:
         problems.append(f"Not an EU member state: {', '.join(unknown[:5])}.")
+    if operator and operator not in config.operator_ids:
+        problems.append(f"Choose an operator of the configuration: {', '.join(config.operator_ids)}.")
     if problems or year is None or as_of is None:
         return choice
     problems.extend(
         c.conf_problems(year=year, as_of=as_of, environment=env, mode=mode, sellers=sellers or None, today=today)
     )
-    problems.extend(routing_problems(config, environment=env, mode=mode, authorities=authorities))
+    problems.extend(
+        run_problems(
+            config, environment=env, mode=mode, authorities=authorities, operators=[operator] if operator else None
+        )
+    )
     if not problems:
         choice.conf = {
             "reporting_year": year,
@@ -149,6 +162,8 @@ def read_choice(form: Mapping[str, Sequence[str]], *, today: date, config: Any) 
             "sellers": sellers or None,
             "authorities": authorities or None,
         }
+        if operator:  # the Param operator: one operator of a group alone
+            choice.conf["operator"] = operator
     return choice
 
 
@@ -220,7 +235,9 @@ def form_page(
     may_trigger: bool,
     page: Any,
     token: str = "",
+    operators: Sequence[tuple[str, str]] = (),
 ) -> str:
+    """The form; ``operators``: a group's operators, each ``(id, where it files)`` (none: one operator)."""
     c = common()
     v = choice.values
     years = "".join(
@@ -278,10 +295,25 @@ def form_page(
         f'<textarea name="sellers" rows="3" cols="40">{escape(chr(10).join(v.get("sellers") or []))}</textarea>'
         "</label></p>",
         f"<fieldset><legend><b>Authorities</b> (empty: where something is due)</legend>{authorities}</fieldset>",
+        *(_operator_field(operators, str(v.get("operator") or "")) if operators else []),
         '<p><button type="submit">Check this run</button></p>',
         "</form>",
     ]
     return str(page("Trigger a DAC7 run", body))
+
+
+def _operator_field(operators: Sequence[tuple[str, str]], chosen: str) -> list[str]:
+    """The operator of a group's run: every operator (the default), or one alone (a rerun)."""
+    options = '<option value="">every operator of the group</option>' + "".join(
+        f'<option value="{escape(op)}"{" selected" if op == chosen else ""}>{escape(op)} (files in '
+        f"{escape(state)})</option>"
+        for op, state in operators
+    )
+    return [
+        f'<p><label><b>Operator</b><br><select name="operator">{options}</select></label><br>'
+        '<span class="muted">One operator of the group alone: a rerun that touches nothing of the other '
+        "operators (their files, ledger and statements). A mode other than auto needs one.</span></p>"
+    ]
 
 
 def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any, token: str = "") -> str:
@@ -289,7 +321,10 @@ def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any, token: 
     hidden = []
     for key in FORM_FIELDS:
         value = conf.get(key)
-        if key == "sellers":
+        if key == "operator":
+            if value:
+                hidden.append(f'<input type="hidden" name="operator" value="{escape(str(value))}">')
+        elif key == "sellers":
             hidden += [f'<input type="hidden" name="sellers" value="{escape(seller)}">' for seller in value or []]
         elif key == "authorities":
             hidden += [f'<input type="hidden" name="authorities" value="{escape(a)}">' for a in value or []]
@@ -303,6 +338,8 @@ def confirm_page(choice: Choice, sentences: Sequence[str], *, page: Any, token: 
         "sellers": ("Sellers to delete", "none"),
         "authorities": ("Authorities", "every authority with something due"),
     }
+    if "operator" in conf:  # a group's run for one operator
+        labels["operator"] = ("Operator", "")
     rows = ""
     for key, (label, empty) in labels.items():
         value = conf.get(key)
@@ -339,10 +376,19 @@ def created_page(run_id: str, conf: Mapping[str, Any], *, page: Any) -> str:
 # ------------------------------------------------------------------------------------------ routes
 
 
-def count_filed(ledger: Any, environment: str, year: int) -> dict[str, int]:
-    """The sellers the ledger holds as filed for a year and environment, per authority: one
-    counting query (``Ledger.filed_sellers``), never a record's content."""
-    return {a: n for a, n in ledger.filed_sellers(environment, year).items() if n}
+def count_filed(ledger: Any, environment: str, year: int, operator: str | None = None) -> dict[str, int]:
+    """The sellers the ledger holds as filed for a year and environment, per authority (of one
+    operator of a group, ``operator``; else of every operator, added up): one counting query
+    (``Ledger.filed_sellers``), never a record's content."""
+    return {a: n for a, n in ledger.filed_sellers(environment, year, operator_id=operator).items() if n}
+
+
+def group_operators(config: Any) -> list[tuple[str, str]]:
+    """A group's operators (``[operators.ID]`` in the configuration), each with the member state it
+    files in; none for a single operator."""
+    if not config.operators:
+        return []
+    return [(op, config.for_operator(op).operator.country) for op in config.operator_ids]
 
 
 def add_routes(app: Any, view_user: Any) -> None:
@@ -372,12 +418,14 @@ def add_routes(app: Any, view_user: Any) -> None:
             )
         )
 
-    def filed_sellers(environment: str, year: int) -> dict[str, int]:
+    def filed_sellers(environment: str, year: int, operator: str | None = None) -> dict[str, int]:
         src = view.sources()
         if not src.ledger_url:
             return {}
         try:
-            return dict(view._read_ledger(src.ledger_url, lambda ledger: count_filed(ledger, environment, year)))
+            return dict(
+                view._read_ledger(src.ledger_url, lambda ledger: count_filed(ledger, environment, year, operator))
+            )
         except view.LedgerUnavailable:
             return {}
 
@@ -420,6 +468,7 @@ def add_routes(app: Any, view_user: Any) -> None:
             may_trigger=may_trigger(user),
             page=view._page,
             token=form_token(secret(), session(request) or ""),
+            operators=group_operators(config),
         )
         return HTMLResponse(page)
 
@@ -458,13 +507,16 @@ def add_routes(app: Any, view_user: Any) -> None:
                 may_trigger=allowed,
                 page=view._page,
                 token=token,
+                operators=group_operators(config),
             )
             return HTMLResponse(page, status_code=status.HTTP_400_BAD_REQUEST)
 
         if choice.conf is None:
             return refused_form()
         if (form.get("step") or [""])[0] != "trigger":
-            filed = filed_sellers(choice.conf["environment"], choice.conf["reporting_year"])
+            filed = filed_sellers(
+                choice.conf["environment"], choice.conf["reporting_year"], choice.conf.get("operator")
+            )
             return HTMLResponse(confirm_page(choice, what_it_files(choice.conf, filed), page=view._page, token=token))
         if not allowed:
             return refused("Your Airflow login may not trigger runs of dac7_annual.")

@@ -17,6 +17,11 @@ messages, the reports) hold personal data. Links are relative, so the pages work
 point: the index is ``<prefix>/``, a year ``<prefix>/<year>/``, its files
 ``<prefix>/<year>/files/<path>`` (only those :func:`published_file` allows).
 
+A group (``[operators.ID]``): each further operator publishes into ``<year>/operators/<ID>/``
+with the layout of a year's output, and its messages are in the ledger under its id. The year's
+page groups the ledger's filings by operator, then by authority; a further operator's files are
+served from its folder (``files/operators/<ID>/<XX>/<name>``).
+
 Airflow's plugin loader imports this module in every Airflow process (it imports every ``.py``
 file of the plugins folder): its top level imports the standard library and the words of
 ``reporting.vocabulary`` (a leaf that imports nothing); the rest of ``reporting`` (which loads lxml
@@ -26,6 +31,7 @@ and pyarrow) is imported inside the functions that read, in the api-server.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -35,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
+from reporting.vocabulary import DEFAULT_OPERATOR, OPERATOR_ID_PATTERN, OPERATORS_DIR, PROD, TEST  # a leaf
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -95,6 +101,8 @@ class Filing:
     outcome: str = ""
     #: the DocRefIds the authority's status documents named with a record error
     named_rejections: int = 0
+    #: the operator of a group whose filing it is (``default``: ``[operator]``)
+    operator_id: str = DEFAULT_OPERATOR
 
     @property
     def unnamed_rejection(self) -> bool:
@@ -185,6 +193,8 @@ class YearView:
     runs: list[Run] = field(default_factory=list)  # newest first
     #: the seller statements of the year per environment and authority (``StatementCounts``)
     statements: list[Any] = field(default_factory=list)
+    #: a group's further operators: their names, from their latest manifest (``operators/<ID>/``)
+    operator_names: dict[str, str] = field(default_factory=dict)
 
     def latest(self, environment: str) -> Run | None:
         """The latest run of ``environment`` (``prod`` or ``test``): a test run never hides the
@@ -376,7 +386,22 @@ def year_view(src: Sources, year: int) -> YearView:
         problems=problems,
         runs=runs,
         statements=statements,
+        operator_names=_operator_names(year_dir, manifest),
     )
+
+
+def _operator_names(year_dir: Path | None, manifest: Manifest | None) -> dict[str, str]:
+    """The names of a group's operators as their latest manifests give them (``operator_name``)."""
+    names = {}
+    if manifest is not None and manifest.get("operator_name"):
+        names[str(manifest.get("operator_id") or DEFAULT_OPERATOR)] = str(manifest["operator_name"])
+    folder = year_dir / OPERATORS_DIR if year_dir is not None else None
+    for path in sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []:
+        if re.fullmatch(OPERATOR_ID_PATTERN, path.name):
+            own = _read_manifest(path / "manifest.json")
+            if own is not None and own.get("operator_name"):
+                names[path.name] = str(own["operator_name"])
+    return names
 
 
 #: where the runs of a year keep their manifest and reports, in the year's output
@@ -441,7 +466,13 @@ def reachable_file(src: Sources, year: int, relative: str) -> Path | None:
         "reports": [p for r in runs for p in r.reports],
     }
     target = published_file(year_dir, listed, relative)
-    if target is None and src.ledger_url and relative.count("/") == 1 and relative.endswith(".xml"):
+    if target is None and _OPERATOR_FILE.fullmatch(relative):  # a further operator's, in its own folder
+        _, operator_id, rest = relative.split("/", 2)
+        own = year_dir / OPERATORS_DIR / operator_id
+        manifest = _read_manifest(own / "manifest.json")
+        if manifest is not None:
+            target = published_file(own, manifest, rest)
+    if target is None and src.ledger_url and _LEDGER_FILE.fullmatch(relative):
         try:
             files = _read_ledger(src.ledger_url, lambda ledger: _published_in_ledger(ledger, year))
         except LedgerUnavailable:
@@ -451,8 +482,22 @@ def reachable_file(src: Sources, year: int, relative: str) -> Path | None:
     return target
 
 
+#: a further operator's file, below its folder of the year's output
+_OPERATOR_FILE = re.compile(rf"{OPERATORS_DIR}/{OPERATOR_ID_PATTERN}/.+")
+#: a message's file as the ledger records it, relative to the year's output (:func:`output_file`)
+_LEDGER_FILE = re.compile(rf"({OPERATORS_DIR}/{OPERATOR_ID_PATTERN}/)?[A-Z]{{2}}/[^/]+\.xml")
+
+
+def output_file(m: MessageInfo) -> str:
+    """A message's file relative to the year's output: the ledger records it relative to its
+    operator's output, the year's own for the default operator, ``operators/<ID>/`` for another."""
+    if m.operator_id == DEFAULT_OPERATOR:
+        return m.file_name
+    return f"{OPERATORS_DIR}/{m.operator_id}/{m.file_name}"
+
+
 def _published_in_ledger(ledger: Ledger, year: int) -> set[str]:
-    return {m.file_name for m in ledger.messages(year=year) if m.status in PUBLISHED_STATUSES}
+    return {output_file(m) for m in ledger.messages(year=year) if m.status in PUBLISHED_STATUSES}
 
 
 def latest_manifest(year_dir: Path) -> Manifest | None:
@@ -563,7 +608,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                     )
                 ),
                 error_codes=codes,
-                file=m.file_name,
+                file=output_file(m),
                 records=len(records),
                 rejected_records=sum(1 for r in records if r.status == "rejected"),
                 error_meanings=tuple(meaning(c, m.authority).text() for c in codes),
@@ -572,6 +617,7 @@ def _filings(ledger: Ledger, year: int) -> list[Filing]:
                 run_id=m.run_id,
                 outcome=outcomes.get(m.message_ref_id, ""),
                 named_rejections=len({e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id}),
+                operator_id=m.operator_id,
             )
         )
     return result
@@ -989,29 +1035,50 @@ def _ledger_section(view: YearView, authority: str | None) -> list[str]:
     authorities = [a for a in sorted(view.filings) if authority in (None, a)]
     if not authorities:
         return [*out, "<p>No message in the ledger for this year.</p>"]
-    for a in authorities:
-        rows = [_filing_row(f) for f in view.filings[a]]
-        out.append(f'<h3 id="authority-{escape(a)}">{escape(a)}</h3>')
-        out.append(
-            _table(
-                (
-                    "MessageRefId",
-                    "Environment",
-                    "Message type",
-                    "Sellers",
-                    "Records",
-                    "Status",
-                    "Authority feedback",
-                    "Published (UTC)",
-                    "Triggered / approved by",
-                    "File",
-                ),
-                rows,
-                table_id=f"ledger-{a}",
-                numeric=(3,),
+    operators = sorted(
+        {f.operator_id for a in authorities for f in view.filings[a]}, key=lambda o: (o != DEFAULT_OPERATOR, o)
+    )
+    group = operators != [DEFAULT_OPERATOR]
+    for operator_id in operators:
+        mine = {a: [f for f in view.filings[a] if f.operator_id == operator_id] for a in authorities}
+        if group:  # a group: each operator's filings apart, each its own entity's
+            name = view.operator_names.get(operator_id, "")
+            out.append(
+                f'<h3 id="operator-{escape(operator_id)}" class="operator">Operator {escape(operator_id)}'
+                + (f": {escape(name)}" if name else "")
+                + "</h3>"
             )
-        )
+        for a, filings in mine.items():
+            if filings:
+                out += _ledger_table(a, filings, operator_id if group else None)
     return out
+
+
+def _ledger_table(a: str, filings: list[Filing], operator_id: str | None) -> list[str]:
+    """The filings of one authority (of one operator of a group, ``operator_id``), oldest first."""
+    rows = [_filing_row(f) for f in filings]
+    key = f"{operator_id}-{a}" if operator_id else a
+    heading = "h4" if operator_id else "h3"
+    return [
+        f'<{heading} id="authority-{escape(key)}">{escape(a)}</{heading}>',
+        _table(
+            (
+                "MessageRefId",
+                "Environment",
+                "Message type",
+                "Sellers",
+                "Records",
+                "Status",
+                "Authority feedback",
+                "Published (UTC)",
+                "Triggered / approved by",
+                "File",
+            ),
+            rows,
+            table_id=f"ledger-{key}",
+            numeric=(3,),
+        ),
+    ]
 
 
 def _status_legend() -> str:

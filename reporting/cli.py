@@ -1,12 +1,12 @@
 """The ``dac7`` command line.
 
     dac7 demo-data --db URL --sellers N --seed S [--year Y] [--bad-share FRACTION]
-    dac7 run --config FILE --source URL --year Y [--as-of DATE] --out DIR
+    dac7 run --config FILE --source URL --year Y [--as-of DATE] --out DIR [--operator ID,...]
     dac7 validate FILE... [--xsd-dir DIR]
     dac7 summary --out DIR
     dac7 explain --seller ID --year Y --out DIR [--show-personal-data]
-    dac7 ledger list [--ledger URL] [--year Y] [--authority XX] [--environment test|prod]
-    dac7 ledger unlock --environment test|prod --authority XX --year Y [--ledger URL]
+    dac7 ledger list [--ledger URL] [--year Y] [--authority XX] [--environment test|prod] [--operator ID]
+    dac7 ledger unlock --environment test|prod --authority XX --year Y [--operator ID] [--ledger URL]
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
     dac7 status-import FILE [--ledger URL]
     dac7 statements build DIR [--ledger URL]
@@ -39,7 +39,7 @@ from sqlalchemy import exc as sa_exc
 from reporting.errors import ConfigError, ReportingError
 from reporting.logcontext import configure_cli_logging
 from reporting.source import UrlError
-from reporting.vocabulary import ENVIRONMENTS, JURISDICTION, MODES, ROUTINGS
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS, JURISDICTION, MODES, ROUTINGS
 
 log = logging.getLogger("dac7")
 
@@ -123,8 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--authorities",
         type=_ids,
-        help="a filing: the filing state only (another state is refused); a preview (routing "
-        "jurisdiction): the states to preview (e.g. DE,FR)",
+        help="a filing: the filing state only (another state is refused; in a group, the operators that file "
+        "there); a preview (routing jurisdiction): the states to preview (e.g. DE,FR)",
+    )
+    r.add_argument(
+        "--operator",
+        type=_ids,
+        dest="operators",
+        metavar="ID[,ID...]",
+        help="a group ([operators.ID] in the configuration): file for these operators only ('default' is "
+        "[operator]); the others' outputs, ledger and statements are not touched (default: every operator)",
     )
 
     b = sub.add_parser("bench", help="time every stage of a run on a generated marketplace")
@@ -169,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--year", type=int, required=True, help="reporting year")
     q.add_argument("--config", default="dac7.toml", help="dac7.toml: its time zone and fx_basis (default dac7.toml)")
     q.add_argument("--as-of", type=date.fromisoformat, help="refunds applied until this day (default 31 January after)")
+    q.add_argument(
+        "--operator",
+        help="a group ([operators.ID] in the configuration): the transactions of this operator only, by "
+        "transactions.operator_id, as its run sums them ('default' is [operator]; default: every transaction)",
+    )
 
     m = sub.add_parser("summary", help="print the summary table of a published run")
     m.add_argument("--out", required=True, help="output directory of the run (holds manifest.json)")
@@ -287,13 +300,17 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _source_sql(args: argparse.Namespace) -> int:
     from reporting.config import load_config
     from reporting.period import Period
-    from reporting.pushdown import source_totals_sql
+    from reporting.pushdown import OperatorFilter, source_totals_sql
 
     config = load_config(args.config)
     as_of = args.as_of or date(args.year + 1, 1, 31)
     period = Period(args.year, config.reporting.timezone, as_of)
     payment_date = config.reporting.fx_basis == "payment_date"
-    print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect) + ";")
+    operator = None
+    if args.operator is not None:  # one operator's transactions, in a source with transactions.operator_id
+        config.for_operator(args.operator)  # a configured operator, or the error that lists them
+        operator = OperatorFilter(args.operator, config.operator_ids, column=True)
+    print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect, operator=operator) + ";")
     return 0
 
 
@@ -329,6 +346,7 @@ def _ids(text: str) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from reporting.pipeline import run, summary_table
+    from reporting.settings import load_settings
 
     result = run(
         config_path=args.config,
@@ -345,17 +363,21 @@ def _run(args: argparse.Namespace) -> int:
         mode=args.mode,
         sellers=args.sellers,
         authorities=args.authorities,
+        operators=args.operators,
     )
-    print(summary_table(result.manifest))
-    out = Path(args.out)
-    if result.nothing_to_file:
-        print(f"nothing to file (the ledger holds this period as filed); manifest: {out / 'manifest.json'}")
-    else:
-        print(f"XML files under {out}/<authority>/, manifest: {out / 'manifest.json'}")
-    if result.statements and result.statements["written"]:
-        print(f"seller statements: {result.statements['statements']} under {out / 'statements'}/")
-        for finding in result.statements["findings"]:
-            print(f"  [{finding['rule']}] {finding['table']} {finding['key']}: {finding['message']}")
+    for i, one in enumerate(result.operators or (result,)):
+        if result.operators:  # a group: each operator's filing, in its own folder
+            print(("\n" if i else "") + f"operator {one.operator_id}:")
+        print(summary_table(one.manifest))
+        out = Path(load_settings(one.run_dir).out_dir) if result.operators else Path(args.out)
+        if not one.manifest["files"]:
+            print(f"nothing to file (the ledger holds this period as filed); manifest: {out / 'manifest.json'}")
+        else:
+            print(f"XML files under {out}/<authority>/, manifest: {out / 'manifest.json'}")
+        if one.statements and one.statements["written"]:
+            print(f"seller statements: {one.statements['statements']} under {out / 'statements'}/")
+            for finding in one.statements["findings"]:
+                print(f"  [{finding['rule']}] {finding['table']} {finding['key']}: {finding['message']}")
     print(f"staging (intermediate data, not published): {result.run_dir}")
     return 0
 
@@ -459,11 +481,15 @@ def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     gl.add_argument("--year", type=int, help="only this reporting year")
     gl.add_argument("--authority", help="only this receiving country (e.g. DE)")
     gl.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production filings")
+    gl.add_argument("--operator", help="only this operator's of a group ([operators.ID]; 'default': [operator])")
     gu = lsub.add_parser("unlock", help="remove the filing lock a run that died left behind (SQLite)")
     add_ledger_arguments(gu)
     gu.add_argument("--environment", choices=ENVIRONMENTS, required=True)
     gu.add_argument("--authority", required=True, help="receiving country (e.g. DE)")
     gu.add_argument("--year", type=int, required=True, help="reporting year")
+    gu.add_argument(
+        "--operator", default=DEFAULT_OPERATOR, help="the operator of a group whose lock it is (default: default)"
+    )
     gd = lsub.add_parser("discard", help="give up a message rendered but never published")
     add_ledger_arguments(gd)
     gd.add_argument("message_ref_id", help="MessageRefId of the message")
@@ -491,7 +517,9 @@ def _ledger(args: argparse.Namespace) -> int:
         if args.ledger_command == "unlock":
             authority = args.authority.upper()
             period = period_label(authority, args.year, args.environment)
-            held = ledger.break_lock(args.environment, authority, args.year)
+            held = ledger.break_lock(args.environment, authority, args.year, args.operator)
+            if args.operator != DEFAULT_OPERATOR:
+                period += f" of operator {args.operator}"
             print(f"removed the filing lock of {period}, {held.describe()}" if held else f"no filing lock for {period}")
             return 0
         if args.ledger_command == "discard":
@@ -499,7 +527,13 @@ def _ledger(args: argparse.Namespace) -> int:
             print(f"{args.message_ref_id}: discarded (its ids stay used)")
             return 0
         authority = args.authority.upper() if args.authority else None
-        print(_ledger_table(ledger.messages(year=args.year, authority=authority, environment=args.environment)))
+        print(
+            _ledger_table(
+                ledger.messages(
+                    year=args.year, authority=authority, environment=args.environment, operator_id=args.operator
+                )
+            )
+        )
     return 0
 
 
@@ -507,13 +541,18 @@ def _ledger_table(messages: Sequence[Any]) -> str:
     if not messages:
         return "no messages"
     width = max(len("MessageRefId"), *(len(m.message_ref_id) for m in messages))
-    head = f"{'created (UTC)':<20} {'auth':<4} {'year':<4} {'env':<4} {'type':<6} {'MessageRefId':<{width}} "
+    # the operator of a group, where the ledger holds another operator's than [operator]'s
+    group = any(m.operator_id != DEFAULT_OPERATOR for m in messages)
+    op_width = max(len("operator"), *(len(m.operator_id) for m in messages)) if group else 0
+    head = f"{'created (UTC)':<20} " + (f"{'operator':<{op_width}} " if group else "")
+    head += f"{'auth':<4} {'year':<4} {'env':<4} {'type':<6} {'MessageRefId':<{width}} "
     lines = [head + f"{'sellers':>7}  status"]
     for m in messages:
         status = m.status + (f" ({m.rejected_records} record(s) rejected)" if m.rejected_records else "")
         status += f", {m.errors} error(s)" if m.errors else ""
+        operator = f"{m.operator_id:<{op_width}} " if group else ""
         lines.append(
-            f"{m.created:%Y-%m-%d %H:%M:%S}  {m.authority:<4} {m.reporting_year:<4} {m.environment:<4} "
+            f"{m.created:%Y-%m-%d %H:%M:%S}  {operator}{m.authority:<4} {m.reporting_year:<4} {m.environment:<4} "
             f"{m.message_type_indic:<6} {m.message_ref_id:<{width}} {m.sellers:>7}  {status}"
         )
     return "\n".join(lines)

@@ -19,7 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from reporting.countries import is_country, is_eu
 from reporting.errors import ConfigError
 from reporting.text import MAX_TEXT, text_problem
-from reporting.vocabulary import ENVIRONMENTS, JURISDICTION, NEXUS, PROD, ROUTINGS, TEST
+from reporting.vocabulary import (
+    DEFAULT_OPERATOR,
+    ENVIRONMENTS,
+    JURISDICTION,
+    NEXUS,
+    OPERATOR_ID_PATTERN,
+    PROD,
+    ROUTINGS,
+    TEST,
+)
 
 NEXUS_CODES = ("RPONEX1", "RPONEX2", "RPONEX3", "RPONEX4", "RPONEX5")
 REPORTING_CURRENCIES = ("original", "EUR")
@@ -36,6 +45,9 @@ _SPARK_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?
 _SPARK_SECRET = re.compile(r"pass|pwd|secret|token|credential|signature|private", re.IGNORECASE)
 #: a query parameter of a path or master that may hold a secret (an access key, a SAS signature)
 _SECRET_PARAMETER = re.compile(r"key|pass|pwd|secret|token|sas|sig|credential|auth", re.IGNORECASE)
+#: ``[operators.ID]``: the id of a further operator of the group (it names folders, task labels
+#: and the operator's space in the ledger, so no character that means anything there)
+OPERATOR_ID = re.compile(OPERATOR_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,17 @@ class Operator:
     def country(self) -> str:
         """The member state the operator files in (TransmittingCountry)."""
         return self.nexus_country or self.address.country
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOperator:
+    """``[operators.ID]``: a further operator of the group, with its own identity, nexus and
+    filing state (its keys are those of ``[operator]``), and the identifiers of its filing
+    state's profile (``[operators.ID.authorities.XX]``, as ``[authorities.XX]`` for ``[operator]``).
+    Each runs a platform of its own: its sellers, thresholds, messages and ledger are its own."""
+
+    operator: Operator
+    authorities: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +188,52 @@ class Config:
     #: ``[statements] contact``: where a seller turns when their statement is wrong (text, an
     #: e-mail address or a URL), shown on every statement; default: the platform, unnamed
     statement_contact: str | None = None
+    #: ``[operators.ID]``: the further operators of a group, by id, in the order of the file
+    operators: dict[str, GroupOperator] = field(default_factory=dict)
+    #: the id of the operator that ``operator`` and ``authorities`` are: :data:`DEFAULT_OPERATOR`
+    #: (``[operator]``), or a further operator's in the configuration of its run (:meth:`for_operator`)
+    operator_id: str = DEFAULT_OPERATOR
+
+    @property
+    def operator_ids(self) -> tuple[str, ...]:
+        """Every operator of the configuration: the default operator first, then ``[operators.ID]``
+        in the order of the file."""
+        return (DEFAULT_OPERATOR, *self.operators)
+
+    def for_operator(self, operator_id: str) -> Config:
+        """The configuration of one operator's run: its identity as ``operator`` and its
+        identifiers as ``authorities`` (the run, the profiles and the ledger read nothing else);
+        everything else (``[reporting]``, ``[source]``, ``[ledger]`` ...) is the group's."""
+        if operator_id == self.operator_id:
+            return self
+        if operator_id == DEFAULT_OPERATOR and self.operator_id == DEFAULT_OPERATOR:
+            return self
+        found = self.operators.get(operator_id)
+        if found is None:
+            known = ", ".join(self.operator_ids)
+            raise ConfigError(
+                f"{self.path or '<config>'}: operator {operator_id!r} is not configured; the operators are: {known} "
+                f"('{DEFAULT_OPERATOR}' is [operator], the others [operators.ID])"
+            )
+        return replace(self, operator=found.operator, authorities=found.authorities, operator_id=operator_id)
+
+    def group_operator_of(self, other: OtherOperator) -> str | None:
+        """The id of the operator of this group that ``other`` (an assumed or assuming operator)
+        is, by its TIN and issuing state; None for an operator outside the group. Read on the
+        configuration as loaded (a view of :meth:`for_operator` has lost the default operator)."""
+        identity = (other.tin_issued_by, other.tin)
+        for operator_id in self.operator_ids:
+            mine = self.for_operator(operator_id).operator
+            if (mine.tin_issued_by, mine.tin) == identity:
+                return operator_id
+        return None
+
+    def authorities_table(self, country: str) -> str:
+        """The name of the table that holds this operator's identifiers for ``country``, as an
+        error names it: ``[authorities.XX]`` of ``[operator]``, ``[operators.ID.authorities.XX]``."""
+        if self.operator_id == DEFAULT_OPERATOR:
+            return f"authorities.{country}"
+        return f"operators.{self.operator_id}.authorities.{country}"
 
 
 #: the longest ``[statements] contact`` (a sentence, an address or a URL)
@@ -177,6 +246,7 @@ _REPORTING_KEYS = {"timezone", "reporting_currency", "routing", "environment", "
 _OTHER_OPERATOR_KEYS = {"name", "tin", "tin_issued_by", "vat", "address"}
 _KNOWN_TABLES = {
     "operator",
+    "operators",
     "reporting",
     "source",
     "authorities",
@@ -186,6 +256,10 @@ _KNOWN_TABLES = {
     "assumed_operators",
     "assuming_operator",
 }
+#: the keys of an ``[operators.ID]`` table: those of ``[operator]``, its filing state's identifiers,
+#: and the other operators of its filing (``[[operators.ID.assumed_operators]]``,
+#: ``[operators.ID.assuming_operator]``)
+_GROUP_OPERATOR_KEYS = _OPERATOR_KEYS | {"authorities", "assumed_operators", "assuming_operator"}
 
 
 def load_config(path: str | Path) -> Config:
@@ -208,26 +282,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
     _no_unknown(raw, _KNOWN_TABLES, "", origin)
     op = _table(raw, "operator", origin, required=True)
     _no_unknown(op, _OPERATOR_KEYS, "operator", origin)
-    address = _address(op, "operator", origin)
-    nexus = _req(op, "nexus", "operator", origin)
-    if nexus not in NEXUS_CODES:
-        raise ConfigError(f"{origin}: operator.nexus = {nexus!r}; expected one of {', '.join(NEXUS_CODES)}")
-    nexus_country = _str(op, "nexus_country", "operator", origin)
-    operator = Operator(
-        name=_req(op, "name", "operator", origin),
-        tin=_req(op, "tin", "operator", origin),
-        tin_issued_by=_country(_req(op, "tin_issued_by", "operator", origin), "operator.tin_issued_by", origin),
-        vat=_str(op, "vat", "operator", origin),
-        platform_business_name=_str(op, "platform_business_name", "operator", origin),
-        nexus=nexus,
-        nexus_country=_country(nexus_country, "operator.nexus_country", origin) if nexus_country else "",
-        address=address,
-    )
-    if not is_eu(operator.country):
-        raise ConfigError(
-            f"{origin}: the operator files in {operator.country}, which is not an EU member state; "
-            "set operator.nexus_country to the member state of its registration (e.g. RPONEX5)"
-        )
+    operator = parse_operator(op, "operator", origin)
     assumed, assuming = other_operators(raw, "", origin)
     operator = with_other_operators(operator, assumed, assuming, "", origin)
     rep = _table(raw, "reporting", origin, required=False)
@@ -267,6 +322,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
         statement_contact=_statement_contact(raw, origin),
+        operators=_operators(raw, operator, origin),
     )
 
 
@@ -281,6 +337,117 @@ def _address(table: dict[str, Any], name: str, origin: str) -> Address:
         city=_req(addr, "city", f"{name}.address", origin),
         country=_country(_req(addr, "country", f"{name}.address", origin), f"{name}.address.country", origin),
     )
+
+
+def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
+    """An operator's identity from its table (``[operator]``, ``[operators.ID]``: ``name`` is the
+    table's name, as every error names the key), the address included. The caller refuses the
+    keys the table may not have, and adds the other operators of its filing
+    (:func:`other_operators`)."""
+    address = _address(op, name, origin)
+    nexus = _req(op, "nexus", name, origin)
+    if nexus not in NEXUS_CODES:
+        raise ConfigError(f"{origin}: {name}.nexus = {nexus!r}; expected one of {', '.join(NEXUS_CODES)}")
+    nexus_country = _str(op, "nexus_country", name, origin)
+    operator = Operator(
+        name=_req(op, "name", name, origin),
+        tin=_req(op, "tin", name, origin),
+        tin_issued_by=_country(_req(op, "tin_issued_by", name, origin), f"{name}.tin_issued_by", origin),
+        vat=_str(op, "vat", name, origin),
+        platform_business_name=_str(op, "platform_business_name", name, origin),
+        nexus=nexus,
+        nexus_country=_country(nexus_country, f"{name}.nexus_country", origin) if nexus_country else "",
+        address=address,
+    )
+    if not is_eu(operator.country):
+        raise ConfigError(
+            f"{origin}: {'the operator' if name == 'operator' else f'the operator of [{name}]'} files in "
+            f"{operator.country}, which is not an EU member state; "
+            f"set {name}.nexus_country to the member state of its registration (e.g. RPONEX5)"
+        )
+    return operator
+
+
+def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str, GroupOperator]:
+    """``[operators.ID]``: the further operators of a group, each with the keys of ``[operator]``
+    and its own ``[operators.ID.authorities.XX]``. An id is a safe name (:data:`OPERATOR_ID`):
+    it names folders, Airflow task labels and the operator's space in the ledger. Two operators
+    with one TIN are refused: one legal entity is one platform operator, with one filing per
+    period (several platforms of one operator, or several operators of one platform, are not
+    what ``[operators]`` describes)."""
+    tables = _table(raw, "operators", origin, required=False)
+    out: dict[str, GroupOperator] = {}
+    seen = {(default.tin_issued_by, default.tin): "[operator]"}
+    for operator_id, table in tables.items():
+        if operator_id == DEFAULT_OPERATOR:
+            raise ConfigError(
+                f"{origin}: [operators.{DEFAULT_OPERATOR}]: '{DEFAULT_OPERATOR}' is the id of [operator], the "
+                "default operator; give this operator another id"
+            )
+        if not OPERATOR_ID.fullmatch(operator_id):
+            raise ConfigError(
+                f"{origin}: [operators.{operator_id}]: {operator_id!r} is not an operator id: a lower-case letter, "
+                "then lower-case letters, digits and _, 32 characters at most (e.g. 'de_gmbh'); it names the "
+                "operator's folder, its Airflow tasks and its space in the ledger"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [operators.{operator_id}] must be a table, with the keys of [operator]")
+        name = f"operators.{operator_id}"
+        _no_unknown(table, _GROUP_OPERATOR_KEYS, name, origin)
+        operator = parse_operator(table, name, origin)
+        assumed, assuming = other_operators(table, f"{name}.", origin)
+        operator = with_other_operators(operator, assumed, assuming, f"{name}.", origin)
+        identity = (operator.tin_issued_by, operator.tin)
+        if identity in seen:
+            raise ConfigError(
+                f"{origin}: [{name}] has the TIN of {seen[identity]} ({operator.tin_issued_by}): one legal entity "
+                "is one platform operator, which files one report per period in its member state; "
+                "[operators] holds the other legal entities of the group, each with its own TIN"
+            )
+        seen[identity] = f"[{name}]"
+        out[operator_id] = GroupOperator(operator=operator, authorities=_authorities(table, origin, prefix=f"{name}."))
+    _assumptions_within_the_group(default, out, origin)
+    return out
+
+
+def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOperator], origin: str) -> None:
+    """Where one operator of the group assumes the reporting of another operator of the group, both
+    sides say so: the assuming one names the other in its ``assumed_operators``, and the other names
+    it as its ``assuming_operator``. One side alone would have one operator report sellers another
+    reports as well (the assumed one files its own), or no operator report them (the assuming one
+    never names the assumed one): refused, naming both tables. An other operator outside the group
+    is not checked (its configuration is not here)."""
+    members = {(default.tin_issued_by, default.tin): ("", default)}
+    members |= {(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator) for i, g in further.items()}
+
+    def table(prefix: str) -> str:
+        return f"[{prefix.removesuffix('.')}]" if prefix else "[operator]"
+
+    for prefix, operator in members.values():
+        identity = (operator.tin_issued_by, operator.tin)
+        for i, assumed in enumerate(operator.assumed_operators, 1):
+            found = members.get((assumed.tin_issued_by, assumed.tin))
+            if found is None:
+                continue
+            other_prefix, other = found
+            theirs = other.assuming_operator
+            if theirs is None or (theirs.tin_issued_by, theirs.tin) != identity:
+                raise ConfigError(
+                    f"{origin}: {prefix}assumed_operators[{i}] is {table(other_prefix)} of this group, which does "
+                    f"not name {table(prefix)} as its {other_prefix}assuming_operator: an operator of the group "
+                    "whose reporting another assumes declares it too (it then files no seller), else both would "
+                    "report its sellers"
+                )
+        assuming = operator.assuming_operator
+        found = members.get((assuming.tin_issued_by, assuming.tin)) if assuming is not None else None
+        if found is not None:
+            other_prefix, other = found
+            if identity not in {(a.tin_issued_by, a.tin) for a in other.assumed_operators}:
+                raise ConfigError(
+                    f"{origin}: {prefix}assuming_operator is {table(other_prefix)} of this group, whose "
+                    f"{other_prefix}assumed_operators do not name {table(prefix)}: the assuming operator names "
+                    "each operator whose reporting it assumes, else no operator would report its sellers"
+                )
 
 
 def _other_operator(table: Any, name: str, origin: str) -> OtherOperator:
@@ -538,17 +705,19 @@ def _data_docs(raw: dict[str, Any], origin: str) -> bool:
     return value
 
 
-def _authorities(raw: dict[str, Any], origin: str) -> dict[str, dict[str, str]]:
-    tables = _table(raw, "authorities", origin, required=False)
+def _authorities(raw: dict[str, Any], origin: str, prefix: str = "") -> dict[str, dict[str, str]]:
+    """``[authorities.XX]`` of ``raw`` (``prefix``: where ``raw`` is, ``operators.ID.`` for a
+    further operator's own tables)."""
+    tables = _table(raw, "authorities", origin, required=False, prefix=prefix)
     out: dict[str, dict[str, str]] = {}
     for country, table in tables.items():
         if not is_eu(country):
-            raise ConfigError(f"{origin}: [authorities.{country}]: {country!r} is not an EU member state code")
+            raise ConfigError(f"{origin}: [{prefix}authorities.{country}]: {country!r} is not an EU member state code")
         if not isinstance(table, dict):
-            raise ConfigError(f"{origin}: [authorities.{country}] must be a table of identifiers")
+            raise ConfigError(f"{origin}: [{prefix}authorities.{country}] must be a table of identifiers")
         values = {}
         for key in table:
-            value = _str(table, key, f"authorities.{country}", origin)
+            value = _str(table, key, f"{prefix}authorities.{country}", origin)
             if value:
                 values[key] = value
         out[country] = values
@@ -594,6 +763,7 @@ _XML_TEXT_KEYS = {
 }
 
 
+_FURTHER_OPERATOR = re.compile(r"^operators\.[^.]+")
 #: The tables of another operator (``assumed_operators[2]``, ``operators.ID.assuming_operator.address``):
 #: every text of theirs goes into the message.
 _OTHER_OPERATOR_TABLE = re.compile(r"(operators\.[^.]+\.)?(assumed_operators\[\d+\]|assuming_operator)(\.address)?")
@@ -606,9 +776,10 @@ def _str(table: dict[str, Any], key: str, name: str, origin: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name}.{key} must be a string")
     value = value.strip()
+    generic = _FURTHER_OPERATOR.sub("operator", name)  # [operators.ID] reads as [operator]
     xml_text = (
-        f"{name}.{key}" in _XML_TEXT_KEYS
-        or name.startswith("authorities.")
+        f"{generic}.{key}" in _XML_TEXT_KEYS
+        or generic.startswith(("authorities.", "operator.authorities."))
         or (_OTHER_OPERATOR_TABLE.fullmatch(name) is not None and key != "country")
     )
     problem = text_problem(value, MAX_TEXT if xml_text else 4000)

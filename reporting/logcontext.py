@@ -8,8 +8,11 @@ the ``reporting`` loggers emitted meanwhile (in that thread or task: the context
 - ``dac7_stage``: ``extract``, ``aggregate``, ``rules``, ``plan``, ``render``, ``validate``,
   ``publish`` or ``finalize`` (``prepare`` too);
 - ``dac7_authority``: the receiving member state (``"DE"``), ``None`` for a stage of all of them;
+- ``dac7_operator``: in a group's run, the operator whose run it is (``"de_gmbh"``; ``None`` for a
+  single operator's run);
 
-and ``dac7_prefix``, the same as text for people: ``"[2025 render DE] "`` (``""`` outside a stage).
+and ``dac7_prefix``, the same as text for people: ``"[2025 render DE] "`` (``""`` outside a stage),
+``"[2025 render de_gmbh DE] "`` in a group's run.
 
 Where they show: a handler whose format names ``%(dac7_prefix)s`` (the CLI's :data:`CLI_FORMAT`)
 or another ``dac7_`` attribute renders them itself. Any other handler gets the prefix in the
@@ -35,7 +38,7 @@ CLI_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(dac7_prefix)s%(message)s"
 #: The loggers whose records carry the context: the package's own.
 LOGGER = "reporting"
 
-ATTRIBUTES = ("dac7_stage", "dac7_period", "dac7_authority", "dac7_prefix")
+ATTRIBUTES = ("dac7_stage", "dac7_period", "dac7_authority", "dac7_operator", "dac7_prefix")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -44,11 +47,13 @@ class StageContext:
     stage: str
     period: str
     authority: str | None = None
+    operator: str | None = None
 
     @property
     def tag(self) -> str:
-        """``[2025 render DE]``; ``[2025 extract]`` for a stage of every authority."""
-        return "[" + " ".join(p for p in (self.period, self.stage, self.authority) if p) + "]"
+        """``[2025 render DE]``; ``[2025 extract]`` for a stage of every authority; ``[2025 render
+        de_gmbh DE]`` for an operator of a group."""
+        return "[" + " ".join(p for p in (self.period, self.stage, self.operator, self.authority) if p) + "]"
 
 
 _CURRENT: ContextVar[StageContext | None] = ContextVar("dac7_stage_context", default=None)
@@ -60,13 +65,17 @@ def _code(value: object) -> str:
 
 
 @contextmanager
-def stage_context(*, stage: str, period: int | str, authority: str | None = None) -> Iterator[StageContext]:
+def stage_context(
+    *, stage: str, period: int | str, authority: str | None = None, operator: str | None = None
+) -> Iterator[StageContext]:
     """Tag the ``reporting`` log records emitted inside the block with the stage, the period
     and the authority. Nested blocks replace the outer context and restore it on exit; other
     threads (and asyncio tasks started before) keep their own. Installs the filter on the root
     logger's handlers the first time (:func:`install`)."""
     install()
-    ctx = StageContext(_code(stage), _code(period), _code(authority) if authority else None)
+    ctx = StageContext(
+        _code(stage), _code(period), _code(authority) if authority else None, _code(operator) if operator else None
+    )
     token = _CURRENT.set(ctx)
     try:
         yield ctx
@@ -101,6 +110,7 @@ class StageContextFilter(logging.Filter):
             attrs["dac7_stage"] = ctx.stage if ctx else None
             attrs["dac7_period"] = ctx.period if ctx else None
             attrs["dac7_authority"] = ctx.authority if ctx else None
+            attrs["dac7_operator"] = ctx.operator if ctx else None
             attrs["dac7_prefix"] = f"{ctx.tag} " if ctx else ""
         if self.in_message and attrs["dac7_prefix"]:
             prefix = attrs["dac7_prefix"]

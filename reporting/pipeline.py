@@ -12,12 +12,12 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from reporting.authorities import ignored_authorities
 from reporting.config import Config, load_config
@@ -46,6 +46,8 @@ from reporting.settings import (
     RunSettings,
     load_settings,
     new_run_id,
+    operator_out_dir,
+    operator_run_id,
     read_json,
     remember_secret_url,
     write_json,
@@ -61,13 +63,30 @@ from reporting.stages import render as _render
 from reporting.stages import rules as _rules
 from reporting.stages import statements as _statements
 from reporting.stages import validate as _validate
-from reporting.vocabulary import AUDIT, ENVIRONMENTS, JURISDICTION, MODES, PROD, QUARANTINED, REPORTED
+from reporting.vocabulary import (
+    AUDIT,
+    DEFAULT_OPERATOR,
+    ENVIRONMENTS,
+    JURISDICTION,
+    MODES,
+    NEXUS,
+    OPERATOR_ID_PATTERN,
+    OPERATORS_DIR,
+    PROD,
+    QUARANTINED,
+    REPORTED,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STAGING = Path(".dac7") / "staging"
 #: An authority's code, as it names the files of its render (``render/authorities/<XX>.json``).
 _AUTHORITY = re.compile("[A-Z]{2}")
+#: In the staging directory of a group's run (the first operator's): the operators of the run, in
+#: order; each further one is staged in ``operators/<ID>/`` below it (:func:`operator_runs`).
+OPERATOR_RUNS = "operators.json"
+_OPERATOR_ID = re.compile(OPERATOR_ID_PATTERN)
 
 
 def prepare(
@@ -86,11 +105,19 @@ def prepare(
     mode: str = "auto",
     sellers: Sequence[str] | None = None,
     authorities: Sequence[str] | None = None,
+    operators: Sequence[str] | None = None,
 ) -> str:
     """Fix a run's settings and create its staging directory; returns that directory.
 
     ``as_of`` and ``timestamp`` are inputs: the CLI passes today and now, a DAG run passes its
     Params or logical date. Nothing below reads the clock.
+
+    A configuration with further operators (``[operators.ID]``) files for each of them, or for
+    ``operators`` alone (their ids; ``default`` is ``[operator]``): one run per operator, each
+    with its own settings, run id (:func:`reporting.settings.operator_run_id`), output directory
+    (:func:`reporting.settings.operator_out_dir`) and ledger space. The directory returned is the
+    first operator's; the others are staged below it (:func:`operator_runs`). Without further
+    operators, the run is the single operator's, as it always was.
     """
     with owner_only(), stage_context(stage="prepare", period=year):
         started = time.perf_counter()
@@ -99,7 +126,6 @@ def prepare(
             if environment not in ENVIRONMENTS:
                 raise ConfigError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
             config = replace(config, reporting=replace(config.reporting, environment=environment))
-        ignored_authorities(config)  # [authorities.XX] of a state other than the filing state: a warning
         if not 2023 <= year <= 2100:
             raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
         run_id = run_id or new_run_id()
@@ -142,47 +168,152 @@ def prepare(
         bad = [a for a in authorities or () if not is_eu(a)]
         if bad:
             raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
-        problems = routing_problems(config, mode=mode, authorities=authorities)
-        if problems:
-            raise ConfigError(" ".join(problems))
-        if config.reporting.routing == JURISDICTION:
-            filing_state = config.operator.country
-            log.info(
-                "routing jurisdiction: a preview of what each member state receives from %s (EU generic edition, "
-                "%s's reading of the rules); nothing of it is filed, and the filing ledger is not used",
-                filing_state,
-                filing_state,
-            )
+        selected = run_operators(config, operators, mode=mode, authorities=authorities)
+        views = {op: config.for_operator(op) for op in selected}
+        for op, view in views.items():
+            ignored_authorities(view)  # [authorities.XX] of a state other than the filing state: a warning
+            problems = routing_problems(view, mode=mode, authorities=_own_authorities(view, authorities))
+            if problems:
+                raise ConfigError(" ".join(([f"Operator {op}:"] if config.operators else []) + problems))
+            if config.reporting.routing == JURISDICTION:
+                filing_state = view.operator.country
+                log.info(
+                    "routing jurisdiction: a preview of what each member state receives from %s (EU generic "
+                    "edition, %s's reading of the rules); nothing of it is filed, and the filing ledger is not used",
+                    filing_state,
+                    filing_state,
+                )
         # the ledger: --ledger, else DAC7_LEDGER_URL, else [ledger] url, else a file in the working directory
         ledger = resolve_ledger_url(ledger_url, config_url=config.ledger, working_dir=Path.cwd())
         assert ledger is not None  # a working directory is given: never None
         ledger_secret = has_secret(ledger)
-        if ledger_secret:
-            remember_secret_url(run_id, "ledger", ledger)
-        run_dir = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(run_dir, 0o700)  # staging holds personal data: the owner only
-        settings = RunSettings(
-            config=config,
-            year=year,
-            as_of=as_of,
-            run_id=run_id,
-            timestamp=ts,
-            out_dir=str(Path(out_dir).resolve()),
-            run_dir=str(run_dir),
-            source_url=source if source and not has_secret(source) else None,
-            xsd_dir=str(xsd_dir) if xsd_dir else None,
-            # a URL with a secret is never written down: the stages of this process keep it in
-            # memory (an explicit --ledger always wins), others read DAC7_LEDGER_URL
-            ledger_url=None if ledger_secret else ledger,
-            ledger_shown=safe_url(ledger) if ledger_secret else None,
-            mode=mode,
-            sellers=tuple(sellers) if sellers else None,
-            authorities=tuple(sorted(set(authorities))) if authorities else None,
-        )
-        settings.save()
+        lead = Path(staging_root or DEFAULT_STAGING).resolve() / f"{year}-{run_id}"
+        for i, (op, view) in enumerate(views.items()):
+            own_id = operator_run_id(run_id, op)
+            if ledger_secret:
+                remember_secret_url(own_id, "ledger", ledger)
+            run_dir = lead if i == 0 else lead / OPERATORS_DIR / op
+            run_dir.mkdir(parents=True, exist_ok=True)
+            for folder in (lead, run_dir.parent, run_dir) if i else (lead,):
+                os.chmod(folder, 0o700)  # staging holds personal data: the owner only
+            own = _own_authorities(view, authorities)
+            assuming = view.operator.assuming_operator  # an operator of the group, or outside it
+            settings = RunSettings(
+                config=view,
+                year=year,
+                as_of=as_of,
+                run_id=own_id,
+                timestamp=ts,
+                out_dir=str(operator_out_dir(Path(out_dir).resolve(), op)),
+                run_dir=str(run_dir),
+                source_url=source if source and not has_secret(source) else None,
+                xsd_dir=str(xsd_dir) if xsd_dir else None,
+                # a URL with a secret is never written down: the stages of this process keep it in
+                # memory (an explicit --ledger always wins), others read DAC7_LEDGER_URL
+                ledger_url=None if ledger_secret else ledger,
+                ledger_shown=safe_url(ledger) if ledger_secret else None,
+                mode=mode,
+                sellers=tuple(sellers) if sellers else None,
+                authorities=tuple(sorted(set(own))) if own else None,
+                operator_ids=config.operator_ids if config.operators else (),
+                assumed_by=config.group_operator_of(assuming) if assuming is not None else None,
+            )
+            settings.save()
+        if config.operators:
+            write_json(lead / OPERATOR_RUNS, {"operators": list(views)})
         log.info("prepare done in %.2f s", time.perf_counter() - started)
-    return str(run_dir)
+    return str(lead)
+
+
+def run_operators(
+    config: Config,
+    operators: Sequence[str] | None,
+    *,
+    mode: str = "auto",
+    authorities: Sequence[str] | None = None,
+) -> list[str]:
+    """The operators a run files for, in the order of the configuration: ``operators`` (their ids),
+    else every operator of the configuration. In a filing (routing ``nexus``) of a group narrowed
+    to ``authorities``, those whose filing state is among them: an operator files in its own state
+    only. A filing in a mode other than ``auto`` (what an authority asked one operator for) is
+    for one operator: it must be named. Refused with a sentence that names the ids."""
+    known = config.operator_ids
+    if operators:
+        wanted = set(operators)
+        unknown = sorted(wanted - set(known))
+        if unknown:
+            shown = ", ".join(repr(u) if _OPERATOR_ID.fullmatch(u) else "(not an operator id)" for u in unknown)
+            raise ConfigError(
+                f"operator(s) {shown}: not configured; the operators of {config.path or 'the configuration'} are "
+                f"{', '.join(known)} ('{DEFAULT_OPERATOR}' is [operator], the others [operators.ID])"
+            )
+        selected = [op for op in known if op in wanted]
+    else:
+        selected = list(known)
+    if authorities and config.operators and config.reporting.routing == NEXUS:
+        states = set(authorities)
+        filing = [op for op in selected if config.for_operator(op).operator.country in states]
+        if not filing:
+            found = ", ".join(f"{op} in {config.for_operator(op).operator.country}" for op in selected)
+            raise ConfigError(
+                f"Refused for authorities {', '.join(sorted(states))}: no operator of the run files there "
+                f"({found}); each operator files in its own member state only"
+            )
+        selected = filing
+    if mode != "auto" and len(selected) > 1:
+        raise ConfigError(
+            f"mode {mode} files what an authority asked of one operator: name it (--operator ID, or the Param "
+            f"operator); the run would file for {', '.join(selected)}"
+        )
+    return selected
+
+
+def run_problems(
+    config: Config,
+    *,
+    environment: str | None = None,
+    mode: str = "auto",
+    authorities: Sequence[str] | None = None,
+    operators: Sequence[str] | None = None,
+) -> list[str]:
+    """What :func:`prepare` refuses of a run's operators and routing, one sentence per problem
+    (:func:`run_operators`, then :func:`routing_problems` of each operator's run): the DAC7 view's
+    trigger page shows them before a run exists."""
+    try:
+        selected = run_operators(config, operators, mode=mode, authorities=authorities)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    for op in selected:
+        view = config.for_operator(op)
+        found = routing_problems(
+            view, environment=environment, mode=mode, authorities=_own_authorities(view, authorities)
+        )
+        problems += [f"Operator {op}: {p}" if config.operators else p for p in found]
+    return list(dict.fromkeys(problems))
+
+
+def _own_authorities(config: Config, authorities: Sequence[str] | None) -> list[str] | None:
+    """The authorities of one operator's run in a group: its filing state, if named (in a
+    filing); every one named in a preview, and in a single operator's run."""
+    if not authorities or not config.operators or config.reporting.routing != NEXUS:
+        return list(authorities) if authorities else None
+    return [a for a in authorities if a == config.operator.country]
+
+
+def operator_runs(run_dir: str | Path) -> list[tuple[str, str]]:
+    """The operators of the run staged in ``run_dir`` (the directory :func:`prepare` returned), each
+    with its staging directory: the first operator's is ``run_dir``, each other's is below it
+    (``operators/<ID>/``). A single operator's run: itself alone."""
+    run = Path(run_dir)
+    path = run / OPERATOR_RUNS
+    if not path.is_file():
+        return [(load_settings(run).operator_id, str(run))]
+    ids = [str(i) for i in read_json(path)["operators"]]
+    bad = [i for i in ids if not _OPERATOR_ID.fullmatch(i)]
+    if bad or not ids:
+        raise ConfigError(f"{path}: not a list of operator ids; the run's staging directory is damaged")
+    return [(op, str(run if i == 0 else run / OPERATORS_DIR / op)) for i, op in enumerate(ids)]
 
 
 def routing_problems(
@@ -223,7 +354,7 @@ def routing_problems(
             problems.append(
                 f"Refused for authorities {', '.join(others)}: this operator files in {filing_state} only, under "
                 f"{filing_state}'s law for every seller; a filing in {', '.join(others)} is another operator's, with "
-                "a configuration of its own (routing 'jurisdiction' previews what each state receives). Name "
+                "an [operators.ID] table of its own (routing 'jurisdiction' previews what each state receives). Name "
                 f"{filing_state} or leave the authorities empty."
             )
     return problems
@@ -235,7 +366,8 @@ def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iter
     period, the stage and the authority (:mod:`reporting.logcontext`); the last one says how
     long the stage took."""
     settings = load_settings(run_dir)
-    with owner_only(), stage_context(stage=name, period=settings.year, authority=authority):
+    operator = settings.operator_id if settings.operator_ids else None  # a group's: named in every line
+    with owner_only(), stage_context(stage=name, period=settings.year, authority=authority, operator=operator):
         started = time.perf_counter()
         yield settings
         log.info("%s done in %.2f s", name, time.perf_counter() - started)
@@ -351,8 +483,11 @@ def publish(
 def record_approval(run_dir: str | Path, *, approved_by: str, triggered_by: str | None) -> list[str]:
     """Record a second person's approval of the run's production filing in the ledger (the
     DAG's approval step does, when a person approves in the UI)."""
-    with _stage("approve", run_dir) as settings:
-        return _publish.record_approval(settings, approved_by=approved_by, triggered_by=triggered_by)
+    ids: list[str] = []
+    for _op, one in operator_runs(run_dir):  # a group's run: one approval covers every operator's filing
+        with _stage("approve", one) as settings:
+            ids += _publish.record_approval(settings, approved_by=approved_by, triggered_by=triggered_by)
+    return ids
 
 
 def report(run_dir: str | Path) -> Manifest:
@@ -379,23 +514,91 @@ class RunResult:
     run_dir: str
     manifest: Manifest
     statements: StatementsResult | None = None
+    operator_id: str = DEFAULT_OPERATOR
+    #: a group's run: every operator's result, in order (this one, the first, among them)
+    operators: tuple[RunResult, ...] = ()
 
     @property
     def nothing_to_file(self) -> bool:
-        return not self.manifest["files"]
+        return not any(r.manifest["files"] for r in self.operators or (self,))
 
 
 def run(*, source_url: str | None = None, **prepare_args: Any) -> RunResult:
-    """Every stage in order, in this process (what ``dac7 run`` does)."""
-    run_dir = prepare(source_url=source_url, **prepare_args)
-    extract(run_dir, source_url)
-    aggregate(run_dir)
-    apply_rules(run_dir)
-    render(run_dir)
-    validate(run_dir)
-    manifest = publish(run_dir)
-    statements = write_statements(run_dir)
-    return RunResult(run_dir=run_dir, manifest=manifest, statements=statements)
+    """Every stage in order, in this process (what ``dac7 run`` does). A group's run takes each
+    stage for every operator before the next stage, as the annual DAG does: one operator's bad
+    data, or a file that does not validate, stops the run before anything is published."""
+    lead = prepare(source_url=source_url, **prepare_args)
+    runs = operator_runs(lead)
+    for stage in (lambda d: extract(d, source_url), aggregate, apply_rules, render, validate):
+        for _op, run_dir in runs:
+            stage(run_dir)
+    results = []
+    for op, run_dir in runs:
+        manifest = publish(run_dir)
+        results.append(RunResult(run_dir=run_dir, manifest=manifest, operator_id=op))
+    results = [replace(r, statements=write_statements(r.run_dir)) for r in results]
+    first = results[0]
+    return replace(first, run_dir=lead, operators=tuple(results) if len(runs) > 1 or _is_group(lead) else ())
+
+
+def _is_group(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / OPERATOR_RUNS).is_file()
+
+
+# --- A group's run: each stage for every operator (what the DAG's tasks call) -------------------
+
+
+def is_group(run_dir: str | Path) -> bool:
+    """Whether the run staged in ``run_dir`` is a group's (its configuration has ``[operators.ID]``):
+    its results, labels and events then name the operator."""
+    return _is_group(run_dir)
+
+
+def operator_dir(run_dir: str | Path, operator_id: str) -> str:
+    """The staging directory of one operator's run within the run staged in ``run_dir``."""
+    runs = operator_runs(run_dir)
+    for op, one in runs:
+        if op == operator_id:
+            return one
+    raise ConfigError(
+        f"operator {operator_id!r} is not one of this run's ({', '.join(op for op, _ in runs)}): a rerun for an "
+        "operator is a new run, triggered with the Param operator (dac7 run --operator)"
+    )
+
+
+def each_operator(run_dir: str | Path, stage: Callable[[str], T]) -> T | dict[str, T]:
+    """``stage`` of the run staged in ``run_dir``: its result for a single operator's run; for a
+    group's, ``stage`` of every operator's run in order, and the results by operator. A failure
+    says which operator's it is (in the log, and as a note on the error)."""
+    if not _is_group(run_dir):
+        return stage(str(run_dir))
+    results: dict[str, T] = {}
+    for op, one in operator_runs(run_dir):
+        try:
+            results[op] = stage(one)
+        except Exception as exc:
+            exc.add_note(f"operator {op}")
+            log.error(
+                "operator %s: %s failed (%s); the operators after it did not run", op, _name(stage), type(exc).__name__
+            )
+            raise
+    return results
+
+
+def _name(stage: Callable[..., Any]) -> str:
+    return getattr(stage, "__name__", "the stage").strip("<>") or "the stage"
+
+
+def plan_filings(run_dir: str | Path) -> list[dict[str, str]]:
+    """:func:`plan` of every operator of the run: the filings it makes, each an operator and an
+    authority, in order (what the DAG's render and publish are mapped over)."""
+    return [{"operator": op, "authority": a} for op, one in operator_runs(run_dir) for a in plan(one)]
+
+
+def filing_label(run_dir: str | Path, operator_id: str, authority: str) -> str:
+    """How a filing is named where people see it (an Airflow task's label): its authority (``LT``),
+    and in a group's run the operator first (``de_gmbh DE``), so that a failed filing names its entity."""
+    return f"{operator_id} {authority}" if _is_group(run_dir) else authority
 
 
 def summary_table(manifest: Manifest) -> str:
@@ -405,6 +608,8 @@ def summary_table(manifest: Manifest) -> str:
         f"DAC7 {manifest['reporting_year']} ({manifest['environment']}, routing {manifest['routing']}, "
         f"as of {manifest['as_of']})",
     ]
+    if manifest.get("operator_id"):  # one operator of a group
+        lines.append(f"  operator {manifest['operator_id']}: {manifest.get('operator_name', '')}")
     reading = manifest.get("reading")
     if reading:
         what = (
@@ -532,9 +737,15 @@ def filing_events(run_dir: str | Path, published: dict[str, Any]) -> list[dict[s
             "sha256": f["sha256"],
             "year": settings.year,
             "environment": settings.environment,
+            **_operator_extra(settings),
         }
         for f in published["files"]
     ]
+
+
+def _operator_extra(settings: RunSettings) -> dict[str, str]:
+    """In a group's run: which operator an event is of (a single operator's events are as they were)."""
+    return {"operator_id": settings.operator_id} if settings.operator_ids else {}
 
 
 def statement_events(run_dir: str | Path, written: StatementsResult) -> list[dict[str, Any]]:
@@ -558,6 +769,7 @@ def statement_events(run_dir: str | Path, written: StatementsResult) -> list[dic
             "run_id": settings.run_id,
             "year": settings.year,
             "environment": settings.environment,
+            **_operator_extra(settings),
         }
     ]
 
@@ -566,8 +778,8 @@ def needs_ledger_url(run_dir: str | Path) -> bool:
     """Whether the stages of the run staged in ``run_dir`` need its ledger's URL from the caller:
     a URL with a password is never written into the run's settings (only its masked form), so a
     process other than the one that prepared the run hands it over with :func:`use_ledger_url`.
-    A preview never opens the filing ledger."""
-    return _needs_ledger_url(load_settings(run_dir))
+    A preview never opens the filing ledger. A group's run: any operator's."""
+    return any(_needs_ledger_url(load_settings(d)) for _op, d in operator_runs(run_dir))
 
 
 def _needs_ledger_url(settings: RunSettings) -> bool:
@@ -578,18 +790,19 @@ def use_ledger_url(run_dir: str | Path, ledger_url: str | None) -> None:
     """Hand the stages of the run staged in ``run_dir`` in this process its ledger's URL, kept in
     memory only (never in settings, logs or the environment). It must be the ledger the run was
     prepared with; nothing to do when the run's settings name the ledger themselves, or when no
-    URL is given (the stage then says what is missing)."""
+    URL is given (the stage then says what is missing). A group's run: every operator's run."""
     if not ledger_url:
         return
-    settings = load_settings(run_dir)
-    if not _needs_ledger_url(settings):
-        return
-    if safe_url(ledger_url) != settings.ledger_shown:
-        raise ConfigError(
-            f"the run was prepared with the ledger {settings.ledger_shown}, but this task's ledger is "
-            f"{safe_url(ledger_url)}: a filing is recorded in the ledger of its run only"
-        )
-    remember_secret_url(settings.run_id, "ledger", ledger_url)
+    for _op, one in operator_runs(run_dir):
+        settings = load_settings(one)
+        if not _needs_ledger_url(settings):
+            continue
+        if safe_url(ledger_url) != settings.ledger_shown:
+            raise ConfigError(
+                f"the run was prepared with the ledger {settings.ledger_shown}, but this task's ledger is "
+                f"{safe_url(ledger_url)}: a filing is recorded in the ledger of its run only"
+            )
+        remember_secret_url(settings.run_id, "ledger", ledger_url)
 
 
 def keep_run_settings(run_dir: str | Path) -> Path:
@@ -635,17 +848,36 @@ def rendered(run_dir: str | Path, authority: str) -> Rendered:
 def pending_messages(run_dir: str | Path) -> list[PendingMessage]:
     """The messages the run has rendered so far, per planned authority in order, as :func:`rendered`
     lists them, each with ``published``: whether the run has published that authority already.
-    Empty before :func:`plan`. Reads the staging alone (not the run's settings)."""
+    Empty before :func:`plan`. Reads the staging alone (not the run's settings). A group's run:
+    every operator's, each with its ``operator_id``, a further operator's ``file`` below
+    ``operators/<ID>/`` (as :func:`rendered_file` takes it)."""
     run = Path(run_dir)
-    planned = _plan.read_plan(run)
     out: list[PendingMessage] = []
-    for authority in planned["authorities"] if planned else []:
-        if not _AUTHORITY.fullmatch(authority):  # a code names a file below render/: nothing else
-            continue
-        found = _render.read_rendered(run, authority)
-        published = is_published(run, authority)
-        out += [{**m, "authority": authority, "published": published} for m in found["messages"]] if found else []
+    for op, one in _staged_operators(run):
+        planned = _plan.read_plan(one)
+        prefix = "" if one == run else f"{OPERATORS_DIR}/{op}/"
+        for authority in planned["authorities"] if planned else []:
+            if not _AUTHORITY.fullmatch(authority):  # a code names a file below render/: nothing else
+                continue
+            found = _render.read_rendered(one, authority)
+            published = is_published(one, authority)
+            for m in found["messages"] if found else []:
+                pending: PendingMessage = {**m, "authority": authority, "published": published}
+                if op is not None:
+                    pending["file"] = prefix + m["file"]
+                    pending["operator_id"] = op
+                out.append(pending)
     return out
+
+
+def _staged_operators(run: Path) -> list[tuple[str | None, Path]]:
+    """The operators' staging directories of a run, from the staging alone: ``(None, run)`` for a
+    single operator's run."""
+    path = run / OPERATOR_RUNS
+    if not path.is_file():
+        return [(None, run)]
+    ids = [str(i) for i in read_json(path)["operators"] if _OPERATOR_ID.fullmatch(str(i))]
+    return [(op, run if i == 0 else run / OPERATORS_DIR / op) for i, op in enumerate(ids)]
 
 
 def last_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, MessageInfo | None]:
@@ -660,7 +892,12 @@ def last_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, M
         for authority in authorities:
             live = [
                 m
-                for m in ledger.messages(year=settings.year, authority=authority, environment=settings.environment)
+                for m in ledger.messages(
+                    year=settings.year,
+                    authority=authority,
+                    environment=settings.environment,
+                    operator_id=settings.operator_id,
+                )
                 if m.status in LIVE_MESSAGE_STATUSES
             ]
             out[authority] = max(live, key=lambda m: m.published or m.created, default=None)
@@ -668,7 +905,12 @@ def last_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, M
 
 
 def rendered_file(run_dir: str | Path, file: str) -> Path:
-    """The path of a rendered message (``file`` as :func:`rendered` names it), before it is published."""
+    """The path of a rendered message (``file`` as :func:`rendered` names it, or as
+    :func:`pending_messages` names a further operator's: ``operators/<ID>/<XX>/<name>``), before
+    it is published."""
+    parts = file.split("/", 2)
+    if len(parts) == 3 and parts[0] == OPERATORS_DIR and _OPERATOR_ID.fullmatch(parts[1]):
+        return Path(run_dir) / OPERATORS_DIR / parts[1] / "render" / parts[2]
     return Path(run_dir) / "render" / file
 
 

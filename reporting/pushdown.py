@@ -44,7 +44,7 @@ import sqlglot
 from sqlglot import exp
 
 from reporting.period import Period
-from reporting.vocabulary import ACTIVITIES
+from reporting.vocabulary import ACTIVITIES, DEFAULT_OPERATOR, OPERATOR_ID_PATTERN
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -288,6 +288,66 @@ _REFUND_TEXT = ("refund_id", "transaction_id")
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorFilter:
+    """The transactions of one operator of a group (``[operators.ID]``), by the optional column
+    ``transactions.operator_id`` of the source contract: each operator runs a platform of its
+    own, so its run reads, checks and sums its own transactions only, wherever that happens (the
+    extract's queries, the source's aggregation, Spark's).
+
+    A transaction without an operator id (NULL, or only spaces) or with ``default`` is the default
+    operator's (``[operator]``); one with the id of an ``[operators.ID]`` is that operator's; any
+    other id is no operator's (:meth:`unknown`: the run stops and names the rows). A source
+    without the column holds the default operator's transactions only. An id is compared
+    trimmed and exactly (case and accents count, also on MariaDB/MySQL). The ids are checked
+    against :data:`reporting.vocabulary.OPERATOR_ID_PATTERN` here again: they are written into
+    the SQL as literals, and nothing but letters, digits and ``_`` may be."""
+
+    operator_id: str = DEFAULT_OPERATOR
+    #: every operator of the configuration (the default operator's id among them)
+    operator_ids: tuple[str, ...] = (DEFAULT_OPERATOR,)
+    #: whether the source has ``transactions.operator_id``
+    column: bool = False
+
+    def __post_init__(self) -> None:
+        pattern = re.compile(OPERATOR_ID_PATTERN)
+        bad = [i for i in (self.operator_id, *self.operator_ids) if not pattern.fullmatch(i)]
+        if bad or self.operator_id not in self.operator_ids or DEFAULT_OPERATOR not in self.operator_ids:
+            raise ValueError(f"not operator ids of a configuration: {self.operator_id!r} of {self.operator_ids!r}")
+
+    @property
+    def everything(self) -> bool:
+        """Whether this operator's transactions are every transaction (a source without the column,
+        read for the default operator): the queries are then those of a single operator."""
+        return not self.column and self.operator_id == DEFAULT_OPERATOR
+
+    def mine(self, value: str) -> str:
+        """SQL: the transaction whose cleaned operator id is ``value`` (SQL that gives NULL for no
+        id) is this operator's."""
+        if not self.column:
+            return "1 = 1" if self.operator_id == DEFAULT_OPERATOR else "1 = 0"
+        if self.operator_id == DEFAULT_OPERATOR:
+            return f"({value} is null or {value} = '{DEFAULT_OPERATOR}')"
+        return f"{value} = '{self.operator_id}'"
+
+    def unknown(self, value: str) -> str:
+        """SQL: the transaction's operator id names no operator of the configuration (exactly what
+        no operator's :meth:`mine` takes)."""
+        if not self.column:
+            return "1 = 0"
+        known = ", ".join(f"'{i}'" for i in sorted(self.operator_ids))
+        return f"{value} is not null and {value} not in ({known})"
+
+    @staticmethod
+    def value(column: str, dialect: str) -> str:
+        """SQL: the cleaned operator id of ``column`` in a query of ``sql/`` (run as it is written,
+        not through sqlglot): trimmed, an empty text as NULL, as a binary string on MariaDB/MySQL."""
+        text = f"nullif(trim({column}), '')"
+        if dialect in ("mysql", "mariadb"):  # as :meth:`_Sql.text` compares it in the source's aggregation
+            return f"cast(cast({text} as char character set utf8mb4) as binary)"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class Flags:
     """What makes the source hand a row to the extract instead of aggregating it: the rows the
     checks must see (:func:`flagged_transactions_sql`, :func:`flagged_refunds_sql`).
@@ -373,11 +433,13 @@ def _with_keys(sql: str, dialect: str, lists: Mapping[str, Iterable[str]]) -> st
 
 
 class _Sql:
-    """The pieces of SQL of one query: the extract's cleaning of a text, and an exact key."""
+    """The pieces of SQL of one query: the extract's cleaning of a text, and an exact key; the
+    period's transactions are those of ``operator`` (none: every transaction)."""
 
-    def __init__(self, dialect: str, bounds: Bounds) -> None:
+    def __init__(self, dialect: str, bounds: Bounds, operator: OperatorFilter | None = None) -> None:
         self.dialect = dialect
         self.bounds = bounds
+        self.operator = operator if operator is not None and not operator.everything else None
 
     def text(self, column: str, *, code: bool = False) -> str:
         """A text as the extract cleans it, compared exactly: as a binary string on MariaDB/MySQL,
@@ -393,8 +455,12 @@ class _Sql:
         return self.text(column)
 
     def period(self, alias: str) -> str:
+        """The transaction ``alias`` is one of the period's (of the operator's, in a group)."""
         b = self.bounds
-        return f"{alias}.paid_at >= {_literal(b.start)} and {alias}.paid_at < {_literal(b.until)}"
+        text = f"{alias}.paid_at >= {_literal(b.start)} and {alias}.paid_at < {_literal(b.until)}"
+        if self.operator is not None:
+            text += f" and {self.operator.mine(self.key(f'{alias}.operator_id'))}"
+        return text
 
     def matched(self, alias: str, transactions: str) -> str:
         """The refund is one of a transaction of the period, as the extract reads refunds: by the
@@ -561,11 +627,12 @@ def flag_keys_sql(
     transactions: str = "transactions",
     refunds: str = "refunds",
     listings: str = "property_listings",
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The keys of :class:`FlagKeys`, as ``(kind, k)`` rows: ``t`` a transaction, ``s`` a seller,
     ``r`` a refund. The source works out its flag sets here once; the statements that read the
     flagged rows and sum the others get the keys as literals."""
-    sql = _Sql(dialect, Bounds.of(period))
+    sql = _Sql(dialect, Bounds.of(period), operator)
     return _finish(
         f"with {_flag_ctes(sql, flags, transactions, refunds, listings)} "
         "select 't' as kind, f.k from flag_transactions as f "
@@ -584,6 +651,7 @@ def _read_sql(
     flags: Flags | None = None,
     listings: str = "property_listings",
     keyed: bool = False,
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The two read CTEs: the period's transactions and their refunds, with the extract's
     cleaning of the source's text (none for the staged files, already clean); with ``flags``,
@@ -596,7 +664,7 @@ def _read_sql(
             f"transactions_read as (select {cols} from {transactions}), "
             f"refunds_read as (select refund_id, transaction_id, refunded_at, {', '.join(_AMOUNTS)} from {refunds})"
         )
-    sql = _Sql(dialect, bounds)
+    sql = _Sql(dialect, bounds, operator)
 
     def text(column: str) -> str:
         value = sql.text(f"t.{column}", code=True) if column == "currency" else sql.key(f"t.{column}")
@@ -637,11 +705,12 @@ def flagged_transactions_sql(
     refunds: str = "refunds",
     listings: str = "property_listings",
     keys: FlagKeys | None = None,
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The period's transactions the checks must see, as the source holds them (the extract
     reads them as it reads every transaction in a run that aggregates at home); with ``keys``
     (:func:`flag_keys_sql`), one scan that compares with them."""
-    sql = _Sql(dialect, Bounds.of(period))
+    sql = _Sql(dialect, Bounds.of(period), operator)
     cols = ", ".join(f"t.{c}" for c in (*_TRANSACTION_COLUMNS, *_AMOUNTS, "rented_days"))
     if keys is not None:
         where = f"{sql.period('t')} and {_keyed_flag(sql, flags)} = 1"
@@ -665,13 +734,14 @@ def flagged_refunds_sql(
     listings: str = "property_listings",
     keys: FlagKeys | None = None,
     flagged_transactions: Iterable[str | None] = (),
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The refunds the checks must see: those flagged by themselves, and every refund of a
     flagged transaction (the checks compare a transaction with all its refunds). With ``keys``,
     the keys of the flagged transactions are ``flagged_transactions``: the cleaned ids of the
     rows :func:`flagged_transactions_sql` gave (the extract cleans an id as the SQL does: a run
     whose texts hold other white space at their ends, which TRIM keeps, is read in full)."""
-    sql = _Sql(dialect, Bounds.of(period))
+    sql = _Sql(dialect, Bounds.of(period), operator)
     cols = "r.refund_id, r.transaction_id, r.refunded_at, r.amount_minor, r.fee_minor, r.tax_minor"
     if keys is not None:
         text = _finish(
@@ -699,12 +769,17 @@ def flagged_refunds_sql(
 
 
 def exotic_whitespace_sql(
-    period: Period, *, dialect: str, transactions: str = "transactions", refunds: str = "refunds"
+    period: Period,
+    *,
+    dialect: str,
+    transactions: str = "transactions",
+    refunds: str = "refunds",
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The number of the period's transactions and refunds with a text whose ends, after SQL's
     TRIM, hold white space other than the space: the extract trims it and SQL does not, so a
     run whose source has any reads every transaction (see :mod:`reporting.stages.extract`)."""
-    sql = _Sql(dialect, Bounds.of(period))
+    sql = _Sql(dialect, Bounds.of(period), operator)
     chars = ", ".join("'" + c + "'" for c in EXOTIC_WHITESPACE)
 
     def odd(column: str) -> str:
@@ -732,6 +807,7 @@ def source_totals_sql(
     flags: Flags | None = None,
     listings: str = "property_listings",
     keys: FlagKeys | None = None,
+    operator: OperatorFilter | None = None,
 ) -> str:
     """The aggregation in ``dialect`` (one of :data:`DIALECTS`), reading the tables named
     ``transactions`` and ``refunds`` (a qualified name for a catalog, e.g. ``sales.transactions``).
@@ -741,7 +817,9 @@ def source_totals_sql(
     are those of the period's transactions by the source's comparison of ids, as the extract
     reads them. With ``flags``, the rows the checks must see are left out: the extract reads
     them (:func:`flagged_transactions_sql`) and they are aggregated with the staged SQL; with
-    ``keys`` too, the flagged keys are compared with as lists."""
+    ``keys`` too, the flagged keys are compared with as lists. With ``operator``, the period's
+    transactions are those of one operator of a group (in the source's tables; the staged files
+    of a run hold its operator's already)."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
     bounds = Bounds.of(period)
@@ -759,7 +837,7 @@ def source_totals_sql(
         local_date=local_date,
     )
     keyed = flags is not None and keys is not None
-    reads = _read_sql(dialect, staged, transactions, refunds, bounds, flags, listings, keyed)
+    reads = _read_sql(dialect, staged, transactions, refunds, bounds, flags, listings, keyed, operator)
     text = _finish(body.replace("with applied_refunds as", f"with {reads}, applied_refunds as", 1), dialect)
     if keys is not None and keyed:
         return _with_keys(text, dialect, {"dac7_keys_t": keys.transactions, "dac7_keys_s": keys.sellers})
@@ -866,6 +944,7 @@ def read_source_totals(
     flags: Flags | None = None,
     keys: FlagKeys | None = None,
     batch_rows: int = 50_000,
+    operator: OperatorFilter | None = None,
 ) -> pa.Table:
     """The aggregates of the period, computed by the source's engine (a SQLAlchemy connection to
     PostgreSQL, MariaDB/MySQL or SQLite, its session in UTC as :func:`reporting.source.make_engine`
@@ -873,7 +952,9 @@ def read_source_totals(
     dialect = ENGINE_DIALECTS.get(conn.dialect.name)
     if dialect is None:
         raise ValueError(f"no aggregation in the source for {conn.dialect.name}")
-    sql = source_totals_sql(period, payment_date_rates=payment_date_rates, dialect=dialect, flags=flags, keys=keys)
+    sql = source_totals_sql(
+        period, payment_date_rates=payment_date_rates, dialect=dialect, flags=flags, keys=keys, operator=operator
+    )
     text = sql.replace("%", "%%") if conn.dialect.paramstyle in _PERCENT else sql
     result = conn.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(text)
     return totals_table((row for batch in result.partitions(batch_rows) for row in batch), batch_rows)

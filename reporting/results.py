@@ -118,9 +118,11 @@ class RenderedMessage(TypedDict):
 
 
 class PendingMessage(RenderedMessage):
-    """A rendered message as the approver sees it: whether the run has published its authority."""
+    """A rendered message as the approver sees it: whether the run has published its authority;
+    in a group's run, the operator whose message it is."""
 
     published: bool
+    operator_id: NotRequired[str]
 
 
 class AuthorityRendered(TypedDict):
@@ -304,6 +306,10 @@ class Manifest(TypedDict):
     summary: RunCounts
     #: ``runs/<run>``, where the run's copy is kept (absent from manifests written before runs were kept)
     run_copy: NotRequired[str]
+    #: a group's run (``[operators.ID]``): the operator whose filing this is (``default``: ``[operator]``)
+    #: and its name; absent for a single operator's run
+    operator_id: NotRequired[str]
+    operator_name: NotRequired[str]
     #: another platform operator assumes this operator's reporting (``[assuming_operator]``): its
     #: files declare it and carry no seller (absent from manifests written before issue 18)
     assumed_reporting: NotRequired[bool]

@@ -18,7 +18,7 @@ from typing import Any
 
 from reporting.config import Config, parse_config
 from reporting.period import Period
-from reporting.vocabulary import JURISDICTION
+from reporting.vocabulary import DEFAULT_OPERATOR, JURISDICTION, OPERATORS_DIR
 
 SETTINGS_FILE = "settings.json"
 
@@ -57,10 +57,30 @@ class RunSettings:
     sellers: tuple[str, ...] | None = None
     #: the authorities this run may file to (default: every authority with something due)
     authorities: tuple[str, ...] | None = None
+    #: every operator of the configuration, when it declares further operators (``[operators.ID]``);
+    #: empty for ``[operator]`` alone. The run is one operator's (``config.operator_id``,
+    #: ``config.operator``): it reads that operator's transactions, and stops on any transaction
+    #: that is none of these operators'.
+    operator_ids: tuple[str, ...] = ()
+    #: a group's run of an operator whose reporting another operator of the group assumes (its
+    #: ``assuming_operator`` has that operator's TIN): that operator's id. Its run reports the
+    #: sellers from the transactions attributed to it, so none may be attributed to this one.
+    assumed_by: str | None = None
 
     @property
     def environment(self) -> str:
         return self.config.reporting.environment
+
+    @property
+    def operator_id(self) -> str:
+        """The operator this run files for: :data:`DEFAULT_OPERATOR` (``[operator]``) or the id of
+        an ``[operators.ID]``. It scopes the run's transactions, messages and ledger."""
+        return self.config.operator_id
+
+    @property
+    def group(self) -> tuple[str, ...]:
+        """Every operator of the configuration (the default operator alone without ``[operators]``)."""
+        return self.operator_ids or (DEFAULT_OPERATOR,)
 
     @property
     def filing_state(self) -> str:
@@ -138,6 +158,9 @@ class RunSettings:
             "mode": self.mode,
             "sellers": list(self.sellers) if self.sellers is not None else None,
             "authorities": list(self.authorities) if self.authorities is not None else None,
+            # a group's run only: the settings of a single operator's run stay as they were
+            **({"operator_id": self.operator_id, "operator_ids": list(self.operator_ids)} if self.operator_ids else {}),
+            **({"assumed_by": self.assumed_by} if self.assumed_by else {}),
         }
 
     @classmethod
@@ -146,7 +169,7 @@ class RunSettings:
         spark = raw.get("source", {}).get("spark")
         conf_keys = tuple(spark.pop("conf_keys", ())) if isinstance(spark, dict) else ()
         config = parse_config(raw, origin=data.get("config_path") or "<settings>")
-        config = replace(config, path=data.get("config_path"))
+        config = replace(config, path=data.get("config_path"), operator_id=data.get("operator_id") or DEFAULT_OPERATOR)
         if config.spark is not None and conf_keys:
             config = replace(config, spark=replace(config.spark, conf_keys=conf_keys))
         return cls(
@@ -164,6 +187,8 @@ class RunSettings:
             mode=data.get("mode", "auto"),
             sellers=tuple(data["sellers"]) if data.get("sellers") is not None else None,
             authorities=tuple(data["authorities"]) if data.get("authorities") is not None else None,
+            operator_ids=tuple(data.get("operator_ids") or ()),
+            assumed_by=data.get("assumed_by") or None,
         )
 
     def save(self) -> Path:
@@ -183,6 +208,24 @@ def load_settings(run_dir: str | Path) -> RunSettings:
 
 def new_run_id() -> str:
     return str(uuid.uuid4())
+
+
+def operator_run_id(run_id: str, operator_id: str) -> str:
+    """The run id of one operator's run within the run ``run_id`` of a group: the run's own for
+    the default operator (its ids are those of a single operator's run), else a UUID derived from
+    both, so that the MessageRefIds and DocRefIds of two operators (made from their run's id)
+    are never the same, and a rerun of the run makes each operator's again."""
+    if operator_id == DEFAULT_OPERATOR:
+        return run_id
+    return str(uuid.uuid5(uuid.UUID(run_id), f"operator/{operator_id}"))
+
+
+def operator_out_dir(out_dir: str | Path, operator_id: str) -> Path:
+    """Where one operator's files are published: the run's output directory for the default
+    operator (the layout of a single operator), ``<out>/operators/<ID>/`` for a further one."""
+    if operator_id == DEFAULT_OPERATOR:
+        return Path(out_dir)
+    return Path(out_dir) / OPERATORS_DIR / operator_id
 
 
 def write_json(path: Path, data: Any) -> None:

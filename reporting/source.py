@@ -75,14 +75,23 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "sellers": ("language",),
     "property_listings": ("other_property_type",),
     "seller_permanent_establishments": ("address_street", "address_building", "address_post_code", "address_city"),
+    # the operator of a group whose platform the transaction was made on ([operators.ID]); read
+    # in the queries' conditions (reporting.pushdown.OperatorFilter), never staged
+    "transactions": ("operator_id",),
 }
 
 
-def sql_text(name: str) -> str:
+def sql_text(name: str, *, operator: tuple[str, str] | None = None) -> str:
     """The text of a SQL file shipped in ``sql/``, without its comments (which may name
-    parameters that the driver must not see)."""
-    text = files("reporting.sql").joinpath(name).read_text(encoding="utf-8")
-    return re.sub(r"--[^\n]*", "", text)
+    parameters that the driver must not see).
+
+    ``operator``: the SQL that selects the run's operator's transactions in a group
+    (:class:`reporting.pushdown.OperatorFilter`), over ``operator_id`` and over ``t.operator_id``,
+    written where the file says ``{operator}`` and ``{operator_t}``; without it, every transaction
+    (``1 = 1``: a single operator's source)."""
+    text = re.sub(r"--[^\n]*", "", files("reporting.sql").joinpath(name).read_text(encoding="utf-8"))
+    mine, mine_t = operator or ("1 = 1", "1 = 1")
+    return text.replace("{operator}", mine).replace("{operator_t}", mine_t)
 
 
 #: ``DAC7_PG_WORK_MEM``: the memory a PostgreSQL session of the extract gives each sort or hash

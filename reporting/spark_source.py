@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from reporting.errors import ConfigError, SourceContractError
 from reporting.period import Period
-from reporting.pushdown import Flags, source_totals_sql, totals_from_arrow, totals_table
+from reporting.pushdown import Flags, OperatorFilter, source_totals_sql, totals_from_arrow, totals_table
 from reporting.source import CONTRACT
 
 if TYPE_CHECKING:
@@ -258,12 +258,13 @@ def read_spark_totals(
     refunds: str = "refunds",
     flags: Flags | None = None,
     property_listings: str = "property_listings",
+    operator: OperatorFilter | None = None,
 ) -> pa.Table:
     """The aggregates of the period computed by Spark over the tables ``transactions`` and
     ``refunds`` (names from :func:`register_tables`; with ``flags``, without the rows the checks
     must see, found with ``property_listings`` too), as an Arrow table of
     :data:`reporting.pushdown.SOURCE_TOTALS_SCHEMA`. The query runs with the session's time zone
-    set to UTC (and set back afterwards)."""
+    set to UTC (and set back afterwards). ``operator``: the transactions of one operator of a group."""
     sql = source_totals_sql(
         period,
         payment_date_rates=payment_date_rates,
@@ -272,6 +273,7 @@ def read_spark_totals(
         refunds=refunds,
         flags=flags,
         listings=property_listings,
+        operator=operator,
     )
     zone = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", "UTC")

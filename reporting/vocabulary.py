@@ -84,3 +84,15 @@ AUDIT = "audit"
 STATEMENTS_DIR = "statements"
 STATEMENTS_FEED = "statements.jsonl"
 STATEMENTS_RUNS_DIR = "runs"
+
+# --------------------------------------------------------------------------- groups of operators
+
+#: The id of ``[operator]``, the default operator: the transactions without an ``operator_id``
+#: (or with this one) are its own, and it keeps the output layout and ledger of a single operator.
+DEFAULT_OPERATOR = "default"
+#: ``[operators.ID]``: an operator's id, part of paths, task labels and the ledger's keys: a
+#: lower-case letter, then lower-case letters, digits and ``_``, 32 characters at most.
+OPERATOR_ID_PATTERN = "[a-z][a-z0-9_]{0,31}"
+#: Where a further operator's files lie in the run's output directory (a public contract):
+#: ``operators/<ID>/``, with the layout of the default operator's output inside.
+OPERATORS_DIR = "operators"

@@ -1,5 +1,6 @@
 -- Control count of the extracted refunds: every refund of a transaction of the period, counted
 -- the way the extract selects them (extract_refunds.sql).
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 select count(*) as n
 from refunds as r
 where exists (
@@ -9,4 +10,5 @@ where exists (
         t.transaction_id = r.transaction_id
         and t.paid_at >= :period_start
         and t.paid_at < :period_end
+        and {operator_t}
 )

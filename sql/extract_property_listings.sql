@@ -1,10 +1,11 @@
 -- Property listings of the sellers active in the period.
 -- {optional_columns} is replaced by the optional contract columns present in the source
 -- (e.g. other_property_type), chosen from a fixed allow-list, never from input data.
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 with active as (
     select distinct seller_id
     from transactions
-    where paid_at >= :period_start and paid_at < :period_end
+    where paid_at >= :period_start and paid_at < :period_end and {operator}
 ),
 
 final as (

@@ -3,6 +3,7 @@
 -- (a few per cent of the transactions), each looked up by its transaction's key: SQLite would
 -- otherwise walk every transaction of the period into the refunds index (1.6 s instead of 0.07 s
 -- at 900,000 transactions); an EXISTS is a semi-join everywhere, and takes each refund once.
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 select
     r.refund_id,
     r.transaction_id,
@@ -18,4 +19,5 @@ where exists (
         t.transaction_id = r.transaction_id
         and t.paid_at >= :period_start
         and t.paid_at < :period_end
+        and {operator_t}
 )

@@ -1,8 +1,9 @@
 -- seller_financial_accounts of the sellers active in the period.
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 with active as (
     select distinct seller_id
     from transactions
-    where paid_at >= :period_start and paid_at < :period_end
+    where paid_at >= :period_start and paid_at < :period_end and {operator}
 ),
 
 final as (

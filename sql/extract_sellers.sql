@@ -1,10 +1,11 @@
 -- Sellers with at least one transaction paid or credited in the period.
 -- {optional_columns} is replaced by the optional contract columns present in the source
 -- :period_start, :period_end: UTC bounds of the local reporting year (end exclusive).
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 with active as (
     select distinct seller_id
     from transactions
-    where paid_at >= :period_start and paid_at < :period_end
+    where paid_at >= :period_start and paid_at < :period_end and {operator}
 ),
 
 final as (

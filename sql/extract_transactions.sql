@@ -1,4 +1,5 @@
 -- Transactions paid or credited in the period (UTC bounds of the local reporting year).
+-- {operator}, {operator_t}: the transactions of the run's operator (reporting.pushdown.OperatorFilter)
 select
     transaction_id,
     seller_id,
@@ -11,4 +12,4 @@ select
     tax_minor,
     rented_days
 from transactions
-where paid_at >= :period_start and paid_at < :period_end
+where paid_at >= :period_start and paid_at < :period_end and {operator}

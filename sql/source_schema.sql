@@ -70,7 +70,9 @@ CREATE TABLE transactions (
     amount_minor   BIGINT      NOT NULL,  -- Consideration, net of the operator's fees and taxes
     fee_minor      BIGINT      NOT NULL DEFAULT 0,
     tax_minor      BIGINT      NOT NULL DEFAULT 0,
-    rented_days    INTEGER                -- immovable_property only
+    rented_days    INTEGER,               -- immovable_property only
+    operator_id    VARCHAR(64)            -- optional: the operator of a group whose platform it was made on
+                                          -- ([operators.ID] of dac7.toml); NULL: [operator]
 );
 
 CREATE TABLE refunds (

@@ -148,6 +148,7 @@ class Marketplace:
         listing_id: str | None = None,
         rented_days: int | None = None,
         transaction_id: str | None = None,
+        operator_id: str | None = None,
     ) -> str:
         self._n += 1
         tid = transaction_id or f"T{self._n:07d}"
@@ -163,6 +164,7 @@ class Marketplace:
                 "fee_minor": fee_minor,
                 "tax_minor": tax_minor,
                 "rented_days": rented_days,
+                "operator_id": operator_id,  # the optional column: None is [operator]'s
             }
         )
         return tid

@@ -188,22 +188,50 @@ def approval_request(
     run = Path(run_dir)
     settings = pipeline.recorded_settings(run)
     env, year = settings["config"]["reporting"]["environment"], settings["year"]
-    authorities = pipeline.planned_authorities(run)
-    reportable = pipeline.rules_summary(run).get("sellers_per_authority", {})
-    rendered = {a: pipeline.rendered(run, a) for a in authorities}
-    last = last_filings(run, authorities) if authorities else {}
+    # each filing of the run: an authority, in a group's run an operator's (labelled "de_gmbh DE")
+    authorities: list[str] = []
+    reportable: dict[str, int] = {}
+    rendered: dict[str, dict[str, Any]] = {}
+    last: dict[str, str] = {}
+    incomplete: dict[str, int] = {}
+    quarantined = 0
+    others: list[str] = []
+    states: dict[str, str] = {}
+    for operator_id, own in pipeline.operator_runs(run):
+        planned = pipeline.planned_authorities(own)
+        labels = {a: pipeline.filing_label(run, operator_id, a) for a in planned}
+        authorities += labels.values()
+        per_authority = pipeline.rules_summary(own).get("sellers_per_authority", {})
+        own_rendered = {a: pipeline.rendered(own, a) for a in planned}
+        prefix = "" if Path(own) == run else f"operators/{operator_id}/"
+        for a, label in labels.items():
+            reportable[label] = per_authority.get(a, 0)
+            rendered[label] = {
+                **own_rendered[a],
+                "messages": [{**m, "file": prefix + m["file"]} for m in own_rendered[a]["messages"]],
+            }
+        last.update({labels[a]: text for a, text in (last_filings(Path(own), planned) if planned else {}).items()})
+        held, own_incomplete = held_back(Path(own))
+        quarantined += held
+        incomplete.update({pipeline.filing_label(run, operator_id, a): n for a, n in own_incomplete.items()})
+        others += [pipeline.filing_label(run, operator_id, a) for a in pipeline.other_live_filings(own)]
+        operator = pipeline.recorded_settings(own)["config"]["operator"]
+        states[operator_id] = operator.get("nexus_country") or operator["address"]["country"]
     n_messages = sum(len(r["messages"]) for r in rendered.values())
     asked = asked_approvers(approvers or [], triggered_by)
-    quarantined, incomplete = held_back(run)
 
-    operator = settings["config"]["operator"]
-    filing_state = operator.get("nexus_country") or operator["address"]["country"]
+    group = pipeline.is_group(run)
+    filing_state = (
+        ", ".join(f"{op} in {state}" for op, state in states.items()) if group else next(iter(states.values()))
+    )
     preview = settings["config"]["reporting"]["routing"] == JURISDICTION
     title = (
         f"preview of what each member state receives from {filing_state} (not a filing)"
         if preview
         else f"{'production' if env == PROD else 'test'} filing in {filing_state}"
     )
+    if group and not preview:
+        title = f"{'production' if env == PROD else 'test'} filing of the group: {filing_state}"
     lines = [
         f"### DAC7 {year}: {title}",
         "",
@@ -213,6 +241,7 @@ def approval_request(
         f"Triggered by: **{triggered_by or 'the schedule (no person)'}**.",
         "",
     ]
+    column = "Filing (operator, authority)" if group else "Authority"
     if not n_messages:
         lines.append(
             "Nothing to file: no authority has anything due"
@@ -224,7 +253,7 @@ def approval_request(
         )
     else:
         lines += [
-            "| Authority | Reportable sellers | This filing (difference to the last) "
+            f"| {column} | Reportable sellers | This filing (difference to the last) "
             "| Consideration sent | Last filing |",
             "|---|---:|---|---|---|",
         ]
@@ -240,7 +269,8 @@ def approval_request(
                 totals[cur] += v
             n_records += sum(sum(m.get("records", {}).values()) for m in messages)
             lines.append(
-                f"| {a} | {reportable.get(a, 0)} | {_records(messages)} | {_money(dict(amounts))} | {last[a]} |"
+                f"| {a} | {reportable.get(a, 0)} | {_records(messages)} | {_money(dict(amounts))} "
+                f"| {last.get(a, 'none: first filing')} |"
             )
         lines += [
             "",
@@ -249,19 +279,19 @@ def approval_request(
             "",
             "#### The files to approve",
             "",
-            "| Authority | MessageRefId | Type | What is sent | Pending file |",
+            f"| {column} | MessageRefId | Type | What is sent | Pending file |",
             "|---|---|---|---|---|",
         ]
         base = f"{pending_prefix.rstrip('/')}/{run.name}"
-        files = [m for a in authorities for m in rendered[a]["messages"]]
-        for m in files:
+        files = [(a, m) for a in authorities for m in rendered[a]["messages"]]
+        for a, m in files:
             name = m["file"].rsplit("/", 1)[-1]
             lines.append(
-                f"| {m['authority']} | {m['message_ref_id']} | {m['message_type_indic']} | {_sent(m)} "
+                f"| {a} | {m['message_ref_id']} | {m['message_type_indic']} | {_sent(m)} "
                 f"| [{name}]({base}/{m['file']}) |"
             )
         lines += ["", "The sha256 of each pending file (the same as the file you open must have):", ""]
-        lines += [f"- {m['file'].rsplit('/', 1)[-1]}: `{m.get('sha256', '')}`" for m in files]
+        lines += [f"- {m['file'].rsplit('/', 1)[-1]}: `{m.get('sha256', '')}`" for _a, m in files]
         lines += [
             "",
             f"The pending files open for users with the download permission; all of them: [{base}/]({base}/).",
@@ -278,7 +308,6 @@ def approval_request(
         )
         + ".",
     ]
-    others = pipeline.other_live_filings(run)
     if others:
         lines += [
             "",
@@ -287,6 +316,12 @@ def approval_request(
             "neither corrects nor deletes them: withdraw them with that authority if they are wrong.",
         ]
     discarded = [d for a in authorities for d in rendered[a].get("discarded", [])]
+    if group:
+        lines += [
+            "",
+            "**A group's filing:** each operator files its own sellers in its own member state, under its own "
+            "identity and ledger; this approval covers every operator's files above.",
+        ]
     if discarded:
         lines += [
             "",

@@ -15,7 +15,14 @@ from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
 from reporting.countries import COUNTRY_NAMES, EU_MEMBER_STATES
 from reporting.errors import PermanentError
-from reporting.vocabulary import ENVIRONMENTS, MODES, PROD, TEST  # a leaf: nothing heavy at parse time
+from reporting.vocabulary import (  # a leaf: nothing heavy at parse time
+    DEFAULT_OPERATOR,
+    ENVIRONMENTS,
+    MODES,
+    OPERATOR_ID_PATTERN,
+    PROD,
+    TEST,
+)
 
 log = logging.getLogger("dac7")
 
@@ -331,6 +338,17 @@ def annual_params() -> dict[str, Param]:
             "sellers, corrections, deletions, a nil report). Another state is refused. In a preview "
             "(routing 'jurisdiction', test only), the states whose preview to render; empty: all.",
         ),
+        "operator": Param(
+            None,
+            type=["null", "string"],
+            pattern=f"^{OPERATOR_ID_PATTERN}$",
+            title="Operator",
+            description="A group: a configuration with further operators ([operators.ID]) files for every "
+            f"operator in one run, each in its own member state. Name one operator ('{DEFAULT_OPERATOR}' is "
+            "[operator], the others their ID) to file for it alone: a rerun that touches nothing of the other "
+            "operators (their files, ledger and statements). A mode other than 'auto' needs one. Empty: every "
+            "operator.",
+        ),
     }
 
 
@@ -360,6 +378,40 @@ def run_outcome(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def group_outcome(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What a group's run filed: ``finalize``'s outcome of each operator (by id, in order) added up,
+    its filings named by operator and authority (``de_gmbh DE``), and each operator's own under
+    ``operators``. Counts only."""
+    first = next(iter(outcomes.values()))
+    records: dict[str, int] = {}
+    for o in outcomes.values():
+        for kind, n in (o.get("records") or {}).items():
+            records[kind] = records.get(kind, 0) + int(n)
+
+    def total(key: str) -> int:
+        return sum(int(o.get(key) or 0) for o in outcomes.values())
+
+    return {
+        "reporting_year": first["reporting_year"],
+        "environment": first.get("environment"),
+        "as_of": first.get("as_of"),
+        "preview": bool(first.get("preview")),
+        "files": total("files"),
+        "sellers": total("sellers"),
+        "manifest": first.get("manifest"),
+        "authorities": [f"{op} {a}" for op, o in outcomes.items() for a in o.get("authorities") or []],
+        "records": records,
+        "sellers_read": total("sellers_read"),
+        "reportable": total("reportable"),
+        "quarantined": total("quarantined"),
+        "due_diligence": total("due_diligence"),
+        "warnings": total("warnings"),
+        "operators": {
+            op: {k: o.get(k) for k in ("files", "sellers", "authorities", "manifest")} for op, o in outcomes.items()
+        },
+    }
+
+
 # --- effective settings -------------------------------------------------------------------------
 
 
@@ -382,6 +434,7 @@ def effective_settings(run_dir: str | Path) -> dict[str, Any]:
         "reporting_currency": rep["reporting_currency"],
         "operator_files_in": s["config"]["operator"].get("nexus_country")
         or s["config"]["operator"]["address"]["country"],
+        **({"operators": s.get("operator_ids")} if s.get("operator_ids") else {}),
         "run_id": s["run_id"],
         "timestamp_utc": s["timestamp"],
         "config": s["config_path"],

@@ -56,14 +56,26 @@ def missing_filings(expected: Iterable[str], filed: Iterable[str]) -> list[str]:
 def configured_authorities(config: Any) -> list[str]:
     """The authority a filing is expected for: the member state the operator files in, alone (its
     law decides the filing for every seller; the other states receive the sellers from it through
-    the exchange between authorities). Previews are never filings and never checked here."""
-    return [config.operator.country]
+    the exchange between authorities); in a group, each operator's. Previews are never filings and
+    never checked here."""
+    return sorted({authority for _op, authority in configured_filings(config)})
+
+
+def configured_filings(config: Any) -> list[tuple[str, str]]:
+    """Each filing expected: ``(operator id, the member state it files in)``, the default operator
+    (``[operator]``) first, then each ``[operators.ID]`` of a group (each files its own report)."""
+    return [(op, config.for_operator(op).operator.country) for op in config.operator_ids]
+
+
+def _label(config: Any, operator_id: str, authority: str) -> str:
+    """A filing as a message names it: its authority, with its operator in a group (``lt2 LT``)."""
+    return f"{operator_id} {authority}" if config.operators else authority
 
 
 def deadline_message(year: int, missing: list[str], warn: date, deadline: date | None = None) -> tuple[str, str]:
     from reporting.deadlines import filing_due
 
-    deadline = deadline or min(filing_due(a, year) for a in missing)
+    deadline = deadline or min(filing_due(a.rsplit(" ", 1)[-1], year) for a in missing)
     subject = f"DAC7 {year}: no production filing published yet for {', '.join(missing)}"
     text = (
         f"The DAC7 report for {year} is due by {deadline.isoformat()} (warning from {warn.isoformat()}). "
@@ -92,8 +104,9 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     from reporting.vocabulary import PROD
 
     config = load_config(config_path)
-    expected = configured_authorities(config)
-    due = min(filing_due(a, year) for a in expected)
+    filings = configured_filings(config)
+    expected = [_label(config, op, a) for op, a in filings]
+    due = min(filing_due(a, year) for _op, a in filings)
     warn = warn_date(year + 1, due=due)
     if today < warn:
         log.info("DAC7 %s: %s day(s) before the deadline warning (%s)", year, (warn - today).days, warn)
@@ -105,7 +118,9 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     else:
         with open_ledger(url, create=False) as ledger:
             filed = {
-                m.authority for m in ledger.messages(year=year, environment=PROD) if m.status in LIVE_MESSAGE_STATUSES
+                _label(config, m.operator_id, m.authority)
+                for m in ledger.messages(year=year, environment=PROD)
+                if m.status in LIVE_MESSAGE_STATUSES
             }
     missing = missing_filings(expected, filed)
     if missing:
@@ -176,8 +191,8 @@ def check_statements(year: int, today: date, config_path: str | Path, ledger_url
     from reporting.vocabulary import PROD
 
     config = load_config(config_path)
-    expected = configured_authorities(config)
-    due = min(statement_due(a, year) for a in expected)
+    filings = configured_filings(config)
+    due = min(statement_due(a, year) for _op, a in filings)
     warn = warn_date(year + 1, due=due)
     if today < warn:
         return {"year": year, "due": False, "unsent": {}, "without_statements": []}
@@ -187,9 +202,14 @@ def check_statements(year: int, today: date, config_path: str | Path, ledger_url
         return {"year": year, "due": True, "unsent": {}, "without_statements": []}
     with open_ledger(url, create=False) as ledger:
         counts = ledger.statement_counts(year=year, environment=PROD)
-        filed = ledger.filed_sellers(PROD, year)
-    unsent = {c.authority: (c.pending, c.failed) for c in counts if c.unsent}
-    with_statements = {c.authority for c in counts}
+        # per filing (in a group, each operator's: a seller of two operators has a statement of each)
+        filed = {
+            _label(config, op, a): n
+            for op in config.operator_ids
+            for a, n in ledger.filed_sellers(PROD, year, operator_id=op).items()
+        }
+    unsent = {_label(config, c.operator_id, c.authority): (c.pending, c.failed) for c in counts if c.unsent}
+    with_statements = {_label(config, c.operator_id, c.authority) for c in counts}
     without = sorted(a for a, n in filed.items() if n and a not in with_statements)
     if unsent or without:
         subject, text = statements_message(year, unsent, without, warn, due)

@@ -27,7 +27,9 @@ Gauges (the state of the latest run of a year; ``<prefix>.`` in front of each na
 and the counter ``dac7.runs.finalized`` (one per finalized run). Every exclusion code of
 ``reporting.vocabulary`` and every member state is sent, with 0 when it has none, so that a gauge never
 keeps the figure of an earlier run; a quarantine rule is sent only while some seller has it (the
-total is always sent). Tags (``year``, ``environment``) go along for backends that take them
+total is always sent). In a group's run (``[operators.ID]``) each operator's run sends its own,
+a further operator's as ``dac7.operator.<ID>.<name>`` (``dac7.operator.de_gmbh.files.DE``), with the
+tag ``operator``. Tags (``year``, ``environment``) go along for backends that take them
 (DogStatsD, InfluxDB-style StatsD, OpenTelemetry); plain StatsD names carry no year: a dashboard
 shows the latest run.
 
@@ -102,14 +104,25 @@ def run_gauges(manifest: Manifest) -> dict[str, int]:
     return g
 
 
+def operator_metric(name: str, operator_id: str) -> str:
+    """A gauge of a further operator of a group (``[operators.ID]``): ``dac7.operator.<ID>.<rest>``,
+    so that plain StatsD, which carries no tag, keeps each operator's figures apart; the default
+    operator's gauges keep their names."""
+    return ".".join([metric_name("operator", operator_id), name.removeprefix(f"{PREFIX}.")])
+
+
 def emit_run_metrics(manifest: Manifest) -> dict[str, int]:
     """Send the run's gauges (:func:`run_gauges`) and count one finalized run through Airflow's
     Stats; returns the gauges sent (name: value, without the ``[metrics]`` prefix). A failure is
     logged (its class only) and returns ``{}``: the run has published, a metric cannot undo it."""
     tags = {"year": str(manifest.get("reporting_year", "")), "environment": str(manifest.get("environment", ""))}
+    if manifest.get("operator_id"):  # a group's run: each operator's gauges apart
+        tags["operator"] = str(manifest["operator_id"])
     try:
         stats = airflow_stats()
         gauges = run_gauges(manifest)
+        if manifest.get("operator_id") not in (None, "default"):  # a further operator of a group
+            gauges = {operator_metric(name, str(manifest["operator_id"])): v for name, v in gauges.items()}
         for name, value in gauges.items():
             stats.gauge(name, value, tags=tags)
         stats.incr(metric_name("runs", "finalized"), tags=tags)

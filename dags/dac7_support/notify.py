@@ -70,9 +70,12 @@ def error_text(exc: BaseException | str | None) -> str:
     if isinstance(exc, str):
         return "see the task log"
     name = type(exc).__name__
+    # a group's run: the operator whose stage failed (reporting.pipeline.each_operator notes it)
+    notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str) and n.startswith("operator ")]
+    whose = f" ({notes[0][:60]})" if notes else ""
     if type(exc).__module__.startswith("reporting.") and str(exc).strip():
-        return f"{name}: {str(exc).strip().splitlines()[0].rstrip(':.')}"
-    return f"{name} (the task log has the details)"
+        return f"{name}{whose}: {str(exc).strip().splitlines()[0].rstrip(':.')}"
+    return f"{name}{whose} (the task log has the details)"
 
 
 def run_period(context: Mapping[str, Any]) -> str:
@@ -100,8 +103,13 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
     """(subject, text) for a failed task: which task, which period, what went wrong, what to do."""
     ti = context["ti"]
     task = getattr(ti, "task_id", "?")
-    authority = (getattr(context.get("task"), "op_kwargs", None) or {}).get("authority")
-    where = f"{task} [{authority}]" if authority else task
+    kwargs = getattr(context.get("task"), "op_kwargs", None) or {}
+    authority, operator = kwargs.get("authority"), kwargs.get("operator")
+    # the filing's label, as the grid shows it (the operator first in a group's run)
+    label = getattr(ti, "rendered_map_index", None) or (
+        f"{operator} {authority}" if operator and operator != "default" else authority
+    )
+    where = f"{task} [{label}]" if label else task
     dag_id = getattr(ti, "dag_id", "?")
     period = run_period(context)
     subject = f"DAC7 {dag_id}: task {where} failed for {period}"

@@ -12,6 +12,12 @@ staging, ``dac7_support.staging``), where the run's stages also get the ledger's
 once by the task (``dac7_support.connections.ledger_url``) and handed to the pipeline as an
 argument, never through ``os.environ``.
 
+A group's run (``[operators.ID]`` in the configuration) files for every operator: the stages of
+the whole run (extract, aggregate, rules, gate, finalize, statements) take each operator's run in
+turn (``reporting.pipeline.each_operator``: an error names the operator), and ``plan`` lists the
+filings, each an operator and an authority, over which render, validate and publish are mapped,
+each labelled with both (``de_gmbh DE``): the entity whose filing failed is read off the grid.
+
 Nothing heavy is imported here: the task bodies import ``reporting.pipeline`` when they run.
 """
 
@@ -27,6 +33,7 @@ from airflow.sdk import AssetAlias, TriggerRule, get_current_context, task
 from dac7_support.approval import FilingApproval
 from dac7_support.common import (
     RETRY,
+    group_outcome,
     log_effective_settings,
     message_timestamp,
     run_uuid,
@@ -45,8 +52,10 @@ FILINGS = AssetAlias("dac7-filings")
 #: event of ``dac7://statements/<filing state>`` (never for a preview), for the platform's own
 #: delivery DAG to schedule on (``dac7 statements mark-sent`` records what it delivered).
 STATEMENTS = AssetAlias("dac7-statements")
-AUTHORITY_LABEL = "{{ authority }}"  # mapped task instances are labelled with their member state
-FILE_LABEL = "{{ authority }} #{{ file_number }}"  # ... and with the file, where validated one by one
+#: mapped task instances are labelled with their filing: the member state (``LT``), and in a
+#: group's run the operator before it (``de_gmbh DE``: :func:`reporting.pipeline.filing_label`)
+FILING_LABEL = "{{ filing }}"
+FILE_LABEL = "{{ filing }} #{{ file_number }}"  # ... and with the file, where validated one by one
 
 #: What a DAG's ``prepare`` decides from its run (the context) and the ``DAC7_*`` settings
 #: (:func:`dac7_support.common.settings_from_env`): the period, the output directory and the
@@ -111,8 +120,9 @@ def prepare(choose: RunChoice) -> Any:
 def _extract(run_dir: str) -> dict[str, Any]:
     from reporting import pipeline
 
+    source_url = settings_from_env()["source_url"]
     with in_run(run_dir) as here:
-        return pipeline.extract(here, settings_from_env()["source_url"])
+        return pipeline.each_operator(here, lambda one: pipeline.extract(one, source_url))
 
 
 def extract(run_dir: Any) -> Any:
@@ -126,7 +136,7 @@ def aggregate(run_dir: str) -> dict[str, Any]:
     from reporting import pipeline
 
     with in_run(run_dir) as here:
-        return pipeline.aggregate(here)
+        return pipeline.each_operator(here, pipeline.aggregate)
 
 
 @task
@@ -134,53 +144,72 @@ def apply_rules(run_dir: str) -> dict[str, Any]:
     from reporting import pipeline
 
     with in_run(run_dir) as here:
-        return pipeline.apply_rules(here)
+        return pipeline.each_operator(here, pipeline.apply_rules)
 
 
 # --- the filing: plan, render, validate, approve, publish, finalize ------------------------------
 
 
 @task(**RETRY)
-def plan(run_dir: str) -> list[str]:
+def plan(run_dir: str) -> list[dict[str, str]]:
+    """The filings of the run, each ``{"operator", "authority"}`` (every operator's, in a group's run)."""
     from reporting import pipeline
 
     with in_run(run_dir) as here:
-        authorities = pipeline.plan(here)
-    log.info("filing to %s", ", ".join(authorities) or "no authority: nothing to file")
-    return authorities
+        filings = pipeline.plan_filings(here)
+        labels = [pipeline.filing_label(here, f["operator"], f["authority"]) for f in filings]
+    log.info("filing to %s", ", ".join(labels) or "no authority: nothing to file")
+    return filings
 
 
-@task(**RETRY, map_index_template=AUTHORITY_LABEL)
-def render(run_dir: str, authority: str) -> dict[str, Any]:
+def _filing(here: str, operator: str, authority: str) -> str:
+    """Label the mapped task instance with its filing; the operator's staging directory."""
+    from reporting import pipeline
+
+    _label(filing=pipeline.filing_label(here, operator, authority), authority=authority, operator=operator)
+    return pipeline.operator_dir(here, operator)
+
+
+@task(**RETRY, map_index_template=FILING_LABEL)
+def render(run_dir: str, operator: str, authority: str) -> dict[str, Any]:
     from reporting import pipeline
     from reporting.errors import ConfigError
 
-    _label(authority=authority)
     with in_run(run_dir) as here:
-        if pipeline.is_published(here, authority):
+        own = _filing(here, operator, authority)
+        if pipeline.is_published(own, authority):
             raise ConfigError(
-                f"this run has published {authority} already; rendering it again would plan the period as "
-                "if nothing were filed: trigger a new run to file any difference"
+                f"this run has published {pipeline.filing_label(here, operator, authority)} already; rendering it "
+                "again would plan the period as if nothing were filed: trigger a new run to file any difference"
             )
-        result = pipeline.render(here, authority)
-    return {"authority": authority, "messages": len(result["messages"]), "discarded": len(result["discarded"])}
+        result = pipeline.render(own, authority)
+    return {
+        "operator": operator,
+        "authority": authority,
+        "messages": len(result["messages"]),
+        "discarded": len(result["discarded"]),
+    }
 
 
 @task
 def files(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per rendered file of every authority (initial, corrections, deletions, the
-    parts of a message a profile splits): what ``validate`` is mapped over."""
-    return [{"authority": r["authority"], "part": i} for r in rendered for i in range(r["messages"])]
+    """One entry per rendered file of every filing (initial, corrections, deletions, the parts of
+    a message a profile splits): what ``validate`` is mapped over."""
+    return [
+        {"operator": r["operator"], "authority": r["authority"], "part": i}
+        for r in rendered
+        for i in range(r["messages"])
+    ]
 
 
 @task(**RETRY, map_index_template=FILE_LABEL)
-def validate(run_dir: str, authority: str, part: int) -> dict[str, Any]:
+def validate(run_dir: str, operator: str, authority: str, part: int) -> dict[str, Any]:
     from reporting import pipeline
 
-    _label(authority=authority, file_number=part + 1)
+    _label(file_number=part + 1)
     with in_run(run_dir) as here:
-        result = pipeline.validate(here, authority, part)
-    return {"authority": authority, "part": part, "valid": result["valid"]}
+        result = pipeline.validate(_filing(here, operator, authority), authority, part)
+    return {"operator": operator, "authority": authority, "part": part, "valid": result["valid"]}
 
 
 # An empty plan skips the mapped tasks; the gate and finalize still run (a manifest that says
@@ -193,10 +222,12 @@ def gate(run_dir: str) -> dict[str, Any]:
     from reporting.errors import XmlValidationError
 
     with in_run(run_dir) as here:
-        planned = pipeline.planned_authorities(here)
-        for authority in planned:  # the files' reports, combined per authority
-            pipeline.combine_validation(here, authority)
-        missing = [a for a in planned if not pipeline.is_validated(here, a)]
+        missing = []
+        for operator, own in pipeline.operator_runs(here):
+            planned = pipeline.planned_authorities(own)
+            for authority in planned:  # the files' reports, combined per authority
+                pipeline.combine_validation(own, authority)
+            missing += [pipeline.filing_label(here, operator, a) for a in planned if not pipeline.is_validated(own, a)]
         if missing:
             raise XmlValidationError(f"not validated: {', '.join(missing)}; nothing is published")
         # who triggered the run: named in the request, and not asked to approve it
@@ -218,16 +249,15 @@ def approve() -> FilingApproval:
 # Runs when approved, and when the approval was skipped (a test run); never after a reject.
 @task(
     **RETRY,
-    map_index_template=AUTHORITY_LABEL,
+    map_index_template=FILING_LABEL,
     outlets=[FILINGS],
     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
 )
-def publish(run_dir: str, authority: str) -> dict[str, Any]:
+def publish(run_dir: str, operator: str, authority: str) -> dict[str, Any]:
     from airflow.sdk import Asset
 
     from reporting import pipeline
 
-    _label(authority=authority)
     ctx = get_current_context()
     # the audit trail: who triggered the run and who approved the filing, kept in the ledger
     approval = ctx["ti"].xcom_pull(task_ids="approve") or {}
@@ -235,18 +265,19 @@ def publish(run_dir: str, authority: str) -> dict[str, Any]:
     if isinstance(approver, dict):
         approver = approver.get("name") or approver.get("id")
     with in_run(run_dir) as here:
+        own = _filing(here, operator, authority)
         result = pipeline.publish(
-            here,
+            own,
             authority,
             triggered_by=getattr(ctx["dag_run"], "triggering_user_name", None) or None,
             approved_by=str(approver) if approver else None,
             # a production filing: only with the approval the approve task recorded in the ledger
             require_approval=True,
         )
-        events = pipeline.filing_events(here, result)  # none for a preview: never a filing
+        events = pipeline.filing_events(own, result)  # none for a preview: never a filing
     for extra in events:
         ctx["outlet_events"][FILINGS].add(Asset(f"dac7://filings/{authority}"), extra=extra)
-    return {"authority": authority, "files": len(result["files"])}
+    return {"operator": operator, "authority": authority, "files": len(result["files"])}
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED)
@@ -255,20 +286,28 @@ def finalize(run_dir: str) -> dict[str, Any]:
     from dac7_support.metrics import emit_run_metrics
     from reporting import pipeline
 
+    outcomes: dict[str, dict[str, Any]] = {}
     with in_run(run_dir) as here:
-        manifest = pipeline.finalize(here)
-        emit_run_metrics(manifest)  # the run's figures through Airflow's Stats ([metrics])
-        kept = pipeline.keep_run_settings(here)
-    log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
-    if not manifest["files"]:
-        log.info("nothing to file for %s", manifest["reporting_year"])
-    return {
-        "reporting_year": manifest["reporting_year"],
-        "files": len(manifest["files"]),
-        "sellers": sum(f["sellers"] for f in manifest["files"]),
-        "manifest": str(kept.parent / "manifest.json"),
-        **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
-    }
+        for operator, own in pipeline.operator_runs(here):
+            try:
+                manifest = pipeline.finalize(own)
+            except Exception as exc:
+                exc.add_note(f"operator {operator}")
+                raise
+            emit_run_metrics(manifest)  # the run's figures through Airflow's Stats ([metrics])
+            kept = pipeline.keep_run_settings(own)
+            log.info("DAC7 run summary\n%s", pipeline.summary_table(manifest))
+            if not manifest["files"]:
+                log.info("nothing to file for %s", manifest["reporting_year"])
+            outcomes[operator] = {
+                "reporting_year": manifest["reporting_year"],
+                "files": len(manifest["files"]),
+                "sellers": sum(f["sellers"] for f in manifest["files"]),
+                "manifest": str(kept.parent / "manifest.json"),
+                **run_outcome(manifest),  # what the run's note says (plugins/dac7_links.py)
+            }
+        group = pipeline.is_group(here)
+    return group_outcome(outcomes) if group else next(iter(outcomes.values()))
 
 
 @task(**RETRY, outlets=[STATEMENTS], trigger_rule=TriggerRule.NONE_FAILED)
@@ -281,17 +320,20 @@ def statements(run_dir: str) -> dict[str, Any]:
     from reporting import pipeline
 
     ctx = get_current_context()
+    results: dict[str, dict[str, Any]] = {}
     with in_run(run_dir) as here:
-        written = pipeline.write_statements(here)
-        events = pipeline.statement_events(here, written)
-    for extra in events:
-        ctx["outlet_events"][STATEMENTS].add(Asset(f"dac7://statements/{extra['filing_state']}"), extra=extra)
-    return {
-        "written": written["written"],
-        "statements": written["statements"],
-        "recorded": written["recorded"],
-        "kinds": written["kinds"],
-    }
+        for operator, own in pipeline.operator_runs(here):
+            written = pipeline.write_statements(own)
+            for extra in pipeline.statement_events(own, written):
+                ctx["outlet_events"][STATEMENTS].add(Asset(f"dac7://statements/{extra['filing_state']}"), extra=extra)
+            results[operator] = {
+                "written": written["written"],
+                "statements": written["statements"],
+                "recorded": written["recorded"],
+                "kinds": written["kinds"],
+            }
+        group = pipeline.is_group(here)
+    return results if group else next(iter(results.values()))
 
 
 # --- the watch: reports without XML, and the watch list -----------------------------------------
@@ -301,14 +343,26 @@ def statements(run_dir: str) -> dict[str, Any]:
 def report(run_dir: str) -> dict[str, Any]:
     from reporting import pipeline
 
+    results: dict[str, dict[str, Any]] = {}
     with in_run(run_dir) as here:
-        manifest = pipeline.report(here)
-        pipeline.keep_run_settings(here)
-    log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
+        for operator, own in pipeline.operator_runs(here):
+            manifest = pipeline.report(own)
+            pipeline.keep_run_settings(own)
+            log.info("DAC7 quarterly watch\n%s", pipeline.summary_table(manifest))
+            results[operator] = {
+                "reportable": manifest["summary"]["reportable"],
+                "sellers": manifest["summary"]["sellers_read"],
+                "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
+            }
+        group = pipeline.is_group(here)
+    if not group:
+        return next(iter(results.values()))
+    first = next(iter(results.values()))
     return {
-        "reportable": manifest["summary"]["reportable"],
-        "sellers": manifest["summary"]["sellers_read"],
-        "reporting_year": manifest["reporting_year"],  # the run note's link (plugins/dac7_links.py)
+        "reportable": sum(r["reportable"] for r in results.values()),
+        "sellers": sum(r["sellers"] for r in results.values()),
+        "reporting_year": first["reporting_year"],
+        "operators": results,
     }
 
 
@@ -317,15 +371,20 @@ def watch_list(run_dir: str) -> dict[str, Any]:
     from dac7_support.watch import write_watch_list
     from reporting import pipeline
 
+    results: dict[str, dict[str, Any]] = {}
     with in_run(run_dir) as here:
-        out_dir = pipeline.output_dir(here)
-    result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
-    log.info(
-        "watch list: %s seller(s) at or near the de minimis limits with due diligence open "
-        "(%s crossed, %s within 20%%): %s",
-        result["sellers"],
-        result["crossed"],
-        result["near"],
-        result["file"],
-    )
-    return result
+        outs = [(operator, pipeline.output_dir(own)) for operator, own in pipeline.operator_runs(here)]
+        group = pipeline.is_group(here)
+    for operator, out_dir in outs:  # each operator's own thresholds, in its own folder
+        result = write_watch_list(out_dir, f"{out_dir}/watch_list.csv")
+        log.info(
+            "watch list%s: %s seller(s) at or near the de minimis limits with due diligence open "
+            "(%s crossed, %s within 20%%): %s",
+            f" of operator {operator}" if group else "",
+            result["sellers"],
+            result["crossed"],
+            result["near"],
+            result["file"],
+        )
+        results[operator] = result
+    return results if group else next(iter(results.values()))

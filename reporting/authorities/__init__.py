@@ -5,7 +5,7 @@ country of its address). Its filing uses the filing state's national profile whe
 (DE DIP, FR, HU, IT), else the EU generic edition; ``[authorities.XX]`` of the filing state holds
 that profile's filing identifiers. A table for any other state changes neither the law nor the
 format: the run warns and ignores it (an operator filing in another state is another operator
-of the group, with a configuration of its own). The previews of what each member state receives
+of the group, with an ``[operators.ID]`` table of its own). The previews of what each member state receives
 from the filing state (routing ``jurisdiction``) are always in the EU generic edition, the edition
 of the exchange between authorities. The national profiles are named in one table,
 :data:`reporting.authorities.registry.NATIONAL`: adding the next member state is one module and
@@ -55,14 +55,15 @@ def select_profile(country: str, config: Config) -> AuthorityProfile:
         return EU_GENERIC
     identifiers = config.authorities.get(country) or {}
     missing = [key for key in national.required_identifiers if not identifiers.get(key)]
+    table = config.authorities_table(country)  # [authorities.XX], or a further operator's own
     if missing:
         raise ConfigError(
             f"{config.path}: the {country} profile ({national.edition}) needs "
-            + ", ".join(f"[authorities.{country}] {key}" for key in missing)
+            + ", ".join(f"[{table}] {key}" for key in missing)
         )
     problem = national.identifier_problem(identifiers)
     if problem:
-        raise ConfigError(f"{config.path}: [authorities.{country}] {problem}")
+        raise ConfigError(f"{config.path}: [{table}] {problem}")
     return national
 
 
@@ -74,11 +75,11 @@ def ignored_authorities(config: Config) -> list[str]:
     ignored = sorted(c for c in config.authorities if c != filing_state)
     for country in ignored:
         log.warning(
-            "[authorities.%s] is ignored: this operator files in %s, and %s's law and format decide its "
+            "[%s] is ignored: this operator files in %s, and %s's law and format decide its "
             "filing for every seller, wherever the seller lives; %s receives its residents and properties "
             "from %s through the exchange between authorities. An operator that files in %s is another "
-            "operator of the group, with a configuration of its own",
-            country,
+            "operator of the group, with a table [operators.ID] of its own",
+            config.authorities_table(country),
             filing_state,
             filing_state,
             country,

@@ -68,7 +68,7 @@ from reporting.ledger.statements import (
     statement_history,
     statement_sellers,
 )
-from reporting.vocabulary import ENVIRONMENTS
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,8 @@ class MessageInfo:
     errors: int
     triggered_by: str | None
     approved_by: str | None
+    #: the operator of the group that filed it (``default``: ``[operator]``)
+    operator_id: str = DEFAULT_OPERATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,7 @@ class LockInfo:
     acquired: datetime
     host: str | None
     pid: int | None
+    operator_id: str = DEFAULT_OPERATOR
 
     def describe(self) -> str:
         where = f", pid {self.pid} on {self.host}" if self.pid else ""
@@ -255,7 +258,9 @@ class Ledger:
     # ------------------------------------------------------------------------------------ lock
 
     @contextmanager
-    def lock(self, environment: str, authority: str, year: int, *, holder: str) -> Iterator[LockInfo]:
+    def lock(
+        self, environment: str, authority: str, year: int, *, holder: str, operator_id: str = DEFAULT_OPERATOR
+    ) -> Iterator[LockInfo]:
         """Hold the filing lock of one period and authority: a second run fails fast with
         :class:`LedgerLockedError` instead of filing the same period at the same time.
 
@@ -263,29 +268,34 @@ class Ledger:
         dies). SQLite: a row in ``ledger_locks``; a run that died leaves it behind. It is taken
         over when its process ran on this machine and has ended; otherwise it is removed with
         :meth:`break_lock` (``dac7 ledger unlock``). A retry of the same run (same ``holder``)
-        takes over its own row.
+        takes over its own row. Each operator of a group (``operator_id``) has locks of its own:
+        two operators file the same period at once.
         """
         _check_environment(environment)
-        info = LockInfo(environment, authority, year, holder, _utc(), socket.gethostname(), os.getpid())
+        info = LockInfo(environment, authority, year, holder, _utc(), socket.gethostname(), os.getpid(), operator_id)
         manager = self._advisory_lock if self.dialect == "postgresql" else self._row_lock
         with manager(info):
             yield info
 
-    def lock_holder(self, environment: str, authority: str, year: int) -> LockInfo | None:
+    def lock_holder(
+        self, environment: str, authority: str, year: int, operator_id: str = DEFAULT_OPERATOR
+    ) -> LockInfo | None:
         """Who holds (or last held, on PostgreSQL) the filing lock of a period, if anyone."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.locks).where(*_lock_key(environment, authority, year))).first()
+            row = conn.execute(sa.select(t.locks).where(*_lock_key(environment, authority, year, operator_id))).first()
         return _lock_info(row) if row is not None else None
 
-    def break_lock(self, environment: str, authority: str, year: int) -> LockInfo | None:
+    def break_lock(
+        self, environment: str, authority: str, year: int, operator_id: str = DEFAULT_OPERATOR
+    ) -> LockInfo | None:
         """Remove a stale lock (SQLite: the row of a run that died); returns what it was.
 
         On PostgreSQL the lock is held by a database session and ends with it: a lock held by a
         live session is not broken (:class:`LedgerLockedError`); a leftover holder row is removed.
         """
-        held = self.lock_holder(environment, authority, year)
+        held = self.lock_holder(environment, authority, year, operator_id)
         if self.dialect == "postgresql":
-            key = _advisory_key(environment, authority, year)
+            key = _lock_advisory_key(environment, authority, year, operator_id)
             with self.engine.connect() as conn:
                 free = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
                 if free:
@@ -293,17 +303,17 @@ class Ledger:
                 conn.commit()
             if not free:
                 raise LedgerLockedError(
-                    f"{period_label(authority, year, environment)}: the lock is held by a live PostgreSQL session "
-                    f"({held.describe() if held else 'holder unknown'}); it ends with that session and cannot be "
-                    "broken from here"
+                    f"{_period(authority, year, environment, operator_id)}: the lock is held by a live PostgreSQL "
+                    f"session ({held.describe() if held else 'holder unknown'}); it ends with that session and "
+                    "cannot be broken from here"
                 )
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(t.locks).where(*_lock_key(environment, authority, year)))
+            conn.execute(sa.delete(t.locks).where(*_lock_key(environment, authority, year, operator_id)))
         return held
 
     @contextmanager
     def _row_lock(self, info: LockInfo) -> Iterator[None]:
-        where = _lock_key(info.environment, info.authority, info.year)
+        where = _lock_key(info.environment, info.authority, info.year, info.operator_id)
         try:
             with self.engine.begin() as conn:
                 row = conn.execute(sa.select(t.locks).where(*where)).first()
@@ -323,7 +333,11 @@ class Ledger:
                 conn.execute(sa.insert(t.locks).values(_lock_row(info)))
         except sa.exc.IntegrityError:  # another process inserted it between our read and write
             raise LedgerLockedError(
-                _locked(info, self.lock_holder(info.environment, info.authority, info.year), breakable=True)
+                _locked(
+                    info,
+                    self.lock_holder(info.environment, info.authority, info.year, info.operator_id),
+                    breakable=True,
+                )
             ) from None
         try:
             yield
@@ -333,14 +347,14 @@ class Ledger:
 
     @contextmanager
     def _advisory_lock(self, info: LockInfo) -> Iterator[None]:
-        key = _advisory_key(info.environment, info.authority, info.year)
-        where = _lock_key(info.environment, info.authority, info.year)
+        key = _lock_advisory_key(info.environment, info.authority, info.year, info.operator_id)
+        where = _lock_key(info.environment, info.authority, info.year, info.operator_id)
         conn = self.engine.connect()
         try:
             got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one()
             conn.commit()
             if not got:
-                held = self.lock_holder(info.environment, info.authority, info.year)
+                held = self.lock_holder(info.environment, info.authority, info.year, info.operator_id)
                 raise LedgerLockedError(_locked(info, held, breakable=False))
             try:
                 # Who holds it, for the error of the next run (a dead session's row is replaced).
@@ -362,10 +376,13 @@ class Ledger:
 
     # ------------------------------------------------------------------------------ live state
 
-    def live_records(self, environment: str, authority: str, year: int) -> dict[RecordKey, LiveRecord]:
+    def live_records(
+        self, environment: str, authority: str, year: int, *, operator_id: str = DEFAULT_OPERATOR
+    ) -> dict[RecordKey, LiveRecord]:
         """The version of each record that counts as filed in a period: from published or accepted
         messages, not superseded or deleted, not a resend or a deletion. A record the authority
-        rejected inside an accepted message is live with ``rejected=True``."""
+        rejected inside an accepted message is live with ``rejected=True``. A period is one
+        operator's (``operator_id``): two operators of a group never share a live state."""
         _check_environment(environment)
         m, r = t.messages, t.records
         query = (
@@ -384,6 +401,7 @@ class Ledger:
                 m.c.environment == environment,
                 m.c.authority == authority,
                 m.c.reporting_year == year,
+                m.c.operator_id == operator_id,
                 m.c.status.in_(_LIVE_MESSAGES),
                 r.c.doc_type.not_in((RESEND, DELETION)),
                 r.c.status.in_(_LIVE_RECORDS),
@@ -406,14 +424,15 @@ class Ledger:
                 )
         return out
 
-    def filed_sellers(self, environment: str, year: int) -> dict[str, int]:
+    def filed_sellers(self, environment: str, year: int, *, operator_id: str | None = None) -> dict[str, int]:
         """How many sellers count as filed for a year, per authority: the sellers of
         :meth:`live_records`, counted in the database (one query; no record content is read).
-        Authorities without a filed seller are left out."""
+        Authorities without a filed seller are left out. ``operator_id``: one operator's of a
+        group (None: every operator's, added up per authority)."""
         _check_environment(environment)
         m, r = t.messages, t.records
         query = (
-            sa.select(m.c.authority, sa.func.count(sa.distinct(r.c.seller_key)).label("sellers"))
+            sa.select(m.c.authority, m.c.operator_id, sa.func.count(sa.distinct(r.c.seller_key)).label("sellers"))
             .join(m, m.c.id == r.c.message_id)
             .where(
                 m.c.environment == environment,
@@ -423,10 +442,16 @@ class Ledger:
                 r.c.doc_type.not_in((RESEND, DELETION)),
                 r.c.status.in_(_LIVE_RECORDS),
             )
-            .group_by(m.c.authority)
+            .group_by(m.c.authority, m.c.operator_id)
         )
+        if operator_id is not None:
+            query = query.where(m.c.operator_id == operator_id)
+        out: dict[str, int] = {}
         with self.engine.connect() as conn:
-            return {row.authority: int(row.sellers) for row in conn.execute(query) if row.sellers}
+            for row in conn.execute(query):
+                if row.sellers:  # a seller of two operators is two sellers filed, one by each
+                    out[row.authority] = out.get(row.authority, 0) + int(row.sellers)
+        return out
 
     def known_records(self, doc_ref_ids: Iterable[str]) -> dict[str, KnownRecord]:
         """What the ledger knows of these DocRefIds, in any period and state (resends aside)."""
@@ -470,10 +495,16 @@ class Ledger:
         return out
 
     def problems(
-        self, planned: Sequence[PlannedMessage], *, environment: str, authority: str, year: int
+        self,
+        planned: Sequence[PlannedMessage],
+        *,
+        environment: str,
+        authority: str,
+        year: int,
+        operator_id: str = DEFAULT_OPERATOR,
     ) -> list[Problem]:
         """:func:`reporting.ledger.ledger_problems` against this ledger's state of the period."""
-        live = self.live_records(environment, authority, year)
+        live = self.live_records(environment, authority, year, operator_id=operator_id)
         ids = {r.doc_ref_id for msg in planned for r in msg.records}
         ids |= {r.corr_doc_ref_id for msg in planned for r in msg.records if r.corr_doc_ref_id}
         return ledger_problems(planned, live, known=self.known_records(ids))
@@ -498,15 +529,18 @@ class Ledger:
         approved_by: str | None = None,
         approved_at: datetime | None = None,
         created: datetime | None = None,
+        operator_id: str = DEFAULT_OPERATOR,
     ) -> None:
         """Record a rendered message and its records (status rendered / sent), in one transaction.
 
         Refused: a MessageRefId or DocRefId already in the ledger (EU rules 50009, 80000), a resend
         of a PlatformOperator never recorded for the period, and a rendered but unpublished message
-        of another run for the same period (publish or discard it first).
+        of another run for the same period (publish or discard it first). ``operator_id``: the
+        operator of the group that files it (``operator`` is its TIN as the message names it);
+        the period's state is that operator's own.
         """
         _check_environment(environment)
-        period = period_label(authority, year, environment)
+        period = _period(authority, year, environment, operator_id)
         if planned.environment != environment or planned.authority not in ("", authority):
             raise LedgerError(
                 f"message {message_ref_id}: planned for {planned.authority} {planned.environment}, "
@@ -528,7 +562,7 @@ class Ledger:
                         f"MessageRefId {message_ref_id} is already in the ledger (EU rule 50009): "
                         "MessageRefIds are never reused"
                     )
-                for other in self._pending(conn, environment, authority, year):
+                for other in self._pending(conn, environment, authority, year, operator_id):
                     if other.run_id != run_id:
                         raise LedgerError(
                             f"{period}: message {other.message_ref_id} of run {other.run_id} was rendered but never "
@@ -541,7 +575,7 @@ class Ledger:
                         "DocRefIds are never reused"
                     )
                 for doc_ref_id in resent:
-                    target = self._record_in_period(conn, doc_ref_id, environment, authority, year)
+                    target = self._record_in_period(conn, doc_ref_id, environment, authority, year, operator_id)
                     if target is None or target.kind != PLATFORM_OPERATOR:
                         raise LedgerError(
                             f"message {message_ref_id} resends {doc_ref_id}, which is no PlatformOperator recorded "
@@ -555,6 +589,7 @@ class Ledger:
                         environment=environment,
                         authority=authority,
                         operator=operator,
+                        operator_id=operator_id,
                         reporting_year=year,
                         message_type_indic=planned.message_type_indic,
                         file_name=file_name,
@@ -640,7 +675,7 @@ class Ledger:
         msg = self._message_row(conn, message_ref_id, for_update=True)
         if msg.status != RENDERED:
             raise LedgerError(f"message {message_ref_id} is {msg.status}: only a rendered message can be published")
-        period = period_label(msg.authority, msg.reporting_year, msg.environment)
+        period = _period(msg.authority, msg.reporting_year, msg.environment, msg.operator_id)
         r = t.records
         for rec in conn.execute(sa.select(r).where(r.c.message_id == msg.id).order_by(r.c.position)).all():
             if rec.doc_type not in (CORRECTION, DELETION, RESEND):
@@ -749,21 +784,35 @@ class Ledger:
 
     # --------------------------------------------------------------------------------- reading
 
-    def pending(self, environment: str, authority: str, year: int) -> list[MessageInfo]:
-        """Messages rendered but never published (a crash between render and publish)."""
+    def pending(
+        self, environment: str, authority: str, year: int, *, operator_id: str = DEFAULT_OPERATOR
+    ) -> list[MessageInfo]:
+        """Messages of one operator rendered but never published (a crash between render and publish)."""
         _check_environment(environment)
         with self.engine.connect() as conn:
-            return self._pending(conn, environment, authority, year)
+            return self._pending(conn, environment, authority, year, operator_id)
 
-    def _pending(self, conn: Connection, environment: str, authority: str, year: int) -> list[MessageInfo]:
-        return self._messages(conn, year=year, authority=authority, environment=environment, status=RENDERED)
+    def _pending(
+        self, conn: Connection, environment: str, authority: str, year: int, operator_id: str
+    ) -> list[MessageInfo]:
+        return self._messages(
+            conn, year=year, authority=authority, environment=environment, status=RENDERED, operator_id=operator_id
+        )
 
     def messages(
-        self, year: int | None = None, authority: str | None = None, environment: str | None = None
+        self,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        *,
+        operator_id: str | None = None,
     ) -> list[MessageInfo]:
-        """Every message, oldest first, optionally of one year, authority, environment."""
+        """Every message, oldest first, optionally of one year, authority, environment, and of one
+        operator of a group (``operator_id``; None: every operator's)."""
         with self.engine.connect() as conn:
-            return self._messages(conn, year=year, authority=authority, environment=environment)
+            return self._messages(
+                conn, year=year, authority=authority, environment=environment, operator_id=operator_id
+            )
 
     def message(self, message_ref_id: str) -> MessageInfo:
         with self.engine.connect() as conn:
@@ -829,6 +878,7 @@ class Ledger:
         environment: str | None = None,
         status: str | None = None,
         message_ref_id: str | None = None,
+        operator_id: str | None = None,
     ) -> list[MessageInfo]:
         m, r, e = t.messages, t.records, t.errors
         counts = (
@@ -854,6 +904,7 @@ class Ledger:
             (m.c.environment, environment),
             (m.c.status, status),
             (m.c.message_ref_id, message_ref_id),
+            (m.c.operator_id, operator_id),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -878,6 +929,7 @@ class Ledger:
                 errors=int(row.errors or 0),
                 triggered_by=row.triggered_by,
                 approved_by=row.approved_by,
+                operator_id=row.operator_id,
             )
             for row in conn.execute(query)
         ]
@@ -891,7 +943,9 @@ class Ledger:
             raise UnknownMessageError(f"MessageRefId {message_ref_id} is not in this ledger")
         return row
 
-    def _record_in_period(self, conn: Connection, doc_ref_id: str, environment: str, authority: str, year: int) -> Any:
+    def _record_in_period(
+        self, conn: Connection, doc_ref_id: str, environment: str, authority: str, year: int, operator_id: str
+    ) -> Any:
         m, r = t.messages, t.records
         return conn.execute(
             sa.select(r)
@@ -902,6 +956,7 @@ class Ledger:
                 m.c.environment == environment,
                 m.c.authority == authority,
                 m.c.reporting_year == year,
+                m.c.operator_id == operator_id,
             )
         ).first()
 
@@ -921,6 +976,7 @@ class Ledger:
                 m.c.environment == msg.environment,
                 m.c.authority == msg.authority,
                 m.c.reporting_year == msg.reporting_year,
+                m.c.operator_id == msg.operator_id,
             )
         ).first()
 
@@ -1115,9 +1171,27 @@ def _check_environment(environment: str) -> None:
         raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
 
 
-def _lock_key(environment: str, authority: str, year: int) -> list[sa.ColumnElement[bool]]:
+def _period(authority: str, year: int, environment: str, operator_id: str) -> str:
+    """A period as messages name it, with its operator where a group has several."""
+    label = period_label(authority, year, environment)
+    return label if operator_id == DEFAULT_OPERATOR else f"{label} of operator {operator_id}"
+
+
+def _lock_key(environment: str, authority: str, year: int, operator_id: str) -> list[sa.ColumnElement[bool]]:
     c = t.locks.c
-    return [c.environment == environment, c.authority == authority, c.reporting_year == year]
+    return [
+        c.environment == environment,
+        c.authority == authority,
+        c.reporting_year == year,
+        c.operator_id == operator_id,
+    ]
+
+
+def _lock_advisory_key(environment: str, authority: str, year: int, operator_id: str) -> int:
+    """The PostgreSQL advisory lock of a period: the default operator's as before groups were."""
+    if operator_id == DEFAULT_OPERATOR:
+        return _advisory_key(environment, authority, year)
+    return _advisory_key(environment, authority, year, operator_id)
 
 
 def _lock_row(info: LockInfo) -> dict[str, Any]:
@@ -1129,6 +1203,7 @@ def _lock_row(info: LockInfo) -> dict[str, Any]:
         "acquired": info.acquired,
         "host": info.host,
         "pid": info.pid,
+        "operator_id": info.operator_id,
     }
 
 
@@ -1148,19 +1223,30 @@ def _died_here(held: LockInfo) -> bool:
 
 
 def _lock_info(row: Any) -> LockInfo:
-    return LockInfo(row.environment, row.authority, row.reporting_year, row.holder, row.acquired, row.host, row.pid)
+    return LockInfo(
+        row.environment,
+        row.authority,
+        row.reporting_year,
+        row.holder,
+        row.acquired,
+        row.host,
+        row.pid,
+        row.operator_id,
+    )
 
 
 def _locked(info: LockInfo, held: LockInfo | None, *, breakable: bool) -> str:
-    period = period_label(info.authority, info.year, info.environment)
+    period = _period(info.authority, info.year, info.environment, info.operator_id)
     text = (
         f"{period} is being filed by another run ({held.describe() if held else 'holder unknown'}); "
         "two runs cannot file the same period and authority at once: wait for it to finish"
     )
     if breakable:
+        operator = f" --operator {info.operator_id}" if info.operator_id != DEFAULT_OPERATOR else ""
         text += (
             "; if that run died, remove its lock with "
-            f"`dac7 ledger unlock --environment {info.environment} --authority {info.authority} --year {info.year}`"
+            f"`dac7 ledger unlock --environment {info.environment} --authority {info.authority} --year {info.year}"
+            f"{operator}`"
         )
     return text
 

@@ -21,7 +21,7 @@ from reporting.ledger.model import (
     RECORD_STATUSES,
     STATEMENT_KINDS,
 )
-from reporting.vocabulary import ENVIRONMENTS
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
 
 #: Alembic's version table for the ledger: its own name, so that a ledger may share a PostgreSQL
 #: database with Airflow's metadata (whose version table is ``alembic_version``).
@@ -64,12 +64,16 @@ messages = sa.Table(
     sa.Column("params", sa.Text),  # the run's Params, JSON
     sa.Column("approved_by", sa.String(200)),
     sa.Column("approved_at", sa.DateTime),
+    # the configuration's id of the operator that filed it ([operators.ID]; "default": [operator]):
+    # a period's live state, pending messages and lock are each operator's own (revision 0004)
+    sa.Column("operator_id", sa.String(32), nullable=False, server_default=DEFAULT_OPERATOR),
     sa.UniqueConstraint("message_ref_id"),
     sa.CheckConstraint(_one_of("environment", ENVIRONMENTS), name="environment"),
     sa.CheckConstraint(_one_of("status", MESSAGE_STATUSES), name="status"),
     sa.CheckConstraint(_one_of("message_type_indic", MESSAGE_TYPES), name="message_type_indic"),
     sa.Index(None, "environment", "authority", "reporting_year"),
     sa.Index(None, "transfer_id"),
+    sa.Index("ix_ledger_messages_operator_period", "operator_id", "environment", "authority", "reporting_year"),
 )
 
 records = sa.Table(
@@ -153,6 +157,8 @@ locks = sa.Table(
     sa.Column("acquired", sa.DateTime, nullable=False),
     sa.Column("host", sa.String(200)),
     sa.Column("pid", sa.Integer),
+    # each operator of a group files a period under its own lock (revision 0004)
+    sa.Column("operator_id", sa.String(32), primary_key=True, server_default=DEFAULT_OPERATOR),
 )
 
 # Seller statements (revision 0002): one row per statement of the statements feed

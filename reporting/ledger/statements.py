@@ -62,7 +62,7 @@ from reporting.ledger.model import (
     STATEMENT_KINDS,
     canonical_json,
 )
-from reporting.vocabulary import ENVIRONMENTS, STATEMENTS_DIR, STATEMENTS_FEED, STATEMENTS_RUNS_DIR
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS, STATEMENTS_DIR, STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
 #: The feed's file in a run's output directory, and the folder of the pages.
 FEED_NAME = STATEMENTS_FEED
@@ -689,7 +689,8 @@ def _supersedes(status: str, at: datetime, current: str, since: datetime) -> boo
 @dataclass(frozen=True, slots=True)
 class StatementCounts:
     """Statements of one environment, authority and year by delivery status (see the module's
-    words on counting: ``superseded`` are never in the other three)."""
+    words on counting: ``superseded`` are never in the other three), of one operator of a group
+    (the operator whose message reported the seller)."""
 
     environment: str
     authority: str
@@ -698,6 +699,7 @@ class StatementCounts:
     sent: int = 0
     failed: int = 0
     superseded: int = 0
+    operator_id: str = DEFAULT_OPERATOR
 
     @property
     def unsent(self) -> int:
@@ -752,26 +754,32 @@ def _replacing() -> sa.Subquery:
 def statement_counts(
     engine: Engine, *, year: int | None = None, environment: str | None = None
 ) -> list[StatementCounts]:
-    """Counts per environment, authority and year (one grouped query; no content read)."""
-    s = t.statements
+    """Counts per environment, authority, year and operator (one grouped query; no content read)."""
+    s, m = t.statements, t.messages
     later = _replacing()
     bucket = sa.case((later.c.by.is_not(None), "superseded"), else_=s.c.status).label("bucket")
     query = (
-        sa.select(s.c.environment, s.c.authority, s.c.reporting_year, bucket, sa.func.count().label("n"))
+        sa.select(
+            s.c.environment, s.c.authority, s.c.reporting_year, m.c.operator_id, bucket, sa.func.count().label("n")
+        )
+        .join(m, m.c.message_ref_id == s.c.message_ref_id)
         .outerjoin(later, later.c.replaces == s.c.statement_id)
-        .group_by(s.c.environment, s.c.authority, s.c.reporting_year, bucket)
+        .group_by(s.c.environment, s.c.authority, s.c.reporting_year, m.c.operator_id, bucket)
     )
     if year is not None:
         query = query.where(s.c.reporting_year == year)
     if environment is not None:
         query = query.where(s.c.environment == environment)
-    found: dict[tuple[str, str, int], dict[str, int]] = {}
+    found: dict[tuple[str, str, int, str], dict[str, int]] = {}
     with engine.connect() as conn:
         for row in conn.execute(query):
-            found.setdefault((row.environment, row.authority, row.reporting_year), {})[row.bucket] = int(row.n)
+            key = (row.environment, row.authority, row.reporting_year, row.operator_id)
+            found.setdefault(key, {})[row.bucket] = int(row.n)
     return [
-        StatementCounts(env, authority, yr, **counts)
-        for (env, authority, yr), counts in sorted(found.items(), key=lambda kv: (-kv[0][2], kv[0][0], kv[0][1]))
+        StatementCounts(env, authority, yr, **counts, operator_id=operator)
+        for (env, authority, yr, operator), counts in sorted(
+            found.items(), key=lambda kv: (-kv[0][2], kv[0][0], kv[0][1], kv[0][3] != DEFAULT_OPERATOR, kv[0][3])
+        )
     ]
 
 

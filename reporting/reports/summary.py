@@ -201,6 +201,12 @@ def render_page(manifest: Manifest, data: SummaryData, links: Sequence[tuple[str
         f"{escape(str(manifest.get('as_of', '')))}, environment {escape(str(manifest.get('environment', '')))}, "
         f"routing {escape(str(manifest.get('routing', '')))}. Counts and codes only: no seller is named here.</p>",
     ]
+    if manifest.get("operator_id"):  # one operator of a group: its own filing, its own folder
+        body.append(
+            f'<p id="operator">Operator <code>{escape(str(manifest["operator_id"]))}</code>: '
+            f"{escape(str(manifest.get('operator_name', '')))} (one operator of a group: its sellers, thresholds "
+            "and filing are its own).</p>"
+        )
     if links:
         body.append(
             '<ul id="links">'

@@ -46,6 +46,7 @@ from reporting.pushdown import (
     SOURCE_TOTALS_SCHEMA,
     FlagKeys,
     Flags,
+    OperatorFilter,
     exotic_whitespace_sql,
     flag_keys_sql,
     flagged_refunds_sql,
@@ -58,6 +59,7 @@ from reporting.quarantine import enforce_quarantine_policy, write_quarantine
 from reporting.results import AggregatedAtSource, ExtractResult
 from reporting.settings import RunSettings, write_json
 from reporting.source import OPTIONAL_COLUMNS, check_contract, make_engine, pg_session_settings, safe_url, sql_text
+from reporting.vocabulary import DEFAULT_OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -605,6 +607,25 @@ def extract(settings: RunSettings, source_url: str | None = None) -> ExtractResu
             worker.close()
 
 
+def operator_filter(settings: RunSettings, transaction_columns: set[str]) -> OperatorFilter:
+    """Which of the source's transactions are the run's operator's (``transactions.operator_id``,
+    where the source has it: ``transaction_columns`` are the columns of its transactions)."""
+    return OperatorFilter(
+        operator_id=settings.operator_id, operator_ids=settings.group, column="operator_id" in transaction_columns
+    )
+
+
+def scoped_sql(name: str, scope: OperatorFilter, dialect: str) -> str:
+    """``sql/<name>`` for the transactions of the run's operator (its ``{operator}`` and
+    ``{operator_t}``; every transaction for a single operator whose source has no operator)."""
+    if scope.everything:
+        return sql_text(name)
+    return sql_text(
+        name,
+        operator=(scope.mine(scope.value("operator_id", dialect)), scope.mine(scope.value("t.operator_id", dialect))),
+    )
+
+
 def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | None) -> ExtractResult:
     out = settings.stage_dir("extract")
     period = settings.period
@@ -619,6 +640,9 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         with engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 _check_sqlite_timestamps(conn)
+            scope = operator_filter(settings, columns["transactions"])
+            if scope.column:
+                _check_operator_column(conn)
             params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.paid_until_utc)}
             dialect = _pushdown_dialect(settings, conn)
 
@@ -637,21 +661,25 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             if dialect is not None:
                 read_rates()  # first: which payments have a rate decides which rows the checks see
                 flags = source_flags(settings, out / "fx_rates.parquet")
-                odd = int(conn.exec_driver_sql(exotic_whitespace_sql(period, dialect=dialect)).scalar_one())
+                odd = int(
+                    conn.exec_driver_sql(exotic_whitespace_sql(period, dialect=dialect, operator=scope)).scalar_one()
+                )
                 if odd:
                     warn_white_space(odd)
                     dialect = flags = None
                     summed_here = odd
-            keys = _flag_keys(conn, settings, flags, dialect) if flags is not None and dialect is not None else None
+            keys = (
+                _flag_keys(conn, settings, flags, dialect, scope) if flags is not None and dialect is not None else None
+            )
             for table in TABLES:
                 if table == "fx_rates":
                     continue
-                sql = extract_sql(table, columns[table])
+                sql = extract_sql(table, columns[table], scope, conn.dialect.name)
                 if table == "transactions" and conn.dialect.name == "sqlite" and _sqlite_scan(conn, params):
                     sql = _not_indexed(sql)
                 if flags is not None and dialect is not None and table == "transactions":
                     # only the rows the checks must see; the source sums the others
-                    sql = flagged_transactions_sql(period, flags, dialect=dialect, keys=keys)
+                    sql = flagged_transactions_sql(period, flags, dialect=dialect, keys=keys, operator=scope)
                 elif flags is not None and dialect is not None and table == "refunds":
                     # those of the transactions just read, and those the checks must see by themselves
                     ids = pc.unique(pq.read_table(out / "transactions.parquet", columns=["transaction_id"])[0])
@@ -662,6 +690,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
                         dialect=dialect,
                         keys=listed,
                         flagged_transactions=ids.to_pylist() if listed is not None else (),
+                        operator=scope,
                     )
                 counts[table] = _stream_to_parquet(
                     conn, table, sql, params, out / f"{table}.parquet", findings, columnar
@@ -671,17 +700,21 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             started = time.perf_counter()
             totals = None
             if flags is not None and dialect is not None:
-                totals = _source_totals(settings, conn, columnar, dialect, flags, keys)
+                totals = _source_totals(settings, conn, columnar, dialect, flags, keys, scope)
             pushed = out / "pushed_totals.parquet"
             aggregated_at_source = write_pushed_totals(totals, pushed, counts, started, "in the source")
             control = {
-                table: int(conn.execute(sa.text(sql_text(f"count_{table}.sql")), params).scalar_one())
+                table: int(
+                    conn.execute(
+                        sa.text(scoped_sql(f"count_{table}.sql", scope, conn.dialect.name)), params
+                    ).scalar_one()
+                )
                 for table in CONTROLLED
             }
             write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while the source is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            undated = source_findings(conn, params, out, findings)
+            undated = source_findings(conn, params, out, findings, scope)
     finally:
         if columnar is not None:
             columnar.close()
@@ -777,11 +810,12 @@ def check_extract(
     return summary
 
 
-def extract_sql(table: str, columns: set[str]) -> str:
+def extract_sql(table: str, columns: set[str], scope: OperatorFilter | None = None, dialect: str = "") -> str:
     """``sql/extract_<table>.sql`` with the optional contract columns this source has (``columns``:
-    the table's columns), from our fixed list only."""
-    sql = sql_text(f"extract_{table}.sql")
-    if table in OPTIONAL_COLUMNS:
+    the table's columns), from our fixed list only; with ``scope``, for the transactions of the
+    run's operator (``dialect``: SQLAlchemy's name of the source's, or ``spark``)."""
+    sql = scoped_sql(f"extract_{table}.sql", scope, dialect) if scope is not None else sql_text(f"extract_{table}.sql")
+    if table in OPTIONAL_COLUMNS and table != "transactions":  # transactions.operator_id is never staged
         alias = {"property_listings": "p", "sellers": "s"}.get(table, "x")
         optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns]
         sql = sql.replace("{optional_columns}", "".join(f",\n        {alias}.{c}" for c in optional))
@@ -837,15 +871,26 @@ def write_pushed_totals(
     return summary
 
 
-def source_findings(conn: Connection, params: dict[str, Any], out: Path, findings: list[Finding]) -> list[Finding]:
+def source_findings(
+    conn: Connection,
+    params: dict[str, Any],
+    out: Path,
+    findings: list[Finding],
+    scope: OperatorFilter | None = None,
+) -> list[Finding]:
     """After the control counts: the per-seller counts (``control_seller_counts.parquet``) and the
-    rows that refer to nothing, added to ``findings``; the undated transactions, returned."""
+    rows that refer to nothing, added to ``findings``; the undated transactions, returned. With
+    ``scope``: of the run's operator's transactions, and the transactions of no operator of the
+    configuration, each a finding that stops the run (:func:`unknown_operators`)."""
+    scope = scope or OperatorFilter()
+    dialect = conn.dialect.name
     undated: list[Finding] = []
-    if _seller_counts(conn, params, out / "control_seller_counts.parquet"):
-        undated = list(_undated_transactions(conn))
+    if _seller_counts(conn, params, out / "control_seller_counts.parquet", scope):
+        undated = list(_undated_transactions(conn, scope))
+    findings += unknown_operators(conn, params, scope)
     findings += _orphans(
         conn,
-        "extract_unknown_sellers.sql",
+        scoped_sql("extract_unknown_sellers.sql", scope, dialect),
         params,
         "transactions",
         "source.unknown_seller",
@@ -853,7 +898,7 @@ def source_findings(conn: Connection, params: dict[str, Any], out: Path, finding
     )
     findings += _orphans(
         conn,
-        "extract_unknown_refunds.sql",
+        sql_text("extract_unknown_refunds.sql"),  # of no transaction at all: no operator's, every run's
         {"period_start": params["period_start"]},
         "refunds",
         "refund.unknown_transaction",
@@ -926,11 +971,13 @@ def _undated_predicate(conn: Connection) -> str:
     return "(paid_at is null)"
 
 
-def _seller_counts(conn: Connection, params: dict[str, Any], path: Path) -> int:
-    """Write the source's own count of each seller's transactions in the period, and of those
-    without a usable payment time, to ``path``; return the number of the latter. The per-seller
-    reconciliation of the aggregates starts from these counts."""
-    sql = sql_text("count_transactions_by_seller.sql").replace("{undated}", _undated_predicate(conn))
+def _seller_counts(conn: Connection, params: dict[str, Any], path: Path, scope: OperatorFilter) -> int:
+    """Write the source's own count of each seller's transactions in the period (the run's
+    operator's), and of those without a usable payment time, to ``path``; return the number of
+    the latter. The per-seller reconciliation of the aggregates starts from these counts."""
+    sql = scoped_sql("count_transactions_by_seller.sql", scope, conn.dialect.name).replace(
+        "{undated}", _undated_predicate(conn)
+    )
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
     # by the seller id as the extract reads it (trimmed): ids that differ in the source only by
     # white space are one seller in the extract
@@ -951,10 +998,13 @@ def _seller_counts(conn: Connection, params: dict[str, Any], path: Path) -> int:
     return sum(counts[1] for counts in totals.values())
 
 
-def _undated_transactions(conn: Connection) -> Iterator[Finding]:
-    """A finding per transaction without a usable payment time, naming it and its seller: the
-    seller is quarantined (the transaction may belong to this period) until the row is corrected."""
-    sql = sql_text("extract_undated_transactions.sql").replace("{undated}", _undated_predicate(conn))
+def _undated_transactions(conn: Connection, scope: OperatorFilter) -> Iterator[Finding]:
+    """A finding per transaction (of the run's operator) without a usable payment time, naming it
+    and its seller: the seller is quarantined (the transaction may belong to this period) until
+    the row is corrected."""
+    sql = scoped_sql("extract_undated_transactions.sql", scope, conn.dialect.name).replace(
+        "{undated}", _undated_predicate(conn)
+    )
     for transaction_id, seller_id, is_null in conn.execute(sa.text(sql)):
         what = "paid_at is missing (NULL)" if is_null else "paid_at is not a real date and time"
         yield Finding(
@@ -977,11 +1027,62 @@ def _check_sqlite_timestamps(conn: Connection) -> None:
         )
 
 
-def _orphans(
-    conn: Connection, sql_file: str, params: dict[str, Any], table: str, rule: str, what: str
-) -> Iterable[Finding]:
-    rows = conn.execute(sa.text(sql_text(sql_file)), params).fetchall()
+def _orphans(conn: Connection, sql: str, params: dict[str, Any], table: str, rule: str, what: str) -> Iterable[Finding]:
+    rows = conn.execute(sa.text(sql), params).fetchall()
     return [Finding(rule=rule, table=table, key=str(r[0]), message=f"{what} ({r[1]})") for r in rows]
+
+
+_SHOWN_OPERATOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorFilter) -> list[Finding]:
+    """The transactions of the period (or without a usable payment time) whose ``operator_id``
+    names no operator of the configuration: one finding per such id, naming its first
+    transaction and how many there are. Each stops the run, of every operator: such a row may be
+    any operator's, so no operator's figures stand until it is corrected (as a transaction of no
+    seller stops it, ``source.unknown_seller``). None for a source without the column."""
+    if not scope.column:
+        return []
+    sql = (
+        sql_text("extract_unknown_operators.sql")
+        .replace("{undated}", _undated_predicate(conn))
+        .replace("{unknown}", scope.unknown(scope.value("operator_id", conn.dialect.name)))
+    )
+    found: dict[str, list[Any]] = {}  # the id as written -> [transactions, the first one]
+    for transaction_id, _seller_id, operator_id in conn.execute(sa.text(sql), params):
+        key = str(operator_id.decode() if isinstance(operator_id, bytes | bytearray) else operator_id)
+        entry = found.setdefault(key, [0, None])
+        entry[0] += 1
+        entry[1] = transaction_id if entry[1] is None else min(entry[1], transaction_id, key=str)
+    known = ", ".join(scope.operator_ids)
+    return [
+        Finding(
+            rule="transaction.unknown_operator",
+            table="transactions",
+            key=str(first),
+            message=(
+                f"operator_id {value.strip()!r}" if _SHOWN_OPERATOR.fullmatch(value.strip()) else "its operator_id"
+            )
+            + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
+            f"transaction is [operator]'s (no operator_id, or '{DEFAULT_OPERATOR}') or an [operators.ID]'s. Correct "
+            "the rows, or add the operator to the configuration: until then no operator files, since the rows may "
+            "be any operator's",
+        )
+        for value, (n, first) in sorted(found.items())
+    ]
+
+
+def _check_operator_column(conn: Connection) -> None:
+    """``transactions.operator_id`` must be text where the database types its columns: the run's
+    operator's transactions are found by comparing it, trimmed, with the ids of the configuration."""
+    if conn.dialect.name == "sqlite":
+        return  # any value is compared as text there; a number names no operator
+    column = {c["name"].lower(): c["type"] for c in sa.inspect(conn).get_columns("transactions")}["operator_id"]
+    if not isinstance(column, sa.String):
+        raise SourceContractError(
+            f"transactions.operator_id is {column}, not a text type (sql/source_schema.sql: VARCHAR(64)); it holds "
+            "the configuration's operator ids ([operators.ID], or 'default')"
+        )
 
 
 #: where the source sums the transactions (``[source] aggregate = "source"``)
@@ -1057,11 +1158,13 @@ def source_flags(settings: RunSettings, rates: Path) -> Flags:
     )
 
 
-def _flag_keys(conn: Connection, settings: RunSettings, flags: Flags, dialect: str) -> FlagKeys | None:
+def _flag_keys(
+    conn: Connection, settings: RunSettings, flags: Flags, dialect: str, scope: OperatorFilter | None = None
+) -> FlagKeys | None:
     """The keys the source flags, found once (:func:`reporting.pushdown.flag_keys_sql`); None where
     there are more than :data:`reporting.pushdown.MAX_LISTED_KEYS`: each statement then finds them."""
     started = time.perf_counter()
-    sql = flag_keys_sql(settings.period, flags, dialect=dialect)
+    sql = flag_keys_sql(settings.period, flags, dialect=dialect, operator=scope)
     text = sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql
     result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).exec_driver_sql(text)
     rows = list(itertools.islice(result, MAX_LISTED_KEYS + 1))
@@ -1087,13 +1190,15 @@ def _source_totals(
     dialect: str,
     flags: Flags,
     keys: FlagKeys | None,
+    scope: OperatorFilter | None = None,
 ) -> pa.Table:
-    """The aggregates of every transaction not flagged, summed by the source: as Arrow batches
-    through ADBC where the ``fast`` extra reads this source, else through the DB-API."""
+    """The aggregates of every transaction (of the run's operator) not flagged, summed by the
+    source: as Arrow batches through ADBC where the ``fast`` extra reads this source, else
+    through the DB-API."""
     payment_date = settings.config.reporting.fx_basis == "payment_date"
     if columnar is not None and columnar.dialect == "postgresql":
         sql = source_totals_sql(
-            settings.period, payment_date_rates=payment_date, dialect=dialect, flags=flags, keys=keys
+            settings.period, payment_date_rates=payment_date, dialect=dialect, flags=flags, keys=keys, operator=scope
         )
         cur = columnar.conn.cursor()
         try:
@@ -1101,7 +1206,9 @@ def _source_totals(
             return totals_from_arrow(cur.fetch_arrow_table())
         finally:
             cur.close()
-    return read_source_totals(conn, settings.period, payment_date_rates=payment_date, flags=flags, keys=keys)
+    return read_source_totals(
+        conn, settings.period, payment_date_rates=payment_date, flags=flags, keys=keys, operator=scope
+    )
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

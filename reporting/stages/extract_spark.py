@@ -46,6 +46,7 @@ from reporting.errors import ConfigError, SourceContractError
 from reporting.findings import Finding
 from reporting.pushdown import (
     Flags,
+    OperatorFilter,
     exotic_whitespace_sql,
     flagged_refunds_sql,
     flagged_transactions_sql,
@@ -221,6 +222,9 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
         try:
             _check_time_types(spark, names)
             columns = {t: {c.lower() for c in spark.table(name).columns} for t, name in names.items()}
+            scope = ex.operator_filter(settings, columns["transactions"])
+            if scope.column:
+                _check_operator_type(spark, names)
             queries = SparkQueries(spark, names)
             tables: _SourceTables = {
                 "transactions": names["transactions"],
@@ -244,7 +248,11 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                 odd = _scalar(
                     spark.sql(
                         exotic_whitespace_sql(
-                            period, dialect="spark", transactions=tables["transactions"], refunds=tables["refunds"]
+                            period,
+                            dialect="spark",
+                            transactions=tables["transactions"],
+                            refunds=tables["refunds"],
+                            operator=scope,
                         )
                     )
                 )
@@ -258,18 +266,23 @@ def read_spark_source(settings: RunSettings, worker: datachecks.ChecksWorker | N
                 if flags is not None and table in ("transactions", "refunds"):
                     # only the rows the checks must see; Spark sums the others
                     flagged = flagged_transactions_sql if table == "transactions" else flagged_refunds_sql
-                    frame = spark.sql(flagged(period, flags, dialect="spark", **tables))
+                    frame = spark.sql(flagged(period, flags, dialect="spark", operator=scope, **tables))
                 else:
-                    frame = queries.frame(ex.extract_sql(table, columns[table]), params)
+                    frame = queries.frame(ex.extract_sql(table, columns[table], scope, "spark"), params)
                 counts[table] = _to_parquet(frame, table, out / f"{table}.parquet", findings)
             if flags is None:
                 read_rates()
-            aggregated_at_source = _pushed_totals(settings, spark, flags, names, counts, out / "pushed_totals.parquet")
-            control = {table: queries.scalar(sql_text(f"count_{table}.sql"), params) for table in ex.CONTROLLED}
+            aggregated_at_source = _pushed_totals(
+                settings, spark, flags, names, counts, out / "pushed_totals.parquet", scope
+            )
+            control = {
+                table: queries.scalar(ex.scoped_sql(f"count_{table}.sql", scope, "spark"), params)
+                for table in ex.CONTROLLED
+            }
             ex.write_controls(out / "control_counts.parquet", counts, control)
             if worker is not None:  # the suite reads what is written now, while Spark is asked on
                 worker.submit("extract", datachecks.check_arguments(settings, "extract"))
-            undated = ex.source_findings(queries.as_connection(), params, out, findings)
+            undated = ex.source_findings(queries.as_connection(), params, out, findings, scope)
         finally:
             if config.tables is not None:  # the temporary views of the Parquet tables
                 for view in names.values():
@@ -375,6 +388,7 @@ def _pushed_totals(
     names: Mapping[str, str],
     counts: dict[str, int],
     path: Path,
+    scope: OperatorFilter | None = None,
 ) -> AggregatedAtSource | None:
     """With ``flags``: Spark's sums of every transaction not flagged, written to ``path`` and
     added to ``counts``, and what ``extract.json`` says of them; else an empty file and None
@@ -390,6 +404,7 @@ def _pushed_totals(
             transactions=names["transactions"],
             refunds=names["refunds"],
             property_listings=names["property_listings"],
+            operator=scope,
         )
     return ex.write_pushed_totals(totals, path, counts, started, "by Spark")
 
@@ -423,6 +438,24 @@ def _check_time_types(spark: SparkSession, names: Mapping[str, str]) -> None:
             "the contract's times and dates must have Spark's time and date types (sql/source_schema.sql), "
             f"since the queries compare them with the period's bounds: {'; '.join(wrong)}. Store them with "
             "those types, or give a view that converts them"
+        )
+
+
+def _check_operator_type(spark: SparkSession, names: Mapping[str, str]) -> None:
+    """``transactions.operator_id`` must be a text (it is compared, trimmed, with the ids of the
+    configuration), compared exactly (a collation that ignores case would take 'DE' for 'de')."""
+    from pyspark.sql import types as T
+
+    kind = {f.name.lower(): f.dataType for f in spark.table(names["transactions"]).schema.fields}["operator_id"]
+    if not isinstance(kind, T.StringType | T.VarcharType | T.CharType):
+        raise SourceContractError(
+            f"transactions.operator_id is {kind.simpleString()}, not a text type (sql/source_schema.sql: VARCHAR(64)); "
+            "it holds the configuration's operator ids ([operators.ID], or 'default')"
+        )
+    if (collation := getattr(kind, "collation", "UTF8_BINARY")) != "UTF8_BINARY":
+        raise SourceContractError(
+            f"transactions.operator_id is compared by the collation {collation}, not exactly; the operator ids "
+            "of the configuration are compared as they are written"
         )
 
 

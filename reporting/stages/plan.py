@@ -99,7 +99,7 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
         raise ConfigError("a filing is planned against the filing ledger: open it first")
     filed = {
         m.authority
-        for m in ledger.messages(year=year, environment=env, authority=filing_state)
+        for m in ledger.messages(year=year, environment=env, authority=filing_state, operator_id=settings.operator_id)
         if m.status in LIVE_MESSAGE_STATUSES
     }
     # a nil report where the profile expects one; the declaration of an operator whose reporting
@@ -113,7 +113,7 @@ def filing_authorities(settings: RunSettings, ledger: Ledger | None, routed: lis
             raise ConfigError(
                 f"--authorities {', '.join(others)}: this operator files in {filing_state} only; the law and the "
                 f"format of {filing_state} decide its filing for every seller. A filing in {', '.join(others)} "
-                "is another operator's, with a configuration of its own (routing 'jurisdiction' previews what "
+                "is another operator's, with an [operators.ID] table of its own (routing 'jurisdiction' previews what "
                 "each state receives)"
             )
         if filing_state in settings.authorities and filing_state not in found:
@@ -138,7 +138,7 @@ def _check_deletion(settings: RunSettings, ledger: Ledger, authorities: list[str
     held = {
         key
         for a in authorities
-        for (kind, key) in ledger.live_records(settings.environment, a, settings.year)
+        for (kind, key) in ledger.live_records(settings.environment, a, settings.year, operator_id=settings.operator_id)
         if kind == SELLER
     }
     unknown = sorted(set(settings.sellers or ()) - held)
@@ -159,7 +159,9 @@ def other_live_filings(settings: RunSettings, ledger: Ledger) -> list[str]:
     return sorted(
         {
             m.authority
-            for m in ledger.messages(year=settings.year, environment=settings.environment)
+            for m in ledger.messages(
+                year=settings.year, environment=settings.environment, operator_id=settings.operator_id
+            )
             if m.status in LIVE_MESSAGE_STATUSES and m.authority != settings.filing_state
         }
     )
@@ -266,7 +268,7 @@ def discard_pending(settings: RunSettings, ledger: Ledger, authority: str) -> li
     and publish) are discarded before planning again, and the run says so; a message of this
     very run (a retried render) is replaced by the same message."""
     out: list[DiscardedMessage] = []
-    for m in ledger.pending(settings.environment, authority, settings.year):
+    for m in ledger.pending(settings.environment, authority, settings.year, operator_id=settings.operator_id):
         if m.run_id == settings.run_id:
             ledger.forget_rendered(m.message_ref_id, run_id=settings.run_id)
         else:

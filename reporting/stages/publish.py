@@ -112,7 +112,9 @@ def sweep(settings: RunSettings, ledger: Ledger, out: Path, authority: str) -> l
     # year's message being published right now, under its own lock
     by_file = {
         m.file_name: m
-        for m in ledger.messages(year=settings.year, authority=authority, environment=settings.environment)
+        for m in ledger.messages(
+            year=settings.year, authority=authority, environment=settings.environment, operator_id=settings.operator_id
+        )
         if m.file_name.startswith(f"{authority}/")
     }
     for name, filed in by_file.items():
@@ -144,7 +146,9 @@ def published_files(settings: RunSettings, out: Path) -> list[LedgerFile]:
     if settings.preview:
         return []
     with open_ledger(ledger_url(settings)) as ledger:
-        messages = ledger.messages(year=settings.year, environment=settings.environment)
+        messages = ledger.messages(
+            year=settings.year, environment=settings.environment, operator_id=settings.operator_id
+        )
     return [
         {
             "authority": m.authority,
@@ -275,7 +279,9 @@ def publish(
     with (
         stage_ledger(settings, authority) as url,
         open_ledger(url) as ledger,
-        ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+        ledger.lock(
+            settings.environment, authority, settings.year, holder=settings.run_id, operator_id=settings.operator_id
+        ),
     ):
         if require_approval and settings.environment == PROD and not settings.preview:
             for msg in render["messages"]:
@@ -367,7 +373,13 @@ def _sweep_all(settings: RunSettings, exclude: set[str]) -> list[SetAsideFile]:
     for authority in (a for a in folders if a not in exclude):
         with open_ledger(ledger_url(settings)) as ledger:
             try:
-                with ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id):
+                with ledger.lock(
+                    settings.environment,
+                    authority,
+                    settings.year,
+                    holder=settings.run_id,
+                    operator_id=settings.operator_id,
+                ):
                     moved += sweep(settings, ledger, out, authority)
             except LedgerLockedError as exc:  # another run files there: its own publish sweeps
                 log.warning("%s/ not checked for files to set aside: %s", authority, exc)
@@ -441,6 +453,9 @@ def _write_manifest(
         },
     }
     manifest["run_copy"] = f"{RUNS}/{run_key(settings.run_id)}"
+    if settings.operator_ids:  # a group: whose filing this is (each operator's in its own folder)
+        manifest["operator_id"] = settings.operator_id
+        manifest["operator_name"] = settings.config.operator.name
     write_run_summary(settings, out, manifest)  # the figures and charts for people, from the manifest
     fault_point("finalize.before_manifest")
     keep_run_copy(out, manifest)

@@ -57,7 +57,7 @@ from reporting.settings import RunSettings, read_json, write_json
 from reporting.stages.plan import discard_pending, plan, planned_authorities, stage_ledger
 from reporting.staging import connect
 from reporting.variants import reading_for
-from reporting.vocabulary import ASSUMED
+from reporting.vocabulary import ASSUMED, DEFAULT_OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,9 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     with (
         stage_ledger(settings, authority) as url,
         open_ledger(url) as ledger,
-        ledger.lock(settings.environment, authority, settings.year, holder=settings.run_id),
+        ledger.lock(
+            settings.environment, authority, settings.year, holder=settings.run_id, operator_id=settings.operator_id
+        ),
     ):
         discarded = discard_pending(settings, ledger, authority)
         messages = _render_one(settings, con, authority, operator, findings, ledger, shared=shared)
@@ -185,6 +187,7 @@ def _render_one(
     # another operator assumes this one's reporting: its declaration carries no seller
     assumed = settings.config.operator.assuming_operator is not None
     not_reported = 0
+    unreported: list[str] = []  # where an operator of the group assumes this one's reporting
     records = seller_records(
         con,
         authority,
@@ -200,9 +203,30 @@ def _render_one(
             continue
         if assumed:
             not_reported += 1
+            if settings.assumed_by:
+                unreported.append(record.seller_id)
             continue
         content = seller_content(record)
         current[(SELLER, record.seller_id)] = (content_hash(content), content)
+    if unreported and settings.assumed_by:
+        raise DataError(
+            [
+                Finding(
+                    rule="operator.assumed_within_group",
+                    table="transactions",
+                    key=seller_id,
+                    seller_id=seller_id,
+                    message=f"a reportable seller of transactions attributed to operator {settings.operator_id} "
+                    f"(transactions.operator_id), whose reporting operator {settings.assumed_by} of the group "
+                    f"assumes ({_assuming_table(settings.operator_id)}): {settings.assumed_by}'s run reads the "
+                    f"transactions attributed to it alone, so no filing would report this seller. Attribute the "
+                    f"seller's transactions to '{settings.assumed_by}', or remove the assumption from both "
+                    "operators' tables",
+                )
+                for seller_id in unreported
+            ],
+            headline=f"{authority} {year}: {len(unreported)} reportable seller(s) no operator of the group reports",
+        )
     if not_reported:
         log.warning(
             "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
@@ -211,7 +235,7 @@ def _render_one(
             year,
             not_reported,
         )
-    live = ledger.live_records(env, authority, year)
+    live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
     mode = settings.mode
     sellers: Collection[str] | None = settings.sellers
     if mode == "deletion" and sellers is not None:
@@ -235,7 +259,7 @@ def _render_one(
         year=year,
         indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
     )
-    breaches = ledger.problems(plan, environment=env, authority=authority, year=year)
+    breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
     if breaches:
         raise LedgerError(
             f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
@@ -251,6 +275,11 @@ def _render_one(
     for m in rendered:
         m["parts"] = len(rendered)
     return rendered
+
+
+def _assuming_table(operator_id: str) -> str:
+    """The table that names the operator assuming ``operator_id``'s reporting."""
+    return "[assuming_operator]" if operator_id == DEFAULT_OPERATOR else f"[operators.{operator_id}.assuming_operator]"
 
 
 def _other_operators(
@@ -401,6 +430,7 @@ def _write_message(
         run_id=settings.run_id,
         transfer_id=h.transfer_id,
         created=settings.timestamp,
+        operator_id=settings.operator_id,
     )
     kinds: dict[str, int] = {}
     for r in planned.sellers:

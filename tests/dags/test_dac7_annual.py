@@ -175,10 +175,11 @@ def test_render_publish_are_mapped_per_authority_and_validate_per_file(dag: Any)
         task = dag.get_task(stage)
         assert isinstance(task, MappedOperator), stage
         assert "plan" in task.upstream_task_ids, stage
-        assert task.map_index_template == "{{ authority }}", stage
+        # the filing's label: its authority (LT), and in a group's run its operator first (lt2 LT)
+        assert task.map_index_template == "{{ filing }}", stage
     validate = dag.get_task("validate")
     assert isinstance(validate, MappedOperator) and validate.upstream_task_ids >= {"files", "prepare"}
-    assert validate.map_index_template == "{{ authority }} #{{ file_number }}"
+    assert validate.map_index_template == "{{ filing }} #{{ file_number }}"
     assert "render" in dag.get_task("files").upstream_task_ids
     for stage in set(STAGES) - set(MAPPED):
         assert not isinstance(dag.get_task(stage), MappedOperator), stage
@@ -189,15 +190,17 @@ def test_files_lists_every_rendered_file_of_every_authority() -> None:
     renders several files for one authority: each is validated by a task of its own."""
     files = load_dag_module().dac7_annual().get_task("files").python_callable
     rendered = [
-        {"authority": "DE", "messages": 3, "discarded": 0},
-        {"authority": "FR", "messages": 1, "discarded": 1},
-        {"authority": "IT", "messages": 0, "discarded": 0},
+        {"operator": "default", "authority": "DE", "messages": 3, "discarded": 0},
+        {"operator": "default", "authority": "FR", "messages": 1, "discarded": 1},
+        {"operator": "default", "authority": "IT", "messages": 0, "discarded": 0},
+        {"operator": "lt2", "authority": "LT", "messages": 1, "discarded": 0},
     ]
     assert files(rendered) == [
-        {"authority": "DE", "part": 0},
-        {"authority": "DE", "part": 1},
-        {"authority": "DE", "part": 2},
-        {"authority": "FR", "part": 0},
+        {"operator": "default", "authority": "DE", "part": 0},
+        {"operator": "default", "authority": "DE", "part": 1},
+        {"operator": "default", "authority": "DE", "part": 2},
+        {"operator": "default", "authority": "FR", "part": 0},
+        {"operator": "lt2", "authority": "LT", "part": 0},
     ]
 
 
@@ -293,7 +296,7 @@ def test_every_task_reports_its_failure(dagbag: Any) -> None:
 
 # --- Params: the form of a UI-triggered rerun ---------------------------------------------------
 
-PARAMS = {"reporting_year", "as_of", "authorities", "environment", "mode", "sellers"}
+PARAMS = {"reporting_year", "as_of", "authorities", "environment", "mode", "sellers", "operator"}
 
 
 def test_params_are_a_labelled_form(dag: Any) -> None:
@@ -336,6 +339,10 @@ def test_params_are_a_labelled_form(dag: Any) -> None:
         ("mode", None),
         ("sellers", "S0000001"),
         ("sellers", [""]),
+        ("operator", "De_GmbH"),
+        ("operator", "lt2,de"),
+        ("operator", ["lt2"]),
+        ("operator", "a" * 33),
     ],
 )
 def test_params_reject_bad_values(dag: Any, name: str, value: Any) -> None:
@@ -353,6 +360,7 @@ def test_params_accept_good_values(dag: Any) -> None:
         "environment": "prod",
         "mode": "deletion",
         "sellers": ["S0000001", "S0000002"],
+        "operator": "lt2",
     }
     for name, value in good.items():
         assert dag.params.get_param(name).resolve(value) == value
@@ -870,7 +878,8 @@ def test_dag_run_writes_the_filings_statements_and_announces_them(annual_run: An
 def test_dag_run_passes_only_small_values_through_xcom(annual_run: AnnualRun) -> None:
     values = xcoms(annual_run.dag_run)
     assert json.loads(values[("prepare", -1)]) == str(annual_run.run_dir)
-    assert json.loads(values[("plan", -1)]) == sorted(json.loads(values[("plan", -1)]))
+    # the filings, each an operator and an authority: the demo's one operator, in LT
+    assert json.loads(values[("plan", -1)]) == [{"operator": "default", "authority": "LT"}]
     for key, value in values.items():
         assert len(value) < 1024, (key, len(value))
 

@@ -393,13 +393,16 @@ def test_the_check_counts_the_filed_sellers_without_reading_a_record(plugins: An
         assert ledger.filed_sellers("test", 2023) == {}
 
         class NoContent:
-            def filed_sellers(self, environment: str, year: int) -> dict[str, int]:
-                return dict(ledger.filed_sellers(environment, year))
+            def filed_sellers(self, environment: str, year: int, *, operator_id: str | None = None) -> dict[str, int]:
+                return dict(ledger.filed_sellers(environment, year, operator_id=operator_id))
 
-            def live_records(self, *args: Any) -> Any:
+            def live_records(self, *args: Any, **kwargs: Any) -> Any:
                 raise AssertionError("the check must not load records with their content")
 
         assert trigger.count_filed(NoContent(), "test", 2025) == {"LT": 2}
+        # a group's operator: its own filings only (every message here is the default operator's)
+        assert trigger.count_filed(NoContent(), "test", 2025, "default") == {"LT": 2}
+        assert trigger.count_filed(NoContent(), "test", 2025, "lt2") == {}
 
 
 # ------------------------------------------------------------------ the trigger page's requests

@@ -315,3 +315,90 @@ def test_a_postgresql_session_of_the_extract_gives_each_hash_its_work_mem(
     monkeypatch.setenv("DAC7_PG_WORK_MEM", "lots'; drop table x; --")
     with pytest.raises(ConfigError, match="expected a size such as 256MB"):
         make_engine(pg_url)
+
+
+# --- a group's operators: each operator's run sums its own transactions in the source -----------
+
+LT2 = """
+[operators.lt2]
+name = "Second Market UAB"
+tin = "305555555"
+tin_issued_by = "LT"
+nexus = "RPONEX1"
+
+[operators.lt2.address]
+city = "Kaunas"
+country = "LT"
+"""
+
+
+def _group_run(tmp_path: Path, url: str, where: str) -> dict[str, dict[str, Any]]:
+    """A group's run (the default operator and lt2), summed ``where``: each operator's results."""
+    config = write_config(tmp_path / f"g-{where}.toml", extra=f'\n[source]\naggregate = "{where}"\n' + LT2)
+    result = run(
+        config_path=config,
+        source_url=url,
+        year=2025,
+        as_of=AS_OF,
+        out_dir=tmp_path / f"gout-{where}",
+        staging_root=tmp_path / f"gst-{where}",
+        run_id=RUN_ID,
+        timestamp=TIMESTAMP,
+        ledger_url=f"sqlite:///{tmp_path}/gledger-{where}.sqlite3",
+    )
+    out = {}
+    for one in result.operators:
+        run_dir = Path(one.run_dir)
+        extract = json.loads((run_dir / "extract" / "extract.json").read_text())
+        out[one.operator_id] = {
+            "files": [(f["file"], f["sha256"]) for f in one.manifest["files"]],
+            "summary": one.manifest["summary"],
+            "decisions": sorted(pq.read_table(run_dir / "rules" / "decisions.parquet").to_pylist(), key=repr),
+            "quarantine": sorted(
+                pq.read_table(run_dir / "extract" / "quarantine_extract.parquet").to_pylist(), key=repr
+            ),
+            "totals": pq.read_table(run_dir / "aggregate" / "activity_totals.parquet").to_pylist(),
+            "counts": extract["counts"],
+            "at_source": extract.get("aggregated_at_source"),
+        }
+    return out
+
+
+def _split(m: Marketplace) -> Marketplace:
+    """Every seller's transactions shared between the two operators, in turn, named every way the
+    contract reads as theirs: no id, 'default', 'lt2', ' lt2 '."""
+    for i, t in enumerate(m.rows["transactions"]):
+        t["operator_id"] = (None, "lt2", "default", " lt2 ")[i % 4]
+    return m
+
+
+def assert_same_group_run(tmp_path: Path, url: str) -> dict[str, dict[str, Any]]:
+    local, source = _group_run(tmp_path, url, "local"), _group_run(tmp_path, url, "source")
+    assert local.keys() == source.keys() == {"default", "lt2"}
+    for operator_id in local:
+        assert source[operator_id].pop("at_source") is not None, operator_id
+        local[operator_id].pop("at_source")
+        for key in local[operator_id]:
+            assert source[operator_id][key] == local[operator_id][key], (operator_id, key)
+    return local
+
+
+@pytest.mark.pg
+def test_postgresql_a_group_run_sums_each_operator_apart_as_at_home(tmp_path: Path, pg_url: str) -> None:
+    result = assert_same_group_run(tmp_path, write_loose(_split(_bad(_market())), pg_url))
+    # the two operators' transactions are the source's, each once
+    both = result["default"]["counts"]["transactions"] + result["lt2"]["counts"]["transactions"]
+    assert both == len(_split(_bad(_market())).rows["transactions"])
+    assert result["default"]["counts"]["transactions"] > 0 and result["lt2"]["counts"]["transactions"] > 0
+
+
+@pytest.mark.mariadb
+def test_mariadb_a_group_run_sums_each_operator_apart_under_a_case_blind_collation(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    m = _split(_market())
+    m.seller("CASE")
+    m.sales("CASE", 30, 10_00, operator_id="lt2")
+    result = assert_same_group_run(tmp_path, write_loose(m, mariadb_url, case_blind=True))
+    assert {d["seller_id"] for d in result["lt2"]["decisions"]} >= {"CASE"}
+    assert "CASE" not in {d["seller_id"] for d in result["default"]["decisions"]}

@@ -302,3 +302,161 @@ def test_an_arrow_result_gives_what_its_rows_give(sqlite_url: str) -> None:
     shuffled = narrower.take(list(reversed(range(narrower.num_rows))))
     assert_same(totals_from_arrow(shuffled), expected)
     assert_same(totals_table([tuple(r.values()) for r in shuffled.to_pylist()]), expected)
+
+
+# --- a group's operators: each operator's transactions, summed where the data is -----------------
+
+#: How the rows of a group's source name their operator (transactions.operator_id), in turn: none
+#: (the default operator's), the default's id, a further operator's, the same with spaces around
+#: it, and ids that name no operator of the configuration (other capitals, another id, a tab).
+OPERATOR_VALUES = (None, "default", "lt2", " lt2 ", "", "LT2", "fr_sas", "lt2\t")
+GROUP = ("default", "lt2")
+
+
+def owner(value: Any) -> str | None:
+    """The operator of a transaction by the contract's reading, in plain Python: trimmed of spaces
+    (SQL's TRIM: a tab stays), compared exactly; None for no operator of the group."""
+    text = value.strip(" ") if isinstance(value, str) else None
+    if not text:
+        return "default"
+    return text if text in GROUP else None
+
+
+def assign_operators(url: str) -> None:
+    """Give every transaction of the loaded source an operator id, in turn, from OPERATOR_VALUES."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            ids = sorted(r[0] for r in conn.execute(sa.text("select transaction_id from transactions")))
+            conn.execute(
+                sa.text("update transactions set operator_id = :v where transaction_id = :t"),
+                [{"t": t, "v": OPERATOR_VALUES[i % len(OPERATOR_VALUES)]} for i, t in enumerate(ids)],
+            )
+    finally:
+        engine.dispose()
+
+
+def check_operators(url: str) -> None:
+    """Each operator's aggregates, summed by the engine, are those of its own transactions (and
+    their refunds) recomputed in Python; the rows of no operator are what the unknown-operator
+    query counts, and nothing is in two operators' sums."""
+    from reporting.pushdown import ENGINE_DIALECTS, OperatorFilter
+
+    transactions, refunds = _rows(url, "transactions"), _rows(url, "refunds")
+    engine = make_engine(url)
+    try:
+        summed = 0
+        for operator_id in GROUP:
+            scope = OperatorFilter(operator_id, GROUP, column=True)
+            mine = [t for t in transactions if owner(t["operator_id"]) == operator_id]
+            assert mine, operator_id
+            with engine.connect() as conn:
+                actual = read_source_totals(conn, PERIOD, payment_date_rates=False, operator=scope)
+            assert_same(actual, reference(mine, refunds, payment_date=False))
+            summed += sum(actual["transactions"].to_pylist())
+        with engine.connect() as conn:
+            dialect = ENGINE_DIALECTS[conn.dialect.name]
+            unknown = OperatorFilter("default", GROUP, column=True).unknown(
+                OperatorFilter.value("operator_id", conn.dialect.name)
+            )
+            start, end = PERIOD.start_utc, PERIOD.paid_until_utc
+            if dialect == "sqlite":
+                start, end = _sqlite_time(start), _sqlite_time(end)  # type: ignore[assignment]
+            n = conn.execute(
+                sa.text(f"select count(*) from transactions where paid_at >= :s and paid_at < :e and {unknown}"),
+                {"s": start, "e": end},
+            ).scalar_one()
+        in_period = [t for t in transactions if PERIOD.start_utc <= _time(t["paid_at"]) < PERIOD.paid_until_utc]
+        assert n == sum(1 for t in in_period if owner(t["operator_id"]) is None) > 0
+        assert summed + n == len(in_period)  # every transaction of the period once: an operator's, or none's
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_sums_each_operator_of_a_group_apart(sqlite_url: str) -> None:
+    load(sqlite_url)
+    assign_operators(sqlite_url)
+    check_operators(sqlite_url)
+
+
+@pytest.mark.pg
+def test_postgresql_sums_each_operator_of_a_group_apart(pg_url: str) -> None:
+    load(pg_url)
+    assign_operators(pg_url)
+    check_operators(pg_url)
+
+
+@pytest.mark.mariadb
+def test_mariadb_sums_each_operator_of_a_group_apart_under_a_case_blind_collation(mariadb_url: str) -> None:
+    """'LT2' and 'lt2' are one text to a case-blind collation, never one operator."""
+    load(mariadb_url, case_blind=True)
+    assign_operators(mariadb_url)
+    check_operators(mariadb_url)
+
+
+def test_duckdb_sums_each_operator_of_a_group_apart(sqlite_url: str) -> None:
+    """DuckDB reads the group's SQL as the other engines do: each operator's aggregates are those
+    of its own transactions, and the rows of no operator are in no operator's."""
+    from reporting.pushdown import OperatorFilter
+
+    load(sqlite_url)
+    assign_operators(sqlite_url)
+    transactions, refunds = _rows(sqlite_url, "transactions"), _rows(sqlite_url, "refunds")
+    con = duckdb.connect()
+    try:
+        for table, rows in (("transactions", transactions), ("refunds", refunds)):
+            frame = pa.Table.from_pylist(
+                [{k: _time(v) if k in ("paid_at", "refunded_at") else v for k, v in r.items()} for r in rows]
+            )
+            con.register(f"{table}_rows", frame)
+            con.execute(f"create table {table} as select * from {table}_rows")
+        summed = 0
+        for operator_id in GROUP:
+            scope = OperatorFilter(operator_id, GROUP, column=True)
+            mine = [t for t in transactions if owner(t["operator_id"]) == operator_id]
+            for payment_date in (False, True):
+                sql = source_totals_sql(PERIOD, payment_date_rates=payment_date, dialect="duckdb", operator=scope)
+                actual = totals_table(con.execute(sql).fetchall())
+                assert_same(actual, reference(mine, refunds, payment_date=payment_date))
+            summed += sum(actual["transactions"].to_pylist())
+        unknown = OperatorFilter("default", GROUP, column=True).unknown(OperatorFilter.value("operator_id", "duckdb"))
+        (n,) = con.execute(
+            f"select count(*) from transactions where paid_at >= ? and paid_at < ? and {unknown}",
+            [PERIOD.start_utc, PERIOD.paid_until_utc],
+        ).fetchone()  # type: ignore[misc]
+        in_period = [t for t in transactions if PERIOD.start_utc <= _time(t["paid_at"]) < PERIOD.paid_until_utc]
+        assert n == sum(1 for t in in_period if owner(t["operator_id"]) is None) > 0
+        assert summed + n == len(in_period)
+    finally:
+        con.close()
+
+
+def test_the_printed_sql_of_one_operator_runs_by_hand(
+    sqlite_url: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dac7 source-sql --operator lt2` prints the sum of lt2's transactions, as lt2's run makes it;
+    an operator the configuration does not hold is refused with the operators it does."""
+    import sqlite3
+    from pathlib import Path
+
+    from reporting.cli import main
+
+    load(sqlite_url)
+    assign_operators(sqlite_url)
+    config = tmp_path / "dac7.toml"
+    repo = Path(__file__).resolve().parents[2]
+    group = '\n[operators.lt2]\nname = "Second Market UAB"\ntin = "305555555"\ntin_issued_by = "LT"\n'
+    group += 'nexus = "RPONEX1"\n\n[operators.lt2.address]\ncity = "Kaunas"\ncountry = "LT"\n'
+    config.write_text((repo / "dac7.toml").read_text(encoding="utf-8") + group, encoding="utf-8")
+    transactions, refunds = _rows(sqlite_url, "transactions"), _rows(sqlite_url, "refunds")
+    for operator_id in GROUP:
+        argv = ["source-sql", "--dialect", "sqlite", "--year", str(YEAR), "--config", str(config)]
+        assert main([*argv, "--operator", operator_id]) == 0
+        sql = capsys.readouterr().out
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as con:
+            actual = totals_table(con.execute(sql.rstrip().rstrip(";")).fetchall())
+        mine = [t for t in transactions if owner(t["operator_id"]) == operator_id]
+        assert_same(actual, reference(mine, refunds, payment_date=False))
+    assert main([*argv, "--operator", "fr_sas"]) == 2
+    err = capsys.readouterr().err
+    assert "operator 'fr_sas' is not configured; the operators are: default, lt2" in err and "Traceback" not in err

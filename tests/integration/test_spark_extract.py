@@ -444,3 +444,48 @@ def test_times_kept_as_text_are_refused_before_any_query(spark: Any, tmp_path: P
             assert "Anna" not in message and "sellers.birth_date" not in message
     finally:
         spark.conf.set("spark.sql.ansi.enabled", before)
+
+
+# --- a group's operators: Spark reads and sums each operator's transactions apart --------------
+
+
+def group_once(tmp_path: Path, name: str, *, url: str | None = None, spark: str = "", aggregate: str = "local") -> dict:
+    """A group's run (the default operator and lt2): per operator, what it filed and decided."""
+    from test_pushdown_extract import LT2
+
+    extra = f'\n[source]\naggregate = "{aggregate}"\n' + (f"\n[source.spark]\n{spark}\n" if spark else "") + LT2
+    config = write_config(tmp_path / f"{name}.toml", extra=extra)
+    result = run(
+        config_path=config,
+        source_url=url,
+        year=2025,
+        as_of=AS_OF,
+        out_dir=tmp_path / f"out-{name}",
+        staging_root=tmp_path / f"st-{name}",
+        run_id=RUN_ID,
+        timestamp=TIMESTAMP,
+        ledger_url=f"sqlite:///{tmp_path}/ledger-{name}.sqlite3",
+    )
+    out = {}
+    for one in result.operators:
+        run_dir = Path(one.run_dir)
+        out[one.operator_id] = {
+            "files": [(f["file"], f["sha256"]) for f in one.manifest["files"]],
+            "summary": one.manifest["summary"],
+            "decisions": sorted(pq.read_table(run_dir / "rules" / "decisions.parquet").to_pylist(), key=repr),
+            "totals": pq.read_table(run_dir / "aggregate" / "activity_totals.parquet").to_pylist(),
+            "control": json.loads((run_dir / "extract" / "extract.json").read_text())["control_counts"],
+        }
+    return out
+
+
+def test_a_group_run_reads_and_sums_each_operator_apart_as_sqlite_does(spark: Any, tmp_path: Path) -> None:
+    from test_pushdown_extract import _split
+
+    m = _split(_bad(_market()))
+    expected = group_once(tmp_path, "sqlite", url=write_sqlite(m.rows, f"sqlite:///{tmp_path}/source.db"))
+    assert expected.keys() == {"default", "lt2"}
+    assert all(expected[op]["summary"]["transactions_read"] for op in expected)
+    tables = write_parquet(m.rows, tmp_path / "tables", zoned=("transactions",))
+    for aggregate in ("local", "source"):
+        assert group_once(tmp_path, f"spark-{aggregate}", spark=f'tables = "{tables}"', aggregate=aggregate) == expected
