@@ -21,19 +21,26 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from reporting.files import file_sha256
-from reporting.findings import Finding
 from reporting.private import FILE_MODE, private_dirs
 from reporting.statements.build import NAMESPACE as NAMESPACE  # the ids' namespace, named here too
 from reporting.statements.build import MixedCurrencyError as MixedCurrencyError
 from reporting.statements.build import Run, receiving_states, statement_id
 from reporting.statements.pages import STATEMENTS_DIR as STATEMENTS_DIR  # the folder, named here too
-from reporting.statements.writer import LanguageLookup, Lookups, RecordedLookup, SellerLookup, auto_workers, write_all
+from reporting.statements.writer import (
+    LanguageLookup,
+    Lookups,
+    RecordedLookup,
+    SellerLookup,
+    Tally,
+    auto_workers,
+    write_all,
+)
 from reporting.vocabulary import STATEMENTS_FEED, STATEMENTS_RUNS_DIR
 
 __all__ = [
@@ -75,15 +82,12 @@ class Published:
 
 
 @dataclass
-class Written:
-    statements: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
-    languages: dict[str, int] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    #: statements the ledger recorded before whose page and feed object were kept as recorded,
-    #: although this build made other bytes (a catalog edit, another Babel): PStTG § 24(1) Nr. 4
-    #: keeps the content of the notice as it was given
-    kept: int = 0
+class Written(Tally):
+    """The writers' :class:`Tally` (its ``kept``: statements the ledger recorded before whose
+    page and feed object were kept as recorded, although this build made other bytes, a catalog
+    edit or another Babel: PStTG § 24(1) Nr. 4 keeps the content of the notice as it was given),
+    and where the feed and the ledger's rows are."""
+
     #: the run's own feed (relative to the output) and the sha256 of its bytes (those of the feed)
     run_feed: str | None = None
     sha256: str | None = None
@@ -151,7 +155,6 @@ def write_statements(
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
     tmp_feed = folder / f".{FEED}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    result = Written()
     listed = [(str(m.path), m.authority) for m in messages]
     run = Run(str(out_dir), environment, year, issued.isoformat() if issued else None, contact)
     tmp_rows = folder / f".rows.{os.getpid()}.{uuid.uuid4().hex}.tmp" if ledger_rows else None
@@ -169,8 +172,7 @@ def write_statements(
                 batch=BATCH,
                 rows=rows,
             )
-        result.statements, result.kinds, result.languages = tally.statements, tally.kinds, tally.languages
-        result.findings, result.kept = tally.findings, tally.kept
+        result = Written(**vars(tally))
         result.sha256 = file_sha256(tmp_feed)
         if own is not None:
             runs = private_dirs(folder / RUNS_DIR)
