@@ -888,6 +888,7 @@ def source_findings(
     if _seller_counts(conn, params, out / "control_seller_counts.parquet", scope):
         undated = list(_undated_transactions(conn, scope))
     findings += unknown_operators(conn, params, scope)
+    findings += keys_across_operators(conn, params, scope)
     findings += _orphans(
         conn,
         scoped_sql("extract_unknown_sellers.sql", scope, dialect),
@@ -1061,7 +1062,9 @@ def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorF
             table="transactions",
             key=str(first),
             message=(
-                f"operator_id {value.strip()!r}" if _SHOWN_OPERATOR.fullmatch(value.strip()) else "its operator_id"
+                f"operator_id {value.strip(' ')!r}"
+                if _SHOWN_OPERATOR.fullmatch(value.strip(" "))
+                else "its operator_id"
             )
             + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
             f"transaction is [operator]'s (no operator_id, or '{DEFAULT_OPERATOR}') or an [operators.ID]'s. Correct "
@@ -1069,6 +1072,36 @@ def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorF
             "be any operator's",
         )
         for value, (n, first) in sorted(found.items())
+    ]
+
+
+def keys_across_operators(conn: Connection, params: dict[str, Any], scope: OperatorFilter) -> list[Finding]:
+    """The transaction ids of the period that transactions of two or more operators of the
+    group hold (``transaction.key_across_operators``): one finding per key. Each operator's run
+    checks the keys of its own transactions; a key shared across operators passes each of them,
+    and a refund of it (refunds carry no operator: they are matched by the key) would be deducted
+    by each. So it stops the run of every operator, as a key held twice stops a single operator's
+    (``gx.expect_column_values_to_be_unique.transaction_id``). None for a source without the
+    column, or a configuration of one operator (its rows are its own, or no operator's:
+    :func:`unknown_operators`)."""
+    if not scope.column or len(scope.operator_ids) < 2:
+        return []
+    dialect = conn.dialect.name
+    sql = (
+        sql_text("extract_keys_across_operators.sql")
+        .replace("{operator_id}", scope.value("operator_id", dialect))
+        .replace("{key}", scope.value("transaction_id", dialect))
+    )
+    return [
+        Finding(
+            rule="transaction.key_across_operators",
+            table="transactions",
+            key=str(transaction_id.decode() if isinstance(transaction_id, bytes | bytearray) else transaction_id),
+            message=f"the transaction_id is held by transactions of {operators} operators of the group in the "
+            "period; a transaction_id must be unique in the whole transactions table, since a refund names its "
+            "transaction by it and would be deducted by each operator. Give each transaction its own id",
+        )
+        for transaction_id, operators in conn.execute(sa.text(sql), params)
     ]
 
 

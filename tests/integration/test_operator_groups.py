@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 import pytest
 from builders import Marketplace, write_config
 from lxml import etree
+from test_pushdown_extract import write_loose
 
 from reporting.cli import main
+from reporting.errors import DataError
 from reporting.pipeline import RunResult, run
 
 RUN_ID = "0e7a1f4c-2b5d-4c8e-9f3a-6d1b7c2e5a90"
@@ -351,6 +353,8 @@ def test_a_transaction_of_no_configured_operator_stops_the_run_with_its_rule(
     m.tx("ONLY_LT2", "2025-10-10 10:00:00", 10_00, operator_id="fr_sas", transaction_id="T-FR-1")
     m.tx("ONLY_LT2", "2025-10-11 10:00:00", 10_00, operator_id="fr_sas", transaction_id="T-FR-2")
     m.tx("BOTH", "2025-10-12 10:00:00", 10_00, operator_id="LT2", transaction_id="T-CAPS")
+    # a tab is not trimmed (SQL's trim() takes spaces only): not lt2's, and not shown as 'lt2'
+    m.tx("BOTH", "2025-10-13 10:00:00", 10_00, operator_id="\tlt2", transaction_id="T-TAB")
     source = m.write(f"sqlite:///{tmp_path}/source.db")
     config = write_config(tmp_path / "dac7.toml", extra=GROUP)
     argv = ["run", "--config", str(config), "--source", source, "--year", "2025", "--as-of", "2026-01-15"]
@@ -360,6 +364,7 @@ def test_a_transaction_of_no_configured_operator_stops_the_run_with_its_rule(
     err = capsys.readouterr().err
     assert "[transaction.unknown_operator] transactions T-CAPS: operator_id 'LT2' names no operator" in err
     assert "[transaction.unknown_operator] transactions T-FR-1: operator_id 'fr_sas' names no operator" in err
+    assert "[transaction.unknown_operator] transactions T-TAB: its operator_id names no operator" in err
     assert "in 2 transaction(s) of the period" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator
 
@@ -488,3 +493,63 @@ def test_sellers_left_with_an_operator_whose_reporting_the_group_assumes_stop_th
     assert "[operator.assumed_within_group] transactions EDGE: a reportable seller of transactions attributed" in err
     assert "operator de_gmbh" in err and "[operators.de_gmbh.assuming_operator]" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator
+
+
+def test_a_transaction_id_held_by_two_operators_stops_every_operators_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refunds name their transaction by its key alone: a key that the default operator and lt2
+    both hold would have its refund deducted by both. Each operator's own uniqueness check passes
+    (one row each), so the check across the group's operators stops the run, for every operator;
+    a key held twice by one operator stays its uniqueness check's, and a key that differs only in
+    spaces is the same key."""
+    m = market()
+    m.tx("BOTH", "2025-10-01 10:00:00", 500_00, transaction_id="DUP")  # the default operator's
+    m.tx("ONLY_LT2", "2025-10-02 10:00:00", 500_00, operator_id="lt2", transaction_id="DUP")
+    m.tx("ONLY_DEF", "2025-10-03 10:00:00", 10_00, transaction_id=" SPACED")
+    m.tx("ONLY_LT2", "2025-10-03 10:00:00", 10_00, operator_id="de_gmbh", transaction_id="SPACED ")
+    m.refund("DUP", "2025-11-01 10:00:00", 500_00)
+    m.tx("ONLY_LT2", "2024-12-31 10:00:00", 10_00, operator_id="lt2", transaction_id="LAST_YEAR")
+    m.tx("ONLY_DEF", "2025-10-04 10:00:00", 10_00, transaction_id="LAST_YEAR")  # another period: not shared
+    source = write_loose(m, f"sqlite:///{tmp_path}/source.db")
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP)
+    argv = ["run", "--config", str(config), "--source", source, "--year", "2025", "--as-of", "2026-01-15"]
+    argv += ["--out", str(tmp_path / "out"), "--staging", str(tmp_path / "staging")]
+    argv += ["--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    found = sorted(
+        line.strip().split(":")[0] for line in err.splitlines() if "[transaction.key_across_operators]" in line
+    )
+    assert found == [
+        "[transaction.key_across_operators] transactions DUP",
+        "[transaction.key_across_operators] transactions SPACED",
+    ]
+    assert "held by transactions of 2 operators of the group" in err and "Traceback" not in err
+    assert "LAST_YEAR" not in err
+    assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator
+
+
+def test_the_key_check_across_operators_runs_in_each_operators_run(tmp_path: Path) -> None:
+    """A rerun of one operator alone (``--operator``) stops on a key it shares with another."""
+    m = market()
+    m.tx("BOTH", "2025-10-01 10:00:00", 500_00, transaction_id="DUP")
+    m.tx("ONLY_LT2", "2025-10-02 10:00:00", 500_00, operator_id="lt2", transaction_id="DUP")
+    source = write_loose(m, f"sqlite:///{tmp_path}/source.db")
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP)
+    for operator in ("default", "lt2", "de_gmbh"):
+        with pytest.raises(DataError) as raised:
+            run(
+                config_path=config,
+                source_url=source,
+                year=2025,
+                as_of=AS_OF,
+                out_dir=tmp_path / f"out-{operator}",
+                staging_root=tmp_path / f"staging-{operator}",
+                run_id=RUN_ID,
+                timestamp=TIMESTAMP,
+                ledger_url=f"sqlite:///{tmp_path}/ledger-{operator}.sqlite3",
+                operators=(operator,),
+            )
+        rules = {(f.rule, f.key) for f in raised.value.findings}
+        assert ("transaction.key_across_operators", "DUP") in rules, operator

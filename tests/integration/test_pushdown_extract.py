@@ -402,3 +402,32 @@ def test_mariadb_a_group_run_sums_each_operator_apart_under_a_case_blind_collati
     result = assert_same_group_run(tmp_path, write_loose(m, mariadb_url, case_blind=True))
     assert {d["seller_id"] for d in result["lt2"]["decisions"]} >= {"CASE"}
     assert "CASE" not in {d["seller_id"] for d in result["default"]["decisions"]}
+
+
+def _shared_key(m: Marketplace) -> Marketplace:
+    """A key that the default operator and lt2 both hold (written untidily on lt2's side), with a
+    refund: each operator's own keys are unique."""
+    m.seller("DUP_A")
+    m.seller("DUP_B")
+    m.tx("DUP_A", "2025-10-01 10:00:00", 500_00, transaction_id="DUP")
+    m.tx("DUP_B", "2025-10-02 10:00:00", 500_00, transaction_id=" DUP ", operator_id="lt2")
+    m.refund("DUP", "2025-11-01 10:00:00", 500_00)
+    return m
+
+
+def _assert_stops_on_shared_key(tmp_path: Path, url: str) -> None:
+    for where in ("local", "source"):
+        with pytest.raises(DataError) as raised:
+            _group_run(tmp_path, url, where)
+        shared = [(f.rule, f.table, f.key) for f in raised.value.findings if "operators" in f.rule]
+        assert shared == [("transaction.key_across_operators", "transactions", "DUP")], where
+
+
+@pytest.mark.pg
+def test_postgresql_a_key_two_operators_hold_stops_the_run_summed_anywhere(tmp_path: Path, pg_url: str) -> None:
+    _assert_stops_on_shared_key(tmp_path, write_loose(_shared_key(_split(_market())), pg_url))
+
+
+@pytest.mark.mariadb
+def test_mariadb_a_key_two_operators_hold_stops_the_run_summed_anywhere(tmp_path: Path, mariadb_url: str) -> None:
+    _assert_stops_on_shared_key(tmp_path, write_loose(_shared_key(_split(_market())), mariadb_url, case_blind=True))

@@ -489,3 +489,14 @@ def test_a_group_run_reads_and_sums_each_operator_apart_as_sqlite_does(spark: An
     tables = write_parquet(m.rows, tmp_path / "tables", zoned=("transactions",))
     for aggregate in ("local", "source"):
         assert group_once(tmp_path, f"spark-{aggregate}", spark=f'tables = "{tables}"', aggregate=aggregate) == expected
+
+
+def test_a_key_two_operators_hold_stops_the_group_run_in_spark_too(spark: Any, tmp_path: Path) -> None:
+    from test_pushdown_extract import _shared_key, _split
+
+    tables = write_parquet(_shared_key(_split(_market())).rows, tmp_path / "tables", zoned=("transactions",))
+    for aggregate in ("local", "source"):
+        with pytest.raises(DataError) as raised:
+            group_once(tmp_path, f"shared-{aggregate}", spark=f'tables = "{tables}"', aggregate=aggregate)
+        shared = [(f.rule, f.key) for f in raised.value.findings if "operators" in f.rule]
+        assert shared == [("transaction.key_across_operators", "DUP")], aggregate
