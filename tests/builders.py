@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reporting.source import CONTRACT, create_schema, make_engine
+from reporting.source import CONTRACT, create_schema, ddl_statements, make_engine, sql_text
 
 OPERATOR_TOML = """
 [operator]
@@ -219,6 +220,34 @@ class Marketplace:
         finally:
             engine.dispose()
         return url
+
+
+def write_loose(m: Marketplace, url: str, *, case_blind: bool = False, latin1: bool = False) -> str:
+    """The marketplace in tables of the contract's columns without its constraints; on MariaDB
+    with ``case_blind``, in the usual collation ('a' = 'A'), with ``latin1`` in MariaDB's old
+    default character set."""
+    engine = make_engine(url)
+    try:
+        ddl = re.sub(r",\s*PRIMARY KEY \([^)]*\)", "", sql_text("source_schema.sql"))
+        ddl = ddl.replace("NOT NULL", "").replace("PRIMARY KEY", "")
+        ddl = re.sub(r"\bCHAR\(\d\)", "VARCHAR(200)", ddl)  # room for codes written untidily
+        if engine.dialect.name in ("mysql", "mariadb"):
+            ddl = ddl.replace("TIMESTAMP", "DATETIME")
+        with engine.begin() as conn:
+            for stmt in ddl_statements(ddl):
+                if case_blind and stmt.startswith("CREATE TABLE"):
+                    stmt += " CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+                if latin1 and stmt.startswith("CREATE TABLE"):
+                    stmt += " CHARACTER SET latin1 COLLATE latin1_swedish_ci"
+                conn.exec_driver_sql(stmt)
+            meta = sa.MetaData()
+            meta.reflect(conn)
+            for table, rows in m.rows.items():
+                if rows:
+                    conn.execute(meta.tables[table].insert(), rows)
+    finally:
+        engine.dispose()
+    return url
 
 
 def _ts(value: str | datetime) -> datetime:

@@ -152,29 +152,40 @@ def apply_rules(run_dir: str) -> dict[str, Any]:
 
 @task(**RETRY)
 def plan(run_dir: str) -> list[dict[str, str]]:
-    """The filings of the run, each ``{"operator", "authority"}`` (every operator's, in a group's run)."""
+    """The filings of the run, each ``{"operator", "authority", "label"}`` (every operator's, in a
+    group's run): the label names the mapped task instances of the filing before they do anything,
+    so that one failing at once (its staging out of reach, say) still names its filing."""
     from reporting import pipeline
 
     with in_run(run_dir) as here:
-        filings = pipeline.plan_filings(here)
-        labels = [pipeline.filing_label(here, f["operator"], f["authority"]) for f in filings]
-    log.info("filing to %s", ", ".join(labels) or "no authority: nothing to file")
+        filings = [
+            {**f, "label": pipeline.filing_label(here, f["operator"], f["authority"])}
+            for f in pipeline.plan_filings(here)
+        ]
+    log.info("filing to %s", ", ".join(f["label"] for f in filings) or "no authority: nothing to file")
     return filings
 
 
+def _name(operator: str, authority: str, label: str) -> None:
+    """Label the mapped task instance with its filing (``label`` from ``plan``), first thing."""
+    _label(filing=label or authority, authority=authority, operator=operator)
+
+
 def _filing(here: str, operator: str, authority: str) -> str:
-    """Label the mapped task instance with its filing; the operator's staging directory."""
+    """Label the mapped task instance with its filing, as the run names it; the operator's staging
+    directory."""
     from reporting import pipeline
 
-    _label(filing=pipeline.filing_label(here, operator, authority), authority=authority, operator=operator)
+    _name(operator, authority, pipeline.filing_label(here, operator, authority))
     return pipeline.operator_dir(here, operator)
 
 
 @task(**RETRY, map_index_template=FILING_LABEL)
-def render(run_dir: str, operator: str, authority: str) -> dict[str, Any]:
+def render(run_dir: str, operator: str, authority: str, label: str = "") -> dict[str, Any]:
     from reporting import pipeline
     from reporting.errors import ConfigError
 
+    _name(operator, authority, label)
     with in_run(run_dir) as here:
         own = _filing(here, operator, authority)
         if pipeline.is_published(own, authority):
@@ -186,6 +197,7 @@ def render(run_dir: str, operator: str, authority: str) -> dict[str, Any]:
     return {
         "operator": operator,
         "authority": authority,
+        "label": label,
         "messages": len(result["messages"]),
         "discarded": len(result["discarded"]),
     }
@@ -196,16 +208,17 @@ def files(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per rendered file of every filing (initial, corrections, deletions, the parts of
     a message a profile splits): what ``validate`` is mapped over."""
     return [
-        {"operator": r["operator"], "authority": r["authority"], "part": i}
+        {"operator": r["operator"], "authority": r["authority"], "label": r.get("label", ""), "part": i}
         for r in rendered
         for i in range(r["messages"])
     ]
 
 
 @task(**RETRY, map_index_template=FILE_LABEL)
-def validate(run_dir: str, operator: str, authority: str, part: int) -> dict[str, Any]:
+def validate(run_dir: str, operator: str, authority: str, part: int, label: str = "") -> dict[str, Any]:
     from reporting import pipeline
 
+    _name(operator, authority, label)
     _label(file_number=part + 1)
     with in_run(run_dir) as here:
         result = pipeline.validate(_filing(here, operator, authority), authority, part)
@@ -253,11 +266,12 @@ def approve() -> FilingApproval:
     outlets=[FILINGS],
     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
 )
-def publish(run_dir: str, operator: str, authority: str) -> dict[str, Any]:
+def publish(run_dir: str, operator: str, authority: str, label: str = "") -> dict[str, Any]:
     from airflow.sdk import Asset
 
     from reporting import pipeline
 
+    _name(operator, authority, label)
     ctx = get_current_context()
     # the audit trail: who triggered the run and who approved the filing, kept in the ledger
     approval = ctx["ti"].xcom_pull(task_ids="approve") or {}

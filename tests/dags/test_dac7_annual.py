@@ -190,17 +190,17 @@ def test_files_lists_every_rendered_file_of_every_authority() -> None:
     renders several files for one authority: each is validated by a task of its own."""
     files = load_dag_module().dac7_annual().get_task("files").python_callable
     rendered = [
-        {"operator": "default", "authority": "DE", "messages": 3, "discarded": 0},
-        {"operator": "default", "authority": "FR", "messages": 1, "discarded": 1},
-        {"operator": "default", "authority": "IT", "messages": 0, "discarded": 0},
-        {"operator": "lt2", "authority": "LT", "messages": 1, "discarded": 0},
+        {"operator": "default", "authority": "DE", "label": "DE", "messages": 3, "discarded": 0},
+        {"operator": "default", "authority": "FR", "label": "FR", "messages": 1, "discarded": 1},
+        {"operator": "default", "authority": "IT", "label": "IT", "messages": 0, "discarded": 0},
+        {"operator": "lt2", "authority": "LT", "label": "lt2 LT", "messages": 1, "discarded": 0},
     ]
     assert files(rendered) == [
-        {"operator": "default", "authority": "DE", "part": 0},
-        {"operator": "default", "authority": "DE", "part": 1},
-        {"operator": "default", "authority": "DE", "part": 2},
-        {"operator": "default", "authority": "FR", "part": 0},
-        {"operator": "lt2", "authority": "LT", "part": 0},
+        {"operator": "default", "authority": "DE", "label": "DE", "part": 0},
+        {"operator": "default", "authority": "DE", "label": "DE", "part": 1},
+        {"operator": "default", "authority": "DE", "label": "DE", "part": 2},
+        {"operator": "default", "authority": "FR", "label": "FR", "part": 0},
+        {"operator": "lt2", "authority": "LT", "label": "lt2 LT", "part": 0},
     ]
 
 
@@ -878,8 +878,8 @@ def test_dag_run_writes_the_filings_statements_and_announces_them(annual_run: An
 def test_dag_run_passes_only_small_values_through_xcom(annual_run: AnnualRun) -> None:
     values = xcoms(annual_run.dag_run)
     assert json.loads(values[("prepare", -1)]) == str(annual_run.run_dir)
-    # the filings, each an operator and an authority: the demo's one operator, in LT
-    assert json.loads(values[("plan", -1)]) == [{"operator": "default", "authority": "LT"}]
+    # the filings, each an operator, an authority and its label: the demo's one operator, in LT
+    assert json.loads(values[("plan", -1)]) == [{"operator": "default", "authority": "LT", "label": "LT"}]
     for key, value in values.items():
         assert len(value) < 1024, (key, len(value))
 

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -39,6 +40,42 @@ def test_the_operator_param_names_one_operator_of_the_group(dag: Any) -> None:
     for bad in ("LT2", "lt2,default", "lt 2"):
         with pytest.raises(ParamValidationError):
             param.resolve(bad)
+
+
+def test_a_filing_task_names_its_filing_before_anything_can_fail(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label comes from ``plan``'s output, set first: a mapped task that fails at once (its
+    staging out of reach, the ledger's URL unresolved) still reads ``lt2 LT`` in the grid."""
+    from dac7_support import tasks
+
+    labels: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks, "_label", lambda **kw: labels.append(kw))
+
+    def unreachable(run_dir: str) -> Any:
+        raise OSError("the staging directory is out of reach")
+
+    monkeypatch.setattr(tasks, "in_run", unreachable)
+    # publish reads the approval before it reaches the staging
+    monkeypatch.setattr(tasks, "get_current_context", lambda: {"ti": SimpleNamespace(xcom_pull=lambda **kw: None)})
+    for stage, args in (
+        ("render", {}),
+        ("publish", {}),
+        ("validate", {"part": 0}),
+    ):
+        labels.clear()
+        with pytest.raises(OSError, match="out of reach"):
+            dag.get_task(stage).python_callable(
+                run_dir="/nowhere", operator="lt2", authority="LT", label="lt2 LT", **args
+            )
+        assert labels[0] == {"filing": "lt2 LT", "authority": "LT", "operator": "lt2"}, stage
+
+
+def test_files_carry_the_filings_label_to_validate(dag: Any) -> None:
+    files = dag.get_task("files").python_callable
+    rendered = [{"operator": "lt2", "authority": "LT", "label": "lt2 LT", "messages": 2, "discarded": 0}]
+    assert files(rendered) == [
+        {"operator": "lt2", "authority": "LT", "label": "lt2 LT", "part": 0},
+        {"operator": "lt2", "authority": "LT", "label": "lt2 LT", "part": 1},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +150,8 @@ def test_one_run_files_for_every_operator_and_a_rerun_for_one_touches_no_other(
     }
     values = xcoms(dr)
     assert json.loads(values[("plan", -1)]) == [
-        {"operator": "default", "authority": "LT"},
-        {"operator": "lt2", "authority": "LT"},
+        {"operator": "default", "authority": "LT", "label": "default LT"},
+        {"operator": "lt2", "authority": "LT", "label": "lt2 LT"},
     ]
     outcome = json.loads(values[("finalize", -1)])
     assert outcome["authorities"] == ["default LT", "lt2 LT"] and set(outcome["operators"]) == {"default", "lt2"}

@@ -31,9 +31,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from builders import Marketplace, write_config
+from builders import Marketplace, write_config, write_loose
 from lxml import etree
-from test_pushdown_extract import write_loose
 
 from reporting.cli import main
 from reporting.errors import DataError

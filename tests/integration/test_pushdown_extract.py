@@ -10,51 +10,21 @@ export may not: NULLs and duplicate keys reach the checks.
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
-from builders import Marketplace, write_config
+from builders import Marketplace, write_config, write_loose
 
 from reporting.errors import ConfigError, DataError, SourceContractError
 from reporting.pipeline import run
-from reporting.source import ddl_statements, make_engine, sql_text
+from reporting.source import make_engine
 
 AS_OF = date(2026, 1, 31)
 RUN_ID = "5d1f6a3e-8c1b-4d2e-9f3a-7b6c5d4e3f21"
 TIMESTAMP = datetime(2026, 1, 20, 7, 30)
-
-
-def write_loose(m: Marketplace, url: str, *, case_blind: bool = False, latin1: bool = False) -> str:
-    """The marketplace in tables of the contract's columns without its constraints; on MariaDB
-    with ``case_blind``, in the usual collation ('a' = 'A'), with ``latin1`` in MariaDB's old
-    default character set."""
-    engine = make_engine(url)
-    try:
-        ddl = re.sub(r",\s*PRIMARY KEY \([^)]*\)", "", sql_text("source_schema.sql"))
-        ddl = ddl.replace("NOT NULL", "").replace("PRIMARY KEY", "")
-        ddl = re.sub(r"\bCHAR\(\d\)", "VARCHAR(200)", ddl)  # room for codes written untidily
-        if engine.dialect.name in ("mysql", "mariadb"):
-            ddl = ddl.replace("TIMESTAMP", "DATETIME")
-        with engine.begin() as conn:
-            for stmt in ddl_statements(ddl):
-                if case_blind and stmt.startswith("CREATE TABLE"):
-                    stmt += " CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-                if latin1 and stmt.startswith("CREATE TABLE"):
-                    stmt += " CHARACTER SET latin1 COLLATE latin1_swedish_ci"
-                conn.exec_driver_sql(stmt)
-            meta = sa.MetaData()
-            meta.reflect(conn)
-            for table, rows in m.rows.items():
-                if rows:
-                    conn.execute(meta.tables[table].insert(), rows)
-    finally:
-        engine.dispose()
-    return url
 
 
 def _run(tmp_path: Path, url: str, where: str, *, fx_basis: str = "year_end") -> dict[str, Any]:

@@ -3,7 +3,7 @@ exactly what reading every row does, on random small marketplaces with random ba
 
 Each example is a handful of sellers with tens of transactions, some refunds, a few property
 listings and two currencies whose rates start on random dates, written into tables without
-constraints (:func:`integration.test_pushdown_extract.write_loose`); each row may carry defects
+constraints (:func:`builders.write_loose`); each row may carry defects
 the checks know (:data:`TRANSACTION_DEFECTS`, :data:`REFUND_DEFECTS`, :data:`RATE_DEFECTS`) and
 falls at the edges that matter: the year's first and last second, the quarter starts, the zone's
 offset changes, the as-of cut-off. The stages up to the rules run both ways; where the run stops,
@@ -26,10 +26,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from builders import Marketplace, write_config
+from builders import Marketplace, write_config, write_loose
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from integration.test_pushdown_extract import write_loose
 
 from reporting import pipeline
 from reporting.checks.staged import MAX_SELLER_TOTAL
