@@ -310,6 +310,12 @@ def _source_sql(args: argparse.Namespace) -> int:
     if args.operator is not None:  # one operator's transactions, in a source with transactions.operator_id
         config.for_operator(args.operator)  # a configured operator, or the error that lists them
         operator = OperatorFilter(args.operator, config.operator_ids, column=True)
+    elif len(config.operator_ids) > 1:
+        print(
+            "note: the query sums the transactions of every operator of the group together, which no run files; "
+            f"--operator ID sums one operator's, as its run does ({', '.join(config.operator_ids)})",
+            file=sys.stderr,
+        )
     print(source_totals_sql(period, payment_date_rates=payment_date, dialect=args.dialect, operator=operator) + ";")
     return 0
 

@@ -460,3 +460,10 @@ def test_the_printed_sql_of_one_operator_runs_by_hand(
     assert main([*argv, "--operator", "fr_sas"]) == 2
     err = capsys.readouterr().err
     assert "operator 'fr_sas' is not configured; the operators are: default, lt2" in err and "Traceback" not in err
+    # without --operator: the whole group's sum, said on stderr (stdout stays the query)
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert "sums the transactions of every operator of the group together" in printed.err
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as con:
+        actual = totals_table(con.execute(printed.out.rstrip().rstrip(";")).fetchall())
+    assert_same(actual, reference(transactions, refunds, payment_date=False))
