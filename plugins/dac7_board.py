@@ -489,7 +489,7 @@ def _calendar_table(board: Board) -> str:
     if not rows:
         return "<p>No production filing in the ledger, and no filing state to expect one for.</p>"
     headers = ("Authority", "Year", "Item", "Due", "State", "What the ledger says", "Rule and time zone", "Source")
-    return _table(headers, rows, table_id="calendar", numeric=(1,))
+    return _table(headers, rows, table_id="filing-calendar", numeric=(1,))
 
 
 def _test_table(board: Board) -> str:

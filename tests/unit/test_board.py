@@ -457,7 +457,9 @@ def test_the_board_shows_each_filings_calendar_with_what_is_open(
     assert states["LT", 2026, "filing"] == ("open", "nothing accepted or filed; 364 days left")
 
     page = lhtml.fromstring(board.board_page(view))
-    rows = [[c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='calendar']/tr[td]")]
+    rows = [
+        [c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='filing-calendar']/tr[td]")
+    ]
     assert len(rows) == 4 * 4  # four items for each of the four production rows
     lt_fix = next(r for r in rows if r[:3] == ["LT Lithuania", "2025", "correction"])
     assert lt_fix[3:5] == ["none", "open"]
@@ -478,7 +480,7 @@ def test_a_german_due_day_on_a_saturday_moves_on_the_board(board: Any, ledger: L
     assert row[2] == "2026-02-02" and row[-1].endswith("(due 2026-01-31)")
     [filing] = [
         [c.text_content().strip() for c in tr.xpath("td")]
-        for tr in page.xpath("//table[@id='calendar']/tr[td]")
+        for tr in page.xpath("//table[@id='filing-calendar']/tr[td]")
         if tr.xpath("td")[2].text_content().strip() == "filing"
     ]
     assert filing[3] == "2026-02-02 (from 2026-01-31)" and "§ 108(3)" in filing[7]
