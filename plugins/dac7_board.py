@@ -58,6 +58,7 @@ from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
 if TYPE_CHECKING:
     from reporting.deadlines import Deadline
     from reporting.ledger import Ledger, MessageInfo
+    from reporting.open_items import ItemState
 
 log = logging.getLogger("dac7.view")
 
@@ -122,6 +123,8 @@ class Board:
     #: the moment of the board (aware, UTC): each row's day is taken in its member state's time
     #: zone; ``None`` (a board for a given day) counts ``today`` as every state's day
     now: datetime | None = None
+    #: each production row's calendar items with their states (``reporting.open_items``)
+    calendar: tuple[ItemState, ...] = ()
 
     @property
     def when(self) -> date | datetime:
@@ -263,9 +266,39 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
             tallies, filing_state=filing_state, years=(today.year - 1, today.year), group_states=group_states
         )
     ]
+    items: list[ItemState] = []
+    if src.ledger_url:
+        from reporting.open_items import configured_correction_days
+
+        try:
+            window = configured_correction_days(env)
+        except ValueError as exc:
+            problems.append(f"{exc}: the calendar counts no correction window.")
+            window = None
+        periods = [(r.authority, r.year, local_today(r, now or today)) for r in rows if r.environment == PROD]
+        try:
+            items = _read_ledger(src.ledger_url, lambda ledger: calendar_items(ledger, periods, window))
+        except LedgerUnavailable as exc:
+            problems.append(str(exc))
     return Board(
-        today=today, rows=tuple(rows), filing_state=filing_state, problems=tuple(dict.fromkeys(problems)), now=now
+        today=today,
+        rows=tuple(rows),
+        filing_state=filing_state,
+        problems=tuple(dict.fromkeys(problems)),
+        now=now,
+        calendar=tuple(items),
     )
+
+
+def calendar_items(ledger: Ledger, periods: Iterable[tuple[str, int, date]], window: int | None) -> list[ItemState]:
+    """The calendar of each production (authority, year), every operator's filings together, each
+    item's state on the authority's day given with it."""
+    from reporting.open_items import filing_states
+
+    out: list[ItemState] = []
+    for authority, year, day in periods:
+        out += filing_states(ledger, authority, year, day, correction_window=window)
+    return out
 
 
 def _with_statements(row: BoardRow, counts: tuple[int, int] | None) -> BoardRow:
@@ -359,9 +392,17 @@ def board_page(
         *(_result(result) if result else []),
         *_problems(board.problems),
         '<p class="contents">On this page: <a href="#production">Production</a> <a href="#test">Test environment</a> '
-        '<a href="#import">Import a status document</a> <a href="#sources">Where the due dates come from</a></p>',
+        '<a href="#calendar">Calendar</a> <a href="#import">Import a status document</a> '
+        '<a href="#sources">Where the due dates come from</a></p>',
         '<h2 id="production">Production</h2>',
         _production_table(board, deadline_for),
+        '<h2 id="calendar">Calendar: what is due and what is open</h2>',
+        '<p class="muted">Per authority and reporting year (production): the filing, the statements to sellers, the '
+        "correction after a rejection and the registration renewal, each with the rule it follows and its source. "
+        "Done: accepted, sent or corrected. Open: not done, not overdue yet (a rejection without a stated time "
+        "stays open until corrected). Overdue: past its due day. A due day on a weekend moves only where a text "
+        "says so (Germany: AO § 108(3); Italy: DL 70/2011 art. 7).</p>",
+        _calendar_table(board),
         '<h2 id="test">Test environment</h2>',
         '<p class="muted">Test filings go to the authorities\' test services: they meet no deadline and are '
         "counted apart.</p>",
@@ -390,11 +431,13 @@ COLUMNS = (
 
 
 def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> str:
+    from reporting.deadlines import due_day
+
     rows = []
     for r in board.of(PROD):
         filing = deadline_for(r.authority, r.year)
-        due = filing.due_date(r.year)
-        statements_due = deadline_for(r.authority, r.year, "seller_statement").due_date(r.year)
+        due = due_day(r.authority, r.year)  # moved from a weekend where a text says so
+        statements_due = due_day(r.authority, r.year, "seller_statement")
         sent = (
             '<span class="muted">none recorded</span>'
             if r.statements_sent is None
@@ -418,6 +461,35 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
     if not rows:
         return "<p>No production filing in the ledger, and no filing state to expect one for.</p>"
     return _table(headers, rows, table_id="board-prod", numeric=(1, 5, 6, 7, 8, 9, 10))
+
+
+#: A calendar item's state: the badge's class.
+ITEM_CLASSES = {"done": OK, "open": TODO, "overdue": BAD, "nothing due": INFO}
+
+
+def _calendar_table(board: Board) -> str:
+    rows = []
+    for s in board.calendar:
+        i = s.item
+        due = "" if i.due is None else f'<span class="when">{i.due.isoformat()}</span>'
+        if i.unmoved is not None:
+            due += f' <span class="muted">(from {i.unmoved.isoformat()})</span>'
+        rows.append(
+            (
+                _authority(i.country),
+                escape(str(i.year)),
+                escape(i.obligation.replace("_", " ")),
+                due or '<span class="muted">none</span>',
+                f'<span class="status status-{ITEM_CLASSES[s.state]}">{escape(s.state)}</span>',
+                _dates(escape(s.detail)),
+                escape(f"{i.rule}; {i.time_zone}"),
+                escape(i.source) + f' <span class="muted">({escape(i.certainty)})</span>',
+            )
+        )
+    if not rows:
+        return "<p>No production filing in the ledger, and no filing state to expect one for.</p>"
+    headers = ("Authority", "Year", "Item", "Due", "State", "What the ledger says", "Rule and time zone", "Source")
+    return _table(headers, rows, table_id="filing-calendar", numeric=(1,))
 
 
 def _test_table(board: Board) -> str:

@@ -14,6 +14,16 @@ A due day ends at midnight in the member state (its ``[time_zones]`` row, a zone
 in UTC: :func:`local_day` gives the state's day of a moment, for "due today", "overdue" and
 "filed in time".
 
+Beside its rows, each profile has a ``shift`` (whether a due day on a Saturday, Sunday or public
+holiday moves to the next working day: only where a text says so), a ``correction`` window (the
+days allowed to correct after a rejection, where the authority states one) and a
+``registration`` renewal (none known). :func:`calendar` lists a profile's items for a year, each
+with its day, rule, time zone, source and certainty:
+
+    filing_due("DE", 2025)      # date(2026, 2, 2): 31 January 2026 is a Saturday (AO § 108(3))
+    statement_due("DE", 2025)   # date(2026, 1, 31): not moved (no text found that moves it)
+    correction_due(date(2026, 3, 2), 14)   # date(2026, 3, 16): day 0 is the rejection's day
+
 A leaf module: the standard library only (the DAG files and the Airflow plugin import it).
 """
 
@@ -23,13 +33,17 @@ import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 #: The obligations the table knows; a row with another one is refused (a typo would hide a date).
 OBLIGATIONS = ("filing", "seller_statement")
+#: The calendar's items beyond the rows: a correction after a rejection, a registration renewal.
+CORRECTION, REGISTRATION = "correction", "registration_renewal"
+#: What a due day on a weekend or a public holiday does.
+SHIFT_RULES = ("none", "next_working_day")
 CERTAINTIES = ("high", "medium", "low")
 #: The table of the EU generic edition: the member states without a national profile.
 EU = "EU"
@@ -73,10 +87,51 @@ class Deadline:
 
 
 @dataclass(frozen=True, slots=True)
+class Shift:
+    """Whether a due day that falls on a Saturday, a Sunday or one of ``holidays`` (``MM-DD``, the
+    fixed-date public holidays at the authority's seat) moves to the next working day, and for
+    which obligations."""
+
+    rule: str = "none"
+    obligations: tuple[str, ...] = ()
+    holidays: tuple[str, ...] = ()
+    source: str = "not stated in the deadline table"
+    certainty: str = "low"
+    note: str | None = None
+
+    def moves(self, obligation: str) -> bool:
+        return self.rule == "next_working_day" and obligation in self.obligations
+
+    def apply(self, day: date) -> date:
+        """The first working day from ``day`` on (``day`` itself when it is one)."""
+        while day.weekday() >= 5 or f"{day:%m-%d}" in self.holidays:
+            day += timedelta(days=1)
+        return day
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A profile's correction window (``days``: the days allowed after a rejection) or
+    registration renewal (``days``: years between renewals); ``None`` where no text states one."""
+
+    days: int | None
+    source: str
+    certainty: str
+    note: str | None = None
+
+
+#: A profile whose table says nothing of a correction window or a renewal.
+UNSTATED = Rule(None, "not stated in the deadline table", "low")
+
+
+@dataclass(frozen=True, slots=True)
 class ProfileDeadlines:
     profile: str
     name: str
     rows: tuple[Deadline, ...]
+    shift: Shift = Shift()
+    correction: Rule = UNSTATED
+    registration: Rule = UNSTATED
 
 
 @functools.cache
@@ -125,7 +180,14 @@ def parse_table(data: Mapping[str, Any]) -> dict[str, ProfileDeadlines]:
         rows = tuple(_row(profile, i, row) for i, row in enumerate(table.get("deadline", []), start=1))
         if not any(r.obligation == "filing" and r.from_year is None and r.to_year is None for r in rows):
             raise DeadlineTableError(f"[{profile}]: no general filing deadline (a row without from_year/to_year)")
-        tables[profile] = ProfileDeadlines(profile, str(table.get("name") or profile), rows)
+        tables[profile] = ProfileDeadlines(
+            profile,
+            str(table.get("name") or profile),
+            rows,
+            shift=_shift(profile, table.get("shift")),
+            correction=_rule(profile, "correction", "within_days", table.get("correction")),
+            registration=_rule(profile, "registration", "renewal_years", table.get("registration")),
+        )
     if EU not in tables:
         raise DeadlineTableError(f"no [{EU}] table: the member states without a national profile have no deadline")
     return tables
@@ -161,6 +223,51 @@ def _row(profile: str, number: int, row: Mapping[str, Any]) -> Deadline:
     return deadline
 
 
+def _cited(where: str, table: Mapping[str, Any], keys: set[str]) -> None:
+    unknown = set(table) - keys - {"source", "certainty", "note"}
+    if unknown:
+        raise DeadlineTableError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("source", "certainty"):
+        if table.get(key) in (None, ""):
+            raise DeadlineTableError(f"{where}: {key} is missing")
+    if table["certainty"] not in CERTAINTIES:
+        raise DeadlineTableError(f"{where}: certainty {table['certainty']!r}; expected one of {', '.join(CERTAINTIES)}")
+
+
+def _shift(profile: str, table: Mapping[str, Any] | None) -> Shift:
+    if table is None:
+        return Shift()
+    where = f"[{profile}.shift]"
+    _cited(where, table, {"rule", "obligations", "holidays"})
+    rule = table.get("rule", "none")
+    if rule not in SHIFT_RULES:
+        raise DeadlineTableError(f"{where}: rule {rule!r}; expected one of {', '.join(SHIFT_RULES)}")
+    obligations = tuple(table.get("obligations", ()))
+    if rule == "next_working_day" and not obligations:
+        raise DeadlineTableError(f"{where}: rule next_working_day names no obligation it moves")
+    for o in obligations:
+        if o not in OBLIGATIONS:
+            raise DeadlineTableError(f"{where}: obligation {o!r}; expected one of {', '.join(OBLIGATIONS)}")
+    holidays = tuple(str(h) for h in table.get("holidays", ()))
+    for h in holidays:
+        try:
+            date(2024, *(int(p) for p in h.split("-")))
+        except (TypeError, ValueError):
+            raise DeadlineTableError(f"{where}: holiday {h!r} is not a day written MM-DD") from None
+    return Shift(rule, obligations, holidays, str(table["source"]), table["certainty"], table.get("note"))
+
+
+def _rule(profile: str, name: str, key: str, table: Mapping[str, Any] | None) -> Rule:
+    if table is None:
+        return UNSTATED
+    where = f"[{profile}.{name}]"
+    _cited(where, table, {key})
+    days = table.get(key)
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise DeadlineTableError(f"{where}: {key} {days!r} is not a whole number of at least 1")
+    return Rule(days, str(table["source"]), table["certainty"], table.get("note"))
+
+
 def profile_of(country: str) -> str:
     """The table that holds ``country``'s deadlines: its national profile's, else the EU one."""
     return country if country in deadline_table() else EU
@@ -176,15 +283,109 @@ def deadline_for(country: str, year: int, obligation: str = "filing") -> Deadlin
     return min(rows, key=lambda r: r.span)
 
 
+def due_day(country: str, year: int, obligation: str = "filing") -> date:
+    """The day ``obligation`` of ``year`` is due in ``country``: the row's day, moved to the next
+    working day where the profile's ``shift`` says a text moves it (else the day stands)."""
+    day = deadline_for(country, year, obligation).due_date(year)
+    shift = deadline_table()[profile_of(country)].shift
+    return shift.apply(day) if shift.moves(obligation) else day
+
+
 def filing_due(country: str, year: int) -> date:
     """The day by which ``country`` must have the operator's report of ``year``."""
-    return deadline_for(country, year).due_date(year)
+    return due_day(country, year, "filing")
 
 
 def statement_due(country: str, year: int) -> date:
     """The day by which each reportable seller of ``country``'s filing of ``year`` must have
     received their statement (the ``seller_statement`` row)."""
-    return deadline_for(country, year, "seller_statement").due_date(year)
+    return due_day(country, year, "seller_statement")
+
+
+def correction_days(country: str, configured: int | None = None) -> int | None:
+    """The days allowed to correct after a rejection in ``country``: the authority's (the
+    profile's ``[correction] within_days``), else ``configured`` (``DAC7_CORRECTION_DAYS``), else
+    None: no time is stated, the rejection is open until corrected."""
+    return deadline_table()[profile_of(country)].correction.days or configured
+
+
+def correction_due(rejected_on: date, days: int | None) -> date | None:
+    """The last day to file a correction: the rejection's day (in the authority's time zone) is
+    day 0, the due day is day ``days`` and is not overdue; None without a window."""
+    return None if days is None else rejected_on + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarItem:
+    """One item of a profile's calendar for a reporting year: what is due, when (``due``: None for
+    an item without a calendar day, e.g. a correction counted from each rejection), by which rule,
+    in which time zone, and on what source."""
+
+    country: str
+    profile: str
+    year: int
+    obligation: str  # filing | seller_statement | correction | registration_renewal
+    due: date | None
+    rule: str
+    time_zone: str
+    source: str
+    certainty: str
+    note: str | None = None
+    #: the day before a shift moved it (None when it stands)
+    unmoved: date | None = None
+
+
+def calendar(country: str, year: int, configured_correction_days: int | None = None) -> list[CalendarItem]:
+    """``country``'s calendar for the reporting year ``year``: the filing, the seller statements,
+    the correction after a rejection, the registration renewal; each with its source."""
+    table = deadline_table()[profile_of(country)]
+    zone = time_zones().get(country, "UTC")
+    items = []
+    for obligation in OBLIGATIONS:
+        row = deadline_for(country, year, obligation)
+        day = row.due_date(year)
+        due = due_day(country, year, obligation)
+        moved = table.shift.moves(obligation)
+        rule = f"{day:%d %B} of the year after the period"
+        rule += ", moved to the next working day from a Saturday, Sunday or public holiday" if moved else ""
+        source, certainty, note = row.source, row.certainty, row.note
+        if moved:
+            source += f"; the move: {table.shift.source}"
+            # the less certain of the two
+            certainty = max(row.certainty, table.shift.certainty, key=CERTAINTIES.index)
+            note = "; ".join(n for n in (note, table.shift.note) if n) or None
+        items.append(
+            CalendarItem(
+                country,
+                table.profile,
+                year,
+                obligation,
+                due,
+                rule,
+                zone,
+                source,
+                certainty,
+                note,
+                unmoved=day if due != day else None,
+            )
+        )
+    c = table.correction
+    days = correction_days(country, configured_correction_days)
+    if c.days:
+        rule = f"{c.days} days after the day a rejection is imported"
+    elif days:
+        rule = f"{days} days after the day a rejection is imported (DAC7_CORRECTION_DAYS: the authority states no time)"
+    else:
+        rule = "no number of days stated: open from the day a rejection is imported until a correction is filed"
+    items.append(
+        CalendarItem(country, table.profile, year, CORRECTION, None, rule, zone, c.source, c.certainty, c.note)
+    )
+    r = table.registration
+    rule = f"every {r.days} years" if r.days else "no renewal"
+    items.append(
+        CalendarItem(country, table.profile, year, REGISTRATION, None, rule, zone, r.source, r.certainty, r.note)
+    )
+    return items
 
 
 def days_left(due: date, today: date) -> int:

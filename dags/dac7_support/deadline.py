@@ -222,3 +222,95 @@ def check_statements(year: int, today: date, config_path: str | Path, ledger_url
         "unsent": {a: p + f for a, (p, f) in unsent.items()},
         "without_statements": without,
     }
+
+
+def calendar_message(label: str, lines: list[str]) -> tuple[str, str]:
+    """The warning about one filing's open calendar items (ids, counts and days; never a seller)."""
+    subject = f"DAC7 {label}: {len(lines)} open item(s) of the calendar"
+    text = "\n".join(
+        [
+            *lines,
+            "What to do: a rejected record or message is corrected by the next production run of its year "
+            "(dac7_annual, approved by a second person); `dac7 ledger list` shows the messages and their status. "
+            "A filing not accepted yet needs the authority's status document imported (dac7 status-import or the "
+            "board of the DAC7 view). The warning repeats daily while the item is open.",
+        ]
+    )
+    return subject, text
+
+
+def check_calendar(
+    year: int | None, today: date, config_path: str | Path, ledger_url: str | None = None
+) -> dict[str, Any]:
+    """Warn (log WARNING and :func:`notify`), per operator's filing, about the calendar items that
+    are due and not done (``reporting.open_items``): rejections not corrected (every year's, or
+    ``year``'s), and a filing of ``year`` published but not accepted after its due day. A filing
+    not published and unsent statements are the other two tasks'. No registration renewal is
+    known for any profile, so none is warned about (``reporting.deadlines``: ``[XX.registration]``).
+
+    ``today`` is the run's date; the authority's day of it is today's date (the DAG runs at 07:00
+    UTC, the same day in every member state). Returns counts only."""
+    from reporting.config import load_config
+    from reporting.deadlines import correction_days, filing_due
+    from reporting.ledger import open_ledger
+    from reporting.open_items import DONE, OPEN, configured_correction_days, correction_state, filing_states
+    from reporting.vocabulary import PROD
+
+    config = load_config(config_path)
+    window = configured_correction_days()
+    url, note = _ledger_of(ledger_url, config.ledger)
+    if note:
+        log.info("DAC7: no ledger yet, so no calendar to check%s", note)
+        return {"year": year, "rejections": {}, "not_accepted": []}
+    rejections: dict[str, int] = {}
+    not_accepted: list[str] = []
+    with open_ledger(url, create=False) as ledger:
+        every = ledger.rejections(environment=PROD, year=year)
+        for op, authority in configured_filings(config):
+            label = _label(config, op, authority)
+            lines: list[str] = []
+            days = correction_days(authority, window)
+            states = [
+                correction_state(r, today, days) for r in every if r.authority == authority and r.operator_id == op
+            ]
+            open_ = [s for s in states if s.state != DONE]
+            for s in open_:
+                r = s.rejection
+                what = (
+                    f"message {r.message_ref_id} ({r.year}) rejected as a whole: {r.open_records} of its "
+                    f"{r.records} record(s) not filed again"
+                    if r.whole_message
+                    else f"record {r.doc_ref_id} of message {r.message_ref_id} ({r.year}) rejected"
+                )
+                when = f" on {s.rejected_on.isoformat()}" if s.rejected_on else ""
+                if s.due is None:
+                    due = "; the authority states no time: correct without delay"
+                else:
+                    due = f"; correction due {s.due.isoformat()} ({describe(s.due, today)})"
+                lines.append(f"{what}{when}, not corrected{due}.")
+            if open_:
+                rejections[label] = len(open_)
+            check_year = year if year is not None else today.year - 1
+            if today > filing_due(authority, check_year):
+                [filing] = [
+                    s
+                    for s in filing_states(
+                        ledger, authority, check_year, today, operator_id=op, correction_window=window
+                    )
+                    if s.item.obligation == "filing"
+                ]
+                if filing.state == OPEN:  # filed, not accepted (nothing filed: check_deadline's warning)
+                    not_accepted.append(label)
+                    lines.append(f"The filing of {check_year} was due {filing.item.due}: {filing.detail}.")
+            if lines:
+                subject, text = calendar_message(label, lines)
+                notify(subject, text, level=logging.WARNING)
+    if not rejections and not not_accepted:
+        log.info("DAC7: no open rejection, and every filing due is accepted")
+    return {"year": year, "rejections": rejections, "not_accepted": not_accepted}
+
+
+def describe(due: date, today: date) -> str:
+    from reporting.deadlines import describe_days
+
+    return describe_days(due, today)

@@ -47,6 +47,8 @@ WHAT_TO_DO = {
     "and clear the task.",
     "check_deadline": "the deadline check itself failed (configuration or ledger unreachable): fix it, then "
     "clear the task; until then, check the filing status with dac7 ledger list.",
+    "check_calendar": "the calendar check itself failed (configuration, ledger or DAC7_CORRECTION_DAYS): fix "
+    "what the task log names, then clear the task; until then, the DAC7 view's board shows what is open.",
 }
 DEFAULT_WHAT_TO_DO = "read the task log, correct what it names, then clear the task."
 

@@ -59,6 +59,7 @@ from reporting.ledger.model import (
     opo_key,
 )
 from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
+from reporting.ledger.rejections import Rejection
 from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "PlannedRecord",
     "RecordInfo",
     "RecordKey",
+    "Rejection",
     "RetentionError",
     "StatementFeedError",
     "StatusFormatError",

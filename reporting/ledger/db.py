@@ -54,6 +54,7 @@ from reporting.ledger.model import (
     period_label,
 )
 from reporting.ledger.plan import Problem, ledger_problems
+from reporting.ledger.rejections import Rejection, rejections
 from reporting.ledger.statements import (
     DeliveryEvent,
     DeliveryOutcome,
@@ -979,6 +980,11 @@ class Ledger:
                 m.c.operator_id == msg.operator_id,
             )
         ).first()
+
+    def rejections(self, *, environment: str | None = None, year: int | None = None) -> list[Rejection]:
+        """Every record and message the authorities rejected, and whether a correction was filed
+        since (:mod:`reporting.ledger.rejections`); ids, counts and times, no content."""
+        return rejections(self.engine, environment=environment, year=year)
 
     # ------------------------------------------------------------------------ seller statements
 

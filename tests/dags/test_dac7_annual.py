@@ -595,10 +595,11 @@ def test_deadline_warning_day_is_configurable_and_before_31_january(monkeypatch:
             warn_date(2026)
 
 
-def test_deadline_dag_checks_daily_in_january(dagbag: Any) -> None:
+def test_deadline_dag_checks_daily(dagbag: Any) -> None:
+    """Every day, all year: rejections come back after January, and an overdue item stays due."""
     dag = dagbag.dags["dac7_deadline"]
-    assert dag.timetable.expression == "0 7 * 1 *"
-    assert [t.task_id for t in dag.tasks] == ["check_deadline", "check_statements"]
+    assert dag.timetable.expression == "0 7 * * *"
+    assert [t.task_id for t in dag.tasks] == ["check_deadline", "check_statements", "check_calendar"]
 
 
 def test_deadline_warns_for_a_missing_production_filing(

@@ -33,7 +33,7 @@ def filed_with_statements(tmp_path: Path, url: str, *, record: bool = True) -> R
 
 def test_the_deadline_dag_has_a_statements_task() -> None:
     dag = fresh_dag("dac7_deadline")
-    assert [t.task_id for t in dag.tasks] == ["check_deadline", "check_statements"]
+    assert [t.task_id for t in dag.tasks] == ["check_deadline", "check_statements", "check_calendar"]
 
 
 def test_the_deadline_warns_about_unsent_statements(

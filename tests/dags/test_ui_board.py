@@ -151,6 +151,10 @@ def test_a_compliance_officer_uploads_a_status_document_on_the_board(stack: Boar
         assert "2026-01-31" in row and "filed 2026-01-20, in time" in row, row
         assert "filed: awaiting the authority's status" in row and "none recorded" in row, row
         assert "not filed yet" in row_text(browser, "board-prod", "LT Lithuania", str(YEAR + 1))
+        # the calendar: each item of the filing, its state and its source
+        calendar = browser.evaluate("document.querySelector('#filing-calendar').innerText")
+        for words in ("seller statement", "correction", "registration renewal", "Europe/Vilnius", "Article 8ac(2)"):
+            assert words in calendar, words
         assert "LT Lithuania" in row_text(browser, "board-test", "LT Lithuania", str(YEAR))
         sources = browser.evaluate("document.querySelector('#deadlines').innerText")
         assert "Article 8ac(2)" in sources and "2021/514" in sources

@@ -191,7 +191,9 @@ def test_31_january_ends_at_midnight_in_a_cet_state_not_in_utc(
     naive_utc = at.replace(tzinfo=None)  # as the ledger keeps its times
     published = board.BoardRow("prod", "DE", 2025, filed=1, awaiting=1, first_filed=naive_utc)
     assert board.deadline_words(published, due, date(2026, 3, 1)) == filed
-    # the board of a moment judges each row on its state's day
+    # the board of a moment judges each row on its state's day (the 2024 filing: 31 January 2025 is a
+    # Friday; the 2025 filing's day, a Saturday, moves to 2 February: AO § 108(3))
+    row, at = board.BoardRow("prod", "DE", 2024), at.replace(year=2025)
     page = lhtml.fromstring(board.board_page(board.Board(at.date(), (row,), "DE", now=at)))
     assert words in page.xpath("//table[@id='board-prod']")[0].text_content()
 
@@ -430,3 +432,55 @@ def test_a_rejected_assumed_operator_is_not_listed_as_a_rejected_seller(
     [filing] = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2025).filings["LT"]
     assert filing.rejected_records == 2
     assert filing.rejected_sellers == ("S2",)
+
+
+def test_the_board_shows_each_filings_calendar_with_what_is_open(
+    board: Any, ledger_url: str, history: dict[str, str], tmp_path: Path
+) -> None:
+    """LT 2025: filed and accepted with S2's record rejected (open: no time stated); FR 2025: filed
+    3 February, no status; DE 2024: rejected as a whole and never filed again (overdue)."""
+    env = {"DAC7_CONFIG": str(write_config(tmp_path / "dac7.toml"))}
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, env)
+    states = {(s.item.country, s.item.year, s.item.obligation): (s.state, s.detail) for s in view.calendar}
+    assert states["LT", 2025, "filing"] == ("done", "accepted (1 message)")
+    assert states["LT", 2025, "correction"] == (
+        "open",
+        "1 rejection(s), 0 corrected; no time stated: correct without delay",
+    )
+    assert states["LT", 2025, "registration_renewal"][0] == "nothing due"
+    assert states["FR", 2025, "filing"] == ("open", "filed 2026-02-03 (3 day(s) late); no accepted status imported yet")
+    assert states["DE", 2024, "filing"] == (
+        "overdue",
+        "nothing accepted or filed; rejected as a whole (1): file again; 366 days overdue",
+    )
+    assert states["DE", 2024, "correction"][0] == "open"  # the whole message, no time stated
+    assert states["LT", 2026, "filing"] == ("open", "nothing accepted or filed; 364 days left")
+
+    page = lhtml.fromstring(board.board_page(view))
+    rows = [
+        [c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='filing-calendar']/tr[td]")
+    ]
+    assert len(rows) == 4 * 4  # four items for each of the four production rows
+    lt_fix = next(r for r in rows if r[:3] == ["LT Lithuania", "2025", "correction"])
+    assert lt_fix[3:5] == ["none", "open"]
+    assert lt_fix[6].endswith("; Europe/Vilnius") and "(low)" in lt_fix[7]
+    lt_filing = next(r for r in rows if r[:3] == ["LT Lithuania", "2025", "filing"])
+    assert lt_filing[3:5] == ["2026-01-31", "done"] and "Article 8ac(2)" in lt_filing[7]
+
+
+def test_a_german_due_day_on_a_saturday_moves_on_the_board(board: Any, ledger: Ledger, ledger_url: str) -> None:
+    """31 January 2026 is a Saturday: the German filing is due Monday 2 February (AO § 108(3));
+    the statements to sellers keep 31 January."""
+    publish(Filer(ledger, environment="prod", authority="DE", year=2025), {"S1": 1}, datetime(2026, 1, 20))
+    view = board.board_view(board.Sources(ledger_url, None), date(2026, 2, 2), {})
+    page = lhtml.fromstring(board.board_page(view))
+    [row] = [
+        [c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='board-prod']/tr[td]")
+    ]
+    assert row[2] == "2026-02-02" and row[-1].endswith("(due 2026-01-31)")
+    [filing] = [
+        [c.text_content().strip() for c in tr.xpath("td")]
+        for tr in page.xpath("//table[@id='filing-calendar']/tr[td]")
+        if tr.xpath("td")[2].text_content().strip() == "filing"
+    ]
+    assert filing[3] == "2026-02-02 (from 2026-01-31)" and "§ 108(3)" in filing[7]
