@@ -57,7 +57,7 @@ from reporting.settings import RunSettings, read_json, write_json
 from reporting.stages.plan import discard_pending, plan, planned_authorities, stage_ledger
 from reporting.staging import connect
 from reporting.variants import reading_for
-from reporting.vocabulary import ASSUMED, DEFAULT_OPERATOR
+from reporting.vocabulary import ASSUMED
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,6 @@ def _render_one(
     # another operator assumes this one's reporting: its declaration carries no seller
     assumed = settings.config.operator.assuming_operator is not None
     not_reported = 0
-    unreported: list[str] = []  # where an operator of the group assumes this one's reporting
     records = seller_records(
         con,
         authority,
@@ -201,32 +200,11 @@ def _render_one(
         if problems:  # the rules stage quarantines such sellers: this is a safety net
             findings.extend(problems)
             continue
-        if assumed:
+        if assumed:  # an operator of the group assuming it: the rules stage stopped the run already
             not_reported += 1
-            if settings.assumed_by:
-                unreported.append(record.seller_id)
             continue
         content = seller_content(record)
         current[(SELLER, record.seller_id)] = (content_hash(content), content)
-    if unreported and settings.assumed_by:
-        raise DataError(
-            [
-                Finding(
-                    rule="operator.assumed_within_group",
-                    table="transactions",
-                    key=seller_id,
-                    seller_id=seller_id,
-                    message=f"a reportable seller of transactions attributed to operator {settings.operator_id} "
-                    f"(transactions.operator_id), whose reporting operator {settings.assumed_by} of the group "
-                    f"assumes ({_assuming_table(settings.operator_id)}): {settings.assumed_by}'s run reads the "
-                    f"transactions attributed to it alone, so no filing would report this seller. Attribute the "
-                    f"seller's transactions to '{settings.assumed_by}', or remove the assumption from both "
-                    "operators' tables",
-                )
-                for seller_id in unreported
-            ],
-            headline=f"{authority} {year}: {len(unreported)} reportable seller(s) no operator of the group reports",
-        )
     if not_reported:
         log.warning(
             "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
@@ -275,11 +253,6 @@ def _render_one(
     for m in rendered:
         m["parts"] = len(rendered)
     return rendered
-
-
-def _assuming_table(operator_id: str) -> str:
-    """The table that names the operator assuming ``operator_id``'s reporting."""
-    return "[assuming_operator]" if operator_id == DEFAULT_OPERATOR else f"[operators.{operator_id}.assuming_operator]"
 
 
 def _other_operators(

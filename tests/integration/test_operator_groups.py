@@ -488,10 +488,32 @@ def test_sellers_left_with_an_operator_whose_reporting_the_group_assumes_stop_th
     argv += ["--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "DE 2025: 1 reportable seller(s) no operator of the group reports" in err
-    assert "[operator.assumed_within_group] transactions EDGE: a reportable seller of transactions attributed" in err
+    assert "seller(s) of transactions attributed to operator de_gmbh, whose reporting default of the group" in err
+    assert "[operator.assumed_within_group] transactions EDGE: a seller of transactions attributed" in err
     assert "operator de_gmbh" in err and "[operators.de_gmbh.assuming_operator]" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator
+
+
+def test_a_seller_split_between_an_assumed_operator_and_its_assuming_one_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """20 sales left with de_gmbh, whose reporting [operator] assumes, and 20 with [operator]:
+    below the threshold on each side, 40 sales on the assuming operator's platform. Neither run
+    may decide the seller on its part: the run stops although the seller is reportable nowhere."""
+    m = market(group=False)
+    m.seller("SPLIT")
+    m.sales("SPLIT", 20, 10_00, start="2025-05-01 10:00:00")
+    m.sales("SPLIT", 20, 10_00, start="2025-06-01 10:00:00", operator_id="de_gmbh")
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP + ASSUMED_WITHIN)
+    source = m.write(f"sqlite:///{tmp_path}/source.db")
+    argv = ["run", "--config", str(config), "--source", source, "--year", "2025", "--as-of", "2026-01-15"]
+    argv += ["--out", str(tmp_path / "out"), "--staging", str(tmp_path / "staging")]
+    argv += ["--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    found = [line.strip().split(":")[0] for line in err.splitlines() if "[operator.assumed_within_group]" in line]
+    assert found == ["[operator.assumed_within_group] transactions SPLIT"]
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_a_transaction_id_held_by_two_operators_stops_every_operators_run(
