@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import write_config
+from builders import GROUP_TOML, write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import DSM, status_message
 from lxml import etree
@@ -435,37 +435,10 @@ def test_a_rejected_assumed_operator_is_not_listed_as_a_rejected_seller(
 # ----------------------------------------------------------------------- a group of operators
 
 
-#: The demo operator (the default, in LT) and two further operators: lt2 files in LT too,
-#: de_gmbh in DE (as the group of ``tests/integration/test_operator_groups.py``).
-GROUP = """
-[operators.lt2]
-name = "Second Market UAB"
-tin = "305555555"
-tin_issued_by = "LT"
-nexus = "RPONEX1"
-
-[operators.lt2.address]
-city = "Kaunas"
-country = "LT"
-
-[operators.de_gmbh]
-name = "Demo Marktplatz GmbH"
-tin = "12345678901"
-tin_issued_by = "DE"
-nexus = "RPONEX1"
-
-[operators.de_gmbh.address]
-city = "Berlin"
-country = "DE"
-
-[operators.de_gmbh.authorities.DE]
-bzst_id = "BZST0012345678"
-"""
-
-
 @pytest.fixture
 def group_config(tmp_path: Path) -> dict[str, str]:
-    return {"DAC7_CONFIG": str(write_config(tmp_path / "group.toml", extra=GROUP))}
+    """The demo operator (the default, in LT) with lt2 (LT too) and de_gmbh (DE)."""
+    return {"DAC7_CONFIG": str(write_config(tmp_path / "group.toml", extra=GROUP_TOML))}
 
 
 def board_cells(page: Any, table: str) -> list[list[str]]:
