@@ -1,15 +1,18 @@
 """The DAC7 view's deadline and status board, and the upload of an authority's status document.
 
 The board (``/dac7/board``): one row per authority and reporting year, production first and the
-test environment apart. Each production row has its due day from the deadline table of the
-authority's profile (``reporting.deadlines``: one table per profile, a source per row), the days
-left or overdue, and from the filing ledger what was filed (published), accepted, partly rejected
-(an accepted message with rejected records, counted apart), rejected, still waiting for the
-authority's status, and corrected (DPI402 messages). Seller statements have a column with how
-many were sent and how many are still unsent (pending or failed; superseded ones aside), from the
-ledger's delivery record, or "none recorded". Rows come from the ledger, and for the filing state (the
-member state the configuration named by ``DAC7_CONFIG`` files in) also for the last ended year and
-the year in progress, so that a filing not made yet shows as a row too.
+test environment apart; for a group of operators, one row per operator, authority and year, so
+that each entity's filing is seen on its own (a missing, rejected or late filing of one operator
+is never hidden by another operator's filing in the same member state). Each production row has
+its due day from the deadline table of the authority's profile (``reporting.deadlines``: one
+table per profile, a source per row), the days left or overdue, and from the filing ledger what
+was filed (published), accepted, partly rejected (an accepted message with rejected records,
+counted apart), rejected, still waiting for the authority's status, and corrected (DPI402
+messages). Seller statements have a column with how many were sent and how many are still
+unsent (pending or failed; superseded ones aside), from the ledger's delivery record, or "none
+recorded". Rows come from the ledger, and for the filing state (the member state the
+configuration named by ``DAC7_CONFIG`` files in; in a group, each operator's) also for the last
+ended year and the year in progress, so that a filing not made yet shows as a row too.
 
 The upload (``POST /dac7/status-import``, a multipart form on the board): the same size limit,
 hardened parser and import as ``dac7 status-import`` (``reporting.ledger.status``), into the ledger
@@ -34,7 +37,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -53,11 +56,12 @@ from dac7_view import (
     status_outcomes,
 )
 
-from reporting.vocabulary import PROD, TEST  # a leaf of the standard library
+from reporting.vocabulary import DEFAULT_OPERATOR, PROD, TEST  # a leaf of the standard library
 
 if TYPE_CHECKING:
     from reporting.deadlines import Deadline
     from reporting.ledger import Ledger, MessageInfo
+    from reporting.ledger.statements import StatementCounts
     from reporting.open_items import ItemState
 
 log = logging.getLogger("dac7.view")
@@ -85,7 +89,8 @@ ENVIRONMENTS = {PROD: "Production", TEST: "Test environment"}
 
 @dataclass(frozen=True, slots=True)
 class BoardRow:
-    """What the ledger holds for one authority, reporting year and environment."""
+    """What the ledger holds for one authority, reporting year and environment (in a group's
+    board, of one operator)."""
 
     environment: str
     authority: str
@@ -107,6 +112,9 @@ class BoardRow:
     statements_sent: int | None = None
     #: seller statements pending or failed (superseded ones aside); ``None`` when none is recorded
     statements_unsent: int | None = None
+    #: the operator of a group whose filing this is (its id); ``None``: a single operator's board,
+    #: every message of the environment, authority and year counted
+    operator: str | None = None
 
     @property
     def live(self) -> bool:
@@ -125,6 +133,13 @@ class Board:
     now: datetime | None = None
     #: each production row's calendar items with their states (``reporting.open_items``)
     calendar: tuple[ItemState, ...] = ()
+    #: a group's operators by id: their names (the configuration's), for the Operator column
+    operator_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def per_operator(self) -> bool:
+        """A group's board: a row per operator, and the Operator column."""
+        return any(r.operator is not None for r in self.rows)
 
     @property
     def when(self) -> date | datetime:
@@ -158,26 +173,50 @@ def board_rows(
     *,
     filing_state: str | None = None,
     years: Iterable[int] = (),
-    group_states: Iterable[str] = (),
+    operators: Sequence[tuple[str, str]] | None = None,
 ) -> list[BoardRow]:
     """The board's rows from the ledger's messages: one per environment, authority and year,
-    plus an empty production row of the filing state (and of each further operator's of a group,
-    ``group_states``) for each of ``years`` without one. Sorted: production first, then the newest
-    year, the filing state, the authority. The operators of a group that file in one member state
-    share its row (the DAC7 view's year page shows each operator's filings apart)."""
-    groups: dict[tuple[str, str, int], list[Tally]] = {}
+    plus an empty production row of the filing state for each of ``years`` without one. Sorted:
+    production first, then the newest year, the filing state, the authority.
+
+    ``operators`` (a group's board): each operator of the group with the member state it files
+    in, the default operator first. The rows are then per operator too: one per environment,
+    operator, authority and year, never two operators' messages in one row, and an empty
+    production row of each operator's filing state for each of ``years`` without one. Sorted:
+    production first, the newest year, the operators in the order given (an operator the ledger
+    holds and ``operators`` does not, after them by id), each one's filing state first."""
+    per_operator = operators is not None
+    groups: dict[tuple[str, str | None, str, int], list[Tally]] = {}
     for t in tallies:
         m = t.message
-        groups.setdefault((m.environment, m.authority, m.reporting_year), []).append(t)
+        key = (m.environment, m.operator_id if per_operator else None, m.authority, m.reporting_year)
+        groups.setdefault(key, []).append(t)
     years = tuple(years)
-    for state in dict.fromkeys([*([filing_state] if filing_state else []), *group_states]):
+    expected: list[tuple[str | None, str]] = (
+        list(operators or []) if per_operator else ([(None, filing_state)] if filing_state else [])
+    )
+    for operator, state in expected:
         for year in years:
-            groups.setdefault((PROD, state, year), [])
-    rows = [_row(env, authority, year, of) for (env, authority, year), of in groups.items()]
-    return sorted(rows, key=lambda r: (r.environment != PROD, -r.year, r.authority != filing_state, r.authority))
+            groups.setdefault((PROD, operator, state, year), [])
+    rows = [_row(env, authority, year, of, operator) for (env, operator, authority, year), of in groups.items()]
+    if not per_operator:
+        return sorted(rows, key=lambda r: (r.environment != PROD, -r.year, r.authority != filing_state, r.authority))
+    rank = {op: i for i, (op, _state) in enumerate(operators or [])}
+    own_state = dict(operators or [])
+    return sorted(
+        rows,
+        key=lambda r: (
+            r.environment != PROD,
+            -r.year,
+            rank.get(r.operator or "", len(rank)),
+            r.operator or "",
+            r.authority != own_state.get(r.operator or "", filing_state),
+            r.authority,
+        ),
+    )
 
 
-def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> BoardRow:
+def _row(environment: str, authority: str, year: int, tallies: list[Tally], operator: str | None = None) -> BoardRow:
     messages = [t.message for t in tallies]
     filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted", "rejected")]
     partial = [
@@ -203,6 +242,7 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally]) -> B
         first_filed=min(live) if live else None,
         error_codes=tuple(sorted({c for t in tallies for c in t.codes})),
         unnamed_rejections=sum(1 for t in partial if t.unnamed_rejection),
+        operator=operator,
     )
 
 
@@ -225,14 +265,17 @@ def read_tallies(ledger: Ledger) -> list[Tally]:
 
 def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] | None = None) -> Board:
     """The board as of ``today`` (a day), else as of now (each row on its member state's day),
-    from the ledger and the configuration the view reads."""
+    from the ledger and the configuration the view reads. A group's configuration
+    (``[operators.ID]``), or a ledger that holds a further operator's messages, gives a board per
+    operator (see :func:`board_rows`)."""
     env = os.environ if env is None else env
     now = None if today else datetime.now(UTC)
     today = today or now.date()  # type: ignore[union-attr]
     # the board reads the ledger and the configuration, not the output directory
     problems = [p for p in src.problems if "DAC7_OUT_DIR" not in p]
     filing_state = None
-    group_states: list[str] = []
+    group: list[tuple[str, str]] = []  # a group's operators, each with the member state it files in
+    names: dict[str, str] = {}
     if env.get("DAC7_CONFIG"):
         from reporting.config import load_config
         from reporting.errors import ReportingError
@@ -240,7 +283,10 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
         try:
             config = load_config(env["DAC7_CONFIG"])
             filing_state = config.operator.country
-            group_states = [config.for_operator(op).operator.country for op in config.operators]
+            if config.operators:
+                each = {op: config.for_operator(op).operator for op in config.operator_ids}
+                group = [(op, operator.country) for op, operator in each.items()]
+                names = {op: operator.name for op, operator in each.items()}
         except (ReportingError, OSError) as exc:
             problems.append(f"The configuration named by DAC7_CONFIG cannot be read: {exc}")
     else:
@@ -249,22 +295,27 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
             "lists only the authorities with messages in the ledger, and no filing that is missing."
         )
     tallies: list[Tally] = []
-    statements: dict[tuple[str, str, int], tuple[int, int]] = {}
+    counts: list[StatementCounts] = []
     if src.ledger_url:
         try:
             tallies, counts = _read_ledger(
                 src.ledger_url, lambda ledger: (read_tallies(ledger), ledger.statement_counts())
             )
-            for c in counts:  # the operators of a group that file in one state: added up
-                sent, unsent = statements.get((c.environment, c.authority, c.year), (0, 0))
-                statements[(c.environment, c.authority, c.year)] = (sent + c.sent, unsent + c.unsent)
         except LedgerUnavailable as exc:
             problems.append(str(exc))
+    # per operator: a group's configuration, or a ledger with a further operator's messages (as
+    # ``dac7 ledger list`` adds its operator column); the default operator's filing expected then
+    operators: list[tuple[str, str]] | None = None
+    if group or any(t.message.operator_id != DEFAULT_OPERATOR for t in tallies):
+        operators = group or ([(DEFAULT_OPERATOR, filing_state)] if filing_state else [])
+    statements: dict[tuple[str, str | None, str, int], tuple[int, int]] = {}
+    for c in counts:  # a single operator's board: every operator's statements of a row added up
+        key = (c.environment, c.operator_id if operators is not None else None, c.authority, c.year)
+        sent, unsent = statements.get(key, (0, 0))
+        statements[key] = (sent + c.sent, unsent + c.unsent)
     rows = [
-        _with_statements(r, statements.get((r.environment, r.authority, r.year)))
-        for r in board_rows(
-            tallies, filing_state=filing_state, years=(today.year - 1, today.year), group_states=group_states
-        )
+        _with_statements(r, statements.get((r.environment, r.operator, r.authority, r.year)))
+        for r in board_rows(tallies, filing_state=filing_state, years=(today.year - 1, today.year), operators=operators)
     ]
     items: list[ItemState] = []
     if src.ledger_url:
@@ -275,7 +326,10 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
         except ValueError as exc:
             problems.append(f"{exc}: the calendar counts no correction window.")
             window = None
-        periods = [(r.authority, r.year, local_today(r, now or today)) for r in rows if r.environment == PROD]
+        # once per authority and year: a group's operators filing in one state share its calendar
+        periods = list(
+            dict.fromkeys((r.authority, r.year, local_today(r, now or today)) for r in rows if r.environment == PROD)
+        )
         try:
             items = _read_ledger(src.ledger_url, lambda ledger: calendar_items(ledger, periods, window))
         except LedgerUnavailable as exc:
@@ -287,6 +341,7 @@ def board_view(src: Sources, today: date | None = None, env: Mapping[str, str] |
         problems=tuple(dict.fromkeys(problems)),
         now=now,
         calendar=tuple(items),
+        operator_names=names,
     )
 
 
@@ -383,7 +438,8 @@ def board_page(
     body = [
         '<nav><a href="./">All years</a></nav>',
         "<h1>DAC7 deadlines and statuses</h1>",
-        f'<p class="muted">Per authority and reporting year, as of {board.today.isoformat()} (UTC). Due days come '
+        f'<p class="muted">{"Per operator of the group, authority" if board.per_operator else "Per authority"} and '
+        f"reporting year, as of {board.today.isoformat()} (UTC). Due days come "
         "from the deadline table of each authority's profile (sources below); the counts from the filing ledger "
         "and the authorities' status documents imported into it.</p>",
         '<p class="muted" id="time-zones">A due day ends at midnight in the member state (31 January ends at '
@@ -430,6 +486,22 @@ COLUMNS = (
 )
 
 
+def _operator(board: Board, r: BoardRow) -> tuple[str, ...]:
+    """The Operator cell of a group's board (its id, as the DAG's task labels name it: ``lt2 LT``,
+    and its name); none on a single operator's board."""
+    if not board.per_operator:
+        return ()
+    name = board.operator_names.get(r.operator or "")
+    return (f"<b>{escape(r.operator or '')}</b>" + (f' <span class="muted">{escape(name)}</span>' if name else ""),)
+
+
+def _headers(board: Board, headers: Sequence[str], numeric: Iterable[int]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A group's board has the Operator column first: the other columns one place to the right."""
+    if not board.per_operator:
+        return tuple(headers), tuple(numeric)
+    return ("Operator", *headers), tuple(i + 1 for i in numeric)
+
+
 def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> str:
     from reporting.deadlines import due_day
 
@@ -446,6 +518,7 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
         statements = f'{sent} <br>(due <span class="when">{statements_due.isoformat()}</span>)'
         rows.append(
             (
+                *_operator(board, r),
                 _authority(r.authority),
                 escape(str(r.year)),
                 f'<span class="when">{due.isoformat()}</span>'
@@ -457,10 +530,12 @@ def _production_table(board: Board, deadline_for: Callable[..., Deadline]) -> st
                 statements,
             )
         )
-    headers = (*COLUMNS[:2], "Due", "Deadline", *COLUMNS[2:], "Statements to sellers")
+    headers, numeric = _headers(
+        board, (*COLUMNS[:2], "Due", "Deadline", *COLUMNS[2:], "Statements to sellers"), (1, 5, 6, 7, 8, 9, 10)
+    )
     if not rows:
         return "<p>No production filing in the ledger, and no filing state to expect one for.</p>"
-    return _table(headers, rows, table_id="board-prod", numeric=(1, 5, 6, 7, 8, 9, 10))
+    return _table(headers, rows, table_id="board-prod", numeric=numeric)
 
 
 #: A calendar item's state: the badge's class.
@@ -493,10 +568,14 @@ def _calendar_table(board: Board) -> str:
 
 
 def _test_table(board: Board) -> str:
-    rows = [(_authority(r.authority), escape(str(r.year)), *_counts(r, None, board.today)) for r in board.of(TEST)]
+    rows = [
+        (*_operator(board, r), _authority(r.authority), escape(str(r.year)), *_counts(r, None, board.today))
+        for r in board.of(TEST)
+    ]
     if not rows:
         return "<p>No test filing in the ledger.</p>"
-    return _table(COLUMNS, rows, table_id="board-test", numeric=(1, 3, 4, 5, 6, 7, 8))
+    headers, numeric = _headers(board, COLUMNS, (1, 3, 4, 5, 6, 7, 8))
+    return _table(headers, rows, table_id="board-test", numeric=numeric)
 
 
 def _counts(r: BoardRow, due: date | None, today: date | datetime) -> tuple[str, ...]:

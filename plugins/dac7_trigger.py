@@ -266,7 +266,13 @@ def form_page(
         "<h1>Trigger a DAC7 filing run</h1>",
         '<p class="muted"><a href="./">Back to the DAC7 view</a></p>',
         f"<p>The configuration file's environment is <b id=config-environment>{escape(config_environment)}</b>"
-        + (f"; the operator files in <b>{escape(filing_state)}</b>" if filing_state else "")
+        + (f"; the operator files in <b>{escape(filing_state)}</b>" if filing_state and not operators else "")
+        + (
+            "; a group of operators: "
+            + ", ".join(f"{escape(op)} files in <b>{escape(state)}</b>" for op, state in operators)
+            if operators
+            else ""
+        )
         + ". Every choice below is checked before the run is created.</p>",
     ]
     if choice.problems:

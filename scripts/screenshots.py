@@ -9,9 +9,9 @@ Writes two PNGs into ``docs/img/`` (CSS pixels at scale 1, a viewport 1400 pixel
   authority (MessageRefId, environment, message type, sellers, records, status), i.e. the one
   message to LT, the member state the demo operator files in (``dac7.toml``, routing ``nexus``);
 - ``trigger-form.png``: the DAG page of ``dac7_annual`` after a click on its "Trigger" button,
-  clipped to the dialog with the run's Params (reporting year, as-of date, authorities,
-  environment, filing mode, sellers to delete); the dialog is taller than 900 pixels, so the
-  viewport grows to hold all of it.
+  clipped to the dialog with the run's Params (reporting year, as-of date, environment, filing
+  mode, sellers to delete, authorities, and the operator of a group); the dialog is taller than 900
+  pixels, so the viewport grows to hold all of it.
 
 How: everything happens in a temporary directory, nothing in the checkout but the PNGs. The demo
 marketplace of ``make demo`` (2,000 sellers, seed 7, reporting year 2025) is generated into a
@@ -261,10 +261,10 @@ def shoot_trigger_form(browser: Chromium, base: str, path: Path) -> None:
     browser.navigate(f"{base}/dags/{DAG_ID}")
     wait_for(browser, "document.querySelector('[data-testid=trigger-dag-button]:not([disabled])')", "the button")
     browser.evaluate("document.querySelector('[data-testid=trigger-dag-button]').click()")
-    # the last field's label, and a select that shows its value: the form has rendered
+    # the last field's help text, and a select that shows its value: the form has rendered
     wait_for(
         browser,
-        f"{DIALOG}?.innerText.includes('Sellers to delete') && {DIALOG}.innerText.includes('from the configuration')",
+        f"{DIALOG}?.innerText.includes('Empty: every operator.') && {DIALOG}.innerText.includes('(the configuration')",
         "the trigger form",
     )
     browser.evaluate("document.activeElement?.blur()")  # no focus ring on the dialog's close button

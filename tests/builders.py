@@ -36,6 +36,40 @@ environment = "{environment}"
 fx_basis = "{fx_basis}"
 """
 
+#: Two further operators of a group, to append to the demo operator's configuration (the default
+#: operator, in LT): ``lt2`` files in LT too (the same authority), ``de_gmbh`` in DE.
+GROUP_TOML = """
+[operators.lt2]
+name = "Second Market UAB"
+tin = "305555555"
+tin_issued_by = "LT"
+nexus = "RPONEX1"
+
+[operators.lt2.address]
+street = "Laisves al."
+building = "2"
+post_code = "44240"
+city = "Kaunas"
+country = "LT"
+
+[operators.de_gmbh]
+name = "Demo Marktplatz GmbH"
+tin = "12345678901"
+tin_issued_by = "DE"
+vat = "DE123456789"
+nexus = "RPONEX1"
+
+[operators.de_gmbh.address]
+street = "Unter den Linden"
+building = "1"
+post_code = "10117"
+city = "Berlin"
+country = "DE"
+
+[operators.de_gmbh.authorities.DE]
+bzst_id = "BZST0012345678"
+"""
+
 
 def write_config(
     path: Path,

@@ -10,6 +10,7 @@ from typing import Any
 
 from reporting.ledger import PO_KEY, SELLER, Ledger, PlannedMessage, content_hash, plan_filing
 from reporting.ledger.model import RecordKey
+from reporting.vocabulary import DEFAULT_OPERATOR
 
 
 def current(po: int = 1, sellers: dict[str, int] | None = None) -> dict[RecordKey, tuple[str, Any]]:
@@ -24,10 +25,20 @@ def item(content: dict[str, Any]) -> tuple[str, Any]:
 
 
 class Filer:
-    """Plans, records and publishes like the pipeline will: one period and authority."""
+    """Plans, records and publishes like the pipeline will: one period and authority, of one
+    operator of a group (``operator_id``; the default operator unless named)."""
 
-    def __init__(self, ledger: Ledger, environment: str = "test", authority: str = "DE", year: int = 2025) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        environment: str = "test",
+        authority: str = "DE",
+        year: int = 2025,
+        *,
+        operator_id: str = DEFAULT_OPERATOR,
+    ) -> None:
         self.ledger, self.environment, self.authority, self.year = ledger, environment, authority, year
+        self.operator_id = operator_id
         self.run_id = str(uuid.uuid4())
         self.files = itertools.count(1)
 
@@ -36,7 +47,7 @@ class Filer:
 
     def plan(self, cur: dict[RecordKey, tuple[str, Any]], **kw: Any) -> list[PlannedMessage]:
         kw.setdefault("profile_expects_nil", False)
-        live = self.ledger.live_records(self.environment, self.authority, self.year)
+        live = self.ledger.live_records(self.environment, self.authority, self.year, operator_id=self.operator_id)
         messages = plan_filing(
             cur,
             live,
@@ -47,7 +58,11 @@ class Filer:
             **kw,
         )
         problems = self.ledger.problems(
-            messages, environment=self.environment, authority=self.authority, year=self.year
+            messages,
+            environment=self.environment,
+            authority=self.authority,
+            year=self.year,
+            operator_id=self.operator_id,
         )
         assert problems == []
         return messages
@@ -69,6 +84,7 @@ class Filer:
                 transfer_id=f"T-{ref}",
                 triggered_by="tester",
                 params={"year": self.year},
+                operator_id=self.operator_id,
             )
             refs.append(ref)
         return refs
@@ -80,4 +96,4 @@ class Filer:
         return refs
 
     def live(self) -> dict[RecordKey, Any]:
-        return self.ledger.live_records(self.environment, self.authority, self.year)
+        return self.ledger.live_records(self.environment, self.authority, self.year, operator_id=self.operator_id)

@@ -15,6 +15,7 @@ from ledger_filing import Filer
 
 from reporting.ledger import SELLER, Ledger
 from reporting.ledger.model import RecordKey
+from reporting.vocabulary import DEFAULT_OPERATOR
 
 
 def current(sellers: dict[str, int]) -> dict[RecordKey, tuple[str, Any]]:
@@ -33,8 +34,9 @@ class Run:
         year: int = 2025,
         environment: str = "test",
         authority: str = "DE",
+        operator_id: str = DEFAULT_OPERATOR,
     ) -> None:
-        self.filer = Filer(ledger, environment=environment, authority=authority, year=year)
+        self.filer = Filer(ledger, environment=environment, authority=authority, year=year, operator_id=operator_id)
         self.out = out
         self.year, self.environment, self.authority = year, environment, authority
         self.refs = self.filer.file(current(sellers))

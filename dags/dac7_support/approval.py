@@ -272,10 +272,12 @@ def approval_request(
                 f"| {a} | {reportable.get(a, 0)} | {_records(messages)} | {_money(dict(amounts))} "
                 f"| {last.get(a, 'none: first filing')} |"
             )
+        n = len(authorities)  # in a group's run, filings: two operators may file with one authority
+        counted = f"{n} filing{'' if n == 1 else 's'}" if group else f"{n} authorit{'y' if n == 1 else 'ies'}"
         lines += [
             "",
-            f"Total: {len(authorities)} authorit{'y' if len(authorities) == 1 else 'ies'}, {n_messages} "
-            f"message(s), {n_records} seller record(s), Consideration {_money(dict(totals))}.",
+            f"Total: {counted}, {n_messages} message(s), {n_records} seller record(s), "
+            f"Consideration {_money(dict(totals))}.",
             "",
             "#### The files to approve",
             "",

@@ -1014,7 +1014,9 @@ class Ledger:
         return mark_delivery(self.engine, events, source=source, at=at)
 
     def statement_counts(self, *, year: int | None = None, environment: str | None = None) -> list[StatementCounts]:
-        """Statements per environment, authority and year: pending, sent, failed, superseded."""
+        """Statements per environment, authority, year and operator of a group (``operator_id`` of
+        each count: the operator whose message reported the seller): pending, sent, failed,
+        superseded."""
         return statement_counts(self.engine, year=year, environment=environment)
 
     def statements(

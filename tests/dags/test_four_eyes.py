@@ -652,3 +652,96 @@ def test_a_test_run_that_deletes_asks_for_a_confirmation_first(api: Api, paths: 
     assert str(dag_run.state) == "success", task_states(dag_run)
     messages = messages_in_test_space(paths)
     assert [m.message_type_indic for m in messages] == ["DPI401", "DPI402"], messages
+
+
+# --- a group of operators: one request for every operator's filing --------------------------------
+
+
+@pytest.fixture
+def group_paths(paths: Paths, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Paths:
+    """A group's production run: the demo operator (the default, LT), lt2 (LT too) and de_gmbh
+    (DE), over a marketplace whose figures are computed by hand (EUR, sales of goods):
+
+    - the default operator: D1, 31 sales of 10.00 (EUR 310); DX, 31 sales, a birth date and city
+      missing: reportable, held back with incomplete data;
+    - lt2: L1, 31 sales of 20.00 (EUR 620) and L2, 40 of 5.00 (EUR 200): EUR 820; LX1 and LX2,
+      31 sales each, incomplete as DX;
+    - de_gmbh: G1, 30 sales of 15.00 (EUR 450): 30 is not fewer than 30, reportable under the
+      EU and the German reading alike.
+
+    A production run accepts quarantined sellers up to ``max_quarantined`` (3 here)."""
+    from builders import GROUP_TOML, Marketplace, write_config
+
+    m = Marketplace()
+    for seller in ("D1", "L1", "L2"):
+        m.seller(seller)
+    for seller in ("DX", "LX1", "LX2"):
+        m.seller(seller, birth_date=None, address_city=None)
+    m.seller("G1", country="DE", tin="12345678901")
+    m.sales("D1", 31, 10_00)
+    m.sales("DX", 31, 10_00, start="2025-05-02 10:00:00")
+    m.sales("L1", 31, 20_00, start="2025-06-01 10:00:00", operator_id="lt2")
+    m.sales("L2", 40, 5_00, start="2025-06-02 10:00:00", operator_id="lt2")
+    m.sales("LX1", 31, 10_00, start="2025-06-03 10:00:00", operator_id="lt2")
+    m.sales("LX2", 31, 10_00, start="2025-06-04 10:00:00", operator_id="lt2")
+    m.sales("G1", 30, 15_00, start="2025-07-01 10:00:00", operator_id="de_gmbh")
+    source = m.write(f"sqlite:///{tmp_path / 'group-marketplace.db'}")
+    config = write_config(tmp_path / "group.toml", max_quarantined=3, extra=GROUP_TOML)
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+    monkeypatch.setenv("DAC7_SOURCE_URL", source)
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_a_groups_request_shows_each_operators_filing(api: Api, group_paths: Paths) -> None:
+    """What the approver of a group's production run reads under *Required actions* (the HITL
+    detail, through the API): one row per filing, named by operator and authority as the DAG's
+    task labels (``lt2 LT``); the incomplete sellers counted per filing; the paragraph that one
+    approval covers every operator's files. The reviewer rejects: nothing is published."""
+    logical_date = datetime(2026, 1, 27, 6, tzinfo=UTC)
+    dag_run, approver = run_until_answered(api, [(REVIEWER, "Reject")], logical_date, group_paths)
+    body = approver.detail["body"]
+    assert body.startswith(
+        f"### DAC7 {YEAR}: production filing of the group: default in LT, lt2 in LT, de_gmbh in DE\n"
+    ), body
+    assert "| Filing (operator, authority) | Reportable sellers | This filing (difference to the last) " in body
+    assert "| Authority |" not in body
+    # each filing's own figures, never two operators' added up (both LT filings apart)
+    assert "| default LT | 1 | DPI401: 1 new | EUR 310 | none: first filing |" in body, body
+    assert "| lt2 LT | 2 | DPI401: 2 new | EUR 820 | none: first filing |" in body, body
+    assert "| de_gmbh DE | 1 | DPI401: 1 new | EUR 450 | none: first filing |" in body, body
+    assert "Total: 3 filings, 3 message(s), 4 seller record(s), Consideration EUR 1,580." in body, body
+    # the files to approve: each message, a further operator's pending file in its folder
+    run_name = Path(xcom(dag_run, "gate")["file"]).parents[1].name
+    messages = {m.operator_id: m for m in ledger_messages(group_paths)}
+    assert sorted(messages) == ["de_gmbh", "default", "lt2"]
+    sellers = {"default": 1, "lt2": 2, "de_gmbh": 1}
+    for operator_id, m in messages.items():
+        folder = "" if operator_id == "default" else f"operators/{operator_id}/"
+        name = m.file_name.rsplit("/", 1)[-1]
+        row = (
+            f"| {operator_id} {m.authority} | {m.message_ref_id} | DPI401 | {sellers[operator_id]} new "
+            f"| [{name}](/dac7/pending/{run_name}/{folder}{m.file_name}) |"
+        )
+        assert row in body, body
+        assert f"\n- {name}: `{m.sha256}`\n" in body, body
+    assert (
+        "**Not in this filing:** 3 seller(s) quarantined (not reported until their data is corrected; "
+        "reports/quarantine.csv and the due-diligence report after the run); of them, reportable with "
+        "incomplete data: default LT 1, lt2 LT 2." in body
+    ), body
+    assert (
+        "**A group's filing:** each operator files its own sellers in its own member state, under its own "
+        "identity and ledger; this approval covers every operator's files above." in body
+    ), body
+    assert f"Triggered by: **{TRIGGERED_BY}**." in body
+    # the reviewer rejected: the run failed, every operator's message stays rendered, none published
+    assert approver.answer is not None and approver.answer[0] == 200, approver.answer
+    assert str(dag_run.state) == "failed"
+    assert output_files(group_paths) == []
+    assert sorted((m.operator_id, m.authority, m.status) for m in ledger_messages(group_paths)) == [
+        ("de_gmbh", "DE", "rendered"),
+        ("default", "LT", "rendered"),
+        ("lt2", "LT", "rendered"),
+    ]

@@ -14,7 +14,10 @@ sellers (HTTP 400, the sentence), then checks and triggers a good test run as th
 the scheduler runs it, and the run page shows the note with the files and sellers and a link to
 the DAC7 view. A run triggered through the REST API with a bad combination is created (Airflow's
 API checks one Param at a time), refused by ``prepare``, and its note says which task failed.
-Screenshots go to ``$DAC7_SCREENSHOTS_DIR`` when it is set (``docs/img`` renews ``trigger-*.png``).
+Screenshots go to ``$DAC7_SCREENSHOTS_DIR`` when it is set (``docs/img`` renews ``trigger-*.png``,
+but for ``trigger-form.png``: ``scripts/screenshots.py`` makes it, the whole dialog with every Param,
+the operator's at its end, taller than this test's window; ``trigger-group.png`` comes from
+``test_ui_group.py``).
 """
 
 from __future__ import annotations
@@ -501,6 +504,188 @@ def test_an_api_client_posts_with_its_bearer_token_and_the_forms_token(page_app:
     assert "Refused for authorities DE: this operator files in LT only" in refused.text
 
 
+# ------------------------------------------------------------- a group of operators: the operator
+
+
+@pytest.fixture
+def group_toml(tmp_path: Path) -> Path:
+    """The demo configuration with two further operators: lt2 (files in LT too) and de_gmbh (DE)."""
+    from builders import GROUP_TOML
+
+    path = tmp_path / "group.toml"
+    path.write_text((REPO / "dac7.toml").read_text(encoding="utf-8") + GROUP_TOML, encoding="utf-8")
+    return path
+
+
+def group_form(trigger: Any, config: Any, choice: Any = None) -> Any:
+    from lxml import html
+
+    page = trigger.form_page(
+        choice or trigger.Choice(),
+        today=TODAY,
+        config_environment="test",
+        filing_state="LT",
+        may_trigger=True,
+        page=lambda title, body: "".join(body),
+        operators=trigger.group_operators(config),
+    )
+    return html.fromstring(page)
+
+
+def test_the_operator_field_is_offered_only_for_a_group(plugins: Any, group_toml: Path) -> None:
+    """A single operator's form has no operator field; a group's lists every operator with the
+    member state it files in, after the choice of every operator (the default)."""
+    from reporting.config import load_config
+
+    trigger, _ = plugins
+    group = load_config(group_toml)
+    assert trigger.group_operators(CONFIG) == []
+    single = group_form(trigger, CONFIG)
+    assert not single.xpath("//select[@name='operator']")
+    assert "; the operator files in LT. Every choice" in single.xpath("//p")[1].text_content()
+    assert trigger.group_operators(group) == [("default", "LT"), ("lt2", "LT"), ("de_gmbh", "DE")]
+    page = group_form(trigger, group)
+    assert page.xpath("//p")[1].text_content() == (
+        "The configuration file's environment is test; a group of operators: default files in LT, lt2 files in "
+        "LT, de_gmbh files in DE. Every choice below is checked before the run is created."
+    )
+    options = page.xpath("//form[@id='trigger-form']//select[@name='operator']/option")
+    assert [(o.get("value"), o.text_content(), o.get("selected")) for o in options] == [
+        ("", "every operator of the group", None),
+        ("default", "default (files in LT)", None),
+        ("lt2", "lt2 (files in LT)", None),
+        ("de_gmbh", "de_gmbh (files in DE)", None),
+    ]
+    # a form sent back with its problems keeps the operator chosen
+    choice = trigger.read_choice(form(operator="lt2"), today=TODAY, config=group)
+    kept = group_form(trigger, group, choice).xpath("//select[@name='operator']/option[@selected]/@value")
+    assert kept == ["lt2"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"operator": "fr_sas"}, "Choose an operator of the configuration: default, lt2, de_gmbh."),
+        ({"operator": "LT2"}, "Choose an operator of the configuration: default, lt2, de_gmbh."),
+        (
+            {"mode": "correction"},
+            "mode correction files what an authority asked of one operator: name it (--operator ID, or the Param "
+            "operator); the run would file for default, lt2, de_gmbh",
+        ),
+        (
+            {"mode": "deletion", "sellers": "S1"},
+            "mode deletion files what an authority asked of one operator: name it (--operator ID, or the Param "
+            "operator); the run would file for default, lt2, de_gmbh",
+        ),
+        (
+            {"operator": "lt2", "authorities": ["DE"]},
+            "Refused for authorities DE: no operator of the run files there (lt2 in LT); each operator files in "
+            "its own member state only",
+        ),
+    ],
+    ids=["an unknown operator", "an operator id in the wrong case", "a correction", "a deletion", "lt2 to DE"],
+)
+def test_a_groups_run_that_cannot_run_is_refused(
+    plugins: Any, group_toml: Path, fields: dict[str, Any], expected: str
+) -> None:
+    from reporting.config import load_config
+
+    trigger, _ = plugins
+    good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test", "mode": "auto"}
+    choice = trigger.read_choice(form(**(good | fields)), today=TODAY, config=load_config(group_toml))
+    assert (choice.conf, choice.problems) == (None, [expected])
+
+
+def test_the_chosen_operator_is_the_runs_conf_and_the_check_page_carries_it(plugins: Any, group_toml: Path) -> None:
+    """One operator of the group: the conf's ``operator`` (the Param of dac7_annual), a mode other
+    than auto allowed with it; every operator (the field left empty): no ``operator`` in the conf."""
+    import re
+    from html import unescape
+
+    from reporting.config import load_config
+
+    trigger, _ = plugins
+    group = load_config(group_toml)
+    good = {"reporting_year": "2025", "as_of": "2025-12-31", "environment": "test"}
+    every = trigger.read_choice(form(**good, mode="auto", operator=""), today=TODAY, config=group)
+    assert every.problems == [] and every.conf is not None and "operator" not in every.conf
+    choice = trigger.read_choice(form(**good, mode="correction", operator="lt2"), today=TODAY, config=group)
+    assert choice.problems == []
+    assert choice.conf == {
+        "reporting_year": 2025,
+        "as_of": "2025-12-31",
+        "environment": "test",
+        "mode": "correction",
+        "sellers": None,
+        "authorities": None,
+        "operator": "lt2",
+    }
+    page = trigger.confirm_page(choice, ["x"], page=lambda title, body: "".join(body))
+    assert "<tr><th>Operator</th><td>lt2</td></tr>" in page
+    hidden: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page):
+        hidden.setdefault(name, []).append(unescape(value))
+    assert hidden["operator"] == ["lt2"]
+    assert trigger.read_choice(hidden, today=TODAY, config=group).conf == choice.conf
+    # every operator: no operator field on the check page, nor a row
+    page = trigger.confirm_page(every, ["x"], page=lambda title, body: "".join(body))
+    assert 'name="operator"' not in page and "<th>Operator</th>" not in page
+
+
+def test_a_groups_run_is_triggered_with_the_operator_chosen(
+    page_app: Any, group_toml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the page's routes: the form lists the group's operators; the check counts the
+    chosen operator's filed sellers alone (every message of the ledger is the default
+    operator's); the trigger hands Airflow the conf with ``operator``; an unknown operator is
+    answered with HTTP 400 and the sentence. (A real Airflow's run with that conf:
+    ``tests/dags/test_ui_group.py``.)"""
+    import airflow.api.common.trigger_dag
+
+    monkeypatch.setenv("DAC7_CONFIG", str(group_toml))
+    created: list[dict[str, Any]] = []
+
+    class Run:
+        run_id = "manual__2026-01-20T10:00:00+00:00"
+
+    def trigger_dag(dag_id: str, **kw: Any) -> Run:
+        created.append({"dag_id": dag_id} | kw)
+        return Run()
+
+    monkeypatch.setattr(airflow.api.common.trigger_dag, "trigger_dag", trigger_dag)
+    _, client = page_app
+    client.cookies.set("_token", "the-login-of-anna")
+    ours = {"Origin": "http://airflow.example"}
+    page = client.get("/trigger").text
+    assert '<option value="lt2">lt2 (files in LT)</option>' in page
+    assert '<option value="de_gmbh">de_gmbh (files in DE)</option>' in page
+    token = form_token_of(client)
+    check = client.post("/trigger", data=GOOD | {"csrf_token": token, "operator": "lt2"}, headers=ours)
+    assert check.status_code == 200, check.text
+    assert "The ledger holds 0 seller(s) as filed for 2025 in the test space (none)." in check.text
+    default = client.post("/trigger", data=GOOD | {"csrf_token": token, "operator": "default"}, headers=ours)
+    assert "The ledger holds 2 seller(s) as filed for 2025 in the test space (LT: 2)." in default.text
+    unknown = client.post("/trigger", data=GOOD | {"csrf_token": token, "operator": "fr_sas"}, headers=ours)
+    assert unknown.status_code == 400
+    assert "Choose an operator of the configuration: default, lt2, de_gmbh." in unknown.text
+    assert created == []
+    done = client.post(
+        "/trigger", data=GOOD | {"csrf_token": token, "operator": "lt2", "step": "trigger"}, headers=ours
+    )
+    assert done.status_code == 201, done.text
+    [run] = created
+    assert run["dag_id"] == "dac7_annual" and run["triggering_user_name"] == "anna"
+    assert run["conf"] == {
+        "reporting_year": 2025,
+        "as_of": "2025-12-31",
+        "environment": "test",
+        "mode": "auto",
+        "sellers": None,
+        "authorities": None,
+        "operator": "lt2",
+    }
+
+
 # ------------------------------------------------------------------------------- the run note
 
 
@@ -800,7 +985,7 @@ def test_no_warning_and_the_forms_guard_their_users(standalone: Standalone, tmp_
         form_text = text_of(browser)
         assert "Refunds dated after this day" in form_text
         assert "Filing mode" in form_text and "Sellers to delete" in form_text
-        shot(browser, "trigger-form.png")
+        assert "Empty: every operator." in form_text  # the Param operator, a group's run for one operator
         # submitted untouched: Airflow creates the run (its API checks one Param at a time), and
         # prepare refuses it before anything is read: no as-of date of yesterday by accident
         before = {r["dag_run_id"] for r in api.get("/dags/dac7_annual/dagRuns")["dag_runs"]}

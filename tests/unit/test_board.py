@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import write_config
+from builders import GROUP_TOML, write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import DSM, status_message
 from lxml import etree
@@ -484,3 +484,161 @@ def test_a_german_due_day_on_a_saturday_moves_on_the_board(board: Any, ledger: L
         if tr.xpath("td")[2].text_content().strip() == "filing"
     ]
     assert filing[3] == "2026-02-02 (from 2026-01-31)" and "§ 108(3)" in filing[7]
+
+
+# ----------------------------------------------------------------------- a group of operators
+
+
+@pytest.fixture
+def group_config(tmp_path: Path) -> dict[str, str]:
+    """The demo operator (the default, in LT) with lt2 (LT too) and de_gmbh (DE)."""
+    return {"DAC7_CONFIG": str(write_config(tmp_path / "group.toml", extra=GROUP_TOML))}
+
+
+def board_cells(page: Any, table: str) -> list[list[str]]:
+    return [
+        [" ".join(c.text_content().split()) for c in tr.xpath("td")]
+        for tr in page.xpath(f"//table[@id='{table}']/tr[td]")
+    ]
+
+
+def test_a_groups_board_has_a_row_per_operator_and_flags_the_one_missing(
+    board: Any, ledger: Ledger, ledger_url: str, group_config: dict[str, str]
+) -> None:
+    """The default operator and lt2 both file in LT: the default operator filed 2025 in time,
+    lt2 filed nothing. On 1 February 2026 (the day after the due day) lt2's row says "overdue:
+    nothing filed", next to the default operator's filing, never added to it; de_gmbh (DE) had its
+    filing rejected as a whole; a test message of lt2 is lt2's in the test table."""
+    publish(Filer(ledger, environment="prod", authority="LT", year=2025), {"S1": 1, "S2": 1}, datetime(2026, 1, 20, 10))
+    de = Filer(ledger, environment="prod", authority="DE", year=2025, operator_id="de_gmbh")
+    de_ref = publish(de, {"S4": 1}, datetime(2026, 1, 30, 10))
+    import_bytes(ledger, status_xml(de_ref, [], whole=True))
+    publish(
+        Filer(ledger, environment="test", authority="LT", year=2025, operator_id="lt2"), {"S9": 1}, datetime(2026, 1, 5)
+    )
+
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, group_config)
+    assert view.filing_state == "LT" and view.problems == () and view.per_operator
+    keyed = {(r.environment, r.operator, r.authority, r.year): r for r in view.rows}
+    # production first, the newest year, the operators in the configuration's order (the default
+    # first), each operator's filing state; an empty row for each operator's filing of each year
+    assert list(keyed) == [
+        ("prod", "default", "LT", 2026),
+        ("prod", "lt2", "LT", 2026),
+        ("prod", "de_gmbh", "DE", 2026),
+        ("prod", "default", "LT", 2025),
+        ("prod", "lt2", "LT", 2025),
+        ("prod", "de_gmbh", "DE", 2025),
+        ("test", "lt2", "LT", 2025),
+    ]
+    default, lt2, de_row = (
+        keyed["prod", "default", "LT", 2025],
+        keyed["prod", "lt2", "LT", 2025],
+        keyed["prod", "de_gmbh", "DE", 2025],
+    )
+    assert (default.filed, default.awaiting, default.first_filed) == (1, 1, datetime(2026, 1, 20, 10))
+    assert (lt2.filed, lt2.awaiting, lt2.live, lt2.first_filed) == (0, 0, False, None)
+    assert (de_row.filed, de_row.rejected, de_row.live, de_row.error_codes) == (1, 1, False, ("40080",))
+    assert keyed["test", "lt2", "LT", 2025].filed == 1
+
+    page = lhtml.fromstring(board.board_page(view))
+    headers = [th.text_content() for th in page.xpath("//table[@id='board-prod']/tr/th")]
+    assert headers[:4] == ["Operator", "Authority", "Year", "Due"]
+    rows = board_cells(page, "board-prod")
+    # Operator, Authority, Year, Due, Deadline, State, Filed, ...
+    assert [r[:3] for r in rows] == [
+        ["default Demo Marketplace UAB", "LT Lithuania", "2026"],
+        ["lt2 Second Market UAB", "LT Lithuania", "2026"],
+        ["de_gmbh Demo Marktplatz GmbH", "DE Germany", "2026"],
+        ["default Demo Marketplace UAB", "LT Lithuania", "2025"],
+        ["lt2 Second Market UAB", "LT Lithuania", "2025"],
+        ["de_gmbh Demo Marktplatz GmbH", "DE Germany", "2025"],
+    ]
+    assert rows[3][4:7] == ["filed 2026-01-20, in time", "filed: awaiting the authority's status", "1"]
+    assert rows[4][3:7] == ["2026-01-31 (note)", "1 day overdue", "overdue: nothing filed", "0"]
+    # rejected as a whole: nothing of de_gmbh counts as filed; its due day moved to Monday 2 February
+    # (31 January 2026 is a Saturday: AO § 108(3))
+    assert rows[5][3:7] == ["2026-02-02", "1 day left", "rejected: file again", "1"]
+    assert page.xpath("//table[@id='board-prod']//tr[td]")[4].xpath(".//span[@class='status status-rejected']")
+    # Operator, Authority, Year, State, Filed, Accepted, Partly rejected, Rejected, Awaiting, DPI402, codes
+    assert board_cells(page, "board-test") == [
+        [
+            "lt2 Second Market UAB",
+            "LT Lithuania",
+            "2025",
+            "filed: awaiting the authority's status",
+            *("1", "0", "0", "0", "1", "0", "none"),
+        ]
+    ]
+    assert "Per operator of the group, authority and reporting year" in page.text_content()
+
+
+def test_a_groups_statements_are_counted_per_operator(
+    board: Any, ledger: Ledger, ledger_url: str, group_config: dict[str, str], tmp_path: Path
+) -> None:
+    """Statements of 2024 in LT: two of the default operator's filing (one sent), one of lt2's
+    (failed); each operator's row counts its own, where a single operator's board adds them up."""
+    from statement_feeds import Run
+
+    from reporting.ledger.statements import read_delivery_report
+
+    made = datetime(2025, 1, 20, 9)
+    own = Run(ledger, tmp_path / "out", {"S1": 1, "S2": 1}, year=2024, environment="prod", authority="LT")
+    ledger.record_statements(own.feed(own.statement("S1", "st-d1"), own.statement("S2", "st-d2")), at=made)
+    lt2 = Run(ledger, tmp_path / "out", {"S1": 2}, year=2024, environment="prod", authority="LT", operator_id="lt2")
+    ledger.record_statements(lt2.feed(lt2.statement("S1", "st-l1"), name="lt2.jsonl"), at=made)
+    report = tmp_path / "delivery.csv"
+    report.write_text(
+        "statement_id,time,status\nst-d1,2025-01-21T10:00:00Z,sent\nst-l1,2025-01-21T10:00:00Z,failed\n",
+        encoding="utf-8",
+    )
+    ledger.mark_statements(read_delivery_report(report), source=report.name)
+    counts = {(c.operator_id, c.authority, c.year): (c.sent, c.unsent) for c in ledger.statement_counts()}
+    assert counts == {("default", "LT", 2024): (1, 1), ("lt2", "LT", 2024): (0, 1)}
+
+    view = board.board_view(board.Sources(ledger_url, None), TODAY, group_config)
+    keyed = {(r.operator, r.authority, r.year): r for r in view.of("prod")}
+    assert (keyed["default", "LT", 2024].statements_sent, keyed["default", "LT", 2024].statements_unsent) == (1, 1)
+    assert (keyed["lt2", "LT", 2024].statements_sent, keyed["lt2", "LT", 2024].statements_unsent) == (0, 1)
+    assert keyed["default", "LT", 2025].statements_sent is None  # none recorded for 2025
+    rows = {(r[0], r[2]): r[-1] for r in board_cells(lhtml.fromstring(board.board_page(view)), "board-prod")}
+    assert rows["default Demo Marketplace UAB", "2024"] == "1 sent, 1 unsent (due 2025-01-31)"
+    assert rows["lt2 Second Market UAB", "2024"] == "0 sent, 1 unsent (due 2025-01-31)"
+    assert rows["lt2 Second Market UAB", "2025"] == "none recorded (due 2026-01-31)"
+
+    # the single operator's configuration: the ledger holds lt2's messages, so the board still
+    # keeps them apart (the default operator's filing expected); no configuration: the same
+    single = board.board_view(
+        board.Sources(ledger_url, None), TODAY, {"DAC7_CONFIG": str(write_config(tmp_path / "one.toml"))}
+    )
+    assert [(r.operator, r.authority, r.year) for r in single.of("prod")] == [
+        ("default", "LT", 2026),
+        ("default", "LT", 2025),
+        ("default", "LT", 2024),
+        ("lt2", "LT", 2024),
+    ]
+    assert single.operator_names == {}
+    unknown = board.board_view(board.Sources(ledger_url, None), TODAY, {})
+    assert [(r.operator, r.year) for r in unknown.of("prod")] == [("default", 2024), ("lt2", 2024)]
+
+
+def test_a_single_operators_board_adds_up_the_rows_as_before(board: Any, ledger: Ledger) -> None:
+    """``board_rows`` without ``operators``: one row per environment, authority and year, whichever
+    operator's messages it holds (a single operator's board); with them, a row per operator."""
+    publish(Filer(ledger, environment="prod", authority="LT", year=2025), {"S1": 1}, datetime(2026, 1, 20))
+    publish(
+        Filer(ledger, environment="prod", authority="LT", year=2025, operator_id="lt2"),
+        {"S1": 1},
+        datetime(2026, 1, 21),
+    )
+    [summed] = board.board_rows(board.read_tallies(ledger), filing_state="LT")
+    assert (summed.operator, summed.filed, summed.first_filed) == (None, 2, datetime(2026, 1, 20))
+    apart = board.board_rows(
+        board.read_tallies(ledger), filing_state="LT", operators=[("lt2", "LT"), ("default", "LT")]
+    )
+    assert [(r.operator, r.filed, r.first_filed) for r in apart] == [
+        ("lt2", 1, datetime(2026, 1, 21)),
+        ("default", 1, datetime(2026, 1, 20)),
+    ]
+    page = board.board_page(board.Board(TODAY, tuple(board.board_rows([], filing_state="LT", years=[2025])), "LT"))
+    assert "Operator" not in page and "Per authority and reporting year" in page
