@@ -211,8 +211,9 @@ class Config:
         found = self.operators.get(operator_id)
         if found is None:
             known = ", ".join(self.operator_ids)
+            shown = repr(operator_id) if OPERATOR_ID.fullmatch(operator_id) else "(not an operator id)"
             raise ConfigError(
-                f"{self.path or '<config>'}: operator {operator_id!r} is not configured; the operators are: {known} "
+                f"{self.path or '<config>'}: operator {shown} is not configured; the operators are: {known} "
                 f"('{DEFAULT_OPERATOR}' is [operator], the others [operators.ID])"
             )
         return replace(self, operator=found.operator, authorities=found.authorities, operator_id=operator_id)

@@ -1033,7 +1033,6 @@ def _orphans(conn: Connection, sql: str, params: dict[str, Any], table: str, rul
     return [Finding(rule=rule, table=table, key=str(r[0]), message=f"{what} ({r[1]})") for r in rows]
 
 
-_SHOWN_OPERATOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorFilter) -> list[Finding]:
@@ -1061,12 +1060,7 @@ def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorF
             rule="transaction.unknown_operator",
             table="transactions",
             key=str(first),
-            message=(
-                f"operator_id {value.strip(' ')!r}"
-                if _SHOWN_OPERATOR.fullmatch(value.strip(" "))
-                else "its operator_id"
-            )
-            + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
+            message=_shown_operator(value, scope.operator_ids) + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
             f"transaction is [operator]'s (no operator_id, or '{DEFAULT_OPERATOR}') or an [operators.ID]'s. Correct "
             "the rows, or add the operator to the configuration: until then no operator files, since the rows may "
             "be any operator's",
@@ -1103,6 +1097,17 @@ def keys_across_operators(conn: Connection, params: dict[str, Any], scope: Opera
         )
         for transaction_id, operators in conn.execute(sa.text(sql), params)
     ]
+
+
+def _shown_operator(value: str, known: Sequence[str]) -> str:
+    """How a finding names an operator id of the source that names no operator: the value itself
+    only where it is a configured id written in other case (``'LT2'``, the likely mistake); any
+    other value may be anything the column held before it was the contract's (a back-office user's
+    login, say), and is not shown: the finding's key names the first transaction that holds it."""
+    trimmed = value.strip(" ")  # as SQL's trim() compares it: spaces only
+    if trimmed.lower() in {k.lower() for k in known}:
+        return f"operator_id {trimmed!r}"
+    return "its operator_id"
 
 
 def _check_operator_column(conn: Connection) -> None:

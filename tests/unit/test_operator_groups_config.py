@@ -72,6 +72,16 @@ def test_further_operators_are_parsed_with_the_keys_of_operator_and_their_own_id
     assert cfg.authorities_table("DE") == "authorities.DE"
 
 
+def test_an_unknown_operator_is_named_only_when_it_is_an_operator_id() -> None:
+    """What a person typed (``--operator``) is echoed only when it has the form of an id."""
+    cfg = parse_config(group(lt2=LT2))
+    with pytest.raises(ConfigError, match=r"operator 'fr_sas' is not configured; the operators are: default, lt2"):
+        cfg.for_operator("fr_sas")
+    with pytest.raises(ConfigError, match=r"operator \(not an operator id\) is not configured") as refused:
+        cfg.for_operator("Jane Doe <jane@example.eu>")
+    assert "Jane" not in str(refused.value)
+
+
 def test_without_operators_the_configuration_is_the_single_operator_it_was() -> None:
     raw = group()
     raw.pop("operators")
