@@ -1033,8 +1033,6 @@ def _orphans(conn: Connection, sql: str, params: dict[str, Any], table: str, rul
     return [Finding(rule=rule, table=table, key=str(r[0]), message=f"{what} ({r[1]})") for r in rows]
 
 
-
-
 def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorFilter) -> list[Finding]:
     """The transactions of the period (or without a usable payment time) whose ``operator_id``
     names no operator of the configuration: one finding per such id, naming its first
@@ -1060,7 +1058,8 @@ def unknown_operators(conn: Connection, params: dict[str, Any], scope: OperatorF
             rule="transaction.unknown_operator",
             table="transactions",
             key=str(first),
-            message=_shown_operator(value, scope.operator_ids) + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
+            message=_shown_operator(value, scope.operator_ids)
+            + f" names no operator of the configuration ({known}), in {n} transaction(s) of the period; a "
             f"transaction is [operator]'s (no operator_id, or '{DEFAULT_OPERATOR}') or an [operators.ID]'s. Correct "
             "the rows, or add the operator to the configuration: until then no operator files, since the rows may "
             "be any operator's",
