@@ -222,10 +222,10 @@ class Config:
         """The id of the operator of this group that ``other`` (an assumed or assuming operator)
         is, by its TIN and issuing state; None for an operator outside the group. Read on the
         configuration as loaded (a view of :meth:`for_operator` has lost the default operator)."""
-        identity = (other.tin_issued_by, other.tin)
+        identity = tin_identity(other.tin_issued_by, other.tin)
         for operator_id in self.operator_ids:
             mine = self.for_operator(operator_id).operator
-            if (mine.tin_issued_by, mine.tin) == identity:
+            if tin_identity(mine.tin_issued_by, mine.tin) == identity:
                 return operator_id
         return None
 
@@ -323,7 +323,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
         statement_contact=_statement_contact(raw, origin),
-        operators=_operators(raw, operator, origin),
+        operators=_shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin),
     )
 
 
@@ -369,6 +369,16 @@ def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
     return operator
 
 
+def tin_identity(issued_by: str, tin: str) -> tuple[str, str]:
+    """An operator's TIN as compared to tell two legal entities apart (never as filed): upper
+    case, without spaces or punctuation, and without its issuing state's code in front
+    (``LT 304-567-891`` and ``304567891`` issued by LT are one TIN)."""
+    compact = re.sub(r"[^0-9A-Z]", "", tin.upper())
+    if compact.startswith(issued_by) and len(compact) > len(issued_by):
+        compact = compact[len(issued_by) :]
+    return issued_by, compact
+
+
 def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str, GroupOperator]:
     """``[operators.ID]``: the further operators of a group, each with the keys of ``[operator]``
     and its own ``[operators.ID.authorities.XX]``. An id is a safe name (:data:`OPERATOR_ID`):
@@ -378,7 +388,7 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
     what ``[operators]`` describes)."""
     tables = _table(raw, "operators", origin, required=False)
     out: dict[str, GroupOperator] = {}
-    seen = {(default.tin_issued_by, default.tin): "[operator]"}
+    seen = {tin_identity(default.tin_issued_by, default.tin): "[operator]"}
     for operator_id, table in tables.items():
         if operator_id == DEFAULT_OPERATOR:
             raise ConfigError(
@@ -398,7 +408,7 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
         operator = parse_operator(table, name, origin)
         assumed, assuming = other_operators(table, f"{name}.", origin)
         operator = with_other_operators(operator, assumed, assuming, f"{name}.", origin)
-        identity = (operator.tin_issued_by, operator.tin)
+        identity = tin_identity(operator.tin_issued_by, operator.tin)
         if identity in seen:
             raise ConfigError(
                 f"{origin}: [{name}] has the TIN of {seen[identity]} ({operator.tin_issued_by}): one legal entity "
@@ -411,6 +421,28 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
     return out
 
 
+def _shared_identifiers(
+    further: dict[str, GroupOperator], default: dict[str, dict[str, str]], origin: str
+) -> dict[str, GroupOperator]:
+    """Each identifier an authority knows an operator by (``[authorities.XX]``: the BZSt's id, the
+    SIREN the French profile files as the operator's TIN ...) is that operator's alone: two
+    operators of a group holding one would file under one identity (the same TIN in both files,
+    even the same file name). Refused, naming both tables; ``further`` returned as it is."""
+    seen: dict[tuple[str, str, str], str] = {}
+    tables = [("authorities", default), *((f"operators.{i}.authorities", g.authorities) for i, g in further.items())]
+    for prefix, authorities in tables:
+        for country, identifiers in authorities.items():
+            for key, value in identifiers.items():
+                where = f"[{prefix}.{country}] {key}"
+                first = seen.setdefault((country, key, re.sub(r"[^0-9A-Z]", "", value.upper())), where)
+                if first != where:
+                    raise ConfigError(
+                        f"{origin}: {where} is the same as {first}: an authority knows each operator of the group "
+                        "by identifiers of its own (one legal entity is one platform operator); give each its own"
+                    )
+    return further
+
+
 def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOperator], origin: str) -> None:
     """Where one operator of the group assumes the reporting of another operator of the group, both
     sides say so: the assuming one names the other in its ``assumed_operators``, and the other names
@@ -418,21 +450,23 @@ def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOpe
     reports as well (the assumed one files its own), or no operator report them (the assuming one
     never names the assumed one): refused, naming both tables. An other operator outside the group
     is not checked (its configuration is not here)."""
-    members = {(default.tin_issued_by, default.tin): ("", default)}
-    members |= {(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator) for i, g in further.items()}
+    members = {tin_identity(default.tin_issued_by, default.tin): ("", default)}
+    members |= {
+        tin_identity(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator) for i, g in further.items()
+    }
 
     def table(prefix: str) -> str:
         return f"[{prefix.removesuffix('.')}]" if prefix else "[operator]"
 
     for prefix, operator in members.values():
-        identity = (operator.tin_issued_by, operator.tin)
+        identity = tin_identity(operator.tin_issued_by, operator.tin)
         for i, assumed in enumerate(operator.assumed_operators, 1):
-            found = members.get((assumed.tin_issued_by, assumed.tin))
+            found = members.get(tin_identity(assumed.tin_issued_by, assumed.tin))
             if found is None:
                 continue
             other_prefix, other = found
             theirs = other.assuming_operator
-            if theirs is None or (theirs.tin_issued_by, theirs.tin) != identity:
+            if theirs is None or tin_identity(theirs.tin_issued_by, theirs.tin) != identity:
                 raise ConfigError(
                     f"{origin}: {prefix}assumed_operators[{i}] is {table(other_prefix)} of this group, which does "
                     f"not name {table(prefix)} as its {other_prefix}assuming_operator: an operator of the group "
@@ -440,10 +474,10 @@ def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOpe
                     "report its sellers"
                 )
         assuming = operator.assuming_operator
-        found = members.get((assuming.tin_issued_by, assuming.tin)) if assuming is not None else None
+        found = members.get(tin_identity(assuming.tin_issued_by, assuming.tin)) if assuming is not None else None
         if found is not None:
             other_prefix, other = found
-            if identity not in {(a.tin_issued_by, a.tin) for a in other.assumed_operators}:
+            if identity not in {tin_identity(a.tin_issued_by, a.tin) for a in other.assumed_operators}:
                 raise ConfigError(
                     f"{origin}: {prefix}assuming_operator is {table(other_prefix)} of this group, whose "
                     f"{other_prefix}assumed_operators do not name {table(prefix)}: the assuming operator names "
@@ -512,7 +546,7 @@ def other_operators(
         )
     seen: dict[tuple[str, str], int] = {}
     for i, other in enumerate(assumed, 1):
-        first = seen.setdefault((other.tin_issued_by, other.tin), i)
+        first = seen.setdefault(tin_identity(other.tin_issued_by, other.tin), i)
         if first != i:
             raise ConfigError(
                 f"{origin}: {assumed_key}[{i}] has the TIN of {assumed_key}[{first}] (issued by "
@@ -530,11 +564,11 @@ def with_other_operators(
 ) -> Operator:
     """``operator`` with the result of :func:`other_operators`; an entry with the operator's own
     TIN is refused (an operator neither assumes nor is assumed by itself)."""
-    own = (operator.tin_issued_by, operator.tin)
+    own = tin_identity(operator.tin_issued_by, operator.tin)
     named = [(f"{prefix}assumed_operators[{i}]", o) for i, o in enumerate(assumed, 1)]
     named += [(f"{prefix}assuming_operator", assuming)] if assuming is not None else []
     for key, other in named:
-        if (other.tin_issued_by, other.tin) == own:
+        if tin_identity(other.tin_issued_by, other.tin) == own:
             raise ConfigError(
                 f"{origin}: {key} has the operator's own TIN (issued by {other.tin_issued_by}); it names "
                 "another platform operator"

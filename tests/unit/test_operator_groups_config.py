@@ -82,6 +82,25 @@ def test_an_unknown_operator_is_named_only_when_it_is_an_operator_id() -> None:
     assert "Jane" not in str(refused.value)
 
 
+@pytest.mark.parametrize("tin", ["304567891", "304 567 891", "LT304567891", "lt-304.567.891"])
+def test_one_tin_written_another_way_is_still_one_legal_entity(tin: str) -> None:
+    """[operator]'s TIN is 304567891 issued by LT: spaces, punctuation, case and the issuing
+    state's code in front do not make another legal entity."""
+    with pytest.raises(ConfigError, match=r"\[operators.lt2\] has the TIN of \[operator\] \(LT\)"):
+        parse_config(group(lt2={**LT2, "tin": tin}))
+
+
+def test_two_operators_under_one_identifier_of_an_authority_are_refused() -> None:
+    """The French profile files [authorities.FR] siren as the operator's TIN (and in its file
+    name): two operators with one SIREN would file as one entity."""
+    raw = group(lt2={**LT2, "authorities": {"FR": {"siren": "555 753 159"}}})
+    raw["authorities"] = {**raw.get("authorities", {}), "FR": {"siren": "555753159"}}
+    with pytest.raises(ConfigError, match=r"\[operators.lt2.authorities.FR\] siren is the same as \[authorities.FR\]"):
+        parse_config(raw)
+    raw["operators"]["lt2"]["authorities"]["FR"]["siren"] = "555753160"
+    assert parse_config(raw).for_operator("lt2").authorities == {"FR": {"siren": "555753160"}}
+
+
 def test_without_operators_the_configuration_is_the_single_operator_it_was() -> None:
     raw = group()
     raw.pop("operators")
