@@ -452,7 +452,8 @@ def _assumptions_within_the_group(default: Operator, further: dict[str, GroupOpe
     is not checked (its configuration is not here)."""
     members = {tin_identity(default.tin_issued_by, default.tin): ("", default)}
     members |= {
-        tin_identity(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator) for i, g in further.items()
+        tin_identity(g.operator.tin_issued_by, g.operator.tin): (f"operators.{i}.", g.operator)
+        for i, g in further.items()
     }
 
     def table(prefix: str) -> str:
