@@ -59,11 +59,13 @@ from reporting.ledger.model import (
     opo_key,
 )
 from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
+from reporting.ledger.transmissions import FILING_STATES, FilingState, FilingStep, TransmissionEvent
 from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
 
 __all__ = [
     "CORRECTION",
     "DELETION",
+    "FILING_STATES",
     "LEDGER_FILE",
     "NEW",
     "OTHER_PLATFORM_OPERATORS",
@@ -74,6 +76,8 @@ __all__ = [
     "SELLER",
     "DeliveryReportError",
     "ErrorInfo",
+    "FilingState",
+    "FilingStep",
     "KnownRecord",
     "Ledger",
     "LedgerError",
@@ -91,6 +95,7 @@ __all__ = [
     "StatusFormatError",
     "StatusOutcome",
     "StatusReport",
+    "TransmissionEvent",
     "UnknownMessageError",
     "apply_message",
     "canonical_json",
