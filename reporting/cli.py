@@ -646,7 +646,7 @@ def _transmit(args: argparse.Namespace) -> int:
             return 0
         creds = None
         for state in todo:
-            path = Path(args.out) / state.authority / state.file_name
+            path = Path(args.out) / state.file_name  # <authority>/<name>, as published
             if not path.is_file():
                 print(f"{state.message_ref_id}: {path} is not there; skipped (another output directory?)")
                 continue

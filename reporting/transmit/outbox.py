@@ -115,17 +115,18 @@ def prepare_package(
     checks.append(
         _check(
             "naming",
-            published.name == info.file_name,
-            f"the file is named as the {profile.edition} profile names it: {info.file_name}",
+            published.name == Path(info.file_name).name,
+            f"the file is named as the {profile.edition} profile names it: {Path(info.file_name).name}",
         )
     )
     files: list[str] = []
-    upload = folder / info.file_name
+    name = Path(info.file_name).name  # the ledger names it <authority>/<name>
+    upload = folder / name
     if portal.encrypt:
         if fr_public_key:
             from reporting.authorities.fr import package_for_transmission
 
-            upload = package_for_transmission(published, fr_public_key, folder / f"{info.file_name}.gz.gpg")
+            upload = package_for_transmission(published, fr_public_key, folder / f"{name}.gz.gpg")
             checks.append(
                 _check("encryption", True, "gzip, then OpenPGP to the DGFiP key ([transmission] fr_public_key)")
             )
@@ -138,7 +139,7 @@ def prepare_package(
                     "[transmission] fr_public_key to the DGFiP key of the environment, then run transmit again",
                 )
             )
-            upload = folder / info.file_name
+            upload = folder / name
             private_copy(published, upload)
     else:
         private_copy(published, upload)

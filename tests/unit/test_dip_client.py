@@ -123,7 +123,7 @@ def test_4xx_is_permanent_with_the_servers_words_5xx_and_timeouts_transient(
 ) -> None:
     with _client(server, creds) as client:
         server.fail("start", 404, "Zielfachverfahren nicht gefunden")
-        with pytest.raises(PermanentTransmissionError, match="HTTP 404.*Zielfachverfahren nicht gefunden"):
+        with pytest.raises(PermanentTransmissionError, match=r"HTTP 404.*Zielfachverfahren nicht gefunden"):
             client.start()
         for status in (500, 502, 429):
             server.fail("start", status, "")
@@ -135,7 +135,7 @@ def test_4xx_is_permanent_with_the_servers_words_5xx_and_timeouts_transient(
 
 def test_a_bad_signature_is_refused_by_the_server(server: DipServer, creds: DipCredentials) -> None:
     signed = sign_enveloping(DOC, creds.private_key_pem, creds.certificate_pem).replace(b"OUR-1", b"OUR-9")
-    with _client(server, creds) as client, pytest.raises(PermanentTransmissionError, match="HTTP 400.*Signatur"):
+    with _client(server, creds) as client, pytest.raises(PermanentTransmissionError, match=r"HTTP 400.*Signatur"):
         send_transfer(client, signed, on_event=lambda *a: None)
     assert server.errors == ["signature: digest mismatch"]
 
