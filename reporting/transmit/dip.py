@@ -83,6 +83,28 @@ class DipCredentials:
             )
         return cls(env[names[0]].strip(), env[names[1]], env[names[2]])
 
+    @classmethod
+    def from_connection(
+        cls, conn_id: str, login: str | None, password: str | None, extra: Mapping[str, Any] | None
+    ) -> DipCredentials:
+        """The credentials of an Airflow Connection's fields (the DAG reads the Connection and
+        passes them here): login = the BZSt client id, password = the private key (PEM), extra
+        ``certificate`` = the certificate (PEM). Refused with the names of the missing fields."""
+        client_id, key = (login or "").strip(), password or ""
+        cert = str((extra or {}).get("certificate") or "")
+        missing = [
+            name
+            for name, value in (
+                ("login (the client id)", client_id),
+                ("password (the private key)", key),
+                ("extra certificate", cert),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise CredentialsError(f"the DIP Connection {conn_id!r} lacks its {', '.join(missing)}")
+        return cls(client_id, key, cert)
+
 
 def host_for(environment: str, *, test_url: str = TEST_HOST, prod_url: str = PROD_HOST) -> str:
     """The DIP host of a filing's environment: a test filing never reaches production."""
