@@ -41,7 +41,7 @@ CLASSPATH = "dac7_protocol_trigger.ProtocolTrigger"
 class ProtocolTrigger(BaseTrigger):
     """Fires ``{"status": "ready", "tickets": [...]}`` once every ticket is in the DIP's protocol
     list, ``{"status": "error", "message": ...}`` on a permanent error, ``{"status": "timeout",
-    "ready": [...], "missing": [...]}`` at the deadline."""
+    "ready": [...], "missing": [...]}`` at the deadline; each with the ``deadline``, for the task that resumes."""
 
     def __init__(
         self,
@@ -97,7 +97,7 @@ class ProtocolTrigger(BaseTrigger):
             creds = await self.credentials()
             client = await asyncio.to_thread(DipClient, self.url, creds)
         except TransmissionError as exc:
-            yield TriggerEvent({"status": "error", "message": str(exc)})
+            yield TriggerEvent({"status": "error", "message": str(exc), "deadline": self.deadline})
             return
         ready: set[str] = set()
         try:
@@ -107,16 +107,23 @@ class ProtocolTrigger(BaseTrigger):
                 except TransientTransmissionError as exc:
                     self.log.warning("DIP protocol list: %s; asking again in %.0f s", exc, self.poll_seconds)
                 except TransmissionError as exc:
-                    yield TriggerEvent({"status": "error", "message": str(exc)})
+                    yield TriggerEvent({"status": "error", "message": str(exc), "deadline": self.deadline})
                     return
                 else:
                     ready = wanted & set(listed)
                     self.log.info("DIP protocols ready: %d of %d", len(ready), len(wanted))
                     if ready == wanted:
-                        yield TriggerEvent({"status": "ready", "tickets": sorted(ready)})
+                        yield TriggerEvent({"status": "ready", "tickets": sorted(ready), "deadline": self.deadline})
                         return
                 if time.time() + self.poll_seconds > self.deadline:
-                    yield TriggerEvent({"status": "timeout", "ready": sorted(ready), "missing": sorted(wanted - ready)})
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "ready": sorted(ready),
+                            "missing": sorted(wanted - ready),
+                            "deadline": self.deadline,
+                        }
+                    )
                     return
                 await asyncio.sleep(self.poll_seconds)
         finally:

@@ -100,6 +100,7 @@ class Transfer:
     environment: str | None = None
     message_ref_id: str | None = None
     doc_ref_ids: list[str] = field(default_factory=list)
+    seller_doc_ref_ids: list[str] = field(default_factory=list)  # of the ReportableSeller records
     confirmed: bool = False
 
 
@@ -114,6 +115,7 @@ class DipServer:
         self.faults: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.calls: list[tuple[str, str, int]] = []
         self.reject: set[str] = set()  # DocRefIds a protocol rejects
+        self.reject_first = 0  # ... and the first N seller records of each transfer
         self.whole_error = False
         self.protocol_after_polls = 0
         self.errors: list[str] = []  # what the server refused (bad assertion, bad signature)
@@ -143,7 +145,8 @@ class DipServer:
 
     def protocol_xml(self, t: Transfer) -> bytes:
         ns = DIP_V1 if self.protocol_version == "v1" else DIP_V1.replace("/v1/", "/v2/")
-        rejected = [d for d in t.doc_ref_ids if d in self.reject]
+        first = set(t.seller_doc_ref_ids[: self.reject_first])
+        rejected = [d for d in t.doc_ref_ids if d in self.reject or d in first]
         status = "ERROR" if self.whole_error else ("PARTIALLY_REJECTED" if rejected else "OK")
         root = etree.Element(f"{{{ns}}}dipResponse", nsmap={None: ns}, version="2.0" if ns.endswith("v2/") else "1.0")
         etree.SubElement(root, f"{{{ns}}}responseTransferticketId").text = f"R{t.ticket}"
@@ -260,6 +263,11 @@ class DipServer:
                     t.environment = header.get("environment") if header is not None else None
                     t.message_ref_id = doc.findtext(f".//{{{DPI}}}MessageSpec/{{{DPI}}}MessageRefId")
                     t.doc_ref_ids = [e.text for e in doc.iter("{urn:oecd:ties:dpistf:v1}DocRefId")]
+                    t.seller_doc_ref_ids = [
+                        e.text
+                        for s in doc.iter(f"{{{DPI}}}ReportableSeller")
+                        for e in s.iter("{urn:oecd:ties:dpistf:v1}DocRefId")
+                    ]
                     return self._reply(op, 200)
                 if op in ("finish", "abort"):
                     if t.state in ("finished", "aborted"):

@@ -58,13 +58,14 @@ class ProtocolWait(BaseOperator):
         deadline = time.time() + wait["poll_hours"] * 3600
         self._defer(wait, t["awaiting"], deadline)
 
-    def execute_complete(self, context: Any, event: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from dac7_support.connections import dip_credentials
         from dac7_support.tasks import _actor, in_run
         from reporting import pipeline
 
         t = self._label(context)
         name = t["label"] or t["authority"]
+        deadline = float(event["deadline"])  # the event carries it (a resumed task gets the event alone)
         if event.get("status") == "error":
             raise AirflowFailException(f"{name}: the DIP refused the protocol list: {event.get('message')}")
         with in_run(self.transmitted["run_dir"]) as here:
@@ -119,7 +120,6 @@ class ProtocolWait(BaseOperator):
                 conn_id=dip_conn_id(),
             ),
             method_name="execute_complete",
-            kwargs={"deadline": deadline},
             # the trigger ends itself at the deadline; Airflow's own timeout only as a backstop
             timeout=timedelta(seconds=max(60.0, deadline - time.time() + 3600)),
         )
