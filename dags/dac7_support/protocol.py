@@ -84,7 +84,7 @@ class ProtocolWait(BaseOperator):
             )
         self._defer(self._wait_settings(), result["waiting"], deadline)
 
-    # ------------------------------------------------------------------------------- helpers
+    # ------------------------------------------------------------------------------ internals
 
     def _label(self, context: Any) -> dict[str, Any]:
         t = self.transmitted

@@ -151,3 +151,20 @@ def test_the_credentials_come_from_the_environment_and_are_never_shown(creds: Di
     assert "PRIVATE" not in repr(loaded) and "CERTIFICATE" not in repr(loaded)
     with pytest.raises(CredentialsError, match="DAC7_DIP_PRIVATE_KEY"):
         DipCredentials.from_env({"DAC7_DIP_CLIENT_ID": "x", "DAC7_DIP_CERTIFICATE": "y"})
+
+
+def test_credentials_from_a_connection_name_what_is_missing_never_its_values(creds: DipCredentials) -> None:
+    from reporting.transmit import CredentialsError
+
+    got = DipCredentials.from_connection(
+        "dac7_bzst_dip", f" {creds.client_id} ", creds.private_key_pem, {"certificate": creds.certificate_pem}
+    )
+    assert got == creds
+    assert creds.private_key_pem not in repr(got)
+    with pytest.raises(CredentialsError) as err:
+        DipCredentials.from_connection("dac7_bzst_dip", creds.client_id, creds.private_key_pem, {})
+    assert str(err.value) == "the DIP Connection 'dac7_bzst_dip' lacks its extra certificate"
+    with pytest.raises(CredentialsError) as err:
+        DipCredentials.from_connection("dac7_bzst_dip", "", None, {"certificate": creds.certificate_pem})
+    assert "login (the client id), password (the private key)" in str(err.value)
+    assert creds.certificate_pem not in str(err.value)
