@@ -3,6 +3,7 @@
 ```
 prepare > extract > aggregate > apply_rules > plan > render[XX] > files > validate[XX #n]
         > gate > approve > publish[XX] > finalize > statements
+                                    publish[XX] > transmit[XX] > protocol[XX]
 ```
 
 The data is extracted, aggregated and decided once; ``plan`` names the authorities this run files
@@ -27,6 +28,14 @@ a preview) on ``dac7://filings/<XX>``; ``finalize`` writes the reports, the mani
 ``statements`` writes each reported seller's statement of a filing (none for a preview), records
 it as pending in the ledger and emits an asset event on ``dac7://statements/<XX>`` for the
 platform's delivery.
+
+Beside finalize, each published filing goes to its authority: ``transmit`` (mapped and labelled
+like publish) sends DE through the BZSt DIP interface (credentials: the Connection of
+``DAC7_DIP_CONN_ID``) and prepares an outbox package for every other authority; a test filing
+goes to the DIP test host without approval, a production filing only with the four-eyes approval
+the ledger holds, a preview never (skipped, with the reason). ``protocol`` then waits for each DIP
+transfer's protocol in the triggerer (``dac7_support.protocol``: no worker slot held), applies it
+to the ledger and confirms it; a portal upload's answer comes with ``dac7 status-import``.
 
 Schedule: 06:00 UTC on 15 January, for the previous calendar year. The timetable is an explicit
 ``CronTriggerTimetable``: its logical date is the moment the run is due (2026-01-15T06:00Z files
@@ -147,6 +156,8 @@ def dac7_annual() -> None:
     rendered = tasks.render.partial(run_dir=run_dir).expand_kwargs(filings)
     validated = tasks.validate.partial(run_dir=run_dir).expand_kwargs(tasks.files(rendered))
     published = tasks.publish.partial(run_dir=run_dir).expand_kwargs(filings)
+    transmitted = tasks.transmit.partial(run_dir=run_dir).expand_kwargs(filings)
+    chain(published, transmitted, tasks.protocol(transmitted))
     chain(
         validated,
         tasks.gate(run_dir),

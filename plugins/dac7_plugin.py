@@ -36,6 +36,9 @@ Routes, under the mount point:
   browser;
 - ``/pending/{run}/`` and ``/pending/{run}/{path}``: the rendered files of a run waiting for
   approval (``dac7_pending.py``);
+- ``/{year}/filings``: every filing's state (rendered, approved, uploaded or transmitted, the
+  answer) with who acted and when, the outbox checklists and *Mark uploaded* (``POST
+  /{year}/filings``, the status-import permission): ``dac7_filings.py``;
 - ``/{year}/statements`` and ``/{year}/statements/{statement_id}``: the seller statements of a
   year with their delivery status, and a statement's page (download permission):
   ``dac7_statements.py``.
@@ -362,6 +365,21 @@ def create_app() -> Any:
     import dac7_statements
 
     dac7_statements.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
+
+    # every filing's state with who acted and when, the outbox checklists, "mark uploaded": dac7_filings.py
+    import dac7_filings
+
+    def own_hosts() -> list[str]:
+        from airflow.configuration import conf
+
+        return [urlsplit(conf.get("api", "base_url", fallback="") or "").netloc]
+
+    def signing_key() -> str:
+        from airflow.api_fastapi.auth.tokens import get_signing_key
+
+        return str(get_signing_key("api", "secret_key"))
+
+    dac7_filings.add_routes(app, ViewUser, may_import, own_hosts, signing_key)
 
     # the DAC7 runs in Airflow: failed runs, approvals waiting, refused answers: dac7_runs.py
     import dac7_runs

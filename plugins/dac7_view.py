@@ -769,8 +769,8 @@ def _year_page(view: YearView, authority: str | None, today: date | None = None)
     prod, test = view.latest(PROD), view.latest(TEST)
     body = [
         '<nav><a href="../">All years</a> <a href="due-diligence">Due-diligence list</a> '
-        '<a href="sellers">Find a seller</a> <a href="../board">Deadlines and statuses</a> '
-        '<a href="../runs">Runs in Airflow</a></nav>',
+        '<a href="sellers">Find a seller</a> <a href="filings">Filing states and the outbox</a> '
+        '<a href="../board">Deadlines and statuses</a> <a href="../runs">Runs in Airflow</a></nav>',
         f"<h1>DAC7 {view.year}</h1>",
         *_problems(view.problems),
         _authority_filter(view.authorities, authority),

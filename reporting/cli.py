@@ -8,7 +8,11 @@
     dac7 ledger list [--ledger URL] [--year Y] [--authority XX] [--environment test|prod] [--operator ID]
     dac7 ledger unlock --environment test|prod --authority XX --year Y [--operator ID] [--ledger URL]
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
+    dac7 ledger mark-uploaded MESSAGE_REF_ID --by NAME [--ledger URL]
+    dac7 ledger states [--year Y] [--authority XX] [--environment test|prod] [--ledger URL]
     dac7 status-import FILE [--ledger URL]
+    dac7 transmit --out DIR --by NAME [--year Y] [--authority XX] [--environment test|prod] [--config FILE]
+    dac7 protocol-fetch --out DIR --by NAME [--environment test|prod] [--wait SECONDS] [--config FILE]
     dac7 statements build DIR [--ledger URL]
     dac7 statements pdf DIR (--seller ID ... | --sellers-file FILE) --out PDF_DIR
     dac7 statements show DIR --seller ID [--show-personal-data]
@@ -23,6 +27,7 @@ Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -232,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ledger(args)
         if args.command == "status-import":
             return _status_import(args)
+        if args.command == "transmit":
+            return _transmit(args)
+        if args.command == "protocol-fetch":
+            return _protocol_fetch(args)
         if args.command == "statements":
             return _statements(args)
         return _validate(args)
@@ -500,6 +509,32 @@ def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     add_ledger_arguments(gd)
     gd.add_argument("message_ref_id", help="MessageRefId of the message")
 
+    gm = lsub.add_parser("mark-uploaded", help="record that a person uploaded a message in the authority's portal")
+    add_ledger_arguments(gm)
+    gm.add_argument("message_ref_id", help="MessageRefId of the published message")
+    gm.add_argument("--by", required=True, help="who uploaded it (recorded in the ledger)")
+    gs = lsub.add_parser("states", help="every filing's state with who acted and when")
+    add_ledger_arguments(gs)
+    gs.add_argument("--year", type=int, help="only this reporting year")
+    gs.add_argument("--authority", help="only this receiving country (e.g. DE)")
+    gs.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production filings")
+
+    tx = sub.add_parser(
+        "transmit", help="send the published messages: DE through the BZSt DIP, the others to the outbox"
+    )
+    add_ledger_arguments(tx)
+    tx.add_argument("--out", required=True, help="the output directory the messages were published to")
+    tx.add_argument("--by", required=True, help="who transmits (recorded in the ledger)")
+    tx.add_argument("--year", type=int, help="only this reporting year")
+    tx.add_argument("--authority", help="only this receiving country (e.g. DE)")
+    tx.add_argument("--environment", choices=ENVIRONMENTS, help="only test or production filings")
+    pf = sub.add_parser("protocol-fetch", help="fetch and apply the BZSt DIP protocols of finished transfers")
+    add_ledger_arguments(pf)
+    pf.add_argument("--out", required=True, help="the output directory (protocols are kept in <out>/protocols)")
+    pf.add_argument("--by", required=True, help="who fetches (recorded in the ledger)")
+    pf.add_argument("--environment", choices=ENVIRONMENTS, help="test or prod (default: both)")
+    pf.add_argument("--wait", type=int, default=0, help="seconds to keep asking while a protocol is missing")
+
     si = sub.add_parser("status-import", help="apply an authority's status document to the ledger")
     si.add_argument("file", help="the status document (EU DAC7 status message, BZSt DIP protocol)")
     add_ledger_arguments(si)
@@ -527,6 +562,18 @@ def _ledger(args: argparse.Namespace) -> int:
             if args.operator != DEFAULT_OPERATOR:
                 period += f" of operator {args.operator}"
             print(f"removed the filing lock of {period}, {held.describe()}" if held else f"no filing lock for {period}")
+            return 0
+        if args.ledger_command == "mark-uploaded":
+            state = ledger.mark_uploaded(args.message_ref_id, by=args.by)
+            step = state.steps[-1]
+            print(
+                f"{args.message_ref_id}: uploaded by {step.by} at {step.at:%Y-%m-%d %H:%M:%S} UTC; "
+                "its answer comes with dac7 status-import"
+            )
+            return 0
+        if args.ledger_command == "states":
+            authority = args.authority.upper() if args.authority else None
+            print(_states_table(ledger.filing_states(args.year, authority, args.environment)))
             return 0
         if args.ledger_command == "discard":
             ledger.discard(args.message_ref_id)
@@ -562,6 +609,112 @@ def _ledger_table(messages: Sequence[Any]) -> str:
             f"{m.message_type_indic:<6} {m.message_ref_id:<{width}} {m.sellers:>7}  {status}"
         )
     return "\n".join(lines)
+
+
+def _states_table(states: Sequence[Any]) -> str:
+    if not states:
+        return "no messages"
+    lines = []
+    for s in states:
+        steps = "; ".join(f"{x.state} by {x.by} {x.at:%Y-%m-%d %H:%M}" for x in s.steps if x.at)
+        lines.append(f"{s.authority} {s.reporting_year} {s.environment} {s.message_ref_id}: {s.state} ({steps})")
+    return "\n".join(lines)
+
+
+def _transmission_settings(args: argparse.Namespace) -> Any:
+    from reporting.config import Transmission, load_config
+
+    config = args.config or ("dac7.toml" if Path("dac7.toml").is_file() else None)
+    return load_config(config).transmission if config else Transmission()
+
+
+def _transmit(args: argparse.Namespace) -> int:
+    from reporting.ledger import open_ledger
+    from reporting.transmit import DipCredentials, channel_of, transmit_message
+
+    settings = _transmission_settings(args)
+    authority = args.authority.upper() if args.authority else None
+    sent = failed = 0
+    with open_ledger(_ledger_url(args), create=False) as ledger:
+        todo = [
+            s
+            for s in ledger.filing_states(args.year, authority, args.environment)
+            if s.state == "published" and s.message_status == "published"
+        ]
+        if not todo:
+            print("nothing to transmit: no published message waits to be sent")
+            return 0
+        creds = None
+        for state in todo:
+            path = Path(args.out) / state.file_name  # <authority>/<name>, as published
+            if not path.is_file():
+                print(f"{state.message_ref_id}: {path} is not there; skipped (another output directory?)")
+                continue
+            if channel_of(state.authority) == "dip" and creds is None:
+                creds = DipCredentials.from_env()
+            try:
+                done = transmit_message(
+                    ledger,
+                    state.message_ref_id,
+                    path,
+                    out_dir=args.out,
+                    actor=args.by,
+                    settings=settings,
+                    dip=functools.partial(_dip_for, settings=settings, creds=creds) if creds else None,
+                )
+            except ReportingError as exc:
+                failed += 1
+                print(f"{state.message_ref_id}: not transmitted: {exc}", file=sys.stderr)
+                continue
+            sent += 1
+            if done.channel == "dip":
+                print(
+                    f"{done.message_ref_id}: transmitted to the BZSt DIP ({state.environment}), transfer {done.ticket}"
+                )
+            else:
+                assert done.package is not None
+                ready = "ready to upload" if done.package.ready else "NOT ready: see its checklist"
+                print(f"{done.message_ref_id}: outbox package {done.package.folder} ({ready})")
+    return 1 if failed else 0
+
+
+def _dip_for(environment: str, *, settings: Any, creds: Any) -> Any:
+    from reporting.transmit import dip_client
+
+    return dip_client(environment, settings, creds)
+
+
+def _protocol_fetch(args: argparse.Namespace) -> int:
+    import time
+
+    from reporting.ledger import open_ledger
+    from reporting.transmit import DipCredentials, dip_client, fetch_protocols
+
+    settings = _transmission_settings(args)
+    creds = DipCredentials.from_env()
+    deadline = time.monotonic() + max(0, args.wait)
+    with open_ledger(_ledger_url(args), create=False) as ledger:
+        environments = [args.environment] if args.environment else list(ENVIRONMENTS)
+        while True:
+            waiting: list[str] = []
+            for env in environments:
+                with dip_client(env, settings, creds) as client:
+                    result = fetch_protocols(ledger, client, environment=env, keep_dir=args.out, actor=args.by)
+                for outcome in result.applied:
+                    said = outcome.outcome.replace("_", " ")
+                    rejected = (
+                        f"; {len(outcome.rejected_doc_ref_ids)} record(s) rejected"
+                        if outcome.rejected_doc_ref_ids
+                        else ""
+                    )
+                    print(f"{outcome.message_ref_id}: {said}, message {outcome.message_status}{rejected}")
+                waiting += result.waiting
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(min(5, max(0.0, deadline - time.monotonic())))
+    for ref in waiting:
+        print(f"{ref}: no protocol yet; ask again later")
+    return 0
 
 
 def _status_import(args: argparse.Namespace) -> int:

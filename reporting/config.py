@@ -163,6 +163,30 @@ class Spark:
         return f"Parquet tables in {self.tables}" if self.tables else f"the Spark database {self.database}"
 
 
+#: The BZSt DIP hosts (XDEV bzst-dip-java-client ``BzstDipConfiguration``; tyclipso dac7_reporter
+#: ``ApiManager``): a test filing goes to the test host, a production filing to production.
+DIP_TEST_URL = "https://mds-ktst.bzst.bund.de"
+DIP_PROD_URL = "https://mds.bzst.bund.de"
+_TRANSMISSION_KEYS = {"dip_test_url", "dip_prod_url", "attempts", "poll_seconds", "poll_hours", "fr_public_key"}
+
+
+@dataclass(frozen=True, slots=True)
+class Transmission:
+    """``[transmission]``: how ``dac7 transmit`` reaches the authorities. No secret lives here: the
+    DIP client id, key and certificate come from an Airflow Connection or ``DAC7_DIP_*``."""
+
+    #: the DIP hosts of test and production filings (a local server in tests)
+    dip_test_url: str = DIP_TEST_URL
+    dip_prod_url: str = DIP_PROD_URL
+    #: tries of a DIP transfer on a transient error (5xx, 429, timeout), each a new transfer
+    attempts: int = 3
+    #: how often the protocol is asked for, and for how long before the wait gives up
+    poll_seconds: int = 300
+    poll_hours: int = 72
+    #: the DGFiP's OpenPGP public key file for the French outbox (a public key; TEST or PROD)
+    fr_public_key: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     operator: Operator
@@ -193,6 +217,8 @@ class Config:
     #: the id of the operator that ``operator`` and ``authorities`` are: :data:`DEFAULT_OPERATOR`
     #: (``[operator]``), or a further operator's in the configuration of its run (:meth:`for_operator`)
     operator_id: str = DEFAULT_OPERATOR
+    #: ``[transmission]``: the DIP hosts, retries, polling, the French outbox's key
+    transmission: Transmission = field(default_factory=Transmission)
 
     @property
     def operator_ids(self) -> tuple[str, ...]:
@@ -256,6 +282,7 @@ _KNOWN_TABLES = {
     "statements",
     "assumed_operators",
     "assuming_operator",
+    "transmission",
 }
 #: the keys of an ``[operators.ID]`` table: those of ``[operator]``, its filing state's identifiers,
 #: and the other operators of its filing (``[[operators.ID.assumed_operators]]``,
@@ -324,6 +351,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         ledger=_ledger_url(raw, origin),
         statement_contact=_statement_contact(raw, origin),
         operators=_shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin),
+        transmission=_transmission(raw, origin),
     )
 
 
@@ -844,3 +872,29 @@ def _country(value: str, key: str, origin: str) -> str:
     if not is_country(value):
         raise ConfigError(f"{origin}: {key} = {value!r} is not an ISO 3166 alpha-2 country code")
     return value
+
+
+def _transmission(raw: dict[str, Any], origin: str) -> Transmission:
+    table = _table(raw, "transmission", origin, required=False)
+    _no_unknown(table, _TRANSMISSION_KEYS, "transmission", origin)
+    values: dict[str, Any] = {}
+    for key in ("dip_test_url", "dip_prod_url"):
+        url = _str(table, key, "transmission", origin)
+        if url is not None:
+            if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise ConfigError(
+                    f"{origin}: transmission.{key} must be an https:// URL (plain http only to this machine)"
+                )
+            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+                raise ConfigError(f"{origin}: transmission.{key} carries credentials; they never go in the file")
+            values[key] = url.rstrip("/")
+    for key, low in (("attempts", 1), ("poll_seconds", 5), ("poll_hours", 1)):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{origin}: transmission.{key} must be a whole number of at least {low}")
+            values[key] = value
+    key_file = _str(table, "fr_public_key", "transmission", origin)
+    if key_file:
+        values["fr_public_key"] = key_file
+    return Transmission(**values)

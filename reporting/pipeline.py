@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, overload
 
 from reporting.authorities import ignored_authorities
 from reporting.config import Config, load_config
@@ -63,6 +63,9 @@ from reporting.stages import render as _render
 from reporting.stages import rules as _rules
 from reporting.stages import statements as _statements
 from reporting.stages import validate as _validate
+from reporting.transmit.dip import DipCredentials, host_for
+from reporting.transmit.filing import FilingProtocols, MessageSent, fetch_filing_protocols, transmit_filing
+from reporting.transmit.send import channel_of
 from reporting.vocabulary import (
     AUDIT,
     DEFAULT_OPERATOR,
@@ -477,6 +480,92 @@ def publish(
             triggered_by=triggered_by,
             approved_by=approved_by,
             require_approval=require_approval,
+        )
+
+
+class TransmitResult(TypedDict):
+    """What :func:`transmit` did for one filing: ids, tickets and folders, never content."""
+
+    authority: str
+    environment: str
+    channel: str  # dip | outbox
+    messages: list[MessageSent]
+    awaiting: list[str]  # MessageRefIds whose DIP protocol is not applied yet
+    skipped: str | None  # why nothing was sent (a preview, nothing published)
+
+
+def transmit(
+    run_dir: str | Path,
+    authority: str,
+    *,
+    actor: str,
+    credentials: Callable[[], DipCredentials] | None = None,
+) -> TransmitResult:
+    """Send what this run published to ``authority`` its way (``reporting.transmit``): DE through
+    the BZSt DIP (``credentials()`` is asked for then), every other authority to the outbox. A
+    production message only with the four-eyes approval the ledger holds; a test message to the DIP
+    test host. A preview (routing ``jurisdiction``) is never transmitted: ``skipped`` says why."""
+    settings = load_settings(run_dir)
+    base: TransmitResult = {
+        "authority": authority,
+        "environment": settings.environment,
+        "channel": channel_of(authority),
+        "messages": [],
+        "awaiting": [],
+        "skipped": None,
+    }
+    if settings.preview:
+        return {
+            **base,
+            "skipped": "a preview (routing 'jurisdiction') is never transmitted: its files are test data",
+        }
+    path = _publish.published_path(settings.run_path, authority)
+    if not path.is_file():
+        raise ConfigError(f"this run has not published {authority}: nothing to transmit (publish it first)")
+    published = [{"message_ref_id": f["message_ref_id"], "file": f["file"]} for f in read_json(path)["files"]]
+    if not published:
+        return {**base, "skipped": f"this run published no message to {authority}"}
+    with stage_context(stage="transmit", period=settings.year, authority=authority, operator=settings.operator_id):
+        sent = transmit_filing(
+            _plan.ledger_url(settings),
+            published,  # type: ignore[arg-type]
+            authority=authority,
+            out_dir=settings.out_dir,
+            actor=actor,
+            settings=settings.config.transmission,
+            credentials=credentials,
+        )
+    return {**base, "channel": sent["channel"], "messages": sent["messages"], "awaiting": sent["awaiting"]}
+
+
+def protocol_wait(run_dir: str | Path) -> dict[str, Any]:
+    """Where and how the protocol of this run's DIP transfers is waited for: the DIP host of the
+    run's environment, ``[transmission] poll_seconds`` and ``poll_hours``."""
+    settings = load_settings(run_dir)
+    t = settings.config.transmission
+    return {
+        "url": host_for(settings.environment, test_url=t.dip_test_url, prod_url=t.dip_prod_url),
+        "environment": settings.environment,
+        "poll_seconds": t.poll_seconds,
+        "poll_hours": t.poll_hours,
+    }
+
+
+def fetch_protocols(
+    run_dir: str | Path, message_ref_ids: Sequence[str], *, actor: str, credentials: DipCredentials
+) -> FilingProtocols:
+    """Fetch, apply to the ledger (as ``dac7 status-import`` does) and confirm the DIP protocols
+    of these messages of the run that are there; ``waiting`` lists the others."""
+    settings = load_settings(run_dir)
+    with stage_context(stage="protocol", period=settings.year, operator=settings.operator_id):
+        return fetch_filing_protocols(
+            _plan.ledger_url(settings),
+            message_ref_ids,
+            environment=settings.environment,
+            out_dir=settings.out_dir,
+            actor=actor,
+            settings=settings.config.transmission,
+            credentials=credentials,
         )
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from reporting.config import Config, parse_config
+from reporting.config import Config, Transmission, parse_config
 from reporting.period import Period
 from reporting.vocabulary import DEFAULT_OPERATOR, JURISDICTION, OPERATORS_DIR
 
@@ -134,6 +134,8 @@ class RunSettings:
             raw_config["ledger"] = {"url": cfg["ledger"]}
         if cfg["statement_contact"]:
             raw_config["statements"] = {"contact": cfg["statement_contact"]}
+        if cfg["transmission"] != asdict(Transmission()):  # hosts, retries, polling: no secret
+            raw_config["transmission"] = {k: v for k, v in cfg["transmission"].items() if v is not None}
         if cfg["aggregate"] != "local":  # the URL itself travels as source_url
             raw_config["source"] = {"aggregate": cfg["aggregate"]}
         if cfg["spark"] is not None:  # where Spark reads the tables (no secret: refused in the file)

@@ -294,6 +294,71 @@ def publish(run_dir: str, operator: str, authority: str, label: str = "") -> dic
     return {"operator": operator, "authority": authority, "files": len(result["files"])}
 
 
+def _actor(ctx: Any) -> str:
+    """Who transmits, as the ledger records it: the person who triggered the run, else the schedule."""
+    dag_run = ctx["dag_run"]
+    return getattr(dag_run, "triggering_user_name", None) or f"{dag_run.dag_id} (schedule)"
+
+
+@task(**RETRY, map_index_template=FILING_LABEL)
+def transmit(run_dir: str, operator: str, authority: str, label: str = "") -> dict[str, Any]:
+    """``transmit``: what this run published to the filing's authority, sent its way
+    (``reporting.pipeline.transmit``): DE through the BZSt DIP with the credentials of the
+    Connection of ``DAC7_DIP_CONN_ID`` (read only then, handed over as values), every other
+    authority to the outbox. A production filing only with the approval the ledger holds; a
+    preview never (skipped, with the reason). Retried on transient errors only (a DIP 5xx, a
+    timeout: each try a new transfer); a 4xx that means "fix your file" fails at once. XCom:
+    MessageRefIds and DIP tickets."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from dac7_support.connections import dip_credentials
+    from reporting import pipeline
+
+    _name(operator, authority, label)
+    ctx = get_current_context()
+    with in_run(run_dir) as here:
+        own = _filing(here, operator, authority)
+        result = pipeline.transmit(own, authority, actor=_actor(ctx), credentials=dip_credentials)
+    if result["skipped"]:
+        log.info("%s: not transmitted: %s", label or authority, result["skipped"])
+        raise AirflowSkipException(result["skipped"])
+    for m in result["messages"]:
+        if m["before"]:
+            log.info("%s: %s was %s already; not sent again", label or authority, m["message_ref_id"], m["state"])
+        elif m["ticket"]:
+            log.info(
+                "%s: %s transmitted to the BZSt DIP (%s), transfer %s",
+                label or authority,
+                m["message_ref_id"],
+                result["environment"],
+                m["ticket"],
+            )
+        else:
+            ready = "ready to upload" if m["ready"] else "NOT ready: see its checklist"
+            log.info("%s: %s outbox package %s (%s)", label or authority, m["message_ref_id"], m["package"], ready)
+    return {
+        "run_dir": run_dir,
+        "operator": operator,
+        "authority": authority,
+        "label": label,
+        "channel": result["channel"],
+        "environment": result["environment"],
+        "awaiting": result["awaiting"],
+        "tickets": {m["message_ref_id"]: m["ticket"] for m in result["messages"] if m["ticket"]},
+    }
+
+
+def protocol(transmitted: Any) -> Any:
+    """``protocol``: per filing, the wait for its DIP protocol, deferred to the triggerer
+    (``dac7_support.protocol.ProtocolWait``); skipped for a portal upload, whose answer comes with
+    ``dac7 status-import``."""
+    from dac7_support.protocol import ProtocolWait
+
+    return ProtocolWait.partial(task_id="protocol", map_index_template=FILING_LABEL, **RETRY).expand(
+        transmitted=transmitted
+    )
+
+
 @task(trigger_rule=TriggerRule.NONE_FAILED)
 def finalize(run_dir: str) -> dict[str, Any]:
     from dac7_support.common import run_outcome

@@ -52,6 +52,9 @@ class DeProfile(EuProfile):
     # declaration, or any message at all from a released operator, is not said in any BZSt text
     # found; unsure.
     assumed_message_type = "DPI403"
+    #: how a published message reaches the BZSt: the DIP interface, driven end to end
+    #: (reporting.transmit); every other profile takes a portal upload (the outbox)
+    transmission = "dip"
 
     @property
     def nsmap(self) -> dict[str | None, str]:

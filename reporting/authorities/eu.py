@@ -49,6 +49,9 @@ class EuProfile(DpiWriter):
     #: Whether the edition has AssumedPlatformOperator, to name the operators whose reporting
     #: this operator assumes (``[[assumed_operators]]``); NAV's DPI_HU has not.
     names_assumed_operators: bool = True
+    #: How a published message reaches the authority: ``portal`` (an upload package in the outbox,
+    #: reporting.transmit.outbox) unless a profile's interface is driven (DE: ``dip``).
+    transmission: str = "portal"
 
     def identifier_problem(self, identifiers: dict[str, str]) -> str | None:
         """What is wrong with the ``[authorities.XX]`` identifiers, if anything."""

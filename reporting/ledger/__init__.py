@@ -60,11 +60,13 @@ from reporting.ledger.model import (
 )
 from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
 from reporting.ledger.rejections import Rejection
+from reporting.ledger.transmissions import FILING_STATES, FilingState, FilingStep, TransmissionEvent
 from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
 
 __all__ = [
     "CORRECTION",
     "DELETION",
+    "FILING_STATES",
     "LEDGER_FILE",
     "NEW",
     "OTHER_PLATFORM_OPERATORS",
@@ -75,6 +77,8 @@ __all__ = [
     "SELLER",
     "DeliveryReportError",
     "ErrorInfo",
+    "FilingState",
+    "FilingStep",
     "KnownRecord",
     "Ledger",
     "LedgerError",
@@ -93,6 +97,7 @@ __all__ = [
     "StatusFormatError",
     "StatusOutcome",
     "StatusReport",
+    "TransmissionEvent",
     "UnknownMessageError",
     "apply_message",
     "canonical_json",

@@ -69,6 +69,8 @@ from reporting.ledger.statements import (
     statement_history,
     statement_sellers,
 )
+from reporting.ledger.transmissions import FilingState, TransmissionEvent, check_sendable, filing_states, record_event
+from reporting.ledger.transmissions import events as transmission_events
 from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
 
 log = logging.getLogger(__name__)
@@ -1051,6 +1053,85 @@ class Ledger:
                 for row in conn.execute(query):
                     found[row.statement_id] = (row.sha256, row.content)
         return found
+
+    # ---------------------------------------------------------------------------- transmissions
+
+    def record_transmission(
+        self,
+        message_ref_id: str,
+        *,
+        event: str,
+        channel: str,
+        actor: str,
+        ticket: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record one event of a message's way to its authority (see
+        :mod:`reporting.ledger.transmissions`). ``uploaded`` and ``transmitted`` are refused for a
+        message not published, or sent already: a message is never sent twice."""
+        with self.engine.begin() as conn:
+            msg = self._message_row(conn, message_ref_id, for_update=True)
+            if event in ("uploaded", "transmitted", "prepared", "started"):
+                check_sendable(msg, transmission_events(conn, message_ref_id=message_ref_id), what=event)
+            record_event(
+                conn, msg.id, event=event, channel=channel, actor=actor, at=_utc(at), ticket=ticket, detail=detail
+            )
+
+    def mark_uploaded(self, message_ref_id: str, *, by: str, at: datetime | None = None) -> FilingState:
+        """A person says that they uploaded this published message in the authority's portal (the
+        outbox). Refused for a message not published, or sent already. Returns its new state."""
+        self.record_transmission(message_ref_id, event="uploaded", channel="outbox", actor=by, at=at)
+        return self.filing_states(message_ref_id=message_ref_id)[0]
+
+    def transmissions(
+        self,
+        message_ref_id: str | None = None,
+        *,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        ticket: str | None = None,
+    ) -> list[TransmissionEvent]:
+        """The transmission events, oldest first, of one message or of a period."""
+        with self.engine.connect() as conn:
+            return transmission_events(
+                conn,
+                message_ref_id=message_ref_id,
+                year=year,
+                authority=authority,
+                environment=environment,
+                ticket=ticket,
+            )
+
+    def filing_states(
+        self,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        *,
+        operator_id: str | None = None,
+        message_ref_id: str | None = None,
+    ) -> list[FilingState]:
+        """Every message's filing state with who acted and when, oldest first (rendered, approved,
+        published, uploaded or transmitted, then accepted, partially rejected or rejected)."""
+        with self.engine.connect() as conn:
+            return filing_states(
+                conn,
+                year=year,
+                authority=authority,
+                environment=environment,
+                operator_id=operator_id,
+                message_ref_id=message_ref_id,
+            )
+
+    def awaiting_protocol(self, environment: str | None = None) -> list[FilingState]:
+        """DIP transfers finished whose protocol has not been applied yet."""
+        return [
+            s
+            for s in self.filing_states(environment=environment)
+            if s.channel == "dip" and s.ticket and s.state == "transmitted"
+        ]
 
     # ---------------------------------------------------------------------------------- status
 

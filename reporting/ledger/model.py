@@ -39,6 +39,21 @@ RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED = "rendered", "published", "a
 MESSAGE_STATUSES = (RENDERED, PUBLISHED, ACCEPTED, REJECTED, DISCARDED)
 #: The messages whose records count as filed.
 LIVE_MESSAGE_STATUSES = (PUBLISHED, ACCEPTED)
+#: How a published message reaches its authority (``ledger_transmissions``, revision
+#: 0007_transmissions): an outbox package is ``prepared`` and ``uploaded`` by a person; a DIP
+#: transfer is ``started``, then ``transmitted`` (or ``aborted``: its ticket is never used again),
+#: and its protocol ``confirmed`` once fetched.
+PREPARED, UPLOADED, STARTED, ABORTED, TRANSMITTED, CONFIRMED = (
+    "prepared",
+    "uploaded",
+    "started",
+    "aborted",
+    "transmitted",
+    "confirmed",
+)
+TRANSMISSION_EVENTS = (PREPARED, UPLOADED, STARTED, ABORTED, TRANSMITTED, CONFIRMED)
+DIP, OUTBOX = "dip", "outbox"
+TRANSMISSION_CHANNELS = (DIP, OUTBOX)
 #: sent (with its message) -> accepted | rejected; superseded by a correction, deleted by a deletion.
 SENT, SUPERSEDED, DELETED = "sent", "superseded", "deleted"
 RECORD_STATUSES = (SENT, ACCEPTED, REJECTED, SUPERSEDED, DELETED)

@@ -20,6 +20,8 @@ from reporting.ledger.model import (
     MESSAGE_TYPES,
     RECORD_STATUSES,
     STATEMENT_KINDS,
+    TRANSMISSION_CHANNELS,
+    TRANSMISSION_EVENTS,
 )
 from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
 
@@ -225,4 +227,24 @@ statement_events = sa.Table(
     sa.Column("recorded", sa.DateTime, nullable=False),
     sa.UniqueConstraint("statement_id", "at", "status"),
     sa.CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
+)
+
+# How each published message reached its authority (revision 0007_transmissions): one row per
+# event, with who acted and when (``reporting.ledger.transmissions``). ``ticket``: the DIP data
+# transfer number of a transfer to the BZSt; ``detail``: short, never personal data.
+transmissions = sa.Table(
+    "ledger_transmissions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("ledger_messages.id", ondelete="RESTRICT"), nullable=False),
+    sa.Column("event", sa.String(12), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("ticket", sa.String(170)),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("detail", sa.String(500)),
+    sa.CheckConstraint(_one_of("event", TRANSMISSION_EVENTS), name="event"),
+    sa.CheckConstraint(_one_of("channel", TRANSMISSION_CHANNELS), name="channel"),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "ticket"),
 )

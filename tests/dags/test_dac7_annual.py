@@ -51,13 +51,17 @@ STAGES = [
     "gate",
     "approve",
     "publish",
+    "transmit",
+    "protocol",
     "finalize",
     "statements",
 ]
-PER_AUTHORITY = ("render", "publish")
+#: beside finalize: each filing sent its authority's way, then the wait for its protocol
+TRANSMISSION = ("transmit", "protocol")
+PER_AUTHORITY = ("render", "publish", "transmit", "protocol")
 #: mapped: per authority, and validate per rendered file (one per authority in the demo)
-MAPPED = ("render", "validate", "publish")
-RETRIED = ("extract", "plan", "render", "validate", "publish", "statements")
+MAPPED = ("render", "validate", "publish", "transmit", "protocol")
+RETRIED = ("extract", "plan", "render", "validate", "publish", "transmit", "protocol", "statements")
 HEAVY = ("pandas", "lxml", "duckdb", "great_expectations", "pyarrow", "sqlalchemy_utils", "alembic")
 #: the reporting modules a DAG file may import at parse time: code lists, the vocabulary (activities,
 #: routings, environments, modes), exceptions, and the Connection-to-URL mapping (standard library
@@ -160,11 +164,19 @@ def test_every_dag_file_parses_in_process(dagbag: Any) -> None:
 
 def test_tasks_are_the_stages_in_order(dag: Any) -> None:
     assert [t.task_id for t in dag.topological_sort()] == STAGES
-    for before, after in pairwise(STAGES):
+    main_line = [s for s in STAGES if s not in TRANSMISSION]
+    for before, after in pairwise(main_line):
         assert before in dag.get_task(after).upstream_task_ids, (before, after)
+    # beside finalize: publish > transmit > protocol, and nothing waits for the protocol
+    for before, after in pairwise(("publish", *TRANSMISSION)):
+        assert dag.get_task(after).upstream_task_ids == (
+            {before, "plan", "prepare"} if after == "transmit" else {before}
+        )
+    assert dag.get_task("protocol").downstream_task_ids == set()
     # every stage gets the run directory from prepare through XCom
     for stage in STAGES[1:]:
-        if stage not in ("approve", "files"):  # the approval reads the gate's request; files, the renders
+        # the approval reads the gate's request; files, the renders; protocol, the transmit's result
+        if stage not in ("approve", "files", "protocol"):
             assert "prepare" in dag.get_task(stage).upstream_task_ids, stage
 
 
@@ -174,7 +186,8 @@ def test_render_publish_are_mapped_per_authority_and_validate_per_file(dag: Any)
     for stage in PER_AUTHORITY:
         task = dag.get_task(stage)
         assert isinstance(task, MappedOperator), stage
-        assert "plan" in task.upstream_task_ids, stage
+        # mapped over the filings plan lists (protocol: over what transmit did for each of them)
+        assert ("transmit" if stage == "protocol" else "plan") in task.upstream_task_ids, stage
         # the filing's label: its authority (LT), and in a group's run its operator first (lt2 LT)
         assert task.map_index_template == "{{ filing }}", stage
     validate = dag.get_task("validate")
@@ -780,7 +793,8 @@ def test_dag_run_files_the_previous_year(annual_run: AnnualRun) -> None:
     dr, out = annual_run.dag_run, annual_run.paths["out"] / "2025"
     assert str(dr.state) == "success"
     states = task_states(dr)
-    assert states == {s: {"skipped"} if s == "approve" else {"success"} for s in STAGES}  # a test run
+    # a test run: no approval; LT takes a portal upload, so no protocol to wait for
+    assert states == {s: {"skipped"} if s in ("approve", "protocol") else {"success"} for s in STAGES}
 
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reporting_year"] == 2025
@@ -952,7 +966,8 @@ def test_dag_run_params_override_year_and_authorities(
     )
     assert str(dr.state) == "success"
     states = task_states(dr)
-    assert states == {s: {"skipped"} if s == "approve" else {"success"} for s in STAGES}
+    # a preview is never transmitted
+    assert states == {s: {"skipped"} if s in ("approve", *TRANSMISSION) else {"success"} for s in STAGES}
     # a preview publishes beside the year's filing, never in its place
     assert not (dac7_env["out"] / "2024" / "manifest.json").exists()
     manifest = json.loads((dac7_env["out"] / "2024" / "preview" / "manifest.json").read_text(encoding="utf-8"))
@@ -964,9 +979,12 @@ def test_dag_run_params_override_year_and_authorities(
         assert f["message_ref_id"].startswith(f"LT2024{f['authority']}"), f["message_ref_id"]
         root = etree.parse(dac7_env["out"] / "2024" / "preview" / f["file"]).getroot()
         assert root.tag == "{urn:oecd:ties:dpi:v1}DPI_OECD", (f["file"], root.tag)  # the EU generic edition
-    for stage in PER_AUTHORITY:
+    for stage in ("render", "publish", "transmit"):
         labels = sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)
         assert labels == ["DE", "IT"], stage
+    # each transmit skipped, saying why; so nothing to wait for (protocol is never expanded)
+    assert {ti.state for ti in dr.get_task_instances() if ti.task_id == "transmit"} == {"skipped"}
+    assert [ti.map_index for ti in dr.get_task_instances() if ti.task_id == "protocol"] == [-1]
     # the preview's own ledgers, one per state in the run's staging; never the filing ledger
     (run_dir,) = dac7_env["staging"].iterdir()
     assert sorted(p.parent.name for p in (run_dir / "preview").glob("*/ledger.sqlite3")) == ["DE", "IT"]

@@ -137,16 +137,19 @@ def test_one_run_files_for_every_operator_and_a_rerun_for_one_touches_no_other(
     paths = dac7_environment(monkeypatch, tmp_path, group_db, config)
     dr = fresh_dag().test(logical_date=datetime(2026, 1, 15, 6, tzinfo=UTC))
     assert str(dr.state) == "success"
-    assert task_states(dr) == {s: {"skipped"} if s == "approve" else {"success"} for s in STAGES}
+    # a test run (no approval) to LT, a portal upload: no protocol to wait for
+    assert task_states(dr) == {s: {"skipped"} if s in ("approve", "protocol") else {"success"} for s in STAGES}
     # the mapped tasks are named by operator and authority: which entity's filing is read off the grid
     labels = {
         stage: sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == stage)
-        for stage in ("render", "validate", "publish")
+        for stage in ("render", "validate", "publish", "transmit", "protocol")
     }
     assert labels == {
         "render": ["default LT", "lt2 LT"],
         "validate": ["default LT #1", "lt2 LT #1"],
         "publish": ["default LT", "lt2 LT"],
+        "transmit": ["default LT", "lt2 LT"],
+        "protocol": ["default LT", "lt2 LT"],
     }
     values = xcoms(dr)
     assert json.loads(values[("plan", -1)]) == [
