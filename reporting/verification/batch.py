@@ -1,0 +1,262 @@
+"""Verify a batch of identifiers with the configured adapters: the cache first, then the
+services, with retries and a rate limit, and a record of every call in the ledger.
+
+    with open_ledger(url) as ledger:
+        results = verify_batch(items, build_adapters(config), ledger, today, key=hash_key(env[KEY_ENV]))
+
+For each adapter and each item it accepts:
+
+1. **Cache.** An answer of the same adapter about the same identifier (its keyed hash) given not
+   more than ``cache_months`` months before ``today`` is reused: no call, no new record (PStTG
+   § 20(2): information checked "vor nicht mehr als 36 Monaten" may be relied on). An answer given
+   on day D is reused through the day D + N months (the same day of the month; the last day of a
+   shorter month), days counted in UTC. Only conclusive answers (verified, invalid) are cached.
+2. **Not asked.** When a service has answered for a whole member state (VIES's MS_UNAVAILABLE
+   after every retry, its check-status) or for itself (SERVICE_UNAVAILABLE, timeouts, refused
+   connections after every retry; a refused requester), the items it would have answered the
+   same way are not asked again in this batch: unverified, with the reason, without a record (no
+   call was made). So is every item after ``max_calls`` calls.
+3. **Calls.** Each call waits for the adapter's rate limit, and is recorded in
+   ``ledger_verification_calls`` when it is answered or fails (time, adapter, kind, country, keyed
+   hash and masked identifier, seller, attempt, outcome, the service's words, the consultation
+   number). A failure that may pass (:attr:`Answer.retry`) is retried after ``backoff_seconds``,
+   doubled before each further retry (at most 60 s), up to ``max_attempts`` calls in all.
+
+``today`` decides which cached answers are fresh; the time of each call is the clock's (the real
+time of the call is what the record must say), UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from reporting.identifiers import mask
+from reporting.ledger import Ledger
+from reporting.ledger.model import CACHED_STATES, INVALID, UNVERIFIED, VERIFIED
+from reporting.ledger.verifications import CachedAnswer, CallRecord, cached_answers, record
+from reporting.verification.base import Adapter
+from reporting.verification.model import LEVELS, Answer, Item, VerificationResult, identifier_hash
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 60.0
+_FLUSH = 500  # calls of a local adapter recorded together
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus ``months`` calendar months, the day of the month kept where the month has it,
+    else the month's last day (31 January + 1 month = 28 or 29 February)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def oldest_reusable(today: date, months: int) -> date:
+    """The earliest day whose answers may still be reused on ``today``: the first day D with
+    ``add_months(D, months) >= today`` (an answer is "not more than N months" old through the day
+    D + N months)."""
+    day = add_months(today, -months)
+    while add_months(day, months) < today:
+        day += timedelta(days=1)
+    while add_months(day - timedelta(days=1), months) >= today:
+        day -= timedelta(days=1)
+    return day
+
+
+def verify_batch(
+    items: Sequence[Item],
+    adapters: Sequence[Adapter],
+    ledger: Ledger,
+    today: date,
+    *,
+    key: bytes,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_calls: int | None = None,
+) -> list[VerificationResult]:
+    """The results of every adapter about every item it accepts, in the order of ``items`` (and,
+    for one item, of ``adapters``). ``key`` is the key of the identifier hashes
+    (:func:`reporting.verification.model.hash_key`); ``max_calls`` caps the calls of each adapter
+    in this batch (an Airflow task's time limit)."""
+    now = clock or (lambda: datetime.now(UTC))
+    hashes = [identifier_hash(key, item) for item in items]
+    per_item: list[list[VerificationResult]] = [[] for _ in items]
+    for adapter in adapters:
+        run = _AdapterRun(adapter, ledger, now, sleep, max_calls)
+        try:
+            run.verify([(i, items[i], hashes[i]) for i in range(len(items)) if adapter.accepts(items[i])], today)
+        finally:
+            run.flush()
+        for i, result in run.results:
+            per_item[i].append(result)
+        counts = ", ".join(f"{n} {what}" for what, n in sorted(run.counts.items()))
+        log.info("verification %s: %d item(s): %s", adapter.name, len(run.results), counts or "nothing")
+    return [r for results in per_item for r in results]
+
+
+def _country(item: Item) -> str:
+    """The key of an item's member state in a batch's breakers: Greece is EL (as VIES and TIN on
+    the Web name it), whether the item says GR or EL."""
+    code = item.country.upper()
+    return "EL" if code == "GR" else code
+
+
+def conclusion(results: Sequence[VerificationResult]) -> VerificationResult | None:
+    """The result that decides an item: the conclusive answer (verified or invalid) that rests on
+    the most (VIES's registration over TIN on the Web's published rules over python-stdnum's
+    format), the latest among equals; else the first unverified result; None for none."""
+    conclusive = [r for r in results if r.state in (VERIFIED, INVALID)]
+    if conclusive:
+        return max(conclusive, key=lambda r: (LEVELS.index(r.level), r.checked_at))
+    return results[0] if results else None
+
+
+class _AdapterRun:
+    """One adapter's part of a batch: its cache, its breakers, its calls waiting to be recorded."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        ledger: Ledger,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None],
+        max_calls: int | None,
+    ) -> None:
+        self.adapter = adapter
+        self.engine = ledger.engine
+        self.clock = clock
+        self.sleep = sleep
+        self.max_calls = max_calls
+        self.calls_made = 0
+        self.results: list[tuple[int, VerificationResult]] = []
+        self.counts: Counter[str] = Counter()
+        self.broken: dict[str, str] = {}  # "service" or a country: why it is not asked again
+        self._calls: list[CallRecord] = []
+        self._answers: list[CachedAnswer] = []
+
+    def verify(self, todo: list[tuple[int, Item, str]], today: date) -> None:
+        months = self.adapter.settings.cache_months
+        cache: dict[str, CachedAnswer] = {}
+        if todo and months > 0:
+            since = datetime.combine(oldest_reusable(today, months), datetime.min.time())
+            cache = cached_answers(self.engine, self.adapter.name, (h for _, _, h in todo), checked_since=since)
+        if todo and self.adapter.remote:
+            self.broken.update(self.adapter.unavailable())
+        for index, item, digest in todo:
+            cached = cache.get(digest)
+            if cached is not None:
+                self._add(index, self._from_cache(item, cached), "from the cache")
+                continue
+            reason = self.broken.get("service") or self.broken.get(_country(item)) or self._over_limit()
+            if reason:
+                self._add(index, self._result(item, digest, Answer(UNVERIFIED, reason), self.clock(), 0), "not asked")
+                continue
+            result = self._ask(item, digest)
+            self._add(index, result, result.state)
+            if result.state in CACHED_STATES:
+                answer = self._answers[-1]
+                cache[digest] = answer  # the same identifier again in this batch: not asked twice
+            if self.adapter.remote or len(self._calls) >= _FLUSH:
+                self.flush()
+
+    def flush(self) -> None:
+        calls, answers = self._calls, self._answers
+        self._calls, self._answers = [], []
+        record(self.engine, calls, answers)
+
+    def _over_limit(self) -> str:
+        if self.max_calls is not None and self.calls_made >= self.max_calls:
+            return f"not asked: this batch's limit of {self.max_calls} call(s) was reached; asked in a later batch"
+        return ""
+
+    def _add(self, index: int, result: VerificationResult, what: str) -> None:
+        self.results.append((index, result))
+        self.counts[what] += 1
+
+    def _ask(self, item: Item, digest: str) -> VerificationResult:
+        settings = self.adapter.settings
+        attempt = 0
+        while True:
+            attempt += 1
+            self.adapter.pace()
+            started = time.monotonic()
+            answer = self.adapter.call(item)
+            at = self.clock()
+            self.calls_made += 1
+            self._calls.append(
+                CallRecord(
+                    at=at,
+                    adapter=self.adapter.name,
+                    kind=item.kind,
+                    country=item.country.upper(),
+                    identifier_hash=digest,
+                    identifier_masked=mask(item.compact),
+                    seller_id=item.seller_id,
+                    attempt=attempt,
+                    outcome=answer.state,
+                    detail=answer.detail,
+                    evidence=answer.evidence,
+                    request_date=answer.request_date,
+                    source=self.adapter.source,
+                    duration_ms=round((time.monotonic() - started) * 1000),
+                )
+            )
+            if not answer.retry or attempt >= settings.max_attempts or self._over_limit():
+                break
+            self.sleep(min(settings.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+        if answer.retry:
+            answer = Answer(answer.state, f"{answer.detail}; gave up after {attempt} call(s)", scope=answer.scope)
+        if answer.state == UNVERIFIED and answer.scope != "item":
+            where = "service" if answer.scope == "service" else _country(item)
+            self.broken.setdefault(where, f"not asked: {answer.detail} (earlier in this batch)")
+        if answer.state in CACHED_STATES:
+            self._answers.append(
+                CachedAnswer(
+                    adapter=self.adapter.name,
+                    identifier_hash=digest,
+                    kind=item.kind,
+                    country=item.country.upper(),
+                    state=answer.state,
+                    detail=answer.detail,
+                    evidence=answer.evidence,
+                    request_date=answer.request_date,
+                    source=self.adapter.source,
+                    checked_at=at,
+                )
+            )
+        return self._result(item, digest, answer, at, attempt)
+
+    def _result(self, item: Item, digest: str, answer: Answer, at: datetime, attempts: int) -> VerificationResult:
+        return VerificationResult(
+            item=item,
+            adapter=self.adapter.name,
+            state=answer.state,
+            level=self.adapter.level,
+            source=self.adapter.source,
+            checked_at=at if at.tzinfo else at.replace(tzinfo=UTC),
+            detail=answer.detail,
+            identifier_hash=digest,
+            evidence=answer.evidence,
+            request_date=answer.request_date,
+            attempts=attempts,
+        )
+
+    def _from_cache(self, item: Item, cached: CachedAnswer) -> VerificationResult:
+        return VerificationResult(
+            item=item,
+            adapter=self.adapter.name,
+            state=cached.state,
+            level=self.adapter.level,
+            source=cached.source,
+            checked_at=cached.checked_at.replace(tzinfo=UTC),
+            detail=cached.detail or "",
+            identifier_hash=cached.identifier_hash,
+            evidence=cached.evidence,
+            request_date=cached.request_date,
+            cached=True,
+        )
