@@ -30,6 +30,7 @@ kept in ``server.errors`` (a test asserts there are none).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -82,6 +83,12 @@ TIN_SCHEMA = f"""<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" target
     <xsd:element name="validSyntax" type="xsd:boolean" minOccurs="0"/>
   </xsd:sequence></xsd:complexType></xsd:element>
 </xsd:schema>"""
+
+
+def consultation_number(number: str) -> str:
+    """The made-up requestIdentifier the servers give for a number: 16 characters, as VIES's are
+    (yolk/valvat's spec expects 16), and without the number in it."""
+    return "WAPI" + hashlib.sha256(number.encode()).hexdigest()[:12].upper()
 
 
 def vies_schema() -> etree.XMLSchema:
@@ -235,7 +242,7 @@ class _ViesSoapHandler(_Handler):
         if name == "checkVatApprox":
             add("traderName", "---")
             add("traderAddress", "---")
-            add("requestIdentifier", f"WAPIAAAAY{number.zfill(7)[-7:]}" if field.get("requesterVatNumber") else "")
+            add("requestIdentifier", consultation_number(number) if field.get("requesterVatNumber") else "")
         else:
             add("name", "---")
             add("address", "---")
@@ -309,7 +316,7 @@ class _ViesRestHandler(_Handler):
             "vatNumber": number,
             "requestDate": "2027-02-08T10:00:00.000Z",
             "valid": behaviour in ("valid", "slow"),
-            "requestIdentifier": f"WAPIAAAAY{number.zfill(7)[-7:]}" if request.get("requesterNumber") else "",
+            "requestIdentifier": consultation_number(number) if request.get("requesterNumber") else "",
             "name": "---",
             "address": "---",
         }

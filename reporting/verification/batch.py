@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from reporting.identifiers import mask
 from reporting.ledger import Ledger
 from reporting.ledger.model import CACHED_STATES, INVALID, UNVERIFIED, VERIFIED
 from reporting.ledger.verifications import CachedAnswer, CallRecord, cached_answers, record
@@ -195,7 +194,7 @@ class _AdapterRun:
                     kind=item.kind,
                     country=item.country.upper(),
                     identifier_hash=digest,
-                    identifier_masked=mask(item.compact),
+                    identifier_masked=item.masked,
                     seller_id=item.seller_id,
                     attempt=attempt,
                     outcome=answer.state,

@@ -63,7 +63,8 @@ class Item:
 
     @property
     def masked(self) -> str:
-        return mask(self.value)
+        """The last three characters of the compact value (as the ledger records it)."""
+        return mask(self.compact)
 
     @property
     def compact(self) -> str:
