@@ -558,3 +558,27 @@ def test_rows_of_a_seller_in_the_order_they_happened(soap: ViesSoapServer, ledge
         (2, "verified", datetime(2027, 2, 8, 10, 0, 1)),
     ]
     assert history[1].at - history[0].at == timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("adapter", ["vies-soap", "vies-rest", "tin_on_the_web"])
+def test_each_adapter_records_its_call_and_answers_again_from_its_own_cache(
+    adapter: str, soap: ViesSoapServer, rest: ViesRestServer, tin: TinServer, any_ledger: Ledger
+) -> None:
+    if adapter == "tin_on_the_web":
+        server: Any = tin
+        cfg, names, item = tinweb(tin), ["stdnum", "tin_on_the_web"], tin_item("00012511119")
+    else:
+        server = soap if adapter == "vies-soap" else rest
+        cfg = config(vies={"enabled": True, "interface": adapter[5:], "url": server.url, **FAST})
+        names, item = ["stdnum", "vies"], vat("136695976")
+    first = run([item], cfg, any_ledger, names=names)
+    assert [(r.adapter, r.cached) for r in first] == [("stdnum", False), (names[1], False)]
+    assert server.asked(item.compact.removeprefix("DE")) == 1
+    rows = recorded(any_ledger)
+    assert sorted(r.adapter for r in rows) == sorted(names) and {r.seller_id for r in rows} == {"S1"}
+    second = run([item], cfg, any_ledger, names=names)
+    assert [(r.adapter, r.state, r.cached) for r in second] == [(r.adapter, r.state, True) for r in first]
+    assert server.asked(item.compact.removeprefix("DE")) == 1 and len(recorded(any_ledger)) == 2
+    with any_ledger.engine.connect() as conn:
+        cache = conn.execute(sa.select(t.verification_cache.c.adapter, t.verification_cache.c.identifier_hash)).all()
+    assert sorted(cache) == sorted((name, identifier_hash(KEY, item)) for name in names)  # one answer per adapter
