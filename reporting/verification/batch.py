@@ -144,13 +144,15 @@ class _AdapterRun:
         if todo and months > 0:
             since = datetime.combine(oldest_reusable(today, months), datetime.min.time())
             cache = cached_answers(self.engine, self.adapter.name, (h for _, _, h in todo), checked_since=since)
-        if todo and self.adapter.remote:
-            self.broken.update(self.adapter.unavailable())
+        status_asked = False
         for index, item, digest in todo:
             cached = cache.get(digest)
             if cached is not None:
                 self._add(index, self._from_cache(item, cached), "from the cache")
                 continue
+            if not status_asked:  # once per batch, and only when an item is to be asked
+                status_asked = True
+                self.broken.update(self.adapter.unavailable())
             reason = self.broken.get("service") or self.broken.get(_country(item)) or self._over_limit()
             if reason:
                 self._add(index, self._result(item, digest, Answer(UNVERIFIED, reason), self.clock(), 0), "not asked")

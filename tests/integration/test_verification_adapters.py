@@ -582,3 +582,10 @@ def test_each_adapter_records_its_call_and_answers_again_from_its_own_cache(
     with any_ledger.engine.connect() as conn:
         cache = conn.execute(sa.select(t.verification_cache.c.adapter, t.verification_cache.c.identifier_hash)).all()
     assert sorted(cache) == sorted((name, identifier_hash(KEY, item)) for name in names)  # one answer per adapter
+
+
+def test_check_status_is_asked_only_when_an_item_is_to_be_asked(rest: ViesRestServer, ledger: Ledger) -> None:
+    run([vat("100")], vies(rest, "rest"), ledger)
+    assert [r["operation"] for r in rest.requests] == ["checkStatus", "checkVatNumber"]
+    [again] = run([vat("100")], vies(rest, "rest"), ledger)
+    assert again.cached and len(rest.requests) == 2  # all from the cache: no check-status either
