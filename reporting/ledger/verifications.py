@@ -38,7 +38,9 @@ import reporting.ledger.schema as t
 #: ten years from the end of the calendar year of the record (PStTG § 24(3) sentences 1 and 3)
 RETENTION_YEARS = 10
 _BATCH = 500  # hashes per IN (...) list: well under SQLite's parameter limit
-_DETAIL, _EVIDENCE, _SOURCE = 300, 100, 400  # the columns' lengths
+#: the text columns cut to their length before they are written: PostgreSQL refuses a longer text
+#: (SQLite keeps it), and a refused row would lose the record of a call already made
+_CUT = ("identifier_masked", "seller_id", "country", "detail", "evidence", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +213,18 @@ def _count(conn: Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> 
     return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
 
 
-def _cut(text: str | None, length: int) -> str | None:
-    return None if text is None else text[:length]
+def _cut(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with each text of :data:`_CUT` cut to its column's length in ``table``."""
+    for name in _CUT:
+        value = row.get(name)
+        length = getattr(table.c[name].type, "length", None) if name in table.c else None
+        if isinstance(value, str) and length is not None and len(value) > length:
+            row[name] = value[:length]
+    return row
 
 
 def _call_row(c: CallRecord) -> dict[str, Any]:
-    return {
+    row = {
         "at": utc_naive(c.at),
         "adapter": c.adapter,
         "kind": c.kind,
@@ -226,27 +234,29 @@ def _call_row(c: CallRecord) -> dict[str, Any]:
         "seller_id": c.seller_id,
         "attempt": c.attempt,
         "outcome": c.outcome,
-        "detail": _cut(c.detail, _DETAIL),
-        "evidence": _cut(c.evidence, _EVIDENCE),
+        "detail": c.detail,
+        "evidence": c.evidence,
         "request_date": c.request_date,
-        "source": _cut(c.source, _SOURCE),
+        "source": c.source,
         "duration_ms": c.duration_ms,
     }
+    return _cut(t.verification_calls, row)
 
 
 def _answer_row(a: CachedAnswer) -> dict[str, Any]:
-    return {
+    row = {
         "adapter": a.adapter,
         "identifier_hash": a.identifier_hash,
         "kind": a.kind,
         "country": a.country,
         "state": a.state,
-        "detail": _cut(a.detail, _DETAIL),
-        "evidence": _cut(a.evidence, _EVIDENCE),
+        "detail": a.detail,
+        "evidence": a.evidence,
         "request_date": a.request_date,
-        "source": _cut(a.source, _SOURCE),
+        "source": a.source,
         "checked_at": utc_naive(a.checked_at),
     }
+    return _cut(t.verification_cache, row)
 
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reporting.verification.model import KINDS, Item, VerificationError
+from reporting.verification.model import KINDS, MAX_SELLER_ID, MAX_VALUE, Item, VerificationError
 
 REQUIRED = ("seller_id", "kind", "country", "value")
 SELLER_TYPES = ("individual", "entity")
@@ -87,6 +87,8 @@ def _item(row: Any, name: str, line: int) -> Item:
     seller_type = row.get("seller_type") or "individual"
     if seller_type not in SELLER_TYPES:
         raise VerificationError(f"{where}: seller_type must be individual or entity")
-    if len(values["value"]) > 64:
-        raise VerificationError(f"{where}: value is longer than 64 characters: not a TIN or VAT number")
+    if len(values["seller_id"]) > MAX_SELLER_ID:
+        raise VerificationError(f"{where}: seller_id is longer than {MAX_SELLER_ID} characters")
+    if len(values["value"]) > MAX_VALUE:
+        raise VerificationError(f"{where}: value is longer than {MAX_VALUE} characters: not a TIN or VAT number")
     return Item(values["seller_id"], values["kind"], country, values["value"], entity=seller_type == "entity")

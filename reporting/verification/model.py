@@ -5,7 +5,7 @@ answer of one call (:class:`Answer`), and the typed result recorded in the due-d
 An item's value is personal data (the TIN of an individual, the VAT number of a sole trader): it
 is never in a ``repr``, a log line, an exception message or a result's text. It leaves this
 package only inside the request to the service that checks it; the ledger keeps a keyed hash
-(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask`).
+(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask_fixed`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from reporting.errors import ConfigError, PermanentError
-from reporting.identifiers import mask
+from reporting.identifiers import mask_fixed
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 
 TIN, VAT = "tin", "vat"
@@ -29,6 +29,11 @@ STATES = (VERIFIED, INVALID, UNVERIFIED)
 #: Commission (TIN on the Web); the registration in the member state's VAT register (VIES).
 FORMAT, OFFICIAL_FORMAT, REGISTRATION = "format", "official_format", "registration"
 LEVELS = (FORMAT, OFFICIAL_FORMAT, REGISTRATION)
+
+#: the longest ``seller_id`` an item takes (``ledger_verification_calls.seller_id``)
+MAX_SELLER_ID = 200
+#: the longest identifier an item takes, as the source holds it: no TIN or VAT number comes near
+MAX_VALUE = 64
 
 #: the environment variable that holds the key of the identifier hashes (never in a file)
 KEY_ENV = "DAC7_VERIFICATION_KEY"
@@ -55,16 +60,39 @@ class Item:
     entity: bool = False
 
     def __post_init__(self) -> None:
+        """Refuse, before anything is asked or recorded, what the record could not hold: a
+        ``seller_id`` of more than :data:`MAX_SELLER_ID` characters, a ``value`` of more than
+        :data:`MAX_VALUE`, a ``country`` that is not two letters, a ``kind`` not tin or vat. The
+        message names the seller (the beginning of an over-long id) and the rule, never the value."""
+        if not isinstance(self.seller_id, str) or not self.seller_id or len(self.seller_id) > MAX_SELLER_ID:
+            start = self.seller_id if isinstance(self.seller_id, str) else type(self.seller_id).__name__
+            start = start[:40] + ("..." if len(start) > 40 else "")
+            raise VerificationError(
+                f"seller {start!r}: seller_id must be a text of 1 to {MAX_SELLER_ID} characters (the record's "
+                "column); nothing of it was verified"
+            )
         if self.kind not in KINDS:
             raise VerificationError(f"seller {self.seller_id}: identifier kind {self.kind!r}; expected tin or vat")
+        country = self.country if isinstance(self.country, str) else ""
+        if len(country) != 2 or not (country.isascii() and country.isalpha()):
+            raise VerificationError(
+                f"seller {self.seller_id}: the country of a {self.kind} must be a two-letter code (the TIN's issuing "
+                "state, the VAT number's prefix)"
+            )
+        if not isinstance(self.value, str) or len(self.value) > MAX_VALUE:
+            raise VerificationError(
+                f"seller {self.seller_id}: the {self.kind} is longer than {MAX_VALUE} characters (or not a text): "
+                "not a TIN or VAT number; nothing of it was verified"
+            )
 
     def __repr__(self) -> str:  # never the value
         return f"Item({self.seller_id!r}, {self.kind}, {self.country}, {self.masked})"
 
     @property
     def masked(self) -> str:
-        """The last three characters of the compact value (as the ledger records it)."""
-        return mask(self.compact)
+        """``***`` and the last three characters of the compact value, as the ledger records it
+        (six characters at most, whatever the value's length)."""
+        return mask_fixed(self.compact)
 
     @property
     def compact(self) -> str:

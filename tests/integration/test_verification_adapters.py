@@ -25,7 +25,7 @@ from verification_servers import TEST_NUMBERS, TinServer, ViesRestServer, ViesSo
 from reporting.config import Config, parse_config
 from reporting.ledger import Ledger, default_ledger_url, open_ledger
 from reporting.ledger import schema as t
-from reporting.ledger.verifications import calls
+from reporting.ledger.verifications import CachedAnswer, CallRecord, calls, record
 from reporting.verification import (
     Item,
     VerificationResult,
@@ -34,6 +34,7 @@ from reporting.verification import (
     identifier_hash,
     verify_batch,
 )
+from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE
 
 KEY = b"a-test-key-of-at-least-16-bytes"
 TODAY = date(2027, 2, 8)
@@ -345,7 +346,44 @@ def test_no_identifier_in_the_record_the_logs_or_the_results_text(
     for row in recorded(ledger):
         texts += [str(v) for v in row]
     assert texts and not [x for x in texts if "987654321" in x or "87654321" in x]
-    assert "********321" in {row.identifier_masked for row in recorded(ledger)}
+    assert "***321" in {row.identifier_masked for row in recorded(ledger)}
+
+
+def test_the_longest_identifier_and_seller_id_are_recorded_and_the_vies_call_with_them(
+    soap: ViesSoapServer, any_ledger: Ledger
+) -> None:
+    seller = "S" * MAX_SELLER_ID
+    number = "9" * (MAX_VALUE - 2)  # with its prefix DE: the longest value an item takes
+    soap.script[number] = ["fault:INVALID_INPUT"]  # VIES's answer to a number out of its pattern
+    items = [Item(seller, "tin", "DE", "1" * MAX_VALUE), vat(number, seller)]
+    results = run(items, vies(soap), any_ledger, names=["stdnum", "vies"])
+    states = [(r.adapter, r.state) for r in results]
+    assert states == [("stdnum", "invalid"), ("stdnum", "invalid"), ("vies", "invalid")]
+    assert soap.asked(number) == 1
+    rows = recorded(any_ledger)
+    assert [(r.adapter, r.kind, r.identifier_masked, r.seller_id) for r in rows] == [
+        ("stdnum", "tin", "***111", seller),
+        ("stdnum", "vat", "***999", seller),
+        ("vies", "vat", "***999", seller),  # the call made is recorded
+    ]
+    [again] = run([vat(number, seller)], vies(soap), any_ledger)
+    assert again.cached and soap.asked(number) == 1
+
+
+def test_the_record_cuts_a_text_to_its_column_rather_than_lose_the_call(any_ledger: Ledger) -> None:
+    at = datetime(2027, 2, 8, 10, 0)
+    call = CallRecord(
+        at, "vies", "vat", "DEU", "f" * 64, "*" * 50 + "123", "S" * 250, 1, "verified", "d" * 400, "E" * 150, None,
+        "s" * 500,
+    )  # fmt: skip
+    answer = CachedAnswer("vies", "f" * 64, "vat", "DEU", "verified", "d" * 400, "E" * 150, None, "s" * 500, at)
+    record(any_ledger.engine, [call], [answer])
+    [row] = recorded(any_ledger)
+    assert (row.country, row.identifier_masked, row.seller_id) == ("DE", "*" * 40, "S" * 200)
+    assert (len(row.detail), len(row.evidence), len(row.source)) == (300, 100, 400)
+    with any_ledger.engine.connect() as conn:
+        [cached] = conn.execute(sa.select(t.verification_cache)).all()
+    assert (cached.country, len(cached.detail), len(cached.evidence), len(cached.source)) == ("DE", 300, 100, 400)
 
 
 # ------------------------------------------------------------------------------------- VIES REST

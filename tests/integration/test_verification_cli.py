@@ -85,8 +85,8 @@ def test_check_prints_masked_results_records_them_and_writes_them_owner_only(
     assert main([*args, "--out", str(out), "--today", "2027-02-08"]) == 0
     printed = capsys.readouterr().out
     evidence = consultation_number("987654321")
-    assert "S1  vat DE ********321  vies: verified" in printed and f"consultation number {evidence}" in printed
-    assert "S2  tin DE ********809  stdnum: verified" in printed
+    assert "S1  vat DE ***321  vies: verified" in printed and f"consultation number {evidence}" in printed
+    assert "S2  tin DE ***809  stdnum: verified" in printed
     assert "S3  vat DE ***200  vies: invalid" in printed
     assert (
         "3 identifier(s), 5 result(s): 2 stdnum invalid, 1 stdnum verified, 1 vies invalid, 1 vies verified" in printed

@@ -31,6 +31,7 @@ from reporting.verification import (
     oldest_reusable,
 )
 from reporting.verification.items import read_items
+from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE
 from reporting.verification.tin_web import read_tin_answer
 from reporting.verification.vies import (
     SOAP_ENV,
@@ -166,9 +167,36 @@ def test_an_item_and_a_result_never_show_the_value() -> None:
     item = Item("S1", "tin", "DE", "36574261809")
     result = VerificationResult(item, "stdnum", "verified", "format", "python-stdnum", datetime.now(UTC), "ok", "h")
     for text in (repr(item), str(item), repr(result), repr([result])):
-        assert "36574261809" not in text and "********809" in text
+        assert "36574261809" not in text and "***809" in text
     with pytest.raises(VerificationError, match="expected tin or vat"):
         Item("S1", "iban", "DE", "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [("36574261809", "***809"), ("DE 136.695-976", "***976"), ("9" * MAX_VALUE, "***999"), ("12", "***"), ("", "")],
+)
+def test_the_masked_form_has_a_fixed_length(value: str, masked: str) -> None:
+    assert Item("S1", "tin", "DE", value).masked == masked  # never the length of the value
+
+
+@pytest.mark.parametrize(
+    ("seller", "country", "value", "message"),
+    [
+        ("S" * (MAX_SELLER_ID + 1), "DE", "36574261809", r"^seller 'S{40}\.\.\.': seller_id must be a text of 1 to "),
+        ("", "DE", "36574261809", "^seller '': seller_id must be a text of 1 to 200 characters"),
+        ("S1", "DEU", "36574261809", "^seller S1: the country of a tin must be a two-letter code"),
+        ("S1", "D1", "36574261809", "^seller S1: the country of a tin must be a two-letter code"),
+        ("S1", "DE", "3" * (MAX_VALUE + 1), "^seller S1: the tin is longer than 64 characters"),
+    ],
+)
+def test_an_item_the_record_could_not_hold_is_refused_without_its_value(
+    seller: str, country: str, value: str, message: str
+) -> None:
+    assert Item("S" * MAX_SELLER_ID, "tin", "DE", "3" * MAX_VALUE).masked == "***333"  # the longest taken
+    with pytest.raises(VerificationError, match=message) as exc:
+        Item(seller, "tin", country, value)
+    assert "36574261809" not in str(exc.value) and "3" * 10 not in str(exc.value)
 
 
 def test_items_from_csv_json_lines_and_json(tmp_path: Path) -> None:
@@ -201,6 +229,7 @@ def test_items_from_csv_json_lines_and_json(tmp_path: Path) -> None:
         ('{"seller_id": "S1", "kind": "tin", "country": "DE", "value": "DE999999999"\n', "line 1: not a JSON object"),
         ("seller_id,kind,country,value,seller_type\nS1,tin,DE,DE999999999,robot\n", "line 2: seller_type must be"),
         ("seller_id,kind,country,value\nS1,tin,DE," + "9" * 65 + "\n", "line 2: value is longer than 64"),
+        ("seller_id,kind,country,value\n" + "S" * 201 + ",tin,DE,DE999999999\n", "line 2: seller_id is longer than"),
     ],
 )
 def test_a_bad_line_names_the_file_the_line_and_the_key_never_the_value(
