@@ -16,7 +16,8 @@ Behaviours: ``valid``, ``invalid``, ``fault:CODE`` (a SOAP fault with HTTP 500, 
 ``CommonResponse`` with HTTP 400 for input errors and 500 otherwise), ``fault200:CODE`` (REST: the
 CommonResponse in an HTTP 200), ``slow`` (answers valid after ``slow_seconds``: the client has given
 up), ``http500`` (an HTML error page), ``malformed`` (an answer cut off), ``empty`` (HTTP 200
-without a body), ``http404``. TIN on the Web also: ``nosyntax`` (validStructure true, no
+without a body), ``http404``, ``badgzip`` (HTTP 502 with ``Content-Encoding: gzip`` and a plain
+body, as a proxy's error page may come). TIN on the Web also: ``nosyntax`` (validStructure true, no
 validSyntax), ``badsyntax``, ``badstructure``.
 
 Written from the published descriptions: the VIES SOAP server validates every request, and every
@@ -148,10 +149,12 @@ class _Handler(BaseHTTPRequestHandler):
     def body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def send(self, status: int, body: bytes, content_type: str) -> None:
+    def send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -169,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send(404, b"<html><body>Not Found</body></html>", "text/html")
         elif behaviour == "empty":
             self.send(200, b"", "text/xml")
+        elif behaviour == "badgzip":  # a proxy's error page that says it is gzip and is not
+            self.send(502, b"<html>proxy error</html>", "text/html", {"Content-Encoding": "gzip"})
         else:
             return False
         return True

@@ -50,7 +50,9 @@ class Adapter(Protocol):
 
     def call(self, item: Item) -> Answer:
         """One call about ``item``, classified; never raises for what the service or the network
-        did (a timeout, a refused connection, an HTTP 500, a body that is not the answer)."""
+        did (a timeout, a refused connection, an HTTP 500, a body that is not the answer, a body
+        that is not what its Content-Encoding says). The batch still takes an exception as the
+        adapter's own failure: the call is recorded and the adapter asked no more in the batch."""
         ...
 
     def unavailable(self) -> dict[str, str]:
@@ -143,6 +145,10 @@ class HttpAdapter:
         except httpx.TransportError as exc:  # refused, reset, DNS, TLS ...
             return Answer(
                 UNVERIFIED, f"the service could not be reached ({type(exc).__name__})", retry=True, scope="service"
+            )
+        except httpx.HTTPError as exc:  # an answer httpx could not read: a body that is not its Content-Encoding ...
+            return Answer(
+                UNVERIFIED, f"an answer that could not be read ({type(exc).__name__})", retry=True, scope="service"
             )
 
     def _call(self, item: Item) -> Answer:

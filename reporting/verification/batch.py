@@ -186,7 +186,7 @@ class _AdapterRun:
             attempt += 1
             self.adapter.pace()
             started = time.monotonic()
-            answer = self.adapter.call(item)
+            answer = self._call(item)
             at = self.clock()
             self.calls_made += 1
             self._calls.append(
@@ -231,6 +231,21 @@ class _AdapterRun:
                 )
             )
         return self._result(item, digest, answer, at, attempt)
+
+    def _call(self, item: Item) -> Answer:
+        """The adapter's answer; an exception (a defect of the adapter: an adapter classifies what
+        the service and the network do) becomes an unverified answer that reaches the service, so
+        that the call is recorded, the batch goes on and this adapter is asked no more in it. Its
+        type is named, never its message (which could quote the identifier)."""
+        try:
+            return self.adapter.call(item)
+        except Exception as exc:
+            log.error(
+                "verification %s: the adapter failed (%s); it is asked no more in this batch",
+                self.adapter.name,
+                type(exc).__name__,
+            )
+            return Answer(UNVERIFIED, f"the adapter failed ({type(exc).__name__})", scope="service")
 
     def _result(self, item: Item, digest: str, answer: Answer, at: datetime, attempts: int) -> VerificationResult:
         return VerificationResult(

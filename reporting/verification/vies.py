@@ -228,7 +228,7 @@ class ViesRest(_Vies):
         try:
             status, _, body = self._send("GET", f"{self.url}/check-status", headers={"Accept": "application/json"})
             data = json.loads(body) if status == 200 else None
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError, RecursionError):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("countries"), list):
             return None
@@ -260,7 +260,7 @@ def read_rest_answer(status: int, body: bytes) -> Answer:
     ``CheckVatResponse`` with ``valid``."""
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
         return http_failure(status, "a JSON answer") if status != 200 else malformed("JSON", status)
     if not isinstance(data, dict):
         return http_failure(status, "a JSON object") if status != 200 else malformed("a JSON object", status)

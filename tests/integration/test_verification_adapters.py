@@ -386,6 +386,66 @@ def test_the_record_cuts_a_text_to_its_column_rather_than_lose_the_call(any_ledg
     assert (cached.country, len(cached.detail), len(cached.evidence), len(cached.source)) == ("DE", 300, 100, 400)
 
 
+@pytest.mark.parametrize("adapter", ["vies-soap", "vies-rest", "tin_on_the_web"])
+def test_an_answer_that_is_not_its_content_encoding_is_retried_and_reaches_the_service(
+    adapter: str, soap: ViesSoapServer, rest: ViesRestServer, tin: TinServer, ledger: Ledger
+) -> None:
+    if adapter == "tin_on_the_web":
+        server: Any = tin
+        cfg, names, items, key = tinweb(tin), ["tin_on_the_web"], [tin_item("123"), tin_item("456", seller="S2")], "123"
+    else:
+        server = soap if adapter == "vies-soap" else rest
+        cfg, names, items, key = vies(server, adapter[5:]), ["vies"], [vat("123"), vat("456", "S2")], "123"
+    server.script[key] = ["badgzip"]  # HTTP 502, Content-Encoding gzip, a plain body
+    first, second = run(items, cfg, ledger, names=names)
+    assert (first.state, first.attempts) == ("unverified", 3) and server.asked(key) == 3
+    assert first.detail == "an answer that could not be read (DecodingError); gave up after 3 call(s)"
+    assert (second.state, second.attempts) == ("unverified", 0) and second.detail.startswith("not asked: ")
+    assert [(r.seller_id, r.attempt, r.outcome) for r in recorded(ledger)] == [
+        ("S1", 1, "unverified"),
+        ("S1", 2, "unverified"),
+        ("S1", 3, "unverified"),
+    ]
+
+
+def test_an_adapter_that_raises_is_recorded_and_asked_no_more_in_the_batch(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        name, level, remote = "stdnum", "format", True
+        settings = config().verification.stdnum
+        source = "a broken adapter"
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def accepts(self, item: Item) -> bool:
+            return True
+
+        def pace(self) -> None:
+            return None
+
+        def unavailable(self) -> dict[str, str]:
+            return {}
+
+        def close(self) -> None:
+            return None
+
+        def call(self, item: Item) -> Any:
+            self.asked.append(item.seller_id)
+            raise KeyError(item.value)  # a defect whose message is the identifier
+
+    broken = Broken()
+    caplog.set_level(logging.INFO)
+    first, second = verify_batch([vat("987654321"), vat("100", "S2")], [broken], ledger, TODAY, key=KEY)
+    assert (first.state, first.attempts, first.detail) == ("unverified", 1, "the adapter failed (KeyError)")
+    assert (second.state, second.attempts) == ("unverified", 0) and broken.asked == ["S1"]
+    assert [(r.seller_id, r.outcome, r.detail) for r in recorded(ledger)] == [
+        ("S1", "unverified", "the adapter failed (KeyError)")
+    ]
+    assert "the adapter failed (KeyError)" in caplog.text and "987654321" not in caplog.text
+
+
 # ------------------------------------------------------------------------------------- VIES REST
 
 
@@ -447,6 +507,9 @@ def test_vies_rest_check_status_down_or_broken(rest: ViesRestServer, ledger: Led
     assert r.state == "unverified" and rest.asked("100") == 0
     rest.vow_available, rest.status_behaviour = True, "http500"  # no status: every item is asked
     [r] = run([vat("100")], vies(rest, "rest"), ledger)
+    assert r.state == "verified"
+    rest.status_behaviour = "badgzip"  # a status httpx cannot read: no status either
+    [r] = run([vat("101")], vies(rest, "rest"), ledger)
     assert r.state == "verified"
 
 

@@ -126,6 +126,23 @@ def test_check_without_the_key_or_with_a_bad_file_or_a_switched_off_adapter(
     assert not Path(ledger.removeprefix("sqlite:///")).exists()  # nothing verified, no ledger made
 
 
+def test_check_never_ends_in_a_traceback_when_the_service_answers_garbage(
+    tmp_path: Path, soap: ViesSoapServer, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(
+        tmp_path / "dac7.toml", f'[verification.vies]\nenabled = true\nurl = "{soap.url}"\nbackoff_seconds = 0.01\n'
+    )
+    soap.script["987654321"] = ["badgzip"]  # HTTP 502, Content-Encoding gzip, a plain body
+    ledger = default_ledger_url(tmp_path)
+    args = ["verify", "check", "--file", str(items_file(tmp_path)), "--config", str(cfg), "--ledger", ledger]
+    assert main([*args, "--adapter", "vies"]) == 0
+    out = capsys.readouterr().out
+    assert "S1  vat DE ***321  vies: unverified  an answer that could not be read (DecodingError); gave up" in out
+    assert "S3  vat DE ***200  vies: unverified  not asked: " in out  # the service failed for good in this batch
+    with open_ledger(ledger) as led, led.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.verification_calls)).scalar_one() == 4
+
+
 def made(at: datetime, n: int) -> CallRecord:
     return CallRecord(at, "vies", "vat", "DE", f"{n:064x}", "***100", f"S{n}", 1, "verified", "ok", "W", None, "VIES")
 

@@ -338,6 +338,16 @@ def test_a_vies_rest_answer(status: int, body: Any, state: str, detail: str) -> 
         assert answer.evidence is None  # an empty requestIdentifier is no evidence
 
 
+@pytest.mark.parametrize("status", [200, 502])
+def test_a_vies_rest_answer_nested_deeper_than_the_stack_is_not_an_answer(status: int) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000  # valid JSON that json.loads cannot read (RecursionError)
+    answer = read_rest_answer(status, deep)
+    assert (answer.state, answer.retry, answer.scope) == ("unverified", True, "service")
+    assert answer.detail == (
+        "an answer that is not JSON (HTTP 200)" if status == 200 else "HTTP 502 without a JSON answer"
+    )
+
+
 def test_a_tin_on_the_web_answer() -> None:
     def body(inner: str) -> bytes:
         t = "urn:ec.europa.eu:taxud:tin:services:checkTin:types"
