@@ -236,7 +236,9 @@ statement_events = sa.Table(
 # outcome that PStTG § 24(1) Nr. 2 requires (made at the time of the processing, § 24(2) Nr. 2;
 # kept ten years from the end of the year, then deleted, § 24(3)); and each adapter's cache of
 # its conclusive answers (``ledger_verification_cache``). Neither holds the identifier: a keyed
-# hash (HMAC-SHA256 of kind, country and the compact value) and its last three characters.
+# hash (HMAC-SHA256 of kind, country and the compact value) and its last three characters. In the
+# cache, ``identifier_hash`` is the cache key: for a TIN the keyed hash also covers the seller type
+# (individual or entity), whose answers differ (reporting.verification.model.cache_key).
 verification_calls = sa.Table(
     "ledger_verification_calls",
     metadata,

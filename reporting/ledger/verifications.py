@@ -65,7 +65,10 @@ class CallRecord:
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """A conclusive answer (verified or invalid) of an adapter about one identifier."""
+    """A conclusive answer (verified or invalid) of an adapter about one identifier.
+    ``identifier_hash`` is the cache key (:func:`reporting.verification.model.cache_key`): the
+    identifier's keyed hash for a VAT number; for a TIN, the keyed hash of the identifier and the
+    seller type, whose answers differ."""
 
     adapter: str
     identifier_hash: str

@@ -6,7 +6,8 @@ services, with retries and a rate limit, and a record of every call in the ledge
 
 For each adapter and each item it accepts:
 
-1. **Cache.** An answer of the same adapter about the same identifier (its keyed hash) given not
+1. **Cache.** An answer of the same adapter about the same identifier (its keyed hash; for a TIN,
+   of the same seller type too: :func:`reporting.verification.model.cache_key`) given not
    more than ``cache_months`` months before ``today`` is reused: no call, no new record (PStTG
    § 20(2): information checked "vor nicht mehr als 36 Monaten" may be relied on). An answer given
    on day D is reused through the day D + N months (the same day of the month; the last day of a
@@ -39,7 +40,7 @@ from reporting.ledger import Ledger
 from reporting.ledger.model import CACHED_STATES, INVALID, UNVERIFIED, VERIFIED
 from reporting.ledger.verifications import CachedAnswer, CallRecord, cached_answers, record
 from reporting.verification.base import Adapter
-from reporting.verification.model import LEVELS, Answer, Item, VerificationResult, identifier_hash
+from reporting.verification.model import LEVELS, Answer, Item, VerificationResult, cache_key, identifier_hash
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,13 @@ def verify_batch(
     in this batch (an Airflow task's time limit)."""
     now = clock or (lambda: datetime.now(UTC))
     hashes = [identifier_hash(key, item) for item in items]
+    keys = [cache_key(key, item) for item in items]
     per_item: list[list[VerificationResult]] = [[] for _ in items]
     for adapter in adapters:
         run = _AdapterRun(adapter, ledger, now, sleep, max_calls)
         try:
-            run.verify([(i, items[i], hashes[i]) for i in range(len(items)) if adapter.accepts(items[i])], today)
+            todo = [(i, items[i], hashes[i], keys[i]) for i in range(len(items)) if adapter.accepts(items[i])]
+            run.verify(todo, today)
         finally:
             run.flush()
         for i, result in run.results:
@@ -138,17 +141,18 @@ class _AdapterRun:
         self._calls: list[CallRecord] = []
         self._answers: list[CachedAnswer] = []
 
-    def verify(self, todo: list[tuple[int, Item, str]], today: date) -> None:
+    def verify(self, todo: list[tuple[int, Item, str, str]], today: date) -> None:
+        """``todo``: each item's index in the batch, the item, its identifier hash and its cache key."""
         months = self.adapter.settings.cache_months
         cache: dict[str, CachedAnswer] = {}
         if todo and months > 0:
             since = datetime.combine(oldest_reusable(today, months), datetime.min.time())
-            cache = cached_answers(self.engine, self.adapter.name, (h for _, _, h in todo), checked_since=since)
+            cache = cached_answers(self.engine, self.adapter.name, (k for *_, k in todo), checked_since=since)
         status_asked = False
-        for index, item, digest in todo:
-            cached = cache.get(digest)
+        for index, item, digest, key in todo:
+            cached = cache.get(key)
             if cached is not None:
-                self._add(index, self._from_cache(item, cached), "from the cache")
+                self._add(index, self._from_cache(item, digest, cached), "from the cache")
                 continue
             if not status_asked:  # once per batch, and only when an item is to be asked
                 status_asked = True
@@ -157,11 +161,11 @@ class _AdapterRun:
             if reason:
                 self._add(index, self._result(item, digest, Answer(UNVERIFIED, reason), self.clock(), 0), "not asked")
                 continue
-            result = self._ask(item, digest)
+            result = self._ask(item, digest, key)
             self._add(index, result, result.state)
             if result.state in CACHED_STATES:
                 answer = self._answers[-1]
-                cache[digest] = answer  # the same identifier again in this batch: not asked twice
+                cache[key] = answer  # the same identifier again in this batch: not asked twice
             if self.adapter.remote or len(self._calls) >= _FLUSH:
                 self.flush()
 
@@ -179,7 +183,7 @@ class _AdapterRun:
         self.results.append((index, result))
         self.counts[what] += 1
 
-    def _ask(self, item: Item, digest: str) -> VerificationResult:
+    def _ask(self, item: Item, digest: str, key: str) -> VerificationResult:
         settings = self.adapter.settings
         attempt = 0
         while True:
@@ -219,7 +223,7 @@ class _AdapterRun:
             self._answers.append(
                 CachedAnswer(
                     adapter=self.adapter.name,
-                    identifier_hash=digest,
+                    identifier_hash=key,
                     kind=item.kind,
                     country=item.country.upper(),
                     state=answer.state,
@@ -262,7 +266,7 @@ class _AdapterRun:
             attempts=attempts,
         )
 
-    def _from_cache(self, item: Item, cached: CachedAnswer) -> VerificationResult:
+    def _from_cache(self, item: Item, digest: str, cached: CachedAnswer) -> VerificationResult:
         return VerificationResult(
             item=item,
             adapter=self.adapter.name,
@@ -271,7 +275,7 @@ class _AdapterRun:
             source=cached.source,
             checked_at=cached.checked_at.replace(tzinfo=UTC),
             detail=cached.detail or "",
-            identifier_hash=cached.identifier_hash,
+            identifier_hash=digest,
             evidence=cached.evidence,
             request_date=cached.request_date,
             cached=True,

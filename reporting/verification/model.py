@@ -173,3 +173,17 @@ def identifier_hash(key: bytes, item: Item) -> str:
     keyed, only the holder of the key can recompute it from a value (to find its history)."""
     message = f"{item.kind}:{item.country.upper()}:{item.compact}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def cache_key(key: bytes, item: Item) -> str:
+    """The key of an item's answers in an adapter's cache (``ledger_verification_cache``'s
+    ``identifier_hash``): a VAT number's :func:`identifier_hash`; for a TIN, the HMAC-SHA256 of the
+    identifier and the seller type (``tin:country:compact value:individual`` or ``:entity``),
+    because the answer about a TIN depends on it: python-stdnum checks an individual's and an
+    entity's TIN against other formats (a German Steuernummer is an entity's TIN, not an
+    individual's), and TIN on the Web judges only individuals' TINs."""
+    if item.kind != TIN:
+        return identifier_hash(key, item)
+    seller_type = "entity" if item.entity else "individual"
+    message = f"{item.kind}:{item.country.upper()}:{item.compact}:{seller_type}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

@@ -34,7 +34,7 @@ from reporting.verification import (
     identifier_hash,
     verify_batch,
 )
-from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE
+from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE, cache_key
 
 KEY = b"a-test-key-of-at-least-16-bytes"
 TODAY = date(2027, 2, 8)
@@ -641,6 +641,28 @@ def test_every_adapter_in_one_batch_and_the_conclusion(soap: ViesSoapServer, tin
     assert conclusion([]) is None
 
 
+def test_a_tins_answer_is_cached_for_its_seller_type(tin: TinServer, any_ledger: Ledger) -> None:
+    steuernummer = "93815/08152"  # a German Steuernummer: an entity's TIN, not an individual's IdNr
+    as_individual, as_entity = Item("S1", "tin", "DE", steuernummer), Item("S1", "tin", "DE", steuernummer, entity=True)
+    [a] = run([as_individual], config(), any_ledger, names=["stdnum"])
+    [b] = run([as_entity], config(), any_ledger, names=["stdnum"], today=TODAY + timedelta(days=1))
+    assert (a.state, a.cached, b.state, b.cached) == ("invalid", False, "verified", False)
+    assert b.detail == "format and check digits valid (de.stnr)"
+    assert a.identifier_hash == b.identifier_hash  # one identifier, one history
+    # the other order, in one batch: each from its own cached answer
+    c, e = run([Item("S2", "tin", "DE", steuernummer, entity=True), Item("S3", "tin", "DE", steuernummer)],
+               config(), any_ledger, names=["stdnum"])  # fmt: skip
+    assert [(r.state, r.cached) for r in (c, e)] == [("verified", True), ("invalid", True)]
+    with any_ledger.engine.connect() as conn:
+        keys = conn.execute(sa.select(t.verification_cache.c.identifier_hash)).scalars().all()
+    assert sorted(keys) == sorted([cache_key(KEY, as_individual), cache_key(KEY, as_entity)])
+    # TIN on the Web: an individual's TIN it rejects is invalid, an entity's is not judged, and is asked
+    tin.script["00012511119"] = ["badstructure"]
+    [f] = run([tin_item("00012511119")], tinweb(tin), any_ledger, names=["tin_on_the_web"])
+    [g] = run([tin_item("00012511119", entity=True)], tinweb(tin), any_ledger, names=["tin_on_the_web"])
+    assert (f.state, g.state, g.cached, tin.asked("00012511119")) == ("invalid", "unverified", False, 2)
+
+
 def test_a_switched_off_adapter_is_not_built(soap: ViesSoapServer) -> None:
     from reporting.errors import ConfigError
 
@@ -682,7 +704,7 @@ def test_each_adapter_records_its_call_and_answers_again_from_its_own_cache(
     assert server.asked(item.compact.removeprefix("DE")) == 1 and len(recorded(any_ledger)) == 2
     with any_ledger.engine.connect() as conn:
         cache = conn.execute(sa.select(t.verification_cache.c.adapter, t.verification_cache.c.identifier_hash)).all()
-    assert sorted(cache) == sorted((name, identifier_hash(KEY, item)) for name in names)  # one answer per adapter
+    assert sorted(cache) == sorted((name, cache_key(KEY, item)) for name in names)  # one answer per adapter
 
 
 def test_check_status_is_asked_only_when_an_item_is_to_be_asked(rest: ViesRestServer, ledger: Ledger) -> None:

@@ -31,7 +31,7 @@ from reporting.verification import (
     oldest_reusable,
 )
 from reporting.verification.items import read_items
-from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE
+from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE, cache_key
 from reporting.verification.tin_web import read_tin_answer
 from reporting.verification.vies import (
     SOAP_ENV,
@@ -154,6 +154,20 @@ def test_the_hash_is_keyed_and_ignores_spelling() -> None:
     assert len(a) == 64 and int(a, 16) >= 0
     assert a != identifier_hash(b"another key of 16 bytes", Item("S1", "vat", "DE", "DE136695976"))
     assert a != identifier_hash(KEY, Item("S1", "tin", "DE", "DE136695976"))
+
+
+def test_the_cache_key_of_a_tin_holds_the_seller_type() -> None:
+    vat_item = Item("S1", "vat", "DE", "DE 136.695-976")
+    assert (
+        cache_key(KEY, vat_item)
+        == identifier_hash(KEY, vat_item)
+        == cache_key(KEY, Item("S2", "vat", "de", "DE136695976", entity=True))
+    )
+    individual, entity = Item("S1", "tin", "DE", "93815/08152"), Item("S1", "tin", "DE", "9381508152", entity=True)
+    assert identifier_hash(KEY, individual) == identifier_hash(KEY, entity)  # one identifier
+    keys = {cache_key(KEY, individual), cache_key(KEY, entity), identifier_hash(KEY, individual)}
+    assert len(keys) == 3 and all(len(k) == 64 for k in keys)
+    assert cache_key(KEY, individual) == cache_key(KEY, Item("S9", "tin", "de", "93815 08152"))
 
 
 @pytest.mark.parametrize("text", [None, "", "short"])
