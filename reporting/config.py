@@ -178,6 +178,13 @@ TIN_ON_THE_WEB_URL = "https://ec.europa.eu/taxation_customs/tin/services/checkTi
 #: PStTG § 20(2) Nr. 1: earlier due diligence may be relied on where the information was collected
 #: and checked "vor nicht mehr als 36 Monaten": an answer is reused for at most that long
 MAX_CACHE_MONTHS = 36
+#: ``[verification.vies] invalid_cache_days``: an "invalid" answer about a registration (VIES) is
+#: reused through this many days after the day it was given (0: that day only). A registration
+#: can become valid any day, and a "not valid" leads to requests and measures (PStTG § 23): it is
+#: asked again soon, not relied on for 36 months. One day: a rerun of the daily task on that day
+#: or the next does not ask VIES again; the day after, it does.
+INVALID_CACHE_DAYS = 1
+MAX_INVALID_DAYS = 31
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -185,7 +192,10 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 class AdapterSettings:
     """``[verification.NAME]``: one verification adapter. ``url``, ``interface``, the timeout,
     the rate limit and the retries apply to the adapters that call a service (``vies``,
-    ``tin_on_the_web``); ``cache_months`` to every adapter (0: every item is checked again)."""
+    ``tin_on_the_web``); ``cache_months`` to every adapter (0: every item is checked again);
+    ``invalid_cache_days`` to the adapters whose answer rests on a registration (``vies``): how
+    many days after the day it was given an invalid answer is reused (at most ``cache_months``
+    months all the same)."""
 
     name: str
     enabled: bool
@@ -196,6 +206,7 @@ class AdapterSettings:
     max_attempts: int = 4  # per item: the first request and up to three retries
     backoff_seconds: float = 2.0  # the wait before the first retry; doubled before each further one
     cache_months: int = MAX_CACHE_MONTHS
+    invalid_cache_days: int = INVALID_CACHE_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,7 +767,7 @@ _ADAPTER_KEYS = {
     "stdnum": {"enabled", "cache_months"},
     "vies": {
         "enabled", "interface", "url", "timeout_seconds", "rate_per_second", "max_attempts", "backoff_seconds",
-        "cache_months",
+        "cache_months", "invalid_cache_days",
     },
     "tin_on_the_web": {
         "enabled", "url", "timeout_seconds", "rate_per_second", "max_attempts", "backoff_seconds", "cache_months",
@@ -793,6 +804,11 @@ def _verification(raw: dict[str, Any], origin: str) -> VerificationSettings:
             backoff_seconds=_number(sub, "backoff_seconds", key, origin, base.backoff_seconds, 0, 300),
             cache_months=int(
                 _number(sub, "cache_months", key, origin, base.cache_months, 0, MAX_CACHE_MONTHS, integer=True)
+            ),
+            invalid_cache_days=int(
+                _number(
+                    sub, "invalid_cache_days", key, origin, base.invalid_cache_days, 0, MAX_INVALID_DAYS, integer=True
+                )
             ),
         )
     return VerificationSettings(**adapters)

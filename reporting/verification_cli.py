@@ -1,7 +1,7 @@
 """``dac7 verify``: the verification adapters (:mod:`reporting.verification`) from the command line.
 
-    dac7 verify check --file F [--adapter NAME ...] [--today DATE] [--max-calls N] [--out F.jsonl]
-                      [--operator ID] [--config FILE] [--ledger URL]
+    dac7 verify check --file F [--adapter NAME ...] [--today DATE] [--max-calls N] [--refresh SELLER_ID ...]
+                      [--out F.jsonl] [--operator ID] [--config FILE] [--ledger URL]
     dac7 verify expire [--before INSTANT] [--dry-run] [--config FILE] [--ledger URL]
     dac7 verify status [--config FILE]
 
@@ -54,6 +54,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--today", type=date.fromisoformat, help="the day whose cache is fresh (default: today, UTC)")
     c.add_argument("--max-calls", type=int, help="at most this many calls per adapter (the rest: asked later)")
     c.add_argument(
+        "--refresh",
+        action="append",
+        default=[],
+        metavar="SELLER_ID",
+        help="ask again, whatever the cache holds, for this seller's identifiers (its data was resubmitted; "
+        "repeatable)",
+    )
+    c.add_argument(
         "--operator",
         default=DEFAULT_OPERATOR,
         help="a group: whose VAT number is VIES's requester ('default' is [operator])",
@@ -99,7 +107,9 @@ def _check(args: argparse.Namespace, ledger_url: Callable[[argparse.Namespace], 
     today = args.today or datetime.now(UTC).date()
     try:
         with open_ledger(ledger_url(args)) as ledger:
-            results = verify_batch(items, adapters, ledger, today, key=key, max_calls=args.max_calls)
+            results = verify_batch(
+                items, adapters, ledger, today, key=key, max_calls=args.max_calls, refresh=args.refresh
+            )
     finally:
         for adapter in adapters:
             adapter.close()

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import reporting.ledger.schema as t
+from reporting.ledger.model import INVALID
 
 #: ten years from the end of the calendar year of the record (PStTG § 24(3) sentences 1 and 3)
 RETENTION_YEARS = 10
@@ -110,19 +111,28 @@ def record(engine: Engine, calls: Sequence[CallRecord], answers: Sequence[Cached
 
 
 def cached_answers(
-    engine: Engine, adapter: str, hashes: Iterable[str], *, checked_since: datetime
+    engine: Engine,
+    adapter: str,
+    hashes: Iterable[str],
+    *,
+    checked_since: datetime,
+    invalid_since: datetime | None = None,
 ) -> dict[str, CachedAnswer]:
-    """The cached answers of ``adapter`` about ``hashes`` given at or after ``checked_since``, by hash."""
+    """The cached answers of ``adapter`` about ``hashes`` (cache keys) given at or after
+    ``checked_since``, and an invalid one only at or after ``invalid_since`` too, by key."""
     c = t.verification_cache
     since = utc_naive(checked_since)
     wanted = sorted(set(hashes))
     found: dict[str, CachedAnswer] = {}
+    fresh_enough = c.c.checked_at >= since
+    if invalid_since is not None:
+        fresh_enough = sa.and_(fresh_enough, sa.or_(c.c.state != INVALID, c.c.checked_at >= utc_naive(invalid_since)))
     with engine.connect() as conn:
         for i in range(0, len(wanted), _BATCH):
             query = sa.select(c).where(
                 c.c.adapter == adapter,
                 c.c.identifier_hash.in_(wanted[i : i + _BATCH]),
-                c.c.checked_at >= since,
+                fresh_enough,
             )
             for r in conn.execute(query):
                 found[r.identifier_hash] = CachedAnswer(

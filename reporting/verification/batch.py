@@ -12,6 +12,10 @@ For each adapter and each item it accepts:
    § 20(2): information checked "vor nicht mehr als 36 Monaten" may be relied on). An answer given
    on day D is reused through the day D + N months (the same day of the month; the last day of a
    shorter month), days counted in UTC. Only conclusive answers (verified, invalid) are cached.
+   An invalid answer about a registration (VIES: the number not in the register) is reused only
+   through D + ``invalid_cache_days`` days: a registration may become valid any day, and a "not
+   valid" leads to requests and measures. ``refresh`` passes over the cache for the sellers, and
+   the items, whose data the platform reports as resubmitted.
 2. **Not asked.** When a service has answered for a whole member state (VIES's MS_UNAVAILABLE
    after every retry, its check-status) or for itself (SERVICE_UNAVAILABLE, timeouts, refused
    connections after every retry; a refused requester), the items it would have answered the
@@ -33,14 +37,23 @@ import calendar
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from reporting.ledger import Ledger
 from reporting.ledger.model import CACHED_STATES, INVALID, UNVERIFIED, VERIFIED
 from reporting.ledger.verifications import CachedAnswer, CallRecord, cached_answers, record
 from reporting.verification.base import Adapter
-from reporting.verification.model import LEVELS, Answer, Item, VerificationResult, cache_key, identifier_hash
+from reporting.verification.model import (
+    LEVELS,
+    REGISTRATION,
+    Answer,
+    Item,
+    VerificationResult,
+    cache_key,
+    identifier_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +91,33 @@ def verify_batch(
     clock: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_calls: int | None = None,
+    refresh: Iterable[str | Item] = (),
 ) -> list[VerificationResult]:
     """The results of every adapter about every item it accepts, in the order of ``items`` (and,
     for one item, of ``adapters``). ``key`` is the key of the identifier hashes
     (:func:`reporting.verification.model.hash_key`); ``max_calls`` caps the calls of each adapter
-    in this batch (an Airflow task's time limit)."""
+    in this batch (an Airflow task's time limit). ``refresh``: seller ids, and items, whose
+    answers are not taken from the cache (every item of such a seller; an item of the same
+    seller, identifier and seller type): the data the platform reports the seller resubmitted,
+    which is asked again at once, however fresh the cached answer."""
     now = clock or (lambda: datetime.now(UTC))
     hashes = [identifier_hash(key, item) for item in items]
     keys = [cache_key(key, item) for item in items]
+    wanted = [refresh] if isinstance(refresh, str) else list(refresh)
+    if any(not isinstance(w, str | Item) for w in wanted):
+        raise TypeError("refresh takes seller ids (str) and items (Item)")
+    sellers = {w for w in wanted if isinstance(w, str)}
+    resubmitted = {(w.seller_id, cache_key(key, w)) for w in wanted if isinstance(w, Item)}
+    renew = [
+        item.seller_id in sellers or (item.seller_id, k) in resubmitted for item, k in zip(items, keys, strict=True)
+    ]
     per_item: list[list[VerificationResult]] = [[] for _ in items]
     for adapter in adapters:
         run = _AdapterRun(adapter, ledger, now, sleep, max_calls)
         try:
-            todo = [(i, items[i], hashes[i], keys[i]) for i in range(len(items)) if adapter.accepts(items[i])]
+            todo = [
+                _Todo(i, items[i], hashes[i], keys[i], renew[i]) for i in range(len(items)) if adapter.accepts(items[i])
+            ]
             run.verify(todo, today)
         finally:
             run.flush()
@@ -118,6 +145,18 @@ def conclusion(results: Sequence[VerificationResult]) -> VerificationResult | No
     return results[0] if results else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Todo:
+    """An item an adapter accepts: its place in the batch, its identifier hash, its cache key, and
+    whether its cached answer is passed over (``refresh``)."""
+
+    index: int
+    item: Item
+    digest: str
+    key: str
+    refresh: bool
+
+
 class _AdapterRun:
     """One adapter's part of a batch: its cache, its breakers, its calls waiting to be recorded."""
 
@@ -141,16 +180,29 @@ class _AdapterRun:
         self._calls: list[CallRecord] = []
         self._answers: list[CachedAnswer] = []
 
-    def verify(self, todo: list[tuple[int, Item, str, str]], today: date) -> None:
-        """``todo``: each item's index in the batch, the item, its identifier hash and its cache key."""
-        months = self.adapter.settings.cache_months
-        cache: dict[str, CachedAnswer] = {}
-        if todo and months > 0:
-            since = datetime.combine(oldest_reusable(today, months), datetime.min.time())
-            cache = cached_answers(self.engine, self.adapter.name, (k for *_, k in todo), checked_since=since)
+    def verify(self, todo: list[_Todo], today: date) -> None:
+        settings = self.adapter.settings
+        stored: dict[str, CachedAnswer] = {}  # from earlier batches
+        fresh: dict[str, CachedAnswer] = {}  # given in this batch
+        asked_from_cache = [t.key for t in todo if not t.refresh]
+        if asked_from_cache and settings.cache_months > 0:
+            oldest = oldest_reusable(today, settings.cache_months)
+            invalid_since = None
+            if self.adapter.level == REGISTRATION:  # a registration may change any day
+                invalid_since = datetime.combine(
+                    max(oldest, today - timedelta(days=settings.invalid_cache_days)), datetime.min.time()
+                )
+            stored = cached_answers(
+                self.engine,
+                self.adapter.name,
+                asked_from_cache,
+                checked_since=datetime.combine(oldest, datetime.min.time()),
+                invalid_since=invalid_since,
+            )
         status_asked = False
-        for index, item, digest, key in todo:
-            cached = cache.get(key)
+        for todo_item in todo:
+            index, item, digest, key = todo_item.index, todo_item.item, todo_item.digest, todo_item.key
+            cached = fresh.get(key) or (None if todo_item.refresh else stored.get(key))
             if cached is not None:
                 self._add(index, self._from_cache(item, digest, cached), "from the cache")
                 continue
@@ -164,8 +216,7 @@ class _AdapterRun:
             result = self._ask(item, digest, key)
             self._add(index, result, result.state)
             if result.state in CACHED_STATES:
-                answer = self._answers[-1]
-                cache[key] = answer  # the same identifier again in this batch: not asked twice
+                fresh[key] = self._answers[-1]  # the same identifier again in this batch: not asked twice
             if self.adapter.remote or len(self._calls) >= _FLUSH:
                 self.flush()
 

@@ -119,11 +119,18 @@ def run(
     items: list[Item], cfg: Config, ledger: Ledger, *, names: list[str] | None = None, **kw: Any
 ) -> list[VerificationResult]:
     adapters = build_adapters(cfg, names if names is not None else ["vies"])
+    today = kw.pop("today", TODAY)
+    kw.setdefault("clock", lambda: at_ten(today))  # the batch runs on its day, whatever the machine's date
     try:
-        return verify_batch(items, adapters, ledger, kw.pop("today", TODAY), key=KEY, **kw)
+        return verify_batch(items, adapters, ledger, today, key=KEY, **kw)
     finally:
         for a in adapters:
             a.close()
+
+
+def at_ten(day: date) -> datetime:
+    """10:00 UTC on ``day``: the clock of a batch run on that day."""
+    return datetime.combine(day, datetime.min.time(), UTC).replace(hour=10)
 
 
 def recorded(ledger: Ledger) -> list[Any]:
@@ -316,6 +323,74 @@ def test_an_invalid_answer_is_cached_an_unverified_one_is_not(soap: ViesSoapServ
     with any_ledger.engine.connect() as conn:
         cached = conn.execute(sa.select(t.verification_cache.c.state)).scalars().all()
     assert sorted(cached) == ["invalid", "verified"]
+
+
+@pytest.mark.parametrize("interface", ["soap", "rest"])
+def test_a_vies_invalid_is_reused_for_a_day_only_then_vies_is_asked_again(
+    interface: str, soap: ViesSoapServer, rest: ViesRestServer, any_ledger: Ledger
+) -> None:
+    server: Any = soap if interface == "soap" else rest
+    cfg = vies(server, interface)
+    server.script["811569869"] = ["invalid", "invalid", "valid"]  # the registration becomes active later
+    item = vat("811569869")
+
+    def on(day: date) -> tuple[str, bool]:
+        [r] = run([item], cfg, any_ledger, today=day, clock=lambda: at_ten(day))
+        return r.state, r.cached
+
+    assert on(TODAY) == ("invalid", False)
+    assert on(TODAY) == ("invalid", True)  # a rerun the same day
+    assert on(TODAY + timedelta(days=1)) == ("invalid", True)  # the next day: invalid_cache_days = 1
+    assert on(TODAY + timedelta(days=2)) == ("invalid", False)  # asked again
+    assert server.asked("811569869") == 2
+    # 34 months later, the number registered meanwhile: asked, not answered from the cache
+    assert on(date(2029, 12, 1)) == ("verified", False) and server.asked("811569869") == 3
+    assert on(date(2029, 12, 2)) == ("verified", True)  # a verified answer stays 36 months
+    # invalid_cache_days = 0: the day of the answer only
+    server.script["200"] = ["invalid"]
+    once = vies(server, interface, invalid_cache_days=0)
+    [r] = run([vat("200")], once, any_ledger, clock=lambda: at_ten(TODAY))
+    [r] = run([vat("200")], once, any_ledger, clock=lambda: at_ten(TODAY))
+    assert r.cached
+    tomorrow = TODAY + timedelta(days=1)
+    [r] = run([vat("200")], once, any_ledger, today=tomorrow, clock=lambda: at_ten(tomorrow))
+    assert not r.cached and server.asked("200") == 2
+
+
+def test_an_invalid_format_is_reused_as_long_as_a_valid_one(any_ledger: Ledger) -> None:
+    item = Item("S1", "vat", "DE", "DE136695977")  # a wrong check digit: no registration can change that
+    [first] = run([item], config(), any_ledger, names=["stdnum"], clock=lambda: at_ten(TODAY))
+    [later] = run([item], config(), any_ledger, names=["stdnum"], today=date(2030, 2, 8))
+    assert (first.state, later.state, later.cached) == ("invalid", "invalid", True)
+
+
+def test_refresh_passes_over_the_cache_for_resubmitted_data(soap: ViesSoapServer, any_ledger: Ledger) -> None:
+    cfg = vies(soap)
+    run([vat("100", "S1"), vat("101", "S2")], cfg, any_ledger)  # both verified, cached
+    assert (soap.asked("100"), soap.asked("101")) == (1, 1)
+    soap.script["100"] = ["invalid"]
+    # S1 resubmitted its data (the same number): asked again; another seller with the same number
+    # later in the batch takes the answer just given; S2 is not refreshed: from the cache
+    mine, same_number, other = run(
+        [vat("100", "S1"), vat("100", "S3"), vat("101", "S2")], cfg, any_ledger, refresh=["S1"]
+    )
+    assert [(r.state, r.cached) for r in (mine, same_number, other)] == [
+        ("invalid", False),
+        ("invalid", True),
+        ("verified", True),
+    ]
+    assert (soap.asked("100"), soap.asked("101")) == (2, 1)
+    # refreshed by item: only that seller's item with that identifier
+    soap.script["101"] = ["invalid"]
+    [again] = run([vat("101", "S2")], cfg, any_ledger, refresh=[vat("101", "S9")])  # another seller's item
+    assert again.cached and soap.asked("101") == 1
+    [again] = run([vat("101", "S2")], cfg, any_ledger, refresh=[Item("S2", "vat", "DE", "de 101")])
+    assert (again.state, again.cached, soap.asked("101")) == ("invalid", False, 2)
+    # the new answer replaced the old one in the cache
+    [cached] = run([vat("101", "S2")], cfg, any_ledger)
+    assert (cached.state, cached.cached) == ("invalid", True)
+    with pytest.raises(TypeError, match="refresh takes seller ids"):
+        run([vat("101", "S2")], cfg, any_ledger, refresh=[101])
 
 
 def test_cache_months_zero_asks_every_time(soap: ViesSoapServer, ledger: Ledger) -> None:

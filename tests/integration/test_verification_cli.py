@@ -82,7 +82,7 @@ def test_check_prints_masked_results_records_them_and_writes_them_owner_only(
     ledger = default_ledger_url(tmp_path)
     out = tmp_path / "results" / "verified.jsonl"
     args = ["verify", "check", "--file", str(items_file(tmp_path)), "--config", str(cfg), "--ledger", ledger]
-    assert main([*args, "--out", str(out), "--today", "2027-02-08"]) == 0
+    assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     evidence = consultation_number("987654321")
     assert "S1  vat DE ***321  vies: verified" in printed and f"consultation number {evidence}" in printed
@@ -100,10 +100,15 @@ def test_check_prints_masked_results_records_them_and_writes_them_owner_only(
     ]
     assert "987654321" not in out.read_text(encoding="utf-8") and lines[1]["evidence"] == evidence
     # again: every answer from the cache, no request, no new record
-    assert main([*args, "--today", "2027-03-01"]) == 0
+    assert main(args) == 0
     assert capsys.readouterr().out.count("(cached)") == 5 and len(soap.requests) == 2
     with open_ledger(ledger) as led, led.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.verification_calls)).scalar_one() == 5
+    # S3 resubmitted its data: its identifiers are checked again, the others come from the cache
+    assert main([*args, "--refresh", "S3"]) == 0
+    printed = capsys.readouterr().out
+    assert "S3  vat DE ***200  vies: invalid  VIES: not valid" in printed and printed.count("(cached)") == 3
+    assert soap.asked("200") == 2 and soap.asked("987654321") == 1
 
 
 def test_check_without_the_key_or_with_a_bad_file_or_a_switched_off_adapter(

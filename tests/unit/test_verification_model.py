@@ -416,6 +416,10 @@ def test_the_defaults_switch_on_stdnum_only() -> None:
     assert (rest.url, rest.rate_per_second, rest.enabled) == (VIES_REST_URL, 0.5, True)
     local = verification({"tin_on_the_web": {"url": "http://127.0.0.1:8080/tin/"}}).tin_on_the_web
     assert local.url == "http://127.0.0.1:8080/tin"
+    assert (
+        v.vies.invalid_cache_days == 1
+        and verification({"vies": {"invalid_cache_days": 0}}).vies.invalid_cache_days == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -435,6 +439,9 @@ def test_the_defaults_switch_on_stdnum_only() -> None:
         ({"vies": {"timeout_seconds": "30"}}, "timeout_seconds must be a number"),
         ({"vies": {"max_attempts": 0}}, "max_attempts must be a whole number from 1 to 10"),
         ({"tin_on_the_web": {"interface": "rest"}}, r"unknown key\(s\) in \[verification.tin_on_the_web\]"),
+        ({"vies": {"invalid_cache_days": 32}}, "invalid_cache_days must be a whole number from 0 to 31"),
+        ({"vies": {"invalid_cache_days": -1}}, "invalid_cache_days must be a whole number from 0 to 31"),
+        ({"stdnum": {"invalid_cache_days": 1}}, r"unknown key\(s\) in \[verification.stdnum\]: invalid_cache_days"),
     ],
 )
 def test_a_bad_verification_table_is_refused_naming_the_key(tables: dict[str, Any], message: str) -> None:
