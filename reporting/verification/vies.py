@@ -224,7 +224,9 @@ class ViesRest(_Vies):
     def check_status(self) -> dict[str, str] | None:
         """``GET /check-status``: each country's ``availability`` (Available, Unavailable,
         Monitoring Disabled), and ``VIES`` for the service itself (``vow.available``); None when
-        check-status gives no readable answer."""
+        check-status gives no readable answer. It is a request to VIES like any other: it waits for
+        the rate limit first."""
+        self.pace()
         try:
             status, _, body = self._send("GET", f"{self.url}/check-status", headers={"Accept": "application/json"})
             data = json.loads(body) if status == 200 else None

@@ -39,6 +39,11 @@ from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE, cache_key
 KEY = b"a-test-key-of-at-least-16-bytes"
 TODAY = date(2027, 2, 8)
 FAST = {"timeout_seconds": 0.3, "rate_per_second": 100, "max_attempts": 3, "backoff_seconds": 0.01}
+#: How much earlier than the rate limit's spacing a request may arrive at a server on a busy machine:
+#: the limiter spaces the planned starts, and a late start followed by one on time, or the first
+#: request's connection set-up, narrows the gap seen at the server by a few milliseconds (up to 25
+#: were seen with other tests running). Without the limit, the requests come < 10 ms apart.
+JITTER = 0.05
 OPERATOR_VAT = "DE136695976"
 
 
@@ -284,14 +289,15 @@ def test_the_rate_limit_is_honoured(soap: ViesSoapServer, ledger: Ledger) -> Non
     assert [r.state for r in results] == ["verified"] * 6
     times = sorted(r["at"] for r in soap.requests)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.19 and elapsed >= 1.0  # 5 per second: 0.2 s apart, 6 requests in >= 1 s
+    assert min(gaps) >= 0.2 - JITTER and elapsed >= 1.0  # 5 per second: 0.2 s apart, 6 requests in >= 1 s
+    assert times[-1] - times[0] >= 1.0 - JITTER
 
 
 def test_retries_wait_for_the_rate_limit_too(soap: ViesSoapServer, ledger: Ledger) -> None:
     soap.script["123"] = ["fault:MS_UNAVAILABLE", "valid"]
     run([vat("123")], vies(soap, rate_per_second=4, backoff_seconds=0), ledger)
     first, second = (r["at"] for r in soap.requests)
-    assert second - first >= 0.24
+    assert second - first >= 0.25 - JITTER
 
 
 def test_answers_come_from_the_cache_within_36_months_and_are_asked_again_after(
@@ -780,6 +786,14 @@ def test_each_adapter_records_its_call_and_answers_again_from_its_own_cache(
     with any_ledger.engine.connect() as conn:
         cache = conn.execute(sa.select(t.verification_cache.c.adapter, t.verification_cache.c.identifier_hash)).all()
     assert sorted(cache) == sorted((name, cache_key(KEY, item)) for name in names)  # one answer per adapter
+
+
+def test_check_status_waits_for_the_rate_limit_like_any_request(rest: ViesRestServer, ledger: Ledger) -> None:
+    run([vat("100"), vat("101", "S2")], vies(rest, "rest", rate_per_second=4), ledger)
+    assert [r["operation"] for r in rest.requests] == ["checkStatus", "checkVatNumber", "checkVatNumber"]
+    times = [r["at"] for r in rest.requests]
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25 - JITTER  # 4 per second
+    assert times[-1] - times[0] >= 0.5 - JITTER
 
 
 def test_check_status_is_asked_only_when_an_item_is_to_be_asked(rest: ViesRestServer, ledger: Ledger) -> None:
