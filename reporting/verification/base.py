@@ -66,7 +66,9 @@ class Adapter(Protocol):
 class RateLimiter:
     """At most ``rate`` calls started per second: each call starts no earlier than ``1 / rate``
     seconds after the previous one (no burst). Thread-safe; ``clock`` and ``sleep`` are the
-    monotonic clock and the sleep it uses (for tests)."""
+    monotonic clock and the sleep it uses (for tests). It counts the calls of its own process
+    only: batches running at once in several processes (Airflow tasks) each have their own, so
+    they run one at a time (an Airflow pool of one slot, docs/guide/verification.md)."""
 
     def __init__(
         self,
