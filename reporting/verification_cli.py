@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from reporting.config import VERIFICATION_ADAPTERS, VIES_REST_URL, Config, VerificationSettings, load_config
 from reporting.vocabulary import DEFAULT_OPERATOR
@@ -169,7 +168,12 @@ def _expire(args: argparse.Namespace, ledger_url: Callable[[argparse.Namespace],
     from reporting.verification import delete_expired
 
     config = _config(args, required=False)
-    zone = ZoneInfo(config.reporting.timezone) if config else ZoneInfo("UTC")
+    if config is None:
+        raise ConfigError(
+            "dac7 verify expire needs the configuration: its [reporting] timezone decides in which year a record "
+            "was made, and so when its ten years end (PStTG § 24(3)); give --config FILE (there is no dac7.toml here)"
+        )
+    zone = config.reporting.tz
     before = datetime.now(UTC)
     if args.before:
         try:

@@ -191,26 +191,31 @@ def calls(
         ]
 
 
-def retention_cutoff(before: datetime, zone: ZoneInfo | None = None) -> datetime:
+def retention_cutoff(before: datetime, zone: ZoneInfo) -> datetime:
     """The instant (naive UTC) before which a record made is due for deletion at ``before``.
 
     A record made in the local year Y is kept until the end of Y + 10 (§ 24(3): ten years, counted
     from the end of the calendar year in which it was made) and is due from 1 January Y + 11,
-    00:00 in ``zone`` (UTC when none; the operator's ``[reporting] timezone`` in production). So
-    at ``before`` (local year N) the records of the local years up to N - 11 are due: those made
-    before 1 January N - 10, 00:00 local."""
-    tz = zone or ZoneInfo("UTC")
+    00:00 in ``zone``, the operator's ``[reporting] timezone`` (``config.reporting.tz``): it
+    decides in which year a record made around midnight on 31 December was made, so it has no
+    default. At ``before`` (local year N) the records of the local years up to N - 11 are due:
+    those made before 1 January N - 10, 00:00 local."""
+    if not isinstance(zone, ZoneInfo):
+        raise TypeError(
+            "the retention of the verification record needs the operator's time zone (config.reporting.tz, "
+            "[reporting] timezone): it decides in which year a record was made"
+        )
+    tz = zone
     aware = before if before.tzinfo else before.replace(tzinfo=UTC)
     local_year = aware.astimezone(tz).year
     return utc_naive(datetime(local_year - RETENTION_YEARS, 1, 1, tzinfo=tz))
 
 
-def delete_expired(
-    engine: Engine, *, before: datetime, zone: ZoneInfo | None = None, dry_run: bool = False
-) -> ExpiredVerifications:
+def delete_expired(engine: Engine, *, before: datetime, zone: ZoneInfo, dry_run: bool = False) -> ExpiredVerifications:
     """Delete the calls and the cached answers whose retention has ended at ``before`` (PStTG
-    § 24(3) sentence 2: the deletion is mandatory): every row made before :func:`retention_cutoff`.
-    A cached answer is as old as the call that gave it. ``dry_run`` counts and deletes nothing."""
+    § 24(3) sentence 2: the deletion is mandatory): every row made before :func:`retention_cutoff`
+    (``zone``: the operator's ``[reporting] timezone``, required). A cached answer is as old as the
+    call that gave it. ``dry_run`` counts and deletes nothing."""
     cutoff = retention_cutoff(before, zone)
     v, c = t.verification_calls, t.verification_cache
     with engine.begin() as conn:

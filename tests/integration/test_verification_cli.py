@@ -200,6 +200,25 @@ def test_expire_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "has no offset" in capsys.readouterr().err
 
 
+def test_expire_refuses_to_run_without_a_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = default_ledger_url(tmp_path)
+    with open_ledger(ledger) as led:
+        record(led.engine, [made(datetime(2015, 12, 31, 23, 30), 1)])  # 2016 in Berlin, 2015 in UTC
+    monkeypatch.chdir(tmp_path)  # no dac7.toml here
+    assert main(["verify", "expire", "--ledger", ledger, "--before", "2026-01-01T00:30:00+01:00"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dac7: configuration error: dac7 verify expire needs the configuration: its [reporting] ")
+    assert "give --config FILE" in err and "Traceback" not in err
+    with open_ledger(ledger) as led, led.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.verification_calls)).scalar_one() == 1
+    # with dac7.toml here (Europe/Berlin): the record was made in 2016 and is kept
+    write_config(tmp_path / "dac7.toml")
+    assert main(["verify", "expire", "--ledger", ledger, "--before", "2026-01-01T00:30:00+01:00"]) == 0
+    assert capsys.readouterr().out.startswith("deleted 0 verification call(s)")
+
+
 def test_status_prints_each_member_states_availability(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     server = ViesRestServer()
     with running(server):

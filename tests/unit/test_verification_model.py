@@ -113,8 +113,22 @@ def test_retention_ends_ten_years_after_the_end_of_the_year_made() -> None:
     assert retention_cutoff(at_new_year, berlin) == datetime(2015, 12, 31, 23, 0)  # 1 Jan 2016 Berlin, in UTC
     just_before = at_new_year - timedelta(seconds=1)
     assert retention_cutoff(just_before, berlin) == datetime(2014, 12, 31, 23, 0)
-    assert retention_cutoff(datetime(2026, 7, 1, tzinfo=UTC)) == datetime(2016, 1, 1)
-    assert retention_cutoff(datetime(2026, 7, 1)) == datetime(2016, 1, 1)  # naive: UTC
+    utc = ZoneInfo("UTC")
+    assert retention_cutoff(datetime(2026, 7, 1, tzinfo=UTC), utc) == datetime(2016, 1, 1)
+    assert retention_cutoff(datetime(2026, 7, 1), utc) == datetime(2016, 1, 1)  # naive: UTC
+    # 31 December 2025, 23:30 UTC is 1 January 2026 in Berlin: the zone decides the year
+    late = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)
+    assert (retention_cutoff(late, utc), retention_cutoff(late, berlin)) == (
+        datetime(2015, 1, 1),
+        datetime(2015, 12, 31, 23, 0),
+    )
+
+
+def test_the_retention_has_no_default_zone() -> None:
+    with pytest.raises(TypeError):
+        retention_cutoff(datetime(2026, 7, 1, tzinfo=UTC))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"needs the operator's time zone \(config.reporting.tz"):
+        retention_cutoff(datetime(2026, 7, 1, tzinfo=UTC), None)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------ rate limiter
