@@ -90,7 +90,14 @@ def _config(args: argparse.Namespace, *, required: bool) -> Config | None:
 
 def _check(args: argparse.Namespace, ledger_url: Callable[[argparse.Namespace], str]) -> int:
     from reporting.ledger import open_ledger
-    from reporting.verification import KEY_ENV, VerificationError, build_adapters, hash_key, verify_batch
+    from reporting.verification import (
+        KEY_ENV,
+        VerificationError,
+        build_adapters,
+        hash_key,
+        results_by_item,
+        verify_batch,
+    )
     from reporting.verification.items import read_items
 
     config = _config(args, required=True)
@@ -119,10 +126,14 @@ def _check(args: argparse.Namespace, ledger_url: Callable[[argparse.Namespace], 
             + f"  {r.detail}"
             + (f"  consultation number {r.evidence}" if r.evidence else "")
         )
+    unchecked = [o for o in results_by_item(items, results) if not o.checked]
+    for o in unchecked:  # no adapter of this batch takes it: said, never left out
+        print(f"{o.item.seller_id}  {o.item.kind} {o.item.country} {o.item.masked}  {o.detail}")
     counts = Counter(f"{r.adapter} {r.state}" for r in results)
     print(
         f"{len(items)} identifier(s), {len(results)} result(s): "
         + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
+        + (f"; {len(unchecked)} identifier(s) not checked" if unchecked else "")
     )
     if args.out:
         _write_results(Path(args.out), results)

@@ -1,13 +1,16 @@
 """Verification of the identifiers sellers give: their TINs and VAT numbers, by adapters behind one
 interface, each with its own cache and a record of every call in the ledger database.
 
-    from reporting.verification import Item, build_adapters, hash_key, verify_batch
+    from reporting.verification import Item, build_adapters, hash_key, results_by_item, verify_batch
 
     items = [Item("S1", "vat", "DE", "DE136695976"), Item("S2", "tin", "DE", "...")]
     with open_ledger(url) as ledger:
         results = verify_batch(items, build_adapters(config), ledger, today, key=hash_key(os.environ[KEY_ENV]))
-    for r in results:                         # VerificationResult
-        r.item, r.adapter, r.state, r.level, r.source, r.checked_at, r.evidence, r.detail
+    for outcome in results_by_item(items, results):   # one per item, in the order of items
+        outcome.item, outcome.state, outcome.detail, outcome.checked
+        outcome.decided_by                            # the VerificationResult that decides; None: not checked
+        for r in outcome.results:                     # every adapter's VerificationResult
+            r.adapter, r.state, r.level, r.source, r.checked_at, r.evidence, r.detail
 
 The adapters (``[verification.NAME]`` of dac7.toml):
 
@@ -17,13 +20,21 @@ The adapters (``[verification.NAME]`` of dac7.toml):
 * ``tin_on_the_web``: the Commission's TIN on the Web check (:mod:`.tin_web`).
 
 A result's state is ``verified``, ``invalid`` or ``unverified`` (could not be checked); the due
-diligence state records it (:func:`conclusion` picks the one that decides an item). The guide:
+diligence state records it (:func:`results_by_item` gives each item's outcome, with
+:func:`conclusion` picking the result that decides it). The guide:
 docs/guide/verification.md.
 """
 
 from reporting.ledger.verifications import ExpiredVerifications, delete_expired, retention_cutoff
 from reporting.verification.base import Adapter, RateLimiter
-from reporting.verification.batch import add_months, conclusion, oldest_reusable, verify_batch
+from reporting.verification.batch import (
+    ItemOutcome,
+    add_months,
+    conclusion,
+    oldest_reusable,
+    results_by_item,
+    verify_batch,
+)
 from reporting.verification.model import (
     FORMAT,
     KEY_ENV,
@@ -52,6 +63,7 @@ __all__ = [
     "Answer",
     "ExpiredVerifications",
     "Item",
+    "ItemOutcome",
     "RateLimiter",
     "VerificationError",
     "VerificationResult",
@@ -62,6 +74,7 @@ __all__ = [
     "hash_key",
     "identifier_hash",
     "oldest_reusable",
+    "results_by_item",
     "retention_cutoff",
     "verify_batch",
 ]

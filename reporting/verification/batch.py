@@ -145,6 +145,48 @@ def conclusion(results: Sequence[VerificationResult]) -> VerificationResult | No
     return results[0] if results else None
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class ItemOutcome:
+    """What a batch concluded about one item: ``state`` verified, invalid or unverified, decided
+    by ``decided_by`` (:func:`conclusion` of the item's ``results``); an item that no adapter of
+    the batch accepts (a TIN with only ``vies`` switched on, a TIN of a country outside the EU
+    with only the Commission's services) has no result, ``checked`` false, and is unverified with
+    a ``detail`` that says so: it is never left out."""
+
+    item: Item
+    state: str
+    detail: str
+    decided_by: VerificationResult | None
+    results: tuple[VerificationResult, ...]
+
+    @property
+    def checked(self) -> bool:
+        """Whether any adapter gave a result about the item."""
+        return bool(self.results)
+
+    def __repr__(self) -> str:
+        return f"ItemOutcome({self.item!r}, {self.state}, {self.detail!r})"
+
+
+def results_by_item(items: Sequence[Item], results: Sequence[VerificationResult]) -> list[ItemOutcome]:
+    """One :class:`ItemOutcome` per item, in the order of ``items``, from ``verify_batch``'s
+    ``results``: each item's results (one per adapter; two equal items share them) with their
+    :func:`conclusion` applied, and an explicit "not checked" for an item no adapter accepted."""
+    grouped: dict[Item, dict[str, VerificationResult]] = {}
+    for result in results:
+        grouped.setdefault(result.item, {}).setdefault(result.adapter, result)
+    outcomes = []
+    for item in items:
+        mine = tuple(grouped.get(item, {}).values())
+        decided = conclusion(mine)
+        if decided is None:
+            detail = f"not checked: no adapter of this batch checks a {item.kind} of {item.country.upper()}"
+            outcomes.append(ItemOutcome(item, UNVERIFIED, detail, None, ()))
+        else:
+            outcomes.append(ItemOutcome(item, decided.state, f"{decided.adapter}: {decided.detail}", decided, mine))
+    return outcomes
+
+
 @dataclass(frozen=True, slots=True)
 class _Todo:
     """An item an adapter accepts: its place in the batch, its identifier hash, its cache key, and

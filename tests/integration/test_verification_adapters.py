@@ -32,6 +32,7 @@ from reporting.verification import (
     build_adapters,
     conclusion,
     identifier_hash,
+    results_by_item,
     verify_batch,
 )
 from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE, cache_key
@@ -720,6 +721,15 @@ def test_every_adapter_in_one_batch_and_the_conclusion(soap: ViesSoapServer, tin
     decided = conclusion(results[:2])
     assert decided is not None and decided.adapter == "vies"  # registration outranks the format
     assert conclusion([]) is None
+    us_tin = Item("S2", "tin", "US", "123-45-6789")
+    vies_only = run([*items, us_tin], cfg, ledger, names=["vies"])
+    outcomes = results_by_item([*items, us_tin], vies_only)
+    assert [(o.item.seller_id, o.item.kind, o.state, o.checked) for o in outcomes] == [
+        ("S1", "vat", "verified", True),
+        ("S1", "tin", "unverified", False),  # VIES checks no TIN: said, not left out
+        ("S2", "tin", "unverified", False),
+    ]
+    assert outcomes[0].decided_by is not None and outcomes[0].decided_by.cached  # from the batch above
 
 
 def test_a_tins_answer_is_cached_for_its_seller_type(tin: TinServer, any_ledger: Ledger) -> None:

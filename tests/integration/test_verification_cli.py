@@ -144,6 +144,8 @@ def test_check_never_ends_in_a_traceback_when_the_service_answers_garbage(
     out = capsys.readouterr().out
     assert "S1  vat DE ***321  vies: unverified  an answer that could not be read (DecodingError); gave up" in out
     assert "S3  vat DE ***200  vies: unverified  not asked: " in out  # the service failed for good in this batch
+    assert "S2  tin DE ***809  not checked: no adapter of this batch checks a tin of DE" in out  # not left out
+    assert out.rstrip().endswith("; 1 identifier(s) not checked")
     with open_ledger(ledger) as led, led.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.verification_calls)).scalar_one() == 4
 

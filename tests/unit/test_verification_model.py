@@ -29,6 +29,7 @@ from reporting.verification import (
     hash_key,
     identifier_hash,
     oldest_reusable,
+    results_by_item,
 )
 from reporting.verification.items import read_items
 from reporting.verification.model import MAX_SELLER_ID, MAX_VALUE, cache_key
@@ -292,6 +293,41 @@ def test_conclusion_takes_the_strongest_conclusive_answer() -> None:
     assert conclusion([vies_down]) is vies_down
     later = result("vies", "verified", "registration", minutes=5)
     assert conclusion([vies_no, later, stdnum_ok]) is later
+
+
+def test_results_by_item_gives_each_item_its_outcome_and_says_what_was_not_checked() -> None:
+    at = datetime(2027, 2, 8, tzinfo=UTC)
+    vat_item, tin_item, us_tin = (
+        Item("S1", "vat", "DE", "DE136695977"),
+        Item("S1", "tin", "DE", "36574261809"),
+        Item("S2", "tin", "us", "123456789"),
+    )
+    twice = Item("S3", "vat", "FR", "FR40303265045")
+
+    def result(item: Item, adapter: str, state: str, level: str, detail: str) -> VerificationResult:
+        return VerificationResult(item, adapter, state, level, "", at, detail, "h")
+
+    results = [
+        result(vat_item, "stdnum", "invalid", "format", "bad check digit"),
+        result(vat_item, "vies", "verified", "registration", "VIES: valid"),
+        result(tin_item, "stdnum", "verified", "format", "format and check digits valid (de.idnr)"),
+        result(twice, "vies", "unverified", "registration", "not asked: SERVICE_UNAVAILABLE"),
+        result(Item("S3", "vat", "FR", "FR40303265045"), "vies", "unverified", "registration", "again"),
+    ]
+    items = [us_tin, vat_item, tin_item, twice, Item("S3", "vat", "FR", "FR40303265045")]
+    outcomes = results_by_item(items, results)
+    assert [(o.item, o.state, o.checked, o.detail) for o in outcomes] == [
+        (us_tin, "unverified", False, "not checked: no adapter of this batch checks a tin of US"),
+        (vat_item, "verified", True, "vies: VIES: valid"),  # registration outranks the format
+        (tin_item, "verified", True, "stdnum: format and check digits valid (de.idnr)"),
+        (twice, "unverified", True, "vies: not asked: SERVICE_UNAVAILABLE"),
+        (twice, "unverified", True, "vies: not asked: SERVICE_UNAVAILABLE"),  # an equal item: the same answers
+    ]
+    assert outcomes[0].decided_by is None and outcomes[0].results == ()
+    assert outcomes[1].decided_by is results[1] and outcomes[1].results == (results[0], results[1])
+    assert [len(o.results) for o in outcomes] == [0, 2, 1, 1, 1]  # one per adapter
+    assert "123456789" not in repr(outcomes) and "***789" in repr(outcomes[0])
+    assert results_by_item([], results) == [] and results_by_item([us_tin], [])[0].state == "unverified"
 
 
 # ---------------------------------------------------------------------------- reading the answers
