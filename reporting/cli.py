@@ -18,6 +18,9 @@
     dac7 statements show DIR --seller ID [--show-personal-data]
     dac7 statements mark-sent --file F [--ledger URL]
     dac7 statements list [--year Y] [--status S] [--ledger URL]
+    dac7 verify check --file F [--adapter NAME ...] [--today DATE] [--max-calls N] [--out F.jsonl]
+    dac7 verify expire [--before INSTANT] [--dry-run]
+    dac7 verify status
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
@@ -213,7 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_ledger_parsers(sub)
     _add_statements_parser(sub)
+    _add_verify_parser(sub)
     return p
+
+
+def _add_verify_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``dac7 verify``: the verification adapters (reporting.verification.cli)."""
+    from reporting import verification_cli as verify_cli
+
+    verify_cli.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _protocol_fetch(args)
         if args.command == "statements":
             return _statements(args)
+        if args.command == "verify":
+            from reporting import verification_cli as verify_cli
+
+            return verify_cli.run(args, _ledger_url)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)

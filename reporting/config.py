@@ -187,6 +187,75 @@ class Transmission:
     fr_public_key: str | None = None
 
 
+#: ``[verification.NAME]``: the verification adapters of :mod:`reporting.verification`, in the
+#: order they answer (docs/guide/verification.md)
+VERIFICATION_ADAPTERS = ("stdnum", "vies", "tin_on_the_web")
+#: ``[verification.vies] interface``: VIES's SOAP service or its REST API
+VIES_INTERFACES = ("soap", "rest")
+#: The European Commission's published endpoints, the defaults of ``url`` (where each was found:
+#: docs/guide/verification.md). VIES SOAP: the address of checkVatService.wsdl's port; VIES REST:
+#: the base of /check-vat-number and /check-status; TIN on the Web: the address of
+#: checkTinService.wsdl's port.
+VIES_SOAP_URL = "https://ec.europa.eu/taxation_customs/vies/services/checkVatService"
+VIES_REST_URL = "https://ec.europa.eu/taxation_customs/vies/rest-api"
+TIN_ON_THE_WEB_URL = "https://ec.europa.eu/taxation_customs/tin/services/checkTinService"
+#: PStTG § 20(2) Nr. 1: earlier due diligence may be relied on where the information was collected
+#: and checked "vor nicht mehr als 36 Monaten": an answer is reused for at most that long
+MAX_CACHE_MONTHS = 36
+#: ``[verification.vies] invalid_cache_days``: an "invalid" answer about a registration (VIES) is
+#: reused through this many days after the day it was given (0: that day only). A registration
+#: can become valid any day, and a "not valid" leads to requests and measures (PStTG § 23): it is
+#: asked again soon, not relied on for 36 months. One day: a rerun of the daily task on that day
+#: or the next does not ask VIES again; the day after, it does.
+INVALID_CACHE_DAYS = 1
+MAX_INVALID_DAYS = 31
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSettings:
+    """``[verification.NAME]``: one verification adapter. ``url``, ``interface``, the timeout,
+    the rate limit and the retries apply to the adapters that call a service (``vies``,
+    ``tin_on_the_web``); ``cache_months`` to every adapter (0: every item is checked again);
+    ``invalid_cache_days`` to the adapters whose answer rests on a registration (``vies``): how
+    many days after the day it was given an invalid answer is reused (at most ``cache_months``
+    months all the same)."""
+
+    name: str
+    enabled: bool
+    url: str | None = None
+    interface: str = "soap"  # vies only: "soap" or "rest"
+    timeout_seconds: float = 30.0  # per HTTP request (connect, read, write)
+    rate_per_second: float = 2.0  # requests started per second, at most
+    max_attempts: int = 4  # per item: the first request and up to three retries
+    backoff_seconds: float = 2.0  # the wait before the first retry; doubled before each further one
+    cache_months: int = MAX_CACHE_MONTHS
+    invalid_cache_days: int = INVALID_CACHE_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationSettings:
+    """``[verification]``: the stdnum check is on by default; the services of the European
+    Commission are switched on by the operator (they send each identifier to the Commission)."""
+
+    stdnum: AdapterSettings = AdapterSettings("stdnum", True)
+    vies: AdapterSettings = AdapterSettings("vies", False, VIES_SOAP_URL)
+    tin_on_the_web: AdapterSettings = AdapterSettings("tin_on_the_web", False, TIN_ON_THE_WEB_URL)
+
+    def adapter(self, name: str) -> AdapterSettings:
+        if name not in VERIFICATION_ADAPTERS:
+            raise ConfigError(
+                f"[verification.{name}]: no such verification adapter; they are: {', '.join(VERIFICATION_ADAPTERS)}"
+            )
+        settings: AdapterSettings = getattr(self, name)
+        return settings
+
+    @property
+    def enabled(self) -> tuple[AdapterSettings, ...]:
+        """The adapters switched on, in the order of :data:`VERIFICATION_ADAPTERS`."""
+        return tuple(a for a in map(self.adapter, VERIFICATION_ADAPTERS) if a.enabled)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     operator: Operator
@@ -219,6 +288,8 @@ class Config:
     operator_id: str = DEFAULT_OPERATOR
     #: ``[transmission]``: the DIP hosts, retries, polling, the French outbox's key
     transmission: Transmission = field(default_factory=Transmission)
+    #: ``[verification]``: the verification adapters of the identifiers sellers give
+    verification: VerificationSettings = field(default_factory=VerificationSettings)
 
     @property
     def operator_ids(self) -> tuple[str, ...]:
@@ -283,6 +354,7 @@ _KNOWN_TABLES = {
     "assumed_operators",
     "assuming_operator",
     "transmission",
+    "verification",
 }
 #: the keys of an ``[operators.ID]`` table: those of ``[operator]``, its filing state's identifiers,
 #: and the other operators of its filing (``[[operators.ID.assumed_operators]]``,
@@ -352,6 +424,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         statement_contact=_statement_contact(raw, origin),
         operators=_shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin),
         transmission=_transmission(raw, origin),
+        verification=_verification(raw, origin),
     )
 
 
@@ -751,6 +824,104 @@ def _ledger_url(raw: dict[str, Any], origin: str) -> str | None:
             "Pass the URL with --ledger or DAC7_LEDGER_URL (an Airflow Connection in production)"
         )
     return url
+
+
+#: the keys of each ``[verification.NAME]`` table
+_ADAPTER_KEYS = {
+    "stdnum": {"enabled", "cache_months"},
+    "vies": {
+        "enabled", "interface", "url", "timeout_seconds", "rate_per_second", "max_attempts", "backoff_seconds",
+        "cache_months", "invalid_cache_days",
+    },
+    "tin_on_the_web": {
+        "enabled", "url", "timeout_seconds", "rate_per_second", "max_attempts", "backoff_seconds", "cache_months",
+    },
+}  # fmt: skip
+
+
+def _verification(raw: dict[str, Any], origin: str) -> VerificationSettings:
+    """``[verification]`` with a table per adapter (``[verification.vies]`` ...); a key left out
+    keeps its default, an unknown adapter or key is refused."""
+    table = _table(raw, "verification", origin, required=False)
+    _no_unknown(table, set(VERIFICATION_ADAPTERS), "verification", origin)
+    defaults = VerificationSettings()
+    adapters = {}
+    for name in VERIFICATION_ADAPTERS:
+        sub = _table(table, name, origin, required=False, prefix="verification.")
+        key = f"verification.{name}"
+        _no_unknown(sub, _ADAPTER_KEYS[name], key, origin)
+        base = defaults.adapter(name)
+        enabled = sub.get("enabled", base.enabled)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{origin}: {key}.enabled must be true or false")
+        interface = _choice(sub, "interface", VIES_INTERFACES, "soap", origin, key)
+        default_url = VIES_REST_URL if (name == "vies" and interface == "rest") else base.url
+        url = _service_url(sub, key, origin) or default_url
+        adapters[name] = AdapterSettings(
+            name=name,
+            enabled=enabled,
+            url=url,
+            interface=interface,
+            timeout_seconds=_number(sub, "timeout_seconds", key, origin, base.timeout_seconds, 0, 300, low_open=True),
+            rate_per_second=_number(sub, "rate_per_second", key, origin, base.rate_per_second, 0, 100, low_open=True),
+            max_attempts=int(_number(sub, "max_attempts", key, origin, base.max_attempts, 1, 10, integer=True)),
+            backoff_seconds=_number(sub, "backoff_seconds", key, origin, base.backoff_seconds, 0, 300),
+            cache_months=int(
+                _number(sub, "cache_months", key, origin, base.cache_months, 0, MAX_CACHE_MONTHS, integer=True)
+            ),
+            invalid_cache_days=int(
+                _number(
+                    sub, "invalid_cache_days", key, origin, base.invalid_cache_days, 0, MAX_INVALID_DAYS, integer=True
+                )
+            ),
+        )
+    return VerificationSettings(**adapters)
+
+
+def _service_url(table: dict[str, Any], key: str, origin: str) -> str | None:
+    """An adapter's ``url``: https (plain http only to this machine, as a test server listens),
+    with a host, and without a user, a password or a query (no secret in the file; the services
+    need none)."""
+    url = _str(table, "url", key, origin)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host or (parts.scheme == "http" and host not in _LOOPBACK):
+        raise ConfigError(
+            f"{origin}: {key}.url must be an https URL (e.g. the default, the Commission's published address); "
+            "plain http is accepted for this machine only (127.0.0.1, localhost)"
+        )
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{origin}: {key}.url must not hold a user, a password, a query or a fragment: the service needs no "
+            "credentials, and secrets never go in the configuration file"
+        )
+    return url.rstrip("/")
+
+
+def _number(
+    table: dict[str, Any],
+    key: str,
+    name: str,
+    origin: str,
+    default: float,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
+    low_open: bool = False,
+) -> float:
+    """A number of ``[name]`` between ``low`` and ``high`` (``low`` excluded with ``low_open``),
+    a whole number with ``integer``."""
+    value = table.get(key, default)
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    number = not isinstance(value, bool) and isinstance(value, kinds)
+    if not number or (value <= low if low_open else value < low) or value > high:
+        what = "a whole number" if integer else "a number"
+        bound = f"greater than {low:g}" if low_open else f"from {low:g}"
+        raise ConfigError(f"{origin}: {name}.{key} must be {what} {bound} to {high:g}")
+    return float(value)
 
 
 def _max_quarantined(raw: dict[str, Any], origin: str) -> int:

@@ -264,3 +264,14 @@ class StatusReport:
     @property
     def rejected_doc_ref_ids(self) -> frozenset[str]:
         return frozenset(d for e in self.record_errors for d in e.doc_ref_ids)
+
+
+#: The answer of a verification adapter about one identifier (``ledger_verification_calls``,
+#: :mod:`reporting.verification`): it passed the adapter's check, it failed it, or it could not be
+#: checked (the service did not answer, or the adapter has no rule for it). Only the first two are
+#: kept in the cache (``ledger_verification_cache``): an identifier not checked is asked again.
+VERIFIED, INVALID, UNVERIFIED = "verified", "invalid", "unverified"
+VERIFICATION_STATES = (VERIFIED, INVALID, UNVERIFIED)
+CACHED_STATES = (VERIFIED, INVALID)
+#: What an identifier is: a taxpayer identification number or a VAT identification number.
+IDENTIFIER_KINDS = ("tin", "vat")

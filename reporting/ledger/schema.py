@@ -13,8 +13,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from reporting.ledger.model import (
+    CACHED_STATES,
     DELIVERY_STATUSES,
     DOC_TYPES,
+    IDENTIFIER_KINDS,
     KINDS,
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
@@ -22,6 +24,7 @@ from reporting.ledger.model import (
     STATEMENT_KINDS,
     TRANSMISSION_CHANNELS,
     TRANSMISSION_EVENTS,
+    VERIFICATION_STATES,
 )
 from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
 
@@ -247,4 +250,56 @@ transmissions = sa.Table(
     sa.CheckConstraint(_one_of("channel", TRANSMISSION_CHANNELS), name="channel"),
     sa.Index(None, "message_id"),
     sa.Index(None, "ticket"),
+)
+
+# Verification of identifiers (revision 0006_verification, reporting.verification): one row per
+# call of a verification adapter (``ledger_verification_calls``: each HTTP request to VIES or TIN
+# on the Web, each python-stdnum check), the record of the information processed, its time and its
+# outcome that PStTG § 24(1) Nr. 2 requires (made at the time of the processing, § 24(2) Nr. 2;
+# kept ten years from the end of the year, then deleted, § 24(3)); and each adapter's cache of
+# its conclusive answers (``ledger_verification_cache``). Neither holds the identifier: a keyed
+# hash (HMAC-SHA256 of kind, country and the compact value) and its last three characters. In the
+# cache, ``identifier_hash`` is the cache key: for a TIN the keyed hash also covers the seller type
+# (individual or entity), whose answers differ (reporting.verification.model.cache_key).
+verification_calls = sa.Table(
+    "ledger_verification_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),  # when the answer came (or the call failed), UTC
+    sa.Column("adapter", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(3), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("identifier_hash", sa.String(64), nullable=False),
+    sa.Column("identifier_masked", sa.String(40), nullable=False),
+    sa.Column("seller_id", sa.String(200)),
+    sa.Column("attempt", sa.Integer, nullable=False),  # 1 for the first request about the item in a batch
+    sa.Column("outcome", sa.String(10), nullable=False),
+    sa.Column("detail", sa.String(300)),  # the service's answer or fault, never the identifier
+    sa.Column("evidence", sa.String(100)),  # VIES's consultation number (requestIdentifier)
+    sa.Column("request_date", sa.Date),  # the service's requestDate
+    sa.Column("source", sa.String(400), nullable=False),  # the service, its operation and its URL
+    sa.Column("duration_ms", sa.Integer),
+    sa.CheckConstraint(_one_of("kind", IDENTIFIER_KINDS), name="kind"),
+    sa.CheckConstraint(_one_of("outcome", VERIFICATION_STATES), name="outcome"),
+    sa.Index(None, "adapter", "identifier_hash"),
+    sa.Index(None, "seller_id"),
+    sa.Index(None, "at"),
+)
+
+verification_cache = sa.Table(
+    "ledger_verification_cache",
+    metadata,
+    sa.Column("adapter", sa.String(20), primary_key=True),
+    sa.Column("identifier_hash", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(3), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("detail", sa.String(300)),
+    sa.Column("evidence", sa.String(100)),
+    sa.Column("request_date", sa.Date),
+    sa.Column("source", sa.String(400), nullable=False),
+    sa.Column("checked_at", sa.DateTime, nullable=False),  # the answer's time, UTC
+    sa.CheckConstraint(_one_of("kind", IDENTIFIER_KINDS), name="kind"),
+    sa.CheckConstraint(_one_of("state", CACHED_STATES), name="state"),
+    sa.Index(None, "checked_at"),
 )

@@ -53,7 +53,7 @@ def test_findings_mask_personal_data_and_say_what_to_do() -> None:
 
 
 def test_country_names_in_sentences_take_their_article() -> None:
-    from reporting.reports.due_diligence import country_name
+    from reporting.identifiers import country_name
 
     assert [country_name(c) for c in ("CY", "NL", "GB", "EL", "ZZ", None)] == [
         "Cyprus (CY)",

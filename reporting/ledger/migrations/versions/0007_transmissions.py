@@ -1,8 +1,8 @@
 """Transmissions: how each published message reached its authority, who acted and when.
 
 Revision ID: 0007_transmissions
-Revises: 0004
-Create Date: 2027-02-01
+Revises: 0006_verification
+Create Date: 2026-12-06
 
 One row per event of a message's way to the authority (``reporting.ledger.transmissions``):
 ``prepared`` (an outbox package for a portal upload), ``uploaded`` (a person says it was
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_transmissions"
-down_revision = "0004"
+down_revision = "0006_verification"
 branch_labels = None
 depends_on = None
 
