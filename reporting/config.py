@@ -522,18 +522,30 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
     return out
 
 
+#: The keys of ``[authorities.XX]`` that an authority's profile files as the operator's identity:
+#: the French profile writes ``siren`` as the PlatformOperator's TIN and in the file's name
+#: (reporting/authorities/fr.py). The others name a sender or an account (HU ``tax_number`` is
+#: SendingEntityIN, the sender's; DE ``bzst_id``; IT ``codice_fiscale``, the submitter's), which an
+#: intermediary filing for several operators may share.
+OPERATOR_IDENTITY_KEYS: dict[str, tuple[str, ...]] = {"FR": ("siren",)}
+
+
 def _shared_identifiers(
     further: dict[str, GroupOperator], default: dict[str, dict[str, str]], origin: str
 ) -> dict[str, GroupOperator]:
-    """Each identifier an authority knows an operator by (``[authorities.XX]``: the BZSt's id, the
-    SIREN the French profile files as the operator's TIN ...) is that operator's alone: two
-    operators of a group holding one would file under one identity (the same TIN in both files,
-    even the same file name). Refused, naming both tables; ``further`` returned as it is."""
+    """An identifier that an authority files as the operator's own identity
+    (:data:`OPERATOR_IDENTITY_KEYS`) is that operator's alone: two operators of a group holding one
+    would file under one identity (the same TIN in both files, even the same file name). Refused,
+    naming both tables; ``further`` returned as it is. Other keys of ``[authorities.XX]`` (a
+    schema folder, the BZSt's DIP account, an Italian submitter's codice fiscale) may be shared:
+    one intermediary may file for several operators."""
     seen: dict[tuple[str, str, str], str] = {}
     tables = [("authorities", default), *((f"operators.{i}.authorities", g.authorities) for i, g in further.items())]
     for prefix, authorities in tables:
         for country, identifiers in authorities.items():
             for key, value in identifiers.items():
+                if key not in OPERATOR_IDENTITY_KEYS.get(country, ()):
+                    continue
                 where = f"[{prefix}.{country}] {key}"
                 first = seen.setdefault((country, key, re.sub(r"[^0-9A-Z]", "", value.upper())), where)
                 if first != where:

@@ -220,6 +220,13 @@ def prepare(
                 authorities=tuple(sorted(set(own))) if own else None,
                 operator_ids=config.operator_ids if config.operators else (),
                 assumed_by=config.group_operator_of(assuming) if assuming is not None else None,
+                assumes=tuple(
+                    sorted(
+                        found
+                        for other in view.operator.assumed_operators
+                        if (found := config.group_operator_of(other)) is not None
+                    )
+                ),
             )
             settings.save()
         if config.operators:

@@ -307,6 +307,10 @@ class OperatorFilter:
     operator_ids: tuple[str, ...] = (DEFAULT_OPERATOR,)
     #: whether the source has ``transactions.operator_id``
     column: bool = False
+    #: the operators of the group no transaction may be attributed to (:meth:`attributed_to`): the
+    #: run's own operator where another operator of the group assumes its reporting, and those
+    #: whose reporting it assumes (their transactions are the assuming operator's)
+    assumed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         pattern = re.compile(OPERATOR_ID_PATTERN)
@@ -328,6 +332,16 @@ class OperatorFilter:
         if self.operator_id == DEFAULT_OPERATOR:
             return f"({value} is null or {value} = '{DEFAULT_OPERATOR}')"
         return f"{value} = '{self.operator_id}'"
+
+    def attributed_to(self, value: str, operator_ids: tuple[str, ...]) -> str:
+        """SQL: the transaction's cleaned operator id is one of ``operator_ids`` (ids of the
+        configuration, checked here again: they are written into the SQL as literals)."""
+        pattern = re.compile(OPERATOR_ID_PATTERN)
+        if not self.column or not operator_ids or not all(pattern.fullmatch(i) for i in operator_ids):
+            return "1 = 0"
+        listed = ", ".join(f"'{i}'" for i in sorted(operator_ids) if i != DEFAULT_OPERATOR)
+        default = f"{value} is null or {value} = '{DEFAULT_OPERATOR}'" if DEFAULT_OPERATOR in operator_ids else ""
+        return "(" + " or ".join(p for p in (default, f"{value} in ({listed})" if listed else "") if p) + ")"
 
     def unknown(self, value: str) -> str:
         """SQL: the transaction's operator id names no operator of the configuration (exactly what

@@ -66,6 +66,10 @@ class RunSettings:
     #: ``assuming_operator`` has that operator's TIN): that operator's id. Its run reports the
     #: sellers from the transactions attributed to it, so none may be attributed to this one.
     assumed_by: str | None = None
+    #: a group's run of an operator that assumes the reporting of other operators of the group
+    #: (its ``assumed_operators`` name their TINs): their ids. No transaction may be attributed to
+    #: them: this run decides the sellers on the transactions attributed to it alone.
+    assumes: tuple[str, ...] = ()
 
     @property
     def environment(self) -> str:
@@ -163,6 +167,7 @@ class RunSettings:
             # a group's run only: the settings of a single operator's run stay as they were
             **({"operator_id": self.operator_id, "operator_ids": list(self.operator_ids)} if self.operator_ids else {}),
             **({"assumed_by": self.assumed_by} if self.assumed_by else {}),
+            **({"assumes": list(self.assumes)} if self.assumes else {}),
         }
 
     @classmethod
@@ -191,6 +196,7 @@ class RunSettings:
             authorities=tuple(data["authorities"]) if data.get("authorities") is not None else None,
             operator_ids=tuple(data.get("operator_ids") or ()),
             assumed_by=data.get("assumed_by") or None,
+            assumes=tuple(data.get("assumes") or ()),
         )
 
     def save(self) -> Path:

@@ -1,7 +1,8 @@
 -- The transaction_ids of the period that the transactions of two or more operators of the group
 -- hold, compared cleaned as the extract compares them ({key}: trimmed, reporting.pushdown.
 -- OperatorFilter.value; {operator_id}: the cleaned operator id, NULL for the default operator's).
--- Each operator's run checks the uniqueness of its own transactions' keys; this finds a key
+-- An id that names no operator ({unknown}) stops the run by itself (transaction.unknown_operator)
+-- and is left out here. Each operator's run checks the uniqueness of its own transactions' keys; this finds a key
 -- shared across operators, whose refunds each of them would deduct. Read only
 -- from a source that has transactions.operator_id, in every operator's run: each stops.
 with period_keys as (
@@ -13,6 +14,7 @@ with period_keys as (
         paid_at >= :period_start
         and paid_at < :period_end
         and {key} is not null
+        and not ({unknown})
 ),
 
 final as (

@@ -611,7 +611,10 @@ def operator_filter(settings: RunSettings, transaction_columns: set[str]) -> Ope
     """Which of the source's transactions are the run's operator's (``transactions.operator_id``,
     where the source has it: ``transaction_columns`` are the columns of its transactions)."""
     return OperatorFilter(
-        operator_id=settings.operator_id, operator_ids=settings.group, column="operator_id" in transaction_columns
+        operator_id=settings.operator_id,
+        operator_ids=settings.group,
+        column="operator_id" in transaction_columns,
+        assumed=tuple(sorted({*settings.assumes, *([settings.operator_id] if settings.assumed_by else [])})),
     )
 
 
@@ -889,6 +892,7 @@ def source_findings(
         undated = list(_undated_transactions(conn, scope))
     findings += unknown_operators(conn, params, scope)
     findings += keys_across_operators(conn, params, scope)
+    findings += assumed_within_group(conn, params, scope)
     findings += _orphans(
         conn,
         scoped_sql("extract_unknown_sellers.sql", scope, dialect),
@@ -1082,8 +1086,13 @@ def keys_across_operators(conn: Connection, params: dict[str, Any], scope: Opera
     dialect = conn.dialect.name
     sql = (
         sql_text("extract_keys_across_operators.sql")
+        .replace("{unknown}", scope.unknown(scope.value("operator_id", dialect)))
         .replace("{operator_id}", scope.value("operator_id", dialect))
-        .replace("{key}", scope.value("transaction_id", dialect))
+        # as text: a source read locally may type its keys otherwise (PostgreSQL trims no BIGINT)
+        .replace(
+            "{key}",
+            scope.value("cast(transaction_id as text)" if dialect == "postgresql" else "transaction_id", dialect),
+        )
     )
     return [
         Finding(
@@ -1095,6 +1104,37 @@ def keys_across_operators(conn: Connection, params: dict[str, Any], scope: Opera
             "transaction by it and would be deducted by each operator. Give each transaction its own id",
         )
         for transaction_id, operators in conn.execute(sa.text(sql), params)
+    ]
+
+
+def assumed_within_group(conn: Connection, params: dict[str, Any], scope: OperatorFilter) -> list[Finding]:
+    """``operator.assumed_within_group``: the sellers of the period's transactions attributed to
+    an operator of the group whose reporting another operator of the group assumes, one finding
+    per seller. The assuming operator's run reads the transactions attributed to it alone and
+    decides each seller's thresholds on them: a seller left with the assumed operator (20 sales
+    there, 20 with the assuming one: 40 on the assuming operator's platform), reportable there or
+    not, would be decided on part of its sales or reported by no one. Read in the runs of both
+    operators, so that a run of either alone (``--operator``) stops too."""
+    if not scope.column or not scope.assumed:
+        return []
+    dialect = conn.dialect.name
+    sql = sql_text("extract_assumed_within_group.sql").replace(
+        "{assumed}", scope.attributed_to(scope.value("operator_id", dialect), scope.assumed)
+    )
+    listed = ", ".join(scope.assumed)
+    return [
+        Finding(
+            rule="operator.assumed_within_group",
+            table="sellers",
+            key=str(seller_id),  # no seller_id: a finding of the run, which it stops (not a quarantine)
+            message=f"a seller of {n} transaction(s) of the period attributed (transactions.operator_id) to an "
+            f"operator of the group whose reporting another operator of the group assumes ({listed}): the "
+            "assuming operator's run reads the transactions attributed to it alone and decides the seller's "
+            "thresholds on them, so the seller would be decided on part of its sales or reported by no one. "
+            "Attribute the transactions to the assuming operator, or remove the assumption from both operators' "
+            "tables",
+        )
+        for seller_id, n in conn.execute(sa.text(sql), params)
     ]
 
 

@@ -200,7 +200,7 @@ def _render_one(
         if problems:  # the rules stage quarantines such sellers: this is a safety net
             findings.extend(problems)
             continue
-        if assumed:  # an operator of the group assuming it: the rules stage stopped the run already
+        if assumed:  # an operator of the group assuming it: the extract stopped the run already
             not_reported += 1
             continue
         content = seller_content(record)

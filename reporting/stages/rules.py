@@ -21,7 +21,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reporting.errors import DataError
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding
 from reporting.money import to_fraction
@@ -40,7 +39,7 @@ from reporting.rules import (
 from reporting.settings import RunSettings
 from reporting.staging import connect
 from reporting.variants import EU_READING, LegalVariant, reading_for
-from reporting.vocabulary import DEFAULT_OPERATOR, QUARANTINED
+from reporting.vocabulary import QUARANTINED
 
 FACTS_SQL = """
 with blocks as (
@@ -227,7 +226,6 @@ def apply_rules(settings: RunSettings) -> Decided:
     per_authority: Counter[str] = Counter()
     findings: list[Finding] = []
     incomplete_reportable: dict[str, list[str]] = {}
-    strays: list[str] = []  # sellers of an operator whose reporting an operator of the group assumes
     try:
         ctx = filing_context(settings, con)
         with (
@@ -239,8 +237,6 @@ def apply_rules(settings: RunSettings) -> Decided:
             # identity gaps (a name, a birth date ...) matter for the sellers that are reported
             incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
             for facts in iter_facts(con):
-                if settings.assumed_by:
-                    strays.append(facts.seller_id)
                 # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
                 rule = quarantined.get(facts.seller_id)
                 if rule is None:
@@ -265,12 +261,6 @@ def apply_rules(settings: RunSettings) -> Decided:
                     ow.add({"authority": a, "seller_id": d.seller_id})
     finally:
         con.close()
-    if strays:
-        raise DataError(
-            assumed_within_group(settings, strays),
-            headline=f"{len(strays)} seller(s) of transactions attributed to operator {settings.operator_id}, "
-            f"whose reporting {settings.assumed_by} of the group assumes",
-        )
     if incomplete_reportable:
         identity = read_findings(settings.run_path / "extract" / "quarantine_identity.parquet")
         findings += [f for f in identity if f.seller_id in incomplete_reportable]
@@ -281,30 +271,6 @@ def apply_rules(settings: RunSettings) -> Decided:
         findings=findings,
         incomplete_reportable=incomplete_reportable,
     )
-
-
-def assumed_within_group(settings: RunSettings, seller_ids: list[str]) -> list[Finding]:
-    """``operator.assumed_within_group``: the sellers of the period's transactions attributed to
-    an operator whose reporting another operator of the group assumes. The assuming operator's
-    run reads the transactions attributed to it alone, and decides each seller's thresholds on
-    them: a seller left here, reportable or not, would be decided on part of its sales, or reported
-    by no one. Every such seller stops the run, whatever its decision here."""
-    operator_id, assuming = settings.operator_id, settings.assumed_by
-    table = "[assuming_operator]" if operator_id == DEFAULT_OPERATOR else f"[operators.{operator_id}.assuming_operator]"
-    return [
-        Finding(
-            rule="operator.assumed_within_group",
-            table="transactions",
-            key=seller_id,
-            seller_id=seller_id,
-            message=f"a seller of transactions attributed to operator {operator_id} (transactions.operator_id), "
-            f"whose reporting operator {assuming} of the group assumes ({table}): {assuming}'s run reads the "
-            "transactions attributed to it alone and decides the seller's thresholds on them, so the seller "
-            f"would be decided on part of its sales or reported by no one. Attribute the seller's transactions to "
-            f"'{assuming}', or remove the assumption from both operators' tables",
-        )
-        for seller_id in seller_ids
-    ]
 
 
 def filing_context(settings: RunSettings, con: Any) -> RuleContext:

@@ -492,9 +492,8 @@ def test_sellers_left_with_an_operator_whose_reporting_the_group_assumes_stop_th
     argv += ["--ledger", f"sqlite:///{tmp_path}/ledger.sqlite3"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "seller(s) of transactions attributed to operator de_gmbh, whose reporting default of the group" in err
-    assert "[operator.assumed_within_group] transactions EDGE: a seller of transactions attributed" in err
-    assert "operator de_gmbh" in err and "[operators.de_gmbh.assuming_operator]" in err and "Traceback" not in err
+    assert "[operator.assumed_within_group] sellers EDGE: a seller of 29 transaction(s) of the period" in err
+    assert "whose reporting another operator of the group assumes (de_gmbh)" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing published, for no operator
 
 
@@ -516,8 +515,14 @@ def test_a_seller_split_between_an_assumed_operator_and_its_assuming_one_stops_t
     assert main(argv) == 1
     err = capsys.readouterr().err
     found = [line.strip().split(":")[0] for line in err.splitlines() if "[operator.assumed_within_group]" in line]
-    assert found == ["[operator.assumed_within_group] transactions SPLIT"]
+    assert found == ["[operator.assumed_within_group] sellers SPLIT"]
     assert not (tmp_path / "out" / "manifest.json").exists()
+    # a run of either operator alone stops as well: the assuming one would decide SPLIT on 20 sales
+    for alone in ("default", "de_gmbh"):
+        assert main([*argv, "--operator", alone]) == 1, alone
+        err = capsys.readouterr().err
+        assert "[operator.assumed_within_group] sellers SPLIT: a seller of 20 transaction(s)" in err, alone
+        assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_a_transaction_id_held_by_two_operators_stops_every_operators_run(

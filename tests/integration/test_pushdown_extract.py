@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from builders import Marketplace, write_config, write_loose
 
 from reporting.errors import ConfigError, DataError, SourceContractError
@@ -401,3 +402,31 @@ def test_postgresql_a_key_two_operators_hold_stops_the_run_summed_anywhere(tmp_p
 @pytest.mark.mariadb
 def test_mariadb_a_key_two_operators_hold_stops_the_run_summed_anywhere(tmp_path: Path, mariadb_url: str) -> None:
     _assert_stops_on_shared_key(tmp_path, write_loose(_shared_key(_split(_market())), mariadb_url, case_blind=True))
+
+
+@pytest.mark.pg
+def test_postgresql_the_key_check_across_operators_reads_keys_of_any_type(pg_url: str) -> None:
+    """A source read locally may type its keys as numbers (PostgreSQL trims no BIGINT): the check
+    compares them as text. An operator id that names no operator is not counted as an operator of
+    the group (it stops the run by its own rule)."""
+    from reporting.pushdown import OperatorFilter
+    from reporting.stages.extract import keys_across_operators
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "create table transactions (transaction_id bigint, paid_at timestamp, operator_id varchar(64))"
+            )
+            rows = [(1, None), (1, "lt2"), (2, "lt2"), (2, " lt2 "), (3, "LT2"), (3, "lt2"), (4, None), (4, "default")]
+            for key, operator in rows:
+                conn.execute(
+                    sa.text("insert into transactions values (:k, '2025-06-01 10:00:00', :o)"),
+                    {"k": key, "o": operator},
+                )
+            scope = OperatorFilter("default", ("default", "lt2"), column=True)
+            params = {"period_start": datetime(2025, 1, 1), "period_end": datetime(2026, 1, 1)}
+            found = keys_across_operators(conn, params, scope)
+    finally:
+        engine.dispose()
+    assert [(f.rule, f.key) for f in found] == [("transaction.key_across_operators", "1")]

@@ -99,6 +99,10 @@ def test_two_operators_under_one_identifier_of_an_authority_are_refused() -> Non
         parse_config(raw)
     raw["operators"]["lt2"]["authorities"]["FR"]["siren"] = "555753160"
     assert parse_config(raw).for_operator("lt2").authorities == {"FR": {"siren": "555753160"}}
+    # a sender's or an account's identifier (an intermediary filing for both) may be shared
+    raw["authorities"]["DE"] = {"bzst_id": "BZST0012345678"}
+    raw["operators"]["lt2"]["authorities"]["DE"] = {"bzst_id": "BZST0012345678"}
+    assert parse_config(raw).for_operator("lt2").authorities["DE"] == {"bzst_id": "BZST0012345678"}
 
 
 def test_without_operators_the_configuration_is_the_single_operator_it_was() -> None:
