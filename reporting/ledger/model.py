@@ -249,3 +249,14 @@ class StatusReport:
     @property
     def rejected_doc_ref_ids(self) -> frozenset[str]:
         return frozenset(d for e in self.record_errors for d in e.doc_ref_ids)
+
+
+#: The events of a seller's due-diligence history (``ledger_due_diligence_events.kind``): what a
+#: run found (its scope, its items' states, the requested data come in, a cycle closed), what a
+#: verification answered, and each action the platform reported sent (the feed's action names).
+DD_SCOPE = "scope"
+DD_ITEMS = "items"
+DD_VERIFICATION = "verification"
+DD_DATA_RECEIVED = "data_received"
+DD_CYCLE_CLOSED = "cycle_closed"
+DD_EVENT_KINDS = (DD_SCOPE, DD_ITEMS, DD_VERIFICATION, DD_DATA_RECEIVED, DD_CYCLE_CLOSED)
