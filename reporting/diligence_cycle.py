@@ -103,7 +103,8 @@ FEED_KEYS = (
 class CycleSettings:
     """``[due_diligence]``: the operator's choices within the law. ``measure``: which measure of
     § 23 sentence 2 it takes; ``reminder_1_days``: days from the request (as sent) to the first
-    reminder; ``reminder_2_days``: from the first reminder (as sent) to the second;
+    reminder; ``reminder_2_days``: from the first reminder (as sent) to the second, but by day
+    :data:`REMINDER_2_LATEST_DAY` (a late first reminder leaves less time);
     ``measure_day``: the day after the request from which the measure is due (60 to 180);
     ``reporting_since``: the day the operator became a reporting operator (§ 4(3))."""
 
@@ -318,11 +319,12 @@ def _next_step(c: SellerCycle, settings: CycleSettings) -> tuple[str, date, date
     if c.reminder_1_on is None:
         return REMINDER_1, req + timedelta(days=settings.reminder_1_days), req + timedelta(days=REMINDER_1_LATEST_DAY)
     if c.reminder_2_on is None:
-        return (
-            REMINDER_2,
-            c.reminder_1_on + timedelta(days=settings.reminder_2_days),
-            req + timedelta(days=REMINDER_2_LATEST_DAY),
+        latest = req + timedelta(days=REMINDER_2_LATEST_DAY)
+        # the spacing, but by its last day (a late first reminder leaves less time), and after the first
+        due = max(
+            min(c.reminder_1_on + timedelta(days=settings.reminder_2_days), latest), c.reminder_1_on + timedelta(1)
         )
+        return REMINDER_2, due, latest
     if c.measure_on is None:
         return settings.measure, measure_due(req, c.reminder_2_on, settings), req + timedelta(days=LAST_MEASURE_DAY)
     return None

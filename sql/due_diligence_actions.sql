@@ -3,7 +3,7 @@
 -- reporting.diligence_cycle.due_actions, which a property test holds this query to.
 -- Input cycle_out: the cycle as due_diligence_cycle.sql leaves it. Days count from the original
 -- request (its day is day 0): the first reminder from $reminder_1_days after the request, the
--- second $reminder_2_days after the first, the measure from day $measure_day and after the
+-- second $reminder_2_days after the first (but by its last day, and after the first), the measure from day $measure_day and after the
 -- second reminder, by day $last_day; their last days $reminder_1_latest, $reminder_2_latest,
 -- $last_day. A request's last day is the end of due diligence (PStTG § 20(1)): 31 December of
 -- the period, or of the second period for a seller registered by $since (PStTG § 4(3)).
@@ -21,7 +21,8 @@ steps as (
             as step,
         case
             when reminder_1_on is null then requested_on + $reminder_1_days
-            when reminder_2_on is null then reminder_1_on + $reminder_2_days
+            when reminder_2_on is null
+                then greatest(least(reminder_1_on + $reminder_2_days, requested_on + $reminder_2_latest), reminder_1_on + 1)
             else greatest(requested_on + $measure_day, reminder_2_on + 1)
         end as step_due,
         requested_on + case

@@ -57,6 +57,7 @@ from reporting.diligence_cycle import (
     RELY_MONTHS,
     REMINDER_1_LATEST_DAY,
     REMINDER_2_LATEST_DAY,
+    CycleSettings,
 )
 from reporting.due_diligence.feed import feed_path, write_feed
 from reporting.due_diligence.scope import limits, screening_rates, under_limit
@@ -236,7 +237,7 @@ def _run(
         params = _params(config, today, now, zone, run_id, operator_id)
         con.execute(f"create table items as {_items_sql()}", _pick(params, "property", "not_active", "today", "rely"))
         con.execute(f"create view cycle_in as {_cycle_in_sql()}")
-        con.execute(f"create table cycle as {sql_text('due_diligence_cycle.sql')}", _pick(params, "today"))
+        schedule(con, today, config.due_diligence)
         con.execute(
             f"create table new_state as {_state_sql()}",
             _pick(params, "operator_id", "period", "today", "now"),
@@ -244,11 +245,6 @@ def _run(
         con.execute(
             f"create table events as {_events_sql()}",
             _pick(params, "operator_id", "period", "at", "source", "now"),
-        )
-        con.execute("create view cycle_out as select * from cycle")
-        con.execute(
-            f"create table actions as {sql_text('due_diligence_actions.sql')}",
-            _pick(params, *_ACTION_PARAMS),
         )
         changed = _count(con, "select count(*) from new_state where is_changed")
         n_events = _count(con, "select count(*) from events")
@@ -423,6 +419,39 @@ def _scope(con: duckdb.DuckDBPyConnection, limit_rows: list[tuple[str, int]], ra
         )
 
 
+def schedule(con: duckdb.DuckDBPyConnection, today: date, settings: CycleSettings) -> None:
+    """From ``cycle_in`` (a seller per row: in scope or not, the items it lacks and the invalid
+    ones among them, registered_at, and its cycle's columns as the ledger holds them, requested
+    items as a list), the tables ``cycle`` (``due_diligence_cycle.sql``: the cycle advanced to
+    ``today``) and ``actions`` (``due_diligence_actions.sql``: the actions due on ``today``)."""
+    con.execute(f"create table cycle as {sql_text('due_diligence_cycle.sql')}", {"today": today})
+    con.execute("create or replace view cycle_out as select * from cycle")
+    con.execute(f"create table actions as {sql_text('due_diligence_actions.sql')}", schedule_params(today, settings))
+
+
+def schedule_params(today: date, settings: CycleSettings) -> dict[str, Any]:
+    """The parameters of ``due_diligence_actions.sql``."""
+    return {
+        "today": today,
+        "reminder_1": REMINDER_1,
+        "reminder_2": REMINDER_2,
+        "measure": settings.measure,
+        "reminder_1_days": settings.reminder_1_days,
+        "reminder_2_days": settings.reminder_2_days,
+        "measure_day": settings.measure_day,
+        "reminder_1_latest": REMINDER_1_LATEST_DAY,
+        "reminder_2_latest": REMINDER_2_LATEST_DAY,
+        "last_day": LAST_MEASURE_DAY,
+        "notice": PRE_REPORT_NOTICE,
+        "request": REQUEST,
+        "release": RELEASE,
+        "since": settings.reporting_since,
+        "second_year": settings.reporting_since.year + 1,
+        "measures": list(MEASURES),
+        "actions": list(DUE_DILIGENCE_ACTIONS),
+    }
+
+
 def _items_sql() -> str:
     states, sources = [], []
     for i in DUE_DILIGENCE_ITEMS:
@@ -489,31 +518,9 @@ def _events_sql() -> str:
     return sql_text("due_diligence_events.sql").replace("{item_changes}", changes).replace("{expired}", expired)
 
 
-_ACTION_PARAMS = (
-    "today",
-    "reminder_1",
-    "reminder_2",
-    "measure",
-    "reminder_1_days",
-    "reminder_2_days",
-    "measure_day",
-    "reminder_1_latest",
-    "reminder_2_latest",
-    "last_day",
-    "notice",
-    "request",
-    "release",
-    "since",
-    "second_year",
-    "measures",
-    "actions",
-)
-
-
 def _params(
     config: Config, today: date, now: datetime, zone: ZoneInfo, run_id: str, operator_id: str
 ) -> dict[str, Any]:
-    s = config.due_diligence
     return {
         "today": today,
         "now": _naive_utc(now),
@@ -524,22 +531,6 @@ def _params(
         "property": PROPERTY,
         "not_active": NOT_ACTIVE,
         "rely": RELY_MONTHS,
-        "reminder_1": REMINDER_1,
-        "reminder_2": REMINDER_2,
-        "measure": s.measure,
-        "reminder_1_days": s.reminder_1_days,
-        "reminder_2_days": s.reminder_2_days,
-        "measure_day": s.measure_day,
-        "reminder_1_latest": REMINDER_1_LATEST_DAY,
-        "reminder_2_latest": REMINDER_2_LATEST_DAY,
-        "last_day": LAST_MEASURE_DAY,
-        "notice": PRE_REPORT_NOTICE,
-        "request": REQUEST,
-        "release": RELEASE,
-        "since": s.reporting_since,
-        "second_year": s.reporting_since.year + 1,
-        "measures": list(MEASURES),
-        "actions": list(DUE_DILIGENCE_ACTIONS),
     }
 
 
