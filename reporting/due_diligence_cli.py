@@ -211,5 +211,5 @@ def _unlock(args: argparse.Namespace, url: str) -> int:
     with open_ledger(url, create=False) as ledger:
         held = ledger.break_lock(*DUE_DILIGENCE_LOCK, args.operator)
     what = f"the due-diligence lock of operator {args.operator}"
-    print(f"removed {what}, {held.describe()}" if held else f"no {what}")
+    print(f"removed {what}, {held.describe()}" if held else f"{what} is not held")
     return 0

@@ -139,7 +139,7 @@ def test_a_measure_is_refused_before_day_60_and_taken_from_day_60_on(measure_on:
     c = requested("tin")
     c = mark(mark(c, "reminder_1", day(10)), "reminder_2", day(20))
     if refused:
-        with pytest.raises(MarkRefused, match="day 59 after the request of 2026-03-02; .* from day 60"):
+        with pytest.raises(MarkRefused, match=r"day 59 after the request of 2026-03-02; .* from day 60"):
             mark(c, "close_account", day(measure_on))
     else:
         assert mark(c, "close_account", day(measure_on)).measure_on == day(measure_on)
