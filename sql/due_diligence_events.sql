@@ -1,6 +1,7 @@
 -- Due diligence: the events a run records (DuckDB), each seller's history in the ledger
 -- (ledger_due_diligence_events): a change of scope; a change of item states, with each changed
--- item's state before and after, and the items whose verification ran out (PStTG § 20(2)); the
+-- item's state before and after, the items whose verification ran out (PStTG § 20(2)), and the
+-- scope where it changed too (one event: a first run makes one per seller); the
 -- requested data come in (the information a release rests on, PStTG § 24(1) Nr. 5); a cycle
 -- closed. Inputs: new_state, old_state, cycle, items. {item_changes}: per item, a struct of the item
 -- and its states before and after, null where it did not change; {expired}: per item, the item
@@ -26,7 +27,7 @@ with j as (
 events as (
     select seller_id, 'scope' as kind, 1 as rank, to_json({'scope': scope, 'was': scope_before, 'period': $period}) as detail
     from j
-    where scope is distinct from scope_before
+    where scope is distinct from scope_before and len(changes) = 0
 
     union all
 
@@ -34,10 +35,19 @@ events as (
         seller_id,
         'items',
         2,
-        to_json({
-            'changed': map_from_entries(list_transform(changes, lambda x: {'key': x.item, 'value': [x.was, x.now]})),
-            'expired': expired
-        })
+        case
+            when scope is distinct from scope_before then to_json({
+                'changed': map_from_entries(list_transform(changes, lambda x: {'key': x.item, 'value': [x.was, x.now]})),
+                'expired': expired,
+                'scope': scope,
+                'was': scope_before,
+                'period': $period
+            })
+            else to_json({
+                'changed': map_from_entries(list_transform(changes, lambda x: {'key': x.item, 'value': [x.was, x.now]})),
+                'expired': expired
+            })
+        end
     from j
     where len(changes) > 0
 

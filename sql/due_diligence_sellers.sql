@@ -70,11 +70,4 @@ digests as (
     where seller_id is not null
 )
 
--- a seller_id twice (the source's key broken): one of its rows, the same one on every run
-select *
-from digests
-qualify row_number() over (
-    partition by seller_id
-    order by concat_ws('|', seller_type, country, name_hash, primary_address_hash, birth_place_hash, birth_date_hash,
-        vat_hash, business_registration_hash)
-) = 1
+select * from digests

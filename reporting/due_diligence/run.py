@@ -40,7 +40,8 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 import reporting.ledger.schema as t
-from reporting.config import OPERATOR_ID, Config
+from reporting.config import Config
 from reporting.diligence_cycle import (
     LAST_MEASURE_DAY,
     RELY_MONTHS,
@@ -61,18 +62,24 @@ from reporting.diligence_cycle import (
 )
 from reporting.due_diligence.feed import feed_path, write_feed
 from reporting.due_diligence.scope import limits, screening_rates, under_limit
-from reporting.due_diligence.source import SourceReader
+from reporting.due_diligence.source import TABLE_COLUMNS, TOTALS_SCHEMA, SourceReader
 from reporting.errors import ConfigError, PermanentError
 from reporting.ledger import Ledger
-from reporting.ledger.due_diligence import STATE_COLUMNS, last_run_date, state_select_sql, write_run
+from reporting.ledger.due_diligence import (
+    KEY_COLUMNS,
+    STATE_COLUMNS,
+    last_run_date,
+    state_keys,
+    state_rows,
+    write_run,
+)
 from reporting.period import Period, local_midnight_utc
 from reporting.private import owner_only, private_dirs
-from reporting.pushdown import EXOTIC_WHITESPACE, OperatorFilter
+from reporting.pushdown import OperatorFilter, source_totals_sql
 from reporting.rules import DE_MINIMIS_MAX_SALES, MAX_RENTALS_PER_LISTING
 from reporting.source import sql_text
 from reporting.stages.aggregate import LISTING_KEYS_SQL
-from reporting.stages.extract import columnar_connection
-from reporting.staging import duckdb_config
+from reporting.staging import duckdb_config, sql_literal
 from reporting.variants import reading_for
 from reporting.vocabulary import (
     DEFAULT_OPERATOR,
@@ -119,6 +126,7 @@ class DueDiligenceResult:
     seconds: float
     inactive_sellers_unknown: int = 0  # sellers with activity that the sellers table lacks
     registered_at_unread: int = 0  # sellers whose registered_at is not a date (read as unknown)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step, for the benchmark
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +142,7 @@ class DueDiligenceResult:
             "seconds": round(self.seconds, 2),
             "sellers_unknown": self.inactive_sellers_unknown,
             "registered_at_unread": self.registered_at_unread,
+            "steps": {k: round(v, 2) for k, v in self.steps.items()},
         }
 
 
@@ -190,27 +199,28 @@ def _run(
     variant = reading_for(config.operator.country)
     as_of = today - timedelta(days=1)  # the last day that has ended
     period = Period(today.year, config.reporting.timezone, as_of)
-    con = duckdb.connect(str(work / "due_diligence.duckdb"), config=duckdb_config(work))
+    con = duckdb.connect(":memory:", config=duckdb_config(work))  # spills to the work folder
+    clock = _Clock()
     try:
-        _macros(con)
+        macros(con)
         with SourceReader(source_url) as source:
             scope_filter = OperatorFilter(operator_id, config.operator_ids, source.has_operator_column())
-            for table, sql in (
-                ("sellers", "due_diligence_sellers.sql"),
-                ("seller_tins", "due_diligence_tins.sql"),
-                ("seller_permanent_establishments", "due_diligence_permanent_establishments.sql"),
-                ("property_listings", "due_diligence_listings.sql"),
+            for table, name, sql in (
+                ("sellers", "src_sellers_read", "due_diligence_sellers.sql"),
+                ("seller_tins", "src_tins", "due_diligence_tins.sql"),
+                ("seller_permanent_establishments", "src_pes", "due_diligence_permanent_establishments.sql"),
+                ("property_listings", "src_listings", "due_diligence_listings.sql"),
             ):
-                with source.table(table) as reader:
-                    con.register(f"reader_{table}", reader)
-                    name = {"sellers": "src_sellers", "seller_tins": "src_tins"}.get(table) or {
-                        "seller_permanent_establishments": "src_pes",
-                        "property_listings": "src_listings",
-                    }[table]
+                with source.table(table) as reader, _stream(con, f"reader_{table}", reader, text_schema(table)):
                     con.execute(f"create table {name} as {sql_text(sql)}")
-                    con.unregister(f"reader_{table}")
-            with source.table("property_listings") as reader:
-                con.register("reader_listing_keys", reader)
+                clock.step(f"read {table}")
+            ids = con.execute("select count(*) - count(distinct seller_id) from src_sellers_read").fetchone()
+            if ids and ids[0]:  # a seller_id twice: one row of each, the same on every run
+                con.execute(f"create table src_sellers as {sql_text('due_diligence_distinct_sellers.sql')}")
+            else:
+                con.execute("alter table src_sellers_read rename to src_sellers")
+            listings = text_schema("property_listings")
+            with source.table("property_listings") as reader, _stream(con, "reader_listing_keys", reader, listings):
                 con.execute(
                     "create view property_listings as select dd_clean(listing_id) as listing_id, "
                     "dd_clean(seller_id) as seller_id, address_street, address_building, address_post_code, "
@@ -218,26 +228,58 @@ def _run(
                 )
                 con.execute(f"create table listing_keys as {LISTING_KEYS_SQL}")
                 con.execute("drop view property_listings")
-                con.unregister("reader_listing_keys")
-            with source.totals(period, scope_filter) as reader:
-                con.register("reader_totals", reader)
-                con.execute(
-                    "create table totals as select dd_clean(seller_id) as seller_id, dd_clean(activity) as activity, "
-                    "coalesce(dd_clean(listing_id), '') as listing_id, upper(dd_clean(currency)) as currency, "
-                    "activities, amount_minor from reader_totals where dd_clean(seller_id) is not null"
+            clock.step("listing keys")
+            if config.aggregate == "source":  # the source's engine sums the period's payments
+                with (
+                    source.totals(period, scope_filter) as reader,
+                    _stream(con, "reader_totals", reader, TOTALS_SCHEMA),
+                ):
+                    con.execute(
+                        "create table totals as select dd_clean(seller_id) as seller_id, "
+                        "dd_clean(activity) as activity, coalesce(dd_clean(listing_id), '') as listing_id, "
+                        "upper(dd_clean(currency)) as currency, activities, amount_minor "
+                        "from reader_totals where dd_clean(seller_id) is not null"
+                    )
+            else:  # read as the extract reads them, summed here with the same query
+                source.period_rows(period, scope_filter, work)
+                totals = source_totals_sql(
+                    period,
+                    payment_date_rates=False,
+                    staged=True,
+                    transactions=f"read_parquet({sql_literal(work / 'transactions.parquet')})",
+                    refunds=f"read_parquet({sql_literal(work / 'refunds.parquet')})",
                 )
-                con.unregister("reader_totals")
-            with source.table("fx_rates") as reader:
-                rates_rows = [
-                    (r["currency"], r["rate_date"], r["units_per_eur"]) for b in reader for r in b.to_pylist()
-                ]
-        _read_state(con, ledger, operator_id, work)
+                con.execute(
+                    "create table totals as select seller_id, activity, coalesce(listing_id, '') as listing_id, "
+                    "currency, cast(sum(activities) as bigint) as activities, "
+                    f"cast(sum(amount_minor) as bigint) as amount_minor from ({totals}) as t "
+                    "where seller_id is not null group by all"
+                )
+            clock.step("activity")
+            with source.table("fx_rates") as reader, _stream(con, "reader_fx_rates", reader, text_schema("fx_rates")):
+                rates_rows = con.execute("select currency, rate_date, units_per_eur from reader_fx_rates").fetchall()
         rates = screening_rates(rates_rows, as_of, variant)
         _scope(con, limits(rates, variant), rates, variant)
+        clock.step("scope")
         params = _params(config, today, now, zone, run_id, operator_id)
-        con.execute(f"create table items as {_items_sql()}", _pick(params, "property", "not_active", "today", "rely"))
+        with state_keys(ledger.engine, operator_id) as reader, _stream(con, "reader_keys", reader, _KEYS):
+            con.execute(
+                "create table state_keys as select seller_id, nullif(fingerprint, '') as fingerprint, scope, "
+                "cast(period as integer) as period, try_cast(nullif(reverify_on, '') as date) as reverify_on, "
+                "open = '1' as open from reader_keys"
+            )
+        con.execute(f"create table sources as {_sources_sql()}", _pick(params, "property", "not_active"))
+        con.execute(
+            f"create table candidates as {sql_text('due_diligence_candidates.sql')}", _pick(params, "period", "today")
+        )
+        clock.step("fingerprints")
+        _read_state(con, ledger, operator_id)
+        clock.step("read the state")
+        con.execute(f"create table items as {_items_sql()}", _pick(params, "today", "rely"))
+        clock.step("items")
         con.execute(f"create view cycle_in as {_cycle_in_sql()}")
         schedule(con, today, config.due_diligence)
+        clock.step("cycle and actions")
         con.execute(
             f"create table new_state as {_state_sql()}",
             _pick(params, "operator_id", "period", "today", "now"),
@@ -246,10 +288,19 @@ def _run(
             f"create table events as {_events_sql()}",
             _pick(params, "operator_id", "period", "at", "source", "now"),
         )
+        clock.step("state and events")
         changed = _count(con, "select count(*) from new_state where is_changed")
         n_events = _count(con, "select count(*) from events")
-        sellers = _count(con, "select count(*) from new_state")
-        in_scope = _count(con, "select count(*) from new_state where scope = $s", {"s": IN_SCOPE})
+        # every seller with a state after the run: the candidates as computed, the others as they stood
+        sellers = _count(
+            con, "select count(*) from (select seller_id from state_keys union select seller_id from new_state)"
+        )
+        in_scope = _count(
+            con,
+            "select (select count(*) from new_state where scope = $s) + (select count(*) from state_keys as k "
+            "anti join candidates as c on c.seller_id = k.seller_id where k.scope = $s)",
+            {"s": IN_SCOPE},
+        )
         unknown = _count(
             con,
             "select count(distinct t.seller_id) from totals as t "
@@ -257,23 +308,33 @@ def _run(
         )
         unread = _count(con, "select count(*) from src_sellers where registered_at_unread")
         actions = dict(con.execute("select action, count(*) from actions group by action order by action").fetchall())
-        write_run(
-            ledger.engine,
-            _batches(con, f"select {', '.join(STATE_COLUMNS)} from new_state where is_changed"),
-            _batches(con, 'select operator_id, seller_id, "at", kind, detail, source, recorded from events'),
-            {
-                "operator_id": operator_id,
-                "run_date": today,
-                "run_id": run_id[:100],
-                "finished": _naive_utc(now),
-                "sellers": sellers,
-                "in_scope": in_scope,
-                "changed": changed,
-                "events": n_events,
-                "actions": _json({a: int(n) for a, n in actions.items()}),
-                "feed_sha256": None,
-            },
-        )
+        rows_cursor, events_cursor = con.cursor(), con.cursor()  # two streams at once: a cursor each
+        try:
+            write_run(
+                ledger.engine,
+                rows_cursor.sql(f"select {', '.join(STATE_COLUMNS)} from new_state where is_changed").to_arrow_reader(
+                    WRITE_BATCH
+                ),
+                events_cursor.sql(
+                    'select operator_id, seller_id, "at", kind, detail, source, recorded from events'
+                ).to_arrow_reader(WRITE_BATCH),
+                {
+                    "operator_id": operator_id,
+                    "run_date": today,
+                    "run_id": run_id[:100],
+                    "finished": _naive_utc(now),
+                    "sellers": sellers,
+                    "in_scope": in_scope,
+                    "changed": changed,
+                    "events": n_events,
+                    "actions": _json({a: int(n) for a, n in actions.items()}),
+                    "feed_sha256": None,
+                },
+            )
+        finally:
+            rows_cursor.close()
+            events_cursor.close()
+        clock.step("write the ledger")
         target = feed_path(out_dir, operator_id)
         digest = write_feed(con, target, operator_id)
         with ledger.engine.begin() as conn:
@@ -281,6 +342,7 @@ def _run(
             conn.execute(
                 sa.update(r).where(r.c.operator_id == operator_id, r.c.run_date == today).values(feed_sha256=digest)
             )
+        clock.step("write the feed")
     finally:
         con.close()
     result = DueDiligenceResult(
@@ -296,6 +358,7 @@ def _run(
         seconds=time.perf_counter() - started,
         inactive_sellers_unknown=unknown,
         registered_at_unread=unread,
+        steps=dict(clock.steps),
     )
     if unknown:
         log.warning(
@@ -316,59 +379,70 @@ def _run(
 # ------------------------------------------------------------------------------------ the steps
 
 
-def _macros(con: duckdb.DuckDBPyConnection) -> None:
+class _Clock:
+    """Seconds per step of a run (what the benchmark prints)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def step(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = self.steps.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+#: The characters Python's ``str.strip()`` removes (``str.isspace``), as a class of RE2, DuckDB's
+#: regular expressions: the extract cleans a text with ``strip()``, the run as it does.
+WHITE_SPACE = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f}\x{85}\p{Z}]"
+
+
+def macros(con: duckdb.DuckDBPyConnection) -> None:
     """dd_clean: trimmed as the extract trims (Python's white space), '' as null; dd_flag: a
-    boolean as any database writes it; dd_digest: the first 16 hex digits of a SHA-256."""
-    blanks = "".join(sorted(set(" " + EXOTIC_WHITESPACE)))
-    assert "'" not in blanks  # our own constant, written as a literal
-    con.execute(f"create macro dd_clean(x) as nullif(trim(x, '{blanks}'), '')")
+    boolean as any database writes it; dd_digest: the first 16 hex digits of a SHA-256; dd_json,
+    dd_day: a text and a day as the feed's JSON writes them."""
+    con.execute(
+        f"create macro dd_clean(x) as nullif(regexp_replace(x, '^{WHITE_SPACE}+|{WHITE_SPACE}+$', '', 'g'), '')"
+    )
     con.execute("create macro dd_flag(x) as coalesce(lower(dd_clean(x)) in ('1', 'true', 't', 'yes', 'y'), false)")
     con.execute("create macro dd_digest(x) as substr(sha256(x), 1, 16)")
+    # a text as JSON, as Python's json.dumps writes it (DuckDB writes nine control characters'
+    # escapes in capitals: \u000B, where Python writes \u000b)
+    lower = "cast(to_json(x) as varchar)"
+    for code in ("0B", "0E", "0F", "1A", "1B", "1C", "1D", "1E", "1F"):
+        lower = f"replace({lower}, '\\u00{code}', '\\u00{code.lower()}')"
+    con.execute(f"create macro dd_json(x) as {lower}")
+    con.execute("create macro dd_day(d) as coalesce('\"' || strftime(d, '%Y-%m-%d') || '\"', 'null')")
 
 
-def _read_state(con: duckdb.DuckDBPyConnection, ledger: Ledger, operator_id: str, work: Path) -> None:
-    """The ledger's state rows of the operator, as ``old_state`` with the ledger's types."""
-    sql = state_select_sql(ledger.dialect)
+_DUCKDB_TYPES = {pa.string(): "varchar", pa.int64(): "bigint"}
+_KEYS = pa.schema([(c, pa.string()) for c in KEY_COLUMNS])
+
+
+@contextmanager
+def _stream(con: duckdb.DuckDBPyConnection, name: str, reader: Any, schema: pa.Schema) -> Iterator[None]:
+    """A view ``name`` over a stream of batches, its columns those of ``schema`` with their types
+    (however the driver typed them: an empty result has no rows to infer a type from)."""
+    raw = f"{name}_raw"
+    con.register(raw, reader)
+    casts = ", ".join(f"cast({f.name} as {_DUCKDB_TYPES[f.type]}) as {f.name}" for f in schema)
+    con.execute(f"create view {name} as select {casts} from {raw}")
+    try:
+        yield
+    finally:
+        con.execute(f"drop view {name}")
+        con.unregister(raw)
+
+
+def _read_state(con: duckdb.DuckDBPyConnection, ledger: Ledger, operator_id: str) -> None:
+    """The ledger's state rows of the candidates, as the table ``old_state`` with the ledger's types."""
+    ids = con.sql("select seller_id from candidates").to_arrow_table()
     schema = pa.schema([(c, pa.string()) for c in STATE_COLUMNS])
-    columnar = columnar_connection(ledger.engine.url) if ledger.dialect in ("sqlite", "postgresql") else None
-    if columnar is not None:
-        try:
-            cur = columnar.conn.cursor()
-            try:
-                if not OPERATOR_ID.fullmatch(operator_id):
-                    raise ValueError(f"not an operator id: {operator_id!r}")
-                literal = sql.replace(":operator_id", f"'{operator_id}'")  # checked: letters, digits and _
-                cur.execute(literal)
-                reader = pa.RecordBatchReader.from_batches(
-                    schema,
-                    (
-                        b.rename_columns([n.lower() for n in b.schema.names]).cast(schema)
-                        for b in cur.fetch_record_batch()
-                    ),
-                )
-                con.register("reader_state", reader)
-                con.execute("create table state_text as select * from reader_state")
-                con.unregister("reader_state")
-            finally:
-                cur.close()
-        finally:
-            columnar.close()
-    else:
-        with ledger.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=WRITE_BATCH).execute(
-                sa.text(sql), {"operator_id": operator_id}
-            )
-            reader = pa.RecordBatchReader.from_batches(schema, _text_batches(result, schema))
-            con.register("reader_state", reader)
-            con.execute("create table state_text as select * from reader_state")
-            con.unregister("reader_state")
-    con.execute(f"create view old_state as select {_typed_columns()} from state_text")
-
-
-def _text_batches(result: Any, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    for part in result.partitions(WRITE_BATCH):
-        columns = list(zip(*part, strict=True)) if part else [() for _ in schema]
-        yield pa.RecordBatch.from_arrays([pa.array(list(c), pa.string()) for c in columns], schema=schema)
+    with state_rows(ledger.engine, operator_id, ids) as reader, _stream(con, "reader_state", reader, schema):
+        con.execute(
+            f"create table old_state as select {_typed_columns()} from reader_state "
+            "semi join candidates as c on c.seller_id = reader_state.seller_id"
+        )
 
 
 def _typed_columns() -> str:
@@ -452,17 +526,22 @@ def schedule_params(today: date, settings: CycleSettings) -> dict[str, Any]:
     }
 
 
+def _sources_sql() -> str:
+    sources = ", ".join(
+        f"coalesce(cast({i}_app as varchar), '') || ':' || coalesce({i}_new, '')" for i in DUE_DILIGENCE_ITEMS
+    )
+    return sql_text("due_diligence_sources.sql").replace("{item_sources}", sources)
+
+
 def _items_sql() -> str:
-    states, sources = [], []
+    states, runs_out = [], []
     for i in DUE_DILIGENCE_ITEMS:
+        expires = f"cast(o.{i}_checked + to_months($rely) as date) < $today"
         kept = (
             f"o.{i}_state in ('verified', 'invalid') and o.{i}_hash = x.{i}_new "
-            f"and not (o.{i}_state = 'verified' and cast(o.{i}_checked + to_months($rely) as date) < $today)"
+            f"and not (o.{i}_state = 'verified' and {expires})"
         )
-        expired = (
-            f"x.in_source and x.{i}_app and o.{i}_state = 'verified' and o.{i}_hash = x.{i}_new "
-            f"and cast(o.{i}_checked + to_months($rely) as date) < $today"
-        )
+        expired = f"x.in_source and x.{i}_app and o.{i}_state = 'verified' and o.{i}_hash = x.{i}_new and {expires}"
         states.append(
             f"case when not x.in_source then o.{i}_state when not x.{i}_app then 'not_applicable' "
             f"when x.{i}_new is null then 'missing' when {kept} then o.{i}_state else 'unverified' end as {i}_state"
@@ -473,11 +552,11 @@ def _items_sql() -> str:
             f"as {i}_checked"
         )
         states.append(f"coalesce({expired}, false) as {i}_expired")
-        sources.append(f"coalesce(cast(x.{i}_app as varchar), '') || ':' || coalesce(x.{i}_new, '')")
+        runs_out.append(f"case when {i}_state = 'verified' then cast({i}_checked + to_months($rely) as date) + 1 end")
     return (
         sql_text("due_diligence_items.sql")
         .replace("{item_states}", ",\n        ".join(states))
-        .replace("{item_sources}", ", ".join(sources))
+        .replace("{reverify_on}", f"least({', '.join(runs_out)})")
     )
 
 
@@ -503,7 +582,7 @@ _COMPARED = tuple(c for c in STATE_COLUMNS if c not in ("operator_id", "seller_i
 
 
 def _state_sql() -> str:
-    items = ", ".join(f"i.{i}_state, i.{i}_hash, i.{i}_checked" for i in DUE_DILIGENCE_ITEMS)
+    items = ", ".join(f"i.{i}_state, i.{i}_hash, i.{i}_checked" for i in DUE_DILIGENCE_ITEMS) + ", i.reverify_on"
     compare = " or ".join(f"n.{c} is distinct from o.{c}" for c in _COMPARED)
     return sql_text("due_diligence_state.sql").replace("{item_columns}", items).replace("{compare}", compare)
 
@@ -534,6 +613,10 @@ def _params(
     }
 
 
+def text_schema(table: str) -> pa.Schema:
+    return pa.schema([(c, pa.string()) for c in TABLE_COLUMNS[table]])
+
+
 def _pick(params: dict[str, Any], *names: str) -> dict[str, Any]:
     return {n: params[n] for n in names}
 
@@ -541,21 +624,6 @@ def _pick(params: dict[str, Any], *names: str) -> dict[str, Any]:
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
     row = con.execute(sql, params or {}).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
-
-
-def _batches(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[list[dict[str, Any]]]:
-    """The rows of ``sql`` as dicts, :data:`WRITE_BATCH` at a time (a cursor of its own)."""
-    cur = con.cursor()
-    try:
-        cur.execute(sql)
-        names = [d[0] for d in cur.description or ()]
-        while True:
-            rows = cur.fetchmany(WRITE_BATCH)
-            if not rows:
-                return
-            yield [dict(zip(names, r, strict=True)) for r in rows]
-    finally:
-        cur.close()
 
 
 def _naive_utc(at: datetime) -> datetime:

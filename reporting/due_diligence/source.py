@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from reporting.period import Period
 from reporting.pushdown import ENGINE_DIALECTS, OperatorFilter, source_totals_sql
 from reporting.source import DUE_DILIGENCE_COLUMNS, check_contract, make_engine
-from reporting.stages.extract import Columnar, columnar_connection
+from reporting.stages.extract import Columnar, columnar_connection, read_period_rows
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +153,22 @@ class SourceReader:
         with self.read(totals_sql(self.dialect, period, operator), TOTALS_SCHEMA) as reader:
             yield reader
 
+    def period_rows(self, period: Period, scope: OperatorFilter, folder: Path) -> dict[str, int]:
+        """The period's transactions (of ``scope``'s operator) and their refunds, read as the
+        extract reads them, into ``folder`` (``[source] aggregate = "local"``: summed here)."""
+        with self.engine.connect() as conn:
+            return read_period_rows(conn, self.columnar, period, self.columns(), scope, folder)
+
     @contextmanager
     def read(self, sql: str, schema: pa.Schema) -> Iterator[pa.RecordBatchReader]:
-        """The rows of ``sql`` (no parameters) as a stream of batches of ``schema``."""
+        """The rows of ``sql`` (no parameters) as a stream of batches with the columns of
+        ``schema``: ADBC's own stream (the query gives each column one type: text, or the
+        integers of the sums), else batches made from the DB-API's rows."""
         if self.columnar is not None:
             cur = self.columnar.conn.cursor()
             try:
                 cur.execute(sql)
-                reader = cur.fetch_record_batch()
-                yield pa.RecordBatchReader.from_batches(schema, (_cast(b, schema) for b in reader))
+                yield cur.fetch_record_batch()
             finally:
                 cur.close()
             return
@@ -168,11 +176,6 @@ class SourceReader:
             text = sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql
             result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).exec_driver_sql(text)
             yield pa.RecordBatchReader.from_batches(schema, _batches(result, schema))
-
-
-def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    batch = batch.rename_columns([n.lower() for n in batch.schema.names]).select(schema.names)
-    return batch.cast(schema) if batch.schema != schema else batch
 
 
 def _value(value: Any) -> Any:

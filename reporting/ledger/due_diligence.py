@@ -33,12 +33,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -52,6 +54,7 @@ from reporting.diligence_cycle import (
     due_actions,
     mark,
     next_action,
+    relied_until,
 )
 from reporting.ledger.errors import DueDiligenceReportError, LedgerError
 from reporting.ledger.model import DD_VERIFICATION
@@ -64,9 +67,12 @@ from reporting.vocabulary import (
     ITEM_INVALID,
     ITEM_MISSING,
     ITEM_NOT_APPLICABLE,
+    ITEM_VERIFIED,
     MEASURES,
     OPERATOR_ID_PATTERN,
+    PRE_REPORT_NOTICE,
     RELEASE,
+    REQUEST,
     VERIFICATION_RESULTS,
 )
 
@@ -164,12 +170,97 @@ def cycle_values(c: SellerCycle) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the daily run
 
 
-def state_select_sql(dialect: str) -> str:
-    """Every state row of one operator (``:operator_id``), each column as text ('' for NULL): one
-    reading for every driver (ADBC infers a column's type from its first rows; text is text)."""
-    text = "varchar" if dialect == "postgresql" else "text"
-    cols = ", ".join(f"coalesce(cast({c} as {text}), '') as {c}" for c in STATE_COLUMNS)
-    return f"select {cols} from ledger_due_diligence where operator_id = :operator_id order by seller_id"
+#: What makes a seller's state open: an item lacking, a request cycle, a release due, the notice
+#: not sent while in scope (a run computes such a seller every day; the others when they change).
+OPEN_SQL = (
+    "needs <> '' or requested_on is not null or release_due is not null "
+    f"or (scope = '{IN_SCOPE}' and notice_on is null)"
+)
+#: The columns of :func:`state_keys`: what tells a run whether it must compute a seller again.
+KEY_COLUMNS = ("seller_id", "fingerprint", "scope", "period", "reverify_on", "open")
+
+
+def _text(dialect: str, column: str) -> str:
+    return f"coalesce(cast({column} as {'varchar' if dialect == 'postgresql' else 'text'}), '')"
+
+
+@contextmanager
+def state_keys(engine: Engine, operator_id: str) -> Iterator[pa.RecordBatchReader]:
+    """Every state row of the operator, narrow (:data:`KEY_COLUMNS`, as text, '' for NULL; open
+    '1' or '0'): a stream of batches."""
+    d = engine.dialect.name
+    cols = ", ".join(_text(d, c) + f" as {c}" for c in KEY_COLUMNS[:-1])
+    sql = (
+        f"select {cols}, case when {OPEN_SQL} then '1' else '0' end as open "
+        "from ledger_due_diligence where operator_id = :operator_id"
+    )
+    with _read(engine, sql, operator_id, KEY_COLUMNS) as reader:
+        yield reader
+
+
+@contextmanager
+def state_rows(engine: Engine, operator_id: str, seller_ids: pa.Table | None = None) -> Iterator[pa.RecordBatchReader]:
+    """The operator's state rows, every column as text ('' for NULL): a stream of batches. With
+    ``seller_ids`` (a table of one column ``seller_id``) and ADBC, those sellers' only (their
+    ids staged in a temporary table of the ledger, one join); otherwise all of them (the caller
+    keeps the ones it needs)."""
+    d = engine.dialect.name
+    cols = ", ".join(_text(d, f"s.{c}") + f" as {c}" for c in STATE_COLUMNS)
+    if seller_ids is not None:
+        adbc = _adbc_connection(engine)
+        if adbc is not None:
+            cur = adbc.cursor()
+            try:
+                cur.adbc_ingest("dd_ids", seller_ids, mode="create", temporary=True)
+                cur.execute(
+                    f"select {cols} from ledger_due_diligence as s inner join dd_ids as i on i.seller_id = s.seller_id "
+                    f"where s.operator_id = '{_checked_operator(operator_id)}'"
+                )
+                yield cur.fetch_record_batch()
+            finally:
+                cur.close()
+                adbc.rollback()
+                adbc.close()
+            return
+    sql = f"select {cols} from ledger_due_diligence as s where s.operator_id = :operator_id"
+    with _read(engine, sql, operator_id, STATE_COLUMNS) as reader:
+        yield reader
+
+
+def _checked_operator(operator_id: str) -> str:
+    """An operator id written into a query as a literal: letters, digits and ``_`` only."""
+    if not _OPERATOR.fullmatch(operator_id):
+        raise ValueError(f"not an operator id: {operator_id!r}")
+    return operator_id
+
+
+@contextmanager
+def _read(engine: Engine, sql: str, operator_id: str, columns: tuple[str, ...]) -> Iterator[pa.RecordBatchReader]:
+    """The rows of ``sql`` (``:operator_id`` its one parameter; every column text) as batches:
+    ADBC's own stream where the ``fast`` extra reaches the ledger, else the DB-API's rows."""
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    adbc = _adbc_connection(engine)
+    if adbc is not None:
+        cur = adbc.cursor()
+        try:
+            cur.execute(sql.replace(":operator_id", f"'{_checked_operator(operator_id)}'"))
+            yield cur.fetch_record_batch()
+        finally:
+            cur.close()
+            adbc.rollback()
+            adbc.close()
+        return
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=_BATCH * 20).execute(
+            sa.text(sql), {"operator_id": operator_id}
+        )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for part in result.partitions(_BATCH * 20):
+                values = list(zip(*part, strict=True)) if part else [() for _ in columns]
+                yield pa.RecordBatch.from_arrays([pa.array(list(v), pa.string()) for v in values], schema=schema)
+
+        yield pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def last_run_date(engine: Engine, operator_id: str) -> date | None:
@@ -182,24 +273,125 @@ def last_run_date(engine: Engine, operator_id: str) -> date | None:
 
 def write_run(
     engine: Engine,
-    rows: Iterable[Sequence[dict[str, Any]]],
-    events: Iterable[Sequence[dict[str, Any]]],
+    rows: pa.RecordBatchReader,
+    events: pa.RecordBatchReader,
     run: dict[str, Any],
 ) -> tuple[int, int]:
-    """Write what a run changed in one transaction: each batch of state rows replaces the rows of
-    the same key (upsert), each batch of events is appended, and the run's own row (of its
-    operator and day: a rerun of the day replaces it). Returns (rows, events) written."""
+    """Write what a run changed in one transaction: its state rows replace the rows of the same
+    key (upsert), its events are appended, and the run's own row (of its operator and day: a rerun
+    of the day replaces it). Streams of Arrow batches with the tables' columns and types; through
+    ADBC's bulk ingest into temporary tables where the ``fast`` extra reaches the ledger (SQLite,
+    PostgreSQL: ``COPY``), else through the DB-API in batches. Returns (rows, events) written."""
+    adbc = _adbc_connection(engine)
+    if adbc is None:
+        return _write_run_dbapi(engine, rows, events, run)
+    try:
+        return _write_run_adbc(adbc, engine.dialect.name, rows, events, run)
+    finally:
+        adbc.close()
+
+
+def _adbc_connection(engine: Engine) -> Any | None:
+    """An ADBC connection (read-write) to the ledger's SQLite file or PostgreSQL database, or None."""
+    url = engine.url
+    try:
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not url.query:
+            import adbc_driver_sqlite.dbapi
+
+            conn = adbc_driver_sqlite.dbapi.connect(str(url.database))
+            cur = conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 30000")  # as SQLAlchemy's connections wait (timeout 30)
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+            return conn
+        if url.get_backend_name() == "postgresql":
+            import adbc_driver_postgresql.dbapi
+
+            return adbc_driver_postgresql.dbapi.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False)
+            )
+    except ImportError:
+        return None
+    return None
+
+
+def _for_ledger(reader: pa.RecordBatchReader, dialect: str) -> pa.RecordBatchReader:
+    """The batches as the ledger stores them: on SQLite, each value as the text SQLAlchemy writes
+    (dates ``YYYY-MM-DD``, times ``YYYY-MM-DD HH:MM:SS.ffffff``, which Arrow's cast gives); on
+    PostgreSQL as they are."""
+    if dialect != "sqlite":
+        return reader
+    schema = pa.schema([(f.name, pa.string() if _is_time(f.type) else f.type) for f in reader.schema])
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
+
+
+def _is_time(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_date(kind) or pa.types.is_timestamp(kind))
+
+
+def _write_run_adbc(
+    conn: Any, dialect: str, rows: pa.RecordBatchReader, events: pa.RecordBatchReader, run: dict[str, Any]
+) -> tuple[int, int]:
+    def insert(table: sa.Table, staged: str, columns: list[str], key: tuple[str, ...] = ()) -> str:
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f"insert into {table.name} ({names}) select {names} from {staged} where true"
+        if key:
+            keys = ", ".join(key)
+            updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
+            sql += f" on conflict ({keys}) do update set {updates}"
+        return sql
+
+    run_table = pa.Table.from_pylist([run], schema=_RUN_SCHEMA)
+    cur = conn.cursor()
+    try:
+        written = cur.adbc_ingest("dd_rows_in", _for_ledger(rows, dialect), mode="create", temporary=True)
+        cur.execute(insert(t.due_diligence, "dd_rows_in", list(rows.schema.names), ("operator_id", "seller_id")))
+        appended = cur.adbc_ingest("dd_events_in", _for_ledger(events, dialect), mode="create", temporary=True)
+        cur.execute(insert(t.due_diligence_events, "dd_events_in", list(events.schema.names)))
+        runs = pa.RecordBatchReader.from_batches(run_table.schema, run_table.to_batches())
+        cur.adbc_ingest("dd_run_in", _for_ledger(runs, dialect), mode="create", temporary=True)
+        cur.execute(insert(t.due_diligence_runs, "dd_run_in", run_table.schema.names, ("operator_id", "run_date")))
+        for staged in ("dd_rows_in", "dd_events_in", "dd_run_in"):
+            cur.execute(f"drop table {staged}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+    return int(written or 0), int(appended or 0)
+
+
+_RUN_SCHEMA = pa.schema(
+    [
+        ("operator_id", pa.string()),
+        ("run_date", pa.date32()),
+        ("run_id", pa.string()),
+        ("finished", pa.timestamp("us")),
+        ("sellers", pa.int64()),
+        ("in_scope", pa.int64()),
+        ("changed", pa.int64()),
+        ("events", pa.int64()),
+        ("actions", pa.string()),
+        ("feed_sha256", pa.string()),
+    ]
+)
+
+
+def _write_run_dbapi(
+    engine: Engine, rows: pa.RecordBatchReader, events: pa.RecordBatchReader, run: dict[str, Any]
+) -> tuple[int, int]:
     written = appended = 0
     with engine.begin() as conn:
         upsert = _upsert(conn, t.due_diligence, ("operator_id", "seller_id"))
         for batch in rows:
-            if batch:
-                conn.execute(upsert, list(batch))
-                written += len(batch)
+            if batch.num_rows:
+                conn.execute(upsert, batch.to_pylist())
+                written += batch.num_rows
         for batch in events:
-            if batch:
-                conn.execute(sa.insert(t.due_diligence_events), list(batch))
-                appended += len(batch)
+            if batch.num_rows:
+                conn.execute(sa.insert(t.due_diligence_events), batch.to_pylist())
+                appended += batch.num_rows
         conn.execute(_upsert(conn, t.due_diligence_runs, ("operator_id", "run_date")), [run])
     return written, appended
 
@@ -333,29 +525,51 @@ def apply_action_reports(
     recorded_at = _utc(now)
     try:
         with engine.begin() as conn:
-            for start in range(0, len(ordered), _BATCH):
-                batch = ordered[start : start + _BATCH]
-                _apply_batch(conn, batch, outcome, zone, recorded_at, source)
+            for chunk in _by_sellers(ordered, _SELLERS_PER_READ):
+                _apply_chunk(conn, chunk, outcome, zone, recorded_at, source)
     except sa.exc.IntegrityError:
         raise LedgerError(f"{source}: the ledger refused the report; nothing of it was applied") from None
     return outcome
 
 
-def _apply_batch(
+#: Sellers whose rows are read with one query (SQLite takes 32,766 parameters since 3.32).
+_SELLERS_PER_READ = 5_000
+
+
+def _by_sellers(ordered: list[ActionReport], size: int) -> Iterator[list[ActionReport]]:
+    """Consecutive runs of ``ordered`` (sorted by operator and seller) of at most ``size``
+    sellers each, a seller's lines never split."""
+    chunk: list[ActionReport] = []
+    sellers = 0
+    last: tuple[str, str] | None = None
+    for r in ordered:
+        key = (r.operator_id, r.seller_id)
+        if key != last:
+            if sellers == size:
+                yield chunk
+                chunk, sellers = [], 0
+            sellers += 1
+            last = key
+        chunk.append(r)
+    if chunk:
+        yield chunk
+
+
+def _apply_chunk(
     conn: Connection,
-    batch: list[ActionReport],
+    chunk: list[ActionReport],
     outcome: MarkOutcome,
     zone: ZoneInfo,
     recorded_at: datetime,
     source: str,
 ) -> None:
     d, e = t.due_diligence, t.due_diligence_events
-    keys = {(r.operator_id, r.seller_id) for r in batch}
     rows: dict[tuple[str, str], Any] = {}
     seen: set[tuple[str, str, str, datetime]] = set()
-    for operator_id in sorted({k[0] for k in keys}):
-        ids = sorted(s for o, s in keys if o == operator_id)
-        for row in conn.execute(sa.select(d).where(d.c.operator_id == operator_id, d.c.seller_id.in_(ids))):
+    for operator_id in sorted({r.operator_id for r in chunk}):
+        ids = sorted({r.seller_id for r in chunk if r.operator_id == operator_id})
+        lean = sa.select(*(d.c[c] for c in _MARK_COLUMNS)).where(d.c.operator_id == operator_id, d.c.seller_id.in_(ids))
+        for row in conn.execute(lean):
             rows[(operator_id, row.seller_id)] = row
         for ev in conn.execute(
             sa.select(e.c.seller_id, e.c.kind, e.c.at).where(
@@ -364,9 +578,9 @@ def _apply_batch(
         ):
             seen.add((operator_id, ev.seller_id, ev.kind, ev.at))
     cycles: dict[tuple[str, str], SellerCycle] = {}
-    events: list[dict[str, Any]] = []
     updated: dict[tuple[str, str], date] = {}
-    for r in batch:
+    events: list[dict[str, Any]] = []
+    for r in chunk:
         key = (r.operator_id, r.seller_id)
         if key not in rows:
             raise DueDiligenceReportError(
@@ -377,7 +591,7 @@ def _apply_batch(
             outcome.repeated += 1
             continue
         seen.add((r.operator_id, r.seller_id, r.action, r.at))
-        before = cycles.get(key) or cycle_of(rows[key])
+        before = cycles.get(key) or _lean_cycle(rows[key])
         on = local_day(r.at, zone)
         try:
             after = mark(before, r.action, on)
@@ -388,38 +602,82 @@ def _apply_batch(
         if r.action in MEASURES and before.requested_on and (on - before.requested_on).days > LAST_MEASURE_DAY:
             outcome.late_measures += 1
         cycles[key] = after
-        updated[key] = max(updated.get(key, on), on)
-        detail: dict[str, Any] = {"on": on.isoformat()}
-        if r.action == RELEASE:
-            detail["measure"] = before.measure
-            detail["requested_on"] = before.requested_on.isoformat() if before.requested_on else None
-        elif before.requested_on is not None and r.action != "pre_report_notice":
-            detail["requested_on"] = before.requested_on.isoformat()
-        if r.action == "request":
-            detail["items"] = list(after.requested_items)
-        if r.reference:
-            detail["reference"] = r.reference
-        events.append(
-            {
-                "operator_id": r.operator_id,
-                "seller_id": r.seller_id,
-                "at": r.at,
-                "kind": r.action,
-                "detail": json.dumps(detail, sort_keys=True),
-                "source": source[:400],
-                "recorded": recorded_at,
-            }
-        )
+        updated[key] = max(updated.get(key, rows[key].updated), on)
+        events.append(_action_event(r, before, after, on, recorded_at, source))
         outcome.recorded += 1
         outcome.actions[r.action] += 1
-    for (operator_id, seller_id), c in cycles.items():
-        conn.execute(
+    if cycles:
+        stmt = (
             sa.update(d)
-            .where(d.c.operator_id == operator_id, d.c.seller_id == seller_id)
-            .values(**cycle_values(c), updated=updated[(operator_id, seller_id)], changed=recorded_at)
+            .where(d.c.operator_id == sa.bindparam("k_operator"), d.c.seller_id == sa.bindparam("k_seller"))
+            .values({c: sa.bindparam(f"v_{c}") for c in (*CYCLE_COLUMNS, "updated", "changed")})
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "k_operator": operator_id,
+                    "k_seller": seller_id,
+                    **{f"v_{c}": v for c, v in cycle_values(c).items()},
+                    "v_updated": updated[(operator_id, seller_id)],
+                    "v_changed": recorded_at,
+                }
+                for (operator_id, seller_id), c in cycles.items()
+            ],
         )
     if events:
         conn.execute(sa.insert(e), events)
+
+
+#: What a report of actions reads of a state row: the cycle, and the items lacking as one text.
+_MARK_COLUMNS = ("seller_id", "scope", "needs", "registered_at", "updated", *CYCLE_COLUMNS)
+
+
+def _lean_cycle(row: Any) -> SellerCycle:
+    """The cycle of a row of :data:`_MARK_COLUMNS` (what :func:`reporting.diligence_cycle.mark`
+    reads; the invalid items are not among it)."""
+    return SellerCycle(
+        seller_id=row.seller_id,
+        in_scope=row.scope == IN_SCOPE,
+        needs=split_items(row.needs),
+        registered_at=row.registered_at,
+        notice_due=row.notice_due,
+        notice_on=row.notice_on,
+        request_due=row.request_due,
+        requested_on=row.requested_on,
+        requested_items=split_items(row.requested_items),
+        reminder_1_on=row.reminder_1_on,
+        reminder_2_on=row.reminder_2_on,
+        measure=row.measure,
+        measure_on=row.measure_on,
+        release_due=row.release_due,
+        cycles=row.cycles,
+    )
+
+
+def _action_event(
+    r: ActionReport, before: SellerCycle, after: SellerCycle, on: date, recorded_at: datetime, source: str
+) -> dict[str, Any]:
+    """The history's row of an action reported sent (PStTG § 24(1) Nr. 5: its content, as the
+    items it asked for, and its time)."""
+    detail: dict[str, Any] = {"on": on.isoformat()}
+    if r.action == RELEASE:
+        detail["measure"] = before.measure
+    if before.requested_on is not None and r.action != PRE_REPORT_NOTICE:
+        detail["requested_on"] = before.requested_on.isoformat()
+    if r.action == REQUEST:
+        detail["items"] = list(after.requested_items)
+    if r.reference:
+        detail["reference"] = r.reference
+    return {
+        "operator_id": r.operator_id,
+        "seller_id": r.seller_id,
+        "at": r.at,
+        "kind": r.action,
+        "detail": json.dumps(detail, sort_keys=True),
+        "source": source[:400],
+        "recorded": recorded_at,
+    }
 
 
 # ------------------------------------------------------------------------------- verification
@@ -477,6 +735,10 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
             states[v.item] = v.state
             needs = join_items(i for i, s in states.items() if s in (ITEM_MISSING, ITEM_INVALID))
             day = local_day(at, zone)
+            reverify_on = row.reverify_on
+            if v.state == ITEM_VERIFIED:  # runs out the day after it may no longer be relied on
+                runs_out = relied_until(day) + timedelta(days=1)
+                reverify_on = min(reverify_on, runs_out) if reverify_on else runs_out
             conn.execute(
                 sa.update(d)
                 .where(d.c.operator_id == v.operator_id, d.c.seller_id == v.seller_id)
@@ -485,6 +747,7 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
                         f"{v.item}_state": v.state,
                         f"{v.item}_checked": day,
                         "needs": needs,
+                        "reverify_on": reverify_on,
                         "updated": max(row.updated, day),
                         "changed": _utc(now),
                     }

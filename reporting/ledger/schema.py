@@ -267,6 +267,7 @@ due_diligence = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),  # digest of everything an item state reads
     sa.Column("needs", sa.String(300), nullable=False),  # the items missing or invalid, comma-separated
     *_item_columns(),
+    sa.Column("reverify_on", sa.Date),  # the first day a verification runs out (36 months, PStTG § 20(2))
     sa.Column("notice_due", sa.Date),  # first day the pre-report notice was due
     sa.Column("notice_on", sa.Date),  # ... and the day it was sent
     sa.Column("request_due", sa.Date),  # first day the request (of the next cycle) was due

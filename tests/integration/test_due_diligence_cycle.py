@@ -239,8 +239,7 @@ def test_one_sellers_full_cycle_on_fixed_dates(desk: Desk) -> None:
         1,
     )
     assert [(e.kind, e.detail.get("on")) for e in desk.history("S1")] == [
-        ("scope", None),
-        ("items", None),
+        ("items", None),  # the first run: its items and its scope
         ("pre_report_notice", "2026-03-02"),
         ("request", "2026-03-02"),
         ("reminder_1", "2026-03-16"),
@@ -253,18 +252,19 @@ def test_one_sellers_full_cycle_on_fixed_dates(desk: Desk) -> None:
     ]
     history = desk.history("S1")
     # with a TIN, the place of birth is no longer asked of an individual (PStTG § 14(2) Nr. 3)
-    assert history[7].detail["changed"] == {
+    assert history[0].detail["scope"] == "in_scope" and history[0].detail["changed"]["tin"] == [None, "missing"]
+    assert history[6].detail["changed"] == {
         "tin": ["missing", "unverified"],
         "birth_place": ["unverified", "not_applicable"],
     }
-    assert history[9].detail == {"item": "tin", "state": "verified", "was": "unverified"}
-    assert history[9].source == "tin-check:consultation 42"
-    assert history[10].detail["measure"] == "withhold_payouts"
+    assert history[8].detail == {"item": "tin", "state": "verified", "was": "unverified"}
+    assert history[8].source == "tin-check:consultation 42"
+    assert history[9].detail["measure"] == "withhold_payouts"
     with open_ledger(desk.ledger) as led:
         counts = stage_counts(led)
     assert (counts.incomplete, counts.blocked, counts.released) == (0, 0, 1)
     # S2 (no financial account) was never asked or blocked
-    assert [e.kind for e in desk.history("S2")] == ["scope", "items", "pre_report_notice"]
+    assert [e.kind for e in desk.history("S2")] == ["items", "pre_report_notice"]
 
 
 def test_a_seller_lacking_only_its_financial_account_is_never_blocked(desk: Desk) -> None:
@@ -301,7 +301,7 @@ def test_the_feed_is_owner_only_the_same_bytes_on_a_rerun_and_never_moved_back(d
     assert feed == desk.tmp / "out" / "due_diligence" / "actions.jsonl"
     assert stat.S_IMODE(feed.stat().st_mode) == 0o600
     first = feed.read_bytes()
-    assert desk.runs[-1].changed == 2 and desk.runs[-1].events == 4
+    assert desk.runs[-1].changed == 2 and desk.runs[-1].events == 2
     desk.run(REQUEST_DAY)  # the same day again: the same feed, nothing written
     assert feed.read_bytes() == first
     assert (desk.runs[-1].changed, desk.runs[-1].events) == (0, 0)
@@ -374,7 +374,7 @@ def test_a_bad_report_line_is_named_and_nothing_is_applied(desk: Desk, line: Any
     with open_ledger(desk.ledger) as led, pytest.raises(DueDiligenceReportError, match=message):
         mark_actions(led, path, now=datetime(2026, 3, 2, 12, tzinfo=UTC), zone=VILNIUS)
     assert desk.state("S1").cycle.notice_on is None  # the good first line was not applied either
-    assert [e.kind for e in desk.history("S1")] == ["scope", "items"]
+    assert [e.kind for e in desk.history("S1")] == ["items"]
 
 
 def test_the_same_report_twice_changes_nothing_and_the_cli_says_what_it_did(
@@ -601,16 +601,16 @@ def test_the_retention_deletes_the_history_at_its_boundary(desk: Desk) -> None:
     desk.mark(("S1", "pre_report_notice", REQUEST_DAY))
     with open_ledger(desk.ledger) as led:
         with led.engine.connect() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(t.due_diligence_events)).scalar() == 5
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.due_diligence_events)).scalar() == 3
         # recorded in 2026 (Vilnius): kept to the end of 31 December 2036, local time
         last_day = datetime(2036, 12, 31, 23, 59, 59, tzinfo=VILNIUS)
         first_day = datetime(2037, 1, 1, 0, 0, tzinfo=VILNIUS)
         kept = expire_history(led, now=last_day, zone=VILNIUS)
         assert (kept.events, kept.states) == (0, 0)
         counted = expire_history(led, now=first_day, zone=VILNIUS, dry_run=True)
-        assert (counted.events, counted.states) == (5, 2)
+        assert (counted.events, counted.states) == (3, 2)
         gone = expire_history(led, now=first_day, zone=VILNIUS)
-        assert (gone.events, gone.states) == (5, 2)
+        assert (gone.events, gone.states) == (3, 2)
         with led.engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(t.due_diligence_events)).scalar() == 0
             assert conn.execute(sa.select(sa.func.count()).select_from(t.due_diligence)).scalar() == 0
@@ -668,7 +668,7 @@ def test_the_cli_runs_every_operator_and_shows_a_seller_without_personal_data(
     run = ["due-diligence", "run", *common, "--source", source, "--date", "2026-03-02"]
     assert main([*run, "--out", str(tmp_path / "o"), "--staging", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
-    assert "default 2026-03-02: 2 seller(s), 2 in scope; 2 state(s) changed, 4 event(s)" in out
+    assert "default 2026-03-02: 2 seller(s), 2 in scope; 2 state(s) changed, 2 event(s)" in out
     assert "actions due: 2 pre_report_notice, 1 request" in out
     assert main(["due-diligence", "show", "--seller", "S1", *common]) == 0
     shown = capsys.readouterr().out

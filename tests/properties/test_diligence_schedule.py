@@ -7,12 +7,14 @@ seller at a time in Python (:func:`reporting.diligence_cycle.advance` and
 :func:`~reporting.diligence_cycle.due_actions`): for random cycles (open or not, with reminders,
 measures and releases at any distance from the request, sellers in and out of scope, pre-existing
 or not) and random settings, both give the same cycle and the same lines of the feed, byte for
-byte. A second property follows a platform that sends every action on the day it falls due: the
+byte (the lines made from pieces, as json.dumps writes them).
+A second property follows a platform that sends every action on the day it falls due: the
 measure then always falls between day 60 and day 180 after the request.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from datetime import date, timedelta
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 from reporting.diligence_cycle import (
     FIRST_MEASURE_DAY,
     LAST_MEASURE_DAY,
+    LEGAL_BASIS,
     REMINDER_2_LATEST_DAY,
     CycleSettings,
     SellerCycle,
@@ -33,8 +36,8 @@ from reporting.diligence_cycle import (
     due_actions,
     mark,
 )
-from reporting.due_diligence.feed import feed_line
-from reporting.due_diligence.run import schedule
+from reporting.due_diligence.feed import feed_line, feed_line_reference, feed_lines, feed_object
+from reporting.due_diligence.run import macros, schedule
 from reporting.vocabulary import DUE_DILIGENCE_ITEMS, MEASURES
 
 EXAMPLES = int(os.environ.get("DAC7_FUZZ_EXAMPLES", "300"))
@@ -143,6 +146,7 @@ def cycle_in(cycles: list[SellerCycle]) -> pa.Table:
 def run_sql(today: date, cycle_settings: CycleSettings, cycles: list[SellerCycle]) -> tuple[dict[str, Any], list[str]]:
     con = duckdb.connect()
     try:
+        macros(con)
         con.register("cycle_in", cycle_in(cycles))
         schedule(con, today, cycle_settings)
         names = [d[0] for d in con.execute("select * from cycle limit 0").description or ()]
@@ -150,10 +154,7 @@ def run_sql(today: date, cycle_settings: CycleSettings, cycles: list[SellerCycle
             r[0]: dict(zip(names, r, strict=True))
             for r in con.execute("select * from cycle order by seller_id").fetchall()
         }
-        columns = ("seller_id", "action", "items_missing", "items_invalid", "due_date", "latest_date", "date")
-        columns += ("request_date", "day", "overdue", "reaches_day_180", "measure")
-        rows = con.execute(f"select {', '.join(columns)} from actions order by seller_id, action_rank").fetchall()
-        lines = [feed_line(dict(zip(columns, r, strict=True)), "default") for r in rows]
+        lines = [line + "\n" for batch in feed_lines(con, "default") for line in batch]
     finally:
         con.close()
     return advanced, lines
@@ -234,3 +235,59 @@ def test_a_platform_acting_on_each_due_day_measures_within_day_60_to_180(
     assert FIRST_MEASURE_DAY <= measure_day <= LAST_MEASURE_DAY, steps
     assert measure_day >= cycle_settings.measure_day
     assert steps[0][1] < steps[1][1] < steps[2][1]
+
+
+@PROVE
+@given(
+    st.text(min_size=1, max_size=40),
+    st.sampled_from(["default", "pl_spzoo"]),
+    st.sampled_from(list(LEGAL_BASIS)),
+    st.lists(st.sampled_from(ITEMS), unique=True),
+    st.one_of(st.none(), st.dates(date(2023, 1, 1), date(2030, 12, 31))),
+    st.one_of(st.none(), st.integers(0, 400)),
+    st.booleans(),
+    st.booleans(),
+    st.one_of(st.none(), st.sampled_from(MEASURES)),
+)
+def test_a_feed_line_is_the_json_of_its_object(
+    seller_id: str,
+    operator_id: str,
+    action: str,
+    items: list[str],
+    request_date: date | None,
+    day: int | None,
+    overdue: bool,
+    final: bool,
+    measure: str | None,
+) -> None:
+    """The feed's lines are put together from pieces for speed, in Python and in the run's SQL
+    (``sql/due_diligence_feed.sql``): byte for byte what json.dumps writes of the object, whatever
+    the seller's id holds (quotes, back-slashes, control characters, any script)."""
+    row = {
+        "seller_id": seller_id,
+        "action": action,
+        "items_missing": items,
+        "items_invalid": items[:1],
+        "due_date": date(2026, 3, 2),
+        "latest_date": date(2026, 12, 31),
+        "date": date(2026, 3, 3),
+        "request_date": request_date,
+        "day": day,
+        "overdue": overdue,
+        "reaches_day_180": final,
+        "measure": measure,
+    }
+    line = feed_line(row, operator_id)
+    assert line == feed_line_reference(row, operator_id)
+    assert json.loads(line) == feed_object(row, operator_id)
+    con = duckdb.connect()
+    try:
+        macros(con)
+        types = {"items_missing": "varchar[]", "items_invalid": "varchar[]", "day": "integer", "overdue": "boolean"}
+        types |= {"reaches_day_180": "boolean", "seller_id": "varchar", "action": "varchar", "measure": "varchar"}
+        columns = ", ".join(f"?::{types.get(k, 'date')} as {k}" for k in row)
+        con.execute(f"create table actions as select {columns}, 1 as action_rank", list(row.values()))
+        [[sql_line]] = list(feed_lines(con, operator_id))
+    finally:
+        con.close()
+    assert sql_line + "\n" == line

@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("needs", sa.String(300), nullable=False),
         *items,
+        sa.Column("reverify_on", sa.Date),
         sa.Column("notice_due", sa.Date),
         sa.Column("notice_on", sa.Date),
         sa.Column("request_due", sa.Date),
