@@ -606,27 +606,48 @@ def _apply_chunk(
         events.append(_action_event(r, before, after, on, recorded_at, source))
         outcome.recorded += 1
         outcome.actions[r.action] += 1
+    # through the driver: a report of a first day names every seller, and SQLAlchemy's handling of
+    # each parameter would cost more than the database's work (the values as SQLAlchemy stores them)
+    mark_param = _placeholder(conn)
+    columns = (*CYCLE_COLUMNS, "updated", "changed")
     if cycles:
-        stmt = (
-            sa.update(d)
-            .where(d.c.operator_id == sa.bindparam("k_operator"), d.c.seller_id == sa.bindparam("k_seller"))
-            .values({c: sa.bindparam(f"v_{c}") for c in (*CYCLE_COLUMNS, "updated", "changed")})
-        )
-        conn.execute(
-            stmt,
+        sets = ", ".join(f"{c} = {mark_param}" for c in columns)
+        conn.exec_driver_sql(
+            f"update ledger_due_diligence set {sets} where operator_id = {mark_param} and seller_id = {mark_param}",
             [
-                {
-                    "k_operator": operator_id,
-                    "k_seller": seller_id,
-                    **{f"v_{c}": v for c, v in cycle_values(c).items()},
-                    "v_updated": updated[(operator_id, seller_id)],
-                    "v_changed": recorded_at,
-                }
+                (
+                    *(_driver(v, conn) for v in cycle_values(c).values()),
+                    _driver(updated[(operator_id, seller_id)], conn),
+                    _driver(recorded_at, conn),
+                    operator_id,
+                    seller_id,
+                )
                 for (operator_id, seller_id), c in cycles.items()
             ],
         )
     if events:
-        conn.execute(sa.insert(e), events)
+        names = ("operator_id", "seller_id", "at", "kind", "detail", "source", "recorded")
+        conn.exec_driver_sql(
+            f'insert into ledger_due_diligence_events (operator_id, seller_id, "at", kind, detail, source, recorded) '
+            f"values ({', '.join([mark_param] * len(names))})",
+            [tuple(_driver(ev[n], conn) for n in names) for ev in events],
+        )
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _driver(value: Any, conn: Connection) -> Any:
+    """A value as the driver takes it where SQLAlchemy's types are bypassed: on SQLite, a date or
+    a time as the text SQLAlchemy stores (``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    if conn.dialect.name != "sqlite":
+        return value
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 #: What a report of actions reads of a state row: the cycle, and the items lacking as one text.
