@@ -231,6 +231,12 @@ def main() -> None:
     ap.add_argument("--sellers", type=int, default=200_000)
     ap.add_argument("--work", default=str(REPO / ".dac7" / "bench"))
     ap.add_argument("--ledger", help="the ledger's URL (default: a new SQLite file in the work folder)")
+    ap.add_argument(
+        "--again",
+        type=date.fromisoformat,
+        help="only run this later day on the state and source an earlier bench left (e.g. 2026-07-03): "
+        "with DAC7_DUCKDB_MEMORY set, how the memory follows DuckDB's budget",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--day", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -242,6 +248,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     args.work = work
     args.db = Path(args.work).parent / f"dd-{args.sellers}.db"
+    if args.again:
+        args.ledger = args.ledger or f"sqlite:///{work / 'ledger.sqlite3'}"
+        budget = os.environ.get("DAC7_DUCKDB_MEMORY", "1GB (default)")
+        print(f"{args.again} (DuckDB memory {budget}): {json.dumps(timed_child(args, args.again))}")
+        return
     if not args.db.exists():
         started = time.perf_counter()
         counts = generate(args.db, args.sellers)
