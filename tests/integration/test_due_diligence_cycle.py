@@ -715,3 +715,43 @@ def _umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+@pytest.mark.parametrize("ledger_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def test_without_adbc_the_dbapi_gives_the_same_state_history_and_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, ledger_kind: str
+) -> None:
+    """The ``fast`` extra (ADBC) reads and writes in bulk; without it every read and write goes
+    through the DB-API: the same states, history and feed, day after day."""
+    import reporting.ledger.due_diligence as storage
+
+    def ledger(name: str) -> str:
+        if ledger_kind == "sqlite":
+            return default_ledger_url(tmp_path / name)
+        return str(request.getfixturevalue("pg_databases")(f"dac7_dd_{name}"))
+
+    def days(desk: Desk) -> list[bytes]:
+        feeds = []
+        for today in (date(2026, 3, 1), date(2026, 3, 20)):
+            desk.run(today)
+            feeds.append(Path(desk.runs[-1].feed).read_bytes())
+            if today.day == 1:
+                desk.mark(("DM30", "pre_report_notice", today), ("IND", "request", today))
+        return feeds
+
+    m = scope_marketplace()
+    m.seller("IND", tin=None)
+    m.tx("IND", "2026-02-01 10:00:00", 100_000, activity="personal_services")
+    source = written(m, f"sqlite:///{tmp_path / 'm2.db'}")
+    bulk = Desk(tmp_path / "bulk", source, ledger("bulk"))
+    fast = days(bulk)
+    monkeypatch.setenv("DAC7_COLUMNAR", "0")  # the source through the DB-API too
+    monkeypatch.setattr(storage, "_adbc_connection", lambda engine: None)
+    plain = Desk(tmp_path / "plain", source, ledger("plain"))
+    assert days(plain) == fast
+    for seller in ("DM29", "DM30", "IND", "BIGENT", "SERV"):
+        a, b = bulk.state(seller), plain.state(seller)
+        assert (a.items, a.scope, a.cycle, a.checked) == (b.items, b.scope, b.cycle, b.checked), seller
+        assert [(e.at, e.kind, e.detail) for e in bulk.history(seller)] == [
+            (e.at, e.kind, e.detail) for e in plain.history(seller)
+        ], seller
