@@ -15,6 +15,10 @@ stay. The ``statements_dry_run`` Param (or ``DAC7_STATEMENT_RETENTION_DRY_RUN=1`
 would go. A page that is not found where the ledger says fails the task, naming the statements
 (their content is kept), unless the ``statements_missing_ok`` Param acknowledges that those pages
 are gone. The instant is the run's logical date, never the clock.
+
+A third task ends the retention of the due-diligence history the same way (PStTG § 24(3)): each
+event ten years after the end of the year it was recorded, and each state row last changed in such
+a year with no request cycle open; the ``statements_dry_run`` Param counts these too.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from dac7_support.notify import on_failure
         "statements_dry_run": Param(
             False,
             type="boolean",
-            title="Statements: dry run",
-            description="Only count the seller statements whose ten years of retention have ended.",
+            title="Statements and due diligence: dry run",
+            description="Only count the seller statements and due-diligence records whose ten years of retention "
+            "have ended.",
         ),
         "statements_missing_ok": Param(
             False,
@@ -73,8 +78,17 @@ def dac7_housekeeping() -> None:
         missing_ok = bool(ctx["params"].get("statements_missing_ok"))
         return expire_statements(now, dry_run=dry, missing_ok=missing_ok)
 
+    @task
+    def expire_due_diligence() -> dict[str, Any]:
+        from dac7_support.retention import expire_due_diligence
+
+        ctx = get_current_context()
+        now = ctx.get("logical_date") or ctx["dag_run"].run_after
+        return expire_due_diligence(now, dry_run=bool(ctx["params"].get("statements_dry_run")))
+
     prune_staging()
     expire_statements()
+    expire_due_diligence()
 
 
 dac7_housekeeping()

@@ -21,6 +21,10 @@
     dac7 verify check --file F [--adapter NAME ...] [--today DATE] [--max-calls N] [--out F.jsonl]
     dac7 verify expire [--before INSTANT] [--dry-run]
     dac7 verify status
+    dac7 due-diligence run --out DIR [--date D] [--config F] [--source URL] [--ledger URL] [--operator ID,...]
+    dac7 due-diligence mark --file F [--config F] [--ledger URL]
+    dac7 due-diligence show --seller ID [--operator ID] [--ledger URL]
+    dac7 due-diligence unlock [--operator ID] [--ledger URL]
     dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
@@ -217,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_parsers(sub)
     _add_statements_parser(sub)
     _add_verify_parser(sub)
+    from reporting import due_diligence_cli as due_diligence
+
+    due_diligence.add_parsers(sub)
     return p
 
 
@@ -258,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from reporting import verification_cli as verify_cli
 
             return verify_cli.run(args, _ledger_url)
+        if args.command == "due-diligence":
+            from reporting import due_diligence_cli as due_diligence
+
+            return due_diligence.run(args, _ledger_url)
         return _validate(args)
     except ConfigError as exc:
         print(f"dac7: configuration error: {exc}", file=sys.stderr)

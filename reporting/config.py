@@ -11,12 +11,14 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.countries import is_country, is_eu
+from reporting.diligence_cycle import CycleSettings
 from reporting.errors import ConfigError
 from reporting.text import MAX_TEXT, text_problem
 from reporting.vocabulary import (
@@ -290,6 +292,9 @@ class Config:
     transmission: Transmission = field(default_factory=Transmission)
     #: ``[verification]``: the verification adapters of the identifiers sellers give
     verification: VerificationSettings = field(default_factory=VerificationSettings)
+    #: ``[due_diligence]``: the measure the operator takes and the spacing of the reminders
+    #: (:mod:`reporting.diligence_cycle`), for every operator of a group
+    due_diligence: CycleSettings = field(default_factory=CycleSettings)
 
     @property
     def operator_ids(self) -> tuple[str, ...]:
@@ -355,7 +360,10 @@ _KNOWN_TABLES = {
     "assuming_operator",
     "transmission",
     "verification",
+    "due_diligence",
 }
+#: ``[due_diligence]``'s keys
+_DUE_DILIGENCE_KEYS = {"measure", "reminder_1_days", "reminder_2_days", "measure_day", "reporting_since"}
 #: the keys of an ``[operators.ID]`` table: those of ``[operator]``, its filing state's identifiers,
 #: and the other operators of its filing (``[[operators.ID.assumed_operators]]``,
 #: ``[operators.ID.assuming_operator]``)
@@ -425,7 +433,39 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         operators=_shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin),
         transmission=_transmission(raw, origin),
         verification=_verification(raw, origin),
+        due_diligence=_due_diligence(raw, origin),
     )
+
+
+def _due_diligence(raw: dict[str, Any], origin: str) -> CycleSettings:
+    """``[due_diligence]``: every key optional (the defaults of :class:`CycleSettings`); a value
+    the law does not allow is refused, naming the key."""
+    table = _table(raw, "due_diligence", origin, required=False)
+    _no_unknown(table, _DUE_DILIGENCE_KEYS, "due_diligence", origin)
+    values: dict[str, Any] = {}
+    if "measure" in table:
+        values["measure"] = _str(table, "measure", "due_diligence", origin)
+    for key in ("reminder_1_days", "reminder_2_days", "measure_day"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{origin}: due_diligence.{key} must be a whole number of days")
+            values[key] = value
+    if "reporting_since" in table:
+        since = table["reporting_since"]
+        if isinstance(since, str):
+            try:
+                since = date.fromisoformat(since.strip())
+            except ValueError:
+                raise ConfigError(f"{origin}: due_diligence.reporting_since must be a date (2023-01-01)") from None
+        if not isinstance(since, date) or isinstance(since, datetime):
+            raise ConfigError(f"{origin}: due_diligence.reporting_since must be a date (2023-01-01)")
+        values["reporting_since"] = since
+    settings = CycleSettings(**values)
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(f"{origin}: due_diligence.{problems[0]}")
+    return settings
 
 
 def _address(table: dict[str, Any], name: str, origin: str) -> Address:

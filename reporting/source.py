@@ -80,6 +80,21 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions": ("operator_id",),
 }
 
+#: Optional columns that only the due-diligence run reads (:mod:`reporting.due_diligence`); the
+#: filing neither stages nor needs them, and a source without them is read as before:
+#:
+#: - ``registered_at``: the day the seller registered on the platform, which tells a pre-existing
+#:   seller (PStTG § 4(3): registered on the day the operator became a reporting operator, by
+#:   default 1 January 2023), whose due diligence may run to 31 December of the second period;
+#: - ``tin_not_issued``: the seller's state of residence issues it no TIN, or does not require one
+#:   to be collected (PStTG § 17(4)): the TIN is then not requested (an individual gives the
+#:   place of birth instead);
+#: - ``business_registration_not_issued``: the entity's state of residence issues no business
+#:   registration number (PStTG § 17(4) Nr. 1): it is then not requested.
+DUE_DILIGENCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sellers": ("registered_at", "tin_not_issued", "business_registration_not_issued"),
+}
+
 
 def sql_text(name: str, *, operator: tuple[str, str] | None = None) -> str:
     """The text of a SQL file shipped in ``sql/``, without its comments (which may name

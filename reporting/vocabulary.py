@@ -96,3 +96,72 @@ OPERATOR_ID_PATTERN = "[a-z][a-z0-9_]{0,31}"
 #: Where a further operator's files lie in the run's output directory (a public contract):
 #: ``operators/<ID>/``, with the layout of the default operator's output inside.
 OPERATORS_DIR = "operators"
+
+# --------------------------------------------------------------------------- due diligence
+
+#: The data items of a seller's due diligence (PStTG § 17 with § 14(2) Nr. 1-5, (3) Nr. 1-6 and
+#: (4) Nr. 1 and 6), in the order the feed and the ledger list them. The financial account is
+#: none of them: it is reported where available and never requested (no seller is blocked for it).
+DD_NAME = "name"
+DD_PRIMARY_ADDRESS = "primary_address"
+DD_TIN = "tin"
+DD_BIRTH_PLACE = "birth_place"  # individuals without a TIN only
+DD_BIRTH_DATE = "birth_date"  # individuals
+DD_VAT = "vat"
+DD_BUSINESS_REGISTRATION = "business_registration"  # entities
+DD_PERMANENT_ESTABLISHMENT = "permanent_establishment"  # entities
+DD_PROPERTY_ADDRESS = "property_address"  # sellers renting out immovable property
+DD_LAND_REGISTRATION = "land_registration"  # ... where the seller has one
+DUE_DILIGENCE_ITEMS: tuple[str, ...] = (
+    DD_NAME,
+    DD_PRIMARY_ADDRESS,
+    DD_TIN,
+    DD_BIRTH_PLACE,
+    DD_BIRTH_DATE,
+    DD_VAT,
+    DD_BUSINESS_REGISTRATION,
+    DD_PERMANENT_ESTABLISHMENT,
+    DD_PROPERTY_ADDRESS,
+    DD_LAND_REGISTRATION,
+)
+
+#: The state of one item: not in the source; checked and found wrong; in the source, not
+#: verified (yet, or any more); verified; not required of this seller.
+ITEM_MISSING = "missing"
+ITEM_INVALID = "invalid"
+ITEM_UNVERIFIED = "unverified"
+ITEM_VERIFIED = "verified"
+ITEM_NOT_APPLICABLE = "not_applicable"
+ITEM_STATES: tuple[str, ...] = (ITEM_MISSING, ITEM_INVALID, ITEM_UNVERIFIED, ITEM_VERIFIED, ITEM_NOT_APPLICABLE)
+#: What a verification (an adapter's answer) may set an item to.
+VERIFICATION_RESULTS: tuple[str, ...] = (ITEM_VERIFIED, ITEM_INVALID)
+
+#: The actions of the due-diligence feed (``due_diligence/actions.jsonl``, a public contract), in
+#: the order of the cycle, and the measures among them (``[due_diligence] measure``).
+PRE_REPORT_NOTICE = "pre_report_notice"
+REQUEST = "request"
+REMINDER_1 = "reminder_1"
+REMINDER_2 = "reminder_2"
+WITHHOLD_PAYOUTS = "withhold_payouts"
+CLOSE_ACCOUNT = "close_account"
+RELEASE = "release"
+DUE_DILIGENCE_ACTIONS: tuple[str, ...] = (
+    PRE_REPORT_NOTICE,
+    REQUEST,
+    REMINDER_1,
+    REMINDER_2,
+    WITHHOLD_PAYOUTS,
+    CLOSE_ACCOUNT,
+    RELEASE,
+)
+MEASURES: tuple[str, ...] = (WITHHOLD_PAYOUTS, CLOSE_ACCOUNT)
+
+#: Whether a seller is in the scope of due diligence today: active in the period and not excluded
+#: (the other values are the rules' decision codes of the exclusion, or ``not_active``).
+IN_SCOPE = "in_scope"
+NOT_ACTIVE = "not_active"
+
+#: Where the feed lies in the output directory (a public contract): ``due_diligence/actions.jsonl``
+#: (a further operator of a group: ``operators/<ID>/due_diligence/actions.jsonl``).
+DUE_DILIGENCE_DIR = "due_diligence"
+ACTIONS_FEED = "actions.jsonl"

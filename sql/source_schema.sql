@@ -22,7 +22,11 @@ CREATE TABLE sellers (
     business_registration_number VARCHAR(200),
     is_governmental              BOOLEAN      NOT NULL DEFAULT FALSE,
     is_listed                    BOOLEAN      NOT NULL DEFAULT FALSE,
-    language                     VARCHAR(35)              -- optional: the statement's language, an IETF tag (de, fr-BE)
+    language                     VARCHAR(35),             -- optional: the statement's language, an IETF tag (de, fr-BE)
+    -- optional, read by the due-diligence run only (reporting.source.DUE_DILIGENCE_COLUMNS):
+    registered_at                DATE,                    -- the day the seller registered on the platform
+    tin_not_issued               BOOLEAN,                 -- its state of residence issues (or requires) no TIN
+    business_registration_not_issued BOOLEAN              -- its state of residence issues no registration number
 );
 
 CREATE TABLE seller_tins (

@@ -45,6 +45,14 @@ WHAT_TO_DO = {
     "finalize": "the files are published; only the reports and the manifest are missing: clear the task.",
     "watch_list": "the quarterly preview could not write its watch list: correct what the task log names "
     "and clear the task.",
+    "operators": "the configuration could not be read or the operator Param names no operator: correct it, "
+    "then trigger the run again.",
+    "due_diligence": "if another run or report holds the due-diligence lock, wait and clear the task (after a crash: "
+    "dac7 due-diligence unlock); a run for a day before the last one is refused; otherwise correct what the "
+    "task log names (configuration, source, ledger) and clear the task.",
+    "expire_due_diligence": "the due-diligence records whose ten years have run could not be deleted: fix "
+    "what the task log names (the ledger unreachable) and clear the task; their deletion is mandatory "
+    "(PStTG § 24(3)).",
     "check_deadline": "the deadline check itself failed (configuration or ledger unreachable): fix it, then "
     "clear the task; until then, check the filing status with dac7 ledger list.",
     "check_calendar": "the calendar check itself failed (configuration, ledger or DAC7_CORRECTION_DAYS): fix "

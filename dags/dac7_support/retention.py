@@ -1,5 +1,6 @@
-"""The retention of seller statements: ten years from the end of the year each was made, then
-deleted (PStTG § 24(3)); the rule and its boundary are in ``reporting.ledger.statements``.
+"""The retention of seller statements and of the due-diligence history: ten years from the end of
+the year each record was made, then deleted (PStTG § 24(3)); the rule and its boundary are in
+``reporting.ledger.statements`` and ``reporting.ledger.due_diligence``.
 
 The housekeeping DAG calls :func:`expire_statements` daily: the pages (in the output directory
 recorded with each statement, else under ``<DAC7_OUT_DIR>/<year>/statements/``) and the ledger's
@@ -83,3 +84,40 @@ def expire_statements(now: datetime, *, dry_run: bool = False, missing_ok: bool 
         "feeds": outcome.feeds,
         "missing_files": outcome.missing_files,
     }
+
+
+def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete (or, ``dry_run``, count) the due-diligence events recorded in a year whose ten years
+    have run at ``now`` (the run's logical date), and the state rows last changed then with no
+    cycle open (PStTG § 24(3), in the zone of ``[reporting] timezone``). Counts only."""
+    from zoneinfo import ZoneInfo
+
+    from dac7_support.common import settings_from_env
+    from dac7_support.connections import ledger_url
+    from reporting.config import load_config
+    from reporting.due_diligence import expire_history
+    from reporting.ledger import LedgerError, open_ledger
+    from reporting.ledger.url import resolve_ledger_url
+
+    config_path = settings_from_env()["config_path"]
+    config = load_config(config_path) if config_path and Path(config_path).is_file() else None
+    url = ledger_url(config.ledger if config else None) or resolve_ledger_url(
+        None, env={}, config_url=None, working_dir=Path.cwd()
+    )
+    assert url is not None  # a working directory is given: never None
+    zone = ZoneInfo(config.reporting.timezone if config else "UTC")
+    try:
+        ledger = open_ledger(url, create=False)
+    except LedgerError as exc:  # no ledger file yet: nothing was ever recorded
+        log.info("no ledger to examine for expired due-diligence records (%s)", str(exc).splitlines()[0][:200])
+        return {"dry_run": dry_run, "events": 0, "states": 0}
+    with ledger:
+        outcome = expire_history(ledger, now=now, zone=zone, dry_run=dry_run)
+    if outcome.events or outcome.states:
+        log.warning(
+            "PStTG § 24(3): the retention of %s due-diligence event(s) and %s state row(s) has ended; %s",
+            outcome.events,
+            outcome.states,
+            "would delete them (dry run)" if dry_run else "deleted",
+        )
+    return {"dry_run": dry_run, "events": outcome.events, "states": outcome.states}

@@ -29,6 +29,7 @@ from reporting.ledger.db import (
 )
 from reporting.ledger.errors import (
     DeliveryReportError,
+    DueDiligenceReportError,
     LedgerError,
     LedgerLockedError,
     LedgerModeError,
@@ -76,6 +77,7 @@ __all__ = [
     "RESEND",
     "SELLER",
     "DeliveryReportError",
+    "DueDiligenceReportError",
     "ErrorInfo",
     "FilingState",
     "FilingStep",

@@ -79,6 +79,9 @@ SCRIPT_LOCATION = "reporting.ledger:migrations"
 _LIVE_MESSAGES = (PUBLISHED, ACCEPTED)
 _LIVE_RECORDS = (SENT, ACCEPTED, REJECTED)
 _BATCH = 500  # ids per IN (...) list: well under SQLite's parameter limit
+#: The key of the due-diligence lock of an operator in ``ledger_locks`` (environment, authority,
+#: year): no filing period has it (environments are test and prod, authorities member states).
+DUE_DILIGENCE_LOCK = ("dd", "DD", 0)
 
 
 def open_ledger(url: str, *, create: bool = True) -> Ledger:
@@ -275,6 +278,18 @@ class Ledger:
         two operators file the same period at once.
         """
         _check_environment(environment)
+        info = LockInfo(environment, authority, year, holder, _utc(), socket.gethostname(), os.getpid(), operator_id)
+        manager = self._advisory_lock if self.dialect == "postgresql" else self._row_lock
+        with manager(info):
+            yield info
+
+    @contextmanager
+    def due_diligence_lock(self, operator_id: str = DEFAULT_OPERATOR, *, holder: str) -> Iterator[LockInfo]:
+        """Hold the lock of an operator's due-diligence state (its daily run, the platform's report
+        of the actions it sent, an adapter's verifications): the filing lock's mechanism (an
+        advisory lock on PostgreSQL, a row of ``ledger_locks`` on SQLite), keyed
+        :data:`DUE_DILIGENCE_LOCK`: a second writer fails fast with :class:`LedgerLockedError`."""
+        environment, authority, year = DUE_DILIGENCE_LOCK
         info = LockInfo(environment, authority, year, holder, _utc(), socket.gethostname(), os.getpid(), operator_id)
         manager = self._advisory_lock if self.dialect == "postgresql" else self._row_lock
         with manager(info):
@@ -1325,6 +1340,13 @@ def _lock_info(row: Any) -> LockInfo:
 
 
 def _locked(info: LockInfo, held: LockInfo | None, *, breakable: bool) -> str:
+    if (info.environment, info.authority, info.year) == DUE_DILIGENCE_LOCK:
+        operator = f" --operator {info.operator_id}" if info.operator_id != DEFAULT_OPERATOR else ""
+        text = (
+            f"the due-diligence state of operator {info.operator_id} is being written by another run or report "
+            f"({held.describe() if held else 'holder unknown'}): try again when it has finished"
+        )
+        return text + (f"; if it died, remove its lock with `dac7 due-diligence unlock{operator}`" if breakable else "")
     period = _period(info.authority, info.year, info.environment, info.operator_id)
     text = (
         f"{period} is being filed by another run ({held.describe() if held else 'holder unknown'}); "

@@ -44,3 +44,9 @@ class RetentionError(LedgerError, PermanentError):
 class DeliveryReportError(LedgerError, PermanentError):
     """A delivery report of seller statements that cannot be applied: the file, the line and the
     rule are named, and nothing of the report was applied."""
+
+
+class DueDiligenceReportError(LedgerError, PermanentError):
+    """A report of due-diligence actions (``dac7 due-diligence mark``), or of verifications, that
+    cannot be applied: the file, the line and the field or rule are named, and nothing of it was
+    applied."""

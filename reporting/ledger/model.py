@@ -275,3 +275,12 @@ VERIFICATION_STATES = (VERIFIED, INVALID, UNVERIFIED)
 CACHED_STATES = (VERIFIED, INVALID)
 #: What an identifier is: a taxpayer identification number or a VAT identification number.
 IDENTIFIER_KINDS = ("tin", "vat")
+#: The events of a seller's due-diligence history (``ledger_due_diligence_events.kind``): what a
+#: run found (its scope, its items' states, the requested data come in, a cycle closed), what a
+#: verification answered, and each action the platform reported sent (the feed's action names).
+DD_SCOPE = "scope"
+DD_ITEMS = "items"
+DD_VERIFICATION = "verification"
+DD_DATA_RECEIVED = "data_received"
+DD_CYCLE_CLOSED = "cycle_closed"
+DD_EVENT_KINDS = (DD_SCOPE, DD_ITEMS, DD_VERIFICATION, DD_DATA_RECEIVED, DD_CYCLE_CLOSED)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from reporting.ledger.model import (
     CACHED_STATES,
+    DD_EVENT_KINDS,
     DELIVERY_STATUSES,
     DOC_TYPES,
     IDENTIFIER_KINDS,
@@ -26,7 +27,14 @@ from reporting.ledger.model import (
     TRANSMISSION_EVENTS,
     VERIFICATION_STATES,
 )
-from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
+from reporting.vocabulary import (
+    DEFAULT_OPERATOR,
+    DUE_DILIGENCE_ACTIONS,
+    DUE_DILIGENCE_ITEMS,
+    ENVIRONMENTS,
+    ITEM_STATES,
+    MEASURES,
+)
 
 #: Alembic's version table for the ledger: its own name, so that a ledger may share a PostgreSQL
 #: database with Airflow's metadata (whose version table is ``alembic_version``).
@@ -302,4 +310,88 @@ verification_cache = sa.Table(
     sa.CheckConstraint(_one_of("kind", IDENTIFIER_KINDS), name="kind"),
     sa.CheckConstraint(_one_of("state", CACHED_STATES), name="state"),
     sa.Index(None, "checked_at"),
+)
+
+# Due diligence (revision 0005): the state of each seller of each operator (one row: whether it
+# is in scope, each data item's state, and where its request cycle stands), its history (one
+# append-only row per event: PStTG § 24(1) Nr. 2 and 5, kept ten years from the end of the year
+# recorded, then deleted, § 24(3)), and each daily run. No value of an item is stored: an item's
+# ``_hash`` is a digest of its value (to tell a changed value, whose verification no longer
+# holds), its ``_checked`` the day of its last verification. Dates are the filing state's days.
+
+
+def _item_columns() -> list[sa.Column[object]]:
+    columns: list[sa.Column[object]] = []
+    for item in DUE_DILIGENCE_ITEMS:
+        columns += [
+            sa.Column(f"{item}_state", sa.String(14), nullable=False),
+            sa.Column(f"{item}_hash", sa.String(16)),
+            sa.Column(f"{item}_checked", sa.Date),
+        ]
+    return columns
+
+
+due_diligence = sa.Table(
+    "ledger_due_diligence",
+    metadata,
+    sa.Column("operator_id", sa.String(32), primary_key=True),
+    sa.Column("seller_id", sa.String(200), primary_key=True),
+    sa.Column("seller_type", sa.String(16)),
+    sa.Column("country", sa.String(2)),  # the residence country the source gives (the view's filter)
+    sa.Column("registered_at", sa.Date),  # sellers.registered_at: a pre-existing seller (PStTG § 4(3))
+    sa.Column("scope", sa.String(40), nullable=False),  # in_scope, not_active, or the exclusion's decision code
+    sa.Column("period", sa.Integer, nullable=False),  # the reporting period the scope was decided for
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # digest of everything an item state reads
+    sa.Column("needs", sa.String(300), nullable=False),  # the items missing or invalid, comma-separated
+    *_item_columns(),
+    sa.Column("reverify_on", sa.Date),  # the first day a verification runs out (36 months, PStTG § 20(2))
+    sa.Column("notice_due", sa.Date),  # first day the pre-report notice was due
+    sa.Column("notice_on", sa.Date),  # ... and the day it was sent
+    sa.Column("request_due", sa.Date),  # first day the request (of the next cycle) was due
+    sa.Column("requested_on", sa.Date),  # the open cycle: the original request's day ...
+    sa.Column("requested_items", sa.String(300)),  # ... the items it asked for
+    sa.Column("reminder_1_on", sa.Date),
+    sa.Column("reminder_2_on", sa.Date),
+    sa.Column("measure", sa.String(20)),  # the measure taken (withhold_payouts | close_account)
+    sa.Column("measure_on", sa.Date),
+    sa.Column("release_due", sa.Date),  # first day the release was due (the requested data came in)
+    sa.Column("cycles", sa.Integer, nullable=False, server_default="0"),  # cycles closed
+    sa.Column("first_seen", sa.Date, nullable=False),
+    sa.Column("updated", sa.Date, nullable=False),  # the day of the last change (a run's or a report's)
+    sa.Column("changed", sa.DateTime, nullable=False),  # when it was written (UTC)
+    *(sa.CheckConstraint(_one_of(f"{item}_state", ITEM_STATES), name=f"{item}_state") for item in DUE_DILIGENCE_ITEMS),
+    sa.CheckConstraint(f"measure IS NULL OR {_one_of('measure', MEASURES)}", name="measure"),
+    sa.Index(None, "operator_id", "scope"),
+    sa.Index(None, "operator_id", "updated"),
+)
+
+due_diligence_events = sa.Table(
+    "ledger_due_diligence_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operator_id", sa.String(32), nullable=False),
+    sa.Column("seller_id", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),  # when it happened (UTC)
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("detail", sa.Text),  # JSON: item names, states, dates; never a value of an item
+    sa.Column("source", sa.String(400), nullable=False),  # the run, the report file, the adapter
+    sa.Column("recorded", sa.DateTime, nullable=False),  # when the record was made (UTC): its retention
+    sa.CheckConstraint(_one_of("kind", DD_EVENT_KINDS + DUE_DILIGENCE_ACTIONS), name="kind"),
+    sa.Index(None, "operator_id", "seller_id", "at"),
+    sa.Index(None, "recorded"),
+)
+
+due_diligence_runs = sa.Table(
+    "ledger_due_diligence_runs",
+    metadata,
+    sa.Column("operator_id", sa.String(32), primary_key=True),
+    sa.Column("run_date", sa.Date, primary_key=True),  # the day whose actions the run computed
+    sa.Column("run_id", sa.String(100), nullable=False),
+    sa.Column("finished", sa.DateTime, nullable=False),
+    sa.Column("sellers", sa.Integer, nullable=False),  # sellers with a state
+    sa.Column("in_scope", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),  # states written by the run
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("actions", sa.Text, nullable=False),  # JSON: actions due per kind
+    sa.Column("feed_sha256", sa.String(64)),
 )

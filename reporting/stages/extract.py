@@ -39,7 +39,7 @@ from reporting.checks.staged import MAX_SELLER_TOTAL, run_checks
 from reporting.countries import ISO_CURRENCIES, is_currency
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
-from reporting.period import local_midnight_utc
+from reporting.period import Period, local_midnight_utc
 from reporting.pushdown import (
     ENGINE_DIALECTS,
     MAX_LISTED_KEYS,
@@ -811,6 +811,29 @@ def check_extract(
     write_json(out / "extract.json", summary)
     log.info("extract year=%s: %s", settings.year, counts)
     return summary
+
+
+def read_period_rows(
+    conn: Connection,
+    columnar: Columnar | None,
+    period: Period,
+    columns: dict[str, set[str]],
+    scope: OperatorFilter,
+    folder: Path,
+) -> dict[str, int]:
+    """The period's transactions of ``scope``'s operator and their refunds, read as the extract
+    reads them (the same queries, cleaning and types; a scan of a SQLite table where the period
+    holds most of it), into ``folder/transactions.parquet`` and ``folder/refunds.parquet``: for a
+    reader of the source that sums them at home without a run (the due-diligence run). A value
+    the extract would report as a finding is left null; the counts are returned."""
+    params = {"period_start": _bound(conn, period.start_utc), "period_end": _bound(conn, period.paid_until_utc)}
+    counts = {}
+    for table in ("transactions", "refunds"):
+        sql = extract_sql(table, columns[table], scope, conn.dialect.name)
+        if table == "transactions" and conn.dialect.name == "sqlite" and _sqlite_scan(conn, params):
+            sql = _not_indexed(sql)
+        counts[table] = _stream_to_parquet(conn, table, sql, params, folder / f"{table}.parquet", [], columnar)
+    return counts
 
 
 def extract_sql(table: str, columns: set[str], scope: OperatorFilter | None = None, dialect: str = "") -> str:

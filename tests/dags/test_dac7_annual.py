@@ -38,7 +38,7 @@ DAGS = REPO / "dags"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
 
 DAG_FILE = DAGS / "dac7_annual.py"
-DAG_IDS = {"dac7_annual", "dac7_quarterly", "dac7_deadline", "dac7_housekeeping"}
+DAG_IDS = {"dac7_annual", "dac7_quarterly", "dac7_deadline", "dac7_housekeeping", "dac7_due_diligence"}
 STAGES = [
     "prepare",
     "extract",

@@ -76,5 +76,5 @@ def test_housekeeping_runs_daily() -> None:
     from test_dac7_annual import fresh_dag
 
     dag = fresh_dag("dac7_housekeeping")
-    assert [t.task_id for t in dag.tasks] == ["prune_staging", "expire_statements"]
+    assert [t.task_id for t in dag.tasks] == ["prune_staging", "expire_statements", "expire_due_diligence"]
     assert dag.timetable.expression == "0 3 * * *" and dag.catchup is False

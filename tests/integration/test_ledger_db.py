@@ -84,6 +84,7 @@ def test_migrations_build_exactly_the_model_and_run_again_harmlessly(ledger_url:
     assert {"ledger_messages", "ledger_records", "ledger_errors", "ledger_status_imports", "ledger_locks"} <= names
     assert {"ledger_statements", "ledger_statement_events"} <= names
     assert {"ledger_verification_calls", "ledger_verification_cache"} <= names
+    assert {"ledger_due_diligence", "ledger_due_diligence_events", "ledger_due_diligence_runs"} <= names
     assert t.VERSION_TABLE in names and "alembic_version" not in names  # beside Airflow's, never in its way
 
 

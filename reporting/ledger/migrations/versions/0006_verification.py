@@ -1,7 +1,7 @@
 """Verification of identifiers: every call of a verification adapter, and each adapter's cache.
 
 Revision ID: 0006_verification
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-06
 
 ``ledger_verification_calls`` records each call (an HTTP request to VIES or TIN on the Web, a
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_verification"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
