@@ -18,7 +18,9 @@ are gone. The instant is the run's logical date, never the clock.
 
 A third task ends the retention of the due-diligence history the same way (PStTG § 24(3)): each
 event ten years after the end of the year it was recorded, and each state row last changed in such
-a year with no request cycle open; the ``statements_dry_run`` Param counts these too.
+a year with no request cycle open; the ``statements_dry_run`` Param counts these too. A fourth
+does the same for the record of the verification adapters' calls and their cached answers
+(``reporting.verification.delete_expired``).
 """
 
 from __future__ import annotations
@@ -86,9 +88,18 @@ def dac7_housekeeping() -> None:
         now = ctx.get("logical_date") or ctx["dag_run"].run_after
         return expire_due_diligence(now, dry_run=bool(ctx["params"].get("statements_dry_run")))
 
+    @task
+    def expire_verifications() -> dict[str, Any]:
+        from dac7_support.retention import expire_verifications
+
+        ctx = get_current_context()
+        now = ctx.get("logical_date") or ctx["dag_run"].run_after
+        return expire_verifications(now, dry_run=bool(ctx["params"].get("statements_dry_run")))
+
     prune_staging()
     expire_statements()
     expire_due_diligence()
+    expire_verifications()
 
 
 dac7_housekeeping()

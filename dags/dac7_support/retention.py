@@ -121,3 +121,40 @@ def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, A
             "would delete them (dry run)" if dry_run else "deleted",
         )
     return {"dry_run": dry_run, "events": outcome.events, "states": outcome.states}
+
+
+def expire_verifications(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete (or, ``dry_run``, count) the verification calls and cached answers made in a year
+    whose ten years have run at ``now`` (the run's logical date; PStTG § 24(3), in the zone of
+    ``[reporting] timezone``: ``reporting.verification.delete_expired``). Counts only."""
+    from zoneinfo import ZoneInfo
+
+    from dac7_support.common import settings_from_env
+    from dac7_support.connections import ledger_url
+    from reporting.config import load_config
+    from reporting.ledger import LedgerError, open_ledger
+    from reporting.ledger.url import resolve_ledger_url
+    from reporting.verification import delete_expired
+
+    config_path = settings_from_env()["config_path"]
+    config = load_config(config_path) if config_path and Path(config_path).is_file() else None
+    url = ledger_url(config.ledger if config else None) or resolve_ledger_url(
+        None, env={}, config_url=None, working_dir=Path.cwd()
+    )
+    assert url is not None  # a working directory is given: never None
+    zone = ZoneInfo(config.reporting.timezone if config else "UTC")
+    try:
+        ledger = open_ledger(url, create=False)
+    except LedgerError as exc:  # no ledger file yet: nothing was ever recorded
+        log.info("no ledger to examine for expired verification records (%s)", str(exc).splitlines()[0][:200])
+        return {"dry_run": dry_run, "calls": 0, "cached": 0}
+    with ledger:
+        done = delete_expired(ledger.engine, before=now, zone=zone, dry_run=dry_run)
+    if done.calls or done.cached:
+        log.warning(
+            "PStTG § 24(3): the retention of %s verification call(s) and %s cached answer(s) has ended; %s",
+            done.calls,
+            done.cached,
+            "would delete them (dry run)" if dry_run else "deleted",
+        )
+    return {"dry_run": dry_run, "calls": done.calls, "cached": done.cached}

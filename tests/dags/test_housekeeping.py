@@ -76,5 +76,52 @@ def test_housekeeping_runs_daily() -> None:
     from test_dac7_annual import fresh_dag
 
     dag = fresh_dag("dac7_housekeeping")
-    assert [t.task_id for t in dag.tasks] == ["prune_staging", "expire_statements", "expire_due_diligence"]
+    assert [t.task_id for t in dag.tasks] == [
+        "prune_staging",
+        "expire_statements",
+        "expire_due_diligence",
+        "expire_verifications",
+    ]
     assert dag.timetable.expression == "0 3 * * *" and dag.catchup is False
+
+
+def test_the_verification_record_ends_with_its_ten_years(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The housekeeping task deletes the verification calls and cached answers of a year whose ten
+    years have run at the run's logical date, in the configuration's time zone (Vilnius)."""
+    import types
+    from zoneinfo import ZoneInfo
+
+    from builders import write_config
+    from test_dac7_annual import fresh_dag
+
+    from reporting.ledger import open_ledger
+    from reporting.ledger.verifications import CachedAnswer, CallRecord, record
+
+    vilnius = ZoneInfo("Europe/Vilnius")
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    made = datetime(2016, 1, 1, 0, 30, tzinfo=vilnius)  # 2015-12-31 22:30 UTC: a record of 2016 there
+    with open_ledger(ledger) as led:
+        record(
+            led.engine,
+            [CallRecord(made, "vies", "vat", "DE", "a" * 64, "***100", "S1", 1, "verified", "ok", "W", None, "VIES")],
+            [CachedAnswer("vies", "a" * 64, "vat", "DE", "verified", "ok", "W", None, "VIES", made)],
+        )
+    monkeypatch.setenv("DAC7_LEDGER_URL", ledger)
+    monkeypatch.setenv("DAC7_CONFIG", str(write_config(tmp_path / "dac7.toml")))
+    task = fresh_dag("dac7_housekeeping").get_task("expire_verifications").python_callable
+
+    def at(moment: datetime, dry: bool = False) -> dict[str, object]:
+        context = {
+            "logical_date": moment,
+            "dag_run": types.SimpleNamespace(run_after=None),
+            "params": {"statements_dry_run": dry},
+        }
+        monkeypatch.setitem(task.__globals__, "get_current_context", lambda: context)
+        result: dict[str, object] = task()
+        return result
+
+    assert at(datetime(2026, 12, 31, 23, 59, 59, tzinfo=vilnius)) == {"dry_run": False, "calls": 0, "cached": 0}
+    due = datetime(2027, 1, 1, tzinfo=vilnius)
+    assert at(due, dry=True) == {"dry_run": True, "calls": 1, "cached": 1}
+    assert at(due) == {"dry_run": False, "calls": 1, "cached": 1}
+    assert at(due) == {"dry_run": False, "calls": 0, "cached": 0}

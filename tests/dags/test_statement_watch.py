@@ -103,7 +103,12 @@ def test_housekeeping_ends_the_retention_at_the_boundary(monkeypatch: pytest.Mon
     monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
     monkeypatch.delenv("DAC7_STATEMENT_RETENTION_DRY_RUN", raising=False)
     dag = fresh_dag("dac7_housekeeping")
-    assert [t.task_id for t in dag.tasks] == ["prune_staging", "expire_statements", "expire_due_diligence"]
+    assert [t.task_id for t in dag.tasks] == [
+        "prune_staging",
+        "expire_statements",
+        "expire_due_diligence",
+        "expire_verifications",
+    ]
     task = dag.get_task("expire_statements").python_callable
 
     def at(moment: datetime, dry: bool = False) -> dict[str, Any]:
