@@ -26,7 +26,7 @@ from reporting.ledger import Ledger, LedgerError, StatusOutcome
 from reporting.ledger.model import ABORTED, CONFIRMED, DIP, PUBLISHED, STARTED, TRANSMITTED
 from reporting.ledger.status import import_status_bytes
 from reporting.private import private_dirs
-from reporting.transmit.dip import DipClient, DipCredentials, host_for, send_transfer
+from reporting.transmit.dip import DipClient, DipCredentials, check_destination, host_for, send_transfer
 from reporting.transmit.errors import TransientTransmissionError, TransmissionError
 from reporting.transmit.outbox import OutboxPackage, prepare_package
 from reporting.transmit.signature import sign_enveloping
@@ -93,9 +93,15 @@ def transmit_message(
     signed = None
     tries = max(1, attempts if attempts is not None else settings.attempts)
     with dip(info.environment) as client:
-        signed = sign_enveloping(
-            published.read_bytes(), client.credentials.private_key_pem, client.credentials.certificate_pem
+        document = published.read_bytes()
+        check_destination(
+            document,
+            info.environment,
+            client.base_url,
+            test_url=settings.dip_test_url,
+            prod_url=settings.dip_prod_url,
         )
+        signed = sign_enveloping(document, client.credentials.private_key_pem, client.credentials.certificate_pem)
 
         def record(event: str, ticket: str, detail: str | None) -> None:
             ledger.record_transmission(

@@ -168,3 +168,25 @@ def test_credentials_from_a_connection_name_what_is_missing_never_its_values(cre
         DipCredentials.from_connection("dac7_bzst_dip", "", None, {"certificate": creds.certificate_pem})
     assert "login (the client id), password (the private key)" in str(err.value)
     assert creds.certificate_pem not in str(err.value)
+
+
+def test_a_document_goes_only_to_the_host_of_its_environment() -> None:
+    from reporting.transmit.dip import PROD_HOST, TEST_HOST, check_destination, host_for
+
+    local_test, local_prod = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
+    hosts = {"test_url": local_test, "prod_url": local_prod}
+    check_destination(DOC, "test", local_test, **hosts)  # TEST document, test filing, test host
+    with pytest.raises(PermanentTransmissionError, match=r"environment 'TEST'.*prod filing"):
+        check_destination(DOC, "prod", local_prod, **hosts)
+    prod_doc = DOC.replace(b'environment="TEST"', b'environment="PROD"')
+    with pytest.raises(PermanentTransmissionError, match=r"environment 'PROD'.*test filing"):
+        check_destination(prod_doc, "test", local_test, **hosts)
+    with pytest.raises(PermanentTransmissionError, match="production host"):
+        check_destination(DOC, "test", local_prod, **hosts)
+    with pytest.raises(PermanentTransmissionError, match=r"production host mds\.bzst\.bund\.de"):
+        check_destination(DOC, "test", PROD_HOST, test_url=TEST_HOST, prod_url=PROD_HOST)
+    with pytest.raises(PermanentTransmissionError, match="test host"):
+        check_destination(prod_doc, "prod", local_test, **hosts)
+    check_destination(prod_doc, "prod", local_prod, **hosts)
+    with pytest.raises(PermanentTransmissionError, match="production host"):
+        host_for("test", test_url=PROD_HOST, prod_url=PROD_HOST)
