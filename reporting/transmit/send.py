@@ -194,7 +194,7 @@ def fetch_protocols(
         folder = private_dirs(Path(keep_dir) / PROTOCOLS_DIR / state.authority)
         path = folder / f"{ticket}.xml"
         _write_private(path, data)
-        outcome = import_status_bytes(ledger, data, name=str(path))
+        outcome = import_status_bytes(ledger, data, name=str(path), expected_message_ref_id=state.message_ref_id)
         if outcome.message_ref_id != state.message_ref_id:
             raise TransmissionError(
                 f"the protocol of transfer {ticket} answers message {outcome.message_ref_id}, not "

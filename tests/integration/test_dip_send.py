@@ -16,7 +16,9 @@ import reporting.ledger.schema as t
 from reporting.config import Transmission
 from reporting.files import file_sha256
 from reporting.ledger import Ledger, open_ledger
-from reporting.transmit import DipClient, DipCredentials, PermanentTransmissionError, transmit_message
+from reporting.ledger.errors import StatusFormatError
+from reporting.ledger.status import parse_status
+from reporting.transmit import DipClient, DipCredentials, PermanentTransmissionError, fetch_protocols, transmit_message
 
 DIP_NS = "http://itzbund.de/ozg/bzst/post/dip/v1/"
 
@@ -112,3 +114,33 @@ def test_an_open_transfer_the_dip_does_not_know_stops_for_a_person(
         with pytest.raises(PermanentTransmissionError, match=r"UNKNOWN-1 was started earlier.*Nothing was sent"):
             transmit_message(ledger, ref, path, out_dir=out, actor="ana", settings=settings, dip=make)
         assert not server.transfers
+
+
+def test_an_error_protocol_without_consignment_is_applied_to_its_transfer_and_confirmed(
+    ledger: Ledger, creds: DipCredentials, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns = "http://itzbund.de/ozg/bzst/post/dip/v2/"
+
+    def no_consignment(self: DipServer, transfer: object) -> bytes:
+        # an ERROR found before the document was read (a virus scan): consignment has minOccurs=0
+        return (
+            f'<dipResponse xmlns="{ns}" version="2.0"><responseTransferticketId>R1</responseTransferticketId>'
+            "<dipProtocol><processStatus>ERROR</processStatus><dipResult><code>E0003</code>"
+            "<message>Virus gefunden</message></dipResult></dipProtocol></dipResponse>"
+        ).encode()
+
+    monkeypatch.setattr(DipServer, "protocol_xml", no_consignment)
+    out = tmp_path / "out"
+    ref, path = published_message(ledger, out)
+    with DipServer(creds.client_id, creds.certificate_pem) as server:
+        settings = Transmission(dip_test_url=server.url)
+        make = lambda env: DipClient(server.url, creds)  # noqa: E731
+        sent = transmit_message(ledger, ref, path, out_dir=out, actor="ana", settings=settings, dip=make)
+        with make("test") as client:
+            fetched = fetch_protocols(ledger, client, environment="test", keep_dir=out, actor="ana")
+        assert [o.message_ref_id for o in fetched.applied] == [ref]
+        assert server.transfers[sent.ticket].confirmed
+    assert ledger.filing_states(message_ref_id=ref)[0].state == "rejected"
+    assert [e.event for e in ledger.transmissions(ref)][-1] == "confirmed"
+    with pytest.raises(StatusFormatError, match="cannot be matched to a message"):
+        parse_status(no_consignment(server, None))  # read alone, nothing names its message
