@@ -120,11 +120,11 @@ def filing_states(
         if c.authority == authority and (operator_id is None or c.operator_id == operator_id)
     ]
     sellers = ledger.filed_sellers(PROD, year, operator_id=operator_id).get(authority, 0)
-    sent = _sent_at(ledger, authority, year, operator_id)
+    sent_at = _sent_at(ledger, authority, year, operator_id)
     out = []
     for item in calendar(authority, year, correction_window):
         if item.obligation == "filing":
-            state, detail = _filing(item, messages, sent, today)
+            state, detail = _filing(item, messages, sent_at, today)
         elif item.obligation == "seller_statement":
             pending = sum(c.unsent for c in counts)
             sent = sum(c.sent for c in counts)
