@@ -168,17 +168,25 @@ def _outbox(state: Any, data: Mapping[str, Any], *, token: str | None, may_mark:
     mid = state.message_ref_id
     checks = "".join(
         f"<li>{'✔' if c.get('ok') else '✘'} <b>{escape(str(c.get('check', '')))}</b>: "
-        f"{escape(str(c.get('detail', '')))}</li>"
+        f"{escape(str(c.get('text', '')))}</li>"
         for c in data.get("checks", [])
         if isinstance(c, dict)
     )
     files = ", ".join(escape(str(f.get("name", ""))) for f in data.get("files", []) if isinstance(f, dict))
+    portal = data.get("portal")
+    portal = portal if isinstance(portal, dict) else {}
+    where = escape(str(portal.get("where", "")))
+    if portal.get("authority"):
+        where += f" ({escape(str(portal['authority']))})"
+    steps = "".join(f"<li>{escape(str(s))}</li>" for s in data.get("steps", []) if isinstance(s, str))
     out = [
         f'<section class="outbox" id="outbox-{escape(mid)}"><h2>Waiting for its upload: {escape(state.authority)} '
         f"<code>{escape(mid)}</code></h2>",
-        f"<p>Where: {escape(str(data.get('portal', '')))}. File(s): {files}.</p>",
-        f"<ul>{checks}</ul>",
+        f"<p>Where: {where or 'not named'}. File(s): {files}.</p>",
+        f"<h3>Checks at upload</h3><ul>{checks}</ul>",
     ]
+    if steps:
+        out.append(f"<h3>Steps</h3><ol>{steps}</ol>")
     if may_mark and token:
         out.append(
             '<form method="post" action="filings">'
