@@ -7,7 +7,8 @@ uploaded it in the portal) or ``transmitted`` (the BZSt DIP) -> ``accepted``,
 come from ``Ledger.filing_states`` (``reporting.ledger.transmissions``).
 
 A filing waiting for a portal upload shows its outbox checklist (``checklist.json`` of its package
-in ``<DAC7_OUT_DIR>/<year>/outbox/<XX>/<MessageRefId>/``: the checks the authority applies at
+in ``<DAC7_OUT_DIR>/<year>/outbox/<XX>/<MessageRefId>/``, for a further operator of a group
+``<DAC7_OUT_DIR>/<year>/operators/<ID>/outbox/<XX>/<MessageRefId>/``: the checks the authority applies at
 upload, with their result) and, for those who may import status documents, a *Mark uploaded*
 button: it records the logged-in Airflow user as the person who uploaded it
 (``Ledger.mark_uploaded``), as ``dac7 ledger mark-uploaded`` does. The form carries the board's
@@ -77,9 +78,15 @@ def checklist(src: Any, state: Any) -> dict[str, Any] | None:
     """The outbox checklist of a filing waiting for its upload, if its package is there."""
     if state.channel != "outbox" or state.state != "published" or src.out_root is None:
         return None
+    from reporting.settings import operator_out_dir
+
     if not _MID.fullmatch(state.message_ref_id) or not re.fullmatch(r"[A-Z]{2}", state.authority):
         return None
-    path = Path(src.out_root) / str(state.reporting_year) / "outbox" / state.authority / state.message_ref_id
+    if not _MID.fullmatch(state.operator_id) or state.operator_id.strip(".") == "":
+        return None
+    # a further operator of a group publishes under <out>/<year>/operators/<ID>/
+    out = operator_out_dir(Path(src.out_root) / str(state.reporting_year), state.operator_id)
+    path = out / "outbox" / state.authority / state.message_ref_id
     try:
         data: dict[str, Any] = json.loads((path / "checklist.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
