@@ -28,6 +28,7 @@ from reporting.ledger.db import (
     open_ledger,
 )
 from reporting.ledger.errors import (
+    ApprovalMissingError,
     DeliveryReportError,
     LedgerError,
     LedgerLockedError,
@@ -75,6 +76,7 @@ __all__ = [
     "PROFILE_KINDS",
     "RESEND",
     "SELLER",
+    "ApprovalMissingError",
     "DeliveryReportError",
     "ErrorInfo",
     "FilingState",

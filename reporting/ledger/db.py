@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 import reporting.ledger.schema as t
-from reporting.ledger.errors import LedgerError, LedgerLockedError, UnknownMessageError
+from reporting.ledger.errors import ApprovalMissingError, LedgerError, LedgerLockedError, UnknownMessageError
 from reporting.ledger.model import (
     ACCEPTED,
     CORRECTION,
@@ -740,16 +740,16 @@ class Ledger:
 
     @staticmethod
     def check_approved(info: MessageInfo) -> MessageInfo:
-        """The message, if a second person's approval is recorded for it; else :class:`LedgerError`."""
+        """The message, if a second person's approval is recorded for it; else :class:`ApprovalMissingError`."""
         message_ref_id = info.message_ref_id
         if not info.approved_by:
-            raise LedgerError(
+            raise ApprovalMissingError(
                 f"message {message_ref_id} of this production filing has no recorded approval: four eyes need a "
                 "second person to approve it in the approval step (marking that step done, clearing it or "
                 "running publish alone records none); nothing was published"
             )
         if info.triggered_by and info.approved_by == info.triggered_by:
-            raise LedgerError(
+            raise ApprovalMissingError(
                 f"message {message_ref_id} was approved by {info.approved_by}, who triggered the run: four eyes "
                 "need a second person; nothing was published"
             )

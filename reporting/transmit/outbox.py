@@ -29,7 +29,7 @@ from reporting.ledger import Ledger
 from reporting.ledger.model import OUTBOX, PREPARED
 from reporting.private import private_copy, private_dirs
 from reporting.settings import write_json
-from reporting.transmit.errors import TransmissionError
+from reporting.transmit.errors import PermanentTransmissionError
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def prepare_package(
     profile = profile_for(authority)
     folder = private_dirs(package_dir(out_dir, authority, message_ref_id))
     if not published.is_file():
-        raise TransmissionError(f"message {message_ref_id}: its published file {published} is missing")
+        raise PermanentTransmissionError(f"message {message_ref_id}: its published file {published} is missing")
     checks: list[dict[str, Any]] = []
     unchanged = file_sha256(published) == info.sha256
     checks.append(_check("unchanged", unchanged, "the file is the one published and recorded in the ledger (SHA-256)"))

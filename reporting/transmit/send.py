@@ -88,7 +88,7 @@ def transmit_message(
     if dip is None:
         raise TransmissionError(f"message {message_ref_id} goes to the BZSt DIP interface: no DIP client was given")
     if not published.is_file() or file_sha256(published) != info.sha256:
-        raise TransmissionError(
+        raise PermanentTransmissionError(
             f"message {message_ref_id}: {published} is missing or not the file the ledger recorded; nothing was sent"
         )
     signed = None

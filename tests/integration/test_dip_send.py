@@ -144,3 +144,34 @@ def test_an_error_protocol_without_consignment_is_applied_to_its_transfer_and_co
     assert [e.event for e in ledger.transmissions(ref)][-1] == "confirmed"
     with pytest.raises(StatusFormatError, match="cannot be matched to a message"):
         parse_status(no_consignment(server, None))  # read alone, nothing names its message
+
+
+def test_a_missing_approval_or_a_changed_file_is_permanent_never_retried(
+    ledger: Ledger, creds: DipCredentials, tmp_path: Path
+) -> None:
+    """The DAGs' RETRY fails a ``PermanentError`` at once: these errors wait for a person, not for time."""
+    from reporting.errors import PermanentError
+    from reporting.ledger import ApprovalMissingError
+
+    out = tmp_path / "out"
+    settings = Transmission(dip_test_url="http://127.0.0.1:9")  # never reached
+    never = lambda env: pytest.fail("no DIP client is made")  # noqa: E731
+    # a production message without an approval
+    prod = Filer(ledger, environment="prod", authority="FR", year=2025)
+    [unapproved] = prod.file(current(sellers={"S1": 1}))
+    with pytest.raises(ApprovalMissingError, match="has no recorded approval") as info:
+        transmit_message(ledger, unapproved, out / "x.xml", out_dir=out, actor="ana", settings=settings, dip=never)
+    assert isinstance(info.value, PermanentError)
+    # the DIP document changed since it was published
+    ref, path = published_message(ledger, out)
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(PermanentTransmissionError, match="not the file the ledger recorded") as sent:
+        transmit_message(ledger, ref, path, out_dir=out, actor="ana", settings=settings, dip=never)
+    assert isinstance(sent.value, PermanentError)
+    # an outbox message whose published file is gone
+    fr = Filer(ledger, environment="test", authority="FR", year=2025)
+    [gone] = fr.file(current(sellers={"S2": 1}))
+    with pytest.raises(PermanentTransmissionError, match="is missing") as missing:
+        transmit_message(ledger, gone, out / "FR" / "gone.xml", out_dir=out, actor="ana", settings=settings)
+    assert isinstance(missing.value, PermanentError)
+    assert ledger.transmissions(unapproved) == [] and ledger.transmissions(gone) == []
