@@ -69,9 +69,16 @@ from reporting.ledger.statements import (
     statement_history,
     statement_sellers,
 )
-from reporting.ledger.transmissions import FilingState, TransmissionEvent, check_sendable, filing_states, record_event
+from reporting.ledger.transmissions import (
+    FilingState,
+    TransmissionEvent,
+    check_sendable,
+    filing_states,
+    open_transfers,
+    record_event,
+)
 from reporting.ledger.transmissions import events as transmission_events
-from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS, PROD
 
 log = logging.getLogger(__name__)
 
@@ -1080,7 +1087,19 @@ class Ledger:
 
     def mark_uploaded(self, message_ref_id: str, *, by: str, at: datetime | None = None) -> FilingState:
         """A person says that they uploaded this published message in the authority's portal (the
-        outbox). Refused for a message not published, or sent already. Returns its new state."""
+        outbox). Refused for a message not published, or sent already; for a production message
+        without a second person's approval (four eyes, :meth:`check_approved`); and while a DIP
+        transfer of it is open (it may have gone through: ``dac7 transmit`` settles it first).
+        Returns its new state."""
+        info = self.message(message_ref_id)
+        if info.environment == PROD:
+            self.check_approved(info)
+        still_open = open_transfers(self.transmissions(message_ref_id))
+        if still_open:
+            raise LedgerError(
+                f"message {message_ref_id} has a DIP transfer open ({', '.join(still_open)}): it may have gone "
+                "through; settle it first (dac7 transmit aborts it or finds it finished); nothing was recorded"
+            )
         self.record_transmission(message_ref_id, event="uploaded", channel="outbox", actor=by, at=at)
         return self.filing_states(message_ref_id=message_ref_id)[0]
 

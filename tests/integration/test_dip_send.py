@@ -175,3 +175,26 @@ def test_a_missing_approval_or_a_changed_file_is_permanent_never_retried(
         transmit_message(ledger, gone, out / "FR" / "gone.xml", out_dir=out, actor="ana", settings=settings)
     assert isinstance(missing.value, PermanentError)
     assert ledger.transmissions(unapproved) == [] and ledger.transmissions(gone) == []
+
+
+def test_mark_uploaded_needs_the_approval_in_production_and_no_open_transfer(ledger: Ledger, tmp_path: Path) -> None:
+    from reporting.ledger import ApprovalMissingError
+    from reporting.ledger.errors import LedgerError
+
+    prod = Filer(ledger, environment="prod", authority="FR", year=2025)
+    [ref] = prod.file(current(sellers={"S1": 1}))
+    with pytest.raises(ApprovalMissingError, match="has no recorded approval"):
+        ledger.mark_uploaded(ref, by="ana")
+    assert ledger.transmissions(ref) == []
+    approved = Filer(ledger, environment="prod", authority="IT", year=2025)
+    [ok] = approved.record(approved.plan(current(sellers={"S1": 1})))
+    ledger.record_approval([ok], approved_by="jonas", triggered_by="ana", at=datetime(2026, 1, 20, 9))
+    ledger.mark_published(ok, at=datetime(2026, 1, 20, 10))
+    assert ledger.mark_uploaded(ok, by="ana", at=datetime(2026, 1, 21, 9)).state == "uploaded"
+    # a DIP transfer started and never ended: it may have gone through
+    de, _ = published_message(ledger, tmp_path / "out")
+    ledger.record_transmission(de, event="started", channel="dip", actor="ana", ticket="T-OPEN")
+    with pytest.raises(LedgerError, match=r"DIP transfer open \(T-OPEN\).*nothing was recorded"):
+        ledger.mark_uploaded(de, by="ana")
+    ledger.record_transmission(de, event="aborted", channel="dip", actor="ana", ticket="T-OPEN")
+    assert ledger.mark_uploaded(de, by="ana").state == "uploaded"
