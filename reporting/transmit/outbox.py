@@ -124,11 +124,19 @@ def prepare_package(
     upload = folder / name
     if portal.encrypt:
         if fr_public_key:
-            from reporting.authorities.fr import package_for_transmission
+            from reporting.authorities.fr import DGFIP_KEY_FINGERPRINTS, package_for_transmission
 
-            upload = package_for_transmission(published, fr_public_key, folder / f"{name}.gz.gpg")
+            # only the DGFiP key of the message's environment: any other key is refused (ConfigError)
+            expected = DGFIP_KEY_FINGERPRINTS[info.environment]
+            upload = package_for_transmission(
+                published, fr_public_key, folder / f"{name}.gz.gpg", expected_fingerprint=expected
+            )
             checks.append(
-                _check("encryption", True, "gzip, then OpenPGP to the DGFiP key ([transmission] fr_public_key)")
+                _check(
+                    "encryption",
+                    True,
+                    f"gzip, then OpenPGP to the DGFiP {info.environment} key {expected} ([transmission] fr_public_key)",
+                )
             )
         else:
             checks.append(

@@ -579,6 +579,62 @@ def test_gzip_and_openpgp_round_trip(tmp_path: Path, gnupg_home: Path) -> None:
         package_for_transmission(xml, tmp_path / "missing.asc", tmp_path / "x.gpg")
 
 
+def test_the_outbox_encrypts_to_the_dgfip_key_of_the_environment_only_owner_readable(
+    tmp_path: Path, gnupg_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    import sqlalchemy as sa
+    from ledger_filing import Filer, current
+
+    import reporting.ledger.schema as t
+    from reporting.authorities import fr
+    from reporting.files import file_sha256
+    from reporting.ledger import open_ledger
+    from reporting.transmit.outbox import prepare_package
+
+    _gpg(gnupg_home, "--quick-generate-key", "Not the DGFiP <x@example.invalid>", "default", "default", "never")
+    fingerprint = next(
+        line.split(":")[9]
+        for line in _gpg(gnupg_home, "--with-colons", "--fingerprint", "--list-keys").stdout.decode().splitlines()
+        if line.startswith("fpr:")
+    )
+    key = tmp_path / "key.asc"
+    key.write_bytes(_gpg(gnupg_home, "--armor", "--export", fingerprint).stdout)
+    out = tmp_path / "out"
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
+        filer = Filer(ledger, environment="test", authority="FR", year=2025)
+        [ref] = filer.record(filer.plan(current(sellers={"S1": 1})))
+        published = out / "FR" / f"{ref}.xml"
+        published.parent.mkdir(parents=True)
+        published.write_bytes(render(seller("S1")))
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.update(t.messages).where(t.messages.c.message_ref_id == ref).values(sha256=file_sha256(published))
+            )
+        ledger.mark_published(ref)
+        # a key that is not the DGFiP's TEST key: refused, nothing to upload is written
+        with pytest.raises(ConfigError, match=f"expected {fr.DGFIP_KEY_FINGERPRINTS['test']}"):
+            prepare_package(ledger, ref, published, out, actor="ana", fr_public_key=str(key))
+        assert not list((out / "outbox").rglob("*.gpg"))
+        # the same key standing in for the DGFiP's TEST key (the real one is not bundled)
+        monkeypatch.setitem(fr.DGFIP_KEY_FINGERPRINTS, "test", fingerprint)
+        previous = os.umask(0o022)  # a permissive umask: the file is 0600 all the same
+        try:
+            package = prepare_package(ledger, ref, published, out, actor="ana", fr_public_key=str(key))
+        finally:
+            os.umask(previous)
+    assert package.ready, package.checks
+    [name] = package.files
+    assert name == f"{ref}.xml.gz.gpg"
+    upload = package.folder / name
+    assert stat.S_IMODE(upload.stat().st_mode) == 0o600
+    assert gzip.decompress(_gpg(gnupg_home, "--decrypt", str(upload)).stdout) == published.read_bytes()
+    [enc] = [c for c in package.checks if c["check"] == "encryption"]
+    assert fingerprint.upper() in enc["text"]
+
+
 def test_packaging_without_gpg_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     xml = tmp_path / "m.xml"
