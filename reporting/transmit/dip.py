@@ -58,7 +58,12 @@ TOKEN_PATH = f"{REALM_PATH}/protocol/openid-connect/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 APPLICATION = "DAC7"
 _TICKET = re.compile(r"[A-Za-z0-9._~-]{1,170}")
-_SERVER_WORDS = 300
+#: How much of the server's reason goes into an exception, the log and the ledger's detail.
+_SERVER_WORDS = 160
+#: What of the server's reason may echo personal data of our file, masked before it goes anywhere:
+#: quoted values, e-mail-like tokens, and any token with a run of 4 or more digits (an IBAN, a
+#: TIN, a birth date, an account or VAT number), as one ``[...]``.
+_ECHOED = re.compile(r"""'[^']*'|"[^"]*"|„[^“”]*[“”]|«[^»]*»|[^\s]*@[^\s]*|[^\s]*[0-9](?:[-./ ]?[0-9]){3,}[^\s]*""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +331,19 @@ def _ticket(ticket: str) -> str:
     return ticket
 
 
+def masked_words(text: str) -> str:
+    """The server's words, masked (:data:`_ECHOED`) and cut to :data:`_SERVER_WORDS` characters."""
+    text = _ECHOED.sub("[...]", " ".join(text.split()))
+    return text[:_SERVER_WORDS] + (" ..." if len(text) > _SERVER_WORDS else "")
+
+
 def _words(response: httpx.Response) -> str:
-    """The server's reason, short and on one line."""
+    """The server's reason, masked, short and on one line: it may echo data of our file."""
     try:
         text = " ".join(response.text.split())
     except (UnicodeDecodeError, httpx.ResponseNotRead):
         text = ""
-    text = text[:_SERVER_WORDS] + (" ..." if len(text) > _SERVER_WORDS else "")
+    text = masked_words(text)
     return f" ({response.reason_phrase}): {text}" if text else f" ({response.reason_phrase})"
 
 
