@@ -60,6 +60,18 @@ def test_every_profile_states_its_weekend_rule_correction_window_and_registratio
     moved = {code for code, t in deadline_table().items() if t.shift.rule == "next_working_day"}
     assert moved == {"DE", "IT"}
     assert "§ 108(3)" in deadline_table()["DE"].shift.source
+
+
+def test_the_german_correction_and_registration_quote_the_psttg_itself() -> None:
+    de = deadline_table()["DE"]
+    # § 13(1) sentence 2 and § 12(1), word for word as in the consolidated PStTG; the secondary source kept
+    assert "PStTG § 13(1) sentence 2: 'Wird einem meldenden Plattformbetreiber bekannt" in de.correction.source
+    assert "ist die Meldung unverzüglich nach dem Zeitpunkt der Kenntniserlangung" in de.correction.source
+    assert "nachzuholen, zu korrigieren oder zu vervollständigen'" in de.correction.source
+    assert "Haufe" in de.correction.source and de.correction.certainty == "high"
+    assert "PStTG § 12(1): 'Meldende Plattformbetreiber müssen sich unverzüglich" in de.registration.source
+    assert "einmalig bei einer zuständigen Behörde" in de.registration.source
+    assert "Ebner Stolz" in de.registration.source and de.registration.certainty == "high"
     assert "70" in deadline_table()["IT"].shift.source and "art. 7" in deadline_table()["IT"].shift.source
 
 
