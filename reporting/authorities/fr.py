@@ -185,6 +185,21 @@ class FrProfile(EuProfile):
             raise ReportingError(f"MessageRefId {header.message_ref_id} does not hold the reporting year")
         return f"DPIDAC7_{m['year']}_{m['siren']}_{m['part']}_{header.timestamp:%Y%m%d%H%M%S}.xml"
 
+    def follows_naming(self, name: str, message_ref_id: str, reporting_year: int) -> bool:
+        """``DPIDAC7_<year>_<SIREN>_<nnn>_<YYYYMMDDhhmmss>.xml`` with the year, SIREN and part of
+        the MessageRefId (the DGFiP naming note, as :meth:`file_name` applies it)."""
+        m = MESSAGE_REF_ID.fullmatch(message_ref_id)
+        if m is None or int(m["year"]) != reporting_year:
+            return False
+        stamp = re.fullmatch(rf"DPIDAC7_{m['year']}_{m['siren']}_{m['part']}_([0-9]{{14}})\.xml", name)
+        if stamp is None:
+            return False
+        try:
+            datetime.strptime(stamp[1], "%Y%m%d%H%M%S")
+        except ValueError:
+            return False
+        return True
+
     # doc_type_indic: the EU profile's OECD10..13 (test) / OECD0..3 (prod) is the DGFiP's.
 
     def message_timestamp(self, utc: datetime) -> datetime:

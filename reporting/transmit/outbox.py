@@ -112,11 +112,17 @@ def prepare_package(
     checks: list[dict[str, Any]] = []
     unchanged = file_sha256(published) == info.sha256
     checks.append(_check("unchanged", unchanged, "the file is the one published and recorded in the ledger (SHA-256)"))
+    recorded = Path(info.file_name).name
+    follows = getattr(profile, "follows_naming", None)
+    named = published.name == recorded and (
+        follows is None or follows(published.name, message_ref_id, info.reporting_year)
+    )
     checks.append(
         _check(
             "naming",
-            published.name == Path(info.file_name).name,
-            f"the file is named as the {profile.edition} profile names it: {Path(info.file_name).name}",
+            named,
+            f"the file is named as the {profile.edition} profile names it: {published.name}"
+            + ("" if named else f" does not follow its naming rule (recorded as {recorded})"),
         )
     )
     files: list[str] = []

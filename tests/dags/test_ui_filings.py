@@ -164,7 +164,8 @@ def test_every_filing_shows_its_state_with_who_acted_and_when(view: View) -> Non
     assert "Where: the DGFiP&#x27;s DAC7 deposit (professional space of impots.gouv.fr) (DGFiP)." in box
     assert f"File(s): {view.fr}.xml." in box
     assert "✘ <b>encryption</b>: the DGFiP takes the file gzip-compressed and OpenPGP-encrypted" in box
-    assert "✔ <b>naming</b>: the file is named as the" in box
+    # the test ledger's names are not the DGFiP's (DPIDAC7_...): the naming check says so
+    assert "✘ <b>naming</b>: the file is named as the" in box and "does not follow its naming rule" in box
     assert "<li>Open the DGFiP&#x27;s DAC7 deposit" in box and "the authority&#x27;s test environment" in box
     assert f"<li>Record the upload: dac7 ledger mark-uploaded {view.fr} --by &lt;your name&gt;" in box
     assert "<li>When the authority&#x27;s answer (status message) arrives: dac7 status-import" in box

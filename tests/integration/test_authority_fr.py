@@ -721,3 +721,73 @@ def test_a_french_filing_and_sellers_resident_elsewhere(tmp_path: Path) -> None:
     doc = etree.parse(str(lt / "out" / lt_file["file"]))
     eu = {"dpi": "urn:oecd:ties:dpi:v1"}
     assert "US" in [e.text for e in doc.iterfind(".//dpi:IndSellerID/dpi:ResCountryCode", eu)]
+
+
+REF_FR = "OP_2025_123456789_d001_" + "A" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("DPIDAC7_2025_123456789_001_20260115070000.xml", True),
+        ("DPIDAC7_2025_123456789_001_20261231235959.xml", True),
+        ("DPIDAC7_2025_123456789_002_20260115070000.xml", False),  # another part
+        ("DPIDAC7_2025_987654321_001_20260115070000.xml", False),  # another SIREN
+        ("DPIDAC7_2024_123456789_001_20260115070000.xml", False),  # another year
+        ("DPIDAC7_2025_123456789_001_20261315070000.xml", False),  # month 13
+        ("DPIDAC7_2025_123456789_001_2026011507000.xml", False),  # 13 digits
+        ("DPIDAC7_2025_123456789_001_20260115070000.xml.gz", False),
+        (f"{REF_FR}.xml", False),  # the EU naming
+    ],
+)
+def test_the_dgfip_naming_rule(name: str, ok: bool) -> None:
+    assert FR.follows_naming(name, REF_FR, 2025) is ok
+    assert FR.follows_naming(name, REF_FR, 2024) is False  # the MessageRefId's year is not the period's
+
+
+def test_the_eu_naming_rule() -> None:
+    eu = authorities.profile_for("LT")
+    assert eu.follows_naming("LT2025LTabc.xml", "LT2025LTabc", 2025)
+    assert not eu.follows_naming("LT2025LTabd.xml", "LT2025LTabc", 2025)
+    assert not eu.follows_naming("LT2025LTabc.XML", "LT2025LTabc", 2025)
+
+
+def test_the_outbox_naming_check_applies_the_profiles_rule(tmp_path: Path) -> None:
+    """A name the ledger recorded but the DGFiP's rule refuses fails the naming check; the
+    DGFiP's name passes it."""
+    import sqlalchemy as sa
+    from ledger_filing import Filer, current
+
+    import reporting.ledger.schema as t
+    from reporting.files import file_sha256
+    from reporting.ledger import open_ledger
+    from reporting.transmit.outbox import prepare_package
+
+    out = tmp_path / "out"
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
+        filer = Filer(ledger, environment="test", authority="FR", year=2025)
+        [bad, good] = [filer.record(filer.plan(current(sellers={s: 1})))[0] for s in ("S1", "S2")]
+        good_name = "DPIDAC7_2025_123456789_001_20260115070000.xml"
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.update(t.messages)
+                .where(t.messages.c.message_ref_id == good)
+                .values(message_ref_id=REF_FR, file_name=f"FR/{good_name}")
+            )
+        results = {}
+        for ref, name in ((bad, f"{bad}.xml"), (REF_FR, good_name)):
+            published = out / "FR" / name
+            published.parent.mkdir(parents=True, exist_ok=True)
+            published.write_bytes(b"<dpi/>")
+            with ledger.engine.begin() as conn:
+                conn.execute(
+                    sa.update(t.messages)
+                    .where(t.messages.c.message_ref_id == ref)
+                    .values(sha256=file_sha256(published))
+                )
+            ledger.mark_published(ref)
+            package = prepare_package(ledger, ref, published, out, actor="ana")
+            [naming] = [c for c in package.checks if c["check"] == "naming"]
+            results[ref] = naming
+    assert results[REF_FR]["ok"] is True
+    assert results[bad]["ok"] is False and "does not follow its naming rule" in results[bad]["text"]
