@@ -625,7 +625,13 @@ def test_the_outbox_encrypts_to_the_dgfip_key_of_the_environment_only_owner_read
             package = prepare_package(ledger, ref, published, out, actor="ana", fr_public_key=str(key))
         finally:
             os.umask(previous)
-    assert package.ready, package.checks
+    # every check passes but the naming: the test ledger's MessageRefId is not in the FR format
+    assert {c["check"]: c["ok"] for c in package.checks} == {
+        "unchanged": True,
+        "naming": False,
+        "encryption": True,
+        "size": True,
+    }
     [name] = package.files
     assert name == f"{ref}.xml.gz.gpg"
     upload = package.folder / name
