@@ -7,7 +7,8 @@ uploaded it in the portal) or ``transmitted`` (the BZSt DIP) -> ``accepted``,
 come from ``Ledger.filing_states`` (``reporting.ledger.transmissions``).
 
 A filing waiting for a portal upload shows its outbox checklist (``checklist.json`` of its package
-in ``<DAC7_OUT_DIR>/<year>/outbox/<XX>/<MessageRefId>/``: the checks the authority applies at
+in ``<DAC7_OUT_DIR>/<year>/outbox/<XX>/<MessageRefId>/``, for a further operator of a group
+``<DAC7_OUT_DIR>/<year>/operators/<ID>/outbox/<XX>/<MessageRefId>/``: the checks the authority applies at
 upload, with their result) and, for those who may import status documents, a *Mark uploaded*
 button: it records the logged-in Airflow user as the person who uploaded it
 (``Ledger.mark_uploaded``), as ``dac7 ledger mark-uploaded`` does. The form carries the board's
@@ -77,9 +78,15 @@ def checklist(src: Any, state: Any) -> dict[str, Any] | None:
     """The outbox checklist of a filing waiting for its upload, if its package is there."""
     if state.channel != "outbox" or state.state != "published" or src.out_root is None:
         return None
+    from reporting.settings import operator_out_dir
+
     if not _MID.fullmatch(state.message_ref_id) or not re.fullmatch(r"[A-Z]{2}", state.authority):
         return None
-    path = Path(src.out_root) / str(state.reporting_year) / "outbox" / state.authority / state.message_ref_id
+    if not _MID.fullmatch(state.operator_id) or state.operator_id.strip(".") == "":
+        return None
+    # a further operator of a group publishes under <out>/<year>/operators/<ID>/
+    out = operator_out_dir(Path(src.out_root) / str(state.reporting_year), state.operator_id)
+    path = out / "outbox" / state.authority / state.message_ref_id
     try:
         data: dict[str, Any] = json.loads((path / "checklist.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -168,17 +175,25 @@ def _outbox(state: Any, data: Mapping[str, Any], *, token: str | None, may_mark:
     mid = state.message_ref_id
     checks = "".join(
         f"<li>{'✔' if c.get('ok') else '✘'} <b>{escape(str(c.get('check', '')))}</b>: "
-        f"{escape(str(c.get('detail', '')))}</li>"
+        f"{escape(str(c.get('text', '')))}</li>"
         for c in data.get("checks", [])
         if isinstance(c, dict)
     )
     files = ", ".join(escape(str(f.get("name", ""))) for f in data.get("files", []) if isinstance(f, dict))
+    portal = data.get("portal")
+    portal = portal if isinstance(portal, dict) else {}
+    where = escape(str(portal.get("where", "")))
+    if portal.get("authority"):
+        where += f" ({escape(str(portal['authority']))})"
+    steps = "".join(f"<li>{escape(str(s))}</li>" for s in data.get("steps", []) if isinstance(s, str))
     out = [
         f'<section class="outbox" id="outbox-{escape(mid)}"><h2>Waiting for its upload: {escape(state.authority)} '
         f"<code>{escape(mid)}</code></h2>",
-        f"<p>Where: {escape(str(data.get('portal', '')))}. File(s): {files}.</p>",
-        f"<ul>{checks}</ul>",
+        f"<p>Where: {where or 'not named'}. File(s): {files}.</p>",
+        f"<h3>Checks at upload</h3><ul>{checks}</ul>",
     ]
+    if steps:
+        out.append(f"<h3>Steps</h3><ol>{steps}</ol>")
     if may_mark and token:
         out.append(
             '<form method="post" action="filings">'

@@ -1097,6 +1097,42 @@ def _country(value: str, key: str, origin: str) -> str:
     return value
 
 
+#: the hosts plain http may reach: this machine only (a local test server), by exact name
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _dip_url(url: str, key: str, origin: str) -> str:
+    """A DIP host URL: https, or plain http to this machine only (the host parsed and compared
+    exactly, so ``http://localhost.example`` is no local host); never with credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise ConfigError(f"{origin}: transmission.{key} is not a URL") from None
+    if not host or parts.scheme not in ("https", "http"):
+        raise ConfigError(f"{origin}: transmission.{key} must be an https:// URL (plain http only to this machine)")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{origin}: transmission.{key} carries credentials; they never go in the file")
+    if parts.scheme == "http" and host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"{origin}: transmission.{key} must be an https:// URL (plain http only to this machine: "
+            f"{', '.join(LOCAL_HOSTS)})"
+        )
+    return url.rstrip("/")
+
+
+def _same_host(a: str, b: str) -> bool:
+    """Two URLs reach the same server (scheme, host and port compared, case-blind)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    port = {"https": 443, "http": 80}
+    return (pa.scheme, pa.hostname, pa.port or port.get(pa.scheme)) == (
+        pb.scheme,
+        pb.hostname,
+        pb.port or port.get(pb.scheme),
+    )
+
+
 def _transmission(raw: dict[str, Any], origin: str) -> Transmission:
     table = _table(raw, "transmission", origin, required=False)
     _no_unknown(table, _TRANSMISSION_KEYS, "transmission", origin)
@@ -1104,13 +1140,22 @@ def _transmission(raw: dict[str, Any], origin: str) -> Transmission:
     for key in ("dip_test_url", "dip_prod_url"):
         url = _str(table, key, "transmission", origin)
         if url is not None:
-            if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-                raise ConfigError(
-                    f"{origin}: transmission.{key} must be an https:// URL (plain http only to this machine)"
-                )
-            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-                raise ConfigError(f"{origin}: transmission.{key} carries credentials; they never go in the file")
-            values[key] = url.rstrip("/")
+            values[key] = _dip_url(url, key, origin)
+    test_url = values.get("dip_test_url", DIP_TEST_URL)
+    prod_url = values.get("dip_prod_url", DIP_PROD_URL)
+    if _same_host(test_url, DIP_PROD_URL):
+        raise ConfigError(
+            f"{origin}: transmission.dip_test_url names the BZSt's production host; test filings never go there"
+        )
+    if _same_host(prod_url, DIP_TEST_URL):
+        raise ConfigError(
+            f"{origin}: transmission.dip_prod_url names the BZSt's test host; production filings never go there"
+        )
+    if _same_host(test_url, prod_url):
+        raise ConfigError(
+            f"{origin}: transmission.dip_test_url and dip_prod_url name the same host; test and production "
+            "filings must go to different hosts"
+        )
     for key, low in (("attempts", 1), ("poll_seconds", 5), ("poll_hours", 1)):
         if key in table:
             value = table[key]

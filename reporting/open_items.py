@@ -5,8 +5,10 @@ For one operator's filing with one authority and one reporting year (production)
 
 * **filing**: done once the authority accepted a message of it (also with some records
   rejected: those are corrections); open while nothing is accepted, overdue when nothing is
-  filed after the due day. Filed but not accepted after the due day stays open, and is warned
-  about: the answer is missing (import the status document, or ask the authority).
+  filed after the due day. Filed means sent: transmitted to the DIP or marked uploaded from the
+  outbox (every authority takes one of the two); a message published and not sent is not
+  filed. Filed but not accepted after the due day stays open, and is warned about: the answer
+  is missing (import the status document, or ask the authority).
 * **seller statements**: done when every statement recorded is sent (superseded ones aside) and
   a filing with sellers has statements; else open, overdue after the due day.
 * **correction**: each rejection (a record, or a message as a whole) is done once a correction
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from reporting.deadlines import (
     CORRECTION,
@@ -37,6 +39,7 @@ from reporting.deadlines import (
     local_day,
 )
 from reporting.ledger import Ledger, MessageInfo, Rejection
+from reporting.ledger.transmissions import SENT_STATES
 from reporting.vocabulary import PROD
 
 #: The states of an item.
@@ -117,10 +120,11 @@ def filing_states(
         if c.authority == authority and (operator_id is None or c.operator_id == operator_id)
     ]
     sellers = ledger.filed_sellers(PROD, year, operator_id=operator_id).get(authority, 0)
+    sent_at = _sent_at(ledger, authority, year, operator_id)
     out = []
     for item in calendar(authority, year, correction_window):
         if item.obligation == "filing":
-            state, detail = _filing(item, messages, today)
+            state, detail = _filing(item, messages, sent_at, today)
         elif item.obligation == "seller_statement":
             pending = sum(c.unsent for c in counts)
             sent = sum(c.sent for c in counts)
@@ -135,20 +139,38 @@ def filing_states(
     return out
 
 
-def _filing(item: CalendarItem, messages: list[MessageInfo], today: date) -> tuple[str, str]:
+def _sent_at(ledger: Ledger, authority: str, year: int, operator_id: str | None) -> dict[str, datetime]:
+    """When each production message of the filing was sent: its first ``transmitted`` (DIP) or
+    ``uploaded`` (outbox) step. Every authority takes one of the two channels, so a message only
+    published is not sent. One the authority answered without such a step was sent by hand
+    before transmissions were recorded: its publication stands for the sending."""
+    out: dict[str, datetime] = {}
+    for state in ledger.filing_states(year, authority, PROD, operator_id=operator_id):
+        step = next((s for s in state.steps if s.state in SENT_STATES and s.at is not None), None)
+        if step is None and state.message_status in ("accepted", "rejected"):
+            step = state.step("published")
+        if step is not None and step.at is not None:
+            out[state.message_ref_id] = step.at
+    return out
+
+
+def _filing(item: CalendarItem, messages: list[MessageInfo], sent: dict[str, datetime], today: date) -> tuple[str, str]:
     assert item.due is not None
     accepted = [m for m in messages if m.status == "accepted"]
-    filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted")]
+    filed = [m for m in messages if m.message_ref_id in sent and m.status in ("published", "accepted")]
+    unsent = [m for m in messages if m.status == "published" and m.message_ref_id not in sent]
     if accepted:
         return DONE, f"accepted ({len(accepted)} message{'s' if len(accepted) != 1 else ''})"
     if filed:
-        first = min(local_day(item.country, m.published) for m in filed if m.published is not None)
+        first = min(local_day(item.country, sent[m.message_ref_id]) for m in filed)
         when = "in time" if first <= item.due else f"{(first - item.due).days} day(s) late"
         return OPEN, f"filed {first.isoformat()} ({when}); no accepted status imported yet"
     rejected = sum(1 for m in messages if m.status == "rejected")
     words = describe_days(item.due, today)
     if rejected:
         words = f"rejected as a whole ({rejected}): file again; {words}"
+    if unsent:
+        words = f"{len(unsent)} published, not transmitted or uploaded yet; {words}"
     return (OVERDUE if today > item.due else OPEN), f"nothing accepted or filed; {words}"
 
 

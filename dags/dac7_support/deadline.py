@@ -76,13 +76,14 @@ def deadline_message(year: int, missing: list[str], warn: date, deadline: date |
     from reporting.deadlines import filing_due
 
     deadline = deadline or min(filing_due(a.rsplit(" ", 1)[-1], year) for a in missing)
-    subject = f"DAC7 {year}: no production filing published yet for {', '.join(missing)}"
+    subject = f"DAC7 {year}: no production filing sent yet for {', '.join(missing)}"
     text = (
         f"The DAC7 report for {year} is due by {deadline.isoformat()} (warning from {warn.isoformat()}). "
-        f"The filing ledger holds no published or accepted production message of {year} for "
-        f"{', '.join(missing)}.\n"
+        f"The filing ledger holds no production message of {year} sent (transmitted or uploaded) or "
+        f"accepted for {', '.join(missing)}.\n"
         "What to do: run (or rerun) dac7_annual for the year with environment 'prod' and have a second "
-        "person approve it under Required actions; check `dac7 ledger list` for a filing waiting there. "
+        "person approve it under Required actions, then transmit it (dac7 transmit), or upload its outbox "
+        "package and mark it uploaded; check `dac7 ledger list` for a filing waiting there. "
         "If nothing is due to an authority (no reportable seller, no nil report expected), record that "
         "decision; the warning repeats daily until the deadline."
     )
@@ -118,17 +119,24 @@ def check_deadline(year: int, today: date, config_path: str | Path, ledger_url: 
     else:
         with open_ledger(url, create=False) as ledger:
             filed = {
-                _label(config, m.operator_id, m.authority)
-                for m in ledger.messages(year=year, environment=PROD)
-                if m.status in LIVE_MESSAGE_STATUSES
+                _label(config, s.operator_id, s.authority)
+                for s in ledger.filing_states(year, environment=PROD)
+                if s.message_status in LIVE_MESSAGE_STATUSES and _sent(s)
             }
     missing = missing_filings(expected, filed)
     if missing:
         subject, text = deadline_message(year, missing, warn, due)
         notify(subject, text + note, level=logging.WARNING)
     else:
-        log.info("DAC7 %s: the production filing is published for %s", year, ", ".join(expected))
+        log.info("DAC7 %s: the production filing is sent for %s", year, ", ".join(expected))
     return {"year": year, "due": True, "missing": missing}
+
+
+def _sent(state: Any) -> bool:
+    """A filing counts as filed once sent: transmitted to the DIP or marked uploaded from the
+    outbox (every authority takes one of the two), or answered by the authority (sent by hand
+    before transmissions were recorded). Published alone is not sent."""
+    return state.message_status == "accepted" or any(s.state in ("transmitted", "uploaded") for s in state.steps)
 
 
 def _ledger_of(ledger_url: str | None, config_url: str | None) -> tuple[str, str]:

@@ -76,6 +76,10 @@ class EuProfile(DpiWriter):
     def file_name(self, header: MessageHeader) -> str:
         return f"{header.message_ref_id}.xml"
 
+    def follows_naming(self, name: str, message_ref_id: str, reporting_year: int) -> bool:
+        """Whether ``name`` is a name :meth:`file_name` gives the message (checked again at upload)."""
+        return name == f"{message_ref_id}.xml"
+
     def doc_type_indic(self, kind: str, environment: str) -> str:
         code = {"resent": 0, "new": 1, "corrected": 2, "deleted": 3}[kind]
         return f"OECD1{code}" if environment == "test" else f"OECD{code}"

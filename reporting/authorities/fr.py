@@ -69,7 +69,8 @@ official DGFiP texts themselves were not available.
   seller's sum of ConsQ1..4 over all its activities (the third-party tool checks each activity).
 * The DGFiP public keys (TEST and PROD) are not bundled: the user supplies the key file. The
   fingerprints in :data:`DGFIP_KEY_FINGERPRINTS` come from the third-party tool, not from DGFiP;
-  pass one as ``expected_fingerprint`` to refuse any other key.
+  pass one as ``expected_fingerprint`` to refuse any other key (the outbox passes the one of the
+  message's environment).
 * No DGFiP file-size or seller limit is known; corrections, deletions and nil reports follow the
   EU mechanics (the French corrective example uses DPI401 with OECD2, reference §8).
 """
@@ -183,6 +184,21 @@ class FrProfile(EuProfile):
         if int(m["year"]) != header.reporting_period.year:
             raise ReportingError(f"MessageRefId {header.message_ref_id} does not hold the reporting year")
         return f"DPIDAC7_{m['year']}_{m['siren']}_{m['part']}_{header.timestamp:%Y%m%d%H%M%S}.xml"
+
+    def follows_naming(self, name: str, message_ref_id: str, reporting_year: int) -> bool:
+        """``DPIDAC7_<year>_<SIREN>_<nnn>_<YYYYMMDDhhmmss>.xml`` with the year, SIREN and part of
+        the MessageRefId (the DGFiP naming note, as :meth:`file_name` applies it)."""
+        m = MESSAGE_REF_ID.fullmatch(message_ref_id)
+        if m is None or int(m["year"]) != reporting_year:
+            return False
+        stamp = re.fullmatch(rf"DPIDAC7_{m['year']}_{m['siren']}_{m['part']}_([0-9]{{14}})\.xml", name)
+        if stamp is None:
+            return False
+        try:
+            datetime.strptime(stamp[1], "%Y%m%d%H%M%S")
+        except ValueError:
+            return False
+        return True
 
     # doc_type_indic: the EU profile's OECD10..13 (test) / OECD0..3 (prod) is the DGFiP's.
 
@@ -558,8 +574,22 @@ def package_for_transmission(
             ):
                 shutil.copyfileobj(src, gz, 1 << 20)
             tmp = out.with_name(f".{out.name}.tmp")
+            tmp.unlink(missing_ok=True)
             try:
-                _gpg(gpg, home, "--yes", "--recipient", fingerprint, "--output", str(tmp), "--encrypt", str(compressed))
+                # owner-only from the first byte: gpg writes to our 0600 file, whatever the umask
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as sink:
+                    encrypt = ("--recipient", fingerprint, "--output", "-", "--encrypt", str(compressed))
+                    done = subprocess.run(
+                        [gpg, "--homedir", home, *GPG_OPTIONS, *encrypt],
+                        stdout=sink,
+                        stderr=subprocess.PIPE,
+                        check=False,
+                        timeout=600,
+                    )
+                if done.returncode != 0:
+                    detail = " ".join(done.stderr.decode(errors="replace").split())[-500:]
+                    raise ReportingError(f"gpg --encrypt failed (exit {done.returncode}): {detail}")
                 os.replace(tmp, out)
             finally:
                 tmp.unlink(missing_ok=True)

@@ -28,6 +28,7 @@ from reporting.ledger.db import (
     open_ledger,
 )
 from reporting.ledger.errors import (
+    ApprovalMissingError,
     DeliveryReportError,
     DueDiligenceReportError,
     LedgerError,
@@ -76,6 +77,7 @@ __all__ = [
     "PROFILE_KINDS",
     "RESEND",
     "SELLER",
+    "ApprovalMissingError",
     "DeliveryReportError",
     "DueDiligenceReportError",
     "ErrorInfo",

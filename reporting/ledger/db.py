@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 import reporting.ledger.schema as t
-from reporting.ledger.errors import LedgerError, LedgerLockedError, UnknownMessageError
+from reporting.ledger.errors import ApprovalMissingError, LedgerError, LedgerLockedError, UnknownMessageError
 from reporting.ledger.model import (
     ACCEPTED,
     CORRECTION,
@@ -69,9 +69,16 @@ from reporting.ledger.statements import (
     statement_history,
     statement_sellers,
 )
-from reporting.ledger.transmissions import FilingState, TransmissionEvent, check_sendable, filing_states, record_event
+from reporting.ledger.transmissions import (
+    FilingState,
+    TransmissionEvent,
+    check_sendable,
+    filing_states,
+    open_transfers,
+    record_event,
+)
 from reporting.ledger.transmissions import events as transmission_events
-from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS
+from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS, PROD
 
 log = logging.getLogger(__name__)
 
@@ -755,16 +762,16 @@ class Ledger:
 
     @staticmethod
     def check_approved(info: MessageInfo) -> MessageInfo:
-        """The message, if a second person's approval is recorded for it; else :class:`LedgerError`."""
+        """The message, if a second person's approval is recorded for it; else :class:`ApprovalMissingError`."""
         message_ref_id = info.message_ref_id
         if not info.approved_by:
-            raise LedgerError(
+            raise ApprovalMissingError(
                 f"message {message_ref_id} of this production filing has no recorded approval: four eyes need a "
                 "second person to approve it in the approval step (marking that step done, clearing it or "
                 "running publish alone records none); nothing was published"
             )
         if info.triggered_by and info.approved_by == info.triggered_by:
-            raise LedgerError(
+            raise ApprovalMissingError(
                 f"message {message_ref_id} was approved by {info.approved_by}, who triggered the run: four eyes "
                 "need a second person; nothing was published"
             )
@@ -1095,7 +1102,19 @@ class Ledger:
 
     def mark_uploaded(self, message_ref_id: str, *, by: str, at: datetime | None = None) -> FilingState:
         """A person says that they uploaded this published message in the authority's portal (the
-        outbox). Refused for a message not published, or sent already. Returns its new state."""
+        outbox). Refused for a message not published, or sent already; for a production message
+        without a second person's approval (four eyes, :meth:`check_approved`); and while a DIP
+        transfer of it is open (it may have gone through: ``dac7 transmit`` settles it first).
+        Returns its new state."""
+        info = self.message(message_ref_id)
+        if info.environment == PROD:
+            self.check_approved(info)
+        still_open = open_transfers(self.transmissions(message_ref_id))
+        if still_open:
+            raise LedgerError(
+                f"message {message_ref_id} has a DIP transfer open ({', '.join(still_open)}): it may have gone "
+                "through; settle it first (dac7 transmit aborts it or finds it finished); nothing was recorded"
+            )
         self.record_transmission(message_ref_id, event="uploaded", channel="outbox", actor=by, at=at)
         return self.filing_states(message_ref_id=message_ref_id)[0]
 

@@ -17,6 +17,11 @@ class LedgerLockedError(LedgerError):
     """Another run holds the filing lock of this period and authority."""
 
 
+class ApprovalMissingError(LedgerError, PermanentError):
+    """A production message without a second person's recorded approval (four eyes): retrying
+    changes nothing until someone other than the one who triggered the run approves it."""
+
+
 class LedgerModeError(LedgerError, PermanentError):
     """An explicit filing mode (new, correction, deletion, nil) does not fit the ledger state."""
 

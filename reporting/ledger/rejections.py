@@ -4,17 +4,17 @@ Two kinds of rejection:
 
 * **a record** the authority rejected inside a message it accepted (a partial rejection: the
   record is named by a record error of a status document). It is corrected once a correction or
-  deletion of it is filed: the record is superseded or deleted by a record of a published or
-  accepted message (a correction the authority rejects as a whole gives the record back, and it
-  is open again).
+  deletion of it is filed: the record is superseded or deleted by a record of a sent (published
+  and transmitted or uploaded) or accepted message (a correction the authority rejects as a
+  whole gives the record back, and it is open again).
 * **a message** rejected as a whole. It is corrected once every record it carried (resends
-  aside) is filed again: a record of the same kind and seller in a published or accepted message
-  of the same period (environment, authority, year, operator), published after it.
+  aside) is filed again: a record of the same kind and seller in a sent or accepted message of
+  the same period (environment, authority, year, operator), sent after it.
 
 When: the rejection is dated by the import of the status document that said so (the ledger does
-not know when the authority wrote it); the correction by the publication of the message that
-carries it (the file ready to send). When the transmission records when a file was uploaded or
-transmitted, :func:`_filed` is the one place to read that instead.
+not know when the authority wrote it); the correction by the sending of the message that carries
+it: transmitted to the DIP or marked uploaded from the outbox (:func:`_filed`). A correction
+published and not sent (or whose DIP transfer was aborted) leaves the rejection open.
 
 No record content is read: ids, counts and times only.
 """
@@ -28,7 +28,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import reporting.ledger.schema as t
-from reporting.ledger.model import ACCEPTED, CORRECTION, DELETED, DELETION, PUBLISHED, REJECTED, RESEND, SUPERSEDED
+from reporting.ledger.model import (
+    ACCEPTED,
+    CORRECTION,
+    DELETED,
+    DELETION,
+    PUBLISHED,
+    REJECTED,
+    RESEND,
+    SUPERSEDED,
+    TRANSMITTED,
+    UPLOADED,
+)
 from reporting.vocabulary import DEFAULT_OPERATOR
 
 
@@ -58,8 +69,20 @@ class Rejection:
 
 
 def _filed(messages: sa.FromClause) -> sa.ColumnElement[datetime]:
-    """When a message counts as filed: its publication (the seam for the transmission's time)."""
-    column: sa.ColumnElement[datetime] = messages.c.published
+    """When a message counts as filed: when it was sent, i.e. its first ``transmitted`` (DIP) or
+    ``uploaded`` (outbox) event. Every authority takes one of those two channels, so a message
+    published and never sent is not filed (a DIP transfer aborted is no filing). A message the
+    authority answered (accepted or rejected) without any such event was sent by hand before the
+    ledger recorded transmissions: its publication stands for its filing."""
+    tx = t.transmissions
+    sent = (
+        sa.select(sa.func.min(tx.c.at))
+        .where(tx.c.message_id == messages.c.id, tx.c.event.in_((TRANSMITTED, UPLOADED)))
+        .correlate_except(tx)  # the message may be two levels up (a rejected message's refiling)
+        .scalar_subquery()
+    )
+    answered = sa.case((messages.c.status.in_((ACCEPTED, REJECTED)), messages.c.published), else_=None)
+    column: sa.ColumnElement[datetime] = sa.func.coalesce(sent, answered)
     return column
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from lxml import etree
@@ -59,14 +60,22 @@ def import_status(ledger: Ledger, path: str | os.PathLike[str], *, max_bytes: in
     return import_status_bytes(ledger, data, name=str(path), max_bytes=max_bytes)
 
 
-def import_status_bytes(ledger: Ledger, data: bytes, *, name: str, max_bytes: int = MAX_STATUS_BYTES) -> StatusOutcome:
+def import_status_bytes(
+    ledger: Ledger,
+    data: bytes,
+    *,
+    name: str,
+    max_bytes: int = MAX_STATUS_BYTES,
+    expected_message_ref_id: str | None = None,
+) -> StatusOutcome:
     """:func:`import_status` of a document already read (an upload in the DAC7 view): the same
-    size limit, parser and import. ``name`` names it in messages; its last part is recorded."""
+    size limit, parser and import. ``name`` names it in messages; its last part is recorded.
+    ``expected_message_ref_id``: see :func:`parse_status`."""
     if len(data) > max_bytes:
         raise StatusFormatError(
             f"{name}: {len(data)} bytes, more than the {max_bytes} bytes a status document may have; it was not read"
         )
-    report = parse_status(data, name=name)
+    report = parse_status(data, name=name, expected_message_ref_id=expected_message_ref_id)
     return ledger.record_status(report, file_name=Path(name).name, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -87,8 +96,10 @@ def read_status_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_STAT
     return data
 
 
-def parse_status(data: bytes, *, name: str = "<status>") -> StatusReport:
-    """The status document's content, through the adapter of its format."""
+def parse_status(data: bytes, *, name: str = "<status>", expected_message_ref_id: str | None = None) -> StatusReport:
+    """The status document's content, through the adapter of its format. ``expected_message_ref_id``:
+    the message the document answers when the caller knows it (the DIP transfer it fetched the
+    protocol of); used only when the document itself names no message."""
     root = _parse(data, name)
     qname = etree.QName(root)
     adapter = _ADAPTERS.get((qname.namespace or "", qname.localname))
@@ -98,9 +109,24 @@ def parse_status(data: bytes, *, name: str = "<status>") -> StatusReport:
             f"{qname.namespace or 'none'!r}); known: EU DAC7 status message, BZSt DIP protocol"
         )
     try:
-        return adapter(root)
+        report = adapter(root)
     except StatusFormatError as exc:
         raise StatusFormatError(f"{name}: {exc}") from None
+    if report.message_ref_id is None and report.transfer_id is None:
+        if expected_message_ref_id is None:
+            raise StatusFormatError(
+                f"{name}: the document names neither a MessageRefId nor a transfer (for a DIP protocol: no "
+                "consignment transferticketId, no OriginalMessageRefID): it cannot be matched to a message"
+            )
+        report = replace(
+            report,
+            message_ref_id=expected_message_ref_id,
+            notes=(
+                *report.notes,
+                "the document names no message; it was matched by the DIP transfer it answers",
+            ),
+        )
+    return report
 
 
 def _parse(data: bytes, name: str) -> etree._Element:
@@ -215,11 +241,9 @@ def dip_protocol(root: etree._Element) -> StatusReport:
             "the protocol says PARTIALLY_REJECTED but names no DocRefId: no record was marked rejected; "
             "read its errors (dac7 ledger list) and decide by hand"
         )
-    if not transfer and not message_ref_id:
-        raise StatusFormatError(
-            "the DIP protocol names neither a consignment transferticketId nor an OriginalMessageRefID: "
-            "it cannot be matched to a message"
-        )
+    # neither a consignment nor an OriginalMessageRefID (an ERROR found before the document was
+    # read, e.g. a virus scan: consignment has minOccurs=0): the caller who knows the transfer
+    # matches it (parse_status's expected_message_ref_id), else parse_status refuses it
     return StatusReport(
         format="de-dip-protocol",
         outcome=outcome,

@@ -239,6 +239,18 @@ def _state(msg: Any, evs: Sequence[Any], imports: Sequence[Any], rejected: int) 
     )
 
 
+def open_transfers(evs: Sequence[Any]) -> list[str]:
+    """The DIP tickets ``started`` and neither ``aborted`` nor ``transmitted`` since, oldest first:
+    transfers whose end the ledger does not know (the process stopped, or the ledger write after
+    the finish failed). Such a transfer may have gone through; it is settled before a new one."""
+    ended = {e.ticket for e in evs if e.event in (ABORTED, TRANSMITTED)}
+    tickets: list[str] = []
+    for e in evs:
+        if e.event == STARTED and e.ticket and e.ticket not in ended and e.ticket not in tickets:
+            tickets.append(e.ticket)
+    return tickets
+
+
 def check_sendable(msg: Any, evs: Sequence[Any], *, what: str) -> None:
     """A message may be sent once: published (or answered already: never), not sent before."""
     if msg.status != PUBLISHED:
@@ -269,4 +281,5 @@ __all__ = [
     "FilingState",
     "FilingStep",
     "TransmissionEvent",
+    "open_transfers",
 ]

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -57,7 +58,12 @@ TOKEN_PATH = f"{REALM_PATH}/protocol/openid-connect/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 APPLICATION = "DAC7"
 _TICKET = re.compile(r"[A-Za-z0-9._~-]{1,170}")
-_SERVER_WORDS = 300
+#: How much of the server's reason goes into an exception, the log and the ledger's detail.
+_SERVER_WORDS = 160
+#: What of the server's reason may echo personal data of our file, masked before it goes anywhere:
+#: quoted values, e-mail-like tokens, and any token with a run of 4 or more digits (an IBAN, a
+#: TIN, a birth date, an account or VAT number), as one ``[...]``.
+_ECHOED = re.compile(r"""'[^']*'|"[^"]*"|„[^“”]*[“”]|«[^»]*»|[^\s]*@[^\s]*|[^\s]*[0-9](?:[-./ ]?[0-9]){3,}[^\s]*""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,51 @@ class DipCredentials:
 
 def host_for(environment: str, *, test_url: str = TEST_HOST, prod_url: str = PROD_HOST) -> str:
     """The DIP host of a filing's environment: a test filing never reaches production."""
-    return (prod_url if environment == "prod" else test_url).rstrip("/")
+    url = (prod_url if environment == "prod" else test_url).rstrip("/")
+    _check_host(environment, url, test_url=test_url, prod_url=prod_url)
+    return url
+
+
+def _host(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower() or None, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
+def _check_host(environment: str, url: str, *, test_url: str, prod_url: str) -> None:
+    """A test filing never goes to a production host (the BZSt's or the configured one), a
+    production filing never to a test host."""
+    if environment == "prod":
+        wrong = ({_host(test_url)} - {_host(prod_url)}) | {_host(TEST_HOST)}
+    else:
+        wrong = ({_host(prod_url)} - {_host(test_url)}) | {_host(PROD_HOST)}
+    if _host(url) in wrong:
+        side = "test" if environment == "prod" else "production"
+        raise PermanentTransmissionError(
+            f"a {environment} filing would go to the DIP {side} host {_host(url)[0]}; nothing was sent"
+        )
+
+
+#: the DIP header's ``environment`` of each ledger environment
+DOCUMENT_ENVIRONMENT = {"prod": "PROD", "test": "TEST"}
+
+
+def check_destination(document: bytes, environment: str, url: str, *, test_url: str, prod_url: str) -> None:
+    """Before anything is sent: the document's ``dip:header/@environment`` is the filing's
+    (``environment`` from the ledger), and the host is that environment's. Raises
+    :class:`PermanentTransmissionError` otherwise."""
+    try:
+        root = safexml.parse_bytes(document, "DIP document", utf8_only=False)
+    except safexml.XmlFileError as exc:
+        raise PermanentTransmissionError(f"the DIP document cannot be read: {exc}") from None
+    header = next((e for e in root.iter() if isinstance(e.tag, str) and etree.QName(e).localname == "header"), None)
+    found = header.get("environment") if header is not None else None
+    expected = DOCUMENT_ENVIRONMENT.get(environment, "TEST")
+    if found != expected:
+        raise PermanentTransmissionError(
+            f"the DIP document says environment {found!r} but the ledger records a {environment} filing "
+            f"(expected {expected!r}); nothing was sent"
+        )
+    _check_host(environment, url, test_url=test_url, prod_url=prod_url)
 
 
 class DipClient:
@@ -281,13 +331,19 @@ def _ticket(ticket: str) -> str:
     return ticket
 
 
+def masked_words(text: str) -> str:
+    """The server's words, masked (:data:`_ECHOED`) and cut to :data:`_SERVER_WORDS` characters."""
+    text = _ECHOED.sub("[...]", " ".join(text.split()))
+    return text[:_SERVER_WORDS] + (" ..." if len(text) > _SERVER_WORDS else "")
+
+
 def _words(response: httpx.Response) -> str:
-    """The server's reason, short and on one line."""
+    """The server's reason, masked, short and on one line: it may echo data of our file."""
     try:
         text = " ".join(response.text.split())
     except (UnicodeDecodeError, httpx.ResponseNotRead):
         text = ""
-    text = text[:_SERVER_WORDS] + (" ..." if len(text) > _SERVER_WORDS else "")
+    text = masked_words(text)
     return f" ({response.reason_phrase}): {text}" if text else f" ({response.reason_phrase})"
 
 

@@ -29,7 +29,7 @@ from reporting.ledger import Ledger
 from reporting.ledger.model import OUTBOX, PREPARED
 from reporting.private import private_copy, private_dirs
 from reporting.settings import write_json
-from reporting.transmit.errors import TransmissionError
+from reporting.transmit.errors import PermanentTransmissionError
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,21 @@ def prepare_package(
     profile = profile_for(authority)
     folder = private_dirs(package_dir(out_dir, authority, message_ref_id))
     if not published.is_file():
-        raise TransmissionError(f"message {message_ref_id}: its published file {published} is missing")
+        raise PermanentTransmissionError(f"message {message_ref_id}: its published file {published} is missing")
     checks: list[dict[str, Any]] = []
     unchanged = file_sha256(published) == info.sha256
     checks.append(_check("unchanged", unchanged, "the file is the one published and recorded in the ledger (SHA-256)"))
+    recorded = Path(info.file_name).name
+    follows = getattr(profile, "follows_naming", None)
+    named = published.name == recorded and (
+        follows is None or follows(published.name, message_ref_id, info.reporting_year)
+    )
     checks.append(
         _check(
             "naming",
-            published.name == Path(info.file_name).name,
-            f"the file is named as the {profile.edition} profile names it: {Path(info.file_name).name}",
+            named,
+            f"the file is named as the {profile.edition} profile names it: {published.name}"
+            + ("" if named else f" does not follow its naming rule (recorded as {recorded})"),
         )
     )
     files: list[str] = []
@@ -124,11 +130,19 @@ def prepare_package(
     upload = folder / name
     if portal.encrypt:
         if fr_public_key:
-            from reporting.authorities.fr import package_for_transmission
+            from reporting.authorities.fr import DGFIP_KEY_FINGERPRINTS, package_for_transmission
 
-            upload = package_for_transmission(published, fr_public_key, folder / f"{name}.gz.gpg")
+            # only the DGFiP key of the message's environment: any other key is refused (ConfigError)
+            expected = DGFIP_KEY_FINGERPRINTS[info.environment]
+            upload = package_for_transmission(
+                published, fr_public_key, folder / f"{name}.gz.gpg", expected_fingerprint=expected
+            )
             checks.append(
-                _check("encryption", True, "gzip, then OpenPGP to the DGFiP key ([transmission] fr_public_key)")
+                _check(
+                    "encryption",
+                    True,
+                    f"gzip, then OpenPGP to the DGFiP {info.environment} key {expected} ([transmission] fr_public_key)",
+                )
             )
         else:
             checks.append(

@@ -25,9 +25,10 @@ from reporting.files import file_sha256
 from reporting.ledger import Ledger, LedgerError, StatusOutcome
 from reporting.ledger.model import ABORTED, CONFIRMED, DIP, PUBLISHED, STARTED, TRANSMITTED
 from reporting.ledger.status import import_status_bytes
+from reporting.ledger.transmissions import open_transfers
 from reporting.private import private_dirs
-from reporting.transmit.dip import DipClient, DipCredentials, host_for, send_transfer
-from reporting.transmit.errors import TransientTransmissionError, TransmissionError
+from reporting.transmit.dip import DipClient, DipCredentials, check_destination, host_for, send_transfer
+from reporting.transmit.errors import PermanentTransmissionError, TransientTransmissionError, TransmissionError
 from reporting.transmit.outbox import OutboxPackage, prepare_package
 from reporting.transmit.signature import sign_enveloping
 from reporting.vocabulary import PROD
@@ -87,21 +88,32 @@ def transmit_message(
     if dip is None:
         raise TransmissionError(f"message {message_ref_id} goes to the BZSt DIP interface: no DIP client was given")
     if not published.is_file() or file_sha256(published) != info.sha256:
-        raise TransmissionError(
+        raise PermanentTransmissionError(
             f"message {message_ref_id}: {published} is missing or not the file the ledger recorded; nothing was sent"
         )
     signed = None
     tries = max(1, attempts if attempts is not None else settings.attempts)
     with dip(info.environment) as client:
-        signed = sign_enveloping(
-            published.read_bytes(), client.credentials.private_key_pem, client.credentials.certificate_pem
+        document = published.read_bytes()
+        check_destination(
+            document,
+            info.environment,
+            client.base_url,
+            test_url=settings.dip_test_url,
+            prod_url=settings.dip_prod_url,
         )
+        signed = sign_enveloping(document, client.credentials.private_key_pem, client.credentials.certificate_pem)
 
         def record(event: str, ticket: str, detail: str | None) -> None:
             ledger.record_transmission(
                 message_ref_id, event=event, channel=DIP, actor=actor, ticket=ticket, detail=detail
             )
 
+        went = _settle_open_transfers(ledger, message_ref_id, client, record)
+        if went is not None:
+            record(TRANSMITTED, went, "an earlier transfer was found finished (the abort answered 410)")
+            log.info("message %s: transfer %s had gone through already; nothing sent again", message_ref_id, went)
+            return Transmitted(message_ref_id, info.authority, "dip", ticket=went, attempts=0)
         for attempt in range(1, tries + 1):
             try:
                 ticket = send_transfer(client, signed, on_event=record)
@@ -116,6 +128,33 @@ def transmit_message(
             log.info("message %s transmitted to the BZSt DIP, transfer %s", message_ref_id, ticket)
             return Transmitted(message_ref_id, info.authority, "dip", ticket=ticket, attempts=attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _settle_open_transfers(
+    ledger: Ledger,
+    message_ref_id: str,
+    client: DipClient,
+    record: Callable[[str, str, str | None], None],
+) -> str | None:
+    """Before a new transfer: each transfer of this message the ledger saw start but never end is
+    aborted. An abort answered 410 means it was finished: the delivery went through, its ticket
+    is returned and nothing is sent again. An abort that fails otherwise stops the transmission
+    for a person to look at (the DIP may hold the delivery)."""
+    for ticket in open_transfers(ledger.transmissions(message_ref_id)):
+        try:
+            finished = client.abort(ticket)
+        except TransientTransmissionError:
+            raise
+        except TransmissionError as exc:
+            raise PermanentTransmissionError(
+                f"message {message_ref_id}: DIP transfer {ticket} was started earlier and its end is not recorded; "
+                f"aborting it failed ({exc}). Nothing was sent. Ask the BZSt whether transfer {ticket} arrived: "
+                f"if it did, record it (its protocol will come); if not, record it aborted, then transmit again"
+            ) from None
+        if finished:
+            return ticket
+        record(ABORTED, ticket, "aborted before a new transfer: its end had not been recorded")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +194,7 @@ def fetch_protocols(
         folder = private_dirs(Path(keep_dir) / PROTOCOLS_DIR / state.authority)
         path = folder / f"{ticket}.xml"
         _write_private(path, data)
-        outcome = import_status_bytes(ledger, data, name=str(path))
+        outcome = import_status_bytes(ledger, data, name=str(path), expected_message_ref_id=state.message_ref_id)
         if outcome.message_ref_id != state.message_ref_id:
             raise TransmissionError(
                 f"the protocol of transfer {ticket} answers message {outcome.message_ref_id}, not "

@@ -36,7 +36,9 @@ def filed(tmp_path: Path) -> tuple[str, str, str]:
     with open_ledger(url) as ledger:
         f = Filer(ledger, environment="prod", authority="LT", year=2025)
         [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
-        ledger.mark_published(ref, at=datetime(2026, 1, 20, 9))
+        ledger.record_approval([ref], approved_by="jonas", triggered_by="ana")  # four eyes
+        ledger.mark_published(ref, at=datetime(2026, 1, 20, 8))
+        ledger.mark_uploaded(ref, by="ana", at=datetime(2026, 1, 20, 9))
         s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
         reject(ledger, ref, s2, datetime(2026, 2, 10, 9))
     return url, ref, s2
@@ -72,7 +74,12 @@ def test_a_rejection_left_uncorrected_is_warned_about_until_it_is_corrected(
     with open_ledger(url, create=False) as ledger:  # the next run files the correction
         f = Filer(ledger, environment="prod", authority="LT", year=2025)
         [fix] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
+        ledger.record_approval([fix], approved_by="jonas", triggered_by="ana")  # four eyes
         ledger.mark_published(fix, at=datetime(2026, 2, 26, 9))
+    assert check_calendar(None, date(2026, 2, 27), CONFIG, url)["rejections"] == {"LT": 1}  # not uploaded yet
+    notifications.clear()
+    with open_ledger(url, create=False) as ledger:
+        ledger.mark_uploaded(fix, by="ana", at=datetime(2026, 2, 26, 10))
     assert check_calendar(None, date(2026, 2, 27), CONFIG, url)["rejections"] == {}
     assert notifications == []
 
@@ -89,7 +96,9 @@ def test_a_filing_published_but_not_accepted_after_its_due_day_is_warned_about(
     with open_ledger(url) as ledger:
         f = Filer(ledger, environment="prod", authority="LT", year=2025)
         [ref] = f.record(f.plan(current(sellers={"S1": 1})))
-        ledger.mark_published(ref, at=datetime(2026, 1, 20, 9))
+        ledger.record_approval([ref], approved_by="jonas", triggered_by="ana")  # four eyes
+        ledger.mark_published(ref, at=datetime(2026, 1, 19, 9))
+        ledger.mark_uploaded(ref, by="ana", at=datetime(2026, 1, 20, 9))
     assert check_calendar(None, date(2026, 1, 31), CONFIG, url)["not_accepted"] == []  # the due day itself
     assert notifications == []
     assert check_calendar(None, date(2026, 2, 1), CONFIG, url)["not_accepted"] == ["LT"]
@@ -123,3 +132,26 @@ def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_the_deadline_warning_counts_a_published_filing_only_once_sent(
+    notifications: list[tuple[str, str]],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from dac7_support.deadline import check_deadline
+
+    monkeypatch.delenv("DAC7_DEADLINE_WARN", raising=False)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    with open_ledger(url) as ledger:
+        f = Filer(ledger, environment="prod", authority="LT", year=2025)
+        [ref] = f.record(f.plan(current(sellers={"S1": 1})))
+        ledger.record_approval([ref], approved_by="jonas", triggered_by="ana")  # four eyes
+        ledger.mark_published(ref, at=datetime(2026, 1, 20, 9))
+    assert check_deadline(2025, date(2026, 1, 26), CONFIG, ledger_url=url)["missing"] == ["LT"]
+    assert notifications[0][0] == "DAC7 2025: no production filing sent yet for LT"
+    notifications.clear()
+    with open_ledger(url, create=False) as ledger:
+        ledger.mark_uploaded(ref, by="ana", at=datetime(2026, 1, 21, 9))
+    assert check_deadline(2025, date(2026, 1, 26), CONFIG, ledger_url=url)["missing"] == []
+    assert notifications == []

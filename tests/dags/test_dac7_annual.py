@@ -627,7 +627,7 @@ def test_deadline_warns_for_a_missing_production_filing(
     result = check_deadline(2025, date(2026, 1, 25), config, ledger_url=f"sqlite:///{tmp_path / 'none.sqlite3'}")
     assert result == {"year": 2025, "due": True, "missing": ["LT"]}
     ((subject, text),) = notifications
-    assert subject == "DAC7 2025: no production filing published yet for LT"
+    assert subject == "DAC7 2025: no production filing sent yet for LT"
     assert "due by 2026-01-31 (warning from 2026-01-25)" in text and "What to do:" in text
     assert "There is no ledger file at none.sqlite3 yet" in text
 
@@ -649,7 +649,7 @@ def test_deadline_expects_the_filing_state_alone(
     result = check_deadline(2025, date(2026, 1, 26), config, ledger_url=f"sqlite:///{tmp_path / 'none.sqlite3'}")
     assert result == {"year": 2025, "due": True, "missing": ["LT"]}
     ((subject, _),) = notifications
-    assert subject == "DAC7 2025: no production filing published yet for LT"
+    assert subject == "DAC7 2025: no production filing sent yet for LT"
 
 
 def test_the_deadline_task_checks_the_ledger_of_the_ledger_connection(

@@ -26,6 +26,8 @@ from ledger_filing import Filer, current
 from lxml import etree
 
 from reporting.ledger import open_ledger
+from reporting.settings import operator_out_dir
+from reporting.transmit.outbox import prepare_package
 
 YEAR = 2025
 USERS = {"compliance": "op", "auditor": "viewer"}
@@ -43,6 +45,7 @@ class View:
     ledger: str
     de: str  # the DE production message, transmitted and partially rejected
     fr: str  # the FR test message, waiting for its upload
+    fr2: str  # the FR test message of a further operator, waiting for its upload
 
     def get(self, user: str, path: str) -> Any:
         return self.client.get(path, headers={"Authorization": f"Bearer {self.tokens[user]}"})
@@ -84,25 +87,22 @@ def view(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         fr = Filer(led, environment="test", authority="FR", year=YEAR)
         [fr_ref] = fr.record(fr.plan(current(sellers={"S1": 1})), run_id="run-2")
         led.mark_published(fr_ref, at=datetime(2026, 1, 21, 10))
-        led.record_transmission(fr_ref, event="prepared", channel="outbox", actor="dag_test")
+        # the outbox package as transmit writes it (no DGFiP key configured: its check fails)
+        published = tmp / "out" / str(YEAR) / "FR" / f"{fr_ref}.xml"
+        published.parent.mkdir(parents=True)
+        published.write_bytes(b"<dpi/>")
+        prepare_package(led, fr_ref, published, tmp / "out" / str(YEAR), actor="dag_test")
+        # a further operator of the group: its files and package under operators/<ID>/
+        fr2 = Filer(led, environment="test", authority="FR", year=YEAR, operator_id="fr_sas")
+        [fr2_ref] = fr2.file(current(sellers={"S7": 1}))
+        out2 = operator_out_dir(tmp / "out" / str(YEAR), "fr_sas")
+        published2 = out2 / "FR" / f"{fr2_ref}.xml"
+        published2.parent.mkdir(parents=True)
+        published2.write_bytes(b"<dpi/>")
+        prepare_package(led, fr2_ref, published2, out2, actor="dag_test")
         # a name that a spreadsheet would read as a formula, and HTML as a tag
         [it_ref] = Filer(led, environment="test", authority="IT", year=YEAR).file(current(sellers={"S1": 1}))
         led.mark_uploaded(it_ref, by=SPREADSHEET_TRAP, at=datetime(2026, 1, 22, 8))
-    folder = tmp / "out" / str(YEAR) / "outbox" / "FR" / fr_ref
-    folder.mkdir(parents=True)
-    (folder / "checklist.json").write_text(
-        json.dumps(
-            {
-                "portal": "the DGFiP's DAC7 deposit <portal>",
-                "files": [{"name": "DPIDAC7_2025_123456789_1.xml.gz.gpg"}],
-                "checks": [
-                    {"check": "naming", "ok": True, "detail": "the DGFiP's naming"},
-                    {"check": "encryption", "ok": False, "detail": "no DGFiP key configured"},
-                ],
-            }
-        ),
-        encoding="utf-8",
-    )
     passwords = {user: secrets.token_urlsafe(16) for user in USERS}
     passwords_file = tmp / "passwords.json"
     passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
@@ -128,7 +128,7 @@ def view(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 tokens[user] = response.json()["access_token"]
             import dac7_plugin
 
-            yield View(TestClient(dac7_plugin.create_app()), str(tmp / "out"), tokens, ledger, de_ref, fr_ref)
+            yield View(TestClient(dac7_plugin.create_app()), str(tmp / "out"), tokens, ledger, de_ref, fr_ref, fr2_ref)
         finally:
             purge_cached_app()
 
@@ -160,14 +160,30 @@ def test_every_filing_shows_its_state_with_who_acted_and_when(view: View) -> Non
     assert "<b>published</b> by tester 2026-01-21 10:00 UTC" in fr_row and "outbox" in fr_row
     # the outbox checklist of the filing waiting for its upload, escaped
     assert f'id="outbox-{view.fr}"' in html
-    assert "the DGFiP&#x27;s DAC7 deposit &lt;portal&gt;" in html
-    assert "✘ <b>encryption</b>: no DGFiP key configured" in html
+    box = html[html.index(f'id="outbox-{view.fr}"') :].split("</section>", 1)[0]
+    assert "Where: the DGFiP&#x27;s DAC7 deposit (professional space of impots.gouv.fr) (DGFiP)." in box
+    assert f"File(s): {view.fr}.xml." in box
+    assert "✘ <b>encryption</b>: the DGFiP takes the file gzip-compressed and OpenPGP-encrypted" in box
+    # the test ledger's names are not the DGFiP's (DPIDAC7_...): the naming check says so
+    assert "✘ <b>naming</b>: the file is named as the" in box and "does not follow its naming rule" in box
+    assert "<li>Open the DGFiP&#x27;s DAC7 deposit" in box and "the authority&#x27;s test environment" in box
+    assert f"<li>Record the upload: dac7 ledger mark-uploaded {view.fr} --by &lt;your name&gt;" in box
+    assert "<li>When the authority&#x27;s answer (status message) arrives: dac7 status-import" in box
     # a viewer sees no form: a sentence instead
     assert 'action="filings"' not in html
     assert f"dac7 ledger mark-uploaded {view.fr} --by NAME" in html
     # filtered
     only_de = view.get("auditor", f"/{YEAR}/filings?authority=de").text
     assert view.de in only_de and view.fr not in only_de
+
+
+def test_a_further_operators_checklist_is_read_from_its_own_folder(view: View) -> None:
+    html = view.get("auditor", f"/{YEAR}/filings?authority=FR").text
+    box = html[html.index(f'id="outbox-{view.fr2}"') :].split("</section>", 1)[0]
+    assert f"File(s): {view.fr2}.xml." in box
+    assert f"dac7 ledger mark-uploaded {view.fr2} --by NAME" in box
+    # the default operator's folder holds no package of it
+    assert not (operator_out_dir(f"{view.out}/{YEAR}", "default") / "outbox" / "FR" / view.fr2).exists()
 
 
 def test_the_csv_is_formula_safe(view: View) -> None:

@@ -579,6 +579,68 @@ def test_gzip_and_openpgp_round_trip(tmp_path: Path, gnupg_home: Path) -> None:
         package_for_transmission(xml, tmp_path / "missing.asc", tmp_path / "x.gpg")
 
 
+def test_the_outbox_encrypts_to_the_dgfip_key_of_the_environment_only_owner_readable(
+    tmp_path: Path, gnupg_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    import sqlalchemy as sa
+    from ledger_filing import Filer, current
+
+    import reporting.ledger.schema as t
+    from reporting.authorities import fr
+    from reporting.files import file_sha256
+    from reporting.ledger import open_ledger
+    from reporting.transmit.outbox import prepare_package
+
+    _gpg(gnupg_home, "--quick-generate-key", "Not the DGFiP <x@example.invalid>", "default", "default", "never")
+    fingerprint = next(
+        line.split(":")[9]
+        for line in _gpg(gnupg_home, "--with-colons", "--fingerprint", "--list-keys").stdout.decode().splitlines()
+        if line.startswith("fpr:")
+    )
+    key = tmp_path / "key.asc"
+    key.write_bytes(_gpg(gnupg_home, "--armor", "--export", fingerprint).stdout)
+    out = tmp_path / "out"
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
+        filer = Filer(ledger, environment="test", authority="FR", year=2025)
+        [ref] = filer.record(filer.plan(current(sellers={"S1": 1})))
+        published = out / "FR" / f"{ref}.xml"
+        published.parent.mkdir(parents=True)
+        published.write_bytes(render(seller("S1")))
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.update(t.messages).where(t.messages.c.message_ref_id == ref).values(sha256=file_sha256(published))
+            )
+        ledger.mark_published(ref)
+        # a key that is not the DGFiP's TEST key: refused, nothing to upload is written
+        with pytest.raises(ConfigError, match=f"expected {fr.DGFIP_KEY_FINGERPRINTS['test']}"):
+            prepare_package(ledger, ref, published, out, actor="ana", fr_public_key=str(key))
+        assert not list((out / "outbox").rglob("*.gpg"))
+        # the same key standing in for the DGFiP's TEST key (the real one is not bundled)
+        monkeypatch.setitem(fr.DGFIP_KEY_FINGERPRINTS, "test", fingerprint)
+        previous = os.umask(0o022)  # a permissive umask: the file is 0600 all the same
+        try:
+            package = prepare_package(ledger, ref, published, out, actor="ana", fr_public_key=str(key))
+        finally:
+            os.umask(previous)
+    # every check passes but the naming: the test ledger's MessageRefId is not in the FR format
+    assert {c["check"]: c["ok"] for c in package.checks} == {
+        "unchanged": True,
+        "naming": False,
+        "encryption": True,
+        "size": True,
+    }
+    [name] = package.files
+    assert name == f"{ref}.xml.gz.gpg"
+    upload = package.folder / name
+    assert stat.S_IMODE(upload.stat().st_mode) == 0o600
+    assert gzip.decompress(_gpg(gnupg_home, "--decrypt", str(upload)).stdout) == published.read_bytes()
+    [enc] = [c for c in package.checks if c["check"] == "encryption"]
+    assert fingerprint.upper() in enc["text"]
+
+
 def test_packaging_without_gpg_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
     xml = tmp_path / "m.xml"
@@ -665,3 +727,73 @@ def test_a_french_filing_and_sellers_resident_elsewhere(tmp_path: Path) -> None:
     doc = etree.parse(str(lt / "out" / lt_file["file"]))
     eu = {"dpi": "urn:oecd:ties:dpi:v1"}
     assert "US" in [e.text for e in doc.iterfind(".//dpi:IndSellerID/dpi:ResCountryCode", eu)]
+
+
+REF_FR = "OP_2025_123456789_d001_" + "A" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("DPIDAC7_2025_123456789_001_20260115070000.xml", True),
+        ("DPIDAC7_2025_123456789_001_20261231235959.xml", True),
+        ("DPIDAC7_2025_123456789_002_20260115070000.xml", False),  # another part
+        ("DPIDAC7_2025_987654321_001_20260115070000.xml", False),  # another SIREN
+        ("DPIDAC7_2024_123456789_001_20260115070000.xml", False),  # another year
+        ("DPIDAC7_2025_123456789_001_20261315070000.xml", False),  # month 13
+        ("DPIDAC7_2025_123456789_001_2026011507000.xml", False),  # 13 digits
+        ("DPIDAC7_2025_123456789_001_20260115070000.xml.gz", False),
+        (f"{REF_FR}.xml", False),  # the EU naming
+    ],
+)
+def test_the_dgfip_naming_rule(name: str, ok: bool) -> None:
+    assert FR.follows_naming(name, REF_FR, 2025) is ok
+    assert FR.follows_naming(name, REF_FR, 2024) is False  # the MessageRefId's year is not the period's
+
+
+def test_the_eu_naming_rule() -> None:
+    eu = authorities.profile_for("LT")
+    assert eu.follows_naming("LT2025LTabc.xml", "LT2025LTabc", 2025)
+    assert not eu.follows_naming("LT2025LTabd.xml", "LT2025LTabc", 2025)
+    assert not eu.follows_naming("LT2025LTabc.XML", "LT2025LTabc", 2025)
+
+
+def test_the_outbox_naming_check_applies_the_profiles_rule(tmp_path: Path) -> None:
+    """A name the ledger recorded but the DGFiP's rule refuses fails the naming check; the
+    DGFiP's name passes it."""
+    import sqlalchemy as sa
+    from ledger_filing import Filer, current
+
+    import reporting.ledger.schema as t
+    from reporting.files import file_sha256
+    from reporting.ledger import open_ledger
+    from reporting.transmit.outbox import prepare_package
+
+    out = tmp_path / "out"
+    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
+        filer = Filer(ledger, environment="test", authority="FR", year=2025)
+        [bad, good] = [filer.record(filer.plan(current(sellers={s: 1})))[0] for s in ("S1", "S2")]
+        good_name = "DPIDAC7_2025_123456789_001_20260115070000.xml"
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                sa.update(t.messages)
+                .where(t.messages.c.message_ref_id == good)
+                .values(message_ref_id=REF_FR, file_name=f"FR/{good_name}")
+            )
+        results = {}
+        for ref, name in ((bad, f"{bad}.xml"), (REF_FR, good_name)):
+            published = out / "FR" / name
+            published.parent.mkdir(parents=True, exist_ok=True)
+            published.write_bytes(b"<dpi/>")
+            with ledger.engine.begin() as conn:
+                conn.execute(
+                    sa.update(t.messages)
+                    .where(t.messages.c.message_ref_id == ref)
+                    .values(sha256=file_sha256(published))
+                )
+            ledger.mark_published(ref)
+            package = prepare_package(ledger, ref, published, out, actor="ana")
+            [naming] = [c for c in package.checks if c["check"] == "naming"]
+            results[ref] = naming
+    assert results[REF_FR]["ok"] is True
+    assert results[bad]["ok"] is False and "does not follow its naming rule" in results[bad]["text"]

@@ -51,9 +51,18 @@ def test_rejections_and_their_corrections(ledger: Ledger) -> None:
     assert (found[whole].whole_message, found[whole].records, found[whole].open_records) == (True, 2, 2)
 
     [fix] = de.record(de.plan(current(sellers={"S1": 1, "S2": 1})))
-    ledger.mark_published(fix, at=datetime(2026, 2, 12, 9))
+    ledger.mark_published(fix, at=datetime(2026, 2, 12, 8))
     [again] = fr.record(fr.plan(current(sellers={"S1": 1})))
-    ledger.mark_published(again, at=datetime(2026, 1, 23, 9))
+    ledger.mark_published(again, at=datetime(2026, 1, 23, 8))
+    found = {r.message_ref_id: r for r in ledger.rejections(environment="prod")}
+    assert found[ref].open_records == 1 and found[whole].open_records == 2  # published, not sent yet
+    ledger.record_transmission(
+        fix, event="started", channel="dip", actor="ana", ticket="T2", at=datetime(2026, 2, 12, 9)
+    )
+    ledger.record_transmission(
+        fix, event="transmitted", channel="dip", actor="ana", ticket="T2", at=datetime(2026, 2, 12, 9)
+    )
+    ledger.record_transmission(again, event="uploaded", channel="outbox", actor="ana", at=datetime(2026, 1, 23, 9))
     found = {r.message_ref_id: r for r in ledger.rejections(environment="prod")}
     assert (found[ref].open_records, found[ref].corrected_at) == (0, datetime(2026, 2, 12, 9))
     assert (found[whole].open_records, found[whole].corrected_at) == (0, datetime(2026, 1, 23, 9))

@@ -398,3 +398,31 @@ def test_other_operators_travel_with_the_run_settings(tmp_path: Path) -> None:
         settings = load_settings(run_dir)
         again = RunSettings.from_json(settings.to_json())
         assert again.config.operator == settings.config.operator == load_config(cfg).operator
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('dip_prod_url = "http://localhost.attacker.example"', "plain http only to this machine"),
+        ('dip_test_url = "http://127.0.0.1.nip.io:8080"', "plain http only to this machine"),
+        ('dip_test_url = "http://localhostx:80"', "plain http only to this machine"),
+        ('dip_test_url = "https://user:pw@example.org"', "carries credentials"),
+        ('dip_test_url = "https://mds.bzst.bund.de"', "dip_test_url names the BZSt's production host"),
+        ('dip_test_url = "https://MDS.bzst.bund.de:443/"', "dip_test_url names the BZSt's production host"),
+        ('dip_prod_url = "https://mds-ktst.bzst.bund.de"', "dip_prod_url names the BZSt's test host"),
+        (
+            'dip_test_url = "http://127.0.0.1:8080"\ndip_prod_url = "http://127.0.0.1:8080/"',
+            "name the same host",
+        ),
+    ],
+)
+def test_dip_hosts_that_could_mix_test_and_production_are_refused(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(with_toml(f"\n[transmission]\n{extra}\n"))
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_plain_http_is_accepted_for_this_machine_by_exact_name(host: str) -> None:
+    config = parse_config(with_toml(f'\n[transmission]\ndip_test_url = "http://{host}:8080/"\n'))
+    assert config.transmission.dip_test_url == f"http://{host}:8080"
+    assert config.transmission.dip_prod_url == "https://mds.bzst.bund.de"

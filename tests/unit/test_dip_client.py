@@ -168,3 +168,67 @@ def test_credentials_from_a_connection_name_what_is_missing_never_its_values(cre
         DipCredentials.from_connection("dac7_bzst_dip", "", None, {"certificate": creds.certificate_pem})
     assert "login (the client id), password (the private key)" in str(err.value)
     assert creds.certificate_pem not in str(err.value)
+
+
+def test_a_document_goes_only_to_the_host_of_its_environment() -> None:
+    from reporting.transmit.dip import PROD_HOST, TEST_HOST, check_destination, host_for
+
+    local_test, local_prod = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
+    hosts = {"test_url": local_test, "prod_url": local_prod}
+    check_destination(DOC, "test", local_test, **hosts)  # TEST document, test filing, test host
+    with pytest.raises(PermanentTransmissionError, match=r"environment 'TEST'.*prod filing"):
+        check_destination(DOC, "prod", local_prod, **hosts)
+    prod_doc = DOC.replace(b'environment="TEST"', b'environment="PROD"')
+    with pytest.raises(PermanentTransmissionError, match=r"environment 'PROD'.*test filing"):
+        check_destination(prod_doc, "test", local_test, **hosts)
+    with pytest.raises(PermanentTransmissionError, match="production host"):
+        check_destination(DOC, "test", local_prod, **hosts)
+    with pytest.raises(PermanentTransmissionError, match=r"production host mds\.bzst\.bund\.de"):
+        check_destination(DOC, "test", PROD_HOST, test_url=TEST_HOST, prod_url=PROD_HOST)
+    with pytest.raises(PermanentTransmissionError, match="test host"):
+        check_destination(prod_doc, "prod", local_test, **hosts)
+    check_destination(prod_doc, "prod", local_prod, **hosts)
+    with pytest.raises(PermanentTransmissionError, match="production host"):
+        host_for("test", test_url=PROD_HOST, prod_url=PROD_HOST)
+
+
+ECHO = (
+    "Element Name: value 'Ona Example' invalid; IBAN DE89 3704 0044 0532 0130 00 / DE89370400440532013000, "
+    'BirthDate 1980-04-12, TIN 86095742719, contact ona.example@mail.example, Nachname "Müller-Lüdenscheidt" '
+    + "x"
+    * 400
+)
+ECHOED = (
+    "Ona Example",
+    "3704",
+    "0044 0532",
+    "DE89370400440532013000",
+    "1980-04-12",
+    "86095742719",
+    "ona.example@mail.example",
+    "Müller-Lüdenscheidt",
+)
+
+
+def test_the_servers_words_are_masked_and_short_in_the_error_the_log_and_the_ledger(
+    server: DipServer, creds: DipCredentials, caplog: pytest.LogCaptureFixture
+) -> None:
+    signed = sign_enveloping(DOC, creds.private_key_pem, creds.certificate_pem)
+    events: list[tuple[str, str, str | None]] = []
+    with _client(server, creds) as client, caplog.at_level("DEBUG"):
+        server.fail("upload", 400, ECHO)
+        with pytest.raises(
+            PermanentTransmissionError, match=r"HTTP 400.*Element Name: value \[\.\.\.\] invalid"
+        ) as exc:
+            send_transfer(client, signed, on_event=lambda e, t, d: events.append((e, t, d)))
+    said = [str(exc.value), *(d or "" for _, _, d in events), caplog.text]
+    for text in said:
+        for value in ECHOED:
+            assert value not in text
+    assert "IBAN [...]" in str(exc.value) and "contact [...]" in str(exc.value)
+    assert len(str(exc.value)) < 300  # cut: 160 characters of the server's words, then " ..."
+    assert str(exc.value).endswith(" ...")
+    # the ids we rely on stay readable: the HTTP status, a short code without a digit run
+    from reporting.transmit.dip import masked_words
+
+    assert masked_words("HTTP 400 code E17: 'x' in line 12") == "HTTP 400 code E17: [...] in line 12"

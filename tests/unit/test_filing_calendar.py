@@ -60,6 +60,18 @@ def test_every_profile_states_its_weekend_rule_correction_window_and_registratio
     moved = {code for code, t in deadline_table().items() if t.shift.rule == "next_working_day"}
     assert moved == {"DE", "IT"}
     assert "§ 108(3)" in deadline_table()["DE"].shift.source
+
+
+def test_the_german_correction_and_registration_quote_the_psttg_itself() -> None:
+    de = deadline_table()["DE"]
+    # § 13(1) sentence 2 and § 12(1), word for word as in the consolidated PStTG; the secondary source kept
+    assert "PStTG § 13(1) sentence 2: 'Wird einem meldenden Plattformbetreiber bekannt" in de.correction.source
+    assert "ist die Meldung unverzüglich nach dem Zeitpunkt der Kenntniserlangung" in de.correction.source
+    assert "nachzuholen, zu korrigieren oder zu vervollständigen'" in de.correction.source
+    assert "Haufe" in de.correction.source and de.correction.certainty == "high"
+    assert "PStTG § 12(1): 'Meldende Plattformbetreiber müssen sich unverzüglich" in de.registration.source
+    assert "einmalig bei einer zuständigen Behörde" in de.registration.source
+    assert "Ebner Stolz" in de.registration.source and de.registration.certainty == "high"
     assert "70" in deadline_table()["IT"].shift.source and "art. 7" in deadline_table()["IT"].shift.source
 
 
@@ -204,6 +216,15 @@ def _reject(ledger: Ledger, ref: str, doc_ref_ids: list[str], at: datetime, *, w
     ledger.record_status(report, file_name="status.xml", sha256=ref[-8:] + "0" * 56, at=at)
 
 
+def _send(ledger: Ledger, ref: str, at: datetime) -> None:
+    """The message goes its authority's way: transmitted to the DIP (DE) or marked uploaded."""
+    if ledger.message(ref).authority == "DE":
+        ledger.record_transmission(ref, event="started", channel="dip", actor="ana", ticket=f"T-{ref[-6:]}", at=at)
+        ledger.record_transmission(ref, event="transmitted", channel="dip", actor="ana", ticket=f"T-{ref[-6:]}", at=at)
+    else:
+        ledger.record_transmission(ref, event="uploaded", channel="outbox", actor="ana", at=at)
+
+
 def test_a_rejected_record_is_open_until_its_correction_is_filed(ledger: Ledger) -> None:
     f = Filer(ledger, environment="prod", authority="DE", year=2025)
     [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
@@ -217,7 +238,9 @@ def test_a_rejected_record_is_open_until_its_correction_is_filed(ledger: Ledger)
 
     [fix] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))  # the next run: a correction of S2
     assert ledger.rejections(environment="prod")[0].open_records == 1  # rendered is not filed
-    ledger.mark_published(fix, at=datetime(2026, 3, 16, 21, 59))
+    ledger.mark_published(fix, at=datetime(2026, 3, 16, 9))
+    assert ledger.rejections(environment="prod")[0].open_records == 1  # published is not sent
+    _send(ledger, fix, datetime(2026, 3, 16, 21, 59))
     [r] = ledger.rejections(environment="prod")
     assert (r.open_records, r.corrected_at) == (0, datetime(2026, 3, 16, 21, 59))
     s = correction_state(r, date(2026, 4, 1), 14)
@@ -252,7 +275,9 @@ def test_a_message_rejected_as_a_whole_is_corrected_when_its_records_are_filed_a
     [r] = ledger.rejections(environment="prod")
     assert (r.whole_message, r.records, r.open_records, r.rejected_at) == (True, 3, 3, datetime(2026, 1, 22, 8))
     [again] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
-    ledger.mark_published(again, at=datetime(2026, 1, 23, 12))
+    ledger.mark_published(again, at=datetime(2026, 1, 23, 9))
+    assert ledger.rejections(environment="prod")[0].open_records == 3  # not uploaded yet
+    _send(ledger, again, datetime(2026, 1, 23, 12))
     [r] = ledger.rejections(environment="prod")
     assert (r.open_records, r.corrected_at) == (0, datetime(2026, 1, 23, 12))
 
@@ -267,7 +292,13 @@ def test_the_filings_calendar_from_the_ledger(ledger: Ledger) -> None:
     assert (late["filing"].state, late["filing"].detail) == (OVERDUE, "nothing accepted or filed; 1 day overdue")
 
     [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
-    ledger.mark_published(ref, at=datetime(2026, 2, 1, 22, 30))  # 23:30 in Berlin, 1 February
+    ledger.mark_published(ref, at=datetime(2026, 2, 1, 20))
+    unsent = {s.item.obligation: s for s in filing_states(ledger, "DE", 2025, date(2026, 2, 3))}
+    assert (unsent["filing"].state, unsent["filing"].detail) == (
+        OVERDUE,
+        "nothing accepted or filed; 1 published, not transmitted or uploaded yet; 1 day overdue",
+    )
+    _send(ledger, ref, datetime(2026, 2, 1, 22, 30))  # 23:30 in Berlin, 1 February
     filed = {s.item.obligation: s for s in filing_states(ledger, "DE", 2025, date(2026, 2, 10))}
     assert filed["filing"].state == OPEN
     assert filed["filing"].detail == "filed 2026-02-01 (in time); no accepted status imported yet"
@@ -289,3 +320,31 @@ def test_the_filings_calendar_from_the_ledger(ledger: Ledger) -> None:
     no_window = {s.item.obligation: s for s in filing_states(ledger, "DE", 2025, date(2026, 2, 25))}
     assert no_window[CORRECTION].state == OPEN and "correct without delay" in no_window[CORRECTION].detail
     assert isinstance(deadline_table()["DE"].shift, Shift)
+
+
+def test_a_correction_published_but_aborted_at_the_dip_leaves_the_rejection_open(ledger: Ledger) -> None:
+    f = Filer(ledger, environment="prod", authority="DE", year=2025)
+    [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
+    ledger.mark_published(ref, at=datetime(2026, 1, 20, 9))
+    _send(ledger, ref, datetime(2026, 1, 20, 10))
+    s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
+    _reject(ledger, ref, [s2], datetime(2026, 2, 10, 9))
+    [fix] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
+    ledger.mark_published(fix, at=datetime(2026, 2, 12, 9))
+    ledger.record_transmission(fix, event="started", channel="dip", actor="ana", ticket="T2")
+    ledger.record_transmission(fix, event="aborted", channel="dip", actor="ana", ticket="T2", detail="HTTP 400")
+    [r] = ledger.rejections(environment="prod")
+    assert (r.doc_ref_id, r.open_records, r.corrected_at) == (s2, 1, None)
+    items = {s.item.obligation: s for s in filing_states(ledger, "DE", 2025, date(2026, 3, 1), correction_window=14)}
+    assert items[CORRECTION].state == OVERDUE
+
+
+def test_a_filing_never_sent_is_not_filed_in_time(ledger: Ledger) -> None:
+    f = Filer(ledger, environment="prod", authority="DE", year=2024)
+    [ref] = f.record(f.plan(current(sellers={"S1": 1})))
+    ledger.record_approval([ref], approved_by="jonas", triggered_by="ana")
+    ledger.mark_published(ref, at=datetime(2025, 1, 20, 9))
+    [item] = [s for s in filing_states(ledger, "DE", 2024, date(2025, 2, 5)) if s.item.obligation == "filing"]
+    assert item.state == OVERDUE
+    assert "filed" not in item.detail.split(";")[0].replace("nothing accepted or filed", "")
+    assert item.detail.startswith("nothing accepted or filed; 1 published, not transmitted or uploaded yet")
