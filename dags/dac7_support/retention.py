@@ -19,6 +19,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 log = logging.getLogger("dac7.retention")
 
@@ -86,16 +87,13 @@ def expire_statements(now: datetime, *, dry_run: bool = False, missing_ok: bool 
     }
 
 
-def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
-    """Delete (or, ``dry_run``, count) the due-diligence events recorded in a year whose ten years
-    have run at ``now`` (the run's logical date), and the state rows last changed then with no
-    cycle open (PStTG § 24(3), in the zone of ``[reporting] timezone``). Counts only."""
-    from zoneinfo import ZoneInfo
-
+def _retention_ledger(what: str) -> tuple[Any, ZoneInfo] | None:
+    """The ledger (open) and the time zone whose years a retention counts (``[reporting]
+    timezone``, UTC without a configuration); None where there is no ledger yet (nothing was
+    ever recorded): ``what`` names the records in the log line."""
     from dac7_support.common import settings_from_env
     from dac7_support.connections import ledger_url
     from reporting.config import load_config
-    from reporting.due_diligence import expire_history
     from reporting.ledger import LedgerError, open_ledger
     from reporting.ledger.url import resolve_ledger_url
 
@@ -107,10 +105,22 @@ def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, A
     assert url is not None  # a working directory is given: never None
     zone = ZoneInfo(config.reporting.timezone if config else "UTC")
     try:
-        ledger = open_ledger(url, create=False)
+        return open_ledger(url, create=False), zone
     except LedgerError as exc:  # no ledger file yet: nothing was ever recorded
-        log.info("no ledger to examine for expired due-diligence records (%s)", str(exc).splitlines()[0][:200])
+        log.info("no ledger to examine for expired %s (%s)", what, str(exc).splitlines()[0][:200])
+        return None
+
+
+def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete (or, ``dry_run``, count) the due-diligence events recorded in a year whose ten years
+    have run at ``now`` (the run's logical date), and the state rows last changed then with no
+    cycle open (PStTG § 24(3), in the zone of ``[reporting] timezone``). Counts only."""
+    from reporting.due_diligence import expire_history
+
+    opened = _retention_ledger("due-diligence records")
+    if opened is None:
         return {"dry_run": dry_run, "events": 0, "states": 0}
+    ledger, zone = opened
     with ledger:
         outcome = expire_history(ledger, now=now, zone=zone, dry_run=dry_run)
     if outcome.events or outcome.states:
@@ -127,27 +137,12 @@ def expire_verifications(now: datetime, *, dry_run: bool = False) -> dict[str, A
     """Delete (or, ``dry_run``, count) the verification calls and cached answers made in a year
     whose ten years have run at ``now`` (the run's logical date; PStTG § 24(3), in the zone of
     ``[reporting] timezone``: ``reporting.verification.delete_expired``). Counts only."""
-    from zoneinfo import ZoneInfo
-
-    from dac7_support.common import settings_from_env
-    from dac7_support.connections import ledger_url
-    from reporting.config import load_config
-    from reporting.ledger import LedgerError, open_ledger
-    from reporting.ledger.url import resolve_ledger_url
     from reporting.verification import delete_expired
 
-    config_path = settings_from_env()["config_path"]
-    config = load_config(config_path) if config_path and Path(config_path).is_file() else None
-    url = ledger_url(config.ledger if config else None) or resolve_ledger_url(
-        None, env={}, config_url=None, working_dir=Path.cwd()
-    )
-    assert url is not None  # a working directory is given: never None
-    zone = ZoneInfo(config.reporting.timezone if config else "UTC")
-    try:
-        ledger = open_ledger(url, create=False)
-    except LedgerError as exc:  # no ledger file yet: nothing was ever recorded
-        log.info("no ledger to examine for expired verification records (%s)", str(exc).splitlines()[0][:200])
+    opened = _retention_ledger("verification records")
+    if opened is None:
         return {"dry_run": dry_run, "calls": 0, "cached": 0}
+    ledger, zone = opened
     with ledger:
         done = delete_expired(ledger.engine, before=now, zone=zone, dry_run=dry_run)
     if done.calls or done.cached:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from reporting.period import Period
 from reporting.pushdown import ENGINE_DIALECTS, OperatorFilter, source_totals_sql
-from reporting.source import DUE_DILIGENCE_COLUMNS, check_contract, make_engine
+from reporting.source import CONTRACT, DUE_DILIGENCE_COLUMNS, check_contract, make_engine
 from reporting.stages.extract import Columnar, columnar_connection, read_period_rows
 
 log = logging.getLogger(__name__)
@@ -31,27 +31,7 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 50_000
 
 #: The columns of each identity table the run reads (the sellers' optional ones where present).
-SELLER_COLUMNS = (
-    "seller_id",
-    "seller_type",
-    "first_name",
-    "last_name",
-    "legal_name",
-    "birth_date",
-    "birth_city",
-    "birth_country",
-    "residence_country",
-    "address_street",
-    "address_building",
-    "address_post_code",
-    "address_city",
-    "address_country",
-    "vat_id",
-    "business_registration_number",
-    "is_governmental",
-    "is_listed",
-    *DUE_DILIGENCE_COLUMNS["sellers"],
-)
+SELLER_COLUMNS = (*CONTRACT["sellers"], *DUE_DILIGENCE_COLUMNS["sellers"])
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sellers": SELLER_COLUMNS,
     "seller_tins": ("seller_id", "tin", "issued_by"),

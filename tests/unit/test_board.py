@@ -438,7 +438,7 @@ def test_the_board_shows_each_filings_calendar_with_what_is_open(
     board: Any, ledger_url: str, history: dict[str, str], tmp_path: Path
 ) -> None:
     """LT 2025: filed and accepted with S2's record rejected (open: no time stated); FR 2025: filed
-    3 February, no status; DE 2024: rejected as a whole and never filed again (overdue)."""
+    published 3 February and never sent; DE 2024: rejected as a whole and never filed again (overdue)."""
     env = {"DAC7_CONFIG": str(write_config(tmp_path / "dac7.toml"))}
     view = board.board_view(board.Sources(ledger_url, None), TODAY, env)
     states = {(s.item.country, s.item.year, s.item.obligation): (s.state, s.detail) for s in view.calendar}
@@ -448,7 +448,11 @@ def test_the_board_shows_each_filings_calendar_with_what_is_open(
         "1 rejection(s), 0 corrected; no time stated: correct without delay",
     )
     assert states["LT", 2025, "registration_renewal"][0] == "nothing due"
-    assert states["FR", 2025, "filing"] == ("open", "filed 2026-02-03 (3 day(s) late); no accepted status imported yet")
+    # published on 3 February but never transmitted or uploaded: not filed (filed means sent)
+    assert states["FR", 2025, "filing"] == (
+        "overdue",
+        "nothing accepted or filed; 1 published, not transmitted or uploaded yet; 1 day overdue",
+    )
     assert states["DE", 2024, "filing"] == (
         "overdue",
         "nothing accepted or filed; rejected as a whole (1): file again; 366 days overdue",
