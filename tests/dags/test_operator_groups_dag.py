@@ -301,6 +301,20 @@ def test_the_deadline_expects_every_operators_filing_and_names_the_one_missing(
 
     received: list[tuple[str, str]] = []
     monkeypatch.setattr("dac7_support.deadline.notify", lambda subject, text, level: received.append((subject, text)))
+    # published, not sent yet: no operator's filing counts as filed (filed means transmitted or uploaded)
+    assert check_deadline(2025, date(2026, 1, 26), config, ledger_url=ledger)["missing"] == [
+        "de_gmbh DE",
+        "default LT",
+        "lt2 LT",
+    ]
+    received.clear()
+    from reporting.ledger import open_ledger
+
+    with open_ledger(ledger, create=False) as led:  # the two LT filings uploaded in the portal
+        refs = [m.message_ref_id for m in led.messages(year=2025) if m.status == "published"]
+        assert len(refs) == 2
+        for ref in refs:
+            led.record_transmission(ref, event="uploaded", channel="outbox", actor="ana", at=datetime(2026, 1, 20, 9))
     assert check_deadline(2025, date(2026, 1, 26), config, ledger_url=ledger) == {
         "year": 2025,
         "due": True,
