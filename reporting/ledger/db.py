@@ -73,6 +73,7 @@ from reporting.ledger.transmissions import (
     FilingState,
     TransmissionEvent,
     check_sendable,
+    filed_times,
     filing_states,
     open_transfers,
     record_event,
@@ -1158,6 +1159,22 @@ class Ledger:
                 operator_id=operator_id,
                 message_ref_id=message_ref_id,
             )
+
+    def filed_times(
+        self,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        *,
+        operator_id: str | None = None,
+    ) -> dict[str, datetime]:
+        """When each message counts as filed (naive UTC), by MessageRefId: its first transmission
+        to the DIP or its upload from the outbox; the publication of one the authority answered
+        without either. A message only published is not filed, and not in it
+        (:func:`reporting.ledger.transmissions.filed_at`: the rule the rejections, the calendar,
+        the deadline warnings and the board share)."""
+        with self.engine.connect() as conn:
+            return filed_times(conn, year=year, authority=authority, environment=environment, operator_id=operator_id)
 
     def awaiting_protocol(self, environment: str | None = None) -> list[FilingState]:
         """DIP transfers finished whose protocol has not been applied yet."""

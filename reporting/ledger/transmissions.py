@@ -251,6 +251,53 @@ def open_transfers(evs: Sequence[Any]) -> list[str]:
     return tickets
 
 
+def filed_at(messages: sa.FromClause) -> sa.ColumnElement[datetime]:
+    """When a message of ``messages`` (the messages table, or an alias of it) counts as filed: when
+    it was sent, i.e. its first ``transmitted`` (DIP) or ``uploaded`` (outbox) event. Every
+    authority takes one of those two channels, so a message published and never sent is not filed
+    (nor is one whose DIP transfer was aborted). A message the authority answered (accepted or
+    rejected) without any such event was sent by hand before the ledger recorded transmissions:
+    its publication stands for its filing. NULL: not filed.
+
+    The one rule of "filed" for every reader of the ledger: the rejections and their corrections
+    (:mod:`reporting.ledger.rejections`), the filing calendar and the deadline warnings
+    (``reporting.open_items``), and the DAC7 view's board (:func:`filed_times`)."""
+    tx = t.transmissions
+    sent = (
+        sa.select(sa.func.min(tx.c.at))
+        .where(tx.c.message_id == messages.c.id, tx.c.event.in_(SENT_STATES))
+        .correlate_except(tx)  # the message may be two levels up (a rejected message's refiling)
+        .scalar_subquery()
+    )
+    answered = sa.case((messages.c.status.in_((ACCEPTED, REJECTED)), messages.c.published), else_=None)
+    column: sa.ColumnElement[datetime] = sa.func.coalesce(sent, answered)
+    return column
+
+
+def filed_times(
+    conn: Connection,
+    *,
+    year: int | None = None,
+    authority: str | None = None,
+    environment: str | None = None,
+    operator_id: str | None = None,
+) -> dict[str, datetime]:
+    """When each filed message was filed (:func:`filed_at`, naive UTC), by MessageRefId; a message
+    not filed (rendered, discarded, or published and not sent) is not in it."""
+    m = t.messages
+    when = filed_at(m).label("filed_at")
+    query = sa.select(m.c.message_ref_id, when)
+    for column, value in (
+        (m.c.reporting_year, year),
+        (m.c.authority, authority),
+        (m.c.environment, environment),
+        (m.c.operator_id, operator_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return {row.message_ref_id: row.filed_at for row in conn.execute(query) if row.filed_at is not None}
+
+
 def check_sendable(msg: Any, evs: Sequence[Any], *, what: str) -> None:
     """A message may be sent once: published (or answered already: never), not sent before."""
     if msg.status != PUBLISHED:
@@ -281,5 +328,7 @@ __all__ = [
     "FilingState",
     "FilingStep",
     "TransmissionEvent",
+    "filed_at",
+    "filed_times",
     "open_transfers",
 ]
