@@ -75,6 +75,7 @@ from reporting.ledger.transmissions import (
     check_sendable,
     filed_times,
     filing_states,
+    messages_where,
     open_transfers,
     record_event,
 )
@@ -924,16 +925,8 @@ class Ledger:
             .outerjoin(errs, errs.c.message_id == m.c.id)
             .order_by(m.c.created, m.c.id)
         )
-        for column, value in (
-            (m.c.reporting_year, year),
-            (m.c.authority, authority),
-            (m.c.environment, environment),
-            (m.c.status, status),
-            (m.c.message_ref_id, message_ref_id),
-            (m.c.operator_id, operator_id),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        query = messages_where(query, year=year, authority=authority, environment=environment, status=status)
+        query = messages_where(query, message_ref_id=message_ref_id, operator_id=operator_id)
         return [
             MessageInfo(
                 message_ref_id=row.message_ref_id,

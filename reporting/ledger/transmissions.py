@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,6 +52,34 @@ FILING_STATES = (RENDERED, APPROVED, PUBLISHED, UPLOADED, TRANSMITTED, ACCEPTED,
 #: The states after which a filing waits for the authority's answer.
 SENT_STATES = (UPLOADED, TRANSMITTED)
 _DETAIL_MAX = 500
+_Query = TypeVar("_Query", bound="sa.Select[Any]")
+
+
+#: The optional filters of the ledger's readers on the messages table: keyword -> column.
+_MESSAGE_FILTERS = {
+    "year": "reporting_year",
+    "authority": "authority",
+    "environment": "environment",
+    "operator_id": "operator_id",
+    "message_ref_id": "message_ref_id",
+    "status": "status",
+}
+
+
+def where_given(query: _Query, *filters: tuple[sa.ColumnElement[Any], object]) -> _Query:
+    """``query`` narrowed to each (column, value) of ``filters`` whose value is given (None
+    leaves its column free)."""
+    for column, value in filters:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def messages_where(query: _Query, **given: object) -> _Query:
+    """``query`` narrowed to the messages of the given ``year``, ``authority``, ``environment``,
+    ``operator_id``, ``message_ref_id`` and ``status`` (each None: any); the readers' one filter."""
+    m = t.messages
+    return where_given(query, *((m.c[_MESSAGE_FILTERS[name]], value) for name, value in given.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +166,10 @@ def events(
 ) -> list[TransmissionEvent]:
     m, x = t.messages, t.transmissions
     query = sa.select(x, m.c.message_ref_id).join(m, m.c.id == x.c.message_id).order_by(x.c.at, x.c.id)
-    for column, value in (
-        (m.c.message_ref_id, message_ref_id),
-        (m.c.reporting_year, year),
-        (m.c.authority, authority),
-        (m.c.environment, environment),
-        (x.c.ticket, ticket),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = messages_where(
+        query, message_ref_id=message_ref_id, year=year, authority=authority, environment=environment
+    )
+    query = where_given(query, (x.c.ticket, ticket))
     return [
         TransmissionEvent(
             message_ref_id=row.message_ref_id,
@@ -172,15 +195,8 @@ def filing_states(
 ) -> list[FilingState]:
     m, r, i = t.messages, t.records, t.status_imports
     query = sa.select(m).order_by(m.c.created, m.c.id)
-    for column, value in (
-        (m.c.reporting_year, year),
-        (m.c.authority, authority),
-        (m.c.environment, environment),
-        (m.c.operator_id, operator_id),
-        (m.c.message_ref_id, message_ref_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = messages_where(query, year=year, authority=authority, environment=environment, operator_id=operator_id)
+    query = messages_where(query, message_ref_id=message_ref_id)
     messages = conn.execute(query).all()
     if not messages:
         return []
@@ -274,27 +290,12 @@ def filed_at(messages: sa.FromClause) -> sa.ColumnElement[datetime]:
     return column
 
 
-def filed_times(
-    conn: Connection,
-    *,
-    year: int | None = None,
-    authority: str | None = None,
-    environment: str | None = None,
-    operator_id: str | None = None,
-) -> dict[str, datetime]:
+def filed_times(conn: Connection, **period: str | int | None) -> dict[str, datetime]:
     """When each filed message was filed (:func:`filed_at`, naive UTC), by MessageRefId; a message
-    not filed (rendered, discarded, or published and not sent) is not in it."""
+    not filed (rendered, discarded, or published and not sent) is not in it. ``period``: the
+    messages' ``year``, ``authority``, ``environment`` and ``operator_id`` (each None: any)."""
     m = t.messages
-    when = filed_at(m).label("filed_at")
-    query = sa.select(m.c.message_ref_id, when)
-    for column, value in (
-        (m.c.reporting_year, year),
-        (m.c.authority, authority),
-        (m.c.environment, environment),
-        (m.c.operator_id, operator_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = messages_where(sa.select(m.c.message_ref_id, filed_at(m).label("filed_at")), **period)
     return {row.message_ref_id: row.filed_at for row in conn.execute(query) if row.filed_at is not None}
 
 
