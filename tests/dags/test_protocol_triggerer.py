@@ -65,7 +65,7 @@ class Stack:
     dip: DipServer
     ledger_url: str
     out: Path
-    fernet_key: str  # Airflow's ([core] fernet_key): it encrypts a trigger's stored arguments
+    fernet_key: str  # Airflow's [core] fernet_key (meant to encrypt a trigger's stored arguments)
     client_id: str
 
 
