@@ -6,13 +6,16 @@ that each entity's filing is seen on its own (a missing, rejected or late filing
 is never hidden by another operator's filing in the same member state). Each production row has
 its due day from the deadline table of the authority's profile (``reporting.deadlines``: one
 table per profile, a source per row), the days left or overdue, and from the filing ledger what
-was filed (published), accepted, partly rejected (an accepted message with rejected records,
-counted apart), rejected, still waiting for the authority's status, and corrected (DPI402
-messages). Seller statements have a column with how many were sent and how many are still
-unsent (pending or failed; superseded ones aside), from the ledger's delivery record, or "none
-recorded". Rows come from the ledger, and for the filing state (the member state the
-configuration named by ``DAC7_CONFIG`` files in; in a group, each operator's) also for the last
-ended year and the year in progress, so that a filing not made yet shows as a row too.
+was filed, accepted, partly rejected (an accepted message with rejected records, counted apart),
+rejected, still waiting for the authority's status, and corrected (DPI402 messages). Filed means
+sent, as for the calendar and the deadline warnings: transmitted to the DIP or marked uploaded
+from the outbox, at the time it was sent (``Ledger.filed_times``, the ledger's one rule); a
+message published and never sent is not filed, and its row reads open or overdue. Seller
+statements have a column with how many were sent and how many are still unsent (pending or
+failed; superseded ones aside), from the ledger's delivery record, or "none recorded". Rows come
+from the ledger, and for the filing state (the member state the configuration named by
+``DAC7_CONFIG`` files in; in a group, each operator's) also for the last ended year and the year
+in progress, so that a filing not made yet shows as a row too.
 
 The upload (``POST /dac7/status-import``, a multipart form on the board): the same size limit,
 hardened parser and import as ``dac7 status-import`` (``reporting.ledger.status``), into the ledger
@@ -95,16 +98,17 @@ class BoardRow:
     environment: str
     authority: str
     year: int
-    filed: int = 0  # messages published (whatever the authority said since)
+    filed: int = 0  # messages sent, or answered by the authority (whatever it said)
     accepted: int = 0  # accepted with every record
     partly_rejected: int = 0  # accepted, with records the authority rejected
     rejected_records: int = 0  # records rejected inside accepted messages
     open_rejected_records: int = 0  # of those, not corrected yet
     rejected: int = 0  # messages rejected as a whole
-    awaiting: int = 0  # published, no status document yet
-    corrections: int = 0  # DPI402 messages published
+    awaiting: int = 0  # sent, no status document yet
+    corrections: int = 0  # DPI402 messages sent
     not_published: int = 0  # rendered or discarded: never sent
-    first_filed: datetime | None = None  # the first publication of a message that still counts
+    #: when the first message that still counts (sent, or accepted) was sent (naive UTC)
+    first_filed: datetime | None = None
     error_codes: tuple[str, ...] = ()
     #: of the partly rejected messages, those whose status document named no rejected record
     unnamed_rejections: int = 0
@@ -115,10 +119,12 @@ class BoardRow:
     #: the operator of a group whose filing this is (its id); ``None``: a single operator's board,
     #: every message of the environment, authority and year counted
     operator: str | None = None
+    #: messages published and not sent yet (not transmitted, not marked uploaded): not filed
+    unsent: int = 0
 
     @property
     def live(self) -> bool:
-        """A filing counts: a message published or accepted (not rejected as a whole)."""
+        """A filing counts: a message sent or accepted (not rejected as a whole)."""
         return self.first_filed is not None
 
 
@@ -157,6 +163,18 @@ class Tally:
     rejected_doc_ref_ids: frozenset[str] = frozenset()
     codes: tuple[str, ...] = ()
     outcome: str = ""  # the latest status document's outcome, as the ledger keeps it
+    #: when the message counts as filed (``Ledger.filed_times``: sent); None: not filed
+    filed_at: datetime | None = None
+    #: of its rejected records, those without a correction sent since (``Ledger.rejections``);
+    #: None: not read, the records the ledger still holds as rejected are counted
+    open_rejected_records: int | None = None
+
+    @property
+    def still_rejected(self) -> int:
+        """The records of this message rejected and not corrected by a sent correction."""
+        if self.open_rejected_records is None:
+            return self.message.rejected_records
+        return self.open_rejected_records
 
     @property
     def unnamed_rejection(self) -> bool:
@@ -217,15 +235,17 @@ def board_rows(
 
 
 def _row(environment: str, authority: str, year: int, tallies: list[Tally], operator: str | None = None) -> BoardRow:
+    """One row: filed means sent (``Tally.filed_at``), as the calendar and the warnings count."""
     messages = [t.message for t in tallies]
-    filed = [m for m in messages if m.published is not None and m.status in ("published", "accepted", "rejected")]
+    sent = [t for t in tallies if t.filed_at is not None and t.message.status in ("published", "accepted", "rejected")]
+    filed = [t.message for t in sent]
     partial = [
         t
         for t in tallies
         if t.message.status == "accepted"
         and (t.rejected_doc_ref_ids or t.message.rejected_records or t.unnamed_rejection)
     ]
-    live = [m.published for m in filed if m.status in ("published", "accepted") and m.published is not None]
+    live = [t.filed_at for t in sent if t.message.status in ("published", "accepted") and t.filed_at is not None]
     return BoardRow(
         environment=environment,
         authority=authority,
@@ -234,22 +254,26 @@ def _row(environment: str, authority: str, year: int, tallies: list[Tally], oper
         accepted=sum(1 for m in messages if m.status == "accepted") - len(partial),
         partly_rejected=len(partial),
         rejected_records=sum(max(len(t.rejected_doc_ref_ids), t.message.rejected_records) for t in partial),
-        open_rejected_records=sum(t.message.rejected_records for t in partial),
+        open_rejected_records=sum(t.still_rejected for t in partial),
         rejected=sum(1 for m in messages if m.status == "rejected"),
-        awaiting=sum(1 for m in messages if m.status == "published"),
+        awaiting=sum(1 for m in filed if m.status == "published"),
         corrections=sum(1 for m in filed if m.message_type_indic == "DPI402"),
         not_published=sum(1 for m in messages if m.status in ("rendered", "discarded")),
         first_filed=min(live) if live else None,
         error_codes=tuple(sorted({c for t in tallies for c in t.codes})),
         unnamed_rejections=sum(1 for t in partial if t.unnamed_rejection),
         operator=operator,
+        unsent=sum(1 for t in tallies if t.message.status == "published" and t.filed_at is None),
     )
 
 
 def read_tallies(ledger: Ledger) -> list[Tally]:
-    """Every message of the ledger, with the DocRefIds and codes of its status documents' errors."""
+    """Every message of the ledger, with the DocRefIds and codes of its status documents' errors,
+    when it counts as filed (sent) and how many of its rejected records no sent correction fixed."""
     out = []
     outcomes = status_outcomes(ledger)
+    filed = ledger.filed_times()
+    still_open = Counter(r.message_ref_id for r in ledger.rejections() if not r.whole_message and not r.corrected)
     for m in ledger.messages():
         errors = ledger.errors(m.message_ref_id) if m.errors else []
         out.append(
@@ -258,6 +282,8 @@ def read_tallies(ledger: Ledger) -> list[Tally]:
                 rejected_doc_ref_ids=frozenset(e.doc_ref_id for e in errors if e.scope == "record" and e.doc_ref_id),
                 codes=tuple(sorted({e.code for e in errors if e.code})),
                 outcome=outcomes.get(m.message_ref_id, ""),
+                filed_at=filed.get(m.message_ref_id),
+                open_rejected_records=still_open.get(m.message_ref_id, 0),
             )
         )
     return out
@@ -390,17 +416,20 @@ def state(row: BoardRow, due: date | None, today: date | datetime) -> tuple[str,
     """The one-line state of a row, for the badge; ``today`` a day, or a moment (then the
     member state's day of it)."""
     today = local_today(row, today)
-    if not row.live:
+    unsent = f"{row.unsent} published, not sent yet" if row.unsent else ""
+    if not row.live:  # nothing sent that counts: a message only published is no filing
         if row.rejected:
-            return BAD, "rejected: file again"
+            return BAD, "rejected: file again" + (f" ({unsent})" if unsent else "")
         if due is not None and today > due:
-            return BAD, "overdue: nothing filed"
-        return TODO, "not filed yet"
+            return BAD, "overdue: nothing filed" + (f" ({unsent})" if unsent else "")
+        return TODO, unsent or "not filed yet"
     if row.open_rejected_records:
         n = row.open_rejected_records
         return WARN, f"warning: {n} record{'s' if n != 1 else ''} rejected"
     if row.unnamed_rejections:
         return WARN, "warning: partially rejected, records not named"
+    if unsent:  # a correction or an addition published and not sent
+        return WARN, f"warning: {unsent}"
     if row.awaiting:
         return INFO, "filed: awaiting the authority's status"
     return OK, "accepted"
@@ -408,8 +437,8 @@ def state(row: BoardRow, due: date | None, today: date | datetime) -> tuple[str,
 
 def deadline_words(row: BoardRow, due: date, today: date | datetime) -> str:
     """Days left or overdue while nothing counts as filed; once filed, whether it was in time:
-    the day of the first publication in the member state's time zone (the ledger's published
-    time, when the file was ready to send; not when the authority received it)."""
+    the day it was first sent (transmitted to the DIP, or marked uploaded from the outbox) in the
+    member state's time zone; not its publication, nor when the authority received it."""
     from reporting.deadlines import describe_days, local_day
 
     today = local_today(row, today)
@@ -444,7 +473,8 @@ def board_page(
         "and the authorities' status documents imported into it.</p>",
         '<p class="muted" id="time-zones">A due day ends at midnight in the member state (31 January ends at '
         "23:00 UTC in a state on Central European Time): due, overdue and filed in time are judged on the state's "
-        "own day. Filed is when the file was published, ready to send, not when the authority received it.</p>",
+        "own day. Filed is when the file was sent: transmitted to the DIP, or marked uploaded from the outbox "
+        "(as the calendar and the deadline warnings count it); a file published and not sent is not filed.</p>",
         *(_result(result) if result else []),
         *_problems(board.problems),
         '<p class="contents">On this page: <a href="#production">Production</a> <a href="#test">Test environment</a> '
@@ -589,6 +619,12 @@ def _counts(r: BoardRow, due: date | None, today: date | datetime) -> tuple[str,
         fixed = r.rejected_records - r.open_rejected_records
         partly += f", {_num(fixed)} corrected since)</span>" if fixed > 0 else ")</span>"
     filed = _num(r.filed) + (
+        f' <span class="muted" title="published: not transmitted, not marked uploaded">'
+        f"(+{_num(r.unsent)} published, not sent)</span>"
+        if r.unsent
+        else ""
+    )
+    filed += (
         f' <span class="muted" title="rendered or discarded: never sent">'
         f"(+{_num(r.not_published)} not published)</span>"
         if r.not_published

@@ -6,9 +6,10 @@ For one operator's filing with one authority and one reporting year (production)
 * **filing**: done once the authority accepted a message of it (also with some records
   rejected: those are corrections); open while nothing is accepted, overdue when nothing is
   filed after the due day. Filed means sent: transmitted to the DIP or marked uploaded from the
-  outbox (every authority takes one of the two); a message published and not sent is not
-  filed. Filed but not accepted after the due day stays open, and is warned about: the answer
-  is missing (import the status document, or ask the authority).
+  outbox (every authority takes one of the two); a message published and not sent is not filed
+  (``Ledger.filed_times``: the ledger's one rule, which the DAC7 board applies too). Filed but
+  not accepted after the due day stays open, and is warned about: the answer is missing (import
+  the status document, or ask the authority).
 * **seller statements**: done when every statement recorded is sent (superseded ones aside) and
   a filing with sellers has statements; else open, overdue after the due day.
 * **correction**: each rejection (a record, or a message as a whole) is done once a correction
@@ -39,7 +40,6 @@ from reporting.deadlines import (
     local_day,
 )
 from reporting.ledger import Ledger, MessageInfo, Rejection
-from reporting.ledger.transmissions import SENT_STATES
 from reporting.vocabulary import PROD
 
 #: The states of an item.
@@ -120,7 +120,7 @@ def filing_states(
         if c.authority == authority and (operator_id is None or c.operator_id == operator_id)
     ]
     sellers = ledger.filed_sellers(PROD, year, operator_id=operator_id).get(authority, 0)
-    sent_at = _sent_at(ledger, authority, year, operator_id)
+    sent_at = ledger.filed_times(year, authority, PROD, operator_id=operator_id)  # filed means sent
     out = []
     for item in calendar(authority, year, correction_window):
         if item.obligation == "filing":
@@ -136,21 +136,6 @@ def filing_states(
             assert item.obligation == REGISTRATION
             state, detail = NOTHING, "no renewal of the registration is known for this authority"
         out.append(ItemState(item, operator_id, state, detail))
-    return out
-
-
-def _sent_at(ledger: Ledger, authority: str, year: int, operator_id: str | None) -> dict[str, datetime]:
-    """When each production message of the filing was sent: its first ``transmitted`` (DIP) or
-    ``uploaded`` (outbox) step. Every authority takes one of the two channels, so a message only
-    published is not sent. One the authority answered without such a step was sent by hand
-    before transmissions were recorded: its publication stands for the sending."""
-    out: dict[str, datetime] = {}
-    for state in ledger.filing_states(year, authority, PROD, operator_id=operator_id):
-        step = next((s for s in state.steps if s.state in SENT_STATES and s.at is not None), None)
-        if step is None and state.message_status in ("accepted", "rejected"):
-            step = state.step("published")
-        if step is not None and step.at is not None:
-            out[state.message_ref_id] = step.at
     return out
 
 

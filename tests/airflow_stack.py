@@ -1,12 +1,13 @@
 """A real Airflow for the integration tests: its processes, their environment, its REST API.
 
-Two kinds of user: ``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
+Three kinds of user: ``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
 top: :func:`free_port`, :func:`wait_until_healthy`, :func:`stop`, :func:`tail`, :func:`request`);
 ``tests/dags/test_distributed.py`` starts a whole distributed Airflow with :func:`celery_airflow`:
 an api-server, a scheduler with the CeleryExecutor, a dag-processor, a triggerer and Celery
-workers, each an ``airflow`` process with an explicit environment (nothing of the test process's
-own ``AIRFLOW__*`` settings leaks in), each in a process group of its own so that stopping it
-stops whatever it started.
+workers; ``tests/dags/test_protocol_triggerer.py`` the same components on one machine with
+:func:`local_airflow` (the LocalExecutor, SQLite). Each component is an ``airflow`` process with an
+explicit environment (nothing of the test process's own ``AIRFLOW__*`` settings leaks in), each in
+a process group of its own so that stopping it stops whatever it started.
 
 Celery workers on one machine share the OS hostname, which Airflow records as a task instance's
 ``hostname``. :func:`worker_hostname` is a ``[core] hostname_callable`` that reads a name from the
@@ -276,6 +277,36 @@ def _start(name: str, argv: list[str], env: Mapping[str, str], logs: Path) -> Pr
     return Process(name, spawn(argv, env, log, cwd=logs), log)
 
 
+def _settings(home: Path, port: int, users: Mapping[str, str], jwt_secret: str) -> dict[str, str]:
+    """What every component of a test Airflow shares, whatever its executor."""
+    return base_env() | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        # only triggered runs: the latest due run of a scheduled DAG would start at once
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # Trap (Airflow 3.3.2): a task supervisor whose task process closed its sockets before it
+        # exited notices the exit only when its select() times out, after up to this many seconds
+        # (default 5): the workers' "Workload finished" durations showed ~5 s more than the task
+        # logs on many tasks
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    }
+
+
 def celery_settings(
     *,
     home: Path,
@@ -291,43 +322,32 @@ def celery_settings(
 
     ``users``: name -> role of the simple auth manager (passwords in ``home/passwords.json``)."""
     result_backend = "db+" + metadata_url
-    return base_env() | {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+    return _settings(home, port, users, jwt_secret) | {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         # Airflow derives its async URL with asyncpg (not installed); psycopg 3 does both
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata_url.replace("+psycopg://", "+psycopg_async://", 1),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        # only triggered runs: the latest due run of a scheduled DAG would start at once
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
-        # Trap (Airflow 3.3.2): a task supervisor whose task process closed its sockets before it
-        # exited notices the exit only when its select() times out, after up to this many seconds
-        # (default 5): the workers' "Workload finished" durations showed ~5 s more than the task
-        # logs on many tasks
-        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         # every Redis key and channel of this Airflow under a prefix of its own: parallel runs
         # on one Redis server do not see each other's queues
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": key_prefix,
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
+    }
+
+
+def local_settings(
+    *, home: Path, port: int, users: Mapping[str, str], jwt_secret: str, parallelism: int = 2
+) -> dict[str, str]:
+    """The whole environment of every process of :func:`local_airflow`: the LocalExecutor (its
+    ``parallelism`` worker processes are the scheduler's children) and a SQLite metadata database
+    in ``home``. ``users``: name -> role of the simple auth manager."""
+    return _settings(home, port, users, jwt_secret) | {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
     }
 
 
@@ -346,6 +366,51 @@ def celery_airflow(
     :meth:`CeleryAirflow.wait_until_ready`. Stops every process on exit (SIGTERM, the scheduler
     first so that nothing new is queued, the api-server last) and fails if any process of this
     ``AIRFLOW_HOME`` is left."""
+    tests = str(Path(__file__).resolve().parent)
+    more: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for name, extra in workers.items():
+        worker_env = dict(env) | {
+            "PYTHONPATH": os.pathsep.join(p for p in (tests, env.get("PYTHONPATH")) if p),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{Path(__file__).stem}.worker_hostname",
+            HOSTNAME_VAR: name,
+            **extra,
+        }
+        argv = [
+            str(AIRFLOW),
+            "celery",
+            "worker",
+            "--celery-hostname",  # unique: Celery refuses a second worker of the same name
+            f"{name}-{secrets.token_hex(3)}@%h",
+            "--concurrency",
+            env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "1"),
+            "--skip-serve-logs",  # task logs are files of the shared AIRFLOW_HOME
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        more[name] = (argv, worker_env)
+    with _airflow(root=root, env=env, passwords=passwords, more=more) as stack:
+        yield stack
+
+
+@contextmanager
+def local_airflow(*, root: Path, env: Mapping[str, str], passwords: Mapping[str, str]) -> Iterator[CeleryAirflow]:
+    """As :func:`celery_airflow`, with the executor of ``env`` running the tasks itself (the
+    LocalExecutor of :func:`local_settings`: the scheduler's worker processes): an api-server, a
+    scheduler, a dag-processor and a triggerer, each a process of its own."""
+    with _airflow(root=root, env=env, passwords=passwords, more={}) as stack:
+        yield stack
+
+
+@contextmanager
+def _airflow(
+    *,
+    root: Path,
+    env: Mapping[str, str],
+    passwords: Mapping[str, str],
+    more: Mapping[str, tuple[list[str], Mapping[str, str]]],
+) -> Iterator[CeleryAirflow]:
+    """``airflow db migrate``, then the four components and the processes of ``more`` (name ->
+    argv and environment); stops them all on exit and fails on any process of ``AIRFLOW_HOME`` left."""
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     logs = root / "process-logs"
@@ -372,27 +437,8 @@ def celery_airflow(
         }
         for name, argv in commands.items():
             stack.processes.append(_start(name, argv, env, logs))
-        tests = str(Path(__file__).resolve().parent)
-        for name, extra in workers.items():
-            worker_env = dict(env) | {
-                "PYTHONPATH": os.pathsep.join(p for p in (tests, env.get("PYTHONPATH")) if p),
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{Path(__file__).stem}.worker_hostname",
-                HOSTNAME_VAR: name,
-                **extra,
-            }
-            argv = [
-                airflow,
-                "celery",
-                "worker",
-                "--celery-hostname",  # unique: Celery refuses a second worker of the same name
-                f"{name}-{secrets.token_hex(3)}@%h",
-                "--concurrency",
-                env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "1"),
-                "--skip-serve-logs",  # task logs are files of the shared AIRFLOW_HOME
-                "--without-mingle",
-                "--without-gossip",
-            ]
-            stack.processes.append(_start(name, argv, worker_env, logs))
+        for name, (argv, own_env) in more.items():
+            stack.processes.append(_start(name, argv, own_env, logs))
         yield stack
     finally:
         # the scheduler first (nothing new is queued), the workers and the rest together, the

@@ -118,6 +118,9 @@ class DipServer:
         self.reject_first = 0  # ... and the first N seller records of each transfer
         self.whole_error = False
         self.protocol_after_polls = 0
+        #: while True, no protocol is listed or served: the authority has not answered yet (a test
+        #: holds it to look at the waiting side, then sets it False)
+        self.hold = False
         self.errors: list[str] = []  # what the server refused (bad assertion, bad signature)
         self._seq = itertools.count(1)
         self._polls = 0
@@ -236,7 +239,10 @@ class DipServer:
                     ready = [
                         x.ticket
                         for x in server.transfers.values()
-                        if x.state == "finished" and not x.confirmed and server._polls > server.protocol_after_polls
+                        if x.state == "finished"
+                        and not x.confirmed
+                        and server._polls > server.protocol_after_polls
+                        and not server.hold
                     ]
                     xml = (
                         "<Datentransfernummern>"
@@ -275,7 +281,7 @@ class DipServer:
                     t.state = "finished" if op == "finish" else "aborted"
                     return self._reply(op, 200)
                 if op == "protocol":
-                    if t.state != "finished" or server._polls <= server.protocol_after_polls:
+                    if t.state != "finished" or server._polls <= server.protocol_after_polls or server.hold:
                         return self._reply(op, 404, "Protokoll liegt nicht vor")
                     return self._reply(op, 200, server.protocol_xml(t), "application/octet-stream")
                 if op == "confirm":

@@ -1,11 +1,12 @@
 """Filings recorded in a ledger the way the pipeline records them, for the ledger's and the
-statements' tests: what a run would file (``current``) and a ``Filer`` that plans, records and
-publishes one period and authority."""
+statements' tests: what a run would file (``current``), a ``Filer`` that plans, records and
+publishes one period and authority, and ``send``, which makes a published message filed."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import datetime
 from typing import Any
 
 from reporting.ledger import PO_KEY, SELLER, Ledger, PlannedMessage, content_hash, plan_filing
@@ -97,3 +98,15 @@ class Filer:
 
     def live(self) -> dict[RecordKey, Any]:
         return self.ledger.live_records(self.environment, self.authority, self.year, operator_id=self.operator_id)
+
+
+def send(ledger: Ledger, ref: str, at: datetime | None = None, *, actor: str = "ana") -> None:
+    """A published message goes its authority's way, which makes it filed (filed means sent:
+    ``Ledger.filed_times``): transmitted through a DIP transfer for DE, else marked uploaded from
+    the outbox; at ``at`` (naive UTC; None: now)."""
+    if ledger.message(ref).authority == "DE":
+        ticket = f"T-{ref[-6:]}"
+        ledger.record_transmission(ref, event="started", channel="dip", actor=actor, ticket=ticket, at=at)
+        ledger.record_transmission(ref, event="transmitted", channel="dip", actor=actor, ticket=ticket, at=at)
+    else:
+        ledger.record_transmission(ref, event="uploaded", channel="outbox", actor=actor, at=at)

@@ -73,7 +73,9 @@ from reporting.ledger.transmissions import (
     FilingState,
     TransmissionEvent,
     check_sendable,
+    filed_times,
     filing_states,
+    messages_where,
     open_transfers,
     record_event,
 )
@@ -923,16 +925,8 @@ class Ledger:
             .outerjoin(errs, errs.c.message_id == m.c.id)
             .order_by(m.c.created, m.c.id)
         )
-        for column, value in (
-            (m.c.reporting_year, year),
-            (m.c.authority, authority),
-            (m.c.environment, environment),
-            (m.c.status, status),
-            (m.c.message_ref_id, message_ref_id),
-            (m.c.operator_id, operator_id),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        query = messages_where(query, year=year, authority=authority, environment=environment, status=status)
+        query = messages_where(query, message_ref_id=message_ref_id, operator_id=operator_id)
         return [
             MessageInfo(
                 message_ref_id=row.message_ref_id,
@@ -1158,6 +1152,22 @@ class Ledger:
                 operator_id=operator_id,
                 message_ref_id=message_ref_id,
             )
+
+    def filed_times(
+        self,
+        year: int | None = None,
+        authority: str | None = None,
+        environment: str | None = None,
+        *,
+        operator_id: str | None = None,
+    ) -> dict[str, datetime]:
+        """When each message counts as filed (naive UTC), by MessageRefId: its first transmission
+        to the DIP or its upload from the outbox; the publication of one the authority answered
+        without either. A message only published is not filed, and not in it
+        (:func:`reporting.ledger.transmissions.filed_at`: the rule the rejections, the calendar,
+        the deadline warnings and the board share)."""
+        with self.engine.connect() as conn:
+            return filed_times(conn, year=year, authority=authority, environment=environment, operator_id=operator_id)
 
     def awaiting_protocol(self, environment: str | None = None) -> list[FilingState]:
         """DIP transfers finished whose protocol has not been applied yet."""

@@ -22,6 +22,12 @@ class ApprovalMissingError(LedgerError, PermanentError):
     changes nothing until someone other than the one who triggered the run approves it."""
 
 
+class MessageStateError(LedgerError, PermanentError):
+    """An operation asked of a message whose state does not allow it: a message transmitted
+    while it is not published (never published, or answered by the authority already). A retry
+    finds the same state: the run or the command must change first."""
+
+
 class LedgerModeError(LedgerError, PermanentError):
     """An explicit filing mode (new, correction, deletion, nil) does not fit the ledger state."""
 

@@ -13,8 +13,9 @@ Two kinds of rejection:
 
 When: the rejection is dated by the import of the status document that said so (the ledger does
 not know when the authority wrote it); the correction by the sending of the message that carries
-it: transmitted to the DIP or marked uploaded from the outbox (:func:`_filed`). A correction
-published and not sent (or whose DIP transfer was aborted) leaves the rejection open.
+it: transmitted to the DIP or marked uploaded from the outbox
+(:func:`reporting.ledger.transmissions.filed_at`, the one rule of "filed"). A correction published
+and not sent (or whose DIP transfer was aborted) leaves the rejection open.
 
 No record content is read: ids, counts and times only.
 """
@@ -37,9 +38,8 @@ from reporting.ledger.model import (
     REJECTED,
     RESEND,
     SUPERSEDED,
-    TRANSMITTED,
-    UPLOADED,
 )
+from reporting.ledger.transmissions import filed_at
 from reporting.vocabulary import DEFAULT_OPERATOR
 
 
@@ -66,24 +66,6 @@ class Rejection:
     @property
     def whole_message(self) -> bool:
         return self.doc_ref_id is None
-
-
-def _filed(messages: sa.FromClause) -> sa.ColumnElement[datetime]:
-    """When a message counts as filed: when it was sent, i.e. its first ``transmitted`` (DIP) or
-    ``uploaded`` (outbox) event. Every authority takes one of those two channels, so a message
-    published and never sent is not filed (a DIP transfer aborted is no filing). A message the
-    authority answered (accepted or rejected) without any such event was sent by hand before the
-    ledger recorded transmissions: its publication stands for its filing."""
-    tx = t.transmissions
-    sent = (
-        sa.select(sa.func.min(tx.c.at))
-        .where(tx.c.message_id == messages.c.id, tx.c.event.in_((TRANSMITTED, UPLOADED)))
-        .correlate_except(tx)  # the message may be two levels up (a rejected message's refiling)
-        .scalar_subquery()
-    )
-    answered = sa.case((messages.c.status.in_((ACCEPTED, REJECTED)), messages.c.published), else_=None)
-    column: sa.ColumnElement[datetime] = sa.func.coalesce(sent, answered)
-    return column
 
 
 def rejections(engine: Engine, *, environment: str | None = None, year: int | None = None) -> list[Rejection]:
@@ -124,7 +106,7 @@ def _record_rejections(conn: sa.Connection, environment: str | None, year: int |
             r.c.doc_ref_id,
             r.c.status,
             named_at.label("rejected_at"),
-            _filed(fixer_msg).label("corrected_at"),
+            filed_at(fixer_msg).label("corrected_at"),
         )
         .select_from(
             r.join(m, m.c.id == r.c.message_id)
@@ -170,7 +152,7 @@ def _message_rejections(conn: sa.Connection, environment: str | None, year: int 
     later_r, later_m = r.alias("later_r"), m.alias("later_m")
     # the first filing, after the rejected message, of the same record (kind and seller) in its period
     refiled = (
-        sa.select(sa.func.min(_filed(later_m)))
+        sa.select(sa.func.min(filed_at(later_m)))
         .select_from(later_r.join(later_m, later_m.c.id == later_r.c.message_id))
         .where(
             later_m.c.environment == m.c.environment,
@@ -178,7 +160,7 @@ def _message_rejections(conn: sa.Connection, environment: str | None, year: int 
             later_m.c.reporting_year == m.c.reporting_year,
             later_m.c.operator_id == m.c.operator_id,
             later_m.c.status.in_((PUBLISHED, ACCEPTED)),
-            _filed(later_m) > _filed(m),
+            filed_at(later_m) > filed_at(m),
             later_r.c.kind == r.c.kind,
             later_r.c.seller_key.is_not_distinct_from(r.c.seller_key),
             later_r.c.doc_type != RESEND,

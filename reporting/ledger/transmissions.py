@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,6 +52,34 @@ FILING_STATES = (RENDERED, APPROVED, PUBLISHED, UPLOADED, TRANSMITTED, ACCEPTED,
 #: The states after which a filing waits for the authority's answer.
 SENT_STATES = (UPLOADED, TRANSMITTED)
 _DETAIL_MAX = 500
+_Query = TypeVar("_Query", bound="sa.Select[Any]")
+
+
+#: The optional filters of the ledger's readers on the messages table: keyword -> column.
+_MESSAGE_FILTERS = {
+    "year": "reporting_year",
+    "authority": "authority",
+    "environment": "environment",
+    "operator_id": "operator_id",
+    "message_ref_id": "message_ref_id",
+    "status": "status",
+}
+
+
+def where_given(query: _Query, *filters: tuple[sa.ColumnElement[Any], object]) -> _Query:
+    """``query`` narrowed to each (column, value) of ``filters`` whose value is given (None
+    leaves its column free)."""
+    for column, value in filters:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def messages_where(query: _Query, **given: object) -> _Query:
+    """``query`` narrowed to the messages of the given ``year``, ``authority``, ``environment``,
+    ``operator_id``, ``message_ref_id`` and ``status`` (each None: any); the readers' one filter."""
+    m = t.messages
+    return where_given(query, *((m.c[_MESSAGE_FILTERS[name]], value) for name, value in given.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +166,10 @@ def events(
 ) -> list[TransmissionEvent]:
     m, x = t.messages, t.transmissions
     query = sa.select(x, m.c.message_ref_id).join(m, m.c.id == x.c.message_id).order_by(x.c.at, x.c.id)
-    for column, value in (
-        (m.c.message_ref_id, message_ref_id),
-        (m.c.reporting_year, year),
-        (m.c.authority, authority),
-        (m.c.environment, environment),
-        (x.c.ticket, ticket),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = messages_where(
+        query, message_ref_id=message_ref_id, year=year, authority=authority, environment=environment
+    )
+    query = where_given(query, (x.c.ticket, ticket))
     return [
         TransmissionEvent(
             message_ref_id=row.message_ref_id,
@@ -172,15 +195,8 @@ def filing_states(
 ) -> list[FilingState]:
     m, r, i = t.messages, t.records, t.status_imports
     query = sa.select(m).order_by(m.c.created, m.c.id)
-    for column, value in (
-        (m.c.reporting_year, year),
-        (m.c.authority, authority),
-        (m.c.environment, environment),
-        (m.c.operator_id, operator_id),
-        (m.c.message_ref_id, message_ref_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    query = messages_where(query, year=year, authority=authority, environment=environment, operator_id=operator_id)
+    query = messages_where(query, message_ref_id=message_ref_id)
     messages = conn.execute(query).all()
     if not messages:
         return []
@@ -251,6 +267,38 @@ def open_transfers(evs: Sequence[Any]) -> list[str]:
     return tickets
 
 
+def filed_at(messages: sa.FromClause) -> sa.ColumnElement[datetime]:
+    """When a message of ``messages`` (the messages table, or an alias of it) counts as filed: when
+    it was sent, i.e. its first ``transmitted`` (DIP) or ``uploaded`` (outbox) event. Every
+    authority takes one of those two channels, so a message published and never sent is not filed
+    (nor is one whose DIP transfer was aborted). A message the authority answered (accepted or
+    rejected) without any such event was sent by hand before the ledger recorded transmissions:
+    its publication stands for its filing. NULL: not filed.
+
+    The one rule of "filed" for every reader of the ledger: the rejections and their corrections
+    (:mod:`reporting.ledger.rejections`), the filing calendar and the deadline warnings
+    (``reporting.open_items``), and the DAC7 view's board (:func:`filed_times`)."""
+    tx = t.transmissions
+    sent = (
+        sa.select(sa.func.min(tx.c.at))
+        .where(tx.c.message_id == messages.c.id, tx.c.event.in_(SENT_STATES))
+        .correlate_except(tx)  # the message may be two levels up (a rejected message's refiling)
+        .scalar_subquery()
+    )
+    answered = sa.case((messages.c.status.in_((ACCEPTED, REJECTED)), messages.c.published), else_=None)
+    column: sa.ColumnElement[datetime] = sa.func.coalesce(sent, answered)
+    return column
+
+
+def filed_times(conn: Connection, **period: str | int | None) -> dict[str, datetime]:
+    """When each filed message was filed (:func:`filed_at`, naive UTC), by MessageRefId; a message
+    not filed (rendered, discarded, or published and not sent) is not in it. ``period``: the
+    messages' ``year``, ``authority``, ``environment`` and ``operator_id`` (each None: any)."""
+    m = t.messages
+    query = messages_where(sa.select(m.c.message_ref_id, filed_at(m).label("filed_at")), **period)
+    return {row.message_ref_id: row.filed_at for row in conn.execute(query) if row.filed_at is not None}
+
+
 def check_sendable(msg: Any, evs: Sequence[Any], *, what: str) -> None:
     """A message may be sent once: published (or answered already: never), not sent before."""
     if msg.status != PUBLISHED:
@@ -281,5 +329,7 @@ __all__ = [
     "FilingState",
     "FilingStep",
     "TransmissionEvent",
+    "filed_at",
+    "filed_times",
     "open_transfers",
 ]

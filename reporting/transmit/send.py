@@ -9,6 +9,11 @@ DIP test host, a production one to production. A DIP transfer that fails is abor
 ticket never used again: a retry (``attempts``, transient errors only) starts a new one. The
 protocol, once there, is applied to the ledger as ``dac7 status-import`` applies a status
 document, kept beside the output (0600), and its receipt confirmed.
+
+Permanent (``reporting.errors.PermanentError``: the DAGs fail them at once, no retry): a message
+that is not published (``MessageStateError``), a DIP message handed over without a DIP client
+(``PermanentTransmissionError``: a programming or configuration error), a missing approval, a
+published file that is missing or changed, and a refusal by the DIP (a 4xx).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from reporting.authorities import profile_for
 from reporting.config import Transmission
 from reporting.files import file_sha256
-from reporting.ledger import Ledger, LedgerError, StatusOutcome
+from reporting.ledger import Ledger, MessageStateError, StatusOutcome
 from reporting.ledger.model import ABORTED, CONFIRMED, DIP, PUBLISHED, STARTED, TRANSMITTED
 from reporting.ledger.status import import_status_bytes
 from reporting.ledger.transmissions import open_transfers
@@ -73,8 +78,8 @@ def transmit_message(
     """Send one published message its authority's way. ``dip(environment)`` makes the DIP client
     (with the credentials); needed for DE only."""
     info = ledger.message(message_ref_id)
-    if info.status != PUBLISHED:
-        raise LedgerError(
+    if info.status != PUBLISHED:  # the caller's mistake: a retry finds the same state
+        raise MessageStateError(
             f"message {message_ref_id} is {info.status}: only a published message is transmitted "
             "(an answered one never again)"
         )
@@ -85,8 +90,10 @@ def transmit_message(
             ledger, message_ref_id, published, out_dir, actor=actor, fr_public_key=settings.fr_public_key
         )
         return Transmitted(message_ref_id, info.authority, "outbox", package=package)
-    if dip is None:
-        raise TransmissionError(f"message {message_ref_id} goes to the BZSt DIP interface: no DIP client was given")
+    if dip is None:  # a programming or configuration error: no retry makes a client appear
+        raise PermanentTransmissionError(
+            f"message {message_ref_id} goes to the BZSt DIP interface: no DIP client was given"
+        )
     if not published.is_file() or file_sha256(published) != info.sha256:
         raise PermanentTransmissionError(
             f"message {message_ref_id}: {published} is missing or not the file the ledger recorded; nothing was sent"

@@ -290,6 +290,26 @@ def test_database_steps_retry_with_exponential_backoff_but_not_on_permanent_erro
         assert dag.get_task(stage).retries == 0, stage
 
 
+def test_transmit_fails_at_once_when_the_message_or_the_client_is_wrong(dag: Any) -> None:
+    """``transmit`` and ``protocol``: a message that is not published, or a DIP message handed over
+    without a DIP client, is the run's or the code's mistake (permanent: failed at once); a DIP
+    server that does not answer is the weather (retried)."""
+    from airflow.sdk import RetryAction
+
+    from reporting.ledger import LedgerError, MessageStateError
+    from reporting.transmit import PermanentTransmissionError, TransientTransmissionError
+
+    for stage in ("transmit", "protocol"):
+        policy = dag.get_task(stage).retry_policy
+        for permanent in (
+            MessageStateError("message X is rendered: only a published message is transmitted"),
+            PermanentTransmissionError("message X goes to the BZSt DIP interface: no DIP client was given"),
+        ):
+            assert policy.evaluate(permanent, 1, 3).action == RetryAction.FAIL, (stage, permanent)
+        for transient in (TransientTransmissionError("DIP upload: HTTP 503"), LedgerError("the ledger went away")):
+            assert policy.evaluate(transient, 1, 3).action == RetryAction.DEFAULT, (stage, transient)
+
+
 def test_the_source_is_read_in_its_own_pool(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert dag.get_task("extract").pool == "default_pool"  # none named: Airflow's default
     assert {dag.get_task(s).pool for s in STAGES} == {"default_pool"}

@@ -4,15 +4,20 @@
    of ``test_four_eyes``), signed and transmitted to the DIP server's production URL; ``protocol``
    defers to ``ProtocolTrigger``, which ``dag.test()`` runs inline (Airflow 3.3:
    ``_run_task(..., run_triggerer=True)`` runs a deferred task's trigger in the same process, then
-   resumes the task in ``execute_complete``); the trigger polls until the protocol is listed; the
-   partial rejection is applied to the ledger. The credentials come from the Connection of
-   ``DAC7_DIP_CONN_ID`` (``AIRFLOW_CONN_*``) and never reach XCom.
+   resumes the task in ``execute_complete``; a real triggerer process: ``test_protocol_triggerer``);
+   the trigger polls until the protocol is listed; the partial rejection is applied to the ledger.
+   The credentials come from the Connection of ``DAC7_DIP_CONN_ID`` (``AIRFLOW_CONN_*``) and never
+   reach XCom. Then the correcting run, a second ``dag.test()`` run of the same year, approved
+   again: the ledger plans a DPI402 that carries the rejected seller record alone, as a
+   correction (OECD2, its CorrDocRefId the rejected DocRefId, a new DocRefId), with the
+   PlatformOperator resent (OECD0); transmitted to the DIP server and accepted; the ledger shows
+   the first message partially rejected and the second accepted, and the rejection corrected.
 2. A test filing for DE whose upload the DIP refuses with a 400: ``transmit`` fails at once with
    the server's words, not retried, and the transfer was aborted.
 3. A test filing for FR goes to the outbox: a package with its checklist, no protocol to wait for.
 
 The demo marketplace is the source; the demo configuration files in the member state named by
-``nexus_country``. Each run takes 20-40 s.
+``nexus_country``. Each run takes 20-40 s (the first test makes two).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from test_dac7_annual import fresh_dag, task_states, xcoms
 from test_four_eyes import REVIEWER, Paths, api, approval  # noqa: F401 - api: a fixture
 
 REPO = Path(__file__).resolve().parents[2]
+DPI = "urn:oecd:ties:dpi:v1"
+STF = "urn:oecd:ties:dpistf:v1"
 YEAR = 2025
 CONN_ID = "dac7_bzst_dip"
 
@@ -102,7 +109,7 @@ def filing_states(p: Paths, authority: str) -> list[Any]:
         return ledger.filing_states(YEAR, authority)
 
 
-def test_a_de_production_filing_is_approved_transmitted_and_its_protocol_applied(
+def test_a_de_production_filing_is_transmitted_its_rejection_applied_and_corrected_by_the_next_run(
     airflow_db: None,
     api: Any,  # noqa: F811 - the fixture imported above
     demo_db: str,
@@ -166,6 +173,65 @@ def test_a_de_production_filing_is_approved_transmitted_and_its_protocol_applied
     everything = "".join(values.values())
     for secret in ("PRIVATE KEY", "CERTIFICATE", *dip.tokens):
         assert secret not in everything
+
+    # the correcting run: a second DAG run of the year, approved again, files the rejected record alone
+    rejected = transfer.seller_doc_ref_ids[0]  # reject_first: the protocol rejected the first seller record
+    dip.reject_first = 0
+    second_date = datetime(2026, 2, 10, 6, tzinfo=UTC)
+    with approval(api, [(REVIEWER, "Approve")], second_date, p):
+        # the first run's as-of day (the day before its logical date): the same figures, so that what
+        # changed since is the authority's rejection alone
+        dr2 = fresh_dag().test(logical_date=second_date, run_conf={"environment": "prod", "as_of": "2026-01-14"})
+    states2 = task_states(dr2)
+    assert str(dr2.state) == "success", states2
+    assert states2["approve"] == states2["transmit"] == states2["protocol"] == {"success"}
+    assert dip.errors == []
+    [correction] = [t for t in dip.transfers.values() if t.ticket != transfer.ticket]
+    assert (correction.environment, correction.state, correction.confirmed) == ("PROD", "finished", True)
+
+    # what the second message says: a correction of the rejected record, nothing else of the sellers
+    doc = correction.document
+    assert doc is not None
+    assert doc.findtext(f".//{{{DPI}}}MessageSpec/{{{DPI}}}MessageTypeIndic") == "DPI402"
+    [seller] = list(doc.iter(f"{{{DPI}}}ReportableSeller"))
+    spec = seller.find(f"{{{DPI}}}DocSpec")
+    assert spec is not None
+    assert spec.findtext(f"{{{STF}}}DocTypeIndic") == "OECD2"
+    assert spec.findtext(f"{{{STF}}}CorrDocRefId") == rejected
+    new_id = spec.findtext(f"{{{STF}}}DocRefId")
+    assert new_id and new_id not in transfer.doc_ref_ids
+    [po_spec] = [e.find(f"{{{DPI}}}DocSpec") for e in doc.iter(f"{{{DPI}}}PlatformOperator")]
+    assert po_spec is not None and po_spec.findtext(f"{{{STF}}}DocTypeIndic") == "OECD0"  # resent, not changed
+    assert correction.seller_doc_ref_ids == [new_id]
+
+    # the ledger: the rejected record superseded by its correction, which the authority accepted
+    first, second = filing_states(p, "DE")
+    assert (first.message_ref_id, second.message_ref_id) == (state.message_ref_id, correction.message_ref_id)
+    assert (first.state, second.state) == ("partially_rejected", "accepted")
+    assert [(s.state, s.by) for s in second.steps] == [
+        ("rendered", "dag_test"),
+        ("approved", REVIEWER),
+        ("published", "dag_test"),
+        ("transmitted", "dag_test"),
+        ("accepted", "DE (de-dip-protocol)"),
+    ]
+    with open_ledger(p.ledger_url, create=False) as ledger:
+        records = {r.doc_ref_id: r for r in ledger.records(state.message_ref_id)}
+        fixed = {r.doc_ref_id: r for r in ledger.records(correction.message_ref_id)}
+        [rejection] = ledger.rejections(environment="prod", year=YEAR)
+        filed = ledger.filed_times(YEAR, "DE", "prod")
+    assert (records[rejected].status, records[rejected].superseded_by) == ("superseded", new_id)
+    assert (fixed[new_id].status, fixed[new_id].corr_doc_ref_id, fixed[new_id].doc_type) == (
+        "accepted",
+        rejected,
+        "correction",
+    )
+    assert (rejection.doc_ref_id, rejection.corrected) == (rejected, True)
+    assert rejection.corrected_at == filed[correction.message_ref_id]  # corrected when the correction was sent
+    protocol2 = json.loads(xcoms(dr2)[("protocol", 0)])
+    assert protocol2["applied"] == [
+        {"message_ref_id": correction.message_ref_id, "outcome": "accepted", "rejected_records": 0}
+    ]
 
 
 def test_a_refused_upload_fails_transmit_at_once_with_the_servers_words(

@@ -1,9 +1,10 @@
 """The DAC7 board and the upload of a status document, in a real Airflow, seen by a real Chromium.
 
 A filing ledger of this test holds a production message to LT for 2025 (three sellers, published
-on 20 January 2026) and a test-environment message. An ``airflow api-server`` (a separate process
-with an explicit environment, as in ``test_ui_view.py``, whose helpers and users this reuses:
-``compliance`` with the role op, ``auditor`` with the role viewer) shows the view.
+and marked uploaded on 20 January 2026: filed) and a test-environment message. An ``airflow
+api-server`` (a separate process with an explicit environment, as in ``test_ui_view.py``, whose
+helpers and users this reuses: ``compliance`` with the role op, ``auditor`` with the role viewer)
+shows the view.
 
 In Chromium, the compliance officer logs in through Airflow's login page, opens the board, sees
 the LT 2025 row filed in time and waiting for the authority's status, chooses a status document
@@ -35,6 +36,7 @@ from browser import Chromium, decode_png
 from builders import write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import status_message
+from ledger_filing import send
 from lxml import etree
 from test_ui_view import AUDITOR, FRAME, OUTSIDER, ROLES, USER, airflow_env, log_in, session_of, wait_for
 
@@ -67,6 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoardStack]:
         prod = Filer(led, environment="prod", authority="LT", year=YEAR)
         [ref] = prod.record(prod.plan(current(sellers={"S1": 1, "S2": 1, "S3": 1})))
         led.mark_published(ref, at=datetime(2026, 1, 20, 10))
+        send(led, ref, datetime(2026, 1, 20, 11), actor="compliance")  # filed means sent
         rejected = next(r.doc_ref_id for r in led.records(ref) if r.seller_key == "S2")
         Filer(led, environment="test", authority="LT", year=YEAR).file(current(sellers={"S1": 1}))
     status = tmp / "status-LT-2025.xml"

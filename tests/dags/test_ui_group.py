@@ -4,9 +4,9 @@ by a real Chromium.
 The configuration is the demo operator's (the default, LT) with two further operators
 (``builders.GROUP_TOML``): ``lt2`` files in LT too, ``de_gmbh`` in DE. The filing ledger of this
 test holds, for the last reporting year that has ended: the default operator's production message
-to LT (three sellers, published on 20 January), de_gmbh's to DE (one seller, 22 January), and
-nothing of lt2 in production; in the test environment, the default operator's message to LT (three
-sellers) and lt2's (one seller).
+to LT (three sellers, published and uploaded on 20 January), de_gmbh's to DE (one seller,
+published and transmitted on 22 January), and nothing of lt2 in production; in the test
+environment, the default operator's message to LT (three sellers) and lt2's (one seller), sent.
 
 An ``airflow api-server`` (a separate process with an explicit environment, as in
 ``test_ui_board.py``, whose users it shares; after ``airflow dags reserialize``, so that a run of
@@ -38,7 +38,7 @@ import pytest
 from airflow_stack import AIRFLOW, Api, free_port, spawn, stop, wait_until_healthy
 from browser import Chromium
 from builders import GROUP_TOML, write_config
-from ledger_filing import Filer, current
+from ledger_filing import Filer, current, send
 from test_trigger_form import post_form
 from test_ui_board import row_text, shot
 from test_ui_view import ROLES, USER, airflow_env, log_in, wait_for
@@ -58,11 +58,12 @@ class GroupStack:
 
 
 def publish(ledger: Ledger, sellers: list[str], at: datetime | None = None, **filer: str) -> None:
-    """A message of ``sellers`` for YEAR, recorded and published (``filer``: environment,
-    authority, operator_id)."""
+    """A message of ``sellers`` for YEAR, recorded, published and sent its authority's way (filed;
+    ``filer``: environment, authority, operator_id)."""
     f = Filer(ledger, year=YEAR, **filer)
     for ref in f.record(f.plan(current(sellers=dict.fromkeys(sellers, 1)))):
         ledger.mark_published(ref, at=at)
+        send(ledger, ref, at)
 
 
 @pytest.fixture(scope="module")

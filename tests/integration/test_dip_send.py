@@ -177,6 +177,48 @@ def test_a_missing_approval_or_a_changed_file_is_permanent_never_retried(
     assert ledger.transmissions(unapproved) == [] and ledger.transmissions(gone) == []
 
 
+def test_a_message_not_published_or_a_missing_dip_client_is_permanent_never_retried(
+    ledger: Ledger, creds: DipCredentials, tmp_path: Path
+) -> None:
+    """Configuration or programming errors, not the weather: a retry finds the same state. A message
+    never published, one the authority answered already, and a DE message handed over without a DIP
+    client each stop at once with a ``PermanentError`` (still a ``LedgerError``, a
+    ``TransmissionError``, for callers that catch those), and nothing is recorded or sent."""
+    from reporting.errors import PermanentError
+    from reporting.ledger import LedgerError, MessageStateError
+    from reporting.transmit import TransmissionError
+
+    out = tmp_path / "out"
+    settings = Transmission(dip_test_url="http://127.0.0.1:9")  # never reached
+    never = lambda env: pytest.fail("no DIP client is made")  # noqa: E731
+    rendered_filer = Filer(ledger, environment="test", authority="FR", year=2025)
+    [rendered] = rendered_filer.record(rendered_filer.plan(current(sellers={"S1": 1})))
+    with pytest.raises(MessageStateError, match=r"is rendered: only a published message is transmitted") as info:
+        transmit_message(ledger, rendered, out / "x.xml", out_dir=out, actor="ana", settings=settings, dip=never)
+    assert isinstance(info.value, PermanentError) and isinstance(info.value, LedgerError)
+
+    ref, path = published_message(ledger, out)
+    with pytest.raises(PermanentTransmissionError, match="no DIP client was given") as no_client:
+        transmit_message(ledger, ref, path, out_dir=out, actor="ana", settings=settings, dip=None)
+    assert isinstance(no_client.value, PermanentError) and isinstance(no_client.value, TransmissionError)
+    assert ledger.transmissions(rendered) == [] and ledger.transmissions(ref) == []
+
+    # sent, then accepted: never transmitted again
+    ledger.record_transmission(ref, event="transmitted", channel="dip", actor="ana", ticket="T-1")
+    protocol = (
+        f'<dipResponse xmlns="{DIP_NS.replace("/v1/", "/v2/")}" version="2.0">'
+        "<responseTransferticketId>RT-1</responseTransferticketId><dipProtocol><consignment>"
+        f"<transferticketId>{ledger.message(ref).transfer_id}</transferticketId></consignment>"
+        "<processStatus>OK</processStatus></dipProtocol></dipResponse>"
+    )
+    ledger.record_status(parse_status(protocol.encode()), file_name="protocol.xml", sha256="1" * 64)
+    assert ledger.message(ref).status == "accepted"
+    with pytest.raises(MessageStateError, match="is accepted: only a published message is transmitted") as again:
+        transmit_message(ledger, ref, path, out_dir=out, actor="ana", settings=settings, dip=never)
+    assert isinstance(again.value, PermanentError)
+    assert [e.event for e in ledger.transmissions(ref)] == ["transmitted"]
+
+
 def test_mark_uploaded_needs_the_approval_in_production_and_no_open_transfer(ledger: Ledger, tmp_path: Path) -> None:
     from reporting.ledger import ApprovalMissingError
     from reporting.ledger.errors import LedgerError

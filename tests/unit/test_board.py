@@ -15,6 +15,7 @@ import pytest
 from builders import GROUP_TOML, write_config
 from integration.test_ledger_db import Filer, current
 from integration.test_ledger_lifecycle import DSM, status_message
+from ledger_filing import send
 from lxml import etree
 from lxml import html as lhtml
 
@@ -45,9 +46,15 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
         yield led
 
 
-def publish(f: Filer, sellers: dict[str, int], at: datetime) -> str:
+def publish(
+    f: Filer, sellers: dict[str, int], at: datetime, *, sent: bool = True, sent_at: datetime | None = None
+) -> str:
+    """A message of ``sellers`` recorded and published at ``at``, then (unless ``sent`` is False)
+    sent its authority's way at ``sent_at`` (else ``at``): filed (``ledger_filing.send``)."""
     [ref] = f.record(f.plan(current(sellers=sellers)))
     f.ledger.mark_published(ref, at=at)
+    if sent:
+        send(f.ledger, ref, sent_at or at)
     return ref
 
 
@@ -66,14 +73,16 @@ def import_bytes(ledger: Ledger, data: bytes) -> Any:
 
 @pytest.fixture
 def history(ledger: Ledger) -> dict[str, str]:
-    """Production: LT 2025 filed in time, one seller record rejected by the authority; FR 2025
-    filed three days late, no status yet; DE 2024 rejected as a whole. Test: LT 2025 filed,
-    accepted, then corrected (DPI402), and a message rendered and never published."""
+    """Production: LT 2025 filed (uploaded) in time, one seller record rejected by the authority;
+    FR 2025 published three days late and never sent (not filed); DE 2024 transmitted, rejected as
+    a whole. Test: LT 2025 filed, accepted, then corrected (DPI402), and a message rendered and
+    never published."""
     lt = Filer(ledger, environment="prod", authority="LT", year=2025)
     lt_ref = publish(lt, {"S1": 1, "S2": 1, "S3": 1}, datetime(2026, 1, 20, 10))
     s2 = next(r.doc_ref_id for r in ledger.records(lt_ref) if r.seller_key == "S2")
     import_bytes(ledger, status_xml(lt_ref, [s2]))
-    fr_ref = publish(Filer(ledger, environment="prod", authority="FR", year=2025), {"S1": 1}, datetime(2026, 2, 3))
+    fr = Filer(ledger, environment="prod", authority="FR", year=2025)
+    fr_ref = publish(fr, {"S1": 1}, datetime(2026, 2, 3), sent=False)
     de_ref = publish(Filer(ledger, environment="prod", authority="DE", year=2024), {"S4": 1}, datetime(2025, 1, 10))
     import_bytes(ledger, status_xml(de_ref, [], whole=True))
     test = Filer(ledger, environment="test", authority="LT", year=2025)
@@ -108,7 +117,8 @@ def test_the_board_counts_the_ledgers_messages(
     assert (lt.filed, lt.accepted, lt.partly_rejected, lt.rejected_records, lt.open_rejected_records) == (1, 0, 1, 1, 1)
     assert (lt.rejected, lt.awaiting, lt.corrections, lt.error_codes) == (0, 0, 0, ("40080",))
     assert lt.first_filed == datetime(2026, 1, 20, 10) and lt.statements_sent is None
-    assert (fr.filed, fr.awaiting, fr.accepted, fr.partly_rejected) == (1, 1, 0, 0)
+    # published, never sent: not filed (as the calendar counts it)
+    assert (fr.filed, fr.awaiting, fr.unsent, fr.live, fr.accepted, fr.partly_rejected) == (0, 0, 1, False, 0, 0)
     assert (de.filed, de.rejected, de.live, de.error_codes) == (1, 1, False, ("40080",))
     assert (test.filed, test.accepted, test.corrections, test.not_published, test.awaiting) == (2, 1, 1, 1, 1)
 
@@ -136,7 +146,11 @@ def test_the_board_counts_the_ledgers_messages(
         "40080",
         "none recorded (due 2026-01-31)",
     ]
-    assert rows[2][3:5] == ["filed 2026-02-03, 3 days late", "filed: awaiting the authority's status"]
+    assert rows[2][3:6] == [
+        "1 day overdue",
+        "overdue: nothing filed (1 published, not sent yet)",
+        "0 (+1 published, not sent)",
+    ]
     assert rows[3][2:5] == ["2025-01-31", "366 days overdue", "rejected: file again"]
     [test_row] = [
         [c.text_content().strip() for c in tr.xpath("td")] for tr in page.xpath("//table[@id='board-test']/tr[td]")
@@ -358,8 +372,10 @@ def test_the_form_token_and_names(board: Any) -> None:
 
 
 def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: Any, ledger: Ledger) -> None:
-    """The next filing sends the rejected record again as a correction (DPI402): the record is
-    no longer open, the row is no longer a warning, and the partial rejection is still counted."""
+    """The next filing sends the rejected record again as a correction (DPI402). Published only,
+    the correction is not filed: the record stays open and the row a warning (as the calendar
+    says). Once uploaded, the record is no longer open, the row is no longer a warning, and the
+    partial rejection is still counted."""
     f = Filer(ledger, environment="prod", authority="LT", year=2025)
     ref = publish(f, {"S1": 1, "S2": 1}, datetime(2026, 1, 20))
     s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
@@ -369,9 +385,17 @@ def test_a_corrected_rejection_stays_counted_apart_and_the_state_clears(board: A
     [correction] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
     assert ledger.message(correction).message_type_indic == "DPI402"
     ledger.mark_published(correction, at=datetime(2026, 2, 10))
+    [published] = board.board_rows(board.read_tallies(ledger))
+    assert (published.filed, published.unsent, published.corrections, published.open_rejected_records) == (1, 1, 0, 1)
+    assert board.state(published, date(2026, 1, 31), TODAY) == ("warning", "warning: 1 record rejected")
+    cells = board._counts(published, date(2026, 1, 31), TODAY)
+    assert lhtml.fromstring(f"<p>{cells[1]}</p>").text_content() == "1 (+1 published, not sent)"
+    assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected)"
+
+    send(ledger, correction, datetime(2026, 2, 11))
     [after] = board.board_rows(board.read_tallies(ledger))
     assert (after.filed, after.partly_rejected, after.rejected_records, after.open_rejected_records) == (2, 1, 1, 0)
-    assert (after.corrections, after.awaiting, after.first_filed) == (1, 1, datetime(2026, 1, 20))
+    assert (after.corrections, after.awaiting, after.unsent, after.first_filed) == (1, 1, 0, datetime(2026, 1, 20))
     assert board.state(after, date(2026, 1, 31), TODAY) == ("published", "filed: awaiting the authority's status")
     cells = board._counts(after, date(2026, 1, 31), TODAY)
     assert lhtml.fromstring(f"<p>{cells[3]}</p>").text_content() == "1 (1 record rejected, 1 corrected since)"
@@ -488,6 +512,84 @@ def test_a_german_due_day_on_a_saturday_moves_on_the_board(board: Any, ledger: L
         if tr.xpath("td")[2].text_content().strip() == "filing"
     ]
     assert filing[3] == "2026-02-02 (from 2026-01-31)" and "§ 108(3)" in filing[7]
+
+
+# ------------------------------------------------------------- filed means sent, as the calendar
+
+
+def production_row(board: Any, ledger_url: str, day: date) -> tuple[list[str], tuple[str, str]]:
+    """The one production row of the board of ``day`` (Authority, Year, Due, Deadline, State,
+    Filed, Accepted, Partly rejected, Rejected, Awaiting, DPI402, codes, statements) and the state
+    and words of the calendar's filing item of the same filing."""
+    view = board.board_view(board.Sources(ledger_url, None), day, {})
+    [row] = board_cells(lhtml.fromstring(board.board_page(view)), "board-prod")
+    [filing] = [(s.state, s.detail) for s in view.calendar if s.item.obligation == "filing"]
+    return row, filing
+
+
+def test_a_filing_published_and_never_sent_reads_open_then_overdue(board: Any, ledger: Ledger, ledger_url: str) -> None:
+    """LT 2025, published on 20 January 2026 and neither uploaded nor transmitted: not filed. On
+    its due day the row is open, the next day overdue; the board and the calendar say the same."""
+    publish(Filer(ledger, environment="prod", authority="LT", year=2025), {"S1": 1}, datetime(2026, 1, 20), sent=False)
+    row, filing = production_row(board, ledger_url, date(2026, 1, 31))
+    assert row[3:6] == ["due today", "1 published, not sent yet", "0 (+1 published, not sent)"]
+    assert row[9] == "0"  # nothing awaits the authority's status: nothing went to it
+    assert filing == ("open", "nothing accepted or filed; 1 published, not transmitted or uploaded yet; due today")
+    row, filing = production_row(board, ledger_url, date(2026, 2, 1))
+    assert row[3:6] == [
+        "1 day overdue",
+        "overdue: nothing filed (1 published, not sent yet)",
+        "0 (+1 published, not sent)",
+    ]
+    assert filing == (
+        "overdue",
+        "nothing accepted or filed; 1 published, not transmitted or uploaded yet; 1 day overdue",
+    )
+
+
+def test_a_filing_uploaded_on_its_due_day_is_in_time(board: Any, ledger: Ledger, ledger_url: str) -> None:
+    """Published on 28 January, marked uploaded at 21:59:59 UTC on 31 January: 23:59:59 in Vilnius
+    (EET, UTC+2), the due day itself. Filed on the day of the upload, in time."""
+    f = Filer(ledger, environment="prod", authority="LT", year=2025)
+    publish(f, {"S1": 1}, datetime(2026, 1, 28, 9), sent_at=datetime(2026, 1, 31, 21, 59, 59))
+    row, filing = production_row(board, ledger_url, date(2026, 2, 5))
+    assert row[3:6] == ["filed 2026-01-31, in time", "filed: awaiting the authority's status", "1"]
+    assert row[9] == "1"
+    assert filing == ("open", "filed 2026-01-31 (in time); no accepted status imported yet")
+
+
+def test_a_filing_published_in_time_and_uploaded_late_is_late(board: Any, ledger: Ledger, ledger_url: str) -> None:
+    """Published on 20 January, in time, but marked uploaded at 22:00 UTC on 31 January: midnight
+    in Vilnius, 1 February, a day late. The sending counts, not the publication."""
+    f = Filer(ledger, environment="prod", authority="LT", year=2025)
+    publish(f, {"S1": 1}, datetime(2026, 1, 20, 10), sent_at=datetime(2026, 1, 31, 22, 0, 0))
+    row, filing = production_row(board, ledger_url, date(2026, 2, 5))
+    assert row[3:6] == ["filed 2026-02-01, 1 day late", "filed: awaiting the authority's status", "1"]
+    assert filing == ("open", "filed 2026-02-01 (1 day(s) late); no accepted status imported yet")
+
+
+def test_a_de_filing_transmitted_on_its_moved_due_day_is_in_time(board: Any, ledger: Ledger, ledger_url: str) -> None:
+    """DE 2025 is due Monday 2 February 2026 (31 January is a Saturday: AO § 108(3)). Published on
+    29 January; a first DIP transfer on 1 February was aborted (no filing: on 3 February the row is
+    overdue); a second one finished at 22:59:59 UTC on 2 February, 23:59:59 in Berlin (CET): in time."""
+    f = Filer(ledger, environment="prod", authority="DE", year=2025)
+    ref = publish(f, {"S1": 1}, datetime(2026, 1, 29, 10), sent=False)
+    ledger.record_transmission(
+        ref, event="started", channel="dip", actor="run", ticket="T1", at=datetime(2026, 2, 1, 9)
+    )
+    ledger.record_transmission(
+        ref, event="aborted", channel="dip", actor="run", ticket="T1", at=datetime(2026, 2, 1, 9, 5)
+    )
+    row, filing = production_row(board, ledger_url, date(2026, 2, 3))
+    assert row[2:5] == ["2026-02-02", "1 day overdue", "overdue: nothing filed (1 published, not sent yet)"]
+    assert filing[0] == "overdue"
+    send(ledger, ref, datetime(2026, 2, 2, 22, 59, 59))  # a new transfer, started and finished
+    row, filing = production_row(board, ledger_url, date(2026, 2, 3))
+    assert row[2:6] == ["2026-02-02", "filed 2026-02-02, in time", "filed: awaiting the authority's status", "1"]
+    assert filing == ("open", "filed 2026-02-02 (in time); no accepted status imported yet")
+    # a second later would have been 3 February in Berlin: a day late
+    late = board.BoardRow("prod", "DE", 2025, filed=1, awaiting=1, first_filed=datetime(2026, 2, 2, 23, 0))
+    assert board.deadline_words(late, date(2026, 2, 2), date(2026, 2, 3)) == "filed 2026-02-03, 1 day late"
 
 
 # ----------------------------------------------------------------------- a group of operators

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ledger_filing import Filer, current
+from ledger_filing import Filer, current, send
 
 from reporting import deadlines
 from reporting.deadlines import (
@@ -216,15 +216,6 @@ def _reject(ledger: Ledger, ref: str, doc_ref_ids: list[str], at: datetime, *, w
     ledger.record_status(report, file_name="status.xml", sha256=ref[-8:] + "0" * 56, at=at)
 
 
-def _send(ledger: Ledger, ref: str, at: datetime) -> None:
-    """The message goes its authority's way: transmitted to the DIP (DE) or marked uploaded."""
-    if ledger.message(ref).authority == "DE":
-        ledger.record_transmission(ref, event="started", channel="dip", actor="ana", ticket=f"T-{ref[-6:]}", at=at)
-        ledger.record_transmission(ref, event="transmitted", channel="dip", actor="ana", ticket=f"T-{ref[-6:]}", at=at)
-    else:
-        ledger.record_transmission(ref, event="uploaded", channel="outbox", actor="ana", at=at)
-
-
 def test_a_rejected_record_is_open_until_its_correction_is_filed(ledger: Ledger) -> None:
     f = Filer(ledger, environment="prod", authority="DE", year=2025)
     [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
@@ -240,7 +231,7 @@ def test_a_rejected_record_is_open_until_its_correction_is_filed(ledger: Ledger)
     assert ledger.rejections(environment="prod")[0].open_records == 1  # rendered is not filed
     ledger.mark_published(fix, at=datetime(2026, 3, 16, 9))
     assert ledger.rejections(environment="prod")[0].open_records == 1  # published is not sent
-    _send(ledger, fix, datetime(2026, 3, 16, 21, 59))
+    send(ledger, fix, datetime(2026, 3, 16, 21, 59))
     [r] = ledger.rejections(environment="prod")
     assert (r.open_records, r.corrected_at) == (0, datetime(2026, 3, 16, 21, 59))
     s = correction_state(r, date(2026, 4, 1), 14)
@@ -277,7 +268,7 @@ def test_a_message_rejected_as_a_whole_is_corrected_when_its_records_are_filed_a
     [again] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
     ledger.mark_published(again, at=datetime(2026, 1, 23, 9))
     assert ledger.rejections(environment="prod")[0].open_records == 3  # not uploaded yet
-    _send(ledger, again, datetime(2026, 1, 23, 12))
+    send(ledger, again, datetime(2026, 1, 23, 12))
     [r] = ledger.rejections(environment="prod")
     assert (r.open_records, r.corrected_at) == (0, datetime(2026, 1, 23, 12))
 
@@ -298,7 +289,7 @@ def test_the_filings_calendar_from_the_ledger(ledger: Ledger) -> None:
         OVERDUE,
         "nothing accepted or filed; 1 published, not transmitted or uploaded yet; 1 day overdue",
     )
-    _send(ledger, ref, datetime(2026, 2, 1, 22, 30))  # 23:30 in Berlin, 1 February
+    send(ledger, ref, datetime(2026, 2, 1, 22, 30))  # 23:30 in Berlin, 1 February
     filed = {s.item.obligation: s for s in filing_states(ledger, "DE", 2025, date(2026, 2, 10))}
     assert filed["filing"].state == OPEN
     assert filed["filing"].detail == "filed 2026-02-01 (in time); no accepted status imported yet"
@@ -326,7 +317,7 @@ def test_a_correction_published_but_aborted_at_the_dip_leaves_the_rejection_open
     f = Filer(ledger, environment="prod", authority="DE", year=2025)
     [ref] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
     ledger.mark_published(ref, at=datetime(2026, 1, 20, 9))
-    _send(ledger, ref, datetime(2026, 1, 20, 10))
+    send(ledger, ref, datetime(2026, 1, 20, 10))
     s2 = next(r.doc_ref_id for r in ledger.records(ref) if r.seller_key == "S2")
     _reject(ledger, ref, [s2], datetime(2026, 2, 10, 9))
     [fix] = f.record(f.plan(current(sellers={"S1": 1, "S2": 1})))
