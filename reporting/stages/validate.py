@@ -191,6 +191,8 @@ def _check_with(
         xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
         findings = profile.extra_checks(path) if not errors else []
+        # the authority's checks at upload beyond the schema (HMRC's), before anything is published
+        findings += profile.upload_findings(path, settings.identifiers(msg["authority"])) if not errors else []
         if not errors and profile.rule_set.codes:
             # A preview shows what the filing state forwards to each state: the rules of the
             # exchange between authorities apply (each state receives only sellers resident
