@@ -115,8 +115,8 @@ class RuleSet:
     def reportable(self, year: int, configured: Iterable[str] | None = None) -> Reportable:
         """The reportable jurisdictions of a filing for ``year``: ``configured`` (the operator's
         ``partner_jurisdictions``, each with the filing jurisdiction's whole scope) where given,
-        else the list published for the year, else the latest published list, said to be
-        assumed (:attr:`Reportable.assumed`)."""
+        else the list published for the year, else the latest list before it (the first, for a
+        period before it), said to be assumed (:attr:`Reportable.assumed`)."""
         if not self.model_rules:
             return Reportable({c: self.scope for c in EU_MEMBER_STATES}, "the EU member states (Annex V)", "")
         own = {self.code: self.scope}
@@ -126,8 +126,11 @@ class RuleSet:
         published = self.published_list(year)
         assumed = ""
         if published is None:
-            earlier = [p for p in self.partner_lists if p.period < year] or list(self.partner_lists)
-            published = max(earlier, key=lambda p: p.period)
+            earlier = [p for p in self.partner_lists if p.period < year]
+            if earlier:  # the latest list before the period
+                published = max(earlier, key=lambda p: p.period)
+            else:  # a period before the first list: the first
+                published = min(self.partner_lists, key=lambda p: p.period)
             assumed = (
                 f"no list of {self.code}'s partner jurisdictions for the {year} reportable period was found; "
                 f"the list for {published.period} is applied: set [authorities.{self.code}] partner_jurisdictions "

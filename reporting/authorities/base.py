@@ -50,6 +50,16 @@ class DocIds:
         return uuid.uuid5(uuid.UUID(self.run_id), "/".join(parts)).hex.upper()
 
 
+@dataclass(frozen=True, slots=True)
+class UploadCheck:
+    """One of an authority's checks of a file at upload: its name (the authority's own name of
+    the failure where it has one), whether the file passes it, and what was found."""
+
+    name: str
+    ok: bool
+    text: str
+
+
 class AuthorityProfile(Protocol):
     code: str
     edition: str
@@ -78,7 +88,9 @@ class AuthorityProfile(Protocol):
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
     def bind_doc_ref_id(self, doc_ref_id: str, message_ref_id: str) -> str: ...
-    def upload_findings(self, path: Path, identifiers: Mapping[str, str]) -> list[RuleFinding]: ...
+    def upload_checks(
+        self, path: Path, identifiers: Mapping[str, str], *, name: str | None = None, schema: Path | None = None
+    ) -> list[UploadCheck]: ...
     def file_name(self, header: MessageHeader) -> str: ...
     def doc_type_indic(self, kind: str, environment: str) -> str: ...
     def message_timestamp(self, utc: datetime) -> datetime: ...

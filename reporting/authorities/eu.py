@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from reporting.authorities.base import DocIds, DpiWriter
-from reporting.checks.business import EU_DOMESTIC, RuleFinding
+from reporting.authorities.base import DocIds, DpiWriter, UploadCheck
+from reporting.checks.business import EU_DOMESTIC
 from reporting.records import MessageHeader
 
 CET = timezone(timedelta(hours=1), "CET")
@@ -80,8 +80,13 @@ class EuProfile(DpiWriter):
         profile whose DocRefIds start with their message's MessageRefId (GB) rewrites it."""
         return doc_ref_id
 
-    def upload_findings(self, path: Path, identifiers: Mapping[str, str]) -> list[RuleFinding]:
-        """The authority's checks at upload beyond the schema, run before publishing (none here)."""
+    def upload_checks(
+        self, path: Path, identifiers: Mapping[str, str], *, name: str | None = None, schema: Path | None = None
+    ) -> list[UploadCheck]:
+        """The authority's own checks of a file at upload (under ``name``, default its own; with
+        ``schema``, the main XSD file, the schema check among them), run before publishing and again
+        in the outbox;
+        none known here (the outbox checks size and naming for every profile)."""
         return []
 
     def file_name(self, header: MessageHeader) -> str:

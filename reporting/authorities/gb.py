@@ -59,9 +59,10 @@ from pathlib import Path
 from lxml import etree
 
 from reporting import safexml
-from reporting.authorities.base import DocIds
+from reporting.authorities.base import DocIds, UploadCheck
 from reporting.authorities.eu import EuProfile
-from reporting.checks.business import EU_DOMESTIC, RuleFinding
+from reporting.checks.business import EU_DOMESTIC
+from reporting.checks.schema import load_schema
 from reporting.errors import ConfigError, ReportingError
 from reporting.records import MessageHeader
 
@@ -93,16 +94,6 @@ SOURCES = {
     "conf/messages.en, app/models/submission/Submission.scala)",
     "guidance": "GOV.UK, Create a digital platform report (https://www.gov.uk/guidance/create-a-digital-platform-report)",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class UploadCheck:
-    """One of HMRC's upload checks of a file: its name (HMRC's ``UploadFailureReason`` where it
-    has one), whether the file passes it, and what was found."""
-
-    name: str
-    ok: bool
-    text: str
 
 
 class GbProfile(EuProfile):
@@ -170,11 +161,11 @@ class GbProfile(EuProfile):
         aware = utc if utc.tzinfo is not None else utc.replace(tzinfo=UTC)
         return aware.astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
-    def upload_findings(self, path: Path, identifiers: Mapping[str, str]) -> list[RuleFinding]:
-        """HMRC's upload checks of a rendered file (the schema aside, which the validate stage
-        checks itself), as findings with HMRC's names of the failures."""
-        checks = upload_checks(path, platform_operator_id=identifiers.get(POID_KEY))
-        return [RuleFinding(c.name, "HMRC upload", "error", None, "/", c.text) for c in checks if not c.ok]
+    def upload_checks(
+        self, path: Path, identifiers: Mapping[str, str], *, name: str | None = None, schema: Path | None = None
+    ) -> list[UploadCheck]:
+        """HMRC's checks at upload (:func:`upload_checks`), with the configured POID where given."""
+        return upload_checks(path, platform_operator_id=identifiers.get(POID_KEY), name=name, schema=schema)
 
 
 GB = GbProfile()
@@ -185,11 +176,12 @@ def upload_checks(
     *,
     platform_operator_id: str | None,
     name: str | None = None,
-    schema: etree.XMLSchema | None = None,
+    schema: Path | None = None,
 ) -> list[UploadCheck]:
     """HMRC's checks of an uploaded DPI file, in the order its service runs them, each with its
-    result. ``name``: the name the file is uploaded under (default: its own); ``schema``: the
-    OECD DPI schema to validate against (None: not checked here, as the validate stage does it).
+    result. ``name``: the name the file is uploaded under (default: its own); ``schema``: the main
+    XSD file of the OECD DPI schema to validate against (None: not checked here, as the validate
+    stage does it).
 
     From hmrc/digital-platform-reporting, ``ValidationService.validateXml`` and
     ``ValidatingSaxHandler``: the name without its extension at most ``max-filename-size`` (100)
@@ -223,7 +215,7 @@ def upload_checks(
     if scan.error is not None:
         return checks
     if schema is not None:
-        valid = safexml.validate_stream(path, schema)
+        valid = safexml.validate_stream(path, load_schema(str(schema)))
         checks.append(
             UploadCheck(
                 "SchemaValidationError",
@@ -292,6 +284,11 @@ def _scan(path: Path) -> _Scan:
     except safexml.XmlFileError as exc:
         scan.error = str(exc)
     return scan
+
+
+def sending_entity_in(path: Path) -> str | None:
+    """The SendingEntityIN (the POID) of a DPI file, as HMRC's upload reads it."""
+    return _scan(path).sending_entity_in
 
 
 def _iso_date(value: str | None) -> bool:

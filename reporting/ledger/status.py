@@ -17,6 +17,17 @@ One adapter per format, in a registry keyed by the root element (namespace, loca
   message), or by the ``OriginalMessageRefID`` of a DAC7 status message inside ``payloadResult``,
   whose record errors then name the rejected records. A ``payloadResult`` in another form is kept
   as an error text, and the import says that it could not tell which records were rejected.
+* HMRC's business rule result (``http://www.hmrc.gsi.gov.uk/gsm``, root ``BREResponse``; schema
+  "AEOI Business Rule Result schema v0.3", hmrc/digital-platform-reporting ``app/xsd``):
+  ``requestCommon/conversationID`` (HMRC's id of the submission), and in
+  ``requestDetail/GenericStatusMessage`` the ``ValidationErrors`` (``FileError`` and
+  ``RecordError``: Code, Details, DocRefIDInError) and ``ValidationResult/Status`` Accepted or
+  Rejected. HMRC reads any FileError or RecordError as a rejection of the whole file, whatever the
+  Status says (``CadxResultService.getImpliedStatus``), and its service tells the operator "We
+  cannot accept the file" and to submit it again: the message is rejected as a whole, and the next
+  run files its records again. The document names no MessageRefId: the message is the one whose
+  MessageRefId the DocRefIds in error begin with (the GB profile's DocRefId is
+  ``<MessageRefId>_<unique>``), else the one ``dac7 status-import --message-ref-id`` names.
 
 The parser is hardened against hostile documents: the size is checked before anything is read
 (:data:`MAX_STATUS_BYTES`), a DOCTYPE is refused (no entity of any kind is expanded, no DTD
@@ -39,6 +50,7 @@ from reporting.ledger.errors import StatusFormatError
 from reporting.ledger.model import FileError, RecordError, StatusReport
 
 DSM_NS = "urn:oecd:ties:dsm:v1"
+HMRC_GSM_NS = "http://www.hmrc.gsi.gov.uk/gsm"
 DIP_NAMESPACES = ("http://itzbund.de/ozg/bzst/post/dip/v1/", "http://itzbund.de/ozg/bzst/post/dip/v2/")
 MAX_STATUS_BYTES = 50 * 1024 * 1024
 _DETAILS_MAX = 4000
@@ -53,11 +65,26 @@ def register_adapter(namespace: str, local_name: str, adapter: Adapter) -> Adapt
     return adapter
 
 
-def import_status(ledger: Ledger, path: str | os.PathLike[str], *, max_bytes: int = MAX_STATUS_BYTES) -> StatusOutcome:
+def import_status(
+    ledger: Ledger,
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_STATUS_BYTES,
+    message_ref_id: str | None = None,
+) -> StatusOutcome:
     """Read a status document and apply it to its message in the ledger (see
-    :meth:`reporting.ledger.Ledger.record_status`). Importing the same file twice changes nothing."""
+    :meth:`reporting.ledger.Ledger.record_status`). Importing the same file twice changes nothing.
+    ``message_ref_id``: the message a document answers that names none itself (an HMRC business
+    rule result with file errors only); a document that names one is matched by its own."""
     data = read_status_bytes(path, max_bytes=max_bytes)
-    return import_status_bytes(ledger, data, name=str(path), max_bytes=max_bytes)
+    return import_status_bytes(
+        ledger,
+        data,
+        name=str(path),
+        max_bytes=max_bytes,
+        expected_message_ref_id=message_ref_id,
+        matched_by="the MessageRefId given with --message-ref-id",
+    )
 
 
 def import_status_bytes(
@@ -67,6 +94,7 @@ def import_status_bytes(
     name: str,
     max_bytes: int = MAX_STATUS_BYTES,
     expected_message_ref_id: str | None = None,
+    matched_by: str = "the DIP transfer it answers",
 ) -> StatusOutcome:
     """:func:`import_status` of a document already read (an upload in the DAC7 view): the same
     size limit, parser and import. ``name`` names it in messages; its last part is recorded.
@@ -75,7 +103,7 @@ def import_status_bytes(
         raise StatusFormatError(
             f"{name}: {len(data)} bytes, more than the {max_bytes} bytes a status document may have; it was not read"
         )
-    report = parse_status(data, name=name, expected_message_ref_id=expected_message_ref_id)
+    report = parse_status(data, name=name, expected_message_ref_id=expected_message_ref_id, matched_by=matched_by)
     return ledger.record_status(report, file_name=Path(name).name, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -96,7 +124,13 @@ def read_status_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_STAT
     return data
 
 
-def parse_status(data: bytes, *, name: str = "<status>", expected_message_ref_id: str | None = None) -> StatusReport:
+def parse_status(
+    data: bytes,
+    *,
+    name: str = "<status>",
+    expected_message_ref_id: str | None = None,
+    matched_by: str = "the DIP transfer it answers",
+) -> StatusReport:
     """The status document's content, through the adapter of its format. ``expected_message_ref_id``:
     the message the document answers when the caller knows it (the DIP transfer it fetched the
     protocol of); used only when the document itself names no message."""
@@ -106,7 +140,8 @@ def parse_status(data: bytes, *, name: str = "<status>", expected_message_ref_id
     if adapter is None:
         raise StatusFormatError(
             f"{name}: no status adapter for this format (root element {qname.localname!r} in namespace "
-            f"{qname.namespace or 'none'!r}); known: EU DAC7 status message, BZSt DIP protocol"
+            f"{qname.namespace or 'none'!r}); known: EU DAC7 status message, BZSt DIP protocol, HMRC business "
+            "rule result"
         )
     try:
         report = adapter(root)
@@ -116,14 +151,15 @@ def parse_status(data: bytes, *, name: str = "<status>", expected_message_ref_id
         if expected_message_ref_id is None:
             raise StatusFormatError(
                 f"{name}: the document names neither a MessageRefId nor a transfer (for a DIP protocol: no "
-                "consignment transferticketId, no OriginalMessageRefID): it cannot be matched to a message"
+                "consignment transferticketId, no OriginalMessageRefID; for an HMRC business rule result: no "
+                "DocRefIDInError): it cannot be matched to a message; name it with --message-ref-id"
             )
         report = replace(
             report,
             message_ref_id=expected_message_ref_id,
             notes=(
                 *report.notes,
-                "the document names no message; it was matched by the DIP transfer it answers",
+                f"the document names no message; it was matched by {matched_by}",
             ),
         )
     return report
@@ -259,3 +295,73 @@ def dip_protocol(root: etree._Element) -> StatusReport:
 for _ns in DIP_NAMESPACES:
     register_adapter(_ns, "dipResponse", dip_protocol)
     register_adapter(_ns, "dipProtocol", dip_protocol)
+
+
+# ---------------------------------------------------------------------------------- HMRC (GB)
+
+
+def _local(elem: etree._Element | None, *path: str) -> etree._Element | None:
+    """The first descendant along ``path`` by local names: the schema's local elements are
+    unqualified (no elementFormDefault), but a document that qualifies them is read the same."""
+    for name in path:
+        if elem is None:
+            return None
+        elem = next((c for c in elem if isinstance(c.tag, str) and etree.QName(c).localname == name), None)
+    return elem
+
+
+def _all(elem: etree._Element | None, name: str) -> list[etree._Element]:
+    if elem is None:
+        return []
+    return [c for c in elem if isinstance(c.tag, str) and etree.QName(c).localname == name]
+
+
+def _message_of(doc_ref_ids: list[str]) -> str | None:
+    """The MessageRefId the DocRefIds in error begin with (``<MessageRefId>_<unique>``); they must
+    all name the same one."""
+    messages = {d.rpartition("_")[0] for d in doc_ref_ids}
+    if "" in messages:
+        raise StatusFormatError("a DocRefIDInError is not of the form <MessageRefId>_<unique> of an HMRC filing")
+    if len(messages) > 1:
+        raise StatusFormatError(f"the DocRefIDInError name {len(messages)} messages; a result answers one file")
+    return next(iter(messages), None)
+
+
+def hmrc_bre_result(root: etree._Element) -> StatusReport:
+    detail = _local(root, "requestDetail", "GenericStatusMessage")
+    if detail is None:
+        raise StatusFormatError("an HMRC business rule result without requestDetail/GenericStatusMessage")
+    status = _text(_local(detail, "ValidationResult", "Status"))
+    if status not in ("Accepted", "Rejected"):
+        raise StatusFormatError(f"ValidationResult/Status is {status!r}; expected Accepted or Rejected")
+    errors = _local(detail, "ValidationErrors")
+    files = tuple(
+        FileError(code=_text(_local(e, "Code")) or "", details=_text(_local(e, "Details")))
+        for e in _all(errors, "FileError")
+    )
+    records = tuple(
+        RecordError(
+            code=_text(_local(e, "Code")) or "",
+            details=_text(_local(e, "Details")),
+            doc_ref_ids=tuple(x for x in (_text(d) for d in _all(e, "DocRefIDInError")) if x),
+        )
+        for e in _all(errors, "RecordError")
+    )
+    notes = []
+    if status == "Accepted" and (files or records):
+        notes.append(
+            "Status says Accepted but the result lists errors: HMRC reads any error as a rejection of the file "
+            "(CadxResultService), and so does this import"
+        )
+    return StatusReport(
+        format="gb-hmrc-bre",
+        outcome="rejected" if status == "Rejected" or files or records else "accepted",
+        message_ref_id=_message_of([d for e in records for d in e.doc_ref_ids]),
+        status_message_ref_id=_text(_local(root, "requestCommon", "conversationID")),
+        file_errors=files,
+        record_errors=records,
+        notes=tuple(notes),
+    )
+
+
+register_adapter(HMRC_GSM_NS, "BREResponse", hmrc_bre_result)
