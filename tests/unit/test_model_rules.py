@@ -73,7 +73,7 @@ def test_the_rule_sets_say_where_they_differ_each_with_its_source() -> None:
     assert (UNITED_KINGDOM.residence_from_tin, UNITED_KINGDOM.residence_from_pe) == (False, False)
     assert UNITED_KINGDOM.residence_from_gvs and not UNITED_KINGDOM.listing_same_owner and DAC7.listing_same_owner
     assert DAC7.scope == UNITED_KINGDOM.scope == EXTENDED_SCOPE == {GOODS, SERVICES, TRANSPORT, PROPERTY}
-    assert CORE_SCOPE == {SERVICES, PROPERTY}
+    assert {SERVICES, PROPERTY} == CORE_SCOPE
     sources = UNITED_KINGDOM.sources
     for rule, paragraph in (
         ("residence", "ieim902520"),
