@@ -118,11 +118,13 @@ def _resolve(el: etree._Element, value: str | None) -> str | None:
 
 
 def named(schemas: dict[str, etree._Element], kind: str) -> dict[str, etree._Element]:
-    out = {}
+    out: dict[str, etree._Element] = {}
     for root in schemas.values():
         tns = root.get("targetNamespace")
         for el in root.findall(xs(kind)):
-            out[f"{{{tns}}}{el.get('name')}"] = el
+            key = f"{{{tns}}}{el.get('name')}"
+            assert key not in out, f"{key} defined twice"
+            out[key] = el
     return out
 
 
@@ -133,6 +135,19 @@ def _occurs(el: etree._Element) -> tuple[str, str]:
 # Attributes of schema components that canonical() interprets itself; any other one
 # (nillable, default, fixed, abstract, block, ...) is compared verbatim.
 _HANDLED = {"name", "type", "minOccurs", "maxOccurs", "use", "base", "value"}
+_FACETS = {
+    "minLength",
+    "maxLength",
+    "length",
+    "totalDigits",
+    "fractionDigits",
+    "minInclusive",
+    "maxInclusive",
+    "minExclusive",
+    "maxExclusive",
+    "pattern",
+    "whiteSpace",
+}
 
 
 def canonical(el: etree._Element) -> object:
@@ -141,55 +156,27 @@ def canonical(el: etree._Element) -> object:
     kids = [c for c in el if isinstance(c.tag, str) and c.tag != xs("annotation")]
     other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
     if tag == "element":
-        return (
-            "element",
-            el.get("name"),
-            _resolve(el, el.get("type")),
-            *_occurs(el),
-            other,
-            tuple(canonical(c) for c in kids),
-        )
+        sub = tuple(canonical(c) for c in kids)
+        return ("element", el.get("name"), _resolve(el, el.get("type")), *_occurs(el), other, sub)
     if tag in ("sequence", "choice", "all"):
         return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
     if tag == "attribute":
-        return (
-            "attribute",
-            el.get("name"),
-            _resolve(el, el.get("type")),
-            el.get("use", "optional"),
-            other,
-            tuple(canonical(c) for c in kids),
-        )
+        sub = tuple(canonical(c) for c in kids)
+        return ("attribute", el.get("name"), _resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
     if tag in ("restriction", "extension"):
         enums = frozenset(c.get("value") for c in kids if c.tag == xs("enumeration"))
         rest = tuple(canonical(c) for c in kids if c.tag != xs("enumeration"))
         return (tag, _resolve(el, el.get("base")), enums, rest)
     if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
         return (tag, other, tuple(canonical(c) for c in kids))
-    if tag in (
-        "minLength",
-        "maxLength",
-        "length",
-        "totalDigits",
-        "fractionDigits",
-        "minInclusive",
-        "maxInclusive",
-        "minExclusive",
-        "maxExclusive",
-        "pattern",
-        "whiteSpace",
-    ):
+    if tag in _FACETS:
         return (tag, el.get("value"))
     raise AssertionError(f"unexpected schema construct <{tag}> - extend canonical()")
 
 
 def child_elements(el: etree._Element) -> list[tuple[str, str, str]]:
     """Element particles (name, minOccurs, maxOccurs) of a type, in document order."""
-    out = []
-    for node in el.iter(xs("element")):
-        if node is not el:
-            out.append((node.get("name"), *_occurs(node)))
-    return out
+    return [(node.get("name"), *_occurs(node)) for node in el.iter(xs("element")) if node is not el]
 
 
 def enumerations(schemas: dict[str, etree._Element]) -> dict[str, set[str]]:

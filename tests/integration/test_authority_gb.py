@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import Marketplace, write_config
+from builders import Marketplace, hmrc_bre, write_config
 from lxml import etree
 from resources import require_file, vendored
 
@@ -309,28 +309,11 @@ def _ids() -> Any:
     return DocIds(RUN_ID, "GB", "GB", 2025, {"platform_operator_id": POID})
 
 
-def bre(conversation: str, status: str, rejected: list[str]) -> bytes:
-    """HMRC's business rule result (checked against its schema) rejecting ``rejected``."""
-    gsm = "http://www.hmrc.gsi.gov.uk/gsm"
-    root = etree.Element(f"{{{gsm}}}BREResponse", nsmap={"gsm": gsm})
-    common = etree.SubElement(root, "requestCommon")
-    for tag, text in (
-        ("receiptDate", "2026-01-21T08:00:00Z"),
-        ("regime", "AEOI"),
-        ("conversationID", conversation),
-        ("schemaVersion", "1.0.0"),
-    ):
-        etree.SubElement(common, tag).text = text
-    detail = etree.SubElement(etree.SubElement(root, "requestDetail"), "GenericStatusMessage")
-    errors = etree.SubElement(detail, "ValidationErrors")
-    for ref in rejected:
-        e = etree.SubElement(errors, "RecordError")
-        etree.SubElement(e, "Code").text = "DPI-RS-015"
-        etree.SubElement(e, "Details").text = "The TIN of the Reportable Seller is not in the expected format"
-        etree.SubElement(e, "DocRefIDInError").text = ref
-    etree.SubElement(etree.SubElement(detail, "ValidationResult"), "Status").text = status
-    assert etree.XMLSchema(etree.parse(str(BRE_XSD))).validate(root)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+def bre(rejected: list[str]) -> bytes:
+    """HMRC's business rule result rejecting the records ``rejected`` (checked against its schema)."""
+    data = hmrc_bre("Rejected", record_errors=[("DPI-RS-015", rejected)])
+    assert etree.XMLSchema(etree.parse(str(BRE_XSD))).validate(etree.fromstring(data))
+    return data
 
 
 def test_a_rejected_record_is_imported_and_filed_again_by_the_next_run(
@@ -376,7 +359,7 @@ def test_a_rejected_record_is_imported_and_filed_again_by_the_next_run(
     assert main(["ledger", "mark-uploaded", mri, "--by", "ops", "--ledger", ledger]) == 0
     # HMRC rejects the Canadian seller's record: the whole file is rejected
     result = tmp_path / "bre.xml"
-    result.write_bytes(bre("c0ffee00-1234-4abc-8def-000000000001", "Rejected", [rejected]))
+    result.write_bytes(bre([rejected]))
     capsys.readouterr()
     assert main(["status-import", str(result), "--ledger", ledger]) == 0
     said = capsys.readouterr().out

@@ -27,6 +27,18 @@ def uk(**authorities: Any) -> dict[str, Any]:
     return raw
 
 
+def uk_ltd(poid: str) -> dict[str, Any]:
+    """A further operator of the group, a UK company filing in the UK with ``poid``."""
+    return {
+        "name": "Demo Market Ltd",
+        "tin": "1234567890",
+        "tin_issued_by": "GB",
+        "nexus": "RPONEX1",
+        "address": {"city": "London", "country": "GB"},
+        "authorities": {"GB": {"platform_operator_id": poid}},
+    }
+
+
 def test_an_operator_files_in_the_uk_with_the_poid_hmrc_issued() -> None:
     cfg = parse_config(uk())
     assert cfg.operator.country == "GB"
@@ -54,32 +66,14 @@ def test_a_poid_of_letters_and_digits_is_taken(poid: str) -> None:
 
 def test_two_operators_of_a_group_never_share_a_poid() -> None:
     raw = uk()
-    raw["operators"] = {
-        "uk_ltd": {
-            "name": "Demo Market Ltd",
-            "tin": "1234567890",
-            "tin_issued_by": "GB",
-            "nexus": "RPONEX1",
-            "address": {"city": "London", "country": "GB"},
-            "authorities": {"GB": {"platform_operator_id": "xmdpi0001234567"}},
-        }
-    }
+    raw["operators"] = {"uk_ltd": uk_ltd("xmdpi0001234567")}
     with pytest.raises(ConfigError, match=r"\[operators\.uk_ltd\.authorities\.GB\] platform_operator_id is the same"):
         parse_config(raw)
 
 
 def test_a_group_operator_files_in_the_uk_beside_an_eu_one() -> None:
     raw = tomllib.loads((REPO / "dac7.toml").read_text(encoding="utf-8"))
-    raw["operators"] = {
-        "uk_ltd": {
-            "name": "Demo Market Ltd",
-            "tin": "1234567890",
-            "tin_issued_by": "GB",
-            "nexus": "RPONEX1",
-            "address": {"city": "London", "country": "GB"},
-            "authorities": {"GB": {"platform_operator_id": "XMDPI0001234567"}},
-        }
-    }
+    raw["operators"] = {"uk_ltd": uk_ltd("XMDPI0001234567")}
     cfg = parse_config(raw)
     assert cfg.operator.country == "LT" and cfg.for_operator("uk_ltd").operator.country == "GB"
     assert select_profile("GB", cfg.for_operator("uk_ltd")) is GB

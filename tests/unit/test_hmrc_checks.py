@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
+from builders import hmrc_bre
 from lxml import etree
 from resources import require_file, vendored
 
@@ -171,35 +172,15 @@ def test_the_ids_are_hmrcs_format_and_the_same_on_a_rerun() -> None:
 # --------------------------------------------------------------------------- business rule result
 
 
-def bre(status: str, file_errors: list[str] = (), record_errors: list[tuple[str, list[str]]] = ()) -> bytes:  # type: ignore[assignment]
+def bre(
+    status: str, file_errors: list[str] | None = None, record_errors: list[tuple[str, list[str]]] | None = None
+) -> bytes:
     """An HMRC business rule result, checked against HMRC's schema."""
-    gsm = "http://www.hmrc.gsi.gov.uk/gsm"
-    root = etree.Element(f"{{{gsm}}}BREResponse", nsmap={"gsm": gsm})
-    common = etree.SubElement(root, "requestCommon")
-    for tag, text in (
-        ("receiptDate", "2026-01-20T10:00:00Z"),
-        ("regime", "AEOI"),
-        ("conversationID", "c0ffee00-1234-4abc-8def-000000000001"),
-        ("schemaVersion", "1.0.0"),
-    ):
-        etree.SubElement(common, tag).text = text
-    detail = etree.SubElement(etree.SubElement(root, "requestDetail"), "GenericStatusMessage")
-    errors = etree.SubElement(detail, "ValidationErrors")
-    for code in file_errors:
-        e = etree.SubElement(errors, "FileError")
-        etree.SubElement(e, "Code").text = code
-        etree.SubElement(e, "Details").text = f"file error {code}"
-    for code, refs in record_errors:
-        e = etree.SubElement(errors, "RecordError")
-        etree.SubElement(e, "Code").text = code
-        etree.SubElement(e, "Details").text = f"record error {code}"
-        for ref in refs:
-            etree.SubElement(e, "DocRefIDInError").text = ref
-    etree.SubElement(etree.SubElement(detail, "ValidationResult"), "Status").text = status
+    data = hmrc_bre(status, file_errors=file_errors, record_errors=record_errors)
     require_file(BRE_XSD)
     schema = etree.XMLSchema(etree.parse(str(BRE_XSD)))
-    assert schema.validate(root), schema.error_log
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    assert schema.validate(etree.fromstring(data)), schema.error_log
+    return data
 
 
 def test_a_rejected_record_rejects_the_file_and_names_its_message() -> None:

@@ -9,6 +9,7 @@ the scope and the excluded sellers IEIM901630, the financial identifier IEIM9018
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from fractions import Fraction
 
@@ -248,19 +249,7 @@ def test_a_core_only_partner_still_receives_its_property() -> None:
 
 def test_a_jurisdiction_that_applies_the_core_scope_reports_no_goods_of_its_own_residents() -> None:
     # the rule set's own scope: a Model Rules jurisdiction without the extended scope
-    core_only = RuleSet(
-        code="XX",
-        name="core scope only",
-        law="a made-up transposition",
-        residence_from_tin=False,
-        residence_from_pe=False,
-        residence_from_gvs=True,
-        listing_same_owner=False,
-        scope=CORE_SCOPE,
-        area="XX's reportable jurisdictions",
-        not_reportable=vocabulary.NOT_REPORTABLE_JURISDICTION,
-        partner_lists=UNITED_KINGDOM.partner_lists,
-    )
+    core_only = replace(UNITED_KINGDOM, code="XX", scope=CORE_SCOPE, area="XX's reportable jurisdictions")
     seller = facts(block(GOODS, 3000_00, 40), block(SERVICES, 100_00, 1), residence_country="XX")
     d = decide(seller, uk(configured=[], rule_set=core_only))
     assert [r.activity for r in d.reports] == [SERVICES] and d.not_reported_non_eu == (GOODS,)
