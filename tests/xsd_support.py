@@ -109,7 +109,7 @@ def xs(local: str) -> str:
     return f"{{{XS}}}{local}"
 
 
-def _resolve(el: etree._Element, value: str | None) -> str | None:
+def resolve(el: etree._Element, value: str | None) -> str | None:
     """A QName attribute value as {namespace}local, independent of the prefix used."""
     if value is None:
         return None
@@ -157,16 +157,16 @@ def canonical(el: etree._Element) -> object:
     other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
     if tag == "element":
         sub = tuple(canonical(c) for c in kids)
-        return ("element", el.get("name"), _resolve(el, el.get("type")), *_occurs(el), other, sub)
+        return ("element", el.get("name"), resolve(el, el.get("type")), *_occurs(el), other, sub)
     if tag in ("sequence", "choice", "all"):
         return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
     if tag == "attribute":
         sub = tuple(canonical(c) for c in kids)
-        return ("attribute", el.get("name"), _resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
+        return ("attribute", el.get("name"), resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
     if tag in ("restriction", "extension"):
         enums = frozenset(c.get("value") for c in kids if c.tag == xs("enumeration"))
         rest = tuple(canonical(c) for c in kids if c.tag != xs("enumeration"))
-        return (tag, _resolve(el, el.get("base")), enums, rest)
+        return (tag, resolve(el, el.get("base")), enums, rest)
     if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
         return (tag, other, tuple(canonical(c) for c in kids))
     if tag in _FACETS:
