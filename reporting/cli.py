@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rules", action="store_true", help="also check the business rules (authority error codes)")
     v.add_argument(
         "--authority",
-        help="apply this member state's profile and rules (default: the EU rules of an exchange between "
+        help="apply this member state's (or GB's) profile and rules (default: the EU rules of an exchange between "
         "member states; never guessed from TransmittingCountry)",
     )
     v.add_argument(
@@ -451,7 +451,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporting.authorities import EU_GENERIC, profile_for
-    from reporting.checks.business import EU_EXCHANGE, NotEuDpiMessageError, check_message
+    from reporting.checks.business import EU_EXCHANGE, NotEuDpiMessageError, RuleFinding, check_message
     from reporting.checks.schema import load_schema, validate_file
 
     profile = profile_for(args.authority.upper()) if args.authority else EU_GENERIC
@@ -496,6 +496,12 @@ def _validate(args: argparse.Namespace) -> int:
                         ledger=states,
                     )
                 findings += profile.extra_checks(Path(f)) if args.authority and not errors else []
+            if args.authority and not errors:  # the authority's checks at upload (HMRC's), without its POID
+                findings += [
+                    RuleFinding(c.name, "upload", "error", None, "/", c.text)
+                    for c in profile.upload_checks(Path(f), {})
+                    if not c.ok
+                ]
         except (NotEuDpiMessageError, ValueError) as exc:  # XmlFileError: empty, cut off, DOCTYPE, not UTF-8
             print(f"{f}: {exc}" if not str(exc).startswith(f"{f}: ") else str(exc))
             bad += 1

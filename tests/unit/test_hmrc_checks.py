@@ -227,3 +227,12 @@ def test_a_status_that_is_neither_is_refused() -> None:
     data = bre("Accepted").replace(b"<Status>Accepted</Status>", b"<Status>Pending</Status>")
     with pytest.raises(StatusFormatError, match="expected Accepted or Rejected"):
         parse_status(data, expected_message_ref_id=MRI)
+
+
+def test_dac7_validate_for_gb_runs_hmrcs_upload_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    from reporting.cli import main
+
+    require_file(SAMPLES / "SubmissionSample.xml")
+    assert main(["validate", "--authority", "GB", str(SAMPLES / "SubmissionSample.xml")]) == 1
+    out = capsys.readouterr().out
+    assert "[XmlComments upload] error" in out and "1 XML comment(s)" in out
