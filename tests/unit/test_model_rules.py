@@ -302,3 +302,22 @@ def test_the_uk_reading_reports_the_financial_identifier_of_every_seller() -> No
     assert reports_financial_identifier(["DE"], reading=gb)
     assert not reports_financial_identifier(["DE"], reading=reading_for("LT"))
     assert gb.as_dict()["financial_identifier_not_used_by"] == []
+
+
+def test_the_seller_copy_names_the_uk_and_its_partners_and_is_due_on_31_january() -> None:
+    from reporting.deadlines import deadline_for
+    from reporting.statements.build import receiving_states, reportable_of
+
+    identity = {"residence_countries": ["CA"]}
+    flat = [{"activity": PROPERTY, "property_address": {"country": "NZ"}}]
+    # a Canadian resident with a flat in New Zealand, filed in the UK: both receive the record
+    assert receiving_states(identity, flat, reportable_of("GB", 2025)) == [
+        {"country": "CA", "reason": "residence"},
+        {"country": "NZ", "reason": "property"},
+    ]
+    # the same record filed under DAC7 goes to no member state
+    assert receiving_states(identity, flat, reportable_of("LT", 2025)) == []
+    # SI 2023/817 reg. 4(1) and 4(4): the report and the seller's copy by 31 January
+    for obligation in ("filing", "seller_statement"):
+        row = deadline_for("GB", 2025, obligation)
+        assert row.due_date(2025) == date(2026, 1, 31) and "2023/817" in row.source and row.certainty == "high"
