@@ -211,6 +211,13 @@ def test_corrections_and_deletions_are_dpi402_with_corr_doc_ref_ids_in_the_new_m
     first = gb_run(tmp_path, market(), step="first", ledger=ledger)
     [first_file] = files(first)
     filed = {name or "PO": ref for ref, name in _records(first_file)}
+    # HMRC accepted the first file (its result names no record: matched by the MessageRefId given)
+    assert main(["ledger", "mark-uploaded", first_file.stem, "--by", "ops", "--ledger", ledger]) == 0
+    (tmp_path / "accepted.xml").write_bytes(hmrc_bre("Accepted"))
+    rc = main(
+        ["status-import", str(tmp_path / "accepted.xml"), "--message-ref-id", first_file.stem, "--ledger", ledger]
+    )
+    assert rc == 0
     # every sale of the UK seller refunded after the filing (it leaves the report: OECD3), the
     # Canadian one paid once more (OECD2); the PlatformOperator resent under its DocRefId (OECD0)
     m = market(refund=True)
@@ -229,6 +236,13 @@ def test_corrections_and_deletions_are_dpi402_with_corr_doc_ref_ids_in_the_new_m
     assert all(ref.startswith(f"{mri}_") for _, ref in corrected.values())
     # and the Canadian seller's figures are the new ones: GBP 600 + 50 in Q4
     assert sellers(root)["Roy"].findtext(".//dpi:ConsQ4", namespaces=NS) == "50"
+    # HMRC rejects the second file naming its resent PlatformOperator, whose DocRefId begins with
+    # the first file's MessageRefId: the rejection is the second file's; the first stays accepted
+    assert main(["ledger", "mark-uploaded", mri, "--by", "ops", "--ledger", ledger]) == 0
+    (tmp_path / "rejected.xml").write_bytes(bre([filed["PO"]]))
+    assert main(["status-import", str(tmp_path / "rejected.xml"), "--ledger", ledger]) == 0
+    with open_ledger(ledger) as led:
+        assert (led.message(first_file.stem).status, led.message(mri).status) == ("accepted", "rejected")
 
 
 def test_an_operator_whose_reporting_is_assumed_files_hmrcs_dpi401(tmp_path: Path, official: etree.XMLSchema) -> None:
@@ -357,13 +371,15 @@ def test_a_rejected_record_is_imported_and_filed_again_by_the_next_run(
     assert f"platform operator ID is {POID}" in steps and "ManualAssumedReportExists" in steps
     assert (out / "outbox" / "GB" / mri / path.name).read_bytes() == path.read_bytes()
     assert main(["ledger", "mark-uploaded", mri, "--by", "ops", "--ledger", ledger]) == 0
-    # HMRC rejects the Canadian seller's record: the whole file is rejected
-    result = tmp_path / "bre.xml"
-    result.write_bytes(bre([rejected]))
+    # HMRC rejects the Canadian seller's record: the whole file is rejected; the operator downloads
+    # the business rules error report, named after the uploaded file (FileErrorsController)
+    result = tmp_path / f"{mri}_xml-errors.tsv"
+    result.write_bytes(f"Code\tDetail\tDocRef\r\nDPI-RS-015\tTIN invalid\t{rejected}\r\n".encode())
     capsys.readouterr()
     assert main(["status-import", str(result), "--ledger", ledger]) == 0
     said = capsys.readouterr().out
-    assert f"{mri}: rejected (gb-hmrc-bre), message rejected" in said and "1 record error(s)" in said
+    assert f"{mri}: rejected (gb-hmrc-errors-tsv), message rejected" in said and "1 record error(s)" in said
+    assert "matched by the file name of the error report" in said
     with open_ledger(ledger) as led:
         assert led.message(mri).status == "rejected"
         open_before = [r for r in rejections(led.engine) if r.corrected_at is None]
