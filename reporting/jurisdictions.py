@@ -114,30 +114,37 @@ class RuleSet:
 
     def reportable(self, year: int, configured: Iterable[str] | None = None) -> Reportable:
         """The reportable jurisdictions of a filing for ``year``: ``configured`` (the operator's
-        ``partner_jurisdictions``, each with the filing jurisdiction's whole scope) where given,
-        else the list published for the year, else the latest list before it (the first, for a
-        period before it), said to be assumed (:attr:`Reportable.assumed`)."""
+        ``partner_jurisdictions``; ``[]``: the filing jurisdiction alone) where given, else the
+        list published for the year, else the latest list before it (the first, for a period
+        before it), said to be assumed (:attr:`Reportable.assumed`). A configured jurisdiction
+        keeps the scope that list gives it (New Zealand: the core scope only, IEIM901820); one the
+        list does not name receives the filing jurisdiction's whole scope."""
         if not self.model_rules:
             return Reportable({c: self.scope for c in EU_MEMBER_STATES}, "the EU member states (Annex V)", "")
         own = {self.code: self.scope}
+        published, assumed = self._list_for(year)
         if configured is not None:
-            chosen = dict.fromkeys(sorted(set(configured) - {self.code}), self.scope)
-            return Reportable({**own, **chosen}, "configured: [authorities.GB] partner_jurisdictions", "")
-        published = self.published_list(year)
-        assumed = ""
-        if published is None:
-            earlier = [p for p in self.partner_lists if p.period < year]
-            if earlier:  # the latest list before the period
-                published = max(earlier, key=lambda p: p.period)
-            else:  # a period before the first list: the first
-                published = min(self.partner_lists, key=lambda p: p.period)
-            assumed = (
-                f"no list of {self.code}'s partner jurisdictions for the {year} reportable period was found; "
-                f"the list for {published.period} is applied: set [authorities.{self.code}] partner_jurisdictions "
-                "to the list the authority publishes for the period"
-            )
+            chosen = {c: published.jurisdictions.get(c, self.scope) & self.scope for c in sorted(set(configured))}
+            chosen.pop(self.code, None)
+            source = f"configured: [authorities.{self.code}] partner_jurisdictions (scopes of {published.source})"
+            return Reportable({**own, **chosen}, source, "")
         listed = {c: scope & self.scope for c, scope in published.jurisdictions.items()}
         return Reportable({**listed, **own}, f"{published.source} (read {published.read})", assumed)
+
+    def _list_for(self, year: int) -> tuple[PartnerList, str]:
+        """The list published for ``year``, else the latest before it, else the first; with why it
+        is assumed ("" for the year's own)."""
+        published = self.published_list(year)
+        if published is not None:
+            return published, ""
+        earlier = [p for p in self.partner_lists if p.period < year]
+        # the latest list before the period; for a period before the first list, the first
+        published = max(earlier, key=lambda p: p.period) if earlier else min(self.partner_lists, key=lambda p: p.period)
+        return published, (
+            f"no list of {self.code}'s partner jurisdictions for the {year} reportable period was found; "
+            f"the list for {published.period} is applied: set [authorities.{self.code}] partner_jurisdictions "
+            "to the list the authority publishes for the period"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +277,11 @@ PARTNERS_KEY = "partner_jurisdictions"
 
 
 def partner_jurisdictions(authorities: Mapping[str, Mapping[str, str]], filing_state: str) -> list[str] | None:
-    """The ``partner_jurisdictions`` of the filing state's ``[authorities.XX]`` table, or None."""
+    """The ``partner_jurisdictions`` of the filing state's ``[authorities.XX]`` table, or None
+    when it is not set. An empty list is a choice, not an absence: no partner, the filing
+    jurisdiction alone (``[]``, kept as the empty text)."""
     value = authorities.get(filing_state, {}).get(PARTNERS_KEY)
-    return [c for c in value.split(",") if c] if value else None
+    return None if value is None else [c for c in value.split(",") if c]
 
 
 def is_filing_jurisdiction(code: str) -> bool:

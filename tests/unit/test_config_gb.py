@@ -83,7 +83,9 @@ def test_the_partner_jurisdictions_are_a_list_of_country_codes() -> None:
     cfg = parse_config(uk(partner_jurisdictions=["nz", "IE", "IE", "FR"]))
     assert cfg.authorities["GB"]["partner_jurisdictions"] == "FR,IE,NZ"
     assert partner_jurisdictions(cfg.authorities, "GB") == ["FR", "IE", "NZ"]
-    assert partner_jurisdictions(parse_config(uk(partner_jurisdictions=[])).authorities, "GB") is None
+    # an empty list means the UK alone, not "use HMRC's list"
+    assert partner_jurisdictions(parse_config(uk(partner_jurisdictions=[])).authorities, "GB") == []
+    assert partner_jurisdictions(parse_config(uk()).authorities, "GB") is None
 
 
 @pytest.mark.parametrize(

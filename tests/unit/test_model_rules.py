@@ -122,8 +122,10 @@ def test_a_period_without_a_published_list_takes_the_latest_and_says_so() -> Non
 def test_configured_partners_replace_the_published_list() -> None:
     configured = UNITED_KINGDOM.reportable(2026, ["FR", "NZ", "GB"])
     assert set(configured.jurisdictions) == {"GB", "FR", "NZ"}
-    # a configured partner takes the UK's whole scope (the key names jurisdictions, not scopes)
-    assert configured.jurisdictions["NZ"] == EXTENDED_SCOPE
+    # a configured partner keeps the scope of the latest list (2025 for 2026: New Zealand the
+    # core scope only, IEIM901820); one no list names (France) takes the UK's whole scope
+    assert configured.jurisdictions["NZ"] == CORE_SCOPE and configured.jurisdictions["FR"] == EXTENDED_SCOPE
+    assert configured.jurisdictions["GB"] == EXTENDED_SCOPE
     assert not configured.assumed and "partner_jurisdictions" in configured.source
     # none configured: the UK alone
     assert set(UNITED_KINGDOM.reportable(2025, []).jurisdictions) == {"GB"}
@@ -221,9 +223,9 @@ def test_a_partner_that_takes_the_core_scope_only_receives_no_goods() -> None:
     # only goods: nothing the jurisdiction takes
     goods_only = decide(facts(block(GOODS, 3000_00, 40), residence_country="NZ"), uk())
     assert goods_only.decision == vocabulary.NOT_REPORTABLE_JURISDICTION
-    # a configured list gives New Zealand the UK's whole scope
+    # a configured list keeps New Zealand's core-only scope: still no goods
     configured = decide(facts(block(GOODS, 3000_00, 40), residence_country="NZ"), uk(configured=["NZ"]))
-    assert configured.decision == vocabulary.REPORTED
+    assert configured.decision == vocabulary.NOT_REPORTABLE_JURISDICTION
 
 
 def test_property_located_in_a_reportable_jurisdiction_is_reported_whoever_owns_it() -> None:
