@@ -70,9 +70,6 @@ def listing_keys_sql(*, same_owner: bool) -> str:
     return _LISTING_KEYS_SQL.replace("{owner}", "owner_id" if same_owner else "null")
 
 
-#: The listing keys without an owner condition (a table without ``owner_id``: the due-diligence run's)
-LISTING_KEYS_SQL = listing_keys_sql(same_owner=False)
-
 
 def aggregate(settings: RunSettings) -> AggregateResult:
     """Write ``<run>/aggregate/activity_totals.parquet``."""
