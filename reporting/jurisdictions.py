@@ -245,8 +245,11 @@ UNITED_KINGDOM = RuleSet(
         "address offered for rent by the same seller (no owner condition)",
         "reportable": f"SI 2023/817 reg. 2(1): a partner jurisdiction is one HMRC lists in a notice; HMRC IEIM906000 "
         f"({IEIM}ieim906000) and IEIM901820 ({IEIM}ieim901820) list them per reportable period",
-        "scope": f"HMRC IEIM901630 ({IEIM}ieim901630): the UK applies the extended scope (the sale of goods and the "
-        "rental of means of transport besides personal services and immovable property)",
+        "scope": "SI 2023/817 reg. 2(1) and 2(2) (https://www.legislation.gov.uk/uksi/2023/817/regulation/2): 'the "
+        "model rules' include the OECD (2021) Optional Module for sale of goods, and Relevant Activity has the "
+        "model rules' meaning, so the UK applies the extended scope (the sale of goods and the rental of means of "
+        f"transport besides personal services and immovable property); HMRC IEIM901540 ({IEIM}ieim901540): the sale "
+        "of goods",
         "excluded": f"HMRC IEIM901630 ({IEIM}ieim901630): governmental and listed entities, an entity's listing of "
         "more than 2,000 rentals, and a seller that solely sold goods fewer than 30 times for at most EUR 2,000",
         "currency": f"HMRC IEIM901710 ({IEIM}ieim901710): consideration in fiat currency is reported in the currency "

@@ -81,7 +81,7 @@ def test_the_rule_sets_say_where_they_differ_each_with_its_source() -> None:
         ("gvs", "ieim902520"),
         ("listing", "ieim904230"),
         ("reportable", "ieim906000"),
-        ("scope", "ieim901630"),
+        ("scope", "ieim901540"),
         ("excluded", "ieim901630"),
         ("currency", "ieim901710"),
         ("refunds", "ieim901740"),
@@ -92,6 +92,9 @@ def test_the_rule_sets_say_where_they_differ_each_with_its_source() -> None:
             in (sources[rule])
         ), rule
     assert "reg. 4(1) and 4(4)" in sources["deadline"]
+    assert (
+        "SI 2023/817 reg. 2(1) and 2(2)" in sources["scope"] and "Optional Module for sale of goods" in sources["scope"]
+    )
 
 
 def test_the_uk_lists_its_partners_per_reportable_period_with_their_scope() -> None:
