@@ -70,7 +70,6 @@ def listing_keys_sql(*, same_owner: bool) -> str:
     return _LISTING_KEYS_SQL.replace("{owner}", "owner_id" if same_owner else "null")
 
 
-
 def aggregate(settings: RunSettings) -> AggregateResult:
     """Write ``<run>/aggregate/activity_totals.parquet``."""
     period = settings.period
