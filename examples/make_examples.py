@@ -28,11 +28,13 @@ AS_OF = date(2026, 1, 15)
 RUN_ID = "0e7a1f4c-2b5d-4c8e-9f3a-6d1b7c2e5a90"
 TIMESTAMP = datetime(2026, 1, 15, 6, 0, 0, tzinfo=UTC)
 
-#: profile -> its configuration: the EU generic edition (a filing in Lithuania) and each national one.
+#: profile -> its configuration: the EU generic edition (a filing in Lithuania), each national one,
+#: and the United Kingdom's (the OECD Model Rules).
 PROFILES = {
     "eu": EXAMPLES / "dac7.toml",
     "de": EXAMPLES / "profiles" / "de.toml",
     "fr": EXAMPLES / "profiles" / "fr.toml",
+    "gb": EXAMPLES / "profiles" / "gb.toml",
     "hu": EXAMPLES / "profiles" / "hu.toml",
     "it": EXAMPLES / "profiles" / "it.toml",
 }

@@ -10,7 +10,7 @@
     dac7 ledger discard MESSAGE_REF_ID [--ledger URL]
     dac7 ledger mark-uploaded MESSAGE_REF_ID --by NAME [--ledger URL]
     dac7 ledger states [--year Y] [--authority XX] [--environment test|prod] [--ledger URL]
-    dac7 status-import FILE [--ledger URL]
+    dac7 status-import FILE [--message-ref-id ID] [--ledger URL]
     dac7 transmit --out DIR --by NAME [--year Y] [--authority XX] [--environment test|prod] [--config FILE]
     dac7 protocol-fetch --out DIR --by NAME [--environment test|prod] [--wait SECONDS] [--config FILE]
     dac7 statements build DIR [--ledger URL]
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rules", action="store_true", help="also check the business rules (authority error codes)")
     v.add_argument(
         "--authority",
-        help="apply this member state's profile and rules (default: the EU rules of an exchange between "
+        help="apply this member state's (or GB's) profile and rules (default: the EU rules of an exchange between "
         "member states; never guessed from TransmittingCountry)",
     )
     v.add_argument(
@@ -451,7 +451,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from reporting.authorities import EU_GENERIC, profile_for
-    from reporting.checks.business import EU_EXCHANGE, NotEuDpiMessageError, check_message
+    from reporting.checks.business import EU_EXCHANGE, NotEuDpiMessageError, RuleFinding, check_message
     from reporting.checks.schema import load_schema, validate_file
 
     profile = profile_for(args.authority.upper()) if args.authority else EU_GENERIC
@@ -496,6 +496,12 @@ def _validate(args: argparse.Namespace) -> int:
                         ledger=states,
                     )
                 findings += profile.extra_checks(Path(f)) if args.authority and not errors else []
+            if args.authority and not errors:  # the authority's checks at upload (HMRC's), without its POID
+                findings += [
+                    RuleFinding(c.name, "upload", "error", None, "/", c.text)
+                    for c in profile.upload_checks(Path(f), {})
+                    if not c.ok
+                ]
         except (NotEuDpiMessageError, ValueError) as exc:  # XmlFileError: empty, cut off, DOCTYPE, not UTF-8
             print(f"{f}: {exc}" if not str(exc).startswith(f"{f}: ") else str(exc))
             bad += 1
@@ -562,7 +568,14 @@ def _add_ledger_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     pf.add_argument("--wait", type=int, default=0, help="seconds to keep asking while a protocol is missing")
 
     si = sub.add_parser("status-import", help="apply an authority's status document to the ledger")
-    si.add_argument("file", help="the status document (EU DAC7 status message, BZSt DIP protocol)")
+    si.add_argument(
+        "file", help="the status document (EU DAC7 status message, BZSt DIP protocol, HMRC business rule result)"
+    )
+    si.add_argument(
+        "--message-ref-id",
+        help="the message the document answers, where it names none itself (an HMRC business rule result "
+        "with file errors only)",
+    )
     add_ledger_arguments(si)
 
 
@@ -748,7 +761,7 @@ def _status_import(args: argparse.Namespace) -> int:
     from reporting.ledger.status import import_status
 
     with open_ledger(_ledger_url(args), create=False) as ledger:
-        outcome = import_status(ledger, args.file)
+        outcome = import_status(ledger, args.file, message_ref_id=args.message_ref_id)
     if outcome.already_imported:
         print(f"{args.file}: already imported for {outcome.message_ref_id}; nothing changed")
         return 0

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reporting.countries import is_country, is_eu
+from reporting.countries import is_country
 from reporting.diligence_cycle import CycleSettings
 from reporting.errors import ConfigError
+from reporting.jurisdictions import MODEL_RULES, PARTNERS_KEY, is_filing_jurisdiction
 from reporting.text import MAX_TEXT, text_problem
 from reporting.vocabulary import (
     DEFAULT_OPERATOR,
@@ -418,6 +419,9 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
             f"{origin}: [source] url and [source.spark] name two sources; a run reads one: keep the url "
             "(a database) or [source.spark] (tables read by Apache Spark)"
         )
+    operators = _shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin)
+    for group_operator in operators.values():
+        check_routing(reporting, group_operator.operator.country, origin)
     return Config(
         operator=operator,
         reporting=reporting,
@@ -430,7 +434,7 @@ def parse_config(raw: dict[str, Any], *, origin: str = "<config>") -> Config:
         data_docs=_data_docs(raw, origin),
         ledger=_ledger_url(raw, origin),
         statement_contact=_statement_contact(raw, origin),
-        operators=_shared_identifiers(_operators(raw, operator, origin), _authorities(raw, origin), origin),
+        operators=operators,
         transmission=_transmission(raw, origin),
         verification=_verification(raw, origin),
         due_diligence=_due_diligence(raw, origin),
@@ -501,11 +505,19 @@ def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
         nexus_country=_country(nexus_country, f"{name}.nexus_country", origin) if nexus_country else "",
         address=address,
     )
-    if not is_eu(operator.country):
+    if not is_filing_jurisdiction(operator.country):
         raise ConfigError(
             f"{origin}: {'the operator' if name == 'operator' else f'the operator of [{name}]'} files in "
-            f"{operator.country}, which is not an EU member state; "
+            f"{operator.country}, which is not an EU member state, nor a jurisdiction of the OECD Model Rules "
+            f"this version knows ({', '.join(sorted(MODEL_RULES))}); "
             f"set {name}.nexus_country to the member state of its registration (e.g. RPONEX5)"
+        )
+    if operator.country in MODEL_RULES and nexus == "RPONEX5":
+        raise ConfigError(
+            f"{origin}: {name}.nexus = 'RPONEX5' names the EU's Qualified Non-Union Platform Operator test, which "
+            f"the OECD Model Rules of {operator.country} do not have (the DPI schema's Nexus is '[EU Specific]'); "
+            f"an operator files in {operator.country} as resident there (RPONEX1), incorporated under its laws "
+            "(RPONEX2), managed there (RPONEX3) or with a permanent establishment there (RPONEX4)"
         )
     return operator
 
@@ -567,7 +579,7 @@ def _operators(raw: dict[str, Any], default: Operator, origin: str) -> dict[str,
 #: (reporting/authorities/fr.py). The others name a sender or an account (HU ``tax_number`` is
 #: SendingEntityIN, the sender's; DE ``bzst_id``; IT ``codice_fiscale``, the submitter's), which an
 #: intermediary filing for several operators may share.
-OPERATOR_IDENTITY_KEYS: dict[str, tuple[str, ...]] = {"FR": ("siren",)}
+OPERATOR_IDENTITY_KEYS: dict[str, tuple[str, ...]] = {"FR": ("siren",), "GB": ("platform_operator_id",)}
 
 
 def _shared_identifiers(
@@ -842,7 +854,15 @@ def spark_conf(config: Config) -> dict[str, str]:
 
 
 def check_routing(reporting: Reporting, filing_state: str, origin: str = "<config>") -> None:
-    """Routing ``jurisdiction`` is a preview, never a filing: refused in production."""
+    """Routing ``jurisdiction`` is a preview, never a filing: refused in production, and for a
+    filing state outside the EU (the preview is of the exchange between member states, in the EU
+    edition; a Model Rules jurisdiction's exchange with its partners is not previewed)."""
+    if reporting.routing == JURISDICTION and filing_state in MODEL_RULES:
+        raise ConfigError(
+            f"{origin}: routing 'jurisdiction' previews what each EU member state receives from the filing state; "
+            f"{filing_state} files under the OECD Model Rules and its exchange with its partner jurisdictions is "
+            "not previewed: use routing 'nexus'"
+        )
     if reporting.routing == JURISDICTION and reporting.environment == PROD:
         raise ConfigError(
             f"{origin}: routing 'jurisdiction' with environment 'prod' is refused. It is a preview of what each "
@@ -998,17 +1018,33 @@ def _authorities(raw: dict[str, Any], origin: str, prefix: str = "") -> dict[str
     tables = _table(raw, "authorities", origin, required=False, prefix=prefix)
     out: dict[str, dict[str, str]] = {}
     for country, table in tables.items():
-        if not is_eu(country):
-            raise ConfigError(f"{origin}: [{prefix}authorities.{country}]: {country!r} is not an EU member state code")
+        if not is_filing_jurisdiction(country):
+            raise ConfigError(
+                f"{origin}: [{prefix}authorities.{country}]: {country!r} is not an EU member state code, nor a "
+                f"jurisdiction of the OECD Model Rules this version knows ({', '.join(sorted(MODEL_RULES))})"
+            )
         if not isinstance(table, dict):
             raise ConfigError(f"{origin}: [{prefix}authorities.{country}] must be a table of identifiers")
         values = {}
         for key in table:
+            if key == PARTNERS_KEY and country in MODEL_RULES:
+                values[key] = _partners(table[key], f"{prefix}authorities.{country}", origin)
+                continue
             value = _str(table, key, f"{prefix}authorities.{country}", origin)
             if value:
                 values[key] = value
         out[country] = values
     return out
+
+
+def _partners(value: Any, name: str, origin: str) -> str:
+    """``partner_jurisdictions``: the reportable jurisdictions a Model Rules filing reports to,
+    besides its own (a list of ISO 3166 alpha-2 codes, which may be empty), kept as one text of
+    the codes joined by commas (:func:`reporting.jurisdictions.partner_jurisdictions`)."""
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ConfigError(f'{origin}: {name}.{PARTNERS_KEY} must be a list of country codes (e.g. ["IE", "NZ"])')
+    codes = [_country(c.strip().upper(), f"{name}.{PARTNERS_KEY}", origin) for c in value]
+    return ",".join(sorted(set(codes)))
 
 
 def _table(raw: dict[str, Any], key: str, origin: str, *, required: bool, prefix: str = "") -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from reporting.jurisdictions import rule_set_for
 from reporting.money import round_half_up_ratio
 from reporting.rules import DE_MINIMIS_MAX_SALES, MAX_RENTALS_PER_LISTING, Decision, amount_under_limit
 from reporting.variants import variant_of
@@ -13,6 +14,7 @@ from reporting.vocabulary import (
     EXCLUDED_GOVERNMENTAL,
     EXCLUDED_LISTED,
     EXCLUDED_LISTING,
+    NOT_REPORTABLE_JURISDICTION,
     NOT_REPORTABLE_NO_ACTIVITY,
     NOT_REPORTABLE_NON_EU,
     QUARANTINED,
@@ -30,6 +32,7 @@ def explanation(d: Decision) -> str:
     """The decision in one plain sentence, with the numbers it rests on, in the words of the
     reading that decided it (the filing state's, :mod:`reporting.variants`)."""
     v = variant_of(d.variant)
+    area = rule_set_for(d.variant).area
     res = ", ".join(f"{c} ({why})" for c, why in d.residence) or "no residence country"
     goods = ""
     if d.goods_eur is not None:
@@ -60,6 +63,11 @@ def explanation(d: Decision) -> str:
         )
     elif d.decision == NOT_REPORTABLE_NON_EU:
         text = f"resident outside the EU ({res}) and no property located in the EU"
+    elif d.decision == NOT_REPORTABLE_JURISDICTION:
+        text = (
+            f"resident outside {area} ({res}), or in one that does not receive these activities, and no property "
+            f"located in {area}: not reported ({', '.join(d.not_reported_non_eu)})"
+        )
     elif d.decision == EXCLUDED_DE_MINIMIS and d.goods_part_excluded:
         text = (
             f"de minimis for the sale of goods ({v.source}: exempt for that activity only), {goods}: {limits}; "
@@ -89,9 +97,14 @@ def explanation(d: Decision) -> str:
             )
         if d.excluded_listings:
             why.append(f"listing(s) {', '.join(d.excluded_listings)} excluded (more than 2,000 rentals)")
-        if d.not_reported_non_eu:
+        if d.not_reported_non_eu and area == "the EU":
             why.append(
                 "resident outside the EU: only property located in the EU is reported, not "
+                + ", ".join(d.not_reported_non_eu)
+            )
+        elif d.not_reported_non_eu:
+            why.append(
+                f"not reported, being outside the scope {area} receive from this seller: "
                 + ", ".join(d.not_reported_non_eu)
             )
         why.append(

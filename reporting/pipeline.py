@@ -21,8 +21,8 @@ from typing import Any, TypedDict, TypeVar, overload
 
 from reporting.authorities import ignored_authorities
 from reporting.config import Config, load_config
-from reporting.countries import is_eu
 from reporting.errors import ConfigError
+from reporting.jurisdictions import is_filing_jurisdiction
 from reporting.ledger import MessageInfo, open_ledger
 from reporting.ledger.model import LIVE_MESSAGE_STATUSES
 from reporting.ledger.url import resolve_ledger_url
@@ -168,9 +168,12 @@ def prepare(
                 if mode == "deletion"
                 else f"--sellers names the sellers of a deletion; mode {mode} takes none"
             )
-        bad = [a for a in authorities or () if not is_eu(a)]
+        bad = [a for a in authorities or () if not is_filing_jurisdiction(a)]
         if bad:
-            raise ConfigError(f"authorities {', '.join(bad)}: not EU member state codes")
+            raise ConfigError(
+                f"authorities {', '.join(bad)}: neither EU member state codes nor jurisdictions of the OECD Model "
+                "Rules this version knows"
+            )
         selected = run_operators(config, operators, mode=mode, authorities=authorities)
         views = {op: config.for_operator(op) for op in selected}
         for op, view in views.items():

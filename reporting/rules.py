@@ -6,14 +6,18 @@ stage (:mod:`reporting.stages.rules`) feeds them from the staged aggregates and 
 decisions; :mod:`reporting.explanation` says a decision in plain words.
 
 One reading decides every seller of a run: the reading of the member state the operator files in
-(:func:`reporting.variants.reading_for`), wherever the seller lives. A filing (routing ``nexus``)
-goes to that state alone; each decision also records the states it forwards the seller to
+(:func:`reporting.variants.reading_for`), wherever the seller lives. The rule set of the filing
+jurisdiction (:mod:`reporting.jurisdictions`: DAC7, or the OECD Model Rules as the UK transposed
+them) says who is resident where, which jurisdictions are reportable and for which activities.
+A filing (routing ``nexus``) goes to that state alone; each decision also records the states it forwards the seller to
 (``exchange``: residence, property). A preview (routing ``jurisdiction``) routes each seller to
 those states instead, under the same reading.
 
 Decision reason codes are stable (:mod:`reporting.vocabulary`): ``reported``,
 ``excluded:governmental``, ``excluded:listed``, ``excluded:de_minimis``,
-``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``, ``not_reportable:no_activity``.
+``excluded_listing:over_2000_rentals``, ``not_reportable:non_eu``, ``not_reportable:no_activity``,
+and under the Model Rules ``not_reportable:not_reportable_jurisdiction`` (the rule set's
+:attr:`~reporting.jurisdictions.RuleSet.not_reportable`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from reporting.countries import EU_MEMBER_STATES, minor_unit_exponent
 from reporting.findings import Finding
+from reporting.jurisdictions import DAC7, Reportable, RuleSet
 from reporting.money import minor_to_units, round_half_up, round_half_up_ratio, to_fraction
 from reporting.variants import EU_READING, LegalVariant
 from reporting.vocabulary import (
@@ -40,7 +45,6 @@ from reporting.vocabulary import (
     GOODS,
     NEXUS,
     NOT_REPORTABLE_NO_ACTIVITY,
-    NOT_REPORTABLE_NON_EU,
     PROPERTY,
     REPORTED,
 )
@@ -79,6 +83,9 @@ class SellerFacts:
     tin_issuers: tuple[str, ...] = ()
     pe_countries: tuple[str, ...] = ()
     blocks: tuple[Block, ...] = ()
+    #: the jurisdiction of the government verification service the operator relied on, if any
+    #: (``sellers.gvs_jurisdiction``; read under the Model Rules only, IEIM902520)
+    gvs_jurisdiction: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,18 +164,33 @@ class RuleContext:
     #: applied to every seller of the run, wherever the seller lives
     variant: LegalVariant = EU_READING
     threshold_rates: dict[str, Rate] | None = None  # rates for the EUR 2,000 test, if not ``rates``
+    #: the filing jurisdiction's rule set (:func:`reporting.jurisdictions.rule_set_for`)
+    rule_set: RuleSet = DAC7
+    #: its reportable jurisdictions for the period; None: the EU member states (DAC7)
+    reportable: Reportable | None = None
 
 
-def residence(facts: SellerFacts) -> tuple[tuple[str, str], ...]:
-    """DAC7 residence: the primary address state, each EU state that issued a TIN, and for an
-    entity each EU state of a permanent establishment. Returns (country, reason) pairs."""
+#: DAC7's reportable jurisdictions: every member state, for every activity
+EU_REPORTABLE = DAC7.reportable(0)
+
+
+def residence(facts: SellerFacts, rule_set: RuleSet = DAC7) -> tuple[tuple[str, str], ...]:
+    """A seller's jurisdictions of residence under ``rule_set``, as (country, reason) pairs.
+
+    DAC7 (Annex V, Section II(D)): the primary address state, each EU state that issued a TIN,
+    and for an entity each EU state of a permanent establishment. The Model Rules (HMRC
+    IEIM902520): the primary address alone, unless the operator relied on a government
+    verification service, whose jurisdiction then is the seller's residence."""
+    if rule_set.residence_from_gvs and facts.gvs_jurisdiction:
+        return ((facts.gvs_jurisdiction, "government verification service"),)
     out: dict[str, str] = {}
     if facts.residence_country:
         out[facts.residence_country] = "primary address"
-    for issuer in facts.tin_issuers:
-        if issuer in EU_MEMBER_STATES and issuer not in out:
-            out[issuer] = f"TIN issued by {issuer}"
-    if facts.seller_type == "entity":
+    if rule_set.residence_from_tin:
+        for issuer in facts.tin_issuers:
+            if issuer in EU_MEMBER_STATES and issuer not in out:
+                out[issuer] = f"TIN issued by {issuer}"
+    if rule_set.residence_from_pe and facts.seller_type == "entity":
         for pe in facts.pe_countries:
             if pe in EU_MEMBER_STATES and pe not in out:
                 out[pe] = f"permanent establishment in {pe}"
@@ -257,7 +279,7 @@ def payment_rates(blocks: Iterable[Block]) -> tuple[tuple[str, int, date, date],
 def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     """Apply the DAC7 rules to one seller, as ``ctx.variant`` (the filing state's reading) reads them."""
     groups = _groups(facts.blocks)
-    res = residence(facts)
+    res = residence(facts, ctx.rule_set)
     base: dict[str, Any] = {"seller_id": facts.seller_id, "residence": res, "variant": ctx.variant.state}
     if not groups:
         return Decision(decision=NOT_REPORTABLE_NO_ACTIVITY, **base)
@@ -279,16 +301,27 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
     if not kept:
         return Decision(decision=EXCLUDED_LISTING, **base)
 
-    eu_residence = [c for c, _ in res if c in EU_MEMBER_STATES]
-    if not eu_residence:
-        # Resident outside the EU: reportable only for property located in the EU.
-        eu_property = {k: v for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
-        base["not_reported_non_eu"] = tuple(
-            f"{a} (listing {lid})" if lid else a for a, lid in sorted(set(kept) - set(eu_property))
+    # What the reportable jurisdictions receive: every activity in scope for a jurisdiction of
+    # residence, and the rental of property located in one. Under DAC7 an EU resident is reported
+    # for all it does; a seller resident outside the EU only for its property in the EU.
+    reportable = ctx.reportable or EU_REPORTABLE
+    homes = [c for c, _ in res if c in reportable]
+    covered = {
+        k: v
+        for k, v in kept.items()
+        if k[0] in ctx.rule_set.scope
+        and (
+            any(reportable.covers(c, k[0]) for c in homes)
+            or (k[0] == PROPERTY and reportable.covers(v[0].listing_country, PROPERTY))
         )
-        kept = eu_property
+    }
+    if len(covered) < len(kept):
+        base["not_reported_non_eu"] = tuple(
+            f"{a} (listing {lid})" if lid else a for a, lid in sorted(set(kept) - set(covered))
+        )
+        kept = covered
         if not kept:
-            return Decision(decision=NOT_REPORTABLE_NON_EU, **base)
+            return Decision(decision=ctx.rule_set.not_reportable, **base)
 
     # the de minimis test is of the sales of goods that would be reported (not those of a seller
     # resident outside the EU, which are not reportable anyway)
@@ -316,13 +349,18 @@ def decide(facts: SellerFacts, ctx: RuleContext) -> Decision:
         base.update(goods_activities=all_goods_count)
 
     property_states = sorted(
-        {v[0].listing_country for k, v in kept.items() if k[0] == PROPERTY and v[0].listing_country in EU_MEMBER_STATES}
+        {
+            country
+            for k, v in kept.items()
+            if k[0] == PROPERTY and (country := v[0].listing_country) is not None and country in reportable
+        }
     )
-    # What the filing state forwards the seller to (Art. 8ac(2)): its EU states of residence, and
-    # the states where its reported property is located.
+    # What the filing state forwards the seller to (Art. 8ac(2); the Model Rules' exchange with the
+    # partner jurisdictions): its reportable states of residence, and the states where its
+    # reported property is located.
     exchange: dict[str, list[str]] = {}
     for country, why in res:
-        if country in EU_MEMBER_STATES:
+        if country in reportable:
             exchange.setdefault(country, []).append(f"resident: {why}")
     for country in property_states:
         exchange.setdefault(country, []).append(f"property in {country}")

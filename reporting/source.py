@@ -71,9 +71,13 @@ CONTRACT: dict[str, tuple[str, ...]] = {
 
 #: Optional columns added after the first contract; readers use them when present.
 OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    # the language of the seller's statement, an IETF BCP 47 tag (reporting.statements.locale)
-    "sellers": ("language",),
-    "property_listings": ("other_property_type",),
+    # the language of the seller's statement, an IETF BCP 47 tag (reporting.statements.locale);
+    # the jurisdiction of the government verification service the operator relied on, which sets
+    # the seller's residence under the OECD Model Rules (reporting.jurisdictions, IEIM902520)
+    "sellers": ("language", "gvs_jurisdiction"),
+    # the text of DPI910; the owner of the property, whose units at one address DAC7 merges into
+    # one Property Listing (the Model Rules merge them whoever owns them, IEIM904230)
+    "property_listings": ("other_property_type", "owner_id"),
     "seller_permanent_establishments": ("address_street", "address_building", "address_post_code", "address_city"),
     # the operator of a group whose platform the transaction was made on ([operators.ID]); read
     # in the queries' conditions (reporting.pushdown.OperatorFilter), never staged

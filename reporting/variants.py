@@ -55,6 +55,14 @@ reported. How the notices apply is again the filing state's law (:func:`reports_
 
 In a preview of what one state receives, that state's own notice applies too: a state that said
 it will not use the identifier is not sent it.
+
+**A jurisdiction outside the EU** that applies the OECD Model Rules has a reading here too, so that
+every decision names the law that made it: the United Kingdom (``GB``), whose rules of residence,
+listings, reportable jurisdictions and scope are :data:`reporting.jurisdictions.UNITED_KINGDOM`.
+Its de minimis test is the EU wording's (a seller that *solely* sold goods, fewer than 30 times
+and for at most EUR 2,000: HMRC IEIM901630), and the financial account identifier is always
+reported where the operator has it (``fai_rule`` ``model_rules``: every jurisdiction on HMRC's
+list requires it, IEIM901820).
 """
 
 from __future__ import annotations
@@ -81,7 +89,8 @@ class LegalVariant:
     filing_state: str = ""
     #: how the notices of :data:`FAI_NOT_USED` apply: ``all_residence_states`` (the EU wording:
     #: left out when every EU state of residence said it will not use the identifier) or
-    #: ``any_residence_or_property_state`` (Germany: when any of them, or a property's state, did)
+    #: ``any_residence_or_property_state`` (Germany: when any of them, or a property's state, did);
+    #: ``model_rules``: always (a Model Rules jurisdiction whose partners all require it)
     fai_rule: str = "all_residence_states"
 
     @property
@@ -123,12 +132,14 @@ class LegalVariant:
             "goods_part_exclusion": self.goods_part_exclusion,
             "threshold_rate": self.threshold_rate,
             "financial_identifier": self.fai_rule,
-            "financial_identifier_not_used_by": sorted(FAI_NOT_USED),
+            "financial_identifier_not_used_by": [] if self.fai_rule == MODEL_RULES_FAI else sorted(FAI_NOT_USED),
             "source": self.source,
         }
 
 
 EU_READING = LegalVariant()
+#: :attr:`LegalVariant.fai_rule` of a Model Rules jurisdiction
+MODEL_RULES_FAI = "model_rules"
 
 VARIANTS: dict[str, LegalVariant] = {
     "DE": LegalVariant(
@@ -139,6 +150,11 @@ VARIANTS: dict[str, LegalVariant] = {
         fai_rule="any_residence_or_property_state",
     ),
     "IE": LegalVariant("IE", threshold_rate="annual_average", source="Revenue TDM 38-03-31"),
+    "GB": LegalVariant(
+        "GB",
+        source="SI 2023/817 (OECD Model Rules); HMRC IEIM901630",
+        fai_rule=MODEL_RULES_FAI,
+    ),
 }
 
 #: Member states whose transposition of the de minimis rule was read and found to be the EU
@@ -204,6 +220,8 @@ def reports_financial_identifier(
     """Whether a seller's financial account identifier goes into its record (see the module's
     text for the two readings). ``residence``: the seller's states of residence; ``property_states``:
     where its reported property lies; ``receiving``: the state a preview is for (None in a filing)."""
+    if reading.fai_rule == MODEL_RULES_FAI:
+        return True
     eu = [c for c in residence if c in EU_MEMBER_STATES]
     if reading.fai_rule == "any_residence_or_property_state":
         filed = not any(c in FAI_NOT_USED for c in (*eu, *property_states))

@@ -29,6 +29,9 @@ EXCLUDED_DE_MINIMIS = "excluded:de_minimis"
 EXCLUDED_LISTING = "excluded_listing:over_2000_rentals"
 NOT_REPORTABLE_NON_EU = "not_reportable:non_eu"
 NOT_REPORTABLE_NO_ACTIVITY = "not_reportable:no_activity"
+#: Under the OECD Model Rules: resident outside the filing jurisdiction's reportable
+#: jurisdictions (or in one that does not take the activities) and no property located in one
+NOT_REPORTABLE_JURISDICTION = "not_reportable:not_reportable_jurisdiction"
 QUARANTINED = "quarantined:"  # + the first rule (by name) that set the seller aside
 #: Every fixed decision code (a quarantine's code is ``QUARANTINED`` + its rule).
 DECISION_CODES: tuple[str, ...] = (
@@ -39,6 +42,7 @@ DECISION_CODES: tuple[str, ...] = (
     EXCLUDED_LISTING,
     NOT_REPORTABLE_NON_EU,
     NOT_REPORTABLE_NO_ACTIVITY,
+    NOT_REPORTABLE_JURISDICTION,
 )
 
 # --------------------------------------------------------------------------- routings

@@ -23,6 +23,7 @@ CREATE TABLE sellers (
     is_governmental              BOOLEAN      NOT NULL DEFAULT FALSE,
     is_listed                    BOOLEAN      NOT NULL DEFAULT FALSE,
     language                     VARCHAR(35),             -- optional: the statement's language, an IETF tag (de, fr-BE)
+    gvs_jurisdiction             CHAR(2),                 -- optional: the government verification service relied on (Model Rules)
     -- optional, read by the due-diligence run only (reporting.source.DUE_DILIGENCE_COLUMNS):
     registered_at                DATE,                    -- the day the seller registered on the platform
     tin_not_issued               BOOLEAN,                 -- its state of residence issues (or requires) no TIN
@@ -61,7 +62,8 @@ CREATE TABLE property_listings (
     address_country          CHAR(2),
     land_registration_number VARCHAR(200),
     property_type            VARCHAR(6),             -- DPI901 ... DPI910
-    other_property_type      VARCHAR(200)            -- optional: the text for DPI910
+    other_property_type      VARCHAR(200),           -- optional: the text for DPI910
+    owner_id                 VARCHAR(64)             -- optional: the property's owner (DAC7 merges one owner's units only)
 );
 
 CREATE TABLE transactions (

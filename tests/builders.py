@@ -310,3 +310,41 @@ def read_both_ways(
         columnar.close()
         engine.dispose()
     return pq.read_table(folder / "plain.parquet"), plain, pq.read_table(folder / "fast.parquet"), fast
+
+
+def hmrc_bre(
+    status: str,
+    *,
+    record_errors: list[tuple[str, list[str]]] | None = None,
+    file_errors: list[str] | None = None,
+    conversation: str = "c0ffee00-1234-4abc-8def-000000000001",
+) -> bytes:
+    """HMRC's business rule result (``BREResponse`` of its "AEOI Business Rule Result schema
+    v0.3"): ``status`` Accepted or Rejected, file errors by code, record errors by code with the
+    DocRefIds they name. Its local elements are unqualified, as the schema declares them."""
+    from lxml import etree
+
+    gsm = "http://www.hmrc.gsi.gov.uk/gsm"
+    root = etree.Element(f"{{{gsm}}}BREResponse", nsmap={"gsm": gsm})
+    common = etree.SubElement(root, "requestCommon")
+    for tag, text in (
+        ("receiptDate", "2026-01-21T08:00:00Z"),
+        ("regime", "AEOI"),
+        ("conversationID", conversation),
+        ("schemaVersion", "1.0.0"),
+    ):
+        etree.SubElement(common, tag).text = text
+    detail = etree.SubElement(etree.SubElement(root, "requestDetail"), "GenericStatusMessage")
+    errors = etree.SubElement(detail, "ValidationErrors")
+    for code in file_errors or []:
+        e = etree.SubElement(errors, "FileError")
+        etree.SubElement(e, "Code").text = code
+        etree.SubElement(e, "Details").text = f"file error {code}"
+    for code, refs in record_errors or []:
+        e = etree.SubElement(errors, "RecordError")
+        etree.SubElement(e, "Code").text = code
+        etree.SubElement(e, "Details").text = f"record error {code}"
+        for ref in refs:
+            etree.SubElement(e, "DocRefIDInError").text = ref
+    etree.SubElement(etree.SubElement(detail, "ValidationResult"), "Status").text = status
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

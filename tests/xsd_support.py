@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from lxml import etree
 
 Mutator = Callable[[etree._ElementTree], None]
+XS = "http://www.w3.org/2001/XMLSchema"
 _KEEP = object()
 
 
@@ -97,3 +98,91 @@ class Mutations:
                 step(tree)
 
         return run
+
+
+# --------------------------------------------------------------------------- the structure of a schema set
+# A walk over two schema sets (each file's root by file name), to prove them the same but for
+# their annotations: the same named components, code lists, facets and content models.
+
+
+def xs(local: str) -> str:
+    return f"{{{XS}}}{local}"
+
+
+def resolve(el: etree._Element, value: str | None) -> str | None:
+    """A QName attribute value as {namespace}local, independent of the prefix used."""
+    if value is None:
+        return None
+    prefix, _, local = value.rpartition(":")
+    return f"{{{el.nsmap.get(prefix or None)}}}{local}"
+
+
+def named(schemas: dict[str, etree._Element], kind: str) -> dict[str, etree._Element]:
+    out: dict[str, etree._Element] = {}
+    for root in schemas.values():
+        tns = root.get("targetNamespace")
+        for el in root.findall(xs(kind)):
+            key = f"{{{tns}}}{el.get('name')}"
+            assert key not in out, f"{key} defined twice"
+            out[key] = el
+    return out
+
+
+def _occurs(el: etree._Element) -> tuple[str, str]:
+    return el.get("minOccurs", "1"), el.get("maxOccurs", "1")
+
+
+# Attributes of schema components that canonical() interprets itself; any other one
+# (nillable, default, fixed, abstract, block, ...) is compared verbatim.
+_HANDLED = {"name", "type", "minOccurs", "maxOccurs", "use", "base", "value"}
+_FACETS = {
+    "minLength",
+    "maxLength",
+    "length",
+    "totalDigits",
+    "fractionDigits",
+    "minInclusive",
+    "maxInclusive",
+    "minExclusive",
+    "maxExclusive",
+    "pattern",
+    "whiteSpace",
+}
+
+
+def canonical(el: etree._Element) -> object:
+    """Annotation-free, prefix-free description of a schema component (recursively)."""
+    tag = etree.QName(el).localname
+    kids = [c for c in el if isinstance(c.tag, str) and c.tag != xs("annotation")]
+    other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
+    if tag == "element":
+        sub = tuple(canonical(c) for c in kids)
+        return ("element", el.get("name"), resolve(el, el.get("type")), *_occurs(el), other, sub)
+    if tag in ("sequence", "choice", "all"):
+        return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
+    if tag == "attribute":
+        sub = tuple(canonical(c) for c in kids)
+        return ("attribute", el.get("name"), resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
+    if tag in ("restriction", "extension"):
+        enums = frozenset(c.get("value") for c in kids if c.tag == xs("enumeration"))
+        rest = tuple(canonical(c) for c in kids if c.tag != xs("enumeration"))
+        return (tag, resolve(el, el.get("base")), enums, rest)
+    if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
+        return (tag, other, tuple(canonical(c) for c in kids))
+    if tag in _FACETS:
+        return (tag, el.get("value"))
+    raise AssertionError(f"unexpected schema construct <{tag}> - extend canonical()")
+
+
+def child_elements(el: etree._Element) -> list[tuple[str, str, str]]:
+    """Element particles (name, minOccurs, maxOccurs) of a type, in document order."""
+    return [(node.get("name"), *_occurs(node)) for node in el.iter(xs("element")) if node is not el]
+
+
+def enumerations(schemas: dict[str, etree._Element]) -> dict[str, set[str]]:
+    out = {}
+    for name, st in named(schemas, "simpleType").items():
+        values = {e.get("value") for e in st.iter(xs("enumeration"))}
+        if values:
+            out[name] = values
+    return out

@@ -50,6 +50,16 @@ class DocIds:
         return uuid.uuid5(uuid.UUID(self.run_id), "/".join(parts)).hex.upper()
 
 
+@dataclass(frozen=True, slots=True)
+class UploadCheck:
+    """One of an authority's checks of a file at upload: its name (the authority's own name of
+    the failure where it has one), whether the file passes it, and what was found."""
+
+    name: str
+    ok: bool
+    text: str
+
+
 class AuthorityProfile(Protocol):
     code: str
     edition: str
@@ -77,6 +87,10 @@ class AuthorityProfile(Protocol):
 
     def message_ref_id(self, ids: DocIds, part: int) -> str: ...
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str: ...
+    def bind_doc_ref_id(self, doc_ref_id: str, message_ref_id: str) -> str: ...
+    def upload_checks(
+        self, path: Path, identifiers: Mapping[str, str], *, name: str | None = None, schema: Path | None = None
+    ) -> list[UploadCheck]: ...
     def file_name(self, header: MessageHeader) -> str: ...
     def doc_type_indic(self, kind: str, environment: str) -> str: ...
     def message_timestamp(self, utc: datetime) -> datetime: ...
@@ -323,6 +337,10 @@ class DpiWriter:
     individual_address_type: str | None = None
     operator_address_type = "OECD304"  # registered office (EU rule 60010)
     schema_resource: str  # each profile names its main XSD (AuthorityProfile.schema_resource)
+    #: whether the edition carries the "[EU Specific]" Nexus of the PlatformOperator and the
+    #: PermanentEstablishments of an entity seller (the OECD schema's annotations)
+    writes_nexus = True
+    writes_permanent_establishments = True
 
     def q(self, tag: str) -> str:
         return f"{{{self.dpi_ns}}}{tag}"
@@ -434,7 +452,8 @@ class DpiWriter:
             w.leaf(self.q("Name"), op.name)
             w.opt(self.q("PlatformBusinessName"), op.platform_business_name)
             self.address(w, op.address, self.operator_address_type)
-            w.leaf(self.q("Nexus"), op.nexus)
+            if self.writes_nexus:
+                w.leaf(self.q("Nexus"), op.nexus)
             w.leaf(self.q("AssumedReporting"), "true" if op.assumed_reporting else "false")
             self.doc_spec(w, doc)
 
@@ -532,7 +551,7 @@ class DpiWriter:
             self.permanent_establishments(w, s)
 
     def permanent_establishments(self, w: XmlStream, s: SellerRecord) -> None:
-        if s.permanent_establishments:
+        if s.permanent_establishments and self.writes_permanent_establishments:
             with w.element(self.q("PermanentEstablishments")):
                 for c in s.permanent_establishments:
                     w.leaf(self.q("PermanentEstablishment"), c)

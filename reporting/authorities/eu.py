@@ -10,9 +10,11 @@ provided"): read literally, CET is UTC+01:00 all year; summer time (CEST) is ano
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
-from reporting.authorities.base import DocIds, DpiWriter
+from reporting.authorities.base import DocIds, DpiWriter, UploadCheck
 from reporting.checks.business import EU_DOMESTIC
 from reporting.records import MessageHeader
 
@@ -72,6 +74,20 @@ class EuProfile(DpiWriter):
 
     def doc_ref_id(self, ids: DocIds, record_key: str) -> str:
         return f"{ids.transmitting_country}{ids.year}-{ids.unique('doc', ids.receiving_country, record_key)}"
+
+    def bind_doc_ref_id(self, doc_ref_id: str, message_ref_id: str) -> str:
+        """The DocRefId of a new record in the message ``message_ref_id``: as made, here; a
+        profile whose DocRefIds start with their message's MessageRefId (GB) rewrites it."""
+        return doc_ref_id
+
+    def upload_checks(
+        self, path: Path, identifiers: Mapping[str, str], *, name: str | None = None, schema: Path | None = None
+    ) -> list[UploadCheck]:
+        """The authority's own checks of a file at upload (under ``name``, default its own; with
+        ``schema``, the main XSD file, the schema check among them), run before publishing and again
+        in the outbox;
+        none known here (the outbox checks size and naming for every profile)."""
+        return []
 
     def file_name(self, header: MessageHeader) -> str:
         return f"{header.message_ref_id}.xml"

@@ -10,8 +10,11 @@ from __future__ import annotations
 from reporting.authorities.base import AuthorityProfile
 from reporting.authorities.de import DE
 from reporting.authorities.fr import FR
+from reporting.authorities.gb import GB
 from reporting.authorities.hu import HU
 from reporting.authorities.it import IT
 
-#: National profiles by member state; a state without an entry uses the EU generic edition.
-NATIONAL: dict[str, AuthorityProfile] = {"DE": DE, "FR": FR, "HU": HU, "IT": IT}
+#: National profiles by member state, and the profiles of the jurisdictions outside the EU that an
+#: operator may file in (GB: the OECD Model Rules); a member state without an entry uses the EU
+#: generic edition.
+NATIONAL: dict[str, AuthorityProfile] = {"DE": DE, "FR": FR, "GB": GB, "HU": HU, "IT": IT}

@@ -63,11 +63,13 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "seller.bad_country",
         "sellers",
-        "address_country or birth_country is not an ISO 3166 alpha-2 code",
-        f"select seller_id, coalesce({_country_hint('address_country')}, {_country_hint('birth_country')}) "
+        "address_country, birth_country or gvs_jurisdiction is not an ISO 3166 alpha-2 code",
+        f"select seller_id, coalesce({_country_hint('address_country')}, {_country_hint('birth_country')}, "
+        f"{_country_hint('gvs_jurisdiction')}) "
         "from sellers where "
         "(address_country is not null and address_country not in (select code from iso_countries)) "
-        "or (birth_country is not null and birth_country not in (select code from iso_countries))",
+        "or (birth_country is not null and birth_country not in (select code from iso_countries)) "
+        "or (gvs_jurisdiction is not null and gvs_jurisdiction not in (select code from iso_countries))",
     ),
     Check(
         "listing.property_type",

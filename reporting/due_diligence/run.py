@@ -64,6 +64,7 @@ from reporting.due_diligence.feed import feed_path, write_feed
 from reporting.due_diligence.scope import limits, screening_rates, under_limit
 from reporting.due_diligence.source import TABLE_COLUMNS, TOTALS_SCHEMA, SourceReader
 from reporting.errors import ConfigError, PermanentError
+from reporting.jurisdictions import rule_set_for
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
     KEY_COLUMNS,
@@ -78,7 +79,7 @@ from reporting.private import owner_only, private_dirs
 from reporting.pushdown import OperatorFilter, source_totals_sql
 from reporting.rules import DE_MINIMIS_MAX_SALES, MAX_RENTALS_PER_LISTING
 from reporting.source import sql_text
-from reporting.stages.aggregate import LISTING_KEYS_SQL
+from reporting.stages.aggregate import listing_keys_sql
 from reporting.staging import duckdb_config, sql_literal
 from reporting.variants import reading_for
 from reporting.vocabulary import (
@@ -224,9 +225,11 @@ def _run(
                 con.execute(
                     "create view property_listings as select dd_clean(listing_id) as listing_id, "
                     "dd_clean(seller_id) as seller_id, address_street, address_building, address_post_code, "
-                    "address_city, address_country from reader_listing_keys"
+                    "address_city, address_country, nullif(dd_clean(owner_id), '') as owner_id from reader_listing_keys"
                 )
-                con.execute(f"create table listing_keys as {LISTING_KEYS_SQL}")
+                # the listings as the filing merges them (DAC7: one owner's units; the Model Rules: any owner's)
+                same_owner = rule_set_for(config.operator.country).listing_same_owner
+                con.execute(f"create table listing_keys as {listing_keys_sql(same_owner=same_owner)}")
                 con.execute("drop view property_listings")
             clock.step("listing keys")
             if config.aggregate == "source":  # the source's engine sums the period's payments

@@ -45,6 +45,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "address_city",
         "address_country",
         "land_registration_number",
+        "owner_id",  # optional: DAC7 merges one owner's units at an address into one listing
     ),
     "fx_rates": ("currency", "rate_date", "units_per_eur"),
 }

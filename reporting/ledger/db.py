@@ -848,6 +848,24 @@ class Ledger:
             raise UnknownMessageError(f"MessageRefId {message_ref_id} is not in this ledger")
         return found[0]
 
+    def messages_holding(self, doc_ref_ids: Iterable[str]) -> dict[str, tuple[str, frozenset[str]]]:
+        """The messages that carry any of these DocRefIds, as a record of their own or as a
+        PlatformOperator resent unchanged (OECD0, which keeps an earlier message's DocRefId):
+        MessageRefId -> (its status, the DocRefIds of these it carries)."""
+        wanted = sorted(set(doc_ref_ids))
+        m, r = t.messages, t.records
+        held: dict[str, tuple[str, set[str]]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _BATCH):
+                rows = conn.execute(
+                    sa.select(m.c.message_ref_id, m.c.status, r.c.doc_ref_id)
+                    .join(m, m.c.id == r.c.message_id)
+                    .where(r.c.doc_ref_id.in_(wanted[start : start + _BATCH]))
+                )
+                for row in rows:
+                    held.setdefault(row.message_ref_id, (row.status, set()))[1].add(row.doc_ref_id)
+        return {ref: (status, frozenset(ids)) for ref, (status, ids) in held.items()}
+
     def records(self, message_ref_id: str) -> list[RecordInfo]:
         """The records of a message in body order (without their content)."""
         m, r = t.messages, t.records

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reporting.jurisdictions import rule_set_for
 from reporting.private import private_dirs
 from reporting.reports import csvcells
 from reporting.results import SellerReports
@@ -92,7 +93,7 @@ select
         when x.activity = 'sale_of_goods' and x.goods_part_excluded then 'excluded:de_minimis'
         when r.seller_id is not null then 'reported'
         when x.group_amount = 0 and x.group_activities = 0 then 'not_reportable:no_activity'
-        else 'not_reportable:non_eu'
+        else '{not_reportable}'
     end as row_decision,
     x.activity,
     nullif(x.listing_id, '') as listing_id,
@@ -142,7 +143,10 @@ def write_reports(settings: RunSettings, out_dir: Path) -> SellerReports:
     con = connect(settings.run_path, "aggregate", "rules")
     written = []
     try:
-        for name, sql in (("decisions", DECISIONS_SQL), ("figures", FIGURES_SQL)):
+        # a row of a reported seller's activity that is not reported: outside the rule set's area
+        not_reportable = rule_set_for(settings.config.operator.country).not_reportable
+        figures = FIGURES_SQL.replace("{not_reportable}", not_reportable)
+        for name, sql in (("decisions", DECISIONS_SQL), ("figures", figures)):
             for fmt, options in (("parquet", "format parquet, compression zstd"), ("csv", "format csv, header")):
                 target = reports / f"{name}.{fmt}"
                 tmp = reports / f".{name}.{fmt}.tmp"

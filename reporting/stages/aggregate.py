@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from reporting.jurisdictions import rule_set_for
 from reporting.pushdown import FINISH_SQL, source_totals_sql
 from reporting.results import AggregateResult
 from reporting.settings import RunSettings, write_json
@@ -17,16 +18,23 @@ from reporting.staging import connect, sql_literal
 
 log = logging.getLogger(__name__)
 
-# A DAC7 Property Listing is every unit at the same street address offered by the same seller:
-# listings of one seller whose normalised address is identical are one listing, keyed by the
-# smallest listing_id among them. Normalised per part: case-folded, white space and punctuation
-# removed ("Pilies g. 3A" = "pilies g 3 a"). A listing without a street is never merged: without
-# a street there is no "same street address" to establish.
-LISTING_KEYS_SQL = """
+# A Property Listing is every unit at the same street address offered by the same seller: listings
+# of one seller whose normalised address is identical are one listing, keyed by the smallest
+# listing_id among them. Normalised per part: case-folded, white space and punctuation removed
+# ("Pilies g. 3A" = "pilies g 3 a"). A listing without a street is never merged: without a street
+# there is no "same street address" to establish.
+#
+# DAC7 adds "owned by the same owner" (PStTG § 6(7); the project's legal notes, Q3): with
+# ``same_owner``, units of different owners (``property_listings.owner_id``) stay apart; units
+# whose owner the source does not give are taken as one owner's (a source without the column reads
+# as before). The OECD Model Rules have no owner condition (HMRC IEIM904230): the units of any
+# owners at one address offered by one seller are one listing.
+_LISTING_KEYS_SQL = """
 with normalised as (
     select
         listing_id,
         seller_id,
+        {owner} as owner_key,
         nullif(regexp_replace(lower(coalesce(address_street, '')), '[[:space:][:punct:]]+', '', 'g'), '')
             as street_key,
         concat_ws('|',
@@ -43,16 +51,23 @@ keyed as (
     select
         listing_id,
         seller_id,
+        owner_key,
         case when street_key is null then listing_id else address_key end as merge_key
     from normalised
 )
 
 select
     listing_id,
-    min(listing_id) over (partition by seller_id, merge_key) as listing_key,
-    count(*) over (partition by seller_id, merge_key) as units
+    min(listing_id) over (partition by seller_id, merge_key, owner_key) as listing_key,
+    count(*) over (partition by seller_id, merge_key, owner_key) as units
 from keyed
 """
+
+
+def listing_keys_sql(*, same_owner: bool) -> str:
+    """The query of the listing keys over ``property_listings``: with ``same_owner`` (DAC7) the
+    units of one owner only are merged (the table has ``owner_id``), else those of any owner."""
+    return _LISTING_KEYS_SQL.replace("{owner}", "owner_id" if same_owner else "null")
 
 
 def aggregate(settings: RunSettings) -> AggregateResult:
@@ -64,7 +79,8 @@ def aggregate(settings: RunSettings) -> AggregateResult:
     con = connect(settings.run_path, "extract")
     try:
         keys, keys_tmp = out / "listing_keys.parquet", out / ".listing_keys.parquet.tmp"
-        con.execute(f"copy ({LISTING_KEYS_SQL}) to {sql_literal(keys_tmp)} (format parquet)")
+        same_owner = rule_set_for(settings.config.operator.country).listing_same_owner
+        con.execute(f"copy ({listing_keys_sql(same_owner=same_owner)}) to {sql_literal(keys_tmp)} (format parquet)")
         keys_tmp.replace(keys)
         con.execute(f"create view listing_keys as select * from read_parquet({sql_literal(keys)})")
         totals = source_totals_sql(

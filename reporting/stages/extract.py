@@ -162,6 +162,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
         ("is_governmental", pa.bool_(), _bool),
         ("is_listed", pa.bool_(), _bool),
         ("language", STR, _text),  # optional: the statement's language (an IETF tag)
+        ("gvs_jurisdiction", STR, _code),  # optional: the government verification service relied on
     ],
     "seller_tins": [("seller_id", STR, _text), ("tin", STR, _text), ("issued_by", STR, _code)],
     "seller_financial_accounts": [
@@ -188,6 +189,7 @@ TABLES: dict[str, list[tuple[str, pa.DataType, Converter]]] = {
         ("land_registration_number", STR, _text),
         ("property_type", STR, _code),
         ("other_property_type", STR, _text),
+        ("owner_id", STR, _text),  # optional: the property's owner (the DAC7 Property Listing)
     ],
     "transactions": [
         ("transaction_id", STR, _text),

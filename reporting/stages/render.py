@@ -245,10 +245,13 @@ def _render_one(
         )
     target_dir = settings.stage_dir(f"render/{authority}")
     rendered: list[RenderedMessage] = []
+    bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
     for planned in plan:
-        for part in _parts(profile, planned, operator, env):
+        for part in _parts(profile, planned, operator, ids):
+            number = len(rendered) + 1
+            part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
             rendered.append(
-                _write_message(settings, profile, ids, authority, operator, part, len(rendered) + 1, target_dir, ledger)
+                _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger)
             )
     for m in rendered:
         m["parts"] = len(rendered)
@@ -288,7 +291,7 @@ def _other_operators(
 
 
 def _parts(
-    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, env: str
+    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, ids: DocIds
 ) -> list[PlannedMessage]:
     """A planned message as the files the profile takes: itself, or parts of at most
     ``max_sellers_per_file`` sellers and ``max_file_bytes`` bytes, the PlatformOperator resent
@@ -299,7 +302,18 @@ def _parts(
     po = planned.platform_operator
     if po.doc_type == DELETION:
         raise LedgerError("a withdrawal of the whole filing cannot be split into parts")
-    header = MessageHeader("XX", "XX", "X" * 40, planned.message_type_indic, date(2000, 12, 31), datetime(2000, 1, 1))
+    env = planned.environment
+    # the header of a part as long as the real ones: its MessageRefId and identifiers are the run's
+    header = MessageHeader(
+        "XX",
+        "XX",
+        profile.message_ref_id(ids, 1),
+        planned.message_type_indic,
+        date(2000, 12, 31),
+        datetime(2000, 1, 1),
+        env,
+        ids.identifiers,
+    )
     others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
     records = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
     by_id = {r.seller_key: r for r in planned.sellers}
@@ -340,6 +354,26 @@ def _parts(
         for i, batch in enumerate(batches)
         if batch
     ]
+
+
+def _bind_ids(
+    profile: AuthorityProfile, planned: PlannedMessage, message_ref_id: str, bound: dict[str, str]
+) -> PlannedMessage:
+    """The message's new records with the DocRefIds the profile gives them in this message (GB:
+    ``<MessageRefId>_<unique>``; every other profile keeps them as planned); a resend, and a
+    CorrDocRefId, name a record by the DocRefId it was written with (``bound``, across the run's
+    messages)."""
+    records = []
+    for r in planned.records:
+        if r.doc_type == RESEND:
+            ref = bound.get(r.doc_ref_id, r.doc_ref_id)
+        else:
+            ref = bound[r.doc_ref_id] = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
+        corr = bound.get(r.corr_doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else None
+        records.append(
+            r if (ref, corr) == (r.doc_ref_id, r.corr_doc_ref_id) else replace(r, doc_ref_id=ref, corr_doc_ref_id=corr)
+        )
+    return replace(planned, records=tuple(records))
 
 
 def _others(records: Iterable[PlannedRecord]) -> list[tuple[OtherOperatorRecord, Doc]]:

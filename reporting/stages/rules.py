@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding
+from reporting.jurisdictions import partner_jurisdictions, rule_set_for
 from reporting.money import to_fraction
 from reporting.quarantine import read_findings, read_quarantine
 from reporting.rules import (
@@ -40,6 +42,8 @@ from reporting.settings import RunSettings
 from reporting.staging import connect
 from reporting.variants import EU_READING, LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
+
+log = logging.getLogger(__name__)
 
 FACTS_SQL = """
 with blocks as (
@@ -70,7 +74,7 @@ pes as (
 
 final as (
     select
-        s.seller_id, s.seller_type, s.residence_country, s.is_governmental, s.is_listed,
+        s.seller_id, s.seller_type, s.residence_country, s.gvs_jurisdiction, s.is_governmental, s.is_listed,
         coalesce(t.issuers, []) as tin_issuers, coalesce(p.countries, []) as pe_countries, b.blocks
     from sellers as s
     inner join blocks as b on b.seller_id = s.seller_id
@@ -196,6 +200,7 @@ def _facts(reader: Any) -> Iterator[SellerFacts]:
                 seller_id=r["seller_id"],
                 seller_type=r["seller_type"],
                 residence_country=r["residence_country"],
+                gvs_jurisdiction=r["gvs_jurisdiction"],
                 is_governmental=bool(r["is_governmental"]),
                 is_listed=bool(r["is_listed"]),
                 tin_issuers=tuple(r["tin_issuers"]),
@@ -248,7 +253,12 @@ def apply_rules(settings: RunSettings) -> Decided:
                         rule = incomplete[facts.seller_id]
                         incomplete_reportable[facts.seller_id] = list(d.authorities)
                 if rule is not None:
-                    d = Decision(facts.seller_id, f"{QUARANTINED}{rule}", residence(facts), variant=ctx.variant.state)
+                    d = Decision(
+                        facts.seller_id,
+                        f"{QUARANTINED}{rule}",
+                        residence(facts, ctx.rule_set),
+                        variant=ctx.variant.state,
+                    )
                     decisions_counter[d.decision] += 1
                     dw.add(_decision_row(facts, d, ctx.variant))
                     continue
@@ -275,9 +285,19 @@ def apply_rules(settings: RunSettings) -> Decided:
 
 def filing_context(settings: RunSettings, con: Any) -> RuleContext:
     """The rule context of a run: the filing state's reading of the rules for every seller, with
-    the rates that reading takes for the EUR 2,000 test."""
+    the rates that reading takes for the EUR 2,000 test, and the filing jurisdiction's rule set
+    with its reportable jurisdictions for the period (:mod:`reporting.jurisdictions`)."""
     rep = settings.config.reporting
-    reading = reading_for(settings.config.operator.country)
+    filing_state = settings.config.operator.country
+    reading = reading_for(filing_state)
+    rule_set = rule_set_for(filing_state)
+    reportable = None
+    if rule_set.model_rules:
+        reportable = rule_set.reportable(
+            settings.year, partner_jurisdictions(settings.config.authorities, filing_state)
+        )
+        if reportable.assumed:
+            log.warning("rules: %s", reportable.assumed)
     return RuleContext(
         year=settings.year,
         routing=rep.routing,
@@ -286,6 +306,8 @@ def filing_context(settings: RunSettings, con: Any) -> RuleContext:
         rates=load_rates(con, settings.year),
         variant=reading,
         threshold_rates=load_average_rates(con, settings.year) if reading.threshold_rate == "annual_average" else None,
+        rule_set=rule_set,
+        reportable=reportable,
     )
 
 

@@ -16,7 +16,7 @@ from typing import overload
 
 from reporting import safexml
 from reporting.authorities import select_profile
-from reporting.checks.business import EU_EXCHANGE, check_message
+from reporting.checks.business import EU_EXCHANGE, RuleFinding, check_message
 from reporting.checks.schema import load_schema, validate_file
 from reporting.errors import ConfigError, XmlValidationError
 from reporting.ledger import Ledger, open_ledger
@@ -191,6 +191,12 @@ def _check_with(
         xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
         errors = validate_file(path, load_schema(str(profile.official_schema(xsd_dir))))
         findings = profile.extra_checks(path) if not errors else []
+        if not errors:  # the authority's checks at upload beyond the schema (HMRC's), before publishing
+            findings += [
+                RuleFinding(c.name, "upload", "error", None, "/", c.text)
+                for c in profile.upload_checks(path, settings.identifiers(msg["authority"]))
+                if not c.ok
+            ]
         if not errors and profile.rule_set.codes:
             # A preview shows what the filing state forwards to each state: the rules of the
             # exchange between authorities apply (each state receives only sellers resident

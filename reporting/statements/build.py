@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from reporting.countries import EU_MEMBER_STATES
+from reporting.jurisdictions import rule_set_for
 from reporting.private import private_dirs
 from reporting.statements.filed import FiledSeller, MessageHead
 from reporting.statements.locale import Language, resolve
@@ -52,23 +53,33 @@ def statement_id(environment: str, authority: str, doc_ref_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def receiving_states(identity: dict[str, Any], activities: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """The member states the filing state forwards the record to (Directive 2011/16/EU Art.
-    8ac(2); EU rule 40070 / BR_PAR007): each EU state of residence (``residence``), and each EU
-    state where a reported property is located (``property``). As :func:`reporting.rules.decide`
-    routes the exchange, read here from the record itself; a state that is both is listed twice."""
+def receiving_states(
+    identity: dict[str, Any], activities: Sequence[dict[str, Any]], reportable: Container[str] = EU_MEMBER_STATES
+) -> list[dict[str, str]]:
+    """The states the filing state forwards the record to (Directive 2011/16/EU Art. 8ac(2); EU
+    rule 40070 / BR_PAR007): each state of residence (``residence``), and each state where a
+    reported property is located (``property``), that is ``reportable``: the member states, or
+    under the OECD Model Rules the filing jurisdiction's reportable jurisdictions
+    (:func:`reportable_of`). As :func:`reporting.rules.decide` routes the exchange, read here from
+    the record itself; a state that is both is listed twice."""
     out = [
-        {"country": c, "reason": "residence"}
-        for c in dict.fromkeys(identity["residence_countries"])
-        if c in EU_MEMBER_STATES
+        {"country": c, "reason": "residence"} for c in dict.fromkeys(identity["residence_countries"]) if c in reportable
     ]
     seen = set()
     for a in activities:
         country = (a.get("property_address") or {}).get("country")
-        if a["activity"] == "immovable_property" and country in EU_MEMBER_STATES and country not in seen:
+        if a["activity"] == "immovable_property" and country in reportable and country not in seen:
             seen.add(country)
             out.append({"country": country, "reason": "property"})
     return out
+
+
+def reportable_of(authority: str, year: int) -> Container[str]:
+    """The jurisdictions a filing with ``authority`` forwards its records to: the member states
+    under DAC7; the published reportable jurisdictions of the year of a Model Rules jurisdiction
+    (:mod:`reporting.jurisdictions`; a list the operator configured is not known here)."""
+    rule_set = rule_set_for(authority)
+    return rule_set.reportable(year).jurisdictions if rule_set.model_rules else EU_MEMBER_STATES
 
 
 def missing_error(missing: Sequence[str]) -> LookupError:
@@ -184,7 +195,7 @@ def _statement(
         "language": language.tag,
         "identity": record.identity,
         "filed_with": {"country": authority, "message_ref_id": head.message_ref_id, "doc_ref_id": record.doc_ref_id},
-        "receiving_states": receiving_states(record.identity, record.activities),
+        "receiving_states": receiving_states(record.identity, record.activities, reportable_of(authority, year)),
         "currency": record.currency,
         "activities": record.activities,
     }

@@ -1,15 +1,17 @@
 """The outbox: an upload package for every authority without an interface we drive.
 
-For each published message to FR, IT, HU, an EU generic state (and DE, when a person uploads by
-hand), ``<out>/outbox/<XX>/<MessageRefId>/`` holds:
+For each published message to FR, IT, HU, GB, an EU generic state (and DE, when a person uploads
+by hand), ``<out>/outbox/<XX>/<MessageRefId>/`` holds:
 
 * the file under the authority's own naming (the name the profile gave it when it was rendered;
   for FR, gzip then OpenPGP to the DGFiP key of ``[transmission] fr_public_key``, as
   ``<name>.gz.gpg``: :func:`reporting.authorities.fr.package_for_transmission`);
 * ``checklist.json`` and ``checklist.md``: the checks the authority applies at upload (size,
-  naming, encryption, the file unchanged since it was published) with their result, and the
-  steps for the person: upload in the portal, ``dac7 ledger mark-uploaded``, then
-  ``dac7 status-import`` with the answer.
+  naming, encryption, the file unchanged since it was published, and the authority's own checks
+  where the profile knows them: HMRC's, :func:`reporting.authorities.gb.upload_checks`) with
+  their result, and the steps for the person: what to choose in the portal where the authority
+  checks it (HMRC: the platform operator, no manual assumed report), upload in the portal,
+  ``dac7 ledger mark-uploaded``, then ``dac7 status-import`` with the answer.
 
 The ledger records the package as ``prepared`` and the upload as ``uploaded`` (who and when).
 What each portal is comes from the reference notes (docs/guide/transmission.md); where no
@@ -58,6 +60,14 @@ PORTALS: dict[str, Portal] = {
         "Agenzia delle Entrate",
         "the telematic channel (Entratel / Fisconline): the supply in its telematic envelope",
         source="reference notes §6.4 (the telematic envelope fornituraDPIT); channel names not verified",
+    ),
+    "GB": Portal(
+        "HMRC",
+        "HMRC's digital platform reporting service on GOV.UK (sign in with the Government Gateway user of the "
+        "registration, choose the platform operator, upload an XML file)",
+        source="HMRC IEIM904300 (a direction: the OECD XML schema through the digital platform reporting service); "
+        "GOV.UK, Create a digital platform report (https://www.gov.uk/guidance/create-a-digital-platform-report); "
+        "hmrc/digital-platform-reporting-submission-frontend (the upload journey)",
     ),
     "HU": Portal(
         "NAV",
@@ -167,6 +177,9 @@ def prepare_package(
             f"{size} bytes" + (f", at most {limit}" if limit else " (no size limit published for this authority)"),
         )
     )
+    # the authority's own checks at upload (HMRC's), the schema included, on the file as uploaded
+    schema = profile.official_schema(None)
+    checks += [_check(c.name, c.ok, c.text) for c in profile.upload_checks(upload, {}, schema=schema)]
     ready = all(c["ok"] for c in checks)
     checklist = {
         "message_ref_id": message_ref_id,
@@ -178,7 +191,7 @@ def prepare_package(
         "files": [{"name": upload.name, "bytes": size, "sha256": file_sha256(upload)}],
         "checks": checks,
         "ready": ready,
-        "steps": _steps(info.environment, portal, upload.name, message_ref_id),
+        "steps": _steps(info.environment, portal, upload.name, message_ref_id, _before_upload(authority, upload)),
     }
     write_json(folder / CHECKLIST, checklist)
     _write_markdown(folder / "checklist.md", checklist)
@@ -199,10 +212,34 @@ def _check(name: str, ok: bool, text: str) -> dict[str, Any]:
     return {"check": name, "ok": ok, "text": text}
 
 
-def _steps(environment: str, portal: Portal, file: str, message_ref_id: str) -> list[str]:
+def _before_upload(authority: str, upload: Path) -> list[str]:
+    """What the person checks in the portal before the upload, where the authority asks for it."""
+    steps = BEFORE_UPLOAD.get(authority, ())
+    if not steps:
+        return []
+    from reporting.authorities.gb import sending_entity_in
+
+    return [step.format(poid=sending_entity_in(upload) or "?") for step in steps]
+
+
+#: The steps in the portal an authority's service checks and a file cannot show, with their source.
+BEFORE_UPLOAD: dict[str, tuple[str, ...]] = {
+    "GB": (
+        # ValidationService: SendingEntityIN must be the ID of the operator chosen in the service
+        "Choose the platform operator whose platform operator ID is {poid} (SendingEntityIN): HMRC refuses a file "
+        "whose SendingEntityIN is not the chosen operator's ID (PlatformOperatorIdMismatch).",
+        # ValidationService.checkForManualAssumedReport
+        "Check that no assumed report was made in the service for this platform operator and year: HMRC refuses "
+        "the upload while one exists (ManualAssumedReportExists); delete it there first.",
+    ),
+}
+
+
+def _steps(environment: str, portal: Portal, file: str, message_ref_id: str, before: list[str]) -> list[str]:
     where = "the authority's test environment" if environment == "test" else "production"
     return [
         f"Open {portal.where} ({portal.authority}), {where}.",
+        *before,
         f"Upload {file} from this folder; keep the receipt the portal shows.",
         f"Record the upload: dac7 ledger mark-uploaded {message_ref_id} --by <your name> (or in the DAC7 view).",
         "When the authority's answer (status message) arrives: dac7 status-import <file>; the next run corrects "

@@ -497,8 +497,21 @@ def scope_marketplace() -> Marketplace:
     m.sales("DMFX", 1, 125_000, start="2026-02-02 10:00:00", currency="USD")  # ... + USD 1,250 = EUR 2,000
     m.sales("DMFX2", 2, 50_000, start="2026-02-01 10:00:00")
     m.sales("DMFX2", 1, 125_001, start="2026-02-02 10:00:00", currency="USD")  # EUR 2,000.0008: in scope
-    m.listing("L1", "BIGENT")
-    m.listing("L2", "BIGIND")
+    # an entity's two flats at one address, of two owners, 1,001 rentals each: DAC7 keeps one
+    # owner's units together only (PStTG § 6(7)), so neither listing exceeds 2,000 (as the filing)
+    m.seller("TWOOWNERS", seller_type="entity")
+    for listing, owner in (("T1", "OWNER-A"), ("T2", "OWNER-B")):
+        m.listing(listing, "TWOOWNERS", address_street="Main St", address_building="7", owner_id=owner)
+        for i in range(1001):
+            m.tx(
+                "TWOOWNERS",
+                f"2026-02-{1 + i % 27:02d} 10:00:00",
+                1000,
+                activity="immovable_property",
+                listing_id=listing,
+            )
+    m.listing("L1", "BIGENT", owner_id=None)
+    m.listing("L2", "BIGIND", owner_id=None)
     for sid, listing in (("BIGENT", "L1"), ("BIGIND", "L2")):
         for i in range(2001):
             m.tx(sid, f"2026-02-{1 + i % 27:02d} 10:00:00", 1000, activity="immovable_property", listing_id=listing)
@@ -515,7 +528,7 @@ def test_the_scope_is_the_rules_exclusions(tmp_path: Path) -> None:
     )
     desk.run(date(2026, 3, 1))
     scopes = {s: desk.state(s).scope for s in ("GOV", "LISTED", "DM29", "DM30", "DM2000", "DMFX", "DMFX2")}
-    scopes |= {s: desk.state(s).scope for s in ("BIGENT", "BIGIND", "SERV", "BOTH")}
+    scopes |= {s: desk.state(s).scope for s in ("BIGENT", "BIGIND", "SERV", "BOTH", "TWOOWNERS")}
     assert scopes == {
         "GOV": "excluded:governmental",
         "LISTED": "excluded:listed",
@@ -526,6 +539,7 @@ def test_the_scope_is_the_rules_exclusions(tmp_path: Path) -> None:
         "DMFX2": "in_scope",
         "BIGENT": "excluded_listing:over_2000_rentals",
         "BIGIND": "in_scope",  # the listing exclusion is for entities
+        "TWOOWNERS": "in_scope",  # two owners' listings, not one of 2,002 rentals
         "SERV": "in_scope",  # services have no threshold
         "BOTH": "excluded:de_minimis",  # refunds are netted, as the filing nets them
     }

@@ -24,7 +24,7 @@ from reporting.deadlines import (
 def test_every_profile_has_a_filing_deadline_with_a_source() -> None:
     table = deadline_table()
     profiles = {p.code for p in NATIONAL.values()} | {EU_GENERIC.code}
-    assert set(table) == profiles == {"EU", "DE", "FR", "HU", "IT"}
+    assert set(table) == profiles == {"EU", "DE", "FR", "GB", "HU", "IT"}
     for code, entry in table.items():
         general = [r for r in entry.rows if r.obligation == "filing" and r.from_year is None]
         assert len(general) == 1, code
@@ -112,11 +112,15 @@ def test_every_member_state_has_a_time_zone_and_the_due_day_ends_at_its_midnight
 
     from reporting.countries import EU_MEMBER_STATES
     from reporting.deadlines import local_day, time_zones
+    from reporting.jurisdictions import MODEL_RULES
 
-    assert set(time_zones()) == set(EU_MEMBER_STATES)
+    assert set(time_zones()) == set(EU_MEMBER_STATES) | set(MODEL_RULES)
     assert "time_zones" not in deadline_table()  # not a profile
     assert local_day("DE", datetime(2026, 1, 31, 22, 59, 59, tzinfo=UTC)) == date(2026, 1, 31)
     assert local_day("DE", datetime(2026, 1, 31, 23, 0, 0)) == date(2026, 2, 1)  # naive: UTC
     assert local_day("LT", datetime(2026, 1, 31, 22, 0, 0)) == date(2026, 2, 1)  # EET
     assert local_day("IE", datetime(2026, 1, 31, 23, 59, 59)) == date(2026, 1, 31)
+    # London in winter is UTC: 31 January ends at midnight UTC (SI 2023/817 reg. 4(1))
+    assert local_day("GB", datetime(2026, 1, 31, 23, 59, 59)) == date(2026, 1, 31)
+    assert local_day("GB", datetime(2026, 2, 1, 0, 0, 0)) == date(2026, 2, 1)
     assert local_day("XX", datetime(2026, 1, 31, 23, 59, 59)) == date(2026, 1, 31)  # none known: UTC

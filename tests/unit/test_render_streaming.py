@@ -222,6 +222,7 @@ def test_every_profile_writes_lxml_bytes() -> None:
             "bzst_id": "BZST1",
             "tax_number": "12345678",
             "codice_fiscale": "12345670017",
+            "platform_operator_id": "XMDPI0001234567",
         },
     )
     records = list(sellers(5))

@@ -21,7 +21,7 @@ import pytest
 from lxml import etree
 from resources import marks, require_file, require_module, sample_name, vendored
 from resources import sample_files as reference_samples
-from xsd_support import Mutations
+from xsd_support import Mutations, canonical, child_elements, enumerations, named, xs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "eu" / "v1.0"
@@ -610,102 +610,6 @@ def official_set() -> dict[str, etree._Element]:
     return _load_set(OFFICIAL_XSD_DIR)
 
 
-def _x(local: str) -> str:
-    return f"{{{XS}}}{local}"
-
-
-def _resolve(el: etree._Element, value: str | None) -> str | None:
-    """A QName attribute value as {namespace}local, independent of the prefix used."""
-    if value is None:
-        return None
-    prefix, _, local = value.rpartition(":")
-    return f"{{{el.nsmap.get(prefix or None)}}}{local}"
-
-
-def _named(schemas: dict[str, etree._Element], kind: str) -> dict[str, etree._Element]:
-    out = {}
-    for root in schemas.values():
-        tns = root.get("targetNamespace")
-        for el in root.findall(_x(kind)):
-            out[f"{{{tns}}}{el.get('name')}"] = el
-    return out
-
-
-def _occurs(el: etree._Element) -> tuple[str, str]:
-    return el.get("minOccurs", "1"), el.get("maxOccurs", "1")
-
-
-# Attributes of schema components that canonical() interprets itself; any other one
-# (nillable, default, fixed, abstract, block, ...) is compared verbatim.
-_HANDLED = {"name", "type", "minOccurs", "maxOccurs", "use", "base", "value"}
-
-
-def canonical(el: etree._Element) -> object:
-    """Annotation-free, prefix-free description of a schema component (recursively)."""
-    tag = etree.QName(el).localname
-    kids = [c for c in el if isinstance(c.tag, str) and c.tag != _x("annotation")]
-    other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
-    if tag == "element":
-        return (
-            "element",
-            el.get("name"),
-            _resolve(el, el.get("type")),
-            *_occurs(el),
-            other,
-            tuple(canonical(c) for c in kids),
-        )
-    if tag in ("sequence", "choice", "all"):
-        return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
-    if tag == "attribute":
-        return (
-            "attribute",
-            el.get("name"),
-            _resolve(el, el.get("type")),
-            el.get("use", "optional"),
-            other,
-            tuple(canonical(c) for c in kids),
-        )
-    if tag in ("restriction", "extension"):
-        enums = frozenset(c.get("value") for c in kids if c.tag == _x("enumeration"))
-        rest = tuple(canonical(c) for c in kids if c.tag != _x("enumeration"))
-        return (tag, _resolve(el, el.get("base")), enums, rest)
-    if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
-        return (tag, other, tuple(canonical(c) for c in kids))
-    if tag in (
-        "minLength",
-        "maxLength",
-        "length",
-        "totalDigits",
-        "fractionDigits",
-        "minInclusive",
-        "maxInclusive",
-        "minExclusive",
-        "maxExclusive",
-        "pattern",
-        "whiteSpace",
-    ):
-        return (tag, el.get("value"))
-    raise AssertionError(f"unexpected schema construct <{tag}> - extend canonical()")
-
-
-def child_elements(el: etree._Element) -> list[tuple[str, str, str]]:
-    """Element particles (name, minOccurs, maxOccurs) of a type, in document order."""
-    out = []
-    for node in el.iter(_x("element")):
-        if node is not el:
-            out.append((node.get("name"), *_occurs(node)))
-    return out
-
-
-def _enumerations(schemas: dict[str, etree._Element]) -> dict[str, set[str]]:
-    out = {}
-    for name, st in _named(schemas, "simpleType").items():
-        values = {e.get("value") for e in st.iter(_x("enumeration"))}
-        if values:
-            out[name] = values
-    return out
-
-
 def test_same_files_namespaces_and_imports() -> None:
     for name in SCHEMA_FILES:
         ours, official = our_set()[name], official_set()[name]
@@ -713,11 +617,11 @@ def test_same_files_namespaces_and_imports() -> None:
         for attr in ("elementFormDefault", "attributeFormDefault"):
             assert ours.get(attr) == official.get(attr), (name, attr)
         imports = [
-            {(i.get("namespace"), i.get("schemaLocation")) for i in root.findall(_x("import"))}
+            {(i.get("namespace"), i.get("schemaLocation")) for i in root.findall(xs("import"))}
             for root in (ours, official)
         ]
         assert imports[0] == imports[1], name
-        assert not ours.findall(_x("include")), name
+        assert not ours.findall(xs("include")), name
 
 
 def test_same_named_components() -> None:
@@ -729,29 +633,29 @@ def test_same_named_components() -> None:
         "group",
         "attributeGroup",
     ):
-        assert set(_named(our_set(), kind)) == set(_named(official_set(), kind)), kind
+        assert set(named(our_set(), kind)) == set(named(official_set(), kind)), kind
 
 
 def test_same_global_element() -> None:
-    ours = _named(our_set(), "element")
-    official = _named(official_set(), "element")
+    ours = named(our_set(), "element")
+    official = named(official_set(), "element")
     for name in official:
         assert canonical(ours[name]) == canonical(official[name]), name
 
 
-OFFICIAL_ENUMS = sorted(_enumerations(official_set()))
-OFFICIAL_COMPLEX = sorted(_named(official_set(), "complexType"))
-OFFICIAL_SIMPLE = sorted(_named(official_set(), "simpleType"))
+OFFICIAL_ENUMS = sorted(enumerations(official_set()))
+OFFICIAL_COMPLEX = sorted(named(official_set(), "complexType"))
+OFFICIAL_SIMPLE = sorted(named(official_set(), "simpleType"))
 
 
 def test_enumeration_types_found() -> None:
-    assert set(_enumerations(our_set())) == set(OFFICIAL_ENUMS)
+    assert set(enumerations(our_set())) == set(OFFICIAL_ENUMS)
     assert len(OFFICIAL_ENUMS) >= 12
 
 
 @pytest.mark.parametrize("name", OFFICIAL_ENUMS)
 def test_enumeration_values_equal(name: str) -> None:
-    ours, official = _enumerations(our_set()), _enumerations(official_set())
+    ours, official = enumerations(our_set()), enumerations(official_set())
     assert name in ours, f"{name} missing from our schema"
     missing, extra = official[name] - ours[name], ours[name] - official[name]
     assert not missing and not extra, f"{name}: missing {sorted(missing)}, extra {sorted(extra)}"
@@ -759,15 +663,15 @@ def test_enumeration_values_equal(name: str) -> None:
 
 @pytest.mark.parametrize("name", OFFICIAL_SIMPLE)
 def test_simple_type_equal(name: str) -> None:
-    ours = _named(our_set(), "simpleType")
+    ours = named(our_set(), "simpleType")
     assert name in ours, f"{name} missing from our schema"
-    assert canonical(ours[name]) == canonical(_named(official_set(), "simpleType")[name])
+    assert canonical(ours[name]) == canonical(named(official_set(), "simpleType")[name])
 
 
 @pytest.mark.parametrize("name", OFFICIAL_COMPLEX)
 def test_complex_type_structure_equal(name: str) -> None:
-    ours = _named(our_set(), "complexType")
-    official = _named(official_set(), "complexType")[name]
+    ours = named(our_set(), "complexType")
+    official = named(official_set(), "complexType")[name]
     assert name in ours, f"{name} missing from our schema"
     # Readable first check: element names, order and cardinalities.
     assert child_elements(ours[name]) == child_elements(official)

@@ -86,7 +86,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from resources import marks, require_file, require_module, sample_files, sample_name, vendored
-from xsd_support import Mutations
+from xsd_support import Mutations, canonical, child_elements
+from xsd_support import enumerations as _enumerations
+from xsd_support import named as _named
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUR_XSD_DIR = REPO_ROOT / "xsd" / "fr" / "v1.6"
@@ -654,85 +656,6 @@ def reference_set() -> dict[str, etree._Element]:
 @cache
 def eu_set() -> dict[str, etree._Element]:
     return _load_set(EU_XSD_DIR, EU_SCHEMA_FILES)
-
-
-def _resolve(el: etree._Element, value: str | None) -> str | None:
-    """A QName attribute value as {namespace}local, independent of the prefix used."""
-    if value is None:
-        return None
-    prefix, _, local = value.rpartition(":")
-    return f"{{{el.nsmap.get(prefix or None)}}}{local}"
-
-
-def _named(schemas: dict[str, etree._Element], kind: str) -> dict[str, etree._Element]:
-    out: dict[str, etree._Element] = {}
-    for root in schemas.values():
-        tns = root.get("targetNamespace")
-        for el in root.findall(_x(kind)):
-            key = f"{{{tns}}}{el.get('name')}"
-            assert key not in out, f"{key} defined twice"
-            out[key] = el
-    return out
-
-
-def _occurs(el: etree._Element) -> tuple[str, str]:
-    return el.get("minOccurs", "1"), el.get("maxOccurs", "1")
-
-
-# Attributes of schema components that canonical() interprets itself; any other one
-# (nillable, default, fixed, abstract, block, ...) is compared verbatim.
-_HANDLED = {"name", "type", "minOccurs", "maxOccurs", "use", "base", "value"}
-_FACETS = {
-    "minLength",
-    "maxLength",
-    "length",
-    "totalDigits",
-    "fractionDigits",
-    "minInclusive",
-    "maxInclusive",
-    "minExclusive",
-    "maxExclusive",
-    "pattern",
-    "whiteSpace",
-}
-
-
-def canonical(el: etree._Element) -> object:
-    """Annotation-free, prefix-free description of a schema component (recursively)."""
-    tag = etree.QName(el).localname
-    kids = [c for c in el if isinstance(c.tag, str) and c.tag != _x("annotation")]
-    other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
-    if tag == "element":
-        sub = tuple(canonical(c) for c in kids)
-        return ("element", el.get("name"), _resolve(el, el.get("type")), *_occurs(el), other, sub)
-    if tag in ("sequence", "choice", "all"):
-        return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
-    if tag == "attribute":
-        sub = tuple(canonical(c) for c in kids)
-        return ("attribute", el.get("name"), _resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
-    if tag in ("restriction", "extension"):
-        enums = frozenset(c.get("value") for c in kids if c.tag == _x("enumeration"))
-        rest = tuple(canonical(c) for c in kids if c.tag != _x("enumeration"))
-        return (tag, _resolve(el, el.get("base")), enums, rest)
-    if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
-        return (tag, other, tuple(canonical(c) for c in kids))
-    if tag in _FACETS:
-        return (tag, el.get("value"))
-    raise AssertionError(f"unexpected schema construct <{tag}> - extend canonical()")
-
-
-def child_elements(el: etree._Element) -> list[tuple[str, str, str]]:
-    """Element particles (name, minOccurs, maxOccurs) of a type, in document order."""
-    return [(node.get("name"), *_occurs(node)) for node in el.iter(_x("element")) if node is not el]
-
-
-def _enumerations(schemas: dict[str, etree._Element]) -> dict[str, set[str]]:
-    out = {}
-    for name, st in _named(schemas, "simpleType").items():
-        values = {e.get("value") for e in st.iter(_x("enumeration"))}
-        if values:
-            out[name] = values
-    return out
 
 
 def test_same_files_namespaces_and_imports() -> None:
