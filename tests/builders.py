@@ -256,6 +256,27 @@ class Marketplace:
         return url
 
 
+def vat_sellers(*numbers: str) -> Marketplace:
+    """Individuals ``S1``, ``S2`` ... with the VAT numbers given and no TIN (their state issues
+    none: ``tin_not_issued``, the place of birth stands in), each paid for one service in January
+    2026: in the due-diligence scope, with one item to verify, their VAT number."""
+    m = Marketplace()
+    for n, number in enumerate(numbers, start=1):
+        m.seller(f"S{n}", tin=None, vat_id=number, tin_not_issued=True)
+        m.tx(f"S{n}", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    return m
+
+
+def with_due_diligence_columns(m: Marketplace) -> Marketplace:
+    """Each seller row with the optional columns the due-diligence run reads (None where unset)."""
+    from reporting.source import DUE_DILIGENCE_COLUMNS
+
+    for row in m.rows["sellers"]:
+        for column in DUE_DILIGENCE_COLUMNS["sellers"]:
+            row.setdefault(column, None)
+    return m
+
+
 def write_loose(m: Marketplace, url: str, *, case_blind: bool = False, latin1: bool = False) -> str:
     """The marketplace in tables of the contract's columns without its constraints; on MariaDB
     with ``case_blind``, in the usual collation ('a' = 'A'), with ``latin1`` in MariaDB's old

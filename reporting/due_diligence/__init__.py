@@ -7,6 +7,9 @@
 - :func:`mark_actions`: what the platform reports it sent (``dac7 due-diligence mark --file F``);
 - :func:`record_verification` / :func:`record_verifications`: what a verification adapter found
   of an item (verified or invalid), the seam of the adapters;
+- :func:`verify_due_items`: the daily verification (the DAG's ``verify``): the unverified TINs and
+  VAT numbers through the adapters switched on, recorded through that seam
+  (:mod:`reporting.due_diligence.verify`);
 - the queries of the compliance view: :func:`needs_attention`, :func:`stage_counts`,
   :func:`seller_history`, :func:`seller_state`, :func:`incomplete_sellers`;
 - :func:`expire_history`: the retention of PStTG § 24(3).
@@ -27,6 +30,7 @@ from zoneinfo import ZoneInfo
 from reporting.diligence_cycle import CycleSettings
 from reporting.due_diligence.feed import feed_path, read_feed
 from reporting.due_diligence.run import DueDiligenceResult, DueDiligenceRunError, run_due_diligence
+from reporting.due_diligence.verify import VerificationRunResult, verify_due_items
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
     ActionReport,
@@ -63,6 +67,7 @@ __all__ = [
     "SellerState",
     "StageCounts",
     "Verification",
+    "VerificationRunResult",
     "expire_history",
     "feed_path",
     "incomplete_sellers",
@@ -75,6 +80,7 @@ __all__ = [
     "seller_history",
     "seller_state",
     "stage_counts",
+    "verify_due_items",
 ]
 
 

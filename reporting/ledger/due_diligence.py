@@ -67,6 +67,7 @@ from reporting.vocabulary import (
     ITEM_INVALID,
     ITEM_MISSING,
     ITEM_NOT_APPLICABLE,
+    ITEM_UNVERIFIED,
     ITEM_VERIFIED,
     MEASURES,
     OPERATOR_ID_PATTERN,
@@ -716,6 +717,10 @@ class Verification:
     source: str
     at: datetime
     operator_id: str = DEFAULT_OPERATOR
+    #: the digest of the value that was verified (the state's ``<item>_hash`` when it was read):
+    #: recorded only while the state still holds that value, else passed over as stale (the
+    #: value changed, or went, since); None records whatever value the state holds
+    value_hash: str | None = None
 
 
 def record_verifications(engine: Engine, results: Iterable[Verification], *, now: datetime, zone: ZoneInfo) -> int:
@@ -725,8 +730,9 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
     an unknown seller, item or state, an item the source does not hold (missing or not
     applicable: there is nothing to verify), a time in the future. The verification holds while
     the item's value is the one the last run saw: a changed value is unverified again at the
-    next run, and a verified one after 36 months (PStTG § 20(2)). The caller holds the
-    due-diligence lock. Returns how many were recorded."""
+    next run, and a verified one after 36 months (PStTG § 20(2)). A verification with a
+    ``value_hash`` that the state no longer holds is passed over (not recorded, not counted).
+    The caller holds the due-diligence lock. Returns how many were recorded."""
     d, e = t.due_diligence, t.due_diligence_events
     limit = _utc(now) + CLOCK_SKEW
     n = 0
@@ -749,6 +755,8 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
             ).first()
             if row is None:
                 raise DueDiligenceReportError(f"{where}: no due-diligence state for operator {v.operator_id}")
+            if v.value_hash is not None and getattr(row, f"{v.item}_hash") != v.value_hash:
+                continue  # the value changed since it was read: the next run sees it unverified
             states = item_states(row)
             was = states[v.item]
             if was in (ITEM_MISSING, ITEM_NOT_APPLICABLE):
@@ -782,6 +790,128 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
                     kind=DD_VERIFICATION,
                     detail=json.dumps({"item": v.item, "state": v.state, "was": was}, sort_keys=True),
                     source=v.source[:400],
+                    recorded=_utc(now),
+                )
+            )
+            n += 1
+    return n
+
+
+#: The items a verification adapter checks: a seller's TINs and its VAT number (the other items
+#: have no electronic interface to check them against, PStTG § 18(1) sentence 2).
+VERIFIABLE_ITEMS: tuple[str, ...] = ("tin", "vat")
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationDue:
+    """A seller with items to verify: each item's digest as the state holds it (the value to look
+    up in the source), its type and residence country (a VAT number without its prefix)."""
+
+    seller_id: str
+    seller_type: str | None
+    country: str | None
+    items: dict[str, str]  # item -> the digest of its value
+
+
+def verification_due(
+    engine: Engine,
+    operator_id: str,
+    *,
+    recheck_invalid: dict[str, date] | None = None,
+    limit: int,
+) -> tuple[list[VerificationDue], int]:
+    """The sellers whose items a verification should check (:data:`VERIFIABLE_ITEMS`), at most
+    ``limit`` items, and how many items are due in all: of the sellers in scope or in an open
+    cycle, each item that is unverified (new, changed, or its 36 months ran out: the run made it
+    so), and each item of ``recheck_invalid`` found invalid before the day it maps to (a VAT
+    number VIES found not registered, asked again when its answer may no longer be reused).
+    First the sellers in an open cycle, then those tried longest ago (never tried first: the
+    latest ``verification`` event), then by the day of their last change and their id: items
+    that cannot be verified go to the back of the queue once tried, and none waits for ever."""
+    d, e = t.due_diligence, t.due_diligence_events
+    recheck = recheck_invalid or {}
+    due_of: dict[str, sa.ColumnElement[bool]] = {}
+    for item in VERIFIABLE_ITEMS:
+        state, checked = d.c[f"{item}_state"], d.c[f"{item}_checked"]
+        cond = state == ITEM_UNVERIFIED
+        if item in recheck:
+            cond = sa.or_(cond, sa.and_(state == ITEM_INVALID, checked < recheck[item]))
+        due_of[item] = cond
+    where = sa.and_(
+        d.c.operator_id == operator_id,
+        sa.or_(d.c.scope == IN_SCOPE, d.c.requested_on.is_not(None)),
+        sa.or_(*due_of.values()),
+    )
+    tried = (
+        sa.select(e.c.seller_id, sa.func.max(e.c.at).label("tried"))
+        .where(e.c.operator_id == operator_id, e.c.kind == DD_VERIFICATION)
+        .group_by(e.c.seller_id)
+        .subquery()
+    )
+    flags = [sa.case((c, 1), else_=0).label(f"{i}_due") for i, c in due_of.items()]
+    query = (
+        sa.select(
+            d.c.seller_id,
+            d.c.seller_type,
+            d.c.country,
+            *(d.c[f"{i}_hash"] for i in VERIFIABLE_ITEMS),
+            *flags,
+        )
+        .outerjoin(tried, tried.c.seller_id == d.c.seller_id)
+        .where(where)
+        .order_by(
+            sa.case((d.c.requested_on.is_(None), 1), else_=0),
+            sa.case((tried.c.tried.is_(None), 0), else_=1),
+            tried.c.tried,
+            d.c.updated,
+            d.c.seller_id,
+        )
+    )
+    total_query = sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in due_of.values()))
+    out: list[VerificationDue] = []
+    taken = 0
+    with engine.connect() as conn:
+        total = sum(int(n or 0) for n in conn.execute(total_query.where(where)).one())
+        if limit > 0:
+            for row in conn.execute(query.limit(limit)):
+                items = {i: getattr(row, f"{i}_hash") for i in VERIFIABLE_ITEMS if getattr(row, f"{i}_due")}
+                items = dict(list(items.items())[: limit - taken])
+                if not items:
+                    break
+                out.append(VerificationDue(row.seller_id, row.seller_type, row.country, items))
+                taken += len(items)
+    return out, total
+
+
+def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: datetime) -> int:
+    """Record that items could not be verified (a service that did not answer, no adapter for
+    such an identifier, a value no service takes): a ``verification`` event each, ``state``
+    unverified and the reason as its ``source``; the item's state is not changed (it stays
+    unverified, and is tried again once the others had their turn: :func:`verification_due`).
+    PStTG § 24(1) Nr. 2 asks for the outcome of each processing, this one too. An attempt whose
+    ``value_hash`` the state no longer holds, or whose seller has no state, is passed over.
+    Returns how many were recorded; the caller holds the due-diligence lock."""
+    d, e = t.due_diligence, t.due_diligence_events
+    n = 0
+    with engine.begin() as conn:
+        for v in attempts:
+            if v.item not in DUE_DILIGENCE_ITEMS:
+                raise DueDiligenceReportError(f"seller {v.seller_id}: {v.item!r} is not a due-diligence item")
+            row = conn.execute(
+                sa.select(d.c[f"{v.item}_state"], d.c[f"{v.item}_hash"]).where(
+                    d.c.operator_id == v.operator_id, d.c.seller_id == v.seller_id
+                )
+            ).first()
+            if row is None or (v.value_hash is not None and row[1] != v.value_hash):
+                continue
+            conn.execute(
+                sa.insert(e).values(
+                    operator_id=v.operator_id,
+                    seller_id=v.seller_id,
+                    at=_utc(v.at),
+                    kind=DD_VERIFICATION,
+                    detail=json.dumps({"item": v.item, "state": ITEM_UNVERIFIED, "was": row[0]}, sort_keys=True),
+                    source=v.source[:400] or "verification",
                     recorded=_utc(now),
                 )
             )

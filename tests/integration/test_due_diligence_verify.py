@@ -1,0 +1,287 @@
+"""The daily verification of the due-diligence items (``reporting.due_diligence.verify_due_items``):
+the unverified TINs and VAT numbers of the state checked by the adapters switched on, the outcomes
+recorded in the state and its history, the cap per day and the queue, and no value anywhere but in
+the adapters' requests. A source built by hand (SQLite), the ledger on SQLite, and the local VIES
+SOAP server of ``tests/verification_servers.py`` (no network).
+
+The identifiers, checked by hand:
+
+- ``39001010000``: a Lithuanian asmens kodas; its check digit is the sum of its first ten digits
+  weighted 1, 2, ..., 9, 1 modulo 11: 3 + 18 + 5 + 7 = 33, 33 mod 11 = 0: valid. ``39001010001``
+  ends in 1: invalid (python-stdnum's ``lt.asmens``, the stdnum adapter).
+- The VAT numbers are German numbers of valid form (``DE`` and nine digits, ISO 7064 MOD 11,10 as
+  python-stdnum's ``de.vat`` checks it); what VIES answers for each is the test server's script.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from builders import Marketplace, vat_sellers, with_due_diligence_columns, write_config
+from verification_servers import ViesSoapServer, consultation_number, running
+
+from reporting.config import load_config
+from reporting.due_diligence import run_due_diligence, seller_history, seller_state, verify_due_items
+from reporting.ledger import default_ledger_url, open_ledger
+from reporting.ledger import schema as t
+from reporting.ledger.verifications import calls
+from reporting.source import make_engine
+
+KEY = b"a-test-key-of-at-least-16-bytes"
+DAY = date(2026, 3, 2)
+VALID, NOT_REGISTERED, FAILING = "DE811907980", "DE129273398", "DE813495425"
+FAST = "timeout_seconds = 0.5\nrate_per_second = 100\nmax_attempts = 2\nbackoff_seconds = 0.01\n"
+
+
+def at_ten(day: date) -> datetime:
+    return datetime.combine(day, time(10), UTC)
+
+
+@pytest.fixture(scope="module")
+def vies_server() -> Iterator[ViesSoapServer]:
+    server = ViesSoapServer()
+    with running(server):
+        yield server
+
+
+@pytest.fixture
+def soap(vies_server: ViesSoapServer) -> Iterator[ViesSoapServer]:
+    vies_server.script.clear()
+    vies_server.requests.clear()
+    vies_server.errors.clear()
+    vies_server.script.update({VALID[2:]: ["valid"], NOT_REGISTERED[2:]: ["invalid"], FAILING[2:]: ["http500"]})
+    yield vies_server
+    assert vies_server.errors == []  # every request followed the WSDL
+
+
+class Desk:
+    """A marketplace, its daily runs and its verifications on fixed days."""
+
+    def __init__(self, tmp: Path, m: Marketplace, extra: str = "") -> None:
+        self.tmp = tmp
+        self.source = with_due_diligence_columns(m).write(f"sqlite:///{tmp / 'marketplace.db'}")
+        self.ledger = default_ledger_url(tmp / "ledger")
+        self.config_path = write_config(tmp / "dac7.toml", extra=extra)
+
+    def run(self, day: date) -> list[dict[str, Any]]:
+        with open_ledger(self.ledger) as led:
+            result = run_due_diligence(
+                load_config(self.config_path),
+                source_url=self.source,
+                ledger=led,
+                today=day,
+                out_dir=self.tmp / "out",
+                work_root=self.tmp / "staging",
+                now=datetime.combine(day, time(4), UTC),
+                run_id=f"run-{day}",
+            )
+        return [json.loads(line) for line in Path(result.feed).read_text(encoding="utf-8").splitlines()]
+
+    def verify(self, day: date) -> dict[str, Any]:
+        with open_ledger(self.ledger) as led:
+            result = verify_due_items(
+                load_config(self.config_path),
+                source_url=self.source,
+                ledger=led,
+                today=day,
+                key=KEY,
+                clock=lambda: at_ten(day),
+                sleep=lambda _: None,
+            )
+        out = result.as_dict()
+        del out["seconds"]
+        return out
+
+    def items(self, seller_id: str) -> dict[str, str]:
+        with open_ledger(self.ledger) as led:
+            state = seller_state(led, seller_id)
+        assert state is not None
+        return {i: s for i, s in state.items.items() if i in ("tin", "vat")}
+
+    def checks(self, seller_id: str) -> list[tuple[str, str, str]]:
+        """The seller's ``verification`` events: (item, state, source)."""
+        with open_ledger(self.ledger) as led:
+            return [
+                (e.detail["item"], e.detail["state"], e.source)
+                for e in seller_history(led, seller_id)
+                if e.kind == "verification"
+            ]
+
+
+def vies_on(server: ViesSoapServer, *, stdnum: bool = False, max_per_day: int | None = None) -> str:
+    cap = f"max_per_day = {max_per_day}\n" if max_per_day else ""
+    return (
+        f"\n[verification]\n{cap}\n[verification.stdnum]\nenabled = {'true' if stdnum else 'false'}\n"
+        f'\n[verification.vies]\nenabled = true\nurl = "{server.url}"\n{FAST}'
+    )
+
+
+def test_by_default_python_stdnum_checks_the_tins_and_the_next_run_requests_an_invalid_one(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")  # 39001010000: valid
+    m.seller("S2", tin="39001010001")  # its check digit should be 0: invalid
+    for s in ("S1", "S2"):
+        m.tx(s, "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    desk = Desk(tmp_path, m)
+    desk.run(DAY)
+    assert desk.items("S1") == {"tin": "unverified", "vat": "not_applicable"}
+    assert desk.verify(DAY) == {
+        "operator_id": "default",
+        "date": "2026-03-02",
+        "adapters": ["stdnum"],
+        "due": 2,
+        "asked": 2,
+        "verified": 1,
+        "invalid": 1,
+        "unverified": 0,
+        "stale": 0,
+        "left": 0,
+    }
+    assert desk.items("S1")["tin"] == "verified" and desk.items("S2")["tin"] == "invalid"
+    [(item, state, source)] = desk.checks("S1")
+    assert (item, state) == ("tin", "verified")
+    assert source.startswith("LT: stdnum (python-stdnum ") and "format and check digits valid (lt.asmens)" in source
+    # the next day's run asks S2 for its TIN, as invalid; nothing is verified twice
+    feed = desk.run(DAY + timedelta(days=1))
+    assert [(x["seller_id"], x["action"], x["items_invalid"]) for x in feed if x["action"] == "request"] == [
+        ("S2", "request", ["tin"])
+    ]
+    assert desk.verify(DAY + timedelta(days=1))["due"] == 0
+
+
+def test_vies_verifies_one_finds_one_not_registered_and_a_server_error_stays_unverified(
+    tmp_path: Path, soap: ViesSoapServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED, FAILING), vies_on(soap))
+    desk.run(DAY)
+    caplog.set_level(logging.DEBUG)
+    assert desk.verify(DAY) == {
+        "operator_id": "default",
+        "date": "2026-03-02",
+        "adapters": ["vies"],
+        "due": 3,
+        "asked": 3,
+        "verified": 1,
+        "invalid": 1,
+        "unverified": 1,
+        "stale": 0,
+        "left": 0,
+    }
+    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["verified", "invalid", "unverified"]
+    # the consultation number (the operator's VAT number is the requester) is the evidence kept
+    [(_, _, source)] = desk.checks("S1")
+    assert source.startswith("DE: vies (VIES SOAP checkVatApprox http://127.0.0.1:")
+    assert source.endswith(f"; consultation number {consultation_number(VALID[2:])}")
+    # the server error: retried (max_attempts 2), then recorded as not verified; the state unchanged
+    assert soap.asked(FAILING[2:]) == 2
+    [(item, state, reason)] = desk.checks("S3")
+    assert (item, state) == ("vat", "unverified")
+    assert "HTTP 500" in reason and "gave up after 2 call(s)" in reason
+    with open_ledger(desk.ledger) as led:
+        assert [(c.attempt, c.outcome) for c in calls(led.engine, seller_id="S3")] == [
+            (1, "unverified"),
+            (2, "unverified"),
+        ]
+    # no identifier in the log
+    for number in (VALID, NOT_REGISTERED, FAILING):
+        assert number[2:] not in caplog.text
+
+
+def test_at_most_max_per_day_items_and_the_rest_the_next_day_those_tried_longest_ago_first(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    desk = Desk(tmp_path, vat_sellers(FAILING, VALID, NOT_REGISTERED), vies_on(soap, max_per_day=2))
+    desk.run(DAY)
+    # S1 and S2: VIES fails for S1 after its retries, and is not asked again in the batch for S2
+    first = desk.verify(DAY)
+    assert (first["due"], first["asked"], first["unverified"], first["left"]) == (3, 2, 2, 1)
+    assert soap.asked(VALID[2:]) == 0 and soap.asked(NOT_REGISTERED[2:]) == 0
+    [(_, _, reason)] = desk.checks("S2")
+    assert reason.startswith("DE: vies: not asked: ") and "(earlier in this batch)" in reason
+    # the next day, VIES answers: S3, never tried, first, then S1 (tried, as S2, yesterday)
+    day2 = DAY + timedelta(days=1)
+    desk.run(day2)
+    soap.script[FAILING[2:]] = ["valid"]
+    second = desk.verify(day2)
+    assert (second["due"], second["asked"], second["verified"], second["invalid"], second["left"]) == (3, 2, 1, 1, 1)
+    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["verified", "unverified", "invalid"]
+    day3 = DAY + timedelta(days=2)
+    desk.run(day3)
+    assert desk.verify(day3)["verified"] == 1
+    assert desk.items("S2")["vat"] == "verified"
+
+
+def test_a_seller_in_an_open_cycle_is_verified_first(tmp_path: Path, soap: ViesSoapServer) -> None:
+    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED), vies_on(soap, max_per_day=1))
+    desk.run(DAY)
+    with open_ledger(desk.ledger) as led, led.engine.begin() as conn:  # S2 was asked for another item
+        conn.execute(sa.update(t.due_diligence).where(t.due_diligence.c.seller_id == "S2").values(requested_on=DAY))
+    result = desk.verify(DAY)
+    assert (result["due"], result["asked"], result["invalid"], result["left"]) == (2, 1, 1, 1)
+    assert soap.asked(VALID[2:]) == 0 and desk.items("S1")["vat"] == "unverified"
+
+
+def test_a_value_changed_since_the_run_is_not_recorded(tmp_path: Path, soap: ViesSoapServer) -> None:
+    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED), vies_on(soap))
+    desk.run(DAY)
+    engine = make_engine(desk.source)
+    with engine.begin() as conn:  # S1 corrects its VAT number after the run, before the verification
+        conn.execute(sa.text("update sellers set vat_id = 'DE136695976' where seller_id = 'S1'"))
+    engine.dispose()
+    result = desk.verify(DAY)
+    assert (result["asked"], result["stale"], result["invalid"], result["verified"]) == (2, 1, 1, 0)
+    assert desk.items("S1")["vat"] == "unverified" and desk.checks("S1") == []
+    assert soap.asked("136695976") == 0  # nothing the state has not seen is sent
+
+
+def test_a_seller_with_two_tins_is_verified_when_both_are_and_invalid_when_one_is(tmp_path: Path) -> None:
+    m = Marketplace()
+    m.seller("S1")
+    m.tin("S1", "38703181745", "LT")  # valid too
+    m.seller("S2")
+    m.tin("S2", "39001010001", "LT")  # one valid, one not
+    m.seller("S3", tin=None)
+    m.tin("S3", "39001010000", " ")  # its issuing state left blank
+    for s in ("S1", "S2", "S3"):
+        m.tx(s, "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    desk = Desk(tmp_path, m)
+    desk.run(DAY + timedelta(days=1))
+    result = desk.verify(DAY + timedelta(days=1))
+    assert (result["verified"], result["invalid"], result["unverified"]) == (1, 1, 1)
+    assert (desk.items("S1")["tin"], desk.items("S2")["tin"], desk.items("S3")["tin"]) == (
+        "verified",
+        "invalid",
+        "unverified",
+    )
+    [(_, _, both)] = desk.checks("S1")
+    assert both.count("LT: stdnum") == 2 and " | " in both
+    [(_, state, reason)] = desk.checks("S3")
+    assert (
+        state == "unverified"
+        and reason == "not checked: seller S3: a TIN without its issuing state (seller_tins.issued_by)"
+    )
+
+
+def test_an_invalid_vat_number_is_asked_again_when_vies_answer_may_no_longer_be_reused(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    """``invalid_cache_days = 1`` (the default): found invalid on day 0, it is not asked on day 1,
+    and is asked on day 2, when VIES says it is registered now."""
+    desk = Desk(tmp_path, vat_sellers(NOT_REGISTERED), vies_on(soap))
+    desk.run(DAY)
+    assert desk.verify(DAY)["invalid"] == 1
+    desk.run(DAY + timedelta(days=1))
+    assert desk.verify(DAY + timedelta(days=1))["due"] == 0
+    soap.script[NOT_REGISTERED[2:]] = ["valid"]
+    desk.run(DAY + timedelta(days=2))
+    again = desk.verify(DAY + timedelta(days=2))
+    assert (again["due"], again["verified"]) == (1, 1)
+    assert desk.items("S1")["vat"] == "verified"
+    assert [s for _, s, _ in desk.checks("S1")] == ["invalid", "verified"]
