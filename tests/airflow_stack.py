@@ -410,3 +410,44 @@ def celery_airflow(
                 process.kill()
         if leftovers:
             _fail(f"processes of this Airflow outlived it (killed now): {[p.pid for p in leftovers]}")
+
+
+@contextmanager
+def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The DAC7 view's app (``dac7_plugin.create_app``) behind a FastAPI ``TestClient`` in this
+    process, with Airflow's simple auth manager and ``users`` (name -> role) of a passwords file
+    in ``tmp``, each logged in through Airflow's own ``POST /auth/token``: the same login and
+    permission checks as in the api-server. ``env`` (``DAC7_LEDGER_URL`` ...) is set while it is
+    open. Yields the client and each user's token."""
+    import pytest
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    passwords = {user: secrets.token_urlsafe(16) for user in users}
+    passwords_file = tmp / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        )
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in users.items()))
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+        mp.setenv("AIRFLOW__API__SECRET_KEY", secrets.token_hex(16))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        purge_cached_app()
+        try:
+            core = TestClient(create_app("core"))
+            tokens = {}
+            for user, password in passwords.items():
+                response = core.post("/auth/token", json={"username": user, "password": password})
+                assert response.status_code == 201, response.text
+                tokens[user] = response.json()["access_token"]
+            import dac7_plugin
+
+            yield TestClient(dac7_plugin.create_app()), tokens
+        finally:
+            purge_cached_app()

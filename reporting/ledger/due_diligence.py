@@ -48,6 +48,7 @@ import reporting.ledger.schema as t
 from reporting.diligence_cycle import (
     LAST_MEASURE_DAY,
     CycleSettings,
+    DueAction,
     MarkRefused,
     SellerCycle,
     action_rank,
@@ -966,18 +967,55 @@ def seller_state(engine: Engine, seller_id: str, operator_id: str = DEFAULT_OPER
     return _state(row) if row is not None else None
 
 
+def seller_states(engine: Engine, seller_id: str) -> list[SellerState]:
+    """A seller's state with every operator of a group that has one, in the order of operator."""
+    d = t.due_diligence
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(d).where(d.c.seller_id == seller_id).order_by(d.c.operator_id)).all()
+    return [_state(r) for r in rows]
+
+
+def last_run_dates(engine: Engine) -> dict[str, date]:
+    """Each operator's latest day a run computed, by operator id (the day the state stands at)."""
+    r = t.due_diligence_runs
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(r.c.operator_id, sa.func.max(r.c.run_date)).group_by(r.c.operator_id).order_by(r.c.operator_id)
+        ).all()
+    return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class Attention:
     """A seller that needs attention: what it lacks, where its cycle stands, its next action and
-    the day that action is (or was first) due."""
+    the day that action is (or was first) due, and every action due on the day asked (what the
+    feed of a run of that day lists for the seller)."""
 
     state: SellerState
     next_action: str | None
     next_date: date | None
+    due: tuple[DueAction, ...] = ()
 
     @property
     def seller_id(self) -> str:
         return self.state.seller_id
+
+
+#: The ``action`` of :func:`needs_attention` that keeps the sellers with no next action (an item
+#: lacking out of scope, a request cycle waiting for the platform's report of a step).
+NO_NEXT_ACTION = "none"
+
+
+def _needing_attention() -> sa.ColumnElement[bool]:
+    """A state row that needs attention: an item lacking, a cycle open, a release due, or in scope
+    without the notice sent."""
+    d = t.due_diligence
+    return sa.or_(
+        d.c.needs != "",
+        d.c.requested_on.is_not(None),
+        d.c.release_due.is_not(None),
+        sa.and_(d.c.scope == IN_SCOPE, d.c.notice_on.is_(None)),
+    )
 
 
 def needs_attention(
@@ -991,16 +1029,11 @@ def needs_attention(
 ) -> Iterator[Attention]:
     """The sellers that lack an item or have an action due or coming (a notice not sent, an open
     cycle), in the order of operator and seller id, streamed; filtered by the seller's country
-    and by the next action (:func:`reporting.diligence_cycle.next_action`, as of ``today``)."""
+    and by an action: its next action (:func:`reporting.diligence_cycle.next_action`, as of
+    ``today``) or one due that day (:func:`reporting.diligence_cycle.due_actions`: a notice and a
+    request due on the same day are both found); :data:`NO_NEXT_ACTION`: those with none."""
     d = t.due_diligence
-    query = sa.select(d).where(
-        sa.or_(
-            d.c.needs != "",
-            d.c.requested_on.is_not(None),
-            d.c.release_due.is_not(None),
-            sa.and_(d.c.scope == IN_SCOPE, d.c.notice_on.is_(None)),
-        )
-    )
+    query = sa.select(d).where(_needing_attention())
     if operator_id is not None:
         query = query.where(d.c.operator_id == operator_id)
     if country is not None:
@@ -1010,9 +1043,24 @@ def needs_attention(
         for row in conn.execution_options(yield_per=_BATCH).execute(query):
             state = _state(row)
             nxt = next_action(state.cycle, settings, today)
-            if action is not None and (nxt is None or nxt[0] != action):
+            due = tuple(due_actions(state.cycle, settings, today))
+            if action == NO_NEXT_ACTION:
+                if nxt is not None:
+                    continue
+            elif action is not None and (nxt is None or nxt[0] != action) and all(a.action != action for a in due):
                 continue
-            yield Attention(state, nxt[0] if nxt else None, nxt[1] if nxt else None)
+            yield Attention(state, nxt[0] if nxt else None, nxt[1] if nxt else None, due)
+
+
+def attention_countries(engine: Engine, *, operator_id: str | None = None) -> list[str]:
+    """The countries of the sellers that need attention (the list's filter), sorted; a seller
+    without a country is not among them (it is found without a filter)."""
+    d = t.due_diligence
+    query = sa.select(d.c.country).distinct().where(_needing_attention(), d.c.country.is_not(None))
+    if operator_id is not None:
+        query = query.where(d.c.operator_id == operator_id)
+    with engine.connect() as conn:
+        return sorted(str(c) for c in conn.execute(query).scalars())
 
 
 def due_today(
@@ -1021,7 +1069,7 @@ def due_today(
     """(seller_id, :class:`reporting.diligence_cycle.DueAction`) for every action due on ``today``
     by the state as it stands (what the feed of a run of ``today`` lists)."""
     for a in needs_attention(engine, settings, today, operator_id=operator_id):
-        for due in due_actions(a.state.cycle, settings, today):
+        for due in a.due:
             yield a.seller_id, due
 
 
@@ -1039,7 +1087,9 @@ class StageCounts:
     released: int = 0
 
 
-def stage_counts(engine: Engine, *, operator_id: str | None = None) -> StageCounts:
+def stage_counts(engine: Engine, *, operator_id: str | None = None, country: str | None = None) -> StageCounts:
+    """Sellers per stage (:class:`StageCounts`), of one operator or all, of one country or all
+    (the seller's residence country, as the state holds it)."""
     d, e = t.due_diligence, t.due_diligence_events
     open_ = d.c.requested_on.is_not(None)
     query = sa.select(
@@ -1053,6 +1103,10 @@ def stage_counts(engine: Engine, *, operator_id: str | None = None) -> StageCoun
     if operator_id is not None:
         query = query.where(d.c.operator_id == operator_id)
         freed_sellers = freed_sellers.where(e.c.operator_id == operator_id)
+    if country is not None:
+        query = query.where(d.c.country == country)
+        of_country = sa.select(d.c.operator_id, d.c.seller_id).where(d.c.country == country)
+        freed_sellers = freed_sellers.where(sa.tuple_(e.c.operator_id, e.c.seller_id).in_(of_country))
     released = sa.select(sa.func.count()).select_from(freed_sellers.distinct().subquery())
     with engine.connect() as conn:
         counts = conn.execute(query).one()
