@@ -1,6 +1,8 @@
 """A real Airflow for the integration tests: its processes, their environment, its REST API.
 
-Two kinds of user: ``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
+Three kinds of user: :func:`dac7_view_app` runs the DAC7 view's app in the test process behind
+Airflow's own login (``tests/dags/test_ui_filings.py``, ``test_ui_attention.py``);
+``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
 top: :func:`free_port`, :func:`wait_until_healthy`, :func:`stop`, :func:`tail`, :func:`request`);
 ``tests/dags/test_distributed.py`` starts a whole distributed Airflow with :func:`celery_airflow`:
 an api-server, a scheduler with the CeleryExecutor, a dag-processor, a triggerer and Celery
