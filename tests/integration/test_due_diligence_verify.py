@@ -44,6 +44,13 @@ def at_ten(day: date) -> datetime:
     return datetime.combine(day, time(10), UTC)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return default_ledger_url(tmp_path / "ledger")
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(scope="module")
 def vies_server() -> Iterator[ViesSoapServer]:
     server = ViesSoapServer()
@@ -64,10 +71,10 @@ def soap(vies_server: ViesSoapServer) -> Iterator[ViesSoapServer]:
 class Desk:
     """A marketplace, its daily runs and its verifications on fixed days."""
 
-    def __init__(self, tmp: Path, m: Marketplace, extra: str = "") -> None:
+    def __init__(self, tmp: Path, m: Marketplace, extra: str = "", ledger: str | None = None) -> None:
         self.tmp = tmp
         self.source = with_due_diligence_columns(m).write(f"sqlite:///{tmp / 'marketplace.db'}")
-        self.ledger = default_ledger_url(tmp / "ledger")
+        self.ledger = ledger or default_ledger_url(tmp / "ledger")
         self.config_path = write_config(tmp / "dac7.toml", extra=extra)
 
     def run(self, day: date) -> list[dict[str, Any]]:
@@ -157,9 +164,9 @@ def test_by_default_python_stdnum_checks_the_tins_and_the_next_run_requests_an_i
 
 
 def test_vies_verifies_one_finds_one_not_registered_and_a_server_error_stays_unverified(
-    tmp_path: Path, soap: ViesSoapServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, soap: ViesSoapServer, caplog: pytest.LogCaptureFixture, ledger_url: str
 ) -> None:
-    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED, FAILING), vies_on(soap))
+    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED, FAILING), vies_on(soap), ledger_url)
     desk.run(DAY)
     caplog.set_level(logging.DEBUG)
     assert desk.verify(DAY) == {
@@ -195,9 +202,9 @@ def test_vies_verifies_one_finds_one_not_registered_and_a_server_error_stays_unv
 
 
 def test_at_most_max_per_day_items_and_the_rest_the_next_day_those_tried_longest_ago_first(
-    tmp_path: Path, soap: ViesSoapServer
+    tmp_path: Path, soap: ViesSoapServer, ledger_url: str
 ) -> None:
-    desk = Desk(tmp_path, vat_sellers(FAILING, VALID, NOT_REGISTERED), vies_on(soap, max_per_day=2))
+    desk = Desk(tmp_path, vat_sellers(FAILING, VALID, NOT_REGISTERED), vies_on(soap, max_per_day=2), ledger_url)
     desk.run(DAY)
     # S1 and S2: VIES fails for S1 after its retries, and is not asked again in the batch for S2
     first = desk.verify(DAY)
