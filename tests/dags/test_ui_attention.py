@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from airflow_stack import api_server, dac7_view_app, free_port, request, stop, wait_until_healthy
 from browser import Chromium
 from builders import Marketplace, with_due_diligence_columns, write_config
-from dags.test_ui_view import AUDITOR, USER, airflow_env, log_in, session_of, wait_for
+from dags.test_ui_view import AUDITOR, PLUGINS, USER, airflow_env, log_in, session_of, wait_for
 from lxml import html
 from verification_servers import ViesSoapServer, consultation_number, running
 
@@ -343,6 +343,41 @@ def test_the_export_is_the_filtered_list_and_formula_safe(view: Client, desk: De
     assert sorted(r["seller_id"] for r in export(view, "?action=request")) == sorted("'" + h for h in HOSTILE)
 
 
+@pytest.fixture
+def plugin(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``plugins/dac7_attention.py``, imported as Airflow's plugin loader imports it."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    import dac7_attention
+
+    return dac7_attention
+
+
+def test_a_ledger_row_with_hostile_texts_is_exported_formula_safe(desk: Desk, tmp_path: Path, plugin: Any) -> None:
+    """The items are a closed vocabulary (the ledger's check constraints; an unknown name in
+    ``requested_items`` is dropped when read); every other text of a state row, were a ledger
+    tampered with, is kept behind an apostrophe: scope, seller type, country, requested items."""
+    import shutil
+
+    a = plugin
+    copy = tmp_path / "ledger.sqlite3"
+    shutil.copy(desk.ledger.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    with open_ledger(url, create=False) as led:
+        with led.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "update ledger_due_diligence set scope = '@SUM(1)', seller_type = '-1+1', country = '=1', "
+                    "requested_items = '=1+1,tin' where seller_id = 'C3'"
+                )
+            )
+        settings = load_config(desk.config).due_diligence
+        as_of = {"default": LAST_DAY}
+        text = "".join(a.attention_csv(a.attention(led, settings, as_of, a.AttentionQuery(country="=1")), as_of))
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert (row["seller_id"], row["scope"], row["seller_type"], row["country"]) == ("C3", "'@SUM(1)", "'-1+1", "'=1")
+    assert row["requested_items"] == "tin"
+
+
 def test_the_feed_of_the_days_run_and_the_view_agree(view: Client, desk: Desk) -> None:
     """The sellers, actions and dates of ``due_diligence/actions.jsonl`` of the day's run are
     those the view shows due, in the export and on the page."""
@@ -385,9 +420,9 @@ def test_a_viewer_sees_the_list_but_may_not_export_it(view: Client, caplog: pyte
     assert view.client.get("/attention").status_code == 401
 
 
-def test_a_group_offers_its_operators(desk: Desk) -> None:
+def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
     """The page of a group: the operator filter and column (the page built from its parts)."""
-    import dac7_attention as a
+    a = plugin
 
     with open_ledger(desk.ledger, create=False) as led:
         found = a.AttentionView(as_of={"default": LAST_DAY, "pl_spzoo": LAST_DAY})
