@@ -415,12 +415,13 @@ def celery_airflow(
 
 
 @contextmanager
-def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -> Iterator[tuple[Any, dict[str, str]]]:
-    """The DAC7 view's app (``dac7_plugin.create_app``) behind a FastAPI ``TestClient`` in this
-    process, with Airflow's simple auth manager and ``users`` (name -> role) of a passwords file
-    in ``tmp``, each logged in through Airflow's own ``POST /auth/token``: the same login and
-    permission checks as in the api-server. ``env`` (``DAC7_LEDGER_URL`` ...) is set while it is
-    open. Yields the client and each user's token."""
+def logged_in(
+    tmp: Path, users: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    """Airflow's API app in this process (the Core API behind a FastAPI ``TestClient``, no
+    server), with Airflow's simple auth manager and ``users`` (name -> role) of a passwords file
+    in ``tmp``, each logged in through Airflow's own ``POST /auth/token``. ``env`` is set while it
+    is open. Yields the client and each user's token."""
     import pytest
     from airflow.api_fastapi.app import create_app, purge_cached_app
     from fastapi.testclient import TestClient
@@ -438,9 +439,9 @@ def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
         mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
         mp.setenv("AIRFLOW__API__SECRET_KEY", secrets.token_hex(16))
-        for name, value in env.items():
+        for name, value in (env or {}).items():
             mp.setenv(name, value)
-        purge_cached_app()
+        purge_cached_app()  # no auth manager of an earlier test: this one reads the users above
         try:
             core = TestClient(create_app("core"))
             tokens = {}
@@ -448,8 +449,20 @@ def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -
                 response = core.post("/auth/token", json={"username": user, "password": password})
                 assert response.status_code == 201, response.text
                 tokens[user] = response.json()["access_token"]
-            import dac7_plugin
-
-            yield TestClient(dac7_plugin.create_app()), tokens
+            yield core, tokens
         finally:
             purge_cached_app()
+
+
+@contextmanager
+def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The DAC7 view's app (``dac7_plugin.create_app``) behind a ``TestClient`` in this process,
+    with the logins of :func:`logged_in`: the same login and permission checks as in the
+    api-server. ``env`` (``DAC7_LEDGER_URL`` ...) is set while it is open. Yields the client and
+    each user's token."""
+    from fastapi.testclient import TestClient
+
+    with logged_in(tmp, users, env) as (_, tokens):
+        import dac7_plugin
+
+        yield TestClient(dac7_plugin.create_app()), tokens

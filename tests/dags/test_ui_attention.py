@@ -37,6 +37,7 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -46,13 +47,13 @@ import pytest
 import sqlalchemy as sa
 from airflow_stack import api_server, dac7_view_app, free_port, request, stop, wait_until_healthy
 from browser import Chromium
-from builders import Marketplace, with_due_diligence_columns, write_config
+from builders import Marketplace, due_diligence_day, with_due_diligence_columns, write_config
 from dags.test_ui_view import AUDITOR, PLUGINS, USER, airflow_env, log_in, session_of, wait_for
 from lxml import html
 from verification_servers import ViesSoapServer, consultation_number, running
 
 from reporting.config import load_config
-from reporting.due_diligence import mark_actions, read_feed, run_due_diligence, verify_due_items
+from reporting.due_diligence import mark_actions, verify_due_items
 from reporting.ledger import open_ledger
 from reporting.source import make_engine
 
@@ -80,18 +81,7 @@ class Desk:
     feed: list[dict[str, Any]]  # the last run's feed (day 63)
 
     def run(self, on: date) -> list[dict[str, Any]]:
-        with open_ledger(self.ledger) as led:
-            result = run_due_diligence(
-                load_config(self.config),
-                source_url=self.source,
-                ledger=led,
-                today=on,
-                out_dir=self.out,
-                work_root=self.tmp / "staging",
-                now=datetime.combine(on, time(4), UTC),
-                run_id=f"run-{on}",
-            )
-        return read_feed(Path(result.feed))
+        return due_diligence_day(self.config, self.source, self.ledger, on, self.out, self.tmp / "staging")
 
     def mark(self, on: date, *lines: tuple[str, str]) -> None:
         path = self.tmp / f"sent-{on}.jsonl"
@@ -283,29 +273,7 @@ def test_the_list_and_its_counts_are_filtered_by_country_and_action(
 
 def test_the_export_is_the_filtered_list_and_formula_safe(view: Client, desk: Desk) -> None:
     every = export(view)
-    assert len(every) == 9 and list(every[0]) == [
-        "operator_id",
-        "seller_id",
-        "country",
-        "seller_type",
-        "scope",
-        "items_missing",
-        "items_invalid",
-        "items_unverified",
-        "notice_on",
-        "requested_on",
-        "day",
-        "requested_items",
-        "reminder_1_on",
-        "reminder_2_on",
-        "measure",
-        "measure_on",
-        "release_due",
-        "due_actions",
-        "next_action",
-        "next_date",
-        "as_of",
-    ]
+    assert len(every) == 9
     ids = {r["seller_id"] for r in every}
     # a cell that starts with = + - @ is kept behind an apostrophe: a spreadsheet shows the text
     assert {"'" + h for h in HOSTILE} <= ids and not ids & set(HOSTILE)
@@ -316,7 +284,7 @@ def test_the_export_is_the_filtered_list_and_formula_safe(view: Client, desk: De
     page = view.get(AUDITOR, "/attention").text
     assert "=HYPERLINK(&quot;http://x&quot;,&quot;y&quot;)" in page and 'HYPERLINK("' not in page
     b2 = next(r for r in every if r["seller_id"] == "B2")
-    assert b2 == {
+    expected = {
         "operator_id": "default",
         "seller_id": "B2",
         "country": "LT",
@@ -339,6 +307,8 @@ def test_the_export_is_the_filtered_list_and_formula_safe(view: Client, desk: De
         "next_date": "2026-05-02",
         "as_of": "2026-05-04",
     }
+    assert list(b2) == list(expected)  # the columns, in their order
+    assert b2 == expected
     assert [r["seller_id"] for r in export(view, "?country=PL")] == ["C3"]
     assert sorted(r["seller_id"] for r in export(view, "?action=request")) == sorted("'" + h for h in HOSTILE)
 
@@ -518,17 +488,7 @@ def test_the_approval_page_counts_the_reportable_sellers_still_incomplete(
     )
     before = approval_request(result.run_dir)["body"]
     assert "**Due diligence:** no daily due-diligence run is recorded in the ledger" in before
-    with open_ledger(ledger) as led:
-        run_due_diligence(
-            load_config(config),
-            source_url=source,
-            ledger=led,
-            today=date(2025, 12, 31),
-            out_dir=tmp_path / "out",
-            work_root=tmp_path / "staging-dd",
-            now=datetime(2025, 12, 31, 4, tzinfo=UTC),
-            run_id="dd",
-        )
+    due_diligence_day(config, source, ledger, date(2025, 12, 31), tmp_path / "out", tmp_path / "staging-dd")
     request = approval_request(result.run_dir)
     assert (
         "**Due diligence:** reportable sellers of this filing still incomplete (an item missing or invalid, as of "
@@ -571,16 +531,24 @@ def server(desk: Desk, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         stop(process)
 
 
+@contextmanager
+def logged_in_browser(server: tuple[str, dict[str, str], Path], user: str, path: str, tmp: Path) -> Iterator[Any]:
+    """A headless Chromium logged in as ``user`` through Airflow's login page, at the list."""
+    base, passwords, _ = server
+    with Chromium.launch(tmp / "chromium", width=1400, height=1000) as browser:
+        log_in(browser, base, passwords[user], path, user=user)
+        wait_for(browser, "document.querySelector('#attention')", "the list")
+        yield browser
+
+
 @pytest.mark.slow
 def test_compliance_staff_filter_the_list_in_the_browser_and_open_a_sellers_history(
     server: tuple[str, dict[str, str], Path], tmp_path: Path
 ) -> None:
     from dags.test_ui_seller import save
 
-    base, passwords, log = server
-    with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
-        log_in(browser, base, passwords[USER], "/dac7/attention")
-        wait_for(browser, "document.querySelector('#attention')", "the list")
+    base, _, log = server
+    with logged_in_browser(server, USER, "/dac7/attention", tmp_path) as browser:
         counts = browser.evaluate("[...document.querySelectorAll('#attention-stages td')].map(td => td.textContent)")
         assert counts == ["10", "7", "1", "1", "1", "1"]
         save(browser, "attention.png")
@@ -623,10 +591,8 @@ def test_compliance_staff_filter_the_list_in_the_browser_and_open_a_sellers_hist
 def test_a_viewer_in_the_browser_sees_the_list_without_export_and_no_history(
     server: tuple[str, dict[str, str], Path], tmp_path: Path
 ) -> None:
-    base, passwords, _ = server
-    with Chromium.launch(tmp_path / "chromium", width=1400, height=1000) as browser:
-        log_in(browser, base, passwords[AUDITOR], "/dac7/attention?country=PL", user=AUDITOR)
-        wait_for(browser, "document.querySelector('#attention')", "the list")
+    base = server[0]
+    with logged_in_browser(server, AUDITOR, "/dac7/attention?country=PL", tmp_path) as browser:
         assert browser.evaluate("document.querySelector('#attention-export')") is None
         browser.evaluate("document.querySelector('#attention a.seller').click()")
         wait_for(browser, "document.querySelector('#due-diligence-hidden')", "the seller page")

@@ -15,7 +15,6 @@ The identifiers, checked by hand:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,11 +23,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from builders import Marketplace, vat_sellers, with_due_diligence_columns, write_config
+from builders import Marketplace, due_diligence_day, vat_sellers, with_due_diligence_columns, write_config
 from verification_servers import ViesSoapServer, consultation_number, running
 
 from reporting.config import load_config
-from reporting.due_diligence import run_due_diligence, seller_history, seller_state, verify_due_items
+from reporting.due_diligence import seller_history, seller_state, verify_due_items
 from reporting.ledger import default_ledger_url, open_ledger
 from reporting.ledger import schema as t
 from reporting.ledger.verifications import calls
@@ -78,18 +77,9 @@ class Desk:
         self.config_path = write_config(tmp / "dac7.toml", extra=extra)
 
     def run(self, day: date) -> list[dict[str, Any]]:
-        with open_ledger(self.ledger) as led:
-            result = run_due_diligence(
-                load_config(self.config_path),
-                source_url=self.source,
-                ledger=led,
-                today=day,
-                out_dir=self.tmp / "out",
-                work_root=self.tmp / "staging",
-                now=datetime.combine(day, time(4), UTC),
-                run_id=f"run-{day}",
-            )
-        return [json.loads(line) for line in Path(result.feed).read_text(encoding="utf-8").splitlines()]
+        return due_diligence_day(
+            self.config_path, self.source, self.ledger, day, self.tmp / "out", self.tmp / "staging"
+        )
 
     def verify(self, day: date) -> dict[str, Any]:
         with open_ledger(self.ledger) as led:
