@@ -11,17 +11,24 @@ What is verified (:func:`reporting.ledger.due_diligence.verification_due`): of t
 scope or in an open cycle, each TIN or VAT item that is unverified (new, changed, or its 36
 months ran out, PStTG § 20(2)), and, with ``vies`` switched on, each VAT item VIES found invalid
 whose answer may no longer be reused (``[verification.vies] invalid_cache_days``: a registration
-may become valid any day). At most ``[verification] max_per_day`` items per run, those of open
-cycles first, then those tried longest ago: the rest are the next day's.
+may become valid any day). The local adapters (python-stdnum) check every item due; the services
+(VIES, TIN on the Web) make at most ``[verification] max_per_day`` calls per run in all (a retry
+is a call, a cached answer none), for the items never tried first, then those tried longest ago,
+among equals those of open cycles: the items after the last call are the next day's (not
+recorded, not tried).
 
 The values are read from the source for those sellers only, and taken only where their digest is
 the one the state holds (the value the daily run saw). An item is verified when every identifier
 of it is (a seller with two TINs), invalid when one is; otherwise it stays unverified, and the
 attempt is recorded with its reason (a service that did not answer after its retries, no adapter
 for such an identifier) as the seller's history's ``verification`` event, so that it goes to the
-back of the queue. The adapters switched on are those of ``[verification.NAME]``: by default
-python-stdnum's format and check digits alone (PStTG § 18(1) sentence 2 asks for the EU's
-interfaces where they exist: switch on ``vies`` and ``tin_on_the_web``, docs/guide/verification.md).
+back of the queue; an attempt that called no service is recorded once, until its reason or the
+seller's state changes. Where a service checks an item, only its verified answer verifies it
+(PStTG § 18(1) sentence 2): python-stdnum's valid format then leaves it unverified, with the
+service's reason (its invalid format still makes it invalid). The adapters switched on are those
+of ``[verification.NAME]``: by default python-stdnum's format and check digits alone (PStTG
+§ 18(1) sentence 2 asks for the EU's interfaces where they exist: switch on ``vies`` and
+``tin_on_the_web``, docs/guide/verification.md).
 
 No value leaves this module but inside the adapters' requests: the result holds counts, the
 recorded sources name adapters, answers and consultation numbers, the log says counts.
@@ -56,6 +63,8 @@ from reporting.ledger.due_diligence import (
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 from reporting.source import sql_text
 from reporting.verification import (
+    LEVELS,
+    OVER_LIMIT,
     Adapter,
     Item,
     ItemOutcome,
@@ -150,24 +159,35 @@ def verify_due_items(
         recheck = {}
         if "vies" in names:  # a VAT number VIES found not registered may be registered since
             recheck["vat"] = today - timedelta(days=settings.vies.invalid_cache_days)
-        due, total = verification_due(
-            ledger.engine, operator_id, recheck_invalid=recheck, limit=settings.max_per_day if chosen else 0
-        )
+        due, total = verification_due(ledger.engine, operator_id, recheck_invalid=recheck, limit=None if chosen else 0)
         wanted = _identifiers(source_url, due)
         items = [i for w in wanted for i in w.identifiers]
-        outcomes = results_by_item(items, verify_batch(items, chosen, ledger, today, key=key, clock=now, sleep=sleep))
+        top = _highest(items, chosen)
+        results = _verify(items, chosen, ledger, today, key=key, clock=now, sleep=sleep, calls=settings.max_per_day)
+        outcomes = results_by_item(items, results)
     finally:
         if built:
             for adapter in chosen:
                 adapter.close()
     by_item = dict(zip(items, outcomes, strict=True))
     decided: list[Verification] = []
-    tried: list[Verification] = []
+    tried: list[Verification] = []  # a service was called, or its batch found it unavailable
+    unchecked: list[Verification] = []  # no call: recorded when the reason or the value changed
+    left = 0
     for w in wanted:
         if not w.identifiers and w.problem is None:
             continue  # stale: nothing of the source has the state's value any more
-        v = _verification(w, [by_item[i] for i in w.identifiers], now, operator_id)
-        (decided if v.state in (VERIFIED, INVALID) else tried).append(v)
+        found = [_required(by_item[i], top.get(i)) for i in w.identifiers]
+        v = _verification(w, found, now, operator_id)
+        if v.state != INVALID and any(_over_limit(o, top.get(o.item)) for o in found):
+            left += 1  # its service's calls of the day were spent: the next day's
+            continue
+        if v.state in (VERIFIED, INVALID):
+            decided.append(v)
+        elif any(r.attempts for o in found for r in o.results) or any(_not_asked(o) for o in found):
+            tried.append(v)
+        else:
+            unchecked.append(v)
     zone = ZoneInfo(config.reporting.timezone)
     with ledger.due_diligence_lock(operator_id, holder=f"verification {today}"):
         verified, invalid = (
@@ -175,7 +195,8 @@ def verify_due_items(
             for state in (VERIFIED, INVALID)
         )
         unverified = record_unverified(ledger.engine, tried, now=now())
-    asked = sum(len(d.items) for d in due)
+        unverified += record_unverified(ledger.engine, unchecked, now=now(), repeat=False)
+    asked = sum(len(d.items) for d in due) - left
     result = VerificationRunResult(
         operator_id=operator_id,
         date=today,
@@ -190,6 +211,70 @@ def verify_due_items(
     )
     log.info("due-diligence verification %s %s: %s", operator_id, today, result.as_dict())
     return result
+
+
+def _verify(
+    items: Sequence[Item],
+    adapters: Sequence[Adapter],
+    ledger: Ledger,
+    today: date,
+    *,
+    key: bytes,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    calls: int,
+) -> list[VerificationResult]:
+    """Every adapter's results about the items it accepts: the local ones (python-stdnum) check
+    every item; the remote ones, one after the other and the items in the queue's order, make at
+    most ``calls`` calls in all (``[verification] max_per_day``: a retry is a call, an answer from
+    the cache is none), and the items after the last call are not asked (:data:`OVER_LIMIT`)."""
+    local = [a for a in adapters if not a.remote]
+    results = verify_batch(items, local, ledger, today, key=key, clock=clock, sleep=sleep) if local else []
+    for adapter in (a for a in adapters if a.remote):
+        mine = verify_batch(items, [adapter], ledger, today, key=key, clock=clock, sleep=sleep, max_calls=max(calls, 0))
+        calls -= sum(r.attempts for r in mine)
+        results += mine
+    return results
+
+
+def _highest(items: Sequence[Item], adapters: Sequence[Adapter]) -> dict[Item, frozenset[str]]:
+    """For each item a remote adapter accepts: the adapters of the highest level that accept it,
+    whose verified answer alone makes it verified (:func:`_required`)."""
+    out: dict[Item, frozenset[str]] = {}
+    for item in items:
+        accepting = [a for a in adapters if a.accepts(item)]
+        if any(a.remote for a in accepting):
+            level = max(LEVELS.index(a.level) for a in accepting)
+            out[item] = frozenset(a.name for a in accepting if LEVELS.index(a.level) == level)
+    return out
+
+
+def _required(outcome: ItemOutcome, top: frozenset[str] | None) -> ItemOutcome:
+    """The item's outcome, where a service of the EU or a member state checks it (VIES, TIN on
+    the Web), verified only by that service's verified answer: PStTG § 18(1) sentence 2 asks for
+    "die von einem Mitgliedstaat oder der Europäischen Union kostenlos zur Verfügung gestellte
+    elektronische Schnittstelle" where one exists (https://www.gesetze-im-internet.de/psttg/__18.html),
+    so python-stdnum's valid format does not verify an item the service could not answer for: it
+    stays unverified, with the service's reason; its invalid format still makes it invalid."""
+    if top is None or outcome.state != VERIFIED or outcome.decided_by is None or outcome.decided_by.adapter in top:
+        return outcome
+    theirs = [r for r in outcome.results if r.adapter in top]
+    why = "; ".join(f"{r.adapter}: {r.detail}" for r in theirs) or f"{', '.join(sorted(top))}: no answer"
+    detail = f"{why} ({outcome.decided_by.adapter}'s {outcome.decided_by.level} check alone does not verify it)"
+    return ItemOutcome(outcome.item, UNVERIFIED, detail, None, outcome.results)
+
+
+def _over_limit(outcome: ItemOutcome, top: frozenset[str] | None) -> bool:
+    """Whether the service the item needs did not ask it: the day's calls were spent."""
+    return outcome.state != INVALID and any(
+        r.adapter in (top or ()) and r.detail.startswith(OVER_LIMIT) for r in outcome.results
+    )
+
+
+def _not_asked(outcome: ItemOutcome) -> bool:
+    """Whether a service was found unavailable for the item in this batch (tried: it goes to the
+    back of the queue)."""
+    return any(r.attempts == 0 and not r.cached and r.detail.startswith("not asked:") for r in outcome.results)
 
 
 def _verification(

@@ -819,16 +819,18 @@ def verification_due(
     operator_id: str,
     *,
     recheck_invalid: dict[str, date] | None = None,
-    limit: int,
+    limit: int | None,
 ) -> tuple[list[VerificationDue], int]:
     """The sellers whose items a verification should check (:data:`VERIFIABLE_ITEMS`), at most
-    ``limit`` items, and how many items are due in all: of the sellers in scope or in an open
+    ``limit`` items (None: all), and how many items are due in all: of the sellers in scope or in an open
     cycle, each item that is unverified (new, changed, or its 36 months ran out: the run made it
     so), and each item of ``recheck_invalid`` found invalid before the day it maps to (a VAT
     number VIES found not registered, asked again when its answer may no longer be reused).
-    First the sellers in an open cycle, then those tried longest ago (never tried first: the
-    latest ``verification`` event), then by the day of their last change and their id: items
-    that cannot be verified go to the back of the queue once tried, and none waits for ever."""
+    First the sellers never tried (no ``verification`` event), then those tried longest ago (the
+    latest one), among equals those in an open cycle first, then by the day of their last change
+    and their id: an item that cannot be verified goes to the back of the queue once tried, so
+    that it does not take every day's calls (an open cycle's item that a service keeps failing
+    would), and none waits for ever."""
     d, e = t.due_diligence, t.due_diligence_events
     recheck = recheck_invalid or {}
     due_of: dict[str, sa.ColumnElement[bool]] = {}
@@ -861,9 +863,9 @@ def verification_due(
         .outerjoin(tried, tried.c.seller_id == d.c.seller_id)
         .where(where)
         .order_by(
-            sa.case((d.c.requested_on.is_(None), 1), else_=0),
             sa.case((tried.c.tried.is_(None), 0), else_=1),
             tried.c.tried,
+            sa.case((d.c.requested_on.is_(None), 1), else_=0),
             d.c.updated,
             d.c.seller_id,
         )
@@ -873,10 +875,11 @@ def verification_due(
     taken = 0
     with engine.connect() as conn:
         total = sum(int(n or 0) for n in conn.execute(total_query.where(where)).one())
-        if limit > 0:
-            for row in conn.execute(query.limit(limit)):
+        if limit is None or limit > 0:
+            for row in conn.execute(query if limit is None else query.limit(limit)):
                 items = {i: getattr(row, f"{i}_hash") for i in VERIFIABLE_ITEMS if getattr(row, f"{i}_due")}
-                items = dict(list(items.items())[: limit - taken])
+                if limit is not None:
+                    items = dict(list(items.items())[: limit - taken])
                 if not items:
                     break
                 out.append(VerificationDue(row.seller_id, row.seller_type, row.country, items))
@@ -884,14 +887,19 @@ def verification_due(
     return out, total
 
 
-def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: datetime) -> int:
+def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: datetime, repeat: bool = True) -> int:
     """Record that items could not be verified (a service that did not answer, no adapter for
     such an identifier, a value no service takes): a ``verification`` event each, ``state``
     unverified and the reason as its ``source``; the item's state is not changed (it stays
     unverified, and is tried again once the others had their turn: :func:`verification_due`).
-    PStTG § 24(1) Nr. 2 asks for the outcome of each processing, this one too. An attempt whose
+    PStTG § 24(1) Nr. 2 asks for the outcome of each processing, this one too. With ``repeat``
+    false (an attempt that called no service: no adapter for it, a TIN without its issuing
+    state), an attempt is not recorded again while the item's latest ``verification`` event says
+    the same (unverified, the same reason) and the seller's state was not written since (a
+    changed value writes it): one event, not one a day. An attempt whose
     ``value_hash`` the state no longer holds, or whose seller has no state, is passed over.
-    Returns how many were recorded; the caller holds the due-diligence lock."""
+    Returns how many apply (recorded, or the same as recorded before); the caller holds the
+    due-diligence lock."""
     d, e = t.due_diligence, t.due_diligence_events
     n = 0
     with engine.begin() as conn:
@@ -899,11 +907,15 @@ def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: 
             if v.item not in DUE_DILIGENCE_ITEMS:
                 raise DueDiligenceReportError(f"seller {v.seller_id}: {v.item!r} is not a due-diligence item")
             row = conn.execute(
-                sa.select(d.c[f"{v.item}_state"], d.c[f"{v.item}_hash"]).where(
+                sa.select(d.c[f"{v.item}_state"], d.c[f"{v.item}_hash"], d.c.changed).where(
                     d.c.operator_id == v.operator_id, d.c.seller_id == v.seller_id
                 )
             ).first()
             if row is None or (v.value_hash is not None and row[1] != v.value_hash):
+                continue
+            n += 1
+            source = v.source[:400] or "verification"
+            if not repeat and _same_as_last(conn, v, source, row.changed):
                 continue
             conn.execute(
                 sa.insert(e).values(
@@ -912,12 +924,31 @@ def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: 
                     at=_utc(v.at),
                     kind=DD_VERIFICATION,
                     detail=json.dumps({"item": v.item, "state": ITEM_UNVERIFIED, "was": row[0]}, sort_keys=True),
-                    source=v.source[:400] or "verification",
+                    source=source,
                     recorded=_utc(now),
                 )
             )
-            n += 1
     return n
+
+
+def _same_as_last(conn: sa.Connection, v: Verification, source: str, changed: datetime) -> bool:
+    """Whether the item's latest ``verification`` event is this one's (unverified, ``source``)
+    and was recorded after the seller's state was last written (``changed``, UTC)."""
+    e = t.due_diligence_events
+    last = conn.execute(
+        sa.select(e.c.detail, e.c.source, e.c.recorded)
+        .where(
+            e.c.operator_id == v.operator_id,
+            e.c.seller_id == v.seller_id,
+            e.c.kind == DD_VERIFICATION,
+            e.c.detail.like(f'%"item": "{v.item}"%'),
+        )
+        .order_by(e.c.recorded.desc(), e.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.source != source:
+        return False
+    return bool(json.loads(last.detail).get("state") == ITEM_UNVERIFIED and last.recorded > changed)
 
 
 # ------------------------------------------------------------------------------------ queries

@@ -191,28 +191,35 @@ def test_vies_verifies_one_finds_one_not_registered_and_a_server_error_stays_unv
         assert number[2:] not in caplog.text
 
 
-def test_at_most_max_per_day_items_and_the_rest_the_next_day_those_tried_longest_ago_first(
+def test_at_most_max_per_day_calls_to_a_service_and_the_items_left_the_next_day_unrecorded(
     tmp_path: Path, soap: ViesSoapServer, ledger_url: str
 ) -> None:
-    desk = Desk(tmp_path, vat_sellers(FAILING, VALID, NOT_REGISTERED), vies_on(soap, max_per_day=2), ledger_url)
+    """``max_per_day = 2`` counts VIES's calls: S1 and S2 take one each, S3 is left (no event:
+    it was not tried) and is the next day's; a retry is a call too (the cap stops it)."""
+    soap.script[FAILING[2:]] = ["valid"]
+    desk = Desk(tmp_path, vat_sellers(VALID, NOT_REGISTERED, FAILING), vies_on(soap, max_per_day=2), ledger_url)
     desk.run(DAY)
-    # S1 and S2: VIES fails for S1 after its retries, and is not asked again in the batch for S2
     first = desk.verify(DAY)
-    assert (first["due"], first["asked"], first["unverified"], first["left"]) == (3, 2, 2, 1)
-    assert soap.asked(VALID[2:]) == 0 and soap.asked(NOT_REGISTERED[2:]) == 0
-    [(_, _, reason)] = desk.checks("S2")
-    assert reason.startswith("DE: vies: not asked: ") and "(earlier in this batch)" in reason
-    # the next day, VIES answers: S3, never tried, first, then S1 (tried, as S2, yesterday)
+    assert (first["due"], first["asked"], first["verified"], first["invalid"], first["left"]) == (3, 2, 1, 1, 1)
+    assert soap.asked(FAILING[2:]) == 0 and desk.checks("S3") == []
+    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["verified", "invalid", "unverified"]
     day2 = DAY + timedelta(days=1)
     desk.run(day2)
-    soap.script[FAILING[2:]] = ["valid"]
     second = desk.verify(day2)
-    assert (second["due"], second["asked"], second["verified"], second["invalid"], second["left"]) == (3, 2, 1, 1, 1)
-    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["verified", "unverified", "invalid"]
-    day3 = DAY + timedelta(days=2)
-    desk.run(day3)
-    assert desk.verify(day3)["verified"] == 1
-    assert desk.items("S2")["vat"] == "verified"
+    assert (second["due"], second["asked"], second["verified"], second["left"]) == (1, 1, 1, 0)
+    assert desk.items("S3")["vat"] == "verified" and soap.asked(FAILING[2:]) == 1
+
+
+def test_a_retry_counts_as_a_call_of_the_day(tmp_path: Path, soap: ViesSoapServer) -> None:
+    """``max_attempts = 2``, ``max_per_day = 1``: the server error is not retried, the day's one
+    call is spent; the item is recorded as tried, not verified."""
+    desk = Desk(tmp_path, vat_sellers(FAILING), vies_on(soap, max_per_day=1))
+    desk.run(DAY)
+    result = desk.verify(DAY)
+    assert (result["asked"], result["unverified"], result["left"]) == (1, 1, 0)
+    assert soap.asked(FAILING[2:]) == 1
+    [(_, state, reason)] = desk.checks("S1")
+    assert state == "unverified" and "HTTP 500" in reason and "gave up after 1 call(s)" in reason
 
 
 def test_a_seller_in_an_open_cycle_is_verified_first(tmp_path: Path, soap: ViesSoapServer) -> None:
@@ -282,3 +289,102 @@ def test_an_invalid_vat_number_is_asked_again_when_vies_answer_may_no_longer_be_
     assert (again["due"], again["verified"]) == (1, 1)
     assert desk.items("S1")["vat"] == "verified"
     assert [s for _, s, _ in desk.checks("S1")] == ["invalid", "verified"]
+
+
+def test_with_vies_on_python_stdnum_alone_verifies_no_vat_number_vies_did_not_answer_for(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    """stdnum and VIES on; VIES verifies S1's number and answers HTTP 500 for S2's (then is not
+    asked for S3's, earlier in this batch): S2's number, of valid form (python-stdnum), stays
+    unverified with VIES's reason (PStTG § 18(1) sentence 2: the EU's interface decides);
+    S3's, whose check digit is wrong (``DE811907981``: 1 where 0 belongs), is invalid."""
+    bad_form = "DE811907981"
+    soap.script[bad_form[2:]] = ["http500"]
+    desk = Desk(tmp_path, vat_sellers(VALID, FAILING, bad_form), vies_on(soap, stdnum=True))
+    desk.run(DAY)
+    result = desk.verify(DAY)
+    assert result["adapters"] == ["stdnum", "vies"]
+    assert (result["asked"], result["verified"], result["invalid"], result["unverified"]) == (3, 1, 1, 1)
+    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["verified", "unverified", "invalid"]
+    [(_, _, by_vies)] = desk.checks("S1")
+    assert by_vies.startswith("DE: vies (VIES SOAP")
+    [(_, state, reason)] = desk.checks("S2")
+    assert state == "unverified"
+    assert reason.startswith("DE: vies: HTTP 500") and "stdnum's format check alone does not verify it" in reason
+    [(_, state, by_stdnum)] = desk.checks("S3")
+    assert state == "invalid" and by_stdnum.startswith("DE: stdnum (python-stdnum")
+    # the next day S2 is due again, and VIES verifies it
+    soap.script[FAILING[2:]] = ["valid"]
+    day2 = DAY + timedelta(days=1)
+    desk.run(day2)
+    assert desk.verify(day2)["verified"] == 1 and desk.items("S2")["vat"] == "verified"
+
+
+def test_max_per_day_caps_the_services_calls_and_python_stdnum_checks_every_item(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    """Five items due (three Lithuanian TINs, no remote adapter for them; two VAT numbers),
+    ``max_per_day = 1``: python-stdnum checks the three TINs (S3's check digit is wrong), VIES
+    answers once (S1's), S2's VAT number is left for the next day."""
+    m = Marketplace()
+    m.seller("S1", vat_id=VALID)
+    m.seller("S2", tin="38703181745", vat_id=NOT_REGISTERED)
+    m.seller("S3", tin="39001010001")
+    for s in ("S1", "S2", "S3"):
+        m.tx(s, "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    desk = Desk(tmp_path, m, vies_on(soap, stdnum=True, max_per_day=1))
+    desk.run(DAY)
+    result = desk.verify(DAY)
+    assert (result["due"], result["asked"], result["verified"], result["invalid"], result["left"]) == (5, 4, 3, 1, 1)
+    assert desk.items("S1") == {"tin": "verified", "vat": "verified"}
+    assert desk.items("S2") == {"tin": "verified", "vat": "unverified"}
+    assert desk.items("S3")["tin"] == "invalid"
+    assert soap.asked(VALID[2:]) == 1 and soap.asked(NOT_REGISTERED[2:]) == 0
+    assert [(i, s) for i, s, _ in desk.checks("S2")] == [("tin", "verified")]  # the VAT number: not tried
+
+
+def test_an_open_cycle_item_a_service_keeps_failing_does_not_take_every_day(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    """``max_per_day = 1``; S1, in an open cycle, gets HTTP 500 every day. Day 1: all never
+    tried, S1 first (open cycle); day 2: S2 (never tried); day 3: S3; day 4: S1 again."""
+    other = "DE136695976"
+    soap.script[other[2:]] = ["valid"]
+    desk = Desk(tmp_path, vat_sellers(FAILING, VALID, other), vies_on(soap, max_per_day=1))
+    desk.run(DAY)
+    with open_ledger(desk.ledger) as led, led.engine.begin() as conn:
+        conn.execute(sa.update(t.due_diligence).where(t.due_diligence.c.seller_id == "S1").values(requested_on=DAY))
+    asked = []
+    for n in range(4):
+        before = {s: soap.asked(s) for s in (FAILING[2:], VALID[2:], other[2:])}
+        desk.verify(DAY + timedelta(days=n))
+        asked.append([s for s in before if soap.asked(s) > before[s]])
+    assert asked == [[FAILING[2:]], [VALID[2:]], [other[2:]], [FAILING[2:]]]
+    assert [desk.items(s)["vat"] for s in ("S1", "S2", "S3")] == ["unverified", "verified", "verified"]
+
+
+def test_an_item_no_adapter_checks_is_recorded_once_until_its_value_changes(
+    tmp_path: Path, soap: ViesSoapServer
+) -> None:
+    """VIES alone checks no TIN: S1's Lithuanian TIN is recorded not checked on day 1, not again
+    on days 2 to 4 (same reason, same value), and again when the seller's TIN changes (day 5)."""
+    m = Marketplace()
+    m.seller("S1")
+    m.tx("S1", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    desk = Desk(tmp_path, m, vies_on(soap))
+    desk.run(DAY)
+    for n in range(4):
+        day = DAY + timedelta(days=n)
+        desk.run(day)
+        assert desk.verify(day)["unverified"] == 1
+    [(item, state, reason)] = desk.checks("S1")
+    assert (item, state) == ("tin", "unverified")
+    assert reason == "LT: not checked: no adapter of this batch checks a tin of LT"
+    engine = make_engine(desk.source)
+    with engine.begin() as conn:
+        conn.execute(sa.text("update seller_tins set tin = '38703181745' where seller_id = 'S1'"))
+    engine.dispose()
+    day5 = DAY + timedelta(days=4)
+    desk.run(day5)
+    assert desk.verify(day5)["unverified"] == 1
+    assert [(i, s) for i, s, _ in desk.checks("S1")] == [("tin", "unverified")] * 2
