@@ -16,8 +16,9 @@ What it reads: the due-diligence state of the ledger (``reporting.due_diligence`
 ``needs_attention``, ``stage_counts``, ``last_run_dates``, ``attention_countries``), each
 operator's sellers as of that operator's latest daily run (the day its state stands at, so that
 the list says what that run's feed ``due_diligence/actions.jsonl`` says), with the cycle's
-settings of the configuration named by ``DAC7_CONFIG`` (``[due_diligence]``: the reminders'
-spacing and the measure), the defaults without one. The page shows seller ids, countries, items,
+settings that run scheduled with (``[due_diligence]``: the reminders' spacing and the measure,
+kept in the run's row); for a run that kept none, those of the configuration named by
+``DAC7_CONFIG``, the defaults without one. The page shows seller ids, countries, items,
 states and dates: no personal data. Each seller links to its seller page, whose due-diligence
 history is for users with the download permission.
 
@@ -152,15 +153,36 @@ def cycle_settings(env: Mapping[str, str] | None = None) -> tuple[Any, str]:
     return CycleSettings(), "the default settings (no configuration: DAC7_CONFIG is not set)"
 
 
-def attention(ledger: Any, settings: Any, as_of: Mapping[str, date], query: AttentionQuery) -> Iterator[Any]:
+def run_settings(ledger: Any, operators: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """Each operator's cycle settings: those its latest daily run scheduled with (kept in the
+    run's row, ``reporting.due_diligence.last_run_settings``), so that the desk says what that
+    run's feed says; for a run that kept none (before the ledger kept them), those of
+    :func:`cycle_settings`. And a sentence that says which."""
+    from reporting.due_diligence import last_run_settings
+
+    stored = last_run_settings(ledger)
+    fallback, note = cycle_settings()
+    out = {op: stored.get(op) or fallback for op in operators}
+    kept = [op for op in out if stored.get(op) is not None]
+    if kept and len(kept) == len(out):
+        return out, "the settings each operator's latest run scheduled with"
+    if kept:
+        return out, f"the settings the latest run scheduled with ({', '.join(kept)}), else {note}"
+    return out, note
+
+
+def attention(
+    ledger: Any, settings: Mapping[str, Any], as_of: Mapping[str, date], query: AttentionQuery
+) -> Iterator[Any]:
     """The sellers that need attention (``reporting.due_diligence.needs_attention``), each
-    operator's as of its latest daily run, filtered by the query (not paged)."""
+    operator's as of its latest daily run with the settings of that run (:func:`run_settings`),
+    filtered by the query (not paged)."""
     from reporting.due_diligence import needs_attention
 
     for operator_id, day in as_of.items():
         if query.operator in (None, operator_id):
             yield from needs_attention(
-                ledger, settings, day, operator_id=operator_id, country=query.country, action=query.action
+                ledger, settings[operator_id], day, operator_id=operator_id, country=query.country, action=query.action
             )
 
 
@@ -171,7 +193,6 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
     import dac7_view as view
 
     found = AttentionView()
-    settings, found.note = cycle_settings()
     if not src.ledger_url:
         found.problems = list(src.problems) or ["No ledger is configured for the DAC7 view."]
         return found
@@ -180,6 +201,7 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
         from reporting.due_diligence import attention_countries, last_run_dates, stage_counts
 
         found.as_of = last_run_dates(ledger)
+        settings, found.note = run_settings(ledger, found.as_of)
         operator = query.operator if query.operator in found.as_of else None
         found.counts = stage_counts(ledger, operator_id=operator, country=query.country)
         found.countries = attention_countries(ledger, operator_id=operator)
@@ -207,7 +229,7 @@ def export_attention(src: Any, query: AttentionQuery, user: str) -> Iterator[str
     from reporting.due_diligence import last_run_dates
 
     as_of = view._read_ledger(src.ledger_url, last_run_dates)
-    settings, _ = cycle_settings()
+    settings, _ = view._read_ledger(src.ledger_url, lambda ledger: run_settings(ledger, as_of))
 
     def chunks() -> Iterator[str]:
         from reporting.ledger import open_ledger

@@ -96,13 +96,13 @@ class SearchResult:
 class Diligence:
     """A seller's due diligence as the ledger holds it: its state with each operator that has one,
     each state's history, the verification calls about the seller, the day each operator's state
-    stands at, and the cycle's settings (for the next action)."""
+    stands at, and the cycle's settings of each operator's latest run (for the next action)."""
 
     states: list[Any]  # reporting.due_diligence.SellerState
     history: dict[str, list[Any]]  # operator -> reporting.due_diligence.HistoryEvent, oldest first
     calls: list[Any]  # reporting.ledger.verifications.CallRecord, oldest first
     as_of: dict[str, date]
-    settings: Any  # reporting.diligence_cycle.CycleSettings
+    settings: dict[str, Any]  # operator -> reporting.diligence_cycle.CycleSettings of its latest run
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +215,7 @@ def seller_view(
 def read_diligence(ledger: Any, seller_id: str, content: bool) -> tuple[bool, Diligence | None]:
     """Whether the ledger holds a due-diligence state of the seller, and with ``content`` the
     state, its history and the verification calls (:class:`Diligence`)."""
-    from dac7_attention import cycle_settings
+    from dac7_attention import run_settings
 
     from reporting.due_diligence import last_run_dates, seller_history, seller_states
     from reporting.ledger.verifications import calls
@@ -224,8 +224,9 @@ def read_diligence(ledger: Any, seller_id: str, content: bool) -> tuple[bool, Di
     if not states or not content:
         return bool(states), None
     history = {s.operator_id: seller_history(ledger, seller_id, s.operator_id) for s in states}
-    settings, _ = cycle_settings()
-    return True, Diligence(states, history, calls(ledger.engine, seller_id=seller_id), last_run_dates(ledger), settings)
+    as_of = last_run_dates(ledger)
+    settings, _ = run_settings(ledger, {*as_of, *(s.operator_id for s in states)})
+    return True, Diligence(states, history, calls(ledger.engine, seller_id=seller_id), as_of, settings)
 
 
 # ============================================================================ showing
@@ -593,7 +594,7 @@ def _diligence_state(state: Any, d: Diligence) -> list[str]:
 
     op, c = state.operator_id, state.cycle
     as_of = d.as_of.get(op)
-    nxt = next_action(c, d.settings, as_of) if as_of else None
+    nxt = next_action(c, d.settings[op], as_of) if as_of else None
     words = {
         "pre_report_notice": "pre-report notice",
         "reminder_1": "first reminder",

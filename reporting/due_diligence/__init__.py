@@ -12,7 +12,7 @@
   (:mod:`reporting.due_diligence.verify`);
 - the queries of the compliance view: :func:`needs_attention`, :func:`stage_counts`,
   :func:`seller_history`, :func:`seller_state`, :func:`seller_states`, :func:`incomplete_sellers`,
-  :func:`last_run_dates`, :func:`attention_countries`;
+  :func:`last_run_dates`, :func:`last_run_settings`, :func:`attention_countries`;
 - :func:`expire_history`: the retention of PStTG § 24(3).
 
 The cycle's rules are :mod:`reporting.diligence_cycle`; the state's storage is
@@ -50,6 +50,7 @@ from reporting.ledger.due_diligence import (
 from reporting.ledger.due_diligence import attention_countries as _attention_countries
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
 from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
+from reporting.ledger.due_diligence import last_run_settings as _last_run_settings
 from reporting.ledger.due_diligence import needs_attention as _needs_attention
 from reporting.ledger.due_diligence import record_verifications as _record_verifications
 from reporting.ledger.due_diligence import seller_history as _seller_history
@@ -79,6 +80,7 @@ __all__ = [
     "feed_path",
     "incomplete_sellers",
     "last_run_dates",
+    "last_run_settings",
     "mark_actions",
     "needs_attention",
     "read_feed",
@@ -167,6 +169,12 @@ def seller_states(ledger: Ledger, seller_id: str) -> list[SellerState]:
 def last_run_dates(ledger: Ledger) -> dict[str, date]:
     """The day each operator's state stands at: its latest daily run's."""
     return _last_run_dates(ledger.engine)
+
+
+def last_run_settings(ledger: Ledger) -> dict[str, CycleSettings | None]:
+    """The ``[due_diligence]`` settings each operator's latest daily run scheduled with (None:
+    a run that did not record them)."""
+    return _last_run_settings(ledger.engine)
 
 
 def attention_countries(ledger: Ledger, *, operator_id: str | None = None) -> list[str]:

@@ -376,6 +376,7 @@ _RUN_SCHEMA = pa.schema(
         ("events", pa.int64()),
         ("actions", pa.string()),
         ("feed_sha256", pa.string()),
+        ("settings", pa.string()),
     ]
 )
 
@@ -1014,6 +1015,53 @@ def last_run_dates(engine: Engine) -> dict[str, date]:
             sa.select(r.c.operator_id, sa.func.max(r.c.run_date)).group_by(r.c.operator_id).order_by(r.c.operator_id)
         ).all()
     return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
+
+
+def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
+    """Each operator's ``[due_diligence]`` settings its latest run scheduled with (the run's row),
+    by operator id; None for a run that did not record them (before revision
+    0008_due_diligence_run_settings) or whose record cannot be read."""
+    r = t.due_diligence_runs
+    latest = sa.select(r.c.operator_id, sa.func.max(r.c.run_date).label("day")).group_by(r.c.operator_id).subquery()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(r.c.operator_id, r.c.settings)
+            .join(latest, sa.and_(latest.c.operator_id == r.c.operator_id, latest.c.day == r.c.run_date))
+            .order_by(r.c.operator_id)
+        ).all()
+    return {op: settings_from_json(text) for op, text in rows}
+
+
+def settings_json(settings: CycleSettings) -> str:
+    """The settings as the run's row keeps them (JSON, dates ISO)."""
+    return json.dumps(
+        {
+            "measure": settings.measure,
+            "reminder_1_days": settings.reminder_1_days,
+            "reminder_2_days": settings.reminder_2_days,
+            "measure_day": settings.measure_day,
+            "reporting_since": settings.reporting_since.isoformat(),
+        },
+        sort_keys=True,
+    )
+
+
+def settings_from_json(text: str | None) -> CycleSettings | None:
+    """:func:`settings_json`'s settings again; None for none, or for a text that is not such."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        settings = CycleSettings(
+            measure=str(value["measure"]),
+            reminder_1_days=int(value["reminder_1_days"]),
+            reminder_2_days=int(value["reminder_2_days"]),
+            measure_day=int(value["measure_day"]),
+            reporting_since=date.fromisoformat(str(value["reporting_since"])),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None if settings.problems() else settings
 
 
 @dataclass(frozen=True, slots=True)

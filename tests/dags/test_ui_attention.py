@@ -342,15 +342,19 @@ def test_a_ledger_row_with_hostile_texts_is_exported_formula_safe(desk: Desk, tm
             )
         settings = load_config(desk.config).due_diligence
         as_of = {"default": LAST_DAY}
-        text = "".join(a.attention_csv(a.attention(led, settings, as_of, a.AttentionQuery(country="=1")), as_of))
+        query = a.AttentionQuery(country="=1")
+        text = "".join(a.attention_csv(a.attention(led, {"default": settings}, as_of, query), as_of))
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert (row["seller_id"], row["scope"], row["seller_type"], row["country"]) == ("C3", "'@SUM(1)", "'-1+1", "'=1")
     assert row["requested_items"] == "tin"
 
 
-def test_the_feed_of_the_days_run_and_the_view_agree(view: Client, desk: Desk) -> None:
-    """The sellers, actions and dates of ``due_diligence/actions.jsonl`` of the day's run are
-    those the view shows due, in the export and on the page."""
+def test_the_feed_of_the_days_run_and_the_view_agree(view: Client, desk: Desk, plugin: Any) -> None:
+    """The lines of ``due_diligence/actions.jsonl`` of the day's run are those the view computes,
+    every field; their sellers, actions and dates those it shows due, in the export and on the
+    page, with the latest date on the page."""
+    assert view_feed(plugin, desk.ledger) == desk.feed
+    latest = {(x["seller_id"], x["action"]): x["latest_date"] for x in desk.feed}
     feed = {(x["seller_id"], x["action"], x["due_date"]) for x in desk.feed}
     assert len(feed) == 11  # B2's measure, C3's reminder, D4's notice, a notice and a request of each of the four
     shown = set()
@@ -366,11 +370,70 @@ def test_the_feed_of_the_days_run_and_the_view_agree(view: Client, desk: Desk) -
     words["withhold_payouts"] = "withhold payouts"
     on_page = {r[0]: r[6] for r in rows(page, "attention")}
     for seller, action, due in feed:
-        assert f"{words[action]} since {due}" in on_page[seller], (seller, action)
+        assert f"{words[action]} since {due}, latest {latest[seller, action]}" in on_page[seller], (seller, action)
     # the filter by action finds every seller the feed has that action for
     for action in {a for _, a, _ in feed}:
         _, sellers = listed(view, f"?action={action}")
         assert {s for s, a, _ in feed if a == action} <= set(sellers), action
+
+
+def view_feed(plugin: Any, ledger: str) -> list[dict[str, Any]]:
+    """The actions due that the desk computes (``attention`` with each operator's settings as
+    ``run_settings`` finds them), each as the line of ``actions.jsonl`` it stands for."""
+    from reporting.due_diligence import last_run_dates
+
+    with open_ledger(ledger, create=False) as led:
+        as_of = last_run_dates(led)
+        settings, _ = plugin.run_settings(led, as_of)
+        return [
+            d.feed_object(a.state.operator_id)
+            for a in plugin.attention(led, settings, as_of, plugin.AttentionQuery())
+            for d in a.due
+        ]
+
+
+def test_the_desk_computes_every_field_of_the_feed_of_each_day_with_the_settings_of_the_run(
+    tmp_path: Path, plugin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run configured with ``measure = "close_account"``, the view's process without a
+    configuration (its defaults would say ``withhold_payouts``): after each day's run, the actions
+    the desk computes are the feed's lines, field for field (dates, items, legal basis, day,
+    measure). X1 and Y2 (no TIN): notice and request day 0, first reminder day 14, second day 28,
+    the account closed day 61; X1's TIN comes in and its release is due day 62."""
+    monkeypatch.delenv("DAC7_CONFIG", raising=False)
+    m = Marketplace()
+    for seller_id in ("X1", "Y2"):
+        m.seller(seller_id, tin=None)
+        m.tx(seller_id, "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    d = Desk(
+        tmp_path,
+        with_due_diligence_columns(m).write(f"sqlite:///{tmp_path / 'marketplace.db'}"),
+        f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+        write_config(tmp_path / "dac7.toml", extra='\n[due_diligence]\nmeasure = "close_account"\n'),
+        tmp_path / "out",
+        [],
+    )
+    seen = set()
+    for n, sent in (
+        (0, ("pre_report_notice", "request")),
+        (14, ("reminder_1",)),
+        (28, ("reminder_2",)),
+        (61, ("close_account",)),
+        (62, ()),
+    ):
+        if n == 62:
+            engine = make_engine(d.source)
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text("insert into seller_tins (seller_id, tin, issued_by) values ('X1', '39001010000', 'LT')")
+                )
+            engine.dispose()
+        feed = d.run(day(n))
+        assert feed and view_feed(plugin, d.ledger) == feed, n
+        seen |= {x["action"] for x in feed}
+        d.mark(day(n), *((s, a) for a in sent for s in ("X1", "Y2")))
+    assert seen == {"pre_report_notice", "request", "reminder_1", "reminder_2", "close_account", "release"}
+    assert [(x["seller_id"], x["action"], x["measure"]) for x in feed] == [("X1", "release", "close_account")]
 
 
 def test_a_viewer_sees_the_list_but_may_not_export_it(view: Client, caplog: pytest.LogCaptureFixture) -> None:
