@@ -523,8 +523,10 @@ def test_the_approval_page_counts_the_reportable_sellers_still_incomplete(
     airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A filing of 2025 to LT with two reportable sellers: S1 without a TIN (reported with its TIN
-    unknown), S2 complete. Before any due-diligence run the request says the count is not known;
-    after the run of 31 December 2025, ``LT 1 of 2``, in the request and on the pending page."""
+    unknown), S2 complete; S3, without a TIN too, sold goods once for EUR 10 (excluded: not
+    reportable) and is not counted. Before any due-diligence run the request says the count is
+    not known; after the run of 31 December 2025, ``LT 1 of 2``, in the request and on the
+    pending page."""
     from dac7_pending import pending_page
     from dac7_support.approval import approval_request, write_approval_request
 
@@ -533,8 +535,10 @@ def test_the_approval_page_counts_the_reportable_sellers_still_incomplete(
     m = Marketplace()
     m.seller("S1", tin=None)
     m.seller("S2")
+    m.seller("S3", tin=None)
     for seller_id in ("S1", "S2"):
         m.tx(seller_id, "2025-05-01 10:00:00", 50_000, activity="personal_services")
+    m.tx("S3", "2025-05-01 10:00:00", 1_000)  # one sale of goods of EUR 10: de minimis
     source = with_due_diligence_columns(m).write(f"sqlite:///{tmp_path / 'marketplace.db'}")
     ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     config = write_config(tmp_path / "dac7.toml")
@@ -552,6 +556,11 @@ def test_the_approval_page_counts_the_reportable_sellers_still_incomplete(
     before = approval_request(result.run_dir)["body"]
     assert "**Due diligence:** no daily due-diligence run is recorded in the ledger" in before
     due_diligence_day(config, source, ledger, date(2025, 12, 31), tmp_path / "out", tmp_path / "staging-dd")
+    with open_ledger(ledger) as led:  # S3 is incomplete in the ledger, only not reportable
+        from reporting.due_diligence import seller_state
+
+        s3 = seller_state(led, "S3")
+    assert s3 is not None and s3.items["tin"] == "missing"
     request = approval_request(result.run_dir)
     assert (
         "**Due diligence:** reportable sellers of this filing still incomplete (an item missing or invalid, as of "
