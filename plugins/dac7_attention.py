@@ -202,9 +202,9 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
 
         found.as_of = last_run_dates(ledger)
         settings, found.note = run_settings(ledger, found.as_of)
-        operator = query.operator if query.operator in found.as_of else None
-        found.counts = stage_counts(ledger, operator_id=operator, country=query.country)
-        found.countries = attention_countries(ledger, operator_id=operator)
+        # an operator with no run (an unknown id) counts nothing, as its list is empty
+        found.counts = stage_counts(ledger, operator_id=query.operator, country=query.country)
+        found.countries = attention_countries(ledger, operator_id=query.operator)
         first = (max(query.page, 1) - 1) * PAGE_SIZE
         for n, a in enumerate(attention(ledger, settings, found.as_of, query)):
             if first <= n < first + PAGE_SIZE:

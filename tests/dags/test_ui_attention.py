@@ -249,6 +249,7 @@ def test_the_counts_per_stage_and_the_sellers_that_need_attention(view: Client) 
         ("?country=LT&action=withhold_payouts", ["B2"], ["8", "6", "0", "1", "1", "1"]),
         ("?country=DE&action=request", [], ["1", "0", "0", "0", "0", "0"]),
         ("?action=no-such-action", sorted(["B2", "C3", "D4", "F6", "G7", *HOSTILE]), None),
+        ("?operator=no_such_operator", [], ["0", "0", "0", "0", "0", "0"]),
     ],
 )
 def test_the_list_and_its_counts_are_filtered_by_country_and_action(
