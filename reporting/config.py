@@ -211,9 +211,10 @@ MAX_CACHE_MONTHS = 36
 #: or the next does not ask VIES again; the day after, it does.
 INVALID_CACHE_DAYS = 1
 MAX_INVALID_DAYS = 31
-#: ``[verification] max_per_day``: the items the daily due-diligence run hands to the adapters at
-#: most (the rest wait for the next day): at VIES's default of 2 calls per second, 5,000 items
-#: take about 42 minutes of one adapter's calls
+#: ``[verification] max_per_day``: the calls to the services (VIES, TIN on the Web; a retry is a
+#: call) the daily due-diligence verification makes at most (the items left wait for the next
+#: day; python-stdnum checks every item): at VIES's default of 2 calls per second, 5,000 calls
+#: take about 42 minutes
 MAX_PER_DAY = 5000
 MAX_PER_DAY_LIMIT = 100_000
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -248,7 +249,7 @@ class VerificationSettings:
     stdnum: AdapterSettings = AdapterSettings("stdnum", True)
     vies: AdapterSettings = AdapterSettings("vies", False, VIES_SOAP_URL)
     tin_on_the_web: AdapterSettings = AdapterSettings("tin_on_the_web", False, TIN_ON_THE_WEB_URL)
-    #: ``[verification] max_per_day``: the items the daily due-diligence run verifies at most
+    #: ``[verification] max_per_day``: the services' calls the daily verification makes at most
     max_per_day: int = MAX_PER_DAY
 
     def adapter(self, name: str) -> AdapterSettings:
