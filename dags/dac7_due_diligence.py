@@ -1,7 +1,7 @@
 """DAC7 due diligence: every day, the actions due to collect and verify the sellers' data.
 
 ```
-operators > due_diligence (one per operator of the configuration)
+operators > due_diligence (one per operator of the configuration) > verify (one per operator)
 ```
 
 Runs at 04:00 UTC every day for the day of its logical date (an explicit ``CronTriggerTimetable``:
@@ -15,6 +15,15 @@ measure``) and releases, each with the items missing, its due and latest dates a
 basis. The platform reports back what it sent with ``dac7 due-diligence mark --file F``. Nothing
 is sent to a seller from here.
 
+Then ``verify`` checks, for each operator, the TINs and VAT numbers of the state that are unverified
+(new, changed, or their 36 months ran out) with the verification adapters the configuration
+switches on (``[verification.NAME]``; by default python-stdnum's check digits alone), at most
+``[verification] max_per_day`` of them (the rest the next day), and records what each found: the
+next day's run sees the item verified, or invalid and requested. It runs in the pool of
+``DAC7_VERIFICATION_POOL`` (create a one-slot pool ``dac7_verification`` first; unnamed: the default
+pool), one operator at a time; without ``DAC7_VERIFICATION_KEY`` it is skipped. Its result holds
+counts only: no identifier reaches XCom or the log.
+
 A rerun of a day recomputes it and changes nothing the source did not change; a run for a day
 before the last one computed is refused (clear the later runs instead). The Param ``operator``
 runs one operator of a group alone. The ledger's retention of the history (PStTG § 24(3)) is the
@@ -27,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
-from dac7_support.common import RETRY, run_date, run_uuid
+from dac7_support.common import RETRY, run_date, run_uuid, verification_pool
 from dac7_support.notify import on_failure
 
 from reporting.vocabulary import OPERATOR_ID_PATTERN  # a leaf: nothing heavy at parse time
@@ -69,7 +78,21 @@ def dac7_due_diligence() -> None:
         day = run_date(ctx.get("logical_date"), dag_run.run_after)
         return run_day(operator_id, day, run_uuid(dag_run.dag_id, dag_run.run_id))
 
-    due_diligence.expand(operator_id=operators())
+    @task(
+        map_index_template="{{ operator_id }}",
+        pool=verification_pool(),
+        pool_slots=1,
+        max_active_tis_per_dagrun=1,
+        **RETRY,
+    )
+    def verify(operator_id: str) -> dict[str, Any]:
+        from dac7_support.due_diligence import verify_day
+
+        ctx = get_current_context()
+        return verify_day(operator_id, run_date(ctx.get("logical_date"), ctx["dag_run"].run_after))
+
+    chosen = operators()
+    due_diligence.expand(operator_id=chosen) >> verify.expand(operator_id=chosen)
 
 
 dac7_due_diligence()

@@ -125,6 +125,7 @@ def pending_page(run: Path, *, may_download: bool) -> str:
             )
             + ".</p>"
         )
+    body += _due_diligence(request.get("due_diligence") or {})
     if not messages:
         body.append("<p>This run has rendered no file.</p>")
     else:
@@ -167,6 +168,38 @@ def pending_page(run: Path, *, may_download: bool) -> str:
             )
         )
     return view._page(f"DAC7 pending files {run.name}", body)
+
+
+def _due_diligence(per_filing: Mapping[str, Any]) -> list[str]:
+    """Per filing, how many of its reportable sellers the due-diligence state still finds
+    incomplete, as the approval request counted them (``request.json``: when the run asked)."""
+    import dac7_view as view
+
+    if not per_filing:
+        return []
+    rows = [
+        (
+            escape(label),
+            view._num(d.get("reportable")),
+            view._num(d.get("incomplete")) if d.get("as_of") else '<span class="muted">not known</span>',
+            escape(str(d.get("as_of") or "no daily due-diligence run recorded")),
+        )
+        for label, d in per_filing.items()
+        if isinstance(d, dict)
+    ]
+    return [
+        '<h2 id="due-diligence">Due diligence of the sellers filed</h2>',
+        '<p class="muted">Of the reportable sellers of each filing, those the due-diligence state still finds '
+        "incomplete (an item missing or invalid: reported with what is known, e.g. a TIN as unknown), as of the "
+        "latest daily due-diligence run when the approval was asked for. Which sellers: the DAC7 view's "
+        '<a href="../../attention">needs attention</a> list.</p>',
+        view._table(
+            ["Filing", "Reportable sellers", "Still incomplete", "State as of"],
+            rows,
+            table_id="due-diligence-incomplete",
+            numeric=(1, 2),
+        ),
+    ]
 
 
 def add_routes(app: Any, view_user: Any, may_download: Callable[[Any], bool], refused_detail: str) -> None:

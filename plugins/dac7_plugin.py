@@ -41,7 +41,12 @@ Routes, under the mount point:
   /{year}/filings``, the status-import permission): ``dac7_filings.py``;
 - ``/{year}/statements`` and ``/{year}/statements/{statement_id}``: the seller statements of a
   year with their delivery status, and a statement's page (download permission):
-  ``dac7_statements.py``.
+  ``dac7_statements.py``;
+- ``/attention``: the due-diligence desk: the sellers that need attention (what they lack, the
+  actions due and the next one with its date, ``?country=&action=&operator=``) and the counts per
+  stage; ``/attention.csv`` the same list as formula-safe CSV (download permission):
+  ``dac7_attention.py``. A seller's due-diligence history is on its seller page (download
+  permission).
 
 Airflow imports this module in every process (scheduler, dag-processor, triggerer, task runners),
 so its top level imports only the plugin base class: the app is built on the first request, in the
@@ -265,12 +270,14 @@ def create_app() -> Any:
         canonical = seller.canonical_href(request.scope.get("raw_path") or b"", seller_id, environment)
         if canonical is not None:  # a "/" of the id unquoted in the address: the page's links need it quoted
             return RedirectResponse(canonical, status_code=status.HTTP_308_PERMANENT_REDIRECT)
-        found = seller.seller_view(view.sources(), year, seller_id, environment)
         personal = may_download(user)
+        found = seller.seller_view(view.sources(), year, seller_id, environment, diligence=personal)
         if personal and found.reading is not None and found.reading.identity is not None:
             # who saw whose personal data: the audit trail, as for downloads (the seller id only)
             log.info("DAC7 seller page with personal data for %s: %s/%s", user.get_name(), year, seller_id[:200])
-        missing = found.reading is None and not found.filings
+        if found.diligence is not None:
+            log.info("DAC7 due-diligence history shown to %s: %s", user.get_name(), seller_id[:200])
+        missing = found.reading is None and not found.filings and not found.diligence_exists
         return HTMLResponse(
             seller.seller_page(found, may_see_personal_data=personal),
             status_code=status.HTTP_404_NOT_FOUND if missing else status.HTTP_200_OK,
@@ -385,6 +392,11 @@ def create_app() -> Any:
     import dac7_runs
 
     dac7_runs.add_routes(app, ViewUser)
+
+    # the due-diligence desk: the sellers that need attention, the counts per stage, the CSV
+    import dac7_attention
+
+    dac7_attention.add_routes(app, ViewUser, may_download, DOWNLOAD_REFUSED)
 
     return app
 

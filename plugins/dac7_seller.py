@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import dac7_view as view
@@ -92,6 +93,19 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Diligence:
+    """A seller's due diligence as the ledger holds it: its state with each operator that has one,
+    each state's history, the verification calls about the seller, the day each operator's state
+    stands at, and the cycle's settings of each operator's latest run (for the next action)."""
+
+    states: list[Any]  # reporting.due_diligence.SellerState
+    history: dict[str, list[Any]]  # operator -> reporting.due_diligence.HistoryEvent, oldest first
+    calls: list[Any]  # reporting.ledger.verifications.CallRecord, oldest first
+    as_of: dict[str, date]
+    settings: dict[str, Any]  # operator -> reporting.diligence_cycle.CycleSettings of its latest run
+
+
+@dataclass(frozen=True, slots=True)
 class SellerView:
     year: int
     seller_id: str
@@ -100,6 +114,10 @@ class SellerView:
     problems: list[str] = field(default_factory=list)
     has_run: bool = True
     run: ShownRun | None = None
+    #: whether the ledger holds a due-diligence state of the seller (with any operator)
+    diligence_exists: bool = False
+    #: its content, read only for a user with the download permission
+    diligence: Diligence | None = None
 
 
 def shown_run(year_dir: Path, environment: str | None = None) -> tuple[ShownRun | None, str | None]:
@@ -152,9 +170,12 @@ def search(src: Sources, year: int, query: str, environment: str | None = None) 
     return SearchResult(query, matches=tuple(matches), more=more, exact=exact, run=run)
 
 
-def seller_view(src: Sources, year: int, seller_id: str, environment: str | None = None) -> SellerView:
+def seller_view(
+    src: Sources, year: int, seller_id: str, environment: str | None = None, *, diligence: bool = False
+) -> SellerView:
     """The seller in the year's shown run (:func:`shown_run`) and in the ledger; ``problems``
-    says what could not be read."""
+    says what could not be read. The due-diligence state: whether there is one, and with
+    ``diligence`` (the download permission) its content (:class:`Diligence`)."""
     from reporting.errors import ReportingError
     from reporting.explain import read_seller, seller_filings
 
@@ -179,12 +200,33 @@ def seller_view(src: Sources, year: int, seller_id: str, environment: str | None
         except Exception as exc:  # a damaged report file
             problems.append(f"The run's reports cannot be read ({type(exc).__name__}).")
     filings: list[SellerFiling] = []
+    exists, found = False, None
     if src.ledger_url:
         try:
             filings = view._read_ledger(src.ledger_url, lambda ledger: seller_filings(ledger, seller_id, year))
+            exists, found = view._read_ledger(
+                src.ledger_url, lambda ledger: read_diligence(ledger, seller_id, diligence)
+            )
         except view.LedgerUnavailable as exc:
             problems.append(str(exc))
-    return SellerView(year, seller_id, reading, filings, [*src.problems, *problems], has_run, run)
+    return SellerView(year, seller_id, reading, filings, [*src.problems, *problems], has_run, run, exists, found)
+
+
+def read_diligence(ledger: Any, seller_id: str, content: bool) -> tuple[bool, Diligence | None]:
+    """Whether the ledger holds a due-diligence state of the seller, and with ``content`` the
+    state, its history and the verification calls (:class:`Diligence`)."""
+    from dac7_attention import run_settings
+
+    from reporting.due_diligence import last_run_dates, seller_history, seller_states
+    from reporting.ledger.verifications import calls
+
+    states = seller_states(ledger, seller_id)
+    if not states or not content:
+        return bool(states), None
+    history = {s.operator_id: seller_history(ledger, seller_id, s.operator_id) for s in states}
+    as_of = last_run_dates(ledger)
+    settings, _ = run_settings(ledger, {*as_of, *(s.operator_id for s in states)})
+    return True, Diligence(states, history, calls(ledger.engine, seller_id=seller_id), as_of, settings)
 
 
 # ============================================================================ showing
@@ -268,13 +310,14 @@ def seller_page(sv: SellerView, *, may_see_personal_data: bool) -> str:
         body += [
             '<p class="contents">On this page: <a href="#decision">Decision</a> <a href="#identity">Identity</a> '
             '<a href="#reported">Figures as reported</a> <a href="#figures">Figures before rounding</a> '
-            '<a href="#filings">Filings</a></p>',
+            '<a href="#filings">Filings</a> <a href="#due-diligence">Due diligence</a></p>',
             *_decision_section(r),
             *_identity_section(r.identity, may_see_personal_data),
             *_reported_section(r),
             *_figures_section(r),
         ]
     body += _filings_section(sv)
+    body += _diligence_section(sv, may_see_personal_data)
     return _page(f"Seller {sv.seller_id}, DAC7 {sv.year}", body)
 
 
@@ -500,6 +543,197 @@ def _filings_section(sv: SellerView) -> list[str]:
             ),
             rows,
             table_id="seller-filings",
+        ),
+    ]
+
+
+DILIGENCE_HIDDEN = (
+    "This seller has a due-diligence history in the ledger (its data items, requests, reminders, measures and "
+    "verifications). Seeing it needs the 'DAC7 downloads' permission (with Airflow's simple auth manager, the role "
+    "op or admin)."
+)
+EVENT_WORDS = {
+    "scope": "scope",
+    "items": "item states",
+    "verification": "verification",
+    "data_received": "requested data received",
+    "cycle_closed": "cycle closed",
+    "pre_report_notice": "pre-report notice sent",
+    "request": "request sent",
+    "reminder_1": "first reminder sent",
+    "reminder_2": "second reminder sent",
+    "withhold_payouts": "payouts withheld",
+    "close_account": "account closed",
+    "release": "released",
+}
+
+
+def _diligence_section(sv: SellerView, show: bool) -> list[str]:
+    """The seller's due diligence: with the download permission its state with each operator
+    (scope, each item's state, the cycle and the next action), its history and the verification
+    calls with their evidence; without it, only that there is one."""
+    out = [
+        '<h2 id="due-diligence">Due diligence</h2>',
+        '<p class="muted">What the daily due-diligence run keeps of this seller, in every period: each data item\'s '
+        "state, the requests, reminders and measures the platform reported sent, and each verification with its "
+        "evidence (PStTG §§ 17, 18, 23 and 24).</p>",
+    ]
+    if not sv.diligence_exists:
+        return [*out, '<p id="due-diligence-none">The ledger holds no due-diligence state of this seller.</p>']
+    if not show or sv.diligence is None:
+        return [*out, f'<p class="muted" id="due-diligence-hidden">{escape(DILIGENCE_HIDDEN)}</p>']
+    d = sv.diligence
+    for state in d.states:
+        out += _diligence_state(state, d)
+    out += _verification_calls(d.calls)
+    return out
+
+
+def _diligence_state(state: Any, d: Diligence) -> list[str]:
+    from reporting.diligence_cycle import next_action
+
+    op, c = state.operator_id, state.cycle
+    as_of = d.as_of.get(op)
+    nxt = next_action(c, d.settings[op], as_of) if as_of else None
+    words = {
+        "pre_report_notice": "pre-report notice",
+        "reminder_1": "first reminder",
+        "reminder_2": "second reminder",
+    }
+    facts = [
+        ("Scope", escape(f"{state.scope} (period {state.period})")),
+        (
+            "Next action",
+            escape(f"{words.get(nxt[0], nxt[0]).replace('_', ' ')} from {nxt[1]}") if nxt else "none",
+        ),
+        ("State as of", escape(f"the daily run of {as_of}") if as_of else "no daily run recorded"),
+        (
+            "Pre-report notice",
+            escape(f"sent {c.notice_on}" if c.notice_on else (f"due since {c.notice_due}" if c.notice_due else "-")),
+        ),
+        (
+            "Request",
+            escape(
+                f"sent {c.requested_on} for {', '.join(c.requested_items) or '-'}"
+                if c.requested_on
+                else (f"due since {c.request_due}" if c.request_due else "-")
+            ),
+        ),
+        (
+            "Reminders",
+            escape(
+                ", ".join(f"{n} {day}" for n, day in (("first", c.reminder_1_on), ("second", c.reminder_2_on)) if day)
+                or "-"
+            ),
+        ),
+        ("Measure", escape(f"{c.measure} since {c.measure_on}" if c.measure_on else "-")),
+        ("Release", escape(f"due since {c.release_due}" if c.release_due else "-")),
+        ("Cycles closed", _num(c.cycles)),
+        ("First seen, last change", escape(f"{state.first_seen}, {state.updated}")),
+    ]
+    items = [
+        (
+            escape(item),
+            f'<span class="dd-{escape(s)}">{escape(s.replace("_", " "))}</span>',
+            escape(str(state.checked.get(item) or "")),
+        )
+        for item, s in state.items.items()
+    ]
+    history = [
+        (
+            f'<span class="when">{escape(view._utc(e.at))}</span>',
+            escape(EVENT_WORDS.get(e.kind, e.kind)),
+            escape(event_text(e.kind, e.detail)),
+            escape(e.source),
+            f'<span class="when">{escape(view._utc(e.recorded))}</span>',
+        )
+        for e in d.history.get(op, [])
+    ]
+    return [
+        f'<h3 id="due-diligence-{escape(op)}">With operator {_id(op)}</h3>',
+        _table(("", ""), facts, table_id=f"dd-facts-{op}", header=False),
+        _table(("Item", "State", "Verified or found invalid on"), items, table_id=f"dd-items-{op}"),
+        _table(("When (UTC)", "What", "Detail", "Source", "Recorded (UTC)"), history, table_id=f"dd-history-{op}")
+        if history
+        else "<p>No event recorded.</p>",
+    ]
+
+
+def event_text(kind: str, detail: dict[str, Any]) -> str:
+    """An event's detail in words: items with their states before and after, the scope, the days
+    and items of a request, the platform's reference (the history holds no value of an item)."""
+    import json
+
+    def was(value: Any) -> str:
+        return str(value) if value else "none"
+
+    if kind == "items":
+        parts = [f"{i}: {was(b)} -> {a}" for i, (b, a) in (detail.get("changed") or {}).items()]
+        if detail.get("expired"):
+            parts.append("verification ran out: " + ", ".join(detail["expired"]))
+        if "scope" in detail:
+            parts.append(f"scope: {was(detail.get('was'))} -> {detail['scope']} (period {detail.get('period')})")
+        return "; ".join(parts)
+    if kind == "scope":
+        return f"{was(detail.get('was'))} -> {detail.get('scope')} (period {detail.get('period')})"
+    if kind == "verification":
+        return f"{detail.get('item')}: {was(detail.get('was'))} -> {detail.get('state')}"
+    if kind in ("data_received", "cycle_closed"):
+        return f"request of {detail.get('requested_on')}: {', '.join(detail.get('items') or [])}"
+    if kind in EVENT_WORDS:
+        parts = [f"on {detail['on']}"] if detail.get("on") else []
+        if detail.get("items"):
+            parts.append("items " + ", ".join(detail["items"]))
+        if detail.get("requested_on"):
+            parts.append(f"request of {detail['requested_on']}")
+        if detail.get("measure"):
+            parts.append(f"lifts {detail['measure']}")
+        if detail.get("reference"):
+            parts.append(f"reference {detail['reference']}")
+        return "; ".join(parts)
+    return json.dumps(detail, sort_keys=True)
+
+
+def _verification_calls(calls: list[Any]) -> list[str]:
+    out = [
+        '<h3 id="verifications">Verification calls</h3>',
+        '<p class="muted">Each check of the seller\'s TINs and VAT numbers by a verification adapter (python-stdnum, '
+        "VIES, TIN on the Web), as recorded when it was answered: the identifier masked to its last characters, "
+        "the service's answer, and VIES's consultation number as evidence.</p>",
+    ]
+    if not calls:
+        return [*out, '<p id="verifications-none">No verification call is recorded for this seller.</p>']
+    rows = [
+        (
+            f'<span class="when">{escape(view._utc(c.at))}</span>',
+            escape(c.adapter),
+            escape(f"{c.kind} {c.country}"),
+            _id(c.identifier_masked),
+            _num(c.attempt),
+            escape(c.outcome),
+            escape(c.detail or ""),
+            _id(c.evidence or ""),
+            escape(c.source),
+        )
+        for c in calls
+    ]
+    return [
+        *out,
+        _table(
+            (
+                "When (UTC)",
+                "Adapter",
+                "Kind, country",
+                "Identifier (masked)",
+                "Attempt",
+                "Outcome",
+                "Answer",
+                "Consultation number",
+                "Service",
+            ),
+            rows,
+            table_id="dd-verifications",
+            numeric=(4,),
         ),
     ]
 

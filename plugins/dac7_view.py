@@ -704,7 +704,8 @@ def index_page(
     filtered = any(chosen.values())
     body = [
         '<nav><a href="board">Deadlines and statuses</a> <a href="runs">Runs in Airflow</a> '
-        '<a href="trigger">Start a filing run</a></nav>',
+        '<a href="trigger">Start a filing run</a> <a id="nav-attention" href="attention">Due diligence: needs '
+        "attention</a></nav>",
         "<h1>DAC7 filings</h1>",
         '<p class="muted">The messages filed with each tax authority, production and test apart, their status '
         "from the authorities' status messages, and the files and reports of each year's runs.</p>",
@@ -1418,18 +1419,30 @@ def due_diligence_page(
     return _page(f"DAC7 {year}: due diligence", body)
 
 
-def _pager(query: DueDiligenceQuery, page: int, pages: int, first: int, count: int, of: int, pid: str) -> list[str]:
-    """``Findings 201-400 of 950, page 2 of 5`` with links to the previous and the next page
-    (the filters and the sort kept); nothing when the list fits on one page."""
+def _pager(
+    query: Any,
+    page: int,
+    pages: int,
+    first: int,
+    count: int,
+    of: int,
+    pid: str,
+    *,
+    base: str = "due-diligence",
+    what: str = "Findings",
+) -> list[str]:
+    """``Findings 201-400 of 950, page 2 of 5`` with links to the previous and the next page of
+    the list at ``base`` (the filters and the sort kept: ``query.params(page=N)``); nothing when
+    the list fits on one page."""
     if pages <= 1:
         return []
     links = []
     if page > 1:
-        links.append(f'<a rel="prev" href="due-diligence?{escape(query.params(page=page - 1))}">previous page</a>')
+        links.append(f'<a rel="prev" href="{base}?{escape(query.params(page=page - 1))}">previous page</a>')
     if page < pages:
-        links.append(f'<a rel="next" href="due-diligence?{escape(query.params(page=page + 1))}">next page</a>')
+        links.append(f'<a rel="next" href="{base}?{escape(query.params(page=page + 1))}">next page</a>')
     return [
-        f'<p class="pages" id="{pid}">Findings {first + 1:,}-{first + count:,} of {of:,}, page {page} of {pages}. '
+        f'<p class="pages" id="{pid}">{what} {first + 1:,}-{first + count:,} of {of:,}, page {page} of {pages}. '
         + " ".join(links)
         + "</p>"
     ]

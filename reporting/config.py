@@ -212,6 +212,12 @@ MAX_CACHE_MONTHS = 36
 #: or the next does not ask VIES again; the day after, it does.
 INVALID_CACHE_DAYS = 1
 MAX_INVALID_DAYS = 31
+#: ``[verification] max_per_day``: the calls to the services (VIES, TIN on the Web; a retry is a
+#: call) the daily due-diligence verification makes at most (the items left wait for the next
+#: day; python-stdnum checks every item): at VIES's default of 2 calls per second, 5,000 calls
+#: take about 42 minutes
+MAX_PER_DAY = 5000
+MAX_PER_DAY_LIMIT = 100_000
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -244,6 +250,8 @@ class VerificationSettings:
     stdnum: AdapterSettings = AdapterSettings("stdnum", True)
     vies: AdapterSettings = AdapterSettings("vies", False, VIES_SOAP_URL)
     tin_on_the_web: AdapterSettings = AdapterSettings("tin_on_the_web", False, TIN_ON_THE_WEB_URL)
+    #: ``[verification] max_per_day``: the services' calls the daily verification makes at most
+    max_per_day: int = MAX_PER_DAY
 
     def adapter(self, name: str) -> AdapterSettings:
         if name not in VERIFICATION_ADAPTERS:
@@ -915,8 +923,11 @@ def _verification(raw: dict[str, Any], origin: str) -> VerificationSettings:
     """``[verification]`` with a table per adapter (``[verification.vies]`` ...); a key left out
     keeps its default, an unknown adapter or key is refused."""
     table = _table(raw, "verification", origin, required=False)
-    _no_unknown(table, set(VERIFICATION_ADAPTERS), "verification", origin)
+    _no_unknown(table, {*VERIFICATION_ADAPTERS, "max_per_day"}, "verification", origin)
     defaults = VerificationSettings()
+    max_per_day = int(
+        _number(table, "max_per_day", "verification", origin, defaults.max_per_day, 1, MAX_PER_DAY_LIMIT, integer=True)
+    )
     adapters = {}
     for name in VERIFICATION_ADAPTERS:
         sub = _table(table, name, origin, required=False, prefix="verification.")
@@ -947,7 +958,7 @@ def _verification(raw: dict[str, Any], origin: str) -> VerificationSettings:
                 )
             ),
         )
-    return VerificationSettings(**adapters)
+    return VerificationSettings(**adapters, max_per_day=max_per_day)
 
 
 def _service_url(table: dict[str, Any], key: str, origin: str) -> str | None:

@@ -1003,6 +1003,49 @@ def last_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, M
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class DueDiligenceOfFiling:
+    """Of the reportable sellers one filing carries (the rules' routing to its authority), how
+    many the due-diligence state still finds incomplete (an item missing or invalid), and the day
+    that state stands at (the operator's latest daily run; None: due diligence never ran)."""
+
+    reportable: int
+    incomplete: int
+    as_of: date | None
+
+
+def due_diligence_of_filings(run_dir: str | Path, authorities: Sequence[str]) -> dict[str, DueDiligenceOfFiling]:
+    """Per authority of ``authorities``, :class:`DueDiligenceOfFiling` for the run's operator, from
+    the run's ``rules/routing.parquet`` and the due-diligence state in the run's ledger (the
+    approval request's count). Empty for a preview: it has no filing ledger."""
+    from reporting.ledger.due_diligence import incomplete_sellers, last_run_date
+
+    settings = load_settings(run_dir)
+    if settings.preview:
+        return {}
+    routed: dict[str, list[str]] = {a: [] for a in authorities}
+    path = Path(run_dir) / "rules" / "routing.parquet"
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path, columns=["authority", "seller_id"])
+        for authority, seller_id in zip(
+            table.column("authority").to_pylist(), table.column("seller_id").to_pylist(), strict=True
+        ):
+            if authority in routed:
+                routed[authority].append(seller_id)
+    with open_ledger(_plan.ledger_url(settings)) as ledger:
+        as_of = last_run_date(ledger.engine, settings.operator_id)
+        return {
+            a: DueDiligenceOfFiling(
+                reportable=len(set(ids)),
+                incomplete=len(incomplete_sellers(ledger.engine, ids, settings.operator_id)) if as_of else 0,
+                as_of=as_of,
+            )
+            for a, ids in routed.items()
+        }
+
+
 def rendered_file(run_dir: str | Path, file: str) -> Path:
     """The path of a rendered message (``file`` as :func:`rendered` names it, or as
     :func:`pending_messages` names a further operator's: ``operators/<ID>/<XX>/<name>``), before

@@ -1,6 +1,8 @@
 """A real Airflow for the integration tests: its processes, their environment, its REST API.
 
-Three kinds of user: ``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
+Four kinds of user: :func:`dac7_view_app` runs the DAC7 view's app in the test process behind
+Airflow's own login (``tests/dags/test_ui_filings.py``, ``test_ui_attention.py``);
+``tests/dags/test_ui_view.py`` starts a lone api-server (the helpers at the
 top: :func:`free_port`, :func:`wait_until_healthy`, :func:`stop`, :func:`tail`, :func:`request`);
 ``tests/dags/test_distributed.py`` starts a whole distributed Airflow with :func:`celery_airflow`:
 an api-server, a scheduler with the CeleryExecutor, a dag-processor, a triggerer and Celery
@@ -456,3 +458,57 @@ def _airflow(
                 process.kill()
         if leftovers:
             _fail(f"processes of this Airflow outlived it (killed now): {[p.pid for p in leftovers]}")
+
+
+@contextmanager
+def logged_in(
+    tmp: Path, users: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    """Airflow's API app in this process (the Core API behind a FastAPI ``TestClient``, no
+    server), with Airflow's simple auth manager and ``users`` (name -> role) of a passwords file
+    in ``tmp``, each logged in through Airflow's own ``POST /auth/token``. ``env`` is set while it
+    is open. Yields the client and each user's token."""
+    import pytest
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    passwords = {user: secrets.token_urlsafe(16) for user in users}
+    passwords_file = tmp / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        )
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in users.items()))
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+        mp.setenv("AIRFLOW__API__SECRET_KEY", secrets.token_hex(16))
+        for name, value in (env or {}).items():
+            mp.setenv(name, value)
+        purge_cached_app()  # no auth manager of an earlier test: this one reads the users above
+        try:
+            core = TestClient(create_app("core"))
+            tokens = {}
+            for user, password in passwords.items():
+                response = core.post("/auth/token", json={"username": user, "password": password})
+                assert response.status_code == 201, response.text
+                tokens[user] = response.json()["access_token"]
+            yield core, tokens
+        finally:
+            purge_cached_app()
+
+
+@contextmanager
+def dac7_view_app(tmp: Path, users: Mapping[str, str], env: Mapping[str, str]) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The DAC7 view's app (``dac7_plugin.create_app``) behind a ``TestClient`` in this process,
+    with the logins of :func:`logged_in`: the same login and permission checks as in the
+    api-server. ``env`` (``DAC7_LEDGER_URL`` ...) is set while it is open. Yields the client and
+    each user's token."""
+    from fastapi.testclient import TestClient
+
+    with logged_in(tmp, users, env) as (_, tokens):
+        import dac7_plugin
+
+        yield TestClient(dac7_plugin.create_app()), tokens

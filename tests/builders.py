@@ -256,6 +256,53 @@ class Marketplace:
         return url
 
 
+def vat_sellers(*numbers: str) -> Marketplace:
+    """Individuals ``S1``, ``S2`` ... with the VAT numbers given and no TIN (their state issues
+    none: ``tin_not_issued``, the place of birth stands in), each paid for one service in January
+    2026: in the due-diligence scope, with one item to verify, their VAT number."""
+    m = Marketplace()
+    for n, number in enumerate(numbers, start=1):
+        m.seller(f"S{n}", tin=None, vat_id=number, tin_not_issued=True)
+        m.tx(f"S{n}", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    return m
+
+
+def with_due_diligence_columns(m: Marketplace) -> Marketplace:
+    """Each seller row with the optional columns the due-diligence run reads (None where unset)."""
+    from reporting.source import DUE_DILIGENCE_COLUMNS
+
+    for row in m.rows["sellers"]:
+        for column in DUE_DILIGENCE_COLUMNS["sellers"]:
+            row.setdefault(column, None)
+    return m
+
+
+def due_diligence_day(
+    config: Path, source: str, ledger: str, day: date, out: Path, work: Path, operator_id: str = "default"
+) -> list[dict[str, Any]]:
+    """One daily due-diligence run of ``day`` (at 04:00 UTC, as the DAG runs it) over ``source``
+    into ``ledger``: the lines of the feed it wrote under ``out``."""
+    from datetime import UTC, time
+
+    from reporting.config import load_config
+    from reporting.due_diligence import read_feed, run_due_diligence
+    from reporting.ledger import open_ledger
+
+    with open_ledger(ledger) as led:
+        result = run_due_diligence(
+            load_config(config),
+            source_url=source,
+            ledger=led,
+            today=day,
+            out_dir=out,
+            work_root=work,
+            now=datetime.combine(day, time(4), UTC),
+            run_id=f"run-{day}",
+            operator_id=operator_id,
+        )
+    return read_feed(Path(result.feed))
+
+
 def write_loose(m: Marketplace, url: str, *, case_blind: bool = False, latin1: bool = False) -> str:
     """The marketplace in tables of the contract's columns without its constraints; on MariaDB
     with ``case_blind``, in the usual collation ('a' = 'A'), with ``latin1`` in MariaDB's old

@@ -194,6 +194,7 @@ def approval_request(
     rendered: dict[str, dict[str, Any]] = {}
     last: dict[str, str] = {}
     incomplete: dict[str, int] = {}
+    diligence: dict[str, Any] = {}
     quarantined = 0
     others: list[str] = []
     states: dict[str, str] = {}
@@ -211,6 +212,8 @@ def approval_request(
                 "messages": [{**m, "file": prefix + m["file"]} for m in own_rendered[a]["messages"]],
             }
         last.update({labels[a]: text for a, text in (last_filings(Path(own), planned) if planned else {}).items()})
+        of_filings = pipeline.due_diligence_of_filings(own, planned) if planned else {}
+        diligence.update({labels[a]: d for a, d in of_filings.items()})
         held, own_incomplete = held_back(Path(own))
         quarantined += held
         incomplete.update({pipeline.filing_label(run, operator_id, a): n for a, n in own_incomplete.items()})
@@ -278,6 +281,7 @@ def approval_request(
             "",
             f"Total: {counted}, {n_messages} message(s), {n_records} seller record(s), "
             f"Consideration {_money(dict(totals))}.",
+            *due_diligence_lines(authorities, diligence),
             "",
             "#### The files to approve",
             "",
@@ -361,11 +365,38 @@ def approval_request(
         "authorities": authorities,
         "messages": n_messages,
         "preview": preview,
+        "due_diligence": {
+            a: {"reportable": d.reportable, "incomplete": d.incomplete, "as_of": str(d.as_of) if d.as_of else None}
+            for a, d in diligence.items()
+        },
         "changes": changes_per_authority(rendered),
         "triggered_by": triggered_by,
         "assigned_users": asked,
         "body": "\n".join(lines),
     }
+
+
+def due_diligence_lines(authorities: list[str], diligence: dict[str, Any]) -> list[str]:
+    """The paragraph that says, per filing, how many of its reportable sellers the due-diligence
+    state still finds incomplete (an item missing or invalid: reported with what is known, e.g.
+    a TIN as unknown), as of the operator's latest daily run; or that due diligence never ran."""
+    shown = [(a, diligence[a]) for a in authorities if a in diligence]
+    if not shown:
+        return []
+    days = {d.as_of for _, d in shown}
+    if days == {None}:
+        return [
+            "",
+            "**Due diligence:** no daily due-diligence run is recorded in the ledger (the DAG "
+            "dac7_due_diligence): how many of these sellers are still incomplete is not known.",
+        ]
+    counts = ", ".join(f"{a} {d.incomplete} of {d.reportable}" if d.as_of else f"{a} not run" for a, d in shown)
+    when = " and ".join(sorted(str(day) for day in days if day))
+    return [
+        "",
+        f"**Due diligence:** reportable sellers of this filing still incomplete (an item missing or invalid, as "
+        f"of the daily run of {when}): {counts}.",
+    ]
 
 
 def _sent(message: dict[str, Any]) -> str:
@@ -406,8 +437,9 @@ def pending_prefix() -> str:
 
 def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = None) -> dict[str, Any]:
     """Write the request to ``<run>/approval/request.json`` (staging, like every stage's output)
-    and return it without its body: only a path and a few codes and names go through XCom. The
-    approvers are read from ``DAC7_APPROVERS`` here, when the task runs."""
+    and return it without its body and its due-diligence counts (the pending page reads them from
+    the file): only a path and a few codes and names go through XCom. The approvers are read from
+    ``DAC7_APPROVERS`` here, when the task runs."""
     from reporting.settings import write_json
 
     request = approval_request(
@@ -418,7 +450,7 @@ def write_approval_request(run_dir: str | Path, *, triggered_by: str | None = No
     )
     path = Path(run_dir) / "approval" / "request.json"
     write_json(path, request)
-    return {k: v for k, v in request.items() if k != "body"} | {"file": str(path)}
+    return {k: v for k, v in request.items() if k not in ("body", "due_diligence")} | {"file": str(path)}
 
 
 def request_body(request: dict[str, Any]) -> str:

@@ -68,6 +68,21 @@ def source_pool() -> str:
     return os.environ.get("DAC7_SOURCE_POOL") or "default_pool"
 
 
+#: The pool the due-diligence verification is meant to run in: one slot, so that no two batches
+#: call VIES or TIN on the Web at once (each counts its rate limit in its own process).
+VERIFICATION_POOL = "dac7_verification"
+
+
+def verification_pool() -> str:
+    """The Airflow pool of the due-diligence verification (``verify``): ``DAC7_VERIFICATION_POOL``
+    as the DAG processor sees it, else ``default_pool``. Create the one-slot pool first, then
+    name it: ``airflow pools set dac7_verification 1 "DAC7 verification (VIES, TIN on the Web)"``
+    and ``DAC7_VERIFICATION_POOL=dac7_verification``. A pool that does not exist keeps the task
+    from being scheduled, so an unnamed one falls back to the default pool (the task takes one
+    slot and the operators of a group still run one at a time: ``max_active_tis_per_dagrun``)."""
+    return os.environ.get("DAC7_VERIFICATION_POOL") or "default_pool"
+
+
 def settings_from_env() -> dict[str, str | None]:
     """Where the config, source, output and staging are: environment first, repo defaults next.
 

@@ -32,15 +32,12 @@ def operators(chosen: str | None) -> list[str]:
     return list(config.operator_ids)
 
 
-def run_day(operator_id: str, day: date, run_id: str) -> dict[str, Any]:
-    """One operator's due diligence for ``day`` (the run's logical date): the state brought to the
-    day and the feed written (``reporting.due_diligence.run_due_diligence``)."""
+def _where() -> tuple[Any, dict[str, str | None], str, str]:
+    """The configuration, the environment's settings, the source's URL and the ledger's URL."""
     from dac7_support.common import settings_from_env
     from dac7_support.connections import ledger_url
     from reporting.config import load_config
-    from reporting.due_diligence import run_due_diligence
     from reporting.errors import ConfigError
-    from reporting.ledger import open_ledger
     from reporting.ledger.url import resolve_ledger_url
 
     env = settings_from_env()
@@ -50,10 +47,20 @@ def run_day(operator_id: str, day: date, run_id: str) -> dict[str, Any]:
         raise ConfigError("no source database: set DAC7_SOURCE_URL, DAC7_SOURCE_CONN_ID or [source] url")
     url = ledger_url(config.ledger) or resolve_ledger_url(None, env={}, config_url=None, working_dir=Path.cwd())
     assert url is not None  # a working directory is given: never None
+    return config, env, str(source), url
+
+
+def run_day(operator_id: str, day: date, run_id: str) -> dict[str, Any]:
+    """One operator's due diligence for ``day`` (the run's logical date): the state brought to the
+    day and the feed written (``reporting.due_diligence.run_due_diligence``)."""
+    from reporting.due_diligence import run_due_diligence
+    from reporting.ledger import open_ledger
+
+    config, env, source, url = _where()
     with open_ledger(url) as ledger:
         result = run_due_diligence(
             config,
-            source_url=str(source),
+            source_url=source,
             ledger=ledger,
             today=day,
             out_dir=Path(str(env["out_dir"])),
@@ -62,4 +69,29 @@ def run_day(operator_id: str, day: date, run_id: str) -> dict[str, Any]:
             run_id=run_id,
             operator_id=operator_id,
         )
+    return result.as_dict()
+
+
+def verify_day(operator_id: str, day: date) -> dict[str, Any]:
+    """Verify the operator's items due on ``day`` with the adapters the configuration switches on
+    (``reporting.due_diligence.verify_due_items``): counts only come back (no identifier). Without
+    ``DAC7_VERIFICATION_KEY`` (the key of the identifier hashes, from a secrets backend) nothing
+    is verified and the task is skipped, saying so."""
+    import os
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from reporting.due_diligence import verify_due_items
+    from reporting.ledger import open_ledger
+    from reporting.verification import KEY_ENV, hash_key
+
+    if not os.environ.get(KEY_ENV):
+        raise AirflowSkipException(
+            f"{KEY_ENV} is not set on this worker: nothing is verified (the verification record keeps a keyed hash of "
+            "each identifier; see docs/guide/verification.md)"
+        )
+    config, _, source, url = _where()
+    key = hash_key(os.environ[KEY_ENV])
+    with open_ledger(url) as ledger:
+        result = verify_due_items(config, source_url=source, ledger=ledger, today=day, key=key, operator_id=operator_id)
     return result.as_dict()

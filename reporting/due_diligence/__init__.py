@@ -7,8 +7,12 @@
 - :func:`mark_actions`: what the platform reports it sent (``dac7 due-diligence mark --file F``);
 - :func:`record_verification` / :func:`record_verifications`: what a verification adapter found
   of an item (verified or invalid), the seam of the adapters;
+- :func:`verify_due_items`: the daily verification (the DAG's ``verify``): the unverified TINs and
+  VAT numbers through the adapters switched on, recorded through that seam
+  (:mod:`reporting.due_diligence.verify`);
 - the queries of the compliance view: :func:`needs_attention`, :func:`stage_counts`,
-  :func:`seller_history`, :func:`seller_state`, :func:`incomplete_sellers`;
+  :func:`seller_history`, :func:`seller_state`, :func:`seller_states`, :func:`incomplete_sellers`,
+  :func:`last_run_dates`, :func:`last_run_settings`, :func:`attention_countries`;
 - :func:`expire_history`: the retention of PStTG § 24(3).
 
 The cycle's rules are :mod:`reporting.diligence_cycle`; the state's storage is
@@ -27,8 +31,10 @@ from zoneinfo import ZoneInfo
 from reporting.diligence_cycle import CycleSettings
 from reporting.due_diligence.feed import feed_path, read_feed
 from reporting.due_diligence.run import DueDiligenceResult, DueDiligenceRunError, run_due_diligence
+from reporting.due_diligence.verify import VerificationRunResult, verify_due_items
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
+    NO_NEXT_ACTION,
     ActionReport,
     Attention,
     DueDiligenceRetention,
@@ -41,17 +47,22 @@ from reporting.ledger.due_diligence import (
     erase_expired,
     read_action_reports,
 )
+from reporting.ledger.due_diligence import attention_countries as _attention_countries
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
+from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
+from reporting.ledger.due_diligence import last_run_settings as _last_run_settings
 from reporting.ledger.due_diligence import needs_attention as _needs_attention
 from reporting.ledger.due_diligence import record_verifications as _record_verifications
 from reporting.ledger.due_diligence import seller_history as _seller_history
 from reporting.ledger.due_diligence import seller_state as _seller_state
+from reporting.ledger.due_diligence import seller_states as _seller_states
 from reporting.ledger.due_diligence import stage_counts as _stage_counts
 from reporting.vocabulary import DEFAULT_OPERATOR
 
 _T = TypeVar("_T")
 
 __all__ = [
+    "NO_NEXT_ACTION",
     "ActionReport",
     "Attention",
     "CycleSettings",
@@ -63,9 +74,13 @@ __all__ = [
     "SellerState",
     "StageCounts",
     "Verification",
+    "VerificationRunResult",
+    "attention_countries",
     "expire_history",
     "feed_path",
     "incomplete_sellers",
+    "last_run_dates",
+    "last_run_settings",
     "mark_actions",
     "needs_attention",
     "read_feed",
@@ -74,7 +89,9 @@ __all__ = [
     "run_due_diligence",
     "seller_history",
     "seller_state",
+    "seller_states",
     "stage_counts",
+    "verify_due_items",
 ]
 
 
@@ -144,6 +161,27 @@ def seller_state(ledger: Ledger, seller_id: str, operator_id: str = DEFAULT_OPER
     return _seller_state(ledger.engine, seller_id, operator_id)
 
 
+def seller_states(ledger: Ledger, seller_id: str) -> list[SellerState]:
+    """A seller's state with each operator of a group that has one."""
+    return _seller_states(ledger.engine, seller_id)
+
+
+def last_run_dates(ledger: Ledger) -> dict[str, date]:
+    """The day each operator's state stands at: its latest daily run's."""
+    return _last_run_dates(ledger.engine)
+
+
+def last_run_settings(ledger: Ledger) -> dict[str, CycleSettings | None]:
+    """The ``[due_diligence]`` settings each operator's latest daily run scheduled with (None:
+    a run that did not record them)."""
+    return _last_run_settings(ledger.engine)
+
+
+def attention_countries(ledger: Ledger, *, operator_id: str | None = None) -> list[str]:
+    """The countries of the sellers that need attention (the compliance view's filter)."""
+    return _attention_countries(ledger.engine, operator_id=operator_id)
+
+
 def needs_attention(
     ledger: Ledger,
     settings: CycleSettings,
@@ -154,13 +192,15 @@ def needs_attention(
     action: str | None = None,
 ) -> Iterator[Attention]:
     """The compliance view's list: sellers that lack something or have an action due or coming,
-    with the next action and its date, filtered by country and next action."""
+    with the next action and its date, filtered by country and next action (``none``,
+    :data:`NO_NEXT_ACTION`: those with no next action)."""
     return _needs_attention(ledger.engine, settings, today, operator_id=operator_id, country=country, action=action)
 
 
-def stage_counts(ledger: Ledger, *, operator_id: str | None = None) -> StageCounts:
-    """Sellers per stage: in scope, incomplete, requested, reminded twice, blocked, released."""
-    return _stage_counts(ledger.engine, operator_id=operator_id)
+def stage_counts(ledger: Ledger, *, operator_id: str | None = None, country: str | None = None) -> StageCounts:
+    """Sellers per stage: in scope, incomplete, requested, reminded twice, blocked, released (of
+    one operator, of one country, or all)."""
+    return _stage_counts(ledger.engine, operator_id=operator_id, country=country)
 
 
 def seller_history(ledger: Ledger, seller_id: str, operator_id: str = DEFAULT_OPERATOR) -> list[HistoryEvent]:

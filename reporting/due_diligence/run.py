@@ -70,6 +70,7 @@ from reporting.ledger.due_diligence import (
     KEY_COLUMNS,
     STATE_COLUMNS,
     last_run_date,
+    settings_json,
     state_keys,
     state_rows,
     write_run,
@@ -332,6 +333,7 @@ def _run(
                     "events": n_events,
                     "actions": _json({a: int(n) for a, n in actions.items()}),
                     "feed_sha256": None,
+                    "settings": settings_json(config.due_diligence),
                 },
             )
         finally:

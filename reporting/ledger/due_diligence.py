@@ -48,6 +48,7 @@ import reporting.ledger.schema as t
 from reporting.diligence_cycle import (
     LAST_MEASURE_DAY,
     CycleSettings,
+    DueAction,
     MarkRefused,
     SellerCycle,
     action_rank,
@@ -67,6 +68,7 @@ from reporting.vocabulary import (
     ITEM_INVALID,
     ITEM_MISSING,
     ITEM_NOT_APPLICABLE,
+    ITEM_UNVERIFIED,
     ITEM_VERIFIED,
     MEASURES,
     OPERATOR_ID_PATTERN,
@@ -374,6 +376,7 @@ _RUN_SCHEMA = pa.schema(
         ("events", pa.int64()),
         ("actions", pa.string()),
         ("feed_sha256", pa.string()),
+        ("settings", pa.string()),
     ]
 )
 
@@ -716,6 +719,10 @@ class Verification:
     source: str
     at: datetime
     operator_id: str = DEFAULT_OPERATOR
+    #: the digest of the value that was verified (the state's ``<item>_hash`` when it was read):
+    #: recorded only while the state still holds that value, else passed over as stale (the
+    #: value changed, or went, since); None records whatever value the state holds
+    value_hash: str | None = None
 
 
 def record_verifications(engine: Engine, results: Iterable[Verification], *, now: datetime, zone: ZoneInfo) -> int:
@@ -725,8 +732,9 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
     an unknown seller, item or state, an item the source does not hold (missing or not
     applicable: there is nothing to verify), a time in the future. The verification holds while
     the item's value is the one the last run saw: a changed value is unverified again at the
-    next run, and a verified one after 36 months (PStTG § 20(2)). The caller holds the
-    due-diligence lock. Returns how many were recorded."""
+    next run, and a verified one after 36 months (PStTG § 20(2)). A verification with a
+    ``value_hash`` that the state no longer holds is passed over (not recorded, not counted).
+    The caller holds the due-diligence lock. Returns how many were recorded."""
     d, e = t.due_diligence, t.due_diligence_events
     limit = _utc(now) + CLOCK_SKEW
     n = 0
@@ -749,6 +757,8 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
             ).first()
             if row is None:
                 raise DueDiligenceReportError(f"{where}: no due-diligence state for operator {v.operator_id}")
+            if v.value_hash is not None and getattr(row, f"{v.item}_hash") != v.value_hash:
+                continue  # the value changed since it was read: the next run sees it unverified
             states = item_states(row)
             was = states[v.item]
             if was in (ITEM_MISSING, ITEM_NOT_APPLICABLE):
@@ -787,6 +797,159 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
             )
             n += 1
     return n
+
+
+#: The items a verification adapter checks: a seller's TINs and its VAT number (the other items
+#: have no electronic interface to check them against, PStTG § 18(1) sentence 2).
+VERIFIABLE_ITEMS: tuple[str, ...] = ("tin", "vat")
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationDue:
+    """A seller with items to verify: each item's digest as the state holds it (the value to look
+    up in the source), its type and residence country (a VAT number without its prefix)."""
+
+    seller_id: str
+    seller_type: str | None
+    country: str | None
+    items: dict[str, str]  # item -> the digest of its value
+
+
+def verification_due(
+    engine: Engine,
+    operator_id: str,
+    *,
+    recheck_invalid: dict[str, date] | None = None,
+    limit: int | None,
+) -> tuple[list[VerificationDue], int]:
+    """The sellers whose items a verification should check (:data:`VERIFIABLE_ITEMS`), at most
+    ``limit`` items (None: all), and how many items are due in all: of the sellers in scope or in an open
+    cycle, each item that is unverified (new, changed, or its 36 months ran out: the run made it
+    so), and each item of ``recheck_invalid`` found invalid before the day it maps to (a VAT
+    number VIES found not registered, asked again when its answer may no longer be reused).
+    First the sellers never tried (no ``verification`` event), then those tried longest ago (the
+    latest one), among equals those in an open cycle first, then by the day of their last change
+    and their id: an item that cannot be verified goes to the back of the queue once tried, so
+    that it does not take every day's calls (an open cycle's item that a service keeps failing
+    would), and none waits for ever."""
+    d, e = t.due_diligence, t.due_diligence_events
+    recheck = recheck_invalid or {}
+    due_of: dict[str, sa.ColumnElement[bool]] = {}
+    for item in VERIFIABLE_ITEMS:
+        state, checked = d.c[f"{item}_state"], d.c[f"{item}_checked"]
+        cond = state == ITEM_UNVERIFIED
+        if item in recheck:
+            cond = sa.or_(cond, sa.and_(state == ITEM_INVALID, checked < recheck[item]))
+        due_of[item] = cond
+    where = sa.and_(
+        d.c.operator_id == operator_id,
+        sa.or_(d.c.scope == IN_SCOPE, d.c.requested_on.is_not(None)),
+        sa.or_(*due_of.values()),
+    )
+    tried = (
+        sa.select(e.c.seller_id, sa.func.max(e.c.at).label("tried"))
+        .where(e.c.operator_id == operator_id, e.c.kind == DD_VERIFICATION)
+        .group_by(e.c.seller_id)
+        .subquery()
+    )
+    flags = [sa.case((c, 1), else_=0).label(f"{i}_due") for i, c in due_of.items()]
+    query = (
+        sa.select(
+            d.c.seller_id,
+            d.c.seller_type,
+            d.c.country,
+            *(d.c[f"{i}_hash"] for i in VERIFIABLE_ITEMS),
+            *flags,
+        )
+        .outerjoin(tried, tried.c.seller_id == d.c.seller_id)
+        .where(where)
+        .order_by(
+            sa.case((tried.c.tried.is_(None), 0), else_=1),
+            tried.c.tried,
+            sa.case((d.c.requested_on.is_(None), 1), else_=0),
+            d.c.updated,
+            d.c.seller_id,
+        )
+    )
+    total_query = sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0) for c in due_of.values()))
+    out: list[VerificationDue] = []
+    taken = 0
+    with engine.connect() as conn:
+        total = sum(int(n or 0) for n in conn.execute(total_query.where(where)).one())
+        if limit is None or limit > 0:
+            for row in conn.execute(query if limit is None else query.limit(limit)):
+                items = {i: getattr(row, f"{i}_hash") for i in VERIFIABLE_ITEMS if getattr(row, f"{i}_due")}
+                if limit is not None:
+                    items = dict(list(items.items())[: limit - taken])
+                if not items:
+                    break
+                out.append(VerificationDue(row.seller_id, row.seller_type, row.country, items))
+                taken += len(items)
+    return out, total
+
+
+def record_unverified(engine: Engine, attempts: Iterable[Verification], *, now: datetime, repeat: bool = True) -> int:
+    """Record that items could not be verified (a service that did not answer, no adapter for
+    such an identifier, a value no service takes): a ``verification`` event each, ``state``
+    unverified and the reason as its ``source``; the item's state is not changed (it stays
+    unverified, and is tried again once the others had their turn: :func:`verification_due`).
+    PStTG § 24(1) Nr. 2 asks for the outcome of each processing, this one too. With ``repeat``
+    false (an attempt that called no service: no adapter for it, a TIN without its issuing
+    state), an attempt is not recorded again while the item's latest ``verification`` event says
+    the same (unverified, the same reason) and the seller's state was not written since (a
+    changed value writes it): one event, not one a day. An attempt whose
+    ``value_hash`` the state no longer holds, or whose seller has no state, is passed over.
+    Returns how many apply (recorded, or the same as recorded before); the caller holds the
+    due-diligence lock."""
+    d, e = t.due_diligence, t.due_diligence_events
+    n = 0
+    with engine.begin() as conn:
+        for v in attempts:
+            if v.item not in DUE_DILIGENCE_ITEMS:
+                raise DueDiligenceReportError(f"seller {v.seller_id}: {v.item!r} is not a due-diligence item")
+            row = conn.execute(
+                sa.select(d.c[f"{v.item}_state"], d.c[f"{v.item}_hash"], d.c.changed).where(
+                    d.c.operator_id == v.operator_id, d.c.seller_id == v.seller_id
+                )
+            ).first()
+            if row is None or (v.value_hash is not None and row[1] != v.value_hash):
+                continue
+            n += 1
+            source = v.source[:400] or "verification"
+            if not repeat and _same_as_last(conn, v, source, row.changed):
+                continue
+            conn.execute(
+                sa.insert(e).values(
+                    operator_id=v.operator_id,
+                    seller_id=v.seller_id,
+                    at=_utc(v.at),
+                    kind=DD_VERIFICATION,
+                    detail=json.dumps({"item": v.item, "state": ITEM_UNVERIFIED, "was": row[0]}, sort_keys=True),
+                    source=source,
+                    recorded=_utc(now),
+                )
+            )
+    return n
+
+
+def _same_as_last(conn: sa.Connection, v: Verification, source: str, changed: datetime) -> bool:
+    """Whether the item's latest ``verification`` event is this one's (unverified, ``source``)
+    and was recorded after the seller's state was last written (``changed``, UTC)."""
+    e = t.due_diligence_events
+    last = conn.execute(
+        sa.select(e.c.detail, e.c.source, e.c.recorded)
+        .where(
+            e.c.operator_id == v.operator_id,
+            e.c.seller_id == v.seller_id,
+            e.c.kind == DD_VERIFICATION,
+            e.c.detail.like(f'%"item": "{v.item}"%'),
+        )
+        .order_by(e.c.recorded.desc(), e.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.source != source:
+        return False
+    return bool(json.loads(last.detail).get("state") == ITEM_UNVERIFIED and last.recorded > changed)
 
 
 # ------------------------------------------------------------------------------------ queries
@@ -836,18 +999,102 @@ def seller_state(engine: Engine, seller_id: str, operator_id: str = DEFAULT_OPER
     return _state(row) if row is not None else None
 
 
+def seller_states(engine: Engine, seller_id: str) -> list[SellerState]:
+    """A seller's state with every operator of a group that has one, in the order of operator."""
+    d = t.due_diligence
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(d).where(d.c.seller_id == seller_id).order_by(d.c.operator_id)).all()
+    return [_state(r) for r in rows]
+
+
+def last_run_dates(engine: Engine) -> dict[str, date]:
+    """Each operator's latest day a run computed, by operator id (the day the state stands at)."""
+    r = t.due_diligence_runs
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(r.c.operator_id, sa.func.max(r.c.run_date)).group_by(r.c.operator_id).order_by(r.c.operator_id)
+        ).all()
+    return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
+
+
+def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
+    """Each operator's ``[due_diligence]`` settings its latest run scheduled with (the run's row),
+    by operator id; None for a run that did not record them (before revision
+    0008_due_diligence_run_settings) or whose record cannot be read."""
+    r = t.due_diligence_runs
+    latest = sa.select(r.c.operator_id, sa.func.max(r.c.run_date).label("day")).group_by(r.c.operator_id).subquery()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(r.c.operator_id, r.c.settings)
+            .join(latest, sa.and_(latest.c.operator_id == r.c.operator_id, latest.c.day == r.c.run_date))
+            .order_by(r.c.operator_id)
+        ).all()
+    return {op: settings_from_json(text) for op, text in rows}
+
+
+def settings_json(settings: CycleSettings) -> str:
+    """The settings as the run's row keeps them (JSON, dates ISO)."""
+    return json.dumps(
+        {
+            "measure": settings.measure,
+            "reminder_1_days": settings.reminder_1_days,
+            "reminder_2_days": settings.reminder_2_days,
+            "measure_day": settings.measure_day,
+            "reporting_since": settings.reporting_since.isoformat(),
+        },
+        sort_keys=True,
+    )
+
+
+def settings_from_json(text: str | None) -> CycleSettings | None:
+    """:func:`settings_json`'s settings again; None for none, or for a text that is not such."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        settings = CycleSettings(
+            measure=str(value["measure"]),
+            reminder_1_days=int(value["reminder_1_days"]),
+            reminder_2_days=int(value["reminder_2_days"]),
+            measure_day=int(value["measure_day"]),
+            reporting_since=date.fromisoformat(str(value["reporting_since"])),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None if settings.problems() else settings
+
+
 @dataclass(frozen=True, slots=True)
 class Attention:
     """A seller that needs attention: what it lacks, where its cycle stands, its next action and
-    the day that action is (or was first) due."""
+    the day that action is (or was first) due, and every action due on the day asked (what the
+    feed of a run of that day lists for the seller)."""
 
     state: SellerState
     next_action: str | None
     next_date: date | None
+    due: tuple[DueAction, ...] = ()
 
     @property
     def seller_id(self) -> str:
         return self.state.seller_id
+
+
+#: The ``action`` of :func:`needs_attention` that keeps the sellers with no next action (an item
+#: lacking out of scope, a request cycle waiting for the platform's report of a step).
+NO_NEXT_ACTION = "none"
+
+
+def _needing_attention() -> sa.ColumnElement[bool]:
+    """A state row that needs attention: an item lacking, a cycle open, a release due, or in scope
+    without the notice sent."""
+    d = t.due_diligence
+    return sa.or_(
+        d.c.needs != "",
+        d.c.requested_on.is_not(None),
+        d.c.release_due.is_not(None),
+        sa.and_(d.c.scope == IN_SCOPE, d.c.notice_on.is_(None)),
+    )
 
 
 def needs_attention(
@@ -861,16 +1108,11 @@ def needs_attention(
 ) -> Iterator[Attention]:
     """The sellers that lack an item or have an action due or coming (a notice not sent, an open
     cycle), in the order of operator and seller id, streamed; filtered by the seller's country
-    and by the next action (:func:`reporting.diligence_cycle.next_action`, as of ``today``)."""
+    and by an action: its next action (:func:`reporting.diligence_cycle.next_action`, as of
+    ``today``) or one due that day (:func:`reporting.diligence_cycle.due_actions`: a notice and a
+    request due on the same day are both found); :data:`NO_NEXT_ACTION`: those with none."""
     d = t.due_diligence
-    query = sa.select(d).where(
-        sa.or_(
-            d.c.needs != "",
-            d.c.requested_on.is_not(None),
-            d.c.release_due.is_not(None),
-            sa.and_(d.c.scope == IN_SCOPE, d.c.notice_on.is_(None)),
-        )
-    )
+    query = sa.select(d).where(_needing_attention())
     if operator_id is not None:
         query = query.where(d.c.operator_id == operator_id)
     if country is not None:
@@ -880,9 +1122,24 @@ def needs_attention(
         for row in conn.execution_options(yield_per=_BATCH).execute(query):
             state = _state(row)
             nxt = next_action(state.cycle, settings, today)
-            if action is not None and (nxt is None or nxt[0] != action):
+            due = tuple(due_actions(state.cycle, settings, today))
+            if action == NO_NEXT_ACTION:
+                if nxt is not None:
+                    continue
+            elif action is not None and (nxt is None or nxt[0] != action) and all(a.action != action for a in due):
                 continue
-            yield Attention(state, nxt[0] if nxt else None, nxt[1] if nxt else None)
+            yield Attention(state, nxt[0] if nxt else None, nxt[1] if nxt else None, due)
+
+
+def attention_countries(engine: Engine, *, operator_id: str | None = None) -> list[str]:
+    """The countries of the sellers that need attention (the list's filter), sorted; a seller
+    without a country is not among them (it is found without a filter)."""
+    d = t.due_diligence
+    query = sa.select(d.c.country).distinct().where(_needing_attention(), d.c.country.is_not(None))
+    if operator_id is not None:
+        query = query.where(d.c.operator_id == operator_id)
+    with engine.connect() as conn:
+        return sorted(str(c) for c in conn.execute(query).scalars())
 
 
 def due_today(
@@ -891,7 +1148,7 @@ def due_today(
     """(seller_id, :class:`reporting.diligence_cycle.DueAction`) for every action due on ``today``
     by the state as it stands (what the feed of a run of ``today`` lists)."""
     for a in needs_attention(engine, settings, today, operator_id=operator_id):
-        for due in due_actions(a.state.cycle, settings, today):
+        for due in a.due:
             yield a.seller_id, due
 
 
@@ -909,7 +1166,9 @@ class StageCounts:
     released: int = 0
 
 
-def stage_counts(engine: Engine, *, operator_id: str | None = None) -> StageCounts:
+def stage_counts(engine: Engine, *, operator_id: str | None = None, country: str | None = None) -> StageCounts:
+    """Sellers per stage (:class:`StageCounts`), of one operator or all, of one country or all
+    (the seller's residence country, as the state holds it)."""
     d, e = t.due_diligence, t.due_diligence_events
     open_ = d.c.requested_on.is_not(None)
     query = sa.select(
@@ -923,6 +1182,10 @@ def stage_counts(engine: Engine, *, operator_id: str | None = None) -> StageCoun
     if operator_id is not None:
         query = query.where(d.c.operator_id == operator_id)
         freed_sellers = freed_sellers.where(e.c.operator_id == operator_id)
+    if country is not None:
+        query = query.where(d.c.country == country)
+        of_country = sa.select(d.c.operator_id, d.c.seller_id).where(d.c.country == country)
+        freed_sellers = freed_sellers.where(sa.tuple_(e.c.operator_id, e.c.seller_id).in_(of_country))
     released = sa.select(sa.func.count()).select_from(freed_sellers.distinct().subquery())
     with engine.connect() as conn:
         counts = conn.execute(query).one()

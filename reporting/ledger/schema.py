@@ -394,4 +394,6 @@ due_diligence_runs = sa.Table(
     sa.Column("events", sa.Integer, nullable=False),
     sa.Column("actions", sa.Text, nullable=False),  # JSON: actions due per kind
     sa.Column("feed_sha256", sa.String(64)),
+    # JSON: the [due_diligence] settings the run scheduled with (revision 0008_due_diligence_run_settings)
+    sa.Column("settings", sa.Text),
 )

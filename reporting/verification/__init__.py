@@ -28,6 +28,7 @@ docs/guide/verification.md.
 from reporting.ledger.verifications import ExpiredVerifications, delete_expired, retention_cutoff
 from reporting.verification.base import Adapter, RateLimiter
 from reporting.verification.batch import (
+    OVER_LIMIT,
     ItemOutcome,
     add_months,
     conclusion,
@@ -57,6 +58,7 @@ __all__ = [
     "KEY_ENV",
     "LEVELS",
     "OFFICIAL_FORMAT",
+    "OVER_LIMIT",
     "REGISTRATION",
     "STATES",
     "Adapter",

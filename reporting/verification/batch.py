@@ -58,6 +58,8 @@ from reporting.verification.model import (
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 60.0
+#: how the detail of an item not asked because of ``max_calls`` begins
+OVER_LIMIT = "not asked: this batch's limit of"
 _FLUSH = 500  # calls of a local adapter recorded together
 
 
@@ -251,7 +253,7 @@ class _AdapterRun:
             if not status_asked:  # once per batch, and only when an item is to be asked
                 status_asked = True
                 self.broken.update(self.adapter.unavailable())
-            reason = self.broken.get("service") or self.broken.get(_country(item)) or self._over_limit()
+            reason = self._over_limit() or self.broken.get("service") or self.broken.get(_country(item))
             if reason:
                 self._add(index, self._result(item, digest, Answer(UNVERIFIED, reason), self.clock(), 0), "not asked")
                 continue
@@ -269,7 +271,7 @@ class _AdapterRun:
 
     def _over_limit(self) -> str:
         if self.max_calls is not None and self.calls_made >= self.max_calls:
-            return f"not asked: this batch's limit of {self.max_calls} call(s) was reached; asked in a later batch"
+            return f"{OVER_LIMIT} {self.max_calls} call(s) was reached; asked in a later batch"
         return ""
 
     def _add(self, index: int, result: VerificationResult, what: str) -> None:

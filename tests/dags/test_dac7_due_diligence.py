@@ -6,6 +6,8 @@ the retention of the due-diligence history at its boundary."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import types
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from builders import Marketplace, write_config
+from builders import Marketplace, vat_sellers, with_due_diligence_columns, write_config
 from test_dac7_annual import REPO, fresh_dag  # noqa: F401 - REPO for the readers of this module
 
 from reporting.ledger import open_ledger
@@ -44,13 +46,28 @@ def dag() -> Any:
 def test_one_task_per_operator_daily_without_catchup(dag: Any) -> None:
     from airflow.sdk import CronTriggerTimetable
 
-    assert [t.task_id for t in dag.topological_sort()] == ["operators", "due_diligence"]
+    assert [t.task_id for t in dag.topological_sort()] == ["operators", "due_diligence", "verify"]
     assert "operators" in dag.get_task("due_diligence").upstream_task_ids
+    assert dag.get_task("verify").upstream_task_ids == {"operators", "due_diligence"}
+    assert dag.get_task("verify").map_index_template == "{{ operator_id }}"
     assert isinstance(dag.timetable, CronTriggerTimetable)
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 4 * * *", "UTC")
     assert dag.catchup is False and dag.max_active_runs == 1
     assert dag.get_task("due_diligence").retries == 2 and dag.get_task("operators").retries == 0
     assert dag.get_task("due_diligence").map_index_template == "{{ operator_id }}"
+
+
+def test_the_verification_runs_one_at_a_time_in_its_pool_or_else_the_default_pool(
+    dag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unnamed (``DAC7_VERIFICATION_POOL`` unset), the default pool: a pool that does not exist
+    would keep the task from ever being scheduled. Named, that pool, one slot per task; and the
+    operators of a group one at a time in either."""
+    verify = dag.get_task("verify")
+    assert (verify.pool, verify.pool_slots, verify.max_active_tis_per_dagrun) == ("default_pool", 1, 1)
+    monkeypatch.setenv("DAC7_VERIFICATION_POOL", "dac7_verification")
+    verify = fresh_dag("dac7_due_diligence").get_task("verify")
+    assert (verify.pool, verify.pool_slots, verify.max_active_tis_per_dagrun) == ("dac7_verification", 1, 1)
 
 
 def test_the_operator_param_takes_an_operator_id_or_nothing(dag: Any) -> None:
@@ -87,6 +104,7 @@ def lines(path: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.usefixtures("airflow_db")
 def test_two_days_of_a_group_through_dag_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, ledger = tmp_path / "out", f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    monkeypatch.delenv("DAC7_VERIFICATION_KEY", raising=False)
     monkeypatch.setenv("DAC7_CONFIG", str(write_config(tmp_path / "dac7.toml", extra=GROUP)))
     monkeypatch.setenv("DAC7_SOURCE_URL", marketplace(f"sqlite:///{tmp_path / 'marketplace.db'}"))
     monkeypatch.setenv("DAC7_OUT_DIR", str(out))
@@ -96,7 +114,14 @@ def test_two_days_of_a_group_through_dag_test(tmp_path: Path, monkeypatch: pytes
     dr = fresh_dag("dac7_due_diligence").test(logical_date=datetime(2026, 3, 2, 4, tzinfo=UTC))
     assert str(dr.state) == "success"
     states = {(ti.task_id, ti.map_index): str(ti.state) for ti in dr.get_task_instances()}
-    assert states == {("operators", -1): "success", ("due_diligence", 0): "success", ("due_diligence", 1): "success"}
+    # without DAC7_VERIFICATION_KEY nothing is verified: the verification is skipped, saying so
+    assert states == {
+        ("operators", -1): "success",
+        ("due_diligence", 0): "success",
+        ("due_diligence", 1): "success",
+        ("verify", 0): "skipped",
+        ("verify", 1): "skipped",
+    }
     default_feed = out / "due_diligence" / "actions.jsonl"
     polish_feed = out / "operators" / "pl_spzoo" / "due_diligence" / "actions.jsonl"
     assert lines(default_feed) == [
@@ -148,6 +173,117 @@ def test_two_days_of_a_group_through_dag_test(tmp_path: Path, monkeypatch: pytes
         ("pl_spzoo", "2026-03-02", {"pre_report_notice": 1, "request": 1}),
         ("pl_spzoo", "2026-03-16", {"reminder_1": 1}),
     ]
+
+
+#: VAT numbers of valid form (python-stdnum's de.vat); what VIES answers for each is the script of
+#: the local VIES SOAP server (tests/verification_servers.py)
+VALID, NOT_REGISTERED, FAILING = "DE811907980", "DE129273398", "DE813495425"
+
+
+def xcom_values(dag_run: Any) -> dict[tuple[str, int], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(
+            sa.select(XComModel).where(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)
+        ).all()
+        return {(x.task_id, x.map_index): x.value for x in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("airflow_db")
+def test_the_daily_run_verifies_through_vies_within_its_cap_and_keeps_no_identifier_in_xcom_or_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Three sellers whose VAT numbers are unverified, VIES switched on (python-stdnum off, so that
+    VIES alone decides), at most two items a day, in the one-slot pool ``dac7_verification``.
+    Day 1: S1 verified (with its consultation number), S2 not registered: invalid; S3 left for the
+    next day. Day 2: S2 requested as invalid; VIES answers S3 with HTTP 500, retried once (two
+    calls), then recorded as not verified; the run goes on."""
+    from airflow.models.pool import Pool
+    from verification_servers import ViesSoapServer, consultation_number, running
+
+    from reporting.due_diligence import seller_history, seller_state
+    from reporting.ledger.verifications import calls
+
+    Pool.create_or_update_pool("dac7_verification", slots=1, description="DAC7 verification", include_deferred=False)
+    server = ViesSoapServer()
+    server.script.update({VALID[2:]: ["valid"], NOT_REGISTERED[2:]: ["invalid"], FAILING[2:]: ["http500"]})
+    out, ledger = tmp_path / "out", f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    source = with_due_diligence_columns(vat_sellers(VALID, NOT_REGISTERED, FAILING)).write(
+        f"sqlite:///{tmp_path / 'marketplace.db'}"
+    )
+    for name, value in {
+        "DAC7_SOURCE_URL": source,
+        "DAC7_OUT_DIR": str(out),
+        "DAC7_STAGING_DIR": str(tmp_path / "staging"),
+        "DAC7_LEDGER_URL": ledger,
+        "DAC7_VERIFICATION_KEY": "a-test-key-of-at-least-16-bytes",
+        "DAC7_VERIFICATION_POOL": "dac7_verification",
+    }.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.DEBUG)
+    with running(server):
+        extra = (
+            "\n[verification]\nmax_per_day = 2\n\n[verification.stdnum]\nenabled = false\n\n[verification.vies]\n"
+            f'enabled = true\nurl = "{server.url}"\ntimeout_seconds = 0.5\nrate_per_second = 100\n'
+            "max_attempts = 2\nbackoff_seconds = 0.01\n"
+        )
+        monkeypatch.setenv("DAC7_CONFIG", str(write_config(tmp_path / "dac7.toml", extra=extra)))
+        dag = fresh_dag("dac7_due_diligence")
+        assert dag.get_task("verify").pool == "dac7_verification"
+        day1 = dag.test(logical_date=datetime(2026, 3, 2, 4, tzinfo=UTC))
+        assert str(day1.state) == "success"
+        assert xcom_values(day1)[("verify", 0)] | {"seconds": 0} == {
+            "operator_id": "default",
+            "date": "2026-03-02",
+            "adapters": ["vies"],
+            "due": 3,
+            "asked": 2,
+            "verified": 1,
+            "invalid": 1,
+            "unverified": 0,
+            "stale": 0,
+            "left": 1,
+            "seconds": 0,
+        }
+        with open_ledger(ledger) as led:
+            assert [seller_state(led, s).items["vat"] for s in ("S1", "S2", "S3")] == [  # type: ignore[union-attr]
+                "verified",
+                "invalid",
+                "unverified",
+            ]
+            [check] = [e for e in seller_history(led, "S1") if e.kind == "verification"]
+        assert check.source.endswith(f"consultation number {consultation_number(VALID[2:])}")
+
+        day2 = fresh_dag("dac7_due_diligence").test(logical_date=datetime(2026, 3, 3, 4, tzinfo=UTC))
+        assert str(day2.state) == "success"
+        feed = out / "due_diligence" / "actions.jsonl"
+        lines = [json.loads(x) for x in feed.read_text(encoding="utf-8").splitlines()]
+        requests = [(x["seller_id"], x["items_missing"], x["items_invalid"]) for x in lines if x["action"] == "request"]
+        assert requests == [("S2", ["vat"], ["vat"])]
+        result = xcom_values(day2)[("verify", 0)]
+        assert (result["due"], result["asked"], result["unverified"], result["left"]) == (1, 1, 1, 0)
+        assert server.asked(FAILING[2:]) == 2 and server.errors == []
+        with open_ledger(ledger) as led:
+            assert seller_state(led, "S3").items["vat"] == "unverified"  # type: ignore[union-attr]
+            [tried] = [e for e in seller_history(led, "S3") if e.kind == "verification"]
+            assert tried.detail == {"item": "vat", "state": "unverified", "was": "unverified"}
+            assert "gave up after 2 call(s)" in tried.source
+            assert [c.outcome for c in calls(led.engine, seller_id="S3")] == ["unverified", "unverified"]
+    # no TIN or VAT number in XCom, in the logs, or in what the tasks printed
+    captured = capfd.readouterr()
+    texts = {
+        "xcom": json.dumps([list(xcom_values(r).values()) for r in (day1, day2)], default=str),
+        "log records": caplog.text,
+        "stdout and stderr": captured.out + captured.err,
+        **{str(f): f.read_text(errors="replace") for f in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")},
+    }
+    assert "due-diligence verification default 2026-03-03" in caplog.text  # the logs were searched
+    for where, text in texts.items():
+        for number in (VALID, NOT_REGISTERED, FAILING):
+            assert number[2:] not in text, where
 
 
 def test_housekeeping_ends_the_due_diligence_retention_at_the_boundary(

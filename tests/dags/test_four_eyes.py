@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -57,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_stack import logged_in
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -194,32 +194,8 @@ class Api:
 def api(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """Airflow's API app in this process (the Core API, no server), with the simple auth manager
     and the users of a passwords file of this module; each user logged in through ``/auth/token``."""
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-    from fastapi.testclient import TestClient
-
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
-    passwords_file = tmp_path_factory.mktemp("api") / "passwords.json"
-    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(
-            "AIRFLOW__CORE__AUTH_MANAGER",
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        )
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
-        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
-        purge_cached_app()  # no auth manager of an earlier test: this one reads the users above
-        try:
-            client = TestClient(create_app("core"))
-            tokens = {}
-            for user, password in passwords.items():
-                response = client.post("/auth/token", json={"username": user, "password": password})
-                assert response.status_code == 201, response.text
-                tokens[user] = response.json()["access_token"]
-            yield Api(client, tokens)
-        finally:
-            purge_cached_app()
+    with logged_in(tmp_path_factory.mktemp("api"), USERS) as (client, tokens):
+        yield Api(client, tokens)
 
 
 # --- the approver: a person answering in the UI while dag.test() waits ---------------------------

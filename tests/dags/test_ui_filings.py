@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
+from airflow_stack import dac7_view_app
 from integration.test_ledger_lifecycle import status_message
 from ledger_filing import Filer, current
 from lxml import etree
@@ -66,9 +65,6 @@ def form_token(view: View, user: str) -> str:
 
 @pytest.fixture(scope="module")
 def view(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[View]:
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-    from fastapi.testclient import TestClient
-
     tmp = tmp_path_factory.mktemp("ui-filings")
     ledger = f"sqlite:///{tmp / 'ledger.sqlite3'}"
     with open_ledger(ledger) as led:
@@ -103,34 +99,9 @@ def view(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         # a name that a spreadsheet would read as a formula, and HTML as a tag
         [it_ref] = Filer(led, environment="test", authority="IT", year=YEAR).file(current(sellers={"S1": 1}))
         led.mark_uploaded(it_ref, by=SPREADSHEET_TRAP, at=datetime(2026, 1, 22, 8))
-    passwords = {user: secrets.token_urlsafe(16) for user in USERS}
-    passwords_file = tmp / "passwords.json"
-    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(
-            "AIRFLOW__CORE__AUTH_MANAGER",
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        )
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
-        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords_file))
-        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
-        mp.setenv("AIRFLOW__API__SECRET_KEY", secrets.token_hex(16))
-        mp.setenv("DAC7_LEDGER_URL", ledger)
-        mp.setenv("DAC7_OUT_DIR", str(tmp / "out"))
-        purge_cached_app()
-        try:
-            core = TestClient(create_app("core"))
-            tokens = {}
-            for user, password in passwords.items():
-                response = core.post("/auth/token", json={"username": user, "password": password})
-                assert response.status_code == 201, response.text
-                tokens[user] = response.json()["access_token"]
-            import dac7_plugin
-
-            yield View(TestClient(dac7_plugin.create_app()), str(tmp / "out"), tokens, ledger, de_ref, fr_ref, fr2_ref)
-        finally:
-            purge_cached_app()
+    env = {"DAC7_LEDGER_URL": ledger, "DAC7_OUT_DIR": str(tmp / "out")}
+    with dac7_view_app(tmp, USERS, env) as (client, tokens):
+        yield View(client, str(tmp / "out"), tokens, ledger, de_ref, fr_ref, fr2_ref)
 
 
 @pytest.fixture(autouse=True)

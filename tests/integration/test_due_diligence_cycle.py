@@ -31,9 +31,12 @@ from reporting.config import load_config
 from reporting.diligence_cycle import CycleSettings
 from reporting.due_diligence import (
     DueDiligenceRunError,
+    StageCounts,
     Verification,
+    attention_countries,
     expire_history,
     incomplete_sellers,
+    last_run_dates,
     mark_actions,
     needs_attention,
     read_feed,
@@ -42,6 +45,7 @@ from reporting.due_diligence import (
     run_due_diligence,
     seller_history,
     seller_state,
+    seller_states,
     stage_counts,
 )
 from reporting.ledger import DueDiligenceReportError, LedgerLockedError, default_ledger_url, open_ledger
@@ -641,8 +645,19 @@ def test_the_view_queries_agree_with_the_feed(desk: Desk) -> None:
         assert [a.seller_id for a in needs_attention(led, settings, day(14), action="reminder_1")] == ["S1"]
         assert [a.seller_id for a in needs_attention(led, settings, day(14), country="PL")] == []
         assert incomplete_sellers(led, ["S1", "S2", "S9"]) == {"S1"}
+        # the actions due on the day, as the feed lists them; the filter finds a seller by a due action
+        both = {a.seller_id: [d.action for d in a.due] for a in needs_attention(led, settings, day(14))}
+        assert [a.seller_id for a in needs_attention(led, settings, day(14), action="none")] == []
+        assert last_run_dates(led) == {"default": day(14)}
+        assert attention_countries(led) == ["LT"] and attention_countries(led, operator_id="pl") == []
+        assert [(s.operator_id, s.needs) for s in seller_states(led, "S1")] == [("default", ("tin",))]
+        assert seller_states(led, "S9") == []
+        # S1 requested (no reminder yet), both in scope, S1 incomplete; none from another country
+        assert stage_counts(led, country="LT") == StageCounts(in_scope=2, incomplete=1, requested=1)
+        assert stage_counts(led, country="PL") == StageCounts()
     assert due == sorted((x["seller_id"], x["action"], x["due_date"]) for x in feed)
     assert attention == {"S1": ("reminder_1", day(14)), "S2": ("pre_report_notice", REQUEST_DAY)}
+    assert both == {"S1": ["reminder_1"], "S2": ["pre_report_notice"]}
 
 
 def test_each_operator_of_a_group_has_its_own_state_and_feed(tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from builders import Marketplace, write_config
+from builders import Marketplace, due_diligence_day, write_config
 from lxml import etree
 
 from dac7_demo import generate_demo
 from reporting import pipeline
 from reporting.config import load_config
-from reporting.due_diligence import incomplete_sellers, mark_actions, read_feed, run_due_diligence, seller_state
+from reporting.due_diligence import incomplete_sellers, mark_actions, seller_state
 from reporting.ledger import default_ledger_url, open_ledger
 from reporting.money import to_fraction
 from reporting.rules import Rate, decide
@@ -39,18 +39,7 @@ NS = {"dpi": "urn:oecd:ties:dpi:v1"}
 
 
 def dd_run(config_path: Path, source: str, ledger: str, today: date, tmp: Path) -> list[dict[str, object]]:
-    with open_ledger(ledger) as led:
-        result = run_due_diligence(
-            load_config(config_path),
-            source_url=source,
-            ledger=led,
-            today=today,
-            out_dir=tmp / "dd",
-            work_root=tmp / "dd-staging",
-            now=datetime(today.year, today.month, today.day, 4, tzinfo=UTC),
-            run_id=f"dd-{today}",
-        )
-    return read_feed(Path(result.feed))
+    return due_diligence_day(config_path, source, ledger, today, tmp / "dd", tmp / "dd-staging")
 
 
 def test_a_seller_under_a_request_is_reported_with_its_tin_unknown_meanwhile(tmp_path: Path) -> None:

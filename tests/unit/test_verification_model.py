@@ -477,6 +477,10 @@ def test_the_defaults_switch_on_stdnum_only() -> None:
         v.vies.invalid_cache_days == 1
         and verification({"vies": {"invalid_cache_days": 0}}).vies.invalid_cache_days == 0
     )
+    # the daily run's cap: 5,000 items unless set, from 1 (one item a day) up
+    assert v.max_per_day == 5000
+    assert verification({"max_per_day": 1}).max_per_day == 1
+    assert verification({"max_per_day": 100_000}).max_per_day == 100_000
 
 
 @pytest.mark.parametrize(
@@ -499,6 +503,10 @@ def test_the_defaults_switch_on_stdnum_only() -> None:
         ({"vies": {"invalid_cache_days": 32}}, "invalid_cache_days must be a whole number from 0 to 31"),
         ({"vies": {"invalid_cache_days": -1}}, "invalid_cache_days must be a whole number from 0 to 31"),
         ({"stdnum": {"invalid_cache_days": 1}}, r"unknown key\(s\) in \[verification.stdnum\]: invalid_cache_days"),
+        ({"max_per_day": 0}, "verification.max_per_day must be a whole number from 1 to 100000"),
+        ({"max_per_day": 100_001}, "verification.max_per_day must be a whole number from 1 to 100000"),
+        ({"max_per_day": 2.5}, "verification.max_per_day must be a whole number"),
+        ({"max_per_daay": 2}, r"unknown key\(s\) in \[verification\]: max_per_daay \(did you mean max_per_day\?\)"),
     ],
 )
 def test_a_bad_verification_table_is_refused_naming_the_key(tables: dict[str, Any], message: str) -> None:
