@@ -245,8 +245,7 @@ def test_corrections_and_deletions_are_dpi402_with_corr_doc_ref_ids_in_the_new_m
         assert (led.message(first_file.stem).status, led.message(mri).status) == ("accepted", "rejected")
 
 
-def test_an_operator_whose_reporting_is_assumed_files_hmrcs_dpi401(tmp_path: Path, official: etree.XMLSchema) -> None:
-    assuming = """
+ASSUMING = """
 [assuming_operator]
 name = "Group Market Ltd"
 tin = "1234567890"
@@ -259,12 +258,19 @@ post_code = "WC2N 5DN"
 city = "London"
 country = "GB"
 """
+
+
+def no_sellers() -> Marketplace:
+    """The source of an operator whose reporting another assumes: no seller of its own to report."""
     m = Marketplace()
     m.seller("NONE", country="GB")
-    m.sales("NONE", 1, 1_00, currency="GBP")  # nothing of its own to report: another operator does
-    # the assumed operator's sellers are reported by the assuming one: its own source holds none
+    m.sales("NONE", 1, 1_00, currency="GBP")
     m.rows["transactions"].clear()
-    manifest = gb_run(tmp_path, m, step="assumed", ledger=f"sqlite:///{tmp_path}/l.db", extra=assuming)
+    return m
+
+
+def test_an_operator_whose_reporting_is_assumed_files_hmrcs_dpi401(tmp_path: Path, official: etree.XMLSchema) -> None:
+    manifest = gb_run(tmp_path, no_sellers(), step="assumed", ledger=f"sqlite:///{tmp_path}/l.db", extra=ASSUMING)
     [path] = files(manifest)
     root = etree.parse(str(path)).getroot()
     assert official.validate(root) and hmrc_checks(path) == []
@@ -283,6 +289,38 @@ country = "GB"
         return [etree.QName(c).localname for c in po if etree.QName(c).localname not in ("IN", "Nexus")]
 
     assert layout(root) == layout(sample)
+
+
+def test_a_corrected_assuming_operator_is_oecd2_beside_the_resent_platform_operator(
+    tmp_path: Path, official: etree.XMLSchema
+) -> None:
+    ledger = f"sqlite:///{tmp_path}/l.db"
+    first = gb_run(tmp_path, no_sellers(), step="first", ledger=ledger, extra=ASSUMING)
+    [first_file] = files(first)
+    po_ref, assuming_ref = (ref for _, ref, _ in doc_specs(etree.parse(str(first_file)).getroot()))
+    assert main(["ledger", "mark-uploaded", first_file.stem, "--by", "ops", "--ledger", ledger]) == 0
+    (tmp_path / "accepted.xml").write_bytes(hmrc_bre("Accepted"))
+    rc = main(
+        ["status-import", str(tmp_path / "accepted.xml"), "--message-ref-id", first_file.stem, "--ledger", ledger]
+    )
+    assert rc == 0
+    # the assuming operator moved: its record is corrected, the PlatformOperator is unchanged
+    moved = ASSUMING.replace('street = "Strand"', 'street = "Fleet Street"')
+    second = gb_run(tmp_path, no_sellers(), step="second", ledger=ledger, extra=moved, run_id=str(uuid.UUID(int=2)))
+    [path] = files(second)
+    root = etree.parse(str(path)).getroot()
+    assert official.validate(root) and hmrc_checks(path) == []
+    mri = root.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS)
+    assert root.findtext("dpi:MessageSpec/dpi:MessageTypeIndic", namespaces=NS) == "DPI402"
+    assert root.findtext(".//dpi:PlatformOperator/dpi:AssumedReporting", namespaces=NS) == "true"
+    (po_indic, po_again, po_corr), (indic, ref, corr) = doc_specs(root)
+    # the PlatformOperator resent under its DocRefId (OECD0: test marker OECD10), not corrected
+    assert (po_indic, po_again, po_corr) == ("OECD10", po_ref, None)
+    # the AssumingPlatformOperator corrected (OECD2: OECD12), a new DocRefId of this message
+    assert (indic, corr) == ("OECD12", assuming_ref) and ref.startswith(f"{mri}_") and ref != assuming_ref
+    other = root.find(".//dpi:OtherPlatformOperators/dpi:AssumingPlatformOperator", NS)
+    assert other is not None and "Fleet Street" in etree.tostring(other, encoding="unicode")
+    assert root.find(".//dpi:ReportableSeller", NS) is None
 
 
 def test_a_message_over_hmrcs_size_is_split_and_each_part_names_its_own_records(
