@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding
-from reporting.jurisdictions import partner_jurisdictions, rule_set_for
+from reporting.jurisdictions import Reportable, partner_jurisdictions, rule_set_for
 from reporting.money import to_fraction
 from reporting.quarantine import read_findings, read_quarantine
 from reporting.rules import (
@@ -217,6 +217,8 @@ class Decided:
     authorities they would have gone to, and the reading that decided. The audit updates them."""
 
     reading: LegalVariant
+    #: the reportable jurisdictions of a Model Rules filing (None under DAC7)
+    reportable: Reportable | None = None
     decisions: Counter[str] = field(default_factory=Counter)
     per_authority: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
@@ -276,6 +278,7 @@ def apply_rules(settings: RunSettings) -> Decided:
         findings += [f for f in identity if f.seller_id in incomplete_reportable]
     return Decided(
         reading=ctx.variant,
+        reportable=ctx.reportable,
         decisions=decisions_counter,
         per_authority=per_authority,
         findings=findings,

@@ -27,9 +27,10 @@ from reporting.authorities import register
 from reporting.authorities.gb import GB, MESSAGE_REF_ID, GbProfile, upload_checks
 from reporting.authorities.registry import NATIONAL
 from reporting.cli import main
+from reporting.jurisdictions import UNITED_KINGDOM
 from reporting.ledger import open_ledger
 from reporting.ledger.rejections import rejections
-from reporting.pipeline import run
+from reporting.pipeline import run, summary_table
 from reporting.vocabulary import NOT_REPORTABLE_JURISDICTION
 
 OFFICIAL = vendored("xsd", "oecd-dpi-v1.0__hmrc-copy", "DPIXML_v1.0.xsd")
@@ -147,6 +148,23 @@ def test_a_uk_filing_is_valid_for_hmrc_with_its_ids_and_passes_its_upload_checks
     # nothing "[EU Specific]": no Nexus, no PermanentEstablishments; no comment; UTF-8
     assert root.find(".//dpi:Nexus", NS) is None and root.find(".//dpi:PermanentEstablishments", NS) is None
     assert b"<!--" not in path.read_bytes() and path.read_bytes().startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+    # the partner list the filing used is in the manifest and the run summary: HMRC's own for 2025
+    partners = manifest["partner_jurisdictions"]
+    assert partners["source"].startswith("HMRC IEIM906000") and partners["assumed"] == ""
+    assert partners["jurisdictions"] == sorted(UNITED_KINGDOM.reportable(2025).jurisdictions)
+    assert (
+        "CA" in partners["jurisdictions"]
+        and "GB" in partners["jurisdictions"]
+        and "FR" not in partners["jurisdictions"]
+    )
+    table = summary_table(manifest)
+    assert "  reportable jurisdictions: HMRC IEIM906000" in table and "  assumed:" not in table
+    # a period without a published list (2026) says in the summary that its list is assumed
+    later = UNITED_KINGDOM.reportable(2026)
+    assumed = {"source": later.source, "assumed": later.assumed, "jurisdictions": sorted(later.jurisdictions)}
+    assert "  assumed: no list of GB's partner jurisdictions for the 2026 reportable period was found" in (
+        summary_table(manifest | {"partner_jurisdictions": assumed})
+    )
     # the same run again gives the same ids (they are the run's, never the clock's)
     again = gb_run(tmp_path, market(), step="again", ledger=f"sqlite:///{tmp_path}/again.db")
     assert [p.read_bytes() for p in files(again)] == [path.read_bytes()]
