@@ -425,6 +425,9 @@ def test_a_rejected_record_is_imported_and_filed_again_by_the_next_run(
     assert checked == dict.fromkeys(["unchanged", "naming", "size", *hmrc], True)
     steps = "\n".join(checklist["steps"])
     assert f"platform operator ID is {POID}" in steps and "ManualAssumedReportExists" in steps
+    # a test run: HMRC has no test upload for operators, so the package is for review only
+    assert checklist["steps"][0].startswith("HMRC offers platform operators no test upload: this test run's package")
+    assert "test environment" not in steps and "mark-uploaded" not in steps
     assert (out / "outbox" / "GB" / mri / path.name).read_bytes() == path.read_bytes()
     assert main(["ledger", "mark-uploaded", mri, "--by", "ops", "--ledger", ledger]) == 0
     # HMRC rejects the Canadian seller's record: the whole file is rejected; the operator downloads
