@@ -31,6 +31,8 @@ from reporting.jurisdictions import UNITED_KINGDOM
 from reporting.ledger import open_ledger
 from reporting.ledger.rejections import rejections
 from reporting.pipeline import run, summary_table
+from reporting.quarantine import read_findings
+from reporting.stages.rules import GVS_NOTES, gvs_not_used
 from reporting.vocabulary import NOT_REPORTABLE_JURISDICTION
 
 OFFICIAL = vendored("xsd", "oecd-dpi-v1.0__hmrc-copy", "DPIXML_v1.0.xsd")
@@ -176,9 +178,13 @@ def test_each_model_rules_difference_against_a_dac7_seller_in_the_same_situation
     uk = gb_run(tmp_path, market(), step="gb", ledger=f"sqlite:///{tmp_path}/gb.db")
     folder = tmp_path / "lt"
     folder.mkdir()
+    # the Canadian seller verified by a government verification service: DAC7 does not use it
+    lt_market = market()
+    for row in lt_market.rows["sellers"]:
+        row["gvs_jurisdiction"] = "CA" if row["seller_id"] == "CA-1" else None
     eu = run(
         config_path=write_config(folder / "dac7.toml"),
-        source_url=market().write(f"sqlite:///{folder}/source.db"),
+        source_url=lt_market.write(f"sqlite:///{folder}/source.db"),
         year=2025,
         as_of=date(2026, 1, 31),
         out_dir=folder / "out",
@@ -189,6 +195,16 @@ def test_each_model_rules_difference_against_a_dac7_seller_in_the_same_situation
     ).manifest
     [gb_file] = files(uk)
     [lt_file] = [folder / "out" / f["file"] for f in eu["files"] if f["authority"] == "LT"]
+    # an info finding names the seller whose gvs_jurisdiction DAC7 ignores (its rule, never the value)
+    [notes] = (folder / "staging").rglob(f"checks/{GVS_NOTES}")
+    note = gvs_not_used("CA-1")
+    assert [(f.rule, f.seller_id, f.key, f.message) for f in read_findings(notes)] == [
+        ("dac7.gvs_not_used", "CA-1", "CA-1", note.message)
+    ]
+    assert "30030" in note.message and "CA" not in note.message and str(note.severity) == "info"
+    assert eu["partner_jurisdictions"] is None  # DAC7: the member states, no partner list
+    [uk_notes] = (tmp_path / "gb").rglob(f"checks/{GVS_NOTES}")
+    assert read_findings(uk_notes) == []
     gb, lt = sellers(etree.parse(str(gb_file)).getroot()), sellers(etree.parse(str(lt_file)).getroot())
     assert official.validate(etree.parse(str(gb_file)))
     # the UK: its own resident, the partner's (Canada) and the Irish resident; not the US residents
