@@ -9,6 +9,8 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    #: a note that changes nothing in the filing (an input the rules do not use)
+    INFO = "info"
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,11 +102,24 @@ class RuleSet:
     partner_lists: tuple[PartnerList, ...] = ()
     #: rule -> the paragraph it rests on (with its address)
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: the first reportable period the law applies to (its source: ``sources["first_period"]``)
+    first_period: int = 2023
 
     @property
     def model_rules(self) -> bool:
         """Whether this is a transposition of the OECD Model Rules (not DAC7)."""
         return self.code != DAC7.code
+
+    def period_problem(self, year: int, key: str) -> str | None:
+        """Why ``year`` cannot be filed under this law (None: it can): a period before the law
+        applies. ``key`` names the configuration key that chose the filing jurisdiction."""
+        if year >= self.first_period:
+            return None
+        return (
+            f"reporting year {year}: {key} = {self.code!r} files under {self.law}, which applies from the "
+            f"{self.first_period} reportable period ({self.sources.get('first_period', '')}); file {year} "
+            "only where a law then applied"
+        )
 
     def published_list(self, year: int) -> PartnerList | None:
         """The list published for ``year``, or None (none for that period was found)."""
@@ -185,6 +198,8 @@ DAC7 = RuleSet(
         "listing": "PStTG § 6(7) (the project's legal notes, Q3): the units at one address, of the same owner, "
         "offered by the same seller",
         "scope": "Annex V, Section I(A)(9): the four relevant activities",
+        "first_period": "Directive (EU) 2021/514, Article 2(1): the member states apply the provisions from "
+        "1 January 2023",
     },
 )
 
@@ -236,7 +251,11 @@ UNITED_KINGDOM = RuleSet(
     area="the UK's reportable jurisdictions",
     not_reportable=NOT_REPORTABLE_JURISDICTION,
     partner_lists=(_UK_2024, _UK_2025),
+    first_period=2024,
     sources={
+        "first_period": "SI 2023/817 reg. 1, citation and commencement (https://www.legislation.gov.uk/uksi/2023/"
+        "817/regulation/1/made): the Regulations apply from 1 January 2024; HMRC IEIM903210 "
+        f"({IEIM}ieim903210): the first reportable period is 1 January to 31 December 2024",
         "residence": f"HMRC IEIM902520 ({IEIM}ieim902520): a seller is resident in the jurisdiction of its primary "
         "address; the only exception is a government verification service the operator relied on",
         "gvs": f"HMRC IEIM902520 ({IEIM}ieim902520): where the operator relied on a government verification "

@@ -22,7 +22,7 @@ from typing import Any, TypedDict, TypeVar, overload
 from reporting.authorities import ignored_authorities
 from reporting.config import Config, load_config
 from reporting.errors import ConfigError
-from reporting.jurisdictions import is_filing_jurisdiction
+from reporting.jurisdictions import is_filing_jurisdiction, rule_set_for
 from reporting.ledger import MessageInfo, open_ledger
 from reporting.ledger.model import LIVE_MESSAGE_STATUSES
 from reporting.ledger.url import resolve_ledger_url
@@ -131,6 +131,7 @@ def prepare(
             config = replace(config, reporting=replace(config.reporting, environment=environment))
         if not 2023 <= year <= 2100:
             raise ConfigError(f"reporting year {year}: DAC7 applies from 2023")
+        _check_period(config, year)
         run_id = run_id or new_run_id()
         ts = timestamp or datetime.now(UTC)
         if ts.tzinfo is not None:
@@ -700,6 +701,18 @@ def filing_label(run_dir: str | Path, operator_id: str, authority: str) -> str:
     return f"{operator_id} {authority}" if _is_group(run_dir) else authority
 
 
+def _check_period(config: Config, year: int) -> None:
+    """Refuse a period before the law of an operator's filing jurisdiction applies (the United
+    Kingdom's from 2024: :attr:`reporting.jurisdictions.RuleSet.first_period`), naming the key
+    that chose the jurisdiction."""
+    tables = [("operator", config.operator)] + [(f"operators.{k}", g.operator) for k, g in config.operators.items()]
+    for table, op in tables:
+        key = f"{table}.nexus_country" if op.nexus_country else f"{table}.address.country"
+        problem = rule_set_for(op.country).period_problem(year, key)
+        if problem:
+            raise ConfigError(problem)
+
+
 def summary_table(manifest: Manifest) -> str:
     """The run summary for people: sellers read, decisions, files and sellers per authority."""
     s = manifest["summary"]
@@ -717,6 +730,11 @@ def summary_table(manifest: Manifest) -> str:
             else f"filed in {manifest['filing_state']}"
         )
         lines.append(f"  {what}; every seller decided under the {reading['label']}")
+    partners = manifest.get("partner_jurisdictions")
+    if partners:
+        lines.append(f"  reportable jurisdictions: {partners['source']}")
+        if partners["assumed"]:
+            lines.append(f"  assumed: {partners['assumed']}")
     if manifest.get("assumed_reporting"):
         lines.append(
             "  another platform operator assumes this operator's reporting ([assuming_operator]): the reportable "

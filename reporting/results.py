@@ -68,6 +68,16 @@ class Reading(TypedDict):
     source: str
 
 
+class PartnerJurisdictions(TypedDict):
+    """The reportable jurisdictions a Model Rules filing used (:class:`reporting.jurisdictions.Reportable`)."""
+
+    #: the list: the one published for the period, the latest before it, or the operator's own
+    source: str
+    #: why the list is an assumption ("" when it is the published or the configured one)
+    assumed: str
+    jurisdictions: list[str]
+
+
 class RulesResult(TypedDict):
     sellers: int
     decisions: dict[str, int]  # decision code -> sellers ("reported", "quarantined:<rule>" ...)
@@ -75,6 +85,8 @@ class RulesResult(TypedDict):
     sellers_per_authority: dict[str, int]
     record_checks_seconds: float
     reading: Reading
+    #: the reportable jurisdictions of a Model Rules filing (None under DAC7: the member states)
+    partner_jurisdictions: PartnerJurisdictions | None
 
 
 # --------------------------------------------------------------------------------------- plan
@@ -289,6 +301,8 @@ class Manifest(TypedDict):
     filing_state: str
     preview: bool
     reading: Reading | None
+    #: the reportable jurisdictions of a Model Rules filing and whether the list is assumed
+    partner_jurisdictions: PartnerJurisdictions | None
     timestamp_utc: str  # ISO, without an offset
     watch: bool  # the quarterly watch: reports only, no XML
     files: list[PublishedFile]
@@ -330,6 +344,7 @@ __all__ = [
     "FileValidation",
     "LedgerFile",
     "Manifest",
+    "PartnerJurisdictions",
     "PlanFile",
     "PublishedFile",
     "Reading",

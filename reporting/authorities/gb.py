@@ -27,10 +27,19 @@ What this profile does, each with where it comes from:
 * **Nexus** and **PermanentEstablishments** are not written: both are "[EU Specific]" in the OECD
   schema's annotations, and HMRC's service writes no Nexus (``Nexus = None``).
 * **Assumed reporting**: an operator whose reporting another operator assumes files a DPI401 with
-  ``AssumedReporting`` true, the AssumingPlatformOperator and no seller (OECD1); it is corrected
-  with a DPI402 (OECD2 and CorrDocRefId) and withdrawn with a DPI402 whose records are OECD3 with
-  CorrDocRefId: ``AssumedReportingService.createSubmissionPayload`` and
-  ``createDeleteSubmissionPayload``, as HMRC's sample ``SubmissionSampleAssumed.xml`` shows.
+  ``AssumedReporting`` true, the AssumingPlatformOperator and no seller (OECD1), as
+  ``AssumedReportingService.createSubmissionPayload`` writes it and HMRC's sample
+  ``SubmissionSampleAssumed.xml`` shows. It is withdrawn with a DPI402 whose two records are OECD3
+  with CorrDocRefId (``createDeleteSubmissionPayload``; here the ledger planner's withdrawal, EU
+  rule 80009). It is corrected with a DPI402 in which the changed record is OECD2 with CorrDocRefId, as in every
+  profile: a changed AssumingPlatformOperator is OECD2 and the PlatformOperator, when unchanged, is
+  resent under its DocRefId (OECD0, the resend the OECD schema's DocTypeIndic annotation allows
+  for the PlatformOperator only). HMRC's own form differs there: ``createSubmissionPayload``
+  rebuilds the whole report from the form and so sends the PlatformOperator as OECD2 with
+  CorrDocRefId even when only the assuming operator changed. Both are valid OECD corrections;
+  HMRC's upload checks neither (``ValidationService``); whether its business rules accept a
+  resent PlatformOperator in an assumed report is not known (its business rules document was not
+  read).
   Corrections and deletions of sellers are DPI402 with OECD2/OECD3 and CorrDocRefId, as in every
   profile (the OECD schema's annotations of DocTypeIndic and MessageTypeIndic).
 * **Files**: UTF-8, no XML comment, at most 104,857,600 bytes (100 MB), a name of at most 100

@@ -79,6 +79,13 @@ def audit(settings: RunSettings, decided: Decided, worker: ChecksWorker | None =
         "sellers_per_authority": dict(sorted(per_authority.items())),
         "record_checks_seconds": round(record_seconds, 3),
         "reading": decided.reading.as_dict(),
+        "partner_jurisdictions": None
+        if decided.reportable is None
+        else {
+            "source": decided.reportable.source,
+            "assumed": decided.reportable.assumed,
+            "jurisdictions": sorted(decided.reportable.jurisdictions),
+        },
     }
     write_json(out / "rules.json", summary)
     log.info("rules year=%s: %s", settings.year, summary)

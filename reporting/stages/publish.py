@@ -426,6 +426,7 @@ def _write_manifest(
         "filing_state": settings.filing_state,
         "preview": settings.preview,
         "reading": rules.get("reading"),
+        "partner_jurisdictions": rules.get("partner_jurisdictions"),
         "timestamp_utc": settings.timestamp.isoformat(),
         # the quarterly watch renders no XML: its manifest holds the reports only
         "watch": watch,

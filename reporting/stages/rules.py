@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reporting.explanation import explanation, money_text
-from reporting.findings import Finding
-from reporting.jurisdictions import partner_jurisdictions, rule_set_for
+from reporting.findings import Finding, Severity
+from reporting.jurisdictions import Reportable, partner_jurisdictions, rule_set_for
 from reporting.money import to_fraction
-from reporting.quarantine import read_findings, read_quarantine
+from reporting.quarantine import read_findings, read_quarantine, write_quarantine
 from reporting.rules import (
     ActivityReport,
     Block,
@@ -217,6 +217,8 @@ class Decided:
     authorities they would have gone to, and the reading that decided. The audit updates them."""
 
     reading: LegalVariant
+    #: the reportable jurisdictions of a Model Rules filing (None under DAC7)
+    reportable: Reportable | None = None
     decisions: Counter[str] = field(default_factory=Counter)
     per_authority: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
@@ -231,6 +233,7 @@ def apply_rules(settings: RunSettings) -> Decided:
     per_authority: Counter[str] = Counter()
     findings: list[Finding] = []
     incomplete_reportable: dict[str, list[str]] = {}
+    notes: list[Finding] = []
     try:
         ctx = filing_context(settings, con)
         with (
@@ -242,6 +245,8 @@ def apply_rules(settings: RunSettings) -> Decided:
             # identity gaps (a name, a birth date ...) matter for the sellers that are reported
             incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
             for facts in iter_facts(con):
+                if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
+                    notes.append(gvs_not_used(facts.seller_id))
                 # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
                 rule = quarantined.get(facts.seller_id)
                 if rule is None:
@@ -271,15 +276,45 @@ def apply_rules(settings: RunSettings) -> Decided:
                     ow.add({"authority": a, "seller_id": d.seller_id})
     finally:
         con.close()
+    write_quarantine(settings.stage_dir("checks") / GVS_NOTES, notes)
+    if notes:
+        log.info(
+            "rules: %d seller(s) have a gvs_jurisdiction, which %s does not use; %s lists them",
+            len(notes),
+            ctx.rule_set.name,
+            f"checks/{GVS_NOTES}",
+        )
     if incomplete_reportable:
         identity = read_findings(settings.run_path / "extract" / "quarantine_identity.parquet")
         findings += [f for f in identity if f.seller_id in incomplete_reportable]
     return Decided(
         reading=ctx.variant,
+        reportable=ctx.reportable,
         decisions=decisions_counter,
         per_authority=per_authority,
         findings=findings,
         incomplete_reportable=incomplete_reportable,
+    )
+
+
+#: the info findings of the rules stage, under ``<run>/checks/`` (the quarantine files' layout)
+GVS_NOTES = "rules_info.parquet"
+
+
+def gvs_not_used(seller_id: str) -> Finding:
+    """The info finding of a seller whose ``gvs_jurisdiction`` a DAC7 filing ignores: DAC7 has no
+    government verification service residence (Annex V, Section II(D): the primary address, the
+    TIN's and the permanent establishments' states; the project's legal notes, Q1), and the EU
+    business rule 30030 (BR_RS_003, "[EU Specific] The GVS must not be provided") keeps it out of
+    the message. Names the seller only, never the value."""
+    return Finding(
+        rule="dac7.gvs_not_used",
+        table="sellers",
+        key=seller_id,
+        message="gvs_jurisdiction is set, but DAC7 does not use government verification service data (EU rule "
+        "30030): the seller's residence is decided without it and nothing of it is filed",
+        severity=Severity.INFO,
+        seller_id=seller_id,
     )
 
 

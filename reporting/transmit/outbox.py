@@ -45,6 +45,8 @@ class Portal:
     where: str
     encrypt: bool = False  # gzip + OpenPGP to the authority's key before the upload
     source: str = ""
+    #: whether the authority offers operators a test upload; without one a test run's package is for review only
+    test_upload: bool = True
 
 
 #: The upload channel of each authority that takes a portal upload, with where it comes from.
@@ -68,6 +70,9 @@ PORTALS: dict[str, Portal] = {
         source="HMRC IEIM904300 (a direction: the OECD XML schema through the digital platform reporting service); "
         "GOV.UK, Create a digital platform report (https://www.gov.uk/guidance/create-a-digital-platform-report); "
         "hmrc/digital-platform-reporting-submission-frontend (the upload journey)",
+        # the service has one environment for operators: neither HMRC's guidance nor its services
+        # (hmrc/digital-platform-reporting, -submission-frontend) offer operators a test upload
+        test_upload=False,
     ),
     "HU": Portal(
         "NAV",
@@ -236,6 +241,12 @@ BEFORE_UPLOAD: dict[str, tuple[str, ...]] = {
 
 
 def _steps(environment: str, portal: Portal, file: str, message_ref_id: str, before: list[str]) -> list[str]:
+    if environment == "test" and not portal.test_upload:
+        return [
+            f"{portal.authority} offers platform operators no test upload: this test run's package is for review "
+            f"only. Do not upload {file}; upload the package of a production run, after these checks in the service:",
+            *before,
+        ]
     where = "the authority's test environment" if environment == "test" else "production"
     return [
         f"Open {portal.where} ({portal.authority}), {where}.",

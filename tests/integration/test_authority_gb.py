@@ -27,9 +27,12 @@ from reporting.authorities import register
 from reporting.authorities.gb import GB, MESSAGE_REF_ID, GbProfile, upload_checks
 from reporting.authorities.registry import NATIONAL
 from reporting.cli import main
+from reporting.jurisdictions import UNITED_KINGDOM
 from reporting.ledger import open_ledger
 from reporting.ledger.rejections import rejections
-from reporting.pipeline import run
+from reporting.pipeline import run, summary_table
+from reporting.quarantine import read_findings
+from reporting.stages.rules import GVS_NOTES, gvs_not_used
 from reporting.vocabulary import NOT_REPORTABLE_JURISDICTION
 
 OFFICIAL = vendored("xsd", "oecd-dpi-v1.0__hmrc-copy", "DPIXML_v1.0.xsd")
@@ -147,6 +150,23 @@ def test_a_uk_filing_is_valid_for_hmrc_with_its_ids_and_passes_its_upload_checks
     # nothing "[EU Specific]": no Nexus, no PermanentEstablishments; no comment; UTF-8
     assert root.find(".//dpi:Nexus", NS) is None and root.find(".//dpi:PermanentEstablishments", NS) is None
     assert b"<!--" not in path.read_bytes() and path.read_bytes().startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+    # the partner list the filing used is in the manifest and the run summary: HMRC's own for 2025
+    partners = manifest["partner_jurisdictions"]
+    assert partners["source"].startswith("HMRC IEIM906000") and partners["assumed"] == ""
+    assert partners["jurisdictions"] == sorted(UNITED_KINGDOM.reportable(2025).jurisdictions)
+    assert (
+        "CA" in partners["jurisdictions"]
+        and "GB" in partners["jurisdictions"]
+        and "FR" not in partners["jurisdictions"]
+    )
+    table = summary_table(manifest)
+    assert "  reportable jurisdictions: HMRC IEIM906000" in table and "  assumed:" not in table
+    # a period without a published list (2026) says in the summary that its list is assumed
+    later = UNITED_KINGDOM.reportable(2026)
+    assumed = {"source": later.source, "assumed": later.assumed, "jurisdictions": sorted(later.jurisdictions)}
+    assert "  assumed: no list of GB's partner jurisdictions for the 2026 reportable period was found" in (
+        summary_table(manifest | {"partner_jurisdictions": assumed})
+    )
     # the same run again gives the same ids (they are the run's, never the clock's)
     again = gb_run(tmp_path, market(), step="again", ledger=f"sqlite:///{tmp_path}/again.db")
     assert [p.read_bytes() for p in files(again)] == [path.read_bytes()]
@@ -158,9 +178,13 @@ def test_each_model_rules_difference_against_a_dac7_seller_in_the_same_situation
     uk = gb_run(tmp_path, market(), step="gb", ledger=f"sqlite:///{tmp_path}/gb.db")
     folder = tmp_path / "lt"
     folder.mkdir()
+    # the Canadian seller verified by a government verification service: DAC7 does not use it
+    lt_market = market()
+    for row in lt_market.rows["sellers"]:
+        row["gvs_jurisdiction"] = "CA" if row["seller_id"] == "CA-1" else None
     eu = run(
         config_path=write_config(folder / "dac7.toml"),
-        source_url=market().write(f"sqlite:///{folder}/source.db"),
+        source_url=lt_market.write(f"sqlite:///{folder}/source.db"),
         year=2025,
         as_of=date(2026, 1, 31),
         out_dir=folder / "out",
@@ -171,6 +195,16 @@ def test_each_model_rules_difference_against_a_dac7_seller_in_the_same_situation
     ).manifest
     [gb_file] = files(uk)
     [lt_file] = [folder / "out" / f["file"] for f in eu["files"] if f["authority"] == "LT"]
+    # an info finding names the seller whose gvs_jurisdiction DAC7 ignores (its rule, never the value)
+    [notes] = (folder / "staging").rglob(f"checks/{GVS_NOTES}")
+    note = gvs_not_used("CA-1")
+    assert [(f.rule, f.seller_id, f.key, f.message) for f in read_findings(notes)] == [
+        ("dac7.gvs_not_used", "CA-1", "CA-1", note.message)
+    ]
+    assert "30030" in note.message and "CA" not in note.message and str(note.severity) == "info"
+    assert eu["partner_jurisdictions"] is None  # DAC7: the member states, no partner list
+    [uk_notes] = (tmp_path / "gb").rglob(f"checks/{GVS_NOTES}")
+    assert read_findings(uk_notes) == []
     gb, lt = sellers(etree.parse(str(gb_file)).getroot()), sellers(etree.parse(str(lt_file)).getroot())
     assert official.validate(etree.parse(str(gb_file)))
     # the UK: its own resident, the partner's (Canada) and the Irish resident; not the US residents
@@ -245,8 +279,7 @@ def test_corrections_and_deletions_are_dpi402_with_corr_doc_ref_ids_in_the_new_m
         assert (led.message(first_file.stem).status, led.message(mri).status) == ("accepted", "rejected")
 
 
-def test_an_operator_whose_reporting_is_assumed_files_hmrcs_dpi401(tmp_path: Path, official: etree.XMLSchema) -> None:
-    assuming = """
+ASSUMING = """
 [assuming_operator]
 name = "Group Market Ltd"
 tin = "1234567890"
@@ -259,12 +292,19 @@ post_code = "WC2N 5DN"
 city = "London"
 country = "GB"
 """
+
+
+def no_sellers() -> Marketplace:
+    """The source of an operator whose reporting another assumes: no seller of its own to report."""
     m = Marketplace()
     m.seller("NONE", country="GB")
-    m.sales("NONE", 1, 1_00, currency="GBP")  # nothing of its own to report: another operator does
-    # the assumed operator's sellers are reported by the assuming one: its own source holds none
+    m.sales("NONE", 1, 1_00, currency="GBP")
     m.rows["transactions"].clear()
-    manifest = gb_run(tmp_path, m, step="assumed", ledger=f"sqlite:///{tmp_path}/l.db", extra=assuming)
+    return m
+
+
+def test_an_operator_whose_reporting_is_assumed_files_hmrcs_dpi401(tmp_path: Path, official: etree.XMLSchema) -> None:
+    manifest = gb_run(tmp_path, no_sellers(), step="assumed", ledger=f"sqlite:///{tmp_path}/l.db", extra=ASSUMING)
     [path] = files(manifest)
     root = etree.parse(str(path)).getroot()
     assert official.validate(root) and hmrc_checks(path) == []
@@ -283,6 +323,38 @@ country = "GB"
         return [etree.QName(c).localname for c in po if etree.QName(c).localname not in ("IN", "Nexus")]
 
     assert layout(root) == layout(sample)
+
+
+def test_a_corrected_assuming_operator_is_oecd2_beside_the_resent_platform_operator(
+    tmp_path: Path, official: etree.XMLSchema
+) -> None:
+    ledger = f"sqlite:///{tmp_path}/l.db"
+    first = gb_run(tmp_path, no_sellers(), step="first", ledger=ledger, extra=ASSUMING)
+    [first_file] = files(first)
+    po_ref, assuming_ref = (ref for _, ref, _ in doc_specs(etree.parse(str(first_file)).getroot()))
+    assert main(["ledger", "mark-uploaded", first_file.stem, "--by", "ops", "--ledger", ledger]) == 0
+    (tmp_path / "accepted.xml").write_bytes(hmrc_bre("Accepted"))
+    rc = main(
+        ["status-import", str(tmp_path / "accepted.xml"), "--message-ref-id", first_file.stem, "--ledger", ledger]
+    )
+    assert rc == 0
+    # the assuming operator moved: its record is corrected, the PlatformOperator is unchanged
+    moved = ASSUMING.replace('street = "Strand"', 'street = "Fleet Street"')
+    second = gb_run(tmp_path, no_sellers(), step="second", ledger=ledger, extra=moved, run_id=str(uuid.UUID(int=2)))
+    [path] = files(second)
+    root = etree.parse(str(path)).getroot()
+    assert official.validate(root) and hmrc_checks(path) == []
+    mri = root.findtext("dpi:MessageSpec/dpi:MessageRefId", namespaces=NS)
+    assert root.findtext("dpi:MessageSpec/dpi:MessageTypeIndic", namespaces=NS) == "DPI402"
+    assert root.findtext(".//dpi:PlatformOperator/dpi:AssumedReporting", namespaces=NS) == "true"
+    (po_indic, po_again, po_corr), (indic, ref, corr) = doc_specs(root)
+    # the PlatformOperator resent under its DocRefId (OECD0: test marker OECD10), not corrected
+    assert (po_indic, po_again, po_corr) == ("OECD10", po_ref, None)
+    # the AssumingPlatformOperator corrected (OECD2: OECD12), a new DocRefId of this message
+    assert (indic, corr) == ("OECD12", assuming_ref) and ref.startswith(f"{mri}_") and ref != assuming_ref
+    other = root.find(".//dpi:OtherPlatformOperators/dpi:AssumingPlatformOperator", NS)
+    assert other is not None and "Fleet Street" in etree.tostring(other, encoding="unicode")
+    assert root.find(".//dpi:ReportableSeller", NS) is None
 
 
 def test_a_message_over_hmrcs_size_is_split_and_each_part_names_its_own_records(
@@ -369,6 +441,9 @@ def test_a_rejected_record_is_imported_and_filed_again_by_the_next_run(
     assert checked == dict.fromkeys(["unchanged", "naming", "size", *hmrc], True)
     steps = "\n".join(checklist["steps"])
     assert f"platform operator ID is {POID}" in steps and "ManualAssumedReportExists" in steps
+    # a test run: HMRC has no test upload for operators, so the package is for review only
+    assert checklist["steps"][0].startswith("HMRC offers platform operators no test upload: this test run's package")
+    assert "test environment" not in steps and "mark-uploaded" not in steps
     assert (out / "outbox" / "GB" / mri / path.name).read_bytes() == path.read_bytes()
     assert main(["ledger", "mark-uploaded", mri, "--by", "ops", "--ledger", ledger]) == 0
     # HMRC rejects the Canadian seller's record: the whole file is rejected; the operator downloads

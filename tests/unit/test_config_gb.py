@@ -125,3 +125,24 @@ def test_a_jurisdiction_this_version_does_not_know_is_refused(country: str) -> N
     raw["authorities"][country] = {"x": "1"}
     with pytest.raises(ConfigError, match=rf"\[authorities\.{country}\]: '{country}' is not an EU member state code"):
         parse_config(raw)
+
+
+def test_a_uk_period_before_2024_is_refused_naming_the_key_and_the_law(tmp_path: Path) -> None:
+    from reporting.pipeline import _check_period
+
+    cfg = parse_config(uk())
+    _check_period(cfg, 2024)  # SI 2023/817 applies from 1 January 2024: the first period
+    with pytest.raises(ConfigError) as err:
+        _check_period(cfg, 2023)
+    text = str(err.value)
+    assert "reporting year 2023: operator.nexus_country = 'GB'" in text
+    assert "SI 2023/817" in text and "applies from the 2024 reportable period" in text
+    # a group: the further operator that files in the UK (by its address) is named by its key
+    raw = tomllib.loads((REPO / "dac7.toml").read_text(encoding="utf-8"))
+    raw["operators"] = {"uk_ltd": uk_ltd("XMDPI0001234567")}
+    group = parse_config(raw)
+    _check_period(group, 2024)
+    with pytest.raises(ConfigError, match=r"operators\.uk_ltd\.address\.country = 'GB'"):
+        _check_period(group, 2023)
+    # DAC7 (the demo operator files in LT) takes 2023, its first period
+    _check_period(parse_config(tomllib.loads((REPO / "dac7.toml").read_text(encoding="utf-8"))), 2023)

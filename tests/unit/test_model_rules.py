@@ -326,3 +326,13 @@ def test_the_seller_copy_names_the_uk_and_its_partners_and_is_due_on_31_january(
     for obligation in ("filing", "seller_statement"):
         row = deadline_for("GB", 2025, obligation)
         assert row.due_date(2025) == date(2026, 1, 31) and "2023/817" in row.source and row.certainty == "high"
+
+
+def test_each_rule_set_names_its_first_period_with_its_source() -> None:
+    assert (UNITED_KINGDOM.first_period, DAC7.first_period) == (2024, 2023)
+    assert "SI 2023/817 reg. 1" in UNITED_KINGDOM.sources["first_period"]
+    assert "Article 2(1)" in DAC7.sources["first_period"]
+    assert UNITED_KINGDOM.period_problem(2024, "operator.nexus_country") is None
+    assert UNITED_KINGDOM.period_problem(2023, "operator.nexus_country") is not None
+    assert DAC7.period_problem(2023, "operator.address.country") is None
+    assert DAC7.period_problem(2022, "operator.address.country") is not None
