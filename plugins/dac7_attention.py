@@ -6,7 +6,8 @@ Routes (added to the view's app by ``dac7_plugin.create_app``):
 - ``/attention``: the counts per stage (in scope, incomplete, requested, reminded twice, blocked,
   released) and the sellers that need attention (an item missing or invalid, a request cycle open,
   a release due, the pre-report notice not sent), :data:`PAGE_SIZE` per page, filtered by GET
-  parameters: ``country`` (the seller's residence country), ``action`` (an action due, or the
+  parameters: ``country`` (the seller's residence country, a two-letter code: another is
+  refused with 400, never read as no filter), ``action`` (an action due, or the
   next one; ``none``: no next action) and, in a group, ``operator``;
 - ``/attention.csv``: every seller of the list with the same filters, formula-safe
   (``reporting.reports.csvcells``: no cell is read as a formula), for users with the download
@@ -110,11 +111,29 @@ class AttentionQuery:
         return urlencode({k: v for k, v in values.items() if v not in (None, "")})
 
 
+class BadFilter(ValueError):
+    """A filter value the list cannot take (the routes answer 400 with its message)."""
+
+
+def is_country(value: str) -> bool:
+    """A two-letter country code (ISO 3166-1 alpha-2 in form), the only country the list filters
+    by and the form offers."""
+    return _COUNTRY.fullmatch(value) is not None
+
+
 def query_of(operator: str | None, country: str | None, action: str | None, page: str | None) -> AttentionQuery:
-    """The list's query from its GET parameters; a value the list does not take is ignored."""
+    """The list's query from its GET parameters: a country that is not a two-letter code is
+    :class:`BadFilter` (never silently the whole list); another value the list does not take is
+    ignored."""
+    code = country.strip().upper() if country else None
+    if code and not is_country(code):
+        raise BadFilter(
+            f"The filter country={country!r} is not a two-letter country code (ISO 3166-1 alpha-2, e.g. GR): "
+            "the list filters by the seller's residence country code only."
+        )
     return AttentionQuery(
         operator=operator if operator and _OPERATOR.fullmatch(operator) else None,
-        country=country.upper() if country and _COUNTRY.fullmatch(country.upper()) else None,
+        country=code or None,
         action=action if action in ACTIONS else None,
         page=int(page) if page and page.isdigit() and len(page) < 7 else 1,
     )
@@ -187,9 +206,9 @@ def attention(
 
 
 def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
-    """The page's part of the list (the query's page of :data:`PAGE_SIZE`), how many pass the
-    filters, the counts and the filters' values; a ledger that cannot be read is a problem on the
-    page, never a traceback."""
+    """The page's part of the list (the query's page of :data:`PAGE_SIZE`; a page beyond the
+    last is the last), how many pass the filters, the counts and the filters' values; a ledger
+    that cannot be read is a problem on the page, never a traceback."""
     import dac7_view as view
 
     found = AttentionView()
@@ -205,9 +224,13 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
         # an operator with no run (an unknown id) counts nothing, as its list is empty
         found.counts = stage_counts(ledger, operator_id=query.operator, country=query.country)
         found.countries = attention_countries(ledger, operator_id=query.operator)
-        first = (max(query.page, 1) - 1) * PAGE_SIZE
+        # the query's page, or the last one when the list is shorter: each page up to the query's
+        # is kept until the next one starts
+        want = max(query.page, 1) - 1
         for n, a in enumerate(attention(ledger, settings, found.as_of, query)):
-            if first <= n < first + PAGE_SIZE:
+            if n // PAGE_SIZE <= want:
+                if n % PAGE_SIZE == 0:
+                    found.rows = []
                 found.rows.append(a)
             found.total = n + 1
 
@@ -221,7 +244,8 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
 def export_attention(src: Any, query: AttentionQuery, user: str) -> Iterator[str]:
     """The whole filtered list as CSV chunks (:func:`attention_csv`), read while it is sent (the
     ledger open for as long); :class:`dac7_view.LedgerUnavailable` before the first chunk when
-    the ledger cannot be read. The export is logged with the user and the count at its end."""
+    the ledger cannot be read. The export is logged with the user and the filters before the
+    first chunk (an aborted download leaves its line too), and its end with the count sent."""
     import dac7_view as view
 
     if not src.ledger_url:
@@ -230,19 +254,25 @@ def export_attention(src: Any, query: AttentionQuery, user: str) -> Iterator[str
 
     as_of = view._read_ledger(src.ledger_url, last_run_dates)
     settings, _ = view._read_ledger(src.ledger_url, lambda ledger: run_settings(ledger, as_of))
+    filters = query.params(page=None) or "no filter"
+    log.info("DAC7 export by %s: due-diligence attention list (%s)", user, filters)
 
     def chunks() -> Iterator[str]:
         from reporting.ledger import open_ledger
 
-        counted = _Counted()
-        with open_ledger(src.ledger_url, create=False) as ledger:
-            yield from attention_csv(counted.each(attention(ledger, settings, as_of, query)), as_of)
-        log.info(
-            "DAC7 export by %s: due-diligence attention list (%s), %d seller(s)",
-            user,
-            query.params(page=None) or "no filter",
-            counted.n,
-        )
+        counted, done = _Counted(), False
+        try:
+            with open_ledger(src.ledger_url, create=False) as ledger:
+                yield from attention_csv(counted.each(attention(ledger, settings, as_of, query)), as_of)
+            done = True
+        finally:
+            log.info(
+                "DAC7 export by %s: due-diligence attention list (%s) %s, %d seller(s)",
+                user,
+                filters,
+                "sent" if done else "not finished",
+                counted.n,
+            )
 
     return chunks()
 
@@ -270,6 +300,14 @@ def _day(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
+def _cycle_day(requested_on: date | None, as_of: date) -> str:
+    """The cycle's day on the state's day (day 0: the request's); blank without a request, and
+    blank for a request the platform reported dated after the run (no day of the run's cycle)."""
+    if requested_on is None or requested_on > as_of:
+        return ""
+    return str((as_of - requested_on).days)
+
+
 def row_values(a: Any, as_of: date) -> dict[str, str]:
     """A seller of the list as text, one value per :data:`CSV_COLUMNS` (the page shows some)."""
     s, c = a.state, a.state.cycle
@@ -284,7 +322,7 @@ def row_values(a: Any, as_of: date) -> dict[str, str]:
         "items_unverified": ";".join(_items(s, "unverified")),
         "notice_on": _day(c.notice_on),
         "requested_on": _day(c.requested_on),
-        "day": str((as_of - c.requested_on).days) if c.requested_on else "",
+        "day": _cycle_day(c.requested_on, as_of),
         "requested_items": ";".join(c.requested_items),
         "reminder_1_on": _day(c.reminder_1_on),
         "reminder_2_on": _day(c.reminder_2_on),
@@ -415,12 +453,19 @@ def _filter_form(found: AttentionView, query: AttentionQuery, group: bool) -> st
     fields = []
     if group:
         fields.append(select("operator", "Operator", [(op, op) for op in found.as_of], query.operator))
-    countries = sorted({*found.countries, *([query.country] if query.country else [])})
+    countries = sorted({*filter(is_country, found.countries), *([query.country] if query.country else [])})
+    others = sorted(c for c in found.countries if not is_country(c))
     fields.append(select("country", "Country", [(c, c) for c in countries], query.country))
     fields.append(select("action", "Action due or next", [(a, ACTION_WORDS[a]) for a in ACTIONS], query.action))
+    note = (
+        f'<p class="muted" id="attention-other-countries">Not a two-letter country code, so not a filter: '
+        f"{escape(', '.join(others))} (these sellers are listed under all countries).</p>"
+        if others
+        else ""
+    )
     return (
         f'<form class="filter" id="attention-filters" method="get" action="attention">{"".join(fields)}'
-        '<button type="submit">Filter</button> <a href="attention">clear</a></form>'
+        f'<button type="submit">Filter</button> <a href="attention">clear</a></form>{note}'
     )
 
 
@@ -467,8 +512,9 @@ def _rows_table(found: AttentionView, group: bool) -> str:
                 escape(v["country"]),
                 escape(lacks) or '<span class="muted">nothing</span>',
                 (
-                    f'<span class="when">{escape(v["requested_on"])}</span> (day {escape(v["day"])})<br>'
-                    f'<span class="muted">{escape(", ".join(c.requested_items))}</span>'
+                    f'<span class="when">{escape(v["requested_on"])}</span> '
+                    + (f"(day {escape(v['day'])})" if v["day"] else "(after the run)")
+                    + f'<br><span class="muted">{escape(", ".join(c.requested_items))}</span>'
                 )
                 if c.requested_on
                 else "",
@@ -505,7 +551,10 @@ def add_routes(app: Any, view_user: Any, may_download: Any, refused_detail: str)
         action: Filter = None,
         page: Filter = None,
     ) -> HTMLResponse:
-        query = query_of(operator, country, action, page)
+        try:
+            query = query_of(operator, country, action, page)
+        except BadFilter as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         found = read_attention(view.sources(), query)
         return HTMLResponse(attention_page(found, query, may_download=may_download(user)))
 
@@ -520,7 +569,10 @@ def add_routes(app: Any, view_user: Any, may_download: Any, refused_detail: str)
         if not may_download(user):
             log.warning("DAC7 download refused: user %s may not export the due-diligence attention list", name)
             raise HTTPException(status.HTTP_403_FORBIDDEN, refused_detail)
-        query = query_of(operator, country, action, None)
+        try:
+            query = query_of(operator, country, action, None)
+        except BadFilter as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         try:
             chunks = export_attention(view.sources(), query, name)
         except view.LedgerUnavailable as exc:

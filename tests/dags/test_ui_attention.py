@@ -448,10 +448,106 @@ def test_a_viewer_sees_the_list_but_may_not_export_it(view: Client, caplog: pyte
     assert href == "attention.csv?country=PL"
     caplog.set_level(logging.INFO, logger="dac7.view")
     assert len(export(view, "?country=PL")) == 1
-    assert f"DAC7 export by {USER}: due-diligence attention list (country=PL), 1 seller(s)" in caplog.text
+    assert f"DAC7 export by {USER}: due-diligence attention list (country=PL)\n" in caplog.text + "\n"
+    assert f"DAC7 export by {USER}: due-diligence attention list (country=PL) sent, 1 seller(s)" in caplog.text
     assert f"DAC7 download refused: user {AUDITOR} may not export the due-diligence attention list" in caplog.text
     # no login: nothing
     assert view.client.get("/attention").status_code == 401
+
+
+def test_a_page_beyond_the_last_shows_the_last_page(view: Client, plugin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four sellers a page: the nine make pages of 4, 4 and 1, in the order of seller id ('+1',
+    '-2+3', '=HYPERLINK...', '@SUM(1)', B2, C3, D4, F6, G7); ``?page=9`` is page 3, G7 alone, never
+    "no seller matches" beside "9 seller(s)"."""
+    monkeypatch.setattr(plugin, "PAGE_SIZE", 4)
+    for query in ("?page=3", "?page=9", "?page=999999"):
+        page, sellers = listed(view, query)
+        assert sellers == ["G7"], query
+        assert not page.xpath("//*[@id='attention-none']")
+        pages = page.get_element_by_id("attention-pages").text_content()
+        assert pages.startswith("Sellers 9-9 of 9, page 3 of 3."), query
+        assert page.xpath("//p[@id='attention-pages']/a/@rel") == ["prev"]
+    _, second = listed(view, "?page=2")
+    assert second == ["B2", "C3", "D4", "F6"]
+    _, one = listed(view, "?country=PL&page=2")  # one seller: one page, its own
+    assert one == ["C3"]
+
+
+def test_a_country_that_is_not_two_letters_is_refused_not_ignored(view: Client, plugin: Any) -> None:
+    for query in ("?country=GRC", "?country=G", "?country=%3D1", "?country=G1&action=request"):
+        for user, path in ((AUDITOR, "/attention"), (USER, "/attention.csv")):
+            refused = view.get(user, path + query)
+            assert refused.status_code == 400, (path, query)
+            assert "is not a two-letter country code (ISO 3166-1 alpha-2" in refused.text, (path, query)
+    # blank is no filter; a lower-case code is read as upper
+    assert len(listed(view, "?country=")[1]) == 9
+    assert listed(view, "?country=%20pl%20")[1] == ["C3"]
+    # the form offers the two-letter codes the ledger holds and names the others beneath it
+    found = plugin.AttentionView(as_of={"default": LAST_DAY}, countries=["GRC", "LT", "PL", "<b>"])
+    page = html.fromstring(plugin.attention_page(found, plugin.AttentionQuery(), may_download=False))
+    assert page.xpath("//select[@name='country']/option/@value") == ["", "LT", "PL"]
+    other = page.get_element_by_id("attention-other-countries").text_content()
+    assert other.startswith("Not a two-letter country code, so not a filter: <b>, GRC (")
+
+
+def test_an_export_is_logged_before_its_first_byte_and_an_aborted_one_too(
+    desk: Desk, plugin: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(plugin, "PAGE_SIZE", 4)
+    caplog.set_level(logging.INFO, logger="dac7.view")
+    src = SimpleNamespace(ledger_url=desk.ledger, problems=[])
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "dac7.view"]
+
+    chunks = plugin.export_attention(src, plugin.AttentionQuery(action="request"), "compliance")
+    # nothing sent yet: the line is there
+    assert lines() == ["DAC7 export by compliance: due-diligence attention list (action=request)"]
+    assert next(chunks).startswith("operator_id,seller_id,")
+    chunks.close()  # the client went away
+    assert lines()[-1] == (
+        "DAC7 export by compliance: due-diligence attention list (action=request) not finished, 4 seller(s)"
+    )
+    caplog.clear()
+    text = "".join(plugin.export_attention(src, plugin.AttentionQuery(), "compliance"))
+    assert len(list(csv.DictReader(io.StringIO(text)))) == 9
+    assert lines() == [
+        "DAC7 export by compliance: due-diligence attention list (no filter)",
+        "DAC7 export by compliance: due-diligence attention list (no filter) sent, 9 seller(s)",
+    ]
+
+
+def test_a_request_dated_after_the_run_has_no_day_of_the_cycle(desk: Desk, tmp_path: Path, plugin: Any) -> None:
+    """C3's request marked on 5 May 2026, the day after the last run (4 May): the export's ``day``
+    is blank (never ``-1``, which a spreadsheet reads as a formula), the page says "after the
+    run"; on the run's day itself it is day 0."""
+    import shutil
+
+    a = plugin
+    copy = tmp_path / "ledger.sqlite3"
+    shutil.copy(desk.ledger.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    settings = {"default": load_config(desk.config).due_diligence}
+    as_of = {"default": LAST_DAY}
+    query = a.AttentionQuery(country="PL")
+    with open_ledger(url, create=False) as led:
+        for requested_on, want_day, words in (
+            (LAST_DAY + timedelta(days=1), "", "(after the run)"),
+            (LAST_DAY, "0", "(day 0)"),
+        ):
+            with led.engine.begin() as conn:
+                conn.execute(
+                    sa.text("update ledger_due_diligence set requested_on = :d where seller_id = 'C3'"),
+                    {"d": requested_on},
+                )
+            text = "".join(a.attention_csv(a.attention(led, settings, as_of, query), as_of))
+            [row] = list(csv.DictReader(io.StringIO(text)))
+            assert (row["requested_on"], row["day"]) == (requested_on.isoformat(), want_day)
+            found = a.AttentionView(rows=list(a.attention(led, settings, as_of, query)), total=1, as_of=as_of)
+            page = html.fromstring(a.attention_page(found, query, may_download=True))
+            assert rows(page, "attention")[0][3].startswith(f"{requested_on.isoformat()} {words}")
 
 
 def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
