@@ -1,0 +1,152 @@
+"""One data set, two filings: a group with an EU operator (the default operator, Lithuanian,
+``nexus = "RPONEX1"``) and a UK operator (``[operators.uk_ltd]``, filing with HMRC) files both
+from the same source in one ``dac7 run``: the EU filing under DAC7, the UK filing under the UK's
+Model Rules (SI 2023/817). Each operator's sellers are the sellers of its own transactions, and
+each seller is decided by the law of the filing its transactions belong to, never by where the
+seller lives: see docs/guide/united-kingdom.md and docs/guide/operator-groups.md.
+
+The sellers, each selling personal services (no de minimis applies) unless said otherwise, and
+where each belongs, computed by hand:
+
+- UK_SVC, resident in the UK, 2 services of EUR 100.00 through the EU operator and 2 of
+  EUR 150.00 through the UK one. DAC7: a seller resident outside the EU without property in it is
+  not reportable (Annex V, Section I(B)(3): resident in a member state or renting property
+  located there): ``not_reportable:non_eu``, not in the EU filing. UK: resident in the UK
+  (IEIM902520), reported with EUR 300 in the UK filing.
+- UK_FLAT, resident in the UK, renting a flat in Vilnius through the EU operator (2 stays of
+  EUR 400.00): DAC7 reports property located in a member state: in the EU filing with EUR 800,
+  although the seller lives in the UK.
+- DE_SVC, resident in Germany, 2 services of EUR 120.00 through each operator. DAC7: a member
+  state resident, in the EU filing (EUR 240). UK: Germany is not on HMRC's list of the UK's
+  partner jurisdictions for 2025 (IEIM906000): ``not_reportable:not_reportable_jurisdiction``,
+  not in the UK filing.
+- IE_SVC, resident in Ireland, 2 services of EUR 90.00 through the UK operator alone: Ireland is
+  on the 2025 list: in the UK filing (EUR 180); the EU operator never sees the seller.
+- US_LT_TIN, resident in the US with a TIN issued by Lithuania, 1 service of EUR 500.00 through
+  each operator. DAC7: the state that issued the TIN is a state of residence (Annex V,
+  Section II(D)): in the EU filing. UK: the primary address alone (IEIM902520): the US is no
+  reportable jurisdiction, not in the UK filing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from builders import Marketplace, write_config
+from lxml import etree
+
+from reporting.authorities.gb import upload_checks
+from reporting.cli import main
+from reporting.vocabulary import NOT_REPORTABLE_JURISDICTION, NOT_REPORTABLE_NON_EU, REPORTED
+
+NS = {"dpi": "urn:oecd:ties:dpi:v1"}
+POID = "XMDPI0001234567"
+UK_LTD = f"""
+[operators.uk_ltd]
+name = "Demo Market Ltd"
+tin = "1234567890"
+tin_issued_by = "GB"
+nexus = "RPONEX1"
+
+[operators.uk_ltd.address]
+street = "Strand"
+building = "1"
+post_code = "WC2N 5HR"
+city = "London"
+country = "GB"
+
+[operators.uk_ltd.authorities.GB]
+platform_operator_id = "{POID}"
+"""
+SVC = "personal_services"
+
+
+def market() -> Marketplace:
+    m = Marketplace()
+    m.seller("UK_SVC", country="GB", tin="AB123456C", last_name="Smith")
+    m.sales("UK_SVC", 2, 100_00, activity=SVC)  # the EU operator's (no operator_id)
+    m.sales("UK_SVC", 2, 150_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    m.seller("UK_FLAT", country="GB", tin="CD123456E", last_name="Jones")
+    m.listing("FLAT", "UK_FLAT", "LT")
+    for day in ("2025-07-01", "2025-08-01"):
+        m.tx("UK_FLAT", f"{day} 10:00:00", 400_00, activity="immovable_property", listing_id="FLAT", rented_days=3)
+    m.seller("DE_SVC", country="DE", tin="12345678901", last_name="Schmidt")
+    m.sales("DE_SVC", 2, 120_00, activity=SVC)
+    m.sales("DE_SVC", 2, 120_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    m.seller("IE_SVC", country="IE", tin="1234567T", last_name="Byrne")
+    m.sales("IE_SVC", 2, 90_00, activity=SVC, operator_id="uk_ltd")
+    m.seller("US_LT_TIN", country="US", tin="38001010000", tin_issued_by="LT", last_name="Lee")
+    m.sales("US_LT_TIN", 1, 500_00, activity=SVC)
+    m.sales("US_LT_TIN", 1, 500_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    return m
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("two_filings")
+    argv = ["run", "--config", str(write_config(tmp / "dac7.toml", extra=UK_LTD))]
+    argv += ["--source", market().write(f"sqlite:///{tmp}/source.db"), "--year", "2025", "--as-of", "2026-01-20"]
+    argv += ["--out", str(tmp / "out"), "--staging", str(tmp / "staging"), "--ledger", f"sqlite:///{tmp}/ledger.db"]
+    assert main(argv) == 0
+    return tmp / "out"
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def filed(folder: Path, authority: str) -> tuple[Path, dict[str, int]]:
+    """The one file of ``authority`` and its sellers: last name -> Consideration summed (whole units)."""
+    [path] = [folder / f["file"] for f in manifest(folder)["files"] if f["authority"] == authority]
+    sellers = {}
+    for s in etree.parse(str(path)).iterfind(".//dpi:ReportableSeller", NS):
+        name = s.findtext(".//dpi:LastName", namespaces=NS)
+        sellers[name] = sum(int(c.text or 0) for c in s.iterfind(".//dpi:Consideration/*", NS))
+    return path, sellers
+
+
+def decisions(folder: Path) -> dict[str, str]:
+    table = pq.read_table(folder / "reports" / "decisions.parquet", columns=["seller_id", "decision"])
+    return dict(zip(table["seller_id"].to_pylist(), table["decision"].to_pylist(), strict=True))
+
+
+def test_the_eu_operator_files_under_dac7_and_the_uk_operator_under_the_uk_rules(out: Path) -> None:
+    assert [f["authority"] for f in manifest(out)["files"]] == ["LT"]
+    assert [f["authority"] for f in manifest(out / "operators" / "uk_ltd")["files"]] == ["GB"]
+    _, eu = filed(out, "LT")
+    gb_path, uk = filed(out / "operators" / "uk_ltd", "GB")
+    assert eu == {"Jones": 800, "Schmidt": 240, "Lee": 500}
+    assert uk == {"Smith": 300, "Byrne": 180}
+    gb = etree.parse(str(gb_path)).getroot()
+    assert gb.findtext("dpi:MessageSpec/dpi:SendingEntityIN", namespaces=NS) == POID
+    assert gb.findtext(".//dpi:PlatformOperator/dpi:Name", namespaces=NS) == "Demo Market Ltd"
+    assert [c.name for c in upload_checks(gb_path, platform_operator_id=POID) if not c.ok] == []
+
+
+def test_each_seller_is_decided_by_the_law_of_the_filing_its_transactions_belong_to(out: Path) -> None:
+    eu, uk = decisions(out), decisions(out / "operators" / "uk_ltd")
+    assert eu == {
+        "UK_SVC": NOT_REPORTABLE_NON_EU,  # resident in the UK, no property in the EU
+        "UK_FLAT": REPORTED,  # resident in the UK, its flat in Lithuania
+        "DE_SVC": REPORTED,
+        "US_LT_TIN": REPORTED,  # the TIN Lithuania issued
+    }
+    assert uk == {
+        "UK_SVC": REPORTED,
+        "DE_SVC": NOT_REPORTABLE_JURISDICTION,  # Germany is not on HMRC's 2025 list
+        "IE_SVC": REPORTED,
+        "US_LT_TIN": NOT_REPORTABLE_JURISDICTION,  # the primary address alone: the US
+    }
+
+
+def test_each_filing_gives_its_own_reported_sellers_their_statements(out: Path) -> None:
+    for folder, expected in (
+        (out, {"UK_FLAT", "DE_SVC", "US_LT_TIN"}),
+        (out / "operators" / "uk_ltd", {"UK_SVC", "IE_SVC"}),
+    ):
+        feed = (folder / "statements" / "statements.jsonl").read_text(encoding="utf-8").splitlines()
+        assert {json.loads(line)["seller_id"] for line in feed} == expected, folder
