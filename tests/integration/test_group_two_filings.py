@@ -36,7 +36,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from builders import Marketplace, write_config
+from builders import TWO_FILINGS_POID as POID
+from builders import TWO_FILINGS_TOML, two_filings_market, write_config
 from lxml import etree
 
 from reporting.authorities.gb import upload_checks
@@ -44,52 +45,20 @@ from reporting.cli import main
 from reporting.vocabulary import NOT_REPORTABLE_JURISDICTION, NOT_REPORTABLE_NON_EU, REPORTED
 
 NS = {"dpi": "urn:oecd:ties:dpi:v1"}
-POID = "XMDPI0001234567"
-UK_LTD = f"""
-[operators.uk_ltd]
-name = "Demo Market Ltd"
-tin = "1234567890"
-tin_issued_by = "GB"
-nexus = "RPONEX1"
-
-[operators.uk_ltd.address]
-street = "Strand"
-building = "1"
-post_code = "WC2N 5HR"
-city = "London"
-country = "GB"
-
-[operators.uk_ltd.authorities.GB]
-platform_operator_id = "{POID}"
-"""
-SVC = "personal_services"
-
-
-def market() -> Marketplace:
-    m = Marketplace()
-    m.seller("UK_SVC", country="GB", tin="AB123456C", last_name="Smith")
-    m.sales("UK_SVC", 2, 100_00, activity=SVC)  # the EU operator's (no operator_id)
-    m.sales("UK_SVC", 2, 150_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
-    m.seller("UK_FLAT", country="GB", tin="CD123456E", last_name="Jones")
-    m.listing("FLAT", "UK_FLAT", "LT")
-    for day in ("2025-07-01", "2025-08-01"):
-        m.tx("UK_FLAT", f"{day} 10:00:00", 400_00, activity="immovable_property", listing_id="FLAT", rented_days=3)
-    m.seller("DE_SVC", country="DE", tin="12345678901", last_name="Schmidt")
-    m.sales("DE_SVC", 2, 120_00, activity=SVC)
-    m.sales("DE_SVC", 2, 120_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
-    m.seller("IE_SVC", country="IE", tin="1234567T", last_name="Byrne")
-    m.sales("IE_SVC", 2, 90_00, activity=SVC, operator_id="uk_ltd")
-    m.seller("US_LT_TIN", country="US", tin="38001010000", tin_issued_by="LT", last_name="Lee")
-    m.sales("US_LT_TIN", 1, 500_00, activity=SVC)
-    m.sales("US_LT_TIN", 1, 500_00, activity=SVC, start="2025-06-02 10:00:00", operator_id="uk_ltd")
-    return m
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("two_filings")
-    argv = ["run", "--config", str(write_config(tmp / "dac7.toml", extra=UK_LTD))]
-    argv += ["--source", market().write(f"sqlite:///{tmp}/source.db"), "--year", "2025", "--as-of", "2026-01-20"]
+    argv = ["run", "--config", str(write_config(tmp / "dac7.toml", extra=TWO_FILINGS_TOML))]
+    argv += [
+        "--source",
+        two_filings_market().write(f"sqlite:///{tmp}/source.db"),
+        "--year",
+        "2025",
+        "--as-of",
+        "2026-01-20",
+    ]
     argv += ["--out", str(tmp / "out"), "--staging", str(tmp / "staging"), "--ledger", f"sqlite:///{tmp}/ledger.db"]
     assert main(argv) == 0
     return tmp / "out"
