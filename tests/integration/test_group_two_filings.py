@@ -119,3 +119,20 @@ def test_each_filing_gives_its_own_reported_sellers_their_statements(out: Path) 
     ):
         feed = (folder / "statements" / "statements.jsonl").read_text(encoding="utf-8").splitlines()
         assert {json.loads(line)["seller_id"] for line in feed} == expected, folder
+
+
+def test_the_uk_statement_names_the_uk_regulations_not_the_eu_directive(out: Path) -> None:
+    """SI 2023/817 reg. 4(4) has the operator give the seller its information: the statement of a
+    UK filing says so, and never speaks of DAC7, member states or the EU directive."""
+    for folder, uk in ((out, False), (out / "operators" / "uk_ltd", True)):
+        feed = (folder / "statements" / "statements.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in feed:
+            page = (folder / json.loads(line)["html_path"]).read_text(encoding="utf-8")
+            text = page.lower()
+            if uk:
+                assert "dac7" not in text and "member state" not in text and "eu directive" not in text
+                assert "Digital platform statement 2025" in page and "HM Revenue and Customs" in page
+                assert "Regulations 2023 require; regulation 4(4)" in page
+                assert "Jurisdictions that receive this information" in page
+            else:
+                assert "DAC7 statement 2025" in page and "Member states that receive this information" in page
