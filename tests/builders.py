@@ -71,6 +71,27 @@ bzst_id = "BZST0012345678"
 """
 
 
+TWO_FILINGS_POID = "XMDPI0001234567"
+#: ``[operators.uk_ltd]``: a UK company of the group filing with HMRC beside the EU operator
+TWO_FILINGS_TOML = f"""
+[operators.uk_ltd]
+name = "Demo Market Ltd"
+tin = "1234567890"
+tin_issued_by = "GB"
+nexus = "RPONEX1"
+
+[operators.uk_ltd.address]
+street = "Strand"
+building = "1"
+post_code = "WC2N 5HR"
+city = "London"
+country = "GB"
+
+[operators.uk_ltd.authorities.GB]
+platform_operator_id = "{TWO_FILINGS_POID}"
+"""
+
+
 def write_config(
     path: Path,
     *,
@@ -395,3 +416,26 @@ def hmrc_bre(
             etree.SubElement(e, "DocRefIDInError").text = ref
     etree.SubElement(etree.SubElement(detail, "ValidationResult"), "Status").text = status
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def two_filings_market() -> Marketplace:
+    """The sellers of the two-filing group run (tests/integration/test_group_two_filings.py tells
+    who is in which filing, and why)."""
+    svc = "personal_services"
+    m = Marketplace()
+    m.seller("UK_SVC", country="GB", tin="AB123456C", last_name="Smith")
+    m.sales("UK_SVC", 2, 100_00, activity=svc)  # the EU operator's (no operator_id)
+    m.sales("UK_SVC", 2, 150_00, activity=svc, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    m.seller("UK_FLAT", country="GB", tin="CD123456E", last_name="Jones")
+    m.listing("FLAT", "UK_FLAT", "LT")
+    for day in ("2025-07-01", "2025-08-01"):
+        m.tx("UK_FLAT", f"{day} 10:00:00", 400_00, activity="immovable_property", listing_id="FLAT", rented_days=3)
+    m.seller("DE_SVC", country="DE", tin="12345678901", last_name="Schmidt")
+    m.sales("DE_SVC", 2, 120_00, activity=svc)
+    m.sales("DE_SVC", 2, 120_00, activity=svc, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    m.seller("IE_SVC", country="IE", tin="1234567T", last_name="Byrne")
+    m.sales("IE_SVC", 2, 90_00, activity=svc, operator_id="uk_ltd")
+    m.seller("US_LT_TIN", country="US", tin="38001010000", tin_issued_by="LT", last_name="Lee")
+    m.sales("US_LT_TIN", 1, 500_00, activity=svc)
+    m.sales("US_LT_TIN", 1, 500_00, activity=svc, start="2025-06-02 10:00:00", operator_id="uk_ltd")
+    return m

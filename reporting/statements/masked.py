@@ -23,6 +23,7 @@ from typing import Any
 
 from reporting.explain import mask_name
 from reporting.reports.due_diligence import mask
+from reporting.statements.page import wording_for
 
 HIDDEN = "***"
 BIRTH_DATE = "****-**-**"
@@ -96,7 +97,8 @@ def as_text(statement: Mapping[str, Any]) -> Iterator[str]:
     pass :func:`mask_statement`'s copy for a support copy."""
     ident = statement["identity"]
     head = "masked support copy" if statement.get("masked") else "in full, with personal data"
-    yield f"DAC7 statement {statement['statement_id']} ({head})"
+    name = wording_for(statement["filed_with"]["country"]).name
+    yield f"{name} {statement['statement_id']} ({head})"
     yield f"  kind: {statement['kind']}" + (f", replaces {statement['replaces']}" if statement.get("replaces") else "")
     yield f"  seller: {statement['seller_id']}  year: {statement['year']}  environment: {statement['environment']}"
     issued = f"  issued: {statement['issued']}" if statement.get("issued") else ""

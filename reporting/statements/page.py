@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from reporting.jurisdictions import rule_set_for
 from reporting.statements.filed import QUARTERS
 from reporting.statements.locale import Formatter, Language, catalog
 
@@ -87,6 +89,61 @@ EXCHANGE = (
     "to each other member state listed, as the EU directive provides."
 )
 REASONS = {"residence": "the seller is resident there", "property": "a property listed is located there"}
+#: A statement of a filing with HMRC: the UK's regulations, not the EU directive. SI 2023/817
+#: reg. 4(4) (https://www.legislation.gov.uk/uksi/2023/817/regulation/4/made) has the operator
+#: give the seller the information reported about them; HMRC passes it on to the reportable
+#: jurisdictions it exchanges with (HMRC IEIM906000).
+UK_TITLE = "Digital platform statement {year}"
+UK_INTRO = (
+    "{operator} reported the following information about you to HM Revenue and Customs for the year "
+    "{year}, as the UK's Platform Operators (Due Diligence and Reporting Requirements) Regulations "
+    "2023 require; regulation 4(4) has the platform give you that information. This statement gives"
+    " you that information exactly as it was reported."
+)
+UK_EXCHANGE = (
+    "HM Revenue and Customs receives this information directly; it passes it on to each other "
+    "jurisdiction listed, a jurisdiction it exchanges this information with."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """The texts of a statement that name the law it was filed under (msgids of the catalogs)."""
+
+    #: what the statement is called in the text copy (``dac7 statements show``)
+    name: str
+    title: str
+    intro: str
+    receiving: str
+    receiving_column: str
+    exchange: str
+
+
+#: DAC7, for a filing in a member state (the texts of every EU statement, unchanged)
+EU_WORDING = Wording(
+    "DAC7 statement",
+    "DAC7 statement {year}",
+    INTRO,
+    "Member states that receive this information",
+    "Member state",
+    EXCHANGE,
+)
+#: A filing under the UK's Model Rules (SI 2023/817)
+UK_WORDING = Wording(
+    "Digital platform statement",
+    UK_TITLE,
+    UK_INTRO,
+    "Jurisdictions that receive this information",
+    "Jurisdiction",
+    UK_EXCHANGE,
+)
+#: The wording of a statement by the rule set of its filing (:func:`reporting.jurisdictions.rule_set_for`)
+WORDINGS = {"DAC7": EU_WORDING, "GB": UK_WORDING}
+
+
+def wording_for(filed_in: str) -> Wording:
+    """The wording of a statement filed with ``filed_in``'s authority."""
+    return WORDINGS[rule_set_for(filed_in).code]
 
 
 class _Texts:
@@ -112,30 +169,30 @@ def _texts(language: str) -> _Texts:
 
 
 @functools.lru_cache(maxsize=256)
-def _opening(_: _Texts, tag: str, year: str, operator: str) -> str:
+def _opening(_: _Texts, tag: str, year: str, operator: str, w: Wording) -> str:
     """The head of the page, its title and the introduction: the same for every statement of a
-    language, a year and an operator, so made once."""
+    language, a year, an operator and a law, so made once."""
     return (
         f'<!doctype html>\n<html lang="{escape(tag)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_('DAC7 statement {year}', year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>"
-        f"<h1>{_('DAC7 statement {year}', year=year)}</h1>"
-        f"<p>{_(INTRO, operator=operator, year=year)}</p>"
+        f"<title>{_(w.title, year=year)}</title><style>{CSS}</style></head>\n<body>\n<main>"
+        f"<h1>{_(w.title, year=year)}</h1>"
+        f"<p>{_(w.intro, operator=operator, year=year)}</p>"
     )
 
 
 @functools.cache
-def _receiving_head(_: _Texts) -> str:
+def _receiving_head(_: _Texts, w: Wording) -> str:
     return (
-        f"<table><caption>{_('Member states that receive this information')}</caption><thead><tr>"
-        f'<th scope="col">{_("Member state")}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
+        f"<table><caption>{_(w.receiving)}</caption><thead><tr>"
+        f'<th scope="col">{_(w.receiving_column)}</th><th scope="col">{_("Why")}</th></tr></thead><tbody>'
     )
 
 
 @functools.cache
-def _closing(_: _Texts) -> str:
+def _closing(_: _Texts, w: Wording) -> str:
     """The end of the receiving states' table, the exchange and what to do when something is wrong."""
-    return f"</tbody></table><p>{_(EXCHANGE)}</p><h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p>"
+    return f"</tbody></table><p>{_(w.exchange)}</p><h2>{_('If something is wrong')}</h2><p>{_(WRONG)}</p>"
 
 
 @functools.cache
@@ -223,8 +280,6 @@ class _Pieces:
         self.statement = f"</code></dd><dt>{_('Statement')}</dt><dd><code>"
         self.reasons = {key: _(reason) for key, reason in REASONS.items()}
         self.filed_here = _(FILED_HERE)
-        self.receiving = _receiving_head(_)
-        self.closing = _closing(_)
         self.contact = f'<p id="contact">{_(CONTACT)}: '
 
 
@@ -242,7 +297,9 @@ def render(
     _ = p.texts
     ident = statement["identity"]
     year = str(statement["year"])
-    out = [_opening(_, language.tag, year, operator)]
+    filed = statement["filed_with"]
+    w = wording_for(filed["country"])
+    out = [_opening(_, language.tag, year, operator, w)]
     add = out.append
     issued = statement.get("issued")
     if issued:  # the notice's date (PStTG § 24(1) Nr. 4)
@@ -321,18 +378,17 @@ def render(
                 f'<td class="n">{money(figs["taxes"])}</td></tr>'
             )
         add("</tbody></table>")
-    filed = statement["filed_with"]
     add(
         f"{p.filed}{fmt.country_html(filed['country'])}{p.message_ref}{escape(filed['message_ref_id'])}"
         f"{p.doc_ref}{escape(filed['doc_ref_id'])}{p.statement}{escape(statement['statement_id'])}</code></dd></dl>"
     )
-    add(p.receiving)
+    add(_receiving_head(_, w))
     for r in statement["receiving_states"]:
         why = p.reasons[r["reason"]]
         if r["country"] == filed["country"]:  # the filing itself, not an exchange
             why = f"{p.filed_here} ({why})"
         add(f"<tr><td>{fmt.country_html(r['country'])}</td><td>{why}</td></tr>")
-    add(p.closing)
+    add(_closing(_, w))
     if contact:
         add(f"{p.contact}{_contact(contact)}</p>")
     add("</main>\n</body></html>\n")

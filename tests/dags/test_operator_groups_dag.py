@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from builders import TWO_FILINGS_TOML, two_filings_market
 from test_dac7_annual import REPO, STAGES, dac7_environment, fresh_dag, task_states, xcoms
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
@@ -322,3 +323,38 @@ def test_the_deadline_expects_every_operators_filing_and_names_the_one_missing(
     }
     ((subject, _),) = received
     assert "de_gmbh DE" in subject and "lt2" not in subject
+
+
+@pytest.mark.slow
+def test_a_group_files_under_dac7_and_under_the_uk_rules_from_one_source(
+    airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two-filing group of tests/integration/test_group_two_filings.py through the annual
+    DAG: one run, the EU operator's filing to LT and the UK operator's to HMRC, each with the
+    sellers its own law reports (the reasons are computed there)."""
+    source = two_filings_market().write(f"sqlite:///{tmp_path}/source.db")
+    config = tmp_path / "dac7.toml"
+    config.write_text((REPO / "dac7.toml").read_text(encoding="utf-8") + TWO_FILINGS_TOML, encoding="utf-8")
+    paths = dac7_environment(monkeypatch, tmp_path, source, config)
+    dr = fresh_dag().test(logical_date=datetime(2026, 1, 15, 6, tzinfo=UTC))
+    assert str(dr.state) == "success", task_states(dr)
+    assert json.loads(xcoms(dr)[("plan", -1)]) == [
+        {"operator": "default", "authority": "LT", "label": "default LT"},
+        {"operator": "uk_ltd", "authority": "GB", "label": "uk_ltd GB"},
+    ]
+    assert sorted(ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "publish") == [
+        "default LT",
+        "uk_ltd GB",
+    ]
+    out = paths["out"] / "2025"
+    for folder, authority, sellers in (
+        (out, "LT", {"UK_FLAT", "DE_SVC", "US_LT_TIN"}),
+        (out / "operators" / "uk_ltd", "GB", {"UK_SVC", "IE_SVC"}),
+    ):
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        assert [f["authority"] for f in manifest["files"]] == [authority]
+        feed = (folder / "statements" / "statements.jsonl").read_text(encoding="utf-8").splitlines()
+        assert {json.loads(line)["seller_id"] for line in feed} == sellers, authority
+    with sqlite3.connect(paths["ledger"]) as con:
+        filed = set(con.execute("select operator_id, authority from ledger_messages"))
+    assert filed == {("default", "LT"), ("uk_ltd", "GB")}

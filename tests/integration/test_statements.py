@@ -4,6 +4,7 @@ files, the CLI's build (the same bytes again) and PDF on demand."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import stat
@@ -448,7 +449,8 @@ def test_a_rebuild_never_writes_over_a_recorded_statement(
     out = tmp_path / "step1" / "out"
     before = {p.relative_to(out): p.read_bytes() for p in (out / "statements").rglob("*.html")}
     feed_before = (out / "statements" / "statements.jsonl").read_bytes()
-    monkeypatch.setattr(page, "INTRO", "A catalog string edited after the statements were given. " + page.INTRO)
+    edited = "A catalog string edited after the statements were given. " + page.INTRO
+    monkeypatch.setitem(page.WORDINGS, "DAC7", dataclasses.replace(page.EU_WORDING, intro=edited))
     page._opening.cache_clear()  # the page's opening is made once per process: a new release starts afresh
     caplog.clear()
     try:
