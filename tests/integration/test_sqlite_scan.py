@@ -150,6 +150,9 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
                 assert "from transactions" not in rewritten and extract.SQLITE_ACTIVE in rewritten
                 assert _rows(conn, rewritten, {}) == rows, name
             active = {r[0] for r in conn.execute(sa.text(f"select seller_id from temp.{extract.SQLITE_ACTIVE}"))}
+            count = extract.scoped_sql("count_transactions.sql", scope, "sqlite")
+            counted = conn.execute(sa.text(extract._active_control_sql())).scalar_one()
+            assert counted == conn.execute(sa.text(count), params).scalar_one()
     finally:
         engine.dispose()
     # by hand: S1 paid on 1 January (00:30 in Vilnius), s1 on the period's last second (lt2's),
@@ -160,6 +163,7 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
         "default of a group": {"S1", "S3", "S9"},
     }[scope_name]
     assert active == expected
+    assert counted == {"one operator": 6, "lt2 of a group": 3, "default of a group": 3}[scope_name]
 
 
 def test_a_read_without_the_selection_of_the_periods_sellers_is_refused() -> None:
