@@ -97,8 +97,8 @@ def scaled_run(base: Path, dest: Path, copies: int) -> Path:
         keep = f"{column} is null" + (f" or {column} = {empty}" if empty else "")
         return f"case when {keep} then {column} else {column} || '-x' || lpad(k::varchar, {width}, '0') end"
 
-    config = {"threads": 2, "memory_limit": "2GB", "temp_directory": str(dest / ".spill"), "enable_progress_bar": False}
-    con = duckdb.connect(config=config)
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB", "temp_directory": str(dest / ".spill")})
+    con.execute("set enable_progress_bar = false")
     try:
         con.execute("create table copies as select unnest(range(?)) as k", [copies])
         routing = f"read_parquet('{base}/rules/routing.parquet')"
