@@ -86,6 +86,37 @@ class StageTime:
     peak_rss_gb: float  # the process's peak so far (it never goes down)
     per_second: float | None = None  # rows or sellers per second (see ``unit``)
     unit: str = ""
+    #: CPU seconds of the stage (this process, and the workers it started and ended): on a machine
+    #: shared with other work, the wall seconds grow with the others' load, these much less
+    cpu_seconds: float | None = None
+
+
+def _cpu() -> float:
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+class _Stages:
+    """The stages of a run in this process, each timed (wall and CPU) with the peak RSS after it."""
+
+    def __init__(self) -> None:
+        self.timings: list[StageTime] = []
+        self.started, self.cpu = time.perf_counter(), _cpu()
+
+    def timed(self, name: str, stage: Callable[[], _T]) -> _T:
+        wall, cpu = time.perf_counter(), _cpu()
+        result = stage()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+        self.timings.append(StageTime(name, time.perf_counter() - wall, peak, cpu_seconds=round(_cpu() - cpu, 2)))
+        return result
+
+    def rates(self, per: dict[str, tuple[int, str]]) -> list[dict[str, Any]]:
+        """The timings with their rates (``per``: stage -> (rows or sellers, unit)), as JSON."""
+        for t in self.timings:
+            if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
+                n, unit = per[t.stage]
+                t.per_second, t.unit = round(n / t.seconds, 1), unit
+        return [asdict(t) for t in self.timings]
 
 
 @dataclass
@@ -212,30 +243,21 @@ def run_child(
     docs = "true" if data_docs else "false"
     config.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    timings: list[StageTime] = []
-
-    def peak() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-
-    started = time.perf_counter()
-    run_dir = pipeline.prepare(
-        config_path=config,
-        year=year,
-        out_dir=out,
-        as_of=date(year + 1, 1, 31),
-        staging_root=work / "staging",
-        source_url=url,
-        timestamp=datetime(year + 1, 1, 15, 6),
-        ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
+    stages = _Stages()
+    timed = stages.timed
+    run_dir = timed(
+        "prepare",
+        lambda: pipeline.prepare(
+            config_path=config,
+            year=year,
+            out_dir=out,
+            as_of=date(year + 1, 1, 31),
+            staging_root=work / "staging",
+            source_url=url,
+            timestamp=datetime(year + 1, 1, 15, 6),
+            ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
+        ),
     )
-    timings.append(StageTime("prepare", time.perf_counter() - started, peak()))
-
-    def timed(name: str, stage: Callable[[], _T]) -> _T:
-        t = time.perf_counter()
-        result = stage()
-        timings.append(StageTime(name, time.perf_counter() - t, peak()))
-        return result
-
     timed("extract", lambda: pipeline.extract(run_dir, url))
     timed("aggregate", lambda: pipeline.aggregate(run_dir))
     timed("rules", lambda: pipeline.apply_rules(run_dir))
@@ -253,16 +275,13 @@ def run_child(
         "publish": (s["reportable"], "reportable sellers/s"),
         "statements": (statements["statements"], "statements/s"),
     }
-    for t in timings:
-        if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
-            n, unit = per[t.stage]
-            t.per_second, t.unit = round(n / t.seconds, 1), unit
+    timings = stages.rates(per)
     run_path = Path(run_dir)
     checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
     checks["relational"] = json.loads((run_path / "extract" / "extract.json").read_text())["relational_checks_seconds"]
     checks["records"] = json.loads((run_path / "rules" / "rules.json").read_text())["record_checks_seconds"]
     return {
-        "stages": [asdict(t) for t in timings],
+        "stages": timings,
         "checks": {k: round(v, 3) for k, v in checks.items()},
         "summary": {
             "transactions": s["transactions_read"],
@@ -293,31 +312,22 @@ def run_watch_child(
     config = work / f"bench-watch-{aggregate}.toml"
     docs = "true" if data_docs else "false"
     config.write_text(CONFIG.format(routing=NEXUS, data_docs=docs, aggregate=aggregate), encoding="utf-8")
-    timings: list[StageTime] = []
-
-    def peak() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-
-    started = time.perf_counter()
     as_of = quarter_end(year, quarter)
-    run_dir = pipeline.prepare(
-        config_path=config,
-        year=year,
-        out_dir=out,
-        as_of=as_of,
-        environment=TEST,
-        staging_root=work / "staging",
-        source_url=url,
-        timestamp=datetime.combine(as_of + timedelta(days=1), datetime.min.time()).replace(hour=6),
+    stages = _Stages()
+    timed = stages.timed
+    run_dir = timed(
+        "prepare",
+        lambda: pipeline.prepare(
+            config_path=config,
+            year=year,
+            out_dir=out,
+            as_of=as_of,
+            environment=TEST,
+            staging_root=work / "staging",
+            source_url=url,
+            timestamp=datetime.combine(as_of + timedelta(days=1), datetime.min.time()).replace(hour=6),
+        ),
     )
-    timings.append(StageTime("prepare", time.perf_counter() - started, peak()))
-
-    def timed(name: str, stage: Callable[[], _T]) -> _T:
-        t = time.perf_counter()
-        result = stage()
-        timings.append(StageTime(name, time.perf_counter() - t, peak()))
-        return result
-
     timed("extract", lambda: pipeline.extract(run_dir, url))
     timed("aggregate", lambda: pipeline.aggregate(run_dir))
     timed("rules", lambda: pipeline.apply_rules(run_dir))
@@ -326,7 +336,7 @@ def run_watch_child(
     dags = Path(__file__).resolve().parents[1] / "dags"
     if (dags / "dac7_support" / "watch.py").is_file():
         sys.path.insert(0, str(dags))
-        from dac7_support.watch import write_watch_list
+        from dac7_support.watch import write_watch_list  # type: ignore[import-not-found]  # the DAGs' folder
 
         watch = timed("watch_list", lambda: write_watch_list(out, out / "watch_list.csv"))
     s = manifest["summary"]
@@ -337,15 +347,12 @@ def run_watch_child(
         "report": (s["sellers_read"], "sellers/s"),
         "watch_list": (s["sellers_read"], "sellers/s"),
     }
-    for t in timings:
-        if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
-            n, unit = per[t.stage]
-            t.per_second, t.unit = round(n / t.seconds, 1), unit
+    timings = stages.rates(per)
     checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
     checks["relational"] = read_json(Path(run_dir) / "extract" / "extract.json")["relational_checks_seconds"]
     checks["records"] = read_json(Path(run_dir) / "rules" / "rules.json")["record_checks_seconds"]
     return {
-        "stages": [asdict(t) for t in timings],
+        "stages": timings,
         "checks": {k: round(v, 3) for k, v in checks.items()},
         "summary": {
             "transactions": s["transactions_read"],
@@ -624,11 +631,12 @@ def table(r: BenchResult) -> str:
         f"{s['transactions']:,} transactions, {s['sellers']:,} sellers, {s['reportable']:,} reportable, {what}, "
         f"source {s.get('source', 'sqlite')}, summed {'by the source' if s.get('aggregate') == 'source' else 'here'}",
         "",
-        f"  {'stage':<10}{'seconds':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
+        f"  {'stage':<10}{'seconds':>9}{'CPU s':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
     ]
     for t in r.stages:
         rate = f"{t.per_second:,.0f}" if t.per_second else ""
-        lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
+        cpu = f"{t.cpu_seconds:.2f}" if t.cpu_seconds is not None else ""
+        lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{cpu:>9}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
     lines += [
         f"  {'total':<10}{r.wall_seconds:>9.2f}  (the whole process: start, imports, every stage)   "
         f"peak RSS {r.peak_rss_gb:.2f} GB (of any process of the run, its workers too)",

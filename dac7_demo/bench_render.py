@@ -154,7 +154,8 @@ def bench_render(*, sellers: int, scales: list[int], work: Path, seed: int = 7, 
 
     url, _ = marketplace(work, sellers, seed, year)
     base = base_run(work, url, year)
-    routed = duckdb.sql(f"select count(*) from read_parquet('{base}/rules/routing.parquet')").fetchall()[0][0]
+    with duckdb.connect() as con:
+        ((routed,),) = con.execute(f"select count(*) from read_parquet('{base}/rules/routing.parquet')").fetchall()
     if not routed:
         raise ValueError(f"the marketplace of {sellers} sellers has no reportable seller to repeat")
     results = []
