@@ -239,25 +239,20 @@ def run_child(
     """Every stage in this process, timed; returns what the parent prints (run in the child)."""
     from reporting import pipeline
 
-    config = work / f"bench-{routing}-{aggregate}.toml"
-    docs = "true" if data_docs else "false"
-    config.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    stages = _Stages()
-    timed = stages.timed
-    run_dir = timed(
-        "prepare",
-        lambda: pipeline.prepare(
-            config_path=config,
-            year=year,
-            out_dir=out,
-            as_of=date(year + 1, 1, 31),
-            staging_root=work / "staging",
-            source_url=url,
-            timestamp=datetime(year + 1, 1, 15, 6),
-            ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
-        ),
+    ledger = f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}"  # every run a first filing
+    when = {"as_of": date(year + 1, 1, 31), "timestamp": datetime(year + 1, 1, 15, 6)}
+    stages, run_dir = _prepare(
+        work,
+        url,
+        f"bench-{routing}-{aggregate}.toml",
+        (routing, data_docs, aggregate),
+        year,
+        out,
+        ledger_url=ledger,
+        **when,
     )
+    timed = stages.timed
     timed("extract", lambda: pipeline.extract(run_dir, url))
     timed("aggregate", lambda: pipeline.aggregate(run_dir))
     timed("rules", lambda: pipeline.apply_rules(run_dir))
@@ -267,28 +262,60 @@ def run_child(
     statements = timed("statements", lambda: pipeline.write_statements(run_dir))  # none for a preview
     s = manifest["summary"]
     per = {
-        "extract": (s["transactions_read"], "transactions/s"),
-        "aggregate": (s["transactions_read"], "transactions/s"),
-        "rules": (s["sellers_read"], "sellers/s"),
         "render": (s["reportable"], "reportable sellers/s"),
         "validate": (s["reportable"], "reportable sellers/s"),
         "publish": (s["reportable"], "reportable sellers/s"),
         "statements": (statements["statements"], "statements/s"),
     }
-    timings = stages.rates(per)
-    run_path = Path(run_dir)
+    files = {"files": len(manifest["files"]), "xml_bytes": sum(f["bytes"] for f in manifest["files"])}
+    return _figures(stages, per, manifest, Path(run_dir), out, files)
+
+
+def _prepare(
+    work: Path, url: str, name: str, config: tuple[str, bool, str], year: int, out: Path, **settings: Any
+) -> tuple[_Stages, str]:
+    """The stages' timer and the run of ``year`` prepared (timed) on the source ``url``, staged under
+    ``work``, published to ``out``, configured by :data:`CONFIG` (``config``: its routing, Data Docs
+    and aggregation) written to ``work / name``."""
+    from reporting import pipeline
+
+    routing, data_docs, aggregate = config
+    path = work / name
+    docs = "true" if data_docs else "false"
+    path.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
+    stages = _Stages()
+    run_dir: str = stages.timed(
+        "prepare",
+        lambda: pipeline.prepare(
+            config_path=path, year=year, out_dir=out, staging_root=work / "staging", source_url=url, **settings
+        ),
+    )
+    return stages, run_dir
+
+
+def _figures(
+    stages: _Stages, per: dict[str, tuple[int, str]], manifest: Any, run_path: Path, out: Path, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """What a child hands the parent: the stages with their rates (``per``, besides those of the
+    extract, aggregate and rules), the data checks' seconds and the run's counts (and ``summary``)."""
+    s = manifest["summary"]
+    per = {
+        "extract": (s["transactions_read"], "transactions/s"),
+        "aggregate": (s["transactions_read"], "transactions/s"),
+        "rules": (s["sellers_read"], "sellers/s"),
+        **per,
+    }
     checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
     checks["relational"] = json.loads((run_path / "extract" / "extract.json").read_text())["relational_checks_seconds"]
     checks["records"] = json.loads((run_path / "rules" / "rules.json").read_text())["record_checks_seconds"]
     return {
-        "stages": timings,
+        "stages": stages.rates(per),
         "checks": {k: round(v, 3) for k, v in checks.items()},
         "summary": {
             "transactions": s["transactions_read"],
             "sellers": s["sellers_read"],
             "reportable": s["reportable"],
-            "files": len(manifest["files"]),
-            "xml_bytes": sum(f["bytes"] for f in manifest["files"]),
+            **summary,
         },
         "out": str(out),
     }
@@ -307,27 +334,16 @@ def run_watch_child(
     reports without XML, and the watch list (where the DAGs' ``dac7_support`` is importable: a
     checkout of the repository); returns what the parent prints (run in the child)."""
     from reporting import pipeline
-    from reporting.settings import read_json
 
-    config = work / f"bench-watch-{aggregate}.toml"
-    docs = "true" if data_docs else "false"
-    config.write_text(CONFIG.format(routing=NEXUS, data_docs=docs, aggregate=aggregate), encoding="utf-8")
     as_of = quarter_end(year, quarter)
-    stages = _Stages()
-    timed = stages.timed
-    run_dir = timed(
-        "prepare",
-        lambda: pipeline.prepare(
-            config_path=config,
-            year=year,
-            out_dir=out,
-            as_of=as_of,
-            environment=TEST,
-            staging_root=work / "staging",
-            source_url=url,
-            timestamp=datetime.combine(as_of + timedelta(days=1), datetime.min.time()).replace(hour=6),
-        ),
+    when = {
+        "as_of": as_of,
+        "timestamp": datetime.combine(as_of + timedelta(days=1), datetime.min.time()).replace(hour=6),
+    }
+    stages, run_dir = _prepare(
+        work, url, f"bench-watch-{aggregate}.toml", (NEXUS, data_docs, aggregate), year, out, environment=TEST, **when
     )
+    timed = stages.timed
     timed("extract", lambda: pipeline.extract(run_dir, url))
     timed("aggregate", lambda: pipeline.aggregate(run_dir))
     timed("rules", lambda: pipeline.apply_rules(run_dir))
@@ -339,33 +355,16 @@ def run_watch_child(
         from dac7_support.watch import write_watch_list  # type: ignore[import-not-found]  # the DAGs' folder
 
         watch = timed("watch_list", lambda: write_watch_list(out, out / "watch_list.csv"))
-    s = manifest["summary"]
-    per = {
-        "extract": (s["transactions_read"], "transactions/s"),
-        "aggregate": (s["transactions_read"], "transactions/s"),
-        "rules": (s["sellers_read"], "sellers/s"),
-        "report": (s["sellers_read"], "sellers/s"),
-        "watch_list": (s["sellers_read"], "sellers/s"),
+    sellers = manifest["summary"]["sellers_read"]
+    per = {"report": (sellers, "sellers/s"), "watch_list": (sellers, "sellers/s")}
+    summary = {
+        "files": 0,
+        "xml_bytes": 0,
+        "quarter": quarter,
+        "as_of": as_of.isoformat(),
+        "watch_list": watch["sellers"] if watch else None,
     }
-    timings = stages.rates(per)
-    checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
-    checks["relational"] = read_json(Path(run_dir) / "extract" / "extract.json")["relational_checks_seconds"]
-    checks["records"] = read_json(Path(run_dir) / "rules" / "rules.json")["record_checks_seconds"]
-    return {
-        "stages": timings,
-        "checks": {k: round(v, 3) for k, v in checks.items()},
-        "summary": {
-            "transactions": s["transactions_read"],
-            "sellers": s["sellers_read"],
-            "reportable": s["reportable"],
-            "files": 0,
-            "xml_bytes": 0,
-            "quarter": quarter,
-            "as_of": as_of.isoformat(),
-            "watch_list": watch["sellers"] if watch else None,
-        },
-        "out": str(out),
-    }
+    return _figures(stages, per, manifest, Path(run_dir), out, summary)
 
 
 # --------------------------------------------------------------------------- the dac7 package
