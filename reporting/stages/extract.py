@@ -1014,6 +1014,9 @@ def _sqlite_active_sellers(
     ]
     for sql in statements:
         conn.execute(sa.text(sql), params if ":period_start" in sql else {})
+    # the insert began a transaction, which would keep the source's file locked for the extract's
+    # reads (a writer waits on a reader in a rollback journal): ended here, the table kept
+    conn.commit()
     if columnar is not None:
         cur = columnar.conn.cursor()
         try:
@@ -1021,6 +1024,7 @@ def _sqlite_active_sellers(
                 cur.execute(_numbered(sql, params), tuple(params.values()) if ":period_start" in sql else ())
         finally:
             cur.close()
+        columnar.conn.commit()
 
 
 def _active_control_sql() -> str:
