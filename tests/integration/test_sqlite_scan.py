@@ -150,6 +150,8 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
                 assert "from transactions" not in rewritten and extract.SQLITE_ACTIVE in rewritten
                 assert _rows(conn, rewritten, {}) == rows, name
             active = {r[0] for r in conn.execute(sa.text(f"select seller_id from temp.{extract.SQLITE_ACTIVE}"))}
+            unknown = extract.scoped_sql("extract_unknown_sellers.sql", scope, "sqlite")
+            assert extract._unknown_sellers_possible(conn) == bool(_rows(conn, unknown, params))
             count = extract.scoped_sql("count_transactions.sql", scope, "sqlite")
             counted = conn.execute(sa.text(extract._active_control_sql())).scalar_one()
             assert counted == conn.execute(sa.text(count), params).scalar_one()
@@ -164,6 +166,7 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
     }[scope_name]
     assert active == expected
     assert counted == {"one operator": 6, "lt2 of a group": 3, "default of a group": 3}[scope_name]
+    assert ("S9" in active) == (scope_name != "lt2 of a group")  # the seller no table knows: not lt2's
 
 
 def test_a_read_without_the_selection_of_the_periods_sellers_is_refused() -> None:
