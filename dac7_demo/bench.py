@@ -32,14 +32,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reporting.vocabulary import GOODS, JURISDICTION, SERVICES, TRANSPORT
+from reporting.vocabulary import GOODS, JURISDICTION, NEXUS, SERVICES, TEST, TRANSPORT
 
 DAC7_PACKAGE = "dac7==2025.0.0"
 STAGES = ("prepare", "extract", "aggregate", "rules", "render", "validate", "publish")
+#: the child's mode for the quarterly watch of quarter n: ``watch-q<n>``
+WATCH = "watch-q"
 _T = TypeVar("_T")
 
 #: The demo operator (the README's dac7.toml), with the routing and environment of the bench.
@@ -84,6 +86,37 @@ class StageTime:
     peak_rss_gb: float  # the process's peak so far (it never goes down)
     per_second: float | None = None  # rows or sellers per second (see ``unit``)
     unit: str = ""
+    #: CPU seconds of the stage (this process, and the workers it started and ended): on a machine
+    #: shared with other work, the wall seconds grow with the others' load, these much less
+    cpu_seconds: float | None = None
+
+
+def _cpu() -> float:
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+class _Stages:
+    """The stages of a run in this process, each timed (wall and CPU) with the peak RSS after it."""
+
+    def __init__(self) -> None:
+        self.timings: list[StageTime] = []
+        self.started, self.cpu = time.perf_counter(), _cpu()
+
+    def timed(self, name: str, stage: Callable[[], _T]) -> _T:
+        wall, cpu = time.perf_counter(), _cpu()
+        result = stage()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+        self.timings.append(StageTime(name, time.perf_counter() - wall, peak, cpu_seconds=round(_cpu() - cpu, 2)))
+        return result
+
+    def rates(self, per: dict[str, tuple[int, str]]) -> list[dict[str, Any]]:
+        """The timings with their rates (``per``: stage -> (rows or sellers, unit)), as JSON."""
+        for t in self.timings:
+            if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
+                n, unit = per[t.stage]
+                t.per_second, t.unit = round(n / t.seconds, 1), unit
+        return [asdict(t) for t in self.timings]
 
 
 @dataclass
@@ -206,34 +239,20 @@ def run_child(
     """Every stage in this process, timed; returns what the parent prints (run in the child)."""
     from reporting import pipeline
 
-    config = work / f"bench-{routing}-{aggregate}.toml"
-    docs = "true" if data_docs else "false"
-    config.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    timings: list[StageTime] = []
-
-    def peak() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-
-    started = time.perf_counter()
-    run_dir = pipeline.prepare(
-        config_path=config,
-        year=year,
-        out_dir=out,
-        as_of=date(year + 1, 1, 31),
-        staging_root=work / "staging",
-        source_url=url,
-        timestamp=datetime(year + 1, 1, 15, 6),
-        ledger_url=f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}",  # every run a first filing
+    ledger = f"sqlite:///{work / 'ledgers' / f'ledger-{stamp}.sqlite3'}"  # every run a first filing
+    when = {"as_of": date(year + 1, 1, 31), "timestamp": datetime(year + 1, 1, 15, 6)}
+    stages, run_dir = _prepare(
+        work,
+        url,
+        f"bench-{routing}-{aggregate}.toml",
+        (routing, data_docs, aggregate),
+        year,
+        out,
+        ledger_url=ledger,
+        **when,
     )
-    timings.append(StageTime("prepare", time.perf_counter() - started, peak()))
-
-    def timed(name: str, stage: Callable[[], _T]) -> _T:
-        t = time.perf_counter()
-        result = stage()
-        timings.append(StageTime(name, time.perf_counter() - t, peak()))
-        return result
-
+    timed = stages.timed
     timed("extract", lambda: pipeline.extract(run_dir, url))
     timed("aggregate", lambda: pipeline.aggregate(run_dir))
     timed("rules", lambda: pipeline.apply_rules(run_dir))
@@ -243,34 +262,109 @@ def run_child(
     statements = timed("statements", lambda: pipeline.write_statements(run_dir))  # none for a preview
     s = manifest["summary"]
     per = {
-        "extract": (s["transactions_read"], "transactions/s"),
-        "aggregate": (s["transactions_read"], "transactions/s"),
-        "rules": (s["sellers_read"], "sellers/s"),
         "render": (s["reportable"], "reportable sellers/s"),
         "validate": (s["reportable"], "reportable sellers/s"),
         "publish": (s["reportable"], "reportable sellers/s"),
         "statements": (statements["statements"], "statements/s"),
     }
-    for t in timings:
-        if t.stage in per and t.seconds > 0 and per[t.stage][0] > 0:
-            n, unit = per[t.stage]
-            t.per_second, t.unit = round(n / t.seconds, 1), unit
-    run_path = Path(run_dir)
+    files = {"files": len(manifest["files"]), "xml_bytes": sum(f["bytes"] for f in manifest["files"])}
+    return _figures(stages, per, manifest, Path(run_dir), out, files)
+
+
+def _prepare(
+    work: Path, url: str, name: str, config: tuple[str, bool, str], year: int, out: Path, **settings: Any
+) -> tuple[_Stages, str]:
+    """The stages' timer and the run of ``year`` prepared (timed) on the source ``url``, staged under
+    ``work``, published to ``out``, configured by :data:`CONFIG` (``config``: its routing, Data Docs
+    and aggregation) written to ``work / name``."""
+    from reporting import pipeline
+
+    routing, data_docs, aggregate = config
+    path = work / name
+    docs = "true" if data_docs else "false"
+    path.write_text(CONFIG.format(routing=routing, data_docs=docs, aggregate=aggregate), encoding="utf-8")
+    stages = _Stages()
+    run_dir: str = stages.timed(
+        "prepare",
+        lambda: pipeline.prepare(
+            config_path=path, year=year, out_dir=out, staging_root=work / "staging", source_url=url, **settings
+        ),
+    )
+    return stages, run_dir
+
+
+def _figures(
+    stages: _Stages, per: dict[str, tuple[int, str]], manifest: Any, run_path: Path, out: Path, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """What a child hands the parent: the stages with their rates (``per``, besides those of the
+    extract, aggregate and rules), the data checks' seconds and the run's counts (and ``summary``)."""
+    s = manifest["summary"]
+    per = {
+        "extract": (s["transactions_read"], "transactions/s"),
+        "aggregate": (s["transactions_read"], "transactions/s"),
+        "rules": (s["sellers_read"], "sellers/s"),
+        **per,
+    }
     checks = {f"gx {stage}": c["seconds"] for stage, c in manifest["data_checks"]["stages"].items()}
     checks["relational"] = json.loads((run_path / "extract" / "extract.json").read_text())["relational_checks_seconds"]
     checks["records"] = json.loads((run_path / "rules" / "rules.json").read_text())["record_checks_seconds"]
     return {
-        "stages": [asdict(t) for t in timings],
+        "stages": stages.rates(per),
         "checks": {k: round(v, 3) for k, v in checks.items()},
         "summary": {
             "transactions": s["transactions_read"],
             "sellers": s["sellers_read"],
             "reportable": s["reportable"],
-            "files": len(manifest["files"]),
-            "xml_bytes": sum(f["bytes"] for f in manifest["files"]),
+            **summary,
         },
         "out": str(out),
     }
+
+
+def quarter_end(year: int, quarter: int) -> date:
+    """The last day of a quarter (the as-of date of its watch)."""
+    return date(year + (quarter == 4), 3 * quarter % 12 + 1, 1) - timedelta(days=1)
+
+
+def run_watch_child(
+    work: Path, url: str, year: int, quarter: int, data_docs: bool, out: Path, aggregate: str = "local"
+) -> dict[str, Any]:
+    """The quarterly watch's stages in this process, timed, as the ``dac7_quarterly`` DAG runs them:
+    a test run as of the quarter's last day (the filing's routing), extract, aggregate, rules, the
+    reports without XML, and the watch list (where the DAGs' ``dac7_support`` is importable: a
+    checkout of the repository); returns what the parent prints (run in the child)."""
+    from reporting import pipeline
+
+    as_of = quarter_end(year, quarter)
+    when = {
+        "as_of": as_of,
+        "timestamp": datetime.combine(as_of + timedelta(days=1), datetime.min.time()).replace(hour=6),
+    }
+    stages, run_dir = _prepare(
+        work, url, f"bench-watch-{aggregate}.toml", (NEXUS, data_docs, aggregate), year, out, environment=TEST, **when
+    )
+    timed = stages.timed
+    timed("extract", lambda: pipeline.extract(run_dir, url))
+    timed("aggregate", lambda: pipeline.aggregate(run_dir))
+    timed("rules", lambda: pipeline.apply_rules(run_dir))
+    manifest = timed("report", lambda: pipeline.report(run_dir))
+    watch: dict[str, Any] | None = None
+    dags = Path(__file__).resolve().parents[1] / "dags"
+    if (dags / "dac7_support" / "watch.py").is_file():
+        sys.path.insert(0, str(dags))
+        from dac7_support.watch import write_watch_list  # type: ignore[import-not-found]  # the DAGs' folder
+
+        watch = timed("watch_list", lambda: write_watch_list(out, out / "watch_list.csv"))
+    sellers = manifest["summary"]["sellers_read"]
+    per = {"report": (sellers, "sellers/s"), "watch_list": (sellers, "sellers/s")}
+    summary = {
+        "files": 0,
+        "xml_bytes": 0,
+        "quarter": quarter,
+        "as_of": as_of.isoformat(),
+        "watch_list": watch["sellers"] if watch else None,
+    }
+    return _figures(stages, per, manifest, Path(run_dir), out, summary)
 
 
 # --------------------------------------------------------------------------- the dac7 package
@@ -455,15 +549,23 @@ def bench(
     against_dac7: bool = False,
     source: str | None = None,
     aggregate: str = "local",
+    watch: int | None = None,
 ) -> BenchResult:
     """Generate (or reuse) the marketplace, run the pipeline in a child process, and time it.
     With ``source`` (a PostgreSQL URL), the marketplace is copied there and read from there;
-    ``aggregate`` is the run's ``[source] aggregate``."""
+    ``aggregate`` is the run's ``[source] aggregate``. With ``watch`` (a quarter, 1 to 4), the
+    child runs the quarterly watch of that quarter instead (:func:`run_watch_child`), under the
+    filing's routing."""
+    if watch is not None and (watch not in (1, 2, 3, 4) or against_dac7):
+        raise ValueError("watch: a quarter 1 to 4, without against_dac7")
     url, counts = marketplace(work, sellers, seed, year)
     if source:
         copy_marketplace(Path(url.removeprefix("sqlite:///")), source, counts)
         url = source
-    out = work / f"out-{routing}"
+    if watch is not None:
+        routing = NEXUS
+    mode = f"{WATCH}{watch}" if watch is not None else routing
+    out = work / f"out-{mode}"
     if out.exists():
         import shutil
 
@@ -474,7 +576,7 @@ def bench(
         "dac7_demo.bench",
         "--child",
         str(work),
-        routing,
+        mode,
         str(year),
         str(int(data_docs)),
         str(out),
@@ -491,6 +593,7 @@ def bench(
     result = BenchResult(
         machine=machine(),
         scale={"sellers_generated": sellers, "seed": seed, "year": year, "routing": routing, "data_docs": data_docs}
+        | ({"watch_quarter": watch} if watch is not None else {})
         | {"source": _source_name(url), "aggregate": aggregate}
         | {"rows": counts}
         | child["summary"],
@@ -514,18 +617,25 @@ def bench(
 
 def table(r: BenchResult) -> str:
     s = r.scale
+    if s.get("watch_quarter"):
+        what = (
+            f"the quarterly watch of Q{s['watch_quarter']} (as of {s['as_of']}, no XML; "
+            f"{s['watch_list'] if s['watch_list'] is not None else 'no'} seller(s) on the watch list)"
+        )
+    else:
+        what = f"{s['files']} file(s), {s['xml_bytes'] / 1e6:.0f} MB of XML (routing {s['routing']})"
     lines = [
         f"DAC7 bench, {r.machine['date']}: {r.machine['cpu']}, {r.machine['cores']} cores, "
         f"{r.machine['memory_gib']} GiB, Python {r.machine['python']}",
-        f"{s['transactions']:,} transactions, {s['sellers']:,} sellers, {s['reportable']:,} reportable, "
-        f"{s['files']} file(s), {s['xml_bytes'] / 1e6:.0f} MB of XML (routing {s['routing']}), "
+        f"{s['transactions']:,} transactions, {s['sellers']:,} sellers, {s['reportable']:,} reportable, {what}, "
         f"source {s.get('source', 'sqlite')}, summed {'by the source' if s.get('aggregate') == 'source' else 'here'}",
         "",
-        f"  {'stage':<10}{'seconds':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
+        f"  {'stage':<10}{'seconds':>9}{'CPU s':>9}{'per second':>14}  {'unit':<22}{'peak RSS':>9}",
     ]
     for t in r.stages:
         rate = f"{t.per_second:,.0f}" if t.per_second else ""
-        lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
+        cpu = f"{t.cpu_seconds:.2f}" if t.cpu_seconds is not None else ""
+        lines.append(f"  {t.stage:<10}{t.seconds:>9.2f}{cpu:>9}{rate:>14}  {t.unit:<22}{t.peak_rss_gb:>7.2f} GB")
     lines += [
         f"  {'total':<10}{r.wall_seconds:>9.2f}  (the whole process: start, imports, every stage)   "
         f"peak RSS {r.peak_rss_gb:.2f} GB (of any process of the run, its workers too)",
@@ -550,12 +660,16 @@ def _source_name(url: str) -> str:
 
 
 def _child(argv: list[str]) -> None:
-    work, routing, year, data_docs, out, aggregate = argv
+    work, mode, year, data_docs, out, aggregate = argv
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     url = os.environ[SOURCE_ENV]
-    result = run_child(Path(work), url, routing, int(year), data_docs == "1", Path(out), aggregate)
+    if mode.startswith(WATCH):
+        quarter = int(mode.removeprefix(WATCH))
+        result = run_watch_child(Path(work), url, int(year), quarter, data_docs == "1", Path(out), aggregate)
+    else:
+        result = run_child(Path(work), url, mode, int(year), data_docs == "1", Path(out), aggregate)
     print(json.dumps(result))
 
 

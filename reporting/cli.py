@@ -25,7 +25,8 @@
     dac7 due-diligence mark --file F [--config F] [--ledger URL]
     dac7 due-diligence show --seller ID [--operator ID] [--ledger URL]
     dac7 due-diligence unlock [--operator ID] [--ledger URL]
-    dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--json FILE]
+    dac7 bench [--sellers N] [--routing jurisdiction|nexus] [--against-dac7] [--watch QUARTER]
+               [--render-sellers N ...] [--json FILE]
 
 Exit codes: 0 success (including "nothing to file"), 1 invalid files or a failed run,
 2 usage or configuration errors.
@@ -178,7 +179,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="the run's [source] aggregate: local (default) or source (summed by the source database)",
     )
-    b.add_argument("--json", help="write the table as JSON here (default <work>/bench-<sellers>-<routing>.json)")
+    b.add_argument(
+        "--watch",
+        type=int,
+        choices=(1, 2, 3, 4),
+        metavar="QUARTER",
+        help="time the quarterly watch of this quarter (1-4: the year up to its last day, no XML) instead of "
+        "the annual run",
+    )
+    b.add_argument(
+        "--render-sellers",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="instead of a run, the render stage's peak RSS at these numbers of reportable sellers (the "
+        "marketplace's routed sellers repeated under new ids; each render in a process of its own)",
+    )
+    b.add_argument(
+        "--json",
+        help="write the table as JSON here (default <work>/bench-<sellers>-<routing>.json, "
+        "bench-<sellers>-watch-q<n>.json for the watch)",
+    )
 
     q = sub.add_parser(
         "source-sql",
@@ -356,10 +377,29 @@ def _source_sql(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.watch and args.against_dac7:
+        raise ConfigError("bench --watch renders no XML: it takes no --against-dac7")
+    if args.render_sellers and (args.watch or args.against_dac7 or args.source):
+        raise ConfigError(
+            "bench --render-sellers times the render alone: it takes no --watch, --against-dac7 or --source"
+        )
+    if args.render_sellers and min(args.render_sellers) < 1:
+        raise ConfigError("bench --render-sellers: numbers of reportable sellers, each at least 1")
     with _demo_package():
         from dac7_demo.bench import bench, table
+        from dac7_demo.bench_render import bench_render, render_table
 
     work = Path(args.work)
+    if args.render_sellers:
+        scaled = bench_render(
+            sellers=args.sellers, scales=args.render_sellers, work=work, seed=args.seed, year=args.year
+        )
+        print(render_table(scaled))
+        name = "-".join(str(n) for n in args.render_sellers)
+        target = Path(args.json) if args.json else work / f"bench-render-{name}.json"
+        target.write_text(json.dumps(scaled, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwritten: {target}")
+        return 0
     result = bench(
         sellers=args.sellers,
         seed=args.seed,
@@ -370,9 +410,11 @@ def _bench(args: argparse.Namespace) -> int:
         against_dac7=args.against_dac7,
         source=args.source,
         aggregate=args.aggregate,
+        watch=args.watch,
     )
     print(table(result))
-    target = Path(args.json) if args.json else work / f"bench-{args.sellers}-{args.routing}.json"
+    mode = f"watch-q{args.watch}" if args.watch else args.routing
+    target = Path(args.json) if args.json else work / f"bench-{args.sellers}-{mode}.json"
     target.write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten: {target}")
     return 0

@@ -68,3 +68,30 @@ def register_local_days(con: duckdb.DuckDBPyConnection, period: Period) -> None:
         "insert into local_days select unnest(?::timestamp[]), unnest(?::date[])",
         [[local_midnight_utc(d, period.tz) for d in days], days],
     )
+
+
+def seller_ranges(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    per_read: int,
+    *,
+    where: str = "true",
+    params: dict[str, object] | None = None,
+) -> list[tuple[str | None, str | None]]:
+    """Consecutive ranges ``[low, high)`` (None: unbounded) of the seller ids of a staged table
+    (those of its rows ``where`` holds, with ``params``), of about ``per_read`` sellers each, in
+    the order of ``order by seller_id``: a query whose lists DuckDB builds in memory (it cannot
+    spill a list aggregate) reads one range after the other, its memory bounded whatever the
+    number of sellers."""
+    sellers = f"(select distinct seller_id from {table} where {where})"
+    ((count,),) = con.execute(f"select count(*) from {sellers}", params or {}).fetchall()
+    parts = -(-int(count) // per_read)
+    if parts <= 1:
+        return [(None, None)]
+    fractions = [i / parts for i in range(1, parts)]
+    ((bounds,),) = con.execute(
+        f"select quantile_disc(seller_id, $fractions::double[]) from {sellers}",
+        {**(params or {}), "fractions": fractions},
+    ).fetchall()
+    edges = sorted(set(bounds))
+    return list(zip([None, *edges], [*edges, None], strict=True))

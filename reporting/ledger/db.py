@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -88,6 +89,7 @@ SCRIPT_LOCATION = "reporting.ledger:migrations"
 _LIVE_MESSAGES = (PUBLISHED, ACCEPTED)
 _LIVE_RECORDS = (SENT, ACCEPTED, REJECTED)
 _BATCH = 500  # ids per IN (...) list: well under SQLite's parameter limit
+RECORD_BATCH = 5_000  # records of a message inserted per statement (record_message)
 #: The key of the due-diligence lock of an operator in ``ledger_locks`` (environment, authority,
 #: year): no filing period has it (environments are test and prod, authorities member states).
 DUE_DILIGENCE_LOCK = ("dd", "DD", 0)
@@ -633,25 +635,26 @@ class Ledger:
                     )
                     .returning(m.c.id)
                 ).scalar_one()
-                conn.execute(
-                    sa.insert(r),
-                    [
-                        {
-                            "message_id": message_id,
-                            "position": i,
-                            "kind": x.kind,
-                            "seller_key": x.seller_key,
-                            "doc_type": x.doc_type,
-                            "doc_type_indic": x.doc_type_indic,
-                            "doc_ref_id": x.doc_ref_id,
-                            "corr_doc_ref_id": x.corr_doc_ref_id,
-                            "content_hash": x.content_hash,
-                            "content": canonical_json(x.content),
-                            "status": SENT,
-                        }
-                        for i, x in enumerate(planned.records)
-                    ],
+                rows = (
+                    {
+                        "message_id": message_id,
+                        "position": i,
+                        "kind": x.kind,
+                        "seller_key": x.seller_key,
+                        "doc_type": x.doc_type,
+                        "doc_type_indic": x.doc_type_indic,
+                        "doc_ref_id": x.doc_ref_id,
+                        "corr_doc_ref_id": x.corr_doc_ref_id,
+                        "content_hash": x.content_hash,
+                        "content": canonical_json(x.content),
+                        "status": SENT,
+                    }
+                    for i, x in enumerate(planned.records)
                 )
+                # in batches, in the one transaction: the rows' JSON texts of a message of a million
+                # sellers are never all in memory at once
+                while batch := list(itertools.islice(rows, RECORD_BATCH)):
+                    conn.execute(sa.insert(r), batch)
         except sa.exc.IntegrityError as exc:
             # The constraints hold even when two writers race past the checks above.
             raise LedgerError(

@@ -61,8 +61,8 @@ from reporting.vocabulary import ASSUMED
 
 log = logging.getLogger(__name__)
 
-#: The rows of :func:`reporting.mapping.share_seller_rows`, in the render stage's folder while it renders.
-SHARED_SELLERS_FILE = ".routed_seller_rows.parquet"
+#: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders.
+SHARED_SELLERS_FILE = ".routed_seller_rows"
 
 
 @overload
@@ -93,7 +93,7 @@ def render(settings: RunSettings, authority: str | None = None) -> Rendered | Au
                 results = [_render_authority(settings, a, con, shared=shared) for a in authorities]
             finally:
                 con.close()
-                rows.unlink(missing_ok=True)  # personal data: kept no longer than the render
+                shutil.rmtree(rows, ignore_errors=True)  # personal data: kept no longer than the render
         summary: Rendered = {
             "messages": [m for r in results for m in r["messages"]],
             "discarded": [d for r in results for d in r["discarded"]],

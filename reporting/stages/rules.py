@@ -39,7 +39,7 @@ from reporting.rules import (
     residence,
 )
 from reporting.settings import RunSettings
-from reporting.staging import connect
+from reporting.staging import connect, seller_ranges
 from reporting.variants import EU_READING, LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
 
@@ -167,26 +167,10 @@ def load_rates(con: Any, year: int) -> dict[str, Rate]:
     return {c: Rate(c, d, to_fraction(u)) for c, d, u in rows}
 
 
-def _seller_ranges(con: Any, per_read: int) -> list[tuple[str | None, str | None]]:
-    """Consecutive ranges of seller ids ``[low, high)`` (None: unbounded) of about ``per_read``
-    sellers each, in the order of ``order by seller_id``."""
-    ((count,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
-    parts = -(-int(count) // per_read)
-    if parts <= 1:
-        return [(None, None)]
-    fractions = [i / parts for i in range(1, parts)]
-    ((bounds,),) = con.execute(
-        "select quantile_disc(seller_id, ?::double[]) from (select distinct seller_id from activity_totals)",
-        [fractions],
-    ).fetchall()
-    edges = sorted(set(bounds))
-    return list(zip([None, *edges], [*edges, None], strict=True))
-
-
 def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) -> Iterator[SellerFacts]:
     """Every seller with activity, in the order of its id, read in ranges of ``per_read`` sellers
     (default :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
-    for low, high in _seller_ranges(con, per_read or FACTS_SELLERS_PER_READ):
+    for low, high in seller_ranges(con, "activity_totals", per_read or FACTS_SELLERS_PER_READ):
         params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
         sql = FACTS_SQL.replace("{sellers}", " and ".join(where[k] for k in params) or "true")

@@ -70,3 +70,43 @@ def test_the_benchmark_reads_a_postgresql_copy_summed_there(
     # a second run reads the copy it made
     assert main([*args, "--source", pg_url, "--aggregate", "source"]) == 0
     assert "copied the marketplace" not in capsys.readouterr().out
+
+
+def test_the_benchmark_times_the_quarterly_watch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "bench"
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--no-data-docs", "--watch", "2"]) == 0
+    assert "the quarterly watch of Q2 (as of 2025-06-30, no XML" in capsys.readouterr().out
+    result = json.loads((work / "bench-120-watch-q2.json").read_text(encoding="utf-8"))
+    stages = ["prepare", "extract", "aggregate", "rules", "report", "watch_list"]
+    assert [s["stage"] for s in result["stages"]] == stages
+    scale = result["scale"]
+    assert scale["watch_quarter"] == 2 and scale["as_of"] == "2025-06-30" and scale["routing"] == "nexus"
+    assert scale["files"] == 0 and scale["xml_bytes"] == 0 and not list((work / "out-watch-q2").rglob("*.xml"))
+    # the watch list the run wrote, one line per seller after the header
+    listed = (work / "out-watch-q2" / "watch_list.csv").read_text(encoding="utf-8").splitlines()
+    assert scale["watch_list"] == len(listed) - 1
+    # the watch reads the payments up to the quarter's end: fewer than the whole year's
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--no-data-docs", "--watch", "4"]) == 0
+    year = json.loads((work / "bench-120-watch-q4.json").read_text(encoding="utf-8"))["scale"]
+    assert 0 < scale["transactions"] < year["transactions"]
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--watch", "1", "--against-dac7"]) == 2
+    assert "takes no --against-dac7" in capsys.readouterr().err
+
+
+def test_the_benchmark_measures_the_render_at_scales_of_sellers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "bench"
+    assert main(["bench", "--sellers", "120", "--work", str(work), "--render-sellers", "30", "200"]) == 0
+    assert "peak RSS" in capsys.readouterr().out
+    result = json.loads((work / "bench-render-30-200.json").read_text(encoding="utf-8"))
+    routed = result["marketplace"]["routed"]
+    first, second = result["scales"]
+    # whole copies of the routed sellers: at least as many as asked for
+    assert first["reportable"] == routed * -(-30 // routed) and second["reportable"] == routed * -(-200 // routed)
+    assert first["messages"] == second["messages"] == 1 and first["peak_rss_gb"] > 0
+    assert result["peak_ratio"] == round(
+        max(first["peak_rss_gb"], second["peak_rss_gb"]) / min(first["peak_rss_gb"], second["peak_rss_gb"]), 3
+    )
+    assert not (work / "render-200").exists()  # the copies' personal data is not kept
+    assert main(["bench", "--work", str(work), "--render-sellers", "0"]) == 2

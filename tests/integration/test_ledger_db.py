@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from reporting.ledger import (
     default_ledger_url,
     open_ledger,
 )
+from reporting.ledger import db as ledger_db
 from reporting.ledger import schema as t
 from reporting.ledger.model import SELLER, opo_key
 from reporting.ledger.status import import_status
@@ -136,6 +138,32 @@ def test_a_filing_history_keeps_one_live_version_per_record(ledger: Ledger) -> N
     ]
     assert listed[0].triggered_by == "tester" and listed[0].transfer_id == f"T-{first}"
     assert f.plan(current(po=2, sellers={"S1": 2, "S3": 1})) == []
+
+
+def test_a_message_of_more_records_than_a_batch_is_recorded_whole_and_in_order(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_db, "RECORD_BATCH", 2)  # 1 operator + 4 sellers: batches of 2, 2 and 1
+    f = Filer(ledger)
+    [ref] = f.file(current(sellers={"S1": 1, "S2": 1, "S3": 1, "S4": 1}))
+    records = ledger.records(ref)
+    assert [(r.kind, r.seller_key) for r in records] == [
+        ("platform_operator", None),
+        ("seller", "S1"),
+        ("seller", "S2"),
+        ("seller", "S3"),
+        ("seller", "S4"),
+    ]
+    assert set(f.live()) == {PO_KEY, *((SELLER, s) for s in ("S1", "S2", "S3", "S4"))}
+    # a batch the database refuses (the last seller's DocRefId is the one before's) leaves nothing
+    # of the message behind: every batch is in the one transaction
+    g = Filer(ledger, authority="FR")
+    [planned] = g.plan(current(sellers={"S1": 1, "S2": 1, "S3": 1, "S4": 1}))
+    twice = replace(planned.records[-1], doc_ref_id=planned.records[-2].doc_ref_id)
+    with pytest.raises(LedgerError, match="breaks a ledger constraint"):
+        g.record([replace(planned, records=(*planned.records[:-1], twice))])
+    assert ledger.messages(year=2025, authority="FR", environment="test") == []
+    assert g.live() == {}
 
 
 def test_assumed_operators_added_and_removed_replay_to_the_live_state(ledger: Ledger) -> None:

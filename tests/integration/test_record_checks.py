@@ -149,6 +149,50 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
 
 
+def test_the_render_reads_its_sellers_in_ranges_as_it_reads_them_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render and the audit read the routed sellers in ranges of ids (``mapping.SELLERS_PER_READ``:
+    DuckDB cannot spill their lists): each authority's records and problems in the same order, the
+    same quarantine and the same files, byte for byte, whatever the size of the ranges."""
+    url = f"sqlite:///{tmp_path}/market.db"
+    generate_demo(url, sellers=400, seed=5, year=2025, replace=True, bad_share=0.1)
+    config = write_config(tmp_path / "dac7.toml", routing="jurisdiction", max_quarantined=1000)
+    staged: dict[int, dict[str, bytes]] = {}
+    records: dict[int, dict[str, list[Any]]] = {}
+    for per_read in (10**9, 23):
+        monkeypatch.setattr(mapping, "SELLERS_PER_READ", per_read)
+        run_dir = _staged(tmp_path, url, "41111111-2222-3333-4444-555555555555", config, f"-{per_read}")
+        pipeline.apply_rules(run_dir)  # its audit reads every routed seller
+        settings = load_settings(run_dir)
+        con = connect(settings.run_path, "extract", "aggregate", "rules")
+        try:
+            authorities = [a for (a,) in con.execute("select distinct authority from routing order by 1").fetchall()]
+            records[per_read] = {
+                a: list(
+                    mapping.seller_records(
+                        con,
+                        a,
+                        select_profile(a, settings.config),
+                        2026,
+                        preview=settings.preview,
+                        reading=reading_for(settings.filing_state),
+                    )
+                )
+                for a in authorities
+            }
+        finally:
+            con.close()
+        pipeline.render(run_dir)  # every authority: the shared rows
+        root = Path(run_dir)
+        files = [*root.glob("rules/*.parquet"), *root.glob("render/*/*.xml")]
+        staged[per_read] = {str(f.relative_to(root)): f.read_bytes() for f in files}
+        assert not list(root.glob("render/.routed_seller_rows*"))  # deleted after the render
+    assert records[23] == records[10**9] and sum(map(len, records[23].values())) > 23
+    assert staged[23] == staged[10**9]
+    assert len([f for f in staged[23] if f.endswith(".xml")]) > 1
+
+
 def test_the_checks_in_worker_processes_find_and_write_what_they_find_in_the_stage_s_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

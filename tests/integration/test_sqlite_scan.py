@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from builders import Marketplace, write_config
 
 from reporting.pipeline import run
+from reporting.pushdown import OperatorFilter
 from reporting.source import make_engine, sql_text
 from reporting.stages import extract
 
@@ -91,3 +92,83 @@ def test_the_scan_is_chosen_where_the_period_is_most_of_the_table(
 def test_the_query_must_have_its_from_line() -> None:
     with pytest.raises(ValueError, match=r"extract_transactions\.sql"):
         extract._not_indexed("select 1 from transactions as t")
+
+
+# The identity tables and the sellers' control count read the period's sellers from a temporary
+# table found once per connection (extract._sqlite_active_sellers), not each from the transactions.
+
+SCOPES = {
+    "one operator": OperatorFilter(),
+    "lt2 of a group": OperatorFilter(operator_id="lt2", operator_ids=("default", "lt2"), column=True),
+    "default of a group": OperatorFilter(operator_id="default", operator_ids=("default", "lt2"), column=True),
+}
+IDENTITY_READS = [f"extract_{t}.sql" for t in sorted(extract.IDENTITY_TABLES)] + ["count_sellers.sql"]
+
+
+def _identity_market() -> Marketplace:
+    """Sellers active in the period or not, of one operator or the other, with every identity
+    table filled; ids that differ only by case or a space, and a transaction of no known seller."""
+    m = Marketplace()
+    for seller in ("S1", "S2", "s1", "S1 ", "S3", "S4", "S5"):
+        m.seller(seller)
+        m.tin(seller, "LT-2", "LT")
+        m.pe(seller, "DE")
+        m.account(seller, f"LT60101000000000{len(seller)}", "Ona")
+        m.listing(f"L-{seller}", seller)
+    m.tx("S1", "2025-01-01 00:30:00", 1_00)  # in the period: 1 January, Vilnius time
+    m.tx("S2", "2024-12-31 21:59:59", 1_00)  # the last second before it (UTC 22:00 is midnight)
+    m.tx("s1", "2025-12-31 21:59:59", 1_00, operator_id="lt2")  # the period's last second, lt2's
+    m.tx("S1 ", "2025-12-31 22:00:00", 1_00)  # the first second after it
+    m.tx("S3", "2025-06-01 10:00:00", 1_00, operator_id="default")
+    m.tx("S3", "2025-06-02 10:00:00", 1_00, operator_id="lt2")  # both operators' seller
+    m.tx("S4", "2025-06-01 10:00:00", 1_00, operator_id="lt2")
+    m.tx("S9", "2025-06-01 10:00:00", 1_00)  # in no table of the sellers
+    return m  # S5: no transaction at all
+
+
+def _rows(conn: sa.Connection, sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+    return sorted(conn.execute(sa.text(sql), params).fetchall(), key=repr)
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_once(
+    tmp_path: Path, scope_name: str
+) -> None:
+    scope = SCOPES[scope_name]
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    params = {"period_start": "2024-12-31 22:00:00", "period_end": "2025-12-31 22:00:00"}
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = {}
+            for name in IDENTITY_READS:
+                sql = extract.scoped_sql(name, scope, "sqlite").replace("{optional_columns}", "")
+                before[name] = (sql, _rows(conn, sql, params))
+            extract._sqlite_active_sellers(conn, None, params, scope)
+            for name, (sql, rows) in before.items():
+                rewritten = extract._from_active(sql, scope)
+                assert "from transactions" not in rewritten and extract.SQLITE_ACTIVE in rewritten
+                assert _rows(conn, rewritten, {}) == rows, name
+            active = {r[0] for r in conn.execute(sa.text(f"select seller_id from temp.{extract.SQLITE_ACTIVE}"))}
+            unknown = extract.scoped_sql("extract_unknown_sellers.sql", scope, "sqlite")
+            assert extract._unknown_sellers_possible(conn) == bool(_rows(conn, unknown, params))
+            count = extract.scoped_sql("count_transactions.sql", scope, "sqlite")
+            counted = conn.execute(sa.text(extract._active_control_sql())).scalar_one()
+            assert counted == conn.execute(sa.text(count), params).scalar_one()
+    finally:
+        engine.dispose()
+    # by hand: S1 paid on 1 January (00:30 in Vilnius), s1 on the period's last second (lt2's),
+    # S3 for both operators, S4 for lt2, S9 of no seller; S2 and "S1 " a second outside, S5 never
+    expected = {
+        "one operator": {"S1", "s1", "S3", "S4", "S9"},
+        "lt2 of a group": {"s1", "S3", "S4"},
+        "default of a group": {"S1", "S3", "S9"},
+    }[scope_name]
+    assert active == expected
+    assert counted == {"one operator": 6, "lt2 of a group": 3, "default of a group": 3}[scope_name]
+    assert ("S9" in active) == (scope_name != "lt2 of a group")  # the seller no table knows: not lt2's
+
+
+def test_a_read_without_the_selection_of_the_periods_sellers_is_refused() -> None:
+    with pytest.raises(ValueError, match="no selection of the period's sellers"):
+        extract._from_active("select seller_id from transactions where paid_at >= :period_start", OperatorFilter())
