@@ -400,9 +400,10 @@ CANADA = PendingJurisdiction(
         "of modification was not read); it is updated as partnerships are confirmed",
     },
     missing={
-        "the CRA's XML schema files for the Part XX return": "the CRA publishes them with its schema download "
-        "for information returns; no copy was found in the public sources and code searched, so no file could be "
-        "written and validated against them",
+        "the CRA's XML schema files for the Part XX return": "the CRA publishes them as a schema package of "
+        "their own; the only public copy found (partXXxmlschm1-26-1.zip, among the test resources of the GitHub "
+        "repository replikativ/kontor) is a binary that could not be opened here, and the CRA's terms for "
+        "redistributing it were not checked, so no file could be written and validated against them",
         "the Part XX layout after the platform operator's identification fields": "only the start of the 2025V3 "
         "and 2026V2 layout pages was read (ResCountryCode, TIN, IN, VAT, Name, PlatformBusinessName, BN15)",
         "the form of the document reference ids and how a correction or deletion refers to an earlier record": (
