@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from reporting.countries import is_country
 from reporting.diligence_cycle import CycleSettings
 from reporting.errors import ConfigError
-from reporting.jurisdictions import MODEL_RULES, PARTNERS_KEY, is_filing_jurisdiction
+from reporting.jurisdictions import MODEL_RULES, PARTNERS_KEY, PENDING, filing_refusal, is_filing_jurisdiction
 from reporting.text import MAX_TEXT, text_problem
 from reporting.vocabulary import (
     DEFAULT_OPERATOR,
@@ -513,6 +513,9 @@ def parse_operator(op: dict[str, Any], name: str, origin: str) -> Operator:
         nexus_country=_country(nexus_country, f"{name}.nexus_country", origin) if nexus_country else "",
         address=address,
     )
+    if operator.country in PENDING:
+        key = f"{name}.nexus_country" if operator.nexus_country else f"{name}.address.country"
+        raise ConfigError(f"{origin}: {PENDING[operator.country].refusal(key)}")
     if not is_filing_jurisdiction(operator.country):
         raise ConfigError(
             f"{origin}: {'the operator' if name == 'operator' else f'the operator of [{name}]'} files in "
@@ -1029,11 +1032,9 @@ def _authorities(raw: dict[str, Any], origin: str, prefix: str = "") -> dict[str
     tables = _table(raw, "authorities", origin, required=False, prefix=prefix)
     out: dict[str, dict[str, str]] = {}
     for country, table in tables.items():
-        if not is_filing_jurisdiction(country):
-            raise ConfigError(
-                f"{origin}: [{prefix}authorities.{country}]: {country!r} is not an EU member state code, nor a "
-                f"jurisdiction of the OECD Model Rules this version knows ({', '.join(sorted(MODEL_RULES))})"
-            )
+        refusal = filing_refusal(country, f"[{prefix}authorities.{country}]")
+        if refusal is not None:
+            raise ConfigError(f"{origin}: {refusal}")
         if not isinstance(table, dict):
             raise ConfigError(f"{origin}: [{prefix}authorities.{country}] must be a table of identifiers")
         values = {}

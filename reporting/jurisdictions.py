@@ -8,7 +8,10 @@ filing. Two families of law are known here:
   :mod:`reporting.variants`; this module holds what all member states share.
 * **The OECD Model Rules for Reporting by Platform Operators**, as a jurisdiction outside the EU
   transposed them: the United Kingdom (:data:`UNITED_KINGDOM`). Canada and New Zealand apply the
-  same Model Rules and come next, each as one more :class:`RuleSet` here and one profile module.
+  same Model Rules; each becomes one more :class:`RuleSet` here and one profile module once the
+  facts a filing needs are found. Until then each is a :class:`PendingJurisdiction`
+  (:data:`PENDING`): what was found, each fact with its source, and what was searched for and not
+  found, which the configuration names when it refuses the jurisdiction (see the end of this text).
 
 Where the Model Rules differ from DAC7, the rule set says so in a field of its own, each with
 the paragraph it rests on (:attr:`RuleSet.sources`), and :mod:`reporting.rules` reads the field,
@@ -41,6 +44,22 @@ refunds (IEIM901740: consideration on a cash basis, a refund after the period co
 period's report, never the next period's), the reportable period (the calendar year) and the
 deadlines of the filing and of the seller's copy (31 January of the following year, SI 2023/817
 reg. 4(1) and 4(4)); those dates are rows of ``reporting/authorities/deadlines.toml``.
+
+Canada and New Zealand are not filed yet, and neither is guessed (:data:`CANADA`,
+:data:`NEW_ZEALAND`; the sources, read for the 2024 and 2025 reportable periods, are in each
+entry):
+
+* **Canada** (Income Tax Act, Part XX): the return is not the OECD DPI message but the Canada
+  Revenue Agency's own XML layout, the "Part XX Information Return" (versions 2025V3 and 2026V2),
+  sent with a T619 electronic transmittal by Internet file transfer (at most 150 MB a file). Its
+  XML schema files could not be read or vendored, only the first fields of its layout were read,
+  and the form of its document reference ids was not found: no file could be written and
+  validated against the CRA's schema.
+* **New Zealand** (Tax Administration Act 1994, s. 185S): the OECD DPI XML Schema, uploaded in
+  myIR to a Digital Platform Information account (at most 200 MB an upload), report and seller
+  copy by 7 February, the core scope only. What SendingEntityIN holds, the MessageRefId and
+  DocRefId forms Inland Revenue expects, its checks of an upload and its list of partner
+  jurisdictions were not found.
 """
 
 from __future__ import annotations
@@ -49,7 +68,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reporting.countries import EU_MEMBER_STATES
-from reporting.vocabulary import ACTIVITIES, NOT_REPORTABLE_JURISDICTION, NOT_REPORTABLE_NON_EU, PROPERTY, SERVICES
+from reporting.vocabulary import (
+    ACTIVITIES,
+    NOT_REPORTABLE_JURISDICTION,
+    NOT_REPORTABLE_NON_EU,
+    PROPERTY,
+    SERVICES,
+    TRANSPORT,
+)
 
 #: The Model Rules' core scope: personal services and the rental of immovable property
 #: (HMRC IEIM901820: New Zealand takes "only" these; OECD DPI XSD v1.0, annotation of
@@ -283,8 +309,179 @@ UNITED_KINGDOM = RuleSet(
 )
 
 #: The rule sets of the jurisdictions outside the EU, by filing jurisdiction. Canada and New
-#: Zealand come next: each one more entry, with its profile module in reporting/authorities.
+#: Zealand come next (:data:`PENDING`): each one more entry, with its profile module in
+#: reporting/authorities, once the facts :attr:`PendingJurisdiction.missing` names are found.
 MODEL_RULES: dict[str, RuleSet] = {"GB": UNITED_KINGDOM}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJurisdiction:
+    """A jurisdiction of the OECD Model Rules that this version does not file in yet: the facts
+    found, each with its source, and the facts a filing needs that no source read gives. Nothing
+    here is guessed: a fact not found is in :attr:`missing`, never filled in."""
+
+    code: str
+    name: str
+    #: the law, in words
+    law: str
+    #: the authority that receives the report
+    authority: str
+    #: the first reportable period the law applies to
+    first_period: int
+    #: the activities its law covers
+    scope: frozenset[str]
+    #: the due day (``MM-DD``) of the report to the authority, in the year after the period
+    filing_due: str
+    #: the due day (``MM-DD``) of the seller's copy, in the year after the period; None: not found
+    seller_copy_due: str | None
+    #: the partner jurisdictions the authority lists, by reportable period (empty: no list found)
+    partners: Mapping[int, frozenset[str]]
+    #: fact -> what the source says, with the source (its address, and its date where shown)
+    found: Mapping[str, str]
+    #: fact a filing needs -> where it was searched for and not found
+    missing: Mapping[str, str]
+
+    def refusal(self, key: str) -> str:
+        """Why the configuration refuses this jurisdiction as a filing jurisdiction (``key``:
+        the configuration key that named it), naming every missing fact."""
+        return (
+            f"{key}: {self.code} ({self.name}) applies the OECD Model Rules ({self.law}), but this version does not "
+            f"file there yet: not found in the published sources read: {'; '.join(self.missing)}. "
+            "Nothing is guessed; the facts found and the sources searched are in the jurisdiction table of "
+            "docs/rules/authorities.md"
+        )
+
+
+CRA = "https://www.canada.ca/en/revenue-agency/"
+CRA_DPI = f"{CRA}programs/about-canada-revenue-agency-cra/compliance/reporting-rules-digital-platforms/"
+CRA_EFILE = f"{CRA}services/e-services/filing-information-returns-electronically-t4-t5-other-types-returns-overview/"
+
+#: Canada: Part XX of the Income Tax Act, as the Canada Revenue Agency (CRA) publishes it.
+CANADA = PendingJurisdiction(
+    code="CA",
+    name="Canada",
+    law="Income Tax Act, Part XX (Reporting Rules for Digital Platform Operators)",
+    authority="Canada Revenue Agency (CRA)",
+    first_period=2024,
+    scope=EXTENDED_SCOPE - {TRANSPORT},
+    filing_due="01-31",
+    seller_copy_due=None,
+    partners={2024: frozenset({"BG", "LV", "NZ", "GB", "IE", "SE"})},
+    found={
+        "law": f"CRA, Guidance on the Reporting Rules for Digital Platform Operators, 1.1 ({CRA_DPI}"
+        "guidance-on-reporting-rules.html): the rules were implemented by the addition of Part XX of the Income "
+        "Tax Act; the OECD commentaries and FAQ are aids to interpret it, the CRA guidance prevails (1.4)",
+        "deadline": f"CRA, Filing information returns ({CRA_DPI}filing-information-returns.html): a reporting "
+        "platform operator files its report for the previous calendar year by January 31; the first deadline is "
+        "January 31, 2025, for the 2024 calendar year",
+        "scope": "CRA tax tip 'Operating a digital platform?' of 10 September 2024 (https://canada.ca/en/revenue-"
+        "agency/news/newsroom/tax-tips/tax-tips-2024/operating-digital-platform.html): sellers who sell goods or "
+        "offer services, such as the rental of real or immovable property (the rental of means of transport: see "
+        "missing)",
+        "account": f"CRA, Filing information returns ({CRA_DPI}filing-information-returns.html): a business number "
+        "and an information returns RZ program account of the type 'Compliance and Exchange' before the first "
+        "Part XX return",
+        "format": f"CRA, Filing information returns ({CRA_DPI}filing-information-returns.html): the Part XX "
+        "information is filed 'in prescribed form using an extensible markup language (XML) Schema'; CRA, Part "
+        f"XX Information Return ({CRA_EFILE}t619-next-year/partxx.html, 2025V3 updated 2024-12-23, and "
+        "partxx-2026.html, 2026V2 updated 2025-12-02: UserName and AccountCreateDate removed, CanadianNexus "
+        "removed from sellers, BN15 and ReportingYearEnd added to the reporting platform operator): a layout of "
+        "the CRA's own (PartXX/PartXXBody/PlatformOperator with ResCountryCode, TIN with issuedBy and unknown, "
+        "'NOTIN'), not the OECD DPI message, sent with a T619 Electronic Transmittal record",
+        "transmission": f"CRA, Internet File Transfer (IFT) Reference Guide ({CRA_EFILE}filing-information-"
+        "returns-electronically-t4-t5-other-types-returns-file/common-errors.html): an XML file of at most 150 MB "
+        "(compressed allowed, at most 1 GB uncompressed); a submission is rejected when the T619's transmitter "
+        "account number is not the account used to log in",
+        "gvs": f"CRA, Completing a Part XX information return ({CRA_DPI}completing-part-xx-information-return.html):"
+        " the Government Verification Service procedures referenced in the Part XX XML schema are not operational "
+        "and are not used",
+        "partners": f"CRA, List of partner jurisdictions ({CRA_DPI}list-partner-jurisdictions.html): Bulgaria, "
+        "Latvia, New Zealand, the United Kingdom, Ireland and Sweden, each in effect from 2024 (the page's date "
+        "of modification was not read); it is updated as partnerships are confirmed",
+    },
+    missing={
+        "the CRA's XML schema files for the Part XX return": "the CRA publishes them as a schema package of "
+        "their own; the only public copy found (partXXxmlschm1-26-1.zip, among the test resources of the GitHub "
+        "repository replikativ/kontor) is a binary that could not be opened here, and the CRA's terms for "
+        "redistributing it were not checked, so no file could be written and validated against them",
+        "the Part XX layout after the platform operator's identification fields": "only the start of the 2025V3 "
+        "and 2026V2 layout pages was read (ResCountryCode, TIN, IN, VAT, Name, PlatformBusinessName, BN15)",
+        "the form of the document reference ids and how a correction or deletion refers to an earlier record": (
+            f"'Fields for document specification' of {CRA_DPI}completing-part-xx-information-return.html was not "
+            "read beyond its table of contents"
+        ),
+        "the T619 fields of a Part XX submission": f"the T619 layout read ({CRA_EFILE}t619.html, 2022V1) names the "
+        "MM transmitter number of other returns; the RZ account's place in a Part XX T619 was not read",
+        "whether Part XX covers the rental of means of transport": "the CRA pages read name goods, services and "
+        "the rental of immovable property only; it is left out of the scope here until a source names it",
+        "the seller's copy and its due day": "not in the CRA pages read (a secondary source, Andersen Canada's "
+        "blog 'New reporting requirements for Digital Platform Operator', gives 31 January)",
+    },
+)
+
+IRD = "https://ird.govt.nz/"
+
+#: New Zealand: the Tax Administration Act 1994 as amended by the Taxation (Annual Rates for
+#: 2022-23, Platform Economy, and Remedial Matters) Act 2023, as Inland Revenue publishes it.
+NEW_ZEALAND = PendingJurisdiction(
+    code="NZ",
+    name="New Zealand",
+    law="Tax Administration Act 1994, s. 185S (model reporting standard for digital platforms)",
+    authority="Inland Revenue (IRD)",
+    first_period=2024,
+    scope=CORE_SCOPE,
+    filing_due="02-07",
+    seller_copy_due="02-07",
+    partners={},
+    found={
+        "law": f"Inland Revenue, Model rules for sharing and gig economy ({IRD}international-tax/exchange-of-"
+        "information/model-rules-for-sharing-and-gig-economy, last updated 15 May 2024): New Zealand adopted the "
+        "model rules into its legislation (Tax Information Bulletin Vol 35 No 6, July 2023, pp. 5-15, cited "
+        "there, not read); Tax Administration Act 1994 s. 185S (reporting platform operators and sellers: model "
+        "reporting standard) and s. 185T (the extended standard, only by Order in Council), read in a plain-"
+        "language summary of legislation.govt.nz (plainlanguagelaw.ackama.com), not in the Act itself",
+        "first_period": f"Inland Revenue, Model rules for sharing and gig economy ({IRD}international-tax/exchange-"
+        "of-information/model-rules-for-sharing-and-gig-economy): from 1 January 2024 platform operators based "
+        "in New Zealand collect the information, and report it in early 2025",
+        "scope": f"Inland Revenue, Information reporting overview ({IRD}sharing-economy/online-marketplaces/"
+        "income-reporting-rules/information-reporting-overview): the rental of immovable property and personal "
+        "services; the extended standard (sale of goods, vehicle rental) 'has not been implemented in New Zealand "
+        "at this stage' (model rules page, 15 May 2024)",
+        "deadline": f"Inland Revenue, Information reporting overview ({IRD}sharing-economy/online-marketplaces/"
+        "income-reporting-rules/information-reporting-overview) and How to report information ({IRD}sharing-"
+        "economy/online-marketplaces/income-reporting-rules/how-to-report-information): the report by 7 February "
+        "for the past calendar year, and the sellers' copy by 7 February",
+        "format": f"Inland Revenue, How to report information ({IRD}sharing-economy/online-marketplaces/income-"
+        "reporting-rules/how-to-report-information, last updated 13 June 2024 and a later version): annually, "
+        "with the information in quarterly periods, 'using the OECD model rules XML Schema'",
+        "transmission": f"Inland Revenue, How to report information ({IRD}sharing-economy/online-marketplaces/"
+        "income-reporting-rules/how-to-report-information): in myIR, to a Digital Platform Information (DPI) "
+        "account, by XML file upload (at most 200MB an upload) or an Excel template (at most 1,000 sellers); "
+        "corrections by the same methods",
+        "exchange": f"Inland Revenue, Model rules for sharing and gig economy ({IRD}international-tax/exchange-of-"
+        "information/model-rules-for-sharing-and-gig-economy): exchanged under the Multilateral Convention on "
+        "Mutual Administrative Assistance in Tax Matters with foreign tax authorities that implemented the Model "
+        "Rules (no list named)",
+    },
+    missing={
+        "what MessageSpec/SendingEntityIN holds": "no Inland Revenue page on the DPI file says (for CRS, Inland "
+        "Revenue's draft validations of February 2017 ask for the IRD number in SendingCompanyIN: "
+        "taxpolicy.ird.govt.nz/publications/2017/2017-other-aeoi-technical/ird-validations-draft; nothing says "
+        "the same of the DPI file)",
+        "the MessageRefId and DocRefId forms Inland Revenue expects": "not on its DPI pages, nor in its public "
+        "GitHub repositories (InlandRevenue/File_Upload_Services-Returns-and-Information, "
+        "Gateway_Services-Returns-and-Information: no DPI product); the CRS form [IRD number].[unique id] of 2017 "
+        "is not said to apply to the DPI file",
+        "Inland Revenue's checks of an uploaded DPI file and the result it returns": "not found",
+        "the list of New Zealand's partner jurisdictions per reportable period": "Inland Revenue names none "
+        "beyond 'foreign tax authorities that have implemented the Model Rules' (once the rest is found, "
+        "[authorities.NZ] partner_jurisdictions can set it, as for the UK)",
+    },
+)
+
+#: The jurisdictions of the OECD Model Rules not filed yet, by code: the configuration refuses
+#: each as a filing jurisdiction with :meth:`PendingJurisdiction.refusal`.
+PENDING: dict[str, PendingJurisdiction] = {"CA": CANADA, "NZ": NEW_ZEALAND}
 
 
 def rule_set_for(filing_state: str) -> RuleSet:
@@ -311,16 +508,37 @@ def is_filing_jurisdiction(code: str) -> bool:
     return code in EU_MEMBER_STATES or code in MODEL_RULES
 
 
+def filing_refusal(code: str, key: str) -> str | None:
+    """Why an operator may not file in ``code`` (``key``: the configuration key that named it),
+    or None where it may (:func:`is_filing_jurisdiction`). A jurisdiction of :data:`PENDING` is
+    refused naming the facts not found; any other is neither a member state nor a Model Rules
+    jurisdiction this version knows."""
+    if is_filing_jurisdiction(code):
+        return None
+    pending = PENDING.get(code)
+    if pending is not None:
+        return pending.refusal(key)
+    return (
+        f"{key}: {code!r} is not an EU member state code, nor a jurisdiction of the OECD Model Rules this version "
+        f"knows ({', '.join(sorted(MODEL_RULES))})"
+    )
+
+
 __all__ = [
+    "CANADA",
     "CORE_SCOPE",
     "DAC7",
     "EXTENDED_SCOPE",
     "MODEL_RULES",
+    "NEW_ZEALAND",
     "PARTNERS_KEY",
+    "PENDING",
     "UNITED_KINGDOM",
     "PartnerList",
+    "PendingJurisdiction",
     "Reportable",
     "RuleSet",
+    "filing_refusal",
     "is_filing_jurisdiction",
     "partner_jurisdictions",
     "rule_set_for",
