@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 
 from dac7_view import (
     PARTIALLY_REJECTED,
+    authority_name,
     LedgerUnavailable,
     Sources,
     _num,
@@ -648,9 +649,12 @@ def _dates(text: str) -> str:
 
 
 def _authority(code: str) -> str:
+    """The authority's cell: its code and country (``LT Lithuania``); a jurisdiction outside the EU
+    also names its authority and law (``GB United Kingdom: HM Revenue & Customs (HMRC), OECD Model
+    Rules``), so that a filing with HMRC is never read as a member state's."""
     from reporting.countries import COUNTRY_NAMES
 
-    name = COUNTRY_NAMES.get(code)
+    name = authority_name(code) or COUNTRY_NAMES.get(code)
     return f"<b>{escape(code)}</b>" + (f" {escape(name)}" if name else "")
 
 
