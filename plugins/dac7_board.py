@@ -48,7 +48,6 @@ from urllib.parse import urlsplit
 
 from dac7_view import (
     PARTIALLY_REJECTED,
-    authority_name,
     LedgerUnavailable,
     Sources,
     _num,
@@ -56,6 +55,7 @@ from dac7_view import (
     _problems,
     _read_ledger,
     _table,
+    authority_name,
     sources,
     status_outcomes,
 )

@@ -259,9 +259,7 @@ def _authorities_as_written(authorities: dict[str, dict[str, str]]) -> dict[str,
     alone), written back as the list."""
     return {
         country: {
-            key: (value.split(",") if value else [])
-            if key == PARTNERS_KEY and country in MODEL_RULES
-            else value
+            key: (value.split(",") if value else []) if key == PARTNERS_KEY and country in MODEL_RULES else value
             for key, value in table.items()
         }
         for country, table in authorities.items()

@@ -63,9 +63,7 @@ def ledger_url(tmp_path: Path) -> Iterator[str]:
             if authority == "GB":
                 s2 = next(r.doc_ref_id for r in led.records(ref) if r.seller_key == "S2")
                 bre = (
-                    hmrc_bre("Accepted")
-                    if year == 2025
-                    else hmrc_bre("Rejected", record_errors=[("DPI-RS-015", [s2])])
+                    hmrc_bre("Accepted") if year == 2025 else hmrc_bre("Rejected", record_errors=[("DPI-RS-015", [s2])])
                 )
                 import_status_bytes(led, bre, name="bre.xml", expected_message_ref_id=ref, matched_by="test")
     yield url
@@ -126,5 +124,7 @@ def test_the_year_page_heads_the_hmrc_filings_with_the_authority(board: Any, led
     [gb24] = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2024).filings["GB"]
     assert (gb24.status, gb24.error_codes) == ("rejected", ("DPI-RS-015",))
     page = lhtml.fromstring(dac7_view.year_page(view, None))
-    heads = {h.get("id"): " ".join(h.text_content().split()) for h in page.xpath("//h4[starts-with(@id, 'authority-')]")}
+    heads = {
+        h.get("id"): " ".join(h.text_content().split()) for h in page.xpath("//h4[starts-with(@id, 'authority-')]")
+    }
     assert heads == {"authority-uk_ltd-GB": f"{HMRC}", "authority-default-LT": "LT"}
