@@ -228,6 +228,20 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def watch_after_q3(monkeypatch: pytest.MonkeyPatch, config: Path, source: str, out: Path, ledger: Path) -> Any:
+    """The quarterly DAG's run of 1 October 2025 (the watch of Q3) over ``source`` with ``config``,
+    publishing under ``out`` (staging beside it; ``ledger``: the ledger URL's file, never opened)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+    monkeypatch.setenv("DAC7_SOURCE_URL", source)
+    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
+    monkeypatch.setenv("DAC7_STAGING_DIR", str(out.parent / "staging"))
+    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{ledger}")
+    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
+    return dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("airflow_db")
 def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
@@ -235,18 +249,10 @@ def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
 ) -> None:
     import sqlite3
 
-    from airflow.dag_processing.dagbag import DagBag
     from dac7_support.watch import COLUMNS
 
     out, production = tmp_path / "out", tmp_path / "production-ledger.sqlite3"
-    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
-    monkeypatch.setenv("DAC7_SOURCE_URL", demo_db)
-    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
-    monkeypatch.setenv("DAC7_STAGING_DIR", str(tmp_path / "staging"))
-    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{production}")
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
-    dr = dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+    dr = watch_after_q3(monkeypatch, REPO / "dac7.toml", demo_db, out, production)
 
     assert str(dr.state) == "success"
     assert {ti.task_id: str(ti.state) for ti in dr.get_task_instances()} == dict.fromkeys(STAGES, "success")
@@ -303,7 +309,6 @@ def test_a_groups_watch_reads_the_uk_filing_under_the_uk_rules(tmp_path: Path, m
     LT_AT excluded (the EU wording: "did not exceed"), LT_OVER crossed; LT_LATE, 30 sales paid in
     October, after the quarter: not read, in no list.
     """
-    from airflow.dag_processing.dagbag import DagBag
     from builders import TWO_FILINGS_TOML, Marketplace
 
     m = Marketplace()
@@ -322,14 +327,7 @@ def test_a_groups_watch_reads_the_uk_filing_under_the_uk_rules(tmp_path: Path, m
     config = tmp_path / "dac7.toml"
     config.write_text((REPO / "dac7.toml").read_text(encoding="utf-8") + TWO_FILINGS_TOML, encoding="utf-8")
     out = tmp_path / "out"
-    monkeypatch.setenv("DAC7_CONFIG", str(config))
-    monkeypatch.setenv("DAC7_SOURCE_URL", source)
-    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
-    monkeypatch.setenv("DAC7_STAGING_DIR", str(tmp_path / "staging"))
-    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
-    dr = dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+    dr = watch_after_q3(monkeypatch, config, source, out, tmp_path / "ledger.sqlite3")
     assert str(dr.state) == "success", {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
     watch = out / "2025" / "watch" / "Q3"

@@ -29,22 +29,14 @@ import pytest
 from builders import TWO_FILINGS_TOML, hmrc_bre, write_config
 from ledger_filing import Filer, current, send
 from lxml import html as lhtml
+from unit.test_board import board  # noqa: F401 - a fixture
 
 from reporting.ledger import open_ledger
 from reporting.ledger.status import import_status_bytes
 
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 TODAY = date(2026, 2, 1)
 SENT = datetime(2026, 1, 31, 23, 30)
 HMRC = "GB United Kingdom: HM Revenue & Customs (HMRC), OECD Model Rules"
-
-
-@pytest.fixture
-def board(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    import dac7_board
-
-    return dac7_board
 
 
 @pytest.fixture
@@ -74,7 +66,9 @@ def cells(page: Any, table: str) -> list[list[str]]:
 
 
 def test_the_board_shows_the_hmrc_filing_with_its_authority_deadline_and_status(
-    board: Any, ledger_url: str, tmp_path: Path
+    board: Any,  # noqa: F811
+    ledger_url: str,
+    tmp_path: Path,
 ) -> None:
     env = {"DAC7_CONFIG": str(write_config(tmp_path / "dac7.toml", extra=TWO_FILINGS_TOML))}
     view = board.board_view(board.Sources(ledger_url, None), TODAY, env)
@@ -114,7 +108,7 @@ def test_the_board_shows_the_hmrc_filing_with_its_authority_deadline_and_status(
     assert "United Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules" in sources
 
 
-def test_the_year_page_heads_the_hmrc_filings_with_the_authority(board: Any, ledger_url: str) -> None:
+def test_the_year_page_heads_the_hmrc_filings_with_the_authority(board: Any, ledger_url: str) -> None:  # noqa: F811
     import dac7_view
 
     view = dac7_view.year_view(dac7_view.Sources(ledger_url, None), 2025)
