@@ -3,7 +3,8 @@ EU operator (``default``, filing in LT under DAC7) and the UK operator (``[opera
 filing in GB under the UK's Model Rules). Each filing is checked against its own profile's rows
 of the deadline table: LT's (Directive 2011/16/EU Art. 8ac(2), 31 January) and GB's (SI 2023/817
 reg. 4(1) and 4(4), 31 January); the messages name the UK regulations and HMRC's upload for the
-UK filing, DAC7's texts for the EU one.
+UK filing, DAC7's texts for the EU one, and the statements warning cites each filing state's own
+``seller_statement`` row (LT: the Directive; DE: PStTG § 22(2); GB: reg. 4(4)).
 
 The ledger, by hand: both filings of 2025 published on 20 January 2026 with two sellers each;
 the LT one uploaded the same day, the GB one not sent until 27 January. HMRC's business rule
@@ -25,7 +26,13 @@ from test_dac7_annual import REPO, notifications  # noqa: F401 - a fixture
 
 from reporting.ledger import open_ledger
 
+#: the GB rule set's deadline source (the filing and the seller's copy), cited for the filing
 SI_4_1 = "SI 2023/817 reg. 4(1) and 4(4)"
+#: the GB ``seller_statement`` row's source, cited for the statements (the seller's copy alone)
+SI_4_4 = "SI 2023/817, reg. 4(4)"
+#: the EU ``seller_statement`` row's source (LT has no national profile)
+ANNEX_V = "Directive 2011/16/EU, Annex V, Section III(A), as inserted by Directive (EU) 2021/514"
+UK_LAW = "The Platform Operators (Due Diligence and Reporting Requirements) Regulations 2023 (SI 2023/817)"
 
 
 @pytest.fixture
@@ -67,7 +74,9 @@ def test_the_uk_filing_is_expected_by_31_january_under_the_uk_regulations(
     assert check_deadline(2025, date(2026, 1, 26), config, url) == {"year": 2025, "due": True, "missing": ["uk_ltd GB"]}
     ((subject, text),) = notifications
     assert subject == "DAC7 2025: no production filing sent yet for uk_ltd GB"
-    assert "is due by 2026-01-31" in text
+    # the body names the UK filing's own law, not DAC7 (the subject keeps its words)
+    assert text.startswith(f"The report for 2025 under {UK_LAW} is due by 2026-01-31 (warning from 2026-01-25). ")
+    assert "DAC7 report" not in text
     assert (
         "uk_ltd GB reports to United Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules under The Platform "
         "Operators (Due Diligence and Reporting Requirements) Regulations 2023 (SI 2023/817), by 2026-01-31 "
@@ -93,8 +102,9 @@ def test_the_statements_of_each_filing_are_due_under_its_own_law(
     assert result == {"year": 2025, "due": True, "unsent": {}, "without_statements": ["default LT", "uk_ltd GB"]}
     ((subject, text),) = notifications
     assert subject == "DAC7 2025: no statements recorded for default LT, uk_ltd GB"
-    # the seller's copy: DAC7's law for the LT filing, the UK's for the GB one
-    assert "by 2026-01-31 (PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A); " + SI_4_1 in text
+    # the seller's copy: the Directive for the LT filing (the EU row), reg. 4(4) alone for the GB one
+    assert f"by 2026-01-31 ({ANNEX_V}; {SI_4_4}); warning from 2026-01-25." in text
+    assert "PStTG" not in text and "reg. 4(1)" not in text
 
 
 def test_an_lt_only_operator_keeps_dac7s_words(
@@ -109,8 +119,32 @@ def test_an_lt_only_operator_keeps_dac7s_words(
     assert check_deadline(2025, date(2026, 1, 26), lt_only, url)["missing"] == []
     check_statements(2025, date(2026, 1, 26), lt_only, url)
     ((_subject, text),) = notifications
-    assert "(PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A)); warning from 2026-01-25." in text
-    assert "SI 2023/817" not in text and "HMRC" not in text
+    # LT's law: the Directive (no national profile), never Germany's PStTG
+    assert f"by 2026-01-31 ({ANNEX_V}); warning from 2026-01-25." in text
+    assert "PStTG" not in text and "SI 2023/817" not in text and "HMRC" not in text
+
+
+def test_each_filing_cites_the_seller_statement_law_of_the_state_it_is_filed_in() -> None:
+    """The ``seller_statement`` row of each filing state's profile, cited up to its quotation:
+    DE's own (PStTG § 22(2)), LT's the EU row (the Directive), GB's reg. 4(4); one citation per law."""
+    from dac7_support.deadline import deadline_message, statement_laws, statements_message
+
+    assert statement_laws(["DE"], 2025) == ["PStTG § 22(2)"]
+    assert statement_laws(["LT"], 2025) == [ANNEX_V]
+    assert statement_laws(["LT", "DE", "GB", "LV"], 2025) == [ANNEX_V, "PStTG § 22(2)", SI_4_4]
+    _subject, de = statements_message(2025, {"DE": (2, 1)}, [], date(2026, 1, 25), date(2026, 1, 31), ["PStTG § 22(2)"])
+    assert de.startswith(
+        "Each reportable seller must receive the information reported about them by 2026-01-31 (PStTG § 22(2)); "
+        "warning from 2026-01-25.\nFiled with DE: 2 pending, 1 failed (production statements of 2025)."
+    )
+    # the missing-filing body: DAC7 for EU filings, each filing's law where they are mixed
+    _subject, eu = deadline_message(2025, ["DE", "LT"], date(2026, 1, 25))
+    assert eu.startswith("The DAC7 report for 2025 is due by 2026-01-31 (warning from 2026-01-25). ")
+    subject, mixed = deadline_message(2025, ["default LT", "uk_ltd GB"], date(2026, 1, 25))
+    assert subject == "DAC7 2025: no production filing sent yet for default LT, uk_ltd GB"
+    assert mixed.startswith(
+        f"The reports for 2025 (default LT under DAC7; uk_ltd GB under {UK_LAW}) are due by 2026-01-31 (warning"
+    )
 
 
 def test_a_record_hmrc_rejected_is_an_open_item_without_a_correction_window(
