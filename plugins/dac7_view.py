@@ -1056,12 +1056,14 @@ def _ledger_section(view: YearView, authority: str | None) -> list[str]:
 
 
 def authority_name(code: str) -> str:
-    """A filing jurisdiction outside the EU with its authority and law (``United Kingdom: HM
-    Revenue & Customs (HMRC), OECD Model Rules``, :attr:`reporting.jurisdictions.RuleSet.authority_label`);
-    "" for a member state, whose code says it."""
+    """A filing jurisdiction outside the EU with its authority and law, as its profile of the
+    deadline table names it (``United Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules``,
+    ``reporting/authorities/deadlines.toml``: one label per authority, the same in the deadline
+    warnings); "" for a member state, whose code says it."""
+    from reporting.deadlines import deadline_table, profile_of
     from reporting.jurisdictions import rule_set_for
 
-    return rule_set_for(code).authority_label
+    return deadline_table()[profile_of(code)].name if rule_set_for(code).model_rules else ""
 
 
 def _ledger_table(a: str, filings: list[Filing], operator_id: str | None) -> list[str]:

@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from reporting.countries import COUNTRY_NAMES, EU_MEMBER_STATES
+from reporting.countries import EU_MEMBER_STATES
 from reporting.vocabulary import ACTIVITIES, NOT_REPORTABLE_JURISDICTION, NOT_REPORTABLE_NON_EU, PROPERTY, SERVICES
 
 #: The Model Rules' core scope: personal services and the rental of immovable property
@@ -104,17 +104,6 @@ class RuleSet:
     sources: Mapping[str, str] = field(default_factory=dict)
     #: the first reportable period the law applies to (its source: ``sources["first_period"]``)
     first_period: int = 2023
-    #: the authority a filing goes to, in words, where it is the jurisdiction's own ("" for DAC7:
-    #: each member state's tax authority)
-    authority: str = ""
-
-    @property
-    def authority_label(self) -> str:
-        """The filing jurisdiction, its authority and its law in short, for the view and the board:
-        ``United Kingdom: HM Revenue & Customs (HMRC), OECD Model Rules`` ("" for DAC7)."""
-        if not self.authority:
-            return ""
-        return f"{COUNTRY_NAMES.get(self.code, self.code)}: {self.authority}, OECD Model Rules"
 
     @property
     def model_rules(self) -> bool:
@@ -263,7 +252,6 @@ UNITED_KINGDOM = RuleSet(
     not_reportable=NOT_REPORTABLE_JURISDICTION,
     partner_lists=(_UK_2024, _UK_2025),
     first_period=2024,
-    authority="HM Revenue & Customs (HMRC)",
     sources={
         "first_period": "SI 2023/817 reg. 1, citation and commencement (https://www.legislation.gov.uk/uksi/2023/"
         "817/regulation/1/made): the Regulations apply from 1 January 2024; HMRC IEIM903210 "

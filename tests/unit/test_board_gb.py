@@ -13,7 +13,7 @@ operator ``uk_ltd`` with HMRC), its 2025 filings in a hand-made ledger, by hand:
 
 And the UK operator's 2024 filing (the first UK reportable period), sent on 20 January 2025:
 HMRC's result names one seller record, and HMRC rejects the file as a whole on any error
-(``reporting.ledger.status``): the row reads rejected with HMRC's code, 365 days overdue.
+(``reporting.ledger.status``): the row reads rejected with HMRC's code, 366 days overdue.
 
 The board is read on 1 February 2026: the year in progress (2026) has a row per operator too.
 """
@@ -36,7 +36,7 @@ from reporting.ledger.status import import_status_bytes
 
 TODAY = date(2026, 2, 1)
 SENT = datetime(2026, 1, 31, 23, 30)
-HMRC = "GB United Kingdom: HM Revenue & Customs (HMRC), OECD Model Rules"
+HMRC = "GB United Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules"
 
 
 @pytest.fixture
