@@ -66,9 +66,12 @@ list requires it, IEIM901820).
 
 The UK states the amount limit in euros, as the Model Rules do: "the total Consideration paid or
 credited did not exceed 2000 euros during the Reportable Period. Both tests must be met"
-(IEIM901630). No sterling figure was found in HMRC's manual; SI 2023/817 gives effect to the
-Model Rules (reg. 2(1), "the model rules"), and its own wording of the limit was not read here
-(unsure: a sterling equivalent there would change this reading). A UK filing tests a seller's goods
+(IEIM901630). No sterling figure was found in HMRC's manual. SI 2023/817 reg. 3(2) has a
+reporting platform operator apply the due diligence procedures of section II of the model rules,
+and its Explanatory Note names the model rules as the OECD's texts (the Model Rules and their
+extended scope): the limit is the OECD's, in euros. Unsure: Schedule 1 to the Regulations defines
+"excluded seller" as Section I(B)(4) "subject to the modification in regulation 10", whose wording
+was not read here. A UK filing tests a seller's goods
 consideration against EUR 2,000.00, "did not exceed" (EUR 2,000.00 exactly is still under it,
 where the German reading has crossed), with the 30th sale crossing. For the conversion HMRC asks
 only for consistency: "The OECD states that POs should use a consistent exchange rate", with a
