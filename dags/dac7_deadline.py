@@ -5,9 +5,10 @@ From the day set by ``DAC7_DEADLINE_WARN`` (``MM-DD``, default ``01-25``) it che
 ledger of the annual runs (``DAC7_LEDGER_URL``, else the
 Airflow Connection named by ``DAC7_LEDGER_CONN_ID``, else the configuration's ``[ledger] url``)
 for the production messages of the year before the run's date: the member state the operator
-files in needs one published or accepted. A missing one is logged as a WARNING and sent through
-the notification hook (``DAC7_NOTIFY``, see ``dac7_support.notify``) every day until the
-deadline. The ``reporting_year`` Param checks another year on a manual run.
+files in (or the UK, for a filing with HMRC under SI 2023/817) needs one published or accepted.
+A missing one is logged as a WARNING and sent through the notification hook (``DAC7_NOTIFY``,
+see ``dac7_support.notify``) every day until the deadline. The ``reporting_year`` Param checks
+another year on a manual run.
 
 A second task warns the same way about seller statements of that year still pending or failed in
 the ledger's delivery record (due by 31 January too: PStTG § 22(2)), and about a production

@@ -55,6 +55,7 @@ from dac7_view import (
     _problems,
     _read_ledger,
     _table,
+    authority_name,
     sources,
     status_outcomes,
 )
@@ -648,9 +649,13 @@ def _dates(text: str) -> str:
 
 
 def _authority(code: str) -> str:
+    """The authority's cell: its code and country (``LT Lithuania``); a jurisdiction outside the EU
+    also names its authority and law as its profile of the deadline table does (``GB United
+    Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules``), so that a filing with HMRC is never
+    read as a member state's."""
     from reporting.countries import COUNTRY_NAMES
 
-    name = COUNTRY_NAMES.get(code)
+    name = authority_name(code) or COUNTRY_NAMES.get(code)
     return f"<b>{escape(code)}</b>" + (f" {escape(name)}" if name else "")
 
 

@@ -1055,13 +1055,27 @@ def _ledger_section(view: YearView, authority: str | None) -> list[str]:
     return out
 
 
+def authority_name(code: str) -> str:
+    """A filing jurisdiction outside the EU with its authority and law, as its profile of the
+    deadline table names it (``United Kingdom, HM Revenue & Customs (HMRC): OECD Model Rules``,
+    ``reporting/authorities/deadlines.toml``: one label per authority, the same in the deadline
+    warnings); "" for a member state, whose code says it."""
+    from reporting.deadlines import deadline_table, profile_of
+    from reporting.jurisdictions import rule_set_for
+
+    return deadline_table()[profile_of(code)].name if rule_set_for(code).model_rules else ""
+
+
 def _ledger_table(a: str, filings: list[Filing], operator_id: str | None) -> list[str]:
     """The filings of one authority (of one operator of a group, ``operator_id``), oldest first."""
     rows = [_filing_row(f) for f in filings]
     key = f"{operator_id}-{a}" if operator_id else a
     heading = "h4" if operator_id else "h3"
+    name = authority_name(a)
     return [
-        f'<{heading} id="authority-{escape(key)}">{escape(a)}</{heading}>',
+        f'<{heading} id="authority-{escape(key)}">{escape(a)}'
+        + (f' <span class="muted">{escape(name)}</span>' if name else "")
+        + f"</{heading}>",
         _table(
             (
                 "MessageRefId",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reporting.config import Config, Transmission, parse_config
+from reporting.jurisdictions import MODEL_RULES, PARTNERS_KEY
 from reporting.period import Period
 from reporting.vocabulary import DEFAULT_OPERATOR, JURISDICTION, OPERATORS_DIR
 
@@ -127,7 +128,7 @@ class RunSettings:
         raw_config = {
             "operator": operator,
             "reporting": cfg["reporting"],
-            "authorities": cfg["authorities"],
+            "authorities": _authorities_as_written(cfg["authorities"]),
             "quality": {"max_quarantined": cfg["max_quarantined"], "data_docs": cfg["data_docs"]},
         }
         if assumed:
@@ -249,3 +250,17 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _authorities_as_written(authorities: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """``[authorities.XX]`` as the configuration file writes it, so that :meth:`RunSettings.from_json`
+    reads it back: ``partner_jurisdictions`` of a Model Rules jurisdiction is a list of codes in the
+    file and kept as one text of the codes joined by commas (``""``: none, the filing jurisdiction
+    alone), written back as the list."""
+    return {
+        country: {
+            key: (value.split(",") if value else []) if key == PARTNERS_KEY and country in MODEL_RULES else value
+            for key, value in table.items()
+        }
+        for country, table in authorities.items()
+    }

@@ -63,6 +63,23 @@ Its de minimis test is the EU wording's (a seller that *solely* sold goods, fewe
 and for at most EUR 2,000: HMRC IEIM901630), and the financial account identifier is always
 reported where the operator has it (``fai_rule`` ``model_rules``: every jurisdiction on HMRC's
 list requires it, IEIM901820).
+
+The UK states the amount limit in euros, as the Model Rules do: "the total Consideration paid or
+credited did not exceed 2000 euros during the Reportable Period. Both tests must be met"
+(IEIM901630). No sterling figure was found in HMRC's manual. SI 2023/817 reg. 3(2) has a
+reporting platform operator apply the due diligence procedures of section II of the model rules,
+and its Explanatory Note names the model rules as the OECD's texts (the Model Rules and their
+extended scope): the limit is the OECD's, in euros. Unsure: Schedule 1 to the Regulations defines
+"excluded seller" as Section I(B)(4) "subject to the modification in regulation 10", whose wording
+was not read here. A UK filing tests a seller's goods
+consideration against EUR 2,000.00, "did not exceed" (EUR 2,000.00 exactly is still under it,
+where the German reading has crossed), with the 30th sale crossing. For the conversion HMRC asks
+only for consistency: "The OECD states that POs should use a consistent exchange rate", with a
+link to HMRC's own exchange rates (IEIM901710, written of consideration paid in a non-fiat form;
+no paragraph on the threshold's conversion was found). The run's ``fx_basis`` (one basis for
+every seller and period) is applied, as for a member state without a rule of its own
+(``threshold_rate`` ``year_end``); whether HMRC expects its own monthly rates there is not known.
+The quarterly watch (``dags/dac7_support/watch.py``) reads a GB filing's limits from this reading.
 """
 
 from __future__ import annotations
@@ -152,7 +169,7 @@ VARIANTS: dict[str, LegalVariant] = {
     "IE": LegalVariant("IE", threshold_rate="annual_average", source="Revenue TDM 38-03-31"),
     "GB": LegalVariant(
         "GB",
-        source="SI 2023/817 (OECD Model Rules); HMRC IEIM901630",
+        source="SI 2023/817 (OECD Model Rules); HMRC IEIM901630: fewer than 30 sales, did not exceed EUR 2,000",
         fai_rule=MODEL_RULES_FAI,
     ),
 }

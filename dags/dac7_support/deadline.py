@@ -5,12 +5,19 @@ From a configurable day before it (``DAC7_DEADLINE_WARN``, ``MM-DD``, default ``
 ``dac7_deadline`` DAG checks the filing ledger every day and warns while the filing state (the
 member state the operator files in) has no production filing of the year published (or accepted).
 
-The same DAG warns, the same way, about seller statements (PStTG § 22(2); Directive 2011/16/EU,
-Annex V, Section III(A): each reportable seller receives the information reported about them by
-31 January, the ``seller_statement`` row of the deadline table): while production statements of
-the year are still pending or failed in the ledger's delivery record, or while a filing has
-sellers but no statement is recorded for them. A statement that a later one replaces is
-superseded and no longer counts as unsent (``reporting.ledger.statements``).
+The same DAG warns, the same way, about seller statements (each reportable seller receives the
+information reported about them by 31 January: the ``seller_statement`` row of the filing state's
+profile in the deadline table, which the warning cites: PStTG § 22(2) for DE, Directive 2011/16/EU,
+Annex V, Section III(A) for a member state without a national text, SI 2023/817 reg. 4(4) for GB):
+while production statements of the year are still pending or failed in the ledger's delivery
+record, or while a filing has sellers but no statement is recorded for them. A statement that a
+later one replaces is superseded and no longer counts as unsent (``reporting.ledger.statements``).
+
+A filing outside the EU is checked the same way, with its own profile's rows: a filing with HMRC
+(the UK operator of a group, or an operator filing in GB) is due by 31 January under SI 2023/817
+reg. 4(1), its seller statements by the same day under reg. 4(4) (the ``GB`` rows of the deadline
+table), its due day ends in Europe/London, HMRC states no time for a correction, and the messages
+name the UK regulations and the upload HMRC takes instead of DAC7's texts.
 """
 
 from __future__ import annotations
@@ -72,13 +79,73 @@ def _label(config: Any, operator_id: str, authority: str) -> str:
     return f"{operator_id} {authority}" if config.operators else authority
 
 
+def _authority_of(label: str) -> str:
+    """The authority of a filing's label (``GB``, ``uk_ltd GB``)."""
+    return label.rsplit(" ", 1)[-1]
+
+
+def model_rules_lines(year: int, labels: Iterable[str]) -> list[str]:
+    """For each filing of ``labels`` under a jurisdiction of the OECD Model Rules (a filing with
+    HMRC), its law, due day and source (``reporting.jurisdictions``: SI 2023/817 reg. 4(1)), and
+    how it is filed: HMRC takes the file by upload in its service, from the outbox package."""
+    from reporting.deadlines import deadline_table, filing_due, profile_of
+    from reporting.jurisdictions import rule_set_for
+
+    lines = []
+    for label in labels:
+        rules = rule_set_for(_authority_of(label))
+        if not rules.model_rules:
+            continue
+        authority = _authority_of(label)
+        lines.append(
+            f"{label} reports to {deadline_table()[profile_of(authority)].name} under {rules.law}, by "
+            f"{filing_due(authority, year).isoformat()} ({rules.sources['deadline']}): upload its outbox package "
+            "in HMRC's service and mark it uploaded (nothing is transmitted to HMRC)."
+        )
+    return lines
+
+
+def _citation(source: str) -> str:
+    """A deadline row's source as a citation: its text before the first ``": "`` (the statute and
+    its paragraph, without the quotation that follows)."""
+    return source.split(": ", 1)[0]
+
+
+def statement_laws(authorities: Iterable[str], year: int) -> list[str]:
+    """The laws that have each seller receive its information, for filings of ``year`` with
+    ``authorities``: each filing state's ``seller_statement`` row of the deadline table, cited
+    (:func:`_citation`): a filing is governed by the law of the state it is filed in, so DE cites
+    PStTG § 22(2), a member state without a national profile (LT) the Directive (Annex V,
+    Section III(A), the EU row), GB SI 2023/817 reg. 4(4)."""
+    from reporting.deadlines import deadline_for
+
+    return list(dict.fromkeys(_citation(deadline_for(a, year, "seller_statement").source) for a in authorities))
+
+
+def _report_of(year: int, labels: Iterable[str]) -> str:
+    """The report that is missing, named by each filing's own law: ``The DAC7 report for 2025 is``
+    for EU filings, ``The report for 2025 under The Platform Operators ... (SI 2023/817) is`` for a
+    filing with HMRC, both with their filings where they are mixed."""
+    from reporting.jurisdictions import DAC7, rule_set_for
+
+    laws: dict[str, list[str]] = {}
+    for label in labels:
+        rules = rule_set_for(_authority_of(label))
+        laws.setdefault(rules.law if rules.model_rules else rules.name, []).append(label)
+    if len(laws) > 1:
+        each = "; ".join(f"{', '.join(ls)} under {law}" for law, ls in laws.items())
+        return f"The reports for {year} ({each}) are"
+    [law] = laws
+    return f"The {law} report for {year} is" if law == DAC7.name else f"The report for {year} under {law} is"
+
+
 def deadline_message(year: int, missing: list[str], warn: date, deadline: date | None = None) -> tuple[str, str]:
     from reporting.deadlines import filing_due
 
-    deadline = deadline or min(filing_due(a.rsplit(" ", 1)[-1], year) for a in missing)
+    deadline = deadline or min(filing_due(_authority_of(a), year) for a in missing)
     subject = f"DAC7 {year}: no production filing sent yet for {', '.join(missing)}"
     text = (
-        f"The DAC7 report for {year} is due by {deadline.isoformat()} (warning from {warn.isoformat()}). "
+        f"{_report_of(year, missing)} due by {deadline.isoformat()} (warning from {warn.isoformat()}). "
         f"The filing ledger holds no production message of {year} sent (transmitted or uploaded) or "
         f"accepted for {', '.join(missing)}.\n"
         "What to do: run (or rerun) dac7_annual for the year with environment 'prod' and have a second "
@@ -87,6 +154,7 @@ def deadline_message(year: int, missing: list[str], warn: date, deadline: date |
         "If nothing is due to an authority (no reportable seller, no nil report expected), record that "
         "decision; the warning repeats daily until the deadline."
     )
+    text += "".join(f"\n{line}" for line in model_rules_lines(year, missing))
     return subject, text
 
 
@@ -159,18 +227,24 @@ def _ledger_of(ledger_url: str | None, config_url: str | None) -> tuple[str, str
 
 
 def statements_message(
-    year: int, unsent: dict[str, tuple[int, int]], without: list[str], warn: date, due: date
+    year: int,
+    unsent: dict[str, tuple[int, int]],
+    without: list[str],
+    warn: date,
+    due: date,
+    laws: Iterable[str],
 ) -> tuple[str, str]:
     """The warning about seller statements: ``unsent`` maps an authority to (pending, failed);
-    ``without`` lists the authorities with filed sellers and no statement recorded. Counts only,
-    never a seller."""
+    ``without`` lists the authorities with filed sellers and no statement recorded; ``laws``, the
+    laws the filings' sellers receive their information under (:func:`statement_laws`). Counts
+    only, never a seller."""
     total = sum(p + f for p, f in unsent.values())
     parts = [f"{total} seller statement(s) not delivered"] if total else []
     parts += [f"no statements recorded for {', '.join(without)}"] if without else []
     subject = f"DAC7 {year}: {'; '.join(parts)}"
     lines = [
         f"Each reportable seller must receive the information reported about them by {due.isoformat()} "
-        f"(PStTG § 22(2); Directive 2011/16/EU, Annex V, Section III(A)); warning from {warn.isoformat()}."
+        f"({'; '.join(laws)}); warning from {warn.isoformat()}."
     ]
     for authority, (pending, failed) in sorted(unsent.items()):
         lines.append(f"Filed with {authority}: {pending} pending, {failed} failed (production statements of {year}).")
@@ -220,7 +294,8 @@ def check_statements(year: int, today: date, config_path: str | Path, ledger_url
     with_statements = {_label(config, c.operator_id, c.authority) for c in counts}
     without = sorted(a for a, n in filed.items() if n and a not in with_statements)
     if unsent or without:
-        subject, text = statements_message(year, unsent, without, warn, due)
+        laws = statement_laws((a for _op, a in filings), year)
+        subject, text = statements_message(year, unsent, without, warn, due, laws)
         notify(subject, text, level=logging.WARNING)
     else:
         log.info("DAC7 %s: every production statement is delivered", year)

@@ -3,7 +3,11 @@ the de minimis limits (30 sales, EUR 2,000) while due diligence still lists some
 them (incomplete data, a TIN to obtain or verify, a quarantine ...). The limits are read as the
 filing state's law reads them (the ``reading`` of each decision): under the German reading a
 seller at exactly EUR 2,000.00 has crossed (``weniger als 2 000 Euro``), under the EU wording it
-has not ("did not exceed").
+has not ("did not exceed"). A filing with HMRC reads them as the UK does, in euros and "did not
+exceed" (HMRC IEIM901630: fewer than 30 sales, consideration not more than 2000 euros, both
+tests; the ``GB`` reading of ``reporting.variants``, which says why): a GB seller at exactly
+EUR 2,000.00 is near, not over. In a group, each operator's list is read with its own filing's
+reading, in its own folder.
 
 Read from what a (test) run publishes: ``reports/decisions.csv`` (``goods_activities``,
 ``goods_eur``) and ``reports/due_diligence.csv``. Seller ids only, no personal data.

@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reporting.errors import ConfigError, PermanentError
+from reporting.jurisdictions import partner_jurisdictions
 from reporting.ledger import open_ledger
 from reporting.results import Manifest, StatementsResult
 from reporting.settings import RunSettings, read_json
@@ -70,6 +71,14 @@ def _language_lookup(settings: RunSettings) -> tuple[LanguageLookup, Any]:
         return {sid: lang for sid, lang in rows}
 
     return lookup, con
+
+
+def _configured_partners(settings: RunSettings, authorities: set[str]) -> dict[str, list[str]]:
+    """The reportable jurisdictions the operator set itself for each filing authority of the run
+    (``[authorities.XX] partner_jurisdictions``; ``[]``: the filing jurisdiction alone), as the
+    rules stage decided with them (:func:`reporting.stages.rules.filing_context`)."""
+    found = {a: partner_jurisdictions(settings.config.authorities, a) for a in sorted(authorities)}
+    return {a: codes for a, codes in found.items() if codes is not None}
 
 
 def write(settings: RunSettings) -> StatementsResult:
@@ -120,6 +129,7 @@ def write(settings: RunSettings) -> StatementsResult:
                     issued=datetime.now(ZoneInfo(settings.config.reporting.timezone)).date(),
                     contact=settings.config.statement_contact,
                     ledger_rows=True,
+                    partners=_configured_partners(settings, {m.authority for m in messages}),
                 )
             except (LookupError, ValueError) as exc:
                 raise StatementsError(str(exc)) from None

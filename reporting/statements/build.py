@@ -74,12 +74,14 @@ def receiving_states(
     return out
 
 
-def reportable_of(authority: str, year: int) -> Container[str]:
+def reportable_of(authority: str, year: int, configured: Sequence[str] | None = None) -> Container[str]:
     """The jurisdictions a filing with ``authority`` forwards its records to: the member states
-    under DAC7; the published reportable jurisdictions of the year of a Model Rules jurisdiction
-    (:mod:`reporting.jurisdictions`; a list the operator configured is not known here)."""
+    under DAC7; under a Model Rules jurisdiction, the reportable jurisdictions of the year as the
+    rules stage resolved them (:meth:`reporting.jurisdictions.RuleSet.reportable`): ``configured``,
+    the operator's ``[authorities.XX] partner_jurisdictions`` (``[]``: the filing jurisdiction
+    alone), where set, else the list published for the year."""
     rule_set = rule_set_for(authority)
-    return rule_set.reportable(year).jurisdictions if rule_set.model_rules else EU_MEMBER_STATES
+    return rule_set.reportable(year, configured).jurisdictions if rule_set.model_rules else EU_MEMBER_STATES
 
 
 def missing_error(missing: Sequence[str]) -> LookupError:
@@ -112,6 +114,14 @@ class Run:
     issued: str | None
     #: the ``[statements] contact`` the page names
     contact: str | None
+    #: ``(authority, codes)`` for each filing authority whose operator set its reportable
+    #: jurisdictions itself (``[authorities.XX] partner_jurisdictions``): the statements name
+    #: those, as the rules decided with them, not the list the authority published
+    partners: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def configured_partners(self, authority: str) -> tuple[str, ...] | None:
+        """The partner jurisdictions configured for ``authority``, or None (none configured)."""
+        return next((codes for a, codes in self.partners if a == authority), None)
 
 
 #: what the ledger and the staged sellers say of one record: its seller, the seller's
@@ -140,7 +150,16 @@ class StatementWriter:
         check_currency(record, seller_id)
         language = resolve(tag)
         run = self.run
-        statement = _statement(record, head, authority, seller_id, language, run.environment, run.year)
+        statement = _statement(
+            record,
+            head,
+            authority,
+            seller_id,
+            language,
+            run.environment,
+            run.year,
+            reportable_of(authority, run.year, run.configured_partners(authority)),
+        )
         sid = statement["statement_id"]
         statement["issued"] = _recorded_issued(known) or run.issued
         shard = sid[:SHARD_CHARS]
@@ -184,6 +203,7 @@ def _statement(
     language: Language,
     environment: str,
     year: int,
+    reportable: Container[str],
 ) -> dict[str, Any]:
     return {
         "statement_id": statement_id(environment, authority, record.doc_ref_id),
@@ -195,7 +215,7 @@ def _statement(
         "language": language.tag,
         "identity": record.identity,
         "filed_with": {"country": authority, "message_ref_id": head.message_ref_id, "doc_ref_id": record.doc_ref_id},
-        "receiving_states": receiving_states(record.identity, record.activities, reportable_of(authority, year)),
+        "receiving_states": receiving_states(record.identity, record.activities, reportable),
         "currency": record.currency,
         "activities": record.activities,
     }

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -126,6 +126,7 @@ def write_statements(
     contact: str | None = None,
     workers: int | None = None,
     ledger_rows: bool = False,
+    partners: Mapping[str, Sequence[str]] | None = None,
 ) -> Written:
     """Write a statement for every seller record of ``messages`` into ``out_dir/statements``;
     the feed last. Returns the counts and the findings (an invalid ``sellers.language``).
@@ -150,13 +151,19 @@ def write_statements(
 
     ``ledger_rows``: also write each statement's row for the ledger (:attr:`Written.ledger_rows`),
     made by the process that wrote the statement: the ledger records the feed from them without
-    reading it back."""
+    reading it back.
+
+    ``partners``: for a filing authority whose operator set its reportable jurisdictions
+    (``[authorities.XX] partner_jurisdictions``), those codes: each statement names the
+    jurisdictions that receive its record from them, as the rules decided with them, not from the
+    list the authority published (:func:`reporting.statements.build.reportable_of`)."""
     own = run_feed(run_id) if run_id is not None else None
     folder = private_dirs(Path(out_dir) / STATEMENTS_DIR)
     feed = folder / FEED
     tmp_feed = folder / f".{FEED}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     listed = [(str(m.path), m.authority) for m in messages]
-    run = Run(str(out_dir), environment, year, issued.isoformat() if issued else None, contact)
+    configured = tuple(sorted((a, tuple(codes)) for a, codes in (partners or {}).items()))
+    run = Run(str(out_dir), environment, year, issued.isoformat() if issued else None, contact, configured)
     tmp_rows = folder / f".rows.{os.getpid()}.{uuid.uuid4().hex}.tmp" if ledger_rows else None
     try:
         with contextlib.ExitStack() as files:

@@ -181,6 +181,41 @@ def test_watch_list_reads_the_limits_as_the_filing_state_does(tmp_path: Path) ->
     ]
 
 
+def test_a_uk_filings_watch_reads_the_limits_as_hmrc_does(tmp_path: Path) -> None:
+    """A filing with HMRC (the ``GB`` reading): fewer than 30 sales and not more than EUR 2,000
+    (HMRC IEIM901630: "did not exceed 2000 euros", both tests), beside a DAC7 seller (the EU
+    wording, a filing in LT) and a German-read one in the same situation. By hand: at exactly EUR
+    2,000.00 the GB and EU sellers have not crossed (not exceeded), the German one has ("weniger
+    als 2 000 Euro"); EUR 2,000.01 crosses under every reading; 30 sales cross, 29 do not; 24 sales
+    (80% of 30) and EUR 1,600.00 (80% of EUR 2,000) are near; 23 sales and EUR 1,599.99 are not."""
+    from dac7_support.watch import watch_rows
+
+    from reporting.variants import reading_for
+
+    assert reading_for("GB").code == "GB" and not reading_for("GB").de_minimis_strict
+    sellers = [f"{r}{n}" for r in ("GB", "EU", "DE") for n in range(1, 7)]
+    diligence = write_csv(tmp_path / "due_diligence.csv", [{"seller_id": s, "kind": "TIN unknown"} for s in sellers])
+    situations = [(29, "2000.00"), (2, "2000.01"), (30, "10.00"), (24, "10.00"), (1, "1600.00"), (23, "1599.99")]
+    decisions = write_csv(
+        tmp_path / "decisions.csv",
+        [
+            decision(f"{reading}{n}", sales, eur, reading=reading)
+            for reading in ("GB", "EU", "DE")
+            for n, (sales, eur) in enumerate(situations, start=1)
+        ],
+    )
+    got = {r["seller_id"]: r["threshold"] for r in watch_rows(decisions, diligence)}
+    for reading in ("GB", "EU"):
+        assert {k[2:]: v for k, v in got.items() if k.startswith(reading)} == {
+            "1": "within 20%",  # EUR 2,000.00 did not exceed the limit
+            "2": "crossed",
+            "3": "crossed",
+            "4": "within 20%",
+            "5": "within 20%",
+        }, reading
+    assert got["DE1"] == "crossed" and "DE6" not in got
+
+
 # --- a real run through dag.test() ----------------------------------------------------------------
 
 
@@ -193,6 +228,20 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def watch_after_q3(monkeypatch: pytest.MonkeyPatch, config: Path, source: str, out: Path, ledger: Path) -> Any:
+    """The quarterly DAG's run of 1 October 2025 (the watch of Q3) over ``source`` with ``config``,
+    publishing under ``out`` (staging beside it; ``ledger``: the ledger URL's file, never opened)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+    monkeypatch.setenv("DAC7_SOURCE_URL", source)
+    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
+    monkeypatch.setenv("DAC7_STAGING_DIR", str(out.parent / "staging"))
+    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{ledger}")
+    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
+    return dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("airflow_db")
 def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
@@ -200,18 +249,10 @@ def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
 ) -> None:
     import sqlite3
 
-    from airflow.dag_processing.dagbag import DagBag
     from dac7_support.watch import COLUMNS
 
     out, production = tmp_path / "out", tmp_path / "production-ledger.sqlite3"
-    monkeypatch.setenv("DAC7_CONFIG", str(REPO / "dac7.toml"))
-    monkeypatch.setenv("DAC7_SOURCE_URL", demo_db)
-    monkeypatch.setenv("DAC7_OUT_DIR", str(out))
-    monkeypatch.setenv("DAC7_STAGING_DIR", str(tmp_path / "staging"))
-    monkeypatch.setenv("DAC7_LEDGER_URL", f"sqlite:///{production}")
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["dac7_quarterly"]
-    dr = dag.test(logical_date=datetime(2025, 10, 1, 6, tzinfo=UTC))
+    dr = watch_after_q3(monkeypatch, REPO / "dac7.toml", demo_db, out, production)
 
     assert str(dr.state) == "success"
     assert {ti.task_id: str(ti.state) for ti in dr.get_task_instances()} == dict.fromkeys(STAGES, "success")
@@ -245,3 +286,70 @@ def test_quarterly_run_watches_the_year_so_far_as_of_the_quarters_end(
     for r in rows:
         assert r["seller_id"] in decisions
         assert r["threshold"] in {"crossed", "within 20%"} and r["due_diligence"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("airflow_db")
+def test_a_groups_watch_reads_the_uk_filing_under_the_uk_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group of an EU operator (LT) and a UK operator (``[operators.uk_ltd]``, filing with
+    HMRC) watched after Q3: each operator's watch list in its own folder, each seller read by its
+    own filing's law (the ``reading`` of its decision). No seller has a TIN: a reported one is
+    reported with TIN unknown, due diligence open (the report lists reported sellers only). By
+    hand, as of 30 September 2025, through the UK operator:
+
+    - UK_AT, resident in the UK, 20 sales of goods of EUR 100.00: EUR 2,000.00 did not exceed
+      HMRC's limit and fewer than 30 sales (IEIM901630, both tests): excluded, nothing open, in no
+      list;
+    - UK_OVER, the same and one more sale of EUR 0.01: EUR 2,000.01 crosses, reported: crossed;
+    - UK_NEAR, 25 sales of goods of EUR 10.00 and one personal service: reported (it did not
+      *solely* sell goods); 25 sales are at least 80% of 30: near (no goods amount is computed for
+      a seller outside the de minimis test);
+
+    and through the EU operator, DAC7 sellers resident in Lithuania in the same situations:
+    LT_AT excluded (the EU wording: "did not exceed"), LT_OVER crossed; LT_LATE, 30 sales paid in
+    October, after the quarter: not read, in no list.
+    """
+    from builders import TWO_FILINGS_TOML, Marketplace
+
+    m = Marketplace()
+    for who, country, operator in (("UK", "GB", "uk_ltd"), ("LT", "LT", None)):
+        m.seller(f"{who}_AT", country=country, tin=None)
+        m.sales(f"{who}_AT", 20, 100_00, operator_id=operator)
+        m.seller(f"{who}_OVER", country=country, tin=None)
+        m.sales(f"{who}_OVER", 20, 100_00, operator_id=operator)
+        m.tx(f"{who}_OVER", "2025-06-01 10:00:00", 1, operator_id=operator)
+    m.seller("UK_NEAR", country="GB", tin=None)
+    m.sales("UK_NEAR", 25, 10_00, operator_id="uk_ltd")
+    m.tx("UK_NEAR", "2025-06-01 10:00:00", 50_00, activity="personal_services", operator_id="uk_ltd")
+    m.seller("LT_LATE", country="LT", tin=None)
+    m.sales("LT_LATE", 30, 100_00, start="2025-10-02 10:00:00")
+    source = m.write(f"sqlite:///{tmp_path / 'source.db'}")
+    config = tmp_path / "dac7.toml"
+    config.write_text((REPO / "dac7.toml").read_text(encoding="utf-8") + TWO_FILINGS_TOML, encoding="utf-8")
+    out = tmp_path / "out"
+    dr = watch_after_q3(monkeypatch, config, source, out, tmp_path / "ledger.sqlite3")
+    assert str(dr.state) == "success", {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+    watch = out / "2025" / "watch" / "Q3"
+
+    def listed(folder: Path) -> dict[str, tuple[str, str, str]]:
+        with (folder / "watch_list.csv").open(encoding="utf-8", newline="") as fh:
+            return {r["seller_id"]: (r["threshold"], r["goods_sales"], r["goods_eur"]) for r in csv.DictReader(fh)}
+
+    def readings(folder: Path) -> dict[str, str]:
+        with (folder / "reports" / "decisions.csv").open(encoding="utf-8", newline="") as fh:
+            return {r["seller_id"]: r["reading"] for r in csv.DictReader(fh)}
+
+    uk = watch / "operators" / "uk_ltd"
+    assert listed(uk) == {
+        "UK_NEAR": ("within 20%", "25", ""),
+        "UK_OVER": ("crossed", "21", "2000.0100"),
+    }
+    assert readings(uk) == {"UK_AT": "GB", "UK_NEAR": "GB", "UK_OVER": "GB"}
+    assert listed(watch) == {"LT_OVER": ("crossed", "21", "2000.0100")}
+    assert readings(watch) == {"LT_AT": "EU", "LT_OVER": "EU"}
+    with (uk / "reports" / "decisions.csv").open(encoding="utf-8", newline="") as fh:
+        assert {r["seller_id"]: r["decision"] for r in csv.DictReader(fh)}["UK_AT"] == "excluded:de_minimis"
+    manifest = json.loads((uk / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["watch"] is True and manifest["files"] == [] and manifest["as_of"] == "2025-09-30"
+    assert not (tmp_path / "ledger.sqlite3").exists()  # the watch files nothing: no ledger opened

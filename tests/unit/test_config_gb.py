@@ -146,3 +146,31 @@ def test_a_uk_period_before_2024_is_refused_naming_the_key_and_the_law(tmp_path:
         _check_period(group, 2023)
     # DAC7 (the demo operator files in LT) takes 2023, its first period
     _check_period(parse_config(tomllib.loads((REPO / "dac7.toml").read_text(encoding="utf-8"))), 2023)
+
+
+@pytest.mark.parametrize(("configured", "kept"), [(["nz", "FR"], ["FR", "NZ"]), ([], []), (None, None)])
+def test_the_partner_jurisdictions_survive_the_run_settings(
+    configured: list[str] | None, kept: list[str] | None, tmp_path: Path
+) -> None:
+    """Every stage after ``prepare`` reads the configuration back from the run's settings: the
+    list, the empty list (the UK alone) and its absence (HMRC's list) each come back as they were
+    set (the comma-joined text the configuration keeps was refused there before)."""
+    from datetime import date, datetime
+
+    from reporting.settings import RunSettings
+
+    cfg = parse_config(uk() if configured is None else uk(partner_jurisdictions=configured))
+    settings = RunSettings(
+        config=cfg,
+        year=2025,
+        as_of=date(2026, 1, 31),
+        run_id="r1",
+        timestamp=datetime(2026, 1, 31, 9),
+        out_dir=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "run"),
+    )
+    data = settings.to_json()
+    assert data["config"]["authorities"]["GB"].get("partner_jurisdictions") == kept
+    back = RunSettings.from_json(data)
+    assert partner_jurisdictions(back.config.authorities, "GB") == kept
+    assert back.config.authorities == cfg.authorities

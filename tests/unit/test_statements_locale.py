@@ -124,6 +124,8 @@ def _msgids() -> set[str]:
     ids |= {page.WITHDRAWN_FIGURES, page.FILED_HERE, page.EXCHANGE}
     ids |= {*page.ACTIVITY_NAMES.values(), *page.PROPERTY_TYPES.values(), *page.REASONS.values()}
     ids |= {label for _key, label in page.FIGURE_NAMES}
+    # the texts that name the law of the filing: DAC7's and the UK's (SI 2023/817)
+    ids |= {t for w in page.WORDINGS.values() for t in (w.title, w.intro, w.receiving, w.receiving_column, w.exchange)}
     return ids
 
 
@@ -136,6 +138,28 @@ def test_every_text_is_translated_with_its_fields(language: str) -> None:
     assert not missing, f"{language}: untranslated {missing}"
     for msgid in ids:
         assert set(re.findall(r"\{\w+\}", messages[msgid])) == set(re.findall(r"\{\w+\}", msgid)), (language, msgid)
+
+
+@pytest.mark.parametrize("language", [x for x in LANGUAGES if x != "en"])
+def test_the_uk_texts_are_translated_and_marked_for_a_native_speakers_review(language: str) -> None:
+    """A UK statement (a filing with HMRC) reads in the seller's language as a DAC7 one does; each
+    of its texts is translated (not fuzzy: a fuzzy entry would fall back to English) and says, as
+    the guide says of every text, that a native speaker's review is advisable."""
+    from babel.messages.pofile import read_po
+
+    uk = page.UK_WORDING
+    texts = (uk.title, uk.intro, uk.receiving, uk.receiving_column, uk.exchange)
+    messages = catalog(language)
+    for text in texts:
+        assert messages.get(text) and messages[text] != text, (language, text)
+    assert "HM Revenue and Customs" in messages[uk.intro] and "4(4)" in messages[uk.intro]
+    path = Path(page.__file__).parent / "locales" / language / "LC_MESSAGES" / "statements.po"
+    with path.open("rb") as fh:
+        cat = read_po(fh, locale=language)
+    for text in texts:
+        entry = cat[text]
+        assert entry is not None and not entry.fuzzy
+        assert any("native speaker's review" in c for c in entry.user_comments), (language, text)
 
 
 @pytest.mark.parametrize("locale", ["en", "fr", "de", "lt", "pl", "fr_BE"])
