@@ -5,7 +5,7 @@ answer of one call (:class:`Answer`), and the typed result recorded in the due-d
 An item's value is personal data (the TIN of an individual, the VAT number of a sole trader): it
 is never in a ``repr``, a log line, an exception message or a result's text. It leaves this
 package only inside the request to the service that checks it; the ledger keeps a keyed hash
-(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask_fixed`).
+(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from reporting.errors import ConfigError, PermanentError
-from reporting.identifiers import mask_fixed
+from reporting.identifiers import mask
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 
 TIN, VAT = "tin", "vat"
@@ -92,7 +92,7 @@ class Item:
     def masked(self) -> str:
         """``***`` and the last three characters of the compact value, as the ledger records it
         (six characters at most, whatever the value's length)."""
-        return mask_fixed(self.compact)
+        return mask(self.compact)
 
     @property
     def compact(self) -> str:

@@ -164,7 +164,8 @@ def test_vies_soap_valid_with_the_consultation_number_as_evidence(soap: ViesSoap
     [row] = recorded(ledger)
     assert (row.adapter, row.kind, row.country, row.attempt, row.outcome) == ("vies", "vat", "DE", 1, "verified")
     assert row.evidence == consultation_number("100") and row.request_date == date(2027, 2, 8)
-    assert row.identifier_hash == identifier_hash(KEY, vat("100")) and row.identifier_masked == "***100"
+    assert row.identifier_hash == identifier_hash(KEY, vat("100"))
+    assert row.identifier_masked == "***"  # DE100: five characters, too few for its end to show
     assert row.seller_id == "S1" and row.source == r.source and row.duration_ms >= 0
 
 
