@@ -42,6 +42,36 @@ MIN_KEY_BYTES = 16
 _SEPARATORS = re.compile(r"[\s.\-/]+")
 
 
+def vies_country(code: str) -> str:
+    """VIES's code of a country (and TIN on the Web's): EL for Greece (GR in ISO 3166), the code
+    itself otherwise."""
+    code = code.upper()
+    return "EL" if code == "GR" else code
+
+
+def split_vat(item: Item) -> tuple[str, str]:
+    """VIES's country code of a VAT number and the number without its prefix (as VIES is asked):
+    the prefix is the item's country, or for Greece either spelling, GR or EL."""
+    country = vies_country(item.country)
+    compact = item.compact
+    for prefix in {country, item.country.upper(), "GR" if country == "EL" else country}:
+        if compact.startswith(prefix):
+            return country, compact[len(prefix) :]
+    return country, compact
+
+
+def _hashed_text(item: Item) -> str:
+    """``kind:country:compact value``, the text an identifier's hash is made of. A VAT number is
+    taken as VIES is asked about it, its country VIES's code and its number after it
+    (:func:`split_vat`): ``vat:EL:EL094259216`` whether the source says ``GR094259216``,
+    ``EL 094 259 216`` or ``094259216`` with the country GR or EL; a number that already carries
+    its own prefix (``DE136695976``) is hashed as it always was."""
+    if item.kind != VAT:
+        return f"{item.kind}:{item.country.upper()}:{item.compact}"
+    country, number = split_vat(item)
+    return f"{item.kind}:{country}:{country}{number}"
+
+
 class VerificationError(PermanentError):
     """A verification batch cannot start or a verification file cannot be read: the message names
     the file, the line and the rule, never an identifier."""
@@ -168,11 +198,11 @@ def hash_key(text: str | None) -> bytes:
 
 
 def identifier_hash(key: bytes, item: Item) -> str:
-    """HMAC-SHA256 of ``kind:country:compact value`` under ``key``, hexadecimal. Unkeyed, the hash
-    of an identifier with few possible values (an 11-digit TIN) would be found by trying them all;
+    """HMAC-SHA256 of ``kind:country:compact value`` under ``key``, hexadecimal (a VAT number as
+    VIES is asked about it, Greece as EL: :func:`_hashed_text`). Unkeyed, the hash of an
+    identifier with few possible values (an 11-digit TIN) would be found by trying them all;
     keyed, only the holder of the key can recompute it from a value (to find its history)."""
-    message = f"{item.kind}:{item.country.upper()}:{item.compact}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, _hashed_text(item).encode(), hashlib.sha256).hexdigest()
 
 
 def cache_key(key: bytes, item: Item) -> str:
@@ -185,5 +215,4 @@ def cache_key(key: bytes, item: Item) -> str:
     if item.kind != TIN:
         return identifier_hash(key, item)
     seller_type = "entity" if item.entity else "individual"
-    message = f"{item.kind}:{item.country.upper()}:{item.compact}:{seller_type}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{_hashed_text(item)}:{seller_type}".encode(), hashlib.sha256).hexdigest()
