@@ -304,9 +304,7 @@ def test_a_masked_statement_keeps_the_figures_and_masks_the_personal_data(tmp_pa
     assert ident["vat"] == "***901"
     # RCS-1: five characters, too few for its end to show
     assert ident["business_registration_numbers"] == [{"number": "***", "type": "BRN", "issued_by": "FR"}]
-    assert ident["financial_accounts"] == [
-        {"identifier": "***189", "type": "IBAN", "holder": "M***** D***** S***"}
-    ]
+    assert ident["financial_accounts"] == [{"identifier": "***189", "type": "IBAN", "holder": "M***** D***** S***"}]
     assert ident["addresses"] == [{"free": "***", "country": "FR"}]
     assert ident["permanent_establishments"] == ["BE"] and ident["residence_countries"] == ["FR", "BE"]
     flat = m["activities"][0]

@@ -242,9 +242,14 @@ def test_an_item_and_a_result_never_show_the_value() -> None:
 @pytest.mark.parametrize(
     ("value", "masked"),
     [
-        ("36574261809", "***809"), ("DE 136.695-976", "***976"), ("9" * MAX_VALUE, "***999"), ("123456", "***456"),
-        ("12345", "***"), ("12", "***"), ("", ""),
-    ],  # fmt: skip
+        ("36574261809", "***809"),
+        ("DE 136.695-976", "***976"),
+        ("9" * MAX_VALUE, "***999"),
+        ("123456", "***456"),
+        ("12345", "***"),
+        ("12", "***"),
+        ("", ""),
+    ],
 )
 def test_the_masked_form_has_a_fixed_length(value: str, masked: str) -> None:
     assert Item("S1", "tin", "DE", value).masked == masked  # never the length of the value
