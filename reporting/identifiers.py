@@ -9,8 +9,7 @@ like IBANs as IBANs.
 The due-diligence report (:mod:`reporting.reports.due_diligence`) and the ``stdnum`` verification
 adapter (:mod:`reporting.verification`) both answer from these functions, so that the report and
 the recorded verification of an identifier never disagree. A value is never rewritten here, and
-never appears in a message: :func:`mask` and :func:`mask_fixed` are the only forms of it that leave
-this module.
+never appears in a message: :func:`mask` is the only form of it that leaves this module.
 """
 
 from __future__ import annotations
@@ -53,21 +52,25 @@ class IdentifierCheck:
     detail: str
 
 
+#: What every masked identifier starts with, whatever the length of the value.
+MASK = "***"
+
+
 def mask(value: str | None, keep: int = 3) -> str:
-    """``********123``: only the last characters of an identifier ("" for none)."""
+    """``***123``: :data:`MASK` and the last ``keep`` characters of an identifier (its spaces left
+    out), whatever the length of the value; "" for none. A value of fewer than ``2 * keep``
+    characters shows as ``***`` alone, since its last characters would be most of it. The masked
+    form gives away neither the length of the value nor, where the length is the format, its
+    kind, and fits a column of ``keep + 3`` characters for any value."""
     if not value:
         return ""
-    return "*" * max(len(value) - keep, 3) + value[-keep:] if len(value) > keep else "*" * len(value)
+    compact = "".join(value.split())
+    return MASK + compact[-keep:] if len(compact) >= 2 * keep else MASK
 
 
 def mask_fixed(value: str | None, keep: int = 3) -> str:
-    """``***123``: three stars and the last ``keep`` characters, whatever the length of the value
-    ("" for none; ``***`` for a value of ``keep`` characters or fewer). Unlike :func:`mask` it
-    gives away neither the length of the value nor, where the length is the format, its kind;
-    and it fits a column of ``keep + 3`` characters for any value."""
-    if not value:
-        return ""
-    return "***" + value[-keep:] if len(value) > keep else "***"
+    """:func:`mask`, under the name the verification record calls it by."""
+    return mask(value, keep)
 
 
 @functools.cache

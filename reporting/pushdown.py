@@ -477,11 +477,15 @@ class _Sql:
         return text
 
     def matched(self, alias: str, transactions: str) -> str:
-        """The refund is one of a transaction of the period, as the extract reads refunds: by the
-        source's own comparison of the ids (sql/extract_refunds.sql)."""
+        """The refund is one of a transaction of the period, as the extract reads refunds
+        (sql/extract_refunds.sql): the ids equal as written, byte for byte (on MariaDB/MySQL as
+        binary strings too: :func:`reporting.source.same_transaction_id`)."""
+        exact = ""
+        if self.dialect == "mysql":
+            exact = f"and dac7_binary(m.transaction_id) = dac7_binary({alias}.transaction_id) "
         return (
             f"exists (select 1 from {transactions} as m where m.transaction_id = {alias}.transaction_id "
-            f"and {self.period('m')})"
+            f"{exact}and {self.period('m')})"
         )
 
 

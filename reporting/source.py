@@ -100,17 +100,31 @@ DUE_DILIGENCE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def sql_text(name: str, *, operator: tuple[str, str] | None = None) -> str:
+def sql_text(name: str, *, operator: tuple[str, str] | None = None, dialect: str = "") -> str:
     """The text of a SQL file shipped in ``sql/``, without its comments (which may name
     parameters that the driver must not see).
 
     ``operator``: the SQL that selects the run's operator's transactions in a group
     (:class:`reporting.pushdown.OperatorFilter`), over ``operator_id`` and over ``t.operator_id``,
     written where the file says ``{operator}`` and ``{operator_t}``; without it, every transaction
-    (``1 = 1``: a single operator's source)."""
+    (``1 = 1``: a single operator's source). ``dialect`` (SQLAlchemy's name of the source's):
+    where the file says ``{same_transaction_id}``, :func:`same_transaction_id`."""
     text = re.sub(r"--[^\n]*", "", files("reporting.sql").joinpath(name).read_text(encoding="utf-8"))
     mine, mine_t = operator or ("1 = 1", "1 = 1")
-    return text.replace("{operator}", mine).replace("{operator_t}", mine_t)
+    text = text.replace("{operator}", mine).replace("{operator_t}", mine_t)
+    return text.replace("{same_transaction_id}", same_transaction_id(dialect))
+
+
+def same_transaction_id(dialect: str) -> str:
+    """SQL: the refund ``r`` names the transaction ``t`` exactly, byte for byte, next to the plain
+    ``t.transaction_id = r.transaction_id`` (which keeps the transactions' index in use). On
+    MariaDB/MySQL the usual collations (``utf8mb4_general_ci``, ``latin1_swedish_ci``) take 't1'
+    for 'T1' and 'T1 ' for 'T1', so both ids are compared as binary strings in UTF-8, as
+    :mod:`reporting.pushdown` compares keys; PostgreSQL, SQLite, DuckDB and Spark compare texts
+    exactly already (``1 = 1``)."""
+    if dialect in ("mysql", "mariadb"):
+        return " = ".join(f"cast(cast({c}.transaction_id as char character set utf8mb4) as binary)" for c in ("t", "r"))
+    return "1 = 1"
 
 
 #: ``DAC7_PG_WORK_MEM``: the memory a PostgreSQL session of the extract gives each sort or hash

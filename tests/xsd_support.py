@@ -134,7 +134,7 @@ def _occurs(el: etree._Element) -> tuple[str, str]:
 
 # Attributes of schema components that canonical() interprets itself; any other one
 # (nillable, default, fixed, abstract, block, ...) is compared verbatim.
-_HANDLED = {"name", "type", "minOccurs", "maxOccurs", "use", "base", "value"}
+_HANDLED = {"name", "type", "ref", "substitutionGroup", "minOccurs", "maxOccurs", "use", "base", "value"}
 _FACETS = {
     "minLength",
     "maxLength",
@@ -155,11 +155,13 @@ def canonical(el: etree._Element) -> object:
     tag = etree.QName(el).localname
     kids = [c for c in el if isinstance(c.tag, str) and c.tag != xs("annotation")]
     other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
-    if tag == "element":
-        sub = tuple(canonical(c) for c in kids)
-        return ("element", el.get("name"), resolve(el, el.get("type")), *_occurs(el), other, sub)
+    if tag == "element":  # type, ref and substitutionGroup are QNames: compared by what they name
+        refs = tuple(resolve(el, el.get(a)) for a in ("type", "ref", "substitutionGroup"))
+        return ("element", el.get("name"), refs, *_occurs(el), other, tuple(canonical(c) for c in kids))
     if tag in ("sequence", "choice", "all"):
         return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
+    if tag == "any":
+        return ("any", *_occurs(el), tuple(sorted(el.attrib.items())))
     if tag == "attribute":
         sub = tuple(canonical(c) for c in kids)
         return ("attribute", el.get("name"), resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
@@ -177,6 +179,12 @@ def canonical(el: etree._Element) -> object:
 def child_elements(el: etree._Element) -> list[tuple[str, str, str]]:
     """Element particles (name, minOccurs, maxOccurs) of a type, in document order."""
     return [(node.get("name"), *_occurs(node)) for node in el.iter(xs("element")) if node is not el]
+
+
+def child_particles(el: etree._Element) -> list[tuple[str | None, str | None, str, str]]:
+    """Element particles (name, ref, minOccurs, maxOccurs) of a component, in document order: a
+    particle that refers to a global element (``ref``) by what it names, independent of the prefix."""
+    return [(n.get("name"), resolve(n, n.get("ref")), *_occurs(n)) for n in el.iter(xs("element")) if n is not el]
 
 
 def enumerations(schemas: dict[str, etree._Element]) -> dict[str, set[str]]:

@@ -88,12 +88,16 @@ def expire_statements(now: datetime, *, dry_run: bool = False, missing_ok: bool 
 
 
 def _retention_ledger(what: str) -> tuple[Any, ZoneInfo] | None:
-    """The ledger (open) and the time zone whose years a retention counts (``[reporting]
-    timezone``, UTC without a configuration); None where there is no ledger yet (nothing was
-    ever recorded): ``what`` names the records in the log line."""
+    """The ledger (open) and the time zone whose years a retention counts: the configuration's
+    ``[reporting] timezone``, the zone the due-diligence cycle counts its days in; without a
+    configuration, the zone its latest daily runs recorded; UTC only where neither is known
+    (``reporting.due_diligence.retention_zone``). The zone and where it came from are logged.
+    None where there is no ledger yet (nothing was ever recorded): ``what`` names the records in
+    the log line."""
     from dac7_support.common import settings_from_env
     from dac7_support.connections import ledger_url
     from reporting.config import load_config
+    from reporting.due_diligence import retention_zone
     from reporting.ledger import LedgerError, open_ledger
     from reporting.ledger.url import resolve_ledger_url
 
@@ -103,23 +107,34 @@ def _retention_ledger(what: str) -> tuple[Any, ZoneInfo] | None:
         None, env={}, config_url=None, working_dir=Path.cwd()
     )
     assert url is not None  # a working directory is given: never None
-    zone = ZoneInfo(config.reporting.timezone if config else "UTC")
     try:
-        return open_ledger(url, create=False), zone
+        ledger = open_ledger(url, create=False)
     except LedgerError as exc:  # no ledger file yet: nothing was ever recorded
         log.info("no ledger to examine for expired %s (%s)", what, str(exc).splitlines()[0][:200])
         return None
+    try:
+        zone, origin = retention_zone(ledger, config.reporting.timezone if config else None)
+    except BaseException:
+        ledger.close()
+        raise
+    said = "the retention of the %s counts the years in the time zone %s (%s)"
+    if config:
+        log.info(said, what, zone.key, origin)
+    else:  # the task runs without the configuration the cycle runs with
+        log.warning(said, what, zone.key, origin)
+    return ledger, zone
 
 
 def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
     """Delete (or, ``dry_run``, count) the due-diligence events recorded in a year whose ten years
     have run at ``now`` (the run's logical date), and the state rows last changed then with no
-    cycle open (PStTG § 24(3), in the zone of ``[reporting] timezone``). Counts only."""
+    cycle open (PStTG § 24(3)), the years counted in the zone of ``[reporting] timezone`` (see
+    :func:`_retention_ledger` without a configuration). Counts, and the zone (``timezone``)."""
     from reporting.due_diligence import expire_history
 
     opened = _retention_ledger("due-diligence records")
     if opened is None:
-        return {"dry_run": dry_run, "events": 0, "states": 0}
+        return {"dry_run": dry_run, "events": 0, "states": 0, "timezone": None}
     ledger, zone = opened
     with ledger:
         outcome = expire_history(ledger, now=now, zone=zone, dry_run=dry_run)
@@ -130,18 +145,19 @@ def expire_due_diligence(now: datetime, *, dry_run: bool = False) -> dict[str, A
             outcome.states,
             "would delete them (dry run)" if dry_run else "deleted",
         )
-    return {"dry_run": dry_run, "events": outcome.events, "states": outcome.states}
+    return {"dry_run": dry_run, "events": outcome.events, "states": outcome.states, "timezone": zone.key}
 
 
 def expire_verifications(now: datetime, *, dry_run: bool = False) -> dict[str, Any]:
     """Delete (or, ``dry_run``, count) the verification calls and cached answers made in a year
     whose ten years have run at ``now`` (the run's logical date; PStTG § 24(3), in the zone of
-    ``[reporting] timezone``: ``reporting.verification.delete_expired``). Counts only."""
+    ``[reporting] timezone``, see :func:`_retention_ledger`: ``reporting.verification.delete_expired``).
+    Counts, and the zone (``timezone``)."""
     from reporting.verification import delete_expired
 
     opened = _retention_ledger("verification records")
     if opened is None:
-        return {"dry_run": dry_run, "calls": 0, "cached": 0}
+        return {"dry_run": dry_run, "calls": 0, "cached": 0, "timezone": None}
     ledger, zone = opened
     with ledger:
         done = delete_expired(ledger.engine, before=now, zone=zone, dry_run=dry_run)
@@ -152,4 +168,4 @@ def expire_verifications(now: datetime, *, dry_run: bool = False) -> dict[str, A
             done.cached,
             "would delete them (dry run)" if dry_run else "deleted",
         )
-    return {"dry_run": dry_run, "calls": done.calls, "cached": done.cached}
+    return {"dry_run": dry_run, "calls": done.calls, "cached": done.cached, "timezone": zone.key}

@@ -26,12 +26,13 @@ from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.diligence_cycle import CycleSettings
 from reporting.due_diligence.feed import feed_path, read_feed
 from reporting.due_diligence.run import DueDiligenceResult, DueDiligenceRunError, run_due_diligence
 from reporting.due_diligence.verify import VerificationRunResult, verify_due_items
+from reporting.errors import ConfigError
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
     NO_NEXT_ACTION,
@@ -51,6 +52,7 @@ from reporting.ledger.due_diligence import attention_countries as _attention_cou
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
 from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
 from reporting.ledger.due_diligence import last_run_settings as _last_run_settings
+from reporting.ledger.due_diligence import last_run_zones as _last_run_zones
 from reporting.ledger.due_diligence import needs_attention as _needs_attention
 from reporting.ledger.due_diligence import record_verifications as _record_verifications
 from reporting.ledger.due_diligence import seller_history as _seller_history
@@ -86,6 +88,7 @@ __all__ = [
     "read_feed",
     "record_verification",
     "record_verifications",
+    "retention_zone",
     "run_due_diligence",
     "seller_history",
     "seller_state",
@@ -211,6 +214,34 @@ def seller_history(ledger: Ledger, seller_id: str, operator_id: str = DEFAULT_OP
 def incomplete_sellers(ledger: Ledger, seller_ids: Iterable[str], operator_id: str = DEFAULT_OPERATOR) -> set[str]:
     """Those of ``seller_ids`` that still lack an item (the approval page's count)."""
     return _incomplete(ledger.engine, seller_ids, operator_id)
+
+
+def retention_zone(ledger: Ledger, configured: str | None) -> tuple[ZoneInfo, str]:
+    """The time zone whose calendar years the retention of the due-diligence and verification
+    records counts in (PStTG § 24(3): ten years from the end of the year a record was made), and
+    where it comes from, in words: the configuration's ``[reporting] timezone`` (``configured``),
+    the zone every daily run counts its days in; without a configuration, the zone the operators'
+    latest daily runs recorded they counted in; UTC only where neither is known (no
+    configuration, and no run recorded a zone), said so. Refused (:class:`ConfigError`): latest
+    runs that recorded different zones, or a zone that is not an IANA time zone."""
+    if configured:
+        return ZoneInfo(configured), "[reporting] timezone of the configuration"
+    recorded = sorted({z for z in _last_run_zones(ledger.engine).values() if z})
+    if len(recorded) > 1:
+        raise ConfigError(
+            f"no configuration, and the latest due-diligence runs counted their days in different time zones "
+            f"({', '.join(recorded)}): set DAC7_CONFIG to the configuration whose [reporting] timezone the "
+            "retention counts in"
+        )
+    if recorded:
+        try:
+            return ZoneInfo(recorded[0]), "recorded by the latest due-diligence run (no configuration)"
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(
+                f"no configuration, and the latest due-diligence run recorded the time zone {recorded[0][:64]!r}, "
+                "which is not an IANA time zone: set DAC7_CONFIG to the configuration"
+            ) from None
+    return ZoneInfo("UTC"), "UTC: no configuration, and no due-diligence run recorded its time zone"
 
 
 def expire_history(ledger: Ledger, *, now: datetime, zone: ZoneInfo, dry_run: bool = False) -> DueDiligenceRetention:

@@ -333,7 +333,7 @@ def _run(
                     "events": n_events,
                     "actions": _json({a: int(n) for a, n in actions.items()}),
                     "feed_sha256": None,
-                    "settings": settings_json(config.due_diligence),
+                    "settings": settings_json(config.due_diligence, config.reporting.timezone),
                 },
             )
         finally:

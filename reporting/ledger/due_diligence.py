@@ -1017,10 +1017,8 @@ def last_run_dates(engine: Engine) -> dict[str, date]:
     return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
 
 
-def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
-    """Each operator's ``[due_diligence]`` settings its latest run scheduled with (the run's row),
-    by operator id; None for a run that did not record them (before revision
-    0008_due_diligence_run_settings) or whose record cannot be read."""
+def _last_run_texts(engine: Engine) -> list[tuple[str, str | None]]:
+    """(operator id, the ``settings`` text of its latest run), in the order of operator."""
     r = t.due_diligence_runs
     latest = sa.select(r.c.operator_id, sa.func.max(r.c.run_date).label("day")).group_by(r.c.operator_id).subquery()
     with engine.connect() as conn:
@@ -1029,21 +1027,44 @@ def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
             .join(latest, sa.and_(latest.c.operator_id == r.c.operator_id, latest.c.day == r.c.run_date))
             .order_by(r.c.operator_id)
         ).all()
-    return {op: settings_from_json(text) for op, text in rows}
+    return [(op, text) for op, text in rows]
 
 
-def settings_json(settings: CycleSettings) -> str:
-    """The settings as the run's row keeps them (JSON, dates ISO)."""
-    return json.dumps(
-        {
-            "measure": settings.measure,
-            "reminder_1_days": settings.reminder_1_days,
-            "reminder_2_days": settings.reminder_2_days,
-            "measure_day": settings.measure_day,
-            "reporting_since": settings.reporting_since.isoformat(),
-        },
-        sort_keys=True,
-    )
+def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
+    """Each operator's ``[due_diligence]`` settings its latest run scheduled with (the run's row),
+    by operator id; None for a run that did not record them (before revision
+    0008_due_diligence_run_settings) or whose record cannot be read."""
+    return {op: settings_from_json(text) for op, text in _last_run_texts(engine)}
+
+
+def last_run_zones(engine: Engine) -> dict[str, str | None]:
+    """The time zone each operator's latest run counted its days in (``[reporting] timezone``,
+    kept with the run's settings as ``timezone``), by operator id; None for a run that did not
+    record one (a run made before the zone was recorded) or whose record cannot be read."""
+    zones: dict[str, str | None] = {}
+    for op, text in _last_run_texts(engine):
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            value = None
+        zone = value.get("timezone") if isinstance(value, dict) else None
+        zones[op] = zone if isinstance(zone, str) and zone else None
+    return zones
+
+
+def settings_json(settings: CycleSettings, timezone: str | None = None) -> str:
+    """The settings as the run's row keeps them (JSON, dates ISO), and ``timezone``, the zone the
+    run counted its days in (``[reporting] timezone``), where given."""
+    value: dict[str, Any] = {
+        "measure": settings.measure,
+        "reminder_1_days": settings.reminder_1_days,
+        "reminder_2_days": settings.reminder_2_days,
+        "measure_day": settings.measure_day,
+        "reporting_since": settings.reporting_since.isoformat(),
+    }
+    if timezone:
+        value["timezone"] = timezone
+    return json.dumps(value, sort_keys=True)
 
 
 def settings_from_json(text: str | None) -> CycleSettings | None:

@@ -624,10 +624,11 @@ def scoped_sql(name: str, scope: OperatorFilter, dialect: str) -> str:
     """``sql/<name>`` for the transactions of the run's operator (its ``{operator}`` and
     ``{operator_t}``; every transaction for a single operator whose source has no operator)."""
     if scope.everything:
-        return sql_text(name)
+        return sql_text(name, dialect=dialect)
     return sql_text(
         name,
         operator=(scope.mine(scope.value("operator_id", dialect)), scope.mine(scope.value("t.operator_id", dialect))),
+        dialect=dialect,
     )
 
 
@@ -848,7 +849,7 @@ def extract_sql(table: str, columns: set[str], scope: OperatorFilter | None = No
     """``sql/extract_<table>.sql`` with the optional contract columns this source has (``columns``:
     the table's columns), from our fixed list only; with ``scope``, for the transactions of the
     run's operator (``dialect``: SQLAlchemy's name of the source's, or ``spark``)."""
-    sql = scoped_sql(f"extract_{table}.sql", scope, dialect) if scope is not None else sql_text(f"extract_{table}.sql")
+    sql = scoped_sql(f"extract_{table}.sql", scope or OperatorFilter(), dialect)
     if table in OPTIONAL_COLUMNS and table != "transactions":  # transactions.operator_id is never staged
         alias = {"property_listings": "p", "sellers": "s"}.get(table, "x")
         optional = [c for c in OPTIONAL_COLUMNS[table] if c in columns]
@@ -939,7 +940,7 @@ def source_findings(
         )
     findings += _orphans(
         conn,
-        sql_text("extract_unknown_refunds.sql"),  # of no transaction at all: no operator's, every run's
+        sql_text("extract_unknown_refunds.sql", dialect=dialect),  # of no transaction at all: every run's
         {"period_start": params["period_start"]},
         "refunds",
         "refund.unknown_transaction",

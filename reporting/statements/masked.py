@@ -8,8 +8,8 @@ copy of ``dac7 statements show``). The masking is the project's own, as the sell
 
 - names: each word's initial, the rest ``*`` (:func:`reporting.explain.mask_name`);
 - TINs, the VAT number, business registration numbers, financial account identifiers and land
-  registration numbers: ``*`` then their last three characters
-  (:func:`reporting.reports.due_diligence.mask`);
+  registration numbers: ``***`` then their last three characters, whatever their length (``***``
+  alone for fewer than six characters; :func:`reporting.reports.due_diligence.mask`);
 - the date of birth: ``****-**-**``; the place of birth: its country only;
 - addresses (the seller's and a property's): ``***`` then the country only.
 

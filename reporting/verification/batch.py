@@ -53,6 +53,7 @@ from reporting.verification.model import (
     VerificationResult,
     cache_key,
     identifier_hash,
+    vies_country,
 )
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ def verify_batch(
 def _country(item: Item) -> str:
     """The key of an item's member state in a batch's breakers: Greece is EL (as VIES and TIN on
     the Web name it), whether the item says GR or EL."""
-    code = item.country.upper()
-    return "EL" if code == "GR" else code
+    return vies_country(item.country)
 
 
 def conclusion(results: Sequence[VerificationResult]) -> VerificationResult | None:

@@ -10,7 +10,7 @@ import stdnum
 from reporting.config import AdapterSettings
 from reporting.identifiers import check_tin, check_vat
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
-from reporting.verification.model import FORMAT, TIN, Answer, Item
+from reporting.verification.model import FORMAT, TIN, Answer, Item, split_vat
 
 
 class StdnumAdapter:
@@ -40,8 +40,8 @@ class StdnumAdapter:
     def call(self, item: Item) -> Answer:
         if item.kind == TIN:
             c = check_tin(item.value, item.country.upper(), "entity" if item.entity else "individual")
-        else:
-            c = check_vat(item.value)
+        else:  # the number VIES would be asked about, under the key it is cached by (Greece as EL)
+            c = check_vat("".join(split_vat(item)))
         if c.status == "valid":
             return Answer(VERIFIED, f"format and check digits valid ({c.detail})")
         if c.status == "malformed":

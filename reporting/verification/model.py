@@ -5,7 +5,7 @@ answer of one call (:class:`Answer`), and the typed result recorded in the due-d
 An item's value is personal data (the TIN of an individual, the VAT number of a sole trader): it
 is never in a ``repr``, a log line, an exception message or a result's text. It leaves this
 package only inside the request to the service that checks it; the ledger keeps a keyed hash
-(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask_fixed`).
+(:func:`identifier_hash`) and the last three characters (:func:`reporting.identifiers.mask`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from reporting.errors import ConfigError, PermanentError
-from reporting.identifiers import mask_fixed
+from reporting.identifiers import mask
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 
 TIN, VAT = "tin", "vat"
@@ -40,6 +40,36 @@ KEY_ENV = "DAC7_VERIFICATION_KEY"
 MIN_KEY_BYTES = 16
 
 _SEPARATORS = re.compile(r"[\s.\-/]+")
+
+
+def vies_country(code: str) -> str:
+    """VIES's code of a country (and TIN on the Web's): EL for Greece (GR in ISO 3166), the code
+    itself otherwise."""
+    code = code.upper()
+    return "EL" if code == "GR" else code
+
+
+def split_vat(item: Item) -> tuple[str, str]:
+    """VIES's country code of a VAT number and the number without its prefix (as VIES is asked):
+    the prefix is the item's country, or for Greece either spelling, GR or EL."""
+    country = vies_country(item.country)
+    compact = item.compact
+    for prefix in {country, item.country.upper(), "GR" if country == "EL" else country}:
+        if compact.startswith(prefix):
+            return country, compact[len(prefix) :]
+    return country, compact
+
+
+def _hashed_text(item: Item) -> str:
+    """``kind:country:compact value``, the text an identifier's hash is made of. A VAT number is
+    taken as VIES is asked about it, its country VIES's code and its number after it
+    (:func:`split_vat`): ``vat:EL:EL094259216`` whether the source says ``GR094259216``,
+    ``EL 094 259 216`` or ``094259216`` with the country GR or EL; a number that already carries
+    its own prefix (``DE136695976``) is hashed as it always was."""
+    if item.kind != VAT:
+        return f"{item.kind}:{item.country.upper()}:{item.compact}"
+    country, number = split_vat(item)
+    return f"{item.kind}:{country}:{country}{number}"
 
 
 class VerificationError(PermanentError):
@@ -92,7 +122,7 @@ class Item:
     def masked(self) -> str:
         """``***`` and the last three characters of the compact value, as the ledger records it
         (six characters at most, whatever the value's length)."""
-        return mask_fixed(self.compact)
+        return mask(self.compact)
 
     @property
     def compact(self) -> str:
@@ -168,11 +198,11 @@ def hash_key(text: str | None) -> bytes:
 
 
 def identifier_hash(key: bytes, item: Item) -> str:
-    """HMAC-SHA256 of ``kind:country:compact value`` under ``key``, hexadecimal. Unkeyed, the hash
-    of an identifier with few possible values (an 11-digit TIN) would be found by trying them all;
+    """HMAC-SHA256 of ``kind:country:compact value`` under ``key``, hexadecimal (a VAT number as
+    VIES is asked about it, Greece as EL: :func:`_hashed_text`). Unkeyed, the hash of an
+    identifier with few possible values (an 11-digit TIN) would be found by trying them all;
     keyed, only the holder of the key can recompute it from a value (to find its history)."""
-    message = f"{item.kind}:{item.country.upper()}:{item.compact}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, _hashed_text(item).encode(), hashlib.sha256).hexdigest()
 
 
 def cache_key(key: bytes, item: Item) -> str:
@@ -185,5 +215,4 @@ def cache_key(key: bytes, item: Item) -> str:
     if item.kind != TIN:
         return identifier_hash(key, item)
     seller_type = "entity" if item.entity else "individual"
-    message = f"{item.kind}:{item.country.upper()}:{item.compact}:{seller_type}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{_hashed_text(item)}:{seller_type}".encode(), hashlib.sha256).hexdigest()

@@ -26,8 +26,8 @@ from reporting.countries import EU_MEMBER_STATES
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 from reporting.safexml import XmlFileError, parse_bytes
 from reporting.verification.base import HttpAdapter, http_failure, malformed
-from reporting.verification.model import OFFICIAL_FORMAT, TIN, Answer, Item
-from reporting.verification.vies import SOAP_ENV, answer_date, fault_code, vies_country
+from reporting.verification.model import OFFICIAL_FORMAT, TIN, Answer, Item, vies_country
+from reporting.verification.vies import SOAP_ENV, answer_date, fault_code
 
 TIN_TYPES = "urn:ec.europa.eu:taxud:tin:services:checkTin:types"
 #: the member states, Greece as EL (as in VIES)

@@ -42,7 +42,7 @@ from reporting.errors import ConfigError
 from reporting.ledger.model import INVALID, UNVERIFIED, VERIFIED
 from reporting.safexml import XmlFileError, parse_bytes
 from reporting.verification.base import HttpAdapter, http_failure, malformed
-from reporting.verification.model import REGISTRATION, VAT, Answer, Item
+from reporting.verification.model import REGISTRATION, VAT, Answer, Item, split_vat, vies_country
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 VIES_TYPES = "urn:ec.europa.eu:taxud:vies:services:checkVat:types"
@@ -71,22 +71,6 @@ FAULTS: dict[str, tuple[str, bool, str, str]] = {
     "VAT_BLOCKED": (UNVERIFIED, False, "item", "VIES does not answer for this VAT number"),
     "IP_BLOCKED": (UNVERIFIED, False, "service", "VIES refuses requests from this address"),
 }  # fmt: skip
-
-
-def vies_country(code: str) -> str:
-    """VIES's code of a country: EL for Greece (GR in ISO 3166), the code itself otherwise."""
-    code = code.upper()
-    return "EL" if code == "GR" else code
-
-
-def split_vat(item: Item) -> tuple[str, str]:
-    """VIES's country code and the number without it: a VAT number is sent without its prefix."""
-    country = vies_country(item.country)
-    compact = item.compact
-    for prefix in {country, item.country.upper(), "GR" if country == "EL" else country}:
-        if compact.startswith(prefix):
-            return country, compact[len(prefix) :]
-    return country, compact
 
 
 def requester_of(vat: str | None) -> tuple[str, str] | None:

@@ -286,11 +286,26 @@ def test_the_daily_run_verifies_through_vies_within_its_cap_and_keeps_no_identif
             assert number[2:] not in text, where
 
 
+def retention_log(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
+    """The records of the retention's logger from now on (Airflow's logging set up by the DagBag
+    does not pass them to caplog)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("dac7.retention")
+    monkeypatch.setattr(logger, "handlers", [*logger.handlers, handler])
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    return records
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["configuration", "recorded by the run"])
 def test_housekeeping_ends_the_due_diligence_retention_at_the_boundary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    configured: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Recorded in 2026: kept until 31 December 2036 23:59:59 in Vilnius (the configuration's
-    zone), deleted from 1 January 2037 00:00 there (PStTG § 24(3))."""
+    zone), deleted from 1 January 2037 00:00 there (PStTG § 24(3)); so also where the housekeeping
+    runs without the configuration: the daily run recorded the zone it counted its days in. In
+    UTC the years would end two hours later (nothing would go at midnight in Vilnius)."""
     from reporting.config import load_config
     from reporting.due_diligence import run_due_diligence
 
@@ -308,7 +323,7 @@ def test_housekeeping_ends_the_due_diligence_retention_at_the_boundary(
             run_id="r",
         )
     monkeypatch.setenv("DAC7_LEDGER_URL", ledger)
-    monkeypatch.setenv("DAC7_CONFIG", str(config))
+    monkeypatch.setenv("DAC7_CONFIG", str(config if configured else tmp_path / "elsewhere" / "dac7.toml"))
     task = fresh_dag("dac7_housekeeping").get_task("expire_due_diligence").python_callable
 
     def at(moment: datetime, dry: bool = False) -> dict[str, Any]:
@@ -321,8 +336,76 @@ def test_housekeeping_ends_the_due_diligence_retention_at_the_boundary(
         result: dict[str, Any] = task()
         return result
 
-    assert at(datetime(2036, 12, 31, 23, 59, 59, tzinfo=VILNIUS)) == {"dry_run": False, "events": 0, "states": 0}
-    due = datetime(2037, 1, 1, 0, 0, tzinfo=VILNIUS)
-    assert at(due, dry=True) == {"dry_run": True, "events": 2, "states": 2}
-    assert at(due) == {"dry_run": False, "events": 2, "states": 2}
-    assert at(due) == {"dry_run": False, "events": 0, "states": 0}
+    zone = {"timezone": "Europe/Vilnius"}
+    records = retention_log(monkeypatch)
+    assert at(datetime(2036, 12, 31, 23, 59, 59, tzinfo=VILNIUS)) == {
+        "dry_run": False,
+        "events": 0,
+        "states": 0,
+        **zone,
+    }
+    origin = "configuration" if configured else "recorded by the latest due-diligence run (no configuration)"
+    said = [r for r in records if "counts the years in the time zone Europe/Vilnius" in r.getMessage()]
+    assert said and origin in said[0].getMessage()
+    assert said[0].levelno == (logging.INFO if configured else logging.WARNING)
+    due = datetime(2037, 1, 1, 0, 0, tzinfo=VILNIUS)  # 2036-12-31 22:00 UTC
+    assert at(due, dry=True) == {"dry_run": True, "events": 2, "states": 2, **zone}
+    assert at(due) == {"dry_run": False, "events": 2, "states": 2, **zone}
+    assert at(due) == {"dry_run": False, "events": 0, "states": 0, **zone}
+
+
+def test_housekeeping_without_a_configuration_or_a_recorded_zone_counts_in_utc_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs made before the zone was recorded, and no configuration: UTC, with a warning; runs
+    of two operators that recorded different zones: refused, naming both (no guess)."""
+    from reporting.due_diligence import retention_zone
+    from reporting.errors import ConfigError
+    from reporting.ledger.due_diligence import last_run_zones
+
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    settings = {"measure": "withhold", "measure_day": 1, "reminder_1_days": 30, "reminder_2_days": 60}
+    old = json.dumps({**settings, "reporting_since": "2024-01-01"})  # as runs recorded them before the zone
+
+    def run_row(operator: str, day: date) -> dict[str, Any]:
+        counts = {"sellers": 0, "in_scope": 0, "changed": 0, "events": 1, "actions": "{}"}
+        return {"operator_id": operator, "run_date": day, "run_id": "r", "finished": datetime(2026, 3, 2, 4), **counts}
+
+    made = datetime(2026, 12, 31, 23, 30)  # naive UTC, as the ledger keeps it
+    event = {"operator_id": "default", "seller_id": "S1", "at": made, "kind": "request", "detail": "{}"}
+    with open_ledger(ledger) as led, led.engine.begin() as conn:
+        conn.execute(sa.insert(t.due_diligence_runs), [{**run_row("default", date(2026, 3, 2)), "settings": old}])
+        conn.execute(sa.insert(t.due_diligence_events), [{**event, "source": "run", "recorded": made}])
+    monkeypatch.setenv("DAC7_LEDGER_URL", ledger)
+    monkeypatch.setenv("DAC7_CONFIG", str(tmp_path / "none.toml"))
+    task = fresh_dag("dac7_housekeeping").get_task("expire_due_diligence").python_callable
+    run = types.SimpleNamespace(run_after=None)
+    before = datetime(2036, 12, 31, 23, 59, 59, tzinfo=UTC)
+    context = {"logical_date": before, "dag_run": run, "params": {"statements_dry_run": True}}
+    monkeypatch.setitem(task.__globals__, "get_current_context", lambda: context)
+    records = retention_log(monkeypatch)
+    assert task() == {"dry_run": True, "events": 0, "states": 0, "timezone": "UTC"}
+    context["logical_date"] = datetime(2037, 1, 1, tzinfo=UTC)
+    # made at 23:30 UTC on 31 December 2026: a record of 2026 in UTC, due from 1 January 2037 00:00 UTC
+    assert task() == {"dry_run": True, "events": 1, "states": 0, "timezone": "UTC"}
+    said = [r for r in records if "counts the years in the time zone UTC" in r.getMessage()][-1]
+    assert said.levelno == logging.WARNING and "no due-diligence run recorded its time zone" in said.getMessage()
+    with open_ledger(ledger) as led:
+        assert last_run_zones(led.engine) == {"default": None}
+        with led.engine.begin() as conn:
+            later = date(2026, 3, 3)
+            rows = [
+                {
+                    **run_row("default", later),
+                    "settings": json.dumps({**json.loads(old), "timezone": "Europe/Vilnius"}),
+                },
+                {**run_row("second", later), "settings": json.dumps({**json.loads(old), "timezone": "Europe/Paris"})},
+                {**run_row("third", later), "settings": "not JSON"},
+            ]
+            conn.execute(sa.insert(t.due_diligence_runs), rows)
+        assert last_run_zones(led.engine) == {"default": "Europe/Vilnius", "second": "Europe/Paris", "third": None}
+        with pytest.raises(
+            ConfigError, match=r"different time zones \(Europe/Paris, Europe/Vilnius\): set DAC7_CONFIG"
+        ):
+            retention_zone(led, None)
+        assert retention_zone(led, "Europe/Lisbon")[0].key == "Europe/Lisbon"  # the configuration first

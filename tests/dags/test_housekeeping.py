@@ -120,8 +120,13 @@ def test_the_verification_record_ends_with_its_ten_years(tmp_path: Path, monkeyp
         result: dict[str, object] = task()
         return result
 
-    assert at(datetime(2026, 12, 31, 23, 59, 59, tzinfo=vilnius)) == {"dry_run": False, "calls": 0, "cached": 0}
+    assert at(datetime(2026, 12, 31, 23, 59, 59, tzinfo=vilnius)) == {
+        "dry_run": False,
+        "calls": 0,
+        "cached": 0,
+        "timezone": "Europe/Vilnius",
+    }
     due = datetime(2027, 1, 1, tzinfo=vilnius)
-    assert at(due, dry=True) == {"dry_run": True, "calls": 1, "cached": 1}
-    assert at(due) == {"dry_run": False, "calls": 1, "cached": 1}
-    assert at(due) == {"dry_run": False, "calls": 0, "cached": 0}
+    assert at(due, dry=True) == {"dry_run": True, "calls": 1, "cached": 1, "timezone": "Europe/Vilnius"}
+    assert at(due) == {"dry_run": False, "calls": 1, "cached": 1, "timezone": "Europe/Vilnius"}
+    assert at(due) == {"dry_run": False, "calls": 0, "cached": 0, "timezone": "Europe/Vilnius"}

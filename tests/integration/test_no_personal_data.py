@@ -14,7 +14,7 @@ Then everything a run says to people or to other programs is searched for them:
 
 The XML files, the seller statements (``statements/``: the information reported, in full, for the
 seller) and the staging directory hold personal data by design and are not searched. A
-masked value (``*********182``) is fine: only the full value counts. Values shorter than
+masked value (``***182``) is fine: only the full value counts. Values shorter than
 ``MIN_LENGTH`` are skipped (they would match by chance); names are checked apart, whole words
 only, from ``MIN_LENGTH`` characters. The Airflow side (task logs, XComs) is in
 ``tests/dags/test_no_personal_data_airflow.py``, which imports the helpers of this module.
@@ -566,7 +566,7 @@ def test_the_search_finds_clear_values_only() -> None:
     )
     texts = {
         "clear": "seller S1: TIN '0591682483182' issued by FR",
-        "masked": "TIN **********182 (FR), account ************************189, J**** M*****",
+        "masked": "TIN ***182 (FR), account ***189, J**** M*****",
         "amount": "consideration_minor 1196701205",
         "glued": "IBAN=FR7630006000011234567890189;",
         "name": "<td>Jules Moreau</td> Moreaux",

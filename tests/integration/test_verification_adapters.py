@@ -164,7 +164,8 @@ def test_vies_soap_valid_with_the_consultation_number_as_evidence(soap: ViesSoap
     [row] = recorded(ledger)
     assert (row.adapter, row.kind, row.country, row.attempt, row.outcome) == ("vies", "vat", "DE", 1, "verified")
     assert row.evidence == consultation_number("100") and row.request_date == date(2027, 2, 8)
-    assert row.identifier_hash == identifier_hash(KEY, vat("100")) and row.identifier_masked == "***100"
+    assert row.identifier_hash == identifier_hash(KEY, vat("100"))
+    assert row.identifier_masked == "***"  # DE100: five characters, too few for its end to show
     assert row.seller_id == "S1" and row.source == r.source and row.duration_ms >= 0
 
 
@@ -183,6 +184,46 @@ def test_vies_soap_invalid_is_invalid_and_greece_is_asked_as_el(soap: ViesSoapSe
     assert (r.state, r.detail) == ("invalid", "VIES: not valid (not registered, or no longer)")
     assert soap.requests[0]["fields"]["countryCode"] == "EL"
     assert soap.requests[0]["fields"]["vatNumber"] == "094259216"  # compact, without its prefix
+
+
+@pytest.mark.parametrize("interface", ["soap", "rest"])
+def test_a_greek_vat_number_as_gr_or_el_is_one_cache_entry(
+    interface: str, soap: ViesSoapServer, rest: ViesRestServer, any_ledger: Ledger
+) -> None:
+    """VIES calls Greece EL, ISO 3166 GR: the number asked once under one spelling is answered
+    from the cache under every other, for any seller; the calls and the cache hold one key."""
+    server = soap if interface == "soap" else rest
+    cfg = vies(server, interface)
+    [first] = run([Item("S1", "vat", "GR", "GR094259216")], cfg, any_ledger)
+    assert (first.state, first.cached, server.asked("094259216")) == ("verified", False, 1)
+    spellings = [
+        Item("S2", "vat", "EL", "EL094259216"),
+        Item("S3", "vat", "EL", "el 094 259 216"),
+        Item("S4", "vat", "GR", "094259216"),  # the source without a prefix, the country ISO's
+        Item("S5", "vat", "EL", "094259216"),
+    ]
+    again = run(spellings, cfg, any_ledger)
+    assert [(r.state, r.cached, r.attempts) for r in again] == [("verified", True, 0)] * 4
+    assert server.asked("094259216") == 1
+    assert [r["fields"]["countryCode"] for r in server.requests if r["key"] == "094259216"] == ["EL"]
+    assert {r.identifier_hash for r in [first, *again]} == {first.identifier_hash}
+    with any_ledger.engine.connect() as conn:
+        assert len(conn.execute(sa.select(t.verification_cache)).all()) == 1
+    # the other way round: EL first, then GR from the cache; another Greek number is asked
+    [el] = run([Item("S6", "vat", "EL", "EL 998 877 665")], cfg, any_ledger)
+    [gr] = run([Item("S7", "vat", "GR", "GR998877665")], cfg, any_ledger)
+    assert (el.cached, gr.cached, server.asked("998877665")) == (False, True, 1)
+
+
+def test_stdnum_checks_a_greek_vat_number_as_vies_is_asked_about_it(any_ledger: Ledger) -> None:
+    """python-stdnum reads GR094259216 and EL094259216 alike; without a prefix the number is
+    checked with its country's (as VIES is asked), so one cache entry holds one answer for all."""
+    spellings = [Item("S1", "vat", "GR", "094259216"), Item("S2", "vat", "EL", "EL094259216")]
+    first = run(spellings[:1], config(), any_ledger, names=["stdnum"])
+    again = run(spellings, config(), any_ledger, names=["stdnum"])
+    assert [(r.state, r.cached) for r in first + again] == [("verified", False), ("verified", True), ("verified", True)]
+    [wrong] = run([Item("S3", "vat", "GR", "GR094259217")], config(), any_ledger, names=["stdnum"])
+    assert (wrong.state, wrong.cached) == ("invalid", False)  # the check digit
 
 
 #: every fault of the VIES test service: (state, retried, what a later item of the same country /

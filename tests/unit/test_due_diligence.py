@@ -44,12 +44,35 @@ def test_findings_mask_personal_data_and_say_what_to_do() -> None:
         "accounts": ["DE89370400440532013001"],
     }
     found = list(findings_of(row))
-    assert [(f["identifier"], f["value_masked"]) for f in found] == [("tin", "********718"), ("iban", "*" * 19 + "001")]
+    assert [(f["identifier"], f["value_masked"]) for f in found] == [("tin", "***718"), ("iban", "***001")]
     assert all("86095742718" not in str(f) and "DE89370400440532013001" not in str(f) for f in found)
     assert found[0]["action"].startswith("Verify the TIN")
     unknown = list(findings_of({**row, "tins": [], "accounts": []}))
     assert [f["finding"] for f in unknown] == ["TIN unknown"] and unknown[0]["action"].startswith("Obtain")
-    assert mask("ab") == "**"
+    assert mask("ab") == "***"
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("86095742718", "***718"),  # a TIN of 11 characters
+        ("DE89370400440532013001", "***001"),  # an IBAN of 22
+        ("DE89 3704 0044 0532 0130 01", "***001"),  # its spaces left out, not shown as part of the end
+        ("123456", "***456"),  # six characters: the last three show
+        ("12345", "***"),  # five: the last three would be most of it
+        ("ab", "***"),
+        (None, ""),
+        ("", ""),
+    ],
+)
+def test_a_masked_identifier_shows_its_last_three_characters_and_not_its_length(value: str | None, masked: str) -> None:
+    assert mask(value) == masked
+
+
+def test_masked_identifiers_of_any_length_are_alike_in_length() -> None:
+    assert {len(mask("7" * n)) for n in range(6, 65)} == {6}
+    assert {mask("7" * n) for n in range(1, 6)} == {"***"}
+    assert mask("ABCDEFGH", keep=2) == "***GH" and mask("ABC", keep=2) == "***"
 
 
 def test_country_names_in_sentences_take_their_article() -> None:

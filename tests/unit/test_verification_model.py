@@ -5,6 +5,8 @@ Web) and the [verification] configuration."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -171,6 +173,35 @@ def test_the_hash_is_keyed_and_ignores_spelling() -> None:
     assert a != identifier_hash(KEY, Item("S1", "tin", "DE", "DE136695976"))
 
 
+def hmac_of(text: str) -> str:
+    """The hash of ``text`` under KEY, computed here from the rule (HMAC-SHA256, hexadecimal)."""
+    return hmac.new(KEY, text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_hash_of_a_vat_number_is_the_number_vies_is_asked_about_greece_as_el() -> None:
+    greek = [
+        Item("S1", "vat", "GR", "GR094259216"),
+        Item("S2", "vat", "EL", "EL094259216"),
+        Item("S3", "vat", "gr", "gr 094.259-216"),
+        Item("S4", "vat", "GR", "EL094259216"),  # the number in VIES's spelling, the country in ISO's
+        Item("S5", "vat", "EL", "GR094259216"),
+        Item("S6", "vat", "GR", "094259216"),  # without a prefix
+        Item("S7", "vat", "EL", "094259216", entity=True),
+    ]
+    assert {identifier_hash(KEY, i) for i in greek} == {hmac_of("vat:EL:EL094259216")}
+    assert {cache_key(KEY, i) for i in greek} == {hmac_of("vat:EL:EL094259216")}
+    # a number with its own prefix is hashed as it always was; without one, it takes its country's
+    assert identifier_hash(KEY, Item("S1", "vat", "DE", "DE136695976")) == hmac_of("vat:DE:DE136695976")
+    assert identifier_hash(KEY, Item("S1", "vat", "DE", "136695976")) == hmac_of("vat:DE:DE136695976")
+    assert identifier_hash(KEY, Item("S1", "vat", "XI", "XI123456789")) == hmac_of("vat:XI:XI123456789")
+    # other numbers, other keys: another Greek number, the same digits in Cyprus, a Greek TIN
+    assert identifier_hash(KEY, Item("S1", "vat", "EL", "EL094259217")) != hmac_of("vat:EL:EL094259216")
+    assert identifier_hash(KEY, Item("S1", "vat", "CY", "094259216")) == hmac_of("vat:CY:CY094259216")
+    # TINs keep the issuing state as the source gives it (GR in ISO 3166, as in the XML's issuedBy)
+    assert identifier_hash(KEY, Item("S1", "tin", "GR", "094259216")) == hmac_of("tin:GR:094259216")
+    assert cache_key(KEY, Item("S1", "tin", "GR", "094 259 216")) == hmac_of("tin:GR:094259216:individual")
+
+
 def test_the_cache_key_of_a_tin_holds_the_seller_type() -> None:
     vat_item = Item("S1", "vat", "DE", "DE 136.695-976")
     assert (
@@ -210,7 +241,15 @@ def test_an_item_and_a_result_never_show_the_value() -> None:
 
 @pytest.mark.parametrize(
     ("value", "masked"),
-    [("36574261809", "***809"), ("DE 136.695-976", "***976"), ("9" * MAX_VALUE, "***999"), ("12", "***"), ("", "")],
+    [
+        ("36574261809", "***809"),
+        ("DE 136.695-976", "***976"),
+        ("9" * MAX_VALUE, "***999"),
+        ("123456", "***456"),
+        ("12345", "***"),
+        ("12", "***"),
+        ("", ""),
+    ],
 )
 def test_the_masked_form_has_a_fixed_length(value: str, masked: str) -> None:
     assert Item("S1", "tin", "DE", value).masked == masked  # never the length of the value

@@ -94,7 +94,8 @@ from resources import (
     sample_name,
     vendored,
 )
-from xsd_support import Mutations
+from xsd_support import Mutations, canonical, resolve
+from xsd_support import child_particles as child_elements
 
 pytestmark = outside_reference
 
@@ -489,66 +490,6 @@ def reference(kind: str) -> dict[str, etree._Element]:
     return _named(list(reference_docs().values()), kind)
 
 
-def _resolve(el: etree._Element, value: str | None) -> str | None:
-    """A QName attribute value as {namespace}local, independent of the prefix used."""
-    if value is None:
-        return None
-    prefix, _, local = value.rpartition(":")
-    return f"{{{el.nsmap.get(prefix or None)}}}{local}"
-
-
-def _occurs(el: etree._Element) -> tuple[str, str]:
-    return el.get("minOccurs", "1"), el.get("maxOccurs", "1")
-
-
-# Attributes interpreted by canonical() itself; any other one (abstract, nillable, ...) is compared verbatim.
-_HANDLED = {"name", "type", "ref", "substitutionGroup", "minOccurs", "maxOccurs", "use", "base", "value"}
-_FACETS = {
-    "minLength",
-    "maxLength",
-    "length",
-    "totalDigits",
-    "fractionDigits",
-    "minInclusive",
-    "maxInclusive",
-    "minExclusive",
-    "maxExclusive",
-    "pattern",
-    "whiteSpace",
-}
-
-
-def canonical(el: etree._Element) -> object:
-    """Annotation-free, prefix-free description of a schema component (recursively)."""
-    tag = etree.QName(el).localname
-    kids = [c for c in el if isinstance(c.tag, str) and c.tag != _x("annotation")]
-    other = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in _HANDLED))
-    if tag == "element":
-        refs = tuple(_resolve(el, el.get(a)) for a in ("type", "ref", "substitutionGroup"))
-        return ("element", el.get("name"), refs, *_occurs(el), other, tuple(canonical(c) for c in kids))
-    if tag in ("sequence", "choice", "all"):
-        return (tag, *_occurs(el), other, tuple(canonical(c) for c in kids))
-    if tag == "any":
-        return ("any", *_occurs(el), tuple(sorted(el.attrib.items())))
-    if tag == "attribute":
-        sub = tuple(canonical(c) for c in kids)
-        return ("attribute", el.get("name"), _resolve(el, el.get("type")), el.get("use", "optional"), other, sub)
-    if tag in ("restriction", "extension"):
-        enums = frozenset(c.get("value") for c in kids if c.tag == _x("enumeration"))
-        rest = tuple(canonical(c) for c in kids if c.tag != _x("enumeration"))
-        return (tag, _resolve(el, el.get("base")), enums, rest)
-    if tag in ("simpleType", "complexType", "simpleContent", "complexContent"):
-        return (tag, other, tuple(canonical(c) for c in kids))
-    if tag in _FACETS:
-        return (tag, el.get("value"))
-    raise AssertionError(f"unexpected schema construct <{tag}> - extend canonical()")
-
-
-def child_elements(el: etree._Element) -> list[tuple[str | None, str | None, str, str]]:
-    """Element particles (name, ref, minOccurs, maxOccurs) of a component, in document order."""
-    return [(n.get("name"), _resolve(n, n.get("ref")), *_occurs(n)) for n in el.iter(_x("element")) if n is not el]
-
-
 def _enumerations(named: dict[str, etree._Element]) -> dict[str, set[str]]:
     out = {}
     for name, st in named.items():
@@ -597,7 +538,7 @@ def test_payload_wired_strictly() -> None:
     """Both: dpitel:Fornitura substitutes tm:Fornitura and holds exactly one dpi:DPI_OECD - no wildcard."""
     for named in (ours("element"), reference("element")):
         supply = named[f"{{{DPITEL_NS}}}Fornitura"]
-        assert _resolve(supply, supply.get("substitutionGroup")) == f"{{{TM_NS}}}Fornitura"
+        assert resolve(supply, supply.get("substitutionGroup")) == f"{{{TM_NS}}}Fornitura"
         assert child_elements(supply) == [(None, DPI_ROOT, "1", "1")]
         assert not list(supply.iter(_x("any")))
         assert named[f"{{{TM_NS}}}Fornitura"].get("abstract") == "true"
