@@ -47,7 +47,9 @@ from reporting.ledger.due_diligence import (
     erase_expired,
     read_action_reports,
 )
+from reporting.ledger.desk import DeskFilter, DeskRow, desk_count, desk_countries, desk_page, desk_stream
 from reporting.ledger.due_diligence import attention_countries as _attention_countries
+from reporting.ledger.due_diligence import desk_stage_counts as _desk_stage_counts
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
 from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
 from reporting.ledger.due_diligence import last_run_settings as _last_run_settings
@@ -66,6 +68,8 @@ __all__ = [
     "ActionReport",
     "Attention",
     "CycleSettings",
+    "DeskFilter",
+    "DeskRow",
     "DueDiligenceResult",
     "DueDiligenceRetention",
     "DueDiligenceRunError",
@@ -76,6 +80,11 @@ __all__ = [
     "Verification",
     "VerificationRunResult",
     "attention_countries",
+    "desk_countries_of",
+    "desk_list",
+    "desk_stages_of",
+    "desk_total",
+    "desk_whole",
     "expire_history",
     "feed_path",
     "incomplete_sellers",
@@ -216,3 +225,31 @@ def incomplete_sellers(ledger: Ledger, seller_ids: Iterable[str], operator_id: s
 def expire_history(ledger: Ledger, *, now: datetime, zone: ZoneInfo, dry_run: bool = False) -> DueDiligenceRetention:
     """Delete the due-diligence records whose ten years have run (PStTG § 24(3))."""
     return erase_expired(ledger.engine, now=now, zone=zone, dry_run=dry_run)
+
+
+# ---------------------------------------------------------------- the compliance desk's list
+
+
+def desk_total(ledger: Ledger, f: DeskFilter) -> int:
+    """How many sellers of the desk's list (``ledger_due_diligence_desk``) pass the filters."""
+    return desk_count(ledger.engine, f)
+
+
+def desk_list(ledger: Ledger, f: DeskFilter, *, offset: int, limit: int) -> list[DeskRow]:
+    """A page of the desk's list, in the order of operator and seller id."""
+    return desk_page(ledger.engine, f, offset=offset, limit=limit)
+
+
+def desk_whole(ledger: Ledger, f: DeskFilter) -> Iterator[DeskRow]:
+    """The whole filtered list, streamed from a server-side cursor (the export)."""
+    return desk_stream(ledger.engine, f)
+
+
+def desk_stages_of(ledger: Ledger, *, operator_ids: Iterable[str], country: str | None = None) -> StageCounts:
+    """Sellers per stage of the operators (:func:`reporting.ledger.due_diligence.desk_stage_counts`)."""
+    return _desk_stage_counts(ledger.engine, operator_ids=operator_ids, country=country)
+
+
+def desk_countries_of(ledger: Ledger, *, operator_ids: Iterable[str]) -> list[str]:
+    """The countries of the desk's sellers (the list's filter)."""
+    return desk_countries(ledger.engine, operator_ids=operator_ids)
