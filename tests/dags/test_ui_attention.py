@@ -584,6 +584,62 @@ def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
     assert page.xpath("//a[@id='attention-export']/@href") == ["attention.csv?operator=pl_spzoo"]
 
 
+GROUP = """
+[operators.pl_spzoo]
+name = "Demo Marketplace sp. z o.o."
+tin = "5260001246"
+tin_issued_by = "PL"
+nexus = "RPONEX1"
+
+[operators.pl_spzoo.address]
+city = "Warszawa"
+country = "PL"
+"""
+
+
+def test_the_operator_filter_of_a_group_shows_each_operators_sellers_only(
+    view: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group of two operators, each with its daily run of 2 March 2026: ``default`` paid K1
+    (LT) and K2 (PL), ``pl_spzoo`` paid P1 (PL) and, for its own account, K2 too; none has a TIN,
+    so each needs its notice and its request. The list shows the three sellers of ``default``
+    and the two of ``pl_spzoo`` (K2 with each); ``?operator=`` keeps one operator's, and its
+    counts and export follow; with the country too, one seller."""
+    m = Marketplace()
+    for seller_id, country in (("K1", "LT"), ("K2", "PL"), ("P1", "PL")):
+        m.seller(seller_id, country=country, tin=None)
+    m.tx("K1", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    m.tx("K2", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    m.tx("K2", "2026-01-16 10:00:00", 50_000, activity="personal_services", operator_id="pl_spzoo")
+    m.tx("P1", "2026-01-15 10:00:00", 50_000, activity="personal_services", operator_id="pl_spzoo")
+    source = with_due_diligence_columns(m).write(f"sqlite:///{tmp_path / 'group.db'}")
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP)
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    for operator_id in ("default", "pl_spzoo"):
+        due_diligence_day(config, source, ledger, REQUEST_DAY, tmp_path / "out", tmp_path / "staging", operator_id)
+    monkeypatch.setenv("DAC7_LEDGER_URL", ledger)
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+
+    def shown(query: str = "") -> list[tuple[str, str]]:
+        page = html.fromstring(view.get(AUDITOR, f"/attention{query}").text)
+        return [(r[0], r[1]) for r in rows(page, "attention")]
+
+    assert shown() == [("default", "K1"), ("default", "K2"), ("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=default") == [("default", "K1"), ("default", "K2")]
+    assert shown("?operator=pl_spzoo") == [("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=pl_spzoo&country=PL&action=request") == [("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=default&country=PL") == [("default", "K2")]
+    page, _ = listed(view, "?operator=pl_spzoo")
+    # in scope 2, incomplete 2, none requested yet
+    assert rows(page, "attention-stages") == [["2", "2", "0", "0", "0", "0"]]
+    assert page.xpath("//select[@name='operator']/option[@selected]/@value") == ["pl_spzoo"]
+    exported = export(view, "?operator=pl_spzoo")
+    assert [(r["operator_id"], r["seller_id"], r["due_actions"]) for r in exported] == [
+        ("pl_spzoo", "K2", "pre_report_notice 2026-03-02; request 2026-03-02"),
+        ("pl_spzoo", "P1", "pre_report_notice 2026-03-02; request 2026-03-02"),
+    ]
+
+
 # ------------------------------------------------------------------------------ the seller page
 
 
