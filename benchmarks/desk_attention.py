@@ -174,7 +174,10 @@ def main() -> None:
     src = SimpleNamespace(ledger_url=args.ledger, problems=[])
     for name, query in (
         ("first page", a.AttentionQuery()),
-        ("filtered page (country=PL, action=withhold_payouts)", a.AttentionQuery(country="PL", action="withhold_payouts")),
+        (
+            "filtered page (country=PL, action=withhold_payouts)",
+            a.AttentionQuery(country="PL", action="withhold_payouts"),
+        ),
         ("filtered page (action=reminder_1)", a.AttentionQuery(action="reminder_1")),
         ("last page", a.AttentionQuery(page=999_999)),
     ):

@@ -322,7 +322,8 @@ def _cycle_day(requested_on: date | None, as_of: date) -> str:
 def row_values(a: Any, as_of: date) -> dict[str, str]:
     """A seller of the list (``reporting.due_diligence.DeskRow``) as text, one value per
     :data:`CSV_COLUMNS` (the page shows some), its actions as of the state's day ``as_of``."""
-    nxt = a.next(as_of)
+    due = a.due(as_of)
+    nxt = a.next(as_of, due)
     return {
         "operator_id": a.operator_id,
         "seller_id": a.seller_id,
@@ -341,7 +342,7 @@ def row_values(a: Any, as_of: date) -> dict[str, str]:
         "measure": a.measure or "",
         "measure_on": _day(a.measure_on),
         "release_due": _day(a.release_due),
-        "due_actions": "; ".join(f"{d.action} {d.due_date.isoformat()}" for d in a.due(as_of)),
+        "due_actions": "; ".join(f"{d.action} {d.due_date.isoformat()}" for d in due),
         "next_action": nxt[0] if nxt else "",
         "next_date": _day(nxt[1]) if nxt else "",
         "as_of": as_of.isoformat(),

@@ -33,8 +33,16 @@ from reporting.due_diligence.feed import feed_path, read_feed
 from reporting.due_diligence.run import DueDiligenceResult, DueDiligenceRunError, run_due_diligence
 from reporting.due_diligence.verify import VerificationRunResult, verify_due_items
 from reporting.ledger import Ledger
-from reporting.ledger.due_diligence import (
+from reporting.ledger.desk import (
     NO_NEXT_ACTION,
+    DeskFilter,
+    DeskRow,
+    desk_count,
+    desk_countries,
+    desk_page,
+    desk_stream,
+)
+from reporting.ledger.due_diligence import (
     ActionReport,
     Attention,
     DueDiligenceRetention,
@@ -47,7 +55,6 @@ from reporting.ledger.due_diligence import (
     erase_expired,
     read_action_reports,
 )
-from reporting.ledger.desk import DeskFilter, DeskRow, desk_count, desk_countries, desk_page, desk_stream
 from reporting.ledger.due_diligence import attention_countries as _attention_countries
 from reporting.ledger.due_diligence import desk_stage_counts as _desk_stage_counts
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete

@@ -88,7 +88,7 @@ def _join(items: Iterable[str]) -> str:
     return ",".join(i for i in DUE_DILIGENCE_ITEMS if i in found)
 
 
-def desk_values(row: Mapping[str, Any], settings: CycleSettings) -> dict[str, Any] | None:
+def desk_values(row: Mapping[Any, Any], settings: CycleSettings) -> dict[str, Any] | None:
     """The desk row of a state row (a mapping of ``ledger_due_diligence``'s columns; dates as dates
     or as ISO text), computed with the settings of the operator's latest run; None when the seller
     needs no attention (nothing lacking, no cycle open, no release due, the notice sent or not due:
@@ -161,9 +161,7 @@ def desk_values(row: Mapping[str, Any], settings: CycleSettings) -> dict[str, An
         "step_from": step[1] if step else None,
         "step_latest": step[2] if step else None,
         "release_from": (
-            c.release_due
-            if c.requested_on is not None and not c.outstanding and c.measure_on is not None
-            else None
+            c.release_due if c.requested_on is not None and not c.outstanding and c.measure_on is not None else None
         ),
     }
 
@@ -200,7 +198,7 @@ class DeskRow:
     release_from: date | None
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> DeskRow:
+    def of(cls, row: Mapping[Any, Any]) -> DeskRow:
         """A row of ``ledger_due_diligence_desk`` (or :func:`desk_values`)."""
         return cls(
             operator_id=row["operator_id"],
@@ -235,7 +233,13 @@ class DeskRow:
         if self.request_from is not None and self.request_latest is not None:
             out.append(
                 DueAction(
-                    self.seller_id, REQUEST, self.request_from, self.request_latest, today, self.needs, self.items_invalid
+                    self.seller_id,
+                    REQUEST,
+                    self.request_from,
+                    self.request_latest,
+                    today,
+                    self.needs,
+                    self.items_invalid,
                 )
             )
         if self.step and self.step_from is not None and self.step_latest is not None and self.step_from <= today:
@@ -269,10 +273,11 @@ class DeskRow:
             )
         return tuple(out)
 
-    def next(self, today: date) -> tuple[str, date] | None:
-        """The next action and the day it is (or was first) due: the first due, else the open
-        cycle's next step; None when nothing is open."""
-        due = self.due(today)
+    def next(self, today: date, due: tuple[DueAction, ...] | None = None) -> tuple[str, date] | None:
+        """The next action and the day it is (or was first) due: the first due (``due``: those of
+        :meth:`due` of the same day, when the caller has them), else the open cycle's next step;
+        None when nothing is open."""
+        due = self.due(today) if due is None else due
         if due:
             return due[0].action, due[0].due_date
         if self.step and self.step_from is not None:
@@ -283,7 +288,7 @@ class DeskRow:
 # ------------------------------------------------------------------------------------ writing
 
 
-def desk_batch(rows: Iterable[Mapping[str, Any]], settings: CycleSettings) -> list[dict[str, Any]]:
+def desk_batch(rows: Iterable[Mapping[Any, Any]], settings: CycleSettings) -> list[dict[str, Any]]:
     """The desk rows of state rows (those that need attention)."""
     return [v for v in (desk_values(r, settings) for r in rows) if v is not None]
 
@@ -315,20 +320,6 @@ def refresh_desk(conn: Connection, operator_id: str, seller_ids: Iterable[str] |
             conn.execute(sa.insert(k), values)
             written += len(values)
     return written
-
-
-def desk_settings(conn: Connection, operator_id: str) -> CycleSettings | None:
-    """The settings the operator's desk was computed with: its latest run's, where that run wrote
-    the desk (None: no run since revision 0009_due_diligence_desk; the next run fills the desk)."""
-    from reporting.ledger.due_diligence import settings_from_json
-
-    r = t.due_diligence_runs
-    row = conn.execute(
-        sa.select(r.c.settings, r.c.desk).where(r.c.operator_id == operator_id).order_by(r.c.run_date.desc()).limit(1)
-    ).first()
-    if row is None or row.desk is None:
-        return None
-    return settings_from_json(row.settings)
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -434,8 +425,6 @@ def desk_stages(engine: Engine, *, operator_ids: Iterable[str], country: str | N
 def desk_countries(engine: Engine, *, operator_ids: Iterable[str]) -> list[str]:
     """The countries of the desk's sellers, sorted (a seller without one is not among them)."""
     k = t.due_diligence_desk
-    query = (
-        sa.select(k.c.country).distinct().where(k.c.operator_id.in_(list(operator_ids)), k.c.country.is_not(None))
-    )
+    query = sa.select(k.c.country).distinct().where(k.c.operator_id.in_(list(operator_ids)), k.c.country.is_not(None))
     with engine.connect() as conn:
         return sorted(str(c) for c in conn.execute(query).scalars())

@@ -57,7 +57,7 @@ from reporting.diligence_cycle import (
     next_action,
     relied_until,
 )
-from reporting.ledger.desk import NO_NEXT_ACTION, desk_batch, desk_settings, refresh_desk
+from reporting.ledger.desk import NO_NEXT_ACTION, desk_batch, refresh_desk
 from reporting.ledger.errors import DueDiligenceReportError, LedgerError
 from reporting.ledger.model import DD_VERIFICATION, DESK_BLOCKED, DESK_REMINDED_TWICE, DESK_REQUESTED
 from reporting.ledger.statements import retention_ends
@@ -1103,6 +1103,18 @@ def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
     return {op: settings_from_json(text) for op, text in rows}
 
 
+def desk_settings(conn: Connection, operator_id: str) -> CycleSettings | None:
+    """The settings the operator's desk was computed with: its latest run's, where that run wrote
+    the desk (None: no run since revision 0009_due_diligence_desk; the next run fills the desk)."""
+    r = t.due_diligence_runs
+    row = conn.execute(
+        sa.select(r.c.settings, r.c.desk).where(r.c.operator_id == operator_id).order_by(r.c.run_date.desc()).limit(1)
+    ).first()
+    if row is None or row.desk is None:
+        return None
+    return settings_from_json(row.settings)
+
+
 def settings_json(settings: CycleSettings) -> str:
     """The settings as the run's row keeps them (JSON, dates ISO)."""
     return json.dumps(
@@ -1149,8 +1161,6 @@ class Attention:
     @property
     def seller_id(self) -> str:
         return self.state.seller_id
-
-
 
 
 def _needing_attention() -> sa.ColumnElement[bool]:

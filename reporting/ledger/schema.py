@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from reporting.ledger.model import (
     CACHED_STATES,
     DD_EVENT_KINDS,
-    DESK_STAGES,
     DELIVERY_STATUSES,
+    DESK_STAGES,
     DOC_TYPES,
     IDENTIFIER_KINDS,
     KINDS,

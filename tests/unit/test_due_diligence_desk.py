@@ -92,7 +92,9 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         yield led
 
 
-def run(led: Ledger, on: date, rows: list[dict], operator_id: str = "default", settings: CycleSettings = SETTINGS) -> None:
+def run(
+    led: Ledger, on: date, rows: list[dict], operator_id: str = "default", settings: CycleSettings = SETTINGS
+) -> None:
     """A run of ``on`` that changed ``rows`` (no events), as ``run_due_diligence`` writes it."""
     table = pa.Table.from_pylist(rows, schema=STATE_SCHEMA)
     events = pa.Table.from_pylist([], schema=EVENT_SCHEMA)
@@ -139,7 +141,12 @@ def test_a_run_writes_the_desk_rows_of_the_sellers_that_need_attention(ledger: L
     rows = desk(ledger)
     assert sorted(rows) == [("default", "S1"), ("default", "S3")]
     s1 = rows["default", "S1"]
-    assert (s1["stage"], s1["items_missing"], s1["items_invalid"], s1["requested_items"]) == ("requested", "tin", "", "tin")
+    assert (s1["stage"], s1["items_missing"], s1["items_invalid"], s1["requested_items"]) == (
+        "requested",
+        "tin",
+        "",
+        "tin",
+    )
     assert (s1["step"], s1["step_from"], s1["step_latest"]) == ("reminder_1", date(2026, 3, 16), date(2026, 8, 27))
     assert s1["request_from"] is None and s1["notice_from"] is None and s1["release_from"] is None
     s3 = rows["default", "S3"]
@@ -266,7 +273,10 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
     # the same as the state computed in Python (reporting.due_diligence.needs_attention)
     for day in (date(2026, 3, 15), date(2026, 3, 16), date(2026, 5, 4)):
         want = [(a.seller_id, a.next_action, a.next_date, a.due) for a in needs_attention(ledger, SETTINGS, day)]
-        got = [(r.seller_id, *(r.next(day) or (None, None)), r.due(day)) for r in desk_whole(ledger, DeskFilter({"default": day}))]
+        got = [
+            (r.seller_id, *(r.next(day) or (None, None)), r.due(day))
+            for r in desk_whole(ledger, DeskFilter({"default": day}))
+        ]
         assert got == want, day
 
 
@@ -302,7 +312,11 @@ def test_a_report_of_actions_writes_the_desk_rows_of_its_sellers(ledger: Ledger,
     report.write_text('{"seller_id": "S1", "action": "reminder_1", "at": "2026-03-16T09:00:00Z"}\n', encoding="utf-8")
     mark_actions(ledger, report, now=datetime(2026, 3, 16, 12, tzinfo=UTC), zone=ZoneInfo("Europe/Vilnius"))
     rows = desk(ledger)
-    assert (rows["default", "S1"]["reminder_1_on"], rows["default", "S1"]["step"], rows["default", "S1"]["step_from"]) == (
+    assert (
+        rows["default", "S1"]["reminder_1_on"],
+        rows["default", "S1"]["step"],
+        rows["default", "S1"]["step_from"],
+    ) == (
         date(2026, 3, 16),
         "reminder_2",
         date(2026, 3, 30),
@@ -313,5 +327,8 @@ def test_a_report_of_actions_writes_the_desk_rows_of_its_sellers(ledger: Ledger,
 def test_the_desks_cycle_columns_are_the_ledgers() -> None:
     """One source: the desk's and the export's cycle columns come from the ledger's."""
     assert dd.CYCLE_COLUMNS is DUE_DILIGENCE_CYCLE_COLUMNS
-    assert DESK_CYCLE_COLUMNS == tuple(c for c in DUE_DILIGENCE_CYCLE_COLUMNS if c not in ("notice_due", "request_due", "cycles"))
+    assert (
+        tuple(c for c in DUE_DILIGENCE_CYCLE_COLUMNS if c not in ("notice_due", "request_due", "cycles"))
+        == DESK_CYCLE_COLUMNS
+    )
     assert desk_values(state("S9", lacks=()), SETTINGS) is None
