@@ -236,9 +236,21 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
         return found
 
     def read(ledger: Any) -> None:
-        from reporting.due_diligence import desk_countries_of, desk_list, desk_stages_of, desk_total, last_run_dates
+        from reporting.due_diligence import (
+            desk_countries_of,
+            desk_list,
+            desk_not_filled,
+            desk_stages_of,
+            desk_total,
+            last_run_dates,
+        )
 
         found.as_of = last_run_dates(ledger)
+        for op in desk_not_filled(ledger):
+            found.problems.append(
+                f"The latest daily run of operator {op} ({found.as_of[op].isoformat()}) came before the ledger kept "
+                "the desk's list: its sellers are listed from its next daily run."
+            )
         _, found.note = run_settings(ledger, found.as_of)
         # an operator with no run (an unknown id) counts nothing, as its list is empty
         operators = [op for op in found.as_of if query.operator in (None, op)]

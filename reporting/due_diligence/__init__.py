@@ -56,6 +56,7 @@ from reporting.ledger.due_diligence import (
     read_action_reports,
 )
 from reporting.ledger.due_diligence import attention_countries as _attention_countries
+from reporting.ledger.due_diligence import desk_not_filled as _desk_not_filled
 from reporting.ledger.due_diligence import desk_stage_counts as _desk_stage_counts
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
 from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
@@ -89,6 +90,7 @@ __all__ = [
     "attention_countries",
     "desk_countries_of",
     "desk_list",
+    "desk_not_filled",
     "desk_stages_of",
     "desk_total",
     "desk_whole",
@@ -260,3 +262,8 @@ def desk_stages_of(ledger: Ledger, *, operator_ids: Iterable[str], country: str 
 def desk_countries_of(ledger: Ledger, *, operator_ids: Iterable[str]) -> list[str]:
     """The countries of the desk's sellers (the list's filter)."""
     return desk_countries(ledger.engine, operator_ids=operator_ids)
+
+
+def desk_not_filled(ledger: Ledger) -> list[str]:
+    """The operators whose latest run came before the ledger kept the desk (their next run fills it)."""
+    return _desk_not_filled(ledger.engine)

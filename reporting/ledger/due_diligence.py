@@ -1088,6 +1088,22 @@ def last_run_dates(engine: Engine) -> dict[str, date]:
     return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
 
 
+def desk_not_filled(engine: Engine) -> list[str]:
+    """The operators whose latest run wrote no compliance desk (a run before revision
+    0009_due_diligence_desk): their list is empty until their next run fills it."""
+    r = t.due_diligence_runs
+    latest = sa.select(r.c.operator_id, sa.func.max(r.c.run_date).label("day")).group_by(r.c.operator_id).subquery()
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(r.c.operator_id)
+                .join(latest, sa.and_(latest.c.operator_id == r.c.operator_id, latest.c.day == r.c.run_date))
+                .where(r.c.desk.is_(None))
+                .order_by(r.c.operator_id)
+            ).scalars()
+        )
+
+
 def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
     """Each operator's ``[due_diligence]`` settings its latest run scheduled with (the run's row),
     by operator id; None for a run that did not record them (before revision

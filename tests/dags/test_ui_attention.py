@@ -569,6 +569,28 @@ def test_a_request_dated_after_the_run_has_no_day_of_the_cycle(desk: Desk, tmp_p
             assert rows(page, "attention")[0][3].startswith(f"{requested_on.isoformat()} {words}")
 
 
+def test_an_operator_whose_latest_run_came_before_the_desk_is_named_on_the_page(
+    desk: Desk, tmp_path: Path, plugin: Any
+) -> None:
+    """A ledger whose latest run wrote no desk (a run before revision 0009_due_diligence_desk):
+    the page says that operator's sellers are listed from its next run, never a silent empty list."""
+    import shutil
+    from types import SimpleNamespace
+
+    copy = tmp_path / "ledger.sqlite3"
+    shutil.copy(desk.ledger.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    with open_ledger(url, create=False) as led, led.engine.begin() as conn:
+        conn.execute(sa.text("update ledger_due_diligence_runs set desk = null"))
+        conn.execute(sa.text("delete from ledger_due_diligence_desk"))
+    found = plugin.read_attention(SimpleNamespace(ledger_url=url, problems=[]), plugin.AttentionQuery())
+    assert found.total == 0
+    assert found.problems == [
+        "The latest daily run of operator default (2026-05-04) came before the ledger kept the desk's list: its "
+        "sellers are listed from its next daily run."
+    ]
+
+
 def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
     """The page of a group: the operator filter and column (the page built from its parts)."""
     a = plugin

@@ -332,3 +332,19 @@ def test_the_desks_cycle_columns_are_the_ledgers() -> None:
         == DESK_CYCLE_COLUMNS
     )
     assert desk_values(state("S9", lacks=()), SETTINGS) is None
+
+
+def test_a_run_before_the_desk_leaves_it_to_the_next_run_which_fills_it_all(ledger: Ledger) -> None:
+    """A latest run that wrote no desk (``desk`` NULL: a run before revision 0009) is named; the
+    next run, though it changed no seller, computes every desk row of the operator."""
+    from reporting.due_diligence import desk_not_filled
+
+    run(ledger, REQUEST, [state("S1", request_due=REQUEST), state("S2", lacks=())])
+    r, k = t.due_diligence_runs, t.due_diligence_desk
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.update(r).values(desk=None))
+        conn.execute(sa.delete(k))
+    assert desk_not_filled(ledger) == ["default"]
+    run(ledger, date(2026, 3, 3), [])
+    assert sorted(desk(ledger)) == [("default", "S1")]
+    assert desk_not_filled(ledger) == []
