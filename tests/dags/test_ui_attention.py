@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from airflow_stack import api_server, dac7_view_app, free_port, request, stop, wait_until_healthy
 from browser import Chromium
 from builders import Marketplace, due_diligence_day, with_due_diligence_columns, write_config
+from dags.test_dac7_due_diligence import GROUP
 from dags.test_ui_view import AUDITOR, PLUGINS, USER, airflow_env, log_in, session_of, wait_for
 from lxml import html
 from verification_servers import ViesSoapServer, consultation_number, running
@@ -604,19 +605,6 @@ def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
     assert page.xpath("//select[@name='operator']/option[@selected]/@value") == ["pl_spzoo"]
     assert rows(page, "attention")[0][:2] == ["default", "C3"]
     assert page.xpath("//a[@id='attention-export']/@href") == ["attention.csv?operator=pl_spzoo"]
-
-
-GROUP = """
-[operators.pl_spzoo]
-name = "Demo Marketplace sp. z o.o."
-tin = "5260001246"
-tin_issued_by = "PL"
-nexus = "RPONEX1"
-
-[operators.pl_spzoo.address]
-city = "Warszawa"
-country = "PL"
-"""
 
 
 def test_the_operator_filter_of_a_group_shows_each_operators_sellers_only(
