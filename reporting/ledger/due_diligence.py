@@ -376,6 +376,8 @@ def _write_run_adbc(
             cur.adbc_ingest("dd_desk_in", _for_ledger(staged, dialect), mode="create", temporary=True)
             cur.execute(insert(t.due_diligence_desk, "dd_desk_in", list(_DESK_SCHEMA.names)))
             cur.execute("drop table dd_desk_in")
+        if every and dialect == "postgresql":  # the planner's figures of a table just filled
+            cur.execute(f"analyze {desk}")
         cur.execute(f"select count(*) from {desk} where {of}")
         listed = cur.fetchone()
         run_table = pa.Table.from_pylist([{**run, "desk": int(listed[0]) if listed else 0}], schema=_RUN_SCHEMA)
@@ -448,6 +450,8 @@ def _write_run_dbapi(
                 conn.execute(sa.insert(t.due_diligence_events), batch.to_pylist())
                 appended += batch.num_rows
         refresh_desk(conn, operator_id, None if every else changed, settings)
+        if every and conn.dialect.name == "postgresql":  # the planner's figures of a table just filled
+            conn.exec_driver_sql(f"analyze {t.due_diligence_desk.name}")
         k = t.due_diligence_desk
         listed = conn.execute(sa.select(sa.func.count()).select_from(k).where(k.c.operator_id == operator_id))
         run = {**run, "desk": int(listed.scalar_one())}
