@@ -270,9 +270,23 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
     [s2] = desk_list(ledger, DeskFilter({"default": date(2026, 3, 15)}, action="pre_report_notice"), offset=0, limit=1)
     assert s2.next(date(2026, 3, 15)) == ("pre_report_notice", REQUEST)
     assert [d.action for d in s2.due(date(2026, 3, 16))] == ["pre_report_notice", "reminder_1"]
+    # each operator's rows as of its own latest run: pl_spzoo's S2 (notice due, reminder from 16
+    # March) on 16 March has its reminder due; default's S2 on 15 March not
+    run(
+        ledger,
+        date(2026, 3, 16),
+        [state("S2", "pl_spzoo", requested_on=REQUEST, requested_items="tin", notice_on=None)],
+        operator_id="pl_spzoo",
+    )
+    two = DeskFilter({"default": date(2026, 3, 15), "pl_spzoo": date(2026, 3, 16)}, action="reminder_1")
+    assert [(r.operator_id, r.seller_id) for r in desk_whole(ledger, two)] == [("default", "S1"), ("pl_spzoo", "S2")]
+    assert desk_total(ledger, two) == 2
     # the same as the state computed in Python (reporting.due_diligence.needs_attention)
     for day in (date(2026, 3, 15), date(2026, 3, 16), date(2026, 5, 4)):
-        want = [(a.seller_id, a.next_action, a.next_date, a.due) for a in needs_attention(ledger, SETTINGS, day)]
+        want = [
+            (a.seller_id, a.next_action, a.next_date, a.due)
+            for a in needs_attention(ledger, SETTINGS, day, operator_id="default")
+        ]
         got = [
             (r.seller_id, *(r.next(day) or (None, None)), r.due(day))
             for r in desk_whole(ledger, DeskFilter({"default": day}))
