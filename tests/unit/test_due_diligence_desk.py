@@ -40,6 +40,11 @@ from reporting.vocabulary import DUE_DILIGENCE_CYCLE_COLUMNS, DUE_DILIGENCE_ITEM
 
 REQUEST = date(2026, 3, 2)
 SETTINGS = CycleSettings()
+#: A cycle requested on 2 March 2026 for the TIN; reminded on 16 and 30 March; the payouts
+#: withheld on 2 May (day 61).
+REQUESTED = {"requested_on": REQUEST, "requested_items": "tin"}
+REMINDED = {**REQUESTED, "reminder_1_on": date(2026, 3, 16), "reminder_2_on": date(2026, 3, 30)}
+BLOCKED = {**REMINDED, "measure": "withhold_payouts", "measure_on": date(2026, 5, 2)}
 
 
 def _arrow(kind: Any) -> pa.DataType:
@@ -200,23 +205,8 @@ def test_the_stages_are_counted_per_operator_and_country(ledger: Ledger) -> None
         date(2026, 5, 4),
         [
             state("S1", requested_on=REQUEST, requested_items="tin"),
-            state(
-                "S2",
-                requested_on=REQUEST,
-                requested_items="tin",
-                reminder_1_on=date(2026, 3, 16),
-                reminder_2_on=date(2026, 3, 30),
-            ),
-            state(
-                "S3",
-                country="PL",
-                requested_on=REQUEST,
-                requested_items="tin",
-                reminder_1_on=date(2026, 3, 16),
-                reminder_2_on=date(2026, 3, 30),
-                measure="withhold_payouts",
-                measure_on=date(2026, 5, 2),
-            ),
+            state("S2", **REMINDED),
+            state("S3", country="PL", **BLOCKED),
             state("S4", request_due=REQUEST),
             state("S5", lacks=()),
         ],
@@ -245,15 +235,7 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
         [
             state("S1", requested_on=REQUEST, requested_items="tin"),
             state("S2", requested_on=REQUEST, requested_items="tin", notice_on=None),
-            state(
-                "S3",
-                requested_on=REQUEST,
-                requested_items="tin",
-                reminder_1_on=date(2026, 3, 16),
-                reminder_2_on=date(2026, 3, 30),
-                measure="withhold_payouts",
-                measure_on=date(2026, 5, 2),
-            ),
+            state("S3", **BLOCKED),
         ],
     )
 
