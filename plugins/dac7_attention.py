@@ -335,7 +335,7 @@ def row_values(a: Any, as_of: date) -> dict[str, str]:
     """A seller of the list (``reporting.due_diligence.DeskRow``) as text, one value per
     :data:`CSV_COLUMNS` (the page shows some), its actions as of the state's day ``as_of``."""
     due = a.due(as_of)
-    nxt = a.next(as_of, due)
+    nxt = a.next()
     return {
         "operator_id": a.operator_id,
         "seller_id": a.seller_id,

@@ -4,10 +4,11 @@
 A desk row is a function of the seller's state row and the settings of the operator's latest daily
 run (:func:`desk_values`); it does not depend on the day, so a seller's row is written only when
 its state changes (the run's changed sellers, a report of actions, a verification) or when the
-run's settings change (then every row of the operator). What does depend on the day is read with
-the day of the latest run (:meth:`DeskRow.due`, :meth:`DeskRow.next`, and their SQL twins in the
-filters): an enforcement step is due from its first day; a notice, a request and a release are due
-while their row says so. This is :func:`reporting.diligence_cycle.due_actions` and
+run's settings change (then every row of the operator). The next action does not depend on the
+day either (the first of a notice, a request, the open cycle's step due or not yet, a release: a
+column). What does is read with the day of the latest run (:meth:`DeskRow.due` and its SQL twin in
+the ``action`` filter): an enforcement step is due from its first day; a notice, a request and a
+release are due while their row says so. This is :func:`reporting.diligence_cycle.due_actions` and
 :func:`~reporting.diligence_cycle.next_action`, split at the day.
 
 Ids, item codes and dates only: no value of an item, no name (the state row holds none either).
@@ -131,6 +132,19 @@ def desk_values(row: Mapping[Any, Any], settings: CycleSettings) -> dict[str, An
         stage = DESK_OTHER
     step = next_step(c, settings) if c.requested_on is not None and c.outstanding else None
     request = c.requested_on is None and c.request_due is not None
+    notice_from = c.notice_due if in_scope and c.notice_on is None else None
+    release_from = c.release_due if c.requested_on is not None and not c.outstanding and c.measure_on else None
+    # the next action does not depend on the day: the first of the notice, the request, the open
+    # cycle's step (due or not yet) and the release (a step and a release never go together)
+    nxt: tuple[str, date | None] | None = None
+    if notice_from is not None:
+        nxt = (PRE_REPORT_NOTICE, notice_from)
+    elif request:
+        nxt = (REQUEST, c.request_due)
+    elif step:
+        nxt = (step[0], step[1])
+    elif release_from is not None:
+        nxt = (RELEASE, release_from)
     return {
         "operator_id": row["operator_id"],
         "seller_id": row["seller_id"],
@@ -150,7 +164,7 @@ def desk_values(row: Mapping[Any, Any], settings: CycleSettings) -> dict[str, An
         "measure": c.measure,
         "measure_on": c.measure_on,
         "release_due": c.release_due,
-        "notice_from": c.notice_due if in_scope and c.notice_on is None else None,
+        "notice_from": notice_from,
         "request_from": c.request_due if request else None,
         "request_latest": (
             due_diligence_deadline(c.request_due.year, c.registered_at, settings.reporting_since)
@@ -160,9 +174,9 @@ def desk_values(row: Mapping[Any, Any], settings: CycleSettings) -> dict[str, An
         "step": step[0] if step else None,
         "step_from": step[1] if step else None,
         "step_latest": step[2] if step else None,
-        "release_from": (
-            c.release_due if c.requested_on is not None and not c.outstanding and c.measure_on is not None else None
-        ),
+        "release_from": release_from,
+        "next_action": nxt[0] if nxt else None,
+        "next_on": nxt[1] if nxt else None,
     }
 
 
@@ -196,6 +210,8 @@ class DeskRow:
     step_from: date | None
     step_latest: date | None
     release_from: date | None
+    next_action: str | None
+    next_on: date | None
 
     @classmethod
     def of(cls, row: Mapping[Any, Any]) -> DeskRow:
@@ -214,6 +230,7 @@ class DeskRow:
             requested_items=_items(row["requested_items"]),
             measure=row["measure"],
             step=row["step"],
+            next_action=row["next_action"],
             **{c: _day(row[c]) for c in DESK_COLUMNS if c in _DATES},
         )
 
@@ -273,16 +290,13 @@ class DeskRow:
             )
         return tuple(out)
 
-    def next(self, today: date, due: tuple[DueAction, ...] | None = None) -> tuple[str, date] | None:
-        """The next action and the day it is (or was first) due: the first due (``due``: those of
-        :meth:`due` of the same day, when the caller has them), else the open cycle's next step;
-        None when nothing is open."""
-        due = self.due(today) if due is None else due
-        if due:
-            return due[0].action, due[0].due_date
-        if self.step and self.step_from is not None:
-            return self.step, self.step_from
-        return None
+    def next(self) -> tuple[str, date] | None:
+        """The next action and the day it is (or was first) due, as the row holds them: the first
+        due, else the open cycle's next step (due or not yet); None when nothing is open. It does
+        not depend on the day (:func:`desk_values`)."""
+        if self.next_action is None or self.next_on is None:
+            return None
+        return self.next_action, self.next_on
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -361,9 +375,7 @@ def _action_filter(action: str, today: sa.ColumnElement[Any]) -> sa.ColumnElemen
     :meth:`DeskRow.next`, as SQL); :data:`NO_NEXT_ACTION`: those with none."""
     k = t.due_diligence_desk
     if action == NO_NEXT_ACTION:
-        return sa.and_(
-            k.c.notice_from.is_(None), k.c.request_from.is_(None), k.c.release_from.is_(None), k.c.step.is_(None)
-        )
+        return k.c.next_action.is_(None)
     if action == PRE_REPORT_NOTICE:
         return k.c.notice_from.is_not(None)
     if action == REQUEST:
@@ -372,9 +384,8 @@ def _action_filter(action: str, today: sa.ColumnElement[Any]) -> sa.ColumnElemen
         return k.c.release_from.is_not(None)
     if action not in DUE_DILIGENCE_ACTIONS:
         raise ValueError(f"not an action of the feed: {action!r}")
-    # a step is due from its first day; before it, it is the next action unless a notice is due
-    # (a request and a release are never due beside an open step)
-    return sa.and_(k.c.step == action, sa.or_(k.c.step_from <= today, k.c.notice_from.is_(None)))
+    # the next action, or a step due from its first day (beside a notice due, which comes first)
+    return sa.or_(k.c.next_action == action, sa.and_(k.c.step == action, k.c.step_from <= today))
 
 
 def desk_count(engine: Engine, f: DeskFilter) -> int:

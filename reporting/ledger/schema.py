@@ -433,8 +433,11 @@ due_diligence_desk = sa.Table(
     sa.Column("step_from", sa.Date),  # ... its first day ...
     sa.Column("step_latest", sa.Date),  # ... and its last day
     sa.Column("release_from", sa.Date),  # the release due since
+    sa.Column("next_action", sa.String(20)),  # the next action (NULL: none) ...
+    sa.Column("next_on", sa.Date),  # ... and the day it is (or was first) due
     sa.CheckConstraint(_one_of("stage", DESK_STAGES), name="stage"),
     sa.Index(None, "operator_id", "country", "seller_id"),
     sa.Index(None, "operator_id", "stage"),
     sa.Index(None, "step", "operator_id", "seller_id"),
+    sa.Index(None, "next_action", "operator_id", "seller_id"),
 )

@@ -250,7 +250,7 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
     assert found(date(2026, 3, 15), "pre_report_notice") == ["S2"]
     assert found(date(2026, 3, 15), "none") == ["S3"]
     [s2] = desk_list(ledger, DeskFilter({"default": date(2026, 3, 15)}, action="pre_report_notice"), offset=0, limit=1)
-    assert s2.next(date(2026, 3, 15)) == ("pre_report_notice", REQUEST)
+    assert s2.next() == ("pre_report_notice", REQUEST)
     assert [d.action for d in s2.due(date(2026, 3, 16))] == ["pre_report_notice", "reminder_1"]
     # each operator's rows as of its own latest run: pl_spzoo's S2 (notice due, reminder from 16
     # March) on 16 March has its reminder due; default's S2 on 15 March not
@@ -270,7 +270,7 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
             for a in needs_attention(ledger, SETTINGS, day, operator_id="default")
         ]
         got = [
-            (r.seller_id, *(r.next(day) or (None, None)), r.due(day))
+            (r.seller_id, *(r.next() or (None, None)), r.due(day))
             for r in desk_whole(ledger, DeskFilter({"default": day}))
         ]
         assert got == want, day

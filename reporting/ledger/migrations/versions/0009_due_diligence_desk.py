@@ -5,9 +5,10 @@ Revises: 0008_due_diligence_run_settings
 Create Date: 2027-01-24
 
 ``ledger_due_diligence_desk`` holds, for each seller that needs attention, its stage, the items it
-lacks, its cycle's dates, the actions due (each with its first and last day) and the next step, as
-the daily run computed them with its settings; the view reads it with SQL (counts per stage, a page
-of the list, the CSV export) instead of computing each seller again. Ids, item codes and dates only.
+lacks, its cycle's dates, the actions due (each with its first and last day), the next step and the
+next action with its day, as the daily run computed them with its settings; the view reads it with
+SQL (counts per stage, a page of the list, the CSV export) instead of computing each seller again.
+Ids, item codes and dates only.
 ``ledger_due_diligence_runs.desk``: the sellers the desk lists after the run (NULL for the runs
 before this revision: the next run fills the desk for all of the operator's sellers).
 
@@ -57,6 +58,8 @@ def upgrade() -> None:
         sa.Column("step_from", sa.Date),
         sa.Column("step_latest", sa.Date),
         sa.Column("release_from", sa.Date),
+        sa.Column("next_action", sa.String(20)),
+        sa.Column("next_on", sa.Date),
         sa.PrimaryKeyConstraint("operator_id", "seller_id", name="pk_ledger_due_diligence_desk"),
         sa.CheckConstraint(f"stage IN {STAGES}", name="ck_ledger_due_diligence_desk_stage"),
     )
@@ -73,9 +76,15 @@ def upgrade() -> None:
         "ledger_due_diligence_desk",
         ["step", "operator_id", "seller_id"],
     )
+    op.create_index(
+        "ix_ledger_due_diligence_desk_next_action_operator_id_seller_id",
+        "ledger_due_diligence_desk",
+        ["next_action", "operator_id", "seller_id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_due_diligence_desk_next_action_operator_id_seller_id", "ledger_due_diligence_desk")
     op.drop_index("ix_ledger_due_diligence_desk_step_operator_id_seller_id", "ledger_due_diligence_desk")
     op.drop_index("ix_ledger_due_diligence_desk_operator_id_stage", "ledger_due_diligence_desk")
     op.drop_index("ix_ledger_due_diligence_desk_operator_id_country_seller_id", "ledger_due_diligence_desk")
