@@ -352,6 +352,8 @@ class DeskFilter:
     def where(self) -> list[sa.ColumnElement[bool]]:
         k = t.due_diligence_desk
         operators = [op for op in self.as_of if self.operator_id in (None, op)]
+        if not operators:  # an operator without a run: no row (and no day for an action's filter)
+            return [sa.false()]
         out: list[sa.ColumnElement[bool]] = [k.c.operator_id.in_(operators)]
         if self.country is not None:
             out.append(k.c.country == self.country)
@@ -419,18 +421,6 @@ def desk_stream(engine: Engine, f: DeskFilter, *, batch: int = 2_000) -> Iterato
         for part in result.mappings().partitions(batch):
             for r in part:
                 yield DeskRow.of(r)
-
-
-def desk_stages(engine: Engine, *, operator_ids: Iterable[str], country: str | None = None) -> dict[str, int]:
-    """Sellers per desk stage (:data:`reporting.ledger.model.DESK_STAGES`) of the operators, of
-    one country or all: one ``GROUP BY``."""
-    k = t.due_diligence_desk
-    query = sa.select(k.c.stage, sa.func.count()).where(k.c.operator_id.in_(list(operator_ids))).group_by(k.c.stage)
-    if country is not None:
-        query = query.where(k.c.country == country)
-    with engine.connect() as conn:
-        found = {str(s): int(n) for s, n in conn.execute(query).all()}
-    return {s: found.get(s, 0) for s in DESK_STAGES}
 
 
 def desk_countries(engine: Engine, *, operator_ids: Iterable[str]) -> list[str]:

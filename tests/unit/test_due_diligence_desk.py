@@ -263,6 +263,11 @@ def test_the_action_filter_is_the_actions_due_on_the_day_of_the_run_or_the_next(
     two = DeskFilter({"default": date(2026, 3, 15), "pl_spzoo": date(2026, 3, 16)}, action="reminder_1")
     assert [(r.operator_id, r.seller_id) for r in desk_whole(ledger, two)] == [("default", "S1"), ("pl_spzoo", "S2")]
     assert desk_total(ledger, two) == 2
+    # an operator without a run, with or without an action: no row (no SQL error)
+    for action in (None, "reminder_1", "none", "pre_report_notice"):
+        nobody = DeskFilter({"default": date(2026, 3, 16)}, operator_id="no_such_operator", action=action)
+        assert desk_total(ledger, nobody) == 0 and list(desk_whole(ledger, nobody)) == [], action
+        assert desk_list(ledger, nobody, offset=0, limit=10) == [], action
     # the same as the state computed in Python (reporting.due_diligence.needs_attention)
     for day in (date(2026, 3, 15), date(2026, 3, 16), date(2026, 5, 4)):
         want = [
