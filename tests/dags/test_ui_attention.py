@@ -328,6 +328,33 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> Any:
     return dac7_attention
 
 
+def test_the_exports_columns_are_its_public_layout(plugin: Any) -> None:
+    """The CSV export's header, in its order: a public layout (columns are only ever added)."""
+    assert plugin.CSV_COLUMNS == (
+        "operator_id",
+        "seller_id",
+        "country",
+        "seller_type",
+        "scope",
+        "items_missing",
+        "items_invalid",
+        "items_unverified",
+        "notice_on",
+        "requested_on",
+        "day",
+        "requested_items",
+        "reminder_1_on",
+        "reminder_2_on",
+        "measure",
+        "measure_on",
+        "release_due",
+        "due_actions",
+        "next_action",
+        "next_date",
+        "as_of",
+    )
+
+
 def test_a_ledger_row_with_hostile_texts_is_exported_formula_safe(desk: Desk, tmp_path: Path, plugin: Any) -> None:
     """The items are a closed vocabulary (the ledger's check constraints; an unknown name in
     ``requested_items`` is dropped when read); every other text of a state row, were a ledger

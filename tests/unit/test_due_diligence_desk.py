@@ -13,6 +13,7 @@ from 30 March (last day: day 179, 28 August); sent on 30 March, the measure is d
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -22,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from resources import require
 
 import reporting.ledger.due_diligence as dd
 import reporting.ledger.schema as t
@@ -87,13 +89,20 @@ def state(seller_id: str, operator_id: str = "default", *, lacks: tuple[str, ...
     return row
 
 
-@pytest.fixture(params=["adbc", "dbapi"])
+@pytest.fixture(params=["adbc", "dbapi", pytest.param("postgresql", marks=pytest.mark.pg)])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """The ledger on SQLite, written through ADBC and through the DB-API, and on a fresh
+    PostgreSQL database (127.0.0.1:5432, tests/conftest.py's ``pg_url``: skipped when the server
+    is absent, failing in CI), written through ADBC."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     if request.param == "dbapi":
         monkeypatch.setattr(dd, "_adbc_connection", lambda engine: None)
+    elif request.param == "adbc":
+        require(importlib.util.find_spec("adbc_driver_sqlite") is not None, "adbc_driver_sqlite (a dependency)")
     else:
-        pytest.importorskip("adbc_driver_sqlite")
-    with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as led:
+        require(importlib.util.find_spec("adbc_driver_postgresql") is not None, "adbc_driver_postgresql (a dependency)")
+        url = str(request.getfixturevalue("pg_url"))
+    with open_ledger(url) as led:
         yield led
 
 
