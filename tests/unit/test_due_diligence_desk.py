@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -35,10 +36,12 @@ from reporting.due_diligence import (
     desk_total,
     desk_whole,
     needs_attention,
+    record_verifications,
+    stage_counts,
 )
 from reporting.ledger import Ledger, open_ledger
 from reporting.ledger.desk import DESK_CYCLE_COLUMNS, desk_values
-from reporting.vocabulary import DUE_DILIGENCE_CYCLE_COLUMNS, DUE_DILIGENCE_ITEMS
+from reporting.vocabulary import DUE_DILIGENCE_ACTIONS, DUE_DILIGENCE_CYCLE_COLUMNS, DUE_DILIGENCE_ITEMS
 
 REQUEST = date(2026, 3, 2)
 SETTINGS = CycleSettings()
@@ -358,3 +361,131 @@ def test_a_run_before_the_desk_leaves_it_to_the_next_run_which_fills_it_all(ledg
     run(ledger, date(2026, 3, 3), [])
     assert sorted(desk(ledger)) == [("default", "S1")]
     assert desk_not_filled(ledger) == []
+
+
+#: Settings other than the defaults: the first reminder 7 days after the request, the second 20
+#: days after the first, the measure ``close_account`` from day 90, a reporting operator since
+#: 1 July 2025 (the request's latest day of a seller registered before it).
+OTHER_SETTINGS = CycleSettings(
+    measure="close_account", reminder_1_days=7, reminder_2_days=20, measure_day=90, reporting_since=date(2025, 7, 1)
+)
+#: The items of the grid: one missing, invalid, unverified, none lacking, one invalid and one missing.
+GRID_ITEMS: tuple[dict[str, str], ...] = (
+    {"tin": "missing"},
+    {"tin": "invalid"},
+    {"tin": "unverified"},
+    {},
+    {"tin": "invalid", "name": "missing"},
+)
+#: The cycles of the grid: none, a request due, requested, reminded once, twice, under each
+#: measure, and a release due after a measure.
+GRID_CYCLES: tuple[dict[str, Any], ...] = (
+    {},
+    {"request_due": REQUEST},
+    REQUESTED,
+    {**REQUESTED, "reminder_1_on": date(2026, 3, 16)},
+    REMINDED,
+    BLOCKED,
+    {**REMINDED, "measure": "close_account", "measure_on": date(2026, 5, 2)},
+    {**BLOCKED, "release_due": date(2026, 5, 20)},
+)
+
+
+def grid_state(n: int, items: dict[str, str], scope: str, notice_sent: bool, registered: date | None, cycle: dict) -> dict:
+    """A state row of the grid: its items' states (the others verified), ``needs`` the items
+    missing or invalid, in scope or out (de minimis), the notice sent or due since 2 March, a
+    registration before the reporting began or none, in LT or PL."""
+    row = state(f"G{n:03d}", lacks=(), **cycle)
+    for item, value in items.items():
+        row[f"{item}_state"] = value
+    row.update(
+        needs=",".join(i for i in DUE_DILIGENCE_ITEMS if items.get(i) in ("missing", "invalid")),
+        scope=scope,
+        notice_on=REQUEST if notice_sent else None,
+        registered_at=registered,
+        country=("LT", "PL")[n % 2],
+    )
+    return row
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, OTHER_SETTINGS], ids=["default", "other"])
+def test_the_desk_is_the_python_list_over_a_grid_of_states_on_three_days(
+    ledger: Ledger, settings: CycleSettings
+) -> None:
+    """Every combination of the grid (items lacking, invalid, unverified or none; in scope or out;
+    the notice sent or due; a registration before the reporting began or none; no cycle, a
+    request due, requested, reminded once or twice, under either measure, a release due), written
+    by a run with the default settings and with others: on 2 March (notices and requests due), 23
+    March (the first reminder due under both) and 1 June (the measure due under both: day 61 and
+    day 90), the desk's list (its next action and the actions due), every action's filter and the
+    stage counts (all, per country) are those of the state computed in Python
+    (``needs_attention``, ``stage_counts``)."""
+    combos = [
+        (items, scope, notice, registered, cycle)
+        for items in GRID_ITEMS
+        for scope in ("in_scope", "excluded:de_minimis")
+        for notice in (True, False)
+        for registered in (None, date(2025, 3, 1))
+        for cycle in GRID_CYCLES
+    ]
+    rows = [grid_state(n, *combo) for n, combo in enumerate(combos)]
+    run(ledger, REQUEST, rows, settings=settings)
+    listed = desk(ledger)
+    assert 0 < len(listed) < len(rows)  # some need no attention
+    found_any: set[str] = set()
+    for day in (REQUEST, date(2026, 3, 23), date(2026, 6, 1)):
+        want = [
+            (a.seller_id, a.next_action, a.next_date, a.due)
+            for a in needs_attention(ledger, settings, day, operator_id="default")
+        ]
+        got = [
+            (r.seller_id, *(r.next() or (None, None)), r.due(day))
+            for r in desk_whole(ledger, DeskFilter({"default": day}))
+        ]
+        assert got == want, day
+        assert desk_total(ledger, DeskFilter({"default": day})) == len(listed)
+        for action in (*DUE_DILIGENCE_ACTIONS, "none"):
+            f = DeskFilter({"default": day}, action=action)
+            wanted = [a.seller_id for a in needs_attention(ledger, settings, day, operator_id="default", action=action)]
+            assert [r.seller_id for r in desk_whole(ledger, f)] == wanted, (day, action)
+            assert desk_total(ledger, f) == len(wanted), (day, action)
+            if wanted:
+                found_any.add(action)
+    # the grid reaches every action (the measure of the settings only, and release)
+    assert found_any == {*DUE_DILIGENCE_ACTIONS, "none"} - ({"withhold_payouts", "close_account"} - {settings.measure})
+    for country in (None, "LT", "PL", "DE"):
+        assert desk_stages_of(ledger, operator_ids=["default"], country=country) == stage_counts(
+            ledger, operator_id="default", country=country
+        ), country
+
+
+def test_a_verification_rewrites_the_desk_rows_of_its_sellers(ledger: Ledger) -> None:
+    """S1 lacks its name, its TIN unverified: verified invalid, its TIN is lacking too (invalid)
+    and it is requested with the name. S2's TIN, invalid, is its only lack, its request due:
+    verified, it needs no attention and leaves the desk. S3, not verified, keeps its row."""
+    s1 = state("S1", lacks=("name",), request_due=REQUEST)
+    s1["tin_state"] = "unverified"
+    s2 = state("S2", lacks=(), request_due=REQUEST)
+    s2.update(tin_state="invalid", needs="tin")
+    run(ledger, REQUEST, [s1, s2, state("S3", request_due=REQUEST)])
+    before = desk(ledger)
+    assert before["default", "S1"]["items_unverified"] == "tin" and before["default", "S1"]["items_invalid"] == ""
+    assert before["default", "S2"]["items_invalid"] == "tin" and before["default", "S2"]["next_action"] == "request"
+    at = datetime(2026, 3, 3, 9, tzinfo=UTC)
+    recorded = record_verifications(
+        ledger,
+        [
+            dd.Verification("S1", "tin", "invalid", "vies:consultation 1", at),
+            dd.Verification("S2", "tin", "verified", "vies:consultation 2", at),
+        ],
+        now=at,
+        zone=ZoneInfo("UTC"),
+    )
+    assert recorded == 2
+    after = desk(ledger)
+    assert sorted(after) == [("default", "S1"), ("default", "S3")]
+    assert (after["default", "S1"]["items_missing"], after["default", "S1"]["items_invalid"]) == ("name", "tin")
+    assert after["default", "S1"]["items_unverified"] == ""
+    [s1_row] = desk_list(ledger, DeskFilter({"default": REQUEST}, action="request"), offset=0, limit=1)
+    assert s1_row.seller_id == "S1" and s1_row.due(REQUEST)[0].items_missing == ("name", "tin")
+    assert after["default", "S3"] == before["default", "S3"]
