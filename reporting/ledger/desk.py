@@ -32,7 +32,7 @@ from reporting.diligence_cycle import (
     due_diligence_deadline,
     next_step,
 )
-from reporting.ledger.model import DESK_BLOCKED, DESK_OTHER, DESK_REMINDED_TWICE, DESK_REQUESTED, DESK_STAGES
+from reporting.ledger.model import DESK_BLOCKED, DESK_OTHER, DESK_REMINDED_TWICE, DESK_REQUESTED
 from reporting.vocabulary import (
     DUE_DILIGENCE_ACTIONS,
     DUE_DILIGENCE_CYCLE_COLUMNS,

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, vat_sellers, with_due_diligence_columns, write_config
-from test_dac7_annual import REPO, fresh_dag  # noqa: F401 - REPO for the readers of this module
+from test_dac7_annual import REPO, fresh_dag
 
 from reporting.ledger import open_ledger
 from reporting.ledger import schema as t

@@ -391,7 +391,9 @@ GRID_CYCLES: tuple[dict[str, Any], ...] = (
 )
 
 
-def grid_state(n: int, items: dict[str, str], scope: str, notice_sent: bool, registered: date | None, cycle: dict) -> dict:
+def grid_state(
+    n: int, items: dict[str, str], scope: str, notice_sent: bool, registered: date | None, cycle: dict
+) -> dict:
     """A state row of the grid: its items' states (the others verified), ``needs`` the items
     missing or invalid, in scope or out (de minimis), the notice sent or due since 2 March, a
     registration before the reporting began or none, in LT or PL."""
