@@ -6,22 +6,24 @@ Routes (added to the view's app by ``dac7_plugin.create_app``):
 - ``/attention``: the counts per stage (in scope, incomplete, requested, reminded twice, blocked,
   released) and the sellers that need attention (an item missing or invalid, a request cycle open,
   a release due, the pre-report notice not sent), :data:`PAGE_SIZE` per page, filtered by GET
-  parameters: ``country`` (the seller's residence country, a two-letter code: another is
-  refused with 400, never read as no filter), ``action`` (an action due, or the
-  next one; ``none``: no next action) and, in a group, ``operator``;
+  parameters: ``country`` (the seller's residence country, a two-letter code), ``action`` (an
+  action due, or the next one; ``none``: no next action) and, in a group, ``operator`` (an
+  operator id); a value that is none of these is refused with 400, never read as no filter;
 - ``/attention.csv``: every seller of the list with the same filters, formula-safe
   (``reporting.reports.csvcells``: no cell is read as a formula), for users with the download
   permission (as the due-diligence list of a run); each export is logged with the user.
 
-What it reads: the due-diligence state of the ledger (``reporting.due_diligence``: the queries
-``needs_attention``, ``stage_counts``, ``last_run_dates``, ``attention_countries``), each
-operator's sellers as of that operator's latest daily run (the day its state stands at, so that
-the list says what that run's feed ``due_diligence/actions.jsonl`` says), with the cycle's
-settings that run scheduled with (``[due_diligence]``: the reminders' spacing and the measure,
-kept in the run's row); for a run that kept none, those of the configuration named by
-``DAC7_CONFIG``, the defaults without one. The page shows seller ids, countries, items,
-states and dates: no personal data. Each seller links to its seller page, whose due-diligence
-history is for users with the download permission.
+What it reads: the compliance desk's table of the ledger (``ledger_due_diligence_desk``, written
+by each daily run for the sellers that changed, and by the platform's reports and the
+verifications for theirs: ``reporting.due_diligence``'s ``desk_total``, ``desk_list``,
+``desk_whole``, ``desk_stages_of``, ``desk_countries_of``, ``last_run_dates``) with SQL: the
+counts with one ``GROUP BY``, a page with ``ORDER BY ... LIMIT/OFFSET``, the export through a
+server-side cursor. Each operator's sellers stand as of that operator's latest daily run (the day
+its state stands at, so that the list says what that run's feed ``due_diligence/actions.jsonl``
+says), computed with the cycle's settings that run scheduled with (``[due_diligence]``: the
+reminders' spacing and the measure, kept in the run's row). The page shows seller ids,
+countries, items, states and dates: no personal data. Each seller links to its seller page, whose
+due-diligence history is for users with the download permission.
 
 Airflow imports every module of the plugins folder in every process: the top level imports the
 standard library and ``reporting.vocabulary`` (a leaf of the standard library). No ``from
@@ -40,7 +42,11 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from reporting.vocabulary import DUE_DILIGENCE_ACTIONS, DUE_DILIGENCE_ITEMS, OPERATOR_ID_PATTERN  # a leaf
+from reporting.vocabulary import (  # a leaf
+    DUE_DILIGENCE_ACTIONS,
+    DUE_DILIGENCE_CYCLE_COLUMNS,
+    OPERATOR_ID_PATTERN,
+)
 
 log = logging.getLogger("dac7.view")
 
@@ -60,7 +66,10 @@ ACTION_WORDS = {
     "release": "release",
     NO_ACTION: "no next action",
 }
-#: The columns of the CSV export, one row per seller.
+#: The cycle's columns of the export: the ledger's (``DUE_DILIGENCE_CYCLE_COLUMNS``) but the due
+#: days the runs fix, which the export gives as ``due_actions``, and the count of cycles closed.
+_CYCLE = tuple(c for c in DUE_DILIGENCE_CYCLE_COLUMNS if c not in ("notice_due", "request_due", "cycles"))
+#: The columns of the CSV export, one row per seller (``day``, the cycle's day, after the request's).
 CSV_COLUMNS = (
     "operator_id",
     "seller_id",
@@ -70,15 +79,9 @@ CSV_COLUMNS = (
     "items_missing",
     "items_invalid",
     "items_unverified",
-    "notice_on",
-    "requested_on",
+    *_CYCLE[: _CYCLE.index("requested_on") + 1],
     "day",
-    "requested_items",
-    "reminder_1_on",
-    "reminder_2_on",
-    "measure",
-    "measure_on",
-    "release_due",
+    *_CYCLE[_CYCLE.index("requested_on") + 1 :],
     "due_actions",
     "next_action",
     "next_date",
@@ -122,19 +125,32 @@ def is_country(value: str) -> bool:
 
 
 def query_of(operator: str | None, country: str | None, action: str | None, page: str | None) -> AttentionQuery:
-    """The list's query from its GET parameters: a country that is not a two-letter code is
-    :class:`BadFilter` (never silently the whole list); another value the list does not take is
-    ignored."""
+    """The list's query from its GET parameters: a country that is not a two-letter code, an
+    action that is not one of :data:`ACTIONS`, an operator that is not an operator id are each
+    :class:`BadFilter` (never silently the whole list); blank is no filter; a page that is not a
+    number is the first."""
     code = country.strip().upper() if country else None
     if code and not is_country(code):
         raise BadFilter(
             f"The filter country={country!r} is not a two-letter country code (ISO 3166-1 alpha-2, e.g. GR): "
             "the list filters by the seller's residence country code only."
         )
+    wanted = action.strip() if action else None
+    if wanted and wanted not in ACTIONS:
+        raise BadFilter(
+            f"The filter action={action!r} is not an action of the due-diligence feed: expected one of "
+            f"{', '.join(ACTIONS)} ({NO_ACTION}: the sellers with no next action)."
+        )
+    op = operator.strip() if operator else None
+    if op and not _OPERATOR.fullmatch(op):
+        raise BadFilter(
+            f"The filter operator={operator!r} is not an operator id (letters, digits and _, as "
+            "[operators] of the configuration names them)."
+        )
     return AttentionQuery(
-        operator=operator if operator and _OPERATOR.fullmatch(operator) else None,
+        operator=op or None,
         country=code or None,
-        action=action if action in ACTIONS else None,
+        action=wanted or None,
         page=int(page) if page and page.isdigit() and len(page) < 7 else 1,
     )
 
@@ -145,7 +161,7 @@ class AttentionView:
     pass the filters, the day each operator's state stands at, the counts per stage, the values
     the filters offer, and what could not be read."""
 
-    rows: list[Any] = field(default_factory=list)  # reporting.due_diligence.Attention
+    rows: list[Any] = field(default_factory=list)  # reporting.due_diligence.DeskRow
     total: int = 0
     as_of: dict[str, date] = field(default_factory=dict)
     counts: Any = None  # reporting.due_diligence.StageCounts
@@ -190,25 +206,28 @@ def run_settings(ledger: Any, operators: Iterable[str]) -> tuple[dict[str, Any],
     return out, note
 
 
-def attention(
-    ledger: Any, settings: Mapping[str, Any], as_of: Mapping[str, date], query: AttentionQuery
-) -> Iterator[Any]:
-    """The sellers that need attention (``reporting.due_diligence.needs_attention``), each
-    operator's as of its latest daily run with the settings of that run (:func:`run_settings`),
-    filtered by the query (not paged)."""
-    from reporting.due_diligence import needs_attention
+def desk_filter(as_of: Mapping[str, date], query: AttentionQuery) -> Any:
+    """The query's filters over the desk's table (``reporting.due_diligence.DeskFilter``): the
+    operators with a run, each as of its latest run's day."""
+    from reporting.due_diligence import DeskFilter
 
-    for operator_id, day in as_of.items():
-        if query.operator in (None, operator_id):
-            yield from needs_attention(
-                ledger, settings[operator_id], day, operator_id=operator_id, country=query.country, action=query.action
-            )
+    return DeskFilter(as_of, operator_id=query.operator, country=query.country, action=query.action)
+
+
+def attention(ledger: Any, as_of: Mapping[str, date], query: AttentionQuery) -> Iterator[Any]:
+    """The sellers that need attention as the desk's table holds them
+    (``reporting.due_diligence.DeskRow``), each operator's as of its latest daily run, filtered by
+    the query (not paged), streamed from a server-side cursor."""
+    from reporting.due_diligence import desk_whole
+
+    return desk_whole(ledger, desk_filter(as_of, query))
 
 
 def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
     """The page's part of the list (the query's page of :data:`PAGE_SIZE`; a page beyond the
-    last is the last), how many pass the filters, the counts and the filters' values; a ledger
-    that cannot be read is a problem on the page, never a traceback."""
+    last is the last), how many pass the filters, the counts and the filters' values, each one
+    SQL query of the desk's table; a ledger that cannot be read is a problem on the page, never a
+    traceback."""
     import dac7_view as view
 
     found = AttentionView()
@@ -217,22 +236,31 @@ def read_attention(src: Any, query: AttentionQuery) -> AttentionView:
         return found
 
     def read(ledger: Any) -> None:
-        from reporting.due_diligence import attention_countries, last_run_dates, stage_counts
+        from reporting.due_diligence import (
+            desk_countries_of,
+            desk_list,
+            desk_not_filled,
+            desk_stages_of,
+            desk_total,
+            last_run_dates,
+        )
 
         found.as_of = last_run_dates(ledger)
-        settings, found.note = run_settings(ledger, found.as_of)
+        for op in desk_not_filled(ledger):
+            found.problems.append(
+                f"The latest daily run of operator {op} ({found.as_of[op].isoformat()}) came before the ledger kept "
+                "the desk's list: its sellers are listed from its next daily run."
+            )
+        _, found.note = run_settings(ledger, found.as_of)
         # an operator with no run (an unknown id) counts nothing, as its list is empty
-        found.counts = stage_counts(ledger, operator_id=query.operator, country=query.country)
-        found.countries = attention_countries(ledger, operator_id=query.operator)
-        # the query's page, or the last one when the list is shorter: each page up to the query's
-        # is kept until the next one starts
-        want = max(query.page, 1) - 1
-        for n, a in enumerate(attention(ledger, settings, found.as_of, query)):
-            if n // PAGE_SIZE <= want:
-                if n % PAGE_SIZE == 0:
-                    found.rows = []
-                found.rows.append(a)
-            found.total = n + 1
+        operators = [op for op in found.as_of if query.operator in (None, op)]
+        found.counts = desk_stages_of(ledger, operator_ids=operators, country=query.country)
+        found.countries = desk_countries_of(ledger, operator_ids=operators)
+        f = desk_filter(found.as_of, query)
+        found.total = desk_total(ledger, f)
+        # the query's page, or the last one when the list is shorter
+        page = min(max(query.page, 1), max(1, -(-found.total // PAGE_SIZE)))
+        found.rows = desk_list(ledger, f, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE) if found.total else []
 
     try:
         view._read_ledger(src.ledger_url, read)
@@ -253,7 +281,6 @@ def export_attention(src: Any, query: AttentionQuery, user: str) -> Iterator[str
     from reporting.due_diligence import last_run_dates
 
     as_of = view._read_ledger(src.ledger_url, last_run_dates)
-    settings, _ = view._read_ledger(src.ledger_url, lambda ledger: run_settings(ledger, as_of))
     filters = query.params(page=None) or "no filter"
     log.info("DAC7 export by %s: due-diligence attention list (%s)", user, filters)
 
@@ -263,7 +290,7 @@ def export_attention(src: Any, query: AttentionQuery, user: str) -> Iterator[str
         counted, done = _Counted(), False
         try:
             with open_ledger(src.ledger_url, create=False) as ledger:
-                yield from attention_csv(counted.each(attention(ledger, settings, as_of, query)), as_of)
+                yield from attention_csv(counted.each(attention(ledger, as_of, query)), as_of)
             done = True
         finally:
             log.info(
@@ -292,10 +319,6 @@ class _Counted:
 # ============================================================================ the values
 
 
-def _items(state: Any, *states: str) -> list[str]:
-    return [i for i in DUE_DILIGENCE_ITEMS if state.items.get(i) in states]
-
-
 def _day(value: date | None) -> str:
     return value.isoformat() if value else ""
 
@@ -309,29 +332,31 @@ def _cycle_day(requested_on: date | None, as_of: date) -> str:
 
 
 def row_values(a: Any, as_of: date) -> dict[str, str]:
-    """A seller of the list as text, one value per :data:`CSV_COLUMNS` (the page shows some)."""
-    s, c = a.state, a.state.cycle
+    """A seller of the list (``reporting.due_diligence.DeskRow``) as text, one value per
+    :data:`CSV_COLUMNS` (the page shows some), its actions as of the state's day ``as_of``."""
+    due = a.due(as_of)
+    nxt = a.next()
     return {
-        "operator_id": s.operator_id,
-        "seller_id": s.seller_id,
-        "country": s.country or "",
-        "seller_type": s.seller_type or "",
-        "scope": s.scope,
-        "items_missing": ";".join(_items(s, "missing")),
-        "items_invalid": ";".join(_items(s, "invalid")),
-        "items_unverified": ";".join(_items(s, "unverified")),
-        "notice_on": _day(c.notice_on),
-        "requested_on": _day(c.requested_on),
-        "day": _cycle_day(c.requested_on, as_of),
-        "requested_items": ";".join(c.requested_items),
-        "reminder_1_on": _day(c.reminder_1_on),
-        "reminder_2_on": _day(c.reminder_2_on),
-        "measure": c.measure or "",
-        "measure_on": _day(c.measure_on),
-        "release_due": _day(c.release_due),
-        "due_actions": "; ".join(f"{d.action} {d.due_date.isoformat()}" for d in a.due),
-        "next_action": a.next_action or "",
-        "next_date": _day(a.next_date),
+        "operator_id": a.operator_id,
+        "seller_id": a.seller_id,
+        "country": a.country or "",
+        "seller_type": a.seller_type or "",
+        "scope": a.scope,
+        "items_missing": ";".join(a.items_missing),
+        "items_invalid": ";".join(a.items_invalid),
+        "items_unverified": ";".join(a.items_unverified),
+        "notice_on": _day(a.notice_on),
+        "requested_on": _day(a.requested_on),
+        "day": _cycle_day(a.requested_on, as_of),
+        "requested_items": ";".join(a.requested_items),
+        "reminder_1_on": _day(a.reminder_1_on),
+        "reminder_2_on": _day(a.reminder_2_on),
+        "measure": a.measure or "",
+        "measure_on": _day(a.measure_on),
+        "release_due": _day(a.release_due),
+        "due_actions": "; ".join(f"{d.action} {d.due_date.isoformat()}" for d in due),
+        "next_action": nxt[0] if nxt else "",
+        "next_date": _day(nxt[1]) if nxt else "",
         "as_of": as_of.isoformat(),
     }
 
@@ -346,7 +371,7 @@ def attention_csv(rows: Iterable[Any], as_of: Mapping[str, date]) -> Iterator[st
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for a in rows:
-        values = row_values(a, as_of[a.state.operator_id])
+        values = row_values(a, as_of[a.operator_id])
         writer.writerow([cell(values[c]) for c in CSV_COLUMNS])
         if buf.tell() > 64 * 1024:
             yield buf.getvalue()
@@ -485,38 +510,37 @@ def _rows_table(found: AttentionView, group: bool) -> str:
     ]
     rows = []
     for a in found.rows:
-        s, c = a.state, a.state.cycle
-        as_of = found.as_of[s.operator_id]
+        as_of = found.as_of[a.operator_id]
         v = row_values(a, as_of)
         lacks = ", ".join(v["items_missing"].split(";")) if v["items_missing"] else ""
         if v["items_invalid"]:
             lacks += ("; " if lacks else "") + "invalid: " + ", ".join(v["items_invalid"].split(";"))
-        href = f"{s.period}/sellers/{quote(s.seller_id, safe='')}#due-diligence"
+        href = f"{a.period}/sellers/{quote(a.seller_id, safe='')}#due-diligence"
         due = "<br>".join(
             f'<span class="due">{escape(ACTION_WORDS.get(d.action, d.action))}</span> since '
             f'<span class="when">{escape(d.due_date.isoformat())}</span>, latest '
             f'<span class="when">{escape(d.latest_date.isoformat())}</span>'
             + (' <span class="status status-rejected">overdue</span>' if d.overdue else "")
-            for d in a.due
+            for d in a.due(as_of)
         )
         nxt = (
-            f'{escape(ACTION_WORDS.get(a.next_action, a.next_action))} <span class="when">{escape(_day(a.next_date))}'
-            "</span>"
-            if a.next_action
+            f'{escape(ACTION_WORDS.get(v["next_action"], v["next_action"]))} <span class="when">'
+            f"{escape(v['next_date'])}</span>"
+            if v["next_action"]
             else '<span class="muted">none</span>'
         )
         rows.append(
             [
-                *([escape(s.operator_id)] if group else []),
-                f'<a class="seller" href="{escape(href)}">{view._id(s.seller_id)}</a>',
+                *([escape(a.operator_id)] if group else []),
+                f'<a class="seller" href="{escape(href)}">{view._id(a.seller_id)}</a>',
                 escape(v["country"]),
                 escape(lacks) or '<span class="muted">nothing</span>',
                 (
                     f'<span class="when">{escape(v["requested_on"])}</span> '
                     + (f"(day {escape(v['day'])})" if v["day"] else "(after the run)")
-                    + f'<br><span class="muted">{escape(", ".join(c.requested_items))}</span>'
+                    + f'<br><span class="muted">{escape(", ".join(a.requested_items))}</span>'
                 )
-                if c.requested_on
+                if a.requested_on
                 else "",
                 "<br>".join(
                     f'<span class="when">{escape(x)}</span>' for x in (v["reminder_1_on"], v["reminder_2_on"]) if x

@@ -330,6 +330,12 @@ def _next_step(c: SellerCycle, settings: CycleSettings) -> tuple[str, date, date
     return None
 
 
+def next_step(c: SellerCycle, settings: CycleSettings) -> tuple[str, date, date] | None:
+    """The next enforcement step of an open cycle with items outstanding (action, first day, last
+    day), due or not yet; None after the measure (the compliance desk keeps it with the seller)."""
+    return _next_step(c, settings)
+
+
 def next_action(c: SellerCycle, settings: CycleSettings, today: date) -> tuple[str, date] | None:
     """The next action of a seller and the day it is (or was first) due, due or not yet: what the
     compliance view shows. None when nothing is open."""

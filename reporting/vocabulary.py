@@ -160,6 +160,23 @@ DUE_DILIGENCE_ACTIONS: tuple[str, ...] = (
 )
 MEASURES: tuple[str, ...] = (WITHHOLD_PAYOUTS, CLOSE_ACCOUNT)
 
+#: The columns of a seller's request cycle in the ledger's due-diligence state (what a report of
+#: actions changes), in the table's order: the source of the cycle's columns of the compliance
+#: desk (``ledger_due_diligence_desk``) and of its CSV export.
+DUE_DILIGENCE_CYCLE_COLUMNS: tuple[str, ...] = (
+    "notice_due",
+    "notice_on",
+    "request_due",
+    "requested_on",
+    "requested_items",
+    "reminder_1_on",
+    "reminder_2_on",
+    "measure",
+    "measure_on",
+    "release_due",
+    "cycles",
+)
+
 #: Whether a seller is in the scope of due diligence today: active in the period and not excluded
 #: (the other values are the rules' decision codes of the exclusion, or ``not_active``).
 IN_SCOPE = "in_scope"

@@ -53,6 +53,11 @@ DAC7_APPROVERS=${DAC7_APPROVERS:-approver,compliance}
 export DAC7_APPROVERS
 passwords="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$passwords"
+# The due-diligence verification (the `verify` task of dac7_due_diligence) in a one-slot pool of
+# its own: named here for the DAG processor, created below once the metadata database is up (a
+# pool that does not exist would keep the task waiting; parsing does not need it).
+DAC7_VERIFICATION_POOL=${DAC7_VERIFICATION_POOL:-dac7_verification}
+export DAC7_VERIFICATION_POOL
 
 if "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null; then
     echo "airflow_local.sh: something already listens on 127.0.0.1:$port; choose another port: AIRFLOW_PORT=8081 make airflow" >&2
@@ -107,6 +112,13 @@ while [ -z "$stopping" ] && ! "$python" -c "$healthy" "$url/api/v2/monitor/healt
     sleep 1
 done
 
+# The verification pool, unless it exists (its slots as an administrator set them are kept).
+if [ -z "$stopping" ] && [ "$DAC7_VERIFICATION_POOL" != default_pool ] \
+    && ! airflow pools get "$DAC7_VERIFICATION_POOL" >/dev/null 2>&1; then
+    airflow pools set "$DAC7_VERIFICATION_POOL" 1 "DAC7 verification (VIES, TIN on the Web)" >/dev/null \
+        || echo "airflow_local.sh: could not create the pool $DAC7_VERIFICATION_POOL (the verification waits for it)" >&2
+fi
+
 if [ -z "$stopping" ]; then
     "$python" - "$passwords" "$url" <<'EOF'
 import json, os, sys
@@ -120,6 +132,7 @@ Airflow is ready: {url}
               auditor / {passwords["auditor"]}   (viewer: the DAC7 statuses and counts, no download)
               admin / {passwords["admin"]}   (admin: trigger runs)
   approvers:  {os.environ.get("DAC7_APPROVERS", "")}   (DAC7_APPROVERS; never the person who triggered a run)
+  pool:       {os.environ.get("DAC7_VERIFICATION_POOL", "")}   (DAC7_VERIFICATION_POOL: the due-diligence verification)
   Ctrl-C stops Airflow.
 """, flush=True)
 EOF

@@ -34,8 +34,16 @@ from reporting.due_diligence.run import DueDiligenceResult, DueDiligenceRunError
 from reporting.due_diligence.verify import VerificationRunResult, verify_due_items
 from reporting.errors import ConfigError
 from reporting.ledger import Ledger
-from reporting.ledger.due_diligence import (
+from reporting.ledger.desk import (
     NO_NEXT_ACTION,
+    DeskFilter,
+    DeskRow,
+    desk_count,
+    desk_countries,
+    desk_page,
+    desk_stream,
+)
+from reporting.ledger.due_diligence import (
     ActionReport,
     Attention,
     DueDiligenceRetention,
@@ -49,6 +57,8 @@ from reporting.ledger.due_diligence import (
     read_action_reports,
 )
 from reporting.ledger.due_diligence import attention_countries as _attention_countries
+from reporting.ledger.due_diligence import desk_not_filled as _desk_not_filled
+from reporting.ledger.due_diligence import desk_stage_counts as _desk_stage_counts
 from reporting.ledger.due_diligence import incomplete_sellers as _incomplete
 from reporting.ledger.due_diligence import last_run_dates as _last_run_dates
 from reporting.ledger.due_diligence import last_run_settings as _last_run_settings
@@ -68,6 +78,8 @@ __all__ = [
     "ActionReport",
     "Attention",
     "CycleSettings",
+    "DeskFilter",
+    "DeskRow",
     "DueDiligenceResult",
     "DueDiligenceRetention",
     "DueDiligenceRunError",
@@ -78,6 +90,12 @@ __all__ = [
     "Verification",
     "VerificationRunResult",
     "attention_countries",
+    "desk_countries_of",
+    "desk_list",
+    "desk_not_filled",
+    "desk_stages_of",
+    "desk_total",
+    "desk_whole",
     "expire_history",
     "feed_path",
     "incomplete_sellers",
@@ -247,3 +265,36 @@ def retention_zone(ledger: Ledger, configured: str | None) -> tuple[ZoneInfo, st
 def expire_history(ledger: Ledger, *, now: datetime, zone: ZoneInfo, dry_run: bool = False) -> DueDiligenceRetention:
     """Delete the due-diligence records whose ten years have run (PStTG § 24(3))."""
     return erase_expired(ledger.engine, now=now, zone=zone, dry_run=dry_run)
+
+
+# ---------------------------------------------------------------- the compliance desk's list
+
+
+def desk_total(ledger: Ledger, f: DeskFilter) -> int:
+    """How many sellers of the desk's list (``ledger_due_diligence_desk``) pass the filters."""
+    return desk_count(ledger.engine, f)
+
+
+def desk_list(ledger: Ledger, f: DeskFilter, *, offset: int, limit: int) -> list[DeskRow]:
+    """A page of the desk's list, in the order of operator and seller id."""
+    return desk_page(ledger.engine, f, offset=offset, limit=limit)
+
+
+def desk_whole(ledger: Ledger, f: DeskFilter) -> Iterator[DeskRow]:
+    """The whole filtered list, streamed from a server-side cursor (the export)."""
+    return desk_stream(ledger.engine, f)
+
+
+def desk_stages_of(ledger: Ledger, *, operator_ids: Iterable[str], country: str | None = None) -> StageCounts:
+    """Sellers per stage of the operators (:func:`reporting.ledger.due_diligence.desk_stage_counts`)."""
+    return _desk_stage_counts(ledger.engine, operator_ids=operator_ids, country=country)
+
+
+def desk_countries_of(ledger: Ledger, *, operator_ids: Iterable[str]) -> list[str]:
+    """The countries of the desk's sellers (the list's filter)."""
+    return desk_countries(ledger.engine, operator_ids=operator_ids)
+
+
+def desk_not_filled(ledger: Ledger) -> list[str]:
+    """The operators whose latest run came before the ledger kept the desk (their next run fills it)."""
+    return _desk_not_filled(ledger.engine)

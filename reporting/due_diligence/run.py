@@ -335,6 +335,7 @@ def _run(
                     "feed_sha256": None,
                     "settings": settings_json(config.due_diligence, config.reporting.timezone),
                 },
+                config.due_diligence,
             )
         finally:
             rows_cursor.close()

@@ -57,12 +57,14 @@ from reporting.diligence_cycle import (
     next_action,
     relied_until,
 )
+from reporting.ledger.desk import NO_NEXT_ACTION, desk_batch, refresh_desk
 from reporting.ledger.errors import DueDiligenceReportError, LedgerError
-from reporting.ledger.model import DD_VERIFICATION
+from reporting.ledger.model import DD_VERIFICATION, DESK_BLOCKED, DESK_REMINDED_TWICE, DESK_REQUESTED
 from reporting.ledger.statements import retention_ends
 from reporting.vocabulary import (
     DEFAULT_OPERATOR,
     DUE_DILIGENCE_ACTIONS,
+    DUE_DILIGENCE_CYCLE_COLUMNS,
     DUE_DILIGENCE_ITEMS,
     IN_SCOPE,
     ITEM_INVALID,
@@ -87,19 +89,7 @@ _OPERATOR = re.compile(OPERATOR_ID_PATTERN)
 #: The columns of a state row, in the table's order.
 STATE_COLUMNS: tuple[str, ...] = tuple(c.name for c in t.due_diligence.c)
 #: The columns of the request cycle (what a report of actions changes).
-CYCLE_COLUMNS = (
-    "notice_due",
-    "notice_on",
-    "request_due",
-    "requested_on",
-    "requested_items",
-    "reminder_1_on",
-    "reminder_2_on",
-    "measure",
-    "measure_on",
-    "release_due",
-    "cycles",
-)
+CYCLE_COLUMNS = DUE_DILIGENCE_CYCLE_COLUMNS
 
 
 def _utc(at: datetime) -> datetime:
@@ -278,19 +268,33 @@ def write_run(
     rows: pa.RecordBatchReader,
     events: pa.RecordBatchReader,
     run: dict[str, Any],
+    settings: CycleSettings | None = None,
 ) -> tuple[int, int]:
     """Write what a run changed in one transaction: its state rows replace the rows of the same
-    key (upsert), its events are appended, and the run's own row (of its operator and day: a rerun
-    of the day replaces it). Streams of Arrow batches with the tables' columns and types; through
+    key (upsert), its events are appended, the compliance desk's rows of the changed sellers are
+    computed again from their new state with ``settings`` (the run's; all of the operator's rows
+    when the desk was computed with other settings or by no run: :func:`desk_needs_all`), and the
+    run's own row (of its operator and day: a rerun of the day replaces it), with ``desk``: the
+    sellers the desk lists. Streams of Arrow batches with the tables' columns and types; through
     ADBC's bulk ingest into temporary tables where the ``fast`` extra reaches the ledger (SQLite,
     PostgreSQL: ``COPY``), else through the DB-API in batches. Returns (rows, events) written."""
+    settings = settings or CycleSettings()
+    every = desk_needs_all(engine, run["operator_id"], settings)
     adbc = _adbc_connection(engine)
     if adbc is None:
-        return _write_run_dbapi(engine, rows, events, run)
+        return _write_run_dbapi(engine, rows, events, run, settings, every)
     try:
-        return _write_run_adbc(adbc, engine.dialect.name, rows, events, run)
+        return _write_run_adbc(adbc, engine.dialect.name, rows, events, run, settings, every)
     finally:
         adbc.close()
+
+
+def desk_needs_all(engine: Engine, operator_id: str, settings: CycleSettings) -> bool:
+    """Whether a run must compute every desk row of the operator: the desk was computed with other
+    settings than the run's, or by no run (none yet, or only runs before revision
+    0009_due_diligence_desk)."""
+    with engine.connect() as conn:
+        return desk_settings(conn, operator_id) != settings
 
 
 def _adbc_connection(engine: Engine) -> Any | None:
@@ -332,7 +336,13 @@ def _is_time(kind: pa.DataType) -> bool:
 
 
 def _write_run_adbc(
-    conn: Any, dialect: str, rows: pa.RecordBatchReader, events: pa.RecordBatchReader, run: dict[str, Any]
+    conn: Any,
+    dialect: str,
+    rows: pa.RecordBatchReader,
+    events: pa.RecordBatchReader,
+    run: dict[str, Any],
+    settings: CycleSettings,
+    every: bool,
 ) -> tuple[int, int]:
     def insert(table: sa.Table, staged: str, columns: list[str], key: tuple[str, ...] = ()) -> str:
         names = ", ".join(f'"{c}"' for c in columns)
@@ -343,13 +353,34 @@ def _write_run_adbc(
             sql += f" on conflict ({keys}) do update set {updates}"
         return sql
 
-    run_table = pa.Table.from_pylist([run], schema=_RUN_SCHEMA)
+    operator = _checked_operator(run["operator_id"])
     cur = conn.cursor()
     try:
         written = cur.adbc_ingest("dd_rows_in", _for_ledger(rows, dialect), mode="create", temporary=True)
         cur.execute(insert(t.due_diligence, "dd_rows_in", list(rows.schema.names), ("operator_id", "seller_id")))
         appended = cur.adbc_ingest("dd_events_in", _for_ledger(events, dialect), mode="create", temporary=True)
         cur.execute(insert(t.due_diligence_events, "dd_events_in", list(events.schema.names)))
+        # the desk: the changed sellers' rows (or all of the operator's) computed from their new state
+        desk = t.due_diligence_desk.name
+        of = f"operator_id = '{operator}'"
+        changed = "" if every else f" and seller_id in (select seller_id from dd_rows_in where {of})"
+        cols = ", ".join(_text(dialect, c) + f" as {c}" for c in STATE_COLUMNS)
+        cur.execute(f"select {cols} from ledger_due_diligence where {of}{changed}")
+        found = [
+            pa.RecordBatch.from_pylist(desk_batch(b.to_pylist(), settings), schema=_DESK_SCHEMA)
+            for b in cur.fetch_record_batch()
+        ]
+        cur.execute(f"delete from {desk} where {of}{changed}")
+        if any(b.num_rows for b in found):
+            staged = pa.RecordBatchReader.from_batches(_DESK_SCHEMA, iter(found))
+            cur.adbc_ingest("dd_desk_in", _for_ledger(staged, dialect), mode="create", temporary=True)
+            cur.execute(insert(t.due_diligence_desk, "dd_desk_in", list(_DESK_SCHEMA.names)))
+            cur.execute("drop table dd_desk_in")
+        if every and dialect == "postgresql":  # the planner's figures of a table just filled
+            cur.execute(f"analyze {desk}")
+        cur.execute(f"select count(*) from {desk} where {of}")
+        listed = cur.fetchone()
+        run_table = pa.Table.from_pylist([{**run, "desk": int(listed[0]) if listed else 0}], schema=_RUN_SCHEMA)
         runs = pa.RecordBatchReader.from_batches(run_table.schema, run_table.to_batches())
         cur.adbc_ingest("dd_run_in", _for_ledger(runs, dialect), mode="create", temporary=True)
         cur.execute(insert(t.due_diligence_runs, "dd_run_in", run_table.schema.names, ("operator_id", "run_date")))
@@ -377,24 +408,53 @@ _RUN_SCHEMA = pa.schema(
         ("actions", pa.string()),
         ("feed_sha256", pa.string()),
         ("settings", pa.string()),
+        ("desk", pa.int64()),
+    ]
+)
+#: A desk row as Arrow batches carry it (dates as dates, the rest as text or integers).
+_DESK_SCHEMA = pa.schema(
+    [
+        (
+            c.name,
+            pa.date32()
+            if isinstance(c.type, sa.Date)
+            else pa.int64()
+            if isinstance(c.type, sa.Integer)
+            else pa.string(),
+        )
+        for c in t.due_diligence_desk.c
     ]
 )
 
 
 def _write_run_dbapi(
-    engine: Engine, rows: pa.RecordBatchReader, events: pa.RecordBatchReader, run: dict[str, Any]
+    engine: Engine,
+    rows: pa.RecordBatchReader,
+    events: pa.RecordBatchReader,
+    run: dict[str, Any],
+    settings: CycleSettings,
+    every: bool,
 ) -> tuple[int, int]:
     written = appended = 0
+    operator_id = run["operator_id"]
+    changed: list[str] = []
     with engine.begin() as conn:
         upsert = _upsert(conn, t.due_diligence, ("operator_id", "seller_id"))
         for batch in rows:
             if batch.num_rows:
                 conn.execute(upsert, batch.to_pylist())
                 written += batch.num_rows
+                changed += [str(s) for s in batch.column("seller_id").to_pylist()]
         for batch in events:
             if batch.num_rows:
                 conn.execute(sa.insert(t.due_diligence_events), batch.to_pylist())
                 appended += batch.num_rows
+        refresh_desk(conn, operator_id, None if every else changed, settings)
+        if every and conn.dialect.name == "postgresql":  # the planner's figures of a table just filled
+            conn.exec_driver_sql(f"analyze {t.due_diligence_desk.name}")
+        k = t.due_diligence_desk
+        listed = conn.execute(sa.select(sa.func.count()).select_from(k).where(k.c.operator_id == operator_id))
+        run = {**run, "desk": int(listed.scalar_one())}
         conn.execute(_upsert(conn, t.due_diligence_runs, ("operator_id", "run_date")), [run])
     return written, appended
 
@@ -628,6 +688,8 @@ def _apply_chunk(
                 for (operator_id, seller_id), c in cycles.items()
             ],
         )
+    for operator_id in sorted({op for op, _ in cycles}):
+        _refresh_desk(conn, operator_id, [seller for op, seller in cycles if op == operator_id])
     if events:
         names = ("operator_id", "seller_id", "at", "kind", "detail", "source", "recorded")
         conn.exec_driver_sql(
@@ -635,6 +697,15 @@ def _apply_chunk(
             f"values ({', '.join([mark_param] * len(names))})",
             [tuple(_driver(ev[n], conn) for n in names) for ev in events],
         )
+
+
+def _refresh_desk(conn: Connection, operator_id: str, seller_ids: list[str]) -> None:
+    """The compliance desk's rows of sellers whose state was just written (a report of actions, a
+    verification), with the settings of the operator's latest run; nothing before a run wrote the
+    desk (that run fills it)."""
+    settings = desk_settings(conn, operator_id)
+    if settings is not None and seller_ids:
+        refresh_desk(conn, operator_id, seller_ids, settings)
 
 
 def _placeholder(conn: Connection) -> str:
@@ -738,6 +809,7 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
     d, e = t.due_diligence, t.due_diligence_events
     limit = _utc(now) + CLOCK_SKEW
     n = 0
+    touched: dict[str, set[str]] = {}
     with engine.begin() as conn:
         for number, v in enumerate(results, start=1):
             where = f"verification {number} (seller {v.seller_id}, item {v.item})"
@@ -795,7 +867,10 @@ def record_verifications(engine: Engine, results: Iterable[Verification], *, now
                     recorded=_utc(now),
                 )
             )
+            touched.setdefault(v.operator_id, set()).add(v.seller_id)
             n += 1
+        for operator_id, sellers in sorted(touched.items()):
+            _refresh_desk(conn, operator_id, sorted(sellers))
     return n
 
 
@@ -1017,6 +1092,22 @@ def last_run_dates(engine: Engine) -> dict[str, date]:
     return {op: day if isinstance(day, date) else date.fromisoformat(str(day)) for op, day in rows}
 
 
+def desk_not_filled(engine: Engine) -> list[str]:
+    """The operators whose latest run wrote no compliance desk (a run before revision
+    0009_due_diligence_desk): their list is empty until their next run fills it."""
+    r = t.due_diligence_runs
+    latest = sa.select(r.c.operator_id, sa.func.max(r.c.run_date).label("day")).group_by(r.c.operator_id).subquery()
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(r.c.operator_id)
+                .join(latest, sa.and_(latest.c.operator_id == r.c.operator_id, latest.c.day == r.c.run_date))
+                .where(r.c.desk.is_(None))
+                .order_by(r.c.operator_id)
+            ).scalars()
+        )
+
+
 def _last_run_texts(engine: Engine) -> list[tuple[str, str | None]]:
     """(operator id, the ``settings`` text of its latest run), in the order of operator."""
     r = t.due_diligence_runs
@@ -1028,6 +1119,18 @@ def _last_run_texts(engine: Engine) -> list[tuple[str, str | None]]:
             .order_by(r.c.operator_id)
         ).all()
     return [(op, text) for op, text in rows]
+
+
+def desk_settings(conn: Connection, operator_id: str) -> CycleSettings | None:
+    """The settings the operator's desk was computed with: its latest run's, where that run wrote
+    the desk (None: no run since revision 0009_due_diligence_desk; the next run fills the desk)."""
+    r = t.due_diligence_runs
+    row = conn.execute(
+        sa.select(r.c.settings, r.c.desk).where(r.c.operator_id == operator_id).order_by(r.c.run_date.desc()).limit(1)
+    ).first()
+    if row is None or row.desk is None:
+        return None
+    return settings_from_json(row.settings)
 
 
 def last_run_settings(engine: Engine) -> dict[str, CycleSettings | None]:
@@ -1099,11 +1202,6 @@ class Attention:
     @property
     def seller_id(self) -> str:
         return self.state.seller_id
-
-
-#: The ``action`` of :func:`needs_attention` that keeps the sellers with no next action (an item
-#: lacking out of scope, a request cycle waiting for the platform's report of a step).
-NO_NEXT_ACTION = "none"
 
 
 def _needing_attention() -> sa.ColumnElement[bool]:
@@ -1215,6 +1313,43 @@ def stage_counts(engine: Engine, *, operator_id: str | None = None, country: str
     return StageCounts(in_scope, incomplete, requested, reminded_twice, blocked, released=int(freed or 0))
 
 
+def desk_stage_counts(engine: Engine, *, operator_ids: Iterable[str], country: str | None = None) -> StageCounts:
+    """:func:`stage_counts` of the operators listed, the cycle's stages and the incomplete read from
+    the compliance desk (``ledger_due_diligence_desk``: one ``GROUP BY stage``; every seller in
+    such a stage, or incomplete, needs attention, so the desk holds it), the sellers in scope from
+    the state, the released from the history."""
+    d, e, k = t.due_diligence, t.due_diligence_events, t.due_diligence_desk
+    ops = sorted(set(operator_ids))
+    if not ops:
+        return StageCounts()
+    lacking = sa.and_(k.c.scope == IN_SCOPE, sa.or_(k.c.items_missing != "", k.c.items_invalid != ""))
+    stages = (
+        sa.select(k.c.stage, sa.func.count(), sa.func.count().filter(lacking))
+        .where(k.c.operator_id.in_(ops))
+        .group_by(k.c.stage)
+    )
+    in_scope = sa.select(sa.func.count()).select_from(d).where(d.c.operator_id.in_(ops), d.c.scope == IN_SCOPE)
+    freed_sellers = sa.select(e.c.operator_id, e.c.seller_id).where(e.c.kind == RELEASE, e.c.operator_id.in_(ops))
+    if country is not None:
+        stages = stages.where(k.c.country == country)
+        in_scope = in_scope.where(d.c.country == country)
+        of_country = sa.select(d.c.operator_id, d.c.seller_id).where(d.c.country == country)
+        freed_sellers = freed_sellers.where(sa.tuple_(e.c.operator_id, e.c.seller_id).in_(of_country))
+    released = sa.select(sa.func.count()).select_from(freed_sellers.distinct().subquery())
+    with engine.connect() as conn:
+        per_stage = {str(s): (int(n), int(m)) for s, n, m in conn.execute(stages).all()}
+        scope = int(conn.execute(in_scope).scalar_one() or 0)
+        freed = int(conn.execute(released).scalar_one() or 0)
+    return StageCounts(
+        in_scope=scope,
+        incomplete=sum(m for _, m in per_stage.values()),
+        requested=per_stage.get(DESK_REQUESTED, (0, 0))[0],
+        reminded_twice=per_stage.get(DESK_REMINDED_TWICE, (0, 0))[0],
+        blocked=per_stage.get(DESK_BLOCKED, (0, 0))[0],
+        released=freed,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:
     at: datetime
@@ -1302,6 +1437,8 @@ def erase_expired(engine: Engine, *, now: datetime, zone: ZoneInfo, dry_run: boo
     outcome.states = len(stale)
     if stale and not dry_run:
         with engine.begin() as conn:
+            k = t.due_diligence_desk
             for operator_id, seller_id in stale:
                 conn.execute(sa.delete(d).where(d.c.operator_id == operator_id, d.c.seller_id == seller_id))
+                conn.execute(sa.delete(k).where(k.c.operator_id == operator_id, k.c.seller_id == seller_id))
     return outcome

@@ -284,3 +284,11 @@ DD_VERIFICATION = "verification"
 DD_DATA_RECEIVED = "data_received"
 DD_CYCLE_CLOSED = "cycle_closed"
 DD_EVENT_KINDS = (DD_SCOPE, DD_ITEMS, DD_VERIFICATION, DD_DATA_RECEIVED, DD_CYCLE_CLOSED)
+#: A seller's stage on the compliance desk (``ledger_due_diligence_desk.stage``): a request cycle
+#: open before its second reminder, both reminders sent and no measure yet, under a measure, or
+#: none of these (an item lacking before a request, a notice or a release due).
+DESK_REQUESTED = "requested"
+DESK_REMINDED_TWICE = "reminded_twice"
+DESK_BLOCKED = "blocked"
+DESK_OTHER = "other"
+DESK_STAGES = (DESK_REQUESTED, DESK_REMINDED_TWICE, DESK_BLOCKED, DESK_OTHER)

@@ -16,6 +16,7 @@ from reporting.ledger.model import (
     CACHED_STATES,
     DD_EVENT_KINDS,
     DELIVERY_STATUSES,
+    DESK_STAGES,
     DOC_TYPES,
     IDENTIFIER_KINDS,
     KINDS,
@@ -396,4 +397,47 @@ due_diligence_runs = sa.Table(
     sa.Column("feed_sha256", sa.String(64)),
     # JSON: the [due_diligence] settings the run scheduled with (revision 0008_due_diligence_run_settings)
     sa.Column("settings", sa.Text),
+    # the sellers the desk lists after the run (revision 0009_due_diligence_desk; NULL: a run before it)
+    sa.Column("desk", sa.Integer),
+)
+
+#: The compliance desk's list (revision 0009_due_diligence_desk): per operator and seller that needs
+#: attention, what the DAC7 view shows, as of the state and the settings of the latest daily run;
+#: written with the state (the run's changed sellers, a report of actions, a verification). Ids,
+#: codes and dates only: no value of an item, no name.
+due_diligence_desk = sa.Table(
+    "ledger_due_diligence_desk",
+    metadata,
+    sa.Column("operator_id", sa.String(32), primary_key=True),
+    sa.Column("seller_id", sa.String(200), primary_key=True),
+    sa.Column("period", sa.Integer, nullable=False),
+    sa.Column("country", sa.String(2)),
+    sa.Column("seller_type", sa.String(16)),
+    sa.Column("scope", sa.String(40), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),  # requested | reminded_twice | blocked | other
+    sa.Column("items_missing", sa.String(300), nullable=False),  # item codes, comma-separated
+    sa.Column("items_invalid", sa.String(300), nullable=False),
+    sa.Column("items_unverified", sa.String(300), nullable=False),
+    sa.Column("notice_on", sa.Date),
+    sa.Column("requested_on", sa.Date),
+    sa.Column("requested_items", sa.String(300)),
+    sa.Column("reminder_1_on", sa.Date),
+    sa.Column("reminder_2_on", sa.Date),
+    sa.Column("measure", sa.String(20)),
+    sa.Column("measure_on", sa.Date),
+    sa.Column("release_due", sa.Date),
+    sa.Column("notice_from", sa.Date),  # the pre-report notice due since (NULL: not due)
+    sa.Column("request_from", sa.Date),  # the request due since ...
+    sa.Column("request_latest", sa.Date),  # ... and its last day
+    sa.Column("step", sa.String(20)),  # the open cycle's next step, due or not yet ...
+    sa.Column("step_from", sa.Date),  # ... its first day ...
+    sa.Column("step_latest", sa.Date),  # ... and its last day
+    sa.Column("release_from", sa.Date),  # the release due since
+    sa.Column("next_action", sa.String(20)),  # the next action (NULL: none) ...
+    sa.Column("next_on", sa.Date),  # ... and the day it is (or was first) due
+    sa.CheckConstraint(_one_of("stage", DESK_STAGES), name="stage"),
+    sa.Index(None, "operator_id", "country", "seller_id"),
+    sa.Index(None, "operator_id", "stage"),
+    sa.Index(None, "step", "operator_id", "seller_id"),
+    sa.Index(None, "next_action", "operator_id", "seller_id"),
 )

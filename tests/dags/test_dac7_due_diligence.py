@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import types
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, vat_sellers, with_due_diligence_columns, write_config
-from test_dac7_annual import REPO, fresh_dag  # noqa: F401 - REPO for the readers of this module
+from test_dac7_annual import REPO, fresh_dag
 
 from reporting.ledger import open_ledger
 from reporting.ledger import schema as t
@@ -68,6 +69,17 @@ def test_the_verification_runs_one_at_a_time_in_its_pool_or_else_the_default_poo
     monkeypatch.setenv("DAC7_VERIFICATION_POOL", "dac7_verification")
     verify = fresh_dag("dac7_due_diligence").get_task("verify")
     assert (verify.pool, verify.pool_slots, verify.max_active_tis_per_dagrun) == ("dac7_verification", 1, 1)
+
+
+def test_make_airflow_names_the_pool_the_dags_expect() -> None:
+    """scripts/airflow_local.sh (``make airflow``) creates and names the pool under the name
+    ``VERIFICATION_POOL`` of dags/dac7_support/common.py gives it: the two say the same."""
+    from dac7_support.common import VERIFICATION_POOL
+
+    script = (REPO / "scripts" / "airflow_local.sh").read_text(encoding="utf-8")
+    assert re.findall(r"^DAC7_VERIFICATION_POOL=\$\{DAC7_VERIFICATION_POOL:-([^}]*)\}$", script, re.M) == [
+        VERIFICATION_POOL
+    ]
 
 
 def test_the_operator_param_takes_an_operator_id_or_nothing(dag: Any) -> None:

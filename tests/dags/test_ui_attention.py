@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from airflow_stack import api_server, dac7_view_app, free_port, request, stop, wait_until_healthy
 from browser import Chromium
 from builders import Marketplace, due_diligence_day, with_due_diligence_columns, write_config
+from dags.test_dac7_due_diligence import GROUP
 from dags.test_ui_view import AUDITOR, PLUGINS, USER, airflow_env, log_in, session_of, wait_for
 from lxml import html
 from verification_servers import ViesSoapServer, consultation_number, running
@@ -248,8 +249,9 @@ def test_the_counts_per_stage_and_the_sellers_that_need_attention(view: Client) 
         ("?action=none", ["F6", "G7"], None),
         ("?country=LT&action=withhold_payouts", ["B2"], ["8", "6", "0", "1", "1", "1"]),
         ("?country=DE&action=request", [], ["1", "0", "0", "0", "0", "0"]),
-        ("?action=no-such-action", sorted(["B2", "C3", "D4", "F6", "G7", *HOSTILE]), None),
         ("?operator=no_such_operator", [], ["0", "0", "0", "0", "0", "0"]),
+        ("?operator=no_such_operator&action=reminder_1", [], ["0", "0", "0", "0", "0", "0"]),
+        ("?operator=no_such_operator&action=none", [], ["0", "0", "0", "0", "0", "0"]),
     ],
 )
 def test_the_list_and_its_counts_are_filtered_by_country_and_action(
@@ -257,19 +259,22 @@ def test_the_list_and_its_counts_are_filtered_by_country_and_action(
 ) -> None:
     page, sellers = listed(view, query)
     assert sorted(sellers) == expected
+    # the export is the same list (a formula-like id behind its apostrophe)
+    exported = [r["seller_id"] for r in export(view, query)]
+    assert sorted(x[1:] if x[1:] in HOSTILE else x for x in exported) == expected
     assert page.get_element_by_id("attention-count").text_content().startswith(f"{len(expected)} seller(s)")
     if counts is not None:
         assert rows(page, "attention-stages") == [counts]
     if not expected:
         assert page.get_element_by_id("attention-none").text_content() == "No seller matches these filters."
-    # the form keeps what was chosen; an unknown action is ignored
+    # the form keeps what was chosen
     chosen = dict(urllib.parse.parse_qsl(query.lstrip("?")))
     for name in ("country", "action"):
         [selected] = page.xpath(
             f"//form[@id='attention-filters']//select[@name='{name}']//option[@selected]/@value"
         ) or [""]
         wanted = chosen.get(name, "").upper() if name == "country" else chosen.get(name, "")
-        assert selected == (wanted if wanted != "no-such-action" else "")
+        assert selected == wanted
 
 
 def test_the_export_is_the_filtered_list_and_formula_safe(view: Client, desk: Desk) -> None:
@@ -323,6 +328,33 @@ def plugin(monkeypatch: pytest.MonkeyPatch) -> Any:
     return dac7_attention
 
 
+def test_the_exports_columns_are_its_public_layout(plugin: Any) -> None:
+    """The CSV export's header, in its order: a public layout (columns are only ever added)."""
+    assert plugin.CSV_COLUMNS == (
+        "operator_id",
+        "seller_id",
+        "country",
+        "seller_type",
+        "scope",
+        "items_missing",
+        "items_invalid",
+        "items_unverified",
+        "notice_on",
+        "requested_on",
+        "day",
+        "requested_items",
+        "reminder_1_on",
+        "reminder_2_on",
+        "measure",
+        "measure_on",
+        "release_due",
+        "due_actions",
+        "next_action",
+        "next_date",
+        "as_of",
+    )
+
+
 def test_a_ledger_row_with_hostile_texts_is_exported_formula_safe(desk: Desk, tmp_path: Path, plugin: Any) -> None:
     """The items are a closed vocabulary (the ledger's check constraints; an unknown name in
     ``requested_items`` is dropped when read); every other text of a state row, were a ledger
@@ -337,14 +369,13 @@ def test_a_ledger_row_with_hostile_texts_is_exported_formula_safe(desk: Desk, tm
         with led.engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "update ledger_due_diligence set scope = '@SUM(1)', seller_type = '-1+1', country = '=1', "
+                    "update ledger_due_diligence_desk set scope = '@SUM(1)', seller_type = '-1+1', country = '=1', "
                     "requested_items = '=1+1,tin' where seller_id = 'C3'"
                 )
             )
-        settings = load_config(desk.config).due_diligence
         as_of = {"default": LAST_DAY}
         query = a.AttentionQuery(country="=1")
-        text = "".join(a.attention_csv(a.attention(led, {"default": settings}, as_of, query), as_of))
+        text = "".join(a.attention_csv(a.attention(led, as_of, query), as_of))
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert (row["seller_id"], row["scope"], row["seller_type"], row["country"]) == ("C3", "'@SUM(1)", "'-1+1", "'=1")
     assert row["requested_items"] == "tin"
@@ -379,17 +410,16 @@ def test_the_feed_of_the_days_run_and_the_view_agree(view: Client, desk: Desk, p
 
 
 def view_feed(plugin: Any, ledger: str) -> list[dict[str, Any]]:
-    """The actions due that the desk computes (``attention`` with each operator's settings as
-    ``run_settings`` finds them), each as the line of ``actions.jsonl`` it stands for."""
+    """The actions due that the desk shows (``attention``: the desk's table, each operator's as of
+    its latest run), each as the line of ``actions.jsonl`` it stands for."""
     from reporting.due_diligence import last_run_dates
 
     with open_ledger(ledger, create=False) as led:
         as_of = last_run_dates(led)
-        settings, _ = plugin.run_settings(led, as_of)
         return [
-            d.feed_object(a.state.operator_id)
-            for a in plugin.attention(led, settings, as_of, plugin.AttentionQuery())
-            for d in a.due
+            d.feed_object(a.operator_id)
+            for a in plugin.attention(led, as_of, plugin.AttentionQuery())
+            for d in a.due(as_of[a.operator_id])
         ]
 
 
@@ -490,6 +520,29 @@ def test_a_country_that_is_not_two_letters_is_refused_not_ignored(view: Client, 
     assert other.startswith("Not a two-letter country code, so not a filter: <b>, GRC (")
 
 
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("?action=no-such-action", "The filter action='no-such-action' is not an action of the due-diligence feed"),
+        ("?action=REQUEST", "The filter action='REQUEST' is not an action of the due-diligence feed"),
+        ("?country=PL&action=reminder_3", "The filter action='reminder_3' is not an action"),
+        ("?operator=pl-spzoo", "The filter operator='pl-spzoo' is not an operator id"),
+        ("?operator=%3D1&action=request", "The filter operator='=1' is not an operator id"),
+    ],
+)
+def test_an_unknown_action_or_a_malformed_operator_is_refused_not_ignored(view: Client, query: str, says: str) -> None:
+    """An action the feed does not have and an operator that is not an operator id answer 400 with
+    a message naming the filter and what it takes, on the page and the export alike (as a bad
+    country does), never the whole list."""
+    for user, path in ((AUDITOR, "/attention"), (USER, "/attention.csv")):
+        refused = view.get(user, path + query)
+        assert refused.status_code == 400, (path, query)
+        assert says in html.fromstring(refused.text).text_content(), (path, query)
+    # blank is no filter; an operator id of no run is an empty list, not an error
+    assert len(listed(view, "?action=&operator=")[1]) == 9
+    assert listed(view, "?operator=no_such_operator")[1] == []
+
+
 def test_an_export_is_logged_before_its_first_byte_and_an_aborted_one_too(
     desk: Desk, plugin: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -529,7 +582,6 @@ def test_a_request_dated_after_the_run_has_no_day_of_the_cycle(desk: Desk, tmp_p
     copy = tmp_path / "ledger.sqlite3"
     shutil.copy(desk.ledger.removeprefix("sqlite:///"), copy)
     url = f"sqlite:///{copy}"
-    settings = {"default": load_config(desk.config).due_diligence}
     as_of = {"default": LAST_DAY}
     query = a.AttentionQuery(country="PL")
     with open_ledger(url, create=False) as led:
@@ -539,15 +591,37 @@ def test_a_request_dated_after_the_run_has_no_day_of_the_cycle(desk: Desk, tmp_p
         ):
             with led.engine.begin() as conn:
                 conn.execute(
-                    sa.text("update ledger_due_diligence set requested_on = :d where seller_id = 'C3'"),
+                    sa.text("update ledger_due_diligence_desk set requested_on = :d where seller_id = 'C3'"),
                     {"d": requested_on},
                 )
-            text = "".join(a.attention_csv(a.attention(led, settings, as_of, query), as_of))
+            text = "".join(a.attention_csv(a.attention(led, as_of, query), as_of))
             [row] = list(csv.DictReader(io.StringIO(text)))
             assert (row["requested_on"], row["day"]) == (requested_on.isoformat(), want_day)
-            found = a.AttentionView(rows=list(a.attention(led, settings, as_of, query)), total=1, as_of=as_of)
+            found = a.AttentionView(rows=list(a.attention(led, as_of, query)), total=1, as_of=as_of)
             page = html.fromstring(a.attention_page(found, query, may_download=True))
             assert rows(page, "attention")[0][3].startswith(f"{requested_on.isoformat()} {words}")
+
+
+def test_an_operator_whose_latest_run_came_before_the_desk_is_named_on_the_page(
+    desk: Desk, tmp_path: Path, plugin: Any
+) -> None:
+    """A ledger whose latest run wrote no desk (a run before revision 0009_due_diligence_desk):
+    the page says that operator's sellers are listed from its next run, never a silent empty list."""
+    import shutil
+    from types import SimpleNamespace
+
+    copy = tmp_path / "ledger.sqlite3"
+    shutil.copy(desk.ledger.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    with open_ledger(url, create=False) as led, led.engine.begin() as conn:
+        conn.execute(sa.text("update ledger_due_diligence_runs set desk = null"))
+        conn.execute(sa.text("delete from ledger_due_diligence_desk"))
+    found = plugin.read_attention(SimpleNamespace(ledger_url=url, problems=[]), plugin.AttentionQuery())
+    assert found.total == 0
+    assert found.problems == [
+        "The latest daily run of operator default (2026-05-04) came before the ledger kept the desk's list: its "
+        "sellers are listed from its next daily run."
+    ]
 
 
 def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
@@ -556,15 +630,56 @@ def test_a_group_offers_its_operators(desk: Desk, plugin: Any) -> None:
 
     with open_ledger(desk.ledger, create=False) as led:
         found = a.AttentionView(as_of={"default": LAST_DAY, "pl_spzoo": LAST_DAY})
-        from reporting.due_diligence import needs_attention
-
-        found.rows = list(needs_attention(led, load_config(desk.config).due_diligence, LAST_DAY, country="PL"))
+        found.rows = list(a.attention(led, {"default": LAST_DAY}, a.AttentionQuery(country="PL")))
         found.total = len(found.rows)
     page = html.fromstring(a.attention_page(found, a.AttentionQuery(operator="pl_spzoo"), may_download=True))
     assert page.xpath("//select[@name='operator']/option/@value") == ["", "default", "pl_spzoo"]
     assert page.xpath("//select[@name='operator']/option[@selected]/@value") == ["pl_spzoo"]
     assert rows(page, "attention")[0][:2] == ["default", "C3"]
     assert page.xpath("//a[@id='attention-export']/@href") == ["attention.csv?operator=pl_spzoo"]
+
+
+def test_the_operator_filter_of_a_group_shows_each_operators_sellers_only(
+    view: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group of two operators, each with its daily run of 2 March 2026: ``default`` paid K1
+    (LT) and K2 (PL), ``pl_spzoo`` paid P1 (PL) and, for its own account, K2 too; none has a TIN,
+    so each needs its notice and its request. The list shows the three sellers of ``default``
+    and the two of ``pl_spzoo`` (K2 with each); ``?operator=`` keeps one operator's, and its
+    counts and export follow; with the country too, one seller."""
+    m = Marketplace()
+    for seller_id, country in (("K1", "LT"), ("K2", "PL"), ("P1", "PL")):
+        m.seller(seller_id, country=country, tin=None)
+    m.tx("K1", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    m.tx("K2", "2026-01-15 10:00:00", 50_000, activity="personal_services")
+    m.tx("K2", "2026-01-16 10:00:00", 50_000, activity="personal_services", operator_id="pl_spzoo")
+    m.tx("P1", "2026-01-15 10:00:00", 50_000, activity="personal_services", operator_id="pl_spzoo")
+    source = with_due_diligence_columns(m).write(f"sqlite:///{tmp_path / 'group.db'}")
+    config = write_config(tmp_path / "dac7.toml", extra=GROUP)
+    ledger = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    for operator_id in ("default", "pl_spzoo"):
+        due_diligence_day(config, source, ledger, REQUEST_DAY, tmp_path / "out", tmp_path / "staging", operator_id)
+    monkeypatch.setenv("DAC7_LEDGER_URL", ledger)
+    monkeypatch.setenv("DAC7_CONFIG", str(config))
+
+    def shown(query: str = "") -> list[tuple[str, str]]:
+        page = html.fromstring(view.get(AUDITOR, f"/attention{query}").text)
+        return [(r[0], r[1]) for r in rows(page, "attention")]
+
+    assert shown() == [("default", "K1"), ("default", "K2"), ("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=default") == [("default", "K1"), ("default", "K2")]
+    assert shown("?operator=pl_spzoo") == [("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=pl_spzoo&country=PL&action=request") == [("pl_spzoo", "K2"), ("pl_spzoo", "P1")]
+    assert shown("?operator=default&country=PL") == [("default", "K2")]
+    page, _ = listed(view, "?operator=pl_spzoo")
+    # in scope 2, incomplete 2, none requested yet
+    assert rows(page, "attention-stages") == [["2", "2", "0", "0", "0", "0"]]
+    assert page.xpath("//select[@name='operator']/option[@selected]/@value") == ["pl_spzoo"]
+    exported = export(view, "?operator=pl_spzoo")
+    assert [(r["operator_id"], r["seller_id"], r["due_actions"]) for r in exported] == [
+        ("pl_spzoo", "K2", "pre_report_notice 2026-03-02; request 2026-03-02"),
+        ("pl_spzoo", "P1", "pre_report_notice 2026-03-02; request 2026-03-02"),
+    ]
 
 
 # ------------------------------------------------------------------------------ the seller page

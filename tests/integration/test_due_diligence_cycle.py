@@ -728,9 +728,12 @@ def test_a_source_on_postgresql_or_mariadb_gives_the_same_feed(
 def test_no_personal_value_reaches_the_ledger_or_the_feed(desk: Desk) -> None:
     desk.run(REQUEST_DAY)
     with open_ledger(desk.ledger) as led, led.engine.connect() as conn:
-        text = repr(conn.execute(sa.select(t.due_diligence)).all()) + repr(
-            conn.execute(sa.select(t.due_diligence_events)).all()
+        text = (
+            repr(conn.execute(sa.select(t.due_diligence)).all())
+            + repr(conn.execute(sa.select(t.due_diligence_events)).all())
+            + repr(conn.execute(sa.select(t.due_diligence_desk)).all())
         )
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.due_diligence_desk)).scalar_one() > 0
     feed = Path(desk.runs[-1].feed).read_text(encoding="utf-8")
     for value in ("Ona", "Petraite", "Kaunas", "Laisves", "44240", "1980-05-17", "39001010000"):
         assert value not in text and value not in feed, value

@@ -80,7 +80,7 @@ def test_migrations_build_exactly_the_model_and_run_again_harmlessly(ledger_url:
         pass
     with open_ledger(ledger_url) as led, led.engine.connect() as conn:  # the second open is a no-op
         context = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE})
-        assert context.get_current_revision() == "0008_due_diligence_run_settings"
+        assert context.get_current_revision() == "0009_due_diligence_desk"
         assert compare_metadata(context, t.metadata) == []
         names = set(sa.inspect(conn).get_table_names())
     assert {"ledger_messages", "ledger_records", "ledger_errors", "ledger_status_imports", "ledger_locks"} <= names
