@@ -39,6 +39,7 @@ from reporting.ledger import (
     opo_key,
     plan_filing,
 )
+from reporting.ledger.contents import STORED, ContentStore
 from reporting.ledger.model import DPI403
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders.
 SHARED_SELLERS_FILE = ".routed_seller_rows"
+#: The :class:`reporting.ledger.contents.ContentStore` of an authority's sellers (``<name>-<authority>``),
+#: in the render stage's folder while it renders that authority.
+CONTENTS_FILE = ".seller_contents"
 
 
 @overload
@@ -177,6 +181,26 @@ def _render_one(
         identifiers=settings.identifiers(authority),
         environment=env,
     )
+    # the sellers' contents wait in a file of their own until the file is written and recorded:
+    # the plan holds their keys and hashes only
+    with ContentStore(settings.stage_dir("render") / f"{CONTENTS_FILE}-{authority}") as store:
+        return _render_stored(settings, con, authority, operator, findings, ledger, profile, ids, store, shared)
+
+
+def _render_stored(
+    settings: RunSettings,
+    con: Any,
+    authority: str,
+    operator: OperatorRecord,
+    findings: list[Finding],
+    ledger: Ledger,
+    profile: AuthorityProfile,
+    ids: DocIds,
+    store: ContentStore,
+    shared: bool,
+) -> list[RenderedMessage]:
+    """:func:`_render_one` with the sellers' contents kept in ``store``."""
+    env, year = settings.environment, settings.year
     current: dict[RecordKey, tuple[str, Any]] = {}
     po = operator_content(operator)
     current[PO_KEY] = (content_hash(po), po)
@@ -203,8 +227,8 @@ def _render_one(
         if assumed:  # an operator of the group assuming it: the extract stopped the run already
             not_reported += 1
             continue
-        content = seller_content(record)
-        current[(SELLER, record.seller_id)] = (content_hash(content), content)
+        key = (SELLER, record.seller_id)
+        current[key] = (store.put(key, seller_content(record)), STORED)
     if not_reported:
         log.warning(
             "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
@@ -237,6 +261,7 @@ def _render_one(
         year=year,
         indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
     )
+    del current  # the plan holds what is needed of it
     breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
     if breaches:
         raise LedgerError(
@@ -247,11 +272,11 @@ def _render_one(
     rendered: list[RenderedMessage] = []
     bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
     for planned in plan:
-        for part in _parts(profile, planned, operator, ids):
+        for part in _parts(profile, planned, operator, ids, store):
             number = len(rendered) + 1
             part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
             rendered.append(
-                _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger)
+                _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger, store)
             )
     for m in rendered:
         m["parts"] = len(rendered)
@@ -291,7 +316,7 @@ def _other_operators(
 
 
 def _parts(
-    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, ids: DocIds
+    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, ids: DocIds, store: ContentStore
 ) -> list[PlannedMessage]:
     """A planned message as the files the profile takes: itself, or parts of at most
     ``max_sellers_per_file`` sellers and ``max_file_bytes`` bytes, the PlatformOperator resent
@@ -315,7 +340,9 @@ def _parts(
         ids.identifiers,
     )
     others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
-    records = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    records = (
+        (seller_from_content(c), _doc(r)) for r, c in zip(planned.sellers, store.contents(planned.sellers), strict=True)
+    )
     by_id = {r.seller_key: r for r in planned.sellers}
     findings: list[Finding] = []
     batches = list(
@@ -397,6 +424,7 @@ def _write_message(
     number: int,
     target_dir: Path,
     ledger: Ledger,
+    store: ContentStore,
 ) -> RenderedMessage:
     """One file of one planned message, written atomically and recorded in the ledger as
     rendered (its ids are used from now on, whether it is published or discarded)."""
@@ -414,7 +442,9 @@ def _write_message(
     )
     name = profile.file_name(h)
     tmp = target_dir / f".{name}.tmp"
-    sellers = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    sellers = (
+        (seller_from_content(c), _doc(r)) for r, c in zip(planned.sellers, store.contents(planned.sellers), strict=True)
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -438,6 +468,7 @@ def _write_message(
         transfer_id=h.transfer_id,
         created=settings.timestamp,
         operator_id=settings.operator_id,
+        content_texts=store.texts,
     )
     kinds: dict[str, int] = {}
     for r in planned.sellers:
