@@ -60,28 +60,41 @@ class ContentStore:
         try:
             self._db.execute("pragma journal_mode = off")
             self._db.execute("pragma synchronous = off")
-            self._db.execute("create table contents (key text primary key, content text not null) without rowid")
+            self._db.execute(
+                "create table contents (key text primary key, hash text not null, content text not null) without rowid"
+            )
         except BaseException:
             self.close()
             raise
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str, str]] = []
 
     def put(self, key: RecordKey, content: Any) -> str:
         """Keep ``content`` as the content of ``key`` (once per key); its hash
         (:func:`reporting.ledger.content_hash`), computed from the same text."""
         text = canonical_json(content)
-        self._pending.append((_key(key), text))
+        h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self._pending.append((_key(key), h, text))
         if len(self._pending) >= WRITE_BATCH:
             self._flush()
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return h
 
     def _flush(self) -> None:
         if self._pending:
             try:
-                self._db.executemany("insert into contents (key, content) values (?, ?)", self._pending)
+                self._db.executemany("insert into contents (key, hash, content) values (?, ?, ?)", self._pending)
             except sqlite3.IntegrityError:
                 raise ValueError("a record's content was stored twice under one key") from None
             self._pending = []
+
+    def items(self, kind: str) -> Iterator[tuple[RecordKey, str, Any]]:
+        """The stored records of ``kind`` as ``(key, content hash, STORED)``, by key (the body order
+        of :func:`reporting.ledger.plan.body_order`: SQLite orders text by its UTF-8 bytes, which
+        is the order of its code points, Python's), read as they are used."""
+        self._flush()
+        for key, h in self._db.execute(
+            "select key, hash from contents where key >= ? and key < ? order by key", (f"{kind}:", f"{kind};")
+        ):
+            yield (kind, key[len(kind) + 1 :]), h, STORED
 
     def _lookup(self, records: Iterable[PlannedRecord]) -> Iterator[tuple[PlannedRecord, str | None]]:
         """Each record with its stored text (None where it carries its content)."""

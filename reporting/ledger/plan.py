@@ -112,7 +112,7 @@ def plan_filing(
     if PO_KEY not in live and live:
         raise LedgerError(
             f"the ledger of {period} holds live records but no live PlatformOperator "
-            f"({', '.join(key_label(k) for k in _order(live)[:5])}); it needs a look by hand before the next filing"
+            f"({', '.join(key_label(k) for k in body_order(live)[:5])}); it needs a look by hand before the next filing"
         )
     b = _Builder(new_id, {r.doc_ref_id for r in live.values()}, environment, authority, year, indic, empty_message_type)
     if mode == "auto":
@@ -299,7 +299,7 @@ def _mode_deletion(
         if sellers:
             raise ValueError("withdraw deletes every record: it takes no sellers")
         # EU rule 80009: the PlatformOperator goes only with every other record of the period.
-        records = [b.deletion(live[PO_KEY])] + [b.deletion(live[k]) for k in _order(k for k in live if k != PO_KEY)]
+        records = [b.deletion(live[PO_KEY])] + [b.deletion(live[k]) for k in body_order(k for k in live if k != PO_KEY)]
         return [b.message(DPI402, records)]
     wanted = sorted(set(sellers or ()))
     if not wanted:
@@ -332,13 +332,13 @@ class _Diff:
 def _diff(current: Current, live: Live) -> _Diff:
     po = live[PO_KEY]
     return _Diff(
-        new=_order(k for k in current if k not in live and k != PO_KEY),
-        changed=_order(
+        new=body_order(k for k in current if k not in live and k != PO_KEY),
+        changed=body_order(
             k
             for k in current
             if k in live and k != PO_KEY and (current[k][0] != live[k].content_hash or live[k].rejected)
         ),
-        gone=_order(k for k in live if k not in current and k != PO_KEY),
+        gone=body_order(k for k in live if k not in current and k != PO_KEY),
         po_changed=current[PO_KEY][0] != po.content_hash or po.rejected,
     )
 
@@ -366,7 +366,7 @@ def _initial_items(b: _Builder, po: tuple[str, Any], items: list[Item], *, nil_o
 
 
 def _correction(b: _Builder, current: Current, live: Live, diff: _Diff) -> PlannedMessage | None:
-    changes: list[Change] = [(k, current.get(k), live[k]) for k in _order([*diff.changed, *diff.gone])]
+    changes: list[Change] = [(k, current.get(k), live[k]) for k in body_order([*diff.changed, *diff.gone])]
     return _correction_of(b, current[PO_KEY], live[PO_KEY], diff.po_changed, changes)
 
 
@@ -411,14 +411,14 @@ def _additional_items(
 
 
 def _sellers(records: Iterable[RecordKey]) -> list[RecordKey]:
-    return _order(k for k in records if k[0] == SELLER)
+    return body_order(k for k in records if k[0] == SELLER)
 
 
 def _others(records: Iterable[RecordKey]) -> list[RecordKey]:
-    return _order(k for k in records if k[0] == OTHER_PLATFORM_OPERATORS)
+    return body_order(k for k in records if k[0] == OTHER_PLATFORM_OPERATORS)
 
 
-def _order(keys: Iterable[RecordKey]) -> list[RecordKey]:
+def body_order(keys: Iterable[RecordKey]) -> list[RecordKey]:
     """Body order: PlatformOperator, the other operators by key, then the sellers by seller_key."""
     return sorted(keys, key=_order_key)
 

@@ -7,6 +7,7 @@ one: memory does not grow with the number of sellers.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -33,14 +34,14 @@ from reporting.ledger import (
     LedgerError,
     PlannedMessage,
     PlannedRecord,
-    RecordKey,
     content_hash,
     open_ledger,
     opo_key,
-    plan_filing,
+    plan_filing_sorted,
 )
-from reporting.ledger.contents import STORED, ContentStore
+from reporting.ledger.contents import ContentStore
 from reporting.ledger.model import DPI403
+from reporting.ledger.plan import body_order
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
     MessageHeader,
@@ -201,13 +202,14 @@ def _render_stored(
 ) -> list[RenderedMessage]:
     """:func:`_render_one` with the sellers' contents kept in ``store``."""
     env, year = settings.environment, settings.year
-    current: dict[RecordKey, tuple[str, Any]] = {}
     po = operator_content(operator)
-    current[PO_KEY] = (content_hash(po), po)
     others = _other_operators(settings, profile, authority)
-    for other in others:
+    # what would be reported now, in body order: the PlatformOperator, the other operators (a
+    # few, in memory), then the sellers as the store gives them back by key
+    head = [(PO_KEY, content_hash(po), po)]
+    for other in sorted(others, key=lambda o: o.key):
         content = other_operator_content(other)
-        current[opo_key(other.key)] = (content_hash(content), content)
+        head.append((opo_key(other.key), content_hash(content), content))
     # another operator assumes this one's reporting: its declaration carries no seller
     assumed = settings.config.operator.assuming_operator is not None
     not_reported = 0
@@ -227,8 +229,7 @@ def _render_stored(
         if assumed:  # an operator of the group assuming it: the extract stopped the run already
             not_reported += 1
             continue
-        key = (SELLER, record.seller_id)
-        current[key] = (store.put(key, seller_content(record)), STORED)
+        store.put((SELLER, record.seller_id), seller_content(record))
     if not_reported:
         log.warning(
             "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
@@ -244,9 +245,9 @@ def _render_stored(
         sellers = [s for s in sellers if (SELLER, s) in live]
         if not sellers:
             return []  # none of the named sellers was filed to this authority
-    plan = plan_filing(
-        current,
-        live,
+    plan = plan_filing_sorted(
+        itertools.chain(head, store.items(SELLER)),
+        [live[k] for k in body_order(live)],
         # the assumed operator's declaration is due also where nil reports are not; a preview
         # sends a state its resident assumed operators in a DPI403 when it receives no seller
         profile_expects_nil=profile.expects_nil
@@ -261,7 +262,6 @@ def _render_stored(
         year=year,
         indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
     )
-    del current  # the plan holds what is needed of it
     breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
     if breaches:
         raise LedgerError(

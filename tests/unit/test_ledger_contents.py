@@ -10,8 +10,18 @@ from typing import Any
 
 import pytest
 
-from reporting.ledger import PO_KEY, SELLER, PlannedRecord, RecordKey, canonical_json, content_hash
+from reporting.ledger import (
+    OTHER_PLATFORM_OPERATORS,
+    PO_KEY,
+    SELLER,
+    PlannedRecord,
+    RecordKey,
+    canonical_json,
+    content_hash,
+    opo_key,
+)
 from reporting.ledger.contents import LOOKUP_BATCH, STORED, WRITE_BATCH, ContentStore
+from reporting.ledger.plan import body_order
 
 
 def planned(key: RecordKey, content: Any = STORED) -> PlannedRecord:
@@ -73,3 +83,17 @@ def test_a_key_not_stored_and_a_key_stored_twice_are_refused(tmp_path: Path) -> 
 def test_stored_is_one_marker_that_names_itself() -> None:
     assert repr(STORED) == "STORED"
     assert planned((SELLER, "S1")).content is STORED
+
+
+def test_items_are_one_kinds_keys_and_hashes_in_body_order(tmp_path: Path) -> None:
+    keys = ["S2", "S10", "Ž-1", "S1", "s1", "S1-x0", ""]  # text order, not number order; UTF-8 beyond ASCII
+    with ContentStore(tmp_path / "c") as store:
+        for k in keys:
+            store.put((SELLER, k), seller(len(k)))
+        store.put(opo_key("assumed:FR-1"), {"other": 1})  # another kind, left out
+        store.put(PO_KEY, {"operator": 1})
+        items = list(store.items(SELLER))
+        assert [k for k, _, _ in items] == body_order((SELLER, k) for k in keys)
+        assert [k[1] for k, _, _ in items] == ["", "S1", "S1-x0", "S10", "S2", "s1", "Ž-1"]
+        assert all(h == content_hash(seller(len(k[1] or ""))) and c is STORED for k, h, c in items)
+        assert [k for k, _, _ in store.items(OTHER_PLATFORM_OPERATORS)] == [opo_key("assumed:FR-1")]

@@ -22,7 +22,7 @@ from reporting.ledger import (
     plan_filing_sorted,
 )
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, SELLER, RecordKey, opo_key
-from reporting.ledger.plan import _order
+from reporting.ledger.plan import body_order
 
 # seller keys whose order as text differs from their order as numbers, and one beyond ASCII
 SELLERS = ["S1", "S10", "S2", "S9", "s1", "Ž-7", "S1-x0"]
@@ -96,7 +96,7 @@ def outcome(plan: Callable[..., list[PlannedMessage]], ids: Ids, *args: Any, **k
 def streams(
     current: Mapping[RecordKey, tuple[str, Any]], live: Mapping[RecordKey, LiveRecord]
 ) -> tuple[list[tuple[RecordKey, str, Any]], list[LiveRecord]]:
-    return [(k, *current[k]) for k in _order(current)], [live[k] for k in _order(live)]
+    return [(k, *current[k]) for k in body_order(current)], [live[k] for k in body_order(live)]
 
 
 @settings(max_examples=600, deadline=None)
