@@ -185,102 +185,87 @@ def _render_one(
     # the sellers' contents wait in a file of their own until the file is written and recorded:
     # the plan holds their keys and hashes only
     with ContentStore(settings.stage_dir("render") / f"{CONTENTS_FILE}-{authority}") as store:
-        return _render_stored(settings, con, authority, operator, findings, ledger, profile, ids, store, shared)
-
-
-def _render_stored(
-    settings: RunSettings,
-    con: Any,
-    authority: str,
-    operator: OperatorRecord,
-    findings: list[Finding],
-    ledger: Ledger,
-    profile: AuthorityProfile,
-    ids: DocIds,
-    store: ContentStore,
-    shared: bool,
-) -> list[RenderedMessage]:
-    """:func:`_render_one` with the sellers' contents kept in ``store``."""
-    env, year = settings.environment, settings.year
-    po = operator_content(operator)
-    others = _other_operators(settings, profile, authority)
-    # what would be reported now, in body order: the PlatformOperator, the other operators (a
-    # few, in memory), then the sellers as the store gives them back by key
-    head = [(PO_KEY, content_hash(po), po)]
-    for other in sorted(others, key=lambda o: o.key):
-        content = other_operator_content(other)
-        head.append((opo_key(other.key), content_hash(content), content))
-    # another operator assumes this one's reporting: its declaration carries no seller
-    assumed = settings.config.operator.assuming_operator is not None
-    not_reported = 0
-    records = seller_records(
-        con,
-        authority,
-        profile,
-        settings.timestamp.year,
-        preview=settings.preview,
-        reading=reading_for(settings.filing_state),
-        shared=shared,
-    )
-    for record, problems in records:
-        if problems:  # the rules stage quarantines such sellers: this is a safety net
-            findings.extend(problems)
-            continue
-        if assumed:  # an operator of the group assuming it: the extract stopped the run already
-            not_reported += 1
-            continue
-        store.put((SELLER, record.seller_id), seller_content(record))
-    if not_reported:
-        log.warning(
-            "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
-            "([assuming_operator]) assumes this operator's reporting and reports them in its own filing",
+        po = operator_content(operator)
+        others = _other_operators(settings, profile, authority)
+        # what would be reported now, in body order: the PlatformOperator, the other operators (a
+        # few, in memory), then the sellers as the store gives them back by key
+        head = [(PO_KEY, content_hash(po), po)]
+        for other in sorted(others, key=lambda o: o.key):
+            content = other_operator_content(other)
+            head.append((opo_key(other.key), content_hash(content), content))
+        # another operator assumes this one's reporting: its declaration carries no seller
+        assumed = settings.config.operator.assuming_operator is not None
+        not_reported = 0
+        records = seller_records(
+            con,
             authority,
-            year,
-            not_reported,
+            profile,
+            settings.timestamp.year,
+            preview=settings.preview,
+            reading=reading_for(settings.filing_state),
+            shared=shared,
         )
-    live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
-    mode = settings.mode
-    sellers: Collection[str] | None = settings.sellers
-    if mode == "deletion" and sellers is not None:
-        sellers = [s for s in sellers if (SELLER, s) in live]
-        if not sellers:
-            return []  # none of the named sellers was filed to this authority
-    plan = plan_filing_sorted(
-        itertools.chain(head, store.items(SELLER)),
-        [live[k] for k in body_order(live)],
-        # the assumed operator's declaration is due also where nil reports are not; a preview
-        # sends a state its resident assumed operators in a DPI403 when it receives no seller
-        profile_expects_nil=profile.expects_nil
-        or (not settings.preview and assumed)
-        or (settings.preview and bool(others)),
-        empty_message_type=profile.assumed_message_type if assumed else DPI403,
-        new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
-        environment=env,
-        mode=mode,
-        sellers=sellers if mode == "deletion" else None,
-        authority=authority,
-        year=year,
-        indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
-    )
-    breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
-    if breaches:
-        raise LedgerError(
-            f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
-            + "; ".join(f"[{code}] {text}" for code, text in breaches)
-        )
-    target_dir = settings.stage_dir(f"render/{authority}")
-    rendered: list[RenderedMessage] = []
-    bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
-    for planned in plan:
-        for part in _parts(profile, planned, operator, ids, store):
-            number = len(rendered) + 1
-            part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
-            rendered.append(
-                _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger, store)
+        for record, problems in records:
+            if problems:  # the rules stage quarantines such sellers: this is a safety net
+                findings.extend(problems)
+                continue
+            if assumed:  # an operator of the group assuming it: the extract stopped the run already
+                not_reported += 1
+                continue
+            store.put((SELLER, record.seller_id), seller_content(record))
+        if not_reported:
+            log.warning(
+                "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
+                "([assuming_operator]) assumes this operator's reporting and reports them in its own filing",
+                authority,
+                year,
+                not_reported,
             )
-    for m in rendered:
-        m["parts"] = len(rendered)
-    return rendered
+        live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
+        mode = settings.mode
+        sellers: Collection[str] | None = settings.sellers
+        if mode == "deletion" and sellers is not None:
+            sellers = [s for s in sellers if (SELLER, s) in live]
+            if not sellers:
+                return []  # none of the named sellers was filed to this authority
+        plan = plan_filing_sorted(
+            itertools.chain(head, store.items(SELLER)),
+            [live[k] for k in body_order(live)],
+            # the assumed operator's declaration is due also where nil reports are not; a preview
+            # sends a state its resident assumed operators in a DPI403 when it receives no seller
+            profile_expects_nil=profile.expects_nil
+            or (not settings.preview and assumed)
+            or (settings.preview and bool(others)),
+            empty_message_type=profile.assumed_message_type if assumed else DPI403,
+            new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
+            environment=env,
+            mode=mode,
+            sellers=sellers if mode == "deletion" else None,
+            authority=authority,
+            year=year,
+            indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
+        )
+        breaches = ledger.problems(
+            plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id
+        )
+        if breaches:
+            raise LedgerError(
+                f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
+                + "; ".join(f"[{code}] {text}" for code, text in breaches)
+            )
+        target_dir = settings.stage_dir(f"render/{authority}")
+        rendered: list[RenderedMessage] = []
+        bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
+        for planned in plan:
+            for part in _parts(profile, planned, operator, ids, store):
+                number = len(rendered) + 1
+                part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
+                rendered.append(
+                    _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger, store)
+                )
+        for m in rendered:
+            m["parts"] = len(rendered)
+        return rendered
 
 
 def _other_operators(
@@ -395,7 +380,9 @@ def _bind_ids(
         if r.doc_type == RESEND:
             ref = bound.get(r.doc_ref_id, r.doc_ref_id)
         else:
-            ref = bound[r.doc_ref_id] = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
+            ref = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
+            if ref != r.doc_ref_id:  # an id kept as planned needs no entry: it is looked up as itself
+                bound[r.doc_ref_id] = ref
         corr = bound.get(r.corr_doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else None
         records.append(
             r if (ref, corr) == (r.doc_ref_id, r.corr_doc_ref_id) else replace(r, doc_ref_id=ref, corr_doc_ref_id=corr)
