@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from reporting.ledger.errors import ContentStoreError
 from reporting.ledger.model import PlannedRecord, RecordKey, canonical_json
 
 #: contents written to the file per statement, and looked up per query
@@ -50,23 +51,38 @@ def _key(key: RecordKey) -> str:
 
 class ContentStore:
     """Canonical JSON texts of record contents by record key, in an owner-only SQLite file at
-    ``path`` (replaced if it exists; deleted by :meth:`close`)."""
+    ``path`` (replaced if it exists; deleted by :meth:`close`). ``period`` (``DE 2025 (test)``)
+    names the store in its errors: a :class:`reporting.ledger.errors.ContentStoreError` naming
+    the file, the operation, the period and the record key, never a content."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, period: str = "this period") -> None:
         self.path = path
-        path.unlink(missing_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # 0600 before any byte
-        self._db = sqlite3.connect(path)
+        self.period = period
+        self._pending: list[tuple[str, str, str]] = []
+        self._db: sqlite3.Connection | None = None
         try:
+            path.unlink(missing_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # 0600 before any byte
+            self._db = sqlite3.connect(path)
             self._db.execute("pragma journal_mode = off")
             self._db.execute("pragma synchronous = off")
             self._db.execute(
                 "create table contents (key text primary key, hash text not null, content text not null) without rowid"
             )
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            self.close()  # no file is left behind
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise self._error("creating the file", exc) from None
             raise
-        self._pending: list[tuple[str, str, str]] = []
+
+    def _error(self, operation: str, exc: BaseException) -> ContentStoreError:
+        return ContentStoreError(f"the content store {self.path} of {self.period}: {operation} failed: {exc}")
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ContentStoreError(f"the content store {self.path} of {self.period} is closed")
+        return self._db
 
     def put(self, key: RecordKey, content: Any) -> str:
         """Keep ``content`` as the content of ``key`` (once per key); its hash
@@ -79,22 +95,35 @@ class ContentStore:
         return h
 
     def _flush(self) -> None:
-        if self._pending:
-            try:
-                self._db.executemany("insert into contents (key, hash, content) values (?, ?, ?)", self._pending)
-            except sqlite3.IntegrityError:
-                raise ValueError("a record's content was stored twice under one key") from None
-            self._pending = []
+        if not self._pending:
+            return
+        before = self._con.total_changes
+        try:
+            self._con.executemany("insert into contents (key, hash, content) values (?, ?, ?)", self._pending)
+        except sqlite3.IntegrityError:
+            # the rows before the refused one were inserted: their count is its place in the batch
+            key = self._pending[self._con.total_changes - before][0]
+            raise ContentStoreError(
+                f"the content store {self.path} of {self.period}: the record {key} was stored twice "
+                "(each record is stored once)"
+            ) from None
+        except sqlite3.Error as exc:
+            raise self._error(f"writing {len(self._pending)} record(s) from {self._pending[0][0]}", exc) from None
+        self._pending = []
 
     def items(self, kind: str) -> Iterator[tuple[RecordKey, str, Any]]:
         """The stored records of ``kind`` as ``(key, content hash, STORED)``, by key (the body order
         of :func:`reporting.ledger.plan.body_order`: SQLite orders text by its UTF-8 bytes, which
         is the order of its code points, Python's), read as they are used."""
         self._flush()
-        for key, h in self._db.execute(
-            "select key, hash from contents where key >= ? and key < ? order by key", (f"{kind}:", f"{kind};")
-        ):
-            yield (kind, key[len(kind) + 1 :]), h, STORED
+        key = None
+        try:
+            for key, h in self._con.execute(
+                "select key, hash from contents where key >= ? and key < ? order by key", (f"{kind}:", f"{kind};")
+            ):
+                yield (kind, key[len(kind) + 1 :]), h, STORED
+        except sqlite3.Error as exc:
+            raise self._error(f"reading the {kind} records" + (f" after {key}" if key else ""), exc) from None
 
     def _lookup(self, records: Iterable[PlannedRecord]) -> Iterator[tuple[PlannedRecord, str | None]]:
         """Each record with its stored text (None where it carries its content)."""
@@ -105,14 +134,17 @@ class ContentStore:
             found: dict[str, str] = {}
             if wanted:
                 marks = ",".join("?" * len(wanted))
-                found = dict(self._db.execute(f"select key, content from contents where key in ({marks})", wanted))
+                try:
+                    found = dict(self._con.execute(f"select key, content from contents where key in ({marks})", wanted))
+                except sqlite3.Error as exc:
+                    raise self._error(f"reading {len(wanted)} record(s) from {wanted[0]}", exc) from None
             for r in batch:
                 if r.content is not STORED:
                     yield r, None
                     continue
                 text = found.get(_key(r.key))
                 if text is None:
-                    raise KeyError(f"no stored content for the record {_key(r.key)}")
+                    raise KeyError(f"no stored content for the record {_key(r.key)} of {self.period}")
                 yield r, text
 
     def texts(self, records: Iterable[PlannedRecord]) -> Iterator[str]:
@@ -129,7 +161,9 @@ class ContentStore:
     def close(self) -> None:
         """Close the file and delete it (it holds personal data)."""
         try:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
         finally:
             self.path.unlink(missing_ok=True)
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from reporting.ledger.errors import LedgerError, LedgerModeError
+from reporting.ledger.errors import LedgerError, LedgerModeError, PlanInputError
 from reporting.ledger.model import (
     ACCEPTED,
     CORRECTION,
@@ -106,9 +106,9 @@ def plan_filing(
     _check_arguments(empty_message_type, environment, mode, sellers, withdraw)
     _check_keys(current, "current")
     _check_keys(live, "live")
-    if mode != "deletion" and PO_KEY not in current:
-        raise ValueError("current must hold the PlatformOperator record (key ('platform_operator', None))")
     period = period_label(authority, year, environment)
+    if mode != "deletion" and PO_KEY not in current:
+        raise _no_platform_operator(period)
     if PO_KEY not in live and live:
         raise LedgerError(
             f"the ledger of {period} holds live records but no live PlatformOperator "
@@ -149,10 +149,11 @@ def plan_filing_sorted(
     take the streams as mappings. The same plan as :func:`plan_filing` of the same records
     (``tests/unit/test_ledger_plan_sorted.py``); a stream out of order is refused."""
     _check_arguments(empty_message_type, environment, mode, sellers, withdraw)
+    period = period_label(authority, year, environment)
     if mode != "auto":
         return plan_filing(
-            {k: (h, c) for k, h, c in _in_order(current, "current", lambda i: i[0])},
-            {r.key: r for r in _in_order(live, "live", lambda r: r.key)},
+            {k: (h, c) for k, h, c in _in_order(current, "current", lambda i: i[0], period)},
+            {r.key: r for r in _in_order(live, "live", lambda r: r.key, period)},
             profile_expects_nil=profile_expects_nil,
             new_id=new_id,
             environment=environment,
@@ -164,7 +165,6 @@ def plan_filing_sorted(
             indic=indic,
             empty_message_type=empty_message_type,
         )
-    period = period_label(authority, year, environment)
     po_now: tuple[str, Any] | None = None
     po_live: LiveRecord | None = None
     first_live: list[RecordKey] = []  # the first few, to name them
@@ -172,7 +172,9 @@ def plan_filing_sorted(
     has_sellers = False
     changes: list[Change] = []
     new: list[Item] = []
-    pairs = _merged(_in_order(current, "current", lambda i: i[0]), _in_order(live, "live", lambda r: r.key))
+    pairs = _merged(
+        _in_order(current, "current", lambda i: i[0], period), _in_order(live, "live", lambda r: r.key, period)
+    )
     for key, now, filed in pairs:
         if filed is not None:
             used.add(filed.doc_ref_id)
@@ -190,7 +192,7 @@ def plan_filing_sorted(
         elif now[1] != filed.content_hash or filed.rejected:
             changes.append((key, (now[1], now[2]), filed))
     if po_now is None:
-        raise ValueError("current must hold the PlatformOperator record (key ('platform_operator', None))")
+        raise _no_platform_operator(period)
     if po_live is None and used:
         raise LedgerError(
             f"the ledger of {period} holds live records but no live PlatformOperator "
@@ -441,19 +443,30 @@ def _check_arguments(
         raise ValueError("sellers and withdraw go with mode 'deletion' only")
 
 
+def _no_platform_operator(period: str) -> PlanInputError:
+    return PlanInputError(
+        f"the records of {period} as read now (current) must hold the PlatformOperator record "
+        "(key ('platform_operator', None))"
+    )
+
+
 def _order_key(key: RecordKey) -> tuple[int, str]:
     return (KINDS.index(key[0]), key[1] or "")
 
 
-def _in_order(items: Iterable[T], name: str, key_of: Callable[[T], RecordKey]) -> Iterator[T]:
-    """``items`` as they come, refused at the first one with a malformed key or out of body order."""
+def _in_order(items: Iterable[T], name: str, key_of: Callable[[T], RecordKey], period: str) -> Iterator[T]:
+    """``items`` as they come, refused at the first one with a malformed key or out of body order
+    (:class:`reporting.ledger.errors.PlanInputError` naming the period, the stream and the key)."""
     last: tuple[int, str] | None = None
     for item in items:
         key = key_of(item)
-        _check_keys({key: None}, name)
+        try:
+            _check_keys({key: None}, name)
+        except ValueError as exc:
+            raise PlanInputError(f"{period}: {exc}") from None
         at = _order_key(key)
         if last is not None and at <= last:
-            raise ValueError(f"{name}: {key_label(key)} comes after a record it should precede, or twice")
+            raise PlanInputError(f"{period}: {name}: {key_label(key)} comes after a record it should precede, or twice")
         last = at
         yield item
 

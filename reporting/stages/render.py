@@ -40,7 +40,7 @@ from reporting.ledger import (
     plan_filing_sorted,
 )
 from reporting.ledger.contents import ContentStore
-from reporting.ledger.model import DPI403
+from reporting.ledger.model import DPI403, period_label
 from reporting.ledger.plan import body_order
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
@@ -65,9 +65,21 @@ log = logging.getLogger(__name__)
 
 #: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders.
 SHARED_SELLERS_FILE = ".routed_seller_rows"
-#: The :class:`reporting.ledger.contents.ContentStore` of an authority's sellers (``<name>-<authority>``),
-#: in the render stage's folder while it renders that authority.
+#: The :class:`reporting.ledger.contents.ContentStore` of an authority's sellers
+#: (``<name>-<authority>.tmp``), in the render stage's folder while it renders that authority: a
+#: temp file (``.name.tmp``), which :func:`reporting.shared_staging.local_only` keeps on the worker.
 CONTENTS_FILE = ".seller_contents"
+
+
+def contents_file(settings: RunSettings, authority: str) -> Path:
+    """The :data:`CONTENTS_FILE` of ``authority`` in the run's render folder."""
+    return settings.stage_dir("render") / f"{CONTENTS_FILE}-{authority}.tmp"
+
+
+def _remove_contents_files(settings: RunSettings) -> None:
+    """The content stores a killed render left behind (personal data): every authority's."""
+    for path in settings.stage_dir("render").glob(f"{CONTENTS_FILE}-*"):
+        path.unlink(missing_ok=True)
 
 
 @overload
@@ -84,6 +96,7 @@ def render(settings: RunSettings, authority: str | None = None) -> Rendered | Au
     Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
     writes ``render/render.json`` with every message in order."""
     if authority is None:
+        _remove_contents_files(settings)  # one authority's is replaced when that authority renders
         authorities = plan(settings)
         results: list[AuthorityRendered] = []
         if authorities:
@@ -184,7 +197,7 @@ def _render_one(
     )
     # the sellers' contents wait in a file of their own until the file is written and recorded:
     # the plan holds their keys and hashes only
-    with ContentStore(settings.stage_dir("render") / f"{CONTENTS_FILE}-{authority}") as store:
+    with ContentStore(contents_file(settings, authority), period_label(authority, year, env)) as store:
         po = operator_content(operator)
         others = _other_operators(settings, profile, authority)
         # what would be reported now, in body order: the PlatformOperator, the other operators (a

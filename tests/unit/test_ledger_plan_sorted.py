@@ -21,6 +21,8 @@ from reporting.ledger import (
     plan_filing,
     plan_filing_sorted,
 )
+from reporting.errors import ReportingError
+from reporting.ledger.errors import PlanInputError
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, SELLER, RecordKey, opo_key
 from reporting.ledger.plan import body_order
 
@@ -200,3 +202,36 @@ def test_a_stream_out_of_body_order_or_with_a_malformed_key_is_refused(keys: lis
     live = [LiveRecord(k[0], k[1], f"L-{i}", "OECD11", "h", {}, "M") for i, k in enumerate(keys)]
     with pytest.raises(ValueError, match=fault):
         plan_filing_sorted(now[:1], live, profile_expects_nil=False, new_id=Ids(), environment="test")
+
+
+@pytest.mark.parametrize("mode", ["auto", "correction"])
+def test_the_refusals_name_the_period_the_stream_and_the_key_as_an_error_the_cli_reports(mode: str) -> None:
+    kw: dict[str, Any] = {"profile_expects_nil": False, "environment": "test", "authority": "DE", "year": 2025}
+    kw["mode"] = mode
+    twice: list[tuple[RecordKey, str, Any]] = [(PO_KEY, "h", {}), ((SELLER, "S7"), "h", {}), ((SELLER, "S7"), "h", {})]
+    with pytest.raises(PlanInputError) as exc:
+        plan_filing_sorted(twice, [], new_id=Ids(), **kw)
+    assert isinstance(exc.value, ReportingError) and isinstance(exc.value, ValueError)
+    assert str(exc.value) == "DE 2025 (test): current: seller S7 comes after a record it should precede, or twice"
+    live = [
+        LiveRecord(SELLER, "S2", "L-2", "OECD11", "h", {}, "M"),
+        LiveRecord(SELLER, "S1", "L-1", "OECD11", "h", {}, "M"),
+    ]
+    with pytest.raises(PlanInputError) as exc:
+        plan_filing_sorted(twice[:1], live, new_id=Ids(), **kw)
+    assert str(exc.value) == "DE 2025 (test): live: seller S1 comes after a record it should precede, or twice"
+    with pytest.raises(PlanInputError) as exc:
+        plan_filing_sorted([((OTHER_PLATFORM_OPERATORS, None), "h", {})], [], new_id=Ids(), **kw)
+    assert str(exc.value).startswith("DE 2025 (test): current: the PlatformOperator record has no key")
+
+
+def test_a_plan_without_the_platform_operator_names_the_period() -> None:
+    with pytest.raises(PlanInputError) as exc:
+        plan_filing_sorted(
+            [((SELLER, "S1"), "h", {})], [], profile_expects_nil=False, new_id=Ids(), environment="prod",
+            authority="FR", year=2026,
+        )  # fmt: skip
+    assert str(exc.value) == (
+        "the records of FR 2026 (prod) as read now (current) must hold the PlatformOperator record "
+        "(key ('platform_operator', None))"
+    )
