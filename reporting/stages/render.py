@@ -63,7 +63,8 @@ from reporting.vocabulary import ASSUMED
 
 log = logging.getLogger(__name__)
 
-#: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders.
+#: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders
+#: (one of :data:`reporting.shared_staging.LOCAL_ONLY_DIRS`: never uploaded to shared staging).
 SHARED_SELLERS_FILE = ".routed_seller_rows"
 #: The :class:`reporting.ledger.contents.ContentStore` of an authority's sellers
 #: (``<name>-<authority>.tmp``), in the render stage's folder while it renders that authority: a

@@ -27,7 +27,7 @@ from reporting.ledger.contents import LOOKUP_BATCH, STORED, WRITE_BATCH, Content
 from reporting.ledger.errors import ContentStoreError
 from reporting.ledger.plan import body_order
 from reporting.shared_staging import local_only
-from reporting.stages.render import contents_file
+from reporting.stages.render import SHARED_SELLERS_FILE, contents_file
 
 
 def planned(key: RecordKey, content: Any = STORED) -> PlannedRecord:
@@ -166,6 +166,7 @@ def test_the_file_is_a_temp_file_shared_staging_keeps_on_the_worker(tmp_path: Pa
     assert path == tmp_path / "run" / "render" / ".seller_contents-DE.tmp"
     assert local_only(PurePosixPath("render") / path.name)
     assert not local_only(PurePosixPath("render/DE/DPI_DE_2025.xml"))
+    assert local_only(PurePosixPath("render") / SHARED_SELLERS_FILE / "rows.parquet")  # the sellers' rows too
 
 
 def test_stored_is_one_marker_that_names_itself() -> None:
