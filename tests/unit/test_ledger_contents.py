@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from reporting.ledger import (
-    LedgerError,
     OTHER_PLATFORM_OPERATORS,
     PO_KEY,
     SELLER,
+    LedgerError,
     PlannedRecord,
     RecordKey,
     canonical_json,

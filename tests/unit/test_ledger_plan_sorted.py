@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reporting.errors import ReportingError
 from reporting.ledger import (
     PO_KEY,
     LedgerError,
@@ -21,7 +22,6 @@ from reporting.ledger import (
     plan_filing,
     plan_filing_sorted,
 )
-from reporting.errors import ReportingError
 from reporting.ledger.errors import PlanInputError
 from reporting.ledger.model import OTHER_PLATFORM_OPERATORS, SELLER, RecordKey, opo_key
 from reporting.ledger.plan import body_order
