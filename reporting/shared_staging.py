@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 #: A run's staging directory: ``<year>-<run uuid>`` (``pipeline.prepare``). Housekeeping touches
 #: nothing else under a staging root.
 RUN_NAME = re.compile(r"^\d{4}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-#: Local scratch that is never shared: DuckDB's spill files and half-written temp files.
-LOCAL_ONLY_DIRS = frozenset({".duckdb-spill"})
+#: Local scratch that is never shared: DuckDB's spill files, and the sellers' rows the render of
+#: every authority reads once for all (``render/.routed_seller_rows``, personal data, removed when
+#: the render ends: a killed render's stays on its worker until the next render replaces it).
+LOCAL_ONLY_DIRS = frozenset({".duckdb-spill", ".routed_seller_rows"})
 #: The keys of a listing entry that change when a file's content changes, by filesystem: S3
 #: (ETag, LastModified), GCS (generation, md5Hash), Azure (etag, last_modified), local (mtime).
 CHANGE_KEYS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified", "mtime", "size")

@@ -61,7 +61,7 @@ from reporting.ledger.model import (
     doc_type_indic,
     opo_key,
 )
-from reporting.ledger.plan import apply_message, ledger_problems, plan_filing
+from reporting.ledger.plan import apply_message, ledger_problems, plan_filing, plan_filing_sorted
 from reporting.ledger.rejections import Rejection
 from reporting.ledger.transmissions import FILING_STATES, FilingState, FilingStep, TransmissionEvent
 from reporting.ledger.url import LEDGER_FILE, default_ledger_url, resolve_ledger_url
@@ -114,5 +114,6 @@ __all__ = [
     "open_ledger",
     "opo_key",
     "plan_filing",
+    "plan_filing_sorted",
     "resolve_ledger_url",
 ]

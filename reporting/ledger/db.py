@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ from reporting.ledger.model import (
     KnownRecord,
     LiveRecord,
     PlannedMessage,
+    PlannedRecord,
     RecordKey,
     StatusReport,
     canonical_json,
@@ -559,6 +560,7 @@ class Ledger:
         approved_at: datetime | None = None,
         created: datetime | None = None,
         operator_id: str = DEFAULT_OPERATOR,
+        content_texts: Callable[[Iterable[PlannedRecord]], Iterable[str]] | None = None,
     ) -> None:
         """Record a rendered message and its records (status rendered / sent), in one transaction.
 
@@ -566,7 +568,9 @@ class Ledger:
         of a PlatformOperator never recorded for the period, and a rendered but unpublished message
         of another run for the same period (publish or discard it first). ``operator_id``: the
         operator of the group that files it (``operator`` is its TIN as the message names it);
-        the period's state is that operator's own.
+        the period's state is that operator's own. ``content_texts``: the canonical JSON of each
+        record's content, in order, where the records do not carry it
+        (:meth:`reporting.ledger.contents.ContentStore.texts`); by default that of their content.
         """
         _check_environment(environment)
         period = _period(authority, year, environment, operator_id)
@@ -635,6 +639,11 @@ class Ledger:
                     )
                     .returning(m.c.id)
                 ).scalar_one()
+                texts = (
+                    content_texts(planned.records)
+                    if content_texts is not None
+                    else (canonical_json(x.content) for x in planned.records)
+                )
                 rows = (
                     {
                         "message_id": message_id,
@@ -646,10 +655,10 @@ class Ledger:
                         "doc_ref_id": x.doc_ref_id,
                         "corr_doc_ref_id": x.corr_doc_ref_id,
                         "content_hash": x.content_hash,
-                        "content": canonical_json(x.content),
+                        "content": text,
                         "status": SENT,
                     }
-                    for i, x in enumerate(planned.records)
+                    for i, (x, text) in enumerate(zip(planned.records, texts, strict=True))
                 )
                 # in batches, in the one transaction: the rows' JSON texts of a message of a million
                 # sellers are never all in memory at once

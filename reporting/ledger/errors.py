@@ -61,3 +61,15 @@ class DueDiligenceReportError(LedgerError, PermanentError):
     """A report of due-diligence actions (``dac7 due-diligence mark``), or of verifications, that
     cannot be applied: the file, the line and the field or rule are named, and nothing of it was
     applied."""
+
+
+class ContentStoreError(LedgerError):
+    """The render's store of record contents (:class:`reporting.ledger.contents.ContentStore`)
+    failed: a record stored twice, or its file could not be made, written or read (a full disk,
+    an unwritable folder). The message names the file, the operation, the period and the key."""
+
+
+class PlanInputError(LedgerError, ValueError):
+    """The records given to :func:`reporting.ledger.plan_filing_sorted` are not in body order,
+    name a key twice or a malformed key, or lack the PlatformOperator: the caller's fault, never
+    the ledger's. A ValueError as well, as the plan's other refusals of its arguments."""

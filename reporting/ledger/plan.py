@@ -36,11 +36,11 @@ that a preflight can refuse a plan before anything is rendered.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from reporting.ledger.errors import LedgerError, LedgerModeError
+from reporting.ledger.errors import LedgerError, LedgerModeError, PlanInputError
 from reporting.ledger.model import (
     ACCEPTED,
     CORRECTION,
@@ -75,6 +75,7 @@ Current = Mapping[RecordKey, tuple[str, Any]]
 #: What the ledger holds as filed: record key -> its live version.
 Live = Mapping[RecordKey, LiveRecord]
 Problem = tuple[str, str]
+T = TypeVar("T")
 
 
 def plan_filing(
@@ -102,25 +103,18 @@ def plan_filing(
     records: DPI403 (a nil report; the assumed operator's declaration in most editions), or DPI401
     where the authority files the assumed operator's declaration so (HMRC's service).
     """
-    if empty_message_type not in (DPI401, DPI403):
-        raise ValueError(f"empty_message_type {empty_message_type!r}: expected DPI401 or DPI403")
-    if environment not in ENVIRONMENTS:
-        raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if mode != "deletion" and (sellers is not None or withdraw):
-        raise ValueError("sellers and withdraw go with mode 'deletion' only")
+    _check_arguments(empty_message_type, environment, mode, sellers, withdraw)
     _check_keys(current, "current")
     _check_keys(live, "live")
-    if mode != "deletion" and PO_KEY not in current:
-        raise ValueError("current must hold the PlatformOperator record (key ('platform_operator', None))")
     period = period_label(authority, year, environment)
+    if mode != "deletion" and PO_KEY not in current:
+        raise _no_platform_operator(period)
     if PO_KEY not in live and live:
         raise LedgerError(
             f"the ledger of {period} holds live records but no live PlatformOperator "
-            f"({', '.join(key_label(k) for k in _order(live)[:5])}); it needs a look by hand before the next filing"
+            f"({', '.join(key_label(k) for k in body_order(live)[:5])}); it needs a look by hand before the next filing"
         )
-    b = _Builder(new_id, live, environment, authority, year, indic, empty_message_type)
+    b = _Builder(new_id, {r.doc_ref_id for r in live.values()}, environment, authority, year, indic, empty_message_type)
     if mode == "auto":
         return _auto(b, current, live, profile_expects_nil, period)
     if mode == "new":
@@ -130,6 +124,92 @@ def plan_filing(
     if mode == "correction":
         return _mode_correction(b, current, live, period)
     return _mode_deletion(b, live, sellers, withdraw, period)
+
+
+def plan_filing_sorted(
+    current: Iterable[Item],
+    live: Iterable[LiveRecord],
+    *,
+    profile_expects_nil: bool,
+    new_id: Callable[[str], str],
+    environment: str,
+    mode: str = "auto",
+    sellers: Collection[str] | None = None,
+    withdraw: bool = False,
+    authority: str = "",
+    year: int | None = None,
+    indic: DocTypeIndic = doc_type_indic,
+    empty_message_type: str = DPI403,
+) -> list[PlannedMessage]:
+    """:func:`plan_filing` over streams: ``current`` as ``(key, content hash, content)`` and
+    ``live`` as its live versions, each in body order (the PlatformOperator, the other operators
+    by key, the sellers by seller_key; a key at most once), merged as they come. In mode ``auto``
+    neither is held whole: what is held is what differs (new, changed, gone: the records of the
+    plan) and the DocRefIds in use; an unchanged record passes. The other modes, chosen by hand,
+    take the streams as mappings. The same plan as :func:`plan_filing` of the same records
+    (``tests/unit/test_ledger_plan_sorted.py``); a stream out of order is refused."""
+    _check_arguments(empty_message_type, environment, mode, sellers, withdraw)
+    period = period_label(authority, year, environment)
+    if mode != "auto":
+        return plan_filing(
+            {k: (h, c) for k, h, c in _in_order(current, "current", lambda i: i[0], period)},
+            {r.key: r for r in _in_order(live, "live", lambda r: r.key, period)},
+            profile_expects_nil=profile_expects_nil,
+            new_id=new_id,
+            environment=environment,
+            mode=mode,
+            sellers=sellers,
+            withdraw=withdraw,
+            authority=authority,
+            year=year,
+            indic=indic,
+            empty_message_type=empty_message_type,
+        )
+    po_now: tuple[str, Any] | None = None
+    po_live: LiveRecord | None = None
+    first_live: list[RecordKey] = []  # the first few, to name them
+    used: set[str] = set()
+    has_sellers = False
+    changes: list[Change] = []
+    new: list[Item] = []
+    pairs = _merged(
+        _in_order(current, "current", lambda i: i[0], period), _in_order(live, "live", lambda r: r.key, period)
+    )
+    for key, now, filed in pairs:
+        if filed is not None:
+            used.add(filed.doc_ref_id)
+            if len(first_live) < 5:
+                first_live.append(key)
+        if now is not None:
+            has_sellers = has_sellers or key[0] == SELLER
+        if key == PO_KEY:
+            po_now, po_live = ((now[1], now[2]) if now is not None else None), filed
+        elif filed is None:
+            assert now is not None
+            new.append(now)
+        elif now is None:
+            changes.append((key, None, filed))
+        elif now[1] != filed.content_hash or filed.rejected:
+            changes.append((key, (now[1], now[2]), filed))
+    if po_now is None:
+        raise _no_platform_operator(period)
+    if po_live is None and used:
+        raise LedgerError(
+            f"the ledger of {period} holds live records but no live PlatformOperator "
+            f"({', '.join(key_label(k) for k in first_live)}); it needs a look by hand before the next filing"
+        )
+    b = _Builder(new_id, used, environment, authority, year, indic, empty_message_type)
+    if po_live is None:
+        return _initial_items(b, po_now, new, nil_ok=profile_expects_nil)  # nothing is live: all is new
+    messages: list[PlannedMessage] = []
+    correction = _correction_of(b, po_now, po_live, po_now[0] != po_live.content_hash or po_live.rejected, changes)
+    po_ref = po_live.doc_ref_id
+    if correction is not None:
+        messages.append(correction)
+        po_ref = correction.platform_operator.doc_ref_id
+    if new:
+        messages.append(_additional_items(b, po_now, new, po_ref, has_sellers, period))
+    return messages
 
 
 def apply_message(live: Live, message: PlannedMessage, *, message_ref_id: str = "") -> dict[RecordKey, LiveRecord]:
@@ -221,7 +301,7 @@ def _mode_deletion(
         if sellers:
             raise ValueError("withdraw deletes every record: it takes no sellers")
         # EU rule 80009: the PlatformOperator goes only with every other record of the period.
-        records = [b.deletion(live[PO_KEY])] + [b.deletion(live[k]) for k in _order(k for k in live if k != PO_KEY)]
+        records = [b.deletion(live[PO_KEY])] + [b.deletion(live[k]) for k in body_order(k for k in live if k != PO_KEY)]
         return [b.message(DPI402, records)]
     wanted = sorted(set(sellers or ()))
     if not wanted:
@@ -254,70 +334,163 @@ class _Diff:
 def _diff(current: Current, live: Live) -> _Diff:
     po = live[PO_KEY]
     return _Diff(
-        new=_order(k for k in current if k not in live and k != PO_KEY),
-        changed=_order(
+        new=body_order(k for k in current if k not in live and k != PO_KEY),
+        changed=body_order(
             k
             for k in current
             if k in live and k != PO_KEY and (current[k][0] != live[k].content_hash or live[k].rejected)
         ),
-        gone=_order(k for k in live if k not in current and k != PO_KEY),
+        gone=body_order(k for k in live if k not in current and k != PO_KEY),
         po_changed=current[PO_KEY][0] != po.content_hash or po.rejected,
     )
 
 
+#: A record of what would be reported now: its key, content hash and content.
+Item = tuple[RecordKey, str, Any]
+#: A record that differs between now and the ledger: its item now (None: gone), its live version
+#: (None: new).
+Change = tuple[RecordKey, tuple[str, Any] | None, LiveRecord | None]
+
+
 def _initial(b: _Builder, current: Current, *, nil_ok: bool) -> list[PlannedMessage]:
-    sellers = _sellers(current)
+    items = [(k, *current[k]) for k in [*_others(current), *_sellers(current)]]
+    return _initial_items(b, current[PO_KEY], items, nil_ok=nil_ok)
+
+
+def _initial_items(b: _Builder, po: tuple[str, Any], items: list[Item], *, nil_ok: bool) -> list[PlannedMessage]:
+    """The first filing: the PlatformOperator and ``items`` (in body order) new."""
+    sellers = any(k[0] == SELLER for k, _, _ in items)
     if not sellers and not nil_ok:
         return []
-    records = [b.new(PO_KEY, current)]
-    records += [b.new(k, current) for k in _others(current)]
-    records += [b.new(k, current) for k in sellers]
+    records = [b.new(PO_KEY, *po)]
+    records += [b.new(k, h, content) for k, h, content in items]
     return [b.message(DPI401 if sellers else b.empty_message_type, records)]
 
 
 def _correction(b: _Builder, current: Current, live: Live, diff: _Diff) -> PlannedMessage | None:
-    if not (diff.changed or diff.gone or diff.po_changed):
+    changes: list[Change] = [(k, current.get(k), live[k]) for k in body_order([*diff.changed, *diff.gone])]
+    return _correction_of(b, current[PO_KEY], live[PO_KEY], diff.po_changed, changes)
+
+
+def _correction_of(
+    b: _Builder, po_now: tuple[str, Any], po: LiveRecord, po_changed: bool, changes: list[Change]
+) -> PlannedMessage | None:
+    """The DPI402 of the changed and gone records (``changes``, in body order), if any."""
+    if not (changes or po_changed):
         return None
-    po = live[PO_KEY]
-    h, content = current[PO_KEY]
-    records = [b.correction(PO_KEY, current, po) if diff.po_changed else b.resend(po.doc_ref_id, h, content)]
-    for key in _order([*diff.changed, *diff.gone]):
-        records.append(b.correction(key, current, live[key]) if key in current else b.deletion(live[key]))
+    h, content = po_now
+    records = [b.correction(PO_KEY, h, content, po) if po_changed else b.resend(po.doc_ref_id, h, content)]
+    for key, now, target in changes:
+        assert target is not None  # a change is a correction or a deletion of a live record
+        records.append(b.correction(key, *now, target) if now is not None else b.deletion(target))
     return b.message(DPI402, records)
 
 
 def _additional(b: _Builder, current: Current, new: list[RecordKey], po_ref: str, period: str) -> PlannedMessage:
-    h, content = current[PO_KEY]
-    records = [b.resend(po_ref, h, content)] + [b.new(k, current) for k in new]
-    if any(k[0] == SELLER for k in new):
+    items = [(k, *current[k]) for k in new]
+    return _additional_items(b, current[PO_KEY], items, po_ref, bool(_sellers(current)), period)
+
+
+def _additional_items(
+    b: _Builder, po: tuple[str, Any], new: list[Item], po_ref: str, has_sellers: bool, period: str
+) -> PlannedMessage:
+    """The DPI401 of the ``new`` records (the PlatformOperator resent under ``po_ref``);
+    ``has_sellers``: whether anything reportable now is a seller."""
+    h, content = po
+    records = [b.resend(po_ref, h, content)] + [b.new(k, kh, kc) for k, kh, kc in new]
+    if any(k[0] == SELLER for k, _, _ in new):
         return b.message(DPI401, records)
-    if not _sellers(current):
+    if not has_sellers:
         # A period without sellers that gains an other operator: the declaration of an operator
         # whose reporting another assumes (or a nil report that comes to name one).
         return b.message(b.empty_message_type, records)
+    labels = _labels([k for k, _, _ in new])
     raise LedgerModeError(
-        f"mode auto: in {period} other operator(s) are new ({_labels(new)}) but no seller is; a DPI401 "
+        f"mode auto: in {period} other operator(s) are new ({labels}) but no seller is; a DPI401 "
         "needs a new seller (EU rule 20040) and a DPI402 cannot carry new records (80010): file them with the "
         "next new seller, or withdraw and refile the period"
     )
 
 
 def _sellers(records: Iterable[RecordKey]) -> list[RecordKey]:
-    return _order(k for k in records if k[0] == SELLER)
+    return body_order(k for k in records if k[0] == SELLER)
 
 
 def _others(records: Iterable[RecordKey]) -> list[RecordKey]:
-    return _order(k for k in records if k[0] == OTHER_PLATFORM_OPERATORS)
+    return body_order(k for k in records if k[0] == OTHER_PLATFORM_OPERATORS)
 
 
-def _order(keys: Iterable[RecordKey]) -> list[RecordKey]:
+def body_order(keys: Iterable[RecordKey]) -> list[RecordKey]:
     """Body order: PlatformOperator, the other operators by key, then the sellers by seller_key."""
-    return sorted(keys, key=lambda k: (KINDS.index(k[0]), k[1] or ""))
+    return sorted(keys, key=_order_key)
 
 
 def _labels(keys: Sequence[RecordKey], limit: int = 5) -> str:
     text = ", ".join(key_label(k) for k in keys[:limit])
     return text + (" ..." if len(keys) > limit else "")
+
+
+def _check_arguments(
+    empty_message_type: str, environment: str, mode: str, sellers: Collection[str] | None, withdraw: bool
+) -> None:
+    if empty_message_type not in (DPI401, DPI403):
+        raise ValueError(f"empty_message_type {empty_message_type!r}: expected DPI401 or DPI403")
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"environment {environment!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if mode != "deletion" and (sellers is not None or withdraw):
+        raise ValueError("sellers and withdraw go with mode 'deletion' only")
+
+
+def _no_platform_operator(period: str) -> PlanInputError:
+    return PlanInputError(
+        f"the records of {period} as read now (current) must hold the PlatformOperator record "
+        "(key ('platform_operator', None))"
+    )
+
+
+def _order_key(key: RecordKey) -> tuple[int, str]:
+    return (KINDS.index(key[0]), key[1] or "")
+
+
+def _in_order(items: Iterable[T], name: str, key_of: Callable[[T], RecordKey], period: str) -> Iterator[T]:
+    """``items`` as they come, refused at the first one with a malformed key or out of body order
+    (:class:`reporting.ledger.errors.PlanInputError` naming the period, the stream and the key)."""
+    last: tuple[int, str] | None = None
+    for item in items:
+        key = key_of(item)
+        try:
+            _check_keys({key: None}, name)
+        except ValueError as exc:
+            raise PlanInputError(f"{period}: {exc}") from None
+        at = _order_key(key)
+        if last is not None and at <= last:
+            raise PlanInputError(f"{period}: {name}: {key_label(key)} comes after a record it should precede, or twice")
+        last = at
+        yield item
+
+
+def _merged(
+    current: Iterator[Item], live: Iterator[LiveRecord]
+) -> Iterator[tuple[RecordKey, Item | None, LiveRecord | None]]:
+    """The two streams merged in body order: each key once, with its item now and its live version."""
+    now, filed = next(current, None), next(live, None)
+    while now is not None or filed is not None:
+        a = _order_key(now[0]) if now is not None else None
+        z = _order_key(filed.key) if filed is not None else None
+        if z is None or (a is not None and a < z):
+            assert now is not None
+            yield now[0], now, None
+            now = next(current, None)
+        elif a is None or z < a:
+            assert filed is not None
+            yield filed.key, None, filed
+            filed = next(live, None)
+        else:
+            assert now is not None and filed is not None
+            yield now[0], now, filed
+            now, filed = next(current, None), next(live, None)
 
 
 def _check_keys(records: Mapping[RecordKey, Any], name: str) -> None:
@@ -336,7 +509,7 @@ class _Builder:
     def __init__(
         self,
         new_id: Callable[[str], str],
-        live: Live,
+        used: set[str],
         environment: str,
         authority: str,
         year: int | None,
@@ -345,7 +518,7 @@ class _Builder:
     ) -> None:
         self.empty_message_type = empty_message_type
         self.new_id = new_id
-        self.used = {r.doc_ref_id for r in live.values()}
+        self.used = used  # the DocRefIds of the live records, and those made since
         self.environment = environment
         self.authority = authority
         self.year = year
@@ -379,15 +552,13 @@ class _Builder:
             content=content,
         )
 
-    def new(self, key: RecordKey, current: Current) -> PlannedRecord:
-        h, content = current[key]
+    def new(self, key: RecordKey, h: str, content: Any) -> PlannedRecord:
         return self._record(key, NEW, self.fresh(NEW, key), None, h, content)
 
     def resend(self, doc_ref_id: str, h: str, content: Any) -> PlannedRecord:
         return self._record(PO_KEY, RESEND, doc_ref_id, None, h, content)
 
-    def correction(self, key: RecordKey, current: Current, target: LiveRecord) -> PlannedRecord:
-        h, content = current[key]
+    def correction(self, key: RecordKey, h: str, content: Any, target: LiveRecord) -> PlannedRecord:
         return self._record(key, CORRECTION, self.fresh(CORRECTION, key), target.doc_ref_id, h, content)
 
     def deletion(self, target: LiveRecord) -> PlannedRecord:

@@ -7,6 +7,7 @@ one: memory does not grow with the number of sellers.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -33,13 +34,14 @@ from reporting.ledger import (
     LedgerError,
     PlannedMessage,
     PlannedRecord,
-    RecordKey,
     content_hash,
     open_ledger,
     opo_key,
-    plan_filing,
+    plan_filing_sorted,
 )
-from reporting.ledger.model import DPI403
+from reporting.ledger.contents import ContentStore
+from reporting.ledger.model import DPI403, period_label
+from reporting.ledger.plan import body_order
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
     MessageHeader,
@@ -61,8 +63,24 @@ from reporting.vocabulary import ASSUMED
 
 log = logging.getLogger(__name__)
 
-#: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders.
+#: The folder of :func:`reporting.mapping.share_seller_rows`'s rows, in the render stage's folder while it renders
+#: (one of :data:`reporting.shared_staging.LOCAL_ONLY_DIRS`: never uploaded to shared staging).
 SHARED_SELLERS_FILE = ".routed_seller_rows"
+#: The :class:`reporting.ledger.contents.ContentStore` of an authority's sellers
+#: (``<name>-<authority>.tmp``), in the render stage's folder while it renders that authority: a
+#: temp file (``.name.tmp``), which :func:`reporting.shared_staging.local_only` keeps on the worker.
+CONTENTS_FILE = ".seller_contents"
+
+
+def contents_file(settings: RunSettings, authority: str) -> Path:
+    """The :data:`CONTENTS_FILE` of ``authority`` in the run's render folder."""
+    return settings.stage_dir("render") / f"{CONTENTS_FILE}-{authority}.tmp"
+
+
+def _remove_contents_files(settings: RunSettings) -> None:
+    """The content stores a killed render left behind (personal data): every authority's."""
+    for path in settings.stage_dir("render").glob(f"{CONTENTS_FILE}-*"):
+        path.unlink(missing_ok=True)
 
 
 @overload
@@ -79,6 +97,7 @@ def render(settings: RunSettings, authority: str | None = None) -> Rendered | Au
     Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
     writes ``render/render.json`` with every message in order."""
     if authority is None:
+        _remove_contents_files(settings)  # one authority's is replaced when that authority renders
         authorities = plan(settings)
         results: list[AuthorityRendered] = []
         if authorities:
@@ -177,85 +196,90 @@ def _render_one(
         identifiers=settings.identifiers(authority),
         environment=env,
     )
-    current: dict[RecordKey, tuple[str, Any]] = {}
-    po = operator_content(operator)
-    current[PO_KEY] = (content_hash(po), po)
-    others = _other_operators(settings, profile, authority)
-    for other in others:
-        content = other_operator_content(other)
-        current[opo_key(other.key)] = (content_hash(content), content)
-    # another operator assumes this one's reporting: its declaration carries no seller
-    assumed = settings.config.operator.assuming_operator is not None
-    not_reported = 0
-    records = seller_records(
-        con,
-        authority,
-        profile,
-        settings.timestamp.year,
-        preview=settings.preview,
-        reading=reading_for(settings.filing_state),
-        shared=shared,
-    )
-    for record, problems in records:
-        if problems:  # the rules stage quarantines such sellers: this is a safety net
-            findings.extend(problems)
-            continue
-        if assumed:  # an operator of the group assuming it: the extract stopped the run already
-            not_reported += 1
-            continue
-        content = seller_content(record)
-        current[(SELLER, record.seller_id)] = (content_hash(content), content)
-    if not_reported:
-        log.warning(
-            "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
-            "([assuming_operator]) assumes this operator's reporting and reports them in its own filing",
+    # the sellers' contents wait in a file of their own until the file is written and recorded:
+    # the plan holds their keys and hashes only
+    with ContentStore(contents_file(settings, authority), period_label(authority, year, env)) as store:
+        po = operator_content(operator)
+        others = _other_operators(settings, profile, authority)
+        # what would be reported now, in body order: the PlatformOperator, the other operators (a
+        # few, in memory), then the sellers as the store gives them back by key
+        head = [(PO_KEY, content_hash(po), po)]
+        for other in sorted(others, key=lambda o: o.key):
+            content = other_operator_content(other)
+            head.append((opo_key(other.key), content_hash(content), content))
+        # another operator assumes this one's reporting: its declaration carries no seller
+        assumed = settings.config.operator.assuming_operator is not None
+        not_reported = 0
+        records = seller_records(
+            con,
             authority,
-            year,
-            not_reported,
+            profile,
+            settings.timestamp.year,
+            preview=settings.preview,
+            reading=reading_for(settings.filing_state),
+            shared=shared,
         )
-    live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
-    mode = settings.mode
-    sellers: Collection[str] | None = settings.sellers
-    if mode == "deletion" and sellers is not None:
-        sellers = [s for s in sellers if (SELLER, s) in live]
-        if not sellers:
-            return []  # none of the named sellers was filed to this authority
-    plan = plan_filing(
-        current,
-        live,
-        # the assumed operator's declaration is due also where nil reports are not; a preview
-        # sends a state its resident assumed operators in a DPI403 when it receives no seller
-        profile_expects_nil=profile.expects_nil
-        or (not settings.preview and assumed)
-        or (settings.preview and bool(others)),
-        empty_message_type=profile.assumed_message_type if assumed else DPI403,
-        new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
-        environment=env,
-        mode=mode,
-        sellers=sellers if mode == "deletion" else None,
-        authority=authority,
-        year=year,
-        indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
-    )
-    breaches = ledger.problems(plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id)
-    if breaches:
-        raise LedgerError(
-            f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
-            + "; ".join(f"[{code}] {text}" for code, text in breaches)
-        )
-    target_dir = settings.stage_dir(f"render/{authority}")
-    rendered: list[RenderedMessage] = []
-    bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
-    for planned in plan:
-        for part in _parts(profile, planned, operator, ids):
-            number = len(rendered) + 1
-            part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
-            rendered.append(
-                _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger)
+        for record, problems in records:
+            if problems:  # the rules stage quarantines such sellers: this is a safety net
+                findings.extend(problems)
+                continue
+            if assumed:  # an operator of the group assuming it: the extract stopped the run already
+                not_reported += 1
+                continue
+            store.put((SELLER, record.seller_id), seller_content(record))
+        if not_reported:
+            log.warning(
+                "%s %s: %d reportable seller(s) of the source are not reported: another platform operator "
+                "([assuming_operator]) assumes this operator's reporting and reports them in its own filing",
+                authority,
+                year,
+                not_reported,
             )
-    for m in rendered:
-        m["parts"] = len(rendered)
-    return rendered
+        live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
+        mode = settings.mode
+        sellers: Collection[str] | None = settings.sellers
+        if mode == "deletion" and sellers is not None:
+            sellers = [s for s in sellers if (SELLER, s) in live]
+            if not sellers:
+                return []  # none of the named sellers was filed to this authority
+        plan = plan_filing_sorted(
+            itertools.chain(head, store.items(SELLER)),
+            [live[k] for k in body_order(live)],
+            # the assumed operator's declaration is due also where nil reports are not; a preview
+            # sends a state its resident assumed operators in a DPI403 when it receives no seller
+            profile_expects_nil=profile.expects_nil
+            or (not settings.preview and assumed)
+            or (settings.preview and bool(others)),
+            empty_message_type=profile.assumed_message_type if assumed else DPI403,
+            new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
+            environment=env,
+            mode=mode,
+            sellers=sellers if mode == "deletion" else None,
+            authority=authority,
+            year=year,
+            indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
+        )
+        breaches = ledger.problems(
+            plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id
+        )
+        if breaches:
+            raise LedgerError(
+                f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
+                + "; ".join(f"[{code}] {text}" for code, text in breaches)
+            )
+        target_dir = settings.stage_dir(f"render/{authority}")
+        rendered: list[RenderedMessage] = []
+        bound: dict[str, str] = {}  # DocRefIds as planned -> as written (bind_doc_ref_id)
+        for planned in plan:
+            for part in _parts(profile, planned, operator, ids, store):
+                number = len(rendered) + 1
+                part = _bind_ids(profile, part, profile.message_ref_id(ids, number), bound)
+                rendered.append(
+                    _write_message(settings, profile, ids, authority, operator, part, number, target_dir, ledger, store)
+                )
+        for m in rendered:
+            m["parts"] = len(rendered)
+        return rendered
 
 
 def _other_operators(
@@ -291,7 +315,7 @@ def _other_operators(
 
 
 def _parts(
-    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, ids: DocIds
+    profile: AuthorityProfile, planned: PlannedMessage, operator: OperatorRecord, ids: DocIds, store: ContentStore
 ) -> list[PlannedMessage]:
     """A planned message as the files the profile takes: itself, or parts of at most
     ``max_sellers_per_file`` sellers and ``max_file_bytes`` bytes, the PlatformOperator resent
@@ -315,7 +339,9 @@ def _parts(
         ids.identifiers,
     )
     others = [r for r in planned.records if r.kind == OTHER_PLATFORM_OPERATORS]
-    records = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    records = (
+        (seller_from_content(c), _doc(r)) for r, c in zip(planned.sellers, store.contents(planned.sellers), strict=True)
+    )
     by_id = {r.seller_key: r for r in planned.sellers}
     findings: list[Finding] = []
     batches = list(
@@ -368,7 +394,9 @@ def _bind_ids(
         if r.doc_type == RESEND:
             ref = bound.get(r.doc_ref_id, r.doc_ref_id)
         else:
-            ref = bound[r.doc_ref_id] = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
+            ref = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
+            if ref != r.doc_ref_id:  # an id kept as planned needs no entry: it is looked up as itself
+                bound[r.doc_ref_id] = ref
         corr = bound.get(r.corr_doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else None
         records.append(
             r if (ref, corr) == (r.doc_ref_id, r.corr_doc_ref_id) else replace(r, doc_ref_id=ref, corr_doc_ref_id=corr)
@@ -397,6 +425,7 @@ def _write_message(
     number: int,
     target_dir: Path,
     ledger: Ledger,
+    store: ContentStore,
 ) -> RenderedMessage:
     """One file of one planned message, written atomically and recorded in the ledger as
     rendered (its ids are used from now on, whether it is published or discarded)."""
@@ -414,7 +443,9 @@ def _write_message(
     )
     name = profile.file_name(h)
     tmp = target_dir / f".{name}.tmp"
-    sellers = ((seller_from_content(r.content), _doc(r)) for r in planned.sellers)
+    sellers = (
+        (seller_from_content(c), _doc(r)) for r, c in zip(planned.sellers, store.contents(planned.sellers), strict=True)
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -438,6 +469,7 @@ def _write_message(
         transfer_id=h.transfer_id,
         created=settings.timestamp,
         operator_id=settings.operator_id,
+        content_texts=store.texts,
     )
     kinds: dict[str, int] = {}
     for r in planned.sellers:

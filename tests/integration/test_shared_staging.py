@@ -130,6 +130,12 @@ def test_scratch_and_temp_files_stay_on_the_worker(shared: SharedStaging, tmp_pa
     }
     assert local_only(PurePosixPath(".duckdb-spill/x")) and not local_only(PurePosixPath("a/b.json"))
     assert local_only(PurePosixPath("preview/DE/ledger.sqlite3-wal"))
+    # the render's personal data while it renders: the sellers' rows and contents
+    assert local_only(PurePosixPath("render/.routed_seller_rows/part-0.parquet"))
+    assert local_only(PurePosixPath("render/.seller_contents-DE.tmp"))
+    assert not local_only(PurePosixPath("render/.seller_contents-DE")) and not local_only(
+        PurePosixPath("render/DE/a.xml")
+    )
 
 
 def test_a_file_removed_while_pushing_is_left_to_its_owner(
