@@ -68,11 +68,6 @@ def mask(value: str | None, keep: int = 3) -> str:
     return MASK + compact[-keep:] if len(compact) >= 2 * keep else MASK
 
 
-def mask_fixed(value: str | None, keep: int = 3) -> str:
-    """:func:`mask`, under the name the verification record calls it by."""
-    return mask(value, keep)
-
-
 @functools.cache
 def _tin_modules(country: str, entity: bool) -> tuple[Any, ...]:
     """The stdnum modules that check a country's tax numbers of individuals or of entities, looked

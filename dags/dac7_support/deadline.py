@@ -93,10 +93,10 @@ def model_rules_lines(year: int, labels: Iterable[str]) -> list[str]:
 
     lines = []
     for label in labels:
-        rules = rule_set_for(_authority_of(label))
+        authority = _authority_of(label)
+        rules = rule_set_for(authority)
         if not rules.model_rules:
             continue
-        authority = _authority_of(label)
         lines.append(
             f"{label} reports to {deadline_table()[profile_of(authority)].name} under {rules.law}, by "
             f"{filing_due(authority, year).isoformat()} ({rules.sources['deadline']}): upload its outbox package "
