@@ -227,7 +227,7 @@ def _facts(reader: Any, blocks: Iterator[tuple[str, Block]]) -> Iterator[SellerF
             else:
                 taken = list(itertools.islice(blocks, count))
                 # sorted by seller: the first and the last of its count are its own, or none is
-                if len(taken) != count or taken[0][0] != seller_id or taken[-1][0] != seller_id:
+                if count < 1 or len(taken) != count or taken[0][0] != seller_id or taken[-1][0] != seller_id:
                     raise ReportingError(
                         f"activity_totals: the blocks read for seller {seller_id} are not its own "
                         "(the sellers and their blocks were read in different orders); run the rules stage again"

@@ -143,6 +143,7 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
         assert once == _facts_as_lists(con)
         for per_read in (1, 37, 150):
             assert list(rules_stage.iter_facts(con, per_read=per_read)) == once
+        assert list(rules_stage.iter_facts(con, batch_rows=7)) == once
     finally:
         con.close()
     pipeline.apply_rules(run_dir)
