@@ -34,7 +34,7 @@ from typing import Any
 from reporting.countries import EU_MEMBER_STATES, minor_unit_exponent
 from reporting.findings import Finding
 from reporting.jurisdictions import DAC7, Reportable, RuleSet
-from reporting.money import minor_to_units, round_half_up, round_half_up_ratio, to_fraction
+from reporting.money import round_half_up, round_half_up_ratio, to_fraction
 from reporting.variants import EU_READING, LegalVariant
 from reporting.vocabulary import (
     ACTIVITY_ORDER,
@@ -241,7 +241,7 @@ def _exact_ratio(per_rate: dict[tuple[str, str | None], int], rates: dict[str, R
             return sum(per_rate.values()), _minor_divisor(currency)
     total = Fraction(0)
     for (currency, units_per_eur), minor in per_rate.items():
-        units = minor_to_units(minor, currency)
+        units = Fraction(minor, _minor_divisor(currency))  # minor_to_units, its divisor looked up once
         if convert and currency != "EUR":
             units /= to_fraction(units_per_eur) if units_per_eur is not None else rates[currency].units_per_eur
         total += units

@@ -10,6 +10,7 @@ checks of the decided sellers, which may still quarantine some) is the next stag
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 from collections import Counter, defaultdict
@@ -22,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reporting.errors import ReportingError
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding, Severity
 from reporting.jurisdictions import Reportable, partner_jurisdictions, rule_set_for
@@ -40,22 +42,30 @@ from reporting.rules import (
 )
 from reporting.settings import RunSettings
 from reporting.staging import connect, seller_ranges
-from reporting.variants import EU_READING, LegalVariant, reading_for
+from reporting.variants import LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
 
 log = logging.getLogger(__name__)
 
+#: The blocks of the sellers (the rows of the aggregates, each with its listing's country), in the
+#: order of the seller's id, then of the block's keys: one sort, which DuckDB may spill, where a
+#: list aggregate ordered per seller cost some 20 times as much and is built in memory.
+BLOCKS_SQL = """
+select
+    a.seller_id, a.activity, a.listing_id, a.currency, a.quarter, a.amount_minor, a.fee_minor, a.tax_minor,
+    a.activities, coalesce(a.rented_days, 0) as rented_days, p.address_country as listing_country,
+    a.rate_date, a.units_per_eur
+from activity_totals as a
+left join property_listings as p on p.listing_id = a.listing_id
+where {sellers} and a.seller_id in (select seller_id from sellers)
+order by a.seller_id, a.activity, a.listing_id, a.currency, a.quarter, a.rate_date
+"""
+
+#: The sellers with activity, in the order of their id, each with how many rows of
+#: :data:`BLOCKS_SQL` are its blocks.
 FACTS_SQL = """
 with blocks as (
-    select
-        a.seller_id,
-        list(struct_pack(
-            activity := a.activity, listing_id := a.listing_id, currency := a.currency,
-            quarter := a.quarter, amount_minor := a.amount_minor, fee_minor := a.fee_minor,
-            tax_minor := a.tax_minor, activities := a.activities,
-            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country,
-            rate_date := a.rate_date, units_per_eur := a.units_per_eur
-        ) order by a.activity, a.listing_id, a.currency, a.quarter, a.rate_date) as blocks
+    select a.seller_id, count(*) as blocks
     from activity_totals as a
     left join property_listings as p on p.listing_id = a.listing_id
     where {sellers}
@@ -85,10 +95,10 @@ final as (
 select * from final order by seller_id
 """
 
-#: Sellers decided per reading of :data:`FACTS_SQL`: its lists of blocks are built in memory
-#: (DuckDB cannot spill a list aggregate), so a large marketplace is read in ranges of seller ids,
-#: one after the other, each at most about this many sellers (670,000 sellers at once exceeded
-#: a 1 GB DuckDB budget).
+#: Sellers decided per reading of :data:`FACTS_SQL` and :data:`BLOCKS_SQL`: a large marketplace
+#: is read in ranges of seller ids, one after the other, each at most about this many sellers, so
+#: that no reading holds every seller at once (670,000 sellers at once exceeded a 1 GB DuckDB
+#: budget when the blocks were read as lists).
 FACTS_SELLERS_PER_READ = 150_000
 
 RATES_SQL = """
@@ -173,24 +183,68 @@ def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) 
     for low, high in seller_ranges(con, "activity_totals", per_read or FACTS_SELLERS_PER_READ):
         params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
-        sql = FACTS_SQL.replace("{sellers}", " and ".join(where[k] for k in params) or "true")
-        yield from _facts(con.sql(sql, params=params or None).to_arrow_reader(batch_rows))
+        condition = " and ".join(where[k] for k in params) or "true"
+        # the range's blocks read whole first (Arrow, a few dozen bytes a block): a connection
+        # keeps one result open, and the sellers are read as a stream beside them
+        table = con.sql(BLOCKS_SQL.replace("{sellers}", condition), params=params or None).to_arrow_table()
+        blocks = _blocks(table, batch_rows)
+        sellers = con.sql(FACTS_SQL.replace("{sellers}", condition), params=params or None)
+        yield from _facts(sellers.to_arrow_reader(batch_rows), blocks)
 
 
-def _facts(reader: Any) -> Iterator[SellerFacts]:
+#: the fields of :class:`Block` in the order of its constructor, as BLOCKS_SQL names them
+_BLOCK_FIELDS = tuple(Block.__dataclass_fields__)
+
+
+def _blocks(table: pa.Table, batch_rows: int) -> Iterator[tuple[str, Block]]:
+    """The rows of :data:`BLOCKS_SQL` as (seller id, block), in its order, each Arrow batch turned
+    into Python values a column at a time (no dict per row), the blocks built positionally."""
+    for batch in table.to_batches(batch_rows):
+        blocks = map(Block, *(batch.column(name).to_pylist() for name in _BLOCK_FIELDS))
+        yield from zip(batch.column("seller_id").to_pylist(), blocks, strict=True)
+
+
+def _facts(reader: Any, blocks: Iterator[tuple[str, Block]]) -> Iterator[SellerFacts]:
+    """The sellers of each Arrow batch as records, each with its count of ``blocks`` taken from
+    the stream of blocks in the same order (a seller whose id repeats gets the same blocks)."""
+    previous: SellerFacts | None = None
     for batch in reader:
-        for r in batch.to_pylist():
-            yield SellerFacts(
-                seller_id=r["seller_id"],
-                seller_type=r["seller_type"],
-                residence_country=r["residence_country"],
-                gvs_jurisdiction=r["gvs_jurisdiction"],
-                is_governmental=bool(r["is_governmental"]),
-                is_listed=bool(r["is_listed"]),
-                tin_issuers=tuple(r["tin_issuers"]),
-                pe_countries=tuple(r["pe_countries"]),
-                blocks=tuple(Block(**b) for b in r["blocks"]),
+        columns = zip(
+            batch.column("seller_id").to_pylist(),
+            batch.column("seller_type").to_pylist(),
+            batch.column("residence_country").to_pylist(),
+            batch.column("gvs_jurisdiction").to_pylist(),
+            batch.column("is_governmental").to_pylist(),
+            batch.column("is_listed").to_pylist(),
+            batch.column("tin_issuers").to_pylist(),
+            batch.column("pe_countries").to_pylist(),
+            batch.column("blocks").to_pylist(),
+            strict=True,
+        )
+        for seller_id, seller_type, country, gvs, governmental, listed, tins, pes, count in columns:
+            if previous is not None and previous.seller_id == seller_id:
+                own = previous.blocks
+            else:
+                taken = list(itertools.islice(blocks, count))
+                # sorted by seller: the first and the last of its count are its own, or none is
+                if count < 1 or len(taken) != count or taken[0][0] != seller_id or taken[-1][0] != seller_id:
+                    raise ReportingError(
+                        f"activity_totals: the blocks read for seller {seller_id} are not its own "
+                        "(the sellers and their blocks were read in different orders); run the rules stage again"
+                    )
+                own = tuple(b for _, b in taken)
+            previous = SellerFacts(
+                seller_id=seller_id,
+                seller_type=seller_type,
+                residence_country=country,
+                gvs_jurisdiction=gvs,
+                is_governmental=bool(governmental),
+                is_listed=bool(listed),
+                tin_issuers=tuple(tins),
+                pe_countries=tuple(pes),
+                blocks=own,
             )
+            yield previous
 
 
 @dataclass(slots=True)
@@ -228,6 +282,7 @@ def apply_rules(settings: RunSettings) -> Decided:
             quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
             # identity gaps (a name, a birth date ...) matter for the sellers that are reported
             incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
+            code, label, state = ctx.variant.code, ctx.variant.label, ctx.variant.state
             for facts in iter_facts(con):
                 if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
                     notes.append(gvs_not_used(facts.seller_id))
@@ -249,15 +304,15 @@ def apply_rules(settings: RunSettings) -> Decided:
                         variant=ctx.variant.state,
                     )
                     decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d, ctx.variant))
+                    dw.add(_decision_row(facts, d, code, label))
                     continue
                 decisions_counter[d.decision] += 1
-                dw.add(_decision_row(facts, d, ctx.variant))
+                dw.add(_decision_row(facts, d, code, label))
                 for r in d.reports:
-                    rw.add(_report_row(d.seller_id, r, ctx.variant.state))
+                    rw.add(_report_row(d.seller_id, r, state))
                 for a in d.authorities:
                     per_authority[a] += 1
-                    ow.add({"authority": a, "seller_id": d.seller_id})
+                    ow.add((a, d.seller_id))
     finally:
         con.close()
     write_quarantine(settings.stage_dir("checks") / GVS_NOTES, notes)
@@ -330,28 +385,31 @@ def filing_context(settings: RunSettings, con: Any) -> RuleContext:
     )
 
 
-def _decision_row(facts: SellerFacts, d: Decision, reading: LegalVariant = EU_READING) -> dict[str, Any]:
-    return {
-        "seller_id": d.seller_id,
-        "seller_type": facts.seller_type,
-        "decision": d.decision,
-        "residence_countries": [c for c, _ in d.residence],
-        "residence_reasons": [r for _, r in d.residence],
-        "authorities": list(d.authorities),
-        "currency": d.currency,
-        "converted": d.converted,
-        "rates": _rates_json(d.rates, d.payment_rates),
-        "goods_activities": d.goods_activities,
-        "goods_eur": None if d.goods_eur is None else money_text(d.goods_eur, "").strip().replace(",", ""),
-        "goods_eur_exact": None if d.goods_eur is None else str(d.goods_eur),
-        "excluded_listings": list(d.excluded_listings),
-        "explanation": explanation(d),
-        "reading": reading.code,
-        "reading_label": reading.label,
-        "goods_part_excluded": d.goods_part_excluded,
-        "exchange_states": [c for c, _ in d.exchange],
-        "exchange_reasons": [r for _, r in d.exchange],
-    }
+def _decision_row(facts: SellerFacts, d: Decision, code: str, label: str) -> tuple[Any, ...]:
+    """A row of ``decisions.parquet``, its values in :data:`DECISION_SCHEMA`'s order; ``code`` and
+    ``label`` are the reading's (the same for every seller of a run: worked out once)."""
+    goods_eur = d.goods_eur
+    return (
+        d.seller_id,
+        facts.seller_type,
+        d.decision,
+        [c for c, _ in d.residence],
+        [r for _, r in d.residence],
+        list(d.authorities),
+        d.currency,
+        d.converted,
+        _rates_json(d.rates, d.payment_rates),
+        d.goods_activities,
+        None if goods_eur is None else money_text(goods_eur, "").strip().replace(",", ""),
+        None if goods_eur is None else str(goods_eur),
+        list(d.excluded_listings),
+        explanation(d),
+        code,
+        label,
+        d.goods_part_excluded,
+        [c for c, _ in d.exchange],
+        [r for _, r in d.exchange],
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -374,43 +432,45 @@ def _rates_json(rates: tuple[Rate, ...], payment_rates: tuple[tuple[str, int, da
     )
 
 
-def _report_row(seller_id: str, r: ActivityReport, reading: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "seller_id": seller_id,
-        "reading": reading,
-        "activity": r.activity,
-        "listing_id": r.listing_id,
-        "currency": r.currency,
-        "rented_days": r.rented_days,
-    }
-    for i, q in enumerate(Q):
-        row[f"cons_{q}"] = r.consideration[i]
-        row[f"numb_{q}"] = r.activities[i]
-        row[f"fees_{q}"] = r.fees[i]
-        row[f"tax_{q}"] = r.taxes[i]
-        row[f"exact_cons_{q}"] = str(r.exact_consideration[i])
-    return row
+def _report_row(seller_id: str, r: ActivityReport, reading: str) -> tuple[Any, ...]:
+    """A row of ``reported.parquet``, its values in :data:`REPORT_SCHEMA`'s order."""
+    return (
+        seller_id,
+        reading,
+        r.activity,
+        r.listing_id,
+        r.currency,
+        r.rented_days,
+        *r.consideration,
+        *r.activities,
+        *r.fees,
+        *r.taxes,
+        *map(str, r.exact_consideration),
+    )
 
 
 class _Writer:
-    """Buffered Parquet writer: rows in, batches out, atomic rename on close."""
+    """Buffered Parquet writer: rows in (tuples in the schema's order), batches of ``batch_rows``
+    out, each column built from the batch's values at once; atomic rename on close."""
 
     def __init__(self, path: Any, schema: pa.Schema, batch_rows: int = 20_000) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp")
         self.schema = schema
         self.batch_rows = batch_rows
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
         if len(self.rows) >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
         if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            columns = zip(*self.rows, strict=True)
+            arrays = [pa.array(values, f.type) for values, f in zip(columns, self.schema, strict=True)]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
             self.rows = []
 
     def __enter__(self) -> _Writer:

@@ -18,6 +18,7 @@ from dac7_demo import generate_demo
 from reporting import mapping, pipeline
 from reporting.authorities import select_profile
 from reporting.findings import Finding
+from reporting.rules import Block, SellerFacts
 from reporting.settings import load_settings
 from reporting.stages import audit
 from reporting.stages import rules as rules_stage
@@ -126,9 +127,10 @@ def test_the_render_of_all_authorities_reads_the_records_each_would_read_alone(t
 
 
 def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large marketplace's sellers are decided from readings of ranges of ids (the list
-    aggregates of one reading cannot spill): the same facts in the same order, and the same
-    decisions, whatever the size of the ranges."""
+    """A large marketplace's sellers are decided from readings of ranges of ids: the same facts in
+    the same order, and the same decisions, whatever the size of the ranges; and the same facts as
+    one reading of every seller with its blocks as a list aggregate (how they were read before the
+    blocks became one sorted reading)."""
     url = f"sqlite:///{tmp_path}/market.db"
     generate_demo(url, sellers=400, seed=5, year=2025, replace=True, bad_share=0.1)
     config = write_config(tmp_path / "dac7.toml", routing="jurisdiction")
@@ -138,8 +140,10 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     try:
         once = list(rules_stage.iter_facts(con, per_read=10**9))
         assert len(once) > 300
+        assert once == _facts_as_lists(con)
         for per_read in (1, 37, 150):
             assert list(rules_stage.iter_facts(con, per_read=per_read)) == once
+        assert list(rules_stage.iter_facts(con, batch_rows=7)) == once
     finally:
         con.close()
     pipeline.apply_rules(run_dir)
@@ -147,6 +151,57 @@ def test_sellers_read_in_ranges_are_the_sellers_read_at_once(tmp_path: Path, mon
     monkeypatch.setattr(rules_stage, "FACTS_SELLERS_PER_READ", 50)
     pipeline.apply_rules(run_dir)
     assert (settings.run_path / "rules" / "decisions.parquet").read_bytes() == decided
+
+
+_FACTS_AS_LISTS_SQL = """
+with blocks as (
+    select
+        a.seller_id,
+        list(struct_pack(
+            activity := a.activity, listing_id := a.listing_id, currency := a.currency,
+            quarter := a.quarter, amount_minor := a.amount_minor, fee_minor := a.fee_minor,
+            tax_minor := a.tax_minor, activities := a.activities,
+            rented_days := coalesce(a.rented_days, 0), listing_country := p.address_country,
+            rate_date := a.rate_date, units_per_eur := a.units_per_eur
+        ) order by a.activity, a.listing_id, a.currency, a.quarter, a.rate_date) as blocks
+    from activity_totals as a
+    left join property_listings as p on p.listing_id = a.listing_id
+    group by a.seller_id
+),
+tins as (
+    select seller_id, list(distinct issued_by order by issued_by) as issuers from seller_tins group by seller_id
+),
+pes as (
+    select seller_id, list(distinct country order by country) as countries
+    from seller_permanent_establishments group by seller_id
+)
+select
+    s.seller_id, s.seller_type, s.residence_country, s.gvs_jurisdiction, s.is_governmental, s.is_listed,
+    coalesce(t.issuers, []) as tin_issuers, coalesce(p.countries, []) as pe_countries, b.blocks
+from sellers as s
+inner join blocks as b on b.seller_id = s.seller_id
+left join tins as t on t.seller_id = s.seller_id
+left join pes as p on p.seller_id = s.seller_id
+order by s.seller_id
+"""
+
+
+def _facts_as_lists(con: Any) -> list[SellerFacts]:
+    """Every seller's facts from one query, its blocks as a list aggregate, a dict per row."""
+    return [
+        SellerFacts(
+            seller_id=r["seller_id"],
+            seller_type=r["seller_type"],
+            residence_country=r["residence_country"],
+            gvs_jurisdiction=r["gvs_jurisdiction"],
+            is_governmental=bool(r["is_governmental"]),
+            is_listed=bool(r["is_listed"]),
+            tin_issuers=tuple(r["tin_issuers"]),
+            pe_countries=tuple(r["pe_countries"]),
+            blocks=tuple(Block(**b) for b in r["blocks"]),
+        )
+        for r in con.sql(_FACTS_AS_LISTS_SQL).to_arrow_table().to_pylist()
+    ]
 
 
 def test_the_render_reads_its_sellers_in_ranges_as_it_reads_them_at_once(
