@@ -102,8 +102,8 @@ def render(
 
     Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
     writes ``render/render.json`` with every message in order. ``rendered`` is called with each
-    authority once its files are written and recorded (the validation beside the render,
-    :class:`reporting.stages.validate.Overlapped`)."""
+    authority once its files are written and recorded, where more than one authority renders (the
+    validation beside the render, :class:`reporting.stages.validate.Overlapped`)."""
     if authority is None:
         _remove_contents_files(settings)  # one authority's is replaced when that authority renders
         authorities = plan(settings)
@@ -119,7 +119,7 @@ def render(
                     share_seller_rows(con, rows)
                 for a in authorities:
                     results.append(_render_authority(settings, a, con, shared=shared))
-                    if rendered is not None:
+                    if rendered is not None and shared:  # one authority alone: nothing to overlap with
                         rendered(a)
             finally:
                 con.close()

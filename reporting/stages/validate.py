@@ -203,14 +203,18 @@ class Overlapped:
         self.settings = settings
         self.sent: list[str] = []
         self.worker: Worker | None = None
-        if cpu_count() > 1:  # on one core the validate stage does the same work after the render
+        # on one core the validate stage does the same work after the render
+        self.started = cpu_count() <= 1
+
+    def rendered(self, authority: str) -> None:
+        """The render of ``authority`` is done: its files are checked from now on (the worker
+        started with the first one)."""
+        if not self.started:
+            self.started = True
             try:
                 self.worker = Worker()
             except OSError:
                 log.info("validation beside the render: no worker process could start; the validate stage checks")
-
-    def rendered(self, authority: str) -> None:
-        """The render of ``authority`` is done: its files are checked from now on."""
         if self.worker is None:
             return
         try:
