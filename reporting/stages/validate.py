@@ -209,6 +209,8 @@ class Overlapped:
     def rendered(self, authority: str) -> None:
         """The render of ``authority`` is done: its files are checked from now on (the worker
         started with the first one)."""
+        if not self.settings.preview:  # a filing shares its ledger: its files are checked by the stage
+            return
         if not self.started:
             self.started = True
             try:
@@ -258,10 +260,23 @@ def _overlap_job(settings: RunSettings, authority: str, secret: str | None) -> d
     before = _file_hashes(settings, render)
     if before is None or before != {m["file"]: m["sha256"] for m in render["messages"]}:
         return None
+    schemas = _schema_hashes(settings, render)
     summary = _check(settings, authority)
-    if _file_hashes(settings, render) != before:
+    if _file_hashes(settings, render) != before or _schema_hashes(settings, render) != schemas:
         return None
-    return {"sha256": before, "summary": summary}
+    return {"sha256": before, "schemas": schemas, "summary": summary}
+
+
+def _schema_hashes(settings: RunSettings, render: Rendered) -> dict[str, str]:
+    """The sha256 of the official schema each rendered file is checked against: a report made
+    against other schema files is not taken."""
+    hashes: dict[str, str] = {}
+    for msg in render["messages"]:
+        profile = select_profile(msg["authority"], settings.config)
+        xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
+        schema = Path(profile.official_schema(xsd_dir))
+        hashes[msg["file"]] = file_sha256(schema) if schema.is_file() else ""
+    return hashes
 
 
 def _file_hashes(settings: RunSettings, render: Rendered) -> dict[str, str] | None:
@@ -278,18 +293,19 @@ def _adopted(settings: RunSettings, authority: str) -> AuthorityValidation | Non
     path = overlapped_path(settings.run_path, authority)
     if not path.is_file():
         return None
-    report = read_json(path)
     try:
+        report = read_json(path)
         render = rendered(settings, authority)
-    except OSError:
-        return None
-    recorded = {m["file"]: m["sha256"] for m in render["messages"]}
-    summary: AuthorityValidation = report["summary"]
-    if (
-        report["sha256"] != recorded
-        or [f["file"] for f in summary["files"]] != [m["file"] for m in render["messages"]]
-        or _file_hashes(settings, render) != recorded
-    ):
+        recorded = {m["file"]: m["sha256"] for m in render["messages"]}
+        summary: AuthorityValidation = report["summary"]
+        if (
+            report["sha256"] != recorded
+            or [f["file"] for f in summary["files"]] != [m["file"] for m in render["messages"]]
+            or report.get("schemas") != _schema_hashes(settings, render)
+            or _file_hashes(settings, render) != recorded
+        ):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or not such a report: checked here
         return None
     log.info("validate year=%s authority=%s: checked beside the render, files unchanged", settings.year, authority)
     return summary
