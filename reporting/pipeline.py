@@ -428,7 +428,16 @@ def render(run_dir: str | Path, authority: str) -> AuthorityRendered: ...
 def render(run_dir: str | Path, authority: str | None = None) -> Rendered | AuthorityRendered:
     """Render the messages due to one authority (after :func:`plan`), or plan and render all."""
     with _stage("render", run_dir, authority) as settings:
-        return _render.render(settings, authority)
+        if authority is not None:  # a task of its own per authority: its validation is a task too
+            return _render.render(settings, authority)
+        # every authority: each one's files are validated beside the render of the next
+        overlap = _validate.Overlapped(settings)
+        try:
+            result = _render.render(settings, rendered=overlap.rendered)
+            overlap.finish()
+        finally:
+            overlap.close()
+        return result
 
 
 @overload

@@ -11,7 +11,7 @@ import itertools
 import logging
 import os
 import shutil
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -84,18 +84,26 @@ def _remove_contents_files(settings: RunSettings) -> None:
 
 
 @overload
-def render(settings: RunSettings, authority: None = None) -> Rendered: ...
+def render(
+    settings: RunSettings, authority: None = None, *, rendered: Callable[[str], None] | None = None
+) -> Rendered: ...
 @overload
-def render(settings: RunSettings, authority: str) -> AuthorityRendered: ...
+def render(
+    settings: RunSettings, authority: str, *, rendered: Callable[[str], None] | None = None
+) -> AuthorityRendered: ...
 
 
-def render(settings: RunSettings, authority: str | None = None) -> Rendered | AuthorityRendered:
+def render(
+    settings: RunSettings, authority: str | None = None, *, rendered: Callable[[str], None] | None = None
+) -> Rendered | AuthorityRendered:
     """Write ``<run>/render/<authority>/<file>.xml``: for one authority (or every planned one),
     the messages that the filing ledger says are due (a first filing, additions, corrections,
     deletions, a nil report), each recorded in the ledger as rendered, not yet published.
 
     Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
-    writes ``render/render.json`` with every message in order."""
+    writes ``render/render.json`` with every message in order. ``rendered`` is called with each
+    authority once its files are written and recorded, where more than one authority renders (the
+    validation beside the render, :class:`reporting.stages.validate.Overlapped`)."""
     if authority is None:
         _remove_contents_files(settings)  # one authority's is replaced when that authority renders
         authorities = plan(settings)
@@ -109,7 +117,10 @@ def render(settings: RunSettings, authority: str | None = None) -> Rendered | Au
                 shared = len(authorities) > 1
                 if shared:
                     share_seller_rows(con, rows)
-                results = [_render_authority(settings, a, con, shared=shared) for a in authorities]
+                for a in authorities:
+                    results.append(_render_authority(settings, a, con, shared=shared))
+                    if rendered is not None and shared:  # one authority alone: nothing to overlap with
+                        rendered(a)
             finally:
                 con.close()
                 shutil.rmtree(rows, ignore_errors=True)  # personal data: kept no longer than the render
@@ -122,9 +133,12 @@ def render(settings: RunSettings, authority: str | None = None) -> Rendered | Au
         return summary
     con = connect(settings.run_path, "extract", "aggregate", "rules")
     try:
-        return _render_authority(settings, authority, con)
+        result = _render_authority(settings, authority, con)
     finally:
         con.close()
+    if rendered is not None:
+        rendered(authority)
+    return result
 
 
 def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared: bool = False) -> AuthorityRendered:
@@ -147,6 +161,7 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     # an earlier validation of this authority's files says nothing of the files rendered now
     shutil.rmtree(settings.run_path / "validate" / "parts" / authority, ignore_errors=True)
     (settings.run_path / "validate" / "authorities" / f"{authority}.json").unlink(missing_ok=True)
+    (settings.run_path / "validate" / "overlapped" / f"{authority}.json").unlink(missing_ok=True)
     write_json(settings.stage_dir("render/authorities") / f"{authority}.json", summary)
     log.info("render year=%s authority=%s: %d message(s)", settings.year, authority, len(messages))
     return summary

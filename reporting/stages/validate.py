@@ -11,21 +11,25 @@ whose files did not validate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import overload
+
+from lxml import etree
 
 from reporting import safexml
 from reporting.authorities import select_profile
 from reporting.checks.business import EU_EXCHANGE, RuleFinding, check_message
 from reporting.checks.schema import load_schema, validate_file
 from reporting.errors import ConfigError, XmlValidationError
+from reporting.files import file_sha256
 from reporting.ledger import Ledger, open_ledger
 from reporting.results import AuthorityValidation, FileValidation, Rendered, Validation
 from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
 from reporting.stages.plan import planned_authorities, stage_ledger
 from reporting.stages.render import rendered
 from reporting.vocabulary import TEST
-from reporting.workers import run_ordered, workers_for
+from reporting.workers import Worker, WorkerError, cpu_count, run_ordered, workers_for
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +130,31 @@ BYTES_PER_WORKER = 8 << 20
 def _validate_all(
     settings: RunSettings, authorities: list[str], *, workers: int | None = None
 ) -> list[AuthorityValidation]:
-    """:func:`_validate` of every authority, in order: their files are checked in parallel in
-    worker processes (one per CPU and :data:`BYTES_PER_WORKER`, this process counting as one;
-    ``workers`` when given), each report written and logged here in the order of
-    ``authorities``, as one after the other would (the first authority whose check raised raises
-    here, after the reports of those before it are written)."""
+    """:func:`_validate` of every authority, in order: the reports made beside the render
+    (:class:`Overlapped`) of files unchanged since are taken as they are, the other authorities'
+    files are checked in parallel in worker processes (one per CPU and :data:`BYTES_PER_WORKER`,
+    this process counting as one; ``workers`` when given), each report written and logged here in
+    the order of ``authorities``, as one after the other would (the first authority whose check
+    raised raises here, after the reports of those before it are written)."""
+    adopted = {a: summary for a in authorities if (summary := _adopted(settings, a)) is not None}
+    rest = [a for a in authorities if a not in adopted]
+    checked = iter(_check_all(settings, rest, workers))
+    return [_write_validation(settings, a, adopted[a] if a in adopted else next(checked), None) for a in authorities]
+
+
+def _check_all(settings: RunSettings, authorities: list[str], workers: int | None) -> Iterator[AuthorityValidation]:
+    """:func:`_check` of each authority, in order, in worker processes where they pay (see
+    :func:`_validate_all`)."""
     if len(authorities) <= 1 or workers == 1:
-        return [_validate(settings, a) for a in authorities]
+        return (_check(settings, a) for a in authorities)
     weights = [_rendered_bytes(settings, a) for a in authorities]
     if workers is None:
         workers = min(workers_for(len(authorities)), max(1, sum(weights) // BYTES_PER_WORKER))
     if workers <= 1:
-        return [_validate(settings, a) for a in authorities]
+        return (_check(settings, a) for a in authorities)
     secret = secret_url(settings.run_id, "ledger")  # kept in memory: handed to the workers over their pipe
     jobs = [(settings, a, secret) for a in authorities]
-    checked = run_ordered(_check_job, jobs, workers=workers, weights=weights)
-    return [_write_validation(settings, a, summary, None) for a, summary in zip(authorities, checked, strict=True)]
+    return run_ordered(_check_job, jobs, workers=workers, weights=weights)
 
 
 def _rendered_bytes(settings: RunSettings, authority: str) -> int:
@@ -163,7 +176,139 @@ def _check_job(settings: RunSettings, authority: str, secret: str | None) -> Aut
 
 
 def _validate(settings: RunSettings, authority: str, only: int | None = None) -> AuthorityValidation:
-    return _write_validation(settings, authority, _check(settings, authority, only), only)
+    summary = _adopted(settings, authority) if only is None else None
+    return _write_validation(settings, authority, summary or _check(settings, authority, only), only)
+
+
+#: The folder, in the run's ``validate`` staging, of the reports :class:`Overlapped` made beside the
+#: render (``<XX>.json``); the render of an authority removes its own.
+OVERLAPPED = "overlapped"
+
+
+def overlapped_path(run_path: Path, authority: str) -> Path:
+    return run_path / "validate" / OVERLAPPED / f"{authority}.json"
+
+
+class Overlapped:
+    """The validation of each authority's files beside the render of the next ones: a render of
+    every authority hands each one, once rendered, to a worker process, which checks its files as
+    the validate stage does (:func:`_check`, in the render's order) while this process renders
+    on, on the other core. The reports are written to ``validate/overlapped/<XX>.json`` with the
+    sha256 of every file checked (taken before and after the check); the validate stage takes such
+    a report as its own only while every file is still the one rendered and checked
+    (:func:`_adopted`), and checks anything else itself. Nothing here raises: a worker that does
+    not start, dies or whose check raised leaves that authority to the validate stage."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+        self.sent: list[str] = []
+        self.worker: Worker | None = None
+        # on one core the validate stage does the same work after the render
+        self.started = cpu_count() <= 1
+
+    def rendered(self, authority: str) -> None:
+        """The render of ``authority`` is done: its files are checked from now on (the worker
+        started with the first one)."""
+        if not self.settings.preview:  # a filing shares its ledger: its files are checked by the stage
+            return
+        if not self.started:
+            self.started = True
+            try:
+                self.worker = Worker()
+            except OSError:
+                log.info("validation beside the render: no worker process could start; the validate stage checks")
+        if self.worker is None:
+            return
+        try:
+            self.worker.send(_overlap_job, self.settings, authority, secret_url(self.settings.run_id, "ledger"))
+        except WorkerError:  # gone: the validate stage checks what was not sent
+            self.close()
+            return
+        self.sent.append(authority)
+
+    def finish(self) -> None:
+        """Wait for the checks under way and write their reports (none of an authority whose
+        check did not finish)."""
+        worker, sent = self.worker, self.sent
+        if worker is None:
+            return
+        for authority in sent:
+            try:
+                report = worker.receive()
+            except WorkerError:  # the worker is gone: the validate stage checks the rest
+                log.info("validation beside the render stopped at %s; the validate stage checks the rest", authority)
+                break
+            except Exception:  # the check raised: the validate stage checks it again, and says why
+                log.info("validation beside the render of %s did not finish; the validate stage checks it", authority)
+                continue
+            if report is not None:
+                write_json(self.settings.stage_dir(f"validate/{OVERLAPPED}") / f"{authority}.json", report)
+        self.close()
+
+    def close(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.close(wait=False)
+
+
+def _overlap_job(settings: RunSettings, authority: str, secret: str | None) -> dict[str, object] | None:
+    """A worker's job for :class:`Overlapped`: :func:`_check` of one authority, with the sha256 of
+    each file it checked, or None when a file changed meanwhile or differs from the render's."""
+    if secret is not None:
+        remember_secret_url(settings.run_id, "ledger", secret)
+    render = rendered(settings, authority)
+    before = _file_hashes(settings, render)
+    if before is None or before != {m["file"]: m["sha256"] for m in render["messages"]}:
+        return None
+    schemas = _schema_hashes(settings, render)
+    summary = _check(settings, authority)
+    if _file_hashes(settings, render) != before or _schema_hashes(settings, render) != schemas:
+        return None
+    return {"sha256": before, "schemas": schemas, "summary": summary}
+
+
+def _schema_hashes(settings: RunSettings, render: Rendered) -> dict[str, str]:
+    """The sha256 of the official schema each rendered file is checked against: a report made
+    against other schema files is not taken."""
+    hashes: dict[str, str] = {}
+    for msg in render["messages"]:
+        profile = select_profile(msg["authority"], settings.config)
+        xsd_dir = settings.identifiers(msg["authority"]).get("xsd_dir") or settings.xsd_dir
+        schema = Path(profile.official_schema(xsd_dir))
+        hashes[msg["file"]] = file_sha256(schema) if schema.is_file() else ""
+    return hashes
+
+
+def _file_hashes(settings: RunSettings, render: Rendered) -> dict[str, str] | None:
+    """The sha256 of each rendered file as it is now, None when one is missing."""
+    paths = {m["file"]: settings.run_path / "render" / m["file"] for m in render["messages"]}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    return {name: file_sha256(path) for name, path in paths.items()}
+
+
+def _adopted(settings: RunSettings, authority: str) -> AuthorityValidation | None:
+    """The report :class:`Overlapped` made of the authority's files, when every file is the one
+    the render wrote and recorded, and the one that was checked; else None (checked here)."""
+    path = overlapped_path(settings.run_path, authority)
+    if not path.is_file():
+        return None
+    try:
+        report = read_json(path)
+        render = rendered(settings, authority)
+        recorded = {m["file"]: m["sha256"] for m in render["messages"]}
+        summary: AuthorityValidation = report["summary"]
+        if (
+            report["sha256"] != recorded
+            or [f["file"] for f in summary["files"]] != [m["file"] for m in render["messages"]]
+            or report.get("schemas") != _schema_hashes(settings, render)
+            or _file_hashes(settings, render) != recorded
+        ):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or not such a report: checked here
+        return None
+    log.info("validate year=%s authority=%s: checked beside the render, files unchanged", settings.year, authority)
+    return summary
 
 
 def _check(settings: RunSettings, authority: str, only: int | None = None) -> AuthorityValidation:
@@ -268,12 +413,12 @@ def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[s
     80003, 80013, 80014). Records of this run's earlier messages count as live: they are
     published first."""
     ids: set[str] = set()
-    for _, spec in safexml.iterparse(path, tag="{*}DocSpec"):
-        for tag in ("DocRefId", "CorrDocRefId"):
-            value = spec.findtext(f"{{*}}{tag}")
-            if value:
-                ids.add(value)
-        safexml.release(spec)  # the sellers read so far with it: the tree never holds the file
+    for read, (_, elem) in enumerate(safexml.iterparse(path, tag=("{*}DocRefId", "{*}CorrDocRefId")), 1):
+        parent = elem.getparent()
+        if elem.text and parent is not None and etree.QName(parent).localname == "DocSpec":
+            ids.add(elem.text)
+        if read % safexml.RELEASE_EVERY == 0:
+            safexml.release(elem)  # the sellers read so far with it: the tree never holds the file
     known = ledger.known_records(ids)
     used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
     states = {}

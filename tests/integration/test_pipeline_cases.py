@@ -683,15 +683,9 @@ def _validate_outputs(run_dir: str) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.json"))}
 
 
-@pytest.mark.parametrize("broken", ["none", "invalid", "cut off"])
-def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_other(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
-) -> None:
-    """``validate`` of every authority checks their files in worker processes: the same reports,
-    written in the same order, and the same error (a file that breaks the schema; one that is cut
-    off, raised from the worker with its own type and message) as checked one after the other."""
+def _three_states_preview(tmp_path: Path) -> str:
+    """A preview run prepared for a seller resident in each of LT, PL and DE."""
     from reporting import pipeline
-    from reporting.stages import validate as _validate
 
     m = Marketplace()
     for country in ("LT", "PL", "DE"):
@@ -706,9 +700,25 @@ def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_oth
         staging_root=tmp_path / "st",
         run_id=RUN_ID,
     )
+    return run_dir
+
+
+@pytest.mark.parametrize("broken", ["none", "invalid", "cut off"])
+def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    """``validate`` of every authority checks their files in worker processes: the same reports,
+    written in the same order, and the same error (a file that breaks the schema; one that is cut
+    off, raised from the worker with its own type and message) as checked one after the other."""
+    from reporting import pipeline
+    from reporting.stages import validate as _validate
+
+    run_dir = _three_states_preview(tmp_path)
+    monkeypatch.setattr(_validate, "cpu_count", lambda: 1)  # no validation beside the render: validated below
     for stage in (pipeline.extract, pipeline.aggregate, pipeline.apply_rules, pipeline.render):
         stage(run_dir)
     assert pipeline.plan(run_dir) == ["DE", "LT", "PL"]
+    assert not (Path(run_dir) / "validate" / "overlapped").exists()
     [lt] = (Path(run_dir) / "render" / "LT").glob("*.xml")  # the middle one
     data = lt.read_bytes()
     if broken == "invalid":
@@ -741,3 +751,44 @@ def test_the_files_of_all_authorities_validated_in_parallel_as_one_after_the_oth
         kind, message = one_by_one[0]
         assert kind.__name__ == "XmlFileError" and message.startswith(f"{lt}: not well-formed XML")
         assert written == ["authorities/DE.json"]  # the authorities before the one that raised
+
+
+def test_the_reports_made_beside_the_render_are_the_validate_stages_own_while_the_files_are_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render of every authority has each one's files checked in a worker while it renders
+    the next (``validate/overlapped``): the validate stage then writes the same reports as its own
+    check of the same files, and checks again (here: refuses) a file changed since."""
+    from reporting import pipeline
+    from reporting.errors import XmlValidationError
+    from reporting.stages import validate as _validate
+
+    run_dir = _three_states_preview(tmp_path)
+    monkeypatch.setattr(_validate, "cpu_count", lambda: 2)  # a worker also on a one-core machine
+    for stage in (pipeline.extract, pipeline.aggregate, pipeline.apply_rules, pipeline.render):
+        stage(run_dir)
+    folder = Path(run_dir) / "validate"
+    made = {p.name: p.read_bytes() for p in (folder / "overlapped").iterdir()}
+    assert sorted(made) == ["DE.json", "LT.json", "PL.json"]
+    checks: list[str] = []
+    check = _validate._check
+    monkeypatch.setattr(
+        _validate, "_check", lambda settings, a, only=None: checks.append(a) or check(settings, a, only)
+    )
+    adopted = pipeline.validate(run_dir)
+    assert checks == [] and adopted["valid"] and len(adopted["files"]) == 3
+    reports = {p.name: p.read_bytes() for p in (folder / "authorities").iterdir()}
+    shutil.rmtree(folder)
+    assert pipeline.validate(run_dir) == adopted  # checked here, in this process
+    assert checks == ["DE", "LT", "PL"]
+    assert {p.name: p.read_bytes() for p in (folder / "authorities").iterdir()} == reports
+    # a file changed after its check: checked again, and refused; the others' reports taken
+    (folder / "overlapped").mkdir()
+    for name, data in made.items():
+        (folder / "overlapped" / name).write_bytes(data)
+    [lt] = (Path(run_dir) / "render" / "LT").glob("*.xml")
+    lt.write_bytes(lt.read_bytes().replace(b"<dpi:MessageSpec>", b"<dpi:MessageSpec><dpi:Unknown/>", 1))
+    checks.clear()
+    with pytest.raises(XmlValidationError, match="Unknown"):
+        pipeline.validate(run_dir)
+    assert checks == ["LT"]

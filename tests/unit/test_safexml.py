@@ -340,6 +340,29 @@ def test_the_status_reader_accepts_what_an_authority_may_send() -> None:
         safexml.parse_bytes(data, "status.xml")
 
 
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        pytest.param(BILLION_LAUGHS, id="billion laughs"),
+        pytest.param(b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>', id="external entity"),
+        pytest.param(b"<!DOCTYPE x [<!ENTITY % p \"<!ENTITY e 'x'>\"> %p;]>", id="parameter"),
+        pytest.param(b"<!DOCTYPE x>", id="bare"),
+    ],
+)
+def test_the_well_formedness_parser_refuses_a_doctype_the_prolog_check_let_through(
+    prolog: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The well-formedness reading (a parser target that builds no tree) refuses a DOCTYPE itself,
+    at the DOCTYPE, before any entity is declared or expanded: the prolog check is only the first
+    line of defence."""
+    path = tmp_path / "doctype.xml"
+    path.write_bytes(with_prolog(prolog).replace(TIN, b"&e;" if b"ENTITY e" in prolog else TIN))
+    monkeypatch.setattr(safexml, "check_prolog", lambda *_, **__: True)
+    with pytest.raises(XmlFileError, match="carries a DOCTYPE"):
+        safexml.well_formed(path)
+    safexml.well_formed(EU)  # a file without one is read to its end as before
+
+
 # ------------------------------------------------------------------- found by a second reading
 
 
