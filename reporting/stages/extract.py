@@ -42,6 +42,7 @@ from reporting.countries import ISO_CURRENCIES, is_currency
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
 from reporting.period import Period, local_midnight_utc
+from reporting.private import FILE_MODE
 from reporting.pushdown import (
     ENGINE_DIALECTS,
     MAX_LISTED_KEYS,
@@ -1043,6 +1044,10 @@ def _sqlite_active_sellers(
         # with the count: the reads select the period's sellers in the index's order, as before
         f"create index {SQLITE_WORK}.{SQLITE_ACTIVE}_id on {SQLITE_ACTIVE} (seller_id, transactions)",
     ]
+    # created here, owner-only before SQLite writes a byte (its seller ids are the source's), and
+    # 0600 whatever the umask of the caller (SQLite takes an empty file for an empty database)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    os.chmod(path, FILE_MODE)
     conn.execute(sa.text(f"attach database :path as {SQLITE_WORK}"), {"path": str(path)})
     for pragma in ("journal_mode = off", "synchronous = off"):
         conn.exec_driver_sql(f"pragma {SQLITE_WORK}.{pragma}").close()
@@ -1057,7 +1062,11 @@ def _sqlite_active_sellers(
     try:
         cur.execute(f"attach database ? as {SQLITE_WORK}", (f"file:{quote(str(path.resolve()))}?mode=ro",))
     except Exception as exc:
-        log.info("extract: the columnar connection cannot attach the active sellers (%s)", type(exc).__name__)
+        log.warning(
+            "extract: the columnar connection cannot attach the active sellers (%s); every table is read "
+            "through the DB-API",
+            type(exc).__name__,
+        )
         columnar.close()
         return None
     finally:

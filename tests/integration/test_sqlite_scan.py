@@ -5,15 +5,23 @@ publishes the very same files."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
+import os
+import stat
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, write_config
+from resources import require
 
+from reporting import pipeline
 from reporting.pipeline import run
 from reporting.pushdown import OperatorFilter
+from reporting.settings import load_settings
 from reporting.source import make_engine, sql_text
 from reporting.stages import extract
 
@@ -187,3 +195,136 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
 def test_a_read_without_the_selection_of_the_periods_sellers_is_refused() -> None:
     with pytest.raises(ValueError, match="no selection of the period's sellers"):
         extract._from_active("select seller_id from transactions where paid_at >= :period_start", OperatorFilter())
+
+
+PERIOD = {"period_start": "2024-12-31 22:00:00", "period_end": "2025-12-31 22:00:00"}
+
+
+def _adbc_rows(columnar: extract.Columnar, sql: str) -> list[tuple[object, ...]]:
+    cur = columnar.conn.cursor()
+    try:
+        cur.execute(sql)
+        return sorted((tuple(row) for row in cur.fetchall()), key=repr)
+    finally:
+        cur.close()
+
+
+def test_the_columnar_connection_reads_the_same_active_sellers_from_the_attached_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a dependency (the fast extra): skipped where it is not installed, a failure in CI
+    require(importlib.util.find_spec("adbc_driver_sqlite") is not None, "adbc_driver_sqlite (the fast extra)")
+    monkeypatch.delenv(extract.COLUMNAR_ENV, raising=False)
+    scope = OperatorFilter()
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    work = tmp_path / "work"
+    work.mkdir()
+    previous = os.umask(0o022)  # a umask that would leave the file readable by others
+    engine = make_engine(url)
+    columnar = extract.columnar_connection(sa.make_url(url))
+    try:
+        assert columnar is not None and columnar.dialect == "sqlite"
+        with engine.connect() as conn:
+            attached = extract._sqlite_active_sellers(conn, columnar, PERIOD, scope, work)
+            assert attached is columnar  # attached, not closed: the extract reads through it
+            assert stat.S_IMODE((work / "active_sellers.sqlite3").stat().st_mode) == 0o600
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            sql = f"select seller_id, transactions, undated from {table}"
+            dbapi = _rows(conn, sql, {})
+            # by hand (one operator): S1, s1, S3 (one for each operator) and S4 and S9 in the period
+            assert dbapi == sorted([("S1", 1, 0), ("S3", 2, 0), ("S4", 1, 0), ("S9", 1, 0), ("s1", 1, 0)], key=repr)
+            assert _adbc_rows(columnar, sql) == dbapi
+            for name in IDENTITY_READS:  # the reads that join the table, through either connection
+                read = extract._from_active(
+                    extract.scoped_sql(name, scope, "sqlite").replace("{optional_columns}", ""), scope
+                )
+                assert _adbc_rows(columnar, read) == _rows(conn, read, {}), name
+    finally:
+        os.umask(previous)
+        if columnar is not None:
+            columnar.close()
+        engine.dispose()
+
+
+class _Refusing:
+    """A columnar connection whose ``attach`` fails."""
+
+    closed = False
+
+    def cursor(self) -> _Refusing:
+        return self
+
+    def execute(self, sql: str, params: object = ()) -> None:
+        raise OSError("unable to open database file")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_columnar_connection_that_cannot_attach_is_closed_and_the_db_api_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    refusing = _Refusing()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn, caplog.at_level(logging.WARNING, logger=extract.log.name):
+            found = extract._sqlite_active_sellers(
+                conn, extract.Columnar(refusing, "sqlite"), PERIOD, OperatorFilter(), tmp_path
+            )
+            assert found is None and refusing.closed
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            assert conn.execute(sa.text(f"select count(*) from {table}")).scalar_one() == 5  # the DB-API's own
+    finally:
+        engine.dispose()
+    [record] = [r for r in caplog.records if "cannot attach" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().endswith("(OSError); every table is read through the DB-API")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "a later read raises"])
+def test_the_private_folder_of_the_extract_is_removed_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    url = _market().write(f"sqlite:///{tmp_path}/source.db")
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml"),
+        year=2025,
+        out_dir=tmp_path / "out",
+        as_of=date(2026, 1, 31),
+        staging_root=tmp_path / "st",
+        source_url=url,
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 20, 7, 30),
+    )
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    seen: list[Path] = []
+    attach = extract._sqlite_active_sellers
+
+    def spied(conn: sa.Connection, columnar: extract.Columnar | None, *args: object) -> extract.Columnar | None:
+        found = attach(conn, columnar, *args)  # type: ignore[arg-type]
+        seen.extend(folder.glob("dac7-extract-*/active_sellers.sqlite3"))
+        return found
+
+    monkeypatch.setattr(extract, "_sqlite_active_sellers", spied)
+    read = extract._stream_to_parquet
+
+    def reading(conn: sa.Connection, table: str, *args: object) -> int:
+        if fails and table == "refunds":  # after the identity tables, which read the attached file
+            raise sa.exc.OperationalError("select", {}, Exception("disk I/O error"))
+        return read(conn, table, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(extract, "_stream_to_parquet", reading)
+    # the checks after the read are not this test's (nor their seconds)
+    monkeypatch.setattr(extract, "check_extract", lambda settings, worker, **kw: kw["counts"])
+    settings = load_settings(run_dir)
+    if fails:
+        with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
+            extract._extract(settings, url, None)
+    else:
+        counts = extract._extract(settings, url, None)
+        assert counts["sellers"] == 6  # type: ignore[index]
+    assert len(seen) == 1  # the file was there while the extract read
+    assert not seen[0].exists() and not list(folder.glob("dac7-extract-*"))
