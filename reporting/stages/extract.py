@@ -19,6 +19,8 @@ import itertools
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from reporting.countries import ISO_CURRENCIES, is_currency
 from reporting.errors import ConfigError, DataError, SourceContractError, SourceError
 from reporting.findings import Finding
 from reporting.period import Period, local_midnight_utc
+from reporting.private import FILE_MODE
 from reporting.pushdown import (
     ENGINE_DIALECTS,
     MAX_LISTED_KEYS,
@@ -638,6 +641,7 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
     u = make_url(url)
     engine = make_engine(u)
     columnar = None
+    work: Path | None = None
     try:
         columns = check_contract(engine)
         columnar = columnar_connection(u)
@@ -679,7 +683,8 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
             )
             active = conn.dialect.name == "sqlite"
             if active:  # the period's sellers found once for the identity tables (see SQLITE_ACTIVE)
-                _sqlite_active_sellers(conn, columnar, params, scope)
+                work = Path(tempfile.mkdtemp(prefix="dac7-extract-"))
+                columnar = _sqlite_active_sellers(conn, columnar, params, scope, work)
             for table in TABLES:
                 if table == "fx_rates":
                     continue
@@ -731,6 +736,8 @@ def _extract(settings: RunSettings, url: str, worker: datachecks.ChecksWorker | 
         if columnar is not None:
             columnar.close()
         engine.dispose()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return check_extract(
         settings,
         worker,
@@ -919,12 +926,13 @@ def source_findings(
     rows that refer to nothing, added to ``findings``; the undated transactions, returned. With
     ``scope``: of the run's operator's transactions, and the transactions of no operator of the
     configuration, each a finding that stops the run (:func:`unknown_operators`). ``active``: the
-    connection holds :data:`SQLITE_ACTIVE`, which tells first whether any transaction has a seller
-    the sellers table does not know (:func:`_unknown_sellers_possible`)."""
+    connection holds :data:`SQLITE_ACTIVE`, whose counts are the per-seller counts, and which tells
+    first whether any transaction has a seller the sellers table does not know
+    (:func:`_unknown_sellers_possible`)."""
     scope = scope or OperatorFilter()
     dialect = conn.dialect.name
     undated: list[Finding] = []
-    if _seller_counts(conn, params, out / "control_seller_counts.parquet", scope):
+    if _seller_counts(conn, params, out / "control_seller_counts.parquet", scope, active=active):
         undated = list(_undated_transactions(conn, scope))
     findings += unknown_operators(conn, params, scope)
     findings += keys_across_operators(conn, params, scope)
@@ -986,15 +994,19 @@ def _sqlite_scan(conn: Connection, params: dict[str, Any]) -> bool:
 
 #: The identity tables, each read for the sellers with a transaction in the period: in every
 #: dialect the SQL file finds them itself (``select distinct seller_id from transactions where
-#: paid_at ...``); from SQLite they are found once, into a temporary table of each connection
-#: that reads (:func:`_sqlite_active_sellers`), which the reads and the sellers' control count
-#: join instead: 19.7 million transactions of a 20-million-transaction SQLite file cost a walk of
-#: the ``paid_at`` index per table otherwise (165 s for the five identity tables, 30 s for the count);
-#: the same walk counts the period's transactions for their control count.
+#: paid_at ...``); from SQLite they are found once (:func:`_sqlite_active_sellers`), by the very
+#: aggregation that counts each seller's transactions for the reconciliation, into a table that
+#: every connection that reads attaches, and the reads and the control counts join that table
+#: instead: 19.7 million transactions of a 20-million-transaction SQLite file cost a walk of the
+#: ``paid_at`` index per table otherwise (165 s for the five identity tables, 30 s for the count).
 IDENTITY_TABLES = frozenset(
     {"sellers", "seller_tins", "seller_financial_accounts", "seller_permanent_establishments", "property_listings"}
 )
+#: the attached database (a file of the extract's own, deleted after it) and its table of the
+#: sellers of the period's transactions and of those without a usable payment time
+SQLITE_WORK = "dac7_work"
 SQLITE_ACTIVE = "dac7_active_sellers"
+_ACTIVE = f"{SQLITE_WORK}.{SQLITE_ACTIVE}"
 
 
 def _active_sellers_sql(scope: OperatorFilter) -> str:
@@ -1004,42 +1016,69 @@ def _active_sellers_sql(scope: OperatorFilter) -> str:
     return f"from transactions\n    where paid_at >= :period_start and paid_at < :period_end and {mine}\n"
 
 
+def _by_seller_sql(conn: Connection, scope: OperatorFilter) -> str:
+    """``sql/count_transactions_by_seller.sql`` for the source's dialect: per seller id as the
+    source holds it, the transactions of the period and those without a usable payment time."""
+    return scoped_sql("count_transactions_by_seller.sql", scope, conn.dialect.name).replace(
+        "{undated}", _undated_predicate(conn)
+    )
+
+
 def _sqlite_active_sellers(
-    conn: Connection, columnar: Columnar | None, params: dict[str, Any], scope: OperatorFilter
-) -> None:
-    """Temporary table :data:`SQLITE_ACTIVE` of the SQLite source's connection and of the columnar
-    one: the distinct seller ids of the period's transactions (the run's operator's), with the
-    column's own affinity (``create ... as select ... where 1 = 0``: compared as the subquery's
-    values are) and an index, and the number of each one's transactions (their sum is the
-    transactions' control count: :func:`_active_control_sql`). One walk of the ``paid_at`` index
-    per connection."""
+    conn: Connection, columnar: Columnar | None, params: dict[str, Any], scope: OperatorFilter, folder: Path
+) -> Columnar | None:
+    """Table :data:`SQLITE_ACTIVE` of a database file in ``folder`` (a private folder of the
+    extract's, removed after it), attached as :data:`SQLITE_WORK` to the SQLite source's connection
+    and to the columnar one: the per-seller counts of :func:`_by_seller_sql` (one pass over the
+    transactions: the reconciliation's counts, :func:`_seller_counts`), with the seller id's own
+    affinity (``create ... as select ... where 1 = 0``: compared as the subquery's values are) and
+    an index. The sellers with a transaction in the period are those whose ``transactions`` is
+    not 0, and their sum is the transactions' control count (:func:`_active_control_sql`).
+    Returns the columnar connection, or None where it cannot attach the file (the DB-API reads
+    every table then)."""
+    path = folder / "active_sellers.sqlite3"
     statements = [
-        f"drop table if exists temp.{SQLITE_ACTIVE}",
-        f"create temp table {SQLITE_ACTIVE} as select seller_id, count(*) as transactions from transactions "
-        "where 1 = 0 group by seller_id",
-        f"insert into temp.{SQLITE_ACTIVE} select seller_id, count(*) {_active_sellers_sql(scope)} group by seller_id",
-        f"create index temp.{SQLITE_ACTIVE}_id on {SQLITE_ACTIVE} (seller_id)",
+        f"create table {_ACTIVE} as select seller_id, count(*) as transactions, count(*) as undated "
+        "from transactions where 1 = 0 group by seller_id",
+        f"insert into {_ACTIVE} (seller_id, transactions, undated)\n{_by_seller_sql(conn, scope)}",
+        # with the count: the reads select the period's sellers in the index's order, as before
+        f"create index {SQLITE_WORK}.{SQLITE_ACTIVE}_id on {SQLITE_ACTIVE} (seller_id, transactions)",
     ]
+    # created here, owner-only before SQLite writes a byte (its seller ids are the source's), and
+    # 0600 whatever the umask of the caller (SQLite takes an empty file for an empty database)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    os.chmod(path, FILE_MODE)
+    conn.execute(sa.text(f"attach database :path as {SQLITE_WORK}"), {"path": str(path)})
+    for pragma in ("journal_mode = off", "synchronous = off"):
+        conn.exec_driver_sql(f"pragma {SQLITE_WORK}.{pragma}").close()
     for sql in statements:
         conn.execute(sa.text(sql), params if ":period_start" in sql else {})
     # the insert began a transaction, which would keep the source's file locked for the extract's
     # reads (a writer waits on a reader in a rollback journal): ended here, the table kept
     conn.commit()
-    if columnar is not None:
-        cur = columnar.conn.cursor()
-        try:
-            for sql in statements:
-                cur.execute(_numbered(sql, params), tuple(params.values()) if ":period_start" in sql else ())
-        finally:
-            cur.close()
-        columnar.conn.commit()
+    if columnar is None:
+        return None
+    cur = columnar.conn.cursor()
+    try:
+        cur.execute(f"attach database ? as {SQLITE_WORK}", (f"file:{quote(str(path.resolve()))}?mode=ro",))
+    except Exception as exc:
+        log.warning(
+            "extract: the columnar connection cannot attach the active sellers (%s); every table is read "
+            "through the DB-API",
+            type(exc).__name__,
+        )
+        columnar.close()
+        return None
+    finally:
+        cur.close()
+    return columnar
 
 
 def _active_control_sql() -> str:
     """The transactions' control count from :data:`SQLITE_ACTIVE`: the period's transactions of
     the run's operator (``sql/count_transactions.sql``), counted per seller as they were grouped
     (those without a seller id in a group of their own)."""
-    return f"select coalesce(sum(transactions), 0) as n from temp.{SQLITE_ACTIVE}"
+    return f"select coalesce(sum(transactions), 0) as n from {_ACTIVE}"
 
 
 def _unknown_sellers_possible(conn: Connection) -> bool:
@@ -1049,8 +1088,8 @@ def _unknown_sellers_possible(conn: Connection) -> bool:
     for every transaction of the period is spared (57 CPU seconds at 19.7 million); where one is,
     it runs as ever and names the transactions."""
     sql = (
-        f"select exists (select 1 from temp.{SQLITE_ACTIVE} as a "
-        "left join sellers as s on s.seller_id = a.seller_id where s.seller_id is null)"
+        f"select exists (select 1 from {_ACTIVE} as a "
+        "left join sellers as s on s.seller_id = a.seller_id where a.transactions > 0 and s.seller_id is null)"
     )
     return bool(conn.execute(sa.text(sql)).scalar_one())
 
@@ -1059,7 +1098,8 @@ def _from_active(sql: str, scope: OperatorFilter) -> str:
     """``sql`` (an identity table's read, or the sellers' control count) with the period's sellers
     read from :data:`SQLITE_ACTIVE` instead of the transactions."""
     words = ["select", "(distinct\\s+)?seller_id", *map(re.escape, _active_sellers_sql(scope).split())]
-    found, n = re.subn(r"\s+".join(words) + r"(?=\s*\n)", f"select seller_id from temp.{SQLITE_ACTIVE}", sql)
+    active = f"select seller_id from {_ACTIVE} indexed by {SQLITE_ACTIVE}_id where transactions > 0"
+    found, n = re.subn(r"\s+".join(words) + r"(?=\s*\n)", active, sql)
     if n != 1:
         raise ValueError(f"no selection of the period's sellers to read from {SQLITE_ACTIVE} in:\n{sql}")
     return found
@@ -1094,14 +1134,17 @@ def _undated_predicate(conn: Connection) -> str:
     return "(paid_at is null)"
 
 
-def _seller_counts(conn: Connection, params: dict[str, Any], path: Path, scope: OperatorFilter) -> int:
+def _seller_counts(
+    conn: Connection, params: dict[str, Any], path: Path, scope: OperatorFilter, *, active: bool = False
+) -> int:
     """Write the source's own count of each seller's transactions in the period (the run's
     operator's), and of those without a usable payment time, to ``path``; return the number of
-    the latter. The per-seller reconciliation of the aggregates starts from these counts."""
-    sql = scoped_sql("count_transactions_by_seller.sql", scope, conn.dialect.name).replace(
-        "{undated}", _undated_predicate(conn)
+    the latter. The per-seller reconciliation of the aggregates starts from these counts
+    (``active``: counted already, into the connection's :data:`SQLITE_ACTIVE`)."""
+    sql = f"select seller_id, transactions, undated from {_ACTIVE}" if active else _by_seller_sql(conn, scope)
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+        sa.text(sql), {} if active else params
     )
-    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(sa.text(sql), params)
     # by the seller id as the extract reads it (trimmed): ids that differ in the source only by
     # white space are one seller in the extract
     totals: dict[str | None, list[int]] = {}

@@ -5,15 +5,23 @@ publishes the very same files."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
+import os
+import stat
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, write_config
+from resources import require
 
+from reporting import pipeline
 from reporting.pipeline import run
 from reporting.pushdown import OperatorFilter
+from reporting.settings import load_settings
 from reporting.source import make_engine, sql_text
 from reporting.stages import extract
 
@@ -94,8 +102,9 @@ def test_the_query_must_have_its_from_line() -> None:
         extract._not_indexed("select 1 from transactions as t")
 
 
-# The identity tables and the sellers' control count read the period's sellers from a temporary
-# table found once per connection (extract._sqlite_active_sellers), not each from the transactions.
+# The identity tables, the control counts and the per-seller counts read the period's sellers from
+# a table found once (extract._sqlite_active_sellers), by the aggregation that counts each seller's
+# transactions, not each from the transactions.
 
 SCOPES = {
     "one operator": OperatorFilter(),
@@ -123,7 +132,7 @@ def _identity_market() -> Marketplace:
     m.tx("S3", "2025-06-02 10:00:00", 1_00, operator_id="lt2")  # both operators' seller
     m.tx("S4", "2025-06-01 10:00:00", 1_00, operator_id="lt2")
     m.tx("S9", "2025-06-01 10:00:00", 1_00)  # in no table of the sellers
-    return m  # S5: no transaction at all
+    return m  # S5: none either (the test adds one without a real payment time)
 
 
 def _rows(conn: sa.Connection, sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
@@ -140,16 +149,29 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            # S5's only transaction has no real payment time (30 February, in the period as text): counted
+            # in the period, as the extract reads it, and as undated (its seller is quarantined)
+            conn.execute(
+                sa.text(
+                    "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor) "
+                    "values ('T-UNDATED', 'S5', 'sale_of_goods', '2025-02-30 10:00:00', 'EUR', 100)"
+                )
+            )
+            conn.commit()
             before = {}
             for name in IDENTITY_READS:
                 sql = extract.scoped_sql(name, scope, "sqlite").replace("{optional_columns}", "")
                 before[name] = (sql, _rows(conn, sql, params))
-            extract._sqlite_active_sellers(conn, None, params, scope)
+            by_seller = _rows(conn, extract._by_seller_sql(conn, scope), params)
+            assert extract._sqlite_active_sellers(conn, None, params, scope, tmp_path) is None
             for name, (sql, rows) in before.items():
                 rewritten = extract._from_active(sql, scope)
                 assert "from transactions" not in rewritten and extract.SQLITE_ACTIVE in rewritten
                 assert _rows(conn, rewritten, {}) == rows, name
-            active = {r[0] for r in conn.execute(sa.text(f"select seller_id from temp.{extract.SQLITE_ACTIVE}"))}
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            counts = _rows(conn, f"select seller_id, transactions, undated from {table}", {})
+            assert counts == by_seller  # the reconciliation's counts: the same rows as their own query
+            active = {r[0] for r in conn.execute(sa.text(f"select seller_id from {table} where transactions > 0"))}
             unknown = extract.scoped_sql("extract_unknown_sellers.sql", scope, "sqlite")
             assert extract._unknown_sellers_possible(conn) == bool(_rows(conn, unknown, params))
             count = extract.scoped_sql("count_transactions.sql", scope, "sqlite")
@@ -160,15 +182,149 @@ def test_the_identity_tables_read_the_same_rows_from_the_active_sellers_found_on
     # by hand: S1 paid on 1 January (00:30 in Vilnius), s1 on the period's last second (lt2's),
     # S3 for both operators, S4 for lt2, S9 of no seller; S2 and "S1 " a second outside, S5 never
     expected = {
-        "one operator": {"S1", "s1", "S3", "S4", "S9"},
+        "one operator": {"S1", "s1", "S3", "S4", "S5", "S9"},
         "lt2 of a group": {"s1", "S3", "S4"},
-        "default of a group": {"S1", "S3", "S9"},
+        "default of a group": {"S1", "S3", "S5", "S9"},
     }[scope_name]
     assert active == expected
-    assert counted == {"one operator": 6, "lt2 of a group": 3, "default of a group": 3}[scope_name]
+    assert [row for row in counts if row[0] == "S5"] == ([] if scope_name == "lt2 of a group" else [("S5", 1, 1)])
+    assert counted == {"one operator": 7, "lt2 of a group": 3, "default of a group": 4}[scope_name]
     assert ("S9" in active) == (scope_name != "lt2 of a group")  # the seller no table knows: not lt2's
 
 
 def test_a_read_without_the_selection_of_the_periods_sellers_is_refused() -> None:
     with pytest.raises(ValueError, match="no selection of the period's sellers"):
         extract._from_active("select seller_id from transactions where paid_at >= :period_start", OperatorFilter())
+
+
+PERIOD = {"period_start": "2024-12-31 22:00:00", "period_end": "2025-12-31 22:00:00"}
+
+
+def _adbc_rows(columnar: extract.Columnar, sql: str) -> list[tuple[object, ...]]:
+    cur = columnar.conn.cursor()
+    try:
+        cur.execute(sql)
+        return sorted((tuple(row) for row in cur.fetchall()), key=repr)
+    finally:
+        cur.close()
+
+
+def test_the_columnar_connection_reads_the_same_active_sellers_from_the_attached_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a dependency (the fast extra): skipped where it is not installed, a failure in CI
+    require(importlib.util.find_spec("adbc_driver_sqlite") is not None, "adbc_driver_sqlite (the fast extra)")
+    monkeypatch.delenv(extract.COLUMNAR_ENV, raising=False)
+    scope = OperatorFilter()
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    work = tmp_path / "work"
+    work.mkdir()
+    previous = os.umask(0o022)  # a umask that would leave the file readable by others
+    engine = make_engine(url)
+    columnar = extract.columnar_connection(sa.make_url(url))
+    try:
+        assert columnar is not None and columnar.dialect == "sqlite"
+        with engine.connect() as conn:
+            attached = extract._sqlite_active_sellers(conn, columnar, PERIOD, scope, work)
+            assert attached is columnar  # attached, not closed: the extract reads through it
+            assert stat.S_IMODE((work / "active_sellers.sqlite3").stat().st_mode) == 0o600
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            sql = f"select seller_id, transactions, undated from {table}"
+            dbapi = _rows(conn, sql, {})
+            # by hand (one operator): S1, s1, S3 (one for each operator) and S4 and S9 in the period
+            assert dbapi == sorted([("S1", 1, 0), ("S3", 2, 0), ("S4", 1, 0), ("S9", 1, 0), ("s1", 1, 0)], key=repr)
+            assert _adbc_rows(columnar, sql) == dbapi
+            for name in IDENTITY_READS:  # the reads that join the table, through either connection
+                read = extract._from_active(
+                    extract.scoped_sql(name, scope, "sqlite").replace("{optional_columns}", ""), scope
+                )
+                assert _adbc_rows(columnar, read) == _rows(conn, read, {}), name
+    finally:
+        os.umask(previous)
+        if columnar is not None:
+            columnar.close()
+        engine.dispose()
+
+
+class _Refusing:
+    """A columnar connection whose ``attach`` fails."""
+
+    closed = False
+
+    def cursor(self) -> _Refusing:
+        return self
+
+    def execute(self, sql: str, params: object = ()) -> None:
+        raise OSError("unable to open database file")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_columnar_connection_that_cannot_attach_is_closed_and_the_db_api_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    refusing = _Refusing()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn, caplog.at_level(logging.WARNING, logger=extract.log.name):
+            found = extract._sqlite_active_sellers(
+                conn, extract.Columnar(refusing, "sqlite"), PERIOD, OperatorFilter(), tmp_path
+            )
+            assert found is None and refusing.closed
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            assert conn.execute(sa.text(f"select count(*) from {table}")).scalar_one() == 5  # the DB-API's own
+    finally:
+        engine.dispose()
+    [record] = [r for r in caplog.records if "cannot attach" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().endswith("(OSError); every table is read through the DB-API")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "a later read raises"])
+def test_the_private_folder_of_the_extract_is_removed_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    url = _market().write(f"sqlite:///{tmp_path}/source.db")
+    run_dir = pipeline.prepare(
+        config_path=write_config(tmp_path / "dac7.toml"),
+        year=2025,
+        out_dir=tmp_path / "out",
+        as_of=date(2026, 1, 31),
+        staging_root=tmp_path / "st",
+        source_url=url,
+        run_id=RUN_ID,
+        timestamp=datetime(2026, 1, 20, 7, 30),
+    )
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    seen: list[Path] = []
+    attach = extract._sqlite_active_sellers
+
+    def spied(conn: sa.Connection, columnar: extract.Columnar | None, *args: object) -> extract.Columnar | None:
+        found = attach(conn, columnar, *args)  # type: ignore[arg-type]
+        seen.extend(folder.glob("dac7-extract-*/active_sellers.sqlite3"))
+        return found
+
+    monkeypatch.setattr(extract, "_sqlite_active_sellers", spied)
+    read = extract._stream_to_parquet
+
+    def reading(conn: sa.Connection, table: str, *args: object) -> int:
+        if fails and table == "refunds":  # after the identity tables, which read the attached file
+            raise sa.exc.OperationalError("select", {}, Exception("disk I/O error"))
+        return read(conn, table, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(extract, "_stream_to_parquet", reading)
+    # the checks after the read are not this test's (nor their seconds)
+    monkeypatch.setattr(extract, "check_extract", lambda settings, worker, **kw: kw["counts"])
+    settings = load_settings(run_dir)
+    if fails:
+        with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
+            extract._extract(settings, url, None)
+    else:
+        counts = extract._extract(settings, url, None)
+        assert counts["sellers"] == 6  # type: ignore[index]
+    assert len(seen) == 1  # the file was there while the extract read
+    assert not seen[0].exists() and not list(folder.glob("dac7-extract-*"))
