@@ -1,0 +1,285 @@
+"""The DuckDB screen of the data checks (reporting.checks.screen): a table it finds clean gets the
+validation result Great Expectations gives over pandas, and it finds every defect the suites
+look for.
+
+Each staged layout of test_data_checks (good, bad, and the bad extract with integer amounts, so
+that its transactions and refunds are screened too) is validated table by table both ways in one
+Data Context: Great Expectations over the whole frame, and the screen with a sample of one row
+(every table of more than one row is screened). The figures of the screen are compared with
+Great Expectations' own counts, and a screened table's results with Great Expectations' results,
+field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_data_checks import AS_OF_END, PERIOD, PERIOD_END, PERIOD_START, STAGERS, YEAR
+
+from reporting.checks import data as datachecks
+from reporting.checks.data import load_suite, run_data_checks
+from reporting.checks.screen import Figures, screen
+
+pytestmark = [pytest.mark.timeout(120)]
+
+PARAMS = datachecks.expectation_parameters(
+    as_of_end_utc=AS_OF_END, period_start_utc=PERIOD_START, period_end_utc=PERIOD_END
+)
+SQL_PARAMS = {"year_end": date(YEAR, 12, 31), "as_of_end": AS_OF_END}
+
+
+def stage_bad_extract_integers(run_dir: Path) -> None:
+    """The bad extract with its amounts staged as integers (the bad layout stages them as floats
+    for the type checks, and the screen leaves float columns to Great Expectations)."""
+    STAGERS["extract"][1](run_dir)
+    for rel in ("extract/transactions.parquet", "extract/refunds.parquet"):
+        table = pq.read_table(run_dir / rel)
+        for i, field in enumerate(table.schema):
+            if pa.types.is_floating(field.type):
+                table = table.set_column(i, field.name, table.column(i).cast(pa.int64()))
+        pq.write_table(table, run_dir / rel)
+
+
+LAYOUTS = {
+    **{(stage, "good"): good for stage, (good, _) in STAGERS.items()},
+    **{(stage, "bad"): bad for stage, (_, bad) in STAGERS.items() if stage != "extract"},
+    ("extract", "bad-integers"): stage_bad_extract_integers,
+}
+# Tables whose suite has an expectation the screen leaves to Great Expectations: a regular
+# expression (DuckDB's and Python's differ) and a unique pair of columns (float amounts too: see
+# the end of this module).
+UNSCREENED = {("extract", "fx_rates"), ("aggregates", "decisions")}
+
+
+@dataclass
+class Table:
+    figures: tuple[int, list[Figures]] | None
+    pandas: Any  # Great Expectations' validation result over the whole frame
+    screened: Any  # the result made from the screen, or None where the table was not screened
+    pandas_failed: Any
+    screened_failed: Any
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Table]:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    datachecks._import_gx()
+    out = {}
+    for (stage, quality), stager in LAYOUTS.items():
+        run_dir = tmp_path_factory.mktemp(f"{stage}-{quality}")
+        stager(run_dir)
+        suite = load_suite(stage)
+        context = datachecks._context(None)
+        run_id = RunIdentifier(run_name="screen")
+        con = datachecks._connect(run_dir, suite)
+        try:
+            for t in suite.tables:
+                sql = datachecks._frame_sql(t)
+                used = {n: SQL_PARAMS[n] for n in set(datachecks._SQL_PARAMETER.findall(sql))}
+                gx_table = datachecks._register(context, suite, t)
+                screened = datachecks._screened(context, gx_table, t, con, run_dir, SQL_PARAMS, PARAMS, run_id, 1)
+                pandas, failed = datachecks._validate_table(
+                    context, suite, t, con, SQL_PARAMS, PARAMS, run_id, 10**6, gx_table
+                )
+                out[(stage, quality, t.table)] = Table(
+                    figures=screen(con, sql, used, t.expectations, PARAMS),
+                    pandas=pandas,
+                    screened=None if screened is None else screened[0],
+                    pandas_failed=failed,
+                    screened_failed=None if screened is None else screened[1],
+                )
+        finally:
+            con.close()
+    return out
+
+
+def by_rule(validation: Any) -> dict[str, Any]:
+    return {datachecks._rule(r.expectation_config.type, r.expectation_config.kwargs): r for r in validation.results}
+
+
+def test_the_screen_counts_what_great_expectations_counts(tables: dict[tuple[str, str, str], Table]) -> None:
+    """The rows each expectation looks at and the missing ones, exactly; a failing row whenever
+    Great Expectations finds one, and none when it finds none."""
+    compared = 0
+    for (stage, quality, table), found in tables.items():
+        suite_table = next(t for t in load_suite(stage).tables if t.table == table)
+        if found.figures is None:
+            assert (stage, table) in UNSCREENED, table
+            continue
+        rows, figures = found.figures
+        results = by_rule(found.pandas)
+        whole = set()
+        for e, f in zip(suite_table.expectations, figures, strict=True):
+            r = results[datachecks._rule(e["type"], e["kwargs"])]
+            res = r.result or {}
+            where = (stage, quality, table, e["type"], e["kwargs"].get("column", e["kwargs"].get("column_B")))
+            assert (f.unexpected > 0) == (not r.success), where
+            if "element_count" in res:
+                assert f.element_count == res["element_count"], where
+                assert (f.unexpected > 0) == (res["unexpected_count"] > 0), where
+            if "missing_count" in res:
+                assert f.missing_count == res["missing_count"], where
+            if "element_count" in res and "row_condition" not in e["kwargs"]:
+                whole.add(res["element_count"])
+            compared += 1
+        assert whole <= {rows}  # the rows of the table, as GX counts them without a row condition
+    assert compared > 100
+
+
+def test_every_kind_of_defect_is_seen_by_the_screen(tables: dict[tuple[str, str, str], Table]) -> None:
+    """In the bad layouts (amounts as integers) every expectation of a screened table fails in
+    the screen, except the column types, which only the float layout breaks."""
+    seen = set()
+    for (stage, quality, table), found in tables.items():
+        if not quality.startswith("bad") or found.figures is None:
+            continue
+        suite_table = next(t for t in load_suite(stage).tables if t.table == table)
+        for e, f in zip(suite_table.expectations, found.figures[1], strict=True):
+            if f.unexpected:
+                seen.add(e["type"])
+    assert seen == {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_unique",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+    }
+    transactions = tables[("extract", "bad-integers", "transactions")]
+    assert transactions.figures is not None and transactions.screened is None  # defects: validated by GX
+    assert transactions.pandas_failed
+
+
+def test_a_clean_table_gets_great_expectations_own_result(tables: dict[tuple[str, str, str], Table]) -> None:
+    screened = 0
+    for (stage, quality, table), found in tables.items():
+        if found.screened is None:
+            continue
+        screened += 1
+        assert found.screened_failed == {} and not found.pandas_failed
+        assert found.screened.success and found.pandas.success
+        assert found.screened.statistics == found.pandas.statistics
+        assert found.screened.suite_name == found.pandas.suite_name
+        assert found.figures is not None
+        assert found.screened.meta["screened_rows"] == found.figures[0] > 1
+        pandas = by_rule(found.pandas)
+        for rule, r in by_rule(found.screened).items():
+            # configuration (with its parameters and batch), counts, shares, exception info
+            assert r.to_json_dict() == pandas[rule].to_json_dict(), (stage, quality, table, rule)
+    # every good layout's table of more than one row, but those left to GX
+    assert screened >= 6
+
+
+def test_defects_of_a_screened_table_are_left_to_great_expectations(
+    tables: dict[tuple[str, str, str], Table],
+) -> None:
+    for (stage, quality, table), found in tables.items():
+        if found.figures is not None and any(f.unexpected for f in found.figures[1]):
+            assert found.screened is None, (stage, quality, table)
+
+
+def test_the_run_gives_what_the_pandas_run_gives(tmp_path: Path, tables: dict[tuple[str, str, str], Table]) -> None:
+    """The whole extract suite screened, with Data Docs: the results of Great Expectations over
+    pandas (the fixture's), and one Data Docs page per table."""
+    LAYOUTS[("extract", "good")](tmp_path)
+    docs = tmp_path / "docs"
+    report = run_data_checks(tmp_path, "extract", docs_dir=docs, screen_sample_rows=1, **PERIOD)
+    suite = load_suite("extract")
+    plain = [
+        summary
+        for t in suite.tables
+        for summary in datachecks._summarise(t, tables[("extract", "good", t.table)].pandas, {})[0]
+    ]
+    assert report.results == plain
+    assert report.findings == [] and report.success and not report.stops_run
+    assert len(list((docs / "validations").rglob("*.html"))) == len(suite.tables)
+
+
+# --- what the screen leaves to Great Expectations ----------------------------------------------
+
+
+def _relation_sql(con: duckdb.DuckDBPyConnection) -> str:
+    con.execute(
+        "create or replace table t as select * from (values "
+        "(0, 'a', 1, 1.5, timestamp '2025-03-01 00:00:00'), (1, null, null, null, null)) "
+        "as v(file_row_number, code, n, x, ts)"
+    )
+    return "select * from t"
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "code", "regex": "^a$"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "code", "mostly": 0.5}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}},  # NaN is missing to pandas
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "n", "min_value": 0.5}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "ts", "min_value": "2025-01-01"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "n", "value_set": [1]}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "ts"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "n", "row_condition": 'code == "a"'}},
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {
+                "column": "n",
+                "row_condition": {"type": "comparison", "column": {"name": "code"}, "operator": "!=", "parameter": "a"},
+            },
+        },
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {
+                "column": "n",
+                "row_condition": {"type": "comparison", "column": {"name": "code"}, "operator": ">", "parameter": "a"},
+            },
+        },
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": {"$PARAMETER": "x"}}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "missing"}},
+    ],
+)
+def test_the_screen_leaves_what_it_cannot_answer_exactly(expectation: dict[str, Any]) -> None:
+    con = duckdb.connect()
+    sql = _relation_sql(con)
+    fine = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "code"}}
+    assert screen(con, sql, {}, (fine,), {}) == (2, [Figures(2, 1, 1)])
+    assert screen(con, sql, {}, (fine, expectation), {}) is None
+
+
+def test_a_guarded_inequality_and_a_timestamp_range_are_screened() -> None:
+    con = duckdb.connect()
+    sql = _relation_sql(con)
+    guarded = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {
+            "column": "n",
+            "row_condition": {
+                "type": "and",
+                "conditions": [
+                    {"type": "nullity", "column": {"name": "code"}, "is_null": False},
+                    {"type": "comparison", "column": {"name": "code"}, "operator": "!=", "parameter": "b"},
+                ],
+            },
+        },
+    }
+    period = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {
+            "column": "ts",
+            "min_value": {"$PARAMETER": "start"},
+            "max_value": datetime(2025, 3, 1),
+            "strict_max": True,
+        },
+    }
+    # the row of code 'a' has n; the other row has no code and is outside the condition
+    assert screen(con, sql, {}, (guarded, period), {"start": datetime(2025, 1, 1)}) == (
+        2,
+        [Figures(1, 0, 0), Figures(2, 1, 1)],  # 2025-03-01 is the excluded end
+    )
