@@ -26,6 +26,17 @@ results of these parts are merged into one validation result of the table (a suc
 part succeeded, counts summed, failed rows together): findings, summaries and the table's one
 page in the Data Docs are the same whatever the chunks.
 
+Most tables have no failing row, and Great Expectations over pandas spends far longer saying so
+than DuckDB does where the rows are. A table of more than :data:`SCREEN_SAMPLE_ROWS` rows is
+therefore screened first (:mod:`reporting.checks.screen`): one DuckDB query counts, for every
+expectation, the rows it looks at, the missing ones and the failing ones. Where none fails, Great
+Expectations validates a sample of the table's rows with its whole suite (which must succeed
+too), and the table's result is that one with the counts of the whole table: the same result,
+statistics and Data Docs page as a validation of every row (``tests/unit/test_data_checks_screen.py``
+compares them field by field). Where a row fails, or the screen cannot answer an expectation
+exactly (a regular expression, a float column, ...), the table is validated as below, and its
+findings are Great Expectations' own.
+
 Every failed row becomes a :class:`~reporting.findings.Finding` (rule ``gx.<expectation>.<column>``,
 the row's key, its seller, what failed and what to do). A missing table or column raises
 :class:`DataCheckStructureError` before any check runs; a failed structural expectation (a
