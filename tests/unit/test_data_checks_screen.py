@@ -135,8 +135,9 @@ def test_the_screen_counts_what_great_expectations_counts(tables: dict[tuple[str
 
 
 def test_every_kind_of_defect_is_seen_by_the_screen(tables: dict[tuple[str, str, str], Table]) -> None:
-    """In the bad layouts (amounts as integers) every expectation of a screened table fails in
-    the screen, except the column types, which only the float layout breaks."""
+    """In the bad layouts (the extract's amounts as integers) every type of expectation the
+    screen answers fails somewhere in the screen, but the column types, which only float
+    amounts break (and the screen leaves float columns to Great Expectations)."""
     seen = set()
     for (stage, quality, table), found in tables.items():
         if not quality.startswith("bad") or found.figures is None:
