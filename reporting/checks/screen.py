@@ -137,7 +137,7 @@ def _condition(q: _Query, node: Any, guarded: frozenset[str] = frozenset()) -> s
     name = column.get("name") if isinstance(column, dict) else None
     if kind == "nullity" and isinstance(node.get("is_null"), bool):
         return f"({q.column(name, _NULLABLE_TYPES)} is {'' if node['is_null'] else 'not '}null)"
-    if kind == "comparison" and isinstance(node.get("parameter"), str | int | bool):
+    if kind == "comparison" and isinstance(node.get("parameter"), str):  # DuckDB would cast the text to a number
         operator = node.get("operator")
         if operator == "==" or (operator == "!=" and name in guarded):
             sql_operator = "=" if operator == "==" else "<>"

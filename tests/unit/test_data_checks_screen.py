@@ -285,6 +285,13 @@ def _relation_sql(con: duckdb.DuckDBPyConnection) -> str:
                 "row_condition": {"type": "comparison", "column": {"name": "code"}, "operator": ">", "parameter": "a"},
             },
         },
+        {  # a number against text: pandas compares no row equal, DuckDB would cast the text
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {
+                "column": "n",
+                "row_condition": {"type": "comparison", "column": {"name": "code"}, "operator": "==", "parameter": 1},
+            },
+        },
         {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": {"$PARAMETER": "x"}}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "missing"}},
     ],
