@@ -763,7 +763,7 @@ def _screened(
             )
         )
     validation.results = results
-    merged = _merged(gx_table.name, t, [validation], run_id, chunks=0, screened_rows=rows)
+    merged = _merged(gx_table.name, t, [validation], run_id, chunks=0, screened_rows=rows, sample_rows=sample_rows)
     _store(context, merged, run_id)
     return merged, {}
 
@@ -810,7 +810,13 @@ def _validate_frame(batch: Any, gx_suite: Any, frame: pd.DataFrame, params: dict
 
 
 def _merged(
-    name: str, t: TableSuite, parts: list[Any], run_id: Any, chunks: int, screened_rows: int | None = None
+    name: str,
+    t: TableSuite,
+    parts: list[Any],
+    run_id: Any,
+    chunks: int,
+    screened_rows: int | None = None,
+    sample_rows: int | None = None,
 ) -> Any:
     """The validation results of a table's parts as one result of its whole suite, in the
     suite's order, with the meta a Checkpoint run gives a result (and, for a screened table, the
@@ -840,7 +846,17 @@ def _merged(
             **parts[0].meta,
             # the fingerprint GX takes of a frame would be that of one part only
             "batch_markers": {
-                k: v for k, v in (parts[0].meta.get("batch_markers") or {}).items() if k != "pandas_data_fingerprint"
+                **{
+                    k: v
+                    for k, v in (parts[0].meta.get("batch_markers") or {}).items()
+                    if k != "pandas_data_fingerprint"
+                },
+                # shown on the table's page: the counts are DuckDB's, Great Expectations saw a sample
+                **(
+                    {"screened": f"{screened_rows} rows counted in DuckDB; the first {sample_rows} validated"}
+                    if screened_rows is not None
+                    else {}
+                ),
             },
             "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR},
             "chunks": chunks,

@@ -224,6 +224,10 @@ def test_a_clean_table_gets_great_expectations_own_result(layouts: Layouts) -> N
         assert found.screened.suite_name == found.pandas.suite_name
         assert found.figures is not None
         assert found.screened.meta["screened_rows"] == found.figures[0] > 1
+        # the table's page says its counts are the screen's and Great Expectations saw a sample
+        assert found.screened.meta["batch_markers"]["screened"] == (
+            f"{found.figures[0]} rows counted in DuckDB; the first 1 validated"
+        )
         pandas = by_rule(found.pandas)
         for rule, r in by_rule(found.screened).items():
             # configuration (with its parameters and batch), counts, shares, exception info
