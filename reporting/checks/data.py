@@ -26,6 +26,17 @@ results of these parts are merged into one validation result of the table (a suc
 part succeeded, counts summed, failed rows together): findings, summaries and the table's one
 page in the Data Docs are the same whatever the chunks.
 
+Most tables have no failing row, and Great Expectations over pandas spends far longer saying so
+than DuckDB does where the rows are. A table of more than :data:`SCREEN_SAMPLE_ROWS` rows is
+therefore screened first (:mod:`reporting.checks.screen`): one DuckDB query counts, for every
+expectation, the rows it looks at, the missing ones and the failing ones. Where none fails, Great
+Expectations validates a sample of the table's rows with its whole suite (which must succeed
+too), and the table's result is that one with the counts of the whole table: the same result,
+statistics and Data Docs page as a validation of every row (``tests/unit/test_data_checks_screen.py``
+compares them field by field). Where a row fails, or the screen cannot answer an expectation
+exactly (a regular expression, a float column, ...), the table is validated as below, and its
+findings are Great Expectations' own.
+
 Every failed row becomes a :class:`~reporting.findings.Finding` (rule ``gx.<expectation>.<column>``,
 the row's key, its seller, what failed and what to do). A missing table or column raises
 :class:`DataCheckStructureError` before any check runs; a failed structural expectation (a
@@ -62,6 +73,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reporting.checks.screen import Figures, screen
 from reporting.countries import ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.errors import DataError
 from reporting.findings import Finding, Severity
@@ -84,6 +96,10 @@ TABLE_LEVEL_KEY = "(all rows)"
 DOCS_SITE = "run"
 CHUNK_ROWS = 500_000  # rows validated at once; a larger table is validated in chunks
 _READ_ROWS = 131_072  # rows per Arrow batch read from DuckDB; chunks are made of these
+# A table of more rows is screened first (:mod:`reporting.checks.screen`): where no row fails,
+# Great Expectations validates this many of its rows and the result is made from the screen's
+# figures of all of them.
+SCREEN_SAMPLE_ROWS = 1_000
 
 # Expectations whose result for a row depends on other rows of the table cannot run per chunk.
 # Those that compare rows only for equality (a unique key) run over partitions of the table by a
@@ -596,6 +612,7 @@ class _GxTable:
     name: str
     batch: Any
     checkpoint: Any
+    suite: Any  # the table's whole suite, as the context holds it
 
 
 def _register(context: Any, suite: StageSuite, t: TableSuite) -> _GxTable:
@@ -615,7 +632,7 @@ def _register(context: Any, suite: StageSuite, t: TableSuite) -> _GxTable:
             result_format=_RESULT_FORMAT,
         )
     )
-    return _GxTable(name=name, batch=batch, checkpoint=checkpoint)
+    return _GxTable(name=name, batch=batch, checkpoint=checkpoint, suite=gx_suite)
 
 
 # (row number, column whose value a finding shows or None) -> (key, seller, shown value)
@@ -631,9 +648,11 @@ def _validate_table(
     params: dict[str, Any],
     run_id: Any,
     chunk_rows: int,
+    gx_table: _GxTable | None = None,
 ) -> tuple[Any, _FailedRows]:
-    """Validate one table with its suite: its one validation result, and the key and seller of
-    each failed row (read from the frames while they exist).
+    """Validate one table with its suite (``gx_table``: its objects in the context, registered
+    here when not given): its one validation result, and the key and seller of each failed row
+    (read from the frames while they exist).
 
     A table of at most ``chunk_rows`` rows is one frame, validated by its Checkpoint, whose run
     stores the result for the Data Docs. A larger one is validated a chunk at a time with the
@@ -641,7 +660,7 @@ def _validate_table(
     whole table (:func:`table_partitions`); the results of these parts are merged into one result
     of the whole suite, stored as the Checkpoint stores its own.
     """
-    gx_table = _register(context, suite, t)
+    gx_table = gx_table or _register(context, suite, t)
     per_chunk = [e for e in t.expectations if _partitioned_by(e) is None]
     chunk_suite = _gx_suite(f"{gx_table.name}.chunk", per_chunk, suite.version)
     parts: list[Any] = []
@@ -682,6 +701,93 @@ def _validate_table(
     return merged, failed
 
 
+def _screened(
+    context: Any,
+    gx_table: _GxTable,
+    t: TableSuite,
+    con: duckdb.DuckDBPyConnection,
+    run_dir: Path,
+    sql_params: dict[str, Any],
+    params: dict[str, Any],
+    run_id: Any,
+    sample_rows: int,
+) -> tuple[Any, _FailedRows] | None:
+    """The table's validation result made from its screen (:mod:`reporting.checks.screen`),
+    when the screen answers every expectation of the table, finds no failing row and counts more
+    than ``sample_rows`` rows (its staged file more than that, first); None otherwise, and the
+    table is validated by Great Expectations.
+
+    Great Expectations validates the first ``sample_rows`` rows with the whole suite (every
+    expectation must succeed there too); each result's counts are then those of the screen over
+    all rows: the rows looked at, the missing ones and their shares, no failed row. The result
+    is stored as a merged one is (the table's page in the Data Docs)."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    if pq.read_metadata(run_dir / t.file).num_rows <= sample_rows:  # a small table: validated at once
+        return None
+    sql = _frame_sql(t)
+    try:
+        screened = screen(
+            con, sql, {name: sql_params[name] for name in set(_SQL_PARAMETER.findall(sql))}, t.expectations, params
+        )
+    except duckdb.Error:  # a column that does not compare as expected: Great Expectations says what
+        return None
+    if screened is None:
+        return None
+    rows, figures = screened
+    if rows <= sample_rows or any(f.unexpected for f in figures):
+        return None
+    sample = _frame(_relation(con, t, sql_params).limit(sample_rows).to_arrow_table(), t)
+    for e, f in zip(t.expectations, figures, strict=True):
+        column = e["kwargs"].get("column")
+        # a column's type as the whole table gives it to pandas: Int64 where a row has no value
+        typed = e["type"] == "expect_column_values_to_be_in_type_list" and column in sample
+        if typed and f.missing_count and str(sample[column].dtype) == "int64":
+            sample[column] = sample[column].astype("Int64")
+    validation = _validate_frame(gx_table.batch, gx_table.suite, sample, params)
+    _release(gx_table.batch)
+    del sample
+    if not all(r.success and not _raised(r.exception_info) for r in validation.results):
+        return None
+    by_rule = {_rule(r.expectation_config.type, r.expectation_config.kwargs): r for r in validation.results}
+    results = []
+    for e, f in zip(t.expectations, figures, strict=True):
+        r = by_rule[_rule(e["type"], e["kwargs"])]
+        results.append(
+            ExpectationValidationResult(
+                success=True,
+                expectation_config=r.expectation_config,
+                result=_screened_counts(r.result or {}, f),
+                meta=r.meta,
+                exception_info=r.exception_info,
+            )
+        )
+    validation.results = results
+    merged = _merged(gx_table.name, t, [validation], run_id, chunks=0, screened_rows=rows, sample_rows=sample_rows)
+    _store(context, merged, run_id)
+    return merged, {}
+
+
+def _screened_counts(result: dict[str, Any], f: Figures) -> dict[str, Any]:
+    """A result of the sample with the screen's counts of the whole table, no row failed, and
+    the shares computed as Great Expectations computes them."""
+    result = dict(result)
+    if "element_count" not in result:  # a table-level result (a column's type)
+        return result
+    elements = considered = f.element_count
+    result |= {"element_count": elements, "unexpected_count": 0}
+    if "missing_count" in result:
+        considered = elements - f.missing_count
+        result |= {
+            "missing_count": f.missing_count,
+            "missing_percent": _percent(f.missing_count, elements),
+            "unexpected_percent_total": _percent(0, elements),
+            "unexpected_percent_nonmissing": _percent(0, considered),
+        }
+    result["unexpected_percent"] = _percent(0, considered)
+    return result
+
+
 def _release(batch: Any) -> None:
     """Drop the frame GX keeps after a validation: the execution engine of the data source holds
     its last batch until another is loaded, which would keep a chunk's frame alive while the
@@ -703,9 +809,18 @@ def _validate_frame(batch: Any, gx_suite: Any, frame: pd.DataFrame, params: dict
     return validator.validate_expectation_suite(gx_suite, params)
 
 
-def _merged(name: str, t: TableSuite, parts: list[Any], run_id: Any, chunks: int) -> Any:
+def _merged(
+    name: str,
+    t: TableSuite,
+    parts: list[Any],
+    run_id: Any,
+    chunks: int,
+    screened_rows: int | None = None,
+    sample_rows: int | None = None,
+) -> Any:
     """The validation results of a table's parts as one result of its whole suite, in the
-    suite's order, with the meta a Checkpoint run gives a result."""
+    suite's order, with the meta a Checkpoint run gives a result (and, for a screened table, the
+    rows the screen counted: ``screened_rows``)."""
     from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
     from great_expectations.validator.validation_statistics import calc_validation_statistics
@@ -731,10 +846,21 @@ def _merged(name: str, t: TableSuite, parts: list[Any], run_id: Any, chunks: int
             **parts[0].meta,
             # the fingerprint GX takes of a frame would be that of one part only
             "batch_markers": {
-                k: v for k, v in (parts[0].meta.get("batch_markers") or {}).items() if k != "pandas_data_fingerprint"
+                **{
+                    k: v
+                    for k, v in (parts[0].meta.get("batch_markers") or {}).items()
+                    if k != "pandas_data_fingerprint"
+                },
+                # shown on the table's page: the counts are DuckDB's, Great Expectations saw a sample
+                **(
+                    {"screened": f"{screened_rows} rows counted in DuckDB; the first {sample_rows} validated"}
+                    if screened_rows is not None
+                    else {}
+                ),
             },
             "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR},
             "chunks": chunks,
+            **({"screened_rows": screened_rows} if screened_rows is not None else {}),
         },
         batch_id=parts[0].batch_id,
     )
@@ -941,10 +1067,15 @@ def run_data_checks(
     period_start_utc: datetime,
     period_end_utc: datetime,
     chunk_rows: int = CHUNK_ROWS,
+    screen_sample_rows: int | None = SCREEN_SAMPLE_ROWS,
 ) -> DataCheckReport:
     """Validate the staged Parquet files of ``stage`` ("extract", "identity" or "aggregates")
     with the stage's Great Expectations suite, one table at a time, and a table of more than
     ``chunk_rows`` rows a chunk at a time (the findings are the same whatever the chunks).
+
+    A table of more than ``screen_sample_rows`` rows is screened in DuckDB first
+    (:func:`_screened`); None validates every table in pandas without a screen. The findings and
+    the results are the same either way.
 
     Raises :class:`DataCheckStructureError` when a file or column the suite needs is missing.
     With ``docs_dir``, Data Docs HTML is built there (``index.html``, one validation page per
@@ -974,7 +1105,15 @@ def run_data_checks(
     con = _connect(run_dir, suite)
     try:
         for t in suite.tables:
-            validation, failed = _validate_table(context, suite, t, con, sql_params, params, run_id, chunk_rows)
+            gx_table = _register(context, suite, t)
+            screened = (
+                _screened(context, gx_table, t, con, run_dir, sql_params, params, run_id, screen_sample_rows)
+                if screen_sample_rows is not None
+                else None
+            )
+            validation, failed = screened or _validate_table(
+                context, suite, t, con, sql_params, params, run_id, chunk_rows, gx_table
+            )
             s, f = _summarise(t, validation, failed)
             del validation, failed
             summaries += s
