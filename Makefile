@@ -89,10 +89,12 @@ airflow: venv
 # 25 minutes (its tests' times add up to 49 minutes), tests/dags 14.5 minutes (21.5 before: the
 # mark-as-success test of test_four_eyes.py waited 5.5 minutes on publish's retry delays). Before,
 # one serial run of `make test` in CI: 50 minutes. A clean clone, idle machine, 2,806 tests: about 21
-# minutes (12 + 8.3; docs/development/tests.md).
+# minutes (12 + 8.3; docs/development/tests.md). 2026-12-07, a clean clone on a slower 2-core AMD
+# EPYC, 3,429 + 344 tests: the first run 36.8 minutes. Each run lists its slowest tests
+# (--durations), where trimming starts.
 test: venv browser java
-	$(BIN)/python -m pytest --ignore=tests/dags -n auto --dist loadfile
-	$(BIN)/python -m pytest tests/dags
+	$(BIN)/python -m pytest --ignore=tests/dags -n auto --dist loadfile --durations=30
+	$(BIN)/python -m pytest tests/dags --durations=15
 
 # The quick loop while working: the unit and golden tests but those marked slow (real Airflow runs,
 # the Celery cluster, larger data), on every core (pytest-xdist); `make test` runs them all.
