@@ -7,6 +7,7 @@ ratio of integers, where the rules sum minor units without building Fractions).
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
@@ -29,9 +30,17 @@ def to_fraction(value: object) -> Fraction:
     raise TypeError(f"cannot read {type(value).__name__} as an exact number")
 
 
+@functools.cache
+def minor_divisor(currency: str) -> int:
+    """Minor units per whole unit of a currency (EUR: 100), looked up once per currency; raises
+    ValueError for a code that is not a payment currency."""
+    divisor: int = 10 ** minor_unit_exponent(currency)  # int ** int is typed Any (a negative power is a float)
+    return divisor
+
+
 def minor_to_units(minor: int, currency: str) -> Fraction:
     """Minor units to an exact amount in whole currency units (1234 EUR cents -> 12.34)."""
-    return Fraction(minor, 10 ** minor_unit_exponent(currency))
+    return Fraction(minor, minor_divisor(currency))
 
 
 def to_eur(minor: int, currency: str, units_per_eur: Fraction) -> Fraction:

@@ -22,7 +22,6 @@ and under the Model Rules ``not_reportable:not_reportable_jurisdiction`` (the ru
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -31,10 +30,10 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-from reporting.countries import EU_MEMBER_STATES, minor_unit_exponent
+from reporting.countries import EU_MEMBER_STATES
 from reporting.findings import Finding
 from reporting.jurisdictions import DAC7, Reportable, RuleSet
-from reporting.money import round_half_up, round_half_up_ratio, to_fraction
+from reporting.money import minor_divisor, minor_to_units, round_half_up, round_half_up_ratio, to_fraction
 from reporting.variants import EU_READING, LegalVariant
 from reporting.vocabulary import (
     ACTIVITY_ORDER,
@@ -216,14 +215,6 @@ def exact_sum(blocks: Iterable[Block], attr: str, rates: dict[str, Rate], conver
     return Fraction(numerator, denominator)
 
 
-@functools.cache
-def _minor_divisor(currency: str) -> int:
-    """Minor units per whole unit of a currency (EUR: 100), looked up once per currency; raises
-    ValueError for a code that is not a payment currency, as :func:`minor_to_units` does."""
-    divisor: int = 10 ** minor_unit_exponent(currency)  # int ** int is typed Any (a negative power is a float)
-    return divisor
-
-
 def _exact_ratio(per_rate: dict[tuple[str, str | None], int], rates: dict[str, Rate], convert: bool) -> tuple[int, int]:
     """The exact total of minor-unit sums per (currency, payment-date rate) as a ratio of
     integers (denominator > 0, not necessarily in lowest terms), in EUR when ``convert``.
@@ -238,10 +229,10 @@ def _exact_ratio(per_rate: dict[tuple[str, str | None], int], rates: dict[str, R
     if len(currencies) == 1:
         (currency,) = currencies
         if not convert or currency == "EUR":
-            return sum(per_rate.values()), _minor_divisor(currency)
+            return sum(per_rate.values()), minor_divisor(currency)
     total = Fraction(0)
     for (currency, units_per_eur), minor in per_rate.items():
-        units = Fraction(minor, _minor_divisor(currency))  # minor_to_units, its divisor looked up once
+        units = minor_to_units(minor, currency)
         if convert and currency != "EUR":
             units /= to_fraction(units_per_eur) if units_per_eur is not None else rates[currency].units_per_eur
         total += units
@@ -429,7 +420,7 @@ def _report(key: tuple[str, str], blocks: list[Block], convert: bool, rates: dic
         # over the currency's divisor, rounded without building a Fraction.
         amounts, fee_sums, tax_sums = [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]
         # (the currency is looked up, and refused if it is not one, only if a quarter has a block)
-        divisor = _minor_divisor(blocks[0].currency) if any(b.quarter in (1, 2, 3, 4) for b in blocks) else 1
+        divisor = minor_divisor(blocks[0].currency) if any(b.quarter in (1, 2, 3, 4) for b in blocks) else 1
         for b in blocks:
             rented_days += b.rented_days
             if b.quarter in (1, 2, 3, 4):  # only the four quarters are reported

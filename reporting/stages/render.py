@@ -88,9 +88,7 @@ def render(
     settings: RunSettings, authority: None = None, *, rendered: Callable[[str], None] | None = None
 ) -> Rendered: ...
 @overload
-def render(
-    settings: RunSettings, authority: str, *, rendered: Callable[[str], None] | None = None
-) -> AuthorityRendered: ...
+def render(settings: RunSettings, authority: str) -> AuthorityRendered: ...
 
 
 def render(
@@ -101,9 +99,10 @@ def render(
     deletions, a nil report), each recorded in the ledger as rendered, not yet published.
 
     Per authority the result is ``render/authorities/<XX>.json``; rendering all of them also
-    writes ``render/render.json`` with every message in order. ``rendered`` is called with each
-    authority once its files are written and recorded, where more than one authority renders (the
-    validation beside the render, :class:`reporting.stages.validate.Overlapped`)."""
+    writes ``render/render.json`` with every message in order. Rendering every authority,
+    ``rendered`` is called with each one once its files are written and recorded, where more than
+    one authority renders (the validation beside the render,
+    :class:`reporting.stages.validate.Overlapped`)."""
     if authority is None:
         _remove_contents_files(settings)  # one authority's is replaced when that authority renders
         authorities = plan(settings)
@@ -133,12 +132,15 @@ def render(
         return summary
     con = connect(settings.run_path, "extract", "aggregate", "rules")
     try:
-        result = _render_authority(settings, authority, con)
+        return _render_authority(settings, authority, con)
     finally:
         con.close()
-    if rendered is not None:
-        rendered(authority)
-    return result
+
+
+def overlapped_path(run_path: Path, authority: str) -> Path:
+    """Where the validation beside the render (:class:`reporting.stages.validate.Overlapped`)
+    writes its report of ``authority``'s files; a render of the authority removes it."""
+    return run_path / "validate" / "overlapped" / f"{authority}.json"
 
 
 def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared: bool = False) -> AuthorityRendered:
@@ -161,7 +163,7 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     # an earlier validation of this authority's files says nothing of the files rendered now
     shutil.rmtree(settings.run_path / "validate" / "parts" / authority, ignore_errors=True)
     (settings.run_path / "validate" / "authorities" / f"{authority}.json").unlink(missing_ok=True)
-    (settings.run_path / "validate" / "overlapped" / f"{authority}.json").unlink(missing_ok=True)
+    overlapped_path(settings.run_path, authority).unlink(missing_ok=True)
     write_json(settings.stage_dir("render/authorities") / f"{authority}.json", summary)
     log.info("render year=%s authority=%s: %d message(s)", settings.year, authority, len(messages))
     return summary

@@ -27,7 +27,7 @@ from reporting.ledger import Ledger, open_ledger
 from reporting.results import AuthorityValidation, FileValidation, Rendered, Validation
 from reporting.settings import RunSettings, read_json, remember_secret_url, secret_url, write_json
 from reporting.stages.plan import planned_authorities, stage_ledger
-from reporting.stages.render import rendered
+from reporting.stages.render import overlapped_path, rendered
 from reporting.vocabulary import TEST
 from reporting.workers import Worker, WorkerError, cpu_count, run_ordered, workers_for
 
@@ -180,15 +180,6 @@ def _validate(settings: RunSettings, authority: str, only: int | None = None) ->
     return _write_validation(settings, authority, summary or _check(settings, authority, only), only)
 
 
-#: The folder, in the run's ``validate`` staging, of the reports :class:`Overlapped` made beside the
-#: render (``<XX>.json``); the render of an authority removes its own.
-OVERLAPPED = "overlapped"
-
-
-def overlapped_path(run_path: Path, authority: str) -> Path:
-    return run_path / "validate" / OVERLAPPED / f"{authority}.json"
-
-
 class Overlapped:
     """The validation of each authority's files beside the render of the next ones: a render of
     every authority hands each one, once rendered, to a worker process, which checks its files as
@@ -242,7 +233,7 @@ class Overlapped:
                 log.info("validation beside the render of %s did not finish; the validate stage checks it", authority)
                 continue
             if report is not None:
-                write_json(self.settings.stage_dir(f"validate/{OVERLAPPED}") / f"{authority}.json", report)
+                write_json(overlapped_path(self.settings.run_path, authority), report)  # its folder made
         self.close()
 
     def close(self) -> None:
