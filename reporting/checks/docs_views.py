@@ -39,7 +39,7 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 _COMPILED = _CompiledTemplates()
 
 
-class PageView(DefaultJinjaPageView):  # type: ignore[misc]
+class PageView(DefaultJinjaPageView):
     """Great Expectations' page view (suites and validation results), templates compiled once."""
 
     def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
@@ -47,7 +47,7 @@ class PageView(DefaultJinjaPageView):  # type: ignore[misc]
         self.env.bytecode_cache = _COMPILED
 
 
-class IndexPageView(DefaultJinjaIndexPageView):  # type: ignore[misc]
+class IndexPageView(DefaultJinjaIndexPageView):
     """Great Expectations' index page view, templates compiled once."""
 
     def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
