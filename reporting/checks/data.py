@@ -556,6 +556,9 @@ def _import_gx() -> Any:
     return great_expectations
 
 
+_DOCS_VIEW = {"module_name": "reporting.checks.docs_views"}
+
+
 def _context(docs_dir: Path | None) -> Any:
     """An ephemeral Data Context: in-memory stores, no progress bars, and a Data Docs site in
     ``docs_dir`` only when asked (no temporary default site)."""
@@ -571,7 +574,15 @@ def _context(docs_dir: Path | None) -> Any:
         sites[DOCS_SITE] = {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            # Great Expectations' views, with the templates compiled once per process
+            "site_index_builder": {
+                "class_name": "DefaultSiteIndexBuilder",
+                "view": _DOCS_VIEW | {"class_name": "IndexPageView"},
+            },
+            "site_section_builders": {
+                section: {"view": _DOCS_VIEW | {"class_name": "PageView"}}
+                for section in ("expectations", "validations")
+            },
         }
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
@@ -649,6 +660,7 @@ def _validate_table(
     run_id: Any,
     chunk_rows: int,
     gx_table: _GxTable | None = None,
+    whole: pa.Table | None = None,
 ) -> tuple[Any, _FailedRows]:
     """Validate one table with its suite (``gx_table``: its objects in the context, registered
     here when not given): its one validation result, and the key and seller of each failed row
@@ -658,7 +670,8 @@ def _validate_table(
     stores the result for the Data Docs. A larger one is validated a chunk at a time with the
     expectations of single rows, then with the others over partitions of the table or over the
     whole table (:func:`table_partitions`); the results of these parts are merged into one result
-    of the whole suite, stored as the Checkpoint stores its own.
+    of the whole suite, stored as the Checkpoint stores its own. ``whole``: every row of the table
+    (of at most ``chunk_rows``), already read, instead of reading it again.
     """
     gx_table = gx_table or _register(context, suite, t)
     per_chunk = [e for e in t.expectations if _partitioned_by(e) is None]
@@ -672,7 +685,8 @@ def _validate_table(
         _release(gx_table.batch)
 
     chunks = rows = 0
-    for frame, last in table_frames(con, t, sql_params, chunk_rows):
+    frames = table_frames(con, t, sql_params, chunk_rows) if whole is None else iter([(_frame(whole, t), True)])
+    for frame, last in frames:
         chunks += 1
         rows += len(frame)
         if chunks == 1 and last:  # the whole table in one frame
@@ -703,6 +717,7 @@ def _validate_table(
 
 def _screened(
     context: Any,
+    suite: StageSuite,
     gx_table: _GxTable,
     t: TableSuite,
     con: duckdb.DuckDBPyConnection,
@@ -711,11 +726,14 @@ def _screened(
     params: dict[str, Any],
     run_id: Any,
     sample_rows: int,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[Any, _FailedRows] | None:
     """The table's validation result made from its screen (:mod:`reporting.checks.screen`),
     when the screen answers every expectation of the table, finds no failing row and counts more
     than ``sample_rows`` rows (its staged file more than that, first); None otherwise, and the
-    table is validated by Great Expectations.
+    table is validated by Great Expectations. A table of the suite's SQL that has at most
+    ``sample_rows`` rows (of a larger staged file) is validated whole at once, from the rows read
+    for the sample (:func:`_validate_table`): its result is then Great Expectations' own.
 
     Great Expectations validates the first ``sample_rows`` rows with the whole suite (every
     expectation must succeed there too); each result's counts are then those of the screen over
@@ -725,6 +743,14 @@ def _screened(
 
     if pq.read_metadata(run_dir / t.file).num_rows <= sample_rows:  # a small table: validated at once
         return None
+    # The sample, and one row more: a table of the suite's SQL (a reconciliation) may have few rows
+    # for a large staged file; then these are all of them and the table is validated whole, its
+    # SQL run once instead of by the screen and again for the frames.
+    head = _relation(con, t, sql_params).limit(sample_rows + 1).to_arrow_table()
+    if head.num_rows <= sample_rows:
+        if head.num_rows > chunk_rows:  # not one frame: validated in chunks as any table
+            return None
+        return _validate_table(context, suite, t, con, sql_params, params, run_id, chunk_rows, gx_table, whole=head)
     sql = _frame_sql(t)
     try:
         screened = screen(
@@ -737,7 +763,8 @@ def _screened(
     rows, figures = screened
     if rows <= sample_rows or any(f.unexpected for f in figures):
         return None
-    sample = _frame(_relation(con, t, sql_params).limit(sample_rows).to_arrow_table(), t)
+    sample = _frame(head.slice(0, sample_rows), t)  # the first rows, as ``limit`` gives them
+    del head
     for e, f in zip(t.expectations, figures, strict=True):
         column = e["kwargs"].get("column")
         # a column's type as the whole table gives it to pandas: Int64 where a row has no value
@@ -1107,7 +1134,19 @@ def run_data_checks(
         for t in suite.tables:
             gx_table = _register(context, suite, t)
             screened = (
-                _screened(context, gx_table, t, con, run_dir, sql_params, params, run_id, screen_sample_rows)
+                _screened(
+                    context,
+                    suite,
+                    gx_table,
+                    t,
+                    con,
+                    run_dir,
+                    sql_params,
+                    params,
+                    run_id,
+                    screen_sample_rows,
+                    chunk_rows,
+                )
                 if screen_sample_rows is not None
                 else None
             )

@@ -197,7 +197,10 @@ def _add(q: _Query, expectation: dict[str, Any], params: dict[str, Any]) -> None
         wanted = bool if column_type == "BOOLEAN" else str
         if not isinstance(values, list) or not values or not all(type(v) is wanted for v in values):
             raise _Unscreened("value_set")
-        q.count(f"{where} and {x} is not null and not list_contains({q.value(values)}, {x})")
+        # a semi join on the set's values: ``list_contains`` walks the list for every row (a
+        # quarter of a second per million rows against the 186 currencies); the values are
+        # non-null and the column's nulls are left out, so ``not in`` is never null
+        q.count(f"{where} and {x} is not null and {x} not in (select unnest({q.value(values)}))")
     elif kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         strict_min, strict_max = kwargs.get("strict_min", False), kwargs.get("strict_max", False)

@@ -119,12 +119,14 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> Layouts:
                     )
                     assert not failed
                     validation, screened_failed = made.get(t.table, (None, None))
-                else:  # declined before any validation (the screen finds the defects)
+                else:  # not screened: the screen finds the defects
                     pandas = None
                     gx_table = datachecks._register(context, suite, t)
-                    assert (
-                        datachecks._screened(context, gx_table, t, con, run_dir, SQL_PARAMS, PARAMS, run_id, 1) is None
+                    declined = datachecks._screened(
+                        context, suite, gx_table, t, con, run_dir, SQL_PARAMS, PARAMS, run_id, 1
                     )
+                    # declined, or (a table of the SQL of at most the sample's rows) validated whole
+                    assert declined is None or "screened_rows" not in declined[0].meta
                     validation = screened_failed = None
                 tables[(stage, quality, t.table)] = Table(
                     figures=screen(con, sql, used, t.expectations, PARAMS),
@@ -338,3 +340,60 @@ def test_a_guarded_inequality_and_a_timestamp_range_are_screened() -> None:
         2,
         [Figures(1, 0, 0), Figures(2, 1, 1)],  # 2025-03-01 is the excluded end
     )
+
+
+def test_a_set_of_codes_is_screened_as_great_expectations_reads_it() -> None:
+    """A value in the set, one outside it, a missing one (not counted as failing), for text and
+    for booleans; a row condition that leaves rows out."""
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values (0, 'EUR', true), (1, 'XXX', false), (2, null, null), "
+        "(3, 'eur', true)) as v(file_row_number, code, flag)"
+    )
+    codes = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": ["EUR", "USD"]}}
+    flags = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "flag", "value_set": [True]}}
+    only_true = {
+        "type": "expect_column_values_to_be_in_set",
+        "kwargs": {
+            "column": "code",
+            "value_set": {"$PARAMETER": "codes"},
+            "row_condition": {"type": "nullity", "column": {"name": "flag"}, "is_null": False},
+        },
+    }
+    assert screen(con, "select * from t", {}, (codes, flags, only_true), {"codes": ["EUR", "eur", "XXX"]}) == (
+        4,
+        [Figures(4, 1, 2), Figures(4, 1, 1), Figures(3, 0, 0)],  # 'XXX' and 'eur'; false; none
+    )
+
+
+def test_a_table_of_few_rows_from_a_large_file_gets_great_expectations_own_result(tmp_path: Path) -> None:
+    """The aggregates' reconciliation: a few rows of the suite's SQL over the staged activity
+    totals. Where they are no more than the sample, they are validated whole from the rows read
+    for it (no screen), and the result is Great Expectations' over the table read as usual."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    STAGERS["aggregates"][0](tmp_path)
+    suite = load_suite("aggregates")
+    t = next(t for t in suite.tables if t.table == "reconciliation")
+    context = datachecks._context(None)
+    run_id = RunIdentifier(run_name="screen")
+    con = datachecks._connect(tmp_path, suite)
+    try:
+        rows = len(datachecks._relation(con, t, SQL_PARAMS).to_arrow_table())
+        assert 0 < rows < pq.read_metadata(tmp_path / t.file).num_rows  # few rows of a larger file
+        plain, _ = datachecks._validate_table(context, suite, t, con, SQL_PARAMS, PARAMS, run_id, 10**6)
+        context = datachecks._context(None)  # another, as a run has its own
+        gx_table = datachecks._register(context, suite, t)
+        made = datachecks._screened(context, suite, gx_table, t, con, tmp_path, SQL_PARAMS, PARAMS, run_id, rows)
+        assert made is not None
+        # one row fewer than the sample: screened (or declined), never validated whole
+        fewer = datachecks._screened(context, suite, gx_table, t, con, tmp_path, SQL_PARAMS, PARAMS, run_id, rows - 1)
+    finally:
+        con.close()
+    validation, failed = made
+    assert failed == {} and "screened_rows" not in validation.meta
+    assert validation.statistics == plain.statistics
+    pandas = by_rule(plain)
+    for rule, r in by_rule(validation).items():
+        assert comparable(r) == comparable(pandas[rule]), rule
+    assert fewer is None or "screened_rows" in fewer[0].meta
