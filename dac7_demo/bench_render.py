@@ -53,6 +53,7 @@ def base_run(work: Path, url: str, year: int) -> Path:
     """The marketplace's run staged up to its rules stage (the filing's routing), in ``work``."""
     from dac7_demo.bench import CONFIG
     from reporting import pipeline
+    from reporting.checks.data import keep_checks_worker
 
     config = work / "bench-render.toml"
     config.write_text(CONFIG.format(routing=NEXUS, data_docs="false", aggregate="local"), encoding="utf-8")
@@ -68,9 +69,10 @@ def base_run(work: Path, url: str, year: int) -> Path:
         timestamp=datetime(year + 1, 1, 15, 6),
         ledger_url=f"sqlite:///{staging / 'ledger.sqlite3'}",
     )
-    pipeline.extract(run_dir, url)
-    pipeline.aggregate(run_dir)
-    pipeline.apply_rules(run_dir)
+    with keep_checks_worker():
+        pipeline.extract(run_dir, url)
+        pipeline.aggregate(run_dir)
+        pipeline.apply_rules(run_dir)
     return Path(run_dir)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar, overload
 
 from reporting.authorities import ignored_authorities
+from reporting.checks.data import keep_checks_worker
 from reporting.config import Config, load_config
 from reporting.errors import ConfigError
 from reporting.jurisdictions import is_filing_jurisdiction, rule_set_for
@@ -638,9 +639,10 @@ def run(*, source_url: str | None = None, **prepare_args: Any) -> RunResult:
     data, or a file that does not validate, stops the run before anything is published."""
     lead = prepare(source_url=source_url, **prepare_args)
     runs = operator_runs(lead)
-    for stage in (lambda d: extract(d, source_url), aggregate, apply_rules, render, validate):
-        for _op, run_dir in runs:
-            stage(run_dir)
+    with keep_checks_worker():  # Great Expectations imported once, by one worker, for the stages
+        for stage in (lambda d: extract(d, source_url), aggregate, apply_rules, render, validate):
+            for _op, run_dir in runs:
+                stage(run_dir)
     results = []
     for op, run_dir in runs:
         manifest = publish(run_dir)

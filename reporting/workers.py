@@ -192,6 +192,20 @@ class Worker:
             raise value
         return value
 
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id, while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """Whether the worker process still runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def unread(self) -> int:
+        """How many outcomes of jobs sent are still to be read."""
+        return self._unread
+
     def close(self, *, wait: bool = True) -> None:
         """End the worker: at once when it has outcomes no one will read, or when ``wait`` is
         false (its outcomes were all read, so nothing of it is lost: its interpreter's own exit

@@ -63,6 +63,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -1198,17 +1199,26 @@ class ChecksWorker:
         self._warming = True
         try:
             self._worker = Worker()
+            _running.add(self)
             self._worker.send(_import_great_expectations)
         except Exception as exc:
             log.info("data checks run in this process: no worker (%s)", type(exc).__name__)
-            self.close()
+            self._end()
 
     @classmethod
     def start(cls) -> ChecksWorker | None:
-        """A worker, or None where the checks should run in this process (see :data:`WORKER_ENV`)."""
+        """A worker, or None where the checks should run in this process (see :data:`WORKER_ENV`).
+        Within :func:`keep_checks_worker`, the worker an earlier stage of this process used, if it
+        is still there (its Great Expectations imported once for the whole run)."""
         wanted = os.environ.get(WORKER_ENV, "").strip()
         if wanted == "0" or (wanted != "1" and "great_expectations" in sys.modules):
             return None
+        global _kept
+        kept, _kept = _kept, None
+        if kept is not None:
+            if kept._worker is not None and kept._worker.alive():
+                return kept
+            kept._end()
         worker = cls()
         return worker if worker._worker is not None else None
 
@@ -1219,7 +1229,7 @@ class ChecksWorker:
         try:
             self._worker.send(_checks_with_records, arguments, logging.getLogger(__name__).getEffectiveLevel())
         except Exception:  # the worker is gone: the checks run in this process
-            self.close()
+            self._end()
             return
         self._pending = (stage, arguments)
 
@@ -1238,7 +1248,7 @@ class ChecksWorker:
             report, seconds, records = self._worker.receive()
         except Exception as exc:  # the checks raised there, the import failed, or the worker is gone
             log.info("data checks %s: not from the worker (%s); they run in this process", stage, type(exc).__name__)
-            self.close()
+            self._end()
             return None
         for record in records:
             logger = logging.getLogger(record.name)
@@ -1247,16 +1257,81 @@ class ChecksWorker:
         return report, seconds
 
     def close(self) -> None:
+        """Done with the worker: kept for the next stage of this process within
+        :func:`keep_checks_worker` when it is idle (no checks submitted and not collected) and
+        still running; ended otherwise."""
+        global _kept
+        worker = self._worker
+        idle = worker is not None and self._pending is None and worker.unread == (1 if self._warming else 0)
+        if _keeping and idle and _kept is None and worker is not None and worker.alive():
+            _kept = self
+            return
+        self._end()
+
+    def _end(self) -> None:
         worker, self._worker = self._worker, None
         self._pending = None
         if worker is not None:
             worker.close(wait=False)  # every report it gave was read; its files are written
+        _running.discard(self)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id, while it runs."""
+        return self._worker.pid if self._worker is not None else None
 
     def __enter__(self) -> ChecksWorker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: within :func:`keep_checks_worker`: an idle worker left by a stage, for the next one
+_kept: ChecksWorker | None = None
+_keeping = False
+#: the workers started and not ended yet (for :func:`checks_worker_cpu`)
+_running: set[ChecksWorker] = set()
+
+
+@contextmanager
+def keep_checks_worker() -> Iterator[None]:
+    """Within this, every stage of this process that checks data uses one worker (see
+    :class:`ChecksWorker`): Great Expectations is imported once, not once per stage (about 2.5 s
+    of CPU each time). For a run of every stage in one process (``dac7 run``, ``dac7 bench``);
+    a task process of the DAGs runs one stage and keeps nothing. The worker ends on leaving.
+    Every worker is started inside a stage, under its umask (owner-only), so the kept one has
+    the same."""
+    global _keeping, _kept
+    if _keeping:  # nested: the outer one ends it
+        yield
+        return
+    _keeping = True
+    try:
+        yield
+    finally:
+        _keeping = False
+        kept, _kept = _kept, None
+        if kept is not None:
+            kept._end()
+
+
+def checks_worker_cpu() -> float:
+    """The CPU seconds used so far by the workers of this process that have not ended (0 for one
+    that cannot be read: Linux's ``/proc`` only). A worker's CPU is counted with its parent's
+    children (``RUSAGE_CHILDREN``) only once it has ended; a benchmark that times the stages of a
+    run adds this for the worker that lives on between them (:func:`keep_checks_worker`)."""
+    total = 0.0
+    for worker in list(_running):
+        pid = worker.pid
+        if pid is None:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 def _import_great_expectations() -> None:

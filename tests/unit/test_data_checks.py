@@ -9,6 +9,7 @@ a few rows, with Data Docs) and the many tests read those reports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import replace
@@ -1016,3 +1017,74 @@ def test_a_worker_is_started_where_it_saves_the_import(
     monkeypatch.setattr(sys, "modules", modules)
     monkeypatch.setattr(datachecks.ChecksWorker, "__init__", lambda self: setattr(self, "_worker", object()))
     assert (datachecks.ChecksWorker.start() is not None) is started
+
+
+def test_one_worker_serves_every_stage_of_a_run_in_one_process(
+    tmp_path: Path, reports: dict[tuple[str, str], DataCheckReport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within ``keep_checks_worker`` (``dac7 run``, ``dac7 bench``) the worker a stage closes is
+    the one the next stage starts: Great Expectations imported once. Its reports are those of a
+    worker of its own; it ends when the run leaves the scope, and its CPU is counted meanwhile."""
+    monkeypatch.setenv(datachecks.WORKER_ENV, "1")  # this test session has imported it already
+    pids = []
+    with datachecks.keep_checks_worker():
+        for stage in ("extract", "aggregates"):
+            run_dir = tmp_path / stage
+            STAGERS[stage][False](run_dir)
+            arguments = {"run_dir": run_dir, "stage": stage, "docs_dir": None} | PERIOD
+            worker = ChecksWorker.start()
+            assert worker is not None and worker._worker is not None
+            pids.append(worker._worker.pid)
+            done = worker.collect(stage, arguments)
+            assert done is not None and done[0].findings == reports[(stage, "good")].findings
+            worker.close()
+            assert datachecks.checks_worker_cpu() > 0  # the import, at least
+        kept = datachecks._kept
+        assert kept is not None and kept._worker is not None
+        process = kept._worker._proc
+    assert pids[0] == pids[1]
+    assert process is not None and process.returncode is not None  # ended on leaving
+    assert datachecks._kept is None and not datachecks._running and datachecks.checks_worker_cpu() == 0
+
+
+class _FakeWorker:
+    """Stands for a worker process in the tests of what is kept (no interpreter started)."""
+
+    def __init__(self) -> None:
+        self.pid, self.unread, self.closed, self.running = 1, 0, False, True
+
+    def send(self, fn: object, *args: object) -> None:
+        self.unread += 1
+
+    def alive(self) -> bool:
+        return self.running and not self.closed
+
+    def close(self, *, wait: bool = True) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("case", ["outside", "pending", "dead"])
+def test_a_worker_is_kept_only_idle_alive_and_within_the_scope(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Outside ``keep_checks_worker`` a closed worker ends; within it, one with checks submitted and
+    not collected (a stage that failed midway) ends, and one that died is replaced by a new one."""
+    monkeypatch.setenv(datachecks.WORKER_ENV, "1")
+    monkeypatch.setattr(datachecks, "Worker", _FakeWorker)
+    monkeypatch.setattr(datachecks, "_running", set())
+    scope = contextlib.nullcontext() if case == "outside" else datachecks.keep_checks_worker()
+    with scope:
+        worker = ChecksWorker.start()
+        assert worker is not None
+        fake = worker._worker
+        assert isinstance(fake, _FakeWorker)
+        if case == "pending":
+            worker.submit("extract", {"run_dir": "x"})
+        worker.close()
+        if case == "dead":
+            assert not fake.closed and datachecks._kept is worker
+            fake.running = False
+            again = ChecksWorker.start()
+            assert again is not None and again is not worker and fake.closed
+            again.close()
+        else:
+            assert fake.closed and datachecks._kept is None
+    assert datachecks._kept is None
