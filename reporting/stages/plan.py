@@ -258,8 +258,12 @@ def stage_ledger(settings: RunSettings, authority: str | None = None, *, write: 
         work.unlink(missing_ok=True)
         raise
     if write and work.exists():
-        _sync(work)  # a stage may have written it unsynced (open_ledger(..., scratch=True))
-        os.replace(work, final)
+        try:
+            _sync(work)  # a stage may have written it unsynced (open_ledger(..., scratch=True))
+            os.replace(work, final)
+        except BaseException:  # the copy holds personal data: never left behind
+            work.unlink(missing_ok=True)
+            raise
     else:
         work.unlink(missing_ok=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,58 @@ def test_the_working_copy_is_synced_before_it_replaces_the_ledger(
     work.write_bytes(b"x")
     plan_stage._sync(work)
     assert synced == [work.stat().st_ino]
+
+
+class _Preview:
+    """What :func:`plan_stage.stage_ledger` reads of a preview's settings."""
+
+    preview = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def stage_dir(self, stage: str) -> Path:
+        d = self.root / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+def _events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    real_sync, real_replace = plan_stage._sync, os.replace
+    monkeypatch.setattr(plan_stage, "_sync", lambda p: (events.append(("sync", Path(p).name)), real_sync(p))[1])
+    monkeypatch.setattr(
+        plan_stage.os, "replace", lambda a, b: (events.append(("replace", Path(a).name)), real_replace(a, b))[1]
+    )
+    return events
+
+
+def test_a_stage_that_writes_syncs_its_copy_then_renames_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _events(monkeypatch)
+    settings: Any = _Preview(tmp_path)
+    with plan_stage.stage_ledger(settings, "DE") as url, open_ledger(url, scratch=True):
+        work = Path(url.removeprefix("sqlite:///")).name
+    assert events == [("sync", work), ("replace", work)]
+    assert [p.name for p in (tmp_path / "preview" / "DE").iterdir()] == ["ledger.sqlite3"]
+
+
+def test_a_failed_or_reading_stage_neither_syncs_nor_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _events(monkeypatch)
+    settings: Any = _Preview(tmp_path)
+    with pytest.raises(RuntimeError), plan_stage.stage_ledger(settings, "DE"):
+        raise RuntimeError("stop")
+    with plan_stage.stage_ledger(settings, "DE", write=False):
+        pass
+    assert events == []
+    assert list((tmp_path / "preview" / "DE").iterdir()) == []
+
+
+def test_a_copy_that_cannot_be_synced_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(path: Path) -> None:
+        raise OSError("EIO")
+
+    monkeypatch.setattr(plan_stage, "_sync", failing)
+    settings: Any = _Preview(tmp_path)
+    with pytest.raises(OSError, match="EIO"), plan_stage.stage_ledger(settings, "DE"):
+        pass
+    assert list((tmp_path / "preview" / "DE").iterdir()) == []
