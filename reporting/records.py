@@ -155,10 +155,60 @@ def other_operator_from_content(d: Mapping[str, Any]) -> OtherOperatorRecord:
     return OtherOperatorRecord(**{**d, "address": PostalAddress(**d["address"])})
 
 
+def _address_content(a: PostalAddress) -> dict[str, Any]:
+    return {
+        "country": a.country,
+        "city": a.city,
+        "street": a.street,
+        "building": a.building,
+        "post_code": a.post_code,
+        "free_text": a.free_text,
+    }
+
+
 def seller_content(s: SellerRecord) -> dict[str, Any]:
-    content: dict[str, Any] = _plain(s)
-    content["birth_date"] = s.birth_date.isoformat() if s.birth_date else None
-    return content
+    """The ledger's content of a seller's record: what :func:`_plain` makes of it (the birth date
+    as ISO text), field by field without its generic walk (once per seller and authority of a
+    render; ``tests/unit/test_records_content.py`` proves it equal to the walk, every field set)."""
+    return {
+        "seller_id": s.seller_id,
+        "seller_type": s.seller_type,
+        "res_countries": s.res_countries,
+        "tins": tuple([{"value": t.value, "issued_by": t.issued_by} for t in s.tins]),
+        "address": _address_content(s.address),
+        "activities": tuple(
+            [
+                {
+                    "activity": a.activity,
+                    "currency": a.currency,
+                    "consideration": a.consideration,
+                    "activities": a.activities,
+                    "fees": a.fees,
+                    "taxes": a.taxes,
+                    "listing_id": a.listing_id,
+                    "address": None if a.address is None else _address_content(a.address),
+                    "land_registration_number": a.land_registration_number,
+                    "property_type": a.property_type,
+                    "other_property_type": a.other_property_type,
+                    "rented_days": a.rented_days,
+                }
+                for a in s.activities
+            ]
+        ),
+        "first_name": s.first_name,
+        "last_name": s.last_name,
+        "legal_name": s.legal_name,
+        "birth_date": s.birth_date.isoformat() if s.birth_date else None,
+        "birth_city": s.birth_city,
+        "birth_country": s.birth_country,
+        "vat": s.vat,
+        "brn": s.brn,
+        "accounts": tuple(
+            [{"identifier": a.identifier, "holder_name": a.holder_name, "is_iban": a.is_iban} for a in s.accounts]
+        ),
+        "permanent_establishments": s.permanent_establishments,
+        "pe_addresses": tuple([_address_content(a) for a in s.pe_addresses]),
+    }
 
 
 def seller_from_content(d: Mapping[str, Any]) -> SellerRecord:

@@ -97,16 +97,21 @@ RECORD_BATCH = 5_000  # records of a message inserted per statement (record_mess
 DUE_DILIGENCE_LOCK = ("dd", "DD", 0)
 
 
-def open_ledger(url: str, *, create: bool = True) -> Ledger:
+def open_ledger(url: str, *, create: bool = True, scratch: bool = False) -> Ledger:
     """Open the ledger at ``url`` and migrate it to the newest schema revision.
 
     ``create=False`` refuses a SQLite file that does not exist yet (for commands that only read).
+    ``scratch=True``: the SQLite file is a working copy that nobody else reads and that is dropped
+    whole if the process fails before its owner renames it into place
+    (:func:`reporting.stages.plan.stage_ledger`, a preview's ledger): its transactions are not
+    synced to disk one by one (``synchronous=OFF``, the rollback journal in memory), the owner
+    syncs the file once before the rename; a transaction still rolls back as before.
     Use it as a context manager, or call :meth:`Ledger.close`.
     """
     u = make_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(u, create=create)
+        engine = _sqlite_engine(u, create=create, scratch=scratch)
     elif backend == "postgresql":
         engine = sa.create_engine(u, pool_pre_ping=True)
     else:
@@ -119,7 +124,7 @@ def open_ledger(url: str, *, create: bool = True) -> Ledger:
     return Ledger(engine)
 
 
-def _sqlite_engine(u: sa.URL, *, create: bool) -> Engine:
+def _sqlite_engine(u: sa.URL, *, create: bool, scratch: bool = False) -> Engine:
     if u.database in (None, "", ":memory:"):
         engine = sa.create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
@@ -139,6 +144,9 @@ def _sqlite_engine(u: sa.URL, *, create: bool) -> Engine:
     def _foreign_keys(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        if scratch:  # a working copy: three synced commits per authority of a render otherwise
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA journal_mode=MEMORY")
         cursor.close()
 
     return engine

@@ -258,9 +258,23 @@ def stage_ledger(settings: RunSettings, authority: str | None = None, *, write: 
         work.unlink(missing_ok=True)
         raise
     if write and work.exists():
-        os.replace(work, final)
+        try:
+            _sync(work)  # a stage may have written it unsynced (open_ledger(..., scratch=True))
+            os.replace(work, final)
+        except BaseException:  # the copy holds personal data: never left behind
+            work.unlink(missing_ok=True)
+            raise
     else:
         work.unlink(missing_ok=True)
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's data to disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def discard_pending(settings: RunSettings, ledger: Ledger, authority: str) -> list[DiscardedMessage]:

@@ -150,7 +150,8 @@ def _render_authority(settings: RunSettings, authority: str, con: Any, *, shared
     operator = operator_record(settings)
     with (
         stage_ledger(settings, authority) as url,
-        open_ledger(url) as ledger,
+        # a preview's ledger is a working copy, renamed into place when the render succeeds
+        open_ledger(url, scratch=settings.preview) as ledger,
         ledger.lock(
             settings.environment, authority, settings.year, holder=settings.run_id, operator_id=settings.operator_id
         ),
