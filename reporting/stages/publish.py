@@ -299,9 +299,7 @@ def publish(
         # in the order planned (a correction of the PlatformOperator before the additions), each
         # file moved into place inside the transaction that records it as published
         for msg in render["messages"]:
-            dst, sha256 = _publish_one(
-                settings, ledger, out, msg, triggered_by=triggered_by, approved_by=approved_by
-            )
+            dst, sha256 = _publish_one(settings, ledger, out, msg, triggered_by=triggered_by, approved_by=approved_by)
             files.append(
                 {
                     "authority": msg["authority"],
