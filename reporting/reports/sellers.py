@@ -152,9 +152,9 @@ def write_reports(settings: RunSettings, out_dir: Path) -> SellerReports:
             for fmt, options in (("parquet", "format parquet, compression zstd"), ("csv", "format csv, header")):
                 target = reports / f"{name}.{fmt}"
                 tmp = reports / f".{name}.{fmt}.tmp"
-                # the CSV from the Parquet just written; no cell read as a formula
-                rows = same_rows(con, sql, reports / f"{name}.parquet") if fmt == "csv" else sql
-                query = csvcells.select(con, rows) if fmt == "csv" else sql
+                query = sql
+                if fmt == "csv":  # the rows of the Parquet just written; no cell read as a formula
+                    query = csvcells.select(con, same_rows(con, sql, reports / f"{name}.parquet"))
                 con.execute(f"copy ({query}) to {sql_literal(tmp)} ({options})")
                 tmp.chmod(0o600)
                 tmp.replace(target)
