@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 
 from reporting.authorities import ignored_authorities
 from reporting.checks.data import keep_checks_worker
@@ -64,9 +64,6 @@ from reporting.stages import render as _render
 from reporting.stages import rules as _rules
 from reporting.stages import statements as _statements
 from reporting.stages import validate as _validate
-from reporting.transmit.dip import DipCredentials, host_for
-from reporting.transmit.filing import FilingProtocols, MessageSent, fetch_filing_protocols, transmit_filing
-from reporting.transmit.send import channel_of
 from reporting.vocabulary import (
     AUDIT,
     DEFAULT_OPERATOR,
@@ -80,6 +77,10 @@ from reporting.vocabulary import (
     QUARANTINED,
     REPORTED,
 )
+
+if TYPE_CHECKING:  # the transmission (HTTP, JWT, X.509) is imported by the functions that send
+    from reporting.transmit.dip import DipCredentials
+    from reporting.transmit.filing import FilingProtocols, MessageSent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -526,6 +527,9 @@ def transmit(
     the BZSt DIP (``credentials()`` is asked for then), every other authority to the outbox. A
     production message only with the four-eyes approval the ledger holds; a test message to the DIP
     test host. A preview (routing ``jurisdiction``) is never transmitted: ``skipped`` says why."""
+    from reporting.transmit.filing import transmit_filing
+    from reporting.transmit.send import channel_of
+
     settings = load_settings(run_dir)
     base: TransmitResult = {
         "authority": authority,
@@ -562,6 +566,8 @@ def transmit(
 def protocol_wait(run_dir: str | Path) -> dict[str, Any]:
     """Where and how the protocol of this run's DIP transfers is waited for: the DIP host of the
     run's environment, ``[transmission] poll_seconds`` and ``poll_hours``."""
+    from reporting.transmit.dip import host_for
+
     settings = load_settings(run_dir)
     t = settings.config.transmission
     return {
@@ -577,6 +583,8 @@ def fetch_protocols(
 ) -> FilingProtocols:
     """Fetch, apply to the ledger (as ``dac7 status-import`` does) and confirm the DIP protocols
     of these messages of the run that are there; ``waiting`` lists the others."""
+    from reporting.transmit.filing import fetch_filing_protocols
+
     settings = load_settings(run_dir)
     with stage_context(stage="protocol", period=settings.year, operator=settings.operator_id):
         return fetch_filing_protocols(

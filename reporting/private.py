@@ -8,6 +8,7 @@ modes explicitly, for code that also runs outside a stage.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -54,3 +55,15 @@ def private_copy(src: str | Path, dst: str | Path) -> None:
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
         shutil.copyfileobj(inp, out, 1 << 20)
+
+
+def private_copy_sha256(src: str | Path, dst: str | Path) -> str:
+    """:func:`private_copy`, returning the sha256 (hex) of the bytes copied: what was read from
+    ``src`` and written to ``dst``, in one reading of ``src`` (chunks of 1 MiB)."""
+    h = hashlib.sha256()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+        while chunk := inp.read(1 << 20):
+            h.update(chunk)
+            out.write(chunk)
+    return h.hexdigest()

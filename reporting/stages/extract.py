@@ -388,11 +388,32 @@ def _sqlite_sql(conn: Any, table: str, inner: str, values: tuple[Any, ...]) -> t
         if conv in (_ts, _date, _code):
             # an integer here is a bad value (a time, a date) or one Python upper-cases otherwise
             # than Arrow when it shares a batch with text (a code): the DB-API path decides
-            odd.append(f"typeof(q.{name}) in ('real', 'blob', 'integer')")
+            odd.append(not_text_sql(f"q.{name}"))
         elif conv is not _int and conv is not _bool:  # integers: checked on the Arrow side
-            odd.append(f"typeof(q.{name}) in ('real', 'blob')")
-    flag = " or ".join(odd) or "0"
-    return f"select {', '.join(columns)}, ({flag}) as {_ODD} from (\n{inner}\n) as q", present
+            odd.append(real_or_blob_sql(f"q.{name}"))
+    flag = f"coalesce({' or '.join(odd)}, 0)" if odd else "0"
+    return f"select {', '.join(columns)}, {flag} as {_ODD} from (\n{inner}\n) as q", present
+
+
+# SQLite orders the storage classes NULL < INTEGER and REAL (numbers) < TEXT < BLOB, whatever the
+# collation (which orders texts among themselves only): '' is the least text and x'' the least
+# blob. So a value that is neither NULL nor text compares below '' or at or above x'', and a
+# number below '' is a REAL where typeof() says so. Two comparisons per value instead of
+# typeof() and its IN list: about 0.2 CPU seconds less for 886,724 transactions. NULL gives NULL,
+# which the caller's coalesce() makes 0, as typeof() gave. The comparison's affinity changes
+# neither constant: '' is no number, and no affinity converts a blob.
+
+
+def not_text_sql(column: str) -> str:
+    """SQL: the value is stored as neither TEXT nor NULL (``typeof(column) in ('real', 'blob',
+    'integer')``; NULL where the value is NULL)."""
+    return f"({column} < '' or {column} >= x'')"
+
+
+def real_or_blob_sql(column: str) -> str:
+    """SQL: the value is stored as REAL or BLOB (``typeof(column) in ('real', 'blob')``; NULL
+    where the value is NULL): typeof() is asked of numbers only."""
+    return f"(case when {column} < '' then typeof({column}) = 'real' else {column} >= x'' end)"
 
 
 def _pg_literal(params: dict[str, Any], name: str, text: str) -> str:

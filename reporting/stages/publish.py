@@ -21,7 +21,7 @@ from reporting.errors import XmlValidationError
 from reporting.faults import fault_point
 from reporting.files import file_sha256
 from reporting.ledger import Ledger, LedgerError, LedgerLockedError, open_ledger
-from reporting.private import private_copy, private_dirs
+from reporting.private import private_copy, private_copy_sha256, private_dirs
 from reporting.reports.due_diligence import VIEW_LINK, write_due_diligence
 from reporting.reports.sellers import write_reports
 from reporting.reports.summary import SUMMARY_PAGE, write_run_summary
@@ -56,19 +56,22 @@ def _publish_one(
     *,
     triggered_by: str | None = None,
     approved_by: str | None = None,
-) -> Path:
+) -> tuple[Path, str]:
     """Copy one validated file to a temporary name in the output, then rename it into place in
     the ledger transaction that marks its message published: both happen, or neither. A retried
-    publish of the same run finds its message published with the same file and goes on."""
+    publish of the same run finds its message published with the same file and goes on.
+    Returns the published file and its sha256 (the rendered file's: the copy is checked against
+    it as it is made, so the published file is never read again)."""
     src = settings.run_path / "render" / msg["file"]
     dst = out / msg["file"]
-    if file_sha256(src) != msg["sha256"]:
-        raise XmlValidationError(f"{msg['file']} changed after it was rendered and validated; nothing was published")
+    changed = f"{msg['file']} changed after it was rendered and validated; nothing was published"
     info = ledger.message(msg["message_ref_id"])
-    if info.status in ("published", "accepted", "rejected"):
+    if info.status in (*PUBLISHED_STATUSES, "discarded") and file_sha256(src) != msg["sha256"]:
+        raise XmlValidationError(changed)
+    if info.status in PUBLISHED_STATUSES:
         if dst.is_file() and file_sha256(dst) == msg["sha256"]:
             log.info("message %s was published already (a retried publish)", msg["message_ref_id"])
-            return dst
+            return dst, msg["sha256"]
         raise LedgerError(f"message {msg['message_ref_id']} is {info.status} in the ledger, but {dst} is not its file")
     if info.status == "discarded":
         raise LedgerError(
@@ -78,15 +81,18 @@ def _publish_one(
     private_dirs(dst.parent)
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)  # left by a crash: made again, 0600 from its first byte
-    private_copy(src, tmp)
     try:
+        # the rendered file read once: copied and hashed together, the copy published only if
+        # its bytes are those the render recorded and the validation checked
+        if private_copy_sha256(src, tmp) != msg["sha256"]:
+            raise XmlValidationError(changed)
         with ledger.publishing(msg["message_ref_id"], triggered_by=triggered_by, approved_by=approved_by):
             os.replace(tmp, dst)
             fault_point("publish.after_rename")
     finally:
         tmp.unlink(missing_ok=True)
     fault_point("publish.after_commit")
-    return dst
+    return dst, msg["sha256"]
 
 
 #: where files moved aside by :func:`sweep` go, inside the output directory: never uploaded
@@ -293,7 +299,7 @@ def publish(
         # in the order planned (a correction of the PlatformOperator before the additions), each
         # file moved into place inside the transaction that records it as published
         for msg in render["messages"]:
-            dst = _publish_one(settings, ledger, out, msg, triggered_by=triggered_by, approved_by=approved_by)
+            dst, sha256 = _publish_one(settings, ledger, out, msg, triggered_by=triggered_by, approved_by=approved_by)
             files.append(
                 {
                     "authority": msg["authority"],
@@ -307,7 +313,7 @@ def publish(
                     "part": msg["part"],
                     "parts": msg["parts"],
                     "bytes": dst.stat().st_size,
-                    "sha256": file_sha256(dst),
+                    "sha256": sha256,
                 }
             )
     summary: AuthorityPublished = {"authority": authority, "files": files, "set_aside": set_aside}

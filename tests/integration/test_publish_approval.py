@@ -88,3 +88,29 @@ def test_a_test_run_and_the_command_line_need_no_recorded_approval(tmp_path: Pat
     pipeline.publish(run_dir, "LT", require_approval=True)  # a test filing: never approved
     run_dir = _validated(tmp_path / "cli")
     pipeline.publish(run_dir, "LT")  # dac7 run: the operator's own command, no approval step
+
+
+def test_a_file_changed_after_its_validation_is_not_published(tmp_path: Path) -> None:
+    """publish copies each rendered file and hashes it in the same reading: a copy whose bytes
+    are not those the render recorded is deleted, and the message stays unpublished; the bytes
+    restored, the same run publishes, and the manifest holds the file's own digest."""
+    import hashlib
+
+    from reporting.errors import XmlValidationError
+    from reporting.settings import read_json
+
+    run_dir = _validated(tmp_path, environment="test")
+    rendered = next((Path(run_dir) / "render" / "LT").glob("*.xml"))
+    original = rendered.read_bytes()
+    rendered.write_bytes(original.replace(b"</", b" </", 1))
+    with pytest.raises(XmlValidationError, match="changed after it was rendered and validated; nothing was published"):
+        pipeline.publish(run_dir, "LT")
+    assert not (tmp_path / "out" / "LT").exists() or not list((tmp_path / "out" / "LT").iterdir())
+    assert _messages(tmp_path) == [("rendered", None, None)]
+    rendered.write_bytes(original)
+    pipeline.publish(run_dir)
+    published = tmp_path / "out" / "LT" / rendered.name
+    assert published.read_bytes() == original
+    (entry,) = read_json(tmp_path / "out" / "manifest.json")["files"]
+    assert entry["sha256"] == hashlib.sha256(original).hexdigest()
+    assert entry["bytes"] == len(original)
