@@ -14,7 +14,14 @@ from __future__ import annotations
 import threading
 
 import jinja2
-from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
+
+from reporting.checks.data import _import_gx
+
+# Great Expectations imported the way every path into it must be (see _import_gx: pyspark's
+# check of its dependencies ends a process whose __main__ is -c code, a pytest-xdist worker's too)
+_import_gx()
+
+from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView  # noqa: E402
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
