@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -50,10 +51,14 @@ def private_dirs(path: str | Path) -> Path:
     return path
 
 
+def _new_private_file(dst: str | Path) -> BinaryIO:
+    """A new file ``dst``, 0600 from its first byte, open for writing (refused if ``dst`` exists)."""
+    return os.fdopen(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb")
+
+
 def private_copy(src: str | Path, dst: str | Path) -> None:
     """Copy ``src`` to a new file ``dst`` created 0600 (refused if ``dst`` exists)."""
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+    with _new_private_file(dst) as out, open(src, "rb") as inp:
         shutil.copyfileobj(inp, out, 1 << 20)
 
 
@@ -61,8 +66,7 @@ def private_copy_sha256(src: str | Path, dst: str | Path) -> str:
     """:func:`private_copy`, returning the sha256 (hex) of the bytes copied: what was read from
     ``src`` and written to ``dst``, in one reading of ``src`` (chunks of 1 MiB)."""
     h = hashlib.sha256()
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+    with _new_private_file(dst) as out, open(src, "rb") as inp:
         while chunk := inp.read(1 << 20):
             h.update(chunk)
             out.write(chunk)
