@@ -1262,11 +1262,14 @@ class ChecksWorker:
         still running; ended otherwise."""
         global _kept
         worker = self._worker
-        idle = worker is not None and self._pending is None and worker.unread == (1 if self._warming else 0)
-        if _keeping and idle and _kept is None and worker is not None and worker.alive():
+        if _keeping and _kept is None and worker is not None and worker.alive() and self._idle(worker):
             _kept = self
             return
         self._end()
+
+    def _idle(self, worker: Worker) -> bool:
+        """No checks submitted and not collected: nothing to read but the import's outcome."""
+        return self._pending is None and worker.unread == (1 if self._warming else 0)
 
     def _end(self) -> None:
         worker, self._worker = self._worker, None
