@@ -212,47 +212,6 @@ def plan_filing_sorted(
     return messages
 
 
-class FirstFiling:
-    """The records of a first filing (nothing live in the period), made one by one as the
-    render reads them, so that its file can be written without the whole plan first: what
-    :func:`plan_filing_sorted` plans in mode ``auto`` where ``live`` is empty and a seller is
-    reportable (one DPI401, every record new), record for record and DocRefId for DocRefId, when
-    ``new`` is given the PlatformOperator, then the other operators, then the sellers, each in
-    body order (``tests/unit/test_ledger_first_filing.py``). A DocRefId made twice is refused as
-    the plan refuses it; a key out of body order, or given twice, raises :class:`OutOfOrder`,
-    before any DocRefId is made for it, so that the caller can plan the period the usual way."""
-
-    def __init__(
-        self,
-        *,
-        new_id: Callable[[str], str],
-        environment: str,
-        authority: str = "",
-        year: int | None = None,
-        indic: DocTypeIndic = doc_type_indic,
-    ) -> None:
-        self._b = _Builder(new_id, set(), environment, authority, year, indic)
-        self._last: tuple[int, str] | None = None
-
-    def new(self, key: RecordKey, h: str, content: Any) -> PlannedRecord:
-        """The new record (OECD1) of ``key``, with a fresh DocRefId."""
-        at = _order_key(key)
-        if self._last is not None and at <= self._last:
-            raise OutOfOrder(key_label(key))
-        if (key == PO_KEY) != (self._last is None):
-            raise OutOfOrder(key_label(key))  # the PlatformOperator first, and only first
-        self._last = at
-        return self._b.new(key, h, content)
-
-    def message(self, records: Iterable[PlannedRecord]) -> PlannedMessage:
-        """The DPI401 of ``records`` (those :meth:`new` made, in its order)."""
-        return self._b.message(DPI401, list(records))
-
-
-class OutOfOrder(Exception):
-    """A record given to :meth:`FirstFiling.new` out of body order, or twice (its key's label)."""
-
-
 def apply_message(live: Live, message: PlannedMessage, *, message_ref_id: str = "") -> dict[RecordKey, LiveRecord]:
     """The live state once ``message`` is published: new and corrected records become the live
     versions, deleted ones leave it, resends change nothing."""

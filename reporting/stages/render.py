@@ -6,7 +6,6 @@ one: memory does not grow with the number of sellers.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import logging
@@ -16,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import Any, overload
 
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, Doc, DocIds
@@ -35,15 +34,14 @@ from reporting.ledger import (
     LedgerError,
     PlannedMessage,
     PlannedRecord,
-    RecordKey,
     content_hash,
     open_ledger,
     opo_key,
     plan_filing_sorted,
 )
-from reporting.ledger.contents import STORED, ContentStore
-from reporting.ledger.model import DPI401, DPI403, canonical_json, period_label
-from reporting.ledger.plan import FirstFiling, OutOfOrder, body_order
+from reporting.ledger.contents import ContentStore
+from reporting.ledger.model import DPI403, period_label
+from reporting.ledger.plan import body_order
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
     MessageHeader,
@@ -216,31 +214,19 @@ def _render_one(
         identifiers=settings.identifiers(authority),
         environment=env,
     )
-    po = operator_content(operator)
-    others = _other_operators(settings, profile, authority)
-    # what would be reported now, in body order: the PlatformOperator, the other operators (a
-    # few, in memory), then the sellers as the store gives them back by key
-    head = [(PO_KEY, content_hash(po), po)]
-    for other in sorted(others, key=lambda o: o.key):
-        content = other_operator_content(other)
-        head.append((opo_key(other.key), content_hash(content), content))
-    # another operator assumes this one's reporting: its declaration carries no seller
-    assumed = settings.config.operator.assuming_operator is not None
-    live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
-    if (
-        settings.mode == "auto"
-        and not live  # the pending messages of the period were discarded before (discard_pending)
-        and not assumed
-        and not (profile.max_sellers_per_file or profile.max_file_bytes)
-    ):
-        kept = len(findings)
-        first = _first_filing(settings, con, authority, profile, ids, operator, head, findings, ledger, shared=shared)
-        if first is not None:
-            return first
-        del findings[kept:]  # the sellers are read again below
     # the sellers' contents wait in a file of their own until the file is written and recorded:
     # the plan holds their keys and hashes only
     with ContentStore(contents_file(settings, authority), period_label(authority, year, env)) as store:
+        po = operator_content(operator)
+        others = _other_operators(settings, profile, authority)
+        # what would be reported now, in body order: the PlatformOperator, the other operators (a
+        # few, in memory), then the sellers as the store gives them back by key
+        head = [(PO_KEY, content_hash(po), po)]
+        for other in sorted(others, key=lambda o: o.key):
+            content = other_operator_content(other)
+            head.append((opo_key(other.key), content_hash(content), content))
+        # another operator assumes this one's reporting: its declaration carries no seller
+        assumed = settings.config.operator.assuming_operator is not None
         not_reported = 0
         records = seller_records(
             con,
@@ -267,6 +253,7 @@ def _render_one(
                 year,
                 not_reported,
             )
+        live = ledger.live_records(env, authority, year, operator_id=settings.operator_id)
         mode = settings.mode
         sellers: Collection[str] | None = settings.sellers
         if mode == "deletion" and sellers is not None:
@@ -311,138 +298,6 @@ def _render_one(
         for m in rendered:
             m["parts"] = len(rendered)
         return rendered
-
-
-def _first_filing(
-    settings: RunSettings,
-    con: Any,
-    authority: str,
-    profile: AuthorityProfile,
-    ids: DocIds,
-    operator: OperatorRecord,
-    head: list[tuple[RecordKey, str, Any]],
-    findings: list[Finding],
-    ledger: Ledger,
-    *,
-    shared: bool,
-) -> list[RenderedMessage] | None:
-    """A first filing (nothing live in the period, nothing pending) in one file, written as the
-    sellers are read: every seller is new, so the plan is known without their hashes, and the
-    file and the ledger's rows are those of the plan over the content store (the same records,
-    DocRefIds, hashes, order), without the store's round trip. Each seller's canonical JSON waits
-    for the ledger in an owner-only file (:func:`contents_file`), one line each, read back in
-    order; the planned records are held as the plan holds them. None where no seller is
-    reportable, or the sellers do not come in body order (each once): the caller plans the
-    period the usual way, reading them again."""
-    env, year = settings.environment, settings.year
-    plan = FirstFiling(
-        new_id=lambda purpose: profile.doc_ref_id(ids, purpose),
-        environment=env,
-        authority=authority,
-        year=year,
-        indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
-    )
-    h = _header(settings, profile, ids, authority, DPI401, 1)
-    bound: dict[str, str] = {}
-    records = [
-        *_bind_ids(
-            profile,
-            PlannedMessage(DPI401, tuple(plan.new(k, kh, c) for k, kh, c in head), env, authority, year),
-            h.message_ref_id,
-            bound,
-        ).records
-    ]
-    target_dir = settings.stage_dir(f"render/{authority}")
-    texts_path = contents_file(settings, authority)
-    texts_path.unlink(missing_ok=True)
-    texts = os.fdopen(os.open(texts_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), "w+b")  # 0600 before any byte
-    tmp = target_dir / f".{profile.file_name(h)}.tmp"
-    try:
-        sellers = _first_sellers(
-            seller_records(
-                con,
-                authority,
-                profile,
-                settings.timestamp.year,
-                preview=settings.preview,
-                reading=reading_for(settings.filing_state),
-                shared=shared,
-            ),
-            plan,
-            profile,
-            h.message_ref_id,
-            records,
-            findings,
-            texts,
-        )
-        try:
-            first = next(sellers, None)
-        except OutOfOrder:
-            return None
-        if first is None:
-            return None
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                count = profile.write(
-                    fh, h, operator, _doc(records[0]), itertools.chain([first], sellers), _others(records)
-                )
-        except OutOfOrder:
-            tmp.unlink(missing_ok=True)
-            return None
-        planned = plan.message(records)
-        breaches = ledger.problems(
-            [planned], environment=env, authority=authority, year=year, operator_id=settings.operator_id
-        )
-        if breaches:
-            raise LedgerError(
-                f"the plan for {authority} {year} ({env}) breaks the rules the authority applies on receipt: "
-                + "; ".join(f"[{code}] {text}" for code, text in breaches)
-            )
-        texts.flush()
-        texts.seek(0)
-
-        def content_texts(planned_records: Iterable[PlannedRecord]) -> Iterator[str]:
-            for r in planned_records:
-                yield texts.readline()[:-1].decode("utf-8") if r.content is STORED else canonical_json(r.content)
-
-        path = target_dir / profile.file_name(h)
-        tmp.replace(path)
-        message = _recorded(settings, profile, authority, planned, h, path, count, 1, ledger, content_texts)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written file (it would hold personal data)
-        raise
-    finally:
-        texts.close()
-        texts_path.unlink(missing_ok=True)
-    message["parts"] = 1
-    return [message]
-
-
-def _first_sellers(
-    records: Iterable[tuple[SellerRecord, list[Finding]]],
-    plan: FirstFiling,
-    profile: AuthorityProfile,
-    message_ref_id: str,
-    planned: list[PlannedRecord],
-    findings: list[Finding],
-    texts: IO[bytes],
-) -> Iterator[tuple[SellerRecord, Doc]]:
-    """The sellers of :func:`_first_filing` as the writer takes them, in the order read: each
-    one's planned record appended to ``planned`` and its canonical JSON, a line, to ``texts``."""
-    for record, problems in records:
-        if problems:  # the rules stage quarantines such sellers: this is a safety net
-            findings.extend(problems)
-            continue
-        text = canonical_json(seller_content(record))
-        data = text.encode("utf-8")
-        r = plan.new((SELLER, record.seller_id), hashlib.sha256(data).hexdigest(), STORED)
-        ref = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id)
-        if ref != r.doc_ref_id:
-            r = replace(r, doc_ref_id=ref)
-        texts.write(data + b"\n")  # canonical JSON has no line break: a newline in a text is escaped
-        planned.append(r)
-        yield record, _doc(r)
 
 
 def _other_operators(
@@ -592,7 +447,18 @@ def _write_message(
 ) -> RenderedMessage:
     """One file of one planned message, written atomically and recorded in the ledger as
     rendered (its ids are used from now on, whether it is published or discarded)."""
-    h = _header(settings, profile, ids, authority, planned.message_type_indic, number)
+    env = settings.environment
+    h = MessageHeader(
+        transmitting_country=ids.transmitting_country,
+        receiving_country=authority,
+        message_ref_id=profile.message_ref_id(ids, number),
+        message_type_indic=planned.message_type_indic,
+        reporting_period=date(settings.year, 12, 31),
+        timestamp=profile.message_timestamp(settings.timestamp),
+        environment=env,
+        identifiers=settings.identifiers(authority),
+        transfer_id=ids.unique("transfer", authority, str(number)),
+    )
     name = profile.file_name(h)
     tmp = target_dir / f".{name}.tmp"
     sellers = (
@@ -607,42 +473,6 @@ def _write_message(
         raise
     path = target_dir / name
     tmp.replace(path)
-    return _recorded(settings, profile, authority, planned, h, path, count, number, ledger, store.texts)
-
-
-def _header(
-    settings: RunSettings, profile: AuthorityProfile, ids: DocIds, authority: str, message_type_indic: str, number: int
-) -> MessageHeader:
-    """The header of the run's ``number``-th message to ``authority``."""
-    return MessageHeader(
-        transmitting_country=ids.transmitting_country,
-        receiving_country=authority,
-        message_ref_id=profile.message_ref_id(ids, number),
-        message_type_indic=message_type_indic,
-        reporting_period=date(settings.year, 12, 31),
-        timestamp=profile.message_timestamp(settings.timestamp),
-        environment=settings.environment,
-        identifiers=settings.identifiers(authority),
-        transfer_id=ids.unique("transfer", authority, str(number)),
-    )
-
-
-def _recorded(
-    settings: RunSettings,
-    profile: AuthorityProfile,
-    authority: str,
-    planned: PlannedMessage,
-    h: MessageHeader,
-    path: Path,
-    count: int,
-    number: int,
-    ledger: Ledger,
-    content_texts: Callable[[Iterable[PlannedRecord]], Iterable[str]],
-) -> RenderedMessage:
-    """The file ``path`` of ``planned``, just written (``count`` sellers), recorded in the ledger
-    as rendered; its entry in the render's summary (its ``parts`` the caller's)."""
-    env = settings.environment
-    name = path.name
     sha256 = file_sha256(path)
     ledger.record_message(
         planned,
@@ -657,7 +487,7 @@ def _recorded(
         transfer_id=h.transfer_id,
         created=settings.timestamp,
         operator_id=settings.operator_id,
-        content_texts=content_texts,
+        content_texts=store.texts,
     )
     kinds: dict[str, int] = {}
     for r in planned.sellers:

@@ -28,8 +28,6 @@ def leftovers(run_dir: str) -> list[str]:
 def test_the_ledger_records_the_stored_texts_and_no_store_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the store is for a ledger with live records; a first filing skips it unless told
-    monkeypatch.setattr(render_stage, "_first_filing", lambda *args, **kwargs: None)
     # a preview: one ledger of its own per authority (LT, PL), both rendered over the shared rows
     run_dir = decided(tmp_path, routing="jurisdiction")
     render_dir = Path(run_dir) / "render"
@@ -65,7 +63,6 @@ def test_the_ledger_records_the_stored_texts_and_no_store_is_left(
 
 
 def test_a_failed_render_leaves_no_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render_stage, "_first_filing", lambda *args, **kwargs: None)  # the store's path
     run_dir = decided(tmp_path, routing="jurisdiction")
     seen: list[list[str]] = []
 
@@ -83,33 +80,3 @@ def test_a_failed_render_leaves_no_store(tmp_path: Path, monkeypatch: pytest.Mon
         pipeline.render(run_dir)
     assert seen[1:] == [[".seller_contents-LT.tmp"]]
     assert leftovers(run_dir) == []
-
-
-def test_a_first_filing_leaves_no_file_of_its_contents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Written as read, a first filing's contents wait for the ledger in the same owner-only file
-    (:func:`reporting.stages.render.contents_file`), deleted once the message is recorded or
-    the render fails."""
-    run_dir = decided(tmp_path, routing="jurisdiction")
-    modes: list[int] = []
-    record_message = render_stage.Ledger.record_message
-
-    def spy(self: Any, planned: Any, **kwargs: Any) -> None:
-        authority = kwargs["authority"]
-        modes.append(render_stage.contents_file(load_settings(run_dir), authority).stat().st_mode & 0o777)
-        assert [r.seller_key for r in planned.records] == [None, f"{authority}1"]
-        record_message(self, planned, **kwargs)
-
-    monkeypatch.setattr(render_stage.Ledger, "record_message", spy)
-    result = pipeline.render(run_dir)
-    assert [(m["authority"], m["sellers"], m["parts"]) for m in result["messages"]] == [("LT", 1, 1), ("PL", 1, 1)]
-    assert modes == [0o600, 0o600]
-    assert leftovers(run_dir) == []
-
-    def fails(self: Any, planned: Any, **kwargs: Any) -> None:
-        raise RuntimeError("the ledger failed")
-
-    monkeypatch.setattr(render_stage.Ledger, "record_message", fails)
-    with pytest.raises(RuntimeError, match="the ledger failed"):
-        pipeline.render(run_dir, "PL")
-    assert leftovers(run_dir) == []
-    assert not list((Path(run_dir) / "render" / "PL").glob(".*.tmp"))  # no half-written file either
