@@ -27,6 +27,30 @@ COLUMNS = ("seller_id", "threshold", "goods_sales", "goods_eur", "decision", "du
 NEAR = Fraction(4, 5)  # within 20% of a limit: at least 80% of it
 
 
+#: sales below which a seller is not near the sales limit (80% of the 30th sale: 24), and an amount
+#: (as ``goods_eur`` shows it, rounded to 4 decimals) clearly below 80% of EUR 2,000: one euro of
+#: margin covers the rounding and the reading of the text as a float many times over
+FAR_SALES = 24
+FAR_EUR = 1599.0
+
+
+def far_below(sales: int, goods_eur: str, goods_eur_exact: str | None = None) -> bool:
+    """Whether a seller is surely neither over nor within 20% of the limits, from its sales and the
+    rounded ``goods_eur`` alone: fewer than :data:`FAR_SALES` sales and under :data:`FAR_EUR`
+    (no amount at all, neither rounded nor exact: EUR 0). Every reading's amount test passes
+    below EUR 2,000, so the exact value (a ``Fraction`` read from ``goods_eur_exact``, the watch
+    list's costliest step for the many small sellers) is not needed there; any other seller is
+    judged exactly as before (and so is an amount that is no number)."""
+    if sales >= FAR_SALES:
+        return False
+    if goods_eur:
+        try:
+            return float(goods_eur) < FAR_EUR
+        except ValueError:  # a text that is no number: judged exactly, as before
+            return False
+    return not goods_eur_exact
+
+
 def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, str]]:
     """The watch list, one row per seller, ordered by seller id."""
     from reporting.rules import DE_MINIMIS_MAX_EUR, DE_MINIMIS_MAX_SALES, amount_under_limit
@@ -41,6 +65,8 @@ def watch_rows(decisions_csv: Path, due_diligence_csv: Path) -> list[dict[str, s
     with decisions_csv.open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
             sales = int(r["goods_activities"] or 0)
+            if far_below(sales, r["goods_eur"], r.get("goods_eur_exact")):
+                continue  # neither crossed nor near, whatever the exact value and the reading
             # the exact value the rules compared (goods_eur is rounded to 4 decimals for people)
             if r.get("goods_eur_exact"):
                 eur = Fraction(r["goods_eur_exact"])
