@@ -74,6 +74,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reporting.checks import gx_kwargs
 from reporting.checks.screen import Figures, screen
 from reporting.countries import ISO_COUNTRIES, ISO_CURRENCIES, is_currency
 from reporting.errors import DataError
@@ -542,6 +543,7 @@ def _import_gx() -> Any:
     here first."""
     gx = sys.modules.get("great_expectations")
     if gx is not None:
+        gx_kwargs.install(gx)  # once per process
         return gx
     main = sys.modules.get("__main__")
     lend = (
@@ -554,6 +556,7 @@ def _import_gx() -> Any:
     finally:
         if lend is not None:
             del lend.__file__
+    gx_kwargs.install(great_expectations)  # an expectation's configuration built once per look-up
     return great_expectations
 
 
