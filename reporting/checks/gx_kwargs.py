@@ -78,7 +78,8 @@ def get_runtime_kwargs(self: Any, runtime_configuration: dict[str, Any] | None =
     own = type(self)
     if any(getattr(own, name) is not ours for name, (ours, _) in _REPLACED.items() if name != "_get_runtime_kwargs"):
         # a class of its own kwargs, which the original reaches through ``self``
-        return _REPLACED["_get_runtime_kwargs"][1](self, runtime_configuration)
+        original: dict[str, Any] = _REPLACED["_get_runtime_kwargs"][1](self, runtime_configuration)
+        return original
     runtime_configuration = runtime_configuration or {}
     kwargs = self.configuration.kwargs
     success_kwargs = _success_kwargs(self, kwargs)
