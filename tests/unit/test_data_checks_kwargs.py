@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_data_checks import PERIOD, STAGERS
+from test_data_checks_context import _pages
 
 from reporting.checks import gx_kwargs
-from reporting.checks.data import STAGES, _import_gx, load_suite
+from reporting.checks.data import STAGES, _import_gx, load_suite, run_data_checks
 
 NAMES = ("_get_success_kwarg", "_get_domain_kwargs", "_get_success_kwargs", "_get_runtime_kwargs")
 SUITE_EXPECTATIONS = [e for stage in STAGES for t in load_suite(stage).tables for e in t.expectations]
@@ -140,3 +143,31 @@ def test_the_runtime_kwargs_are_theirs(config: dict[str, Any], runtime: dict[str
     ours = e._get_runtime_kwargs(runtime)
     assert runtime == given_runtime
     assert ours == theirs("_get_runtime_kwargs")(e, runtime)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("quality", ["good", "bad"])
+@pytest.mark.parametrize("stage", sorted(STAGERS))
+def test_the_checks_are_the_same_with_great_expectations_own_kwargs(
+    stage: str, quality: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every stage's good and bad layout, screened: the same report and Data Docs pages (the
+    run's times and the configurations' ids masked) with Great Expectations' own methods."""
+    from great_expectations.expectations.expectation import Expectation
+
+    good, bad = STAGERS[stage]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (good if quality == "good" else bad)(run_dir)
+    runs = []
+    for name in ("ours", "theirs"):
+        if name == "theirs":
+            for method in NAMES:
+                monkeypatch.setattr(Expectation, method, theirs(method))
+        docs = tmp_path / f"docs-{name}"
+        report = run_data_checks(run_dir, stage, docs_dir=docs, screen_sample_rows=1, **PERIOD)
+        runs.append(((report.results, report.findings, report.success), _pages(docs)))
+    assert runs[0] == runs[1]
+    assert runs[0][1]
+    if quality == "bad":
+        assert not all(summary.success for summary in runs[0][0][0])  # the layout fails expectations
