@@ -7,7 +7,7 @@ configuration (``Expectation.configuration``: a dump of the pydantic model, copy
 parameter, the lists of country and currency codes among them) once for every key it reads: the
 extract's suite built 6,341 configurations for 50 expectations, about a quarter of its time.
 
-:func:`install` gives ``Expectation`` the same three methods reading one configuration per call:
+:func:`install` gives ``Expectation`` the same four methods reading one configuration per call:
 the same keys, values, defaults and errors, in the same order (the configuration is a function of
 the expectation's fields, which nothing changes during the call). Only the version they were
 checked against is changed; any other runs Great Expectations' own
@@ -17,6 +17,7 @@ checked against is changed; any other runs Great Expectations' own
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 #: The Great Expectations whose methods the replacements were checked against.
@@ -25,6 +26,7 @@ CHECKED_VERSION = "1.24.1"
 log = logging.getLogger("great_expectations.expectations.expectation")  # where its own warning goes
 
 _installed = False
+_installing = threading.Lock()  # two threads' first look-ups: the originals kept are Great Expectations'
 #: Each replaced method of ``Expectation``: (ours, Great Expectations' own), once installed.
 _REPLACED: dict[str, tuple[Any, Any]] = {}
 
@@ -68,15 +70,23 @@ def get_domain_kwargs(self: Any) -> dict[str, Any]:
 
 
 def get_success_kwargs(self: Any) -> dict[str, Any]:
+    if _overridden(self, "_get_domain_kwargs"):  # the original reaches it through ``self``
+        original: dict[str, Any] = _REPLACED["_get_success_kwargs"][1](self)
+        return original
     return _success_kwargs(self, self.configuration.kwargs)
+
+
+def _overridden(self: Any, *names: str) -> bool:
+    """Whether the class of ``self`` has a method of its own in place of one of ours ``names``."""
+    own = type(self)
+    return any(getattr(own, name) is not _REPLACED[name][0] for name in names)
 
 
 def get_runtime_kwargs(self: Any, runtime_configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """``Expectation._get_runtime_kwargs``, one configuration built for all of it."""
     from great_expectations.expectations.expectation import parse_result_format
 
-    own = type(self)
-    if any(getattr(own, name) is not ours for name, (ours, _) in _REPLACED.items() if name != "_get_runtime_kwargs"):
+    if _overridden(self, "_get_success_kwarg", "_get_domain_kwargs", "_get_success_kwargs"):
         # a class of its own kwargs, which the original reaches through ``self``
         original: dict[str, Any] = _REPLACED["_get_runtime_kwargs"][1](self, runtime_configuration)
         return original
@@ -101,13 +111,15 @@ def install(gx: Any) -> bool:
         return False
     from great_expectations.expectations.expectation import Expectation
 
-    for name, ours in (
-        ("_get_success_kwarg", get_success_kwarg),
-        ("_get_domain_kwargs", get_domain_kwargs),
-        ("_get_success_kwargs", get_success_kwargs),
-        ("_get_runtime_kwargs", get_runtime_kwargs),
-    ):
-        _REPLACED[name] = (ours, getattr(Expectation, name))
-        setattr(Expectation, name, ours)
-    _installed = True
+    with _installing:
+        if not _installed:
+            for name, ours in (
+                ("_get_success_kwarg", get_success_kwarg),
+                ("_get_domain_kwargs", get_domain_kwargs),
+                ("_get_success_kwargs", get_success_kwargs),
+                ("_get_runtime_kwargs", get_runtime_kwargs),
+            ):
+                _REPLACED[name] = (ours, getattr(Expectation, name))
+                setattr(Expectation, name, ours)
+            _installed = True
     return True
