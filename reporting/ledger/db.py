@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import threading
-import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -185,14 +184,15 @@ _PLAIN = (str, int, float, bool, type(None))
 def _dialect_settings(dialect: sa.engine.Dialect) -> tuple[Any, ...]:
     """What makes two dialect objects compile alike: their class, their DB-API module and every
     plain value they hold (the server version, the parameter style, the flags the first
-    connection set), and by identity any function they were given (a JSON serializer)."""
+    connection set), and by identity anything callable they were given (a JSON serializer, be it
+    a function, a ``functools.partial`` or an object)."""
     plain = []
     for name, value in sorted(vars(dialect).items()):
         if hasattr(getattr(type(dialect), name, None), "__get__"):
             continue  # a value the class computes on first use and keeps (memoized): no setting
         if isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
             plain.append((name, value))
-        elif isinstance(value, types.FunctionType | types.BuiltinFunctionType | types.MethodType):
+        elif callable(value):  # a function, a functools.partial, a callable object: by identity
             plain.append((name, id(value)))
     return (type(dialect), id(getattr(dialect, "dbapi", None)), tuple(plain))
 

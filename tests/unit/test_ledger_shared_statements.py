@@ -5,6 +5,8 @@ own per-engine cache and Core insert."""
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,24 @@ def test_insert_records_takes_the_core_insert_where_there_is_no_positional_sql(t
             "text",
         )
     ]
+
+
+def test_dialects_given_different_callables_do_not_share(tmp_path: Path) -> None:
+    """A setting that is callable but no plain function (a ``functools.partial`` JSON serializer)
+    tells dialects apart by identity: only the dialects given the same object count as alike."""
+    compact = functools.partial(json.dumps, separators=(",", ":"))
+    spaced = functools.partial(json.dumps, indent=1)
+    engines = [
+        sa.create_engine(f"sqlite:///{tmp_path}/{i}.sqlite3", json_serializer=serializer)
+        for i, serializer in enumerate((compact, compact, spaced))
+    ]
+    try:
+        for engine in engines:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("select 1")
+        same, also, other = (_dialect_settings(e.dialect) for e in engines)
+        assert same == also
+        assert same != other
+    finally:
+        for engine in engines:
+            engine.dispose()
