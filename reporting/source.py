@@ -153,7 +153,7 @@ def make_engine(url: str | URL) -> Engine:
     u = make_url(url) if isinstance(url, str) else url
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(u)
+    engine = sa.create_engine(u, hide_parameters=True)  # a statement's values (personal data) stay out of errors
     session = {
         "mysql": ["SET time_zone = '+00:00'"],
         "mariadb": ["SET time_zone = '+00:00'"],

@@ -112,10 +112,14 @@ def open_ledger(url: str, *, create: bool = True, scratch: bool = False) -> Ledg
     """
     u = make_url(url)
     backend = u.get_backend_name()
+    # every engine is made with hide_parameters: a failed statement's error names the statement,
+    # never the values bound to it (record contents, TINs, names)
     if backend == "sqlite":
         engine = _sqlite_engine(u, create=create, scratch=scratch)
     elif backend == "postgresql":
-        engine = sa.create_engine(u, pool_pre_ping=True, execution_options={"compiled_cache": COMPILED})
+        engine = sa.create_engine(
+            u, pool_pre_ping=True, hide_parameters=True, execution_options={"compiled_cache": COMPILED}
+        )
     else:
         raise LedgerError(f"the ledger runs on SQLite or PostgreSQL; {backend} is not supported")
     try:
@@ -207,6 +211,7 @@ def _sqlite_engine(u: sa.URL, *, create: bool, scratch: bool = False) -> Engine:
             u,
             poolclass=StaticPool,
             connect_args={"check_same_thread": False},
+            hide_parameters=True,
             execution_options={"compiled_cache": COMPILED},
         )
     else:
@@ -220,7 +225,9 @@ def _sqlite_engine(u: sa.URL, *, create: bool, scratch: bool = False) -> Engine:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         elif path.stat().st_mode & 0o077:
             log.warning("the ledger %s can be read by other users; it holds personal data: chmod 600 it", path)
-        engine = sa.create_engine(u, connect_args={"timeout": 30}, execution_options={"compiled_cache": COMPILED})
+        engine = sa.create_engine(
+            u, connect_args={"timeout": 30}, hide_parameters=True, execution_options={"compiled_cache": COMPILED}
+        )
 
     @sa.event.listens_for(engine, "connect")
     def _foreign_keys(dbapi_connection: Any, _record: Any) -> None:
