@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from reporting import mapping
 from reporting.authorities import EU_GENERIC, profile_for
 from reporting.authorities.base import AuthorityProfile
+from reporting.authorities.eu import EuProfile
+from reporting.authorities.registry import NATIONAL
 from reporting.findings import Finding
 from reporting.mapping import _four, _is_iban, _texts
 from reporting.records import ActivityFigures, FinancialAccount, PostalAddress, SellerRecord, Tin
@@ -253,7 +255,8 @@ TEXT = st.sampled_from([None, "", "Vilnius", "Rue de la Paix", "x" * 201, "bad\x
 NAME = st.sampled_from([None, "", "Ona", "Jean", "y" * 250])
 COUNTRY = st.sampled_from(["LT", "DE", "FR", "HU", "IT", "US", "GB"])
 FIGURE = st.integers(min_value=-5, max_value=10**9)
-AUTHORITIES = ["DE", "FR", "GB", "HU", "IT", "LT", "NL"]
+#: Every national profile (the next one included when it is added), and two states of the EU generic edition.
+AUTHORITIES = sorted({*NATIONAL, "LT", "NL"})
 
 
 @st.composite
@@ -494,6 +497,14 @@ def test_which_profiles_check_sellers_themselves() -> None:
             return [("own.rule", "sellers", seller.seller_id, "no")]
 
     assert mapping._checks_sellers(Own())  # type: ignore[arg-type]
+
+    class Quiet(EuProfile):
+        pass
+
+    registered = Quiet()
+    assert not mapping._checks_sellers(registered)
+    registered.seller_problems = Own().seller_problems  # type: ignore[method-assign]
+    assert mapping._checks_sellers(registered)  # checks given to the instance count too
 
 
 @pytest.mark.parametrize("enabled", [True, False])
