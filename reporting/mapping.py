@@ -12,16 +12,18 @@ from the staged files; :data:`ALL_SELLERS_SQL` every routed seller once, with it
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from reporting import ibancheck
 from reporting.authorities import select_profile
-from reporting.authorities.base import AuthorityProfile
+from reporting.authorities.base import AuthorityProfile, DpiWriter
 from reporting.config import Address, Operator, OtherOperator
 from reporting.findings import Finding
 from reporting.records import (
@@ -224,8 +226,15 @@ def _is_iban(identifier: str) -> bool:
     return ibancheck.is_valid(identifier)
 
 
-def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRecord, list[Finding]]:
-    """Map one staged seller row to a record; findings for what the schema cannot carry."""
+def _sorted_acts(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The seller's activities in the order of its record: by kind, then listing."""
+    return sorted(row["acts"], key=lambda a: (ACTIVITY_ORDER.index(a["activity"]), a["listing_id"]))
+
+
+def _row_problems(row: dict[str, Any], acts: list[dict[str, Any]], this_year: int) -> list[Finding]:
+    """What the schema cannot carry of one staged seller row, in the order :func:`seller_record`
+    gives them: the findings of its record, without building it. ``acts``: the row's activities in
+    the record's order (:func:`_sorted_acts`)."""
     sid = row["seller_id"]
     problems: list[Finding] = []
 
@@ -241,7 +250,6 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
                 )
             )
 
-    country = row["address_country"] or row["residence_country"]
     need(row["address_city"], "address_city", "seller.address_incomplete")
     if row["seller_type"] == "individual":
         need(row["first_name"], "first_name", "seller.name_missing")
@@ -274,17 +282,8 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
                     message=f"{column} {problem}",
                 )
             )
-    activities = []
-    for a in sorted(row["acts"], key=lambda a: (ACTIVITY_ORDER.index(a["activity"]), a["listing_id"])):
-        address = None
+    for a in acts:
         if a["activity"] == PROPERTY:
-            address = PostalAddress(
-                country=a["country"],
-                city=a["city"],
-                street=a["street"],
-                building=a["building"],
-                post_code=a["post_code"],
-            )
             listing_problems = (
                 (
                     a["property_type"] == "DPI910" and not a["other_property_type"],
@@ -301,6 +300,27 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
                 Finding(rule=rule, table="property_listings", key=a["listing_id"], seller_id=sid, message=message)
                 for failed, rule, message in listing_problems
                 if failed
+            )
+    return problems
+
+
+def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRecord, list[Finding]]:
+    """Map one staged seller row to a record; findings for what the schema cannot carry
+    (:func:`_row_problems`)."""
+    sid = row["seller_id"]
+    acts = _sorted_acts(row)
+    problems = _row_problems(row, acts, this_year)
+    country = row["address_country"] or row["residence_country"]
+    activities = []
+    for a in acts:
+        address = None
+        if a["activity"] == PROPERTY:
+            address = PostalAddress(
+                country=a["country"],
+                city=a["city"],
+                street=a["street"],
+                building=a["building"],
+                post_code=a["post_code"],
             )
         activities.append(
             ActivityFigures(
@@ -503,27 +523,124 @@ def record_problems(settings: RunSettings) -> list[Finding]:
     """What would stop the record of a routed seller from being rendered, for each of its
     receiving authorities: run by the audit (:mod:`reporting.stages.audit`), which quarantines
     those sellers, so that the render never meets them. The same checks as the render's
-    (:func:`seller_records`), each seller read
-    once: its record is built once per different set of account identifiers (they are left out
-    for some receiving states), the profile's own checks run per authority."""
+    (:func:`seller_records`), each seller read once (:func:`_batch_problems`)."""
     con = connect(settings.run_path, "extract", "aggregate", "rules")
     findings: list[Finding] = []
     try:
         reading = reading_for(settings.filing_state)
         profiles: dict[str, AuthorityProfile] = {}
-        this_year = settings.timestamp.year
-        for batch in (b for reader in _ranged_readers(con, ALL_SELLERS_SQL) for b in reader):
-            for row in batch.to_pylist():
-                authorities = row.pop("authorities")
-                built: dict[bool, tuple[SellerRecord, list[Finding]]] = {}  # by: accounts dropped
-                for authority in authorities:
-                    drop = _drops_accounts(row, authority, settings.preview, reading)
-                    if drop not in built:
-                        built[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)
-                    record, problems = built[drop]
-                    if authority not in profiles:
-                        profiles[authority] = select_profile(authority, settings.config)
-                    findings += problems + _profile_problems(profiles[authority], record, authority)
+        preview = settings.preview
+
+        def profile_of(authority: str) -> AuthorityProfile:
+            profile = profiles.get(authority)
+            if profile is None:
+                profile = profiles[authority] = select_profile(authority, settings.config)
+            return profile
+
+        def drops(row: dict[str, Any], authority: str) -> bool:
+            return _drops_accounts(row, authority, preview, reading)
+
+        with _without_cycle_collection():
+            for batch in (b for reader in _ranged_readers(con, ALL_SELLERS_SQL) for b in reader):
+                findings += _batch_problems(batch, profile_of, drops, settings.timestamp.year)
     finally:
         con.close()
     return list(dict.fromkeys(findings))  # a problem found for several authorities: once
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused: the rows of the record checks are dicts and lists made by
+    the hundred thousand, none in a cycle, and the collector, started every few hundred of them,
+    walks them again and again (its oldest generation every object of the process): about half
+    of the time of turning the Arrow rows into Python ones, measured at 30,000 sellers. Reference
+    counting still frees them; the collector runs again afterwards as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _batch_problems(
+    batch: Any,
+    profile_of: Callable[[str], AuthorityProfile],
+    drops: Callable[[dict[str, Any], str], bool],
+    this_year: int,
+) -> list[Finding]:
+    """The problems of a batch of :data:`ALL_SELLERS_SQL`'s rows, for each seller and each of its
+    authorities in turn: the seller's own (those of its record, :func:`seller_record`), then the
+    authority's profile's (:func:`_profile_problems`); repeated where several authorities find the
+    same (the caller keeps each once).
+
+    A seller's own problems depend on its row only, and on whether its account identifiers are
+    left out (``drops``): they are found once per such variant, without building the record
+    (:func:`_row_problems`, the record's own checks). The record is built only for a profile that
+    checks sellers itself (:func:`_checks_sellers`; a preview's EU generic edition does not), once
+    per variant. A batch with a value the record cannot be built from (:func:`_records_buildable`)
+    builds every record, so that it fails as the render would."""
+    findings: list[Finding] = []
+    if not _records_buildable(batch):
+        for row in batch.to_pylist():
+            authorities = row.pop("authorities")
+            built: dict[bool, tuple[SellerRecord, list[Finding]]] = {}  # by: accounts dropped
+            for authority in authorities:
+                drop = drops(row, authority)
+                if drop not in built:
+                    built[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)
+                record, problems = built[drop]
+                findings += problems + _profile_problems(profile_of(authority), record, authority)
+        return findings
+    for row in batch.to_pylist():
+        authorities = row.pop("authorities")
+        acts: list[dict[str, Any]] | None = None  # sorted when first needed, as seller_record sorts them
+        own: dict[bool, list[Finding]] = {}  # by: accounts dropped
+        records: dict[bool, SellerRecord] = {}
+        for authority in authorities:
+            drop = drops(row, authority)
+            if drop not in own:
+                if acts is None:
+                    acts = _sorted_acts(row)
+                own[drop] = _row_problems({**row, "accounts": None} if drop else row, acts, this_year)
+            findings += own[drop]
+            profile = profile_of(authority)
+            if _checks_sellers(profile):
+                if drop not in records:
+                    records[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)[0]
+                findings += _profile_problems(profile, records[drop], authority)
+    return findings
+
+
+def _checks_sellers(profile: AuthorityProfile) -> bool:
+    """Whether ``profile`` has seller checks of its own: a ``seller_problems`` other than the
+    DPI writer's, which finds nothing (the EU generic edition's, DE's, IT's, GB's)."""
+    own = getattr(type(profile), "seller_problems", None) is not DpiWriter.seller_problems
+    return own or "seller_problems" in getattr(profile, "__dict__", {})
+
+
+#: The figures of an activity that its record holds as four integers (:func:`_four`).
+_QUARTERS = ("cons", "numb", "fees", "tax")
+
+
+def _records_buildable(batch: Any) -> bool:
+    """Whether every record of ``batch`` builds once its own problems are found: none of the
+    values :func:`seller_record` fails on beyond them (a missing quarterly figure, or fewer than
+    four; missing states of residence; a TIN without its issuing state, which its sort may not
+    compare). Staged data never has them; a batch that does builds every record, and fails there."""
+    import pyarrow.compute as pc
+
+    if batch.column("residence_countries").null_count:
+        return False
+    acts = batch.column("acts")
+    if acts.null_count:
+        return False
+    figures = acts.values
+    for name in _QUARTERS:
+        quarters = figures.field(name)
+        if quarters.null_count or quarters.values.null_count:
+            return False
+        if len(quarters) and pc.min(pc.list_value_length(quarters)).as_py() < 4:
+            return False
+    return not batch.column("tins").values.field("issued_by").null_count
