@@ -10,11 +10,13 @@ checks of the decided sellers, which may still quarantine some) is the next stag
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
@@ -263,6 +265,25 @@ class Decided:
     incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
 
 
+@contextmanager
+def without_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while the stage decides, and resumed as it was.
+
+    The stage makes a few million small objects (blocks, decisions, the rows buffered for the
+    Parquet writers) and keeps tens of thousands of them alive at a time: each young collection
+    then promotes them, and each full collection walks them with every object the process holds,
+    about a fifth of the stage's CPU on 30,000 sellers. None of them is part of a reference cycle
+    (frozen records, tuples, lists and strings), so reference counting frees each as before and
+    the collector has nothing to find; the output does not depend on it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def apply_rules(settings: RunSettings) -> Decided:
     """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
     out = settings.stage_dir("rules")
@@ -275,6 +296,7 @@ def apply_rules(settings: RunSettings) -> Decided:
     try:
         ctx = filing_context(settings, con)
         with (
+            without_cyclic_gc(),
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
