@@ -30,7 +30,7 @@ from reporting.mapping import record_problems
 from reporting.quarantine import enforce_quarantine_policy, quarantine_findings, write_quarantine
 from reporting.results import RulesResult
 from reporting.settings import RunSettings, write_json
-from reporting.stages.rules import Decided, without_cyclic_gc
+from reporting.stages.rules import Decided
 from reporting.vocabulary import QUARANTINED, REPORTED
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ def audit(settings: RunSettings, decided: Decided, worker: ChecksWorker | None =
     decisions_counter, per_authority = decided.decisions, decided.per_authority
     findings, incomplete_reportable = decided.findings, decided.incomplete_reportable
     started = time.perf_counter()
-    with without_cyclic_gc():  # many small records, none in a cycle (see the function)
-        late = record_problems(settings)
+    late = record_problems(settings)
     record_seconds = time.perf_counter() - started
     incomplete_reportable.update(_quarantine_decided(out, late, decisions_counter, per_authority))
     report = datachecks.audit(settings, "aggregates", worker)
