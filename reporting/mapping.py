@@ -12,16 +12,14 @@ from the staged files; :data:`ALL_SELLERS_SQL` every routed seller once, with it
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from reporting import ibancheck
+from reporting import cyclic_gc, ibancheck
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, DpiWriter
 from reporting.config import Address, Operator, OtherOperator
@@ -540,28 +538,12 @@ def record_problems(settings: RunSettings) -> list[Finding]:
         def drops(row: dict[str, Any], authority: str) -> bool:
             return _drops_accounts(row, authority, preview, reading)
 
-        with _without_cycle_collection():
+        with cyclic_gc.paused():  # the rows are made by the hundred thousand, none in a cycle
             for batch in (b for reader in _ranged_readers(con, ALL_SELLERS_SQL) for b in reader):
                 findings += _batch_problems(batch, profile_of, drops, settings.timestamp.year)
     finally:
         con.close()
     return list(dict.fromkeys(findings))  # a problem found for several authorities: once
-
-
-@contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector paused: the rows of the record checks are dicts and lists made by
-    the hundred thousand, none in a cycle, and the collector, started every few hundred of them,
-    walks them again and again (its oldest generation every object of the process): about half
-    of the time of turning the Arrow rows into Python ones, measured at 30,000 sellers. Reference
-    counting still frees them; the collector runs again afterwards as it was."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _batch_problems(

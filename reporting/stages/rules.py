@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reporting import cyclic_gc
 from reporting.errors import ReportingError
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding, Severity
@@ -275,6 +276,7 @@ def apply_rules(settings: RunSettings) -> Decided:
     try:
         ctx = filing_context(settings, con)
         with (
+            cyclic_gc.paused(),  # no cycle among the stage's objects (reporting.cyclic_gc)
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,

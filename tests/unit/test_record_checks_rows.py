@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reporting import mapping
+from reporting import cyclic_gc, mapping
 from reporting.authorities import EU_GENERIC, profile_for
 from reporting.authorities.base import AuthorityProfile
 from reporting.authorities.eu import EuProfile
@@ -512,7 +512,7 @@ def test_the_cycle_collector_is_left_as_it_was(enabled: bool) -> None:
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
-        with pytest.raises(RuntimeError), mapping._without_cycle_collection():
+        with pytest.raises(RuntimeError), cyclic_gc.paused():
             assert not gc.isenabled()
             raise RuntimeError("a failure inside")
         assert gc.isenabled() is enabled
