@@ -7,7 +7,7 @@ for what must stop a run. Messages name the table, the row key and the rule, nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reporting.findings import Finding
@@ -49,3 +49,38 @@ class DataError(PermanentError):
             lines.append(f"... and {more} more")
         head = headline or f"{len(self.findings)} data error(s)"
         super().__init__(f"{head}; nothing was published:\n  " + "\n  ".join(lines))
+
+
+def hide_database_values(context: Any) -> None:
+    """A SQLAlchemy ``handle_error`` listener (of the ledger's and the source's engines): a
+    PostgreSQL error's message keeps the database's primary message only. ``hide_parameters``
+    keeps the bound values out of SQLAlchemy's part of the message, but the server's own lines
+    quote them: ``DETAIL: Key (tin)=(...) already exists``, ``Failing row contains (...)`` (every
+    column of the row), and a data exception's primary message (SQLSTATE class 22, ``invalid
+    input syntax for type date: "..."``). Those are dropped, from the driver's exception too (it
+    is the cause printed with a traceback); the SQLSTATE and the constraint, table and column
+    the server names are kept. Other drivers' errors are left as they are."""
+    orig = context.original_exception
+    sqlstate = getattr(orig, "sqlstate", None)
+    diag = getattr(orig, "diag", None)
+    if not isinstance(sqlstate, str) or diag is None:
+        return
+    if sqlstate.startswith("22"):
+        text = f"a value refused by the database (SQLSTATE {sqlstate}; its message is left out: it quotes the value)"
+    else:
+        text = diag.message_primary or f"SQLSTATE {sqlstate}"
+    named = [
+        f"{what} {name}"
+        for what, name in (
+            ("constraint", diag.constraint_name),
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+        )
+        if name
+    ]
+    if named:
+        text += f" ({', '.join(named)})"
+    orig.args = (text,)
+    exc = context.sqlalchemy_exception
+    if exc is not None and exc.args:
+        exc.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}", *exc.args[1:])

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reporting.errors import ConfigError, SourceContractError
+from reporting.errors import ConfigError, SourceContractError, hide_database_values
 
 #: Tables and the columns every reader may rely on (optional later additions are not listed).
 CONTRACT: dict[str, tuple[str, ...]] = {
@@ -154,6 +154,7 @@ def make_engine(url: str | URL) -> Engine:
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(u, hide_parameters=True)  # a statement's values (personal data) stay out of errors
+    sa.event.listen(engine, "handle_error", hide_database_values)  # and PostgreSQL's lines quoting them
     session = {
         "mysql": ["SET time_zone = '+00:00'"],
         "mariadb": ["SET time_zone = '+00:00'"],

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 import reporting.ledger.schema as t
+from reporting.errors import hide_database_values
 from reporting.ledger.errors import ApprovalMissingError, LedgerError, LedgerLockedError, UnknownMessageError
 from reporting.ledger.model import (
     ACCEPTED,
@@ -122,6 +123,8 @@ def open_ledger(url: str, *, create: bool = True, scratch: bool = False) -> Ledg
         )
     else:
         raise LedgerError(f"the ledger runs on SQLite or PostgreSQL; {backend} is not supported")
+    # and PostgreSQL's own lines that quote them (DETAIL: Key (...)=(...), Failing row contains ...)
+    sa.event.listen(engine, "handle_error", hide_database_values)
     try:
         upgrade(engine)
     except BaseException:
