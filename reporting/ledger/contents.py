@@ -19,16 +19,21 @@ import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
-from reporting.ledger.errors import ContentStoreError
-from reporting.ledger.model import PlannedRecord, RecordKey, canonical_json
+from reporting.ledger.errors import ContentStoreError, DocRefIdTakenError
+from reporting.ledger.model import PlannedRecord, RecordKey, RecordsView, canonical_json
 
 #: contents written to the file per statement, and looked up per query
 WRITE_BATCH: Final = 2_000
 LOOKUP_BATCH: Final = 500
+#: planned records read back per query (:class:`PlannedRecords`)
+READ_BATCH: Final = 2_000
+#: the records of a message (and the new records of a plan) held in memory before they go to the
+#: file (:class:`PlannedRecordsSink`): a bound on the memory they take, and below it no cost
+SPILL_AT = 50_000
 
 
 class _Stored:
@@ -69,6 +74,7 @@ class ContentStore:
             self._db.execute(
                 "create table contents (key text primary key, hash text not null, content text not null) without rowid"
             )
+            self._planned_tables = 0
         except BaseException as exc:
             self.close()  # no file is left behind
             if isinstance(exc, (sqlite3.Error, OSError)):
@@ -158,6 +164,13 @@ class ContentStore:
         for r, text in self._lookup(records):
             yield r.content if text is None else json.loads(text)
 
+    def planned_records(self, spill_at: int | None = None) -> PlannedRecordsSink:
+        """A new table of planned records in this file, to write one message's records to in
+        order (:meth:`PlannedRecordsSink.add`), then read back as a :class:`PlannedRecords` view
+        where there are more than ``spill_at`` (default :data:`SPILL_AT`)."""
+        self._planned_tables += 1
+        return PlannedRecordsSink(self, f"planned_{self._planned_tables}", SPILL_AT if spill_at is None else spill_at)
+
     def close(self) -> None:
         """Close the file and delete it (it holds personal data)."""
         try:
@@ -172,3 +185,228 @@ class ContentStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_COLUMNS = "position, kind, seller_key, doc_type, doc_type_indic, doc_ref_id, corr_doc_ref_id, content_hash, stored"
+
+
+class PlannedRecordsSink:
+    """The planned records of one message, held in memory up to ``spill_at`` of them, beyond
+    that written to a table of a :class:`ContentStore`'s file as they are made, in batches: the
+    position, key, DocRefIds, DocTypeIndic and content hash of each (a content other than
+    :data:`STORED`, the PlatformOperator's and the other operators', a few, stays in memory). A
+    DocRefId added twice is refused (:class:`reporting.ledger.errors.DocRefIdTakenError`): at once
+    while the records are held, by the table's unique index once they are written (when their
+    batch is written, at the latest by :meth:`done`). The new records a plan keeps while it
+    merges its streams (:meth:`keep`) are held and written alike, in a table of their own."""
+
+    def __init__(self, store: ContentStore, table: str, spill_at: int = SPILL_AT) -> None:
+        self.store = store
+        self.table = table
+        self.spill_at = spill_at
+        self._pending: list[tuple[Any, ...]] = []
+        self._inline: dict[int, Any] = {}
+        self._count = 0
+        self._held: list[PlannedRecord] | None = []  # None once the records go to the file
+        self._held_ids: set[str] = set()
+        self._items: list[tuple[Any, ...]] = []
+        self._items_inline: dict[int, Any] = {}
+        self._items_count = 0
+        self._items_held: list[tuple[RecordKey, str, Any]] | None = []
+        try:
+            store._con.execute(
+                f"create table {table} (position integer primary key, kind text not null, seller_key text, "
+                "doc_type text not null, doc_type_indic text not null, doc_ref_id text not null unique, "
+                "corr_doc_ref_id text, content_hash text not null, stored integer not null)"
+            )
+            store._con.execute(
+                f"create table {table}_items (position integer primary key, kind text not null, seller_key text, "
+                "content_hash text not null, stored integer not null)"
+            )
+        except sqlite3.Error as exc:
+            raise store._error(f"creating the table {table}", exc) from None
+
+    def keep(self, item: tuple[RecordKey, str, Any]) -> None:
+        """Keep a record found new while the plan merges its streams: its key, content hash and
+        content (in memory unless :data:`STORED`)."""
+        if self._items_held is not None:
+            if len(self._items_held) < self.spill_at:
+                self._items_held.append(item)
+                return
+            held, self._items_held = self._items_held, None
+            for earlier in held:
+                self.keep(earlier)
+        (kind, seller_key), h, content = item
+        stored = content is STORED
+        if not stored:
+            self._items_inline[self._items_count] = content
+        self._items.append((self._items_count, kind, seller_key, h, int(stored)))
+        self._items_count += 1
+        if len(self._items) >= WRITE_BATCH:
+            self._flush_items()
+
+    def _flush_items(self) -> None:
+        if self._items:
+            try:
+                self.store._con.executemany(f"insert into {self.table}_items values (?, ?, ?, ?, ?)", self._items)
+            except sqlite3.Error as exc:
+                raise self.store._error(f"writing {len(self._items)} new record(s)", exc) from None
+            self._items = []
+
+    def kept(self) -> Iterator[tuple[RecordKey, str, Any]]:
+        """The records kept, in the order kept (read back :data:`READ_BATCH` at a time where
+        they were written)."""
+        if self._items_held is not None:
+            yield from self._items_held
+            return
+        self._flush_items()
+        after = -1
+        while True:
+            try:
+                rows = self.store._con.execute(
+                    f"select position, kind, seller_key, content_hash, stored from {self.table}_items "
+                    f"where position > ? order by position limit {READ_BATCH}",
+                    (after,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self.store._error(f"reading the new records of {self.table}", exc) from None
+            if not rows:
+                return
+            for position, kind, seller_key, h, stored in rows:
+                yield (kind, seller_key), h, STORED if stored else self._items_inline[position]
+            after = rows[-1][0]
+
+    def add(self, r: PlannedRecord) -> None:
+        """Add ``r`` as the next record."""
+        if self._held is not None:
+            if r.doc_ref_id in self._held_ids:
+                raise DocRefIdTakenError(r.doc_type, r.key, r.doc_ref_id)
+            if len(self._held) < self.spill_at:
+                self._held.append(r)
+                self._held_ids.add(r.doc_ref_id)
+                return
+            held, self._held, self._held_ids = self._held, None, set()
+            for earlier in held:
+                self.add(earlier)
+        stored = r.content is STORED
+        if not stored:
+            self._inline[self._count] = r.content
+        self._pending.append(
+            (
+                self._count,
+                r.kind,
+                r.seller_key,
+                r.doc_type,
+                r.doc_type_indic,
+                r.doc_ref_id,
+                r.corr_doc_ref_id,
+                r.content_hash,
+                int(stored),
+            )
+        )
+        self._count += 1
+        if len(self._pending) >= WRITE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        con = self.store._con
+        before = con.total_changes
+        try:
+            con.executemany(f"insert into {self.table} ({_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
+        except sqlite3.IntegrityError:
+            # the rows before the refused one were inserted: their count is its place in the batch
+            row = self._pending[con.total_changes - before]
+            self._pending = []
+            raise DocRefIdTakenError(row[3], (row[1], row[2]), row[5]) from None
+        except sqlite3.Error as exc:
+            raise self.store._error(f"writing {len(self._pending)} planned record(s)", exc) from None
+        self._pending = []
+
+    def done(self) -> Sequence[PlannedRecord]:
+        """The records added: a tuple where they are held, else a view read back from the file."""
+        if self._held is not None:
+            return tuple(self._held)
+        self._flush()
+        return PlannedRecords(self.store, self.table, self._inline, self._count)
+
+
+class PlannedRecords(RecordsView):
+    """The planned records of one message in a :class:`ContentStore`'s file (see
+    :class:`PlannedRecordsSink`), read back in order, :data:`READ_BATCH` at a time, each time
+    it is iterated; ``kind``: those of one kind only."""
+
+    def __init__(
+        self, store: ContentStore, table: str, inline: dict[int, Any], count: int, kind: str | None = None
+    ) -> None:
+        self.store = store
+        self.table = table
+        self._inline = inline
+        self._count = count
+        self._kind = kind
+        if kind is not None:
+            self._count = self._query(f"select count(*) from {table} where kind = ?", (kind,))[0][0]
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self.store._con.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self.store._error(f"reading the planned records of {self.table}", exc) from None
+
+    def _record(self, row: tuple[Any, ...]) -> PlannedRecord:
+        position, kind, seller_key, doc_type, indic, ref, corr, h, stored = row
+        return PlannedRecord(
+            kind=kind,
+            seller_key=seller_key,
+            doc_type=doc_type,
+            doc_type_indic=indic,
+            doc_ref_id=ref,
+            corr_doc_ref_id=corr,
+            content_hash=h,
+            content=STORED if stored else self._inline[position],
+        )
+
+    def _rows(self, after: int, limit: int) -> list[Any]:
+        where = "position > ?" + (" and kind = ?" if self._kind is not None else "")
+        args: tuple[Any, ...] = (after,) if self._kind is None else (after, self._kind)
+        return self._query(f"select {_COLUMNS} from {self.table} where {where} order by position limit {limit}", args)
+
+    def __iter__(self) -> Iterator[PlannedRecord]:
+        after, limit = -1, 100  # a first batch that is small: the PlatformOperator is often all that is read
+        while rows := self._rows(after, limit):
+            for row in rows:
+                yield self._record(row)
+            after, limit = rows[-1][0], READ_BATCH
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PlannedRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> PlannedRecord | Sequence[PlannedRecord]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        n = index + self._count if index < 0 else index
+        if not 0 <= n < self._count:
+            raise IndexError(index)
+        where = "" if self._kind is None else " where kind = ?"
+        args: tuple[Any, ...] = () if self._kind is None else (self._kind,)
+        rows = self._query(f"select {_COLUMNS} from {self.table}{where} order by position limit 1 offset {n}", args)
+        return self._record(rows[0])
+
+    def of_kind(self, kind: str) -> PlannedRecords:
+        return PlannedRecords(self.store, self.table, self._inline, self._count, kind)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PlannedRecords({self.table}, {self._count} record(s))"

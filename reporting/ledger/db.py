@@ -661,9 +661,18 @@ class Ledger:
     ) -> list[Problem]:
         """:func:`reporting.ledger.ledger_problems` against this ledger's state of the period."""
         live = self.live_records(environment, authority, year, operator_id=operator_id)
-        ids = {r.doc_ref_id for msg in planned for r in msg.records}
-        ids |= {r.corr_doc_ref_id for msg in planned for r in msg.records if r.corr_doc_ref_id}
-        return ledger_problems(planned, live, known=self.known_records(ids))
+        # asked for in batches as the records come: only the ids the ledger knows are held
+        ids = (
+            ref
+            for msg in planned
+            for r in msg.records
+            for ref in ((r.doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else (r.doc_ref_id,))
+        )
+        known: dict[str, KnownRecord] = {}
+        with self.engine.connect() as conn:
+            while batch := list(itertools.islice(ids, _BATCH)):
+                known.update(self._known_records(conn, batch))
+        return ledger_problems(planned, live, known=known)
 
     # --------------------------------------------------------------------------------- writing
 
@@ -712,7 +721,6 @@ class Ledger:
         if params is not None and not isinstance(params, str):
             params = json.dumps(params, sort_keys=True, default=str)
         m = t.messages
-        ids = [x.doc_ref_id for x in planned.records if x.doc_type != RESEND]
         resent = [x.doc_ref_id for x in planned.records if x.doc_type == RESEND]
         try:
             with self.engine.begin() as conn:
@@ -727,7 +735,11 @@ class Ledger:
                             f"{period}: message {other.message_ref_id} of run {other.run_id} was rendered but never "
                             f"published; publish or discard it first (dac7 ledger discard {other.message_ref_id})"
                         )
-                used = self._known_records(conn, ids)
+                # asked for in batches as the records come: the ids are not all held at once
+                ids = (x.doc_ref_id for x in planned.records if x.doc_type != RESEND)
+                used: dict[str, KnownRecord] = {}
+                while chunk := list(itertools.islice(ids, _BATCH)):
+                    used.update(self._known_records(conn, chunk))
                 if used:
                     raise LedgerError(
                         f"DocRefId(s) {', '.join(sorted(used)[:5])} are already in the ledger (EU rule 80000): "

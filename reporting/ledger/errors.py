@@ -73,3 +73,14 @@ class PlanInputError(LedgerError, ValueError):
     """The records given to :func:`reporting.ledger.plan_filing_sorted` are not in body order,
     name a key twice or a malformed key, or lack the PlatformOperator: the caller's fault, never
     the ledger's. A ValueError as well, as the plan's other refusals of its arguments."""
+
+
+class DocRefIdTakenError(LedgerError):
+    """A record written to a file of planned records (:meth:`reporting.ledger.contents.ContentStore.planned_records`)
+    whose DocRefId an earlier record of the file has: the plan turns it into the refusal of an id made twice."""
+
+    def __init__(self, doc_type: str, key: tuple[str, str | None], doc_ref_id: str) -> None:
+        super().__init__(f"DocRefId {doc_ref_id} is already used by a planned record")
+        self.doc_type = doc_type
+        self.key = key
+        self.doc_ref_id = doc_ref_id

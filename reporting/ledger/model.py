@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,19 @@ class PlannedRecord:
         return (self.kind, self.seller_key)
 
 
+class RecordsView(Sequence[PlannedRecord]):
+    """The records of a planned message kept in a file rather than in memory
+    (:meth:`reporting.ledger.contents.ContentStore.planned_records`): sized, read back in order
+    each time it is iterated. Its records' DocRefIds are distinct (the file's unique index), so
+    :func:`reporting.ledger.ledger_problems` need not hold them to tell an id used twice."""
+
+    distinct_ids: bool = True
+
+    def of_kind(self, kind: str) -> Sequence[PlannedRecord]:  # pragma: no cover - abstract
+        """The records of ``kind``, in order, as a view of the same file."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedMessage:
     """One message to render: its MessageTypeIndic and its records (PlatformOperator first, then
@@ -177,7 +190,7 @@ class PlannedMessage:
     :meth:`reporting.ledger.Ledger.record_message` takes them."""
 
     message_type_indic: str
-    records: tuple[PlannedRecord, ...]
+    records: Sequence[PlannedRecord]  # a tuple, or a RecordsView read back from a file
     environment: str
     authority: str = ""
     year: int | None = None
@@ -192,7 +205,10 @@ class PlannedMessage:
         return tuple(r for r in self.records if r.kind == OTHER_PLATFORM_OPERATORS)
 
     @property
-    def sellers(self) -> tuple[PlannedRecord, ...]:
+    def sellers(self) -> Sequence[PlannedRecord]:
+        """The seller records, in order: a tuple, or a view of the file where the records are one."""
+        if isinstance(self.records, RecordsView):
+            return self.records.of_kind(SELLER)
         return tuple(r for r in self.records if r.kind == SELLER)
 
     def describe(self) -> str:

@@ -38,9 +38,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from reporting.ledger.errors import LedgerError, LedgerModeError, PlanInputError
+from reporting.ledger.errors import DocRefIdTakenError, LedgerError, LedgerModeError, PlanInputError
 from reporting.ledger.model import (
     ACCEPTED,
     CORRECTION,
@@ -64,6 +64,7 @@ from reporting.ledger.model import (
     PlannedMessage,
     PlannedRecord,
     RecordKey,
+    RecordsView,
     doc_type_indic,
     key_label,
     period_label,
@@ -76,6 +77,22 @@ Current = Mapping[RecordKey, tuple[str, Any]]
 Live = Mapping[RecordKey, LiveRecord]
 Problem = tuple[str, str]
 T = TypeVar("T")
+
+
+class RecordSink(Protocol):
+    """Where the plan keeps what grows with the number of records, instead of memory
+    (:meth:`reporting.ledger.contents.ContentStore.planned_records`): the new records found while
+    the streams are merged (:meth:`keep`, given back in order by :meth:`kept`), and a planned
+    message's records, each added as it is made, then given back by :meth:`done` in order (a
+    tuple, or a :class:`reporting.ledger.model.RecordsView` read back from a file). A record
+    whose DocRefId an earlier one has is refused with
+    :class:`reporting.ledger.errors.DocRefIdTakenError`, when it is added or at the latest by
+    :meth:`done`."""
+
+    def keep(self, item: tuple[RecordKey, str, Any]) -> None: ...
+    def kept(self) -> Iterator[tuple[RecordKey, str, Any]]: ...
+    def add(self, record: PlannedRecord) -> None: ...
+    def done(self) -> Sequence[PlannedRecord]: ...
 
 
 def plan_filing(
@@ -140,6 +157,7 @@ def plan_filing_sorted(
     year: int | None = None,
     indic: DocTypeIndic = doc_type_indic,
     empty_message_type: str = DPI403,
+    sink: Callable[[], RecordSink] | None = None,
 ) -> list[PlannedMessage]:
     """:func:`plan_filing` over streams: ``current`` as ``(key, content hash, content)`` and
     ``live`` as its live versions, each in body order (the PlatformOperator, the other operators
@@ -147,7 +165,15 @@ def plan_filing_sorted(
     neither is held whole: what is held is what differs (new, changed, gone: the records of the
     plan) and the DocRefIds in use; an unchanged record passes. The other modes, chosen by hand,
     take the streams as mappings. The same plan as :func:`plan_filing` of the same records
-    (``tests/unit/test_ledger_plan_sorted.py``); a stream out of order is refused."""
+    (``tests/unit/test_ledger_plan_sorted.py``); a stream out of order is refused.
+
+    ``sink``: where nothing is live (a first filing in mode ``auto``), the message's records go to
+    a new :class:`RecordSink` as they are made, and the message holds the view it gives back, not a
+    tuple: the same records in the same order, the same DocRefIds asked for in the same order, an id
+    made twice refused with the same error (``tests/unit/test_ledger_plan_spilled.py``). The new
+    records found while the streams are merged wait in it too. Where the sink has written the
+    records to its file, ``new_id`` may have been asked, before that error, for the ids of up to a
+    batch of records more."""
     _check_arguments(empty_message_type, environment, mode, sellers, withdraw)
     period = period_label(authority, year, environment)
     if mode != "auto":
@@ -169,9 +195,10 @@ def plan_filing_sorted(
     po_live: LiveRecord | None = None
     first_live: list[RecordKey] = []  # the first few, to name them
     used: set[str] = set()
-    has_sellers = False
+    has_sellers = new_sellers = False
     changes: list[Change] = []
     new: list[Item] = []
+    out = sink() if sink is not None else None  # the new records wait there, not in ``new``
     pairs = _merged(
         _in_order(current, "current", lambda i: i[0], period), _in_order(live, "live", lambda r: r.key, period)
     )
@@ -186,7 +213,11 @@ def plan_filing_sorted(
             po_now, po_live = ((now[1], now[2]) if now is not None else None), filed
         elif filed is None:
             assert now is not None
-            new.append(now)
+            new_sellers = new_sellers or key[0] == SELLER
+            if out is not None:
+                out.keep(now)
+            else:
+                new.append(now)
         elif now is None:
             changes.append((key, None, filed))
         elif now[1] != filed.content_hash or filed.rejected:
@@ -200,7 +231,12 @@ def plan_filing_sorted(
         )
     b = _Builder(new_id, used, environment, authority, year, indic, empty_message_type)
     if po_live is None:
-        return _initial_items(b, po_now, new, nil_ok=profile_expects_nil)  # nothing is live: all is new
+        # nothing is live: all is new
+        if out is not None:
+            return _initial_items(b, po_now, out.kept(), nil_ok=profile_expects_nil, sellers=new_sellers, sink=out)
+        return _initial_items(b, po_now, new, nil_ok=profile_expects_nil, sellers=new_sellers)
+    if out is not None:
+        new = list(out.kept())
     messages: list[PlannedMessage] = []
     correction = _correction_of(b, po_now, po_live, po_now[0] != po_live.content_hash or po_live.rejected, changes)
     po_ref = po_live.doc_ref_id
@@ -354,17 +390,36 @@ Change = tuple[RecordKey, tuple[str, Any] | None, LiveRecord | None]
 
 def _initial(b: _Builder, current: Current, *, nil_ok: bool) -> list[PlannedMessage]:
     items = [(k, *current[k]) for k in [*_others(current), *_sellers(current)]]
-    return _initial_items(b, current[PO_KEY], items, nil_ok=nil_ok)
+    return _initial_items(b, current[PO_KEY], items, nil_ok=nil_ok, sellers=any(k[0] == SELLER for k, _, _ in items))
 
 
-def _initial_items(b: _Builder, po: tuple[str, Any], items: list[Item], *, nil_ok: bool) -> list[PlannedMessage]:
-    """The first filing: the PlatformOperator and ``items`` (in body order) new."""
-    sellers = any(k[0] == SELLER for k, _, _ in items)
+def _initial_items(
+    b: _Builder,
+    po: tuple[str, Any],
+    items: Iterable[Item],
+    *,
+    nil_ok: bool,
+    sellers: bool,
+    sink: RecordSink | None = None,
+) -> list[PlannedMessage]:
+    """The first filing: the PlatformOperator and ``items`` (in body order; ``sellers``: whether
+    one is a seller) new; written to ``sink`` if one is given (nothing live: every DocRefId is one
+    made here)."""
     if not sellers and not nil_ok:
         return []
+    message_type = DPI401 if sellers else b.empty_message_type
+    if sink is not None and not b.used:
+        try:
+            sink.add(b.new(PO_KEY, *po, check=False))
+            for k, h, content in items:
+                sink.add(b.new(k, h, content, check=False))
+            view = sink.done()
+        except DocRefIdTakenError as exc:
+            raise b.reused(exc.doc_type, exc.key, exc.doc_ref_id) from None
+        return [b.message(message_type, view)]
     records = [b.new(PO_KEY, *po)]
     records += [b.new(k, h, content) for k, h, content in items]
-    return [b.message(DPI401 if sellers else b.empty_message_type, records)]
+    return [b.message(message_type, records)]
 
 
 def _correction(b: _Builder, current: Current, live: Live, diff: _Diff) -> PlannedMessage | None:
@@ -524,18 +579,28 @@ class _Builder:
         self.year = year
         self.indic = indic
 
-    def fresh(self, doc_type: str, key: RecordKey) -> str:
+    @staticmethod
+    def purpose(doc_type: str, key: RecordKey) -> str:
         kind, seller_key = key
-        purpose = f"{doc_type}:{kind}" + (f":{seller_key}" if seller_key is not None else "")
+        return f"{doc_type}:{kind}" + (f":{seller_key}" if seller_key is not None else "")
+
+    def reused(self, doc_type: str, key: RecordKey, doc_ref_id: str) -> LedgerError:
+        return LedgerError(
+            f"new_id({self.purpose(doc_type, key)!r}) returned {doc_ref_id}, a DocRefId already used (EU rule 80000); "
+            "DocRefIds are never reused"
+        )
+
+    def fresh(self, doc_type: str, key: RecordKey, *, check: bool = True) -> str:
+        """A new DocRefId; ``check=False``: its record goes to a :class:`RecordSink`, which refuses
+        an id used twice (and ``used`` does not hold it)."""
+        purpose = self.purpose(doc_type, key)
         doc_ref_id = self.new_id(purpose)
         if not isinstance(doc_ref_id, str) or not doc_ref_id:
             raise LedgerError(f"new_id({purpose!r}) returned {doc_ref_id!r}, not a DocRefId")
-        if doc_ref_id in self.used:
-            raise LedgerError(
-                f"new_id({purpose!r}) returned {doc_ref_id}, a DocRefId already used (EU rule 80000); "
-                "DocRefIds are never reused"
-            )
-        self.used.add(doc_ref_id)
+        if check:
+            if doc_ref_id in self.used:
+                raise self.reused(doc_type, key, doc_ref_id)
+            self.used.add(doc_ref_id)
         return doc_ref_id
 
     def _record(
@@ -552,8 +617,8 @@ class _Builder:
             content=content,
         )
 
-    def new(self, key: RecordKey, h: str, content: Any) -> PlannedRecord:
-        return self._record(key, NEW, self.fresh(NEW, key), None, h, content)
+    def new(self, key: RecordKey, h: str, content: Any, *, check: bool = True) -> PlannedRecord:
+        return self._record(key, NEW, self.fresh(NEW, key, check=check), None, h, content)
 
     def resend(self, doc_ref_id: str, h: str, content: Any) -> PlannedRecord:
         return self._record(PO_KEY, RESEND, doc_ref_id, None, h, content)
@@ -572,10 +637,10 @@ class _Builder:
             target.content,
         )
 
-    def message(self, message_type_indic: str, records: list[PlannedRecord]) -> PlannedMessage:
+    def message(self, message_type_indic: str, records: Sequence[PlannedRecord]) -> PlannedMessage:
         return PlannedMessage(
             message_type_indic=message_type_indic,
-            records=tuple(records),
+            records=records if isinstance(records, RecordsView) else tuple(records),
             environment=self.environment,
             authority=self.authority,
             year=self.year,
@@ -605,8 +670,9 @@ def ledger_problems(
     filed = {r.doc_ref_id for r in live.values()}  # ids of this period that were sent (live or not)
     for i, message in enumerate(planned, 1):
         problems += _message_problems(message, f"message {i} ({message.message_type_indic})", state, filed, known)
-        filed |= {r.doc_ref_id for r in message.records if r.doc_type != RESEND}
-        state = apply_message(state, message)
+        if i < len(planned):  # the state after the last message is not needed
+            filed |= {r.doc_ref_id for r in message.records if r.doc_type != RESEND}
+            state = apply_message(state, message)
     return problems
 
 
@@ -640,15 +706,23 @@ def _message_problems(
 ) -> list[Problem]:
     out: list[Problem] = []
     live_ids = {r.doc_ref_id: k for k, r in state.items()}
-    types = Counter(r.doc_type for r in message.records)
+    types: Counter[str] = Counter()
+    pos: list[PlannedRecord] = []
     ids_here: set[str] = set()
+    # a view's DocRefIds are distinct (a unique index): none is used twice in the message, and
+    # ``ids_here`` need not hold them all
+    distinct = isinstance(message.records, RecordsView) and message.records.distinct_ids
     corrected: Counter[str] = Counter()
-    for r in message.records:
+    for r in message.records:  # one pass: the records may be read back from a file
+        types[r.doc_type] += 1
+        if r.kind == PLATFORM_OPERATOR:
+            pos.append(r)
         at = f"{where}, {key_label(r.key)} {r.doc_type} {r.doc_ref_id}"
         if r.doc_type != RESEND:
             if r.doc_ref_id in filed or r.doc_ref_id in ids_here or _used(known.get(r.doc_ref_id), r):
                 out.append(("80000", f"{at}: the DocRefId is already used for another record; ids are never reused"))
-            ids_here.add(r.doc_ref_id)
+            if not distinct:
+                ids_here.add(r.doc_ref_id)
         if r.doc_type in (NEW, RESEND) and r.corr_doc_ref_id:
             out.append(("80004", f"{at}: a new or resent record names CorrDocRefId {r.corr_doc_ref_id}"))
         if r.doc_type in (CORRECTION, DELETION):
@@ -696,7 +770,6 @@ def _message_problems(
         out.append(("80010", f"{where}: the records' DocTypeIndic do not fit MessageTypeIndic"))
     if message.records and types[RESEND] == len(message.records):
         out.append(("90030", f"{where}: the message only resends records (OECD0)"))
-    pos = [r for r in message.records if r.kind == PLATFORM_OPERATOR]
     if len(pos) != 1:
         out.append(("structure", f"{where}: {len(pos)} PlatformOperator records; a message has exactly one"))
     elif pos[0].doc_type == DELETION:

@@ -40,7 +40,7 @@ from reporting.ledger import (
     plan_filing_sorted,
 )
 from reporting.ledger.contents import ContentStore
-from reporting.ledger.model import DPI403, period_label
+from reporting.ledger.model import DPI403, RecordsView, period_label
 from reporting.ledger.plan import body_order
 from reporting.mapping import operator_record, other_operator_records, seller_records, share_seller_rows
 from reporting.records import (
@@ -276,6 +276,8 @@ def _render_one(
             authority=authority,
             year=year,
             indic=lambda doc_type, e: profile.doc_type_indic(PROFILE_KINDS[doc_type], e),
+            # a first filing's records wait in the store's file too: the plan holds a view of them
+            sink=store.planned_records,
         )
         breaches = ledger.problems(
             plan, environment=env, authority=authority, year=year, operator_id=settings.operator_id
@@ -407,6 +409,20 @@ def _bind_ids(
     ``<MessageRefId>_<unique>``; every other profile keeps them as planned); a resend, and a
     CorrDocRefId, name a record by the DocRefId it was written with (``bound``, across the run's
     messages)."""
+    if isinstance(planned.records, RecordsView):
+        # read back from a file: kept as it is where the profile keeps every id (one pass to
+        # know), else made a tuple of the bound records like any other message
+        changed = False
+        for r in planned.records:
+            if r.doc_type == RESEND:
+                changed = r.doc_ref_id in bound
+            else:
+                changed = profile.bind_doc_ref_id(r.doc_ref_id, message_ref_id) != r.doc_ref_id
+            if changed or (r.corr_doc_ref_id is not None and r.corr_doc_ref_id in bound):
+                changed = True
+                break
+        if not changed:
+            return planned
     records = []
     for r in planned.records:
         if r.doc_type == RESEND:

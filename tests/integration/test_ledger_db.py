@@ -42,6 +42,7 @@ from reporting.ledger import (
     UnknownMessageError,
     default_ledger_url,
     open_ledger,
+    plan_filing,
 )
 from reporting.ledger import db as ledger_db
 from reporting.ledger import schema as t
@@ -210,6 +211,36 @@ def test_assumed_operators_added_and_removed_replay_to_the_live_state(ledger: Le
     states = {(r.kind, r.seller_key, r.doc_type): r.status for r in ledger.records(ref)}
     assert states[("other_platform_operators", "FR-9", "new")] == "deleted"
     assert f.plan(with_others({"S1": 1, "B1": 1}, "IT-2")) == []
+
+
+def test_an_id_the_ledger_knows_is_found_past_the_first_batch_of_ids(ledger: Ledger) -> None:
+    """Ledger.problems and record_message ask the ledger for the plan's ids 500 at a time as the
+    records come: an id it knows, named by the last of 1,201 records (the third batch), is found
+    by both, and the others are not."""
+    assert ledger_db._BATCH == 500
+    f = Filer(ledger)
+    f.file(current(sellers={"S0001": 1}))
+    taken = f.live()[(SELLER, "S0001")].doc_ref_id
+    fr = Filer(ledger, environment="prod", authority="FR")
+    [msg] = plan_filing(
+        current(sellers={f"S{n:04d}": 1 for n in range(1, 1_201)}),
+        {},
+        new_id=fr.new_id,
+        environment="prod",
+        authority="FR",
+        year=2025,
+        profile_expects_nil=False,
+    )
+    assert len(msg.records) == 1_201
+    period = {"environment": "prod", "authority": "FR", "year": 2025}
+    assert ledger.problems([msg], **period) == []
+    reused = replace(msg, records=(*msg.records[:-1], replace(msg.records[-1], doc_ref_id=taken)))
+    problems = ledger.problems([reused], **period)
+    assert [code for code, _ in problems] == ["80000"]
+    assert taken in problems[0][1] and "S1200" in problems[0][1]
+    with pytest.raises(LedgerError, match=rf"DocRefId\(s\) {taken} are already in the ledger \(EU rule 80000\)"):
+        fr.record([reused])
+    assert fr.record([msg])  # the same message with its own ids is recorded
 
 
 def test_ids_are_never_reused_across_reruns_environments_and_authorities(ledger: Ledger) -> None:

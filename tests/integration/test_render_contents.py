@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from test_pipeline_cases import decided
 
 from reporting import pipeline
-from reporting.ledger import canonical_json, content_hash, open_ledger
-from reporting.ledger.contents import ContentStore
+from reporting.ledger import canonical_json, content_hash, contents, open_ledger
+from reporting.ledger.contents import ContentStore, PlannedRecords, PlannedRecordsSink
 from reporting.ledger.schema import records as ledger_records
 from reporting.settings import load_settings
 from reporting.stages import render as render_stage
@@ -80,3 +80,34 @@ def test_a_failed_render_leaves_no_store(tmp_path: Path, monkeypatch: pytest.Mon
         pipeline.render(run_dir)
     assert seen[1:] == [[".seller_contents-LT.tmp"]]
     assert leftovers(run_dir) == []
+
+
+def test_a_first_filings_records_are_read_back_from_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first filing (each preview ledger is the run's own): each authority's message is planned
+    into the store's file (PlannedRecordsSink), and the ledger records its records as read back,
+    in order."""
+    run_dir = decided(tmp_path, routing="jurisdiction")
+    monkeypatch.setattr(contents, "SPILL_AT", 0)  # every record to the file, not held in memory
+    views: list[list[tuple[str | None, str, str]]] = []
+    done = PlannedRecordsSink.done
+
+    def spy(self: PlannedRecordsSink) -> Any:
+        view = done(self)
+        assert isinstance(view, PlannedRecords)
+        views.append([(r.seller_key, r.doc_type, r.doc_ref_id) for r in view])
+        return view
+
+    monkeypatch.setattr(PlannedRecordsSink, "done", spy)
+    pipeline.render(run_dir)
+    settings = load_settings(run_dir)
+    recorded = []
+    for authority in ("LT", "PL"):
+        with open_ledger(ledger_url(settings, authority)) as ledger, ledger.engine.connect() as conn:
+            r = ledger_records.c
+            rows = conn.execute(sa.select(r.seller_key, r.doc_type, r.doc_ref_id).order_by(r.position)).all()
+            recorded.append([tuple(row) for row in rows])
+    assert [[(key, doc_type) for key, doc_type, _ in v] for v in views] == [
+        [(None, "new"), ("LT1", "new")],
+        [(None, "new"), ("PL1", "new")],
+    ]
+    assert views == recorded
