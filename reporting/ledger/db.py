@@ -615,10 +615,12 @@ class Ledger:
             return self._known_records(conn, doc_ref_ids)
 
     def _known_records(self, conn: Connection, doc_ref_ids: Iterable[str]) -> dict[str, KnownRecord]:
-        ids = sorted(set(doc_ref_ids))
+        """What the ledger knows of ``doc_ref_ids``, asked for :data:`_BATCH` at a time as they
+        come: only the ids it knows are held, never the whole list."""
         m, r = t.messages, t.records
         out: dict[str, KnownRecord] = {}
-        for start in range(0, len(ids), _BATCH):
+        given = iter(doc_ref_ids)
+        while batch := sorted(set(itertools.islice(given, _BATCH))):
             query = (
                 sa.select(
                     r.c.doc_ref_id,
@@ -633,7 +635,7 @@ class Ledger:
                     m.c.reporting_year,
                 )
                 .join(m, m.c.id == r.c.message_id)
-                .where(r.c.doc_ref_id.in_(ids[start : start + _BATCH]), r.c.doc_type != RESEND)
+                .where(r.c.doc_ref_id.in_(batch), r.c.doc_type != RESEND)
             )
             for row in conn.execute(query):
                 out[row.doc_ref_id] = KnownRecord(
@@ -661,18 +663,14 @@ class Ledger:
     ) -> list[Problem]:
         """:func:`reporting.ledger.ledger_problems` against this ledger's state of the period."""
         live = self.live_records(environment, authority, year, operator_id=operator_id)
-        # asked for in batches as the records come: only the ids the ledger knows are held
+        # streamed as the records come (the records may be read back from a file)
         ids = (
             ref
             for msg in planned
             for r in msg.records
             for ref in ((r.doc_ref_id, r.corr_doc_ref_id) if r.corr_doc_ref_id else (r.doc_ref_id,))
         )
-        known: dict[str, KnownRecord] = {}
-        with self.engine.connect() as conn:
-            while batch := list(itertools.islice(ids, _BATCH)):
-                known.update(self._known_records(conn, batch))
-        return ledger_problems(planned, live, known=known)
+        return ledger_problems(planned, live, known=self.known_records(ids))
 
     # --------------------------------------------------------------------------------- writing
 
@@ -735,11 +733,7 @@ class Ledger:
                             f"{period}: message {other.message_ref_id} of run {other.run_id} was rendered but never "
                             f"published; publish or discard it first (dac7 ledger discard {other.message_ref_id})"
                         )
-                # asked for in batches as the records come: the ids are not all held at once
-                ids = (x.doc_ref_id for x in planned.records if x.doc_type != RESEND)
-                used: dict[str, KnownRecord] = {}
-                while chunk := list(itertools.islice(ids, _BATCH)):
-                    used.update(self._known_records(conn, chunk))
+                used = self._known_records(conn, (x.doc_ref_id for x in planned.records if x.doc_type != RESEND))
                 if used:
                     raise LedgerError(
                         f"DocRefId(s) {', '.join(sorted(used)[:5])} are already in the ledger (EU rule 80000): "
