@@ -564,17 +564,7 @@ def _batch_problems(
     per variant. A batch with a value the record cannot be built from (:func:`_records_buildable`)
     builds every record, so that it fails as the render would."""
     findings: list[Finding] = []
-    if not _records_buildable(batch):
-        for row in batch.to_pylist():
-            authorities = row.pop("authorities")
-            built: dict[bool, tuple[SellerRecord, list[Finding]]] = {}  # by: accounts dropped
-            for authority in authorities:
-                drop = drops(row, authority)
-                if drop not in built:
-                    built[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)
-                record, problems = built[drop]
-                findings += problems + _profile_problems(profile_of(authority), record, authority)
-        return findings
+    build_all = not _records_buildable(batch)
     for row in batch.to_pylist():
         authorities = row.pop("authorities")
         acts: list[dict[str, Any]] | None = None  # sorted when first needed, as seller_record sorts them
@@ -588,7 +578,7 @@ def _batch_problems(
                 own[drop] = _row_problems({**row, "accounts": None} if drop else row, acts, this_year)
             findings += own[drop]
             profile = profile_of(authority)
-            if _checks_sellers(profile):
+            if build_all or _checks_sellers(profile):
                 if drop not in records:
                     records[drop] = seller_record({**row, "accounts": None} if drop else row, this_year)[0]
                 findings += _profile_problems(profile, records[drop], authority)
