@@ -175,8 +175,6 @@ class RecordsView(Sequence[PlannedRecord]):
     each time it is iterated. Its records' DocRefIds are distinct (the file's unique index), so
     :func:`reporting.ledger.ledger_problems` need not hold them to tell an id used twice."""
 
-    distinct_ids: bool = True
-
     def of_kind(self, kind: str) -> Sequence[PlannedRecord]:  # pragma: no cover - abstract
         """The records of ``kind``, in order, as a view of the same file."""
         raise NotImplementedError

@@ -711,7 +711,7 @@ def _message_problems(
     ids_here: set[str] = set()
     # a view's DocRefIds are distinct (a unique index): none is used twice in the message, and
     # ``ids_here`` need not hold them all
-    distinct = isinstance(message.records, RecordsView) and message.records.distinct_ids
+    distinct = isinstance(message.records, RecordsView)
     corrected: Counter[str] = Counter()
     for r in message.records:  # one pass: the records may be read back from a file
         types[r.doc_type] += 1
