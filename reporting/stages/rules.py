@@ -13,11 +13,13 @@ import functools
 import itertools
 import json
 import logging
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +47,7 @@ from reporting.settings import RunSettings
 from reporting.staging import connect, seller_ranges
 from reporting.variants import LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
+from reporting.workers import cpu_count, run_ordered, workers_for
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +185,21 @@ def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) 
     """Every seller with activity, in the order of its id, read in ranges of ``per_read`` sellers
     (default :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
     for low, high in seller_ranges(con, "activity_totals", per_read or FACTS_SELLERS_PER_READ):
-        params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
-        where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
-        condition = " and ".join(where[k] for k in params) or "true"
-        # the range's blocks read whole first (Arrow, a few dozen bytes a block): a connection
-        # keeps one result open, and the sellers are read as a stream beside them
-        table = con.sql(BLOCKS_SQL.replace("{sellers}", condition), params=params or None).to_arrow_table()
-        blocks = _blocks(table, batch_rows)
-        sellers = con.sql(FACTS_SQL.replace("{sellers}", condition), params=params or None)
-        yield from _facts(sellers.to_arrow_reader(batch_rows), blocks)
+        yield from range_facts(con, low, high, batch_rows)
+
+
+def range_facts(con: Any, low: str | None, high: str | None, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
+    """The sellers with activity whose ids are in ``[low, high)`` (None: unbounded), in the order
+    of their id."""
+    params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
+    where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
+    condition = " and ".join(where[k] for k in params) or "true"
+    # the range's blocks read whole first (Arrow, a few dozen bytes a block): a connection
+    # keeps one result open, and the sellers are read as a stream beside them
+    table = con.sql(BLOCKS_SQL.replace("{sellers}", condition), params=params or None).to_arrow_table()
+    blocks = _blocks(table, batch_rows)
+    sellers = con.sql(FACTS_SQL.replace("{sellers}", condition), params=params or None)
+    yield from _facts(sellers.to_arrow_reader(batch_rows), blocks)
 
 
 #: the fields of :class:`Block` in the order of its constructor, as BLOCKS_SQL names them
@@ -264,59 +273,86 @@ class Decided:
     incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
 
 
-def apply_rules(settings: RunSettings) -> Decided:
-    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
+#: Below this many sellers the stage decides them all in this process: a worker process costs
+#: about 0.5 s of a core to start (a fresh interpreter importing the stage), more than deciding
+#: the few thousand sellers it would take over gains (see docs/performance.md, "The rules stage").
+PARALLEL_MIN_SELLERS = 20_000
+
+#: Sellers decided per job when the stage decides in parallel: small enough that the processes
+#: finish together and that a job's result (its rows, a few hundred bytes a seller) stays small,
+#: large enough that each job's readings of the staged files (a few hundredths of a second) stay
+#: a small part of it.
+SELLERS_PER_JOB = 10_000
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the deciding of sellers counts and collects besides the rows: the same for one range
+    as for all, the ranges' tallies added up in their order giving the tally of one pass."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    per_authority: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[Finding] = field(default_factory=list)
+
+    def add(self, other: _Tally) -> None:
+        """``other``'s sellers (those after this tally's) added: the counters' keys in the order
+        of their first seller, as one pass gives them."""
+        self.decisions.update(other.decisions)
+        self.per_authority.update(other.per_authority)
+        self.findings += other.findings
+        self.incomplete_reportable.update(other.incomplete_reportable)
+        self.notes += other.notes
+
+
+@dataclass(slots=True)
+class _Part:
+    """A job's result: the rows of its range of sellers for each file, in order, and its tally."""
+
+    decisions: list[tuple[Any, ...]] = field(default_factory=list)
+    reports: list[tuple[Any, ...]] = field(default_factory=list)
+    routes: list[tuple[str, str]] = field(default_factory=list)
+    tally: _Tally = field(default_factory=_Tally)
+
+
+def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided:
+    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``.
+
+    A marketplace of at least :data:`PARALLEL_MIN_SELLERS` sellers is decided in ranges of
+    :data:`SELLERS_PER_JOB` sellers by this process and worker processes (one per CPU, or
+    ``workers``; 1: this process alone), each range's rows written here in the order of the
+    sellers, as one pass writes them: the same files, byte for byte."""
     out = settings.stage_dir("rules")
     con = connect(settings.run_path, "extract", "aggregate")
-    decisions_counter: Counter[str] = Counter()
-    per_authority: Counter[str] = Counter()
-    findings: list[Finding] = []
-    incomplete_reportable: dict[str, list[str]] = {}
-    notes: list[Finding] = []
+    tally = _Tally()
     try:
         ctx = filing_context(settings, con)
+        ranges = _job_ranges(con, workers)
         with (
             cyclic_gc.paused(),  # no cycle among the stage's objects (reporting.cyclic_gc)
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
             _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
         ):
-            quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
-            # identity gaps (a name, a birth date ...) matter for the sellers that are reported
-            incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
-            code, label, state = ctx.variant.code, ctx.variant.label, ctx.variant.state
-            for facts in iter_facts(con):
-                if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
-                    notes.append(gvs_not_used(facts.seller_id))
-                # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
-                rule = quarantined.get(facts.seller_id)
-                if rule is None:
-                    d = decide(facts, ctx)
-                    if d.findings:
-                        findings.extend(d.findings)
-                        rule = min(f.rule for f in d.findings)
-                    elif d.authorities and facts.seller_id in incomplete:
-                        rule = incomplete[facts.seller_id]
-                        incomplete_reportable[facts.seller_id] = list(d.authorities)
-                if rule is not None:
-                    d = Decision(
-                        facts.seller_id,
-                        f"{QUARANTINED}{rule}",
-                        residence(facts, ctx.rule_set),
-                        variant=ctx.variant.state,
-                    )
-                    decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d, code, label))
-                    continue
-                decisions_counter[d.decision] += 1
-                dw.add(_decision_row(facts, d, code, label))
-                for r in d.reports:
-                    rw.add(_report_row(d.seller_id, r, state))
-                for a in d.authorities:
-                    per_authority[a] += 1
-                    ow.add((a, d.seller_id))
+            if ranges is None:
+                quarantined, incomplete = _quarantines(settings)
+                _decide(iter_facts(con), ctx, quarantined, incomplete, tally, dw.add, rw.add, ow.add)
+            else:
+                with _CONNECTIONS_LOCK:  # the jobs done here read on cursors of this connection
+                    _CONNECTIONS[settings.run_path] = con
+                jobs = [(settings, ctx, low, high) for low, high in ranges]
+                for part in run_ordered(_decide_range, jobs, workers=workers_for(len(jobs))):
+                    for rows, writer in ((part.decisions, dw), (part.reports, rw), (part.routes, ow)):
+                        for row in rows:
+                            writer.add(row)
+                    tally.add(part.tally)
     finally:
+        with _CONNECTIONS_LOCK:
+            if _CONNECTIONS.get(settings.run_path) is con:
+                del _CONNECTIONS[settings.run_path]
         con.close()
+    notes, findings, incomplete_reportable = tally.notes, tally.findings, tally.incomplete_reportable
     write_quarantine(settings.stage_dir("checks") / GVS_NOTES, notes)
     if notes:
         log.info(
@@ -331,11 +367,114 @@ def apply_rules(settings: RunSettings) -> Decided:
     return Decided(
         reading=ctx.variant,
         reportable=ctx.reportable,
-        decisions=decisions_counter,
-        per_authority=per_authority,
+        decisions=tally.decisions,
+        per_authority=tally.per_authority,
         findings=findings,
         incomplete_reportable=incomplete_reportable,
     )
+
+
+def _job_ranges(con: Any, workers: int | None) -> list[tuple[str | None, str | None]] | None:
+    """The ranges of seller ids of the jobs that decide the sellers in parallel, or None when this
+    process decides them alone (one CPU, ``workers`` 1, fewer than :data:`PARALLEL_MIN_SELLERS`
+    sellers, or a single range)."""
+    if workers is None:
+        workers = cpu_count()
+    if workers <= 1:
+        return None
+    ((sellers,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
+    if sellers < PARALLEL_MIN_SELLERS:
+        return None
+    ranges = seller_ranges(con, "activity_totals", SELLERS_PER_JOB)
+    return ranges if len(ranges) > 1 else None
+
+
+def _quarantines(settings: RunSettings) -> tuple[dict[str, str], dict[str, str]]:
+    """The sellers set aside by the checks of the extract, and those with identity gaps (a name,
+    a birth date ...), which matter for the sellers that are reported: each with its rule."""
+    extract = settings.run_path / "extract"
+    return read_quarantine(extract / "quarantine_extract.parquet"), read_quarantine(
+        extract / "quarantine_identity.parquet"
+    )
+
+
+#: The connection of each run's staged files that the jobs of a process read from, each job on
+#: a cursor of its own: the stage's own connection in its process, one made on the first job in a
+#: worker (kept while the worker lives: a connection costs a few hundredths of a second, about
+#: what a job's two readings cost).
+_CONNECTIONS: dict[Path, Any] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _job_cursor(run_path: Path) -> Any:
+    with _CONNECTIONS_LOCK:
+        con = _CONNECTIONS.get(run_path)
+        if con is None:
+            con = _CONNECTIONS[run_path] = connect(run_path, "extract", "aggregate")
+        return con.cursor()
+
+
+def _decide_range(settings: RunSettings, ctx: RuleContext, low: str | None, high: str | None) -> _Part:
+    """A job: the sellers of ``[low, high)`` decided, their rows and tally given back (in a worker
+    process or in the stage's)."""
+    part = _Part()
+    quarantined, incomplete = _quarantines(settings)
+    con = _job_cursor(settings.run_path)
+    try:
+        with cyclic_gc.paused():  # a worker's own collector (in the stage's process, already paused)
+            facts = range_facts(con, low, high)
+            add_decision, add_report, add_route = part.decisions.append, part.reports.append, part.routes.append
+            _decide(facts, ctx, quarantined, incomplete, part.tally, add_decision, add_report, add_route)
+    finally:
+        con.close()
+    return part
+
+
+def _decide(
+    sellers: Iterable[SellerFacts],
+    ctx: RuleContext,
+    quarantined: dict[str, str],
+    incomplete: dict[str, str],
+    tally: _Tally,
+    add_decision: Callable[[tuple[Any, ...]], object],
+    add_report: Callable[[tuple[Any, ...]], object],
+    add_route: Callable[[tuple[str, str]], object],
+) -> None:
+    """Decide ``sellers`` in order: each one's rows given to ``add_decision``, ``add_report`` and
+    ``add_route`` (in the schemas' orders), what is counted and found added to ``tally``."""
+    decisions_counter, per_authority = tally.decisions, tally.per_authority
+    findings, incomplete_reportable, notes = tally.findings, tally.incomplete_reportable, tally.notes
+    code, label, state = ctx.variant.code, ctx.variant.label, ctx.variant.state
+    for facts in sellers:
+        if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
+            notes.append(gvs_not_used(facts.seller_id))
+        # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
+        rule = quarantined.get(facts.seller_id)
+        if rule is None:
+            d = decide(facts, ctx)
+            if d.findings:
+                findings.extend(d.findings)
+                rule = min(f.rule for f in d.findings)
+            elif d.authorities and facts.seller_id in incomplete:
+                rule = incomplete[facts.seller_id]
+                incomplete_reportable[facts.seller_id] = list(d.authorities)
+        if rule is not None:
+            d = Decision(
+                facts.seller_id,
+                f"{QUARANTINED}{rule}",
+                residence(facts, ctx.rule_set),
+                variant=ctx.variant.state,
+            )
+            decisions_counter[d.decision] += 1
+            add_decision(_decision_row(facts, d, code, label))
+            continue
+        decisions_counter[d.decision] += 1
+        add_decision(_decision_row(facts, d, code, label))
+        for r in d.reports:
+            add_report(_report_row(d.seller_id, r, state))
+        for a in d.authorities:
+            per_authority[a] += 1
+            add_route((a, d.seller_id))
 
 
 #: the info findings of the rules stage, under ``<run>/checks/`` (the quarantine files' layout)
