@@ -47,7 +47,7 @@ from reporting.settings import RunSettings
 from reporting.staging import connect, seller_ranges
 from reporting.variants import LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
-from reporting.workers import cpu_count, run_ordered, workers_for
+from reporting.workers import MAX_WORKERS, run_ordered, workers_for
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,9 @@ REPORT_SCHEMA = pa.schema(
     + [(f"tax_{q}", pa.int64()) for q in Q]
     + [(f"exact_cons_{q}", pa.string()) for q in Q]
 )
+
+
+ROUTING_SCHEMA = pa.schema([("authority", pa.string()), ("seller_id", pa.string())])
 
 
 AVERAGE_RATES_SQL = """
@@ -278,11 +281,14 @@ class Decided:
 #: the few thousand sellers it would take over gains (see docs/performance.md, "The rules stage").
 PARALLEL_MIN_SELLERS = 20_000
 
-#: Sellers decided per job when the stage decides in parallel: small enough that the processes
-#: finish together and that a job's result (its rows, a few hundred bytes a seller) stays small,
-#: large enough that each job's readings of the staged files (a few hundredths of a second) stay
-#: a small part of it.
-SELLERS_PER_JOB = 10_000
+#: Jobs per process when the stage decides in parallel: a few each, so that the processes finish
+#: together whatever the worker's start costs, and no more: each job reads its range of the
+#: staged files with two queries whose cost grows with the files (0.06 s a job at 30,000
+#: sellers, 0.11 s at 100,000).
+JOBS_PER_WORKER = 4
+
+#: The fewest sellers of a job (a smaller marketplace has fewer jobs).
+SELLERS_PER_JOB = 5_000
 
 
 @dataclass(slots=True)
@@ -308,32 +314,35 @@ class _Tally:
 
 @dataclass(slots=True)
 class _Part:
-    """A job's result: the rows of its range of sellers for each file, in order, and its tally."""
+    """A job's result: the rows of its range of sellers for each file, in order, as Arrow tables
+    (a few hundred bytes a seller, sent between processes as their buffers), and its tally."""
 
-    decisions: list[tuple[Any, ...]] = field(default_factory=list)
-    reports: list[tuple[Any, ...]] = field(default_factory=list)
-    routes: list[tuple[str, str]] = field(default_factory=list)
-    tally: _Tally = field(default_factory=_Tally)
+    decisions: pa.Table
+    reports: pa.Table
+    routes: pa.Table
+    tally: _Tally
 
 
 def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided:
     """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``.
 
     A marketplace of at least :data:`PARALLEL_MIN_SELLERS` sellers is decided in ranges of
-    :data:`SELLERS_PER_JOB` sellers by this process and worker processes (one per CPU, or
-    ``workers``; 1: this process alone), each range's rows written here in the order of the
-    sellers, as one pass writes them: the same files, byte for byte."""
+    sellers (:data:`JOBS_PER_WORKER` per process, at least :data:`SELLERS_PER_JOB` sellers each)
+    by this process and worker processes (one per CPU, or ``workers``; 1: this process alone),
+    each range's rows written here in the order of the sellers, as one pass writes them: the
+    same files, byte for byte."""
     out = settings.stage_dir("rules")
     con = connect(settings.run_path, "extract", "aggregate")
     tally = _Tally()
     try:
         ctx = filing_context(settings, con)
-        ranges = _job_ranges(con, workers)
+        processes = workers_for(MAX_WORKERS) if workers is None else workers
+        ranges = _job_ranges(con, processes)
         with (
             cyclic_gc.paused(),  # no cycle among the stage's objects (reporting.cyclic_gc)
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
-            _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
+            _Writer(out / "routing.parquet", ROUTING_SCHEMA) as ow,
         ):
             if ranges is None:
                 quarantined, incomplete = _quarantines(settings)
@@ -342,10 +351,10 @@ def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided
                 with _CONNECTIONS_LOCK:  # the jobs done here read on cursors of this connection
                     _CONNECTIONS[settings.run_path] = con
                 jobs = [(settings, ctx, low, high) for low, high in ranges]
-                for part in run_ordered(_decide_range, jobs, workers=workers_for(len(jobs))):
-                    for rows, writer in ((part.decisions, dw), (part.reports, rw), (part.routes, ow)):
-                        for row in rows:
-                            writer.add(row)
+                for part in run_ordered(_decide_range, jobs, workers=min(processes, len(jobs))):
+                    dw.add_table(part.decisions)
+                    rw.add_table(part.reports)
+                    ow.add_table(part.routes)
                     tally.add(part.tally)
     finally:
         with _CONNECTIONS_LOCK:
@@ -374,18 +383,17 @@ def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided
     )
 
 
-def _job_ranges(con: Any, workers: int | None) -> list[tuple[str | None, str | None]] | None:
+def _job_ranges(con: Any, workers: int) -> list[tuple[str | None, str | None]] | None:
     """The ranges of seller ids of the jobs that decide the sellers in parallel, or None when this
-    process decides them alone (one CPU, ``workers`` 1, fewer than :data:`PARALLEL_MIN_SELLERS`
+    process decides them alone (``workers`` 1, fewer than :data:`PARALLEL_MIN_SELLERS`
     sellers, or a single range)."""
-    if workers is None:
-        workers = cpu_count()
     if workers <= 1:
         return None
     ((sellers,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
     if sellers < PARALLEL_MIN_SELLERS:
         return None
-    ranges = seller_ranges(con, "activity_totals", SELLERS_PER_JOB)
+    per_job = max(SELLERS_PER_JOB, -(-sellers // (workers * JOBS_PER_WORKER)))
+    ranges = seller_ranges(con, "activity_totals", min(per_job, FACTS_SELLERS_PER_READ))
     return ranges if len(ranges) > 1 else None
 
 
@@ -417,17 +425,38 @@ def _job_cursor(run_path: Path) -> Any:
 def _decide_range(settings: RunSettings, ctx: RuleContext, low: str | None, high: str | None) -> _Part:
     """A job: the sellers of ``[low, high)`` decided, their rows and tally given back (in a worker
     process or in the stage's)."""
-    part = _Part()
     quarantined, incomplete = _quarantines(settings)
+    decisions, reports, routes = _Rows(DECISION_SCHEMA), _Rows(REPORT_SCHEMA), _Rows(ROUTING_SCHEMA)
+    tally = _Tally()
     con = _job_cursor(settings.run_path)
     try:
         with cyclic_gc.paused():  # a worker's own collector (in the stage's process, already paused)
             facts = range_facts(con, low, high)
-            add_decision, add_report, add_route = part.decisions.append, part.reports.append, part.routes.append
-            _decide(facts, ctx, quarantined, incomplete, part.tally, add_decision, add_report, add_route)
+            _decide(facts, ctx, quarantined, incomplete, tally, decisions.add, reports.add, routes.add)
+            return _Part(decisions.table(), reports.table(), routes.table(), tally)
     finally:
         con.close()
-    return part
+
+
+class _Rows:
+    """A job's rows of one file, made into Arrow every ``batch_rows`` rows (a range of many
+    sellers never holds them all as Python values)."""
+
+    def __init__(self, schema: pa.Schema, batch_rows: int = 20_000) -> None:
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.rows: list[tuple[Any, ...]] = []
+        self.tables: list[pa.Table] = []
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.batch_rows:
+            self.tables.append(_table(self.rows, self.schema))
+            self.rows = []
+
+    def table(self) -> pa.Table:
+        """Every row added, in order."""
+        return pa.concat_tables([*self.tables, _table(self.rows, self.schema)])
 
 
 def _decide(
@@ -590,9 +619,20 @@ def _report_row(seller_id: str, r: ActivityReport, reading: str) -> tuple[Any, .
     )
 
 
+def _table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Rows (tuples in the schema's order) as a table, each column built from its values at once."""
+    if not rows:
+        return schema.empty_table()
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(values, f.type) for values, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
 class _Writer:
-    """Buffered Parquet writer: rows in (tuples in the schema's order), batches of ``batch_rows``
-    out, each column built from the batch's values at once; atomic rename on close."""
+    """Buffered Parquet writer: rows in (tuples in the schema's order), or tables of such rows,
+    row groups of ``batch_rows`` rows out (the last one the rest), whichever way the rows came
+    in; atomic rename on close."""
 
     def __init__(self, path: Any, schema: pa.Schema, batch_rows: int = 20_000) -> None:
         self.path = path
@@ -600,18 +640,42 @@ class _Writer:
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows: list[tuple[Any, ...]] = []
+        self.tables: list[pa.Table] = []
+        self.table_rows = 0
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def add(self, row: tuple[Any, ...]) -> None:
+        if self.tables:  # after tables (not done by the stage): the row joins them
+            self.add_table(_table([row], self.schema))
+            return
         self.rows.append(row)
         if len(self.rows) >= self.batch_rows:
             self.flush()
 
-    def flush(self) -> None:
+    def add_table(self, table: pa.Table) -> None:
+        """The rows of ``table`` (of this writer's schema) after those added before."""
         if self.rows:
-            columns = zip(*self.rows, strict=True)
-            arrays = [pa.array(values, f.type) for values, f in zip(columns, self.schema, strict=True)]
-            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.tables.append(_table(self.rows, self.schema))
+            self.table_rows += len(self.rows)
+            self.rows = []
+        self.tables.append(table)
+        self.table_rows += table.num_rows
+        self._write_tables(rest=False)
+
+    def _write_tables(self, *, rest: bool) -> None:
+        """Row groups of ``batch_rows`` rows from the tables added, and the rest too if ``rest``."""
+        while self.table_rows >= self.batch_rows or (rest and self.table_rows):
+            rows = pa.concat_tables(self.tables)
+            group = min(self.batch_rows, rows.num_rows)
+            self.writer.write_table(rows.slice(0, group).combine_chunks())
+            left = rows.slice(group)
+            self.tables, self.table_rows = ([left] if left.num_rows else []), left.num_rows
+
+    def flush(self) -> None:
+        if self.tables:
+            self._write_tables(rest=True)
+        elif self.rows:
+            self.writer.write_table(_table(self.rows, self.schema))
             self.rows = []
 
     def __enter__(self) -> _Writer:
