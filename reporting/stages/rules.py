@@ -2,6 +2,10 @@
 and the decisions written to ``<run>/rules/`` (``decisions.parquet``, ``reported.parquet``,
 ``routing.parquet``).
 
+A large marketplace is decided on every core: ranges of sellers decided by this process and
+worker processes (:mod:`reporting.workers`), their rows written here in the sellers' order, the
+same files as one pass writes (:func:`apply_rules`).
+
 The stage decides and nothing else: the audit of what it decided (the record checks and the data
 checks of the decided sellers, which may still quarantine some) is the next stage,
 :mod:`reporting.stages.audit`, which takes the :class:`Decided` this stage returns.
@@ -276,9 +280,11 @@ class Decided:
     incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
 
 
-#: Below this many sellers the stage decides them all in this process: a worker process costs
-#: about 0.5 s of a core to start (a fresh interpreter importing the stage), more than deciding
-#: the few thousand sellers it would take over gains (see docs/performance.md, "The rules stage").
+#: Below this many sellers the stage decides them all in this process: a worker costs about 0.6
+#: CPU s to start (a fresh interpreter importing the stage) and 0.3 s more in its first job (what
+#: the first decision of a process loads), more than it gains on a few thousand sellers (3,000:
+#: 0.56 s in one process, 0.87 s with a worker); with the other core free, 30,000 sellers took
+#: 2.0-2.2 s instead of 2.6 (docs/performance.md, "The sellers decided on both cores").
 PARALLEL_MIN_SELLERS = 20_000
 
 #: Jobs per process when the stage decides in parallel: a few each, so that the processes finish
