@@ -6,12 +6,19 @@ seller cannot be decided; and a small marketplace never starts a worker."""
 from __future__ import annotations
 
 import hashlib
+import itertools
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from builders import write_config
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from dac7_demo import generate_demo
 from reporting import pipeline
@@ -62,13 +69,15 @@ def decided(d: rules_stage.Decided) -> tuple[Any, ...]:
 
 @pytest.fixture
 def parallel(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The parallel path on small data: jobs of 25 sellers whatever the number of sellers, and Parquet
-    row groups of 7 rows, so that every file's row groups span the jobs' results. Gives the
-    (jobs, workers) of each parallel deciding."""
+    """The parallel path on small data: jobs of 25 sellers whatever the number of sellers, Parquet
+    row groups of 7 rows, so that every file's row groups span the jobs' results, and a job's rows
+    made into Arrow every 5 rows (in this process's jobs: a worker has its own defaults), so that
+    a job gives back tables of several pieces. Gives the (jobs, workers) of each parallel deciding."""
     monkeypatch.setattr(rules_stage, "PARALLEL_MIN_SELLERS", 0)
     monkeypatch.setattr(rules_stage, "SELLERS_PER_JOB", 25)
     monkeypatch.setattr(rules_stage, "JOBS_PER_WORKER", 50)
     monkeypatch.setattr(rules_stage._Writer.__init__, "__defaults__", (7,))
+    monkeypatch.setattr(rules_stage._Rows.__init__, "__defaults__", (5,))
     calls: list[tuple[int, int]] = []
     run_ordered = rules_stage.run_ordered
 
@@ -144,3 +153,84 @@ def test_a_small_marketplace_is_decided_in_this_process(tmp_path: Path, monkeypa
     monkeypatch.setattr(rules_stage, "PARALLEL_MIN_SELLERS", 0)
     monkeypatch.setattr(rules_stage, "workers_for", lambda jobs: 1)
     assert rules_stage.apply_rules(settings).decisions
+
+
+def test_the_parallel_path_starts_at_parallel_min_sellers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly PARALLEL_MIN_SELLERS sellers with activity are decided in parallel, one fewer in one pass."""
+    calls: list[int] = []
+    run_ordered = rules_stage.run_ordered
+
+    def counted(fn: Any, jobs: Any, *, workers: int) -> Any:
+        calls.append(len(jobs))
+        return run_ordered(fn, jobs, workers=workers)
+
+    monkeypatch.setattr(rules_stage, "run_ordered", counted)
+    monkeypatch.setattr(rules_stage, "SELLERS_PER_JOB", 10)
+    settings = staged(tmp_path, seed=15, sellers=60, routing="nexus")
+    con = rules_stage.connect(settings.run_path, "aggregate")
+    try:
+        ((sellers,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
+    finally:
+        con.close()
+    monkeypatch.setattr(rules_stage, "PARALLEL_MIN_SELLERS", sellers + 1)
+    one = rules_stage.apply_rules(settings, workers=2)
+    assert calls == []
+    before = outputs(settings)
+    monkeypatch.setattr(rules_stage, "PARALLEL_MIN_SELLERS", sellers)
+    both = rules_stage.apply_rules(settings, workers=2)
+    assert len(calls) == 1 and calls[0] >= 4
+    assert outputs(settings) == before and decided(both) == decided(one)
+
+
+#: a routing row: (authority, seller id)
+ROUTE = st.tuples(st.sampled_from(["DE", "FR", "LT"]), st.from_regex(r"S[0-9]{3}", fullmatch=True))
+
+
+def _routes(rows: list[tuple[str, str]]) -> pa.Table:
+    authorities, sellers = [r[0] for r in rows], [r[1] for r in rows]
+    return pa.table([authorities, sellers], schema=rules_stage.ROUTING_SCHEMA)
+
+
+def _written(path: Path) -> tuple[bytes, list[int]]:
+    """A file's bytes and the rows of each of its row groups."""
+    meta = pq.ParquetFile(path).metadata
+    return path.read_bytes(), [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+@examples(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(ROUTE, max_size=40),
+    cuts=st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=8),
+    batch_rows=st.integers(1, 9),
+)
+def test_the_writer_writes_the_same_row_groups_whether_rows_come_one_by_one_or_as_tables(
+    rows: list[tuple[str, str]], cuts: list[tuple[int, bool]], batch_rows: int
+) -> None:
+    """Rows given to ``_Writer`` in pieces, each piece one by one (``add``) or as a table
+    (``add_table``: a job's result), give the same file as every row one by one, which is the
+    file of row groups of ``batch_rows`` rows, the last one the rest, written straight with pyarrow."""
+    schema = rules_stage.ROUTING_SCHEMA
+    bounds = sorted({min(c, len(rows)) for c, _ in cuts} | {0, len(rows)})
+    as_table = {min(c, len(rows)): table for c, table in cuts}
+    with tempfile.TemporaryDirectory() as tmp:
+        one_by_one, pieces, straight = Path(tmp, "a.parquet"), Path(tmp, "b.parquet"), Path(tmp, "c.parquet")
+        with rules_stage._Writer(one_by_one, schema, batch_rows) as w:
+            for row in rows:
+                w.add(row)
+        with rules_stage._Writer(pieces, schema, batch_rows) as w:
+            for low, high in itertools.pairwise(bounds):
+                if as_table.get(low, False):
+                    w.add_table(_routes(rows[low:high]))
+                else:
+                    for row in rows[low:high]:
+                        w.add(row)
+        table = _routes(rows)
+        with pq.ParquetWriter(straight, schema, compression="zstd") as w:
+            for start in range(0, len(rows), batch_rows):
+                w.write_table(table.slice(start, batch_rows))
+        expected = _written(straight)
+        assert _written(one_by_one) == expected
+        assert _written(pieces) == expected
+        assert expected[1] == [batch_rows] * (len(rows) // batch_rows) + [len(rows) % batch_rows] * bool(
+            len(rows) % batch_rows
+        )
