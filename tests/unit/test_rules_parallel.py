@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sqlite3
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -34,9 +35,13 @@ OUTPUTS = ("rules/decisions.parquet", "rules/reported.parquet", "rules/routing.p
 
 def staged(tmp_path: Path, *, seed: int, sellers: int = 600, **config: Any) -> RunSettings:
     """A demo marketplace (5% of its sellers bad on purpose: quarantined by the extract's checks
-    or by the rules, or reportable with identity gaps) extracted and aggregated."""
+    or by the rules, or reportable with identity gaps; every 11th seller verified by a government
+    service in France, which a DAC7 filing notes as not used) extracted and aggregated."""
     url = f"sqlite:///{tmp_path}/source.db"
     generate_demo(url, sellers=sellers, seed=seed, year=2025, bad_share=0.05)
+    with sqlite3.connect(tmp_path / "source.db") as db:
+        db.execute("update sellers set gvs_jurisdiction = 'FR' where cast(substr(seller_id, 2) as integer) % 11 = 0")
+    db.close()
     run_dir = pipeline.prepare(
         config_path=write_config(tmp_path / "dac7.toml", **config),
         year=2025,
@@ -114,6 +119,8 @@ def test_the_parallel_path_writes_the_same_files_and_decides_the_same(
     # quarantined by the extract's checks and by the rules, reportable sellers with identity gaps
     assert any(k.startswith("quarantined:") for k in one.decisions) and one.per_authority
     assert len(one.findings) >= 5 and len(one.incomplete_reportable) >= 3
+    notes = pq.ParquetFile(settings.run_path / "checks/rules_info.parquet").metadata.num_rows
+    assert notes >= 20 if config.get("nexus") != "RPONEX4" else notes == 0  # GB relies on the service
 
 
 def test_a_seller_that_cannot_be_decided_raises_the_same_in_parallel(
