@@ -11,8 +11,10 @@ Italian telematic ``tm:Messaggio``, the German ``dip:dip``, HMRC's submission re
 the Hungarian ``DPI_HU``) raises :class:`NotEuDpiMessageError`.
 
 Memory stays bounded: a file is read with ``iterparse``, and each ``ReportableSeller`` is checked
-and dropped as soon as it has been read. What the checks need to remember across sellers is
-small: counters, the DocRefIds seen (80000) and the corrected DocRefIds (80011).
+and dropped as soon as it has been read (with the ledger asked in the same reading, once the
+ledger has answered for its ids: at most :data:`LEDGER_BATCH` records are held). What the
+checks need to remember across sellers is small: counters, the DocRefIds seen (80000) and the
+corrected DocRefIds (80011).
 
 Every check is a small function in the table :data:`EU_RULES` (code, rule id, scope, function,
 description). A national profile adds its own rules with :func:`register_rule` and picks the codes
