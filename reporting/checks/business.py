@@ -1236,6 +1236,14 @@ def _local(tag: object) -> str:
     return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
+def _after(elem: etree._Element, seller: etree._Element, body: etree._Element) -> bool:
+    """Whether ``elem``, in ``body``, comes after ``seller``, a child of ``body``."""
+    top = elem
+    while (parent := top.getparent()) is not None and parent is not body:
+        top = parent
+    return body.index(top) > body.index(seller)
+
+
 class _Run:
     """One pass of the active rules over one message, in document order.
 
@@ -1244,9 +1252,11 @@ class _Run:
     :data:`LEDGER_BATCH`, until the ledger has been asked about the ids read so far; then their
     rules run, in document order, as they would have with the ledger's answers for every id of
     the file given beforehand: a record's rules look up the record's own ids, read before it
-    ends. Only an id written with white space around it is looked up as another text than the
-    one asked (stripped): :attr:`padded` says that such an id was met, and the caller runs the
-    rules again with the ledger's answers for every id (:func:`check_message`)."""
+    ends. Two cases break that, and :attr:`again` says that one was met, so that the caller runs
+    the rules again with the ledger's answers for every id (:func:`check_message`): an id written
+    with white space around it (asked as written, looked up stripped, and the stripped text may
+    be asked only later), and an operator record placed after the body's first seller (not in a
+    valid message: its rules run with the body's header, before its ids are read)."""
 
     def __init__(self, active: dict[Scope, list[Rule]], ctx: Context, ask_ledger: AskLedger | None = None) -> None:
         self.active = active
@@ -1257,7 +1267,7 @@ class _Run:
         self.batch = LEDGER_BATCH if ask_ledger is not None else 1
         self.pending: list[Record] = []
         self.ids: set[str] = set()  # read and not yet asked about
-        self.padded = False
+        self.again = False
         self.streaming = False
         if ask_ledger is not None:  # the ledger's answers, gathered as it is asked
             ctx.known_doc_ref_ids = set(ctx.known_doc_ref_ids)
@@ -1308,10 +1318,11 @@ class _Run:
         if text and parent is not None and _local(parent.tag) == "DocSpec":
             self.ids.add(text)
             if text != text.strip():
-                self.padded = True
+                self.again = True
 
-    def body_header(self, body: Body) -> None:
-        """The operator records and the body rules, once the sellers start (or the body ends)."""
+    def body_header(self, body: Body, seller: etree._Element | None = None) -> None:
+        """The operator records and the body rules, once the sellers start (at ``seller``, the
+        first) or the body ends."""
         if body.header_done:
             return
         body.header_done = True
@@ -1322,7 +1333,10 @@ class _Run:
         body.others_elem = body.elem.find(_q("OtherPlatformOperators"))
         if body.others_elem is not None:
             body.others = [Record.read(o, _path(o)) for o in body.others_elem if o.tag in (ASSUMING, ASSUMED)]
-        for rec in ([body.operator] if body.operator is not None else []) + body.others:
+        header = ([body.operator] if body.operator is not None else []) + body.others
+        if self.ask_ledger is not None and seller is not None:
+            self.again |= any(_after(rec.elem, seller, body.elem) for rec in header)
+        for rec in header:
             self.record(rec)
         self.flush()
         self.run(Scope.BODY, body)
@@ -1354,7 +1368,7 @@ class _Run:
                     ctx.bodies += 1
                     ctx.body = Body(elem, _path(elem))
                 elif elem.tag == SELLER and ctx.body is not None and parent is ctx.body.elem:
-                    self.body_header(ctx.body)
+                    self.body_header(ctx.body, elem)
             elif elem is ctx.root:
                 done = True
             elif elem.tag == SPEC and parent is ctx.root and ctx.spec is None:
@@ -1418,7 +1432,7 @@ def check_message(
     with _events(source, _EVENT_TAGS + _ID_TAGS if ask_ledger else _EVENT_TAGS) as (events, streaming, name):
         run.walk(events, streaming, name)
     findings = run.finish()
-    if run.padded:  # an id with white space around it: the rules again, with the answers for every id
+    if run.again:  # an id not yet asked when it was looked up: the rules again, with the answers for every id
         return check_message(
             source,
             rules=rules,

@@ -28,11 +28,12 @@ from reporting.checks import business
 from reporting.checks.business import EU_EXCHANGE, RuleFinding, check_message
 from reporting.checks.schema import schema_for
 from reporting.safexml import XmlFileError
-from reporting.stages.validate import _ledger_answers, _ledger_view
+from reporting.stages.validate import _ledger_answers, _ledger_view, file_ledger_view
 
 TODAY = date(2026, 6, 1)
 THIS = "LT2025LT0001"  # the MessageRefId of BASE
 STF = "{urn:oecd:ties:dpistf:v1}"
+DPI = "{urn:oecd:ties:dpi:v1}"
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def test_a_stripped_id_asked_only_later_in_the_file_is_found_as_before() -> None
     DocRefId is that id as written. The ledger knows it from an earlier message. Read apart,
     every id was asked before the rules ran, so the first seller's (stripped) id was found used
     (80000); asked record by record, it is asked only with the second seller, after the first
-    one's rules: the rules run again with every answer (``_Run.padded``)."""
+    one's rules: the rules run again with every answer (``_Run.again``)."""
     tree = base()
     specs = tree.getroot().iter(f"{STF}DocRefId")
     next(specs)  # the operator's
@@ -166,6 +167,30 @@ def test_a_stripped_id_asked_only_later_in_the_file_is_found_as_before() -> None
         business.LEDGER_BATCH = before
     assert (findings, asked) == separate(document, table, set())
     assert [f.code for f in findings] == ["80000", "80000"]  # used before; then used twice here
+
+
+@pytest.mark.parametrize("as_tree", [False, True], ids=["streamed", "tree"])
+@pytest.mark.parametrize("moved", ["PlatformOperator", "OtherPlatformOperators"])
+def test_an_operator_record_after_the_sellers_is_checked_with_the_ledger_as_before(moved: str, as_tree: bool) -> None:
+    """Not in a valid message: the operator (or the other operators) placed after the sellers.
+    Its rules run with the body's header, at the first seller, before the walk reads its ids:
+    the rules run again with every answer (``_Run.again``), as with every id asked first."""
+    checked = 0
+    for document in MESSAGES:
+        tree = etree.fromstring(document)
+        body = next(tree.iter(f"{DPI}DPIBody"), None)
+        if body is None or body.find(f"{DPI}ReportableSeller") is None or body.find(f"{DPI}{moved}") is None:
+            continue
+        for elem in body.findall(f"{DPI}{moved}"):
+            body.append(elem)  # moved after the sellers
+        document = etree.tostring(tree)
+        table = {i: Known("LT2024LT0009", "published", "sent") for i in doc_spec_ids(document)}
+        ledger = FakeLedger(table)
+        source = etree.fromstring(document) if as_tree else document
+        findings = check_message(source, today=TODAY, ask_ledger=_ledger_answers(ledger, THIS, set()))  # type: ignore[arg-type]
+        assert (findings, ledger.asked) == separate(document, table, set())
+        checked += 1
+    assert checked
 
 
 def test_the_ledger_is_asked_in_batches_of_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,6 +212,59 @@ def test_the_ledger_is_asked_in_batches_of_records(tmp_path: Path, monkeypatch: 
     assert len([f for f in findings if f.code == "80000"]) == len(ids[::3])
 
 
+def test_at_most_a_batch_of_sellers_is_held_in_the_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory with the ledger asked in the same reading: the sellers are dropped from the tree
+    once their rules have run, so the body never holds more than a batch of them; and a valid
+    message is read once."""
+    path = rendered(tmp_path / "m.xml", 300)
+    monkeypatch.setattr(business, "LEDGER_BATCH", 10)
+    held: list[int] = []  # the records held at each flush
+    left: list[int] = []  # the sellers left in the tree before the last one checked
+    flush = business._Run.flush
+
+    def counting(run: business._Run) -> None:
+        pending = list(run.pending)
+        held.append(len(pending))
+        flush(run)
+        sellers = [r.elem for r in pending if r.is_seller]
+        if sellers:
+            left.append(sum(1 for _ in sellers[-1].itersiblings(f"{DPI}ReportableSeller", preceding=True)))
+
+    readings = 0
+    iterparse = business.safexml.iterparse
+
+    def reading(*args: object, **kw: object) -> object:
+        nonlocal readings
+        readings += 1
+        return iterparse(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(business._Run, "flush", counting)
+    monkeypatch.setattr(business.safexml, "iterparse", reading)
+    ledger = FakeLedger({})
+    assert check_message(path, today=TODAY, ask_ledger=_ledger_answers(ledger, THIS, set())) == []  # type: ignore[arg-type]
+    assert readings == 1 and ledger.calls == 31  # the operator's id with the header, then 30 batches
+    assert max(held) == 10 and len(left) == 30 and set(left) == {0}, (held, left)
+
+
+def test_dac7_validate_asks_the_ledger_about_every_id_of_the_file(tmp_path: Path) -> None:
+    """``dac7 validate --ledger`` (``file_ledger_view``) still reads the ids apart: every id of
+    the file asked at once, used only when another message than the file's own has it, live only
+    when that message was published."""
+    path = tmp_path / "m.xml"
+    path.write_bytes(MESSAGES[-1])
+    operator, first, second = doc_spec_ids(MESSAGES[-1])
+    table = {
+        operator: Known(THIS, "published", "sent"),  # the file's own message: not used by another
+        first: Known("LT2024LT0009", "pending", "sent"),
+        second: Known("LT2024LT0009", "accepted", "corrected"),
+    }
+    ledger = FakeLedger(table)
+    used, states = file_ledger_view(ledger, path)  # type: ignore[arg-type]
+    assert ledger.calls == 1 and ledger.asked == {operator, first, second}
+    assert used == {first, second}
+    assert states == {operator: "live", first: "outdated", second: "outdated"}
+
+
 def test_a_stream_cannot_be_read_again_for_the_ledger() -> None:
     with pytest.raises(TypeError, match="read again"):
         check_message(io.BytesIO(MESSAGES[-1]), ask_ledger=lambda ids: (set(), {}))
@@ -203,7 +281,13 @@ def two_readings(path: Path, schema: etree.XMLSchema) -> bool:
     try:
         pending = 0
         for _event, elem in etree.iterparse(
-            str(path), events=("end",), schema=schema, resolve_entities=False, no_network=True, load_dtd=False
+            str(path),
+            events=("end",),
+            schema=schema,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=True,
         ):
             root_closed = elem.getparent() is None
             pending += 1
@@ -267,3 +351,37 @@ def test_a_valid_message_and_a_schema_error_in_one_reading(tmp_path: Path) -> No
     next(tree.getroot().iter("{urn:oecd:ties:dpi:v1}NumbQ1")).text = "one"
     path.write_bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
     assert not safexml.validate_stream(path, schema)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            lambda d: d.replace(b"</dpi:MessageSpec>", b"<!--" + b"c" * (11 << 20) + b"--></dpi:MessageSpec>", 1),
+            True,
+            id="11 MB comment",
+        ),
+        pytest.param(lambda d: d[: len(d) // 2] + b"\x00" + d[len(d) // 2 :], "Char 0x0", id="NUL byte"),
+        pytest.param(lambda d: d + b"\x00", "Extra content", id="NUL byte after the root"),
+        pytest.param(
+            lambda d: d.replace(b"<dpi:MessageSpec>", b'<dpi:MessageSpec zz:a="1">', 1), False, id="undefined prefix"
+        ),
+        pytest.param(
+            lambda d: d.replace(b"<dpi:MessageSpec>", b"<dpi:MessageSpec><dpi:Bogus/>", 1)[:-40],
+            "expected '>'",
+            id="invalid, then cut off",
+        ),
+    ],
+)
+def test_the_schema_in_one_reading_on_files_of_every_kind(
+    edit: Callable[[bytes], bytes], expected: bool | str, tmp_path: Path
+) -> None:
+    """A huge file (a text over libxml2's 10 MB limit without ``huge_tree``), NUL bytes, a
+    namespace error the parser logs without raising, a schema error before the file is cut
+    off: the verdict, or the parser's first error in the same words, of the two readings."""
+    schema = schema_for(EU_GENERIC.schema_resource)
+    path = tmp_path / "m.xml"
+    path.write_bytes(edit(etree.tostring(base(), xml_declaration=True, encoding="UTF-8")))
+    got = verdict(safexml.validate_stream, path, schema)
+    assert got == verdict(two_readings, path, schema)
+    assert got is expected if isinstance(expected, bool) else expected in str(got)
