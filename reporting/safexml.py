@@ -12,7 +12,8 @@ status document from an authority: each is read through this module, which
   the data the parser may quote;
 * never gives a verdict on a file it has not read to its end: lxml's ``iterparse`` with a schema
   does not raise at a premature end of the document (a file cut off after a complete element
-  passes), so :func:`validate_stream` also requires the end of the root element.
+  passes), so :func:`validate_stream` validates with a parser that reads the whole file and
+  raises at a premature end (a parser target, with the schema plugged into it).
 
 Why refuse a DOCTYPE rather than parse it harmlessly: no authority's schema allows one (the EU,
 DGFiP and AdE checkers refuse it), libxml2 reports some parameter-entity constructions as an
@@ -285,40 +286,43 @@ def release(elem: etree._Element) -> None:
         node = parent
 
 
-#: How many elements the schema pass of :func:`validate_stream` reads between two
-#: :func:`release` calls: each call frees everything read before it, so memory stays bounded by
-#: this many elements, and the walk up the ancestors is paid once per batch instead of once per
-#: element (that walk took about as long as the validation itself).
-RELEASE_EVERY = 512
-
-
 def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
     """True when the whole file is well-formed, complete and valid against ``schema``; read in
     bounded memory. False says only "not valid" (the caller lists the errors); a file that is not
-    well-formed raises :class:`XmlFileError`. Two passes: lxml's ``iterparse`` with a schema stops
-    looking once the root is closed (``<a/><!-- cut`` would pass), so the whole file is first read
-    without one."""
-    well_formed(path)  # the prolog, a DOCTYPE the parser sees, and every byte up to the end (see below)
-    root_closed = False
+    well-formed raises :class:`XmlFileError`.
+
+    One reading, without a tree: the parser checks every byte and libxml2's schema validator,
+    plugged into the parser's events, checks every element, both in C, and no element reaches
+    Python (:func:`well_formed`'s parser target, with the schema). Such a parser does not raise
+    for a schema error: it logs it, so any error logged makes the file "not valid". Where it
+    raises (not well-formed, a premature end, a DOCTYPE), the file is read again without the
+    schema, so that what is not well-formed is said in the same words as by :func:`well_formed`
+    (the parser's first error, not one the validator logged after it)."""
     try:
-        pending = 0
-        for _event, elem in etree.iterparse(
-            str(path),
-            events=("end",),
-            schema=schema,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=True,
-        ):
-            root_closed = elem.getparent() is None
-            pending += 1
-            if pending >= RELEASE_EVERY and not root_closed:
-                release(elem)
-                pending = 0
-    except etree.XMLSyntaxError:
-        return False
-    return root_closed
+        return not _read_without_tree(path, schema)
+    except XmlFileError:
+        well_formed(path)  # raises, in its own words
+        return False  # pragma: no cover - well-formed without the schema: "not valid", listed by the caller
+
+
+def _read_without_tree(path: str | Path, schema: etree.XMLSchema | None) -> list[Any]:
+    """Read the whole file without building a tree (see :func:`well_formed`), checked against
+    ``schema`` when given; the errors the parser logged without raising (a schema's)."""
+    label = str(path)
+    with open(path, "rb") as stream:
+        head = read_head(stream, label)
+        target = parser(target=_NoTree(label), schema=schema)
+        try:
+            etree.parse(_Prefixed(head, stream), target)
+        except etree.XMLSyntaxError as exc:
+            raise XmlFileError(f"{label}: not well-formed XML: {syntax_message(exc)}") from None
+    return [e for e in target.error_log if e.level >= etree.ErrorLevels.ERROR]
+
+
+#: How many elements a reading with ``iterparse`` takes between two :func:`release` calls: each
+#: call frees everything read before it, so memory stays bounded by this many elements, and the
+#: walk up the ancestors is paid once per batch instead of once per element.
+RELEASE_EVERY = 512
 
 
 class _NoTree:
@@ -339,11 +343,4 @@ def well_formed(path: str | Path) -> None:
     """Read the whole file without a schema and without building a tree; raise
     :class:`XmlFileError` at the first thing that is not well-formed XML (a premature end
     included)."""
-    label = str(path)
-    with open(path, "rb") as stream:
-        head = read_head(stream, label)
-        target = parser(target=_NoTree(label))
-        try:
-            etree.parse(_Prefixed(head, stream), target)
-        except etree.XMLSyntaxError as exc:
-            raise XmlFileError(f"{label}: not well-formed XML: {syntax_message(exc)}") from None
+    _read_without_tree(path, None)

@@ -11,8 +11,10 @@ Italian telematic ``tm:Messaggio``, the German ``dip:dip``, HMRC's submission re
 the Hungarian ``DPI_HU``) raises :class:`NotEuDpiMessageError`.
 
 Memory stays bounded: a file is read with ``iterparse``, and each ``ReportableSeller`` is checked
-and dropped as soon as it has been read. What the checks need to remember across sellers is
-small: counters, the DocRefIds seen (80000) and the corrected DocRefIds (80011).
+and dropped as soon as it has been read (with the ledger asked in the same reading, once the
+ledger has answered for its ids: at most :data:`LEDGER_BATCH` records are held). What the
+checks need to remember across sellers is small: counters, the DocRefIds seen (80000) and the
+corrected DocRefIds (80011).
 
 Every check is a small function in the table :data:`EU_RULES` (code, rule id, scope, function,
 description). A national profile adds its own rules with :func:`register_rule` and picks the codes
@@ -1179,19 +1181,34 @@ def _active(rules: RuleSet) -> dict[Scope, list[Rule]]:
 
 Source = str | Path | bytes | IO[bytes] | etree._ElementTree | etree._Element
 _EVENT_TAGS = (*(f"{{*}}{name}" for name in _ROOT_NAMES), SPEC, BODY, SELLER)
+#: The ids a DocSpec gives, in any namespace: read for the ledger (see :data:`AskLedger`).
+_ID_NAMES = ("DocRefId", "CorrDocRefId")
+_ID_TAGS = tuple(f"{{*}}{name}" for name in _ID_NAMES)
+
+#: What the ledger says of the DocRefIds it is asked about (each the text of a ``DocRefId`` or
+#: ``CorrDocRefId`` of a ``DocSpec``, as written): those used by another message (80000), and
+#: the state, "live" or "outdated", of every one it knows (80002, 80003, 80013, 80014). The
+#: answer for an id does not depend on the other ids asked with it.
+AskLedger = Callable[[set[str]], tuple[Collection[str], Mapping[str, str]]]
+#: With :data:`AskLedger`, how many records are read before the ledger is asked about their ids
+#: and their rules run (the sellers among them held until then): about one ``IN`` list of the
+#: ledger's (500 ids); 100 to 1,000 cost the same on the 30,000-seller preview.
+LEDGER_BATCH = 500
 
 
 @contextmanager
-def _events(source: Source) -> Iterator[tuple[Iterator[tuple[str, etree._Element]], bool, str]]:
+def _events(
+    source: Source, tags: tuple[str, ...] = _EVENT_TAGS
+) -> Iterator[tuple[Iterator[tuple[str, etree._Element]], bool, str]]:
     """(events, streaming, name): a parsed tree is walked untouched; anything else is streamed,
     and a file opened here is closed here, also when the walk stops at the end of the message."""
     if isinstance(source, etree._ElementTree):
         source = source.getroot()
     if isinstance(source, etree._Element):
-        yield etree.iterwalk(source, events=("start", "end"), tag=_EVENT_TAGS), False, "the document"
+        yield etree.iterwalk(source, events=("start", "end"), tag=tags), False, "the document"
         return
     name = str(source) if isinstance(source, str | Path) else "the document"
-    events = safexml.iterparse(source, name=name, events=("start", "end"), tag=_EVENT_TAGS)
+    events = safexml.iterparse(source, name=name, events=("start", "end"), tag=tags)
     try:
         yield events, True, name
     finally:
@@ -1215,14 +1232,46 @@ def _drop(seller: etree._Element) -> None:
         prev = seller.getprevious()
 
 
-class _Run:
-    """One pass of the active rules over one message, in document order."""
+def _local(tag: object) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
-    def __init__(self, active: dict[Scope, list[Rule]], ctx: Context) -> None:
+
+def _after(elem: etree._Element, seller: etree._Element, body: etree._Element) -> bool:
+    """Whether ``elem``, in ``body``, comes after ``seller``, a child of ``body``."""
+    top = elem
+    while (parent := top.getparent()) is not None and parent is not body:
+        top = parent
+    return body.index(top) > body.index(seller)
+
+
+class _Run:
+    """One pass of the active rules over one message, in document order.
+
+    With ``ask_ledger``, the walk also reads every DocSpec's ``DocRefId`` and ``CorrDocRefId``
+    (wherever it is, as the ledger's own reading of a file did) and holds the records read, up to
+    :data:`LEDGER_BATCH`, until the ledger has been asked about the ids read so far; then their
+    rules run, in document order, as they would have with the ledger's answers for every id of
+    the file given beforehand: a record's rules look up the record's own ids, read before it
+    ends. Two cases break that, and :attr:`again` says that one was met, so that the caller runs
+    the rules again with the ledger's answers for every id (:func:`check_message`): an id written
+    with white space around it (asked as written, looked up stripped, and the stripped text may
+    be asked only later), and an operator record placed after the body's first seller (not in a
+    valid message: its rules run with the body's header, before its ids are read)."""
+
+    def __init__(self, active: dict[Scope, list[Rule]], ctx: Context, ask_ledger: AskLedger | None = None) -> None:
         self.active = active
         self.ctx = ctx
         self.findings: list[RuleFinding] = []
         self.message_done = False
+        self.ask_ledger = ask_ledger
+        self.batch = LEDGER_BATCH if ask_ledger is not None else 1
+        self.pending: list[Record] = []
+        self.ids: set[str] = set()  # read and not yet asked about
+        self.again = False
+        self.streaming = False
+        if ask_ledger is not None:  # the ledger's answers, gathered as it is asked
+            ctx.known_doc_ref_ids = set(ctx.known_doc_ref_ids)
+            ctx.ledger = dict(ctx.ledger or {})
 
     def run(self, scope: Scope, subject: Any) -> None:
         for rule in self.active[scope]:
@@ -1241,11 +1290,39 @@ class _Run:
             self.run(Scope.MESSAGE, None)
 
     def record(self, rec: Record) -> None:
-        self.ctx.doc_types[rec.doc_type] += 1
-        self.run(Scope.RECORD, rec)
+        """Check a record: now, or with the ledger's answers for its ids (see the class)."""
+        self.pending.append(rec)
+        if len(self.pending) >= self.batch:
+            self.flush()
 
-    def body_header(self, body: Body) -> None:
-        """The operator records and the body rules, once the sellers start (or the body ends)."""
+    def flush(self) -> None:
+        """Ask the ledger about the ids read so far, then run the rules of the records held."""
+        if self.ask_ledger is not None and self.ids:
+            used, states = self.ask_ledger(self.ids)
+            self.ids = set()
+            known = self.ctx.known_doc_ref_ids
+            assert isinstance(known, set) and isinstance(self.ctx.ledger, dict), "made so in __init__"
+            known.update(used)
+            self.ctx.ledger.update(states)
+        pending, self.pending = self.pending, []
+        for rec in pending:
+            self.ctx.doc_types[rec.doc_type] += 1
+            self.run(Scope.RECORD, rec)
+            if self.streaming and rec.is_seller:
+                _drop(rec.elem)
+
+    def read_id(self, elem: etree._Element) -> None:
+        """Note a DocSpec's DocRefId or CorrDocRefId for the ledger, as written."""
+        parent = elem.getparent()
+        text = elem.text
+        if text and parent is not None and _local(parent.tag) == "DocSpec":
+            self.ids.add(text)
+            if text != text.strip():
+                self.again = True
+
+    def body_header(self, body: Body, seller: etree._Element | None = None) -> None:
+        """The operator records and the body rules, once the sellers start (at ``seller``, the
+        first) or the body ends."""
         if body.header_done:
             return
         body.header_done = True
@@ -1256,14 +1333,24 @@ class _Run:
         body.others_elem = body.elem.find(_q("OtherPlatformOperators"))
         if body.others_elem is not None:
             body.others = [Record.read(o, _path(o)) for o in body.others_elem if o.tag in (ASSUMING, ASSUMED)]
-        for rec in ([body.operator] if body.operator is not None else []) + body.others:
+        header = ([body.operator] if body.operator is not None else []) + body.others
+        if self.ask_ledger is not None and seller is not None:
+            self.again |= any(_after(rec.elem, seller, body.elem) for rec in header)
+        for rec in header:
             self.record(rec)
+        self.flush()
         self.run(Scope.BODY, body)
 
     def walk(self, events: Iterator[tuple[str, etree._Element]], streaming: bool, name: str) -> None:
         ctx = self.ctx
         done = False
+        self.streaming = streaming
+        reading_ids = self.ask_ledger is not None
         for event, elem in events:
+            if reading_ids and _local(elem.tag) in _ID_NAMES:
+                if event == "end":
+                    self.read_id(elem)
+                continue
             if done:
                 continue  # the rest is read all the same: a verdict is given only on a whole file
             if ctx.root is None:
@@ -1281,7 +1368,7 @@ class _Run:
                     ctx.bodies += 1
                     ctx.body = Body(elem, _path(elem))
                 elif elem.tag == SELLER and ctx.body is not None and parent is ctx.body.elem:
-                    self.body_header(ctx.body)
+                    self.body_header(ctx.body, elem)
             elif elem is ctx.root:
                 done = True
             elif elem.tag == SPEC and parent is ctx.root and ctx.spec is None:
@@ -1291,15 +1378,15 @@ class _Run:
                 ctx.body.sellers += 1
                 ctx.sellers += 1
                 self.record(Record.read(elem, f"{ctx.body.xpath}/dpi:ReportableSeller[{ctx.body.sellers}]"))
-                if streaming:
-                    _drop(elem)
             elif elem.tag == BODY and ctx.body is not None and elem is ctx.body.elem:
                 self.body_header(ctx.body)
+                self.flush()
                 ctx.body = None
         if ctx.root is None:
             raise _not_eu(name, "it has no DPI_OECD element")
 
     def finish(self) -> list[RuleFinding]:
+        self.flush()
         self.message()
         self.run(Scope.END, None)
         return self.findings
@@ -1314,6 +1401,7 @@ def check_message(
     known_message_ref_ids: Collection[str] = (),
     receiving_country: str | None = None,
     ledger: Mapping[str, str] | None = None,
+    ask_ledger: AskLedger | None = None,
 ) -> list[RuleFinding]:
     """Every finding of ``rules`` on one DPI message, in document order.
 
@@ -1322,6 +1410,10 @@ def check_message(
     ledger's); ``ledger`` maps the DocRefIds of the ledger to "live" or "outdated" (80002, 80003,
     80013, 80014 run only with it); ``receiving_country`` is the member state the message goes to, when known (50012;
     40050 and 40070 then compare with it instead of the MessageSpec's ReceivingCountry).
+    ``ask_ledger`` (a file path, bytes or a tree as ``source``): the ledger asked about the ids of
+    every DocSpec as they are read, in the same reading (:class:`_Run`), its answers added to
+    ``known_doc_ref_ids`` and ``ledger``: the same findings as with its answers for every id of
+    the file given as those two.
     Raises :class:`NotEuDpiMessageError` (a ``ValueError``) for a document of another edition, and
     :class:`reporting.safexml.XmlFileError` (a ``ValueError``, one line) for one that is empty, cut
     off, not well-formed, not UTF-8 or carries a DOCTYPE.
@@ -1333,10 +1425,24 @@ def check_message(
         expected_receiver=receiving_country,
         ledger=ledger,
     )
-    run = _Run(_active(rules), ctx)
-    with _events(source) as (events, streaming, name):
+    active = _active(rules)
+    if ask_ledger is not None and not isinstance(source, str | Path | bytes | etree._ElementTree | etree._Element):
+        raise TypeError("ask_ledger needs a source that can be read again (a path, bytes or a tree), not a stream")
+    run = _Run(active, ctx, ask_ledger)
+    with _events(source, _EVENT_TAGS + _ID_TAGS if ask_ledger else _EVENT_TAGS) as (events, streaming, name):
         run.walk(events, streaming, name)
-    return run.finish()
+    findings = run.finish()
+    if run.again:  # an id not yet asked when it was looked up: the rules again, with the answers for every id
+        return check_message(
+            source,
+            rules=rules,
+            today=ctx.today,
+            known_doc_ref_ids=ctx.known_doc_ref_ids,
+            known_message_ref_ids=known_message_ref_ids,
+            receiving_country=receiving_country,
+            ledger=ctx.ledger,
+        )
+    return findings
 
 
 def rule_table(rules: RuleSet = EU_EXCHANGE) -> list[tuple[str, str, str, str]]:

@@ -11,7 +11,7 @@ whose files did not validate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import overload
 
@@ -341,14 +341,13 @@ def _check_with(
             if settings.environment == TEST and settings.period.reporting_period > settings.timestamp.date():
                 # A test preview of the running year: its period has not ended yet (10060).
                 rules = rules.derive(f"{rules.name}, running year", exclude={"10060"} & rules.codes)
-            known, states = _ledger_view(ledger, path, msg["message_ref_id"], earlier)
+            # the ledger asked about the records' ids in the rules' own reading of the file
             findings += check_message(
                 path,
                 rules=rules,
                 today=settings.timestamp.date(),
                 receiving_country=msg["authority"],
-                known_doc_ref_ids=known,
-                ledger=states,
+                ask_ledger=_ledger_answers(ledger, msg["message_ref_id"], earlier),
             )
         earlier.add(msg["message_ref_id"])
         results.append(
@@ -399,10 +398,8 @@ def file_ledger_view(ledger: Ledger, path: Path) -> tuple[set[str], dict[str, st
 
 
 def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[str]) -> tuple[set[str], dict[str, str]]:
-    """What the preflight needs of the ledger for one file: the DocRefIds already used by other
-    messages (80000), and the state of every record the file names ("live" or "outdated"; 80002,
-    80003, 80013, 80014). Records of this run's earlier messages count as live: they are
-    published first."""
+    """:func:`_ledger_answers` for every DocRefId and CorrDocRefId of a file's DocSpecs, read
+    apart (the validation asks in the business rules' own reading instead)."""
     ids: set[str] = set()
     for read, (_, elem) in enumerate(safexml.iterparse(path, tag=("{*}DocRefId", "{*}CorrDocRefId")), 1):
         parent = elem.getparent()
@@ -410,11 +407,26 @@ def _ledger_view(ledger: Ledger, path: Path, message_ref_id: str, earlier: set[s
             ids.add(elem.text)
         if read % safexml.RELEASE_EVERY == 0:
             safexml.release(elem)  # the sellers read so far with it: the tree never holds the file
-    known = ledger.known_records(ids)
-    used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
-    states = {}
-    for k, r in known.items():
-        sent = r.message_status in ("published", "accepted") or r.message_ref_id in earlier
-        current = r.status in ("sent", "accepted", "rejected")
-        states[k] = "live" if sent and current else "outdated"
-    return used, states
+    return _ledger_answers(ledger, message_ref_id, earlier)(ids)
+
+
+def _ledger_answers(
+    ledger: Ledger, message_ref_id: str, earlier: set[str]
+) -> Callable[[set[str]], tuple[set[str], dict[str, str]]]:
+    """What the preflight needs of the ledger about some DocRefIds of the message
+    ``message_ref_id``: those already used by other messages (80000), and the state of every
+    one the ledger knows ("live" or "outdated"; 80002, 80003, 80013, 80014). Records of this
+    run's earlier messages (``earlier``, as it is when asked) count as live: they are published
+    first. The answer for an id does not depend on the others asked with it."""
+
+    def answers(ids: set[str]) -> tuple[set[str], dict[str, str]]:
+        known = ledger.known_records(ids)
+        used = {k for k, r in known.items() if r.message_ref_id != message_ref_id}
+        states = {}
+        for k, r in known.items():
+            sent = r.message_status in ("published", "accepted") or r.message_ref_id in earlier
+            current = r.status in ("sent", "accepted", "rejected")
+            states[k] = "live" if sent and current else "outdated"
+        return used, states
+
+    return answers

@@ -361,6 +361,11 @@ def test_the_well_formedness_parser_refuses_a_doctype_the_prolog_check_let_throu
     with pytest.raises(XmlFileError, match="carries a DOCTYPE"):
         safexml.well_formed(path)
     safexml.well_formed(EU)  # a file without one is read to its end as before
+    # the same parser target with the schema plugged in: the target's exception, not a verdict
+    schema = schema_for(EU_GENERIC.schema_resource)
+    with pytest.raises(XmlFileError, match="carries a DOCTYPE"):
+        safexml.validate_stream(path, schema)
+    assert safexml.validate_stream(EU, schema)
 
 
 # ------------------------------------------------------------------- found by a second reading
