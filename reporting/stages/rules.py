@@ -282,10 +282,11 @@ class Decided:
 
 #: Below this many sellers the stage decides them all in this process: a worker costs about 0.6
 #: CPU s to start (a fresh interpreter importing the stage) and 0.3 s more in its first job (what
-#: the first decision of a process loads), more than it gains on a few thousand sellers (3,000:
-#: 0.56 s in one process, 0.87 s with a worker); with the other core free, 30,000 sellers took
-#: 2.0-2.2 s instead of 2.6 (docs/performance.md, "The sellers decided on both cores").
-PARALLEL_MIN_SELLERS = 20_000
+#: the first decision of a process loads), and in a whole run the second core is shared with the
+#: audit's data checks. On a quiet machine 29,969 sellers gained 0.15 s of the stage's 3.2 s for
+#: 1.2 CPU s more, 99,891 sellers 1.8 s of 9.2 (docs/performance.md, "The sellers decided on
+#: both cores").
+PARALLEL_MIN_SELLERS = 50_000
 
 #: Jobs per process when the stage decides in parallel: a few each, so that the processes finish
 #: together whatever the worker's start costs, and no more: each job reads its range of the
