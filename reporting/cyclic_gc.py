@@ -20,8 +20,9 @@ from contextlib import contextmanager
 @contextmanager
 def paused() -> Iterator[None]:
     """The collector off inside, and afterwards as it was before (also when the block fails; a
-    collector already off stays off). It is process-wide: a stage runs no thread of its own
-    meanwhile."""
+    collector already off stays off). It is process-wide: a thread may pause it only inside a
+    pause that outlives the thread (the rules stage's jobs in its own process, inside the
+    stage's pause), never beside another thread's, whose end would turn it on under the other."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -142,7 +142,9 @@ def run_ordered(
                     done.wait()
                 outcome = outcomes.pop(i)
             if outcome is HERE:
-                yield context.run(fn, *jobs[i])  # raises here what the job raises
+                # raises here what the job raises; in a copy of the context, which this process's
+                # own thread may have entered meanwhile (a context is entered by one thread at a time)
+                yield context.copy().run(fn, *jobs[i])
                 continue
             ok, value = outcome
             if not ok:

@@ -2,6 +2,10 @@
 and the decisions written to ``<run>/rules/`` (``decisions.parquet``, ``reported.parquet``,
 ``routing.parquet``).
 
+A large marketplace is decided on every core: ranges of sellers decided by this process and
+worker processes (:mod:`reporting.workers`), their rows written here in the sellers' order, the
+same files as one pass writes (:func:`apply_rules`).
+
 The stage decides and nothing else: the audit of what it decided (the record checks and the data
 checks of the decided sellers, which may still quarantine some) is the next stage,
 :mod:`reporting.stages.audit`, which takes the :class:`Decided` this stage returns.
@@ -13,11 +17,13 @@ import functools
 import itertools
 import json
 import logging
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +51,7 @@ from reporting.settings import RunSettings
 from reporting.staging import connect, seller_ranges
 from reporting.variants import LegalVariant, reading_for
 from reporting.vocabulary import QUARANTINED
+from reporting.workers import MAX_WORKERS, run_ordered, workers_for
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +161,9 @@ REPORT_SCHEMA = pa.schema(
 )
 
 
+ROUTING_SCHEMA = pa.schema([("authority", pa.string()), ("seller_id", pa.string())])
+
+
 AVERAGE_RATES_SQL = """
 select currency, units_per_eur
 from fx_rates
@@ -182,15 +192,21 @@ def iter_facts(con: Any, batch_rows: int = 20_000, per_read: int | None = None) 
     """Every seller with activity, in the order of its id, read in ranges of ``per_read`` sellers
     (default :data:`FACTS_SELLERS_PER_READ`): the same sellers in the same order as one reading."""
     for low, high in seller_ranges(con, "activity_totals", per_read or FACTS_SELLERS_PER_READ):
-        params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
-        where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
-        condition = " and ".join(where[k] for k in params) or "true"
-        # the range's blocks read whole first (Arrow, a few dozen bytes a block): a connection
-        # keeps one result open, and the sellers are read as a stream beside them
-        table = con.sql(BLOCKS_SQL.replace("{sellers}", condition), params=params or None).to_arrow_table()
-        blocks = _blocks(table, batch_rows)
-        sellers = con.sql(FACTS_SQL.replace("{sellers}", condition), params=params or None)
-        yield from _facts(sellers.to_arrow_reader(batch_rows), blocks)
+        yield from range_facts(con, low, high, batch_rows)
+
+
+def range_facts(con: Any, low: str | None, high: str | None, batch_rows: int = 20_000) -> Iterator[SellerFacts]:
+    """The sellers with activity whose ids are in ``[low, high)`` (None: unbounded), in the order
+    of their id."""
+    params = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
+    where = {"low": "a.seller_id >= $low", "high": "a.seller_id < $high"}
+    condition = " and ".join(where[k] for k in params) or "true"
+    # the range's blocks read whole first (Arrow, a few dozen bytes a block): a connection
+    # keeps one result open, and the sellers are read as a stream beside them
+    table = con.sql(BLOCKS_SQL.replace("{sellers}", condition), params=params or None).to_arrow_table()
+    blocks = _blocks(table, batch_rows)
+    sellers = con.sql(FACTS_SQL.replace("{sellers}", condition), params=params or None)
+    yield from _facts(sellers.to_arrow_reader(batch_rows), blocks)
 
 
 #: the fields of :class:`Block` in the order of its constructor, as BLOCKS_SQL names them
@@ -264,59 +280,95 @@ class Decided:
     incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
 
 
-def apply_rules(settings: RunSettings) -> Decided:
-    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``."""
+#: Below this many sellers the stage decides them all in this process: a worker costs about 0.6
+#: CPU s to start (a fresh interpreter importing the stage) and 0.3 s more in its first job (what
+#: the first decision of a process loads), and in a whole run the second core is shared with the
+#: audit's data checks. On a quiet machine 29,969 sellers gained 0.15 s of the stage's 3.2 s for
+#: 1.2 CPU s more, 99,891 sellers 1.8 s of 9.2 (docs/performance.md, "The sellers decided on
+#: both cores").
+PARALLEL_MIN_SELLERS = 50_000
+
+#: Jobs per process when the stage decides in parallel: a few each, so that the processes finish
+#: together whatever the worker's start costs, and no more: each job reads its range of the
+#: staged files with two queries whose cost grows with the files (0.06 s a job at 30,000
+#: sellers, 0.11 s at 100,000).
+JOBS_PER_WORKER = 4
+
+#: The fewest sellers of a job (a smaller marketplace has fewer jobs).
+SELLERS_PER_JOB = 5_000
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the deciding of sellers counts and collects besides the rows: the same for one range
+    as for all, the ranges' tallies added up in their order giving the tally of one pass."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    per_authority: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    incomplete_reportable: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[Finding] = field(default_factory=list)
+
+    def add(self, other: _Tally) -> None:
+        """``other``'s sellers (those after this tally's) added: the counters' keys in the order
+        of their first seller, as one pass gives them."""
+        self.decisions.update(other.decisions)
+        self.per_authority.update(other.per_authority)
+        self.findings += other.findings
+        self.incomplete_reportable.update(other.incomplete_reportable)
+        self.notes += other.notes
+
+
+@dataclass(slots=True)
+class _Part:
+    """A job's result: the rows of its range of sellers for each file, in order, as Arrow tables
+    (a few hundred bytes a seller, sent between processes as their buffers), and its tally."""
+
+    decisions: pa.Table
+    reports: pa.Table
+    routes: pa.Table
+    tally: _Tally
+
+
+def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided:
+    """Decide every seller; write decisions, reported figures and routing to ``<run>/rules/``.
+
+    A marketplace of at least :data:`PARALLEL_MIN_SELLERS` sellers is decided in ranges of
+    sellers (:data:`JOBS_PER_WORKER` per process, at least :data:`SELLERS_PER_JOB` sellers each)
+    by this process and worker processes (one per CPU, or ``workers``; 1: this process alone),
+    each range's rows written here in the order of the sellers, as one pass writes them: the
+    same files, byte for byte."""
     out = settings.stage_dir("rules")
     con = connect(settings.run_path, "extract", "aggregate")
-    decisions_counter: Counter[str] = Counter()
-    per_authority: Counter[str] = Counter()
-    findings: list[Finding] = []
-    incomplete_reportable: dict[str, list[str]] = {}
-    notes: list[Finding] = []
+    tally = _Tally()
     try:
         ctx = filing_context(settings, con)
+        processes = workers_for(MAX_WORKERS) if workers is None else workers
+        ranges = _job_ranges(con, processes)
         with (
             cyclic_gc.paused(),  # no cycle among the stage's objects (reporting.cyclic_gc)
             _Writer(out / "decisions.parquet", DECISION_SCHEMA) as dw,
             _Writer(out / "reported.parquet", REPORT_SCHEMA) as rw,
-            _Writer(out / "routing.parquet", pa.schema([("authority", pa.string()), ("seller_id", pa.string())])) as ow,
+            _Writer(out / "routing.parquet", ROUTING_SCHEMA) as ow,
         ):
-            quarantined = read_quarantine(settings.run_path / "extract" / "quarantine_extract.parquet")
-            # identity gaps (a name, a birth date ...) matter for the sellers that are reported
-            incomplete = read_quarantine(settings.run_path / "extract" / "quarantine_identity.parquet")
-            code, label, state = ctx.variant.code, ctx.variant.label, ctx.variant.state
-            for facts in iter_facts(con):
-                if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
-                    notes.append(gvs_not_used(facts.seller_id))
-                # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
-                rule = quarantined.get(facts.seller_id)
-                if rule is None:
-                    d = decide(facts, ctx)
-                    if d.findings:
-                        findings.extend(d.findings)
-                        rule = min(f.rule for f in d.findings)
-                    elif d.authorities and facts.seller_id in incomplete:
-                        rule = incomplete[facts.seller_id]
-                        incomplete_reportable[facts.seller_id] = list(d.authorities)
-                if rule is not None:
-                    d = Decision(
-                        facts.seller_id,
-                        f"{QUARANTINED}{rule}",
-                        residence(facts, ctx.rule_set),
-                        variant=ctx.variant.state,
-                    )
-                    decisions_counter[d.decision] += 1
-                    dw.add(_decision_row(facts, d, code, label))
-                    continue
-                decisions_counter[d.decision] += 1
-                dw.add(_decision_row(facts, d, code, label))
-                for r in d.reports:
-                    rw.add(_report_row(d.seller_id, r, state))
-                for a in d.authorities:
-                    per_authority[a] += 1
-                    ow.add((a, d.seller_id))
+            if ranges is None:
+                quarantined, incomplete = _quarantines(settings)
+                _decide(iter_facts(con), ctx, quarantined, incomplete, tally, dw.add, rw.add, ow.add)
+            else:
+                with _CONNECTIONS_LOCK:  # the jobs done here read on cursors of this connection
+                    _CONNECTIONS[settings.run_path] = con
+                jobs = [(settings, ctx, low, high) for low, high in ranges]
+                for part in run_ordered(_decide_range, jobs, workers=min(processes, len(jobs))):
+                    dw.add_table(part.decisions)
+                    rw.add_table(part.reports)
+                    ow.add_table(part.routes)
+                    tally.add(part.tally)
     finally:
+        with _CONNECTIONS_LOCK:
+            if _CONNECTIONS.get(settings.run_path) is con:
+                del _CONNECTIONS[settings.run_path]
         con.close()
+    notes, findings, incomplete_reportable = tally.notes, tally.findings, tally.incomplete_reportable
     write_quarantine(settings.stage_dir("checks") / GVS_NOTES, notes)
     if notes:
         log.info(
@@ -331,11 +383,134 @@ def apply_rules(settings: RunSettings) -> Decided:
     return Decided(
         reading=ctx.variant,
         reportable=ctx.reportable,
-        decisions=decisions_counter,
-        per_authority=per_authority,
+        decisions=tally.decisions,
+        per_authority=tally.per_authority,
         findings=findings,
         incomplete_reportable=incomplete_reportable,
     )
+
+
+def _job_ranges(con: Any, workers: int) -> list[tuple[str | None, str | None]] | None:
+    """The ranges of seller ids of the jobs that decide the sellers in parallel, or None when this
+    process decides them alone (``workers`` 1, fewer than :data:`PARALLEL_MIN_SELLERS`
+    sellers, or a single range)."""
+    if workers <= 1:
+        return None
+    ((sellers,),) = con.execute("select count(distinct seller_id) from activity_totals").fetchall()
+    if sellers < PARALLEL_MIN_SELLERS:
+        return None
+    per_job = max(SELLERS_PER_JOB, -(-sellers // (workers * JOBS_PER_WORKER)))
+    ranges = seller_ranges(con, "activity_totals", min(per_job, FACTS_SELLERS_PER_READ))
+    return ranges if len(ranges) > 1 else None
+
+
+def _quarantines(settings: RunSettings) -> tuple[dict[str, str], dict[str, str]]:
+    """The sellers set aside by the checks of the extract, and those with identity gaps (a name,
+    a birth date ...), which matter for the sellers that are reported: each with its rule."""
+    extract = settings.run_path / "extract"
+    return read_quarantine(extract / "quarantine_extract.parquet"), read_quarantine(
+        extract / "quarantine_identity.parquet"
+    )
+
+
+#: The connection of each run's staged files that the jobs of a process read from, each job on
+#: a cursor of its own: the stage's own connection in its process, one made on the first job in a
+#: worker (kept while the worker lives: a connection costs a few hundredths of a second, about
+#: what a job's two readings cost).
+_CONNECTIONS: dict[Path, Any] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
+def _job_cursor(run_path: Path) -> Any:
+    with _CONNECTIONS_LOCK:
+        con = _CONNECTIONS.get(run_path)
+        if con is None:
+            con = _CONNECTIONS[run_path] = connect(run_path, "extract", "aggregate")
+        return con.cursor()
+
+
+def _decide_range(settings: RunSettings, ctx: RuleContext, low: str | None, high: str | None) -> _Part:
+    """A job: the sellers of ``[low, high)`` decided, their rows and tally given back (in a worker
+    process or in the stage's)."""
+    quarantined, incomplete = _quarantines(settings)
+    decisions, reports, routes = _Rows(DECISION_SCHEMA), _Rows(REPORT_SCHEMA), _Rows(ROUTING_SCHEMA)
+    tally = _Tally()
+    con = _job_cursor(settings.run_path)
+    try:
+        with cyclic_gc.paused():  # a worker's own collector (in the stage's process, already paused)
+            facts = range_facts(con, low, high)
+            _decide(facts, ctx, quarantined, incomplete, tally, decisions.add, reports.add, routes.add)
+            return _Part(decisions.table(), reports.table(), routes.table(), tally)
+    finally:
+        con.close()
+
+
+class _Rows:
+    """A job's rows of one file, made into Arrow every ``batch_rows`` rows (a range of many
+    sellers never holds them all as Python values)."""
+
+    def __init__(self, schema: pa.Schema, batch_rows: int = 20_000) -> None:
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.rows: list[tuple[Any, ...]] = []
+        self.tables: list[pa.Table] = []
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.batch_rows:
+            self.tables.append(_table(self.rows, self.schema))
+            self.rows = []
+
+    def table(self) -> pa.Table:
+        """Every row added, in order."""
+        return pa.concat_tables([*self.tables, _table(self.rows, self.schema)])
+
+
+def _decide(
+    sellers: Iterable[SellerFacts],
+    ctx: RuleContext,
+    quarantined: dict[str, str],
+    incomplete: dict[str, str],
+    tally: _Tally,
+    add_decision: Callable[[tuple[Any, ...]], object],
+    add_report: Callable[[tuple[Any, ...]], object],
+    add_route: Callable[[tuple[str, str]], object],
+) -> None:
+    """Decide ``sellers`` in order: each one's rows given to ``add_decision``, ``add_report`` and
+    ``add_route`` (in the schemas' orders), what is counted and found added to ``tally``."""
+    decisions_counter, per_authority = tally.decisions, tally.per_authority
+    findings, incomplete_reportable, notes = tally.findings, tally.incomplete_reportable, tally.notes
+    code, label, state = ctx.variant.code, ctx.variant.label, ctx.variant.state
+    for facts in sellers:
+        if facts.gvs_jurisdiction and not ctx.rule_set.residence_from_gvs:
+            notes.append(gvs_not_used(facts.seller_id))
+        # set aside by the checks of the extract, or by the rules (e.g. RentedDays out of range)
+        rule = quarantined.get(facts.seller_id)
+        if rule is None:
+            d = decide(facts, ctx)
+            if d.findings:
+                findings.extend(d.findings)
+                rule = min(f.rule for f in d.findings)
+            elif d.authorities and facts.seller_id in incomplete:
+                rule = incomplete[facts.seller_id]
+                incomplete_reportable[facts.seller_id] = list(d.authorities)
+        if rule is not None:
+            d = Decision(
+                facts.seller_id,
+                f"{QUARANTINED}{rule}",
+                residence(facts, ctx.rule_set),
+                variant=ctx.variant.state,
+            )
+            decisions_counter[d.decision] += 1
+            add_decision(_decision_row(facts, d, code, label))
+            continue
+        decisions_counter[d.decision] += 1
+        add_decision(_decision_row(facts, d, code, label))
+        for r in d.reports:
+            add_report(_report_row(d.seller_id, r, state))
+        for a in d.authorities:
+            per_authority[a] += 1
+            add_route((a, d.seller_id))
 
 
 #: the info findings of the rules stage, under ``<run>/checks/`` (the quarantine files' layout)
@@ -451,9 +626,20 @@ def _report_row(seller_id: str, r: ActivityReport, reading: str) -> tuple[Any, .
     )
 
 
+def _table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Rows (tuples in the schema's order) as a table, each column built from its values at once."""
+    if not rows:
+        return schema.empty_table()
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(values, f.type) for values, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
 class _Writer:
-    """Buffered Parquet writer: rows in (tuples in the schema's order), batches of ``batch_rows``
-    out, each column built from the batch's values at once; atomic rename on close."""
+    """Buffered Parquet writer: rows in (tuples in the schema's order), or tables of such rows,
+    row groups of ``batch_rows`` rows out (the last one the rest), whichever way the rows came
+    in; atomic rename on close."""
 
     def __init__(self, path: Any, schema: pa.Schema, batch_rows: int = 20_000) -> None:
         self.path = path
@@ -461,18 +647,42 @@ class _Writer:
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows: list[tuple[Any, ...]] = []
+        self.tables: list[pa.Table] = []
+        self.table_rows = 0
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def add(self, row: tuple[Any, ...]) -> None:
+        if self.tables:  # after tables (not done by the stage): the row joins them
+            self.add_table(_table([row], self.schema))
+            return
         self.rows.append(row)
         if len(self.rows) >= self.batch_rows:
             self.flush()
 
-    def flush(self) -> None:
+    def add_table(self, table: pa.Table) -> None:
+        """The rows of ``table`` (of this writer's schema) after those added before."""
         if self.rows:
-            columns = zip(*self.rows, strict=True)
-            arrays = [pa.array(values, f.type) for values, f in zip(columns, self.schema, strict=True)]
-            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.tables.append(_table(self.rows, self.schema))
+            self.table_rows += len(self.rows)
+            self.rows = []
+        self.tables.append(table)
+        self.table_rows += table.num_rows
+        self._write_tables(rest=False)
+
+    def _write_tables(self, *, rest: bool) -> None:
+        """Row groups of ``batch_rows`` rows from the tables added, and the rest too if ``rest``."""
+        while self.table_rows >= self.batch_rows or (rest and self.table_rows):
+            rows = pa.concat_tables(self.tables)
+            group = min(self.batch_rows, rows.num_rows)
+            self.writer.write_table(rows.slice(0, group).combine_chunks())
+            left = rows.slice(group)
+            self.tables, self.table_rows = ([left] if left.num_rows else []), left.num_rows
+
+    def flush(self) -> None:
+        if self.tables:
+            self._write_tables(rest=True)
+        elif self.rows:
+            self.writer.write_table(_table(self.rows, self.schema))
             self.rows = []
 
     def __enter__(self) -> _Writer:

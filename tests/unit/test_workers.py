@@ -65,6 +65,21 @@ def test_the_job_of_a_worker_that_dies_is_done_by_this_process() -> None:
     assert list(run_ordered(_exit_in_a_worker, [(os.getpid(),), (os.getpid(),)], workers=2)) == [None, None]
 
 
+def _exit_in_a_worker_or_sleep(caller: int, seconds: float) -> int:
+    if os.getpid() != caller:
+        os._exit(3)
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_the_job_of_a_dead_worker_is_done_here_while_this_process_does_its_own() -> None:
+    """The worker dies on its job while this process's thread is still in its own (the heavier,
+    started first): the dead worker's job is done at once beside it, in the caller's context."""
+    caller = os.getpid()
+    jobs = [(caller, 0.0), (caller, 3.0)]
+    assert list(run_ordered(_exit_in_a_worker_or_sleep, jobs, workers=2, weights=[0, 1])) == [caller, caller]
+
+
 def _data_error(n: int) -> int:
     if n == 1:
         raise DataError([Finding(rule="x.rule", table="sellers", key=f"S{n}", message="bad")])
