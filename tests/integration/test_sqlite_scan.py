@@ -13,6 +13,7 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, write_config
@@ -328,3 +329,101 @@ def test_the_private_folder_of_the_extract_is_removed_after_it(
         assert counts["sellers"] == 6  # type: ignore[index]
     assert len(seen) == 1  # the file was there while the extract read
     assert not seen[0].exists() and not list(folder.glob("dac7-extract-*"))
+
+
+# The same pass counts, per seller, the transactions of the period (or undated) whose operator
+# names no operator of the configuration: extract_unknown_operators.sql runs only where it found one.
+
+UNKNOWN_OPERATOR_QUERY = "select transaction_id, seller_id, operator_id"
+
+
+def _unknown_market() -> Marketplace:
+    """The identity market with transactions of operators the group (default, lt2) does not know."""
+    m = _identity_market()
+    m.tx("S4", "2025-07-02 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-2")
+    m.tx("S4", "2025-07-01 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-1")
+    m.tx("S2", "2023-07-01 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-OLD")  # not of the period
+    m.tx("S6", "2025-08-01 10:00:00", 1_00, operator_id="LT2", transaction_id="T-CAPS")  # S6: no other transaction
+    return m
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    executed: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: executed.append(args[2]))
+    return executed
+
+
+def test_the_active_pass_counts_each_sellers_transactions_of_an_unknown_operator(tmp_path: Path) -> None:
+    scope = SCOPES["default of a group"]
+    url = _unknown_market().write(f"sqlite:///{tmp_path}/source.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plain = extract.unknown_operators(conn, PERIOD, scope)
+            extract._seller_counts(conn, PERIOD, tmp_path / "plain.parquet", scope)
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            counts = _rows(conn, f"select seller_id, transactions, undated, unknown_operator from {table}", {})
+            extract._seller_counts(conn, PERIOD, tmp_path / "active.parquet", scope, active=True)
+            executed = _statements(engine)
+            found = extract.unknown_operators(conn, PERIOD, scope, active=True)
+    finally:
+        engine.dispose()
+    # by hand (the default operator of default and lt2): S1, S3 and S9 one transaction of the
+    # period each (S3's other one is lt2's); S4 two of fr_sas (its lt2 one not the default's), S6
+    # one of 'LT2' (the case counts); S2's fr_sas one of 2023 and s1's of lt2 not counted
+    assert counts == [("S1", 1, 0, 0), ("S3", 1, 0, 0), ("S4", 0, 0, 2), ("S6", 0, 0, 1), ("S9", 1, 0, 0)]
+    # the reconciliation's counts leave out the sellers of an unknown operator's transactions alone
+    written = pq.read_table(tmp_path / "active.parquet").to_pylist()
+    assert [tuple(r.values()) for r in written] == [("S1", 1, 0), ("S3", 1, 0), ("S9", 1, 0)]
+    assert (tmp_path / "active.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    # counted some: the rows are read as ever, for the same findings ('LT2' sorts before 'fr_sas')
+    assert any(UNKNOWN_OPERATOR_QUERY in s for s in executed)
+    assert found == plain
+    assert [(f.key, f.message.split(" names")[0]) for f in found] == [
+        ("T-CAPS", "operator_id 'LT2'"),
+        ("T-FR-1", "its operator_id"),
+    ]
+    assert ["in 1 transaction(s)" in found[0].message, "in 2 transaction(s)" in found[1].message] == [True, True]
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_where_the_active_pass_counted_no_unknown_operator_their_scan_is_spared(
+    tmp_path: Path, scope_name: str
+) -> None:
+    scope = SCOPES[scope_name]
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            unknown = conn.execute(sa.text(f"select sum(unknown_operator) from {table}")).scalar_one()
+            executed = _statements(engine)
+            assert extract.unknown_operators(conn, PERIOD, scope, active=True) == []
+            assert extract.unknown_operators(conn, PERIOD, scope) == []  # as the query itself finds
+    finally:
+        engine.dispose()
+    assert unknown == 0  # operator ids NULL, 'default' and 'lt2' only, of no period too
+    # the pass found none: only the call without it reads the rows (a source without the column: none)
+    assert sum(UNKNOWN_OPERATOR_QUERY in s for s in executed) == (0 if scope_name == "one operator" else 1)
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_the_active_pass_reads_the_table_as_the_count_alone_did(tmp_path: Path, scope_name: str) -> None:
+    """The unknown operators' count adds no read: the same plan as the per-seller count's (a scan
+    of the table, or of the covering paid_at index for a source without operator_id)."""
+    scope = SCOPES[scope_name]
+    url = _market(other_years=40).write(f"sqlite:///{tmp_path}/source.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plans = [
+                [str(r[-1]) for r in conn.execute(sa.text("explain query plan " + sql), PERIOD)]
+                for sql in (extract._by_seller_sql(conn, scope), extract._active_pass_sql(conn, scope))
+            ]
+    finally:
+        engine.dispose()
+    assert plans[1] == plans[0]
+    covering = "SCAN transactions USING COVERING INDEX ix_transactions_paid_at"
+    assert plans[1][0] == (covering if scope_name == "one operator" else "SCAN transactions")
