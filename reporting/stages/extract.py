@@ -1050,9 +1050,9 @@ def _active_pass_sql(conn: Connection, scope: OperatorFilter) -> str:
     """``sql/count_sqlite_active_sellers.sql``: :func:`_by_seller_sql`'s counts per seller, and in
     the same pass those of the transactions whose operator names no operator of the configuration
     (:func:`unknown_operators`' rows; none for a source without ``operator_id``). The pass costs
-    what the count alone did (a NULL operator id decided without ``trim()`` in the sums): 6.5 to
-    7.0 CPU s against 6.0 to 7.4 at 6 million transactions, and the search for unknown operators'
-    1.1 to 1.4 spared."""
+    what the count alone did (a NULL operator id decided without ``trim()`` in the sums): 6.0 to
+    7.7 CPU s against 6.1 to 7.5 at 6 million transactions, and the search for unknown operators'
+    1.2 to 1.5 spared (docs/performance.md)."""
     dialect = conn.dialect.name
     mine, unknown = scope.mine(scope.value("operator_id", dialect)), scope.unknown(scope.value("operator_id", dialect))
     if scope.column:  # a NULL id: the default operator's, no unknown one's (one test, not two trim()s)
@@ -1263,7 +1263,7 @@ def unknown_operators(
     any operator's, so no operator's figures stand until it is corrected (as a transaction of no
     seller stops it, ``source.unknown_seller``). None for a source without the column. ``active``:
     the connection holds :data:`SQLITE_ACTIVE`, whose pass counted these rows already; where it
-    counted none, their scan of the period's transactions is spared (6.8 s at 19.7 million)."""
+    counted none, their scan of the period's transactions is spared (1.2 to 1.5 CPU s at 6 million)."""
     if not scope.column:
         return []
     if active and not _unknown_operators_counted(conn):
