@@ -472,3 +472,97 @@ def test_the_active_pass_reads_the_table_as_the_count_alone_did(tmp_path: Path, 
     assert plans[1] == plans[0]
     covering = "SCAN transactions USING COVERING INDEX ix_transactions_paid_at"
     assert plans[1][0] == (covering if scope_name == "one operator" else "SCAN transactions")
+
+
+def _without_not_null(url: str) -> None:
+    """The source's transactions table with seller_id and paid_at nullable (the contract's columns,
+    the index kept): a source that holds a transaction of no seller id or no payment time."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            sql = conn.execute(sa.text("select sql from sqlite_master where name = 'transactions'")).scalar_one()
+            relaxed = sql.replace("seller_id      VARCHAR(64) NOT NULL", "seller_id VARCHAR(64)").replace(
+                "paid_at        TIMESTAMP   NOT NULL", "paid_at TIMESTAMP"
+            )
+            assert relaxed.count("NOT NULL") == sql.count("NOT NULL") - 2
+            conn.execute(sa.text("alter table transactions rename to transactions_old"))
+            conn.execute(sa.text(relaxed))
+            conn.execute(sa.text("insert into transactions select * from transactions_old"))
+            conn.execute(sa.text("drop table transactions_old"))
+            conn.execute(sa.text("create index ix_transactions_paid_at on transactions (paid_at, seller_id)"))
+    finally:
+        engine.dispose()
+
+
+# by hand, beside _identity_market's rows: T-NULL-MINE (no seller id, no operator id: the default
+# operator's) in the period, T-NULL-FR (no seller id, no payment time) the one transaction of
+# 'fr_sas', T-SPACED lt2's (' lt2 ' trimmed) for S5, T-SPACED-DEFAULT the default operator's,
+# T-S2-UNDATED the default operator's without a payment time (S2's only row counted: 0 and 1).
+NULL_SELLER_COUNTS = {
+    "one operator": [
+        ("S1", 1, 0, 0),
+        ("S2", 0, 1, 0),
+        ("S3", 2, 0, 0),
+        ("S4", 1, 0, 0),
+        ("S5", 2, 0, 0),
+        ("S9", 1, 0, 0),
+        ("s1", 1, 0, 0),
+        (None, 1, 1, 0),
+    ],
+    "lt2 of a group": [("S3", 1, 0, 0), ("S4", 1, 0, 0), ("S5", 1, 0, 0), ("s1", 1, 0, 0), (None, 0, 0, 1)],
+    "default of a group": [
+        ("S1", 1, 0, 0),
+        ("S2", 0, 1, 0),
+        ("S3", 1, 0, 0),
+        ("S5", 1, 0, 0),
+        ("S9", 1, 0, 0),
+        (None, 1, 0, 1),
+    ],
+}
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_one_unknown_operators_transaction_of_no_seller_is_counted_and_found(tmp_path: Path, scope_name: str) -> None:
+    """A single transaction of an unknown operator (1, not more, is enough to read the rows), of no
+    seller id and no payment time; a NULL seller id of the run's operator counted as before."""
+    scope = SCOPES[scope_name]
+    m = _identity_market()
+    m.tx("S5", "2025-05-02 10:00:00", 1_00, operator_id=" lt2 ", transaction_id="T-SPACED")
+    m.tx("S5", "2025-05-03 10:00:00", 1_00, operator_id=" default", transaction_id="T-SPACED-DEFAULT")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    _without_not_null(url)
+    insert = (
+        "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor, "
+        "operator_id) values (:t, :s, 'sale_of_goods', :paid_at, 'EUR', 100, :operator_id)"
+    )
+    with sa.create_engine(url).begin() as conn:
+        for row in (
+            {"t": "T-NULL-MINE", "s": None, "paid_at": "2025-05-01 10:00:00", "operator_id": None},
+            {"t": "T-NULL-FR", "s": None, "paid_at": None, "operator_id": "fr_sas"},
+            {"t": "T-S2-UNDATED", "s": "S2", "paid_at": None, "operator_id": None},
+        ):
+            conn.execute(sa.text(insert), row)
+        if scope_name == "one operator":  # a source without the column
+            conn.execute(sa.text("alter table transactions drop column operator_id"))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plain = extract.unknown_operators(conn, PERIOD, scope)
+            extract._seller_counts(conn, PERIOD, tmp_path / "plain.parquet", scope)
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            counts = _rows(conn, f"select seller_id, transactions, undated, unknown_operator from {table}", {})
+            extract._seller_counts(conn, PERIOD, tmp_path / "active.parquet", scope, active=True)
+            found = extract.unknown_operators(conn, PERIOD, scope, active=True)
+    finally:
+        engine.dispose()
+    assert counts == sorted(NULL_SELLER_COUNTS[scope_name], key=repr)
+    written = [tuple(r.values()) for r in pq.read_table(tmp_path / "active.parquet").to_pylist()]
+    assert written == [row[:3] for row in NULL_SELLER_COUNTS[scope_name] if row[1] or row[2]]
+    assert (tmp_path / "active.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    assert found == plain
+    if scope_name == "one operator":
+        assert found == []
+    else:
+        assert [(f.key, f.message.split(" names")[0]) for f in found] == [("T-NULL-FR", "its operator_id")]
+        assert "in 1 transaction(s)" in found[0].message
