@@ -1049,10 +1049,12 @@ def _by_seller_sql(conn: Connection, scope: OperatorFilter) -> str:
 def _active_pass_sql(conn: Connection, scope: OperatorFilter) -> str:
     """``sql/count_sqlite_active_sellers.sql``: :func:`_by_seller_sql`'s counts per seller, and in
     the same pass those of the transactions whose operator names no operator of the configuration
-    (:func:`unknown_operators`' rows; none for a source without ``operator_id``). The pass costs
-    what the count alone did (a NULL operator id decided without ``trim()`` in the sums): 6.0 to
-    7.7 CPU s against 6.1 to 7.5 at 6 million transactions, and the search for unknown operators'
-    1.2 to 1.5 spared (docs/performance.md)."""
+    (:func:`unknown_operators`' rows; none for a source without ``operator_id``). Where the
+    operator ids are NULL the pass costs what the count alone did (a NULL id decided without
+    ``trim()`` in the sums): 6.0 to 7.7 CPU s against 6.1 to 7.5 at 6 million transactions, and
+    the search for unknown operators' 1.2 to 1.5 spared; where 40% of the transactions carry an
+    id, it costs 20 to 30% more, the spared search's cost less a half to two thirds of it
+    (docs/performance.md)."""
     dialect = conn.dialect.name
     mine, unknown = scope.mine(scope.value("operator_id", dialect)), scope.unknown(scope.value("operator_id", dialect))
     if scope.column:  # a NULL id: the default operator's, no unknown one's (one test, not two trim()s)
