@@ -13,6 +13,7 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from builders import Marketplace, write_config
@@ -328,3 +329,240 @@ def test_the_private_folder_of_the_extract_is_removed_after_it(
         assert counts["sellers"] == 6  # type: ignore[index]
     assert len(seen) == 1  # the file was there while the extract read
     assert not seen[0].exists() and not list(folder.glob("dac7-extract-*"))
+
+
+# The same pass counts, per seller, the transactions of the period (or undated) whose operator
+# names no operator of the configuration: extract_unknown_operators.sql runs only where it found one.
+
+UNKNOWN_OPERATOR_QUERY = "select transaction_id, seller_id, operator_id"
+
+
+def _unknown_market() -> Marketplace:
+    """The identity market with transactions of operators the group (default, lt2) does not know."""
+    m = _identity_market()
+    m.tx("S4", "2025-07-02 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-2")
+    m.tx("S4", "2025-07-01 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-1")
+    m.tx("S2", "2023-07-01 10:00:00", 1_00, operator_id="fr_sas", transaction_id="T-FR-OLD")  # not of the period
+    m.tx("S6", "2025-08-01 10:00:00", 1_00, operator_id="LT2", transaction_id="T-CAPS")  # S6: no other transaction
+    return m
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    executed: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: executed.append(args[2]))
+    return executed
+
+
+# by hand: S1, S9 (no operator id) and S3 one transaction of the period each for the default
+# operator, S7 one of a blank id (the default operator's), and S9 one without a real payment
+# time; s1, S3 and S4 one each for lt2; S4 two of fr_sas and S6 two of 'LT2' (the case counts;
+# one of them without a real payment time), unknown to the group; S2's fr_sas one of 2023 and
+# "S1 "'s a second after the period counted by no one. One operator: a source without the
+# column, every transaction its own.
+ACTIVE_COUNTS = {
+    "one operator": [
+        ("S1", 1, 0, 0),
+        ("S3", 2, 0, 0),
+        ("S4", 3, 0, 0),
+        ("S6", 2, 1, 0),
+        ("S7", 1, 0, 0),
+        ("S9", 1, 1, 0),
+        ("s1", 1, 0, 0),
+    ],
+    "lt2 of a group": [("S3", 1, 0, 0), ("S4", 1, 0, 2), ("S6", 0, 0, 2), ("s1", 1, 0, 0)],
+    "default of a group": [
+        ("S1", 1, 0, 0),
+        ("S3", 1, 0, 0),
+        ("S4", 0, 0, 2),
+        ("S6", 0, 0, 2),
+        ("S7", 1, 0, 0),
+        ("S9", 1, 1, 0),
+    ],
+}
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_the_active_pass_counts_each_sellers_transactions_of_an_unknown_operator(
+    tmp_path: Path, scope_name: str
+) -> None:
+    scope = SCOPES[scope_name]
+    m = _unknown_market()
+    m.tx("S7", "2025-09-01 10:00:00", 1_00, operator_id="  ", transaction_id="T-BLANK")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    insert = (
+        "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor, "
+        "operator_id) values (:t, :s, 'sale_of_goods', :paid_at, 'EUR', 100, :operator_id)"
+    )
+    with sa.create_engine(url).begin() as conn:
+        for row in (
+            {"t": "T-UNDATED", "s": "S9", "paid_at": "2025-13-45 99:99:99", "operator_id": None},  # after it, as text
+            {"t": "T-CAPS-2", "s": "S6", "paid_at": "2025-02-30 10:00:00", "operator_id": "LT2"},  # in it, as text
+        ):
+            conn.execute(sa.text(insert), row)
+        if scope_name == "one operator":  # a source without the column
+            conn.execute(sa.text("alter table transactions drop column operator_id"))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plain = extract.unknown_operators(conn, PERIOD, scope)
+            extract._seller_counts(conn, PERIOD, tmp_path / "plain.parquet", scope)
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            counts = _rows(conn, f"select seller_id, transactions, undated, unknown_operator from {table}", {})
+            extract._seller_counts(conn, PERIOD, tmp_path / "active.parquet", scope, active=True)
+            executed = _statements(engine)
+            found = extract.unknown_operators(conn, PERIOD, scope, active=True)
+    finally:
+        engine.dispose()
+    assert counts == sorted(ACTIVE_COUNTS[scope_name], key=repr)
+    # the reconciliation's counts leave out the sellers of an unknown operator's transactions alone
+    written = [tuple(r.values()) for r in pq.read_table(tmp_path / "active.parquet").to_pylist()]
+    assert written == [row[:3] for row in ACTIVE_COUNTS[scope_name] if row[1] or row[2]]
+    assert (tmp_path / "active.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    assert found == plain
+    if scope_name == "one operator":
+        assert found == [] and not executed
+        return
+    # counted some: the rows are read as ever, for the same findings ('LT2' sorts before 'fr_sas')
+    assert any(UNKNOWN_OPERATOR_QUERY in s for s in executed)
+    assert [(f.key, f.message.split(" names")[0]) for f in found] == [
+        ("T-CAPS", "operator_id 'LT2'"),
+        ("T-FR-1", "its operator_id"),
+    ]
+    assert ["in 2 transaction(s)" in f.message for f in found] == [True, True]
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_where_the_active_pass_counted_no_unknown_operator_their_scan_is_spared(
+    tmp_path: Path, scope_name: str
+) -> None:
+    scope = SCOPES[scope_name]
+    url = _identity_market().write(f"sqlite:///{tmp_path}/source.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            unknown = conn.execute(sa.text(f"select sum(unknown_operator) from {table}")).scalar_one()
+            executed = _statements(engine)
+            assert extract.unknown_operators(conn, PERIOD, scope, active=True) == []
+            assert extract.unknown_operators(conn, PERIOD, scope) == []  # as the query itself finds
+    finally:
+        engine.dispose()
+    assert unknown == 0  # operator ids NULL, 'default' and 'lt2' only, of no period too
+    # the pass found none: only the call without it reads the rows (a source without the column: none)
+    assert sum(UNKNOWN_OPERATOR_QUERY in s for s in executed) == (0 if scope_name == "one operator" else 1)
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_the_active_pass_reads_the_table_as_the_count_alone_did(tmp_path: Path, scope_name: str) -> None:
+    """The unknown operators' count adds no read: the same plan as the per-seller count's (a scan
+    of the table, or of the covering paid_at index for a source without operator_id)."""
+    scope = SCOPES[scope_name]
+    url = _market(other_years=40).write(f"sqlite:///{tmp_path}/source.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plans = [
+                [str(r[-1]) for r in conn.execute(sa.text("explain query plan " + sql), PERIOD)]
+                for sql in (extract._by_seller_sql(conn, scope), extract._active_pass_sql(conn, scope))
+            ]
+    finally:
+        engine.dispose()
+    assert plans[1] == plans[0]
+    covering = "SCAN transactions USING COVERING INDEX ix_transactions_paid_at"
+    assert plans[1][0] == (covering if scope_name == "one operator" else "SCAN transactions")
+
+
+def _without_not_null(url: str) -> None:
+    """The source's transactions table with seller_id and paid_at nullable (the contract's columns,
+    the index kept): a source that holds a transaction of no seller id or no payment time."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            sql = conn.execute(sa.text("select sql from sqlite_master where name = 'transactions'")).scalar_one()
+            relaxed = sql.replace("seller_id      VARCHAR(64) NOT NULL", "seller_id VARCHAR(64)").replace(
+                "paid_at        TIMESTAMP   NOT NULL", "paid_at TIMESTAMP"
+            )
+            assert relaxed.count("NOT NULL") == sql.count("NOT NULL") - 2
+            conn.execute(sa.text("alter table transactions rename to transactions_old"))
+            conn.execute(sa.text(relaxed))
+            conn.execute(sa.text("insert into transactions select * from transactions_old"))
+            conn.execute(sa.text("drop table transactions_old"))
+            conn.execute(sa.text("create index ix_transactions_paid_at on transactions (paid_at, seller_id)"))
+    finally:
+        engine.dispose()
+
+
+# by hand, beside _identity_market's rows: T-NULL-MINE (no seller id, no operator id: the default
+# operator's) in the period, T-NULL-FR (no seller id, no payment time) the one transaction of
+# 'fr_sas', T-SPACED lt2's (' lt2 ' trimmed) for S5, T-SPACED-DEFAULT the default operator's,
+# T-S2-UNDATED the default operator's without a payment time (S2's only row counted: 0 and 1).
+NULL_SELLER_COUNTS = {
+    "one operator": [
+        ("S1", 1, 0, 0),
+        ("S2", 0, 1, 0),
+        ("S3", 2, 0, 0),
+        ("S4", 1, 0, 0),
+        ("S5", 2, 0, 0),
+        ("S9", 1, 0, 0),
+        ("s1", 1, 0, 0),
+        (None, 1, 1, 0),
+    ],
+    "lt2 of a group": [("S3", 1, 0, 0), ("S4", 1, 0, 0), ("S5", 1, 0, 0), ("s1", 1, 0, 0), (None, 0, 0, 1)],
+    "default of a group": [
+        ("S1", 1, 0, 0),
+        ("S2", 0, 1, 0),
+        ("S3", 1, 0, 0),
+        ("S5", 1, 0, 0),
+        ("S9", 1, 0, 0),
+        (None, 1, 0, 1),
+    ],
+}
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_one_unknown_operators_transaction_of_no_seller_is_counted_and_found(tmp_path: Path, scope_name: str) -> None:
+    """A single transaction of an unknown operator (1, not more, is enough to read the rows), of no
+    seller id and no payment time; a NULL seller id of the run's operator counted as before."""
+    scope = SCOPES[scope_name]
+    m = _identity_market()
+    m.tx("S5", "2025-05-02 10:00:00", 1_00, operator_id=" lt2 ", transaction_id="T-SPACED")
+    m.tx("S5", "2025-05-03 10:00:00", 1_00, operator_id=" default", transaction_id="T-SPACED-DEFAULT")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    _without_not_null(url)
+    insert = (
+        "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor, "
+        "operator_id) values (:t, :s, 'sale_of_goods', :paid_at, 'EUR', 100, :operator_id)"
+    )
+    with sa.create_engine(url).begin() as conn:
+        for row in (
+            {"t": "T-NULL-MINE", "s": None, "paid_at": "2025-05-01 10:00:00", "operator_id": None},
+            {"t": "T-NULL-FR", "s": None, "paid_at": None, "operator_id": "fr_sas"},
+            {"t": "T-S2-UNDATED", "s": "S2", "paid_at": None, "operator_id": None},
+        ):
+            conn.execute(sa.text(insert), row)
+        if scope_name == "one operator":  # a source without the column
+            conn.execute(sa.text("alter table transactions drop column operator_id"))
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            plain = extract.unknown_operators(conn, PERIOD, scope)
+            extract._seller_counts(conn, PERIOD, tmp_path / "plain.parquet", scope)
+            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
+            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
+            counts = _rows(conn, f"select seller_id, transactions, undated, unknown_operator from {table}", {})
+            extract._seller_counts(conn, PERIOD, tmp_path / "active.parquet", scope, active=True)
+            found = extract.unknown_operators(conn, PERIOD, scope, active=True)
+    finally:
+        engine.dispose()
+    assert counts == sorted(NULL_SELLER_COUNTS[scope_name], key=repr)
+    written = [tuple(r.values()) for r in pq.read_table(tmp_path / "active.parquet").to_pylist()]
+    assert written == [row[:3] for row in NULL_SELLER_COUNTS[scope_name] if row[1] or row[2]]
+    assert (tmp_path / "active.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    assert found == plain
+    if scope_name == "one operator":
+        assert found == []
+    else:
+        assert [(f.key, f.message.split(" names")[0]) for f in found] == [("T-NULL-FR", "its operator_id")]
+        assert "in 1 transaction(s)" in found[0].message
