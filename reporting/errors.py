@@ -98,10 +98,12 @@ class QueryError(ReportingError):
 #: The modules whose exceptions :func:`is_database_error` recognises: DuckDB's and the ADBC
 #: driver manager's (every ADBC driver raises the manager's classes).
 _DATABASE_MODULES = ("duckdb", "_duckdb", "adbc_driver_manager")
-# a string literal ('...' with '' inside), a quoted name or value ("..."), a parenthesised part,
-# a number standing alone (not the 64 of INT64)
-_SINGLE_QUOTED = re.compile(r"'(?:[^']|'')*'")
-_DOUBLE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+# a string literal, a quoted name or value: from its quote to the last quote of the line, or to
+# the line's end when none closes it there (DuckDB quotes a value as it is: a quote inside it is
+# not doubled, "'O'Brien'", and a line break in it cuts the first line inside the quotes); a
+# parenthesised part; a number standing alone (not the 64 of INT64)
+_SINGLE_QUOTED = re.compile(r"'.*'|'.*")
+_DOUBLE_QUOTED = re.compile(r'".*"|".*')
 _PARENTHESISED = re.compile(r"\([^()]*\)")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])")
 _WITHHELD = "(value withheld)"

@@ -60,9 +60,8 @@ def raised(con: Any, sql: str) -> Exception:
         ),
         pytest.param(
             "select strptime(tin, '%Y') from sellers",
-            "duckdb.InvalidInputException: Invalid Input Error: Could not parse string (value withheld) according to "
-            "format specifier (value withheld)",
-            id="invalid input (the value on its second line too)",
+            "duckdb.InvalidInputException: Invalid Input Error: Could not parse string (value withheld)",
+            id="invalid input (from the value's quote to the last one of the line)",
         ),
         pytest.param(
             f"select * from sellers where tin = '{TIN}' and nosuch = 1",
@@ -76,6 +75,46 @@ def test_duckdb_errors_keep_their_type_and_names_without_the_values(con: Any, sq
     assert is_database_error(exc)
     assert database_error_text(exc) == expected
     assert TIN not in database_error_text(exc)
+
+
+@pytest.mark.parametrize(
+    ("value", "cast", "expected"),
+    [
+        pytest.param(
+            "O'Brien Anna",
+            "int",
+            "duckdb.ConversionException: Conversion Error: Could not convert string (value withheld) to INT32",
+            id="a quote in a string literal (DuckDB does not double it)",
+        ),
+        pytest.param(
+            "Anna\nO'Brien",
+            "int",
+            "duckdb.ConversionException: Conversion Error: Could not convert string (value withheld)",
+            id="a line break in a string literal (the first line ends inside the quotes)",
+        ),
+        pytest.param(
+            'Anna "Nan" Brien',
+            "date",
+            "duckdb.ConversionException: Conversion Error: invalid date field format: (value withheld), expected "
+            "format is (value withheld)",
+            id="a double quote in a quoted value",
+        ),
+        pytest.param(
+            'Anna\n"Brien',
+            "date",
+            "duckdb.ConversionException: Conversion Error: invalid date field format: (value withheld)",
+            id="a line break in a quoted value",
+        ),
+    ],
+)
+def test_a_value_with_quotes_or_line_breaks_is_withheld_whole(value: str, cast: str, expected: str) -> None:
+    """DuckDB quotes a value as it is: a literal does not end at a quote inside the value, and a
+    value's line break cuts the first line inside the quotes; no part of the value stays."""
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute(f"select cast(? as {cast})", [value])
+    assert "Brien" in str(caught.value)  # DuckDB's own words quote it
+    assert database_error_text(caught.value) == expected
 
 
 def test_an_adbc_sqlite_error_keeps_its_type_without_the_values() -> None:
