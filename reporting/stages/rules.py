@@ -310,7 +310,7 @@ def configured_workers() -> int | None:
     text = os.environ.get(WORKERS_ENV, "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:  # isdigit() would let "²" through to int()'s ValueError
         raise ConfigError(
             f"{WORKERS_ENV}={text!r}: give a whole number of processes, at least 1 (1: the rules stage in its own "
             "process), or leave it unset (one per CPU)"

@@ -170,7 +170,7 @@ def test_dac7_rules_workers_keeps_the_stage_to_its_own_process(
     monkeypatch.setenv("DAC7_RULES_WORKERS", "1")
     rules_stage.apply_rules(settings, workers=2)  # the caller's number is taken as it is
     assert [w for _jobs, w in parallel] == [2, 2, 2]
-    for bad in ("0", "two", "-1", "1.5"):
+    for bad in ("0", "two", "-1", "1.5", "²"):
         monkeypatch.setenv("DAC7_RULES_WORKERS", bad)
         with pytest.raises(ConfigError) as caught:
             rules_stage.apply_rules(settings)
