@@ -130,6 +130,36 @@ def test_an_adbc_sqlite_error_keeps_its_type_without_the_values() -> None:
     )
 
 
+def test_an_adbc_error_of_sqlstate_class_22_is_an_error_about_data() -> None:
+    """ADBC's PostgreSQL driver raises a value that does not parse as a ``ProgrammingError`` (its
+    class follows ADBC's status, not the server's SQLSTATE), quoting the value in double quotes:
+    the SQLSTATE 22P02 makes it an error about data. Made as the driver makes it (no server in
+    the unit tests)."""
+    adbc = pytest.importorskip("adbc_driver_manager")
+    exc = adbc.ProgrammingError(
+        f'[libpq] Failed to execute query: ERROR:  invalid input syntax for type bigint: "{TIN}"\nQUERY: select',
+        status_code=adbc.AdbcStatusCode.INVALID_ARGUMENT,
+        vendor_code=None,
+        sqlstate="22P02",
+        details=None,
+    )
+    assert database_error_text(exc) == (
+        f"adbc_driver_manager.ProgrammingError: [libpq] Failed to execute query: ERROR:  invalid input syntax for "
+        f"type bigint: {W}"
+    )
+    undefined = adbc.ProgrammingError(
+        '[libpq] Failed to execute query: ERROR:  relation "seller_tins" does not exist',
+        status_code=adbc.AdbcStatusCode.NOT_FOUND,
+        vendor_code=None,
+        sqlstate="42P01",
+        details=None,
+    )
+    assert database_error_text(undefined) == (  # not about data: the table's quoted name stays
+        'adbc_driver_manager.ProgrammingError: [libpq] Failed to execute query: ERROR:  relation "seller_tins" does '
+        "not exist"
+    )
+
+
 def test_other_errors_are_not_database_errors() -> None:
     assert not is_database_error(ValueError(TIN))
     assert not is_database_error(QueryError("x"))

@@ -567,6 +567,57 @@ def test_a_figure_column_that_is_not_of_an_integer_type_is_refused_before_any_ro
     ]
 
 
+@pytest.mark.parametrize(
+    ("quarters", "expected"),
+    [
+        pytest.param(None, "the quarters of numb_q1 ... numb_q4 are missing", id="no list"),
+        pytest.param([1, 1, 0], "the quarters of numb_q1 ... numb_q4 are missing", id="three quarters"),
+    ],
+)
+def test_a_figure_list_that_is_missing_or_short_is_an_error_naming_the_row(
+    quarters: list[int] | None, expected: str
+) -> None:
+    """A quarters' list that is NULL or has fewer than four: the same DataError naming the row and
+    the rule (was ``TypeError`` or ``IndexError``)."""
+    row = _one().to_pylist()[0]
+    del row["authorities"]
+    row["acts"][0]["numb"] = quarters
+    with pytest.raises(DataError) as caught:
+        mapping.seller_record(row)
+    (finding,) = caught.value.findings
+    assert (finding.rule, finding.table, finding.key, finding.seller_id) == (
+        "staged.figure_not_integer",
+        "rules/reported.parquet",
+        "S1/immovable_property/P1/EUR",
+        "S1",
+    )
+    assert finding.message.startswith(expected + "; a reported figure is a whole number")
+
+
+#: Every column of rules/reported.parquet that a record holds as a whole number, by hand.
+FIGURES = (
+    *("cons_q1", "cons_q2", "cons_q3", "cons_q4", "numb_q1", "numb_q2", "numb_q3", "numb_q4"),
+    *("fees_q1", "fees_q2", "fees_q3", "fees_q4", "tax_q1", "tax_q2", "tax_q3", "tax_q4", "rented_days"),
+)
+
+
+def test_every_figure_column_is_asked_its_type() -> None:
+    """Each of the 17 figure columns, made text in turn (the others integers), is refused by
+    name; the text columns beside them (``exact_cons_q1``, ids, the currency) are not figures."""
+    con = duckdb.connect()
+    con.execute("create table routing as select 'S1' as seller_id")
+    texts = "'S1' as seller_id, 'EUR' as currency, '1.5' as exact_cons_q1"
+    con.execute(f"create table reported as select {texts}, " + ", ".join(f"1::bigint as {c}" for c in FIGURES))
+    mapping.check_figure_types(con)  # all integers: nothing to say
+    for column in FIGURES:
+        others = ", ".join(f"1::bigint as {c}" if c != column else f"'1' as {c}" for c in FIGURES)
+        con.execute(f"create or replace table reported as select {texts}, {others}")
+        with pytest.raises(DataError) as caught:
+            mapping.check_figure_types(con)
+        assert [f.key for f in caught.value.findings] == [column]
+        assert f"the column {column} is of type VARCHAR, not an integer type" in str(caught.value)
+
+
 def test_which_profiles_check_sellers_themselves() -> None:
     assert mapping._checks_sellers(profile_for("FR"))
     assert mapping._checks_sellers(profile_for("HU"))
