@@ -49,7 +49,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from reporting.errors import ConfigError, ReportingError
+from reporting.errors import ConfigError, ReportingError, database_error_text, is_database_error
 from reporting.logcontext import configure_cli_logging
 from reporting.source import UrlError
 from reporting.vocabulary import DEFAULT_OPERATOR, ENVIRONMENTS, JURISDICTION, MODES, ROUTINGS
@@ -310,6 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader of the output stopped (``dac7 validate ... | head``): no traceback, and no
         # second error when Python flushes stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        # DuckDB's or an ADBC driver's words, without the values of the rows they may quote (a
+        # command outside a run's stages: explain, statements, due-diligence ...)
+        print(f"dac7: a query failed: {database_error_text(exc)}", file=sys.stderr)
         return 1
 
 

@@ -6,7 +6,9 @@ for what must stop a run. Messages name the table, the row key and the rule, nev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,3 +86,83 @@ def hide_database_values(context: Any) -> None:
     exc = context.sqlalchemy_exception
     if exc is not None and exc.args:
         exc.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}", *exc.args[1:])
+
+
+class QueryError(ReportingError):
+    """A query of DuckDB (the staged data: the aggregation, the checks, the rules, the render) or
+    of an ADBC driver (the columnar extract) failed. The message keeps the error's type and its
+    first line, with the values it quotes left out (:func:`database_error_text`); a retry may
+    help (a full disk, memory), so it is not a :class:`PermanentError`."""
+
+
+#: The modules whose exceptions :func:`is_database_error` recognises: DuckDB's and the ADBC
+#: driver manager's (every ADBC driver raises the manager's classes).
+_DATABASE_MODULES = ("duckdb", "_duckdb", "adbc_driver_manager")
+# a string literal, a quoted name or value: from its quote to the last quote of the line, or to
+# the line's end when none closes it there (DuckDB quotes a value as it is: a quote inside it is
+# not doubled, "'O'Brien'", and a line break in it cuts the first line inside the quotes); a
+# parenthesised part; a number standing alone (not the 64 of INT64)
+_SINGLE_QUOTED = re.compile(r"'.*'|'.*")
+_DOUBLE_QUOTED = re.compile(r'".*"|".*')
+_PARENTHESISED = re.compile(r"\([^()]*\)")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])")
+_WITHHELD = "(value withheld)"
+
+
+def _key_names(quoted: re.Match[str]) -> str:
+    """A quoted key of a constraint error (``"tin: ..."``, ``"a: ..., b: ..."``): its column
+    names, each value withheld; any other quoted part withheld whole."""
+    names = _KEY_NAME.findall(quoted.group(0)[1:-1])
+    return '"' + ", ".join(f"{n}: {_WITHHELD}" for n in names) + '"' if names else _WITHHELD
+
+
+_KEY_NAME = re.compile(r"(?:^|, )([A-Za-z_][\w]*): ")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error of DuckDB or of an ADBC driver (asked of its class's module, so
+    that neither needs to be imported)."""
+    return any(
+        (cls.__module__ or "").split(".")[0] in _DATABASE_MODULES for cls in type(exc).__mro__ if cls is not object
+    )
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """A DB-API ``DataError`` or ``IntegrityError`` (DuckDB: a conversion, an overflow, a
+    constraint), DuckDB's ``InvalidInputException`` (a value that does not parse), or an error
+    whose SQLSTATE is of class 22 (data) or 23 (integrity): their messages quote the values."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"DataError", "IntegrityError", "InvalidInputException"}:
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
+
+
+def database_error_text(exc: BaseException) -> str:
+    """A DuckDB or ADBC error in one line without the values of the rows it may quote: its type
+    (``duckdb.ConversionException``) and the first line of its message (the lines after it quote
+    the query or the value), with every string literal left out, and for an error about data
+    (:func:`_is_data_error`: ``Could not convert string '...' to INT64``, ``Duplicate key "tin:
+    ..."``, ``Overflow in addition of INT64 (... + ...)``) every quoted, parenthesised or numeric
+    part too. Table and column names that stand unquoted (``when casting from source column
+    tin``, ``NOT NULL constraint failed: w.a``) stay."""
+    lines = str(exc).strip().splitlines()
+    text = _SINGLE_QUOTED.sub(_WITHHELD, lines[0] if lines else "")
+    if _is_data_error(exc):
+        text = _NUMBER.sub(_WITHHELD, _PARENTHESISED.sub(_WITHHELD, _DOUBLE_QUOTED.sub(_key_names, text)))
+    module = type(exc).__module__.lstrip("_").split(".")[0]
+    return f"{module}.{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def database_errors(where: str) -> Iterator[None]:
+    """Within it (or on a function it decorates), an error of DuckDB or of an ADBC driver becomes
+    a :class:`QueryError` naming ``where`` (a stage, the due diligence) in the words of
+    :func:`database_error_text`, without the original as its printed cause; any other error is
+    raised as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
+        raise QueryError(f"{where}: a query failed: {database_error_text(exc)}") from None

@@ -23,6 +23,7 @@ from reporting import cyclic_gc, ibancheck
 from reporting.authorities import select_profile
 from reporting.authorities.base import AuthorityProfile, DpiWriter
 from reporting.config import Address, Operator, OtherOperator
+from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.records import (
     ActivityFigures,
@@ -215,6 +216,83 @@ def _four(values: list[int]) -> tuple[int, int, int, int]:
     return (int(values[0]), int(values[1]), int(values[2]), int(values[3]))
 
 
+#: The staged file the records' figures are read from (the rules stage's), as an error names it.
+REPORTED_FILE = "rules/reported.parquet"
+#: Its columns that a record holds as integers (minor units, counts, days).
+FIGURE_COLUMNS = (*(f"{name}_q{q}" for name in ("cons", "numb", "fees", "tax") for q in range(1, 5)), "rented_days")
+#: The rule an error about them names.
+FIGURE_RULE = "staged.figure_not_integer"
+
+
+def _figure_error(key: str, seller_id: str | None, what: str) -> DataError:
+    """The error that stops a run at a staged figure a record cannot hold: the file, the row's key
+    and the rule, never the value (a text where a figure belongs may be anything)."""
+    finding = Finding(
+        rule=FIGURE_RULE,
+        table=REPORTED_FILE,
+        key=key,
+        seller_id=seller_id,
+        message=f"{what}; a reported figure is a whole number (minor units, a count, days): the staged file is "
+        "damaged or was not written by this version's rules stage, run the rules stage again",
+    )
+    return DataError([finding], headline=f"a staged figure that no record can hold ({FIGURE_RULE})")
+
+
+def check_figure_types(con: Any) -> None:
+    """Raise :class:`DataError` when a figure column of the staged ``reported`` table is not of an
+    integer type (text or floating point: a record holds whole numbers only). Asked of the file's
+    schema, before any row is read: DuckDB would refuse a text column mixed with numbers in the
+    quarter lists with its own words, and a floating-point one would be cut to integers silently."""
+    types = dict(con.execute("select column_name, column_type from (describe reported)").fetchall())
+    for column in FIGURE_COLUMNS:
+        kind = types.get(column)
+        if kind is not None and kind not in _INTEGER_TYPES:
+            raise _figure_error(column, None, f"the column {column} is of type {kind}, not an integer type")
+
+
+_INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+)
+
+
+def _activity_figures(sid: str, a: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one staged activity as its record holds them; a value that is not a whole
+    number (a NULL, or a text where the file's types allow one) is a :class:`DataError` naming
+    the row and the column (never a bare ``TypeError`` from ``int``)."""
+    try:
+        return {
+            "consideration": _four(a["cons"]),
+            "activities": _four(a["numb"]),
+            "fees": _four(a["fees"]),
+            "taxes": _four(a["tax"]),
+            "rented_days": int(a["rented_days"] or 0),
+        }
+    except (TypeError, ValueError, IndexError):
+        pass
+    key = f"{sid}/{a['activity']}/{a['listing_id'] or '-'}/{a['currency']}"
+    for name in _QUARTERS:
+        quarters = a[name]
+        if quarters is None or len(quarters) < 4:
+            raise _figure_error(key, sid, f"the quarters of {name}_q1 ... {name}_q4 are missing") from None
+        for q, value in enumerate(quarters, 1):
+            if not _whole(value):
+                what = "missing (NULL)" if value is None else f"not a whole number (a {type(value).__name__})"
+                raise _figure_error(key, sid, f"{name}_q{q} is {what}") from None
+    if not _whole(a["rented_days"] or 0):
+        raise _figure_error(key, sid, f"rented_days is not a whole number (a {type(a['rented_days']).__name__})")
+    raise _figure_error(key, sid, "a figure is not a whole number") from None  # pragma: no cover - found above
+
+
+def _whole(value: Any) -> bool:
+    if isinstance(value, int):
+        return True
+    try:
+        int(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=65_536)
 def _is_iban(identifier: str) -> bool:
     """Whether an account identifier is an IBAN (then ``AccountNumberType="IBAN"``): asked again
@@ -325,15 +403,11 @@ def seller_record(row: dict[str, Any], this_year: int = 9999) -> tuple[SellerRec
                 activity=a["activity"],
                 currency=a["currency"],
                 listing_id=a["listing_id"],
-                consideration=_four(a["cons"]),
-                activities=_four(a["numb"]),
-                fees=_four(a["fees"]),
-                taxes=_four(a["tax"]),
                 address=address,
                 land_registration_number=a["land_registration_number"],
                 property_type=a["property_type"],
                 other_property_type=a["other_property_type"],
-                rented_days=int(a["rented_days"] or 0),
+                **_activity_figures(sid, a),
             )
         )
     tins = tuple(
@@ -481,7 +555,10 @@ def _ranged_readers(
 ) -> Iterator[Any]:
     """Arrow readers of ``sql`` (:data:`SELLERS_SQL` or :data:`ALL_SELLERS_SQL`) for consecutive
     ranges of the routed sellers' ids (those of ``routing`` where ``where`` holds), each of about
-    :data:`SELLERS_PER_READ`; one after the other they give the rows of one reading, in its order."""
+    :data:`SELLERS_PER_READ`; one after the other they give the rows of one reading, in its order.
+    A figure column of ``reported`` that is not of an integer type raises :class:`DataError` first
+    (:func:`check_figure_types`)."""
+    check_figure_types(con)
     for low, high in seller_ranges(con, "routing", SELLERS_PER_READ, where=where, params=params):
         bounds = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         ranged = sql

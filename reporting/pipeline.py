@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, overload
 from reporting.authorities import ignored_authorities
 from reporting.checks.data import keep_checks_worker
 from reporting.config import Config, load_config
-from reporting.errors import ConfigError
+from reporting.errors import ConfigError, database_errors
 from reporting.jurisdictions import is_filing_jurisdiction, rule_set_for
 from reporting.ledger import MessageInfo, open_ledger
 from reporting.ledger.model import LIVE_MESSAGE_STATUSES
@@ -385,7 +385,10 @@ def _stage(name: str, run_dir: str | Path, authority: str | None = None) -> Iter
     operator = settings.operator_id if settings.operator_ids else None  # a group's: named in every line
     with owner_only(), stage_context(stage=name, period=settings.year, authority=authority, operator=operator):
         started = time.perf_counter()
-        yield settings
+        # DuckDB's or an ADBC driver's words may quote the rows' values (a TIN in "Could not
+        # convert string ..."): the stage fails with their type and words without them
+        with database_errors(name):
+            yield settings
         log.info("%s done in %.2f s", name, time.perf_counter() - started)
 
 

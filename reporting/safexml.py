@@ -299,10 +299,16 @@ def validate_stream(path: str | Path, schema: etree.XMLSchema) -> bool:
     schema, so that what is not well-formed is said in the same words as by :func:`well_formed`
     (the parser's first error, not one the validator logged after it)."""
     try:
-        return not _read_without_tree(path, schema)
+        if not _read_without_tree(path, schema):
+            return True
     except XmlFileError:
         well_formed(path)  # raises, in its own words
         return False  # pragma: no cover - well-formed without the schema: "not valid", listed by the caller
+    # Not valid: but with the schema plugged in, libxml2 logs a namespace error (a prefix without
+    # its xmlns declaration, ``<dpi:DPI_OECD>``) nowhere, and the file only looks invalid; read it
+    # again without the schema, which raises for what is not namespace-well-formed.
+    well_formed(path)
+    return False
 
 
 def _read_without_tree(path: str | Path, schema: etree.XMLSchema | None) -> list[Any]:
@@ -316,7 +322,25 @@ def _read_without_tree(path: str | Path, schema: etree.XMLSchema | None) -> list
             etree.parse(_Prefixed(head, stream), target)
         except etree.XMLSyntaxError as exc:
             raise XmlFileError(f"{label}: not well-formed XML: {syntax_message(exc)}") from None
-    return [e for e in target.error_log if e.level >= etree.ErrorLevels.ERROR]
+    errors = [e for e in target.error_log if e.level >= etree.ErrorLevels.ERROR]
+    for e in errors:
+        # The parser logs a namespace error (an undefined prefix) without raising; it is not
+        # well-formed all the same (iterparse and a whole parse raise for it).
+        if e.domain in _NOT_WELL_FORMED:
+            raise XmlFileError(f"{label}: not well-formed XML: {logged_message(e)}")
+    return errors
+
+
+#: The domains of libxml2's logged errors that say a file is not well-formed (a schema's are
+#: ``SCHEMASV``: "not valid").
+_NOT_WELL_FORMED = frozenset({etree.ErrorDomains.PARSER, etree.ErrorDomains.NAMESPACE})
+
+
+def logged_message(entry: Any) -> str:
+    """One line for an error the parser logged (an ``error_log`` entry): its words (values
+    withheld) and its line, as :func:`syntax_message` says a raised one."""
+    text = " ".join(withhold_values(entry.message).split())
+    return f"{text} (line {entry.line})" if entry.line else text
 
 
 #: How many elements a reading with ``iterparse`` takes between two :func:`release` calls: each
@@ -341,6 +365,6 @@ class _NoTree:
 
 def well_formed(path: str | Path) -> None:
     """Read the whole file without a schema and without building a tree; raise
-    :class:`XmlFileError` at the first thing that is not well-formed XML (a premature end
-    included)."""
+    :class:`XmlFileError` at the first thing that is not well-formed XML (a premature end and an
+    undefined namespace prefix included)."""
     _read_without_tree(path, None)

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from reporting.errors import ReportingError
+from reporting.errors import ReportingError, database_error_text, is_database_error
 
 #: at most this many workers, whatever the number of CPUs
 MAX_WORKERS = 8
@@ -289,7 +289,12 @@ def _serve() -> None:
             pickle.loads(data)  # an exception that does not come back as it was raised is said in words
         except Exception:
             raised = outcome[1] if not outcome[0] else None
-            detail = f"{type(raised).__name__}: {raised}" if raised is not None else "a result that cannot be pickled"
+            if raised is None:
+                detail = "a result that cannot be pickled"
+            elif is_database_error(raised):  # its words may quote the rows' values
+                detail = database_error_text(raised)
+            else:
+                detail = f"{type(raised).__name__}: {raised}"
             data = pickle.dumps((False, WorkerError(f"a worker could not give back its outcome: {detail}")))
         results.write(data)
         results.flush()

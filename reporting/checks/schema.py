@@ -59,13 +59,17 @@ def schema_for(resource: str, xsd_dir: str | Path | None = None) -> etree.XMLSch
 def validate_file(path: str | Path, schema: etree.XMLSchema, *, limit: int = 200) -> list[SchemaError]:
     """Every schema error of the file (up to ``limit``), with its line and element path; empty when valid.
 
-    The verdict is given on the whole file: a file that is empty, cut off, not well-formed, in
-    another encoding than UTF-8 or with a DOCTYPE raises :class:`reporting.safexml.XmlFileError`
-    (one line naming the file and, for a parser error, the line)."""
+    The verdict is given on the whole file: a file that is empty, cut off, not well-formed (an
+    undefined namespace prefix included), in another encoding than UTF-8 or with a DOCTYPE
+    raises :class:`reporting.safexml.XmlFileError` (one line naming the file and, for a parser
+    error, the line)."""
     name = str(path)
     if safexml.validate_stream(path, schema):
         return []
-    tree = etree.parse(name, safexml.parser())
+    try:
+        tree = etree.parse(name, safexml.parser())
+    except etree.XMLSyntaxError as exc:  # pragma: no cover - the streaming pass raises for it first
+        raise safexml.XmlFileError(f"{name}: not well-formed XML: {safexml.syntax_message(exc)}") from None
     if schema.validate(tree):  # pragma: no cover - the streaming pass said otherwise
         return []
     return [SchemaError(name, e.line, withhold_values(e.message), e.path or "") for e in schema.error_log][:limit]

@@ -63,7 +63,7 @@ from reporting.diligence_cycle import (
 from reporting.due_diligence.feed import feed_path, write_feed
 from reporting.due_diligence.scope import limits, screening_rates, under_limit
 from reporting.due_diligence.source import TABLE_COLUMNS, TOTALS_SCHEMA, SourceReader
-from reporting.errors import ConfigError, PermanentError
+from reporting.errors import ConfigError, PermanentError, database_errors
 from reporting.jurisdictions import rule_set_for
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
@@ -148,6 +148,7 @@ class DueDiligenceResult:
         }
 
 
+@database_errors("due diligence")  # DuckDB's words without the values they quote
 def run_due_diligence(
     config: Config,
     *,

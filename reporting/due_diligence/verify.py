@@ -52,6 +52,7 @@ import pyarrow as pa
 from reporting.config import Config
 from reporting.due_diligence.run import _stream, macros, text_schema
 from reporting.due_diligence.source import SourceReader
+from reporting.errors import database_errors
 from reporting.ledger import Ledger
 from reporting.ledger.due_diligence import (
     Verification,
@@ -131,6 +132,7 @@ class _Wanted:
     problem: str | None = None
 
 
+@database_errors("due-diligence verification")  # DuckDB's words without the values they quote
 def verify_due_items(
     config: Config,
     *,

@@ -17,6 +17,7 @@ import functools
 import itertools
 import json
 import logging
+import os
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reporting import cyclic_gc
-from reporting.errors import ReportingError
+from reporting.errors import ConfigError, ReportingError
 from reporting.explanation import explanation, money_text
 from reporting.findings import Finding, Severity
 from reporting.jurisdictions import Reportable, partner_jurisdictions, rule_set_for
@@ -297,6 +298,25 @@ JOBS_PER_WORKER = 4
 #: The fewest sellers of a job (a smaller marketplace has fewer jobs).
 SELLERS_PER_JOB = 5_000
 
+#: ``DAC7_RULES_WORKERS``: at most this many processes decide the sellers, this one included
+#: (``1``: the stage's own process alone, whatever the number of sellers); unset, one per CPU
+#: (at most :data:`reporting.workers.MAX_WORKERS`). The files are the same either way.
+WORKERS_ENV = "DAC7_RULES_WORKERS"
+
+
+def configured_workers() -> int | None:
+    """The processes :data:`WORKERS_ENV` allows the stage (None when it is unset or empty); a
+    value that is not a whole number of at least 1 is a :class:`ConfigError`."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdecimal() or int(text) < 1:  # isdigit() would let "²" through to int()'s ValueError
+        raise ConfigError(
+            f"{WORKERS_ENV}={text!r}: give a whole number of processes, at least 1 (1: the rules stage in its own "
+            "process), or leave it unset (one per CPU)"
+        )
+    return int(text)
+
 
 @dataclass(slots=True)
 class _Tally:
@@ -335,15 +355,19 @@ def apply_rules(settings: RunSettings, *, workers: int | None = None) -> Decided
 
     A marketplace of at least :data:`PARALLEL_MIN_SELLERS` sellers is decided in ranges of
     sellers (:data:`JOBS_PER_WORKER` per process, at least :data:`SELLERS_PER_JOB` sellers each)
-    by this process and worker processes (one per CPU, or ``workers``; 1: this process alone),
-    each range's rows written here in the order of the sellers, as one pass writes them: the
-    same files, byte for byte."""
+    by this process and worker processes (one per CPU, at most :data:`WORKERS_ENV` when it is set,
+    or ``workers``; 1: this process alone), each range's rows written here in the order of the
+    sellers, as one pass writes them: the same files, byte for byte."""
     out = settings.stage_dir("rules")
     con = connect(settings.run_path, "extract", "aggregate")
     tally = _Tally()
     try:
         ctx = filing_context(settings, con)
-        processes = workers_for(MAX_WORKERS) if workers is None else workers
+        if workers is None:
+            allowed = configured_workers()
+            processes = workers_for(MAX_WORKERS) if allowed is None else min(allowed, workers_for(MAX_WORKERS))
+        else:
+            processes = workers
         ranges = _job_ranges(con, processes)
         with (
             cyclic_gc.paused(),  # no cycle among the stage's objects (reporting.cyclic_gc)

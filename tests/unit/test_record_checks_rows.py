@@ -11,6 +11,7 @@ import gc
 from datetime import date
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from reporting.authorities import EU_GENERIC, profile_for
 from reporting.authorities.base import AuthorityProfile
 from reporting.authorities.eu import EuProfile
 from reporting.authorities.registry import NATIONAL
+from reporting.errors import DataError
 from reporting.findings import Finding
 from reporting.mapping import _four, _is_iban, _texts
 from reporting.records import ActivityFigures, FinancialAccount, PostalAddress, SellerRecord, Tin
@@ -399,14 +401,21 @@ def test_the_problems_are_those_of_every_record_built(
 )
 def test_a_batch_whose_records_cannot_be_built_fails_as_before(batch: pa.RecordBatch, preview: bool) -> None:
     """A missing quarterly figure, or a TIN without its state: every record is built, and the
-    checks fail (or not) exactly as building every record did."""
+    checks fail (or not) exactly as building every record did; where that was ``int``'s
+    ``TypeError`` at a missing figure, it is now a :class:`DataError` naming the staged file, the
+    row and the rule."""
     reading = reading_for("LT")
 
     def drops(row: dict[str, Any], authority: str) -> bool:
         return mapping._drops_accounts(row, authority, preview, reading)
 
     new = outcome(mapping._batch_problems, batch, PROFILES.__getitem__, drops, 2026)
-    assert new == outcome(old_batch_problems, batch, PROFILES.__getitem__, drops, 2026)
+    old = outcome(old_batch_problems, batch, PROFILES.__getitem__, drops, 2026)
+    if new[:2] == ("raised", DataError):
+        assert old[:2] == ("raised", TypeError) and "NoneType" in old[2]
+        assert f"[{mapping.FIGURE_RULE}] {mapping.REPORTED_FILE} S" in new[2] and "is missing (NULL)" in new[2]
+    else:
+        assert new == old
 
 
 def _one(**changes: Any) -> pa.RecordBatch:
@@ -483,6 +492,130 @@ def test_the_buildable_batches() -> None:
     assert not mapping._records_buildable(_one(acts=[{**act, "fees": [0, None, 0, 0]}]))
     assert not mapping._records_buildable(_one(acts=[{**act, "tax": [0, 0, 0]}]))
     assert not mapping._records_buildable(_one(acts=[{**act, "numb": None}]))
+
+
+def test_a_figure_a_record_cannot_hold_is_an_error_naming_the_file_row_and_rule() -> None:
+    """A NULL quarter (the batch builds every record) and a text that is no whole number: a
+    :class:`DataError` (one finding: the staged file, the seller/activity/listing/currency key,
+    the rule), never ``int``'s bare ``TypeError`` or ``ValueError``, and never the value."""
+    act = _one().column("acts").to_pylist()[0][0]
+    hint = (
+        "; a reported figure is a whole number (minor units, a count, days): the staged file is damaged or was "
+        "not written by this version's rules stage, run the rules stage again"
+    )
+    with pytest.raises(DataError) as caught:
+        mapping._batch_problems(
+            _one(acts=[{**act, "fees": [0, None, 0, 0]}]), PROFILES.__getitem__, lambda row, a: False, 2026
+        )
+    assert str(caught.value) == (
+        "a staged figure that no record can hold (staged.figure_not_integer); nothing was published:\n"
+        "  [staged.figure_not_integer] rules/reported.parquet S1/immovable_property/P1/EUR: fees_q2 is missing (NULL)"
+        + hint
+    )
+    assert caught.value.findings == [
+        Finding(
+            rule="staged.figure_not_integer",
+            table="rules/reported.parquet",
+            key="S1/immovable_property/P1/EUR",
+            seller_id="S1",
+            message="fees_q2 is missing (NULL)" + hint,
+        )
+    ]
+    row = _one().to_pylist()[0]
+    del row["authorities"]
+    row["acts"][0]["tax"] = ["0", "0", "0", "DE123456789"]  # a text read where a figure belongs
+    with pytest.raises(DataError) as caught:
+        mapping.seller_record(row)
+    assert caught.value.findings[0].message == "tax_q4 is not a whole number (a str)" + hint
+    assert "DE123456789" not in str(caught.value)
+    row["acts"][0]["tax"] = [0, 0, 0, 0]
+    row["acts"][0]["rented_days"] = "three"
+    with pytest.raises(DataError) as caught:
+        mapping.seller_record(row)
+    assert caught.value.findings[0].message == "rented_days is not a whole number (a str)" + hint
+
+
+@pytest.mark.parametrize(
+    ("column_type", "refused"), [("BIGINT", False), ("INTEGER", False), ("VARCHAR", True), ("DOUBLE", True)]
+)
+def test_a_figure_column_that_is_not_of_an_integer_type_is_refused_before_any_row_is_read(
+    column_type: str, refused: bool
+) -> None:
+    """The staged ``reported`` file's schema is asked first: a text column among the quarters
+    would make DuckDB refuse the query in its own words, a floating-point one would be cut to
+    whole numbers silently. Named: the file, the column, the rule."""
+    con = duckdb.connect()
+    con.execute(
+        f"create table reported as select 'S1' as seller_id, 1::bigint as cons_q1, '12'::{column_type} as cons_q3"
+    )
+    con.execute("create table routing as select 'S1' as seller_id, 'FR' as authority")
+    readers = mapping._ranged_readers(con, "select seller_id from routing group by seller_id")
+    if not refused:
+        assert [r.read_all().to_pylist() for r in readers] == [[{"seller_id": "S1"}]]
+        return
+    with pytest.raises(DataError) as caught:
+        next(readers)
+    assert caught.value.findings == [
+        Finding(
+            rule="staged.figure_not_integer",
+            table="rules/reported.parquet",
+            key="cons_q3",
+            message=f"the column cons_q3 is of type {column_type}, not an integer type; a reported figure is a whole "
+            "number (minor units, a count, days): the staged file is damaged or was not written by this version's "
+            "rules stage, run the rules stage again",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("quarters", "expected"),
+    [
+        pytest.param(None, "the quarters of numb_q1 ... numb_q4 are missing", id="no list"),
+        pytest.param([1, 1, 0], "the quarters of numb_q1 ... numb_q4 are missing", id="three quarters"),
+    ],
+)
+def test_a_figure_list_that_is_missing_or_short_is_an_error_naming_the_row(
+    quarters: list[int] | None, expected: str
+) -> None:
+    """A quarters' list that is NULL or has fewer than four: the same DataError naming the row and
+    the rule (was ``TypeError`` or ``IndexError``)."""
+    row = _one().to_pylist()[0]
+    del row["authorities"]
+    row["acts"][0]["numb"] = quarters
+    with pytest.raises(DataError) as caught:
+        mapping.seller_record(row)
+    (finding,) = caught.value.findings
+    assert (finding.rule, finding.table, finding.key, finding.seller_id) == (
+        "staged.figure_not_integer",
+        "rules/reported.parquet",
+        "S1/immovable_property/P1/EUR",
+        "S1",
+    )
+    assert finding.message.startswith(expected + "; a reported figure is a whole number")
+
+
+#: Every column of rules/reported.parquet that a record holds as a whole number, by hand.
+FIGURES = (
+    *("cons_q1", "cons_q2", "cons_q3", "cons_q4", "numb_q1", "numb_q2", "numb_q3", "numb_q4"),
+    *("fees_q1", "fees_q2", "fees_q3", "fees_q4", "tax_q1", "tax_q2", "tax_q3", "tax_q4", "rented_days"),
+)
+
+
+def test_every_figure_column_is_asked_its_type() -> None:
+    """Each of the 17 figure columns, made text in turn (the others integers), is refused by
+    name; the text columns beside them (``exact_cons_q1``, ids, the currency) are not figures."""
+    con = duckdb.connect()
+    con.execute("create table routing as select 'S1' as seller_id")
+    texts = "'S1' as seller_id, 'EUR' as currency, '1.5' as exact_cons_q1"
+    con.execute(f"create table reported as select {texts}, " + ", ".join(f"1::bigint as {c}" for c in FIGURES))
+    mapping.check_figure_types(con)  # all integers: nothing to say
+    for column in FIGURES:
+        others = ", ".join(f"1::bigint as {c}" if c != column else f"'1' as {c}" for c in FIGURES)
+        con.execute(f"create or replace table reported as select {texts}, {others}")
+        with pytest.raises(DataError) as caught:
+            mapping.check_figure_types(con)
+        assert [f.key for f in caught.value.findings] == [column]
+        assert f"the column {column} is of type VARCHAR, not an integer type" in str(caught.value)
 
 
 def test_which_profiles_check_sellers_themselves() -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from dac7_demo import generate_demo
 from reporting import pipeline
+from reporting.errors import ConfigError
 from reporting.settings import RunSettings, load_settings
 from reporting.stages import rules as rules_stage
 
@@ -144,6 +145,40 @@ def test_a_seller_that_cannot_be_decided_raises_the_same_in_parallel(
         assert not list((settings.run_path / "rules").iterdir())
     assert raised[0] == raised[1] == (KeyError, ("PLN",))
     assert len(parallel) == 1
+
+
+def test_dac7_rules_workers_keeps_the_stage_to_its_own_process(
+    tmp_path: Path, parallel: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DAC7_RULES_WORKERS=1``: no job, no worker, on a marketplace the stage would decide in
+    parallel; a larger number caps the processes (one per CPU at most), unset one per CPU; the
+    files and the decisions the same each way. A value that is not a whole number of at least 1
+    stops the stage with a configuration error naming the variable."""
+    monkeypatch.setattr(rules_stage, "workers_for", lambda jobs: 2)  # two CPUs, whatever the machine
+    settings = staged(tmp_path, seed=12, sellers=80, routing="nexus")
+    monkeypatch.setenv("DAC7_RULES_WORKERS", "1")
+    one = rules_stage.apply_rules(settings)
+    assert parallel == []
+    before = outputs(settings)
+    monkeypatch.setenv("DAC7_RULES_WORKERS", " 8 ")
+    both = rules_stage.apply_rules(settings)
+    assert [w for _jobs, w in parallel] == [2]
+    assert outputs(settings) == before and decided(both) == decided(one)
+    monkeypatch.delenv("DAC7_RULES_WORKERS")
+    rules_stage.apply_rules(settings)
+    assert [w for _jobs, w in parallel] == [2, 2]
+    monkeypatch.setenv("DAC7_RULES_WORKERS", "1")
+    rules_stage.apply_rules(settings, workers=2)  # the caller's number is taken as it is
+    assert [w for _jobs, w in parallel] == [2, 2, 2]
+    for bad in ("0", "two", "-1", "1.5", "²"):
+        monkeypatch.setenv("DAC7_RULES_WORKERS", bad)
+        with pytest.raises(ConfigError) as caught:
+            rules_stage.apply_rules(settings)
+        assert str(caught.value) == (
+            f"DAC7_RULES_WORKERS={bad!r}: give a whole number of processes, at least 1 (1: the rules stage in its "
+            "own process), or leave it unset (one per CPU)"
+        )
+    assert len(parallel) == 3
 
 
 def test_a_small_marketplace_is_decided_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

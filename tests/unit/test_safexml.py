@@ -281,6 +281,16 @@ def test_utf8_in_its_other_spellings_stays_valid(
         ),
         pytest.param(DOC.replace(TIN, b"DE12<3456789"), "(line 42)", id="a bare <"),
         pytest.param(
+            DOC.replace(b' xmlns:dpi="urn:oecd:ties:dpi:v1"', b"", 1),
+            "Namespace prefix dpi on DPI_OECD is not defined (line 2)",
+            id="undefined prefix of the root",
+        ),
+        pytest.param(
+            DOC.replace(b'issuedBy="DE"', b'issuedBy="DE" zz:a="DE123456789"', 1),
+            "Namespace prefix zz for a on TIN is not defined (line 42)",
+            id="undefined prefix of an attribute",
+        ),
+        pytest.param(
             DOC.replace(b'issuedBy="DE"', b'issuedBy="DE" issuedBy="DE"'), "(line 42)", id="repeated attribute"
         ),
     ],
