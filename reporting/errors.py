@@ -61,11 +61,13 @@ def hide_database_values(context: Any) -> None:
     column of the row), and a data exception's primary message (SQLSTATE class 22, ``invalid
     input syntax for type date: "..."``). Those are dropped, from the driver's exception too (it
     is the cause printed with a traceback); the SQLSTATE and the constraint, table and column
-    the server names are kept. Other drivers' errors are left as they are."""
+    the server names are kept. MariaDB's and MySQL's values are withheld in their own words
+    (:func:`_hide_mysql_values`). Other drivers' errors are left as they are."""
     orig = context.original_exception
     sqlstate = getattr(orig, "sqlstate", None)
     diag = getattr(orig, "diag", None)
     if not isinstance(sqlstate, str) or diag is None:
+        _hide_mysql_values(context)
         return
     if sqlstate.startswith("22"):
         text = f"a value refused by the database (SQLSTATE {sqlstate}; its message is left out: it quotes the value)"
@@ -86,6 +88,48 @@ def hide_database_values(context: Any) -> None:
     exc = context.sqlalchemy_exception
     if exc is not None and exc.args:
         exc.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}", *exc.args[1:])
+
+
+#: MariaDB's and MySQL's errors whose message quotes a value: a key's (1062 ``Duplicate entry
+#: '...' for key 'PRIMARY'``, 1586), a value refused (1292 ``Incorrect date value: '...' for
+#: column ...``, 1366, 1367, 1411, 1525), an expression (1690 ``... out of range in '...'``)
+_MYSQL_VALUE_ERRNOS = frozenset({1062, 1292, 1366, 1367, 1411, 1525, 1586, 1690})
+#: the quoted value of such a message: from its first quote to the last quote before the words
+#: that follow a value (a quote inside the value is not escaped), or to the end; what follows
+#: (the key's, the column's or the function's name) stays
+_MYSQL_VALUE = re.compile(r"'.*'(?= for (?:key|column|function)\b| value found during parsing)", re.S)
+#: else from the first quote to the end (a value that ends the message, or words not foreseen)
+_MYSQL_LAST_VALUE = re.compile(r"'.*", re.S)
+#: a syntax error (1064) quotes the statement from where the parser stopped, with the values
+#: that the driver (PyMySQL binds on the client) wrote into it
+_MYSQL_SYNTAX = re.compile(r"near '.*", re.S)
+_MYSQL_SYNTAX_ERRNO = 1064
+
+
+def _hide_mysql_values(context: Any) -> None:
+    """The values that a MariaDB or MySQL error (PyMySQL's or mysqlclient's: ``args`` are the
+    error number and the message) quotes are withheld, in the driver's exception and in
+    SQLAlchemy's: ``Duplicate entry (value withheld) for key 'PRIMARY'``. The error number and
+    the names the server gives (a key, a column, a constraint) stay."""
+    orig = context.original_exception
+    if not type(orig).__module__.startswith(("pymysql", "MySQLdb")):
+        return
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if len(args) < 2 or not isinstance(args[0], int) or not isinstance(args[1], str):
+        return
+    errno, message = args[0], args[1]
+    if errno in _MYSQL_VALUE_ERRNOS:
+        hidden, found = _MYSQL_VALUE.subn(_WITHHELD, message, count=1)
+        if not found:
+            hidden = _MYSQL_LAST_VALUE.sub(_WITHHELD, message, count=1)
+    elif errno == _MYSQL_SYNTAX_ERRNO:
+        hidden = _MYSQL_SYNTAX.sub(f"near {_WITHHELD}", message, count=1)
+    else:
+        return
+    orig.args = (errno, hidden, *args[2:])
+    exc = context.sqlalchemy_exception
+    if exc is not None and exc.args:
+        exc.args = (f"({type(orig).__module__}.{type(orig).__name__}) {orig.args[:2]!r}", *exc.args[1:])
 
 
 class QueryError(ReportingError):

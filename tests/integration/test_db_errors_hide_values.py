@@ -110,3 +110,109 @@ def test_other_errors_left_as_they_are():
 
     hide_database_values(Context())
     assert Context.original_exception.args == ("as it was",)
+
+
+QUOTED_TIN = "DE-TIN-86'095742719"  # a quote inside: MariaDB quotes values without escaping it
+
+
+def _mariadb_value_errors(engine: sa.Engine) -> list[BaseException]:
+    """The errors of statements MariaDB refuses with a message that quotes the value (strict
+    mode): a unique key (1062), a date (1292) and an integer (1366) it cannot read, and a
+    syntax error (1064: PyMySQL writes the bound values into the statement); and one that
+    quotes none, a NOT NULL column (1048)."""
+    statements = [
+        "insert into pii_t (tin, name, k) values (:tin, :name, 1)",
+        "insert into pii_t (tin, name, k, born) values (concat(:tin, 'z'), :name, 1, :tin)",
+        "insert into pii_t (tin, name, k) values (concat(:tin, 'w'), :name, :tin)",
+        "insert into pii_t (tin, name, k) values (:tin, :name 1)",
+        "insert into pii_t (tin, name, k) values (concat(:tin, 'x'), null, 1)",
+    ]
+    caught: list[BaseException] = []
+    with engine.connect() as conn:
+        conn.exec_driver_sql("set session sql_mode = 'STRICT_ALL_TABLES'")
+        conn.exec_driver_sql(
+            "create table pii_t (tin varchar(40) primary key, name varchar(40) not null, k int, born date)"
+        )
+        conn.execute(sa.text(statements[0]), {"tin": QUOTED_TIN, "name": NAME})
+        conn.commit()
+        for sql in statements:
+            with pytest.raises(sa.exc.DBAPIError) as failed:
+                conn.execute(sa.text(sql), {"tin": QUOTED_TIN, "name": NAME})
+            conn.rollback()
+            caught.append(failed.value)
+    return caught
+
+
+def test_mariadb_errors_hide_values(mariadb_url):
+    """MariaDB's own messages quote the value (``Duplicate entry '...' for key 'PRIMARY'``,
+    ``Incorrect date value: '...' for column ...``): the source's engine (the ledger runs on
+    SQLite or PostgreSQL) withholds it, in SQLAlchemy's message and in the driver's exception,
+    and keeps the error number and the names."""
+    engine = make_engine(mariadb_url)
+    try:
+        errors = _mariadb_value_errors(engine)
+    finally:
+        engine.dispose()
+    for exc in errors:
+        for text in (str(exc), str(exc.orig), repr(exc.orig)):  # type: ignore[attr-defined]
+            assert "86" not in text and "095742719" not in text and NAME not in text, text
+    expected = [
+        (1062, "Duplicate entry (value withheld) for key 'PRIMARY'"),
+        (1292, "Incorrect date value: (value withheld) for column `{db}`.`pii_t`.`born` at row 1"),
+        (1366, "Incorrect integer value: (value withheld) for column `{db}`.`pii_t`.`k` at row 1"),
+        (
+            1064,
+            "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server "
+            "version for the right syntax to use near (value withheld)",
+        ),
+        (1048, "Column 'name' cannot be null"),  # no value quoted: as the server said it
+    ]
+    db = sa.make_url(mariadb_url).database
+    wanted = [(n, m.format(db=db)) for n, m in expected]
+    assert [exc.orig.args for exc in errors] == wanted  # type: ignore[attr-defined]
+    assert "(pymysql.err.IntegrityError) (1062, \"Duplicate entry (value withheld) for key 'PRIMARY'\")" in str(
+        errors[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("errno", "message", "shown"),
+    [
+        (
+            1411,
+            "Incorrect datetime value: 'Anna 'Nan' Brien' for function str_to_date",
+            "Incorrect datetime value: (value withheld) for function str_to_date",
+        ),
+        (
+            1367,
+            "Illegal double 'DE12'3' value found during parsing",
+            "Illegal double (value withheld) value found during parsing",
+        ),
+        (
+            1690,
+            "BIGINT value is out of range in '`t`.`k` + 86095742719'",
+            "BIGINT value is out of range in (value withheld)",
+        ),
+        (
+            1586,
+            "Duplicate entry 'a' for key 'b'' for key 'uq_tin'",
+            "Duplicate entry (value withheld) for key 'uq_tin'",
+        ),
+        (1146, "Table 'dac7.no_such_table' doesn't exist", "Table 'dac7.no_such_table' doesn't exist"),
+    ],
+)
+def test_mysql_error_words(errno, message, shown):
+    """Each of MariaDB's and MySQL's messages that quote a value, as the server words it: the
+    value is withheld from its first quote to the last one before the words that follow it (a
+    quote inside it is not escaped), the names stay; a message that quotes only names is left
+    as it is."""
+    import pymysql
+
+    from reporting.errors import hide_database_values
+
+    class Context:
+        original_exception = pymysql.err.OperationalError(errno, message)
+        sqlalchemy_exception = None
+
+    hide_database_values(Context())
+    assert Context.original_exception.args == (errno, shown)
