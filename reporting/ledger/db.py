@@ -279,6 +279,14 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # two runs opening a new ledger at once
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_advisory_key("migrations"))))
+        elif conn.dialect.name == "sqlite":
+            # the same in SQLite: the database's write lock taken before Alembic reads the
+            # revision, so that a second process waits (the busy timeout) and then finds the
+            # ledger at head; and every migration in this one transaction (pysqlite runs a
+            # CREATE outside any otherwise: two processes creating a new ledger at once failed
+            # with "table ledger_messages already exists", and a process that died half-way
+            # left the tables without their revision)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

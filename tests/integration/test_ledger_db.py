@@ -102,6 +102,68 @@ def test_the_default_sqlite_ledger_is_created_for_its_owner_only(tmp_path: Path)
     assert path.stat().st_mode & 0o777 == 0o600
 
 
+OPEN_WHEN_TOLD = """
+import sys, time
+from pathlib import Path
+from reporting.ledger import open_ledger
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+with open_ledger(sys.argv[1]):
+    pass
+print("opened")
+"""
+
+
+def test_processes_and_threads_creating_a_new_ledger_at_once_all_open_it(ledger_url: str, tmp_path: Path) -> None:
+    """Four processes open a ledger that does not exist yet at the same moment (the first run
+    of tasks that start together), then four threads of one process open another: each finds
+    it migrated, none fails. On SQLite, before the migrations took the write lock first, most
+    of the processes failed with "table ledger_messages already exists" and the threads could
+    crash the interpreter."""
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_WHEN_TOLD, ledger_url, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    time.sleep(1.5)  # each has imported the ledger's code and waits
+    go.touch()
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _err) in zip(procs, outcomes, strict=True)] == [
+        (0, "opened")
+    ] * 4, [err[-300:] for _out, err in outcomes]
+
+    import threading
+
+    url = default_ledger_url(tmp_path / "threads") if ledger_url.startswith("sqlite") else ledger_url
+    start = threading.Barrier(4)
+    failures: list[str] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            with open_ledger(url):
+                pass
+        except Exception as exc:
+            failures.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    with open_ledger(url) as led, led.engine.connect() as conn:
+        assert conn.execute(sa.text(f"select version_num from {t.VERSION_TABLE}")).scalars().all() == [
+            "0009_due_diligence_desk"
+        ]
+
+
 @pytest.mark.mariadb
 def test_other_databases_are_refused(mariadb_url: str) -> None:
     with pytest.raises(LedgerError, match="SQLite or PostgreSQL"):
