@@ -92,8 +92,10 @@ def hide_database_values(context: Any) -> None:
 
 #: MariaDB's and MySQL's errors whose message quotes a value: a key's (1062 ``Duplicate entry
 #: '...' for key 'PRIMARY'``, 1586), a value refused (1292 ``Incorrect date value: '...' for
-#: column ...``, 1366, 1367, 1411, 1525), an expression (1690 ``... out of range in '...'``)
-_MYSQL_VALUE_ERRNOS = frozenset({1062, 1292, 1366, 1367, 1411, 1525, 1586, 1690})
+#: column ...``, 1366, 1367, 1411, 1525), an expression (1690 ``... out of range in '...'``),
+#: the bytes a conversion could not read (1300 ``Invalid utf8mb4 character string: '...'``, the
+#: source's text from the first bad byte on)
+_MYSQL_VALUE_ERRNOS = frozenset({1062, 1292, 1300, 1366, 1367, 1411, 1525, 1586, 1690})
 #: the quoted value of such a message: from its first quote to the last quote before the words
 #: that follow a value (a quote inside the value is not escaped), or to the end; what follows
 #: (the key's, the column's or the function's name) stays
@@ -123,7 +125,9 @@ def _hide_mysql_values(context: Any) -> None:
         if not found:
             hidden = _MYSQL_LAST_VALUE.sub(_WITHHELD, message, count=1)
     elif errno == _MYSQL_SYNTAX_ERRNO:
-        hidden = _MYSQL_SYNTAX.sub(f"near {_WITHHELD}", message, count=1)
+        hidden, found = _MYSQL_SYNTAX.subn(f"near {_WITHHELD}", message, count=1)
+        if not found:  # the server's words in another language (lc_messages): ``bei '...'``
+            hidden = _MYSQL_LAST_VALUE.sub(_WITHHELD, message, count=1)
     else:
         return
     orig.args = (errno, hidden, *args[2:])

@@ -198,6 +198,27 @@ def test_mariadb_errors_hide_values(mariadb_url):
             "Duplicate entry 'a' for key 'b'' for key 'uq_tin'",
             "Duplicate entry (value withheld) for key 'uq_tin'",
         ),
+        (  # MySQL 8 names the key with its table; a value holding a line break, a backtick, the words
+            1062,
+            "Duplicate entry 'DE'86\n`x` for column 'k' for key 'y' for key 'pii_t.PRIMARY'",
+            "Duplicate entry (value withheld) for key 'pii_t.PRIMARY'",
+        ),
+        (
+            1292,
+            "Truncated incorrect DOUBLE value: 'Anna\nNan Brien'",
+            "Truncated incorrect DOUBLE value: (value withheld)",
+        ),
+        (
+            1300,
+            "Invalid utf8mb4 character string: '\\xF0 Nan Brien'",
+            "Invalid utf8mb4 character string: (value withheld)",
+        ),
+        (  # lc_messages = 'de_DE': no "near"
+            1064,
+            "Fehler in der SQL-Syntax. Bitte die korrekte Syntax im Handbuch nachschlagen bei "
+            "''DE-TIN\\'86 Anna'' in Zeile 1",
+            "Fehler in der SQL-Syntax. Bitte die korrekte Syntax im Handbuch nachschlagen bei (value withheld)",
+        ),
         (1146, "Table 'dac7.no_such_table' doesn't exist", "Table 'dac7.no_such_table' doesn't exist"),
     ],
 )
@@ -216,3 +237,35 @@ def test_mysql_error_words(errno, message, shown):
 
     hide_database_values(Context())
     assert Context.original_exception.args == (errno, shown)
+
+
+def test_mariadb_errors_hide_values_in_other_words(mariadb_url):
+    """Two more of MariaDB's messages that quote what it was given: a syntax error in the
+    server's messages in another language (``lc_messages``: no "near" to find, German ``bei
+    '...'``), and the bytes a conversion could not read (1300: a text column converted from
+    binary, from the first bad byte on, in a statement that makes a table of it)."""
+    engine = make_engine(mariadb_url)
+    caught: list[BaseException] = []
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("create table raw_t (b varbinary(40))")
+            conn.execute(sa.text("insert into raw_t values (concat(x'F0', :name))"), {"name": NAME})
+            conn.commit()
+            for sql, lang in [
+                ("select * from raw_t where b = :tin limit :tin", "de_DE"),
+                ("create table conv_t (c varchar(40)) select convert(b using utf8mb4) as c from raw_t", "en_US"),
+            ]:
+                conn.exec_driver_sql(f"set lc_messages = '{lang}'")
+                with pytest.raises(sa.exc.DBAPIError) as failed:
+                    conn.execute(sa.text(sql), {"tin": QUOTED_TIN})
+                conn.rollback()
+                caught.append(failed.value)
+    finally:
+        engine.dispose()
+    for exc in caught:
+        for text in (str(exc), str(exc.orig), repr(exc.orig)):  # type: ignore[attr-defined]
+            assert "86" not in text and "095742719" not in text and NAME[2:] not in text, text
+    assert [exc.orig.args for exc in caught] == [  # type: ignore[attr-defined]
+        (1064, "Fehler in der SQL-Syntax. Bitte die korrekte Syntax im Handbuch nachschlagen bei (value withheld)"),
+        (1300, "Invalid utf8mb4 character string: (value withheld)"),
+    ]

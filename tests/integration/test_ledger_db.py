@@ -12,6 +12,7 @@ does, over the reference dip-types.xsd.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -162,6 +163,109 @@ def test_processes_and_threads_creating_a_new_ledger_at_once_all_open_it(ledger_
         assert conn.execute(sa.text(f"select version_num from {t.VERSION_TABLE}")).scalars().all() == [
             "0009_due_diligence_desk"
         ]
+
+
+@pytest.mark.parametrize("revision", ["0001", "0003", "0008_due_diligence_run_settings"])
+def test_a_sqlite_ledger_of_an_older_revision_is_brought_to_head_with_its_filings(
+    tmp_path: Path, revision: str
+) -> None:
+    """A ledger that a former version wrote (its filings taken down to ``revision``) is migrated
+    when opened, in the one transaction under the write lock: the batch migrations (the table
+    copies of ``render_as_batch``) run with the foreign keys on, the filings stay live, and the
+    schema is the model's."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+
+    url = default_ledger_url(tmp_path)
+    with open_ledger(url) as led:
+        f = Filer(led)
+        f.file(current(sellers={"S1": 1, "S2": 1}))
+        f.file(current(po=2, sellers={"S1": 2, "S3": 1}))
+        live = f.live()
+    # the downgrades copy ledger_messages, which its records reference: the keys off for them
+    down = sa.create_engine(url)
+    sa.event.listen(
+        down, "connect", lambda dbapi_connection, _record: dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+    )
+    cfg = Config()
+    cfg.set_main_option("script_location", ledger_db.SCRIPT_LOCATION)
+    try:
+        with down.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+            assert conn.execute(sa.text(f"select version_num from {t.VERSION_TABLE}")).scalars().all() == [revision]
+    finally:
+        down.dispose()
+
+    with open_ledger(url) as led, led.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE})
+        assert context.get_current_revision() == "0009_due_diligence_desk"
+        assert compare_metadata(context, t.metadata) == []
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert Filer(led).live() == live
+
+
+HALF_WAY = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_half_way"
+down_revision = "0009_due_diligence_desk"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("ledger_half_way", sa.Column("id", sa.Integer, primary_key=True))
+    with op.batch_alter_table("ledger_messages") as batch:
+        batch.add_column(sa.Column("half_way", sa.Integer, nullable=True))
+    raise RuntimeError("a migration failing half-way")
+"""
+
+
+def test_a_migration_failing_half_way_leaves_the_ledger_as_it_was(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration that fails after it made a table and a column (a full disk, a killed process)
+    leaves the ledger at its old revision without them, and a new ledger without any table: the
+    migrations run in one transaction. On SQLite, before the write lock was taken first, pysqlite
+    ran a CREATE or ALTER outside any transaction until a first INSERT began one: the table and
+    the column stayed beside revision 0009, and a new ledger kept the six tables of revision
+    0001 with an empty revision table (its next opening failed, "table already exists")."""
+    import shutil
+
+    with open_ledger(ledger_url):  # at 0009, with the project's own migrations
+        pass
+    scripts = tmp_path / "migrations"
+    shutil.copytree(REPO / "reporting" / "ledger" / "migrations", scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0010_half_way.py").write_text(HALF_WAY)
+    monkeypatch.setattr(ledger_db, "SCRIPT_LOCATION", str(scripts))
+    monkeypatch.setattr(ledger_db, "_head_revision", functools.cache(ledger_db._head_revision.__wrapped__))
+
+    urls = [ledger_url] + ([default_ledger_url(tmp_path / "new")] if ledger_url.startswith("sqlite") else [])
+    for url in urls:
+        with pytest.raises(RuntimeError, match="failing half-way"):
+            open_ledger(url)
+    engine = sa.create_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"select version_num from {t.VERSION_TABLE}")).scalars().all() == [
+                "0009_due_diligence_desk"
+            ]
+            inspector = sa.inspect(conn)
+            assert "ledger_half_way" not in inspector.get_table_names()
+            assert "half_way" not in {c["name"] for c in inspector.get_columns("ledger_messages")}
+    finally:
+        engine.dispose()
+    if len(urls) > 1:
+        new = sa.create_engine(urls[1])
+        try:
+            with new.connect() as conn:
+                assert sa.inspect(conn).get_table_names() == []
+        finally:
+            new.dispose()
 
 
 @pytest.mark.mariadb
