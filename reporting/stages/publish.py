@@ -422,7 +422,8 @@ def write_seller_reports(settings: RunSettings, out: Path, *, sellers: int) -> t
     """The explanation reports and the due-diligence report of a run of ``sellers`` sellers: side
     by side from :data:`PARALLEL_REPORTS_MIN_SELLERS` sellers, else one after the other; the same
     files either way. A report that failed raises here its own exception (the explanation
-    reports' first, as one after the other would), once both have ended."""
+    reports' first, as one after the other would), once both have ended; a KeyboardInterrupt or
+    SystemExit of the caller stays that, raised once the thread has ended."""
     # the collector paused for both (it is process-wide): none of their objects is in a cycle
     with cyclic_gc.paused():
         if sellers < PARALLEL_REPORTS_MIN_SELLERS:
@@ -442,10 +443,17 @@ def write_seller_reports(settings: RunSettings, out: Path, *, sellers: int) -> t
         thread.start()
         try:
             diligence = write_due_diligence(settings, out)
-        finally:
+        except Exception:
             thread.join()
-            if failed:
-                raise failed[0]
+            if failed:  # the explanation reports' error first, this one its context
+                raise failed[0]  # noqa: B904 (the error as one after the other raises it)
+            raise
+        except BaseException:
+            thread.join()  # an interrupt or an exit stays that, once the thread has ended
+            raise
+        thread.join()
+        if failed:
+            raise failed[0]
         return outcome[0], diligence
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import json
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -112,3 +114,76 @@ def test_when_both_fail_the_explanation_reports_error_comes_first(monkeypatch: p
     with pytest.raises(ReportingError, match="the disk is full") as raised:
         run(PARALLEL_REPORTS_MIN_SELLERS)
     assert isinstance(raised.value.__context__, ValueError)  # the other one is not lost
+
+
+@pytest.mark.parametrize(("sellers", "thread"), [(3_999, False), (4_000, True)])
+def test_the_threshold_is_4000_sellers(monkeypatch: pytest.MonkeyPatch, sellers: int, thread: bool) -> None:
+    # the figure measured (docs/performance.md): a change of it is a change of the docs too
+    fakes = Fakes(monkeypatch)
+    run(sellers)
+    threads = {name: where for name, where, _, _ in fakes.calls}
+    assert (threads["reports"] == "dac7-seller-reports") is thread
+    assert threads["diligence"] == threading.current_thread().name
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_of_the_caller_stays_an_interrupt_once_the_thread_has_ended(
+    monkeypatch: pytest.MonkeyPatch, interrupt: type[BaseException]
+) -> None:
+    fakes = Fakes(monkeypatch, reports_fail=True)
+
+    def interrupted(settings: Any, out: Path) -> dict[str, Any]:
+        fakes.order.append("diligence")
+        raise interrupt()
+
+    monkeypatch.setattr(publish, "write_due_diligence", interrupted)
+    # not the explanation reports' error: a Ctrl-C or an exit is not turned into a failed report
+    with pytest.raises(interrupt):
+        run(PARALLEL_REPORTS_MIN_SELLERS)
+    assert fakes.order == ["diligence", "reports"]  # raised once the thread had ended
+    assert not [t for t in threading.enumerate() if t.name == "dac7-seller-reports"]
+    assert gc.isenabled()
+
+
+def test_an_exit_in_the_thread_is_raised_in_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    fakes = Fakes(monkeypatch)
+
+    def exits(settings: Any, out: Path) -> dict[str, Any]:
+        raise SystemExit("the explanation reports exited")
+
+    monkeypatch.setattr(publish, "write_reports", exits)
+    with pytest.raises(SystemExit, match=r"^the explanation reports exited$"):
+        run(PARALLEL_REPORTS_MIN_SELLERS)
+    assert fakes.order == ["diligence"]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_the_publish_passes_the_runs_sellers_decided_after_keeping_the_earlier_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "run" / "rules").mkdir(parents=True)
+    rules = {"sellers": 4_321, "reportable": 17, "decisions": {"reported": 17}}
+    (tmp_path / "run" / "rules" / "rules.json").write_text(json.dumps(rules), encoding="utf-8")
+    settings = SimpleNamespace(out_dir=tmp_path / "out", run_id="r1", run_path=tmp_path / "run")
+    steps: list[tuple[str, object]] = []
+    monkeypatch.setattr(publish, "keep_earlier_run", lambda out, run_id: steps.append(("keep", run_id)))
+
+    def reports(settings: Any, out: Path, *, sellers: int) -> Any:
+        steps.append(("reports", sellers))
+        raise Stop
+
+    monkeypatch.setattr(publish, "write_seller_reports", reports)
+    with pytest.raises(Stop):
+        publish._write_manifest(
+            settings,  # type: ignore[arg-type]
+            files=[],
+            set_aside=[],
+            warnings=[],
+            discarded=[],
+            other_live_filings=[],
+            watch=True,
+        )
+    assert steps == [("keep", "r1"), ("reports", 4_321)]  # the sellers decided, not those reported
