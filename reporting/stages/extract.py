@@ -10,7 +10,9 @@ With the ``fast`` extra installed, a SQLite file is read through ADBC instead (s
 per value, about five times faster than the DB-API's rows. That path takes only clean data: a
 column whose values are not all of the contract's storage class, a value that cannot be read,
 anything unexpected, and the table is read again through the DB-API, which gives the same file
-and names every bad row as before. Both paths therefore write the same Parquet content.
+and names every bad row as before. Both paths therefore write the same Parquet content. The
+driver reads the next batches in a thread while the caller converts and writes one
+(:func:`read_ahead`).
 """
 
 from __future__ import annotations
