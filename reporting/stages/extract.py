@@ -523,9 +523,10 @@ def read_ahead(items: Iterable[T], *, name: str, depth: int = READ_AHEAD) -> Ite
     An exception raised by ``items`` is raised again in the caller, in its turn. On leaving the
     block for whatever reason (the caller's own error, a KeyboardInterrupt, items left untaken)
     the thread is told to stop and has ended: what ``items`` reads from may be closed then. A
-    thread busy in the driver stops once that batch is read, as the caller alone would."""
+    thread busy in the driver stops once that batch is read, as the caller alone would; an
+    interrupt while the caller waits for that is raised once the thread has ended."""
     ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stop, ended = threading.Event(), threading.Event()
 
     def hand_over(item: tuple[bool, Any]) -> bool:
         while not stop.is_set():
@@ -546,6 +547,12 @@ def read_ahead(items: Iterable[T], *, name: str, depth: int = READ_AHEAD) -> Ite
             return
         hand_over((False, None))
 
+    def run() -> None:
+        try:
+            read()
+        finally:
+            ended.set()
+
     def taken() -> Iterator[T]:
         while True:
             ok, item = ready.get()
@@ -556,13 +563,23 @@ def read_ahead(items: Iterable[T], *, name: str, depth: int = READ_AHEAD) -> Ite
             else:
                 raise item
 
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(read,), name=name, daemon=True)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=name, daemon=True)
     thread.start()
     try:
         yield taken()
     finally:
         stop.set()
+        # waited for on an event of its own: a Ctrl-C in Thread.join makes Python 3.11 report the
+        # thread ended while it still reads, and the caller closes the cursor next
+        interrupted: BaseException | None = None
+        while not ended.is_set():
+            try:
+                ended.wait()
+            except BaseException as exc:  # raised once the thread no longer reads
+                interrupted = exc
         thread.join()
+        if interrupted is not None:
+            raise interrupted
 
 
 def columnar_batch(

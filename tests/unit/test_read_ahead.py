@@ -7,6 +7,7 @@ has always ended, the cursor closed, when the read returns or raises."""
 from __future__ import annotations
 
 import contextvars
+import signal
 import sqlite3
 import threading
 import time
@@ -21,6 +22,9 @@ import pytest
 import sqlalchemy as sa
 
 from reporting.stages import extract
+
+# a hand-over lost (the end marker, the stop) hangs the caller: fail in seconds, not the suite's 900
+pytestmark = pytest.mark.timeout(20, method="thread")  # a signal would be held until the thread ends
 
 SPEC = extract.TABLES["transactions"]
 COLUMNS = ", ".join(name for name, _, _ in SPEC)
@@ -255,3 +259,30 @@ def test_the_caller_leaving_early_stops_a_thread_with_more_to_give(error: type[B
         time.sleep(0.05)
         raise error
     assert produced == [1, 2, 3, 4]  # the queue full: stopped as it waited to hand over the fourth
+
+
+@pytest.mark.usefixtures("no_thread_left")
+def test_a_second_interrupt_while_the_thread_ends_waits_for_it() -> None:
+    # the caller leaves while the thread is in the driver; Ctrl-C again as it waits: the cursor
+    # is closed next, so the interrupt is raised only once the thread has ended
+    leaving, read = threading.Event(), []
+    main = threading.get_ident()
+
+    def slow_driver() -> Iterator[int]:
+        yield 1
+        leaving.wait(5)
+        time.sleep(0.1)  # the caller is in the join by now
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.2)
+        read.append(2)
+        yield 2
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), extract.read_ahead(slow_driver(), name="t") as batches:
+            assert next(batches) == 1
+            leaving.set()
+            raise RuntimeError("disk full")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert read == [2]
