@@ -10,24 +10,30 @@ With the ``fast`` extra installed, a SQLite file is read through ADBC instead (s
 per value, about five times faster than the DB-API's rows. That path takes only clean data: a
 column whose values are not all of the contract's storage class, a value that cannot be read,
 anything unexpected, and the table is read again through the DB-API, which gives the same file
-and names every bad row as before. Both paths therefore write the same Parquet content.
+and names every bad row as before. Both paths therefore write the same Parquet content. The
+driver reads the next batches in a thread while the caller converts and writes one
+(:func:`read_ahead`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -473,8 +479,12 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
         if present is None:
             present = {name.lower() for name in reader.schema.names}
             _check_pg_types(reader.schema, spec)
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in reader:
+        # the next batches read by the driver in a thread while this one converts and writes
+        with (
+            pq.ParquetWriter(tmp, schema, compression="zstd") as writer,
+            read_ahead(reader, name=f"dac7-extract-{table}") as batches,
+        ):
+            for batch in batches:
                 batch = batch.rename_columns([n.lower() for n in batch.schema.names])
                 writer.write_batch(columnar_batch(batch, spec, present, schema))
                 rows_written += batch.num_rows
@@ -490,6 +500,86 @@ def _columnar_to_parquet(source: Columnar, table: str, sql: str, params: dict[st
         cur.close()
     tmp.replace(path)
     return rows_written
+
+
+T = TypeVar("T")
+
+#: How many batches the reading thread of :func:`read_ahead` holds ready for the caller, at most;
+#: with the one it reads and the one the caller writes, four batches of :data:`BATCH_ROWS` rows
+#: are in memory at most, whatever the size of the table
+READ_AHEAD = 2
+
+#: How long a reading thread waits to hand over a batch before it looks whether it should stop
+_HAND_OVER_S = 0.1
+
+
+@contextmanager
+def read_ahead(items: Iterable[T], *, name: str, depth: int = READ_AHEAD) -> Iterator[Iterator[T]]:
+    """``items``, taken in a thread of their own at most ``depth`` ahead of the caller, in their
+    order: the driver reads the next Arrow batch (its C work, which leaves the interpreter free)
+    while the caller converts and writes this one, the two on two cores. The thread runs in a
+    copy of the caller's context, so that its log lines name the stage.
+
+    An exception raised by ``items`` is raised again in the caller, in its turn. On leaving the
+    block for whatever reason (the caller's own error, a KeyboardInterrupt, items left untaken)
+    the thread is told to stop and has ended: what ``items`` reads from may be closed then. A
+    thread busy in the driver stops once that batch is read, as the caller alone would; an
+    interrupt while the caller waits for that is raised once the thread has ended."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop, ended = threading.Event(), threading.Event()
+
+    def hand_over(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=_HAND_OVER_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not hand_over((True, item)):
+                    return
+        except BaseException as exc:  # raised again in the caller, in its turn
+            hand_over((False, exc))
+            return
+        hand_over((False, None))
+
+    def run() -> None:
+        try:
+            read()
+        finally:
+            ended.set()
+
+    def taken() -> Iterator[T]:
+        while True:
+            ok, item = ready.get()
+            if ok:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=name, daemon=True)
+    thread.start()
+    try:
+        yield taken()
+    finally:
+        stop.set()
+        # waited for on an event of its own: a Ctrl-C in Thread.join makes Python 3.11 report the
+        # thread ended while it still reads, and the caller closes the cursor next
+        interrupted: BaseException | None = None
+        while not ended.is_set():
+            try:
+                ended.wait()
+            except BaseException as exc:  # raised once the thread no longer reads
+                interrupted = exc
+        thread.join()
+        if interrupted is not None:
+            raise interrupted
 
 
 def columnar_batch(
