@@ -54,22 +54,28 @@ def _pg_server_lines(engine: sa.Engine) -> list[BaseException]:
     """The errors of statements that PostgreSQL refuses with lines of its own quoting the values:
     a unique key (``DETAIL: Key (tin)=(...)``), a NOT NULL and a CHECK constraint (``Failing row
     contains (...)``), a value the column's type refuses (its primary message quotes it)."""
-    caught: list[BaseException] = []
     statements = [
         "insert into pii_t (tin, name, k) values (:tin, :name, 1)",
         "insert into pii_t (tin, name, k) values (:tin || 'x', null, 1)",
         "insert into pii_t (tin, name, k) values (:tin || 'y', :name, -1)",
         "insert into pii_t (tin, name, k, born) values (:tin || 'z', :name, 1, cast(:tin as date))",
     ]
+    table = "create table pii_t (tin text primary key, name text not null, k int check (k > 0), born date)"
+    return _refused(engine, [table], statements, TIN)
+
+
+def _refused(engine: sa.Engine, setup: list[str], statements: list[str], tin: str) -> list[BaseException]:
+    """The errors of ``statements`` (each bound to ``tin`` and the name), run after ``setup`` and
+    the first of them, which records the row that the others collide with."""
+    caught: list[BaseException] = []
     with engine.connect() as conn:
-        conn.exec_driver_sql(
-            "create table pii_t (tin text primary key, name text not null, k int check (k > 0), born date)"
-        )
-        conn.execute(sa.text(statements[0]), {"tin": TIN, "name": NAME})
+        for sql in setup:
+            conn.exec_driver_sql(sql)
+        conn.execute(sa.text(statements[0]), {"tin": tin, "name": NAME})
         conn.commit()
         for sql in statements:
             with pytest.raises(sa.exc.DBAPIError) as failed:
-                conn.execute(sa.text(sql), {"tin": TIN, "name": NAME})
+                conn.execute(sa.text(sql), {"tin": tin, "name": NAME})
             conn.rollback()
             caught.append(failed.value)
     return caught
@@ -127,20 +133,11 @@ def _mariadb_value_errors(engine: sa.Engine) -> list[BaseException]:
         "insert into pii_t (tin, name, k) values (:tin, :name 1)",
         "insert into pii_t (tin, name, k) values (concat(:tin, 'x'), null, 1)",
     ]
-    caught: list[BaseException] = []
-    with engine.connect() as conn:
-        conn.exec_driver_sql("set session sql_mode = 'STRICT_ALL_TABLES'")
-        conn.exec_driver_sql(
-            "create table pii_t (tin varchar(40) primary key, name varchar(40) not null, k int, born date)"
-        )
-        conn.execute(sa.text(statements[0]), {"tin": QUOTED_TIN, "name": NAME})
-        conn.commit()
-        for sql in statements:
-            with pytest.raises(sa.exc.DBAPIError) as failed:
-                conn.execute(sa.text(sql), {"tin": QUOTED_TIN, "name": NAME})
-            conn.rollback()
-            caught.append(failed.value)
-    return caught
+    setup = [
+        "set session sql_mode = 'STRICT_ALL_TABLES'",
+        "create table pii_t (tin varchar(40) primary key, name varchar(40) not null, k int, born date)",
+    ]
+    return _refused(engine, setup, statements, QUOTED_TIN)
 
 
 def test_mariadb_errors_hide_values(mariadb_url):

@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from builders import Marketplace, write_config
 from resources import require
 
 from reporting import pipeline
+from reporting.findings import Finding
 from reporting.pipeline import run
 from reporting.pushdown import OperatorFilter
 from reporting.settings import load_settings
@@ -381,26 +383,26 @@ ACTIVE_COUNTS = {
 }
 
 
-@pytest.mark.parametrize("scope_name", list(SCOPES))
-def test_the_active_pass_counts_each_sellers_transactions_of_an_unknown_operator(
-    tmp_path: Path, scope_name: str
-) -> None:
-    scope = SCOPES[scope_name]
-    m = _unknown_market()
-    m.tx("S7", "2025-09-01 10:00:00", 1_00, operator_id="  ", transaction_id="T-BLANK")
-    url = m.write(f"sqlite:///{tmp_path}/source.db")
+def _add_transactions(url: str, rows: Sequence[dict[str, object]], *, with_operator: bool) -> None:
+    """Rows the marketplace's writer would refuse (a payment time of a bad shape, no seller), then
+    the ``operator_id`` column dropped for a source without it."""
     insert = (
         "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor, "
         "operator_id) values (:t, :s, 'sale_of_goods', :paid_at, 'EUR', 100, :operator_id)"
     )
     with sa.create_engine(url).begin() as conn:
-        for row in (
-            {"t": "T-UNDATED", "s": "S9", "paid_at": "2025-13-45 99:99:99", "operator_id": None},  # after it, as text
-            {"t": "T-CAPS-2", "s": "S6", "paid_at": "2025-02-30 10:00:00", "operator_id": "LT2"},  # in it, as text
-        ):
+        for row in rows:
             conn.execute(sa.text(insert), row)
-        if scope_name == "one operator":  # a source without the column
+        if not with_operator:
             conn.execute(sa.text("alter table transactions drop column operator_id"))
+
+
+def _both_passes(
+    url: str, tmp_path: Path, scope: OperatorFilter
+) -> tuple[list[Finding], list[tuple[object, ...]], list[Finding], list[str]]:
+    """The unknown operators and the per-seller counts found apart (``plain.parquet``) and by the
+    one pass (``active.parquet``): the findings apart, the pass's table, its findings, and the
+    statements run between the pass and its findings."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -414,6 +416,23 @@ def test_the_active_pass_counts_each_sellers_transactions_of_an_unknown_operator
             found = extract.unknown_operators(conn, PERIOD, scope, active=True)
     finally:
         engine.dispose()
+    return plain, counts, found, executed
+
+
+@pytest.mark.parametrize("scope_name", list(SCOPES))
+def test_the_active_pass_counts_each_sellers_transactions_of_an_unknown_operator(
+    tmp_path: Path, scope_name: str
+) -> None:
+    scope = SCOPES[scope_name]
+    m = _unknown_market()
+    m.tx("S7", "2025-09-01 10:00:00", 1_00, operator_id="  ", transaction_id="T-BLANK")
+    url = m.write(f"sqlite:///{tmp_path}/source.db")
+    rows = (
+        {"t": "T-UNDATED", "s": "S9", "paid_at": "2025-13-45 99:99:99", "operator_id": None},  # after it, as text
+        {"t": "T-CAPS-2", "s": "S6", "paid_at": "2025-02-30 10:00:00", "operator_id": "LT2"},  # in it, as text
+    )
+    _add_transactions(url, rows, with_operator=scope_name != "one operator")
+    plain, counts, found, executed = _both_passes(url, tmp_path, scope)
     assert counts == sorted(ACTIVE_COUNTS[scope_name], key=repr)
     # the reconciliation's counts leave out the sellers of an unknown operator's transactions alone
     written = [tuple(r.values()) for r in pq.read_table(tmp_path / "active.parquet").to_pylist()]
@@ -531,31 +550,13 @@ def test_one_unknown_operators_transaction_of_no_seller_is_counted_and_found(tmp
     m.tx("S5", "2025-05-03 10:00:00", 1_00, operator_id=" default", transaction_id="T-SPACED-DEFAULT")
     url = m.write(f"sqlite:///{tmp_path}/source.db")
     _without_not_null(url)
-    insert = (
-        "insert into transactions (transaction_id, seller_id, activity, paid_at, currency, amount_minor, "
-        "operator_id) values (:t, :s, 'sale_of_goods', :paid_at, 'EUR', 100, :operator_id)"
+    rows = (
+        {"t": "T-NULL-MINE", "s": None, "paid_at": "2025-05-01 10:00:00", "operator_id": None},
+        {"t": "T-NULL-FR", "s": None, "paid_at": None, "operator_id": "fr_sas"},
+        {"t": "T-S2-UNDATED", "s": "S2", "paid_at": None, "operator_id": None},
     )
-    with sa.create_engine(url).begin() as conn:
-        for row in (
-            {"t": "T-NULL-MINE", "s": None, "paid_at": "2025-05-01 10:00:00", "operator_id": None},
-            {"t": "T-NULL-FR", "s": None, "paid_at": None, "operator_id": "fr_sas"},
-            {"t": "T-S2-UNDATED", "s": "S2", "paid_at": None, "operator_id": None},
-        ):
-            conn.execute(sa.text(insert), row)
-        if scope_name == "one operator":  # a source without the column
-            conn.execute(sa.text("alter table transactions drop column operator_id"))
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            plain = extract.unknown_operators(conn, PERIOD, scope)
-            extract._seller_counts(conn, PERIOD, tmp_path / "plain.parquet", scope)
-            extract._sqlite_active_sellers(conn, None, PERIOD, scope, tmp_path)
-            table = f"{extract.SQLITE_WORK}.{extract.SQLITE_ACTIVE}"
-            counts = _rows(conn, f"select seller_id, transactions, undated, unknown_operator from {table}", {})
-            extract._seller_counts(conn, PERIOD, tmp_path / "active.parquet", scope, active=True)
-            found = extract.unknown_operators(conn, PERIOD, scope, active=True)
-    finally:
-        engine.dispose()
+    _add_transactions(url, rows, with_operator=scope_name != "one operator")
+    plain, counts, found, _executed = _both_passes(url, tmp_path, scope)
     assert counts == sorted(NULL_SELLER_COUNTS[scope_name], key=repr)
     written = [tuple(r.values()) for r in pq.read_table(tmp_path / "active.parquet").to_pylist()]
     assert written == [row[:3] for row in NULL_SELLER_COUNTS[scope_name] if row[1] or row[2]]
