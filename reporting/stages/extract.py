@@ -1146,15 +1146,17 @@ def _active_pass_sql(conn: Connection, scope: OperatorFilter) -> str:
     id, it costs 20 to 30% more, the spared search's cost less a half to two thirds of it
     (docs/performance.md)."""
     dialect = conn.dialect.name
-    mine, unknown = scope.mine(scope.value("operator_id", dialect)), scope.unknown(scope.value("operator_id", dialect))
+    operator_id = scope.value("operator_id", dialect)
+    mine, unknown = scope.mine(operator_id), scope.unknown(operator_id)
+    mine_selected, unknown_selected = mine, unknown
     if scope.column:  # a NULL id: the default operator's, no unknown one's (one test, not two trim()s)
-        mine, unknown = f"(operator_id is null or {mine})", f"(operator_id is not null and {unknown})"
+        mine_selected, unknown_selected = f"(operator_id is null or {mine})", f"(operator_id is not null and {unknown})"
     return (
         scoped_sql("count_sqlite_active_sellers.sql", scope, dialect)
         .replace("{undated}", _undated_predicate(conn))
-        .replace("{unknown}", scope.unknown(scope.value("operator_id", dialect)))
-        .replace("{mine_selected}", mine)
-        .replace("{unknown_selected}", unknown)
+        .replace("{unknown}", unknown)
+        .replace("{mine_selected}", mine_selected)
+        .replace("{unknown_selected}", unknown_selected)
     )
 
 
